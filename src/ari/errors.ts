@@ -47,16 +47,32 @@ export class AriNotFoundError extends AriError {
  */
 export class AriNotInStasisError extends AriError {
   override readonly name = 'AriNotInStasisError';
-  constructor(operation: string, asteriskMessage: string, options?: { cause?: unknown }) {
-    super('not_in_stasis', 409, operation, asteriskMessage, options);
+  /**
+   * `options.status` is 409 by default; `bridges.addChannel` reports the same race as
+   * 422 "Channel not in Stasis application" (res/ari/resource_bridges.c `find_channel_control`).
+   */
+  constructor(
+    operation: string,
+    asteriskMessage: string,
+    options?: { cause?: unknown; status?: 409 | 422 },
+  ) {
+    super('not_in_stasis', options?.status ?? 409, operation, asteriskMessage, options);
   }
 }
 
-/** Other 409s (e.g. "Bridge not in Stasis application", "Channel not in a bridge"). */
+/**
+ * Other 409s (e.g. "Bridge not in Stasis application", "Channel with given unique ID already
+ * exists") and 412 "Channel in invalid state" (`options.status: 412`): the resource exists but
+ * its state does not allow the command.
+ */
 export class AriConflictError extends AriError {
   override readonly name = 'AriConflictError';
-  constructor(operation: string, asteriskMessage: string, options?: { cause?: unknown }) {
-    super('conflict', 409, operation, asteriskMessage, options);
+  constructor(
+    operation: string,
+    asteriskMessage: string,
+    options?: { cause?: unknown; status?: 409 | 412 },
+  ) {
+    super('conflict', options?.status ?? 409, operation, asteriskMessage, options);
   }
 }
 
@@ -73,11 +89,18 @@ export class AriBadRequestError extends AriError {
   }
 }
 
-/** 500 (e.g. `{"error":"Allocation failed"}` for an unknown endpoint) or other server failures. */
+/**
+ * 500 (e.g. `{"error":"Allocation failed"}` for an unknown endpoint) or other server failures
+ * (`options.status`: another 5xx, or 403 "The recording file could not be opened").
+ */
 export class AriServerError extends AriError {
   override readonly name = 'AriServerError';
-  constructor(operation: string, asteriskMessage: string, options?: { cause?: unknown }) {
-    super('server_error', 500, operation, asteriskMessage, options);
+  constructor(
+    operation: string,
+    asteriskMessage: string,
+    options?: { cause?: unknown; status?: number },
+  ) {
+    super('server_error', options?.status ?? 500, operation, asteriskMessage, options);
   }
 }
 

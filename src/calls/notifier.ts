@@ -1,0 +1,81 @@
+/**
+ * Calls → lifecycle events (BRIEF F3): builds `call.*` events with a per-call sequence number and
+ * hands them to the sinks (the webhook dispatcher; later the WebSocket hub and the store).
+ * Never throws into call handling: a failing sink is logged.
+ */
+import type { Logger } from '../logging/logger.ts';
+import { createEventEnvelope, type LifecycleEvent } from '../events/types.ts';
+import { type Call, type Leg, talkSeconds, waitSeconds } from './model.ts';
+
+/** Anything that takes lifecycle events (e.g. the webhook dispatcher). Must not throw or block. */
+export interface EventSink {
+  enqueue(event: LifecycleEvent): void;
+}
+
+const iso = (ms: number | undefined): string | undefined =>
+  ms === undefined ? undefined : new Date(ms).toISOString();
+
+/** Emits the lifecycle events of calls, in order, with per-call sequence numbers from 1. */
+export class CallNotifier {
+  constructor(
+    private readonly sinks: EventSink[],
+    private readonly logger: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** `call.started`: the call exists (inbound: entered Stasis; outbound: operator dialled out). */
+  started(call: Call): void {
+    this.emit(call, 'call.started', {
+      direction: call.direction,
+      from: call.from,
+      to: call.to,
+      did: call.did,
+      customer: call.customer,
+    });
+  }
+
+  /** `call.ringing`: an operator's phone (`leg.extension`) rings for this call (screen pop). */
+  ringing(call: Call, leg: Leg): void {
+    if (!leg.extension) return;
+    this.emit(call, 'call.ringing', { extension: leg.extension, from: call.from, to: call.to });
+  }
+
+  /** `call.answered`: answered by the operator at `extension`; `waitSec` = ring time before. */
+  answered(call: Call, extension: string): void {
+    this.emit(call, 'call.answered', { extension, waitSec: waitSeconds(call, this.now()) });
+  }
+
+  /** `call.ended`: the call's CDR (direction, numbers, operator, disposition, times). */
+  ended(call: Call): void {
+    const now = this.now();
+    this.emit(call, 'call.ended', {
+      direction: call.direction,
+      from: call.from,
+      to: call.to,
+      did: call.did,
+      answeredBy: call.answeredBy,
+      disposition: call.disposition ?? 'failed',
+      startedAt: new Date(call.startedAt).toISOString(),
+      answeredAt: iso(call.answeredAt),
+      endedAt: new Date(call.endedAt ?? now).toISOString(),
+      waitSec: waitSeconds(call, now),
+      talkSec: talkSeconds(call, now),
+      hangupBy: call.hangupBy,
+    });
+  }
+
+  private emit<T extends LifecycleEvent['type']>(
+    call: Call,
+    type: T,
+    data: Extract<LifecycleEvent, { type: T }>['data'],
+  ): void {
+    const event = createEventEnvelope(type, call.id, call.nextSequence++, data, new Date(this.now()));
+    for (const sink of this.sinks) {
+      try {
+        sink.enqueue(event);
+      } catch (err) {
+        this.logger.error('event sink failed', { callId: call.id, eventType: type, err });
+      }
+    }
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * HTTP error model: every error answer is `{"code": "...", "message": "..."}` with a 4xx/5xx
+ * status. Handlers throw {@link HttpError}; anything else becomes a 500 without a stack trace.
+ */
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { Logger } from '../logging/logger.ts';
+
+/** An error with an HTTP status and a machine-readable `code`. */
+export class HttpError extends Error {
+  override readonly name = 'HttpError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+  }
+}
+
+/** 404 for unknown routes. */
+export const notFoundHandler: RequestHandler = (req, _res, next) => {
+  next(new HttpError(404, 'not_found', `no route for ${req.method} ${req.path}`));
+};
+
+/** The final error handler: JSON body, no stack, server errors logged. */
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (err: unknown, req, res, _next) => {
+    if (err instanceof HttpError) {
+      res.status(err.status).json({ code: err.code, message: err.message, ...err.details });
+      return;
+    }
+    const status = typeof err === 'object' && err !== null && 'status' in err ? Number(err.status) : 500;
+    const type = typeof err === 'object' && err !== null && 'type' in err ? String(err.type) : '';
+    if (status >= 400 && status < 500) {
+      const code = type === 'entity.parse.failed' ? 'invalid_json' : type === 'entity.too.large' ? 'payload_too_large' : 'bad_request';
+      const message = code === 'invalid_json' ? 'the request body is not valid JSON' : code === 'payload_too_large' ? 'the request body is too large' : 'bad request';
+      res.status(status).json({ code, message });
+      return;
+    }
+    logger.error('HTTP handler failed', { method: req.method, path: req.path, err });
+    res.status(500).json({ code: 'internal_error', message: 'internal error' });
+  };
+}

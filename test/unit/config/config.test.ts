@@ -1,0 +1,61 @@
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { ConfigError, loadConfig } from '../../../src/config/load.ts';
+import { CONFIG_KEYS } from '../../../src/config/schema.ts';
+import { renderConfigDoc, renderEnvExample } from '../../../src/config/reference.ts';
+
+describe('configuration', () => {
+  it('starts with defaults: simulator mode, crm-app, fallback ring-all', () => {
+    const config = loadConfig({});
+    expect(config.ARI_URL).to.equal(undefined);
+    expect(config.ARI_APP).to.equal('crm-app');
+    expect(config.CRM_TIMEOUT_MS).to.equal(1500);
+    expect(config.FALLBACK_ROUTE).to.equal('ringall:101,102,103');
+    expect(config.TRUNKS).to.deep.equal([{ prefix: '*', template: 'PJSIP/{number}@client-trunk' }]);
+  });
+
+  it('names every bad variable and what it expects, in one line', () => {
+    try {
+      loadConfig({ HTTP_PORT: 'eighty', ARI_URL: 'ftp://pbx', TRUNKS: '7=nothing' });
+      expect.fail('should have thrown');
+    } catch (err) {
+      expect(err).to.be.instanceOf(ConfigError);
+      const message = (err as Error).message;
+      expect(message).to.not.include('\n');
+      expect(message).to.match(/HTTP_PORT: .*number/);
+      expect(message).to.match(/ARI_URL: expected an http\(s\) URL/);
+      expect(message).to.match(/TRUNKS: bad entry "7=nothing"/);
+    }
+  });
+
+  it('refuses to run on the simulator in production', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production' })).to.throw(ConfigError, /ARI_URL: required when NODE_ENV=production/);
+  });
+
+  it('requires a strong webhook secret when webhooks are configured', () => {
+    expect(() => loadConfig({ CRM_WEBHOOK_URL: 'http://crm.local/hooks' })).to.throw(ConfigError, /WEBHOOK_SECRET/);
+    expect(() => loadConfig({ CRM_WEBHOOK_URL: 'http://crm.local/hooks', WEBHOOK_SECRET: 'short' })).to.throw(
+      ConfigError,
+      /WEBHOOK_SECRET: must be at least 16 characters/,
+    );
+  });
+
+  it('parses the no-answer dialplan location', () => {
+    expect(loadConfig({ NO_ANSWER_DIALPLAN: 'voicemail,s' }).NO_ANSWER_DIALPLAN).to.deep.equal({
+      context: 'voicemail',
+      extension: 's',
+      priority: 1,
+    });
+  });
+
+  it('documents every variable in .env.example and docs/configuration.md, generated from the schema', () => {
+    const example = readFileSync(new URL('../../../.env.example', import.meta.url), 'utf8');
+    const doc = readFileSync(new URL('../../../docs/configuration.md', import.meta.url), 'utf8');
+    for (const key of CONFIG_KEYS) {
+      expect(example, key).to.match(new RegExp(`^# ${key}=`, 'm'));
+      expect(doc, key).to.include(`| \`${key}\` |`);
+    }
+    expect(example, 'run npm run config:docs').to.equal(renderEnvExample());
+    expect(doc, 'run npm run config:docs').to.equal(renderConfigDoc());
+  });
+});
