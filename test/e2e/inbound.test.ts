@@ -1,0 +1,252 @@
+/**
+ * End to end: the engine on the PBX simulator through the real ari-client, a real local HTTP
+ * server as the CRM (route lookups + signed webhooks). Each test drives one call like a phone
+ * user would and checks what the CRM and Asterisk saw.
+ */
+import { expect } from 'chai';
+import { scaled, startTestBed, type TestBed } from '../support/engine.ts';
+import type { ReceivedWebhook } from '../support/fake-crm.ts';
+
+const DID = '74951234567';
+let caller = 79160000000;
+/** A fresh caller number per test, so webhooks of different tests never mix. */
+const nextCaller = (): string => String(++caller);
+
+/** The call's webhooks, checked for order, signatures and envelope; returns their types. */
+function sequenceOf(bed: TestBed, callId: string): string[] {
+  const events = bed.crm.eventsOf(callId);
+  events.forEach((w, i) => {
+    expect(w.signatureValid, `signature of ${w.body.type}`).to.equal(true);
+    expect(w.body.sequence, `sequence of ${w.body.type}`).to.equal(i + 1);
+    expect(w.headers['x-event-id']).to.equal(w.body.id);
+    expect(w.headers['x-event-type']).to.equal(w.body.type);
+    expect(Date.parse(w.body.occurredAt)).to.be.a('number').and.not.NaN;
+  });
+  expect(new Set(events.map((w) => w.body.id)).size).to.equal(events.length);
+  return events.map((w) => w.body.type);
+}
+
+async function startedCall(bed: TestBed, from: string): Promise<string> {
+  const started = await bed.crm.waitForWebhook((w) => w.body.type === 'call.started' && w.body.data.from === from);
+  return started.body.callId;
+}
+
+/** ARI requests the engine made about a channel (method + path without ids for readability). */
+function requestsFor(bed: TestBed, channelId: string): string[] {
+  return bed.sim.requests
+    .filter((r) => r.path.includes(channelId) || JSON.stringify(r.query ?? {}).includes(channelId))
+    .map((r) => `${r.method} ${r.path.replace(channelId, '{id}')}`);
+}
+
+function ended(w: ReceivedWebhook): Record<string, unknown> {
+  return w.body.data;
+}
+
+describe('inbound calls (e2e: engine + simulator + CRM)', function () {
+  this.timeout(20_000);
+  let bed: TestBed;
+
+  afterEach(async () => {
+    await bed?.stop();
+  });
+
+  it('routes by the CRM, rings the operator with the customer name, bridges the answer and logs every step', async () => {
+    bed = await startTestBed();
+    bed.crm.onRoute(() => ({
+      body: { customer: { id: '42', name: 'Ivan Petrov' }, action: 'dial', strategy: 'ringall', extensions: ['101'], ringTimeoutSec: 20 },
+    }));
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 1000 });
+    const from = nextCaller();
+    const { channelId } = await bed.sim.injectInboundCall({ from, to: DID, hangupAfterMs: 3000 });
+    const callId = await startedCall(bed, from);
+    const end = await bed.crm.waitForEnded(callId);
+
+    expect(sequenceOf(bed, callId)).to.deep.equal(['call.started', 'call.ringing', 'call.answered', 'call.ended']);
+    const [started, ringing, answered] = bed.crm.eventsOf(callId);
+    expect(started!.body.data).to.include({ direction: 'in', from, to: DID, did: DID });
+    expect(ringing!.body.data).to.include({ extension: '101' });
+    expect(answered!.body.data).to.include({ extension: '101' });
+    const cdr = ended(end);
+    expect(cdr).to.include({ direction: 'in', from, to: DID, did: DID, answeredBy: '101', disposition: 'answered', hangupBy: 'caller' });
+    const startedAt = Date.parse(String(cdr.startedAt));
+    const answeredAt = Date.parse(String(cdr.answeredAt));
+    const endedAt = Date.parse(String(cdr.endedAt));
+    expect(answeredAt - startedAt).to.be.at.least(scaled(1000) - 5);
+    expect(endedAt - answeredAt).to.be.at.least(scaled(3000) - 5);
+    expect(cdr.waitSec).to.equal(Math.round((answeredAt - startedAt) / 1000));
+    expect(cdr.talkSec).to.equal(Math.round((endedAt - answeredAt) / 1000));
+
+    // The CRM was asked with the caller and the DID.
+    expect(bed.crm.routeRequests.at(-1)!.body).to.deep.equal({ callId, from, did: DID });
+    // Asterisk: caller rang, operator leg created with CALLERID at create time, dialled, caller
+    // answered, bridged; after the caller's hang-up the operator leg and the bridge were removed.
+    const create = bed.sim.requests.find((r) => r.method === 'POST' && r.path === '/channels/create');
+    expect(create).to.not.equal(undefined);
+    expect(create!.query).to.include({ endpoint: 'PJSIP/101', app: 'crm-app' });
+    expect(JSON.stringify(create!.body)).to.include('"CALLERID(name)":"CRM: Ivan Petrov"');
+    expect(JSON.stringify(create!.body)).to.include(`"CALLERID(num)":"${from}"`);
+    const opId = String(create!.query.channelId);
+    expect(requestsFor(bed, channelId)).to.include.members(['POST /channels/{id}/ring', 'POST /channels/{id}/answer']);
+    expect(requestsFor(bed, opId)).to.include.members(['POST /channels/{id}/dial', 'DELETE /channels/{id}']);
+    const bridgeCreate = bed.sim.requests.find((r) => r.method === 'POST' && r.path.startsWith('/bridges/') && !r.path.includes('addChannel'));
+    const bridgeId = bridgeCreate!.path.split('/')[2]!;
+    expect(bed.sim.requests.some((r) => r.method === 'DELETE' && r.path === `/bridges/${bridgeId}` && r.status === 204)).to.equal(true);
+    expect(bed.sim.channels()).to.have.length(0);
+    expect(bed.engine.calls.trackedChannels()).to.equal(0);
+    // The log tells the story with the call id on every line.
+    const messages = bed.logs.filter((l) => l.callId === callId).map((l) => l.message);
+    expect(messages).to.include.members(['inbound call', 'route decided', 'leg ringing', 'call answered and bridged', 'call ended']);
+  });
+
+  it('tries the next operator when the first is busy (sequential)', async () => {
+    bed = await startTestBed();
+    bed.crm.onRoute(() => ({ body: { action: 'dial', strategy: 'sequential', extensions: ['102', '101'], ringTimeoutSec: 15 } }));
+    bed.sim.phones.set('102', { mode: 'busy' });
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 500, hangupAfterMs: 1000 });
+    const from = nextCaller();
+    await bed.sim.injectInboundCall({ from, to: DID });
+    const callId = await startedCall(bed, from);
+    const end = await bed.crm.waitForEnded(callId);
+    expect(sequenceOf(bed, callId)).to.deep.equal(['call.started', 'call.ringing', 'call.answered', 'call.ended']);
+    expect(bed.crm.eventsOf(callId)[1]!.body.data).to.include({ extension: '101' });
+    expect(ended(end)).to.include({ disposition: 'answered', answeredBy: '101', hangupBy: 'operator' });
+    const creates = bed.sim.requests.filter((r) => r.path === '/channels/create').map((r) => r.query.endpoint);
+    expect(creates).to.deep.equal(['PJSIP/102', 'PJSIP/101']);
+    const call = bed.engine.calls.getCall(callId)!;
+    expect(call.legs.find((l) => l.extension === '102')).to.include({ outcome: 'busy', cause: 17 });
+  });
+
+  it('rings all operators, bridges the first to answer and cancels the others', async () => {
+    bed = await startTestBed();
+    bed.crm.onRoute(() => ({ body: { action: 'dial', strategy: 'ringall', extensions: ['101', '102', '103'], ringTimeoutSec: 20 } }));
+    bed.sim.phones.set('101', { mode: 'ring' });
+    bed.sim.phones.set('102', { mode: 'answer', answerAfterMs: 800 });
+    bed.sim.phones.set('103', { mode: 'ring' });
+    const from = nextCaller();
+    await bed.sim.injectInboundCall({ from, to: DID, hangupAfterMs: 500 });
+    const callId = await startedCall(bed, from);
+    const end = await bed.crm.waitForEnded(callId);
+    const types = sequenceOf(bed, callId);
+    expect(types.filter((t) => t === 'call.ringing')).to.have.length(3);
+    expect(types.slice(-2)).to.deep.equal(['call.answered', 'call.ended']);
+    expect(ended(end)).to.include({ disposition: 'answered', answeredBy: '102' });
+    const call = bed.engine.calls.getCall(callId)!;
+    expect(call.legs.filter((l) => l.role === 'operator').map((l) => [l.extension, l.outcome])).to.have.deep.members([
+      ['101', 'canceled'],
+      ['102', 'answered'],
+      ['103', 'canceled'],
+    ]);
+    expect(bed.sim.channels()).to.have.length(0);
+  });
+
+  it('sends the caller to the no-answer dialplan when nobody answers', async () => {
+    bed = await startTestBed({ NO_ANSWER_DIALPLAN: 'service,9999,1' });
+    bed.crm.onRoute(() => ({ body: { action: 'dial', strategy: 'ringall', extensions: ['101', '103'], ringTimeoutSec: 5 } }));
+    bed.sim.phones.set('101', { mode: 'ring' });
+    bed.sim.phones.set('103', { mode: 'ring' });
+    const from = nextCaller();
+    const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
+    const callId = await startedCall(bed, from);
+    const end = await bed.crm.waitForEnded(callId);
+    expect(sequenceOf(bed, callId)).to.deep.equal(['call.started', 'call.ringing', 'call.ringing', 'call.ended']);
+    expect(ended(end)).to.include({ disposition: 'no_answer', talkSec: 0 });
+    expect(ended(end)).to.not.have.property('answeredBy');
+    const cont = bed.sim.requests.find((r) => r.path === `/channels/${channelId}/continue`);
+    expect(cont?.query).to.include({ context: 'service', extension: '9999' });
+    const legs = bed.engine.calls.getCall(callId)!.legs.filter((l) => l.role === 'operator');
+    expect(legs.map((l) => l.outcome)).to.deep.equal(['no_answer', 'no_answer']);
+    expect(legs.map((l) => l.cause)).to.deep.equal([19, 19]);
+  });
+
+  it('hangs up every ringing operator at once when the caller abandons', async () => {
+    bed = await startTestBed();
+    bed.crm.onRoute(() => ({ body: { action: 'dial', strategy: 'ringall', extensions: ['101', '103'], ringTimeoutSec: 20 } }));
+    bed.sim.phones.set('101', { mode: 'ring' });
+    bed.sim.phones.set('103', { mode: 'ring' });
+    const from = nextCaller();
+    await bed.sim.injectInboundCall({ from, to: DID, abandonAfterMs: 2000 });
+    const callId = await startedCall(bed, from);
+    const end = await bed.crm.waitForEnded(callId);
+    expect(sequenceOf(bed, callId)).to.deep.equal(['call.started', 'call.ringing', 'call.ringing', 'call.ended']);
+    expect(ended(end)).to.include({ disposition: 'canceled', hangupBy: 'caller', talkSec: 0 });
+    const legIds = bed.engine.calls.getCall(callId)!.legs.filter((l) => l.role === 'operator').map((l) => l.channelId);
+    for (const id of legIds) expect(requestsFor(bed, id)).to.include('DELETE /channels/{id}');
+    expect(bed.sim.channels()).to.have.length(0);
+  });
+
+  it('takes the fallback route when the CRM does not answer in time, within the timeout plus a small margin', async () => {
+    bed = await startTestBed({ CRM_TIMEOUT_MS: '300', FALLBACK_ROUTE: 'ringall:103' });
+    bed.crm.onRoute(() => ({ delayMs: 3000, body: { action: 'hangup' } }));
+    bed.sim.phones.set('103', { mode: 'answer', answerAfterMs: 100, hangupAfterMs: 100 });
+    const from = nextCaller();
+    await bed.sim.injectInboundCall({ from, to: DID });
+    const callId = await startedCall(bed, from);
+    const started = bed.crm.eventsOf(callId)[0]!;
+    const ringing = await bed.crm.waitForWebhook((w) => w.body.callId === callId && w.body.type === 'call.ringing');
+    expect(ringing.body.data).to.include({ extension: '103' });
+    const routingMs = Date.parse(ringing.body.occurredAt) - Date.parse(started.body.occurredAt);
+    expect(routingMs).to.be.at.least(300).and.below(300 + 250);
+    const end = await bed.crm.waitForEnded(callId);
+    expect(ended(end)).to.include({ disposition: 'answered', answeredBy: '103' });
+    const warn = bed.logs.find((l) => l.callId === callId && l.message === 'CRM route lookup failed; using the fallback route');
+    expect(warn).to.include({ level: 'warn', reason: 'timeout' });
+  });
+
+  it('takes the fallback route when the CRM answers garbage', async () => {
+    bed = await startTestBed({ FALLBACK_ROUTE: 'sequential:102' });
+    bed.crm.onRoute(() => ({ raw: '{"action": "dial", "extensions": [' }));
+    bed.sim.phones.set('102', { mode: 'answer', answerAfterMs: 100, hangupAfterMs: 100 });
+    const from = nextCaller();
+    await bed.sim.injectInboundCall({ from, to: DID });
+    const callId = await startedCall(bed, from);
+    const end = await bed.crm.waitForEnded(callId);
+    expect(ended(end)).to.include({ disposition: 'answered', answeredBy: '102' });
+    const warn = bed.logs.find((l) => l.callId === callId && l.message === 'CRM route lookup failed; using the fallback route');
+    expect(warn).to.include({ reason: 'invalid_body' });
+  });
+
+  it('hangs up the caller and destroys the bridge when the operator hangs up first', async () => {
+    bed = await startTestBed();
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
+    const from = nextCaller();
+    const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
+    const callId = await startedCall(bed, from);
+    await bed.crm.waitForWebhook((w) => w.body.callId === callId && w.body.type === 'call.answered');
+    const opLeg = bed.engine.calls.getCall(callId)!.legs.find((l) => l.role === 'operator')!;
+    bed.sim.hangup(opLeg.channelId);
+    const end = await bed.crm.waitForEnded(callId);
+    expect(ended(end)).to.include({ disposition: 'answered', hangupBy: 'operator', answeredBy: '101' });
+    expect(requestsFor(bed, channelId)).to.include('DELETE /channels/{id}');
+    expect(bed.sim.requests.some((r) => r.method === 'DELETE' && r.path.startsWith('/bridges/') && r.status === 204)).to.equal(true);
+    expect(bed.sim.channels()).to.have.length(0);
+  });
+
+  it('hangs up the operator and destroys the bridge when the caller hangs up first', async () => {
+    bed = await startTestBed();
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
+    const from = nextCaller();
+    const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
+    const callId = await startedCall(bed, from);
+    await bed.crm.waitForWebhook((w) => w.body.callId === callId && w.body.type === 'call.answered');
+    bed.sim.hangup(channelId);
+    const end = await bed.crm.waitForEnded(callId);
+    expect(ended(end)).to.include({ disposition: 'answered', hangupBy: 'caller' });
+    const opLeg = bed.engine.calls.getCall(callId)!.legs.find((l) => l.role === 'operator')!;
+    expect(requestsFor(bed, opLeg.channelId)).to.include('DELETE /channels/{id}');
+    expect(bed.sim.channels()).to.have.length(0);
+  });
+
+  it('dials a busy operator, then ends busy and hangs the caller up with reason busy', async () => {
+    bed = await startTestBed();
+    bed.crm.onRoute(() => ({ body: { action: 'dial', strategy: 'sequential', extensions: ['102'], ringTimeoutSec: 10 } }));
+    bed.sim.phones.set('102', { mode: 'busy' });
+    const from = nextCaller();
+    const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
+    const callId = await startedCall(bed, from);
+    const end = await bed.crm.waitForEnded(callId);
+    expect(sequenceOf(bed, callId)).to.deep.equal(['call.started', 'call.ended']);
+    expect(ended(end)).to.include({ disposition: 'busy', talkSec: 0 });
+    const hangup = bed.sim.requests.find((r) => r.method === 'DELETE' && r.path === `/channels/${channelId}`);
+    expect(hangup?.query).to.include({ reason: 'busy' });
+  });
+});

@@ -1,0 +1,61 @@
+/**
+ * Start the whole engine in-process against the PBX simulator and a fake CRM, as a user would run
+ * it (real ari-client, real HTTP), with simulated time sped up.
+ */
+import { PassThrough } from 'node:stream';
+import { loadConfig } from '../../src/config/load.ts';
+import { createLogger } from '../../src/logging/logger.ts';
+import { startEngine, type Engine } from '../../src/main.ts';
+import { startSimulator, type PbxSimulator } from '../../src/simulator/index.ts';
+import { FakeCrm } from './fake-crm.ts';
+
+export interface TestBed {
+  engine: Engine;
+  sim: PbxSimulator;
+  crm: FakeCrm;
+  /** Every JSON log line the engine wrote. */
+  logs: Array<Record<string, unknown>>;
+  stop(): Promise<void>;
+}
+
+/** Simulated time runs this much faster than real time in e2e tests. */
+export const TIME_SCALE = 0.02;
+
+/** `ms` of simulated time in real milliseconds. */
+export const scaled = (ms: number): number => ms * TIME_SCALE;
+
+/**
+ * Start simulator + fake CRM + engine. `env` overrides configuration variables (strings, as in
+ * the environment); CRM_ROUTE_URL / CRM_WEBHOOK_URL point at the fake CRM unless overridden.
+ */
+export async function startTestBed(env: Record<string, string | undefined> = {}): Promise<TestBed> {
+  const crm = await FakeCrm.start();
+  const sim = await startSimulator({ timeScale: TIME_SCALE });
+  const logs: Array<Record<string, unknown>> = [];
+  const stream = new PassThrough();
+  stream.on('data', (chunk: Buffer) => {
+    for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
+  });
+  const logger = createLogger({ level: 'debug', stream });
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    HTTP_PORT: '0',
+    CRM_ROUTE_URL: crm.routeUrl,
+    CRM_WEBHOOK_URL: crm.webhookUrl,
+    WEBHOOK_SECRET: crm.secret,
+    CRM_ROUTE_CACHE_TTL_MS: '0',
+    ...env,
+  });
+  const engine = await startEngine(config, { logger, simulator: sim });
+  return {
+    engine,
+    sim,
+    crm,
+    logs,
+    async stop() {
+      await engine.stop();
+      await sim.close();
+      await crm.close();
+    },
+  };
+}

@@ -1,0 +1,166 @@
+/**
+ * A real local HTTP server playing the CRM: answers route lookups (POST /route) as a test says,
+ * and receives lifecycle webhooks (POST /hooks), checking each X-Signature independently of the
+ * engine's own code (HMAC-SHA256 over "<t>.<raw body>").
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { EventEmitter, once } from 'node:events';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** A webhook as the CRM received it. */
+export interface ReceivedWebhook {
+  headers: IncomingMessage['headers'];
+  rawBody: string;
+  body: {
+    id: string;
+    type: string;
+    occurredAt: string;
+    callId: string;
+    sequence: number;
+    data: Record<string, unknown>;
+  };
+  signatureValid: boolean;
+  receivedAt: number;
+}
+
+/** A route lookup as the CRM received it. */
+export interface ReceivedRouteRequest {
+  body: { callId: string; from: string; did: string };
+  headers: IncomingMessage['headers'];
+}
+
+/** How the fake CRM answers a route lookup. */
+export interface RouteAnswer {
+  status?: number;
+  /** JSON answer; ignored when `raw` is given. */
+  body?: unknown;
+  /** Raw text answer (e.g. broken JSON). */
+  raw?: string;
+  /** Answer only after this long (timeouts). */
+  delayMs?: number;
+}
+
+export class FakeCrm extends EventEmitter {
+  readonly webhooks: ReceivedWebhook[] = [];
+  readonly routeRequests: ReceivedRouteRequest[] = [];
+  /** Status the webhook endpoint answers (tests of retries set e.g. 500). */
+  webhookStatus = 200;
+  private routeAnswer: (req: ReceivedRouteRequest['body']) => RouteAnswer = () => ({
+    body: { action: 'dial', strategy: 'ringall', extensions: ['101'], ringTimeoutSec: 20 },
+  });
+  private readonly timers = new Set<NodeJS.Timeout>();
+
+  private constructor(
+    private readonly server: Server,
+    readonly url: string,
+    readonly secret: string,
+  ) {
+    super();
+  }
+
+  /** Start on 127.0.0.1, any free port. */
+  static async start(secret = 'test-webhook-secret-0123456789'): Promise<FakeCrm> {
+    let crm: FakeCrm | undefined;
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => crm!.handle(req, Buffer.concat(chunks).toString('utf8'), res));
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as AddressInfo;
+    crm = new FakeCrm(server, `http://127.0.0.1:${port}`, secret);
+    return crm;
+  }
+
+  get routeUrl(): string {
+    return `${this.url}/route`;
+  }
+  get webhookUrl(): string {
+    return `${this.url}/hooks`;
+  }
+
+  /** Decide how route lookups are answered. */
+  onRoute(answer: (req: ReceivedRouteRequest['body']) => RouteAnswer): void {
+    this.routeAnswer = answer;
+  }
+
+  /** Webhooks of one call, in arrival order. */
+  eventsOf(callId: string): ReceivedWebhook[] {
+    return this.webhooks.filter((w) => w.body.callId === callId);
+  }
+
+  /** Resolve with the first webhook (already received or future) matching `predicate`. */
+  waitForWebhook(predicate: (w: ReceivedWebhook) => boolean, timeoutMs = 5000): Promise<ReceivedWebhook> {
+    const found = this.webhooks.find(predicate);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.off('webhook', listener);
+        reject(new Error(`no matching webhook within ${timeoutMs} ms; got ${this.webhooks.map((w) => w.body.type).join(', ')}`));
+      }, timeoutMs);
+      const listener = (w: ReceivedWebhook): void => {
+        if (!predicate(w)) return;
+        clearTimeout(timer);
+        this.off('webhook', listener);
+        resolve(w);
+      };
+      this.on('webhook', listener);
+    });
+  }
+
+  /** Wait for `call.ended` of the first call started after `since` (default: any). */
+  waitForEnded(callId?: string, timeoutMs = 5000): Promise<ReceivedWebhook> {
+    return this.waitForWebhook((w) => w.body.type === 'call.ended' && (!callId || w.body.callId === callId), timeoutMs);
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.timers) clearTimeout(t);
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private handle(req: IncomingMessage, raw: string, res: import('node:http').ServerResponse): void {
+    if (req.method === 'POST' && req.url === '/route') {
+      const body = JSON.parse(raw) as ReceivedRouteRequest['body'];
+      this.routeRequests.push({ body, headers: req.headers });
+      const answer = this.routeAnswer(body);
+      const send = (): void => {
+        if (res.destroyed) return;
+        res.writeHead(answer.status ?? 200, { 'content-type': 'application/json' });
+        res.end(answer.raw ?? JSON.stringify(answer.body ?? {}));
+      };
+      if (answer.delayMs) {
+        const t = setTimeout(send, answer.delayMs);
+        this.timers.add(t);
+      } else send();
+      return;
+    }
+    if (req.method === 'POST' && req.url === '/hooks') {
+      const webhook: ReceivedWebhook = {
+        headers: req.headers,
+        rawBody: raw,
+        body: JSON.parse(raw) as ReceivedWebhook['body'],
+        signatureValid: verify(this.secret, String(req.headers['x-signature'] ?? ''), raw),
+        receivedAt: Date.now(),
+      };
+      res.writeHead(this.webhookStatus).end();
+      if (this.webhookStatus >= 200 && this.webhookStatus < 300) {
+        this.webhooks.push(webhook);
+        this.emit('webhook', webhook);
+      }
+      return;
+    }
+    res.writeHead(404).end();
+  }
+}
+
+function verify(secret: string, header: string, raw: string): boolean {
+  const parts = Object.fromEntries(header.split(',').map((p) => p.split('=') as [string, string]));
+  if (!parts.t || !parts.v1) return false;
+  if (Math.abs(Date.now() / 1000 - Number(parts.t)) > 300) return false;
+  const expected = createHmac('sha256', secret).update(`${parts.t}.${raw}`).digest();
+  const given = Buffer.from(parts.v1, 'hex');
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
