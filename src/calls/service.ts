@@ -257,15 +257,13 @@ export class CallService extends EventEmitter<CallServiceEvents> {
       if (!ctx.callerAnswered) await this.deps.gateway.channels.ring(channel.id);
     });
     const decision = await this.deps.routes.lookup({ callId: call.id, from: call.from, did });
-    if (decision.failure) {
-      ctx.log.warn('CRM route lookup failed; using the fallback route', {
-        reason: decision.failure.reason,
-        detail: decision.failure.detail,
-        durationMs: decision.durationMs,
-      });
-    } else {
-      ctx.log.info('route decided', { source: decision.source, action: decision.route.action.type, durationMs: decision.durationMs });
-    }
+    // The route client already logged a failed lookup (warn, with its reason).
+    ctx.log.info('route decided', {
+      source: decision.source,
+      fallbackReason: decision.failure?.reason,
+      action: decision.route.action.type,
+      durationMs: decision.durationMs,
+    });
     await this.run(ctx, () => this.applyRoute(ctx, decision.route));
   }
 

@@ -3,45 +3,7 @@
  * who is calling. A route is what the CRM answered (see `route-answer.ts`) or the configured
  * fallback (`FALLBACK_ROUTE`, parsed by {@link parseRouteSpec}). Pure data, no telephony.
  */
-
-/** Ring operator extensions. */
-export interface DialAction {
-  type: 'dial';
-  /**
-   * `ringall`: all extensions ring at once, the first to answer gets the call.
-   * `sequential`: one extension after another, in the given order.
-   */
-  strategy: 'ringall' | 'sequential';
-  /** Operator extensions (2-10 digits each), in order of preference; at least one. */
-  extensions: string[];
-  /**
-   * Ring time in seconds (1-600): for `ringall` the whole group rings this long; for
-   * `sequential` each extension rings this long before the next one is tried.
-   */
-  ringTimeoutSec: number;
-}
-
-/** Hang the caller up (e.g. a blacklisted number). */
-export interface HangupAction {
-  type: 'hangup';
-}
-
-/** Where an inbound call goes, and what happens before. */
-export interface Route {
-  /**
-   * The customer the CRM recognised. `name` is shown on the operator's phone as
-   * CALLERID(name) behind OPERATOR_CALLERID_PREFIX; `id` travels in `call.started`.
-   */
-  customer?: { id?: string; name?: string };
-  /**
-   * Media played to the caller before dialling, in order: Asterisk media URIs such as
-   * `sound:hello-world`, `recording:welcome`, `digits:123`.
-   */
-  greeting?: { media: string[] };
-  /** Record the bridged conversation (BRIEF F5). Absent: the engine's default. */
-  record?: boolean;
-  action: DialAction | HangupAction;
-}
+import type { Route } from './types.ts';
 
 /** Extensions are 2-10 digits, as in the rest of the configuration (SIM_EXTENSIONS). */
 export const EXTENSION_PATTERN = /^\d{2,10}$/;
@@ -49,7 +11,8 @@ export const EXTENSION_PATTERN = /^\d{2,10}$/;
 export const MIN_RING_TIMEOUT_SEC = 1;
 export const MAX_RING_TIMEOUT_SEC = 600;
 
-const SPEC_SYNTAX = 'ringall:EXT,EXT,… | sequential:EXT,EXT,… | hangup, optionally followed by :timeout=SEC';
+const SPEC_SYNTAX =
+  'ringall:EXT,EXT,… | sequential:EXT,EXT,… | hangup, optionally followed by :timeout=SEC';
 
 /**
  * Parse a route spec, the syntax of the `FALLBACK_ROUTE` environment variable:
@@ -70,7 +33,9 @@ export function parseRouteSpec(spec: string, defaultRingTimeoutSec: number): Rou
     throw new Error(`invalid route spec "${spec}": ${why}; expected ${SPEC_SYNTAX}`);
   };
   if (!isRingTimeout(defaultRingTimeoutSec)) {
-    fail(`default ring timeout ${defaultRingTimeoutSec} is not an integer between ${MIN_RING_TIMEOUT_SEC} and ${MAX_RING_TIMEOUT_SEC}`);
+    fail(
+      `default ring timeout ${defaultRingTimeoutSec} is not an integer between ${MIN_RING_TIMEOUT_SEC} and ${MAX_RING_TIMEOUT_SEC}`,
+    );
   }
   const parts = spec.split(':').map((p) => p.trim());
   const kind = parts[0] ?? '';
@@ -95,7 +60,9 @@ export function parseRouteSpec(spec: string, defaultRingTimeoutSec: number): Rou
     const match = /^timeout=(\d+)$/.exec(parts[2] ?? '');
     const value = match ? Number(match[1]) : NaN;
     if (!isRingTimeout(value)) {
-      fail(`"${parts[2]}" is not timeout=SEC with SEC between ${MIN_RING_TIMEOUT_SEC} and ${MAX_RING_TIMEOUT_SEC}`);
+      fail(
+        `"${parts[2]}" is not timeout=SEC with SEC between ${MIN_RING_TIMEOUT_SEC} and ${MAX_RING_TIMEOUT_SEC}`,
+      );
     }
     ringTimeoutSec = value;
   }

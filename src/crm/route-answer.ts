@@ -1,0 +1,129 @@
+/**
+ * The CRM's answer to a route lookup (BRIEF F1; the JSON counterpart of seed 004 §2.2.1's
+ * `result/callerId` + `result/phone`), validated with zod. Reference: docs/crm-routing.md.
+ *
+ * ```json
+ * {"customer":{"id":"42","name":"Ivan Petrov"},"action":"dial","strategy":"ringall",
+ *  "extensions":["101","102"],"ringTimeoutSec":20,"greeting":["sound:hello-world"],"record":true}
+ * {"action":"hangup"}
+ * {"customer":{"name":"Ivan Petrov"},"action":"fallback"}
+ * ```
+ *
+ * Fields that decide where the call goes (`action`, `strategy`, `extensions`, `ringTimeoutSec`,
+ * `greeting`, `record`) are strict: a bad value rejects the whole answer and the call takes the
+ * fallback route. Cosmetic fields are lenient: the customer name is cleaned of control characters
+ * and cut to {@link MAX_CUSTOMER_NAME_LENGTH}. `null` counts as absent; unknown fields are ignored
+ * (so a CRM may send more than the engine understands).
+ */
+import { z } from 'zod';
+import { EXTENSION_PATTERN, MAX_RING_TIMEOUT_SEC, MIN_RING_TIMEOUT_SEC } from './route.ts';
+import type { Route } from './types.ts';
+
+/** Longest customer name kept (it becomes the operator phone's CALLERID(name)). */
+export const MAX_CUSTOMER_NAME_LENGTH = 100;
+/** Most extensions one answer may ring. */
+export const MAX_EXTENSIONS = 50;
+/** Most media items of one greeting. */
+export const MAX_GREETING_MEDIA = 10;
+
+/**
+ * An Asterisk media URI the engine lets a CRM play: `sound:`, `recording:`, `digits:`,
+ * `number:`, `characters:` or `tone:` followed by a name without spaces, quotes or `..`.
+ */
+export const MEDIA_PATTERN =
+  /^(sound|recording|digits|number|characters|tone):[\w\-/.;=,+*#]{1,200}$/;
+
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]+/g;
+
+const extension = z
+  .union([z.string().trim(), z.number().int().nonnegative()])
+  .transform(String)
+  .pipe(z.string().regex(EXTENSION_PATTERN, 'extension must be 2-10 digits'));
+
+const media = z
+  .string()
+  .regex(MEDIA_PATTERN, 'expected an Asterisk media URI such as sound:hello-world')
+  .refine((s) => !s.includes('..'), 'media URI must not contain ".."');
+
+const customer = z
+  .object({
+    id: z
+      .union([z.string().trim().max(100), z.number().int()])
+      .transform(String)
+      .nullish(),
+    name: z
+      .string()
+      .transform((s) => s.replace(CONTROL_CHARS, ' ').trim().slice(0, MAX_CUSTOMER_NAME_LENGTH))
+      .nullish(),
+  })
+  .nullish();
+
+const common = {
+  customer,
+  greeting: z
+    .union([media.transform((m) => [m]), z.array(media).max(MAX_GREETING_MEDIA)])
+    .nullish(),
+  record: z.boolean().nullish(),
+};
+
+/** Zod schema of the CRM's route answer (see the module comment and docs/crm-routing.md). */
+export const routeAnswerSchema = z.discriminatedUnion('action', [
+  z.object({
+    action: z.literal('dial'),
+    strategy: z.enum(['ringall', 'sequential']).default('ringall'),
+    extensions: z.array(extension).min(1).max(MAX_EXTENSIONS),
+    ringTimeoutSec: z.number().int().min(MIN_RING_TIMEOUT_SEC).max(MAX_RING_TIMEOUT_SEC).nullish(),
+    ...common,
+  }),
+  z.object({ action: z.literal('hangup'), ...common }),
+  z.object({ action: z.literal('fallback'), ...common }),
+]);
+
+/** A validated CRM answer (output of {@link routeAnswerSchema}). */
+export type RouteAnswer = z.output<typeof routeAnswerSchema>;
+
+/**
+ * Turn a validated answer into a {@link Route}. `action: "fallback"` takes the action of the
+ * `fallback` route while keeping the CRM's customer, greeting and record flag (the CRM knows the
+ * caller but has no responsible manager). A dial answer without `ringTimeoutSec` uses
+ * `defaultRingTimeoutSec`; an answer without `record` inherits the fallback route's flag.
+ */
+export function routeFromAnswer(
+  answer: RouteAnswer,
+  fallback: Route,
+  defaultRingTimeoutSec: number,
+): Route {
+  const route: Route = {
+    action:
+      answer.action === 'dial'
+        ? {
+            type: 'dial',
+            strategy: answer.strategy,
+            extensions: [...new Set(answer.extensions)],
+            ringTimeoutSec: answer.ringTimeoutSec ?? defaultRingTimeoutSec,
+          }
+        : answer.action === 'hangup'
+          ? { type: 'hangup' }
+          : structuredClone(fallback.action),
+  };
+  const id = answer.customer?.id ?? undefined;
+  const name = answer.customer?.name || undefined;
+  if (id !== undefined || name !== undefined) {
+    route.customer = {};
+    if (id !== undefined) route.customer.id = id;
+    if (name !== undefined) route.customer.name = name;
+  }
+  if (answer.greeting && answer.greeting.length > 0) route.greeting = { media: answer.greeting };
+  const record = answer.record ?? fallback.record;
+  if (record !== undefined) route.record = record;
+  return route;
+}
+
+/** A short, log-safe summary of why an answer failed validation (at most 3 issues). */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 3)
+    .map((issue) => `${issue.path.length > 0 ? issue.path.join('.') : '(root)'}: ${issue.message}`)
+    .join('; ');
+}

@@ -1,0 +1,360 @@
+/**
+ * CRM route lookup (BRIEF F1, seed 004 §2.2.1, seed 001 "CRM-driven routing" / "А вдруг..."):
+ * an inbound call asks the CRM who is calling and where the call goes. The CRM may be slow,
+ * down or answer garbage; the call must still go somewhere, so every failure becomes the
+ * configured fallback route, logged at warn and counted. Contract: docs/crm-routing.md.
+ */
+import { createRequire } from 'node:module';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import type { Logger } from '../logging/logger.ts';
+import { describeIssues, routeAnswerSchema, routeFromAnswer } from './route-answer.ts';
+import type {
+  Route,
+  RouteClient,
+  RouteDecision,
+  RouteFailureReason,
+  RouteLookupRequest,
+} from './types.ts';
+
+/** Options of {@link createRouteClient}; normally filled from the configuration. */
+export interface RouteClientOptions {
+  /** CRM_ROUTE_URL. Undefined: every lookup returns the fallback with reason `not_configured`. */
+  url?: string;
+  /** CRM_API_KEY, sent as `Authorization: Bearer <key>`. Never logged. */
+  apiKey?: string;
+  /** CRM_TIMEOUT_MS: hard total timeout of one lookup (connect + headers + body), ms. Default 1500. */
+  timeoutMs: number;
+  /** CRM_ROUTE_CACHE_TTL_MS: how long a successful answer is reused, ms; 0 disables the cache. */
+  cacheTtlMs: number;
+  /** Most cached answers kept; the oldest is evicted first. Default 10 000. */
+  cacheMaxEntries?: number;
+  /** FALLBACK_ROUTE, parsed with `parseRouteSpec`. */
+  fallback: Route;
+  /**
+   * RING_TIMEOUT_SEC: ring time of a CRM dial answer without `ringTimeoutSec`. Default: the
+   * fallback's ring timeout when it dials, else 20.
+   */
+  defaultRingTimeoutSec?: number;
+  logger: Logger;
+  /** Registry the `aricrm_crm_*` metrics are registered on (reused if already there). */
+  registry: Registry;
+  /** `fetch` to use (tests); default the global one. */
+  fetchImpl?: typeof fetch;
+}
+
+/** Largest answer body read, in bytes; a bigger one is `invalid_body`. */
+export const MAX_ROUTE_ANSWER_BYTES = 64 * 1024;
+
+const DEFAULT_TIMEOUT_MS = 1500;
+const DEFAULT_CACHE_MAX_ENTRIES = 10_000;
+const FAILURE_REASONS: readonly RouteFailureReason[] = [
+  'timeout',
+  'connection',
+  'http_status',
+  'invalid_body',
+  'not_configured',
+];
+
+type AttemptResult =
+  | { ok: true; route: Route }
+  | { ok: false; reason: Exclude<RouteFailureReason, 'not_configured'>; detail: string };
+
+/**
+ * Create the route client. Metrics (on `options.registry`):
+ * `aricrm_crm_request_duration_seconds{operation="route",outcome}` (outcome: ok | timeout |
+ * connection | http_status | invalid_body), `aricrm_crm_route_fallbacks_total{reason}`,
+ * `aricrm_crm_route_cache_hits_total`.
+ *
+ * Answers are cached per caller number and DID (`from` + `did`: the CRM may route one caller
+ * differently per DID); callers without digits in their number (anonymous) are never cached.
+ *
+ * @throws RangeError when `timeoutMs`, `cacheTtlMs` or `cacheMaxEntries` is not a usable number.
+ */
+export function createRouteClient(options: RouteClientOptions): RouteClient {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
+    throw new RangeError(`timeoutMs must be > 0, got ${timeoutMs}`);
+  if (!Number.isFinite(options.cacheTtlMs) || options.cacheTtlMs < 0) {
+    throw new RangeError(`cacheTtlMs must be >= 0, got ${options.cacheTtlMs}`);
+  }
+  const maxEntries = options.cacheMaxEntries ?? DEFAULT_CACHE_MAX_ENTRIES;
+  if (!Number.isInteger(maxEntries) || maxEntries < 1) {
+    throw new RangeError(`cacheMaxEntries must be a positive integer, got ${maxEntries}`);
+  }
+  const fallback = structuredClone(options.fallback);
+  const defaultRingTimeoutSec =
+    options.defaultRingTimeoutSec ??
+    (fallback.action.type === 'dial' ? fallback.action.ringTimeoutSec : 20);
+  const fetchImpl = options.fetchImpl ?? fetch;
+  const logger = options.logger;
+  const cache = new RouteCache(options.cacheTtlMs, maxEntries);
+  const metrics = routeMetrics(options.registry);
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    accept: 'application/json',
+    'user-agent': `ari-crm/${PACKAGE_VERSION}`,
+  };
+  if (options.apiKey) headers.authorization = `Bearer ${options.apiKey}`;
+
+  const fallbackDecision = (
+    reason: RouteFailureReason,
+    detail: string,
+    startedAt: number,
+  ): RouteDecision => {
+    metrics.fallbacks.inc({ reason });
+    return {
+      route: structuredClone(fallback),
+      source: 'fallback',
+      failure: { reason, detail },
+      durationMs: since(startedAt),
+    };
+  };
+
+  async function attempt(
+    url: string,
+    request: RouteLookupRequest,
+    signal: AbortSignal,
+  ): Promise<AttemptResult> {
+    let response: Response;
+    try {
+      response = await fetchImpl(url, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ callId: request.callId, from: request.from, did: request.did }),
+        redirect: 'manual',
+        signal,
+      });
+    } catch (err) {
+      return { ok: false, reason: 'connection', detail: describeError(err) };
+    }
+    if (response.status < 200 || response.status > 299) {
+      void response.body?.cancel().catch(() => undefined);
+      return { ok: false, reason: 'http_status', detail: `HTTP ${response.status}` };
+    }
+    let text: string;
+    try {
+      text = await readTextCapped(response, MAX_ROUTE_ANSWER_BYTES);
+    } catch (err) {
+      if (err instanceof BodyTooLargeError)
+        return { ok: false, reason: 'invalid_body', detail: err.message };
+      return {
+        ok: false,
+        reason: 'connection',
+        detail: `reading the answer failed: ${describeError(err)}`,
+      };
+    }
+    if (text.trim() === '') return { ok: false, reason: 'invalid_body', detail: 'empty body' };
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      return { ok: false, reason: 'invalid_body', detail: `not JSON (${text.length} characters)` };
+    }
+    const parsed = routeAnswerSchema.safeParse(json);
+    if (!parsed.success)
+      return { ok: false, reason: 'invalid_body', detail: describeIssues(parsed.error) };
+    return { ok: true, route: routeFromAnswer(parsed.data, fallback, defaultRingTimeoutSec) };
+  }
+
+  /** One request under a hard deadline: the race settles at the deadline even if fetch ignores the signal. */
+  async function requestWithDeadline(
+    url: string,
+    request: RouteLookupRequest,
+  ): Promise<AttemptResult> {
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<AttemptResult>((resolve) => {
+      timer = setTimeout(() => {
+        resolve({
+          ok: false,
+          reason: 'timeout',
+          detail: `no complete answer within ${timeoutMs} ms`,
+        });
+        controller.abort();
+      }, timeoutMs);
+    });
+    try {
+      return await Promise.race([attempt(url, request, controller.signal), deadline]);
+    } finally {
+      clearTimeout(timer);
+      controller.abort();
+    }
+  }
+
+  async function lookup(request: RouteLookupRequest): Promise<RouteDecision> {
+    const startedAt = performance.now();
+    try {
+      if (!options.url) {
+        logger.debug('CRM_ROUTE_URL not set, using the fallback route', { callId: request.callId });
+        return fallbackDecision('not_configured', 'CRM_ROUTE_URL is not set', startedAt);
+      }
+      const key = cacheKey(request);
+      const cached = key === undefined ? undefined : cache.get(key);
+      if (cached) {
+        metrics.cacheHits.inc();
+        return { route: structuredClone(cached), source: 'cache', durationMs: since(startedAt) };
+      }
+      const result = await requestWithDeadline(options.url, request);
+      const durationMs = since(startedAt);
+      metrics.duration.observe(
+        { operation: 'route', outcome: result.ok ? 'ok' : result.reason },
+        durationMs / 1000,
+      );
+      if (result.ok) {
+        if (key !== undefined) cache.set(key, result.route);
+        return { route: structuredClone(result.route), source: 'crm', durationMs };
+      }
+      logger.warn('CRM route lookup failed; using the fallback route', {
+        callId: request.callId,
+        reason: result.reason,
+        detail: result.detail,
+        durationMs,
+      });
+      return fallbackDecision(result.reason, result.detail, startedAt);
+    } catch (err) {
+      // Only reachable through a bug (e.g. a throwing logger): the call must still be routed.
+      const detail = `internal error: ${describeError(err)}`;
+      try {
+        logger.error('CRM route lookup crashed, using the fallback route', {
+          callId: request.callId,
+          err,
+        });
+      } catch {
+        // the logger itself failed; nothing left to report to
+      }
+      return fallbackDecision('connection', detail, startedAt);
+    }
+  }
+
+  return {
+    lookup,
+    clearCache: () => cache.clear(),
+  };
+
+  function cacheKey(request: RouteLookupRequest): string | undefined {
+    if (options.cacheTtlMs === 0 || !/\d/.test(request.from)) return undefined;
+    return `${request.from}\u0000${request.did}`;
+  }
+}
+
+/** Bounded TTL cache; Map insertion order makes the first key the oldest entry. */
+class RouteCache {
+  private readonly entries = new Map<string, { route: Route; expiresAt: number }>();
+
+  constructor(
+    private readonly ttlMs: number,
+    private readonly maxEntries: number,
+  ) {}
+
+  get(key: string): Route | undefined {
+    const entry = this.entries.get(key);
+    if (!entry) return undefined;
+    if (entry.expiresAt <= Date.now()) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return entry.route;
+  }
+
+  set(key: string, route: Route): void {
+    if (this.ttlMs === 0) return;
+    this.entries.delete(key);
+    this.entries.set(key, { route, expiresAt: Date.now() + this.ttlMs });
+    while (this.entries.size > this.maxEntries) {
+      const oldest = this.entries.keys().next();
+      if (oldest.done) break;
+      this.entries.delete(oldest.value);
+    }
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}
+
+interface RouteMetrics {
+  duration: Histogram<'operation' | 'outcome'>;
+  fallbacks: Counter<'reason'>;
+  cacheHits: Counter;
+}
+
+function routeMetrics(registry: Registry): RouteMetrics {
+  const duration =
+    (registry.getSingleMetric('aricrm_crm_request_duration_seconds') as
+      Histogram<'operation' | 'outcome'> | undefined) ??
+    new Histogram({
+      name: 'aricrm_crm_request_duration_seconds',
+      help: 'Duration of requests to the CRM, by operation and outcome (ok, timeout, connection, http_status, invalid_body).',
+      labelNames: ['operation', 'outcome'] as const,
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 5, 10],
+      registers: [registry],
+    });
+  const fallbacks =
+    (registry.getSingleMetric('aricrm_crm_route_fallbacks_total') as
+      Counter<'reason'> | undefined) ??
+    new Counter({
+      name: 'aricrm_crm_route_fallbacks_total',
+      help: 'Inbound calls that took the fallback route, by reason.',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    });
+  for (const reason of FAILURE_REASONS) fallbacks.inc({ reason }, 0);
+  const cacheHits =
+    (registry.getSingleMetric('aricrm_crm_route_cache_hits_total') as Counter | undefined) ??
+    new Counter({
+      name: 'aricrm_crm_route_cache_hits_total',
+      help: 'Route lookups answered from the cache.',
+      registers: [registry],
+    });
+  return { duration, fallbacks, cacheHits };
+}
+
+class BodyTooLargeError extends Error {
+  constructor(limit: number) {
+    super(`answer larger than ${limit} bytes`);
+    this.name = 'BodyTooLargeError';
+  }
+}
+
+/** Read a response body as UTF-8, giving up (and cancelling the stream) past `maxBytes`. */
+async function readTextCapped(response: Response, maxBytes: number): Promise<string> {
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      throw new BodyTooLargeError(maxBytes);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** `code: message` of a fetch error's root cause (undici wraps it in TypeError('fetch failed')). */
+function describeError(err: unknown): string {
+  let root: unknown = err;
+  while (root instanceof Error && root.cause !== undefined) root = root.cause;
+  if (root instanceof Error) {
+    const code = (root as { code?: unknown }).code;
+    return typeof code === 'string' ? `${code}: ${root.message}` : root.message;
+  }
+  return String(root);
+}
+
+function since(startedAt: number): number {
+  return Math.round((performance.now() - startedAt) * 10) / 10;
+}
+
+const PACKAGE_VERSION = ((): string => {
+  try {
+    const pkg = createRequire(import.meta.url)('../../package.json') as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+})();

@@ -1,0 +1,81 @@
+/**
+ * Types of the CRM route lookup (BRIEF F1, seed 004 §2.2.1): the route an inbound call takes,
+ * the lookup request, and the decision the route client returns. Pure data, no telephony.
+ * Contract: docs/crm-routing.md.
+ */
+
+/** Ring operator extensions. */
+export interface DialAction {
+  type: 'dial';
+  /**
+   * `ringall`: all extensions ring at once, the first to answer gets the call.
+   * `sequential`: one extension after another, in the given order.
+   */
+  strategy: 'ringall' | 'sequential';
+  /** Operator extensions (2-10 digits each), in order of preference; at least one. */
+  extensions: string[];
+  /**
+   * Ring time in seconds (1-600): for `ringall` the whole group rings this long; for
+   * `sequential` each extension rings this long before the next one is tried.
+   */
+  ringTimeoutSec: number;
+}
+
+/** Hang the caller up (e.g. a blacklisted number). */
+export interface HangupAction {
+  type: 'hangup';
+}
+
+/** Where an inbound call goes, and what happens before. */
+export interface Route {
+  /**
+   * The customer the CRM recognised. `name` is shown on the operator's phone as
+   * CALLERID(name) behind OPERATOR_CALLERID_PREFIX; `id` travels in `call.started`.
+   */
+  customer?: { id?: string; name?: string };
+  /**
+   * Media played to the caller before dialling, in order: Asterisk media URIs such as
+   * `sound:hello-world`, `recording:welcome`, `digits:123`.
+   */
+  greeting?: { media: string[] };
+  /** Record the bridged conversation (BRIEF F5). Absent: the engine's default. */
+  record?: boolean;
+  action: DialAction | HangupAction;
+}
+
+/** What the engine sends: `POST <CRM_ROUTE_URL>` with this JSON body. */
+export interface RouteLookupRequest {
+  /** Engine call id (UUID); the same id appears in the call's webhooks. */
+  callId: string;
+  /** Caller number (CALLERID(num)) as Asterisk delivered it. */
+  from: string;
+  /** The DID the customer dialled. */
+  did: string;
+}
+
+/** Why a lookup ended in the fallback route. */
+export type RouteFailureReason =
+  'timeout' | 'connection' | 'http_status' | 'invalid_body' | 'not_configured';
+
+/** The route an inbound call takes, and where it came from. */
+export interface RouteDecision {
+  /** The route to execute (a fresh copy; the caller may change it). */
+  route: Route;
+  /** `crm`: the CRM answered now; `cache`: a recent CRM answer; `fallback`: FALLBACK_ROUTE. */
+  source: 'crm' | 'cache' | 'fallback';
+  /** Set when `source` is `fallback`: the reason and a short, log-safe detail. */
+  failure?: { reason: RouteFailureReason; detail: string };
+  /** Time the lookup took, in milliseconds. */
+  durationMs: number;
+}
+
+/** Asks the CRM for routes. */
+export interface RouteClient {
+  /**
+   * The route of an inbound call. Never throws and never takes longer than `timeoutMs` (plus
+   * a few ms of scheduling): any failure yields the fallback route with `failure` set.
+   */
+  lookup(request: RouteLookupRequest): Promise<RouteDecision>;
+  /** Forget all cached answers (e.g. after the CRM's data changed). */
+  clearCache(): void;
+}

@@ -1,0 +1,481 @@
+/**
+ * Webhook delivery of lifecycle events to the CRM (BRIEF F3: "delivered as signed webhooks with
+ * retries, never lost, never reordered within a call"; F13 signed webhooks; seed 004 §2.2.2).
+ *
+ * - Each event is a `POST <CRM_WEBHOOK_URL>` with the event JSON as body and the headers
+ *   `Content-Type: application/json`, `X-Signature` (see `signature.ts`), `X-Event-Id`,
+ *   `X-Event-Type`, `User-Agent: ari-crm/<version>`.
+ * - Events of one call go strictly in enqueue (= sequence) order: the next is sent only after
+ *   the previous one got a 2xx, was rejected, or went dead. Different calls are independent and
+ *   run concurrently, at most `concurrency` requests at a time.
+ * - Retry on connection errors, timeouts, 408, 429, 5xx (and any other non-2xx except the 4xx
+ *   below): exponential backoff with full jitter, at least `Retry-After` when the CRM sends one.
+ *   A 4xx other than 408/429 is permanent: the event is logged, counted as `rejected` and
+ *   skipped. An event still undelivered `maxAgeMs` after it was enqueued is `dead`: logged at
+ *   error, counted, skipped.
+ * - At-least-once: an event may arrive twice (e.g. the CRM's 2xx got lost); the event id
+ *   (`X-Event-Id`, body `id`) is the idempotency key.
+ *
+ * Receiver guide: docs/webhooks.md.
+ */
+import { createRequire } from 'node:module';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Logger } from '../logging/logger.ts';
+import { MemoryEventQueue, type EventQueue, type QueuedEvent } from './queue.ts';
+import { signWebhook, type WebhookSecret } from './signature.ts';
+import type { LifecycleEvent } from './types.ts';
+
+/** Backoff and give-up policy of webhook retries. */
+export interface WebhookRetryOptions {
+  /** Upper bound of the first retry delay, ms (the delay is random in [0, bound)). Default 500 in main. */
+  initialDelayMs: number;
+  /** Largest backoff bound, ms (the bound doubles per attempt up to this). Default 30 000 in main. */
+  maxDelayMs: number;
+  /** WEBHOOK_MAX_AGE_MS: an event undelivered this long after it was enqueued is dead, ms. */
+  maxAgeMs: number;
+}
+
+/** Options of {@link createWebhookDispatcher}; normally filled from the configuration. */
+export interface WebhookDispatcherOptions {
+  /** CRM_WEBHOOK_URL. Undefined: events are only logged at debug level and dropped. */
+  url?: string;
+  /** WEBHOOK_SECRET (several during a rotation). Required when `url` is set. Never logged. */
+  secret: WebhookSecret;
+  /** WEBHOOK_TIMEOUT_MS: timeout of one attempt (connect + answer), ms. Default 5000 in main. */
+  timeoutMs: number;
+  retry: WebhookRetryOptions;
+  /** Most requests in flight at once (each for a different call). Default 16. */
+  concurrency?: number;
+  logger: Logger;
+  /** Registry the `aricrm_webhook_*` metrics are registered on (reused if already there). */
+  registry: Registry;
+  /** `fetch` to use (tests); default the global one. */
+  fetchImpl?: typeof fetch;
+  /** Where undelivered events wait; default in memory. Events it already holds are resumed. */
+  queue?: EventQueue;
+  /** Random source in [0, 1) for the backoff jitter (tests); default Math.random. */
+  random?: () => number;
+}
+
+/** Sends lifecycle events to the CRM. */
+export interface WebhookDispatcher {
+  /**
+   * Queue an event for delivery. Synchronous, never throws, never waits for the network: call
+   * handling must not depend on the CRM. Events of a call must be enqueued in sequence order.
+   */
+  enqueue(event: LifecycleEvent): void;
+  /**
+   * Wait until every queued event is settled (delivered, rejected or dead). Resolves true when
+   * the queue is empty, false when `timeoutMs` passed first or the dispatcher was stopped.
+   */
+  drain(timeoutMs: number): Promise<boolean>;
+  /**
+   * Stop delivering: cancel retry timers and abort requests in flight. Undelivered events stay
+   * in the queue (a durable queue keeps them for the next start); later `enqueue` calls are
+   * logged at error and counted as dead.
+   */
+  stop(): void;
+  /** Events not yet settled, including those being sent right now. */
+  pending(): number;
+}
+
+/** Most bytes of an error answer read (for the log). */
+const MAX_ERROR_BODY_BYTES = 1024;
+const DEFAULT_CONCURRENCY = 16;
+const OUTCOMES = ['delivered', 'retried', 'rejected', 'dead'] as const;
+
+type AttemptOutcome =
+  | { kind: 'delivered'; status: number }
+  | { kind: 'rejected'; status: number; detail: string }
+  | { kind: 'retry'; detail: string; retryAfterMs?: number }
+  | { kind: 'aborted' };
+
+/**
+ * Create the dispatcher. Metrics (on `options.registry`): `aricrm_webhook_deliveries_total{outcome}`
+ * (delivered | retried | rejected | dead; `retried` counts scheduled retries),
+ * `aricrm_webhook_delivery_duration_seconds` (one observation per attempt),
+ * `aricrm_webhook_queue_depth` (events not yet settled).
+ *
+ * @throws Error when `url` is set but no non-empty secret is given; RangeError on unusable
+ *   timeouts, retry bounds or concurrency.
+ */
+export function createWebhookDispatcher(options: WebhookDispatcherOptions): WebhookDispatcher {
+  const { url, logger } = options;
+  const { initialDelayMs, maxDelayMs, maxAgeMs } = options.retry;
+  const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
+  const timeoutMs = options.timeoutMs;
+  positive('timeoutMs', timeoutMs);
+  positive('retry.initialDelayMs', initialDelayMs);
+  positive('retry.maxDelayMs', maxDelayMs);
+  positive('retry.maxAgeMs', maxAgeMs);
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
+  }
+  const secrets = (
+    typeof options.secret === 'string' ? [options.secret] : [...options.secret]
+  ).filter(Boolean);
+  if (url && secrets.length === 0)
+    throw new Error('a webhook secret is required when the webhook URL is set');
+  const fetchImpl = options.fetchImpl ?? fetch;
+  const random = options.random ?? Math.random;
+  const queue = options.queue ?? new MemoryEventQueue();
+  const metrics = webhookMetrics(options.registry);
+  const userAgent = `ari-crm/${PACKAGE_VERSION}`;
+
+  /** Calls whose head event may be sent now, oldest first. */
+  const ready = new Set<string>();
+  /** Calls with a request in flight, and how to abort it. */
+  const inFlight = new Map<string, AbortController>();
+  /** Calls waiting for a retry. */
+  const retryTimers = new Map<string, NodeJS.Timeout>();
+  const drainWaiters = new Set<(drained: boolean) => void>();
+  let stopped = false;
+  let pumpScheduled = false;
+
+  const updateDepth = (): void => metrics.depth.set(queue.size());
+
+  function schedulePump(): void {
+    if (pumpScheduled || stopped) return;
+    pumpScheduled = true;
+    queueMicrotask(pump);
+  }
+
+  function pump(): void {
+    pumpScheduled = false;
+    while (!stopped && url && inFlight.size < concurrency && ready.size > 0) {
+      const callId = ready.values().next().value as string;
+      ready.delete(callId);
+      void deliverHead(url, callId);
+    }
+  }
+
+  function wake(callId: string): void {
+    if (ready.has(callId) || inFlight.has(callId) || retryTimers.has(callId)) return;
+    if (queue.head(callId) === undefined) return;
+    ready.add(callId);
+    schedulePump();
+  }
+
+  async function deliverHead(target: string, callId: string): Promise<void> {
+    const entry = queue.head(callId);
+    if (!entry) return;
+    const controller = new AbortController();
+    inFlight.set(callId, controller);
+    entry.attempts++;
+    const startedAt = performance.now();
+    let outcome: AttemptOutcome;
+    try {
+      outcome = await attempt(target, entry, controller);
+    } catch (err) {
+      outcome = { kind: 'retry', detail: describeError(err) };
+    } finally {
+      inFlight.delete(callId);
+    }
+    if (outcome.kind === 'aborted' || stopped) return;
+    metrics.duration.observe((performance.now() - startedAt) / 1000);
+    try {
+      settle(callId, entry, outcome);
+    } catch (err) {
+      // Bookkeeping must not kill the call's lane; retry the same event later.
+      logger.error('webhook bookkeeping failed', { callId, eventId: entry.event.id, err });
+      scheduleRetry(callId, initialDelayMs);
+    }
+    schedulePump();
+  }
+
+  function settle(
+    callId: string,
+    entry: QueuedEvent,
+    outcome: Exclude<AttemptOutcome, { kind: 'aborted' }>,
+  ): void {
+    const { event } = entry;
+    const fields = {
+      callId,
+      eventId: event.id,
+      eventType: event.type,
+      sequence: event.sequence,
+      attempts: entry.attempts,
+    };
+    if (outcome.kind === 'delivered') {
+      metrics.deliveries.inc({ outcome: 'delivered' });
+      logger.debug('webhook delivered', { ...fields, status: outcome.status });
+      finish(callId, event.id);
+      return;
+    }
+    if (outcome.kind === 'rejected') {
+      metrics.deliveries.inc({ outcome: 'rejected' });
+      logger.warn('webhook rejected by the CRM, skipping the event', {
+        ...fields,
+        status: outcome.status,
+        detail: outcome.detail,
+      });
+      finish(callId, event.id);
+      return;
+    }
+    const now = Date.now();
+    const remainingMs = entry.enqueuedAt + maxAgeMs - now;
+    if (remainingMs <= 0) {
+      metrics.deliveries.inc({ outcome: 'dead' });
+      logger.error('webhook undeliverable, event is dead', {
+        ...fields,
+        ageMs: now - entry.enqueuedAt,
+        detail: outcome.detail,
+      });
+      finish(callId, event.id);
+      return;
+    }
+    const bound = Math.min(maxDelayMs, initialDelayMs * 2 ** Math.min(entry.attempts - 1, 30));
+    let delayMs = Math.floor(random() * bound);
+    if (outcome.retryAfterMs !== undefined) delayMs = Math.max(delayMs, outcome.retryAfterMs);
+    delayMs = Math.min(delayMs, remainingMs);
+    metrics.deliveries.inc({ outcome: 'retried' });
+    const log = entry.attempts === 1 ? logger.warn.bind(logger) : logger.debug.bind(logger);
+    log('webhook delivery failed, will retry', {
+      ...fields,
+      detail: outcome.detail,
+      retryInMs: delayMs,
+    });
+    queue.update(entry);
+    scheduleRetry(callId, delayMs);
+  }
+
+  function scheduleRetry(callId: string, delayMs: number): void {
+    if (stopped) return;
+    if (delayMs <= 0) {
+      wake(callId);
+      return;
+    }
+    const timer = setTimeout(() => {
+      retryTimers.delete(callId);
+      wake(callId);
+    }, delayMs);
+    retryTimers.set(callId, timer);
+  }
+
+  function finish(callId: string, eventId: string): void {
+    queue.removeHead(callId, eventId);
+    updateDepth();
+    wake(callId);
+    if (queue.size() === 0) {
+      for (const resolve of drainWaiters) resolve(true);
+      drainWaiters.clear();
+    }
+  }
+
+  async function attempt(
+    target: string,
+    entry: QueuedEvent,
+    controller: AbortController,
+  ): Promise<AttemptOutcome> {
+    const headers = {
+      'content-type': 'application/json',
+      'user-agent': userAgent,
+      'x-event-id': entry.event.id,
+      'x-event-type': entry.event.type,
+      // Signed per attempt, so a retry hours later still passes the receiver's replay window.
+      'x-signature': signWebhook(secrets, entry.body, Date.now() / 1000),
+    };
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<AttemptOutcome>((resolve) => {
+      timer = setTimeout(() => {
+        resolve({ kind: 'retry', detail: `timeout after ${timeoutMs} ms` });
+        controller.abort();
+      }, timeoutMs);
+    });
+    const work = async (): Promise<AttemptOutcome> => {
+      let response: Response;
+      try {
+        response = await fetchImpl(target, {
+          method: 'POST',
+          headers,
+          body: entry.body,
+          redirect: 'manual',
+          signal: controller.signal,
+        });
+      } catch (err) {
+        if (stopped) return { kind: 'aborted' };
+        return { kind: 'retry', detail: describeError(err) };
+      }
+      const status = response.status;
+      if (status >= 200 && status <= 299) {
+        void response.body?.cancel().catch(() => undefined);
+        return { kind: 'delivered', status };
+      }
+      const snippet = await readSnippet(response, MAX_ERROR_BODY_BYTES);
+      const detail = snippet ? `HTTP ${status}: ${snippet}` : `HTTP ${status}`;
+      if (status >= 400 && status <= 499 && status !== 408 && status !== 429) {
+        return { kind: 'rejected', status, detail };
+      }
+      const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), Date.now());
+      return retryAfterMs === undefined
+        ? { kind: 'retry', detail }
+        : { kind: 'retry', detail, retryAfterMs };
+    };
+    try {
+      return await Promise.race([work(), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  function enqueue(event: LifecycleEvent): void {
+    try {
+      if (!url) {
+        logger.debug('webhook URL not set, event not sent', { event });
+        return;
+      }
+      if (stopped) {
+        metrics.deliveries.inc({ outcome: 'dead' });
+        logger.error('webhook dispatcher stopped, event is dead', {
+          callId: event.callId,
+          eventId: event.id,
+          eventType: event.type,
+          sequence: event.sequence,
+        });
+        return;
+      }
+      const body = JSON.stringify(event);
+      queue.append({ event, body, enqueuedAt: Date.now(), attempts: 0 });
+      updateDepth();
+      wake(event.callId);
+    } catch (err) {
+      try {
+        metrics.deliveries.inc({ outcome: 'dead' });
+        logger.error('webhook event could not be queued, event is dead', {
+          callId: event?.callId,
+          eventId: event?.id,
+          err,
+        });
+      } catch {
+        // nothing left to report to; call handling must go on
+      }
+    }
+  }
+
+  function drain(drainTimeoutMs: number): Promise<boolean> {
+    if (queue.size() === 0) return Promise.resolve(true);
+    if (stopped || !url) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const done = (drained: boolean): void => {
+        clearTimeout(timer);
+        drainWaiters.delete(done);
+        resolve(drained);
+      };
+      const timer = setTimeout(() => done(false), Math.max(0, drainTimeoutMs));
+      drainWaiters.add(done);
+    });
+  }
+
+  function stop(): void {
+    if (stopped) return;
+    stopped = true;
+    for (const timer of retryTimers.values()) clearTimeout(timer);
+    retryTimers.clear();
+    ready.clear();
+    for (const controller of inFlight.values()) controller.abort();
+    for (const resolve of [...drainWaiters]) resolve(false);
+    drainWaiters.clear();
+  }
+
+  // Resume events a durable queue already held at start-up.
+  updateDepth();
+  for (const callId of queue.calls()) wake(callId);
+
+  return { enqueue, drain, stop, pending: () => queue.size() };
+}
+
+interface WebhookMetrics {
+  deliveries: Counter<'outcome'>;
+  duration: Histogram;
+  depth: Gauge;
+}
+
+function webhookMetrics(registry: Registry): WebhookMetrics {
+  const deliveries =
+    (registry.getSingleMetric('aricrm_webhook_deliveries_total') as
+      Counter<'outcome'> | undefined) ??
+    new Counter({
+      name: 'aricrm_webhook_deliveries_total',
+      help: 'Webhook delivery results: delivered, retried (a retry was scheduled), rejected (4xx), dead (gave up).',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    });
+  for (const outcome of OUTCOMES) deliveries.inc({ outcome }, 0);
+  const duration =
+    (registry.getSingleMetric('aricrm_webhook_delivery_duration_seconds') as
+      Histogram | undefined) ??
+    new Histogram({
+      name: 'aricrm_webhook_delivery_duration_seconds',
+      help: 'Duration of one webhook delivery attempt, in seconds.',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    });
+  const depth =
+    (registry.getSingleMetric('aricrm_webhook_queue_depth') as Gauge | undefined) ??
+    new Gauge({
+      name: 'aricrm_webhook_queue_depth',
+      help: 'Webhook events not yet delivered, rejected or dead (including those in flight).',
+      registers: [registry],
+    });
+  return { deliveries, duration, depth };
+}
+
+/** Retry-After as delay in ms: delta-seconds or an HTTP date; undefined when absent or unparsable. */
+export function parseRetryAfter(value: string | null, nowMs: number): number | undefined {
+  if (!value) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  const at = Date.parse(trimmed);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
+}
+
+/** Up to `maxBytes` of a body as text for logs (whitespace collapsed); never throws. */
+async function readSnippet(response: Response, maxBytes: number): Promise<string> {
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < maxBytes) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+    }
+  } catch {
+    // a broken body only loses the log snippet
+  } finally {
+    void reader.cancel().catch(() => undefined);
+  }
+  return Buffer.concat(chunks)
+    .subarray(0, maxBytes)
+    .toString('utf8')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, 200);
+}
+
+/** `code: message` of a fetch error's root cause (undici wraps it in TypeError('fetch failed')). */
+function describeError(err: unknown): string {
+  let root: unknown = err;
+  while (root instanceof Error && root.cause !== undefined) root = root.cause;
+  if (root instanceof Error) {
+    const code = (root as { code?: unknown }).code;
+    return typeof code === 'string' ? `${code}: ${root.message}` : root.message;
+  }
+  return String(root);
+}
+
+function positive(name: string, value: number): void {
+  if (!Number.isFinite(value) || value <= 0)
+    throw new RangeError(`${name} must be > 0, got ${value}`);
+}
+
+const PACKAGE_VERSION = ((): string => {
+  try {
+    const pkg = createRequire(import.meta.url)('../../package.json') as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+})();

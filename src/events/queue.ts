@@ -1,0 +1,76 @@
+/**
+ * The webhook outbox (BRIEF F3 "never lost, never reordered within a call"): undelivered events,
+ * one FIFO per call. The dispatcher only talks to the {@link EventQueue} interface, so the
+ * in-memory implementation here can be replaced by a durable store (BRIEF "Shape": undelivered
+ * events survive a restart) without touching delivery logic. The interface is synchronous: a
+ * durable implementation keeps this working set in memory, persists writes through, and reloads
+ * it at start-up (the dispatcher resumes every call returned by {@link EventQueue.calls}).
+ */
+import type { LifecycleEvent } from './types.ts';
+
+/** One undelivered event with its delivery bookkeeping. */
+export interface QueuedEvent {
+  event: LifecycleEvent;
+  /** The JSON body, serialised once when enqueued so every attempt sends identical bytes. */
+  body: string;
+  /** When it was enqueued, epoch milliseconds; the retry age limit counts from here. */
+  enqueuedAt: number;
+  /** Delivery attempts made so far. */
+  attempts: number;
+}
+
+/** Per-call FIFOs of undelivered events. Implementations must not throw for valid use. */
+export interface EventQueue {
+  /** Add an event at the tail of its call's FIFO. */
+  append(entry: QueuedEvent): void;
+  /** The oldest undelivered event of a call, or undefined when the call has none. */
+  head(callId: string): QueuedEvent | undefined;
+  /** Persist changed bookkeeping (`attempts`) of a queued entry; a no-op in memory. */
+  update(entry: QueuedEvent): void;
+  /**
+   * Remove the head of a call's FIFO once it is settled (delivered, rejected or dead). Does
+   * nothing unless the head's event id is `eventId`.
+   */
+  removeHead(callId: string, eventId: string): void;
+  /** Calls that have undelivered events, in the order their oldest event was enqueued. */
+  calls(): string[];
+  /** Number of undelivered events over all calls (including those being sent now). */
+  size(): number;
+}
+
+/** The default {@link EventQueue}: plain memory, lost on restart. */
+export class MemoryEventQueue implements EventQueue {
+  private readonly fifos = new Map<string, QueuedEvent[]>();
+  private count = 0;
+
+  append(entry: QueuedEvent): void {
+    const fifo = this.fifos.get(entry.event.callId);
+    if (fifo) fifo.push(entry);
+    else this.fifos.set(entry.event.callId, [entry]);
+    this.count++;
+  }
+
+  head(callId: string): QueuedEvent | undefined {
+    return this.fifos.get(callId)?.[0];
+  }
+
+  update(_entry: QueuedEvent): void {
+    // Entries are live objects in memory: nothing to persist.
+  }
+
+  removeHead(callId: string, eventId: string): void {
+    const fifo = this.fifos.get(callId);
+    if (!fifo || fifo[0]?.event.id !== eventId) return;
+    fifo.shift();
+    this.count--;
+    if (fifo.length === 0) this.fifos.delete(callId);
+  }
+
+  calls(): string[] {
+    return [...this.fifos.keys()];
+  }
+
+  size(): number {
+    return this.count;
+  }
+}

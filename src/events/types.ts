@@ -1,0 +1,186 @@
+/**
+ * Call lifecycle events pushed to the CRM as webhooks (BRIEF F3, seed 004 §2.2.2: the `in` /
+ * `out` / `hangup` events with `phone`, `code`, `status`, `direct`, `date`, `hold`, `duration`,
+ * `path`, here as typed JSON). Reference with examples: docs/webhooks.md.
+ *
+ * Every event is an {@link EventEnvelope}: one id (the idempotency key), a type, the time it
+ * happened, the call it belongs to and its place in that call's sequence (1, 2, 3, … without
+ * gaps), plus type-specific `data`. Times are ISO 8601 UTC strings, durations whole seconds,
+ * phone numbers and extensions strings of digits as Asterisk gave them.
+ */
+import { randomUUID } from 'node:crypto';
+
+/** `in`: a customer called a DID of the company. `out`: an operator (or the CRM) called a customer. */
+export type EventDirection = 'in' | 'out';
+
+/** Final outcome of a call, lower-cased from Asterisk's dial status / CDR disposition. */
+export type EventDisposition = 'answered' | 'busy' | 'no_answer' | 'canceled' | 'failed';
+
+/** Who hung up. `customer`: the external party of an outbound call; `system`: the engine or Asterisk. */
+export type EventHangupBy = 'caller' | 'operator' | 'customer' | 'system';
+
+/** The customer as the CRM identified it (route lookup answer). */
+export interface EventCustomer {
+  /** The CRM's id of the customer. */
+  id?: string;
+  /** Customer name, as shown on the operator's phone. */
+  name?: string;
+}
+
+/** `call.started`: the call exists (inbound: it entered the Stasis app; outbound: dialling began). Seed `type=in|out`. */
+export interface CallStartedData {
+  direction: EventDirection;
+  /** Caller number: the customer's (in) or the operator's extension (out). */
+  from: string;
+  /** Called number: the DID (in) or the customer's number (out). */
+  to: string;
+  /** The DID the customer dialled (inbound only). */
+  did?: string;
+  /** The customer, when the CRM recognised the caller. */
+  customer?: EventCustomer;
+  /** Variables that travel with the call (e.g. a deal id given to click-to-call, BRIEF F2). */
+  variables?: Record<string, string>;
+}
+
+/** `call.ringing`: the phone of operator `extension` rings for this call (screen pop; seed `code`). */
+export interface CallRingingData {
+  /** The ringing operator's extension. One event per extension when a group rings. */
+  extension: string;
+  /** Caller number (as in `call.started`). */
+  from: string;
+  /** Called number (as in `call.started`). */
+  to: string;
+}
+
+/** `call.answered`: operator `extension` answered (inbound) or the customer answered (outbound). */
+export interface CallAnsweredData {
+  /** Extension of the operator on the call. */
+  extension: string;
+  /** Ring time from the start of the call until the answer, in whole seconds (seed `hold`). */
+  waitSec: number;
+}
+
+/** `call.transferred`: the call left its operator (BRIEF F7). */
+export interface CallTransferredData {
+  /** Where it went: a service number or an operator extension. */
+  to: string;
+  /** `service`: an internal service number set by the admin; `extension`: blind transfer to an operator. */
+  kind: 'service' | 'extension';
+}
+
+/** `call.ended`: the call is over; its CDR (seed `type=hangup`). Always the last event of a call. */
+export interface CallEndedData {
+  direction: EventDirection;
+  /** Caller number (as in `call.started`). */
+  from: string;
+  /** Called number (as in `call.started`). */
+  to: string;
+  /** The DID the customer dialled (inbound only). */
+  did?: string;
+  /** Extension of the operator who answered (in) or placed the call (out); absent when nobody did (seed `code`). */
+  answeredBy?: string;
+  /** Final outcome (seed `status`: ANSWER, BUSY, CANCEL, …). */
+  disposition: EventDisposition;
+  /** When the call started, ISO 8601 UTC (seed `date`). */
+  startedAt: string;
+  /** When it was answered, ISO 8601 UTC; absent when it was not. */
+  answeredAt?: string;
+  /** When it ended, ISO 8601 UTC. */
+  endedAt: string;
+  /** Ring time before the answer (or before the end, if unanswered), whole seconds (seed `hold`). */
+  waitSec: number;
+  /** Talk time from answer to end, whole seconds; 0 when unanswered (seed `duration`, CDR `billsec`). */
+  talkSec: number;
+  /** Who hung up. */
+  hangupBy?: EventHangupBy;
+  /** Link to the conversation's recording, when recorded (seed `path`). */
+  recordingUrl?: string;
+}
+
+/** `data` of each event type. */
+export interface EventDataMap {
+  'call.started': CallStartedData;
+  'call.ringing': CallRingingData;
+  'call.answered': CallAnsweredData;
+  'call.transferred': CallTransferredData;
+  'call.ended': CallEndedData;
+}
+
+/** The event types, e.g. `call.started`. */
+export type LifecycleEventType = keyof EventDataMap;
+
+/** The JSON body of one webhook. */
+export interface EventEnvelope<T extends LifecycleEventType = LifecycleEventType> {
+  /** Random UUID of this event; also the idempotency key (sent again on retries, header `X-Event-Id`). */
+  id: string;
+  /** Event type (header `X-Event-Type`). */
+  type: T;
+  /** When it happened, ISO 8601 UTC with milliseconds, e.g. `2025-01-31T09:15:02.123Z`. */
+  occurredAt: string;
+  /** Engine call id (UUID); the same id as in the route lookup and the API. */
+  callId: string;
+  /** Position in this call's events: 1, 2, 3, … without gaps. */
+  sequence: number;
+  data: EventDataMap[T];
+}
+
+/** Any lifecycle event; `type` discriminates `data`. */
+export type LifecycleEvent = { [T in LifecycleEventType]: EventEnvelope<T> }[LifecycleEventType];
+
+/** All event types, in the order they can occur in a call. */
+export const LIFECYCLE_EVENT_TYPES: readonly LifecycleEventType[] = [
+  'call.started',
+  'call.ringing',
+  'call.answered',
+  'call.transferred',
+  'call.ended',
+];
+
+/**
+ * Build an event with a fresh UUID.
+ *
+ * @param type event type, e.g. `call.started`
+ * @param callId the engine's call id
+ * @param sequence the call's next sequence number (from 1, no gaps; the caller keeps the count)
+ * @param data the type's data
+ * @param now when it happened: a Date or epoch milliseconds; default now
+ * @throws RangeError when `sequence` is not a positive integer
+ */
+export function createEventEnvelope<T extends LifecycleEventType>(
+  type: T,
+  callId: string,
+  sequence: number,
+  data: EventDataMap[T],
+  now?: Date | number,
+): Extract<LifecycleEvent, { type: T }>;
+/**
+ * Same, for callers that are themselves generic over the type (TypeScript cannot relate a generic
+ * `Extract<LifecycleEvent, {type: T}>['data']` to `EventDataMap[T]`); `data` is then only checked
+ * to be the data of some event type.
+ */
+export function createEventEnvelope<T extends LifecycleEventType>(
+  type: T,
+  callId: string,
+  sequence: number,
+  data: LifecycleEvent['data'],
+  now?: Date | number,
+): Extract<LifecycleEvent, { type: T }>;
+export function createEventEnvelope(
+  type: LifecycleEventType,
+  callId: string,
+  sequence: number,
+  data: LifecycleEvent['data'],
+  now: Date | number = Date.now(),
+): LifecycleEvent {
+  if (!Number.isInteger(sequence) || sequence < 1) {
+    throw new RangeError(`event sequence must be a positive integer, got ${sequence}`);
+  }
+  return {
+    id: randomUUID(),
+    type,
+    occurredAt: new Date(now).toISOString(),
+    callId,
+    sequence,
+    data,
+  } as LifecycleEvent;
+}

@@ -1,0 +1,121 @@
+/**
+ * Stasis applications and their event WebSockets. An app is active while a WebSocket is connected
+ * for it; events for it are sent there, or dropped when none is (nothing is replayed on reconnect,
+ * fixtures fact 13). A second WebSocket for the same app takes it over and the first one is told
+ * `ApplicationReplaced` (Asterisk's behaviour).
+ */
+import type { WebSocket } from 'ws';
+import type { SimEvent } from './types.ts';
+
+interface AppState {
+  name: string;
+  socket: WebSocket | null;
+  subscribeAll: boolean;
+  /** Event sources subscribed with `POST /applications/{app}/subscription`: `endpoint:PJSIP/101`, `deviceState:PJSIP/101`. */
+  sources: Set<string>;
+}
+
+export class AppRegistry {
+  private readonly apps = new Map<string, AppState>();
+  private readonly listeners = new Set<(event: SimEvent) => void>();
+
+  /** Names of every app ever seen (active or not). */
+  names(): string[] {
+    return [...this.apps.keys()];
+  }
+
+  isActive(app: string): boolean {
+    return this.apps.get(app)?.socket != null;
+  }
+
+  subscribeAllApps(): string[] {
+    return [...this.apps.values()].filter((a) => a.socket && a.subscribeAll).map((a) => a.name);
+  }
+
+  /** Apps with an explicit subscription to `source` (e.g. `endpoint:PJSIP/101`). */
+  subscribersOf(source: string): string[] {
+    return [...this.apps.values()].filter((a) => a.sources.has(source)).map((a) => a.name);
+  }
+
+  sources(app: string): string[] {
+    return [...(this.apps.get(app)?.sources ?? [])];
+  }
+
+  addSource(app: string, source: string): void {
+    this.state(app).sources.add(source);
+  }
+
+  removeSource(app: string, source: string): boolean {
+    return this.apps.get(app)?.sources.delete(source) ?? false;
+  }
+
+  /** Attach a WebSocket to `app`; a previous WebSocket of the app gets `ApplicationReplaced`. */
+  attach(app: string, socket: WebSocket, subscribeAll: boolean, timestamp: string): void {
+    const state = this.state(app);
+    const previous = state.socket;
+    state.socket = socket;
+    state.subscribeAll = subscribeAll;
+    if (previous && previous !== socket && previous.readyState === previous.OPEN) {
+      previous.send(JSON.stringify({ type: 'ApplicationReplaced', timestamp, application: app }));
+    }
+  }
+
+  /** Detach `socket` from every app it serves. Returns the apps that lost their WebSocket. */
+  detach(socket: WebSocket): string[] {
+    const lost: string[] = [];
+    for (const state of this.apps.values()) {
+      if (state.socket === socket) {
+        state.socket = null;
+        state.subscribeAll = false;
+        lost.push(state.name);
+      }
+    }
+    return lost;
+  }
+
+  /** Forget an app that has neither a WebSocket nor subscriptions left (fixtures fact 14). */
+  forgetIfIdle(app: string, hasResources: boolean): void {
+    const state = this.apps.get(app);
+    if (state && !state.socket && !hasResources) {
+      state.sources.clear();
+      this.apps.delete(app);
+    }
+  }
+
+  /** Every open WebSocket (for dropWebSockets / close). */
+  sockets(): WebSocket[] {
+    return [...new Set([...this.apps.values()].map((a) => a.socket).filter((s): s is WebSocket => s !== null))];
+  }
+
+  onEvent(listener: (event: SimEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Send an event to the app's WebSocket; resolves once it is written to the socket. Dropped
+   * (resolves at once) when the app has no WebSocket.
+   */
+  deliver(app: string, event: SimEvent): Promise<void> {
+    const socket = this.apps.get(app)?.socket;
+    if (!socket || socket.readyState !== socket.OPEN) return Promise.resolve();
+    const text = JSON.stringify(event);
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch {
+        // a test listener's failure must not break delivery
+      }
+    }
+    return new Promise((resolve) => socket.send(text, () => resolve()));
+  }
+
+  private state(app: string): AppState {
+    let state = this.apps.get(app);
+    if (!state) {
+      state = { name: app, socket: null, subscribeAll: false, sources: new Set() };
+      this.apps.set(app, state);
+    }
+    return state;
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * The simulated dialplan (extensions.conf) of the recorded Asterisk:
+ *
+ * ```
+ * [from-pstn]
+ * exten => _X.,1,NoOp()
+ *  same => n,Stasis(crm-app,inbound,${EXTEN})     ; priority 2, as in the traces
+ * [service]
+ * exten => 9999,1,Answer()
+ *  same => n,Playback(hello-world)
+ *  same => n,Hangup()
+ * ```
+ *
+ * The Stasis app of `from-pstn` is the one the inbound call was injected for (default `crm-app`).
+ * Anything else is an invalid extension: the channel is hung up, as Asterisk's PBX does when there
+ * is no such extension and no `i` extension.
+ */
+
+/** One priority of an extension. `data` may depend on the channel (EXTEN, injected app). */
+export interface DialplanStep {
+  app: 'NoOp' | 'Answer' | 'Playback' | 'Hangup' | 'Stasis';
+  data: (ctx: { exten: string; app: string }) => string;
+}
+
+interface Extension {
+  pattern: string;
+  steps: DialplanStep[];
+}
+
+const CONTEXTS: Record<string, Extension[]> = {
+  'from-pstn': [
+    {
+      pattern: '_X.',
+      steps: [
+        { app: 'NoOp', data: () => '' },
+        { app: 'Stasis', data: ({ exten, app }) => `${app},inbound,${exten}` },
+      ],
+    },
+  ],
+  service: [
+    {
+      pattern: '9999',
+      steps: [
+        { app: 'Answer', data: () => '' },
+        { app: 'Playback', data: () => 'hello-world' },
+        { app: 'Hangup', data: () => '' },
+      ],
+    },
+  ],
+};
+
+/** Asterisk extension pattern (`_X.`, `_NXX`, `_[1-5]!`) or literal → RegExp. */
+function patternToRegExp(pattern: string): RegExp {
+  if (!pattern.startsWith('_')) return new RegExp(`^${pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+  let out = '';
+  const body = pattern.slice(1);
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i] as string;
+    if (c === 'X') out += '[0-9]';
+    else if (c === 'Z') out += '[1-9]';
+    else if (c === 'N') out += '[2-9]';
+    else if (c === '.') out += '.+';
+    else if (c === '!') out += '.*';
+    else if (c === '[') {
+      const end = body.indexOf(']', i);
+      out += body.slice(i, end + 1);
+      i = end;
+    } else out += c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${out}$`);
+}
+
+/** The steps of `exten` in `context`, or undefined when there is no such extension. */
+export function findExtension(context: string, exten: string): DialplanStep[] | undefined {
+  const extensions = CONTEXTS[context];
+  if (!extensions) return undefined;
+  return extensions.find((e) => patternToRegExp(e.pattern).test(exten))?.steps;
+}

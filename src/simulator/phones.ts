@@ -1,0 +1,69 @@
+/**
+ * Simulated phones: operator extensions (`PJSIP/<ext>`) and customers behind the trunk
+ * (`PJSIP/<number>@<trunk>`), each with a {@link PhoneBehaviour} that decides what happens when it
+ * is dialled. Defaults (brief): operators and customers answer after 1000 ms.
+ */
+import { z } from 'zod';
+import type { PhoneBehaviour } from './types.ts';
+
+/** Default behaviour of every phone: answer after 1000 simulated ms. */
+export const DEFAULT_BEHAVIOUR: PhoneBehaviour = { mode: 'answer', answerAfterMs: 1000 };
+
+const ms = z.number().finite().nonnegative();
+
+/** zod schema of {@link PhoneBehaviour} (control API input). */
+export const phoneBehaviourSchema = z.discriminatedUnion('mode', [
+  z.object({ mode: z.literal('answer'), answerAfterMs: ms, hangupAfterMs: ms.optional() }).strict(),
+  z.object({ mode: z.literal('busy'), afterMs: ms.optional() }).strict(),
+  z.object({ mode: z.literal('ring') }).strict(),
+  z.object({ mode: z.literal('unavailable') }).strict(),
+  z.object({ mode: z.literal('congestion'), afterMs: ms.optional() }).strict(),
+]);
+
+function copy(behaviour: PhoneBehaviour): PhoneBehaviour {
+  return { ...behaviour };
+}
+
+export class PhoneBook {
+  private readonly operators = new Map<string, PhoneBehaviour>();
+  private readonly customers = new Map<string, PhoneBehaviour>();
+
+  constructor(readonly extensions: readonly string[]) {
+    this.resetOperators();
+  }
+
+  isExtension(extension: string): boolean {
+    return this.operators.has(extension);
+  }
+
+  /** Behaviour of an operator extension; throws RangeError for an unknown one. */
+  operator(extension: string): PhoneBehaviour {
+    const behaviour = this.operators.get(extension);
+    if (!behaviour) throw new RangeError(`unknown extension ${extension}`);
+    return copy(behaviour);
+  }
+
+  setOperator(extension: string, behaviour: PhoneBehaviour): void {
+    if (!this.operators.has(extension)) throw new RangeError(`unknown extension ${extension}`);
+    this.operators.set(extension, copy(phoneBehaviourSchema.parse(behaviour)));
+  }
+
+  resetOperators(): void {
+    this.operators.clear();
+    for (const ext of this.extensions) this.operators.set(ext, copy(DEFAULT_BEHAVIOUR));
+  }
+
+  /** Behaviour of a customer number: its own, else the `*` default, else answer after 1000 ms. */
+  customer(number: string): PhoneBehaviour {
+    return copy(this.customers.get(number) ?? this.customers.get('*') ?? DEFAULT_BEHAVIOUR);
+  }
+
+  setCustomer(numberOrDefault: string, behaviour: PhoneBehaviour): void {
+    if (numberOrDefault === '') throw new RangeError('customer number must not be empty');
+    this.customers.set(numberOrDefault, copy(phoneBehaviourSchema.parse(behaviour)));
+  }
+
+  resetCustomers(): void {
+    this.customers.clear();
+  }
+}

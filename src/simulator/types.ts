@@ -1,0 +1,157 @@
+/**
+ * Public types of the PBX simulator: a faithful in-process stand-in for Asterisk 22's ARI
+ * (REST + WebSocket) that the real ari-client connects to. Behaviour is checked against the traces
+ * in `shared/fixtures/ari/traces/` (see `test/simulator/`).
+ */
+import type { Router } from 'express';
+import type { Logger } from 'winston';
+import type { AriChannel } from '../ari/types.ts';
+
+/** Options of {@link import('./index.ts').startSimulator}. */
+export interface SimulatorOptions {
+  /** Interface to listen on. Default `127.0.0.1`. */
+  host?: string;
+  /** TCP port; `0` (default) picks an ephemeral port (see {@link PbxSimulator.url}). */
+  port?: number;
+  /** ARI user (basic auth or `api_key=user:pass`). Default `asterisk`. */
+  username?: string;
+  /** ARI password. Default `asterisk`. */
+  password?: string;
+  /** Operator extensions, each reachable as endpoint `PJSIP/<ext>`. Default `['101','102','103']`. */
+  extensions?: string[];
+  /** Name of the PJSIP trunk customers are dialled through (`PJSIP/<number>@<trunk>`). Default `client-trunk`. */
+  trunk?: string;
+  /**
+   * Simulated-time factor. `1` = real time; `0.01` makes every simulated duration (answer delays,
+   * dial timeouts, playback lengths, caller hang-up delays, recording lengths) 100x shorter in
+   * real time. Event timestamps, `creationtime`, UniqueIDs and recording durations/WAV lengths all
+   * follow the simulated clock, so a 3 s call at `0.01` still shows 3 s between timestamps and a
+   * 3 s (48044-byte) recording. Default `1`.
+   */
+  timeScale?: number;
+  /** Where the simulator logs (debug level for every REST request and event). Default: silent. */
+  logger?: Logger;
+}
+
+/**
+ * How a simulated phone reacts when it is dialled (operator extension or customer number).
+ * All durations are in simulated milliseconds (divided by nothing, multiplied by `timeScale`).
+ *
+ * - `answer`: rings (180), answers after `answerAfterMs`; with `hangupAfterMs` it hangs up (BYE)
+ *   that long after answering.
+ * - `busy`: answers 486 after `afterMs` (default 0) without ringing: `Dial ""`, then
+ *   `ChannelHangupRequest` cause 17 tech_cause 486, `ChannelDestroyed` 17 "User busy" (fixtures fact 4).
+ * - `ring`: rings until the app hangs up or the dial timeout expires (fixtures facts 5, 6).
+ * - `unavailable`: the PJSIP endpoint has no contact: `POST /channels/create` and originate answer
+ *   500 `{"error":"Allocation failed"}` like Asterisk 22 (`ast_request` fails in chan_pjsip), and
+ *   the endpoint is listed `offline`.
+ * - `congestion`: answers 503 after `afterMs`: cause 34 "Circuit/channel congestion", tech_cause 503.
+ */
+export type PhoneBehaviour =
+  | { mode: 'answer'; answerAfterMs: number; hangupAfterMs?: number }
+  | { mode: 'busy'; afterMs?: number }
+  | { mode: 'ring' }
+  | { mode: 'unavailable' }
+  | { mode: 'congestion'; afterMs?: number };
+
+/** An inbound call from the PSTN (endpoint `pstn-in`, context `from-pstn`). */
+export interface InboundCall {
+  /** Caller's number (CALLERID(num)), e.g. `79161234567`. */
+  from: string;
+  /** Dialled number (DID), e.g. `74951234567`; becomes `EXTEN` and the Stasis arg. */
+  to: string;
+  /** CALLERID(name); defaults to `from` like the trace. */
+  callerName?: string;
+  /** Stasis app the dialplan sends the call to. Default `crm-app`. */
+  app?: string;
+  /** The caller hangs up (BYE) this long after the channel is answered (simulated ms). */
+  hangupAfterMs?: number;
+  /** The caller hangs up (CANCEL, cause 127/487) this long after the call starts if not answered by then (simulated ms). */
+  abandonAfterMs?: number;
+}
+
+/** One ARI REST request as the simulator served it (api-docs fetches are not recorded). */
+export interface RecordedRequest {
+  method: string;
+  /** Path without the `/ari` prefix, e.g. `/channels/1795277133.61/dial`. */
+  path: string;
+  /** Query string parameters as received. */
+  query: Record<string, string>;
+  /** Parsed JSON (or form) body, `undefined` when none. */
+  body: unknown;
+  status: number;
+  /**
+   * JSON answer; for non-JSON answers a summary like the traces use:
+   * `{contentType, bytes, head}` (`head` = first 12 bytes as hex).
+   */
+  response: unknown;
+  /** Wall-clock time the answer was sent (epoch ms). */
+  at: number;
+}
+
+/** Switchable races real Asterisk shows (fixtures facts 1 and 2). */
+export interface SimulatorRaces {
+  /** (a) StasisStart (and the events before it) of a `POST /channels/create` is sent on the WebSocket before the HTTP answer. Default false. */
+  stasisStartBeforeCreateResponse?: boolean;
+  /** (b) The first N channel commands sent after each StasisStart answer `409 {"message":"Channel not in Stasis application"}`. Default 0. */
+  notInStasisAfterStasisStart?: number;
+  /** (b') Probability (0..1) that a channel command answers that 409 while the channel is within its first 100 simulated ms after StasisStart. Default 0. */
+  notInStasisProbability?: number;
+}
+
+/** A simulated phone line and what it does when dialled. */
+export interface PhoneInfo {
+  extension: string;
+  behaviour: PhoneBehaviour;
+  /** Live channels on endpoint `PJSIP/<extension>`. */
+  channelIds: string[];
+}
+
+/** An event as sent on an app WebSocket. */
+export type SimEvent = Record<string, unknown> & { type: string };
+
+/** The running simulator. */
+export interface PbxSimulator {
+  /** `http://127.0.0.1:PORT`; ARI lives under `url + '/ari'`. */
+  readonly url: string;
+  readonly username: string;
+  readonly password: string;
+  /** The simulated-time factor in use (see {@link SimulatorOptions.timeScale}). */
+  readonly timeScale: number;
+  /** Operator phones (`PJSIP/<ext>`). Defaults: answer after 1000 ms. */
+  phones: {
+    /** Set the behaviour of an operator extension; throws `RangeError` for an unknown extension. A phone ringing in `ring` mode adopts the new behaviour at once. */
+    set(extension: string, behaviour: PhoneBehaviour): void;
+    get(extension: string): PhoneBehaviour;
+    /** Every extension back to the default (answer after 1000 ms). */
+    reset(): void;
+    list(): PhoneInfo[];
+  };
+  /** Customers behind the trunk, by dialled number or `*` (default: answer after 1000 ms). */
+  customers: {
+    set(numberOrDefault: string, behaviour: PhoneBehaviour): void;
+    reset(): void;
+  };
+  /**
+   * A call arrives from the PSTN and runs `from-pstn`: `Stasis(<app>,inbound,<DID>)` at priority 2.
+   * Rejects with {@link import('./errors.ts').SimCallRejectedError} when the app has no WebSocket (fixtures fact 14).
+   */
+  injectInboundCall(call: InboundCall): Promise<{ channelId: string }>;
+  /** The far end of that channel hangs up (BYE when answered, CANCEL for an unanswered inbound call, 603 for a ringing outbound one). Throws `RangeError` for an unknown channel. */
+  hangup(channelId: string): void;
+  /** Every event sent on an app WebSocket. Returns the unsubscribe function. */
+  onEvent(listener: (event: SimEvent) => void): () => void;
+  /** Send an arbitrary event to the app's WebSocket(s) (`application`/`timestamp` are filled in when missing). */
+  emitRawEvent(app: string, event: Record<string, unknown>): void;
+  /** Every ARI REST request served, oldest first. */
+  readonly requests: RecordedRequest[];
+  clearRequests(): void;
+  setRaces(races: SimulatorRaces): void;
+  /** Close every app WebSocket (server side), e.g. for reconnect tests. */
+  dropWebSockets(): void;
+  /** Snapshots of the live channels, as `GET /channels` shows them. */
+  channels(): AriChannel[];
+  /** Control API for demos and e2e tests (JSON): POST /calls, GET /phones, PUT /phones/:extension, PUT /customers/:number, GET /channels, POST /channels/:id/hangup. */
+  controlRouter(): Router;
+  close(): Promise<void>;
+}

@@ -1,0 +1,70 @@
+/**
+ * Audio files of stored recordings. Asterisk's `wav` format is RIFF/WAVE PCM, 8 kHz, 16-bit, mono:
+ * 16000 bytes per second after a 44-byte header, so a 3 s recording is 48044 bytes (as in the
+ * inbound-answered trace). Audio is written in 20 ms frames (160 samples). The simulator records
+ * silence.
+ */
+
+/** Bytes of one 20 ms frame per format (8 kHz unless stated). */
+const FRAME_BYTES: Record<string, number> = {
+  wav: 320,
+  sln: 320,
+  wav16: 640,
+  sln16: 640,
+  ulaw: 160,
+  alaw: 160,
+  gsm: 33,
+};
+
+/** Silence byte of the 8-bit companded formats. */
+const SILENCE_BYTE: Record<string, number> = { ulaw: 0xff, alaw: 0xd5 };
+
+/** MIME type of each format, as served by `GET /recordings/stored/{name}/file`. */
+const CONTENT_TYPE: Record<string, string> = {
+  wav: 'audio/wav',
+  wav16: 'audio/wav',
+  sln: 'audio/x-sln',
+  sln16: 'audio/x-sln',
+  ulaw: 'audio/basic',
+  alaw: 'audio/x-alaw-basic',
+  gsm: 'audio/x-gsm',
+};
+
+/** Recording formats this simulated Asterisk knows (others answer 422). */
+export function isKnownFormat(format: string): boolean {
+  return format in FRAME_BYTES;
+}
+
+export function contentTypeOf(format: string): string {
+  return CONTENT_TYPE[format] ?? 'application/octet-stream';
+}
+
+/** 20 ms frames in `durationMs` (Asterisk writes whole frames). */
+export function framesIn(durationMs: number): number {
+  return Math.max(0, Math.floor(durationMs / 20));
+}
+
+/** The file of a recording of `frames` 20 ms frames of silence in `format`. */
+export function audioFile(format: string, frames: number): Buffer {
+  const frameBytes = FRAME_BYTES[format] ?? 320;
+  const dataBytes = frames * frameBytes;
+  if (format === 'wav' || format === 'wav16') {
+    const sampleRate = format === 'wav16' ? 16000 : 8000;
+    const header = Buffer.alloc(44);
+    header.write('RIFF', 0, 'ascii');
+    header.writeUInt32LE(36 + dataBytes, 4);
+    header.write('WAVE', 8, 'ascii');
+    header.write('fmt ', 12, 'ascii');
+    header.writeUInt32LE(16, 16); // fmt chunk size
+    header.writeUInt16LE(1, 20); // PCM
+    header.writeUInt16LE(1, 22); // mono
+    header.writeUInt32LE(sampleRate, 24);
+    header.writeUInt32LE(sampleRate * 2, 28); // byte rate
+    header.writeUInt16LE(2, 32); // block align
+    header.writeUInt16LE(16, 34); // bits per sample
+    header.write('data', 36, 'ascii');
+    header.writeUInt32LE(dataBytes, 40);
+    return Buffer.concat([header, Buffer.alloc(dataBytes)]);
+  }
+  return Buffer.alloc(dataBytes, SILENCE_BYTE[format] ?? 0);
+}
