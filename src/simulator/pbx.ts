@@ -1,0 +1,1284 @@
+/**
+ * The simulated Asterisk: channels, bridges, playbacks, recordings, endpoints, device states and
+ * the Stasis event stream, behaving like Asterisk 22 in `shared/fixtures/ari/traces/`.
+ *
+ * Event routing follows Stasis subscriptions: an app gets the events of a channel while the
+ * channel is in its Stasis app, plus those of channels it subscribed to explicitly (channels it
+ * created or originated, their originators, `applications/subscribe`); a bridge's events go to the
+ * apps whose channels entered it. That is why an inbound channel gets no `ChannelDestroyed` after
+ * its `StasisEnd` while an app-created one does (fixtures fact 7), and why an originated channel's
+ * `Dial` events arrive before its `StasisStart` (fact 8).
+ *
+ * Asterisk never hangs up the other leg nor destroys bridges by itself (fact 9): neither does this.
+ */
+import type { Logger } from 'winston';
+import type { AriCallerId, AriEndpoint, ChannelState } from '../ari/types.ts';
+import type { AppRegistry } from './apps.ts';
+import { CAUSE, causeText, dialStatusOfCause } from './causes.ts';
+import type { SimClock, SimTimer } from './clock.ts';
+import { findExtension } from './dialplan.ts';
+import { allocationFailed, ariError } from './errors.ts';
+import type { IdFactory } from './ids.ts';
+import { mediaDurationMs } from './media.ts';
+import {
+  bridgeJson,
+  channelJson,
+  liveRecordingJson,
+  playbackJson,
+  type ChannelKind,
+  type DialAttempt,
+  type InternalParticipant,
+  type Party,
+  type SimBridge,
+  type SimChannel,
+  type SimLiveRecording,
+  type SimPlayback,
+  type StoredRecording,
+} from './model.ts';
+import type { PhoneBook } from './phones.ts';
+import type { PhoneBehaviour, SimEvent, SimulatorRaces } from './types.ts';
+import { framesIn } from './wav.ts';
+
+/** `asterisk_id` (entity id) of the recorded Asterisk. */
+export const ASTERISK_ID = '02:fc:00:00:00:01';
+
+const EMPTY_ID: AriCallerId = { name: '', number: '' };
+
+/** What an event is about, to find the apps that receive it. */
+interface Scope {
+  channels?: SimChannel[];
+  bridge?: SimBridge;
+  endpoint?: string;
+  device?: string;
+}
+
+/** A parsed dial target (`PJSIP/101`, `PJSIP/79161234567@client-trunk`). */
+interface EndpointTarget {
+  party: Party;
+  /** Endpoint the channel belongs to (`PJSIP/101`, `PJSIP/client-trunk`). */
+  endpoint: string;
+  /** Resource used in the channel name (`101`, `client-trunk`). */
+  nameResource: string;
+  /** What follows `PJSIP/`: Asterisk's dial string (`101`, `79161234567@client-trunk`). */
+  dialstring: string;
+  context: string;
+  defaultCaller: AriCallerId;
+}
+
+/** Options of `POST /channels/create`. */
+export interface CreateOptions {
+  endpoint?: string;
+  app?: string;
+  appArgs?: string;
+  channelId?: string;
+  originator?: string;
+  formats?: string;
+  variables: Array<[string, string]>;
+}
+
+/** Options of `POST /channels` (originate). */
+export interface OriginateOptions {
+  endpoint?: string;
+  extension?: string;
+  context?: string;
+  priority?: number;
+  label?: string;
+  app?: string;
+  appArgs?: string;
+  callerId?: string;
+  /** Seconds; 0 = default 30 s; -1 = no timeout. */
+  timeoutSec: number;
+  channelId?: string;
+  originator?: string;
+  formats?: string;
+  variables: Array<[string, string]>;
+}
+
+/** Options of a recording (`POST /bridges/{id}/record`, `POST /channels/{id}/record`). */
+export interface RecordOptions {
+  name: string;
+  format: string;
+  maxDurationSec: number;
+  ifExists: 'fail' | 'overwrite' | 'append';
+}
+
+/** A pending event delivery (see {@link Pbx.collect}). */
+type Delivery = () => Promise<void>;
+
+export class Pbx {
+  readonly channels = new Map<string, SimChannel>();
+  readonly bridges = new Map<string, SimBridge>();
+  readonly playbacks = new Map<string, SimPlayback>();
+  readonly liveRecordings = new Map<string, SimLiveRecording>();
+  readonly storedRecordings = new Map<string, StoredRecording>();
+  /** ARI-controlled device states (`Stasis:<name>`). */
+  readonly customDeviceStates = new Map<string, string>();
+  races: Required<SimulatorRaces> = {
+    stasisStartBeforeCreateResponse: false,
+    notInStasisAfterStasisStart: 0,
+    notInStasisProbability: 0,
+  };
+  private sink: Delivery[] | null = null;
+  private readonly lastDeviceState = new Map<string, string>();
+  private readonly startupTime: string;
+
+  constructor(
+    readonly clock: SimClock,
+    private readonly ids: IdFactory,
+    readonly apps: AppRegistry,
+    readonly phones: PhoneBook,
+    readonly trunk: string,
+    private readonly log: Logger | undefined,
+  ) {
+    this.startupTime = clock.timestamp();
+    for (const ext of phones.extensions) this.lastDeviceState.set(`PJSIP/${ext}`, this.deviceState(`PJSIP/${ext}`));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Events
+  // -------------------------------------------------------------------------------------------
+
+  /**
+   * Run `fn`, holding back the events it emits instead of sending them; returns its result and
+   * the held deliveries (send them with {@link flush}). Used to send a create's StasisStart before
+   * or after the HTTP answer (race (a)).
+   */
+  collect<T>(fn: () => T): { result: T; deliveries: Delivery[] } {
+    const previous = this.sink;
+    const deliveries: Delivery[] = [];
+    this.sink = deliveries;
+    try {
+      return { result: fn(), deliveries };
+    } finally {
+      this.sink = previous;
+    }
+  }
+
+  /** Send held deliveries in order; resolves when all are written to their sockets. */
+  async flush(deliveries: Delivery[]): Promise<void> {
+    await Promise.all(deliveries.map((d) => d()));
+  }
+
+  private targets(scope: Scope): Set<string> {
+    const out = new Set<string>();
+    for (const ch of scope.channels ?? []) {
+      if (ch.stasis) out.add(ch.stasis.app);
+      for (const app of ch.subscribers) out.add(app);
+    }
+    if (scope.bridge) for (const app of scope.bridge.subscribers) out.add(app);
+    if (scope.endpoint) {
+      for (const app of this.apps.subscribersOf(`endpoint:${scope.endpoint}`)) out.add(app);
+      const tech = scope.endpoint.split('/')[0];
+      for (const app of this.apps.subscribersOf(`endpoint:${tech}`)) out.add(app);
+    }
+    if (scope.device) for (const app of this.apps.subscribersOf(`deviceState:${scope.device}`)) out.add(app);
+    for (const app of this.apps.subscribeAllApps()) out.add(app);
+    return out;
+  }
+
+  /** Emit an event to every app the scope reaches (payload snapshots are taken now). */
+  private emit(type: string, fields: Record<string, unknown>, scope: Scope): void {
+    const targets = this.targets(scope);
+    this.log?.debug('sim event', { type, apps: [...targets] });
+    if (targets.size === 0) return;
+    const timestamp = this.clock.timestamp();
+    for (const app of targets) {
+      const event: SimEvent = { type, timestamp, ...fields, asterisk_id: ASTERISK_ID, application: app };
+      const delivery = () => this.apps.deliver(app, event);
+      if (this.sink) this.sink.push(delivery);
+      else void delivery();
+    }
+  }
+
+  /** Send an arbitrary event to an app (test hook). */
+  emitRaw(app: string, event: Record<string, unknown>): void {
+    const full = { timestamp: this.clock.timestamp(), ...event, application: event.application ?? app } as SimEvent;
+    void this.apps.deliver(app, full);
+  }
+
+  private emitChannel(type: string, ch: SimChannel, fields: Record<string, unknown> = {}): void {
+    this.emit(type, { ...fields, channel: channelJson(ch) }, { channels: [ch] });
+  }
+
+  private setVar(ch: SimChannel, variable: string, value: string, emitEvent = true): void {
+    ch.vars.set(variable, value);
+    if (emitEvent) this.emit('ChannelVarset', { variable, value, channel: channelJson(ch) }, { channels: [ch] });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Endpoints and device states
+  // -------------------------------------------------------------------------------------------
+
+  /** Endpoints in the order Asterisk lists them (errors trace): trunk, pstn-in, extensions reversed. */
+  endpointNames(): string[] {
+    return [this.trunk, 'pstn-in', ...[...this.phones.extensions].reverse()];
+  }
+
+  endpointJson(resource: string): AriEndpoint {
+    const endpoint = `PJSIP/${resource}`;
+    const offline = this.phones.isExtension(resource) && this.phones.operator(resource).mode === 'unavailable';
+    return {
+      technology: 'PJSIP',
+      resource,
+      state: offline ? 'offline' : 'online',
+      channel_ids: [...this.channels.values()].filter((c) => c.endpoint === endpoint).map((c) => c.id),
+    };
+  }
+
+  /** Device state of `PJSIP/<ext>`, an ARI-controlled `Stasis:` device, or INVALID. */
+  deviceState(name: string): string {
+    if (name.startsWith('Stasis:')) return this.customDeviceStates.get(name.slice(7)) ?? 'UNKNOWN';
+    const match = /^PJSIP\/(.+)$/.exec(name);
+    const resource = match?.[1];
+    if (!resource) return 'INVALID';
+    if (this.phones.isExtension(resource)) {
+      if (this.phones.operator(resource).mode === 'unavailable') return 'UNAVAILABLE';
+    } else if (resource !== this.trunk && resource !== 'pstn-in') return 'INVALID';
+    const states = [...this.channels.values()].filter((c) => c.endpoint === name).map((c) => c.state);
+    const up = states.some((s) => s === 'Up');
+    const ringing = states.some((s) => s === 'Ringing' || s === 'Ring');
+    if (up && ringing) return 'RINGINUSE';
+    if (up) return 'INUSE';
+    if (ringing) return 'RINGING';
+    if (states.some((s) => s === 'Busy')) return 'BUSY';
+    return 'NOT_INUSE';
+  }
+
+  /** Publish endpoint and device-state changes after a channel of `endpoint` changed. */
+  private endpointChanged(endpoint: string): void {
+    const resource = endpoint.slice('PJSIP/'.length);
+    this.emit('EndpointStateChange', { endpoint: this.endpointJson(resource) }, { endpoint });
+    const state = this.deviceState(endpoint);
+    if (this.lastDeviceState.get(endpoint) !== state) {
+      this.lastDeviceState.set(endpoint, state);
+      this.emit('DeviceStateChanged', { device_state: { name: endpoint, state } }, { device: endpoint });
+    }
+  }
+
+  /** A phone's behaviour changed: refresh its endpoint/device state; a ringing `ring`-mode leg adopts it. */
+  phoneChanged(extension: string): void {
+    const endpoint = `PJSIP/${extension}`;
+    this.endpointChanged(endpoint);
+    const behaviour = this.phones.operator(extension);
+    for (const ch of this.channels.values()) {
+      if (ch.endpoint !== endpoint || !ch.dial || ch.dial.answered || ch.phase !== 'alive') continue;
+      if (ch.dial.behaviour.mode !== 'ring' || behaviour.mode === 'ring') continue;
+      ch.dial.behaviour = behaviour;
+      this.runBehaviour(ch, ch.dial, true);
+    }
+  }
+
+  /** Set an ARI-controlled device state (`PUT /deviceStates/Stasis:<name>`). */
+  setCustomDeviceState(device: string, state: string): void {
+    this.customDeviceStates.set(device.slice(7), state);
+    this.emit('DeviceStateChanged', { device_state: { name: device, state } }, { device });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Channels
+  // -------------------------------------------------------------------------------------------
+
+  /** Parse an ARI endpoint; throws 500 Allocation failed like `ast_request` failing. */
+  private resolveEndpoint(endpoint: string): EndpointTarget {
+    const slash = endpoint.indexOf('/');
+    const tech = endpoint.slice(0, slash);
+    const resource = endpoint.slice(slash + 1);
+    if (tech.toUpperCase() !== 'PJSIP' || !resource) throw allocationFailed();
+    const at = resource.indexOf('@');
+    if (at >= 0) {
+      const number = resource.slice(0, at);
+      const trunk = resource.slice(at + 1);
+      if (trunk !== this.trunk || !number) throw allocationFailed();
+      if (this.phones.customer(number).mode === 'unavailable') throw allocationFailed();
+      return {
+        party: { kind: 'customer', number },
+        endpoint: `PJSIP/${trunk}`,
+        nameResource: trunk,
+        dialstring: resource,
+        context: 'from-pstn',
+        defaultCaller: { ...EMPTY_ID },
+      };
+    }
+    if (!this.phones.isExtension(resource)) throw allocationFailed();
+    // A PJSIP endpoint without a contact: chan_pjsip cannot create the outgoing session.
+    if (this.phones.operator(resource).mode === 'unavailable') throw allocationFailed();
+    return {
+      party: { kind: 'operator', extension: resource },
+      endpoint: `PJSIP/${resource}`,
+      nameResource: resource,
+      dialstring: resource,
+      context: 'from-internal',
+      defaultCaller: { name: `Operator ${resource}`, number: resource },
+    };
+  }
+
+  private newChannel(init: {
+    id?: string;
+    kind: ChannelKind;
+    party: Party;
+    endpoint: string;
+    nameResource: string;
+    protocolId: string;
+    state: ChannelState;
+    caller: AriCallerId;
+    context: string;
+    exten: string;
+    dialstring: string | null;
+  }): SimChannel {
+    const ch: SimChannel = {
+      id: init.id ?? this.ids.uniqueId(),
+      name: this.ids.channelName('PJSIP', init.nameResource),
+      state: init.state,
+      protocolId: init.protocolId,
+      caller: { ...init.caller },
+      connected: { ...EMPTY_ID },
+      accountcode: '',
+      dialplan: { context: init.context, exten: init.exten, priority: 1, app_name: '', app_data: '' },
+      creationtime: this.clock.timestamp(),
+      language: 'en',
+      kind: init.kind,
+      party: init.party,
+      endpoint: init.endpoint,
+      dialstring: init.dialstring,
+      vars: new Map(),
+      stasis: null,
+      subscribers: new Set(),
+      bridgeId: null,
+      phase: 'alive',
+      dial: null,
+      timers: new Set(),
+      notInStasisBudget: 0,
+      stasisStartedAtMs: 0,
+      playbacks: [],
+      hangupCause: 0,
+    };
+    this.channels.set(ch.id, ch);
+    return ch;
+  }
+
+  private channelTimer(ch: SimChannel, delayMs: number, fn: () => void): SimTimer {
+    const timer = this.clock.after(delayMs, () => {
+      ch.timers.delete(timer);
+      if (ch.phase === 'alive') fn();
+    });
+    ch.timers.add(timer);
+    return timer;
+  }
+
+  private setState(ch: SimChannel, state: ChannelState): void {
+    if (ch.state === state) return;
+    ch.state = state;
+    this.emitChannel('ChannelStateChange', ch);
+    this.endpointChanged(ch.endpoint);
+  }
+
+  private assertNewId(id: string | undefined): void {
+    if (id !== undefined && (this.channels.has(id) || this.bridges.has(id))) {
+      throw ariError(409, 'Channel with given unique ID already exists');
+    }
+  }
+
+  /** Apply channel variables (create/originate body); CALLERID() functions change the caller ID. */
+  private applyVariables(ch: SimChannel, variables: Array<[string, string]>, emitEvents: boolean): void {
+    for (const [name, value] of variables) this.writeVariable(ch, name, value, emitEvents);
+  }
+
+  /**
+   * Set a variable or dialplan function. `CALLERID(name|num|number|all)` and
+   * `CONNECTEDLINE(name|num|number)` change the IDs (ChannelCallerId / ChannelConnectedLine);
+   * other functions fail (false).
+   */
+  writeVariable(ch: SimChannel, name: string, value: string, emitEvents = true): boolean {
+    const fn = /^([A-Z_]+)\(([^)]*)\)$/i.exec(name);
+    if (!fn) {
+      this.setVar(ch, name, value, emitEvents);
+      return true;
+    }
+    const func = (fn[1] ?? '').toUpperCase();
+    const arg = (fn[2] ?? '').toLowerCase();
+    if (func === 'CALLERID') {
+      if (arg === 'name') ch.caller.name = value;
+      else if (arg === 'num' || arg === 'number') ch.caller.number = value;
+      else if (arg === 'all') ch.caller = parseCallerId(value);
+      else return false;
+      if (emitEvents) {
+        this.emitChannel('ChannelCallerId', ch, {
+          caller_presentation: 0,
+          caller_presentation_txt: 'Presentation Allowed, Not Screened',
+        });
+      }
+      return true;
+    }
+    if (func === 'CONNECTEDLINE') {
+      if (arg === 'name') ch.connected.name = value;
+      else if (arg === 'num' || arg === 'number') ch.connected.number = value;
+      else if (arg === 'all') ch.connected = parseCallerId(value);
+      else return false;
+      if (emitEvents) this.emitChannel('ChannelConnectedLine', ch);
+      return true;
+    }
+    return false;
+  }
+
+  /** Read a variable or `CALLERID()`/`CONNECTEDLINE()`; undefined when not set, null for an unknown function. */
+  readVariable(ch: SimChannel, name: string): string | undefined | null {
+    const fn = /^([A-Z_]+)\(([^)]*)\)$/i.exec(name);
+    if (!fn) return ch.vars.get(name);
+    const func = (fn[1] ?? '').toUpperCase();
+    const arg = (fn[2] ?? '').toLowerCase();
+    const id = func === 'CALLERID' ? ch.caller : func === 'CONNECTEDLINE' ? ch.connected : undefined;
+    if (!id) return null;
+    if (arg === 'name') return id.name;
+    if (arg === 'num' || arg === 'number') return id.number;
+    if (arg === 'all') return id.name ? `"${id.name}" <${id.number}>` : id.number;
+    return null;
+  }
+
+  /**
+   * Put a channel in Stasis: `dialplan` shows `Stasis(app,args)`, `STASISSTATUS` is cleared and
+   * StasisStart is sent. Returns false (STASISSTATUS=FAILED) when the app has no WebSocket
+   * (fixtures fact 14).
+   */
+  private enterStasis(ch: SimChannel, app: string, appArgs: string | undefined, dialplanEvent: boolean): boolean {
+    const data = appArgs ? `${app},${appArgs}` : app;
+    ch.dialplan.app_name = 'Stasis';
+    ch.dialplan.app_data = data;
+    if (dialplanEvent) this.emitChannel('ChannelDialplan', ch, { dialplan_app: 'Stasis', dialplan_app_data: data });
+    this.setVar(ch, 'STASISSTATUS', '');
+    if (!this.apps.isActive(app)) {
+      this.setVar(ch, 'STASISSTATUS', 'FAILED');
+      return false;
+    }
+    const args = appArgs ? appArgs.split(',') : [];
+    ch.stasis = { app, args };
+    ch.notInStasisBudget = this.races.notInStasisAfterStasisStart;
+    ch.stasisStartedAtMs = this.clock.nowMs();
+    this.emit('StasisStart', { args, channel: channelJson(ch) }, { channels: [ch] });
+    return true;
+  }
+
+  private leaveStasis(ch: SimChannel): void {
+    if (!ch.stasis) return;
+    this.emitChannel('StasisEnd', ch);
+    const app = ch.stasis.app;
+    ch.stasis = null;
+    this.forgetAppIfIdle(app);
+  }
+
+  /** Whether an app still has channels or bridges (keeps it registered without a WebSocket, fact 13). */
+  appHasResources(app: string): boolean {
+    for (const ch of this.channels.values()) if (ch.stasis?.app === app || ch.subscribers.has(app)) return true;
+    for (const b of this.bridges.values()) if (b.subscribers.has(app)) return true;
+    return false;
+  }
+
+  forgetAppIfIdle(app: string): void {
+    this.apps.forgetIfIdle(app, this.appHasResources(app));
+  }
+
+  /**
+   * Find a channel for a command that needs it in Stasis (Asterisk's `find_control`): 404
+   * "Channel not found", 409 "Channel not in Stasis application" — also for the first commands
+   * after a StasisStart when race (b) is on.
+   */
+  control(channelId: string): SimChannel {
+    const ch = this.channels.get(channelId);
+    if (!ch) throw ariError(404, 'Channel not found');
+    if (!ch.stasis) throw ariError(409, 'Channel not in Stasis application');
+    if (ch.notInStasisBudget > 0) {
+      ch.notInStasisBudget--;
+      throw ariError(409, 'Channel not in Stasis application');
+    }
+    const p = this.races.notInStasisProbability;
+    if (p > 0 && this.clock.nowMs() - ch.stasisStartedAtMs <= 100 && Math.random() < p) {
+      throw ariError(409, 'Channel not in Stasis application');
+    }
+    return ch;
+  }
+
+  /** 412 "Channel in invalid state" for Down/Rsrvd/Ringing channels (media and state commands). */
+  assertValidState(ch: SimChannel): void {
+    if (ch.state === 'Down' || ch.state === 'Rsrvd' || ch.state === 'Ringing') {
+      throw ariError(412, 'Channel in invalid state');
+    }
+  }
+
+  /**
+   * `POST /channels/create`: the channel enters Stasis at once in state Down (fact 1); variables
+   * (e.g. CALLERID(name), fact 3) are applied first. Returns the snapshot the HTTP answer carries.
+   */
+  create(opts: CreateOptions): SimChannel {
+    if (!opts.endpoint) throw ariError(400, 'Endpoint must be specified');
+    if (!opts.app) throw ariError(400, 'Application name is required');
+    if (opts.originator && opts.formats) throw ariError(400, "Originator and formats can't both be specified");
+    const target = this.resolveEndpoint(opts.endpoint);
+    this.assertNewId(opts.channelId);
+    const ch = this.newChannel({
+      id: opts.channelId,
+      kind: 'created',
+      party: target.party,
+      endpoint: target.endpoint,
+      nameResource: target.nameResource,
+      protocolId: this.ids.uuid(),
+      state: 'Down',
+      caller: target.defaultCaller,
+      context: target.context,
+      exten: 's',
+      dialstring: target.dialstring,
+    });
+    const active = this.apps.isActive(opts.app);
+    if (active) {
+      ch.subscribers.add(opts.app);
+      const originator = opts.originator ? this.channels.get(opts.originator) : undefined;
+      originator?.subscribers.add(opts.app);
+    }
+    this.endpointChanged(ch.endpoint);
+    this.applyVariables(ch, opts.variables, true);
+    return ch;
+  }
+
+  /** Second half of create: the channel runs `Stasis(app,appArgs)` (a failed Stasis hangs it up). */
+  startCreated(ch: SimChannel, app: string, appArgs: string | undefined): void {
+    if (!this.enterStasis(ch, app, appArgs, true)) this.scheduleDestroy(ch, CAUSE.NORMAL_CLEARING);
+  }
+
+  /**
+   * `POST /channels` / `POST /channels/{id}` (originate): dials at once; with `app` the channel
+   * enters Stasis only when answered (fact 8), with `extension` it runs the dialplan.
+   */
+  originate(opts: OriginateOptions): SimChannel {
+    if (!opts.endpoint) throw ariError(400, 'Endpoint must be specified');
+    if (opts.originator && opts.formats) throw ariError(400, "Originator and formats can't both be specified");
+    const slash = opts.endpoint.indexOf('/');
+    if (slash <= 0 || slash === opts.endpoint.length - 1) throw ariError(400, 'Invalid endpoint specified');
+    let onAnswer: DialAttempt['onAnswer'];
+    if (opts.app) {
+      onAnswer = { app: opts.app, args: opts.appArgs ? opts.appArgs.split(',') : [] };
+    } else if (opts.extension) {
+      let priority = opts.priority && opts.priority > 0 ? opts.priority : 1;
+      if (opts.label) {
+        if (!/^\d+$/.test(opts.label)) throw ariError(404, 'Requested label can not be found');
+        priority = Number(opts.label);
+        if (priority === 0) throw ariError(400, 'Requested priority is illegal');
+      }
+      onAnswer = { context: opts.context || 'default', exten: opts.extension, priority };
+    } else {
+      throw ariError(400, 'Application or extension must be specified');
+    }
+    const originator = opts.originator ? this.channels.get(opts.originator) : undefined;
+    if (opts.originator && !originator) throw ariError(400, 'Provided originator channel was not found');
+    const target = this.resolveEndpoint(opts.endpoint);
+    this.assertNewId(opts.channelId);
+    const ch = this.newChannel({
+      id: opts.channelId,
+      kind: 'originated',
+      party: target.party,
+      endpoint: target.endpoint,
+      nameResource: target.nameResource,
+      protocolId: this.ids.uuid(),
+      state: 'Down',
+      caller: target.defaultCaller,
+      context: target.context,
+      exten: 's',
+      dialstring: null,
+    });
+    ch.dialplan.app_name = 'AppDial2';
+    ch.dialplan.app_data = '(Outgoing Line)';
+    if (opts.callerId) {
+      const id = parseCallerId(opts.callerId);
+      ch.caller = { ...id };
+      ch.connected = { ...id };
+    }
+    this.applyVariables(ch, opts.variables, false);
+    if (opts.app && this.apps.isActive(opts.app)) ch.subscribers.add(opts.app);
+    const timeoutSec = opts.timeoutSec > 0 ? opts.timeoutSec : opts.timeoutSec === -1 ? 0 : 30;
+    const behaviour = this.behaviourOf(ch.party);
+    const attempt: DialAttempt = { via: 'originate', behaviour, device: target.dialstring, answered: false, timers: [] };
+    if (onAnswer) attempt.onAnswer = onAnswer;
+    ch.dial = attempt;
+    this.endpointChanged(ch.endpoint);
+    // The dial runs in its own thread: events follow the HTTP answer.
+    setImmediate(() => {
+      if (ch.phase !== 'alive') return;
+      this.emit('Dial', { dialstatus: '', forward: '', dialstring: attempt.device, peer: channelJson(ch) }, { channels: [ch] });
+      if (timeoutSec > 0) {
+        attempt.timers.push(this.channelTimer(ch, timeoutSec * 1000, () => this.originateTimeout(ch)));
+      }
+      this.runBehaviour(ch, attempt, false);
+    });
+    return ch;
+  }
+
+  /**
+   * `POST /channels/{id}/dial` of a created channel: connected line from `caller`, `Dial ""`, then
+   * what the phone does (see {@link PhoneBehaviour}); `timeoutSec` > 0 ends an unanswered dial with
+   * HangupRequest 32 and ChannelDestroyed 19 "User alerting, no answer" (fact 5).
+   */
+  dial(ch: SimChannel, callerId: string | undefined, timeoutSec: number): void {
+    const caller = callerId ? this.channels.get(callerId) : undefined;
+    if (ch.state !== 'Down' && ch.state !== 'Rsrvd') throw ariError(409, "Channel is not in the 'Down' state");
+    if (ch.kind !== 'created' || ch.dialstring === null || ch.dial) throw ariError(409, 'Dialing a channel not created by ARI');
+    if (caller) {
+      for (const [name, value] of caller.vars) {
+        if (name.startsWith('__')) ch.vars.set(name, value);
+        else if (name.startsWith('_')) ch.vars.set(name.slice(1), value);
+      }
+      const connected = { ...caller.caller };
+      if (connected.name !== ch.connected.name || connected.number !== ch.connected.number) {
+        ch.connected = connected;
+        this.emitChannel('ChannelConnectedLine', ch);
+      }
+    }
+    const attempt: DialAttempt = { via: 'dial', behaviour: this.behaviourOf(ch.party), device: ch.dialstring, answered: false, timers: [] };
+    ch.dial = attempt;
+    this.emit('Dial', { dialstatus: '', forward: '', dialstring: attempt.device, peer: channelJson(ch) }, { channels: [ch] });
+    if (timeoutSec > 0) attempt.timers.push(this.channelTimer(ch, timeoutSec * 1000, () => this.dialTimeout(ch)));
+    this.runBehaviour(ch, attempt, false);
+  }
+
+  private behaviourOf(party: Party): PhoneBehaviour {
+    if (party.kind === 'operator') return this.phones.operator(party.extension);
+    if (party.kind === 'customer') return this.phones.customer(party.number);
+    return { mode: 'answer', answerAfterMs: 0 };
+  }
+
+  /** Play a phone's behaviour on a dialled leg (`alreadyRinging` when re-planned while ringing). */
+  private runBehaviour(ch: SimChannel, attempt: DialAttempt, alreadyRinging: boolean): void {
+    const b = attempt.behaviour;
+    switch (b.mode) {
+      case 'answer':
+        if (!alreadyRinging) this.ringing(ch, attempt);
+        attempt.timers.push(this.channelTimer(ch, b.answerAfterMs, () => this.answerOutgoing(ch)));
+        return;
+      case 'ring':
+        if (!alreadyRinging) this.ringing(ch, attempt);
+        return;
+      case 'busy':
+        attempt.timers.push(this.channelTimer(ch, b.afterMs ?? 0, () => this.farEndRejects(ch, CAUSE.USER_BUSY, 486)));
+        return;
+      case 'congestion':
+        attempt.timers.push(this.channelTimer(ch, b.afterMs ?? 0, () => this.farEndRejects(ch, CAUSE.NORMAL_CIRCUIT_CONGESTION, 503)));
+        return;
+      case 'unavailable':
+        attempt.timers.push(this.channelTimer(ch, 0, () => this.farEndRejects(ch, CAUSE.NO_ROUTE_DESTINATION, undefined)));
+        return;
+    }
+  }
+
+  /** 180 Ringing: order as in the traces (ARI dial and trunk originate: state first; extension originate: Dial first). */
+  private ringing(ch: SimChannel, attempt: DialAttempt): void {
+    const dialstring = attempt.via === 'originate' ? attempt.device : '';
+    const dialEvent = () =>
+      this.emit('Dial', { dialstatus: 'RINGING', forward: '', dialstring, peer: channelJson(ch) }, { channels: [ch] });
+    if (attempt.via === 'originate' && ch.party.kind === 'operator') {
+      dialEvent();
+      this.setState(ch, 'Ringing');
+    } else {
+      this.setState(ch, 'Ringing');
+      dialEvent();
+    }
+  }
+
+  private clearDialTimers(attempt: DialAttempt): void {
+    for (const t of attempt.timers) t.cancel();
+    attempt.timers = [];
+  }
+
+  /** The dialled phone answers: state Up, `Dial ANSWER`; an originate then enters Stasis or the dialplan. */
+  private answerOutgoing(ch: SimChannel): void {
+    const attempt = ch.dial;
+    if (!attempt || attempt.answered) return;
+    attempt.answered = true;
+    this.clearDialTimers(attempt);
+    this.setState(ch, 'Up');
+    const dialstring = attempt.via === 'originate' ? attempt.device : '';
+    this.emit('Dial', { dialstatus: 'ANSWER', forward: '', dialstring, peer: channelJson(ch) }, { channels: [ch] });
+    if (attempt.behaviour.mode === 'answer' && attempt.behaviour.hangupAfterMs !== undefined) {
+      this.channelTimer(ch, attempt.behaviour.hangupAfterMs, () => this.farEndHangsUp(ch));
+    }
+    const next = attempt.onAnswer;
+    if (attempt.via === 'originate' && next) {
+      if ('app' in next) {
+        const appArgs = next.args.length > 0 ? next.args.join(',') : undefined;
+        if (!this.enterStasis(ch, next.app, appArgs, false)) this.scheduleDestroy(ch, CAUSE.NORMAL_CLEARING);
+      } else {
+        this.runDialplan(ch, next.context, next.exten, next.priority);
+      }
+    }
+  }
+
+  /** Originate: the ring timeout expired (ast_dial hangs the channel up). */
+  private originateTimeout(ch: SimChannel): void {
+    if (!ch.dial || ch.dial.answered) return;
+    this.clearDialTimers(ch.dial);
+    this.destroy(ch, CAUSE.NO_ANSWER, 480);
+  }
+
+  /** ARI dial timeout (fact 5): HangupRequest cause 32 soft, then ChannelDestroyed 19 tech_cause 480. */
+  private dialTimeout(ch: SimChannel): void {
+    if (!ch.dial || ch.dial.answered) return;
+    this.clearDialTimers(ch.dial);
+    this.emitChannel('ChannelHangupRequest', ch, { cause: 32, soft: true });
+    ch.phase = 'terminating';
+    this.scheduleDestroy(ch, CAUSE.NO_ANSWER, 480);
+  }
+
+  /**
+   * The dialled phone refuses (486 busy, 503 congestion, 603 decline): HangupRequest with cause and
+   * tech_cause (fact 4); an originate also reports `Dial BUSY|CONGESTION|…` before ChannelDestroyed.
+   */
+  private farEndRejects(ch: SimChannel, cause: number, techCause: number | undefined): void {
+    const attempt = ch.dial;
+    if (!attempt || attempt.answered || ch.phase !== 'alive') return;
+    this.clearDialTimers(attempt);
+    const fields: Record<string, unknown> = { cause };
+    if (techCause !== undefined) fields.tech_cause = techCause;
+    this.emitChannel('ChannelHangupRequest', ch, fields);
+    ch.phase = 'terminating';
+    if (attempt.via === 'originate') {
+      this.emit('Dial', { dialstatus: dialStatusOfCause(cause), forward: '', dialstring: attempt.device, peer: channelJson(ch) }, { channels: [ch] });
+    }
+    this.destroy(ch, cause, techCause);
+  }
+
+  /** The far end of an answered channel sends BYE: HangupRequest without cause, then the hang-up. */
+  farEndHangsUp(ch: SimChannel): void {
+    if (ch.phase !== 'alive') return;
+    this.emitChannel('ChannelHangupRequest', ch);
+    ch.phase = 'terminating';
+    this.scheduleDestroy(ch, CAUSE.NORMAL_CLEARING);
+  }
+
+  /** An unanswered inbound caller gives up (CANCEL): HangupRequest 127 tech_cause 487 (fact 6). */
+  callerCancels(ch: SimChannel): void {
+    if (ch.phase !== 'alive') return;
+    this.emitChannel('ChannelHangupRequest', ch, { cause: CAUSE.INTERWORKING, tech_cause: 487 });
+    ch.phase = 'terminating';
+    this.scheduleDestroy(ch, CAUSE.INTERWORKING, 487);
+  }
+
+  /** `PbxSimulator.hangup`: the far end hangs up whatever the call state (BYE, CANCEL or 603). */
+  remoteHangup(ch: SimChannel): void {
+    if (ch.phase !== 'alive') return;
+    if (ch.state === 'Up') this.farEndHangsUp(ch);
+    else if (ch.kind === 'inbound') this.callerCancels(ch);
+    else if (ch.dial && !ch.dial.answered) this.farEndRejects(ch, CAUSE.USER_BUSY, 603);
+  }
+
+  /**
+   * `DELETE /channels/{id}`: HangupRequest {cause 32, soft} at once, the rest right after
+   * (ChannelDestroyed with the reason's cause, 16 "Normal Clearing" by default).
+   */
+  appHangup(ch: SimChannel, cause: number): void {
+    if (ch.phase !== 'alive') return;
+    ch.hangupCause = cause;
+    this.emitChannel('ChannelHangupRequest', ch, { cause: 32, soft: true });
+    ch.phase = 'terminating';
+    const attempt = ch.dial;
+    if (attempt && attempt.via === 'originate' && !attempt.answered) {
+      this.clearDialTimers(attempt);
+      setImmediate(() => {
+        this.emit('Dial', { dialstatus: dialStatusOfCause(cause), forward: '', dialstring: attempt.device, peer: channelJson(ch) }, { channels: [ch] });
+        this.destroy(ch, cause);
+      });
+      return;
+    }
+    this.scheduleDestroy(ch, cause);
+  }
+
+  private scheduleDestroy(ch: SimChannel, cause: number, techCause?: number): void {
+    if (ch.phase === 'alive') ch.phase = 'terminating';
+    setImmediate(() => this.destroy(ch, cause, techCause));
+  }
+
+  /**
+   * Everything after a hang-up request: media stop, ChannelLeftBridge, StasisEnd,
+   * STASISSTATUS=SUCCESS, ChannelDestroyed (seen only by apps subscribed to the channel), then the
+   * bridge it left settles (connected line of the remaining party, recorder leaving an empty bridge).
+   */
+  private destroy(ch: SimChannel, cause: number, techCause?: number): void {
+    if (ch.phase === 'gone' || !this.channels.has(ch.id)) return;
+    ch.phase = 'gone';
+    for (const t of ch.timers) t.cancel();
+    ch.timers.clear();
+    if (ch.dial) this.clearDialTimers(ch.dial);
+    this.stopChannelMedia(ch);
+    const bridge = ch.bridgeId ? this.bridges.get(ch.bridgeId) : undefined;
+    if (bridge) this.leaveBridge(bridge, ch);
+    const wasInStasis = ch.stasis !== null;
+    this.leaveStasis(ch);
+    if (wasInStasis) this.setVar(ch, 'STASISSTATUS', 'SUCCESS');
+    if (ch.kind === 'created') {
+      ch.dialplan.app_name = '';
+      ch.dialplan.app_data = '';
+    } else if (ch.kind === 'originated') {
+      ch.dialplan.app_name = 'AppDial2';
+      ch.dialplan.app_data = '(Outgoing Line)';
+    }
+    const fields: Record<string, unknown> = { cause, cause_txt: causeText(cause) };
+    if (techCause !== undefined) fields.tech_cause = techCause;
+    this.emitChannel('ChannelDestroyed', ch, fields);
+    this.channels.delete(ch.id);
+    for (const app of ch.subscribers) this.forgetAppIfIdle(app);
+    this.endpointChanged(ch.endpoint);
+    if (bridge && this.bridges.has(bridge.id)) this.settleBridge(bridge);
+  }
+
+  /** The inbound channel is answered (ARI answer or dialplan Answer): state Up; the caller's BYE timer starts. */
+  answer(ch: SimChannel): void {
+    if (ch.state === 'Up') return;
+    this.setState(ch, 'Up');
+    const after = ch.inbound?.hangupAfterMs;
+    if (after !== undefined) this.channelTimer(ch, after, () => this.farEndHangsUp(ch));
+  }
+
+  /**
+   * `POST /channels/{id}/continue`: StasisEnd; a dialplan channel runs the dialplan at the new
+   * location, an ARI-created/originated one is hung up (its Stasis thread ends; Asterisk never
+   * runs the dialplan for those).
+   */
+  continueInDialplan(ch: SimChannel, context: string, exten: string, priority: number): void {
+    const bridge = ch.bridgeId ? this.bridges.get(ch.bridgeId) : undefined;
+    this.stopChannelMedia(ch);
+    if (bridge) this.leaveBridge(bridge, ch);
+    this.leaveStasis(ch);
+    if (bridge) this.settleBridge(bridge);
+    if (ch.kind === 'inbound') {
+      setImmediate(() => {
+        if (ch.phase === 'alive') this.runDialplan(ch, context, exten, priority);
+      });
+    } else {
+      this.setVar(ch, 'STASISSTATUS', 'SUCCESS');
+      this.scheduleDestroy(ch, CAUSE.NORMAL_CLEARING);
+    }
+  }
+
+  /** Run the simulated dialplan from a location; a missing extension/priority hangs the channel up. */
+  runDialplan(ch: SimChannel, context: string, exten: string, priority: number): void {
+    if (ch.phase !== 'alive') return;
+    const step = findExtension(context, exten)?.[priority - 1];
+    if (!step) {
+      ch.dialplan = { ...ch.dialplan, context, exten, priority };
+      this.destroy(ch, CAUSE.NORMAL_CLEARING);
+      return;
+    }
+    const data = step.data({ exten, app: ch.inbound?.app ?? 'crm-app' });
+    ch.dialplan = { context, exten, priority, app_name: step.app, app_data: data };
+    this.emitChannel('ChannelDialplan', ch, { dialplan_app: step.app, dialplan_app_data: data });
+    const next = () => this.runDialplan(ch, context, exten, priority + 1);
+    switch (step.app) {
+      case 'NoOp':
+        next();
+        return;
+      case 'Answer':
+        this.answer(ch);
+        next();
+        return;
+      case 'Playback': {
+        const ms = mediaDurationMs(`sound:${data}`, () => undefined) ?? 0;
+        this.channelTimer(ch, ms, next);
+        return;
+      }
+      case 'Hangup':
+        this.destroy(ch, CAUSE.NORMAL_CLEARING);
+        return;
+      case 'Stasis': {
+        const [app = '', ...rest] = data.split(',');
+        if (!this.enterStasis(ch, app, rest.length > 0 ? rest.join(',') : undefined, false)) next();
+        return;
+      }
+    }
+  }
+
+  /**
+   * A call arrives on `pstn-in` into `from-pstn` (state Ring, caller name = number unless given)
+   * and reaches `Stasis(app,inbound,<DID>)` at priority 2. Returns false when Stasis failed (no
+   * WebSocket, fact 14): the call is then hung up at once.
+   */
+  inboundCall(call: { from: string; to: string; callerName?: string; app: string; hangupAfterMs?: number; abandonAfterMs?: number }): { channel: SimChannel; accepted: boolean } {
+    const ch = this.newChannel({
+      kind: 'inbound',
+      party: { kind: 'pstn', number: call.from },
+      endpoint: 'PJSIP/pstn-in',
+      nameResource: 'pstn-in',
+      protocolId: this.ids.inboundCallId(),
+      state: 'Ring',
+      caller: { name: call.callerName ?? call.from, number: call.from },
+      context: 'from-pstn',
+      exten: call.to,
+      dialstring: null,
+    });
+    ch.inbound = { app: call.app };
+    if (call.hangupAfterMs !== undefined) ch.inbound.hangupAfterMs = call.hangupAfterMs;
+    if (call.abandonAfterMs !== undefined) {
+      ch.inbound.abandonAfterMs = call.abandonAfterMs;
+      this.channelTimer(ch, call.abandonAfterMs, () => {
+        if (ch.state !== 'Up') this.callerCancels(ch);
+      });
+    }
+    this.endpointChanged(ch.endpoint);
+    this.runDialplan(ch, 'from-pstn', call.to, 1);
+    return { channel: ch, accepted: ch.stasis !== null };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Bridges
+  // -------------------------------------------------------------------------------------------
+
+  /** `POST /bridges`: type is a comma list (mixing, holding, dtmf_events, proxy_media, video_sfu, video_single, sdp_label). */
+  createBridge(opts: { bridgeId?: string; type?: string; name?: string }): SimBridge {
+    const features = new Set((opts.type ?? '').split(',').map((t) => t.trim()).filter(Boolean));
+    const known = ['mixing', 'holding', 'dtmf_events', 'proxy_media', 'video_sfu', 'video_single', 'sdp_label'];
+    for (const f of features) if (!known.includes(f)) throw ariError(400, `Invalid bridge type '${f}'`);
+    const holding = features.has('holding');
+    const bridge: SimBridge = {
+      id: opts.bridgeId ?? this.ids.uuid(),
+      technology: holding ? 'holding_bridge' : 'simple_bridge',
+      bridgeType: holding ? 'holding' : 'mixing',
+      features,
+      name: opts.name ?? '',
+      channels: [],
+      internal: [],
+      creationtime: this.clock.timestamp(),
+      videoMode: holding ? 'none' : features.has('video_sfu') ? 'sfu' : features.has('video_single') ? 'single' : 'talker',
+      subscribers: new Set(),
+      vars: new Map(),
+    };
+    if (features.has('video_sfu')) bridge.technology = 'softmix';
+    this.bridges.set(bridge.id, bridge);
+    this.emit('BridgeCreated', { bridge: bridgeJson(bridge) }, { bridge });
+    return bridge;
+  }
+
+  private technologyOf(bridge: SimBridge): string {
+    if (bridge.bridgeType === 'holding') return 'holding_bridge';
+    if (bridge.features.has('video_sfu')) return 'softmix';
+    const n = bridge.channels.length + bridge.internal.length;
+    if (n >= 3) return 'softmix';
+    if (n === 2 && bridge.internal.length === 0 && !bridge.features.has('dtmf_events') && !bridge.features.has('proxy_media')) {
+      return 'native_rtp';
+    }
+    return 'simple_bridge';
+  }
+
+  /** `addChannel`: channels (leaving any other bridge first) enter in order, then the bridge settles. */
+  addToBridge(bridge: SimBridge, chans: SimChannel[], inhibitConnectedLine: boolean): void {
+    for (const ch of chans) {
+      if (ch.bridgeId === bridge.id) continue;
+      const previous = ch.bridgeId ? this.bridges.get(ch.bridgeId) : undefined;
+      if (previous) {
+        this.leaveBridge(previous, ch);
+        this.settleBridge(previous);
+      }
+      bridge.channels.push(ch.id);
+      ch.bridgeId = bridge.id;
+      if (inhibitConnectedLine) ch.vars.set('__SIM_INHIBIT_CONNECTED_LINE', bridge.id);
+      if (ch.stasis) bridge.subscribers.add(ch.stasis.app);
+      this.emit('ChannelEnteredBridge', { bridge: bridgeJson(bridge), channel: channelJson(ch) }, { channels: [ch], bridge });
+    }
+    this.settleBridge(bridge);
+  }
+
+  /** `removeChannel` (channels stay in Stasis). */
+  removeFromBridge(bridge: SimBridge, chans: SimChannel[]): void {
+    for (const ch of chans) this.leaveBridge(bridge, ch);
+    this.settleBridge(bridge);
+  }
+
+  /** A channel leaves: BRIDGEPEER cleared, ChannelLeftBridge (technology as it was, channels as they are now). */
+  private leaveBridge(bridge: SimBridge, ch: SimChannel): void {
+    if (ch.bridgeId !== bridge.id) return;
+    if (bridge.channels.length + bridge.internal.length > 1) this.setVar(ch, 'BRIDGEPEER', '');
+    bridge.channels = bridge.channels.filter((id) => id !== ch.id);
+    ch.bridgeId = null;
+    ch.vars.delete('__SIM_INHIBIT_CONNECTED_LINE');
+    this.emit('ChannelLeftBridge', { bridge: bridgeJson(bridge), channel: channelJson(ch) }, { channels: [ch], bridge });
+  }
+
+  /**
+   * After membership changed: BRIDGEPEER of a two-party bridge, technology re-evaluated
+   * (simple_bridge → native_rtp for two RTP channels → softmix for three participants incl. a
+   * recorder), connected line of each channel set to its only peer's caller ID, and recorders or
+   * announcers left alone in the bridge leave it (they are "lonely" participants).
+   */
+  private settleBridge(bridge: SimBridge): void {
+    const members = bridge.channels.map((id) => this.channels.get(id)).filter((c): c is SimChannel => c !== undefined);
+    bridge.technology = this.technologyOf(bridge);
+    if (members.length === 2 && bridge.internal.length === 0) {
+      const [a, b] = members as [SimChannel, SimChannel];
+      if (a.vars.get('BRIDGEPEER') !== b.name) this.setVar(a, 'BRIDGEPEER', b.name);
+      if (b.vars.get('BRIDGEPEER') !== a.name) this.setVar(b, 'BRIDGEPEER', a.name);
+    }
+    if (members.length + bridge.internal.length === 2) {
+      for (const ch of members) {
+        if (ch.vars.get('__SIM_INHIBIT_CONNECTED_LINE') === bridge.id) continue;
+        const peer = members.find((m) => m !== ch);
+        const id = peer ? { ...peer.caller } : { ...EMPTY_ID };
+        if (id.name !== ch.connected.name || id.number !== ch.connected.number) {
+          ch.connected = id;
+          this.emitChannel('ChannelConnectedLine', ch);
+        }
+      }
+    }
+    if (members.length === 0 && bridge.internal.length > 0) {
+      for (const rec of [...this.liveRecordings.values()]) {
+        if (rec.targetUri === `bridge:${bridge.id}`) this.finishRecording(rec, 'done', false);
+      }
+      for (const pb of [...this.playbacks.values()]) {
+        if (pb.targetUri === `bridge:${bridge.id}`) this.endPlayback(pb, 'done');
+      }
+      bridge.technology = this.technologyOf(bridge);
+    }
+  }
+
+  /** `DELETE /bridges/{id}`: channels leave (staying in Stasis), recordings end, BridgeDestroyed. */
+  destroyBridge(bridge: SimBridge): void {
+    for (const id of [...bridge.channels]) {
+      const ch = this.channels.get(id);
+      if (ch) this.leaveBridge(bridge, ch);
+    }
+    for (const rec of [...this.liveRecordings.values()]) {
+      if (rec.targetUri === `bridge:${bridge.id}`) this.finishRecording(rec, 'done', false);
+    }
+    for (const pb of [...this.playbacks.values()]) {
+      if (pb.targetUri === `bridge:${bridge.id}`) this.endPlayback(pb, 'done');
+    }
+    bridge.technology = this.technologyOf(bridge);
+    this.emit('BridgeDestroyed', { bridge: bridgeJson(bridge) }, { bridge });
+    this.bridges.delete(bridge.id);
+    for (const app of bridge.subscribers) this.forgetAppIfIdle(app);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Playbacks
+  // -------------------------------------------------------------------------------------------
+
+  /** Queue a playback on a channel or bridge; it starts (PlaybackStarted) right after the HTTP answer. */
+  queuePlayback(target: { channel: SimChannel } | { bridge: SimBridge }, media: string[], language: string, playbackId: string | undefined): SimPlayback {
+    if (playbackId !== undefined && this.playbacks.has(playbackId)) throw ariError(409, 'Playback with this ID already exists');
+    const pb: SimPlayback = {
+      id: playbackId ?? this.ids.uuid(),
+      media,
+      index: 0,
+      targetUri: 'channel' in target ? `channel:${target.channel.id}` : `bridge:${target.bridge.id}`,
+      language,
+      state: 'queued',
+      timer: null,
+    };
+    this.playbacks.set(pb.id, pb);
+    if ('channel' in target) {
+      target.channel.playbacks.push(pb);
+    }
+    return pb;
+  }
+
+  /** Start a queued playback if its target is free (channel playbacks play one at a time). */
+  kickPlayback(pb: SimPlayback): void {
+    if (pb.state !== 'queued') return;
+    const scope = this.playbackScope(pb);
+    if (!scope) return;
+    if (scope.channels) {
+      const ch = scope.channels[0];
+      if (!ch || ch.playbacks[0] !== pb) return;
+    } else if (scope.bridge) {
+      pb.announcer = { kind: 'announcer', name: 'Announcer/ARI' };
+      scope.bridge.internal.push(pb.announcer);
+      scope.bridge.technology = this.technologyOf(scope.bridge);
+    }
+    this.playMedia(pb);
+  }
+
+  private playbackScope(pb: SimPlayback): Scope | undefined {
+    const [kind, id = ''] = splitUri(pb.targetUri);
+    if (kind === 'channel') {
+      const ch = this.channels.get(id);
+      return ch ? { channels: [ch] } : undefined;
+    }
+    const bridge = this.bridges.get(id);
+    return bridge ? { bridge } : undefined;
+  }
+
+  private playMedia(pb: SimPlayback): void {
+    const scope = this.playbackScope(pb);
+    if (!scope) return;
+    pb.state = 'playing';
+    this.emit('PlaybackStarted', { playback: playbackJson(pb) }, scope);
+    const uri = pb.media[pb.index] ?? '';
+    const ms = mediaDurationMs(uri, (name) => {
+      const rec = this.storedRecordings.get(name);
+      return rec ? rec.frames * 20 : undefined;
+    });
+    if (ms === undefined) {
+      this.endPlayback(pb, 'failed');
+      return;
+    }
+    if (Number.isFinite(ms)) pb.timer = this.clock.after(ms, () => this.mediaDone(pb));
+  }
+
+  private mediaDone(pb: SimPlayback): void {
+    pb.timer = null;
+    if (pb.state !== 'playing') return;
+    if (pb.index < pb.media.length - 1) {
+      const scope = this.playbackScope(pb);
+      if (!scope) return;
+      pb.state = 'continuing';
+      this.emit('PlaybackContinuing', { playback: playbackJson(pb) }, scope);
+      pb.index++;
+      this.playMedia(pb);
+      return;
+    }
+    this.endPlayback(pb, 'done');
+  }
+
+  /** End a playback (PlaybackFinished with `done`, `failed` or `canceled`) and start the next queued one. */
+  endPlayback(pb: SimPlayback, state: 'done' | 'failed' | 'canceled'): void {
+    if (!this.playbacks.has(pb.id)) return;
+    pb.timer?.cancel();
+    pb.timer = null;
+    const scope = this.playbackScope(pb);
+    pb.state = state;
+    this.playbacks.delete(pb.id);
+    if (scope) this.emit('PlaybackFinished', { playback: playbackJson(pb) }, scope);
+    const [kind, id = ''] = splitUri(pb.targetUri);
+    if (kind === 'channel') {
+      const ch = this.channels.get(id);
+      if (ch) {
+        ch.playbacks = ch.playbacks.filter((p) => p !== pb);
+        const next = ch.playbacks[0];
+        if (next && ch.phase === 'alive') setImmediate(() => this.kickPlayback(next));
+      }
+    } else {
+      const bridge = this.bridges.get(id);
+      if (bridge && pb.announcer) {
+        bridge.internal = bridge.internal.filter((p) => p !== pb.announcer);
+        bridge.technology = this.technologyOf(bridge);
+      }
+    }
+  }
+
+  /** `DELETE /playbacks/{id}`: a playing playback ends `done`, a queued one `canceled`. */
+  stopPlayback(pb: SimPlayback): void {
+    this.endPlayback(pb, pb.state === 'queued' ? 'canceled' : 'done');
+  }
+
+  private stopChannelMedia(ch: SimChannel): void {
+    const [current, ...queued] = ch.playbacks;
+    for (const pb of queued) {
+      pb.state = 'canceled';
+      this.playbacks.delete(pb.id);
+    }
+    ch.playbacks = current ? [current] : [];
+    if (current) {
+      if (current.state === 'queued') {
+        current.state = 'canceled';
+        this.playbacks.delete(current.id);
+        ch.playbacks = [];
+      } else this.endPlayback(current, 'done');
+    }
+    for (const rec of [...this.liveRecordings.values()]) {
+      if (rec.targetUri === `channel:${ch.id}`) this.finishRecording(rec, 'done', false);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Recordings
+  // -------------------------------------------------------------------------------------------
+
+  /**
+   * Start a live recording of a bridge (a recorder joins it) or a channel. RecordingStarted is
+   * sent before the HTTP answer (state `queued` in the answer, `recording` in the event), as in the
+   * inbound-answered trace.
+   */
+  startRecording(target: { channel: SimChannel } | { bridge: SimBridge }, opts: RecordOptions): SimLiveRecording {
+    if (/(^|\/)\.\.(\/|$)/.test(opts.name) || opts.name.startsWith('/')) throw ariError(400, 'Recording name invalid');
+    const exists = this.liveRecordings.has(opts.name) || (opts.ifExists === 'fail' && this.storedRecordings.has(opts.name));
+    if (exists) throw ariError(409, `Recording '${opts.name}' already exists and can not be overwritten`);
+    const rec: SimLiveRecording = {
+      name: opts.name,
+      format: opts.format,
+      targetUri: 'channel' in target ? `channel:${target.channel.id}` : `bridge:${target.bridge.id}`,
+      state: 'recording',
+      startedAtMs: this.clock.nowMs(),
+      maxDurationSec: opts.maxDurationSec,
+      ifExists: opts.ifExists,
+      timer: null,
+    };
+    this.liveRecordings.set(rec.name, rec);
+    const scope: Scope = 'channel' in target ? { channels: [target.channel] } : { bridge: target.bridge };
+    this.emit('RecordingStarted', { recording: liveRecordingJson(rec) }, scope);
+    if (opts.maxDurationSec > 0) rec.timer = this.clock.after(opts.maxDurationSec * 1000, () => this.finishRecording(rec, 'done', true));
+    if ('bridge' in target) {
+      rec.recorder = { kind: 'recorder', name: this.ids.recorderName() };
+      target.bridge.internal.push(rec.recorder);
+      this.settleBridge(target.bridge);
+    }
+    return rec;
+  }
+
+  /**
+   * End a live recording: `done` stores the file (whole 20 ms frames of the simulated elapsed
+   * time; `duration` in whole seconds) and sends RecordingFinished; `canceled` discards it.
+   */
+  finishRecording(rec: SimLiveRecording, state: 'done' | 'canceled', settle: boolean): void {
+    if (this.liveRecordings.get(rec.name) !== rec) return;
+    this.liveRecordings.delete(rec.name);
+    rec.timer?.cancel();
+    rec.timer = null;
+    let frames = framesIn(this.clock.nowMs() - rec.startedAtMs);
+    if (rec.maxDurationSec > 0) frames = Math.min(frames, rec.maxDurationSec * 50);
+    rec.state = state;
+    rec.durationSec = Math.floor((frames * 20) / 1000);
+    if (state === 'done') {
+      const existing = this.storedRecordings.get(rec.name);
+      const total = rec.ifExists === 'append' && existing && existing.format === rec.format ? existing.frames + frames : frames;
+      this.storedRecordings.set(rec.name, { name: rec.name, format: rec.format, frames: total });
+    }
+    const [kind, id = ''] = splitUri(rec.targetUri);
+    const bridge = kind === 'bridge' ? this.bridges.get(id) : undefined;
+    const ch = kind === 'channel' ? this.channels.get(id) : undefined;
+    const scope: Scope = bridge ? { bridge } : ch ? { channels: [ch] } : {};
+    this.emit('RecordingFinished', { recording: liveRecordingJson(rec) }, scope);
+    if (bridge && rec.recorder) {
+      bridge.internal = bridge.internal.filter((p) => p !== rec.recorder);
+      if (settle) this.settleBridge(bridge);
+      else bridge.technology = this.technologyOf(bridge);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Misc
+  // -------------------------------------------------------------------------------------------
+
+  /** `GET /asterisk/info` of the recorded Asterisk 22.10.1. */
+  asteriskInfo(): Record<string, unknown> {
+    return {
+      build: { os: 'Linux', kernel: '6.18.44-fc-v669', machine: 'x86_64', options: 'OPTIONAL_API', date: '2026-11-21 15:45:42 UTC', user: 'root' },
+      system: { version: '22.10.1', entity_id: ASTERISK_ID },
+      config: { name: '', default_language: 'en', setid: { user: '', group: '' } },
+      status: { startup_time: this.startupTime, last_reload_time: this.startupTime },
+    };
+  }
+
+  /** Cancel every timer and forget all state (close). */
+  shutdown(): void {
+    this.clock.cancelAll();
+    this.channels.clear();
+    this.bridges.clear();
+    this.playbacks.clear();
+    this.liveRecordings.clear();
+  }
+}
+
+function splitUri(uri: string): [string, string] {
+  const colon = uri.indexOf(':');
+  return [uri.slice(0, colon), uri.slice(colon + 1)];
+}
+
+/** `ast_callerid_parse`: `"Name" <num>`, `Name <num>`, `<num>` or a bare number/name. */
+export function parseCallerId(text: string): AriCallerId {
+  const angle = /^\s*(?:"([^"]*)"|([^<]*?))\s*<([^>]*)>\s*$/.exec(text);
+  if (angle) return { name: (angle[1] ?? angle[2] ?? '').trim(), number: (angle[3] ?? '').trim() };
+  const trimmed = text.trim().replace(/^"(.*)"$/, '$1');
+  if (/^[+\d*#-]+$/.test(trimmed)) return { name: '', number: trimmed.replace(/-/g, '') };
+  return { name: trimmed, number: '' };
+}
