@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { AriChannel, AriEvent, AriGateway, HangupParams } from '../ari/types.ts';
-import { AriNotFoundError, AriServerError } from '../ari/errors.ts';
+import { AriBadRequestError, AriNotFoundError, AriServerError } from '../ari/errors.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { Route, RouteDecision } from '../crm/types.ts';
 import {
@@ -496,15 +496,25 @@ export class CallService extends EventEmitter<CallServiceEvents> {
     const extension = call.direction === 'in' ? leg.extension : call.operatorExtension;
     call.answeredBy = extension;
     ctx.pending = [];
+    if (extension) this.deps.notifier.answered(call, extension);
     const others = [...call.legs.values()].filter((l) => l !== leg && l.role !== 'caller' && !l.ended);
     await Promise.all(others.map((other) => this.hangupLeg(ctx, other)));
-    await this.answerCaller(ctx);
     const bridgeId = `br-${randomUUID()}`;
-    await this.deps.gateway.bridges.create({ bridgeId, type: ['mixing'], name: `call-${call.id}` });
-    call.bridgeId = bridgeId;
-    await this.deps.gateway.bridges.addChannel(bridgeId, [call.callerChannelId, leg.channelId]);
+    try {
+      await this.answerCaller(ctx);
+      await this.deps.gateway.bridges.create({ bridgeId, type: ['mixing'], name: `call-${call.id}` });
+      call.bridgeId = bridgeId;
+      await this.deps.gateway.bridges.addChannel(bridgeId, [call.callerChannelId, leg.channelId]);
+    } catch (err) {
+      // A party hung up while we were bridging: its StasisEnd/ChannelDestroyed is queued behind
+      // this step and ends the call with the right side as the one who hung up.
+      if (isGone(err)) {
+        ctx.log.info('a party hung up while the call was being bridged', { legChannelId: leg.channelId });
+        return;
+      }
+      throw err;
+    }
     ctx.log.info('call answered and bridged', { extension, legChannelId: leg.channelId, bridgeId });
-    if (extension) this.deps.notifier.answered(call, extension);
   }
 
   private async onLegGone(ctx: CallContext, leg: Leg): Promise<void> {
@@ -697,6 +707,15 @@ export class CallService extends EventEmitter<CallServiceEvents> {
       this.forget(ctx);
     }
   }
+}
+
+/**
+ * The channel or bridge an ARI command was about no longer exists: 404, or the 400 "Channel not
+ * found" that `POST /bridges/{id}/addChannel` answers for a channel that hung up (ARI docs).
+ */
+function isGone(err: unknown): boolean {
+  if (err instanceof AriNotFoundError) return true;
+  return err instanceof AriBadRequestError && /^Channel not found$/i.test(err.asteriskMessage);
 }
 
 /** The channel an event is about: `channel`, or `peer` for Dial events. */

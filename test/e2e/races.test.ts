@@ -16,7 +16,7 @@ describe('ARI races (e2e)', function () {
     bed = await startTestBed();
     bed.sim.setRaces({ stasisStartBeforeCreateResponse: true, notInStasisAfterStasisStart: 2 });
     bed.crm.onRoute(() => ({ body: { action: 'dial', strategy: 'ringall', extensions: ['101', '102'], ringTimeoutSec: 20 } }));
-    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 300, hangupAfterMs: 300 });
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 300, hangupAfterMs: 20_000 });
     bed.sim.phones.set('102', { mode: 'ring' });
     const from = '79169990001';
     await bed.sim.injectInboundCall({ from, to: '74951234567' });
