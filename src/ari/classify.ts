@@ -111,7 +111,11 @@ const BRIDGE_MEMBERSHIP_OPS = new Set(['bridges.addChannel', 'bridges.removeChan
  * The HTTP status Asterisk answers with `message` for `operation` (res/ari/resource_*.c), or
  * undefined when the text is not one Asterisk produces.
  */
-export function inferStatus(operation: string, message: string, errorKey: boolean): number | undefined {
+export function inferStatus(
+  operation: string,
+  message: string,
+  errorKey: boolean,
+): number | undefined {
   if (errorKey) return 500; // {"error": "Allocation failed"}: ast_ari_response_alloc_failed
   const m = message;
   if (BRIDGE_MEMBERSHIP_OPS.has(operation)) {
@@ -145,7 +149,11 @@ export function inferStatus(operation: string, message: string, errorKey: boolea
     return 400;
   }
   if (/not found|cannot be found|can not be found|does not exist/i.test(m)) return 404;
-  if (/Allocation failed|Out of memory|Internal|^Failed to|^Could not|^Unable to|Message bus|^Error /i.test(m)) {
+  if (
+    /Allocation failed|Out of memory|Internal|^Failed to|^Could not|^Unable to|Message bus|^Error /i.test(
+      m,
+    )
+  ) {
     return 500;
   }
   return undefined;

@@ -85,7 +85,13 @@ export class AriBadRequestError extends AriError {
     status: 400 | 422 = 400,
     options?: { cause?: unknown },
   ) {
-    super(status === 422 ? 'unprocessable' : 'bad_request', status, operation, asteriskMessage, options);
+    super(
+      status === 422 ? 'unprocessable' : 'bad_request',
+      status,
+      operation,
+      asteriskMessage,
+      options,
+    );
   }
 }
 

@@ -92,7 +92,8 @@ const ID_PREFIX = /^[A-Za-z0-9_-]{1,32}$/;
  * channel exists. `prefix` must be 1–32 of `[A-Za-z0-9_-]` (default `ch`); throws TypeError.
  */
 export function newChannelId(prefix = 'ch'): string {
-  if (!ID_PREFIX.test(prefix)) throw new TypeError(`invalid channel id prefix: ${JSON.stringify(prefix)}`);
+  if (!ID_PREFIX.test(prefix))
+    throw new TypeError(`invalid channel id prefix: ${JSON.stringify(prefix)}`);
   return `${prefix}-${randomUUID()}`;
 }
 
@@ -144,15 +145,14 @@ function defined(params: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-function normaliseBaseUrl(url: string): URL {
+/** `{origin, prefix}` of the ARI base URL: prefix is the path before `/ari`, without trailing `/`. */
+function normaliseBaseUrl(url: string): { protocol: string; host: string; prefix: string } {
   const parsed = new URL(url);
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new TypeError(`ARI url must be http(s): got ${parsed.protocol}`);
   }
-  parsed.pathname = parsed.pathname.replace(/\/+$/, '').replace(/\/ari$/, '');
-  parsed.search = '';
-  parsed.hash = '';
-  return parsed;
+  const prefix = parsed.pathname.replace(/\/+$/, '').replace(/\/ari$/, '');
+  return { protocol: parsed.protocol, host: parsed.host, prefix };
 }
 
 function errorMessage(err: unknown): string {
@@ -175,7 +175,6 @@ class Gateway implements AriGateway {
   readonly app: string;
   private readonly log: Logger;
   private readonly metrics: AriMetrics;
-  private readonly baseUrl: URL;
   private readonly restUrl: string;
   private readonly wsUrl: string;
   private readonly host: string;
@@ -186,7 +185,9 @@ class Gateway implements AriGateway {
   private readonly pingIntervalMs: number;
 
   private readonly eventListeners = new Set<{ listener: AriEventListener }>();
-  private readonly connectionListeners = new Set<{ listener: (state: AriConnectionState) => void }>();
+  private readonly connectionListeners = new Set<{
+    listener: (state: AriConnectionState) => void;
+  }>();
   private readonly registry: ChannelListenerRegistry;
   private readonly loggedUnknownTypes = new Set<string>();
 
@@ -196,6 +197,9 @@ class Gateway implements AriGateway {
   private state: AriConnectionState = 'disconnected';
   private running = false;
   private everConnected = false;
+  /** When the current socket opened (ms) and how many short-lived connections in a row dropped. */
+  private openedAt = 0;
+  private dropStreak = 0;
   private loopActive = false;
   private startPromise: Promise<void> | undefined;
   private settleStart: { resolve: () => void; reject: (err: unknown) => void } | undefined;
@@ -205,16 +209,16 @@ class Gateway implements AriGateway {
     this.app = options.app;
     this.log = options.logger.child({ component: 'ari' });
     this.metrics = createAriMetrics(options.registry);
-    this.baseUrl = normaliseBaseUrl(options.url);
-    this.host = this.baseUrl.host;
-    this.restUrl = `${this.baseUrl.protocol}//${this.baseUrl.host}${this.baseUrl.pathname}`;
-    const wsProtocol = this.baseUrl.protocol === 'https:' ? 'wss:' : 'ws:';
+    const base = normaliseBaseUrl(options.url);
+    this.host = base.host;
+    this.restUrl = `${base.protocol}//${base.host}${base.prefix}`;
+    const wsProtocol = base.protocol === 'https:' ? 'wss:' : 'ws:';
     const query = new URLSearchParams({
       app: options.app,
       api_key: `${options.username}:${options.password}`,
       subscribeAll: 'false',
     });
-    this.wsUrl = `${wsProtocol}//${this.baseUrl.host}${this.baseUrl.pathname}/ari/events?${query.toString()}`;
+    this.wsUrl = `${wsProtocol}//${base.host}${base.prefix}/ari/events?${query.toString()}`;
     this.reconnectOpts = {
       initialDelayMs: options.reconnect?.initialDelayMs ?? 500,
       maxDelayMs: options.reconnect?.maxDelayMs ?? 10_000,
@@ -269,10 +273,14 @@ class Gateway implements AriGateway {
     if (ws) await this.closeSocket(ws);
     this.metrics.connected.set(0);
     if (this.settleStart) {
-      this.settleStart.reject(new AriConnectionError('start', 'the gateway was stopped before it connected'));
+      this.settleStart.reject(
+        new AriConnectionError('start', 'the gateway was stopped before it connected'),
+      );
       this.settleStart = undefined;
     }
     this.startPromise = undefined;
+    this.everConnected = false;
+    this.dropStreak = 0;
     this.setState('stopped');
     this.eventListeners.clear();
     this.connectionListeners.clear();
@@ -298,11 +306,6 @@ class Gateway implements AriGateway {
     const entry = { listener };
     this.connectionListeners.add(entry);
     return () => void this.connectionListeners.delete(entry);
-  }
-
-  /** Number of listeners registered through onChannel (also the `aricrm_ari_channel_listeners` gauge). */
-  channelListenerCount(): number {
-    return this.registry.count();
   }
 
   private setState(state: AriConnectionState): void {
@@ -332,9 +335,18 @@ class Gateway implements AriGateway {
         } catch (err) {
           if (!this.running) return;
           const delayMs = computeBackoffDelay(attempt, this.reconnectOpts);
-          const fields = { host: this.host, app: this.app, attempt: attempt + 1, delayMs, error: errorMessage(err) };
-          if (attempt === 0) this.log.warn('ARI connection failed; retrying', fields);
-          else this.log.debug('ARI connection failed; retrying', fields);
+          const fields = {
+            host: this.host,
+            app: this.app,
+            attempt: attempt + 1,
+            delayMs,
+            error: errorMessage(err),
+          };
+          // warn on the first failure and every 10th, so a long outage stays visible but quiet
+          this.log[attempt % 10 === 0 ? 'warn' : 'debug'](
+            'ARI connection failed; retrying',
+            fields,
+          );
           attempt += 1;
           await this.sleep(delayMs);
         }
@@ -351,7 +363,9 @@ class Gateway implements AriGateway {
    */
   private async loadApi(): Promise<AriRestClient> {
     const docsUrl = `${this.restUrl}/ari/api-docs/resources.json`;
-    const auth = Buffer.from(`${this.options.username}:${this.options.password}`).toString('base64');
+    const auth = Buffer.from(`${this.options.username}:${this.options.password}`).toString(
+      'base64',
+    );
     let response: Response;
     try {
       response = await fetch(docsUrl, {
@@ -361,20 +375,38 @@ class Gateway implements AriGateway {
       await response.arrayBuffer();
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new AriConnectionError('connect', cause?.code ?? cause?.message ?? errorMessage(err), { cause: err });
+      throw new AriConnectionError('connect', cause?.code ?? cause?.message ?? errorMessage(err), {
+        cause: err,
+      });
     }
     if (response.status === 401 || response.status === 403) {
-      throw new AriError('unknown', response.status, 'connect', 'ARI authentication failed: check username and password');
+      throw new AriError(
+        'unknown',
+        response.status,
+        'connect',
+        'ARI authentication failed: check username and password',
+      );
     }
     if (!response.ok) {
-      throw new AriError('unknown', response.status, 'connect', `ARI API docs answered HTTP ${response.status}`);
+      throw new AriError(
+        'unknown',
+        response.status,
+        'connect',
+        `ARI API docs answered HTTP ${response.status}`,
+      );
     }
     const client = await withTimeout(
       connectAriClient(this.restUrl, this.options.username, this.options.password),
       this.apiLoadTimeoutMs,
-      () => new AriConnectionError('connect', `ARI API docs not loaded within ${this.apiLoadTimeoutMs} ms`),
+      () =>
+        new AriConnectionError(
+          'connect',
+          `ARI API docs not loaded within ${this.apiLoadTimeoutMs} ms`,
+        ),
     ).catch((err: unknown) => {
-      throw err instanceof AriError ? err : new AriConnectionError('connect', errorMessage(err), { cause: err });
+      throw err instanceof AriError
+        ? err
+        : new AriConnectionError('connect', errorMessage(err), { cause: err });
     });
     this.log.debug('ARI API loaded', { host: this.host });
     return client as unknown as AriRestClient;
@@ -399,10 +431,14 @@ class Gateway implements AriGateway {
         opened = true;
         const reconnected = this.everConnected;
         this.everConnected = true;
+        this.openedAt = Date.now();
         this.metrics.connected.set(1);
         if (reconnected) this.metrics.reconnects.inc();
         this.startPing(ws, liveness);
-        this.log.info(reconnected ? 'ARI reconnected' : 'ARI connected', { host: this.host, app: this.app });
+        this.log.info(reconnected ? 'ARI reconnected' : 'ARI connected', {
+          host: this.host,
+          app: this.app,
+        });
         this.setState('connected');
         if (this.settleStart) {
           this.settleStart.resolve();
@@ -437,13 +473,24 @@ class Gateway implements AriGateway {
     this.stopPing();
     this.metrics.connected.set(0);
     if (!this.running) return;
-    this.log.warn('ARI WebSocket closed; reconnecting', { host: this.host, app: this.app, code, reason });
+    // A connection that keeps dropping right after opening backs off like a failing one.
+    const lived = Date.now() - this.openedAt;
+    this.dropStreak =
+      lived < Math.max(5_000, this.reconnectOpts.maxDelayMs) ? this.dropStreak + 1 : 0;
+    const delayMs = computeBackoffDelay(Math.max(0, this.dropStreak - 1), this.reconnectOpts);
+    this.log.warn('ARI WebSocket closed; reconnecting', {
+      host: this.host,
+      app: this.app,
+      code,
+      reason,
+      delayMs,
+    });
     this.setState('disconnected');
-    void this.reconnectAfterDrop();
+    void this.reconnectAfterDrop(delayMs);
   }
 
-  private async reconnectAfterDrop(): Promise<void> {
-    await this.sleep(computeBackoffDelay(0, this.reconnectOpts));
+  private async reconnectAfterDrop(delayMs: number): Promise<void> {
+    await this.sleep(delayMs);
     if (!this.running) return;
     this.setState('connecting');
     await this.connectLoop();
@@ -456,7 +503,9 @@ class Gateway implements AriGateway {
     this.pingTimer = setInterval(() => {
       if (ws.readyState !== WebSocket.OPEN) return;
       if (!liveness.alive) {
-        this.log.warn('ARI WebSocket peer did not answer ping; dropping the connection', { host: this.host });
+        this.log.warn('ARI WebSocket peer did not answer ping; dropping the connection', {
+          host: this.host,
+        });
         ws.terminate();
         return;
       }
@@ -527,7 +576,12 @@ class Gateway implements AriGateway {
       return;
     }
     const type = (parsed as { type?: unknown } | null)?.type;
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed) || typeof type !== 'string') {
+    if (
+      typeof parsed !== 'object' ||
+      parsed === null ||
+      Array.isArray(parsed) ||
+      typeof type !== 'string'
+    ) {
       this.metrics.eventsUnknown.inc();
       this.log.warn('ARI WebSocket message without an event type; dropped');
       return;
@@ -544,14 +598,19 @@ class Gateway implements AriGateway {
 
   private logUnknownType(type: string): void {
     if (type === 'ApplicationReplaced') {
-      this.log.warn('another client connected to the same Stasis app: this connection no longer gets events', {
-        app: this.app,
-      });
+      this.log.warn(
+        'another client connected to the same Stasis app: this connection no longer gets events',
+        {
+          app: this.app,
+        },
+      );
       return;
     }
     const first = !this.loggedUnknownTypes.has(type) && this.loggedUnknownTypes.size < 100;
     if (first) this.loggedUnknownTypes.add(type);
-    this.log[first ? 'info' : 'debug']('unhandled ARI event type; dropped', { eventType: type.slice(0, 64) });
+    this.log[first ? 'info' : 'debug']('unhandled ARI event type; dropped', {
+      eventType: type.slice(0, 64),
+    });
   }
 
   /** Deliver to every onEvent listener, then to the channel listeners, synchronously, in order. */
@@ -567,7 +626,9 @@ class Gateway implements AriGateway {
     try {
       const result = listener(event);
       if (result && typeof (result as PromiseLike<void>).then === 'function') {
-        (result as PromiseLike<void>).then(undefined, (err: unknown) => this.handlerFailed(err, event));
+        (result as PromiseLike<void>).then(undefined, (err: unknown) =>
+          this.handlerFailed(err, event),
+        );
       }
     } catch (err) {
       this.handlerFailed(err, event);
@@ -576,7 +637,11 @@ class Gateway implements AriGateway {
 
   private handlerFailed(err: unknown, event: AriEvent): void {
     this.metrics.handlerErrors.inc();
-    this.log.error('ARI event listener failed', { err, eventType: event.type, channelId: eventChannelId(event) });
+    this.log.error('ARI event listener failed', {
+      err,
+      eventType: event.type,
+      channelId: eventChannelId(event),
+    });
     if (!this.options.onHandlerError) return;
     try {
       this.options.onHandlerError(err, event);
@@ -604,21 +669,36 @@ class Gateway implements AriGateway {
       try {
         const op = this.operation(operation, resource, nickname);
         return await withTimeout(
-          captureStore.run(ctx, () => Promise.resolve(op(params === undefined ? undefined : defined(params)))),
+          captureStore.run(ctx, () =>
+            Promise.resolve(op(params === undefined ? undefined : defined(params))),
+          ),
           this.commandTimeoutMs,
-          () => new AriConnectionError(operation, `no answer from Asterisk within ${this.commandTimeoutMs} ms`),
+          () =>
+            new AriConnectionError(
+              operation,
+              `no answer from Asterisk within ${this.commandTimeoutMs} ms`,
+            ),
         );
       } catch (err) {
         const error = classifyAriError(operation, err, ctx.status);
         if (error.kind === 'not_in_stasis' && attempt < this.retryOpts.attempts && this.running) {
           this.metrics.commandRetries.inc({ operation });
           const delayMs = notInStasisRetryDelay(attempt, this.retryOpts);
-          this.log.debug('ARI command retried: channel not in Stasis yet', { operation, attempt, delayMs });
+          this.log.debug('ARI command retried: channel not in Stasis yet', {
+            operation,
+            attempt,
+            delayMs,
+          });
           await this.sleep(delayMs);
           continue;
         }
         this.metrics.commandErrors.inc({ operation, kind: error.kind });
-        this.log.debug('ARI command failed', { operation, kind: error.kind, status: error.status, error: error.asteriskMessage });
+        this.log.debug('ARI command failed', {
+          operation,
+          kind: error.kind,
+          status: error.status,
+          error: error.asteriskMessage,
+        });
         throw error;
       }
     }
@@ -626,11 +706,20 @@ class Gateway implements AriGateway {
 
   private operation(operation: string, resource: string, nickname: string): Operation {
     const client = this.client;
-    if (!client) throw new AriConnectionError(operation, 'ARI API not loaded (start() has not connected yet)');
+    if (!client)
+      throw new AriConnectionError(operation, 'ARI API not loaded (start() has not connected yet)');
     const res = client[resource];
-    const op = typeof res === 'object' && res !== null ? (res as Record<string, unknown>)[nickname] : undefined;
+    const op =
+      typeof res === 'object' && res !== null
+        ? (res as Record<string, unknown>)[nickname]
+        : undefined;
     if (typeof op !== 'function') {
-      throw new AriError('unknown', undefined, operation, `this Asterisk has no ARI operation ${resource}.${nickname}`);
+      throw new AriError(
+        'unknown',
+        undefined,
+        operation,
+        `this Asterisk has no ARI operation ${resource}.${nickname}`,
+      );
     }
     return op as Operation;
   }
@@ -677,7 +766,11 @@ class Gateway implements AriGateway {
         variables: p.variables,
       }),
     dial: (channelId, p?: DialParams) =>
-      this.void('channels.dial', 'channels', 'dial', { channelId, caller: p?.caller, timeout: p?.timeoutSec }),
+      this.void('channels.dial', 'channels', 'dial', {
+        channelId,
+        caller: p?.caller,
+        timeout: p?.timeoutSec,
+      }),
     answer: (channelId) => this.void('channels.answer', 'channels', 'answer', { channelId }),
     ring: (channelId) => this.void('channels.ring', 'channels', 'ring', { channelId }),
     ringStop: (channelId) => this.void('channels.ringStop', 'channels', 'ringStop', { channelId }),
@@ -699,14 +792,26 @@ class Gateway implements AriGateway {
         playbackId: p.playbackId,
       }),
     record: (channelId, p: RecordParams) =>
-      this.json<AriLiveRecording>('channels.record', 'channels', 'record', { channelId, ...recordParams(p) }),
+      this.json<AriLiveRecording>('channels.record', 'channels', 'record', {
+        channelId,
+        ...recordParams(p),
+      }),
     setVariable: (channelId, variable, value) =>
-      this.void('channels.setVariable', 'channels', 'setChannelVar', { channelId, variable, value }),
-    getVariable: async (channelId, variable) => {
-      const result = await this.json<{ value?: unknown }>('channels.getVariable', 'channels', 'getChannelVar', {
+      this.void('channels.setVariable', 'channels', 'setChannelVar', {
         channelId,
         variable,
-      });
+        value,
+      }),
+    getVariable: async (channelId, variable) => {
+      const result = await this.json<{ value?: unknown }>(
+        'channels.getVariable',
+        'channels',
+        'getChannelVar',
+        {
+          channelId,
+          variable,
+        },
+      );
       return typeof result?.value === 'string' ? result.value : '';
     },
   };
@@ -722,11 +827,20 @@ class Gateway implements AriGateway {
       }),
     destroy: (bridgeId) => this.void('bridges.destroy', 'bridges', 'destroy', { bridgeId }),
     addChannel: (bridgeId, channelIds) =>
-      this.void('bridges.addChannel', 'bridges', 'addChannel', { bridgeId, channel: channelIds.join(',') }),
+      this.void('bridges.addChannel', 'bridges', 'addChannel', {
+        bridgeId,
+        channel: channelIds.join(','),
+      }),
     removeChannel: (bridgeId, channelIds) =>
-      this.void('bridges.removeChannel', 'bridges', 'removeChannel', { bridgeId, channel: channelIds.join(',') }),
+      this.void('bridges.removeChannel', 'bridges', 'removeChannel', {
+        bridgeId,
+        channel: channelIds.join(','),
+      }),
     record: (bridgeId, p: RecordParams) =>
-      this.json<AriLiveRecording>('bridges.record', 'bridges', 'record', { bridgeId, ...recordParams(p) }),
+      this.json<AriLiveRecording>('bridges.record', 'bridges', 'record', {
+        bridgeId,
+        ...recordParams(p),
+      }),
     play: (bridgeId, p: PlayParams) =>
       this.json<AriPlayback>('bridges.play', 'bridges', 'play', {
         bridgeId,
@@ -737,13 +851,16 @@ class Gateway implements AriGateway {
   };
 
   readonly playbacks: AriGateway['playbacks'] = {
-    get: (playbackId) => this.json<AriPlayback>('playbacks.get', 'playbacks', 'get', { playbackId }),
+    get: (playbackId) =>
+      this.json<AriPlayback>('playbacks.get', 'playbacks', 'get', { playbackId }),
     stop: (playbackId) => this.void('playbacks.stop', 'playbacks', 'stop', { playbackId }),
   };
 
   readonly recordings: AriGateway['recordings'] = {
     getStored: (name) =>
-      this.json<AriStoredRecording>('recordings.getStored', 'recordings', 'getStored', { recordingName: name }),
+      this.json<AriStoredRecording>('recordings.getStored', 'recordings', 'getStored', {
+        recordingName: name,
+      }),
     getStoredFile: async (name) => {
       const raw = await this.command('recordings.getStoredFile', 'recordings', 'getStoredFile', {
         recordingName: name,
@@ -751,7 +868,12 @@ class Gateway implements AriGateway {
       if (Buffer.isBuffer(raw)) return raw;
       if (raw instanceof Uint8Array) return Buffer.from(raw);
       if (typeof raw === 'string') return Buffer.from(raw, 'binary');
-      throw new AriError('unknown', 200, 'recordings.getStoredFile', 'the recording file was not returned as bytes');
+      throw new AriError(
+        'unknown',
+        200,
+        'recordings.getStoredFile',
+        'the recording file was not returned as bytes',
+      );
     },
     deleteStored: (name) =>
       this.void('recordings.deleteStored', 'recordings', 'deleteStored', { recordingName: name }),
@@ -769,7 +891,10 @@ class Gateway implements AriGateway {
 
   readonly applications: AriGateway['applications'] = {
     list: () => this.json<AriApplication[]>('applications.list', 'applications', 'list'),
-    get: (name) => this.json<AriApplication>('applications.get', 'applications', 'get', { applicationName: name }),
+    get: (name) =>
+      this.json<AriApplication>('applications.get', 'applications', 'get', {
+        applicationName: name,
+      }),
   };
 }
 

@@ -40,7 +40,12 @@ export function createAriMetrics(registry: Registry): AriMetrics {
     connected: getOrCreate(
       registry,
       'aricrm_ari_connected',
-      () => new Gauge({ name: 'aricrm_ari_connected', help: 'ARI event WebSocket open (1) or not (0).', registers }),
+      () =>
+        new Gauge({
+          name: 'aricrm_ari_connected',
+          help: 'ARI event WebSocket open (1) or not (0).',
+          registers,
+        }),
     ),
     reconnects: getOrCreate(
       registry,

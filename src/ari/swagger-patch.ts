@@ -51,7 +51,9 @@ interface SwaggerAuthorizations {
 
 interface SwaggerClientModule {
   ShredHttpClient: { prototype: { execute(obj: SwaggerHttpRequestObject): unknown } };
-  SwaggerApi: { prototype: { fail(message: unknown): unknown; failure?: (message: unknown) => unknown } };
+  SwaggerApi: {
+    prototype: { fail(message: unknown): unknown; failure?: (message: unknown) => unknown };
+  };
   authorizations: SwaggerAuthorizations;
 }
 
@@ -101,7 +103,10 @@ function install(): void {
   globals[PATCHED] = true;
 
   // (4) fail() reports without throwing.
-  swagger.SwaggerApi.prototype.fail = function fail(this: { failure?: (m: unknown) => unknown }, message: unknown) {
+  swagger.SwaggerApi.prototype.fail = function fail(
+    this: { failure?: (m: unknown) => unknown },
+    message: unknown,
+  ) {
     try {
       this.failure?.(message);
     } catch (err) {
@@ -111,7 +116,10 @@ function install(): void {
 
   // (2)(3)(4) status capture, request_error forwarding, guarded callbacks.
   const originalExecute = swagger.ShredHttpClient.prototype.execute;
-  swagger.ShredHttpClient.prototype.execute = function execute(this: unknown, obj: SwaggerHttpRequestObject) {
+  swagger.ShredHttpClient.prototype.execute = function execute(
+    this: unknown,
+    obj: SwaggerHttpRequestObject,
+  ) {
     const ctx = captureStore.getStore();
     const on = obj?.on;
     let settled = false;
@@ -145,7 +153,9 @@ function install(): void {
             // e.g. ari-client's JSON.parse of a non-JSON body: make it this call's error.
             fail({
               status,
-              data: JSON.stringify({ message: `invalid ARI response: ${(err as Error)?.message ?? String(err)}` }),
+              data: JSON.stringify({
+                message: `invalid ARI response: ${(err as Error)?.message ?? String(err)}`,
+              }),
             });
             return undefined;
           }
@@ -197,7 +207,11 @@ export function setInternalErrorSink(sink: (message: string, err: unknown) => vo
  * ari-client's `connect`: loads the API docs and returns the client whose resources hold the
  * Swagger operations. Rejects (never hangs on a socket error, never throws asynchronously).
  */
-export function connectAriClient(url: string, username: string, password: string): Promise<ariClient.Client> {
+export function connectAriClient(
+  url: string,
+  username: string,
+  password: string,
+): Promise<ariClient.Client> {
   registerCredentials(url, username, password);
   return Promise.resolve(ariClient.connect(url, username, password)).finally(() => {
     // ari-client re-added its global basic-auth: keep the host-keyed one last.

@@ -412,7 +412,15 @@ export interface AriGateway {
   stop(): Promise<void>;
   /** True while the event WebSocket is open. */
   isConnected(): boolean;
-  /** Subscribe to every known event for the app. Returns the unsubscribe function. */
+  /**
+   * Subscribe to every known event for the app. Returns the unsubscribe function.
+   *
+   * Delivery: each event is handed, synchronously and in arrival order, to every `onEvent`
+   * listener, then to the `onChannel` listeners it concerns (a snapshot taken on arrival: a
+   * listener added while an event is being delivered gets the next one). A listener's returned
+   * promise is not awaited before the next event, so a slow listener never delays other calls;
+   * its throw or rejection is logged, counted and passed to `onHandlerError`.
+   */
   onEvent(listener: AriEventListener): () => void;
   /**
    * Subscribe to events about one channel (as `channel`, `peer`, or bridge membership). The

@@ -55,7 +55,13 @@ const RESOURCES: Record<string, Op[]> = {
         ['variables', 'body'],
       ],
     },
-    { path: '/channels/{channelId}', method: 'GET', nickname: 'get', responseClass: 'Channel', params: [['channelId', 'path', true]] },
+    {
+      path: '/channels/{channelId}',
+      method: 'GET',
+      nickname: 'get',
+      responseClass: 'Channel',
+      params: [['channelId', 'path', true]],
+    },
     {
       path: '/channels/{channelId}',
       method: 'DELETE',
@@ -80,9 +86,27 @@ const RESOURCES: Record<string, Op[]> = {
         ['label', 'query'],
       ],
     },
-    { path: '/channels/{channelId}/answer', method: 'POST', nickname: 'answer', responseClass: 'void', params: [['channelId', 'path', true]] },
-    { path: '/channels/{channelId}/ring', method: 'POST', nickname: 'ring', responseClass: 'void', params: [['channelId', 'path', true]] },
-    { path: '/channels/{channelId}/ring', method: 'DELETE', nickname: 'ringStop', responseClass: 'void', params: [['channelId', 'path', true]] },
+    {
+      path: '/channels/{channelId}/answer',
+      method: 'POST',
+      nickname: 'answer',
+      responseClass: 'void',
+      params: [['channelId', 'path', true]],
+    },
+    {
+      path: '/channels/{channelId}/ring',
+      method: 'POST',
+      nickname: 'ring',
+      responseClass: 'void',
+      params: [['channelId', 'path', true]],
+    },
+    {
+      path: '/channels/{channelId}/ring',
+      method: 'DELETE',
+      nickname: 'ringStop',
+      responseClass: 'void',
+      params: [['channelId', 'path', true]],
+    },
     {
       path: '/channels/{channelId}/play',
       method: 'POST',
@@ -159,8 +183,20 @@ const RESOURCES: Record<string, Op[]> = {
         ['name', 'query'],
       ],
     },
-    { path: '/bridges/{bridgeId}', method: 'GET', nickname: 'get', responseClass: 'Bridge', params: [['bridgeId', 'path', true]] },
-    { path: '/bridges/{bridgeId}', method: 'DELETE', nickname: 'destroy', responseClass: 'void', params: [['bridgeId', 'path', true]] },
+    {
+      path: '/bridges/{bridgeId}',
+      method: 'GET',
+      nickname: 'get',
+      responseClass: 'Bridge',
+      params: [['bridgeId', 'path', true]],
+    },
+    {
+      path: '/bridges/{bridgeId}',
+      method: 'DELETE',
+      nickname: 'destroy',
+      responseClass: 'void',
+      params: [['bridgeId', 'path', true]],
+    },
     {
       path: '/bridges/{bridgeId}/addChannel',
       method: 'POST',
@@ -210,8 +246,20 @@ const RESOURCES: Record<string, Op[]> = {
     },
   ],
   playbacks: [
-    { path: '/playbacks/{playbackId}', method: 'GET', nickname: 'get', responseClass: 'Playback', params: [['playbackId', 'path', true]] },
-    { path: '/playbacks/{playbackId}', method: 'DELETE', nickname: 'stop', responseClass: 'void', params: [['playbackId', 'path', true]] },
+    {
+      path: '/playbacks/{playbackId}',
+      method: 'GET',
+      nickname: 'get',
+      responseClass: 'Playback',
+      params: [['playbackId', 'path', true]],
+    },
+    {
+      path: '/playbacks/{playbackId}',
+      method: 'DELETE',
+      nickname: 'stop',
+      responseClass: 'void',
+      params: [['playbackId', 'path', true]],
+    },
   ],
   recordings: [
     {
@@ -249,7 +297,9 @@ const RESOURCES: Record<string, Op[]> = {
       ],
     },
   ],
-  deviceStates: [{ path: '/deviceStates', method: 'GET', nickname: 'list', responseClass: 'List[DeviceState]' }],
+  deviceStates: [
+    { path: '/deviceStates', method: 'GET', nickname: 'list', responseClass: 'List[DeviceState]' },
+  ],
   applications: [
     { path: '/applications', method: 'GET', nickname: 'list', responseClass: 'List[Application]' },
     {
@@ -272,7 +322,10 @@ export function resourceListing(basePath: string): unknown {
     apiVersion: '10.0.0',
     swaggerVersion: '1.1',
     basePath,
-    apis: API_RESOURCES.map((name) => ({ path: `/api-docs/${name}.{format}`, description: `${name} resources` })),
+    apis: API_RESOURCES.map((name) => ({
+      path: `/api-docs/${name}.{format}`,
+      description: `${name} resources`,
+    })),
   };
 }
 

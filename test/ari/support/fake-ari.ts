@@ -35,31 +35,42 @@ export interface FakeAriOptions {
   port?: number;
   /** Don't answer the WebSocket upgrade at all (simulates a hung peer at handshake). */
   refuseWebSocket?: boolean;
+  /** Answer WebSocket pings (default true); false simulates a dead peer. */
+  autoPong?: boolean;
 }
 
 export class FakeAri {
   readonly requests: FakeRequest[] = [];
   readonly sockets = new Set<WebSocket>();
   /** Apps of the WebSocket connections accepted, in order. */
-  readonly wsConnections: Array<{ app: string | null; apiKey: string | null; subscribeAll: string | null }> = [];
+  readonly wsConnections: Array<{
+    app: string | null;
+    apiKey: string | null;
+    subscribeAll: string | null;
+  }> = [];
+  /** Close every WebSocket right after accepting it (a flapping server). */
+  dropImmediately = false;
+  /** WebSocket pings received from clients. */
+  pingsReceived = 0;
   handler: FakeHandler = () => ({ status: 404, body: { message: 'Not found' } });
-  /** When false, the server answers pings (default); set to true to simulate a dead peer. */
-  ignorePings = false;
   private readonly rawSockets = new Set<Socket>();
-  private readonly wss = new WebSocketServer({ noServer: true, autoPong: true });
+  private readonly wss: WebSocketServer;
   private connectionWaiters: Array<() => void> = [];
 
   private constructor(
     private readonly server: Server,
     readonly username: string,
     readonly password: string,
-  ) {}
+    autoPong: boolean,
+  ) {
+    this.wss = new WebSocketServer({ noServer: true, autoPong });
+  }
 
   static async start(options: FakeAriOptions = {}): Promise<FakeAri> {
     const username = options.username ?? 'asterisk';
     const password = options.password ?? 's3cr3t:p@ss';
     const server = createServer();
-    const fake = new FakeAri(server, username, password);
+    const fake = new FakeAri(server, username, password, options.autoPong ?? true);
     server.on('request', (req, res) => void fake.onRequest(req, res));
     server.on('connection', (socket: Socket) => {
       fake.rawSockets.add(socket);
@@ -74,17 +85,17 @@ export class FakeAri {
         return;
       }
       fake.wss.handleUpgrade(req, socket, head, (ws) => {
-        if (fake.ignorePings) {
-          // Stop the automatic pong by replacing the receiver's ping handling.
-          (ws as unknown as { _autoPong: boolean })._autoPong = false;
-        }
         fake.sockets.add(ws);
+        ws.on('ping', () => {
+          fake.pingsReceived += 1;
+        });
         fake.wsConnections.push({
           app: url.searchParams.get('app'),
           apiKey,
           subscribeAll: url.searchParams.get('subscribeAll'),
         });
         ws.on('close', () => fake.sockets.delete(ws));
+        if (fake.dropImmediately) ws.close(1011, 'flapping');
         const waiters = fake.connectionWaiters;
         fake.connectionWaiters = [];
         for (const w of waiters) w();
@@ -151,14 +162,18 @@ export class FakeAri {
     this.requests.push(request);
     const expected = `Basic ${Buffer.from(`${this.username}:${this.password}`).toString('base64')}`;
     if (request.authorization !== expected) {
-      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Basic realm="Asterisk REST Interface"' });
+      res.writeHead(401, {
+        'content-type': 'application/json',
+        'www-authenticate': 'Basic realm="Asterisk REST Interface"',
+      });
       res.end(JSON.stringify({ error: 'Authentication required' }));
       return;
     }
     const docs = /^\/ari\/api-docs\/([A-Za-z]+)\.json$/.exec(request.path);
     if (docs?.[1]) {
       const basePath = `http://${req.headers.host}/ari`;
-      const body = docs[1] === 'resources' ? resourceListing(basePath) : apiDeclaration(docs[1], basePath);
+      const body =
+        docs[1] === 'resources' ? resourceListing(basePath) : apiDeclaration(docs[1], basePath);
       if (body === undefined) {
         res.writeHead(404).end();
         return;
@@ -169,7 +184,9 @@ export class FakeAri {
     }
     const answer = await this.handler(request);
     if (answer.raw !== undefined) {
-      res.writeHead(answer.status, { 'content-type': answer.contentType ?? 'application/octet-stream' });
+      res.writeHead(answer.status, {
+        'content-type': answer.contentType ?? 'application/octet-stream',
+      });
       res.end(answer.raw);
       return;
     }
