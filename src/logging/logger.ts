@@ -71,7 +71,7 @@ export function createLogger(options: LoggerOptions): Logger {
     defaultMeta: options.defaultMeta,
     format: winston.format.combine(
       winston.format.errors({ stack: true }),
-      winston.format.timestamp({ alias: 'time' }),
+      winston.format.timestamp(),
       redactFormat(),
       winston.format.json(),
     ),

@@ -192,8 +192,8 @@ export class Pbx {
 
   /** Send an arbitrary event to an app (test hook). */
   emitRaw(app: string, event: Record<string, unknown>): void {
-    const full = { timestamp: this.clock.timestamp(), ...event, application: event.application ?? app } as SimEvent;
-    void this.apps.deliver(app, full);
+    const full: Record<string, unknown> = { timestamp: this.clock.timestamp(), ...event, application: event.application ?? app };
+    void this.apps.deliver(app, { ...full, type: String(full.type ?? '') });
   }
 
   private emitChannel(type: string, ch: SimChannel, fields: Record<string, unknown> = {}): void {
@@ -929,7 +929,7 @@ export class Pbx {
   createBridge(opts: { bridgeId?: string; type?: string; name?: string }): SimBridge {
     const features = new Set((opts.type ?? '').split(',').map((t) => t.trim()).filter(Boolean));
     const known = ['mixing', 'holding', 'dtmf_events', 'proxy_media', 'video_sfu', 'video_single', 'sdp_label'];
-    for (const f of features) if (!known.includes(f)) throw ariError(400, `Invalid bridge type '${f}'`);
+    for (const f of features) if (!known.includes(f)) throw ariError(500, 'Unable to create bridge');
     const holding = features.has('holding');
     const bridge: SimBridge = {
       id: opts.bridgeId ?? this.ids.uuid(),

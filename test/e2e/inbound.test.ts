@@ -250,3 +250,63 @@ describe('inbound calls (e2e: engine + simulator + CRM)', function () {
     expect(hangup?.query).to.include({ reason: 'busy' });
   });
 });
+
+describe('inbound call flow details (e2e)', function () {
+  this.timeout(20_000);
+  let bed: TestBed;
+  afterEach(async () => {
+    await bed?.stop();
+  });
+
+  it('plays the CRM greeting to the answered caller before ringing the operators', async () => {
+    bed = await startTestBed();
+    bed.crm.onRoute(() => ({
+      body: { action: 'dial', strategy: 'ringall', extensions: ['101'], ringTimeoutSec: 20, greeting: ['sound:hello-world'] },
+    }));
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 100, hangupAfterMs: 100 });
+    const seen: string[] = [];
+    bed.sim.onEvent((e) => {
+      if (e.type === 'PlaybackFinished' || (e.type === 'Dial' && (e as { dialstatus?: string }).dialstatus === '')) seen.push(e.type);
+    });
+    const from = nextCaller();
+    const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
+    const callId = await startedCall(bed, from);
+    const end = await bed.crm.waitForEnded(callId);
+    expect(ended(end)).to.include({ disposition: 'answered', answeredBy: '101' });
+    const paths = bed.sim.requests.map((r) => `${r.method} ${r.path}`);
+    const answerAt = paths.indexOf(`POST /channels/${channelId}/answer`);
+    const playAt = paths.findIndex((p) => p.startsWith(`POST /channels/${channelId}/play`));
+    const createAt = paths.indexOf('POST /channels/create');
+    expect(answerAt).to.be.within(0, playAt);
+    expect(playAt).to.be.below(createAt);
+    // The greeting finished before the operator's phone was dialled.
+    expect(seen).to.deep.equal(['PlaybackFinished', 'Dial']);
+  });
+
+  it('cleans the call up and counts the failure when a call step throws, and keeps serving calls', async () => {
+    bed = await startTestBed();
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 100, hangupAfterMs: 100 });
+    const original = bed.engine.gateway.bridges.create;
+    let failures = 0;
+    bed.engine.gateway.bridges.create = async (params) => {
+      if (failures++ === 0) throw new Error('simulated bug in a call step');
+      return original(params);
+    };
+    const first = nextCaller();
+    const { channelId } = await bed.sim.injectInboundCall({ from: first, to: DID });
+    const firstId = await startedCall(bed, first);
+    const end = await bed.crm.waitForEnded(firstId);
+    expect(ended(end)).to.include({ hangupBy: 'system' });
+    expect(bed.engine.calls.getCall(firstId)).to.include({ endReason: 'handler_error' });
+    expect(requestsFor(bed, channelId)).to.include('DELETE /channels/{id}');
+    const metrics = await bed.engine.registry.getSingleMetricAsString('aricrm_call_handler_errors_total');
+    expect(metrics).to.match(/aricrm_call_handler_errors_total 1$/m);
+    expect(bed.logs.some((l) => l.level === 'error' && l.callId === firstId)).to.equal(true);
+
+    const second = nextCaller();
+    await bed.sim.injectInboundCall({ from: second, to: DID });
+    const secondId = await startedCall(bed, second);
+    expect(ended(await bed.crm.waitForEnded(secondId))).to.include({ disposition: 'answered' });
+    expect(bed.sim.channels()).to.have.length(0);
+  });
+});

@@ -1,0 +1,167 @@
+/**
+ * The PBX simulator: an in-process fake Asterisk 22 that the real ari-client connects to over
+ * HTTP and WebSocket (zero-setup demo and test bed). See `types.ts` for the public API and
+ * `shared/fixtures/ari/README.md` for the behaviour it reproduces.
+ *
+ * ```ts
+ * const sim = await startSimulator({ timeScale: 0.01 });
+ * const ari = await ariClient.connect(sim.url, sim.username, sim.password);
+ * sim.phones.set('102', { mode: 'busy' });
+ * await sim.injectInboundCall({ from: '79161234567', to: '74951234567' });
+ * ```
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Router } from 'express';
+import type { AriChannel } from '../ari/types.ts';
+import { AppRegistry } from './apps.ts';
+import { SimClock } from './clock.ts';
+import { createControlRouter } from './control.ts';
+import { SimCallRejectedError } from './errors.ts';
+import { IdFactory } from './ids.ts';
+import { channelJson } from './model.ts';
+import { Pbx } from './pbx.ts';
+import { PhoneBook } from './phones.ts';
+import { createAriHandler } from './rest/router.ts';
+import type {
+  InboundCall,
+  PbxSimulator,
+  PhoneBehaviour,
+  PhoneInfo,
+  RecordedRequest,
+  SimEvent,
+  SimulatorOptions,
+  SimulatorRaces,
+} from './types.ts';
+import { attachEventWebSocket } from './ws.ts';
+
+export type {
+  InboundCall,
+  PbxSimulator,
+  PhoneBehaviour,
+  PhoneInfo,
+  RecordedRequest,
+  SimEvent,
+  SimulatorOptions,
+  SimulatorRaces,
+} from './types.ts';
+export { SimCallRejectedError, AriHttpError } from './errors.ts';
+export { phoneBehaviourSchema, DEFAULT_BEHAVIOUR } from './phones.ts';
+
+/**
+ * Start a simulated Asterisk listening on `host:port` (ephemeral port by default).
+ * Resolves once it accepts connections; `close()` stops it.
+ */
+export async function startSimulator(options: SimulatorOptions = {}): Promise<PbxSimulator> {
+  const host = options.host ?? '127.0.0.1';
+  const username = options.username ?? 'asterisk';
+  const password = options.password ?? 'asterisk';
+  const extensions = [...(options.extensions ?? ['101', '102', '103'])];
+  const trunk = options.trunk ?? 'client-trunk';
+  const log = options.logger;
+  const clock = new SimClock(options.timeScale ?? 1);
+  const ids = new IdFactory(clock);
+  const apps = new AppRegistry();
+  const phones = new PhoneBook(extensions);
+  const pbx = new Pbx(clock, ids, apps, phones, trunk, log);
+  const requests: RecordedRequest[] = [];
+  const creds = { username, password };
+
+  const server = createServer(createAriHandler({ pbx, creds, record: (r) => requests.push(r), log }));
+  const wss = attachEventWebSocket(server, pbx, creds, log);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  let closed = false;
+  let router: Router | undefined;
+
+  const sim: PbxSimulator = {
+    url: `http://${urlHost}:${address.port}`,
+    username,
+    password,
+    timeScale: clock.timeScale,
+    phones: {
+      set(extension: string, behaviour: PhoneBehaviour): void {
+        phones.setOperator(extension, behaviour);
+        pbx.phoneChanged(extension);
+      },
+      get(extension: string): PhoneBehaviour {
+        return phones.operator(extension);
+      },
+      reset(): void {
+        phones.resetOperators();
+        for (const ext of extensions) pbx.phoneChanged(ext);
+      },
+      list(): PhoneInfo[] {
+        return extensions.map((extension) => ({
+          extension,
+          behaviour: phones.operator(extension),
+          channelIds: pbx.endpointJson(extension).channel_ids,
+        }));
+      },
+    },
+    customers: {
+      set(numberOrDefault: string, behaviour: PhoneBehaviour): void {
+        phones.setCustomer(numberOrDefault, behaviour);
+      },
+      reset(): void {
+        phones.resetCustomers();
+      },
+    },
+    async injectInboundCall(call: InboundCall): Promise<{ channelId: string }> {
+      const app = call.app ?? 'crm-app';
+      const request: Parameters<Pbx['inboundCall']>[0] = { from: call.from, to: call.to, app };
+      if (call.callerName !== undefined) request.callerName = call.callerName;
+      if (call.hangupAfterMs !== undefined) request.hangupAfterMs = call.hangupAfterMs;
+      if (call.abandonAfterMs !== undefined) request.abandonAfterMs = call.abandonAfterMs;
+      const { channel, accepted } = pbx.inboundCall(request);
+      if (!accepted) throw new SimCallRejectedError(app, channel.id);
+      return { channelId: channel.id };
+    },
+    hangup(channelId: string): void {
+      const ch = pbx.channels.get(channelId);
+      if (!ch) throw new RangeError(`no channel ${channelId}`);
+      pbx.remoteHangup(ch);
+    },
+    onEvent(listener: (event: SimEvent) => void): () => void {
+      return apps.onEvent(listener);
+    },
+    emitRawEvent(app: string, event: Record<string, unknown>): void {
+      pbx.emitRaw(app, event);
+    },
+    requests,
+    clearRequests(): void {
+      requests.length = 0;
+    },
+    setRaces(races: SimulatorRaces): void {
+      pbx.races = { ...pbx.races, ...races };
+    },
+    dropWebSockets(): void {
+      for (const socket of apps.sockets()) socket.terminate();
+    },
+    channels(): AriChannel[] {
+      return [...pbx.channels.values()].map(channelJson);
+    },
+    controlRouter(): Router {
+      router ??= createControlRouter(sim);
+      return router;
+    },
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      pbx.shutdown();
+      for (const socket of apps.sockets()) socket.terminate();
+      for (const client of wss.clients) client.terminate();
+      wss.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+  return sim;
+}

@@ -1,0 +1,201 @@
+/**
+ * Fidelity of the PBX simulator: each trace recorded from a real Asterisk 22 is replayed against
+ * the simulator (same REST calls, each sent after the event it reacted to, ids mapped), with the
+ * phones set up to behave like the trace's SIPp phones; the simulator must answer the same
+ * statuses and error bodies and send the same events per channel/bridge/playback/recording
+ * (types, order, states, causes, dial statuses, caller/connected, dialplan, args). Only
+ * ChannelVarset noise, ids, timestamps and the order of the racy ringing events are ignored.
+ */
+import { expect } from 'chai';
+import { SimCallRejectedError, startSimulator, type InboundCall, type PbxSimulator } from '../../src/simulator/index.ts';
+import { expectSameEvents, expectSameRest } from './support/compare.ts';
+import { ari, AppSocket, replay, type ReplayedCall } from './support/driver.ts';
+import { IdMap, loadTrace, type Json, type TraceLine } from './support/trace.ts';
+
+/** Simulated time runs 20x faster than real time. */
+const TIME_SCALE = 0.05;
+const CALLER = '79161234567';
+const DID = '74951234567';
+
+describe('simulator fidelity: trace replay', function () {
+  this.timeout(20_000);
+  let sim: PbxSimulator;
+  let socket: AppSocket;
+
+  /** Start the simulator (once per test) and connect the app. */
+  async function start(timeScale = TIME_SCALE): Promise<void> {
+    sim = await startSimulator({ timeScale });
+    socket = await AppSocket.open(sim);
+  }
+
+  beforeEach(async function () {
+    // inbound-answered needs a slower clock (see there); every other test starts here.
+    if (!this.currentTest?.title.startsWith('inbound-answered')) await start();
+  });
+
+  afterEach(async () => {
+    await socket?.close();
+    await sim?.close();
+  });
+
+  /** Inject the trace's inbound call and map the trace's inbound channel to it. */
+  async function inbound(trace: TraceLine[], ids: IdMap, call: Partial<InboundCall> = {}): Promise<string> {
+    const first = trace.find((l) => l.kind === 'event' && l.event.type === 'StasisStart');
+    if (!first || first.kind !== 'event') throw new Error('trace has no StasisStart');
+    const { channelId } = await sim.injectInboundCall({ from: CALLER, to: DID, ...call });
+    ids.set(String((first.event.channel as Json).id), channelId);
+    return channelId;
+  }
+
+  async function run(name: string, setup: (trace: TraceLine[], ids: IdMap) => Promise<void> = async () => {}): Promise<{ calls: ReplayedCall[]; ids: IdMap }> {
+    const trace = loadTrace(name);
+    const ids = new IdMap();
+    await setup(trace, ids);
+    const calls = await replay(sim, socket, trace, ids);
+    await expectSameEvents(socket, trace, ids);
+    return { calls, ids };
+  }
+
+  it('inbound-answered: ring, create+dial 101 with CALLERID, answer, bridge, record, caller hangs up, real WAV', async () => {
+    // The trace's recording lasts 3.006 s (duration 3, 48044 bytes): here the caller hangs up
+    // 3.2 simulated seconds after RecordingStarted (a scenario step on the simulated clock), so
+    // the recording lasts 3.x s whatever the real-time latency of the replaying app.
+    const scale = 0.1;
+    await start(scale);
+    sim.phones.set('101', { mode: 'answer', answerAfterMs: 1000 });
+    const trace = loadTrace('inbound-answered');
+    const ids = new IdMap();
+    const callerId = await inbound(trace, ids);
+    const callerHangsUp = socket
+      .next((e) => e.type === 'RecordingStarted', 'RecordingStarted', 0, 10_000)
+      .then(() => new Promise((resolve) => setTimeout(resolve, 3200 * scale)))
+      .then(() => sim.hangup(callerId));
+    const calls = await replay(sim, socket, trace, ids);
+    await callerHangsUp;
+    await expectSameEvents(socket, trace, ids);
+    expectSameRest(calls, ids, {
+      binary: ({ result }) => {
+        expect(result.contentType).to.equal('audio/wav');
+        const wav = result.bytes;
+        expect(wav.subarray(0, 4).toString('ascii')).to.equal('RIFF');
+        expect(wav.subarray(8, 16).toString('ascii')).to.equal('WAVEfmt ');
+        expect(wav.readUInt16LE(20)).to.equal(1); // PCM
+        expect(wav.readUInt16LE(22)).to.equal(1); // mono
+        expect(wav.readUInt32LE(24)).to.equal(8000);
+        expect(wav.readUInt16LE(34)).to.equal(16);
+        expect(wav.readUInt32LE(4)).to.equal(wav.length - 8);
+        expect(wav.readUInt32LE(40)).to.equal(wav.length - 44);
+        // duration 3 s (as RecordingFinished said): 3 s of 8 kHz 16-bit audio, under 4 s.
+        expect(wav.length).to.be.within(44 + 3 * 16000, 44 + 4 * 16000 - 1);
+      },
+    });
+  });
+
+  it('inbound-operator-busy: 102 answers 486', async () => {
+    sim.phones.set('102', { mode: 'busy' });
+    const { calls, ids } = await run('inbound-operator-busy', (trace, map) => inbound(trace, map).then(() => undefined));
+    expectSameRest(calls, ids);
+  });
+
+  it('inbound-operator-no-answer: 103 rings until the 5 s dial timeout', async () => {
+    sim.phones.set('103', { mode: 'ring' });
+    const { calls, ids } = await run('inbound-operator-no-answer', (trace, map) => inbound(trace, map).then(() => undefined));
+    expectSameRest(calls, ids);
+  });
+
+  it('inbound-caller-abandons: 103 rings, the caller CANCELs after 2 s, the operator leg keeps ringing', async () => {
+    sim.phones.set('103', { mode: 'ring' });
+    const { calls, ids } = await run('inbound-caller-abandons', (trace, map) => inbound(trace, map, { abandonAfterMs: 2000 }).then(() => undefined));
+    expectSameRest(calls, ids);
+  });
+
+  it('click-to-call-answered: originate 101 into Stasis, on answer create+dial the client, bridge, hang up both', async () => {
+    sim.phones.set('101', { mode: 'answer', answerAfterMs: 800 });
+    sim.customers.set('74957654321', { mode: 'answer', answerAfterMs: 1000 });
+    const { calls, ids } = await run('click-to-call-answered');
+    expectSameRest(calls, ids);
+  });
+
+  it('click-to-call-client-busy: the customer answers 486, the operator hears a beep', async () => {
+    sim.phones.set('101', { mode: 'answer', answerAfterMs: 800 });
+    sim.customers.set('*', { mode: 'busy' });
+    const { calls, ids } = await run('click-to-call-client-busy');
+    expectSameRest(calls, ids);
+  });
+
+  it('autocall-playback: originate to a customer, play hello-world then beep (PlaybackContinuing)', async () => {
+    sim.customers.set('79161234567', { mode: 'answer', answerAfterMs: 500 });
+    const { calls, ids } = await run('autocall-playback');
+    expectSameRest(calls, ids);
+  });
+
+  it('transfer-to-service: the caller leaves the bridge and continues to service,9999,1', async () => {
+    sim.phones.set('101', { mode: 'answer', answerAfterMs: 500 });
+    const { calls, ids } = await run('transfer-to-service', (trace, map) => inbound(trace, map).then(() => undefined));
+    expectSameRest(calls, ids);
+    // The caller runs Answer, Playback(hello-world), Hangup in the dialplan: gone after ~1.4 s.
+    const callerId = ids.id('1795277187.77');
+    await new Promise<void>((resolve, reject) => {
+      const started = Date.now();
+      const poll = setInterval(() => {
+        if (!sim.channels().some((c) => c.id === callerId)) {
+          clearInterval(poll);
+          resolve();
+        } else if (Date.now() - started > 5000) {
+          clearInterval(poll);
+          reject(new Error('the caller never left the service dialplan'));
+        }
+      }, 5);
+    });
+  });
+
+  it('ws-reconnect: the app WebSocket closes mid-call; channels stay bridged; events resume, nothing replayed', async () => {
+    sim.phones.set('101', { mode: 'answer', answerAfterMs: 500 });
+    const trace = loadTrace('ws-reconnect');
+    const ids = new IdMap();
+    const callerId = await inbound(trace, ids, { hangupAfterMs: 6000 });
+    const calls = await replay(sim, socket, trace, ids, {
+      notes: {
+        'closing the app WebSocket': async () => {
+          // The connected-line update of the bridging was still delivered before the close.
+          await socket.next((e) => e.type === 'ChannelConnectedLine' && (e.channel as Json).id === callerId, 'ChannelConnectedLine');
+          await socket.close();
+        },
+        'WebSocket reopened': () => socket.connect(),
+      },
+    });
+    await expectSameEvents(socket, trace, ids);
+    expectSameRest(calls, ids);
+  });
+
+  it('call-while-disconnected: no WebSocket and no channels: app unregistered, the call is rejected at once', async () => {
+    await socket.close();
+    const trace = loadTrace('call-while-disconnected');
+    const [apps, channels] = trace.filter((l) => l.kind === 'rest');
+    const listed = await ari(sim, 'GET', '/applications');
+    expect(listed.status).to.equal(apps!.kind === 'rest' ? apps!.status : 0);
+    expect(listed.body).to.deep.equal([]);
+    let rejected: unknown;
+    try {
+      await sim.injectInboundCall({ from: CALLER, to: DID });
+    } catch (err) {
+      rejected = err;
+    }
+    expect(rejected).to.be.instanceOf(SimCallRejectedError);
+    const after = await ari(sim, 'GET', '/channels');
+    expect(after.status).to.equal(channels!.kind === 'rest' ? channels!.status : 0);
+    expect(after.body).to.deep.equal([]);
+  });
+
+  it('errors: error bodies for unknown ids, missing/invalid parameters, unknown endpoints; listings', async () => {
+    // The recording had one channel of crm-app on PJSIP/101 (listed by endpoints and the app).
+    const precondition = await ari(sim, 'POST', '/channels/create', { endpoint: 'PJSIP/101', app: 'crm-app' });
+    expect(precondition.status).to.equal(200);
+    await socket.next((e) => e.type === 'StasisStart', 'StasisStart of the precondition channel');
+    socket.events.length = 0;
+    const { calls, ids } = await run('errors', async (_trace, map) => {
+      map.set('1795277161.76', String((precondition.body as Json).id));
+    });
+    expectSameRest(calls, ids);
+  });
+});

@@ -1,0 +1,75 @@
+/**
+ * Assertions of the fidelity tests: the simulator's events and REST answers against a trace.
+ */
+import { expect } from 'chai';
+import type { AppSocket, ReplayedCall } from './driver.ts';
+import { traceEvents } from './driver.ts';
+import { sequences, type IdMap, type Json, type TraceLine } from './trace.ts';
+
+const VOLATILE = new Set(['creationtime', 'protocol_id', 'timestamp', 'startup_time', 'last_reload_time']);
+
+/** A REST answer without what legitimately differs between runs (times, SIP Call-IDs, name counters). */
+export function normalizeRest(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(normalizeRest);
+  if (value && typeof value === 'object') {
+    const out: Json = {};
+    for (const [k, v] of Object.entries(value as Json)) {
+      if (VOLATILE.has(k)) continue;
+      out[k] = k === 'name' && typeof v === 'string' ? v.replace(/-[0-9a-f]{8}$/, '-########') : normalizeRest(v);
+    }
+    return out;
+  }
+  return value;
+}
+
+/**
+ * Wait until the simulator has sent as many events per entity as the trace has, then compare the
+ * per-channel/bridge/playback/recording sequences (ChannelVarset noise excluded).
+ */
+export async function expectSameEvents(socket: AppSocket, trace: TraceLine[], ids: IdMap): Promise<void> {
+  const expected = sequences(traceEvents(trace, ids));
+  try {
+    await socket.until((events) => {
+      const got = sequences(events);
+      return [...expected].every(([entity, seq]) => (got.get(entity)?.length ?? 0) >= seq.length);
+    }, 'every trace event');
+  } catch {
+    // fall through: the comparison below shows what is missing
+  }
+  const got = sequences(socket.events);
+  for (const [entity, seq] of expected) {
+    expect(got.get(entity) ?? [], `events of ${entity}`).to.deep.equal(seq);
+  }
+  expect([...got.keys()].sort(), 'entities with events').to.deep.equal([...expected.keys()].sort());
+}
+
+/** Options of {@link expectSameRest}. */
+export interface RestCompareOptions {
+  /** Check of a binary answer (e.g. a WAV file) instead of byte equality. */
+  binary?: (call: ReplayedCall) => void;
+}
+
+/**
+ * Every replayed REST call answered the trace's status; error bodies are identical, JSON bodies
+ * equal after {@link normalizeRest}, 204s empty.
+ */
+export function expectSameRest(calls: ReplayedCall[], ids: IdMap, options: RestCompareOptions = {}): void {
+  for (const call of calls) {
+    const { line, result } = call;
+    const what = `${line.method} ${line.path} ${JSON.stringify(line.query)}`;
+    expect(result.status, what).to.equal(line.status);
+    const summary = line.response as Json | null;
+    if (line.status === 204) {
+      expect(result.bytes.length, `${what} body`).to.equal(0);
+    } else if (line.status >= 400) {
+      expect(result.body, `${what} error body`).to.deep.equal(line.response);
+      expect(result.contentType, `${what} content type`).to.match(/^application\/json/);
+    } else if (summary && typeof summary === 'object' && 'contentType' in summary && 'bytes' in summary && typeof summary.head === 'string') {
+      expect(result.contentType, `${what} content type`).to.equal(summary.contentType);
+      if (options.binary) options.binary(call);
+      else expect(result.bytes.length, `${what} size`).to.equal(summary.bytes);
+    } else {
+      expect(normalizeRest(result.body), `${what} body`).to.deep.equal(normalizeRest(ids.deep(line.response)));
+    }
+  }
+}
