@@ -50,9 +50,13 @@ export interface EngineOverrides {
 }
 
 /** Start the engine from a validated configuration. */
-export async function startEngine(config: Config, overrides: EngineOverrides = {}): Promise<Engine> {
+export async function startEngine(
+  config: Config,
+  overrides: EngineOverrides = {},
+): Promise<Engine> {
   const logger =
-    overrides.logger ?? createLogger({ level: config.LOG_LEVEL, defaultMeta: { service: 'ari-crm' } });
+    overrides.logger ??
+    createLogger({ level: config.LOG_LEVEL, defaultMeta: { service: 'ari-crm' } });
   let simulator = overrides.simulator;
   let ownSimulator = false;
   if (!config.ARI_URL && !simulator) {
@@ -153,7 +157,10 @@ export async function startEngine(config: Config, overrides: EngineOverrides = {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       const drained = await webhooks.drain(config.SHUTDOWN_TIMEOUT_MS);
-      if (!drained) logger.warn('pending webhooks were not all delivered before shutdown', { pending: webhooks.pending() });
+      if (!drained)
+        logger.warn('pending webhooks were not all delivered before shutdown', {
+          pending: webhooks.pending(),
+        });
       webhooks.stop();
       await gateway.stop();
       if (ownSimulator) await simulator!.close();
@@ -197,16 +204,21 @@ async function main(): Promise<void> {
     );
   };
   process.on('unhandledRejection', (reason) => {
-    engine.logger.error('unhandled promise rejection (bug): the process keeps running', { err: reason });
+    engine.logger.error('unhandled promise rejection (bug): the process keeps running', {
+      err: reason,
+    });
   });
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
 }
 
-const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
+const invokedDirectly =
+  process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
 if (invokedDirectly) {
   main().catch((err: unknown) => {
-    process.stderr.write(`ari-crm failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(
+      `ari-crm failed to start: ${err instanceof Error ? err.message : String(err)}\n`,
+    );
     process.exit(1);
   });
 }

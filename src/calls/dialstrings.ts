@@ -31,7 +31,10 @@ export function customerEndpoint(number: string, trunks: readonly TrunkRoute[]):
       continue;
     }
     const candidate = trunk.prefix.startsWith('+') ? number : number.replace(/^\+/, '');
-    if (candidate.startsWith(trunk.prefix) && (!best || best.prefix === '*' || trunk.prefix.length > best.prefix.length)) {
+    if (
+      candidate.startsWith(trunk.prefix) &&
+      (!best || best.prefix === '*' || trunk.prefix.length > best.prefix.length)
+    ) {
       best = trunk;
     }
   }
@@ -48,7 +51,10 @@ export function operatorEndpoint(extension: string, template: string): string {
  * The extension behind a channel that came from an operator's phone: its caller ID number when
  * that is all digits, else the resource of its name (`PJSIP/101-00000037` → `101`).
  */
-export function extensionOfChannel(channel: { name: string; caller: { number: string } }): string | undefined {
+export function extensionOfChannel(channel: {
+  name: string;
+  caller: { number: string };
+}): string | undefined {
   if (/^\d{2,10}$/.test(channel.caller.number)) return channel.caller.number;
   const match = /^[A-Za-z]+\/([^-@/]+)-[0-9a-f]+$/.exec(channel.name);
   return match?.[1];

@@ -92,7 +92,10 @@ export interface Call {
 }
 
 /** Map a ChannelDestroyed Q.850 cause to the leg's outcome when it was not answered. */
-export function legOutcomeFromCause(cause: number | undefined, hangupRequested: boolean): LegOutcome {
+export function legOutcomeFromCause(
+  cause: number | undefined,
+  hangupRequested: boolean,
+): LegOutcome {
   if (hangupRequested) return 'canceled';
   switch (cause) {
     case 17: // User busy
@@ -130,7 +133,10 @@ export function secondsBetween(fromMs: number, toMs: number): number {
  * Wait time (ring time before answer; the seeds' `hold`) in seconds: start → answer, or
  * start → end for unanswered calls.
  */
-export function waitSeconds(call: Pick<Call, 'startedAt' | 'answeredAt' | 'endedAt'>, nowMs: number): number {
+export function waitSeconds(
+  call: Pick<Call, 'startedAt' | 'answeredAt' | 'endedAt'>,
+  nowMs: number,
+): number {
   return secondsBetween(call.startedAt, call.answeredAt ?? call.endedAt ?? nowMs);
 }
 

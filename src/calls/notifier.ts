@@ -69,7 +69,13 @@ export class CallNotifier {
     type: T,
     data: Extract<LifecycleEvent, { type: T }>['data'],
   ): void {
-    const event = createEventEnvelope(type, call.id, call.nextSequence++, data, new Date(this.now()));
+    const event = createEventEnvelope(
+      type,
+      call.id,
+      call.nextSequence++,
+      data,
+      new Date(this.now()),
+    );
     for (const sink of this.sinks) {
       try {
         sink.enqueue(event);

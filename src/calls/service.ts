@@ -27,7 +27,12 @@ import {
   snapshotCall,
   unansweredDisposition,
 } from './model.ts';
-import { customerEndpoint, extensionOfChannel, operatorEndpoint, type TrunkRoute } from './dialstrings.ts';
+import {
+  customerEndpoint,
+  extensionOfChannel,
+  operatorEndpoint,
+  type TrunkRoute,
+} from './dialstrings.ts';
 import type { CallNotifier } from './notifier.ts';
 
 /** Where the service asks for inbound routes (the CRM route client). */
@@ -202,7 +207,12 @@ export class CallService extends EventEmitter<CallServiceEvents> {
     void this.deps.gateway.channels.hangup(channel.id).catch(() => undefined);
   }
 
-  private newContext(channel: AriChannel, direction: Direction, from: string, to: string): CallContext {
+  private newContext(
+    channel: AriChannel,
+    direction: Direction,
+    from: string,
+    to: string,
+  ): CallContext {
     const id = randomUUID();
     const now = this.now();
     const call: Call = {
@@ -210,7 +220,10 @@ export class CallService extends EventEmitter<CallServiceEvents> {
       direction,
       from,
       to,
-      callerName: channel.caller.name && channel.caller.name !== channel.caller.number ? channel.caller.name : undefined,
+      callerName:
+        channel.caller.name && channel.caller.name !== channel.caller.number
+          ? channel.caller.name
+          : undefined,
       phase: 'routing',
       legs: new Map(),
       callerChannelId: channel.id,
@@ -273,7 +286,11 @@ export class CallService extends EventEmitter<CallServiceEvents> {
     ctx.route = route;
     if (route.customer) call.customer = route.customer;
     if (route.action.type === 'hangup') {
-      await this.endCall(ctx, { disposition: 'failed', hangupBy: 'system', reason: 'route_hangup' });
+      await this.endCall(ctx, {
+        disposition: 'failed',
+        hangupBy: 'system',
+        reason: 'route_hangup',
+      });
       return;
     }
     ctx.ringTimeoutSec = route.action.ringTimeoutSec;
@@ -284,7 +301,10 @@ export class CallService extends EventEmitter<CallServiceEvents> {
       ctx.greetingPlaybackId = playbackId;
       this.byPlayback.set(playbackId, ctx);
       try {
-        await this.deps.gateway.channels.play(call.callerChannelId, { media: route.greeting.media, playbackId });
+        await this.deps.gateway.channels.play(call.callerChannelId, {
+          media: route.greeting.media,
+          playbackId,
+        });
         return; // dialling starts on PlaybackFinished
       } catch (err) {
         this.byPlayback.delete(playbackId);
@@ -305,7 +325,11 @@ export class CallService extends EventEmitter<CallServiceEvents> {
     ctx.call.phase = 'dialing';
     const extensions = [...new Set(action.extensions)];
     if (extensions.length === 0) {
-      await this.endCall(ctx, { disposition: 'failed', hangupBy: 'system', reason: 'no_extensions' });
+      await this.endCall(ctx, {
+        disposition: 'failed',
+        hangupBy: 'system',
+        reason: 'no_extensions',
+      });
       return;
     }
     if (action.strategy === 'sequential') {
@@ -340,7 +364,11 @@ export class CallService extends EventEmitter<CallServiceEvents> {
     this.deps.notifier.started(call);
     await this.run(ctx, async () => {
       if (!/^\+?\d{2,20}$/.test(number)) {
-        await this.endCall(ctx, { disposition: 'failed', hangupBy: 'system', reason: 'invalid_number' });
+        await this.endCall(ctx, {
+          disposition: 'failed',
+          hangupBy: 'system',
+          reason: 'invalid_number',
+        });
         return;
       }
       let endpoint: string;
@@ -363,7 +391,12 @@ export class CallService extends EventEmitter<CallServiceEvents> {
   // Legs
   // -------------------------------------------------------------------------------------------
 
-  private addEngineLeg(ctx: CallContext, role: 'operator' | 'customer', endpoint: string, extension: string | undefined): Leg {
+  private addEngineLeg(
+    ctx: CallContext,
+    role: 'operator' | 'customer',
+    endpoint: string,
+    extension: string | undefined,
+  ): Leg {
     const prefix = role === 'operator' ? 'op' : 'cu';
     const leg: Leg = {
       channelId: `${prefix}-${randomUUID()}`,
@@ -387,16 +420,30 @@ export class CallService extends EventEmitter<CallServiceEvents> {
     return leg;
   }
 
-  private async createLeg(ctx: CallContext, leg: Leg, appArgs: string[], variables: Record<string, string>): Promise<void> {
+  private async createLeg(
+    ctx: CallContext,
+    leg: Leg,
+    appArgs: string[],
+    variables: Record<string, string>,
+  ): Promise<void> {
     try {
-      await this.deps.gateway.channels.create({ endpoint: leg.endpoint!, channelId: leg.channelId, appArgs, variables });
+      await this.deps.gateway.channels.create({
+        endpoint: leg.endpoint!,
+        channelId: leg.channelId,
+        appArgs,
+        variables,
+      });
       leg.created = true;
     } catch (err) {
       leg.ended = true;
       leg.endedAt = this.now();
       leg.outcome = err instanceof AriServerError ? 'unavailable' : 'failed';
       this.byChannel.delete(leg.channelId);
-      ctx.log.warn('could not create leg', { legChannelId: leg.channelId, endpoint: leg.endpoint, err });
+      ctx.log.warn('could not create leg', {
+        legChannelId: leg.channelId,
+        endpoint: leg.endpoint,
+        err,
+      });
       await this.afterUnansweredLeg(ctx);
       return;
     }
@@ -437,7 +484,11 @@ export class CallService extends EventEmitter<CallServiceEvents> {
     }
   }
 
-  private async onChannelEvent(ctx: CallContext, channelId: string, event: AriEvent): Promise<void> {
+  private async onChannelEvent(
+    ctx: CallContext,
+    channelId: string,
+    event: AriEvent,
+  ): Promise<void> {
     const leg = ctx.call.legs.get(channelId);
     if (!leg) return;
     if (leg.role === 'caller') {
@@ -475,8 +526,13 @@ export class CallService extends EventEmitter<CallServiceEvents> {
   private async onLegRinging(ctx: CallContext, leg: Leg): Promise<void> {
     if (leg.ringing || leg.answered || leg.ended) return;
     leg.ringing = true;
-    ctx.log.info('leg ringing', { legChannelId: leg.channelId, extension: leg.extension, endpoint: leg.endpoint });
-    if (leg.role === 'operator' && ctx.call.phase === 'dialing') this.deps.notifier.ringing(ctx.call, leg);
+    ctx.log.info('leg ringing', {
+      legChannelId: leg.channelId,
+      extension: leg.extension,
+      endpoint: leg.endpoint,
+    });
+    if (leg.role === 'operator' && ctx.call.phase === 'dialing')
+      this.deps.notifier.ringing(ctx.call, leg);
   }
 
   /** First answer wins: bridge it with the caller, cancel the other legs. */
@@ -486,7 +542,9 @@ export class CallService extends EventEmitter<CallServiceEvents> {
     leg.answeredAt = this.now();
     const { call } = ctx;
     if (call.phase !== 'dialing') {
-      ctx.log.info('leg answered after the call moved on; hanging it up', { legChannelId: leg.channelId });
+      ctx.log.info('leg answered after the call moved on; hanging it up', {
+        legChannelId: leg.channelId,
+      });
       await this.hangupLeg(ctx, leg);
       return;
     }
@@ -497,19 +555,27 @@ export class CallService extends EventEmitter<CallServiceEvents> {
     call.answeredBy = extension;
     ctx.pending = [];
     if (extension) this.deps.notifier.answered(call, extension);
-    const others = [...call.legs.values()].filter((l) => l !== leg && l.role !== 'caller' && !l.ended);
+    const others = [...call.legs.values()].filter(
+      (l) => l !== leg && l.role !== 'caller' && !l.ended,
+    );
     await Promise.all(others.map((other) => this.hangupLeg(ctx, other)));
     const bridgeId = `br-${randomUUID()}`;
     try {
       await this.answerCaller(ctx);
-      await this.deps.gateway.bridges.create({ bridgeId, type: ['mixing'], name: `call-${call.id}` });
+      await this.deps.gateway.bridges.create({
+        bridgeId,
+        type: ['mixing'],
+        name: `call-${call.id}`,
+      });
       call.bridgeId = bridgeId;
       await this.deps.gateway.bridges.addChannel(bridgeId, [call.callerChannelId, leg.channelId]);
     } catch (err) {
       // A party hung up while we were bridging: its StasisEnd/ChannelDestroyed is queued behind
       // this step and ends the call with the right side as the one who hung up.
       if (isGone(err)) {
-        ctx.log.info('a party hung up while the call was being bridged', { legChannelId: leg.channelId });
+        ctx.log.info('a party hung up while the call was being bridged', {
+          legChannelId: leg.channelId,
+        });
         return;
       }
       throw err;
@@ -610,7 +676,8 @@ export class CallService extends EventEmitter<CallServiceEvents> {
       try {
         await this.deps.gateway.bridges.destroy(call.bridgeId);
       } catch (err) {
-        if (!(err instanceof AriNotFoundError)) ctx.log.warn('could not destroy the bridge', { bridgeId: call.bridgeId, err });
+        if (!(err instanceof AriNotFoundError))
+          ctx.log.warn('could not destroy the bridge', { bridgeId: call.bridgeId, err });
       }
     }
     this.activeGauge.dec({ direction: call.direction });
@@ -640,7 +707,11 @@ export class CallService extends EventEmitter<CallServiceEvents> {
   }
 
   /** Ask Asterisk to hang a leg up; a leg already gone (404) counts as done. */
-  private async hangupLeg(ctx: CallContext, leg: Leg, reason?: HangupParams['reason']): Promise<void> {
+  private async hangupLeg(
+    ctx: CallContext,
+    leg: Leg,
+    reason?: HangupParams['reason'],
+  ): Promise<void> {
     if (leg.ended || leg.hangupRequested) return;
     leg.hangupRequested = true;
     try {
@@ -672,7 +743,10 @@ export class CallService extends EventEmitter<CallServiceEvents> {
   private maybeForget(ctx: CallContext): void {
     if (ctx.call.phase !== 'ended') return;
     const open = [...ctx.call.legs.values()].some(
-      (leg) => !leg.ended && !(leg.role === 'caller' && ctx.callerReleased) && (leg.created || leg.role === 'caller'),
+      (leg) =>
+        !leg.ended &&
+        !(leg.role === 'caller' && ctx.callerReleased) &&
+        (leg.created || leg.role === 'caller'),
     );
     if (!open) this.forget(ctx);
   }

@@ -37,7 +37,9 @@ export function loadConfig(
   const config = parsed.data;
   const problems: string[] = [];
   if (config.NODE_ENV === 'production' && !config.ARI_URL) {
-    problems.push('ARI_URL: required when NODE_ENV=production (the PBX simulator is for development only)');
+    problems.push(
+      'ARI_URL: required when NODE_ENV=production (the PBX simulator is for development only)',
+    );
   }
   if (config.CRM_WEBHOOK_URL && !config.WEBHOOK_SECRET) {
     problems.push('WEBHOOK_SECRET: required when CRM_WEBHOOK_URL is set (at least 16 characters)');

@@ -16,7 +16,12 @@ const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }
 /** Comma-separated list of operator extensions (digits). */
 const extensionList = z
   .string()
-  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+  .transform((s) =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
+  )
   .pipe(z.array(z.string().regex(/^\d{2,10}$/, 'extensions are 2-10 digits')).min(1));
 
 /**
@@ -25,11 +30,19 @@ const extensionList = z
  */
 const trunkMap = z.string().transform((s, ctx) => {
   const entries: Array<{ prefix: string; template: string }> = [];
-  for (const part of s.split(',').map((x) => x.trim()).filter(Boolean)) {
+  for (const part of s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)) {
     const eq = part.indexOf('=');
     const prefix = part.slice(0, eq).trim();
     const template = part.slice(eq + 1).trim();
-    if (eq <= 0 || !/^(\*|\+?\d+)$/.test(prefix) || !template.includes('{number}') || !template.includes('/')) {
+    if (
+      eq <= 0 ||
+      !/^(\*|\+?\d+)$/.test(prefix) ||
+      !template.includes('{number}') ||
+      !template.includes('/')
+    ) {
       ctx.addIssue({
         code: 'custom',
         message: `bad entry "${part}": expected prefix=Tech/{number}@trunk, prefix digits or *`,
@@ -78,7 +91,11 @@ export const configSchema = z.object({
       'Asterisk HTTP base URL, e.g. http://127.0.0.1:8088 (no /ari). Unset: the built-in PBX simulator is used (not allowed in production).',
     ),
   ARI_USERNAME: z.string().min(1).default('asterisk').describe('ARI user (ari.conf).'),
-  ARI_PASSWORD: z.string().min(1).default('asterisk').describe('ARI password (ari.conf). Never logged.'),
+  ARI_PASSWORD: z
+    .string()
+    .min(1)
+    .default('asterisk')
+    .describe('ARI password (ari.conf). Never logged.'),
   ARI_APP: z
     .string()
     .regex(/^[A-Za-z0-9_-]+$/)
@@ -101,15 +118,16 @@ export const configSchema = z.object({
     .max(100)
     .default(1)
     .describe('Simulator only: 1 = real time; 0.1 makes every simulated delay 10x shorter.'),
-  SIM_ARI_PORT: port.default(0).describe('Simulator only: port of its ARI server (0 = any free port).'),
+  SIM_ARI_PORT: port
+    .default(0)
+    .describe('Simulator only: port of its ARI server (0 = any free port).'),
 
   CRM_ROUTE_URL: httpUrl
     .optional()
-    .describe('Where inbound calls ask the CRM for a route (POST {callId, from, did}). Unset: FALLBACK_ROUTE.'),
-  CRM_API_KEY: z
-    .string()
-    .optional()
-    .describe('Bearer token sent to CRM_ROUTE_URL. Never logged.'),
+    .describe(
+      'Where inbound calls ask the CRM for a route (POST {callId, from, did}). Unset: FALLBACK_ROUTE.',
+    ),
+  CRM_API_KEY: z.string().optional().describe('Bearer token sent to CRM_ROUTE_URL. Never logged.'),
   CRM_TIMEOUT_MS: z.coerce
     .number()
     .int()
@@ -122,7 +140,9 @@ export const configSchema = z.object({
     .int()
     .min(0)
     .default(60_000)
-    .describe('How long a successful route answer is reused for the same caller number, in milliseconds (0 = no cache).'),
+    .describe(
+      'How long a successful route answer is reused for the same caller number, in milliseconds (0 = no cache).',
+    ),
   FALLBACK_ROUTE: z
     .string()
     .default('ringall:101,102,103')
@@ -159,7 +179,9 @@ export const configSchema = z.object({
     .describe("Prefix of the customer name shown on the operator's phone as CALLERID(name)."),
   TRUNKS: trunkMap
     .default([{ prefix: '*', template: 'PJSIP/{number}@client-trunk' }])
-    .describe('Outbound trunk by number prefix: prefix=Tech/{number}@trunk,… ; longest prefix wins, * is the default.'),
+    .describe(
+      'Outbound trunk by number prefix: prefix=Tech/{number}@trunk,… ; longest prefix wins, * is the default.',
+    ),
   COMPANY_CALLER_ID: z
     .string()
     .regex(/^\+?\d{3,20}$/)
@@ -168,12 +190,16 @@ export const configSchema = z.object({
 
   CRM_WEBHOOK_URL: httpUrl
     .optional()
-    .describe('Where lifecycle events are POSTed (signed). Unset: events are only logged at debug level.'),
+    .describe(
+      'Where lifecycle events are POSTed (signed). Unset: events are only logged at debug level.',
+    ),
   WEBHOOK_SECRET: z
     .string()
     .min(16, 'must be at least 16 characters')
     .optional()
-    .describe('HMAC-SHA256 key of the X-Signature header (required when CRM_WEBHOOK_URL is set). Never logged.'),
+    .describe(
+      'HMAC-SHA256 key of the X-Signature header (required when CRM_WEBHOOK_URL is set). Never logged.',
+    ),
   WEBHOOK_TIMEOUT_MS: z.coerce
     .number()
     .int()
@@ -186,7 +212,9 @@ export const configSchema = z.object({
     .int()
     .min(1000)
     .default(86_400_000)
-    .describe('An event not delivered after this long is marked dead and counted, in milliseconds.'),
+    .describe(
+      'An event not delivered after this long is marked dead and counted, in milliseconds.',
+    ),
   SHUTDOWN_TIMEOUT_MS: z.coerce
     .number()
     .int()
@@ -194,7 +222,9 @@ export const configSchema = z.object({
     .max(600_000)
     .default(10_000)
     .describe('On SIGTERM, how long pending webhooks may still be delivered, in milliseconds.'),
-  TRUST_PROXY: bool.default(false).describe('Trust X-Forwarded-For from a reverse proxy (true/false).'),
+  TRUST_PROXY: bool
+    .default(false)
+    .describe('Trust X-Forwarded-For from a reverse proxy (true/false).'),
 });
 
 /** Parsed and validated configuration. */

@@ -30,11 +30,22 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       res.status(err.status).json({ code: err.code, message: err.message, ...err.details });
       return;
     }
-    const status = typeof err === 'object' && err !== null && 'status' in err ? Number(err.status) : 500;
+    const status =
+      typeof err === 'object' && err !== null && 'status' in err ? Number(err.status) : 500;
     const type = typeof err === 'object' && err !== null && 'type' in err ? String(err.type) : '';
     if (status >= 400 && status < 500) {
-      const code = type === 'entity.parse.failed' ? 'invalid_json' : type === 'entity.too.large' ? 'payload_too_large' : 'bad_request';
-      const message = code === 'invalid_json' ? 'the request body is not valid JSON' : code === 'payload_too_large' ? 'the request body is too large' : 'bad request';
+      const code =
+        type === 'entity.parse.failed'
+          ? 'invalid_json'
+          : type === 'entity.too.large'
+            ? 'payload_too_large'
+            : 'bad_request';
+      const message =
+        code === 'invalid_json'
+          ? 'the request body is not valid JSON'
+          : code === 'payload_too_large'
+            ? 'the request body is too large'
+            : 'bad request';
       res.status(status).json({ code, message });
       return;
     }

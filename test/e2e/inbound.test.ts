@@ -20,14 +20,16 @@ function sequenceOf(bed: TestBed, callId: string): string[] {
     expect(w.body.sequence, `sequence of ${w.body.type}`).to.equal(i + 1);
     expect(w.headers['x-event-id']).to.equal(w.body.id);
     expect(w.headers['x-event-type']).to.equal(w.body.type);
-    expect(Date.parse(w.body.occurredAt)).to.be.a('number').and.not.NaN;
+    expect(Number.isNaN(Date.parse(w.body.occurredAt)), 'occurredAt is a date').to.equal(false);
   });
   expect(new Set(events.map((w) => w.body.id)).size).to.equal(events.length);
   return events.map((w) => w.body.type);
 }
 
 async function startedCall(bed: TestBed, from: string): Promise<string> {
-  const started = await bed.crm.waitForWebhook((w) => w.body.type === 'call.started' && w.body.data.from === from);
+  const started = await bed.crm.waitForWebhook(
+    (w) => w.body.type === 'call.started' && w.body.data.from === from,
+  );
   return started.body.callId;
 }
 
@@ -53,7 +55,13 @@ describe('inbound calls (e2e: engine + simulator + CRM)', function () {
   it('routes by the CRM, rings the operator with the customer name, bridges the answer and logs every step', async () => {
     bed = await startTestBed();
     bed.crm.onRoute(() => ({
-      body: { customer: { id: '42', name: 'Ivan Petrov' }, action: 'dial', strategy: 'ringall', extensions: ['101'], ringTimeoutSec: 20 },
+      body: {
+        customer: { id: '42', name: 'Ivan Petrov' },
+        action: 'dial',
+        strategy: 'ringall',
+        extensions: ['101'],
+        ringTimeoutSec: 20,
+      },
     }));
     bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 1000 });
     const from = nextCaller();
@@ -61,13 +69,26 @@ describe('inbound calls (e2e: engine + simulator + CRM)', function () {
     const callId = await startedCall(bed, from);
     const end = await bed.crm.waitForEnded(callId);
 
-    expect(sequenceOf(bed, callId)).to.deep.equal(['call.started', 'call.ringing', 'call.answered', 'call.ended']);
+    expect(sequenceOf(bed, callId)).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.answered',
+      'call.ended',
+    ]);
     const [started, ringing, answered] = bed.crm.eventsOf(callId);
     expect(started!.body.data).to.include({ direction: 'in', from, to: DID, did: DID });
     expect(ringing!.body.data).to.include({ extension: '101' });
     expect(answered!.body.data).to.include({ extension: '101' });
     const cdr = ended(end);
-    expect(cdr).to.include({ direction: 'in', from, to: DID, did: DID, answeredBy: '101', disposition: 'answered', hangupBy: 'caller' });
+    expect(cdr).to.include({
+      direction: 'in',
+      from,
+      to: DID,
+      did: DID,
+      answeredBy: '101',
+      disposition: 'answered',
+      hangupBy: 'caller',
+    });
     const startedAt = Date.parse(String(cdr.startedAt));
     const answeredAt = Date.parse(String(cdr.answeredAt));
     const endedAt = Date.parse(String(cdr.endedAt));
@@ -80,37 +101,76 @@ describe('inbound calls (e2e: engine + simulator + CRM)', function () {
     expect(bed.crm.routeRequests.at(-1)!.body).to.deep.equal({ callId, from, did: DID });
     // Asterisk: caller rang, operator leg created with CALLERID at create time, dialled, caller
     // answered, bridged; after the caller's hang-up the operator leg and the bridge were removed.
-    const create = bed.sim.requests.find((r) => r.method === 'POST' && r.path === '/channels/create');
+    const create = bed.sim.requests.find(
+      (r) => r.method === 'POST' && r.path === '/channels/create',
+    );
     expect(create).to.not.equal(undefined);
     expect(create!.query).to.include({ endpoint: 'PJSIP/101', app: 'crm-app' });
     expect(JSON.stringify(create!.body)).to.include('"CALLERID(name)":"CRM: Ivan Petrov"');
     expect(JSON.stringify(create!.body)).to.include(`"CALLERID(num)":"${from}"`);
     const opId = String(create!.query.channelId);
-    expect(requestsFor(bed, channelId)).to.include.members(['POST /channels/{id}/ring', 'POST /channels/{id}/answer']);
-    expect(requestsFor(bed, opId)).to.include.members(['POST /channels/{id}/dial', 'DELETE /channels/{id}']);
-    const bridgeCreate = bed.sim.requests.find((r) => r.method === 'POST' && r.path.startsWith('/bridges/') && !r.path.includes('addChannel'));
+    expect(requestsFor(bed, channelId)).to.include.members([
+      'POST /channels/{id}/ring',
+      'POST /channels/{id}/answer',
+    ]);
+    expect(requestsFor(bed, opId)).to.include.members([
+      'POST /channels/{id}/dial',
+      'DELETE /channels/{id}',
+    ]);
+    const bridgeCreate = bed.sim.requests.find(
+      (r) =>
+        r.method === 'POST' && r.path.startsWith('/bridges/') && !r.path.includes('addChannel'),
+    );
     const bridgeId = bridgeCreate!.path.split('/')[2]!;
-    expect(bed.sim.requests.some((r) => r.method === 'DELETE' && r.path === `/bridges/${bridgeId}` && r.status === 204)).to.equal(true);
+    expect(
+      bed.sim.requests.some(
+        (r) => r.method === 'DELETE' && r.path === `/bridges/${bridgeId}` && r.status === 204,
+      ),
+    ).to.equal(true);
     expect(bed.sim.channels()).to.have.length(0);
     expect(bed.engine.calls.trackedChannels()).to.equal(0);
     // The log tells the story with the call id on every line.
     const messages = bed.logs.filter((l) => l.callId === callId).map((l) => l.message);
-    expect(messages).to.include.members(['inbound call', 'route decided', 'leg ringing', 'call answered and bridged', 'call ended']);
+    expect(messages).to.include.members([
+      'inbound call',
+      'route decided',
+      'leg ringing',
+      'call answered and bridged',
+      'call ended',
+    ]);
   });
 
   it('tries the next operator when the first is busy (sequential)', async () => {
     bed = await startTestBed();
-    bed.crm.onRoute(() => ({ body: { action: 'dial', strategy: 'sequential', extensions: ['102', '101'], ringTimeoutSec: 15 } }));
+    bed.crm.onRoute(() => ({
+      body: {
+        action: 'dial',
+        strategy: 'sequential',
+        extensions: ['102', '101'],
+        ringTimeoutSec: 15,
+      },
+    }));
     bed.sim.phones.set('102', { mode: 'busy' });
     bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 500, hangupAfterMs: 1000 });
     const from = nextCaller();
     await bed.sim.injectInboundCall({ from, to: DID });
     const callId = await startedCall(bed, from);
     const end = await bed.crm.waitForEnded(callId);
-    expect(sequenceOf(bed, callId)).to.deep.equal(['call.started', 'call.ringing', 'call.answered', 'call.ended']);
+    expect(sequenceOf(bed, callId)).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.answered',
+      'call.ended',
+    ]);
     expect(bed.crm.eventsOf(callId)[1]!.body.data).to.include({ extension: '101' });
-    expect(ended(end)).to.include({ disposition: 'answered', answeredBy: '101', hangupBy: 'operator' });
-    const creates = bed.sim.requests.filter((r) => r.path === '/channels/create').map((r) => r.query.endpoint);
+    expect(ended(end)).to.include({
+      disposition: 'answered',
+      answeredBy: '101',
+      hangupBy: 'operator',
+    });
+    const creates = bed.sim.requests
+      .filter((r) => r.path === '/channels/create')
+      .map((r) => r.query.endpoint);
     expect(creates).to.deep.equal(['PJSIP/102', 'PJSIP/101']);
     const call = bed.engine.calls.getCall(callId)!;
     expect(call.legs.find((l) => l.extension === '102')).to.include({ outcome: 'busy', cause: 17 });
@@ -118,7 +178,14 @@ describe('inbound calls (e2e: engine + simulator + CRM)', function () {
 
   it('rings all operators, bridges the first to answer and cancels the others', async () => {
     bed = await startTestBed();
-    bed.crm.onRoute(() => ({ body: { action: 'dial', strategy: 'ringall', extensions: ['101', '102', '103'], ringTimeoutSec: 20 } }));
+    bed.crm.onRoute(() => ({
+      body: {
+        action: 'dial',
+        strategy: 'ringall',
+        extensions: ['101', '102', '103'],
+        ringTimeoutSec: 20,
+      },
+    }));
     bed.sim.phones.set('101', { mode: 'ring' });
     bed.sim.phones.set('102', { mode: 'answer', answerAfterMs: 800 });
     bed.sim.phones.set('103', { mode: 'ring' });
@@ -131,7 +198,9 @@ describe('inbound calls (e2e: engine + simulator + CRM)', function () {
     expect(types.slice(-2)).to.deep.equal(['call.answered', 'call.ended']);
     expect(ended(end)).to.include({ disposition: 'answered', answeredBy: '102' });
     const call = bed.engine.calls.getCall(callId)!;
-    expect(call.legs.filter((l) => l.role === 'operator').map((l) => [l.extension, l.outcome])).to.have.deep.members([
+    expect(
+      call.legs.filter((l) => l.role === 'operator').map((l) => [l.extension, l.outcome]),
+    ).to.have.deep.members([
       ['101', 'canceled'],
       ['102', 'answered'],
       ['103', 'canceled'],
@@ -141,14 +210,21 @@ describe('inbound calls (e2e: engine + simulator + CRM)', function () {
 
   it('sends the caller to the no-answer dialplan when nobody answers', async () => {
     bed = await startTestBed({ NO_ANSWER_DIALPLAN: 'service,9999,1' });
-    bed.crm.onRoute(() => ({ body: { action: 'dial', strategy: 'ringall', extensions: ['101', '103'], ringTimeoutSec: 5 } }));
+    bed.crm.onRoute(() => ({
+      body: { action: 'dial', strategy: 'ringall', extensions: ['101', '103'], ringTimeoutSec: 5 },
+    }));
     bed.sim.phones.set('101', { mode: 'ring' });
     bed.sim.phones.set('103', { mode: 'ring' });
     const from = nextCaller();
     const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
     const callId = await startedCall(bed, from);
     const end = await bed.crm.waitForEnded(callId);
-    expect(sequenceOf(bed, callId)).to.deep.equal(['call.started', 'call.ringing', 'call.ringing', 'call.ended']);
+    expect(sequenceOf(bed, callId)).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.ringing',
+      'call.ended',
+    ]);
     expect(ended(end)).to.include({ disposition: 'no_answer', talkSec: 0 });
     expect(ended(end)).to.not.have.property('answeredBy');
     const cont = bed.sim.requests.find((r) => r.path === `/channels/${channelId}/continue`);
@@ -160,16 +236,26 @@ describe('inbound calls (e2e: engine + simulator + CRM)', function () {
 
   it('hangs up every ringing operator at once when the caller abandons', async () => {
     bed = await startTestBed();
-    bed.crm.onRoute(() => ({ body: { action: 'dial', strategy: 'ringall', extensions: ['101', '103'], ringTimeoutSec: 20 } }));
+    bed.crm.onRoute(() => ({
+      body: { action: 'dial', strategy: 'ringall', extensions: ['101', '103'], ringTimeoutSec: 20 },
+    }));
     bed.sim.phones.set('101', { mode: 'ring' });
     bed.sim.phones.set('103', { mode: 'ring' });
     const from = nextCaller();
     await bed.sim.injectInboundCall({ from, to: DID, abandonAfterMs: 2000 });
     const callId = await startedCall(bed, from);
     const end = await bed.crm.waitForEnded(callId);
-    expect(sequenceOf(bed, callId)).to.deep.equal(['call.started', 'call.ringing', 'call.ringing', 'call.ended']);
+    expect(sequenceOf(bed, callId)).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.ringing',
+      'call.ended',
+    ]);
     expect(ended(end)).to.include({ disposition: 'canceled', hangupBy: 'caller', talkSec: 0 });
-    const legIds = bed.engine.calls.getCall(callId)!.legs.filter((l) => l.role === 'operator').map((l) => l.channelId);
+    const legIds = bed.engine.calls
+      .getCall(callId)!
+      .legs.filter((l) => l.role === 'operator')
+      .map((l) => l.channelId);
     for (const id of legIds) expect(requestsFor(bed, id)).to.include('DELETE /channels/{id}');
     expect(bed.sim.channels()).to.have.length(0);
   });
@@ -182,13 +268,20 @@ describe('inbound calls (e2e: engine + simulator + CRM)', function () {
     await bed.sim.injectInboundCall({ from, to: DID });
     const callId = await startedCall(bed, from);
     const started = bed.crm.eventsOf(callId)[0]!;
-    const ringing = await bed.crm.waitForWebhook((w) => w.body.callId === callId && w.body.type === 'call.ringing');
+    const ringing = await bed.crm.waitForWebhook(
+      (w) => w.body.callId === callId && w.body.type === 'call.ringing',
+    );
     expect(ringing.body.data).to.include({ extension: '103' });
     const routingMs = Date.parse(ringing.body.occurredAt) - Date.parse(started.body.occurredAt);
-    expect(routingMs).to.be.at.least(300).and.below(300 + 250);
+    expect(routingMs)
+      .to.be.at.least(300)
+      .and.below(300 + 250);
     const end = await bed.crm.waitForEnded(callId);
     expect(ended(end)).to.include({ disposition: 'answered', answeredBy: '103' });
-    const warn = bed.logs.find((l) => l.callId === callId && l.message === 'CRM route lookup failed; using the fallback route');
+    const warn = bed.logs.find(
+      (l) =>
+        l.callId === callId && l.message === 'CRM route lookup failed; using the fallback route',
+    );
     expect(warn).to.include({ level: 'warn', reason: 'timeout' });
   });
 
@@ -201,7 +294,10 @@ describe('inbound calls (e2e: engine + simulator + CRM)', function () {
     const callId = await startedCall(bed, from);
     const end = await bed.crm.waitForEnded(callId);
     expect(ended(end)).to.include({ disposition: 'answered', answeredBy: '102' });
-    const warn = bed.logs.find((l) => l.callId === callId && l.message === 'CRM route lookup failed; using the fallback route');
+    const warn = bed.logs.find(
+      (l) =>
+        l.callId === callId && l.message === 'CRM route lookup failed; using the fallback route',
+    );
     expect(warn).to.include({ reason: 'invalid_body' });
   });
 
@@ -211,13 +307,23 @@ describe('inbound calls (e2e: engine + simulator + CRM)', function () {
     const from = nextCaller();
     const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
     const callId = await startedCall(bed, from);
-    await bed.crm.waitForWebhook((w) => w.body.callId === callId && w.body.type === 'call.answered');
+    await bed.crm.waitForWebhook(
+      (w) => w.body.callId === callId && w.body.type === 'call.answered',
+    );
     const opLeg = bed.engine.calls.getCall(callId)!.legs.find((l) => l.role === 'operator')!;
     bed.sim.hangup(opLeg.channelId);
     const end = await bed.crm.waitForEnded(callId);
-    expect(ended(end)).to.include({ disposition: 'answered', hangupBy: 'operator', answeredBy: '101' });
+    expect(ended(end)).to.include({
+      disposition: 'answered',
+      hangupBy: 'operator',
+      answeredBy: '101',
+    });
     expect(requestsFor(bed, channelId)).to.include('DELETE /channels/{id}');
-    expect(bed.sim.requests.some((r) => r.method === 'DELETE' && r.path.startsWith('/bridges/') && r.status === 204)).to.equal(true);
+    expect(
+      bed.sim.requests.some(
+        (r) => r.method === 'DELETE' && r.path.startsWith('/bridges/') && r.status === 204,
+      ),
+    ).to.equal(true);
     expect(bed.sim.channels()).to.have.length(0);
   });
 
@@ -227,7 +333,9 @@ describe('inbound calls (e2e: engine + simulator + CRM)', function () {
     const from = nextCaller();
     const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
     const callId = await startedCall(bed, from);
-    await bed.crm.waitForWebhook((w) => w.body.callId === callId && w.body.type === 'call.answered');
+    await bed.crm.waitForWebhook(
+      (w) => w.body.callId === callId && w.body.type === 'call.answered',
+    );
     bed.sim.hangup(channelId);
     const end = await bed.crm.waitForEnded(callId);
     expect(ended(end)).to.include({ disposition: 'answered', hangupBy: 'caller' });
@@ -238,7 +346,9 @@ describe('inbound calls (e2e: engine + simulator + CRM)', function () {
 
   it('dials a busy operator, then ends busy and hangs the caller up with reason busy', async () => {
     bed = await startTestBed();
-    bed.crm.onRoute(() => ({ body: { action: 'dial', strategy: 'sequential', extensions: ['102'], ringTimeoutSec: 10 } }));
+    bed.crm.onRoute(() => ({
+      body: { action: 'dial', strategy: 'sequential', extensions: ['102'], ringTimeoutSec: 10 },
+    }));
     bed.sim.phones.set('102', { mode: 'busy' });
     const from = nextCaller();
     const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
@@ -246,7 +356,9 @@ describe('inbound calls (e2e: engine + simulator + CRM)', function () {
     const end = await bed.crm.waitForEnded(callId);
     expect(sequenceOf(bed, callId)).to.deep.equal(['call.started', 'call.ended']);
     expect(ended(end)).to.include({ disposition: 'busy', talkSec: 0 });
-    const hangup = bed.sim.requests.find((r) => r.method === 'DELETE' && r.path === `/channels/${channelId}`);
+    const hangup = bed.sim.requests.find(
+      (r) => r.method === 'DELETE' && r.path === `/channels/${channelId}`,
+    );
     expect(hangup?.query).to.include({ reason: 'busy' });
   });
 });
@@ -261,12 +373,22 @@ describe('inbound call flow details (e2e)', function () {
   it('plays the CRM greeting to the answered caller before ringing the operators', async () => {
     bed = await startTestBed();
     bed.crm.onRoute(() => ({
-      body: { action: 'dial', strategy: 'ringall', extensions: ['101'], ringTimeoutSec: 20, greeting: ['sound:hello-world'] },
+      body: {
+        action: 'dial',
+        strategy: 'ringall',
+        extensions: ['101'],
+        ringTimeoutSec: 20,
+        greeting: ['sound:hello-world'],
+      },
     }));
     bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 100, hangupAfterMs: 100 });
     const seen: string[] = [];
     bed.sim.onEvent((e) => {
-      if (e.type === 'PlaybackFinished' || (e.type === 'Dial' && (e as { dialstatus?: string }).dialstatus === '')) seen.push(e.type);
+      if (
+        e.type === 'PlaybackFinished' ||
+        (e.type === 'Dial' && (e as { dialstatus?: string }).dialstatus === '')
+      )
+        seen.push(e.type);
     });
     const from = nextCaller();
     const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
@@ -299,7 +421,9 @@ describe('inbound call flow details (e2e)', function () {
     expect(ended(end)).to.include({ hangupBy: 'system' });
     expect(bed.engine.calls.getCall(firstId)).to.include({ endReason: 'handler_error' });
     expect(requestsFor(bed, channelId)).to.include('DELETE /channels/{id}');
-    const metrics = await bed.engine.registry.getSingleMetricAsString('aricrm_call_handler_errors_total');
+    const metrics = await bed.engine.registry.getSingleMetricAsString(
+      'aricrm_call_handler_errors_total',
+    );
     expect(metrics).to.match(/aricrm_call_handler_errors_total 1$/m);
     expect(bed.logs.some((l) => l.level === 'error' && l.callId === firstId)).to.equal(true);
 

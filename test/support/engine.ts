@@ -34,7 +34,8 @@ export async function startTestBed(env: Record<string, string | undefined> = {})
   const logs: Array<Record<string, unknown>> = [];
   const stream = new PassThrough();
   stream.on('data', (chunk: Buffer) => {
-    for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
+    for (const line of chunk.toString('utf8').split('\n'))
+      if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
   });
   const logger = createLogger({ level: 'debug', stream });
   const config = loadConfig({

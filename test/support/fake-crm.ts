@@ -61,17 +61,17 @@ export class FakeCrm extends EventEmitter {
 
   /** Start on 127.0.0.1, any free port. */
   static async start(secret = 'test-webhook-secret-0123456789'): Promise<FakeCrm> {
-    let crm: FakeCrm | undefined;
+    const holder: { crm?: FakeCrm } = {};
     const server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => crm!.handle(req, Buffer.concat(chunks).toString('utf8'), res));
+      req.on('end', () => holder.crm!.handle(req, Buffer.concat(chunks).toString('utf8'), res));
     });
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     const { port } = server.address() as AddressInfo;
-    crm = new FakeCrm(server, `http://127.0.0.1:${port}`, secret);
-    return crm;
+    holder.crm = new FakeCrm(server, `http://127.0.0.1:${port}`, secret);
+    return holder.crm;
   }
 
   get routeUrl(): string {
@@ -92,13 +92,20 @@ export class FakeCrm extends EventEmitter {
   }
 
   /** Resolve with the first webhook (already received or future) matching `predicate`. */
-  waitForWebhook(predicate: (w: ReceivedWebhook) => boolean, timeoutMs = 5000): Promise<ReceivedWebhook> {
+  waitForWebhook(
+    predicate: (w: ReceivedWebhook) => boolean,
+    timeoutMs = 5000,
+  ): Promise<ReceivedWebhook> {
     const found = this.webhooks.find(predicate);
     if (found) return Promise.resolve(found);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.off('webhook', listener);
-        reject(new Error(`no matching webhook within ${timeoutMs} ms; got ${this.webhooks.map((w) => w.body.type).join(', ')}`));
+        reject(
+          new Error(
+            `no matching webhook within ${timeoutMs} ms; got ${this.webhooks.map((w) => w.body.type).join(', ')}`,
+          ),
+        );
       }, timeoutMs);
       const listener = (w: ReceivedWebhook): void => {
         if (!predicate(w)) return;
@@ -112,7 +119,10 @@ export class FakeCrm extends EventEmitter {
 
   /** Wait for `call.ended` of the first call started after `since` (default: any). */
   waitForEnded(callId?: string, timeoutMs = 5000): Promise<ReceivedWebhook> {
-    return this.waitForWebhook((w) => w.body.type === 'call.ended' && (!callId || w.body.callId === callId), timeoutMs);
+    return this.waitForWebhook(
+      (w) => w.body.type === 'call.ended' && (!callId || w.body.callId === callId),
+      timeoutMs,
+    );
   }
 
   async close(): Promise<void> {

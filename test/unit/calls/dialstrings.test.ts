@@ -21,13 +21,19 @@ describe('dial strings', () => {
     expect(customerEndpoint('+79161234567', trunks)).to.equal('PJSIP/+79161234567@ru-trunk');
   });
   it('refuses numbers no trunk serves', () => {
-    expect(() => customerEndpoint('4930123456', [{ prefix: '7', template: 'PJSIP/{number}@x' }])).to.throw(NoTrunkError);
+    expect(() =>
+      customerEndpoint('4930123456', [{ prefix: '7', template: 'PJSIP/{number}@x' }]),
+    ).to.throw(NoTrunkError);
   });
   it('builds operator endpoints from the template', () => {
     expect(operatorEndpoint('101', 'PJSIP/{extension}')).to.equal('PJSIP/101');
   });
   it('finds the extension of an operator channel from its caller ID or its name', () => {
-    expect(extensionOfChannel({ name: 'PJSIP/101-00000037', caller: { number: '101' } })).to.equal('101');
-    expect(extensionOfChannel({ name: 'PJSIP/102-0000003a', caller: { number: 'anonymous' } })).to.equal('102');
+    expect(extensionOfChannel({ name: 'PJSIP/101-00000037', caller: { number: '101' } })).to.equal(
+      '101',
+    );
+    expect(
+      extensionOfChannel({ name: 'PJSIP/102-0000003a', caller: { number: 'anonymous' } }),
+    ).to.equal('102');
   });
 });
