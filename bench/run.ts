@@ -1,0 +1,122 @@
+/**
+ * `npm run bench`: inbound-call throughput and screen-pop latency of the whole engine against the
+ * PBX simulator, on this machine. Prints figures; asserts nothing.
+ *
+ * Each call: route (fallback ring-all), operator leg created and dialled, answered, bridged,
+ * hung up by the caller, four signed webhooks delivered to a local receiver.
+ * Screen-pop latency: from the simulator sending the operator leg's `Dial RINGING` to the
+ * `call.ringing` webhook arriving at the receiver.
+ */
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { loadConfig } from '../src/config/load.ts';
+import { createSilentLogger } from '../src/logging/logger.ts';
+import { startEngine } from '../src/main.ts';
+import { startSimulator } from '../src/simulator/index.ts';
+
+const TOTAL_CALLS = Number(process.env.BENCH_CALLS ?? 2000);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 100);
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function main(): Promise<void> {
+  const ringingSentAt = new Map<string, number>();
+  const popLatenciesMs: number[] = [];
+  let webhooks = 0;
+  const endedCallIds = new Set<string>();
+  let onEnded: (() => void) | undefined;
+  let engineRef: Awaited<ReturnType<typeof startEngine>> | undefined;
+
+  const receiver = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      res.writeHead(204).end();
+      webhooks++;
+      const event = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+        type: string;
+        callId: string;
+      };
+      if (event.type === 'call.ringing') {
+        const call = engineRef?.calls.getCall(event.callId);
+        const leg = call?.legs.find((l) => l.role === 'operator');
+        const sentAt = leg ? ringingSentAt.get(leg.channelId) : undefined;
+        if (sentAt !== undefined) popLatenciesMs.push(performance.now() - sentAt);
+      } else if (event.type === 'call.ended') {
+        endedCallIds.add(event.callId);
+        onEnded?.();
+      }
+    });
+  });
+  receiver.listen(0, '127.0.0.1');
+  await once(receiver, 'listening');
+  const receiverPort = (receiver.address() as AddressInfo).port;
+
+  const extensions = Array.from({ length: 10 }, (_, i) => String(101 + i));
+  const sim = await startSimulator({ timeScale: 0.01, extensions });
+  for (const ext of extensions) sim.phones.set(ext, { mode: 'answer', answerAfterMs: 1000 });
+  sim.onEvent((event) => {
+    if (event.type === 'Dial' && (event as { dialstatus?: string }).dialstatus === 'RINGING') {
+      const peer = (event as { peer?: { id?: string } }).peer;
+      if (peer?.id) ringingSentAt.set(peer.id, performance.now());
+    }
+  });
+
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    HTTP_PORT: '0',
+    LOG_LEVEL: 'error',
+    CRM_WEBHOOK_URL: `http://127.0.0.1:${receiverPort}/hooks`,
+    WEBHOOK_SECRET: 'bench-secret-0123456789abcdef',
+    FALLBACK_ROUTE: 'sequential:101',
+  });
+  const engine = await startEngine(config, { logger: createSilentLogger(), simulator: sim });
+  engineRef = engine;
+
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  const heapBefore = process.memoryUsage().heapUsed;
+  lag.enable();
+  const started = performance.now();
+  let injected = 0;
+  const done = new Promise<void>((resolve) => {
+    onEnded = () => {
+      if (endedCallIds.size >= TOTAL_CALLS) resolve();
+      else if (injected < TOTAL_CALLS && injected - endedCallIds.size < CONCURRENCY) inject();
+    };
+  });
+  const inject = (): void => {
+    injected++;
+    const from = String(79160000000 + injected);
+    const ext = extensions[injected % extensions.length]!;
+    sim.phones.set(ext, { mode: 'answer', answerAfterMs: 1000 });
+    void sim.injectInboundCall({ from, to: '74951234567', hangupAfterMs: 2000 });
+  };
+  for (let i = 0; i < CONCURRENCY && injected < TOTAL_CALLS; i++) inject();
+  await done;
+  const elapsedSec = (performance.now() - started) / 1000;
+  lag.disable();
+  const heapAfter = process.memoryUsage().heapUsed;
+
+  const sortedPop = [...popLatenciesMs].sort((a, b) => a - b);
+  const lines = [
+    `inbound calls: ${TOTAL_CALLS} (concurrency ${CONCURRENCY}, simulator time scale 0.01: 10 ms ring, 20 ms talk)`,
+    `  full calls per second:          ${(TOTAL_CALLS / elapsedSec).toFixed(1)}`,
+    `  webhooks delivered:             ${webhooks}`,
+    `  screen-pop latency p50 / p99:   ${percentile(sortedPop, 50).toFixed(2)} ms / ${percentile(sortedPop, 99).toFixed(2)} ms (${sortedPop.length} samples)`,
+    `  event-loop lag p50 / p99:       ${(lag.percentile(50) / 1e6).toFixed(2)} ms / ${(lag.percentile(99) / 1e6).toFixed(2)} ms`,
+    `  heap before / after:            ${(heapBefore / 1048576).toFixed(1)} MiB / ${(heapAfter / 1048576).toFixed(1)} MiB`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+
+  await engine.stop();
+  await sim.close();
+  receiver.closeAllConnections();
+  receiver.close();
+}
+
+await main();
