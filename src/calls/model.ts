@@ -16,8 +16,23 @@ export type Disposition = 'answered' | 'busy' | 'no_answer' | 'canceled' | 'fail
 /** Who ended an answered (or abandoned) call. `system`: the engine or Asterisk did. */
 export type HangupBy = 'caller' | 'operator' | 'customer' | 'system';
 
-/** Live state of a call, in order of progress. */
+/** Internal progress of a call's flow. */
 export type CallPhase = 'routing' | 'greeting' | 'dialing' | 'bridged' | 'ended';
+
+/**
+ * Live state of a call as the API shows it, derived from the phase and the legs:
+ * `routing` (asking the CRM), `greeting`, `dialing_operator` / `operator_ringing`,
+ * `dialing_customer` / `customer_ringing`, `bridged`, `ended`.
+ */
+export type CallState =
+  | 'routing'
+  | 'greeting'
+  | 'dialing_operator'
+  | 'operator_ringing'
+  | 'dialing_customer'
+  | 'customer_ringing'
+  | 'bridged'
+  | 'ended';
 
 /** What a leg is for. `caller`: came from the dialplan (inbound caller, or operator dialling out). */
 export type LegRole = 'caller' | 'operator' | 'customer';
@@ -89,6 +104,29 @@ export interface Call {
   endedAt?: number;
   /** Next per-call event sequence number (webhooks). */
   nextSequence: number;
+  /** CRM variables that travel with the call (click-to-call). */
+  variables?: Record<string, string>;
+  /** The engine originated this call (click-to-call), for the concurrent-call cap. */
+  originated?: boolean;
+}
+
+/** The API state of a call (see {@link CallState}). */
+export function callState(call: Pick<Call, 'phase' | 'legs'>): CallState {
+  switch (call.phase) {
+    case 'routing':
+    case 'greeting':
+    case 'bridged':
+    case 'ended':
+      return call.phase;
+    case 'dialing': {
+      const live = [...call.legs.values()].filter((leg) => !leg.ended);
+      const customer = live.find((leg) => leg.role === 'customer');
+      if (customer) return customer.ringing ? 'customer_ringing' : 'dialing_customer';
+      return live.some((leg) => leg.role === 'operator' && leg.ringing)
+        ? 'operator_ringing'
+        : 'dialing_operator';
+    }
+  }
 }
 
 /** Map a ChannelDestroyed Q.850 cause to the leg's outcome when it was not answered. */
@@ -150,7 +188,7 @@ export function talkSeconds(call: Pick<Call, 'answeredAt' | 'endedAt'>, nowMs: n
 export interface CallSnapshot {
   id: string;
   direction: Direction;
-  phase: CallPhase;
+  state: CallState;
   from: string;
   to: string;
   did?: string;
@@ -159,6 +197,7 @@ export interface CallSnapshot {
   disposition?: Disposition;
   hangupBy?: HangupBy;
   endReason?: string;
+  variables?: Record<string, string>;
   startedAt: string;
   answeredAt?: string;
   endedAt?: string;
@@ -183,7 +222,7 @@ export function snapshotCall(call: Call, nowMs: number): CallSnapshot {
   return {
     id: call.id,
     direction: call.direction,
-    phase: call.phase,
+    state: callState(call),
     from: call.from,
     to: call.to,
     did: call.did,
@@ -192,6 +231,7 @@ export function snapshotCall(call: Call, nowMs: number): CallSnapshot {
     disposition: call.disposition,
     hangupBy: call.hangupBy,
     endReason: call.endReason,
+    variables: call.variables,
     startedAt: new Date(call.startedAt).toISOString(),
     answeredAt: iso(call.answeredAt),
     endedAt: iso(call.endedAt),

@@ -31,6 +31,7 @@ export class CallNotifier {
       to: call.to,
       did: call.did,
       customer: call.customer,
+      variables: call.variables,
     });
   }
 
@@ -43,6 +44,11 @@ export class CallNotifier {
   /** `call.answered`: answered by the operator at `extension`; `waitSec` = ring time before. */
   answered(call: Call, extension: string): void {
     this.emit(call, 'call.answered', { extension, waitSec: waitSeconds(call, this.now()) });
+  }
+
+  /** `call.transferred`: moved to a service number or blind-transferred to an extension (F7). */
+  transferred(call: Call, transfer: { to: string; kind: 'service' | 'extension' }): void {
+    this.emit(call, 'call.transferred', transfer);
   }
 
   /** `call.ended`: the call's CDR (direction, numbers, operator, disposition, times). */

@@ -1,12 +1,18 @@
 /**
- * Call flows over the ARI gateway: inbound calls routed by the CRM (BRIEF F1) and operators
- * dialling out. The service owns every channel and bridge of its calls (BRIEF "Shape"): it rings
- * the caller, creates and dials the legs, bridges the first answer, hangs up the other legs and
- * destroys the bridge, because Asterisk never does (fixtures fact 9).
+ * Call flows over the ARI gateway (BRIEF "Shape": the engine owns every channel and bridge of its
+ * calls; Asterisk never hangs up the other leg nor destroys a bridge, fixtures fact 9):
+ *
+ * - inbound (F1): `Stasis(crm-app,inbound,<DID>)`: ring the caller, ask the CRM, optionally greet,
+ *   ring operators (ring-all or sequential), bridge the first answer, cancel the others;
+ * - outbound: `Stasis(crm-app,outbound,<number>)` from an operator's phone: dial the customer
+ *   through the trunk chosen by prefix and bridge;
+ * - click-to-call (F2): originate the operator leg first (retried when busy or not answering),
+ *   then dial the customer leg and bridge; a failed customer leg gets a short beep to the operator;
+ * - hang-up, transfer to a service number or blind to an extension (F7), current call (F8).
  *
  * Concurrency: events of one call are handled one at a time, in arrival order (a per-call promise
- * chain), so a flow never sees half-applied state. Long waits (the CRM route lookup, a greeting)
- * happen outside that chain, and every step re-checks the call's phase after them.
+ * chain), so a flow never sees half-applied state. Long waits (the CRM lookup, a greeting, the
+ * period between operator tries) happen outside that chain; every step re-checks the phase.
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -23,6 +29,7 @@ import {
   type HangupBy,
   type Leg,
   type LegOutcome,
+  callState,
   legOutcomeFromCause,
   snapshotCall,
   unansweredDisposition,
@@ -34,6 +41,14 @@ import {
   type TrunkRoute,
 } from './dialstrings.ts';
 import type { CallNotifier } from './notifier.ts';
+import {
+  CallNotFoundError,
+  CallStateError,
+  type CallControl,
+  type ClickToCallRequest,
+  type CurrentCall,
+  type TransferRequest,
+} from './control.ts';
 
 /** Where the service asks for inbound routes (the CRM route client). */
 export interface RouteSource {
@@ -48,7 +63,7 @@ export interface CallServiceOptions {
   callerIdPrefix: string;
   /** Ring time of an operator leg when the route does not say, in seconds. */
   defaultRingTimeoutSec: number;
-  /** Ring time of a customer leg on outbound calls, in seconds. */
+  /** Ring time of a customer leg (outbound and click-to-call), in seconds. */
   outboundRingTimeoutSec: number;
   /** Dialplan location for inbound callers nobody answered; undefined = hang up. */
   noAnswerDialplan?: { context: string; extension: string; priority: number };
@@ -56,7 +71,13 @@ export interface CallServiceOptions {
   trunks: readonly TrunkRoute[];
   /** Caller ID number presented to customers on outbound calls. */
   companyCallerId: string;
-  /** How long an ended call stays queryable in memory, in milliseconds. */
+  /** CALLERID(name) on the operator's phone for click-to-call (default `CRM`). */
+  clickToCallCallerIdName?: string;
+  /** Ring time of the click-to-call operator leg, in seconds (default 20). */
+  clickToCallRingTimeoutSec?: number;
+  /** Dialplan context of service numbers for transfers (default `service`). */
+  serviceContext?: string;
+  /** How long an ended call stays queryable in memory, in milliseconds (default 1 h). */
   recentCallsTtlMs?: number;
 }
 
@@ -71,19 +92,36 @@ export interface CallServiceDeps {
   now?: () => number;
 }
 
+/** Which flow drives a call. */
+type Flow = 'inbound' | 'outbound' | 'click2call';
+
 /** Per-call working state (never exposed). */
 interface CallContext {
   call: Call;
+  flow: Flow;
   log: Logger;
   tail: Promise<void>;
   route?: Route;
   /** Extensions still to try (sequential strategy). */
   pending: string[];
   ringTimeoutSec: number;
+  /**
+   * The channel that stays while others are dialled and bridged to it: the inbound caller, the
+   * operator's phone (outbound), the operator leg (click-to-call), the customer during a blind
+   * transfer.
+   */
+  anchorChannelId: string;
   greetingPlaybackId?: string;
+  beepPlaybackId?: string;
   callerAnswered: boolean;
-  /** The caller was handed back to the dialplan (`continue`): not ours to hang up any more. */
-  callerReleased: boolean;
+  /** Channels handed back to the dialplan (`continue`): not ours to hang up any more. */
+  released: Set<string>;
+  /** A blind transfer to an extension is ringing the new operator. */
+  transferring: boolean;
+  /** How the call ends once the operator heard the failure beep (click-to-call). */
+  endAfterBeep?: { disposition: Disposition; reason: string };
+  clickToCall?: { operator: string; tries: number; triesPeriodSec: number; attempt: number };
+  retryTimer?: NodeJS.Timeout;
   forgetTimer?: NodeJS.Timeout;
 }
 
@@ -102,9 +140,10 @@ const HANGUP_REASON: Record<Disposition, HangupParams['reason']> = {
 
 /**
  * The call service. Feed it every ARI event with {@link CallService.handleEvent}; it creates calls
- * from StasisStart (`inbound,<DID>` and `outbound,<number>`) and drives them to the end.
+ * from StasisStart (`inbound,<DID>`, `outbound,<number>`) and from {@link startClickToCall}, and
+ * drives them to the end.
  */
-export class CallService extends EventEmitter<CallServiceEvents> {
+export class CallService extends EventEmitter<CallServiceEvents> implements CallControl {
   private readonly byChannel = new Map<string, CallContext>();
   private readonly byPlayback = new Map<string, CallContext>();
   private readonly active = new Map<string, CallContext>();
@@ -144,7 +183,9 @@ export class CallService extends EventEmitter<CallServiceEvents> {
 
   /** Every call in progress. */
   activeCalls(): CallSnapshot[] {
-    return [...this.active.values()].map((ctx) => snapshotCall(ctx.call, this.now()));
+    return [...this.active.values()]
+      .filter((ctx) => ctx.call.phase !== 'ended')
+      .map((ctx) => snapshotCall(ctx.call, this.now()));
   }
 
   /** Number of channels the service is tracking (for leak checks). */
@@ -155,6 +196,122 @@ export class CallService extends EventEmitter<CallServiceEvents> {
   /** Wait until every call's queued work has run (tests and shutdown). */
   async settled(): Promise<void> {
     await Promise.all([...this.active.values()].map((ctx) => ctx.tail));
+  }
+
+  /** Click-to-call calls not ended yet. */
+  liveOriginatedCalls(): number {
+    let n = 0;
+    for (const ctx of this.active.values())
+      if (ctx.call.originated && ctx.call.phase !== 'ended') n++;
+    return n;
+  }
+
+  /**
+   * Click-to-call (F2, seed 003 makecall): originate the operator leg with CALLERID
+   * `"<clickToCallCallerIdName>" <customer number>`; once the operator answers, dial the customer
+   * through the trunk and bridge. The operator leg is retried `tries` times, `triesPeriodSec`
+   * apart, when busy or not answering. Returns at once.
+   */
+  startClickToCall(request: ClickToCallRequest): CallSnapshot {
+    const id = randomUUID();
+    const now = this.now();
+    const call: Call = {
+      id,
+      direction: 'out',
+      from: request.operator,
+      to: request.to,
+      phase: 'dialing',
+      legs: new Map(),
+      callerChannelId: '',
+      operatorExtension: request.operator,
+      startedAt: now,
+      nextSequence: 1,
+      variables: request.variables,
+      originated: true,
+    };
+    const ctx = this.register(call, 'click2call', '');
+    ctx.clickToCall = {
+      operator: request.operator,
+      tries: request.tries,
+      triesPeriodSec: request.triesPeriodSec,
+      attempt: 0,
+    };
+    ctx.log.info('click-to-call', {
+      operator: request.operator,
+      to: request.to,
+      tries: request.tries,
+      requestedBy: request.requestedBy,
+    });
+    this.deps.notifier.started(call);
+    void this.run(ctx, () => this.originateOperator(ctx));
+    return snapshotCall(call, now);
+  }
+
+  /** Hang up every leg of a live call (API). */
+  async hangupCall(callId: string): Promise<CallSnapshot> {
+    const ctx = this.liveContext(callId);
+    await this.run(ctx, () =>
+      this.endCall(ctx, {
+        disposition: ctx.call.answeredAt !== undefined ? 'answered' : 'canceled',
+        hangupBy: 'system',
+        reason: 'api_hangup',
+      }),
+    );
+    return snapshotCall(ctx.call, this.now());
+  }
+
+  /**
+   * Transfer a bridged call (F7, seed 003 transfer). `service`: the customer leaves the bridge
+   * and continues in the dialplan at `serviceContext,<to>,1`; the operator leg is hung up and the
+   * call ends (`endReason: transferred`). `extension`: the operator leg is hung up and operator
+   * `to` is rung; on answer they join the customer's bridge (same call id).
+   */
+  async transferCall(callId: string, request: TransferRequest): Promise<CallSnapshot> {
+    const ctx = this.liveContext(callId);
+    let problem: CallStateError | undefined;
+    await this.run(ctx, async () => {
+      if (ctx.call.phase === 'ended') {
+        problem = new CallStateError('call_ended', `call ${callId} has ended`);
+      } else if (ctx.transferring) {
+        problem = new CallStateError('transfer_in_progress', `call ${callId} is being transferred`);
+      } else if (ctx.call.phase !== 'bridged' || !this.customerLeg(ctx) || !this.operatorLeg(ctx)) {
+        problem = new CallStateError('call_not_bridged', `call ${callId} is not bridged yet`);
+      } else if (request.kind === 'service') {
+        await this.transferToService(ctx, request.to);
+      } else {
+        await this.transferToExtension(ctx, request.to);
+      }
+    });
+    if (problem) throw problem;
+    return snapshotCall(ctx.call, this.now());
+  }
+
+  /** The call the operator at `extension` is on, ringing or talking (F8). */
+  currentCallOf(extension: string): CurrentCall | undefined {
+    for (const ctx of this.active.values()) {
+      const { call } = ctx;
+      if (call.phase === 'ended') continue;
+      const onIt = [...call.legs.values()].some(
+        (leg) =>
+          !leg.ended &&
+          !leg.hangupRequested &&
+          leg.extension === extension &&
+          (leg.role === 'caller' || leg.ringing || leg.answered),
+      );
+      if (!onIt) continue;
+      const customer = this.customerLeg(ctx);
+      return {
+        callId: call.id,
+        customerChannelId: customer?.channelId ?? '',
+        callerId: {
+          number: this.customerNumber(ctx),
+          name: call.customer?.name ?? call.callerName ?? '',
+        },
+        direction: call.direction,
+        state: callState(call),
+      };
+    }
+    return undefined;
   }
 
   /**
@@ -170,7 +327,7 @@ export class CallService extends EventEmitter<CallServiceEvents> {
       const ctx = this.byPlayback.get(event.playback.id);
       if (ctx) {
         this.byPlayback.delete(event.playback.id);
-        void this.run(ctx, () => this.onGreetingDone(ctx, event.playback.id));
+        void this.run(ctx, () => this.onPlaybackDone(ctx, event.playback.id));
       }
       return;
     }
@@ -182,7 +339,7 @@ export class CallService extends EventEmitter<CallServiceEvents> {
   }
 
   // -------------------------------------------------------------------------------------------
-  // Entering Stasis
+  // Calls entering Stasis from the dialplan
   // -------------------------------------------------------------------------------------------
 
   private onStasisStart(channel: AriChannel, args: string[]): void {
@@ -207,16 +364,37 @@ export class CallService extends EventEmitter<CallServiceEvents> {
     void this.deps.gateway.channels.hangup(channel.id).catch(() => undefined);
   }
 
-  private newContext(
+  private register(call: Call, flow: Flow, anchorChannelId: string): CallContext {
+    const ctx: CallContext = {
+      call,
+      flow,
+      log: this.deps.logger.child(
+        anchorChannelId ? { callId: call.id, channelId: anchorChannelId } : { callId: call.id },
+      ),
+      tail: Promise.resolve(),
+      pending: [],
+      ringTimeoutSec: this.deps.options.defaultRingTimeoutSec,
+      anchorChannelId,
+      callerAnswered: false,
+      released: new Set(),
+      transferring: false,
+    };
+    this.active.set(call.id, ctx);
+    this.activeGauge.inc({ direction: call.direction });
+    return ctx;
+  }
+
+  /** A call whose first channel came from the dialplan (inbound, outbound). */
+  private dialplanCall(
     channel: AriChannel,
+    flow: Flow,
     direction: Direction,
     from: string,
     to: string,
   ): CallContext {
-    const id = randomUUID();
     const now = this.now();
     const call: Call = {
-      id,
+      id: randomUUID(),
       direction,
       from,
       to,
@@ -244,24 +422,15 @@ export class CallService extends EventEmitter<CallServiceEvents> {
       hangupRequested: false,
       createdAt: now,
     });
-    const ctx: CallContext = {
-      call,
-      log: this.deps.logger.child({ callId: id, channelId: channel.id }),
-      tail: Promise.resolve(),
-      pending: [],
-      ringTimeoutSec: this.deps.options.defaultRingTimeoutSec,
-      callerAnswered: channel.state === 'Up',
-      callerReleased: false,
-    };
-    this.active.set(id, ctx);
+    const ctx = this.register(call, flow, channel.id);
+    ctx.callerAnswered = channel.state === 'Up';
     this.byChannel.set(channel.id, ctx);
-    this.activeGauge.inc({ direction });
     return ctx;
   }
 
   /** Inbound (F1): ring the caller, ask the CRM, optionally greet, then ring operators. */
   private async startInbound(channel: AriChannel, did: string): Promise<void> {
-    const ctx = this.newContext(channel, 'in', channel.caller.number, did);
+    const ctx = this.dialplanCall(channel, 'inbound', 'in', channel.caller.number, did);
     const { call } = ctx;
     call.did = did;
     ctx.log.info('inbound call', { from: call.from, did });
@@ -314,9 +483,12 @@ export class CallService extends EventEmitter<CallServiceEvents> {
     await this.startDialing(ctx);
   }
 
-  private async onGreetingDone(ctx: CallContext, playbackId: string): Promise<void> {
-    if (ctx.call.phase !== 'greeting' || ctx.greetingPlaybackId !== playbackId) return;
-    await this.startDialing(ctx);
+  private async onPlaybackDone(ctx: CallContext, playbackId: string): Promise<void> {
+    if (playbackId === ctx.greetingPlaybackId && ctx.call.phase === 'greeting') {
+      await this.startDialing(ctx);
+    } else if (playbackId === ctx.beepPlaybackId && ctx.endAfterBeep) {
+      await this.endCall(ctx, { ...ctx.endAfterBeep, hangupBy: 'system' });
+    }
   }
 
   private async startDialing(ctx: CallContext): Promise<void> {
@@ -343,19 +515,25 @@ export class CallService extends EventEmitter<CallServiceEvents> {
   /** Create an operator leg with CALLERID set at create time (fixtures fact 3), then dial it. */
   private async placeOperatorLeg(ctx: CallContext, extension: string): Promise<void> {
     const { call } = ctx;
-    const name = call.customer?.name ?? call.callerName ?? call.from;
+    const name = call.customer?.name ?? call.callerName ?? this.customerNumber(ctx);
     const endpoint = operatorEndpoint(extension, this.deps.options.operatorEndpoint);
     const leg = this.addEngineLeg(ctx, 'operator', endpoint, extension);
     await this.createLeg(ctx, leg, ['operator', call.id], {
       'CALLERID(name)': `${this.deps.options.callerIdPrefix}${name}`,
-      'CALLERID(num)': call.from,
+      'CALLERID(num)': this.customerNumber(ctx),
     });
   }
 
   /** Outbound: an operator dialled a customer number; dial it through the trunk and bridge. */
   private async startOutbound(channel: AriChannel, number: string): Promise<void> {
     const extension = extensionOfChannel(channel);
-    const ctx = this.newContext(channel, 'out', extension ?? channel.caller.number, number);
+    const ctx = this.dialplanCall(
+      channel,
+      'outbound',
+      'out',
+      extension ?? channel.caller.number,
+      number,
+    );
     const { call } = ctx;
     call.operatorExtension = extension;
     call.legs.get(channel.id)!.extension = extension;
@@ -371,20 +549,76 @@ export class CallService extends EventEmitter<CallServiceEvents> {
         });
         return;
       }
-      let endpoint: string;
-      try {
-        endpoint = customerEndpoint(number, this.deps.options.trunks);
-      } catch {
-        await this.endCall(ctx, { disposition: 'failed', hangupBy: 'system', reason: 'no_trunk' });
-        return;
-      }
       if (!ctx.callerAnswered) await this.deps.gateway.channels.ring(channel.id);
       call.phase = 'dialing';
-      const leg = this.addEngineLeg(ctx, 'customer', endpoint, undefined);
-      await this.createLeg(ctx, leg, ['customer', call.id], {
-        'CALLERID(num)': this.deps.options.companyCallerId,
-      });
+      await this.placeCustomerLeg(ctx);
     });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Click-to-call
+  // -------------------------------------------------------------------------------------------
+
+  /** Originate the operator leg; it enters Stasis only once answered (fixtures fact 8). */
+  private async originateOperator(ctx: CallContext): Promise<void> {
+    const { call } = ctx;
+    const c2c = ctx.clickToCall!;
+    if (call.phase !== 'dialing') return;
+    c2c.attempt++;
+    const endpoint = operatorEndpoint(c2c.operator, this.deps.options.operatorEndpoint);
+    const leg = this.addEngineLeg(ctx, 'operator', endpoint, c2c.operator);
+    leg.dialed = true; // an originate dials by itself
+    call.callerChannelId = leg.channelId;
+    ctx.anchorChannelId = leg.channelId;
+    const name = this.deps.options.clickToCallCallerIdName ?? 'CRM';
+    try {
+      await this.deps.gateway.channels.originate({
+        endpoint,
+        channelId: leg.channelId,
+        appArgs: ['click2call', 'operator', call.id],
+        callerId: `"${name.replace(/"/g, '')}" <${call.to}>`,
+        timeoutSec: this.deps.options.clickToCallRingTimeoutSec ?? 20,
+      });
+      leg.created = true;
+      ctx.log.info('operator leg originated', {
+        legChannelId: leg.channelId,
+        attempt: c2c.attempt,
+      });
+    } catch (err) {
+      this.legNotCreated(ctx, leg, err);
+      await this.afterUnansweredLeg(ctx, leg);
+    }
+  }
+
+  /** Once the click-to-call operator answered and is in Stasis, dial the customer. */
+  private async maybeDialCustomer(ctx: CallContext): Promise<void> {
+    const operator = ctx.call.legs.get(ctx.anchorChannelId);
+    if (!operator || !operator.answered || !operator.inStasis || operator.ended) return;
+    if ([...ctx.call.legs.values()].some((leg) => leg.role === 'customer')) return;
+    if (ctx.call.phase !== 'dialing') return;
+    ctx.callerAnswered = true;
+    await this.deps.gateway.channels.ring(operator.channelId); // the operator hears ringback
+    await this.placeCustomerLeg(ctx);
+  }
+
+  /** Create the customer leg through the trunk chosen by prefix, with the company caller ID. */
+  private async placeCustomerLeg(ctx: CallContext): Promise<void> {
+    let endpoint: string;
+    try {
+      endpoint = customerEndpoint(ctx.call.to, this.deps.options.trunks);
+    } catch {
+      await this.endCall(ctx, { disposition: 'failed', hangupBy: 'system', reason: 'no_trunk' });
+      return;
+    }
+    ctx.ringTimeoutSec = this.deps.options.outboundRingTimeoutSec;
+    const leg = this.addEngineLeg(ctx, 'customer', endpoint, undefined);
+    await this.createLeg(
+      ctx,
+      leg,
+      ['customer', ctx.call.id],
+      { 'CALLERID(num)': this.deps.options.companyCallerId },
+      ctx.anchorChannelId,
+    );
   }
 
   // -------------------------------------------------------------------------------------------
@@ -425,6 +659,7 @@ export class CallService extends EventEmitter<CallServiceEvents> {
     leg: Leg,
     appArgs: string[],
     variables: Record<string, string>,
+    originator?: string,
   ): Promise<void> {
     try {
       await this.deps.gateway.channels.create({
@@ -432,31 +667,41 @@ export class CallService extends EventEmitter<CallServiceEvents> {
         channelId: leg.channelId,
         appArgs,
         variables,
+        ...(originator ? { originator } : {}),
       });
       leg.created = true;
     } catch (err) {
-      leg.ended = true;
-      leg.endedAt = this.now();
-      leg.outcome = err instanceof AriServerError ? 'unavailable' : 'failed';
-      this.byChannel.delete(leg.channelId);
-      ctx.log.warn('could not create leg', {
-        legChannelId: leg.channelId,
-        endpoint: leg.endpoint,
-        err,
-      });
-      await this.afterUnansweredLeg(ctx);
+      this.legNotCreated(ctx, leg, err);
+      await this.afterUnansweredLeg(ctx, leg);
       return;
     }
     await this.maybeDial(ctx, leg);
+  }
+
+  /** Asterisk refused the channel (500 "Allocation failed" for an offline endpoint, fact 10). */
+  private legNotCreated(ctx: CallContext, leg: Leg, err: unknown): void {
+    leg.ended = true;
+    leg.endedAt = this.now();
+    leg.outcome = err instanceof AriServerError ? 'unavailable' : 'failed';
+    this.byChannel.delete(leg.channelId);
+    ctx.log.warn('could not create leg', {
+      legChannelId: leg.channelId,
+      endpoint: leg.endpoint,
+      err,
+    });
   }
 
   private async onLegStasisStart(ctx: CallContext, channelId: string): Promise<void> {
     const leg = ctx.call.legs.get(channelId);
     if (!leg) return;
     leg.inStasis = true;
-    if (ctx.call.phase !== 'dialing' && !leg.hangupRequested) {
+    if (ctx.call.phase !== 'dialing' || leg.hangupRequested) {
       // The call moved on (answered elsewhere, abandoned) while this leg was being created.
-      await this.hangupLeg(ctx, leg);
+      if (!leg.hangupRequested) await this.hangupLeg(ctx, leg);
+      return;
+    }
+    if (ctx.flow === 'click2call' && leg.role === 'operator') {
+      await this.maybeDialCustomer(ctx);
       return;
     }
     await this.maybeDial(ctx, leg);
@@ -472,12 +717,12 @@ export class CallService extends EventEmitter<CallServiceEvents> {
     leg.dialed = true;
     try {
       await this.deps.gateway.channels.dial(leg.channelId, {
-        caller: ctx.call.callerChannelId,
+        caller: ctx.anchorChannelId,
         timeoutSec: ctx.ringTimeoutSec,
       });
       ctx.log.debug('leg dialled', { legChannelId: leg.channelId, endpoint: leg.endpoint });
     } catch (err) {
-      if (err instanceof AriNotFoundError) return; // gone already; its ChannelDestroyed follows
+      if (isGone(err)) return; // its ChannelDestroyed follows
       ctx.log.warn('dial failed; hanging the leg up', { legChannelId: leg.channelId, err });
       leg.outcome = 'failed';
       await this.hangupLeg(ctx, leg);
@@ -496,7 +741,7 @@ export class CallService extends EventEmitter<CallServiceEvents> {
         leg.ended = true;
         leg.endedAt = this.now();
         this.byChannel.delete(channelId);
-        await this.onCallerGone(ctx);
+        await this.onCallerGone(ctx, leg);
       } else if (event.type === 'ChannelStateChange' && event.channel.state === 'Up') {
         ctx.callerAnswered = true;
       }
@@ -518,6 +763,14 @@ export class CallService extends EventEmitter<CallServiceEvents> {
         leg.causeText = event.cause_txt;
         await this.onLegGone(ctx, leg);
         return;
+      case 'StasisEnd':
+        if (ctx.released.has(channelId)) {
+          // Handed to the dialplan by a transfer: no longer ours.
+          leg.ended = true;
+          this.byChannel.delete(channelId);
+          this.maybeForget(ctx);
+        }
+        return;
       default:
         return;
     }
@@ -535,40 +788,56 @@ export class CallService extends EventEmitter<CallServiceEvents> {
       this.deps.notifier.ringing(ctx.call, leg);
   }
 
-  /** First answer wins: bridge it with the caller, cancel the other legs. */
   private async onLegAnswered(ctx: CallContext, leg: Leg): Promise<void> {
     if (leg.answered || leg.ended) return;
     leg.answered = true;
     leg.answeredAt = this.now();
-    const { call } = ctx;
-    if (call.phase !== 'dialing') {
+    if (ctx.call.phase !== 'dialing' || leg.hangupRequested) {
       ctx.log.info('leg answered after the call moved on; hanging it up', {
         legChannelId: leg.channelId,
       });
       await this.hangupLeg(ctx, leg);
       return;
     }
+    if (ctx.flow === 'click2call' && leg.role === 'operator' && ctx.call.answeredAt === undefined) {
+      // The operator picked up: the customer is dialled once the leg is in Stasis (fact 8).
+      leg.outcome = 'answered';
+      ctx.log.info('operator answered; dialling the customer', { legChannelId: leg.channelId });
+      await this.maybeDialCustomer(ctx);
+      return;
+    }
+    await this.connect(ctx, leg);
+  }
+
+  /** First answer wins: bridge it with the anchor, cancel the other dialled legs. */
+  private async connect(ctx: CallContext, leg: Leg): Promise<void> {
+    const { call } = ctx;
     call.phase = 'bridged';
-    call.answeredAt = leg.answeredAt;
+    call.answeredAt ??= leg.answeredAt;
     leg.outcome = 'answered';
-    const extension = call.direction === 'in' ? leg.extension : call.operatorExtension;
-    call.answeredBy = extension;
+    const extension = leg.role === 'operator' ? leg.extension : call.operatorExtension;
+    call.answeredBy ??= extension;
     ctx.pending = [];
+    ctx.transferring = false;
     if (extension) this.deps.notifier.answered(call, extension);
     const others = [...call.legs.values()].filter(
-      (l) => l !== leg && l.role !== 'caller' && !l.ended,
+      (l) => l !== leg && l.channelId !== ctx.anchorChannelId && l.role !== 'caller' && !l.ended,
     );
     await Promise.all(others.map((other) => this.hangupLeg(ctx, other)));
-    const bridgeId = `br-${randomUUID()}`;
+    const bridgeId = call.bridgeId ?? `br-${randomUUID()}`;
     try {
       await this.answerCaller(ctx);
-      await this.deps.gateway.bridges.create({
-        bridgeId,
-        type: ['mixing'],
-        name: `call-${call.id}`,
-      });
-      call.bridgeId = bridgeId;
-      await this.deps.gateway.bridges.addChannel(bridgeId, [call.callerChannelId, leg.channelId]);
+      if (call.bridgeId) {
+        await this.deps.gateway.bridges.addChannel(bridgeId, [leg.channelId]);
+      } else {
+        await this.deps.gateway.bridges.create({
+          bridgeId,
+          type: ['mixing'],
+          name: `call-${call.id}`,
+        });
+        call.bridgeId = bridgeId;
+        await this.deps.gateway.bridges.addChannel(bridgeId, [ctx.anchorChannelId, leg.channelId]);
+      }
     } catch (err) {
       // A party hung up while we were bridging: its StasisEnd/ChannelDestroyed is queued behind
       // this step and ends the call with the right side as the one who hung up.
@@ -589,11 +858,11 @@ export class CallService extends EventEmitter<CallServiceEvents> {
     leg.endedAt = this.now();
     this.byChannel.delete(leg.channelId);
     const { call } = ctx;
-    if (leg.answered && leg.outcome === 'answered') {
-      if (call.phase === 'bridged') {
-        const by: HangupBy = leg.role === 'operator' ? 'operator' : 'customer';
-        await this.endCall(ctx, { disposition: 'answered', hangupBy: by });
-      }
+    if (call.phase !== 'ended' && leg.hangupRequested && leg.outcome === 'answered') {
+      // We dropped this party on purpose (transfer); the call goes on.
+    } else if (leg.outcome === 'answered') {
+      if (call.phase !== 'ended')
+        await this.onPartyGone(ctx, leg.role === 'customer' ? 'customer' : 'operator');
     } else {
       leg.outcome ??= legOutcomeFromCause(leg.cause, leg.hangupRequested);
       ctx.log.info('leg ended without answer', {
@@ -602,16 +871,77 @@ export class CallService extends EventEmitter<CallServiceEvents> {
         outcome: leg.outcome,
         cause: leg.cause,
       });
-      if (call.phase === 'dialing') await this.afterUnansweredLeg(ctx);
+      if (call.phase === 'dialing') await this.afterUnansweredLeg(ctx, leg);
     }
     this.maybeForget(ctx);
   }
 
-  /** A dialled leg ended unanswered: try the next extension, or end the call. */
-  private async afterUnansweredLeg(ctx: CallContext): Promise<void> {
+  private async onCallerGone(ctx: CallContext, leg: Leg): Promise<void> {
+    if (ctx.call.phase === 'ended') return;
+    if (leg.hangupRequested) return; // dropped by a blind transfer
+    await this.onPartyGone(ctx, ctx.flow === 'inbound' ? 'caller' : 'operator');
+  }
+
+  /** A party that had answered (or the caller) left: end the call. */
+  private async onPartyGone(ctx: CallContext, by: HangupBy): Promise<void> {
+    if (ctx.endAfterBeep) {
+      await this.endCall(ctx, { ...ctx.endAfterBeep, hangupBy: 'system' });
+    } else if (ctx.call.answeredAt !== undefined) {
+      await this.endCall(ctx, { disposition: 'answered', hangupBy: by });
+    } else {
+      // Abandoned while ringing: every dialled leg is hung up at once (fixtures fact 6).
+      await this.endCall(ctx, { disposition: 'canceled', hangupBy: by, reason: 'abandoned' });
+    }
+  }
+
+  /** A dialled leg ended unanswered: retry, try the next extension, or end the call. */
+  private async afterUnansweredLeg(ctx: CallContext, leg: Leg): Promise<void> {
     const { call } = ctx;
     if (call.phase !== 'dialing') return;
-    const dialled = [...call.legs.values()].filter((l) => l.role !== 'caller');
+    const outcome = leg.outcome ?? 'failed';
+    if (ctx.transferring) {
+      if (
+        [...call.legs.values()].some((l) => l.role === 'operator' && !l.ended && !l.hangupRequested)
+      )
+        return;
+      await this.endCall(ctx, {
+        disposition: 'answered',
+        hangupBy: 'system',
+        reason: 'transfer_failed',
+      });
+      return;
+    }
+    if (ctx.flow === 'inbound') {
+      await this.afterUnansweredOperator(ctx);
+    } else if (leg.role === 'customer') {
+      await this.customerFailed(ctx, unansweredDisposition([outcome]));
+    } else {
+      // Click-to-call operator leg: retry while busy / not answering (F2: tries, period).
+      const c2c = ctx.clickToCall!;
+      if ((outcome === 'busy' || outcome === 'no_answer') && c2c.attempt < c2c.tries) {
+        ctx.log.info('operator did not answer; retrying', {
+          outcome,
+          attempt: c2c.attempt,
+          tries: c2c.tries,
+          inSec: c2c.triesPeriodSec,
+        });
+        ctx.retryTimer = setTimeout(() => {
+          ctx.retryTimer = undefined;
+          void this.run(ctx, () => this.originateOperator(ctx));
+        }, c2c.triesPeriodSec * 1000);
+        return;
+      }
+      await this.endCall(ctx, {
+        disposition: unansweredDisposition([outcome]),
+        hangupBy: 'system',
+        reason: 'operator_unreachable',
+      });
+    }
+  }
+
+  private async afterUnansweredOperator(ctx: CallContext): Promise<void> {
+    const { call } = ctx;
+    const dialled = [...call.legs.values()].filter((l) => l.role === 'operator');
     if (dialled.some((l) => !l.ended)) return;
     const next = ctx.pending.shift();
     if (next !== undefined) {
@@ -621,29 +951,102 @@ export class CallService extends EventEmitter<CallServiceEvents> {
     const outcomes = dialled.map((l) => l.outcome).filter((o): o is LegOutcome => o !== undefined);
     const disposition = unansweredDisposition(outcomes);
     const dialplan = this.deps.options.noAnswerDialplan;
-    if (call.direction === 'in' && dialplan) {
-      ctx.callerReleased = true;
+    if (dialplan) {
+      ctx.released.add(call.callerChannelId);
       try {
         await this.deps.gateway.channels.continueInDialplan(call.callerChannelId, dialplan);
         ctx.log.info('nobody answered; caller sent to the dialplan', { ...dialplan, disposition });
       } catch (err) {
-        ctx.callerReleased = false;
+        ctx.released.delete(call.callerChannelId);
         ctx.log.warn('could not send the caller to the no-answer dialplan; hanging up', { err });
       }
     }
     await this.endCall(ctx, { disposition, hangupBy: 'system', reason: 'nobody_answered' });
   }
 
-  private async onCallerGone(ctx: CallContext): Promise<void> {
-    const { call } = ctx;
-    if (call.phase === 'ended') return;
-    const by: HangupBy = call.direction === 'in' ? 'caller' : 'operator';
-    if (call.phase === 'bridged') {
-      await this.endCall(ctx, { disposition: 'answered', hangupBy: by });
-    } else {
-      // Abandoned while ringing: every operator leg is hung up at once (fixtures fact 6).
-      await this.endCall(ctx, { disposition: 'canceled', hangupBy: by, reason: 'abandoned' });
+  /**
+   * The customer leg failed (busy, no answer, unreachable). Outbound: hang the operator up with
+   * that reason. Click-to-call: the operator hears a short beep first (trace
+   * click-to-call-client-busy), then is hung up.
+   */
+  private async customerFailed(ctx: CallContext, disposition: Disposition): Promise<void> {
+    if (ctx.flow !== 'click2call') {
+      await this.endCall(ctx, { disposition, hangupBy: 'system', reason: 'customer_unreachable' });
+      return;
     }
+    const playbackId = `pb-${randomUUID()}`;
+    ctx.beepPlaybackId = playbackId;
+    ctx.endAfterBeep = { disposition, reason: 'customer_unreachable' };
+    this.byPlayback.set(playbackId, ctx);
+    try {
+      await this.deps.gateway.channels.play(ctx.anchorChannelId, {
+        media: ['sound:beep'],
+        playbackId,
+      });
+    } catch (err) {
+      this.byPlayback.delete(playbackId);
+      if (!isGone(err)) ctx.log.warn('could not play the failure tone', { err });
+      await this.endCall(ctx, { ...ctx.endAfterBeep, hangupBy: 'system' });
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Transfers
+  // -------------------------------------------------------------------------------------------
+
+  private async transferToService(ctx: CallContext, to: string): Promise<void> {
+    const { call } = ctx;
+    const customer = this.customerLeg(ctx)!;
+    const context = this.deps.options.serviceContext ?? 'service';
+    ctx.released.add(customer.channelId);
+    await this.deps.gateway.bridges.removeChannel(call.bridgeId!, [customer.channelId]);
+    await this.deps.gateway.channels.continueInDialplan(customer.channelId, {
+      context,
+      extension: to,
+      priority: 1,
+    });
+    ctx.log.info('call transferred to a service number', {
+      context,
+      to,
+      customerChannelId: customer.channelId,
+    });
+    this.deps.notifier.transferred(call, { to, kind: 'service' });
+    await this.endCall(ctx, { disposition: 'answered', hangupBy: 'system', reason: 'transferred' });
+  }
+
+  private async transferToExtension(ctx: CallContext, extension: string): Promise<void> {
+    const { call } = ctx;
+    const customer = this.customerLeg(ctx)!;
+    const operator = this.operatorLeg(ctx)!;
+    ctx.log.info('blind transfer', { from: operator.extension, to: extension });
+    this.deps.notifier.transferred(call, { to: extension, kind: 'extension' });
+    ctx.anchorChannelId = customer.channelId;
+    ctx.transferring = true;
+    ctx.pending = [];
+    ctx.ringTimeoutSec = this.deps.options.defaultRingTimeoutSec;
+    call.phase = 'dialing';
+    await this.hangupLeg(ctx, operator);
+    await this.placeOperatorLeg(ctx, extension);
+  }
+
+  /** The customer's channel of a call: the inbound caller, or the customer leg. */
+  private customerLeg(ctx: CallContext): Leg | undefined {
+    const legs = [...ctx.call.legs.values()].filter((leg) => !leg.ended);
+    if (ctx.flow === 'inbound') return legs.find((leg) => leg.role === 'caller');
+    return legs.find((leg) => leg.role === 'customer');
+  }
+
+  /** The operator's channel on a bridged call. */
+  private operatorLeg(ctx: CallContext): Leg | undefined {
+    const legs = [...ctx.call.legs.values()].filter((leg) => !leg.ended && !leg.hangupRequested);
+    return (
+      legs.find((leg) => leg.role === 'operator' && leg.outcome === 'answered') ??
+      (ctx.flow === 'outbound' ? legs.find((leg) => leg.role === 'caller') : undefined)
+    );
+  }
+
+  private customerNumber(ctx: CallContext): string {
+    return ctx.flow === 'inbound' ? ctx.call.from : ctx.call.to;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -662,13 +1065,15 @@ export class CallService extends EventEmitter<CallServiceEvents> {
     call.hangupBy = outcome.hangupBy;
     call.endReason = outcome.reason;
     ctx.pending = [];
-    if (ctx.greetingPlaybackId) this.byPlayback.delete(ctx.greetingPlaybackId);
+    ctx.transferring = false;
+    if (ctx.retryTimer) clearTimeout(ctx.retryTimer);
+    for (const id of [ctx.greetingPlaybackId, ctx.beepPlaybackId])
+      if (id) this.byPlayback.delete(id);
     const reason = HANGUP_REASON[outcome.disposition];
     const cleanup: Array<Promise<void>> = [];
     for (const leg of call.legs.values()) {
-      if (leg.ended || leg.hangupRequested) continue;
-      if (leg.role === 'caller' && ctx.callerReleased) continue;
-      if (leg.role !== 'caller' && !leg.created) continue; // its StasisStart will find no dialling call
+      if (leg.ended || leg.hangupRequested || ctx.released.has(leg.channelId)) continue;
+      if (leg.role !== 'caller' && !leg.created) continue; // its StasisStart finds no dialling call
       cleanup.push(this.hangupLeg(ctx, leg, leg.role === 'caller' ? reason : undefined));
     }
     await Promise.all(cleanup);
@@ -676,7 +1081,7 @@ export class CallService extends EventEmitter<CallServiceEvents> {
       try {
         await this.deps.gateway.bridges.destroy(call.bridgeId);
       } catch (err) {
-        if (!(err instanceof AriNotFoundError))
+        if (!isGone(err))
           ctx.log.warn('could not destroy the bridge', { bridgeId: call.bridgeId, err });
       }
     }
@@ -701,7 +1106,7 @@ export class CallService extends EventEmitter<CallServiceEvents> {
   }
 
   private async answerCaller(ctx: CallContext): Promise<void> {
-    if (ctx.callerAnswered) return;
+    if (ctx.callerAnswered || ctx.flow === 'click2call') return;
     await this.deps.gateway.channels.answer(ctx.call.callerChannelId);
     ctx.callerAnswered = true;
   }
@@ -717,7 +1122,7 @@ export class CallService extends EventEmitter<CallServiceEvents> {
     try {
       await this.deps.gateway.channels.hangup(leg.channelId, reason ? { reason } : undefined);
     } catch (err) {
-      if (err instanceof AriNotFoundError) {
+      if (isGone(err)) {
         if (leg.role === 'caller') {
           leg.ended = true;
           this.byChannel.delete(leg.channelId);
@@ -728,11 +1133,19 @@ export class CallService extends EventEmitter<CallServiceEvents> {
     }
   }
 
+  /** The context of a call that is still tracked; throws the API's errors otherwise. */
+  private liveContext(callId: string): CallContext {
+    const ctx = this.active.get(callId);
+    if (ctx && ctx.call.phase !== 'ended') return ctx;
+    if (ctx || this.recent.has(callId))
+      throw new CallStateError('call_ended', `call ${callId} has ended`);
+    throw new CallNotFoundError(callId);
+  }
+
   private remember(snapshot: CallSnapshot): void {
     this.recent.set(snapshot.id, snapshot);
     const ttl = this.deps.options.recentCallsTtlMs ?? 3_600_000;
-    const limit = 10_000;
-    if (this.recent.size > limit) {
+    if (this.recent.size > 10_000) {
       const oldest = this.recent.keys().next().value;
       if (oldest !== undefined) this.recent.delete(oldest);
     }
@@ -744,9 +1157,7 @@ export class CallService extends EventEmitter<CallServiceEvents> {
     if (ctx.call.phase !== 'ended') return;
     const open = [...ctx.call.legs.values()].some(
       (leg) =>
-        !leg.ended &&
-        !(leg.role === 'caller' && ctx.callerReleased) &&
-        (leg.created || leg.role === 'caller'),
+        !leg.ended && !ctx.released.has(leg.channelId) && (leg.created || leg.role === 'caller'),
     );
     if (!open) this.forget(ctx);
   }
@@ -769,10 +1180,9 @@ export class CallService extends EventEmitter<CallServiceEvents> {
   private async fail(ctx: CallContext, err: unknown): Promise<void> {
     this.failures.inc();
     ctx.log.error('call flow step failed; cleaning the call up', { err });
-    const answered = ctx.call.phase === 'bridged';
     try {
       await this.endCall(ctx, {
-        disposition: answered ? 'answered' : 'failed',
+        disposition: ctx.call.answeredAt !== undefined ? 'answered' : 'failed',
         hangupBy: 'system',
         reason: 'handler_error',
       });

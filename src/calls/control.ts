@@ -1,0 +1,88 @@
+/**
+ * The call-control contract the HTTP API (and the seed-003 compatibility path) uses: click-to-call
+ * (BRIEF F2), hang-up, transfer to a service number or an extension (F7), and an operator's
+ * current call (F8). Implemented by {@link import('./service.ts').CallService}.
+ */
+import type { CallSnapshot } from './model.ts';
+
+/** `POST /v1/calls`: ring the operator first, then dial the customer and bridge them. */
+export interface ClickToCallRequest {
+  /** Operator extension (digits), e.g. `101`. */
+  operator: string;
+  /** Customer number, already normalised to E.164 digits with a leading `+`, e.g. `+74957654321`. */
+  to: string;
+  /** CRM variables (deal id, text…) that travel with the call and its webhooks. */
+  variables?: Record<string, string>;
+  /** How many times the operator leg is tried when busy or not answering (1-3). */
+  tries: number;
+  /** Seconds between operator tries (1-10). */
+  triesPeriodSec: number;
+  /** API key name that asked (logs only). */
+  requestedBy?: string;
+}
+
+/** `POST /v1/calls/{id}/transfer`. */
+export interface TransferRequest {
+  /**
+   * `service`: the customer leaves the bridge and continues in the dialplan at the service
+   * context, extension `to`; the operator leg is hung up.
+   * `extension`: blind transfer to another operator extension, still owned by the engine.
+   */
+  kind: 'service' | 'extension';
+  /** Service number or extension (digits). */
+  to: string;
+}
+
+/** What `GET /v1/operators/{extension}/current-call` answers. */
+export interface CurrentCall {
+  callId: string;
+  /**
+   * Asterisk UniqueID of the customer's channel (seed 003 `get_uniqueid_callerid`); empty while
+   * a click-to-call is still ringing the operator (no customer channel exists yet).
+   */
+  customerChannelId: string;
+  /** The customer's caller ID as Asterisk knows it. */
+  callerId: { number: string; name: string };
+  direction: 'in' | 'out';
+  /** Live state of the call (see {@link CallSnapshot.state}). */
+  state: CallSnapshot['state'];
+}
+
+/** The call does not exist (never did, or was forgotten). HTTP 404 `call_not_found`. */
+export class CallNotFoundError extends Error {
+  override readonly name = 'CallNotFoundError';
+  readonly code = 'call_not_found';
+  constructor(readonly callId: string) {
+    super(`call ${callId} not found`);
+  }
+}
+
+/**
+ * The call is in a state where the command makes no sense (already ended; transfer before the
+ * call is bridged). HTTP 409 with `code`.
+ */
+export class CallStateError extends Error {
+  override readonly name = 'CallStateError';
+  constructor(
+    readonly code: 'call_ended' | 'call_not_bridged' | 'transfer_in_progress',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The operations the API needs from the call domain. */
+export interface CallControl {
+  /** Start a click-to-call; returns at once with the new call (state `dialing_operator`). */
+  startClickToCall(request: ClickToCallRequest): CallSnapshot;
+  /** A live or recently ended call, or undefined. */
+  getCall(callId: string): CallSnapshot | undefined;
+  /** Hang up every leg of a live call. Throws CallNotFoundError, CallStateError('call_ended'). */
+  hangupCall(callId: string): Promise<CallSnapshot>;
+  /** Transfer a bridged call. Throws CallNotFoundError, CallStateError. */
+  transferCall(callId: string, request: TransferRequest): Promise<CallSnapshot>;
+  /** The call the operator at `extension` is on (ringing or talking), or undefined. */
+  currentCallOf(extension: string): CurrentCall | undefined;
+  /** Calls the engine originated (click-to-call) that are not ended yet (toll-fraud cap). */
+  liveOriginatedCalls(): number;
+}
