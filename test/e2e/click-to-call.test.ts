@@ -1,0 +1,307 @@
+/**
+ * Click-to-call, transfer and an operator's current call (BRIEF F2, F7, F8), through the call
+ * service against the simulator with the real ari-client. (The HTTP API over the same service is
+ * tested in test/api.)
+ */
+import { expect } from 'chai';
+import { startTestBed, type TestBed } from '../support/engine.ts';
+import type { ReceivedWebhook } from '../support/fake-crm.ts';
+
+const CUSTOMER = '+74957654321';
+
+function typesOf(bed: TestBed, callId: string): string[] {
+  const events = bed.crm.eventsOf(callId);
+  events.forEach((w, i) => {
+    expect(w.signatureValid).to.equal(true);
+    expect(w.body.sequence).to.equal(i + 1);
+  });
+  return events.map((w) => w.body.type);
+}
+
+function cdr(w: ReceivedWebhook): Record<string, unknown> {
+  return w.body.data;
+}
+
+/** Wait until the simulator sends an event matching `predicate`. */
+function simEvent(
+  bed: TestBed,
+  predicate: (e: Record<string, unknown> & { type: string }) => boolean,
+): Promise<void> {
+  return new Promise((resolve) => {
+    const off = bed.sim.onEvent((e) => {
+      if (predicate(e)) {
+        off();
+        resolve();
+      }
+    });
+  });
+}
+
+describe('click-to-call (e2e)', function () {
+  this.timeout(20_000);
+  let bed: TestBed;
+  afterEach(async () => {
+    await bed?.stop();
+  });
+
+  it('rings the operator first with "CRM" <customer>, then dials the customer and bridges them', async () => {
+    bed = await startTestBed();
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 1000 });
+    bed.sim.customers.set('*', { mode: 'answer', answerAfterMs: 2000, hangupAfterMs: 3000 });
+    const call = bed.engine.calls.startClickToCall({
+      operator: '101',
+      to: CUSTOMER,
+      variables: { dealId: 'D-17' },
+      tries: 1,
+      triesPeriodSec: 1,
+    });
+    expect(call.state).to.equal('dialing_operator');
+    const end = await bed.crm.waitForEnded(call.id);
+    expect(typesOf(bed, call.id)).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.answered',
+      'call.ended',
+    ]);
+    const [started, ringing, answered] = bed.crm.eventsOf(call.id);
+    expect(started!.body.data).to.deep.include({
+      direction: 'out',
+      from: '101',
+      to: CUSTOMER,
+      variables: { dealId: 'D-17' },
+    });
+    expect(ringing!.body.data).to.include({ extension: '101' });
+    expect(answered!.body.data).to.include({ extension: '101' });
+    expect(cdr(end)).to.include({
+      direction: 'out',
+      disposition: 'answered',
+      answeredBy: '101',
+      hangupBy: 'customer',
+    });
+
+    // Operator leg first: originate with the CRM caller ID; the customer leg only after it.
+    const paths = bed.sim.requests.map((r) => `${r.method} ${r.path}`);
+    const originate = bed.sim.requests.find((r) => r.method === 'POST' && r.path === '/channels');
+    expect(originate?.query).to.include({ endpoint: 'PJSIP/101', app: 'crm-app' });
+    expect(String(originate?.query.callerId)).to.equal(`"CRM" <${CUSTOMER}>`);
+    const create = bed.sim.requests.find((r) => r.path === '/channels/create');
+    expect(String(create?.query.endpoint)).to.match(/74957654321@client-trunk$/);
+    expect(JSON.stringify(create?.body)).to.include('"CALLERID(num)":"74957654321"');
+    expect(paths.indexOf('POST /channels')).to.be.below(paths.indexOf('POST /channels/create'));
+    expect(bed.sim.channels()).to.have.length(0);
+  });
+
+  it('retries a busy operator and connects on the second try', async () => {
+    bed = await startTestBed();
+    bed.sim.phones.set('101', { mode: 'busy' });
+    bed.sim.customers.set('*', { mode: 'answer', answerAfterMs: 500, hangupAfterMs: 500 });
+    const firstAttemptGone = simEvent(bed, (e) => e.type === 'ChannelDestroyed');
+    const call = bed.engine.calls.startClickToCall({
+      operator: '101',
+      to: CUSTOMER,
+      tries: 2,
+      triesPeriodSec: 1,
+    });
+    await firstAttemptGone;
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 300 });
+    const end = await bed.crm.waitForEnded(call.id);
+    expect(cdr(end)).to.include({ disposition: 'answered', answeredBy: '101' });
+    const originates = bed.sim.requests.filter(
+      (r) => r.method === 'POST' && r.path === '/channels',
+    );
+    expect(originates).to.have.length(2);
+    const legs = bed.engine.calls.getCall(call.id)!.legs.filter((l) => l.role === 'operator');
+    expect(legs.map((l) => l.outcome)).to.deep.equal(['busy', 'answered']);
+    // The second try came about triesPeriodSec after the first failed.
+    const gap = originates[1]!.at - originates[0]!.at;
+    expect(gap).to.be.at.least(1000);
+  });
+
+  it('gives up after all tries when the operator never answers', async () => {
+    bed = await startTestBed({ CLICK_TO_CALL_RING_TIMEOUT_SEC: '5' });
+    bed.sim.phones.set('102', { mode: 'ring' });
+    const call = bed.engine.calls.startClickToCall({
+      operator: '102',
+      to: CUSTOMER,
+      tries: 2,
+      triesPeriodSec: 1,
+    });
+    const end = await bed.crm.waitForEnded(call.id);
+    expect(cdr(end)).to.include({ disposition: 'no_answer', talkSec: 0 });
+    expect(bed.engine.calls.getCall(call.id)).to.include({ endReason: 'operator_unreachable' });
+    expect(
+      bed.sim.requests.filter((r) => r.method === 'POST' && r.path === '/channels'),
+    ).to.have.length(2);
+    expect(bed.sim.requests.some((r) => r.path === '/channels/create')).to.equal(false);
+    expect(bed.sim.channels()).to.have.length(0);
+  });
+
+  it('plays a short tone to the operator and hangs up when the customer is busy', async () => {
+    bed = await startTestBed();
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 300 });
+    bed.sim.customers.set('*', { mode: 'busy' });
+    const call = bed.engine.calls.startClickToCall({
+      operator: '101',
+      to: CUSTOMER,
+      tries: 1,
+      triesPeriodSec: 1,
+    });
+    const end = await bed.crm.waitForEnded(call.id);
+    expect(cdr(end)).to.include({ disposition: 'busy', talkSec: 0 });
+    expect(typesOf(bed, call.id)).to.deep.equal(['call.started', 'call.ringing', 'call.ended']);
+    const operatorId = bed.engine.calls
+      .getCall(call.id)!
+      .legs.find((l) => l.role === 'operator')!.channelId;
+    const play = bed.sim.requests.find((r) => r.path === `/channels/${operatorId}/play`);
+    expect(play?.query).to.deep.include({ media: 'sound:beep' });
+    const hangup = bed.sim.requests.find(
+      (r) => r.method === 'DELETE' && r.path === `/channels/${operatorId}`,
+    );
+    expect(bed.sim.requests.indexOf(hangup!)).to.be.greaterThan(bed.sim.requests.indexOf(play!));
+  });
+
+  it('hangs up both legs on request', async () => {
+    bed = await startTestBed();
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 100 });
+    bed.sim.customers.set('*', { mode: 'answer', answerAfterMs: 100 });
+    const call = bed.engine.calls.startClickToCall({
+      operator: '101',
+      to: CUSTOMER,
+      tries: 1,
+      triesPeriodSec: 1,
+    });
+    await bed.crm.waitForWebhook(
+      (w) => w.body.callId === call.id && w.body.type === 'call.answered',
+    );
+    const after = await bed.engine.calls.hangupCall(call.id);
+    expect(after).to.include({ state: 'ended', disposition: 'answered', hangupBy: 'system' });
+    await bed.crm.waitForEnded(call.id);
+    expect(bed.sim.channels()).to.have.length(0);
+    await expectRejects(bed.engine.calls.hangupCall(call.id), 'call_ended');
+    await expectRejects(bed.engine.calls.hangupCall('no-such-call'), 'call_not_found');
+  });
+});
+
+describe('transfers and current call (e2e)', function () {
+  this.timeout(20_000);
+  let bed: TestBed;
+  afterEach(async () => {
+    await bed?.stop();
+  });
+
+  async function bridgedInbound(
+    from: string,
+  ): Promise<{ callId: string; callerChannelId: string }> {
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
+    const { channelId } = await bed.sim.injectInboundCall({ from, to: '74951234567' });
+    const started = await bed.crm.waitForWebhook(
+      (w) => w.body.type === 'call.started' && w.body.data.from === from,
+    );
+    await bed.crm.waitForWebhook(
+      (w) => w.body.callId === started.body.callId && w.body.type === 'call.answered',
+    );
+    await bed.engine.calls.settled();
+    return { callId: started.body.callId, callerChannelId: channelId };
+  }
+
+  it("knows an operator's current call, with the customer's channel and caller ID", async () => {
+    bed = await startTestBed(); // the fake CRM routes to 101
+    const { callId, callerChannelId } = await bridgedInbound('79161112233');
+    expect(bed.engine.calls.currentCallOf('101')).to.deep.equal({
+      callId,
+      customerChannelId: callerChannelId,
+      callerId: { number: '79161112233', name: '' },
+      direction: 'in',
+      state: 'bridged',
+    });
+    expect(bed.engine.calls.currentCallOf('102')).to.equal(undefined);
+  });
+
+  it('sends the customer to the service number and hangs the operator up', async () => {
+    bed = await startTestBed(); // the fake CRM routes to 101
+    const { callId, callerChannelId } = await bridgedInbound('79161112234');
+    const operatorId = bed.engine.calls
+      .getCall(callId)!
+      .legs.find((l) => l.role === 'operator')!.channelId;
+    await bed.engine.calls.transferCall(callId, { kind: 'service', to: '9999' });
+    const end = await bed.crm.waitForEnded(callId);
+    expect(typesOf(bed, callId)).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.answered',
+      'call.transferred',
+      'call.ended',
+    ]);
+    expect(bed.crm.eventsOf(callId)[3]!.body.data).to.deep.equal({ to: '9999', kind: 'service' });
+    expect(cdr(end)).to.include({ disposition: 'answered', answeredBy: '101' });
+    const paths = bed.sim.requests.map((r) => `${r.method} ${r.path}`);
+    const cont = bed.sim.requests.find((r) => r.path === `/channels/${callerChannelId}/continue`);
+    expect(cont?.query).to.include({ context: 'service', extension: '9999', priority: '1' });
+    expect(paths.findIndex((p) => p.endsWith('/removeChannel'))).to.be.below(
+      paths.indexOf(`POST /channels/${callerChannelId}/continue`),
+    );
+    expect(paths).to.include(`DELETE /channels/${operatorId}`);
+    // The customer is in the service dialplan now, not hung up by the engine.
+    expect(paths).to.not.include(`DELETE /channels/${callerChannelId}`);
+  });
+
+  it('blind-transfers to another operator under the same call id', async () => {
+    bed = await startTestBed(); // the fake CRM routes to 101
+    const { callId } = await bridgedInbound('79161112235');
+    bed.sim.phones.set('102', { mode: 'answer', answerAfterMs: 300 });
+    await bed.engine.calls.transferCall(callId, { kind: 'extension', to: '102' });
+    await bed.crm.waitForWebhook(
+      (w) =>
+        w.body.callId === callId &&
+        w.body.type === 'call.answered' &&
+        w.body.data.extension === '102',
+    );
+    await bed.engine.calls.settled();
+    expect(bed.engine.calls.currentCallOf('102')?.callId).to.equal(callId);
+    expect(bed.engine.calls.currentCallOf('101')).to.equal(undefined);
+    expect(bed.engine.calls.getCall(callId)!.state).to.equal('bridged');
+    const callerChannelId = bed.engine.calls
+      .getCall(callId)!
+      .legs.find((l) => l.role === 'caller')!.channelId;
+    bed.sim.hangup(callerChannelId);
+    const end = await bed.crm.waitForEnded(callId);
+    expect(typesOf(bed, callId)).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.answered',
+      'call.transferred',
+      'call.ringing',
+      'call.answered',
+      'call.ended',
+    ]);
+    expect(cdr(end)).to.include({ disposition: 'answered', hangupBy: 'caller' });
+    expect(bed.sim.channels()).to.have.length(0);
+  });
+
+  it('refuses to transfer a call that is not bridged', async () => {
+    bed = await startTestBed();
+    bed.crm.onRoute(() => ({
+      body: { action: 'dial', strategy: 'ringall', extensions: ['103'], ringTimeoutSec: 600 },
+    }));
+    bed.sim.phones.set('103', { mode: 'ring' });
+    await bed.sim.injectInboundCall({ from: '79161112236', to: '74951234567' });
+    const ringing = await bed.crm.waitForWebhook(
+      (w) => w.body.type === 'call.ringing' && w.body.data.from === '79161112236',
+    );
+    await expectRejects(
+      bed.engine.calls.transferCall(ringing.body.callId, { kind: 'service', to: '9999' }),
+      'call_not_bridged',
+    );
+    expect(bed.engine.calls.currentCallOf('103')).to.include({ state: 'operator_ringing' });
+  });
+});
+
+async function expectRejects(promise: Promise<unknown>, code: string): Promise<void> {
+  try {
+    await promise;
+  } catch (err) {
+    expect((err as { code?: string }).code).to.equal(code);
+    return;
+  }
+  expect.fail(`expected a rejection with code ${code}`);
+}
