@@ -19,15 +19,17 @@ export class AppRegistry {
   private readonly apps = new Map<string, AppState>();
   private readonly listeners = new Set<(event: SimEvent) => void>();
 
-  /** Names of every app ever seen (active or not). */
+  /** Names of the apps known (with a WebSocket, or without one but not yet forgotten). */
   names(): string[] {
     return [...this.apps.keys()];
   }
 
+  /** Whether the app has a WebSocket (`Stasis(app)` only succeeds then). */
   isActive(app: string): boolean {
     return this.apps.get(app)?.socket != null;
   }
 
+  /** Apps connected with `subscribeAll=true`: they get every event. */
   subscribeAllApps(): string[] {
     return [...this.apps.values()].filter((a) => a.socket && a.subscribeAll).map((a) => a.name);
   }
@@ -37,14 +39,17 @@ export class AppRegistry {
     return [...this.apps.values()].filter((a) => a.sources.has(source)).map((a) => a.name);
   }
 
+  /** The app's explicit endpoint/device subscriptions (`endpoint:PJSIP/101`, `deviceState:PJSIP/101`). */
   sources(app: string): string[] {
     return [...(this.apps.get(app)?.sources ?? [])];
   }
 
+  /** Subscribe the app to an endpoint or device event source. */
   addSource(app: string, source: string): void {
     this.state(app).sources.add(source);
   }
 
+  /** Unsubscribe; false when it was not subscribed. */
   removeSource(app: string, source: string): boolean {
     return this.apps.get(app)?.sources.delete(source) ?? false;
   }
@@ -84,9 +89,14 @@ export class AppRegistry {
 
   /** Every open WebSocket (for dropWebSockets / close). */
   sockets(): WebSocket[] {
-    return [...new Set([...this.apps.values()].map((a) => a.socket).filter((s): s is WebSocket => s !== null))];
+    return [
+      ...new Set(
+        [...this.apps.values()].map((a) => a.socket).filter((s): s is WebSocket => s !== null),
+      ),
+    ];
   }
 
+  /** Observe every event sent on an app WebSocket; returns the unsubscribe function. */
   onEvent(listener: (event: SimEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);

@@ -18,7 +18,12 @@ import { phoneBehaviourSchema } from './phones.ts';
 import type { PbxSimulator } from './types.ts';
 
 const ms = z.number().finite().nonnegative();
-const number = z.string().trim().min(1).max(32).regex(/^\+?[0-9*#]+$/, 'digits only');
+const number = z
+  .string()
+  .trim()
+  .min(1)
+  .max(32)
+  .regex(/^\+?[0-9*#]+$/, 'digits only');
 
 const inboundCallSchema = z
   .object({
@@ -36,7 +41,12 @@ function fail(res: Response, status: number, code: string, message: string): voi
 }
 
 function validation(res: Response, err: z.ZodError): void {
-  fail(res, 400, 'invalid_request', err.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+  fail(
+    res,
+    400,
+    'invalid_request',
+    err.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '),
+  );
 }
 
 /** Build the control router over a running simulator. */
@@ -48,15 +58,19 @@ export function createControlRouter(sim: PbxSimulator): Router {
     const parsed = inboundCallSchema.safeParse(req.body ?? {});
     if (!parsed.success) return validation(res, parsed.error);
     try {
-      const call: Parameters<PbxSimulator['injectInboundCall']>[0] = { from: parsed.data.from, to: parsed.data.to };
+      const call: Parameters<PbxSimulator['injectInboundCall']>[0] = {
+        from: parsed.data.from,
+        to: parsed.data.to,
+      };
       if (parsed.data.callerName !== undefined) call.callerName = parsed.data.callerName;
       if (parsed.data.app !== undefined) call.app = parsed.data.app;
       if (parsed.data.hangupAfterMs !== undefined) call.hangupAfterMs = parsed.data.hangupAfterMs;
-      if (parsed.data.abandonAfterMs !== undefined) call.abandonAfterMs = parsed.data.abandonAfterMs;
+      if (parsed.data.abandonAfterMs !== undefined)
+        call.abandonAfterMs = parsed.data.abandonAfterMs;
       const { channelId } = await sim.injectInboundCall(call);
       res.status(201).json({ channelId });
     } catch (err) {
-      if (err instanceof SimCallRejectedError) return fail(res, 409, 'app_not_connected', err.message);
+      if (err instanceof SimCallRejectedError) return fail(res, 409, err.reason, err.message);
       throw err;
     }
   });
@@ -93,14 +107,20 @@ export function createControlRouter(sim: PbxSimulator): Router {
 
   router.post('/channels/:id/hangup', (req: Request, res: Response) => {
     const id = String(req.params.id);
-    if (!sim.channels().some((c) => c.id === id)) return fail(res, 404, 'channel_not_found', `no channel ${id}`);
+    if (!sim.channels().some((c) => c.id === id))
+      return fail(res, 404, 'channel_not_found', `no channel ${id}`);
     sim.hangup(id);
     res.status(204).end();
   });
 
   router.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(err);
-    if (err && typeof err === 'object' && 'type' in err && (err as { type?: unknown }).type === 'entity.parse.failed') {
+    if (
+      err &&
+      typeof err === 'object' &&
+      'type' in err &&
+      (err as { type?: unknown }).type === 'entity.parse.failed'
+    ) {
       return fail(res, 400, 'invalid_json', 'request body is not valid JSON');
     }
     fail(res, 500, 'internal_error', err instanceof Error ? err.message : 'internal error');

@@ -51,7 +51,8 @@ const CONTEXTS: Record<string, Extension[]> = {
 
 /** Asterisk extension pattern (`_X.`, `_NXX`, `_[1-5]!`) or literal → RegExp. */
 function patternToRegExp(pattern: string): RegExp {
-  if (!pattern.startsWith('_')) return new RegExp(`^${pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+  if (!pattern.startsWith('_'))
+    return new RegExp(`^${pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
   let out = '';
   const body = pattern.slice(1);
   for (let i = 0; i < body.length; i++) {

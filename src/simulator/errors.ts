@@ -27,13 +27,22 @@ export function allocationFailed(): AriHttpError {
   return new AriHttpError(500, { error: 'Allocation failed' });
 }
 
-/** Thrown by `injectInboundCall` when `Stasis(app)` fails because the app has no WebSocket (fixtures fact 14). */
+/**
+ * Thrown by `injectInboundCall` when the call never reaches the app: `app_not_connected` when
+ * `Stasis(app)` fails because the app has no WebSocket (fixtures fact 14), `no_such_extension`
+ * when the DID matches no extension of `from-pstn` (`_X.`: two digits or more).
+ */
 export class SimCallRejectedError extends Error {
   override readonly name = 'SimCallRejectedError';
   constructor(
     readonly app: string,
     readonly channelId: string,
+    readonly reason: 'app_not_connected' | 'no_such_extension' = 'app_not_connected',
   ) {
-    super(`Stasis app '${app}' is not registered (no WebSocket): the call was rejected`);
+    super(
+      reason === 'app_not_connected'
+        ? `Stasis app '${app}' is not registered (no WebSocket): the call was rejected`
+        : `no extension of from-pstn matches the dialled number: the call was rejected`,
+    );
   }
 }

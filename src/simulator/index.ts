@@ -67,7 +67,12 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
   const requests: RecordedRequest[] = [];
   const creds = { username, password };
 
-  const server = createServer(createAriHandler({ pbx, creds, record: (r) => requests.push(r), log }));
+  const requestLogLimit = Math.max(0, options.requestLogLimit ?? 10_000);
+  const record = (r: RecordedRequest): void => {
+    requests.push(r);
+    if (requests.length > requestLogLimit) requests.splice(0, requests.length - requestLogLimit);
+  };
+  const server = createServer(createAriHandler({ pbx, creds, record, log }));
   const wss = attachEventWebSocket(server, pbx, creds, log);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -120,8 +125,14 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
       if (call.callerName !== undefined) request.callerName = call.callerName;
       if (call.hangupAfterMs !== undefined) request.hangupAfterMs = call.hangupAfterMs;
       if (call.abandonAfterMs !== undefined) request.abandonAfterMs = call.abandonAfterMs;
+      const active = apps.isActive(app);
       const { channel, accepted } = pbx.inboundCall(request);
-      if (!accepted) throw new SimCallRejectedError(app, channel.id);
+      if (!accepted)
+        throw new SimCallRejectedError(
+          app,
+          channel.id,
+          active ? 'no_such_extension' : 'app_not_connected',
+        );
       return { channelId: channel.id };
     },
     hangup(channelId: string): void {

@@ -24,7 +24,10 @@ export const DEFAULT_SOUND_MS = 2000;
  * Length of one media URI in simulated ms; `Infinity` plays until stopped; `undefined` fails.
  * `recordingMs` gives a stored recording's length (undefined when missing).
  */
-export function mediaDurationMs(uri: string, recordingMs: (name: string) => number | undefined): number | undefined {
+export function mediaDurationMs(
+  uri: string,
+  recordingMs: (name: string) => number | undefined,
+): number | undefined {
   const colon = uri.indexOf(':');
   if (colon < 0) return undefined;
   const scheme = uri.slice(0, colon);

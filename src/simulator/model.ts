@@ -188,7 +188,12 @@ export function playbackJson(pb: SimPlayback): AriPlayback {
 
 /** ARI `LiveRecording` JSON (`duration` once finished). */
 export function liveRecordingJson(rec: SimLiveRecording): AriLiveRecording {
-  const json: AriLiveRecording = { name: rec.name, format: rec.format, state: rec.state, target_uri: rec.targetUri };
+  const json: AriLiveRecording = {
+    name: rec.name,
+    format: rec.format,
+    state: rec.state,
+    target_uri: rec.targetUri,
+  };
   if (rec.durationSec !== undefined) json.duration = rec.durationSec;
   return json;
 }

@@ -1,6 +1,8 @@
 /**
- * The simulated Asterisk: channels, bridges, playbacks, recordings, endpoints, device states and
- * the Stasis event stream, behaving like Asterisk 22 in `shared/fixtures/ari/traces/`.
+ * The simulated Asterisk: channels (inbound, created, originated; dial, answer, hang-ups,
+ * continue), bridges, endpoints and device states, behaving like Asterisk 22 in
+ * `shared/fixtures/ari/traces/`. Playbacks and recordings live in `playbacks.ts`/`recordings.ts`,
+ * event delivery in `events.ts`.
  *
  * Event routing follows Stasis subscriptions: an app gets the events of a channel while the
  * channel is in its Stasis app, plus those of channels it subscribed to explicitly (channels it
@@ -20,37 +22,23 @@ import { findExtension } from './dialplan.ts';
 import { allocationFailed, ariError } from './errors.ts';
 import type { IdFactory } from './ids.ts';
 import { mediaDurationMs } from './media.ts';
+import { ASTERISK_ID, EventBus, type Delivery, type Scope } from './events.ts';
+import type { MediaHost } from './host.ts';
+import { Playbacks } from './playbacks.ts';
+import { Recordings } from './recordings.ts';
 import {
   bridgeJson,
   channelJson,
-  liveRecordingJson,
-  playbackJson,
   type ChannelKind,
   type DialAttempt,
-  type InternalParticipant,
   type Party,
   type SimBridge,
   type SimChannel,
-  type SimLiveRecording,
-  type SimPlayback,
-  type StoredRecording,
 } from './model.ts';
 import type { PhoneBook } from './phones.ts';
-import type { PhoneBehaviour, SimEvent, SimulatorRaces } from './types.ts';
-import { framesIn } from './wav.ts';
-
-/** `asterisk_id` (entity id) of the recorded Asterisk. */
-export const ASTERISK_ID = '02:fc:00:00:00:01';
+import type { PhoneBehaviour, SimulatorRaces } from './types.ts';
 
 const EMPTY_ID: AriCallerId = { name: '', number: '' };
-
-/** What an event is about, to find the apps that receive it. */
-interface Scope {
-  channels?: SimChannel[];
-  bridge?: SimBridge;
-  endpoint?: string;
-  device?: string;
-}
 
 /** A parsed dial target (`PJSIP/101`, `PJSIP/79161234567@client-trunk`). */
 interface EndpointTarget {
@@ -94,23 +82,13 @@ export interface OriginateOptions {
   variables: Array<[string, string]>;
 }
 
-/** Options of a recording (`POST /bridges/{id}/record`, `POST /channels/{id}/record`). */
-export interface RecordOptions {
-  name: string;
-  format: string;
-  maxDurationSec: number;
-  ifExists: 'fail' | 'overwrite' | 'append';
-}
-
-/** A pending event delivery (see {@link Pbx.collect}). */
-type Delivery = () => Promise<void>;
-
-export class Pbx {
+/** The model of one simulated Asterisk; REST handlers, the WebSocket and the public API drive it. */
+export class Pbx implements MediaHost {
   readonly channels = new Map<string, SimChannel>();
   readonly bridges = new Map<string, SimBridge>();
-  readonly playbacks = new Map<string, SimPlayback>();
-  readonly liveRecordings = new Map<string, SimLiveRecording>();
-  readonly storedRecordings = new Map<string, StoredRecording>();
+  readonly events: EventBus;
+  readonly playbacks: Playbacks;
+  readonly recordings: Recordings;
   /** ARI-controlled device states (`Stasis:<name>`). */
   readonly customDeviceStates = new Map<string, string>();
   races: Required<SimulatorRaces> = {
@@ -118,82 +96,47 @@ export class Pbx {
     notInStasisAfterStasisStart: 0,
     notInStasisProbability: 0,
   };
-  private sink: Delivery[] | null = null;
   private readonly lastDeviceState = new Map<string, string>();
   private readonly startupTime: string;
 
   constructor(
     readonly clock: SimClock,
-    private readonly ids: IdFactory,
+    readonly ids: IdFactory,
     readonly apps: AppRegistry,
     readonly phones: PhoneBook,
     readonly trunk: string,
-    private readonly log: Logger | undefined,
+    log: Logger | undefined,
   ) {
+    this.events = new EventBus(apps, clock, log);
+    this.recordings = new Recordings(this);
+    this.playbacks = new Playbacks(this, (name) => this.recordings.lengthMs(name));
     this.startupTime = clock.timestamp();
-    for (const ext of phones.extensions) this.lastDeviceState.set(`PJSIP/${ext}`, this.deviceState(`PJSIP/${ext}`));
+    for (const resource of this.endpointNames()) {
+      this.lastDeviceState.set(`PJSIP/${resource}`, this.deviceState(`PJSIP/${resource}`));
+    }
   }
 
   // -------------------------------------------------------------------------------------------
   // Events
   // -------------------------------------------------------------------------------------------
 
-  /**
-   * Run `fn`, holding back the events it emits instead of sending them; returns its result and
-   * the held deliveries (send them with {@link flush}). Used to send a create's StasisStart before
-   * or after the HTTP answer (race (a)).
-   */
+  /** Hold back the events `fn` emits (see {@link EventBus.collect}). */
   collect<T>(fn: () => T): { result: T; deliveries: Delivery[] } {
-    const previous = this.sink;
-    const deliveries: Delivery[] = [];
-    this.sink = deliveries;
-    try {
-      return { result: fn(), deliveries };
-    } finally {
-      this.sink = previous;
-    }
+    return this.events.collect(fn);
   }
 
-  /** Send held deliveries in order; resolves when all are written to their sockets. */
-  async flush(deliveries: Delivery[]): Promise<void> {
-    await Promise.all(deliveries.map((d) => d()));
+  /** Send held deliveries; resolves when written to the sockets. */
+  flush(deliveries: Delivery[]): Promise<void> {
+    return this.events.flush(deliveries);
   }
 
-  private targets(scope: Scope): Set<string> {
-    const out = new Set<string>();
-    for (const ch of scope.channels ?? []) {
-      if (ch.stasis) out.add(ch.stasis.app);
-      for (const app of ch.subscribers) out.add(app);
-    }
-    if (scope.bridge) for (const app of scope.bridge.subscribers) out.add(app);
-    if (scope.endpoint) {
-      for (const app of this.apps.subscribersOf(`endpoint:${scope.endpoint}`)) out.add(app);
-      const tech = scope.endpoint.split('/')[0];
-      for (const app of this.apps.subscribersOf(`endpoint:${tech}`)) out.add(app);
-    }
-    if (scope.device) for (const app of this.apps.subscribersOf(`deviceState:${scope.device}`)) out.add(app);
-    for (const app of this.apps.subscribeAllApps()) out.add(app);
-    return out;
-  }
-
-  /** Emit an event to every app the scope reaches (payload snapshots are taken now). */
   private emit(type: string, fields: Record<string, unknown>, scope: Scope): void {
-    const targets = this.targets(scope);
-    this.log?.debug('sim event', { type, apps: [...targets] });
-    if (targets.size === 0) return;
-    const timestamp = this.clock.timestamp();
-    for (const app of targets) {
-      const event: SimEvent = { type, timestamp, ...fields, asterisk_id: ASTERISK_ID, application: app };
-      const delivery = () => this.apps.deliver(app, event);
-      if (this.sink) this.sink.push(delivery);
-      else void delivery();
-    }
+    this.events.emit(type, fields, scope);
   }
 
   /** Send an arbitrary event to an app (test hook). */
   emitRaw(app: string, event: Record<string, unknown>): void {
-    const full: Record<string, unknown> = { timestamp: this.clock.timestamp(), ...event, application: event.application ?? app };
-    void this.apps.deliver(app, { ...full, type: String(full.type ?? '') });
+    this.events.emitRaw(app, event);
   }
 
   private emitChannel(type: string, ch: SimChannel, fields: Record<string, unknown> = {}): void {
@@ -202,7 +145,8 @@ export class Pbx {
 
   private setVar(ch: SimChannel, variable: string, value: string, emitEvent = true): void {
     ch.vars.set(variable, value);
-    if (emitEvent) this.emit('ChannelVarset', { variable, value, channel: channelJson(ch) }, { channels: [ch] });
+    if (emitEvent)
+      this.emit('ChannelVarset', { variable, value, channel: channelJson(ch) }, { channels: [ch] });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -216,12 +160,15 @@ export class Pbx {
 
   endpointJson(resource: string): AriEndpoint {
     const endpoint = `PJSIP/${resource}`;
-    const offline = this.phones.isExtension(resource) && this.phones.operator(resource).mode === 'unavailable';
+    const offline =
+      this.phones.isExtension(resource) && this.phones.operator(resource).mode === 'unavailable';
     return {
       technology: 'PJSIP',
       resource,
       state: offline ? 'offline' : 'online',
-      channel_ids: [...this.channels.values()].filter((c) => c.endpoint === endpoint).map((c) => c.id),
+      channel_ids: [...this.channels.values()]
+        .filter((c) => c.endpoint === endpoint)
+        .map((c) => c.id),
     };
   }
 
@@ -234,7 +181,9 @@ export class Pbx {
     if (this.phones.isExtension(resource)) {
       if (this.phones.operator(resource).mode === 'unavailable') return 'UNAVAILABLE';
     } else if (resource !== this.trunk && resource !== 'pstn-in') return 'INVALID';
-    const states = [...this.channels.values()].filter((c) => c.endpoint === name).map((c) => c.state);
+    const states = [...this.channels.values()]
+      .filter((c) => c.endpoint === name)
+      .map((c) => c.state);
     const up = states.some((s) => s === 'Up');
     const ringing = states.some((s) => s === 'Ringing' || s === 'Ring');
     if (up && ringing) return 'RINGINUSE';
@@ -247,11 +196,17 @@ export class Pbx {
   /** Publish endpoint and device-state changes after a channel of `endpoint` changed. */
   private endpointChanged(endpoint: string): void {
     const resource = endpoint.slice('PJSIP/'.length);
-    this.emit('EndpointStateChange', { endpoint: this.endpointJson(resource) }, { endpoint });
+    if (this.events.targets({ endpoint }).size > 0) {
+      this.emit('EndpointStateChange', { endpoint: this.endpointJson(resource) }, { endpoint });
+    }
     const state = this.deviceState(endpoint);
     if (this.lastDeviceState.get(endpoint) !== state) {
       this.lastDeviceState.set(endpoint, state);
-      this.emit('DeviceStateChanged', { device_state: { name: endpoint, state } }, { device: endpoint });
+      this.emit(
+        'DeviceStateChanged',
+        { device_state: { name: endpoint, state } },
+        { device: endpoint },
+      );
     }
   }
 
@@ -261,7 +216,8 @@ export class Pbx {
     this.endpointChanged(endpoint);
     const behaviour = this.phones.operator(extension);
     for (const ch of this.channels.values()) {
-      if (ch.endpoint !== endpoint || !ch.dial || ch.dial.answered || ch.phase !== 'alive') continue;
+      if (ch.endpoint !== endpoint || !ch.dial || ch.dial.answered || ch.phase !== 'alive')
+        continue;
       if (ch.dial.behaviour.mode !== 'ring' || behaviour.mode === 'ring') continue;
       ch.dial.behaviour = behaviour;
       this.runBehaviour(ch, ch.dial, true);
@@ -333,7 +289,13 @@ export class Pbx {
       caller: { ...init.caller },
       connected: { ...EMPTY_ID },
       accountcode: '',
-      dialplan: { context: init.context, exten: init.exten, priority: 1, app_name: '', app_data: '' },
+      dialplan: {
+        context: init.context,
+        exten: init.exten,
+        priority: 1,
+        app_name: '',
+        app_data: '',
+      },
       creationtime: this.clock.timestamp(),
       language: 'en',
       kind: init.kind,
@@ -353,6 +315,8 @@ export class Pbx {
       hangupCause: 0,
     };
     this.channels.set(ch.id, ch);
+    // Published at allocation, before any app subscribes: only subscribeAll apps see it.
+    this.emitChannel('ChannelCreated', ch);
     return ch;
   }
 
@@ -379,7 +343,11 @@ export class Pbx {
   }
 
   /** Apply channel variables (create/originate body); CALLERID() functions change the caller ID. */
-  private applyVariables(ch: SimChannel, variables: Array<[string, string]>, emitEvents: boolean): void {
+  private applyVariables(
+    ch: SimChannel,
+    variables: Array<[string, string]>,
+    emitEvents: boolean,
+  ): void {
     for (const [name, value] of variables) this.writeVariable(ch, name, value, emitEvents);
   }
 
@@ -426,7 +394,8 @@ export class Pbx {
     if (!fn) return ch.vars.get(name);
     const func = (fn[1] ?? '').toUpperCase();
     const arg = (fn[2] ?? '').toLowerCase();
-    const id = func === 'CALLERID' ? ch.caller : func === 'CONNECTEDLINE' ? ch.connected : undefined;
+    const id =
+      func === 'CALLERID' ? ch.caller : func === 'CONNECTEDLINE' ? ch.connected : undefined;
     if (!id) return null;
     if (arg === 'name') return id.name;
     if (arg === 'num' || arg === 'number') return id.number;
@@ -439,11 +408,17 @@ export class Pbx {
    * StasisStart is sent. Returns false (STASISSTATUS=FAILED) when the app has no WebSocket
    * (fixtures fact 14).
    */
-  private enterStasis(ch: SimChannel, app: string, appArgs: string | undefined, dialplanEvent: boolean): boolean {
+  private enterStasis(
+    ch: SimChannel,
+    app: string,
+    appArgs: string | undefined,
+    dialplanEvent: boolean,
+  ): boolean {
     const data = appArgs ? `${app},${appArgs}` : app;
     ch.dialplan.app_name = 'Stasis';
     ch.dialplan.app_data = data;
-    if (dialplanEvent) this.emitChannel('ChannelDialplan', ch, { dialplan_app: 'Stasis', dialplan_app_data: data });
+    if (dialplanEvent)
+      this.emitChannel('ChannelDialplan', ch, { dialplan_app: 'Stasis', dialplan_app_data: data });
     this.setVar(ch, 'STASISSTATUS', '');
     if (!this.apps.isActive(app)) {
       this.setVar(ch, 'STASISSTATUS', 'FAILED');
@@ -467,7 +442,8 @@ export class Pbx {
 
   /** Whether an app still has channels or bridges (keeps it registered without a WebSocket, fact 13). */
   appHasResources(app: string): boolean {
-    for (const ch of this.channels.values()) if (ch.stasis?.app === app || ch.subscribers.has(app)) return true;
+    for (const ch of this.channels.values())
+      if (ch.stasis?.app === app || ch.subscribers.has(app)) return true;
     for (const b of this.bridges.values()) if (b.subscribers.has(app)) return true;
     return false;
   }
@@ -510,7 +486,8 @@ export class Pbx {
   create(opts: CreateOptions): SimChannel {
     if (!opts.endpoint) throw ariError(400, 'Endpoint must be specified');
     if (!opts.app) throw ariError(400, 'Application name is required');
-    if (opts.originator && opts.formats) throw ariError(400, "Originator and formats can't both be specified");
+    if (opts.originator && opts.formats)
+      throw ariError(400, "Originator and formats can't both be specified");
     const target = this.resolveEndpoint(opts.endpoint);
     this.assertNewId(opts.channelId);
     const ch = this.newChannel({
@@ -548,9 +525,11 @@ export class Pbx {
    */
   originate(opts: OriginateOptions): SimChannel {
     if (!opts.endpoint) throw ariError(400, 'Endpoint must be specified');
-    if (opts.originator && opts.formats) throw ariError(400, "Originator and formats can't both be specified");
+    if (opts.originator && opts.formats)
+      throw ariError(400, "Originator and formats can't both be specified");
     const slash = opts.endpoint.indexOf('/');
-    if (slash <= 0 || slash === opts.endpoint.length - 1) throw ariError(400, 'Invalid endpoint specified');
+    if (slash <= 0 || slash === opts.endpoint.length - 1)
+      throw ariError(400, 'Invalid endpoint specified');
     let onAnswer: DialAttempt['onAnswer'];
     if (opts.app) {
       onAnswer = { app: opts.app, args: opts.appArgs ? opts.appArgs.split(',') : [] };
@@ -566,7 +545,8 @@ export class Pbx {
       throw ariError(400, 'Application or extension must be specified');
     }
     const originator = opts.originator ? this.channels.get(opts.originator) : undefined;
-    if (opts.originator && !originator) throw ariError(400, 'Provided originator channel was not found');
+    if (opts.originator && !originator)
+      throw ariError(400, 'Provided originator channel was not found');
     const target = this.resolveEndpoint(opts.endpoint);
     this.assertNewId(opts.channelId);
     const ch = this.newChannel({
@@ -593,16 +573,28 @@ export class Pbx {
     if (opts.app && this.apps.isActive(opts.app)) ch.subscribers.add(opts.app);
     const timeoutSec = opts.timeoutSec > 0 ? opts.timeoutSec : opts.timeoutSec === -1 ? 0 : 30;
     const behaviour = this.behaviourOf(ch.party);
-    const attempt: DialAttempt = { via: 'originate', behaviour, device: target.dialstring, answered: false, timers: [] };
+    const attempt: DialAttempt = {
+      via: 'originate',
+      behaviour,
+      device: target.dialstring,
+      answered: false,
+      timers: [],
+    };
     if (onAnswer) attempt.onAnswer = onAnswer;
     ch.dial = attempt;
     this.endpointChanged(ch.endpoint);
     // The dial runs in its own thread: events follow the HTTP answer.
     setImmediate(() => {
       if (ch.phase !== 'alive') return;
-      this.emit('Dial', { dialstatus: '', forward: '', dialstring: attempt.device, peer: channelJson(ch) }, { channels: [ch] });
+      this.emit(
+        'Dial',
+        { dialstatus: '', forward: '', dialstring: attempt.device, peer: channelJson(ch) },
+        { channels: [ch] },
+      );
       if (timeoutSec > 0) {
-        attempt.timers.push(this.channelTimer(ch, timeoutSec * 1000, () => this.originateTimeout(ch)));
+        attempt.timers.push(
+          this.channelTimer(ch, timeoutSec * 1000, () => this.originateTimeout(ch)),
+        );
       }
       this.runBehaviour(ch, attempt, false);
     });
@@ -616,8 +608,10 @@ export class Pbx {
    */
   dial(ch: SimChannel, callerId: string | undefined, timeoutSec: number): void {
     const caller = callerId ? this.channels.get(callerId) : undefined;
-    if (ch.state !== 'Down' && ch.state !== 'Rsrvd') throw ariError(409, "Channel is not in the 'Down' state");
-    if (ch.kind !== 'created' || ch.dialstring === null || ch.dial) throw ariError(409, 'Dialing a channel not created by ARI');
+    if (ch.state !== 'Down' && ch.state !== 'Rsrvd')
+      throw ariError(409, "Channel is not in the 'Down' state");
+    if (ch.kind !== 'created' || ch.dialstring === null || ch.dial)
+      throw ariError(409, 'Dialing a channel not created by ARI');
     if (caller) {
       for (const [name, value] of caller.vars) {
         if (name.startsWith('__')) ch.vars.set(name, value);
@@ -629,10 +623,21 @@ export class Pbx {
         this.emitChannel('ChannelConnectedLine', ch);
       }
     }
-    const attempt: DialAttempt = { via: 'dial', behaviour: this.behaviourOf(ch.party), device: ch.dialstring, answered: false, timers: [] };
+    const attempt: DialAttempt = {
+      via: 'dial',
+      behaviour: this.behaviourOf(ch.party),
+      device: ch.dialstring,
+      answered: false,
+      timers: [],
+    };
     ch.dial = attempt;
-    this.emit('Dial', { dialstatus: '', forward: '', dialstring: attempt.device, peer: channelJson(ch) }, { channels: [ch] });
-    if (timeoutSec > 0) attempt.timers.push(this.channelTimer(ch, timeoutSec * 1000, () => this.dialTimeout(ch)));
+    this.emit(
+      'Dial',
+      { dialstatus: '', forward: '', dialstring: attempt.device, peer: channelJson(ch) },
+      { channels: [ch] },
+    );
+    if (timeoutSec > 0)
+      attempt.timers.push(this.channelTimer(ch, timeoutSec * 1000, () => this.dialTimeout(ch)));
     this.runBehaviour(ch, attempt, false);
   }
 
@@ -654,13 +659,23 @@ export class Pbx {
         if (!alreadyRinging) this.ringing(ch, attempt);
         return;
       case 'busy':
-        attempt.timers.push(this.channelTimer(ch, b.afterMs ?? 0, () => this.farEndRejects(ch, CAUSE.USER_BUSY, 486)));
+        attempt.timers.push(
+          this.channelTimer(ch, b.afterMs ?? 0, () => this.farEndRejects(ch, CAUSE.USER_BUSY, 486)),
+        );
         return;
       case 'congestion':
-        attempt.timers.push(this.channelTimer(ch, b.afterMs ?? 0, () => this.farEndRejects(ch, CAUSE.NORMAL_CIRCUIT_CONGESTION, 503)));
+        attempt.timers.push(
+          this.channelTimer(ch, b.afterMs ?? 0, () =>
+            this.farEndRejects(ch, CAUSE.NORMAL_CIRCUIT_CONGESTION, 503),
+          ),
+        );
         return;
       case 'unavailable':
-        attempt.timers.push(this.channelTimer(ch, 0, () => this.farEndRejects(ch, CAUSE.NO_ROUTE_DESTINATION, undefined)));
+        attempt.timers.push(
+          this.channelTimer(ch, 0, () =>
+            this.farEndRejects(ch, CAUSE.NO_ROUTE_DESTINATION, undefined),
+          ),
+        );
         return;
     }
   }
@@ -669,7 +684,11 @@ export class Pbx {
   private ringing(ch: SimChannel, attempt: DialAttempt): void {
     const dialstring = attempt.via === 'originate' ? attempt.device : '';
     const dialEvent = () =>
-      this.emit('Dial', { dialstatus: 'RINGING', forward: '', dialstring, peer: channelJson(ch) }, { channels: [ch] });
+      this.emit(
+        'Dial',
+        { dialstatus: 'RINGING', forward: '', dialstring, peer: channelJson(ch) },
+        { channels: [ch] },
+      );
     if (attempt.via === 'originate' && ch.party.kind === 'operator') {
       dialEvent();
       this.setState(ch, 'Ringing');
@@ -692,7 +711,11 @@ export class Pbx {
     this.clearDialTimers(attempt);
     this.setState(ch, 'Up');
     const dialstring = attempt.via === 'originate' ? attempt.device : '';
-    this.emit('Dial', { dialstatus: 'ANSWER', forward: '', dialstring, peer: channelJson(ch) }, { channels: [ch] });
+    this.emit(
+      'Dial',
+      { dialstatus: 'ANSWER', forward: '', dialstring, peer: channelJson(ch) },
+      { channels: [ch] },
+    );
     if (attempt.behaviour.mode === 'answer' && attempt.behaviour.hangupAfterMs !== undefined) {
       this.channelTimer(ch, attempt.behaviour.hangupAfterMs, () => this.farEndHangsUp(ch));
     }
@@ -700,7 +723,8 @@ export class Pbx {
     if (attempt.via === 'originate' && next) {
       if ('app' in next) {
         const appArgs = next.args.length > 0 ? next.args.join(',') : undefined;
-        if (!this.enterStasis(ch, next.app, appArgs, false)) this.scheduleDestroy(ch, CAUSE.NORMAL_CLEARING);
+        if (!this.enterStasis(ch, next.app, appArgs, false))
+          this.scheduleDestroy(ch, CAUSE.NORMAL_CLEARING);
       } else {
         this.runDialplan(ch, next.context, next.exten, next.priority);
       }
@@ -720,7 +744,7 @@ export class Pbx {
     this.clearDialTimers(ch.dial);
     this.emitChannel('ChannelHangupRequest', ch, { cause: 32, soft: true });
     ch.phase = 'terminating';
-    this.scheduleDestroy(ch, CAUSE.NO_ANSWER, 480);
+    this.destroy(ch, CAUSE.NO_ANSWER, 480);
   }
 
   /**
@@ -736,17 +760,26 @@ export class Pbx {
     this.emitChannel('ChannelHangupRequest', ch, fields);
     ch.phase = 'terminating';
     if (attempt.via === 'originate') {
-      this.emit('Dial', { dialstatus: dialStatusOfCause(cause), forward: '', dialstring: attempt.device, peer: channelJson(ch) }, { channels: [ch] });
+      this.emit(
+        'Dial',
+        {
+          dialstatus: dialStatusOfCause(cause),
+          forward: '',
+          dialstring: attempt.device,
+          peer: channelJson(ch),
+        },
+        { channels: [ch] },
+      );
     }
     this.destroy(ch, cause, techCause);
   }
 
-  /** The far end of an answered channel sends BYE: HangupRequest without cause, then the hang-up. */
+  /** The far end of an answered channel sends BYE: HangupRequest without cause, then the hang-up (synchronously). */
   farEndHangsUp(ch: SimChannel): void {
     if (ch.phase !== 'alive') return;
     this.emitChannel('ChannelHangupRequest', ch);
     ch.phase = 'terminating';
-    this.scheduleDestroy(ch, CAUSE.NORMAL_CLEARING);
+    this.destroy(ch, CAUSE.NORMAL_CLEARING);
   }
 
   /** An unanswered inbound caller gives up (CANCEL): HangupRequest 127 tech_cause 487 (fact 6). */
@@ -754,7 +787,7 @@ export class Pbx {
     if (ch.phase !== 'alive') return;
     this.emitChannel('ChannelHangupRequest', ch, { cause: CAUSE.INTERWORKING, tech_cause: 487 });
     ch.phase = 'terminating';
-    this.scheduleDestroy(ch, CAUSE.INTERWORKING, 487);
+    this.destroy(ch, CAUSE.INTERWORKING, 487);
   }
 
   /** `PbxSimulator.hangup`: the far end hangs up whatever the call state (BYE, CANCEL or 603). */
@@ -778,7 +811,16 @@ export class Pbx {
     if (attempt && attempt.via === 'originate' && !attempt.answered) {
       this.clearDialTimers(attempt);
       setImmediate(() => {
-        this.emit('Dial', { dialstatus: dialStatusOfCause(cause), forward: '', dialstring: attempt.device, peer: channelJson(ch) }, { channels: [ch] });
+        this.emit(
+          'Dial',
+          {
+            dialstatus: dialStatusOfCause(cause),
+            forward: '',
+            dialstring: attempt.device,
+            peer: channelJson(ch),
+          },
+          { channels: [ch] },
+        );
         this.destroy(ch, cause);
       });
       return;
@@ -895,7 +937,14 @@ export class Pbx {
    * and reaches `Stasis(app,inbound,<DID>)` at priority 2. Returns false when Stasis failed (no
    * WebSocket, fact 14): the call is then hung up at once.
    */
-  inboundCall(call: { from: string; to: string; callerName?: string; app: string; hangupAfterMs?: number; abandonAfterMs?: number }): { channel: SimChannel; accepted: boolean } {
+  inboundCall(call: {
+    from: string;
+    to: string;
+    callerName?: string;
+    app: string;
+    hangupAfterMs?: number;
+    abandonAfterMs?: number;
+  }): { channel: SimChannel; accepted: boolean } {
     const ch = this.newChannel({
       kind: 'inbound',
       party: { kind: 'pstn', number: call.from },
@@ -927,9 +976,23 @@ export class Pbx {
 
   /** `POST /bridges`: type is a comma list (mixing, holding, dtmf_events, proxy_media, video_sfu, video_single, sdp_label). */
   createBridge(opts: { bridgeId?: string; type?: string; name?: string }): SimBridge {
-    const features = new Set((opts.type ?? '').split(',').map((t) => t.trim()).filter(Boolean));
-    const known = ['mixing', 'holding', 'dtmf_events', 'proxy_media', 'video_sfu', 'video_single', 'sdp_label'];
-    for (const f of features) if (!known.includes(f)) throw ariError(500, 'Unable to create bridge');
+    const features = new Set(
+      (opts.type ?? '')
+        .split(',')
+        .map((t) => t.trim())
+        .filter(Boolean),
+    );
+    const known = [
+      'mixing',
+      'holding',
+      'dtmf_events',
+      'proxy_media',
+      'video_sfu',
+      'video_single',
+      'sdp_label',
+    ];
+    for (const f of features)
+      if (!known.includes(f)) throw ariError(500, 'Unable to create bridge');
     const holding = features.has('holding');
     const bridge: SimBridge = {
       id: opts.bridgeId ?? this.ids.uuid(),
@@ -940,7 +1003,13 @@ export class Pbx {
       channels: [],
       internal: [],
       creationtime: this.clock.timestamp(),
-      videoMode: holding ? 'none' : features.has('video_sfu') ? 'sfu' : features.has('video_single') ? 'single' : 'talker',
+      videoMode: holding
+        ? 'none'
+        : features.has('video_sfu')
+          ? 'sfu'
+          : features.has('video_single')
+            ? 'single'
+            : 'talker',
       subscribers: new Set(),
       vars: new Map(),
     };
@@ -950,12 +1019,22 @@ export class Pbx {
     return bridge;
   }
 
+  /** Re-evaluate the bridging technology (after participants changed). */
+  refreshTechnology(bridge: SimBridge): void {
+    bridge.technology = this.technologyOf(bridge);
+  }
+
   private technologyOf(bridge: SimBridge): string {
     if (bridge.bridgeType === 'holding') return 'holding_bridge';
     if (bridge.features.has('video_sfu')) return 'softmix';
     const n = bridge.channels.length + bridge.internal.length;
     if (n >= 3) return 'softmix';
-    if (n === 2 && bridge.internal.length === 0 && !bridge.features.has('dtmf_events') && !bridge.features.has('proxy_media')) {
+    if (
+      n === 2 &&
+      bridge.internal.length === 0 &&
+      !bridge.features.has('dtmf_events') &&
+      !bridge.features.has('proxy_media')
+    ) {
       return 'native_rtp';
     }
     return 'simple_bridge';
@@ -974,7 +1053,11 @@ export class Pbx {
       ch.bridgeId = bridge.id;
       if (inhibitConnectedLine) ch.vars.set('__SIM_INHIBIT_CONNECTED_LINE', bridge.id);
       if (ch.stasis) bridge.subscribers.add(ch.stasis.app);
-      this.emit('ChannelEnteredBridge', { bridge: bridgeJson(bridge), channel: channelJson(ch) }, { channels: [ch], bridge });
+      this.emit(
+        'ChannelEnteredBridge',
+        { bridge: bridgeJson(bridge), channel: channelJson(ch) },
+        { channels: [ch], bridge },
+      );
     }
     this.settleBridge(bridge);
   }
@@ -992,7 +1075,11 @@ export class Pbx {
     bridge.channels = bridge.channels.filter((id) => id !== ch.id);
     ch.bridgeId = null;
     ch.vars.delete('__SIM_INHIBIT_CONNECTED_LINE');
-    this.emit('ChannelLeftBridge', { bridge: bridgeJson(bridge), channel: channelJson(ch) }, { channels: [ch], bridge });
+    this.emit(
+      'ChannelLeftBridge',
+      { bridge: bridgeJson(bridge), channel: channelJson(ch) },
+      { channels: [ch], bridge },
+    );
   }
 
   /**
@@ -1001,8 +1088,10 @@ export class Pbx {
    * recorder), connected line of each channel set to its only peer's caller ID, and recorders or
    * announcers left alone in the bridge leave it (they are "lonely" participants).
    */
-  private settleBridge(bridge: SimBridge): void {
-    const members = bridge.channels.map((id) => this.channels.get(id)).filter((c): c is SimChannel => c !== undefined);
+  settleBridge(bridge: SimBridge): void {
+    const members = bridge.channels
+      .map((id) => this.channels.get(id))
+      .filter((c): c is SimChannel => c !== undefined);
     bridge.technology = this.technologyOf(bridge);
     if (members.length === 2 && bridge.internal.length === 0) {
       const [a, b] = members as [SimChannel, SimChannel];
@@ -1021,13 +1110,9 @@ export class Pbx {
       }
     }
     if (members.length === 0 && bridge.internal.length > 0) {
-      for (const rec of [...this.liveRecordings.values()]) {
-        if (rec.targetUri === `bridge:${bridge.id}`) this.finishRecording(rec, 'done', false);
-      }
-      for (const pb of [...this.playbacks.values()]) {
-        if (pb.targetUri === `bridge:${bridge.id}`) this.endPlayback(pb, 'done');
-      }
-      bridge.technology = this.technologyOf(bridge);
+      this.recordings.finishFor(`bridge:${bridge.id}`);
+      this.playbacks.endForBridge(bridge);
+      this.refreshTechnology(bridge);
     }
   }
 
@@ -1037,212 +1122,18 @@ export class Pbx {
       const ch = this.channels.get(id);
       if (ch) this.leaveBridge(bridge, ch);
     }
-    for (const rec of [...this.liveRecordings.values()]) {
-      if (rec.targetUri === `bridge:${bridge.id}`) this.finishRecording(rec, 'done', false);
-    }
-    for (const pb of [...this.playbacks.values()]) {
-      if (pb.targetUri === `bridge:${bridge.id}`) this.endPlayback(pb, 'done');
-    }
-    bridge.technology = this.technologyOf(bridge);
+    this.recordings.finishFor(`bridge:${bridge.id}`);
+    this.playbacks.endForBridge(bridge);
+    this.refreshTechnology(bridge);
     this.emit('BridgeDestroyed', { bridge: bridgeJson(bridge) }, { bridge });
     this.bridges.delete(bridge.id);
     for (const app of bridge.subscribers) this.forgetAppIfIdle(app);
   }
 
-  // -------------------------------------------------------------------------------------------
-  // Playbacks
-  // -------------------------------------------------------------------------------------------
-
-  /** Queue a playback on a channel or bridge; it starts (PlaybackStarted) right after the HTTP answer. */
-  queuePlayback(target: { channel: SimChannel } | { bridge: SimBridge }, media: string[], language: string, playbackId: string | undefined): SimPlayback {
-    if (playbackId !== undefined && this.playbacks.has(playbackId)) throw ariError(409, 'Playback with this ID already exists');
-    const pb: SimPlayback = {
-      id: playbackId ?? this.ids.uuid(),
-      media,
-      index: 0,
-      targetUri: 'channel' in target ? `channel:${target.channel.id}` : `bridge:${target.bridge.id}`,
-      language,
-      state: 'queued',
-      timer: null,
-    };
-    this.playbacks.set(pb.id, pb);
-    if ('channel' in target) {
-      target.channel.playbacks.push(pb);
-    }
-    return pb;
-  }
-
-  /** Start a queued playback if its target is free (channel playbacks play one at a time). */
-  kickPlayback(pb: SimPlayback): void {
-    if (pb.state !== 'queued') return;
-    const scope = this.playbackScope(pb);
-    if (!scope) return;
-    if (scope.channels) {
-      const ch = scope.channels[0];
-      if (!ch || ch.playbacks[0] !== pb) return;
-    } else if (scope.bridge) {
-      pb.announcer = { kind: 'announcer', name: 'Announcer/ARI' };
-      scope.bridge.internal.push(pb.announcer);
-      scope.bridge.technology = this.technologyOf(scope.bridge);
-    }
-    this.playMedia(pb);
-  }
-
-  private playbackScope(pb: SimPlayback): Scope | undefined {
-    const [kind, id = ''] = splitUri(pb.targetUri);
-    if (kind === 'channel') {
-      const ch = this.channels.get(id);
-      return ch ? { channels: [ch] } : undefined;
-    }
-    const bridge = this.bridges.get(id);
-    return bridge ? { bridge } : undefined;
-  }
-
-  private playMedia(pb: SimPlayback): void {
-    const scope = this.playbackScope(pb);
-    if (!scope) return;
-    pb.state = 'playing';
-    this.emit('PlaybackStarted', { playback: playbackJson(pb) }, scope);
-    const uri = pb.media[pb.index] ?? '';
-    const ms = mediaDurationMs(uri, (name) => {
-      const rec = this.storedRecordings.get(name);
-      return rec ? rec.frames * 20 : undefined;
-    });
-    if (ms === undefined) {
-      this.endPlayback(pb, 'failed');
-      return;
-    }
-    if (Number.isFinite(ms)) pb.timer = this.clock.after(ms, () => this.mediaDone(pb));
-  }
-
-  private mediaDone(pb: SimPlayback): void {
-    pb.timer = null;
-    if (pb.state !== 'playing') return;
-    if (pb.index < pb.media.length - 1) {
-      const scope = this.playbackScope(pb);
-      if (!scope) return;
-      pb.state = 'continuing';
-      this.emit('PlaybackContinuing', { playback: playbackJson(pb) }, scope);
-      pb.index++;
-      this.playMedia(pb);
-      return;
-    }
-    this.endPlayback(pb, 'done');
-  }
-
-  /** End a playback (PlaybackFinished with `done`, `failed` or `canceled`) and start the next queued one. */
-  endPlayback(pb: SimPlayback, state: 'done' | 'failed' | 'canceled'): void {
-    if (!this.playbacks.has(pb.id)) return;
-    pb.timer?.cancel();
-    pb.timer = null;
-    const scope = this.playbackScope(pb);
-    pb.state = state;
-    this.playbacks.delete(pb.id);
-    if (scope) this.emit('PlaybackFinished', { playback: playbackJson(pb) }, scope);
-    const [kind, id = ''] = splitUri(pb.targetUri);
-    if (kind === 'channel') {
-      const ch = this.channels.get(id);
-      if (ch) {
-        ch.playbacks = ch.playbacks.filter((p) => p !== pb);
-        const next = ch.playbacks[0];
-        if (next && ch.phase === 'alive') setImmediate(() => this.kickPlayback(next));
-      }
-    } else {
-      const bridge = this.bridges.get(id);
-      if (bridge && pb.announcer) {
-        bridge.internal = bridge.internal.filter((p) => p !== pb.announcer);
-        bridge.technology = this.technologyOf(bridge);
-      }
-    }
-  }
-
-  /** `DELETE /playbacks/{id}`: a playing playback ends `done`, a queued one `canceled`. */
-  stopPlayback(pb: SimPlayback): void {
-    this.endPlayback(pb, pb.state === 'queued' ? 'canceled' : 'done');
-  }
-
+  /** A channel hangs up or leaves Stasis: its playback and recordings end. */
   private stopChannelMedia(ch: SimChannel): void {
-    const [current, ...queued] = ch.playbacks;
-    for (const pb of queued) {
-      pb.state = 'canceled';
-      this.playbacks.delete(pb.id);
-    }
-    ch.playbacks = current ? [current] : [];
-    if (current) {
-      if (current.state === 'queued') {
-        current.state = 'canceled';
-        this.playbacks.delete(current.id);
-        ch.playbacks = [];
-      } else this.endPlayback(current, 'done');
-    }
-    for (const rec of [...this.liveRecordings.values()]) {
-      if (rec.targetUri === `channel:${ch.id}`) this.finishRecording(rec, 'done', false);
-    }
-  }
-
-  // -------------------------------------------------------------------------------------------
-  // Recordings
-  // -------------------------------------------------------------------------------------------
-
-  /**
-   * Start a live recording of a bridge (a recorder joins it) or a channel. RecordingStarted is
-   * sent before the HTTP answer (state `queued` in the answer, `recording` in the event), as in the
-   * inbound-answered trace.
-   */
-  startRecording(target: { channel: SimChannel } | { bridge: SimBridge }, opts: RecordOptions): SimLiveRecording {
-    if (/(^|\/)\.\.(\/|$)/.test(opts.name) || opts.name.startsWith('/')) throw ariError(400, 'Recording name invalid');
-    const exists = this.liveRecordings.has(opts.name) || (opts.ifExists === 'fail' && this.storedRecordings.has(opts.name));
-    if (exists) throw ariError(409, `Recording '${opts.name}' already exists and can not be overwritten`);
-    const rec: SimLiveRecording = {
-      name: opts.name,
-      format: opts.format,
-      targetUri: 'channel' in target ? `channel:${target.channel.id}` : `bridge:${target.bridge.id}`,
-      state: 'recording',
-      startedAtMs: this.clock.nowMs(),
-      maxDurationSec: opts.maxDurationSec,
-      ifExists: opts.ifExists,
-      timer: null,
-    };
-    this.liveRecordings.set(rec.name, rec);
-    const scope: Scope = 'channel' in target ? { channels: [target.channel] } : { bridge: target.bridge };
-    this.emit('RecordingStarted', { recording: liveRecordingJson(rec) }, scope);
-    if (opts.maxDurationSec > 0) rec.timer = this.clock.after(opts.maxDurationSec * 1000, () => this.finishRecording(rec, 'done', true));
-    if ('bridge' in target) {
-      rec.recorder = { kind: 'recorder', name: this.ids.recorderName() };
-      target.bridge.internal.push(rec.recorder);
-      this.settleBridge(target.bridge);
-    }
-    return rec;
-  }
-
-  /**
-   * End a live recording: `done` stores the file (whole 20 ms frames of the simulated elapsed
-   * time; `duration` in whole seconds) and sends RecordingFinished; `canceled` discards it.
-   */
-  finishRecording(rec: SimLiveRecording, state: 'done' | 'canceled', settle: boolean): void {
-    if (this.liveRecordings.get(rec.name) !== rec) return;
-    this.liveRecordings.delete(rec.name);
-    rec.timer?.cancel();
-    rec.timer = null;
-    let frames = framesIn(this.clock.nowMs() - rec.startedAtMs);
-    if (rec.maxDurationSec > 0) frames = Math.min(frames, rec.maxDurationSec * 50);
-    rec.state = state;
-    rec.durationSec = Math.floor((frames * 20) / 1000);
-    if (state === 'done') {
-      const existing = this.storedRecordings.get(rec.name);
-      const total = rec.ifExists === 'append' && existing && existing.format === rec.format ? existing.frames + frames : frames;
-      this.storedRecordings.set(rec.name, { name: rec.name, format: rec.format, frames: total });
-    }
-    const [kind, id = ''] = splitUri(rec.targetUri);
-    const bridge = kind === 'bridge' ? this.bridges.get(id) : undefined;
-    const ch = kind === 'channel' ? this.channels.get(id) : undefined;
-    const scope: Scope = bridge ? { bridge } : ch ? { channels: [ch] } : {};
-    this.emit('RecordingFinished', { recording: liveRecordingJson(rec) }, scope);
-    if (bridge && rec.recorder) {
-      bridge.internal = bridge.internal.filter((p) => p !== rec.recorder);
-      if (settle) this.settleBridge(bridge);
-      else bridge.technology = this.technologyOf(bridge);
-    }
+    this.playbacks.stopForChannel(ch);
+    this.recordings.finishFor(`channel:${ch.id}`);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1252,7 +1143,14 @@ export class Pbx {
   /** `GET /asterisk/info` of the recorded Asterisk 22.10.1. */
   asteriskInfo(): Record<string, unknown> {
     return {
-      build: { os: 'Linux', kernel: '6.18.44-fc-v669', machine: 'x86_64', options: 'OPTIONAL_API', date: '2026-11-21 15:45:42 UTC', user: 'root' },
+      build: {
+        os: 'Linux',
+        kernel: '6.18.44-fc-v669',
+        machine: 'x86_64',
+        options: 'OPTIONAL_API',
+        date: '2026-11-21 15:45:42 UTC',
+        user: 'root',
+      },
       system: { version: '22.10.1', entity_id: ASTERISK_ID },
       config: { name: '', default_language: 'en', setid: { user: '', group: '' } },
       status: { startup_time: this.startupTime, last_reload_time: this.startupTime },
@@ -1264,14 +1162,8 @@ export class Pbx {
     this.clock.cancelAll();
     this.channels.clear();
     this.bridges.clear();
-    this.playbacks.clear();
-    this.liveRecordings.clear();
+    this.recordings.live.clear();
   }
-}
-
-function splitUri(uri: string): [string, string] {
-  const colon = uri.indexOf(':');
-  return [uri.slice(0, colon), uri.slice(colon + 1)];
 }
 
 /** `ast_callerid_parse`: `"Name" <num>`, `Name <num>`, `<num>` or a bare number/name. */

@@ -31,6 +31,8 @@ export interface SimulatorOptions {
   timeScale?: number;
   /** Where the simulator logs (debug level for every REST request and event). Default: silent. */
   logger?: Logger;
+  /** At most this many entries are kept in {@link PbxSimulator.requests} (oldest dropped), so a long-running demo does not grow without bound. Default 10000. */
+  requestLogLimit?: number;
 }
 
 /**
@@ -143,7 +145,7 @@ export interface PbxSimulator {
   onEvent(listener: (event: SimEvent) => void): () => void;
   /** Send an arbitrary event to the app's WebSocket(s) (`application`/`timestamp` are filled in when missing). */
   emitRawEvent(app: string, event: Record<string, unknown>): void;
-  /** Every ARI REST request served, oldest first. */
+  /** Every ARI REST request served, oldest first (the last `requestLogLimit` ones). */
   readonly requests: RecordedRequest[];
   clearRequests(): void;
   setRaces(races: SimulatorRaces): void;

@@ -17,7 +17,12 @@ function reject(socket: Duplex, status: number, reason: string, body: string, ex
 }
 
 /** Attach the event WebSocket endpoint to `server`. Returns the WebSocket server (closed on shutdown). */
-export function attachEventWebSocket(server: Server, pbx: Pbx, creds: AriCredentials, log: Logger | undefined): WebSocketServer {
+export function attachEventWebSocket(
+  server: Server,
+  pbx: Pbx,
+  creds: AriCredentials,
+  log: Logger | undefined,
+): WebSocketServer {
   const wss = new WebSocketServer({ noServer: true });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://sim.invalid');
@@ -26,15 +31,26 @@ export function attachEventWebSocket(server: Server, pbx: Pbx, creds: AriCredent
       return;
     }
     if (!authenticate(req.headers, url.searchParams, creds)) {
-      reject(socket, 401, 'Unauthorized', JSON.stringify({ message: 'Authentication required' }), 'WWW-Authenticate: Basic realm="Asterisk REST Interface"\r\n');
+      reject(
+        socket,
+        401,
+        'Unauthorized',
+        JSON.stringify({ message: 'Authentication required' }),
+        'WWW-Authenticate: Basic realm="Asterisk REST Interface"\r\n',
+      );
       return;
     }
-    const apps = (url.searchParams.get('app') ?? '').split(',').map((a) => a.trim()).filter(Boolean);
+    const apps = (url.searchParams.get('app') ?? '')
+      .split(',')
+      .map((a) => a.trim())
+      .filter(Boolean);
     if (apps.length === 0) {
       reject(socket, 400, 'Bad Request', JSON.stringify({ message: "Missing param 'app'" }));
       return;
     }
-    const subscribeAll = ['yes', 'true', 'y', 't', '1', 'on'].includes((url.searchParams.get('subscribeAll') ?? '').toLowerCase());
+    const subscribeAll = ['yes', 'true', 'y', 't', '1', 'on'].includes(
+      (url.searchParams.get('subscribeAll') ?? '').toLowerCase(),
+    );
     wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       for (const app of apps) pbx.apps.attach(app, ws, subscribeAll, pbx.clock.timestamp());
       log?.debug('sim app WebSocket connected', { apps, subscribeAll });

@@ -24,9 +24,16 @@ describe('simulator races', function () {
   });
 
   it('(a) off by default: the create answer comes first, its StasisStart right after', async () => {
-    const answer = await ari(sim, 'POST', '/channels/create', { endpoint: 'PJSIP/101', app: 'crm-app', appArgs: 'operator,x', channelId: 'op-1' });
+    const answer = await ari(sim, 'POST', '/channels/create', {
+      endpoint: 'PJSIP/101',
+      app: 'crm-app',
+      appArgs: 'operator,x',
+      channelId: 'op-1',
+    });
     expect(answer.status).to.equal(200);
-    const eventsAtAnswer = socket.events.filter((e) => (e.channel as Json | undefined)?.id === 'op-1').length;
+    const eventsAtAnswer = socket.events.filter(
+      (e) => (e.channel as Json | undefined)?.id === 'op-1',
+    ).length;
     expect(eventsAtAnswer).to.equal(0);
     const start = await socket.next((e) => e.type === 'StasisStart', 'StasisStart');
     expect(start).to.deep.include({ args: ['operator', 'x'] });
@@ -37,11 +44,20 @@ describe('simulator races', function () {
     sim.setRaces({ stasisStartBeforeCreateResponse: true });
     for (let i = 0; i < 5; i++) {
       const before = socket.events.length;
-      const answer = await ari(sim, 'POST', '/channels/create', { endpoint: 'PJSIP/102', app: 'crm-app', appArgs: 'operator', channelId: `op-${i}` });
+      const answer = await ari(sim, 'POST', '/channels/create', {
+        endpoint: 'PJSIP/102',
+        app: 'crm-app',
+        appArgs: 'operator',
+        channelId: `op-${i}`,
+      });
       expect(answer.status).to.equal(200);
       expect((answer.body as Json).id).to.equal(`op-${i}`);
       const early = socket.events.slice(before).map((e) => e.type);
-      expect(early, `events seen when the answer to create #${i} arrived`).to.deep.equal(['ChannelDialplan', 'ChannelVarset', 'StasisStart']);
+      expect(early, `events seen when the answer to create #${i} arrived`).to.deep.equal([
+        'ChannelDialplan',
+        'ChannelVarset',
+        'StasisStart',
+      ]);
     }
   });
 
@@ -57,10 +73,20 @@ describe('simulator races', function () {
     expect(ring1.body).to.deep.equal({ message: 'Channel not in Stasis application' });
     // GET and DELETE do not need the channel in Stasis; the budget is per channel and per StasisStart.
     expect((await ari(sim, 'GET', `/channels/${channelId}`)).status).to.equal(200);
-    await ari(sim, 'POST', '/channels/create', { endpoint: 'PJSIP/101', app: 'crm-app', channelId: 'op-b' });
-    await socket.next((e) => e.type === 'StasisStart' && (e.channel as Json).id === 'op-b', 'operator StasisStart');
+    await ari(sim, 'POST', '/channels/create', {
+      endpoint: 'PJSIP/101',
+      app: 'crm-app',
+      channelId: 'op-b',
+    });
+    await socket.next(
+      (e) => e.type === 'StasisStart' && (e.channel as Json).id === 'op-b',
+      'operator StasisStart',
+    );
     const dials = [];
-    for (let i = 0; i < 3; i++) dials.push((await ari(sim, 'POST', '/channels/op-b/dial', { caller: channelId, timeout: 10 })).status);
+    for (let i = 0; i < 3; i++)
+      dials.push(
+        (await ari(sim, 'POST', '/channels/op-b/dial', { caller: channelId, timeout: 10 })).status,
+      );
     expect(dials).to.deep.equal([409, 409, 204]);
     await socket.next((e) => e.type === 'Dial' && e.dialstatus === 'RINGING', 'Dial RINGING');
   });

@@ -4,8 +4,17 @@
  */
 import { HANGUP_REASON_CAUSE } from '../causes.ts';
 import { ariError } from '../errors.ts';
-import { bridgeJson, channelJson, liveRecordingJson, playbackJson, type SimBridge, type SimChannel } from '../model.ts';
-import { ASTERISK_ID, type Pbx, type RecordOptions } from '../pbx.ts';
+import {
+  bridgeJson,
+  channelJson,
+  liveRecordingJson,
+  playbackJson,
+  type SimBridge,
+  type SimChannel,
+} from '../model.ts';
+import { ASTERISK_ID } from '../events.ts';
+import type { Pbx } from '../pbx.ts';
+import type { RecordOptions } from '../recordings.ts';
 import { audioFile, contentTypeOf, isKnownFormat } from '../wav.ts';
 import type { Params } from './params.ts';
 
@@ -57,7 +66,12 @@ function recordOptions(p: Params): RecordOptions {
   const maxSilenceSec = p.int('maxSilenceSeconds', 0);
   if (maxDurationSec < 0) throw ariError(400, 'max_duration_seconds cannot be negative');
   if (maxSilenceSec < 0) throw ariError(400, 'max_silence_seconds cannot be negative');
-  return { name: p.str('name') ?? '', format: p.str('format') ?? '', maxDurationSec, ifExists: 'fail' };
+  return {
+    name: p.str('name') ?? '',
+    format: p.str('format') ?? '',
+    maxDurationSec,
+    ifExists: 'fail',
+  };
 }
 
 /** Validate terminateOn/ifExists/format in Asterisk's order. */
@@ -65,8 +79,10 @@ function validateRecording(p: Params, opts: RecordOptions): RecordOptions {
   const terminateOn = p.str('terminateOn') ?? 'none';
   if (!['none', 'any', '*', '#'].includes(terminateOn)) throw ariError(400, 'terminateOn invalid');
   const ifExists = p.str('ifExists') ?? 'fail';
-  if (ifExists !== 'fail' && ifExists !== 'overwrite' && ifExists !== 'append') throw ariError(400, 'ifExists invalid');
-  if (!isKnownFormat(opts.format)) throw ariError(422, 'specified format is unknown on this system');
+  if (ifExists !== 'fail' && ifExists !== 'overwrite' && ifExists !== 'append')
+    throw ariError(400, 'ifExists invalid');
+  if (!isKnownFormat(opts.format))
+    throw ariError(422, 'specified format is unknown on this system');
   if (!opts.name) throw ariError(500, 'Error parsing request');
   return { ...opts, ifExists };
 }
@@ -80,8 +96,21 @@ function playMedia(p: Params): string[] {
 }
 
 function originate(p: Params, pbx: Pbx, channelId: string | undefined): HandlerResult {
-  const opts: Parameters<Pbx['originate']>[0] = { timeoutSec: p.int('timeout', 0), variables: p.variables };
-  const optional = ['endpoint', 'extension', 'context', 'label', 'app', 'appArgs', 'callerId', 'originator', 'formats'] as const;
+  const opts: Parameters<Pbx['originate']>[0] = {
+    timeoutSec: p.int('timeout', 0),
+    variables: p.variables,
+  };
+  const optional = [
+    'endpoint',
+    'extension',
+    'context',
+    'label',
+    'app',
+    'appArgs',
+    'callerId',
+    'originator',
+    'formats',
+  ] as const;
   for (const key of optional) {
     const v = p.str(key);
     if (v !== undefined) opts[key] = v;
@@ -97,10 +126,16 @@ function applicationJson(pbx: Pbx, name: string): Record<string, unknown> {
   const sources = pbx.apps.sources(name);
   return {
     name,
-    channel_ids: [...pbx.channels.values()].filter((c) => c.stasis?.app === name || c.subscribers.has(name)).map((c) => c.id),
+    channel_ids: [...pbx.channels.values()]
+      .filter((c) => c.stasis?.app === name || c.subscribers.has(name))
+      .map((c) => c.id),
     bridge_ids: [...pbx.bridges.values()].filter((b) => b.subscribers.has(name)).map((b) => b.id),
-    endpoint_ids: sources.filter((s) => s.startsWith('endpoint:')).map((s) => s.slice('endpoint:'.length)),
-    device_names: sources.filter((s) => s.startsWith('deviceState:')).map((s) => s.slice('deviceState:'.length)),
+    endpoint_ids: sources
+      .filter((s) => s.startsWith('endpoint:'))
+      .map((s) => s.slice('endpoint:'.length)),
+    device_names: sources
+      .filter((s) => s.startsWith('deviceState:'))
+      .map((s) => s.slice('deviceState:'.length)),
     events_allowed: [],
     events_disallowed: [],
   };
@@ -121,7 +156,10 @@ function knownEndpoint(pbx: Pbx, resource: string): boolean {
 }
 
 /** Validate an `applications/subscription` event source: 400 bad scheme, 422 unknown source. */
-function eventSource(pbx: Pbx, source: string): { kind: 'channel' | 'bridge' | 'endpoint' | 'deviceState'; id: string } {
+function eventSource(
+  pbx: Pbx,
+  source: string,
+): { kind: 'channel' | 'bridge' | 'endpoint' | 'deviceState'; id: string } {
   const colon = source.indexOf(':');
   const kind = source.slice(0, colon);
   const id = source.slice(colon + 1);
@@ -140,7 +178,17 @@ function eventSource(pbx: Pbx, source: string): { kind: 'channel' | 'bridge' | '
   return { kind: kind as 'channel' | 'bridge' | 'endpoint' | 'deviceState', id };
 }
 
-const DEVICE_STATES = ['UNKNOWN', 'NOT_INUSE', 'INUSE', 'BUSY', 'INVALID', 'UNAVAILABLE', 'RINGING', 'RINGINUSE', 'ONHOLD'];
+const DEVICE_STATES = [
+  'UNKNOWN',
+  'NOT_INUSE',
+  'INUSE',
+  'BUSY',
+  'INVALID',
+  'UNAVAILABLE',
+  'RINGING',
+  'RINGINUSE',
+  'ONHOLD',
+];
 
 export const HANDLERS: Record<string, Handler> = {
   // ---- asterisk ------------------------------------------------------------------------------
@@ -152,31 +200,49 @@ export const HANDLERS: Record<string, Handler> = {
     for (const key of only) if (key in info) filtered[key] = info[key];
     return { status: 200, body: filtered };
   },
-  'asterisk.ping': (_p, pbx) => ({ status: 200, body: { asterisk_id: ASTERISK_ID, ping: 'pong', timestamp: pbx.clock.timestamp() } }),
+  'asterisk.ping': (_p, pbx) => ({
+    status: 200,
+    body: { asterisk_id: ASTERISK_ID, ping: 'pong', timestamp: pbx.clock.timestamp() },
+  }),
 
   // ---- endpoints -----------------------------------------------------------------------------
-  'endpoints.list': (_p, pbx) => ({ status: 200, body: pbx.endpointNames().map((r) => pbx.endpointJson(r)) }),
+  'endpoints.list': (_p, pbx) => ({
+    status: 200,
+    body: pbx.endpointNames().map((r) => pbx.endpointJson(r)),
+  }),
   'endpoints.listByTech': (p, pbx) => {
     const tech = p.str('tech') ?? '';
-    if (tech.toUpperCase() !== 'PJSIP') throw ariError(404, `No Endpoints found - invalid tech ${tech}`);
+    if (tech.toUpperCase() !== 'PJSIP')
+      throw ariError(404, `No Endpoints found - invalid tech ${tech}`);
     return { status: 200, body: pbx.endpointNames().map((r) => pbx.endpointJson(r)) };
   },
   'endpoints.get': (p, pbx) => {
     const tech = p.str('tech') ?? '';
     const resource = p.str('resource') ?? '';
-    if (tech.toUpperCase() !== 'PJSIP' || !knownEndpoint(pbx, resource)) throw ariError(404, 'Endpoint not found');
+    if (tech.toUpperCase() !== 'PJSIP' || !knownEndpoint(pbx, resource))
+      throw ariError(404, 'Endpoint not found');
     return { status: 200, body: pbx.endpointJson(resource) };
   },
 
   // ---- channels ------------------------------------------------------------------------------
-  'channels.list': (_p, pbx) => ({ status: 200, body: [...pbx.channels.values()].reverse().map(channelJson) }),
+  'channels.list': (_p, pbx) => ({
+    status: 200,
+    body: [...pbx.channels.values()].reverse().map(channelJson),
+  }),
   'channels.originate': (p, pbx) => originate(p, pbx, p.str('channelId')),
   'channels.originateWithId': (p, pbx) => originate(p, pbx, p.str('channelId')),
   'channels.create': (p, pbx) => {
     const app = p.str('app');
     const appArgs = p.str('appArgs');
     const opts: Parameters<Pbx['create']>[0] = { variables: p.variables };
-    for (const key of ['endpoint', 'app', 'appArgs', 'channelId', 'originator', 'formats'] as const) {
+    for (const key of [
+      'endpoint',
+      'app',
+      'appArgs',
+      'channelId',
+      'originator',
+      'formats',
+    ] as const) {
       const v = p.str(key);
       if (v !== undefined) opts[key] = v;
     }
@@ -199,12 +265,16 @@ export const HANDLERS: Record<string, Handler> = {
     }
     return { status: 200, body, afterResponse: () => void pbx.flush(deliveries) };
   },
-  'channels.get': (p, pbx) => ({ status: 200, body: channelJson(requireChannel(pbx, p.str('channelId'))) }),
+  'channels.get': (p, pbx) => ({
+    status: 200,
+    body: channelJson(requireChannel(pbx, p.str('channelId'))),
+  }),
   'channels.hangup': (p, pbx) => {
     const ch = requireChannel(pbx, p.str('channelId'));
     const reason = p.str('reason');
     const reasonCode = p.str('reason_code');
-    if (reason && reasonCode) throw ariError(400, "The reason and reason_code can't both be specified");
+    if (reason && reasonCode)
+      throw ariError(400, "The reason and reason_code can't both be specified");
     let cause = 16;
     if (reasonCode) cause = Number.parseInt(reasonCode, 10) || 0;
     else if (reason) {
@@ -258,8 +328,12 @@ export const HANDLERS: Record<string, Handler> = {
     const base = recordOptions(p);
     const ch = pbx.control(p.str('channelId') ?? '');
     const opts = validateRecording(p, base);
-    const rec = pbx.startRecording({ channel: ch }, opts);
-    return { status: 201, body: { ...liveRecordingJson(rec), state: 'queued' }, location: `/recordings/live/${encodeURIComponent(rec.name)}` };
+    const rec = pbx.recordings.start({ channel: ch }, opts);
+    return {
+      status: 201,
+      body: { ...liveRecordingJson(rec), state: 'queued' },
+      location: `/recordings/live/${encodeURIComponent(rec.name)}`,
+    };
   },
   'channels.getChannelVar': (p, pbx) => {
     const variable = p.str('variable');
@@ -275,7 +349,8 @@ export const HANDLERS: Record<string, Handler> = {
     const variable = p.str('variable');
     if (!variable) throw ariError(400, 'Variable name is required');
     const ch = pbx.control(p.str('channelId') ?? '');
-    if (!pbx.writeVariable(ch, variable, p.str('value') ?? '')) throw ariError(400, 'Failed to execute function');
+    if (!pbx.writeVariable(ch, variable, p.str('value') ?? ''))
+      throw ariError(400, 'Failed to execute function');
     return noContent;
   },
   'channels.dial': (p, pbx) => {
@@ -288,7 +363,8 @@ export const HANDLERS: Record<string, Handler> = {
   'bridges.list': (_p, pbx) => ({ status: 200, body: [...pbx.bridges.values()].map(bridgeJson) }),
   'bridges.create': (p, pbx) => {
     const bridgeId = p.str('bridgeId');
-    if (bridgeId && pbx.bridges.has(bridgeId)) throw ariError(409, `Bridge with id '${bridgeId}' already exists`);
+    if (bridgeId && pbx.bridges.has(bridgeId))
+      throw ariError(409, `Bridge with id '${bridgeId}' already exists`);
     return { status: 200, body: bridgeJson(createBridge(p, pbx, bridgeId)) };
   },
   'bridges.createWithId': (p, pbx) => {
@@ -296,13 +372,18 @@ export const HANDLERS: Record<string, Handler> = {
     const existing = pbx.bridges.get(bridgeId);
     if (existing) {
       const name = p.str('name');
-      if (name && name !== existing.name) throw ariError(500, 'Changing bridge name is not implemented');
-      if (p.str('type')) throw ariError(500, 'Supplying a bridge type when updating a bridge is not allowed.');
+      if (name && name !== existing.name)
+        throw ariError(500, 'Changing bridge name is not implemented');
+      if (p.str('type'))
+        throw ariError(500, 'Supplying a bridge type when updating a bridge is not allowed.');
       return { status: 200, body: bridgeJson(existing) };
     }
     return { status: 200, body: bridgeJson(createBridge(p, pbx, bridgeId)) };
   },
-  'bridges.get': (p, pbx) => ({ status: 200, body: bridgeJson(requireBridge(pbx, p.str('bridgeId'))) }),
+  'bridges.get': (p, pbx) => ({
+    status: 200,
+    body: bridgeJson(requireBridge(pbx, p.str('bridgeId'))),
+  }),
   'bridges.destroy': (p, pbx) => {
     pbx.destroyBridge(requireBridge(pbx, p.str('bridgeId')));
     return noContent;
@@ -316,7 +397,8 @@ export const HANDLERS: Record<string, Handler> = {
   'bridges.removeChannel': (p, pbx) => {
     const bridge = requireBridge(pbx, p.str('bridgeId'));
     const chans = bridgeChannels(pbx, p.list('channel'));
-    if (chans.some((c) => c.bridgeId !== bridge.id)) throw ariError(422, 'Channel not in this bridge');
+    if (chans.some((c) => c.bridgeId !== bridge.id))
+      throw ariError(422, 'Channel not in this bridge');
     pbx.removeFromBridge(bridge, chans);
     return noContent;
   },
@@ -325,45 +407,52 @@ export const HANDLERS: Record<string, Handler> = {
   'bridges.record': (p, pbx) => {
     const bridge = requireBridge(pbx, p.str('bridgeId'));
     const opts = validateRecording(p, recordOptions(p));
-    const rec = pbx.startRecording({ bridge }, opts);
-    return { status: 201, body: { ...liveRecordingJson(rec), state: 'queued' }, location: `/recordings/live/${encodeURIComponent(rec.name)}` };
+    const rec = pbx.recordings.start({ bridge }, opts);
+    return {
+      status: 201,
+      body: { ...liveRecordingJson(rec), state: 'queued' },
+      location: `/recordings/live/${encodeURIComponent(rec.name)}`,
+    };
   },
 
   // ---- recordings ----------------------------------------------------------------------------
   'recordings.listStored': (_p, pbx) => ({
     status: 200,
-    body: [...pbx.storedRecordings.values()].map((r) => ({ name: r.name, format: r.format })),
+    body: [...pbx.recordings.stored.values()].map((r) => ({ name: r.name, format: r.format })),
   }),
   'recordings.getStored': (p, pbx) => {
-    const rec = pbx.storedRecordings.get(p.str('recordingName') ?? '');
+    const rec = pbx.recordings.stored.get(p.str('recordingName') ?? '');
     if (!rec) throw ariError(404, 'Recording not found');
     return { status: 200, body: { name: rec.name, format: rec.format } };
   },
   'recordings.deleteStored': (p, pbx) => {
     const name = p.str('recordingName') ?? '';
-    if (!pbx.storedRecordings.delete(name)) throw ariError(404, 'Recording not found');
+    if (!pbx.recordings.stored.delete(name)) throw ariError(404, 'Recording not found');
     return noContent;
   },
   'recordings.getStoredFile': (p, pbx) => {
-    const rec = pbx.storedRecordings.get(p.str('recordingName') ?? '');
+    const rec = pbx.recordings.stored.get(p.str('recordingName') ?? '');
     if (!rec) throw ariError(404, 'Recording not found');
-    return { status: 200, file: { contentType: contentTypeOf(rec.format), data: audioFile(rec.format, rec.frames) } };
+    return {
+      status: 200,
+      file: { contentType: contentTypeOf(rec.format), data: audioFile(rec.format, rec.frames) },
+    };
   },
   'recordings.getLive': (p, pbx) => {
-    const rec = pbx.liveRecordings.get(p.str('recordingName') ?? '');
+    const rec = pbx.recordings.live.get(p.str('recordingName') ?? '');
     if (!rec) throw ariError(404, 'Recording not found');
     return { status: 200, body: liveRecordingJson(rec) };
   },
   'recordings.cancel': (p, pbx) => {
-    const rec = pbx.liveRecordings.get(p.str('recordingName') ?? '');
+    const rec = pbx.recordings.live.get(p.str('recordingName') ?? '');
     if (!rec) throw ariError(404, 'Recording not found');
-    pbx.finishRecording(rec, 'canceled', true);
+    pbx.recordings.finish(rec, 'canceled', true);
     return noContent;
   },
   'recordings.stop': (p, pbx) => {
-    const rec = pbx.liveRecordings.get(p.str('recordingName') ?? '');
+    const rec = pbx.recordings.live.get(p.str('recordingName') ?? '');
     if (!rec) throw ariError(404, 'Recording not found');
-    pbx.finishRecording(rec, 'done', true);
+    pbx.recordings.finish(rec, 'done', true);
     return noContent;
   },
 
@@ -376,7 +465,7 @@ export const HANDLERS: Record<string, Handler> = {
   'playbacks.stop': (p, pbx) => {
     const pb = pbx.playbacks.get(p.str('playbackId') ?? '');
     if (!pb) throw ariError(404, 'Playback not found');
-    pbx.stopPlayback(pb);
+    pbx.playbacks.stop(pb);
     return noContent;
   },
 
@@ -400,13 +489,20 @@ export const HANDLERS: Record<string, Handler> = {
   'deviceStates.delete': (p, pbx) => {
     const name = p.str('deviceName') ?? '';
     if (!name.startsWith('Stasis:')) throw ariError(409, 'Uncontrolled device specified');
-    if (!pbx.customDeviceStates.delete(name.slice(7))) throw ariError(404, 'Device name is missing');
+    if (!pbx.customDeviceStates.delete(name.slice(7)))
+      throw ariError(404, 'Device name is missing');
     return noContent;
   },
 
   // ---- applications --------------------------------------------------------------------------
-  'applications.list': (_p, pbx) => ({ status: 200, body: registeredApps(pbx).map((name) => applicationJson(pbx, name)) }),
-  'applications.get': (p, pbx) => ({ status: 200, body: applicationJson(pbx, requireApp(pbx, p.str('applicationName'))) }),
+  'applications.list': (_p, pbx) => ({
+    status: 200,
+    body: registeredApps(pbx).map((name) => applicationJson(pbx, name)),
+  }),
+  'applications.get': (p, pbx) => ({
+    status: 200,
+    body: applicationJson(pbx, requireApp(pbx, p.str('applicationName'))),
+  }),
   'applications.subscribe': (p, pbx) => {
     const app = requireApp(pbx, p.str('applicationName'));
     const sources = p.list('eventSource');
@@ -456,13 +552,23 @@ function playOnChannel(p: Params, pbx: Pbx, playbackId: string | undefined): Han
   const ch = pbx.control(p.str('channelId') ?? '');
   pbx.assertValidState(ch);
   const media = playMedia(p);
-  const pb = pbx.queuePlayback({ channel: ch }, media, p.str('lang') ?? ch.language, playbackId);
-  return { status: 201, body: playbackJson(pb), location: `/playbacks/${pb.id}`, afterResponse: () => pbx.kickPlayback(pb) };
+  const pb = pbx.playbacks.queue({ channel: ch }, media, p.str('lang') ?? ch.language, playbackId);
+  return {
+    status: 201,
+    body: playbackJson(pb),
+    location: `/playbacks/${pb.id}`,
+    afterResponse: () => pbx.playbacks.kick(pb),
+  };
 }
 
 function playOnBridge(p: Params, pbx: Pbx, playbackId: string | undefined): HandlerResult {
   const bridge = requireBridge(pbx, p.str('bridgeId'));
   const media = playMedia(p);
-  const pb = pbx.queuePlayback({ bridge }, media, p.str('lang') ?? 'en', playbackId);
-  return { status: 201, body: playbackJson(pb), location: `/playbacks/${pb.id}`, afterResponse: () => pbx.kickPlayback(pb) };
+  const pb = pbx.playbacks.queue({ bridge }, media, p.str('lang') ?? 'en', playbackId);
+  return {
+    status: 201,
+    body: playbackJson(pb),
+    location: `/playbacks/${pb.id}`,
+    afterResponse: () => pbx.playbacks.kick(pb),
+  };
 }

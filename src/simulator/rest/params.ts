@@ -92,7 +92,11 @@ export function parseParams(
       }
       for (const [name, value] of Object.entries(vars as Record<string, unknown>)) {
         if (typeof value === 'string') variables.push([name, value]);
-        else if (value && typeof value === 'object' && typeof (value as { value?: unknown }).value === 'string') {
+        else if (
+          value &&
+          typeof value === 'object' &&
+          typeof (value as { value?: unknown }).value === 'string'
+        ) {
           variables.push([name, (value as { value: string }).value]);
         } else throw ariError(400, "Only string values in the 'variables' object allowed");
       }

@@ -41,7 +41,9 @@ function buildRoutes(): Route[] {
 const ROUTES = buildRoutes();
 
 /** Match path segments like Asterisk's handler tree: literal segments win over `{wildcards}`. */
-function matchRoute(segments: string[]): { route: Route; vars: Record<string, string> } | undefined {
+function matchRoute(
+  segments: string[],
+): { route: Route; vars: Record<string, string> } | undefined {
   let best: { route: Route; vars: Record<string, string>; score: number } | undefined;
   for (const route of ROUTES) {
     if (route.segments.length !== segments.length) continue;
@@ -64,17 +66,29 @@ function matchRoute(segments: string[]): { route: Route; vars: Record<string, st
 }
 
 /** Whether a request carries valid credentials (basic auth, else `api_key`). */
-export function authenticate(headers: IncomingMessage['headers'], fields: URLSearchParams, creds: AriCredentials): boolean {
+export function authenticate(
+  headers: IncomingMessage['headers'],
+  fields: URLSearchParams,
+  creds: AriCredentials,
+): boolean {
   const auth = headers.authorization;
   if (auth && /^basic /i.test(auth)) {
     const decoded = Buffer.from(auth.slice(6).trim(), 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
-    return colon >= 0 && decoded.slice(0, colon) === creds.username && decoded.slice(colon + 1) === creds.password;
+    return (
+      colon >= 0 &&
+      decoded.slice(0, colon) === creds.username &&
+      decoded.slice(colon + 1) === creds.password
+    );
   }
   const apiKey = fields.get('api_key');
   if (apiKey === null) return false;
   const colon = apiKey.indexOf(':');
-  return colon >= 0 && apiKey.slice(0, colon) === creds.username && apiKey.slice(colon + 1) === creds.password;
+  return (
+    colon >= 0 &&
+    apiKey.slice(0, colon) === creds.username &&
+    apiKey.slice(colon + 1) === creds.password
+  );
 }
 
 function readBody(req: IncomingMessage): Promise<Buffer> {
@@ -86,7 +100,10 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
-function summary(contentType: string, data: Buffer): { contentType: string; bytes: number; head: string } {
+function summary(
+  contentType: string,
+  data: Buffer,
+): { contentType: string; bytes: number; head: string } {
   return { contentType, bytes: data.length, head: data.subarray(0, 12).toString('hex') };
 }
 
@@ -99,7 +116,9 @@ export interface AriHandlerDeps {
 }
 
 /** A node `request` listener serving everything under `/ari` (anything else: 404). */
-export function createAriHandler(deps: AriHandlerDeps): (req: IncomingMessage, res: ServerResponse) => void {
+export function createAriHandler(
+  deps: AriHandlerDeps,
+): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     void handle(deps, req, res).catch((err: unknown) => {
       deps.log?.error('sim ARI handler failed', { err });
@@ -111,7 +130,11 @@ export function createAriHandler(deps: AriHandlerDeps): (req: IncomingMessage, r
   };
 }
 
-async function handle(deps: AriHandlerDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(
+  deps: AriHandlerDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://sim.invalid');
   const method = (req.method ?? 'GET').toUpperCase();
   if (url.pathname !== '/ari' && !url.pathname.startsWith('/ari/')) {
@@ -182,7 +205,15 @@ async function handle(deps: AriHandlerDeps, req: IncomingMessage, res: ServerRes
   if (!path.startsWith('/api-docs/')) {
     const query: Record<string, string> = {};
     for (const [k, v] of url.searchParams) query[k] = v;
-    deps.record({ method, path, query, body: recordedBody, status: result.status, response, at: Date.now() });
+    deps.record({
+      method,
+      path,
+      query,
+      body: recordedBody,
+      status: result.status,
+      response,
+      at: Date.now(),
+    });
     deps.log?.debug('sim ARI request', { method, path, query, status: result.status });
   }
 }
@@ -199,19 +230,30 @@ async function dispatch(
     return { status: 401, body: { message: 'Authentication required' } };
   }
   if (path.length > 1 && path.endsWith('/')) {
-    return { status: 404, body: { message: `ARI URLs do not end with a slash. Try /ari${path.slice(0, -1)}` } };
+    return {
+      status: 404,
+      body: { message: `ARI URLs do not end with a slash. Try /ari${path.slice(0, -1)}` },
+    };
   }
   if (path.startsWith('/api-docs/')) {
     if (method !== 'GET') return { status: 405, body: { message: 'Unsupported method' } };
     const file = path.slice('/api-docs/'.length);
     const host = req.headers.host;
-    const doc = file === 'resources.json' ? resourceListing(host) : file.endsWith('.json') ? apiDeclaration(file.slice(0, -5), host) : undefined;
+    const doc =
+      file === 'resources.json'
+        ? resourceListing(host)
+        : file.endsWith('.json')
+          ? apiDeclaration(file.slice(0, -5), host)
+          : undefined;
     if (!doc) return { status: 404, body: { message: 'Resource not found' } };
     return { status: 200, body: doc };
   }
   let segments: string[];
   try {
-    segments = path.split('/').filter(Boolean).map((s) => decodeURIComponent(s));
+    segments = path
+      .split('/')
+      .filter(Boolean)
+      .map((s) => decodeURIComponent(s));
   } catch {
     return { status: 404, body: { message: 'Resource not found' } };
   }
@@ -219,7 +261,8 @@ async function dispatch(
   if (!match) return { status: 404, body: { message: 'Resource not found' } };
   const decl = match.route.operations.find((o) => o.operation.httpMethod === method);
   if (!decl) return { status: 405, body: { message: 'Invalid method' } };
-  if (decl.operation.upgrade === 'websocket') return { status: 426, body: { message: 'Upgrade Required' } };
+  if (decl.operation.upgrade === 'websocket')
+    return { status: 426, body: { message: 'Upgrade Required' } };
   const handler = HANDLERS[`${decl.resource}.${decl.operation.nickname}`];
   if (!handler) return { status: 501, body: { message: 'Method not implemented' } };
   const params = new Params(parseParams(decl.operation.parameters, match.vars, fields, jsonBody));

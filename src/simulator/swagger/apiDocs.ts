@@ -15,7 +15,10 @@ export function resourceListing(host: string | undefined): Record<string, unknow
     swaggerVersion: '1.1',
   };
   if (host) doc.basePath = `http://${host}/ari`;
-  doc.apis = RESOURCES.map((r) => ({ path: `/api-docs/${r.name}.{format}`, description: r.description }));
+  doc.apis = RESOURCES.map((r) => ({
+    path: `/api-docs/${r.name}.{format}`,
+    description: r.description,
+  }));
   return doc;
 }
 
@@ -38,7 +41,10 @@ function render(resource: ResourceDecl, host: string | undefined): Record<string
 }
 
 /** The API declaration `<name>.json`, or undefined for an unknown resource. */
-export function apiDeclaration(name: string, host: string | undefined): Record<string, unknown> | undefined {
+export function apiDeclaration(
+  name: string,
+  host: string | undefined,
+): Record<string, unknown> | undefined {
   const resource = RESOURCES.find((r) => r.name === name);
   return resource ? render(resource, host) : undefined;
 }

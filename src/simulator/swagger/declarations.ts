@@ -85,12 +85,21 @@ export interface ResourceDecl {
 // Builders
 // ---------------------------------------------------------------------------------------------
 
-type ParamOpts = Partial<Pick<ParamDecl, 'required' | 'allowMultiple' | 'defaultValue' | 'allowableValues'>> & {
+type ParamOpts = Partial<
+  Pick<ParamDecl, 'required' | 'allowMultiple' | 'defaultValue' | 'allowableValues'>
+> & {
   dataType?: DataType;
 };
 
 function path(name: string, description: string): ParamDecl {
-  return { name, description, paramType: 'path', required: true, allowMultiple: false, dataType: 'string' };
+  return {
+    name,
+    description,
+    paramType: 'path',
+    required: true,
+    allowMultiple: false,
+    dataType: 'string',
+  };
 }
 
 function query(name: string, description: string, opts: ParamOpts = {}): ParamDecl {
@@ -108,7 +117,14 @@ function query(name: string, description: string, opts: ParamOpts = {}): ParamDe
 }
 
 function variablesBody(description: string, required = false): ParamDecl {
-  return { name: 'variables', description, paramType: 'body', required, allowMultiple: false, dataType: 'containers' };
+  return {
+    name: 'variables',
+    description,
+    paramType: 'body',
+    required,
+    allowMultiple: false,
+    dataType: 'containers',
+  };
 }
 
 function list(values: string[]): { valueType: 'LIST'; values: string[] } {
@@ -124,11 +140,16 @@ function op(
   errorResponses: Array<[number, string]> = [],
 ): OperationDecl {
   const decl: OperationDecl = { httpMethod, nickname, summary, responseClass, parameters };
-  if (errorResponses.length > 0) decl.errorResponses = errorResponses.map(([code, reason]) => ({ code, reason }));
+  if (errorResponses.length > 0)
+    decl.errorResponses = errorResponses.map(([code, reason]) => ({ code, reason }));
   return decl;
 }
 
-function model(id: string, description: string, properties: Record<string, PropertyDecl>): ModelDecl {
+function model(
+  id: string,
+  description: string,
+  properties: Record<string, PropertyDecl>,
+): ModelDecl {
   return { id, description, properties };
 }
 
@@ -151,13 +172,23 @@ function originateParams(withChannelIdQuery: boolean): ParamDecl[] {
   const params: ParamDecl[] = [
     query('endpoint', 'Endpoint to call, e.g. PJSIP/101.', { required: true }),
     query('extension', 'Extension to run after the endpoint answers (instead of app).'),
-    query('context', "Context to run after the endpoint answers; 'default' when omitted (instead of app)."),
-    query('priority', 'Priority to run after the endpoint answers; 1 when omitted (instead of app).', { dataType: 'long' }),
+    query(
+      'context',
+      "Context to run after the endpoint answers; 'default' when omitted (instead of app).",
+    ),
+    query(
+      'priority',
+      'Priority to run after the endpoint answers; 1 when omitted (instead of app).',
+      { dataType: 'long' },
+    ),
     query('label', 'Label to run after the endpoint answers; wins over priority (instead of app).'),
     query('app', 'Stasis application the channel enters when the endpoint answers.'),
     query('appArgs', 'Comma-separated arguments of the Stasis application.'),
     query('callerId', 'Caller ID of the call, e.g. "Name" <number>.'),
-    query('timeout', 'Seconds to ring before giving up, -1 for no timeout.', { dataType: 'int', defaultValue: 30 }),
+    query('timeout', 'Seconds to ring before giving up, -1 for no timeout.', {
+      dataType: 'int',
+      defaultValue: 30,
+    }),
     variablesBody(VARIABLES_DOC),
   ];
   if (withChannelIdQuery) params.push(query('channelId', 'Unique id to give the new channel.'));
@@ -171,16 +202,27 @@ function originateParams(withChannelIdQuery: boolean): ParamDecl[] {
 
 function playParams(withPlaybackIdQuery: boolean, bridge: boolean): ParamDecl[] {
   const params: ParamDecl[] = [
-    query('media', 'Media URIs to play, in order (sound:, recording:, number:, digits:, characters:, tone:).', {
-      required: true,
-      allowMultiple: true,
-    }),
+    query(
+      'media',
+      'Media URIs to play, in order (sound:, recording:, number:, digits:, characters:, tone:).',
+      {
+        required: true,
+        allowMultiple: true,
+      },
+    ),
   ];
   if (bridge) params.push(query('announcer_format', 'Format of the announcer channel.'));
   params.push(
     query('lang', 'Language of the sounds.'),
-    query('offsetms', 'Milliseconds to skip at the start of the media.', bridge ? { dataType: 'int', defaultValue: 0 } : { dataType: 'int' }),
-    query('skipms', 'Milliseconds to skip for forward/reverse.', { dataType: 'int', defaultValue: 3000 }),
+    query(
+      'offsetms',
+      'Milliseconds to skip at the start of the media.',
+      bridge ? { dataType: 'int', defaultValue: 0 } : { dataType: 'int' },
+    ),
+    query('skipms', 'Milliseconds to skip for forward/reverse.', {
+      dataType: 'int',
+      defaultValue: 3000,
+    }),
   );
   if (withPlaybackIdQuery) params.push(query('playbackId', 'Unique id to give the playback.'));
   return params;
@@ -193,8 +235,14 @@ function recordParams(bridge: boolean): ParamDecl[] {
   ];
   if (bridge) params.push(query('recorder_format', 'Format of the recorder channel.'));
   params.push(
-    query('maxDurationSeconds', 'Maximum duration in seconds, 0 for none.', { dataType: 'int', defaultValue: 0 }),
-    query('maxSilenceSeconds', 'Maximum silence in seconds, 0 for none.', { dataType: 'int', defaultValue: 0 }),
+    query('maxDurationSeconds', 'Maximum duration in seconds, 0 for none.', {
+      dataType: 'int',
+      defaultValue: 0,
+    }),
+    query('maxSilenceSeconds', 'Maximum silence in seconds, 0 for none.', {
+      dataType: 'int',
+      defaultValue: 0,
+    }),
     query('ifExists', 'What to do when the recording exists: fail, overwrite or append.', {
       defaultValue: 'fail',
       allowableValues: list(['fail', 'overwrite', 'append']),
@@ -212,7 +260,19 @@ function recordParams(bridge: boolean): ParamDecl[] {
 // Models
 // ---------------------------------------------------------------------------------------------
 
-const CHANNEL_STATES = ['Down', 'Rsrved', 'OffHook', 'Dialing', 'Ring', 'Ringing', 'Up', 'Busy', 'Dialing Offhook', 'Pre-ring', 'Unknown'];
+const CHANNEL_STATES = [
+  'Down',
+  'Rsrved',
+  'OffHook',
+  'Dialing',
+  'Ring',
+  'Ringing',
+  'Up',
+  'Busy',
+  'Dialing Offhook',
+  'Pre-ring',
+  'Unknown',
+];
 
 const channelModels: ModelDecl[] = [
   model('CallerID', 'Caller identification', { name: req('string'), number: req('string') }),
@@ -241,8 +301,16 @@ const channelModels: ModelDecl[] = [
 
 const bridgeModel = model('Bridge', 'Mixes the media of the channels in it.', {
   id: req('string', 'Unique id of the bridge'),
-  technology: req('string', 'Bridging technology in use (simple_bridge, native_rtp, softmix, holding_bridge)'),
-  bridge_type: { type: 'string', required: true, description: 'Bridge type', allowableValues: list(['mixing', 'holding']) },
+  technology: req(
+    'string',
+    'Bridging technology in use (simple_bridge, native_rtp, softmix, holding_bridge)',
+  ),
+  bridge_type: {
+    type: 'string',
+    required: true,
+    description: 'Bridge type',
+    allowableValues: list(['mixing', 'holding']),
+  },
   bridge_class: req('string', 'Bridge class'),
   creator: req('string', 'Who created the bridge'),
   name: req('string', 'Name given by the creator'),
@@ -258,14 +326,23 @@ const playbackModel = model('Playback', 'Playback of media to a channel or bridg
   next_media_uri: opt('string', 'Next media of the list, if any'),
   target_uri: req('string', 'channel:<id> or bridge:<id>'),
   language: { type: 'string', description: 'Language of the sounds' },
-  state: { type: 'string', required: true, description: 'Playback state', allowableValues: list(['queued', 'playing', 'continuing', 'done', 'failed']) },
+  state: {
+    type: 'string',
+    required: true,
+    description: 'Playback state',
+    allowableValues: list(['queued', 'playing', 'continuing', 'done', 'failed']),
+  },
 });
 
 const liveRecordingModel = model('LiveRecording', 'A recording in progress', {
   name: req('string', 'Recording name'),
   format: req('string', 'Recording format'),
   target_uri: req('string', 'channel:<id> or bridge:<id>'),
-  state: { type: 'string', required: true, allowableValues: list(['queued', 'recording', 'paused', 'done', 'failed', 'canceled']) },
+  state: {
+    type: 'string',
+    required: true,
+    allowableValues: list(['queued', 'recording', 'paused', 'done', 'failed', 'canceled']),
+  },
   duration: opt('int', 'Duration in seconds'),
   talking_duration: opt('int', 'Talking time in seconds (with maxSilenceSeconds)'),
   silence_duration: opt('int', 'Silence time in seconds (with maxSilenceSeconds)'),
@@ -277,12 +354,21 @@ const storedRecordingModel = model('StoredRecording', 'A finished recording', {
   format: req('string'),
 });
 
-const endpointModel = model('Endpoint', 'A device that places or receives calls, identified by technology/resource.', {
-  technology: req('string', 'Technology, e.g. PJSIP'),
-  resource: req('string', 'Resource, e.g. 101'),
-  state: { type: 'string', required: false, description: 'Endpoint state', allowableValues: list(['unknown', 'offline', 'online']) },
-  channel_ids: req('List[string]', 'Channels of the endpoint'),
-});
+const endpointModel = model(
+  'Endpoint',
+  'A device that places or receives calls, identified by technology/resource.',
+  {
+    technology: req('string', 'Technology, e.g. PJSIP'),
+    resource: req('string', 'Resource, e.g. 101'),
+    state: {
+      type: 'string',
+      required: false,
+      description: 'Endpoint state',
+      allowableValues: list(['unknown', 'offline', 'online']),
+    },
+    channel_ids: req('List[string]', 'Channels of the endpoint'),
+  },
+);
 
 const deviceStateModel = model('DeviceState', 'The state of a device.', {
   name: req('string', 'Device name'),
@@ -290,7 +376,17 @@ const deviceStateModel = model('DeviceState', 'The state of a device.', {
     type: 'string',
     required: true,
     description: 'Device state',
-    allowableValues: list(['UNKNOWN', 'NOT_INUSE', 'INUSE', 'BUSY', 'INVALID', 'UNAVAILABLE', 'RINGING', 'RINGINUSE', 'ONHOLD']),
+    allowableValues: list([
+      'UNKNOWN',
+      'NOT_INUSE',
+      'INUSE',
+      'BUSY',
+      'INVALID',
+      'UNAVAILABLE',
+      'RINGING',
+      'RINGINUSE',
+      'ONHOLD',
+    ]),
   },
 });
 
@@ -323,34 +419,106 @@ const asteriskModels: ModelDecl[] = [
     max_load: opt('double'),
     setid: req('SetId'),
   }),
-  model('StatusInfo', 'Asterisk status', { startup_time: req('Date'), last_reload_time: req('Date') }),
+  model('StatusInfo', 'Asterisk status', {
+    startup_time: req('Date'),
+    last_reload_time: req('Date'),
+  }),
   model('AsteriskInfo', 'Asterisk system information', {
     build: opt('BuildInfo'),
     system: opt('SystemInfo'),
     config: opt('ConfigInfo'),
     status: opt('StatusInfo'),
   }),
-  model('AsteriskPing', 'Answer to a ping', { asterisk_id: req('string'), ping: req('string'), timestamp: req('string') }),
+  model('AsteriskPing', 'Answer to a ping', {
+    asterisk_id: req('string'),
+    ping: req('string'),
+    timestamp: req('string'),
+  }),
 ];
 
 /** Event models: every event type the simulator can send (ari-client needs a model per type). */
 const EVENT_MODELS: Array<[string, string, Record<string, PropertyDecl>]> = [
-  ['StasisStart', 'A channel entered a Stasis application.', { args: req('List[string]', 'Application arguments'), channel: req('Channel'), replace_channel: opt('Channel') }],
+  [
+    'StasisStart',
+    'A channel entered a Stasis application.',
+    {
+      args: req('List[string]', 'Application arguments'),
+      channel: req('Channel'),
+      replace_channel: opt('Channel'),
+    },
+  ],
   ['StasisEnd', 'A channel left a Stasis application.', { channel: req('Channel') }],
   ['ChannelCreated', 'A channel was created.', { channel: req('Channel') }],
-  ['ChannelDestroyed', 'A channel was destroyed.', { cause: req('int', 'Q.850 cause'), cause_txt: req('string', 'Text of the cause'), tech_cause: { type: 'int', description: 'Technology-specific cause (SIP status)' }, channel: req('Channel') }],
+  [
+    'ChannelDestroyed',
+    'A channel was destroyed.',
+    {
+      cause: req('int', 'Q.850 cause'),
+      cause_txt: req('string', 'Text of the cause'),
+      tech_cause: { type: 'int', description: 'Technology-specific cause (SIP status)' },
+      channel: req('Channel'),
+    },
+  ],
   ['ChannelStateChange', 'The state of a channel changed.', { channel: req('Channel') }],
-  ['ChannelHangupRequest', 'A hang-up was requested.', { cause: { type: 'int', description: 'Q.850 cause' }, tech_cause: { type: 'int', description: 'Technology-specific cause' }, soft: { type: 'boolean', description: 'Whether it was a soft hang-up' }, channel: req('Channel') }],
-  ['ChannelVarset', 'A channel variable changed.', { variable: req('string'), value: req('string'), channel: opt('Channel') }],
-  ['ChannelCallerId', 'The caller ID of a channel changed.', { caller_presentation: req('int'), caller_presentation_txt: req('string'), channel: req('Channel') }],
+  [
+    'ChannelHangupRequest',
+    'A hang-up was requested.',
+    {
+      cause: { type: 'int', description: 'Q.850 cause' },
+      tech_cause: { type: 'int', description: 'Technology-specific cause' },
+      soft: { type: 'boolean', description: 'Whether it was a soft hang-up' },
+      channel: req('Channel'),
+    },
+  ],
+  [
+    'ChannelVarset',
+    'A channel variable changed.',
+    { variable: req('string'), value: req('string'), channel: opt('Channel') },
+  ],
+  [
+    'ChannelCallerId',
+    'The caller ID of a channel changed.',
+    {
+      caller_presentation: req('int'),
+      caller_presentation_txt: req('string'),
+      channel: req('Channel'),
+    },
+  ],
   ['ChannelConnectedLine', 'The connected line of a channel changed.', { channel: req('Channel') }],
-  ['ChannelDialplan', 'A channel moved in the dialplan.', { channel: req('Channel'), dialplan_app: req('string'), dialplan_app_data: req('string') }],
-  ['ChannelDtmfReceived', 'DTMF was received on a channel.', { digit: req('string'), duration_ms: req('int'), channel: req('Channel') }],
-  ['ChannelEnteredBridge', 'A channel entered a bridge.', { bridge: req('Bridge'), channel: opt('Channel') }],
-  ['ChannelLeftBridge', 'A channel left a bridge.', { bridge: req('Bridge'), channel: req('Channel') }],
+  [
+    'ChannelDialplan',
+    'A channel moved in the dialplan.',
+    { channel: req('Channel'), dialplan_app: req('string'), dialplan_app_data: req('string') },
+  ],
+  [
+    'ChannelDtmfReceived',
+    'DTMF was received on a channel.',
+    { digit: req('string'), duration_ms: req('int'), channel: req('Channel') },
+  ],
+  [
+    'ChannelEnteredBridge',
+    'A channel entered a bridge.',
+    { bridge: req('Bridge'), channel: opt('Channel') },
+  ],
+  [
+    'ChannelLeftBridge',
+    'A channel left a bridge.',
+    { bridge: req('Bridge'), channel: req('Channel') },
+  ],
   ['BridgeCreated', 'A bridge was created.', { bridge: req('Bridge') }],
   ['BridgeDestroyed', 'A bridge was destroyed.', { bridge: req('Bridge') }],
-  ['Dial', 'Dialing state changed.', { caller: opt('Channel', 'The calling channel'), peer: req('Channel', 'The dialled channel'), forward: opt('string'), forwarded: opt('Channel'), dialstring: opt('string'), dialstatus: req('string') }],
+  [
+    'Dial',
+    'Dialing state changed.',
+    {
+      caller: opt('Channel', 'The calling channel'),
+      peer: req('Channel', 'The dialled channel'),
+      forward: opt('string'),
+      forwarded: opt('Channel'),
+      dialstring: opt('string'),
+      dialstatus: req('string'),
+    },
+  ],
   ['PlaybackStarted', 'A playback started.', { playback: req('Playback') }],
   ['PlaybackContinuing', 'A playback moved to its next media.', { playback: req('Playback') }],
   ['PlaybackFinished', 'A playback finished.', { playback: req('Playback') }],
@@ -367,13 +535,19 @@ const eventModels: ModelDecl[] = [
     id: 'Message',
     description: 'Base type of errors and events',
     discriminator: 'type',
-    properties: { type: req('string', 'Type of the message'), asterisk_id: opt('string', 'Id of the Asterisk instance') },
+    properties: {
+      type: req('string', 'Type of the message'),
+      asterisk_id: opt('string', 'Id of the Asterisk instance'),
+    },
     subTypes: ['Event'],
   },
   {
     id: 'Event',
     description: 'Base type of asynchronous events',
-    properties: { application: req('string', 'Application receiving the event'), timestamp: req('Date', 'When the event was created') },
+    properties: {
+      application: req('string', 'Application receiving the event'),
+      timestamp: req('Date', 'When the event was created'),
+    },
     subTypes: EVENT_MODELS.map(([id]) => id),
   },
   ...EVENT_MODELS.map(([id, description, properties]) => model(id, description, properties)),
@@ -397,7 +571,10 @@ export const RESOURCES: readonly ResourceDecl[] = [
         description: 'Asterisk system information',
         operations: [
           op('GET', 'getInfo', 'Gets Asterisk system information.', 'AsteriskInfo', [
-            query('only', 'Filter: build, system, config, status.', { allowMultiple: true, allowableValues: list(['build', 'system', 'config', 'status']) }),
+            query('only', 'Filter: build, system, config, status.', {
+              allowMultiple: true,
+              allowableValues: list(['build', 'system', 'config', 'status']),
+            }),
           ]),
         ],
       },
@@ -414,12 +591,23 @@ export const RESOURCES: readonly ResourceDecl[] = [
     description: 'Endpoint resources',
     swaggerVersion: '1.1',
     apis: [
-      { path: '/endpoints', description: 'Asterisk endpoints', operations: [op('GET', 'list', 'List all endpoints.', 'List[Endpoint]')] },
+      {
+        path: '/endpoints',
+        description: 'Asterisk endpoints',
+        operations: [op('GET', 'list', 'List all endpoints.', 'List[Endpoint]')],
+      },
       {
         path: '/endpoints/{tech}',
         description: 'Asterisk endpoints of one technology',
         operations: [
-          op('GET', 'listByTech', 'List the endpoints of a technology.', 'List[Endpoint]', [{ ...path('tech', 'Technology, e.g. PJSIP'), required: false }], [[404, 'Endpoints not found']]),
+          op(
+            'GET',
+            'listByTech',
+            'List the endpoints of a technology.',
+            'List[Endpoint]',
+            [{ ...path('tech', 'Technology, e.g. PJSIP'), required: false }],
+            [[404, 'Endpoints not found']],
+          ),
         ],
       },
       {
@@ -431,8 +619,14 @@ export const RESOURCES: readonly ResourceDecl[] = [
             'get',
             'Details of an endpoint.',
             'Endpoint',
-            [{ ...path('tech', 'Technology, e.g. PJSIP'), required: false }, { ...path('resource', 'Resource, e.g. 101'), required: false }],
-            [[400, 'Invalid parameters'], [404, 'Endpoints not found']],
+            [
+              { ...path('tech', 'Technology, e.g. PJSIP'), required: false },
+              { ...path('resource', 'Resource, e.g. 101'), required: false },
+            ],
+            [
+              [400, 'Invalid parameters'],
+              [404, 'Endpoints not found'],
+            ],
           ),
         ],
       },
@@ -449,10 +643,17 @@ export const RESOURCES: readonly ResourceDecl[] = [
         description: 'Active channels',
         operations: [
           op('GET', 'list', 'List all active channels.', 'List[Channel]'),
-          op('POST', 'originate', 'Create a new channel (originate).', 'Channel', originateParams(true), [
-            [400, 'Invalid parameters for originating a channel.'],
-            [409, 'Channel with given unique ID already exists.'],
-          ]),
+          op(
+            'POST',
+            'originate',
+            'Create a new channel (originate).',
+            'Channel',
+            originateParams(true),
+            [
+              [400, 'Invalid parameters for originating a channel.'],
+              [409, 'Channel with given unique ID already exists.'],
+            ],
+          ),
         ],
       },
       {
@@ -482,11 +683,28 @@ export const RESOURCES: readonly ResourceDecl[] = [
         path: '/channels/{channelId}',
         description: 'Active channel',
         operations: [
-          op('GET', 'get', 'Channel details.', 'Channel', [channelIdPath], [[404, 'Channel not found']]),
-          op('POST', 'originateWithId', 'Create a new channel (originate with id).', 'Channel', [{ ...channelIdPath, description: 'Unique id to give the new channel.' }, ...originateParams(false)], [
-            [400, 'Invalid parameters for originating a channel.'],
-            [409, 'Channel with given unique ID already exists.'],
-          ]),
+          op(
+            'GET',
+            'get',
+            'Channel details.',
+            'Channel',
+            [channelIdPath],
+            [[404, 'Channel not found']],
+          ),
+          op(
+            'POST',
+            'originateWithId',
+            'Create a new channel (originate with id).',
+            'Channel',
+            [
+              { ...channelIdPath, description: 'Unique id to give the new channel.' },
+              ...originateParams(false),
+            ],
+            [
+              [400, 'Invalid parameters for originating a channel.'],
+              [409, 'Channel with given unique ID already exists.'],
+            ],
+          ),
           op(
             'DELETE',
             'hangup',
@@ -495,11 +713,32 @@ export const RESOURCES: readonly ResourceDecl[] = [
             [
               channelIdPath,
               query('reason_code', 'Q.850 cause of the hang-up.'),
-              query('reason', 'Reason of the hang-up: normal, busy, congestion, no_answer, answered_elsewhere.', {
-                allowableValues: list(['normal', 'busy', 'congestion', 'no_answer', 'timeout', 'rejected', 'unallocated', 'normal_unspecified', 'number_incomplete', 'codec_mismatch', 'interworking', 'failure', 'answered_elsewhere']),
-              }),
+              query(
+                'reason',
+                'Reason of the hang-up: normal, busy, congestion, no_answer, answered_elsewhere.',
+                {
+                  allowableValues: list([
+                    'normal',
+                    'busy',
+                    'congestion',
+                    'no_answer',
+                    'timeout',
+                    'rejected',
+                    'unallocated',
+                    'normal_unspecified',
+                    'number_incomplete',
+                    'codec_mismatch',
+                    'interworking',
+                    'failure',
+                    'answered_elsewhere',
+                  ]),
+                },
+              ),
             ],
-            [[400, 'Invalid reason for hangup provided'], [404, 'Channel not found']],
+            [
+              [400, 'Invalid reason for hangup provided'],
+              [404, 'Channel not found'],
+            ],
           ),
         ],
       },
@@ -519,69 +758,158 @@ export const RESOURCES: readonly ResourceDecl[] = [
               query('priority', 'Priority to continue to.', { dataType: 'int' }),
               query('label', 'Label to continue to; wins over priority.'),
             ],
-            [[404, 'Channel not found'], [409, 'Channel not in a Stasis application'], [412, 'Channel in invalid state']],
+            [
+              [404, 'Channel not found'],
+              [409, 'Channel not in a Stasis application'],
+              [412, 'Channel in invalid state'],
+            ],
           ),
         ],
       },
       {
         path: '/channels/{channelId}/answer',
         description: 'Answer a channel',
-        operations: [op('POST', 'answer', 'Answer a channel.', 'void', [channelIdPath], [[404, 'Channel not found'], [409, 'Channel not in a Stasis application'], [412, 'Channel in invalid state']])],
+        operations: [
+          op(
+            'POST',
+            'answer',
+            'Answer a channel.',
+            'void',
+            [channelIdPath],
+            [
+              [404, 'Channel not found'],
+              [409, 'Channel not in a Stasis application'],
+              [412, 'Channel in invalid state'],
+            ],
+          ),
+        ],
       },
       {
         path: '/channels/{channelId}/ring',
         description: 'Send a ringing indication to a channel',
         operations: [
-          op('POST', 'ring', 'Indicate ringing to a channel.', 'void', [channelIdPath], [[404, 'Channel not found'], [409, 'Channel not in a Stasis application'], [412, 'Channel in invalid state']]),
-          op('DELETE', 'ringStop', 'Stop ringing indication on a channel if locally generated.', 'void', [channelIdPath], [[404, 'Channel not found'], [409, 'Channel not in a Stasis application'], [412, 'Channel in invalid state']]),
+          op(
+            'POST',
+            'ring',
+            'Indicate ringing to a channel.',
+            'void',
+            [channelIdPath],
+            [
+              [404, 'Channel not found'],
+              [409, 'Channel not in a Stasis application'],
+              [412, 'Channel in invalid state'],
+            ],
+          ),
+          op(
+            'DELETE',
+            'ringStop',
+            'Stop ringing indication on a channel if locally generated.',
+            'void',
+            [channelIdPath],
+            [
+              [404, 'Channel not found'],
+              [409, 'Channel not in a Stasis application'],
+              [412, 'Channel in invalid state'],
+            ],
+          ),
         ],
       },
       {
         path: '/channels/{channelId}/play',
         description: 'Play media to a channel',
         operations: [
-          op('POST', 'play', 'Start playback of media.', 'Playback', [channelIdPath, ...playParams(true, false)], [[404, 'Channel not found'], [409, 'Channel not in a Stasis application'], [412, 'Channel in invalid state']]),
+          op(
+            'POST',
+            'play',
+            'Start playback of media.',
+            'Playback',
+            [channelIdPath, ...playParams(true, false)],
+            [
+              [404, 'Channel not found'],
+              [409, 'Channel not in a Stasis application'],
+              [412, 'Channel in invalid state'],
+            ],
+          ),
         ],
       },
       {
         path: '/channels/{channelId}/play/{playbackId}',
         description: 'Play media to a channel',
         operations: [
-          op('POST', 'playWithId', 'Start playback of media and specify the playbackId.', 'Playback', [channelIdPath, path('playbackId', 'Playback id.'), ...playParams(false, false)], [
-            [404, 'Channel not found'],
-            [409, 'Channel not in a Stasis application'],
-            [412, 'Channel in invalid state'],
-          ]),
+          op(
+            'POST',
+            'playWithId',
+            'Start playback of media and specify the playbackId.',
+            'Playback',
+            [channelIdPath, path('playbackId', 'Playback id.'), ...playParams(false, false)],
+            [
+              [404, 'Channel not found'],
+              [409, 'Channel not in a Stasis application'],
+              [412, 'Channel in invalid state'],
+            ],
+          ),
         ],
       },
       {
         path: '/channels/{channelId}/record',
         description: 'Record audio from a channel',
         operations: [
-          op('POST', 'record', 'Start a recording.', 'LiveRecording', [channelIdPath, ...recordParams(false)], [
-            [400, 'Invalid parameters'],
-            [404, 'Channel not found'],
-            [409, 'Channel is not in a Stasis application; the channel is currently bridged with other hcannels; A recording with the same name already exists on the system and can not be overwritten because it is in progress or ifExists=fail'],
-            [422, 'The format specified is unknown on this system'],
-          ]),
+          op(
+            'POST',
+            'record',
+            'Start a recording.',
+            'LiveRecording',
+            [channelIdPath, ...recordParams(false)],
+            [
+              [400, 'Invalid parameters'],
+              [404, 'Channel not found'],
+              [
+                409,
+                'Channel is not in a Stasis application; the channel is currently bridged with other hcannels; A recording with the same name already exists on the system and can not be overwritten because it is in progress or ifExists=fail',
+              ],
+              [422, 'The format specified is unknown on this system'],
+            ],
+          ),
         ],
       },
       {
         path: '/channels/{channelId}/variable',
         description: 'Variables on a channel',
         operations: [
-          op('GET', 'getChannelVar', 'Get the value of a channel variable or function.', 'Variable', [channelIdPath, query('variable', 'The variable or function to get', { required: true })], [
-            [400, 'Missing variable parameter.'],
-            [404, 'Channel or variable not found'],
-            [409, 'Channel not in a Stasis application'],
-          ]),
+          op(
+            'GET',
+            'getChannelVar',
+            'Get the value of a channel variable or function.',
+            'Variable',
+            [
+              channelIdPath,
+              query('variable', 'The variable or function to get', { required: true }),
+            ],
+            [
+              [400, 'Missing variable parameter.'],
+              [404, 'Channel or variable not found'],
+              [409, 'Channel not in a Stasis application'],
+            ],
+          ),
           op(
             'POST',
             'setChannelVar',
             'Set the value of a channel variable or function.',
             'void',
-            [channelIdPath, query('variable', 'The variable or function to set', { required: true }), query('value', 'The value to set the variable to'), query('report_events', 'Report ChannelVarset events for this variable.', { dataType: 'boolean', defaultValue: false })],
-            [[400, 'Missing variable parameter.'], [404, 'Channel not found'], [409, 'Channel not in a Stasis application']],
+            [
+              channelIdPath,
+              query('variable', 'The variable or function to set', { required: true }),
+              query('value', 'The value to set the variable to'),
+              query('report_events', 'Report ChannelVarset events for this variable.', {
+                dataType: 'boolean',
+                defaultValue: false,
+              }),
+            ],
+            [
+              [400, 'Missing variable parameter.'],
+              [404, 'Channel not found'],
+              [409, 'Channel not in a Stasis application'],
+            ],
           ),
         ],
       },
@@ -589,10 +917,24 @@ export const RESOURCES: readonly ResourceDecl[] = [
         path: '/channels/{channelId}/dial',
         description: 'Dial a channel',
         operations: [
-          op('POST', 'dial', 'Dial a created channel.', 'void', [channelIdPath, query('caller', 'Channel the dial is made on behalf of.'), query('timeout', 'Seconds to ring before giving up, 0 for ever.', { dataType: 'int', defaultValue: 0 })], [
-            [404, 'Channel cannot be found.'],
-            [409, 'Channel cannot be dialed.'],
-          ]),
+          op(
+            'POST',
+            'dial',
+            'Dial a created channel.',
+            'void',
+            [
+              channelIdPath,
+              query('caller', 'Channel the dial is made on behalf of.'),
+              query('timeout', 'Seconds to ring before giving up, 0 for ever.', {
+                dataType: 'int',
+                defaultValue: 0,
+              }),
+            ],
+            [
+              [404, 'Channel cannot be found.'],
+              [409, 'Channel cannot be dialed.'],
+            ],
+          ),
         ],
       },
     ],
@@ -609,7 +951,10 @@ export const RESOURCES: readonly ResourceDecl[] = [
         operations: [
           op('GET', 'list', 'List all active bridges in Asterisk.', 'List[Bridge]'),
           op('POST', 'create', 'Create a new bridge.', 'Bridge', [
-            query('type', 'Comma-separated bridge features: mixing, holding, dtmf_events, proxy_media, video_sfu, video_single, sdp_label.'),
+            query(
+              'type',
+              'Comma-separated bridge features: mixing, holding, dtmf_events, proxy_media, video_sfu, video_single, sdp_label.',
+            ),
             query('bridgeId', 'Unique id to give the bridge.'),
             query('name', 'Name to give the bridge.'),
             variablesBody('The "variables" key of the JSON body holds bridge variables to set.'),
@@ -620,14 +965,37 @@ export const RESOURCES: readonly ResourceDecl[] = [
         path: '/bridges/{bridgeId}',
         description: 'Individual bridge',
         operations: [
-          op('POST', 'createWithId', 'Create a new bridge with a given id, or update it.', 'Bridge', [
-            query('type', 'Comma-separated bridge features: mixing, holding, dtmf_events, proxy_media, video_sfu, video_single, sdp_label.'),
-            { ...bridgeIdPath, description: 'Unique id to give the bridge.' },
-            query('name', 'Name to give the bridge.'),
-            variablesBody('The "variables" key of the JSON body holds bridge variables to set.'),
-          ]),
-          op('GET', 'get', 'Get bridge details.', 'Bridge', [bridgeIdPath], [[404, 'Bridge not found']]),
-          op('DELETE', 'destroy', 'Shut down a bridge.', 'void', [bridgeIdPath], [[404, 'Bridge not found']]),
+          op(
+            'POST',
+            'createWithId',
+            'Create a new bridge with a given id, or update it.',
+            'Bridge',
+            [
+              query(
+                'type',
+                'Comma-separated bridge features: mixing, holding, dtmf_events, proxy_media, video_sfu, video_single, sdp_label.',
+              ),
+              { ...bridgeIdPath, description: 'Unique id to give the bridge.' },
+              query('name', 'Name to give the bridge.'),
+              variablesBody('The "variables" key of the JSON body holds bridge variables to set.'),
+            ],
+          ),
+          op(
+            'GET',
+            'get',
+            'Get bridge details.',
+            'Bridge',
+            [bridgeIdPath],
+            [[404, 'Bridge not found']],
+          ),
+          op(
+            'DELETE',
+            'destroy',
+            'Shut down a bridge.',
+            'void',
+            [bridgeIdPath],
+            [[404, 'Bridge not found']],
+          ),
         ],
       },
       {
@@ -641,13 +1009,31 @@ export const RESOURCES: readonly ResourceDecl[] = [
             'void',
             [
               bridgeIdPath,
-              query('channel', 'Ids of the channels to add.', { required: true, allowMultiple: true }),
+              query('channel', 'Ids of the channels to add.', {
+                required: true,
+                allowMultiple: true,
+              }),
               query('role', 'Role of the channels in the bridge.'),
-              query('absorbDTMF', 'Absorb DTMF coming from these channels.', { dataType: 'boolean', defaultValue: false }),
-              query('mute', 'Mute audio from these channels.', { dataType: 'boolean', defaultValue: false }),
-              query('inhibitConnectedLineUpdates', 'Do not update the connected line of these channels.', { dataType: 'boolean', defaultValue: false }),
+              query('absorbDTMF', 'Absorb DTMF coming from these channels.', {
+                dataType: 'boolean',
+                defaultValue: false,
+              }),
+              query('mute', 'Mute audio from these channels.', {
+                dataType: 'boolean',
+                defaultValue: false,
+              }),
+              query(
+                'inhibitConnectedLineUpdates',
+                'Do not update the connected line of these channels.',
+                { dataType: 'boolean', defaultValue: false },
+              ),
             ],
-            [[400, 'Channel not found'], [404, 'Bridge not found'], [409, "Bridge not in Stasis application; Channel currently recording"], [422, 'Channel not in Stasis application']],
+            [
+              [400, 'Channel not found'],
+              [404, 'Bridge not found'],
+              [409, 'Bridge not in Stasis application; Channel currently recording'],
+              [422, 'Channel not in Stasis application'],
+            ],
           ),
         ],
       },
@@ -655,39 +1041,81 @@ export const RESOURCES: readonly ResourceDecl[] = [
         path: '/bridges/{bridgeId}/removeChannel',
         description: 'Remove a channel from a bridge',
         operations: [
-          op('POST', 'removeChannel', 'Remove a channel from a bridge.', 'void', [bridgeIdPath, query('channel', 'Ids of the channels to remove.', { required: true, allowMultiple: true })], [
-            [400, 'Channel not found'],
-            [404, 'Bridge not found'],
-            [409, 'Bridge not in Stasis application'],
-            [422, 'Channel not in this bridge'],
-          ]),
+          op(
+            'POST',
+            'removeChannel',
+            'Remove a channel from a bridge.',
+            'void',
+            [
+              bridgeIdPath,
+              query('channel', 'Ids of the channels to remove.', {
+                required: true,
+                allowMultiple: true,
+              }),
+            ],
+            [
+              [400, 'Channel not found'],
+              [404, 'Bridge not found'],
+              [409, 'Bridge not in Stasis application'],
+              [422, 'Channel not in this bridge'],
+            ],
+          ),
         ],
       },
       {
         path: '/bridges/{bridgeId}/play',
         description: 'Play media to the participants of a bridge',
-        operations: [op('POST', 'play', 'Start playback of media on a bridge.', 'Playback', [bridgeIdPath, ...playParams(true, true)], [[404, 'Bridge not found'], [409, 'Bridge not in a Stasis application']])],
+        operations: [
+          op(
+            'POST',
+            'play',
+            'Start playback of media on a bridge.',
+            'Playback',
+            [bridgeIdPath, ...playParams(true, true)],
+            [
+              [404, 'Bridge not found'],
+              [409, 'Bridge not in a Stasis application'],
+            ],
+          ),
+        ],
       },
       {
         path: '/bridges/{bridgeId}/play/{playbackId}',
         description: 'Play media to the participants of a bridge',
         operations: [
-          op('POST', 'playWithId', 'Start playback of media on a bridge and specify the playbackId.', 'Playback', [bridgeIdPath, path('playbackId', 'Playback id.'), ...playParams(false, true)], [
-            [404, 'Bridge not found'],
-            [409, 'Bridge not in a Stasis application'],
-          ]),
+          op(
+            'POST',
+            'playWithId',
+            'Start playback of media on a bridge and specify the playbackId.',
+            'Playback',
+            [bridgeIdPath, path('playbackId', 'Playback id.'), ...playParams(false, true)],
+            [
+              [404, 'Bridge not found'],
+              [409, 'Bridge not in a Stasis application'],
+            ],
+          ),
         ],
       },
       {
         path: '/bridges/{bridgeId}/record',
         description: 'Record audio on a bridge',
         operations: [
-          op('POST', 'record', 'Start a recording.', 'LiveRecording', [bridgeIdPath, ...recordParams(true)], [
-            [400, 'Invalid parameters'],
-            [404, 'Bridge not found'],
-            [409, 'Bridge is not in a Stasis application; A recording with the same name already exists on the system and can not be overwritten because it is in progress or ifExists=fail'],
-            [422, 'The format specified is unknown on this system'],
-          ]),
+          op(
+            'POST',
+            'record',
+            'Start a recording.',
+            'LiveRecording',
+            [bridgeIdPath, ...recordParams(true)],
+            [
+              [400, 'Invalid parameters'],
+              [404, 'Bridge not found'],
+              [
+                409,
+                'Bridge is not in a Stasis application; A recording with the same name already exists on the system and can not be overwritten because it is in progress or ifExists=fail',
+              ],
+              [422, 'The format specified is unknown on this system'],
+            ],
+          ),
         ],
       },
     ],
@@ -698,32 +1126,87 @@ export const RESOURCES: readonly ResourceDecl[] = [
     description: 'Recording resources',
     swaggerVersion: '1.1',
     apis: [
-      { path: '/recordings/stored', description: 'Recordings', operations: [op('GET', 'listStored', 'List recordings that are complete.', 'List[StoredRecording]')] },
+      {
+        path: '/recordings/stored',
+        description: 'Recordings',
+        operations: [
+          op('GET', 'listStored', 'List recordings that are complete.', 'List[StoredRecording]'),
+        ],
+      },
       {
         path: '/recordings/stored/{recordingName}',
         description: 'Individual recording',
         operations: [
-          op('GET', 'getStored', "Get a stored recording's details.", 'StoredRecording', [path('recordingName', 'The name of the recording')], [[404, 'Recording not found']]),
-          op('DELETE', 'deleteStored', 'Delete a stored recording.', 'void', [path('recordingName', 'The name of the recording')], [[404, 'Recording not found']]),
+          op(
+            'GET',
+            'getStored',
+            "Get a stored recording's details.",
+            'StoredRecording',
+            [path('recordingName', 'The name of the recording')],
+            [[404, 'Recording not found']],
+          ),
+          op(
+            'DELETE',
+            'deleteStored',
+            'Delete a stored recording.',
+            'void',
+            [path('recordingName', 'The name of the recording')],
+            [[404, 'Recording not found']],
+          ),
         ],
       },
       {
         path: '/recordings/stored/{recordingName}/file',
         description: 'The actual file associated with the stored recording',
-        operations: [op('GET', 'getStoredFile', 'Get the file associated with the stored recording.', 'binary', [path('recordingName', 'The name of the recording')], [[403, 'The recording file could not be opened'], [404, 'Recording not found']])],
+        operations: [
+          op(
+            'GET',
+            'getStoredFile',
+            'Get the file associated with the stored recording.',
+            'binary',
+            [path('recordingName', 'The name of the recording')],
+            [
+              [403, 'The recording file could not be opened'],
+              [404, 'Recording not found'],
+            ],
+          ),
+        ],
       },
       {
         path: '/recordings/live/{recordingName}',
         description: 'A recording that is in progress',
         operations: [
-          op('GET', 'getLive', "List live recordings.", 'LiveRecording', [path('recordingName', 'The name of the recording')], [[404, 'Recording not found']]),
-          op('DELETE', 'cancel', 'Stop a live recording and discard it.', 'void', [path('recordingName', 'The name of the recording')], [[404, 'Recording not found']]),
+          op(
+            'GET',
+            'getLive',
+            'List live recordings.',
+            'LiveRecording',
+            [path('recordingName', 'The name of the recording')],
+            [[404, 'Recording not found']],
+          ),
+          op(
+            'DELETE',
+            'cancel',
+            'Stop a live recording and discard it.',
+            'void',
+            [path('recordingName', 'The name of the recording')],
+            [[404, 'Recording not found']],
+          ),
         ],
       },
       {
         path: '/recordings/live/{recordingName}/stop',
         description: 'Stop a live recording',
-        operations: [op('POST', 'stop', 'Stop a live recording and store it.', 'void', [path('recordingName', 'The name of the recording')], [[404, 'Recording not found']])],
+        operations: [
+          op(
+            'POST',
+            'stop',
+            'Stop a live recording and store it.',
+            'void',
+            [path('recordingName', 'The name of the recording')],
+            [[404, 'Recording not found']],
+          ),
+        ],
       },
     ],
     models: [storedRecordingModel, liveRecordingModel],
@@ -737,8 +1220,22 @@ export const RESOURCES: readonly ResourceDecl[] = [
         path: '/playbacks/{playbackId}',
         description: 'Control object for a playback operation.',
         operations: [
-          op('GET', 'get', "Get a playback's details.", 'Playback', [path('playbackId', "Playback's id")], [[404, 'The playback cannot be found']]),
-          op('DELETE', 'stop', 'Stop a playback.', 'void', [path('playbackId', "Playback's id")], [[404, 'The playback cannot be found']]),
+          op(
+            'GET',
+            'get',
+            "Get a playback's details.",
+            'Playback',
+            [path('playbackId', "Playback's id")],
+            [[404, 'The playback cannot be found']],
+          ),
+          op(
+            'DELETE',
+            'stop',
+            'Stop a playback.',
+            'void',
+            [path('playbackId', "Playback's id")],
+            [[404, 'The playback cannot be found']],
+          ),
         ],
       },
     ],
@@ -749,12 +1246,20 @@ export const RESOURCES: readonly ResourceDecl[] = [
     description: 'Device state resources',
     swaggerVersion: '1.1',
     apis: [
-      { path: '/deviceStates', description: 'Device states', operations: [op('GET', 'list', 'List all ARI controlled device states.', 'List[DeviceState]')] },
+      {
+        path: '/deviceStates',
+        description: 'Device states',
+        operations: [
+          op('GET', 'list', 'List all ARI controlled device states.', 'List[DeviceState]'),
+        ],
+      },
       {
         path: '/deviceStates/{deviceName}',
         description: 'Device state',
         operations: [
-          op('GET', 'get', 'Retrieve the current state of a device.', 'DeviceState', [path('deviceName', 'Name of the device')]),
+          op('GET', 'get', 'Retrieve the current state of a device.', 'DeviceState', [
+            path('deviceName', 'Name of the device'),
+          ]),
           op(
             'PUT',
             'update',
@@ -764,12 +1269,34 @@ export const RESOURCES: readonly ResourceDecl[] = [
               path('deviceName', 'Name of the device'),
               query('deviceState', 'Device state value', {
                 required: true,
-                allowableValues: list(['NOT_INUSE', 'INUSE', 'BUSY', 'INVALID', 'UNAVAILABLE', 'RINGING', 'RINGINUSE', 'ONHOLD']),
+                allowableValues: list([
+                  'NOT_INUSE',
+                  'INUSE',
+                  'BUSY',
+                  'INVALID',
+                  'UNAVAILABLE',
+                  'RINGING',
+                  'RINGINUSE',
+                  'ONHOLD',
+                ]),
               }),
             ],
-            [[404, 'Device name is missing'], [409, 'Uncontrolled device specified']],
+            [
+              [404, 'Device name is missing'],
+              [409, 'Uncontrolled device specified'],
+            ],
           ),
-          op('DELETE', 'delete', 'Destroy a device-state controlled by ARI.', 'void', [path('deviceName', 'Name of the device')], [[404, 'Device name is missing'], [409, 'Uncontrolled device specified']]),
+          op(
+            'DELETE',
+            'delete',
+            'Destroy a device-state controlled by ARI.',
+            'void',
+            [path('deviceName', 'Name of the device')],
+            [
+              [404, 'Device name is missing'],
+              [409, 'Uncontrolled device specified'],
+            ],
+          ),
         ],
       },
     ],
@@ -786,8 +1313,15 @@ export const RESOURCES: readonly ResourceDecl[] = [
         operations: [
           {
             ...op('GET', 'eventWebsocket', 'WebSocket connection for events.', 'Message', [
-              query('app', 'Applications to subscribe to.', { required: true, allowMultiple: true }),
-              query('subscribeAll', 'Subscribe to every event of Asterisk, not only those of the application.', { dataType: 'boolean' }),
+              query('app', 'Applications to subscribe to.', {
+                required: true,
+                allowMultiple: true,
+              }),
+              query(
+                'subscribeAll',
+                'Subscribe to every event of Asterisk, not only those of the application.',
+                { dataType: 'boolean' },
+              ),
             ]),
             upgrade: 'websocket',
             websocketProtocol: 'ari',
@@ -802,27 +1336,67 @@ export const RESOURCES: readonly ResourceDecl[] = [
     description: 'Stasis application resources',
     swaggerVersion: '1.1',
     apis: [
-      { path: '/applications', description: 'Stasis applications', operations: [op('GET', 'list', 'List all applications.', 'List[Application]')] },
+      {
+        path: '/applications',
+        description: 'Stasis applications',
+        operations: [op('GET', 'list', 'List all applications.', 'List[Application]')],
+      },
       {
         path: '/applications/{applicationName}',
         description: 'Stasis application',
-        operations: [op('GET', 'get', 'Get details of an application.', 'Application', [path('applicationName', "Application's name")], [[404, 'Application does not exist.']])],
+        operations: [
+          op(
+            'GET',
+            'get',
+            'Get details of an application.',
+            'Application',
+            [path('applicationName', "Application's name")],
+            [[404, 'Application does not exist.']],
+          ),
+        ],
       },
       {
         path: '/applications/{applicationName}/subscription',
         description: 'Stasis application',
         operations: [
-          op('POST', 'subscribe', 'Subscribe an application to an event source.', 'Application', [path('applicationName', "Application's name"), query('eventSource', 'URI of the event source: channel:{id}, bridge:{id}, endpoint:{tech}[/{resource}], deviceState:{name}', { required: true, allowMultiple: true })], [
-            [400, 'Missing parameter.'],
-            [404, 'Application does not exist.'],
-            [422, 'Event source does not exist.'],
-          ]),
-          op('DELETE', 'unsubscribe', 'Unsubscribe an application from an event source.', 'Application', [path('applicationName', "Application's name"), query('eventSource', 'URI of the event source', { required: true, allowMultiple: true })], [
-            [400, 'Missing parameter; event source scheme not recognized.'],
-            [404, 'Application does not exist.'],
-            [409, 'Application not subscribed to event source.'],
-            [422, 'Event source does not exist.'],
-          ]),
+          op(
+            'POST',
+            'subscribe',
+            'Subscribe an application to an event source.',
+            'Application',
+            [
+              path('applicationName', "Application's name"),
+              query(
+                'eventSource',
+                'URI of the event source: channel:{id}, bridge:{id}, endpoint:{tech}[/{resource}], deviceState:{name}',
+                { required: true, allowMultiple: true },
+              ),
+            ],
+            [
+              [400, 'Missing parameter.'],
+              [404, 'Application does not exist.'],
+              [422, 'Event source does not exist.'],
+            ],
+          ),
+          op(
+            'DELETE',
+            'unsubscribe',
+            'Unsubscribe an application from an event source.',
+            'Application',
+            [
+              path('applicationName', "Application's name"),
+              query('eventSource', 'URI of the event source', {
+                required: true,
+                allowMultiple: true,
+              }),
+            ],
+            [
+              [400, 'Missing parameter; event source scheme not recognized.'],
+              [404, 'Application does not exist.'],
+              [409, 'Application not subscribed to event source.'],
+              [422, 'Event source does not exist.'],
+            ],
+          ),
         ],
       },
     ],
@@ -842,7 +1416,8 @@ export function declaredOperations(): DeclaredOperation[] {
   const out: DeclaredOperation[] = [];
   for (const resource of RESOURCES) {
     for (const api of resource.apis) {
-      for (const operation of api.operations) out.push({ resource: resource.name, path: api.path, operation });
+      for (const operation of api.operations)
+        out.push({ resource: resource.name, path: api.path, operation });
     }
   }
   return out;

@@ -6,7 +6,13 @@ import type { AppSocket, ReplayedCall } from './driver.ts';
 import { traceEvents } from './driver.ts';
 import { sequences, type IdMap, type Json, type TraceLine } from './trace.ts';
 
-const VOLATILE = new Set(['creationtime', 'protocol_id', 'timestamp', 'startup_time', 'last_reload_time']);
+const VOLATILE = new Set([
+  'creationtime',
+  'protocol_id',
+  'timestamp',
+  'startup_time',
+  'last_reload_time',
+]);
 
 /** A REST answer without what legitimately differs between runs (times, SIP Call-IDs, name counters). */
 export function normalizeRest(value: unknown): unknown {
@@ -15,7 +21,10 @@ export function normalizeRest(value: unknown): unknown {
     const out: Json = {};
     for (const [k, v] of Object.entries(value as Json)) {
       if (VOLATILE.has(k)) continue;
-      out[k] = k === 'name' && typeof v === 'string' ? v.replace(/-[0-9a-f]{8}$/, '-########') : normalizeRest(v);
+      out[k] =
+        k === 'name' && typeof v === 'string'
+          ? v.replace(/-[0-9a-f]{8}$/, '-########')
+          : normalizeRest(v);
     }
     return out;
   }
@@ -26,7 +35,11 @@ export function normalizeRest(value: unknown): unknown {
  * Wait until the simulator has sent as many events per entity as the trace has, then compare the
  * per-channel/bridge/playback/recording sequences (ChannelVarset noise excluded).
  */
-export async function expectSameEvents(socket: AppSocket, trace: TraceLine[], ids: IdMap): Promise<void> {
+export async function expectSameEvents(
+  socket: AppSocket,
+  trace: TraceLine[],
+  ids: IdMap,
+): Promise<void> {
   const expected = sequences(traceEvents(trace, ids));
   try {
     await socket.until((events) => {
@@ -53,7 +66,11 @@ export interface RestCompareOptions {
  * Every replayed REST call answered the trace's status; error bodies are identical, JSON bodies
  * equal after {@link normalizeRest}, 204s empty.
  */
-export function expectSameRest(calls: ReplayedCall[], ids: IdMap, options: RestCompareOptions = {}): void {
+export function expectSameRest(
+  calls: ReplayedCall[],
+  ids: IdMap,
+  options: RestCompareOptions = {},
+): void {
   for (const call of calls) {
     const { line, result } = call;
     const what = `${line.method} ${line.path} ${JSON.stringify(line.query)}`;
@@ -64,12 +81,20 @@ export function expectSameRest(calls: ReplayedCall[], ids: IdMap, options: RestC
     } else if (line.status >= 400) {
       expect(result.body, `${what} error body`).to.deep.equal(line.response);
       expect(result.contentType, `${what} content type`).to.match(/^application\/json/);
-    } else if (summary && typeof summary === 'object' && 'contentType' in summary && 'bytes' in summary && typeof summary.head === 'string') {
+    } else if (
+      summary &&
+      typeof summary === 'object' &&
+      'contentType' in summary &&
+      'bytes' in summary &&
+      typeof summary.head === 'string'
+    ) {
       expect(result.contentType, `${what} content type`).to.equal(summary.contentType);
       if (options.binary) options.binary(call);
       else expect(result.bytes.length, `${what} size`).to.equal(summary.bytes);
     } else {
-      expect(normalizeRest(result.body), `${what} body`).to.deep.equal(normalizeRest(ids.deep(line.response)));
+      expect(normalizeRest(result.body), `${what} body`).to.deep.equal(
+        normalizeRest(ids.deep(line.response)),
+      );
     }
   }
 }

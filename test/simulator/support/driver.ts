@@ -6,7 +6,15 @@
  */
 import WebSocket from 'ws';
 import type { PbxSimulator } from '../../../src/simulator/index.ts';
-import { IdMap, isEffectOf, triggerOf, waitKey, type Json, type RestLine, type TraceLine } from './trace.ts';
+import {
+  IdMap,
+  isEffectOf,
+  triggerOf,
+  waitKey,
+  type Json,
+  type RestLine,
+  type TraceLine,
+} from './trace.ts';
 
 /** Default wait for an awaited event, real milliseconds. */
 const WAIT_MS = 5000;
@@ -20,17 +28,18 @@ export class AppSocket {
   private constructor(
     private readonly sim: PbxSimulator,
     readonly app: string,
+    private readonly subscribeAll: boolean,
   ) {}
 
-  /** Connect `/ari/events?app=<app>&api_key=...&subscribeAll=false` and wait until open. */
-  static async open(sim: PbxSimulator, app = 'crm-app'): Promise<AppSocket> {
-    const socket = new AppSocket(sim, app);
+  /** Connect `/ari/events?app=<app>&api_key=...&subscribeAll=<subscribeAll>` and wait until open. */
+  static async open(sim: PbxSimulator, app = 'crm-app', subscribeAll = false): Promise<AppSocket> {
+    const socket = new AppSocket(sim, app, subscribeAll);
     await socket.connect();
     return socket;
   }
 
   async connect(): Promise<void> {
-    const url = `${this.sim.url.replace(/^http/, 'ws')}/ari/events?app=${encodeURIComponent(this.app)}&api_key=${this.sim.username}:${this.sim.password}&subscribeAll=false`;
+    const url = `${this.sim.url.replace(/^http/, 'ws')}/ari/events?app=${encodeURIComponent(this.app)}&api_key=${this.sim.username}:${this.sim.password}&subscribeAll=${String(this.subscribeAll)}`;
     const ws = new WebSocket(url);
     ws.on('message', (data) => {
       this.events.push(JSON.parse(data.toString()) as Json);
@@ -66,14 +75,23 @@ export class AppSocket {
       };
       const timer = setTimeout(() => {
         this.waiters.delete(check);
-        reject(new Error(`timed out waiting for ${what}; got ${this.events.map((e) => e.type).join(', ')}`));
+        reject(
+          new Error(
+            `timed out waiting for ${what}; got ${this.events.map((e) => e.type).join(', ')}`,
+          ),
+        );
       }, timeoutMs);
       this.waiters.add(check);
     });
   }
 
   /** Resolve with the first (or next after `from`) event matching `pred`. */
-  async next(pred: (e: Json) => boolean, what: string, from = 0, timeoutMs = WAIT_MS): Promise<Json> {
+  async next(
+    pred: (e: Json) => boolean,
+    what: string,
+    from = 0,
+    timeoutMs = WAIT_MS,
+  ): Promise<Json> {
     await this.until((events) => events.slice(from).some(pred), what, timeoutMs);
     return this.events.slice(from).find(pred) as Json;
   }
@@ -95,7 +113,9 @@ export async function ari(
   query: Record<string, string | number | boolean> = {},
   body?: unknown,
 ): Promise<RestResult> {
-  const qs = new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)])).toString();
+  const qs = new URLSearchParams(
+    Object.entries(query).map(([k, v]): [string, string] => [k, String(v)]),
+  ).toString();
   const res = await fetch(`${sim.url}/ari${path}${qs ? `?${qs}` : ''}`, {
     method,
     headers: {
@@ -106,7 +126,10 @@ export async function ari(
   });
   const bytes = Buffer.from(await res.arrayBuffer());
   const contentType = res.headers.get('content-type') ?? '';
-  const parsed = contentType.startsWith('application/json') && bytes.length > 0 ? (JSON.parse(bytes.toString('utf8')) as unknown) : undefined;
+  const parsed =
+    contentType.startsWith('application/json') && bytes.length > 0
+      ? (JSON.parse(bytes.toString('utf8')) as unknown)
+      : undefined;
   return { status: res.status, contentType, body: parsed, bytes };
 }
 
@@ -138,7 +161,8 @@ export async function replay(
   for (let i = 0; i < trace.length; i++) {
     const line = trace[i] as TraceLine;
     if (line.kind === 'note') {
-      for (const [prefix, action] of Object.entries(hooks.notes ?? {})) if (line.text.startsWith(prefix)) await action();
+      for (const [prefix, action] of Object.entries(hooks.notes ?? {}))
+        if (line.text.startsWith(prefix)) await action();
       continue;
     }
     if (line.kind !== 'rest') continue;
@@ -156,8 +180,15 @@ export async function replay(
       );
     }
     const query: Record<string, string | number | boolean> = {};
-    for (const [k, v] of Object.entries(line.query)) query[k] = typeof v === 'string' ? ids.str(v) : v;
-    const result = await ari(sim, line.method, ids.str(line.path), query, line.body === undefined ? undefined : ids.deep(line.body));
+    for (const [k, v] of Object.entries(line.query))
+      query[k] = typeof v === 'string' ? ids.str(v) : v;
+    const result = await ari(
+      sim,
+      line.method,
+      ids.str(line.path),
+      query,
+      line.body === undefined ? undefined : ids.deep(line.body),
+    );
     const traceId = (line.response as Json | null)?.id;
     const simId = (result.body as Json | undefined)?.id;
     if (typeof traceId === 'string' && typeof simId === 'string') ids.set(traceId, simId);
@@ -168,7 +199,9 @@ export async function replay(
 
 /** Events of the trace (in order), ids mapped to the simulator's. */
 export function traceEvents(trace: TraceLine[], ids: IdMap): Json[] {
-  return trace.filter((l): l is Extract<TraceLine, { kind: 'event' }> => l.kind === 'event').map((l) => ids.deep(l.event));
+  return trace
+    .filter((l): l is Extract<TraceLine, { kind: 'event' }> => l.kind === 'event')
+    .map((l) => ids.deep(l.event));
 }
 
 /** Whether an event is one of the REST call's own effects (re-exported for tests). */

@@ -61,7 +61,10 @@ export class IdMap {
   str(text: string): string {
     if (this.map.size === 0) return text;
     const keys = [...this.map.keys()].sort((a, b) => b.length - a.length);
-    const pattern = new RegExp(keys.map((k) => k.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'g');
+    const pattern = new RegExp(
+      keys.map((k) => k.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'),
+      'g',
+    );
     return text.replace(pattern, (k) => this.map.get(k) ?? k);
   }
 
@@ -135,7 +138,11 @@ const EVENT_FIELDS = [
  * recording — not timestamps, creation times, protocol ids or name counters.
  */
 export function eventView(event: Json): Json {
-  const view: Json = { type: event.type, application: event.application, asterisk_id: typeof event.asterisk_id === 'string' };
+  const view: Json = {
+    type: event.type,
+    application: event.application,
+    asterisk_id: typeof event.asterisk_id === 'string',
+  };
   for (const f of EVENT_FIELDS) if (f in event) view[f] = event[f];
   // The order of `Dial ""`, `Dial RINGING` and the Ringing state change is a race in Asterisk
   // (the traces show all orders), so a Dial's peer state is not compared.
@@ -162,8 +169,10 @@ export function eventView(event: Json): Json {
 
 /** Sort key of events whose relative order is an Asterisk race (see {@link eventView}). */
 function ringingRaceKey(view: Json): string | undefined {
-  if (view.type === 'Dial' && (view.dialstatus === '' || view.dialstatus === 'RINGING')) return `Dial:${String(view.dialstatus)}`;
-  if (view.type === 'ChannelStateChange' && (view.channel as Json | undefined)?.state === 'Ringing') return 'State:Ringing';
+  if (view.type === 'Dial' && (view.dialstatus === '' || view.dialstatus === 'RINGING'))
+    return `Dial:${String(view.dialstatus)}`;
+  if (view.type === 'ChannelStateChange' && (view.channel as Json | undefined)?.state === 'Ringing')
+    return 'State:Ringing';
   return undefined;
 }
 
@@ -191,7 +200,9 @@ export function sequences(events: Json[]): Map<string, Json[]> {
       }
       let j = i;
       while (j < seq.length && ringingRaceKey(seq[j] as Json) !== undefined) j++;
-      const run = seq.slice(i, j).sort((a, b) => (ringingRaceKey(a) as string).localeCompare(ringingRaceKey(b) as string));
+      const run = seq
+        .slice(i, j)
+        .sort((a, b) => (ringingRaceKey(a) as string).localeCompare(ringingRaceKey(b) as string));
       seq.splice(i, j - i, ...run);
       i = j;
     }
@@ -211,7 +222,11 @@ export function waitKey(event: Json): string {
 }
 
 /** Entities a REST call acts on, to tell its own effects from the events that triggered it. */
-function restTargets(line: RestLine): { channels: Set<string>; bridges: Set<string>; created: Set<string> } {
+function restTargets(line: RestLine): {
+  channels: Set<string>;
+  bridges: Set<string>;
+  created: Set<string>;
+} {
   const channels = new Set<string>();
   const bridges = new Set<string>();
   const created = new Set<string>();
@@ -221,21 +236,44 @@ function restTargets(line: RestLine): { channels: Set<string>; bridges: Set<stri
   const channelParam = line.query.channel;
   if (typeof channelParam === 'string') for (const c of channelParam.split(',')) channels.add(c);
   const response = line.response as Json | null;
-  if (response && typeof response === 'object' && typeof response.id === 'string') created.add(response.id);
+  if (response && typeof response === 'object' && typeof response.id === 'string')
+    created.add(response.id);
   return { channels, bridges, created };
 }
 
 /** Event types a REST operation causes on its targets. */
 function effectTypes(line: RestLine): string[] {
   const seg = line.path.split('/').filter(Boolean);
-  const op = line.method + ' ' + (seg[0] === 'channels' ? (seg[2] ?? (seg[1] === 'create' ? 'create' : seg[1] ? 'id' : '')) : seg[0] === 'bridges' ? (seg[2] ?? (seg[1] ? 'id' : '')) : seg[0]);
+  const op =
+    line.method +
+    ' ' +
+    (seg[0] === 'channels'
+      ? (seg[2] ?? (seg[1] === 'create' ? 'create' : seg[1] ? 'id' : ''))
+      : seg[0] === 'bridges'
+        ? (seg[2] ?? (seg[1] ? 'id' : ''))
+        : seg[0]);
   switch (op) {
     case 'DELETE id':
       return seg[0] === 'channels'
-        ? ['ChannelHangupRequest', 'ChannelLeftBridge', 'StasisEnd', 'ChannelDestroyed', 'Dial', 'PlaybackFinished', 'RecordingFinished']
+        ? [
+            'ChannelHangupRequest',
+            'ChannelLeftBridge',
+            'StasisEnd',
+            'ChannelDestroyed',
+            'Dial',
+            'PlaybackFinished',
+            'RecordingFinished',
+          ]
         : ['BridgeDestroyed', 'ChannelLeftBridge', 'RecordingFinished'];
     case 'POST dial':
-      return ['ChannelConnectedLine', 'Dial', 'ChannelStateChange', 'ChannelHangupRequest', 'StasisEnd', 'ChannelDestroyed'];
+      return [
+        'ChannelConnectedLine',
+        'Dial',
+        'ChannelStateChange',
+        'ChannelHangupRequest',
+        'StasisEnd',
+        'ChannelDestroyed',
+      ];
     case 'POST answer':
       return ['ChannelStateChange'];
     case 'POST addChannel':
@@ -264,11 +302,18 @@ export function isEffectOf(event: Json, line: RestLine): boolean {
   const rec = event.recording as Json | undefined;
   if (rec && typeof rec.target_uri === 'string') {
     const [kind, id = ''] = rec.target_uri.split(':');
-    if ((kind === 'bridge' && targets.bridges.has(id)) || (kind === 'channel' && targets.channels.has(id))) return true;
+    if (
+      (kind === 'bridge' && targets.bridges.has(id)) ||
+      (kind === 'channel' && targets.channels.has(id))
+    )
+      return true;
   }
   return ids.some((e) => {
     const [kind, id = ''] = [e.slice(0, e.indexOf(':')), e.slice(e.indexOf(':') + 1)];
-    return (kind === 'channel' && targets.channels.has(id)) || (kind === 'bridge' && targets.bridges.has(id));
+    return (
+      (kind === 'channel' && targets.channels.has(id)) ||
+      (kind === 'bridge' && targets.bridges.has(id))
+    );
   });
 }
 
@@ -277,7 +322,10 @@ export function isEffectOf(event: Json, line: RestLine): boolean {
  * noise nor an effect of the call itself; undefined when the previous line is a REST call (the
  * call simply followed it).
  */
-export function triggerOf(trace: TraceLine[], index: number): { line: EventLine; index: number } | undefined {
+export function triggerOf(
+  trace: TraceLine[],
+  index: number,
+): { line: EventLine; index: number } | undefined {
   const rest = trace[index] as RestLine;
   for (let j = index - 1; j >= 0; j--) {
     const l = trace[j] as TraceLine;

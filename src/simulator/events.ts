@@ -1,0 +1,116 @@
+/**
+ * The Stasis event bus: finds the apps an event reaches (Stasis membership and explicit
+ * subscriptions, see `pbx.ts`) and sends it on their WebSockets, stamped with `timestamp` (simulated
+ * clock), `asterisk_id` and `application`. Events can be held back and sent later (race (a)).
+ */
+import type { Logger } from 'winston';
+import type { AppRegistry } from './apps.ts';
+import type { SimClock } from './clock.ts';
+import type { SimBridge, SimChannel } from './model.ts';
+import type { SimEvent } from './types.ts';
+
+/** `asterisk_id` (entity id) of the recorded Asterisk. */
+export const ASTERISK_ID = '02:fc:00:00:00:01';
+
+/** What an event is about, to find the apps that receive it. */
+export interface Scope {
+  channels?: SimChannel[];
+  bridge?: SimBridge;
+  /** `PJSIP/<resource>` */
+  endpoint?: string;
+  /** Device name, e.g. `PJSIP/101`. */
+  device?: string;
+}
+
+/** Event types whose own fields come before `type` in Asterisk's JSON. */
+const BLOB_FIRST = new Set(['ChannelVarset', 'ChannelHangupRequest']);
+
+/** A pending event delivery (see {@link EventBus.collect}). */
+export type Delivery = () => Promise<void>;
+
+export class EventBus {
+  private sink: Delivery[] | null = null;
+
+  constructor(
+    private readonly apps: AppRegistry,
+    private readonly clock: SimClock,
+    private readonly log: Logger | undefined,
+  ) {}
+
+  /**
+   * Run `fn`, holding back the events it emits instead of sending them; returns its result and
+   * the held deliveries (send them with {@link flush}).
+   */
+  collect<T>(fn: () => T): { result: T; deliveries: Delivery[] } {
+    const previous = this.sink;
+    const deliveries: Delivery[] = [];
+    this.sink = deliveries;
+    try {
+      return { result: fn(), deliveries };
+    } finally {
+      this.sink = previous;
+    }
+  }
+
+  /** Send held deliveries in order; resolves when all are written to their sockets. */
+  async flush(deliveries: Delivery[]): Promise<void> {
+    await Promise.all(deliveries.map((d) => d()));
+  }
+
+  /** Apps an event about `scope` reaches. */
+  targets(scope: Scope): Set<string> {
+    const out = new Set<string>();
+    for (const ch of scope.channels ?? []) {
+      if (ch.stasis) out.add(ch.stasis.app);
+      for (const app of ch.subscribers) out.add(app);
+    }
+    if (scope.bridge) for (const app of scope.bridge.subscribers) out.add(app);
+    if (scope.endpoint) {
+      for (const app of this.apps.subscribersOf(`endpoint:${scope.endpoint}`)) out.add(app);
+      const tech = scope.endpoint.split('/')[0];
+      for (const app of this.apps.subscribersOf(`endpoint:${tech}`)) out.add(app);
+    }
+    if (scope.device) {
+      for (const app of this.apps.subscribersOf(`deviceState:${scope.device}`)) out.add(app);
+    }
+    for (const app of this.apps.subscribeAllApps()) out.add(app);
+    return out;
+  }
+
+  /** Emit an event to every app the scope reaches (payload snapshots are taken by the caller, now). */
+  emit(type: string, fields: Record<string, unknown>, scope: Scope): void {
+    const targets = this.targets(scope);
+    this.log?.debug('sim event', { type, apps: [...targets] });
+    if (targets.size === 0) return;
+    const timestamp = this.clock.timestamp();
+    // Key order as Asterisk writes it: ChannelVarset and ChannelHangupRequest start with their
+    // own fields (`variable`/`value`, `cause`/`soft`), the others with `type` and `timestamp`.
+    const { channel, ...own } = fields;
+    const leading = BLOB_FIRST.has(type);
+    for (const app of targets) {
+      const event: SimEvent = leading
+        ? {
+            ...own,
+            type,
+            timestamp,
+            ...(channel === undefined ? {} : { channel }),
+            asterisk_id: ASTERISK_ID,
+            application: app,
+          }
+        : { type, timestamp, ...fields, asterisk_id: ASTERISK_ID, application: app };
+      const delivery = () => this.apps.deliver(app, event);
+      if (this.sink) this.sink.push(delivery);
+      else void delivery();
+    }
+  }
+
+  /** Send an arbitrary event to an app (`timestamp`/`application` filled in when missing). */
+  emitRaw(app: string, event: Record<string, unknown>): void {
+    const full: Record<string, unknown> = {
+      timestamp: this.clock.timestamp(),
+      ...event,
+      application: event.application ?? app,
+    };
+    void this.apps.deliver(app, { ...full, type: String(full.type ?? '') });
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * Live and stored recordings (`POST /bridges/{id}/record`, `POST /channels/{id}/record`,
+ * `/recordings/...`). RecordingStarted is sent before the HTTP answer (201, state `queued`; the
+ * event says `recording`), as in the inbound-answered trace. A bridge recording adds a recorder
+ * participant to the bridge (softmix with two channels) and ends when the bridge empties or is
+ * destroyed, when `maxDurationSeconds` is reached or on `stop`; RecordingFinished then carries
+ * `duration` in whole seconds of simulated time and the file is stored (20 ms frames of 8 kHz
+ * audio: 3 s → 48044-byte WAV). `cancel` ends it `canceled` without a file.
+ */
+import { ariError } from './errors.ts';
+import type { Scope } from './events.ts';
+import { splitUri, type MediaHost } from './host.ts';
+import {
+  liveRecordingJson,
+  type SimBridge,
+  type SimChannel,
+  type SimLiveRecording,
+  type StoredRecording,
+} from './model.ts';
+import { framesIn } from './wav.ts';
+
+/** Options of a recording. `maxDurationSec` 0 = no limit. */
+export interface RecordOptions {
+  name: string;
+  format: string;
+  maxDurationSec: number;
+  ifExists: 'fail' | 'overwrite' | 'append';
+}
+
+export class Recordings {
+  /** Recordings in progress by name. */
+  readonly live = new Map<string, SimLiveRecording>();
+  /** Finished recordings by name. */
+  readonly stored = new Map<string, StoredRecording>();
+
+  constructor(private readonly host: MediaHost) {}
+
+  /** Start recording a bridge or a channel; 400 for a bad name, 409 when the name is taken. */
+  start(
+    target: { channel: SimChannel } | { bridge: SimBridge },
+    opts: RecordOptions,
+  ): SimLiveRecording {
+    if (/(^|\/)\.\.(\/|$)/.test(opts.name) || opts.name.startsWith('/'))
+      throw ariError(400, 'Recording name invalid');
+    if (this.live.has(opts.name) || (opts.ifExists === 'fail' && this.stored.has(opts.name))) {
+      throw ariError(409, `Recording '${opts.name}' already exists and can not be overwritten`);
+    }
+    const rec: SimLiveRecording = {
+      name: opts.name,
+      format: opts.format,
+      targetUri:
+        'channel' in target ? `channel:${target.channel.id}` : `bridge:${target.bridge.id}`,
+      state: 'recording',
+      startedAtMs: this.host.clock.nowMs(),
+      maxDurationSec: opts.maxDurationSec,
+      ifExists: opts.ifExists,
+      timer: null,
+    };
+    this.live.set(rec.name, rec);
+    const scope: Scope =
+      'channel' in target ? { channels: [target.channel] } : { bridge: target.bridge };
+    this.host.events.emit('RecordingStarted', { recording: liveRecordingJson(rec) }, scope);
+    if (opts.maxDurationSec > 0) {
+      rec.timer = this.host.clock.after(opts.maxDurationSec * 1000, () =>
+        this.finish(rec, 'done', true),
+      );
+    }
+    if ('bridge' in target) {
+      rec.recorder = { kind: 'recorder', name: this.host.ids.recorderName() };
+      target.bridge.internal.push(rec.recorder);
+      this.host.settleBridge(target.bridge);
+    }
+    return rec;
+  }
+
+  /**
+   * End a live recording: `done` stores the file (whole 20 ms frames of the simulated elapsed
+   * time, capped by `maxDurationSeconds`) and sends RecordingFinished with `duration`; `canceled`
+   * discards it. `settle` re-evaluates the bridge the recorder leaves.
+   */
+  finish(rec: SimLiveRecording, state: 'done' | 'canceled', settle: boolean): void {
+    if (this.live.get(rec.name) !== rec) return;
+    this.live.delete(rec.name);
+    rec.timer?.cancel();
+    rec.timer = null;
+    let frames = framesIn(this.host.clock.nowMs() - rec.startedAtMs);
+    if (rec.maxDurationSec > 0) frames = Math.min(frames, rec.maxDurationSec * 50);
+    rec.state = state;
+    rec.durationSec = Math.floor((frames * 20) / 1000);
+    if (state === 'done') {
+      const existing = this.stored.get(rec.name);
+      const total =
+        rec.ifExists === 'append' && existing && existing.format === rec.format
+          ? existing.frames + frames
+          : frames;
+      this.stored.set(rec.name, { name: rec.name, format: rec.format, frames: total });
+    }
+    const [kind, id] = splitUri(rec.targetUri);
+    const bridge = kind === 'bridge' ? this.host.bridges.get(id) : undefined;
+    const ch = kind === 'channel' ? this.host.channels.get(id) : undefined;
+    const scope: Scope = bridge ? { bridge } : ch ? { channels: [ch] } : {};
+    this.host.events.emit('RecordingFinished', { recording: liveRecordingJson(rec) }, scope);
+    if (bridge && rec.recorder) {
+      bridge.internal = bridge.internal.filter((p) => p !== rec.recorder);
+      if (settle) this.host.settleBridge(bridge);
+      else this.host.refreshTechnology(bridge);
+    }
+  }
+
+  /** End every recording of a target (`channel:<id>` hung up, `bridge:<id>` emptied or destroyed). */
+  finishFor(targetUri: string): void {
+    for (const rec of [...this.live.values()])
+      if (rec.targetUri === targetUri) this.finish(rec, 'done', false);
+  }
+
+  /** Length of a stored recording in simulated ms (for `recording:` playback). */
+  lengthMs(name: string): number | undefined {
+    const rec = this.stored.get(name);
+    return rec ? rec.frames * 20 : undefined;
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * The simulator's control API as the engine mounts it under `/sim`: inject calls, set phone and
+ * customer behaviours (validated), list channels, hang up the far end; errors `{code, message}`.
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { expect } from 'chai';
+import express from 'express';
+import { startSimulator, type PbxSimulator } from '../../src/simulator/index.ts';
+import { AppSocket } from './support/driver.ts';
+import type { Json } from './support/trace.ts';
+
+describe('simulator control router', function () {
+  this.timeout(10_000);
+  let sim: PbxSimulator;
+  let server: Server;
+  let base: string;
+
+  beforeEach(async () => {
+    sim = await startSimulator({ timeScale: 0.02, extensions: ['201', '202'], trunk: 'carrier' });
+    const app = express();
+    app.use('/sim', sim.controlRouter());
+    server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/sim`;
+  });
+
+  afterEach(async () => {
+    await new Promise((resolve) => server.close(resolve));
+    await sim.close();
+  });
+
+  async function call(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: unknown }> {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? null : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? (JSON.parse(text) as unknown) : undefined };
+  }
+
+  it('lists the configured phones and validates behaviours with zod', async () => {
+    const phones = await call('GET', '/phones');
+    expect(phones.body).to.deep.equal([
+      { extension: '201', behaviour: { mode: 'answer', answerAfterMs: 1000 }, channelIds: [] },
+      { extension: '202', behaviour: { mode: 'answer', answerAfterMs: 1000 }, channelIds: [] },
+    ]);
+    expect(await call('PUT', '/phones/202', { mode: 'busy', afterMs: 200 })).to.deep.equal({
+      status: 200,
+      body: { extension: '202', behaviour: { mode: 'busy', afterMs: 200 } },
+    });
+    expect(sim.phones.get('202')).to.deep.equal({ mode: 'busy', afterMs: 200 });
+    const bad = await call('PUT', '/phones/202', { mode: 'answer', answerAfterMs: -1 });
+    expect(bad.status).to.equal(400);
+    expect(bad.body).to.have.property('code', 'invalid_request');
+    expect((await call('PUT', '/phones/202', { mode: 'sleep' })).status).to.equal(400);
+    expect(await call('PUT', '/phones/999', { mode: 'ring' })).to.deep.include({ status: 404 });
+    expect((await call('PUT', '/customers/*', { mode: 'ring' })).status).to.equal(200);
+    expect((await call('PUT', '/customers/abc', { mode: 'ring' })).status).to.equal(400);
+  });
+
+  it('injects calls (409 app_not_connected without a WebSocket), lists channels and hangs up the far end', async () => {
+    const refused = await call('POST', '/calls', { from: '79161234567', to: '74951234567' });
+    expect(refused).to.deep.include({ status: 409 });
+    expect(refused.body).to.have.property('code', 'app_not_connected');
+    expect((await call('POST', '/calls', { from: 'x' })).status).to.equal(400);
+
+    const socket = await AppSocket.open(sim);
+    try {
+      const created = await call('POST', '/calls', {
+        from: '79161234567',
+        to: '74951234567',
+        callerName: 'Ivan',
+      });
+      expect(created.status).to.equal(201);
+      const channelId = (created.body as { channelId: string }).channelId;
+      const start = await socket.next((e) => e.type === 'StasisStart', 'StasisStart');
+      expect(start.channel).to.deep.include({
+        id: channelId,
+        state: 'Ring',
+        caller: { name: 'Ivan', number: '79161234567' },
+      });
+      const listed = (await call('GET', '/channels')).body as Json[];
+      expect(listed.map((c) => c.id)).to.deep.equal([channelId]);
+      expect(await call('POST', `/channels/${channelId}/hangup`)).to.deep.equal({
+        status: 204,
+        body: undefined,
+      });
+      const hangup = await socket.next((e) => e.type === 'ChannelHangupRequest', 'HangupRequest');
+      expect(hangup).to.deep.include({ cause: 127, tech_cause: 487 });
+      expect((await call('POST', '/channels/nope/hangup')).status).to.equal(404);
+    } finally {
+      await socket.close();
+    }
+  });
+});
