@@ -3,6 +3,8 @@
  *
  * - `POST /calls` `{from, to, callerName?, app?, hangupAfterMs?, abandonAfterMs?}` → 201 `{channelId}`,
  *   409 `{code:'app_not_connected'}` when the Stasis app has no WebSocket (fixtures fact 14)
+ * - `POST /operator-calls` `{extension, to, app?, hangupAfterMs?, abandonAfterMs?}` → 201
+ *   `{channelId}`: the operator dials a customer from their phone (`Stasis(app,outbound,<to>)`)
  * - `GET /phones` → `[{extension, behaviour, channelIds}]`
  * - `PUT /phones/:extension` body = PhoneBehaviour → 200 `{extension, behaviour}`
  * - `PUT /customers/:number` body = PhoneBehaviour (`*` = default) → 200 `{number, behaviour}`
@@ -30,6 +32,16 @@ const inboundCallSchema = z
     from: number,
     to: number,
     callerName: z.string().max(80).optional(),
+    app: z.string().min(1).max(80).optional(),
+    hangupAfterMs: ms.optional(),
+    abandonAfterMs: ms.optional(),
+  })
+  .strict();
+
+const operatorCallSchema = z
+  .object({
+    extension: z.string().regex(/^\d{2,10}$/, 'an operator extension'),
+    to: number,
     app: z.string().min(1).max(80).optional(),
     hangupAfterMs: ms.optional(),
     abandonAfterMs: ms.optional(),
@@ -68,6 +80,34 @@ export function createControlRouter(sim: PbxSimulator): Router {
       if (parsed.data.abandonAfterMs !== undefined)
         call.abandonAfterMs = parsed.data.abandonAfterMs;
       const { channelId } = await sim.injectInboundCall(call);
+      res.status(201).json({ channelId });
+    } catch (err) {
+      if (err instanceof SimCallRejectedError) return fail(res, 409, err.reason, err.message);
+      throw err;
+    }
+  });
+
+  router.post('/operator-calls', async (req: Request, res: Response) => {
+    const parsed = operatorCallSchema.safeParse(req.body ?? {});
+    if (!parsed.success) return validation(res, parsed.error);
+    if (!sim.phones.list().some((p) => p.extension === parsed.data.extension)) {
+      return fail(
+        res,
+        404,
+        'unknown_extension',
+        `extension ${parsed.data.extension} is not a simulated phone`,
+      );
+    }
+    try {
+      const call: Parameters<PbxSimulator['injectOperatorCall']>[0] = {
+        extension: parsed.data.extension,
+        to: parsed.data.to,
+      };
+      if (parsed.data.app !== undefined) call.app = parsed.data.app;
+      if (parsed.data.hangupAfterMs !== undefined) call.hangupAfterMs = parsed.data.hangupAfterMs;
+      if (parsed.data.abandonAfterMs !== undefined)
+        call.abandonAfterMs = parsed.data.abandonAfterMs;
+      const { channelId } = await sim.injectOperatorCall(call);
       res.status(201).json({ channelId });
     } catch (err) {
       if (err instanceof SimCallRejectedError) return fail(res, 409, err.reason, err.message);

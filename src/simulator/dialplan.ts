@@ -5,6 +5,9 @@
  * [from-pstn]
  * exten => _X.,1,NoOp()
  *  same => n,Stasis(crm-app,inbound,${EXTEN})     ; priority 2, as in the traces
+ * [from-internal]                                 ; operators' phones
+ * exten => _XXXXX.,1,NoOp()
+ *  same => n,Stasis(crm-app,outbound,${EXTEN})    ; as in asterisk-conf/extensions.conf
  * [service]
  * exten => 9999,1,Answer()
  *  same => n,Playback(hello-world)
@@ -34,6 +37,15 @@ const CONTEXTS: Record<string, Extension[]> = {
       steps: [
         { app: 'NoOp', data: () => '' },
         { app: 'Stasis', data: ({ exten, app }) => `${app},inbound,${exten}` },
+      ],
+    },
+  ],
+  'from-internal': [
+    {
+      pattern: '_XXXXX.',
+      steps: [
+        { app: 'NoOp', data: () => '' },
+        { app: 'Stasis', data: ({ exten, app }) => `${app},outbound,${exten}` },
       ],
     },
   ],

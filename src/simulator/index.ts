@@ -25,6 +25,7 @@ import { PhoneBook } from './phones.ts';
 import { createAriHandler } from './rest/router.ts';
 import type {
   InboundCall,
+  OperatorCall,
   PbxSimulator,
   PhoneBehaviour,
   PhoneInfo,
@@ -37,6 +38,7 @@ import { attachEventWebSocket } from './ws.ts';
 
 export type {
   InboundCall,
+  OperatorCall,
   PbxSimulator,
   PhoneBehaviour,
   PhoneInfo,
@@ -127,6 +129,25 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
       if (call.abandonAfterMs !== undefined) request.abandonAfterMs = call.abandonAfterMs;
       const active = apps.isActive(app);
       const { channel, accepted } = pbx.inboundCall(request);
+      if (!accepted)
+        throw new SimCallRejectedError(
+          app,
+          channel.id,
+          active ? 'no_such_extension' : 'app_not_connected',
+        );
+      return { channelId: channel.id };
+    },
+    async injectOperatorCall(call: OperatorCall): Promise<{ channelId: string }> {
+      const app = call.app ?? 'crm-app';
+      const request: Parameters<Pbx['operatorCall']>[0] = {
+        extension: call.extension,
+        to: call.to,
+        app,
+      };
+      if (call.hangupAfterMs !== undefined) request.hangupAfterMs = call.hangupAfterMs;
+      if (call.abandonAfterMs !== undefined) request.abandonAfterMs = call.abandonAfterMs;
+      const active = apps.isActive(app);
+      const { channel, accepted } = pbx.operatorCall(request);
       if (!accepted)
         throw new SimCallRejectedError(
           app,

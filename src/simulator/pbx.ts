@@ -945,15 +945,53 @@ export class Pbx implements MediaHost {
     hangupAfterMs?: number;
     abandonAfterMs?: number;
   }): { channel: SimChannel; accepted: boolean } {
-    const ch = this.newChannel({
-      kind: 'inbound',
+    return this.dialplanCall(call, {
       party: { kind: 'pstn', number: call.from },
-      endpoint: 'PJSIP/pstn-in',
-      nameResource: 'pstn-in',
-      protocolId: this.ids.inboundCallId(),
-      state: 'Ring',
+      resource: 'pstn-in',
       caller: { name: call.callerName ?? call.from, number: call.from },
       context: 'from-pstn',
+    });
+  }
+
+  /**
+   * An operator dials a customer from their phone: `PJSIP/<ext>` into `from-internal`, which
+   * sends numbers of 5+ digits to `Stasis(app,outbound,<number>)` (asterisk-conf/extensions.conf).
+   * The caller ID is the endpoint's own (`"Operator 101" <101>`, as in the traces).
+   */
+  operatorCall(call: {
+    extension: string;
+    to: string;
+    app: string;
+    hangupAfterMs?: number;
+    abandonAfterMs?: number;
+  }): { channel: SimChannel; accepted: boolean } {
+    return this.dialplanCall(call, {
+      party: { kind: 'operator', extension: call.extension },
+      resource: call.extension,
+      caller: { name: `Operator ${call.extension}`, number: call.extension },
+      context: 'from-internal',
+    });
+  }
+
+  /** A phone call entering the dialplan (state Ring) at `context`, extension `call.to`. */
+  private dialplanCall(
+    call: { to: string; app: string; hangupAfterMs?: number; abandonAfterMs?: number },
+    from: {
+      party: SimChannel['party'];
+      resource: string;
+      caller: { name: string; number: string };
+      context: string;
+    },
+  ): { channel: SimChannel; accepted: boolean } {
+    const ch = this.newChannel({
+      kind: 'inbound',
+      party: from.party,
+      endpoint: `PJSIP/${from.resource}`,
+      nameResource: from.resource,
+      protocolId: this.ids.inboundCallId(),
+      state: 'Ring',
+      caller: from.caller,
+      context: from.context,
       exten: call.to,
       dialstring: null,
     });
@@ -966,7 +1004,7 @@ export class Pbx implements MediaHost {
       });
     }
     this.endpointChanged(ch.endpoint);
-    this.runDialplan(ch, 'from-pstn', call.to, 1);
+    this.runDialplan(ch, from.context, call.to, 1);
     return { channel: ch, accepted: ch.stasis !== null };
   }
 

@@ -72,6 +72,20 @@ export interface InboundCall {
   abandonAfterMs?: number;
 }
 
+/** An operator dialling a customer from their phone (endpoint `PJSIP/<ext>`, context `from-internal`). */
+export interface OperatorCall {
+  /** The operator's extension, e.g. `101`. */
+  extension: string;
+  /** Dialled customer number (5+ digits); becomes `EXTEN` and the Stasis arg of `outbound`. */
+  to: string;
+  /** Stasis app the dialplan sends the call to. Default `crm-app`. */
+  app?: string;
+  /** The operator hangs up (BYE) this long after the channel is answered (simulated ms). */
+  hangupAfterMs?: number;
+  /** The operator hangs up (CANCEL) this long after dialling if not answered by then (simulated ms). */
+  abandonAfterMs?: number;
+}
+
 /** One ARI REST request as the simulator served it (api-docs fetches are not recorded). */
 export interface RecordedRequest {
   method: string;
@@ -139,6 +153,11 @@ export interface PbxSimulator {
    * Rejects with {@link import('./errors.ts').SimCallRejectedError} when the app has no WebSocket (fixtures fact 14).
    */
   injectInboundCall(call: InboundCall): Promise<{ channelId: string }>;
+  /**
+   * An operator dials out from their phone: `from-internal` runs `Stasis(<app>,outbound,<number>)`.
+   * Rejects like {@link injectInboundCall}.
+   */
+  injectOperatorCall(call: OperatorCall): Promise<{ channelId: string }>;
   /** The far end of that channel hangs up (BYE when answered, CANCEL for an unanswered inbound call, 603 for a ringing outbound one). Throws `RangeError` for an unknown channel. */
   hangup(channelId: string): void;
   /** Every event sent on an app WebSocket. Returns the unsubscribe function. */

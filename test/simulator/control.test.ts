@@ -98,4 +98,35 @@ describe('simulator control router', function () {
       await socket.close();
     }
   });
+
+  it('lets an operator dial out: from-internal sends the number to Stasis(app,outbound,<number>)', async () => {
+    expect(
+      (await call('POST', '/operator-calls', { extension: '299', to: '79161234567' })).status,
+    ).to.equal(404);
+    expect(
+      (await call('POST', '/operator-calls', { extension: '201', to: 'abc' })).status,
+    ).to.equal(400);
+    const socket = await AppSocket.open(sim);
+    try {
+      const created = await call('POST', '/operator-calls', {
+        extension: '201',
+        to: '79161234567',
+      });
+      expect(created.status).to.equal(201);
+      const start = await socket.next((e) => e.type === 'StasisStart', 'StasisStart');
+      expect(start.args).to.deep.equal(['outbound', '79161234567']);
+      expect(start.channel).to.deep.include({
+        id: (created.body as { channelId: string }).channelId,
+        state: 'Ring',
+        caller: { name: 'Operator 201', number: '201' },
+      });
+      expect((start.channel as Json).dialplan).to.deep.include({
+        context: 'from-internal',
+        exten: '79161234567',
+        priority: 2,
+      });
+    } finally {
+      await socket.close();
+    }
+  });
 });

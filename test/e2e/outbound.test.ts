@@ -1,0 +1,94 @@
+/**
+ * Operators dialling out from their phones (issue 2 §4): `Stasis(crm-app,outbound,<number>)`,
+ * the customer dialled through the trunk chosen by prefix, bridged, cleaned up.
+ */
+import { expect } from 'chai';
+import { startTestBed, type TestBed } from '../support/engine.ts';
+
+describe('operator dials out (e2e)', function () {
+  this.timeout(20_000);
+  let bed: TestBed;
+  afterEach(async () => {
+    await bed?.stop();
+  });
+
+  it('dials the customer through the trunk chosen by prefix, with the company caller ID, and bridges', async () => {
+    bed = await startTestBed({
+      TRUNKS: '*=PJSIP/{number}@client-trunk,7916=PJSIP/{number}@client-trunk',
+      COMPANY_CALLER_ID: '74957654321',
+    });
+    bed.sim.customers.set('*', { mode: 'answer', answerAfterMs: 1500, hangupAfterMs: 2000 });
+    const { channelId } = await bed.sim.injectOperatorCall({ extension: '102', to: '79161234567' });
+    const started = await bed.crm.waitForWebhook(
+      (w) => w.body.type === 'call.started' && w.body.data.from === '102',
+    );
+    const callId = started.body.callId;
+    const end = await bed.crm.waitForEnded(callId);
+    expect(started.body.data).to.include({ direction: 'out', from: '102', to: '79161234567' });
+    expect(bed.crm.eventsOf(callId).map((w) => w.body.type)).to.deep.equal([
+      'call.started',
+      'call.answered',
+      'call.ended',
+    ]);
+    expect(bed.crm.eventsOf(callId)[1]!.body.data).to.include({ extension: '102' });
+    const data = end.body.data;
+    expect(data).to.include({
+      direction: 'out',
+      answeredBy: '102',
+      disposition: 'answered',
+      hangupBy: 'customer',
+    });
+    const answeredAt = Date.parse(String(data.answeredAt));
+    expect(answeredAt - Date.parse(String(data.startedAt))).to.be.at.least(1500 * 0.02 - 5);
+
+    const create = bed.sim.requests.find((r) => r.path === '/channels/create');
+    expect(create?.query).to.include({ endpoint: 'PJSIP/79161234567@client-trunk' });
+    expect(JSON.stringify(create?.body)).to.include('"CALLERID(num)":"74957654321"');
+    const dial = bed.sim.requests.find(
+      (r) => r.path === `/channels/${String(create?.query.channelId)}/dial`,
+    );
+    expect(dial?.query).to.include({ caller: channelId });
+    const paths = bed.sim.requests.map((r) => `${r.method} ${r.path}`);
+    expect(paths).to.include.members([
+      `POST /channels/${channelId}/ring`,
+      `POST /channels/${channelId}/answer`,
+      `DELETE /channels/${channelId}`,
+    ]);
+    expect(bed.sim.channels()).to.have.length(0);
+  });
+
+  it('hangs the operator up with reason busy when the customer is busy', async () => {
+    bed = await startTestBed();
+    bed.sim.customers.set('79161234500', { mode: 'busy' });
+    const { channelId } = await bed.sim.injectOperatorCall({ extension: '101', to: '79161234500' });
+    const started = await bed.crm.waitForWebhook(
+      (w) => w.body.type === 'call.started' && w.body.data.to === '79161234500',
+    );
+    const end = await bed.crm.waitForEnded(started.body.callId);
+    expect(end.body.data).to.include({ disposition: 'busy', talkSec: 0 });
+    const hangup = bed.sim.requests.find(
+      (r) => r.method === 'DELETE' && r.path === `/channels/${channelId}`,
+    );
+    expect(hangup?.query).to.include({ reason: 'busy' });
+  });
+
+  it('cancels the customer leg when the operator hangs up while it rings', async () => {
+    bed = await startTestBed();
+    bed.sim.customers.set('*', { mode: 'ring' });
+    await bed.sim.injectOperatorCall({ extension: '103', to: '79161234501', abandonAfterMs: 3000 });
+    const started = await bed.crm.waitForWebhook(
+      (w) => w.body.type === 'call.started' && w.body.data.to === '79161234501',
+    );
+    const end = await bed.crm.waitForEnded(started.body.callId);
+    expect(end.body.data).to.include({ disposition: 'canceled', hangupBy: 'operator' });
+    const leg = bed.engine.calls
+      .getCall(started.body.callId)!
+      .legs.find((l) => l.role === 'customer')!;
+    expect(
+      bed.sim.requests.some(
+        (r) => r.method === 'DELETE' && r.path === `/channels/${leg.channelId}`,
+      ),
+    ).to.equal(true);
+    expect(bed.sim.channels()).to.have.length(0);
+  });
+});
