@@ -277,7 +277,16 @@ describe('inbound calls (e2e: engine + simulator + CRM)', function () {
       .to.be.at.least(300)
       .and.below(300 + 250);
     const end = await bed.crm.waitForEnded(callId);
+    expect(sequenceOf(bed, callId)).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.answered',
+      'call.ended',
+    ]);
     expect(ended(end)).to.include({ disposition: 'answered', answeredBy: '103' });
+    expect(bed.sim.requests.find((r) => r.path === '/channels/create')?.query).to.include({
+      endpoint: 'PJSIP/103',
+    });
     const warn = bed.logs.find(
       (l) =>
         l.callId === callId && l.message === 'CRM route lookup failed; using the fallback route',
@@ -293,7 +302,16 @@ describe('inbound calls (e2e: engine + simulator + CRM)', function () {
     await bed.sim.injectInboundCall({ from, to: DID });
     const callId = await startedCall(bed, from);
     const end = await bed.crm.waitForEnded(callId);
+    expect(sequenceOf(bed, callId)).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.answered',
+      'call.ended',
+    ]);
     expect(ended(end)).to.include({ disposition: 'answered', answeredBy: '102' });
+    expect(bed.sim.requests.find((r) => r.path === '/channels/create')?.query).to.include({
+      endpoint: 'PJSIP/102',
+    });
     const warn = bed.logs.find(
       (l) =>
         l.callId === callId && l.message === 'CRM route lookup failed; using the fallback route',
@@ -338,7 +356,17 @@ describe('inbound calls (e2e: engine + simulator + CRM)', function () {
     );
     bed.sim.hangup(channelId);
     const end = await bed.crm.waitForEnded(callId);
-    expect(ended(end)).to.include({ disposition: 'answered', hangupBy: 'caller' });
+    expect(sequenceOf(bed, callId)).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.answered',
+      'call.ended',
+    ]);
+    expect(ended(end)).to.include({
+      disposition: 'answered',
+      hangupBy: 'caller',
+      answeredBy: '101',
+    });
     const opLeg = bed.engine.calls.getCall(callId)!.legs.find((l) => l.role === 'operator')!;
     expect(requestsFor(bed, opLeg.channelId)).to.include('DELETE /channels/{id}');
     expect(bed.sim.channels()).to.have.length(0);

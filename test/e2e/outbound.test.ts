@@ -65,6 +65,10 @@ describe('operator dials out (e2e)', function () {
       (w) => w.body.type === 'call.started' && w.body.data.to === '79161234500',
     );
     const end = await bed.crm.waitForEnded(started.body.callId);
+    expect(bed.crm.eventsOf(started.body.callId).map((w) => w.body.type)).to.deep.equal([
+      'call.started',
+      'call.ended',
+    ]);
     expect(end.body.data).to.include({ disposition: 'busy', talkSec: 0 });
     const hangup = bed.sim.requests.find(
       (r) => r.method === 'DELETE' && r.path === `/channels/${channelId}`,
