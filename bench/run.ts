@@ -1,12 +1,14 @@
 /**
  * `npm run bench`: inbound-call throughput and screen-pop latency of the whole engine against the
- * PBX simulator, on this machine. Prints figures; asserts nothing.
+ * PBX simulator running in its own process (as Asterisk would), on this machine. Prints figures;
+ * asserts nothing.
  *
  * Each call: route (fallback ring-all), operator leg created and dialled, answered, bridged,
  * hung up by the caller, four signed webhooks delivered to a local receiver.
  * Screen-pop latency: from the simulator sending the operator leg's `Dial RINGING` to the
  * `call.ringing` webhook arriving at the receiver.
  */
+import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,7 +16,6 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { loadConfig } from '../src/config/load.ts';
 import { createSilentLogger } from '../src/logging/logger.ts';
 import { startEngine } from '../src/main.ts';
-import { startSimulator } from '../src/simulator/index.ts';
 
 const TOTAL_CALLS = Number(process.env.BENCH_CALLS ?? 2000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 100);
@@ -46,7 +47,8 @@ async function main(): Promise<void> {
         const call = engineRef?.calls.getCall(event.callId);
         const leg = call?.legs.find((l) => l.role === 'operator');
         const sentAt = leg ? ringingSentAt.get(leg.channelId) : undefined;
-        if (sentAt !== undefined) popLatenciesMs.push(performance.now() - sentAt);
+        if (sentAt !== undefined)
+          popLatenciesMs.push(performance.timeOrigin + performance.now() - sentAt);
       } else if (event.type === 'call.ended') {
         endedCallIds.add(event.callId);
         onEnded?.();
@@ -58,13 +60,15 @@ async function main(): Promise<void> {
   const receiverPort = (receiver.address() as AddressInfo).port;
 
   const extensions = Array.from({ length: 10 }, (_, i) => String(101 + i));
-  const sim = await startSimulator({ timeScale: 0.01, extensions });
-  for (const ext of extensions) sim.phones.set(ext, { mode: 'answer', answerAfterMs: 1000 });
-  sim.onEvent((event) => {
-    if (event.type === 'Dial' && (event as { dialstatus?: string }).dialstatus === 'RINGING') {
-      const peer = (event as { peer?: { id?: string } }).peer;
-      if (peer?.id) ringingSentAt.set(peer.id, performance.now());
-    }
+  const child = fork(new URL('./sim-process.ts', import.meta.url), {
+    execArgv: ['--import', 'tsx'],
+    env: { ...process.env, BENCH_EXTENSIONS: extensions.join(','), BENCH_TIME_SCALE: '0.01' },
+  });
+  const [ready] = (await once(child, 'message')) as [
+    { url: string; username: string; password: string },
+  ];
+  child.on('message', (message: { type: string; channelId: string; atMs: number }) => {
+    if (message.type === 'ringing') ringingSentAt.set(message.channelId, message.atMs);
   });
 
   const config = loadConfig({
@@ -74,11 +78,16 @@ async function main(): Promise<void> {
     CRM_WEBHOOK_URL: `http://127.0.0.1:${receiverPort}/hooks`,
     WEBHOOK_SECRET: 'bench-secret-0123456789abcdef',
     FALLBACK_ROUTE: 'sequential:101',
+    ARI_URL: ready.url,
+    ARI_USERNAME: ready.username,
+    ARI_PASSWORD: ready.password,
   });
-  const engine = await startEngine(config, { logger: createSilentLogger(), simulator: sim });
+  const engine = await startEngine(config, { logger: createSilentLogger() });
   engineRef = engine;
 
   const lag = monitorEventLoopDelay({ resolution: 10 });
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
   const heapBefore = process.memoryUsage().heapUsed;
   lag.enable();
   const started = performance.now();
@@ -92,29 +101,30 @@ async function main(): Promise<void> {
   const inject = (): void => {
     injected++;
     const from = String(79160000000 + injected);
-    const ext = extensions[injected % extensions.length]!;
-    sim.phones.set(ext, { mode: 'answer', answerAfterMs: 1000 });
-    void sim.injectInboundCall({ from, to: '74951234567', hangupAfterMs: 2000 });
+    child.send({ type: 'inject', from, to: '74951234567', hangupAfterMs: 2000 });
   };
   for (let i = 0; i < CONCURRENCY && injected < TOTAL_CALLS; i++) inject();
   await done;
   const elapsedSec = (performance.now() - started) / 1000;
   lag.disable();
+  await engine.calls.settled();
+  gc?.();
   const heapAfter = process.memoryUsage().heapUsed;
 
   const sortedPop = [...popLatenciesMs].sort((a, b) => a - b);
   const lines = [
-    `inbound calls: ${TOTAL_CALLS} (concurrency ${CONCURRENCY}, simulator time scale 0.01: 10 ms ring, 20 ms talk)`,
+    `inbound calls: ${TOTAL_CALLS} (concurrency ${CONCURRENCY}; simulator in its own process, time scale 0.01: 10 ms ring, 20 ms talk)`,
     `  full calls per second:          ${(TOTAL_CALLS / elapsedSec).toFixed(1)}`,
     `  webhooks delivered:             ${webhooks}`,
     `  screen-pop latency p50 / p99:   ${percentile(sortedPop, 50).toFixed(2)} ms / ${percentile(sortedPop, 99).toFixed(2)} ms (${sortedPop.length} samples)`,
     `  event-loop lag p50 / p99:       ${(lag.percentile(50) / 1e6).toFixed(2)} ms / ${(lag.percentile(99) / 1e6).toFixed(2)} ms`,
-    `  heap before / after:            ${(heapBefore / 1048576).toFixed(1)} MiB / ${(heapAfter / 1048576).toFixed(1)} MiB`,
+    `  engine heap before / after:     ${(heapBefore / 1048576).toFixed(1)} MiB / ${(heapAfter / 1048576).toFixed(1)} MiB`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 
   await engine.stop();
-  await sim.close();
+  child.send({ type: 'close' });
+  await once(child, 'exit');
   receiver.closeAllConnections();
   receiver.close();
 }
