@@ -31,7 +31,7 @@ async function main(): Promise<void> {
   let webhooks = 0;
   const endedCallIds = new Set<string>();
   let onEnded: (() => void) | undefined;
-  let engineRef: Awaited<ReturnType<typeof startEngine>> | undefined;
+  const engineRef: { engine?: Awaited<ReturnType<typeof startEngine>> } = {};
 
   const receiver = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -44,7 +44,7 @@ async function main(): Promise<void> {
         callId: string;
       };
       if (event.type === 'call.ringing') {
-        const call = engineRef?.calls.getCall(event.callId);
+        const call = engineRef.engine?.calls.getCall(event.callId);
         const leg = call?.legs.find((l) => l.role === 'operator');
         const sentAt = leg ? ringingSentAt.get(leg.channelId) : undefined;
         if (sentAt !== undefined)
@@ -83,7 +83,7 @@ async function main(): Promise<void> {
     ARI_PASSWORD: ready.password,
   });
   const engine = await startEngine(config, { logger: createSilentLogger() });
-  engineRef = engine;
+  engineRef.engine = engine;
 
   const lag = monitorEventLoopDelay({ resolution: 10 });
   const gc = (globalThis as { gc?: () => void }).gc;
