@@ -5,7 +5,7 @@
  *
  * Each call: route (fallback ring-all), operator leg created and dialled, answered, bridged,
  * hung up by the caller, four signed webhooks delivered to a local receiver.
- * Screen-pop latency: from the simulator sending the operator leg's `Dial RINGING` to the
+ * Screen-pop latency: from the simulator sending the operator leg's first ringing event to the
  * `call.ringing` webhook arriving at the receiver.
  */
 import { fork } from 'node:child_process';
@@ -28,6 +28,12 @@ function percentile(sorted: number[], p: number): number {
 async function main(): Promise<void> {
   const ringingSentAt = new Map<string, number>();
   const popLatenciesMs: number[] = [];
+  /** When the engine's gateway received each operator leg's first ringing event (absolute ms). */
+  const ringingReceivedAt = new Map<string, number>();
+  const wsLatenciesMs: number[] = [];
+  /** When the engine handed each call's `call.ringing` to the webhook dispatcher (absolute ms). */
+  const ringingQueuedAt = new Map<string, number>();
+  const flowLatenciesMs: number[] = [];
   let webhooks = 0;
   const endedCallIds = new Set<string>();
   let onEnded: (() => void) | undefined;
@@ -47,8 +53,14 @@ async function main(): Promise<void> {
         const call = engineRef.engine?.calls.getCall(event.callId);
         const leg = call?.legs.find((l) => l.role === 'operator');
         const sentAt = leg ? ringingSentAt.get(leg.channelId) : undefined;
-        if (sentAt !== undefined)
-          popLatenciesMs.push(performance.timeOrigin + performance.now() - sentAt);
+        const now = performance.timeOrigin + performance.now();
+        if (sentAt !== undefined) popLatenciesMs.push(now - sentAt);
+        const receivedAt = leg ? ringingReceivedAt.get(leg.channelId) : undefined;
+        if (sentAt !== undefined && receivedAt !== undefined)
+          wsLatenciesMs.push(receivedAt - sentAt);
+        const queuedAt = ringingQueuedAt.get(event.callId);
+        if (receivedAt !== undefined && queuedAt !== undefined)
+          flowLatenciesMs.push(queuedAt - receivedAt);
       } else if (event.type === 'call.ended') {
         endedCallIds.add(event.callId);
         onEnded?.();
@@ -82,8 +94,29 @@ async function main(): Promise<void> {
     ARI_USERNAME: ready.username,
     ARI_PASSWORD: ready.password,
   });
-  const engine = await startEngine(config, { logger: createSilentLogger() });
+  const engine = await startEngine(config, {
+    logger: createSilentLogger(),
+    eventSinks: [
+      {
+        enqueue(event) {
+          if (event.type === 'call.ringing' && !ringingQueuedAt.has(event.callId)) {
+            ringingQueuedAt.set(event.callId, performance.timeOrigin + performance.now());
+          }
+        },
+      },
+    ],
+  });
   engineRef.engine = engine;
+  engine.gateway.onEvent((event) => {
+    const id =
+      event.type === 'Dial' && event.dialstatus === 'RINGING'
+        ? event.peer.id
+        : event.type === 'ChannelStateChange' && event.channel.state === 'Ringing'
+          ? event.channel.id
+          : undefined;
+    if (id && !ringingReceivedAt.has(id))
+      ringingReceivedAt.set(id, performance.timeOrigin + performance.now());
+  });
 
   const lag = monitorEventLoopDelay({ resolution: 10 });
   const gc = (globalThis as { gc?: () => void }).gc;
@@ -112,11 +145,15 @@ async function main(): Promise<void> {
   const heapAfter = process.memoryUsage().heapUsed;
 
   const sortedPop = [...popLatenciesMs].sort((a, b) => a - b);
+  const sortedWs = [...wsLatenciesMs].sort((a, b) => a - b);
+  const sortedFlow = [...flowLatenciesMs].sort((a, b) => a - b);
   const lines = [
     `inbound calls: ${TOTAL_CALLS} (concurrency ${CONCURRENCY}; simulator in its own process, time scale 0.01: 10 ms ring, 20 ms talk)`,
     `  full calls per second:          ${(TOTAL_CALLS / elapsedSec).toFixed(1)}`,
     `  webhooks delivered:             ${webhooks}`,
     `  screen-pop latency p50 / p99:   ${percentile(sortedPop, 50).toFixed(2)} ms / ${percentile(sortedPop, 99).toFixed(2)} ms (${sortedPop.length} samples)`,
+    `    of which simulator → engine:  ${percentile(sortedWs, 50).toFixed(2)} ms / ${percentile(sortedWs, 99).toFixed(2)} ms (WebSocket, event parsing)`,
+    `    of which engine event → queued: ${percentile(sortedFlow, 50).toFixed(2)} ms / ${percentile(sortedFlow, 99).toFixed(2)} ms (per-call handling before the webhook is queued)`,
     `  event-loop lag p50 / p99:       ${(lag.percentile(50) / 1e6).toFixed(2)} ms / ${(lag.percentile(99) / 1e6).toFixed(2)} ms`,
     `  engine heap before / after:     ${(heapBefore / 1048576).toFixed(1)} MiB / ${(heapAfter / 1048576).toFixed(1)} MiB`,
   ];
