@@ -3,7 +3,8 @@
  * {@link ARI_EVENT_TYPES}, `operation` one of the gateway's method names, `kind` an
  * {@link AriErrorKind}. Never an id or a phone number.
  */
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Counter, Gauge, Registry } from 'prom-client';
+import { counter, gauge } from '../metrics/registry.ts';
 
 /** The gateway's metric objects. */
 export interface AriMetrics {
@@ -25,100 +26,46 @@ export interface AriMetrics {
   channelListeners: Gauge;
 }
 
-function getOrCreate<T>(registry: Registry, name: string, create: () => T): T {
-  const existing = registry.getSingleMetric(name);
-  return existing ? (existing as unknown as T) : create();
-}
-
 /**
  * Create (or reuse, when a previous gateway registered them on the same registry) the metrics on
  * `registry`.
  */
 export function createAriMetrics(registry: Registry): AriMetrics {
-  const registers = [registry];
   return {
-    connected: getOrCreate(
-      registry,
-      'aricrm_ari_connected',
-      () =>
-        new Gauge({
-          name: 'aricrm_ari_connected',
-          help: 'ARI event WebSocket open (1) or not (0).',
-          registers,
-        }),
-    ),
-    reconnects: getOrCreate(
-      registry,
-      'aricrm_ari_reconnects_total',
-      () =>
-        new Counter({
-          name: 'aricrm_ari_reconnects_total',
-          help: 'ARI event WebSocket connections re-established after a loss.',
-          registers,
-        }),
-    ),
-    events: getOrCreate(
-      registry,
-      'aricrm_ari_events_total',
-      () =>
-        new Counter({
-          name: 'aricrm_ari_events_total',
-          help: 'ARI events received, by event type.',
-          labelNames: ['type'] as const,
-          registers,
-        }),
-    ),
-    eventsUnknown: getOrCreate(
-      registry,
-      'aricrm_ari_events_unknown_total',
-      () =>
-        new Counter({
-          name: 'aricrm_ari_events_unknown_total',
-          help: 'ARI WebSocket messages of an unknown event type or not parseable (dropped).',
-          registers,
-        }),
-    ),
-    commandErrors: getOrCreate(
-      registry,
-      'aricrm_ari_command_errors_total',
-      () =>
-        new Counter({
-          name: 'aricrm_ari_command_errors_total',
-          help: 'ARI REST commands that failed (after retries), by operation and error kind.',
-          labelNames: ['operation', 'kind'] as const,
-          registers,
-        }),
-    ),
-    commandRetries: getOrCreate(
-      registry,
-      'aricrm_ari_command_retries_total',
-      () =>
-        new Counter({
-          name: 'aricrm_ari_command_retries_total',
-          help: 'ARI REST commands retried after "Channel not in Stasis application", by operation.',
-          labelNames: ['operation'] as const,
-          registers,
-        }),
-    ),
-    handlerErrors: getOrCreate(
-      registry,
-      'aricrm_ari_handler_errors_total',
-      () =>
-        new Counter({
-          name: 'aricrm_ari_handler_errors_total',
-          help: 'ARI event listeners that threw or rejected.',
-          registers,
-        }),
-    ),
-    channelListeners: getOrCreate(
-      registry,
-      'aricrm_ari_channel_listeners',
-      () =>
-        new Gauge({
-          name: 'aricrm_ari_channel_listeners',
-          help: 'Per-channel ARI event listeners currently registered.',
-          registers,
-        }),
-    ),
+    connected: gauge(registry, {
+      name: 'aricrm_ari_connected',
+      help: 'ARI event WebSocket open (1) or not (0).',
+    }),
+    reconnects: counter(registry, {
+      name: 'aricrm_ari_reconnects_total',
+      help: 'ARI event WebSocket connections re-established after a loss.',
+    }),
+    events: counter(registry, {
+      name: 'aricrm_ari_events_total',
+      help: 'ARI events received, by event type.',
+      labelNames: ['type'] as const,
+    }),
+    eventsUnknown: counter(registry, {
+      name: 'aricrm_ari_events_unknown_total',
+      help: 'ARI WebSocket messages of an unknown event type or not parseable (dropped).',
+    }),
+    commandErrors: counter(registry, {
+      name: 'aricrm_ari_command_errors_total',
+      help: 'ARI REST commands that failed (after retries), by operation and error kind.',
+      labelNames: ['operation', 'kind'] as const,
+    }),
+    commandRetries: counter(registry, {
+      name: 'aricrm_ari_command_retries_total',
+      help: 'ARI REST commands retried after "Channel not in Stasis application", by operation.',
+      labelNames: ['operation'] as const,
+    }),
+    handlerErrors: counter(registry, {
+      name: 'aricrm_ari_handler_errors_total',
+      help: 'ARI event listeners that threw or rejected.',
+    }),
+    channelListeners: gauge(registry, {
+      name: 'aricrm_ari_channel_listeners',
+      help: 'Per-channel ARI event listeners currently registered.',
+    }),
   };
 }

@@ -16,7 +16,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Counter, Gauge, Registry } from 'prom-client';
+import { counter, gauge } from '../metrics/registry.ts';
 import type { AriChannel, AriEvent, AriGateway, HangupParams } from '../ari/types.ts';
 import { AriBadRequestError, AriNotFoundError, AriServerError } from '../ari/errors.ts';
 import type { Logger } from '../logging/logger.ts';
@@ -156,22 +157,19 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
   constructor(private readonly deps: CallServiceDeps) {
     super();
     this.now = deps.now ?? Date.now;
-    this.activeGauge = new Gauge({
+    this.activeGauge = gauge(deps.registry, {
       name: 'aricrm_calls_active',
       help: 'Calls in progress, by direction.',
-      labelNames: ['direction'],
-      registers: [deps.registry],
+      labelNames: ['direction'] as const,
     });
-    this.endedCounter = new Counter({
+    this.endedCounter = counter(deps.registry, {
       name: 'aricrm_calls_ended_total',
       help: 'Calls ended, by direction and disposition.',
-      labelNames: ['direction', 'disposition'],
-      registers: [deps.registry],
+      labelNames: ['direction', 'disposition'] as const,
     });
-    this.failures = new Counter({
+    this.failures = counter(deps.registry, {
       name: 'aricrm_call_handler_errors_total',
       help: 'Call flow steps that failed unexpectedly (the call was cleaned up).',
-      registers: [deps.registry],
     });
   }
 

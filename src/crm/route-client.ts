@@ -5,7 +5,8 @@
  * configured fallback route, logged at warn and counted. Contract: docs/crm-routing.md.
  */
 import { createRequire } from 'node:module';
-import { Counter, Histogram, type Registry } from 'prom-client';
+import type { Counter, Histogram, Registry } from 'prom-client';
+import { counter, histogram } from '../metrics/registry.ts';
 import type { Logger } from '../logging/logger.ts';
 import { describeIssues, routeAnswerSchema, routeFromAnswer } from './route-answer.ts';
 import type {
@@ -279,33 +280,22 @@ interface RouteMetrics {
 }
 
 function routeMetrics(registry: Registry): RouteMetrics {
-  const duration =
-    (registry.getSingleMetric('aricrm_crm_request_duration_seconds') as
-      Histogram<'operation' | 'outcome'> | undefined) ??
-    new Histogram({
-      name: 'aricrm_crm_request_duration_seconds',
-      help: 'Duration of requests to the CRM, by operation and outcome (ok, timeout, connection, http_status, invalid_body).',
-      labelNames: ['operation', 'outcome'] as const,
-      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 5, 10],
-      registers: [registry],
-    });
-  const fallbacks =
-    (registry.getSingleMetric('aricrm_crm_route_fallbacks_total') as
-      Counter<'reason'> | undefined) ??
-    new Counter({
-      name: 'aricrm_crm_route_fallbacks_total',
-      help: 'Inbound calls that took the fallback route, by reason.',
-      labelNames: ['reason'] as const,
-      registers: [registry],
-    });
+  const duration = histogram(registry, {
+    name: 'aricrm_crm_request_duration_seconds',
+    help: 'Duration of requests to the CRM, by operation and outcome (ok, timeout, connection, http_status, invalid_body).',
+    labelNames: ['operation', 'outcome'] as const,
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 5, 10],
+  });
+  const fallbacks = counter(registry, {
+    name: 'aricrm_crm_route_fallbacks_total',
+    help: 'Inbound calls that took the fallback route, by reason.',
+    labelNames: ['reason'] as const,
+  });
   for (const reason of FAILURE_REASONS) fallbacks.inc({ reason }, 0);
-  const cacheHits =
-    (registry.getSingleMetric('aricrm_crm_route_cache_hits_total') as Counter | undefined) ??
-    new Counter({
-      name: 'aricrm_crm_route_cache_hits_total',
-      help: 'Route lookups answered from the cache.',
-      registers: [registry],
-    });
+  const cacheHits = counter(registry, {
+    name: 'aricrm_crm_route_cache_hits_total',
+    help: 'Route lookups answered from the cache.',
+  });
   return { duration, fallbacks, cacheHits };
 }
 

@@ -19,7 +19,8 @@
  * Receiver guide: docs/webhooks.md.
  */
 import { createRequire } from 'node:module';
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { counter, gauge, histogram } from '../metrics/registry.ts';
 import type { Logger } from '../logging/logger.ts';
 import { MemoryEventQueue, type EventQueue, type QueuedEvent } from './queue.ts';
 import { signWebhook, type WebhookSecret } from './signature.ts';
@@ -391,32 +392,21 @@ interface WebhookMetrics {
 }
 
 function webhookMetrics(registry: Registry): WebhookMetrics {
-  const deliveries =
-    (registry.getSingleMetric('aricrm_webhook_deliveries_total') as
-      Counter<'outcome'> | undefined) ??
-    new Counter({
-      name: 'aricrm_webhook_deliveries_total',
-      help: 'Webhook delivery results: delivered, retried (a retry was scheduled), rejected (4xx), dead (gave up).',
-      labelNames: ['outcome'] as const,
-      registers: [registry],
-    });
+  const deliveries = counter(registry, {
+    name: 'aricrm_webhook_deliveries_total',
+    help: 'Webhook delivery results: delivered, retried (a retry was scheduled), rejected (4xx), dead (gave up).',
+    labelNames: ['outcome'] as const,
+  });
   for (const outcome of OUTCOMES) deliveries.inc({ outcome }, 0);
-  const duration =
-    (registry.getSingleMetric('aricrm_webhook_delivery_duration_seconds') as
-      Histogram | undefined) ??
-    new Histogram({
-      name: 'aricrm_webhook_delivery_duration_seconds',
-      help: 'Duration of one webhook delivery attempt, in seconds.',
-      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-      registers: [registry],
-    });
-  const depth =
-    (registry.getSingleMetric('aricrm_webhook_queue_depth') as Gauge | undefined) ??
-    new Gauge({
-      name: 'aricrm_webhook_queue_depth',
-      help: 'Webhook events not yet delivered, rejected or dead (including those in flight).',
-      registers: [registry],
-    });
+  const duration = histogram(registry, {
+    name: 'aricrm_webhook_delivery_duration_seconds',
+    help: 'Duration of one webhook delivery attempt, in seconds.',
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  });
+  const depth = gauge(registry, {
+    name: 'aricrm_webhook_queue_depth',
+    help: 'Webhook events not yet delivered, rejected or dead (including those in flight).',
+  });
   return { deliveries, duration, depth };
 }
 
