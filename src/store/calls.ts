@@ -1,0 +1,480 @@
+/**
+ * Call details (BRIEF F6, issue 4 "Calls are written at every state change … so a crash loses
+ * no finished fact"; seed 004 §2.2.2: direction, date, hold/wait, duration, status, record path).
+ *
+ * Times in and out are ISO 8601 UTC strings (`toIsoTime`), durations whole seconds, recording
+ * sizes bytes. Every write is idempotent: writing the same snapshot twice leaves the same rows.
+ */
+import type { Kysely, Selectable, Updateable } from 'kysely';
+import type {
+  CallSnapshot,
+  CallState,
+  Direction,
+  Disposition,
+  HangupBy,
+  LegOutcome,
+  LegRole,
+} from '../calls/model.ts';
+import { checkLimit, decodeCursor, encodeCursor } from './cursor.ts';
+import type { CallLegsTable, CallsTable, Database } from './schema.ts';
+import { toIsoTime } from './schema.ts';
+
+/** Largest page of {@link CallRepository.listCalls}. */
+export const MAX_CALLS_PAGE = 500;
+
+/** A time as the store accepts it: Date, epoch milliseconds, or an ISO 8601 string. */
+export type TimeInput = Date | number | string;
+
+/**
+ * One leg to write. Structurally compatible with both the model's `Leg` (epoch-ms times) and a
+ * `CallSnapshot` leg (no times). Absent optional fields never erase stored values.
+ */
+export interface LegInput {
+  channelId: string;
+  role: LegRole;
+  extension?: string;
+  endpoint?: string;
+  outcome?: LegOutcome;
+  /** Q.850 cause from ChannelDestroyed. */
+  cause?: number;
+  causeText?: string;
+  /** When the leg was created; default: the time of its first write. */
+  createdAt?: TimeInput;
+  answeredAt?: TimeInput;
+  endedAt?: TimeInput;
+}
+
+/** Recording of a call (BRIEF F5); every field optional so partial updates are possible. */
+export interface RecordingFields {
+  /** Asterisk's stored recording name (`GET /recordings/stored/{name}`). */
+  name?: string;
+  /** Where the engine's recording storage keeps the file (storage-relative path or key). */
+  path?: string;
+  /** Free text kept for the API, e.g. `recording`, `stored`, `failed`. */
+  status?: string;
+  /** File size in bytes. */
+  bytes?: number;
+  /** Audio length in whole seconds. */
+  durationSec?: number;
+}
+
+/** What {@link CallRepository.upsertCall} may write besides the snapshot. */
+export interface CallExtra {
+  /** Legs with their times (e.g. `[...call.legs.values()]`); default: the snapshot's legs. */
+  legs?: readonly LegInput[];
+  /** Recording fields to set; absent fields keep their stored values. */
+  recording?: RecordingFields;
+  /** `updated_at` of the row; default now. */
+  at?: TimeInput;
+}
+
+/** A stored leg. Times ISO 8601 UTC. */
+export interface LegRecord {
+  channelId: string;
+  role: LegRole;
+  extension?: string;
+  endpoint?: string;
+  outcome?: LegOutcome;
+  cause?: number;
+  causeText?: string;
+  createdAt: string;
+  answeredAt?: string;
+  endedAt?: string;
+}
+
+/** A stored call with its legs (the `GET /v1/calls/{id}` shape). Times ISO 8601 UTC. */
+export interface CallRecord {
+  id: string;
+  direction: Direction;
+  state: CallState;
+  from: string;
+  to: string;
+  did?: string;
+  customer?: { id?: string; name?: string };
+  answeredBy?: string;
+  disposition?: Disposition;
+  hangupBy?: HangupBy;
+  endReason?: string;
+  variables?: Record<string, string>;
+  startedAt: string;
+  answeredAt?: string;
+  endedAt?: string;
+  /** Ring time before answer (or end), whole seconds (seed `hold`). */
+  waitSec: number;
+  /** Talk time, whole seconds (seed `duration`, CDR `billsec`). */
+  talkSec: number;
+  recording?: RecordingFields;
+  /** Last write, ISO 8601 UTC. */
+  updatedAt: string;
+  /** Legs in creation order. */
+  legs: LegRecord[];
+}
+
+/** Filter of {@link CallRepository.listCalls} (F6). All given conditions must hold. */
+export interface CallFilter {
+  /** Calls that started at or after this instant. */
+  from?: Date;
+  /** Calls that started strictly before this instant. */
+  to?: Date;
+  /** Exact number on either side (caller `from` or called `to`). */
+  number?: string;
+  /** An operator extension that answered or had a leg in the call. */
+  extension?: string;
+  direction?: Direction;
+  disposition?: Disposition | readonly Disposition[];
+  /** Page size, 1 to {@link MAX_CALLS_PAGE}. */
+  limit: number;
+  /** `nextCursor` of the previous page. */
+  cursor?: string;
+}
+
+/** A page of calls, newest first; `nextCursor` is absent on the last page. */
+export interface CallPage {
+  items: CallRecord[];
+  nextCursor?: string;
+}
+
+/** Calls and legs. */
+export interface CallRepository {
+  /**
+   * Write a call's current state and its legs in one transaction (its own, or the one this
+   * repository is bound to). Idempotent. A call already `ended` is never moved back to a live
+   * state by a late, older snapshot (it keeps its row; legs are still merged).
+   */
+  upsertCall(snapshot: CallSnapshot, extra?: CallExtra): Promise<void>;
+  /**
+   * Insert or merge legs of a call (`position` = index in `legs` for new legs). Absent optional
+   * fields keep stored values.
+   *
+   * @throws the driver's foreign-key error when the call row does not exist
+   */
+  upsertLegs(callId: string, legs: readonly LegInput[]): Promise<void>;
+  /** Set recording fields of a call; false when the call does not exist. */
+  setRecording(callId: string, recording: RecordingFields): Promise<boolean>;
+  /** One call with its legs, or undefined. */
+  getCall(id: string): Promise<CallRecord | undefined>;
+  /**
+   * Calls matching `filter`, newest first (by start time, then id), keyset-paginated: pages are
+   * stable while calls are added (no duplicates or skips).
+   *
+   * @throws RangeError on a bad limit; InvalidCursorError on a cursor not issued here
+   */
+  listCalls(filter: CallFilter): Promise<CallPage>;
+  /** Calls not yet `ended` (restart reconciliation), oldest first, with legs. */
+  unfinishedCalls(): Promise<CallRecord[]>;
+}
+
+/** The calls repository over `db` (a Kysely instance or a transaction). */
+export function createCallRepository(db: Kysely<Database>): CallRepository {
+  async function inTransaction<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
+    return db.isTransaction ? fn(db) : db.transaction().execute(fn);
+  }
+
+  async function writeLegs(
+    trx: Kysely<Database>,
+    callId: string,
+    legs: readonly LegInput[],
+    now: string,
+  ): Promise<void> {
+    for (const [position, leg] of legs.entries()) {
+      await trx
+        .insertInto('call_legs')
+        .values({
+          call_id: callId,
+          channel_id: leg.channelId,
+          position,
+          role: leg.role,
+          extension: leg.extension ?? null,
+          endpoint: leg.endpoint ?? null,
+          outcome: leg.outcome ?? null,
+          cause: leg.cause ?? null,
+          cause_text: leg.causeText ?? null,
+          created_at: leg.createdAt === undefined ? now : toIsoTime(leg.createdAt),
+          answered_at: optionalTime(leg.answeredAt),
+          ended_at: optionalTime(leg.endedAt),
+        })
+        .onConflict((oc) =>
+          oc.columns(['call_id', 'channel_id']).doUpdateSet((eb) => ({
+            role: eb.ref('excluded.role'),
+            extension: eb.fn.coalesce('excluded.extension', 'call_legs.extension'),
+            endpoint: eb.fn.coalesce('excluded.endpoint', 'call_legs.endpoint'),
+            outcome: eb.fn.coalesce('excluded.outcome', 'call_legs.outcome'),
+            cause: eb.fn.coalesce('excluded.cause', 'call_legs.cause'),
+            cause_text: eb.fn.coalesce('excluded.cause_text', 'call_legs.cause_text'),
+            // A given creation time wins over the first-write default.
+            created_at:
+              leg.createdAt === undefined
+                ? eb.ref('call_legs.created_at')
+                : eb.ref('excluded.created_at'),
+            answered_at: eb.fn.coalesce('excluded.answered_at', 'call_legs.answered_at'),
+            ended_at: eb.fn.coalesce('excluded.ended_at', 'call_legs.ended_at'),
+          })),
+        )
+        .execute();
+    }
+  }
+
+  async function withLegs(rows: Selectable<CallsTable>[]): Promise<CallRecord[]> {
+    if (rows.length === 0) return [];
+    const legRows = await db
+      .selectFrom('call_legs')
+      .selectAll()
+      .where(
+        'call_id',
+        'in',
+        rows.map((row) => row.id),
+      )
+      .orderBy('call_id')
+      .orderBy('created_at')
+      .orderBy('position')
+      .execute();
+    const byCall = new Map<string, LegRecord[]>();
+    for (const leg of legRows) {
+      const list = byCall.get(leg.call_id) ?? [];
+      list.push(toLegRecord(leg));
+      byCall.set(leg.call_id, list);
+    }
+    return rows.map((row) => toCallRecord(row, byCall.get(row.id) ?? []));
+  }
+
+  return {
+    async upsertCall(snapshot, extra = {}) {
+      const now = toIsoTime(extra.at ?? Date.now());
+      const rec = extra.recording ?? {};
+      const row = {
+        id: snapshot.id,
+        direction: snapshot.direction,
+        from_number: snapshot.from,
+        to_number: snapshot.to,
+        did: snapshot.did ?? null,
+        customer_id: snapshot.customer?.id ?? null,
+        customer_name: snapshot.customer?.name ?? null,
+        state: snapshot.state,
+        disposition: snapshot.disposition ?? null,
+        answered_by: snapshot.answeredBy ?? null,
+        hangup_by: snapshot.hangupBy ?? null,
+        end_reason: snapshot.endReason ?? null,
+        started_at: toIsoTime(snapshot.startedAt),
+        answered_at: optionalTime(snapshot.answeredAt),
+        ended_at: optionalTime(snapshot.endedAt),
+        wait_sec: snapshot.waitSec,
+        talk_sec: snapshot.talkSec,
+        variables: snapshot.variables === undefined ? null : JSON.stringify(snapshot.variables),
+        recording_name: rec.name ?? null,
+        recording_path: rec.path ?? null,
+        recording_status: rec.status ?? null,
+        recording_bytes: rec.bytes ?? null,
+        recording_duration_sec: rec.durationSec ?? null,
+        updated_at: now,
+      };
+      await inTransaction(async (trx) => {
+        await trx
+          .insertInto('calls')
+          .values(row)
+          .onConflict((oc) =>
+            oc
+              .column('id')
+              .doUpdateSet((eb) => ({
+                direction: eb.ref('excluded.direction'),
+                from_number: eb.ref('excluded.from_number'),
+                to_number: eb.ref('excluded.to_number'),
+                did: eb.ref('excluded.did'),
+                customer_id: eb.ref('excluded.customer_id'),
+                customer_name: eb.ref('excluded.customer_name'),
+                state: eb.ref('excluded.state'),
+                disposition: eb.ref('excluded.disposition'),
+                answered_by: eb.ref('excluded.answered_by'),
+                hangup_by: eb.ref('excluded.hangup_by'),
+                end_reason: eb.ref('excluded.end_reason'),
+                started_at: eb.ref('excluded.started_at'),
+                answered_at: eb.ref('excluded.answered_at'),
+                ended_at: eb.ref('excluded.ended_at'),
+                wait_sec: eb.ref('excluded.wait_sec'),
+                talk_sec: eb.ref('excluded.talk_sec'),
+                variables: eb.ref('excluded.variables'),
+                recording_name: eb.fn.coalesce('excluded.recording_name', 'calls.recording_name'),
+                recording_path: eb.fn.coalesce('excluded.recording_path', 'calls.recording_path'),
+                recording_status: eb.fn.coalesce(
+                  'excluded.recording_status',
+                  'calls.recording_status',
+                ),
+                recording_bytes: eb.fn.coalesce(
+                  'excluded.recording_bytes',
+                  'calls.recording_bytes',
+                ),
+                recording_duration_sec: eb.fn.coalesce(
+                  'excluded.recording_duration_sec',
+                  'calls.recording_duration_sec',
+                ),
+                updated_at: eb.ref('excluded.updated_at'),
+              }))
+              .where((eb) =>
+                eb.or([eb('calls.state', '<>', 'ended'), eb('excluded.state', '=', 'ended')]),
+              ),
+          )
+          .execute();
+        await writeLegs(trx, snapshot.id, extra.legs ?? snapshot.legs, now);
+      });
+    },
+
+    async upsertLegs(callId, legs) {
+      const now = toIsoTime(Date.now());
+      await inTransaction((trx) => writeLegs(trx, callId, legs, now));
+    },
+
+    async setRecording(callId, recording) {
+      const set: Updateable<CallsTable> = {};
+      if (recording.name !== undefined) set.recording_name = recording.name;
+      if (recording.path !== undefined) set.recording_path = recording.path;
+      if (recording.status !== undefined) set.recording_status = recording.status;
+      if (recording.bytes !== undefined) set.recording_bytes = recording.bytes;
+      if (recording.durationSec !== undefined) set.recording_duration_sec = recording.durationSec;
+      const result = await db
+        .updateTable('calls')
+        .set({ ...set, updated_at: toIsoTime(Date.now()) })
+        .where('id', '=', callId)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) > 0;
+    },
+
+    async getCall(id) {
+      const row = await db.selectFrom('calls').selectAll().where('id', '=', id).executeTakeFirst();
+      if (!row) return undefined;
+      const [record] = await withLegs([row]);
+      return record;
+    },
+
+    async listCalls(filter) {
+      const limit = checkLimit(filter.limit, MAX_CALLS_PAGE);
+      let query = db.selectFrom('calls').selectAll('calls');
+      if (filter.from) query = query.where('calls.started_at', '>=', toIsoTime(filter.from));
+      if (filter.to) query = query.where('calls.started_at', '<', toIsoTime(filter.to));
+      if (filter.direction) query = query.where('calls.direction', '=', filter.direction);
+      if (filter.disposition !== undefined) {
+        const list: readonly Disposition[] =
+          typeof filter.disposition === 'string' ? [filter.disposition] : filter.disposition;
+        query =
+          list.length === 0
+            ? query.where((eb) => eb.lit(false))
+            : query.where('calls.disposition', 'in', list);
+      }
+      const number = filter.number;
+      if (number !== undefined) {
+        query = query.where((eb) =>
+          eb.or([eb('calls.from_number', '=', number), eb('calls.to_number', '=', number)]),
+        );
+      }
+      const extension = filter.extension;
+      if (extension !== undefined) {
+        query = query.where((eb) =>
+          eb.or([
+            eb('calls.answered_by', '=', extension),
+            eb.exists(
+              eb
+                .selectFrom('call_legs')
+                .select('call_legs.channel_id')
+                .whereRef('call_legs.call_id', '=', 'calls.id')
+                .where('call_legs.extension', '=', extension),
+            ),
+          ]),
+        );
+      }
+      if (filter.cursor !== undefined) {
+        const [startedAt, id] = decodeCursor('calls', filter.cursor, ['string', 'string'] as const);
+        query = query.where((eb) =>
+          eb.or([
+            eb('calls.started_at', '<', startedAt),
+            eb.and([eb('calls.started_at', '=', startedAt), eb('calls.id', '<', id)]),
+          ]),
+        );
+      }
+      const rows = await query
+        .orderBy('calls.started_at', 'desc')
+        .orderBy('calls.id', 'desc')
+        .limit(limit + 1)
+        .execute();
+      const page = rows.slice(0, limit);
+      const last = page[page.length - 1];
+      const items = await withLegs(page);
+      return rows.length > limit && last
+        ? { items, nextCursor: encodeCursor('calls', [last.started_at, last.id]) }
+        : { items };
+    },
+
+    async unfinishedCalls() {
+      const rows = await db
+        .selectFrom('calls')
+        .selectAll()
+        .where('state', '<>', 'ended')
+        .orderBy('started_at')
+        .orderBy('id')
+        .execute();
+      return withLegs(rows);
+    },
+  };
+}
+
+function optionalTime(value: TimeInput | undefined): string | null {
+  return value === undefined ? null : toIsoTime(value);
+}
+
+/** Copy `value` into `target[key]` unless it is SQL NULL. */
+function put<T extends object, K extends keyof T>(target: T, key: K, value: T[K] | null): void {
+  if (value !== null) target[key] = value;
+}
+
+function toLegRecord(row: Selectable<CallLegsTable>): LegRecord {
+  const leg: LegRecord = {
+    channelId: row.channel_id,
+    role: row.role as LegRole,
+    createdAt: row.created_at,
+  };
+  put(leg, 'extension', row.extension);
+  put(leg, 'endpoint', row.endpoint);
+  put(leg, 'outcome', row.outcome as LegOutcome | null);
+  put(leg, 'cause', row.cause === null ? null : Number(row.cause));
+  put(leg, 'causeText', row.cause_text);
+  put(leg, 'answeredAt', row.answered_at);
+  put(leg, 'endedAt', row.ended_at);
+  return leg;
+}
+
+function toCallRecord(row: Selectable<CallsTable>, legs: LegRecord[]): CallRecord {
+  const call: CallRecord = {
+    id: row.id,
+    direction: row.direction as Direction,
+    state: row.state as CallState,
+    from: row.from_number,
+    to: row.to_number,
+    startedAt: row.started_at,
+    waitSec: Number(row.wait_sec),
+    talkSec: Number(row.talk_sec),
+    updatedAt: row.updated_at,
+    legs,
+  };
+  put(call, 'did', row.did);
+  if (row.customer_id !== null || row.customer_name !== null) {
+    call.customer = {};
+    put(call.customer, 'id', row.customer_id);
+    put(call.customer, 'name', row.customer_name);
+  }
+  put(call, 'answeredBy', row.answered_by);
+  put(call, 'disposition', row.disposition as Disposition | null);
+  put(call, 'hangupBy', row.hangup_by as HangupBy | null);
+  put(call, 'endReason', row.end_reason);
+  if (row.variables !== null) call.variables = JSON.parse(row.variables) as Record<string, string>;
+  put(call, 'answeredAt', row.answered_at);
+  put(call, 'endedAt', row.ended_at);
+  const recording: RecordingFields = {};
+  put(recording, 'name', row.recording_name);
+  put(recording, 'path', row.recording_path);
+  put(recording, 'status', row.recording_status);
+  put(recording, 'bytes', row.recording_bytes === null ? null : Number(row.recording_bytes));
+  put(
+    recording,
+    'durationSec',
+    row.recording_duration_sec === null ? null : Number(row.recording_duration_sec),
+  );
+  if (Object.keys(recording).length > 0) call.recording = recording;
+  return call;
+}

@@ -1,0 +1,220 @@
+/**
+ * A durable {@link EventQueue} over the store's outbox (issue 4 "delivery resumes after a
+ * restart"; BRIEF F3 "never lost"). It keeps the dispatcher's working set (per-call FIFOs of
+ * pending events) in memory, as the synchronous `EventQueue` contract requires, reloads it from
+ * the outbox at {@link DurableEventQueue.open}, and persists every change write-behind, in call
+ * order, through one promise chain ({@link DurableEventQueue.flush} waits for it).
+ *
+ * Why this is safe: the event itself is expected to be in the outbox already (appended in the
+ * transaction of the call change, `Store.transaction`); `append` re-inserts it idempotently by
+ * event id, so it is durable even when it was not. A settle that was not yet written when the
+ * process died only causes a redelivery after the restart, which at-least-once allows (the
+ * event id is the idempotency key). A failed write is logged at error and counted
+ * ({@link DurableEventQueue.writeFailures}); delivery goes on from memory.
+ *
+ * The optional arguments and methods below ({@link Settlement}, {@link RetryInfo},
+ * {@link AttemptInfo}, `recordAttempt`, `flush`) are the proposed extension of `EventQueue`
+ * ({@link SettlingEventQueue}); the current dispatcher does not pass them, in which case a
+ * removed head is recorded as `delivered` without a status code and no delivery-log rows are
+ * written. Single process only: several instances on one PostgreSQL must not each open a
+ * queue (they would all deliver every pending event); they need a claim-based pump over
+ * `EventRepository.claimDue` (docs/store.md).
+ */
+import type { EventQueue, QueuedEvent } from '../events/queue.ts';
+import type { Logger } from '../logging/logger.ts';
+import type { AttemptOutcome, EventRepository } from './events.ts';
+
+/** How the head of a call's FIFO was settled (proposed argument of `removeHead`). */
+export type Settlement =
+  | { kind: 'delivered'; /** HTTP status (2xx). */ status: number }
+  | { kind: 'rejected'; /** HTTP status (4xx). */ status: number; error: string }
+  | { kind: 'dead'; reason: string };
+
+/** A scheduled retry (proposed argument of `update`). */
+export interface RetryInfo {
+  /** When the event is due again, epoch milliseconds. */
+  nextAttemptAt: number;
+  error: string;
+  /** HTTP status of the failed answer, if the CRM answered. */
+  status?: number;
+}
+
+/** One finished delivery attempt (proposed `recordAttempt`). */
+export interface AttemptInfo {
+  /** When the attempt started, epoch milliseconds. */
+  at: number;
+  outcome: AttemptOutcome;
+  statusCode?: number;
+  error?: string;
+  /** Duration of the attempt, ms. */
+  durationMs: number;
+}
+
+/** The proposed extension of `EventQueue` (all additions optional for `MemoryEventQueue`). */
+export interface SettlingEventQueue extends EventQueue {
+  /** Persist `attempts` and, when given, the retry schedule and last error. */
+  update(entry: QueuedEvent, retry?: RetryInfo): void;
+  /** Remove the settled head, recording how it was settled. */
+  removeHead(callId: string, eventId: string, settlement?: Settlement): void;
+  /** Log one delivery attempt of `entry` (attempt number = `entry.attempts`). */
+  recordAttempt(entry: QueuedEvent, attempt: AttemptInfo): void;
+  /** Resolves when every change made so far is written. Never rejects. */
+  flush(): Promise<void>;
+}
+
+/** Options of {@link DurableEventQueue.open}. */
+export interface DurableEventQueueOptions {
+  logger: Logger;
+  /** Webhook URL written into the delivery log (credentials are stripped). */
+  url?: string;
+}
+
+/** The durable queue (see the module comment). */
+export class DurableEventQueue implements SettlingEventQueue {
+  private readonly fifos = new Map<string, QueuedEvent[]>();
+  private count = 0;
+  private tail: Promise<void> = Promise.resolve();
+  private failures = 0;
+  private readonly url: string | undefined;
+
+  private constructor(
+    private readonly events: EventRepository,
+    private readonly logger: Logger,
+    url: string | undefined,
+  ) {
+    this.url = url === undefined ? undefined : stripCredentials(url);
+  }
+
+  /**
+   * Load the pending events of the outbox, each call's FIFO in sequence order, calls in the
+   * order of their oldest event. Pass the result as `queue` to `createWebhookDispatcher`, which
+   * resumes them.
+   *
+   * @throws the store's error when the outbox cannot be read (start-up must fail)
+   */
+  static async open(
+    events: EventRepository,
+    options: DurableEventQueueOptions,
+  ): Promise<DurableEventQueue> {
+    const queue = new DurableEventQueue(events, options.logger, options.url);
+    for (const row of await events.loadPending()) {
+      queue.push({
+        event: row.event,
+        body: row.body,
+        enqueuedAt: Date.parse(row.createdAt),
+        attempts: row.attempts,
+      });
+    }
+    for (const fifo of queue.fifos.values())
+      fifo.sort((a, b) => a.event.sequence - b.event.sequence);
+    return queue;
+  }
+
+  /** Writes that failed since the queue was opened (each was logged at error). */
+  get writeFailures(): number {
+    return this.failures;
+  }
+
+  append(entry: QueuedEvent): void {
+    this.push(entry);
+    const ms = entry.enqueuedAt;
+    this.persist('append', entry.event.id, () => this.events.appendEvents([entry.event], ms));
+  }
+
+  head(callId: string): QueuedEvent | undefined {
+    return this.fifos.get(callId)?.[0];
+  }
+
+  update(entry: QueuedEvent, retry?: RetryInfo): void {
+    const { id } = entry.event;
+    const attempts = entry.attempts;
+    if (retry) {
+      this.persist('retry', id, () =>
+        this.events.markRetry(id, retry.nextAttemptAt, retry.error, retry.status, attempts),
+      );
+    } else {
+      this.persist('update', id, () => this.events.setAttempts(id, attempts));
+    }
+  }
+
+  removeHead(callId: string, eventId: string, settlement?: Settlement): void {
+    const fifo = this.fifos.get(callId);
+    const head = fifo?.[0];
+    if (!fifo || !head || head.event.id !== eventId) return;
+    fifo.shift();
+    this.count--;
+    if (fifo.length === 0) this.fifos.delete(callId);
+    const attempts = head.attempts;
+    this.persist('settle', eventId, async () => {
+      if (attempts > 0) await this.events.setAttempts(eventId, attempts);
+      switch (settlement?.kind) {
+        case undefined:
+          await this.events.markDelivered(eventId);
+          return;
+        case 'delivered':
+          await this.events.markDelivered(eventId, settlement.status);
+          return;
+        case 'rejected':
+          await this.events.markRejected(eventId, settlement.status, settlement.error);
+          return;
+        case 'dead':
+          await this.events.markDead(eventId, settlement.reason);
+          return;
+      }
+    });
+  }
+
+  recordAttempt(entry: QueuedEvent, attempt: AttemptInfo): void {
+    const input = {
+      eventId: entry.event.id,
+      attempt: Math.max(1, entry.attempts),
+      at: attempt.at,
+      outcome: attempt.outcome,
+      durationMs: attempt.durationMs,
+      ...(this.url === undefined ? {} : { url: this.url }),
+      ...(attempt.statusCode === undefined ? {} : { statusCode: attempt.statusCode }),
+      ...(attempt.error === undefined ? {} : { error: attempt.error }),
+    };
+    this.persist('attempt', entry.event.id, () => this.events.recordAttempt(input));
+  }
+
+  calls(): string[] {
+    return [...this.fifos.keys()];
+  }
+
+  size(): number {
+    return this.count;
+  }
+
+  flush(): Promise<void> {
+    return this.tail;
+  }
+
+  private push(entry: QueuedEvent): void {
+    const fifo = this.fifos.get(entry.event.callId);
+    if (fifo) fifo.push(entry);
+    else this.fifos.set(entry.event.callId, [entry]);
+    this.count++;
+  }
+
+  private persist(op: string, eventId: string, write: () => Promise<unknown>): void {
+    this.tail = this.tail.then(write).then(
+      () => undefined,
+      (err: unknown) => {
+        this.failures++;
+        this.logger.error('event outbox write failed', { op, eventId, err });
+      },
+    );
+  }
+}
+
+function stripCredentials(url: string): string {
+  try {
+    const parsed = new URL(url);
+    parsed.username = '';
+    parsed.password = '';
+    return parsed.toString();
+  } catch {
+    return url;
+  }
+}

@@ -1,0 +1,486 @@
+/**
+ * The event outbox (BRIEF F3 "never lost, never reordered within a call"; issue 4 "Event
+ * outbox"): lifecycle events written in the same transaction as the call change that caused
+ * them, their delivery state, the per-attempt delivery log, and the pull feed.
+ *
+ * Event states: `pending` (to deliver) → `delivered` (2xx) | `rejected` (permanent 4xx) |
+ * `dead` (too old). Only pending events change. Times ISO 8601 UTC; durations milliseconds.
+ *
+ * Ordering: the global `events.id` is assigned in commit order (SQLite has one writer; on
+ * PostgreSQL {@link EventRepository.appendEvents} serialises inserts with a transaction-level
+ * advisory lock), so a feed reader that resumes `after` a cursor never misses a later commit.
+ */
+import { sql, type Kysely, type Selectable } from 'kysely';
+import type { LifecycleEvent, LifecycleEventType } from '../events/types.ts';
+import { checkLimit, decodeCursor, encodeCursor } from './cursor.ts';
+import { isUniqueViolation, StoreConflictError } from './errors.ts';
+import type { StoreDialect } from './migrations.ts';
+import type { Database, EventsTable } from './schema.ts';
+import { toIsoTime } from './schema.ts';
+import type { TimeInput } from './calls.ts';
+
+/** Largest page of the feed, the delivery log and {@link EventRepository.claimDue}. */
+export const MAX_EVENTS_PAGE = 1000;
+
+/** Default lease of {@link EventRepository.claimDue}, ms. */
+export const DEFAULT_CLAIM_LEASE_MS = 60_000;
+
+/** Key of the PostgreSQL advisory lock that serialises outbox inserts ("ARICRMEV"). */
+const OUTBOX_LOCK_KEY = 0x415249434d4556n;
+
+/** Delivery state of an outbox event. */
+export type OutboxStatus = 'pending' | 'delivered' | 'dead' | 'rejected';
+
+/** One outbox row. Times ISO 8601 UTC. */
+export interface OutboxEvent {
+  /** Global monotonic id (the feed position). */
+  seq: number;
+  event: LifecycleEvent;
+  /** The exact JSON body to send (the envelope serialised once at append). */
+  body: string;
+  status: OutboxStatus;
+  /** Delivery attempts made so far. */
+  attempts: number;
+  nextAttemptAt: string;
+  lastError?: string;
+  /** HTTP status of the last answer, if any. */
+  lastStatus?: number;
+  /** When it was appended to the outbox. */
+  createdAt: string;
+  deliveredAt?: string;
+  /** When it left `pending` (delivered, rejected or dead). */
+  settledAt?: string;
+}
+
+/** One item of the pull feed. */
+export interface FeedItem {
+  /** Resume the feed after this item with `after: cursor`. */
+  cursor: string;
+  event: LifecycleEvent;
+  status: OutboxStatus;
+}
+
+/** A page of the pull feed; `nextCursor` is always set (the input cursor when nothing is new). */
+export interface FeedPage {
+  items: FeedItem[];
+  nextCursor: string;
+}
+
+/** Outcome of one delivery attempt as logged. `failed` will be retried; the others settle. */
+export type AttemptOutcome = 'delivered' | 'failed' | 'rejected';
+
+/** One delivery attempt to log with {@link EventRepository.recordAttempt}. */
+export interface AttemptInput {
+  eventId: string;
+  /** Attempt number, 1-based; the event's `attempts` becomes at least this. */
+  attempt: number;
+  /** Target URL (per-endpoint log). Must not contain credentials. */
+  url?: string;
+  /** When the attempt started; default now. */
+  at?: TimeInput;
+  outcome: AttemptOutcome;
+  /** HTTP status code, when the CRM answered. */
+  statusCode?: number;
+  /** Connection error, timeout or answer snippet. */
+  error?: string;
+  /** Attempt duration, ms. */
+  durationMs: number;
+}
+
+/** One row of the delivery log. */
+export interface DeliveryRecord {
+  eventId: string;
+  callId: string;
+  eventType: LifecycleEventType;
+  attempt: number;
+  url?: string;
+  at: string;
+  outcome: AttemptOutcome;
+  statusCode?: number;
+  error?: string;
+  durationMs: number;
+}
+
+/** A page of the delivery log, newest first. */
+export interface DeliveryPage {
+  items: DeliveryRecord[];
+  nextCursor?: string;
+}
+
+/** The outbox, the delivery log and the pull feed. */
+export interface EventRepository {
+  /**
+   * Append events (in the order given, which must be each call's sequence order). Idempotent on
+   * the event id: an id already stored is skipped. Runs in the bound transaction, or its own.
+   *
+   * @throws StoreConflictError when a new event id reuses a stored (call id, sequence)
+   */
+  appendEvents(events: readonly LifecycleEvent[], now?: TimeInput): Promise<void>;
+  /**
+   * Claim up to `limit` due events: pending, `next_attempt_at <= now`, and the lowest pending
+   * sequence of their call (so a call's events never overtake each other). Claimed events are
+   * leased: their `next_attempt_at` moves to `now + leaseMs`, so another claimer (another
+   * instance on PostgreSQL, which also skips rows locked by concurrent claims) does not take them
+   * until the lease expires. Settle or reschedule each with the `mark*` methods. Oldest first.
+   *
+   * @throws RangeError on a limit outside 1..MAX_EVENTS_PAGE or a negative lease
+   */
+  claimDue(now: TimeInput, limit: number, leaseMs?: number): Promise<OutboxEvent[]>;
+  /** Pending events in outbox order (resume after restart). */
+  loadPending(): Promise<OutboxEvent[]>;
+  /** One event by its id, any status. */
+  getEvent(eventId: string): Promise<OutboxEvent | undefined>;
+  /** pending → delivered with the HTTP status. False when not pending (already settled/unknown). */
+  markDelivered(eventId: string, status?: number, now?: TimeInput): Promise<boolean>;
+  /**
+   * Keep pending, due again at `nextAttemptAt`, remembering the error (and HTTP status).
+   * `attempts`, when given, is stored as the attempt count. False when not pending.
+   */
+  markRetry(
+    eventId: string,
+    nextAttemptAt: TimeInput,
+    error: string,
+    status?: number,
+    attempts?: number,
+  ): Promise<boolean>;
+  /** Raise a pending event's attempt count to `attempts` (never lowers it). False when not raised. */
+  setAttempts(eventId: string, attempts: number): Promise<boolean>;
+  /** pending → dead (undeliverable: too old). False when not pending. */
+  markDead(eventId: string, reason: string, now?: TimeInput): Promise<boolean>;
+  /** pending → rejected (the CRM refused it with a permanent 4xx). False when not pending. */
+  markRejected(eventId: string, status: number, error: string, now?: TimeInput): Promise<boolean>;
+  /**
+   * Log one delivery attempt and raise the event's attempt count to `attempt`.
+   *
+   * @throws the driver's foreign-key error when the event does not exist
+   */
+  recordAttempt(attempt: AttemptInput): Promise<void>;
+  /** Number of pending events (outbox depth). */
+  pending(): Promise<number>;
+  /**
+   * The pull feed: every event (any delivery status) after `after`, in outbox order.
+   *
+   * @throws RangeError on a bad limit; InvalidCursorError on a cursor not issued here
+   */
+  feed(options: { after?: string; limit: number }): Promise<FeedPage>;
+  /**
+   * The delivery log, newest attempt first. `failed`: attempts that did not deliver (retried or
+   * rejected); `delivered`: 2xx attempts.
+   *
+   * @throws RangeError on a bad limit; InvalidCursorError on a cursor not issued here
+   */
+  deliveries(options: {
+    status?: 'failed' | 'delivered';
+    limit: number;
+    cursor?: string;
+  }): Promise<DeliveryPage>;
+}
+
+/** The outbox repository over `db` (a Kysely instance or a transaction). */
+export function createEventRepository(
+  db: Kysely<Database>,
+  dialect: StoreDialect,
+): EventRepository {
+  async function inTransaction<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
+    return db.isTransaction ? fn(db) : db.transaction().execute(fn);
+  }
+
+  async function settle(
+    eventId: string,
+    set: {
+      status: OutboxStatus;
+      last_error?: string | null;
+      last_status?: number | null;
+      delivered_at?: string | null;
+      settled_at: string;
+    },
+  ): Promise<boolean> {
+    const result = await db
+      .updateTable('events')
+      .set(set)
+      .where('event_id', '=', eventId)
+      .where('status', '=', 'pending')
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  return {
+    async appendEvents(events, now) {
+      if (events.length === 0) return;
+      const createdAt = toIsoTime(now ?? Date.now());
+      try {
+        await inTransaction(async (trx) => {
+          if (dialect === 'postgres') {
+            await sql`select pg_advisory_xact_lock(${sql.lit(OUTBOX_LOCK_KEY.toString())}::bigint)`.execute(
+              trx,
+            );
+          }
+          for (const event of events) {
+            await trx
+              .insertInto('events')
+              .values({
+                event_id: event.id,
+                call_id: event.callId,
+                type: event.type,
+                sequence: event.sequence,
+                occurred_at: toIsoTime(event.occurredAt),
+                payload: JSON.stringify(event),
+                status: 'pending',
+                attempts: 0,
+                next_attempt_at: createdAt,
+                created_at: createdAt,
+              })
+              .onConflict((oc) => oc.column('event_id').doNothing())
+              .execute();
+          }
+        });
+      } catch (err) {
+        if (isUniqueViolation(err)) {
+          throw new StoreConflictError(
+            'an event with this call id and sequence is already stored under another event id',
+            { cause: err },
+          );
+        }
+        throw err;
+      }
+    },
+
+    async claimDue(now, limit, leaseMs = DEFAULT_CLAIM_LEASE_MS) {
+      checkLimit(limit, MAX_EVENTS_PAGE);
+      if (!Number.isFinite(leaseMs) || leaseMs < 0) {
+        throw new RangeError(`leaseMs must be a non-negative number, got ${leaseMs}`);
+      }
+      const nowMs = new Date(toIsoTime(now)).getTime();
+      const nowIso = toIsoTime(nowMs);
+      return inTransaction(async (trx) => {
+        let query = trx
+          .selectFrom('events as e')
+          .selectAll('e')
+          .where('e.status', '=', 'pending')
+          .where('e.next_attempt_at', '<=', nowIso)
+          .where(({ not, exists, selectFrom }) =>
+            not(
+              exists(
+                selectFrom('events as p')
+                  .select('p.id')
+                  .whereRef('p.call_id', '=', 'e.call_id')
+                  .where('p.status', '=', 'pending')
+                  .whereRef('p.sequence', '<', 'e.sequence'),
+              ),
+            ),
+          )
+          .orderBy('e.id')
+          .limit(limit);
+        if (dialect === 'postgres') query = query.forUpdate().skipLocked();
+        const rows = await query.execute();
+        if (rows.length === 0) return [];
+        const leasedUntil = toIsoTime(nowMs + leaseMs);
+        await trx
+          .updateTable('events')
+          .set({ next_attempt_at: leasedUntil })
+          .where(
+            'event_id',
+            'in',
+            rows.map((row) => row.event_id),
+          )
+          .execute();
+        return rows.map((row) => toOutboxEvent({ ...row, next_attempt_at: leasedUntil }));
+      });
+    },
+
+    async loadPending() {
+      const rows = await db
+        .selectFrom('events')
+        .selectAll()
+        .where('status', '=', 'pending')
+        .orderBy('id')
+        .execute();
+      return rows.map(toOutboxEvent);
+    },
+
+    async getEvent(eventId) {
+      const row = await db
+        .selectFrom('events')
+        .selectAll()
+        .where('event_id', '=', eventId)
+        .executeTakeFirst();
+      return row && toOutboxEvent(row);
+    },
+
+    markDelivered(eventId, status, now) {
+      const at = toIsoTime(now ?? Date.now());
+      return settle(eventId, {
+        status: 'delivered',
+        last_status: status ?? null,
+        last_error: null,
+        delivered_at: at,
+        settled_at: at,
+      });
+    },
+
+    async markRetry(eventId, nextAttemptAt, error, status, attempts) {
+      const result = await db
+        .updateTable('events')
+        .set({
+          next_attempt_at: toIsoTime(nextAttemptAt),
+          last_error: error,
+          last_status: status ?? null,
+          ...(attempts === undefined ? {} : { attempts }),
+        })
+        .where('event_id', '=', eventId)
+        .where('status', '=', 'pending')
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) > 0;
+    },
+
+    async setAttempts(eventId, attempts) {
+      const result = await db
+        .updateTable('events')
+        .set({ attempts })
+        .where('event_id', '=', eventId)
+        .where('status', '=', 'pending')
+        .where('attempts', '<', attempts)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) > 0;
+    },
+
+    markDead(eventId, reason, now) {
+      return settle(eventId, {
+        status: 'dead',
+        last_error: reason,
+        settled_at: toIsoTime(now ?? Date.now()),
+      });
+    },
+
+    markRejected(eventId, status, error, now) {
+      return settle(eventId, {
+        status: 'rejected',
+        last_status: status,
+        last_error: error,
+        settled_at: toIsoTime(now ?? Date.now()),
+      });
+    },
+
+    async recordAttempt(input) {
+      if (!Number.isInteger(input.attempt) || input.attempt < 1) {
+        throw new RangeError(`attempt must be a positive integer, got ${input.attempt}`);
+      }
+      await inTransaction(async (trx) => {
+        await trx
+          .insertInto('webhook_deliveries')
+          .values({
+            event_id: input.eventId,
+            attempt: input.attempt,
+            url: input.url ?? null,
+            at: toIsoTime(input.at ?? Date.now()),
+            outcome: input.outcome,
+            status_code: input.statusCode ?? null,
+            error: input.error ?? null,
+            duration_ms: Math.max(0, Math.round(input.durationMs)),
+          })
+          .execute();
+        await trx
+          .updateTable('events')
+          .set({ attempts: input.attempt })
+          .where('event_id', '=', input.eventId)
+          .where('attempts', '<', input.attempt)
+          .execute();
+      });
+    },
+
+    async pending() {
+      const row = await db
+        .selectFrom('events')
+        .select((eb) => eb.fn.countAll().as('n'))
+        .where('status', '=', 'pending')
+        .executeTakeFirstOrThrow();
+      return Number(row.n);
+    },
+
+    async feed({ after, limit }) {
+      checkLimit(limit, MAX_EVENTS_PAGE);
+      const afterId = after === undefined ? 0 : decodeCursor('feed', after, ['number'] as const)[0];
+      const rows = await db
+        .selectFrom('events')
+        .selectAll()
+        .where('id', '>', afterId)
+        .orderBy('id')
+        .limit(limit)
+        .execute();
+      const items = rows.map((row) => ({
+        cursor: encodeCursor('feed', [Number(row.id)]),
+        event: JSON.parse(row.payload) as LifecycleEvent,
+        status: row.status as OutboxStatus,
+      }));
+      const last = items[items.length - 1];
+      return { items, nextCursor: last ? last.cursor : encodeCursor('feed', [afterId]) };
+    },
+
+    async deliveries({ status, limit, cursor }) {
+      checkLimit(limit, MAX_EVENTS_PAGE);
+      let query = db
+        .selectFrom('webhook_deliveries as d')
+        .innerJoin('events as e', 'e.event_id', 'd.event_id')
+        .select([
+          'd.id',
+          'd.event_id',
+          'e.call_id',
+          'e.type',
+          'd.attempt',
+          'd.url',
+          'd.at',
+          'd.outcome',
+          'd.status_code',
+          'd.error',
+          'd.duration_ms',
+        ]);
+      if (status === 'delivered') query = query.where('d.outcome', '=', 'delivered');
+      if (status === 'failed') query = query.where('d.outcome', 'in', ['failed', 'rejected']);
+      if (cursor !== undefined) {
+        const [beforeId] = decodeCursor('deliveries', cursor, ['number'] as const);
+        query = query.where('d.id', '<', beforeId);
+      }
+      const rows = await query
+        .orderBy('d.id', 'desc')
+        .limit(limit + 1)
+        .execute();
+      const page = rows.slice(0, limit);
+      const items = page.map((row) => {
+        const item: DeliveryRecord = {
+          eventId: row.event_id,
+          callId: row.call_id,
+          eventType: row.type as LifecycleEventType,
+          attempt: Number(row.attempt),
+          at: row.at,
+          outcome: row.outcome as AttemptOutcome,
+          durationMs: Number(row.duration_ms),
+        };
+        if (row.url !== null) item.url = row.url;
+        if (row.status_code !== null) item.statusCode = Number(row.status_code);
+        if (row.error !== null) item.error = row.error;
+        return item;
+      });
+      const last = page[page.length - 1];
+      return rows.length > limit && last
+        ? { items, nextCursor: encodeCursor('deliveries', [Number(last.id)]) }
+        : { items };
+    },
+  };
+}
+
+function toOutboxEvent(row: Selectable<EventsTable>): OutboxEvent {
+  const out: OutboxEvent = {
+    seq: Number(row.id),
+    event: JSON.parse(row.payload) as LifecycleEvent,
+    body: row.payload,
+    status: row.status as OutboxStatus,
+    attempts: Number(row.attempts),
+    nextAttemptAt: row.next_attempt_at,
+    createdAt: row.created_at,
+  };
+  if (row.last_error !== null) out.lastError = row.last_error;
+  if (row.last_status !== null) out.lastStatus = Number(row.last_status);
+  if (row.delivered_at !== null) out.deliveredAt = row.delivered_at;
+  if (row.settled_at !== null) out.settledAt = row.settled_at;
+  return out;
+}

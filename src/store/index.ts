@@ -1,0 +1,51 @@
+/**
+ * The durable store (issue 4; BRIEF F3, F5, F6): call details, the event outbox, the delivery
+ * log and the pull feed, on SQLite or PostgreSQL. Reference: docs/store.md.
+ */
+export {
+  createStore,
+  parseStoreUrl,
+  type MigrationReport,
+  type Store,
+  type StoreOptions,
+  type StoreRepositories,
+  type StoreTarget,
+} from './store.ts';
+export {
+  MAX_CALLS_PAGE,
+  createCallRepository,
+  type CallExtra,
+  type CallFilter,
+  type CallPage,
+  type CallRecord,
+  type CallRepository,
+  type LegInput,
+  type LegRecord,
+  type RecordingFields,
+  type TimeInput,
+} from './calls.ts';
+export {
+  DEFAULT_CLAIM_LEASE_MS,
+  MAX_EVENTS_PAGE,
+  createEventRepository,
+  type AttemptInput,
+  type AttemptOutcome,
+  type DeliveryPage,
+  type DeliveryRecord,
+  type EventRepository,
+  type FeedItem,
+  type FeedPage,
+  type OutboxEvent,
+  type OutboxStatus,
+} from './events.ts';
+export {
+  DurableEventQueue,
+  type AttemptInfo,
+  type DurableEventQueueOptions,
+  type RetryInfo,
+  type Settlement,
+  type SettlingEventQueue,
+} from './durable-queue.ts';
+export { storeMigrations, storeMigrationProvider, type StoreDialect } from './migrations.ts';
+export { toIsoTime, type Database } from './schema.ts';
+export { InvalidCursorError, StoreConflictError, StoreError, StoreUrlError } from './errors.ts';

@@ -1,0 +1,192 @@
+/**
+ * Versioned schema migrations (issue 4 "versioned migrations run at start-up"), provided in code
+ * to Kysely's `Migrator` (no filesystem globbing, so bundling or a read-only install cannot lose
+ * one). Migrations are append-only: never edit a released one, add `0002_…` instead. Names sort
+ * in the order they run. The same migration builds the same tables on both dialects; only the
+ * auto-increment id and 64-bit integer column types differ (docs/store.md).
+ */
+import {
+  sql,
+  type CreateTableBuilder,
+  type Kysely,
+  type Migration,
+  type MigrationProvider,
+} from 'kysely';
+
+/** Which SQL dialect a store speaks. */
+export type StoreDialect = 'sqlite' | 'postgres';
+
+/** The migrations of a dialect, by name, in run order. */
+export function storeMigrations(dialect: StoreDialect): Record<string, Migration> {
+  const int64 = dialect === 'postgres' ? 'bigint' : 'integer';
+
+  /** Add an auto-incrementing 64-bit primary key `id` (SQLite rowid alias; PostgreSQL bigserial). */
+  const autoId = (table: CreateTableBuilder<string>): CreateTableBuilder<string, 'id'> =>
+    dialect === 'postgres'
+      ? table.addColumn('id', 'bigserial', (col) => col.primaryKey())
+      : table.addColumn('id', 'integer', (col) => col.primaryKey().autoIncrement());
+
+  return {
+    '0001_initial': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await db.schema
+          .createTable('calls')
+          .addColumn('id', 'text', (col) => col.primaryKey())
+          .addColumn('direction', 'text', (col) => col.notNull())
+          .addColumn('from_number', 'text', (col) => col.notNull())
+          .addColumn('to_number', 'text', (col) => col.notNull())
+          .addColumn('did', 'text')
+          .addColumn('customer_id', 'text')
+          .addColumn('customer_name', 'text')
+          .addColumn('state', 'text', (col) => col.notNull())
+          .addColumn('disposition', 'text')
+          .addColumn('answered_by', 'text')
+          .addColumn('hangup_by', 'text')
+          .addColumn('end_reason', 'text')
+          .addColumn('started_at', 'text', (col) => col.notNull())
+          .addColumn('answered_at', 'text')
+          .addColumn('ended_at', 'text')
+          .addColumn('wait_sec', 'integer', (col) => col.notNull().defaultTo(0))
+          .addColumn('talk_sec', 'integer', (col) => col.notNull().defaultTo(0))
+          .addColumn('variables', 'text')
+          .addColumn('recording_name', 'text')
+          .addColumn('recording_path', 'text')
+          .addColumn('recording_status', 'text')
+          .addColumn('recording_bytes', int64)
+          .addColumn('recording_duration_sec', 'integer')
+          .addColumn('updated_at', 'text', (col) => col.notNull())
+          .execute();
+        // Keyset pagination, newest first (F6), and the filters combined with a time range.
+        await db.schema
+          .createIndex('calls_started_idx')
+          .on('calls')
+          .columns(['started_at', 'id'])
+          .execute();
+        await db.schema
+          .createIndex('calls_from_idx')
+          .on('calls')
+          .columns(['from_number', 'started_at'])
+          .execute();
+        await db.schema
+          .createIndex('calls_to_idx')
+          .on('calls')
+          .columns(['to_number', 'started_at'])
+          .execute();
+        await db.schema
+          .createIndex('calls_answered_by_idx')
+          .on('calls')
+          .columns(['answered_by', 'started_at'])
+          .execute();
+        await db.schema
+          .createIndex('calls_direction_idx')
+          .on('calls')
+          .columns(['direction', 'started_at'])
+          .execute();
+        await db.schema
+          .createIndex('calls_disposition_idx')
+          .on('calls')
+          .columns(['disposition', 'started_at'])
+          .execute();
+        // Restart reconciliation: the few calls not yet ended.
+        await db.schema
+          .createIndex('calls_unfinished_idx')
+          .on('calls')
+          .column('started_at')
+          .where(sql.ref('state'), '<>', 'ended')
+          .execute();
+
+        await db.schema
+          .createTable('call_legs')
+          .addColumn('call_id', 'text', (col) =>
+            col.notNull().references('calls.id').onDelete('cascade'),
+          )
+          .addColumn('channel_id', 'text', (col) => col.notNull())
+          .addColumn('position', 'integer', (col) => col.notNull())
+          .addColumn('role', 'text', (col) => col.notNull())
+          .addColumn('extension', 'text')
+          .addColumn('endpoint', 'text')
+          .addColumn('outcome', 'text')
+          .addColumn('cause', 'integer')
+          .addColumn('cause_text', 'text')
+          .addColumn('created_at', 'text', (col) => col.notNull())
+          .addColumn('answered_at', 'text')
+          .addColumn('ended_at', 'text')
+          .addPrimaryKeyConstraint('call_legs_pk', ['call_id', 'channel_id'])
+          .execute();
+        await db.schema
+          .createIndex('call_legs_extension_idx')
+          .on('call_legs')
+          .columns(['extension', 'call_id'])
+          .execute();
+        await db.schema
+          .createIndex('call_legs_channel_idx')
+          .on('call_legs')
+          .column('channel_id')
+          .execute();
+
+        await autoId(db.schema.createTable('events'))
+          .addColumn('event_id', 'text', (col) => col.notNull().unique())
+          .addColumn('call_id', 'text', (col) => col.notNull())
+          .addColumn('type', 'text', (col) => col.notNull())
+          .addColumn('sequence', 'integer', (col) => col.notNull())
+          .addColumn('occurred_at', 'text', (col) => col.notNull())
+          .addColumn('payload', 'text', (col) => col.notNull())
+          .addColumn('status', 'text', (col) => col.notNull().defaultTo('pending'))
+          .addColumn('attempts', 'integer', (col) => col.notNull().defaultTo(0))
+          .addColumn('next_attempt_at', 'text', (col) => col.notNull())
+          .addColumn('last_error', 'text')
+          .addColumn('last_status', 'integer')
+          .addColumn('created_at', 'text', (col) => col.notNull())
+          .addColumn('delivered_at', 'text')
+          .addColumn('settled_at', 'text')
+          .addUniqueConstraint('events_call_sequence_uq', ['call_id', 'sequence'])
+          .execute();
+        // claimDue: due pending events, and "is there an earlier pending event of this call".
+        await db.schema
+          .createIndex('events_due_idx')
+          .on('events')
+          .columns(['status', 'next_attempt_at'])
+          .execute();
+        await db.schema
+          .createIndex('events_call_status_idx')
+          .on('events')
+          .columns(['call_id', 'status', 'sequence'])
+          .execute();
+
+        await autoId(db.schema.createTable('webhook_deliveries'))
+          .addColumn('event_id', 'text', (col) =>
+            col.notNull().references('events.event_id').onDelete('cascade'),
+          )
+          .addColumn('attempt', 'integer', (col) => col.notNull())
+          .addColumn('url', 'text')
+          .addColumn('at', 'text', (col) => col.notNull())
+          .addColumn('outcome', 'text', (col) => col.notNull())
+          .addColumn('status_code', 'integer')
+          .addColumn('error', 'text')
+          .addColumn('duration_ms', 'integer', (col) => col.notNull())
+          .execute();
+        await db.schema
+          .createIndex('webhook_deliveries_event_idx')
+          .on('webhook_deliveries')
+          .column('event_id')
+          .execute();
+        await db.schema
+          .createIndex('webhook_deliveries_outcome_idx')
+          .on('webhook_deliveries')
+          .columns(['outcome', 'id'])
+          .execute();
+      },
+      async down(db: Kysely<unknown>): Promise<void> {
+        await db.schema.dropTable('webhook_deliveries').execute();
+        await db.schema.dropTable('events').execute();
+        await db.schema.dropTable('call_legs').execute();
+        await db.schema.dropTable('calls').execute();
+      },
+    },
+  };
+}
+
+/** A Kysely `MigrationProvider` over {@link storeMigrations}. */
+export function storeMigrationProvider(dialect: StoreDialect): MigrationProvider {
+  return { getMigrations: () => Promise.resolve(storeMigrations(dialect)) };
+}

@@ -1,0 +1,116 @@
+/**
+ * Table types of the store (issue 4), shared by both dialects. Column conventions (docs/store.md):
+ *
+ * - Times are ISO 8601 UTC text with milliseconds, always 24 characters
+ *   (`2025-01-31T09:15:02.123Z`), in SQLite and PostgreSQL alike, so text order is time order and
+ *   both dialects return identical values. Written only through {@link toIsoTime}.
+ * - Durations are whole seconds (`*_sec`), sizes bytes, HTTP timings milliseconds (`*_ms`).
+ * - JSON (`variables`, `payload`) is stored as text.
+ * - Numbers from the PBX (caller, DID, extensions) are text, exactly as Asterisk gave them.
+ */
+import type { ColumnType, Generated } from 'kysely';
+
+/** `calls`: one row per call (the CDR, BRIEF F6; seed 004 §2.2.2 fields). */
+export interface CallsTable {
+  id: string;
+  direction: string;
+  from_number: string;
+  to_number: string;
+  did: string | null;
+  customer_id: string | null;
+  customer_name: string | null;
+  state: string;
+  disposition: string | null;
+  answered_by: string | null;
+  hangup_by: string | null;
+  end_reason: string | null;
+  started_at: string;
+  answered_at: string | null;
+  ended_at: string | null;
+  wait_sec: number;
+  talk_sec: number;
+  /** JSON object of string values, or null. */
+  variables: string | null;
+  recording_name: string | null;
+  recording_path: string | null;
+  recording_status: string | null;
+  /** 64-bit; PostgreSQL returns bigint as text. */
+  recording_bytes: ColumnType<number | string | null, number | null, number | null>;
+  recording_duration_sec: number | null;
+  updated_at: string;
+}
+
+/** `call_legs`: the channels of a call; primary key (call_id, channel_id). */
+export interface CallLegsTable {
+  call_id: string;
+  channel_id: string;
+  /** Order of the leg within its call (0, 1, …), as the call model listed it. */
+  position: number;
+  role: string;
+  extension: string | null;
+  endpoint: string | null;
+  outcome: string | null;
+  cause: number | null;
+  cause_text: string | null;
+  created_at: string;
+  answered_at: string | null;
+  ended_at: string | null;
+}
+
+/** `events`: the outbox of lifecycle events (BRIEF F3), also the pull feed. */
+export interface EventsTable {
+  /** Global monotonic id: the pull-feed cursor. PostgreSQL returns bigint as text. */
+  id: ColumnType<number | string, never, never>;
+  event_id: string;
+  call_id: string;
+  type: string;
+  sequence: number;
+  occurred_at: string;
+  /** The exact JSON body sent to the CRM (the serialised envelope). */
+  payload: string;
+  status: string;
+  attempts: number;
+  next_attempt_at: string;
+  last_error: string | null;
+  last_status: number | null;
+  created_at: string;
+  delivered_at: string | null;
+  settled_at: string | null;
+}
+
+/** `webhook_deliveries`: one row per delivery attempt (the delivery log). */
+export interface WebhookDeliveriesTable {
+  id: Generated<number | string>;
+  event_id: string;
+  attempt: number;
+  url: string | null;
+  at: string;
+  outcome: string;
+  status_code: number | null;
+  error: string | null;
+  duration_ms: number;
+}
+
+/** The whole database as Kysely sees it. */
+export interface Database {
+  calls: CallsTable;
+  call_legs: CallLegsTable;
+  events: EventsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+}
+
+/**
+ * Normalise a time to the store's text form: ISO 8601 UTC with milliseconds.
+ *
+ * @param value a Date, epoch milliseconds, or any string `Date` parses (ISO 8601 recommended)
+ * @throws RangeError when the value is not a valid time or falls outside years 0000-9999 (the
+ *   fixed-width text form would no longer sort correctly)
+ */
+export function toIsoTime(value: Date | number | string): string {
+  const date = value instanceof Date ? value : new Date(value);
+  const ms = date.getTime();
+  if (!Number.isFinite(ms)) throw new RangeError(`not a valid time: ${String(value)}`);
+  const iso = date.toISOString();
+  if (iso.length !== 24) throw new RangeError(`time out of the supported range: ${iso}`);
+  return iso;
+}
