@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: inbound-call throughput and screen-pop latency of the whole engine against the
- * PBX simulator running in its own process (as Asterisk would), on this machine. Prints figures;
+ * PBX simulator running in its own process (as Asterisk would), on this machine, then the API
+ * benchmark of bench/api.ts (`POST /v1/calls` latency at a sustained rate). Prints figures;
  * asserts nothing.
  *
  * Each call: route (fallback ring-all), operator leg created and dialled, answered, bridged,
@@ -16,6 +17,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { loadConfig } from '../src/config/load.ts';
 import { createSilentLogger } from '../src/logging/logger.ts';
 import { startEngine } from '../src/main.ts';
+import { runApiBenchmark } from './api.ts';
 
 const TOTAL_CALLS = Number(process.env.BENCH_CALLS ?? 2000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 100);
@@ -167,3 +169,6 @@ async function main(): Promise<void> {
 }
 
 await main();
+
+// Then POST /v1/calls latency at a sustained rate (issue 3): bench/api.ts.
+await runApiBenchmark();

@@ -7,7 +7,7 @@
  * processes on the same machine.
  */
 import { performance } from 'node:perf_hooks';
-import { startSimulator } from '../src/simulator/index.ts';
+import { startSimulator, type PhoneBehaviour } from '../src/simulator/index.ts';
 
 type Command =
   { type: 'inject'; from: string; to: string; hangupAfterMs: number } | { type: 'close' };
@@ -18,6 +18,9 @@ const sim = await startSimulator({
   extensions,
 });
 for (const ext of extensions) sim.phones.set(ext, { mode: 'answer', answerAfterMs: 1000 });
+// Customers behind the trunk (bench/api.ts: answer and hang up so click-to-calls end).
+if (process.env.BENCH_CUSTOMER_BEHAVIOUR)
+  sim.customers.set('*', JSON.parse(process.env.BENCH_CUSTOMER_BEHAVIOUR) as PhoneBehaviour);
 sim.onEvent((event) => {
   if (event.type === 'Dial' && (event as { dialstatus?: string }).dialstatus === 'RINGING') {
     const peer = (event as { peer?: { id?: string } }).peer;

@@ -6,6 +6,7 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
+import type { Express } from 'express';
 import { pathToFileURL } from 'node:url';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { createAriGateway } from './ari/gateway.ts';
@@ -17,8 +18,10 @@ import { ConfigError, loadConfig } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { createRouteClient, parseRouteSpec } from './crm/index.ts';
 import { createWebhookDispatcher, type WebhookDispatcher } from './events/dispatcher.ts';
+import { createApi } from './http/api.ts';
 import { createHttpApp } from './http/app.ts';
 import { createLogger, type Logger } from './logging/logger.ts';
+import { securityConfigCheck } from './security/config.ts';
 import { startSimulator, type PbxSimulator } from './simulator/index.ts';
 
 /** A running engine. */
@@ -33,6 +36,10 @@ export interface Engine {
   readonly webhooks: WebhookDispatcher;
   readonly registry: Registry;
   readonly logger: Logger;
+  /** The Express app of the HTTP API (route introspection in tests). */
+  readonly app: Express;
+  /** The HTTP server of the API (benchmarks time requests on it). */
+  readonly server: Server;
   /**
    * Graceful stop: close the HTTP server, deliver pending webhooks for up to
    * SHUTDOWN_TIMEOUT_MS, disconnect from ARI, stop the simulator. Calls stay up in Asterisk.
@@ -49,11 +56,17 @@ export interface EngineOverrides {
   simulator?: PbxSimulator;
 }
 
-/** Start the engine from a validated configuration. */
+/**
+ * Start the engine from a validated configuration.
+ *
+ * @throws ConfigError when the security settings are unusable (e.g. no API_KEYS in production)
+ */
 export async function startEngine(
   config: Config,
   overrides: EngineOverrides = {},
 ): Promise<Engine> {
+  const securityProblems = securityConfigCheck(config);
+  if (securityProblems.length > 0) throw new ConfigError(securityProblems);
   const logger =
     overrides.logger ??
     createLogger({ level: config.LOG_LEVEL, defaultMeta: { service: 'ari-crm' } });
@@ -121,20 +134,27 @@ export async function startEngine(
       defaultRingTimeoutSec: config.RING_TIMEOUT_SEC,
       outboundRingTimeoutSec: config.OUTBOUND_RING_TIMEOUT_SEC,
       noAnswerDialplan: config.NO_ANSWER_DIALPLAN,
-      trunks: config.TRUNKS,
+      trunks: config.TRUNKS.map((trunk) => ({ ...trunk, region: config.DEFAULT_REGION })),
       companyCallerId: config.COMPANY_CALLER_ID,
+      clickToCallCallerIdName: config.CLICK_TO_CALL_CALLERID_NAME,
+      clickToCallRingTimeoutSec: config.CLICK_TO_CALL_RING_TIMEOUT_SEC,
+      serviceContext: config.SERVICE_CONTEXT,
     },
   });
   registerCallStasisHandlers(gateway, calls);
 
+  // The public API (BRIEF F2, F7, F8, F13): API keys, IP allow-list, toll-fraud guard, /v1 call
+  // routes, the seed-003 compatibility path, /openapi.json.
+  const httpLogger = logger.child({ component: 'http' });
   const app = createHttpApp({
-    logger: logger.child({ component: 'http' }),
+    logger: httpLogger,
     registry,
     trustProxy: config.TRUST_PROXY,
     readiness: {
       ari: () => (gateway.isConnected() ? undefined : 'ARI WebSocket is not connected'),
     },
     routers: simulator ? { '/sim': simulator.controlRouter() } : {},
+    ...createApi({ config, control: calls, registry, logger: httpLogger }),
   });
 
   await gateway.start();
@@ -169,13 +189,26 @@ export async function startEngine(
     return stopping;
   };
 
-  return { config, httpUrl, simulator, gateway, calls, webhooks, registry, logger, stop };
+  return {
+    config,
+    httpUrl,
+    simulator,
+    gateway,
+    calls,
+    webhooks,
+    registry,
+    logger,
+    app,
+    server,
+    stop,
+  };
 }
 
 async function main(): Promise<void> {
   let config: Config;
   try {
     config = loadConfig(undefined, [
+      securityConfigCheck,
       (c) => {
         try {
           parseRouteSpec(c.FALLBACK_ROUTE, c.RING_TIMEOUT_SEC);

@@ -3,6 +3,8 @@
  * is the single source: `.env.example` and `docs/configuration.md` describe exactly these keys
  * (a test checks that they agree).
  */
+import { isIP } from 'node:net';
+import { isSupportedCountry, type CountryCode } from 'libphonenumber-js';
 import { z } from 'zod';
 
 const bool = z
@@ -24,9 +26,18 @@ const extensionList = z
   )
   .pipe(z.array(z.string().regex(/^\d{2,10}$/, 'extensions are 2-10 digits')).min(1));
 
+/** Split a comma-separated list, trimming entries and dropping empty ones. */
+const splitList = (s: string): string[] =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+
 /**
  * Trunk map `prefix=template,…`, longest prefix wins, `*` is the default. The template's
- * `{number}` is replaced by the dialled number, e.g. `7=PJSIP/{number}@client-trunk`.
+ * placeholders `{number}` (digits without `+`), `{e164}` (`+7…`), `{national}` (national
+ * significant number) and `{national_prefixed}` (with the national prefix, e.g. `8…` in Russia)
+ * are replaced by that form of the dialled number, e.g. `7=PJSIP/{number}@client-trunk`.
  */
 const trunkMap = z.string().transform((s, ctx) => {
   const entries: Array<{ prefix: string; template: string }> = [];
@@ -37,15 +48,17 @@ const trunkMap = z.string().transform((s, ctx) => {
     const eq = part.indexOf('=');
     const prefix = part.slice(0, eq).trim();
     const template = part.slice(eq + 1).trim();
+    const placeholders = [...template.matchAll(/\{([^}]*)\}/g)].map((m) => m[1]);
     if (
       eq <= 0 ||
       !/^(\*|\+?\d+)$/.test(prefix) ||
-      !template.includes('{number}') ||
+      placeholders.length === 0 ||
+      placeholders.some((p) => !TRUNK_PLACEHOLDERS.includes(p ?? '')) ||
       !template.includes('/')
     ) {
       ctx.addIssue({
         code: 'custom',
-        message: `bad entry "${part}": expected prefix=Tech/{number}@trunk, prefix digits or *`,
+        message: `bad entry "${part}": expected prefix=Tech/{number}@trunk (placeholders ${TRUNK_PLACEHOLDERS.map((p) => `{${p}}`).join(' ')}), prefix digits or *`,
       });
       return z.NEVER;
     }
@@ -54,6 +67,132 @@ const trunkMap = z.string().transform((s, ctx) => {
   if (entries.length === 0) {
     ctx.addIssue({ code: 'custom', message: 'at least one trunk entry is needed' });
     return z.NEVER;
+  }
+  return entries;
+});
+
+/** Trunk template placeholders (see `src/calls/dialstrings.ts`). */
+const TRUNK_PLACEHOLDERS = ['number', 'e164', 'national', 'national_prefixed'];
+
+/** One named API key of `API_KEYS`. */
+export interface ApiKeyEntry {
+  /** Name of the client (logs, rate limits, idempotency scope), e.g. `crm`. */
+  name: string;
+  /** The secret; never logged. */
+  key: string;
+}
+
+/**
+ * `API_KEYS`: `name:key,…`. Names are 1-64 of `A-Z a-z 0-9 _ . -`, keys at least 24 of
+ * `A-Z a-z 0-9 _ . ~ + / = -`; both unique. Error messages never show a key.
+ */
+const apiKeyList = z.string().transform((s, ctx) => {
+  const entries: ApiKeyEntry[] = [];
+  for (const [i, part] of splitList(s).entries()) {
+    const colon = part.indexOf(':');
+    const name = colon > 0 ? part.slice(0, colon).trim() : '';
+    const key = colon > 0 ? part.slice(colon + 1).trim() : '';
+    const where = name && /^[A-Za-z0-9_.-]{1,64}$/.test(name) ? `key "${name}"` : `entry ${i + 1}`;
+    let problem: string | undefined;
+    if (!name || !/^[A-Za-z0-9_.-]{1,64}$/.test(name))
+      problem = 'expected name:key with a name of 1-64 letters, digits, _ . -';
+    else if (key.length < 24) problem = 'the key must be at least 24 characters';
+    else if (!/^[A-Za-z0-9_.~+/=-]+$/.test(key))
+      problem = 'the key may only hold letters, digits and _ . ~ + / = -';
+    else if (entries.some((e) => e.name === name)) problem = 'the name is used twice';
+    else if (entries.some((e) => e.key === key)) problem = 'the same key is given twice';
+    if (problem) {
+      ctx.addIssue({ code: 'custom', message: `${where}: ${problem}` });
+      return z.NEVER;
+    }
+    entries.push({ name, key });
+  }
+  return entries;
+});
+
+/** One CIDR of `HTTP_ALLOWED_CIDRS`. */
+export interface CidrEntry {
+  address: string;
+  /** Prefix length (32 / 128 for a single address). */
+  prefix: number;
+  family: 'ipv4' | 'ipv6';
+}
+
+/** `HTTP_ALLOWED_CIDRS`: `10.0.0.0/8,192.168.1.10,2001:db8::/32`. */
+const cidrList = z.string().transform((s, ctx) => {
+  const entries: CidrEntry[] = [];
+  for (const part of splitList(s)) {
+    const [address = '', prefixText, extra] = part.split('/');
+    const version = isIP(address);
+    const max = version === 6 ? 128 : 32;
+    const prefix = prefixText === undefined ? max : Number(prefixText);
+    if (
+      version === 0 ||
+      extra !== undefined ||
+      (prefixText !== undefined && !/^\d{1,3}$/.test(prefixText)) ||
+      prefix > max
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `bad entry "${part}": expected an IPv4/IPv6 address or CIDR, e.g. 10.0.0.0/8`,
+      });
+      return z.NEVER;
+    }
+    entries.push({ address, prefix, family: version === 6 ? 'ipv6' : 'ipv4' });
+  }
+  return entries;
+});
+
+/** One entry of `OPERATOR_IP_MAP`. */
+export interface WorkstationEntry {
+  /** IPv4 or IPv6 address of the operator's computer. */
+  ip: string;
+  /** The operator's extension. */
+  extension: string;
+}
+
+/** `OPERATOR_IP_MAP`: `10.0.0.5=101,10.0.0.6=102`. */
+const workstationMap = z.string().transform((s, ctx) => {
+  const entries: WorkstationEntry[] = [];
+  for (const part of splitList(s)) {
+    const eq = part.lastIndexOf('=');
+    const ip = part.slice(0, Math.max(0, eq)).trim();
+    const extension = part.slice(eq + 1).trim();
+    if (eq <= 0 || isIP(ip) === 0 || !/^\d{2,10}$/.test(extension)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `bad entry "${part}": expected ip=extension, e.g. 10.0.0.5=101`,
+      });
+      return z.NEVER;
+    }
+    if (entries.some((e) => e.ip === ip)) {
+      ctx.addIssue({ code: 'custom', message: `${ip} is mapped twice` });
+      return z.NEVER;
+    }
+    entries.push({ ip, extension });
+  }
+  return entries;
+});
+
+/**
+ * `DESTINATION_ALLOWLIST` entries: `*` (any number), a country (`RU`), an E.164 prefix (`+7495`
+ * or `7495`) or an Asterisk-style pattern over the E.164 digits (`_79XXXXXXXXX`, `_7[3489]X.`).
+ */
+const destinationList = z.string().transform((s, ctx) => {
+  const entries = splitList(s);
+  for (const entry of entries) {
+    const ok =
+      entry === '*' ||
+      (/^[A-Z]{2}$/.test(entry) && isSupportedCountry(entry)) ||
+      /^\+?\d{1,15}$/.test(entry) ||
+      /^_\+?([0-9XZN.!]|\[[0-9-]+\])+$/.test(entry);
+    if (!ok) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `bad entry "${entry}": expected *, a country code (RU), a prefix (+7495) or a pattern (_79XXXXXXXXX)`,
+      });
+      return z.NEVER;
+    }
   }
   return entries;
 });
@@ -180,7 +319,15 @@ export const configSchema = z.object({
   TRUNKS: trunkMap
     .default([{ prefix: '*', template: 'PJSIP/{number}@client-trunk' }])
     .describe(
-      'Outbound trunk by number prefix: prefix=Tech/{number}@trunk,… ; longest prefix wins, * is the default.',
+      'Outbound trunk by number prefix: prefix=Tech/{number}@trunk,… ; longest prefix wins, * is the default. The template decides the form of the number sent: {number} (E.164 digits without +, e.g. 74957654321; as dialled for operator-dialled numbers), {e164} (+74957654321), {national} (4957654321), {national_prefixed} (84957654321).',
+    ),
+  DEFAULT_REGION: z
+    .string()
+    .refine((s) => isSupportedCountry(s), 'expected an ISO 3166-1 alpha-2 country code, e.g. RU')
+    .transform((s) => s as CountryCode)
+    .default('RU')
+    .describe(
+      'Country (ISO 3166-1 alpha-2) in which numbers written without + are read, e.g. 8 (495) 765-43-21 in RU → +74957654321.',
     ),
   COMPANY_CALLER_ID: z
     .string()
@@ -224,7 +371,105 @@ export const configSchema = z.object({
     .describe('On SIGTERM, how long pending webhooks may still be delivered, in milliseconds.'),
   TRUST_PROXY: bool
     .default(false)
-    .describe('Trust X-Forwarded-For from a reverse proxy (true/false).'),
+    .describe(
+      'Trust X-Forwarded-For from one reverse proxy in front of the engine (true/false): the client address is the last one the proxy added. Affects HTTP_ALLOWED_CIDRS and OPERATOR_IP_MAP.',
+    ),
+
+  API_KEYS: apiKeyList
+    .default([])
+    .describe(
+      'API keys of the CRM clients: name:key,… (key at least 24 characters, e.g. openssl rand -hex 24). Sent as Authorization: Bearer <key>; the name appears in logs, never the key. Required in production; unset in development: the API answers 503 api_keys_not_configured. Never logged.',
+    ),
+  HTTP_ALLOWED_CIDRS: cidrList
+    .default([])
+    .describe(
+      'Optional allow-list of client addresses (IPv4/IPv6 addresses or CIDRs, comma-separated) for every route except /healthz and /readyz; others get 403 ip_not_allowed. Empty: any address.',
+    ),
+  DESTINATION_ALLOWLIST: destinationList
+    .optional()
+    .describe(
+      'Toll-fraud guard: numbers click-to-call may dial. Comma-separated: * (any), a country (RU), an E.164 prefix (+7495) or an Asterisk-style pattern over the E.164 digits (_79XXXXXXXXX). Unset: the numbers of DEFAULT_REGION only.',
+    ),
+  CALLS_RATE_LIMIT_PER_MIN: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(60)
+    .describe(
+      'Toll-fraud guard: calls one API key may create per minute (click-to-call, compat makecall); more get 429 rate_limited with Retry-After.',
+    ),
+  MAX_LIVE_ORIGINATED_CALLS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(50)
+    .describe(
+      'Toll-fraud guard: engine-originated calls (click-to-call) that may be in progress at once; more get 429 too_many_calls.',
+    ),
+  CLICK_TO_CALL_TRIES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(3)
+    .default(1)
+    .describe(
+      'Click-to-call: how many times a busy or unanswered operator leg is tried (1-3), unless the request says.',
+    ),
+  CLICK_TO_CALL_TRIES_PERIOD_SEC: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(10)
+    .default(5)
+    .describe('Click-to-call: seconds between operator tries (1-10), unless the request says.'),
+  CLICK_TO_CALL_CALLERID_NAME: z
+    .string()
+    .max(40)
+    .default('CRM')
+    .describe(
+      "Click-to-call: CALLERID(name) shown on the operator's phone (the number shown is the customer's).",
+    ),
+  CLICK_TO_CALL_RING_TIMEOUT_SEC: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(600)
+    .default(20)
+    .describe('Click-to-call: how long the operator leg rings per try, in seconds.'),
+  SERVICE_CONTEXT: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/, 'expected a dialplan context name')
+    .default('service')
+    .describe(
+      'Dialplan context where a call transferred to a service number continues (extension = the number, priority 1).',
+    ),
+  OPERATOR_IP_MAP: workstationMap
+    .default([])
+    .describe(
+      "Operators' workstations: ip=extension,… (e.g. 10.0.0.5=101). Resolves GET /v1/operators/me/current-call and the compat path's operator from the requester's address.",
+    ),
+  COMPAT_PATH: z
+    .string()
+    .regex(/^\/[A-Za-z0-9._~/-]*[A-Za-z0-9._~-]$/, 'expected a URL path like /asterisk.fcgi')
+    .refine(
+      (p) => !/^\/(v1|sim|healthz|readyz|metrics|openapi\.json)(\/|$)/.test(p),
+      "must not overlap the engine's own routes",
+    )
+    .default('/asterisk.fcgi')
+    .describe(
+      'Path of the asterisk.fcgi-compatible API (seed 003: ?makecall=, ?get_uniqueid_callerid, ?transfer=&dest=), e.g. /fcgi-bin/asterisk.fcgi to keep existing client URLs.',
+    ),
+  IDEMPOTENCY_TTL_MS: z.coerce
+    .number()
+    .int()
+    .min(1000)
+    .max(7 * 86_400_000)
+    .default(86_400_000)
+    .describe(
+      'How long POST /v1/calls remembers an Idempotency-Key (per API key), in milliseconds.',
+    ),
 });
 
 /** Parsed and validated configuration. */

@@ -5,7 +5,10 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { Logger } from '../logging/logger.ts';
 
-/** An error with an HTTP status and a machine-readable `code`. */
+/**
+ * An error with an HTTP status and a machine-readable `code`, answered as
+ * `{"code", "message", ...details}` with `headers` set (e.g. `Retry-After`).
+ */
 export class HttpError extends Error {
   override readonly name = 'HttpError';
   constructor(
@@ -13,9 +16,20 @@ export class HttpError extends Error {
     readonly code: string,
     message: string,
     readonly details?: Record<string, unknown>,
+    readonly headers?: Record<string, string>,
   ) {
     super(message);
   }
+}
+
+/** The JSON body of every error answer. */
+export interface ErrorBody {
+  /** Machine-readable code, e.g. `invalid_number`. */
+  code: string;
+  /** Human-readable explanation. */
+  message: string;
+  /** The request field at fault (validation errors), e.g. `to` or `variables.dealId`. */
+  field?: string;
 }
 
 /** 404 for unknown routes. */
@@ -27,6 +41,7 @@ export const notFoundHandler: RequestHandler = (req, _res, next) => {
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     if (err instanceof HttpError) {
+      if (err.headers) res.set(err.headers);
       res.status(err.status).json({ code: err.code, message: err.message, ...err.details });
       return;
     }

@@ -18,6 +18,9 @@ export interface TestBed {
   stop(): Promise<void>;
 }
 
+/** The API key every test bed accepts (`API_KEYS=test:<this>`); see test/support/api.ts. */
+export const TEST_API_KEY = 'test-api-key-0123456789abcdef';
+
 /** Simulated time runs this much faster than real time in e2e tests. */
 export const TIME_SCALE = 0.02;
 
@@ -26,7 +29,8 @@ export const scaled = (ms: number): number => ms * TIME_SCALE;
 
 /**
  * Start simulator + fake CRM + engine. `env` overrides configuration variables (strings, as in
- * the environment); CRM_ROUTE_URL / CRM_WEBHOOK_URL point at the fake CRM unless overridden.
+ * the environment); CRM_ROUTE_URL / CRM_WEBHOOK_URL point at the fake CRM and API_KEYS holds
+ * {@link TEST_API_KEY} unless overridden.
  */
 export async function startTestBed(env: Record<string, string | undefined> = {}): Promise<TestBed> {
   const crm = await FakeCrm.start();
@@ -45,6 +49,7 @@ export async function startTestBed(env: Record<string, string | undefined> = {})
     CRM_WEBHOOK_URL: crm.webhookUrl,
     WEBHOOK_SECRET: crm.secret,
     CRM_ROUTE_CACHE_TTL_MS: '0',
+    API_KEYS: `test:${TEST_API_KEY}`,
     ...env,
   });
   const engine = await startEngine(config, { logger, simulator: sim });

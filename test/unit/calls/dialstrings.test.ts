@@ -17,8 +17,8 @@ describe('dial strings', () => {
     expect(customerEndpoint('79161234567', trunks)).to.equal('PJSIP/79161234567@ru-trunk');
     expect(customerEndpoint('4930123456', trunks)).to.equal('PJSIP/4930123456@client-trunk');
   });
-  it('matches digit prefixes on E.164 numbers written with +', () => {
-    expect(customerEndpoint('+79161234567', trunks)).to.equal('PJSIP/+79161234567@ru-trunk');
+  it('matches digit prefixes on E.164 numbers written with +; {number} has no +', () => {
+    expect(customerEndpoint('+79161234567', trunks)).to.equal('PJSIP/79161234567@ru-trunk');
   });
   it('refuses numbers no trunk serves', () => {
     expect(() =>

@@ -1,0 +1,307 @@
+/**
+ * The `/v1` call routes (issue 3; BRIEF F2 click-to-call, F7 transfer, F8 current call), over the
+ * {@link CallControl} contract. Mounted behind the API key check; request bodies are validated
+ * with the zod schemas below (also the OpenAPI request schemas).
+ *
+ * - `POST /v1/calls` → 202 {@link AcceptedCall} + `Location`; `Idempotency-Key` aware
+ * - `GET /v1/calls/{id}` → 200 CallSnapshot | 404 `call_not_found`
+ * - `POST /v1/calls/{id}/hangup` → 200 CallSnapshot | 404 | 409 `call_ended`
+ * - `POST /v1/calls/{id}/transfer` → 200 CallSnapshot | 404 | 409 (`call_ended`,
+ *   `call_not_bridged`, `transfer_in_progress`)
+ * - `GET /v1/operators/{extension}/current-call` → 200 CurrentCall | 404 `no_active_call`
+ * - `GET /v1/operators/me/current-call` → same, extension from OPERATOR_IP_MAP | 404
+ *   `unknown_workstation`
+ */
+import express, { type Request, type Router } from 'express';
+import { z } from 'zod';
+import { HttpError } from '../http/errors.ts';
+import { fingerprintOf, type IdempotencyStore } from '../http/idempotency.ts';
+import { validate } from '../http/validation.ts';
+import type { WorkstationMap } from '../http/workstations.ts';
+import type { Logger } from '../logging/logger.ts';
+import {
+  InvalidNumberError,
+  parseCustomerNumber,
+  type CountryCode,
+  type NumberForms,
+} from '../numbers/phone.ts';
+import { apiKeyNameOf } from '../security/api-keys.ts';
+import type { CallGuard } from '../security/guard.ts';
+import { canonicalIp } from '../security/ip.ts';
+import {
+  CallNotFoundError,
+  CallStateError,
+  type CallControl,
+  type ClickToCallRequest,
+} from './control.ts';
+import type { CallSnapshot } from './model.ts';
+
+/** An operator extension: 2-10 digits (as SIM_EXTENSIONS / OPERATOR_IP_MAP). */
+export const extensionSchema = z
+  .string()
+  .regex(/^\d{2,10}$/, 'must be an extension of 2-10 digits')
+  .describe('Operator extension, e.g. 101.');
+
+/** A service number (dialplan extension in SERVICE_CONTEXT): digits, `*`, `#`. */
+export const serviceNumberSchema = z
+  .string()
+  .regex(/^[0-9*#]{1,20}$/, 'must be a service number of 1-20 digits, * or #')
+  .describe('Service number, e.g. 9999.');
+
+const variableValue = z.union([z.string().max(1024), z.number(), z.boolean()]);
+
+/** Body of `POST /v1/calls`. */
+export const clickToCallBodySchema = z.strictObject({
+  operator: extensionSchema.describe("The operator's extension; rung first, e.g. 101."),
+  to: z
+    .string()
+    .min(1, 'must not be empty')
+    .max(64, 'must be at most 64 characters')
+    .describe(
+      "The customer's number in any human format (+7 495 765-43-21, 8 (495) 765-43-21); read in DEFAULT_REGION when written without +.",
+    ),
+  variables: z
+    .record(
+      z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/, 'names are 1-64 of letters, digits, _ . -'),
+      variableValue,
+    )
+    .refine((v) => Object.keys(v).length <= 50, 'at most 50 variables')
+    .optional()
+    .describe(
+      'CRM variables (deal id, text…) that travel with the call and its webhooks; numbers and booleans become strings.',
+    ),
+  tries: z
+    .int('must be an integer')
+    .min(1)
+    .max(3)
+    .optional()
+    .describe('Operator tries when busy or not answering (1-3); default CLICK_TO_CALL_TRIES.'),
+  triesPeriodSec: z
+    .int('must be an integer')
+    .min(1)
+    .max(10)
+    .optional()
+    .describe('Seconds between operator tries (1-10); default CLICK_TO_CALL_TRIES_PERIOD_SEC.'),
+});
+
+/** Body of `POST /v1/calls/{id}/transfer`. */
+export const transferBodySchema = z
+  .strictObject({
+    to: z
+      .string()
+      .describe('Service number (kind service, e.g. 9999) or operator extension (kind extension).'),
+    kind: z
+      .enum(['service', 'extension'])
+      .default('service')
+      .describe(
+        'service: the customer continues in the dialplan at SERVICE_CONTEXT,<to>,1 and the operator is hung up; extension: blind transfer to operator <to>, same call id.',
+      ),
+  })
+  .superRefine((body, ctx) => {
+    const check = body.kind === 'extension' ? extensionSchema : serviceNumberSchema;
+    const result = check.safeParse(body.to);
+    if (!result.success)
+      ctx.addIssue({ code: 'custom', path: ['to'], message: result.error.issues[0]!.message });
+  });
+
+/** `Idempotency-Key` header: 1-255 visible ASCII characters. */
+export const idempotencyKeySchema = z
+  .string()
+  .regex(/^[\x21-\x7e]{1,255}$/, 'must be 1-255 visible ASCII characters')
+  .describe(
+    'Makes the creation safe to retry: the same key (per API key) within IDEMPOTENCY_TTL_MS returns the first answer instead of dialling again.',
+  );
+
+/** The `202` body of `POST /v1/calls`. */
+export type AcceptedCall = CallSnapshot & { status: 'accepted' };
+
+/** A remembered `POST /v1/calls` answer. */
+export interface StoredCallCreation {
+  status: number;
+  body: AcceptedCall;
+}
+
+/** What the routes need. */
+export interface CallRoutesDeps {
+  control: CallControl;
+  guard: CallGuard;
+  idempotency: IdempotencyStore<StoredCallCreation>;
+  /** DEFAULT_REGION: numbers without `+` are read in it. */
+  region: CountryCode;
+  /** CLICK_TO_CALL_TRIES and CLICK_TO_CALL_TRIES_PERIOD_SEC. */
+  defaults: { tries: number; triesPeriodSec: number };
+  workstations: WorkstationMap;
+  logger: Logger;
+}
+
+/**
+ * Normalise a customer number for the API.
+ *
+ * @throws HttpError 400 `invalid_number` naming `field`
+ */
+export function normaliseNumberOrThrow(
+  input: string,
+  region: CountryCode,
+  field: string,
+): NumberForms {
+  try {
+    return parseCustomerNumber(input, region);
+  } catch (err) {
+    if (!(err instanceof InvalidNumberError)) throw err;
+    const shown = input.length > 40 ? `${input.slice(0, 40)}…` : input;
+    throw new HttpError(400, 'invalid_number', `${field}: "${shown}" ${err.message}`, { field });
+  }
+}
+
+/** Map the contract's errors to HTTP: 404 `call_not_found`, 409 with the state error's code. */
+export function controlErrorToHttp(err: unknown): unknown {
+  if (err instanceof CallNotFoundError) return new HttpError(404, err.code, err.message);
+  if (err instanceof CallStateError) return new HttpError(409, err.code, err.message);
+  return err;
+}
+
+/**
+ * The parsed JSON body; undefined when the request has none (validation then names `body`).
+ *
+ * @throws HttpError 415 `unsupported_media_type` for a body that is not JSON
+ */
+function jsonBody(req: Request): unknown {
+  const hasBody =
+    req.headers['transfer-encoding'] !== undefined ||
+    (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+  if (!hasBody) return undefined;
+  if (!req.is('application/json'))
+    throw new HttpError(
+      415,
+      'unsupported_media_type',
+      'the body must be JSON (Content-Type: application/json)',
+    );
+  return req.body;
+}
+
+function stringifyVariables(
+  variables: Record<string, string | number | boolean> | undefined,
+): Record<string, string> | undefined {
+  if (!variables) return undefined;
+  return Object.fromEntries(Object.entries(variables).map(([k, v]) => [k, String(v)]));
+}
+
+/** Build the router; mount it at `/v1` behind the API key check and a JSON body parser. */
+export function createCallRoutes(deps: CallRoutesDeps): Router {
+  const { control, guard, idempotency, region, defaults, workstations, logger } = deps;
+  const router = express.Router();
+
+  router.post('/calls', async (req, res) => {
+    const body = validate(clickToCallBodySchema, jsonBody(req), 'body');
+    const headerKey = req.get('idempotency-key');
+    const idempotencyKey =
+      headerKey === undefined
+        ? undefined
+        : validate(idempotencyKeySchema, headerKey, 'Idempotency-Key');
+    const forms = normaliseNumberOrThrow(body.to, region, 'to');
+    const keyName = apiKeyNameOf(res);
+    const request: ClickToCallRequest = {
+      operator: body.operator,
+      to: forms.e164,
+      variables: stringifyVariables(body.variables),
+      tries: body.tries ?? defaults.tries,
+      triesPeriodSec: body.triesPeriodSec ?? defaults.triesPeriodSec,
+      requestedBy: keyName,
+    };
+    const fingerprint = idempotencyKey ? fingerprintOf({ ...request, requestedBy: undefined }) : '';
+    if (idempotencyKey) {
+      const found = idempotency.begin(keyName, idempotencyKey, fingerprint);
+      if (found.kind === 'conflict')
+        throw new HttpError(
+          409,
+          'idempotency_conflict',
+          'this Idempotency-Key was used for a different request',
+          { field: 'Idempotency-Key' },
+        );
+      if (found.kind === 'pending')
+        throw new HttpError(
+          409,
+          'idempotency_in_progress',
+          'a request with this Idempotency-Key is being processed; retry shortly',
+          { field: 'Idempotency-Key' },
+        );
+      if (found.kind === 'hit') {
+        res
+          .status(found.value.status)
+          .location(`/v1/calls/${found.value.body.id}`)
+          .set('Idempotent-Replayed', 'true')
+          .json(found.value.body);
+        return;
+      }
+    }
+    let answer: AcceptedCall;
+    try {
+      const ip = canonicalIp(req.ip) ?? req.ip;
+      await guard.admit({ keyName, number: forms, operator: body.operator, ip });
+      const { id, ...rest } = control.startClickToCall(request);
+      answer = { id, status: 'accepted', ...rest };
+    } catch (err) {
+      if (idempotencyKey) idempotency.abandon(keyName, idempotencyKey);
+      throw err;
+    }
+    if (idempotencyKey)
+      idempotency.complete(keyName, idempotencyKey, { status: 202, body: answer });
+    res.status(202).location(`/v1/calls/${answer.id}`).json(answer);
+  });
+
+  router.get('/calls/:id', (req, res) => {
+    const call = control.getCall(req.params.id);
+    if (!call) throw new HttpError(404, 'call_not_found', `call ${req.params.id} not found`);
+    res.json(call);
+  });
+
+  router.post('/calls/:id/hangup', async (req, res) => {
+    try {
+      res.json(await control.hangupCall(req.params.id));
+    } catch (err) {
+      throw controlErrorToHttp(err);
+    }
+  });
+
+  router.post('/calls/:id/transfer', async (req, res) => {
+    const body = validate(transferBodySchema, jsonBody(req), 'body');
+    try {
+      const call = await control.transferCall(req.params.id, { kind: body.kind, to: body.to });
+      logger.info('call transfer requested', {
+        callId: req.params.id,
+        keyName: apiKeyNameOf(res),
+        kind: body.kind,
+        to: body.to,
+      });
+      res.json(call);
+    } catch (err) {
+      throw controlErrorToHttp(err);
+    }
+  });
+
+  router.get('/operators/me/current-call', (req, res) => {
+    const extension = workstations.extensionOf(req.ip);
+    if (!extension)
+      throw new HttpError(
+        404,
+        'unknown_workstation',
+        `no operator is mapped to ${canonicalIp(req.ip) ?? 'this address'} (OPERATOR_IP_MAP)`,
+      );
+    const current = control.currentCallOf(extension);
+    if (!current)
+      throw new HttpError(404, 'no_active_call', `operator ${extension} is not on a call`);
+    res.json(current);
+  });
+
+  router.get('/operators/:extension/current-call', (req, res) => {
+    const extension = validate(extensionSchema, req.params.extension, 'extension');
+    const current = control.currentCallOf(extension);
+    if (!current)
+      throw new HttpError(404, 'no_active_call', `operator ${extension} is not on a call`);
+    res.json(current);
+  });
+
+  return router;
+}

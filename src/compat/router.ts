@@ -1,0 +1,219 @@
+/**
+ * The asterisk.fcgi-compatible path (seed 003; issue 3 "Compatibility with the daemon users
+ * already have"): `GET <COMPAT_PATH>?makecall=N`, `?get_uniqueid_callerid`,
+ * `?transfer=UNIQUEID&dest=N`, answered in the seed's text format ({@link ./answers.ts}), mapped
+ * onto the same {@link CallControl} as `/v1`, the operator taken from OPERATOR_IP_MAP.
+ *
+ * Authentication: the same API keys, as `Authorization: Bearer <key>` or the query parameter
+ * {@link COMPAT_KEY_PARAMETER}. HTTP statuses: 200 for every answer the seed defines (including
+ * `Answer: Error` when no operator sits at the client's address or no call is found); the
+ * engine's own refusals keep their status (401/403 auth, 403 `ip_not_allowed` /
+ * `destination_not_allowed`, 429 `rate_limited` with `Retry-After` / `too_many_calls`, 400 bad
+ * parameters, 501 `not_implemented` for autocall) with the body `Answer: Error`. The machine code
+ * of every `Answer: Error` is in the `X-Error-Code` header; `makecall` gives the call id in
+ * `X-Call-Id`.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import express, {
+  type ErrorRequestHandler,
+  type Request,
+  type RequestHandler,
+  type Response,
+  type Router,
+} from 'express';
+import type { CallControl } from '../calls/control.ts';
+import { CallNotFoundError, CallStateError } from '../calls/control.ts';
+import { normaliseNumberOrThrow, serviceNumberSchema } from '../calls/routes.ts';
+import { HttpError } from '../http/errors.ts';
+import type { WorkstationMap } from '../http/workstations.ts';
+import type { Logger } from '../logging/logger.ts';
+import type { CountryCode } from '../numbers/phone.ts';
+import { apiKeyNameOf } from '../security/api-keys.ts';
+import type { CallGuard } from '../security/guard.ts';
+import { canonicalIp } from '../security/ip.ts';
+import {
+  COMPAT_CONTENT_TYPE,
+  formatAnswer,
+  makecallOutcome,
+  uniqueIdCallerIdAnswer,
+  type CompatAnswer,
+} from './answers.ts';
+
+/** Query parameter that may carry the API key on the compat path: `?makecall=…&api_key=…`. */
+export const COMPAT_KEY_PARAMETER = 'api_key';
+
+/** What the compat router needs. */
+export interface CompatRouterDeps {
+  /** COMPAT_PATH, e.g. `/asterisk.fcgi`. */
+  path: string;
+  control: CallControl;
+  guard: CallGuard;
+  /** The API key check, accepting {@link COMPAT_KEY_PARAMETER}. */
+  authenticate: RequestHandler;
+  workstations: WorkstationMap;
+  /** DEFAULT_REGION. */
+  region: CountryCode;
+  /** CLICK_TO_CALL_TRIES, CLICK_TO_CALL_TRIES_PERIOD_SEC (seed: Make Call Tries Count/Period). */
+  defaults: { tries: number; triesPeriodSec: number };
+  /**
+   * Longest a `makecall` waits for its outcome, in milliseconds (longer than every operator try
+   * plus the customer's ring time); after it the answer is `Error` (`X-Error-Code: timeout`).
+   */
+  maxWaitMs: number;
+  /** How often a waiting `makecall` looks at its call, in milliseconds (default 50). */
+  pollIntervalMs?: number;
+  logger: Logger;
+}
+
+function send(
+  res: Response,
+  answer: CompatAnswer,
+  options: { status?: number; code?: string; fields?: Array<[string, string]> } = {},
+): void {
+  if (options.code) res.set('X-Error-Code', options.code);
+  res
+    .status(options.status ?? 200)
+    .type(COMPAT_CONTENT_TYPE)
+    .send(formatAnswer(answer, options.fields));
+}
+
+/** A single-valued query parameter; undefined when absent; 400 when repeated. */
+function param(req: Request, name: string): string | undefined {
+  const value = req.query[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string')
+    throw new HttpError(400, 'invalid_request', `${name}: must be given once`, { field: name });
+  return value;
+}
+
+/** Build the router (mount it at `/`; it serves only `GET <path>`). */
+export function createCompatRouter(deps: CompatRouterDeps): Router {
+  const { control, guard, workstations, region, defaults, logger } = deps;
+  const pollIntervalMs = deps.pollIntervalMs ?? 50;
+  const router = express.Router();
+
+  const makecall = async (req: Request, res: Response, number: string): Promise<void> => {
+    const forms = normaliseNumberOrThrow(number, region, 'makecall');
+    const operator = workstations.extensionOf(req.ip);
+    const ip = canonicalIp(req.ip) ?? req.ip;
+    if (!operator) {
+      logger.info('compat makecall from an unmapped address', { ip });
+      send(res, 'Error', { code: 'unknown_workstation' });
+      return;
+    }
+    const keyName = apiKeyNameOf(res);
+    await guard.admit({ keyName, number: forms, operator, ip });
+    const call = control.startClickToCall({
+      operator,
+      to: forms.e164,
+      tries: defaults.tries,
+      triesPeriodSec: defaults.triesPeriodSec,
+      requestedBy: keyName,
+    });
+    res.set('X-Call-Id', call.id);
+    let clientGone = false;
+    res.once('close', () => {
+      clientGone = true;
+    });
+    const deadline = Date.now() + deps.maxWaitMs;
+    let outcome = makecallOutcome(call);
+    while (outcome === undefined && !clientGone && Date.now() < deadline) {
+      await sleep(pollIntervalMs);
+      outcome = makecallOutcome(control.getCall(call.id));
+    }
+    if (clientGone) return;
+    logger.info('compat makecall answered', {
+      callId: call.id,
+      keyName,
+      operator,
+      outcome: outcome ?? 'timeout',
+    });
+    if (outcome === undefined) send(res, 'Error', { code: 'timeout' });
+    else if (outcome === 'OK') send(res, 'OK');
+    else {
+      const ended = control.getCall(call.id);
+      send(res, outcome, { code: ended?.endReason ?? ended?.disposition ?? 'call_failed' });
+    }
+  };
+
+  const currentCall = (req: Request, res: Response): void => {
+    const operator = workstations.extensionOf(req.ip);
+    if (!operator) {
+      send(res, 'Error', { code: 'unknown_workstation' });
+      return;
+    }
+    const current = control.currentCallOf(operator);
+    const text = uniqueIdCallerIdAnswer(current);
+    if (text.startsWith('Answer: Error')) res.set('X-Error-Code', 'no_active_call');
+    else res.set('X-Call-Id', current!.callId);
+    res.status(200).type(COMPAT_CONTENT_TYPE).send(text);
+  };
+
+  const transfer = async (req: Request, res: Response, uniqueId: string): Promise<void> => {
+    const dest = param(req, 'dest');
+    if (!uniqueId || uniqueId.length > 128)
+      throw new HttpError(400, 'invalid_request', 'transfer: must be a channel UniqueID', {
+        field: 'transfer',
+      });
+    if (dest === undefined || !serviceNumberSchema.safeParse(dest).success)
+      throw new HttpError(400, 'invalid_request', 'dest: must be a service number', {
+        field: 'dest',
+      });
+    // The contract finds calls by extension; UniqueID is the customer channel of some operator's
+    // current call: the requester's own first, then every mapped workstation's.
+    const own = workstations.extensionOf(req.ip);
+    const extensions = [...new Set([...(own ? [own] : []), ...workstations.extensions()])];
+    let callId: string | undefined;
+    for (const extension of extensions) {
+      const current = control.currentCallOf(extension);
+      if (current && current.customerChannelId === uniqueId) {
+        callId = current.callId;
+        break;
+      }
+    }
+    if (!callId) {
+      send(res, 'Error', { code: 'call_not_found' });
+      return;
+    }
+    try {
+      await control.transferCall(callId, { kind: 'service', to: dest });
+    } catch (err) {
+      if (err instanceof CallNotFoundError || err instanceof CallStateError) {
+        send(res, 'Error', { code: err.code });
+        return;
+      }
+      throw err;
+    }
+    logger.info('compat transfer', { callId, keyName: apiKeyNameOf(res), dest });
+    res.set('X-Call-Id', callId);
+    send(res, 'OK');
+  };
+
+  router.get(deps.path, deps.authenticate, async (req, res) => {
+    const makecallNumber = param(req, 'makecall');
+    const transferId = param(req, 'transfer');
+    if (makecallNumber !== undefined) await makecall(req, res, makecallNumber);
+    else if (param(req, 'get_uniqueid_callerid') !== undefined) currentCall(req, res);
+    else if (transferId !== undefined) await transfer(req, res, transferId);
+    else if (param(req, 'autocall') !== undefined || param(req, 'autocallstatus') !== undefined)
+      throw new HttpError(501, 'not_implemented', 'autocall is not available yet');
+    else
+      throw new HttpError(
+        400,
+        'invalid_request',
+        'expected one of makecall, get_uniqueid_callerid, transfer',
+      );
+  });
+
+  const textErrors: ErrorRequestHandler = (err: unknown, _req, res, _next) => {
+    if (err instanceof HttpError) {
+      if (err.headers) res.set(err.headers);
+      send(res, 'Error', { status: err.status, code: err.code });
+      return;
+    }
+    logger.error('compat request failed', { err });
+    send(res, 'Error', { status: 500, code: 'internal_error' });
+  };
+  router.use(deps.path, textErrors);
+  return router;
+}

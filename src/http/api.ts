@@ -1,0 +1,118 @@
+/**
+ * The public API's parts, built from the configuration over a {@link CallControl}: API keys and
+ * the IP allow-list (BRIEF F13), the toll-fraud guard, the `/v1` call routes (F2, F7, F8), the
+ * seed-003 compatibility path and the OpenAPI document. `main.ts` hands them to
+ * {@link createHttpApp}; tests do the same with a fake CallControl.
+ */
+import type { Registry } from 'prom-client';
+import type { CallControl } from '../calls/control.ts';
+import { createCallRoutes, type StoredCallCreation } from '../calls/routes.ts';
+import { COMPAT_KEY_PARAMETER, createCompatRouter } from '../compat/router.ts';
+import type { Config } from '../config/schema.ts';
+import type { Logger } from '../logging/logger.ts';
+import { ApiKeyRing, requireApiKey } from '../security/api-keys.ts';
+import { DestinationPolicy } from '../security/destinations.ts';
+import { CallGuard } from '../security/guard.ts';
+import { allowListFilter, IpAllowList } from '../security/ip.ts';
+import { createSecurityMetrics } from '../security/metrics.ts';
+import type { HttpAppOptions } from './app.ts';
+import { IdempotencyStore } from './idempotency.ts';
+import { buildOpenApiDocument } from './openapi.ts';
+import { WorkstationMap } from './workstations.ts';
+
+/** What {@link createApi} needs. */
+export interface ApiDeps {
+  config: Pick<
+    Config,
+    | 'API_KEYS'
+    | 'HTTP_ALLOWED_CIDRS'
+    | 'DEFAULT_REGION'
+    | 'DESTINATION_ALLOWLIST'
+    | 'CALLS_RATE_LIMIT_PER_MIN'
+    | 'MAX_LIVE_ORIGINATED_CALLS'
+    | 'CLICK_TO_CALL_TRIES'
+    | 'CLICK_TO_CALL_TRIES_PERIOD_SEC'
+    | 'CLICK_TO_CALL_RING_TIMEOUT_SEC'
+    | 'OUTBOUND_RING_TIMEOUT_SEC'
+    | 'OPERATOR_IP_MAP'
+    | 'COMPAT_PATH'
+    | 'IDEMPOTENCY_TTL_MS'
+  >;
+  control: CallControl;
+  /** The engine's registry: the security counters go there. */
+  registry: Registry;
+  logger: Logger;
+  /** How often a compat makecall looks at its call, in milliseconds (tests). */
+  compatPollIntervalMs?: number;
+}
+
+/** The parts of {@link HttpAppOptions} the public API fills. */
+export type ApiParts = Required<
+  Pick<
+    HttpAppOptions,
+    'authenticate' | 'apiRouters' | 'selfAuthenticatingRouters' | 'openApiDocument'
+  >
+> &
+  Pick<HttpAppOptions, 'clientFilter'>;
+
+/**
+ * Build the API. Logs a warning once when API_KEYS is empty (every API route then answers 503
+ * `api_keys_not_configured`).
+ */
+export function createApi(deps: ApiDeps): ApiParts {
+  const { config, control, registry, logger } = deps;
+  const metrics = createSecurityMetrics(registry);
+  const keys = new ApiKeyRing(config.API_KEYS);
+  if (!keys.configured)
+    logger.warn(
+      'API_KEYS is not set: every API route answers 503 api_keys_not_configured (set API_KEYS=name:key)',
+    );
+  const guard = new CallGuard({
+    destinations: new DestinationPolicy(config.DESTINATION_ALLOWLIST, config.DEFAULT_REGION),
+    callsPerMinute: config.CALLS_RATE_LIMIT_PER_MIN,
+    maxLiveCalls: config.MAX_LIVE_ORIGINATED_CALLS,
+    liveCalls: () => control.liveOriginatedCalls(),
+    logger,
+    metrics,
+  });
+  const workstations = new WorkstationMap(config.OPERATOR_IP_MAP);
+  const defaults = {
+    tries: config.CLICK_TO_CALL_TRIES,
+    triesPeriodSec: config.CLICK_TO_CALL_TRIES_PERIOD_SEC,
+  };
+  const calls = createCallRoutes({
+    control,
+    guard,
+    idempotency: new IdempotencyStore<StoredCallCreation>(config.IDEMPOTENCY_TTL_MS),
+    region: config.DEFAULT_REGION,
+    defaults,
+    workstations,
+    logger,
+  });
+  const compat = createCompatRouter({
+    path: config.COMPAT_PATH,
+    control,
+    guard,
+    authenticate: requireApiKey({ keys, logger, metrics, queryParameter: COMPAT_KEY_PARAMETER }),
+    workstations,
+    region: config.DEFAULT_REGION,
+    defaults,
+    // Every operator try rings and waits, then the customer rings; one more minute of margin.
+    maxWaitMs:
+      (config.CLICK_TO_CALL_TRIES *
+        (config.CLICK_TO_CALL_RING_TIMEOUT_SEC + config.CLICK_TO_CALL_TRIES_PERIOD_SEC) +
+        config.OUTBOUND_RING_TIMEOUT_SEC +
+        60) *
+      1000,
+    pollIntervalMs: deps.compatPollIntervalMs,
+    logger,
+  });
+  const allowList = new IpAllowList(config.HTTP_ALLOWED_CIDRS);
+  return {
+    authenticate: requireApiKey({ keys, logger, metrics }),
+    apiRouters: { '/v1': calls },
+    selfAuthenticatingRouters: [compat],
+    openApiDocument: buildOpenApiDocument({ compatPath: config.COMPAT_PATH }),
+    clientFilter: allowList.enabled ? allowListFilter({ allowList, logger, metrics }) : undefined,
+  };
+}

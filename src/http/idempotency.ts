@@ -1,0 +1,98 @@
+/**
+ * Idempotency of call creation (issue 3: "the same key within 24 h returns the same call instead
+ * of dialling twice"). Keys are scoped by API key name; a request is identified by a fingerprint
+ * of its normalised content. Kept in memory (a restart forgets them).
+ */
+import { createHash } from 'node:crypto';
+
+/**
+ * What {@link IdempotencyStore.begin} found: `new` (the key is now reserved for this request:
+ * call `complete` or `abandon`), `hit` (the remembered answer), `conflict` (the key was used for
+ * a different request), `pending` (the same key is being processed right now).
+ */
+export type IdempotencyLookup<T> =
+  { kind: 'new' } | { kind: 'hit'; value: T } | { kind: 'conflict' } | { kind: 'pending' };
+
+interface Entry<T> {
+  fingerprint: string;
+  /** Undefined while the first request is still being processed. */
+  value: T | undefined;
+  expiresAt: number;
+}
+
+/** JSON with object keys sorted, so equal content gives equal text. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/** SHA-256 (hex) of {@link canonicalJson}. */
+export function fingerprintOf(value: unknown): string {
+  return createHash('sha256').update(canonicalJson(value)).digest('hex');
+}
+
+/** Remembered answers by (scope, key), each for `ttlMs` after it was stored. */
+export class IdempotencyStore<T> {
+  // Insertion order is expiry order (one TTL for all), so expired entries are at the front.
+  private readonly entries = new Map<string, Entry<T>>();
+
+  /**
+   * @param ttlMs how long an answer is remembered, in milliseconds (IDEMPOTENCY_TTL_MS)
+   * @param now clock, epoch milliseconds
+   */
+  constructor(
+    private readonly ttlMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Number of remembered keys (after dropping expired ones). */
+  get size(): number {
+    this.sweep();
+    return this.entries.size;
+  }
+
+  /**
+   * Start a request carrying `key` (of `scope`, e.g. the API key name) whose content hashes to
+   * `fingerprint`; see {@link IdempotencyLookup}.
+   */
+  begin(scope: string, key: string, fingerprint: string): IdempotencyLookup<T> {
+    this.sweep();
+    const id = `${scope}\u0000${key}`;
+    const entry = this.entries.get(id);
+    if (!entry) {
+      this.entries.set(id, { fingerprint, value: undefined, expiresAt: this.now() + this.ttlMs });
+      return { kind: 'new' };
+    }
+    if (entry.fingerprint !== fingerprint) return { kind: 'conflict' };
+    return entry.value === undefined ? { kind: 'pending' } : { kind: 'hit', value: entry.value };
+  }
+
+  /** Remember `value` as the answer of the request that reserved `key` (kept for the TTL from now). */
+  complete(scope: string, key: string, value: T): void {
+    const id = `${scope}\u0000${key}`;
+    const entry = this.entries.get(id);
+    if (!entry) return;
+    this.entries.delete(id);
+    this.entries.set(id, { ...entry, value, expiresAt: this.now() + this.ttlMs });
+  }
+
+  /** Forget a reservation whose request failed (the key may be used again). */
+  abandon(scope: string, key: string): void {
+    const id = `${scope}\u0000${key}`;
+    if (this.entries.get(id)?.value === undefined) this.entries.delete(id);
+  }
+
+  private sweep(): void {
+    const now = this.now();
+    for (const [id, entry] of this.entries) {
+      if (entry.expiresAt > now) break;
+      this.entries.delete(id);
+    }
+  }
+}

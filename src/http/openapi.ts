@@ -1,0 +1,394 @@
+/**
+ * The OpenAPI 3.1 document served at `GET /openapi.json` (issue 3 "OpenAPI"): every public route,
+ * request schemas generated from the same zod schemas the routes validate with
+ * (`z.toJSONSchema`), responses, the `{code, message}` error model, the security schemes, and
+ * the webhook payloads (OAS 3.1 `webhooks`). A test compares its paths with Express's routes.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import {
+  clickToCallBodySchema,
+  idempotencyKeySchema,
+  extensionSchema,
+  serviceNumberSchema,
+  transferBodySchema,
+} from '../calls/routes.ts';
+import { COMPAT_KEY_PARAMETER } from '../compat/router.ts';
+import {
+  acceptedCallSchema,
+  callSnapshotSchema,
+  currentCallSchema,
+  errorSchema,
+  webhookSchemas,
+} from './schemas.ts';
+
+/** A JSON object (the document and its parts). */
+export type JsonObject = { [key: string]: unknown };
+
+/** What varies between deployments. */
+export interface OpenApiOptions {
+  /** COMPAT_PATH, e.g. `/asterisk.fcgi`. */
+  compatPath: string;
+}
+
+type SchemaMap = Record<string, z.ZodType>;
+
+function componentSchemas(schemas: SchemaMap, io: 'input' | 'output'): Record<string, JsonObject> {
+  const registry = z.registry<{ id: string }>();
+  for (const [id, schema] of Object.entries(schemas)) registry.add(schema, { id });
+  const generated = z.toJSONSchema(registry, {
+    target: 'draft-2020-12',
+    io,
+    unrepresentable: 'any',
+    uri: (id) => `#/components/schemas/${id}`,
+  });
+  const out: Record<string, JsonObject> = {};
+  for (const [id, schema] of Object.entries(generated.schemas)) {
+    const { $schema: _schema, $id: _id, ...rest } = schema as JsonObject;
+    out[id] = rest;
+  }
+  return out;
+}
+
+/** An inline JSON Schema of a parameter. */
+function inline(schema: z.ZodType): JsonObject {
+  const { $schema: _schema, ...rest } = z.toJSONSchema(schema, {
+    target: 'draft-2020-12',
+    io: 'input',
+  }) as JsonObject;
+  return rest;
+}
+
+const ref = (id: string): JsonObject => ({ $ref: `#/components/schemas/${id}` });
+const json = (id: string): JsonObject => ({ 'application/json': { schema: ref(id) } });
+
+const errorResponse = (description: string): JsonObject => ({
+  description,
+  content: json('Error'),
+});
+
+/** The common error answers of an authenticated route. */
+const authErrors: Record<string, JsonObject> = {
+  '401': {
+    description:
+      '`unauthorized`: no credentials, or a malformed Authorization header (with `WWW-Authenticate: Bearer`).',
+    content: json('Error'),
+  },
+  '403': errorResponse(
+    '`forbidden`: the API key is not valid; `ip_not_allowed`: the client is outside HTTP_ALLOWED_CIDRS.',
+  ),
+  '503': errorResponse(
+    '`api_keys_not_configured`: API_KEYS is empty (development), every API route refuses.',
+  ),
+};
+
+const callIdParameter: JsonObject = {
+  name: 'id',
+  in: 'path',
+  required: true,
+  description: 'Engine call id (UUID).',
+  schema: { type: 'string' },
+};
+
+const textAnswer = (description: string): JsonObject => ({
+  description,
+  headers: {
+    'X-Error-Code': {
+      description: 'Machine code of an `Answer: Error` / `Answer: Busy`.',
+      schema: { type: 'string' },
+    },
+  },
+  content: { 'text/plain': { schema: { type: 'string' } } },
+});
+
+function readVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version?: unknown;
+  };
+  return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
+}
+
+/**
+ * Build the document. Paths use OpenAPI templates (`/v1/calls/{id}`); the compat path is the
+ * configured one.
+ */
+export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
+  const requestSchemas = componentSchemas(
+    { ClickToCallRequest: clickToCallBodySchema, TransferRequest: transferBodySchema },
+    'input',
+  );
+  const webhookIds: Record<string, string> = {
+    'call.started': 'CallStartedEvent',
+    'call.ringing': 'CallRingingEvent',
+    'call.answered': 'CallAnsweredEvent',
+    'call.transferred': 'CallTransferredEvent',
+    'call.ended': 'CallEndedEvent',
+  };
+  const responseSchemas = componentSchemas(
+    {
+      Call: callSnapshotSchema,
+      AcceptedCall: acceptedCallSchema,
+      CurrentCall: currentCallSchema,
+      Error: errorSchema,
+      ...Object.fromEntries(
+        Object.entries(webhookSchemas).map(([type, schema]) => [webhookIds[type]!, schema]),
+      ),
+    },
+    'output',
+  );
+
+  const publicGet = (summary: string, description: string, content: JsonObject): JsonObject => ({
+    get: {
+      summary,
+      security: [],
+      responses: { '200': { description, content } },
+    },
+  });
+
+  const paths: Record<string, JsonObject> = {
+    '/healthz': publicGet('Liveness', 'The process answers.', {
+      'application/json': { schema: { type: 'object', properties: { status: { const: 'ok' } } } },
+    }),
+    '/readyz': {
+      get: {
+        summary: 'Readiness',
+        description: 'Ready when ARI is connected. Not subject to HTTP_ALLOWED_CIDRS.',
+        security: [],
+        responses: {
+          '200': { description: 'Ready: `{status: "ready", checks}`.' },
+          '503': {
+            description: 'Not ready: `{status: "not_ready", checks}` names the failing check.',
+          },
+        },
+      },
+    },
+    '/metrics': publicGet('Prometheus metrics', 'Prometheus text format (`aricrm_*`).', {
+      'text/plain': { schema: { type: 'string' } },
+    }),
+    '/openapi.json': publicGet('This document', 'OpenAPI 3.1 document.', {
+      'application/json': { schema: { type: 'object' } },
+    }),
+    '/v1/calls': {
+      post: {
+        summary: 'Click-to-call',
+        description:
+          "Rings the operator first (CALLERID name CLICK_TO_CALL_CALLERID_NAME, number the customer's); once answered dials the customer through the trunk chosen by prefix and bridges them. Answers at once. Toll-fraud guard: destination allow-list, per-key rate limit, cap of live originated calls.",
+        parameters: [
+          {
+            name: 'Idempotency-Key',
+            in: 'header',
+            required: false,
+            description: idempotencyKeySchema.description,
+            schema: inline(idempotencyKeySchema),
+          },
+        ],
+        requestBody: { required: true, content: json('ClickToCallRequest') },
+        responses: {
+          '202': {
+            description:
+              'Accepted; follow it at `Location`. A repeat with the same Idempotency-Key answers the same (header `Idempotent-Replayed: true`).',
+            headers: {
+              Location: { description: '/v1/calls/{id}', schema: { type: 'string' } },
+            },
+            content: json('AcceptedCall'),
+          },
+          '400': errorResponse(
+            '`invalid_request` (field named in `field`), `invalid_json`, `invalid_number` (field `to`).',
+          ),
+          ...authErrors,
+          '403': errorResponse(
+            '`destination_not_allowed` (DESTINATION_ALLOWLIST), `forbidden`, `ip_not_allowed`.',
+          ),
+          '409': errorResponse(
+            '`idempotency_conflict`: the key was used for a different request; `idempotency_in_progress`.',
+          ),
+          '415': errorResponse('`unsupported_media_type`: the body is not JSON.'),
+          '429': {
+            description:
+              '`rate_limited` (CALLS_RATE_LIMIT_PER_MIN per key; `Retry-After` seconds) or `too_many_calls` (MAX_LIVE_ORIGINATED_CALLS).',
+            headers: {
+              'Retry-After': { description: 'Seconds to wait.', schema: { type: 'integer' } },
+            },
+            content: json('Error'),
+          },
+        },
+      },
+    },
+    '/v1/calls/{id}': {
+      get: {
+        summary: 'A call',
+        description:
+          'Live state, and once ended its disposition, times, wait and talk seconds (ended calls stay for about an hour).',
+        parameters: [callIdParameter],
+        responses: {
+          '200': { description: 'The call.', content: json('Call') },
+          ...authErrors,
+          '404': errorResponse('`call_not_found`.'),
+        },
+      },
+    },
+    '/v1/calls/{id}/hangup': {
+      post: {
+        summary: 'Hang up a call',
+        parameters: [callIdParameter],
+        responses: {
+          '200': { description: 'The call, ended.', content: json('Call') },
+          ...authErrors,
+          '404': errorResponse('`call_not_found`.'),
+          '409': errorResponse('`call_ended`.'),
+        },
+      },
+    },
+    '/v1/calls/{id}/transfer': {
+      post: {
+        summary: 'Transfer a bridged call',
+        description:
+          'kind `service`: the customer continues at SERVICE_CONTEXT,<to>,1 and the operator is hung up (`call.transferred`, then `call.ended`). kind `extension`: blind transfer to another operator, same call id.',
+        parameters: [callIdParameter],
+        requestBody: { required: true, content: json('TransferRequest') },
+        responses: {
+          '200': { description: 'The call after the transfer started.', content: json('Call') },
+          '400': errorResponse('`invalid_request` (field named), `invalid_json`.'),
+          ...authErrors,
+          '404': errorResponse('`call_not_found`.'),
+          '409': errorResponse('`call_ended`, `call_not_bridged`, `transfer_in_progress`.'),
+          '415': errorResponse('`unsupported_media_type`.'),
+        },
+      },
+    },
+    '/v1/operators/{extension}/current-call': {
+      get: {
+        summary: "An operator's current call",
+        parameters: [
+          {
+            name: 'extension',
+            in: 'path',
+            required: true,
+            description: extensionSchema.description,
+            schema: inline(extensionSchema),
+          },
+        ],
+        responses: {
+          '200': { description: 'The call (ringing or talking).', content: json('CurrentCall') },
+          '400': errorResponse('`invalid_request`: not an extension.'),
+          ...authErrors,
+          '404': errorResponse('`no_active_call`.'),
+        },
+      },
+    },
+    '/v1/operators/me/current-call': {
+      get: {
+        summary: 'The current call of the operator at this workstation',
+        description: "The extension comes from OPERATOR_IP_MAP and the requester's address.",
+        responses: {
+          '200': { description: 'The call.', content: json('CurrentCall') },
+          ...authErrors,
+          '404': errorResponse('`unknown_workstation` (address not mapped), `no_active_call`.'),
+        },
+      },
+    },
+    [options.compatPath]: {
+      get: {
+        summary: 'asterisk.fcgi compatibility (seed 003)',
+        description:
+          'Exactly one of `makecall`, `get_uniqueid_callerid`, `transfer` (with `dest`). Answers are text lines: `Answer: OK|Error|Busy` then `Key: value` lines. The operator is the one mapped to the client address (OPERATOR_IP_MAP). makecall waits until the customer rings (OK), the line stays busy through every try (Busy), or the call fails (Error); `X-Call-Id` names the call.',
+        security: [{ bearerAuth: [] }, { compatKey: [] }],
+        parameters: [
+          {
+            name: 'makecall',
+            in: 'query',
+            description: 'Customer number in any format: click-to-call from this workstation.',
+            schema: { type: 'string' },
+          },
+          {
+            name: 'get_uniqueid_callerid',
+            in: 'query',
+            description:
+              "Flag (no value): this workstation's current call; answers `Answer: OK`, `CallerID: <number|unknown>`, `UniqueID: <customer channel id>`, or `Answer: Error`.",
+            schema: { type: 'string' },
+            allowEmptyValue: true,
+          },
+          {
+            name: 'transfer',
+            in: 'query',
+            description: "UniqueID of the customer's channel (from get_uniqueid_callerid).",
+            schema: { type: 'string' },
+          },
+          {
+            name: 'dest',
+            in: 'query',
+            description: 'Service number the customer is transferred to (with `transfer`).',
+            schema: inline(serviceNumberSchema),
+          },
+          {
+            name: COMPAT_KEY_PARAMETER,
+            in: 'query',
+            description: 'API key, when the client cannot send an Authorization header.',
+            schema: { type: 'string' },
+          },
+        ],
+        responses: {
+          '200': textAnswer('`Answer: OK|Error|Busy` and its lines, as seed 003 defines them.'),
+          '400': textAnswer(
+            '`Answer: Error`: bad parameters (`X-Error-Code: invalid_request|invalid_number`).',
+          ),
+          '401': textAnswer('`Answer: Error`, `X-Error-Code: unauthorized`.'),
+          '403': textAnswer(
+            '`Answer: Error`, `X-Error-Code: forbidden|ip_not_allowed|destination_not_allowed`.',
+          ),
+          '429': textAnswer('`Answer: Error`, `X-Error-Code: rate_limited|too_many_calls`.'),
+          '501': textAnswer('`Answer: Error`, `X-Error-Code: not_implemented` (autocall).'),
+          '503': textAnswer('`Answer: Error`, `X-Error-Code: api_keys_not_configured`.'),
+        },
+      },
+    },
+  };
+
+  const webhooks: Record<string, JsonObject> = {};
+  for (const [type, id] of Object.entries(webhookIds)) {
+    webhooks[type] = {
+      post: {
+        summary: `${type} lifecycle event`,
+        description:
+          'POSTed to CRM_WEBHOOK_URL, signed (X-Signature: t=<unix s>,v1=<hex HMAC-SHA256(WEBHOOK_SECRET, "<t>.<raw body>")>); retried until a 2xx; per-call order by `sequence`. See docs/webhooks.md.',
+        parameters: [
+          { name: 'X-Event-Id', in: 'header', required: true, schema: { type: 'string' } },
+          { name: 'X-Event-Type', in: 'header', required: true, schema: { const: type } },
+          { name: 'X-Signature', in: 'header', required: true, schema: { type: 'string' } },
+        ],
+        requestBody: { required: true, content: json(id) },
+        responses: { '2XX': { description: 'Delivered (any 2xx).' } },
+      },
+    };
+  }
+
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'ari-crm',
+      version: readVersion(),
+      description:
+        'Call-control engine for Asterisk: click-to-call, transfer, current call, lifecycle webhooks. Every error is `{"code", "message"}` (validation errors add `field`). See docs/api.md.',
+    },
+    jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
+    security: [{ bearerAuth: [] }],
+    paths,
+    webhooks,
+    components: {
+      schemas: { ...requestSchemas, ...responseSchemas },
+      securitySchemes: {
+        bearerAuth: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'An API key of API_KEYS: `Authorization: Bearer <key>`.',
+        },
+        compatKey: {
+          type: 'apiKey',
+          in: 'query',
+          name: COMPAT_KEY_PARAMETER,
+          description: 'The same API key as a query parameter; the compat path only.',
+        },
+      },
+    },
+  };
+}

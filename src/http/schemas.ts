@@ -1,0 +1,203 @@
+/**
+ * zod schemas of what the API answers and of the webhook payloads, for the OpenAPI document
+ * (`GET /openapi.json`). Each is checked at compile time against the TypeScript type it
+ * describes (`CallSnapshot`, `CurrentCall`, the event types of `src/events/types.ts`), so the
+ * document cannot drift from the code; a test also validates real webhook bodies against them.
+ */
+import { z } from 'zod';
+import type { CurrentCall } from '../calls/control.ts';
+import type { CallSnapshot } from '../calls/model.ts';
+import type {
+  CallAnsweredData,
+  CallEndedData,
+  CallRingingData,
+  CallStartedData,
+  CallTransferredData,
+  LifecycleEvent,
+} from '../events/types.ts';
+
+/** True when A and B are assignable to each other. */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+/** Compile-time assertion. */
+type Assert<T extends true> = T;
+
+const isoTime = z.string().describe('ISO 8601 UTC, e.g. 2025-01-31T09:15:02.123Z');
+const seconds = z.int().min(0);
+const direction = z.enum(['in', 'out']);
+const disposition = z.enum(['answered', 'busy', 'no_answer', 'canceled', 'failed']);
+const hangupBy = z.enum(['caller', 'operator', 'customer', 'system']);
+const customer = z.object({
+  id: z.string().optional().describe("The CRM's id of the customer."),
+  name: z.string().optional().describe('Customer name.'),
+});
+const variables = z
+  .record(z.string(), z.string())
+  .describe('CRM variables that travel with the call (click-to-call).');
+
+/** Live state of a call (`CallState`). */
+export const callStateSchema = z
+  .enum([
+    'routing',
+    'greeting',
+    'dialing_operator',
+    'operator_ringing',
+    'dialing_customer',
+    'customer_ringing',
+    'bridged',
+    'ended',
+  ])
+  .describe(
+    'routing (asking the CRM), greeting, dialing_operator, operator_ringing, dialing_customer, customer_ringing, bridged, ended.',
+  );
+
+/** `CallSnapshot`: a call as `GET /v1/calls/{id}` shows it. */
+export const callSnapshotSchema = z.object({
+  id: z.string().describe('Engine call id (UUID).'),
+  direction,
+  state: callStateSchema,
+  from: z
+    .string()
+    .describe("Caller: the customer's number (in) or the operator's extension (out)."),
+  to: z.string().describe("Called: the DID (in) or the customer's number in E.164 (out)."),
+  did: z.string().optional(),
+  customer: customer.optional(),
+  answeredBy: z
+    .string()
+    .optional()
+    .describe('Extension of the operator who answered or placed it.'),
+  disposition: disposition.optional().describe('Final outcome, once ended.'),
+  hangupBy: hangupBy.optional(),
+  endReason: z
+    .string()
+    .optional()
+    .describe(
+      'Why it ended when not by a party, e.g. operator_unreachable, transferred, api_hangup.',
+    ),
+  variables: variables.optional(),
+  startedAt: isoTime,
+  answeredAt: isoTime.optional(),
+  endedAt: isoTime.optional(),
+  waitSec: seconds.describe('Ring time before the answer (or until now / the end), whole seconds.'),
+  talkSec: seconds.describe('Talk time from the answer, whole seconds; 0 when unanswered.'),
+  legs: z
+    .array(
+      z.object({
+        channelId: z.string().describe('Asterisk channel id (UniqueID).'),
+        role: z.enum(['caller', 'operator', 'customer']),
+        extension: z.string().optional(),
+        endpoint: z.string().optional().describe('Dial string, e.g. PJSIP/101.'),
+        outcome: z
+          .enum(['answered', 'busy', 'no_answer', 'unavailable', 'canceled', 'failed'])
+          .optional(),
+        cause: z.int().optional().describe('Q.850 hang-up cause.'),
+        causeText: z.string().optional(),
+      }),
+    )
+    .describe('The channels of the call.'),
+});
+type _CallSnapshotMatches = Assert<Same<z.infer<typeof callSnapshotSchema>, CallSnapshot>>;
+
+/** `202` answer of `POST /v1/calls`: the new call plus `status: accepted`. */
+export const acceptedCallSchema = callSnapshotSchema.extend({
+  status: z.literal('accepted').describe('The call was accepted and is being placed.'),
+});
+
+/** `CurrentCall`: what an operator is on now. */
+export const currentCallSchema = z.object({
+  callId: z.string().describe('Engine call id.'),
+  customerChannelId: z
+    .string()
+    .describe(
+      "Asterisk UniqueID of the customer's channel (seed 003 UniqueID); empty while a click-to-call still rings the operator.",
+    ),
+  callerId: z
+    .object({ number: z.string(), name: z.string() })
+    .describe("The customer's caller ID."),
+  direction,
+  state: callStateSchema,
+});
+type _CurrentCallMatches = Assert<Same<z.infer<typeof currentCallSchema>, CurrentCall>>;
+
+/** Every error answer. */
+export const errorSchema = z.object({
+  code: z.string().describe('Machine-readable code, e.g. invalid_number, rate_limited.'),
+  message: z.string().describe('Human-readable explanation.'),
+  field: z.string().optional().describe('The request field at fault (validation errors).'),
+});
+
+// ---------------------------------------------------------------------------------------------
+// Webhooks (src/events/types.ts)
+// ---------------------------------------------------------------------------------------------
+
+const callStartedData = z.object({
+  direction,
+  from: z.string(),
+  to: z.string(),
+  did: z.string().optional(),
+  customer: customer.optional(),
+  variables: variables.optional(),
+});
+type _StartedMatches = Assert<Same<z.infer<typeof callStartedData>, CallStartedData>>;
+
+const callRingingData = z.object({
+  extension: z.string().describe('The ringing operator (screen pop).'),
+  from: z.string(),
+  to: z.string(),
+});
+type _RingingMatches = Assert<Same<z.infer<typeof callRingingData>, CallRingingData>>;
+
+const callAnsweredData = z.object({ extension: z.string(), waitSec: seconds });
+type _AnsweredMatches = Assert<Same<z.infer<typeof callAnsweredData>, CallAnsweredData>>;
+
+const callTransferredData = z.object({
+  to: z.string().describe('Service number or extension.'),
+  kind: z.enum(['service', 'extension']),
+});
+type _TransferredMatches = Assert<Same<z.infer<typeof callTransferredData>, CallTransferredData>>;
+
+const callEndedData = z.object({
+  direction,
+  from: z.string(),
+  to: z.string(),
+  did: z.string().optional(),
+  answeredBy: z.string().optional(),
+  disposition,
+  startedAt: isoTime,
+  answeredAt: isoTime.optional(),
+  endedAt: isoTime,
+  waitSec: seconds,
+  talkSec: seconds,
+  hangupBy: hangupBy.optional(),
+  recordingUrl: z.string().optional(),
+});
+type _EndedMatches = Assert<Same<z.infer<typeof callEndedData>, CallEndedData>>;
+
+function envelope<T extends string, D extends z.ZodType>(type: T, data: D) {
+  return z.object({
+    id: z.string().describe('Event UUID; the idempotency key (also X-Event-Id).'),
+    type: z.literal(type).describe('Event type (also X-Event-Type).'),
+    occurredAt: isoTime,
+    callId: z.string().describe('Engine call id.'),
+    sequence: z.int().min(1).describe("Position in this call's events: 1, 2, 3, … without gaps."),
+    data,
+  });
+}
+
+/** The webhook body of each event type (OpenAPI `webhooks`). */
+export const webhookSchemas = {
+  'call.started': envelope('call.started', callStartedData),
+  'call.ringing': envelope('call.ringing', callRingingData),
+  'call.answered': envelope('call.answered', callAnsweredData),
+  'call.transferred': envelope('call.transferred', callTransferredData),
+  'call.ended': envelope('call.ended', callEndedData),
+} as const;
+
+/** Any webhook body; `type` discriminates. */
+export const lifecycleEventSchema = z.discriminatedUnion('type', [
+  webhookSchemas['call.started'],
+  webhookSchemas['call.ringing'],
+  webhookSchemas['call.answered'],
+  webhookSchemas['call.transferred'],
+  webhookSchemas['call.ended'],
+]);
+type _EventMatches = Assert<Same<z.infer<typeof lifecycleEventSchema>, LifecycleEvent>>;

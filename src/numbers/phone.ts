@@ -1,0 +1,118 @@
+/**
+ * Phone numbers: any human-written customer number (`+7 495 765-43-21`, `8 (495) 765-43-21`,
+ * `74957654321`, `4957654321` with region RU) to E.164 (`+74957654321`) with libphonenumber-js,
+ * and the forms a trunk may want (issue 3 "Numbers are normalised with a well-kept library…
+ * each trunk's dial string template decides the form sent to it").
+ */
+import {
+  isSupportedCountry,
+  parsePhoneNumberWithError,
+  validatePhoneNumberLength,
+  type CountryCode,
+  type PhoneNumber,
+} from 'libphonenumber-js';
+
+export type { CountryCode } from 'libphonenumber-js';
+
+/** Thrown when a text is not a valid phone number. `reason` is machine-readable. */
+export class InvalidNumberError extends Error {
+  override readonly name = 'InvalidNumberError';
+  constructor(
+    readonly input: string,
+    readonly reason: 'not_a_number' | 'too_short' | 'too_long' | 'invalid',
+  ) {
+    super(
+      reason === 'not_a_number'
+        ? 'is not a phone number'
+        : reason === 'invalid'
+          ? 'is not a valid phone number'
+          : `is ${reason.replace('_', ' ')} to be a phone number`,
+    );
+  }
+}
+
+/** A customer number in every form a trunk template may ask for. */
+export interface NumberForms {
+  /** E.164 with `+`, e.g. `+74957654321` (template `{e164}`). */
+  e164: string;
+  /** E.164 digits without `+`, e.g. `74957654321` (template `{number}`). */
+  digits: string;
+  /** National significant number, e.g. `4957654321` (template `{national}`). */
+  national: string;
+  /**
+   * The number as dialled inside its country, with the national (trunk) prefix where the country
+   * uses one, e.g. `84957654321` in Russia, `02079460958` in the UK, `2133734253` in the US
+   * (template `{national_prefixed}`).
+   */
+  nationalPrefixed: string;
+  /** ISO 3166-1 alpha-2 country of the number when known, e.g. `RU`. */
+  country?: CountryCode;
+}
+
+/** True when `region` is an ISO 3166-1 alpha-2 code libphonenumber-js knows, e.g. `RU`. */
+export function isSupportedRegion(region: string): region is CountryCode {
+  return isSupportedCountry(region);
+}
+
+function formsOf(parsed: PhoneNumber): NumberForms {
+  let nationalPrefixed: string | undefined;
+  const forms: NumberForms = {
+    e164: parsed.number,
+    digits: parsed.number.slice(1),
+    national: parsed.nationalNumber,
+    // Formatting is the costly part; only trunk templates need it.
+    get nationalPrefixed(): string {
+      nationalPrefixed ??= parsed.formatNational().replace(/\D/g, '');
+      return nationalPrefixed;
+    },
+  };
+  if (parsed.country) forms.country = parsed.country;
+  return forms;
+}
+
+/**
+ * Parse `input` written in any human format; numbers without `+` are read as written in
+ * `region` (a leading country code, e.g. `7…` in RU, is recognised too).
+ *
+ * @param input e.g. `+7 495 765-43-21`, `8 (495) 765-43-21`, `74957654321`
+ * @param region default region, ISO 3166-1 alpha-2, e.g. `RU`; without it only `+` numbers parse
+ * @returns the number's forms; `e164` is what the API stores and sends to the call flows
+ * @throws InvalidNumberError when it is not a number, or not a valid one for its country's plan
+ */
+export function parseCustomerNumber(input: string, region?: CountryCode): NumberForms {
+  const text = input.trim();
+  if (text === '' || text.length > 64 || !/\d/.test(text)) {
+    throw new InvalidNumberError(input, 'not_a_number');
+  }
+  let parsed: PhoneNumber;
+  try {
+    parsed = parsePhoneNumberWithError(text, region ? { defaultCountry: region } : {});
+  } catch (err) {
+    const message = err instanceof Error ? err.message : '';
+    throw new InvalidNumberError(
+      input,
+      message === 'TOO_SHORT' ? 'too_short' : message === 'TOO_LONG' ? 'too_long' : 'not_a_number',
+    );
+  }
+  if (!parsed.isValid()) {
+    const length = validatePhoneNumberLength(text, region ? { defaultCountry: region } : {});
+    throw new InvalidNumberError(
+      input,
+      length === 'TOO_SHORT' ? 'too_short' : length === 'TOO_LONG' ? 'too_long' : 'invalid',
+    );
+  }
+  return formsOf(parsed);
+}
+
+/**
+ * The forms of a number handed to the dial-string builder: an E.164 number (`+…`), or a number
+ * as an operator dialled it (outbound calls from the dialplan), read in `region` when given.
+ * Returns undefined when the number cannot be read as a valid number.
+ */
+export function tryNumberForms(number: string, region?: CountryCode): NumberForms | undefined {
+  try {
+    return parseCustomerNumber(number, region);
+  } catch {
+    return undefined;
+  }
+}

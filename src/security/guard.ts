@@ -1,0 +1,113 @@
+/**
+ * The toll-fraud guard on call creation (BRIEF F13; issue 3 "Toll-fraud guard"): a destination
+ * allow-list, a per-API-key rate limit and a cap on engine-originated calls in progress. Every
+ * refusal is logged with the key's name and counted (`aricrm_call_guard_refusals_total{reason}`).
+ */
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { HttpError } from '../http/errors.ts';
+import type { Logger } from '../logging/logger.ts';
+import type { NumberForms } from '../numbers/phone.ts';
+import type { DestinationPolicy } from './destinations.ts';
+import type { GuardRefusal, SecurityMetrics } from './metrics.ts';
+
+/** What the guard needs. */
+export interface CallGuardOptions {
+  destinations: DestinationPolicy;
+  /** Calls one key may create per minute (CALLS_RATE_LIMIT_PER_MIN). */
+  callsPerMinute: number;
+  /** Engine-originated calls that may be in progress at once (MAX_LIVE_ORIGINATED_CALLS). */
+  maxLiveCalls: number;
+  /** How many engine-originated calls are in progress now (`CallControl.liveOriginatedCalls`). */
+  liveCalls: () => number;
+  logger: Logger;
+  metrics: SecurityMetrics;
+}
+
+/** One call creation to check. */
+export interface GuardRequest {
+  /** Name of the API key asking. */
+  keyName: string;
+  /** The customer number, normalised. */
+  number: Pick<NumberForms, 'e164' | 'digits' | 'country'>;
+  /** Operator extension (logs). */
+  operator: string;
+  /** Client address (logs). */
+  ip?: string;
+}
+
+/** Checks a call creation against the guard's three rules. */
+export class CallGuard {
+  private readonly limiter: RateLimiterMemory;
+
+  constructor(private readonly options: CallGuardOptions) {
+    this.limiter = new RateLimiterMemory({
+      points: options.callsPerMinute,
+      duration: 60,
+      keyPrefix: 'calls',
+    });
+  }
+
+  /**
+   * Admit one call creation, in this order: destination, rate limit (consumes one point of the
+   * key's minute), concurrent-call cap.
+   *
+   * @throws HttpError 403 `destination_not_allowed`; 429 `rate_limited` with `Retry-After`
+   *   (whole seconds until the key's window frees a point); 429 `too_many_calls`
+   */
+  async admit(request: GuardRequest): Promise<void> {
+    const { destinations, maxLiveCalls, liveCalls } = this.options;
+    if (!destinations.allows(request.number)) {
+      throw this.refuse(
+        'destination_not_allowed',
+        request,
+        new HttpError(
+          403,
+          'destination_not_allowed',
+          `calls to ${request.number.e164} are not allowed (destination allow-list)`,
+          { field: 'to' },
+        ),
+      );
+    }
+    try {
+      await this.limiter.consume(request.keyName);
+    } catch (rejection) {
+      if (!(rejection instanceof RateLimiterRes)) throw rejection;
+      const retryAfterSec = Math.max(1, Math.ceil(rejection.msBeforeNext / 1000));
+      throw this.refuse(
+        'rate_limited',
+        request,
+        new HttpError(
+          429,
+          'rate_limited',
+          `too many calls for this API key (at most ${this.options.callsPerMinute} per minute); retry in ${retryAfterSec} s`,
+          undefined,
+          { 'Retry-After': String(retryAfterSec) },
+        ),
+      );
+    }
+    const live = liveCalls();
+    if (live >= maxLiveCalls) {
+      throw this.refuse(
+        'too_many_calls',
+        request,
+        new HttpError(
+          429,
+          'too_many_calls',
+          `${live} engine-originated calls are in progress (at most ${maxLiveCalls})`,
+        ),
+      );
+    }
+  }
+
+  private refuse(reason: GuardRefusal, request: GuardRequest, error: HttpError): HttpError {
+    this.options.metrics.guardRefusals.inc({ reason });
+    this.options.logger.warn('call refused by the toll-fraud guard', {
+      reason,
+      keyName: request.keyName,
+      operator: request.operator,
+      to: request.number.e164,
+      ip: request.ip,
+    });
+    return error;
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * Security counters on the engine's registry (BRIEF F13: violations are "logged with the key
+ * name and counted"). Create once per registry.
+ */
+import type { Counter, Registry } from 'prom-client';
+import { counter } from '../metrics/registry.ts';
+
+/** Why a request was refused before reaching a route. */
+export type AuthRefusal =
+  'unauthorized' | 'forbidden' | 'ip_not_allowed' | 'api_keys_not_configured';
+
+/** Why the toll-fraud guard refused to create a call. */
+export type GuardRefusal = 'destination_not_allowed' | 'rate_limited' | 'too_many_calls';
+
+/** The counters. */
+export interface SecurityMetrics {
+  /** `aricrm_http_auth_refusals_total{reason}`. */
+  authRefusals: Counter<'reason'>;
+  /** `aricrm_call_guard_refusals_total{reason}`. */
+  guardRefusals: Counter<'reason'>;
+}
+
+/** The security counters on `registry` (created on first use). */
+export function createSecurityMetrics(registry: Registry): SecurityMetrics {
+  return {
+    authRefusals: counter(registry, {
+      name: 'aricrm_http_auth_refusals_total',
+      help: 'HTTP requests refused by authentication or the IP allow-list, by reason.',
+      labelNames: ['reason'],
+    }),
+    guardRefusals: counter(registry, {
+      name: 'aricrm_call_guard_refusals_total',
+      help: 'Call creations refused by the toll-fraud guard, by reason.',
+      labelNames: ['reason'],
+    }),
+  };
+}

@@ -1,0 +1,303 @@
+/**
+ * The /v1 API end to end (issue 3 "Tests this issue must have"): the engine, the PBX simulator
+ * with the real ari-client, a real local CRM, real HTTP with API keys. Every webhook the CRM
+ * receives is also checked against the OpenAPI webhook schemas.
+ */
+import { expect } from 'chai';
+import { lifecycleEventSchema } from '../../src/http/schemas.ts';
+import { apiRequest, type ApiAnswer } from '../support/api.ts';
+import { startTestBed, type TestBed } from '../support/engine.ts';
+
+type CallBody = Record<string, unknown> & { id: string; state: string };
+
+/** Poll GET /v1/calls/{id} until `predicate` holds. */
+async function waitForCall(
+  bed: TestBed,
+  id: string,
+  predicate: (call: CallBody) => boolean,
+  timeoutMs = 5000,
+): Promise<CallBody> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await apiRequest<CallBody>(bed.engine.httpUrl, `/v1/calls/${id}`);
+    if (res.status === 200 && predicate(res.body)) return res.body;
+    if (Date.now() > deadline)
+      throw new Error(`call ${id} never matched; last: ${JSON.stringify(res.body)}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function post(bed: TestBed, path: string, body: unknown, headers?: Record<string, string>) {
+  return apiRequest<CallBody>(bed.engine.httpUrl, path, { method: 'POST', body, headers });
+}
+
+async function bridgedInbound(
+  bed: TestBed,
+  from: string,
+): Promise<{ callId: string; callerChannelId: string }> {
+  bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
+  const { channelId } = await bed.sim.injectInboundCall({ from, to: '74951234567' });
+  const started = await bed.crm.waitForWebhook(
+    (w) => w.body.type === 'call.started' && w.body.data.from === from,
+  );
+  await bed.crm.waitForWebhook(
+    (w) => w.body.callId === started.body.callId && w.body.type === 'call.answered',
+  );
+  await bed.engine.calls.settled();
+  return { callId: started.body.callId, callerChannelId: channelId };
+}
+
+describe('API /v1 (e2e)', function () {
+  this.timeout(20_000);
+  let bed: TestBed;
+  afterEach(async () => {
+    if (!bed) return;
+    for (const webhook of bed.crm.webhooks) lifecycleEventSchema.parse(webhook.body);
+    await bed.stop();
+  });
+
+  it('click-to-call: 202 at once, operator first, customer through the trunk template, both answer', async () => {
+    bed = await startTestBed({
+      TRUNKS: '7=PJSIP/{national_prefixed}@client-trunk,*=PJSIP/{e164}@client-trunk',
+      CLICK_TO_CALL_CALLERID_NAME: 'Sales',
+    });
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 1000 });
+    bed.sim.customers.set('*', { mode: 'answer', answerAfterMs: 2000, hangupAfterMs: 3000 });
+    const res = await post(bed, '/v1/calls', {
+      operator: '101',
+      to: '+7 495 765-43-21',
+      variables: { dealId: 'D-17' },
+    });
+    expect(res.status).to.equal(202);
+    expect(res.body).to.include({
+      status: 'accepted',
+      state: 'dialing_operator',
+      to: '+74957654321',
+    });
+    expect(res.headers.get('location')).to.equal(`/v1/calls/${res.body.id}`);
+
+    const ended = await waitForCall(bed, res.body.id, (c) => c.state === 'ended');
+    expect(ended).to.include({ disposition: 'answered', answeredBy: '101', direction: 'out' });
+    expect(ended).to.have.property('endedAt');
+    expect(ended.waitSec).to.be.a('number');
+    expect(ended.talkSec).to.be.a('number');
+    expect(ended.variables).to.deep.equal({ dealId: 'D-17' });
+
+    const originate = bed.sim.requests.find((r) => r.method === 'POST' && r.path === '/channels');
+    expect(String(originate?.query.callerId)).to.equal('"Sales" <+74957654321>');
+    expect(String(originate?.query.timeout)).to.equal('20');
+    const create = bed.sim.requests.find((r) => r.path === '/channels/create');
+    expect(String(create?.query.endpoint)).to.equal('PJSIP/84957654321@client-trunk');
+
+    const end = await bed.crm.waitForEnded(res.body.id);
+    expect(end.body.data).to.include({ direction: 'out', disposition: 'answered' });
+    const started = bed.crm.eventsOf(res.body.id)[0]!;
+    expect(started.body.data).to.deep.include({
+      to: '+74957654321',
+      variables: { dealId: 'D-17' },
+    });
+  });
+
+  it('retries a busy operator and connects on the second try', async () => {
+    bed = await startTestBed();
+    bed.sim.phones.set('101', { mode: 'busy' });
+    bed.sim.customers.set('*', { mode: 'answer', answerAfterMs: 300, hangupAfterMs: 300 });
+    const gone = new Promise<void>((resolve) => {
+      const off = bed.sim.onEvent((e) => {
+        if (e.type === 'ChannelDestroyed') {
+          off();
+          resolve();
+        }
+      });
+    });
+    const res = await post(bed, '/v1/calls', {
+      operator: '101',
+      to: '84957654321',
+      tries: 2,
+      triesPeriodSec: 1,
+    });
+    expect(res.status).to.equal(202);
+    await gone;
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 300 });
+    const ended = await waitForCall(bed, res.body.id, (c) => c.state === 'ended');
+    expect(ended).to.include({ disposition: 'answered' });
+    const legs = (ended.legs as Array<{ role: string; outcome?: string }>).filter(
+      (l) => l.role === 'operator',
+    );
+    expect(legs.map((l) => l.outcome)).to.deep.equal(['busy', 'answered']);
+  });
+
+  it('gives up when the operator never answers, ringing CLICK_TO_CALL_RING_TIMEOUT_SEC', async () => {
+    bed = await startTestBed({ CLICK_TO_CALL_RING_TIMEOUT_SEC: '5' });
+    bed.sim.phones.set('102', { mode: 'ring' });
+    // (Retries are covered above; one try keeps this test fast.)
+    const res = await post(bed, '/v1/calls', { operator: '102', to: '+74957654321', tries: 1 });
+    const ended = await waitForCall(bed, res.body.id, (c) => c.state === 'ended');
+    expect(ended).to.include({ disposition: 'no_answer', endReason: 'operator_unreachable' });
+    const originates = bed.sim.requests.filter(
+      (r) => r.method === 'POST' && r.path === '/channels',
+    );
+    expect(originates.map((r) => String(r.query.timeout))).to.deep.equal(['5']);
+  });
+
+  it('ends with disposition busy when the customer is busy', async () => {
+    bed = await startTestBed();
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 300 });
+    bed.sim.customers.set('*', { mode: 'busy' });
+    const res = await post(bed, '/v1/calls', { operator: '101', to: '+74957654321' });
+    const ended = await waitForCall(bed, res.body.id, (c) => c.state === 'ended');
+    expect(ended).to.include({ disposition: 'busy', talkSec: 0 });
+  });
+
+  it('an idempotent repeat returns the same call and dials once', async () => {
+    bed = await startTestBed();
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 300 });
+    bed.sim.customers.set('*', { mode: 'answer', answerAfterMs: 300, hangupAfterMs: 300 });
+    const headers = { 'idempotency-key': 'crm-task-9001' };
+    const body = { operator: '101', to: '+74957654321' };
+    const first = await post(bed, '/v1/calls', body, headers);
+    const second = await post(bed, '/v1/calls', body, headers);
+    expect(second.status).to.equal(202);
+    expect(second.body).to.deep.equal(first.body);
+    await bed.crm.waitForEnded(first.body.id);
+    const third = await post(bed, '/v1/calls', body, headers);
+    expect(third.body.id).to.equal(first.body.id);
+    expect(
+      bed.sim.requests.filter((r) => r.method === 'POST' && r.path === '/channels'),
+    ).to.have.length(1);
+    const conflict = await post(bed, '/v1/calls', { ...body, to: '+74957654322' }, headers);
+    expect(conflict.status).to.equal(409);
+    expect(conflict.body).to.include({ code: 'idempotency_conflict' });
+  });
+
+  it('hangs a call up on request; 409 once ended; 404 for unknown ids', async () => {
+    bed = await startTestBed();
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 100 });
+    bed.sim.customers.set('*', { mode: 'answer', answerAfterMs: 100 });
+    const res = await post(bed, '/v1/calls', { operator: '101', to: '+74957654321' });
+    await waitForCall(bed, res.body.id, (c) => c.state === 'bridged');
+    const hung = await post(bed, `/v1/calls/${res.body.id}/hangup`, undefined);
+    expect(hung.status).to.equal(200);
+    expect(hung.body).to.include({ state: 'ended', disposition: 'answered', hangupBy: 'system' });
+    await bed.crm.waitForEnded(res.body.id);
+    expect(bed.sim.channels()).to.have.length(0);
+    const again = await post(bed, `/v1/calls/${res.body.id}/hangup`, undefined);
+    expect(again.status).to.equal(409);
+    expect(again.body).to.include({ code: 'call_ended' });
+    const unknown = await apiRequest(bed.engine.httpUrl, '/v1/calls/no-such-call');
+    expect(unknown.status).to.equal(404);
+    expect(unknown.body).to.include({ code: 'call_not_found' });
+  });
+
+  it('transfers to the service number: the customer continues at service,9999,1', async () => {
+    bed = await startTestBed();
+    const { callId, callerChannelId } = await bridgedInbound(bed, '79161112234');
+    const res = await post(bed, `/v1/calls/${callId}/transfer`, { to: '9999' });
+    expect(res.status).to.equal(200);
+    const end = await bed.crm.waitForEnded(callId);
+    expect(end.body.data).to.include({ disposition: 'answered' });
+    const cont = bed.sim.requests.find((r) => r.path === `/channels/${callerChannelId}/continue`);
+    expect(cont?.query).to.include({ context: 'service', extension: '9999', priority: '1' });
+    expect(bed.crm.eventsOf(callId).map((w) => w.body.type)).to.include('call.transferred');
+    const late = await post(bed, `/v1/calls/${callId}/transfer`, { to: '9999' });
+    expect(late.status).to.equal(409);
+    expect(late.body).to.include({ code: 'call_ended' });
+    const unknown = await post(bed, '/v1/calls/nope/transfer', { to: '9999' });
+    expect(unknown.status).to.equal(404);
+  });
+
+  it('blind-transfers to 102 under the same call id', async () => {
+    bed = await startTestBed();
+    const { callId } = await bridgedInbound(bed, '79161112235');
+    bed.sim.phones.set('102', { mode: 'answer', answerAfterMs: 300 });
+    const res = await post(bed, `/v1/calls/${callId}/transfer`, { to: '102', kind: 'extension' });
+    expect(res.status).to.equal(200);
+    await bed.crm.waitForWebhook(
+      (w) =>
+        w.body.callId === callId &&
+        w.body.type === 'call.answered' &&
+        w.body.data.extension === '102',
+    );
+    const current = await apiRequest(bed.engine.httpUrl, '/v1/operators/102/current-call');
+    expect(current.body).to.include({ callId, state: 'bridged' });
+    const old = await apiRequest(bed.engine.httpUrl, '/v1/operators/101/current-call');
+    expect(old.status).to.equal(404);
+  });
+
+  it('refuses to transfer a call that is not bridged (409 call_not_bridged)', async () => {
+    bed = await startTestBed();
+    bed.crm.onRoute(() => ({
+      body: { action: 'dial', strategy: 'ringall', extensions: ['103'], ringTimeoutSec: 600 },
+    }));
+    bed.sim.phones.set('103', { mode: 'ring' });
+    await bed.sim.injectInboundCall({ from: '79161112236', to: '74951234567' });
+    const ringing = await bed.crm.waitForWebhook(
+      (w) => w.body.type === 'call.ringing' && w.body.data.from === '79161112236',
+    );
+    const res = await post(bed, `/v1/calls/${ringing.body.callId}/transfer`, { to: '9999' });
+    expect(res.status).to.equal(409);
+    expect(res.body).to.include({ code: 'call_not_bridged' });
+  });
+
+  it("answers an operator's current call by extension and by workstation IP", async () => {
+    bed = await startTestBed({ OPERATOR_IP_MAP: '127.0.0.1=101' });
+    const { callId, callerChannelId } = await bridgedInbound(bed, '79161112233');
+    const expected = {
+      callId,
+      customerChannelId: callerChannelId,
+      callerId: { number: '79161112233', name: '' },
+      direction: 'in',
+      state: 'bridged',
+    };
+    const byExt = await apiRequest(bed.engine.httpUrl, '/v1/operators/101/current-call');
+    expect(byExt.status).to.equal(200);
+    expect(byExt.body).to.deep.equal(expected);
+    const byIp = await apiRequest(bed.engine.httpUrl, '/v1/operators/me/current-call');
+    expect(byIp.body).to.deep.equal(expected);
+    const none = await apiRequest(bed.engine.httpUrl, '/v1/operators/102/current-call');
+    expect(none.status).to.equal(404);
+    expect(none.body).to.include({ code: 'no_active_call' });
+  });
+
+  it('security: auth failures, destination refused, rate limit with Retry-After, call cap', async () => {
+    bed = await startTestBed({ CALLS_RATE_LIMIT_PER_MIN: '2', MAX_LIVE_ORIGINATED_CALLS: '1' });
+    bed.sim.phones.set('101', { mode: 'ring' });
+    const url = bed.engine.httpUrl;
+    const body = { operator: '101', to: '+74957654321' };
+    const noKey = await apiRequest(url, '/v1/calls', { body, key: null });
+    expect([noKey.status, noKey.body.code]).to.deep.equal([401, 'unauthorized']);
+    const badKey = await apiRequest(url, '/v1/calls', { body, key: 'x'.repeat(30) });
+    expect([badKey.status, badKey.body.code]).to.deep.equal([403, 'forbidden']);
+
+    const foreign = await post(bed, '/v1/calls', { operator: '101', to: '+1 213 373 4253' });
+    expect([foreign.status, foreign.body.code]).to.deep.equal([403, 'destination_not_allowed']);
+    const first = await post(bed, '/v1/calls', body);
+    expect(first.status).to.equal(202);
+    const capped = await post(bed, '/v1/calls', body);
+    expect([capped.status, capped.body.code]).to.deep.equal([429, 'too_many_calls']);
+    const limited: ApiAnswer<CallBody> = await post(bed, '/v1/calls', body);
+    expect([limited.status, limited.body.code]).to.deep.equal([429, 'rate_limited']);
+    expect(Number(limited.headers.get('retry-after'))).to.be.within(1, 60);
+    const metrics = await bed.engine.registry.getSingleMetricAsString(
+      'aricrm_call_guard_refusals_total',
+    );
+    for (const reason of ['destination_not_allowed', 'too_many_calls', 'rate_limited'])
+      expect(metrics).to.include(`reason="${reason}"} 1`);
+    expect(bed.logs.some((l) => l.reason === 'rate_limited' && l.keyName === 'test')).to.equal(
+      true,
+    );
+    await post(bed, `/v1/calls/${first.body.id}/hangup`, undefined);
+  });
+
+  it('malformed bodies and numbers are 400s naming the field, nothing is dialled', async () => {
+    bed = await startTestBed();
+    const bad = await post(bed, '/v1/calls', { operator: '101', to: 'call me maybe' });
+    expect(bad.status).to.equal(400);
+    expect(bad.body).to.include({ code: 'invalid_number', field: 'to' });
+    const missing = await post(bed, '/v1/calls', { to: '+74957654321' });
+    expect(missing.body).to.include({ code: 'invalid_request', field: 'operator' });
+    const broken = await post(bed, '/v1/calls', '{"operator":');
+    expect(broken.body).to.include({ code: 'invalid_json' });
+    expect(bed.sim.requests.some((r) => r.path === '/channels')).to.equal(false);
+  });
+});

@@ -1,0 +1,86 @@
+/**
+ * A scripted {@link CallControl} for route tests: remembers every request, answers from maps the
+ * test fills, throws the contract's errors for unknown or ended calls.
+ */
+import {
+  CallNotFoundError,
+  CallStateError,
+  type CallControl,
+  type ClickToCallRequest,
+  type CurrentCall,
+  type TransferRequest,
+} from '../../../src/calls/control.ts';
+import type { CallSnapshot } from '../../../src/calls/model.ts';
+
+/** A snapshot of a new click-to-call, as the service would return it. */
+export function newCallSnapshot(id: string, request: ClickToCallRequest): CallSnapshot {
+  return {
+    id,
+    direction: 'out',
+    state: 'dialing_operator',
+    from: request.operator,
+    to: request.to,
+    variables: request.variables,
+    startedAt: '2025-01-31T09:15:00.000Z',
+    waitSec: 0,
+    talkSec: 0,
+    legs: [],
+  };
+}
+
+export class FakeCallControl implements CallControl {
+  readonly started: ClickToCallRequest[] = [];
+  readonly transfers: Array<{ callId: string; request: TransferRequest }> = [];
+  readonly hangups: string[] = [];
+  readonly calls = new Map<string, CallSnapshot>();
+  readonly current = new Map<string, CurrentCall>();
+  /** Error the next transfer throws. */
+  transferError: Error | undefined;
+  live = 0;
+  private nextId = 1;
+
+  startClickToCall(request: ClickToCallRequest): CallSnapshot {
+    this.started.push(request);
+    const id = `call-${this.nextId++}`;
+    const call = newCallSnapshot(id, request);
+    this.calls.set(id, call);
+    this.live++;
+    return call;
+  }
+
+  getCall(callId: string): CallSnapshot | undefined {
+    return this.calls.get(callId);
+  }
+
+  async hangupCall(callId: string): Promise<CallSnapshot> {
+    const call = this.calls.get(callId);
+    if (!call) throw new CallNotFoundError(callId);
+    if (call.state === 'ended') throw new CallStateError('call_ended', `call ${callId} has ended`);
+    this.hangups.push(callId);
+    const ended: CallSnapshot = {
+      ...call,
+      state: 'ended',
+      disposition: 'canceled',
+      hangupBy: 'system',
+      endedAt: '2025-01-31T09:15:05.000Z',
+    };
+    this.calls.set(callId, ended);
+    return ended;
+  }
+
+  async transferCall(callId: string, request: TransferRequest): Promise<CallSnapshot> {
+    const call = this.calls.get(callId);
+    if (!call) throw new CallNotFoundError(callId);
+    if (this.transferError) throw this.transferError;
+    this.transfers.push({ callId, request });
+    return call;
+  }
+
+  currentCallOf(extension: string): CurrentCall | undefined {
+    return this.current.get(extension);
+  }
+
+  liveOriginatedCalls(): number {
+    return this.live;
+  }
+}

@@ -1,0 +1,110 @@
+import { expect } from 'chai';
+import { Registry } from 'prom-client';
+import { loadConfig } from '../../../src/config/load.ts';
+import { HttpError } from '../../../src/http/errors.ts';
+import { createSilentLogger } from '../../../src/logging/logger.ts';
+import { parseCustomerNumber } from '../../../src/numbers/phone.ts';
+import { compileDialPattern, DestinationPolicy } from '../../../src/security/destinations.ts';
+import { CallGuard } from '../../../src/security/guard.ts';
+import { createSecurityMetrics } from '../../../src/security/metrics.ts';
+import { securityConfigCheck } from '../../../src/security/config.ts';
+
+const n = (text: string): ReturnType<typeof parseCustomerNumber> => parseCustomerNumber(text, 'RU');
+
+describe('toll-fraud guard', () => {
+  describe('destination allow-list', () => {
+    it("allows only the default region's numbers by default", () => {
+      const policy = new DestinationPolicy(undefined, 'RU');
+      expect(policy.entries).to.deep.equal(['RU']);
+      expect(policy.allows(n('+74957654321'))).to.equal(true);
+      expect(policy.allows(n('+79161234567'))).to.equal(true);
+      expect(policy.allows(n('+77011234567'))).to.equal(false); // Kazakhstan shares +7
+      expect(policy.allows(n('+442079460958'))).to.equal(false);
+    });
+
+    it('takes countries, prefixes (with or without +), patterns and *', () => {
+      const policy = new DestinationPolicy(['KZ', '+7495', '44', '_79[0-2]XXXXXXXX'], 'RU');
+      expect(policy.allows(n('+74957654321'))).to.equal(true);
+      expect(policy.allows(n('+78127654321'))).to.equal(false);
+      expect(policy.allows(n('+77011234567'))).to.equal(true);
+      expect(policy.allows(n('+442079460958'))).to.equal(true);
+      expect(policy.allows(n('+79501234567'))).to.equal(false);
+      expect(policy.allows(n('+79011234567'))).to.equal(true);
+      expect(new DestinationPolicy(['*'], 'RU').allows(n('+12133734253'))).to.equal(true);
+    });
+
+    it('compiles Asterisk-style patterns', () => {
+      expect(compileDialPattern('_+7XXX').source).to.equal('^7[0-9][0-9][0-9]$');
+      expect(compileDialPattern('_7NZ.').test('72100')).to.equal(true);
+      expect(compileDialPattern('_7NZ.').test('721')).to.equal(false);
+      expect(compileDialPattern('_7!').test('7')).to.equal(true);
+      expect(() => compileDialPattern('_7[12')).to.throw(SyntaxError);
+    });
+
+    it('refuses malformed entries in the configuration', () => {
+      expect(() => loadConfig({ DESTINATION_ALLOWLIST: 'Russia' })).to.throw(
+        /DESTINATION_ALLOWLIST: bad entry "Russia"/,
+      );
+      expect(() => loadConfig({ DESTINATION_ALLOWLIST: 'XX' })).to.throw(/DESTINATION_ALLOWLIST/);
+      expect(securityConfigCheck(loadConfig({ DESTINATION_ALLOWLIST: '_7[9-1]X' }))[0]).to.match(
+        /^DESTINATION_ALLOWLIST: bad pattern _7\[9-1\]X/,
+      );
+    });
+  });
+
+  describe('CallGuard', () => {
+    function guard(live = 0, perMinute = 2, max = 3): { guard: CallGuard; registry: Registry } {
+      const registry = new Registry();
+      return {
+        registry,
+        guard: new CallGuard({
+          destinations: new DestinationPolicy(undefined, 'RU'),
+          callsPerMinute: perMinute,
+          maxLiveCalls: max,
+          liveCalls: () => live,
+          logger: createSilentLogger(),
+          metrics: createSecurityMetrics(registry),
+        }),
+      };
+    }
+    const request = (keyName: string, to = '+74957654321') => ({
+      keyName,
+      number: n(to),
+      operator: '101',
+    });
+    async function refusal(promise: Promise<void>): Promise<HttpError> {
+      try {
+        await promise;
+      } catch (err) {
+        expect(err).to.be.instanceOf(HttpError);
+        return err as HttpError;
+      }
+      throw new Error('expected a refusal');
+    }
+
+    it('admits, then rate-limits per key with Retry-After, and counts refusals by reason', async () => {
+      const { guard: g, registry } = guard();
+      await g.admit(request('crm'));
+      await g.admit(request('crm'));
+      const err = await refusal(g.admit(request('crm')));
+      expect(err).to.include({ status: 429, code: 'rate_limited' });
+      expect(Number(err.headers?.['Retry-After'])).to.be.within(1, 60);
+      await g.admit(request('shop'));
+      const foreign = await refusal(g.admit(request('shop', '+442079460958')));
+      expect(foreign).to.include({ status: 403, code: 'destination_not_allowed' });
+      const text = await registry.metrics();
+      expect(text).to.include('aricrm_call_guard_refusals_total{reason="rate_limited"} 1');
+      expect(text).to.include(
+        'aricrm_call_guard_refusals_total{reason="destination_not_allowed"} 1',
+      );
+    });
+
+    it('refuses beyond the cap of live originated calls', async () => {
+      const { guard: g } = guard(3);
+      expect(await refusal(g.admit(request('crm')))).to.include({
+        status: 429,
+        code: 'too_many_calls',
+      });
+    });
+  });
+});
