@@ -62,7 +62,7 @@ export class Recordings {
     this.host.events.emit('RecordingStarted', { recording: liveRecordingJson(rec) }, scope);
     if (opts.maxDurationSec > 0) {
       rec.timer = this.host.clock.after(opts.maxDurationSec * 1000, () =>
-        this.finish(rec, 'done', true),
+        this.finish(rec, 'done', true, true),
       );
     }
     if ('bridge' in target) {
@@ -76,14 +76,23 @@ export class Recordings {
   /**
    * End a live recording: `done` stores the file (whole 20 ms frames of the simulated elapsed
    * time, capped by `maxDurationSeconds`) and sends RecordingFinished with `duration`; `canceled`
-   * discards it. `settle` re-evaluates the bridge the recorder leaves.
+   * discards it. `settle` re-evaluates the bridge the recorder leaves. `reachedMax`: the
+   * `maxDurationSeconds` timer ended it, so it is exactly that long (a timer may fire a fraction
+   * of a millisecond before the clock reads the limit).
    */
-  finish(rec: SimLiveRecording, state: 'done' | 'canceled', settle: boolean): void {
+  finish(
+    rec: SimLiveRecording,
+    state: 'done' | 'canceled',
+    settle: boolean,
+    reachedMax = false,
+  ): void {
     if (this.live.get(rec.name) !== rec) return;
     this.live.delete(rec.name);
     rec.timer?.cancel();
     rec.timer = null;
-    let frames = framesIn(this.host.clock.nowMs() - rec.startedAtMs);
+    let frames = reachedMax
+      ? rec.maxDurationSec * 50
+      : framesIn(this.host.clock.nowMs() - rec.startedAtMs);
     if (rec.maxDurationSec > 0) frames = Math.min(frames, rec.maxDurationSec * 50);
     rec.state = state;
     rec.durationSec = Math.floor((frames * 20) / 1000);
