@@ -81,6 +81,12 @@ export interface CallControl {
   hangupCall(callId: string): Promise<CallSnapshot>;
   /** Transfer a bridged call. Throws CallNotFoundError, CallStateError. */
   transferCall(callId: string, request: TransferRequest): Promise<CallSnapshot>;
+  /**
+   * Follow a call: `listener` gets the call's snapshot after every step that may have changed it
+   * (state, legs, end), until the returned function is called. Nothing is called for an unknown
+   * call. Listeners must not throw.
+   */
+  watchCall(callId: string, listener: (call: CallSnapshot) => void): () => void;
   /** The call the operator at `extension` is on (ringing or talking), or undefined. */
   currentCallOf(extension: string): CurrentCall | undefined;
   /** Calls the engine originated (click-to-call) that are not ended yet (toll-fraud cap). */

@@ -149,6 +149,7 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
   private readonly byPlayback = new Map<string, CallContext>();
   private readonly active = new Map<string, CallContext>();
   private readonly recent = new Map<string, CallSnapshot>();
+  private readonly watchers = new Map<string, Set<(call: CallSnapshot) => void>>();
   private readonly now: () => number;
   private readonly activeGauge: Gauge<'direction'>;
   private readonly endedCounter: Counter<'direction' | 'disposition'>;
@@ -282,6 +283,18 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     });
     if (problem) throw problem;
     return snapshotCall(ctx.call, this.now());
+  }
+
+  /** Follow a call's changes (see {@link CallControl.watchCall}). */
+  watchCall(callId: string, listener: (call: CallSnapshot) => void): () => void {
+    if (!this.active.has(callId)) return () => undefined;
+    let set = this.watchers.get(callId);
+    if (!set) this.watchers.set(callId, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.watchers.get(callId) === set) this.watchers.delete(callId);
+    };
   }
 
   /** The call the operator at `extension` is on, ringing or talking (F8). */
@@ -1170,9 +1183,27 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
 
   /** Run `step` after the call's earlier steps; a failure ends the call and is never thrown. */
   private run(ctx: CallContext, step: () => Promise<void> | void): Promise<void> {
-    const next = ctx.tail.then(step).catch((err: unknown) => this.fail(ctx, err));
+    const next = ctx.tail
+      .then(step)
+      .catch((err: unknown) => this.fail(ctx, err))
+      .then(() => this.notifyWatchers(ctx));
     ctx.tail = next;
     return next;
+  }
+
+  /** Hand the call's snapshot to its watchers (only computed when someone watches). */
+  private notifyWatchers(ctx: CallContext): void {
+    const set = this.watchers.get(ctx.call.id);
+    if (!set) return;
+    const snapshot = snapshotCall(ctx.call, this.now());
+    for (const listener of [...set]) {
+      try {
+        listener(snapshot);
+      } catch (err) {
+        ctx.log.error('call watcher threw', { err });
+      }
+    }
+    if (ctx.call.phase === 'ended') this.watchers.delete(ctx.call.id);
   }
 
   private async fail(ctx: CallContext, err: unknown): Promise<void> {

@@ -13,7 +13,6 @@
  * of every `Answer: Error` is in the `X-Error-Code` header; `makecall` gives the call id in
  * `X-Call-Id`.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import express, {
   type ErrorRequestHandler,
   type Request,
@@ -60,8 +59,6 @@ export interface CompatRouterDeps {
    * plus the customer's ring time); after it the answer is `Error` (`X-Error-Code: timeout`).
    */
   maxWaitMs: number;
-  /** How often a waiting `makecall` looks at its call, in milliseconds (default 50). */
-  pollIntervalMs?: number;
   logger: Logger;
 }
 
@@ -89,7 +86,6 @@ function param(req: Request, name: string): string | undefined {
 /** Build the router (mount it at `/`; it serves only `GET <path>`). */
 export function createCompatRouter(deps: CompatRouterDeps): Router {
   const { control, guard, workstations, region, defaults, logger } = deps;
-  const pollIntervalMs = deps.pollIntervalMs ?? 50;
   const router = express.Router();
 
   const makecall = async (req: Request, res: Response, number: string): Promise<void> => {
@@ -112,15 +108,28 @@ export function createCompatRouter(deps: CompatRouterDeps): Router {
     });
     res.set('X-Call-Id', call.id);
     let clientGone = false;
-    res.once('close', () => {
-      clientGone = true;
+    // Wait for the outcome on the call's own change notifications (no polling).
+    const outcome = await new Promise<CompatAnswer | undefined>((resolve) => {
+      let unwatch = (): void => undefined;
+      const finish = (answer: CompatAnswer | undefined): void => {
+        clearTimeout(timer);
+        unwatch();
+        res.off('close', onClose);
+        resolve(answer);
+      };
+      const onClose = (): void => {
+        clientGone = true;
+        finish(undefined);
+      };
+      const timer = setTimeout(() => finish(undefined), deps.maxWaitMs);
+      res.once('close', onClose);
+      unwatch = control.watchCall(call.id, (snapshot) => {
+        const answer = makecallOutcome(snapshot);
+        if (answer !== undefined) finish(answer);
+      });
+      const now = makecallOutcome(control.getCall(call.id));
+      if (now !== undefined) finish(now);
     });
-    const deadline = Date.now() + deps.maxWaitMs;
-    let outcome = makecallOutcome(call);
-    while (outcome === undefined && !clientGone && Date.now() < deadline) {
-      await sleep(pollIntervalMs);
-      outcome = makecallOutcome(control.getCall(call.id));
-    }
     if (clientGone) return;
     logger.info('compat makecall answered', {
       callId: call.id,

@@ -42,8 +42,6 @@ export interface ApiDeps {
   /** The engine's registry: the security counters go there. */
   registry: Registry;
   logger: Logger;
-  /** How often a compat makecall looks at its call, in milliseconds (tests). */
-  compatPollIntervalMs?: number;
 }
 
 /** The parts of {@link HttpAppOptions} the public API fills. */
@@ -104,7 +102,6 @@ export function createApi(deps: ApiDeps): ApiParts {
         config.OUTBOUND_RING_TIMEOUT_SEC +
         60) *
       1000,
-    pollIntervalMs: deps.compatPollIntervalMs,
     logger,
   });
   const allowList = new IpAllowList(config.HTTP_ALLOWED_CIDRS);

@@ -16,7 +16,7 @@ function progress(app: ApiTestApp, id: string, ms: number, change: Partial<CallS
     const call = app.control.calls.get(id);
     if (!call) return;
     clearInterval(timer);
-    setTimeout(() => app.control.calls.set(id, { ...call, ...change }), ms);
+    setTimeout(() => app.control.update(id, change), ms);
   }, 2);
 }
 

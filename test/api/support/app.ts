@@ -48,7 +48,7 @@ export async function startApiApp(
     registry,
     readiness: {},
     trustProxy: config.TRUST_PROXY,
-    ...createApi({ config, control, registry, logger, compatPollIntervalMs: 5 }),
+    ...createApi({ config, control, registry, logger }),
   });
   const server: Server = app.listen(0, '127.0.0.1');
   await once(server, 'listening');

@@ -38,6 +38,23 @@ export class FakeCallControl implements CallControl {
   transferError: Error | undefined;
   live = 0;
   private nextId = 1;
+  private readonly watchers = new Map<string, Set<(call: CallSnapshot) => void>>();
+
+  /** Change a call as the service would, and tell its watchers. */
+  update(callId: string, change: Partial<CallSnapshot>): void {
+    const call = this.calls.get(callId);
+    if (!call) return;
+    const next = { ...call, ...change };
+    this.calls.set(callId, next);
+    for (const listener of [...(this.watchers.get(callId) ?? [])]) listener(next);
+  }
+
+  watchCall(callId: string, listener: (call: CallSnapshot) => void): () => void {
+    let set = this.watchers.get(callId);
+    if (!set) this.watchers.set(callId, (set = new Set()));
+    set.add(listener);
+    return () => set.delete(listener);
+  }
 
   startClickToCall(request: ClickToCallRequest): CallSnapshot {
     this.started.push(request);
