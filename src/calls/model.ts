@@ -214,6 +214,9 @@ export interface CallSnapshot {
   }>;
 }
 
+/** One leg in a {@link CallSnapshot}. */
+export type CallSnapshotLeg = CallSnapshot['legs'][number];
+
 const iso = (ms: number | undefined): string | undefined =>
   ms === undefined ? undefined : new Date(ms).toISOString();
 

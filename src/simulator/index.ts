@@ -88,6 +88,25 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
   let closed = false;
   let router: Router | undefined;
 
+  /**
+   * Place a call into the dialplan; reject like Asterisk when Stasis refused it (fact 14: no
+   * WebSocket for the app, or no such extension).
+   */
+  const accepted = (
+    app: string,
+    place: () => { channel: { id: string }; accepted: boolean },
+  ): { channelId: string } => {
+    const active = apps.isActive(app);
+    const { channel, accepted: ok } = place();
+    if (!ok)
+      throw new SimCallRejectedError(
+        app,
+        channel.id,
+        active ? 'no_such_extension' : 'app_not_connected',
+      );
+    return { channelId: channel.id };
+  };
+
   const sim: PbxSimulator = {
     url: `http://${urlHost}:${address.port}`,
     username,
@@ -127,15 +146,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
       if (call.callerName !== undefined) request.callerName = call.callerName;
       if (call.hangupAfterMs !== undefined) request.hangupAfterMs = call.hangupAfterMs;
       if (call.abandonAfterMs !== undefined) request.abandonAfterMs = call.abandonAfterMs;
-      const active = apps.isActive(app);
-      const { channel, accepted } = pbx.inboundCall(request);
-      if (!accepted)
-        throw new SimCallRejectedError(
-          app,
-          channel.id,
-          active ? 'no_such_extension' : 'app_not_connected',
-        );
-      return { channelId: channel.id };
+      return accepted(app, () => pbx.inboundCall(request));
     },
     async injectOperatorCall(call: OperatorCall): Promise<{ channelId: string }> {
       const app = call.app ?? 'crm-app';
@@ -146,15 +157,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
       };
       if (call.hangupAfterMs !== undefined) request.hangupAfterMs = call.hangupAfterMs;
       if (call.abandonAfterMs !== undefined) request.abandonAfterMs = call.abandonAfterMs;
-      const active = apps.isActive(app);
-      const { channel, accepted } = pbx.operatorCall(request);
-      if (!accepted)
-        throw new SimCallRejectedError(
-          app,
-          channel.id,
-          active ? 'no_such_extension' : 'app_not_connected',
-        );
-      return { channelId: channel.id };
+      return accepted(app, () => pbx.operatorCall(request));
     },
     hangup(channelId: string): void {
       const ch = pbx.channels.get(channelId);

@@ -8,6 +8,7 @@
 import type { Kysely, Selectable, Updateable } from 'kysely';
 import type {
   CallSnapshot,
+  CallSnapshotLeg,
   CallState,
   Direction,
   Disposition,
@@ -68,41 +69,19 @@ export interface CallExtra {
   at?: TimeInput;
 }
 
-/** A stored leg. Times ISO 8601 UTC. */
-export interface LegRecord {
-  channelId: string;
-  role: LegRole;
-  extension?: string;
-  endpoint?: string;
-  outcome?: LegOutcome;
-  cause?: number;
-  causeText?: string;
+/** A stored leg: the snapshot's leg plus its times. Times ISO 8601 UTC. */
+export interface LegRecord extends CallSnapshotLeg {
   createdAt: string;
   answeredAt?: string;
   endedAt?: string;
 }
 
-/** A stored call with its legs (the `GET /v1/calls/{id}` shape). Times ISO 8601 UTC. */
-export interface CallRecord {
-  id: string;
-  direction: Direction;
-  state: CallState;
-  from: string;
-  to: string;
-  did?: string;
-  customer?: { id?: string; name?: string };
-  answeredBy?: string;
-  disposition?: Disposition;
-  hangupBy?: HangupBy;
-  endReason?: string;
-  variables?: Record<string, string>;
-  startedAt: string;
-  answeredAt?: string;
-  endedAt?: string;
-  /** Ring time before answer (or end), whole seconds (seed `hold`). */
-  waitSec: number;
-  /** Talk time, whole seconds (seed `duration`, CDR `billsec`). */
-  talkSec: number;
+/**
+ * A stored call with its legs (the `GET /v1/calls/{id}` shape): the call's snapshot
+ * ({@link CallSnapshot}: times ISO 8601 UTC, `waitSec`/`talkSec` whole seconds) plus what only
+ * the store keeps.
+ */
+export interface CallRecord extends Omit<CallSnapshot, 'legs'> {
   recording?: RecordingFields;
   /** Last write, ISO 8601 UTC. */
   updatedAt: string;
