@@ -87,6 +87,11 @@ export interface CallControl {
    * call. Listeners must not throw.
    */
   watchCall(callId: string, listener: (call: CallSnapshot) => void): () => void;
+  /**
+   * The live call one of whose channels has this id (Asterisk UniqueID, or the engine's client
+   * id), or undefined (seed 003 `transfer=UNIQUEID`).
+   */
+  findCallByChannel(channelId: string): CallSnapshot | undefined;
   /** The call the operator at `extension` is on (ringing or talking), or undefined. */
   currentCallOf(extension: string): CurrentCall | undefined;
   /** Calls the engine originated (click-to-call) that are not ended yet (toll-fraud cap). */

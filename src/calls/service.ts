@@ -285,6 +285,12 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     return snapshotCall(ctx.call, this.now());
   }
 
+  /** The live call that owns `channelId` (see {@link CallControl.findCallByChannel}). */
+  findCallByChannel(channelId: string): CallSnapshot | undefined {
+    const ctx = this.byChannel.get(channelId);
+    return ctx && ctx.call.phase !== 'ended' ? snapshotCall(ctx.call, this.now()) : undefined;
+  }
+
   /** Follow a call's changes (see {@link CallControl.watchCall}). */
   watchCall(callId: string, listener: (call: CallSnapshot) => void): () => void {
     if (!this.active.has(callId)) return () => undefined;

@@ -168,18 +168,8 @@ export function createCompatRouter(deps: CompatRouterDeps): Router {
       throw new HttpError(400, 'invalid_request', 'dest: must be a service number', {
         field: 'dest',
       });
-    // The contract finds calls by extension; UniqueID is the customer channel of some operator's
-    // current call: the requester's own first, then every mapped workstation's.
-    const own = workstations.extensionOf(req.ip);
-    const extensions = [...new Set([...(own ? [own] : []), ...workstations.extensions()])];
-    let callId: string | undefined;
-    for (const extension of extensions) {
-      const current = control.currentCallOf(extension);
-      if (current && current.customerChannelId === uniqueId) {
-        callId = current.callId;
-        break;
-      }
-    }
+    // UniqueID is a channel of the call (the customer's, as get_uniqueid_callerid answers).
+    const callId = control.findCallByChannel(uniqueId)?.id;
     if (!callId) {
       send(res, 'Error', { code: 'call_not_found' });
       return;

@@ -215,6 +215,9 @@ describe('transfers and current call (e2e)', function () {
       state: 'bridged',
     });
     expect(bed.engine.calls.currentCallOf('102')).to.equal(undefined);
+    // The customer's UniqueID finds the call too (seed 003 transfer=UNIQUEID).
+    expect(bed.engine.calls.findCallByChannel(callerChannelId)?.id).to.equal(callId);
+    expect(bed.engine.calls.findCallByChannel('no-such-channel')).to.equal(undefined);
   });
 
   it('sends the customer to the service number and hangs the operator up', async () => {

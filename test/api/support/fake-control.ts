@@ -49,6 +49,13 @@ export class FakeCallControl implements CallControl {
     for (const listener of [...(this.watchers.get(callId) ?? [])]) listener(next);
   }
 
+  findCallByChannel(channelId: string): CallSnapshot | undefined {
+    for (const current of this.current.values()) {
+      if (current.customerChannelId === channelId) return this.calls.get(current.callId);
+    }
+    return undefined;
+  }
+
   watchCall(callId: string, listener: (call: CallSnapshot) => void): () => void {
     let set = this.watchers.get(callId);
     if (!set) this.watchers.set(callId, (set = new Set()));
