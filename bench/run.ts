@@ -1,174 +1,550 @@
 /**
- * `npm run bench`: inbound-call throughput and screen-pop latency of the whole engine against the
- * PBX simulator running in its own process (as Asterisk would), on this machine, then the API
- * benchmark of bench/api.ts (`POST /v1/calls` latency at a sustained rate). Prints figures;
- * asserts nothing.
+ * `npm run bench`: the engine's performance figures (issue 5 "Benchmarks") against the PBX
+ * simulator, on this machine. Prints figures with their targets; asserts nothing.
  *
- * Each call: route (fallback ring-all), operator leg created and dialled, answered, bridged,
- * hung up by the caller, four signed webhooks delivered to a local receiver.
- * Screen-pop latency: from the simulator sending the operator leg's first ringing event to the
- * `call.ringing` webhook arriving at the receiver.
+ * The engine runs in this process, alone; the simulator, a CRM stub (route lookups, webhook
+ * receiver) and the load driver run in a second process (bench/sim-process.ts), as Asterisk and
+ * the CRM would. Each scenario gets a fresh engine with a fresh SQLite store. Every call is a full
+ * inbound call: route lookup at the CRM stub (which answers `dial` one extension, `record: true`),
+ * operator leg created and dialled, answered after 10 ms, bridged, the caller hangs up after
+ * 20 ms of talk, the call stored, four signed webhooks delivered (started, ringing, answered,
+ * ended). Simulator time scale 0.01.
+ *
+ * 1. Screen pop: `--pop-live` calls (200) are held up (answered, bridged); then `--pop-calls`
+ *    more (1000) arrive at `--pop-rate` calls/s (50). Latency: the simulator handing the operator
+ *    leg's `Dial RINGING` to its WebSocket → the `call.ringing` webhook arriving at the CRM stub
+ *    (one clock). Target p99 ≤ 5 ms.
+ * 2. Throughput: `--calls` calls (3000) offered at `--rate` calls/s (300), then the same number in
+ *    a closed loop of `--concurrency` (100) calls in flight (capacity). Targets ≥ 300 calls/s,
+ *    event-loop lag p99 ≤ 20 ms.
+ * 3. Heap: `--soak` calls (50 000) in a closed loop, heap after vs before (target: no growth,
+ *    within 1 MiB); then `--live` calls (5000) held up, retained heap per live call (target
+ *    ≤ 10 KB). Heap is measured after `global.gc()` (the script runs node with --expose-gc).
+ *
+ * Options (also as environment variables BENCH_<NAME>, e.g. BENCH_SOAK=5000):
+ *   --quick                  smaller counts (pop-calls 300, calls 1000, soak 5000, live 1000)
+ *   --only pop,throughput,heap   run only these scenarios
+ *   --pop-live N --pop-calls N --pop-rate N --calls N --rate N --concurrency N --soak N --live N
+ *   --profile DIR            CPU profiles of both processes during the throughput capacity run
+ *                            (.cpuprofile, open in Chrome DevTools) and a summary of each
+ *   --api                    afterwards, the API benchmark of bench/api.ts (issue 3)
  */
-import { fork } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config/load.ts';
 import { createSilentLogger } from '../src/logging/logger.ts';
-import { startEngine } from '../src/main.ts';
-import { runApiBenchmark } from './api.ts';
+import { startEngine, type Engine } from '../src/main.ts';
+import type { LoadOrder, LoadReport, PopSample } from './sim-process.ts';
+import { summariseProfile } from './profile-summary.ts';
 
-const TOTAL_CALLS = Number(process.env.BENCH_CALLS ?? 2000);
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 100);
+// ---------------------------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------------------------
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
+const NUMERIC = [
+  'pop-live',
+  'pop-calls',
+  'pop-rate',
+  'calls',
+  'rate',
+  'concurrency',
+  'soak',
+  'live',
+] as const;
+type NumericOption = (typeof NUMERIC)[number];
+
+const FULL: Record<NumericOption, number> = {
+  'pop-live': 200,
+  'pop-calls': 1000,
+  'pop-rate': 50,
+  calls: 3000,
+  rate: 300,
+  concurrency: 100,
+  soak: 50_000,
+  live: 5000,
+};
+const QUICK: Partial<Record<NumericOption, number>> = {
+  'pop-calls': 300,
+  calls: 1000,
+  soak: 5000,
+  live: 1000,
+};
+const SCENARIOS = ['pop', 'throughput', 'heap'] as const;
+type Scenario = (typeof SCENARIOS)[number];
+
+interface Options extends Record<NumericOption, number> {
+  only: Set<Scenario>;
+  profileDir?: string;
+  api: boolean;
+  quick: boolean;
+}
+
+function envName(option: string): string {
+  return `BENCH_${option.replace(/-/g, '_').toUpperCase()}`;
+}
+
+function parseOptions(): Options {
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: {
+      quick: { type: 'boolean' },
+      only: { type: 'string' },
+      profile: { type: 'string' },
+      api: { type: 'boolean' },
+      ...Object.fromEntries(NUMERIC.map((name) => [name, { type: 'string' as const }])),
+    },
+    strict: true,
+  });
+  const env = process.env;
+  const flag = (name: string): boolean =>
+    values[name as keyof typeof values] === true || ['1', 'true'].includes(env[envName(name)] ?? '');
+  const quick = flag('quick');
+  const numbers = {} as Record<NumericOption, number>;
+  for (const name of NUMERIC) {
+    const raw = (values[name as keyof typeof values] as string | undefined) ?? env[envName(name)];
+    const value = raw === undefined ? ((quick ? QUICK[name] : undefined) ?? FULL[name]) : Number(raw);
+    if (!Number.isFinite(value) || value < 0) throw new Error(`--${name}: not a number: ${raw}`);
+    numbers[name] = Math.floor(value);
+  }
+  const onlyRaw = values.only ?? env.BENCH_ONLY;
+  const only = new Set<Scenario>(
+    onlyRaw ? (onlyRaw.split(',').map((s) => s.trim()) as Scenario[]) : SCENARIOS,
+  );
+  for (const s of only)
+    if (!SCENARIOS.includes(s)) throw new Error(`--only: unknown scenario ${s} (${SCENARIOS})`);
+  const profile = values.profile ?? env.BENCH_PROFILE;
+  return {
+    ...numbers,
+    only,
+    quick,
+    api: flag('api'),
+    ...(profile ? { profileDir: resolve(profile) } : {}),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Figures
+// ---------------------------------------------------------------------------------------------
+
+function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-async function main(): Promise<void> {
-  const ringingSentAt = new Map<string, number>();
-  const popLatenciesMs: number[] = [];
-  /** When the engine's gateway received each operator leg's first ringing event (absolute ms). */
-  const ringingReceivedAt = new Map<string, number>();
-  const wsLatenciesMs: number[] = [];
-  /** When the engine handed each call's `call.ringing` to the webhook dispatcher (absolute ms). */
-  const ringingQueuedAt = new Map<string, number>();
-  const flowLatenciesMs: number[] = [];
-  let webhooks = 0;
-  const endedCallIds = new Set<string>();
-  let onEnded: (() => void) | undefined;
-  const engineRef: { engine?: Awaited<ReturnType<typeof startEngine>> } = {};
+const fixed = (v: number, digits = 1): string => (Number.isFinite(v) ? v.toFixed(digits) : 'n/a');
+const msPair = (values: readonly number[]): string =>
+  `${fixed(percentile(values, 50), 2)} / ${fixed(percentile(values, 99), 2)} ms`;
+const mib = (bytes: number): string => `${fixed(bytes / 1048576)} MiB`;
+const pad = (s: string, n: number): string => s.padEnd(n);
 
-  const receiver = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      res.writeHead(204).end();
-      webhooks++;
-      const event = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
-        type: string;
-        callId: string;
-      };
-      if (event.type === 'call.ringing') {
-        const call = engineRef.engine?.calls.getCall(event.callId);
-        const leg = call?.legs.find((l) => l.role === 'operator');
-        const sentAt = leg ? ringingSentAt.get(leg.channelId) : undefined;
-        const now = performance.timeOrigin + performance.now();
-        if (sentAt !== undefined) popLatenciesMs.push(now - sentAt);
-        const receivedAt = leg ? ringingReceivedAt.get(leg.channelId) : undefined;
-        if (sentAt !== undefined && receivedAt !== undefined)
-          wsLatenciesMs.push(receivedAt - sentAt);
-        const queuedAt = ringingQueuedAt.get(event.callId);
-        if (receivedAt !== undefined && queuedAt !== undefined)
-          flowLatenciesMs.push(queuedAt - receivedAt);
-      } else if (event.type === 'call.ended') {
-        endedCallIds.add(event.callId);
-        onEnded?.();
-      }
-    });
-  });
-  receiver.listen(0, '127.0.0.1');
-  await once(receiver, 'listening');
-  const receiverPort = (receiver.address() as AddressInfo).port;
+/** One row of the final summary. */
+interface SummaryRow {
+  scenario: string;
+  figure: string;
+  result: string;
+  target: string;
+  ok: boolean | undefined;
+}
 
-  const extensions = Array.from({ length: 10 }, (_, i) => String(101 + i));
+const summary: SummaryRow[] = [];
+const out = (line = ''): void => void process.stdout.write(`${line}\n`);
+
+/** Event-loop delay of this process: how late a 1 ms timer fires (the 1 ms subtracted). */
+class LagMonitor {
+  private readonly histogram = monitorEventLoopDelay({ resolution: 1 });
+  start(): void {
+    this.histogram.reset();
+    this.histogram.enable();
+  }
+  stop(): { p50: number; p99: number; max: number } {
+    this.histogram.disable();
+    const ms = (ns: number): number => Math.max(0, ns / 1e6 - 1);
+    return {
+      p50: ms(this.histogram.percentile(50)),
+      p99: ms(this.histogram.percentile(99)),
+      max: ms(this.histogram.max),
+    };
+  }
+}
+
+const gc = (globalThis as { gc?: () => void }).gc;
+
+/** Heap used after full collections (timers and finalizers get a turn in between). */
+async function settledHeap(): Promise<number> {
+  if (!gc) return process.memoryUsage().heapUsed;
+  for (let i = 0; i < 4; i++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return process.memoryUsage().heapUsed;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The outside world (simulator + CRM stub) and the engine
+// ---------------------------------------------------------------------------------------------
+
+interface Peer {
+  child: ChildProcess;
+  url: string;
+  username: string;
+  password: string;
+  crmUrl: string;
+}
+
+const OPERATORS = Array.from({ length: 50 }, (_, i) => String(101 + i));
+const TALK_SIM_MS = 2000; // 20 ms at time scale 0.01
+let nextOrderId = 1;
+
+async function startPeer(): Promise<Peer> {
   const child = fork(new URL('./sim-process.ts', import.meta.url), {
     execArgv: ['--import', 'tsx'],
-    env: { ...process.env, BENCH_EXTENSIONS: extensions.join(','), BENCH_TIME_SCALE: '0.01' },
+    env: { ...process.env, BENCH_EXTENSIONS: OPERATORS.join(','), BENCH_TIME_SCALE: '0.01' },
   });
-  const [ready] = (await once(child, 'message')) as [
-    { url: string; username: string; password: string },
-  ];
-  child.on('message', (message: { type: string; channelId: string; atMs: number }) => {
-    if (message.type === 'ringing') ringingSentAt.set(message.channelId, message.atMs);
-  });
+  const [ready] = (await once(child, 'message')) as [Omit<Peer, 'child'>];
+  return { child, ...ready };
+}
 
+function request<T extends { id: number }>(peer: Peer, message: object, type: string): Promise<T> {
+  const id = nextOrderId++;
+  return new Promise<T>((resolvePromise, reject) => {
+    const onMessage = (m: { type?: string; id?: number }): void => {
+      if (m.type === type && m.id === id) {
+        peer.child.off('message', onMessage);
+        peer.child.off('exit', onExit);
+        resolvePromise(m as T);
+      }
+    };
+    const onExit = (code: number | null): void =>
+      reject(new Error(`the simulator process exited (${code})`));
+    peer.child.on('message', onMessage);
+    peer.child.once('exit', onExit);
+    peer.child.send({ ...message, id });
+  });
+}
+
+/** A load order's outcome together with this process's view of the same period. */
+interface Measured {
+  report: LoadReport;
+  engineCpuMs: number;
+  engineLag: { p50: number; p99: number; max: number };
+  /** Calls per second: calls done / (first placed → last done). */
+  callsPerSec: number;
+}
+
+async function load(
+  peer: Peer,
+  order: Omit<LoadOrder, 'type' | 'id' | 'talkSimMs'> & { talkSimMs?: number },
+): Promise<Measured> {
+  const lag = new LagMonitor();
+  const cpu = process.cpuUsage();
+  lag.start();
+  const report = await request<LoadReport>(
+    peer,
+    { type: 'load', talkSimMs: TALK_SIM_MS, ...order },
+    'report',
+  );
+  const engineLag = lag.stop();
+  const used = process.cpuUsage(cpu);
+  return {
+    report,
+    engineCpuMs: (used.user + used.system) / 1000,
+    engineLag,
+    callsPerSec: report.done / (report.elapsedMs / 1000),
+  };
+}
+
+async function release(peer: Peer): Promise<LoadReport> {
+  return request<LoadReport>(peer, { type: 'release' }, 'report');
+}
+
+/** Engine-side timestamps of the screen pop (absolute ms), by caller number, while tracing. */
+const trace = {
+  on: false,
+  ringingReceived: new Map<string, number>(),
+  ringingEmitted: new Map<string, number>(),
+};
+const absNow = (): number => performance.timeOrigin + performance.now();
+
+async function startBenchEngine(peer: Peer): Promise<{ engine: Engine; dataDir: string }> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'ari-crm-bench-'));
   const config = loadConfig({
     NODE_ENV: 'test',
     HTTP_PORT: '0',
     LOG_LEVEL: 'error',
-    CRM_WEBHOOK_URL: `http://127.0.0.1:${receiverPort}/hooks`,
+    DATA_DIR: dataDir,
+    CRM_ROUTE_URL: `${peer.crmUrl}/route`,
+    CRM_WEBHOOK_URL: `${peer.crmUrl}/hooks`,
     WEBHOOK_SECRET: 'bench-secret-0123456789abcdef',
-    FALLBACK_ROUTE: 'sequential:101',
-    ARI_URL: ready.url,
-    ARI_USERNAME: ready.username,
-    ARI_PASSWORD: ready.password,
+    FALLBACK_ROUTE: 'ringall:101',
+    ARI_URL: peer.url,
+    ARI_USERNAME: peer.username,
+    ARI_PASSWORD: peer.password,
   });
   const engine = await startEngine(config, {
     logger: createSilentLogger(),
     eventSinks: [
       {
         enqueue(event) {
-          if (event.type === 'call.ringing' && !ringingQueuedAt.has(event.callId)) {
-            ringingQueuedAt.set(event.callId, performance.timeOrigin + performance.now());
-          }
+          if (trace.on && event.type === 'call.ringing')
+            trace.ringingEmitted.set(event.data.from, absNow());
         },
       },
     ],
   });
-  engineRef.engine = engine;
   engine.gateway.onEvent((event) => {
-    const id =
-      event.type === 'Dial' && event.dialstatus === 'RINGING'
-        ? event.peer.id
-        : event.type === 'ChannelStateChange' && event.channel.state === 'Ringing'
-          ? event.channel.id
-          : undefined;
-    if (id && !ringingReceivedAt.has(id))
-      ringingReceivedAt.set(id, performance.timeOrigin + performance.now());
+    if (!trace.on || event.type !== 'Dial' || event.dialstatus !== 'RINGING') return;
+    const from = event.peer.caller.number;
+    if (!trace.ringingReceived.has(from)) trace.ringingReceived.set(from, absNow());
   });
+  return { engine, dataDir };
+}
 
-  const lag = monitorEventLoopDelay({ resolution: 10 });
-  const gc = (globalThis as { gc?: () => void }).gc;
-  gc?.();
-  const heapBefore = process.memoryUsage().heapUsed;
-  lag.enable();
-  const started = performance.now();
-  let injected = 0;
-  const done = new Promise<void>((resolve) => {
-    onEnded = () => {
-      if (endedCallIds.size >= TOTAL_CALLS) resolve();
-      else if (injected < TOTAL_CALLS && injected - endedCallIds.size < CONCURRENCY) inject();
-    };
-  });
-  const inject = (): void => {
-    injected++;
-    const from = String(79160000000 + injected);
-    child.send({ type: 'inject', from, to: '74951234567', hangupAfterMs: 2000 });
-  };
-  for (let i = 0; i < CONCURRENCY && injected < TOTAL_CALLS; i++) inject();
-  await done;
-  const elapsedSec = (performance.now() - started) / 1000;
-  lag.disable();
-  await engine.calls.settled();
-  gc?.();
-  const heapAfter = process.memoryUsage().heapUsed;
+async function stopBenchEngine(run: { engine: Engine; dataDir: string }): Promise<void> {
+  await run.engine.stop();
+  rmSync(run.dataDir, { recursive: true, force: true });
+}
 
-  const sortedPop = [...popLatenciesMs].sort((a, b) => a - b);
-  const sortedWs = [...wsLatenciesMs].sort((a, b) => a - b);
-  const sortedFlow = [...flowLatenciesMs].sort((a, b) => a - b);
-  const lines = [
-    `inbound calls: ${TOTAL_CALLS} (concurrency ${CONCURRENCY}; simulator in its own process, time scale 0.01: 10 ms ring, 20 ms talk)`,
-    `  full calls per second:          ${(TOTAL_CALLS / elapsedSec).toFixed(1)}`,
-    `  webhooks delivered:             ${webhooks}`,
-    `  screen-pop latency p50 / p99:   ${percentile(sortedPop, 50).toFixed(2)} ms / ${percentile(sortedPop, 99).toFixed(2)} ms (${sortedPop.length} samples)`,
-    `    of which simulator → engine:  ${percentile(sortedWs, 50).toFixed(2)} ms / ${percentile(sortedWs, 99).toFixed(2)} ms (WebSocket, event parsing)`,
-    `    of which engine event → queued: ${percentile(sortedFlow, 50).toFixed(2)} ms / ${percentile(sortedFlow, 99).toFixed(2)} ms (per-call handling before the webhook is queued)`,
-    `  event-loop lag p50 / p99:       ${(lag.percentile(50) / 1e6).toFixed(2)} ms / ${(lag.percentile(99) / 1e6).toFixed(2)} ms`,
-    `  engine heap before / after:     ${(heapBefore / 1048576).toFixed(1)} MiB / ${(heapAfter / 1048576).toFixed(1)} MiB`,
+function describe(m: Measured, label: string): string[] {
+  const r = m.report;
+  const wallSec = r.elapsedMs / 1000;
+  const webhooks = Object.entries(r.webhooks)
+    .map(([type, n]) => `${type.replace('call.', '')} ${n}`)
+    .join(', ');
+  return [
+    `  ${pad(label, 34)} ${r.done} of ${r.placed} calls in ${fixed(wallSec, 2)} s = ${fixed(m.callsPerSec)} calls/s` +
+      (r.failed ? `; ${r.failed} not answered` : '') +
+      (r.refused ? `; ${r.refused} refused` : '') +
+      (r.stalled ? '; STALLED' : ''),
+    `  ${pad('', 34)} webhooks: ${webhooks || 'none'}; route lookups ${r.routeLookups}; recorded ${r.recorded}`,
+    `  ${pad('', 34)} engine: CPU ${fixed((m.engineCpuMs / r.elapsedMs) * 100, 0)} % of a core, event-loop lag p50 / p99 / max ${fixed(m.engineLag.p50, 2)} / ${fixed(m.engineLag.p99, 2)} / ${fixed(m.engineLag.max, 1)} ms`,
+    `  ${pad('', 34)} simulator + CRM stub: CPU ${fixed((r.cpuMs / r.elapsedMs) * 100, 0)} % of a core, event-loop lag p99 ${fixed(r.lagMs.p99, 2)} ms`,
   ];
-  process.stdout.write(`${lines.join('\n')}\n`);
+}
 
-  await engine.stop();
-  child.send({ type: 'close' });
-  await once(child, 'exit');
-  receiver.closeAllConnections();
-  receiver.close();
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+// ---------------------------------------------------------------------------------------------
+
+async function warmUp(peer: Peer): Promise<void> {
+  const m = await load(peer, { calls: 300, concurrency: 50 });
+  if (m.report.done < m.report.placed || m.report.stalled)
+    throw new Error(`warm-up failed: ${JSON.stringify({ ...m.report, popMs: undefined })}`);
+}
+
+async function screenPop(peer: Peer, o: Options): Promise<void> {
+  const run = await startBenchEngine(peer);
+  try {
+    await warmUp(peer);
+    out(
+      `Screen pop at ${o['pop-live']} live calls: ${o['pop-calls']} calls arriving at ${o['pop-rate']} calls/s`,
+    );
+    const held = await load(peer, { calls: o['pop-live'], concurrency: 100, hold: true });
+    await run.engine.calls.settled();
+    const liveBefore = run.engine.calls.activeCalls().length;
+    trace.on = true;
+    const m = await load(peer, { calls: o['pop-calls'], rate: o['pop-rate'] });
+    trace.on = false;
+    const liveAfter = run.engine.calls.activeCalls().length;
+    const { samples } = await request<{ id: number; samples: PopSample[] }>(
+      peer,
+      { type: 'pop-samples' },
+      'pop-samples',
+    );
+    const wsMs: number[] = [];
+    const handlingMs: number[] = [];
+    const deliveryMs: number[] = [];
+    for (const s of samples) {
+      const received = trace.ringingReceived.get(s.from);
+      const emitted = trace.ringingEmitted.get(s.from);
+      if (received === undefined || emitted === undefined) continue;
+      wsMs.push(received - s.ringingAt);
+      handlingMs.push(emitted - received);
+      deliveryMs.push(s.webhookAt - emitted);
+    }
+    trace.ringingReceived.clear();
+    trace.ringingEmitted.clear();
+    const released = await release(peer);
+    const pop = m.report.popMs;
+    out(
+      `  ${pad('held calls:', 34)} ${held.report.done} answered and bridged; live calls in the engine ${liveBefore} before, ${liveAfter} after`,
+    );
+    out(
+      `  ${pad('screen-pop latency p50 / p99:', 34)} ${msPair(pop)} (max ${fixed(Math.max(...pop), 2)} ms; ${pop.length} samples, ${m.report.popMissing} missing)`,
+    );
+    out(`  ${pad('  simulator → engine (WebSocket):', 34)} ${msPair(wsMs)}`);
+    out(`  ${pad('  engine: event → call.ringing:', 34)} ${msPair(handlingMs)}`);
+    out(`  ${pad('  call.ringing → webhook arrives:', 34)} ${msPair(deliveryMs)} (store, dispatcher, HTTP)`);
+    for (const line of describe(m, 'arriving calls:')) out(line);
+    out(
+      `  ${pad('released held calls:', 34)} ${released.done} of ${released.placed} ended${released.stalled ? ' (STALLED)' : ''}`,
+    );
+    out();
+    const p99 = percentile(pop, 99);
+    summary.push({
+      scenario: 'screen pop',
+      figure: `latency p50 / p99 at ${o['pop-live']} live calls`,
+      result: msPair(pop),
+      target: 'p99 <= 5 ms',
+      ok: m.report.popMissing === 0 && p99 <= 5,
+    });
+  } finally {
+    await stopBenchEngine(run);
+  }
+}
+
+async function throughput(peer: Peer, o: Options): Promise<void> {
+  const run = await startBenchEngine(peer);
+  try {
+    await warmUp(peer);
+    out(`Throughput: full inbound calls (route lookup, dial, bridge, record, hang-up, stored, 4 webhooks)`);
+    const offered = await load(peer, { calls: o.calls, rate: o.rate });
+    for (const line of describe(offered, `offered ${o.rate} calls/s:`)) out(line);
+    await run.engine.calls.settled();
+
+    const session = o.profileDir ? new Session() : undefined;
+    if (session && o.profileDir) {
+      mkdirSync(o.profileDir, { recursive: true });
+      session.connect();
+      await session.post('Profiler.enable');
+      await session.post('Profiler.start');
+      await request(peer, { type: 'profile', action: 'start' }, 'profile');
+    }
+    const closed = await load(peer, { calls: o.calls, concurrency: o.concurrency });
+    if (session && o.profileDir) {
+      const { profile } = await session.post('Profiler.stop');
+      session.disconnect();
+      const enginePath = join(o.profileDir, 'engine.cpuprofile');
+      writeFileSync(enginePath, JSON.stringify(profile));
+      const simPath = join(o.profileDir, 'simulator.cpuprofile');
+      await request(peer, { type: 'profile', action: 'stop', file: simPath }, 'profile');
+      out(`  CPU profiles: ${enginePath}, ${simPath}`);
+      out(summariseProfile(enginePath, 'engine', 25));
+      out(summariseProfile(simPath, 'simulator + CRM stub', 15));
+    }
+    for (const line of describe(closed, `closed loop, ${o.concurrency} in flight:`)) out(line);
+    out();
+    const ok = (m: Measured): boolean => m.report.done === m.report.placed && m.report.failed === 0;
+    summary.push({
+      scenario: 'throughput',
+      figure: `full calls/s offered ${o.rate}/s (achieved)`,
+      result: `${fixed(offered.callsPerSec)} calls/s`,
+      target: `>= 300 calls/s`,
+      ok: ok(offered) && offered.callsPerSec >= 300,
+    });
+    summary.push({
+      scenario: '',
+      figure: `  event-loop lag p99 at ${o.rate}/s offered`,
+      result: `${fixed(offered.engineLag.p99, 2)} ms`,
+      target: '<= 20 ms',
+      ok: offered.engineLag.p99 <= 20,
+    });
+    summary.push({
+      scenario: '',
+      figure: `full calls/s, capacity (${o.concurrency} in flight)`,
+      result: `${fixed(closed.callsPerSec)} calls/s`,
+      target: '>= 300 calls/s',
+      ok: ok(closed) && closed.callsPerSec >= 300,
+    });
+    summary.push({
+      scenario: '',
+      figure: '  event-loop lag p99 at capacity',
+      result: `${fixed(closed.engineLag.p99, 2)} ms`,
+      target: '',
+      ok: undefined,
+    });
+  } finally {
+    await stopBenchEngine(run);
+  }
+}
+
+async function heap(peer: Peer, o: Options): Promise<void> {
+  const run = await startBenchEngine(peer);
+  try {
+    await warmUp(peer);
+    await run.engine.calls.settled();
+    const before = await settledHeap();
+    out(`Heap: ${o.soak} calls, then ${o.live} live calls held up`);
+    const soak = await load(peer, { calls: o.soak, concurrency: o.concurrency, stallMs: 60_000 });
+    await run.engine.calls.settled();
+    const afterSoak = await settledHeap();
+    for (const line of describe(soak, `${o.soak} calls:`)) out(line);
+    out(
+      `  ${pad('heap before / after:', 34)} ${mib(before)} / ${mib(afterSoak)} (${afterSoak >= before ? '+' : ''}${mib(afterSoak - before)})`,
+    );
+
+    const held = await load(peer, { calls: o.live, concurrency: 200, hold: true, stallMs: 60_000 });
+    await run.engine.calls.settled();
+    const live = run.engine.calls.activeCalls().length;
+    const withLive = await settledHeap();
+    const perCall = (withLive - afterSoak) / Math.max(1, live);
+    for (const line of describe(held, `${o.live} calls held up:`)) out(line);
+    out(
+      `  ${pad('heap with live calls:', 34)} ${mib(withLive)} with ${live} live calls = ${fixed(perCall / 1000, 2)} KB per live call`,
+    );
+    const released = await release(peer);
+    await run.engine.calls.settled();
+    const afterRelease = await settledHeap();
+    out(
+      `  ${pad('after they hung up:', 34)} ${released.done} of ${released.placed} ended; heap ${mib(afterRelease)}; engine tracks ${run.engine.calls.activeCalls().length} calls, ${run.engine.calls.trackedChannels()} channels`,
+    );
+    out(`  ${pad('process RSS:', 34)} ${mib(process.memoryUsage().rss)}`);
+    out();
+    summary.push({
+      scenario: 'heap',
+      figure: `retained heap per live call (${live} live)`,
+      result: `${fixed(perCall / 1000, 2)} KB`,
+      target: '<= 10 KB',
+      ok: live >= o.live && perCall <= 10_000,
+    });
+    summary.push({
+      scenario: '',
+      figure: `heap after ${o.soak} calls vs before`,
+      result: `${afterSoak >= before ? '+' : ''}${mib(afterSoak - before)}`,
+      target: 'no growth (< 1 MiB)',
+      ok: soak.report.done === o.soak && afterSoak - before < 1048576,
+    });
+  } finally {
+    await stopBenchEngine(run);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const o = parseOptions();
+  if (!gc) out('note: run with node --expose-gc (npm run bench does) for exact heap figures');
+  const peer = await startPeer();
+  const started = performance.now();
+  out(
+    `ari-crm benchmark${o.quick ? ' (--quick)' : ''}: engine in this process, simulator + CRM stub in another; ` +
+      `time scale 0.01 (ring 10 ms, talk 20 ms); ${OPERATORS.length} operators`,
+  );
+  out();
+  try {
+    if (o.only.has('pop')) await screenPop(peer, o);
+    if (o.only.has('throughput')) await throughput(peer, o);
+    if (o.only.has('heap')) await heap(peer, o);
+  } finally {
+    peer.child.send({ type: 'close' });
+    await once(peer.child, 'exit');
+  }
+  out(`Summary (${fixed((performance.now() - started) / 1000, 0)} s)`);
+  for (const row of summary)
+    out(
+      `  ${pad(row.scenario, 11)} ${pad(row.figure, 46)} ${pad(row.result, 22)} ${pad(row.target, 20)} ${row.ok === undefined ? '' : row.ok ? 'ok' : 'MISSED'}`,
+    );
+  if (o.api) {
+    out();
+    const { runApiBenchmark } = await import('./api.ts');
+    await runApiBenchmark();
+  }
 }
 
 await main();
-
-// Then POST /v1/calls latency at a sustained rate (issue 3): bench/api.ts.
-await runApiBenchmark();

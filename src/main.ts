@@ -5,12 +5,14 @@
  */
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import type { Server } from 'node:http';
 import type { Express } from 'express';
 import { pathToFileURL } from 'node:url';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import { createAriGateway } from './ari/gateway.ts';
 import type { AriGateway } from './ari/types.ts';
+import { CallJournal } from './calls/journal.ts';
 import { CallNotifier, type EventSink } from './calls/notifier.ts';
 import { CallService } from './calls/service.ts';
 import { registerCallStasisHandlers } from './calls/stasis.ts';
@@ -18,11 +20,17 @@ import { ConfigError, loadConfig } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { createRouteClient, parseRouteSpec } from './crm/index.ts';
 import { createWebhookDispatcher, type WebhookDispatcher } from './events/dispatcher.ts';
+import type { EventQueue } from './events/queue.ts';
 import { createApi } from './http/api.ts';
+import { IdempotencyStore } from './http/idempotency.ts';
+import type { StoredCallCreation } from './calls/routes.ts';
 import { createHttpApp } from './http/app.ts';
 import { createLogger, type Logger } from './logging/logger.ts';
+import { collectProcessMetrics } from './metrics/process.ts';
 import { securityConfigCheck } from './security/config.ts';
 import { startSimulator, type PbxSimulator } from './simulator/index.ts';
+import { DurableEventQueue } from './store/durable-queue.ts';
+import { createStore, type Store } from './store/store.ts';
 
 /** A running engine. */
 export interface Engine {
@@ -34,6 +42,10 @@ export interface Engine {
   readonly gateway: AriGateway;
   readonly calls: CallService;
   readonly webhooks: WebhookDispatcher;
+  /** The durable store (calls, legs, the event outbox, the delivery log). */
+  readonly store: Store;
+  /** Writes each call change and its events to the store before webhooks are sent. */
+  readonly journal: CallJournal;
   readonly registry: Registry;
   readonly logger: Logger;
   /** The Express app of the HTTP API (route introspection in tests). */
@@ -41,8 +53,11 @@ export interface Engine {
   /** The HTTP server of the API (benchmarks time requests on it). */
   readonly server: Server;
   /**
-   * Graceful stop: close the HTTP server, deliver pending webhooks for up to
-   * SHUTDOWN_TIMEOUT_MS, disconnect from ARI, stop the simulator. Calls stay up in Asterisk.
+   * Graceful stop (SIGTERM): new API requests answer 503 `shutting_down` and `/readyz` 503 at
+   * once (`/healthz` and `/metrics` keep answering); pending webhooks are delivered for up to
+   * SHUTDOWN_TIMEOUT_MS while ARI stays connected; then the engine disconnects from ARI, closes
+   * the HTTP server and stops the simulator. Calls in progress stay up in Asterisk (never hung
+   * up). Idempotent: later calls return the same promise.
    */
   stop(): Promise<void>;
 }
@@ -90,7 +105,7 @@ export async function startEngine(
   const ariUrl = config.ARI_URL ?? simulator!.url;
 
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'aricrm_' });
+  collectProcessMetrics(registry);
 
   const gateway = createAriGateway({
     url: ariUrl,
@@ -112,20 +127,51 @@ export async function startEngine(
     registry,
   });
 
+  // The store (issue 4): calls, legs, the event outbox and the delivery log. Migrated before
+  // anything runs; undelivered events of an earlier run are resumed by the dispatcher.
+  const store = createStore({
+    url: storeUrl(config),
+    logger: logger.child({ component: 'store' }),
+    synchronous: config.SQLITE_SYNCHRONOUS,
+  });
+  await store.migrate();
+  let queue: EventQueue | undefined;
+  if (config.CRM_WEBHOOK_URL) {
+    queue = await DurableEventQueue.open(store.events, {
+      logger: logger.child({ component: 'webhooks' }),
+      url: config.CRM_WEBHOOK_URL,
+      persistAppends: false, // the journal commits every event before it is queued
+    });
+    if (queue.size() > 0)
+      logger.info('resuming undelivered webhooks of an earlier run', { events: queue.size() });
+  }
+
   const webhooks = createWebhookDispatcher({
     url: config.CRM_WEBHOOK_URL,
     secret: config.WEBHOOK_SECRET ?? '',
     timeoutMs: config.WEBHOOK_TIMEOUT_MS,
-    retry: { initialDelayMs: 500, maxDelayMs: 30_000, maxAgeMs: config.WEBHOOK_MAX_AGE_MS },
+    retry: {
+      initialDelayMs: config.WEBHOOK_RETRY_INITIAL_DELAY_MS,
+      maxDelayMs: config.WEBHOOK_RETRY_MAX_DELAY_MS,
+      maxAgeMs: config.WEBHOOK_MAX_AGE_MS,
+    },
     logger: logger.child({ component: 'webhooks' }),
     registry,
+    ...(queue ? { queue } : {}),
   });
 
-  const notifier = new CallNotifier([webhooks, ...(overrides.eventSinks ?? [])], logger);
+  const journal = new CallJournal({
+    store,
+    logger: logger.child({ component: 'store' }),
+    registry,
+    deliver: (event) => webhooks.enqueue(event),
+  });
+  const notifier = new CallNotifier(overrides.eventSinks ?? [], logger, Date.now, journal);
   const calls = new CallService({
     gateway,
     routes,
     notifier,
+    journal,
     logger,
     registry,
     options: {
@@ -143,18 +189,39 @@ export async function startEngine(
   });
   registerCallStasisHandlers(gateway, calls);
 
+  // Idempotency-Key answers survive a restart: written through to the store, reloaded here.
+  const idempotency = new IdempotencyStore<StoredCallCreation>(
+    config.IDEMPOTENCY_TTL_MS,
+    Date.now,
+    ({ value, ...rest }) => {
+      store.idempotency.save({ ...rest, value: JSON.stringify(value) }).catch((err: unknown) => {
+        logger.error('could not store an idempotency key answer', { err });
+      });
+    },
+  );
+  await store.idempotency.purgeExpired(Date.now());
+  idempotency.restore(
+    (await store.idempotency.loadLive(Date.now())).map(({ value, ...rest }) => ({
+      ...rest,
+      value: JSON.parse(value) as StoredCallCreation,
+    })),
+  );
+
   // The public API (BRIEF F2, F7, F8, F13): API keys, IP allow-list, toll-fraud guard, /v1 call
   // routes, the seed-003 compatibility path, /openapi.json.
   const httpLogger = logger.child({ component: 'http' });
+  let shuttingDown = false;
   const app = createHttpApp({
     logger: httpLogger,
     registry,
     trustProxy: config.TRUST_PROXY,
+    isShuttingDown: () => shuttingDown,
     readiness: {
       ari: () => (gateway.isConnected() ? undefined : 'ARI WebSocket is not connected'),
+      store: () => (journal.failing() ? 'store writes are failing (see the logs)' : undefined),
     },
     routers: simulator ? { '/sim': simulator.controlRouter() } : {},
-    ...createApi({ config, control: calls, registry, logger: httpLogger }),
+    ...createApi({ config, control: calls, registry, logger: httpLogger, store, idempotency }),
   });
 
   await gateway.start();
@@ -173,16 +240,28 @@ export async function startEngine(
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
-      logger.info('stopping');
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // New API requests get 503 shutting_down, /readyz 503; calls in progress stay up and are
+      // still handled (ARI stays connected) while pending webhooks are delivered.
+      shuttingDown = true;
+      logger.info('stopping: new API requests are refused, delivering pending webhooks', {
+        pendingWebhooks: webhooks.pending(),
+        timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+      });
+      server.closeIdleConnections();
+      // Events recorded but not yet committed reach the dispatcher when their write commits.
+      await journal.flush(config.SHUTDOWN_TIMEOUT_MS);
       const drained = await webhooks.drain(config.SHUTDOWN_TIMEOUT_MS);
       if (!drained)
         logger.warn('pending webhooks were not all delivered before shutdown', {
           pending: webhooks.pending(),
         });
-      webhooks.stop();
       await gateway.stop();
+      webhooks.stop();
+      await journal.close(config.SHUTDOWN_TIMEOUT_MS);
+      await webhooks.flush();
+      await store.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
       if (ownSimulator) await simulator!.close();
       logger.info('stopped');
     })();
@@ -196,12 +275,19 @@ export async function startEngine(
     gateway,
     calls,
     webhooks,
+    store,
+    journal,
     registry,
     logger,
     app,
     server,
     stop,
   };
+}
+
+/** DATABASE_URL, or the SQLite file in DATA_DIR. */
+function storeUrl(config: Config): string {
+  return config.DATABASE_URL ?? `sqlite:${join(config.DATA_DIR, 'ari-crm.sqlite')}`;
 }
 
 async function main(): Promise<void> {

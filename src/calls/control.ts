@@ -17,6 +17,8 @@ export interface ClickToCallRequest {
   tries: number;
   /** Seconds between operator tries (1-10). */
   triesPeriodSec: number;
+  /** Record the bridged conversation (BRIEF F5); absent: RECORD_CALLS decides. */
+  record?: boolean;
   /** API key name that asked (logs only). */
   requestedBy?: string;
 }

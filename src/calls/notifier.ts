@@ -1,10 +1,16 @@
 /**
  * Calls → lifecycle events (BRIEF F3): builds `call.*` events with a per-call sequence number and
- * hands them to the sinks (the webhook dispatcher; later the WebSocket hub and the store).
+ * hands them to the call journal (store, then the webhook dispatcher) and to extra sinks.
  * Never throws into call handling: a failing sink is logged.
  */
 import type { Logger } from '../logging/logger.ts';
-import { createEventEnvelope, type LifecycleEvent } from '../events/types.ts';
+import {
+  createEventEnvelope,
+  type CallRecoveredData,
+  type EventCallState,
+  type LifecycleEvent,
+  type RecordingReadyData,
+} from '../events/types.ts';
 import { type Call, type Leg, talkSeconds, waitSeconds } from './model.ts';
 
 /** Anything that takes lifecycle events (e.g. the webhook dispatcher). Must not throw or block. */
@@ -15,12 +21,22 @@ export interface EventSink {
 const iso = (ms: number | undefined): string | undefined =>
   ms === undefined ? undefined : new Date(ms).toISOString();
 
-/** Emits the lifecycle events of calls, in order, with per-call sequence numbers from 1. */
+/** Where the notifier records each event with the call that produced it (the call journal). */
+export interface EventJournal {
+  record(call: Call, event?: LifecycleEvent): void;
+}
+
+/**
+ * Emits the lifecycle events of calls, in order, with per-call sequence numbers from 1. Each
+ * event goes to the journal (which stores it with the call's state and then hands it to the
+ * webhook dispatcher) and, synchronously, to every extra sink (e.g. a test recorder).
+ */
 export class CallNotifier {
   constructor(
     private readonly sinks: EventSink[],
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
+    private readonly journal?: EventJournal,
   ) {}
 
   /** `call.started`: the call exists (inbound: entered Stasis; outbound: operator dialled out). */
@@ -51,8 +67,27 @@ export class CallNotifier {
     this.emit(call, 'call.transferred', transfer);
   }
 
-  /** `call.ended`: the call's CDR (direction, numbers, operator, disposition, times). */
-  ended(call: Call): void {
+  /**
+   * `call.recovered`: the engine took the call back after losing sight of it (ARI reconnect or
+   * engine restart; src/calls/reconcile.ts). `state` is the call's API state after reconciliation.
+   */
+  recovered(
+    call: Call,
+    recovery: { reason: CallRecoveredData['reason']; state: EventCallState; outageSec: number },
+  ): void {
+    this.emit(call, 'call.recovered', {
+      reason: recovery.reason,
+      state: recovery.state,
+      answeredBy: call.answeredBy,
+      outageSec: recovery.outageSec,
+    });
+  }
+
+  /**
+   * `call.ended`: the call's CDR (direction, numbers, operator, disposition, times), with the
+   * signed link to its recording when the call is recorded (`recordingUrl`, src/recordings/).
+   */
+  ended(call: Call, recordingUrl?: string): void {
     const now = this.now();
     this.emit(call, 'call.ended', {
       direction: call.direction,
@@ -67,7 +102,17 @@ export class CallNotifier {
       waitSec: waitSeconds(call, now),
       talkSec: talkSeconds(call, now),
       hangupBy: call.hangupBy,
+      ...(recordingUrl === undefined ? {} : { recordingUrl }),
     });
+  }
+
+  /**
+   * `recording.ready` (BRIEF F5): the call's recording is stored and playable. Sent by the
+   * recordings domain after `call.ended`, on the same `Call` (kept by it until then) so the
+   * per-call sequence continues without gaps.
+   */
+  recordingReady(call: Call, data: RecordingReadyData): void {
+    this.emit(call, 'recording.ready', data);
   }
 
   private emit<T extends LifecycleEvent['type']>(
@@ -82,6 +127,11 @@ export class CallNotifier {
       data,
       new Date(this.now()),
     );
+    try {
+      this.journal?.record(call, event);
+    } catch (err) {
+      this.logger.error('event journal failed', { callId: call.id, eventType: type, err });
+    }
     for (const sink of this.sinks) {
       try {
         sink.enqueue(event);

@@ -4,7 +4,10 @@
  * with the zod schemas below (also the OpenAPI request schemas).
  *
  * - `POST /v1/calls` → 202 {@link AcceptedCall} + `Location`; `Idempotency-Key` aware
- * - `GET /v1/calls/{id}` → 200 CallSnapshot | 404 `call_not_found`
+ * - `GET /v1/calls` → 200 {@link CallPageView}: stored calls (issue 4, F6), filtered, newest
+ *   first, cursor-paginated | 400 `invalid_query` / `invalid_cursor`
+ * - `GET /v1/calls/{id}` → 200 CallSnapshot while live, else the stored call (legs with times,
+ *   recording) | 404 `call_not_found`
  * - `POST /v1/calls/{id}/hangup` → 200 CallSnapshot | 404 | 409 `call_ended`
  * - `POST /v1/calls/{id}/transfer` → 200 CallSnapshot | 404 | 409 (`call_ended`,
  *   `call_not_bridged`, `transfer_in_progress`)
@@ -16,6 +19,15 @@ import express, { type Request, type Router } from 'express';
 import { z } from 'zod';
 import { HttpError } from '../http/errors.ts';
 import { fingerprintOf, type IdempotencyStore } from '../http/idempotency.ts';
+import type { StoredCallView } from '../http/history-schemas.ts';
+import {
+  cursorParam,
+  isoTimeParam,
+  limitParam,
+  storeNotConfigured,
+  validateQuery,
+  withCursor,
+} from '../http/query.ts';
 import { validate } from '../http/validation.ts';
 import type { WorkstationMap } from '../http/workstations.ts';
 import type { Logger } from '../logging/logger.ts';
@@ -28,13 +40,14 @@ import {
 import { apiKeyNameOf } from '../security/api-keys.ts';
 import type { CallGuard } from '../security/guard.ts';
 import { canonicalIp } from '../security/ip.ts';
+import { MAX_CALLS_PAGE, type CallRecord, type CallRepository } from '../store/index.ts';
 import {
   CallNotFoundError,
   CallStateError,
   type CallControl,
   type ClickToCallRequest,
 } from './control.ts';
-import type { CallSnapshot } from './model.ts';
+import type { CallSnapshot, Disposition } from './model.ts';
 
 /** An operator extension: 2-10 digits (as SIM_EXTENSIONS / OPERATOR_IP_MAP). */
 export const extensionSchema = z
@@ -84,6 +97,10 @@ export const clickToCallBodySchema = z.strictObject({
     .max(10)
     .optional()
     .describe('Seconds between operator tries (1-10); default CLICK_TO_CALL_TRIES_PERIOD_SEC.'),
+  record: z
+    .boolean()
+    .optional()
+    .describe('Record the conversation (true/false); default RECORD_CALLS for outbound calls.'),
 });
 
 /** Body of `POST /v1/calls/{id}/transfer`. */
@@ -114,6 +131,79 @@ export const idempotencyKeySchema = z
     'Makes the creation safe to retry: the same key (per API key) within IDEMPOTENCY_TTL_MS returns the first answer instead of dialling again.',
   );
 
+/** Default page size of `GET /v1/calls`. */
+export const DEFAULT_CALLS_PAGE = 50;
+
+const DISPOSITIONS = ['answered', 'busy', 'no_answer', 'canceled', 'failed'] as const;
+const dispositionList = new RegExp(`^(${DISPOSITIONS.join('|')})(,(${DISPOSITIONS.join('|')}))*$`);
+
+/** Query of `GET /v1/calls` (F6 filters; every given condition must hold). */
+export const callListQuerySchema = z
+  .strictObject({
+    since: isoTimeParam
+      .optional()
+      .describe(
+        'Calls that started at or after this instant: ISO 8601 with Z or an offset, or a date (midnight UTC).',
+      ),
+    until: isoTimeParam
+      .optional()
+      .describe('Calls that started strictly before this instant (same formats as since).'),
+    number: z
+      .string()
+      .regex(/\d/, 'must contain digits')
+      .max(64, 'must be at most 64 characters')
+      .optional()
+      .describe(
+        'A phone number on either side (caller or called), in any format: +7 495 765-43-21, 84957654321 and 74957654321 find the same calls; short numbers (DIDs, extensions) match exactly.',
+      ),
+    extension: extensionSchema
+      .optional()
+      .describe('Calls an operator answered, placed or was rung for, e.g. 101.'),
+    direction: z.enum(['in', 'out']).optional().describe('in (inbound) or out (outbound).'),
+    disposition: z
+      .string()
+      .regex(dispositionList, `must be one or more of ${DISPOSITIONS.join(', ')}, comma-separated`)
+      .transform((text) => [...new Set(text.split(','))] as Disposition[])
+      .optional()
+      .describe(
+        `Final outcome, one or several comma-separated: ${DISPOSITIONS.join(', ')} (calls still in progress have none).`,
+      ),
+    limit: limitParam(MAX_CALLS_PAGE, DEFAULT_CALLS_PAGE),
+    cursor: cursorParam.optional().describe('nextCursor of the previous page (same filters).'),
+  })
+  .superRefine((query, ctx) => {
+    if (query.since && query.until && query.until.getTime() <= query.since.getTime())
+      ctx.addIssue({ code: 'custom', path: ['until'], message: 'must be after since' });
+  });
+
+/** The `200` body of `GET /v1/calls`. */
+export interface CallPageView {
+  /** Newest first. */
+  items: StoredCallView[];
+  /** Absent on the last page. */
+  nextCursor?: string;
+}
+
+/**
+ * The stored forms one customer number may have, for the `number` filter: Asterisk gives
+ * caller numbers as the trunk sent them (`79161234567`, `89161234567`, `+79161234567`) and
+ * click-to-call stores E.164. A number that does not parse (a DID, an extension) matches as
+ * written, without spaces and punctuation.
+ */
+export function numberCandidates(input: string, region: CountryCode): string[] {
+  const trimmed = input.trim();
+  const compact = trimmed.replace(/[\s().-]/g, '');
+  const out = new Set([trimmed, compact]);
+  try {
+    const forms = parseCustomerNumber(trimmed, region);
+    for (const form of [forms.e164, forms.digits, forms.nationalPrefixed, forms.national])
+      out.add(form);
+  } catch (err) {
+    if (!(err instanceof InvalidNumberError)) throw err;
+  }
+  return [...out].filter((n) => n.length > 0);
+}
+
 /** The `202` body of `POST /v1/calls`. */
 export type AcceptedCall = CallSnapshot & { status: 'accepted' };
 
@@ -134,6 +224,17 @@ export interface CallRoutesDeps {
   defaults: { tries: number; triesPeriodSec: number };
   workstations: WorkstationMap;
   logger: Logger;
+  /**
+   * Stored calls (issue 4): `GET /v1/calls` and `GET /v1/calls/{id}` of calls no longer live.
+   * Without it those answer 503 `store_not_configured` (resp. only live calls).
+   */
+  calls?: Pick<CallRepository, 'getCall' | 'listCalls'>;
+  /**
+   * Download link of a call's recording (BRIEF F5): asked for every stored call that has
+   * recording fields; undefined when there is nothing to download. Its answer becomes
+   * `recording.url`.
+   */
+  recordingUrl?: (callId: string) => string | undefined;
 }
 
 /**
@@ -191,7 +292,38 @@ function stringifyVariables(
 /** Build the router; mount it at `/v1` behind the API key check and a JSON body parser. */
 export function createCallRoutes(deps: CallRoutesDeps): Router {
   const { control, guard, idempotency, region, defaults, workstations, logger } = deps;
+  const stored = deps.calls;
   const router = express.Router();
+
+  /** A stored call as the API shows it: `recording.url` added when there is one. */
+  const present = (record: CallRecord): StoredCallView => {
+    if (!record.recording || !deps.recordingUrl) return record;
+    const url = deps.recordingUrl(record.id);
+    return url === undefined ? record : { ...record, recording: { ...record.recording, url } };
+  };
+
+  router.get('/calls', async (req, res) => {
+    // `disposition=busy&disposition=no_answer` means the same as `disposition=busy,no_answer`.
+    const raw: Record<string, unknown> = { ...req.query };
+    if (Array.isArray(raw.disposition)) raw.disposition = raw.disposition.join(',');
+    const query = validateQuery(callListQuerySchema, raw, ['cursor']);
+    if (!stored) throw storeNotConfigured();
+    const page = await withCursor('cursor', () =>
+      stored.listCalls({
+        from: query.since,
+        to: query.until,
+        number: query.number === undefined ? undefined : numberCandidates(query.number, region),
+        extension: query.extension,
+        direction: query.direction,
+        disposition: query.disposition,
+        limit: query.limit,
+        cursor: query.cursor,
+      }),
+    );
+    const body: CallPageView = { items: page.items.map(present) };
+    if (page.nextCursor !== undefined) body.nextCursor = page.nextCursor;
+    res.json(body);
+  });
 
   router.post('/calls', async (req, res) => {
     const body = validate(clickToCallBodySchema, jsonBody(req), 'body');
@@ -208,6 +340,7 @@ export function createCallRoutes(deps: CallRoutesDeps): Router {
       variables: stringifyVariables(body.variables),
       tries: body.tries ?? defaults.tries,
       triesPeriodSec: body.triesPeriodSec ?? defaults.triesPeriodSec,
+      ...(body.record === undefined ? {} : { record: body.record }),
       requestedBy: keyName,
     };
     const fingerprint = idempotencyKey ? fingerprintOf({ ...request, requestedBy: undefined }) : '';
@@ -251,10 +384,25 @@ export function createCallRoutes(deps: CallRoutesDeps): Router {
     res.status(202).location(`/v1/calls/${answer.id}`).json(answer);
   });
 
-  router.get('/calls/:id', (req, res) => {
-    const call = control.getCall(req.params.id);
-    if (!call) throw new HttpError(404, 'call_not_found', `call ${req.params.id} not found`);
-    res.json(call);
+  router.get('/calls/:id', async (req, res) => {
+    const id = req.params.id;
+    const live = control.getCall(id);
+    if (live && live.state !== 'ended') {
+      res.json(live);
+      return;
+    }
+    const record = stored ? await stored.getCall(id) : undefined;
+    // The store is written a tick behind the call: an ended call it still shows live is
+    // answered from memory until the journal catches up.
+    if (record && (record.state === 'ended' || !live)) {
+      res.json(present(record));
+      return;
+    }
+    if (live) {
+      res.json(live);
+      return;
+    }
+    throw new HttpError(404, 'call_not_found', `call ${id} not found`);
   });
 
   router.post('/calls/:id/hangup', async (req, res) => {

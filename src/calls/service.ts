@@ -41,7 +41,7 @@ import {
   operatorEndpoint,
   type TrunkRoute,
 } from './dialstrings.ts';
-import type { CallNotifier } from './notifier.ts';
+import type { CallNotifier, EventJournal } from './notifier.ts';
 import {
   CallNotFoundError,
   CallStateError,
@@ -54,6 +54,26 @@ import {
 /** Where the service asks for inbound routes (the CRM route client). */
 export interface RouteSource {
   lookup(request: { callId: string; from: string; did: string }): Promise<RouteDecision>;
+}
+
+/**
+ * The recordings domain (BRIEF F5, src/recordings/), plugged in with
+ * {@link CallService.setRecorder}. The service hands it the call's live `Call` when the bridge is
+ * created and tells it when `call.ended` was emitted: from then on the recorder holds that `Call`
+ * (for `recording.ready`, which continues the call's event sequence) until its recording is
+ * settled, even after the service forgot the call.
+ */
+export interface CallRecorder {
+  /**
+   * The call's mixing bridge was just created with both parties in it: record it when
+   * configured. `record`: the per-call override (CRM route answer or click-to-call request).
+   * Must not throw.
+   */
+  bridgeCreated(call: Call, bridgeId: string, record: boolean | undefined): Promise<void>;
+  /** The signed recording link `call.ended` carries; undefined when the call is not recorded. */
+  recordingUrl(callId: string): string | undefined;
+  /** `call.ended` of this call was just emitted (the last `call.*` event). Must not throw. */
+  callEnded(call: Call): void;
 }
 
 /** Behaviour settings of the call flows (from the configuration). */
@@ -87,6 +107,11 @@ export interface CallServiceDeps {
   gateway: AriGateway;
   routes: RouteSource;
   notifier: CallNotifier;
+  /**
+   * Told after every per-call step that the call may have changed (legs created, answered,
+   * ended…), so the store holds each state change (src/calls/journal.ts). Optional in tests.
+   */
+  journal?: EventJournal;
   logger: Logger;
   registry: Registry;
   options: CallServiceOptions;
@@ -121,7 +146,14 @@ interface CallContext {
   transferring: boolean;
   /** How the call ends once the operator heard the failure beep (click-to-call). */
   endAfterBeep?: { disposition: Disposition; reason: string };
-  clickToCall?: { operator: string; tries: number; triesPeriodSec: number; attempt: number };
+  clickToCall?: {
+    operator: string;
+    tries: number;
+    triesPeriodSec: number;
+    attempt: number;
+    /** Per-call recording override of the request (F5). */
+    record?: boolean;
+  };
   retryTimer?: NodeJS.Timeout;
   forgetTimer?: NodeJS.Timeout;
 }
@@ -154,6 +186,7 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
   private readonly activeGauge: Gauge<'direction'>;
   private readonly endedCounter: Counter<'direction' | 'disposition'>;
   private readonly failures: Counter;
+  private recorder: CallRecorder | undefined;
 
   constructor(private readonly deps: CallServiceDeps) {
     super();
@@ -172,6 +205,14 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
       name: 'aricrm_call_handler_errors_total',
       help: 'Call flow steps that failed unexpectedly (the call was cleaned up).',
     });
+  }
+
+  /**
+   * Plug in the recordings domain (BRIEF F5; see {@link CallRecorder}). Calls bridged from now on
+   * are offered to it.
+   */
+  setRecorder(recorder: CallRecorder): void {
+    this.recorder = recorder;
   }
 
   /** Live view of a call in progress, or of a recently ended one; undefined if unknown. */
@@ -234,6 +275,7 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
       tries: request.tries,
       triesPeriodSec: request.triesPeriodSec,
       attempt: 0,
+      record: request.record,
     };
     ctx.log.info('click-to-call', {
       operator: request.operator,
@@ -854,6 +896,8 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
         });
         call.bridgeId = bridgeId;
         await this.deps.gateway.bridges.addChannel(bridgeId, [ctx.anchorChannelId, leg.channelId]);
+        const record = ctx.route?.record ?? ctx.clickToCall?.record;
+        await this.recorder?.bridgeCreated(call, bridgeId, record);
       }
     } catch (err) {
       // A party hung up while we were bridging: its StasisEnd/ChannelDestroyed is queued behind
@@ -1113,7 +1157,8 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
       waitSec: snapshot.waitSec,
       talkSec: snapshot.talkSec,
     });
-    this.deps.notifier.ended(call);
+    this.deps.notifier.ended(call, this.recorder?.recordingUrl(call.id));
+    this.recorder?.callEnded(call);
     this.remember(snapshot);
     this.emit('ended', snapshot);
     this.maybeForget(ctx);
@@ -1192,7 +1237,10 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     const next = ctx.tail
       .then(step)
       .catch((err: unknown) => this.fail(ctx, err))
-      .then(() => this.notifyWatchers(ctx));
+      .then(() => {
+        this.deps.journal?.record(ctx.call);
+        this.notifyWatchers(ctx);
+      });
     ctx.tail = next;
     return next;
   }

@@ -221,6 +221,26 @@ export const configSchema = z.object({
     .enum(['error', 'warn', 'info', 'http', 'verbose', 'debug'])
     .default('info')
     .describe('Log level of the JSON log lines on stdout.'),
+  DATA_DIR: z
+    .string()
+    .min(1)
+    .default('./data')
+    .describe(
+      'Directory of the engine state: the SQLite store (ari-crm.sqlite) and recordings. Back it up (docs/operations.md).',
+    ),
+  DATABASE_URL: z
+    .string()
+    .regex(/^(sqlite:|postgres(ql)?:\/\/)/i, 'expected sqlite:<path> or postgres://…')
+    .optional()
+    .describe(
+      'The store: sqlite:<path> or postgres://user:pass@host:5432/db. Unset: sqlite:<DATA_DIR>/ari-crm.sqlite. Never logged with its password.',
+    ),
+  SQLITE_SYNCHRONOUS: z
+    .enum(['normal', 'full'])
+    .default('normal')
+    .describe(
+      'SQLite durability (WAL mode): normal = a committed change survives a crash of the engine (not of the OS or a power cut) and commits are fast; full = it also survives a power cut, each commit waits for the disk.',
+    ),
   HTTP_HOST: z.string().min(1).default('127.0.0.1').describe('Address the HTTP API listens on.'),
   HTTP_PORT: port.default(3000).describe('Port of the HTTP API (0 = any free port).'),
 
@@ -335,6 +355,64 @@ export const configSchema = z.object({
     .default('74957654321')
     .describe('Caller ID number presented to customers on outbound calls.'),
 
+  RECORD_CALLS: z
+    .enum(['none', 'all', 'inbound', 'outbound'])
+    .default('none')
+    .describe(
+      'Which bridged calls are recorded (docs/recordings.md): none | all | inbound | outbound. A CRM route answer ("record": true/false) or a click-to-call request ("record") overrides it per call.',
+    ),
+  RECORDINGS_DIR: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'Directory where recordings are kept (<YYYY>/<MM>/<DD>/<callId>.wav). Unset: <DATA_DIR>/recordings.',
+    ),
+  RECORDING_LINK_SECRET: z
+    .string()
+    .min(32, 'must be at least 32 characters')
+    .optional()
+    .describe(
+      'HMAC-SHA256 key of signed recording links (?expires=&sig=), e.g. openssl rand -hex 32. Required in production when RECORD_CALLS is not none; unset in development: a random key per run (links die on restart). Never logged.',
+    ),
+  RECORDING_LINK_TTL_SEC: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(31_536_000)
+    .default(604_800)
+    .describe(
+      'How long a signed recording link works after it was issued, in seconds (default 7 days). GET /v1/calls/{id} gives a fresh one.',
+    ),
+  PUBLIC_URL: httpUrl
+    .optional()
+    .describe(
+      'Base URL the CRM and its users reach this engine at, e.g. https://pbx-engine.example.com (recording links start with it). Unset: the HTTP listen address.',
+    ),
+  RECORDING_DOWNLOAD_ATTEMPTS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(20)
+    .default(5)
+    .describe(
+      'Tries to download a finished recording from Asterisk, verify and store it before it is reported failed.',
+    ),
+  RECORDING_RETRY_DELAY_MS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(600_000)
+    .default(2000)
+    .describe(
+      'Delay before the second download try, in milliseconds; doubled before each further try (at most 60000).',
+    ),
+  RECORDING_DELETE_FROM_ASTERISK: bool
+    .default(true)
+    .describe(
+      'Delete a recording from Asterisk (DELETE /recordings/stored/{name}) once the engine stored it (true/false).',
+    ),
+
   CRM_WEBHOOK_URL: httpUrl
     .optional()
     .describe(
@@ -362,6 +440,22 @@ export const configSchema = z.object({
     .describe(
       'An event not delivered after this long is marked dead and counted, in milliseconds.',
     ),
+  WEBHOOK_RETRY_INITIAL_DELAY_MS: z.coerce
+    .number()
+    .int()
+    .min(10)
+    .max(600_000)
+    .default(500)
+    .describe(
+      'Upper bound of the first webhook retry delay, in milliseconds; the bound doubles per attempt up to WEBHOOK_RETRY_MAX_DELAY_MS and the delay is random below it (full jitter), never shorter than the CRM\'s Retry-After.',
+    ),
+  WEBHOOK_RETRY_MAX_DELAY_MS: z.coerce
+    .number()
+    .int()
+    .min(10)
+    .max(3_600_000)
+    .default(30_000)
+    .describe('Largest webhook retry delay bound, in milliseconds.'),
   SHUTDOWN_TIMEOUT_MS: z.coerce
     .number()
     .int()

@@ -22,7 +22,13 @@ import { createRequire } from 'node:module';
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { counter, gauge, histogram } from '../metrics/registry.ts';
 import type { Logger } from '../logging/logger.ts';
-import { MemoryEventQueue, type EventQueue, type QueuedEvent } from './queue.ts';
+import {
+  MemoryEventQueue,
+  type AttemptInfo,
+  type EventQueue,
+  type QueuedEvent,
+  type Settlement,
+} from './queue.ts';
 import { signWebhook, type WebhookSecret } from './signature.ts';
 import type { LifecycleEvent } from './types.ts';
 
@@ -78,6 +84,11 @@ export interface WebhookDispatcher {
   stop(): void;
   /** Events not yet settled, including those being sent right now. */
   pending(): number;
+  /**
+   * Resolves when the queue has persisted every settlement, retry and attempt recorded so far
+   * (a durable queue writes them behind delivery). Never rejects.
+   */
+  flush(): Promise<void>;
 }
 
 /** Most bytes of an error answer read (for the log). */
@@ -88,7 +99,7 @@ const OUTCOMES = ['delivered', 'retried', 'rejected', 'dead'] as const;
 type AttemptOutcome =
   | { kind: 'delivered'; status: number }
   | { kind: 'rejected'; status: number; detail: string }
-  | { kind: 'retry'; detail: string; retryAfterMs?: number }
+  | { kind: 'retry'; detail: string; retryAfterMs?: number; status?: number }
   | { kind: 'aborted' };
 
 /**
@@ -119,7 +130,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     throw new Error('a webhook secret is required when the webhook URL is set');
   const fetchImpl = options.fetchImpl ?? fetch;
   const random = options.random ?? Math.random;
-  const queue = options.queue ?? new MemoryEventQueue();
+  const queue: EventQueue = options.queue ?? new MemoryEventQueue();
   const metrics = webhookMetrics(options.registry);
   const userAgent = `ari-crm/${PACKAGE_VERSION}`;
 
@@ -163,6 +174,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     const controller = new AbortController();
     inFlight.set(callId, controller);
     entry.attempts++;
+    const startedAtMs = Date.now();
     const startedAt = performance.now();
     let outcome: AttemptOutcome;
     try {
@@ -173,7 +185,13 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       inFlight.delete(callId);
     }
     if (outcome.kind === 'aborted' || stopped) return;
-    metrics.duration.observe((performance.now() - startedAt) / 1000);
+    const durationMs = performance.now() - startedAt;
+    metrics.duration.observe(durationMs / 1000);
+    try {
+      queue.recordAttempt?.(entry, attemptInfo(outcome, startedAtMs, durationMs));
+    } catch (err) {
+      logger.error('webhook delivery log write failed', { callId, eventId: entry.event.id, err });
+    }
     try {
       settle(callId, entry, outcome);
     } catch (err) {
@@ -200,7 +218,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     if (outcome.kind === 'delivered') {
       metrics.deliveries.inc({ outcome: 'delivered' });
       logger.debug('webhook delivered', { ...fields, status: outcome.status });
-      finish(callId, event.id);
+      finish(callId, event.id, { kind: 'delivered', status: outcome.status });
       return;
     }
     if (outcome.kind === 'rejected') {
@@ -210,7 +228,11 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
         status: outcome.status,
         detail: outcome.detail,
       });
-      finish(callId, event.id);
+      finish(callId, event.id, {
+        kind: 'rejected',
+        status: outcome.status,
+        error: outcome.detail,
+      });
       return;
     }
     const now = Date.now();
@@ -222,7 +244,10 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
         ageMs: now - entry.enqueuedAt,
         detail: outcome.detail,
       });
-      finish(callId, event.id);
+      finish(callId, event.id, {
+        kind: 'dead',
+        reason: `undelivered after ${now - entry.enqueuedAt} ms and ${entry.attempts} attempts; last error: ${outcome.detail}`,
+      });
       return;
     }
     const bound = Math.min(maxDelayMs, initialDelayMs * 2 ** Math.min(entry.attempts - 1, 30));
@@ -236,7 +261,11 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       detail: outcome.detail,
       retryInMs: delayMs,
     });
-    queue.update(entry);
+    queue.update(entry, {
+      nextAttemptAt: now + delayMs,
+      error: outcome.detail,
+      ...(outcome.status === undefined ? {} : { status: outcome.status }),
+    });
     scheduleRetry(callId, delayMs);
   }
 
@@ -253,8 +282,8 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     retryTimers.set(callId, timer);
   }
 
-  function finish(callId: string, eventId: string): void {
-    queue.removeHead(callId, eventId);
+  function finish(callId: string, eventId: string, settlement: Settlement): void {
+    queue.removeHead(callId, eventId, settlement);
     updateDepth();
     wake(callId);
     if (queue.size() === 0) {
@@ -309,8 +338,8 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       }
       const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), Date.now());
       return retryAfterMs === undefined
-        ? { kind: 'retry', detail }
-        : { kind: 'retry', detail, retryAfterMs };
+        ? { kind: 'retry', detail, status }
+        : { kind: 'retry', detail, retryAfterMs, status };
     };
     try {
       return await Promise.race([work(), deadline]);
@@ -382,7 +411,44 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   updateDepth();
   for (const callId of queue.calls()) wake(callId);
 
-  return { enqueue, drain, stop, pending: () => queue.size() };
+  return {
+    enqueue,
+    drain,
+    stop,
+    pending: () => queue.size(),
+    flush: async () => {
+      await queue.flush?.();
+    },
+  };
+}
+
+/** The delivery-log row of one finished attempt. */
+function attemptInfo(
+  outcome: Exclude<AttemptOutcome, { kind: 'aborted' }>,
+  at: number,
+  durationMs: number,
+): AttemptInfo {
+  const ms = Math.round(durationMs);
+  switch (outcome.kind) {
+    case 'delivered':
+      return { at, outcome: 'delivered', statusCode: outcome.status, durationMs: ms };
+    case 'rejected':
+      return {
+        at,
+        outcome: 'rejected',
+        statusCode: outcome.status,
+        error: outcome.detail,
+        durationMs: ms,
+      };
+    case 'retry':
+      return {
+        at,
+        outcome: 'failed',
+        ...(outcome.status === undefined ? {} : { statusCode: outcome.status }),
+        error: outcome.detail,
+        durationMs: ms,
+      };
+  }
 }
 
 interface WebhookMetrics {

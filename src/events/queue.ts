@@ -19,19 +19,58 @@ export interface QueuedEvent {
   attempts: number;
 }
 
+/** How the head of a call's FIFO was settled. */
+export type Settlement =
+  | { kind: 'delivered'; /** HTTP status (2xx). */ status: number }
+  | { kind: 'rejected'; /** HTTP status (4xx other than 408/429). */ status: number; error: string }
+  | { kind: 'dead'; /** Why it was given up (last error, age). */ reason: string };
+
+/** A scheduled retry of a queued event. */
+export interface RetryInfo {
+  /** When the event is due again, epoch milliseconds. */
+  nextAttemptAt: number;
+  /** The failed attempt's error (`HTTP 503: …`, `timeout after 5000 ms`, `ECONNREFUSED`). */
+  error: string;
+  /** HTTP status of the failed answer, if the CRM answered. */
+  status?: number;
+}
+
+/** Outcome of one delivery attempt, as the delivery log records it. */
+export type AttemptOutcomeKind = 'delivered' | 'failed' | 'rejected';
+
+/** One finished delivery attempt (the per-endpoint delivery log, issue 4). */
+export interface AttemptInfo {
+  /** When the attempt started, epoch milliseconds. */
+  at: number;
+  outcome: AttemptOutcomeKind;
+  /** HTTP status, when the CRM answered. */
+  statusCode?: number;
+  /** Error text for a failed or rejected attempt. */
+  error?: string;
+  /** Duration of the attempt, ms. */
+  durationMs: number;
+}
+
 /** Per-call FIFOs of undelivered events. Implementations must not throw for valid use. */
 export interface EventQueue {
   /** Add an event at the tail of its call's FIFO. */
   append(entry: QueuedEvent): void;
   /** The oldest undelivered event of a call, or undefined when the call has none. */
   head(callId: string): QueuedEvent | undefined;
-  /** Persist changed bookkeeping (`attempts`) of a queued entry; a no-op in memory. */
-  update(entry: QueuedEvent): void;
   /**
-   * Remove the head of a call's FIFO once it is settled (delivered, rejected or dead). Does
-   * nothing unless the head's event id is `eventId`.
+   * Persist changed bookkeeping (`attempts`) of a queued entry and, when given, its retry
+   * schedule and last error; a no-op in memory.
    */
-  removeHead(callId: string, eventId: string): void;
+  update(entry: QueuedEvent, retry?: RetryInfo): void;
+  /**
+   * Remove the head of a call's FIFO once it is settled (delivered, rejected or dead), recording
+   * how. Does nothing unless the head's event id is `eventId`.
+   */
+  removeHead(callId: string, eventId: string, settlement?: Settlement): void;
+  /** Log one delivery attempt of `entry` (attempt number = `entry.attempts`); optional. */
+  recordAttempt?(entry: QueuedEvent, attempt: AttemptInfo): void;
+  /** Resolves when every change made so far is persisted (never rejects); optional. */
+  flush?(): Promise<void>;
   /** Calls that have undelivered events, in the order their oldest event was enqueued. */
   calls(): string[];
   /** Number of undelivered events over all calls (including those being sent now). */

@@ -68,7 +68,10 @@ export interface CallTransferredData {
   kind: 'service' | 'extension';
 }
 
-/** `call.ended`: the call is over; its CDR (seed `type=hangup`). Always the last event of a call. */
+/**
+ * `call.ended`: the call is over; its CDR (seed `type=hangup`). The last `call.*` event of a call;
+ * only `recording.ready` may follow it.
+ */
 export interface CallEndedData {
   direction: EventDirection;
   /** Caller number (as in `call.started`). */
@@ -93,8 +96,65 @@ export interface CallEndedData {
   talkSec: number;
   /** Who hung up. */
   hangupBy?: EventHangupBy;
-  /** Link to the conversation's recording, when recorded (seed `path`). */
+  /**
+   * Signed link to the conversation's recording when the call is recorded (seed `path`); it
+   * answers 409 `recording_not_ready` until `recording.ready` is sent.
+   */
   recordingUrl?: string;
+}
+
+/** Live state of a call as the API shows it (`GET /v1/calls/{id}` `state`), without `ended`. */
+export type EventCallState =
+  | 'routing'
+  | 'greeting'
+  | 'dialing_operator'
+  | 'operator_ringing'
+  | 'dialing_customer'
+  | 'customer_ringing'
+  | 'bridged';
+
+/**
+ * `call.recovered`: the engine lost sight of this call and took it back (BRIEF "Shape":
+ * resilience). `ari_reconnect`: the ARI WebSocket dropped and came back; Asterisk replays nothing
+ * (fixtures fact 13), so the engine listed channels and bridges and corrected the call (events it
+ * missed, e.g. an answer, are sent before this one). `engine_restart`: the engine restarted and
+ * adopted the call from its store. Only calls still alive get it; calls found over are ended
+ * (`call.ended`) instead.
+ */
+export interface CallRecoveredData {
+  /** Why the engine had lost sight of the call. */
+  reason: 'ari_reconnect' | 'engine_restart';
+  /** The call's state after reconciliation. */
+  state: EventCallState;
+  /** Extension of the operator on the call, when answered (as in `call.ended`). */
+  answeredBy?: string;
+  /**
+   * How long the engine could not see the call, whole seconds: from the WebSocket drop, or from
+   * the last change it stored before the restart, to the reconciliation.
+   */
+  outageSec: number;
+}
+
+/**
+ * `recording.ready`: the conversation's recording is stored by the engine and can be played
+ * (BRIEF F5). Sent after `call.ended` (whose `recordingUrl` already points at it), once the file
+ * was downloaded from Asterisk, checked and stored; a recording that could not be stored gets no
+ * event (the call's record says `recording.status: failed`).
+ */
+export interface RecordingReadyData {
+  /**
+   * Signed link to the audio, `GET /v1/calls/{id}/recording?expires=<unix s>&sig=<hex>`: plays
+   * without an API key (HTTP Range supported) until `expiresAt`.
+   */
+  recordingUrl: string;
+  /** When `recordingUrl` stops working, ISO 8601 UTC. `GET /v1/calls/{id}` gives a fresh link. */
+  expiresAt: string;
+  /** Size of the file, bytes. */
+  bytes: number;
+  /** Length of the audio, whole seconds. */
+  durationSec: number;
+  /** `wav`: RIFF PCM, 8 kHz, 16-bit, mono (served as `audio/wav`). */
+  format: 'wav';
 }
 
 /** `data` of each event type. */
@@ -103,7 +163,9 @@ export interface EventDataMap {
   'call.ringing': CallRingingData;
   'call.answered': CallAnsweredData;
   'call.transferred': CallTransferredData;
+  'call.recovered': CallRecoveredData;
   'call.ended': CallEndedData;
+  'recording.ready': RecordingReadyData;
 }
 
 /** The event types, e.g. `call.started`. */
@@ -133,7 +195,9 @@ export const LIFECYCLE_EVENT_TYPES: readonly LifecycleEventType[] = [
   'call.ringing',
   'call.answered',
   'call.transferred',
+  'call.recovered',
   'call.ended',
+  'recording.ready',
 ];
 
 /**

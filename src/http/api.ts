@@ -4,17 +4,20 @@
  * seed-003 compatibility path and the OpenAPI document. `main.ts` hands them to
  * {@link createHttpApp}; tests do the same with a fake CallControl.
  */
+import express from 'express';
 import type { Registry } from 'prom-client';
 import type { CallControl } from '../calls/control.ts';
 import { createCallRoutes, type StoredCallCreation } from '../calls/routes.ts';
 import { COMPAT_KEY_PARAMETER, createCompatRouter } from '../compat/router.ts';
 import type { Config } from '../config/schema.ts';
+import { createEventRoutes } from '../events/routes.ts';
 import type { Logger } from '../logging/logger.ts';
 import { ApiKeyRing, requireApiKey } from '../security/api-keys.ts';
 import { DestinationPolicy } from '../security/destinations.ts';
 import { CallGuard } from '../security/guard.ts';
 import { allowListFilter, IpAllowList } from '../security/ip.ts';
 import { createSecurityMetrics } from '../security/metrics.ts';
+import type { CallRepository, EventRepository } from '../store/index.ts';
 import type { HttpAppOptions } from './app.ts';
 import { IdempotencyStore } from './idempotency.ts';
 import { buildOpenApiDocument } from './openapi.ts';
@@ -42,6 +45,22 @@ export interface ApiDeps {
   /** The engine's registry: the security counters go there. */
   registry: Registry;
   logger: Logger;
+  /**
+   * The durable store (issue 4): call history, stored call details, the pull feed and the
+   * delivery log read it (a `Store` fits). Without it those routes answer 503
+   * `store_not_configured`.
+   */
+  store?: {
+    calls: Pick<CallRepository, 'getCall' | 'listCalls'>;
+    events: Pick<EventRepository, 'feed' | 'deliveries'>;
+  };
+  /** Download link of a call's recording (`recording.url` of stored calls), when served. */
+  recordingUrl?: (callId: string) => string | undefined;
+  /**
+   * Remembered `Idempotency-Key` answers (the engine passes one restored from the store);
+   * default: a fresh in-memory one with IDEMPOTENCY_TTL_MS.
+   */
+  idempotency?: IdempotencyStore<StoredCallCreation>;
 }
 
 /** The parts of {@link HttpAppOptions} the public API fills. */
@@ -81,12 +100,17 @@ export function createApi(deps: ApiDeps): ApiParts {
   const calls = createCallRoutes({
     control,
     guard,
-    idempotency: new IdempotencyStore<StoredCallCreation>(config.IDEMPOTENCY_TTL_MS),
+    idempotency:
+      deps.idempotency ?? new IdempotencyStore<StoredCallCreation>(config.IDEMPOTENCY_TTL_MS),
     region: config.DEFAULT_REGION,
     defaults,
     workstations,
     logger,
+    calls: deps.store?.calls,
+    recordingUrl: deps.recordingUrl,
   });
+  const v1 = express.Router();
+  v1.use(calls, createEventRoutes({ events: deps.store?.events }));
   const compat = createCompatRouter({
     path: config.COMPAT_PATH,
     control,
@@ -107,7 +131,7 @@ export function createApi(deps: ApiDeps): ApiParts {
   const allowList = new IpAllowList(config.HTTP_ALLOWED_CIDRS);
   return {
     authenticate: requireApiKey({ keys, logger, metrics }),
-    apiRouters: { '/v1': calls },
+    apiRouters: { '/v1': v1 },
     selfAuthenticatingRouters: [compat],
     openApiDocument: buildOpenApiDocument({ compatPath: config.COMPAT_PATH }),
     clientFilter: allowList.enabled ? allowListFilter({ allowList, logger, metrics }) : undefined,

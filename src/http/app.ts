@@ -2,26 +2,55 @@
  * The Express application: health and readiness, Prometheus metrics, the OpenAPI document, the
  * domains' routers behind the API key check, and the JSON error model of {@link ./errors.ts}.
  *
- * Order of a request (BRIEF F13): `/healthz` and `/readyz` answer anyone (probes of the
+ * Order of a request (BRIEF F13): every request is timed
+ * (`aricrm_http_request_duration_seconds`); `/healthz` and `/readyz` answer anyone (probes of the
  * orchestrator or load balancer, which reveal nothing); then the optional global IP allow-list;
  * then `/metrics`, `/openapi.json` and the public routers (`/sim` in simulator mode) without a
- * key; then the API routers, each behind the API key check and a JSON body parser; then the
- * routers that authenticate themselves (the seed-003 compat path).
+ * key; then, while the engine shuts down, 503 `shutting_down` for everything else; then the API
+ * routers, each behind the API key check and a JSON body parser; then the routers that
+ * authenticate themselves (the seed-003 compat path).
  */
 import express, { type RequestHandler, type Router } from 'express';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../logging/logger.ts';
-import { errorHandler, notFoundHandler } from './errors.ts';
+import { httpMetricsMiddleware } from '../metrics/http.ts';
+import { errorHandler, HttpError, notFoundHandler } from './errors.ts';
 
-/** A readiness check: resolves to an error text when not ready, undefined when fine. */
-export type ReadinessCheck = () => Promise<string | undefined> | string | undefined;
+/**
+ * A readiness check. Not ready: it returns or resolves to a text saying why, throws, rejects, or
+ * does not settle within {@link HttpAppOptions.readinessTimeoutMs}. Ready: it returns or resolves
+ * to `undefined` (or nothing, e.g. `() => store.ping()`).
+ */
+export type ReadinessCheck = () => Promise<string | undefined | void> | string | undefined | void;
+
+/** One check in the `GET /readyz` body. */
+export type ReadinessCheckResult = { status: 'ok' } | { status: 'failed'; reason: string };
+
+/** The `GET /readyz` body (200 when `status` is `ready`, else 503). */
+export interface ReadinessReport {
+  status: 'ready' | 'not_ready';
+  /** Every check by name, in the order given, then `shutdown` when the app can shut down. */
+  checks: Record<string, ReadinessCheckResult>;
+}
+
+/** Default of {@link HttpAppOptions.readinessTimeoutMs}, ms. */
+export const DEFAULT_READINESS_TIMEOUT_MS = 2000;
 
 /** What the HTTP app serves. */
 export interface HttpAppOptions {
   logger: Logger;
   registry: Registry;
-  /** Named readiness checks for `GET /readyz`. */
+  /** Named readiness checks for `GET /readyz`, run concurrently on every probe. */
   readiness: Record<string, ReadinessCheck>;
+  /** A check still pending after this many ms counts as failed. Default 2000. */
+  readinessTimeoutMs?: number;
+  /**
+   * True once the engine is shutting down (SIGTERM): every route except `/healthz`, `/readyz`,
+   * `/metrics`, `/openapi.json` and the public routers answers 503 `shutting_down`, `/readyz`
+   * answers 503 (check `shutdown` failed) so a load balancer takes the instance out, and every
+   * answer carries `Connection: close`. Absent: the app never shuts down.
+   */
+  isShuttingDown?: () => boolean;
   /** Public routers mounted under their path, e.g. `{'/sim': simulator.controlRouter()}`. */
   routers?: Record<string, Router>;
   /** Routers behind `authenticate`, mounted under their path, e.g. `{'/v1': callRoutes}`. */
@@ -42,33 +71,49 @@ export interface HttpAppOptions {
 }
 
 /**
- * Build the app. Routes: `GET /healthz` (200 while the process answers), `GET /readyz` (200, or
- * 503 with `{status, checks}` naming the failing check), `GET /metrics` (Prometheus text),
- * `GET /openapi.json`, and the routers of {@link HttpAppOptions}.
+ * Build the app. Routes: `GET /healthz` (200 `{status: "ok"}` while the process answers),
+ * `GET /readyz` (200, or 503, with a {@link ReadinessReport} listing every check),
+ * `GET /metrics` (Prometheus text), `GET /openapi.json`, and the routers of
+ * {@link HttpAppOptions}.
+ *
+ * @throws TypeError when `apiRouters` are given without `authenticate`
  */
 export function createHttpApp(options: HttpAppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false); // API answers are live state, never cached
   app.set('trust proxy', options.trustProxy ? 1 : false);
+  const isShuttingDown = options.isShuttingDown;
+  const readinessTimeoutMs = options.readinessTimeoutMs ?? DEFAULT_READINESS_TIMEOUT_MS;
+
+  app.use(httpMetricsMiddleware(options.registry));
+  if (isShuttingDown) {
+    // Clients (and keep-alive connections of load balancers) go elsewhere once we stop.
+    app.use((_req, res, next) => {
+      if (isShuttingDown()) res.set('Connection', 'close');
+      next();
+    });
+  }
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
   app.get('/readyz', async (_req, res) => {
-    const checks: Record<string, string> = {};
-    let ready = true;
-    for (const [name, check] of Object.entries(options.readiness)) {
-      let problem: string | undefined;
-      try {
-        problem = await check();
-      } catch (err) {
-        problem = err instanceof Error ? err.message : String(err);
-      }
-      checks[name] = problem ?? 'ok';
-      if (problem) ready = false;
-    }
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks });
+    const checks = Object.entries(options.readiness);
+    const results = await Promise.all(
+      checks.map(([name, check]) => runCheck(name, check, readinessTimeoutMs)),
+    );
+    const report: ReadinessReport = {
+      status: 'ready',
+      checks: Object.fromEntries(checks.map(([name], i) => [name, results[i]!])),
+    };
+    if (isShuttingDown)
+      report.checks.shutdown = isShuttingDown()
+        ? { status: 'failed', reason: 'the engine is shutting down' }
+        : { status: 'ok' };
+    if (Object.values(report.checks).some((check) => check.status === 'failed'))
+      report.status = 'not_ready';
+    res.status(report.status === 'ready' ? 200 : 503).json(report);
   });
   if (options.clientFilter) app.use(options.clientFilter);
   app.get('/metrics', async (_req, res) => {
@@ -81,6 +126,19 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
     });
   }
   for (const [path, router] of Object.entries(options.routers ?? {})) app.use(path, router);
+  if (isShuttingDown) {
+    app.use((_req, _res, next) => {
+      next(
+        isShuttingDown()
+          ? new HttpError(
+              503,
+              'shutting_down',
+              'the engine is shutting down and takes no new requests; retry on another instance',
+            )
+          : undefined,
+      );
+    });
+  }
   const apiRouters = Object.entries(options.apiRouters ?? {});
   if (apiRouters.length > 0 && !options.authenticate)
     throw new TypeError('createHttpApp: apiRouters need an authenticate middleware');
@@ -91,4 +149,24 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
   app.use(notFoundHandler);
   app.use(errorHandler(options.logger));
   return app;
+}
+
+/** Run one readiness check: its own failure text, its error message, or a timeout. */
+async function runCheck(
+  name: string,
+  check: ReadinessCheck,
+  timeoutMs: number,
+): Promise<ReadinessCheckResult> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve(`${name} check timed out after ${timeoutMs} ms`), timeoutMs);
+  });
+  try {
+    const problem = await Promise.race([Promise.resolve().then(check), timeout]);
+    return problem ? { status: 'failed', reason: problem } : { status: 'ok' };
+  } catch (err) {
+    return { status: 'failed', reason: err instanceof Error ? err.message : String(err) };
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -1,7 +1,10 @@
 /**
  * Idempotency of call creation (issue 3: "the same key within 24 h returns the same call instead
  * of dialling twice"). Keys are scoped by API key name; a request is identified by a fingerprint
- * of its normalised content. Kept in memory (a restart forgets them).
+ * of its normalised content. The working set is in memory (lookups are synchronous); each
+ * completed answer is also handed to an optional `persist` callback (the engine writes it to the
+ * store, `src/store/idempotency.ts`) and {@link IdempotencyStore.restore} reloads them at start-up,
+ * so a key still answers the same call after a restart.
  */
 import { createHash } from 'node:crypto';
 
@@ -37,6 +40,16 @@ export function fingerprintOf(value: unknown): string {
   return createHash('sha256').update(canonicalJson(value)).digest('hex');
 }
 
+/** A completed answer as it is persisted and restored. */
+export interface PersistedIdempotencyAnswer<T> {
+  scope: string;
+  key: string;
+  fingerprint: string;
+  value: T;
+  /** When it is forgotten, epoch milliseconds. */
+  expiresAt: number;
+}
+
 /** Remembered answers by (scope, key), each for `ttlMs` after it was stored. */
 export class IdempotencyStore<T> {
   // Insertion order is expiry order (one TTL for all), so expired entries are at the front.
@@ -49,7 +62,34 @@ export class IdempotencyStore<T> {
   constructor(
     private readonly ttlMs: number,
     private readonly now: () => number = Date.now,
+    /**
+     * Called with every completed answer (write it durably); must not throw. Reservations of
+     * requests still being processed are never persisted.
+     */
+    private readonly persist?: (answer: PersistedIdempotencyAnswer<T>) => void,
   ) {}
+
+  /**
+   * Load answers persisted by an earlier run (expired ones are skipped). Call before serving
+   * requests; answers already in memory win.
+   */
+  restore(answers: Iterable<PersistedIdempotencyAnswer<T>>): void {
+    const now = this.now();
+    const sorted = [...answers]
+      .filter((a) => a.expiresAt > now)
+      .sort((a, b) => a.expiresAt - b.expiresAt);
+    const fresh = new Map<string, Entry<T>>();
+    for (const a of sorted) {
+      const id = `${a.scope}\u0000${a.key}`;
+      if (!this.entries.has(id))
+        fresh.set(id, { fingerprint: a.fingerprint, value: a.value, expiresAt: a.expiresAt });
+    }
+    // Keep insertion order = expiry order: restored (older) entries first.
+    const current = [...this.entries];
+    this.entries.clear();
+    for (const [id, entry] of fresh) this.entries.set(id, entry);
+    for (const [id, entry] of current) this.entries.set(id, entry);
+  }
 
   /** Number of remembered keys (after dropping expired ones). */
   get size(): number {
@@ -79,7 +119,9 @@ export class IdempotencyStore<T> {
     const entry = this.entries.get(id);
     if (!entry) return;
     this.entries.delete(id);
-    this.entries.set(id, { ...entry, value, expiresAt: this.now() + this.ttlMs });
+    const expiresAt = this.now() + this.ttlMs;
+    this.entries.set(id, { ...entry, value, expiresAt });
+    this.persist?.({ scope, key, fingerprint: entry.fingerprint, value, expiresAt });
   }
 
   /** Forget a reservation whose request failed (the key may be used again). */

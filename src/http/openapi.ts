@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import {
+  callListQuerySchema,
   clickToCallBodySchema,
   idempotencyKeySchema,
   extensionSchema,
@@ -14,6 +15,8 @@ import {
   transferBodySchema,
 } from '../calls/routes.ts';
 import { COMPAT_KEY_PARAMETER } from '../compat/router.ts';
+import { deliveryLogQuerySchema, eventFeedQuerySchema } from '../events/routes.ts';
+import { historyResponseSchemas } from './history-schemas.ts';
 import {
   acceptedCallSchema,
   callSnapshotSchema,
@@ -57,6 +60,14 @@ function inline(schema: z.ZodType): JsonObject {
     io: 'input',
   }) as JsonObject;
   return rest;
+}
+
+/** The query parameters of a route, from the zod object its query is validated with. */
+function queryParameters(schema: z.ZodObject): JsonObject[] {
+  return Object.entries(schema.shape).map(([name, field]) => {
+    const { description, ...rest } = inline(field as z.ZodType);
+    return { name, in: 'query', required: false, description, schema: rest };
+  });
 }
 
 const ref = (id: string): JsonObject => ({ $ref: `#/components/schemas/${id}` });
@@ -122,7 +133,9 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
     'call.ringing': 'CallRingingEvent',
     'call.answered': 'CallAnsweredEvent',
     'call.transferred': 'CallTransferredEvent',
+    'call.recovered': 'CallRecoveredEvent',
     'call.ended': 'CallEndedEvent',
+    'recording.ready': 'RecordingReadyEvent',
   };
   const responseSchemas = componentSchemas(
     {
@@ -130,6 +143,7 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
       AcceptedCall: acceptedCallSchema,
       CurrentCall: currentCallSchema,
       Error: errorSchema,
+      ...historyResponseSchemas,
       ...Object.fromEntries(
         Object.entries(webhookSchemas).map(([type, schema]) => [webhookIds[type]!, schema]),
       ),
@@ -169,6 +183,22 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
       'application/json': { schema: { type: 'object' } },
     }),
     '/v1/calls': {
+      get: {
+        summary: 'Call history',
+        description:
+          'Stored calls (BRIEF F6), newest first (by startedAt, then id), live ones included with their last stored state. Filters combine (all must hold). Cursor pagination: pass `nextCursor` back as `cursor` with the same filters; pages neither repeat nor skip calls while new ones arrive. Times ISO 8601 UTC; waitSec/talkSec whole seconds; recording bytes and whole seconds.',
+        parameters: queryParameters(callListQuerySchema),
+        responses: {
+          '200': { description: 'A page of calls.', content: json('CallPage') },
+          '400': errorResponse(
+            '`invalid_query` (the parameter named in `field`: unknown parameter, bad time, limit, filter value, until not after since), `invalid_cursor` (field `cursor`: not a cursor of this list).',
+          ),
+          ...authErrors,
+          '503': errorResponse(
+            '`store_not_configured`: the engine runs without its store; `api_keys_not_configured`.',
+          ),
+        },
+      },
       post: {
         summary: 'Click-to-call',
         description:
@@ -218,10 +248,15 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
       get: {
         summary: 'A call',
         description:
-          'Live state, and once ended its disposition, times, wait and talk seconds (ended calls stay for about an hour).',
+          'A live call: its live state (`Call`). Otherwise the stored call (`CallRecord`): disposition, times, wait and talk seconds, legs with their times, and the recording (with `url` when the engine serves it). Times ISO 8601 UTC; waitSec/talkSec whole seconds.',
         parameters: [callIdParameter],
         responses: {
-          '200': { description: 'The call.', content: json('Call') },
+          '200': {
+            description: 'The call: `Call` while live, `CallRecord` (a superset) once stored.',
+            content: {
+              'application/json': { schema: { anyOf: [ref('Call'), ref('CallRecord')] } },
+            },
+          },
           ...authErrors,
           '404': errorResponse('`call_not_found`.'),
         },
@@ -253,6 +288,38 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
           '404': errorResponse('`call_not_found`.'),
           '409': errorResponse('`call_ended`, `call_not_bridged`, `transfer_in_progress`.'),
           '415': errorResponse('`unsupported_media_type`.'),
+        },
+      },
+    },
+    '/v1/events': {
+      get: {
+        summary: 'Event feed (pull)',
+        description:
+          "For CRMs that cannot receive webhooks: every lifecycle event, delivered or not, in outbox order (a call's events by `sequence`), each exactly as its webhook body. Read from the start without `after`, then keep passing `nextCursor` as `after`; an empty page returns the same cursor.",
+        parameters: queryParameters(eventFeedQuerySchema),
+        responses: {
+          '200': { description: 'A page of events.', content: json('FeedPage') },
+          '400': errorResponse(
+            '`invalid_query` (field named: unknown parameter, limit), `invalid_cursor` (field `after`).',
+          ),
+          ...authErrors,
+          '503': errorResponse('`store_not_configured`, `api_keys_not_configured`.'),
+        },
+      },
+    },
+    '/v1/webhooks/deliveries': {
+      get: {
+        summary: 'Webhook delivery log',
+        description:
+          'One row per delivery attempt to the webhook endpoint, newest first: event, attempt number, endpoint URL (without credentials), time (ISO 8601 UTC), outcome, HTTP status, error, duration (ms). `status=failed` lists the attempts that did not deliver.',
+        parameters: queryParameters(deliveryLogQuerySchema),
+        responses: {
+          '200': { description: 'A page of attempts.', content: json('DeliveryPage') },
+          '400': errorResponse(
+            '`invalid_query` (field named: unknown parameter, status, limit), `invalid_cursor` (field `cursor`).',
+          ),
+          ...authErrors,
+          '503': errorResponse('`store_not_configured`, `api_keys_not_configured`.'),
         },
       },
     },

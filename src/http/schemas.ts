@@ -12,8 +12,10 @@ import type {
   CallEndedData,
   CallRingingData,
   CallStartedData,
+  CallRecoveredData,
   CallTransferredData,
   LifecycleEvent,
+  RecordingReadyData,
 } from '../events/types.ts';
 
 /** True when A and B are assignable to each other. */
@@ -155,6 +157,26 @@ const callTransferredData = z.object({
 });
 type _TransferredMatches = Assert<Same<z.infer<typeof callTransferredData>, CallTransferredData>>;
 
+const callRecoveredData = z.object({
+  reason: z
+    .enum(['ari_reconnect', 'engine_restart'])
+    .describe('The ARI WebSocket came back, or the engine restarted and adopted the call.'),
+  state: z
+    .enum([
+      'routing',
+      'greeting',
+      'dialing_operator',
+      'operator_ringing',
+      'dialing_customer',
+      'customer_ringing',
+      'bridged',
+    ])
+    .describe("The call's state after reconciliation."),
+  answeredBy: z.string().optional().describe('The operator on the call, when answered.'),
+  outageSec: seconds.describe('How long the engine could not see the call, seconds.'),
+});
+type _RecoveredMatches = Assert<Same<z.infer<typeof callRecoveredData>, CallRecoveredData>>;
+
 const callEndedData = z.object({
   direction,
   from: z.string(),
@@ -171,6 +193,19 @@ const callEndedData = z.object({
   recordingUrl: z.string().optional(),
 });
 type _EndedMatches = Assert<Same<z.infer<typeof callEndedData>, CallEndedData>>;
+
+const recordingReadyData = z.object({
+  recordingUrl: z
+    .string()
+    .describe(
+      'Signed link GET /v1/calls/{id}/recording?expires=<unix s>&sig=<hex>: plays without an API key (HTTP Range) until expiresAt.',
+    ),
+  expiresAt: isoTime.describe('When recordingUrl stops working, ISO 8601 UTC.'),
+  bytes: z.int().min(0).describe('File size, bytes.'),
+  durationSec: seconds.describe('Audio length, whole seconds.'),
+  format: z.literal('wav').describe('RIFF PCM 8 kHz 16-bit mono, served as audio/wav.'),
+});
+type _RecordingReadyMatches = Assert<Same<z.infer<typeof recordingReadyData>, RecordingReadyData>>;
 
 function envelope<T extends string, D extends z.ZodType>(type: T, data: D) {
   return z.object({
@@ -189,7 +224,9 @@ export const webhookSchemas = {
   'call.ringing': envelope('call.ringing', callRingingData),
   'call.answered': envelope('call.answered', callAnsweredData),
   'call.transferred': envelope('call.transferred', callTransferredData),
+  'call.recovered': envelope('call.recovered', callRecoveredData),
   'call.ended': envelope('call.ended', callEndedData),
+  'recording.ready': envelope('recording.ready', recordingReadyData),
 } as const;
 
 /** Any webhook body; `type` discriminates. */
@@ -198,6 +235,8 @@ export const lifecycleEventSchema = z.discriminatedUnion('type', [
   webhookSchemas['call.ringing'],
   webhookSchemas['call.answered'],
   webhookSchemas['call.transferred'],
+  webhookSchemas['call.recovered'],
   webhookSchemas['call.ended'],
+  webhookSchemas['recording.ready'],
 ]);
 type _EventMatches = Assert<Same<z.infer<typeof lifecycleEventSchema>, LifecycleEvent>>;

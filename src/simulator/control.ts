@@ -10,6 +10,10 @@
  * - `PUT /customers/:number` body = PhoneBehaviour (`*` = default) → 200 `{number, behaviour}`
  * - `GET /channels` → live channels as ARI shows them
  * - `POST /channels/:id/hangup` → 204 (the far end hangs up)
+ * - `POST /ari/drop` → 204: close the app WebSockets (server side); channels stay (fact 13)
+ * - `POST /ari/refuse` `{forMs?}` → 204: ARI outage, every HTTP/WebSocket connection cut and
+ *   refused (for `forMs` real milliseconds, or until `POST /ari/accept`); the PBX keeps running
+ * - `POST /ari/accept` → 204: end the outage
  *
  * Errors are `{code, message}` with a 4xx status.
  */
@@ -36,6 +40,10 @@ const inboundCallSchema = z
     hangupAfterMs: ms.optional(),
     abandonAfterMs: ms.optional(),
   })
+  .strict();
+
+const refuseSchema = z
+  .object({ forMs: ms.max(3_600_000).optional() })
   .strict();
 
 const operatorCallSchema = z
@@ -150,6 +158,23 @@ export function createControlRouter(sim: PbxSimulator): Router {
     if (!sim.channels().some((c) => c.id === id))
       return fail(res, 404, 'channel_not_found', `no channel ${id}`);
     sim.hangup(id);
+    res.status(204).end();
+  });
+
+  router.post('/ari/drop', (_req: Request, res: Response) => {
+    sim.dropWebSockets();
+    res.status(204).end();
+  });
+
+  router.post('/ari/refuse', (req: Request, res: Response) => {
+    const parsed = refuseSchema.safeParse(req.body ?? {});
+    if (!parsed.success) return validation(res, parsed.error);
+    sim.refuseConnections(parsed.data.forMs);
+    res.status(204).end();
+  });
+
+  router.post('/ari/accept', (_req: Request, res: Response) => {
+    sim.acceptConnections();
     res.status(204).end();
   });
 

@@ -76,6 +76,18 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
   };
   const server = createServer(createAriHandler({ pbx, creds, record, log }));
   const wss = attachEventWebSocket(server, pbx, creds, log);
+  // Outage (refuseConnections): every new TCP connection is reset at once, REST and WebSocket
+  // alike (Asterisk serves both on one HTTP server); the PBX itself keeps running.
+  let refusing = false;
+  let refuseTimer: NodeJS.Timeout | undefined;
+  server.on('connection', (socket) => {
+    if (refusing) socket.destroy();
+  });
+  const cutConnections = (): void => {
+    for (const socket of apps.sockets()) socket.terminate();
+    for (const client of wss.clients) client.terminate();
+    server.closeAllConnections();
+  };
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, host, () => {
@@ -180,6 +192,27 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
     dropWebSockets(): void {
       for (const socket of apps.sockets()) socket.terminate();
     },
+    refuseConnections(forMs?: number): void {
+      if (closed) return;
+      if (refuseTimer) clearTimeout(refuseTimer);
+      refuseTimer = undefined;
+      if (!refusing) log?.info('sim ARI outage: connections refused', { forMs });
+      refusing = true;
+      cutConnections();
+      if (forMs !== undefined) {
+        refuseTimer = setTimeout(() => sim.acceptConnections(), Math.max(0, forMs));
+        refuseTimer.unref();
+      }
+    },
+    acceptConnections(): void {
+      if (refuseTimer) clearTimeout(refuseTimer);
+      refuseTimer = undefined;
+      if (refusing) log?.info('sim ARI outage over: connections accepted');
+      refusing = false;
+    },
+    refusingConnections(): boolean {
+      return refusing;
+    },
     channels(): AriChannel[] {
       return [...pbx.channels.values()].map(channelJson);
     },
@@ -190,6 +223,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
     async close(): Promise<void> {
       if (closed) return;
       closed = true;
+      if (refuseTimer) clearTimeout(refuseTimer);
       pbx.shutdown();
       for (const socket of apps.sockets()) socket.terminate();
       for (const client of wss.clients) client.terminate();

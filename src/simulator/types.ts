@@ -168,11 +168,32 @@ export interface PbxSimulator {
   readonly requests: RecordedRequest[];
   clearRequests(): void;
   setRaces(races: SimulatorRaces): void;
-  /** Close every app WebSocket (server side), e.g. for reconnect tests. */
+  /**
+   * Close every app WebSocket (server side), e.g. for reconnect tests. Like a real Asterisk
+   * (fixtures fact 13): the app's channels stay in Stasis and bridged, events meanwhile are
+   * dropped and never replayed; REST keeps working and a new WebSocket resumes events at once.
+   */
   dropWebSockets(): void;
+  /**
+   * ARI outage: the simulated Asterisk's HTTP server becomes unreachable, as when the network
+   * between the engine and Asterisk fails or Asterisk's HTTP server restarts (`module reload
+   * http`). Every open HTTP and WebSocket connection is cut, and every new TCP connection is
+   * reset at once (the client sees ECONNRESET): REST and WebSocket alike, since Asterisk serves
+   * both on one HTTP server. The PBX keeps running meanwhile, exactly as with a dropped WebSocket
+   * (fact 13): channels stay in their Stasis app and bridged, phones ring, answer and hang up,
+   * dial timeouts expire, events are dropped; a call reaching `Stasis(<app>)` is rejected (the
+   * app has no WebSocket, fact 14). With `forMs` (real milliseconds, not simulated) connections
+   * are accepted again after that long; without it, until {@link acceptConnections}. The
+   * in-process API (`injectInboundCall`, `hangup`, `phones`…) keeps working.
+   */
+  refuseConnections(forMs?: number): void;
+  /** End an outage started by {@link refuseConnections}: new connections are served again. */
+  acceptConnections(): void;
+  /** True during an outage started by {@link refuseConnections}. */
+  refusingConnections(): boolean;
   /** Snapshots of the live channels, as `GET /channels` shows them. */
   channels(): AriChannel[];
-  /** Control API for demos and e2e tests (JSON): POST /calls, GET /phones, PUT /phones/:extension, PUT /customers/:number, GET /channels, POST /channels/:id/hangup. */
+  /** Control API for demos and e2e tests (JSON): POST /calls, GET /phones, PUT /phones/:extension, PUT /customers/:number, GET /channels, POST /channels/:id/hangup, POST /ari/drop, POST /ari/refuse, POST /ari/accept. */
   controlRouter(): Router;
   close(): Promise<void>;
 }

@@ -89,14 +89,27 @@ export interface CallRecord extends Omit<CallSnapshot, 'legs'> {
   legs: LegRecord[];
 }
 
+/**
+ * A call not yet ended, as {@link CallRepository.unfinishedCalls} returns it for restart
+ * reconciliation (src/calls/reconcile.ts): the record plus where its event sequence stands.
+ */
+export interface UnfinishedCallRecord extends CallRecord {
+  /** Highest `sequence` of the call's stored events, 0 when none: the next event is this + 1. */
+  lastSequence: number;
+}
+
 /** Filter of {@link CallRepository.listCalls} (F6). All given conditions must hold. */
 export interface CallFilter {
   /** Calls that started at or after this instant. */
   from?: Date;
   /** Calls that started strictly before this instant. */
   to?: Date;
-  /** Exact number on either side (caller `from` or called `to`). */
-  number?: string;
+  /**
+   * Exact number on either side (caller `from` or called `to`). A list matches any of its
+   * numbers (the forms one phone number may be stored in: `+74957654321`, `74957654321`,
+   * `84957654321`); an empty list matches nothing.
+   */
+  number?: string | readonly string[];
   /** An operator extension that answered or had a leg in the call. */
   extension?: string;
   direction?: Direction;
@@ -139,8 +152,11 @@ export interface CallRepository {
    * @throws RangeError on a bad limit; InvalidCursorError on a cursor not issued here
    */
   listCalls(filter: CallFilter): Promise<CallPage>;
-  /** Calls not yet `ended` (restart reconciliation), oldest first, with legs. */
-  unfinishedCalls(): Promise<CallRecord[]>;
+  /**
+   * Calls not yet `ended` (restart reconciliation), oldest first, with legs and the last event
+   * sequence stored for each (from the `events` outbox).
+   */
+  unfinishedCalls(): Promise<UnfinishedCallRecord[]>;
 }
 
 /** The calls repository over `db` (a Kysely instance or a transaction). */
@@ -337,11 +353,18 @@ export function createCallRepository(db: Kysely<Database>): CallRepository {
             ? query.where((eb) => eb.lit(false))
             : query.where('calls.disposition', 'in', list);
       }
-      const number = filter.number;
-      if (number !== undefined) {
-        query = query.where((eb) =>
-          eb.or([eb('calls.from_number', '=', number), eb('calls.to_number', '=', number)]),
-        );
+      if (filter.number !== undefined) {
+        const numbers: readonly string[] =
+          typeof filter.number === 'string' ? [filter.number] : filter.number;
+        query =
+          numbers.length === 0
+            ? query.where((eb) => eb.lit(false))
+            : query.where((eb) =>
+                eb.or([
+                  eb('calls.from_number', 'in', numbers),
+                  eb('calls.to_number', 'in', numbers),
+                ]),
+              );
       }
       const extension = filter.extension;
       if (extension !== undefined) {
@@ -388,7 +411,20 @@ export function createCallRepository(db: Kysely<Database>): CallRepository {
         .orderBy('started_at')
         .orderBy('id')
         .execute();
-      return withLegs(rows);
+      const records = await withLegs(rows);
+      if (records.length === 0) return [];
+      const sequences = await db
+        .selectFrom('events')
+        .select(['call_id', (eb) => eb.fn.max('sequence').as('last')])
+        .where(
+          'call_id',
+          'in',
+          records.map((record) => record.id),
+        )
+        .groupBy('call_id')
+        .execute();
+      const last = new Map(sequences.map((row) => [row.call_id, Number(row.last)]));
+      return records.map((record) => ({ ...record, lastSequence: last.get(record.id) ?? 0 }));
     },
   };
 }

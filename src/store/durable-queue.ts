@@ -12,53 +12,27 @@
  * event id is the idempotency key). A failed write is logged at error and counted
  * ({@link DurableEventQueue.writeFailures}); delivery goes on from memory.
  *
- * The optional arguments and methods below ({@link Settlement}, {@link RetryInfo},
- * {@link AttemptInfo}, `recordAttempt`, `flush`) are the proposed extension of `EventQueue`
- * ({@link SettlingEventQueue}); the current dispatcher does not pass them, in which case a
- * removed head is recorded as `delivered` without a status code and no delivery-log rows are
- * written. Single process only: several instances on one PostgreSQL must not each open a
- * queue (they would all deliver every pending event); they need a claim-based pump over
- * `EventRepository.claimDue` (docs/store.md).
+ * The dispatcher passes each settlement (`removeHead`), retry schedule (`update`) and attempt
+ * (`recordAttempt`), which become the event's status and the delivery log; a `removeHead`
+ * without a settlement is recorded as `delivered` without a status code. Single process only:
+ * several instances on one PostgreSQL must not each open a queue (they would all deliver every
+ * pending event); they need a claim-based pump over `EventRepository.claimDue` (docs/store.md).
  */
-import type { EventQueue, QueuedEvent } from '../events/queue.ts';
+import type {
+  AttemptInfo,
+  EventQueue,
+  QueuedEvent,
+  RetryInfo,
+  Settlement,
+} from '../events/queue.ts';
 import type { Logger } from '../logging/logger.ts';
-import type { AttemptOutcome, EventRepository } from './events.ts';
+import type { EventRepository } from './events.ts';
 
-/** How the head of a call's FIFO was settled (proposed argument of `removeHead`). */
-export type Settlement =
-  | { kind: 'delivered'; /** HTTP status (2xx). */ status: number }
-  | { kind: 'rejected'; /** HTTP status (4xx). */ status: number; error: string }
-  | { kind: 'dead'; reason: string };
+export type { AttemptInfo, RetryInfo, Settlement } from '../events/queue.ts';
 
-/** A scheduled retry (proposed argument of `update`). */
-export interface RetryInfo {
-  /** When the event is due again, epoch milliseconds. */
-  nextAttemptAt: number;
-  error: string;
-  /** HTTP status of the failed answer, if the CRM answered. */
-  status?: number;
-}
-
-/** One finished delivery attempt (proposed `recordAttempt`). */
-export interface AttemptInfo {
-  /** When the attempt started, epoch milliseconds. */
-  at: number;
-  outcome: AttemptOutcome;
-  statusCode?: number;
-  error?: string;
-  /** Duration of the attempt, ms. */
-  durationMs: number;
-}
-
-/** The proposed extension of `EventQueue` (all additions optional for `MemoryEventQueue`). */
+/** The queue contract with every optional part implemented. */
 export interface SettlingEventQueue extends EventQueue {
-  /** Persist `attempts` and, when given, the retry schedule and last error. */
-  update(entry: QueuedEvent, retry?: RetryInfo): void;
-  /** Remove the settled head, recording how it was settled. */
-  removeHead(callId: string, eventId: string, settlement?: Settlement): void;
-  /** Log one delivery attempt of `entry` (attempt number = `entry.attempts`). */
   recordAttempt(entry: QueuedEvent, attempt: AttemptInfo): void;
-  /** Resolves when every change made so far is written. Never rejects. */
   flush(): Promise<void>;
 }
 
@@ -67,6 +41,12 @@ export interface DurableEventQueueOptions {
   logger: Logger;
   /** Webhook URL written into the delivery log (credentials are stripped). */
   url?: string;
+  /**
+   * Whether `append` writes the event (idempotently by event id). Default true. False when
+   * every event is already in the outbox before it is queued (the call journal commits it with
+   * the call's state change first), which saves one write per event.
+   */
+  persistAppends?: boolean;
 }
 
 /** The durable queue (see the module comment). */
@@ -81,6 +61,7 @@ export class DurableEventQueue implements SettlingEventQueue {
     private readonly events: EventRepository,
     private readonly logger: Logger,
     url: string | undefined,
+    private readonly persistAppends: boolean,
   ) {
     this.url = url === undefined ? undefined : stripCredentials(url);
   }
@@ -96,7 +77,12 @@ export class DurableEventQueue implements SettlingEventQueue {
     events: EventRepository,
     options: DurableEventQueueOptions,
   ): Promise<DurableEventQueue> {
-    const queue = new DurableEventQueue(events, options.logger, options.url);
+    const queue = new DurableEventQueue(
+      events,
+      options.logger,
+      options.url,
+      options.persistAppends ?? true,
+    );
     for (const row of await events.loadPending()) {
       queue.push({
         event: row.event,
@@ -117,6 +103,7 @@ export class DurableEventQueue implements SettlingEventQueue {
 
   append(entry: QueuedEvent): void {
     this.push(entry);
+    if (!this.persistAppends) return;
     const ms = entry.enqueuedAt;
     this.persist('append', entry.event.id, () => this.events.appendEvents([entry.event], ms));
   }

@@ -23,6 +23,7 @@ export {
   type LegRecord,
   type RecordingFields,
   type TimeInput,
+  type UnfinishedCallRecord,
 } from './calls.ts';
 export {
   DEFAULT_CLAIM_LEASE_MS,

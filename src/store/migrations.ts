@@ -183,6 +183,29 @@ export function storeMigrations(dialect: StoreDialect): Record<string, Migration
         await db.schema.dropTable('calls').execute();
       },
     },
+    // Idempotency-Key answers of POST /v1/calls survive a restart (issue 3: "the same key within
+    // 24 h returns the same call instead of dialling twice").
+    '0002_idempotency_keys': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await db.schema
+          .createTable('idempotency_keys')
+          .addColumn('scope', 'text', (col) => col.notNull())
+          .addColumn('key', 'text', (col) => col.notNull())
+          .addColumn('fingerprint', 'text', (col) => col.notNull())
+          .addColumn('value', 'text', (col) => col.notNull())
+          .addColumn('expires_at', 'text', (col) => col.notNull())
+          .addPrimaryKeyConstraint('idempotency_keys_pk', ['scope', 'key'])
+          .execute();
+        await db.schema
+          .createIndex('idempotency_keys_expires_idx')
+          .on('idempotency_keys')
+          .column('expires_at')
+          .execute();
+      },
+      async down(db: Kysely<unknown>): Promise<void> {
+        await db.schema.dropTable('idempotency_keys').execute();
+      },
+    },
   };
 }
 

@@ -91,12 +91,26 @@ export interface WebhookDeliveriesTable {
   duration_ms: number;
 }
 
+/** `idempotency_keys`: remembered answers of `POST /v1/calls` by (API key name, key). */
+export interface IdempotencyKeysTable {
+  /** The API key's name. */
+  scope: string;
+  /** The client's `Idempotency-Key`. */
+  key: string;
+  /** SHA-256 of the normalised request: another request with the same key is a conflict. */
+  fingerprint: string;
+  /** The remembered answer, JSON. */
+  value: string;
+  expires_at: string;
+}
+
 /** The whole database as Kysely sees it. */
 export interface Database {
   calls: CallsTable;
   call_legs: CallLegsTable;
   events: EventsTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  idempotency_keys: IdempotencyKeysTable;
 }
 
 /**

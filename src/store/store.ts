@@ -19,6 +19,7 @@ import type { Logger } from '../logging/logger.ts';
 import { createCallRepository, type CallRepository } from './calls.ts';
 import { StoreError, StoreUrlError } from './errors.ts';
 import { createEventRepository, type EventRepository } from './events.ts';
+import { createIdempotencyRepository, type IdempotencyRepository } from './idempotency.ts';
 import { storeMigrationProvider, type StoreDialect } from './migrations.ts';
 import type { Database } from './schema.ts';
 
@@ -39,12 +40,19 @@ export interface StoreOptions {
   poolSize?: number;
   /** SQLite only: how long a write waits for a lock held by another connection, ms. Default 5000. */
   busyTimeoutMs?: number;
+  /**
+   * SQLite only (SQLITE_SYNCHRONOUS): `full` (default here) makes a commit survive a power cut;
+   * `normal` (WAL) survives a crash of the process but not of the OS, and commits without
+   * waiting for the disk.
+   */
+  synchronous?: 'normal' | 'full';
 }
 
 /** The repositories, bound to the store or to one transaction. */
 export interface StoreRepositories {
   calls: CallRepository;
   events: EventRepository;
+  idempotency: IdempotencyRepository;
 }
 
 /** What {@link Store.migrate} did. */
@@ -103,7 +111,7 @@ export function parseStoreUrl(url: string): StoreTarget {
 
 /**
  * Open a store. SQLite: opens (creating) the file and its directory, with WAL journal, foreign
- * keys on, `synchronous=FULL` (a committed change survives a power cut) and a busy timeout.
+ * keys on, `synchronous` as {@link StoreOptions.synchronous} says (default FULL) and a busy timeout.
  * PostgreSQL: a `pg` pool; connections are made lazily (use {@link Store.ping} to check).
  * Call {@link Store.migrate} before using the repositories.
  *
@@ -118,7 +126,7 @@ export function createStore(options: StoreOptions): Store {
     const database = new SqliteDatabase(target.filename);
     if (target.filename !== ':memory:') database.pragma('journal_mode = WAL');
     database.pragma('foreign_keys = ON');
-    database.pragma('synchronous = FULL');
+    database.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
     database.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
     db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
   } else {
@@ -138,6 +146,7 @@ export function createStore(options: StoreOptions): Store {
   const bind = (k: Kysely<Database>): StoreRepositories => ({
     calls: createCallRepository(k),
     events: createEventRepository(k, dialect),
+    idempotency: createIdempotencyRepository(k),
   });
   let closed: Promise<void> | undefined;
 

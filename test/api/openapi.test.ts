@@ -99,6 +99,7 @@ describe('OpenAPI document', function () {
       'call.ringing',
       'call.answered',
       'call.transferred',
+      'call.recovered',
       'call.ended',
     ]);
     expect(doc.components.schemas).to.include.keys(

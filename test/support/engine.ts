@@ -2,6 +2,9 @@
  * Start the whole engine in-process against the PBX simulator and a fake CRM, as a user would run
  * it (real ari-client, real HTTP), with simulated time sped up.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { loadConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/logging/logger.ts';
@@ -15,6 +18,8 @@ export interface TestBed {
   crm: FakeCrm;
   /** Every JSON log line the engine wrote. */
   logs: Array<Record<string, unknown>>;
+  /** The engine's DATA_DIR (a fresh temporary directory unless `env` set one). */
+  dataDir: string;
   stop(): Promise<void>;
 }
 
@@ -33,6 +38,8 @@ export const scaled = (ms: number): number => ms * TIME_SCALE;
  * {@link TEST_API_KEY} unless overridden.
  */
 export async function startTestBed(env: Record<string, string | undefined> = {}): Promise<TestBed> {
+  const ownDataDir = env.DATA_DIR === undefined;
+  const dataDir = env.DATA_DIR ?? mkdtempSync(join(tmpdir(), 'ari-crm-test-'));
   const crm = await FakeCrm.start();
   const sim = await startSimulator({ timeScale: TIME_SCALE });
   const logs: Array<Record<string, unknown>> = [];
@@ -50,6 +57,7 @@ export async function startTestBed(env: Record<string, string | undefined> = {})
     WEBHOOK_SECRET: crm.secret,
     CRM_ROUTE_CACHE_TTL_MS: '0',
     API_KEYS: `test:${TEST_API_KEY}`,
+    DATA_DIR: dataDir,
     ...env,
   });
   const engine = await startEngine(config, { logger, simulator: sim });
@@ -58,10 +66,12 @@ export async function startTestBed(env: Record<string, string | undefined> = {})
     sim,
     crm,
     logs,
+    dataDir,
     async stop() {
       await engine.stop();
       await sim.close();
       await crm.close();
+      if (ownDataDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

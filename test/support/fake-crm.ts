@@ -59,18 +59,18 @@ export class FakeCrm extends EventEmitter {
     super();
   }
 
-  /** Start on 127.0.0.1, any free port. */
-  static async start(secret = 'test-webhook-secret-0123456789'): Promise<FakeCrm> {
+  /** Start on 127.0.0.1, on `port` (default any free port). */
+  static async start(secret = 'test-webhook-secret-0123456789', port = 0): Promise<FakeCrm> {
     const holder: { crm?: FakeCrm } = {};
     const server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => holder.crm!.handle(req, Buffer.concat(chunks).toString('utf8'), res));
     });
-    server.listen(0, '127.0.0.1');
+    server.listen(port, '127.0.0.1');
     await once(server, 'listening');
-    const { port } = server.address() as AddressInfo;
-    holder.crm = new FakeCrm(server, `http://127.0.0.1:${port}`, secret);
+    const bound = (server.address() as AddressInfo).port;
+    holder.crm = new FakeCrm(server, `http://127.0.0.1:${bound}`, secret);
     return holder.crm;
   }
 
@@ -156,6 +156,7 @@ export class FakeCrm extends EventEmitter {
         receivedAt: Date.now(),
       };
       res.writeHead(this.webhookStatus).end();
+      this.emit('attempt', webhook, this.webhookStatus);
       if (this.webhookStatus >= 200 && this.webhookStatus < 300) {
         this.webhooks.push(webhook);
         this.emit('webhook', webhook);

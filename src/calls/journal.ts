@@ -1,0 +1,252 @@
+/**
+ * The call journal (issue 4 "Calls are written at every state change … so a crash loses no
+ * finished fact"; "Every webhook event is written to the store in the same transaction as the
+ * state change that caused it, then delivered by a dispatcher").
+ *
+ * The call service and the notifier report every change of a call with {@link CallJournal.record}
+ * (the live `Call`, plus the lifecycle event the change produced, if any). The journal snapshots
+ * the call, and writes the call row, its legs and its new events in one store transaction; only
+ * after the commit are the events handed to the webhook dispatcher. So a delivered webhook is
+ * always backed by a committed call record, and an event that was committed but not yet
+ * delivered when the process died is delivered after the restart (the outbox).
+ *
+ * Changes are group-committed: everything recorded while a transaction is being written goes
+ * into the next one (one per event-loop turn at most), so the store costs one commit per turn,
+ * not one per change. Writes are strictly sequential, so per-call event order in the outbox is the
+ * emission order.
+ *
+ * A failed write (disk full, PostgreSQL down) is logged, counted
+ * (`aricrm_store_write_failures_total`) and retried with capped backoff; nothing recorded is
+ * dropped, and the events wait in memory until their write commits (webhooks pause meanwhile).
+ */
+import type { Counter, Gauge, Registry } from 'prom-client';
+import type { LifecycleEvent } from '../events/types.ts';
+import type { Logger } from '../logging/logger.ts';
+import { counter, gauge } from '../metrics/registry.ts';
+import type { LegInput } from '../store/calls.ts';
+import type { Store } from '../store/store.ts';
+import { type Call, type Leg, snapshotCall } from './model.ts';
+
+/** Options of {@link CallJournal}. */
+export interface CallJournalOptions {
+  store: Store;
+  logger: Logger;
+  /** Registry of the journal's metrics (reused if already there). */
+  registry: Registry;
+  /** Where committed events go, in commit order (the webhook dispatcher's `enqueue`). */
+  deliver: (event: LifecycleEvent) => void;
+  /** Clock, epoch ms (tests). */
+  now?: () => number;
+  /** First retry delay after a failed write, ms. Default 100. */
+  retryInitialDelayMs?: number;
+  /** Largest retry delay, ms. Default 5000. */
+  retryMaxDelayMs?: number;
+}
+
+interface Pending {
+  call: Call;
+  events: LifecycleEvent[];
+}
+
+interface JournalMetrics {
+  commits: Counter;
+  failures: Counter;
+  backlog: Gauge;
+}
+
+/** Writes call state and lifecycle events to the store (see the module comment). */
+export class CallJournal {
+  private dirty = new Map<string, Pending>();
+  private scheduled = false;
+  private writing = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private failuresInARow = 0;
+  private closed = false;
+  private readonly idleWaiters = new Set<() => void>();
+  private readonly now: () => number;
+  private readonly metrics: JournalMetrics;
+
+  constructor(private readonly options: CallJournalOptions) {
+    this.now = options.now ?? Date.now;
+    this.metrics = {
+      commits: counter(options.registry, {
+        name: 'aricrm_store_commits_total',
+        help: 'Store transactions committed by the call journal (each holds the call changes and events of one or more calls).',
+      }),
+      failures: counter(options.registry, {
+        name: 'aricrm_store_write_failures_total',
+        help: 'Call journal transactions that failed (retried with backoff; nothing is dropped).',
+      }),
+      backlog: gauge(options.registry, {
+        name: 'aricrm_store_backlog_calls',
+        help: 'Calls with changes not yet committed to the store.',
+      }),
+    };
+  }
+
+  /**
+   * Record that `call` changed, with the lifecycle `event` the change produced (if any). Never
+   * throws, never waits: the write happens on a later turn of the event loop. Events of a call
+   * must be recorded in sequence order.
+   */
+  record(call: Call, event?: LifecycleEvent): void {
+    let pending = this.dirty.get(call.id);
+    if (!pending) {
+      pending = { call, events: [] };
+      this.dirty.set(call.id, pending);
+    } else {
+      pending.call = call;
+    }
+    if (event) pending.events.push(event);
+    this.schedule();
+  }
+
+  /** True while the last write failed and is being retried (readiness: store not writable). */
+  failing(): boolean {
+    return this.failuresInARow > 0;
+  }
+
+  /** Calls with changes not yet committed. */
+  backlog(): number {
+    return this.dirty.size;
+  }
+
+  /**
+   * Resolves true once everything recorded so far is committed, false if `timeoutMs` passed
+   * first (the store keeps failing). Without a timeout it waits as long as it takes.
+   */
+  flush(timeoutMs?: number): Promise<boolean> {
+    if (this.idle()) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (): void => {
+        if (timer) clearTimeout(timer);
+        this.idleWaiters.delete(done);
+        resolve(true);
+      };
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          this.idleWaiters.delete(done);
+          resolve(false);
+        }, timeoutMs);
+      }
+      this.idleWaiters.add(done);
+    });
+  }
+
+  /**
+   * Flush (for up to `timeoutMs`) and stop writing. Changes still unwritten after that are
+   * logged at error with their call ids (lost: the store is unusable).
+   */
+  async close(timeoutMs: number): Promise<void> {
+    const flushed = await this.flush(timeoutMs);
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (!flushed) {
+      this.options.logger.error('call journal closed with unwritten changes', {
+        calls: [...this.dirty.keys()],
+        events: [...this.dirty.values()].reduce((n, p) => n + p.events.length, 0),
+      });
+    }
+  }
+
+  private idle(): boolean {
+    return this.dirty.size === 0 && !this.writing;
+  }
+
+  private schedule(): void {
+    this.metrics.backlog.set(this.dirty.size);
+    if (this.scheduled || this.writing || this.retryTimer || this.closed) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.write();
+    });
+  }
+
+  private async write(): Promise<void> {
+    if (this.writing || this.dirty.size === 0 || this.closed) return;
+    this.writing = true;
+    const batch = [...this.dirty.values()];
+    this.dirty = new Map();
+    const at = this.now();
+    // Snapshot now: the live objects keep changing while the transaction is written.
+    const rows = batch.map(({ call }) => ({
+      snapshot: snapshotCall(call, at),
+      legs: [...call.legs.values()].map(legInput),
+    }));
+    const events = batch.flatMap((p) => p.events);
+    try {
+      await this.options.store.transaction(async (repos) => {
+        for (const row of rows) await repos.calls.upsertCall(row.snapshot, { legs: row.legs, at });
+        if (events.length > 0) await repos.events.appendEvents(events, at);
+      });
+      this.metrics.commits.inc();
+      this.failuresInARow = 0;
+      for (const event of events) {
+        try {
+          this.options.deliver(event);
+        } catch (err) {
+          this.options.logger.error('event delivery hand-off failed', {
+            callId: event.callId,
+            eventId: event.id,
+            err,
+          });
+        }
+      }
+    } catch (err) {
+      this.failuresInARow++;
+      this.metrics.failures.inc();
+      // Put the batch back in front of what was recorded meanwhile, keeping event order.
+      const later = this.dirty;
+      this.dirty = new Map();
+      for (const pending of batch) this.dirty.set(pending.call.id, pending);
+      for (const [id, pending] of later) {
+        const earlier = this.dirty.get(id);
+        if (earlier) {
+          earlier.call = pending.call;
+          earlier.events.push(...pending.events);
+        } else this.dirty.set(id, pending);
+      }
+      const initial = this.options.retryInitialDelayMs ?? 100;
+      const max = this.options.retryMaxDelayMs ?? 5000;
+      const delayMs = Math.min(max, initial * 2 ** Math.min(this.failuresInARow - 1, 20));
+      this.options.logger.error('store write failed; retrying', {
+        calls: batch.length,
+        events: events.length,
+        retryInMs: delayMs,
+        failuresInARow: this.failuresInARow,
+        err,
+      });
+      if (!this.closed) {
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = undefined;
+          this.schedule();
+        }, delayMs);
+      }
+    } finally {
+      this.writing = false;
+      this.metrics.backlog.set(this.dirty.size);
+    }
+    if (this.dirty.size > 0) this.schedule();
+    else if (this.idle()) {
+      for (const resolve of [...this.idleWaiters]) resolve();
+    }
+  }
+}
+
+/** A copy of a leg's stored fields (the live leg keeps changing while the write is pending). */
+function legInput(leg: Leg): LegInput {
+  return {
+    channelId: leg.channelId,
+    role: leg.role,
+    ...(leg.extension === undefined ? {} : { extension: leg.extension }),
+    ...(leg.endpoint === undefined ? {} : { endpoint: leg.endpoint }),
+    ...(leg.outcome === undefined ? {} : { outcome: leg.outcome }),
+    ...(leg.cause === undefined ? {} : { cause: leg.cause }),
+    ...(leg.causeText === undefined ? {} : { causeText: leg.causeText }),
+    createdAt: leg.createdAt,
+    ...(leg.answeredAt === undefined ? {} : { answeredAt: leg.answeredAt }),
+    ...(leg.endedAt === undefined ? {} : { endedAt: leg.endedAt }),
+  };
+}

@@ -1,0 +1,512 @@
+/**
+ * Reconciliation (issue 5, BRIEF "Shape": calls survive an ARI outage and an engine restart):
+ * making the engine's calls match what Asterisk shows again after the engine lost sight of them.
+ *
+ * - **ARI reconnect.** When the event WebSocket drops, Asterisk keeps the app's channels in
+ *   Stasis and bridged, drops the events meanwhile and replays nothing on reconnect (fixtures
+ *   facts 13, 14). When the gateway reports `connected` again, the engine lists channels and
+ *   bridges (`GET /channels`, `GET /bridges`) and corrects every live call.
+ * - **Engine restart.** At start-up the calls the store says are unfinished are adopted
+ *   ({@link adoptedCallFromRecord}: legs, roles, extensions, times, event sequence), before the
+ *   gateway connects; the first `connected` reconciles them the same way, and the bridge of a
+ *   bridged call is found again in the bridge list.
+ *
+ * Per call, in its per-call promise chain (so never interleaved with its event handling; events
+ * arriving meanwhile queue behind and are applied after, which the handlers tolerate since they
+ * ignore what already happened), with the normal flow's own handlers:
+ *
+ * 1. every channel of an answered call is gone: it ended while the engine was away and who hung
+ *    up is unknown: `answered`, `hangupBy: system`, `endReason: reconciled`;
+ * 2. the anchor channel is gone (the inbound caller, the operator's phone of an outbound call,
+ *    the click-to-call operator leg): handled like its hang-up (a caller gone while operators
+ *    ring = abandoned, `canceled`; a party of a bridged call = answered, hung up by that party);
+ * 3. otherwise: a caller now `Up` is noted; a dialled leg that entered Stasis unseen is dialled;
+ *    a leg now `Up` is answered (bridged as usual, other legs cancelled), one now `Ringing` gets
+ *    its `call.ringing`; a dialled leg that vanished ended unanswered (`no_answer` when it was
+ *    ringing, else `failed`) and the flow goes on (next extension, nobody answered…); a party of
+ *    a bridged call that vanished hung up;
+ * 4. a greeting or failure tone whose PlaybackFinished was missed is treated as finished;
+ * 5. adopted calls whose routing was lost (`routing`/`greeting`) are routed again (the greeting
+ *    is not played twice); adopted calls left with nobody being dialled go on as if the last leg
+ *    had just failed;
+ * 6. a call still alive gets `call.recovered`.
+ *
+ * Calls ended by a reconciliation get `endReason: reconciled` unless the flow gives its own
+ * reason (`abandoned`, `nobody_answered`…); their end time (and so talk time) is when the engine
+ * found out, the moment the hang-up happened being unknown.
+ */
+import type { Registry } from 'prom-client';
+import type {
+  AriBridge,
+  AriChannel,
+  AriConnectionState,
+  AriGateway,
+} from '../ari/types.ts';
+import type { EventCallState } from '../events/types.ts';
+import type { Logger } from '../logging/logger.ts';
+import { counter } from '../metrics/registry.ts';
+import type { LegRecord, UnfinishedCallRecord } from '../store/calls.ts';
+import {
+  type Call,
+  type CallPhase,
+  type CallState,
+  type Disposition,
+  type HangupBy,
+  type Leg,
+  callState,
+} from './model.ts';
+
+/** Which flow drives a call (as in the call service). */
+export type CallFlow = 'inbound' | 'outbound' | 'click2call';
+
+/** Why the engine lost sight of a call (`call.recovered` `reason`). */
+export type RecoveryReason = 'ari_reconnect' | 'engine_restart';
+
+/** What Asterisk showed when listed: the app name, channels by id, bridges. */
+export interface AriView {
+  /** The Stasis app (`crm-app`). */
+  app: string;
+  channels: ReadonlyMap<string, AriChannel>;
+  bridges: readonly AriBridge[];
+}
+
+/** Build an {@link AriView} from `GET /channels` and `GET /bridges`. */
+export function ariView(app: string, channels: AriChannel[], bridges: AriBridge[]): AriView {
+  return { app, channels: new Map(channels.map((ch) => [ch.id, ch])), bridges };
+}
+
+/**
+ * Whether a channel is in the Stasis app `app`: its dialplan application is `Stasis` with `app`
+ * as first argument (ARI `Channel.dialplan`, trace ws-reconnect).
+ */
+export function inStasisOf(channel: AriChannel, app: string): boolean {
+  const data = channel.dialplan?.app_data ?? '';
+  return (
+    channel.dialplan?.app_name === 'Stasis' && (data === app || data.startsWith(`${app},`))
+  );
+}
+
+/**
+ * One call as the call service lets reconciliation see and drive it: its model, and the normal
+ * flow's own handlers (implemented in `service.ts` over its private per-call context).
+ */
+export interface ReconcileTarget {
+  readonly call: Call;
+  readonly flow: CallFlow;
+  /** The channel that stays while others are dialled (inbound caller, operator phone, …). */
+  readonly anchorChannelId: string;
+  /**
+   * Channels of the call that existed in Asterisk before the listing was asked for (legs whose
+   * create was not yet answered are left out: the listing may predate them).
+   */
+  readonly eligible: ReadonlySet<string>;
+  /** For a call adopted from the store at start-up: the API state it was stored in. */
+  readonly adoptedState?: CallState;
+  /** The greeting or failure-tone playback the call waits on, if any. */
+  readonly awaitedPlaybackId?: string;
+  /** The channel was handed back to the dialplan (a transfer): not the call's any more. */
+  isReleased(channelId: string): boolean;
+  /** Whether the playback still exists (`GET /playbacks/{id}`; true when unsure). */
+  playbackExists(playbackId: string): Promise<boolean>;
+  /** The caller's channel is answered (`Up`). */
+  callerAnswered(): void;
+  /** As a StasisStart of this engine leg: dial it, or hang it up if the call moved on. */
+  legEnteredStasis(leg: Leg): Promise<void>;
+  /** As `Dial RINGING` of this leg (`call.ringing`). */
+  legRinging(leg: Leg): Promise<void>;
+  /** As `Dial ANSWER` of this leg (first answer bridged, the others cancelled). */
+  legAnswered(leg: Leg): Promise<void>;
+  /** As `ChannelDestroyed` of this engine leg. */
+  legGone(leg: Leg): Promise<void>;
+  /** As `StasisEnd` of this dialplan (caller) leg. */
+  callerGone(leg: Leg): Promise<void>;
+  /** Mark the leg ended and stop tracking its channel, without running any flow. */
+  legVanished(leg: Leg): void;
+  /** As `PlaybackFinished` of this playback. */
+  playbackDone(playbackId: string): Promise<void>;
+  /** Adopted call with nobody being dialled: go on as if `lastEnded` had just ended unanswered. */
+  nothingLive(lastEnded: Leg | undefined): Promise<void>;
+  /** Adopted call whose route was lost (`routing`/`greeting`): route it again (in the background). */
+  resumeRouting(): void;
+  /** End the call (hang up what is left, destroy the bridge, `call.ended`). */
+  end(outcome: { disposition: Disposition; hangupBy: HangupBy; reason: string }): Promise<void>;
+  /** Send `call.recovered` with the call's state. */
+  recovered(state: EventCallState): void;
+}
+
+/** What became of a call: kept (alive, `call.recovered` sent) or ended. */
+export type ReconcileResult = 'kept' | 'ended';
+
+const RINGING = new Set(['Ringing', 'Ring']);
+
+/**
+ * Reconcile one call with Asterisk's view (the steps of the module comment). Must run inside the
+ * call's per-call chain. Throws what the flow's handlers throw (the chain then ends the call).
+ */
+export async function reconcileCall(
+  t: ReconcileTarget,
+  view: AriView,
+): Promise<ReconcileResult> {
+  const { call } = t;
+  if (call.phase === 'ended') return 'ended';
+  if (t.adoptedState !== undefined) refreshAdopted(t, view);
+
+  const live = [...call.legs.values()].filter(
+    (leg) => !leg.ended && !t.isReleased(leg.channelId) && t.eligible.has(leg.channelId),
+  );
+  const vanished = live.filter((leg) => !view.channels.has(leg.channelId));
+  for (const leg of vanished) {
+    // Its ChannelDestroyed (and cause) was lost: a ringing leg most likely rang out.
+    if (leg.role !== 'caller' && !leg.hangupRequested)
+      leg.outcome ??= leg.ringing ? 'no_answer' : 'failed';
+  }
+
+  const anchor = call.legs.get(t.anchorChannelId);
+  if (call.answeredAt !== undefined && live.length > 0 && vanished.length === live.length) {
+    // 1. Nothing of an answered call is left: who hung up is unknown.
+    for (const leg of vanished) t.legVanished(leg);
+    await t.end({ disposition: 'answered', hangupBy: 'system', reason: 'reconciled' });
+    return 'ended';
+  }
+  if (anchor && vanished.includes(anchor)) {
+    // 2. The anchor hung up: its hang-up decides, as if its event had come now.
+    for (const leg of vanished) if (leg !== anchor) t.legVanished(leg);
+    if (anchor.role === 'caller') await t.callerGone(anchor);
+    else await t.legGone(anchor);
+  } else {
+    // 3. The anchor is still there: replay what changed, answers before ring and hang-ups.
+    const present = live.filter((leg) => view.channels.has(leg.channelId));
+    const stateOf = (leg: Leg): string => view.channels.get(leg.channelId)?.state ?? '';
+    for (const leg of present)
+      if (leg.role === 'caller' && stateOf(leg) === 'Up') t.callerAnswered();
+    const engineLegs = (): Leg[] =>
+      present.filter((leg) => leg.role !== 'caller' && !leg.ended && !leg.hangupRequested);
+    for (const leg of engineLegs()) {
+      const channel = view.channels.get(leg.channelId)!;
+      if (!inStasisOf(channel, view.app)) continue;
+      const c2cAnchor = t.flow === 'click2call' && leg.channelId === t.anchorChannelId;
+      const undialled = call.phase === 'dialing' && (!leg.dialed || c2cAnchor);
+      if (!leg.inStasis || undialled) await t.legEnteredStasis(leg);
+    }
+    for (const leg of engineLegs())
+      if (!leg.answered && stateOf(leg) === 'Up') await t.legAnswered(leg);
+    for (const leg of engineLegs())
+      if (!leg.answered && !leg.ringing && RINGING.has(stateOf(leg))) await t.legRinging(leg);
+    for (const leg of vanished) {
+      if (leg.ended) continue;
+      if (leg.role === 'caller') await t.callerGone(leg);
+      else await t.legGone(leg);
+    }
+  }
+
+  // 4. A greeting or failure tone that finished while the engine was away.
+  const playbackId = t.awaitedPlaybackId;
+  if (playbackId && call.phase !== 'ended' && !(await t.playbackExists(playbackId)))
+    await t.playbackDone(playbackId);
+
+  // 5. Adopted calls whose in-memory progress was lost with the old process.
+  if (t.adoptedState !== undefined && call.phase !== 'ended') {
+    if (call.phase === 'routing' || call.phase === 'greeting') {
+      t.resumeRouting();
+    } else if (call.phase === 'dialing' && !someoneDialled(t)) {
+      const lastEnded = [...call.legs.values()]
+        .filter((leg) => leg.role !== 'caller' && leg.ended)
+        .at(-1);
+      await t.nothingLive(lastEnded);
+    }
+  }
+
+  if (call.phase === 'ended') return 'ended';
+  // 6. Still alive.
+  t.recovered(callState(call) as EventCallState);
+  return 'kept';
+}
+
+/** A dialled leg that can still answer (a click-to-call operator who answered is not one). */
+function someoneDialled(t: ReconcileTarget): boolean {
+  return [...t.call.legs.values()].some(
+    (leg) =>
+      leg.role !== 'caller' &&
+      !leg.ended &&
+      !leg.hangupRequested &&
+      !(t.flow === 'click2call' && leg.channelId === t.anchorChannelId && leg.answered),
+  );
+}
+
+/**
+ * Adopted call: set what the store does not keep from what Asterisk shows: a leg is in Stasis,
+ * dialled (not `Down`), ringing (only if the stored state says a `call.ringing` went out), the
+ * bridge (named `call-<id>`, or holding one of the call's channels).
+ */
+function refreshAdopted(t: ReconcileTarget, view: AriView): void {
+  const { call } = t;
+  const ringingSent = t.adoptedState === 'operator_ringing' || t.adoptedState === 'customer_ringing';
+  for (const leg of call.legs.values()) {
+    const channel = view.channels.get(leg.channelId);
+    if (leg.ended || !channel) continue;
+    leg.created = true;
+    leg.inStasis = inStasisOf(channel, view.app);
+    if (leg.role === 'caller') continue;
+    // An originated click-to-call operator leg dials by itself; a created leg still Down may not
+    // have been dialled before the restart (it is dialled now).
+    leg.dialed =
+      (t.flow === 'click2call' && leg.role === 'operator') || channel.state !== 'Down';
+    if (ringingSent && RINGING.has(channel.state)) leg.ringing = true;
+  }
+  if (call.bridgeId === undefined) {
+    const bridge =
+      view.bridges.find((b) => b.name === `call-${call.id}`) ??
+      view.bridges.find((b) => b.channels.some((id) => call.legs.get(id)?.ended === false));
+    if (bridge) call.bridgeId = bridge.id;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Adoption (engine restart)
+// ---------------------------------------------------------------------------------------------
+
+/** A call rebuilt from its stored record (see {@link adoptedCallFromRecord}). */
+export interface AdoptedCall {
+  call: Call;
+  flow: CallFlow;
+  /** See {@link ReconcileTarget.anchorChannelId}. */
+  anchorChannelId: string;
+  /** A blind transfer was ringing the new operator (answered call back in `dialing`). */
+  transferring: boolean;
+  /**
+   * Click-to-call operator tries: the stored record does not keep `tries`/`triesPeriodSec`, so an
+   * adopted click-to-call is not retried again (`tries` = the tries already made).
+   */
+  clickToCall?: { operator: string; tries: number; triesPeriodSec: number; attempt: number };
+}
+
+const PHASE_OF_STATE: Record<CallState, CallPhase> = {
+  routing: 'routing',
+  greeting: 'greeting',
+  dialing_operator: 'dialing',
+  operator_ringing: 'dialing',
+  dialing_customer: 'dialing',
+  customer_ringing: 'dialing',
+  bridged: 'bridged',
+  ended: 'ended',
+};
+
+const epochMs = (iso: string | undefined): number | undefined =>
+  iso === undefined ? undefined : Date.parse(iso);
+
+function legFromRecord(record: LegRecord): Leg {
+  const answeredAt = epochMs(record.answeredAt);
+  const endedAt = epochMs(record.endedAt);
+  return {
+    channelId: record.channelId,
+    role: record.role,
+    extension: record.extension,
+    endpoint: record.endpoint,
+    createdByEngine: record.role !== 'caller',
+    created: true,
+    inStasis: false,
+    dialed: record.role !== 'caller',
+    ringing: false,
+    answered: answeredAt !== undefined || record.outcome === 'answered',
+    ended: endedAt !== undefined,
+    hangupRequested: false,
+    outcome: record.outcome,
+    cause: record.cause,
+    causeText: record.causeText,
+    createdAt: Date.parse(record.createdAt),
+    answeredAt,
+    endedAt,
+  };
+}
+
+/**
+ * Rebuild a call's model from its stored record (engine restart). What the store keeps: numbers,
+ * DID, customer, variables, times, the API state, the legs (channel ids, roles, extensions,
+ * endpoints, outcomes, times) and the last event sequence. What it derives: the flow (`in` →
+ * inbound; `out` with a dialplan `caller` leg → outbound; else click-to-call), the anchor
+ * channel, the phase (from the state), a blind transfer in progress (answered but dialling).
+ * The bridge is found later in Asterisk's bridge list. Lost with the old process: the CRM
+ * route (an inbound call still routing is routed again; pending sequential extensions are not
+ * tried), click-to-call retry settings, the caller's CALLERID(name).
+ */
+export function adoptedCallFromRecord(record: UnfinishedCallRecord): AdoptedCall {
+  const legs = new Map(record.legs.map((leg) => [leg.channelId, legFromRecord(leg)]));
+  const all = [...legs.values()];
+  const callerLeg = all.find((leg) => leg.role === 'caller');
+  const flow: CallFlow =
+    record.direction === 'in' ? 'inbound' : callerLeg ? 'outbound' : 'click2call';
+  const phase = PHASE_OF_STATE[record.state];
+  const answeredAt = epochMs(record.answeredAt);
+  const transferring = answeredAt !== undefined && phase === 'dialing';
+  const operatorLegs = all.filter((leg) => leg.role === 'operator');
+  const callerChannelId =
+    (flow === 'click2call' ? operatorLegs.at(-1)?.channelId : callerLeg?.channelId) ?? '';
+  const customerLeg = all.filter((leg) => leg.role === 'customer' && !leg.ended).at(-1);
+  const anchorChannelId =
+    transferring && flow !== 'inbound' && customerLeg ? customerLeg.channelId : callerChannelId;
+  const call: Call = {
+    id: record.id,
+    direction: record.direction,
+    from: record.from,
+    to: record.to,
+    did: record.did,
+    customer: record.customer,
+    phase,
+    legs,
+    callerChannelId,
+    answeredBy: record.answeredBy,
+    operatorExtension:
+      flow === 'outbound' ? callerLeg?.extension : flow === 'click2call' ? record.from : undefined,
+    startedAt: Date.parse(record.startedAt),
+    answeredAt,
+    nextSequence: record.lastSequence + 1,
+    variables: record.variables,
+    originated: flow === 'click2call' ? true : undefined,
+  };
+  const adopted: AdoptedCall = { call, flow, anchorChannelId, transferring };
+  if (flow === 'click2call') {
+    const tries = Math.max(1, operatorLegs.length);
+    adopted.clickToCall = { operator: record.from, tries, triesPeriodSec: 0, attempt: tries };
+  }
+  return adopted;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running it over every call
+// ---------------------------------------------------------------------------------------------
+
+/** One call to reconcile, as the call service hands it over. */
+export interface ReconcileEntry {
+  /** Run `step` in the call's per-call chain; resolves when it has run (never rejects). */
+  run(step: () => Promise<void>): Promise<void>;
+  /** The call's target, built once the listing succeeded (inside the chain). */
+  target(): ReconcileTarget;
+}
+
+/** What one pass did, in calls. `skipped`: Asterisk could not be listed (retried next connect). */
+export interface ReconcileReport {
+  calls: number;
+  kept: number;
+  ended: number;
+  skipped: number;
+}
+
+/** Options of {@link reconcileAll}. */
+export interface ReconcileAllOptions {
+  logger: Logger;
+  registry: Registry;
+  /** Listing attempts before the pass is skipped (default 3), `retryDelayMs` apart (default 250, doubling). */
+  listAttempts?: number;
+  retryDelayMs?: number;
+}
+
+/**
+ * Reconcile every entry: list channels and bridges once, then reconcile each call in its own
+ * chain (the steps are queued at once, so events arriving while the listing is pending wait
+ * behind them). Counts `aricrm_calls_reconciled_total{result}`. Never rejects.
+ */
+export async function reconcileAll(
+  gateway: Pick<AriGateway, 'app' | 'channels' | 'bridges'>,
+  entries: readonly ReconcileEntry[],
+  options: ReconcileAllOptions,
+): Promise<ReconcileReport> {
+  const report: ReconcileReport = { calls: entries.length, kept: 0, ended: 0, skipped: 0 };
+  if (entries.length === 0) return report;
+  const reconciled = counter(options.registry, {
+    name: 'aricrm_calls_reconciled_total',
+    help: 'Calls reconciled with Asterisk after an ARI reconnect or an engine restart, by result (kept, ended, skipped).',
+    labelNames: ['result'] as const,
+  });
+  const listing = listAri(gateway, options);
+  listing.catch(() => undefined);
+  await Promise.all(
+    entries.map((entry) => {
+      let result: ReconcileResult | 'skipped' = 'skipped';
+      return entry
+        .run(async () => {
+          let view: AriView;
+          try {
+            view = await listing;
+          } catch {
+            return;
+          }
+          result = await reconcileCall(entry.target(), view);
+        })
+        .then(() => {
+          report[result]++;
+          reconciled.inc({ result });
+        });
+    }),
+  );
+  try {
+    await listing;
+  } catch (err) {
+    options.logger.warn('could not list channels and bridges; calls not reconciled yet', {
+      calls: entries.length,
+      err,
+    });
+  }
+  return report;
+}
+
+async function listAri(
+  gateway: Pick<AriGateway, 'app' | 'channels' | 'bridges'>,
+  options: ReconcileAllOptions,
+): Promise<AriView> {
+  const attempts = Math.max(1, options.listAttempts ?? 3);
+  let delayMs = options.retryDelayMs ?? 250;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const [channels, bridges] = await Promise.all([
+        gateway.channels.list(),
+        gateway.bridges.list(),
+      ]);
+      return ariView(gateway.app, channels, bridges);
+    } catch (err) {
+      if (attempt >= attempts) throw err;
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      delayMs *= 2;
+    }
+  }
+}
+
+/** What {@link registerReconciliation} drives (the call service). */
+export interface Reconcilable {
+  /** Reconcile every live call; `lostSinceMs` = when the WebSocket dropped (epoch ms). */
+  reconcile(lostSinceMs?: number): Promise<ReconcileReport>;
+}
+
+/**
+ * Reconcile the calls every time the gateway reports `connected` (the first connect too, for
+ * calls adopted at start-up), remembering when the WebSocket dropped for `call.recovered`
+ * `outageSec`. Logs each pass. Returns the unsubscribe function.
+ */
+export function registerReconciliation(
+  gateway: Pick<AriGateway, 'onConnectionChange'>,
+  calls: Reconcilable,
+  logger: Logger,
+  now: () => number = Date.now,
+): () => void {
+  let lostSinceMs: number | undefined;
+  return gateway.onConnectionChange((state: AriConnectionState) => {
+    if (state === 'disconnected') {
+      lostSinceMs ??= now();
+      return;
+    }
+    if (state !== 'connected') return;
+    const since = lostSinceMs;
+    lostSinceMs = undefined;
+    const startedAt = now();
+    void calls.reconcile(since).then(
+      (report) => {
+        if (report.calls === 0) return;
+        logger.info('calls reconciled with Asterisk', {
+          ...report,
+          outageMs: since === undefined ? undefined : startedAt - since,
+          durationMs: now() - startedAt,
+        });
+      },
+      (err: unknown) => logger.error('reconciliation failed', { err }),
+    );
+  });
+}

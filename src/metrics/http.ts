@@ -1,0 +1,82 @@
+/**
+ * `aricrm_http_request_duration_seconds{method,route,status}`: one observation per HTTP request
+ * the engine answers (BRIEF "Metrics and health"). `route` is the Express route template the
+ * request matched (`/v1/calls/:id`, `/healthz`), never the concrete path, so a call id or a phone
+ * number never becomes a label value; a request that reached no route (404, refused by the API
+ * key check or the IP allow-list, `shutting_down`) is labelled {@link UNMATCHED_ROUTE}.
+ */
+import type { Request, RequestHandler } from 'express';
+import type { Histogram, Registry } from 'prom-client';
+import { histogram } from './registry.ts';
+
+/** Metric name of the HTTP request duration histogram. */
+export const HTTP_REQUEST_DURATION = 'aricrm_http_request_duration_seconds';
+
+/** `route` label of requests that matched no route. */
+export const UNMATCHED_ROUTE = 'unmatched';
+
+/**
+ * `status` label of requests whose client went away before the answer was sent (nginx's
+ * convention for "client closed request").
+ */
+export const CLIENT_CLOSED_STATUS = '499';
+
+/** Buckets in seconds: API answers take milliseconds; the compat path may wait minutes. */
+const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+/** Methods Node's HTTP parser accepts beyond these are labelled `OTHER` (bounded label set). */
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/** The request duration histogram on `registry` (created on first use). */
+export function httpRequestDuration(registry: Registry): Histogram<'method' | 'route' | 'status'> {
+  return histogram(registry, {
+    name: HTTP_REQUEST_DURATION,
+    help: 'Duration of HTTP requests to the engine in seconds, by method, Express route template ("unmatched" when no route matched) and status code (499: the client went away first).',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: BUCKETS,
+  });
+}
+
+/**
+ * Middleware timing every request; mount it first. The route template is captured at the moment
+ * Express matches a route (`req.baseUrl` + the route's path), because by the time the answer is
+ * sent an error bubbling out of a nested router has already restored `req.baseUrl`.
+ */
+export function httpMetricsMiddleware(registry: Registry): RequestHandler {
+  const duration = httpRequestDuration(registry);
+  return (req, res, next) => {
+    const startNs = process.hrtime.bigint();
+    const template = captureRouteTemplate(req);
+    let recorded = false;
+    const record = (status: string): void => {
+      if (recorded) return;
+      recorded = true;
+      const seconds = Number(process.hrtime.bigint() - startNs) / 1e9;
+      const method = KNOWN_METHODS.has(req.method) ? req.method : 'OTHER';
+      duration.observe({ method, route: template() ?? UNMATCHED_ROUTE, status }, seconds);
+    };
+    res.once('finish', () => record(String(res.statusCode)));
+    res.once('close', () => record(CLIENT_CLOSED_STATUS));
+    next();
+  };
+}
+
+/**
+ * Watch `req.route` being set by the router and remember `baseUrl + route.path` at that moment.
+ * Returns a getter of the last template matched (undefined: no route matched).
+ */
+function captureRouteTemplate(req: Request): () => string | undefined {
+  let route: unknown = (req as { route?: unknown }).route;
+  let template: string | undefined;
+  Object.defineProperty(req, 'route', {
+    configurable: true,
+    enumerable: true,
+    get: () => route,
+    set: (value: unknown) => {
+      route = value;
+      const path = (value as { path?: unknown } | undefined)?.path;
+      template = typeof path === 'string' ? `${req.baseUrl}${path}` : undefined;
+    },
+  });
+  return () => template;
+}

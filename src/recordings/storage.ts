@@ -1,0 +1,130 @@
+/**
+ * Where the engine keeps recording files (BRIEF F5 "stored by the engine"). The service and the
+ * HTTP route only see {@link RecordingStorage}; the default is a local directory
+ * (RECORDINGS_DIR, default `<DATA_DIR>/recordings`). Another backend (S3, NFS…) implements the
+ * same interface.
+ *
+ * Layout: `<root>/<YYYY>/<MM>/<DD>/<callId>.wav`, by the call's start date in UTC
+ * ({@link recordingKey}); the key (`2025/01/31/<callId>.wav`) is what the store keeps as the
+ * call's `recording_path`.
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { dirname, resolve, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+
+/** A file in the storage. */
+export interface StoredObject {
+  /** Storage key, e.g. `2025/01/31/<callId>.wav`. */
+  key: string;
+  /** Size, bytes. */
+  bytes: number;
+  /** Last modification (for `Last-Modified`). */
+  modifiedAt: Date;
+}
+
+/** Inclusive byte range of a read. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/** A place to keep recording files. Keys are `/`-separated relative paths (see {@link recordingKey}). */
+export interface RecordingStorage {
+  /** For logs, e.g. `local:/var/lib/ari-crm/recordings`. Holds no secret. */
+  readonly description: string;
+  /**
+   * Store `data` under `key`, replacing any previous file, atomically (a reader never sees half a
+   * file) and durably. Resolves once the stored size was checked to equal `data.length`.
+   *
+   * @throws an Error (e.g. ENOSPC, EACCES) when the file could not be written or its size differs
+   */
+  put(key: string, data: Buffer): Promise<StoredObject>;
+  /** The file's size and time, or undefined when there is none. */
+  stat(key: string): Promise<StoredObject | undefined>;
+  /** A stream of the file's bytes (or of `range` of them). Errors are emitted on the stream. */
+  read(key: string, range?: ByteRange): Readable;
+  /** Delete the file (no error when it does not exist). */
+  remove(key: string): Promise<void>;
+}
+
+const KEY_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9._-]*(\/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$/;
+
+/**
+ * The storage key of a call's recording: `<YYYY>/<MM>/<DD>/<callId>.<format>` by the call's
+ * start (`startedAtMs`, epoch ms, UTC date).
+ *
+ * @throws RangeError when `callId` or `format` holds anything but letters, digits, `_` and `-`
+ */
+export function recordingKey(callId: string, startedAtMs: number, format = 'wav'): string {
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(callId)) throw new RangeError('invalid call id for a key');
+  if (!/^[A-Za-z0-9]{1,16}$/.test(format)) throw new RangeError('invalid recording format');
+  const day = new Date(startedAtMs).toISOString().slice(0, 10).replace(/-/g, '/');
+  return `${day}/${callId}.${format}`;
+}
+
+/** Recordings in a local directory (created when missing). */
+export class LocalRecordingStorage implements RecordingStorage {
+  readonly description: string;
+  private readonly root: string;
+
+  /** @param directory where files go, e.g. `./data/recordings` (resolved against the cwd) */
+  constructor(directory: string) {
+    this.root = resolve(directory);
+    this.description = `local:${this.root}`;
+  }
+
+  /** Absolute path of a key inside the root. @throws RangeError for a malformed key */
+  pathOf(key: string): string {
+    if (!KEY_PATTERN.test(key) || key.split('/').some((part) => part === '..' || part === '.'))
+      throw new RangeError(`invalid storage key: ${JSON.stringify(key.slice(0, 100))}`);
+    const path = resolve(this.root, ...key.split('/'));
+    if (!path.startsWith(this.root + sep)) throw new RangeError('storage key escapes the root');
+    return path;
+  }
+
+  async put(key: string, data: Buffer): Promise<StoredObject> {
+    const path = this.pathOf(key);
+    await mkdir(dirname(path), { recursive: true });
+    const temp = `${path}.${randomBytes(6).toString('hex')}.part`;
+    try {
+      const handle = await open(temp, 'wx', 0o640);
+      try {
+        await handle.writeFile(data);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temp, path);
+    } catch (err) {
+      await rm(temp, { force: true }).catch(() => undefined);
+      throw err;
+    }
+    const stored = await this.stat(key);
+    if (!stored || stored.bytes !== data.length)
+      throw new Error(
+        `stored ${stored?.bytes ?? 0} bytes of ${data.length} at ${this.description}/${key}`,
+      );
+    return stored;
+  }
+
+  async stat(key: string): Promise<StoredObject | undefined> {
+    try {
+      const info = await stat(this.pathOf(key));
+      if (!info.isFile()) return undefined;
+      return { key, bytes: info.size, modifiedAt: info.mtime };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  read(key: string, range?: ByteRange): Readable {
+    return createReadStream(this.pathOf(key), range ? { start: range.start, end: range.end } : {});
+  }
+
+  async remove(key: string): Promise<void> {
+    await rm(this.pathOf(key), { force: true });
+  }
+}

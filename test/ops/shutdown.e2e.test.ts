@@ -1,0 +1,154 @@
+/**
+ * Graceful stop (issue 5 "Resilience": SIGTERM): the engine stops taking API requests at once
+ * (503 shutting_down, /readyz 503 so a load balancer drains it, /healthz and /metrics still
+ * answer), keeps delivering pending webhooks to a slow, failing, then recovering CRM until they
+ * are all delivered (or SHUTDOWN_TIMEOUT_MS passed), and never hangs up calls in progress.
+ */
+import { expect } from 'chai';
+import { once } from 'node:events';
+import type { ServerResponse } from 'node:http';
+import { apiRequest } from '../support/api.ts';
+import { startTestBed, type TestBed } from '../support/engine.ts';
+import { Receiver } from '../events/receiver.ts';
+
+const DID = '74951234567';
+
+/** Resolve once the simulator has sent `count` events of `type`. */
+function simEvents(bed: TestBed, type: string, count: number): Promise<void> {
+  return new Promise((resolve) => {
+    let seen = 0;
+    const off = bed.sim.onEvent((event) => {
+      if (event.type === type && ++seen === count) {
+        off();
+        resolve();
+      }
+    });
+  });
+}
+
+describe('graceful stop (e2e)', function () {
+  this.timeout(30_000);
+  let bed: TestBed | undefined;
+  let receiver: Receiver | undefined;
+  afterEach(async () => {
+    await bed?.stop();
+    await receiver?.close();
+    bed = undefined;
+    receiver = undefined;
+  });
+
+  it('refuses new API requests, answers /readyz 503 and delivers pending webhooks to a recovering CRM before stopping', async () => {
+    // The CRM first holds the requests (slow), then answers 503 (failing), then 204 (recovered).
+    let crmMode: 'slow' | 'failing' | 'recovered' = 'slow';
+    const held: ServerResponse[] = [];
+    receiver = await Receiver.start((_req, res) => {
+      if (crmMode === 'slow') held.push(res);
+      else res.writeHead(crmMode === 'failing' ? 503 : 204).end();
+    });
+    bed = await startTestBed({ CRM_WEBHOOK_URL: receiver.url, SHUTDOWN_TIMEOUT_MS: '20000' });
+    const { engine } = bed;
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200, hangupAfterMs: 300 });
+    const ended = once(engine.calls, 'ended');
+    await bed.sim.injectInboundCall({ from: '79165550201', to: DID });
+    await ended;
+    await engine.calls.settled();
+    await receiver.waitForRequests(1);
+    expect(receiver.delivered).to.have.length(0);
+    expect(engine.webhooks.pending()).to.be.greaterThan(0);
+
+    let stopped = false;
+    const stopping = engine.stop().then(() => {
+      stopped = true;
+    });
+
+    // New API requests: refused, and the client is told to close the connection.
+    const create = await apiRequest(engine.httpUrl, '/v1/calls', {
+      body: { operator: '101', to: '+74957654321' },
+    });
+    expect(create.status).to.equal(503);
+    expect(create.body).to.include({ code: 'shutting_down' });
+    expect(create.body.message).to.be.a('string');
+    expect(create.headers.get('connection')).to.equal('close');
+    const state = await apiRequest(engine.httpUrl, '/v1/calls/any-call');
+    expect(state.status).to.equal(503);
+    expect(state.body).to.include({ code: 'shutting_down' });
+    const compat = await apiRequest(
+      engine.httpUrl,
+      `${engine.config.COMPAT_PATH}?action=makecall&from=101&to=74957654321`,
+    );
+    expect(compat.status).to.equal(503);
+    expect(compat.body).to.include({ code: 'shutting_down' });
+    expect(bed.sim.requests.filter((r) => r.method === 'POST' && r.path === '/channels')).to.be
+      .empty;
+
+    // The load balancer sees us not ready; liveness and metrics still answer.
+    const ready = await apiRequest(engine.httpUrl, '/readyz', { key: null });
+    expect(ready.status).to.equal(503);
+    expect(ready.body).to.deep.include({ status: 'not_ready' });
+    expect(ready.body.checks).to.deep.include({
+      ari: { status: 'ok' },
+      shutdown: { status: 'failed', reason: 'the engine is shutting down' },
+    });
+    expect((await apiRequest(engine.httpUrl, '/healthz', { key: null })).status).to.equal(200);
+    const metrics = await apiRequest(engine.httpUrl, '/metrics', { key: null });
+    expect(metrics.status).to.equal(200);
+    expect(metrics.text).to.match(/^aricrm_webhook_queue_depth [1-4]$/m);
+
+    // The CRM fails the held request, then the retry; the engine keeps going.
+    crmMode = 'failing';
+    for (const res of held.splice(0)) res.writeHead(503).end();
+    await receiver.waitForRequests(2, 10_000);
+    expect(stopped).to.equal(false);
+
+    // Recovered: every event of the call arrives, in order, before the engine stops.
+    crmMode = 'recovered';
+    await stopping;
+    expect(receiver.delivered.map((r) => r.event.type)).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.answered',
+      'call.ended',
+    ]);
+    expect(engine.webhooks.pending()).to.equal(0);
+    const messages = bed.logs.map((l) => String(l.message));
+    expect(messages.some((m) => m.startsWith('stopping'))).to.equal(true);
+    expect(messages.at(-1)).to.equal('stopped');
+    expect(bed.logs.filter((l) => l.level === 'warn' || l.level === 'error')).to.deep.equal([]);
+    // Closed at last: nothing listens any more.
+    let refused = false;
+    await fetch(`${engine.httpUrl}/healthz`).catch(() => {
+      refused = true;
+    });
+    expect(refused).to.equal(true);
+  });
+
+  it('leaves calls in progress up in Asterisk and gives up on webhooks after SHUTDOWN_TIMEOUT_MS', async () => {
+    bed = await startTestBed({ SHUTDOWN_TIMEOUT_MS: '300' });
+    const { engine, sim } = bed;
+    bed.crm.webhookStatus = 500;
+    sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
+    const bridged = simEvents(bed, 'ChannelEnteredBridge', 2);
+    await sim.injectInboundCall({ from: '79165550202', to: DID });
+    await bridged;
+    await engine.calls.settled();
+    expect(engine.calls.activeCalls().map((c) => c.state)).to.deep.equal(['bridged']);
+    const channelsBefore = sim.channels().map((c) => `${c.id}:${c.state}`);
+    expect(channelsBefore).to.have.length(2);
+    const requestsBefore = sim.requests.length;
+
+    const startedAt = Date.now();
+    await engine.stop();
+    expect(Date.now() - startedAt).to.be.at.least(290);
+
+    // Both legs are still up and bridged: the engine sent nothing to hang up or tear down.
+    expect(sim.channels().map((c) => `${c.id}:${c.state}`)).to.deep.equal(channelsBefore);
+    const sentDuringStop = sim.requests.slice(requestsBefore);
+    expect(sentDuringStop.filter((r) => r.method === 'DELETE')).to.deep.equal([]);
+    const warning = bed.logs.find(
+      (l) => l.message === 'pending webhooks were not all delivered before shutdown',
+    );
+    expect(warning?.level).to.equal('warn');
+    expect(warning?.pending).to.be.greaterThan(0);
+    expect(bed.logs.at(-1)?.message).to.equal('stopped');
+  });
+});
