@@ -1,0 +1,157 @@
+/**
+ * The call journal (src/calls/journal.ts) on each dialect: changes of a call and its events are
+ * committed together, events reach the dispatcher only after the commit and in order, and a store
+ * that fails for a while loses nothing.
+ */
+import { expect } from 'chai';
+import { Registry } from 'prom-client';
+import sinon from 'sinon';
+import { CallJournal } from '../../src/calls/journal.ts';
+import type { Call, Leg } from '../../src/calls/model.ts';
+import { CallNotifier } from '../../src/calls/notifier.ts';
+import type { LifecycleEvent } from '../../src/events/types.ts';
+import type { Store } from '../../src/store/index.ts';
+import { forEachDialect, logger } from './helpers.ts';
+
+const T0 = Date.parse('2026-11-21T10:00:00.000Z');
+
+function leg(channelId: string, role: Leg['role'], extra: Partial<Leg> = {}): Leg {
+  return {
+    channelId,
+    role,
+    createdByEngine: role !== 'caller',
+    created: true,
+    inStasis: true,
+    dialed: false,
+    ringing: false,
+    answered: false,
+    ended: false,
+    hangupRequested: false,
+    createdAt: T0,
+    ...extra,
+  };
+}
+
+function inboundCall(id: string): Call {
+  return {
+    id,
+    direction: 'in',
+    from: '79165550001',
+    to: '74951234567',
+    did: '74951234567',
+    phase: 'dialing',
+    legs: new Map([['caller-1', leg('caller-1', 'caller')]]),
+    callerChannelId: 'caller-1',
+    startedAt: T0,
+    nextSequence: 1,
+  };
+}
+
+/** A store whose transactions fail while `failing` is true (the rest passes through). */
+function flaky(store: Store): Store & { failing: boolean } {
+  const wrapper = Object.create(store) as Store & { failing: boolean };
+  wrapper.failing = false;
+  wrapper.transaction = (fn) =>
+    wrapper.failing ? Promise.reject(new Error('disk I/O error')) : store.transaction(fn);
+  return wrapper;
+}
+
+forEachDialect('call journal', ({ store }) => {
+  it('commits the call, its legs and its events together, then hands the events on in order', async () => {
+    const delivered: LifecycleEvent[] = [];
+    const journal = new CallJournal({
+      store: store(),
+      logger,
+      registry: new Registry(),
+      deliver: (event) => delivered.push(event),
+      now: () => T0 + 5000,
+    });
+    const notifier = new CallNotifier([], logger, () => T0 + 5000, journal);
+    const call = inboundCall('call-1');
+    notifier.started(call);
+    const operator = leg('op-1', 'operator', { extension: '101', endpoint: 'PJSIP/101' });
+    call.legs.set(operator.channelId, operator);
+    operator.ringing = true;
+    notifier.ringing(call, operator);
+    // Nothing is handed on before the commit.
+    expect(delivered).to.have.length(0);
+    expect(await journal.flush(5000)).to.equal(true);
+
+    expect(delivered.map((e) => [e.type, e.sequence])).to.deep.equal([
+      ['call.started', 1],
+      ['call.ringing', 2],
+    ]);
+    const record = await store().calls.getCall('call-1');
+    expect(record).to.include({ state: 'operator_ringing', from: '79165550001' });
+    expect(record!.legs.map((l) => [l.channelId, l.role, l.extension])).to.deep.equal([
+      ['caller-1', 'caller', undefined],
+      ['op-1', 'operator', '101'],
+    ]);
+    const feed = await store().events.feed({ limit: 10 });
+    expect(feed.items.map((i) => i.event.id)).to.deep.equal(delivered.map((e) => e.id));
+
+    // A later change without an event (the leg ended) is written too.
+    operator.ended = true;
+    operator.outcome = 'busy';
+    operator.cause = 17;
+    operator.endedAt = T0 + 4000;
+    journal.record(call);
+    await journal.flush(5000);
+    const after = await store().calls.getCall('call-1');
+    expect(after!.legs[1]).to.include({ outcome: 'busy', cause: 17 });
+    expect(after!.legs[1]!.endedAt).to.equal(new Date(T0 + 4000).toISOString());
+  });
+
+  it('keeps every change while the store fails, retries, then commits and delivers them in order', async () => {
+    const delivered: LifecycleEvent[] = [];
+    const registry = new Registry();
+    const target = flaky(store());
+    target.failing = true;
+    const journal = new CallJournal({
+      store: target,
+      logger,
+      registry,
+      deliver: (event) => delivered.push(event),
+      retryInitialDelayMs: 5,
+      retryMaxDelayMs: 20,
+    });
+    const errors = sinon.spy(logger, 'error');
+    try {
+      const notifier = new CallNotifier([], logger, Date.now, journal);
+      const a = inboundCall('call-a');
+      const b = inboundCall('call-b');
+      notifier.started(a);
+      notifier.started(b);
+      expect(await journal.flush(50)).to.equal(false);
+      expect(journal.failing()).to.equal(true);
+      // Changes keep arriving during the outage.
+      a.phase = 'ended';
+      a.disposition = 'abandoned';
+      a.endedAt = Date.now();
+      notifier.ended(a);
+      expect(delivered).to.have.length(0);
+
+      target.failing = false;
+      expect(await journal.flush(5000)).to.equal(true);
+      expect(journal.failing()).to.equal(false);
+      expect(delivered.filter((e) => e.callId === 'call-a').map((e) => e.type)).to.deep.equal([
+        'call.started',
+        'call.ended',
+      ]);
+      expect(delivered.filter((e) => e.callId === 'call-b').map((e) => e.type)).to.deep.equal([
+        'call.started',
+      ]);
+      expect(await store().calls.getCall('call-a')).to.include({
+        state: 'ended',
+        disposition: 'abandoned',
+      });
+      expect((await store().events.feed({ limit: 10 })).items).to.have.length(3);
+      const failures = await registry.getSingleMetricAsString('aricrm_store_write_failures_total');
+      expect(failures).to.match(/aricrm_store_write_failures_total [1-9]/);
+      expect(errors.calledWithMatch('store write failed; retrying')).to.equal(true);
+    } finally {
+      errors.restore();
+      await journal.close(1000);
+    }
+  });
+});
