@@ -115,7 +115,7 @@ forEachDialect('call journal', ({ store }) => {
       retryInitialDelayMs: 5,
       retryMaxDelayMs: 20,
     });
-    const errors = sinon.spy(logger, 'error');
+    const errors = sinon.spy(logger, 'error') as unknown as sinon.SinonSpy;
     try {
       const notifier = new CallNotifier([], logger, Date.now, journal);
       const a = inboundCall('call-a');
@@ -126,7 +126,7 @@ forEachDialect('call journal', ({ store }) => {
       expect(journal.failing()).to.equal(true);
       // Changes keep arriving during the outage.
       a.phase = 'ended';
-      a.disposition = 'abandoned';
+      a.disposition = 'canceled';
       a.endedAt = Date.now();
       notifier.ended(a);
       expect(delivered).to.have.length(0);
@@ -143,7 +143,7 @@ forEachDialect('call journal', ({ store }) => {
       ]);
       expect(await store().calls.getCall('call-a')).to.include({
         state: 'ended',
-        disposition: 'abandoned',
+        disposition: 'canceled',
       });
       expect((await store().events.feed({ limit: 10 })).items).to.have.length(3);
       const failures = await registry.getSingleMetricAsString('aricrm_store_write_failures_total');
