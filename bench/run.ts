@@ -103,12 +103,14 @@ function parseOptions(): Options {
   });
   const env = process.env;
   const flag = (name: string): boolean =>
-    values[name as keyof typeof values] === true || ['1', 'true'].includes(env[envName(name)] ?? '');
+    values[name as keyof typeof values] === true ||
+    ['1', 'true'].includes(env[envName(name)] ?? '');
   const quick = flag('quick');
   const numbers = {} as Record<NumericOption, number>;
   for (const name of NUMERIC) {
     const raw = (values[name as keyof typeof values] as string | undefined) ?? env[envName(name)];
-    const value = raw === undefined ? ((quick ? QUICK[name] : undefined) ?? FULL[name]) : Number(raw);
+    const value =
+      raw === undefined ? ((quick ? QUICK[name] : undefined) ?? FULL[name]) : Number(raw);
     if (!Number.isFinite(value) || value < 0) throw new Error(`--${name}: not a number: ${raw}`);
     numbers[name] = Math.floor(value);
   }
@@ -233,6 +235,8 @@ function request<T extends { id: number }>(peer: Peer, message: object, type: st
 interface Measured {
   report: LoadReport;
   engineCpuMs: number;
+  /** Share of the time the engine's event loop was not waiting for I/O (0..1). */
+  engineLoopBusy: number;
   engineLag: { p50: number; p99: number; max: number };
   /** Calls per second: calls done / (first placed → last done). */
   callsPerSec: number;
@@ -244,6 +248,7 @@ async function load(
 ): Promise<Measured> {
   const lag = new LagMonitor();
   const cpu = process.cpuUsage();
+  const elu = performance.eventLoopUtilization();
   lag.start();
   const report = await request<LoadReport>(
     peer,
@@ -255,6 +260,7 @@ async function load(
   return {
     report,
     engineCpuMs: (used.user + used.system) / 1000,
+    engineLoopBusy: performance.eventLoopUtilization(elu).utilization,
     engineLag,
     callsPerSec: report.done / (report.elapsedMs / 1000),
   };
@@ -323,7 +329,7 @@ function describe(m: Measured, label: string): string[] {
       (r.refused ? `; ${r.refused} refused` : '') +
       (r.stalled ? '; STALLED' : ''),
     `  ${pad('', 34)} webhooks: ${webhooks || 'none'}; route lookups ${r.routeLookups}; recorded ${r.recorded}`,
-    `  ${pad('', 34)} engine: CPU ${fixed((m.engineCpuMs / r.elapsedMs) * 100, 0)} % of a core, event-loop lag p50 / p99 / max ${fixed(m.engineLag.p50, 2)} / ${fixed(m.engineLag.p99, 2)} / ${fixed(m.engineLag.max, 1)} ms`,
+    `  ${pad('', 34)} engine: CPU ${fixed((m.engineCpuMs / r.elapsedMs) * 100, 0)} % of a core, event loop busy ${fixed(m.engineLoopBusy * 100, 0)} %, lag p50 / p99 / max ${fixed(m.engineLag.p50, 2)} / ${fixed(m.engineLag.p99, 2)} / ${fixed(m.engineLag.max, 1)} ms`,
     `  ${pad('', 34)} simulator + CRM stub: CPU ${fixed((r.cpuMs / r.elapsedMs) * 100, 0)} % of a core, event-loop lag p99 ${fixed(r.lagMs.p99, 2)} ms`,
   ];
 }
@@ -380,7 +386,9 @@ async function screenPop(peer: Peer, o: Options): Promise<void> {
     );
     out(`  ${pad('  simulator → engine (WebSocket):', 34)} ${msPair(wsMs)}`);
     out(`  ${pad('  engine: event → call.ringing:', 34)} ${msPair(handlingMs)}`);
-    out(`  ${pad('  call.ringing → webhook arrives:', 34)} ${msPair(deliveryMs)} (store, dispatcher, HTTP)`);
+    out(
+      `  ${pad('  call.ringing → webhook arrives:', 34)} ${msPair(deliveryMs)} (store, dispatcher, HTTP)`,
+    );
     for (const line of describe(m, 'arriving calls:')) out(line);
     out(
       `  ${pad('released held calls:', 34)} ${released.done} of ${released.placed} ended${released.stalled ? ' (STALLED)' : ''}`,
@@ -403,7 +411,9 @@ async function throughput(peer: Peer, o: Options): Promise<void> {
   const run = await startBenchEngine(peer);
   try {
     await warmUp(peer);
-    out(`Throughput: full inbound calls (route lookup, dial, bridge, record, hang-up, stored, 4 webhooks)`);
+    out(
+      `Throughput: full inbound calls (route lookup, dial, bridge, record, hang-up, stored, 4 webhooks)`,
+    );
     const offered = await load(peer, { calls: o.calls, rate: o.rate });
     for (const line of describe(offered, `offered ${o.rate} calls/s:`)) out(line);
     await run.engine.calls.settled();

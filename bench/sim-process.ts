@@ -13,6 +13,8 @@
  *   {@link LoadReport} once every `call.ended` webhook arrived.
  * - `{type:'pop-samples', id}`: answered with `{type:'pop-samples', id, samples}`: the
  *   {@link PopSample}s of the last load (to split the latency with the engine's own timestamps).
+ * - `{type:'profile', id, action:'start'|'stop', file?}`: CPU profile of this process; `stop`
+ *   writes it to `file`. Answered with `{type:'profile', id}`.
  * - `{type:'close'}`: stop and exit.
  *
  * child → parent: `{type:'ready', url, username, password, crmUrl}` first.
@@ -26,7 +28,9 @@
  * BENCH_CUSTOMER_BEHAVIOUR (JSON {@link PhoneBehaviour} of customers behind the trunk).
  */
 import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Session } from 'node:inspector/promises';
 import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { startSimulator, type PhoneBehaviour } from '../src/simulator/index.ts';
@@ -97,6 +101,7 @@ type Command =
   | LoadOrder
   | { type: 'release'; id: number }
   | { type: 'pop-samples'; id: number }
+  | { type: 'profile'; id: number; action: 'start' | 'stop'; file?: string }
   | { type: 'close' };
 
 interface TrackedCall {
@@ -399,6 +404,24 @@ function release(id: number): void {
   if (held.length === 0) order.finish();
 }
 
+let session: Session | undefined;
+
+/** CPU profile of this process (`start`, then `stop` writes the .cpuprofile to `file`). */
+async function profile(action: 'start' | 'stop', file: string | undefined): Promise<void> {
+  if (action === 'start') {
+    session = new Session();
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+    return;
+  }
+  if (!session) return;
+  const { profile: result } = await session.post('Profiler.stop');
+  session.disconnect();
+  session = undefined;
+  if (file) writeFileSync(file, JSON.stringify(result));
+}
+
 process.on('message', (message: Command) => {
   switch (message.type) {
     case 'load':
@@ -409,6 +432,11 @@ process.on('message', (message: Command) => {
       break;
     case 'pop-samples':
       process.send!({ type: 'pop-samples', id: message.id, samples: lastPops });
+      break;
+    case 'profile':
+      void profile(message.action, message.file).then(() =>
+        process.send!({ type: 'profile', id: message.id }),
+      );
       break;
     case 'close':
       crm.closeAllConnections();

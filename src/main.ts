@@ -15,6 +15,7 @@ import type { AriGateway } from './ari/types.ts';
 import { CallJournal } from './calls/journal.ts';
 import { CallNotifier, type EventSink } from './calls/notifier.ts';
 import { CallService } from './calls/service.ts';
+import { registerReconciliation } from './calls/reconcile.ts';
 import { registerCallStasisHandlers } from './calls/stasis.ts';
 import { ConfigError, loadConfig } from './config/load.ts';
 import type { Config } from './config/schema.ts';
@@ -26,6 +27,7 @@ import { IdempotencyStore } from './http/idempotency.ts';
 import type { StoredCallCreation } from './calls/routes.ts';
 import { createHttpApp } from './http/app.ts';
 import { createLogger, type Logger } from './logging/logger.ts';
+import { createRecordings } from './recordings/index.ts';
 import { collectProcessMetrics } from './metrics/process.ts';
 import { securityConfigCheck } from './security/config.ts';
 import { startSimulator, type PbxSimulator } from './simulator/index.ts';
@@ -188,6 +190,23 @@ export async function startEngine(
     },
   });
   registerCallStasisHandlers(gateway, calls);
+  // Resilience (issue 5): calls left unfinished by an earlier run are adopted before ARI
+  // connects; every (re)connect reconciles the live calls with Asterisk's channels and bridges.
+  const adopted = calls.adoptCalls(await store.calls.unfinishedCalls());
+  if (adopted > 0) logger.info('adopting calls left unfinished by an earlier run', { adopted });
+  registerReconciliation(gateway, calls, logger.child({ component: 'reconcile' }));
+
+  // Recordings (BRIEF F5, src/recordings/): bridges recorded per RECORD_CALLS (or per call), files
+  // fetched over ARI into RECORDINGS_DIR, served at GET /v1/calls/{id}/recording.
+  const recordings = createRecordings({
+    config,
+    gateway,
+    notifier,
+    calls,
+    store,
+    logger,
+    registry,
+  });
 
   // Idempotency-Key answers survive a restart: written through to the store, reloaded here.
   const idempotency = new IdempotencyStore<StoredCallCreation>(
@@ -221,7 +240,15 @@ export async function startEngine(
       store: () => (journal.failing() ? 'store writes are failing (see the logs)' : undefined),
     },
     routers: simulator ? { '/sim': simulator.controlRouter() } : {},
-    ...createApi({ config, control: calls, registry, logger: httpLogger, store, idempotency }),
+    ...createApi({
+      config,
+      control: calls,
+      registry,
+      logger: httpLogger,
+      store,
+      idempotency,
+      recordings: recordings.http,
+    }),
   });
 
   await gateway.start();
@@ -230,6 +257,7 @@ export async function startEngine(
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const httpUrl = `http://${host}:${address.port}`;
+  recordings.setListenUrl(httpUrl);
   logger.info('ari-crm started', {
     httpUrl,
     app: config.ARI_APP,
@@ -247,17 +275,21 @@ export async function startEngine(
         pendingWebhooks: webhooks.pending(),
         timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
       });
-      server.closeIdleConnections();
+      // One budget for the whole drain: SHUTDOWN_TIMEOUT_MS from now.
+      const deadline = Date.now() + config.SHUTDOWN_TIMEOUT_MS;
+      const left = (): number => Math.max(0, deadline - Date.now());
       // Events recorded but not yet committed reach the dispatcher when their write commits.
-      await journal.flush(config.SHUTDOWN_TIMEOUT_MS);
-      const drained = await webhooks.drain(config.SHUTDOWN_TIMEOUT_MS);
+      await journal.flush(left());
+      const drained = await webhooks.drain(left());
       if (!drained)
         logger.warn('pending webhooks were not all delivered before shutdown', {
           pending: webhooks.pending(),
         });
+      recordings.stop();
       await gateway.stop();
       webhooks.stop();
-      await journal.close(config.SHUTDOWN_TIMEOUT_MS);
+      // Changes made while ARI was closing; a healthy store commits them at once.
+      await journal.close(Math.max(left(), 1000));
       await webhooks.flush();
       await store.close();
       server.closeAllConnections();

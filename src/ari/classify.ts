@@ -1,18 +1,19 @@
 /**
- * Turns whatever ari-client / swagger-client reject a REST call with into a typed
- * {@link AriError}.
+ * Turns whatever a REST call was rejected with into a typed {@link AriError}.
  *
- * What arrives (node_modules/ari-client/lib/client.js `swaggerError`):
- * - an `Error` whose message is Asterisk's raw JSON body (`{"message":"Channel not found"}`,
- *   `{"error":"Allocation failed"}`), without the HTTP status (fixtures fact 10);
- * - the swagger response object itself (`{status, data: '', …}`) when the error body was empty;
- * - a Node.js socket error (`code: 'ECONNREFUSED'`…), forwarded by `swagger-patch.ts`;
- * - a plain string thrown by swagger-client's `urlify` (`"channelId is a required path param."`).
+ * What arrives:
+ * - from the gateway's executor (`rest.ts`): an `AriHttpFailure` `{status, data}` (the HTTP
+ *   status and Asterisk's raw body), a Node.js socket error (`code: 'ECONNREFUSED'`…), or the
+ *   string `"channelId is a required path param."` for an empty path parameter;
+ * - from ari-client's own operations (node_modules/ari-client/lib/client.js `swaggerError`): an
+ *   `Error` whose message is Asterisk's raw JSON body (`{"message":"Channel not found"}`,
+ *   `{"error":"Allocation failed"}`), without the HTTP status (fixtures fact 10), or the swagger
+ *   response object itself (`{status, data: '', …}`) when the error body was empty.
  *
- * The status is taken from `swagger-patch.ts`'s capture when available; otherwise it is inferred
- * from the message with the texts of Asterisk's res/ari/resource_*.c (the same message means
- * different statuses per operation: `bridges.addChannel` answers 400 "Channel not found" and
- * 422 "Channel not in Stasis application", channel operations 404 and 409).
+ * The status is the answer's when known; otherwise it is inferred from the message with the texts
+ * of Asterisk's res/ari/resource_*.c (the same message means different statuses per operation:
+ * `bridges.addChannel` answers 400 "Channel not found" and 422 "Channel not in Stasis
+ * application", channel operations 404 and 409).
  */
 import {
   AriBadRequestError,
@@ -160,12 +161,12 @@ export function inferStatus(
 }
 
 /**
- * Classify a rejected ari-client call.
+ * Classify a rejected ARI REST call.
  *
  * @param operation the gateway operation, e.g. `channels.dial` (used in the error and for
  *   operation-specific statuses).
  * @param err whatever ari-client rejected with (see the module comment).
- * @param statusHint the HTTP status captured by `swagger-patch.ts`, if any; authoritative.
+ * @param statusHint the HTTP status of the answer, if known apart from `err`; authoritative.
  * @returns an {@link AriError} subclass: 404 → AriNotFoundError; 409 (or addChannel's 422)
  *   "Channel not in Stasis application" → AriNotInStasisError; other 409 and 412 →
  *   AriConflictError; 400/422 → AriBadRequestError; 5xx and 403 → AriServerError; socket

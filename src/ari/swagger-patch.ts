@@ -1,36 +1,27 @@
 /**
  * Loads ari-client and fixes the process-wide traps of the swagger-client 2.0.26 / shred stack it
- * uses for every REST call (node_modules/swagger-client/lib/swagger.js, node_modules/shred/lib):
+ * uses to load the API docs (node_modules/swagger-client/lib/swagger.js, node_modules/shred/lib).
+ * The gateway runs REST operations itself (`rest.ts`); ari-client's operations are only a
+ * fallback for anyone calling them directly, and get the same protections:
  *
  * 1. stdout: swagger.js assigns a GLOBAL `log` that `console.log`s ("This API is using a
  *    deprecated version of Swagger!" on every API load). `globalThis.log` is re-pointed to a sink
  *    (the gateway's `logger.debug`) so the JSON log stream stays JSON.
- * 2. Lost HTTP status: ari-client rejects with `new Error(body)`; the status is captured here
- *    into the {@link captureStore} context of the calling command.
- * 3. Hanging calls: shred emits socket errors (ECONNREFUSED…) as `request_error`, which
- *    swagger-client never listens to, so the promise would never settle. It is forwarded to the
- *    operation's error callback (the rejection is the Node.js error with its `code`).
- * 4. Crashes: `SwaggerApi.fail` throws its message inside an HTTP callback (an uncaught exception
+ * 2. Hanging requests: shred emits socket errors (ECONNREFUSED…) as `request_error`, which
+ *    swagger-client never listens to, so the load would never settle. It is forwarded to the
+ *    request's error callback (the rejection is the Node.js error with its `code`).
+ * 3. Crashes: `SwaggerApi.fail` throws its message inside an HTTP callback (an uncaught exception
  *    on a 401/503 while loading the API), and ari-client's `JSON.parse` of a non-JSON 200 body
  *    throws there too. `fail` no longer throws (it still reports to the failure callback) and
- *    response callbacks are guarded: a throw becomes an error of that operation.
- * 5. Global credentials: ari-client registers ONE global basic-auth for all clients; a
+ *    response callbacks are guarded: a throw becomes an error of that request.
+ * 4. Global credentials: ari-client registers ONE global basic-auth for all clients; a
  *    host-keyed authorization is added after it so two gateways (or simulators) with different
  *    credentials in one process each send their own.
  *
  * Nothing else in the process uses swagger-client, so patching its prototypes is contained.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { createRequire } from 'node:module';
 import ariClient from 'ari-client';
-
-/** Per-command context: the HTTP status of the command's (last) response. */
-export interface CaptureContext {
-  status?: number;
-}
-
-/** Run an ari-client call inside `captureStore.run(ctx, …)` to learn its HTTP status. */
-export const captureStore = new AsyncLocalStorage<CaptureContext>();
 
 type Callback = (response: unknown) => unknown;
 
@@ -102,7 +93,7 @@ function install(): void {
   if (globals[PATCHED]) return;
   globals[PATCHED] = true;
 
-  // (4) fail() reports without throwing.
+  // (3) fail() reports without throwing.
   swagger.SwaggerApi.prototype.fail = function fail(
     this: { failure?: (m: unknown) => unknown },
     message: unknown,
@@ -114,13 +105,12 @@ function install(): void {
     }
   };
 
-  // (2)(3)(4) status capture, request_error forwarding, guarded callbacks.
+  // (2)(3) request_error forwarding, guarded callbacks.
   const originalExecute = swagger.ShredHttpClient.prototype.execute;
   swagger.ShredHttpClient.prototype.execute = function execute(
     this: unknown,
     obj: SwaggerHttpRequestObject,
   ) {
-    const ctx = captureStore.getStore();
     const on = obj?.on;
     let settled = false;
     const onError = on?.error;
@@ -139,7 +129,6 @@ function install(): void {
         if (typeof cb !== 'function') continue;
         on[key] = (response: unknown): unknown => {
           const status = (response as { status?: unknown } | null)?.status;
-          if (ctx && typeof status === 'number') ctx.status = status;
           if (key === 'error') {
             fail(response);
             return undefined;

@@ -43,6 +43,8 @@ export interface CallJournalOptions {
   retryMaxDelayMs?: number;
 }
 
+const NOTHING_IN_FLIGHT: ReadonlySet<string> = new Set();
+
 interface Pending {
   call: Call;
   events: LifecycleEvent[];
@@ -63,6 +65,10 @@ export class CallJournal {
   private failuresInARow = 0;
   private closed = false;
   private readonly idleWaiters = new Set<() => void>();
+  /** Ids of the calls in the transaction being written. */
+  private inFlight: { has(callId: string): boolean } = NOTHING_IN_FLIGHT;
+  /** Per call: callbacks of {@link whenCommitted} waiting for its next commit. */
+  private readonly commitWaiters = new Map<string, Array<() => void>>();
   private readonly now: () => number;
   private readonly metrics: JournalMetrics;
 
@@ -99,6 +105,24 @@ export class CallJournal {
     }
     if (event) pending.events.push(event);
     this.schedule();
+  }
+
+  /**
+   * Call `committed` once every change recorded so far for call `callId` is committed: at once
+   * (synchronously) when nothing of the call is waiting to be written, else right after the
+   * commit that holds its last recorded change (later records of the call make it wait for their
+   * commit too). While the store fails it waits; after {@link close} with unwritten changes it is
+   * never called. The call service uses it to drop an ended call from memory only once the store
+   * can answer for it (`GET /v1/calls/{id}`).
+   */
+  whenCommitted(callId: string, committed: () => void): void {
+    if (!this.dirty.has(callId) && !this.inFlight.has(callId)) {
+      committed();
+      return;
+    }
+    const waiters = this.commitWaiters.get(callId);
+    if (waiters) waiters.push(committed);
+    else this.commitWaiters.set(callId, [committed]);
   }
 
   /** True while the last write failed and is being retried (readiness: store not writable). */
@@ -150,6 +174,23 @@ export class CallJournal {
     }
   }
 
+  /** Run the {@link whenCommitted} callbacks of the calls just committed (not re-recorded since). */
+  private callCommitted(batch: readonly Pending[]): void {
+    if (this.commitWaiters.size === 0) return;
+    for (const { call } of batch) {
+      const waiters = this.commitWaiters.get(call.id);
+      if (!waiters || this.dirty.has(call.id)) continue;
+      this.commitWaiters.delete(call.id);
+      for (const committed of waiters) {
+        try {
+          committed();
+        } catch (err) {
+          this.options.logger.error('call commit callback threw', { callId: call.id, err });
+        }
+      }
+    }
+  }
+
   private idle(): boolean {
     return this.dirty.size === 0 && !this.writing;
   }
@@ -168,6 +209,7 @@ export class CallJournal {
     if (this.writing || this.dirty.size === 0 || this.closed) return;
     this.writing = true;
     const batch = [...this.dirty.values()];
+    this.inFlight = this.dirty;
     this.dirty = new Map();
     const at = this.now();
     // Snapshot now: the live objects keep changing while the transaction is written.
@@ -183,6 +225,8 @@ export class CallJournal {
       });
       this.metrics.commits.inc();
       this.failuresInARow = 0;
+      this.inFlight = NOTHING_IN_FLIGHT;
+      this.callCommitted(batch);
       for (const event of events) {
         try {
           this.options.deliver(event);
@@ -226,6 +270,7 @@ export class CallJournal {
       }
     } finally {
       this.writing = false;
+      this.inFlight = NOTHING_IN_FLIGHT;
       this.metrics.backlog.set(this.dirty.size);
     }
     if (this.dirty.size > 0) this.schedule();

@@ -36,12 +36,7 @@
  * found out, the moment the hang-up happened being unknown.
  */
 import type { Registry } from 'prom-client';
-import type {
-  AriBridge,
-  AriChannel,
-  AriConnectionState,
-  AriGateway,
-} from '../ari/types.ts';
+import type { AriBridge, AriChannel, AriConnectionState, AriGateway } from '../ari/types.ts';
 import type { EventCallState } from '../events/types.ts';
 import type { Logger } from '../logging/logger.ts';
 import { counter } from '../metrics/registry.ts';
@@ -81,9 +76,7 @@ export function ariView(app: string, channels: AriChannel[], bridges: AriBridge[
  */
 export function inStasisOf(channel: AriChannel, app: string): boolean {
   const data = channel.dialplan?.app_data ?? '';
-  return (
-    channel.dialplan?.app_name === 'Stasis' && (data === app || data.startsWith(`${app},`))
-  );
+  return channel.dialplan?.app_name === 'Stasis' && (data === app || data.startsWith(`${app},`));
 }
 
 /**
@@ -128,6 +121,14 @@ export interface ReconcileTarget {
   nothingLive(lastEnded: Leg | undefined): Promise<void>;
   /** Adopted call whose route was lost (`routing`/`greeting`): route it again (in the background). */
   resumeRouting(): void;
+  /** Put the channels in the call's mixing bridge, creating it (again) when it does not exist. */
+  bridge(channelIds: string[], bridgeExists: boolean): Promise<void>;
+  /** Ended call: ask Asterisk again to hang up this leg (the first request may have been lost). */
+  hangup(leg: Leg): Promise<void>;
+  /** Ended call: destroy its bridge (again). */
+  destroyBridge(): Promise<void>;
+  /** Ended call: stop tracking it if none of its channels is left. */
+  forgetIfDone(): void;
   /** End the call (hang up what is left, destroy the bridge, `call.ended`). */
   end(outcome: { disposition: Disposition; hangupBy: HangupBy; reason: string }): Promise<void>;
   /** Send `call.recovered` with the call's state. */
@@ -143,13 +144,16 @@ const RINGING = new Set(['Ringing', 'Ring']);
  * Reconcile one call with Asterisk's view (the steps of the module comment). Must run inside the
  * call's per-call chain. Throws what the flow's handlers throw (the chain then ends the call).
  */
-export async function reconcileCall(
-  t: ReconcileTarget,
-  view: AriView,
-): Promise<ReconcileResult> {
+export async function reconcileCall(t: ReconcileTarget, view: AriView): Promise<ReconcileResult> {
   const { call } = t;
-  if (call.phase === 'ended') return 'ended';
+  if (call.phase === 'ended') {
+    await cleanUpEnded(t, view);
+    return 'ended';
+  }
   if (t.adoptedState !== undefined) refreshAdopted(t, view);
+  // The listing shows the bridge as it was before this step: only a call already bridged then
+  // can be checked against it.
+  const bridgedBefore = call.phase === 'bridged';
 
   const live = [...call.legs.values()].filter(
     (leg) => !leg.ended && !t.isReleased(leg.channelId) && t.eligible.has(leg.channelId),
@@ -199,13 +203,16 @@ export async function reconcileCall(
     }
   }
 
+  // A bridged call whose bridging was cut short (ARI unreachable mid-step): finish it.
+  if (bridgedBefore && call.phase === 'bridged') await repairBridge(t, view);
+
   // 4. A greeting or failure tone that finished while the engine was away.
   const playbackId = t.awaitedPlaybackId;
-  if (playbackId && call.phase !== 'ended' && !(await t.playbackExists(playbackId)))
+  if (playbackId && !isEnded(call) && !(await t.playbackExists(playbackId)))
     await t.playbackDone(playbackId);
 
   // 5. Adopted calls whose in-memory progress was lost with the old process.
-  if (t.adoptedState !== undefined && call.phase !== 'ended') {
+  if (t.adoptedState !== undefined && !isEnded(call)) {
     if (call.phase === 'routing' || call.phase === 'greeting') {
       t.resumeRouting();
     } else if (call.phase === 'dialing' && !someoneDialled(t)) {
@@ -216,10 +223,56 @@ export async function reconcileCall(
     }
   }
 
-  if (call.phase === 'ended') return 'ended';
+  if (isEnded(call)) return 'ended';
   // 6. Still alive.
   t.recovered(callState(call) as EventCallState);
   return 'kept';
+}
+
+/**
+ * A bridged call: the anchor and the answered party must both be in the call's bridge. A bridge
+ * that vanished is created again; a missing party is added.
+ */
+async function repairBridge(t: ReconcileTarget, view: AriView): Promise<void> {
+  const { call } = t;
+  const parties = [...call.legs.values()].filter(
+    (leg) =>
+      !leg.ended &&
+      !leg.hangupRequested &&
+      view.channels.has(leg.channelId) &&
+      (leg.channelId === t.anchorChannelId ||
+        (leg.role !== 'caller' && leg.outcome === 'answered')),
+  );
+  if (parties.length < 2) return;
+  const bridge = view.bridges.find((b) => b.id === call.bridgeId);
+  const missing = parties.filter((leg) => !bridge?.channels.includes(leg.channelId));
+  if (missing.length > 0)
+    await t.bridge(
+      missing.map((leg) => leg.channelId),
+      bridge !== undefined,
+    );
+}
+
+/**
+ * An ended call still tracked because some of its channels never reported their end (their
+ * hang-up may have been lost with the connection): hang up those still there, forget the others,
+ * destroy the bridge if it is still there.
+ */
+async function cleanUpEnded(t: ReconcileTarget, view: AriView): Promise<void> {
+  const { call } = t;
+  for (const leg of call.legs.values()) {
+    if (leg.ended || t.isReleased(leg.channelId) || !t.eligible.has(leg.channelId)) continue;
+    if (view.channels.has(leg.channelId)) await t.hangup(leg);
+    else t.legVanished(leg);
+  }
+  if (call.bridgeId !== undefined && view.bridges.some((b) => b.id === call.bridgeId))
+    await t.destroyBridge();
+  t.forgetIfDone();
+}
+
+/** Read through a call so TypeScript does not narrow a phase the flow handlers change. */
+function isEnded(call: Call): boolean {
+  return call.phase === 'ended';
 }
 
 /** A dialled leg that can still answer (a click-to-call operator who answered is not one). */
@@ -240,7 +293,8 @@ function someoneDialled(t: ReconcileTarget): boolean {
  */
 function refreshAdopted(t: ReconcileTarget, view: AriView): void {
   const { call } = t;
-  const ringingSent = t.adoptedState === 'operator_ringing' || t.adoptedState === 'customer_ringing';
+  const ringingSent =
+    t.adoptedState === 'operator_ringing' || t.adoptedState === 'customer_ringing';
   for (const leg of call.legs.values()) {
     const channel = view.channels.get(leg.channelId);
     if (leg.ended || !channel) continue;
@@ -249,8 +303,7 @@ function refreshAdopted(t: ReconcileTarget, view: AriView): void {
     if (leg.role === 'caller') continue;
     // An originated click-to-call operator leg dials by itself; a created leg still Down may not
     // have been dialled before the restart (it is dialled now).
-    leg.dialed =
-      (t.flow === 'click2call' && leg.role === 'operator') || channel.state !== 'Down';
+    leg.dialed = (t.flow === 'click2call' && leg.role === 'operator') || channel.state !== 'Down';
     if (ringingSent && RINGING.has(channel.state)) leg.ringing = true;
   }
   if (call.bridgeId === undefined) {
@@ -398,12 +451,15 @@ export interface ReconcileAllOptions {
   /** Listing attempts before the pass is skipped (default 3), `retryDelayMs` apart (default 250, doubling). */
   listAttempts?: number;
   retryDelayMs?: number;
+  /** Longest wait for every call's chain to reach its reconciliation step, ms (default 5000). */
+  barrierTimeoutMs?: number;
 }
 
 /**
- * Reconcile every entry: list channels and bridges once, then reconcile each call in its own
- * chain (the steps are queued at once, so events arriving while the listing is pending wait
- * behind them). Counts `aricrm_calls_reconciled_total{result}`. Never rejects.
+ * Reconcile every entry: queue a reconciliation step in each call's chain at once (events
+ * arriving meanwhile wait behind it), list channels and bridges once every step is reached,
+ * then reconcile each call with that listing. Counts `aricrm_calls_reconciled_total{result}`.
+ * Never rejects.
  */
 export async function reconcileAll(
   gateway: Pick<AriGateway, 'app' | 'channels' | 'bridges'>,
@@ -417,13 +473,28 @@ export async function reconcileAll(
     help: 'Calls reconciled with Asterisk after an ARI reconnect or an engine restart, by result (kept, ended, skipped).',
     labelNames: ['result'] as const,
   });
-  const listing = listAri(gateway, options);
+  // List once every call's chain has reached its reconciliation step (so the listing reflects
+  // every command its earlier steps sent), or after `barrierTimeoutMs` at most.
+  const arrivals = entries.map(() => {
+    let arrive!: () => void;
+    const arrived = new Promise<void>((resolve) => (arrive = resolve));
+    return { arrive, arrived };
+  });
+  let barrierTimer: NodeJS.Timeout | undefined;
+  const barrier = Promise.race([
+    Promise.all(arrivals.map((a) => a.arrived)),
+    new Promise<void>((resolve) => {
+      barrierTimer = setTimeout(resolve, options.barrierTimeoutMs ?? 5000);
+    }),
+  ]).finally(() => clearTimeout(barrierTimer));
+  const listing = barrier.then(() => listAri(gateway, options));
   listing.catch(() => undefined);
   await Promise.all(
-    entries.map((entry) => {
+    entries.map((entry, i) => {
       let result: ReconcileResult | 'skipped' = 'skipped';
       return entry
         .run(async () => {
+          arrivals[i]!.arrive();
           let view: AriView;
           try {
             view = await listing;

@@ -135,6 +135,12 @@ export const idempotencyKeySchema = z
 export const DEFAULT_CALLS_PAGE = 50;
 
 const DISPOSITIONS = ['answered', 'busy', 'no_answer', 'canceled', 'failed'] as const;
+/** Compile-time assertion. */
+type Assert<T extends true> = T;
+// Fails to compile when a disposition is added to the model but not to the filter.
+type _EveryDisposition = Assert<
+  [Disposition] extends [(typeof DISPOSITIONS)[number]] ? true : false
+>;
 const dispositionList = new RegExp(`^(${DISPOSITIONS.join('|')})(,(${DISPOSITIONS.join('|')}))*$`);
 
 /** Query of `GET /v1/calls` (F6 filters; every given condition must hold). */

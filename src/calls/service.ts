@@ -19,7 +19,12 @@ import { EventEmitter } from 'node:events';
 import type { Counter, Gauge, Registry } from 'prom-client';
 import { counter, gauge } from '../metrics/registry.ts';
 import type { AriChannel, AriEvent, AriGateway, HangupParams } from '../ari/types.ts';
-import { AriBadRequestError, AriNotFoundError, AriServerError } from '../ari/errors.ts';
+import {
+  AriBadRequestError,
+  AriConnectionError,
+  AriNotFoundError,
+  AriServerError,
+} from '../ari/errors.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { Route, RouteDecision } from '../crm/types.ts';
 import {
@@ -42,6 +47,13 @@ import {
   type TrunkRoute,
 } from './dialstrings.ts';
 import type { CallNotifier, EventJournal } from './notifier.ts';
+import type { UnfinishedCallRecord } from '../store/calls.ts';
+import {
+  adoptedCallFromRecord,
+  reconcileAll,
+  type ReconcileReport,
+  type ReconcileTarget,
+} from './reconcile.ts';
 import {
   CallNotFoundError,
   CallStateError,
@@ -98,8 +110,6 @@ export interface CallServiceOptions {
   clickToCallRingTimeoutSec?: number;
   /** Dialplan context of service numbers for transfers (default `service`). */
   serviceContext?: string;
-  /** How long an ended call stays queryable in memory, in milliseconds (default 1 h). */
-  recentCallsTtlMs?: number;
 }
 
 /** What the service needs. */
@@ -110,8 +120,12 @@ export interface CallServiceDeps {
   /**
    * Told after every per-call step that the call may have changed (legs created, answered,
    * ended…), so the store holds each state change (src/calls/journal.ts). Optional in tests.
+   * With `whenCommitted`, an ended call stays in memory until the store holds its last change
+   * (so `GET /v1/calls/{id}` never misses it); without, it is dropped once its channels are gone.
    */
-  journal?: EventJournal;
+  journal?: EventJournal & {
+    whenCommitted?(callId: string, committed: () => void): void;
+  };
   logger: Logger;
   registry: Registry;
   options: CallServiceOptions;
@@ -156,6 +170,14 @@ interface CallContext {
   };
   retryTimer?: NodeJS.Timeout;
   forgetTimer?: NodeJS.Timeout;
+  /** A reconciliation step runs (src/calls/reconcile.ts): calls it ends get `reconciled`. */
+  reconciling?: boolean;
+  /** Adopted from the store at start-up, not yet reconciled: its stored state and when. */
+  adoption?: { state: CallSnapshot['state']; sinceMs: number };
+  /** A step failed because ARI was unreachable: the call waits for a reconciliation. */
+  needsRepair?: boolean;
+  /** {@link CallService.forget} ran: no channel maps to the call any more. */
+  forgotten?: boolean;
 }
 
 /** Events of the service for in-process listeners (tests, the future WebSocket hub). */
@@ -180,12 +202,12 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
   private readonly byChannel = new Map<string, CallContext>();
   private readonly byPlayback = new Map<string, CallContext>();
   private readonly active = new Map<string, CallContext>();
-  private readonly recent = new Map<string, CallSnapshot>();
   private readonly watchers = new Map<string, Set<(call: CallSnapshot) => void>>();
   private readonly now: () => number;
   private readonly activeGauge: Gauge<'direction'>;
   private readonly endedCounter: Counter<'direction' | 'disposition'>;
   private readonly failures: Counter;
+  private repairTimer: NodeJS.Timeout | undefined;
   private recorder: CallRecorder | undefined;
 
   constructor(private readonly deps: CallServiceDeps) {
@@ -215,10 +237,14 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     this.recorder = recorder;
   }
 
-  /** Live view of a call in progress, or of a recently ended one; undefined if unknown. */
+  /**
+   * Live view of a call the service holds: in progress, or ended but not yet committed to the
+   * store (src/calls/journal.ts); undefined otherwise (unknown, or ended and in the store, where
+   * `GET /v1/calls/{id}` finds it).
+   */
   getCall(callId: string): CallSnapshot | undefined {
     const ctx = this.active.get(callId);
-    return ctx ? snapshotCall(ctx.call, this.now()) : this.recent.get(callId);
+    return ctx ? snapshotCall(ctx.call, this.now()) : undefined;
   }
 
   /** Every call in progress. */
@@ -231,6 +257,20 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
   /** Number of channels the service is tracking (for leak checks). */
   trackedChannels(): number {
     return this.byChannel.size;
+  }
+
+  /**
+   * What the service holds in memory (leak checks; issue 5 "no heap growth"): `calls` held (live,
+   * and ended ones waiting for their store commit), `channels` and `playbacks` mapped to a call,
+   * `watchedCalls` with a {@link watchCall} listener. All 0 once every call ended and was stored.
+   */
+  memoryFootprint(): { calls: number; channels: number; playbacks: number; watchedCalls: number } {
+    return {
+      calls: this.active.size,
+      channels: this.byChannel.size,
+      playbacks: this.byPlayback.size,
+      watchedCalls: this.watchers.size,
+    };
   }
 
   /** Wait until every call's queued work has run (tests and shutdown). */
@@ -335,7 +375,9 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
 
   /** Follow a call's changes (see {@link CallControl.watchCall}). */
   watchCall(callId: string, listener: (call: CallSnapshot) => void): () => void {
-    if (!this.active.has(callId)) return () => undefined;
+    const ctx = this.active.get(callId);
+    // Nothing to follow for an unknown call, nor for an ended one (its watchers are let go).
+    if (!ctx || ctx.call.phase === 'ended') return () => undefined;
     let set = this.watchers.get(callId);
     if (!set) this.watchers.set(callId, (set = new Set()));
     set.add(listener);
@@ -1124,7 +1166,7 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     call.endedAt = this.now();
     call.disposition = outcome.disposition;
     call.hangupBy = outcome.hangupBy;
-    call.endReason = outcome.reason;
+    call.endReason = outcome.reason ?? (ctx.reconciling ? 'reconciled' : undefined);
     ctx.pending = [];
     ctx.transferring = false;
     if (ctx.retryTimer) clearTimeout(ctx.retryTimer);
@@ -1232,6 +1274,241 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     this.active.delete(ctx.call.id);
   }
 
+  // -------------------------------------------------------------------------------------------
+  // Reconciliation (src/calls/reconcile.ts): ARI reconnect, engine restart
+  // -------------------------------------------------------------------------------------------
+
+  /**
+   * Reconcile every live call with what Asterisk shows now (after an ARI reconnect; at the first
+   * connect for calls adopted by {@link adoptCalls}): list channels and bridges, then correct
+   * each call in its per-call chain; `call.recovered` for each call kept. `lostSinceMs`: when
+   * the WebSocket dropped (epoch ms), for `outageSec`. Never rejects.
+   */
+  reconcile(lostSinceMs?: number): Promise<ReconcileReport> {
+    return this.reconcileContexts([...this.active.values()], lostSinceMs, false);
+  }
+
+  /**
+   * Reconcile `contexts` (live calls, and ended ones whose channels never reported their end).
+   * `silent`: a repair after a failed command, not an outage: no `call.recovered`.
+   */
+  private reconcileContexts(
+    contexts: CallContext[],
+    lostSinceMs: number | undefined,
+    silent: boolean,
+  ): Promise<ReconcileReport> {
+    const entries = contexts
+      .filter(
+        (ctx) =>
+          ctx.call.phase !== 'ended' ||
+          [...ctx.call.legs.values()].some((leg) => !leg.ended && leg.hangupRequested),
+      )
+      .map((ctx) => {
+        // Legs that exist in Asterisk before the listing is asked for (not those being created).
+        const eligible = new Set(
+          [...ctx.call.legs.values()]
+            .filter((leg) => !leg.ended && (leg.created || leg.role === 'caller'))
+            .map((leg) => leg.channelId),
+        );
+        return {
+          run: (step: () => Promise<void>) =>
+            this.run(ctx, async () => {
+              ctx.reconciling = true;
+              try {
+                await step();
+              } finally {
+                ctx.reconciling = false;
+              }
+            }),
+          target: () => this.reconcileTarget(ctx, eligible, lostSinceMs, silent),
+        };
+      });
+    return reconcileAll(this.deps.gateway, entries, {
+      logger: this.deps.logger,
+      registry: this.deps.registry,
+    });
+  }
+
+  /**
+   * Engine restart: take over the calls the store says are unfinished (`store.calls
+   * .unfinishedCalls()`), rebuilt by {@link adoptedCallFromRecord}, so their hang-ups, bridges
+   * and transfers keep working. Call before the gateway connects: the first {@link reconcile}
+   * checks them against Asterisk (ends those whose channels are gone). Returns how many calls
+   * were adopted (calls already tracked are skipped).
+   */
+  adoptCalls(records: readonly UnfinishedCallRecord[]): number {
+    let adopted = 0;
+    for (const record of records) {
+      if (this.active.has(record.id) || record.state === 'ended') continue;
+      const found = adoptedCallFromRecord(record);
+      const ctx = this.register(found.call, found.flow, found.anchorChannelId);
+      ctx.transferring = found.transferring;
+      if (found.clickToCall) ctx.clickToCall = found.clickToCall;
+      ctx.adoption = { state: record.state, sinceMs: Date.parse(record.updatedAt) };
+      for (const leg of found.call.legs.values())
+        if (!leg.ended) this.byChannel.set(leg.channelId, ctx);
+      ctx.log.info('call adopted from the store', {
+        state: record.state,
+        legs: found.call.legs.size,
+        updatedAt: record.updatedAt,
+      });
+      adopted++;
+    }
+    return adopted;
+  }
+
+  /**
+   * Reconcile the calls a failed command left unsure ({@link CallContext.needsRepair}) in a
+   * second, if ARI is connected by then (otherwise the reconnect reconciles every call).
+   */
+  private repairSoon(): void {
+    if (this.repairTimer) return;
+    this.repairTimer = setTimeout(() => {
+      this.repairTimer = undefined;
+      if (!this.deps.gateway.isConnected()) return;
+      const contexts = [...this.active.values()].filter((ctx) => ctx.needsRepair);
+      void this.reconcileContexts(contexts, undefined, true);
+    }, 1000);
+    this.repairTimer.unref();
+  }
+
+  /** The call's flow handlers, for one reconciliation step (see {@link ReconcileTarget}). */
+  private reconcileTarget(
+    ctx: CallContext,
+    eligible: ReadonlySet<string>,
+    lostSinceMs: number | undefined,
+    silent: boolean,
+  ): ReconcileTarget {
+    const adoption = ctx.adoption;
+    ctx.adoption = undefined;
+    ctx.needsRepair = false;
+    const sinceMs = adoption?.sinceMs ?? lostSinceMs;
+    const markGone = (leg: Leg): void => {
+      leg.ended = true;
+      leg.endedAt ??= this.now();
+      if (this.byChannel.get(leg.channelId) === ctx) this.byChannel.delete(leg.channelId);
+    };
+    return {
+      call: ctx.call,
+      flow: ctx.flow,
+      anchorChannelId: ctx.anchorChannelId,
+      eligible: adoption
+        ? new Set([...ctx.call.legs.values()].filter((l) => !l.ended).map((l) => l.channelId))
+        : eligible,
+      adoptedState: adoption?.state,
+      awaitedPlaybackId:
+        ctx.call.phase === 'greeting'
+          ? ctx.greetingPlaybackId
+          : ctx.endAfterBeep
+            ? ctx.beepPlaybackId
+            : undefined,
+      isReleased: (channelId) => ctx.released.has(channelId),
+      playbackExists: async (playbackId) => {
+        try {
+          await this.deps.gateway.playbacks.get(playbackId);
+          return true;
+        } catch (err) {
+          return !(err instanceof AriNotFoundError);
+        }
+      },
+      callerAnswered: () => {
+        ctx.callerAnswered = true;
+      },
+      legEnteredStasis: (leg) => this.onLegStasisStart(ctx, leg.channelId),
+      legRinging: (leg) => this.onLegRinging(ctx, leg),
+      legAnswered: (leg) => this.onLegAnswered(ctx, leg),
+      legGone: (leg) => this.onLegGone(ctx, leg),
+      callerGone: async (leg) => {
+        markGone(leg);
+        await this.onCallerGone(ctx, leg);
+        this.maybeForget(ctx);
+      },
+      legVanished: markGone,
+      playbackDone: (playbackId) => {
+        this.byPlayback.delete(playbackId);
+        return this.onPlaybackDone(ctx, playbackId);
+      },
+      nothingLive: async (lastEnded) => {
+        if (lastEnded) await this.afterUnansweredLeg(ctx, lastEnded);
+        else if (ctx.flow === 'inbound') await this.afterUnansweredOperator(ctx);
+        else await this.endCall(ctx, { disposition: 'failed', hangupBy: 'system' });
+      },
+      resumeRouting: () => void this.resumeRouting(ctx),
+      bridge: async (channelIds, bridgeExists) => {
+        const { call } = ctx;
+        await this.answerCaller(ctx);
+        if (!bridgeExists || call.bridgeId === undefined) {
+          const bridgeId = call.bridgeId ?? `br-${randomUUID()}`;
+          await this.deps.gateway.bridges.create({
+            bridgeId,
+            type: ['mixing'],
+            name: `call-${call.id}`,
+          });
+          call.bridgeId = bridgeId;
+        }
+        await this.deps.gateway.bridges.addChannel(call.bridgeId, channelIds);
+        ctx.log.info('call bridged again after reconciliation', { channelIds });
+      },
+      hangup: async (leg) => {
+        leg.hangupRequested = false;
+        await this.hangupLeg(ctx, leg);
+      },
+      destroyBridge: async () => {
+        try {
+          if (ctx.call.bridgeId) await this.deps.gateway.bridges.destroy(ctx.call.bridgeId);
+        } catch (err) {
+          if (!isGone(err)) throw err;
+        }
+      },
+      forgetIfDone: () => this.maybeForget(ctx),
+      end: (outcome) => this.endCall(ctx, outcome),
+      recovered: (state) => {
+        if (silent) return;
+        this.deps.notifier.recovered(ctx.call, {
+          reason: adoption ? 'engine_restart' : 'ari_reconnect',
+          state,
+          outageSec:
+            sinceMs === undefined || !Number.isFinite(sinceMs)
+              ? 0
+              : Math.max(0, Math.round((this.now() - sinceMs) / 1000)),
+        });
+      },
+    };
+  }
+
+  /**
+   * An adopted call whose route was lost with the old process: an inbound call asks the CRM
+   * again and dials (a greeting already started is not played again); an outbound call dials
+   * the customer.
+   */
+  private async resumeRouting(ctx: CallContext): Promise<void> {
+    const { call } = ctx;
+    if (ctx.flow === 'outbound') {
+      await this.run(ctx, async () => {
+        if (call.phase !== 'routing') return;
+        call.phase = 'dialing';
+        await this.placeCustomerLeg(ctx);
+      });
+      return;
+    }
+    if (ctx.flow !== 'inbound') return;
+    const skipGreeting = call.phase === 'greeting';
+    const decision = await this.deps.routes.lookup({
+      callId: call.id,
+      from: call.from,
+      did: call.did ?? call.to,
+    });
+    ctx.log.info('route decided again after a restart', {
+      source: decision.source,
+      action: decision.route.action.type,
+    });
+    const { greeting, ...rest } = decision.route;
+    await this.run(ctx, async () => {
+      if (call.phase !== 'routing' && call.phase !== 'greeting') return;
+      await this.applyRoute(ctx, skipGreeting || !greeting ? rest : { ...rest, greeting });
+    });
+  }
+
   /** Run `step` after the call's earlier steps; a failure ends the call and is never thrown. */
   private run(ctx: CallContext, step: () => Promise<void> | void): Promise<void> {
     const next = ctx.tail
@@ -1261,6 +1538,15 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
   }
 
   private async fail(ctx: CallContext, err: unknown): Promise<void> {
+    if (err instanceof AriConnectionError && ctx.call.phase !== 'ended') {
+      // Asterisk may or may not have carried the command out: rather than tearing the call down
+      // blind (the hang-ups would fail too), put it right from what Asterisk shows once it is
+      // reachable (src/calls/reconcile.ts).
+      ctx.log.warn('ARI unreachable during a call step; the call will be reconciled', { err });
+      ctx.needsRepair = true;
+      this.repairSoon();
+      return;
+    }
     this.failures.inc();
     ctx.log.error('call flow step failed; cleaning the call up', { err });
     try {

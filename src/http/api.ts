@@ -12,6 +12,7 @@ import { COMPAT_KEY_PARAMETER, createCompatRouter } from '../compat/router.ts';
 import type { Config } from '../config/schema.ts';
 import { createEventRoutes } from '../events/routes.ts';
 import type { Logger } from '../logging/logger.ts';
+import type { RecordingHttp } from '../recordings/index.ts';
 import { ApiKeyRing, requireApiKey } from '../security/api-keys.ts';
 import { DestinationPolicy } from '../security/destinations.ts';
 import { CallGuard } from '../security/guard.ts';
@@ -56,6 +57,11 @@ export interface ApiDeps {
   };
   /** Download link of a call's recording (`recording.url` of stored calls), when served. */
   recordingUrl?: (callId: string) => string | undefined;
+  /**
+   * The recordings domain (BRIEF F5): `GET /v1/calls/{id}/recording`, reachable with an API key
+   * or a signed link; also the default of `recordingUrl`.
+   */
+  recordings?: RecordingHttp;
   /**
    * Remembered `Idempotency-Key` answers (the engine passes one restored from the store);
    * default: a fresh in-memory one with IDEMPOTENCY_TTL_MS.
@@ -107,9 +113,10 @@ export function createApi(deps: ApiDeps): ApiParts {
     workstations,
     logger,
     calls: deps.store?.calls,
-    recordingUrl: deps.recordingUrl,
+    recordingUrl: deps.recordingUrl ?? deps.recordings?.recordingUrl,
   });
   const v1 = express.Router();
+  if (deps.recordings) v1.use(deps.recordings.router);
   v1.use(calls, createEventRoutes({ events: deps.store?.events }));
   const compat = createCompatRouter({
     path: config.COMPAT_PATH,
@@ -130,7 +137,9 @@ export function createApi(deps: ApiDeps): ApiParts {
   });
   const allowList = new IpAllowList(config.HTTP_ALLOWED_CIDRS);
   return {
-    authenticate: requireApiKey({ keys, logger, metrics }),
+    authenticate: deps.recordings
+      ? deps.recordings.allowSignedLinks(requireApiKey({ keys, logger, metrics }))
+      : requireApiKey({ keys, logger, metrics }),
     apiRouters: { '/v1': v1 },
     selfAuthenticatingRouters: [compat],
     openApiDocument: buildOpenApiDocument({ compatPath: config.COMPAT_PATH }),

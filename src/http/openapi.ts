@@ -89,7 +89,7 @@ const authErrors: Record<string, JsonObject> = {
     '`forbidden`: the API key is not valid; `ip_not_allowed`: the client is outside HTTP_ALLOWED_CIDRS.',
   ),
   '503': errorResponse(
-    '`api_keys_not_configured`: API_KEYS is empty (development), every API route refuses.',
+    '`api_keys_not_configured`: API_KEYS is empty (development), every API route refuses; `shutting_down`: the engine is stopping (SIGTERM), retry on another instance (`Connection: close`).',
   ),
 };
 
@@ -166,7 +166,8 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
     '/readyz': {
       get: {
         summary: 'Readiness',
-        description: 'Ready when ARI is connected. Not subject to HTTP_ALLOWED_CIDRS.',
+        description:
+          'Ready when every check passes: `ari` (the ARI WebSocket is open), `store` (store writes succeed), `shutdown` (the engine is not stopping). `checks` lists each as `{status: "ok"}` or `{status: "failed", reason}`. Not subject to HTTP_ALLOWED_CIDRS.',
         security: [],
         responses: {
           '200': { description: 'Ready: `{status: "ready", checks}`.' },
@@ -271,6 +272,74 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
           ...authErrors,
           '404': errorResponse('`call_not_found`.'),
           '409': errorResponse('`call_ended`.'),
+        },
+      },
+    },
+    '/v1/calls/{id}/recording': {
+      get: {
+        summary: "A call's recording (audio)",
+        description:
+          'The recorded conversation as `audio/wav` (RIFF PCM 8 kHz 16-bit mono), with HTTP Range (`Accept-Ranges: bytes`: one range per request, 206 + Content-Range). Authorised by an API key, or by a signed link as `call.ended` / `recording.ready` carry it (`?expires=<unix seconds>&sig=<hex HMAC-SHA256>`), so a CRM audio player can fetch it without a key. HEAD answers the headers only. See docs/recordings.md.',
+        security: [{ bearerAuth: [] }, {}],
+        parameters: [
+          callIdParameter,
+          {
+            name: 'expires',
+            in: 'query',
+            required: false,
+            description: 'Signed link: expiry, unix seconds.',
+            schema: { type: 'string', pattern: '^[0-9]+$' },
+          },
+          {
+            name: 'sig',
+            in: 'query',
+            required: false,
+            description:
+              'Signed link: hex HMAC-SHA256(RECORDING_LINK_SECRET, "recording:<id>:<expires>"). With it no API key is needed.',
+            schema: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+          },
+          {
+            name: 'Range',
+            in: 'header',
+            required: false,
+            description: 'One byte range: `bytes=0-1023`, `bytes=1024-`, `bytes=-500`.',
+            schema: { type: 'string' },
+          },
+        ],
+        responses: {
+          '200': {
+            description: 'The whole file.',
+            headers: {
+              'Accept-Ranges': { schema: { const: 'bytes' } },
+              'Content-Length': { schema: { type: 'integer' } },
+            },
+            content: { 'audio/wav': { schema: { type: 'string', contentMediaType: 'audio/wav' } } },
+          },
+          '206': {
+            description: 'The requested byte range.',
+            headers: {
+              'Content-Range': {
+                description: '`bytes <first>-<last>/<size>`',
+                schema: { type: 'string' },
+              },
+              'Content-Length': { schema: { type: 'integer' } },
+            },
+            content: { 'audio/wav': { schema: { type: 'string', contentMediaType: 'audio/wav' } } },
+          },
+          ...authErrors,
+          '403': errorResponse(
+            '`link_expired`, `link_invalid` (altered id, expiry or signature); `forbidden`, `ip_not_allowed`.',
+          ),
+          '404': errorResponse(
+            '`call_not_found`, `recording_not_found` (the call was not recorded), `recording_failed` (it could not be stored), `recording_file_missing`.',
+          ),
+          '409': errorResponse(
+            '`recording_not_ready`: recorded, not stored yet (wait for `recording.ready`).',
+          ),
+          '416': {
+            description: '`range_not_satisfiable`, with `Content-Range: bytes */<size>`.',
+            content: json('Error'),
+          },
         },
       },
     },

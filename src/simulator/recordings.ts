@@ -5,7 +5,7 @@
  * participant to the bridge (softmix with two channels) and ends when the bridge empties or is
  * destroyed, when `maxDurationSeconds` is reached or on `stop`; RecordingFinished then carries
  * `duration` in whole seconds of simulated time and the file is stored (20 ms frames of 8 kHz
- * audio: 3 s → 48044-byte WAV). `cancel` ends it `canceled` without a file.
+ * audio, faint noise: 3 s → 48044-byte WAV). `cancel` ends it `canceled` without a file.
  */
 import { ariError } from './errors.ts';
 import type { Scope } from './events.ts';

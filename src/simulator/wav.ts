@@ -2,7 +2,8 @@
  * Audio files of stored recordings. Asterisk's `wav` format is RIFF/WAVE PCM, 8 kHz, 16-bit, mono:
  * 16000 bytes per second after a 44-byte header, so a 3 s recording is 48044 bytes (as in the
  * inbound-answered trace). Audio is written in 20 ms frames (160 samples). The simulator records
- * silence.
+ * faint noise (16-bit PCM formats; the 8-bit ones get silence): deterministic, the same for every
+ * file, and different at every offset, so byte ranges of a served recording can be told apart.
  */
 
 /** Bytes of one 20 ms frame per format (8 kHz unless stated). */
@@ -44,7 +45,24 @@ export function framesIn(durationMs: number): number {
   return Math.max(0, Math.floor(durationMs / 20));
 }
 
-/** The file of a recording of `frames` 20 ms frames of silence in `format`. */
+/** Formats whose samples are 16-bit little-endian PCM. */
+const PCM16 = new Set(['wav', 'wav16', 'sln', 'sln16']);
+
+/** `bytes` of faint 16-bit noise (amplitude ±64, about -54 dBFS), from a fixed xorshift32 seed. */
+function faintNoise(bytes: number): Buffer {
+  const out = Buffer.alloc(bytes);
+  let state = 0x2545f491;
+  for (let offset = 0; offset + 1 < bytes; offset += 2) {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    state >>>= 0;
+    out.writeInt16LE((state % 129) - 64, offset);
+  }
+  return out;
+}
+
+/** The file of a recording of `frames` 20 ms frames in `format` (see the module comment). */
 export function audioFile(format: string, frames: number): Buffer {
   const frameBytes = FRAME_BYTES[format] ?? 320;
   const dataBytes = frames * frameBytes;
@@ -64,7 +82,8 @@ export function audioFile(format: string, frames: number): Buffer {
     header.writeUInt16LE(16, 34); // bits per sample
     header.write('data', 36, 'ascii');
     header.writeUInt32LE(dataBytes, 40);
-    return Buffer.concat([header, Buffer.alloc(dataBytes)]);
+    return Buffer.concat([header, faintNoise(dataBytes)]);
   }
+  if (PCM16.has(format)) return faintNoise(dataBytes);
   return Buffer.alloc(dataBytes, SILENCE_BYTE[format] ?? 0);
 }

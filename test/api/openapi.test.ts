@@ -101,6 +101,7 @@ describe('OpenAPI document', function () {
       'call.transferred',
       'call.recovered',
       'call.ended',
+      'recording.ready',
     ]);
     expect(doc.components.schemas).to.include.keys(
       'CallEndedEvent',

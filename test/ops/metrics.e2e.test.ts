@@ -7,6 +7,7 @@
  */
 import { expect } from 'chai';
 import { once } from 'node:events';
+import { readdir, readFile } from 'node:fs/promises';
 import { apiRequest } from '../support/api.ts';
 import { startTestBed, type TestBed } from '../support/engine.ts';
 import { parseExposition, valueOf, type Exposition } from './support/exposition.ts';
@@ -169,12 +170,29 @@ describe('GET /metrics (e2e)', function () {
     expect(http('GET', '/metrics', '200')).to.equal(1);
   });
 
+  it('documents every metric it exposes in docs/operations.md, and only metrics that exist', async () => {
+    const doc = await readFile(new URL('../../docs/operations.md', import.meta.url), 'utf8');
+    const exposed = [...run.exposition.types.keys()].filter(
+      (name) => !/^aricrm_(process|nodejs)_/.test(name),
+    );
+    for (const name of exposed) expect(doc, name).to.include(`\`${name}\``);
+    // Some metrics are registered on first use (e.g. reconciliation): look for them in the code.
+    const srcDir = new URL('../../src/', import.meta.url);
+    const files = (await readdir(srcDir, { recursive: true })).filter((f) => f.endsWith('.ts'));
+    const source = (await Promise.all(files.map((f) => readFile(new URL(f, srcDir), 'utf8')))).join(
+      '\n',
+    );
+    const documented = [...doc.matchAll(/^\| `(aricrm_[a-z0-9_]+)`/gm)].map((match) => match[1]!);
+    expect(documented.length).to.be.at.least(exposed.length);
+    for (const name of documented) expect(source, `${name} in src/`).to.include(`'${name}'`);
+  });
+
   it('exposes process metrics under the same prefix and never a call, channel or number as a label', () => {
     expect(typeOf('aricrm_process_cpu_seconds_total')).to.equal('counter');
     expect(value('aricrm_process_resident_memory_bytes')).to.be.greaterThan(0);
     expect(typeOf('aricrm_nodejs_eventloop_lag_seconds')).to.equal('gauge');
     for (const name of run.exposition.types.keys()) expect(name).to.match(/^aricrm_[a-z0-9_]+$/);
-    expect(run.channelIds).to.not.be.empty;
+    expect(run.channelIds).to.have.length.greaterThan(0);
     for (const sample of run.exposition.samples) {
       for (const [label, labelValue] of Object.entries(sample.labels)) {
         expect(labelValue, `${sample.name}{${label}}`).to.not.match(/\d{7,}/);

@@ -1,0 +1,52 @@
+import { expect } from 'chai';
+import { audioFile } from '../../src/simulator/wav.ts';
+import { RecordingVerifyError, verifyWav } from '../../src/recordings/wav.ts';
+
+describe('recording verification (WAV)', () => {
+  const threeSeconds = audioFile('wav', 150); // 3 s of 20 ms frames: 48044 bytes, as in the trace
+
+  it('accepts a complete 8 kHz 16-bit mono WAV and measures it', () => {
+    expect(verifyWav(threeSeconds, 3)).to.deep.equal({
+      bytes: 48044,
+      dataBytes: 48000,
+      sampleRate: 8000,
+      channels: 1,
+      bitsPerSample: 16,
+      durationMs: 3000,
+    });
+    expect(verifyWav(audioFile('wav', 0)).durationMs).to.equal(0);
+  });
+
+  it('rejects a download cut short, or padded, by the RIFF and data sizes', () => {
+    expect(() => verifyWav(threeSeconds.subarray(0, 40000), 3)).to.throw(
+      RecordingVerifyError,
+      /RIFF header says 48044 bytes, the file has 40000/,
+    );
+    expect(() => verifyWav(Buffer.concat([threeSeconds, Buffer.alloc(10)]), 3)).to.throw(
+      RecordingVerifyError,
+      /RIFF header/,
+    );
+    const lyingData = Buffer.from(threeSeconds);
+    lyingData.writeUInt32LE(96000, 40);
+    expect(() => verifyWav(lyingData)).to.throw(RecordingVerifyError, /data chunk says 96000/);
+  });
+
+  it('rejects a file whose length disagrees with the duration Asterisk reported', () => {
+    expect(() => verifyWav(threeSeconds, 10)).to.throw(
+      RecordingVerifyError,
+      /3.00 s of audio, Asterisk reported 10 s/,
+    );
+    expect(verifyWav(audioFile('wav', 199), 3).durationMs).to.equal(3980); // 3.98 s: within 1 s
+  });
+
+  it('rejects what is not a PCM WAV', () => {
+    expect(() => verifyWav(Buffer.from('{"message":"Recording not found"}'))).to.throw(
+      RecordingVerifyError,
+      /too short/,
+    );
+    expect(() => verifyWav(Buffer.alloc(48044))).to.throw(RecordingVerifyError, /not a RIFF/);
+    const notPcm = Buffer.from(threeSeconds);
+    notPcm.writeUInt16LE(6, 20); // A-law
+    expect(() => verifyWav(notPcm)).to.throw(RecordingVerifyError, /not PCM/);
+  });
+});
