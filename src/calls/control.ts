@@ -50,7 +50,11 @@ export interface CurrentCall {
   state: CallSnapshot['state'];
 }
 
-/** The call does not exist (never did, or was forgotten). HTTP 404 `call_not_found`. */
+/**
+ * The call-control side does not hold the call: it never existed, or it ended and only the store
+ * knows it now (see {@link CallControl.getCall}). HTTP 404 `call_not_found`, or 409 `call_ended`
+ * when the store has the call ended (src/calls/routes.ts).
+ */
 export class CallNotFoundError extends Error {
   override readonly name = 'CallNotFoundError';
   readonly code = 'call_not_found';
@@ -77,16 +81,23 @@ export class CallStateError extends Error {
 export interface CallControl {
   /** Start a click-to-call; returns at once with the new call (state `dialing_operator`). */
   startClickToCall(request: ClickToCallRequest): CallSnapshot;
-  /** A live or recently ended call, or undefined. */
+  /**
+   * A call held in memory: live, or ended but not yet committed to the store (the store lags the
+   * call by an event-loop turn, longer while it fails); undefined otherwise. Ended calls are read
+   * from the store (`store.calls.getCall`), as `GET /v1/calls/{id}` does.
+   */
   getCall(callId: string): CallSnapshot | undefined;
-  /** Hang up every leg of a live call. Throws CallNotFoundError, CallStateError('call_ended'). */
+  /**
+   * Hang up every leg of a live call. Throws CallStateError('call_ended') for an ended call still
+   * held, CallNotFoundError for a call not held (unknown, or ended and already stored).
+   */
   hangupCall(callId: string): Promise<CallSnapshot>;
-  /** Transfer a bridged call. Throws CallNotFoundError, CallStateError. */
+  /** Transfer a bridged call. Throws CallNotFoundError, CallStateError (as {@link hangupCall}). */
   transferCall(callId: string, request: TransferRequest): Promise<CallSnapshot>;
   /**
    * Follow a call: `listener` gets the call's snapshot after every step that may have changed it
-   * (state, legs, end), until the returned function is called. Nothing is called for an unknown
-   * call. Listeners must not throw.
+   * (state, legs, end; the ended snapshot is the last one), until the returned function is
+   * called. Nothing is called for an unknown or already ended call. Listeners must not throw.
    */
   watchCall(callId: string, listener: (call: CallSnapshot) => void): () => void;
   /**

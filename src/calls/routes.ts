@@ -11,6 +11,11 @@
  * - `POST /v1/calls/{id}/hangup` → 200 CallSnapshot | 404 | 409 `call_ended`
  * - `POST /v1/calls/{id}/transfer` → 200 CallSnapshot | 404 | 409 (`call_ended`,
  *   `call_not_bridged`, `transfer_in_progress`)
+ *
+ * The call service holds a call in memory while it is live and, once ended, until the call
+ * journal has committed its end (src/calls/journal.ts); after that only the store knows it. So
+ * `GET /v1/calls/{id}` reads memory, then the store, and hang-up / transfer of a call the service
+ * no longer holds ask the store whether it is an ended call (409) or an unknown id (404).
  * - `GET /v1/operators/{extension}/current-call` → 200 CurrentCall | 404 `no_active_call`
  * - `GET /v1/operators/me/current-call` → same, extension from OPERATOR_IP_MAP | 404
  *   `unknown_workstation`
@@ -231,8 +236,9 @@ export interface CallRoutesDeps {
   workstations: WorkstationMap;
   logger: Logger;
   /**
-   * Stored calls (issue 4): `GET /v1/calls` and `GET /v1/calls/{id}` of calls no longer live.
-   * Without it those answer 503 `store_not_configured` (resp. only live calls).
+   * Stored calls (issue 4): `GET /v1/calls`, `GET /v1/calls/{id}` of calls no longer live, and
+   * 409 `call_ended` (not 404) for commands on them. Without it `GET /v1/calls` answers 503
+   * `store_not_configured` and only calls the service holds are found.
    */
   calls?: Pick<CallRepository, 'getCall' | 'listCalls'>;
   /**
@@ -390,6 +396,20 @@ export function createCallRoutes(deps: CallRoutesDeps): Router {
     res.status(202).location(`/v1/calls/${answer.id}`).json(answer);
   });
 
+  /**
+   * The HTTP error for a refused hang-up or transfer. A call the service does not hold may have
+   * ended and be only in the store: 409 `call_ended` then, 404 `call_not_found` for an id the
+   * store does not know either (or holds unfinished: not a call the engine controls).
+   */
+  const refusal = async (err: unknown, id: string): Promise<unknown> => {
+    if (err instanceof CallNotFoundError && stored) {
+      const record = await stored.getCall(id);
+      if (record?.state === 'ended')
+        return new HttpError(409, 'call_ended', `call ${id} has ended`);
+    }
+    return controlErrorToHttp(err);
+  };
+
   router.get('/calls/:id', async (req, res) => {
     const id = req.params.id;
     const live = control.getCall(id);
@@ -398,8 +418,8 @@ export function createCallRoutes(deps: CallRoutesDeps): Router {
       return;
     }
     const record = stored ? await stored.getCall(id) : undefined;
-    // The store is written a tick behind the call: an ended call it still shows live is
-    // answered from memory until the journal catches up.
+    // The service holds an ended call until the journal has committed its end: while the store
+    // still shows it live (or not at all), it is answered from memory.
     if (record && (record.state === 'ended' || !live)) {
       res.json(present(record));
       return;
@@ -415,7 +435,7 @@ export function createCallRoutes(deps: CallRoutesDeps): Router {
     try {
       res.json(await control.hangupCall(req.params.id));
     } catch (err) {
-      throw controlErrorToHttp(err);
+      throw await refusal(err, req.params.id);
     }
   });
 
@@ -431,7 +451,7 @@ export function createCallRoutes(deps: CallRoutesDeps): Router {
       });
       res.json(call);
     } catch (err) {
-      throw controlErrorToHttp(err);
+      throw await refusal(err, req.params.id);
     }
   });
 

@@ -183,6 +183,11 @@ interface CallContext {
 /** Events of the service for in-process listeners (tests, the future WebSocket hub). */
 export interface CallServiceEvents {
   ended: [CallSnapshot];
+  /**
+   * The service let go of the call with this id: its channels are gone and the journal has
+   * committed its last change (from now on only the store knows the call).
+   */
+  released: [string];
 }
 
 const HANGUP_REASON: Record<Disposition, HangupParams['reason']> = {
@@ -1201,12 +1206,11 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     });
     this.deps.notifier.ended(call, this.recorder?.recordingUrl(call.id));
     this.recorder?.callEnded(call);
-    this.remember(snapshot);
     this.emit('ended', snapshot);
-    this.maybeForget(ctx);
     // Safety net: stop tracking channels whose end events never come.
     ctx.forgetTimer = setTimeout(() => this.forget(ctx), 60_000);
     ctx.forgetTimer.unref();
+    this.maybeForget(ctx);
   }
 
   private async answerCaller(ctx: CallContext): Promise<void> {
@@ -1237,23 +1241,16 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     }
   }
 
-  /** The context of a call that is still tracked; throws the API's errors otherwise. */
+  /**
+   * The context of a call in progress. Throws CallStateError('call_ended') for an ended call the
+   * service still holds, CallNotFoundError otherwise (unknown, or ended and only in the store:
+   * the API tells those two apart from the store, src/calls/routes.ts).
+   */
   private liveContext(callId: string): CallContext {
     const ctx = this.active.get(callId);
     if (ctx && ctx.call.phase !== 'ended') return ctx;
-    if (ctx || this.recent.has(callId))
-      throw new CallStateError('call_ended', `call ${callId} has ended`);
+    if (ctx) throw new CallStateError('call_ended', `call ${callId} has ended`);
     throw new CallNotFoundError(callId);
-  }
-
-  private remember(snapshot: CallSnapshot): void {
-    this.recent.set(snapshot.id, snapshot);
-    const ttl = this.deps.options.recentCallsTtlMs ?? 3_600_000;
-    if (this.recent.size > 10_000) {
-      const oldest = this.recent.keys().next().value;
-      if (oldest !== undefined) this.recent.delete(oldest);
-    }
-    setTimeout(() => this.recent.delete(snapshot.id), ttl).unref();
   }
 
   /** Stop tracking a call once it has ended and all its channels are gone. */
@@ -1266,12 +1263,34 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     if (!open) this.forget(ctx);
   }
 
+  /**
+   * Stop tracking a call: at once its channels and playbacks (its watchers went with its end,
+   * {@link notifyWatchers}); the call itself once the journal has committed its last change
+   * (until then {@link getCall} and the API answer it from memory, so it is never missing while
+   * the store lags a turn behind, or fails). Nothing of the call stays in the service afterwards.
+   */
   private forget(ctx: CallContext): void {
     if (ctx.forgetTimer) clearTimeout(ctx.forgetTimer);
+    ctx.forgetTimer = undefined;
     for (const leg of ctx.call.legs.values()) {
       if (this.byChannel.get(leg.channelId) === ctx) this.byChannel.delete(leg.channelId);
     }
-    this.active.delete(ctx.call.id);
+    for (const id of [ctx.greetingPlaybackId, ctx.beepPlaybackId])
+      if (id !== undefined && this.byPlayback.get(id) === ctx) this.byPlayback.delete(id);
+    if (ctx.forgotten) return;
+    ctx.forgotten = true;
+    const drop = (): void => {
+      if (this.active.get(ctx.call.id) !== ctx) return;
+      this.active.delete(ctx.call.id);
+      this.emit('released', ctx.call.id);
+    };
+    const journal = this.deps.journal;
+    if (!journal?.whenCommitted) {
+      drop();
+      return;
+    }
+    journal.record(ctx.call); // the last legs' ends, with whatever of the call is pending
+    journal.whenCommitted(ctx.call.id, drop);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1326,6 +1345,10 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     return reconcileAll(this.deps.gateway, entries, {
       logger: this.deps.logger,
       registry: this.deps.registry,
+    }).then((report) => {
+      // A repair that could not list Asterisk is tried again (a reconnect covers the others).
+      if (silent && report.skipped > 0) this.repairSoon();
+      return report;
     });
   }
 
@@ -1448,6 +1471,14 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
         }
         await this.deps.gateway.bridges.addChannel(call.bridgeId, channelIds);
         ctx.log.info('call bridged again after reconciliation', { channelIds });
+        // The bridging was cut before the recorder heard of it (an adopted call's recording is
+        // the recordings domain's own business after a restart).
+        if (!adoption)
+          await this.recorder?.bridgeCreated(
+            call,
+            call.bridgeId,
+            ctx.route?.record ?? ctx.clickToCall?.record,
+          );
       },
       hangup: async (leg) => {
         leg.hangupRequested = false;

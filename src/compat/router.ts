@@ -21,6 +21,7 @@ import express, {
   type Router,
 } from 'express';
 import type { CallControl } from '../calls/control.ts';
+import type { CallSnapshot } from '../calls/model.ts';
 import { CallNotFoundError, CallStateError } from '../calls/control.ts';
 import { normaliseNumberOrThrow, serviceNumberSchema } from '../calls/routes.ts';
 import { HttpError } from '../http/errors.ts';
@@ -108,6 +109,9 @@ export function createCompatRouter(deps: CompatRouterDeps): Router {
     });
     res.set('X-Call-Id', call.id);
     let clientGone = false;
+    // The call's latest snapshot: an ended call leaves the service once stored, so the ended
+    // snapshot its watcher got is what the error code is read from.
+    let last: CallSnapshot = call;
     // Wait for the outcome on the call's own change notifications (no polling).
     const outcome = await new Promise<CompatAnswer | undefined>((resolve) => {
       let unwatch = (): void => undefined;
@@ -124,10 +128,13 @@ export function createCompatRouter(deps: CompatRouterDeps): Router {
       const timer = setTimeout(() => finish(undefined), deps.maxWaitMs);
       res.once('close', onClose);
       unwatch = control.watchCall(call.id, (snapshot) => {
+        last = snapshot;
         const answer = makecallOutcome(snapshot);
         if (answer !== undefined) finish(answer);
       });
-      const now = makecallOutcome(control.getCall(call.id));
+      const current = control.getCall(call.id);
+      if (current) last = current;
+      const now = makecallOutcome(current);
       if (now !== undefined) finish(now);
     });
     if (clientGone) return;
@@ -139,10 +146,7 @@ export function createCompatRouter(deps: CompatRouterDeps): Router {
     });
     if (outcome === undefined) send(res, 'Error', { code: 'timeout' });
     else if (outcome === 'OK') send(res, 'OK');
-    else {
-      const ended = control.getCall(call.id);
-      send(res, outcome, { code: ended?.endReason ?? ended?.disposition ?? 'call_failed' });
-    }
+    else send(res, outcome, { code: last.endReason ?? last.disposition ?? 'call_failed' });
   };
 
   const currentCall = (req: Request, res: Response): void => {

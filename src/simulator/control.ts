@@ -42,9 +42,7 @@ const inboundCallSchema = z
   })
   .strict();
 
-const refuseSchema = z
-  .object({ forMs: ms.max(3_600_000).optional() })
-  .strict();
+const refuseSchema = z.object({ forMs: ms.max(3_600_000).optional() }).strict();
 
 const operatorCallSchema = z
   .object({

@@ -4,9 +4,11 @@
  * receives is also checked against the OpenAPI webhook schemas.
  */
 import { expect } from 'chai';
+import sinon from 'sinon';
 import { lifecycleEventSchema } from '../../src/http/schemas.ts';
 import { apiRequest, type ApiAnswer } from '../support/api.ts';
 import { startTestBed, type TestBed } from '../support/engine.ts';
+import { callReleased } from '../support/released.ts';
 
 type CallBody = Record<string, unknown> & { id: string; state: string };
 
@@ -181,12 +183,71 @@ describe('API /v1 (e2e)', function () {
     expect(hung.body).to.include({ state: 'ended', disposition: 'answered', hangupBy: 'system' });
     await bed.crm.waitForEnded(res.body.id);
     expect(bed.sim.channels()).to.have.length(0);
+    // The engine let go of the call: the store tells it ended from an unknown id.
+    await callReleased(bed, res.body.id);
     const again = await post(bed, `/v1/calls/${res.body.id}/hangup`, undefined);
     expect(again.status).to.equal(409);
     expect(again.body).to.include({ code: 'call_ended' });
+    const stored = await apiRequest<CallBody>(bed.engine.httpUrl, `/v1/calls/${res.body.id}`);
+    expect(stored.status).to.equal(200);
+    expect(stored.body).to.include({ state: 'ended', disposition: 'answered' });
     const unknown = await apiRequest(bed.engine.httpUrl, '/v1/calls/no-such-call');
     expect(unknown.status).to.equal(404);
     expect(unknown.body).to.include({ code: 'call_not_found' });
+  });
+
+  it('never loses an ended call while the store lags or fails: memory answers until the store has it', async () => {
+    bed = await startTestBed();
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 100 });
+    bed.sim.customers.set('*', { mode: 'answer', answerAfterMs: 100 });
+    const res = await post(bed, '/v1/calls', { operator: '101', to: '+74957654321' });
+    const id = res.body.id;
+    const bridged = await waitForCall(bed, id, (c) => c.state === 'bridged');
+    await bed.engine.journal.flush();
+    const channelIds = (bridged.legs as Array<{ channelId: string }>).map((l) => l.channelId);
+    const destroyed = new Promise<void>((resolve) => {
+      const left = new Set(channelIds);
+      const off = bed.engine.gateway.onEvent((event) => {
+        if (event.type === 'ChannelDestroyed') left.delete(event.channel.id);
+        if (left.size > 0) return;
+        off();
+        resolve();
+      });
+    });
+    // The store stops taking writes (disk full): the call's end cannot be committed.
+    const failing = sinon
+      .stub(bed.engine.store, 'transaction')
+      .rejects(new Error('disk I/O error'));
+    try {
+      const hung = await post(bed, `/v1/calls/${id}/hangup`, undefined);
+      expect(hung.body).to.include({ state: 'ended', disposition: 'answered' });
+      await destroyed;
+      await bed.engine.calls.settled();
+      // Every channel is gone; the call is held only because the store does not have it yet.
+      expect(bed.engine.calls.memoryFootprint()).to.include({ calls: 1, channels: 0 });
+      expect((await bed.engine.store.calls.getCall(id))?.state).to.equal('bridged');
+      const read = await apiRequest<CallBody>(bed.engine.httpUrl, `/v1/calls/${id}`);
+      expect(read.status).to.equal(200);
+      expect(read.body).to.include({ state: 'ended', disposition: 'answered' });
+      const again = await post(bed, `/v1/calls/${id}/hangup`, undefined);
+      expect(again.status).to.equal(409);
+      expect(again.body).to.include({ code: 'call_ended' });
+      const transfer = await post(bed, `/v1/calls/${id}/transfer`, { to: '9999' });
+      expect(transfer.status).to.equal(409);
+      expect(transfer.body).to.include({ code: 'call_ended' });
+    } finally {
+      failing.restore();
+    }
+    // The journal's retry commits the end; only then does the service let the call go.
+    await callReleased(bed, id);
+    expect(bed.engine.calls.memoryFootprint()).to.include({ calls: 0, channels: 0 });
+    const stored = await apiRequest<CallBody>(bed.engine.httpUrl, `/v1/calls/${id}`);
+    expect(stored.status).to.equal(200);
+    expect(stored.body).to.include({ state: 'ended', disposition: 'answered' });
+    expect(stored.body).to.have.property('updatedAt'); // the stored record, not a snapshot
+    const late = await post(bed, `/v1/calls/${id}/hangup`, undefined);
+    expect(late.status).to.equal(409);
+    expect(late.body).to.include({ code: 'call_ended' });
   });
 
   it('transfers to the service number: the customer continues at service,9999,1', async () => {
@@ -199,6 +260,7 @@ describe('API /v1 (e2e)', function () {
     const cont = bed.sim.requests.find((r) => r.path === `/channels/${callerChannelId}/continue`);
     expect(cont?.query).to.include({ context: 'service', extension: '9999', priority: '1' });
     expect(bed.crm.eventsOf(callId).map((w) => w.body.type)).to.include('call.transferred');
+    await callReleased(bed, callId);
     const late = await post(bed, `/v1/calls/${callId}/transfer`, { to: '9999' });
     expect(late.status).to.equal(409);
     expect(late.body).to.include({ code: 'call_ended' });

@@ -6,6 +6,7 @@
 import { expect } from 'chai';
 import { startTestBed, type TestBed } from '../support/engine.ts';
 import type { ReceivedWebhook } from '../support/fake-crm.ts';
+import { callReleased, releasedCall } from '../support/released.ts';
 
 const CUSTOMER = '+74957654321';
 
@@ -110,7 +111,7 @@ describe('click-to-call (e2e)', function () {
       (r) => r.method === 'POST' && r.path === '/channels',
     );
     expect(originates).to.have.length(2);
-    const legs = bed.engine.calls.getCall(call.id)!.legs.filter((l) => l.role === 'operator');
+    const legs = (await releasedCall(bed, call.id)).legs.filter((l) => l.role === 'operator');
     expect(legs.map((l) => l.outcome)).to.deep.equal(['busy', 'answered']);
     // The second try came about triesPeriodSec after the first failed.
     const gap = originates[1]!.at - originates[0]!.at;
@@ -128,7 +129,7 @@ describe('click-to-call (e2e)', function () {
     });
     const end = await bed.crm.waitForEnded(call.id);
     expect(cdr(end)).to.include({ disposition: 'no_answer', talkSec: 0 });
-    expect(bed.engine.calls.getCall(call.id)).to.include({ endReason: 'operator_unreachable' });
+    expect(await releasedCall(bed, call.id)).to.include({ endReason: 'operator_unreachable' });
     expect(
       bed.sim.requests.filter((r) => r.method === 'POST' && r.path === '/channels'),
     ).to.have.length(2);
@@ -149,9 +150,9 @@ describe('click-to-call (e2e)', function () {
     const end = await bed.crm.waitForEnded(call.id);
     expect(cdr(end)).to.include({ disposition: 'busy', talkSec: 0 });
     expect(typesOf(bed, call.id)).to.deep.equal(['call.started', 'call.ringing', 'call.ended']);
-    const operatorId = bed.engine.calls
-      .getCall(call.id)!
-      .legs.find((l) => l.role === 'operator')!.channelId;
+    const operatorId = (await releasedCall(bed, call.id)).legs.find(
+      (l) => l.role === 'operator',
+    )!.channelId;
     const play = bed.sim.requests.find((r) => r.path === `/channels/${operatorId}/play`);
     expect(play?.query).to.deep.include({ media: 'sound:beep' });
     const hangup = bed.sim.requests.find(
@@ -175,9 +176,15 @@ describe('click-to-call (e2e)', function () {
     );
     const after = await bed.engine.calls.hangupCall(call.id);
     expect(after).to.include({ state: 'ended', disposition: 'answered', hangupBy: 'system' });
+    // The service holds the ended call until its end is committed: a second hang-up is refused.
+    await expectRejects(bed.engine.calls.hangupCall(call.id), 'call_ended');
     await bed.crm.waitForEnded(call.id);
     expect(bed.sim.channels()).to.have.length(0);
-    await expectRejects(bed.engine.calls.hangupCall(call.id), 'call_ended');
+    // Then only the store knows it (the API answers 409 from there: test/api/calls.e2e.test.ts).
+    await callReleased(bed, call.id);
+    expect(bed.engine.calls.getCall(call.id)).to.equal(undefined);
+    expect(await bed.engine.store.calls.getCall(call.id)).to.include({ state: 'ended' });
+    await expectRejects(bed.engine.calls.hangupCall(call.id), 'call_not_found');
     await expectRejects(bed.engine.calls.hangupCall('no-such-call'), 'call_not_found');
   });
 });

@@ -6,6 +6,7 @@
 import { expect } from 'chai';
 import { scaled, startTestBed, type TestBed } from '../support/engine.ts';
 import type { ReceivedWebhook } from '../support/fake-crm.ts';
+import { releasedCall } from '../support/released.ts';
 
 const DID = '74951234567';
 let caller = 79160000000;
@@ -172,7 +173,7 @@ describe('inbound calls (e2e: engine + simulator + CRM)', function () {
       .filter((r) => r.path === '/channels/create')
       .map((r) => r.query.endpoint);
     expect(creates).to.deep.equal(['PJSIP/102', 'PJSIP/101']);
-    const call = bed.engine.calls.getCall(callId)!;
+    const call = await releasedCall(bed, callId);
     expect(call.legs.find((l) => l.extension === '102')).to.include({ outcome: 'busy', cause: 17 });
   });
 
@@ -197,7 +198,7 @@ describe('inbound calls (e2e: engine + simulator + CRM)', function () {
     expect(types.filter((t) => t === 'call.ringing')).to.have.length(3);
     expect(types.slice(-2)).to.deep.equal(['call.answered', 'call.ended']);
     expect(ended(end)).to.include({ disposition: 'answered', answeredBy: '102' });
-    const call = bed.engine.calls.getCall(callId)!;
+    const call = await releasedCall(bed, callId);
     expect(
       call.legs.filter((l) => l.role === 'operator').map((l) => [l.extension, l.outcome]),
     ).to.have.deep.members([
@@ -229,7 +230,7 @@ describe('inbound calls (e2e: engine + simulator + CRM)', function () {
     expect(ended(end)).to.not.have.property('answeredBy');
     const cont = bed.sim.requests.find((r) => r.path === `/channels/${channelId}/continue`);
     expect(cont?.query).to.include({ context: 'service', extension: '9999' });
-    const legs = bed.engine.calls.getCall(callId)!.legs.filter((l) => l.role === 'operator');
+    const legs = (await releasedCall(bed, callId)).legs.filter((l) => l.role === 'operator');
     expect(legs.map((l) => l.outcome)).to.deep.equal(['no_answer', 'no_answer']);
     expect(legs.map((l) => l.cause)).to.deep.equal([19, 19]);
   });
@@ -252,9 +253,8 @@ describe('inbound calls (e2e: engine + simulator + CRM)', function () {
       'call.ended',
     ]);
     expect(ended(end)).to.include({ disposition: 'canceled', hangupBy: 'caller', talkSec: 0 });
-    const legIds = bed.engine.calls
-      .getCall(callId)!
-      .legs.filter((l) => l.role === 'operator')
+    const legIds = (await releasedCall(bed, callId)).legs
+      .filter((l) => l.role === 'operator')
       .map((l) => l.channelId);
     for (const id of legIds) expect(requestsFor(bed, id)).to.include('DELETE /channels/{id}');
     expect(bed.sim.channels()).to.have.length(0);
@@ -367,7 +367,7 @@ describe('inbound calls (e2e: engine + simulator + CRM)', function () {
       hangupBy: 'caller',
       answeredBy: '101',
     });
-    const opLeg = bed.engine.calls.getCall(callId)!.legs.find((l) => l.role === 'operator')!;
+    const opLeg = (await releasedCall(bed, callId)).legs.find((l) => l.role === 'operator')!;
     expect(requestsFor(bed, opLeg.channelId)).to.include('DELETE /channels/{id}');
     expect(bed.sim.channels()).to.have.length(0);
   });
@@ -447,7 +447,7 @@ describe('inbound call flow details (e2e)', function () {
     const firstId = await startedCall(bed, first);
     const end = await bed.crm.waitForEnded(firstId);
     expect(ended(end)).to.include({ hangupBy: 'system' });
-    expect(bed.engine.calls.getCall(firstId)).to.include({ endReason: 'handler_error' });
+    expect(await releasedCall(bed, firstId)).to.include({ endReason: 'handler_error' });
     expect(requestsFor(bed, channelId)).to.include('DELETE /channels/{id}');
     const metrics = await bed.engine.registry.getSingleMetricAsString(
       'aricrm_call_handler_errors_total',

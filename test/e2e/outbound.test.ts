@@ -4,6 +4,7 @@
  */
 import { expect } from 'chai';
 import { startTestBed, type TestBed } from '../support/engine.ts';
+import { releasedCall } from '../support/released.ts';
 
 describe('operator dials out (e2e)', function () {
   this.timeout(20_000);
@@ -85,9 +86,9 @@ describe('operator dials out (e2e)', function () {
     );
     const end = await bed.crm.waitForEnded(started.body.callId);
     expect(end.body.data).to.include({ disposition: 'canceled', hangupBy: 'operator' });
-    const leg = bed.engine.calls
-      .getCall(started.body.callId)!
-      .legs.find((l) => l.role === 'customer')!;
+    const leg = (await releasedCall(bed, started.body.callId)).legs.find(
+      (l) => l.role === 'customer',
+    )!;
     expect(
       bed.sim.requests.some(
         (r) => r.method === 'DELETE' && r.path === `/channels/${leg.channelId}`,

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { expect } from 'chai';
 import { loadConfig } from '../../src/config/load.ts';
+import { lifecycleEventSchema } from '../../src/http/schemas.ts';
 import { createLogger } from '../../src/logging/logger.ts';
 import { startEngine } from '../../src/main.ts';
 import { audioFile } from '../../src/simulator/wav.ts';
@@ -140,6 +141,9 @@ describe('recordings (e2e: engine + simulator + CRM + HTTP)', function () {
         'GET /recordings/stored/{name}/file',
         'DELETE /recordings/stored/{name}',
       ]);
+      // Both bodies are what the OpenAPI document (webhooks) says.
+      lifecycleEventSchema.parse(ended.body);
+      lifecycleEventSchema.parse(ready.body);
       const record = bed.sim.requests.find((r) => r.path.endsWith('/record'))!;
       expect(record.query).to.include({ name: `rec-${callId}`, format: 'wav' });
 

@@ -145,6 +145,7 @@ describe('simulator ARI outage', function () {
       expect(bad.status).to.equal(400);
       expect(await bad.json()).to.have.property('code', 'invalid_request');
 
+      await socket.connect(); // the outage cut the first one
       const closed = new Promise<void>((resolve) =>
         (socket as unknown as { ws: WebSocket }).ws.once('close', () => resolve()),
       );
