@@ -447,7 +447,7 @@ export const configSchema = z.object({
     .max(600_000)
     .default(500)
     .describe(
-      'Upper bound of the first webhook retry delay, in milliseconds; the bound doubles per attempt up to WEBHOOK_RETRY_MAX_DELAY_MS and the delay is random below it (full jitter), never shorter than the CRM\'s Retry-After.',
+      "Upper bound of the first webhook retry delay, in milliseconds; the bound doubles per attempt up to WEBHOOK_RETRY_MAX_DELAY_MS and the delay is random below it (full jitter), never shorter than the CRM's Retry-After.",
     ),
   WEBHOOK_RETRY_MAX_DELAY_MS: z.coerce
     .number()
