@@ -6,9 +6,10 @@
  * receiver) and the load driver run in a second process (bench/sim-process.ts), as Asterisk and
  * the CRM would. Each scenario gets a fresh engine with a fresh SQLite store. Every call is a full
  * inbound call: route lookup at the CRM stub (which answers `dial` one extension, `record: true`),
- * operator leg created and dialled, answered after 10 ms, bridged, the caller hangs up after
- * 20 ms of talk, the call stored, four signed webhooks delivered (started, ringing, answered,
- * ended). Simulator time scale 0.01.
+ * operator leg created and dialled, answered after 1 s, bridged and recorded, the caller hangs
+ * up after 2 s of talk, the call stored, signed webhooks delivered (started, ringing, answered,
+ * ended, recording.ready). Simulator time scale 0.05: 1 s of simulated time is 50 ms of real
+ * time (ring 50 ms, talk 100 ms), and a 2 s recording is a 32 KB WAV file.
  *
  * 1. Screen pop: `--pop-live` calls (200) are held up (answered, bridged); then `--pop-calls`
  *    more (1000) arrive at `--pop-rate` calls/s (50). Latency: the simulator handing the operator
@@ -201,13 +202,16 @@ interface Peer {
 }
 
 const OPERATORS = Array.from({ length: 50 }, (_, i) => String(101 + i));
-const TALK_SIM_MS = 2000; // 20 ms at time scale 0.01
+/** Simulated time: 1 s lasts 50 ms. */
+const TIME_SCALE = 0.05;
+/** How long callers talk before hanging up, simulated ms (operators answer after 1000). */
+const TALK_SIM_MS = 2000;
 let nextOrderId = 1;
 
 async function startPeer(): Promise<Peer> {
   const child = fork(new URL('./sim-process.ts', import.meta.url), {
     execArgv: ['--import', 'tsx'],
-    env: { ...process.env, BENCH_EXTENSIONS: OPERATORS.join(','), BENCH_TIME_SCALE: '0.01' },
+    env: { ...process.env, BENCH_EXTENSIONS: OPERATORS.join(','), BENCH_TIME_SCALE: String(TIME_SCALE) },
   });
   const [ready] = (await once(child, 'message')) as [Omit<Peer, 'child'>];
   return { child, ...ready };
@@ -329,8 +333,8 @@ function describe(m: Measured, label: string): string[] {
       (r.refused ? `; ${r.refused} refused` : '') +
       (r.stalled ? '; STALLED' : ''),
     `  ${pad('', 34)} webhooks: ${webhooks || 'none'}; route lookups ${r.routeLookups}; recorded ${r.recorded}`,
-    `  ${pad('', 34)} engine: CPU ${fixed((m.engineCpuMs / r.elapsedMs) * 100, 0)} % of a core, event loop busy ${fixed(m.engineLoopBusy * 100, 0)} %, lag p50 / p99 / max ${fixed(m.engineLag.p50, 2)} / ${fixed(m.engineLag.p99, 2)} / ${fixed(m.engineLag.max, 1)} ms`,
-    `  ${pad('', 34)} simulator + CRM stub: CPU ${fixed((r.cpuMs / r.elapsedMs) * 100, 0)} % of a core, event-loop lag p99 ${fixed(r.lagMs.p99, 2)} ms`,
+    `  ${pad('', 34)} engine: CPU ${fixed((m.engineCpuMs / Math.max(1, r.elapsedMs)) * 100, 0)} % of a core, event loop busy ${fixed(m.engineLoopBusy * 100, 0)} %, lag p50 / p99 / max ${fixed(m.engineLag.p50, 2)} / ${fixed(m.engineLag.p99, 2)} / ${fixed(m.engineLag.max, 1)} ms`,
+    `  ${pad('', 34)} simulator + CRM stub: CPU ${fixed((r.cpuMs / Math.max(1, r.elapsedMs)) * 100, 0)} % of a core, event-loop lag p99 ${fixed(r.lagMs.p99, 2)} ms`,
   ];
 }
 
@@ -412,7 +416,7 @@ async function throughput(peer: Peer, o: Options): Promise<void> {
   try {
     await warmUp(peer);
     out(
-      `Throughput: full inbound calls (route lookup, dial, bridge, record, hang-up, stored, 4 webhooks)`,
+      `Throughput: full inbound calls (route lookup, dial, bridge, record, hang-up, stored, webhooks)`,
     );
     const offered = await load(peer, { calls: o.calls, rate: o.rate });
     for (const line of describe(offered, `offered ${o.rate} calls/s:`)) out(line);
@@ -534,7 +538,7 @@ async function main(): Promise<void> {
   const started = performance.now();
   out(
     `ari-crm benchmark${o.quick ? ' (--quick)' : ''}: engine in this process, simulator + CRM stub in another; ` +
-      `time scale 0.01 (ring 10 ms, talk 20 ms); ${OPERATORS.length} operators`,
+      `time scale ${TIME_SCALE} (ring ${1000 * TIME_SCALE} ms, talk ${TALK_SIM_MS * TIME_SCALE} ms); ${OPERATORS.length} operators`,
   );
   out();
   try {

@@ -167,8 +167,12 @@ sim.onEvent((event) => {
 
 interface WebhookBody {
   type: string;
+  callId: string;
   data: { from?: string; disposition?: string; recordingUrl?: string };
 }
+
+/** Calls by engine call id, from their `call.started` (the first webhook of a call). */
+const byCallId = new Map<string, TrackedCall>();
 
 function readJson(req: IncomingMessage, done: (body: unknown) => void): void {
   const chunks: Buffer[] = [];
@@ -199,9 +203,13 @@ function onRoute(res: ServerResponse): void {
 function onWebhook(body: WebhookBody | undefined): void {
   const order = current;
   if (order && body) order.report.webhooks[body.type] = (order.report.webhooks[body.type] ?? 0) + 1;
-  const from = body?.data?.from;
-  const call = from === undefined ? undefined : calls.get(from);
-  if (!body || !call) return;
+  if (!body) return;
+  let call = byCallId.get(body.callId);
+  if (!call && body.type === 'call.started' && body.data?.from !== undefined) {
+    call = calls.get(body.data.from);
+    if (call) byCallId.set(body.callId, call);
+  }
+  if (!call) return;
   const now = absNow();
   switch (body.type) {
     case 'call.ringing':
@@ -212,6 +220,7 @@ function onWebhook(body: WebhookBody | undefined): void {
       break;
     case 'call.ended':
       calls.delete(call.from);
+      byCallId.delete(body.callId);
       if (body.data.disposition !== 'answered') call.order.report.failed++;
       if (body.data.recordingUrl) call.order.report.recorded++;
       if (!call.counted) callDone(call, now);

@@ -542,7 +542,7 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     ctx.log.info('inbound call', { from: call.from, did });
     this.deps.notifier.started(call);
     await this.run(ctx, async () => {
-      if (!ctx.callerAnswered) await this.deps.gateway.channels.ring(channel.id);
+      await this.ringCaller(ctx);
     });
     const decision = await this.deps.routes.lookup({ callId: call.id, from: call.from, did });
     // The route client already logged a failed lookup (warn, with its reason).
@@ -655,7 +655,7 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
         });
         return;
       }
-      if (!ctx.callerAnswered) await this.deps.gateway.channels.ring(channel.id);
+      if (!(await this.ringCaller(ctx))) return;
       call.phase = 'dialing';
       await this.placeCustomerLeg(ctx);
     });
@@ -1211,6 +1211,22 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     ctx.forgetTimer = setTimeout(() => this.forget(ctx), 60_000);
     ctx.forgetTimer.unref();
     this.maybeForget(ctx);
+  }
+
+  /**
+   * Ring the caller's channel (180) unless it is answered. False when the caller already hung up
+   * (404): its StasisEnd, queued behind this step, ends the call as abandoned.
+   */
+  private async ringCaller(ctx: CallContext): Promise<boolean> {
+    if (ctx.callerAnswered) return true;
+    try {
+      await this.deps.gateway.channels.ring(ctx.call.callerChannelId);
+      return true;
+    } catch (err) {
+      if (!isGone(err)) throw err;
+      ctx.log.info('the caller hung up before the call was rung');
+      return false;
+    }
   }
 
   private async answerCaller(ctx: CallContext): Promise<void> {

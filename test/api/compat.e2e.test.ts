@@ -47,6 +47,7 @@ describe('compat asterisk.fcgi (e2e)', function () {
     bed.sim.phones.set('101', { mode: 'busy' });
     const res = await fcgi(bed, 'makecall=84957654321');
     expect(res.text).to.equal('Answer: Busy\n');
+    expect(res.headers.get('x-error-code')).to.equal('operator_unreachable');
     expect(
       bed.sim.requests.filter((r) => r.method === 'POST' && r.path === '/channels'),
     ).to.have.length(1);
@@ -58,6 +59,8 @@ describe('compat asterisk.fcgi (e2e)', function () {
     bed.sim.customers.set('*', { mode: 'busy' });
     const res = await fcgi(bed, 'makecall=84957654321');
     expect(res.text).to.equal('Answer: Busy\n');
+    // The reason comes from the call's ended snapshot, whether or not the engine still holds it.
+    expect(res.headers.get('x-error-code')).to.equal('customer_unreachable');
   });
 
   it('makecall=N: Answer: Error from an address no operator is mapped to', async () => {

@@ -433,6 +433,30 @@ describe('inbound call flow details (e2e)', function () {
     expect(seen).to.deep.equal(['PlaybackFinished', 'Dial']);
   });
 
+  it('ends a call whose caller hung up before it was rung as abandoned, not as a failure', async () => {
+    bed = await startTestBed();
+    const ring = bed.engine.gateway.channels.ring;
+    // The caller cancels while the engine's ring command is on its way: Asterisk answers 404.
+    bed.engine.gateway.channels.ring = async (channelId) => {
+      bed.sim.hangup(channelId);
+      return ring(channelId);
+    };
+    const from = nextCaller();
+    const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
+    const callId = await startedCall(bed, from);
+    const end = await bed.crm.waitForEnded(callId);
+    expect(ended(end)).to.include({ disposition: 'canceled', hangupBy: 'caller', talkSec: 0 });
+    expect(bed.sim.requests.find((r) => r.path === `/channels/${channelId}/ring`)?.status).to.equal(
+      404,
+    );
+    expect(await releasedCall(bed, callId)).to.include({ endReason: 'abandoned' });
+    const metrics = await bed.engine.registry.getSingleMetricAsString(
+      'aricrm_call_handler_errors_total',
+    );
+    expect(metrics).to.match(/aricrm_call_handler_errors_total 0$/m);
+    expect(bed.logs.some((l) => l.level === 'error' && l.callId === callId)).to.equal(false);
+  });
+
   it('cleans the call up and counts the failure when a call step throws, and keeps serving calls', async () => {
     bed = await startTestBed();
     bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 100, hangupAfterMs: 100 });

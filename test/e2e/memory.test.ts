@@ -190,7 +190,6 @@ describe('memory after calls (e2e)', function () {
       );
       return [...new Set(calls.map((c) => c.disposition ?? 'none'))];
     };
-    console.log(JSON.stringify(bed.logs.filter((l) => l.level === "error").slice(0, 2)));
     expect(ended.size).to.equal(TOTAL);
     expect(dispositions(PREFIX.greeted)).to.deep.equal(['answered']);
     expect(dispositions(PREFIX.sequential)).to.deep.equal(['answered']);
@@ -210,6 +209,9 @@ describe('memory after calls (e2e)', function () {
       watchedCalls: 0,
     });
     expect(engine.calls.liveOriginatedCalls()).to.equal(0);
+    expect(
+      await engine.registry.getSingleMetricAsString('aricrm_call_handler_errors_total'),
+    ).to.match(/aricrm_call_handler_errors_total 0$/m);
     expect(engine.journal.backlog()).to.equal(0);
     expect(await engine.webhooks.drain(10_000)).to.equal(true);
     expect(engine.webhooks.pending()).to.equal(0);

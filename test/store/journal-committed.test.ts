@@ -1,0 +1,131 @@
+/**
+ * `CallJournal.whenCommitted` (src/calls/journal.ts): the call service drops an ended call from
+ * memory only once the store holds its last change, so the API never misses a call that just
+ * ended, even while the store lags a turn behind or fails.
+ */
+import { expect } from 'chai';
+import { Registry } from 'prom-client';
+import { CallJournal } from '../../src/calls/journal.ts';
+import type { Call } from '../../src/calls/model.ts';
+import type { Store } from '../../src/store/index.ts';
+import { forEachDialect, logger } from './helpers.ts';
+
+const T0 = Date.parse('2026-11-21T10:00:00.000Z');
+
+function call(id: string): Call {
+  return {
+    id,
+    direction: 'in',
+    from: '79165550001',
+    to: '74951234567',
+    did: '74951234567',
+    phase: 'dialing',
+    legs: new Map(),
+    callerChannelId: 'caller-1',
+    startedAt: T0,
+    nextSequence: 1,
+  };
+}
+
+/** A store whose transactions fail while `failing` is true (the rest passes through). */
+function flaky(store: Store): Store & { failing: boolean } {
+  const wrapper = Object.create(store) as Store & { failing: boolean };
+  wrapper.failing = false;
+  wrapper.transaction = (fn) =>
+    wrapper.failing ? Promise.reject(new Error('disk I/O error')) : store.transaction(fn);
+  return wrapper;
+}
+
+/** A store whose transactions wait until `open()` is called; counts them. */
+function gated(store: Store): Store & { open: () => void; transactions: number } {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const wrapper = Object.create(store) as Store & { open: () => void; transactions: number };
+  wrapper.transactions = 0;
+  wrapper.open = () => release();
+  wrapper.transaction = async (fn) => {
+    wrapper.transactions++;
+    await gate;
+    return store.transaction(fn);
+  };
+  return wrapper;
+}
+
+forEachDialect('call journal: whenCommitted', ({ store }) => {
+  let journal: CallJournal | undefined;
+  afterEach(async () => {
+    await journal?.close(1000);
+    journal = undefined;
+  });
+
+  const open = (target: Store): CallJournal =>
+    (journal = new CallJournal({
+      store: target,
+      logger,
+      registry: new Registry(),
+      deliver: () => undefined,
+      retryInitialDelayMs: 5,
+      retryMaxDelayMs: 20,
+    }));
+
+  it('answers at once for a call with nothing pending, after the commit otherwise', async () => {
+    const j = open(store());
+    let idle = false;
+    j.whenCommitted('never-recorded', () => (idle = true));
+    expect(idle).to.equal(true);
+
+    const a = call('call-a');
+    j.record(a);
+    const seen: string[] = [];
+    j.whenCommitted('call-a', () => seen.push('committed'));
+    expect(seen).to.deep.equal([]);
+    a.phase = 'ended';
+    a.endedAt = T0 + 1000;
+    a.disposition = 'canceled';
+    j.record(a); // recorded after the callback was asked for: the commit holds it too
+    await new Promise<void>((resolve) => j.whenCommitted('call-a', resolve));
+    expect(seen).to.deep.equal(['committed']);
+    expect(await store().calls.getCall('call-a')).to.include({ state: 'ended' });
+  });
+
+  it('waits for a change recorded while the transaction is being written', async () => {
+    const target = gated(store());
+    const j = open(target);
+    const a = call('call-a');
+    j.record(a);
+    await new Promise((resolve) => setImmediate(resolve)); // the first write is now in flight
+    expect(target.transactions).to.equal(1);
+    a.phase = 'ended';
+    a.endedAt = T0 + 1000;
+    a.disposition = 'answered';
+    a.answeredAt = T0 + 500;
+    j.record(a);
+    const fired = new Promise<{ transactions: number; state?: string }>((resolve) =>
+      j.whenCommitted('call-a', () => {
+        const transactions = target.transactions;
+        void store()
+          .calls.getCall('call-a')
+          .then((r) => resolve({ transactions, state: r?.state }));
+      }),
+    );
+    target.open();
+    // Not after the first commit (it held the call still dialling): after the second.
+    expect(await fired).to.deep.equal({ transactions: 2, state: 'ended' });
+  });
+
+  it('keeps waiting while the store fails, and answers once the retry commits', async () => {
+    const target = flaky(store());
+    target.failing = true;
+    const j = open(target);
+    j.record(call('call-a'));
+    let committed = false;
+    j.whenCommitted('call-a', () => (committed = true));
+    expect(await j.flush(50)).to.equal(false);
+    expect(j.failing()).to.equal(true);
+    expect(committed).to.equal(false);
+    target.failing = false;
+    expect(await j.flush(5000)).to.equal(true);
+    expect(committed).to.equal(true);
+    expect(await store().calls.getCall('call-a')).to.not.equal(undefined);
+  });
+});
