@@ -26,8 +26,9 @@
  *   --quick                  smaller counts (pop-calls 300, calls 1000, soak 5000, live 1000)
  *   --only pop,throughput,heap   run only these scenarios
  *   --pop-live N --pop-calls N --pop-rate N --calls N --rate N --concurrency N --soak N --live N
- *   --profile DIR            CPU profiles of both processes during the throughput capacity run
- *                            (.cpuprofile, open in Chrome DevTools) and a summary of each
+ *   --profile DIR            CPU profiles of both processes while the screen-pop calls arrive and
+ *                            during the throughput capacity run (.cpuprofile files, open them in
+ *                            Chrome DevTools), and a summary of each
  *   --api                    afterwards, the API benchmark of bench/api.ts (issue 3)
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -338,6 +339,31 @@ function describe(m: Measured, label: string): string[] {
   ];
 }
 
+/**
+ * Run `fn`; with `--profile DIR`, CPU-profile both processes meanwhile (`DIR/<name>-engine.cpuprofile`,
+ * `DIR/<name>-simulator.cpuprofile`) and print a summary of each.
+ */
+async function profiled<T>(peer: Peer, o: Options, name: string, fn: () => Promise<T>): Promise<T> {
+  if (!o.profileDir) return fn();
+  mkdirSync(o.profileDir, { recursive: true });
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  await request(peer, { type: 'profile', action: 'start' }, 'profile');
+  const result = await fn();
+  const { profile } = await session.post('Profiler.stop');
+  session.disconnect();
+  const enginePath = join(o.profileDir, `${name}-engine.cpuprofile`);
+  writeFileSync(enginePath, JSON.stringify(profile));
+  const simPath = join(o.profileDir, `${name}-simulator.cpuprofile`);
+  await request(peer, { type: 'profile', action: 'stop', file: simPath }, 'profile');
+  out(`  CPU profiles: ${enginePath}, ${simPath}`);
+  out(summariseProfile(enginePath, 'engine', 25));
+  out(summariseProfile(simPath, 'simulator + CRM stub', 15));
+  return result;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 // ---------------------------------------------------------------------------------------------
@@ -359,7 +385,9 @@ async function screenPop(peer: Peer, o: Options): Promise<void> {
     await run.engine.calls.settled();
     const liveBefore = run.engine.calls.activeCalls().length;
     trace.on = true;
-    const m = await load(peer, { calls: o['pop-calls'], rate: o['pop-rate'] });
+    const m = await profiled(peer, o, 'pop', () =>
+      load(peer, { calls: o['pop-calls'], rate: o['pop-rate'] }),
+    );
     trace.on = false;
     const liveAfter = run.engine.calls.activeCalls().length;
     const { samples } = await request<{ id: number; samples: PopSample[] }>(
@@ -422,26 +450,9 @@ async function throughput(peer: Peer, o: Options): Promise<void> {
     for (const line of describe(offered, `offered ${o.rate} calls/s:`)) out(line);
     await run.engine.calls.settled();
 
-    const session = o.profileDir ? new Session() : undefined;
-    if (session && o.profileDir) {
-      mkdirSync(o.profileDir, { recursive: true });
-      session.connect();
-      await session.post('Profiler.enable');
-      await session.post('Profiler.start');
-      await request(peer, { type: 'profile', action: 'start' }, 'profile');
-    }
-    const closed = await load(peer, { calls: o.calls, concurrency: o.concurrency });
-    if (session && o.profileDir) {
-      const { profile } = await session.post('Profiler.stop');
-      session.disconnect();
-      const enginePath = join(o.profileDir, 'engine.cpuprofile');
-      writeFileSync(enginePath, JSON.stringify(profile));
-      const simPath = join(o.profileDir, 'simulator.cpuprofile');
-      await request(peer, { type: 'profile', action: 'stop', file: simPath }, 'profile');
-      out(`  CPU profiles: ${enginePath}, ${simPath}`);
-      out(summariseProfile(enginePath, 'engine', 25));
-      out(summariseProfile(simPath, 'simulator + CRM stub', 15));
-    }
+    const closed = await profiled(peer, o, 'throughput', () =>
+      load(peer, { calls: o.calls, concurrency: o.concurrency }),
+    );
     for (const line of describe(closed, `closed loop, ${o.concurrency} in flight:`)) out(line);
     out();
     const ok = (m: Measured): boolean => m.report.done === m.report.placed && m.report.failed === 0;

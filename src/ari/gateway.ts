@@ -851,6 +851,12 @@ class Gateway implements AriGateway {
     },
     deleteStored: (name) =>
       this.void('recordings.deleteStored', 'recordings', 'deleteStored', { recordingName: name }),
+    getLive: (name) =>
+      this.json<AriLiveRecording>('recordings.getLive', 'recordings', 'getLive', {
+        recordingName: name,
+      }),
+    stopLive: (name) =>
+      this.void('recordings.stopLive', 'recordings', 'stop', { recordingName: name }),
   };
 
   readonly endpoints: AriGateway['endpoints'] = {

@@ -466,6 +466,13 @@ export interface AriGateway {
     /** The stored file's bytes (`GET /recordings/stored/{name}/file`). */
     getStoredFile(name: string): Promise<Buffer>;
     deleteStored(name: string): Promise<void>;
+    /** A recording in progress (`GET /recordings/live/{name}`); AriNotFoundError when none. */
+    getLive(name: string): Promise<AriLiveRecording>;
+    /**
+     * Stop a recording in progress and store it (`POST /recordings/live/{name}/stop`);
+     * RecordingFinished follows. AriNotFoundError when it is not in progress.
+     */
+    stopLive(name: string): Promise<void>;
   };
   endpoints: {
     list(): Promise<AriEndpoint[]>;

@@ -208,7 +208,17 @@ export function createCompatRouter(deps: CompatRouterDeps): Router {
       );
   });
 
-  const textErrors: ErrorRequestHandler = (err: unknown, _req, res, _next) => {
+  router.use(deps.path, compatErrorHandler(logger));
+  return router;
+}
+
+/**
+ * Errors on the compat path in the seed's text format: the HTTP status of the refusal, the body
+ * `Answer: Error`, the machine code in `X-Error-Code` (also for refusals raised before the compat
+ * router runs, e.g. 503 `shutting_down` or 403 `ip_not_allowed`: the app mounts this on the path).
+ */
+export function compatErrorHandler(logger: Logger): ErrorRequestHandler {
+  return (err: unknown, _req, res, _next) => {
     if (err instanceof HttpError) {
       if (err.headers) res.set(err.headers);
       send(res, 'Error', { status: err.status, code: err.code });
@@ -217,6 +227,4 @@ export function createCompatRouter(deps: CompatRouterDeps): Router {
     logger.error('compat request failed', { err });
     send(res, 'Error', { status: 500, code: 'internal_error' });
   };
-  router.use(deps.path, textErrors);
-  return router;
 }

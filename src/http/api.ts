@@ -8,7 +8,7 @@ import express from 'express';
 import type { Registry } from 'prom-client';
 import type { CallControl } from '../calls/control.ts';
 import { createCallRoutes, type StoredCallCreation } from '../calls/routes.ts';
-import { COMPAT_KEY_PARAMETER, createCompatRouter } from '../compat/router.ts';
+import { COMPAT_KEY_PARAMETER, compatErrorHandler, createCompatRouter } from '../compat/router.ts';
 import type { Config } from '../config/schema.ts';
 import { createEventRoutes } from '../events/routes.ts';
 import type { Logger } from '../logging/logger.ts';
@@ -73,7 +73,11 @@ export interface ApiDeps {
 export type ApiParts = Required<
   Pick<
     HttpAppOptions,
-    'authenticate' | 'apiRouters' | 'selfAuthenticatingRouters' | 'openApiDocument'
+    | 'authenticate'
+    | 'apiRouters'
+    | 'selfAuthenticatingRouters'
+    | 'errorRenderers'
+    | 'openApiDocument'
   >
 > &
   Pick<HttpAppOptions, 'clientFilter'>;
@@ -142,6 +146,7 @@ export function createApi(deps: ApiDeps): ApiParts {
       : requireApiKey({ keys, logger, metrics }),
     apiRouters: { '/v1': v1 },
     selfAuthenticatingRouters: [compat],
+    errorRenderers: { [config.COMPAT_PATH]: compatErrorHandler(logger) },
     openApiDocument: buildOpenApiDocument({ compatPath: config.COMPAT_PATH }),
     clientFilter: allowList.enabled ? allowListFilter({ allowList, logger, metrics }) : undefined,
   };

@@ -10,7 +10,7 @@
  * routers, each behind the API key check and a JSON body parser; then the routers that
  * authenticate themselves (the seed-003 compat path).
  */
-import express, { type RequestHandler, type Router } from 'express';
+import express, { type ErrorRequestHandler, type RequestHandler, type Router } from 'express';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../logging/logger.ts';
 import { httpMetricsMiddleware } from '../metrics/http.ts';
@@ -57,6 +57,11 @@ export interface HttpAppOptions {
   apiRouters?: Record<string, Router>;
   /** Routers mounted at `/` that check credentials themselves (the compat path). */
   selfAuthenticatingRouters?: Router[];
+  /**
+   * Error handlers by path prefix, used instead of the JSON error model for errors raised on
+   * that path before its router answers (the compat path's `Answer: Error` text format).
+   */
+  errorRenderers?: Record<string, ErrorRequestHandler>;
   /** The API key check in front of `apiRouters` (required when there are any). */
   authenticate?: RequestHandler;
   /** Runs before every route except `/healthz` and `/readyz` (the IP allow-list). */
@@ -147,6 +152,8 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
   for (const router of options.selfAuthenticatingRouters ?? []) app.use(router);
 
   app.use(notFoundHandler);
+  for (const [path, handler] of Object.entries(options.errorRenderers ?? {}))
+    app.use(path, handler);
   app.use(errorHandler(options.logger));
   return app;
 }

@@ -9,13 +9,26 @@
  * 2. `call.ended` carries the signed link ({@link RecordingService.recordingUrl}).
  * 3. RecordingFinished (Asterisk sends it when the bridge empties or is destroyed) → download:
  *    `GET /recordings/stored/{name}` and `…/file`, check the WAV against itself and the event's
- *    `duration` ({@link verifyWav}), keep it in the {@link RecordingStorage}, record `stored`
- *    with path, bytes and seconds, then `DELETE /recordings/stored/{name}` (configurable).
- *    A failed try is retried with doubling delays; when every try failed the recording is
- *    `failed` in the store and counted (`aricrm_recording_failures_total{stage}`).
+ *    `duration` ({@link verifyWav}), keep it in the {@link RecordingStorage}. A failed try is
+ *    retried with doubling delays; when every try failed the recording is `failed` in the store
+ *    and counted (`aricrm_recording_failures_total{stage}`). A recording Asterisk does not have
+ *    (404, neither live nor stored) fails at once (`stage="missing"`).
  * 4. `recording.ready` goes out through the call notifier once the file is stored AND `call.ended`
  *    was emitted, on the call's own `Call` object (handed over by the call service, held here
  *    until the recording is settled) so the call's event sequence continues without a gap.
+ * 5. Once the call journal has committed `recording.ready`, the store row gets `stored` with path,
+ *    bytes and seconds, and only then is the file deleted from Asterisk
+ *    (`DELETE /recordings/stored/{name}`, configurable). So whatever point the engine stops at,
+ *    the store says `recording` until the CRM's event is safe, and Asterisk keeps its copy until
+ *    the store says `stored`.
+ *
+ * Recovery ({@link RecordingService.resume}, {@link RecordingService.connected}): at start-up the
+ * recordings the store still shows as `recording` are taken up again (the call adopted, or ended
+ * with its download pending); on every ARI (re)connect each recording not yet finished is looked
+ * up in Asterisk (`GET /recordings/live/{name}`, then `/recordings/stored/{name}`): still live →
+ * wait for RecordingFinished (a live recording of an ended call is stopped); stored → download
+ * (its RecordingFinished was lost); gone → failed. ARI unreachable during a download does not use
+ * up tries: the download waits for the reconnect.
  *
  * Nothing here throws into the call flows. Reference: docs/recordings.md.
  */

@@ -98,6 +98,18 @@ export interface UnfinishedCallRecord extends CallRecord {
   lastSequence: number;
 }
 
+/**
+ * A call whose recording is not settled (`recording.status` still `recording`), as
+ * {@link CallRepository.unsettledRecordings} returns it for the recordings domain at start-up
+ * (src/recordings/): an earlier run was recording it or downloading the file when it stopped.
+ */
+export interface UnsettledRecordingRecord extends CallRecord {
+  /** Highest `sequence` of the call's stored events, 0 when none: the next event is this + 1. */
+  lastSequence: number;
+  /** A `recording.ready` event of the call is already in the outbox (never send it twice). */
+  recordingReadyStored: boolean;
+}
+
 /** Filter of {@link CallRepository.listCalls} (F6). All given conditions must hold. */
 export interface CallFilter {
   /** Calls that started at or after this instant. */
@@ -157,6 +169,13 @@ export interface CallRepository {
    * sequence stored for each (from the `events` outbox).
    */
   unfinishedCalls(): Promise<UnfinishedCallRecord[]>;
+  /**
+   * Calls, ended or not, whose `recording.status` is `recording` (the recording was being made or
+   * downloaded when an earlier run stopped), oldest first, with legs, the last event sequence
+   * and whether their `recording.ready` is already stored. Scans the calls table (no index on
+   * the recording status): run once at start-up.
+   */
+  unsettledRecordings(): Promise<UnsettledRecordingRecord[]>;
 }
 
 /** The calls repository over `db` (a Kysely instance or a transaction). */
@@ -425,6 +444,41 @@ export function createCallRepository(db: Kysely<Database>): CallRepository {
         .execute();
       const last = new Map(sequences.map((row) => [row.call_id, Number(row.last)]));
       return records.map((record) => ({ ...record, lastSequence: last.get(record.id) ?? 0 }));
+    },
+
+    async unsettledRecordings() {
+      const rows = await db
+        .selectFrom('calls')
+        .selectAll()
+        .where('recording_status', '=', 'recording')
+        .orderBy('started_at')
+        .orderBy('id')
+        .execute();
+      const records = await withLegs(rows);
+      if (records.length === 0) return [];
+      const ids = records.map((record) => record.id);
+      const [sequences, ready] = await Promise.all([
+        db
+          .selectFrom('events')
+          .select(['call_id', (eb) => eb.fn.max('sequence').as('last')])
+          .where('call_id', 'in', ids)
+          .groupBy('call_id')
+          .execute(),
+        db
+          .selectFrom('events')
+          .select('call_id')
+          .distinct()
+          .where('call_id', 'in', ids)
+          .where('type', '=', 'recording.ready')
+          .execute(),
+      ]);
+      const last = new Map(sequences.map((row) => [row.call_id, Number(row.last)]));
+      const readyStored = new Set(ready.map((row) => row.call_id));
+      return records.map((record) => ({
+        ...record,
+        lastSequence: last.get(record.id) ?? 0,
+        recordingReadyStored: readyStored.has(record.id),
+      }));
     },
   };
 }
