@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import type { RequestHandler, Router } from 'express';
 import type { Registry } from 'prom-client';
 import type { AriGateway } from '../ari/types.ts';
+import type { CallJournal } from '../calls/journal.ts';
 import type { CallNotifier } from '../calls/notifier.ts';
 import type { CallService } from '../calls/service.ts';
 import { ConfigError } from '../config/load.ts';
@@ -40,6 +41,7 @@ export {
   type RecordingServiceDeps,
   type RecordingServiceOptions,
 } from './service.ts';
+export { endedCallFromRecord } from './recovery.ts';
 export { registerRecordingStasisHandlers } from './stasis.ts';
 export {
   LocalRecordingStorage,
@@ -70,6 +72,13 @@ export interface Recordings {
    * with it unless PUBLIC_URL is set.
    */
   setListenUrl(url: string): void;
+  /**
+   * Engine start-up, before the gateway connects: take up the recordings an earlier run left
+   * unsettled (see {@link RecordingService.resume}). Resolves how many.
+   *
+   * @throws the store's error when it cannot be read
+   */
+  resume(): Promise<number>;
   /** Abandon pending download retries (the files stay in Asterisk) and stop listening. */
   stop(): void;
 }
@@ -82,7 +91,12 @@ export interface CreateRecordingsDeps {
   /** The call service: it gets the recorder and answers whether a call exists. */
   calls: Pick<CallService, 'setRecorder' | 'getCall'>;
   /** The store (recording fields of the calls table). */
-  store: { calls: Pick<CallRepository, 'setRecording' | 'getCall'> };
+  store: { calls: Pick<CallRepository, 'setRecording' | 'getCall' | 'unsettledRecordings'> };
+  /**
+   * The call journal: a recording is marked `stored` (and deleted from Asterisk) once its
+   * `recording.ready` is committed. Without it, at once.
+   */
+  journal?: Pick<CallJournal, 'whenCommitted'>;
   logger: Logger;
   registry: Registry;
   /** Another storage than RECORDINGS_DIR (tests, other backends). */
@@ -119,6 +133,7 @@ export function createRecordings(deps: CreateRecordingsDeps): Recordings {
     gateway,
     notifier: deps.notifier,
     calls: deps.store.calls,
+    ...(deps.journal ? { journal: deps.journal } : {}),
     callKnown: (callId) => deps.calls.getCall(callId) !== undefined,
     storage,
     links,
@@ -132,6 +147,10 @@ export function createRecordings(deps: CreateRecordingsDeps): Recordings {
   });
   deps.calls.setRecorder(service);
   const unsubscribe = registerRecordingStasisHandlers(gateway, service);
+  // Every (re)connect: recordings whose RecordingFinished may have been lost are looked up.
+  const unsubscribeConnection = gateway.onConnectionChange((state) => {
+    if (state === 'connected') service.connected();
+  });
   logger.info('recordings', {
     recordCalls: settings.mode,
     storage: storage.description,
@@ -150,8 +169,15 @@ export function createRecordings(deps: CreateRecordingsDeps): Recordings {
     setListenUrl(url) {
       if (!settings.publicUrl) links.setBaseUrl(url);
     },
+    async resume() {
+      const resumed = service.resume(await deps.store.calls.unsettledRecordings());
+      if (resumed > 0)
+        logger.info('taking up recordings an earlier run left unsettled', { recordings: resumed });
+      return resumed;
+    },
     stop() {
       unsubscribe();
+      unsubscribeConnection();
       service.stop();
     },
   };

@@ -33,16 +33,18 @@
  * Nothing here throws into the call flows. Reference: docs/recordings.md.
  */
 import type { Counter, Registry } from 'prom-client';
-import { AriNotFoundError } from '../ari/errors.ts';
+import { AriConnectionError, AriNotFoundError } from '../ari/errors.ts';
 import type { AriEvent, AriGateway, AriLiveRecording } from '../ari/types.ts';
+import type { CallJournal } from '../calls/journal.ts';
 import type { Call } from '../calls/model.ts';
 import type { CallNotifier } from '../calls/notifier.ts';
 import type { CallRecorder } from '../calls/service.ts';
 import type { Logger } from '../logging/logger.ts';
 import { counter } from '../metrics/registry.ts';
-import type { CallRepository, RecordingFields } from '../store/calls.ts';
+import type { CallRepository, RecordingFields, UnsettledRecordingRecord } from '../store/calls.ts';
 import { shouldRecord, type RecordMode } from './config.ts';
 import type { RecordingLinks } from './links.ts';
+import { endedCallFromRecord } from './recovery.ts';
 import { recordingKey, type RecordingStorage } from './storage.ts';
 import { verifyWav } from './wav.ts';
 
@@ -58,6 +60,8 @@ export type RecordingFailureStage =
   | 'start'
   /** Asterisk reported the recording failed or canceled (RecordingFailed, RecordingFinished). */
   | 'asterisk'
+  /** Asterisk has no such recording, neither live nor stored (404), nor has the engine's storage. */
+  | 'missing'
   /** `GET /recordings/stored/{name}` or its `/file` failed. */
   | 'download'
   /** The file was not a complete WAV of the reported length. */
@@ -81,9 +85,9 @@ export interface RecordingServiceOptions {
   /** Download tries in all, and the delay before the 2nd (doubled each time, capped), ms. */
   download: { attempts: number; initialDelayMs: number; maxDelayMs: number };
   /**
-   * After `call.ended`, how long to wait for RecordingFinished before fetching the file anyway
-   * (the event can be lost while the ARI WebSocket reconnects: fixtures fact 13), ms. Default
-   * 30 000.
+   * After `call.ended` (or after a restart, for a call that had ended), how long to wait for
+   * RecordingFinished before fetching the file anyway (the event can be lost while the ARI
+   * WebSocket reconnects: fixtures fact 13), ms. Default 30 000.
    */
   finishTimeoutMs?: number;
   /** How long a settled recording stays in memory (the store answers afterwards), ms. Default 1 h. */
@@ -94,10 +98,15 @@ export interface RecordingServiceOptions {
 
 /** What the service needs. */
 export interface RecordingServiceDeps {
-  gateway: Pick<AriGateway, 'bridges' | 'recordings'>;
+  gateway: Pick<AriGateway, 'bridges' | 'recordings' | 'isConnected'>;
   notifier: Pick<CallNotifier, 'recordingReady'>;
   /** The store's call repository: recording fields are written and read there. */
   calls: Pick<CallRepository, 'setRecording' | 'getCall'>;
+  /**
+   * The call journal: `stored` is written (and Asterisk's copy deleted) once it has committed
+   * `recording.ready`. Without it (tests), at once.
+   */
+  journal?: Pick<CallJournal, 'whenCommitted'>;
   /** True when the call service knows the call (live or recently ended, maybe not stored yet). */
   callKnown?: (callId: string) => boolean;
   storage: RecordingStorage;
@@ -109,6 +118,9 @@ export interface RecordingServiceDeps {
 
 type EntryStatus = 'starting' | 'recording' | 'downloading' | 'stored' | 'failed';
 
+/** Where Asterisk has a recording: still being recorded, finished and stored, or nowhere. */
+type AsteriskLocation = 'live' | 'stored' | 'missing';
+
 /** One recorded call, while it is recorded, downloaded and (for `retainMs`) after. */
 interface Entry {
   callId: string;
@@ -119,13 +131,23 @@ interface Entry {
   /** The call's live model: held until `recording.ready` was sent or the recording failed. */
   call: Call | undefined;
   log: Logger;
+  /**
+   * `recording`: Asterisk records it, or it finished and waits to be fetched (`finished`);
+   * `downloading`: a download loop runs; `stored`: the file is in the engine's storage.
+   */
   status: EntryStatus;
   callEnded: boolean;
+  /** Asterisk finished the recording (RecordingFinished, or found stored). */
   finished: boolean;
   /** From RecordingFinished, then from the file. */
   durationSec?: number;
   bytes?: number;
+  /** `recording.ready` was emitted (by this run, or found in the store). */
   readySent: boolean;
+  /** `recording.ready` is out: `stored` is being written, then Asterisk's copy deleted. */
+  finalizing: boolean;
+  /** A look-up in Asterisk ({@link RecordingService.connected}) is in flight. */
+  checking: boolean;
   finishTimer?: NodeJS.Timeout;
   /** Store writes of this recording, one after another. */
   writes: Promise<void>;
@@ -152,6 +174,7 @@ export class RecordingService implements CallRecorder {
   private readonly metrics: {
     started: Counter;
     stored: Counter;
+    resumed: Counter;
     failures: Counter<'stage'>;
     retries: Counter<'stage'>;
     cleanupFailures: Counter;
@@ -168,9 +191,13 @@ export class RecordingService implements CallRecorder {
         name: 'aricrm_recordings_stored_total',
         help: 'Recordings downloaded from Asterisk, verified and stored by the engine.',
       }),
+      resumed: counter(registry, {
+        name: 'aricrm_recordings_resumed_total',
+        help: 'Recordings an earlier run left unsettled (recording or downloading), taken up again at start-up.',
+      }),
       failures: counter(registry, {
         name: 'aricrm_recording_failures_total',
-        help: 'Recordings that ended failed, by stage (start, asterisk, download, verify, storage).',
+        help: 'Recordings that ended failed, by stage (start, asterisk, missing, download, verify, storage).',
         labelNames: ['stage'] as const,
       }),
       retries: counter(registry, {
@@ -195,20 +222,15 @@ export class RecordingService implements CallRecorder {
       if (this.stopped || this.byCall.has(call.id)) return;
       if (!shouldRecord(this.deps.options.mode, call.direction, record)) return;
       const name = `rec-${call.id}`;
-      const entry: Entry = {
+      const entry = this.register({
         callId: call.id,
         name,
         key: recordingKey(call.id, call.startedAt, RECORDING_FORMAT),
         call,
-        log: this.deps.logger.child({ callId: call.id, recordingName: name }),
         status: 'starting',
         callEnded: false,
-        finished: false,
         readySent: false,
-        writes: Promise.resolve(),
-      };
-      this.byCall.set(call.id, entry);
-      this.byName.set(name, entry);
+      });
       try {
         await this.deps.gateway.bridges.record(bridgeId, {
           name,
@@ -230,7 +252,7 @@ export class RecordingService implements CallRecorder {
       if (entry.status === 'starting') entry.status = 'recording';
       this.metrics.started.inc();
       entry.log.info('recording the call', { bridgeId, format: RECORDING_FORMAT });
-      this.persist(entry);
+      void this.persist(entry, 'recording');
     } catch (err) {
       this.deps.logger.error('recording could not be started', { callId: call.id, err });
     }
@@ -250,19 +272,172 @@ export class RecordingService implements CallRecorder {
     entry.callEnded = true;
     if (entry.status === 'failed' || entry.readySent) return;
     entry.call = call;
-    if (!entry.finished && (entry.status === 'recording' || entry.status === 'starting')) {
-      const waitMs = this.deps.options.finishTimeoutMs ?? 30_000;
-      entry.finishTimer = setTimeout(() => {
-        entry.finishTimer = undefined;
-        if (entry.finished || this.stopped) return;
-        entry.log.warn('no RecordingFinished after the call ended; fetching the recording', {
-          waitedMs: waitMs,
-        });
-        this.download(entry);
-      }, waitMs);
-      entry.finishTimer.unref();
-    }
+    if (!entry.finished && (entry.status === 'recording' || entry.status === 'starting'))
+      this.armFinishTimer(entry);
     this.maybeReady(entry);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Recovery: engine restart, ARI reconnect
+  // -------------------------------------------------------------------------------------------
+
+  /**
+   * Engine start-up: take up the recordings an earlier run left unsettled
+   * (`store.calls.unsettledRecordings()`, recording status `recording`). A call not yet ended
+   * (the call service adopts it) is watched as if this run had started its recording: its
+   * RecordingFinished, or what {@link connected} finds, leads to the download, and its
+   * `call.ended` to `recording.ready`. A call that had ended gets its model rebuilt from the
+   * store (`recording.ready` continues its event sequence) and its file fetched once ARI is
+   * connected (or after `finishTimeoutMs` at the latest). A `recording.ready` already in the
+   * outbox is not sent again. Call before the gateway connects; returns how many were taken up.
+   */
+  resume(records: readonly UnsettledRecordingRecord[]): number {
+    let resumed = 0;
+    for (const record of records) {
+      if (this.stopped || this.byCall.has(record.id) || record.recording?.status !== 'recording')
+        continue;
+      const ended = record.state === 'ended';
+      let entry: Entry;
+      try {
+        entry = this.register({
+          callId: record.id,
+          name: record.recording.name ?? `rec-${record.id}`,
+          key:
+            record.recording.path ??
+            recordingKey(record.id, Date.parse(record.startedAt), RECORDING_FORMAT),
+          call: ended ? endedCallFromRecord(record) : undefined,
+          status: 'recording',
+          callEnded: ended,
+          readySent: record.recordingReadyStored,
+        });
+      } catch (err) {
+        this.deps.logger.error('recording of an earlier run could not be taken up', {
+          callId: record.id,
+          err,
+        });
+        continue;
+      }
+      this.metrics.resumed.inc();
+      entry.log.info('taking up a recording an earlier run left unsettled', {
+        callState: record.state,
+        readySent: entry.readySent,
+      });
+      if (ended) this.armFinishTimer(entry);
+      resumed++;
+    }
+    if (resumed > 0 && this.deps.gateway.isConnected()) this.connected();
+    return resumed;
+  }
+
+  /**
+   * ARI is connected (the first time, or again after the WebSocket dropped): look up in Asterisk
+   * every recording not yet fetched, since its RecordingFinished may have been lost meanwhile
+   * (fixtures fact 13: nothing is replayed). Live: wait for RecordingFinished (a live recording
+   * of an ended call is stopped so it finishes); stored: download it now; missing: failed
+   * (`stage="missing"`) unless the engine's storage already holds the file. Never throws.
+   */
+  connected(): void {
+    if (this.stopped) return;
+    for (const entry of this.byCall.values())
+      if (entry.status === 'recording') void this.check(entry);
+  }
+
+  private async check(entry: Entry): Promise<void> {
+    if (entry.checking || entry.status !== 'recording' || this.stopped) return;
+    entry.checking = true;
+    let where: AsteriskLocation;
+    try {
+      where = await this.locate(entry.name);
+    } catch (err) {
+      entry.log.warn('could not look the recording up in Asterisk; tried again later', { err });
+      return;
+    } finally {
+      entry.checking = false;
+    }
+    if (entry.status !== 'recording' || this.stopped) return;
+    switch (where) {
+      case 'stored':
+        if (!entry.finished)
+          entry.log.info('the recording finished while the engine was not listening');
+        entry.finished = true;
+        this.download(entry);
+        return;
+      case 'live':
+        entry.finished = false;
+        if (entry.callEnded) await this.stopLive(entry);
+        else entry.log.debug('the recording is still being made in Asterisk');
+        return;
+      case 'missing':
+        await this.missing(entry);
+        return;
+    }
+  }
+
+  /**
+   * Where Asterisk has the recording: live first (a file being written may already be listed as
+   * stored), then stored. Throws the gateway's error when Asterisk cannot answer.
+   */
+  private async locate(name: string): Promise<AsteriskLocation> {
+    const { recordings } = this.deps.gateway;
+    try {
+      await recordings.getLive(name);
+      return 'live';
+    } catch (err) {
+      if (!(err instanceof AriNotFoundError)) throw err;
+    }
+    try {
+      await recordings.getStored(name);
+      return 'stored';
+    } catch (err) {
+      if (!(err instanceof AriNotFoundError)) throw err;
+      return 'missing';
+    }
+  }
+
+  /**
+   * The call has ended but Asterisk still records it (its bridge was not destroyed): stop the
+   * recording (RecordingFinished follows) and wait for it as after any `call.ended`.
+   */
+  private async stopLive(entry: Entry): Promise<void> {
+    entry.log.warn('the call has ended but Asterisk still records it; stopping the recording');
+    if (!entry.finishTimer) this.armFinishTimer(entry);
+    try {
+      await this.deps.gateway.recordings.stopLive(entry.name);
+    } catch (err) {
+      // 404: it finished meanwhile (its RecordingFinished, or the timer, fetches it).
+      if (!(err instanceof AriNotFoundError))
+        entry.log.warn('could not stop the recording in Asterisk', { err });
+    }
+  }
+
+  /**
+   * Asterisk has no such recording (deleted from its spool, Asterisk lost it): if the engine's
+   * storage already holds the file (an earlier run stored it but did not get to record that),
+   * it is the recording; otherwise the recording failed (`stage="missing"`).
+   */
+  private async missing(entry: Entry): Promise<void> {
+    let kept: Buffer | undefined;
+    try {
+      if (await this.deps.storage.stat(entry.key))
+        kept = await readAll(this.deps.storage, entry.key);
+    } catch (err) {
+      entry.log.warn('could not read the recording from the storage', { err });
+    }
+    if (kept) {
+      try {
+        const info = verifyWav(kept);
+        entry.log.info('Asterisk no longer has the recording; the storage already holds it');
+        this.complete(entry, kept.length, info.durationMs);
+        return;
+      } catch (err) {
+        entry.log.warn('the file in the storage is not a complete recording', { err });
+      }
+    }
+    this.fail(
+      entry,
+      'missing',
+      new Error(`Asterisk has no recording ${entry.name}, neither live nor stored`),
+    );
   }
 
   // -------------------------------------------------------------------------------------------
@@ -358,8 +533,9 @@ export class RecordingService implements CallRecorder {
   }
 
   /**
-   * Stop: pending retries are abandoned (the recordings stay in Asterisk; nothing is deleted) and
-   * no more recordings start. Idempotent.
+   * Stop: pending retries are abandoned (the recordings stay in Asterisk; nothing is deleted),
+   * no more recordings start, and a `stored` not yet written is left to the next start (which
+   * finds the recording unsettled and takes it up). Idempotent.
    */
   stop(): void {
     this.stopped = true;
@@ -382,8 +558,42 @@ export class RecordingService implements CallRecorder {
   // Download
   // -------------------------------------------------------------------------------------------
 
+  private register(
+    fields: Pick<Entry, 'callId' | 'name' | 'key' | 'call' | 'status' | 'callEnded' | 'readySent'>,
+  ): Entry {
+    const entry: Entry = {
+      ...fields,
+      log: this.deps.logger.child({ callId: fields.callId, recordingName: fields.name }),
+      finished: false,
+      finalizing: false,
+      checking: false,
+      writes: Promise.resolve(),
+    };
+    this.byCall.set(entry.callId, entry);
+    this.byName.set(entry.name, entry);
+    return entry;
+  }
+
+  /** After the call's end: fetch the file anyway if no RecordingFinished came by then. */
+  private armFinishTimer(entry: Entry): void {
+    if (this.stopped) return;
+    if (entry.finishTimer) clearTimeout(entry.finishTimer);
+    const waitMs = this.deps.options.finishTimeoutMs ?? 30_000;
+    entry.finishTimer = setTimeout(() => {
+      entry.finishTimer = undefined;
+      if (entry.finished || this.stopped) return;
+      entry.log.warn('no RecordingFinished after the call ended; fetching the recording', {
+        waitedMs: waitMs,
+      });
+      this.download(entry);
+    }, waitMs);
+    entry.finishTimer.unref();
+  }
+
   private download(entry: Entry): void {
-    if (entry.status !== 'starting' && entry.status !== 'recording') return;
+    if (this.stopped || (entry.status !== 'starting' && entry.status !== 'recording')) return;
+    if (entry.finishTimer) clearTimeout(entry.finishTimer);
+    entry.finishTimer = undefined;
     entry.status = 'downloading';
     void this.downloadLoop(entry);
   }
@@ -398,6 +608,17 @@ export class RecordingService implements CallRecorder {
         const stage = err instanceof StageError ? err.stage : 'download';
         const cause = err instanceof StageError ? err.reason : err;
         if (this.stopped) return;
+        if (cause instanceof AriNotFoundError && (await this.notInAsterisk(entry))) return;
+        if (this.stopped) return;
+        if (cause instanceof AriConnectionError && !this.deps.gateway.isConnected()) {
+          // Not the recording's fault: try again once ARI is back (connected()), without
+          // using up tries however long the outage lasts.
+          entry.status = 'recording';
+          entry.log.warn('Asterisk unreachable; the recording is fetched when ARI reconnects', {
+            err: cause,
+          });
+          return;
+        }
         if (attempt >= attempts) {
           this.fail(entry, stage, cause, { attempts: attempt });
           return;
@@ -416,7 +637,32 @@ export class RecordingService implements CallRecorder {
     }
   }
 
-  /** One try: fetch, verify, store, then clean up Asterisk and maybe send `recording.ready`. */
+  /**
+   * `GET /recordings/stored/{name}` (or its file) answered 404: find out why. True when the
+   * download loop is done with (the recording is still live, or missing); false to try again
+   * (it is stored after all, or Asterisk could not be asked).
+   */
+  private async notInAsterisk(entry: Entry): Promise<boolean> {
+    let where: AsteriskLocation;
+    try {
+      where = await this.locate(entry.name);
+    } catch {
+      return false;
+    }
+    if (this.stopped) return true;
+    if (where === 'stored') return false;
+    if (where === 'missing') {
+      await this.missing(entry);
+      return true;
+    }
+    // Still being recorded: fetched too early (the timer after call.ended). Wait again.
+    entry.status = 'recording';
+    entry.finished = false;
+    if (entry.callEnded) await this.stopLive(entry);
+    return true;
+  }
+
+  /** One try: fetch, verify, keep in the storage; then `recording.ready` when the call ended. */
   private async fetchAndStore(entry: Entry): Promise<void> {
     const { gateway, storage } = this.deps;
     let file: Buffer;
@@ -439,41 +685,71 @@ export class RecordingService implements CallRecorder {
     } catch (err) {
       throw new StageError('storage', err);
     }
+    this.complete(entry, file.length, durationMs);
+  }
+
+  /** The file is in the engine's storage. */
+  private complete(entry: Entry, bytes: number, durationMs: number): void {
+    if (entry.status === 'stored' || entry.status === 'failed') return;
     entry.status = 'stored';
-    entry.bytes = file.length;
+    entry.finished = true;
+    entry.bytes = bytes;
     entry.durationSec ??= Math.floor(durationMs / 1000);
+    if (entry.finishTimer) clearTimeout(entry.finishTimer);
+    entry.finishTimer = undefined;
     this.metrics.stored.inc();
     entry.log.info('recording stored', {
       bytes: entry.bytes,
       durationSec: entry.durationSec,
       key: entry.key,
-      storage: storage.description,
+      storage: this.deps.storage.description,
     });
-    this.persist(entry);
-    if (this.deps.options.deleteFromAsterisk) {
+    this.maybeReady(entry);
+  }
+
+  /**
+   * Once the file is stored and `call.ended` went out: send `recording.ready` (unless an earlier
+   * run did), then, once the journal committed it, {@link finalize}.
+   */
+  private maybeReady(entry: Entry): void {
+    if (entry.status !== 'stored' || !entry.callEnded || entry.finalizing) return;
+    if (!entry.readySent) {
+      if (!entry.call) return;
+      const link = this.deps.links.sign(entry.callId);
+      this.deps.notifier.recordingReady(entry.call, {
+        recordingUrl: link.url,
+        expiresAt: new Date(link.expiresAtSec * 1000).toISOString(),
+        bytes: entry.bytes ?? 0,
+        durationSec: entry.durationSec ?? 0,
+        format: RECORDING_FORMAT,
+      });
+      entry.readySent = true;
+      entry.log.info('recording ready', { bytes: entry.bytes, durationSec: entry.durationSec });
+    }
+    entry.finalizing = true;
+    entry.call = undefined;
+    const finalize = (): void => void this.finalize(entry);
+    if (this.deps.journal) this.deps.journal.whenCommitted(entry.callId, finalize);
+    else finalize();
+  }
+
+  /** `recording.ready` is committed: write `stored`, then delete Asterisk's copy. */
+  private async finalize(entry: Entry): Promise<void> {
+    if (this.stopped) {
+      entry.log.info('engine stopping: the recording is marked stored at the next start');
+      return;
+    }
+    const written = await this.persist(entry, 'stored');
+    if (!written) {
+      entry.log.error('recording stored but the store does not say so; kept in Asterisk');
+    } else if (this.deps.options.deleteFromAsterisk && !this.stopped) {
       try {
-        await gateway.recordings.deleteStored(entry.name);
+        await this.deps.gateway.recordings.deleteStored(entry.name);
       } catch (err) {
         this.metrics.cleanupFailures.inc();
         entry.log.warn('stored recording could not be deleted from Asterisk', { err });
       }
     }
-    this.maybeReady(entry);
-  }
-
-  /** Send `recording.ready` once the file is stored and `call.ended` went out. */
-  private maybeReady(entry: Entry): void {
-    if (entry.status !== 'stored' || entry.readySent || !entry.callEnded || !entry.call) return;
-    entry.readySent = true;
-    const link = this.deps.links.sign(entry.callId);
-    this.deps.notifier.recordingReady(entry.call, {
-      recordingUrl: link.url,
-      expiresAt: new Date(link.expiresAtSec * 1000).toISOString(),
-      bytes: entry.bytes ?? 0,
-      durationSec: entry.durationSec ?? 0,
-      format: RECORDING_FORMAT,
-    });
-    entry.log.info('recording ready', { bytes: entry.bytes, durationSec: entry.durationSec });
     this.settle(entry);
   }
 
@@ -487,7 +763,7 @@ export class RecordingService implements CallRecorder {
     entry.status = 'failed';
     this.metrics.failures.inc({ stage });
     entry.log.error('recording failed', { stage, ...fields, err });
-    this.persist(entry);
+    void this.persist(entry, 'failed');
     this.settle(entry);
   }
 
@@ -515,41 +791,41 @@ export class RecordingService implements CallRecorder {
   // -------------------------------------------------------------------------------------------
 
   /**
-   * Write the recording's current state to the call's row, after the earlier writes. A missing
-   * row (the call journal has not written the call yet) or a store error is retried a few times.
+   * Write `status` to the call's row, after the earlier writes. A missing row (the call journal
+   * has not written the call yet) or a store error is retried a few times. Resolves true once
+   * written, false when it gave up (never rejects).
    */
-  private persist(entry: Entry): void {
-    entry.writes = entry.writes.then(() => this.writeStore(entry));
+  private persist(entry: Entry, status: StoredRecordingStatus): Promise<boolean> {
+    const write = entry.writes.then(() => this.writeStore(entry, status));
+    entry.writes = write.then(() => undefined);
+    return write;
   }
 
-  private async writeStore(entry: Entry): Promise<void> {
+  private async writeStore(entry: Entry, status: StoredRecordingStatus): Promise<boolean> {
     const delayMs = this.deps.options.storeRetryDelayMs ?? 200;
     for (let attempt = 1; attempt <= STORE_WRITE_TRIES; attempt++) {
-      const fields: RecordingFields = {
-        name: entry.name,
-        path: entry.key,
-        status: storedStatus(entry.status),
-      };
-      if (entry.status === 'stored') {
+      const fields: RecordingFields = { name: entry.name, path: entry.key, status };
+      if (status === 'stored') {
         fields.bytes = entry.bytes;
         fields.durationSec = entry.durationSec;
       }
       let problem: unknown;
       try {
-        if (await this.deps.calls.setRecording(entry.callId, fields)) return;
+        if (await this.deps.calls.setRecording(entry.callId, fields)) return true;
         problem = 'the call is not in the store yet';
       } catch (err) {
         problem = err;
       }
       if (attempt === STORE_WRITE_TRIES || this.stopped) {
         entry.log.error('recording state could not be written to the store', {
-          status: fields.status,
+          status,
           err: problem,
         });
-        return;
+        return false;
       }
       await this.sleep(delayMs * 2 ** (attempt - 1));
     }
+    return false;
   }
 
   private sleep(ms: number): Promise<void> {
@@ -568,7 +844,9 @@ export class RecordingService implements CallRecorder {
   }
 }
 
-function storedStatus(status: EntryStatus): StoredRecordingStatus {
-  if (status === 'stored' || status === 'failed') return status;
-  return 'recording';
+/** The whole file under `key` in the storage. */
+async function readAll(storage: RecordingStorage, key: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of storage.read(key)) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
 }
