@@ -66,16 +66,28 @@ export function summariseProfile(path: string, title: string, top = 30): string 
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const inclusive = new Map<string, number>();
   const inclusiveAreas = new Map<string, number>();
+  const owners = new Map<string, number>();
   for (const [id, us] of selfUs) {
     const seen = new Set<string>();
     const seenAreas = new Set<string>();
+    let owner: string | undefined;
+    let firstPackage: string | undefined;
     for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
       const frame = byId.get(cur)?.callFrame;
       if (!frame || !frame.url) continue;
+      const area = areaOf(frame.url, frame.functionName);
+      if (firstPackage === undefined && area.startsWith('pkg:')) firstPackage = area;
+      if (owner === undefined && (area.startsWith('src/') || area === 'bench')) {
+        const file = frame.url.replace(/^.*\/src\//, 'src/');
+        owner = area === 'src/ari' || area === 'src/calls' ? file : area;
+      }
       const key = `${frame.functionName || '(anonymous)'} ${frame.url.replace(/^.*\/(node_modules|src|bench)\//, '$1/')}:${frame.lineNumber + 1}`;
       seen.add(key);
       seenAreas.add(areaOf(frame.url, frame.functionName));
     }
+    const leaf = byId.get(id)?.callFrame;
+    owner ??= firstPackage ?? (leaf ? areaOf(leaf.url, leaf.functionName) : '(unknown)');
+    owners.set(owner, (owners.get(owner) ?? 0) + us);
     for (const key of seen) inclusive.set(key, (inclusive.get(key) ?? 0) + us);
     for (const key of seenAreas) inclusiveAreas.set(key, (inclusiveAreas.get(key) ?? 0) + us);
   }
@@ -87,6 +99,9 @@ export function summariseProfile(path: string, title: string, top = 30): string 
   ];
   for (const [area, us] of [...areas].sort((a, b) => b[1] - a[1]).slice(0, 15))
     lines.push(`      ${pct(us)}  ${area}`);
+  lines.push('    self time by the innermost project code on the stack (who caused it):');
+  for (const [owner, us] of [...owners].sort((a, b) => b[1] - a[1]).slice(0, 20))
+    lines.push(`      ${pct(us)}  ${owner}`);
   lines.push('    time with an area on the stack (inclusive):');
   for (const [area, us] of [...inclusiveAreas].sort((a, b) => b[1] - a[1]).slice(0, 15))
     lines.push(`      ${pct(us)}  ${area}`);

@@ -26,9 +26,11 @@
  *   --quick                  smaller counts (pop-calls 300, calls 1000, soak 5000, live 1000)
  *   --only pop,throughput,heap   run only these scenarios
  *   --pop-live N --pop-calls N --pop-rate N --calls N --rate N --concurrency N --soak N --live N
- *   --profile DIR            CPU profiles of both processes while the screen-pop calls arrive and
- *                            during the throughput capacity run (.cpuprofile files, open them in
- *                            Chrome DevTools), and a summary of each
+ *   --profile DIR            CPU profiles of both processes while the screen-pop calls arrive,
+ *                            during the throughput capacity run and while the live calls are
+ *                            placed (.cpuprofile files, open them in Chrome DevTools), and a
+ *                            summary of each
+ *   --heap-snapshots DIR     heap snapshots of the engine before and after the soak, and what grew
  *   --api                    afterwards, the API benchmark of bench/api.ts (issue 3)
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -39,10 +41,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { writeHeapSnapshot } from 'node:v8';
 import { loadConfig } from '../src/config/load.ts';
 import { createSilentLogger } from '../src/logging/logger.ts';
 import { startEngine, type Engine } from '../src/main.ts';
 import type { LoadOrder, LoadReport, PopSample } from './sim-process.ts';
+import { summariseHeapGrowth } from './heap-diff.ts';
 import { summariseProfile } from './profile-summary.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -83,6 +87,7 @@ type Scenario = (typeof SCENARIOS)[number];
 interface Options extends Record<NumericOption, number> {
   only: Set<Scenario>;
   profileDir?: string;
+  heapSnapshotDir?: string;
   api: boolean;
   quick: boolean;
 }
@@ -98,6 +103,7 @@ function parseOptions(): Options {
       quick: { type: 'boolean' },
       only: { type: 'string' },
       profile: { type: 'string' },
+      'heap-snapshots': { type: 'string' },
       api: { type: 'boolean' },
       ...Object.fromEntries(NUMERIC.map((name) => [name, { type: 'string' as const }])),
     },
@@ -123,12 +129,14 @@ function parseOptions(): Options {
   for (const s of only)
     if (!SCENARIOS.includes(s)) throw new Error(`--only: unknown scenario ${s} (${SCENARIOS})`);
   const profile = values.profile ?? env.BENCH_PROFILE;
+  const snapshots = values['heap-snapshots'] ?? env.BENCH_HEAP_SNAPSHOTS;
   return {
     ...numbers,
     only,
     quick,
     api: flag('api'),
     ...(profile ? { profileDir: resolve(profile) } : {}),
+    ...(snapshots ? { heapSnapshotDir: resolve(snapshots) } : {}),
   };
 }
 
@@ -180,6 +188,22 @@ class LagMonitor {
 
 const gc = (globalThis as { gc?: () => void }).gc;
 
+/**
+ * Wait until the engine has nothing left to do for the calls placed so far: call steps run, the
+ * journal committed, webhooks delivered, and work that follows a call's end (recording download,
+ * `recording.ready`) done: nothing pending twice in a row 250 ms apart.
+ */
+async function quiesce(engine: Engine): Promise<void> {
+  for (let quiet = 0; quiet < 2;) {
+    await engine.calls.settled();
+    await engine.journal.flush(10_000);
+    await engine.webhooks.drain(10_000);
+    const before = engine.webhooks.pending();
+    await new Promise((r) => setTimeout(r, 250));
+    quiet = before === 0 && engine.webhooks.pending() === 0 ? quiet + 1 : 0;
+  }
+}
+
 /** Heap used after full collections (timers and finalizers get a turn in between). */
 async function settledHeap(): Promise<number> {
   if (!gc) return process.memoryUsage().heapUsed;
@@ -212,7 +236,11 @@ let nextOrderId = 1;
 async function startPeer(): Promise<Peer> {
   const child = fork(new URL('./sim-process.ts', import.meta.url), {
     execArgv: ['--import', 'tsx'],
-    env: { ...process.env, BENCH_EXTENSIONS: OPERATORS.join(','), BENCH_TIME_SCALE: String(TIME_SCALE) },
+    env: {
+      ...process.env,
+      BENCH_EXTENSIONS: OPERATORS.join(','),
+      BENCH_TIME_SCALE: String(TIME_SCALE),
+    },
   });
   const [ready] = (await once(child, 'message')) as [Omit<Peer, 'child'>];
   return { child, ...ready };
@@ -335,7 +363,7 @@ function describe(m: Measured, label: string): string[] {
       (r.stalled ? '; STALLED' : ''),
     `  ${pad('', 34)} webhooks: ${webhooks || 'none'}; route lookups ${r.routeLookups}; recorded ${r.recorded}`,
     `  ${pad('', 34)} engine: CPU ${fixed((m.engineCpuMs / Math.max(1, r.elapsedMs)) * 100, 0)} % of a core, event loop busy ${fixed(m.engineLoopBusy * 100, 0)} %, lag p50 / p99 / max ${fixed(m.engineLag.p50, 2)} / ${fixed(m.engineLag.p99, 2)} / ${fixed(m.engineLag.max, 1)} ms`,
-    `  ${pad('', 34)} simulator + CRM stub: CPU ${fixed((r.cpuMs / Math.max(1, r.elapsedMs)) * 100, 0)} % of a core, event-loop lag p99 ${fixed(r.lagMs.p99, 2)} ms`,
+    `  ${pad('', 34)} simulator + CRM stub: CPU ${fixed((r.cpuMs / Math.max(1, r.elapsedMs)) * 100, 0)} % of a core, event-loop lag p99 ${fixed(r.lagMs.p99, 2)} ms, heap ${mib(r.memory.heapUsed)}, RSS ${mib(r.memory.rss)}`,
   ];
 }
 
@@ -382,7 +410,7 @@ async function screenPop(peer: Peer, o: Options): Promise<void> {
       `Screen pop at ${o['pop-live']} live calls: ${o['pop-calls']} calls arriving at ${o['pop-rate']} calls/s`,
     );
     const held = await load(peer, { calls: o['pop-live'], concurrency: 100, hold: true });
-    await run.engine.calls.settled();
+    await quiesce(run.engine);
     const liveBefore = run.engine.calls.activeCalls().length;
     trace.on = true;
     const m = await profiled(peer, o, 'pop', () =>
@@ -448,7 +476,7 @@ async function throughput(peer: Peer, o: Options): Promise<void> {
     );
     const offered = await load(peer, { calls: o.calls, rate: o.rate });
     for (const line of describe(offered, `offered ${o.rate} calls/s:`)) out(line);
-    await run.engine.calls.settled();
+    await quiesce(run.engine);
 
     const closed = await profiled(peer, o, 'throughput', () =>
       load(peer, { calls: o.calls, concurrency: o.concurrency }),
@@ -493,19 +521,32 @@ async function heap(peer: Peer, o: Options): Promise<void> {
   const run = await startBenchEngine(peer);
   try {
     await warmUp(peer);
-    await run.engine.calls.settled();
+    await quiesce(run.engine);
     const before = await settledHeap();
+    const snapshot = (name: string): string | undefined => {
+      if (!o.heapSnapshotDir) return undefined;
+      mkdirSync(o.heapSnapshotDir, { recursive: true });
+      return writeHeapSnapshot(join(o.heapSnapshotDir, `${name}.heapsnapshot`));
+    };
+    const beforeSnapshot = snapshot('before-soak');
     out(`Heap: ${o.soak} calls, then ${o.live} live calls held up`);
     const soak = await load(peer, { calls: o.soak, concurrency: o.concurrency, stallMs: 60_000 });
-    await run.engine.calls.settled();
+    await quiesce(run.engine);
     const afterSoak = await settledHeap();
+    const afterSnapshot = snapshot('after-soak');
     for (const line of describe(soak, `${o.soak} calls:`)) out(line);
     out(
       `  ${pad('heap before / after:', 34)} ${mib(before)} / ${mib(afterSoak)} (${afterSoak >= before ? '+' : ''}${mib(afterSoak - before)})`,
     );
+    if (beforeSnapshot && afterSnapshot) {
+      out(`  heap snapshots: ${beforeSnapshot}, ${afterSnapshot}`);
+      out(summariseHeapGrowth(beforeSnapshot, afterSnapshot, 15));
+    }
 
-    const held = await load(peer, { calls: o.live, concurrency: 200, hold: true, stallMs: 60_000 });
-    await run.engine.calls.settled();
+    const held = await profiled(peer, o, 'live', () =>
+      load(peer, { calls: o.live, concurrency: 200, hold: true, stallMs: 60_000 }),
+    );
+    await quiesce(run.engine);
     const live = run.engine.calls.activeCalls().length;
     const withLive = await settledHeap();
     const perCall = (withLive - afterSoak) / Math.max(1, live);
@@ -514,7 +555,7 @@ async function heap(peer: Peer, o: Options): Promise<void> {
       `  ${pad('heap with live calls:', 34)} ${mib(withLive)} with ${live} live calls = ${fixed(perCall / 1000, 2)} KB per live call`,
     );
     const released = await release(peer);
-    await run.engine.calls.settled();
+    await quiesce(run.engine);
     const afterRelease = await settledHeap();
     out(
       `  ${pad('after they hung up:', 34)} ${released.done} of ${released.placed} ended; heap ${mib(afterRelease)}; engine tracks ${run.engine.calls.activeCalls().length} calls, ${run.engine.calls.trackedChannels()} channels`,

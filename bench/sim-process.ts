@@ -83,6 +83,8 @@ export interface LoadReport {
   lagMs: { p50: number; p99: number; max: number };
   /** Calls held up after this order. */
   held: number;
+  /** This process's memory at the end of the order, bytes. */
+  memory: { rss: number; heapUsed: number };
   /** True when the order stopped because nothing moved for `stallMs`. */
   stalled: boolean;
 }
@@ -265,6 +267,7 @@ function emptyReport(id: number): LoadReport {
     cpuMs: 0,
     lagMs: { p50: 0, p99: 0, max: 0 },
     held: 0,
+    memory: { rss: 0, heapUsed: 0 },
     stalled: false,
   };
 }
@@ -318,6 +321,8 @@ function startOrder(id: number, finish: (order: ActiveOrder) => void): ActiveOrd
         max: Math.max(0, lag.max / 1e6 - 1),
       };
       r.held = [...calls.values()].filter((c) => c.held).length;
+      const { rss, heapUsed } = process.memoryUsage();
+      r.memory = { rss, heapUsed };
       lastPops = order.pops;
       finish(order);
     },

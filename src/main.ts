@@ -197,16 +197,19 @@ export async function startEngine(
   registerReconciliation(gateway, calls, logger.child({ component: 'reconcile' }));
 
   // Recordings (BRIEF F5, src/recordings/): bridges recorded per RECORD_CALLS (or per call), files
-  // fetched over ARI into RECORDINGS_DIR, served at GET /v1/calls/{id}/recording.
+  // fetched over ARI into RECORDINGS_DIR, served at GET /v1/calls/{id}/recording. Recordings an
+  // earlier run left unsettled are taken up before ARI connects.
   const recordings = createRecordings({
     config,
     gateway,
     notifier,
     calls,
     store,
+    journal,
     logger,
     registry,
   });
+  await recordings.resume();
 
   // Idempotency-Key answers survive a restart: written through to the store, reloaded here.
   const idempotency = new IdempotencyStore<StoredCallCreation>(

@@ -105,7 +105,8 @@ export interface CreateRecordingsDeps {
 
 /**
  * Build and wire the domain: the recorder is plugged into the call service, the Stasis handlers
- * into the gateway.
+ * and a connection listener (every ARI (re)connect looks up the recordings not yet fetched) into
+ * the gateway. Call {@link Recordings.resume} before the gateway connects.
  *
  * @throws ConfigError when RECORDING_LINK_SECRET is missing in production with recording on
  */

@@ -85,6 +85,8 @@ export interface OriginateOptions {
 /** The model of one simulated Asterisk; REST handlers, the WebSocket and the public API drive it. */
 export class Pbx implements MediaHost {
   readonly channels = new Map<string, SimChannel>();
+  /** Live channels by endpoint (`PJSIP/101`): endpoint and device states without scanning all. */
+  private readonly byEndpoint = new Map<string, Set<SimChannel>>();
   readonly bridges = new Map<string, SimBridge>();
   readonly events: EventBus;
   readonly playbacks: Playbacks;
@@ -166,9 +168,7 @@ export class Pbx implements MediaHost {
       technology: 'PJSIP',
       resource,
       state: offline ? 'offline' : 'online',
-      channel_ids: [...this.channels.values()]
-        .filter((c) => c.endpoint === endpoint)
-        .map((c) => c.id),
+      channel_ids: [...(this.byEndpoint.get(endpoint) ?? [])].map((c) => c.id),
     };
   }
 
@@ -181,9 +181,7 @@ export class Pbx implements MediaHost {
     if (this.phones.isExtension(resource)) {
       if (this.phones.operator(resource).mode === 'unavailable') return 'UNAVAILABLE';
     } else if (resource !== this.trunk && resource !== 'pstn-in') return 'INVALID';
-    const states = [...this.channels.values()]
-      .filter((c) => c.endpoint === name)
-      .map((c) => c.state);
+    const states = [...(this.byEndpoint.get(name) ?? [])].map((c) => c.state);
     const up = states.some((s) => s === 'Up');
     const ringing = states.some((s) => s === 'Ringing' || s === 'Ring');
     if (up && ringing) return 'RINGINUSE';
@@ -315,6 +313,9 @@ export class Pbx implements MediaHost {
       hangupCause: 0,
     };
     this.channels.set(ch.id, ch);
+    let sameEndpoint = this.byEndpoint.get(ch.endpoint);
+    if (!sameEndpoint) this.byEndpoint.set(ch.endpoint, (sameEndpoint = new Set()));
+    sameEndpoint.add(ch);
     // Published at allocation, before any app subscribes: only subscribeAll apps see it.
     this.emitChannel('ChannelCreated', ch);
     return ch;
@@ -449,6 +450,7 @@ export class Pbx implements MediaHost {
   }
 
   forgetAppIfIdle(app: string): void {
+    if (this.apps.isActive(app)) return; // connected: never forgotten (no scan of every channel)
     this.apps.forgetIfIdle(app, this.appHasResources(app));
   }
 
@@ -861,6 +863,9 @@ export class Pbx implements MediaHost {
     if (techCause !== undefined) fields.tech_cause = techCause;
     this.emitChannel('ChannelDestroyed', ch, fields);
     this.channels.delete(ch.id);
+    const sameEndpoint = this.byEndpoint.get(ch.endpoint);
+    sameEndpoint?.delete(ch);
+    if (sameEndpoint?.size === 0) this.byEndpoint.delete(ch.endpoint);
     for (const app of ch.subscribers) this.forgetAppIfIdle(app);
     this.endpointChanged(ch.endpoint);
     if (bridge && this.bridges.has(bridge.id)) this.settleBridge(bridge);
@@ -1199,6 +1204,7 @@ export class Pbx implements MediaHost {
   shutdown(): void {
     this.clock.cancelAll();
     this.channels.clear();
+    this.byEndpoint.clear();
     this.bridges.clear();
     this.recordings.live.clear();
   }

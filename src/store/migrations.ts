@@ -206,6 +206,20 @@ export function storeMigrations(dialect: StoreDialect): Record<string, Migration
         await db.schema.dropTable('idempotency_keys').execute();
       },
     },
+    // Start-up finds recordings still to fetch (src/recordings/recovery.ts) without a table scan.
+    '0003_recording_status_index': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await db.schema
+          .createIndex('calls_recording_pending_idx')
+          .on('calls')
+          .column('recording_status')
+          .where(sql.ref('recording_status'), '=', 'recording')
+          .execute();
+      },
+      async down(db: Kysely<unknown>): Promise<void> {
+        await db.schema.dropIndex('calls_recording_pending_idx').execute();
+      },
+    },
   };
 }
 

@@ -1,0 +1,335 @@
+/**
+ * The recordings service's recovery paths, against a small in-memory Asterisk (live and stored
+ * recordings, reachable or not) where the e2e tests cannot set the timing: the fetch after
+ * `finishTimeoutMs` when RecordingFinished never comes, a live recording of an ended call
+ * stopped, a download while ARI is unreachable that waits for the reconnect without using up
+ * tries, `stored` written and Asterisk's copy deleted only once `recording.ready` is committed,
+ * and a resumed recording whose `recording.ready` an earlier run already sent.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { Registry } from 'prom-client';
+import { AriConnectionError, AriNotFoundError } from '../../src/ari/errors.ts';
+import type { AriLiveRecording } from '../../src/ari/types.ts';
+import type { Call } from '../../src/calls/model.ts';
+import type { RecordingReadyData } from '../../src/events/types.ts';
+import { createSilentLogger } from '../../src/logging/logger.ts';
+import { RecordingLinks } from '../../src/recordings/links.ts';
+import {
+  RecordingService,
+  type RecordingServiceDeps,
+  type RecordingServiceOptions,
+} from '../../src/recordings/service.ts';
+import { LocalRecordingStorage, recordingKey } from '../../src/recordings/storage.ts';
+import { audioFile } from '../../src/simulator/wav.ts';
+import type { RecordingFields, UnsettledRecordingRecord } from '../../src/store/calls.ts';
+
+/** Asterisk's recordings as ARI shows them; `reachable: false` = connection refused. */
+class FakeAsterisk {
+  readonly live = new Set<string>();
+  readonly stored = new Map<string, Buffer>();
+  readonly requests: string[] = [];
+  reachable = true;
+  /** Delivers RecordingFinished to the service (set by the test). */
+  onFinished: (recording: AriLiveRecording) => void = () => undefined;
+
+  /** The bridge empties: a live recording of `seconds` is stored (its event may be lost). */
+  finish(name: string, seconds: number, deliver: boolean): void {
+    this.live.delete(name);
+    this.stored.set(name, audioFile('wav', seconds * 50));
+    const recording = {
+      name,
+      format: 'wav',
+      state: 'done',
+      target_uri: 'bridge:br-1',
+      duration: seconds,
+    };
+    if (deliver) this.onFinished(recording);
+  }
+
+  private ask(what: string): void {
+    this.requests.push(what);
+    if (!this.reachable) throw new AriConnectionError(what, 'connect ECONNREFUSED');
+  }
+
+  private has<T>(found: T | undefined, what: string): T {
+    if (found === undefined) throw new AriNotFoundError(what, 'Recording not found');
+    return found;
+  }
+
+  readonly gateway = {
+    isConnected: () => this.reachable,
+    bridges: {
+      record: (bridgeId: string, params: { name: string }) => {
+        this.ask(`POST /bridges/${bridgeId}/record`);
+        this.live.add(params.name);
+        return Promise.resolve({} as AriLiveRecording);
+      },
+    },
+    recordings: {
+      getLive: (name: string) => {
+        this.ask(`GET live/${name}`);
+        this.has(this.live.has(name) ? true : undefined, 'recordings.getLive');
+        return Promise.resolve({} as AriLiveRecording);
+      },
+      stopLive: (name: string) => {
+        this.ask(`POST live/${name}/stop`);
+        this.has(this.live.has(name) ? true : undefined, 'recordings.stopLive');
+        this.finish(name, 3, true);
+        return Promise.resolve();
+      },
+      getStored: (name: string) => {
+        this.ask(`GET stored/${name}`);
+        this.has(this.stored.get(name), 'recordings.getStored');
+        return Promise.resolve({ name, format: 'wav' });
+      },
+      getStoredFile: (name: string) => {
+        this.ask(`GET stored/${name}/file`);
+        return Promise.resolve(this.has(this.stored.get(name), 'recordings.getStoredFile'));
+      },
+      deleteStored: (name: string) => {
+        this.ask(`DELETE stored/${name}`);
+        this.has(this.stored.get(name), 'recordings.deleteStored');
+        this.stored.delete(name);
+        return Promise.resolve();
+      },
+    },
+  };
+}
+
+/** A call journal whose commits the test releases. */
+class ManualJournal {
+  private readonly waiting: Array<() => void> = [];
+  whenCommitted(_callId: string, committed: () => void): void {
+    this.waiting.push(committed);
+  }
+  commit(): void {
+    for (const committed of this.waiting.splice(0)) committed();
+  }
+  pending(): number {
+    return this.waiting.length;
+  }
+}
+
+async function until(condition: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+let counter = 0;
+function liveCall(): Call {
+  counter++;
+  return {
+    id: `00000000-0000-4000-8000-${counter.toString(16).padStart(12, '0')}`,
+    direction: 'in',
+    from: '79161234567',
+    to: '74951234567',
+    phase: 'bridged',
+    legs: new Map(),
+    callerChannelId: `in-${counter}`,
+    startedAt: Date.parse('2025-01-31T09:15:00.000Z'),
+    answeredAt: Date.parse('2025-01-31T09:15:05.000Z'),
+    nextSequence: 4,
+  };
+}
+
+describe('recordings service: recovery paths', () => {
+  let dir: string;
+  let asterisk: FakeAsterisk;
+  let rows: Map<string, RecordingFields>;
+  let ready: Array<{ call: Call; data: RecordingReadyData }>;
+  let registry: Registry;
+  let service: RecordingService | undefined;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ari-crm-rec-service-'));
+    asterisk = new FakeAsterisk();
+    rows = new Map();
+    ready = [];
+    registry = new Registry();
+  });
+  afterEach(() => {
+    service?.stop();
+    service = undefined;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function start(
+    options: Partial<RecordingServiceOptions> = {},
+    journal?: ManualJournal,
+  ): RecordingService {
+    const deps: RecordingServiceDeps = {
+      gateway: asterisk.gateway as unknown as RecordingServiceDeps['gateway'],
+      notifier: {
+        recordingReady: (call, data) => {
+          ready.push({ call, data });
+          call.nextSequence++;
+        },
+      },
+      calls: {
+        setRecording: (callId, fields) => {
+          rows.set(callId, { ...rows.get(callId), ...fields });
+          return Promise.resolve(true);
+        },
+        getCall: () => Promise.resolve(undefined),
+      },
+      ...(journal ? { journal } : {}),
+      storage: new LocalRecordingStorage(dir),
+      links: new RecordingLinks({
+        secret: 'unit-test-link-secret-0123456789abcdef',
+        ttlSec: 3600,
+        baseUrl: 'http://127.0.0.1:3000',
+      }),
+      logger: createSilentLogger(),
+      registry,
+      options: {
+        mode: 'all',
+        deleteFromAsterisk: true,
+        download: { attempts: 2, initialDelayMs: 10, maxDelayMs: 10 },
+        finishTimeoutMs: 40,
+        storeRetryDelayMs: 5,
+        ...options,
+      },
+    };
+    service = new RecordingService(deps);
+    asterisk.onFinished = (recording) =>
+      service!.handleEvent({ type: 'RecordingFinished', recording } as never);
+    return service;
+  }
+
+  async function metric(name: string, labels = ''): Promise<number> {
+    const text = await registry.metrics();
+    const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
+    return line ? Number(line.split(' ')[1]) : 0;
+  }
+
+  async function recorded(svc: RecordingService): Promise<Call> {
+    const call = liveCall();
+    await svc.bridgeCreated(call, 'br-1', undefined);
+    await until(() => rows.get(call.id)?.status === 'recording', 'the recording status');
+    return call;
+  }
+
+  function end(svc: RecordingService, call: Call): void {
+    call.phase = 'ended';
+    call.endedAt = Date.now();
+    svc.callEnded(call);
+  }
+
+  it('fetches the file finishTimeoutMs after call.ended when RecordingFinished never comes', async () => {
+    const svc = start();
+    const call = await recorded(svc);
+    asterisk.finish(`rec-${call.id}`, 3, false); // the event was lost
+    end(svc, call);
+    expect(ready).to.have.length(0);
+    await until(() => ready.length === 1, 'recording.ready');
+    expect(ready[0]!.call).to.equal(call);
+    expect(ready[0]!.data).to.include({ bytes: 48_044, durationSec: 3, format: 'wav' });
+    await until(() => rows.get(call.id)?.status === 'stored', 'stored');
+    expect(rows.get(call.id)).to.deep.include({ bytes: 48_044, durationSec: 3 });
+    expect(asterisk.stored.size).to.equal(0);
+  });
+
+  it('stops a recording still live when the timer fires (the bridge outlived the call) and fetches it at its RecordingFinished', async () => {
+    const svc = start();
+    const call = await recorded(svc);
+    end(svc, call); // the bridge was not destroyed: Asterisk keeps recording
+    await until(() => ready.length === 1, 'recording.ready');
+    const name = `rec-${call.id}`;
+    expect(asterisk.requests.filter((r) => r.includes(name))).to.deep.equal([
+      `GET stored/${name}`,
+      `GET live/${name}`,
+      `POST live/${name}/stop`,
+      `GET stored/${name}`,
+      `GET stored/${name}/file`,
+      `DELETE stored/${name}`,
+    ]);
+    expect(await metric('aricrm_recording_failures_total', '{stage="missing"}')).to.equal(0);
+  });
+
+  it('a download while ARI is unreachable waits for the reconnect, without using up tries', async () => {
+    const svc = start();
+    const call = await recorded(svc);
+    asterisk.finish(`rec-${call.id}`, 3, false);
+    asterisk.reachable = false;
+    end(svc, call);
+    await until(
+      () => asterisk.requests.includes(`GET stored/rec-${call.id}`),
+      'the download try after the timer',
+    );
+    // Far longer than two tries 10 ms apart: the recording is still waiting, not failed.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(rows.get(call.id)?.status).to.equal('recording');
+    expect(svc.inProgress()).to.equal(1);
+    expect(await metric('aricrm_recording_download_retries_total', '{stage="download"}')).to.equal(
+      0,
+    );
+
+    asterisk.reachable = true;
+    svc.connected();
+    await until(() => ready.length === 1, 'recording.ready after the reconnect');
+    await until(() => rows.get(call.id)?.status === 'stored', 'stored');
+    expect(await metric('aricrm_recording_failures_total', '{stage="download"}')).to.equal(0);
+  });
+
+  it('writes `stored` and deletes the file from Asterisk only once recording.ready is committed', async () => {
+    const journal = new ManualJournal();
+    const svc = start({}, journal);
+    const call = await recorded(svc);
+    end(svc, call);
+    asterisk.finish(`rec-${call.id}`, 3, true);
+    await until(() => ready.length === 1, 'recording.ready');
+    // The file is playable from memory, but the store and Asterisk wait for the commit.
+    expect(await svc.lookup(call.id)).to.deep.include({ state: 'stored' });
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(rows.get(call.id)?.status).to.equal('recording');
+    expect(asterisk.stored.has(`rec-${call.id}`)).to.equal(true);
+    expect(journal.pending()).to.equal(1);
+
+    journal.commit();
+    await until(() => !asterisk.stored.has(`rec-${call.id}`), 'the delete from Asterisk');
+    expect(rows.get(call.id)?.status).to.equal('stored');
+  });
+
+  it('a resumed recording whose recording.ready an earlier run sent: stored and cleaned up, recording.ready not sent again', async () => {
+    const svc = start();
+    const id = '00000000-0000-4000-8000-0000000000ff';
+    const name = `rec-${id}`;
+    asterisk.stored.set(name, audioFile('wav', 150));
+    const record: UnsettledRecordingRecord = {
+      id,
+      direction: 'in',
+      state: 'ended',
+      from: '79161234567',
+      to: '74951234567',
+      disposition: 'answered',
+      hangupBy: 'caller',
+      startedAt: '2025-01-31T09:15:00.000Z',
+      answeredAt: '2025-01-31T09:15:05.000Z',
+      endedAt: '2025-01-31T09:15:08.000Z',
+      waitSec: 5,
+      talkSec: 3,
+      updatedAt: '2025-01-31T09:15:08.000Z',
+      legs: [],
+      recording: { name, status: 'recording' },
+      lastSequence: 5,
+      recordingReadyStored: true,
+    };
+    expect(svc.resume([record])).to.equal(1);
+    svc.connected();
+    await until(() => rows.get(id)?.status === 'stored', 'stored');
+    await until(() => asterisk.stored.size === 0, 'the delete from Asterisk');
+    expect(ready).to.have.length(0);
+    expect(rows.get(id)).to.deep.include({
+      path: recordingKey(id, Date.parse(record.startedAt)),
+      bytes: 48_044,
+      durationSec: 3,
+    });
+    expect(await metric('aricrm_recordings_resumed_total')).to.equal(1);
+  });
+});
