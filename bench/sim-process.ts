@@ -188,15 +188,21 @@ function readJson(req: IncomingMessage, done: (body: unknown) => void): void {
   });
 }
 
-function onRoute(res: ServerResponse): void {
+/**
+ * The route answer: ring one operator (in turn), record the call. Held calls are not recorded:
+ * at time scale 0.05 a call held for 20 s is a 400 s recording (6.4 MB), and downloading
+ * thousands of those after the release would measure recording downloads, not live calls.
+ */
+function onRoute(res: ServerResponse, request: { from?: string } | undefined): void {
   routeLookups++;
   const extension = extensions[nextExtension++ % extensions.length]!;
+  const held = request?.from !== undefined && calls.get(request.from)?.held === true;
   const body = JSON.stringify({
     customer: { id: String(routeLookups), name: 'Bench Customer' },
     action: 'dial',
     strategy: 'ringall',
     extensions: [extension],
-    record: true,
+    record: !held,
   });
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
   res.end(body);
@@ -232,8 +238,7 @@ function onWebhook(body: WebhookBody | undefined): void {
 
 const crm = createServer((req, res) => {
   if (req.url === '/route') {
-    req.resume();
-    req.on('end', () => onRoute(res));
+    readJson(req, (body) => onRoute(res, body as { from?: string } | undefined));
     return;
   }
   readJson(req, (body) => {

@@ -25,7 +25,7 @@ import type { Logger } from '../logging/logger.ts';
 import { counter, gauge } from '../metrics/registry.ts';
 import type { LegInput } from '../store/calls.ts';
 import type { Store } from '../store/store.ts';
-import { type Call, type Leg, snapshotCall } from './model.ts';
+import { type Call, type CallSnapshot, type Leg, snapshotCall } from './model.ts';
 
 /** Options of {@link CallJournal}. */
 export interface CallJournalOptions {
@@ -50,6 +50,23 @@ interface Pending {
   events: LifecycleEvent[];
 }
 
+/** The committed state of a call, as comparison keys. */
+interface WrittenCall {
+  call: string;
+  /** Per channel id. */
+  legs: Map<string, string>;
+}
+
+/** What one write of a call holds. */
+interface ChangeSet {
+  snapshot: CallSnapshot;
+  callChanged: boolean;
+  /** Only the legs that changed. */
+  legs: LegInput[];
+  /** The call's state once this write commits. */
+  written: WrittenCall;
+}
+
 interface JournalMetrics {
   commits: Counter;
   failures: Counter;
@@ -71,6 +88,8 @@ export class CallJournal {
   private readonly commitWaiters = new Map<string, Array<() => void>>();
   private readonly now: () => number;
   private readonly metrics: JournalMetrics;
+  /** What was last committed of each live call (to write only changes); dropped once ended. */
+  private readonly written = new Map<string, WrittenCall>();
 
   constructor(private readonly options: CallJournalOptions) {
     this.now = options.now ?? Date.now;
@@ -191,6 +210,27 @@ export class CallJournal {
     }
   }
 
+  /**
+   * The call's snapshot, whether it differs from the last committed one (the growing wait/talk
+   * seconds of a live call do not count), and the legs that changed, with their positions.
+   */
+  private changesOf(call: Call, at: number): ChangeSet {
+    const snapshot = snapshotCall(call, at);
+    const previous = this.written.get(call.id);
+    const ended = snapshot.state === 'ended';
+    const callKey = JSON.stringify(ended ? snapshot : { ...snapshot, waitSec: 0, talkSec: 0 });
+    const written: WrittenCall = { call: callKey, legs: new Map() };
+    const legs: LegInput[] = [];
+    let position = 0;
+    for (const leg of call.legs.values()) {
+      const input = { ...legInput(leg), position: position++ };
+      const key = JSON.stringify(input);
+      written.legs.set(leg.channelId, key);
+      if (previous?.legs.get(leg.channelId) !== key) legs.push(input);
+    }
+    return { snapshot, callChanged: previous?.call !== callKey, legs, written };
+  }
+
   private idle(): boolean {
     return this.dirty.size === 0 && !this.writing;
   }
@@ -212,17 +252,22 @@ export class CallJournal {
     this.inFlight = this.dirty;
     this.dirty = new Map();
     const at = this.now();
-    // Snapshot now: the live objects keep changing while the transaction is written.
-    const rows = batch.map(({ call }) => ({
-      snapshot: snapshotCall(call, at),
-      legs: [...call.legs.values()].map(legInput),
-    }));
+    // Snapshot now: the live objects keep changing while the transaction is written. Only what
+    // changed since the last commit is written (a call changes many times, its legs rarely).
+    const rows = batch.map(({ call }) => this.changesOf(call, at));
     const events = batch.flatMap((p) => p.events);
     try {
       await this.options.store.transaction(async (repos) => {
-        for (const row of rows) await repos.calls.upsertCall(row.snapshot, { legs: row.legs, at });
+        for (const row of rows) {
+          if (row.callChanged || row.legs.length > 0)
+            await repos.calls.upsertCall(row.snapshot, { legs: row.legs, at });
+        }
         if (events.length > 0) await repos.events.appendEvents(events, at);
       });
+      for (const row of rows) {
+        if (row.snapshot.state === 'ended') this.written.delete(row.snapshot.id);
+        else this.written.set(row.snapshot.id, row.written);
+      }
       this.metrics.commits.inc();
       this.failuresInARow = 0;
       this.inFlight = NOTHING_IN_FLIGHT;

@@ -32,6 +32,11 @@ export type TimeInput = Date | number | string;
  */
 export interface LegInput {
   channelId: string;
+  /**
+   * Order of the leg within its call (0, 1, …); default: its index in the written list. Give it
+   * when writing only some legs of a call. Kept from the first write.
+   */
+  position?: number;
   role: LegRole;
   extension?: string;
   endpoint?: string;
@@ -190,13 +195,13 @@ export function createCallRepository(db: Kysely<Database>): CallRepository {
     legs: readonly LegInput[],
     now: string,
   ): Promise<void> {
-    for (const [position, leg] of legs.entries()) {
+    for (const [index, leg] of legs.entries()) {
       await trx
         .insertInto('call_legs')
         .values({
           call_id: callId,
           channel_id: leg.channelId,
-          position,
+          position: leg.position ?? index,
           role: leg.role,
           extension: leg.extension ?? null,
           endpoint: leg.endpoint ?? null,
