@@ -143,6 +143,7 @@ export async function startEngine(
       logger: logger.child({ component: 'webhooks' }),
       url: config.CRM_WEBHOOK_URL,
       persistAppends: false, // the journal commits every event before it is queued
+      transaction: (fn) => store.transaction((repos) => fn(repos.events)),
     });
     if (queue.size() > 0)
       logger.info('resuming undelivered webhooks of an earlier run', { events: queue.size() });
@@ -152,6 +153,7 @@ export async function startEngine(
     url: config.CRM_WEBHOOK_URL,
     secret: config.WEBHOOK_SECRET ?? '',
     timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+    concurrency: config.WEBHOOK_CONCURRENCY,
     retry: {
       initialDelayMs: config.WEBHOOK_RETRY_INITIAL_DELAY_MS,
       maxDelayMs: config.WEBHOOK_RETRY_MAX_DELAY_MS,

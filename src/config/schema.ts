@@ -440,6 +440,15 @@ export const configSchema = z.object({
     .describe(
       'An event not delivered after this long is marked dead and counted, in milliseconds.',
     ),
+  WEBHOOK_CONCURRENCY: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1024)
+    .default(64)
+    .describe(
+      'Most webhook requests in flight at once (each for a different call; a call\'s events always go one after another).',
+    ),
   WEBHOOK_RETRY_INITIAL_DELAY_MS: z.coerce
     .number()
     .int()

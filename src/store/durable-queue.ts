@@ -47,6 +47,11 @@ export interface DurableEventQueueOptions {
    * the call's state change first), which saves one write per event.
    */
   persistAppends?: boolean;
+  /**
+   * Run writes in one transaction (`(fn) => store.transaction((repos) => fn(repos.events))`);
+   * without it every write commits on its own.
+   */
+  transaction?: (fn: (events: EventRepository) => Promise<void>) => Promise<void>;
 }
 
 /** The durable queue (see the module comment). */
@@ -54,6 +59,14 @@ export class DurableEventQueue implements SettlingEventQueue {
   private readonly fifos = new Map<string, QueuedEvent[]>();
   private count = 0;
   private tail: Promise<void> = Promise.resolve();
+  private pendingWrites: Array<{
+    op: string;
+    eventId: string;
+    write: (events: EventRepository) => Promise<unknown>;
+  }> = [];
+  private batchScheduled = false;
+  /** Attempt numbers already written by `recordAttempt`, per event still queued. */
+  private readonly recordedAttempts = new Map<string, number>();
   private failures = 0;
   private readonly url: string | undefined;
 
@@ -62,6 +75,7 @@ export class DurableEventQueue implements SettlingEventQueue {
     private readonly logger: Logger,
     url: string | undefined,
     private readonly persistAppends: boolean,
+    private readonly transaction: DurableEventQueueOptions['transaction'],
   ) {
     this.url = url === undefined ? undefined : stripCredentials(url);
   }
@@ -82,6 +96,7 @@ export class DurableEventQueue implements SettlingEventQueue {
       options.logger,
       options.url,
       options.persistAppends ?? true,
+      options.transaction,
     );
     for (const row of await events.loadPending()) {
       queue.push({
@@ -105,7 +120,7 @@ export class DurableEventQueue implements SettlingEventQueue {
     this.push(entry);
     if (!this.persistAppends) return;
     const ms = entry.enqueuedAt;
-    this.persist('append', entry.event.id, () => this.events.appendEvents([entry.event], ms));
+    this.persist('append', entry.event.id, (events) => events.appendEvents([entry.event], ms));
   }
 
   head(callId: string): QueuedEvent | undefined {
@@ -116,11 +131,11 @@ export class DurableEventQueue implements SettlingEventQueue {
     const { id } = entry.event;
     const attempts = entry.attempts;
     if (retry) {
-      this.persist('retry', id, () =>
-        this.events.markRetry(id, retry.nextAttemptAt, retry.error, retry.status, attempts),
+      this.persist('retry', id, (events) =>
+        events.markRetry(id, retry.nextAttemptAt, retry.error, retry.status, attempts),
       );
     } else {
-      this.persist('update', id, () => this.events.setAttempts(id, attempts));
+      this.persist('update', id, (events) => events.setAttempts(id, attempts));
     }
   }
 
@@ -132,20 +147,22 @@ export class DurableEventQueue implements SettlingEventQueue {
     this.count--;
     if (fifo.length === 0) this.fifos.delete(callId);
     const attempts = head.attempts;
-    this.persist('settle', eventId, async () => {
-      if (attempts > 0) await this.events.setAttempts(eventId, attempts);
+    const recorded = this.recordedAttempts.get(eventId) ?? 0;
+    this.recordedAttempts.delete(eventId);
+    this.persist('settle', eventId, async (events) => {
+      if (attempts > recorded) await events.setAttempts(eventId, attempts);
       switch (settlement?.kind) {
         case undefined:
-          await this.events.markDelivered(eventId);
+          await events.markDelivered(eventId);
           return;
         case 'delivered':
-          await this.events.markDelivered(eventId, settlement.status);
+          await events.markDelivered(eventId, settlement.status);
           return;
         case 'rejected':
-          await this.events.markRejected(eventId, settlement.status, settlement.error);
+          await events.markRejected(eventId, settlement.status, settlement.error);
           return;
         case 'dead':
-          await this.events.markDead(eventId, settlement.reason);
+          await events.markDead(eventId, settlement.reason);
           return;
       }
     });
@@ -162,7 +179,9 @@ export class DurableEventQueue implements SettlingEventQueue {
       ...(attempt.statusCode === undefined ? {} : { statusCode: attempt.statusCode }),
       ...(attempt.error === undefined ? {} : { error: attempt.error }),
     };
-    this.persist('attempt', entry.event.id, () => this.events.recordAttempt(input));
+    if (this.fifos.get(entry.event.callId)?.[0] === entry)
+      this.recordedAttempts.set(entry.event.id, input.attempt);
+    this.persist('attempt', entry.event.id, (events) => events.recordAttempt(input));
   }
 
   calls(): string[] {
@@ -184,14 +203,50 @@ export class DurableEventQueue implements SettlingEventQueue {
     this.count++;
   }
 
-  private persist(op: string, eventId: string, write: () => Promise<unknown>): void {
-    this.tail = this.tail.then(write).then(
-      () => undefined,
-      (err: unknown) => {
+  /**
+   * Queue a write. The writes queued during one turn of the event loop run together, in order,
+   * in one transaction when the queue has one (one commit instead of one per statement); if that
+   * transaction fails they are retried one by one, so one bad write costs only itself.
+   */
+  private persist(
+    op: string,
+    eventId: string,
+    write: (events: EventRepository) => Promise<unknown>,
+  ): void {
+    this.pendingWrites.push({ op, eventId, write });
+    if (this.batchScheduled) return;
+    this.batchScheduled = true;
+    this.tail = this.tail
+      .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      .then(() => this.runBatch());
+  }
+
+  private async runBatch(): Promise<void> {
+    this.batchScheduled = false;
+    const writes = this.pendingWrites;
+    this.pendingWrites = [];
+    if (writes.length === 0) return;
+    if (this.transaction && writes.length > 1) {
+      try {
+        await this.transaction(async (events) => {
+          for (const w of writes) await w.write(events);
+        });
+        return;
+      } catch (err) {
+        this.logger.warn('event outbox batch failed; writing its changes one by one', {
+          writes: writes.length,
+          err,
+        });
+      }
+    }
+    for (const { op, eventId, write } of writes) {
+      try {
+        await write(this.events);
+      } catch (err) {
         this.failures++;
         this.logger.error('event outbox write failed', { op, eventId, err });
-      },
-    );
+      }
+    }
   }
 }
 

@@ -89,6 +89,46 @@ forEachDialect('store: durable event queue', ({ store }) => {
     expect(queue.writeFailures).to.equal(0);
   });
 
+  it('with a transaction, commits the writes of one turn together; a bad write costs only itself', async () => {
+    const transaction = sinon.spy((fn: (events: Store['events']) => Promise<void>) =>
+      store().transaction((repos) => fn(repos.events)),
+    );
+    const queue = await DurableEventQueue.open(store().events, { logger, transaction });
+    const id = callId();
+    const [e1, e2, e3] = callEvents(id, 3);
+    for (const e of [e1!, e2!, e3!]) queue.append(entry(e));
+    for (const e of [e1!, e2!, e3!]) {
+      const head = queue.head(id)!;
+      head.attempts = 1;
+      queue.recordAttempt(head, {
+        at: Date.now(),
+        outcome: 'delivered',
+        statusCode: 204,
+        durationMs: 3,
+      });
+      queue.removeHead(id, e.id, { kind: 'delivered', status: 204 });
+    }
+    await queue.flush();
+    // Three appends, three attempts, three settlements: one transaction.
+    expect(transaction.callCount).to.equal(1);
+    const events = await Promise.all([e1!, e2!, e3!].map((e) => store().events.getEvent(e.id)));
+    expect(events.map((e) => [e?.status, e?.attempts, e?.lastStatus])).to.deep.equal([
+      ['delivered', 1, 204],
+      ['delivered', 1, 204],
+      ['delivered', 1, 204],
+    ]);
+
+    // A batch holding a write that fails (an attempt of an event the outbox lacks) is retried
+    // write by write: the good ones land, the bad one is logged and counted.
+    const [e4, e5] = callEvents(callId(), 2);
+    queue.append(entry(e4!));
+    queue.recordAttempt(entry(e5!, 1), { at: Date.now(), outcome: 'failed', durationMs: 1 });
+    queue.removeHead(e4!.callId, e4!.id, { kind: 'delivered', status: 200 });
+    await queue.flush();
+    expect((await store().events.getEvent(e4!.id))?.status).to.equal('delivered');
+    expect(queue.writeFailures).to.equal(1);
+  });
+
   it('an event already written in the call transaction is not duplicated by append', async () => {
     const call = endedCall();
     const events = callEvents(call.id, 2);
