@@ -1,43 +1,14 @@
 import { expect } from 'chai';
-import { snapshotCall, type Call, type Leg } from '../../src/calls/model.ts';
+import { snapshotCall, type Call } from '../../src/calls/model.ts';
 import { InvalidCursorError, type CallRecord } from '../../src/store/index.ts';
-import { callId, endedCall, forEachDialect } from './helpers.ts';
+import { callId, endedCall, forEachDialect, modelInboundCall, modelLeg } from './helpers.ts';
 
 const T0 = Date.UTC(2025, 0, 31, 9, 15, 0);
 
-function leg(channelId: string, role: Leg['role'], extra: Partial<Leg> = {}): Leg {
-  return {
-    channelId,
-    role,
-    createdByEngine: role !== 'caller',
-    created: true,
-    inStasis: true,
-    dialed: false,
-    ringing: false,
-    answered: false,
-    ended: false,
-    hangupRequested: false,
-    createdAt: T0,
-    ...extra,
-  };
-}
+const leg = modelLeg;
 
 /** A live inbound call in the model, at its first state (routing). */
-function newInboundCall(id: string): Call {
-  return {
-    id,
-    direction: 'in',
-    from: '79161234567',
-    to: '74951234567',
-    did: '74951234567',
-    phase: 'routing',
-    legs: new Map([['in-1', leg('in-1', 'caller')]]),
-    callerChannelId: 'in-1',
-    startedAt: T0,
-    nextSequence: 1,
-    variables: { deal: '42' },
-  };
-}
+const newInboundCall = (id: string): Call => modelInboundCall(id, { variables: { deal: '42' } });
 
 forEachDialect('store: calls', ({ store }) => {
   it('writes a call at every state change: created, ringing, answered, ended', async () => {

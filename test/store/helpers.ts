@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
-import type { CallSnapshot } from '../../src/calls/model.ts';
+import type { Call, CallSnapshot, Leg } from '../../src/calls/model.ts';
 import { createEventEnvelope, type LifecycleEvent } from '../../src/events/types.ts';
 import { createSilentLogger } from '../../src/logging/logger.ts';
 import { createStore, type Store, type StoreDialect } from '../../src/store/index.ts';
@@ -134,4 +134,52 @@ export function callEvents(id: string, count: number, start = 1): LifecycleEvent
     );
   }
   return events;
+}
+
+/** A leg of the call model (src/calls/model.ts), created at `extra.createdAt` or 2025-01-31. */
+export function modelLeg(channelId: string, role: Leg['role'], extra: Partial<Leg> = {}): Leg {
+  return {
+    channelId,
+    role,
+    createdByEngine: role !== 'caller',
+    created: true,
+    inStasis: true,
+    dialed: false,
+    ringing: false,
+    answered: false,
+    ended: false,
+    hangupRequested: false,
+    createdAt: Date.UTC(2025, 0, 31, 9, 15, 0),
+    ...extra,
+  };
+}
+
+/**
+ * A live inbound call of the call model with one caller leg (`<id>` + `-caller`… unless `legs`
+ * is given): customer 79161234567 calling the DID 74951234567.
+ */
+export function modelInboundCall(id: string, overrides: Partial<Call> = {}): Call {
+  const startedAt = overrides.startedAt ?? Date.UTC(2025, 0, 31, 9, 15, 0);
+  return {
+    id,
+    direction: 'in',
+    from: '79161234567',
+    to: '74951234567',
+    did: '74951234567',
+    phase: 'routing',
+    legs: new Map([['in-1', modelLeg('in-1', 'caller', { createdAt: startedAt })]]),
+    callerChannelId: 'in-1',
+    startedAt,
+    nextSequence: 1,
+    ...overrides,
+  };
+}
+
+/** A store whose transactions fail ("disk I/O error") while `failing` is true. */
+export function flakyStore(store: Store): Store & { failing: boolean } {
+  const wrapper = Object.create(store) as Store & { failing: boolean };
+  wrapper.failing = false;
+  wrapper.transaction = (fn) =>
+    wrapper.failing ? Promise.reject(new Error('disk I/O error')) : store.transaction(fn);
+  return wrapper;
 }

@@ -8,33 +8,12 @@ import { Registry } from 'prom-client';
 import { CallJournal } from '../../src/calls/journal.ts';
 import type { Call } from '../../src/calls/model.ts';
 import type { Store } from '../../src/store/index.ts';
-import { forEachDialect, logger } from './helpers.ts';
+import { flakyStore, forEachDialect, logger, modelInboundCall } from './helpers.ts';
 
 const T0 = Date.parse('2026-11-21T10:00:00.000Z');
 
-function call(id: string): Call {
-  return {
-    id,
-    direction: 'in',
-    from: '79165550001',
-    to: '74951234567',
-    did: '74951234567',
-    phase: 'dialing',
-    legs: new Map(),
-    callerChannelId: 'caller-1',
-    startedAt: T0,
-    nextSequence: 1,
-  };
-}
-
-/** A store whose transactions fail while `failing` is true (the rest passes through). */
-function flaky(store: Store): Store & { failing: boolean } {
-  const wrapper = Object.create(store) as Store & { failing: boolean };
-  wrapper.failing = false;
-  wrapper.transaction = (fn) =>
-    wrapper.failing ? Promise.reject(new Error('disk I/O error')) : store.transaction(fn);
-  return wrapper;
-}
+const call = (id: string): Call =>
+  modelInboundCall(id, { phase: 'dialing', startedAt: T0, legs: new Map() });
 
 /** A store whose transactions wait until `open()` is called; counts them. */
 function gated(store: Store): Store & { open: () => void; transactions: number } {
@@ -114,7 +93,7 @@ forEachDialect('call journal: whenCommitted', ({ store }) => {
   });
 
   it('keeps waiting while the store fails, and answers once the retry commits', async () => {
-    const target = flaky(store());
+    const target = flakyStore(store());
     target.failing = true;
     const j = open(target);
     j.record(call('call-a'));

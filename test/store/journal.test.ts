@@ -7,54 +7,14 @@ import { expect } from 'chai';
 import { Registry } from 'prom-client';
 import sinon from 'sinon';
 import { CallJournal } from '../../src/calls/journal.ts';
-import type { Call, Leg } from '../../src/calls/model.ts';
+import type { Call } from '../../src/calls/model.ts';
 import { CallNotifier } from '../../src/calls/notifier.ts';
 import type { LifecycleEvent } from '../../src/events/types.ts';
-import type { Store } from '../../src/store/index.ts';
-import { forEachDialect, logger } from './helpers.ts';
+import { flakyStore, forEachDialect, logger, modelInboundCall, modelLeg } from './helpers.ts';
 
 const T0 = Date.parse('2026-11-21T10:00:00.000Z');
 
-function leg(channelId: string, role: Leg['role'], extra: Partial<Leg> = {}): Leg {
-  return {
-    channelId,
-    role,
-    createdByEngine: role !== 'caller',
-    created: true,
-    inStasis: true,
-    dialed: false,
-    ringing: false,
-    answered: false,
-    ended: false,
-    hangupRequested: false,
-    createdAt: T0,
-    ...extra,
-  };
-}
-
-function inboundCall(id: string): Call {
-  return {
-    id,
-    direction: 'in',
-    from: '79165550001',
-    to: '74951234567',
-    did: '74951234567',
-    phase: 'dialing',
-    legs: new Map([['caller-1', leg('caller-1', 'caller')]]),
-    callerChannelId: 'caller-1',
-    startedAt: T0,
-    nextSequence: 1,
-  };
-}
-
-/** A store whose transactions fail while `failing` is true (the rest passes through). */
-function flaky(store: Store): Store & { failing: boolean } {
-  const wrapper = Object.create(store) as Store & { failing: boolean };
-  wrapper.failing = false;
-  wrapper.transaction = (fn) =>
-    wrapper.failing ? Promise.reject(new Error('disk I/O error')) : store.transaction(fn);
-  return wrapper;
-}
+const inboundCall = (id: string): Call => modelInboundCall(id, { phase: 'dialing', startedAt: T0 });
 
 forEachDialect('call journal', ({ store }) => {
   it('commits the call, its legs and its events together, then hands the events on in order', async () => {
@@ -69,7 +29,11 @@ forEachDialect('call journal', ({ store }) => {
     const notifier = new CallNotifier([], logger, () => T0 + 5000, journal);
     const call = inboundCall('call-1');
     notifier.started(call);
-    const operator = leg('op-1', 'operator', { extension: '101', endpoint: 'PJSIP/101' });
+    const operator = modelLeg('op-1', 'operator', {
+      extension: '101',
+      endpoint: 'PJSIP/101',
+      createdAt: T0,
+    });
     call.legs.set(operator.channelId, operator);
     operator.ringing = true;
     notifier.ringing(call, operator);
@@ -82,9 +46,9 @@ forEachDialect('call journal', ({ store }) => {
       ['call.ringing', 2],
     ]);
     const record = await store().calls.getCall('call-1');
-    expect(record).to.include({ state: 'operator_ringing', from: '79165550001' });
+    expect(record).to.include({ state: 'operator_ringing', from: '79161234567' });
     expect(record!.legs.map((l) => [l.channelId, l.role, l.extension])).to.deep.equal([
-      ['caller-1', 'caller', undefined],
+      ['in-1', 'caller', undefined],
       ['op-1', 'operator', '101'],
     ]);
     const feed = await store().events.feed({ limit: 10 });
@@ -105,7 +69,7 @@ forEachDialect('call journal', ({ store }) => {
   it('keeps every change while the store fails, retries, then commits and delivers them in order', async () => {
     const delivered: LifecycleEvent[] = [];
     const registry = new Registry();
-    const target = flaky(store());
+    const target = flakyStore(store());
     target.failing = true;
     const journal = new CallJournal({
       store: target,
