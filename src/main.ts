@@ -242,7 +242,11 @@ export async function startEngine(
     isShuttingDown: () => shuttingDown,
     readiness: {
       ari: () => (gateway.isConnected() ? undefined : 'ARI WebSocket is not connected'),
-      store: () => (journal.failing() ? 'store writes are failing (see the logs)' : undefined),
+      store: async () => {
+        if (journal.failing()) return 'store writes are failing (see the logs)';
+        await store.ping(); // the database answers even when nothing is being written
+        return undefined;
+      },
     },
     routers: simulator ? { '/sim': simulator.controlRouter() } : {},
     ...createApi({

@@ -20,6 +20,7 @@
  * dropped, and the events wait in memory until their write commits (webhooks pause meanwhile).
  */
 import type { Counter, Gauge, Registry } from 'prom-client';
+import { computeBackoffDelay } from '../ari/backoff.ts';
 import type { LifecycleEvent } from '../events/types.ts';
 import type { Logger } from '../logging/logger.ts';
 import { counter, gauge } from '../metrics/registry.ts';
@@ -88,7 +89,10 @@ export class CallJournal {
   private readonly commitWaiters = new Map<string, Array<() => void>>();
   private readonly now: () => number;
   private readonly metrics: JournalMetrics;
-  /** What was last committed of each live call (to write only changes); dropped once ended. */
+  /**
+   * What was last committed of each call (to write only changes), until the call service
+   * releases the call ({@link CallJournal.release}).
+   */
   private readonly written = new Map<string, WrittenCall>();
 
   constructor(private readonly options: CallJournalOptions) {
@@ -144,9 +148,22 @@ export class CallJournal {
     else this.commitWaiters.set(callId, [committed]);
   }
 
+  /**
+   * The call service let go of an ended call: forget what was written of it. A later change (e.g.
+   * its recording) rewrites the whole row, which is idempotent.
+   */
+  release(callId: string): void {
+    this.written.delete(callId);
+  }
+
   /** True while the last write failed and is being retried (readiness: store not writable). */
   failing(): boolean {
     return this.failuresInARow > 0;
+  }
+
+  /** Calls whose written state the journal keeps (live calls, and ended ones not yet released). */
+  tracked(): number {
+    return this.written.size;
   }
 
   /** Calls with changes not yet committed. */
@@ -265,8 +282,9 @@ export class CallJournal {
         if (events.length > 0) await repos.events.appendEvents(events, at);
       });
       for (const row of rows) {
-        if (row.snapshot.state === 'ended') this.written.delete(row.snapshot.id);
-        else this.written.set(row.snapshot.id, row.written);
+        // An ended call the journal does not track (released, or only seen ended) stays untracked.
+        if (row.snapshot.state !== 'ended' || this.written.has(row.snapshot.id))
+          this.written.set(row.snapshot.id, row.written);
       }
       this.metrics.commits.inc();
       this.failuresInARow = 0;
@@ -297,9 +315,11 @@ export class CallJournal {
           earlier.events.push(...pending.events);
         } else this.dirty.set(id, pending);
       }
-      const initial = this.options.retryInitialDelayMs ?? 100;
-      const max = this.options.retryMaxDelayMs ?? 5000;
-      const delayMs = Math.min(max, initial * 2 ** Math.min(this.failuresInARow - 1, 20));
+      const delayMs = computeBackoffDelay(this.failuresInARow - 1, {
+        initialDelayMs: this.options.retryInitialDelayMs ?? 100,
+        maxDelayMs: this.options.retryMaxDelayMs ?? 5000,
+        jitter: 0,
+      });
       this.options.logger.error('store write failed; retrying', {
         calls: batch.length,
         events: events.length,

@@ -125,6 +125,8 @@ export interface CallServiceDeps {
    */
   journal?: EventJournal & {
     whenCommitted?(callId: string, committed: () => void): void;
+    /** The call left memory: the journal may forget what it wrote of it. */
+    release?(callId: string): void;
   };
   logger: Logger;
   registry: Registry;
@@ -1298,6 +1300,7 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     const drop = (): void => {
       if (this.active.get(ctx.call.id) !== ctx) return;
       this.active.delete(ctx.call.id);
+      this.deps.journal?.release?.(ctx.call.id);
       this.emit('released', ctx.call.id);
     };
     const journal = this.deps.journal;

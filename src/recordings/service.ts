@@ -33,6 +33,7 @@
  * Nothing here throws into the call flows. Reference: docs/recordings.md.
  */
 import type { Counter, Registry } from 'prom-client';
+import { computeBackoffDelay } from '../ari/backoff.ts';
 import { AriConnectionError, AriNotFoundError } from '../ari/errors.ts';
 import type { AriEvent, AriGateway, AriLiveRecording } from '../ari/types.ts';
 import type { CallJournal } from '../calls/journal.ts';
@@ -626,7 +627,7 @@ export class RecordingService implements CallRecorder {
           this.fail(entry, stage, cause, { attempts: attempt });
           return;
         }
-        const delayMs = Math.min(maxDelayMs, initialDelayMs * 2 ** (attempt - 1));
+        const delayMs = computeBackoffDelay(attempt - 1, { initialDelayMs, maxDelayMs, jitter: 0 });
         this.metrics.retries.inc({ stage });
         entry.log.warn('recording download failed; retrying', {
           stage,

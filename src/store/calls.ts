@@ -177,8 +177,8 @@ export interface CallRepository {
   /**
    * Calls, ended or not, whose `recording.status` is `recording` (the recording was being made or
    * downloaded when an earlier run stopped), oldest first, with legs, the last event sequence
-   * and whether their `recording.ready` is already stored. Scans the calls table (no index on
-   * the recording status): run once at start-up.
+   * and whether their `recording.ready` is already stored. Found through the partial index
+   * `calls_recording_pending_idx` (migration 0003); run once at start-up.
    */
   unsettledRecordings(): Promise<UnsettledRecordingRecord[]>;
 }

@@ -206,7 +206,8 @@ export function storeMigrations(dialect: StoreDialect): Record<string, Migration
         await db.schema.dropTable('idempotency_keys').execute();
       },
     },
-    // Start-up finds recordings still to fetch (src/recordings/recovery.ts) without a table scan.
+    // Start-up finds recordings still to fetch (`unsettledRecordings`, used by the recordings
+    // service's `resume`) without a table scan.
     '0003_recording_status_index': {
       async up(db: Kysely<unknown>): Promise<void> {
         await db.schema

@@ -213,6 +213,7 @@ describe('memory after calls (e2e)', function () {
       await engine.registry.getSingleMetricAsString('aricrm_call_handler_errors_total'),
     ).to.match(/aricrm_call_handler_errors_total 0$/m);
     expect(engine.journal.backlog()).to.equal(0);
+    expect(engine.journal.tracked(), 'calls the journal still tracks').to.equal(0);
     expect(await engine.webhooks.drain(10_000)).to.equal(true);
     expect(engine.webhooks.pending()).to.equal(0);
     expect(await gaugeValue(bed, 'aricrm_ari_channel_listeners')).to.equal(idleListeners);
