@@ -447,7 +447,7 @@ export const configSchema = z.object({
     .max(1024)
     .default(64)
     .describe(
-      'Most webhook requests in flight at once (each for a different call; a call\'s events always go one after another).',
+      "Most webhook requests in flight at once (each for a different call; a call's events always go one after another).",
     ),
   WEBHOOK_RETRY_INITIAL_DELAY_MS: z.coerce
     .number()
