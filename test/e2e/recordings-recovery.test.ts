@@ -17,6 +17,7 @@ import { apiRequest } from '../support/api.ts';
 import { startTestBed, type TestBed } from '../support/engine.ts';
 import type { ReceivedWebhook } from '../support/fake-crm.ts';
 import { AriFaultProxy } from '../recordings/support/fault-proxy.ts';
+import { until } from '../support/until.ts';
 
 const DID = '74951234567';
 const LINK_SECRET = 'e2e-recovery-link-secret-0123456789abcdef';
@@ -28,19 +29,6 @@ const RECORDING = {
 const LIFECYCLE = ['call.started', 'call.ringing', 'call.answered', 'call.ended'];
 let caller = 79190000000;
 const nextCaller = (): string => String(++caller);
-
-/** Wait until `condition` holds (state the engine or the simulator exposes without an event). */
-async function until(
-  condition: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 /** The call's webhook types, checking signatures and gap-free sequence numbers from 1. */
 function typesOf(bed: Pick<TestBed, 'crm'>, callId: string): string[] {

@@ -20,6 +20,7 @@ import { apiRequest } from '../support/api.ts';
 import { startTestBed, TEST_API_KEY, TIME_SCALE, type TestBed } from '../support/engine.ts';
 import { FakeCrm, type ReceivedWebhook } from '../support/fake-crm.ts';
 import { AriFaultProxy } from '../recordings/support/fault-proxy.ts';
+import { until } from '../support/until.ts';
 
 const DID = '74951234567';
 const LINK_SECRET = 'e2e-recording-link-secret-0123456789abcdef';
@@ -34,19 +35,6 @@ function typesOf(bed: Pick<TestBed, 'crm'>, callId: string): string[] {
     expect(w.body.sequence, `sequence of ${w.body.type}`).to.equal(i + 1);
   });
   return events.map((w) => w.body.type);
-}
-
-/** Wait until `condition` holds (state the engine exposes without an event). */
-async function until(
-  condition: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 /** What a player gets: status, headers, exact bytes. */

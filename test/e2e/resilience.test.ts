@@ -10,24 +10,12 @@ import { startEngine, type Engine } from '../../src/main.ts';
 import type { CallSnapshot } from '../../src/calls/model.ts';
 import { startTestBed, type TestBed } from '../support/engine.ts';
 import type { ReceivedWebhook } from '../support/fake-crm.ts';
+import { until } from '../support/until.ts';
 
 const DID = '74951234567';
 const CUSTOMER = '+74957654321';
 let caller = 79170000000;
 const nextCaller = (): string => String(++caller);
-
-/** Wait until `condition` holds (state the simulator or the engine exposes without events). */
-async function until(
-  condition: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 /** The call's webhook types, checking signatures and gap-free sequence numbers. */
 function typesOf(bed: TestBed, callId: string): string[] {

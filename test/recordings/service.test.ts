@@ -25,6 +25,7 @@ import {
 import { LocalRecordingStorage, recordingKey } from '../../src/recordings/storage.ts';
 import { audioFile } from '../../src/simulator/wav.ts';
 import type { RecordingFields, UnsettledRecordingRecord } from '../../src/store/calls.ts';
+import { until } from '../support/until.ts';
 
 /** Asterisk's recordings as ARI shows them; `reachable: false` = connection refused. */
 class FakeAsterisk {
@@ -110,14 +111,6 @@ class ManualJournal {
   }
   pending(): number {
     return this.waiting.length;
-  }
-}
-
-async function until(condition: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
 
