@@ -136,15 +136,26 @@ export async function startEngine(
     logger: logger.child({ component: 'store' }),
     synchronous: config.SQLITE_SYNCHRONOUS,
   });
-  await store.migrate();
+  // A start-up step that fails closes what is already open (store, ARI, own simulator) before
+  // the error reaches the caller.
+  const startStep = <T>(step: Promise<T>): Promise<T> =>
+    step.catch(async (err: unknown) => {
+      await gateway.stop().catch(() => undefined);
+      await store.close().catch(() => undefined);
+      if (ownSimulator) await simulator!.close().catch(() => undefined);
+      throw err;
+    });
+  await startStep(store.migrate());
   let queue: EventQueue | undefined;
   if (config.CRM_WEBHOOK_URL) {
-    queue = await DurableEventQueue.open(store.events, {
-      logger: logger.child({ component: 'webhooks' }),
-      url: config.CRM_WEBHOOK_URL,
-      persistAppends: false, // the journal commits every event before it is queued
-      transaction: (fn) => store.transaction((repos) => fn(repos.events)),
-    });
+    queue = await startStep(
+      DurableEventQueue.open(store.events, {
+        logger: logger.child({ component: 'webhooks' }),
+        url: config.CRM_WEBHOOK_URL,
+        persistAppends: false, // the journal commits every event before it is queued
+        transaction: (fn) => store.transaction((repos) => fn(repos.events)),
+      }),
+    );
     if (queue.size() > 0)
       logger.info('resuming undelivered webhooks of an earlier run', { events: queue.size() });
   }
@@ -194,7 +205,7 @@ export async function startEngine(
   registerCallStasisHandlers(gateway, calls);
   // Resilience (issue 5): calls left unfinished by an earlier run are adopted before ARI
   // connects; every (re)connect reconciles the live calls with Asterisk's channels and bridges.
-  const adopted = calls.adoptCalls(await store.calls.unfinishedCalls());
+  const adopted = calls.adoptCalls(await startStep(store.calls.unfinishedCalls()));
   if (adopted > 0) logger.info('adopting calls left unfinished by an earlier run', { adopted });
   registerReconciliation(gateway, calls, logger.child({ component: 'reconcile' }));
 
@@ -211,7 +222,7 @@ export async function startEngine(
     logger,
     registry,
   });
-  await recordings.resume();
+  await startStep(recordings.resume());
 
   // Idempotency-Key answers survive a restart: written through to the store, reloaded here.
   const idempotency = new IdempotencyStore<StoredCallCreation>(
@@ -223,9 +234,9 @@ export async function startEngine(
       });
     },
   );
-  await store.idempotency.purgeExpired(Date.now());
+  await startStep(store.idempotency.purgeExpired(Date.now()));
   idempotency.restore(
-    (await store.idempotency.loadLive(Date.now())).map(({ value, ...rest }) => ({
+    (await startStep(store.idempotency.loadLive(Date.now()))).map(({ value, ...rest }) => ({
       ...rest,
       value: JSON.parse(value) as StoredCallCreation,
     })),
@@ -260,9 +271,9 @@ export async function startEngine(
     }),
   });
 
-  await gateway.start();
+  await startStep(gateway.start());
   const server: Server = app.listen(config.HTTP_PORT, config.HTTP_HOST);
-  await once(server, 'listening');
+  await startStep(once(server, 'listening'));
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const httpUrl = `http://${host}:${address.port}`;

@@ -252,3 +252,42 @@ describe('durable store and event outbox (e2e)', function () {
     expect(originates, 'operator legs originated').to.have.length(1);
   });
 });
+
+describe('engine start-up failure (e2e)', function () {
+  this.timeout(30_000);
+
+  it('closes what it opened when a start-up step fails: no ARI connection is left behind', async () => {
+    // Occupy a port so the engine's HTTP listen fails after ARI and the store are open.
+    const blocker = createServer();
+    blocker.listen(0, '127.0.0.1');
+    await once(blocker, 'listening');
+    const { port } = blocker.address() as AddressInfo;
+    const bed = await startTestBed();
+    try {
+      await bed.engine.stop();
+      const logs = new PassThrough();
+      logs.resume();
+      const failed = await startEngine(
+        { ...bed.engine.config, HTTP_PORT: port },
+        { logger: createLogger({ level: 'error', stream: logs }), simulator: bed.sim },
+      ).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(failed).to.be.instanceOf(Error);
+      expect((failed as NodeJS.ErrnoException).code).to.equal('EADDRINUSE');
+      // Had the failed engine stayed connected, Asterisk would hand it this call.
+      const rejected = await bed.sim
+        .injectInboundCall({ from: '79165550009', to: '74951234567' })
+        .then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+      expect(String(rejected)).to.match(/not registered/);
+      expect(bed.crm.webhooks).to.have.length(0);
+    } finally {
+      await bed.stop();
+      await new Promise<void>((resolve) => blocker.close(() => resolve()));
+    }
+  });
+});
