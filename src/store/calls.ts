@@ -5,7 +5,7 @@
  * Times in and out are ISO 8601 UTC strings (`toIsoTime`), durations whole seconds, recording
  * sizes bytes. Every write is idempotent: writing the same snapshot twice leaves the same rows.
  */
-import type { Kysely, Selectable, Updateable } from 'kysely';
+import type { Insertable, Kysely, Selectable, Updateable } from 'kysely';
 import type {
   CallSnapshot,
   CallSnapshotLeg,
@@ -16,6 +16,7 @@ import type {
   LegOutcome,
   LegRole,
 } from '../calls/model.ts';
+import { compiledStatement } from './compiled.ts';
 import { checkLimit, decodeCursor, encodeCursor } from './cursor.ts';
 import type { CallLegsTable, CallsTable, Database } from './schema.ts';
 import { toIsoTime } from './schema.ts';
@@ -183,6 +184,87 @@ export interface CallRepository {
   unsettledRecordings(): Promise<UnsettledRecordingRecord[]>;
 }
 
+/** A `calls` row as {@link upsertCallRow} writes it: every column, `null` for none. */
+type CallRow = Required<Insertable<CallsTable>>;
+
+/** A `call_legs` row as the leg upserts write it: every column, `null` for none. */
+type LegRow = Required<Insertable<CallLegsTable>>;
+
+/**
+ * The call row upsert (hot: every state change of every call). A call already `ended` keeps its
+ * row against a late, older snapshot; recording fields absent from the snapshot keep their
+ * stored values.
+ */
+const upsertCallRow = compiledStatement('calls.upsert', (db, row: CallRow) =>
+  db
+    .insertInto('calls')
+    .values(row)
+    .onConflict((oc) =>
+      oc
+        .column('id')
+        .doUpdateSet((eb) => ({
+          direction: eb.ref('excluded.direction'),
+          from_number: eb.ref('excluded.from_number'),
+          to_number: eb.ref('excluded.to_number'),
+          did: eb.ref('excluded.did'),
+          customer_id: eb.ref('excluded.customer_id'),
+          customer_name: eb.ref('excluded.customer_name'),
+          state: eb.ref('excluded.state'),
+          disposition: eb.ref('excluded.disposition'),
+          answered_by: eb.ref('excluded.answered_by'),
+          hangup_by: eb.ref('excluded.hangup_by'),
+          end_reason: eb.ref('excluded.end_reason'),
+          started_at: eb.ref('excluded.started_at'),
+          answered_at: eb.ref('excluded.answered_at'),
+          ended_at: eb.ref('excluded.ended_at'),
+          wait_sec: eb.ref('excluded.wait_sec'),
+          talk_sec: eb.ref('excluded.talk_sec'),
+          variables: eb.ref('excluded.variables'),
+          recording_name: eb.fn.coalesce('excluded.recording_name', 'calls.recording_name'),
+          recording_path: eb.fn.coalesce('excluded.recording_path', 'calls.recording_path'),
+          recording_status: eb.fn.coalesce('excluded.recording_status', 'calls.recording_status'),
+          recording_bytes: eb.fn.coalesce('excluded.recording_bytes', 'calls.recording_bytes'),
+          recording_duration_sec: eb.fn.coalesce(
+            'excluded.recording_duration_sec',
+            'calls.recording_duration_sec',
+          ),
+          updated_at: eb.ref('excluded.updated_at'),
+        }))
+        .where((eb) =>
+          eb.or([eb('calls.state', '<>', 'ended'), eb('excluded.state', '=', 'ended')]),
+        ),
+    ),
+);
+
+/**
+ * The leg upsert (hot: every leg of every call write). Absent optional fields keep stored values;
+ * `keepCreated` keeps a stored `created_at` (the row's value is only the first-write default),
+ * otherwise the given creation time wins.
+ */
+function legUpsert(name: string, keepCreated: boolean) {
+  return compiledStatement(name, (db, row: LegRow) =>
+    db
+      .insertInto('call_legs')
+      .values(row)
+      .onConflict((oc) =>
+        oc.columns(['call_id', 'channel_id']).doUpdateSet((eb) => ({
+          role: eb.ref('excluded.role'),
+          extension: eb.fn.coalesce('excluded.extension', 'call_legs.extension'),
+          endpoint: eb.fn.coalesce('excluded.endpoint', 'call_legs.endpoint'),
+          outcome: eb.fn.coalesce('excluded.outcome', 'call_legs.outcome'),
+          cause: eb.fn.coalesce('excluded.cause', 'call_legs.cause'),
+          cause_text: eb.fn.coalesce('excluded.cause_text', 'call_legs.cause_text'),
+          created_at: keepCreated ? eb.ref('call_legs.created_at') : eb.ref('excluded.created_at'),
+          answered_at: eb.fn.coalesce('excluded.answered_at', 'call_legs.answered_at'),
+          ended_at: eb.fn.coalesce('excluded.ended_at', 'call_legs.ended_at'),
+        })),
+      ),
+  );
+}
+
+const upsertLegKeepCreated = legUpsert('call_legs.upsert.keep-created', true);
+const upsertLegGivenCreated = legUpsert('call_legs.upsert.given-created', false);
+
 /** The calls repository over `db` (a Kysely instance or a transaction). */
 export function createCallRepository(db: Kysely<Database>): CallRepository {
   async function inTransaction<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
@@ -196,40 +278,25 @@ export function createCallRepository(db: Kysely<Database>): CallRepository {
     now: string,
   ): Promise<void> {
     for (const [index, leg] of legs.entries()) {
-      await trx
-        .insertInto('call_legs')
-        .values({
-          call_id: callId,
-          channel_id: leg.channelId,
-          position: leg.position ?? index,
-          role: leg.role,
-          extension: leg.extension ?? null,
-          endpoint: leg.endpoint ?? null,
-          outcome: leg.outcome ?? null,
-          cause: leg.cause ?? null,
-          cause_text: leg.causeText ?? null,
-          created_at: leg.createdAt === undefined ? now : toIsoTime(leg.createdAt),
-          answered_at: optionalTime(leg.answeredAt),
-          ended_at: optionalTime(leg.endedAt),
-        })
-        .onConflict((oc) =>
-          oc.columns(['call_id', 'channel_id']).doUpdateSet((eb) => ({
-            role: eb.ref('excluded.role'),
-            extension: eb.fn.coalesce('excluded.extension', 'call_legs.extension'),
-            endpoint: eb.fn.coalesce('excluded.endpoint', 'call_legs.endpoint'),
-            outcome: eb.fn.coalesce('excluded.outcome', 'call_legs.outcome'),
-            cause: eb.fn.coalesce('excluded.cause', 'call_legs.cause'),
-            cause_text: eb.fn.coalesce('excluded.cause_text', 'call_legs.cause_text'),
-            // A given creation time wins over the first-write default.
-            created_at:
-              leg.createdAt === undefined
-                ? eb.ref('call_legs.created_at')
-                : eb.ref('excluded.created_at'),
-            answered_at: eb.fn.coalesce('excluded.answered_at', 'call_legs.answered_at'),
-            ended_at: eb.fn.coalesce('excluded.ended_at', 'call_legs.ended_at'),
-          })),
-        )
-        .execute();
+      const row: LegRow = {
+        call_id: callId,
+        channel_id: leg.channelId,
+        position: leg.position ?? index,
+        role: leg.role,
+        extension: leg.extension ?? null,
+        endpoint: leg.endpoint ?? null,
+        outcome: leg.outcome ?? null,
+        cause: leg.cause ?? null,
+        cause_text: leg.causeText ?? null,
+        created_at: leg.createdAt === undefined ? now : toIsoTime(leg.createdAt),
+        answered_at: optionalTime(leg.answeredAt),
+        ended_at: optionalTime(leg.endedAt),
+      };
+      // A given creation time wins over the first-write default.
+      await (leg.createdAt === undefined ? upsertLegKeepCreated : upsertLegGivenCreated).run(
+        trx,
+        row,
+      );
     }
   }
 
@@ -260,7 +327,7 @@ export function createCallRepository(db: Kysely<Database>): CallRepository {
     async upsertCall(snapshot, extra = {}) {
       const now = toIsoTime(extra.at ?? Date.now());
       const rec = extra.recording ?? {};
-      const row = {
+      const row: CallRow = {
         id: snapshot.id,
         direction: snapshot.direction,
         from_number: snapshot.from,
@@ -287,51 +354,7 @@ export function createCallRepository(db: Kysely<Database>): CallRepository {
         updated_at: now,
       };
       await inTransaction(async (trx) => {
-        await trx
-          .insertInto('calls')
-          .values(row)
-          .onConflict((oc) =>
-            oc
-              .column('id')
-              .doUpdateSet((eb) => ({
-                direction: eb.ref('excluded.direction'),
-                from_number: eb.ref('excluded.from_number'),
-                to_number: eb.ref('excluded.to_number'),
-                did: eb.ref('excluded.did'),
-                customer_id: eb.ref('excluded.customer_id'),
-                customer_name: eb.ref('excluded.customer_name'),
-                state: eb.ref('excluded.state'),
-                disposition: eb.ref('excluded.disposition'),
-                answered_by: eb.ref('excluded.answered_by'),
-                hangup_by: eb.ref('excluded.hangup_by'),
-                end_reason: eb.ref('excluded.end_reason'),
-                started_at: eb.ref('excluded.started_at'),
-                answered_at: eb.ref('excluded.answered_at'),
-                ended_at: eb.ref('excluded.ended_at'),
-                wait_sec: eb.ref('excluded.wait_sec'),
-                talk_sec: eb.ref('excluded.talk_sec'),
-                variables: eb.ref('excluded.variables'),
-                recording_name: eb.fn.coalesce('excluded.recording_name', 'calls.recording_name'),
-                recording_path: eb.fn.coalesce('excluded.recording_path', 'calls.recording_path'),
-                recording_status: eb.fn.coalesce(
-                  'excluded.recording_status',
-                  'calls.recording_status',
-                ),
-                recording_bytes: eb.fn.coalesce(
-                  'excluded.recording_bytes',
-                  'calls.recording_bytes',
-                ),
-                recording_duration_sec: eb.fn.coalesce(
-                  'excluded.recording_duration_sec',
-                  'calls.recording_duration_sec',
-                ),
-                updated_at: eb.ref('excluded.updated_at'),
-              }))
-              .where((eb) =>
-                eb.or([eb('calls.state', '<>', 'ended'), eb('excluded.state', '=', 'ended')]),
-              ),
-          )
-          .execute();
+        await upsertCallRow.run(trx, row);
         await writeLegs(trx, snapshot.id, extra.legs ?? snapshot.legs, now);
       });
     },

@@ -10,12 +10,13 @@
  * PostgreSQL {@link EventRepository.appendEvents} serialises inserts with a transaction-level
  * advisory lock), so a feed reader that resumes `after` a cursor never misses a later commit.
  */
-import { sql, type Kysely, type Selectable } from 'kysely';
+import { sql, type Insertable, type Kysely, type Selectable } from 'kysely';
 import type { LifecycleEvent, LifecycleEventType } from '../events/types.ts';
+import { affectedRows, compiledStatement } from './compiled.ts';
 import { checkLimit, decodeCursor, encodeCursor } from './cursor.ts';
 import { isUniqueViolation, StoreConflictError } from './errors.ts';
 import type { StoreDialect } from './migrations.ts';
-import type { Database, EventsTable } from './schema.ts';
+import type { Database, EventsTable, WebhookDeliveriesTable } from './schema.ts';
 import { toIsoTime } from './schema.ts';
 import type { TimeInput } from './calls.ts';
 
@@ -176,6 +177,115 @@ export interface EventRepository {
   }): Promise<DeliveryPage>;
 }
 
+// Hot statements (issue 5 throughput: run for every event of every call), compiled once per
+// dialect instance (./compiled.ts). Each `build` passes its values to Kysely unchanged.
+
+/** Append one event, pending and due at `next_attempt_at`; an event id already stored is skipped. */
+const insertEvent = compiledStatement(
+  'events.insert',
+  (
+    db,
+    row: Pick<
+      EventsTable,
+      | 'event_id'
+      | 'call_id'
+      | 'type'
+      | 'sequence'
+      | 'occurred_at'
+      | 'payload'
+      | 'next_attempt_at'
+      | 'created_at'
+    >,
+  ) =>
+    db
+      .insertInto('events')
+      .values({ ...row, status: 'pending', attempts: 0 })
+      .onConflict((oc) => oc.column('event_id').doNothing()),
+);
+
+/** pending → delivered at `at`, with the HTTP status. */
+const markDeliveredStatement = compiledStatement(
+  'events.mark-delivered',
+  (db, p: { event_id: string; last_status: number | null; at: string }) =>
+    db
+      .updateTable('events')
+      .set({
+        status: 'delivered',
+        last_status: p.last_status,
+        last_error: null,
+        delivered_at: p.at,
+        settled_at: p.at,
+      })
+      .where('event_id', '=', p.event_id)
+      .where('status', '=', 'pending'),
+);
+
+type RetryParams = {
+  event_id: string;
+  next_attempt_at: string;
+  last_error: string;
+  last_status: number | null;
+};
+
+/** Keep a pending event pending, due again at `next_attempt_at`, remembering the error. */
+const markRetryStatement = compiledStatement('events.mark-retry', (db, p: RetryParams) =>
+  db
+    .updateTable('events')
+    .set({
+      next_attempt_at: p.next_attempt_at,
+      last_error: p.last_error,
+      last_status: p.last_status,
+    })
+    .where('event_id', '=', p.event_id)
+    .where('status', '=', 'pending'),
+);
+
+/** {@link markRetryStatement} that also stores the attempt count. */
+const markRetryWithAttemptsStatement = compiledStatement(
+  'events.mark-retry-attempts',
+  (db, p: RetryParams & { attempts: number }) =>
+    db
+      .updateTable('events')
+      .set({
+        next_attempt_at: p.next_attempt_at,
+        last_error: p.last_error,
+        last_status: p.last_status,
+        attempts: p.attempts,
+      })
+      .where('event_id', '=', p.event_id)
+      .where('status', '=', 'pending'),
+);
+
+/** Raise a pending event's attempt count (never lowers it). */
+const setAttemptsStatement = compiledStatement(
+  'events.set-attempts',
+  (db, p: { event_id: string; attempts: number }) =>
+    db
+      .updateTable('events')
+      .set({ attempts: p.attempts })
+      .where('event_id', '=', p.event_id)
+      .where('status', '=', 'pending')
+      .where('attempts', '<', p.attempts),
+);
+
+/** Log one delivery attempt. */
+const insertDeliveryStatement = compiledStatement(
+  'webhook_deliveries.insert',
+  (db, row: Required<Omit<Insertable<WebhookDeliveriesTable>, 'id'>>) =>
+    db.insertInto('webhook_deliveries').values(row),
+);
+
+/** Raise an event's attempt count, any status (never lowers it). */
+const raiseAttemptsStatement = compiledStatement(
+  'events.raise-attempts',
+  (db, p: { event_id: string; attempts: number }) =>
+    db
+      .updateTable('events')
+      .set({ attempts: p.attempts })
+      .where('event_id', '=', p.event_id)
+      .where('attempts', '<', p.attempts),
+);
+
 /** The outbox repository over `db` (a Kysely instance or a transaction). */
 export function createEventRepository(
   db: Kysely<Database>,
@@ -216,22 +326,16 @@ export function createEventRepository(
             );
           }
           for (const event of events) {
-            await trx
-              .insertInto('events')
-              .values({
-                event_id: event.id,
-                call_id: event.callId,
-                type: event.type,
-                sequence: event.sequence,
-                occurred_at: toIsoTime(event.occurredAt),
-                payload: JSON.stringify(event),
-                status: 'pending',
-                attempts: 0,
-                next_attempt_at: createdAt,
-                created_at: createdAt,
-              })
-              .onConflict((oc) => oc.column('event_id').doNothing())
-              .execute();
+            await insertEvent.run(trx, {
+              event_id: event.id,
+              call_id: event.callId,
+              type: event.type,
+              sequence: event.sequence,
+              occurred_at: toIsoTime(event.occurredAt),
+              payload: JSON.stringify(event),
+              next_attempt_at: createdAt,
+              created_at: createdAt,
+            });
           }
         });
       } catch (err) {
@@ -307,41 +411,32 @@ export function createEventRepository(
       return row && toOutboxEvent(row);
     },
 
-    markDelivered(eventId, status, now) {
+    async markDelivered(eventId, status, now) {
       const at = toIsoTime(now ?? Date.now());
-      return settle(eventId, {
-        status: 'delivered',
+      const result = await markDeliveredStatement.run(db, {
+        event_id: eventId,
         last_status: status ?? null,
-        last_error: null,
-        delivered_at: at,
-        settled_at: at,
+        at,
       });
+      return affectedRows(result) > 0;
     },
 
     async markRetry(eventId, nextAttemptAt, error, status, attempts) {
-      const result = await db
-        .updateTable('events')
-        .set({
-          next_attempt_at: toIsoTime(nextAttemptAt),
-          last_error: error,
-          last_status: status ?? null,
-          ...(attempts === undefined ? {} : { attempts }),
-        })
-        .where('event_id', '=', eventId)
-        .where('status', '=', 'pending')
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows) > 0;
+      const retry = {
+        event_id: eventId,
+        next_attempt_at: toIsoTime(nextAttemptAt),
+        last_error: error,
+        last_status: status ?? null,
+      };
+      const result = await (attempts === undefined
+        ? markRetryStatement.run(db, retry)
+        : markRetryWithAttemptsStatement.run(db, { ...retry, attempts }));
+      return affectedRows(result) > 0;
     },
 
     async setAttempts(eventId, attempts) {
-      const result = await db
-        .updateTable('events')
-        .set({ attempts })
-        .where('event_id', '=', eventId)
-        .where('status', '=', 'pending')
-        .where('attempts', '<', attempts)
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows) > 0;
+      const result = await setAttemptsStatement.run(db, { event_id: eventId, attempts });
+      return affectedRows(result) > 0;
     },
 
     markDead(eventId, reason, now) {
@@ -366,25 +461,17 @@ export function createEventRepository(
         throw new RangeError(`attempt must be a positive integer, got ${input.attempt}`);
       }
       await inTransaction(async (trx) => {
-        await trx
-          .insertInto('webhook_deliveries')
-          .values({
-            event_id: input.eventId,
-            attempt: input.attempt,
-            url: input.url ?? null,
-            at: toIsoTime(input.at ?? Date.now()),
-            outcome: input.outcome,
-            status_code: input.statusCode ?? null,
-            error: input.error ?? null,
-            duration_ms: Math.max(0, Math.round(input.durationMs)),
-          })
-          .execute();
-        await trx
-          .updateTable('events')
-          .set({ attempts: input.attempt })
-          .where('event_id', '=', input.eventId)
-          .where('attempts', '<', input.attempt)
-          .execute();
+        await insertDeliveryStatement.run(trx, {
+          event_id: input.eventId,
+          attempt: input.attempt,
+          url: input.url ?? null,
+          at: toIsoTime(input.at ?? Date.now()),
+          outcome: input.outcome,
+          status_code: input.statusCode ?? null,
+          error: input.error ?? null,
+          duration_ms: Math.max(0, Math.round(input.durationMs)),
+        });
+        await raiseAttemptsStatement.run(trx, { event_id: input.eventId, attempts: input.attempt });
       });
     },
 
