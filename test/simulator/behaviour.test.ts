@@ -6,17 +6,13 @@
  */
 import { expect } from 'chai';
 import { startSimulator, type PbxSimulator } from '../../src/simulator/index.ts';
-import { ari, AppSocket } from './support/driver.ts';
+import { about, ari, AppSocket, bridgeInboundCall } from './support/driver.ts';
 import type { Json } from './support/trace.ts';
 
 const CALLER = '79161234567';
 const DID = '74951234567';
 
 const chan = (e: Json): Json => (e.channel ?? e.peer) as Json;
-const about =
-  (id: string) =>
-  (e: Json): boolean =>
-    chan(e)?.id === id;
 
 describe('simulator behaviour', function () {
   this.timeout(10_000);
@@ -116,19 +112,11 @@ describe('simulator behaviour', function () {
 
   it('fact 9: Asterisk never hangs up the other leg nor destroys the bridge', async () => {
     sim.phones.set('101', { mode: 'answer', answerAfterMs: 100 });
-    const { channelId } = await sim.injectInboundCall({ from: CALLER, to: DID });
-    await socket.next((e) => e.type === 'StasisStart', 'StasisStart');
-    await ari(sim, 'POST', '/channels/create', {
-      endpoint: 'PJSIP/101',
-      app: 'crm-app',
-      channelId: 'op',
+    const channelId = await bridgeInboundCall(sim, socket, {
+      from: CALLER,
+      to: DID,
+      answerCaller: true,
     });
-    await ari(sim, 'POST', '/channels/op/dial', { caller: channelId });
-    await socket.next((e) => e.type === 'Dial' && e.dialstatus === 'ANSWER', 'ANSWER');
-    await ari(sim, 'POST', `/channels/${channelId}/answer`);
-    await ari(sim, 'POST', '/bridges/b1', { type: 'mixing' });
-    await ari(sim, 'POST', '/bridges/b1/addChannel', { channel: `${channelId},op` });
-    await socket.next((e) => e.type === 'ChannelEnteredBridge' && about('op')(e), 'bridged');
     sim.hangup(channelId); // the caller hangs up
     await socket.next((e) => e.type === 'StasisEnd' && about(channelId)(e), 'caller StasisEnd');
     const left = await ari(sim, 'GET', '/bridges/b1');
@@ -140,18 +128,7 @@ describe('simulator behaviour', function () {
 
   it('fact 13: with the WebSocket gone, channels stay bridged, the app stays listed, events are dropped, nothing is replayed', async () => {
     sim.phones.set('101', { mode: 'answer', answerAfterMs: 100 });
-    const { channelId } = await sim.injectInboundCall({ from: CALLER, to: DID });
-    await socket.next((e) => e.type === 'StasisStart', 'StasisStart');
-    await ari(sim, 'POST', '/channels/create', {
-      endpoint: 'PJSIP/101',
-      app: 'crm-app',
-      channelId: 'op',
-    });
-    await ari(sim, 'POST', '/channels/op/dial', { caller: channelId });
-    await socket.next((e) => e.type === 'Dial' && e.dialstatus === 'ANSWER', 'ANSWER');
-    await ari(sim, 'POST', '/bridges/b1', { type: 'mixing' });
-    await ari(sim, 'POST', '/bridges/b1/addChannel', { channel: `${channelId},op` });
-    await socket.next((e) => e.type === 'ChannelEnteredBridge' && about('op')(e), 'bridged');
+    const channelId = await bridgeInboundCall(sim, socket, { from: CALLER, to: DID });
     const sent: string[] = [];
     sim.onEvent((e) => sent.push(e.type));
     await socket.close();

@@ -9,16 +9,11 @@ import { expect } from 'chai';
 import express from 'express';
 import WebSocket from 'ws';
 import { startSimulator, type PbxSimulator } from '../../src/simulator/index.ts';
-import { ari, AppSocket } from './support/driver.ts';
+import { about, ari, AppSocket, bridgeInboundCall } from './support/driver.ts';
 import type { Json } from './support/trace.ts';
 
 const CALLER = '79161234567';
 const DID = '74951234567';
-
-const about =
-  (id: string) =>
-  (e: Json): boolean =>
-    ((e.channel ?? e.peer) as Json | undefined)?.id === id;
 
 /** Whether a WebSocket to the app can be opened now. */
 function wsOpens(sim: PbxSimulator): Promise<boolean> {
@@ -50,18 +45,7 @@ describe('simulator ARI outage', function () {
 
   it('cuts REST and WebSocket while the PBX keeps its channels; nothing is replayed afterwards', async () => {
     sim.phones.set('101', { mode: 'answer', answerAfterMs: 100 });
-    const { channelId } = await sim.injectInboundCall({ from: CALLER, to: DID });
-    await socket.next((e) => e.type === 'StasisStart', 'StasisStart');
-    await ari(sim, 'POST', '/channels/create', {
-      endpoint: 'PJSIP/101',
-      app: 'crm-app',
-      channelId: 'op',
-    });
-    await ari(sim, 'POST', '/channels/op/dial', { caller: channelId });
-    await socket.next((e) => e.type === 'Dial' && e.dialstatus === 'ANSWER', 'ANSWER');
-    await ari(sim, 'POST', '/bridges/b1', { type: 'mixing' });
-    await ari(sim, 'POST', '/bridges/b1/addChannel', { channel: `${channelId},op` });
-    await socket.next((e) => e.type === 'ChannelEnteredBridge' && about('op')(e), 'bridged');
+    const channelId = await bridgeInboundCall(sim, socket, { from: CALLER, to: DID });
     const sent: string[] = [];
     sim.onEvent((e) => sent.push(e.type));
 

@@ -206,3 +206,36 @@ export function traceEvents(trace: TraceLine[], ids: IdMap): Json[] {
 
 /** Whether an event is one of the REST call's own effects (re-exported for tests). */
 export { isEffectOf };
+
+/** Whether an event is about channel `id` (as `channel`, or `peer` for Dial events). */
+export const about =
+  (id: string) =>
+  (e: Json): boolean =>
+    ((e.channel ?? e.peer) as Json | undefined)?.id === id;
+
+/**
+ * Drive the simulator to an answered inbound call the way the engine would: the caller enters
+ * Stasis, operator leg `op` (PJSIP/101, which must answer) is created and dialled, then both are
+ * put in mixing bridge `b1` (the caller is answered first when `answerCaller`). Resolves with the
+ * caller's channel id once `op` entered the bridge.
+ */
+export async function bridgeInboundCall(
+  sim: PbxSimulator,
+  socket: AppSocket,
+  call: { from: string; to: string; answerCaller?: boolean },
+): Promise<string> {
+  const { channelId } = await sim.injectInboundCall({ from: call.from, to: call.to });
+  await socket.next((e) => e.type === 'StasisStart', 'StasisStart');
+  await ari(sim, 'POST', '/channels/create', {
+    endpoint: 'PJSIP/101',
+    app: 'crm-app',
+    channelId: 'op',
+  });
+  await ari(sim, 'POST', '/channels/op/dial', { caller: channelId });
+  await socket.next((e) => e.type === 'Dial' && e.dialstatus === 'ANSWER', 'ANSWER');
+  if (call.answerCaller) await ari(sim, 'POST', `/channels/${channelId}/answer`);
+  await ari(sim, 'POST', '/bridges/b1', { type: 'mixing' });
+  await ari(sim, 'POST', '/bridges/b1/addChannel', { channel: `${channelId},op` });
+  await socket.next((e) => e.type === 'ChannelEnteredBridge' && about('op')(e), 'bridged');
+  return channelId;
+}
