@@ -161,17 +161,9 @@ const callRecoveredData = z.object({
   reason: z
     .enum(['ari_reconnect', 'engine_restart'])
     .describe('The ARI WebSocket came back, or the engine restarted and adopted the call.'),
-  state: z
-    .enum([
-      'routing',
-      'greeting',
-      'dialing_operator',
-      'operator_ringing',
-      'dialing_customer',
-      'customer_ringing',
-      'bridged',
-    ])
-    .describe("The call's state after reconciliation."),
+  state: callStateSchema
+    .exclude(['ended'])
+    .describe("The call's state after reconciliation (never `ended`)."),
   answeredBy: z.string().optional().describe('The operator on the call, when answered.'),
   outageSec: seconds.describe('How long the engine could not see the call, seconds.'),
 });
