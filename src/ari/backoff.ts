@@ -2,7 +2,8 @@
  * Delays for the gateway's two retry loops: the connection (capped exponential backoff with
  * jitter, forever) and the 409 "Channel not in Stasis application" command retry (short, capped
  * number of tries, doubling; fixtures fact 2). {@link computeBackoffDelay} with `jitter: 0` is
- * also the call journal's store-write retry and the recording download retry.
+ * also the call journal's store-write retry, the recording download and store-write retries, and
+ * the reconciliation's channel/bridge listing.
  */
 
 /** Reconnect backoff settings, in milliseconds. */

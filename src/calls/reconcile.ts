@@ -35,6 +35,7 @@
  * reason (`abandoned`, `nobody_answered`…); their end time (and so talk time) is when the engine
  * found out, the moment the hang-up happened being unknown.
  */
+import { computeBackoffDelay } from '../ari/backoff.ts';
 import type { Registry } from 'prom-client';
 import type { AriBridge, AriChannel, AriConnectionState, AriGateway } from '../ari/types.ts';
 import type { EventCallState } from '../events/types.ts';
@@ -525,7 +526,7 @@ async function listAri(
   options: ReconcileAllOptions,
 ): Promise<AriView> {
   const attempts = Math.max(1, options.listAttempts ?? 3);
-  let delayMs = options.retryDelayMs ?? 250;
+  const backoff = { initialDelayMs: options.retryDelayMs ?? 250, maxDelayMs: 5000, jitter: 0 };
   for (let attempt = 1; ; attempt++) {
     try {
       const [channels, bridges] = await Promise.all([
@@ -535,8 +536,8 @@ async function listAri(
       return ariView(gateway.app, channels, bridges);
     } catch (err) {
       if (attempt >= attempts) throw err;
+      const delayMs = computeBackoffDelay(attempt - 1, backoff);
       await new Promise((resolve) => setTimeout(resolve, delayMs));
-      delayMs *= 2;
     }
   }
 }

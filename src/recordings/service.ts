@@ -836,7 +836,13 @@ export class RecordingService implements CallRecorder {
         });
         return false;
       }
-      await this.sleep(delayMs * 2 ** (attempt - 1));
+      await this.sleep(
+        computeBackoffDelay(attempt - 1, {
+          initialDelayMs: delayMs,
+          maxDelayMs: delayMs * 16,
+          jitter: 0,
+        }),
+      );
     }
     return false;
   }
