@@ -24,6 +24,7 @@ import { createWebhookDispatcher, type WebhookDispatcher } from './events/dispat
 import type { EventQueue } from './events/queue.ts';
 import { createApi } from './http/api.ts';
 import { IdempotencyStore } from './http/idempotency.ts';
+import { createOutboundClient } from './http/outbound.ts';
 import type { StoredCallCreation } from './calls/routes.ts';
 import { createHttpApp } from './http/app.ts';
 import { createLogger, type Logger } from './logging/logger.ts';
@@ -119,8 +120,11 @@ export async function startEngine(
     reconnect: { maxDelayMs: config.ARI_RECONNECT_MAX_DELAY_MS },
   });
 
+  // One keep-alive undici pool for the CRM (route lookups and webhooks), closed at stop.
+  const outbound = createOutboundClient();
   const routes = createRouteClient({
     url: config.CRM_ROUTE_URL,
+    post: outbound.post,
     apiKey: config.CRM_API_KEY,
     timeoutMs: config.CRM_TIMEOUT_MS,
     cacheTtlMs: config.CRM_ROUTE_CACHE_TTL_MS,
@@ -135,6 +139,7 @@ export async function startEngine(
     url: storeUrl(config),
     logger: logger.child({ component: 'store' }),
     synchronous: config.SQLITE_SYNCHRONOUS,
+    ...(config.DATABASE_SCHEMA ? { schema: config.DATABASE_SCHEMA } : {}),
   });
   // A start-up step that fails closes what is already open (store, ARI, own simulator) before
   // the error reaches the caller.
@@ -142,6 +147,7 @@ export async function startEngine(
     step.catch(async (err: unknown) => {
       await gateway.stop().catch(() => undefined);
       await store.close().catch(() => undefined);
+      await outbound.close().catch(() => undefined);
       if (ownSimulator) await simulator!.close().catch(() => undefined);
       throw err;
     });
@@ -153,7 +159,7 @@ export async function startEngine(
         logger: logger.child({ component: 'webhooks' }),
         url: config.CRM_WEBHOOK_URL,
         persistAppends: false, // the journal commits every event before it is queued
-        transaction: (fn) => store.transaction((repos) => fn(repos.events)),
+        transaction: (fn) => store.writeBatch((repos) => fn(repos.events)),
       }),
     );
     if (queue.size() > 0)
@@ -172,6 +178,7 @@ export async function startEngine(
     },
     logger: logger.child({ component: 'webhooks' }),
     registry,
+    post: outbound.post,
     ...(queue ? { queue } : {}),
   });
 
@@ -311,6 +318,9 @@ export async function startEngine(
       // Changes made while ARI was closing; a healthy store commits them at once.
       await journal.close(Math.max(left(), 1000));
       await webhooks.flush();
+      // Webhooks are stopped and ARI is closed: no more CRM requests (route lookups still in
+      // flight end within CRM_TIMEOUT_MS).
+      await outbound.close();
       await store.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -274,7 +274,7 @@ export class CallJournal {
     const rows = batch.map(({ call }) => this.changesOf(call, at));
     const events = batch.flatMap((p) => p.events);
     try {
-      await this.options.store.transaction(async (repos) => {
+      await this.options.store.writeBatch(async (repos) => {
         for (const row of rows) {
           if (row.callChanged || row.legs.length > 0)
             await repos.calls.upsertCall(row.snapshot, { legs: row.legs, at });

@@ -44,6 +44,9 @@ export function loadConfig(
   if (config.CRM_WEBHOOK_URL && !config.WEBHOOK_SECRET) {
     problems.push('WEBHOOK_SECRET: required when CRM_WEBHOOK_URL is set (at least 16 characters)');
   }
+  if (config.DATABASE_SCHEMA && !/^postgres(ql)?:\/\//i.test(config.DATABASE_URL ?? '')) {
+    problems.push('DATABASE_SCHEMA: only for a PostgreSQL DATABASE_URL (postgres://…)');
+  }
   if (config.NODE_ENV === 'production' && config.ARI_PASSWORD === 'asterisk') {
     problems.push('ARI_PASSWORD: the default password is not allowed in production');
   }

@@ -235,6 +235,13 @@ export const configSchema = z.object({
     .describe(
       'The store: sqlite:<path> or postgres://user:pass@host:5432/db. Unset: sqlite:<DATA_DIR>/ari-crm.sqlite. Never logged with its password.',
     ),
+  DATABASE_SCHEMA: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'expected a lower-case PostgreSQL identifier')
+    .optional()
+    .describe(
+      "PostgreSQL only: the schema holding the engine's tables, created at start-up (unset: public). Each engine sharing one PostgreSQL database needs its own: at start an engine adopts every unfinished call and resends every pending event in its tables.",
+    ),
   SQLITE_SYNCHRONOUS: z
     .enum(['normal', 'full'])
     .default('normal')

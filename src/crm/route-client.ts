@@ -3,9 +3,18 @@
  * an inbound call asks the CRM who is calling and where the call goes. The CRM may be slow,
  * down or answer garbage; the call must still go somewhere, so every failure becomes the
  * configured fallback route, logged at warn and counted. Contract: docs/crm-routing.md.
+ * Requests go through the engine's outbound client (`src/http/outbound.ts`: undici keep-alive
+ * pool, not `fetch`, for CPU); redirects are never followed.
  */
 import { createRequire } from 'node:module';
 import type { Counter, Histogram, Registry } from 'prom-client';
+import {
+  BodyTooLargeError,
+  describeError,
+  sharedOutboundPost,
+  type OutboundPost,
+  type OutboundResponse,
+} from '../http/outbound.ts';
 import { counter, histogram } from '../metrics/registry.ts';
 import type { Logger } from '../logging/logger.ts';
 import { describeIssues, routeAnswerSchema, routeFromAnswer } from './route-answer.ts';
@@ -39,8 +48,11 @@ export interface RouteClientOptions {
   logger: Logger;
   /** Registry the `aricrm_crm_*` metrics are registered on (reused if already there). */
   registry: Registry;
-  /** `fetch` to use (tests); default the global one. */
-  fetchImpl?: typeof fetch;
+  /**
+   * How to POST (`src/http/outbound.ts`): the engine passes the `post` of its outbound client;
+   * default the process-wide shared client (tests).
+   */
+  post?: OutboundPost;
 }
 
 /** Largest answer body read, in bytes; a bigger one is `invalid_body`. */
@@ -86,7 +98,7 @@ export function createRouteClient(options: RouteClientOptions): RouteClient {
   const defaultRingTimeoutSec =
     options.defaultRingTimeoutSec ??
     (fallback.action.type === 'dial' ? fallback.action.ringTimeoutSec : 20);
-  const fetchImpl = options.fetchImpl ?? fetch;
+  const post = options.post ?? sharedOutboundPost();
   const logger = options.logger;
   const cache = new RouteCache(options.cacheTtlMs, maxEntries);
   const metrics = routeMetrics(options.registry);
@@ -116,25 +128,23 @@ export function createRouteClient(options: RouteClientOptions): RouteClient {
     request: RouteLookupRequest,
     signal: AbortSignal,
   ): Promise<AttemptResult> {
-    let response: Response;
+    let response: OutboundResponse;
     try {
-      response = await fetchImpl(url, {
-        method: 'POST',
+      response = await post(url, {
         headers,
         body: JSON.stringify({ callId: request.callId, from: request.from, did: request.did }),
-        redirect: 'manual',
         signal,
       });
     } catch (err) {
       return { ok: false, reason: 'connection', detail: describeError(err) };
     }
     if (response.status < 200 || response.status > 299) {
-      void response.body?.cancel().catch(() => undefined);
+      response.discard();
       return { ok: false, reason: 'http_status', detail: `HTTP ${response.status}` };
     }
     let text: string;
     try {
-      text = await readTextCapped(response, MAX_ROUTE_ANSWER_BYTES);
+      text = await response.text(MAX_ROUTE_ANSWER_BYTES);
     } catch (err) {
       if (err instanceof BodyTooLargeError)
         return { ok: false, reason: 'invalid_body', detail: err.message };
@@ -157,7 +167,7 @@ export function createRouteClient(options: RouteClientOptions): RouteClient {
     return { ok: true, route: routeFromAnswer(parsed.data, fallback, defaultRingTimeoutSec) };
   }
 
-  /** One request under a hard deadline: the race settles at the deadline even if fetch ignores the signal. */
+  /** One request under a hard deadline: the race settles at the deadline even if `post` ignores the signal. */
   async function requestWithDeadline(
     url: string,
     request: RouteLookupRequest,
@@ -297,43 +307,6 @@ function routeMetrics(registry: Registry): RouteMetrics {
     help: 'Route lookups answered from the cache.',
   });
   return { duration, fallbacks, cacheHits };
-}
-
-class BodyTooLargeError extends Error {
-  constructor(limit: number) {
-    super(`answer larger than ${limit} bytes`);
-    this.name = 'BodyTooLargeError';
-  }
-}
-
-/** Read a response body as UTF-8, giving up (and cancelling the stream) past `maxBytes`. */
-async function readTextCapped(response: Response, maxBytes: number): Promise<string> {
-  if (!response.body) return '';
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel().catch(() => undefined);
-      throw new BodyTooLargeError(maxBytes);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-/** `code: message` of a fetch error's root cause (undici wraps it in TypeError('fetch failed')). */
-function describeError(err: unknown): string {
-  let root: unknown = err;
-  while (root instanceof Error && root.cause !== undefined) root = root.cause;
-  if (root instanceof Error) {
-    const code = (root as { code?: unknown }).code;
-    return typeof code === 'string' ? `${code}: ${root.message}` : root.message;
-  }
-  return String(root);
 }
 
 function since(startedAt: number): number {

@@ -15,11 +15,20 @@
  *   error, counted, skipped.
  * - At-least-once: an event may arrive twice (e.g. the CRM's 2xx got lost); the event id
  *   (`X-Event-Id`, body `id`) is the idempotency key.
+ * - Sent with the engine's outbound client (`src/http/outbound.ts`: undici `request` over a
+ *   keep-alive pool, not `fetch`, which costs several times the CPU per POST); redirects are
+ *   never followed (a 3xx is a retryable failure).
  *
  * Receiver guide: docs/webhooks.md.
  */
 import { createRequire } from 'node:module';
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import {
+  describeError,
+  sharedOutboundPost,
+  type OutboundPost,
+  type OutboundResponse,
+} from '../http/outbound.ts';
 import { counter, gauge, histogram } from '../metrics/registry.ts';
 import type { Logger } from '../logging/logger.ts';
 import {
@@ -56,8 +65,11 @@ export interface WebhookDispatcherOptions {
   logger: Logger;
   /** Registry the `aricrm_webhook_*` metrics are registered on (reused if already there). */
   registry: Registry;
-  /** `fetch` to use (tests); default the global one. */
-  fetchImpl?: typeof fetch;
+  /**
+   * How to POST (`src/http/outbound.ts`): the engine passes the `post` of its outbound client;
+   * default the process-wide shared client (tests).
+   */
+  post?: OutboundPost;
   /** Where undelivered events wait; default in memory. Events it already holds are resumed. */
   queue?: EventQueue;
   /** Random source in [0, 1) for the backoff jitter (tests); default Math.random. */
@@ -128,7 +140,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   ).filter(Boolean);
   if (url && secrets.length === 0)
     throw new Error('a webhook secret is required when the webhook URL is set');
-  const fetchImpl = options.fetchImpl ?? fetch;
+  const post = options.post ?? sharedOutboundPost();
   const random = options.random ?? Math.random;
   const queue: EventQueue = options.queue ?? new MemoryEventQueue();
   const metrics = webhookMetrics(options.registry);
@@ -313,22 +325,16 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       }, timeoutMs);
     });
     const work = async (): Promise<AttemptOutcome> => {
-      let response: Response;
+      let response: OutboundResponse;
       try {
-        response = await fetchImpl(target, {
-          method: 'POST',
-          headers,
-          body: entry.body,
-          redirect: 'manual',
-          signal: controller.signal,
-        });
+        response = await post(target, { headers, body: entry.body, signal: controller.signal });
       } catch (err) {
         if (stopped) return { kind: 'aborted' };
         return { kind: 'retry', detail: describeError(err) };
       }
       const status = response.status;
       if (status >= 200 && status <= 299) {
-        void response.body?.cancel().catch(() => undefined);
+        response.discard();
         return { kind: 'delivered', status };
       }
       const snippet = await readSnippet(response, MAX_ERROR_BODY_BYTES);
@@ -336,7 +342,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       if (status >= 400 && status <= 499 && status !== 408 && status !== 429) {
         return { kind: 'rejected', status, detail };
       }
-      const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), Date.now());
+      const retryAfterMs = parseRetryAfter(response.header('retry-after'), Date.now());
       return retryAfterMs === undefined
         ? { kind: 'retry', detail, status }
         : { kind: 'retry', detail, retryAfterMs, status };
@@ -477,7 +483,10 @@ function webhookMetrics(registry: Registry): WebhookMetrics {
 }
 
 /** Retry-After as delay in ms: delta-seconds or an HTTP date; undefined when absent or unparsable. */
-export function parseRetryAfter(value: string | null, nowMs: number): number | undefined {
+export function parseRetryAfter(
+  value: string | null | undefined,
+  nowMs: number,
+): number | undefined {
   if (!value) return undefined;
   const trimmed = value.trim();
   if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
@@ -485,41 +494,17 @@ export function parseRetryAfter(value: string | null, nowMs: number): number | u
   return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
 }
 
-/** Up to `maxBytes` of a body as text for logs (whitespace collapsed); never throws. */
-async function readSnippet(response: Response, maxBytes: number): Promise<string> {
-  if (!response.body) return '';
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
+/**
+ * Up to `maxBytes` of a body as text for logs (whitespace collapsed, at most 200 characters); a
+ * larger body is cut, a broken one gives ''. Never throws.
+ */
+async function readSnippet(response: OutboundResponse, maxBytes: number): Promise<string> {
   try {
-    while (size < maxBytes) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      size += value.byteLength;
-    }
+    const text = await response.text(maxBytes, { overflow: 'truncate' });
+    return text.replace(/\s+/g, ' ').trim().slice(0, 200);
   } catch {
-    // a broken body only loses the log snippet
-  } finally {
-    void reader.cancel().catch(() => undefined);
+    return ''; // a broken body only loses the log snippet
   }
-  return Buffer.concat(chunks)
-    .subarray(0, maxBytes)
-    .toString('utf8')
-    .replace(/\s+/g, ' ')
-    .trim()
-    .slice(0, 200);
-}
-
-/** `code: message` of a fetch error's root cause (undici wraps it in TypeError('fetch failed')). */
-function describeError(err: unknown): string {
-  let root: unknown = err;
-  while (root instanceof Error && root.cause !== undefined) root = root.cause;
-  if (root instanceof Error) {
-    const code = (root as { code?: unknown }).code;
-    return typeof code === 'string' ? `${code}: ${root.message}` : root.message;
-  }
-  return String(root);
 }
 
 function positive(name: string, value: number): void {

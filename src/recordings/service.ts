@@ -8,7 +8,7 @@
  *    trace). The store row gets `recording.status: recording`.
  * 2. `call.ended` carries the signed link ({@link RecordingService.recordingUrl}).
  * 3. RecordingFinished (Asterisk sends it when the bridge empties or is destroyed) → download:
- *    `GET /recordings/stored/{name}` and `…/file`, check the WAV against itself and the event's
+ *    `GET /recordings/stored/{name}/file`, check the WAV against itself and the event's
  *    `duration` ({@link verifyWav}), keep it in the {@link RecordingStorage}. A failed try is
  *    retried with doubling delays; when every try failed the recording is `failed` in the store
  *    and counted (`aricrm_recording_failures_total{stage}`). A recording Asterisk does not have
@@ -63,7 +63,7 @@ export type RecordingFailureStage =
   | 'asterisk'
   /** Asterisk has no such recording, neither live nor stored (404), nor has the engine's storage. */
   | 'missing'
-  /** `GET /recordings/stored/{name}` or its `/file` failed. */
+  /** `GET /recordings/stored/{name}/file` failed. */
   | 'download'
   /** The file was not a complete WAV of the reported length. */
   | 'verify'
@@ -642,7 +642,7 @@ export class RecordingService implements CallRecorder {
   }
 
   /**
-   * `GET /recordings/stored/{name}` (or its file) answered 404: find out why. True when the
+   * `GET /recordings/stored/{name}/file` answered 404: find out why. True when the
    * download loop is done with (the recording is still live, or missing); false to try again
    * (it is stored after all, or Asterisk could not be asked).
    */
@@ -671,9 +671,7 @@ export class RecordingService implements CallRecorder {
     const { gateway, storage } = this.deps;
     let file: Buffer;
     try {
-      const stored = await gateway.recordings.getStored(entry.name);
-      if (stored.format !== RECORDING_FORMAT)
-        throw new Error(`Asterisk stored the recording as ${stored.format}, not wav`);
+      // No metadata request first: a file that is not the WAV asked for fails verifyWav below.
       file = await gateway.recordings.getStoredFile(entry.name);
     } catch (err) {
       throw new StageError('download', err);

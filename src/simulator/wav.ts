@@ -48,8 +48,13 @@ export function framesIn(durationMs: number): number {
 /** Formats whose samples are 16-bit little-endian PCM. */
 const PCM16 = new Set(['wav', 'wav16', 'sln', 'sln16']);
 
-/** `bytes` of faint 16-bit noise (amplitude ±64, about -54 dBFS), from a fixed xorshift32 seed. */
-function faintNoise(bytes: number): Buffer {
+/** Largest noise kept for reuse, bytes (about 2 minutes of 8 kHz 16-bit audio). */
+const MAX_CACHED_NOISE_BYTES = 2 * 1024 * 1024;
+/** The longest noise made so far (the sequence is fixed, so shorter noise is its prefix). */
+let noiseCache: Buffer = Buffer.alloc(0);
+
+/** `bytes` of noise from the fixed seed, computed (an odd last byte stays 0). */
+function computeNoise(bytes: number): Buffer {
   const out = Buffer.alloc(bytes);
   let state = 0x2545f491;
   for (let offset = 0; offset + 1 < bytes; offset += 2) {
@@ -59,6 +64,19 @@ function faintNoise(bytes: number): Buffer {
     state >>>= 0;
     out.writeInt16LE((state % 129) - 64, offset);
   }
+  return out;
+}
+
+/**
+ * `bytes` of faint 16-bit noise (amplitude ±64, about -54 dBFS), from a fixed xorshift32 seed: a
+ * fresh copy, cut from the longest noise made so far (making it sample by sample was the
+ * simulator's largest CPU cost under `npm run bench`).
+ */
+function faintNoise(bytes: number): Buffer {
+  if (bytes > MAX_CACHED_NOISE_BYTES) return computeNoise(bytes);
+  if (noiseCache.length < bytes) noiseCache = computeNoise(Math.max(bytes, 64 * 1024) + 1);
+  const out = Buffer.from(noiseCache.subarray(0, bytes));
+  if (bytes % 2 === 1) out[bytes - 1] = 0;
   return out;
 }
 

@@ -48,7 +48,7 @@ export interface DurableEventQueueOptions {
    */
   persistAppends?: boolean;
   /**
-   * Run writes in one transaction (`(fn) => store.transaction((repos) => fn(repos.events))`);
+   * Run writes in one transaction (`(fn) => store.writeBatch((repos) => fn(repos.events))`);
    * without it every write commits on its own.
    */
   transaction?: (fn: (events: EventRepository) => Promise<void>) => Promise<void>;
@@ -150,21 +150,15 @@ export class DurableEventQueue implements SettlingEventQueue {
     const recorded = this.recordedAttempts.get(eventId) ?? 0;
     this.recordedAttempts.delete(eventId);
     this.persist('settle', eventId, async (events) => {
-      if (attempts > recorded) await events.setAttempts(eventId, attempts);
-      switch (settlement?.kind) {
-        case undefined:
-          await events.markDelivered(eventId);
-          return;
-        case 'delivered':
-          await events.markDelivered(eventId, settlement.status);
-          return;
-        case 'rejected':
-          await events.markRejected(eventId, settlement.status, settlement.error);
-          return;
-        case 'dead':
-          await events.markDead(eventId, settlement.reason);
-          return;
+      if (settlement === undefined || settlement.kind === 'delivered') {
+        // The attempt count is written by the settling statement itself.
+        await events.markDelivered(eventId, settlement?.status, undefined, attempts);
+        return;
       }
+      if (attempts > recorded) await events.setAttempts(eventId, attempts);
+      if (settlement.kind === 'rejected')
+        await events.markRejected(eventId, settlement.status, settlement.error);
+      else await events.markDead(eventId, settlement.reason);
     });
   }
 
@@ -179,9 +173,13 @@ export class DurableEventQueue implements SettlingEventQueue {
       ...(attempt.statusCode === undefined ? {} : { statusCode: attempt.statusCode }),
       ...(attempt.error === undefined ? {} : { error: attempt.error }),
     };
-    if (this.fifos.get(entry.event.callId)?.[0] === entry)
+    // A delivered attempt settles the event next, with its attempt count: no separate raise.
+    const raiseAttempts = attempt.outcome !== 'delivered';
+    if (raiseAttempts && this.fifos.get(entry.event.callId)?.[0] === entry)
       this.recordedAttempts.set(entry.event.id, input.attempt);
-    this.persist('attempt', entry.event.id, (events) => events.recordAttempt(input));
+    this.persist('attempt', entry.event.id, (events) =>
+      events.recordAttempt({ ...input, raiseAttempts }),
+    );
   }
 
   calls(): string[] {

@@ -73,8 +73,13 @@ export type AttemptOutcome = 'delivered' | 'failed' | 'rejected';
 /** One delivery attempt to log with {@link EventRepository.recordAttempt}. */
 export interface AttemptInput {
   eventId: string;
-  /** Attempt number, 1-based; the event's `attempts` becomes at least this. */
+  /** Attempt number, 1-based; the event's `attempts` becomes at least this (see `raiseAttempts`). */
   attempt: number;
+  /**
+   * Raise the event's `attempts` to `attempt` with the log row (default true). False when the
+   * caller settles the event with its attempt count right after (`markDelivered(…, attempts)`).
+   */
+  raiseAttempts?: boolean;
   /** Target URL (per-endpoint log). Must not contain credentials. */
   url?: string;
   /** When the attempt started; default now. */
@@ -131,8 +136,17 @@ export interface EventRepository {
   loadPending(): Promise<OutboxEvent[]>;
   /** One event by its id, any status. */
   getEvent(eventId: string): Promise<OutboxEvent | undefined>;
-  /** pending → delivered with the HTTP status. False when not pending (already settled/unknown). */
-  markDelivered(eventId: string, status?: number, now?: TimeInput): Promise<boolean>;
+  /**
+   * pending → delivered with the HTTP status. `attempts`, when given, raises the stored attempt
+   * count to it in the same statement (never lowers it; one write per delivered webhook instead
+   * of two). False when not pending (already settled/unknown).
+   */
+  markDelivered(
+    eventId: string,
+    status?: number,
+    now?: TimeInput,
+    attempts?: number,
+  ): Promise<boolean>;
   /**
    * Keep pending, due again at `nextAttemptAt`, remembering the error (and HTTP status).
    * `attempts`, when given, is stored as the attempt count. False when not pending.
@@ -203,23 +217,6 @@ const insertEvent = compiledStatement(
       .onConflict((oc) => oc.column('event_id').doNothing()),
 );
 
-/** pending → delivered at `at`, with the HTTP status. */
-const markDeliveredStatement = compiledStatement(
-  'events.mark-delivered',
-  (db, p: { event_id: string; last_status: number | null; at: string }) =>
-    db
-      .updateTable('events')
-      .set({
-        status: 'delivered',
-        last_status: p.last_status,
-        last_error: null,
-        delivered_at: p.at,
-        settled_at: p.at,
-      })
-      .where('event_id', '=', p.event_id)
-      .where('status', '=', 'pending'),
-);
-
 type RetryParams = {
   event_id: string;
   next_attempt_at: string;
@@ -257,6 +254,32 @@ const markRetryWithAttemptsStatement = compiledStatement(
 );
 
 /** Raise a pending event's attempt count (never lowers it). */
+/**
+ * pending → delivered at `at`, with the HTTP status, raising the attempt count to `attempts`
+ * (never lowering it: 0 keeps it).
+ */
+const markDeliveredStatement = compiledStatement(
+  'events.mark-delivered',
+  (db, p: { event_id: string; last_status: number | null; at: string; attempts: number }) =>
+    db
+      .updateTable('events')
+      .set((eb) => ({
+        status: 'delivered',
+        last_status: p.last_status,
+        last_error: null,
+        delivered_at: p.at,
+        settled_at: p.at,
+        attempts: eb
+          .case()
+          .when('attempts', '<', p.attempts)
+          .then(eb.val(p.attempts))
+          .else(eb.ref('attempts'))
+          .end(),
+      }))
+      .where('event_id', '=', p.event_id)
+      .where('status', '=', 'pending'),
+);
+
 const setAttemptsStatement = compiledStatement(
   'events.set-attempts',
   (db, p: { event_id: string; attempts: number }) =>
@@ -411,12 +434,15 @@ export function createEventRepository(
       return row && toOutboxEvent(row);
     },
 
-    async markDelivered(eventId, status, now) {
-      const at = toIsoTime(now ?? Date.now());
-      const result = await markDeliveredStatement.run(db, {
+    async markDelivered(eventId, status, now, attempts) {
+      const delivered = {
         event_id: eventId,
         last_status: status ?? null,
-        at,
+        at: toIsoTime(now ?? Date.now()),
+      };
+      const result = await markDeliveredStatement.run(db, {
+        ...delivered,
+        attempts: attempts ?? 0,
       });
       return affectedRows(result) > 0;
     },
@@ -471,7 +497,11 @@ export function createEventRepository(
           error: input.error ?? null,
           duration_ms: Math.max(0, Math.round(input.durationMs)),
         });
-        await raiseAttemptsStatement.run(trx, { event_id: input.eventId, attempts: input.attempt });
+        if (input.raiseAttempts !== false)
+          await raiseAttemptsStatement.run(trx, {
+            event_id: input.eventId,
+            attempts: input.attempt,
+          });
       });
     },
 

@@ -121,10 +121,23 @@ export interface Database {
  *   fixed-width text form would no longer sort correctly)
  */
 export function toIsoTime(value: Date | number | string): string {
+  // Epoch-ms times repeat (a call's start is written with every change of the call): memoised.
+  if (typeof value === 'number') {
+    const known = isoByMs.get(value);
+    if (known !== undefined) return known;
+  }
   const date = value instanceof Date ? value : new Date(value);
   const ms = date.getTime();
   if (!Number.isFinite(ms)) throw new RangeError(`not a valid time: ${String(value)}`);
   const iso = date.toISOString();
   if (iso.length !== 24) throw new RangeError(`time out of the supported range: ${iso}`);
+  if (typeof value === 'number') {
+    if (isoByMs.size >= MAX_MEMOISED_TIMES) isoByMs.clear();
+    isoByMs.set(value, iso);
+  }
   return iso;
 }
+
+/** Most epoch-ms times {@link toIsoTime} remembers (then it starts again). */
+const MAX_MEMOISED_TIMES = 4096;
+const isoByMs = new Map<number, string>();

@@ -5,16 +5,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import SqliteDatabase from 'better-sqlite3';
-import {
-  Kysely,
-  type SqliteDatabase as SqliteDialectDatabase,
-  Migrator,
-  PostgresDialect,
-  sql,
-  SqliteDialect,
-  type MigrationResult,
-} from 'kysely';
+import { Kysely, Migrator, PostgresDialect, sql, type MigrationResult } from 'kysely';
 import pg from 'pg';
 import type { Logger } from '../logging/logger.ts';
 import { createCallRepository, type CallRepository } from './calls.ts';
@@ -23,6 +14,8 @@ import { createEventRepository, type EventRepository } from './events.ts';
 import { createIdempotencyRepository, type IdempotencyRepository } from './idempotency.ts';
 import { storeMigrationProvider, type StoreDialect } from './migrations.ts';
 import type { Database } from './schema.ts';
+import { SqliteWorkerDialect } from './sqlite-worker.ts';
+import { WriteBatchCollector } from './write-batch.ts';
 
 /** Options of {@link createStore}. */
 export interface StoreOptions {
@@ -81,6 +74,16 @@ export interface Store extends StoreRepositories {
    * the transaction and deadlock).
    */
   transaction<T>(fn: (repos: StoreRepositories) => Promise<T>): Promise<T>;
+  /**
+   * Run the writes of `fn` as one transaction, like {@link Store.transaction}, for code that only
+   * writes (the call journal, the webhook outbox). On SQLite the statements are collected first
+   * and sent to the SQLite thread in one message (src/store/write-batch.ts): inside `fn` nothing
+   * is written yet, a read throws `WriteBatchError`, and a write's result (rows changed) is
+   * unknown. On PostgreSQL it is {@link Store.transaction}. Resolves with `fn`'s result once
+   * everything is committed; rejects (nothing written) with `fn`'s error or the failing
+   * statement's driver error (`SqliteThreadError` with SQLite's `code` on SQLite).
+   */
+  writeBatch<T>(fn: (repos: StoreRepositories) => Promise<T>): Promise<T>;
   /** Resolves when the database answers a trivial query (readiness); rejects otherwise. */
   ping(): Promise<void>;
   /** Close connections. Idempotent. */
@@ -111,27 +114,33 @@ export function parseStoreUrl(url: string): StoreTarget {
 }
 
 /**
- * Open a store. SQLite: opens (creating) the file and its directory, with WAL journal, foreign
- * keys on, `synchronous` as {@link StoreOptions.synchronous} says (default FULL) and a busy timeout.
+ * Open a store. SQLite: creates the file's directory; a worker thread opens (creating) the file
+ * on first use, with WAL journal, foreign keys on, `synchronous` as
+ * {@link StoreOptions.synchronous} says (default FULL) and a busy timeout, and runs every
+ * statement (src/store/sqlite-worker.ts).
  * PostgreSQL: a `pg` pool; connections are made lazily (use {@link Store.ping} to check).
  * Call {@link Store.migrate} before using the repositories.
  *
- * @throws StoreUrlError on an unusable URL; the driver's error when the SQLite file cannot be opened
+ * @throws StoreUrlError on an unusable URL (a SQLite file that cannot be opened fails the first
+ *   query, e.g. {@link Store.migrate}, with a `SqliteThreadError`)
  */
 export function createStore(options: StoreOptions): Store {
   const target = parseStoreUrl(options.url);
   const logger = options.logger;
   let db: Kysely<Database>;
+  let sqlite: { dialect: SqliteWorkerDialect; batches: WriteBatchCollector } | undefined;
   if (target.dialect === 'sqlite') {
     if (target.filename !== ':memory:') mkdirSync(dirname(target.filename), { recursive: true });
-    const database = new SqliteDatabase(target.filename);
-    if (target.filename !== ':memory:') database.pragma('journal_mode = WAL');
-    database.pragma('foreign_keys = ON');
-    database.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
-    database.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
-    db = new Kysely<Database>({
-      dialect: new SqliteDialect({ database: cachingStatements(database) }),
+    // The connection lives in a worker thread (src/store/sqlite-worker.ts); it opens the file on
+    // first use, so an unusable file fails `migrate()`.
+    const dialect = new SqliteWorkerDialect({
+      filename: target.filename,
+      synchronous: options.synchronous ?? 'full',
+      busyTimeoutMs: options.busyTimeoutMs ?? 5000,
+      warn: (message, fields) => logger.warn(message, { component: 'store', ...fields }),
     });
+    sqlite = { dialect, batches: new WriteBatchCollector() };
+    db = new Kysely<Database>({ dialect });
   } else {
     const schema = options.schema;
     if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
@@ -187,6 +196,13 @@ export function createStore(options: StoreOptions): Store {
       return db.transaction().execute((trx) => fn(bind(trx)));
     },
 
+    async writeBatch(fn) {
+      if (!sqlite) return db.transaction().execute((trx) => fn(bind(trx)));
+      const { result, ops } = await sqlite.batches.collect((trx) => fn(bind(trx)));
+      await sqlite.dialect.driver.batch(ops);
+      return result;
+    },
+
     async ping() {
       await sql`select 1`.execute(db);
     },
@@ -194,30 +210,6 @@ export function createStore(options: StoreOptions): Store {
     close() {
       closed ??= db.destroy();
       return closed;
-    },
-  };
-}
-
-/** Most distinct SQL texts whose prepared statements are kept (queries with `in (…)` lists vary). */
-const MAX_CACHED_STATEMENTS = 1000;
-
-/**
- * The SQLite connection as Kysely's dialect sees it, with prepared statements reused by SQL text:
- * Kysely prepares every query it runs, and preparing cost 12-15 % of the engine's time under load
- * (`npm run bench`). Safe because a better-sqlite3 statement is only busy while it is iterated,
- * and the store never streams (`.stream()`) a query.
- */
-function cachingStatements(database: SqliteDatabase.Database): SqliteDialectDatabase {
-  const statements = new Map<string, SqliteDatabase.Statement>();
-  return {
-    close: () => database.close(),
-    prepare: (source: string) => {
-      let statement = statements.get(source);
-      if (!statement) {
-        statement = database.prepare(source);
-        if (statements.size < MAX_CACHED_STATEMENTS) statements.set(source, statement);
-      }
-      return statement;
     },
   };
 }

@@ -215,9 +215,7 @@ describe('API /v1 (e2e)', function () {
       });
     });
     // The store stops taking writes (disk full): the call's end cannot be committed.
-    const failing = sinon
-      .stub(bed.engine.store, 'transaction')
-      .rejects(new Error('disk I/O error'));
+    const failing = sinon.stub(bed.engine.store, 'writeBatch').rejects(new Error('disk I/O error'));
     try {
       const hung = await post(bed, `/v1/calls/${id}/hangup`, undefined);
       expect(hung.body).to.include({ state: 'ended', disposition: 'answered' });

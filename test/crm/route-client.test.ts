@@ -14,6 +14,7 @@ import {
   startServer,
   type TestServer,
 } from './helpers.ts';
+import { postFromFetch } from '../support/outbound.ts';
 
 const FALLBACK: Route = parseRouteSpec('ringall:101,102,103', 20);
 const API_KEY = 'crm-api-key-SECRET-0123456789';
@@ -237,7 +238,7 @@ describe('CRM route client', () => {
     const decision = await client({
       url: 'http://127.0.0.1:9/route',
       timeoutMs: 100,
-      fetchImpl: neverSettles,
+      post: postFromFetch(neverSettles),
     }).lookup(REQUEST);
     expect(decision.failure?.reason).to.equal('timeout');
     expect(performance.now() - started).to.be.below(150);
@@ -329,12 +330,12 @@ describe('CRM route client', () => {
   }
 
   it('falls back with reason "not_configured" without a URL, making no request', async () => {
-    const fetchImpl = sinon.spy(fetch);
-    const decision = await client({ url: undefined, fetchImpl }).lookup(REQUEST);
+    const post = sinon.spy(postFromFetch(fetch));
+    const decision = await client({ url: undefined, post }).lookup(REQUEST);
     expect(decision.source).to.equal('fallback');
     expect(decision.failure?.reason).to.equal('not_configured');
     expect(decision.route).to.deep.equal(FALLBACK);
-    expect(fetchImpl.called).to.equal(false);
+    expect(post.called).to.equal(false);
     expect(
       await metricValue(registry, 'aricrm_crm_route_fallbacks_total', { reason: 'not_configured' }),
     ).to.equal(1);

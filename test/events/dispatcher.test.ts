@@ -11,7 +11,9 @@ import {
 import { MemoryEventQueue, type QueuedEvent } from '../../src/events/queue.ts';
 import { verifyWebhookSignature } from '../../src/events/signature.ts';
 import { createEventEnvelope, type LifecycleEvent } from '../../src/events/types.ts';
+import { sharedOutboundPost, type OutboundPost } from '../../src/http/outbound.ts';
 import { createSilentLogger } from '../../src/logging/logger.ts';
+import { postFromFetch } from '../support/outbound.ts';
 import { metricValue, Receiver } from './receiver.ts';
 
 const SECRET = 'webhook-secret-0123456789abcdef';
@@ -123,18 +125,19 @@ describe('webhook dispatcher', () => {
         }
         res.writeHead(200).end();
       });
-      // The real fetch; on the refused connection the receiver comes back on the same port
-      // before the dispatcher learns of the failure, so the retry (after backoff) gets through.
-      const fetchImpl: typeof fetch = async (input, init) => {
+      // The real outbound client; on the refused connection the receiver comes back on the same
+      // port before the dispatcher learns of the failure, so the retry (after backoff) gets through.
+      const realPost = sharedOutboundPost();
+      const post: OutboundPost = async (url, init) => {
         try {
-          return await fetch(input, init);
+          return await realPost(url, init);
         } catch (err) {
           refused++;
           await r.open();
           throw err;
         }
       };
-      const d = create({ fetchImpl, random: () => 1 });
+      const d = create({ post, random: () => 1 });
       const events = callEvents(CALL_A, 3);
       for (const event of events) d.enqueue(event);
       expect(d.pending()).to.equal(3);
@@ -238,6 +241,24 @@ describe('webhook dispatcher', () => {
       expect(String(fieldsOf(rejection!).detail)).to.include('unknown call');
     });
 
+    it('logs the start of a large error answer and retries (the body is not read whole)', async () => {
+      receiver = await Receiver.start((req, res) => {
+        if (req.index === 0) res.writeHead(503).end(`busy\n  now ${'x'.repeat(200_000)}`);
+        else res.writeHead(200).end();
+      });
+      const logger = createSilentLogger();
+      const warn = sinon.spy(logger, 'warn');
+      const d = create({ logger });
+      d.enqueue(callEvents(CALL_A, 1)[0]!);
+      await receiver.waitForDelivered(1);
+      const retry = warn.getCalls().find((c) => /will retry/.test(String(c.args[0])));
+      expect(retry).not.to.equal(undefined);
+      const detail = String(fieldsOf(retry!).detail);
+      expect(detail).to.match(/^HTTP 503: busy now x+$/);
+      expect(detail).to.have.length('HTTP 503: '.length + 200);
+      expect(await deliveries('retried')).to.equal(1);
+    });
+
     it('retries 408 and a timed-out attempt', async () => {
       receiver = await Receiver.start((req, res) => {
         if (req.index === 0) res.writeHead(408).end();
@@ -286,13 +307,13 @@ describe('webhook dispatcher', () => {
     it('enqueue does not throw, logs at debug and sends nothing', async () => {
       const logger = createSilentLogger();
       const debug = sinon.spy(logger, 'debug');
-      const fetchImpl = sinon.spy(fetch);
-      const d = create({ url: undefined, secret: '', fetchImpl, logger });
+      const post = sinon.spy(postFromFetch(fetch));
+      const d = create({ url: undefined, secret: '', post, logger });
       const [event] = callEvents(CALL_A, 1);
       expect(() => d.enqueue(event!)).not.to.throw();
       expect(d.pending()).to.equal(0);
       expect(await d.drain(10)).to.equal(true);
-      expect(fetchImpl.called).to.equal(false);
+      expect(post.called).to.equal(false);
       expect(debug.calledOnce).to.equal(true);
     });
   });
@@ -351,7 +372,7 @@ describe('webhook dispatcher', () => {
       const { calls, fetchImpl } = stubFetch(() => 503);
       const d = create({
         url: URL,
-        fetchImpl,
+        post: postFromFetch(fetchImpl),
         random: () => 0.999999,
         retry: { initialDelayMs: 500, maxDelayMs: 4000, maxAgeMs: 3_600_000 },
       });
@@ -366,7 +387,7 @@ describe('webhook dispatcher', () => {
       const randoms = [0.5, 0.25, 0];
       const d = create({
         url: URL,
-        fetchImpl,
+        post: postFromFetch(fetchImpl),
         random: () => randoms.shift() ?? 0,
         retry: { initialDelayMs: 1000, maxDelayMs: 30_000, maxAgeMs: 3_600_000 },
       });
@@ -393,7 +414,7 @@ describe('webhook dispatcher', () => {
       });
       const d = create({
         url: URL,
-        fetchImpl,
+        post: postFromFetch(fetchImpl),
         random: () => 0,
         retry: { initialDelayMs: 500, maxDelayMs: 30_000, maxAgeMs: 3_600_000 },
       });
@@ -415,7 +436,7 @@ describe('webhook dispatcher', () => {
       const error = sinon.spy(logger, 'error');
       const d = create({
         url: URL,
-        fetchImpl,
+        post: postFromFetch(fetchImpl),
         logger,
         random: () => 0.5,
         retry: { initialDelayMs: 500, maxDelayMs: 30_000, maxAgeMs: 60_000 },
@@ -446,7 +467,12 @@ describe('webhook dispatcher', () => {
           ? new Promise<Response>(() => undefined)
           : Promise.resolve(new Response(null, { status: 200 }));
       };
-      const d = create({ url: URL, fetchImpl, timeoutMs: 5000, random: () => 0 });
+      const d = create({
+        url: URL,
+        post: postFromFetch(fetchImpl),
+        timeoutMs: 5000,
+        random: () => 0,
+      });
       d.enqueue(callEvents(CALL_A, 1)[0]!);
       await clock.tickAsync(4_999);
       expect(attempts).to.equal(1);
@@ -457,7 +483,7 @@ describe('webhook dispatcher', () => {
 
     it('reports the queue depth', async () => {
       const { fetchImpl } = stubFetch(() => 503);
-      const d = create({ url: URL, fetchImpl });
+      const d = create({ url: URL, post: postFromFetch(fetchImpl) });
       for (const event of callEvents(CALL_A, 3)) d.enqueue(event);
       d.enqueue(callEvents(CALL_B, 1)[0]!);
       await clock.tickAsync(0);

@@ -235,10 +235,9 @@ describe('recordings service: recovery paths', () => {
     await until(() => ready.length === 1, 'recording.ready');
     const name = `rec-${call.id}`;
     expect(asterisk.requests.filter((r) => r.includes(name))).to.deep.equal([
-      `GET stored/${name}`,
+      `GET stored/${name}/file`,
       `GET live/${name}`,
       `POST live/${name}/stop`,
-      `GET stored/${name}`,
       `GET stored/${name}/file`,
       `DELETE stored/${name}`,
     ]);
@@ -252,7 +251,7 @@ describe('recordings service: recovery paths', () => {
     asterisk.reachable = false;
     end(svc, call);
     await until(
-      () => asterisk.requests.includes(`GET stored/rec-${call.id}`),
+      () => asterisk.requests.includes(`GET stored/rec-${call.id}/file`),
       'the download try after the timer',
     );
     // Far longer than two tries 10 ms apart: the recording is still waiting, not failed.

@@ -44,6 +44,19 @@ describe('local recording storage', () => {
     await storage.remove(key); // no error when already gone
   });
 
+  it('stores into a day directory removed since its last recording (a clean-up job ran)', async () => {
+    const storage = new LocalRecordingStorage(join(dir, 'recordings'));
+    const day = Date.UTC(2025, 0, 31);
+    await storage.put(recordingKey(CALL, day), Buffer.from('first'));
+    rmSync(join(dir, 'recordings', '2025'), { recursive: true, force: true });
+    const other = '0f1e2d3c-4b5a-4697-8877-665544332211';
+    const stored = await storage.put(recordingKey(other, day), Buffer.from('second'));
+    expect(stored.bytes).to.equal(6);
+    expect(
+      readFileSync(join(dir, 'recordings', '2025', '01', '31', `${other}.wav`), 'utf8'),
+    ).to.equal('second');
+  });
+
   it('fails a put it cannot write (the directory is a file), leaving nothing behind', async () => {
     writeFileSync(join(dir, 'blocked'), 'not a directory');
     const storage = new LocalRecordingStorage(join(dir, 'blocked'));

@@ -50,3 +50,18 @@ describe('recording verification (WAV)', () => {
     expect(() => verifyWav(notPcm)).to.throw(RecordingVerifyError, /not PCM/);
   });
 });
+
+describe('simulated recording audio (src/simulator/wav.ts)', () => {
+  it('is the same noise for the same length whatever was made before, and never shared', () => {
+    const short = audioFile('sln', 3);
+    const long = audioFile('sln', 500);
+    const again = audioFile('sln', 3);
+    expect(again).to.deep.equal(short);
+    // A longer recording starts with the shorter one's audio (one fixed sequence).
+    expect(long.subarray(0, short.length)).to.deep.equal(short);
+    // Callers get their own bytes: changing one file changes no other.
+    again.fill(0);
+    expect(audioFile('sln', 3)).to.deep.equal(short);
+    expect(short.some((b) => b !== 0)).to.equal(true);
+  });
+});

@@ -6,6 +6,7 @@ import { createWebhookDispatcher } from '../../src/events/dispatcher.ts';
 import type { QueuedEvent } from '../../src/events/queue.ts';
 import type { LifecycleEvent } from '../../src/events/types.ts';
 import { createStore, DurableEventQueue, type Store } from '../../src/store/index.ts';
+import { postFromFetch } from '../support/outbound.ts';
 import { callEvents, callId, endedCall, forEachDialect, logger, tempDir } from './helpers.ts';
 
 const SECRET = 'webhook-secret-0123456789abcdef';
@@ -178,7 +179,7 @@ forEachDialect('store: durable event queue', ({ store }) => {
       retry: { initialDelayMs: 1, maxDelayMs: 2, maxAgeMs: 60_000 },
       logger,
       registry: new Registry(),
-      fetchImpl,
+      post: postFromFetch(fetchImpl),
       queue,
     });
     const a = callEvents(callId(), 4);
@@ -251,7 +252,7 @@ describe('store: crash safety (SQLite file)', () => {
     const d1 = createWebhookDispatcher({
       ...options,
       registry: new Registry(),
-      fetchImpl: down,
+      post: postFromFetch(down),
       queue: queue1,
     });
     const events = callEvents(callId(), 3);
@@ -272,7 +273,7 @@ describe('store: crash safety (SQLite file)', () => {
     const d2 = createWebhookDispatcher({
       ...options,
       registry: new Registry(),
-      fetchImpl: up,
+      post: postFromFetch(up),
       queue: queue2,
     });
     expect(await d2.drain(5000)).to.equal(true);

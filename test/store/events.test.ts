@@ -148,6 +148,27 @@ forEachDialect('store: event outbox', ({ store }) => {
     expect(pending[0]?.attempts).to.equal(3);
   });
 
+  it('markDelivered with an attempt count settles and raises the count in one write, never lowering it', async () => {
+    const [a1, a2] = callEvents(callId(), 2);
+    await events().appendEvents([a1!, a2!], NOW);
+    // The attempt logged without raising the count (the settle that follows writes it).
+    await events().recordAttempt({
+      eventId: a1!.id,
+      attempt: 2,
+      outcome: 'delivered',
+      statusCode: 200,
+      durationMs: 3,
+      raiseAttempts: false,
+    });
+    expect((await events().getEvent(a1!.id))?.attempts).to.equal(0);
+    expect(await events().markDelivered(a1!.id, 200, NOW, 2)).to.equal(true);
+    expect(await events().getEvent(a1!.id)).to.include({ status: 'delivered', attempts: 2 });
+    expect(await events().setAttempts(a2!.id, 5)).to.equal(true);
+    expect(await events().markDelivered(a2!.id, 204, NOW, 1)).to.equal(true);
+    expect(await events().getEvent(a2!.id)).to.include({ status: 'delivered', attempts: 5 });
+    expect(await events().markDelivered(a2!.id, 204, NOW, 9)).to.equal(false);
+  });
+
   it('the pull feed returns every event in order, with cursors that resume exactly', async () => {
     const a = callId();
     const b = callId();

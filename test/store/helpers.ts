@@ -175,11 +175,13 @@ export function modelInboundCall(id: string, overrides: Partial<Call> = {}): Cal
   };
 }
 
-/** A store whose transactions fail ("disk I/O error") while `failing` is true. */
+/** A store whose transactions and write batches fail ("disk I/O error") while `failing` is true. */
 export function flakyStore(store: Store): Store & { failing: boolean } {
   const wrapper = Object.create(store) as Store & { failing: boolean };
   wrapper.failing = false;
   wrapper.transaction = (fn) =>
     wrapper.failing ? Promise.reject(new Error('disk I/O error')) : store.transaction(fn);
+  wrapper.writeBatch = (fn) =>
+    wrapper.failing ? Promise.reject(new Error('disk I/O error')) : store.writeBatch(fn);
   return wrapper;
 }

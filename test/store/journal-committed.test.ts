@@ -15,17 +15,17 @@ const T0 = Date.parse('2026-11-21T10:00:00.000Z');
 const call = (id: string): Call =>
   modelInboundCall(id, { phase: 'dialing', startedAt: T0, legs: new Map() });
 
-/** A store whose transactions wait until `open()` is called; counts them. */
+/** A store whose write batches (the journal's transactions) wait until `open()` is called; counts them. */
 function gated(store: Store): Store & { open: () => void; transactions: number } {
   let release!: () => void;
   const gate = new Promise<void>((resolve) => (release = resolve));
   const wrapper = Object.create(store) as Store & { open: () => void; transactions: number };
   wrapper.transactions = 0;
   wrapper.open = () => release();
-  wrapper.transaction = async (fn) => {
+  wrapper.writeBatch = async (fn) => {
     wrapper.transactions++;
     await gate;
-    return store.transaction(fn);
+    return store.writeBatch(fn);
   };
   return wrapper;
 }

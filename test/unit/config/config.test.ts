@@ -45,6 +45,21 @@ describe('configuration', () => {
     ).to.throw(ConfigError, /WEBHOOK_SECRET: must be at least 16 characters/);
   });
 
+  it('takes a PostgreSQL schema per engine, and refuses one for SQLite or a bad name', () => {
+    const pg = 'postgres://engine@db.local:5432/calls';
+    expect(loadConfig({ DATABASE_URL: pg, DATABASE_SCHEMA: 'pbx_msk' }).DATABASE_SCHEMA).to.equal(
+      'pbx_msk',
+    );
+    expect(() => loadConfig({ DATABASE_SCHEMA: 'pbx_msk' })).to.throw(
+      ConfigError,
+      /DATABASE_SCHEMA: only for a PostgreSQL DATABASE_URL/,
+    );
+    expect(() => loadConfig({ DATABASE_URL: pg, DATABASE_SCHEMA: 'Robert"; drop' })).to.throw(
+      ConfigError,
+      /DATABASE_SCHEMA: expected a lower-case PostgreSQL identifier/,
+    );
+  });
+
   it('parses the no-answer dialplan location', () => {
     expect(loadConfig({ NO_ANSWER_DIALPLAN: 'voicemail,s' }).NO_ANSWER_DIALPLAN).to.deep.equal({
       context: 'voicemail',

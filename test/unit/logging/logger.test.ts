@@ -32,6 +32,25 @@ describe('JSON logger', () => {
     expect(Date.parse(String(lines[0]!.timestamp))).to.be.greaterThan(0);
   });
 
+  it('writes the levels it is set to and nothing below them, in child loggers too', () => {
+    const stream = new PassThrough();
+    const lines: Array<Record<string, unknown>> = [];
+    stream.on('data', (chunk: Buffer) => {
+      for (const line of chunk.toString('utf8').split('\n'))
+        if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+    });
+    const logger = createLogger({ level: 'info', stream });
+    const child = logger.child({ callId: 'c-2' });
+    child.debug('leg dialled', { legChannelId: 'op-1' });
+    logger.verbose('not this either');
+    child.info('call ended', { disposition: 'answered' });
+    child.warn('webhook delivery failed, will retry');
+    expect(lines.map((l) => [l.level, l.message, l.callId])).to.deep.equal([
+      ['info', 'call ended', 'c-2'],
+      ['warn', 'webhook delivery failed, will retry', 'c-2'],
+    ]);
+  });
+
   it('serialises errors with name, message and stack', () => {
     const { lines, logger } = capture();
     logger.error('hangup failed', { err: new TypeError('boom') });

@@ -1,0 +1,518 @@
+/**
+ * SQLite in a worker thread (issue 5: "full inbound calls per second … with event-loop lag p99
+ * <= 20 ms"). better-sqlite3 is synchronous: on the engine's thread every statement, every
+ * commit (the WAL pages of a group commit, ~0.8 ms under load) and every WAL checkpoint (with
+ * its fsyncs) stopped call control for as long as it took; under `npm run bench` SQLite was
+ * ~18 % of the engine's thread. Here the store's only SQLite connection lives in a worker thread
+ * (src/store/sqlite-thread.js) and the engine's thread only sends it statements and awaits the
+ * answers.
+ *
+ * - {@link SqliteWorkerDialect} is a Kysely dialect: SQLite's query compiler, adapter and
+ *   introspector, with a driver whose one connection forwards each statement to the thread
+ *   (one message each way). Kysely transactions work as with Kysely's own SQLite dialect
+ *   (one connection, a mutex).
+ * - {@link SqliteWorkerDriver.batch} sends many statements in one message, run in one
+ *   transaction: the per-call writes (call journal, webhook outbox) are collected first and
+ *   committed with one round trip (`Store.writeBatch`).
+ *
+ * Errors keep SQLite's `code` (e.g. `SQLITE_CONSTRAINT_UNIQUE`) on a {@link SqliteThreadError}.
+ * If the thread dies, pending statements fail with a {@link SqliteThreadError} and the next
+ * statement starts a new thread.
+ */
+import { Worker } from 'node:worker_threads';
+import {
+  CompiledQuery,
+  SqliteAdapter,
+  SqliteIntrospector,
+  SqliteQueryCompiler,
+  type DatabaseConnection,
+  type DatabaseIntrospector,
+  type Dialect,
+  type DialectAdapter,
+  type Driver,
+  type Kysely,
+  type QueryCompiler,
+  type QueryResult,
+} from 'kysely';
+import { StoreError } from './errors.ts';
+
+/** How to open the database in the thread. */
+export interface SqliteWorkerOptions {
+  /** Path of the database file (its directory must exist), or `:memory:`. */
+  filename: string;
+  /** `PRAGMA synchronous` (WAL): see SQLITE_SYNCHRONOUS. */
+  synchronous: 'normal' | 'full';
+  /** `PRAGMA busy_timeout`, ms. */
+  busyTimeoutMs: number;
+  /**
+   * How often the checkpointer thread copies the WAL into the database file, ms (file databases
+   * only). Default {@link DEFAULT_CHECKPOINT_INTERVAL_MS}.
+   */
+  checkpointIntervalMs?: number;
+  /** Told when the checkpointer cannot start or stops (the store works on; the WAL grows more). */
+  warn?: (message: string, fields: Record<string, unknown>) => void;
+}
+
+/** What the SQLite thread is started with (its `workerData`: plain data only). */
+interface ThreadOptions {
+  filename: string;
+  synchronous: 'normal' | 'full';
+  busyTimeoutMs: number;
+  /** `PRAGMA wal_autocheckpoint` of the writer, pages; absent = SQLite's default (1000). */
+  walAutocheckpointPages?: number;
+}
+
+/** Default {@link SqliteWorkerOptions.checkpointIntervalMs}. */
+export const DEFAULT_CHECKPOINT_INTERVAL_MS = 500;
+
+/**
+ * WAL size, pages (4 KiB), at which the writer checkpoints inside a commit itself when the
+ * checkpointer falls behind or is gone (SQLite's default is 1000, with no checkpointer).
+ */
+const WRITER_AUTOCHECKPOINT_PAGES = 10_000;
+
+/** A statement as sent to the thread. */
+export interface SqliteOp {
+  sql: string;
+  parameters: readonly unknown[];
+}
+
+/** What the thread answers for one statement. */
+interface OpResult {
+  rows?: unknown[];
+  changes?: number;
+  lastInsertRowid?: number | bigint;
+}
+
+/** An error as the thread describes it. */
+interface ThreadErrorShape {
+  name: string;
+  message: string;
+  code?: string;
+  /** Batch only: index of the statement that failed. */
+  index?: number;
+}
+
+/**
+ * A statement as the thread receives it: with a key, its SQL text is sent only the first time
+ * (the thread keeps the prepared statement under the key).
+ */
+interface WireOp {
+  key?: number;
+  sql?: string;
+  parameters: readonly unknown[];
+}
+
+/** A request as the thread receives it, without its id. */
+type WireBody =
+  { kind: 'query'; op: WireOp } | { kind: 'batch'; ops: readonly WireOp[] } | { kind: 'close' };
+
+/** A request as the driver makes it (full SQL texts). */
+type RequestBody =
+  { kind: 'query'; op: SqliteOp } | { kind: 'batch'; ops: readonly SqliteOp[] } | { kind: 'close' };
+
+/** Most distinct SQL texts given a key per thread (queries with `in (…)` lists vary). */
+const MAX_STATEMENT_KEYS = 1000;
+
+type Request = WireBody & { id: number };
+
+type Reply =
+  | { kind: 'ready' }
+  | { kind: 'failed'; error: ThreadErrorShape }
+  | { id: number; ok: true; result: OpResult | OpResult[] }
+  | { id: number; ok: false; error: ThreadErrorShape };
+
+/**
+ * A statement failed in the SQLite thread, or the thread could not start or died. `code` is
+ * SQLite's extended code when SQLite raised it (`SQLITE_CONSTRAINT_UNIQUE`, `SQLITE_BUSY`, …);
+ * `index` says which statement of a batch failed.
+ */
+export class SqliteThreadError extends StoreError {
+  override name = 'SqliteThreadError';
+  readonly code: string | undefined;
+  readonly index: number | undefined;
+  constructor(shape: ThreadErrorShape) {
+    super(shape.message);
+    this.code = shape.code;
+    this.index = shape.index;
+  }
+}
+
+const THREAD_URL = new URL('./sqlite-thread.js', import.meta.url);
+const CHECKPOINTER_URL = new URL('./sqlite-checkpointer.js', import.meta.url);
+
+/**
+ * Start a thread and wait for its `{ kind: 'ready' }`.
+ *
+ * @throws SqliteThreadError with the thread's `{ kind: 'failed', error }`, or its startup error
+ */
+function startWorker(url: URL, workerData: object): Promise<Worker> {
+  const worker = new Worker(url, { workerData });
+  return new Promise((resolve, reject) => {
+    const settle = (error?: ThreadErrorShape): void => {
+      worker.off('message', onMessage);
+      worker.off('error', onError);
+      if (!error) return resolve(worker);
+      reject(new SqliteThreadError(error));
+      void worker.terminate();
+    };
+    const onMessage = (reply: Reply): void => {
+      if ('kind' in reply) settle(reply.kind === 'failed' ? reply.error : undefined);
+    };
+    const onError = (err: Error): void => settle({ name: err.name, message: err.message });
+    worker.on('message', onMessage);
+    worker.on('error', onError);
+  });
+}
+
+/**
+ * End a thread: `ask` sends its close request; it gets 2 s to close its connection and exit,
+ * then it is terminated.
+ */
+async function endWorker(worker: Worker, ask: () => Promise<unknown>): Promise<void> {
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  await ask().catch(() => undefined);
+  await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+  await worker.terminate();
+}
+
+/**
+ * The WAL checkpointer thread (src/store/sqlite-checkpointer.js): started once the writer has
+ * opened the file in WAL mode. Never keeps the process alive.
+ */
+class Checkpointer {
+  private closing = false;
+
+  private constructor(
+    private readonly worker: Worker,
+    warn: SqliteWorkerOptions['warn'],
+  ) {
+    worker.unref();
+    worker.once('exit', (code) => {
+      if (!this.closing)
+        warn?.('SQLite WAL checkpointer stopped; the writer checkpoints itself', { code });
+    });
+  }
+
+  /** Start it; undefined (and `warn` told why) when it cannot run. */
+  static async start(
+    options: SqliteWorkerOptions,
+    intervalMs: number,
+  ): Promise<Checkpointer | undefined> {
+    try {
+      const worker = await startWorker(CHECKPOINTER_URL, {
+        filename: options.filename,
+        intervalMs,
+      });
+      return new Checkpointer(worker, options.warn);
+    } catch (err) {
+      options.warn?.('SQLite WAL checkpointer could not start; the writer checkpoints itself', {
+        error: (err as Error).message,
+      });
+      return undefined;
+    }
+  }
+
+  /** Stop checkpointing and close its connection. */
+  async close(): Promise<void> {
+    this.closing = true;
+    await endWorker(this.worker, async () => this.worker.postMessage({ kind: 'close' }));
+  }
+}
+
+/** A single-connection mutex, as in Kysely's SqliteDriver (also used by src/store/write-batch.ts). */
+export class ConnectionMutex {
+  private promise: Promise<void> | undefined;
+  private release: (() => void) | undefined;
+
+  async lock(): Promise<void> {
+    while (this.promise) await this.promise;
+    this.promise = new Promise((resolve) => (this.release = resolve));
+  }
+
+  unlock(): void {
+    const release = this.release;
+    this.promise = undefined;
+    this.release = undefined;
+    release?.();
+  }
+}
+
+/** The thread and its pending requests. */
+class SqliteThread {
+  private readonly pending = new Map<
+    number,
+    { resolve: (result: OpResult | OpResult[]) => void; reject: (err: Error) => void }
+  >();
+  private nextId = 1;
+  private closing = false;
+  /** Keys of the SQL texts sent to this thread. */
+  private readonly keys = new Map<string, number>();
+  private nextKey = 1;
+  private constructor(private readonly worker: Worker) {
+    worker.on('message', (reply: Reply) => this.onReply(reply));
+    worker.on('error', (err) => this.failAll(err));
+    worker.on('exit', (code) => {
+      this.exited = true;
+      if (!this.closing || this.pending.size > 0)
+        this.failAll(new Error(`the SQLite thread exited with code ${code}`));
+    });
+    worker.unref();
+  }
+
+  /** Whether the thread has exited (a new one must be started). */
+  exited = false;
+
+  /**
+   * Start a thread and wait until it has opened the database.
+   *
+   * @throws SqliteThreadError when the database cannot be opened (the thread's error)
+   */
+  static async start(options: ThreadOptions): Promise<SqliteThread> {
+    return new SqliteThread(await startWorker(THREAD_URL, options));
+  }
+
+  /** A statement for the wire: its key, and its SQL text the first time only. */
+  private wire(op: SqliteOp): WireOp {
+    const key = this.keys.get(op.sql);
+    if (key !== undefined) return { key, parameters: op.parameters };
+    if (this.keys.size >= MAX_STATEMENT_KEYS) return { sql: op.sql, parameters: op.parameters };
+    const next = this.nextKey++;
+    this.keys.set(op.sql, next);
+    return { key: next, sql: op.sql, parameters: op.parameters };
+  }
+
+  /** Send a request; resolves with the thread's result, rejects with a {@link SqliteThreadError}. */
+  send<R extends OpResult | OpResult[]>(request: RequestBody): Promise<R> {
+    if (this.exited) {
+      return Promise.reject(
+        new SqliteThreadError({ name: 'Error', message: 'the SQLite thread has exited' }),
+      );
+    }
+    const id = this.nextId++;
+    return new Promise<R>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (result: OpResult | OpResult[]) => void, reject });
+      // Keep the process alive while an answer is awaited, not while the thread is idle.
+      if (this.pending.size === 1) this.worker.ref();
+      const message: Request =
+        request.kind === 'query'
+          ? { id, kind: 'query', op: this.wire(request.op) }
+          : request.kind === 'batch'
+            ? { id, kind: 'batch', ops: request.ops.map((op) => this.wire(op)) }
+            : { id, kind: 'close' };
+      try {
+        this.worker.postMessage(message);
+      } catch (err) {
+        // A parameter that cannot be sent to a thread (a function, a symbol): this request only.
+        // The thread never saw the SQL texts this message introduced.
+        const ops =
+          message.kind === 'query' ? [message.op] : message.kind === 'batch' ? message.ops : [];
+        for (const op of ops)
+          if (op.key !== undefined && op.sql !== undefined) this.keys.delete(op.sql);
+        this.pending.delete(id);
+        if (this.pending.size === 0) this.worker.unref();
+        reject(
+          new SqliteThreadError({
+            name: 'DataCloneError',
+            message: `statement parameters cannot be sent to the SQLite thread: ${err instanceof Error ? err.message : String(err)}`,
+          }),
+        );
+      }
+    });
+  }
+
+  /** Close the database and let the thread end. */
+  async close(): Promise<void> {
+    if (this.exited) return;
+    this.closing = true;
+    // The thread answers, closes its port and exits on its own.
+    await endWorker(this.worker, () => this.send({ kind: 'close' }));
+  }
+
+  private onReply(reply: Reply): void {
+    if (!('id' in reply)) return;
+    const waiter = this.pending.get(reply.id);
+    if (!waiter) return;
+    this.pending.delete(reply.id);
+    if (this.pending.size === 0) this.worker.unref();
+    if (reply.ok) waiter.resolve(reply.result);
+    else waiter.reject(new SqliteThreadError(reply.error));
+  }
+
+  private failAll(err: Error): void {
+    const failure = new SqliteThreadError({
+      name: 'Error',
+      message: `SQLite thread failed: ${err.message}`,
+    });
+    for (const waiter of this.pending.values()) waiter.reject(failure);
+    this.pending.clear();
+    this.worker.unref();
+  }
+}
+
+/** Kysely's result shape from the thread's answer for one statement. */
+function toQueryResult<R>(result: OpResult): QueryResult<R> {
+  if (result.rows) return { rows: result.rows as R[] };
+  return {
+    rows: [],
+    ...(result.changes === undefined ? {} : { numAffectedRows: BigInt(result.changes) }),
+    ...(result.lastInsertRowid === undefined ? {} : { insertId: BigInt(result.lastInsertRowid) }),
+  };
+}
+
+/**
+ * The Kysely driver of {@link SqliteWorkerDialect}: one connection (the thread), behind a mutex
+ * as in Kysely's SqliteDriver. The thread is started on first use and again after it died.
+ */
+export class SqliteWorkerDriver implements Driver {
+  private readonly mutex = new ConnectionMutex();
+  private thread: Promise<SqliteThread> | undefined;
+  private checkpointer: Promise<Checkpointer | undefined> | undefined;
+  private destroyed = false;
+  private readonly connection: DatabaseConnection;
+
+  constructor(private readonly options: SqliteWorkerOptions) {
+    const send = <R extends OpResult | OpResult[]>(request: RequestBody): Promise<R> =>
+      this.send<R>(request);
+    this.connection = {
+      async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
+        const result = await send<OpResult>({
+          kind: 'query',
+          op: { sql: compiledQuery.sql, parameters: compiledQuery.parameters },
+        });
+        return toQueryResult<R>(result);
+      },
+      // eslint-disable-next-line require-yield
+      async *streamQuery() {
+        throw new Error('the SQLite worker driver does not stream queries');
+      },
+    };
+  }
+
+  async init(): Promise<void> {
+    await this.current();
+  }
+
+  async acquireConnection(): Promise<DatabaseConnection> {
+    await this.mutex.lock();
+    return this.connection;
+  }
+
+  async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin'));
+  }
+
+  async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('commit'));
+  }
+
+  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('rollback'));
+  }
+
+  async releaseConnection(): Promise<void> {
+    this.mutex.unlock();
+  }
+
+  /**
+   * Run `ops` in order in one transaction in the thread, with one message each way; all commit
+   * or none do. Waits for the connection like any query (never inside a Kysely transaction).
+   *
+   * @returns rows changed by each statement
+   * @throws SqliteThreadError of the first failing statement (`index` says which), after the
+   *   transaction was rolled back
+   */
+  async batch(ops: readonly SqliteOp[]): Promise<number[]> {
+    if (ops.length === 0) return [];
+    await this.mutex.lock();
+    try {
+      const results = await this.send<OpResult[]>({ kind: 'batch', ops });
+      return results.map((r) => r.changes ?? 0);
+    } finally {
+      this.mutex.unlock();
+    }
+  }
+
+  async destroy(): Promise<void> {
+    this.destroyed = true;
+    // The checkpointer first: the last connection to close checkpoints and removes the WAL.
+    const checkpointer = await this.checkpointer;
+    await checkpointer?.close();
+    const thread = this.thread;
+    this.thread = undefined;
+    if (!thread) return;
+    const started = await thread.catch(() => undefined);
+    await started?.close();
+  }
+
+  private current(): Promise<SqliteThread> {
+    if (this.destroyed) {
+      return Promise.reject(
+        new SqliteThreadError({ name: 'Error', message: 'the store is closed' }),
+      );
+    }
+    if (!this.thread) {
+      const file = this.options.filename !== ':memory:';
+      const { filename, synchronous, busyTimeoutMs } = this.options;
+      const starting = SqliteThread.start({
+        filename,
+        synchronous,
+        busyTimeoutMs,
+        ...(file ? { walAutocheckpointPages: WRITER_AUTOCHECKPOINT_PAGES } : {}),
+      });
+      this.thread = starting;
+      starting.then(
+        () => {
+          // Once: a restarted writer keeps the checkpointer.
+          if (file && !this.checkpointer && !this.destroyed)
+            this.checkpointer = Checkpointer.start(
+              this.options,
+              this.options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS,
+            );
+        },
+        () => {
+          // A thread that failed to start is retried by the next statement.
+          if (this.thread === starting) this.thread = undefined;
+        },
+      );
+    }
+    return this.thread;
+  }
+
+  private async send<R extends OpResult | OpResult[]>(request: RequestBody): Promise<R> {
+    let thread = await this.current();
+    if (thread.exited) {
+      this.thread = undefined;
+      thread = await this.current();
+    }
+    return thread.send<R>(request);
+  }
+}
+
+/**
+ * Kysely dialect for a SQLite database run by a worker thread (see the module comment). The
+ * driver is created once, and {@link SqliteWorkerDialect.driver} gives it (for batches).
+ */
+export class SqliteWorkerDialect implements Dialect {
+  readonly driver: SqliteWorkerDriver;
+
+  constructor(options: SqliteWorkerOptions) {
+    this.driver = new SqliteWorkerDriver(options);
+  }
+
+  createDriver(): Driver {
+    return this.driver;
+  }
+
+  createQueryCompiler(): QueryCompiler {
+    return new SqliteQueryCompiler();
+  }
+
+  createAdapter(): DialectAdapter {
+    return new SqliteAdapter();
+  }
+
+  createIntrospector(db: Kysely<unknown>): DatabaseIntrospector {
+    return new SqliteIntrospector(db);
+  }
+}

@@ -1,0 +1,211 @@
+/**
+ * Write batches and the SQLite thread (src/store/write-batch.ts, src/store/sqlite-worker.ts):
+ * the call journal's and the outbox's writes commit all together or not at all, keep SQLite's
+ * error codes, never read, and run off the engine's thread.
+ */
+import { expect } from 'chai';
+import { CompiledQuery } from 'kysely';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { isUniqueViolation } from '../../src/store/errors.ts';
+import { createStore } from '../../src/store/index.ts';
+import { SqliteThreadError } from '../../src/store/sqlite-worker.ts';
+import { WriteBatchError } from '../../src/store/write-batch.ts';
+import { until } from '../support/until.ts';
+import { callEvents, endedCall, forEachDialect, logger, tempDir } from './helpers.ts';
+
+forEachDialect('store: write batches', ({ store, dialect }) => {
+  it('commits the call, its legs and its events together', async () => {
+    const call = endedCall();
+    const result = await store().writeBatch(async (repos) => {
+      await repos.calls.upsertCall(call);
+      await repos.events.appendEvents(callEvents(call.id, 3));
+      return 'done';
+    });
+    expect(result).to.equal('done');
+    const stored = await store().calls.getCall(call.id);
+    expect(stored?.state).to.equal('ended');
+    expect(stored?.legs.map((l) => l.channelId)).to.deep.equal(call.legs.map((l) => l.channelId));
+    expect(await store().events.pending()).to.equal(3);
+  });
+
+  it('a failing statement rolls the whole batch back and keeps the driver error recognisable', async () => {
+    const call = endedCall();
+    const [first] = callEvents(call.id, 1);
+    await store().writeBatch(async (repos) => {
+      await repos.calls.upsertCall(call);
+      await repos.events.appendEvents([first!]);
+    });
+    const other = endedCall();
+    // Same (call, sequence) under a new event id: the unique index refuses it.
+    const clash = { ...first!, id: `${first!.id}-other` };
+    let error: unknown;
+    await store()
+      .writeBatch(async (repos) => {
+        await repos.calls.upsertCall(other);
+        await repos.events.appendEvents([clash]);
+      })
+      .catch((err: unknown) => (error = err));
+    expect(error, 'the batch must fail').to.be.instanceOf(Error);
+    // The SQLite batch sees the driver error itself; PostgreSQL's transaction runs
+    // appendEvents, which names the conflict.
+    if (dialect === 'sqlite') {
+      expect(isUniqueViolation(error)).to.equal(true);
+      expect(error).to.be.instanceOf(SqliteThreadError);
+      expect((error as SqliteThreadError).index).to.be.a('number');
+    } else {
+      expect((error as Error).name).to.equal('StoreConflictError');
+    }
+    expect(await store().calls.getCall(other.id)).to.equal(undefined);
+    expect(await store().events.pending()).to.equal(1);
+  });
+
+  it("a batch that throws writes nothing and rejects with the batch's error", async () => {
+    const call = endedCall();
+    let error: unknown;
+    await store()
+      .writeBatch(async (repos) => {
+        await repos.calls.upsertCall(call);
+        throw new Error('boom');
+      })
+      .catch((err: unknown) => (error = err));
+    expect((error as Error).message).to.equal('boom');
+    expect(await store().calls.getCall(call.id)).to.equal(undefined);
+  });
+
+  if (dialect === 'sqlite') {
+    it('a batch cannot read: the read throws WriteBatchError and nothing is written', async () => {
+      const call = endedCall();
+      let error: unknown;
+      await store()
+        .writeBatch(async (repos) => {
+          await repos.calls.upsertCall(call);
+          await repos.calls.getCall(call.id);
+        })
+        .catch((err: unknown) => (error = err));
+      expect(error).to.be.instanceOf(WriteBatchError);
+      expect(await store().calls.getCall(call.id)).to.equal(undefined);
+    });
+
+    it('a statement first sent in a batch that failed early still runs later', async () => {
+      const call = endedCall();
+      // The leg upsert is the batch's first statement and fails (no such call: foreign key); the
+      // call upsert after it is sent with its SQL text for the first time.
+      const fresh = createStore({ url: 'sqlite::memory:', logger });
+      try {
+        await fresh.migrate();
+        const failed = await fresh
+          .writeBatch(async (repos) => {
+            await repos.calls.upsertLegs('no-such-call', call.legs.slice(0, 1));
+            await repos.calls.upsertCall(call);
+          })
+          .then(
+            () => undefined,
+            (err: unknown) => err,
+          );
+        expect(failed).to.be.instanceOf(SqliteThreadError);
+        expect((failed as SqliteThreadError).index).to.equal(0);
+        await fresh.writeBatch((repos) => repos.calls.upsertCall(call));
+        expect((await fresh.calls.getCall(call.id))?.id).to.equal(call.id);
+      } finally {
+        await fresh.close();
+      }
+    });
+
+    it("SQLite runs off the engine's thread: timers keep firing while a large batch commits", async () => {
+      const call = endedCall();
+      let ticks = 0;
+      let ticking = true;
+      const tick = (): void => {
+        ticks++;
+        if (ticking) setImmediate(tick);
+      };
+      setImmediate(tick);
+      const before = ticks;
+      await store().writeBatch(async (repos) => {
+        await repos.calls.upsertCall(call);
+        await repos.events.appendEvents(callEvents(call.id, 5000));
+      });
+      ticking = false;
+      expect(await store().events.pending()).to.equal(5000);
+      // On the engine's thread the commit would have run between two ticks, in one piece.
+      expect(ticks - before).to.be.greaterThan(1);
+    });
+  }
+});
+
+describe('store: the SQLite thread', () => {
+  it('a file that cannot be opened fails migrate with the reason, and the store stays usable to close', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      // A directory where the database file should be.
+      const path = join(dir, 'db.sqlite');
+      mkdirSync(path);
+      const store = createStore({ url: `sqlite:${path}`, logger });
+      let error: unknown;
+      await store.migrate().catch((err: unknown) => (error = err));
+      expect(error).to.be.instanceOf(Error);
+      expect((error as Error).message).to.match(/unable to open|directory/i);
+      let pingError: unknown;
+      await store.ping().catch((err: unknown) => (pingError = err));
+      expect(pingError).to.be.instanceOf(SqliteThreadError);
+      await store.close();
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('a parameter that cannot reach the thread fails that statement only; the same statement runs after', async () => {
+    const store = createStore({ url: 'sqlite::memory:', logger });
+    try {
+      await store.migrate();
+      const text = 'select ? as one';
+      let error: unknown;
+      await store.db
+        .executeQuery(CompiledQuery.raw(text, [Symbol('not sendable')]))
+        .catch((err: unknown) => (error = err));
+      expect(error).to.be.instanceOf(SqliteThreadError);
+      expect((error as Error).message).to.match(/cannot be sent to the SQLite thread/);
+      // The thread never got that SQL text: it is sent again with the next run.
+      const good = await store.db.executeQuery(CompiledQuery.raw(text, [1]));
+      expect(good.rows).to.deep.equal([{ one: 1 }]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a checkpointer copies the WAL into the database file in the background; close removes the WAL', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const path = join(dir, 'engine.sqlite');
+      const store = createStore({ url: `sqlite:${path}`, logger, synchronous: 'normal' });
+      await store.migrate();
+      await until(() => statSync(path).size > 0, 'the schema in the database file');
+      const before = statSync(path).size;
+      // Well under the writer's own checkpoint threshold: only the checkpointer moves this data.
+      for (let i = 0; i < 20; i++) {
+        const call = endedCall();
+        await store.writeBatch(async (repos) => {
+          await repos.calls.upsertCall(call);
+          await repos.events.appendEvents(callEvents(call.id, 20));
+        });
+      }
+      expect(statSync(`${path}-wal`).size).to.be.greaterThan(0);
+      await until(() => statSync(path).size > before, 'the WAL copied into the database file');
+      await store.close();
+      // Both connections closed, the writer last: its close checkpointed and removed the WAL.
+      expect(existsSync(`${path}-wal`)).to.equal(false);
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('close lets the thread end and later statements fail with "the store is closed"', async () => {
+    const store = createStore({ url: 'sqlite::memory:', logger });
+    await store.migrate();
+    await store.close();
+    let error: unknown;
+    await store.ping().catch((err: unknown) => (error = err));
+    expect(error).to.be.instanceOf(Error);
+  });
+});
