@@ -243,8 +243,18 @@ describe('inbound calls (e2e: engine + simulator + CRM)', function () {
     bed.sim.phones.set('101', { mode: 'ring' });
     bed.sim.phones.set('103', { mode: 'ring' });
     const from = nextCaller();
-    await bed.sim.injectInboundCall({ from, to: DID, abandonAfterMs: 2000 });
+    const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
     const callId = await startedCall(bed, from);
+    // The caller gives up (CANCEL) once both operators' phones ring.
+    for (const extension of ['101', '103']) {
+      await bed.crm.waitForWebhook(
+        (w) =>
+          w.body.callId === callId &&
+          w.body.type === 'call.ringing' &&
+          w.body.data.extension === extension,
+      );
+    }
+    bed.sim.hangup(channelId);
     const end = await bed.crm.waitForEnded(callId);
     expect(sequenceOf(bed, callId)).to.deep.equal([
       'call.started',
