@@ -116,6 +116,11 @@ describe('recordings (e2e: engine + simulator + CRM + HTTP)', function () {
       ({ callId } = await inboundCall(bed, 15_000));
       ended = await bed.crm.waitForEnded(callId);
       ready = await readyOf(bed, callId);
+      // recording.ready goes out once the file is stored; the DELETE in Asterisk runs alongside.
+      await until(
+        () => recordingRequests(bed, callId).some((r) => r.startsWith('DELETE ')),
+        'the recording deleted from Asterisk',
+      );
     });
     after(async () => {
       await bed?.stop();
