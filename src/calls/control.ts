@@ -109,4 +109,17 @@ export interface CallControl {
   currentCallOf(extension: string): CurrentCall | undefined;
   /** Calls the engine originated (click-to-call) that are not ended yet (toll-fraud cap). */
   liveOriginatedCalls(): number;
+  /**
+   * Resolves true once the store holds everything recorded of the call so far (for a new
+   * click-to-call: the call and its `call.started`), false if that took longer than `timeoutMs`
+   * (milliseconds; the journal keeps retrying, nothing is dropped). True at once without a store.
+   * Never rejects. `POST /v1/calls` answers 202 only after this (nothing accepted is lost).
+   */
+  whenStored(callId: string, timeoutMs: number): Promise<boolean>;
+  /**
+   * True while the store's last write failed and is being retried (the same check as `/readyz`):
+   * `POST /v1/calls` then refuses new calls with 503 `store_unavailable` instead of accepting
+   * calls it cannot record.
+   */
+  storeFailing(): boolean;
 }

@@ -139,6 +139,29 @@ export const idempotencyKeySchema = z
 /** Default page size of `GET /v1/calls`. */
 export const DEFAULT_CALLS_PAGE = 50;
 
+/**
+ * Longest `POST /v1/calls` waits for the store to commit a new call before answering 202 anyway
+ * (ms). A healthy store commits within a few ms; a failing one is refused up front (503).
+ */
+export const STORE_WAIT_MS = 2000;
+
+/**
+ * Before a call is placed (`POST /v1/calls`, compat `makecall`): while store writes fail, refuse
+ * rather than accept a call that could not be recorded.
+ *
+ * @throws HttpError 503 `store_unavailable` with `Retry-After: 5`
+ */
+export function refuseWhileStoreFails(control: Pick<CallControl, 'storeFailing'>): void {
+  if (control.storeFailing())
+    throw new HttpError(
+      503,
+      'store_unavailable',
+      'the call store is not accepting writes; no call was placed, retry shortly',
+      undefined,
+      { 'Retry-After': '5' },
+    );
+}
+
 const DISPOSITIONS = ['answered', 'busy', 'no_answer', 'canceled', 'failed'] as const;
 /** Compile-time assertion. */
 type Assert<T extends true> = T;
@@ -383,6 +406,7 @@ export function createCallRoutes(deps: CallRoutesDeps): Router {
     }
     let answer: AcceptedCall;
     try {
+      refuseWhileStoreFails(control);
       const ip = canonicalIp(req.ip) ?? req.ip;
       await guard.admit({ keyName, number: forms, operator: body.operator, ip });
       const { id, ...rest } = control.startClickToCall(request);
@@ -391,6 +415,13 @@ export function createCallRoutes(deps: CallRoutesDeps): Router {
       if (idempotencyKey) idempotency.abandon(keyName, idempotencyKey);
       throw err;
     }
+    // 202 once the store holds the call: an engine crash after the answer cannot lose it. The
+    // operator leg is being originated meanwhile (the commit is one event-loop turn plus a write).
+    if (!(await control.whenStored(answer.id, STORE_WAIT_MS)))
+      logger.warn('click-to-call accepted before the store committed it (store slow)', {
+        callId: answer.id,
+        waitedMs: STORE_WAIT_MS,
+      });
     if (idempotencyKey)
       idempotency.complete(keyName, idempotencyKey, { status: 202, body: answer });
     res.status(202).location(`/v1/calls/${answer.id}`).json(answer);

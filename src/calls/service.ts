@@ -125,6 +125,8 @@ export interface CallServiceDeps {
    */
   journal?: EventJournal & {
     whenCommitted?(callId: string, committed: () => void): void;
+    /** True while the last store write failed and is being retried. */
+    failing?(): boolean;
     /** The call left memory: the journal may forget what it wrote of it. */
     release?(callId: string): void;
   };
@@ -283,6 +285,25 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
   /** Wait until every call's queued work has run (tests and shutdown). */
   async settled(): Promise<void> {
     await Promise.all([...this.active.values()].map((ctx) => ctx.tail));
+  }
+
+  /** See {@link CallControl.whenStored}: the journal's commit of the call, bounded by `timeoutMs`. */
+  whenStored(callId: string, timeoutMs: number): Promise<boolean> {
+    const journal = this.deps.journal;
+    if (!journal?.whenCommitted) return Promise.resolve(true);
+    const whenCommitted = journal.whenCommitted.bind(journal);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      whenCommitted(callId, () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
+  /** See {@link CallControl.storeFailing}. */
+  storeFailing(): boolean {
+    return this.deps.journal?.failing?.() ?? false;
   }
 
   /** Click-to-call calls not ended yet. */

@@ -23,7 +23,11 @@ import express, {
 import type { CallControl } from '../calls/control.ts';
 import type { CallSnapshot } from '../calls/model.ts';
 import { CallNotFoundError, CallStateError } from '../calls/control.ts';
-import { normaliseNumberOrThrow, serviceNumberSchema } from '../calls/routes.ts';
+import {
+  normaliseNumberOrThrow,
+  refuseWhileStoreFails,
+  serviceNumberSchema,
+} from '../calls/routes.ts';
 import { HttpError } from '../http/errors.ts';
 import type { WorkstationMap } from '../http/workstations.ts';
 import type { Logger } from '../logging/logger.ts';
@@ -99,6 +103,7 @@ export function createCompatRouter(deps: CompatRouterDeps): Router {
       return;
     }
     const keyName = apiKeyNameOf(res);
+    refuseWhileStoreFails(control);
     await guard.admit({ keyName, number: forms, operator, ip });
     const call = control.startClickToCall({
       operator,

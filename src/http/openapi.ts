@@ -203,7 +203,7 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
       post: {
         summary: 'Click-to-call',
         description:
-          "Rings the operator first (CALLERID name CLICK_TO_CALL_CALLERID_NAME, number the customer's); once answered dials the customer through the trunk chosen by prefix and bridges them. Answers at once. Toll-fraud guard: destination allow-list, per-key rate limit, cap of live originated calls.",
+          "Rings the operator first (CALLERID name CLICK_TO_CALL_CALLERID_NAME, number the customer's); once answered dials the customer through the trunk chosen by prefix and bridges them. Answers at once, once the call is in the store (a 202 is never lost to an engine crash). Toll-fraud guard: destination allow-list, per-key rate limit, cap of live originated calls.",
         parameters: [
           {
             name: 'Idempotency-Key',
@@ -237,6 +237,14 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
           '429': {
             description:
               '`rate_limited` (CALLS_RATE_LIMIT_PER_MIN per key; `Retry-After` seconds) or `too_many_calls` (MAX_LIVE_ORIGINATED_CALLS).',
+            headers: {
+              'Retry-After': { description: 'Seconds to wait.', schema: { type: 'integer' } },
+            },
+            content: json('Error'),
+          },
+          '503': {
+            description:
+              '`store_unavailable`: store writes are failing, no call was placed (`Retry-After` seconds); `shutting_down`; `api_keys_not_configured`.',
             headers: {
               'Retry-After': { description: 'Seconds to wait.', schema: { type: 'integer' } },
             },

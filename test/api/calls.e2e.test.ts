@@ -3,11 +3,14 @@
  * with the real ari-client, a real local CRM, real HTTP with API keys. Every webhook the CRM
  * receives is also checked against the OpenAPI webhook schemas.
  */
+import Database from 'better-sqlite3';
 import { expect } from 'chai';
+import { join } from 'node:path';
 import sinon from 'sinon';
 import { lifecycleEventSchema } from '../../src/http/schemas.ts';
 import { apiRequest, type ApiAnswer } from '../support/api.ts';
 import { startTestBed, type TestBed } from '../support/engine.ts';
+import { until } from '../support/until.ts';
 import { callReleased } from '../support/released.ts';
 
 type CallBody = Record<string, unknown> & { id: string; state: string };
@@ -77,7 +80,6 @@ describe('API /v1 (e2e)', function () {
       to: '+74957654321',
     });
     expect(res.headers.get('location')).to.equal(`/v1/calls/${res.body.id}`);
-
     const ended = await waitForCall(bed, res.body.id, (c) => c.state === 'ended');
     expect(ended).to.include({ disposition: 'answered', answeredBy: '101', direction: 'out' });
     expect(ended).to.have.property('endedAt');
@@ -98,6 +100,41 @@ describe('API /v1 (e2e)', function () {
       to: '+74957654321',
       variables: { dealId: 'D-17' },
     });
+  });
+
+  it('click-to-call answers 202 only once the store holds the call (store held up by another writer)', async () => {
+    bed = await startTestBed();
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
+    bed.sim.customers.set('*', { mode: 'answer', answerAfterMs: 200, hangupAfterMs: 200 });
+    // Another connection takes the database's write lock: the engine's commits wait for it.
+    const other = new Database(join(bed.dataDir, 'ari-crm.sqlite'));
+    let callId = '';
+    try {
+      other.exec('BEGIN IMMEDIATE');
+      let answered = false;
+      const pending = post(bed, '/v1/calls', { operator: '101', to: '+74957654321' }).then((r) => {
+        answered = true;
+        return r;
+      });
+      // The call is under way (the operator leg is originated) while its commit waits…
+      await until(
+        () => bed.sim.requests.some((r) => r.method === 'POST' && r.path === '/channels'),
+        'the operator leg originated',
+      );
+      expect(answered).to.equal(false);
+      // …and is accepted once the store has it.
+      other.exec('COMMIT');
+      const res = await pending;
+      expect(res.status).to.equal(202);
+      callId = res.body.id;
+      const row = other
+        .prepare('SELECT direction, to_number FROM calls WHERE id = ?')
+        .get(res.body.id);
+      expect(row).to.deep.equal({ direction: 'out', to_number: '+74957654321' });
+    } finally {
+      other.close();
+    }
+    expect((await bed.crm.waitForEnded(callId)).body.data).to.include({ disposition: 'answered' });
   });
 
   it('retries a busy operator and connects on the second try', async () => {

@@ -280,6 +280,43 @@ describe('API /v1 routes (fake call control)', () => {
       expect(app.control.started).to.have.length(2);
     });
 
+    it('answers 202 only once the store holds the new call', async () => {
+      app = await startApiApp();
+      let commit!: (stored: boolean) => void;
+      app.control.storeCommit = new Promise((resolve) => (commit = resolve));
+      let answered = false;
+      const pending = apiRequest(app.url, '/v1/calls', {
+        body: { operator: '101', to: '+74957654321' },
+      }).then((res) => {
+        answered = true;
+        return res;
+      });
+      // The call is started (the operator leg is being originated) but not answered yet.
+      while (app.control.storedWaits.length === 0) await new Promise((r) => setImmediate(r));
+      expect(app.control.started).to.have.length(1);
+      expect(answered).to.equal(false);
+      commit(true);
+      const res = await pending;
+      expect(res.status).to.equal(202);
+      expect(app.control.storedWaits).to.deep.equal([res.body.id]);
+    });
+
+    it('refuses new calls with 503 store_unavailable while store writes fail, consuming no rate-limit point', async () => {
+      app = await startApiApp({ CALLS_RATE_LIMIT_PER_MIN: '1' });
+      app.control.storeDown = true;
+      const headers = { 'idempotency-key': 'while-down' };
+      const body = { operator: '101', to: '+74957654321' };
+      const refused = await apiRequest(app.url, '/v1/calls', { body, headers });
+      expect(refused.status).to.equal(503);
+      expect(refused.body).to.include({ code: 'store_unavailable' });
+      expect(refused.headers.get('retry-after')).to.equal('5');
+      expect(app.control.started).to.have.length(0);
+      app.control.storeDown = false;
+      // The same request (same Idempotency-Key) goes through once the store writes again.
+      expect((await apiRequest(app.url, '/v1/calls', { body, headers })).status).to.equal(202);
+      expect(app.control.started).to.have.length(1);
+    });
+
     it('does not remember a refused request under its Idempotency-Key', async () => {
       app = await startApiApp({ MAX_LIVE_ORIGINATED_CALLS: '1' });
       app.control.live = 1;

@@ -37,6 +37,12 @@ export class FakeCallControl implements CallControl {
   /** Error the next transfer throws. */
   transferError: Error | undefined;
   live = 0;
+  /** What {@link storeFailing} answers. */
+  storeDown = false;
+  /** While set, {@link whenStored} waits for it (a slow commit); resolves with its value. */
+  storeCommit: Promise<boolean> | undefined;
+  /** Call ids {@link whenStored} was asked about, in order. */
+  readonly storedWaits: string[] = [];
   private nextId = 1;
   private readonly watchers = new Map<string, Set<(call: CallSnapshot) => void>>();
 
@@ -70,6 +76,15 @@ export class FakeCallControl implements CallControl {
     this.calls.set(id, call);
     this.live++;
     return call;
+  }
+
+  whenStored(callId: string): Promise<boolean> {
+    this.storedWaits.push(callId);
+    return this.storeCommit ?? Promise.resolve(true);
+  }
+
+  storeFailing(): boolean {
+    return this.storeDown;
   }
 
   getCall(callId: string): CallSnapshot | undefined {
