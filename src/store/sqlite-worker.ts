@@ -249,7 +249,11 @@ class SqliteThread {
   /** Keys of the SQL texts sent to this thread. */
   private readonly keys = new Map<string, number>();
   private nextKey = 1;
-  private constructor(private readonly worker: Worker) {
+  private constructor(
+    private readonly worker: Worker,
+    /** Which thread of its driver this is (1, 2… : a new one after each death). */
+    readonly generation: number,
+  ) {
     worker.on('message', (reply: Reply) => this.onReply(reply));
     worker.on('error', (err) => this.failAll(err));
     worker.on('exit', (code) => {
@@ -268,8 +272,13 @@ class SqliteThread {
    *
    * @throws SqliteThreadError when the database cannot be opened (the thread's error)
    */
-  static async start(options: ThreadOptions): Promise<SqliteThread> {
-    return new SqliteThread(await startWorker(THREAD_URL, options));
+  static async start(options: ThreadOptions, generation: number): Promise<SqliteThread> {
+    return new SqliteThread(await startWorker(THREAD_URL, options), generation);
+  }
+
+  /** End the thread at once, as a crash would: pending requests fail, nothing is rolled back. */
+  async terminate(): Promise<void> {
+    await this.worker.terminate();
   }
 
   /** A statement for the wire: its key, and its SQL text the first time only. */
@@ -370,6 +379,14 @@ export class SqliteWorkerDriver implements Driver {
   private checkpointer: Promise<Checkpointer | undefined> | undefined;
   private destroyed = false;
   private readonly connection: DatabaseConnection;
+  /** Threads started so far: the generation of the newest. */
+  private generation = 0;
+  /**
+   * The generation of the thread that ran the open Kysely transaction's `begin`; undefined
+   * outside a transaction. Statements of a transaction never go to a later thread: the old
+   * thread's transaction died with it, and the rest would commit one by one (see {@link send}).
+   */
+  private txGeneration: number | undefined;
 
   constructor(private readonly options: SqliteWorkerOptions) {
     const send = <R extends OpResult | OpResult[]>(request: RequestBody): Promise<R> =>
@@ -400,14 +417,36 @@ export class SqliteWorkerDriver implements Driver {
 
   async beginTransaction(connection: DatabaseConnection): Promise<void> {
     await connection.executeQuery(CompiledQuery.raw('begin'));
+    this.txGeneration = this.generation;
   }
 
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('commit'));
+    try {
+      await connection.executeQuery(CompiledQuery.raw('commit'));
+    } finally {
+      this.txGeneration = undefined;
+    }
   }
 
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('rollback'));
+    const generation = this.txGeneration;
+    try {
+      const thread = await this.thread?.catch(() => undefined);
+      // A transaction whose thread died is gone already: nothing to roll back.
+      if (!thread || thread.exited || thread.generation !== generation) return;
+      await connection.executeQuery(CompiledQuery.raw('rollback'));
+    } finally {
+      this.txGeneration = undefined;
+    }
+  }
+
+  /**
+   * End the current thread at once, as a crash of it would (tests; the next statement starts a
+   * new thread). Requests in flight fail with {@link SqliteThreadError}.
+   */
+  async terminateThread(): Promise<void> {
+    const thread = await this.thread?.catch(() => undefined);
+    await thread?.terminate();
   }
 
   async releaseConnection(): Promise<void> {
@@ -454,12 +493,15 @@ export class SqliteWorkerDriver implements Driver {
     if (!this.thread) {
       const file = this.options.filename !== ':memory:';
       const { filename, synchronous, busyTimeoutMs } = this.options;
-      const starting = SqliteThread.start({
-        filename,
-        synchronous,
-        busyTimeoutMs,
-        ...(file ? { walAutocheckpointPages: WRITER_AUTOCHECKPOINT_PAGES } : {}),
-      });
+      const starting = SqliteThread.start(
+        {
+          filename,
+          synchronous,
+          busyTimeoutMs,
+          ...(file ? { walAutocheckpointPages: WRITER_AUTOCHECKPOINT_PAGES } : {}),
+        },
+        ++this.generation,
+      );
       this.thread = starting;
       starting.then(
         () => {
@@ -479,11 +521,26 @@ export class SqliteWorkerDriver implements Driver {
     return this.thread;
   }
 
+  /**
+   * Send to the current thread, starting a new one when it died, except inside a transaction
+   * whose thread died.
+   *
+   * @throws SqliteThreadError `the SQLite thread ended inside a transaction` for the statements
+   *   (and the commit) of such a transaction: it was lost with the thread, so it must fail as a
+   *   whole rather than have its remaining statements autocommit on a new thread
+   */
   private async send<R extends OpResult | OpResult[]>(request: RequestBody): Promise<R> {
     let thread = await this.current();
-    if (thread.exited) {
+    const inTransaction = this.txGeneration !== undefined;
+    if (thread.exited && !inTransaction) {
       this.thread = undefined;
       thread = await this.current();
+    }
+    if (inTransaction && (thread.exited || thread.generation !== this.txGeneration)) {
+      throw new SqliteThreadError({
+        name: 'Error',
+        message: 'the SQLite thread ended inside a transaction; the transaction was lost',
+      });
     }
     return thread.send<R>(request);
   }

@@ -4,12 +4,16 @@
  * error codes, never read, and run off the engine's thread.
  */
 import { expect } from 'chai';
-import { CompiledQuery } from 'kysely';
+import { CompiledQuery, Kysely } from 'kysely';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { isUniqueViolation } from '../../src/store/errors.ts';
 import { createStore } from '../../src/store/index.ts';
-import { SqliteThreadError } from '../../src/store/sqlite-worker.ts';
+import {
+  SqliteThreadError,
+  SqliteWorkerDialect,
+  type SqliteWorkerDriver,
+} from '../../src/store/sqlite-worker.ts';
 import { WriteBatchError } from '../../src/store/write-batch.ts';
 import { until } from '../support/until.ts';
 import { callEvents, endedCall, forEachDialect, logger, tempDir } from './helpers.ts';
@@ -135,6 +139,64 @@ forEachDialect('store: write batches', ({ store, dialect }) => {
 });
 
 describe('store: the SQLite thread', () => {
+  /** A Kysely over the worker dialect on a file in `dir`, with a table `t (n integer)`. */
+  async function threadDb(
+    dir: string,
+  ): Promise<{ db: Kysely<unknown>; driver: SqliteWorkerDriver }> {
+    const dialect = new SqliteWorkerDialect({
+      filename: join(dir, 'thread.sqlite'),
+      synchronous: 'normal',
+      busyTimeoutMs: 1000,
+    });
+    const db = new Kysely<unknown>({ dialect });
+    await db.executeQuery(CompiledQuery.raw('create table t (n integer not null)'));
+    return { db, driver: dialect.driver };
+  }
+  const countRows = async (db: Kysely<unknown>): Promise<unknown> =>
+    (await db.executeQuery(CompiledQuery.raw('select count(*) as n from t'))).rows[0];
+
+  it('a thread that dies is replaced by the next statement, with everything committed before', async () => {
+    const { dir, cleanup } = tempDir();
+    const { db, driver } = await threadDb(dir);
+    try {
+      await db.executeQuery(CompiledQuery.raw('insert into t (n) values (?)', [1]));
+      await driver.terminateThread();
+      await db.executeQuery(CompiledQuery.raw('insert into t (n) values (?)', [2]));
+      expect(await countRows(db)).to.deep.equal({ n: 2 });
+    } finally {
+      await db.destroy();
+      cleanup();
+    }
+  });
+
+  it('a transaction whose thread died fails as a whole: none of it commits on the next thread', async () => {
+    const { dir, cleanup } = tempDir();
+    const { db, driver } = await threadDb(dir);
+    try {
+      let error: unknown;
+      await db
+        .transaction()
+        .execute(async (trx) => {
+          await trx.executeQuery(CompiledQuery.raw('insert into t (n) values (?)', [1]));
+          await driver.terminateThread();
+          await trx.executeQuery(CompiledQuery.raw('insert into t (n) values (?)', [2]));
+        })
+        .catch((err: unknown) => (error = err));
+      expect(error).to.be.instanceOf(SqliteThreadError);
+      expect((error as Error).message).to.match(/ended inside a transaction/);
+      // Neither row: the first died uncommitted with its thread, the second never ran.
+      expect(await countRows(db)).to.deep.equal({ n: 0 });
+      // The next transaction runs on a new thread.
+      await db.transaction().execute(async (trx) => {
+        await trx.executeQuery(CompiledQuery.raw('insert into t (n) values (?)', [3]));
+      });
+      expect(await countRows(db)).to.deep.equal({ n: 1 });
+    } finally {
+      await db.destroy();
+      cleanup();
+    }
+  });
+
   it('a file that cannot be opened fails migrate with the reason, and the store stays usable to close', async () => {
     const { dir, cleanup } = tempDir();
     try {
