@@ -44,11 +44,13 @@ export interface CallJournalOptions {
   retryMaxDelayMs?: number;
 }
 
-const NOTHING_IN_FLIGHT: ReadonlySet<string> = new Set();
+const NOTHING_IN_FLIGHT: ReadonlyMap<string, Pending> = new Map();
 
 interface Pending {
   call: Call;
   events: LifecycleEvent[];
+  /** {@link CallJournal.whenWritten} callbacks: run once this write commits. */
+  written?: Array<() => void>;
 }
 
 /** The committed state of a call, as comparison keys. */
@@ -84,7 +86,7 @@ export class CallJournal {
   private closed = false;
   private readonly idleWaiters = new Set<() => void>();
   /** Ids of the calls in the transaction being written. */
-  private inFlight: { has(callId: string): boolean } = NOTHING_IN_FLIGHT;
+  private inFlight: ReadonlyMap<string, Pending> = NOTHING_IN_FLIGHT;
   /** Per call: callbacks of {@link whenCommitted} waiting for its next commit. */
   private readonly commitWaiters = new Map<string, Array<() => void>>();
   private readonly now: () => number;
@@ -138,6 +140,23 @@ export class CallJournal {
    * never called. The call service uses it to drop an ended call from memory only once the store
    * can answer for it (`GET /v1/calls/{id}`).
    */
+  /**
+   * Call `written` once the store holds every change recorded so far for call `callId`: at once
+   * (synchronously) when nothing of it is waiting, else right after the commit of the write that
+   * takes those changes. Unlike {@link whenCommitted}, changes recorded later do not make it
+   * wait longer: `POST /v1/calls` answers once the new call is stored, while the call goes on
+   * changing. While the store fails it waits; after {@link close} with unwritten changes it is
+   * never called.
+   */
+  whenWritten(callId: string, written: () => void): void {
+    const pending = this.dirty.get(callId) ?? this.inFlight.get(callId);
+    if (!pending) {
+      written();
+      return;
+    }
+    (pending.written ??= []).push(written);
+  }
+
   whenCommitted(callId: string, committed: () => void): void {
     if (!this.dirty.has(callId) && !this.inFlight.has(callId)) {
       committed();
@@ -207,6 +226,20 @@ export class CallJournal {
         calls: [...this.dirty.keys()],
         events: [...this.dirty.values()].reduce((n, p) => n + p.events.length, 0),
       });
+    }
+  }
+
+  /** Run the {@link whenWritten} callbacks of a write that committed. */
+  private runWritten(pending: Pending): void {
+    const callbacks = pending.written;
+    if (!callbacks) return;
+    pending.written = undefined;
+    for (const written of callbacks) {
+      try {
+        written();
+      } catch (err) {
+        this.options.logger.error('call write callback threw', { callId: pending.call.id, err });
+      }
     }
   }
 
@@ -290,6 +323,7 @@ export class CallJournal {
       this.failuresInARow = 0;
       this.inFlight = NOTHING_IN_FLIGHT;
       this.callCommitted(batch);
+      for (const pending of batch) this.runWritten(pending);
       for (const event of events) {
         try {
           this.options.deliver(event);
@@ -313,6 +347,7 @@ export class CallJournal {
         if (earlier) {
           earlier.call = pending.call;
           earlier.events.push(...pending.events);
+          if (pending.written) (earlier.written ??= []).push(...pending.written);
         } else this.dirty.set(id, pending);
       }
       const delayMs = computeBackoffDelay(this.failuresInARow - 1, {

@@ -125,6 +125,8 @@ export interface CallServiceDeps {
    */
   journal?: EventJournal & {
     whenCommitted?(callId: string, committed: () => void): void;
+    /** `committed` once the store holds what was recorded of the call so far. */
+    whenWritten?(callId: string, written: () => void): void;
     /** True while the last store write failed and is being retried. */
     failing?(): boolean;
     /** The call left memory: the journal may forget what it wrote of it. */
@@ -290,11 +292,11 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
   /** See {@link CallControl.whenStored}: the journal's commit of the call, bounded by `timeoutMs`. */
   whenStored(callId: string, timeoutMs: number): Promise<boolean> {
     const journal = this.deps.journal;
-    if (!journal?.whenCommitted) return Promise.resolve(true);
-    const whenCommitted = journal.whenCommitted.bind(journal);
+    if (!journal?.whenWritten) return Promise.resolve(true);
+    const whenWritten = journal.whenWritten.bind(journal);
     return new Promise((resolve) => {
       const timer = setTimeout(() => resolve(false), timeoutMs);
-      whenCommitted(callId, () => {
+      whenWritten(callId, () => {
         clearTimeout(timer);
         resolve(true);
       });

@@ -108,3 +108,82 @@ forEachDialect('call journal: whenCommitted', ({ store }) => {
     expect(await store().calls.getCall('call-a')).to.not.equal(undefined);
   });
 });
+
+forEachDialect('call journal: whenWritten', ({ store }) => {
+  let journal: CallJournal | undefined;
+  afterEach(async () => {
+    await journal?.close(1000);
+    journal = undefined;
+  });
+
+  const open = (target: Store): CallJournal =>
+    (journal = new CallJournal({
+      store: target,
+      logger,
+      registry: new Registry(),
+      deliver: () => undefined,
+      retryInitialDelayMs: 5,
+      retryMaxDelayMs: 20,
+    }));
+
+  it('answers after the commit holding the changes recorded so far, not later ones (a new click-to-call)', async () => {
+    const target = gated(store());
+    const j = open(target);
+    let idle = false;
+    j.whenWritten('never-recorded', () => (idle = true));
+    expect(idle).to.equal(true);
+
+    const a = call('call-a');
+    j.record(a);
+    const fired = new Promise<{ transactions: number; state?: string }>((resolve) =>
+      j.whenWritten('call-a', () => {
+        const transactions = target.transactions;
+        void store()
+          .calls.getCall('call-a')
+          .then((r) => resolve({ transactions, state: r?.state }));
+      }),
+    );
+    await new Promise((resolve) => setImmediate(resolve)); // the first write is now in flight
+    // The call goes on changing while its first write is in flight.
+    a.phase = 'ended';
+    a.endedAt = T0 + 1000;
+    a.disposition = 'canceled';
+    j.record(a);
+    target.open();
+    // After the first commit (which holds the call as it was asked about), not the second.
+    const first = await fired;
+    expect(first.transactions).to.equal(1);
+    expect(first.state, 'the stored call as it was when asked about').to.not.equal('ended');
+    expect(first.state).to.be.a('string');
+  });
+
+  it('asked while a write is in flight and nothing newer is pending: that write commits it', async () => {
+    const target = gated(store());
+    const j = open(target);
+    j.record(call('call-a'));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(target.transactions).to.equal(1);
+    let written = false;
+    j.whenWritten('call-a', () => (written = true));
+    expect(written).to.equal(false);
+    target.open();
+    expect(await j.flush(5000)).to.equal(true);
+    expect(written).to.equal(true);
+    expect(target.transactions).to.equal(1);
+  });
+
+  it('keeps waiting while the store fails, and answers once the retry commits', async () => {
+    const target = flakyStore(store());
+    target.failing = true;
+    const j = open(target);
+    j.record(call('call-a'));
+    let written = false;
+    j.whenWritten('call-a', () => (written = true));
+    expect(await j.flush(50)).to.equal(false);
+    expect(written).to.equal(false);
+    target.failing = false;
+    expect(await j.flush(5000)).to.equal(true);
+    expect(written).to.equal(true);
+    expect(await store().calls.getCall('call-a')).to.not.equal(undefined);
+  });
+});
