@@ -85,7 +85,7 @@ export class CallJournal {
   private failuresInARow = 0;
   private closed = false;
   private readonly idleWaiters = new Set<() => void>();
-  /** Ids of the calls in the transaction being written. */
+  /** The calls in the transaction being written, by id. */
   private inFlight: ReadonlyMap<string, Pending> = NOTHING_IN_FLIGHT;
   /** Per call: callbacks of {@link whenCommitted} waiting for its next commit. */
   private readonly commitWaiters = new Map<string, Array<() => void>>();
@@ -133,14 +133,6 @@ export class CallJournal {
   }
 
   /**
-   * Call `committed` once every change recorded so far for call `callId` is committed: at once
-   * (synchronously) when nothing of the call is waiting to be written, else right after the
-   * commit that holds its last recorded change (later records of the call make it wait for their
-   * commit too). While the store fails it waits; after {@link close} with unwritten changes it is
-   * never called. The call service uses it to drop an ended call from memory only once the store
-   * can answer for it (`GET /v1/calls/{id}`).
-   */
-  /**
    * Call `written` once the store holds every change recorded so far for call `callId`: at once
    * (synchronously) when nothing of it is waiting, else right after the commit of the write that
    * takes those changes. Unlike {@link whenCommitted}, changes recorded later do not make it
@@ -157,6 +149,14 @@ export class CallJournal {
     (pending.written ??= []).push(written);
   }
 
+  /**
+   * Call `committed` once every change recorded so far for call `callId` is committed: at once
+   * (synchronously) when nothing of the call is waiting to be written, else right after the
+   * commit that holds its last recorded change (later records of the call make it wait for their
+   * commit too). While the store fails it waits; after {@link close} with unwritten changes it is
+   * never called. The call service uses it to drop an ended call from memory only once the store
+   * can answer for it (`GET /v1/calls/{id}`).
+   */
   whenCommitted(callId: string, committed: () => void): void {
     if (!this.dirty.has(callId) && !this.inFlight.has(callId)) {
       committed();

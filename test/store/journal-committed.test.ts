@@ -1,7 +1,8 @@
 /**
  * `CallJournal.whenCommitted` (src/calls/journal.ts): the call service drops an ended call from
  * memory only once the store holds its last change, so the API never misses a call that just
- * ended, even while the store lags a turn behind or fails.
+ * ended, even while the store lags a turn behind or fails. `CallJournal.whenWritten`:
+ * `POST /v1/calls` answers once the new call is stored, while the call goes on changing.
  */
 import { expect } from 'chai';
 import { Registry } from 'prom-client';
@@ -30,7 +31,7 @@ function gated(store: Store): Store & { open: () => void; transactions: number }
   return wrapper;
 }
 
-forEachDialect('call journal: whenCommitted', ({ store }) => {
+forEachDialect('call journal: whenCommitted, whenWritten', ({ store }) => {
   let journal: CallJournal | undefined;
   afterEach(async () => {
     await journal?.close(1000);
@@ -92,41 +93,25 @@ forEachDialect('call journal: whenCommitted', ({ store }) => {
     expect(await fired).to.deep.equal({ transactions: 2, state: 'ended' });
   });
 
-  it('keeps waiting while the store fails, and answers once the retry commits', async () => {
+  it('both keep waiting while the store fails, and answer once the retry commits', async () => {
     const target = flakyStore(store());
     target.failing = true;
     const j = open(target);
     j.record(call('call-a'));
     let committed = false;
+    let written = false;
     j.whenCommitted('call-a', () => (committed = true));
+    j.whenWritten('call-a', () => (written = true));
     expect(await j.flush(50)).to.equal(false);
     expect(j.failing()).to.equal(true);
-    expect(committed).to.equal(false);
+    expect([committed, written]).to.deep.equal([false, false]);
     target.failing = false;
     expect(await j.flush(5000)).to.equal(true);
-    expect(committed).to.equal(true);
+    expect([committed, written]).to.deep.equal([true, true]);
     expect(await store().calls.getCall('call-a')).to.not.equal(undefined);
   });
-});
 
-forEachDialect('call journal: whenWritten', ({ store }) => {
-  let journal: CallJournal | undefined;
-  afterEach(async () => {
-    await journal?.close(1000);
-    journal = undefined;
-  });
-
-  const open = (target: Store): CallJournal =>
-    (journal = new CallJournal({
-      store: target,
-      logger,
-      registry: new Registry(),
-      deliver: () => undefined,
-      retryInitialDelayMs: 5,
-      retryMaxDelayMs: 20,
-    }));
-
-  it('answers after the commit holding the changes recorded so far, not later ones (a new click-to-call)', async () => {
+  it('whenWritten answers after the commit holding the changes recorded so far, not later ones (a new click-to-call)', async () => {
     const target = gated(store());
     const j = open(target);
     let idle = false;
@@ -157,7 +142,7 @@ forEachDialect('call journal: whenWritten', ({ store }) => {
     expect(first.state).to.be.a('string');
   });
 
-  it('asked while a write is in flight and nothing newer is pending: that write commits it', async () => {
+  it('whenWritten asked while a write is in flight and nothing newer is pending: that write answers it', async () => {
     const target = gated(store());
     const j = open(target);
     j.record(call('call-a'));
@@ -170,20 +155,5 @@ forEachDialect('call journal: whenWritten', ({ store }) => {
     expect(await j.flush(5000)).to.equal(true);
     expect(written).to.equal(true);
     expect(target.transactions).to.equal(1);
-  });
-
-  it('keeps waiting while the store fails, and answers once the retry commits', async () => {
-    const target = flakyStore(store());
-    target.failing = true;
-    const j = open(target);
-    j.record(call('call-a'));
-    let written = false;
-    j.whenWritten('call-a', () => (written = true));
-    expect(await j.flush(50)).to.equal(false);
-    expect(written).to.equal(false);
-    target.failing = false;
-    expect(await j.flush(5000)).to.equal(true);
-    expect(written).to.equal(true);
-    expect(await store().calls.getCall('call-a')).to.not.equal(undefined);
   });
 });
