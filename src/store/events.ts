@@ -253,7 +253,6 @@ const markRetryWithAttemptsStatement = compiledStatement(
       .where('status', '=', 'pending'),
 );
 
-/** Raise a pending event's attempt count (never lowers it). */
 /**
  * pending → delivered at `at`, with the HTTP status, raising the attempt count to `attempts`
  * (never lowering it: 0 keeps it).
@@ -280,6 +279,7 @@ const markDeliveredStatement = compiledStatement(
       .where('status', '=', 'pending'),
 );
 
+/** Raise a pending event's attempt count (never lowers it). */
 const setAttemptsStatement = compiledStatement(
   'events.set-attempts',
   (db, p: { event_id: string; attempts: number }) =>
