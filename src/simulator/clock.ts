@@ -32,16 +32,26 @@ export class SimClock {
     return new Date(Math.floor(ms)).toISOString().replace('Z', '+0000');
   }
 
-  /** Run `fn` after `delaySimMs` simulated milliseconds. */
+  /**
+   * Run `fn` once `delaySimMs` simulated milliseconds have passed on {@link SimClock.nowMs}.
+   * Node's timers count from the event loop's cached time and may fire a fraction of a
+   * millisecond early; scaled up by `1 / timeScale` that would be an answer or a timeout visibly
+   * before its time in the event timestamps, which a real Asterisk never shows. A timer that
+   * fires early is therefore re-armed for the rest of its delay.
+   */
   after(delaySimMs: number, fn: () => void): SimTimer {
-    const handle = setTimeout(
-      () => {
+    const dueMs = this.nowMs() + Math.max(0, delaySimMs);
+    let handle: NodeJS.Timeout;
+    const arm = (delayRealMs: number): void => {
+      handle = setTimeout(() => {
         this.timers.delete(handle);
-        fn();
-      },
-      Math.max(0, delaySimMs * this.timeScale),
-    );
-    this.timers.add(handle);
+        const leftSimMs = dueMs - this.nowMs();
+        if (leftSimMs > 0) arm(leftSimMs * this.timeScale);
+        else fn();
+      }, delayRealMs);
+      this.timers.add(handle);
+    };
+    arm(Math.max(0, delaySimMs * this.timeScale));
     return {
       cancel: () => {
         clearTimeout(handle);
