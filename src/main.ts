@@ -151,6 +151,8 @@ export async function startEngine(
       if (ownSimulator) await simulator!.close().catch(() => undefined);
       throw err;
     });
+  // One engine per store: a second one would adopt this one's calls and resend its webhooks.
+  await startStep(store.claim());
   await startStep(store.migrate());
   let queue: EventQueue | undefined;
   if (config.CRM_WEBHOOK_URL) {

@@ -13,6 +13,14 @@ export class StoreUrlError extends StoreError {
   override name = 'StoreUrlError';
 }
 
+/**
+ * Another engine holds the store (src/store/ownership.ts): this one must not start on it, or it
+ * would adopt the other's calls and resend its webhooks.
+ */
+export class StoreInUseError extends StoreError {
+  override name = 'StoreInUseError';
+}
+
 /** A pagination cursor that this store did not issue (the HTTP layer answers 400). */
 export class InvalidCursorError extends StoreError {
   override name = 'InvalidCursorError';

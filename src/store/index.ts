@@ -49,4 +49,10 @@ export {
 } from './durable-queue.ts';
 export { storeMigrations, storeMigrationProvider, type StoreDialect } from './migrations.ts';
 export { toIsoTime, type Database } from './schema.ts';
-export { InvalidCursorError, StoreConflictError, StoreError, StoreUrlError } from './errors.ts';
+export {
+  InvalidCursorError,
+  StoreConflictError,
+  StoreError,
+  StoreInUseError,
+  StoreUrlError,
+} from './errors.ts';

@@ -13,6 +13,7 @@ import { StoreError, StoreUrlError } from './errors.ts';
 import { createEventRepository, type EventRepository } from './events.ts';
 import { createIdempotencyRepository, type IdempotencyRepository } from './idempotency.ts';
 import { storeMigrationProvider, type StoreDialect } from './migrations.ts';
+import { claimStore, type StoreClaim } from './ownership.ts';
 import type { Database } from './schema.ts';
 import { SqliteWorkerDialect } from './sqlite-worker.ts';
 import { WriteBatchCollector } from './write-batch.ts';
@@ -60,6 +61,15 @@ export interface Store extends StoreRepositories {
   readonly dialect: StoreDialect;
   /** The Kysely instance (for queries the repositories do not cover). */
   readonly db: Kysely<Database>;
+  /**
+   * Claim the store for this engine, before {@link migrate} (src/store/ownership.ts: an exclusive
+   * lock on `<file>.lock` for SQLite, a session advisory lock per schema for PostgreSQL; both
+   * end with the process, so a crash leaves no stale claim). {@link close} gives it up.
+   * Idempotent.
+   *
+   * @throws StoreInUseError when another engine holds the store
+   */
+  claim(): Promise<void>;
   /**
    * Apply pending migrations (idempotent; run at start-up before anything else).
    *
@@ -161,11 +171,22 @@ export function createStore(options: StoreOptions): Store {
     idempotency: createIdempotencyRepository(k),
   });
   let closed: Promise<void> | undefined;
+  let claiming: Promise<StoreClaim> | undefined;
 
   return {
     dialect,
     db,
     ...bind(db),
+
+    async claim() {
+      claiming ??= claimStore(target, options.schema, logger);
+      try {
+        await claiming;
+      } catch (err) {
+        claiming = undefined;
+        throw err;
+      }
+    },
 
     async migrate() {
       if (dialect === 'postgres' && options.schema) {
@@ -208,7 +229,15 @@ export function createStore(options: StoreOptions): Store {
     },
 
     close() {
-      closed ??= db.destroy();
+      closed ??= (async () => {
+        try {
+          await db.destroy();
+        } finally {
+          // Last: the store is free for another engine once this one wrote its last change.
+          const claim = await claiming?.catch(() => undefined);
+          await claim?.release();
+        }
+      })();
       return closed;
     },
   };
