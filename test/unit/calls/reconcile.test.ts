@@ -16,6 +16,7 @@ import {
 } from '../../../src/calls/reconcile.ts';
 import type { Call, CallState, Leg } from '../../../src/calls/model.ts';
 import type { UnfinishedCallRecord } from '../../../src/store/calls.ts';
+import { modelLeg } from '../../store/helpers.ts';
 
 const APP = 'crm-app';
 const T0 = Date.UTC(2025, 0, 31, 9, 15, 0);
@@ -48,21 +49,9 @@ function bridge(id: string, channels: string[], name = ''): AriBridge {
   };
 }
 
+/** A leg of the model as reconciliation finds it: engine-created legs were dialled. */
 function leg(channelId: string, role: Leg['role'], extra: Partial<Leg> = {}): Leg {
-  return {
-    channelId,
-    role,
-    createdByEngine: role !== 'caller',
-    created: true,
-    inStasis: true,
-    dialed: role !== 'caller',
-    ringing: false,
-    answered: false,
-    ended: false,
-    hangupRequested: false,
-    createdAt: T0,
-    ...extra,
-  };
+  return modelLeg(channelId, role, { dialed: role !== 'caller', createdAt: T0, ...extra });
 }
 
 function call(phase: Call['phase'], legs: Leg[], extra: Partial<Call> = {}): Call {
