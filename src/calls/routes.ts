@@ -140,10 +140,10 @@ export const idempotencyKeySchema = z
 export const DEFAULT_CALLS_PAGE = 50;
 
 /**
- * Longest `POST /v1/calls` waits for the store to commit a new call before answering 202 anyway
- * (ms). A healthy store commits within a few ms; a failing one is refused up front (503).
+ * Default of {@link CallRoutesDeps.storeWaitMs} (API_STORE_WAIT_MS), ms. A healthy store commits
+ * within a few ms; a failing one is refused up front (503 `store_unavailable`).
  */
-export const STORE_WAIT_MS = 2000;
+export const DEFAULT_STORE_WAIT_MS = 2000;
 
 /**
  * Before a call is placed (`POST /v1/calls`, compat `makecall`): while store writes fail, refuse
@@ -259,6 +259,12 @@ export interface CallRoutesDeps {
   workstations: WorkstationMap;
   logger: Logger;
   /**
+   * API_STORE_WAIT_MS: longest `POST /v1/calls` waits for the store to commit the new call
+   * before answering 202 anyway (with a warning), ms; 0 = answer without waiting. Default
+   * {@link DEFAULT_STORE_WAIT_MS}.
+   */
+  storeWaitMs?: number;
+  /**
    * Stored calls (issue 4): `GET /v1/calls`, `GET /v1/calls/{id}` of calls no longer live, and
    * 409 `call_ended` (not 404) for commands on them. Without it `GET /v1/calls` answers 503
    * `store_not_configured` and only calls the service holds are found.
@@ -327,6 +333,7 @@ function stringifyVariables(
 /** Build the router; mount it at `/v1` behind the API key check and a JSON body parser. */
 export function createCallRoutes(deps: CallRoutesDeps): Router {
   const { control, guard, idempotency, region, defaults, workstations, logger } = deps;
+  const storeWaitMs = deps.storeWaitMs ?? DEFAULT_STORE_WAIT_MS;
   const stored = deps.calls;
   const router = express.Router();
 
@@ -417,10 +424,10 @@ export function createCallRoutes(deps: CallRoutesDeps): Router {
     }
     // 202 once the store holds the call: an engine crash after the answer cannot lose it. The
     // operator leg is being originated meanwhile (the commit is one event-loop turn plus a write).
-    if (!(await control.whenStored(answer.id, STORE_WAIT_MS)))
+    if (storeWaitMs > 0 && !(await control.whenStored(answer.id, storeWaitMs)))
       logger.warn('click-to-call accepted before the store committed it (store slow)', {
         callId: answer.id,
-        waitedMs: STORE_WAIT_MS,
+        waitedMs: storeWaitMs,
       });
     if (idempotencyKey)
       idempotency.complete(keyName, idempotencyKey, { status: 202, body: answer });

@@ -571,6 +571,15 @@ export const configSchema = z.object({
     .describe(
       'Path of the asterisk.fcgi-compatible API (seed 003: ?makecall=, ?get_uniqueid_callerid, ?transfer=&dest=), e.g. /fcgi-bin/asterisk.fcgi to keep existing client URLs.',
     ),
+  API_STORE_WAIT_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(30_000)
+    .default(2000)
+    .describe(
+      'Longest POST /v1/calls waits for the store to commit a new call before answering 202 anyway (logged at warn), in milliseconds. 0 = answer at once, without waiting for the commit (an engine crash right after the answer can then lose the call).',
+    ),
   IDEMPOTENCY_TTL_MS: z.coerce
     .number()
     .int()

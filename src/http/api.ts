@@ -41,6 +41,7 @@ export interface ApiDeps {
     | 'OPERATOR_IP_MAP'
     | 'COMPAT_PATH'
     | 'IDEMPOTENCY_TTL_MS'
+    | 'API_STORE_WAIT_MS'
   >;
   control: CallControl;
   /** The engine's registry: the security counters go there. */
@@ -116,6 +117,7 @@ export function createApi(deps: ApiDeps): ApiParts {
     defaults,
     workstations,
     logger,
+    storeWaitMs: config.API_STORE_WAIT_MS,
     calls: deps.store?.calls,
     recordingUrl: deps.recordingUrl ?? deps.recordings?.recordingUrl,
   });

@@ -203,7 +203,7 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
       post: {
         summary: 'Click-to-call',
         description:
-          "Rings the operator first (CALLERID name CLICK_TO_CALL_CALLERID_NAME, number the customer's); once answered dials the customer through the trunk chosen by prefix and bridges them. Answers at once, once the call is in the store (a 202 is never lost to an engine crash). Toll-fraud guard: destination allow-list, per-key rate limit, cap of live originated calls.",
+          "Rings the operator first (CALLERID name CLICK_TO_CALL_CALLERID_NAME, number the customer's); once answered dials the customer through the trunk chosen by prefix and bridges them. Answers at once, once the call is in the store (a 202 is never lost to an engine crash; a commit slower than API_STORE_WAIT_MS, default 2000 ms, is not waited for; 0 = never waits). Toll-fraud guard: destination allow-list, per-key rate limit, cap of live originated calls.",
         parameters: [
           {
             name: 'Idempotency-Key',

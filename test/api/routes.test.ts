@@ -301,6 +301,27 @@ describe('API /v1 routes (fake call control)', () => {
       expect(app.control.storedWaits).to.deep.equal([res.body.id]);
     });
 
+    it('answers 202 after API_STORE_WAIT_MS when the commit is slower, with a warning, and at once with 0', async () => {
+      app = await startApiApp({ API_STORE_WAIT_MS: '30' });
+      app.control.storeCommit = new Promise(() => undefined); // a commit that never comes
+      const body = { operator: '101', to: '+74957654321' };
+      const late = await apiRequest(app.url, '/v1/calls', { body });
+      expect(late.status).to.equal(202);
+      expect(app.control.storedWaitTimeoutsMs).to.deep.equal([30]);
+      const warning = app.logs.find(
+        (l) => l.message === 'click-to-call accepted before the store committed it (store slow)',
+      );
+      expect(warning).to.include({ callId: late.body.id, waitedMs: 30 });
+      await app.close();
+
+      app = await startApiApp({ API_STORE_WAIT_MS: '0' });
+      app.control.storeCommit = new Promise(() => undefined);
+      const immediate = await apiRequest(app.url, '/v1/calls', { body });
+      expect(immediate.status).to.equal(202);
+      expect(app.control.storedWaits).to.deep.equal([]); // the commit is not waited for
+      expect(app.control.started).to.have.length(1);
+    });
+
     it('refuses new calls with 503 store_unavailable while store writes fail, consuming no rate-limit point', async () => {
       app = await startApiApp({ CALLS_RATE_LIMIT_PER_MIN: '1' });
       app.control.storeDown = true;

@@ -43,6 +43,8 @@ export class FakeCallControl implements CallControl {
   storeCommit: Promise<boolean> | undefined;
   /** Call ids {@link whenStored} was asked about, in order. */
   readonly storedWaits: string[] = [];
+  /** The `timeoutMs` of each {@link whenStored} call. */
+  readonly storedWaitTimeoutsMs: number[] = [];
   private nextId = 1;
   private readonly watchers = new Map<string, Set<(call: CallSnapshot) => void>>();
 
@@ -78,9 +80,19 @@ export class FakeCallControl implements CallControl {
     return call;
   }
 
-  whenStored(callId: string): Promise<boolean> {
+  whenStored(callId: string, timeoutMs: number): Promise<boolean> {
     this.storedWaits.push(callId);
-    return this.storeCommit ?? Promise.resolve(true);
+    this.storedWaitTimeoutsMs.push(timeoutMs);
+    const commit = this.storeCommit;
+    if (!commit) return Promise.resolve(true);
+    // As the service does: give up after timeoutMs.
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      void commit.then((stored) => {
+        clearTimeout(timer);
+        resolve(stored);
+      });
+    });
   }
 
   storeFailing(): boolean {
