@@ -26,6 +26,10 @@
  *
  * Held calls (screen pop, heap) are answered and bridged but not recorded (see sim-process.ts).
  *
+ * First it prints what this machine charges for a wake-up (bench/machine.ts): on a virtual
+ * machine an idle thread's wake-up costs far more than a busy one's, which governs the latency
+ * figures and the CPU per call at low rates.
+ *
  * Options (also as environment variables BENCH_<NAME>, e.g. BENCH_SOAK=5000):
  *   --quick                  smaller counts (pop-calls 300, calls 1000, soak 5000, live 1000)
  *   --only pop,throughput,heap   run only these scenarios
@@ -61,6 +65,7 @@ import {
 import { startEngine, type Engine } from '../src/main.ts';
 import type { LoadOrder, LoadReport, PopSample } from './sim-process.ts';
 import { summariseHeapGrowth } from './heap-diff.ts';
+import { describeWakeups, measureWakeups } from './machine.ts';
 import { summariseProfile } from './profile-summary.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -638,6 +643,8 @@ async function main(): Promise<void> {
       `time scale ${TIME_SCALE} (ring ${1000 * TIME_SCALE} ms, talk ${TALK_SIM_MS * TIME_SCALE} ms); ${OPERATORS.length} operators; ` +
       `engine logs ${o.logLevel ? `at ${o.logLevel} to /dev/null` : 'silenced (--log info for production logging)'}`,
   );
+  out();
+  for (const line of describeWakeups(await measureWakeups())) out(line);
   out();
   try {
     if (o.only.has('pop')) await screenPop(peer, o);
