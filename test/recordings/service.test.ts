@@ -24,7 +24,7 @@ import {
 } from '../../src/recordings/service.ts';
 import { LocalRecordingStorage, recordingKey } from '../../src/recordings/storage.ts';
 import { audioFile } from '../../src/simulator/wav.ts';
-import type { RecordingFields, UnsettledRecordingRecord } from '../../src/store/calls.ts';
+import type { RecordingUpdate, UnsettledRecordingRecord } from '../../src/store/calls.ts';
 import { until } from '../support/until.ts';
 
 /** Asterisk's recordings as ARI shows them; `reachable: false` = connection refused. */
@@ -33,6 +33,14 @@ class FakeAsterisk {
   readonly stored = new Map<string, Buffer>();
   readonly requests: string[] = [];
   reachable = true;
+  /**
+   * What `POST /bridges/{id}/record` does besides starting the recording: `gone` = 404 (the
+   * bridge went away, nothing recorded); `lost` = Asterisk starts it but the answer never comes
+   * (a connection error reaches the engine).
+   */
+  recordOutcome: 'ok' | 'gone' | 'lost' = 'ok';
+  /** Called as the record request arrives (the test looks at the store then). */
+  onRecord: () => void = () => undefined;
   /** Delivers RecordingFinished to the service (set by the test). */
   onFinished: (recording: AriLiveRecording) => void = () => undefined;
 
@@ -65,7 +73,12 @@ class FakeAsterisk {
     bridges: {
       record: (bridgeId: string, params: { name: string }) => {
         this.ask(`POST /bridges/${bridgeId}/record`);
+        this.onRecord();
+        if (this.recordOutcome === 'gone')
+          throw new AriNotFoundError('bridges.record', 'Bridge not found');
         this.live.add(params.name);
+        if (this.recordOutcome === 'lost')
+          throw new AriConnectionError('bridges.record', 'no answer from Asterisk within 10000 ms');
         return Promise.resolve({} as AriLiveRecording);
       },
     },
@@ -103,6 +116,14 @@ class FakeAsterisk {
 /** A call journal whose commits the test releases. */
 class ManualJournal {
   private readonly waiting: Array<() => void> = [];
+  /** {@link CallJournal.whenWritten} callbacks: the call's row is not written until released. */
+  readonly unwritten: Array<() => void> = [];
+  /** Hold the call rows back (else written at once). */
+  holdWrites = false;
+  whenWritten(_callId: string, written: () => void): void {
+    if (this.holdWrites) this.unwritten.push(written);
+    else written();
+  }
   whenCommitted(_callId: string, committed: () => void): void {
     this.waiting.push(committed);
   }
@@ -134,7 +155,7 @@ function liveCall(): Call {
 describe('recordings service: recovery paths', () => {
   let dir: string;
   let asterisk: FakeAsterisk;
-  let rows: Map<string, RecordingFields>;
+  let rows: Map<string, RecordingUpdate>;
   let ready: Array<{ call: Call; data: RecordingReadyData }>;
   let registry: Registry;
   let service: RecordingService | undefined;
@@ -213,6 +234,83 @@ describe('recordings service: recovery paths', () => {
     call.endedAt = Date.now();
     svc.callEnded(call);
   }
+
+  it('writes `recording` to the call row before asking Asterisk to record, once the journal wrote the call', async () => {
+    const journal = new ManualJournal();
+    journal.holdWrites = true;
+    const svc = start({}, journal);
+    const statusAtRecord: unknown[] = [];
+    const call = liveCall();
+    asterisk.onRecord = () => statusAtRecord.push(rows.get(call.id)?.status);
+    const started = svc.bridgeCreated(call, 'br-1', undefined);
+    await until(() => journal.unwritten.length === 1, 'the wait for the call row');
+    expect(asterisk.requests).to.deep.equal([]); // not before the row exists
+    journal.unwritten[0]!();
+    await started;
+    expect(statusAtRecord).to.deep.equal(['recording']);
+    expect(asterisk.live.has(`rec-${call.id}`)).to.equal(true);
+    expect(await metric('aricrm_recordings_started_total')).to.equal(1);
+  });
+
+  it('a call row the store is slow to write does not hold up the recording: started after writeAheadWaitMs, status written after it', async () => {
+    const journal = new ManualJournal();
+    journal.holdWrites = true;
+    const svc = start({ writeAheadWaitMs: 30 }, journal);
+    const call = liveCall();
+    await svc.bridgeCreated(call, 'br-1', undefined);
+    expect(asterisk.live.has(`rec-${call.id}`)).to.equal(true);
+    await until(() => rows.get(call.id)?.status === 'recording', 'the status after the start');
+    rows.set(call.id, { ...rows.get(call.id), status: 'stored' }); // a later status
+    journal.unwritten[0]!(); // the row comes late: the abandoned write-ahead writes nothing then
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(rows.get(call.id)?.status).to.equal('stored');
+  });
+
+  it('a bridge gone before the recording started: the call row no longer says recording', async () => {
+    const svc = start();
+    asterisk.recordOutcome = 'gone';
+    const call = liveCall();
+    await svc.bridgeCreated(call, 'br-1', undefined);
+    await until(() => rows.get(call.id)?.status === null, 'the recording fields cleared');
+    expect(rows.get(call.id)).to.deep.include({ name: null, path: null });
+    expect(svc.inProgress()).to.equal(0);
+    expect(await metric('aricrm_recording_failures_total', '{stage="start"}')).to.equal(0);
+  });
+
+  it('no answer to the record request: looked up in Asterisk, where it is live, then fetched at the end of the call', async () => {
+    const svc = start();
+    asterisk.recordOutcome = 'lost';
+    const call = liveCall();
+    await svc.bridgeCreated(call, 'br-1', undefined);
+    const name = `rec-${call.id}`;
+    await until(() => asterisk.requests.includes(`GET live/${name}`), 'the look-up');
+    expect(rows.get(call.id)?.status).to.equal('recording');
+    expect(await metric('aricrm_recording_failures_total', '{stage="start"}')).to.equal(0);
+    asterisk.finish(name, 3, true);
+    end(svc, call);
+    await until(() => ready.length === 1, 'recording.ready');
+    await until(() => rows.get(call.id)?.status === 'stored', 'stored');
+  });
+
+  it('no answer to the record request and Asterisk never started it: the recording failed', async () => {
+    const svc = start();
+    asterisk.recordOutcome = 'lost';
+    const call = liveCall();
+    const record = asterisk.gateway.bridges.record;
+    // The request was lost before Asterisk acted on it.
+    asterisk.gateway.bridges.record = (bridgeId, params) => {
+      try {
+        return record(bridgeId, params);
+      } finally {
+        asterisk.live.delete(params.name);
+      }
+    };
+    await svc.bridgeCreated(call, 'br-1', undefined);
+    await until(() => rows.get(call.id)?.status === 'failed', 'failed');
+    expect(await metric('aricrm_recording_failures_total', '{stage="missing"}')).to.equal(1);
+    end(svc, call);
+    expect(ready).to.have.length(0);
+  });
 
   it('fetches the file finishTimeoutMs after call.ended when RecordingFinished never comes', async () => {
     const svc = start();

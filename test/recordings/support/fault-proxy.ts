@@ -1,7 +1,8 @@
 /**
  * A real HTTP + WebSocket proxy in front of the PBX simulator's ARI that can answer chosen
  * requests with an error instead of forwarding them, the way a real Asterisk answers when a stored
- * recording cannot be read (`403 {"message":"The recording file could not be opened"}`). The
+ * recording cannot be read (`403 {"message":"The recording file could not be opened"}`), or
+ * forward them and lose the answer (a connection cut while Asterisk acted on the request). The
  * engine talks to it as its ARI_URL; everything else (REST, the events WebSocket) passes through.
  */
 import { once } from 'node:events';
@@ -19,8 +20,8 @@ export interface ProxiedRequest {
 interface FaultRule {
   matches: (method: string, path: string) => boolean;
   remaining: number;
-  status: number;
-  body: unknown;
+  /** Answer with this instead of forwarding; absent: forward, and swallow Asterisk's answer. */
+  answer?: { status: number; body: unknown };
 }
 
 export class AriFaultProxy {
@@ -43,11 +44,12 @@ export class AriFaultProxy {
       const path = new URL(req.url ?? '/', 'http://x').pathname;
       const rule = proxy.rules.find((r) => r.remaining > 0 && r.matches(method, path));
       proxy.requests.push({ method, path, faulted: rule !== undefined });
-      if (rule) {
-        rule.remaining--;
+      if (rule) rule.remaining--;
+      if (rule?.answer) {
+        const answer = rule.answer;
         req.resume();
-        res.writeHead(rule.status, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(rule.body));
+        res.writeHead(answer.status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(answer.body));
         return;
       }
       const forwarded = request(
@@ -59,6 +61,10 @@ export class AriFaultProxy {
           headers: req.headers,
         },
         (answer: IncomingMessage) => {
+          if (rule) {
+            answer.resume(); // Asterisk acted on it; the engine never hears back
+            return;
+          }
           res.writeHead(answer.statusCode ?? 502, answer.headers);
           answer.pipe(res);
         },
@@ -104,9 +110,17 @@ export class AriFaultProxy {
     this.rules.push({
       matches: (m, p) => m === method && path.test(p),
       remaining: times,
-      status,
-      body,
+      answer: { status, body },
     });
+  }
+
+  /**
+   * Forward the next `times` requests matching `method` and `path` to Asterisk, which acts on
+   * them, but never pass its answer back: the engine waits for an answer that does not come
+   * (until its own timeout, or until {@link close} cuts the connection).
+   */
+  swallowAnswer(method: string, path: RegExp, times: number): void {
+    this.rules.push({ matches: (m, p) => m === method && path.test(p), remaining: times });
   }
 
   /** Requests seen for paths matching `path` (and `method`, when given). */
