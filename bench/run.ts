@@ -16,8 +16,10 @@
  *    leg's `Dial RINGING` to its WebSocket → the `call.ringing` webhook arriving at the CRM stub
  *    (one clock). Target p99 ≤ 5 ms.
  * 2. Throughput: `--calls` calls (3000) offered at `--rate` calls/s (300), then the same number in
- *    a closed loop of `--concurrency` (100) calls in flight (capacity). Targets ≥ 300 calls/s,
- *    event-loop lag p99 ≤ 20 ms.
+ *    a closed loop of `--concurrency` (100) calls in flight (capacity). Calls/s are counted over
+ *    the window in which calls completed (first to last done). Targets: capacity ≥ 300 calls/s;
+ *    at 300/s offered the engine keeps up (completes ≥ 99 % of the offered rate: the completions
+ *    cannot outrun it) with event-loop lag p99 ≤ 20 ms.
  * 3. Heap: `--soak` calls (50 000) in a closed loop, heap after vs before (target: no growth,
  *    within 1 MiB); then `--live` calls (5000) held up, retained heap per live call (target
  *    ≤ 10 KB). Heap is measured after `global.gc()` (the script runs node with --expose-gc), once
@@ -298,7 +300,12 @@ interface Measured {
   /** Share of the time the engine's event loop was not waiting for I/O (0..1). */
   engineLoopBusy: number;
   engineLag: { p50: number; p99: number; max: number };
-  /** Calls per second: calls done / (first placed → last done). */
+  /**
+   * Throughput, calls per second: calls completed over the window in which they completed,
+   * `(done - 1) / (first done → last done)`. Not `done / (first placed → last done)`: that adds
+   * one call's own duration (ring, talk, recording download) to the window, so 1000 calls offered
+   * at 300/s could never show more than about 278/s however fast the engine.
+   */
   callsPerSec: number;
 }
 
@@ -322,7 +329,7 @@ async function load(
     engineCpuMs: (used.user + used.system) / 1000,
     engineLoopBusy: performance.eventLoopUtilization(elu).utilization,
     engineLag,
-    callsPerSec: report.done / (report.elapsedMs / 1000),
+    callsPerSec: report.done > 1 ? (report.done - 1) / (report.completingMs / 1000) : 0,
   };
 }
 
@@ -397,7 +404,7 @@ function describe(m: Measured, label: string): string[] {
     .map(([type, n]) => `${type.replace('call.', '')} ${n}`)
     .join(', ');
   return [
-    `  ${pad(label, 34)} ${r.done} of ${r.placed} calls in ${fixed(wallSec, 2)} s = ${fixed(m.callsPerSec)} calls/s` +
+    `  ${pad(label, 34)} ${r.done} of ${r.placed} calls in ${fixed(wallSec, 2)} s (first placed to last done), completed at ${fixed(m.callsPerSec)} calls/s` +
       (r.failed ? `; ${r.failed} not answered` : '') +
       (r.refused ? `; ${r.refused} refused` : '') +
       (r.stalled ? '; STALLED' : ''),
@@ -526,12 +533,14 @@ async function throughput(peer: Peer, o: Options): Promise<void> {
     for (const line of describe(closed, `closed loop, ${o.concurrency} in flight:`)) out(line);
     out();
     const ok = (m: Measured): boolean => m.report.done === m.report.placed && m.report.failed === 0;
+    // At an offered rate the completions can only match it (give or take timing jitter): the
+    // question is whether the engine keeps up; capacity (below) is where >= 300 is measured.
     summary.push({
       scenario: 'throughput',
-      figure: `full calls/s offered ${o.rate}/s (achieved)`,
+      figure: `full calls/s completed at ${o.rate}/s offered`,
       result: `${fixed(offered.callsPerSec)} calls/s`,
-      target: `>= 300 calls/s`,
-      ok: ok(offered) && offered.callsPerSec >= 300,
+      target: `keeps up (>= ${fixed(o.rate * 0.99)})`,
+      ok: ok(offered) && offered.callsPerSec >= o.rate * 0.99,
     });
     summary.push({
       scenario: '',

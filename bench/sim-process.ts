@@ -67,6 +67,11 @@ export interface LoadReport {
   refused: number;
   /** From the first call placed to the last one done. */
   elapsedMs: number;
+  /**
+   * From the first call done to the last one done: the window over which calls completed (its
+   * calls per second are the throughput; `elapsedMs` adds one call's own duration).
+   */
+  completingMs: number;
   /** Screen-pop latency of each call of this order that rang, ms. */
   popMs: number[];
   /** Calls of this order that rang but got no `call.ringing` webhook. */
@@ -122,6 +127,8 @@ interface ActiveOrder {
   id: number;
   report: LoadReport;
   startedAt: number;
+  /** When the first call of the order was done; undefined before. */
+  firstDoneAt: number | undefined;
   lastDoneAt: number;
   lastProgressAt: number;
   cpuStart: NodeJS.CpuUsage;
@@ -264,6 +271,7 @@ function emptyReport(id: number): LoadReport {
     failed: 0,
     refused: 0,
     elapsedMs: 0,
+    completingMs: 0,
     popMs: [],
     popMissing: 0,
     webhooks: {},
@@ -290,6 +298,7 @@ function callDone(call: TrackedCall, now: number): void {
   call.counted = true;
   order.report.done++;
   order.outstanding--;
+  order.firstDoneAt ??= now;
   order.lastDoneAt = now;
   order.lastProgressAt = now;
   order.onDone();
@@ -303,6 +312,7 @@ function startOrder(id: number, finish: (order: ActiveOrder) => void): ActiveOrd
     id,
     report: emptyReport(id),
     startedAt: absNow(),
+    firstDoneAt: undefined,
     lastDoneAt: absNow(),
     lastProgressAt: absNow(),
     cpuStart: process.cpuUsage(),
@@ -319,6 +329,7 @@ function startOrder(id: number, finish: (order: ActiveOrder) => void): ActiveOrd
       const r = order.report;
       r.cpuMs = (cpu.user + cpu.system) / 1000;
       r.elapsedMs = order.lastDoneAt - order.startedAt;
+      r.completingMs = order.lastDoneAt - (order.firstDoneAt ?? order.lastDoneAt);
       r.routeLookups = routeLookups - routeLookupsBefore;
       r.lagMs = {
         p50: Math.max(0, lag.percentile(50) / 1e6 - 1),
