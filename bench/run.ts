@@ -342,6 +342,8 @@ const trace = {
   on: false,
   ringingReceived: new Map<string, number>(),
   ringingEmitted: new Map<string, number>(),
+  /** When the journal's commit handed `call.ringing` to the webhook dispatcher. */
+  ringingCommitted: new Map<string, number>(),
 };
 const absNow = (): number => performance.timeOrigin + performance.now();
 
@@ -384,6 +386,13 @@ async function startBenchEngine(
       },
     ],
   });
+  // The journal hands each committed event to the dispatcher's enqueue: time the hand-off.
+  const enqueue = engine.webhooks.enqueue.bind(engine.webhooks);
+  engine.webhooks.enqueue = (event) => {
+    if (trace.on && event.type === 'call.ringing')
+      trace.ringingCommitted.set(event.data.from, absNow());
+    enqueue(event);
+  };
   engine.gateway.onEvent((event) => {
     if (!trace.on || event.type !== 'Dial' || event.dialstatus !== 'RINGING') return;
     const from = event.peer.caller.number;
@@ -474,17 +483,21 @@ async function screenPop(peer: Peer, o: Options): Promise<void> {
     );
     const wsMs: number[] = [];
     const handlingMs: number[] = [];
+    const commitMs: number[] = [];
     const deliveryMs: number[] = [];
     for (const s of samples) {
       const received = trace.ringingReceived.get(s.from);
       const emitted = trace.ringingEmitted.get(s.from);
-      if (received === undefined || emitted === undefined) continue;
+      const committed = trace.ringingCommitted.get(s.from);
+      if (received === undefined || emitted === undefined || committed === undefined) continue;
       wsMs.push(received - s.ringingAt);
       handlingMs.push(emitted - received);
-      deliveryMs.push(s.webhookAt - emitted);
+      commitMs.push(committed - emitted);
+      deliveryMs.push(s.webhookAt - committed);
     }
     trace.ringingReceived.clear();
     trace.ringingEmitted.clear();
+    trace.ringingCommitted.clear();
     const released = await release(peer);
     const pop = m.report.popMs;
     out(
@@ -495,8 +508,9 @@ async function screenPop(peer: Peer, o: Options): Promise<void> {
     );
     out(`  ${pad('  simulator → engine (WebSocket):', 34)} ${msPair(wsMs)}`);
     out(`  ${pad('  engine: event → call.ringing:', 34)} ${msPair(handlingMs)}`);
+    out(`  ${pad('  call.ringing → committed (store):', 34)} ${msPair(commitMs)}`);
     out(
-      `  ${pad('  call.ringing → webhook arrives:', 34)} ${msPair(deliveryMs)} (store, dispatcher, HTTP)`,
+      `  ${pad('  committed → webhook arrives:', 34)} ${msPair(deliveryMs)} (dispatcher, HTTP, CRM stub)`,
     );
     for (const line of describe(m, 'arriving calls:')) out(line);
     out(
