@@ -96,7 +96,7 @@ export interface CreateRecordingsDeps {
    * The call journal: a recording is marked `stored` (and deleted from Asterisk) once its
    * `recording.ready` is committed. Without it, at once.
    */
-  journal?: Pick<CallJournal, 'whenCommitted' | 'whenWritten'>;
+  journal?: Pick<CallJournal, 'whenCommitted'>;
   logger: Logger;
   registry: Registry;
   /** Another storage than RECORDINGS_DIR (tests, other backends). */

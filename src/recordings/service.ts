@@ -5,9 +5,8 @@
  *
  * 1. `bridgeCreated`: when RECORD_CALLS (or the call's override) says so, the bridge is recorded
  *    (`POST /bridges/{id}/record`, format `wav`, name `rec-<callId>`, as in the inbound-answered
- *    trace). The store row gets `recording.status: recording` first (a write-ahead, so an engine
- *    stopped while Asterisk starts the recording leaves a trace for the next one); a bridge gone
- *    (404) clears it, no answer (connection cut) leads to a look-up in Asterisk.
+ *    trace). The store row gets `recording.status: recording`. No answer to the request
+ *    (connection cut, timeout) leads to a look-up in Asterisk instead of a failure.
  * 2. `call.ended` carries the signed link ({@link RecordingService.recordingUrl}).
  * 3. RecordingFinished (Asterisk sends it when the bridge empties or is destroyed) → download:
  *    `GET /recordings/stored/{name}/file`, check the WAV against itself and the event's
@@ -44,7 +43,7 @@ import type { CallNotifier } from '../calls/notifier.ts';
 import type { CallRecorder } from '../calls/service.ts';
 import type { Logger } from '../logging/logger.ts';
 import { counter } from '../metrics/registry.ts';
-import type { CallRepository, RecordingUpdate, UnsettledRecordingRecord } from '../store/calls.ts';
+import type { CallRepository, RecordingFields, UnsettledRecordingRecord } from '../store/calls.ts';
 import { shouldRecord, type RecordMode } from './config.ts';
 import type { RecordingLinks } from './links.ts';
 import { endedCallFromRecord } from './recovery.ts';
@@ -100,12 +99,6 @@ export interface RecordingServiceOptions {
   retainMs?: number;
   /** Delay before a store write is tried again (the call row not written yet, or an error), ms. Default 200. */
   storeRetryDelayMs?: number;
-  /**
-   * How long a recording start waits for the call's row to be written so that its write-ahead
-   * (`recording` before `POST /bridges/{id}/record`) can go in, ms. Default
-   * {@link WRITE_AHEAD_WAIT_MS}.
-   */
-  writeAheadWaitMs?: number;
 }
 
 /** What the service needs. */
@@ -118,7 +111,7 @@ export interface RecordingServiceDeps {
    * The call journal: `stored` is written (and Asterisk's copy deleted) once it has committed
    * `recording.ready`. Without it (tests), at once.
    */
-  journal?: Pick<CallJournal, 'whenCommitted'> & Partial<Pick<CallJournal, 'whenWritten'>>;
+  journal?: Pick<CallJournal, 'whenCommitted'>;
   /** True when the call service knows the call (live or recently ended, maybe not stored yet). */
   callKnown?: (callId: string) => boolean;
   storage: RecordingStorage;
@@ -175,13 +168,6 @@ class StageError extends Error {
 }
 
 const STORE_WRITE_TRIES = 6;
-
-/**
- * How long a recording start waits for its write-ahead ({@link RecordingService} `writeAhead`),
- * ms: a store round trip normally takes about a millisecond; beyond this the recording starts
- * anyway and its status is written after the start.
- */
-export const WRITE_AHEAD_WAIT_MS = 1000;
 
 /** See the module comment. */
 export class RecordingService implements CallRecorder {
@@ -250,13 +236,6 @@ export class RecordingService implements CallRecorder {
         callEnded: false,
         readySent: false,
       });
-      const intentStored = await this.writeAhead(entry);
-      if (this.stopped) {
-        // Stopping: the recording is not started; the next engine finds the stored intent and
-        // no recording in Asterisk (failed, stage "missing"): the call was not recorded.
-        entry.log.warn('engine stopping: the recording was not started');
-        return;
-      }
       try {
         await this.deps.gateway.bridges.record(bridgeId, {
           name,
@@ -269,7 +248,6 @@ export class RecordingService implements CallRecorder {
           entry.log.info('bridge gone before its recording started; call not recorded', {
             bridgeId,
           });
-          if (intentStored) void this.persist(entry, null);
           this.forget(entry);
           return;
         }
@@ -279,7 +257,7 @@ export class RecordingService implements CallRecorder {
           // is fetched in due course; missing, it failed.
           entry.status = 'recording';
           entry.log.warn('no answer to the recording start; looking it up in Asterisk', { err });
-          if (!intentStored) void this.persist(entry, 'recording');
+          void this.persist(entry, 'recording');
           if (!this.stopped && this.deps.gateway.isConnected()) void this.check(entry);
           return;
         }
@@ -289,7 +267,7 @@ export class RecordingService implements CallRecorder {
       if (entry.status === 'starting') entry.status = 'recording';
       this.metrics.started.inc();
       entry.log.info('recording the call', { bridgeId, format: RECORDING_FORMAT });
-      if (!intentStored) void this.persist(entry, 'recording');
+      void this.persist(entry, 'recording');
     } catch (err) {
       this.deps.logger.error('recording could not be started', { callId: call.id, err });
     }
@@ -835,66 +813,20 @@ export class RecordingService implements CallRecorder {
   // -------------------------------------------------------------------------------------------
 
   /**
-   * The write-ahead of a recording start: `recording` goes into the call's row before Asterisk
-   * is asked to record, so an engine stopped in between leaves a trace the next one follows
-   * ({@link resume}: live or stored in Asterisk, the file is fetched; missing, the recording
-   * failed) instead of a file in Asterisk nobody fetches. It waits for the journal to have
-   * written the call (its row must exist), at most `writeAheadWaitMs`, and makes one
-   * try: a store that is behind or failing does not hold up the recording, whose status is then
-   * written after the start as before. Resolves whether the intent is stored; never rejects.
+   * Write `status` to the call's row, after the earlier writes. A missing row (the call journal
+   * has not written the call yet) or a store error is retried a few times. Resolves true once
+   * written, false when it gave up (never rejects).
    */
-  private writeAhead(entry: Entry): Promise<boolean> {
-    const { journal, calls } = this.deps;
-    const waitMs = this.deps.options.writeAheadWaitMs ?? WRITE_AHEAD_WAIT_MS;
-    const attempt = new Promise<boolean>((resolve) => {
-      let abandoned = false;
-      const timer = setTimeout(() => {
-        abandoned = true;
-        entry.log.warn('the call is not in the store yet; recording without a write-ahead', {
-          waitedMs: waitMs,
-        });
-        resolve(false);
-      }, waitMs);
-      timer.unref();
-      const write = (): void => {
-        if (abandoned) return;
-        clearTimeout(timer);
-        calls
-          .setRecording(entry.callId, { name: entry.name, path: entry.key, status: 'recording' })
-          .then(resolve, (err: unknown) => {
-            entry.log.warn('recording status not written before the start; written after it', {
-              err,
-            });
-            resolve(false);
-          });
-      };
-      if (journal?.whenWritten) journal.whenWritten(entry.callId, write);
-      else write();
-    });
-    // Later writes of the entry (failed, stored, cleared) land after this one, never under it.
-    entry.writes = entry.writes.then(() => attempt).then(() => undefined);
-    return attempt;
-  }
-
-  /**
-   * Write `status` to the call's row, after the earlier writes; `null` clears the recording
-   * fields (the call turned out not to be recorded). A missing row (the call journal has not
-   * written the call yet) or a store error is retried a few times. Resolves true once written,
-   * false when it gave up (never rejects).
-   */
-  private persist(entry: Entry, status: StoredRecordingStatus | null): Promise<boolean> {
+  private persist(entry: Entry, status: StoredRecordingStatus): Promise<boolean> {
     const write = entry.writes.then(() => this.writeStore(entry, status));
     entry.writes = write.then(() => undefined);
     return write;
   }
 
-  private async writeStore(entry: Entry, status: StoredRecordingStatus | null): Promise<boolean> {
+  private async writeStore(entry: Entry, status: StoredRecordingStatus): Promise<boolean> {
     const delayMs = this.deps.options.storeRetryDelayMs ?? 200;
     for (let attempt = 1; attempt <= STORE_WRITE_TRIES; attempt++) {
-      const fields: RecordingUpdate =
-        status === null
-          ? { name: null, path: null, status: null }
-          : { name: entry.name, path: entry.key, status };
+      const fields: RecordingFields = { name: entry.name, path: entry.key, status };
       if (status === 'stored') {
         fields.bytes = entry.bytes;
         fields.durationSec = entry.durationSec;

@@ -65,12 +65,6 @@ export interface RecordingFields {
   durationSec?: number;
 }
 
-/**
- * What {@link CallRepository.setRecording} writes: each given field; `null` clears it (all
- * three of name, path and status cleared: the call is not recorded after all).
- */
-export type RecordingUpdate = { [K in keyof RecordingFields]?: RecordingFields[K] | null };
-
 /** What {@link CallRepository.upsertCall} may write besides the snapshot. */
 export interface CallExtra {
   /** Legs with their times (e.g. `[...call.legs.values()]`); default: the snapshot's legs. */
@@ -165,8 +159,8 @@ export interface CallRepository {
    * @throws the driver's foreign-key error when the call row does not exist
    */
   upsertLegs(callId: string, legs: readonly LegInput[]): Promise<void>;
-  /** Set (or, with `null`, clear) recording fields of a call; false when the call does not exist. */
-  setRecording(callId: string, recording: RecordingUpdate): Promise<boolean>;
+  /** Set recording fields of a call; false when the call does not exist. */
+  setRecording(callId: string, recording: RecordingFields): Promise<boolean>;
   /** One call with its legs, or undefined. */
   getCall(id: string): Promise<CallRecord | undefined>;
   /**

@@ -275,50 +275,6 @@ describe('recordings across an engine restart and an ARI outage (e2e)', function
     ).to.deep.equal([...LIFECYCLE, 'recording.ready']);
   });
 
-  it('the engine stopped while Asterisk was starting the recording (no answer yet): the next engine finds it and fetches it at the end of the call', async () => {
-    const crmBed = await startTestBed(RECORDING);
-    bed = crmBed;
-    const proxy = await AriFaultProxy.start(crmBed.sim.url);
-    cleanup = () => proxy.close();
-    await crmBed.engine.stop(); // the test bed's own engine; ours talks through the proxy
-    const config: Config = { ...crmBed.engine.config, ARI_URL: proxy.url };
-    const first = await startEngine(config, {
-      logger: crmBed.engine.logger,
-      simulator: crmBed.sim,
-    });
-    second = first;
-    crmBed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
-    const RECORD = /^\/ari\/bridges\/[^/]+\/record$/;
-    proxy.swallowAnswer('POST', RECORD, 1);
-
-    const from = nextCaller();
-    const { channelId } = await crmBed.sim.injectInboundCall({ from, to: DID });
-    const started = await crmBed.crm.waitForWebhook(
-      (w) => w.body.type === 'call.started' && w.body.data.from === from,
-    );
-    const callId = started.body.callId;
-    const name = `rec-${callId}`;
-    await until(() => proxy.seen(RECORD).length === 1, 'the recording start');
-    await until(
-      async () => (await ari(crmBed.sim, `/recordings/live/${name}`)).status === 200,
-      'Asterisk to record the bridge',
-    );
-    // The engine has no answer yet, but the call's record already says it is being recorded.
-    const record = (await first.store.calls.getCall(callId))!;
-    expect(record.recording).to.deep.include({ name, status: 'recording' });
-    await first.stop();
-    second = undefined;
-
-    const operatorChannel = record.legs.find((leg) => leg.role === 'operator')!.channelId;
-    crmBed.sim.hangup(channelId);
-    crmBed.sim.hangup(operatorChannel);
-    await recordingFinished(crmBed.sim, name);
-
-    second = await startEngine(config, { logger: crmBed.engine.logger, simulator: crmBed.sim });
-    await expectStored(crmBed, second, callId, LIFECYCLE);
-    expect(await metric(second, 'aricrm_recordings_resumed_total')).to.equal(1);
-  });
-
   it('a recording Asterisk no longer has after the restart: failed in the call record, counted, no recording.ready', async () => {
     bed = await startTestBed(RECORDING);
     bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });

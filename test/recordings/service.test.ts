@@ -24,7 +24,7 @@ import {
 } from '../../src/recordings/service.ts';
 import { LocalRecordingStorage, recordingKey } from '../../src/recordings/storage.ts';
 import { audioFile } from '../../src/simulator/wav.ts';
-import type { RecordingUpdate, UnsettledRecordingRecord } from '../../src/store/calls.ts';
+import type { RecordingFields, UnsettledRecordingRecord } from '../../src/store/calls.ts';
 import { until } from '../support/until.ts';
 
 /** Asterisk's recordings as ARI shows them; `reachable: false` = connection refused. */
@@ -39,8 +39,6 @@ class FakeAsterisk {
    * (a connection error reaches the engine).
    */
   recordOutcome: 'ok' | 'gone' | 'lost' = 'ok';
-  /** Called as the record request arrives (the test looks at the store then). */
-  onRecord: () => void = () => undefined;
   /** Delivers RecordingFinished to the service (set by the test). */
   onFinished: (recording: AriLiveRecording) => void = () => undefined;
 
@@ -73,7 +71,6 @@ class FakeAsterisk {
     bridges: {
       record: (bridgeId: string, params: { name: string }) => {
         this.ask(`POST /bridges/${bridgeId}/record`);
-        this.onRecord();
         if (this.recordOutcome === 'gone')
           throw new AriNotFoundError('bridges.record', 'Bridge not found');
         this.live.add(params.name);
@@ -116,14 +113,6 @@ class FakeAsterisk {
 /** A call journal whose commits the test releases. */
 class ManualJournal {
   private readonly waiting: Array<() => void> = [];
-  /** {@link CallJournal.whenWritten} callbacks: the call's row is not written until released. */
-  readonly unwritten: Array<() => void> = [];
-  /** Hold the call rows back (else written at once). */
-  holdWrites = false;
-  whenWritten(_callId: string, written: () => void): void {
-    if (this.holdWrites) this.unwritten.push(written);
-    else written();
-  }
   whenCommitted(_callId: string, committed: () => void): void {
     this.waiting.push(committed);
   }
@@ -155,7 +144,7 @@ function liveCall(): Call {
 describe('recordings service: recovery paths', () => {
   let dir: string;
   let asterisk: FakeAsterisk;
-  let rows: Map<string, RecordingUpdate>;
+  let rows: Map<string, RecordingFields>;
   let ready: Array<{ call: Call; data: RecordingReadyData }>;
   let registry: Registry;
   let service: RecordingService | undefined;
@@ -235,45 +224,14 @@ describe('recordings service: recovery paths', () => {
     svc.callEnded(call);
   }
 
-  it('writes `recording` to the call row before asking Asterisk to record, once the journal wrote the call', async () => {
-    const journal = new ManualJournal();
-    journal.holdWrites = true;
-    const svc = start({}, journal);
-    const statusAtRecord: unknown[] = [];
-    const call = liveCall();
-    asterisk.onRecord = () => statusAtRecord.push(rows.get(call.id)?.status);
-    const started = svc.bridgeCreated(call, 'br-1', undefined);
-    await until(() => journal.unwritten.length === 1, 'the wait for the call row');
-    expect(asterisk.requests).to.deep.equal([]); // not before the row exists
-    journal.unwritten[0]!();
-    await started;
-    expect(statusAtRecord).to.deep.equal(['recording']);
-    expect(asterisk.live.has(`rec-${call.id}`)).to.equal(true);
-    expect(await metric('aricrm_recordings_started_total')).to.equal(1);
-  });
-
-  it('a call row the store is slow to write does not hold up the recording: started after writeAheadWaitMs, status written after it', async () => {
-    const journal = new ManualJournal();
-    journal.holdWrites = true;
-    const svc = start({ writeAheadWaitMs: 30 }, journal);
-    const call = liveCall();
-    await svc.bridgeCreated(call, 'br-1', undefined);
-    expect(asterisk.live.has(`rec-${call.id}`)).to.equal(true);
-    await until(() => rows.get(call.id)?.status === 'recording', 'the status after the start');
-    rows.set(call.id, { ...rows.get(call.id), status: 'stored' }); // a later status
-    journal.unwritten[0]!(); // the row comes late: the abandoned write-ahead writes nothing then
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(rows.get(call.id)?.status).to.equal('stored');
-  });
-
-  it('a bridge gone before the recording started: the call row no longer says recording', async () => {
+  it('a bridge gone before the recording started: not recorded, and no failure', async () => {
     const svc = start();
     asterisk.recordOutcome = 'gone';
     const call = liveCall();
     await svc.bridgeCreated(call, 'br-1', undefined);
-    await until(() => rows.get(call.id)?.status === null, 'the recording fields cleared');
-    expect(rows.get(call.id)).to.deep.include({ name: null, path: null });
+    expect(rows.get(call.id)).to.equal(undefined);
     expect(svc.inProgress()).to.equal(0);
+    expect(svc.recordingUrl(call.id)).to.equal(undefined);
     expect(await metric('aricrm_recording_failures_total', '{stage="start"}')).to.equal(0);
   });
 

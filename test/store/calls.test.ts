@@ -154,20 +154,6 @@ forEachDialect('store: calls', ({ store }) => {
     expect(await store().calls.setRecording(callId(), { status: 'failed' })).to.equal(false);
   });
 
-  it('setRecording with null clears the fields: the call is not recorded, nor left to recover', async () => {
-    const snap = endedCall();
-    await store().calls.upsertCall(snap);
-    await store().calls.setRecording(snap.id, {
-      name: 'rec-1',
-      path: 'a.wav',
-      status: 'recording',
-    });
-    expect((await store().calls.unsettledRecordings()).map((r) => r.id)).to.include(snap.id);
-    await store().calls.setRecording(snap.id, { name: null, path: null, status: null });
-    expect((await store().calls.getCall(snap.id))?.recording).to.equal(undefined);
-    expect((await store().calls.unsettledRecordings()).map((r) => r.id)).to.not.include(snap.id);
-  });
-
   it('upsertLegs merges legs and fails for an unknown call', async () => {
     const snap = endedCall({ legs: [] });
     await store().calls.upsertCall(snap);

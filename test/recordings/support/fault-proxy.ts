@@ -1,8 +1,7 @@
 /**
  * A real HTTP + WebSocket proxy in front of the PBX simulator's ARI that can answer chosen
  * requests with an error instead of forwarding them, the way a real Asterisk answers when a stored
- * recording cannot be read (`403 {"message":"The recording file could not be opened"}`), or
- * forward them and lose the answer (a connection cut while Asterisk acted on the request). The
+ * recording cannot be read (`403 {"message":"The recording file could not be opened"}`). The
  * engine talks to it as its ARI_URL; everything else (REST, the events WebSocket) passes through.
  */
 import { once } from 'node:events';
@@ -20,8 +19,8 @@ export interface ProxiedRequest {
 interface FaultRule {
   matches: (method: string, path: string) => boolean;
   remaining: number;
-  /** Answer with this instead of forwarding; absent: forward, and swallow Asterisk's answer. */
-  answer?: { status: number; body: unknown };
+  status: number;
+  body: unknown;
 }
 
 export class AriFaultProxy {
@@ -44,12 +43,11 @@ export class AriFaultProxy {
       const path = new URL(req.url ?? '/', 'http://x').pathname;
       const rule = proxy.rules.find((r) => r.remaining > 0 && r.matches(method, path));
       proxy.requests.push({ method, path, faulted: rule !== undefined });
-      if (rule) rule.remaining--;
-      if (rule?.answer) {
-        const answer = rule.answer;
+      if (rule) {
+        rule.remaining--;
         req.resume();
-        res.writeHead(answer.status, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(answer.body));
+        res.writeHead(rule.status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(rule.body));
         return;
       }
       const forwarded = request(
@@ -61,10 +59,6 @@ export class AriFaultProxy {
           headers: req.headers,
         },
         (answer: IncomingMessage) => {
-          if (rule) {
-            answer.resume(); // Asterisk acted on it; the engine never hears back
-            return;
-          }
           res.writeHead(answer.statusCode ?? 502, answer.headers);
           answer.pipe(res);
         },
@@ -110,17 +104,9 @@ export class AriFaultProxy {
     this.rules.push({
       matches: (m, p) => m === method && path.test(p),
       remaining: times,
-      answer: { status, body },
+      status,
+      body,
     });
-  }
-
-  /**
-   * Forward the next `times` requests matching `method` and `path` to Asterisk, which acts on
-   * them, but never pass its answer back: the engine waits for an answer that does not come
-   * (until its own timeout, or until {@link close} cuts the connection).
-   */
-  swallowAnswer(method: string, path: RegExp, times: number): void {
-    this.rules.push({ matches: (m, p) => m === method && path.test(p), remaining: times });
   }
 
   /** Requests seen for paths matching `path` (and `method`, when given). */
