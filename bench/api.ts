@@ -17,9 +17,15 @@
  * server measures it (request received → response handed to the socket).
  *
  * Environment: BENCH_API_RATE, BENCH_API_DURATION_SEC, BENCH_API_MAX_LIVE, BENCH_API_TALK_MS,
- * BENCH_API_CONNECTIONS run one custom scenario instead of the two.
+ * BENCH_API_CONNECTIONS run one custom scenario instead of the two; BENCH_API_STORE_WAIT_MS sets
+ * the engine's API_STORE_WAIT_MS (`0`: the 202 does not wait for the store, to see what that
+ * wait costs); BENCH_API_PROFILE=DIR writes a CPU profile of the engine under load to DIR and
+ * prints its summary.
  */
 import { fork } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -29,6 +35,7 @@ import { loadConfig } from '../src/config/load.ts';
 import { createSilentLogger } from '../src/logging/logger.ts';
 import { startEngine } from '../src/main.ts';
 import type { LoadOrder, LoadResult } from './api-load.ts';
+import { summariseProfile } from './profile-summary.ts';
 
 const TIME_SCALE = 0.01;
 const API_KEY = 'bench-api-key-0123456789abcdef';
@@ -103,6 +110,9 @@ export async function runApiScenario(scenario: ApiScenario): Promise<string[]> {
     API_KEYS: `bench:${API_KEY}`,
     CALLS_RATE_LIMIT_PER_MIN: String(rate * 60 * 2),
     MAX_LIVE_ORIGINATED_CALLS: String(maxLive),
+    ...(process.env.BENCH_API_STORE_WAIT_MS === undefined
+      ? {}
+      : { API_STORE_WAIT_MS: process.env.BENCH_API_STORE_WAIT_MS }),
   });
   const engine = await startEngine(config, {
     logger: createSilentLogger(),
@@ -145,9 +155,29 @@ export async function runApiScenario(scenario: ApiScenario): Promise<string[]> {
     operators,
     to: '+7 495 765-43-21',
   };
+  const profileDir = process.env.BENCH_API_PROFILE;
+  const session = profileDir ? new Session() : undefined;
+  if (session) {
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+  }
+  const cpuBefore = process.cpuUsage();
+  const loadStarted = performance.now();
   load.send(order);
   const [result] = (await once(load, 'message')) as [LoadResult];
+  const cpu = process.cpuUsage(cpuBefore);
+  const loadMs = performance.now() - loadStarted;
   lag.disable();
+  let profileLine: string | undefined;
+  if (session && profileDir) {
+    const { profile } = await session.post('Profiler.stop');
+    session.disconnect();
+    mkdirSync(profileDir, { recursive: true });
+    const file = join(profileDir, `api-${rate}-engine.cpuprofile`);
+    writeFileSync(file, JSON.stringify(profile));
+    profileLine = summariseProfile(file, 'engine', 25);
+  }
   clearInterval(sampler);
 
   // Every accepted call must still be handled to its end, and nothing may stay behind.
@@ -167,6 +197,7 @@ export async function runApiScenario(scenario: ApiScenario): Promise<string[]> {
   const heapAfter = process.memoryUsage().heapUsed;
 
   const accepted = result.byStatus['202'] ?? [];
+  const cpuMs = (cpu.user + cpu.system) / 1000;
   const statuses = Object.entries(result.byStatus)
     .map(([status, times]) => `${status}: ${times.length}`)
     .join(', ');
@@ -178,12 +209,14 @@ export async function runApiScenario(scenario: ApiScenario): Promise<string[]> {
     `  server p50 / p99, all:          ${p50p99(Object.values(serverMs).flat())}`,
     `  server p50 / p99, 202 accepted: ${p50p99(serverMs['202'] ?? [])}`,
     `  event-loop delay p50 / p99:     ${ms(lag.percentile(50) / 1e6)} / ${ms(lag.percentile(99) / 1e6)} (1 ms timer)`,
+    `  engine process CPU under load:  ${((cpuMs / loadMs) * 100).toFixed(0)} % of a core, ${(cpuMs / Math.max(1, result.requests)).toFixed(2)} ms per request (the engine's threads and the webhook receiver)`,
     `  calls started / ended:          ${started} / ${endedOut} (peak ${peakLive} live; drained ${drainSec.toFixed(1)} s after the load)`,
     `  left behind:                    ${engine.calls.activeCalls().length} calls, ${engine.calls.trackedChannels()} channels`,
     `  webhooks delivered:             ${webhooks}`,
     `  engine heap before / after:     ${(heapBefore / 1048576).toFixed(1)} MiB / ${(heapAfter / 1048576).toFixed(1)} MiB`,
   ];
 
+  if (profileLine) lines.push(profileLine);
   await engine.stop();
   sim.send({ type: 'close' });
   await once(sim, 'exit');

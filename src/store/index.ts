@@ -10,7 +10,9 @@ export {
   type StoreOptions,
   type StoreRepositories,
   type StoreTarget,
+  type WriteBatchOptions,
 } from './store.ts';
+export { StreamBrokenError } from './write-streams.ts';
 export {
   MAX_CALLS_PAGE,
   createCallRepository,

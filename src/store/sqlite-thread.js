@@ -7,9 +7,12 @@
  * Plain JavaScript (type-checked through JSDoc) because a worker thread does not inherit the tsx
  * loader the engine runs under; the message shapes are declared in sqlite-worker.ts.
  *
- * Requests, one per message: `{ id, kind: 'query', op }` (one statement),
- * `{ id, kind: 'batch', ops }` (all statements in one transaction, rolled back as a whole on the
- * first failure), `{ id, kind: 'close' }`. A statement (`op`) is `{ sql, parameters }`, or
+ * Requests, one per message, run in arrival order: `{ id, kind: 'query', op }` (one statement),
+ * `{ id, kind: 'batch', ops, stream?, resume? }` (all statements in one transaction, rolled back
+ * as a whole on the first failure), `{ id, kind: 'close' }`. A batch of a write `stream`
+ * (src/store/write-streams.ts) that failed marks the stream broken: the stream's later batches
+ * are refused with `{ name: 'StreamBrokenError' }`, running nothing, until a batch with
+ * `resume: true` arrives (which runs, and clears the mark). A statement (`op`) is `{ sql, parameters }`, or
  * `{ key, sql, parameters }` the first time a statement key is used and `{ key, parameters }`
  * after that (the SQL text is sent once, not with every run). Each request is answered once
  * with `{ id, ok: true, result }` or `{ id, ok: false, error: { name, message, code?, index? } }`.
@@ -100,6 +103,12 @@ function run(op) {
   return { changes, lastInsertRowid };
 }
 
+/**
+ * Write streams whose last batch failed (see the module comment).
+ * @type {Set<string>}
+ */
+const brokenStreams = new Set();
+
 /** @type {Op[]} */
 let batchOps = [];
 let failedAt = -1;
@@ -115,9 +124,9 @@ const runBatch = db.transaction(() => {
 
 port.on(
   'message',
-  /** @param {{ id: number, kind: 'query' | 'batch' | 'close', op?: Op, ops?: Op[] }} message */
+  /** @param {{ id: number, kind: 'query' | 'batch' | 'close', op?: Op, ops?: Op[], stream?: string, resume?: boolean }} message */
   (message) => {
-    const { id, kind } = message;
+    const { id, kind, stream } = message;
     register(message.ops ?? (message.op ? [message.op] : []));
     try {
       if (kind === 'query') {
@@ -127,10 +136,22 @@ port.on(
           result: run(message.op ?? { sql: '', parameters: [] }),
         });
       } else if (kind === 'batch') {
+        if (stream !== undefined) {
+          if (message.resume) brokenStreams.delete(stream);
+          else if (brokenStreams.has(stream)) {
+            port.postMessage({
+              id,
+              ok: false,
+              error: { name: 'StreamBrokenError', message: `stream ${stream} is broken` },
+            });
+            return;
+          }
+        }
         batchOps = message.ops ?? [];
         try {
           port.postMessage({ id, ok: true, result: runBatch() });
         } catch (err) {
+          if (stream !== undefined) brokenStreams.add(stream);
           port.postMessage({
             id,
             ok: false,

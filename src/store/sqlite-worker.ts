@@ -35,6 +35,7 @@ import {
   type QueryResult,
 } from 'kysely';
 import { StoreError } from './errors.ts';
+import { StreamBrokenError, WriteStreams, type StreamPlace } from './write-streams.ts';
 
 /** How to open the database in the thread. */
 export interface SqliteWorkerOptions {
@@ -51,6 +52,16 @@ export interface SqliteWorkerOptions {
   checkpointIntervalMs?: number;
   /** Told when the checkpointer cannot start or stops (the store works on; the WAL grows more). */
   warn?: (message: string, fields: Record<string, unknown>) => void;
+}
+
+/** Options of {@link SqliteWorkerDriver.batch}. */
+export interface BatchOptions {
+  /** The write stream of the batch (src/store/write-streams.ts). */
+  stream?: string;
+  /** The batch's place in its stream, from {@link SqliteWorkerDriver.reserve}. */
+  place?: StreamPlace;
+  /** Write even though an earlier batch of the stream failed, and clear that state. */
+  resume?: boolean;
 }
 
 /** What the SQLite thread is started with (its `workerData`: plain data only). */
@@ -107,13 +118,26 @@ interface WireOp {
   parameters: readonly unknown[];
 }
 
+/**
+ * A batch's write stream (src/store/write-streams.ts): the thread refuses a batch of a stream
+ * that failed earlier unless it resumes the stream.
+ */
+interface StreamTag {
+  stream?: string;
+  resume?: boolean;
+}
+
 /** A request as the thread receives it, without its id. */
 type WireBody =
-  { kind: 'query'; op: WireOp } | { kind: 'batch'; ops: readonly WireOp[] } | { kind: 'close' };
+  | { kind: 'query'; op: WireOp }
+  | ({ kind: 'batch'; ops: readonly WireOp[] } & StreamTag)
+  | { kind: 'close' };
 
 /** A request as the driver makes it (full SQL texts). */
 type RequestBody =
-  { kind: 'query'; op: SqliteOp } | { kind: 'batch'; ops: readonly SqliteOp[] } | { kind: 'close' };
+  | { kind: 'query'; op: SqliteOp }
+  | ({ kind: 'batch'; ops: readonly SqliteOp[] } & StreamTag)
+  | { kind: 'close' };
 
 /** Most distinct SQL texts given a key per thread (queries with `in (…)` lists vary). */
 const MAX_STATEMENT_KEYS = 1000;
@@ -224,21 +248,27 @@ class Checkpointer {
   }
 }
 
-/** A single-connection mutex, as in Kysely's SqliteDriver (also used by src/store/write-batch.ts). */
+/**
+ * A single-connection mutex, as in Kysely's SqliteDriver (also used by src/store/write-batch.ts),
+ * first come first served: `unlock` hands the connection to the oldest waiter, so no later
+ * `lock` can overtake it (write batches of a stream rely on their order).
+ */
 export class ConnectionMutex {
-  private promise: Promise<void> | undefined;
-  private release: (() => void) | undefined;
+  private locked = false;
+  private readonly waiters: Array<() => void> = [];
 
-  async lock(): Promise<void> {
-    while (this.promise) await this.promise;
-    this.promise = new Promise((resolve) => (this.release = resolve));
+  lock(): Promise<void> {
+    if (!this.locked) {
+      this.locked = true;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiters.push(resolve));
   }
 
   unlock(): void {
-    const release = this.release;
-    this.promise = undefined;
-    this.release = undefined;
-    release?.();
+    const next = this.waiters.shift();
+    if (next) next();
+    else this.locked = false;
   }
 }
 
@@ -246,7 +276,12 @@ export class ConnectionMutex {
 class SqliteThread {
   private readonly pending = new Map<
     number,
-    { resolve: (result: OpResult | OpResult[]) => void; reject: (err: Error) => void }
+    {
+      resolve: (result: OpResult | OpResult[]) => void;
+      reject: (err: Error) => void;
+      /** The write stream of a batch. */
+      stream: string | undefined;
+    }
   >();
   private nextId = 1;
   private closing = false;
@@ -257,6 +292,11 @@ class SqliteThread {
     private readonly worker: Worker,
     /** Which thread of its driver this is (1, 2… : a new one after each death). */
     readonly generation: number,
+    /**
+     * Told, synchronously, of the streams of batches that failed or were lost with the thread
+     * (before any later batch can be sent).
+     */
+    private readonly streamsBroken: (streams: Iterable<string>) => void,
   ) {
     worker.on('message', (reply: Reply) => this.onReply(reply));
     worker.on('error', (err) => this.failAll(err));
@@ -276,8 +316,12 @@ class SqliteThread {
    *
    * @throws SqliteThreadError when the database cannot be opened (the thread's error)
    */
-  static async start(options: ThreadOptions, generation: number): Promise<SqliteThread> {
-    return new SqliteThread(await startWorker(THREAD_URL, options), generation);
+  static async start(
+    options: ThreadOptions,
+    generation: number,
+    streamsBroken: (streams: Iterable<string>) => void,
+  ): Promise<SqliteThread> {
+    return new SqliteThread(await startWorker(THREAD_URL, options), generation, streamsBroken);
   }
 
   /** End the thread at once, as a crash would: pending requests fail, nothing is rolled back. */
@@ -295,7 +339,11 @@ class SqliteThread {
     return { key: next, sql: op.sql, parameters: op.parameters };
   }
 
-  /** Send a request; resolves with the thread's result, rejects with a {@link SqliteThreadError}. */
+  /**
+   * Send a request (posted before this returns: the thread runs requests in the order they were
+   * sent); resolves with the thread's result, rejects with a {@link SqliteThreadError}, or a
+   * {@link StreamBrokenError} for a batch the thread refused.
+   */
   send<R extends OpResult | OpResult[]>(request: RequestBody): Promise<R> {
     if (this.exited) {
       return Promise.reject(
@@ -304,14 +352,24 @@ class SqliteThread {
     }
     const id = this.nextId++;
     return new Promise<R>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (result: OpResult | OpResult[]) => void, reject });
+      const stream = request.kind === 'batch' ? request.stream : undefined;
+      this.pending.set(id, {
+        resolve: resolve as (result: OpResult | OpResult[]) => void,
+        reject,
+        stream,
+      });
       // Keep the process alive while an answer is awaited, not while the thread is idle.
       if (this.pending.size === 1) this.worker.ref();
       const message: Request =
         request.kind === 'query'
           ? { id, kind: 'query', op: this.wire(request.op) }
           : request.kind === 'batch'
-            ? { id, kind: 'batch', ops: request.ops.map((op) => this.wire(op)) }
+            ? {
+                id,
+                kind: 'batch',
+                ops: request.ops.map((op) => this.wire(op)),
+                ...(stream === undefined ? {} : { stream, resume: request.resume === true }),
+              }
             : { id, kind: 'close' };
       try {
         this.worker.postMessage(message);
@@ -324,6 +382,7 @@ class SqliteThread {
           if (op.key !== undefined && op.sql !== undefined) this.keys.delete(op.sql);
         this.pending.delete(id);
         if (this.pending.size === 0) this.worker.unref();
+        if (stream !== undefined) this.streamsBroken([stream]);
         reject(
           new SqliteThreadError({
             name: 'DataCloneError',
@@ -348,8 +407,16 @@ class SqliteThread {
     if (!waiter) return;
     this.pending.delete(reply.id);
     if (this.pending.size === 0) this.worker.unref();
-    if (reply.ok) waiter.resolve(reply.result);
-    else waiter.reject(new SqliteThreadError(reply.error));
+    if (reply.ok) {
+      waiter.resolve(reply.result);
+      return;
+    }
+    if (waiter.stream !== undefined) this.streamsBroken([waiter.stream]);
+    waiter.reject(
+      reply.error.name === 'StreamBrokenError' && waiter.stream !== undefined
+        ? new StreamBrokenError(waiter.stream)
+        : new SqliteThreadError(reply.error),
+    );
   }
 
   private failAll(err: Error): void {
@@ -357,6 +424,11 @@ class SqliteThread {
       name: 'Error',
       message: `SQLite thread failed: ${err.message}`,
     });
+    const streams = new Set<string>();
+    for (const waiter of this.pending.values())
+      if (waiter.stream !== undefined) streams.add(waiter.stream);
+    // Batches lost with the thread may or may not have committed: their streams are broken.
+    if (streams.size > 0) this.streamsBroken(streams);
     for (const waiter of this.pending.values()) waiter.reject(failure);
     this.pending.clear();
     this.worker.unref();
@@ -379,6 +451,8 @@ function toQueryResult<R>(result: OpResult): QueryResult<R> {
  */
 export class SqliteWorkerDriver implements Driver {
   private readonly mutex = new ConnectionMutex();
+  /** Order and broken state of the write streams (see {@link batch}). */
+  private readonly streams = new WriteStreams();
   private thread: Promise<SqliteThread> | undefined;
   private checkpointer: Promise<Checkpointer | undefined> | undefined;
   private destroyed = false;
@@ -458,22 +532,65 @@ export class SqliteWorkerDriver implements Driver {
   }
 
   /**
+   * Take the next place of write stream `stream` (src/store/write-streams.ts), synchronously:
+   * give it to {@link batch} (`options.place`) to have the batch sent in that order.
+   */
+  reserve(stream: string): StreamPlace {
+    return this.streams.enter(stream);
+  }
+
+  /**
+   * A batch of `stream` failed before it could be sent (its statements could not be collected):
+   * the stream's later batches are refused until one resumes it.
+   */
+  markBroken(stream: string): void {
+    this.streams.markBroken(stream);
+  }
+
+  /**
    * Run `ops` in order in one transaction in the thread, with one message each way; all commit
-   * or none do. Waits for the connection like any query (never inside a Kysely transaction).
+   * or none do. Waits for the connection like any query (never inside a Kysely transaction),
+   * but only until the message is sent: the thread runs messages in arrival order, so other
+   * batches and queries are sent meanwhile and wait in the thread, not for this answer.
+   *
+   * With `options.stream`, the batch belongs to that write stream: it is sent after the batch
+   * of every earlier place of the stream (`options.place`, from {@link reserve}), and refused
+   * with {@link StreamBrokenError}, writing nothing, when an earlier batch of the stream failed,
+   * unless `options.resume` is set (which clears that state). A batch of a stream is sent even
+   * when empty (its success says the stream is not broken).
    *
    * @returns rows changed by each statement
    * @throws SqliteThreadError of the first failing statement (`index` says which), after the
-   *   transaction was rolled back
+   *   transaction was rolled back; StreamBrokenError (see above)
    */
-  async batch(ops: readonly SqliteOp[]): Promise<number[]> {
-    if (ops.length === 0) return [];
-    await this.mutex.lock();
+  async batch(ops: readonly SqliteOp[], options: BatchOptions = {}): Promise<number[]> {
+    const { stream, place } = options;
+    if (ops.length === 0 && stream === undefined) return [];
+    let answer: Promise<OpResult[]>;
     try {
-      const results = await this.send<OpResult[]>({ kind: 'batch', ops });
-      return results.map((r) => r.changes ?? 0);
+      if (place) await place.turn;
+      await this.mutex.lock();
+      try {
+        const thread = await this.usableThread();
+        if (stream !== undefined) this.streams.admit(stream, options.resume === true);
+        // Posted before send() returns: the next place of the stream may go now.
+        answer = thread.send<OpResult[]>({
+          kind: 'batch',
+          ops,
+          ...(stream === undefined ? {} : { stream, resume: options.resume === true }),
+        });
+      } finally {
+        this.mutex.unlock();
+      }
+    } catch (err) {
+      // Not sent (no thread, or refused): later batches of the stream must not be written.
+      if (stream !== undefined) this.streams.markBroken(stream);
+      throw err;
     } finally {
-      this.mutex.unlock();
+      place?.handedOver();
     }
+    const results = await answer;
+    return results.map((r) => r.changes ?? 0);
   }
 
   async destroy(): Promise<void> {
@@ -505,6 +622,9 @@ export class SqliteWorkerDriver implements Driver {
           ...(file ? { walAutocheckpointPages: WRITER_AUTOCHECKPOINT_PAGES } : {}),
         },
         ++this.generation,
+        (streams) => {
+          for (const stream of streams) this.streams.markBroken(stream);
+        },
       );
       this.thread = starting;
       starting.then(
@@ -534,6 +654,11 @@ export class SqliteWorkerDriver implements Driver {
    *   whole rather than have its remaining statements autocommit on a new thread
    */
   private async send<R extends OpResult | OpResult[]>(request: RequestBody): Promise<R> {
+    return (await this.usableThread()).send<R>(request);
+  }
+
+  /** The thread to send to now (see {@link send}). */
+  private async usableThread(): Promise<SqliteThread> {
     let thread = await this.current();
     const inTransaction = this.txGeneration !== undefined;
     if (thread.exited && !inTransaction) {
@@ -546,7 +671,7 @@ export class SqliteWorkerDriver implements Driver {
         message: 'the SQLite thread ended inside a transaction; the transaction was lost',
       });
     }
-    return thread.send<R>(request);
+    return thread;
   }
 }
 

@@ -17,6 +17,7 @@ import { claimStore, type StoreClaim } from './ownership.ts';
 import type { Database } from './schema.ts';
 import { SqliteWorkerDialect } from './sqlite-worker.ts';
 import { WriteBatchCollector } from './write-batch.ts';
+import { WriteStreams } from './write-streams.ts';
 
 /** Options of {@link createStore}. */
 export interface StoreOptions {
@@ -57,6 +58,14 @@ export interface MigrationReport {
 }
 
 /** An open store. */
+/** Options of {@link Store.writeBatch}. */
+export interface WriteBatchOptions {
+  /** The ordered write stream the batch belongs to (e.g. `journal`). */
+  stream?: string;
+  /** With `stream`: write even though an earlier batch of the stream failed, clearing that. */
+  resume?: boolean;
+}
+
 export interface Store extends StoreRepositories {
   readonly dialect: StoreDialect;
   /** The Kysely instance (for queries the repositories do not cover). */
@@ -92,8 +101,24 @@ export interface Store extends StoreRepositories {
    * unknown. On PostgreSQL it is {@link Store.transaction}. Resolves with `fn`'s result once
    * everything is committed; rejects (nothing written) with `fn`'s error or the failing
    * statement's driver error (`SqliteThreadError` with SQLite's `code` on SQLite).
+   *
+   * With `options.stream` the batch belongs to an ordered write stream
+   * (src/store/write-streams.ts): batches of a stream commit in the order `writeBatch` was
+   * called, and after one failed the later ones reject with `StreamBrokenError`, writing nothing,
+   * until one is written with `options.resume`. A caller may keep several batches of a stream
+   * in flight: on SQLite they are queued in the SQLite thread without waiting for each other's
+   * answer ({@link Store.pipelinedWrites}); on PostgreSQL each waits for the previous one.
    */
-  writeBatch<T>(fn: (repos: StoreRepositories) => Promise<T>): Promise<T>;
+  writeBatch<T>(
+    fn: (repos: StoreRepositories) => Promise<T>,
+    options?: WriteBatchOptions,
+  ): Promise<T>;
+  /**
+   * Whether batches of a write stream are queued without waiting for each other (SQLite: true;
+   * PostgreSQL: false, they run one after another). A writer keeps several in flight only when
+   * this is true.
+   */
+  readonly pipelinedWrites: boolean;
   /** Resolves when the database answers a trivial query (readiness); rejects otherwise. */
   ping(): Promise<void>;
   /** Close connections. Idempotent. */
@@ -170,6 +195,7 @@ export function createStore(options: StoreOptions): Store {
     events: createEventRepository(k, dialect),
     idempotency: createIdempotencyRepository(k),
   });
+  const postgresStreams = new WriteStreams();
   let closed: Promise<void> | undefined;
   let claiming: Promise<StoreClaim> | undefined;
 
@@ -217,11 +243,49 @@ export function createStore(options: StoreOptions): Store {
       return db.transaction().execute((trx) => fn(bind(trx)));
     },
 
-    async writeBatch(fn) {
-      if (!sqlite) return db.transaction().execute((trx) => fn(bind(trx)));
-      const { result, ops } = await sqlite.batches.collect((trx) => fn(bind(trx)));
-      await sqlite.dialect.driver.batch(ops);
-      return result;
+    pipelinedWrites: sqlite !== undefined,
+
+    async writeBatch<T>(
+      fn: (repos: StoreRepositories) => Promise<T>,
+      options: WriteBatchOptions = {},
+    ): Promise<T> {
+      const { stream, resume = false } = options;
+      if (!sqlite) {
+        const run = (): Promise<T> => db.transaction().execute((trx) => fn(bind(trx)));
+        if (stream === undefined) return run();
+        // One after another: a pool gives no order between connections.
+        const place = postgresStreams.enter(stream);
+        try {
+          await place.turn;
+          postgresStreams.admit(stream, resume);
+          return await run();
+        } catch (err) {
+          postgresStreams.markBroken(stream);
+          throw err;
+        } finally {
+          place.handedOver();
+        }
+      }
+      const { driver } = sqlite.dialect;
+      // The place is taken now, in call order; collecting the statements awaits.
+      const place = stream === undefined ? undefined : driver.reserve(stream);
+      let collected;
+      try {
+        collected = await sqlite.batches.collect((trx) => fn(bind(trx)));
+      } catch (err) {
+        if (place) {
+          // Nothing of it is sent: the stream's later batches must not be written either.
+          await place.turn;
+          driver.markBroken(stream!);
+          place.handedOver();
+        }
+        throw err;
+      }
+      await driver.batch(collected.ops, {
+        ...(stream === undefined ? {} : { stream, resume }),
+        ...(place ? { place } : {}),
+      });
+      return collected.result;
     },
 
     async ping() {

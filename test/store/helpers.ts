@@ -181,7 +181,7 @@ export function flakyStore(store: Store): Store & { failing: boolean } {
   wrapper.failing = false;
   wrapper.transaction = (fn) =>
     wrapper.failing ? Promise.reject(new Error('disk I/O error')) : store.transaction(fn);
-  wrapper.writeBatch = (fn) =>
-    wrapper.failing ? Promise.reject(new Error('disk I/O error')) : store.writeBatch(fn);
+  wrapper.writeBatch = (fn, options) =>
+    wrapper.failing ? Promise.reject(new Error('disk I/O error')) : store.writeBatch(fn, options);
   return wrapper;
 }

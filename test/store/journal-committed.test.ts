@@ -9,6 +9,7 @@ import { Registry } from 'prom-client';
 import { CallJournal } from '../../src/calls/journal.ts';
 import type { Call } from '../../src/calls/model.ts';
 import type { Store } from '../../src/store/index.ts';
+import { until } from '../support/until.ts';
 import { flakyStore, forEachDialect, logger, modelInboundCall } from './helpers.ts';
 
 const T0 = Date.parse('2026-11-21T10:00:00.000Z');
@@ -16,17 +17,45 @@ const T0 = Date.parse('2026-11-21T10:00:00.000Z');
 const call = (id: string): Call =>
   modelInboundCall(id, { phase: 'dialing', startedAt: T0, legs: new Map() });
 
-/** A store whose write batches (the journal's transactions) wait until `open()` is called; counts them. */
-function gated(store: Store): Store & { open: () => void; transactions: number } {
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => (release = resolve));
-  const wrapper = Object.create(store) as Store & { open: () => void; transactions: number };
+/**
+ * A store whose write batches (the journal's transactions) each wait for their own gate: `open(n)`
+ * lets the n-th (from 1) be written, `open()` every one. The wait is inside the batch, after it
+ * took its place in the write stream, so batches still commit in the order they were asked for.
+ * Counts the batches asked for and committed.
+ */
+function gated(
+  store: Store,
+): Store & { open: (n?: number) => void; transactions: number; committed: number } {
+  const gates: Array<{ promise: Promise<void>; release: () => void }> = [];
+  const gate = (n: number): { promise: Promise<void>; release: () => void } => {
+    while (gates.length < n) {
+      let release!: () => void;
+      const promise = new Promise<void>((resolve) => (release = resolve));
+      gates.push({ promise, release });
+    }
+    return gates[n - 1]!;
+  };
+  let all = false;
+  const wrapper = Object.create(store) as Store & {
+    open: (n?: number) => void;
+    transactions: number;
+    committed: number;
+  };
   wrapper.transactions = 0;
-  wrapper.open = () => release();
-  wrapper.writeBatch = async (fn) => {
-    wrapper.transactions++;
-    await gate;
-    return store.writeBatch(fn);
+  wrapper.committed = 0;
+  wrapper.open = (n) => {
+    if (n !== undefined) return gate(n).release();
+    all = true;
+    for (const g of gates) g.release();
+  };
+  wrapper.writeBatch = async (fn, options) => {
+    const n = ++wrapper.transactions;
+    const result = await store.writeBatch(async (repos) => {
+      if (!all) await gate(n).promise;
+      return fn(repos);
+    }, options);
+    wrapper.committed++;
+    return result;
   };
   return wrapper;
 }
@@ -80,17 +109,22 @@ forEachDialect('call journal: whenCommitted, whenWritten', ({ store }) => {
     a.disposition = 'answered';
     a.answeredAt = T0 + 500;
     j.record(a);
-    const fired = new Promise<{ transactions: number; state?: string }>((resolve) =>
+    let early = false;
+    const fired = new Promise<{ committed: number; state?: string }>((resolve) =>
       j.whenCommitted('call-a', () => {
-        const transactions = target.transactions;
+        const committed = target.committed;
+        if (committed < 2) early = true;
         void store()
           .calls.getCall('call-a')
-          .then((r) => resolve({ transactions, state: r?.state }));
+          .then((r) => resolve({ committed, state: r?.state }));
       }),
     );
+    target.open(1);
+    await until(() => target.committed === 1, 'the first commit');
+    expect(early, 'answered after the first commit').to.equal(false);
     target.open();
     // Not after the first commit (it held the call still dialling): after the second.
-    expect(await fired).to.deep.equal({ transactions: 2, state: 'ended' });
+    expect(await fired).to.deep.equal({ committed: 2, state: 'ended' });
   });
 
   it('both keep waiting while the store fails, and answer once the retry commits', async () => {
@@ -120,12 +154,12 @@ forEachDialect('call journal: whenCommitted, whenWritten', ({ store }) => {
 
     const a = call('call-a');
     j.record(a);
-    const fired = new Promise<{ transactions: number; state?: string }>((resolve) =>
+    const fired = new Promise<{ committed: number; state?: string }>((resolve) =>
       j.whenWritten('call-a', () => {
-        const transactions = target.transactions;
+        const committed = target.committed;
         void store()
           .calls.getCall('call-a')
-          .then((r) => resolve({ transactions, state: r?.state }));
+          .then((r) => resolve({ committed, state: r?.state }));
       }),
     );
     await new Promise((resolve) => setImmediate(resolve)); // the first write is now in flight
@@ -134,12 +168,13 @@ forEachDialect('call journal: whenCommitted, whenWritten', ({ store }) => {
     a.endedAt = T0 + 1000;
     a.disposition = 'canceled';
     j.record(a);
-    target.open();
-    // After the first commit (which holds the call as it was asked about), not the second.
+    // Only the first transaction may commit: the answer must not wait for the second.
+    target.open(1);
     const first = await fired;
-    expect(first.transactions).to.equal(1);
+    expect(first.committed).to.equal(1);
     expect(first.state, 'the stored call as it was when asked about').to.not.equal('ended');
     expect(first.state).to.be.a('string');
+    target.open();
   });
 
   it('whenWritten asked while a write is in flight and nothing newer is pending: that write answers it', async () => {

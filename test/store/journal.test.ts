@@ -10,7 +10,18 @@ import { CallJournal } from '../../src/calls/journal.ts';
 import type { Call } from '../../src/calls/model.ts';
 import { CallNotifier } from '../../src/calls/notifier.ts';
 import type { LifecycleEvent } from '../../src/events/types.ts';
+import type { LegInput } from '../../src/store/calls.ts';
+import { StreamBrokenError } from '../../src/store/write-streams.ts';
+import { until } from '../support/until.ts';
 import { flakyStore, forEachDialect, logger, modelInboundCall, modelLeg } from './helpers.ts';
+
+/** A leg as the store takes it (for a leg write that fails: its call does not exist). */
+const modelLegInput = (): LegInput => ({
+  channelId: 'orphan-1',
+  role: 'operator',
+  position: 0,
+  createdAt: T0,
+});
 
 const T0 = Date.parse('2026-11-21T10:00:00.000Z');
 
@@ -64,6 +75,75 @@ forEachDialect('call journal', ({ store }) => {
     const after = await store().calls.getCall('call-1');
     expect(after!.legs[1]).to.include({ outcome: 'busy', cause: 17 });
     expect(after!.legs[1]!.endedAt).to.equal(new Date(T0 + 4000).toISOString());
+  });
+
+  it('sends the next transaction while one is in flight (SQLite); when one fails, those behind it are retried with it, in order', async () => {
+    const delivered: LifecycleEvent[] = [];
+    const registry = new Registry();
+    const base = store();
+    // The first transaction waits inside its batch (after taking its place in the write stream)
+    // and then fails in the database itself: a leg of a call that does not exist.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let asked = 0;
+    const target = Object.create(base) as typeof base;
+    target.writeBatch = (fn, options) => {
+      const n = ++asked;
+      return base.writeBatch(async (repos) => {
+        if (n === 1) await gate;
+        const result = await fn(repos);
+        if (n === 1) await repos.calls.upsertLegs('no-such-call', [modelLegInput()]);
+        return result;
+      }, options);
+    };
+    const journal = new CallJournal({
+      store: target,
+      logger,
+      registry,
+      deliver: (event) => delivered.push(event),
+      retryInitialDelayMs: 5,
+      retryMaxDelayMs: 20,
+    });
+    const errors = sinon.spy(logger, 'error') as unknown as sinon.SinonSpy;
+    try {
+      const notifier = new CallNotifier([], logger, Date.now, journal);
+      const a = inboundCall('call-a');
+      notifier.started(a);
+      await until(() => asked === 1, 'the first transaction');
+      const operator = modelLeg('op-1', 'operator', { extension: '101', createdAt: T0 });
+      a.legs.set(operator.channelId, operator);
+      operator.ringing = true;
+      notifier.ringing(a, operator);
+      if (base.pipelinedWrites) {
+        // Sent without waiting for the first one's answer.
+        await until(() => asked === 2, 'the second transaction, sent behind the first');
+      } else {
+        await new Promise((resolve) => setImmediate(resolve));
+        expect(asked, 'PostgreSQL: one transaction at a time').to.equal(1);
+      }
+      release();
+      expect(await journal.flush(5000)).to.equal(true);
+      expect(delivered.map((e) => [e.type, e.sequence])).to.deep.equal([
+        ['call.started', 1],
+        ['call.ringing', 2],
+      ]);
+      const feed = await base.events.feed({ limit: 10 });
+      expect(feed.items.map((i) => i.event.sequence)).to.deep.equal([1, 2]);
+      expect(await base.calls.getCall('call-a')).to.include({ state: 'operator_ringing' });
+      const failures = await registry.getSingleMetricAsString('aricrm_store_write_failures_total');
+      expect(failures, 'one failure, not one per transaction behind it').to.match(
+        /aricrm_store_write_failures_total 1$/m,
+      );
+      const logged = errors.getCalls().find((c) => c.args[0] === 'store write failed; retrying');
+      expect(logged, 'the failure is logged').to.not.equal(undefined);
+      const cause = (logged!.args[1] as { err: unknown }).err;
+      expect(cause, 'the cause, not "the stream was broken"').to.not.be.instanceOf(
+        StreamBrokenError,
+      );
+    } finally {
+      errors.restore();
+      await journal.close(1000);
+    }
   });
 
   it('keeps every change while the store fails, retries, then commits and delivers them in order', async () => {

@@ -15,6 +15,7 @@ import {
   type SqliteWorkerDriver,
 } from '../../src/store/sqlite-worker.ts';
 import { WriteBatchError } from '../../src/store/write-batch.ts';
+import { StreamBrokenError } from '../../src/store/write-streams.ts';
 import { until } from '../support/until.ts';
 import { callEvents, endedCall, forEachDialect, logger, tempDir } from './helpers.ts';
 
@@ -75,6 +76,79 @@ forEachDialect('store: write batches', ({ store, dialect }) => {
       .catch((err: unknown) => (error = err));
     expect((error as Error).message).to.equal('boom');
     expect(await store().calls.getCall(call.id)).to.equal(undefined);
+  });
+
+  it('batches of a write stream commit in call order; after one fails the later ones write nothing until one resumes', async () => {
+    const [a, b, c, d] = [endedCall(), endedCall(), endedCall(), endedCall()];
+    const outcome = (p: Promise<unknown>): Promise<unknown> =>
+      p.then(
+        () => 'committed',
+        (err: unknown) => err,
+      );
+    // Asked for one after the other without waiting: on SQLite the second is queued in the
+    // thread before the first's answer comes back, so the thread itself must refuse it.
+    const first = outcome(
+      store().writeBatch(
+        async (repos) => {
+          await repos.calls.upsertCall(a);
+          // No such call: the foreign key refuses the leg, failing the whole batch.
+          await repos.calls.upsertLegs('no-such-call', a.legs.slice(0, 1));
+        },
+        { stream: 'journal' },
+      ),
+    );
+    const second = outcome(
+      store().writeBatch((repos) => repos.calls.upsertCall(b), { stream: 'journal' }),
+    );
+    const elsewhere = outcome(store().writeBatch((repos) => repos.calls.upsertCall(c)));
+    const [e1, e2, e3] = await Promise.all([first, second, elsewhere]);
+    expect(e1).to.be.instanceOf(Error).and.not.instanceOf(StreamBrokenError);
+    expect(e2).to.be.instanceOf(StreamBrokenError);
+    expect((e2 as StreamBrokenError).stream).to.equal('journal');
+    expect(e3, 'a batch of no stream is not affected').to.equal('committed');
+    expect(await store().calls.getCall(a.id)).to.equal(undefined);
+    expect(await store().calls.getCall(b.id), 'refused: nothing written').to.equal(undefined);
+    // Still broken for the next batch that does not resume.
+    expect(
+      await outcome(
+        store().writeBatch((repos) => repos.calls.upsertCall(d), { stream: 'journal' }),
+      ),
+    ).to.be.instanceOf(StreamBrokenError);
+    expect(
+      await outcome(
+        store().writeBatch((repos) => repos.calls.upsertCall(b), {
+          stream: 'journal',
+          resume: true,
+        }),
+      ),
+    ).to.equal('committed');
+    expect(
+      await outcome(
+        store().writeBatch((repos) => repos.calls.upsertCall(d), { stream: 'journal' }),
+      ),
+    ).to.equal('committed');
+    expect((await store().calls.getCall(b.id))?.id).to.equal(b.id);
+    expect((await store().calls.getCall(d.id))?.id).to.equal(d.id);
+  });
+
+  it('a batch of a stream whose statements cannot be collected breaks the stream too', async () => {
+    const [a, b] = [endedCall(), endedCall()];
+    const first = store().writeBatch(
+      async () => {
+        throw new Error('boom');
+      },
+      { stream: 'journal' },
+    );
+    const second = store().writeBatch((repos) => repos.calls.upsertCall(a), { stream: 'journal' });
+    const [r1, r2] = await Promise.allSettled([first, second]);
+    expect(r1.status === 'rejected' && (r1.reason as Error).message).to.equal('boom');
+    expect(r2.status === 'rejected' && r2.reason).to.be.instanceOf(StreamBrokenError);
+    expect(await store().calls.getCall(a.id)).to.equal(undefined);
+    await store().writeBatch((repos) => repos.calls.upsertCall(b), {
+      stream: 'journal',
+      resume: true,
+    });
+    expect((await store().calls.getCall(b.id))?.id).to.equal(b.id);
   });
 
   if (dialect === 'sqlite') {
