@@ -58,9 +58,9 @@ export interface CallJournalOptions {
 
 /**
  * Default {@link CallJournalOptions.maxWritesInFlight} on SQLite. With one, a change recorded
- * while a transaction was being committed waited for its answer, then for its own: under the
- * API benchmark (100 click-to-calls/s) that was 2-3 ms at p50 and 13-17 ms at p99 of the
- * `202`'s wait (docs/store.md).
+ * while a transaction was being committed waited for that answer, then for its own commit: in
+ * three alternating runs of `npm run bench -- --only pop` the `call.ringing` commit took
+ * 0.61-0.75 ms at p50 with one in flight and 0.46-0.48 ms with four (docs/store.md).
  */
 export const DEFAULT_WRITES_IN_FLIGHT = 4;
 

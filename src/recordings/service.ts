@@ -153,6 +153,11 @@ interface Entry {
   finalizing: boolean;
   /** A look-up in Asterisk ({@link RecordingService.connected}) is in flight. */
   checking: boolean;
+  /**
+   * This run asked Asterisk to record but got no answer: the look-up that finds the recording
+   * counts it as started (`aricrm_recordings_started_total`).
+   */
+  startUnconfirmed?: boolean;
   finishTimer?: NodeJS.Timeout;
   /** Store writes of this recording, one after another. */
   writes: Promise<void>;
@@ -256,6 +261,7 @@ export class RecordingService implements CallRecorder {
           // start-up, it is looked up in Asterisk (now, or at the reconnect): live or stored, it
           // is fetched in due course; missing, it failed.
           entry.status = 'recording';
+          entry.startUnconfirmed = true;
           entry.log.warn('no answer to the recording start; looking it up in Asterisk', { err });
           void this.persist(entry, 'recording');
           if (!this.stopped && this.deps.gateway.isConnected()) void this.check(entry);
@@ -370,6 +376,10 @@ export class RecordingService implements CallRecorder {
       entry.checking = false;
     }
     if (entry.status !== 'recording' || this.stopped) return;
+    if (entry.startUnconfirmed && where !== 'missing') {
+      entry.startUnconfirmed = false;
+      this.metrics.started.inc();
+    }
     switch (where) {
       case 'stored':
         if (!entry.finished)

@@ -244,6 +244,10 @@ describe('recordings service: recovery paths', () => {
     await until(() => asterisk.requests.includes(`GET live/${name}`), 'the look-up');
     expect(rows.get(call.id)?.status).to.equal('recording');
     expect(await metric('aricrm_recording_failures_total', '{stage="start"}')).to.equal(0);
+    await until(
+      async () => (await metric('aricrm_recordings_started_total')) === 1,
+      'the recording counted as started once found live',
+    );
     asterisk.finish(name, 3, true);
     end(svc, call);
     await until(() => ready.length === 1, 'recording.ready');
@@ -266,6 +270,7 @@ describe('recordings service: recovery paths', () => {
     await svc.bridgeCreated(call, 'br-1', undefined);
     await until(() => rows.get(call.id)?.status === 'failed', 'failed');
     expect(await metric('aricrm_recording_failures_total', '{stage="missing"}')).to.equal(1);
+    expect(await metric('aricrm_recordings_started_total')).to.equal(0);
     end(svc, call);
     expect(ready).to.have.length(0);
   });
