@@ -11,6 +11,7 @@ import type { Call } from '../../src/calls/model.ts';
 import { CallNotifier } from '../../src/calls/notifier.ts';
 import type { LifecycleEvent } from '../../src/events/types.ts';
 import type { LegInput } from '../../src/store/calls.ts';
+import type { Store } from '../../src/store/index.ts';
 import { StreamBrokenError } from '../../src/store/write-streams.ts';
 import { until } from '../support/until.ts';
 import { flakyStore, forEachDialect, logger, modelInboundCall, modelLeg } from './helpers.ts';
@@ -26,6 +27,30 @@ const modelLegInput = (): LegInput => ({
 const T0 = Date.parse('2026-11-21T10:00:00.000Z');
 
 const inboundCall = (id: string): Call => modelInboundCall(id, { phase: 'dialing', startedAt: T0 });
+
+/**
+ * A journal on `target` that retries within milliseconds, handing events to `delivered`, with a
+ * notifier and a spy on the logger's errors (restore it).
+ */
+function retryingJournal(
+  target: Store,
+  registry: Registry,
+  delivered: LifecycleEvent[],
+): { journal: CallJournal; notifier: CallNotifier; errors: sinon.SinonSpy } {
+  const journal = new CallJournal({
+    store: target,
+    logger,
+    registry,
+    deliver: (event) => delivered.push(event),
+    retryInitialDelayMs: 5,
+    retryMaxDelayMs: 20,
+  });
+  return {
+    journal,
+    notifier: new CallNotifier([], logger, Date.now, journal),
+    errors: sinon.spy(logger, 'error') as unknown as sinon.SinonSpy,
+  };
+}
 
 forEachDialect('call journal', ({ store }) => {
   it('commits the call, its legs and its events together, then hands the events on in order', async () => {
@@ -96,17 +121,8 @@ forEachDialect('call journal', ({ store }) => {
         return result;
       }, options);
     };
-    const journal = new CallJournal({
-      store: target,
-      logger,
-      registry,
-      deliver: (event) => delivered.push(event),
-      retryInitialDelayMs: 5,
-      retryMaxDelayMs: 20,
-    });
-    const errors = sinon.spy(logger, 'error') as unknown as sinon.SinonSpy;
+    const { journal, notifier, errors } = retryingJournal(target, registry, delivered);
     try {
-      const notifier = new CallNotifier([], logger, Date.now, journal);
       const a = inboundCall('call-a');
       notifier.started(a);
       await until(() => asked === 1, 'the first transaction');
@@ -151,17 +167,8 @@ forEachDialect('call journal', ({ store }) => {
     const registry = new Registry();
     const target = flakyStore(store());
     target.failing = true;
-    const journal = new CallJournal({
-      store: target,
-      logger,
-      registry,
-      deliver: (event) => delivered.push(event),
-      retryInitialDelayMs: 5,
-      retryMaxDelayMs: 20,
-    });
-    const errors = sinon.spy(logger, 'error') as unknown as sinon.SinonSpy;
+    const { journal, notifier, errors } = retryingJournal(target, registry, delivered);
     try {
-      const notifier = new CallNotifier([], logger, Date.now, journal);
       const a = inboundCall('call-a');
       const b = inboundCall('call-b');
       notifier.started(a);
