@@ -15,6 +15,8 @@
  *   {@link PopSample}s of the last load (to split the latency with the engine's own timestamps).
  * - `{type:'profile', id, action:'start'|'stop', file?}`: CPU profile of this process; `stop`
  *   writes it to `file`. Answered with `{type:'profile', id}`.
+ * - `{type:'webhooks', id}`: answered with `{type:'webhooks', id, total}`: every webhook the CRM
+ *   stub received since the process started (bench/api.ts, whose calls are not placed here).
  * - `{type:'close'}`: stop and exit.
  *
  * child → parent: `{type:'ready', url, username, password, crmUrl}` first.
@@ -109,6 +111,7 @@ type Command =
   | { type: 'release'; id: number }
   | { type: 'pop-samples'; id: number }
   | { type: 'profile'; id: number; action: 'start' | 'stop'; file?: string }
+  | { type: 'webhooks'; id: number }
   | { type: 'close' };
 
 interface TrackedCall {
@@ -215,7 +218,11 @@ function onRoute(res: ServerResponse, request: { from?: string } | undefined): v
   res.end(body);
 }
 
+/** Every webhook received (bench/api.ts reads it with `{type:'webhooks'}`). */
+let webhooksReceived = 0;
+
 function onWebhook(body: WebhookBody | undefined): void {
+  webhooksReceived++;
   const order = current;
   if (order && body) order.report.webhooks[body.type] = (order.report.webhooks[body.type] ?? 0) + 1;
   if (!body) return;
@@ -467,6 +474,9 @@ process.on('message', (message: Command) => {
       void profile(message.action, message.file).then(() =>
         process.send!({ type: 'profile', id: message.id }),
       );
+      break;
+    case 'webhooks':
+      process.send!({ type: 'webhooks', id: message.id, total: webhooksReceived });
       break;
     case 'close':
       crm.closeAllConnections();
