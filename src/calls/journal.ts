@@ -18,7 +18,10 @@
  * not for a commit and the answer of the one before. Transactions are written as the store's
  * `journal` write stream (src/store/write-streams.ts): they commit in the order they were sent,
  * and once one fails the later ones fail without writing, so per-call event order in the outbox
- * is the emission order. On PostgreSQL one transaction is in flight at a time.
+ * is the emission order. On PostgreSQL one transaction is in flight at a time. A turn whose
+ * changes touch nothing the store keeps (no column of a call or leg, no event) sends nothing: its
+ * write completes when the ones sent before it commit, and fails if one of them does, as an
+ * empty transaction of the stream would, without the round trip to the store.
  *
  * A failed write (disk full, PostgreSQL down) is logged, counted
  * (`aricrm_store_write_failures_total`) and retried with capped backoff, together with the
@@ -82,6 +85,8 @@ interface Write {
   sent: Map<string, WrittenCall>;
   /** Why it failed (once it did). */
   error?: unknown;
+  /** Resolves true once it committed, false once it failed. */
+  done: Promise<boolean>;
 }
 
 /** The committed state of a call, as comparison keys. */
@@ -368,40 +373,53 @@ export class CallJournal {
     // changed since the last transaction is written (a call changes many times, its legs rarely).
     const rows = batch.map(({ call }) => this.changesOf(call, at));
     const events = batch.flatMap((p) => p.events);
+    let settle!: (committed: boolean) => void;
     const write: Write = {
       pending,
       sent: new Map(rows.map((row) => [row.snapshot.id, row.written])),
+      done: new Promise<boolean>((resolve) => (settle = resolve)),
     };
+    const earlier = [...this.inFlight];
     this.inFlight.push(write);
-    const resume = this.resumeNext;
-    this.resumeNext = false;
+    const empty = events.length === 0 && rows.every((r) => !r.callChanged && r.legs.length === 0);
+    // A write with nothing for the store leaves the resume to the next one that has something.
+    const resume = empty ? false : this.resumeNext;
+    if (!empty) this.resumeNext = false;
     this.metrics.backlog.set(0);
     try {
-      await this.options.store.writeBatch(
-        async (repos) => {
-          for (const row of rows) {
-            if (row.callChanged || row.legs.length > 0)
-              await repos.calls.upsertCall(row.snapshot, { legs: row.legs, at });
-          }
-          if (events.length > 0) await repos.events.appendEvents(events, at);
-        },
-        { stream: JOURNAL_STREAM, resume },
-      );
+      if (empty) {
+        // Commits with the writes sent before it, fails with them (as the stream would refuse it).
+        if ((await Promise.all(earlier.map((w) => w.done))).includes(false))
+          throw new StreamBrokenError(JOURNAL_STREAM);
+      } else {
+        await this.options.store.writeBatch(
+          async (repos) => {
+            for (const row of rows) {
+              if (row.callChanged || row.legs.length > 0)
+                await repos.calls.upsertCall(row.snapshot, { legs: row.legs, at });
+            }
+            if (events.length > 0) await repos.events.appendEvents(events, at);
+          },
+          { stream: JOURNAL_STREAM, resume },
+        );
+      }
     } catch (err) {
       write.error = err;
       this.inFlight.splice(this.inFlight.indexOf(write), 1);
       this.failed.push(write);
+      settle(false);
       // The transactions behind it fail too (the stream is broken): retry once all answered.
       if (this.inFlight.length === 0) this.retryFailed();
       return;
     }
+    settle(true);
     this.inFlight.splice(this.inFlight.indexOf(write), 1);
     for (const row of rows) {
       // An ended call the journal does not track (released, or only seen ended) stays untracked.
       if (row.snapshot.state !== 'ended' || this.written.has(row.snapshot.id))
         this.written.set(row.snapshot.id, row.written);
     }
-    this.metrics.commits.inc();
+    if (!empty) this.metrics.commits.inc();
     this.failuresInARow = 0;
     this.callCommitted(batch);
     for (const p of batch) this.runWritten(p);

@@ -191,4 +191,64 @@ forEachDialect('call journal: whenCommitted, whenWritten', ({ store }) => {
     expect(written).to.equal(true);
     expect(target.transactions).to.equal(1);
   });
+
+  it('a turn that changes nothing the store keeps sends nothing, and answers with the write before it', async () => {
+    const target = gated(store());
+    const j = open(target);
+    const a = call('call-a');
+    j.record(a);
+    await new Promise((resolve) => setImmediate(resolve)); // the first write is now in flight
+    expect(target.transactions).to.equal(1);
+    j.record(a); // nothing the store keeps changed (e.g. an operator leg's ring indication)
+    const seen: string[] = [];
+    j.whenWritten('call-a', () => seen.push('written'));
+    j.whenCommitted('call-a', () => seen.push('committed'));
+    await new Promise((resolve) => setImmediate(resolve)); // its turn is over
+    expect(seen, 'nothing answered before the first write commits').to.deep.equal([]);
+    target.open(1);
+    expect(await j.flush(5000)).to.equal(true);
+    expect(seen).to.have.members(['written', 'committed']);
+    expect(target.transactions, 'no transaction for the turn that changed nothing').to.equal(1);
+  });
+
+  it('a turn that changes nothing fails with the write before it, and its callbacks wait for the retry', async () => {
+    // The first transaction is held, then fails; the later ones go through.
+    let fail!: () => void;
+    const failed = new Promise<void>((resolve) => (fail = resolve));
+    let transactions = 0;
+    const target = Object.create(store()) as Store;
+    target.writeBatch = async (fn, options) => {
+      const n = ++transactions;
+      if (n === 1) {
+        await failed;
+        throw new Error('disk I/O error');
+      }
+      return store().writeBatch(fn, options);
+    };
+    const registry = new Registry();
+    const j = (journal = new CallJournal({
+      store: target,
+      logger,
+      registry,
+      deliver: () => undefined,
+      retryInitialDelayMs: 5,
+      retryMaxDelayMs: 20,
+    }));
+    const a = call('call-a');
+    j.record(a);
+    await new Promise((resolve) => setImmediate(resolve));
+    j.record(a); // changes nothing: not sent, waits for the first
+    let written = false;
+    j.whenWritten('call-a', () => (written = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    fail();
+    await until(() => written, 'the retry commits the call');
+    expect(await store().calls.getCall('call-a')).to.include({ state: 'dialing_operator' });
+    expect(
+      transactions,
+      'the failed write and its retry; the empty turn never reached the store',
+    ).to.equal(2);
+    const failures = await registry.getSingleMetric('aricrm_store_write_failures_total')?.get();
+    expect(failures?.values[0]?.value, 'one failure, counted once').to.equal(1);
+  });
 });
