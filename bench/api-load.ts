@@ -39,7 +39,7 @@ export interface LoadOrder {
 
 /** What happened. */
 export interface LoadResult {
-  /** Response times by status code (`error` for a request that got no answer), ms. */
+  /** Response times by HTTP status code, ms (requests with no answer are in `errors`). */
   byStatus: Record<string, number[]>;
   /** Requests answered. */
   requests: number;
@@ -57,8 +57,8 @@ type RequestFunction = (
 ) => ClientRequest;
 
 /**
- * Send `POST /v1/calls` at `order.rate` for `seconds`; each answer's status and time go to
- * `byStatus` (when given). Resolves with the run's figures.
+ * Send `POST /v1/calls` at `order.rate` for `seconds` (`counter` numbers the requests across
+ * runs). Resolves with the run's figures.
  */
 function run(order: LoadOrder, seconds: number, counter: { n: number }): Promise<LoadResult> {
   let errors = 0;

@@ -379,7 +379,8 @@ export class CallJournal {
       sent: new Map(rows.map((row) => [row.snapshot.id, row.written])),
       done: new Promise<boolean>((resolve) => (settle = resolve)),
     };
-    const earlier = [...this.inFlight];
+    // Writes commit in order and, once one fails, every later one fails: the last one sent tells.
+    const previous = this.inFlight.at(-1)?.done;
     this.inFlight.push(write);
     const empty = events.length === 0 && rows.every((r) => !r.callChanged && r.legs.length === 0);
     // A write with nothing for the store leaves the resume to the next one that has something.
@@ -389,8 +390,7 @@ export class CallJournal {
     try {
       if (empty) {
         // Commits with the writes sent before it, fails with them (as the stream would refuse it).
-        if ((await Promise.all(earlier.map((w) => w.done))).includes(false))
-          throw new StreamBrokenError(JOURNAL_STREAM);
+        if ((await previous) === false) throw new StreamBrokenError(JOURNAL_STREAM);
       } else {
         await this.options.store.writeBatch(
           async (repos) => {
