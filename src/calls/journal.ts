@@ -33,7 +33,7 @@ import { computeBackoffDelay } from '../ari/backoff.ts';
 import type { LifecycleEvent } from '../events/types.ts';
 import type { Logger } from '../logging/logger.ts';
 import { counter, gauge } from '../metrics/registry.ts';
-import type { LegInput } from '../store/calls.ts';
+import type { LegInput, RecordingFields } from '../store/calls.ts';
 import type { Store } from '../store/store.ts';
 import { StreamBrokenError } from '../store/write-streams.ts';
 import { type Call, type CallSnapshot, type Leg, snapshotCall } from './model.ts';
@@ -71,8 +71,13 @@ export const DEFAULT_WRITES_IN_FLIGHT = 4;
 const JOURNAL_STREAM = 'journal';
 
 interface Pending {
-  call: Call;
+  /** The call's id. */
+  id: string;
+  /** The live call, when a change of it was recorded (not for a recording status alone). */
+  call?: Call;
   events: LifecycleEvent[];
+  /** Recording columns to set ({@link CallJournal.recordRecording}), the latest values. */
+  recording?: RecordingFields;
   /** {@link CallJournal.whenWritten} callbacks: run once this write commits. */
   written?: Array<() => void>;
 }
@@ -165,15 +170,32 @@ export class CallJournal {
    * must be recorded in sequence order.
    */
   record(call: Call, event?: LifecycleEvent): void {
-    let pending = this.dirty.get(call.id);
-    if (!pending) {
-      pending = { call, events: [] };
-      this.dirty.set(call.id, pending);
-    } else {
-      pending.call = call;
-    }
+    const pending = this.pendingOf(call.id);
+    pending.call = call;
     if (event) pending.events.push(event);
     this.schedule();
+  }
+
+  /**
+   * Record the recording columns of call `callId` (its row exists once a change of the call was
+   * committed; the update is written after that row in the same or a later transaction). Set in
+   * the same turn as the `recording.ready` event ({@link record}), `stored` commits with it.
+   * Fields left `undefined` keep their value. Never throws, never waits (see {@link record});
+   * {@link whenCommitted} tells when it is in the store.
+   */
+  recordRecording(callId: string, fields: RecordingFields): void {
+    const pending = this.pendingOf(callId);
+    pending.recording = mergeRecording(pending.recording, fields);
+    this.schedule();
+  }
+
+  private pendingOf(callId: string): Pending {
+    let pending = this.dirty.get(callId);
+    if (!pending) {
+      pending = { id: callId, events: [] };
+      this.dirty.set(callId, pending);
+    }
+    return pending;
   }
 
   /**
@@ -282,7 +304,7 @@ export class CallJournal {
       try {
         written();
       } catch (err) {
-        this.options.logger.error('call write callback threw', { callId: pending.call.id, err });
+        this.options.logger.error('call write callback threw', { callId: pending.id, err });
       }
     }
   }
@@ -304,15 +326,15 @@ export class CallJournal {
   /** Run the {@link whenCommitted} callbacks of the calls just committed (not re-recorded since). */
   private callCommitted(batch: readonly Pending[]): void {
     if (this.commitWaiters.size === 0) return;
-    for (const { call } of batch) {
-      const waiters = this.commitWaiters.get(call.id);
-      if (!waiters || this.dirty.has(call.id) || this.latestSentOf(call.id)) continue;
-      this.commitWaiters.delete(call.id);
+    for (const { id } of batch) {
+      const waiters = this.commitWaiters.get(id);
+      if (!waiters || this.dirty.has(id) || this.latestSentOf(id)) continue;
+      this.commitWaiters.delete(id);
       for (const committed of waiters) {
         try {
           committed();
         } catch (err) {
-          this.options.logger.error('call commit callback threw', { callId: call.id, err });
+          this.options.logger.error('call commit callback threw', { callId: id, err });
         }
       }
     }
@@ -371,7 +393,10 @@ export class CallJournal {
     const at = this.now();
     // Snapshot now: the live objects keep changing while the transaction is written. Only what
     // changed since the last transaction is written (a call changes many times, its legs rarely).
-    const rows = batch.map(({ call }) => this.changesOf(call, at));
+    const rows: ChangeSet[] = [];
+    for (const { call } of batch) if (call) rows.push(this.changesOf(call, at));
+    const recordings: Array<[string, RecordingFields]> = [];
+    for (const p of batch) if (p.recording) recordings.push([p.id, p.recording]);
     const events = batch.flatMap((p) => p.events);
     let settle!: (committed: boolean) => void;
     const write: Write = {
@@ -382,7 +407,10 @@ export class CallJournal {
     // Writes commit in order and, once one fails, every later one fails: the last one sent tells.
     const previous = this.inFlight.at(-1)?.done;
     this.inFlight.push(write);
-    const empty = events.length === 0 && rows.every((r) => !r.callChanged && r.legs.length === 0);
+    const empty =
+      events.length === 0 &&
+      recordings.length === 0 &&
+      rows.every((r) => !r.callChanged && r.legs.length === 0);
     // A write with nothing for the store leaves the resume to the next one that has something.
     const resume = empty ? false : this.resumeNext;
     if (!empty) this.resumeNext = false;
@@ -398,6 +426,8 @@ export class CallJournal {
               if (row.callChanged || row.legs.length > 0)
                 await repos.calls.upsertCall(row.snapshot, { legs: row.legs, at });
             }
+            for (const [callId, fields] of recordings)
+              await repos.calls.setRecording(callId, fields);
             if (events.length > 0) await repos.events.appendEvents(events, at);
           },
           { stream: JOURNAL_STREAM, resume },
@@ -480,15 +510,27 @@ export class CallJournal {
 
   /** Add `pending` to the changes waiting to be written, after what is there for its call. */
   private requeue(pending: Pending): void {
-    const earlier = this.dirty.get(pending.call.id);
+    const earlier = this.dirty.get(pending.id);
     if (!earlier) {
-      this.dirty.set(pending.call.id, pending);
+      this.dirty.set(pending.id, pending);
       return;
     }
-    earlier.call = pending.call;
+    if (pending.call) earlier.call = pending.call;
+    if (pending.recording) earlier.recording = mergeRecording(earlier.recording, pending.recording);
     earlier.events.push(...pending.events);
     if (pending.written) (earlier.written ??= []).push(...pending.written);
   }
+}
+
+/** `earlier` updated with the fields `later` sets (an `undefined` field keeps the earlier value). */
+function mergeRecording(
+  earlier: RecordingFields | undefined,
+  later: RecordingFields,
+): RecordingFields {
+  const merged: RecordingFields = { ...earlier };
+  for (const [key, value] of Object.entries(later) as Array<[keyof RecordingFields, unknown]>)
+    if (value !== undefined) (merged as Record<string, unknown>)[key] = value;
+  return merged;
 }
 
 /** A copy of a leg's stored fields (the live leg keeps changing while the write is pending). */

@@ -93,10 +93,11 @@ export interface CreateRecordingsDeps {
   /** The store (recording fields of the calls table). */
   store: { calls: Pick<CallRepository, 'setRecording' | 'getCall' | 'unsettledRecordings'> };
   /**
-   * The call journal: a recording is marked `stored` (and deleted from Asterisk) once its
-   * `recording.ready` is committed. Without it, at once.
+   * The call journal: recording statuses go into its transactions, `stored` in the commit of
+   * `recording.ready`, and Asterisk's copy is deleted after that commit. Without it, they are
+   * written with `store.calls.setRecording` at once.
    */
-  journal?: Pick<CallJournal, 'whenCommitted'>;
+  journal?: Pick<CallJournal, 'whenCommitted'> & Partial<Pick<CallJournal, 'recordRecording'>>;
   logger: Logger;
   registry: Registry;
   /** Another storage than RECORDINGS_DIR (tests, other backends). */

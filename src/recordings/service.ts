@@ -17,8 +17,9 @@
  * 4. `recording.ready` goes out through the call notifier once the file is stored AND `call.ended`
  *    was emitted, on the call's own `Call` object (handed over by the call service, held here
  *    until the recording is settled) so the call's event sequence continues without a gap.
- * 5. Once the call journal has committed `recording.ready`, the store row gets `stored` with path,
- *    bytes and seconds, and only then is the file deleted from Asterisk
+ * 5. The store row gets `stored` with path, bytes and seconds in the call journal's transaction
+ *    that commits `recording.ready` (the statuses go through the journal: no store round trip of
+ *    their own), and only once that is committed is the file deleted from Asterisk
  *    (`DELETE /recordings/stored/{name}`, configurable). So whatever point the engine stops at,
  *    the store says `recording` until the CRM's event is safe, and Asterisk keeps its copy until
  *    the store says `stored`.
@@ -108,10 +109,13 @@ export interface RecordingServiceDeps {
   /** The store's call repository: recording fields are written and read there. */
   calls: Pick<CallRepository, 'setRecording' | 'getCall'>;
   /**
-   * The call journal: `stored` is written (and Asterisk's copy deleted) once it has committed
-   * `recording.ready`. Without it (tests), at once.
+   * The call journal. With `recordRecording` the recording status goes into the journal's
+   * transactions (`recording` after the call's row, `stored` in the same commit as
+   * `recording.ready`); Asterisk's copy is deleted once that commit is done. With only
+   * `whenCommitted`, `stored` is written with `calls.setRecording` after that commit. Without
+   * it (tests), statuses are written with `calls.setRecording` at once.
    */
-  journal?: Pick<CallJournal, 'whenCommitted'>;
+  journal?: Pick<CallJournal, 'whenCommitted'> & Partial<Pick<CallJournal, 'recordRecording'>>;
   /** True when the call service knows the call (live or recently ended, maybe not stored yet). */
   callKnown?: (callId: string) => boolean;
   storage: RecordingStorage;
@@ -751,18 +755,23 @@ export class RecordingService implements CallRecorder {
     }
     entry.finalizing = true;
     entry.call = undefined;
-    const finalize = (): void => void this.finalize(entry);
+    // Through the journal, `stored` is recorded in this turn: it commits with `recording.ready`.
+    const stored = this.deps.journal?.recordRecording ? this.persist(entry, 'stored') : undefined;
+    const finalize = (): void => void this.finalize(entry, stored);
     if (this.deps.journal) this.deps.journal.whenCommitted(entry.callId, finalize);
     else finalize();
   }
 
-  /** `recording.ready` is committed: write `stored`, then delete Asterisk's copy. */
-  private async finalize(entry: Entry): Promise<void> {
+  /**
+   * `recording.ready` is committed: write `stored` (unless `stored` is that write, recorded with
+   * it through the journal), then delete Asterisk's copy.
+   */
+  private async finalize(entry: Entry, stored?: Promise<boolean>): Promise<void> {
     if (this.stopped) {
       entry.log.info('engine stopping: the recording is marked stored at the next start');
       return;
     }
-    const written = await this.persist(entry, 'stored');
+    const written = await (stored ?? this.persist(entry, 'stored'));
     if (!written) {
       entry.log.error('recording stored but the store does not say so; kept in Asterisk');
     } else if (this.deps.options.deleteFromAsterisk && !this.stopped) {
@@ -823,12 +832,27 @@ export class RecordingService implements CallRecorder {
   // -------------------------------------------------------------------------------------------
 
   /**
-   * Write `status` to the call's row, after the earlier writes. A missing row (the call journal
-   * has not written the call yet) or a store error is retried a few times. Resolves true once
-   * written, false when it gave up (never rejects).
+   * Write `status` to the call's row, after the earlier writes. Through the journal (when it
+   * takes recording statuses) the status is recorded at once, in call order, and the promise
+   * resolves true once it is committed (the journal retries failed writes; after the engine
+   * stopped with it unwritten, never). Otherwise `calls.setRecording` writes it: a missing row
+   * (the call journal has not written the call yet) or a store error is retried a few times,
+   * and the promise resolves true once written, false when it gave up. Never rejects.
    */
   private persist(entry: Entry, status: StoredRecordingStatus): Promise<boolean> {
-    const write = entry.writes.then(() => this.writeStore(entry, status));
+    const journal = this.deps.journal;
+    let write: Promise<boolean>;
+    if (journal?.recordRecording) {
+      journal.recordRecording(entry.callId, recordingFields(entry, status));
+      write = entry.writes.then(
+        () =>
+          new Promise<boolean>((resolve) =>
+            journal.whenCommitted(entry.callId, () => resolve(true)),
+          ),
+      );
+    } else {
+      write = entry.writes.then(() => this.writeStore(entry, status));
+    }
     entry.writes = write.then(() => undefined);
     return write;
   }
@@ -836,11 +860,7 @@ export class RecordingService implements CallRecorder {
   private async writeStore(entry: Entry, status: StoredRecordingStatus): Promise<boolean> {
     const delayMs = this.deps.options.storeRetryDelayMs ?? 200;
     for (let attempt = 1; attempt <= STORE_WRITE_TRIES; attempt++) {
-      const fields: RecordingFields = { name: entry.name, path: entry.key, status };
-      if (status === 'stored') {
-        fields.bytes = entry.bytes;
-        fields.durationSec = entry.durationSec;
-      }
+      const fields = recordingFields(entry, status);
       let problem: unknown;
       try {
         if (await this.deps.calls.setRecording(entry.callId, fields)) return true;
@@ -880,6 +900,16 @@ export class RecordingService implements CallRecorder {
       this.sleepers.add(sleeper);
     });
   }
+}
+
+/** The recording columns of `entry` with `status` (size and length once `stored`). */
+function recordingFields(entry: Entry, status: StoredRecordingStatus): RecordingFields {
+  const fields: RecordingFields = { name: entry.name, path: entry.key, status };
+  if (status === 'stored') {
+    fields.bytes = entry.bytes;
+    fields.durationSec = entry.durationSec;
+  }
+  return fields;
 }
 
 /** The whole file under `key` in the storage. */

@@ -300,6 +300,46 @@ describe('ARI gateway (scripted ARI server)', function () {
       expect(await metricValue(registry, 'aricrm_ari_events_total')).to.equal(5);
     });
 
+    it('handles a burst in order in slices of eventSliceMs, so timers and I/O run in between; 0 handles it in one go', async () => {
+      /** Send 40 events at once, each taking ~0.5 ms to handle; how many were handled when a timer set at the first one ran. */
+      const burst = async (): Promise<{ order: string[]; handledWhenTimerRan: number }> => {
+        const order: string[] = [];
+        let handledWhenTimerRan = -1;
+        gw.onEvent((e) => {
+          if (order.length === 0) setTimeout(() => (handledWhenTimerRan = order.length), 0);
+          order.push('channel' in e && e.channel ? e.channel.id : '');
+          const until = performance.now() + 0.5;
+          while (performance.now() < until);
+        });
+        const last = nextEvent(gw, (e) => 'channel' in e && e.channel?.id === 'b39');
+        fake.sendBurst(Array.from({ length: 40 }, (_, i) => ev.varset(`b${i}`, 'X', String(i))));
+        await last;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        return { order, handledWhenTimerRan };
+      };
+      const expected = Array.from({ length: 40 }, (_, i) => `b${i}`);
+
+      await gw.stop();
+      await fake.close();
+      await setup({ eventSliceMs: 2 });
+      await gw.start();
+      const sliced = await burst();
+      expect(sliced.order).to.deep.equal(expected);
+      // ~4 events (2 ms) per slice: the timer runs after the first slice or two, not after 20 ms.
+      expect(sliced.handledWhenTimerRan, 'the timer ran before the burst was over').to.be.within(
+        1,
+        12,
+      );
+
+      await gw.stop();
+      await fake.close();
+      await setup({ eventSliceMs: 0 });
+      await gw.start();
+      const whole = await burst();
+      expect(whole.order).to.deep.equal(expected);
+      expect(whole.handledWhenTimerRan, 'no slices: the timer waited for the burst').to.equal(40);
+    });
+
     it('drops, logs and counts unknown types and garbage without breaking the stream', async () => {
       const got = nextEvent(gw, (e) => e.type === 'StasisStart');
       fake.send({

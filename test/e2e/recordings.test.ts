@@ -109,6 +109,8 @@ describe('recordings (e2e: engine + simulator + CRM + HTTP)', function () {
     let callId: string;
     let ended: ReceivedWebhook;
     let ready: ReceivedWebhook;
+    /** The call's recording as `GET /v1/calls/{id}` showed it once recording.ready had arrived. */
+    let recordAtReady: Record<string, unknown> | undefined;
 
     before(async () => {
       bed = await startTestBed({ RECORD_CALLS: 'all', RECORDING_LINK_SECRET: LINK_SECRET });
@@ -116,6 +118,12 @@ describe('recordings (e2e: engine + simulator + CRM + HTTP)', function () {
       ({ callId } = await inboundCall(bed, 15_000));
       ended = await bed.crm.waitForEnded(callId);
       ready = await readyOf(bed, callId);
+      recordAtReady = (
+        await apiRequest<{ recording?: Record<string, unknown> }>(
+          bed.engine.httpUrl,
+          `/v1/calls/${callId}`,
+        )
+      ).body.recording;
       // recording.ready goes out once the file is stored; the DELETE in Asterisk runs alongside.
       await until(
         () => recordingRequests(bed, callId).some((r) => r.startsWith('DELETE ')),
@@ -190,6 +198,9 @@ describe('recordings (e2e: engine + simulator + CRM + HTTP)', function () {
         durationSec: data.durationSec,
         name: `rec-${callId}`,
       });
+      // `stored` commits with recording.ready: a CRM that looks the call up on the webhook
+      // already sees it.
+      expect(recordAtReady).to.deep.include({ status: 'stored', bytes: data.bytes });
       const fresh = await fetchAudio(String(stored.body.recording.url));
       expect(fresh.status).to.equal(200);
       expect(await metric(bed, 'aricrm_recordings_stored_total')).to.equal(1);

@@ -205,4 +205,73 @@ forEachDialect('call journal', ({ store }) => {
       await journal.close(1000);
     }
   });
+
+  it('writes recording statuses in its transactions: after the call row, stored in the commit of recording.ready, kept through a failure', async () => {
+    const delivered: LifecycleEvent[] = [];
+    const registry = new Registry();
+    const target = flakyStore(store());
+    let batches = 0;
+    const flaky = target.writeBatch;
+    target.writeBatch = (fn, options) => {
+      batches++;
+      return flaky(fn, options);
+    };
+    const { journal, notifier, errors } = retryingJournal(target, registry, delivered);
+    try {
+      const call = inboundCall('call-r');
+      notifier.started(call);
+      // Recorded in the same turn as the call's first change: written after its row.
+      journal.recordRecording('call-r', {
+        name: 'rec-call-r',
+        path: 'x/call-r.wav',
+        status: 'recording',
+      });
+      expect(await journal.flush(5000)).to.equal(true);
+      expect(batches, 'one transaction for the call and its recording status').to.equal(1);
+      expect((await store().calls.getCall('call-r'))!.recording).to.deep.include({
+        name: 'rec-call-r',
+        status: 'recording',
+      });
+
+      call.phase = 'ended';
+      call.disposition = 'answered';
+      call.endedAt = T0 + 9000;
+      notifier.ended(call);
+      await journal.flush(5000);
+      // The store fails while recording.ready and `stored` are written: both wait, together.
+      target.failing = true;
+      notifier.recordingReady(call, {
+        recordingUrl: 'http://engine/v1/calls/call-r/recording?sig=x',
+        expiresAt: new Date(T0 + 86_400_000).toISOString(),
+        bytes: 32_044,
+        durationSec: 2,
+        format: 'wav',
+      });
+      journal.recordRecording('call-r', { status: 'stored', bytes: 32_044, durationSec: 2 });
+      let committed = false;
+      journal.whenCommitted('call-r', () => (committed = true));
+      expect(await journal.flush(50)).to.equal(false);
+      expect(committed).to.equal(false);
+      expect((await store().calls.getCall('call-r'))!.recording!.status).to.equal('recording');
+      target.failing = false;
+      expect(await journal.flush(5000)).to.equal(true);
+      expect(committed).to.equal(true);
+      expect(delivered.map((e) => e.type)).to.deep.equal([
+        'call.started',
+        'call.ended',
+        'recording.ready',
+      ]);
+      // A status alone (no change of the call) keeps the fields it does not set.
+      expect((await store().calls.getCall('call-r'))!.recording).to.deep.equal({
+        name: 'rec-call-r',
+        path: 'x/call-r.wav',
+        status: 'stored',
+        bytes: 32_044,
+        durationSec: 2,
+      });
+    } finally {
+      errors.restore();
+      await journal.close(1000);
+    }
+  });
 });

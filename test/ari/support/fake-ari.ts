@@ -136,6 +136,20 @@ export class FakeAri {
     for (const ws of this.sockets) ws.send(text);
   }
 
+  /**
+   * Send JSON events as one TCP write on every open WebSocket (the TCP socket corked meanwhile),
+   * so the client reads them in one go, as it does a burst from a busy Asterisk.
+   */
+  sendBurst(events: readonly unknown[]): void {
+    for (const ws of this.sockets) {
+      // ws keeps its TCP socket in `_socket` (not public API; tests only).
+      const tcp = (ws as unknown as { _socket: { cork(): void; uncork(): void } })._socket;
+      tcp.cork();
+      for (const event of events) ws.send(JSON.stringify(event));
+      tcp.uncork();
+    }
+  }
+
   /** Close every WebSocket from the server side. */
   dropWebSockets(): void {
     for (const ws of this.sockets) ws.close(1001, 'going away');
