@@ -318,11 +318,15 @@ describe('ARI gateway (scripted ARI server)', function () {
         return { order, handledWhenTimerRan };
       };
       const expected = Array.from({ length: 40 }, (_, i) => `b${i}`);
+      /** A fresh scripted server and a gateway with `eventSliceMs`, connected. */
+      const restart = async (eventSliceMs: number): Promise<void> => {
+        await gw.stop();
+        await fake.close();
+        await setup({ eventSliceMs });
+        await gw.start();
+      };
 
-      await gw.stop();
-      await fake.close();
-      await setup({ eventSliceMs: 2 });
-      await gw.start();
+      await restart(2);
       const sliced = await burst();
       expect(sliced.order).to.deep.equal(expected);
       // ~4 events (2 ms) per slice: the timer runs after the first slice or two, not after 20 ms.
@@ -331,10 +335,7 @@ describe('ARI gateway (scripted ARI server)', function () {
         12,
       );
 
-      await gw.stop();
-      await fake.close();
-      await setup({ eventSliceMs: 0 });
-      await gw.start();
+      await restart(0);
       const whole = await burst();
       expect(whole.order).to.deep.equal(expected);
       expect(whole.handledWhenTimerRan, 'no slices: the timer waited for the burst').to.equal(40);
