@@ -77,6 +77,21 @@ forEachDialect('call journal: whenCommitted, whenWritten', ({ store }) => {
       retryMaxDelayMs: 20,
     }));
 
+  /** A journal on a gated store whose first transaction (call `call-a` recorded) is in flight. */
+  const firstWriteInFlight = async (): Promise<{
+    target: ReturnType<typeof gated>;
+    j: CallJournal;
+    a: Call;
+  }> => {
+    const target = gated(store());
+    const j = open(target);
+    const a = call('call-a');
+    j.record(a);
+    await new Promise((resolve) => setImmediate(resolve)); // the first write is now in flight
+    expect(target.transactions).to.equal(1);
+    return { target, j, a };
+  };
+
   it('answers at once for a call with nothing pending, after the commit otherwise', async () => {
     const j = open(store());
     let idle = false;
@@ -98,12 +113,7 @@ forEachDialect('call journal: whenCommitted, whenWritten', ({ store }) => {
   });
 
   it('waits for a change recorded while the transaction is being written', async () => {
-    const target = gated(store());
-    const j = open(target);
-    const a = call('call-a');
-    j.record(a);
-    await new Promise((resolve) => setImmediate(resolve)); // the first write is now in flight
-    expect(target.transactions).to.equal(1);
+    const { target, j, a } = await firstWriteInFlight();
     a.phase = 'ended';
     a.endedAt = T0 + 1000;
     a.disposition = 'answered';
@@ -178,11 +188,7 @@ forEachDialect('call journal: whenCommitted, whenWritten', ({ store }) => {
   });
 
   it('whenWritten asked while a write is in flight and nothing newer is pending: that write answers it', async () => {
-    const target = gated(store());
-    const j = open(target);
-    j.record(call('call-a'));
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(target.transactions).to.equal(1);
+    const { target, j } = await firstWriteInFlight();
     let written = false;
     j.whenWritten('call-a', () => (written = true));
     expect(written).to.equal(false);
@@ -193,12 +199,7 @@ forEachDialect('call journal: whenCommitted, whenWritten', ({ store }) => {
   });
 
   it('a turn that changes nothing the store keeps sends nothing, and answers with the write before it', async () => {
-    const target = gated(store());
-    const j = open(target);
-    const a = call('call-a');
-    j.record(a);
-    await new Promise((resolve) => setImmediate(resolve)); // the first write is now in flight
-    expect(target.transactions).to.equal(1);
+    const { target, j, a } = await firstWriteInFlight();
     j.record(a); // nothing the store keeps changed (e.g. an operator leg's ring indication)
     const seen: string[] = [];
     j.whenWritten('call-a', () => seen.push('written'));
