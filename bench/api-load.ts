@@ -15,12 +15,15 @@
  * Each request is timed here, from handing it to Node's HTTP client to its response's end, with
  * `performance.now()` (loadtest's own figure is truncated to whole milliseconds).
  *
- * The measured run follows a warm-up at the same rate (`warmupSec`, not counted): a fresh engine's
- * first requests run cold code (JIT), and the connections the load opens while it is slow would
- * otherwise count their set-up in the figures.
+ * The measured run follows a warm-up at the same rate (`warmupSec`, not counted), in the same
+ * loadtest run so that it keeps the warm-up's connections: a fresh engine's first requests run
+ * cold code (JIT), and the connections the load opens while it is slow would otherwise count their
+ * set-up in the figures. The generator's own event-loop delay is reported: a request it answers
+ * late is counted late.
  */
 import type { ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
-import { performance } from 'node:perf_hooks';
+import type { Socket } from 'node:net';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { loadTest } from 'loadtest';
 
 /** What to run. */
@@ -49,6 +52,10 @@ export interface LoadResult {
   durationSec: number;
   /** Connections used (an open model opens one when every other one is busy). */
   connections: number;
+  /** Of those, connections opened during the measured run (the rest were opened in the warm-up). */
+  connectionsOpened: number;
+  /** The load generator's own event-loop delay p99 during the measured run, ms (1 ms timer). */
+  lagP99Ms: number;
 }
 
 type RequestFunction = (
@@ -57,22 +64,31 @@ type RequestFunction = (
 ) => ClientRequest;
 
 /**
- * Send `POST /v1/calls` at `order.rate` for `seconds` (`counter` numbers the requests across
- * runs). Resolves with the run's figures.
+ * Send `POST /v1/calls` at `order.rate` for the warm-up and the measured run, as one loadtest run
+ * (one pool of keep-alive connections: a second run would open its connections anew, and their
+ * set-up would be measured). Requests sent before the warm-up ends are not counted; `measuring`
+ * is called when it ends. Resolves with the measured run's figures.
  */
-function run(order: LoadOrder, seconds: number, counter: { n: number }): Promise<LoadResult> {
+function run(order: LoadOrder, measuring: () => void): Promise<LoadResult> {
   let errors = 0;
+  let counter = 0;
   const byStatus: Record<string, number[]> = {};
   const sockets = new Set<unknown>();
-  const started = performance.now();
-  let lastAnswer = started;
+  let opened = 0;
+  const lag = monitorEventLoopDelay({ resolution: 1 });
+  const measureFrom = performance.now() + order.warmupSec * 1000;
+  let lastAnswer = measureFrom;
+  const warmup = setTimeout(() => {
+    lag.enable();
+    measuring();
+  }, order.warmupSec * 1000);
   return new Promise((resolve, reject) => {
     loadTest(
       {
         url: `${order.url}/v1/calls`,
         method: 'POST',
         requestsPerSecond: order.rate,
-        maxSeconds: seconds,
+        maxSeconds: order.warmupSec + order.durationSec,
         agentKeepAlive: true,
         quiet: true,
         timeout: 10_000,
@@ -86,13 +102,14 @@ function run(order: LoadOrder, seconds: number, counter: { n: number }): Promise
           request: RequestFunction,
           connected: (response: IncomingMessage) => void,
         ) {
-          const n = ++counter.n;
+          const n = ++counter;
           const body = JSON.stringify({
             operator: order.operators[n % order.operators.length],
             to: order.to,
             variables: { dealId: `D-${n}` },
           });
           const sentAt = performance.now();
+          const measured = sentAt >= measureFrom;
           const req = request(
             {
               ...params,
@@ -100,19 +117,28 @@ function run(order: LoadOrder, seconds: number, counter: { n: number }): Promise
             },
             (response) => {
               response.on('end', () => {
+                if (!measured) return;
                 lastAnswer = performance.now();
                 (byStatus[String(response.statusCode)] ??= []).push(lastAnswer - sentAt);
               });
               connected(response);
             },
           );
-          req.on('socket', (socket) => sockets.add(socket));
-          req.on('error', () => errors++);
+          req.on('socket', (socket: Socket) => {
+            if (!measured) return;
+            sockets.add(socket);
+            if (socket.connecting) opened++;
+          });
+          req.on('error', () => {
+            if (measured) errors++;
+          });
           req.end(body);
           return req;
         },
       },
       (err: unknown) => {
+        clearTimeout(warmup);
+        lag.disable();
         if (err) {
           reject(err instanceof Error ? err : new Error(String(err)));
           return;
@@ -122,8 +148,10 @@ function run(order: LoadOrder, seconds: number, counter: { n: number }): Promise
           byStatus,
           requests,
           errors,
-          durationSec: (lastAnswer - started) / 1000,
+          durationSec: (lastAnswer - measureFrom) / 1000,
           connections: sockets.size,
+          connectionsOpened: opened,
+          lagP99Ms: lag.percentile(99) / 1e6,
         });
       },
     );
@@ -131,12 +159,8 @@ function run(order: LoadOrder, seconds: number, counter: { n: number }): Promise
 }
 
 process.once('message', (order: LoadOrder) => {
-  const counter = { n: 0 };
-  void (async () => {
-    if (order.warmupSec > 0) await run(order, order.warmupSec, counter);
-    process.send!({ type: 'measuring' });
-    const result = await run(order, order.durationSec, counter);
-    process.send!(result, () => process.exit(0));
-  })();
+  void run(order, () => process.send!({ type: 'measuring' })).then((result) =>
+    process.send!(result, () => process.exit(0)),
+  );
 });
 process.send!({ type: 'ready' });

@@ -198,12 +198,13 @@ export async function runApiScenario(scenario: ApiScenario): Promise<string[]> {
     .join(', ');
   const lines = [
     `POST /v1/calls at ${rate} requests/s for ${durationSec} s after a ${WARMUP_SEC} s warm-up (loadtest, one request every ${(1000 / rate).toFixed(1)} ms; MAX_LIVE_ORIGINATED_CALLS ${maxLive}; operators and customers answer in ~10 ms, talk ${talkMs} ms; webhooks on)`,
-    `  answered:                       ${result.requests} in ${result.durationSec.toFixed(1)} s (${(result.requests / result.durationSec).toFixed(0)}/s): ${statuses}; errors ${result.errors}; ${result.connections} connection${result.connections === 1 ? '' : 's'} used`,
+    `  answered:                       ${result.requests} in ${result.durationSec.toFixed(1)} s (${(result.requests / result.durationSec).toFixed(0)}/s): ${statuses}; errors ${result.errors}; ${result.connections} connection${result.connections === 1 ? '' : 's'} used, ${result.connectionsOpened} opened during the run`,
     `  client p50 / p99, all:          ${p50p99(Object.values(result.byStatus).flat())}`,
     `  client p50 / p99, 202 accepted: ${p50p99(accepted)}`,
     `  server p50 / p99, all:          ${p50p99(Object.values(serverMs).flat())}`,
     `  server p50 / p99, 202 accepted: ${p50p99(serverMs['202'] ?? [])}`,
     `  event-loop delay p50 / p99:     ${ms(lag.percentile(50) / 1e6)} / ${ms(lag.percentile(99) / 1e6)} (1 ms timer)`,
+    `  load generator's loop delay p99: ${ms(result.lagP99Ms)} (its own process; counted in the client figures)`,
     `  engine process CPU under load:  ${((cpuMs / loadMs) * 100).toFixed(0)} % of a core, ${(cpuMs / Math.max(1, result.requests)).toFixed(2)} ms per request (all the engine's threads)`,
     `  calls started / ended (warm-up included): ${started} / ${endedOut} (peak ${peakLive} live; drained ${drainSec.toFixed(1)} s after the load)`,
     `  left behind:                    ${engine.calls.activeCalls().length} calls, ${engine.calls.trackedChannels()} channels`,

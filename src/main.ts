@@ -27,6 +27,7 @@ import { IdempotencyStore } from './http/idempotency.ts';
 import { createOutboundClient } from './http/outbound.ts';
 import type { StoredCallCreation } from './calls/routes.ts';
 import { createHttpApp } from './http/app.ts';
+import { createHttpServer } from './http/server.ts';
 import { createLogger, type Logger } from './logging/logger.ts';
 import { createRecordings } from './recordings/index.ts';
 import { collectProcessMetrics } from './metrics/process.ts';
@@ -281,7 +282,7 @@ export async function startEngine(
   });
 
   await startStep(gateway.start());
-  const server: Server = app.listen(config.HTTP_PORT, config.HTTP_HOST);
+  const server: Server = createHttpServer(app).listen(config.HTTP_PORT, config.HTTP_HOST);
   await startStep(once(server, 'listening'));
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;

@@ -15,6 +15,7 @@ import type { Registry } from 'prom-client';
 import type { Logger } from '../logging/logger.ts';
 import { httpMetricsMiddleware } from '../metrics/http.ts';
 import { errorHandler, HttpError, notFoundHandler } from './errors.ts';
+import { bindRequestClasses } from './server.ts';
 
 /**
  * A readiness check. Not ready: it returns or resolves to a text saying why, throws, rejects, or
@@ -76,7 +77,8 @@ export interface HttpAppOptions {
 }
 
 /**
- * Build the app. Routes: `GET /healthz` (200 `{status: "ok"}` while the process answers),
+ * Build the app; serve it with `createHttpServer(app)` (./server.ts), whose requests share hidden
+ * classes. Routes: `GET /healthz` (200 `{status: "ok"}` while the process answers),
  * `GET /readyz` (200, or 503, with a {@link ReadinessReport} listing every check),
  * `GET /metrics` (Prometheus text), `GET /openapi.json`, and the routers of
  * {@link HttpAppOptions}.
@@ -88,6 +90,8 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false); // API answers are live state, never cached
   app.set('trust proxy', options.trustProxy ? 1 : false);
+  // Serve it with createHttpServer (src/http/server.ts): requests are born with these prototypes.
+  bindRequestClasses(app);
   const isShuttingDown = options.isShuttingDown;
   const readinessTimeoutMs = options.readinessTimeoutMs ?? DEFAULT_READINESS_TIMEOUT_MS;
 

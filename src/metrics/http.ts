@@ -5,7 +5,7 @@
  * number never becomes a label value; a request that reached no route (404, refused by the API
  * key check or the IP allow-list, `shutting_down`) is labelled {@link UNMATCHED_ROUTE}.
  */
-import type { Request, RequestHandler } from 'express';
+import type { RequestHandler } from 'express';
 import type { Histogram, Registry } from 'prom-client';
 import { histogram } from './registry.ts';
 
@@ -40,20 +40,24 @@ export function httpRequestDuration(registry: Registry): Histogram<'method' | 'r
 /**
  * Middleware timing every request; mount it first. The route template is captured at the moment
  * Express matches a route (`req.baseUrl` + the route's path), because by the time the answer is
- * sent an error bubbling out of a nested router has already restored `req.baseUrl`.
+ * sent an error bubbling out of a nested router has already restored `req.baseUrl`: the first
+ * request gives its app's request prototype (`app.request`) the accessor of
+ * {@link captureRouteTemplates}. (An accessor defined on each request instead would cost V8 a
+ * hidden class per request.)
  */
 export function httpMetricsMiddleware(registry: Registry): RequestHandler {
   const duration = httpRequestDuration(registry);
   return (req, res, next) => {
     const startNs = process.hrtime.bigint();
-    const template = captureRouteTemplate(req);
+    if (!(CAPTURES_TEMPLATES in req)) captureRouteTemplates(Object.getPrototypeOf(req) as object);
     let recorded = false;
     const record = (status: string): void => {
       if (recorded) return;
       recorded = true;
       const seconds = Number(process.hrtime.bigint() - startNs) / 1e9;
       const method = KNOWN_METHODS.has(req.method) ? req.method : 'OTHER';
-      duration.observe({ method, route: template() ?? UNMATCHED_ROUTE, status }, seconds);
+      const route = (req as TemplateHolder)[TEMPLATE] ?? UNMATCHED_ROUTE;
+      duration.observe({ method, route, status }, seconds);
     };
     res.once('finish', () => record(String(res.statusCode)));
     res.once('close', () => record(CLIENT_CLOSED_STATUS));
@@ -61,22 +65,37 @@ export function httpMetricsMiddleware(registry: Registry): RequestHandler {
   };
 }
 
+/** Marks a request prototype given the `route` accessor of {@link captureRouteTemplates}. */
+const CAPTURES_TEMPLATES = Symbol('aricrm.capturesRouteTemplates');
+/** Where that accessor keeps a request's route and its template. */
+const ROUTE = Symbol('aricrm.route');
+const TEMPLATE = Symbol('aricrm.routeTemplate');
+
+interface TemplateHolder {
+  [ROUTE]?: unknown;
+  [TEMPLATE]?: string;
+  baseUrl: string;
+}
+
 /**
- * Watch `req.route` being set by the router and remember `baseUrl + route.path` at that moment.
- * Returns a getter of the last template matched (undefined: no route matched).
+ * Define on `requestPrototype` (an Express app's `app.request`) a `route` accessor that
+ * remembers, on each request, `req.baseUrl` + the route's path when the router sets `req.route`
+ * (the last route matched wins; a route without a string path clears it).
  */
-function captureRouteTemplate(req: Request): () => string | undefined {
-  let route: unknown = (req as { route?: unknown }).route;
-  let template: string | undefined;
-  Object.defineProperty(req, 'route', {
-    configurable: true,
-    enumerable: true,
-    get: () => route,
-    set: (value: unknown) => {
-      route = value;
-      const path = (value as { path?: unknown } | undefined)?.path;
-      template = typeof path === 'string' ? `${req.baseUrl}${path}` : undefined;
+function captureRouteTemplates(requestPrototype: object): void {
+  Object.defineProperties(requestPrototype, {
+    [CAPTURES_TEMPLATES]: { value: true },
+    route: {
+      configurable: true,
+      enumerable: true,
+      get(this: TemplateHolder) {
+        return this[ROUTE];
+      },
+      set(this: TemplateHolder, value: unknown) {
+        this[ROUTE] = value;
+        const path = (value as { path?: unknown } | undefined)?.path;
+        this[TEMPLATE] = typeof path === 'string' ? `${this.baseUrl}${path}` : undefined;
+      },
     },
   });
-  return () => template;
 }

@@ -11,6 +11,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { createHttpApp, type HttpAppOptions } from '../../src/http/app.ts';
+import { createHttpServer } from '../../src/http/server.ts';
 import { HttpError } from '../../src/http/errors.ts';
 import { createSilentLogger } from '../../src/logging/logger.ts';
 import { HTTP_REQUEST_DURATION } from '../../src/metrics/http.ts';
@@ -48,7 +49,7 @@ async function startApp(options: Partial<HttpAppOptions> = {}): Promise<TestApp>
     openApiDocument: { openapi: '3.1.0' },
     ...options,
   });
-  const server: Server = app.listen(0, '127.0.0.1');
+  const server: Server = createHttpServer(app).listen(0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
   return {
