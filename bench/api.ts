@@ -9,17 +9,22 @@
  *
  * Two scenarios:
  * 1. 500 requests/s for 10 s with the toll-fraud cap MAX_LIVE_ORIGINATED_CALLS=20 and customers
- *    talking 1 s: about 20 calls/s are placed, the other requests are refused with 429
+ *    talking 1 s on average: about 20 calls/s are placed, the other requests are refused with 429
  *    `too_many_calls`, as the guard is meant to do under a flood.
- * 2. 100 requests/s for 10 s, every request places a call (customers talk 200 ms): the cost of
- *    call creation while the engine is busy with calls.
+ * 2. 100 requests/s for 10 s, every request places a call (customers talk 200 ms on average):
+ *    the cost of call creation while the engine is busy with calls.
+ *
+ * Talk times vary (uniformly, from half to one and a half times the average) as they do in real
+ * traffic. With one fixed talk time (BENCH_API_FIXED_TALK=1) the 20 calls of scenario 1 that
+ * started together end together, their 20 successors start together, and so on: the engine gets
+ * all its call work in waves about a second apart, which no real PBX sees for long.
  *
  * Latency is given as the client measures it (request sent → response read, which on a 2-core
  * machine also holds the wait of the load generator and the simulator for a core) and as the
  * server measures it (request received → response handed to the socket).
  *
  * Environment: BENCH_API_RATE, BENCH_API_DURATION_SEC, BENCH_API_MAX_LIVE, BENCH_API_TALK_MS run
- * one custom scenario instead of the two; BENCH_API_STORE_WAIT_MS sets
+ * one custom scenario instead of the two; BENCH_API_FIXED_TALK=1 (see above); BENCH_API_STORE_WAIT_MS sets
  * the engine's API_STORE_WAIT_MS (`0`: the 202 does not wait for the store, to see what that
  * wait costs); BENCH_API_PROFILE=DIR writes a CPU profile of the engine under load to DIR and
  * prints its summary.
@@ -49,7 +54,11 @@ export interface ApiScenario {
   durationSec: number;
   /** MAX_LIVE_ORIGINATED_CALLS. */
   maxLive: number;
-  /** How long customers talk before hanging up, real milliseconds. */
+  /**
+   * How long customers talk before hanging up on average, real milliseconds: each call a
+   * uniformly random time between half and one and a half times this (BENCH_API_FIXED_TALK=1:
+   * exactly this).
+   */
   talkMs: number;
 }
 
@@ -68,6 +77,8 @@ const p50p99 = (values: number[]): string => {
 /** Run one scenario against a fresh engine and simulator; returns the printed lines. */
 export async function runApiScenario(scenario: ApiScenario): Promise<string[]> {
   const { rate, durationSec, maxLive, talkMs } = scenario;
+  const fixedTalk = process.env.BENCH_API_FIXED_TALK === '1';
+  const talk = fixedTalk ? `${talkMs} ms` : `${talkMs / 2}-${(talkMs * 3) / 2} ms`;
 
   const operators = Array.from({ length: 50 }, (_, i) => String(101 + i));
   const sim = fork(new URL('./sim-process.ts', import.meta.url), {
@@ -79,7 +90,9 @@ export async function runApiScenario(scenario: ApiScenario): Promise<string[]> {
       BENCH_CUSTOMER_BEHAVIOUR: JSON.stringify({
         mode: 'answer',
         answerAfterMs: 1000,
-        hangupAfterMs: talkMs / TIME_SCALE,
+        ...(fixedTalk
+          ? { hangupAfterMs: talkMs / TIME_SCALE }
+          : { hangupAfterMs: talkMs / 2 / TIME_SCALE, hangupSpreadMs: talkMs / TIME_SCALE }),
       }),
     },
   });
@@ -197,7 +210,7 @@ export async function runApiScenario(scenario: ApiScenario): Promise<string[]> {
     .map(([status, times]) => `${status}: ${times.length}`)
     .join(', ');
   const lines = [
-    `POST /v1/calls at ${rate} requests/s for ${durationSec} s after a ${WARMUP_SEC} s warm-up (loadtest, one request every ${(1000 / rate).toFixed(1)} ms; MAX_LIVE_ORIGINATED_CALLS ${maxLive}; operators and customers answer in ~10 ms, talk ${talkMs} ms; webhooks on)`,
+    `POST /v1/calls at ${rate} requests/s for ${durationSec} s after a ${WARMUP_SEC} s warm-up (loadtest, one request every ${(1000 / rate).toFixed(1)} ms; MAX_LIVE_ORIGINATED_CALLS ${maxLive}; operators and customers answer in ~10 ms, customers talk ${talk}; webhooks on)`,
     `  answered:                       ${result.requests} in ${result.durationSec.toFixed(1)} s (${(result.requests / result.durationSec).toFixed(0)}/s): ${statuses}; errors ${result.errors}; ${result.connections} connection${result.connections === 1 ? '' : 's'} used, ${result.connectionsOpened} opened during the run`,
     `  client p50 / p99, all:          ${p50p99(Object.values(result.byStatus).flat())}`,
     `  client p50 / p99, 202 accepted: ${p50p99(accepted)}`,

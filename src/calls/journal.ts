@@ -121,6 +121,8 @@ interface JournalMetrics {
 export class CallJournal {
   private dirty = new Map<string, Pending>();
   private scheduled = false;
+  /** A {@link writeSoon} microtask is queued. */
+  private writeSoonQueued = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private failuresInARow = 0;
   private closed = false;
@@ -207,12 +209,14 @@ export class CallJournal {
    * never called.
    */
   whenWritten(callId: string, written: () => void): void {
-    const pending = this.dirty.get(callId) ?? this.latestSentOf(callId);
+    const dirty = this.dirty.get(callId);
+    const pending = dirty ?? this.latestSentOf(callId);
     if (!pending) {
       written();
       return;
     }
     (pending.written ??= []).push(written);
+    if (dirty) this.writeSoon();
   }
 
   /**
@@ -371,6 +375,22 @@ export class CallJournal {
 
   private idle(): boolean {
     return this.dirty.size === 0 && this.inFlight.length === 0 && this.failed.length === 0;
+  }
+
+  /**
+   * Someone waits for the pending changes ({@link whenWritten}): write them once the code running
+   * now is done (a microtask) instead of on the next turn of the event loop. On a busy turn the
+   * next turn comes only after every I/O callback already due has run (20 REST answers of a
+   * wave of calls, say), and `POST /v1/calls` would wait for all of them. Changes recorded later
+   * in the same turn go into the next transaction.
+   */
+  private writeSoon(): void {
+    if (this.writeSoonQueued) return;
+    this.writeSoonQueued = true;
+    queueMicrotask(() => {
+      this.writeSoonQueued = false;
+      void this.write();
+    });
   }
 
   private schedule(): void {

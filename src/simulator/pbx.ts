@@ -719,7 +719,9 @@ export class Pbx implements MediaHost {
       { channels: [ch] },
     );
     if (attempt.behaviour.mode === 'answer' && attempt.behaviour.hangupAfterMs !== undefined) {
-      this.channelTimer(ch, attempt.behaviour.hangupAfterMs, () => this.farEndHangsUp(ch));
+      const { hangupAfterMs, hangupSpreadMs = 0 } = attempt.behaviour;
+      const talkMs = hangupAfterMs + Math.random() * hangupSpreadMs;
+      this.channelTimer(ch, talkMs, () => this.farEndHangsUp(ch));
     }
     const next = attempt.onAnswer;
     if (attempt.via === 'originate' && next) {

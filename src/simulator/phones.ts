@@ -13,7 +13,18 @@ const ms = z.number().finite().nonnegative();
 
 /** zod schema of {@link PhoneBehaviour} (control API input). */
 export const phoneBehaviourSchema = z.discriminatedUnion('mode', [
-  z.object({ mode: z.literal('answer'), answerAfterMs: ms, hangupAfterMs: ms.optional() }).strict(),
+  z
+    .object({
+      mode: z.literal('answer'),
+      answerAfterMs: ms,
+      hangupAfterMs: ms.optional(),
+      hangupSpreadMs: ms.optional(),
+    })
+    .strict()
+    .refine((b) => b.hangupSpreadMs === undefined || b.hangupAfterMs !== undefined, {
+      message: 'hangupSpreadMs needs hangupAfterMs',
+      path: ['hangupSpreadMs'],
+    }),
   z.object({ mode: z.literal('busy'), afterMs: ms.optional() }).strict(),
   z.object({ mode: z.literal('ring') }).strict(),
   z.object({ mode: z.literal('unavailable') }).strict(),

@@ -40,7 +40,9 @@ export interface SimulatorOptions {
  * All durations are in simulated milliseconds (divided by nothing, multiplied by `timeScale`).
  *
  * - `answer`: rings (180), answers after `answerAfterMs`; with `hangupAfterMs` it hangs up (BYE)
- *   that long after answering.
+ *   that long after answering, or, with `hangupSpreadMs`, at a uniformly random moment between
+ *   `hangupAfterMs` and `hangupAfterMs + hangupSpreadMs` (talk times of real calls vary: with one
+ *   fixed talk time, calls started together all end together).
  * - `busy`: answers 486 after `afterMs` (default 0) without ringing: `Dial ""`, then
  *   `ChannelHangupRequest` cause 17 tech_cause 486, `ChannelDestroyed` 17 "User busy" (fixtures fact 4).
  * - `ring`: rings until the app hangs up or the dial timeout expires (fixtures facts 5, 6).
@@ -50,7 +52,7 @@ export interface SimulatorOptions {
  * - `congestion`: answers 503 after `afterMs`: cause 34 "Circuit/channel congestion", tech_cause 503.
  */
 export type PhoneBehaviour =
-  | { mode: 'answer'; answerAfterMs: number; hangupAfterMs?: number }
+  | { mode: 'answer'; answerAfterMs: number; hangupAfterMs?: number; hangupSpreadMs?: number }
   | { mode: 'busy'; afterMs?: number }
   | { mode: 'ring' }
   | { mode: 'unavailable' }

@@ -527,6 +527,34 @@ describe('simulator behaviour', function () {
     expect(String(answer.timestamp)).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$/);
   });
 
+  it('hangupSpreadMs: answered phones hang up at random moments between hangupAfterMs and hangupAfterMs + hangupSpreadMs', async () => {
+    sim.phones.set('101', {
+      mode: 'answer',
+      answerAfterMs: 0,
+      hangupAfterMs: 1000,
+      hangupSpreadMs: 4000,
+    });
+    const ids = Array.from({ length: 12 }, (_, i) => `spread-${i}`);
+    const at = (e: Json): number => Date.parse(String(e.timestamp).replace('+0000', 'Z'));
+    const talks = await Promise.all(
+      ids.map(async (channelId) => {
+        const answered = socket.next(
+          (e) => e.type === 'Dial' && e.dialstatus === 'ANSWER' && about(channelId)(e),
+          `${channelId} ANSWER`,
+        );
+        const hungUp = socket.next(
+          (e) => e.type === 'ChannelHangupRequest' && about(channelId)(e),
+          `${channelId} hang-up`,
+        );
+        await ari(sim, 'POST', '/channels', { endpoint: 'PJSIP/101', app: 'crm-app', channelId });
+        return at(await hungUp) - at(await answered);
+      }),
+    );
+    // Simulated ms; real timers add a few ms (x50 here).
+    for (const talk of talks) expect(talk).to.be.within(1000, 5000 + 500);
+    expect(Math.max(...talks) - Math.min(...talks)).to.be.above(1000);
+  });
+
   it('subscribeAll: an app sees every channel and bridge, from ChannelCreated on, and BridgeCreated', async () => {
     const all = await AppSocket.open(sim, 'monitor', true);
     try {

@@ -59,6 +59,13 @@ describe('simulator control router', function () {
     expect(bad.status).to.equal(400);
     expect(bad.body).to.have.property('code', 'invalid_request');
     expect((await call('PUT', '/phones/202', { mode: 'sleep' })).status).to.equal(400);
+    const spreadAlone = await call('PUT', '/phones/202', {
+      mode: 'answer',
+      answerAfterMs: 0,
+      hangupSpreadMs: 1000,
+    });
+    expect(spreadAlone.status).to.equal(400);
+    expect(JSON.stringify(spreadAlone.body)).to.contain('hangupSpreadMs needs hangupAfterMs');
     expect(await call('PUT', '/phones/999', { mode: 'ring' })).to.deep.include({ status: 404 });
     expect((await call('PUT', '/customers/*', { mode: 'ring' })).status).to.equal(200);
     expect((await call('PUT', '/customers/abc', { mode: 'ring' })).status).to.equal(400);

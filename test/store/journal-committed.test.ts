@@ -187,6 +187,23 @@ forEachDialect('call journal: whenCommitted, whenWritten', ({ store }) => {
     target.open();
   });
 
+  it('whenWritten sends the pending changes before the next turn: a busy turn does not hold back POST /v1/calls', async () => {
+    const order: string[] = [];
+    const target = Object.create(store()) as Store;
+    target.writeBatch = (fn, options) => {
+      order.push('sent');
+      return store().writeBatch(fn, options);
+    };
+    const j = open(target);
+    // Stands for the I/O callbacks already due in this turn (REST answers of other calls).
+    setImmediate(() => order.push('next turn'));
+    j.record(call('call-b'));
+    j.whenWritten('call-b', () => order.push('written'));
+    expect(await j.flush(5000)).to.equal(true);
+    expect(order.indexOf('sent'), JSON.stringify(order)).to.be.below(order.indexOf('next turn'));
+    expect(order).to.include('written');
+  });
+
   it('whenWritten asked while a write is in flight and nothing newer is pending: that write answers it', async () => {
     const { target, j } = await firstWriteInFlight();
     let written = false;
