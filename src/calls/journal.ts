@@ -94,11 +94,14 @@ interface Write {
   done: Promise<boolean>;
 }
 
-/** The committed state of a call, as comparison keys. */
+/**
+ * The committed state of a call: its row (the snapshot without legs) and its legs, per channel
+ * id. Own objects, never changed once made; the values they share with the live call (variables,
+ * customer) are replaced by the call service, never changed in place.
+ */
 interface WrittenCall {
-  call: string;
-  /** Per channel id. */
-  legs: Map<string, string>;
+  call: Omit<CallSnapshot, 'legs'>;
+  legs: Map<string, LegInput>;
 }
 
 /** What one write of a call holds. */
@@ -359,18 +362,24 @@ export class CallJournal {
         break;
       }
     }
-    const ended = snapshot.state === 'ended';
-    const callKey = JSON.stringify(ended ? snapshot : { ...snapshot, waitSec: 0, talkSec: 0 });
-    const written: WrittenCall = { call: callKey, legs: new Map() };
+    // The call's row: the snapshot without its legs (they have rows of their own, compared one by
+    // one below), and without the growing wait/talk seconds of a live call.
+    const { legs: _legs, ...row } = snapshot;
+    if (snapshot.state !== 'ended') {
+      row.waitSec = 0;
+      row.talkSec = 0;
+    }
+    const written: WrittenCall = { call: row, legs: new Map() };
     const legs: LegInput[] = [];
     let position = 0;
     for (const leg of call.legs.values()) {
-      const input = { ...legInput(leg), position: position++ };
-      const key = JSON.stringify(input);
-      written.legs.set(leg.channelId, key);
-      if (previous?.legs.get(leg.channelId) !== key) legs.push(input);
+      const input = legInput(leg, position++);
+      written.legs.set(leg.channelId, input);
+      const before = previous?.legs.get(leg.channelId);
+      if (!before || !sameJson(before, input)) legs.push(input);
     }
-    return { snapshot, callChanged: previous?.call !== callKey, legs, written };
+    const callChanged = !previous || !sameJson(previous.call, row);
+    return { snapshot, callChanged, legs, written };
   }
 
   private idle(): boolean {
@@ -553,18 +562,41 @@ function mergeRecording(
   return merged;
 }
 
+/**
+ * Whether two values made of JSON data (plain objects, arrays, strings, numbers, booleans, null,
+ * Dates) serialise to the same JSON: members that are `undefined` count as absent. Compares
+ * without serialising (the journal compares every call it writes with what it last wrote). Where
+ * it errs, it says "different" (a Date and its ISO text, NaN and NaN): one write more, never one
+ * less.
+ */
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (a instanceof Date || b instanceof Date)
+    return a instanceof Date && b instanceof Date && a.getTime() === b.getTime();
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameJson(a[i], b[i])) return false;
+    return true;
+  }
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  for (const key in x) if (!sameJson(x[key], y[key])) return false;
+  for (const key in y) if (!(key in x) && y[key] !== undefined) return false;
+  return true;
+}
+
 /** A copy of a leg's stored fields (the live leg keeps changing while the write is pending). */
-function legInput(leg: Leg): LegInput {
-  return {
-    channelId: leg.channelId,
-    role: leg.role,
-    ...(leg.extension === undefined ? {} : { extension: leg.extension }),
-    ...(leg.endpoint === undefined ? {} : { endpoint: leg.endpoint }),
-    ...(leg.outcome === undefined ? {} : { outcome: leg.outcome }),
-    ...(leg.cause === undefined ? {} : { cause: leg.cause }),
-    ...(leg.causeText === undefined ? {} : { causeText: leg.causeText }),
-    createdAt: leg.createdAt,
-    ...(leg.answeredAt === undefined ? {} : { answeredAt: leg.answeredAt }),
-    ...(leg.endedAt === undefined ? {} : { endedAt: leg.endedAt }),
-  };
+function legInput(leg: Leg, position: number): LegInput {
+  // Built field by field: a leg is snapshotted at every write of its call.
+  const input: LegInput = { channelId: leg.channelId, position, role: leg.role };
+  if (leg.extension !== undefined) input.extension = leg.extension;
+  if (leg.endpoint !== undefined) input.endpoint = leg.endpoint;
+  if (leg.outcome !== undefined) input.outcome = leg.outcome;
+  if (leg.cause !== undefined) input.cause = leg.cause;
+  if (leg.causeText !== undefined) input.causeText = leg.causeText;
+  input.createdAt = leg.createdAt;
+  if (leg.answeredAt !== undefined) input.answeredAt = leg.answeredAt;
+  if (leg.endedAt !== undefined) input.endedAt = leg.endedAt;
+  return input;
 }

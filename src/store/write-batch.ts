@@ -25,6 +25,7 @@ import {
   type QueryCompiler,
   type QueryResult,
 } from 'kysely';
+import { collectCompiledStatements } from './compiled.ts';
 import { StoreError } from './errors.ts';
 import type { Database } from './schema.ts';
 import { ConnectionMutex, type SqliteOp } from './sqlite-worker.ts';
@@ -36,6 +37,12 @@ export class WriteBatchError extends StoreError {
 
 const READS = /^\s*(select|with|pragma|explain)\b|\breturning\b/i;
 
+function cannotRead(sql: string): WriteBatchError {
+  return new WriteBatchError(
+    `a write batch cannot read (its statements run later, all at once): ${sql.slice(0, 80)}`,
+  );
+}
+
 /** The collecting driver: one connection, a mutex, statements kept per transaction. */
 class CollectingDriver implements Driver {
   private readonly mutex = new ConnectionMutex();
@@ -44,15 +51,8 @@ class CollectingDriver implements Driver {
 
   constructor() {
     const collect = (query: CompiledQuery): void => {
-      if (!this.ops) {
-        throw new WriteBatchError('a write batch statement ran outside the batch transaction');
-      }
-      if (SelectQueryNode.is(query.query) || READS.test(query.sql)) {
-        throw new WriteBatchError(
-          `a write batch cannot read (its statements run later, all at once): ${query.sql.slice(0, 80)}`,
-        );
-      }
-      this.ops.push({ sql: query.sql, parameters: query.parameters });
+      if (SelectQueryNode.is(query.query)) throw cannotRead(query.sql);
+      this.collect(query.sql, query.parameters);
     };
     this.connection = {
       executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
@@ -86,6 +86,19 @@ class CollectingDriver implements Driver {
   async releaseConnection(): Promise<void> {
     this.ops = undefined;
     this.mutex.unlock();
+  }
+
+  /**
+   * Keep one statement of the open transaction.
+   *
+   * @throws WriteBatchError outside a transaction, or for a statement that reads
+   */
+  collect(sql: string, parameters: readonly unknown[]): void {
+    if (!this.ops) {
+      throw new WriteBatchError('a write batch statement ran outside the batch transaction');
+    }
+    if (READS.test(sql)) throw cannotRead(sql);
+    this.ops.push({ sql, parameters });
   }
 
   /** The statements collected so far in the open transaction (and forget them). */
@@ -127,6 +140,8 @@ export class WriteBatchCollector {
     fn: (trx: Kysely<Database>) => Promise<T>,
   ): Promise<{ result: T; ops: SqliteOp[] }> {
     return this.db.transaction().execute(async (trx) => {
+      // Compiled statements (most of the per-call writes) skip Kysely's executor.
+      collectCompiledStatements(trx, (sql, parameters) => this.driver.collect(sql, parameters));
       const result = await fn(trx);
       return { result, ops: this.driver.take() };
     });

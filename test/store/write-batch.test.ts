@@ -14,7 +14,8 @@ import {
   SqliteWorkerDialect,
   type SqliteWorkerDriver,
 } from '../../src/store/sqlite-worker.ts';
-import { WriteBatchError } from '../../src/store/write-batch.ts';
+import { compiledStatement } from '../../src/store/compiled.ts';
+import { WriteBatchCollector, WriteBatchError } from '../../src/store/write-batch.ts';
 import { StreamBrokenError } from '../../src/store/write-streams.ts';
 import { until } from '../support/until.ts';
 import { callEvents, endedCall, forEachDialect, logger, tempDir } from './helpers.ts';
@@ -343,5 +344,42 @@ describe('store: the SQLite thread', () => {
     let error: unknown;
     await store.ping().catch((err: unknown) => (error = err));
     expect(error).to.be.instanceOf(Error);
+  });
+});
+
+describe('write batch collector: compiled statements', () => {
+  const update = compiledStatement('test.update', (db, p: { id: string; state: string }) =>
+    db.updateTable('calls').set({ state: p.state }).where('id', '=', p.id),
+  );
+  const read = compiledStatement('test.read', (db, p: { id: string }) =>
+    db.selectFrom('calls').select('id').where('id', '=', p.id),
+  );
+
+  it('are kept in order with the builder statements, with their values bound', async () => {
+    const collector = new WriteBatchCollector();
+    const { ops } = await collector.collect(async (trx) => {
+      await update.run(trx, { id: 'c-1', state: 'ended' });
+      await trx.deleteFrom('legs').where('call_id', '=', 'c-1').execute();
+      await update.run(trx, { id: 'c-2', state: 'bridged' });
+    });
+    expect(ops.map((op) => op.parameters)).to.deep.equal([
+      ['ended', 'c-1'],
+      ['c-1'],
+      ['bridged', 'c-2'],
+    ]);
+    expect(ops[0]!.sql).to.match(/^update "calls" set "state" = \? where "id" = \?$/);
+    expect(ops[2]!.sql).to.equal(ops[0]!.sql);
+  });
+
+  it('one that reads is refused like a builder read', async () => {
+    const collector = new WriteBatchCollector();
+    let error: unknown;
+    await collector
+      .collect(async (trx) => {
+        await read.run(trx, { id: 'c-1' });
+      })
+      .catch((err: unknown) => (error = err));
+    expect(error).to.be.instanceOf(WriteBatchError);
+    expect((error as Error).message).to.contain('cannot read');
   });
 });
