@@ -359,7 +359,7 @@ describe('write batch collector: compiled statements', () => {
     const collector = new WriteBatchCollector();
     const { ops } = await collector.collect(async (trx) => {
       await update.run(trx, { id: 'c-1', state: 'ended' });
-      await trx.deleteFrom('legs').where('call_id', '=', 'c-1').execute();
+      await trx.deleteFrom('call_legs').where('call_id', '=', 'c-1').execute();
       await update.run(trx, { id: 'c-2', state: 'bridged' });
     });
     expect(ops.map((op) => op.parameters)).to.deep.equal([
