@@ -178,7 +178,11 @@ export class CallJournal {
     const pending = this.pendingOf(call.id);
     pending.call = call;
     if (event) pending.events.push(event);
-    this.schedule();
+    // The screen pop: the CRM shows the customer's card when `call.ringing` arrives, and it is
+    // sent once committed. Written at once rather than after the turn's other callbacks (with
+    // DEFAULT_WRITES_IN_FLIGHT writes in flight it waits its turn, batched with the rest).
+    if (event?.type === 'call.ringing') this.writeSoon();
+    else this.schedule();
   }
 
   /**
@@ -387,13 +391,14 @@ export class CallJournal {
   }
 
   /**
-   * Someone waits for the pending changes ({@link whenWritten}): write them once the code running
-   * now is done (a microtask) instead of on the next turn of the event loop. On a busy turn the
+   * Someone waits for the pending changes ({@link whenWritten}, a screen pop): write them once the
+   * code running now is done (a microtask) instead of on the next turn of the event loop. On a busy turn the
    * next turn comes only after every I/O callback already due has run (20 REST answers of a
    * wave of calls, say), and `POST /v1/calls` would wait for all of them. Changes recorded later
    * in the same turn go into the next transaction.
    */
   private writeSoon(): void {
+    this.metrics.backlog.set(this.dirty.size);
     if (this.writeSoonQueued) return;
     this.writeSoonQueued = true;
     queueMicrotask(() => {

@@ -10,7 +10,7 @@ import { CallJournal } from '../../src/calls/journal.ts';
 import type { Call } from '../../src/calls/model.ts';
 import type { Store } from '../../src/store/index.ts';
 import { until } from '../support/until.ts';
-import { flakyStore, forEachDialect, logger, modelInboundCall } from './helpers.ts';
+import { callEvents, flakyStore, forEachDialect, logger, modelInboundCall } from './helpers.ts';
 
 const T0 = Date.parse('2026-11-21T10:00:00.000Z');
 
@@ -196,12 +196,49 @@ forEachDialect('call journal: whenCommitted, whenWritten', ({ store }) => {
     };
     const j = open(target);
     // Stands for the I/O callbacks already due in this turn (REST answers of other calls).
-    setImmediate(() => order.push('next turn'));
+    const nextTurn = new Promise<void>((resolve) =>
+      setImmediate(() => {
+        order.push('next turn');
+        resolve();
+      }),
+    );
     j.record(call('call-b'));
     j.whenWritten('call-b', () => order.push('written'));
     expect(await j.flush(5000)).to.equal(true);
+    await nextTurn;
     expect(order.indexOf('sent'), JSON.stringify(order)).to.be.below(order.indexOf('next turn'));
     expect(order).to.include('written');
+  });
+
+  it('call.ringing (the screen pop) is sent before the next turn; other changes wait for it, batched', async () => {
+    const order: string[] = [];
+    const target = Object.create(store()) as Store;
+    target.writeBatch = (fn, options) => {
+      order.push('sent');
+      return store().writeBatch(fn, options);
+    };
+    const j = open(target);
+    const [started, ringing] = callEvents('call-c', 2);
+    const turn = (name: string): Promise<void> =>
+      new Promise((resolve) =>
+        setImmediate(() => {
+          order.push(name);
+          resolve();
+        }),
+      );
+    // call.started: written on the next turn, after the callbacks already due.
+    const first = turn('turn 1');
+    j.record(call('call-c'), started);
+    await first;
+    expect(await j.flush(5000)).to.equal(true);
+    expect(order).to.deep.equal(['turn 1', 'sent']);
+    // call.ringing: written before them.
+    order.length = 0;
+    const second = turn('turn 2');
+    j.record(call('call-c'), ringing);
+    expect(await j.flush(5000)).to.equal(true);
+    await second;
+    expect(order.indexOf('sent'), JSON.stringify(order)).to.be.below(order.indexOf('turn 2'));
   });
 
   it('whenWritten asked while a write is in flight and nothing newer is pending: that write answers it', async () => {
