@@ -184,11 +184,15 @@ export function createRouteClient(options: RouteClientOptions): RouteClient {
         controller.abort();
       }, timeoutMs);
     });
+    let settled = false;
+    const work = attempt(url, request, controller.signal).finally(() => (settled = true));
     try {
-      return await Promise.race([attempt(url, request, controller.signal), deadline]);
+      return await Promise.race([work, deadline]);
     } finally {
       clearTimeout(timer);
-      controller.abort();
+      // A settled attempt has read or discarded its answer: nothing to cancel. (An abort costs a
+      // DOMException with its stack trace, ~1 % of the engine's time at capacity.)
+      if (!settled) controller.abort();
     }
   }
 

@@ -37,6 +37,21 @@ export class WriteBatchError extends StoreError {
 
 const READS = /^\s*(select|with|pragma|explain)\b|\breturning\b/i;
 
+/** Verdicts of {@link READS} per SQL text: the same few texts come back for every call. */
+const readVerdicts = new Map<string, boolean>();
+
+/** Whether `sql` reads (scanning a long upsert for `returning` was 1.5 % of the engine's time). */
+function reads(sql: string): boolean {
+  let verdict = readVerdicts.get(sql);
+  if (verdict === undefined) {
+    verdict = READS.test(sql);
+    // Bounded: statements built with a varying shape (an IN list) make texts of their own.
+    if (readVerdicts.size >= 1000) readVerdicts.clear();
+    readVerdicts.set(sql, verdict);
+  }
+  return verdict;
+}
+
 function cannotRead(sql: string): WriteBatchError {
   return new WriteBatchError(
     `a write batch cannot read (its statements run later, all at once): ${sql.slice(0, 80)}`,
@@ -97,7 +112,7 @@ class CollectingDriver implements Driver {
     if (!this.ops) {
       throw new WriteBatchError('a write batch statement ran outside the batch transaction');
     }
-    if (READS.test(sql)) throw cannotRead(sql);
+    if (reads(sql)) throw cannotRead(sql);
     this.ops.push({ sql, parameters });
   }
 
