@@ -36,9 +36,9 @@ export interface RecordingStorage {
   readonly description: string;
   /**
    * Store `data` under `key`, replacing any previous file, atomically (a reader never sees half a
-   * file) and durably. Resolves once the stored size was checked to equal `data.length`.
+   * file) and durably. Resolves once all of `data` is stored (`bytes` is its length).
    *
-   * @throws an Error (e.g. ENOSPC, EACCES) when the file could not be written or its size differs
+   * @throws an Error (e.g. ENOSPC, EACCES) when the file could not be written
    */
   put(key: string, data: Buffer): Promise<StoredObject>;
   /** The file's size and time, or undefined when there is none. */
@@ -120,12 +120,9 @@ export class LocalRecordingStorage implements RecordingStorage {
       await rm(temp, { force: true }).catch(() => undefined);
       throw err;
     }
-    const stored = await this.stat(key);
-    if (!stored || stored.bytes !== data.length)
-      throw new Error(
-        `stored ${stored?.bytes ?? 0} bytes of ${data.length} at ${this.description}/${key}`,
-      );
-    return stored;
+    // No stat to check: writeFile writes every byte or fails, and the rename put that file here
+    // (a stat per recording was 2 % of the engine's time at capacity).
+    return { key, bytes: data.length, modifiedAt: new Date() };
   }
 
   async stat(key: string): Promise<StoredObject | undefined> {
