@@ -392,10 +392,10 @@ export class CallJournal {
 
   /**
    * Someone waits for the pending changes ({@link whenWritten}, a screen pop): write them once the
-   * code running now is done (a microtask) instead of on the next turn of the event loop. On a busy turn the
-   * next turn comes only after every I/O callback already due has run (20 REST answers of a
-   * wave of calls, say), and `POST /v1/calls` would wait for all of them. Changes recorded later
-   * in the same turn go into the next transaction.
+   * code running now is done (a microtask) instead of on the next turn of the event loop. On a
+   * busy turn the next turn comes only after every I/O callback already due has run (20 REST
+   * answers of a wave of calls, say), and `POST /v1/calls` or the pop would wait for all of them.
+   * Changes recorded later in the same turn go into the next transaction.
    */
   private writeSoon(): void {
     this.metrics.backlog.set(this.dirty.size);
