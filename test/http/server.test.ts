@@ -6,15 +6,11 @@
  */
 import { expect } from 'chai';
 import express from 'express';
-import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
-import { Registry } from 'prom-client';
-import { createHttpApp } from '../../src/http/app.ts';
 import { createHttpServer } from '../../src/http/server.ts';
-import { createSilentLogger } from '../../src/logging/logger.ts';
 import { HTTP_REQUEST_DURATION } from '../../src/metrics/http.ts';
+import { startApp, type TestApp } from '../ops/support/app.ts';
 import { parseExposition, valueOf } from '../ops/support/exposition.ts';
 
 setFlagsFromString('--allow-natives-syntax');
@@ -24,45 +20,19 @@ const haveSameMap = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (
   b: object,
 ) => boolean;
 
-interface Served {
-  app: express.Express;
-  registry: Registry;
-  server: Server;
-  url: string;
-  /** Every request and response the handler saw, after Express and the router touched them. */
-  seen: Array<{ req: express.Request; res: express.Response }>;
-  close(): Promise<void>;
-}
-
-async function serve(makeServer: (app: express.Express) => Server): Promise<Served> {
-  const registry = new Registry();
-  const seen: Served['seen'] = [];
+/** The app with a `/v1/items/:id` route that keeps every request and response it saw. */
+async function serve(
+  makeServer: (app: express.Express) => Server,
+): Promise<TestApp & { seen: Array<{ req: express.Request; res: express.Response }> }> {
+  const seen: Array<{ req: express.Request; res: express.Response }> = [];
   const v1 = express.Router();
   v1.post('/items/:id', (req, res) => {
     seen.push({ req, res });
     res.status(202).json({ id: req.params.id, host: req.get('host'), sameApp: req.app === app });
   });
-  const app = createHttpApp({
-    logger: createSilentLogger(),
-    registry,
-    readiness: {},
-    apiRouters: { '/v1': v1 },
-    authenticate: (_req, _res, next) => next(),
-  });
-  const server = makeServer(app).listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  return {
-    app,
-    registry,
-    server,
-    url: `http://127.0.0.1:${port}`,
-    seen,
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+  const served = await startApp({ apiRouters: { '/v1': v1 } }, makeServer);
+  const app = served.app;
+  return { ...served, seen };
 }
 
 async function post(url: string, id: string): Promise<{ status: number; body: unknown }> {
@@ -75,7 +45,7 @@ async function post(url: string, id: string): Promise<{ status: number; body: un
 }
 
 describe('the API HTTP server', () => {
-  let served: Served | undefined;
+  let served: Awaited<ReturnType<typeof serve>> | undefined;
   afterEach(async () => {
     await served?.close();
     served = undefined;

@@ -5,62 +5,10 @@
  * Real HTTP against createHttpApp on a local port.
  */
 import { expect } from 'chai';
-import express from 'express';
-import { once } from 'node:events';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { Registry } from 'prom-client';
-import { createHttpApp, type HttpAppOptions } from '../../src/http/app.ts';
-import { createHttpServer } from '../../src/http/server.ts';
-import { HttpError } from '../../src/http/errors.ts';
-import { createSilentLogger } from '../../src/logging/logger.ts';
 import { HTTP_REQUEST_DURATION } from '../../src/metrics/http.ts';
 import { apiRequest } from '../support/api.ts';
+import { startApp, type TestApp } from './support/app.ts';
 import { parseExposition, valueOf } from './support/exposition.ts';
-
-interface TestApp {
-  url: string;
-  registry: Registry;
-  close(): Promise<void>;
-}
-
-/** The app with a `/v1` router (`/items/:id`), a compat-like router and `options` on top. */
-async function startApp(options: Partial<HttpAppOptions> = {}): Promise<TestApp> {
-  const registry = new Registry();
-  const v1 = express.Router();
-  v1.get('/items/:id', (req, res) => {
-    if (req.params.id === 'missing') throw new HttpError(404, 'item_not_found', 'no such item');
-    res.json({ id: req.params.id });
-  });
-  v1.post('/items', (_req, res) => {
-    res.status(201).json({ created: true });
-  });
-  const compat = express.Router();
-  compat.get('/asterisk.fcgi', (_req, res) => {
-    res.type('text/plain').send('OK');
-  });
-  const app = createHttpApp({
-    logger: createSilentLogger(),
-    registry,
-    readiness: {},
-    apiRouters: { '/v1': v1 },
-    authenticate: (_req, _res, next) => next(),
-    selfAuthenticatingRouters: [compat],
-    openApiDocument: { openapi: '3.1.0' },
-    ...options,
-  });
-  const server: Server = createHttpServer(app).listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    registry,
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
 
 describe('HTTP operations surface', () => {
   let app: TestApp | undefined;

@@ -187,21 +187,35 @@ forEachDialect('call journal: whenCommitted, whenWritten', ({ store }) => {
     target.open();
   });
 
-  it('whenWritten sends the pending changes before the next turn: a busy turn does not hold back POST /v1/calls', async () => {
+  /**
+   * A journal whose store notes in `order` when a transaction is sent, and `turn(name)`: a
+   * callback on the next turn of the event loop that notes `name` (it stands for the I/O
+   * callbacks already due in this turn, REST answers of other calls).
+   */
+  const sendsInOrder = (): {
+    j: CallJournal;
+    order: string[];
+    turn: (name: string) => Promise<void>;
+  } => {
     const order: string[] = [];
     const target = Object.create(store()) as Store;
     target.writeBatch = (fn, options) => {
       order.push('sent');
       return store().writeBatch(fn, options);
     };
-    const j = open(target);
-    // Stands for the I/O callbacks already due in this turn (REST answers of other calls).
-    const nextTurn = new Promise<void>((resolve) =>
-      setImmediate(() => {
-        order.push('next turn');
-        resolve();
-      }),
-    );
+    const turn = (name: string): Promise<void> =>
+      new Promise((resolve) =>
+        setImmediate(() => {
+          order.push(name);
+          resolve();
+        }),
+      );
+    return { j: open(target), order, turn };
+  };
+
+  it('whenWritten sends the pending changes before the next turn: a busy turn does not hold back POST /v1/calls', async () => {
+    const { j, order, turn } = sendsInOrder();
+    const nextTurn = turn('next turn');
     j.record(call('call-b'));
     j.whenWritten('call-b', () => order.push('written'));
     expect(await j.flush(5000)).to.equal(true);
@@ -211,21 +225,8 @@ forEachDialect('call journal: whenCommitted, whenWritten', ({ store }) => {
   });
 
   it('call.ringing (the screen pop) is sent before the next turn; other changes wait for it, batched', async () => {
-    const order: string[] = [];
-    const target = Object.create(store()) as Store;
-    target.writeBatch = (fn, options) => {
-      order.push('sent');
-      return store().writeBatch(fn, options);
-    };
-    const j = open(target);
+    const { j, order, turn } = sendsInOrder();
     const [started, ringing] = callEvents('call-c', 2);
-    const turn = (name: string): Promise<void> =>
-      new Promise((resolve) =>
-        setImmediate(() => {
-          order.push(name);
-          resolve();
-        }),
-      );
     // call.started: written on the next turn, after the callbacks already due.
     const first = turn('turn 1');
     j.record(call('call-c'), started);
