@@ -4,6 +4,7 @@
  * fixtures fact 13). A second WebSocket for the same app takes it over and the first one is told
  * `ApplicationReplaced` (Asterisk's behaviour).
  */
+import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { SimEvent } from './types.ts';
 
@@ -18,6 +19,10 @@ interface AppState {
 export class AppRegistry {
   private readonly apps = new Map<string, AppState>();
   private readonly listeners = new Set<(event: SimEvent) => void>();
+  /** The TCP connection under each app WebSocket (see {@link deliver}). */
+  private readonly transports = new WeakMap<WebSocket, Duplex>();
+  /** Connections corked until the end of the current tick. */
+  private readonly corked = new WeakSet<Duplex>();
 
   /** Names of the apps known (with a WebSocket, or without one but not yet forgotten). */
   names(): string[] {
@@ -54,8 +59,18 @@ export class AppRegistry {
     return this.apps.get(app)?.sources.delete(source) ?? false;
   }
 
-  /** Attach a WebSocket to `app`; a previous WebSocket of the app gets `ApplicationReplaced`. */
-  attach(app: string, socket: WebSocket, subscribeAll: boolean, timestamp: string): void {
+  /**
+   * Attach a WebSocket to `app`; a previous WebSocket of the app gets `ApplicationReplaced`.
+   * `transport` is the TCP connection under it, when known.
+   */
+  attach(
+    app: string,
+    socket: WebSocket,
+    subscribeAll: boolean,
+    timestamp: string,
+    transport?: Duplex,
+  ): void {
+    if (transport) this.transports.set(socket, transport);
     const state = this.state(app);
     const previous = state.socket;
     state.socket = socket;
@@ -117,7 +132,26 @@ export class AppRegistry {
         // a test listener's failure must not break delivery
       }
     }
+    this.coalesce(socket);
     return new Promise((resolve) => socket.send(text, () => resolve()));
+  }
+
+  /**
+   * The events sent on a WebSocket in one tick go out in one TCP write (the connection is corked
+   * until the tick ends): the same frames in the same order, one system call instead of one per
+   * frame, and one wake-up of the app instead of one per event. TCP keeps no message boundaries,
+   * so an app must already read several frames from one segment (a real Asterisk's writes
+   * coalesce too when the network or the peer is slower than it).
+   */
+  private coalesce(socket: WebSocket): void {
+    const transport = this.transports.get(socket);
+    if (!transport || this.corked.has(transport) || transport.destroyed) return;
+    this.corked.add(transport);
+    transport.cork();
+    process.nextTick(() => {
+      this.corked.delete(transport);
+      transport.uncork();
+    });
   }
 
   private state(app: string): AppState {

@@ -52,7 +52,7 @@ export function attachEventWebSocket(
       (url.searchParams.get('subscribeAll') ?? '').toLowerCase(),
     );
     wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
-      for (const app of apps) pbx.apps.attach(app, ws, subscribeAll, pbx.clock.timestamp());
+      for (const app of apps) pbx.apps.attach(app, ws, subscribeAll, pbx.clock.timestamp(), socket);
       log?.debug('sim app WebSocket connected', { apps, subscribeAll });
       ws.on('close', () => {
         for (const app of pbx.apps.detach(ws)) pbx.forgetAppIfIdle(app);
