@@ -5,7 +5,7 @@
  * Times in and out are ISO 8601 UTC strings (`toIsoTime`), durations whole seconds, recording
  * sizes bytes. Every write is idempotent: writing the same snapshot twice leaves the same rows.
  */
-import type { Insertable, Kysely, Selectable, Updateable } from 'kysely';
+import { sql, type Insertable, type Kysely, type Selectable } from 'kysely';
 import type {
   CallSnapshot,
   CallSnapshotLeg,
@@ -16,7 +16,7 @@ import type {
   LegOutcome,
   LegRole,
 } from '../calls/model.ts';
-import { compiledStatement } from './compiled.ts';
+import { affectedRows, compiledStatement } from './compiled.ts';
 import { checkLimit, decodeCursor, encodeCursor } from './cursor.ts';
 import type { CallLegsTable, CallsTable, Database } from './schema.ts';
 import { toIsoTime } from './schema.ts';
@@ -195,6 +195,41 @@ type LegRow = Required<Insertable<CallLegsTable>>;
  * row against a late, older snapshot; recording fields absent from the snapshot keep their
  * stored values.
  */
+/**
+ * `setRecording` as one statement of fixed shape (written with every recording's statuses): a
+ * field given as `null` keeps its value.
+ */
+const setRecordingRow = compiledStatement(
+  'calls.setRecording',
+  (
+    db,
+    p: {
+      id: string;
+      name: string | null;
+      path: string | null;
+      status: string | null;
+      bytes: number | null;
+      durationSec: number | null;
+      at: string;
+    },
+  ) =>
+    db
+      .updateTable('calls')
+      .set((eb) => ({
+        recording_name: eb.fn.coalesce(eb.val(p.name), eb.ref('recording_name')),
+        recording_path: eb.fn.coalesce(eb.val(p.path), eb.ref('recording_path')),
+        recording_status: eb.fn.coalesce(eb.val(p.status), eb.ref('recording_status')),
+        // Read as number or text (PostgreSQL bigint), written as a number.
+        recording_bytes: sql<number | null>`coalesce(${p.bytes}, ${sql.ref('recording_bytes')})`,
+        recording_duration_sec: eb.fn.coalesce(
+          eb.val(p.durationSec),
+          eb.ref('recording_duration_sec'),
+        ),
+        updated_at: p.at,
+      }))
+      .where('id', '=', p.id),
+);
+
 const upsertCallRow = compiledStatement('calls.upsert', (db, row: CallRow) =>
   db
     .insertInto('calls')
@@ -365,18 +400,16 @@ export function createCallRepository(db: Kysely<Database>): CallRepository {
     },
 
     async setRecording(callId, recording) {
-      const set: Updateable<CallsTable> = {};
-      if (recording.name !== undefined) set.recording_name = recording.name;
-      if (recording.path !== undefined) set.recording_path = recording.path;
-      if (recording.status !== undefined) set.recording_status = recording.status;
-      if (recording.bytes !== undefined) set.recording_bytes = recording.bytes;
-      if (recording.durationSec !== undefined) set.recording_duration_sec = recording.durationSec;
-      const result = await db
-        .updateTable('calls')
-        .set({ ...set, updated_at: toIsoTime(Date.now()) })
-        .where('id', '=', callId)
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows) > 0;
+      const result = await setRecordingRow.run(db, {
+        id: callId,
+        name: recording.name ?? null,
+        path: recording.path ?? null,
+        status: recording.status ?? null,
+        bytes: recording.bytes ?? null,
+        durationSec: recording.durationSec ?? null,
+        at: toIsoTime(Date.now()),
+      });
+      return affectedRows(result) > 0;
     },
 
     async getCall(id) {
