@@ -18,14 +18,6 @@
 import { createServer, IncomingMessage, ServerResponse, type Server } from 'node:http';
 import type { Express } from 'express';
 
-/** The request and response classes {@link bindRequestClasses} gave an app. */
-interface RequestClasses {
-  IncomingMessage: typeof IncomingMessage;
-  ServerResponse: typeof ServerResponse;
-}
-
-const bound = new WeakMap<Express, RequestClasses>();
-
 /**
  * Give `app` request and response classes: `app.request` and `app.response` become the
  * prototypes of two subclasses of `http.IncomingMessage` / `http.ServerResponse` that carry
@@ -36,18 +28,15 @@ const bound = new WeakMap<Express, RequestClasses>();
  * @throws TypeError when `app` already has its classes
  */
 export function bindRequestClasses(app: Express): void {
-  if (bound.has(app)) throw new TypeError('bindRequestClasses: the app already has its classes');
+  // A class's prototype holds its own `constructor`; Express's prototypes inherit theirs.
+  if (Object.hasOwn(app.request, 'constructor'))
+    throw new TypeError('bindRequestClasses: the app already has its classes');
   class AppRequest extends IncomingMessage {}
   class AppResponse extends ServerResponse {}
   adopt(AppRequest.prototype, app.request);
   adopt(AppResponse.prototype, app.response);
   app.request = AppRequest.prototype as Express['request'];
   app.response = AppResponse.prototype as Express['response'];
-  // Node types the option as generic over the request class; ours is fixed to IncomingMessage.
-  bound.set(app, {
-    IncomingMessage: AppRequest,
-    ServerResponse: AppResponse as typeof ServerResponse,
-  });
 }
 
 /** Make `prototype` stand in for Express's `original`: same parent, same own properties. */
@@ -59,9 +48,16 @@ function adopt(prototype: object, original: object): void {
 
 /**
  * An HTTP server for `app` (not listening yet) whose requests and responses are instances of the
- * classes {@link bindRequestClasses} gave it; a plain `http.createServer(app)` when it has none.
+ * classes of `app.request` and `app.response`: those of {@link bindRequestClasses}, or Node's own
+ * for an app without them (a plain `http.createServer(app)`).
  */
 export function createHttpServer(app: Express): Server {
-  const classes = bound.get(app);
-  return classes ? createServer(classes, app) : createServer(app);
+  return createServer(
+    {
+      IncomingMessage: app.request.constructor as typeof IncomingMessage,
+      // Node types the option as generic over the request class; ours is fixed to IncomingMessage.
+      ServerResponse: app.response.constructor as typeof ServerResponse,
+    },
+    app,
+  );
 }
