@@ -116,6 +116,9 @@ export async function runApiScenario(scenario: ApiScenario): Promise<string[]> {
     ...(process.env.BENCH_API_STORE_WAIT_MS === undefined
       ? {}
       : { API_STORE_WAIT_MS: process.env.BENCH_API_STORE_WAIT_MS }),
+    ...(process.env.BENCH_JOURNAL_LOG === undefined
+      ? {}
+      : { JOURNAL_LOG: process.env.BENCH_JOURNAL_LOG }),
   });
   const engine = await startEngine(config, {
     logger: createSilentLogger(),

@@ -375,6 +375,9 @@ async function startBenchEngine(
     ARI_URL: peer.url,
     ARI_USERNAME: peer.username,
     ARI_PASSWORD: peer.password,
+    ...(process.env.BENCH_JOURNAL_LOG === undefined
+      ? {}
+      : { JOURNAL_LOG: process.env.BENCH_JOURNAL_LOG }),
     ...env,
   });
   const engine = await startEngine(config, {

@@ -34,7 +34,8 @@ import { collectProcessMetrics } from './metrics/process.ts';
 import { securityConfigCheck } from './security/config.ts';
 import { startSimulator, type PbxSimulator } from './simulator/index.ts';
 import { DurableEventQueue } from './store/durable-queue.ts';
-import { createStore, type Store } from './store/store.ts';
+import { JournalLog, journalLogPath, recoverJournalLog } from './store/journal-log.ts';
+import { createStore, parseStoreUrl, type Store } from './store/store.ts';
 
 /** A running engine. */
 export interface Engine {
@@ -155,6 +156,11 @@ export async function startEngine(
   // One engine per store: a second one would adopt this one's calls and resend its webhooks.
   await startStep(store.claim());
   await startStep(store.migrate());
+  // The journal log (src/store/journal-log.ts): what an earlier run logged and did not commit is
+  // replayed before anything reads the store (webhook outbox, unfinished calls).
+  const journalLog = await startStep(
+    openJournalLog(config, store, logger.child({ component: 'store' })),
+  );
   let queue: EventQueue | undefined;
   if (config.CRM_WEBHOOK_URL) {
     queue = await startStep(
@@ -190,6 +196,7 @@ export async function startEngine(
     logger: logger.child({ component: 'store' }),
     registry,
     deliver: (event) => webhooks.enqueue(event),
+    ...journalLog,
   });
   const notifier = new CallNotifier(overrides.eventSinks ?? [], logger, Date.now, journal);
   const calls = new CallService({
@@ -320,6 +327,7 @@ export async function startEngine(
       webhooks.stop();
       // Changes made while ARI was closing; a healthy store commits them at once.
       await journal.close(Math.max(left(), 1000));
+      journalLog.log?.close();
       await webhooks.flush();
       // Webhooks are stopped and ARI is closed: no more CRM requests (route lookups still in
       // flight end within CRM_TIMEOUT_MS).
@@ -348,6 +356,25 @@ export async function startEngine(
     server,
     stop,
   };
+}
+
+/**
+ * Replay the journal log of the SQLite database file, if any (whatever SQLITE_SYNCHRONOUS is now),
+ * and open it for the journal when SQLITE_SYNCHRONOUS=normal and JOURNAL_LOG is on.
+ *
+ * @throws the store's or the file's error (start-up stops; the log keeps its entries)
+ */
+async function openJournalLog(
+  config: Config,
+  store: Store,
+  logger: Logger,
+): Promise<{ log?: JournalLog; lastSeq?: number }> {
+  const target = parseStoreUrl(storeUrl(config));
+  if (target.dialect !== 'sqlite' || target.filename === ':memory:') return {};
+  const path = journalLogPath(target.filename);
+  const { lastSeq } = await recoverJournalLog(store, path, logger);
+  if (config.SQLITE_SYNCHRONOUS !== 'normal' || !config.JOURNAL_LOG) return {};
+  return { log: JournalLog.open(path), lastSeq };
 }
 
 /** DATABASE_URL, or the SQLite file in DATA_DIR. */

@@ -23,6 +23,15 @@
  * write completes when the ones sent before it commit, and fails if one of them does, as an
  * empty transaction of the stream would, without the round trip to the store.
  *
+ * With a journal log (SQLite at `synchronous=normal`, src/store/journal-log.ts), a write someone
+ * waits for (a new click-to-call's `202`, a `call.ringing`: {@link CallJournal.whenWritten},
+ * {@link CallJournal.record}) is also appended to the log file, with every transaction in flight
+ * before it, by one synchronous `write(2)`: from then on it survives a crash of the engine, so
+ * its `whenWritten` callbacks run and its events (and those of the transactions before it) are
+ * handed to the dispatcher at once, not after the commit's round trip to the SQLite thread. Each
+ * transaction then also commits its sequence number (`journal_state.seq`), which tells start-up
+ * what of the log to replay. {@link CallJournal.whenCommitted} still waits for the commit.
+ *
  * A failed write (disk full, PostgreSQL down) is logged, counted
  * (`aricrm_store_write_failures_total`) and retried with capped backoff, together with the
  * writes that were in flight behind it; nothing recorded is dropped, and the events wait in
@@ -35,6 +44,13 @@ import type { Logger } from '../logging/logger.ts';
 import { counter, gauge } from '../metrics/registry.ts';
 import type { LegInput, RecordingFields } from '../store/calls.ts';
 import type { Store } from '../store/store.ts';
+import {
+  JOURNAL_LOG_TRUNCATE_BYTES,
+  type JournalLog,
+  type JournalLogEntry,
+  JournalLogWriteError,
+  writeJournalEntry,
+} from '../store/journal-log.ts';
 import { StreamBrokenError } from '../store/write-streams.ts';
 import { type Call, type CallSnapshot, type Leg, snapshotCall } from './model.ts';
 
@@ -57,6 +73,14 @@ export interface CallJournalOptions {
    * {@link DEFAULT_WRITES_IN_FLIGHT} when the store pipelines writes (SQLite), else 1.
    */
   maxWritesInFlight?: number;
+  /**
+   * The journal log (src/store/journal-log.ts), opened after its recovery; the journal appends
+   * to it and empties it, the caller closes it after {@link CallJournal.close}. Absent: every
+   * write someone waits for waits for its commit.
+   */
+  log?: JournalLog;
+  /** With `log`: the store's `journal_state.seq` (the recovery's `lastSeq`); the next is + 1. */
+  lastSeq?: number;
 }
 
 /**
@@ -92,6 +116,13 @@ interface Write {
   error?: unknown;
   /** Resolves true once it committed, false once it failed. */
   done: Promise<boolean>;
+  /** With a journal log: what the transaction writes, with its `seq` (absent when empty). */
+  entry?: JournalLogEntry;
+  /**
+   * It survives a crash: appended to the journal log, with every write before it. Its callbacks
+   * have run and its events were handed to the dispatcher.
+   */
+  durable: boolean;
 }
 
 /**
@@ -146,9 +177,17 @@ export class CallJournal {
    * releases the call ({@link CallJournal.release}).
    */
   private readonly written = new Map<string, WrittenCall>();
+  /** The journal log, until a write to it fails. */
+  private log: JournalLog | undefined;
+  /** `seq` of the last transaction made (journal log only). */
+  private seq: number;
+  /** Events handed to the dispatcher when their write was logged, until that write commits. */
+  private readonly deliveredEarly = new Set<LifecycleEvent>();
 
   constructor(private readonly options: CallJournalOptions) {
     this.now = options.now ?? Date.now;
+    this.log = options.log;
+    this.seq = options.lastSeq ?? 0;
     this.maxInFlight = Math.max(
       1,
       options.maxWritesInFlight ?? (options.store.pipelinedWrites ? DEFAULT_WRITES_IN_FLIGHT : 1),
@@ -217,13 +256,19 @@ export class CallJournal {
    */
   whenWritten(callId: string, written: () => void): void {
     const dirty = this.dirty.get(callId);
-    const pending = dirty ?? this.latestSentOf(callId);
-    if (!pending) {
+    if (dirty) {
+      (dirty.written ??= []).push(written);
+      this.writeSoon();
+      return;
+    }
+    const sent = this.latestWriteOf(callId);
+    if (!sent || sent.write.durable) {
       written();
       return;
     }
-    (pending.written ??= []).push(written);
-    if (dirty) this.writeSoon();
+    (sent.pending.written ??= []).push(written);
+    // Sent without being logged (nobody was waiting then): log it now.
+    if (this.inFlight.includes(sent.write)) this.logThrough(sent.write);
   }
 
   /**
@@ -325,13 +370,94 @@ export class CallJournal {
    * failed (those are retried); undefined when none does.
    */
   private latestSentOf(callId: string): Pending | undefined {
+    return this.latestWriteOf(callId)?.pending;
+  }
+
+  /** {@link latestSentOf} with its transaction. */
+  private latestWriteOf(callId: string): { write: Write; pending: Pending } | undefined {
     for (const writes of [this.inFlight, this.failed]) {
       for (let i = writes.length - 1; i >= 0; i--) {
-        const pending = writes[i]!.pending.get(callId);
-        if (pending) return pending;
+        const write = writes[i]!;
+        const pending = write.pending.get(callId);
+        if (pending) return { write, pending };
       }
     }
     return undefined;
+  }
+
+  /**
+   * Append the transactions in flight up to and including `upTo` that are not in the journal log
+   * yet, in order, with one `write(2)`; then run their {@link whenWritten} callbacks and hand
+   * their events to the dispatcher (they survive a crash now). Nothing is logged while a failed
+   * transaction waits for its retry (its successors' entries would lack its changes); a write
+   * error turns the log off for good (logged at error): writes then wait for their commits.
+   */
+  private logThrough(upTo: Write): void {
+    const log = this.log;
+    if (!log || this.failed.length > 0) return;
+    const end = this.inFlight.indexOf(upTo);
+    if (end < 0) return;
+    const writes = this.inFlight.slice(0, end + 1).filter((write) => !write.durable);
+    const entries: JournalLogEntry[] = [];
+    for (const write of writes) if (write.entry) entries.push(write.entry);
+    try {
+      if (entries.length > 0) log.append(entries);
+    } catch (err) {
+      if (err instanceof JournalLogWriteError) {
+        this.log = undefined;
+        this.options.logger.error('journal log write failed; writes now wait for their commit', {
+          path: log.path,
+          err,
+        });
+      } else {
+        // A value the log cannot hold: these writes wait for their commit.
+        this.options.logger.warn('journal log could not encode a write', { err });
+      }
+      return;
+    }
+    for (const write of writes) {
+      write.durable = true;
+      for (const pending of write.pending.values()) {
+        this.runWritten(pending);
+        for (const event of pending.events) {
+          this.deliveredEarly.add(event);
+          this.handOff(event);
+        }
+      }
+    }
+  }
+
+  /** Give `event` to the dispatcher (it never throws into the journal). */
+  private handOff(event: LifecycleEvent): void {
+    try {
+      this.options.deliver(event);
+    } catch (err) {
+      this.options.logger.error('event delivery hand-off failed', {
+        callId: event.callId,
+        eventId: event.id,
+        err,
+      });
+    }
+  }
+
+  /** Empty the journal log when it is large and everything in it has committed. */
+  private truncateLog(): void {
+    const log = this.log;
+    if (!log || log.size < JOURNAL_LOG_TRUNCATE_BYTES) return;
+    for (const writes of [this.inFlight, this.failed])
+      for (const write of writes) if (write.durable && write.entry) return;
+    try {
+      log.truncate();
+    } catch (err) {
+      this.log = undefined;
+      this.options.logger.error(
+        'journal log could not be emptied; writes now wait for their commit',
+        {
+          path: log.path,
+          err,
+        },
+      );
+    }
   }
 
   /** Run the {@link whenCommitted} callbacks of the calls just committed (not re-recorded since). */
@@ -437,6 +563,7 @@ export class CallJournal {
       pending,
       sent: new Map(rows.map((row) => [row.snapshot.id, row.written])),
       done: new Promise<boolean>((resolve) => (settle = resolve)),
+      durable: false,
     };
     // Writes commit in order and, once one fails, every later one fails: the last one sent tells.
     const previous = this.inFlight.at(-1)?.done;
@@ -449,24 +576,37 @@ export class CallJournal {
     const resume = empty ? false : this.resumeNext;
     if (!empty) this.resumeNext = false;
     this.metrics.backlog.set(0);
-    try {
-      if (empty) {
-        // Commits with the writes sent before it, fails with them (as the stream would refuse it).
-        if ((await previous) === false) throw new StreamBrokenError(JOURNAL_STREAM);
-      } else {
-        await this.options.store.writeBatch(
+    const entry: JournalLogEntry = {
+      seq: 0,
+      at,
+      calls: rows
+        .filter((row) => row.callChanged || row.legs.length > 0)
+        .map((row) => ({ snapshot: row.snapshot, legs: row.legs })),
+      recordings,
+      events,
+    };
+    // With a journal log every transaction commits its seq (what start-up must replay).
+    const seq = !empty && this.options.log ? ++this.seq : undefined;
+    if (seq !== undefined) {
+      entry.seq = seq;
+      write.entry = entry;
+    }
+    const committing = empty
+      ? // Commits with the writes sent before it, fails with them (as the stream would refuse it).
+        previous?.then((committed) => {
+          if (!committed) throw new StreamBrokenError(JOURNAL_STREAM);
+        })
+      : this.options.store.writeBatch(
           async (repos) => {
-            for (const row of rows) {
-              if (row.callChanged || row.legs.length > 0)
-                await repos.calls.upsertCall(row.snapshot, { legs: row.legs, at });
-            }
-            for (const [callId, fields] of recordings)
-              await repos.calls.setRecording(callId, fields);
-            if (events.length > 0) await repos.events.appendEvents(events, at);
+            await writeJournalEntry(repos, entry);
+            if (seq !== undefined) await repos.calls.setJournalSeq(seq);
           },
           { stream: JOURNAL_STREAM, resume },
         );
-      }
+    // Someone waits for it (a 202, a screen pop): durable once logged, without the round trip.
+    if (this.log && batch.some(isAwaited)) this.logThrough(write);
+    try {
+      await committing;
     } catch (err) {
       write.error = err;
       this.inFlight.splice(this.inFlight.indexOf(write), 1);
@@ -487,17 +627,8 @@ export class CallJournal {
     this.failuresInARow = 0;
     this.callCommitted(batch);
     for (const p of batch) this.runWritten(p);
-    for (const event of events) {
-      try {
-        this.options.deliver(event);
-      } catch (err) {
-        this.options.logger.error('event delivery hand-off failed', {
-          callId: event.callId,
-          eventId: event.id,
-          err,
-        });
-      }
-    }
+    for (const event of events) if (!this.deliveredEarly.delete(event)) this.handOff(event);
+    this.truncateLog();
     if (this.failed.length > 0 && this.inFlight.length === 0) this.retryFailed();
     else if (this.dirty.size > 0) this.schedule();
     else if (this.idle()) {
@@ -554,6 +685,16 @@ export class CallJournal {
     earlier.events.push(...pending.events);
     if (pending.written) (earlier.written ??= []).push(...pending.written);
   }
+}
+
+/**
+ * Whether someone waits for these changes to be stored: a {@link CallJournal.whenWritten}
+ * callback (a `202`) or a `call.ringing` (the screen pop).
+ */
+function isAwaited(pending: Pending): boolean {
+  if (pending.written !== undefined) return true;
+  for (const event of pending.events) if (event.type === 'call.ringing') return true;
+  return false;
 }
 
 /** `earlier` updated with the fields `later` sets (an `undefined` field keeps the earlier value). */

@@ -248,6 +248,11 @@ export const configSchema = z.object({
     .describe(
       'SQLite durability (WAL mode): normal = a committed change survives a crash of the engine (not of the OS or a power cut) and commits are fast; full = it also survives a power cut, each commit waits for the disk.',
     ),
+  JOURNAL_LOG: bool
+    .default(true)
+    .describe(
+      'SQLite with SQLITE_SYNCHRONOUS=normal only: append the writes a client waits for (a new click-to-call before its 202, a call.ringing before its webhook) to <database>.journal-log with one synchronous write, instead of waiting for the SQLite commit; replayed at start-up. As durable as normal (survives an engine crash, not an OS crash). false: they wait for the commit (true/false).',
+    ),
   HTTP_HOST: z.string().min(1).default('127.0.0.1').describe('Address the HTTP API listens on.'),
   HTTP_PORT: port.default(3000).describe('Port of the HTTP API (0 = any free port).'),
 

@@ -182,6 +182,13 @@ export interface CallRepository {
    * `calls_recording_pending_idx` (migration 0003); run once at start-up.
    */
   unsettledRecordings(): Promise<UnsettledRecordingRecord[]>;
+  /**
+   * `seq` of the last committed call journal transaction (`journal_state`, migration 0004; 0
+   * before the first): which journal log entries start-up must replay (src/store/journal-log.ts).
+   */
+  journalSeq(): Promise<number>;
+  /** Set {@link journalSeq} (with the journal transaction of that `seq`). */
+  setJournalSeq(seq: number): Promise<void>;
 }
 
 /** A `calls` row as {@link upsertCallRow} writes it: every column, `null` for none. */
@@ -228,6 +235,11 @@ const setRecordingRow = compiledStatement(
         updated_at: p.at,
       }))
       .where('id', '=', p.id),
+);
+
+/** `journal_state.seq` set with every journal transaction while the journal log is on. */
+const setJournalSeqRow = compiledStatement('journal_state.set', (db, p: { seq: number }) =>
+  db.updateTable('journal_state').set({ seq: p.seq }).where('id', '=', 1),
 );
 
 const upsertCallRow = compiledStatement('calls.upsert', (db, row: CallRow) =>
@@ -410,6 +422,19 @@ export function createCallRepository(db: Kysely<Database>): CallRepository {
         at: toIsoTime(Date.now()),
       });
       return affectedRows(result) > 0;
+    },
+
+    async journalSeq() {
+      const row = await db
+        .selectFrom('journal_state')
+        .select('seq')
+        .where('id', '=', 1)
+        .executeTakeFirst();
+      return row === undefined ? 0 : Number(row.seq);
+    },
+
+    async setJournalSeq(seq) {
+      await setJournalSeqRow.run(db, { seq });
     },
 
     async getCall(id) {

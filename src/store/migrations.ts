@@ -221,6 +221,25 @@ export function storeMigrations(dialect: StoreDialect): Record<string, Migration
         await db.schema.dropIndex('calls_recording_pending_idx').execute();
       },
     },
+    // The journal log (src/store/journal-log.ts): the sequence number of the last committed
+    // journal transaction, committed with it, so start-up replays exactly the log entries the
+    // store lacks. One row, id 1.
+    '0004_journal_state': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await db.schema
+          .createTable('journal_state')
+          .addColumn('id', 'integer', (col) => col.primaryKey())
+          .addColumn('seq', int64, (col) => col.notNull())
+          .execute();
+        await db
+          .insertInto('journal_state' as never)
+          .values({ id: 1, seq: 0 } as never)
+          .execute();
+      },
+      async down(db: Kysely<unknown>): Promise<void> {
+        await db.schema.dropTable('journal_state').execute();
+      },
+    },
   };
 }
 

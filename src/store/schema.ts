@@ -104,6 +104,13 @@ export interface IdempotencyKeysTable {
   expires_at: string;
 }
 
+/** `journal_state`: one row (id 1), the call journal's last committed transaction (migration 0004). */
+export interface JournalStateTable {
+  id: number;
+  /** `seq` of the last committed journal transaction (src/store/journal-log.ts); bigint as text on PostgreSQL. */
+  seq: ColumnType<number | string, number, number>;
+}
+
 /** The whole database as Kysely sees it. */
 export interface Database {
   calls: CallsTable;
@@ -111,6 +118,7 @@ export interface Database {
   events: EventsTable;
   webhook_deliveries: WebhookDeliveriesTable;
   idempotency_keys: IdempotencyKeysTable;
+  journal_state: JournalStateTable;
 }
 
 /**

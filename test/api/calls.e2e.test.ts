@@ -5,6 +5,7 @@
  */
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import sinon from 'sinon';
 import { lifecycleEventSchema } from '../../src/http/schemas.ts';
@@ -102,8 +103,8 @@ describe('API /v1 (e2e)', function () {
     });
   });
 
-  it('click-to-call answers 202 only once the store holds the call (store held up by another writer)', async () => {
-    bed = await startTestBed();
+  it('without the journal log, click-to-call answers 202 only once the store holds the call (store held up by another writer)', async () => {
+    bed = await startTestBed({ JOURNAL_LOG: 'false' });
     bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
     bed.sim.customers.set('*', { mode: 'answer', answerAfterMs: 200, hangupAfterMs: 200 });
     // Another connection takes the database's write lock: the engine's commits wait for it.
@@ -135,6 +136,42 @@ describe('API /v1 (e2e)', function () {
       other.close();
     }
     expect((await bed.crm.waitForEnded(callId)).body.data).to.include({ disposition: 'answered' });
+  });
+
+  it('with the journal log, click-to-call answers 202 while the store is held up, and the store gets the call once free', async () => {
+    bed = await startTestBed();
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
+    bed.sim.customers.set('*', { mode: 'answer', answerAfterMs: 200, hangupAfterMs: 200 });
+    // Another connection takes the database's write lock: the engine's commits wait for it.
+    const other = new Database(join(bed.dataDir, 'ari-crm.sqlite'));
+    let callId = '';
+    try {
+      other.exec('BEGIN IMMEDIATE');
+      const res = await post(bed, '/v1/calls', { operator: '101', to: '+74957654321' });
+      expect(res.status).to.equal(202);
+      callId = res.body.id;
+      // Accepted from the journal log: the store has nothing yet, the log has the call.
+      expect(other.prepare('SELECT id FROM calls WHERE id = ?').get(callId)).to.equal(undefined);
+      expect(statSync(join(bed.dataDir, 'ari-crm.sqlite.journal-log')).size).to.be.greaterThan(0);
+      // Its call.started went out at once too.
+      const started = await bed.crm.waitForWebhook(
+        (w) => w.body.callId === callId && w.body.type === 'call.started',
+      );
+      expect(started.body.data).to.include({ direction: 'out' });
+      other.exec('COMMIT');
+    } finally {
+      other.close();
+    }
+    expect((await bed.crm.waitForEnded(callId)).body.data).to.include({ disposition: 'answered' });
+    const check = new Database(join(bed.dataDir, 'ari-crm.sqlite'), { readonly: true });
+    try {
+      await until(
+        () => check.prepare('SELECT state FROM calls WHERE id = ?').get(callId) !== undefined,
+        'the call committed',
+      );
+    } finally {
+      check.close();
+    }
   });
 
   it('retries a busy operator and connects on the second try', async () => {

@@ -5,67 +5,16 @@
  * /healthz; once the CRM recovers it delivers them, logs `stopped` as its last line and exits 0.
  */
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { apiRequest } from '../support/api.ts';
+import { EngineProcess, MAIN, TSX_LOADER } from '../support/engine-process.ts';
 import { TEST_API_KEY } from '../support/engine.ts';
-
-const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
-const TSX_LOADER = import.meta.resolve('tsx');
-
-type LogLine = Record<string, unknown> & { level: string; message: string };
-
-/** The engine as a child process, its JSON log lines as they arrive. */
-class EngineProcess {
-  readonly lines: LogLine[] = [];
-  stderr = '';
-  private readonly waiters = new Set<() => void>();
-  private partial = '';
-
-  constructor(readonly child: ChildProcess) {
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      const text = this.partial + chunk;
-      const complete = text.split('\n');
-      this.partial = complete.pop() ?? '';
-      for (const line of complete) if (line.trim()) this.lines.push(JSON.parse(line) as LogLine);
-      for (const waiter of [...this.waiters]) waiter();
-    });
-    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-      this.stderr += chunk;
-    });
-  }
-
-  /** The first log line (past or future) matching `predicate`. */
-  waitForLine(predicate: (line: LogLine) => boolean, timeoutMs = 20_000): Promise<LogLine> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        const found = this.lines.find(predicate);
-        if (!found) return;
-        clearTimeout(timer);
-        this.waiters.delete(check);
-        resolve(found);
-      };
-      const timer = setTimeout(() => {
-        this.waiters.delete(check);
-        reject(
-          new Error(
-            `no such log line within ${timeoutMs} ms; stderr: ${this.stderr}; got: ${this.lines
-              .map((l) => l.message)
-              .join(' | ')}`,
-          ),
-        );
-      }, timeoutMs);
-      this.waiters.add(check);
-      check();
-    });
-  }
-}
 
 describe('the engine process (e2e)', function () {
   this.timeout(60_000);
