@@ -27,7 +27,8 @@
  * one custom scenario instead of the two; BENCH_API_FIXED_TALK=1 (see above); BENCH_API_STORE_WAIT_MS sets
  * the engine's API_STORE_WAIT_MS (`0`: the 202 does not wait for the store, to see what that
  * wait costs); BENCH_API_PROFILE=DIR writes a CPU profile of the engine under load to DIR and
- * prints its summary.
+ * prints its summary; BENCH_JOURNAL_LOG=false runs the engine without its journal log (the 202
+ * then waits for the SQLite commit, docs/store.md "The journal log").
  */
 import { fork } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';

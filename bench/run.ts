@@ -34,6 +34,9 @@
  * machine an idle thread's wake-up costs far more than a busy one's, which governs the latency
  * figures and the CPU per call at low rates.
  *
+ * BENCH_JOURNAL_LOG=false runs the engine without its journal log (JOURNAL_LOG, docs/store.md),
+ * to compare: the screen pop then waits for the `call.ringing` commit.
+ *
  * Options (also as environment variables BENCH_<NAME>, e.g. BENCH_SOAK=5000):
  *   --quick                  smaller counts (pop-calls 300, calls 1000, soak 5000, live 1000)
  *   --only pop,throughput,heap   run only these scenarios
