@@ -420,6 +420,8 @@ export class CallJournal {
       for (const pending of write.pending.values()) {
         this.runWritten(pending);
         for (const event of pending.events) {
+          // A retried write holds events handed on when its first try was logged.
+          if (this.deliveredEarly.has(event)) continue;
           this.deliveredEarly.add(event);
           this.handOff(event);
         }

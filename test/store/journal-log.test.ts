@@ -22,7 +22,8 @@ import {
   recoverJournalLog,
 } from '../../src/store/journal-log.ts';
 import { createStore, type Store } from '../../src/store/index.ts';
-import { callEvents, logger, modelInboundCall, modelLeg, tempDir } from './helpers.ts';
+import { until } from '../support/until.ts';
+import { callEvents, flakyStore, logger, modelInboundCall, modelLeg, tempDir } from './helpers.ts';
 
 const T0 = Date.parse('2026-11-22T10:00:00.000Z');
 
@@ -244,6 +245,40 @@ describe('journal log recovery and the journal [sqlite]', () => {
     held.release();
     expect(await journal.flush(5000)).to.equal(true);
     expect(delivered).to.have.length(3);
+    log.close();
+  });
+
+  it('a logged write whose commit fails is retried without handing its events on again', async () => {
+    const flaky = flakyStore(store);
+    flaky.failing = true;
+    const log = JournalLog.open(path);
+    const delivered: LifecycleEvent[] = [];
+    const journal = new CallJournal({
+      store: flaky,
+      logger,
+      registry: new Registry(),
+      deliver: (event) => delivered.push(event),
+      log,
+      retryInitialDelayMs: 5,
+      retryMaxDelayMs: 20,
+    });
+    const errors = sinon.stub(logger, 'error');
+    const notifier = new CallNotifier([], logger, () => T0, journal);
+    const call = modelInboundCall('call-x', { startedAt: T0, phase: 'dialing' });
+    notifier.started(call);
+    const operator = modelLeg('op-x', 'operator', { extension: '101', createdAt: T0 });
+    call.legs.set(operator.channelId, operator);
+    operator.ringing = true;
+    notifier.ringing(call, operator);
+    await until(() => errors.called, 'a failed write');
+    expect(delivered.map((e) => e.type)).to.deep.equal(['call.started', 'call.ringing']);
+    // Retried (and logged again, as its ringing is still awaited) until the store is back.
+    await until(() => readJournalLog(path).entries.length >= 2, 'the retry logged');
+    flaky.failing = false;
+    expect(await journal.flush(5000)).to.equal(true);
+    expect(delivered.map((e) => e.type)).to.deep.equal(['call.started', 'call.ringing']);
+    const feed = await store.events.feed({ limit: 10 });
+    expect(feed.items.map((i) => i.event.type)).to.deep.equal(['call.started', 'call.ringing']);
     log.close();
   });
 
