@@ -394,7 +394,8 @@ async function startBenchEngine(
       },
     ],
   });
-  // The journal hands each committed event to the dispatcher's enqueue: time the hand-off.
+  // The journal hands each event to the dispatcher's enqueue once it is durable (in the journal
+  // log, or committed without it): time the hand-off.
   const enqueue = engine.webhooks.enqueue.bind(engine.webhooks);
   engine.webhooks.enqueue = (event) => {
     if (trace.on && event.type === 'call.ringing')
@@ -520,9 +521,9 @@ async function screenPop(peer: Peer, o: Options): Promise<void> {
     );
     out(`  ${pad('  simulator → engine (WebSocket):', 34)} ${msPair(wsMs)}`);
     out(`  ${pad('  engine: event → call.ringing:', 34)} ${msPair(handlingMs)}`);
-    out(`  ${pad('  call.ringing → committed (store):', 34)} ${msPair(commitMs)}`);
+    out(`  ${pad('  call.ringing → durable (log/store):', 34)} ${msPair(commitMs)}`);
     out(
-      `  ${pad('  committed → webhook arrives:', 34)} ${msPair(deliveryMs)} (dispatcher, HTTP, CRM stub)`,
+      `  ${pad('  durable → webhook arrives:', 34)} ${msPair(deliveryMs)} (dispatcher, HTTP, CRM stub)`,
     );
     for (const line of describe(m, 'arriving calls:')) out(line);
     out(
