@@ -102,8 +102,13 @@ interface Pending {
   events: LifecycleEvent[];
   /** Recording columns to set ({@link CallJournal.recordRecording}), the latest values. */
   recording?: RecordingFields;
-  /** {@link CallJournal.whenWritten} callbacks: run once this write commits. */
+  /** {@link CallJournal.whenWritten} callbacks: run once this write commits or is logged. */
   written?: Array<() => void>;
+  /**
+   * These changes were in the journal log when their transaction failed: their retry is logged
+   * again (the log must not be emptied while they are not committed).
+   */
+  logged?: boolean;
 }
 
 /** One transaction: sent, or failed and waiting to be retried. */
@@ -218,7 +223,7 @@ export class CallJournal {
     pending.call = call;
     if (event) pending.events.push(event);
     // The screen pop: the CRM shows the customer's card when `call.ringing` arrives, and it is
-    // sent once committed. Written at once rather than after the turn's other callbacks (with
+    // sent once durable (logged or committed). Written at once rather than after the turn's other callbacks (with
     // DEFAULT_WRITES_IN_FLIGHT writes in flight it waits its turn, batched with the rest).
     if (event?.type === 'call.ringing') this.writeSoon();
     else this.schedule();
@@ -247,12 +252,13 @@ export class CallJournal {
   }
 
   /**
-   * Call `written` once the store holds every change recorded so far for call `callId`: at once
-   * (synchronously) when nothing of it is waiting, else right after the commit of the write that
-   * takes those changes. Unlike {@link whenCommitted}, changes recorded later do not make it
-   * wait longer: `POST /v1/calls` answers once the new call is stored, while the call goes on
-   * changing. While the store fails it waits; after {@link close} with unwritten changes it is
-   * never called.
+   * Call `written` once every change recorded so far for call `callId` is durable: at once
+   * (synchronously) when nothing of it is waiting, else as soon as the write that takes those
+   * changes is in the journal log (a `write(2)` on this thread, see the module comment) or,
+   * without a log, right after its commit. Unlike {@link whenCommitted}, changes recorded later
+   * do not make it wait longer: `POST /v1/calls` answers once the new call is durable, while the
+   * call goes on changing. While the store fails (and nothing could be logged) it waits; after
+   * {@link close} with unwritten changes it is never called.
    */
   whenWritten(callId: string, written: () => void): void {
     const dirty = this.dirty.get(callId);
@@ -418,6 +424,7 @@ export class CallJournal {
     for (const write of writes) {
       write.durable = true;
       for (const pending of write.pending.values()) {
+        pending.logged = true;
         this.runWritten(pending);
         for (const event of pending.events) {
           // A retried write holds events handed on when its first try was logged.
@@ -683,6 +690,7 @@ export class CallJournal {
       return;
     }
     if (pending.call) earlier.call = pending.call;
+    if (pending.logged) earlier.logged = true;
     if (pending.recording) earlier.recording = mergeRecording(earlier.recording, pending.recording);
     earlier.events.push(...pending.events);
     if (pending.written) (earlier.written ??= []).push(...pending.written);
@@ -690,11 +698,12 @@ export class CallJournal {
 }
 
 /**
- * Whether someone waits for these changes to be stored: a {@link CallJournal.whenWritten}
- * callback (a `202`) or a `call.ringing` (the screen pop).
+ * Whether these changes go to the journal log: someone waits for them to be stored (a
+ * {@link CallJournal.whenWritten} callback, a `202`; a `call.ringing`, the screen pop), or they
+ * were logged before and their transaction failed.
  */
 function isAwaited(pending: Pending): boolean {
-  if (pending.written !== undefined) return true;
+  if (pending.written !== undefined || pending.logged === true) return true;
   for (const event of pending.events) if (event.type === 'call.ringing') return true;
   return false;
 }

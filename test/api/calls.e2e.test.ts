@@ -53,6 +53,19 @@ async function bridgedInbound(
   return { callId: started.body.callId, callerChannelId: channelId };
 }
 
+/**
+ * Operator 101 and customers answer after 200 ms (customers hang up 200 ms later); another
+ * connection then takes the database's write lock, so the engine's commits wait until it is
+ * released (`COMMIT`/`close()` on the returned handle).
+ */
+function answeringBedWithStoreLocked(bed: TestBed): Database.Database {
+  bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
+  bed.sim.customers.set('*', { mode: 'answer', answerAfterMs: 200, hangupAfterMs: 200 });
+  const other = new Database(join(bed.dataDir, 'ari-crm.sqlite'));
+  other.exec('BEGIN IMMEDIATE');
+  return other;
+}
+
 describe('API /v1 (e2e)', function () {
   this.timeout(20_000);
   let bed: TestBed;
@@ -105,13 +118,9 @@ describe('API /v1 (e2e)', function () {
 
   it('without the journal log, click-to-call answers 202 only once the store holds the call (store held up by another writer)', async () => {
     bed = await startTestBed({ JOURNAL_LOG: 'false' });
-    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
-    bed.sim.customers.set('*', { mode: 'answer', answerAfterMs: 200, hangupAfterMs: 200 });
-    // Another connection takes the database's write lock: the engine's commits wait for it.
-    const other = new Database(join(bed.dataDir, 'ari-crm.sqlite'));
+    const other = answeringBedWithStoreLocked(bed);
     let callId = '';
     try {
-      other.exec('BEGIN IMMEDIATE');
       let answered = false;
       const pending = post(bed, '/v1/calls', { operator: '101', to: '+74957654321' }).then((r) => {
         answered = true;
@@ -140,13 +149,9 @@ describe('API /v1 (e2e)', function () {
 
   it('with the journal log, click-to-call answers 202 while the store is held up, and the store gets the call once free', async () => {
     bed = await startTestBed();
-    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
-    bed.sim.customers.set('*', { mode: 'answer', answerAfterMs: 200, hangupAfterMs: 200 });
-    // Another connection takes the database's write lock: the engine's commits wait for it.
-    const other = new Database(join(bed.dataDir, 'ari-crm.sqlite'));
+    const other = answeringBedWithStoreLocked(bed);
     let callId = '';
     try {
-      other.exec('BEGIN IMMEDIATE');
       const res = await post(bed, '/v1/calls', { operator: '101', to: '+74957654321' });
       expect(res.status).to.equal(202);
       callId = res.body.id;

@@ -9,7 +9,7 @@ import { appendFileSync, readFileSync, statSync, truncateSync, writeFileSync } f
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import sinon from 'sinon';
-import { CallJournal } from '../../src/calls/journal.ts';
+import { CallJournal, type CallJournalOptions } from '../../src/calls/journal.ts';
 import { snapshotCall, type Call } from '../../src/calls/model.ts';
 import { CallNotifier } from '../../src/calls/notifier.ts';
 import type { LifecycleEvent } from '../../src/events/types.ts';
@@ -40,6 +40,26 @@ function heldStore(store: Store): HeldStore {
   };
   wrapper.release = () => open();
   return wrapper;
+}
+
+/**
+ * A journal on `target` with `log`, handing events to `delivered`, and its notifier (clock T0).
+ */
+function loggedJournal(
+  target: Store,
+  log: JournalLog,
+  delivered: LifecycleEvent[] = [],
+  options: Partial<CallJournalOptions> = {},
+): { journal: CallJournal; notifier: CallNotifier } {
+  const journal = new CallJournal({
+    store: target,
+    logger,
+    registry: new Registry(),
+    deliver: (event) => delivered.push(event),
+    log,
+    ...options,
+  });
+  return { journal, notifier: new CallNotifier([], logger, () => T0, journal) };
 }
 
 /** Let queued microtasks and one turn of the event loop run. */
@@ -166,15 +186,7 @@ describe('journal log recovery and the journal [sqlite]', () => {
     const held = heldStore(store);
     const log = JournalLog.open(path);
     const delivered: LifecycleEvent[] = [];
-    const journal = new CallJournal({
-      store: held,
-      logger,
-      registry: new Registry(),
-      deliver: (event) => delivered.push(event),
-      log,
-      lastSeq: 7,
-    });
-    const notifier = new CallNotifier([], logger, () => T0, journal);
+    const { journal, notifier } = loggedJournal(held, log, delivered, { lastSeq: 7 });
     const call = modelInboundCall('call-w', { startedAt: T0, phase: 'dialing' });
     notifier.started(call);
     let written = false;
@@ -214,14 +226,7 @@ describe('journal log recovery and the journal [sqlite]', () => {
     const held = heldStore(store);
     const log = JournalLog.open(path);
     const delivered: LifecycleEvent[] = [];
-    const journal = new CallJournal({
-      store: held,
-      logger,
-      registry: new Registry(),
-      deliver: (event) => delivered.push(event),
-      log,
-    });
-    const notifier = new CallNotifier([], logger, () => T0, journal);
+    const { journal, notifier } = loggedJournal(held, log, delivered);
     const a = modelInboundCall('call-a', { startedAt: T0, phase: 'dialing' });
     notifier.started(a);
     await nextTurn();
@@ -248,37 +253,35 @@ describe('journal log recovery and the journal [sqlite]', () => {
     log.close();
   });
 
-  it('a logged write whose commit fails is retried without handing its events on again', async () => {
+  it('a logged write whose commit fails is logged again with its retry, and its events are not handed on twice', async () => {
     const flaky = flakyStore(store);
     flaky.failing = true;
     const log = JournalLog.open(path);
     const delivered: LifecycleEvent[] = [];
-    const journal = new CallJournal({
-      store: flaky,
-      logger,
-      registry: new Registry(),
-      deliver: (event) => delivered.push(event),
-      log,
+    const { journal, notifier } = loggedJournal(flaky, log, delivered, {
       retryInitialDelayMs: 5,
       retryMaxDelayMs: 20,
     });
     const errors = sinon.stub(logger, 'error');
-    const notifier = new CallNotifier([], logger, () => T0, journal);
     const call = modelInboundCall('call-x', { startedAt: T0, phase: 'dialing' });
     notifier.started(call);
-    const operator = modelLeg('op-x', 'operator', { extension: '101', createdAt: T0 });
-    call.legs.set(operator.channelId, operator);
-    operator.ringing = true;
-    notifier.ringing(call, operator);
+    let written = 0;
+    journal.whenWritten(call.id, () => written++);
     await until(() => errors.called, 'a failed write');
-    expect(delivered.map((e) => e.type)).to.deep.equal(['call.started', 'call.ringing']);
-    // Retried (and logged again, as its ringing is still awaited) until the store is back.
+    expect(written).to.equal(1);
+    expect(delivered.map((e) => e.type)).to.deep.equal(['call.started']);
+    // Its retry is logged again (nobody waits any more, but the log must keep it until it is
+    // committed), until the store is back.
     await until(() => readJournalLog(path).entries.length >= 2, 'the retry logged');
+    const [first, retry] = readJournalLog(path).entries;
+    expect(retry!.seq).to.be.greaterThan(first!.seq);
+    expect(retry!.events.map((e) => e.id)).to.deep.equal(first!.events.map((e) => e.id));
     flaky.failing = false;
     expect(await journal.flush(5000)).to.equal(true);
-    expect(delivered.map((e) => e.type)).to.deep.equal(['call.started', 'call.ringing']);
+    expect(written).to.equal(1);
+    expect(delivered.map((e) => e.type)).to.deep.equal(['call.started']);
     const feed = await store.events.feed({ limit: 10 });
-    expect(feed.items.map((i) => i.event.type)).to.deep.equal(['call.started', 'call.ringing']);
+    expect(feed.items.map((i) => i.event.type)).to.deep.equal(['call.started']);
     log.close();
   });
 
@@ -290,14 +293,7 @@ describe('journal log recovery and the journal [sqlite]', () => {
       .throws(new JournalLogWriteError(new Error('ENOSPC: no space left on device')));
     const errors = sinon.spy(logger, 'error');
     const delivered: LifecycleEvent[] = [];
-    const journal = new CallJournal({
-      store: held,
-      logger,
-      registry: new Registry(),
-      deliver: (event) => delivered.push(event),
-      log,
-    });
-    const notifier = new CallNotifier([], logger, () => T0, journal);
+    const { journal, notifier } = loggedJournal(held, log, delivered);
     const call = modelInboundCall('call-f', { startedAt: T0, phase: 'dialing' });
     notifier.started(call);
     let written = false;
@@ -326,14 +322,7 @@ describe('journal log recovery and the journal [sqlite]', () => {
     const log = JournalLog.open(path);
     sinon.stub(log, 'size').get(() => JOURNAL_LOG_TRUNCATE_BYTES);
     const truncate = sinon.spy(log, 'truncate');
-    const journal = new CallJournal({
-      store: held,
-      logger,
-      registry: new Registry(),
-      deliver: () => undefined,
-      log,
-    });
-    const notifier = new CallNotifier([], logger, () => T0, journal);
+    const { journal, notifier } = loggedJournal(held, log, []);
     const call = modelInboundCall('call-t', { startedAt: T0, phase: 'dialing' });
     notifier.started(call);
     journal.whenWritten(call.id, () => undefined);
