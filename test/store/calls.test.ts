@@ -99,6 +99,24 @@ forEachDialect('store: calls', ({ store }) => {
     expect(stored?.legs[0]?.createdAt).to.equal('2025-01-31T09:15:00.000Z');
   });
 
+  it('journalSeq is what setJournalSeq last committed, beyond 32 bits, and survives a rolled-back batch', async () => {
+    const before = await store().calls.journalSeq();
+    const big = 2 ** 40 + before + 7;
+    await store().calls.setJournalSeq(big);
+    expect(await store().calls.journalSeq()).to.equal(big);
+    // A journal transaction that fails takes its seq with it.
+    const failed = store().writeBatch(async (repos) => {
+      await repos.calls.setJournalSeq(big + 1);
+      await repos.calls.upsertLegs('no-such-call', [{ channelId: 'x', role: 'operator' }]);
+    });
+    await failed.then(
+      () => expect.fail('the batch should fail'),
+      () => undefined,
+    );
+    expect(await store().calls.journalSeq()).to.equal(big);
+    await store().calls.setJournalSeq(before);
+  });
+
   it('is idempotent: the same snapshot twice gives the same rows', async () => {
     const snap = endedCall();
     await store().calls.upsertCall(snap, { at: T0 });
