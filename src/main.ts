@@ -143,10 +143,13 @@ export async function startEngine(
     synchronous: config.SQLITE_SYNCHRONOUS,
     ...(config.DATABASE_SCHEMA ? { schema: config.DATABASE_SCHEMA } : {}),
   });
-  // A start-up step that fails closes what is already open (store, ARI, own simulator) before
-  // the error reaches the caller.
+  // The journal log, once opened (below).
+  let journalLog: { log?: JournalLog; lastSeq?: number } = {};
+  // A start-up step that fails closes what is already open (store, journal log, ARI, own
+  // simulator) before the error reaches the caller.
   const startStep = <T>(step: Promise<T>): Promise<T> =>
     step.catch(async (err: unknown) => {
+      journalLog.log?.close();
       await gateway.stop().catch(() => undefined);
       await store.close().catch(() => undefined);
       await outbound.close().catch(() => undefined);
@@ -158,9 +161,7 @@ export async function startEngine(
   await startStep(store.migrate());
   // The journal log (src/store/journal-log.ts): what an earlier run logged and did not commit is
   // replayed before anything reads the store (webhook outbox, unfinished calls).
-  const journalLog = await startStep(
-    openJournalLog(config, store, logger.child({ component: 'store' })),
-  );
+  journalLog = await startStep(openJournalLog(config, store, logger.child({ component: 'store' })));
   let queue: EventQueue | undefined;
   if (config.CRM_WEBHOOK_URL) {
     queue = await startStep(

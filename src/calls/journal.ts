@@ -105,8 +105,8 @@ interface Pending {
   /** {@link CallJournal.whenWritten} callbacks: run once this write commits or is logged. */
   written?: Array<() => void>;
   /**
-   * These changes were in the journal log when their transaction failed: their retry is logged
-   * again (the log must not be emptied while they are not committed).
+   * These changes are in the journal log: until they commit (also through the retry of a failed
+   * transaction, which is not logged again) the log must not be emptied.
    */
   logged?: boolean;
 }
@@ -223,8 +223,9 @@ export class CallJournal {
     pending.call = call;
     if (event) pending.events.push(event);
     // The screen pop: the CRM shows the customer's card when `call.ringing` arrives, and it is
-    // sent once durable (logged or committed). Written at once rather than after the turn's other callbacks (with
-    // DEFAULT_WRITES_IN_FLIGHT writes in flight it waits its turn, batched with the rest).
+    // sent once durable (logged or committed). Written at once rather than after the turn's other
+    // callbacks (with DEFAULT_WRITES_IN_FLIGHT writes in flight it waits its turn, batched with
+    // the rest).
     if (event?.type === 'call.ringing') this.writeSoon();
     else this.schedule();
   }
@@ -449,12 +450,16 @@ export class CallJournal {
     }
   }
 
-  /** Empty the journal log when it is large and everything in it has committed. */
+  /**
+   * Empty the journal log when it is large and everything in it has committed: no logged change
+   * is in flight, failed or waiting for its retry.
+   */
   private truncateLog(): void {
     const log = this.log;
     if (!log || log.size < JOURNAL_LOG_TRUNCATE_BYTES) return;
+    if (holdsLogged(this.dirty.values())) return;
     for (const writes of [this.inFlight, this.failed])
-      for (const write of writes) if (write.durable && write.entry) return;
+      for (const write of writes) if (holdsLogged(write.pending.values())) return;
     try {
       log.truncate();
     } catch (err) {
@@ -698,13 +703,18 @@ export class CallJournal {
 }
 
 /**
- * Whether these changes go to the journal log: someone waits for them to be stored (a
- * {@link CallJournal.whenWritten} callback, a `202`; a `call.ringing`, the screen pop), or they
- * were logged before and their transaction failed.
+ * Whether someone waits for these changes to be stored: a {@link CallJournal.whenWritten}
+ * callback (a `202`) or a `call.ringing` (the screen pop).
  */
 function isAwaited(pending: Pending): boolean {
-  if (pending.written !== undefined || pending.logged === true) return true;
+  if (pending.written !== undefined) return true;
   for (const event of pending.events) if (event.type === 'call.ringing') return true;
+  return false;
+}
+
+/** Whether any of `pendings` is in the journal log. */
+function holdsLogged(pendings: Iterable<Pending>): boolean {
+  for (const pending of pendings) if (pending.logged === true) return true;
   return false;
 }
 
