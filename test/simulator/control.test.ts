@@ -164,7 +164,13 @@ describe('simulator control router', function () {
         { 'content-type': 'application/json', 'content-encoding': 'bogus' },
         behaviour,
       ),
-    ).to.have.property('status', 415);
+    ).to.deep.equal({
+      status: 415,
+      body: {
+        code: 'unsupported_content_encoding',
+        message: 'the request body must be sent as is or with Content-Encoding gzip, deflate or br',
+      },
+    });
     const huge = JSON.stringify({
       from: '79161234567',
       to: '74951234567',
