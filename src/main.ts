@@ -197,6 +197,8 @@ export async function startEngine(
     logger: logger.child({ component: 'store' }),
     registry,
     deliver: (event) => webhooks.enqueue(event),
+    // Without a URL events are for the pull feed only: a URL set later does not get old calls.
+    skipDelivery: !config.CRM_WEBHOOK_URL,
     ...journalLog,
   });
   const notifier = new CallNotifier(overrides.eventSinks ?? [], logger, Date.now, journal);

@@ -62,6 +62,11 @@ export interface CallJournalOptions {
   registry: Registry;
   /** Where committed events go, in commit order (the webhook dispatcher's `enqueue`). */
   deliver: (event: LifecycleEvent) => void;
+  /**
+   * No webhook URL is configured (CRM_WEBHOOK_URL unset): events are stored `skipped`, for the
+   * pull feed only, so a URL configured later does not receive them. Default false: `pending`.
+   */
+  skipDelivery?: boolean;
   /** Clock, epoch ms (tests). */
   now?: () => number;
   /** First retry delay after a failed write, ms. Default 100. */
@@ -599,6 +604,7 @@ export class CallJournal {
       recordings,
       events,
     };
+    if (this.options.skipDelivery && events.length > 0) entry.skipDelivery = true;
     // With a journal log every transaction commits its seq (what start-up must replay).
     const seq = !empty && this.options.log ? ++this.seq : undefined;
     if (seq !== undefined) {

@@ -8,7 +8,7 @@
  * {@link COMPAT_KEY_PARAMETER}. HTTP statuses: 200 for every answer the seed defines (including
  * `Answer: Error` when no operator sits at the client's address or no call is found); the
  * engine's own refusals keep their status (401/403 auth, 403 `ip_not_allowed` /
- * `destination_not_allowed`, 429 `rate_limited` with `Retry-After` / `too_many_calls`, 400 bad
+ * `destination_not_allowed` / `destination_type_not_allowed`, 429 `rate_limited` with `Retry-After` / `too_many_calls`, 400 bad
  * parameters, 501 `not_implemented` for autocall) with the body `Answer: Error`. The machine code
  * of every `Answer: Error` is in the `X-Error-Code` header; `makecall` gives the call id in
  * `X-Call-Id`.

@@ -6,6 +6,8 @@
 import { isIP } from 'node:net';
 import { isSupportedCountry, type CountryCode } from 'libphonenumber-js';
 import { z } from 'zod';
+import { NUMBER_TYPES, type PhoneNumberType } from '../numbers/phone.ts';
+import { DEFAULT_DENIED_NUMBER_TYPES } from '../security/destinations.ts';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -195,6 +197,26 @@ const destinationList = z.string().transform((s, ctx) => {
     }
   }
   return entries;
+});
+
+/**
+ * `DESTINATION_DENIED_TYPES`: number types (libphonenumber-js names, e.g. `PREMIUM_RATE`) the
+ * toll-fraud guard refuses even inside the allow-list, comma-separated; `none` denies none.
+ */
+const numberTypeList = z.string().transform((s, ctx) => {
+  const entries = splitList(s);
+  if (entries.length === 1 && entries[0]!.toLowerCase() === 'none') return [];
+  const known: readonly string[] = NUMBER_TYPES;
+  for (const entry of entries) {
+    if (!known.includes(entry)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `unknown number type "${entry}": expected none or some of ${NUMBER_TYPES.join(', ')}`,
+      });
+      return z.NEVER;
+    }
+  }
+  return entries as PhoneNumberType[];
 });
 
 /** Dialplan location `context,extension,priority`. */
@@ -504,6 +526,11 @@ export const configSchema = z.object({
     .optional()
     .describe(
       'Toll-fraud guard: numbers click-to-call may dial. Comma-separated: * (any), a country (RU), an E.164 prefix (+7495) or an Asterisk-style pattern over the E.164 digits (_79XXXXXXXXX). Unset: the numbers of DEFAULT_REGION only.',
+    ),
+  DESTINATION_DENIED_TYPES: numberTypeList
+    .default([...DEFAULT_DENIED_NUMBER_TYPES])
+    .describe(
+      "Toll-fraud guard: number types refused even inside DESTINATION_ALLOWLIST (403 destination_type_not_allowed), by the numbering plan of the number's country. Comma-separated, of FIXED_LINE, MOBILE, FIXED_LINE_OR_MOBILE, TOLL_FREE, PREMIUM_RATE, SHARED_COST, VOIP, PERSONAL_NUMBER, PAGER, UAN, VOICEMAIL; none: deny none. Default: the ranges where the caller pays above an ordinary call, partly to the number's holder (what toll fraud dials): premium-rate (e.g. +7 809, +44 9, +1 900), shared-cost, personal numbers (UK 070) and universal access numbers. Toll-free numbers cost the caller nothing and are allowed.",
     ),
   CALLS_RATE_LIMIT_PER_MIN: z.coerce
     .number()

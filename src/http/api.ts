@@ -32,6 +32,7 @@ export interface ApiDeps {
     | 'HTTP_ALLOWED_CIDRS'
     | 'DEFAULT_REGION'
     | 'DESTINATION_ALLOWLIST'
+    | 'DESTINATION_DENIED_TYPES'
     | 'CALLS_RATE_LIMIT_PER_MIN'
     | 'MAX_LIVE_ORIGINATED_CALLS'
     | 'CLICK_TO_CALL_TRIES'
@@ -96,7 +97,11 @@ export function createApi(deps: ApiDeps): ApiParts {
       'API_KEYS is not set: every API route answers 503 api_keys_not_configured (set API_KEYS=name:key)',
     );
   const guard = new CallGuard({
-    destinations: new DestinationPolicy(config.DESTINATION_ALLOWLIST, config.DEFAULT_REGION),
+    destinations: new DestinationPolicy(
+      config.DESTINATION_ALLOWLIST,
+      config.DEFAULT_REGION,
+      config.DESTINATION_DENIED_TYPES,
+    ),
     callsPerMinute: config.CALLS_RATE_LIMIT_PER_MIN,
     maxLiveCalls: config.MAX_LIVE_ORIGINATED_CALLS,
     liveCalls: () => control.liveOriginatedCalls(),

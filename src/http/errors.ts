@@ -37,6 +37,27 @@ export const notFoundHandler: RequestHandler = (req, _res, next) => {
   next(new HttpError(404, 'not_found', `no route for ${req.method} ${req.path}`));
 };
 
+/**
+ * Errors of the JSON body parser (body-parser's `type`, with its 4xx status) as `[code, message]`.
+ * Any other 4xx it raises is `bad_request`.
+ */
+const BODY_ERRORS: Record<string, [string, string]> = {
+  'entity.parse.failed': ['invalid_json', 'the request body is not valid JSON'],
+  'entity.too.large': ['payload_too_large', 'the request body is too large'],
+  'charset.unsupported': [
+    'unsupported_charset',
+    'the request body must be JSON in utf-8 (Content-Type: application/json; charset=utf-8)',
+  ],
+  'encoding.unsupported': [
+    'unsupported_content_encoding',
+    'the request body must be sent as is or with Content-Encoding gzip, deflate or br',
+  ],
+  'request.size.invalid': [
+    'bad_request',
+    'the request body is shorter or longer than its Content-Length',
+  ],
+};
+
 /** The final error handler: JSON body, no stack, server errors logged. */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
@@ -49,18 +70,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       typeof err === 'object' && err !== null && 'status' in err ? Number(err.status) : 500;
     const type = typeof err === 'object' && err !== null && 'type' in err ? String(err.type) : '';
     if (status >= 400 && status < 500) {
-      const code =
-        type === 'entity.parse.failed'
-          ? 'invalid_json'
-          : type === 'entity.too.large'
-            ? 'payload_too_large'
-            : 'bad_request';
-      const message =
-        code === 'invalid_json'
-          ? 'the request body is not valid JSON'
-          : code === 'payload_too_large'
-            ? 'the request body is too large'
-            : 'bad request';
+      const [code, message] = BODY_ERRORS[type] ?? ['bad_request', 'bad request'];
       res.status(status).json({ code, message });
       return;
     }

@@ -34,8 +34,11 @@ export type StoredCallView = Omit<CallRecord, 'recording'> & { recording?: Recor
 export interface FeedItemView {
   /** Resume after this event: `GET /v1/events?after=<cursor>`. */
   cursor: string;
-  /** Webhook delivery state of this event: `pending`, `delivered`, `rejected`, `dead`. */
-  webhookStatus: 'pending' | 'delivered' | 'rejected' | 'dead';
+  /**
+   * Webhook delivery state of this event: `pending`, `delivered`, `rejected`, `dead`, or
+   * `skipped` (recorded while no webhook URL was configured: never sent).
+   */
+  webhookStatus: 'pending' | 'delivered' | 'rejected' | 'dead' | 'skipped';
   /** The event exactly as the webhook carries it. */
   event: LifecycleEvent;
 }
@@ -78,8 +81,10 @@ export const callPageSchema = z.object({
 export const feedItemSchema = z.object({
   cursor: cursor.describe('Resume after this event: `after=<cursor>`.'),
   webhookStatus: z
-    .enum(['pending', 'delivered', 'rejected', 'dead'])
-    .describe('Webhook delivery state of this event.'),
+    .enum(['pending', 'delivered', 'rejected', 'dead', 'skipped'])
+    .describe(
+      'Webhook delivery state of this event; `skipped`: recorded while no webhook URL was configured, never sent.',
+    ),
   event: lifecycleEventSchema.describe('The event, exactly as the webhook carries it.'),
 });
 type _FeedItemMatches = Assert<Same<z.infer<typeof feedItemSchema>, FeedItemView>>;

@@ -228,7 +228,7 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
           ),
           ...authErrors,
           '403': errorResponse(
-            '`destination_not_allowed` (DESTINATION_ALLOWLIST), `forbidden`, `ip_not_allowed`.',
+            '`destination_not_allowed` (DESTINATION_ALLOWLIST), `destination_type_not_allowed` (a premium-rate or other denied number type, named in `numberType`; DESTINATION_DENIED_TYPES), `forbidden`, `ip_not_allowed`.',
           ),
           '409': errorResponse(
             '`idempotency_conflict`: the key was used for a different request; `idempotency_in_progress`.',
@@ -478,7 +478,7 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
           ),
           '401': textAnswer('`Answer: Error`, `X-Error-Code: unauthorized`.'),
           '403': textAnswer(
-            '`Answer: Error`, `X-Error-Code: forbidden|ip_not_allowed|destination_not_allowed`.',
+            '`Answer: Error`, `X-Error-Code: forbidden|ip_not_allowed|destination_not_allowed|destination_type_not_allowed`.',
           ),
           '429': textAnswer('`Answer: Error`, `X-Error-Code: rate_limited|too_many_calls`.'),
           '501': textAnswer('`Answer: Error`, `X-Error-Code: not_implemented` (autocall).'),

@@ -1,7 +1,9 @@
 /**
  * Structured JSON logging (winston). One JSON object per line on stdout:
  * `{"level":"info","message":"…","time":"…",…fields}`. Errors in any field are serialised with
- * `name`, `message`, `stack` (and `cause`). Fields whose name looks like a secret are redacted, so
+ * `name`, `message`, `stack` (and `cause`). Binary data (a Buffer, any typed array, an
+ * ArrayBuffer) anywhere in a field, errors included, is written as a short
+ * {@link BinaryPreview}, never byte by byte. Fields whose name looks like a secret are redacted, so
  * ARI and CRM credentials never reach the log.
  */
 import winston from 'winston';
@@ -23,8 +25,81 @@ export function serializeError(err: unknown, depth = 0): unknown {
   return out;
 }
 
-/** Replace secret-looking values and URL credentials; returns a redacted deep copy. */
+/** At most this many bytes of binary data are previewed in a log line. */
+export const BINARY_PREVIEW_BYTES = 64;
+
+/**
+ * How a log line shows binary data: its kind (`Buffer`, `Uint8Array`, `ArrayBuffer`, …), its
+ * length in bytes and its first {@link BINARY_PREVIEW_BYTES} bytes, as utf-8 text when they are
+ * printable text (URL credentials redacted as in any string), else as hex.
+ */
+export interface BinaryPreview {
+  type: string;
+  /** Length in bytes. */
+  length: number;
+  encoding: 'utf8' | 'hex';
+  preview: string;
+  /** True when only the first {@link BINARY_PREVIEW_BYTES} bytes are shown. */
+  truncated?: true;
+}
+
+const PRINTABLE = /^[^\p{Cc}\p{Cs}\uFFFD]*$/u;
+const CONTROL_ALLOWED = /[\t\n\r]/g;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The bytes of a Buffer, typed array, DataView or ArrayBuffer; undefined for anything else. */
+function bytesOf(value: object): Uint8Array | undefined {
+  if (value instanceof ArrayBuffer || value instanceof SharedArrayBuffer)
+    return new Uint8Array(value);
+  if (ArrayBuffer.isView(value))
+    return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  return undefined;
+}
+
+/** The first bytes as text, when they are valid utf-8 (a character cut at the end is dropped). */
+function printableText(bytes: Uint8Array): string | undefined {
+  for (let cut = 0; cut < 4 && cut < bytes.length; cut++) {
+    let text: string;
+    try {
+      text = utf8.decode(bytes.subarray(0, bytes.length - cut));
+    } catch {
+      continue;
+    }
+    return PRINTABLE.test(text.replace(CONTROL_ALLOWED, '')) ? text : undefined;
+  }
+  return bytes.length === 0 ? '' : undefined;
+}
+
+/**
+ * A short preview of binary data for a log line ({@link BinaryPreview}); undefined when `value`
+ * is not binary.
+ */
+export function binaryPreview(value: unknown): BinaryPreview | undefined {
+  if (!value || typeof value !== 'object') return undefined;
+  const bytes = bytesOf(value);
+  if (!bytes) return undefined;
+  const head = bytes.subarray(0, BINARY_PREVIEW_BYTES);
+  const text = printableText(head);
+  const out: BinaryPreview = {
+    type: Buffer.isBuffer(value) ? 'Buffer' : Object.prototype.toString.call(value).slice(8, -1),
+    length: bytes.byteLength,
+    encoding: text === undefined ? 'hex' : 'utf8',
+    preview:
+      text === undefined
+        ? Buffer.from(head.buffer, head.byteOffset, head.byteLength).toString('hex')
+        : text.replace(URL_CREDENTIALS, '$1$2:***@'),
+  };
+  if (bytes.byteLength > head.byteLength) out.truncated = true;
+  return out;
+}
+
+/**
+ * Replace secret-looking values and URL credentials, and binary data by its
+ * {@link binaryPreview}; returns a redacted deep copy.
+ */
 export function redact(value: unknown, depth = 0): unknown {
+  const binary = binaryPreview(value);
+  if (binary) return binary;
   if (depth > 6) return value;
   if (typeof value === 'string') return value.replace(URL_CREDENTIALS, '$1$2:***@');
   if (value instanceof Error) return redact(serializeError(value), depth + 1);

@@ -11,8 +11,32 @@ import {
   type CountryCode,
   type PhoneNumber,
 } from 'libphonenumber-js';
+// The "max" metadata: the only one that tells number types (premium-rate, toll-free, mobile…).
+// Parsing and validation keep the default ("min") metadata; only numberTypeOf uses this one.
+import { parsePhoneNumber as parseWithTypes, type NumberType } from 'libphonenumber-js/max';
 
 export type { CountryCode } from 'libphonenumber-js';
+
+/**
+ * Every number type libphonenumber-js tells (Google's libphonenumber metadata), e.g.
+ * `PREMIUM_RATE` for +7 809…, `TOLL_FREE` for +7 800…, `MOBILE` for +7 916….
+ */
+export const NUMBER_TYPES = [
+  'FIXED_LINE',
+  'MOBILE',
+  'FIXED_LINE_OR_MOBILE',
+  'TOLL_FREE',
+  'PREMIUM_RATE',
+  'SHARED_COST',
+  'VOIP',
+  'PERSONAL_NUMBER',
+  'PAGER',
+  'UAN',
+  'VOICEMAIL',
+] as const satisfies readonly NonNullable<NumberType>[];
+
+/** One of {@link NUMBER_TYPES}. */
+export type PhoneNumberType = (typeof NUMBER_TYPES)[number];
 
 /** Thrown when a text is not a valid phone number. `reason` is machine-readable. */
 export class InvalidNumberError extends Error {
@@ -112,6 +136,19 @@ export function parseCustomerNumber(input: string, region?: CountryCode): Number
 export function tryNumberForms(number: string, region?: CountryCode): NumberForms | undefined {
   try {
     return parseCustomerNumber(number, region);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The type of an E.164 number by its country's numbering plan (libphonenumber-js with its "max"
+ * metadata), e.g. `PREMIUM_RATE` for `+78091234567`; undefined when the plan does not say (the
+ * number matches none of its country's ranges) or it is not a number.
+ */
+export function numberTypeOf(e164: string): PhoneNumberType | undefined {
+  try {
+    return parseWithTypes(e164)?.getType();
   } catch {
     return undefined;
   }

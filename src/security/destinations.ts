@@ -1,8 +1,60 @@
 /**
  * The destination allow-list of the toll-fraud guard (BRIEF F13 "a destination allow-list … on
- * originate"; issue 3 "prefixes or patterns; default: the default region's numbers only").
+ * originate"; issue 3 "prefixes or patterns; default: the default region's numbers only"), and
+ * the number types it denies even inside the allow-list (premium-rate and other high-cost ranges,
+ * told by libphonenumber-js's numbering-plan metadata).
  */
-import type { CountryCode, NumberForms } from '../numbers/phone.ts';
+import {
+  numberTypeOf,
+  type CountryCode,
+  type NumberForms,
+  type PhoneNumberType,
+} from '../numbers/phone.ts';
+
+/**
+ * Number types denied by default (`DESTINATION_DENIED_TYPES` unset): the ranges where the caller
+ * pays more than an ordinary call, part of it to whoever holds the number, which is what toll
+ * fraud dials.
+ *
+ * - `PREMIUM_RATE`: paid-content lines (+7 809, +44 9, +1 900): the classic fraud target.
+ * - `SHARED_COST`: the caller pays part of the receiver's cost at an above-ordinary rate.
+ * - `PERSONAL_NUMBER`: follow-me numbers (UK 070) billed like premium-rate and abused as such.
+ * - `UAN`: universal access numbers of businesses, in many countries billed above national rates;
+ *   a customer is rarely reached on one.
+ *
+ * Allowed: `TOLL_FREE` (costs the caller nothing), `FIXED_LINE`, `MOBILE`, `FIXED_LINE_OR_MOBILE`,
+ * `VOIP` (ordinary rates, real people), `PAGER`, `VOICEMAIL`, and numbers whose type the plan does
+ * not say (the allow-list still applies).
+ */
+export const DEFAULT_DENIED_NUMBER_TYPES: readonly PhoneNumberType[] = [
+  'PREMIUM_RATE',
+  'SHARED_COST',
+  'PERSONAL_NUMBER',
+  'UAN',
+];
+
+/** How a type is named in refusals, e.g. `a premium-rate number`. */
+const TYPE_NAMES: Record<PhoneNumberType, string> = {
+  FIXED_LINE: 'a fixed-line number',
+  MOBILE: 'a mobile number',
+  FIXED_LINE_OR_MOBILE: 'a fixed-line or mobile number',
+  TOLL_FREE: 'a toll-free number',
+  PREMIUM_RATE: 'a premium-rate number',
+  SHARED_COST: 'a shared-cost number',
+  VOIP: 'a VoIP number',
+  PERSONAL_NUMBER: 'a personal number',
+  PAGER: 'a pager number',
+  UAN: 'a universal access number',
+  VOICEMAIL: 'a voicemail access number',
+};
+
+/** The number type a destination is denied for, as {@link DestinationPolicy.deniedType} tells. */
+export interface DeniedType {
+  /** e.g. `PREMIUM_RATE`. */
+  type: PhoneNumberType;
+  /** e.g. `a premium-rate number`. */
+  description: string;
+}
 
 type Rule =
   | { kind: 'any' }
@@ -42,19 +94,28 @@ export function compileDialPattern(pattern: string): RegExp {
   }
 }
 
-/** Which customer numbers click-to-call may dial. */
+/** Which customer numbers click-to-call (and every other engine originate) may dial. */
 export class DestinationPolicy {
   private readonly rules: Rule[];
   /** The entries as configured (or the default), for messages and docs. */
   readonly entries: readonly string[];
+  /** The number types refused even inside the allow-list. */
+  readonly deniedTypes: ReadonlySet<PhoneNumberType>;
 
   /**
    * @param entries `DESTINATION_ALLOWLIST` entries: `*`, a country (`RU`), an E.164 prefix
    *   (`+7495` / `7495`) or a pattern (`_79XXXXXXXXX`); undefined or empty: `[defaultRegion]`
    * @param defaultRegion DEFAULT_REGION
+   * @param deniedTypes `DESTINATION_DENIED_TYPES`: number types refused even inside the
+   *   allow-list; default {@link DEFAULT_DENIED_NUMBER_TYPES}
    * @throws SyntaxError for a malformed pattern
    */
-  constructor(entries: readonly string[] | undefined, defaultRegion: CountryCode) {
+  constructor(
+    entries: readonly string[] | undefined,
+    defaultRegion: CountryCode,
+    deniedTypes: readonly PhoneNumberType[] = DEFAULT_DENIED_NUMBER_TYPES,
+  ) {
+    this.deniedTypes = new Set(deniedTypes);
     this.entries = entries && entries.length > 0 ? [...entries] : [defaultRegion];
     this.rules = this.entries.map((entry): Rule => {
       if (entry === '*') return { kind: 'any' };
@@ -78,5 +139,16 @@ export class DestinationPolicy {
           return rule.regex.test(number.digits);
       }
     });
+  }
+
+  /**
+   * The denied type of a number inside the allow-list (its country's numbering plan says it is,
+   * e.g., premium-rate), or undefined when its type is not denied or not known.
+   */
+  deniedType(number: Pick<NumberForms, 'e164'>): DeniedType | undefined {
+    if (this.deniedTypes.size === 0) return undefined;
+    const type = numberTypeOf(number.e164);
+    if (type === undefined || !this.deniedTypes.has(type)) return undefined;
+    return { type, description: TYPE_NAMES[type] };
   }
 }

@@ -1,6 +1,6 @@
 /**
  * The toll-fraud guard on call creation (BRIEF F13; issue 3 "Toll-fraud guard"): a destination
- * allow-list, a per-API-key rate limit and a cap on engine-originated calls in progress. Every
+ * allow-list with denied number types (premium-rate…), a per-API-key rate limit and a cap on engine-originated calls in progress. Every
  * refusal is logged with the key's name and counted (`aricrm_call_guard_refusals_total{reason}`).
  */
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
@@ -48,10 +48,11 @@ export class CallGuard {
   }
 
   /**
-   * Admit one call creation, in this order: destination, rate limit (consumes one point of the
-   * key's minute), concurrent-call cap.
+   * Admit one call creation, in this order: destination allow-list, denied number types, rate
+   * limit (consumes one point of the key's minute), concurrent-call cap.
    *
-   * @throws HttpError 403 `destination_not_allowed`; 429 `rate_limited` with `Retry-After`
+   * @throws HttpError 403 `destination_not_allowed`; 403 `destination_type_not_allowed` with
+   *   `numberType` (e.g. `PREMIUM_RATE`, `DESTINATION_DENIED_TYPES`); 429 `rate_limited` with `Retry-After`
    *   (whole seconds until the key's window frees a point); 429 `too_many_calls`
    */
   async admit(request: GuardRequest): Promise<void> {
@@ -65,6 +66,19 @@ export class CallGuard {
           'destination_not_allowed',
           `calls to ${request.number.e164} are not allowed (destination allow-list)`,
           { field: 'to' },
+        ),
+      );
+    }
+    const denied = destinations.deniedType(request.number);
+    if (denied) {
+      throw this.refuse(
+        'destination_type_not_allowed',
+        request,
+        new HttpError(
+          403,
+          'destination_type_not_allowed',
+          `calls to ${request.number.e164} are not allowed: it is ${denied.description} (${denied.type}, denied by DESTINATION_DENIED_TYPES)`,
+          { field: 'to', numberType: denied.type },
         ),
       );
     }
@@ -106,6 +120,7 @@ export class CallGuard {
       keyName: request.keyName,
       operator: request.operator,
       to: request.number.e164,
+      numberType: error.details?.numberType,
       ip: request.ip,
     });
     return error;

@@ -10,7 +10,8 @@ export type AuthRefusal =
   'unauthorized' | 'forbidden' | 'ip_not_allowed' | 'api_keys_not_configured';
 
 /** Why the toll-fraud guard refused to create a call. */
-export type GuardRefusal = 'destination_not_allowed' | 'rate_limited' | 'too_many_calls';
+export type GuardRefusal =
+  'destination_not_allowed' | 'destination_type_not_allowed' | 'rate_limited' | 'too_many_calls';
 
 /** The counters. */
 export interface SecurityMetrics {

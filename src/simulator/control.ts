@@ -15,15 +15,20 @@
  *   refused (for `forMs` real milliseconds, or until `POST /ari/accept`); the PBX keeps running
  * - `POST /ari/accept` → 204: end the outage
  *
- * Errors are `{code, message}` with a 4xx status.
+ * Errors are the public API's `{code, message}` with a 4xx status (src/http/errors.ts): 400
+ * `invalid_request` naming the field, 400 `invalid_json`, 413 over 64 KB, 415 for a charset or
+ * `Content-Encoding` the parser does not take. Durations are whole ms, at most 24 h.
  */
-import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import express, { type Request, type Response, type Router } from 'express';
 import { z } from 'zod';
+import { errorHandler, HttpError } from '../http/errors.ts';
+import { validate } from '../http/validation.ts';
+import { createSilentLogger, type Logger } from '../logging/logger.ts';
 import { SimCallRejectedError } from './errors.ts';
-import { phoneBehaviourSchema } from './phones.ts';
+import { phoneBehaviourSchema, simDurationMsSchema } from './phones.ts';
 import type { PbxSimulator } from './types.ts';
 
-const ms = z.number().finite().nonnegative();
+const ms = simDurationMsSchema;
 const number = z
   .string()
   .trim()
@@ -54,70 +59,58 @@ const operatorCallSchema = z
   })
   .strict();
 
-function fail(res: Response, status: number, code: string, message: string): void {
-  res.status(status).json({ code, message });
+/** The simulator refused the call (no app WebSocket, …): 409 with its reason as the code. */
+function rejected(err: unknown): unknown {
+  return err instanceof SimCallRejectedError ? new HttpError(409, err.reason, err.message) : err;
 }
 
-function validation(res: Response, err: z.ZodError): void {
-  fail(
-    res,
-    400,
-    'invalid_request',
-    err.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '),
-  );
+function unknownExtension(extension: string): HttpError {
+  return new HttpError(404, 'unknown_extension', `extension ${extension} is not a simulated phone`);
 }
 
-/** Build the control router over a running simulator. */
-export function createControlRouter(sim: PbxSimulator): Router {
+/**
+ * Build the control router over a running simulator. Bodies are parsed and errors answered as the
+ * public API does (src/http/): JSON up to 64 KB, 400 `invalid_request` naming the field, 413, 415,
+ * `{code, message}`; `logger` gets the unexpected (500) errors.
+ */
+export function createControlRouter(sim: PbxSimulator, logger?: Logger): Router {
   const router = express.Router();
   router.use(express.json({ limit: '64kb' }));
 
   router.post('/calls', async (req: Request, res: Response) => {
-    const parsed = inboundCallSchema.safeParse(req.body ?? {});
-    if (!parsed.success) return validation(res, parsed.error);
+    const body = validate(inboundCallSchema, req.body ?? {}, 'body');
     try {
       const call: Parameters<PbxSimulator['injectInboundCall']>[0] = {
-        from: parsed.data.from,
-        to: parsed.data.to,
+        from: body.from,
+        to: body.to,
       };
-      if (parsed.data.callerName !== undefined) call.callerName = parsed.data.callerName;
-      if (parsed.data.app !== undefined) call.app = parsed.data.app;
-      if (parsed.data.hangupAfterMs !== undefined) call.hangupAfterMs = parsed.data.hangupAfterMs;
-      if (parsed.data.abandonAfterMs !== undefined)
-        call.abandonAfterMs = parsed.data.abandonAfterMs;
+      if (body.callerName !== undefined) call.callerName = body.callerName;
+      if (body.app !== undefined) call.app = body.app;
+      if (body.hangupAfterMs !== undefined) call.hangupAfterMs = body.hangupAfterMs;
+      if (body.abandonAfterMs !== undefined) call.abandonAfterMs = body.abandonAfterMs;
       const { channelId } = await sim.injectInboundCall(call);
       res.status(201).json({ channelId });
     } catch (err) {
-      if (err instanceof SimCallRejectedError) return fail(res, 409, err.reason, err.message);
-      throw err;
+      throw rejected(err);
     }
   });
 
   router.post('/operator-calls', async (req: Request, res: Response) => {
-    const parsed = operatorCallSchema.safeParse(req.body ?? {});
-    if (!parsed.success) return validation(res, parsed.error);
-    if (!sim.phones.list().some((p) => p.extension === parsed.data.extension)) {
-      return fail(
-        res,
-        404,
-        'unknown_extension',
-        `extension ${parsed.data.extension} is not a simulated phone`,
-      );
-    }
+    const body = validate(operatorCallSchema, req.body ?? {}, 'body');
+    if (!sim.phones.list().some((p) => p.extension === body.extension))
+      throw unknownExtension(body.extension);
     try {
       const call: Parameters<PbxSimulator['injectOperatorCall']>[0] = {
-        extension: parsed.data.extension,
-        to: parsed.data.to,
+        extension: body.extension,
+        to: body.to,
       };
-      if (parsed.data.app !== undefined) call.app = parsed.data.app;
-      if (parsed.data.hangupAfterMs !== undefined) call.hangupAfterMs = parsed.data.hangupAfterMs;
-      if (parsed.data.abandonAfterMs !== undefined)
-        call.abandonAfterMs = parsed.data.abandonAfterMs;
+      if (body.app !== undefined) call.app = body.app;
+      if (body.hangupAfterMs !== undefined) call.hangupAfterMs = body.hangupAfterMs;
+      if (body.abandonAfterMs !== undefined) call.abandonAfterMs = body.abandonAfterMs;
       const { channelId } = await sim.injectOperatorCall(call);
       res.status(201).json({ channelId });
     } catch (err) {
-      if (err instanceof SimCallRejectedError) return fail(res, 409, err.reason, err.message);
-      throw err;
+      throw rejected(err);
     }
   });
 
@@ -127,24 +120,22 @@ export function createControlRouter(sim: PbxSimulator): Router {
 
   router.put('/phones/:extension', (req: Request, res: Response) => {
     const extension = String(req.params.extension);
-    if (!sim.phones.list().some((p) => p.extension === extension)) {
-      return fail(res, 404, 'unknown_extension', `extension ${extension} is not a simulated phone`);
-    }
-    const parsed = phoneBehaviourSchema.safeParse(req.body);
-    if (!parsed.success) return validation(res, parsed.error);
-    sim.phones.set(extension, parsed.data);
+    if (!sim.phones.list().some((p) => p.extension === extension))
+      throw unknownExtension(extension);
+    sim.phones.set(extension, validate(phoneBehaviourSchema, req.body, 'body'));
     res.json({ extension, behaviour: sim.phones.get(extension) });
   });
 
   router.put('/customers/:number', (req: Request, res: Response) => {
     const customer = String(req.params.number);
     if (customer !== '*' && !number.safeParse(customer).success) {
-      return fail(res, 400, 'invalid_request', 'number: digits only, or * for the default');
+      throw new HttpError(400, 'invalid_request', 'number: digits only, or * for the default', {
+        field: 'number',
+      });
     }
-    const parsed = phoneBehaviourSchema.safeParse(req.body);
-    if (!parsed.success) return validation(res, parsed.error);
-    sim.customers.set(customer, parsed.data);
-    res.json({ number: customer, behaviour: parsed.data });
+    const behaviour = validate(phoneBehaviourSchema, req.body, 'body');
+    sim.customers.set(customer, behaviour);
+    res.json({ number: customer, behaviour });
   });
 
   router.get('/channels', (_req: Request, res: Response) => {
@@ -154,7 +145,7 @@ export function createControlRouter(sim: PbxSimulator): Router {
   router.post('/channels/:id/hangup', (req: Request, res: Response) => {
     const id = String(req.params.id);
     if (!sim.channels().some((c) => c.id === id))
-      return fail(res, 404, 'channel_not_found', `no channel ${id}`);
+      throw new HttpError(404, 'channel_not_found', `no channel ${id}`);
     sim.hangup(id);
     res.status(204).end();
   });
@@ -165,9 +156,7 @@ export function createControlRouter(sim: PbxSimulator): Router {
   });
 
   router.post('/ari/refuse', (req: Request, res: Response) => {
-    const parsed = refuseSchema.safeParse(req.body ?? {});
-    if (!parsed.success) return validation(res, parsed.error);
-    sim.refuseConnections(parsed.data.forMs);
+    sim.refuseConnections(validate(refuseSchema, req.body ?? {}, 'body').forMs);
     res.status(204).end();
   });
 
@@ -176,18 +165,7 @@ export function createControlRouter(sim: PbxSimulator): Router {
     res.status(204).end();
   });
 
-  router.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
-    if (res.headersSent) return next(err);
-    if (
-      err &&
-      typeof err === 'object' &&
-      'type' in err &&
-      (err as { type?: unknown }).type === 'entity.parse.failed'
-    ) {
-      return fail(res, 400, 'invalid_json', 'request body is not valid JSON');
-    }
-    fail(res, 500, 'internal_error', err instanceof Error ? err.message : 'internal error');
-  });
+  router.use(errorHandler(logger ?? createSilentLogger()));
 
   return router;
 }

@@ -217,7 +217,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
       return [...pbx.channels.values()].map(channelJson);
     },
     controlRouter(): Router {
-      router ??= createControlRouter(sim);
+      router ??= createControlRouter(sim, log);
       return router;
     },
     async close(): Promise<void> {

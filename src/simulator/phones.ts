@@ -9,7 +9,21 @@ import type { PhoneBehaviour } from './types.ts';
 /** Default behaviour of every phone: answer after 1000 simulated ms. */
 export const DEFAULT_BEHAVIOUR: PhoneBehaviour = { mode: 'answer', answerAfterMs: 1000 };
 
-const ms = z.number().finite().nonnegative();
+/** The longest simulated duration the control API accepts: 24 h, in ms. */
+export const MAX_SIM_DURATION_MS = 86_400_000;
+
+/**
+ * A simulated duration in whole milliseconds, 0 to {@link MAX_SIM_DURATION_MS}: every duration
+ * field of the control API. Unbounded, a huge value (`1e308`) would overflow Node's timer, which
+ * then fires after 1 ms.
+ */
+export const simDurationMsSchema = z
+  .number()
+  .min(0, 'must not be negative')
+  .max(MAX_SIM_DURATION_MS, `must be at most ${MAX_SIM_DURATION_MS} ms (24 h)`)
+  .int('must be whole milliseconds');
+
+const ms = simDurationMsSchema;
 
 /** zod schema of {@link PhoneBehaviour} (control API input). */
 export const phoneBehaviourSchema = z.discriminatedUnion('mode', [

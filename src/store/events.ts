@@ -4,7 +4,9 @@
  * them, their delivery state, the per-attempt delivery log, and the pull feed.
  *
  * Event states: `pending` (to deliver) → `delivered` (2xx) | `rejected` (permanent 4xx) |
- * `dead` (too old). Only pending events change. Times ISO 8601 UTC; durations milliseconds.
+ * `dead` (too old); `skipped` from the start for events recorded while no webhook URL was
+ * configured (never sent, also not when a URL is configured later; the pull feed has them).
+ * Only pending events change. Times ISO 8601 UTC; durations milliseconds.
  *
  * Ordering: the global `events.id` is assigned in commit order (SQLite has one writer; on
  * PostgreSQL {@link EventRepository.appendEvents} serialises inserts with a transaction-level
@@ -30,7 +32,16 @@ export const DEFAULT_CLAIM_LEASE_MS = 60_000;
 const OUTBOX_LOCK_KEY = 0x415249434d4556n;
 
 /** Delivery state of an outbox event. */
-export type OutboxStatus = 'pending' | 'delivered' | 'dead' | 'rejected';
+export type OutboxStatus = 'pending' | 'delivered' | 'dead' | 'rejected' | 'skipped';
+
+/** Options of {@link EventRepository.appendEvents}. */
+export interface AppendEventsOptions {
+  /**
+   * Store the events as `skipped` (settled at `now`), never to be sent: they were recorded while
+   * no webhook URL was configured. Default false: `pending`.
+   */
+  skipDelivery?: boolean;
+}
 
 /** One outbox row. Times ISO 8601 UTC. */
 export interface OutboxEvent {
@@ -116,12 +127,17 @@ export interface DeliveryPage {
 /** The outbox, the delivery log and the pull feed. */
 export interface EventRepository {
   /**
-   * Append events (in the order given, which must be each call's sequence order). Idempotent on
-   * the event id: an id already stored is skipped. Runs in the bound transaction, or its own.
+   * Append events (in the order given, which must be each call's sequence order), `pending`, or
+   * `skipped` with `options.skipDelivery`. Idempotent on the event id: an id already stored is
+   * skipped. Runs in the bound transaction, or its own.
    *
    * @throws StoreConflictError when a new event id reuses a stored (call id, sequence)
    */
-  appendEvents(events: readonly LifecycleEvent[], now?: TimeInput): Promise<void>;
+  appendEvents(
+    events: readonly LifecycleEvent[],
+    now?: TimeInput,
+    options?: AppendEventsOptions,
+  ): Promise<void>;
   /**
    * Claim up to `limit` due events: pending, `next_attempt_at <= now`, and the lowest pending
    * sequence of their call (so a call's events never overtake each other). Claimed events are
@@ -214,6 +230,29 @@ const insertEvent = compiledStatement(
     db
       .insertInto('events')
       .values({ ...row, status: 'pending', attempts: 0 })
+      .onConflict((oc) => oc.column('event_id').doNothing()),
+);
+
+/** Insert an event not to be sent (no webhook URL configured), settled when stored. */
+const insertSkippedEvent = compiledStatement(
+  'events.insert-skipped',
+  (
+    db,
+    row: Pick<
+      EventsTable,
+      | 'event_id'
+      | 'call_id'
+      | 'type'
+      | 'sequence'
+      | 'occurred_at'
+      | 'payload'
+      | 'next_attempt_at'
+      | 'created_at'
+    > & { settled_at: string },
+  ) =>
+    db
+      .insertInto('events')
+      .values({ ...row, status: 'skipped', attempts: 0 })
       .onConflict((oc) => oc.column('event_id').doNothing()),
 );
 
@@ -338,9 +377,10 @@ export function createEventRepository(
   }
 
   return {
-    async appendEvents(events, now) {
+    async appendEvents(events, now, options) {
       if (events.length === 0) return;
       const createdAt = toIsoTime(now ?? Date.now());
+      const skip = options?.skipDelivery === true;
       try {
         await inTransaction(async (trx) => {
           if (dialect === 'postgres') {
@@ -349,7 +389,7 @@ export function createEventRepository(
             );
           }
           for (const event of events) {
-            await insertEvent.run(trx, {
+            const row = {
               event_id: event.id,
               call_id: event.callId,
               type: event.type,
@@ -358,7 +398,9 @@ export function createEventRepository(
               payload: JSON.stringify(event),
               next_attempt_at: createdAt,
               created_at: createdAt,
-            });
+            };
+            if (skip) await insertSkippedEvent.run(trx, { ...row, settled_at: createdAt });
+            else await insertEvent.run(trx, row);
           }
         });
       } catch (err) {

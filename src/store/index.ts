@@ -39,6 +39,7 @@ export {
   type FeedItem,
   type FeedPage,
   type OutboxEvent,
+  type AppendEventsOptions,
   type OutboxStatus,
 } from './events.ts';
 export {

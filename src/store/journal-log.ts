@@ -50,6 +50,11 @@ export interface JournalLogEntry {
   recordings: Array<[string, RecordingFields]>;
   /** Lifecycle events to insert into the outbox (`EventRepository.appendEvents`). */
   events: LifecycleEvent[];
+  /**
+   * The events are not to be sent (no webhook URL was configured when they were recorded): they
+   * are stored `skipped`, also when replayed by a start that has a URL. Absent: `pending`.
+   */
+  skipDelivery?: true;
 }
 
 /** Size past which the log is emptied once everything in it is committed, bytes. */
@@ -283,5 +288,10 @@ export async function writeJournalEntry(
   for (const { snapshot, legs } of entry.calls)
     await repos.calls.upsertCall(snapshot, { legs, at: entry.at });
   for (const [callId, fields] of entry.recordings) await repos.calls.setRecording(callId, fields);
-  if (entry.events.length > 0) await repos.events.appendEvents(entry.events, entry.at);
+  if (entry.events.length > 0)
+    await repos.events.appendEvents(
+      entry.events,
+      entry.at,
+      entry.skipDelivery ? { skipDelivery: true } : undefined,
+    );
 }

@@ -398,6 +398,44 @@ describe('API /v1 (e2e)', function () {
     expect(none.body).to.include({ code: 'no_active_call' });
   });
 
+  it('toll fraud: a premium-rate Russian number (+7 809) gets 403 destination_type_not_allowed and is never dialled; toll-free +7 800 and a mobile are called', async () => {
+    bed = await startTestBed();
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
+    bed.sim.phones.set('102', { mode: 'answer', answerAfterMs: 200 });
+    bed.sim.customers.set('*', { mode: 'answer', answerAfterMs: 200, hangupAfterMs: 200 });
+    const premium = await post(bed, '/v1/calls', { operator: '101', to: '+7 809 505-12-34' });
+    expect(premium.status).to.equal(403);
+    expect(premium.body).to.deep.equal({
+      code: 'destination_type_not_allowed',
+      message:
+        'calls to +78095051234 are not allowed: it is a premium-rate number (PREMIUM_RATE, denied by DESTINATION_DENIED_TYPES)',
+      field: 'to',
+      numberType: 'PREMIUM_RATE',
+    });
+    const tollFree = await post(bed, '/v1/calls', { operator: '101', to: '8 800 555-35-35' });
+    const mobile = await post(bed, '/v1/calls', { operator: '102', to: '+7 916 123-45-67' });
+    expect([tollFree.status, mobile.status]).to.deep.equal([202, 202]);
+    for (const id of [tollFree.body.id, mobile.body.id])
+      expect(await waitForCall(bed, id, (c) => c.state === 'ended')).to.include({
+        disposition: 'answered',
+      });
+    const dialled = bed.sim.requests
+      .filter((r) => r.path === '/channels/create')
+      .map((r) => String(r.query.endpoint));
+    expect(dialled.some((endpoint) => endpoint.includes('78095051234'))).to.equal(false);
+    expect(dialled.filter((endpoint) => /78005553535|79161234567/.test(endpoint))).to.have.length(
+      2,
+    );
+    expect(
+      await bed.engine.registry.getSingleMetricAsString('aricrm_call_guard_refusals_total'),
+    ).to.include('reason="destination_type_not_allowed"} 1');
+    expect(
+      bed.logs.some(
+        (l) => l.reason === 'destination_type_not_allowed' && l.numberType === 'PREMIUM_RATE',
+      ),
+    ).to.equal(true);
+  });
+
   it('security: auth failures, destination refused, rate limit with Retry-After, call cap', async () => {
     bed = await startTestBed({ CALLS_RATE_LIMIT_PER_MIN: '2', MAX_LIVE_ORIGINATED_CALLS: '1' });
     bed.sim.phones.set('101', { mode: 'ring' });

@@ -72,12 +72,17 @@ describe('compat path /asterisk.fcgi (fake call control)', () => {
     expect(app.control.started).to.have.length(0);
   });
 
-  it('makecall: the guard applies (destination, rate limit with Retry-After)', async () => {
+  it('makecall: the guard applies (destination, premium-rate numbers, rate limit with Retry-After)', async () => {
     app = await startApiApp({ ...MAPPED, CALLS_RATE_LIMIT_PER_MIN: '1' });
     const foreign = await apiRequest(app.url, '/asterisk.fcgi?makecall=%2B442079460958');
     expect(foreign.status).to.equal(403);
     expect(foreign.text).to.equal('Answer: Error\n');
     expect(foreign.headers.get('x-error-code')).to.equal('destination_not_allowed');
+    const premium = await apiRequest(app.url, '/asterisk.fcgi?makecall=88095051234');
+    expect(premium.status).to.equal(403);
+    expect(premium.text).to.equal('Answer: Error\n');
+    expect(premium.headers.get('x-error-code')).to.equal('destination_type_not_allowed');
+    expect(app.control.started).to.have.length(0);
     progress(app, 'call-1', 10, { state: 'bridged' });
     expect((await apiRequest(app.url, '/asterisk.fcgi?makecall=74957654321')).text).to.equal(
       'Answer: OK\n',

@@ -217,6 +217,48 @@ describe('durable store and event outbox (e2e)', function () {
     expect(feed.items.every((i) => i.status === 'delivered')).to.equal(true);
   });
 
+  it('a webhook URL configured later gets only the calls after it: events recorded without a URL stay in the pull feed, never sent', async () => {
+    bed = await startTestBed({ CRM_WEBHOOK_URL: undefined });
+    answeringPhones(bed);
+    const ended = callsEnded(bed.engine, 1);
+    await bed.sim.injectInboundCall({ from: '79165550003', to: '74951234567' });
+    const [oldCall] = await ended;
+    await bed.engine.stop();
+
+    // The same store and Asterisk, now with the CRM's webhook URL.
+    const logs = new PassThrough();
+    logs.resume();
+    second = await startEngine(
+      { ...bed.engine.config, CRM_WEBHOOK_URL: bed.crm.webhookUrl },
+      { logger: createLogger({ level: 'error', stream: logs }), simulator: bed.sim },
+    );
+    const newEnded = callsEnded(second, 1);
+    await bed.sim.injectInboundCall({ from: '79165550004', to: '74951234567' });
+    const [newCall] = await newEnded;
+    const [newEnd] = await endedWebhooks(bed.crm, [newCall!]);
+    expect(bed.crm.eventsOf(newCall!).map((w) => w.body.type)).to.deep.equal(LIFECYCLE);
+    expect(await second.webhooks.drain(5000)).to.equal(true);
+    // Everything the receiver got is about the new call: nothing of the old one, ever.
+    expect(bed.crm.webhooks.map((w) => w.body.callId)).to.deep.equal(LIFECYCLE.map(() => newCall));
+    expect(newEnd!.body.callId).to.equal(newCall);
+
+    await second.webhooks.flush();
+    const feed = await apiRequest<{
+      items: Array<{ webhookStatus: string; event: { callId: string; type: string } }>;
+    }>(second.httpUrl, '/v1/events?limit=100');
+    expect(feed.status).to.equal(200);
+    expect(
+      feed.body.items.map((i) => [
+        i.event.callId === oldCall ? 'old' : 'new',
+        i.event.type,
+        i.webhookStatus,
+      ]),
+    ).to.deep.equal([
+      ...LIFECYCLE.map((type) => ['old', type, 'skipped']),
+      ...LIFECYCLE.map((type) => ['new', type, 'delivered']),
+    ]);
+  });
+
   it('answers a repeated Idempotency-Key after a restart with the same call, dialling once', async () => {
     bed = await startTestBed();
     bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });

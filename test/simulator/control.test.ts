@@ -136,4 +136,108 @@ describe('simulator control router', function () {
       await socket.close();
     }
   });
+
+  it("answers bad bodies and out-of-range durations with the API's 4xx {code, message}, never 500", async () => {
+    async function raw(
+      path: string,
+      headers: Record<string, string>,
+      body: string | Uint8Array,
+      method = 'PUT',
+    ): Promise<{ status: number; body: unknown }> {
+      const res = await fetch(`${base}${path}`, { method, headers, body });
+      return { status: res.status, body: (await res.json()) as unknown };
+    }
+    const behaviour = JSON.stringify({ mode: 'busy' });
+    expect(
+      await raw('/phones/201', { 'content-type': 'application/json; charset=koi8-r' }, behaviour),
+    ).to.deep.include({
+      status: 415,
+      body: {
+        code: 'unsupported_charset',
+        message:
+          'the request body must be JSON in utf-8 (Content-Type: application/json; charset=utf-8)',
+      },
+    });
+    expect(
+      await raw(
+        '/phones/201',
+        { 'content-type': 'application/json', 'content-encoding': 'bogus' },
+        behaviour,
+      ),
+    ).to.deep.equal({
+      status: 415,
+      body: {
+        code: 'unsupported_content_encoding',
+        message: 'the request body must be sent as is or with Content-Encoding gzip, deflate or br',
+      },
+    });
+    const huge = JSON.stringify({
+      from: '79161234567',
+      to: '74951234567',
+      callerName: 'x'.repeat(70_000),
+    });
+    const tooLarge = await raw('/calls', { 'content-type': 'application/json' }, huge, 'POST');
+    expect(tooLarge).to.deep.equal({
+      status: 413,
+      body: { code: 'payload_too_large', message: 'the request body is too large' },
+    });
+    expect(
+      await raw('/phones/201', { 'content-type': 'application/json' }, '{"mode":'),
+    ).to.deep.equal({
+      status: 400,
+      body: { code: 'invalid_json', message: 'the request body is not valid JSON' },
+    });
+    expect(sim.phones.get('201')).to.deep.equal({ mode: 'answer', answerAfterMs: 1000 });
+
+    // Node fires a timer of 1e308 ms after 1 ms: durations are whole ms, at most 24 h.
+    const endless = await call('PUT', '/phones/201', { mode: 'answer', answerAfterMs: 1e308 });
+    expect(endless).to.deep.equal({
+      status: 400,
+      body: {
+        code: 'invalid_request',
+        message: 'answerAfterMs: must be at most 86400000 ms (24 h)',
+        field: 'answerAfterMs',
+      },
+    });
+    expect(sim.phones.get('201')).to.deep.equal({ mode: 'answer', answerAfterMs: 1000 });
+    expect(
+      (await call('PUT', '/phones/201', { mode: 'answer', answerAfterMs: 1.5 })).body,
+    ).to.deep.include({ code: 'invalid_request', field: 'answerAfterMs' });
+    expect(
+      (await call('PUT', '/phones/201', { mode: 'busy', afterMs: 86_400_001 })).body,
+    ).to.deep.include({
+      code: 'invalid_request',
+      field: 'afterMs',
+    });
+    for (const field of ['hangupAfterMs', 'abandonAfterMs']) {
+      const inbound = await call('POST', '/calls', {
+        from: '79161234567',
+        to: '74951234567',
+        [field]: 1e308,
+      });
+      expect(inbound).to.deep.include({ status: 400 });
+      expect(inbound.body).to.deep.include({ code: 'invalid_request', field });
+      const outbound = await call('POST', '/operator-calls', {
+        extension: '201',
+        to: '79161234567',
+        [field]: 1e308,
+      });
+      expect(outbound.body).to.deep.include({ code: 'invalid_request', field });
+    }
+    expect(
+      (await call('POST', '/calls', { from: '79161234567', to: '1', extra: 1 })).body,
+    ).to.deep.equal({
+      code: 'invalid_request',
+      message: 'extra: is not a known field',
+      field: 'extra',
+    });
+    // 24 h is still a duration the simulator takes.
+    expect(
+      await call('PUT', '/phones/201', {
+        mode: 'answer',
+        answerAfterMs: 0,
+        hangupAfterMs: 86_400_000,
+      }),
+    ).to.deep.include({ status: 200 });
+  });
 });

@@ -26,6 +26,34 @@ forEachDialect('store: event outbox', ({ store }) => {
     expect(await events().getEvent('missing')).to.equal(undefined);
   });
 
+  it('stores events recorded without a webhook URL as skipped: never due, never pending, in the feed', async () => {
+    const quiet = callId();
+    const loud = callId();
+    const [q1, q2] = callEvents(quiet, 2);
+    await events().appendEvents([q1!, q2!], NOW, { skipDelivery: true });
+    await events().appendEvents(callEvents(loud, 1), NOW + 10);
+    expect(await events().getEvent(q1!.id)).to.deep.include({
+      status: 'skipped',
+      attempts: 0,
+      createdAt: at(0),
+      settledAt: at(0),
+      body: JSON.stringify(q1),
+    });
+    expect(await events().pending()).to.equal(1);
+    expect((await events().loadPending()).map((e) => e.event.callId)).to.deep.equal([loud]);
+    expect((await events().claimDue(NOW + 60_000, 10)).map((e) => e.event.callId)).to.deep.equal([
+      loud,
+    ]);
+    // A skipped event is settled: nothing settles it again.
+    expect(await events().markDelivered(q1!.id, 200, NOW + 20)).to.equal(false);
+    const feed = await events().feed({ limit: 10 });
+    expect(feed.items.map((i) => [i.event.id, i.status])).to.deep.equal([
+      [q1!.id, 'skipped'],
+      [q2!.id, 'skipped'],
+      [feed.items[2]!.event.id, 'pending'],
+    ]);
+  });
+
   it('refuses a different event with a stored (call, sequence)', async () => {
     const id = callId();
     await events().appendEvents(callEvents(id, 1), NOW);

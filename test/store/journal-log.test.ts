@@ -222,6 +222,34 @@ describe('journal log recovery and the journal [sqlite]', () => {
     log.close();
   });
 
+  it('without a webhook URL, logged events are replayed as skipped: a start with a URL does not send them', async () => {
+    const held = heldStore(store);
+    const log = JournalLog.open(path);
+    const { journal, notifier } = loggedJournal(held, log, [], { skipDelivery: true });
+    const call = modelInboundCall('call-s', { startedAt: T0, phase: 'dialing' });
+    notifier.started(call);
+    let written = false;
+    journal.whenWritten(call.id, () => (written = true));
+    await nextTurn();
+    expect(written).to.equal(true);
+    const logged = readJournalLog(path).entries;
+    expect(logged.map((e) => [e.events.length, e.skipDelivery])).to.deep.equal([[1, true]]);
+    log.close();
+
+    // The engine died before the commit; the next start (with a URL) replays the log.
+    expect(await recoverJournalLog(store, path, logger)).to.deep.include({ replayed: 1 });
+    const feed = await store.events.feed({ limit: 10 });
+    expect(feed.items.map((i) => [i.event.type, i.status])).to.deep.equal([
+      ['call.started', 'skipped'],
+    ]);
+    expect(await store.events.loadPending()).to.deep.equal([]);
+    held.release();
+    expect(await journal.flush(5000)).to.equal(true);
+    expect((await store.events.feed({ limit: 10 })).items.map((i) => i.status)).to.deep.equal([
+      'skipped',
+    ]);
+  });
+
   it('logs the transactions in flight before an awaited one with it, and hands their events on first', async () => {
     const held = heldStore(store);
     const log = JournalLog.open(path);

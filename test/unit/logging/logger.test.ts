@@ -77,4 +77,71 @@ describe('JSON logger', () => {
     });
     expect(lines[0]!.url).to.equal('http://asterisk:***@pbx.local:8088/ari');
   });
+
+  it('writes binary data as a short preview with its length, in fields and nested in errors, secrets still redacted', () => {
+    const { lines, logger } = capture();
+    const err = Object.assign(new Error('ARI answered garbage'), {
+      data: Buffer.from('{"error":"Allocation failed"}'),
+      cause: Object.assign(new Error('socket'), { frame: Buffer.from([0x81, 0x00, 0xff, 0x10]) }),
+    });
+    logger.error('originate failed', {
+      err,
+      body: new Uint8Array(1000).fill(0xab),
+      chunk: new TextEncoder().encode('GET http://asterisk:s3cret@pbx.local:8088/ari').buffer,
+      nested: { packets: [Buffer.from('hi\r\n')] },
+      token: Buffer.from('tok-987654'),
+    });
+    const line = lines[0]!;
+    const logged = line.err as Record<string, unknown>;
+    expect(logged.data).to.deep.equal({
+      type: 'Buffer',
+      length: 29,
+      encoding: 'utf8',
+      preview: '{"error":"Allocation failed"}',
+    });
+    expect((logged.cause as Record<string, unknown>).frame).to.deep.equal({
+      type: 'Buffer',
+      length: 4,
+      encoding: 'hex',
+      preview: '8100ff10',
+    });
+    expect(line.body).to.deep.equal({
+      type: 'Uint8Array',
+      length: 1000,
+      encoding: 'hex',
+      preview: 'ab'.repeat(64),
+      truncated: true,
+    });
+    expect(line.chunk).to.deep.equal({
+      type: 'ArrayBuffer',
+      length: 45,
+      encoding: 'utf8',
+      preview: 'GET http://asterisk:***@pbx.local:8088/ari',
+    });
+    expect(line.nested).to.deep.equal({
+      packets: [{ type: 'Buffer', length: 4, encoding: 'utf8', preview: 'hi\r\n' }],
+    });
+    expect(line.token).to.equal('***');
+    const text = JSON.stringify(line);
+    for (const leak of ['s3cret', 'tok-987654', '"0":', '"data":['])
+      expect(text).to.not.include(leak);
+  });
+
+  it('previews only whole utf-8 characters of a long text and hex for text with control bytes', () => {
+    const { lines, logger } = capture();
+    logger.warn('payloads', {
+      cyrillic: Buffer.from('Звонок '.repeat(20)),
+      control: Buffer.from('ok\u0000\u0007'),
+    });
+    const cyrillic = lines[0]!.cyrillic as Record<string, unknown>;
+    expect(cyrillic).to.include({ type: 'Buffer', length: 260, encoding: 'utf8', truncated: true });
+    expect('Звонок '.repeat(20).startsWith(String(cyrillic.preview))).to.equal(true);
+    expect(Buffer.byteLength(String(cyrillic.preview))).to.be.within(61, 64);
+    expect(lines[0]!.control).to.deep.equal({
+      type: 'Buffer',
+      length: 4,
+      encoding: 'hex',
+      preview: '6f6b0007',
+    });
+  });
 });

@@ -41,6 +41,46 @@ describe('toll-fraud guard', () => {
       expect(() => compileDialPattern('_7[12')).to.throw(SyntaxError);
     });
 
+    it('denies premium-rate and other high-cost number types inside the allow-list by default; toll-free, mobile and fixed lines pass', () => {
+      const policy = new DestinationPolicy(undefined, 'RU');
+      const premium = n('+7 809 123-45-67');
+      expect(policy.allows(premium)).to.equal(true); // a Russian number: the allow-list admits it
+      expect(policy.deniedType(premium)).to.deep.equal({
+        type: 'PREMIUM_RATE',
+        description: 'a premium-rate number',
+      });
+      expect(policy.deniedType(n('+7 800 123-45-67'))).to.equal(undefined); // toll-free
+      expect(policy.deniedType(n('+7 916 123-45-67'))).to.equal(undefined); // mobile
+      expect(policy.deniedType(n('+7 495 765-43-21'))).to.equal(undefined); // fixed line
+      const world = new DestinationPolicy(['*'], 'RU');
+      expect(world.deniedType(n('+44 909 879 0000'))?.type).to.equal('PREMIUM_RATE');
+      expect(world.deniedType(n('+44 7031 234567'))?.type).to.equal('PERSONAL_NUMBER');
+      expect(world.deniedType(n('+1 900 555 1234'))?.type).to.equal('PREMIUM_RATE');
+      expect(world.deniedType(n('+44 800 123 4567'))).to.equal(undefined);
+      expect(new DestinationPolicy(undefined, 'RU', []).deniedType(premium)).to.equal(undefined);
+      expect(
+        new DestinationPolicy(undefined, 'RU', ['MOBILE']).deniedType(n('+79161234567'))?.type,
+      ).to.equal('MOBILE');
+    });
+
+    it('reads DESTINATION_DENIED_TYPES: default premium-rate, shared-cost, personal and UAN; none; unknown types refused', () => {
+      expect(loadConfig({}).DESTINATION_DENIED_TYPES).to.deep.equal([
+        'PREMIUM_RATE',
+        'SHARED_COST',
+        'PERSONAL_NUMBER',
+        'UAN',
+      ]);
+      expect(
+        loadConfig({ DESTINATION_DENIED_TYPES: 'none' }).DESTINATION_DENIED_TYPES,
+      ).to.deep.equal([]);
+      expect(
+        loadConfig({ DESTINATION_DENIED_TYPES: 'PREMIUM_RATE, VOIP' }).DESTINATION_DENIED_TYPES,
+      ).to.deep.equal(['PREMIUM_RATE', 'VOIP']);
+      expect(() => loadConfig({ DESTINATION_DENIED_TYPES: 'premium' })).to.throw(
+        /DESTINATION_DENIED_TYPES: unknown number type "premium"/,
+      );
+    });
+
     it('refuses malformed entries in the configuration', () => {
       expect(() => loadConfig({ DESTINATION_ALLOWLIST: 'Russia' })).to.throw(
         /DESTINATION_ALLOWLIST: bad entry "Russia"/,
@@ -96,6 +136,21 @@ describe('toll-fraud guard', () => {
       expect(text).to.include('aricrm_call_guard_refusals_total{reason="rate_limited"} 1');
       expect(text).to.include(
         'aricrm_call_guard_refusals_total{reason="destination_not_allowed"} 1',
+      );
+    });
+
+    it('refuses a premium-rate number with 403 destination_type_not_allowed, counted by reason, before the rate limit', async () => {
+      const { guard: g, registry } = guard();
+      const premium = await refusal(g.admit(request('crm', '+78091234567')));
+      expect(premium).to.include({ status: 403, code: 'destination_type_not_allowed' });
+      expect(premium.message).to.equal(
+        'calls to +78091234567 are not allowed: it is a premium-rate number (PREMIUM_RATE, denied by DESTINATION_DENIED_TYPES)',
+      );
+      expect(premium.details).to.deep.equal({ field: 'to', numberType: 'PREMIUM_RATE' });
+      await g.admit(request('crm', '+78001234567')); // toll-free
+      await g.admit(request('crm', '+79161234567')); // mobile
+      expect(await registry.getSingleMetricAsString('aricrm_call_guard_refusals_total')).to.include(
+        'aricrm_call_guard_refusals_total{reason="destination_type_not_allowed"} 1',
       );
     });
 
