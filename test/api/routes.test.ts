@@ -242,6 +242,7 @@ describe('API /v1 routes (fake call control)', () => {
       });
       expect(res.status).to.equal(429);
       expect(res.body).to.include({ code: 'too_many_calls' });
+      expect(res.headers.get('retry-after')).to.equal('10');
       app.control.live = 1;
       const ok = await apiRequest(app.url, '/v1/calls', {
         body: { operator: '101', to: '+74957654321' },
