@@ -61,6 +61,8 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
           : code === 'payload_too_large'
             ? 'the request body is too large'
             : 'bad request';
+      // The rest of an oversized body is not worth reading on this connection.
+      if (code === 'payload_too_large') res.set('Connection', 'close');
       res.status(status).json({ code, message });
       return;
     }
