@@ -297,12 +297,16 @@ export async function startEngine(
     }),
   });
 
-  const server: Server = createHttpServer(app, {
-    headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS,
-    requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
-    keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
-    maxConnections: config.HTTP_MAX_CONNECTIONS,
-  }).listen(config.HTTP_PORT, config.HTTP_HOST);
+  const server: Server = createHttpServer(
+    app,
+    {
+      headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+      maxConnections: config.HTTP_MAX_CONNECTIONS,
+    },
+    registry,
+  ).listen(config.HTTP_PORT, config.HTTP_HOST);
   await startStep(once(server, 'listening'));
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;

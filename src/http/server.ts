@@ -24,6 +24,8 @@ import {
 } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Express } from 'express';
+import type { Registry } from 'prom-client';
+import { httpClientErrors, type HttpClientErrorCode } from '../metrics/http.ts';
 
 /**
  * Give `app` request and response classes: `app.request` and `app.response` become the
@@ -89,6 +91,7 @@ export const DEFAULT_HTTP_SERVER_LIMITS: HttpServerLimits = {
 export function createHttpServer(
   app: Express,
   limits: HttpServerLimits = DEFAULT_HTTP_SERVER_LIMITS,
+  registry?: Registry,
 ): Server {
   const requestTimeout = limits.requestTimeoutMs;
   // Node refuses a headers timeout longer than the request timeout.
@@ -107,15 +110,25 @@ export function createHttpServer(
     app,
   );
   server.maxConnections = limits.maxConnections;
-  server.on('clientError', answerClientError);
-  server.on('checkExpectation', answerExpectationFailed);
+  const refused = registry ? httpClientErrors(registry) : undefined;
+  const count = (code: HttpClientErrorCode | undefined): void => {
+    if (code) refused?.inc({ code });
+  };
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) =>
+    count(answerClientError(err, socket)),
+  );
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    answerExpectationFailed(req, res);
+    count('expectation_failed');
+  });
+  server.on('drop', () => count('connection_limit'));
   return server;
 }
 
 /** `{code, message}` and status of an error of Node's HTTP parser or of a timeout. */
 function clientErrorAnswer(err: NodeJS.ErrnoException): {
   status: number;
-  code: string;
+  code: Exclude<HttpClientErrorCode, 'expectation_failed' | 'connection_limit'>;
   message: string;
 } {
   switch (err.code) {
@@ -157,12 +170,17 @@ function clientErrorAnswer(err: NodeJS.ErrnoException): {
  * `headersTimeout`/`requestTimeout`). Answers the error model's JSON `{code, message}` with the
  * status Node would use and `Connection: close`, then closes the connection; a connection reset
  * by the client, or whose answer has started, is just closed (Node's own rules).
+ *
+ * @returns the code answered, undefined when the connection was just closed
  */
-export function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+export function answerClientError(
+  err: NodeJS.ErrnoException,
+  socket: Socket,
+): HttpClientErrorCode | undefined {
   const inProgress = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
   if (err.code === 'ECONNRESET' || !socket.writable || inProgress?.headersSent) {
     socket.destroy();
-    return;
+    return undefined;
   }
   const { status, code, message } = clientErrorAnswer(err);
   const body = JSON.stringify({ code, message });
@@ -175,6 +193,7 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Socket): v
   );
   // A client that does not read its answer must not hold the socket.
   setTimeout(() => socket.destroy(), 1000).unref();
+  return code;
 }
 
 /**

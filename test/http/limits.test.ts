@@ -7,10 +7,17 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
+import { Registry } from 'prom-client';
 import { createHttpServer, type HttpServerLimits } from '../../src/http/server.ts';
 import { startApp, type TestApp } from '../ops/support/app.ts';
 import { startTestBed, type TestBed } from '../support/engine.ts';
 import { until } from '../support/until.ts';
+
+/** `aricrm_http_client_errors_total` by code. */
+async function refusals(registry: Registry): Promise<Record<string, number>> {
+  const metric = await registry.getSingleMetric('aricrm_http_client_errors_total')?.get();
+  return Object.fromEntries((metric?.values ?? []).map((v) => [String(v.labels.code), v.value]));
+}
 
 const LIMITS: HttpServerLimits = {
   headersTimeoutMs: 300,
@@ -71,7 +78,11 @@ async function exchange(url: string, raw: string): Promise<ReturnType<typeof par
 describe('the API HTTP server against misbehaving clients', function () {
   this.timeout(20_000);
   let app: TestApp | undefined;
+  let registry = new Registry();
   const timers: NodeJS.Timeout[] = [];
+  beforeEach(() => {
+    registry = new Registry();
+  });
   afterEach(async () => {
     for (const timer of timers.splice(0)) clearInterval(timer);
     await app?.close();
@@ -89,7 +100,7 @@ describe('the API HTTP server against misbehaving clients', function () {
 
   describe('slow clients', () => {
     beforeEach(async () => {
-      app = await startApp({}, (a) => createHttpServer(a, LIMITS));
+      app = await startApp({}, (a) => createHttpServer(a, LIMITS, registry));
     });
 
     it('answers 408 request_timeout and closes a connection that sends a header line every 100 ms', async () => {
@@ -106,6 +117,7 @@ describe('the API HTTP server against misbehaving clients', function () {
         code: 'request_timeout',
         message: 'the request was not received in time',
       });
+      expect(await refusals(registry)).to.deep.equal({ request_timeout: 1 });
     });
 
     it('answers 408 and closes a connection whose body comes one byte every 100 ms', async () => {
@@ -143,13 +155,14 @@ describe('the API HTTP server against misbehaving clients', function () {
       extra.socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
       await extra.closed;
       expect(extra.received()).to.equal('');
+      expect(await refusals(registry)).to.deep.equal({ connection_limit: 1 });
       for (const conn of held) conn.socket.destroy();
     });
   });
 
   describe('oversized bodies', () => {
     it('answers 413 payload_too_large and closes the connection without reading a 100 MB body', async () => {
-      app = await startApp({}, (a) => createHttpServer(a, LIMITS));
+      app = await startApp({}, (a) => createHttpServer(a, LIMITS, registry));
       const conn = await open(app.url);
       conn.socket.write(
         'POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 104857600\r\n\r\n{"a":"',
@@ -191,7 +204,7 @@ describe('the API HTTP server against misbehaving clients', function () {
 
   describe("requests Node's HTTP parser refuses", () => {
     beforeEach(async () => {
-      app = await startApp({}, (a) => createHttpServer(a, LIMITS));
+      app = await startApp({}, (a) => createHttpServer(a, LIMITS, registry));
     });
 
     it('answers a bad method with JSON 400 bad_request and Connection: close', async () => {
@@ -221,6 +234,7 @@ describe('the API HTTP server against misbehaving clients', function () {
         code: 'headers_too_large',
         message: 'the request headers are too large',
       });
+      expect(await refusals(registry)).to.deep.equal({ headers_too_large: 1 });
     });
 
     it('answers an unsupported Expect with JSON 417 expectation_failed', async () => {
@@ -231,6 +245,7 @@ describe('the API HTTP server against misbehaving clients', function () {
       expect(answer.status).to.equal(417);
       expect(answer.headers.connection).to.equal('close');
       expect(answer.body).to.deep.include({ code: 'expectation_failed' });
+      expect(await refusals(registry)).to.deep.equal({ expectation_failed: 1 });
     });
   });
 });
