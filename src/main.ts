@@ -74,10 +74,18 @@ export interface EngineOverrides {
   eventSinks?: EventSink[];
   /** Use this simulator instead of starting one (its URL becomes ARI_URL). */
   simulator?: PbxSimulator;
+  /**
+   * Resolve only once ARI is connected (default true; the HTTP API already listens meanwhile).
+   * false: resolve as soon as the API listens, ARI connecting in the background (`npm start`).
+   */
+  waitForAri?: boolean;
 }
 
 /**
- * Start the engine from a validated configuration.
+ * Start the engine from a validated configuration. The HTTP API listens before ARI connects:
+ * while Asterisk is unreachable `/healthz`, `/readyz` (503, check `ari`), `/metrics` and the
+ * store's routes answer, call commands answer 503 `ari_unavailable`, and the gateway retries
+ * forever; calls an earlier run left unfinished are reconciled when it connects.
  *
  * @throws ConfigError when the security settings are unusable (e.g. no API_KEYS in production)
  */
@@ -291,16 +299,28 @@ export async function startEngine(
     }),
   });
 
-  await startStep(gateway.start());
-  const server: Server = createHttpServer(app).listen(config.HTTP_PORT, config.HTTP_HOST);
+  const server: Server = createHttpServer(
+    app,
+    {
+      headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+      maxConnections: config.HTTP_MAX_CONNECTIONS,
+    },
+    registry,
+  ).listen(config.HTTP_PORT, config.HTTP_HOST);
   await startStep(once(server, 'listening'));
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const httpUrl = `http://${host}:${address.port}`;
   recordings.setListenUrl(httpUrl);
+  // ARI connects in the background (the gateway retries forever; start() rejects only when the
+  // engine stops first).
+  const ariConnected = gateway.start();
   logger.info('ari-crm started', {
     httpUrl,
     app: config.ARI_APP,
+    ari: gateway.isConnected() ? 'connected' : 'connecting',
     crmRoute: config.CRM_ROUTE_URL ? 'configured' : 'not configured (fallback route)',
     webhooks: config.CRM_WEBHOOK_URL ? 'configured' : 'not configured',
   });
@@ -343,6 +363,15 @@ export async function startEngine(
     })();
     return stopping;
   };
+
+  if (overrides.waitForAri ?? true) {
+    try {
+      await ariConnected;
+    } catch (err) {
+      await stop();
+      throw err;
+    }
+  }
 
   return {
     config,
@@ -406,7 +435,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const engine = await startEngine(config);
+  const engine = await startEngine(config, { waitForAri: false });
   const shutdown = (signal: string): void => {
     engine.logger.info('signal received', { signal });
     engine.stop().then(

@@ -122,4 +122,10 @@ export interface CallControl {
    * calls it cannot record.
    */
   storeFailing(): boolean;
+  /**
+   * True while the ARI connection to Asterisk is open (the `ari` check of `/readyz`). While it is
+   * not (starting with Asterisk down, or during an outage), call commands (`POST /v1/calls`,
+   * hang-up, transfer, compat `makecall`/`transfer`) answer 503 `ari_unavailable`.
+   */
+  ariConnected(): boolean;
 }

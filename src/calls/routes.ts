@@ -162,6 +162,27 @@ export function refuseWhileStoreFails(control: Pick<CallControl, 'storeFailing'>
     );
 }
 
+/** `Retry-After` of a 503 `ari_unavailable`, seconds. */
+export const ARI_UNAVAILABLE_RETRY_AFTER_SEC = 5;
+
+/**
+ * Before a call command (`POST /v1/calls`, hang-up, transfer, compat `makecall`/`transfer`):
+ * while the engine is not connected to Asterisk (starting with Asterisk down, or an outage), refuse
+ * rather than accept a command that cannot be carried out.
+ *
+ * @throws HttpError 503 `ari_unavailable` with `Retry-After` ({@link ARI_UNAVAILABLE_RETRY_AFTER_SEC})
+ */
+export function refuseWhileAriDown(control: Pick<CallControl, 'ariConnected'>): void {
+  if (!control.ariConnected())
+    throw new HttpError(
+      503,
+      'ari_unavailable',
+      'the engine is not connected to Asterisk; nothing was done, retry shortly',
+      undefined,
+      { 'Retry-After': String(ARI_UNAVAILABLE_RETRY_AFTER_SEC) },
+    );
+}
+
 const DISPOSITIONS = ['answered', 'busy', 'no_answer', 'canceled', 'failed'] as const;
 /** Compile-time assertion. */
 type Assert<T extends true> = T;
@@ -413,6 +434,7 @@ export function createCallRoutes(deps: CallRoutesDeps): Router {
     }
     let answer: AcceptedCall;
     try {
+      refuseWhileAriDown(control);
       refuseWhileStoreFails(control);
       const ip = canonicalIp(req.ip) ?? req.ip;
       await guard.admit({ keyName, number: forms, operator: body.operator, ip });
@@ -470,6 +492,7 @@ export function createCallRoutes(deps: CallRoutesDeps): Router {
   });
 
   router.post('/calls/:id/hangup', async (req, res) => {
+    refuseWhileAriDown(control);
     try {
       res.json(await control.hangupCall(req.params.id));
     } catch (err) {
@@ -479,6 +502,7 @@ export function createCallRoutes(deps: CallRoutesDeps): Router {
 
   router.post('/calls/:id/transfer', async (req, res) => {
     const body = validate(transferBodySchema, jsonBody(req), 'body');
+    refuseWhileAriDown(control);
     try {
       const call = await control.transferCall(req.params.id, { kind: body.kind, to: body.to });
       logger.info('call transfer requested', {

@@ -303,6 +303,11 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     });
   }
 
+  /** See {@link CallControl.ariConnected}. */
+  ariConnected(): boolean {
+    return this.deps.gateway.isConnected();
+  }
+
   /** See {@link CallControl.storeFailing}. */
   storeFailing(): boolean {
     return this.deps.journal?.failing?.() ?? false;

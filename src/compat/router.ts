@@ -25,6 +25,7 @@ import type { CallSnapshot } from '../calls/model.ts';
 import { CallNotFoundError, CallStateError } from '../calls/control.ts';
 import {
   normaliseNumberOrThrow,
+  refuseWhileAriDown,
   refuseWhileStoreFails,
   serviceNumberSchema,
 } from '../calls/routes.ts';
@@ -103,6 +104,7 @@ export function createCompatRouter(deps: CompatRouterDeps): Router {
       return;
     }
     const keyName = apiKeyNameOf(res);
+    refuseWhileAriDown(control);
     refuseWhileStoreFails(control);
     await guard.admit({ keyName, number: forms, operator, ip });
     const call = control.startClickToCall({
@@ -177,6 +179,7 @@ export function createCompatRouter(deps: CompatRouterDeps): Router {
       throw new HttpError(400, 'invalid_request', 'dest: must be a service number', {
         field: 'dest',
       });
+    refuseWhileAriDown(control);
     // UniqueID is a channel of the call (the customer's, as get_uniqueid_callerid answers).
     const callId = control.findCallByChannel(uniqueId)?.id;
     if (!callId) {

@@ -152,7 +152,13 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
   if (apiRouters.length > 0 && !options.authenticate)
     throw new TypeError('createHttpApp: apiRouters need an authenticate middleware');
   for (const [path, router] of apiRouters)
-    app.use(path, options.authenticate!, express.json({ limit: '256kb' }), router);
+    app.use(
+      path,
+      refuseDeclaredOversize(API_BODY_LIMIT_BYTES),
+      options.authenticate!,
+      express.json({ limit: API_BODY_LIMIT_BYTES }),
+      router,
+    );
   for (const router of options.selfAuthenticatingRouters ?? []) app.use(router);
 
   app.use(notFoundHandler);
@@ -160,6 +166,28 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
     app.use(path, handler);
   app.use(errorHandler(options.logger));
   return app;
+}
+
+/** Largest JSON body of an API request, bytes (256 KiB). */
+export const API_BODY_LIMIT_BYTES = 256 * 1024;
+
+/**
+ * 413 `payload_too_large` at once for a body whose `Content-Length` is over `limitBytes`, with
+ * `Connection: close`: the connection is closed once the answer is sent instead of reading (and
+ * discarding) the body to its end, as the JSON parser does before it answers. A chunked body
+ * over the limit is still refused by the JSON parser (413, `Connection: close` too).
+ */
+function refuseDeclaredOversize(limitBytes: number): RequestHandler {
+  return (req, _res, next) => {
+    const declared = Number(req.headers['content-length']);
+    next(
+      declared > limitBytes
+        ? new HttpError(413, 'payload_too_large', 'the request body is too large', undefined, {
+            Connection: 'close',
+          })
+        : undefined,
+    );
+  };
 }
 
 /** Run one readiness check: its own failure text, its error message, or a timeout. */

@@ -71,6 +71,8 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     const type = typeof err === 'object' && err !== null && 'type' in err ? String(err.type) : '';
     if (status >= 400 && status < 500) {
       const [code, message] = BODY_ERRORS[type] ?? ['bad_request', 'bad request'];
+      // The rest of an oversized body is not worth reading on this connection.
+      if (code === 'payload_too_large') res.set('Connection', 'close');
       res.status(status).json({ code, message });
       return;
     }

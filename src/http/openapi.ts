@@ -78,6 +78,20 @@ const errorResponse = (description: string): JsonObject => ({
   content: json('Error'),
 });
 
+const retryAfterHeader: JsonObject = {
+  'Retry-After': { description: 'Seconds to wait before retrying.', schema: { type: 'integer' } },
+};
+
+/**
+ * 503 of a call command (create, hang up, transfer): `ari_unavailable` while the engine is not
+ * connected to Asterisk, with the other 503 codes of an authenticated route.
+ */
+const commandUnavailable = (extra = ''): JsonObject => ({
+  description: `\`ari_unavailable\`: the engine is not connected to Asterisk (starting up, or Asterisk is unreachable), nothing was done (\`Retry-After\` seconds); ${extra}\`shutting_down\`; \`api_keys_not_configured\`.`,
+  headers: retryAfterHeader,
+  content: json('Error'),
+});
+
 /** The common error answers of an authenticated route. */
 const authErrors: Record<string, JsonObject> = {
   '401': {
@@ -101,13 +115,14 @@ const callIdParameter: JsonObject = {
   schema: { type: 'string' },
 };
 
-const textAnswer = (description: string): JsonObject => ({
+const textAnswer = (description: string, headers: JsonObject = {}): JsonObject => ({
   description,
   headers: {
     'X-Error-Code': {
       description: 'Machine code of an `Answer: Error` / `Answer: Busy`.',
       schema: { type: 'string' },
     },
+    ...headers,
   },
   content: { 'text/plain': { schema: { type: 'string' } } },
 });
@@ -236,20 +251,13 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
           '415': errorResponse('`unsupported_media_type`: the body is not JSON.'),
           '429': {
             description:
-              '`rate_limited` (CALLS_RATE_LIMIT_PER_MIN per key; `Retry-After` seconds) or `too_many_calls` (MAX_LIVE_ORIGINATED_CALLS).',
-            headers: {
-              'Retry-After': { description: 'Seconds to wait.', schema: { type: 'integer' } },
-            },
+              '`rate_limited` (CALLS_RATE_LIMIT_PER_MIN per key) or `too_many_calls` (MAX_LIVE_ORIGINATED_CALLS engine-originated calls in progress); both with `Retry-After` seconds.',
+            headers: retryAfterHeader,
             content: json('Error'),
           },
-          '503': {
-            description:
-              '`store_unavailable`: store writes are failing, no call was placed (`Retry-After` seconds); `shutting_down`; `api_keys_not_configured`.',
-            headers: {
-              'Retry-After': { description: 'Seconds to wait.', schema: { type: 'integer' } },
-            },
-            content: json('Error'),
-          },
+          '503': commandUnavailable(
+            '`store_unavailable`: store writes are failing, no call was placed (`Retry-After` seconds); ',
+          ),
         },
       },
     },
@@ -280,6 +288,7 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
           ...authErrors,
           '404': errorResponse('`call_not_found`.'),
           '409': errorResponse('`call_ended`.'),
+          '503': commandUnavailable(),
         },
       },
     },
@@ -313,6 +322,30 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
             description: 'One byte range: `bytes=0-1023`, `bytes=1024-`, `bytes=-500`.',
             schema: { type: 'string' },
           },
+          {
+            name: 'If-None-Match',
+            in: 'header',
+            required: false,
+            description:
+              'ETags of copies the client holds (weak comparison), or `*`: 304 when the recording still matches.',
+            schema: { type: 'string' },
+          },
+          {
+            name: 'If-Modified-Since',
+            in: 'header',
+            required: false,
+            description:
+              'HTTP date (ignored with If-None-Match): 304 when the file has not changed since.',
+            schema: { type: 'string' },
+          },
+          {
+            name: 'If-Range',
+            in: 'header',
+            required: false,
+            description:
+              'With Range: the ETag or Last-Modified of the copy being resumed; when it no longer matches the whole file is sent (200).',
+            schema: { type: 'string' },
+          },
         ],
         responses: {
           '200': {
@@ -333,6 +366,14 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
               'Content-Length': { schema: { type: 'integer' } },
             },
             content: { 'audio/wav': { schema: { type: 'string', contentMediaType: 'audio/wav' } } },
+          },
+          '304': {
+            description:
+              'Not modified: If-None-Match matched the current ETag (or was `*`), or If-Modified-Since is not older than the file. No body.',
+            headers: {
+              ETag: { schema: { type: 'string' } },
+              'Last-Modified': { schema: { type: 'string' } },
+            },
           },
           ...authErrors,
           '403': errorResponse(
@@ -365,6 +406,7 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
           '404': errorResponse('`call_not_found`.'),
           '409': errorResponse('`call_ended`, `call_not_bridged`, `transfer_in_progress`.'),
           '415': errorResponse('`unsupported_media_type`.'),
+          '503': commandUnavailable(),
         },
       },
     },
@@ -480,9 +522,14 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
           '403': textAnswer(
             '`Answer: Error`, `X-Error-Code: forbidden|ip_not_allowed|destination_not_allowed|destination_type_not_allowed`.',
           ),
-          '429': textAnswer('`Answer: Error`, `X-Error-Code: rate_limited|too_many_calls`.'),
+          '429': textAnswer(
+            '`Answer: Error`, `X-Error-Code: rate_limited|too_many_calls`, with `Retry-After` seconds.',
+            retryAfterHeader,
+          ),
           '501': textAnswer('`Answer: Error`, `X-Error-Code: not_implemented` (autocall).'),
-          '503': textAnswer('`Answer: Error`, `X-Error-Code: api_keys_not_configured`.'),
+          '503': textAnswer(
+            '`Answer: Error`, `X-Error-Code: ari_unavailable` (makecall or transfer while the engine is not connected to Asterisk; `Retry-After` seconds), `store_unavailable`, `shutting_down` or `api_keys_not_configured`.',
+          ),
         },
       },
     },

@@ -6,8 +6,8 @@
  * key check or the IP allow-list, `shutting_down`) is labelled {@link UNMATCHED_ROUTE}.
  */
 import type { RequestHandler } from 'express';
-import type { Histogram, Registry } from 'prom-client';
-import { histogram } from './registry.ts';
+import type { Counter, Histogram, Registry } from 'prom-client';
+import { counter, histogram } from './registry.ts';
 
 /** Metric name of the HTTP request duration histogram. */
 export const HTTP_REQUEST_DURATION = 'aricrm_http_request_duration_seconds';
@@ -26,6 +26,30 @@ const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
 
 /** Methods Node's HTTP parser accepts beyond these are labelled `OTHER` (bounded label set). */
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/** Metric name of the counter of requests and connections refused before the app saw them. */
+export const HTTP_CLIENT_ERRORS = 'aricrm_http_client_errors_total';
+
+/**
+ * `code` of {@link HTTP_CLIENT_ERRORS}: the error code answered (`request_timeout`,
+ * `headers_too_large`, `bad_request`, `expectation_failed`) or `connection_limit` for a
+ * connection closed because HTTP_MAX_CONNECTIONS were open.
+ */
+export type HttpClientErrorCode =
+  | 'request_timeout'
+  | 'headers_too_large'
+  | 'bad_request'
+  | 'expectation_failed'
+  | 'connection_limit';
+
+/** The counter of refused requests and connections on `registry` (created on first use). */
+export function httpClientErrors(registry: Registry): Counter<'code'> {
+  return counter(registry, {
+    name: HTTP_CLIENT_ERRORS,
+    help: 'HTTP requests and connections refused before reaching the API, by code: request_timeout (408), headers_too_large (431), bad_request (400, not valid HTTP), expectation_failed (417), connection_limit (HTTP_MAX_CONNECTIONS reached).',
+    labelNames: ['code'] as const,
+  });
+}
 
 /** The request duration histogram on `registry` (created on first use). */
 export function httpRequestDuration(registry: Registry): Histogram<'method' | 'route' | 'status'> {

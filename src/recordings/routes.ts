@@ -5,7 +5,8 @@
  * key check so that this route verifies the link instead.
  *
  * Answers: 200 (whole file) or 206 (one byte range) `audio/wav` with `Accept-Ranges: bytes`,
- * `Content-Length`, `ETag`, `Last-Modified`; 416 `range_not_satisfiable` with
+ * `Content-Length`, `ETag`, `Last-Modified`; 304 without a body when `If-None-Match` names the
+ * current ETag (weak comparison) or is `*`, or `If-Modified-Since` is not older than the file; 416 `range_not_satisfiable` with
  * `Content-Range: bytes * /<size>`; 403 `link_expired` / `link_invalid`; 404 `call_not_found`,
  * `recording_not_found` (the call was not recorded), `recording_failed`,
  * `recording_file_missing`; 409 `recording_not_ready`. `HEAD` answers the same headers.
@@ -17,7 +18,7 @@ import { HttpError } from '../http/errors.ts';
 import type { Logger } from '../logging/logger.ts';
 import { apiKeyNameOf } from '../security/api-keys.ts';
 import type { RecordingLinks } from './links.ts';
-import { contentRange, parseRange, type RangeDecision } from './range.ts';
+import { contentRange, notModified, parseRange, type RangeDecision } from './range.ts';
 import type { RecordingService } from './service.ts';
 import type { RecordingStorage } from './storage.ts';
 
@@ -105,6 +106,17 @@ export function createRecordingRoutes(deps: RecordingRoutesDeps): Router {
     }
     const etag = `"${file.bytes.toString(16)}-${file.modifiedAt.getTime().toString(16)}"`;
     const lastModified = file.modifiedAt.toUTCString();
+    res.set({ ETag: etag, 'Last-Modified': lastModified, 'Cache-Control': 'private' });
+    // The player already holds this file: 304 with the validators and no body, checked before
+    // Range (RFC 9110 §13.2.2).
+    const conditions = {
+      ifNoneMatch: req.get('if-none-match'),
+      ifModifiedSince: req.get('if-modified-since'),
+    };
+    if (notModified(conditions, { etag, lastModified: file.modifiedAt })) {
+      res.status(304).end();
+      return;
+    }
     let decision: RangeDecision = parseRange(req.get('range'), file.bytes);
     const ifRange = req.get('if-range');
     if (ifRange !== undefined && ifRange !== etag && ifRange !== lastModified)
@@ -121,10 +133,7 @@ export function createRecordingRoutes(deps: RecordingRoutesDeps): Router {
     res.set({
       'Content-Type': 'audio/wav',
       'Content-Disposition': `inline; filename="${callId}.wav"`,
-      'Cache-Control': 'private',
       'X-Content-Type-Options': 'nosniff',
-      ETag: etag,
-      'Last-Modified': lastModified,
     });
     const range = decision.kind === 'partial' ? decision : undefined;
     if (range) {

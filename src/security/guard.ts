@@ -10,6 +10,12 @@ import type { NumberForms } from '../numbers/phone.ts';
 import type { DestinationPolicy } from './destinations.ts';
 import type { GuardRefusal, SecurityMetrics } from './metrics.ts';
 
+/**
+ * `Retry-After` of a 429 `too_many_calls`, seconds. When a call in progress ends is unknown (a
+ * conversation lasts minutes); a few seconds lets a client retry soon without hammering the API.
+ */
+export const TOO_MANY_CALLS_RETRY_AFTER_SEC = 10;
+
 /** What the guard needs. */
 export interface CallGuardOptions {
   destinations: DestinationPolicy;
@@ -53,7 +59,8 @@ export class CallGuard {
    *
    * @throws HttpError 403 `destination_not_allowed`; 403 `destination_type_not_allowed` with
    *   `numberType` (e.g. `PREMIUM_RATE`, `DESTINATION_DENIED_TYPES`); 429 `rate_limited` with `Retry-After`
-   *   (whole seconds until the key's window frees a point); 429 `too_many_calls`
+   *   (whole seconds until the key's window frees a point); 429 `too_many_calls` with
+   *   `Retry-After` ({@link TOO_MANY_CALLS_RETRY_AFTER_SEC})
    */
   async admit(request: GuardRequest): Promise<void> {
     const { destinations, maxLiveCalls, liveCalls } = this.options;
@@ -107,7 +114,9 @@ export class CallGuard {
         new HttpError(
           429,
           'too_many_calls',
-          `${live} engine-originated calls are in progress (at most ${maxLiveCalls})`,
+          `${live} engine-originated calls are in progress (at most ${maxLiveCalls}); retry in ${TOO_MANY_CALLS_RETRY_AFTER_SEC} s`,
+          undefined,
+          { 'Retry-After': String(TOO_MANY_CALLS_RETRY_AFTER_SEC) },
         ),
       );
     }

@@ -105,6 +105,17 @@ describe('compat path /asterisk.fcgi (fake call control)', () => {
     expect(app.control.started).to.have.length(0);
   });
 
+  it('makecall: Answer: Error ari_unavailable (503, Retry-After) while ARI is not connected; no call placed', async () => {
+    app = await startApiApp(MAPPED);
+    app.control.ariUp = false;
+    const res = await apiRequest(app.url, '/asterisk.fcgi?makecall=74957654321');
+    expect(res.status).to.equal(503);
+    expect(res.text).to.equal('Answer: Error\n');
+    expect(res.headers.get('x-error-code')).to.equal('ari_unavailable');
+    expect(res.headers.get('retry-after')).to.equal('5');
+    expect(app.control.started).to.have.length(0);
+  });
+
   it('makecall: an unparseable number is a 400 Answer: Error', async () => {
     app = await startApiApp(MAPPED);
     const res = await apiRequest(app.url, '/asterisk.fcgi?makecall=abc');

@@ -242,6 +242,7 @@ describe('API /v1 routes (fake call control)', () => {
       });
       expect(res.status).to.equal(429);
       expect(res.body).to.include({ code: 'too_many_calls' });
+      expect(res.headers.get('retry-after')).to.equal('10');
       app.control.live = 1;
       const ok = await apiRequest(app.url, '/v1/calls', {
         body: { operator: '101', to: '+74957654321' },
@@ -382,6 +383,35 @@ describe('API /v1 routes (fake call control)', () => {
       expect(again.body).to.include({ code: 'call_ended' });
       const missing = await apiRequest(app.url, '/v1/calls/nope/hangup', { method: 'POST' });
       expect(missing.status).to.equal(404);
+    });
+
+    it('while ARI is not connected: create, hangup and transfer answer 503 ari_unavailable with Retry-After, reads still answer', async () => {
+      app = await startApiApp();
+      await apiRequest(app.url, '/v1/calls', { body: { operator: '101', to: '+74957654321' } });
+      app.control.ariUp = false;
+      const commands = [
+        ['/v1/calls', { operator: '101', to: '+74957654321' }],
+        ['/v1/calls/call-1/hangup', undefined],
+        ['/v1/calls/call-1/transfer', { to: '9999' }],
+      ] as const;
+      for (const [path, body] of commands) {
+        const res = await apiRequest(app.url, path, { method: 'POST', body });
+        expect(res.status, path).to.equal(503);
+        expect(res.body, path).to.deep.equal({
+          code: 'ari_unavailable',
+          message: 'the engine is not connected to Asterisk; nothing was done, retry shortly',
+        });
+        expect(res.headers.get('retry-after'), path).to.equal('5');
+      }
+      expect(app.control.started).to.have.length(1);
+      expect(app.control.transfers).to.deep.equal([]);
+      expect((await apiRequest(app.url, '/v1/calls/call-1')).body).to.include({
+        state: 'dialing_operator',
+      });
+      app.control.ariUp = true;
+      expect(
+        (await apiRequest(app.url, '/v1/calls/call-1/hangup', { method: 'POST' })).status,
+      ).to.equal(200);
     });
 
     it('transfer: service by default, extension on request; field errors; 404/409 codes', async () => {

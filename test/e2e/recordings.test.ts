@@ -40,9 +40,9 @@ function typesOf(bed: Pick<TestBed, 'crm'>, callId: string): string[] {
 /** What a player gets: status, headers, exact bytes. */
 async function fetchAudio(
   url: string,
-  init: { range?: string; key?: string; method?: string } = {},
+  init: { range?: string; key?: string; method?: string; headers?: Record<string, string> } = {},
 ): Promise<{ status: number; headers: Headers; bytes: Buffer; json?: { code: string } }> {
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...init.headers };
   if (init.range) headers.range = init.range;
   if (init.key) headers.authorization = `Bearer ${init.key}`;
   const res = await fetch(url, { headers, method: init.method ?? 'GET' });
@@ -254,6 +254,57 @@ describe('recordings (e2e: engine + simulator + CRM + HTTP)', function () {
       const byKey = await fetchAudio(path, { key: TEST_API_KEY, range: 'bytes=44-99' });
       expect(byKey.status).to.equal(206);
       expect(byKey.bytes).to.deep.equal(expected.subarray(44, 100));
+    });
+
+    it('answers 304 to a player that already holds the current file (If-None-Match, If-Modified-Since), GET and HEAD', async () => {
+      const url = String((ready.body.data as { recordingUrl: string }).recordingUrl);
+      const size = (ready.body.data as { bytes: number }).bytes;
+      const first = await fetchAudio(url);
+      const etag = first.headers.get('etag')!;
+      const lastModified = first.headers.get('last-modified')!;
+      expect(etag).to.match(/^"[^"]+"$/);
+
+      for (const [name, value] of [
+        ['same ETag', etag],
+        ['weak form of the ETag', `W/${etag}`],
+        ['ETag in a list', `"stale", ${etag}`],
+        ['*', '*'],
+      ] as const) {
+        for (const method of ['GET', 'HEAD']) {
+          const again = await fetchAudio(url, { method, headers: { 'if-none-match': value } });
+          expect(again.status, `${method} If-None-Match ${name}`).to.equal(304);
+          expect(again.bytes.length).to.equal(0);
+          expect(again.headers.get('etag')).to.equal(etag);
+          expect(again.headers.get('last-modified')).to.equal(lastModified);
+        }
+      }
+      // The validator is checked before Range: a player resuming a copy it holds gets 304.
+      const ranged = await fetchAudio(url, {
+        range: 'bytes=0-99',
+        headers: { 'if-none-match': etag },
+      });
+      expect(ranged.status).to.equal(304);
+
+      const other = await fetchAudio(url, { headers: { 'if-none-match': '"another-file"' } });
+      expect(other.status).to.equal(200);
+      expect(other.bytes.length).to.equal(size);
+
+      const since = await fetchAudio(url, { headers: { 'if-modified-since': lastModified } });
+      expect(since.status).to.equal(304);
+      const before = new Date(Date.parse(lastModified) - 60_000).toUTCString();
+      const older = await fetchAudio(url, { headers: { 'if-modified-since': before } });
+      expect(older.status).to.equal(200);
+      // If-None-Match wins over If-Modified-Since (RFC 9110 §13.1.3).
+      const mismatch = await fetchAudio(url, {
+        headers: { 'if-none-match': '"another-file"', 'if-modified-since': lastModified },
+      });
+      expect(mismatch.status).to.equal(200);
+      // If-Range needs a strong match: a weak validator sends the whole file.
+      const weakIfRange = await fetchAudio(url, {
+        range: 'bytes=0-99',
+        headers: { 'if-range': `W/${etag}` },
+      });
+      expect(weakIfRange.status).to.equal(200);
     });
 
     it('signed links: a valid one plays without a key; expired or altered → 403; nothing → 401', async () => {

@@ -8,6 +8,7 @@
 import { expect } from 'chai';
 import { startEngine, type Engine } from '../../src/main.ts';
 import type { CallSnapshot } from '../../src/calls/model.ts';
+import { apiRequest } from '../support/api.ts';
 import { startTestBed, type TestBed } from '../support/engine.ts';
 import type { ReceivedWebhook } from '../support/fake-crm.ts';
 import { until } from '../support/until.ts';
@@ -320,6 +321,50 @@ describe('resilience (e2e): ARI outage and engine restart', function () {
     bed.sim.acceptConnections();
     await until(async () => (await readiness(bed.engine)).status === 200, '/readyz 200');
     expect((await readiness(bed.engine)).body.checks?.ari).to.deep.equal({ status: 'ok' });
+  });
+
+  it('restarted while Asterisk is unreachable: serves the API at once, refuses call commands with 503 ari_unavailable, and adopts its calls once ARI connects', async () => {
+    bed = await startTestBed({ ARI_RECONNECT_MAX_DELAY_MS: '200' });
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
+    bed.crm.onRoute(() => ({
+      body: { action: 'dial', strategy: 'ringall', ringTimeoutSec: 600, extensions: ['101'] },
+    }));
+    const from = nextCaller();
+    const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
+    const callId = await callIdOf(bed, from);
+    await waitFor(bed, callId, 'call.answered');
+
+    const { config, logger } = bed.engine;
+    await bed.engine.stop();
+    bed.sim.refuseConnections(); // Asterisk is down when the engine comes back
+    restarted = await startEngine(config, { logger, simulator: bed.sim, waitForAri: false });
+    const engine = restarted;
+
+    const down = await readiness(engine);
+    expect(down.status).to.equal(503);
+    expect(down.body.checks?.ari).to.deep.include({ status: 'failed' });
+    const hangup = await apiRequest(engine.httpUrl, `/v1/calls/${callId}/hangup`, {
+      method: 'POST',
+    });
+    expect(hangup.status).to.equal(503);
+    expect(hangup.body).to.include({ code: 'ari_unavailable' });
+    expect(hangup.headers.get('retry-after')).to.equal('5');
+    // The store still answers: the call, adopted, as it stood when the engine stopped.
+    const stored = await apiRequest(engine.httpUrl, `/v1/calls/${callId}`);
+    expect(stored.status).to.equal(200);
+    expect(stored.body).to.include({ id: callId, state: 'bridged' });
+    expect(channelIds(bed).has(channelId)).to.equal(true);
+
+    bed.sim.acceptConnections();
+    const recovered = await waitFor(bed, callId, 'call.recovered');
+    expect(recovered.body.data).to.include({ reason: 'engine_restart', state: 'bridged' });
+    expect((await readiness(engine)).status).to.equal(200);
+    const ended = await apiRequest(engine.httpUrl, `/v1/calls/${callId}/hangup`, {
+      method: 'POST',
+    });
+    expect(ended.status).to.equal(200);
+    const end = await waitFor(bed, callId, 'call.ended');
+    expect(end.body.data).to.include({ disposition: 'answered', answeredBy: '101' });
   });
 
   it('adopts the calls of a stopped engine on restart and finishes them with the right CDR', async () => {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { contentRange, parseRange } from '../../src/recordings/range.ts';
+import { contentRange, notModified, parseRange } from '../../src/recordings/range.ts';
 
 const SIZE = 48044;
 
@@ -60,5 +60,34 @@ describe('HTTP Range parsing', () => {
     expect(contentRange({ kind: 'partial', start: 0, end: 99 }, SIZE)).to.equal('bytes 0-99/48044');
     expect(contentRange({ kind: 'unsatisfiable' }, SIZE)).to.equal('bytes */48044');
     expect(contentRange({ kind: 'full' }, SIZE)).to.equal(undefined);
+  });
+});
+
+describe('conditional requests (If-None-Match, If-Modified-Since)', () => {
+  const file = { etag: '"3c2c-1a2b"', lastModified: new Date('2026-03-01T10:00:00.750Z') };
+  const now = Date.parse('2026-03-02T00:00:00Z');
+
+  it('If-None-Match: 304 for the current ETag, compared weakly, in a list, or *', () => {
+    for (const header of ['"3c2c-1a2b"', 'W/"3c2c-1a2b"', '"old", W/"3c2c-1a2b"', '*', ' * '])
+      expect(notModified({ ifNoneMatch: header }, file, now), header).to.equal(true);
+    for (const header of ['"3c2c"', '3c2c-1a2b', '"3C2C-1A2B"', ''])
+      expect(notModified({ ifNoneMatch: header }, file, now), header).to.equal(false);
+  });
+
+  it('If-Modified-Since: 304 when the file (to the second) is not newer; ignored with If-None-Match', () => {
+    const since = (ifModifiedSince: string): boolean => notModified({ ifModifiedSince }, file, now);
+    expect(since('Sun, 01 Mar 2026 10:00:00 GMT')).to.equal(true);
+    expect(since('Sun, 01 Mar 2026 11:00:00 GMT')).to.equal(true);
+    expect(since('Sun, 01 Mar 2026 09:59:59 GMT')).to.equal(false);
+    expect(since('not a date')).to.equal(false);
+    expect(since('Fri, 01 Jan 2027 00:00:00 GMT'), 'a date in the future').to.equal(false);
+    expect(
+      notModified(
+        { ifNoneMatch: '"old"', ifModifiedSince: 'Sun, 01 Mar 2026 11:00:00 GMT' },
+        file,
+        now,
+      ),
+    ).to.equal(false);
+    expect(notModified({}, file, now)).to.equal(false);
   });
 });

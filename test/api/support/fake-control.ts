@@ -39,6 +39,8 @@ export class FakeCallControl implements CallControl {
   live = 0;
   /** What {@link storeFailing} answers. */
   storeDown = false;
+  /** What {@link ariConnected} answers. */
+  ariUp = true;
   /** While set, {@link whenStored} waits for it (a slow commit); resolves with its value. */
   storeCommit: Promise<boolean> | undefined;
   /** Call ids {@link whenStored} was asked about, in order. */
@@ -97,6 +99,10 @@ export class FakeCallControl implements CallControl {
 
   storeFailing(): boolean {
     return this.storeDown;
+  }
+
+  ariConnected(): boolean {
+    return this.ariUp;
   }
 
   getCall(callId: string): CallSnapshot | undefined {
