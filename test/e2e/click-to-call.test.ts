@@ -279,8 +279,8 @@ describe('transfers and current call (e2e)', function () {
       'call.started',
       'call.ringing',
       'call.answered',
-      'call.transferred',
-      'call.ringing',
+      'call.ringing', // 102 rings while 101 still talks with the customer
+      'call.transferred', // 102 answered and took over
       'call.answered',
       'call.ended',
     ]);
