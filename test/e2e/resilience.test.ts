@@ -249,6 +249,10 @@ describe('resilience (e2e): ARI outage and engine restart', function () {
     await bed.engine.journal.flush();
     const store = bed.engine.store.calls;
     expect(await store.getCall(callerLeaves.callId)).to.deep.include({ endReason: 'reconciled' });
+    // The CRM is told too: who hung up and when are unknown for these calls.
+    expect(webhook(bed, callerLeaves.callId, 'call.ended').body.data).to.include({
+      endReason: 'reconciled',
+    });
     expect(await store.getCall(bothLeave.callId)).to.deep.include({ endReason: 'reconciled' });
     expect(await store.getCall(abandons.callId)).to.deep.include({ endReason: 'abandoned' });
     expect(await store.getCall(ringsOut.callId)).to.deep.include({ endReason: 'nobody_answered' });
