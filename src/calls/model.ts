@@ -92,7 +92,10 @@ export interface Call {
   /** Channel id of the caller leg. */
   callerChannelId: string;
   bridgeId?: string;
-  /** Extension of the operator who answered (in), or who placed the call (out). */
+  /**
+   * Extension of the operator who answered (in), or who placed the call (out); after a blind
+   * transfer to an extension, the operator who took it over (the last one who talked).
+   */
   answeredBy?: string;
   operatorExtension?: string;
   disposition?: Disposition;
@@ -108,6 +111,25 @@ export interface Call {
   variables?: Record<string, string>;
   /** The engine originated this call (click-to-call), for the concurrent-call cap. */
   originated?: boolean;
+  /**
+   * A blind transfer to an extension while it rings the target: the call stays bridged with the
+   * first operator until the target answers (then the target replaces them) or fails (then the
+   * call goes on with the first operator). Cleared when it settles and when the call ends.
+   */
+  transfer?: CallTransfer;
+}
+
+/** A blind transfer to an extension in progress (see {@link Call.transfer}). */
+export interface CallTransfer {
+  kind: 'extension';
+  /** The target operator's extension. */
+  to: string;
+  /** Channel id of the target's leg (an operator leg of the call). */
+  channelId: string;
+  /** Channel id of the operator leg (or outbound caller leg) the customer talks with meanwhile. */
+  fromChannelId: string;
+  /** When the transfer was asked for, epoch ms. */
+  startedAt: number;
 }
 
 /** The API state of a call (see {@link CallState}). */
@@ -203,6 +225,11 @@ export interface CallSnapshot {
   endedAt?: string;
   waitSec: number;
   talkSec: number;
+  /**
+   * Present while a blind transfer to an extension rings its target: the customer still talks
+   * with the first operator (`answeredBy`) meanwhile.
+   */
+  transfer?: { kind: 'extension'; to: string; state: 'ringing'; startedAt: string };
   legs: Array<{
     channelId: string;
     role: LegRole;
@@ -240,6 +267,16 @@ export function snapshotCall(call: Call, nowMs: number): CallSnapshot {
     endedAt: iso(call.endedAt),
     waitSec: waitSeconds(call, nowMs),
     talkSec: talkSeconds(call, nowMs),
+    ...(call.transfer
+      ? {
+          transfer: {
+            kind: call.transfer.kind,
+            to: call.transfer.to,
+            state: 'ringing' as const,
+            startedAt: new Date(call.transfer.startedAt).toISOString(),
+          },
+        }
+      : {}),
     legs: [...call.legs.values()].map((leg) => ({
       channelId: leg.channelId,
       role: leg.role,

@@ -7,6 +7,7 @@ import type { Logger } from '../logging/logger.ts';
 import {
   createEventEnvelope,
   type CallRecoveredData,
+  type CallTransferFailedData,
   type EventCallState,
   type LifecycleEvent,
   type RecordingReadyData,
@@ -62,9 +63,20 @@ export class CallNotifier {
     this.emit(call, 'call.answered', { extension, waitSec: waitSeconds(call, this.now()) });
   }
 
-  /** `call.transferred`: moved to a service number or blind-transferred to an extension (F7). */
+  /**
+   * `call.transferred`: moved to a service number, or blind-transferred to an extension whose
+   * operator answered (F7).
+   */
   transferred(call: Call, transfer: { to: string; kind: 'service' | 'extension' }): void {
     this.emit(call, 'call.transferred', transfer);
+  }
+
+  /**
+   * `call.transfer_failed`: a blind transfer's target did not answer; the call goes on with the
+   * operator it had.
+   */
+  transferFailed(call: Call, failure: CallTransferFailedData): void {
+    this.emit(call, 'call.transfer_failed', failure);
   }
 
   /**
@@ -102,6 +114,7 @@ export class CallNotifier {
       waitSec: waitSeconds(call, now),
       talkSec: talkSeconds(call, now),
       hangupBy: call.hangupBy,
+      endReason: call.endReason,
       ...(recordingUrl === undefined ? {} : { recordingUrl }),
     });
   }

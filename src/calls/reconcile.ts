@@ -190,7 +190,8 @@ export async function reconcileCall(t: ReconcileTarget, view: AriView): Promise<
       const channel = view.channels.get(leg.channelId)!;
       if (!inStasisOf(channel, view.app)) continue;
       const c2cAnchor = t.flow === 'click2call' && leg.channelId === t.anchorChannelId;
-      const undialled = call.phase === 'dialing' && (!leg.dialed || c2cAnchor);
+      const dialling = call.phase === 'dialing' || call.transfer?.channelId === leg.channelId;
+      const undialled = dialling && (!leg.dialed || c2cAnchor);
       if (!leg.inStasis || undialled) await t.legEnteredStasis(leg);
     }
     for (const leg of engineLegs())
@@ -378,7 +379,8 @@ function legFromRecord(record: LegRecord): Leg {
  * DID, customer, variables, times, the API state, the legs (channel ids, roles, extensions,
  * endpoints, outcomes, times) and the last event sequence. What it derives: the flow (`in` →
  * inbound; `out` with a dialplan `caller` leg → outbound; else click-to-call), the anchor
- * channel, the phase (from the state), a blind transfer in progress (answered but dialling).
+ * channel, the phase (from the state), a blind transfer in progress (a bridged call with an
+ * operator leg that never answered: its target; from an older engine: answered but dialling).
  * The bridge is found later in Asterisk's bridge list. Lost with the old process: the CRM
  * route (an inbound call still routing is routed again; pending sequential extensions are not
  * tried), click-to-call retry settings, the caller's CALLERID(name).
@@ -393,8 +395,17 @@ export function adoptedCallFromRecord(record: UnfinishedCallRecord): AdoptedCall
   const answeredAt = epochMs(record.answeredAt);
   const transferring = answeredAt !== undefined && phase === 'dialing';
   const operatorLegs = all.filter((leg) => leg.role === 'operator');
+  // A bridged call with an operator leg still up that never answered: a blind transfer was
+  // ringing its target (the first operator still talks with the customer).
+  const transferLeg =
+    phase === 'bridged'
+      ? operatorLegs.find((leg) => !leg.ended && !leg.answered && leg.outcome === undefined)
+      : undefined;
+  const talking = operatorLegs.filter((leg) => leg.outcome === 'answered' && !leg.ended).at(-1);
   const callerChannelId =
-    (flow === 'click2call' ? operatorLegs.at(-1)?.channelId : callerLeg?.channelId) ?? '';
+    (flow === 'click2call'
+      ? (talking ?? operatorLegs.filter((leg) => leg !== transferLeg).at(-1))?.channelId
+      : callerLeg?.channelId) ?? '';
   const customerLeg = all.filter((leg) => leg.role === 'customer' && !leg.ended).at(-1);
   const anchorChannelId =
     transferring && flow !== 'inbound' && customerLeg ? customerLeg.channelId : callerChannelId;
@@ -417,6 +428,16 @@ export function adoptedCallFromRecord(record: UnfinishedCallRecord): AdoptedCall
     variables: record.variables,
     originated: flow === 'click2call' ? true : undefined,
   };
+  const from = talking ?? (flow === 'outbound' ? callerLeg : undefined);
+  if (transferLeg?.extension !== undefined && from) {
+    call.transfer = {
+      kind: 'extension',
+      to: transferLeg.extension,
+      channelId: transferLeg.channelId,
+      fromChannelId: from.channelId,
+      startedAt: transferLeg.createdAt,
+    };
+  }
   const adopted: AdoptedCall = { call, flow, anchorChannelId, transferring };
   if (flow === 'click2call') {
     const tries = Math.max(1, operatorLegs.length);

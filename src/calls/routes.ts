@@ -9,8 +9,9 @@
  * - `GET /v1/calls/{id}` → 200 CallSnapshot while live, else the stored call (legs with times,
  *   recording) | 404 `call_not_found`
  * - `POST /v1/calls/{id}/hangup` → 200 CallSnapshot | 404 | 409 `call_ended`
- * - `POST /v1/calls/{id}/transfer` → 200 CallSnapshot | 404 | 409 (`call_ended`,
- *   `call_not_bridged`, `transfer_in_progress`)
+ * - `POST /v1/calls/{id}/transfer` → 200 CallSnapshot (service) | 202 CallSnapshot with
+ *   `transfer` (extension: the target rings) | 404 | 409 (`call_ended`, `call_not_bridged`,
+ *   `transfer_in_progress`, `transfer_failed`)
  *
  * The call service holds a call in memory while it is live and, once ended, until the call
  * journal has committed its end (src/calls/journal.ts); after that only the store knows it. So
@@ -118,7 +119,7 @@ export const transferBodySchema = z
       .enum(['service', 'extension'])
       .default('service')
       .describe(
-        'service: the customer continues in the dialplan at SERVICE_CONTEXT,<to>,1 and the operator is hung up; extension: blind transfer to operator <to>, same call id.',
+        'service: the customer continues in the dialplan at SERVICE_CONTEXT,<to>,1 and the operator is hung up; extension: blind transfer to operator <to>, same call id (the first operator stays on the call until <to> answers).',
       ),
   })
   .superRefine((body, ctx) => {
@@ -511,7 +512,9 @@ export function createCallRoutes(deps: CallRoutesDeps): Router {
         kind: body.kind,
         to: body.to,
       });
-      res.json(call);
+      // A blind transfer to an extension is under way while its target rings (202); a transfer
+      // to a service number is done (200, the call ended).
+      res.status(body.kind === 'extension' ? 202 : 200).json(call);
     } catch (err) {
       throw await refusal(err, req.params.id);
     }

@@ -47,6 +47,7 @@ import {
   type TrunkRoute,
 } from './dialstrings.ts';
 import type { CallNotifier, EventJournal } from './notifier.ts';
+import type { TransferDialStatus } from '../events/types.ts';
 import type { UnfinishedCallRecord } from '../store/calls.ts';
 import {
   adoptedCallFromRecord,
@@ -379,8 +380,16 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
   /**
    * Transfer a bridged call (F7, seed 003 transfer). `service`: the customer leaves the bridge
    * and continues in the dialplan at `serviceContext,<to>,1`; the operator leg is hung up and the
-   * call ends (`endReason: transferred`). `extension`: the operator leg is hung up and operator
-   * `to` is rung; on answer they join the customer's bridge (same call id).
+   * call ends (`endReason: transferred`). `extension`: operator `to` is rung (`call.ringing`)
+   * while the customer goes on talking with the first operator; when `to` answers, it joins the
+   * customer's bridge and the first operator is hung up (`call.transferred`, `call.answered`;
+   * same call id). When `to` is busy, does not answer within `defaultRingTimeoutSec` or cannot be
+   * reached, the call goes on with the first operator (`call.transfer_failed`). Resolves once the
+   * target's leg exists (the answer's `transfer` says it rings).
+   *
+   * @throws CallStateError `call_ended`, `call_not_bridged`, `transfer_in_progress` (a blind
+   *   transfer still rings its target), `transfer_failed` (the target's leg could not even be
+   *   created, e.g. an offline extension: the call goes on with the first operator)
    */
   async transferCall(callId: string, request: TransferRequest): Promise<CallSnapshot> {
     const ctx = this.liveContext(callId);
@@ -388,14 +397,17 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     await this.run(ctx, async () => {
       if (ctx.call.phase === 'ended') {
         problem = new CallStateError('call_ended', `call ${callId} has ended`);
-      } else if (ctx.transferring) {
-        problem = new CallStateError('transfer_in_progress', `call ${callId} is being transferred`);
+      } else if (ctx.transferring || ctx.call.transfer) {
+        problem = new CallStateError(
+          'transfer_in_progress',
+          `call ${callId} is being transferred to ${ctx.call.transfer?.to ?? 'another operator'}`,
+        );
       } else if (ctx.call.phase !== 'bridged' || !this.customerLeg(ctx) || !this.operatorLeg(ctx)) {
         problem = new CallStateError('call_not_bridged', `call ${callId} is not bridged yet`);
       } else if (request.kind === 'service') {
         await this.transferToService(ctx, request.to);
       } else {
-        await this.transferToExtension(ctx, request.to);
+        problem = await this.transferToExtension(ctx, request.to);
       }
     });
     if (problem) throw problem;
@@ -831,6 +843,10 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     const leg = ctx.call.legs.get(channelId);
     if (!leg) return;
     leg.inStasis = true;
+    if (this.isTransferLeg(ctx, leg)) {
+      await this.maybeDial(ctx, leg);
+      return;
+    }
     if (ctx.call.phase !== 'dialing' || leg.hangupRequested) {
       // The call moved on (answered elsewhere, abandoned) while this leg was being created.
       if (!leg.hangupRequested) await this.hangupLeg(ctx, leg);
@@ -846,15 +862,19 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
   /** Dial once both the create was answered and the channel is in Stasis (facts 1, 2). */
   private async maybeDial(ctx: CallContext, leg: Leg): Promise<void> {
     if (!leg.created || !leg.inStasis || leg.dialed || leg.ended || leg.hangupRequested) return;
-    if (ctx.call.phase !== 'dialing') {
+    const transfer = this.isTransferLeg(ctx, leg);
+    if (ctx.call.phase !== 'dialing' && !transfer) {
       await this.hangupLeg(ctx, leg);
       return;
     }
     leg.dialed = true;
     try {
+      // A transfer target rings on behalf of the customer, for the default operator ring time.
       await this.deps.gateway.channels.dial(leg.channelId, {
-        caller: ctx.anchorChannelId,
-        timeoutSec: ctx.ringTimeoutSec,
+        caller: transfer
+          ? (this.customerLeg(ctx)?.channelId ?? ctx.anchorChannelId)
+          : ctx.anchorChannelId,
+        timeoutSec: transfer ? this.deps.options.defaultRingTimeoutSec : ctx.ringTimeoutSec,
       });
       ctx.log.debug('leg dialled', { legChannelId: leg.channelId, endpoint: leg.endpoint });
     } catch (err) {
@@ -920,7 +940,7 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
       extension: leg.extension,
       endpoint: leg.endpoint,
     });
-    if (leg.role === 'operator' && ctx.call.phase === 'dialing')
+    if (leg.role === 'operator' && (ctx.call.phase === 'dialing' || this.isTransferLeg(ctx, leg)))
       this.deps.notifier.ringing(ctx.call, leg);
   }
 
@@ -928,6 +948,10 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     if (leg.answered || leg.ended) return;
     leg.answered = true;
     leg.answeredAt = this.now();
+    if (this.isTransferLeg(ctx, leg) && !leg.hangupRequested) {
+      await this.completeTransfer(ctx, leg);
+      return;
+    }
     if (ctx.call.phase !== 'dialing' || leg.hangupRequested) {
       ctx.log.info('leg answered after the call moved on; hanging it up', {
         legChannelId: leg.channelId,
@@ -1009,7 +1033,8 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
         outcome: leg.outcome,
         cause: leg.cause,
       });
-      if (call.phase === 'dialing') await this.afterUnansweredLeg(ctx, leg);
+      if (this.isTransferLeg(ctx, leg)) await this.transferFailed(ctx, leg);
+      else if (call.phase === 'dialing') await this.afterUnansweredLeg(ctx, leg);
     }
     this.maybeForget(ctx);
   }
@@ -1035,6 +1060,10 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
   /** A dialled leg ended unanswered: retry, try the next extension, or end the call. */
   private async afterUnansweredLeg(ctx: CallContext, leg: Leg): Promise<void> {
     const { call } = ctx;
+    if (this.isTransferLeg(ctx, leg)) {
+      await this.transferFailed(ctx, leg);
+      return;
+    }
     if (call.phase !== 'dialing') return;
     const outcome = leg.outcome ?? 'failed';
     if (ctx.transferring) {
@@ -1152,19 +1181,112 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     await this.endCall(ctx, { disposition: 'answered', hangupBy: 'system', reason: 'transferred' });
   }
 
-  private async transferToExtension(ctx: CallContext, extension: string): Promise<void> {
+  /**
+   * Blind transfer to an extension, first step: ring the target while the customer goes on
+   * talking with the first operator in the bridge (the call stays `bridged`). The target's
+   * answer finishes it ({@link completeTransfer}), its failure calls it off
+   * ({@link transferFailed}). Returns `transfer_failed` when the target's leg could not even be
+   * created (Asterisk refused the channel: an offline extension).
+   */
+  private async transferToExtension(
+    ctx: CallContext,
+    extension: string,
+  ): Promise<CallStateError | undefined> {
     const { call } = ctx;
-    const customer = this.customerLeg(ctx)!;
     const operator = this.operatorLeg(ctx)!;
-    ctx.log.info('blind transfer', { from: operator.extension, to: extension });
-    this.deps.notifier.transferred(call, { to: extension, kind: 'extension' });
-    ctx.anchorChannelId = customer.channelId;
-    ctx.transferring = true;
-    ctx.pending = [];
-    ctx.ringTimeoutSec = this.deps.options.defaultRingTimeoutSec;
-    call.phase = 'dialing';
-    await this.hangupLeg(ctx, operator);
-    await this.placeOperatorLeg(ctx, extension);
+    ctx.log.info('blind transfer: ringing the target', { from: operator.extension, to: extension });
+    const name = call.customer?.name ?? call.callerName ?? this.customerNumber(ctx);
+    const endpoint = operatorEndpoint(extension, this.deps.options.operatorEndpoint);
+    const leg = this.addEngineLeg(ctx, 'operator', endpoint, extension);
+    call.transfer = {
+      kind: 'extension',
+      to: extension,
+      channelId: leg.channelId,
+      fromChannelId: operator.channelId,
+      startedAt: this.now(),
+    };
+    await this.createLeg(ctx, leg, ['operator', call.id], {
+      'CALLERID(name)': `${this.deps.options.callerIdPrefix}${name}`,
+      'CALLERID(num)': this.customerNumber(ctx),
+    });
+    if (!leg.created && leg.ended)
+      return new CallStateError(
+        'transfer_failed',
+        `extension ${extension} cannot be reached (${leg.outcome ?? 'failed'}); the call goes on with ${operator.extension ? `operator ${operator.extension}` : 'the first operator'}`,
+      );
+    return undefined;
+  }
+
+  /** The leg is the target of the blind transfer in progress. */
+  private isTransferLeg(ctx: CallContext, leg: Leg): boolean {
+    return ctx.call.phase !== 'ended' && ctx.call.transfer?.channelId === leg.channelId;
+  }
+
+  /**
+   * The transfer target answered: put it in the customer's bridge, then hang the first operator
+   * up (in that order, so the customer is never left alone); the target is from now on the
+   * operator of the call (`answeredBy`). `call.transferred`, then `call.answered` for it.
+   */
+  private async completeTransfer(ctx: CallContext, leg: Leg): Promise<void> {
+    const { call } = ctx;
+    const transfer = call.transfer!;
+    const customer = this.customerLeg(ctx);
+    if (!customer || call.bridgeId === undefined) {
+      // Nobody left to transfer (the customer's hang-up is queued behind this step).
+      await this.hangupLeg(ctx, leg);
+      return;
+    }
+    try {
+      await this.deps.gateway.bridges.addChannel(call.bridgeId, [leg.channelId]);
+    } catch (err) {
+      // The target hung up as it answered: its ChannelDestroyed calls the transfer off.
+      if (isGone(err)) return;
+      throw err;
+    }
+    call.transfer = undefined;
+    leg.outcome = 'answered';
+    const previous = call.legs.get(transfer.fromChannelId);
+    call.answeredBy = leg.extension;
+    if (ctx.flow !== 'inbound') {
+      // The first operator's channel (click-to-call operator leg, outbound caller) goes away:
+      // the customer is what stays from now on.
+      ctx.anchorChannelId = customer.channelId;
+    }
+    ctx.log.info('blind transfer answered; the target replaces the first operator', {
+      from: previous?.extension,
+      to: transfer.to,
+      legChannelId: leg.channelId,
+    });
+    this.deps.notifier.transferred(call, { to: transfer.to, kind: 'extension' });
+    this.deps.notifier.answered(call, transfer.to);
+    if (previous) await this.hangupLeg(ctx, previous);
+  }
+
+  /**
+   * The transfer target did not answer (busy, rang out, unreachable, refused): call the
+   * transfer off; the customer goes on talking with the first operator
+   * (`call.transfer_failed` with the target leg's outcome).
+   */
+  private async transferFailed(ctx: CallContext, leg: Leg): Promise<void> {
+    const { call } = ctx;
+    const transfer = call.transfer!;
+    call.transfer = undefined;
+    const dialStatus: TransferDialStatus =
+      leg.outcome === 'busy' || leg.outcome === 'no_answer' || leg.outcome === 'unavailable'
+        ? leg.outcome
+        : 'failed';
+    ctx.log.info('blind transfer failed; the call goes on with the first operator', {
+      to: transfer.to,
+      dialStatus,
+      cause: leg.cause,
+    });
+    this.deps.notifier.transferFailed(call, {
+      to: transfer.to,
+      kind: 'extension',
+      dialStatus,
+      ...(leg.cause === undefined ? {} : { cause: leg.cause }),
+      ...(leg.causeText === undefined ? {} : { causeText: leg.causeText }),
+    });
   }
 
   /** The customer's channel of a call: the inbound caller, or the customer leg. */
@@ -1204,6 +1326,7 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     call.endReason = outcome.reason ?? (ctx.reconciling ? 'reconciled' : undefined);
     ctx.pending = [];
     ctx.transferring = false;
+    call.transfer = undefined;
     if (ctx.retryTimer) clearTimeout(ctx.retryTimer);
     for (const id of [ctx.greetingPlaybackId, ctx.beepPlaybackId])
       if (id) this.byPlayback.delete(id);

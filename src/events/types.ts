@@ -60,12 +60,40 @@ export interface CallAnsweredData {
   waitSec: number;
 }
 
-/** `call.transferred`: the call left its operator (BRIEF F7). */
+/**
+ * `call.transferred`: the call left its operator (BRIEF F7): sent to a service number (then
+ * `call.ended` follows), or blind-transferred to an extension whose operator answered and took
+ * the call over (then `call.answered` for that extension follows).
+ */
 export interface CallTransferredData {
   /** Where it went: a service number or an operator extension. */
   to: string;
   /** `service`: an internal service number set by the admin; `extension`: blind transfer to an operator. */
   kind: 'service' | 'extension';
+}
+
+/**
+ * How the target of a blind transfer failed to answer, as its leg's outcome: `busy` (the phone
+ * refused: busy or declined), `no_answer` (rang until the ring timeout), `unavailable` (offline
+ * extension, no route), `failed` (anything else).
+ */
+export type TransferDialStatus = 'busy' | 'no_answer' | 'unavailable' | 'failed';
+
+/**
+ * `call.transfer_failed`: a blind transfer to an extension did not reach its target; the customer
+ * goes on talking with the operator they had (who stays `answeredBy`).
+ */
+export interface CallTransferFailedData {
+  /** The extension the call was to go to. */
+  to: string;
+  /** Always `extension` (a transfer to a service number cannot fail this way). */
+  kind: 'extension';
+  /** How the target's leg ended. */
+  dialStatus: TransferDialStatus;
+  /** Q.850 hang-up cause of the target's channel, when Asterisk gave one (e.g. 17 busy, 19 no answer). */
+  cause?: number;
+  /** Asterisk's text for `cause`, e.g. `User busy`. */
+  causeText?: string;
 }
 
 /**
@@ -80,7 +108,11 @@ export interface CallEndedData {
   to: string;
   /** The DID the customer dialled (inbound only). */
   did?: string;
-  /** Extension of the operator who answered (in) or placed the call (out); absent when nobody did (seed `code`). */
+  /**
+   * Extension of the operator who answered (in) or placed the call (out); after a blind transfer,
+   * the operator who took the call over (the last one who talked with the customer). Absent when
+   * nobody answered (seed `code`).
+   */
   answeredBy?: string;
   /** Final outcome (seed `status`: ANSWER, BUSY, CANCEL, …). */
   disposition: EventDisposition;
@@ -96,6 +128,14 @@ export interface CallEndedData {
   talkSec: number;
   /** Who hung up. */
   hangupBy?: EventHangupBy;
+  /**
+   * Why the call ended when it was not simply a party hanging up (as `endReason` of
+   * `GET /v1/calls/{id}`): e.g. `transferred` (sent to a service number), `operator_unreachable`,
+   * `customer_unreachable`, `nobody_answered`, `abandoned`, `api_hangup`, `route_hangup`,
+   * `reconciled` (the engine found the call over after losing sight of it: who hung up and when
+   * are unknown, `endedAt` is when it found out). Absent for a plain hang-up.
+   */
+  endReason?: string;
   /**
    * Signed link to the conversation's recording when the call is recorded (seed `path`); it
    * answers 409 `recording_not_ready` until `recording.ready` is sent.
@@ -163,6 +203,7 @@ export interface EventDataMap {
   'call.ringing': CallRingingData;
   'call.answered': CallAnsweredData;
   'call.transferred': CallTransferredData;
+  'call.transfer_failed': CallTransferFailedData;
   'call.recovered': CallRecoveredData;
   'call.ended': CallEndedData;
   'recording.ready': RecordingReadyData;
@@ -195,6 +236,7 @@ export const LIFECYCLE_EVENT_TYPES: readonly LifecycleEventType[] = [
   'call.ringing',
   'call.answered',
   'call.transferred',
+  'call.transfer_failed',
   'call.recovered',
   'call.ended',
   'recording.ready',

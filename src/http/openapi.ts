@@ -148,6 +148,7 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
     'call.ringing': 'CallRingingEvent',
     'call.answered': 'CallAnsweredEvent',
     'call.transferred': 'CallTransferredEvent',
+    'call.transfer_failed': 'CallTransferFailedEvent',
     'call.recovered': 'CallRecoveredEvent',
     'call.ended': 'CallEndedEvent',
     'recording.ready': 'RecordingReadyEvent',
@@ -396,15 +397,25 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
       post: {
         summary: 'Transfer a bridged call',
         description:
-          'kind `service`: the customer continues at SERVICE_CONTEXT,<to>,1 and the operator is hung up (`call.transferred`, then `call.ended`). kind `extension`: blind transfer to another operator, same call id.',
+          'kind `service`: the customer continues at SERVICE_CONTEXT,<to>,1 and the operator is hung up (`call.transferred`, then `call.ended`); answers 200 with the ended call. kind `extension`: blind transfer to another operator, same call id: the target is rung (`call.ringing`) while the customer goes on talking with the first operator; answers 202 with the call, whose `transfer` says the target rings. When the target answers it joins the customer and the first operator is hung up (`call.transferred`, then `call.answered` for the target, who becomes `answeredBy`). When it is busy, does not answer within DEFAULT_RING_TIMEOUT_SEC or cannot be reached, the call goes on with the first operator (`call.transfer_failed` with `dialStatus`). The customer or the first operator hanging up while the target rings ends the call as usual (the target stops ringing).',
         parameters: [callIdParameter],
         requestBody: { required: true, content: json('TransferRequest') },
         responses: {
-          '200': { description: 'The call after the transfer started.', content: json('Call') },
+          '200': {
+            description: 'kind `service`: the call, ended (`endReason: transferred`).',
+            content: json('Call'),
+          },
+          '202': {
+            description:
+              'kind `extension`: the target rings (`transfer` in the answer); the outcome follows as `call.transferred` or `call.transfer_failed`.',
+            content: json('Call'),
+          },
           '400': errorResponse('`invalid_request` (field named), `invalid_json`.'),
           ...authErrors,
           '404': errorResponse('`call_not_found`.'),
-          '409': errorResponse('`call_ended`, `call_not_bridged`, `transfer_in_progress`.'),
+          '409': errorResponse(
+            '`call_ended`, `call_not_bridged`, `transfer_in_progress` (a blind transfer still rings its target), `transfer_failed` (the target extension cannot be reached at all, e.g. offline: the call goes on with the first operator; `call.transfer_failed` is sent too).',
+          ),
           '415': errorResponse('`unsupported_media_type`.'),
           '503': commandUnavailable(),
         },

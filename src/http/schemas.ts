@@ -13,6 +13,7 @@ import type {
   CallRingingData,
   CallStartedData,
   CallRecoveredData,
+  CallTransferFailedData,
   CallTransferredData,
   LifecycleEvent,
   RecordingReadyData,
@@ -66,7 +67,9 @@ export const callSnapshotSchema = z.object({
   answeredBy: z
     .string()
     .optional()
-    .describe('Extension of the operator who answered or placed it.'),
+    .describe(
+      'Extension of the operator who answered or placed it; after a blind transfer, the operator who took it over.',
+    ),
   disposition: disposition.optional().describe('Final outcome, once ended.'),
   hangupBy: hangupBy.optional(),
   endReason: z
@@ -81,6 +84,17 @@ export const callSnapshotSchema = z.object({
   endedAt: isoTime.optional(),
   waitSec: seconds.describe('Ring time before the answer (or until now / the end), whole seconds.'),
   talkSec: seconds.describe('Talk time from the answer, whole seconds; 0 when unanswered.'),
+  transfer: z
+    .object({
+      kind: z.literal('extension'),
+      to: z.string().describe('The extension being rung.'),
+      state: z.literal('ringing'),
+      startedAt: isoTime.describe('When the transfer was asked for.'),
+    })
+    .optional()
+    .describe(
+      'Present while a blind transfer to an extension rings its target; the customer still talks with the first operator (answeredBy) meanwhile.',
+    ),
   legs: z
     .array(
       z.object({
@@ -157,6 +171,21 @@ const callTransferredData = z.object({
 });
 type _TransferredMatches = Assert<Same<z.infer<typeof callTransferredData>, CallTransferredData>>;
 
+const callTransferFailedData = z.object({
+  to: z.string().describe('The extension the call was to go to.'),
+  kind: z.literal('extension'),
+  dialStatus: z
+    .enum(['busy', 'no_answer', 'unavailable', 'failed'])
+    .describe(
+      "How the target's leg ended: busy (busy or declined), no_answer (rang until the ring timeout), unavailable (offline, no route), failed.",
+    ),
+  cause: z.int().optional().describe("Q.850 hang-up cause of the target's channel."),
+  causeText: z.string().optional(),
+});
+type _TransferFailedMatches = Assert<
+  Same<z.infer<typeof callTransferFailedData>, CallTransferFailedData>
+>;
+
 const callRecoveredData = z.object({
   reason: z
     .enum(['ari_reconnect', 'engine_restart'])
@@ -182,6 +211,12 @@ const callEndedData = z.object({
   waitSec: seconds,
   talkSec: seconds,
   hangupBy: hangupBy.optional(),
+  endReason: z
+    .string()
+    .optional()
+    .describe(
+      'Why it ended when not simply by a party hanging up, e.g. transferred, operator_unreachable, nobody_answered, api_hangup, reconciled.',
+    ),
   recordingUrl: z.string().optional(),
 });
 type _EndedMatches = Assert<Same<z.infer<typeof callEndedData>, CallEndedData>>;
@@ -216,6 +251,7 @@ export const webhookSchemas = {
   'call.ringing': envelope('call.ringing', callRingingData),
   'call.answered': envelope('call.answered', callAnsweredData),
   'call.transferred': envelope('call.transferred', callTransferredData),
+  'call.transfer_failed': envelope('call.transfer_failed', callTransferFailedData),
   'call.recovered': envelope('call.recovered', callRecoveredData),
   'call.ended': envelope('call.ended', callEndedData),
   'recording.ready': envelope('recording.ready', recordingReadyData),
@@ -227,6 +263,7 @@ export const lifecycleEventSchema = z.discriminatedUnion('type', [
   webhookSchemas['call.ringing'],
   webhookSchemas['call.answered'],
   webhookSchemas['call.transferred'],
+  webhookSchemas['call.transfer_failed'],
   webhookSchemas['call.recovered'],
   webhookSchemas['call.ended'],
   webhookSchemas['recording.ready'],

@@ -66,6 +66,32 @@ function answeringBedWithStoreLocked(bed: TestBed): Database.Database {
   return other;
 }
 
+/** The legs of a call (API shape). */
+type LegBody = { channelId: string; role: string; extension?: string; outcome?: string };
+
+function legsOf(call: CallBody): LegBody[] {
+  return call.legs as LegBody[];
+}
+
+/** The operator leg of `extension` in a call (the first one when there are several). */
+function operatorLegOf(call: CallBody, extension: string): LegBody {
+  const leg = legsOf(call).find((l) => l.role === 'operator' && l.extension === extension);
+  if (!leg) throw new Error(`no leg of ${extension} in ${JSON.stringify(call.legs)}`);
+  return leg;
+}
+
+/** The channels in the call's mixing bridge now (ARI `GET /bridges`), sorted. */
+async function bridgedChannels(bed: TestBed, callId: string): Promise<string[]> {
+  const bridges = await bed.engine.gateway.bridges.list();
+  const bridge = bridges.find((b) => b.name === `call-${callId}`);
+  return [...(bridge?.channels ?? [])].sort();
+}
+
+/** The event types the CRM received for a call, in order. */
+function typesOf(bed: TestBed, callId: string): string[] {
+  return bed.crm.eventsOf(callId).map((w) => w.body.type);
+}
+
 describe('API /v1 (e2e)', function () {
   this.timeout(20_000);
   let bed: TestBed;
@@ -333,7 +359,7 @@ describe('API /v1 (e2e)', function () {
     const res = await post(bed, `/v1/calls/${callId}/transfer`, { to: '9999' });
     expect(res.status).to.equal(200);
     const end = await bed.crm.waitForEnded(callId);
-    expect(end.body.data).to.include({ disposition: 'answered' });
+    expect(end.body.data).to.include({ disposition: 'answered', endReason: 'transferred' });
     const cont = bed.sim.requests.find((r) => r.path === `/channels/${callerChannelId}/continue`);
     expect(cont?.query).to.include({ context: 'service', extension: '9999', priority: '1' });
     expect(bed.crm.eventsOf(callId).map((w) => w.body.type)).to.include('call.transferred');
@@ -350,7 +376,7 @@ describe('API /v1 (e2e)', function () {
     const { callId } = await bridgedInbound(bed, '79161112235');
     bed.sim.phones.set('102', { mode: 'answer', answerAfterMs: 300 });
     const res = await post(bed, `/v1/calls/${callId}/transfer`, { to: '102', kind: 'extension' });
-    expect(res.status).to.equal(200);
+    expect(res.status).to.equal(202); // 102 rings; 101 stays on the call until 102 answers
     await bed.crm.waitForWebhook(
       (w) =>
         w.body.callId === callId &&
@@ -361,6 +387,190 @@ describe('API /v1 (e2e)', function () {
     expect(current.body).to.include({ callId, state: 'bridged' });
     const old = await apiRequest(bed.engine.httpUrl, '/v1/operators/101/current-call');
     expect(old.status).to.equal(404);
+  });
+
+  it('blind-transfers a click-to-call: 102 rings while 101 and the customer talk, then takes the customer over; call.ended names 102 and the legs show both operators', async () => {
+    bed = await startTestBed();
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
+    bed.sim.customers.set('*', { mode: 'answer', answerAfterMs: 200 });
+    const placed = await post(bed, '/v1/calls', { operator: '101', to: '+74957654321' });
+    const id = placed.body.id;
+    const bridged = await waitForCall(bed, id, (c) => c.state === 'bridged');
+    await bed.engine.calls.settled();
+    const op101 = operatorLegOf(bridged, '101').channelId;
+    const customer = legsOf(bridged).find((l) => l.role === 'customer')!.channelId;
+
+    bed.sim.phones.set('102', { mode: 'answer', answerAfterMs: 1500 });
+    const res = await post(bed, `/v1/calls/${id}/transfer`, { to: '102', kind: 'extension' });
+    expect(res.status).to.equal(202);
+    expect(res.body).to.include({ state: 'bridged', answeredBy: '101' });
+    expect(res.body.transfer).to.include({ kind: 'extension', to: '102', state: 'ringing' });
+    await bed.crm.waitForWebhook(
+      (w) =>
+        w.body.callId === id && w.body.type === 'call.ringing' && w.body.data.extension === '102',
+    );
+    // While 102 rings, the customer still talks with 101.
+    expect(await bridgedChannels(bed, id)).to.deep.equal([op101, customer].sort());
+    expect(typesOf(bed, id)).to.not.include('call.transferred');
+
+    await bed.crm.waitForWebhook(
+      (w) =>
+        w.body.callId === id && w.body.type === 'call.answered' && w.body.data.extension === '102',
+    );
+    await bed.engine.calls.settled();
+    const after = await waitForCall(bed, id, (c) => c.answeredBy === '102');
+    expect(after).to.include({ state: 'bridged' });
+    expect(after).to.not.have.property('transfer');
+    const op102 = operatorLegOf(after, '102').channelId;
+    await until(() => !bed.sim.channels().some((c) => c.id === op101), "101's channel to go");
+    expect(await bridgedChannels(bed, id)).to.deep.equal([customer, op102].sort());
+    expect(bed.sim.channels().find((c) => c.id === op102)?.state).to.equal('Up');
+
+    bed.sim.hangup(customer);
+    const end = await bed.crm.waitForEnded(id);
+    expect(end.body.data).to.include({
+      disposition: 'answered',
+      answeredBy: '102',
+      hangupBy: 'customer',
+    });
+    expect(typesOf(bed, id)).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.answered',
+      'call.ringing',
+      'call.transferred',
+      'call.answered',
+      'call.ended',
+    ]);
+    expect(bed.crm.eventsOf(id)[4]!.body.data).to.deep.equal({ to: '102', kind: 'extension' });
+    await callReleased(bed, id);
+    const stored = await apiRequest<CallBody>(bed.engine.httpUrl, `/v1/calls/${id}`);
+    expect(stored.body).to.include({ state: 'ended', answeredBy: '102' });
+    expect(operatorLegOf(stored.body, '101')).to.include({ outcome: 'answered' });
+    expect(operatorLegOf(stored.body, '102')).to.include({ outcome: 'answered' });
+    expect(bed.sim.channels()).to.have.length(0);
+  });
+
+  it('a blind transfer to an unreachable extension answers 409 transfer_failed and the customer stays with the first operator', async () => {
+    bed = await startTestBed();
+    const { callId, callerChannelId } = await bridgedInbound(bed, '79161112237');
+    const op101 = operatorLegOf(await waitForCall(bed, callId, () => true), '101').channelId;
+    bed.sim.phones.set('102', { mode: 'unavailable' });
+    const res = await post(bed, `/v1/calls/${callId}/transfer`, { to: '102', kind: 'extension' });
+    expect(res.status).to.equal(409);
+    expect(res.body).to.include({ code: 'transfer_failed' });
+    const failed = await bed.crm.waitForWebhook(
+      (w) => w.body.callId === callId && w.body.type === 'call.transfer_failed',
+    );
+    expect(failed.body.data).to.include({
+      to: '102',
+      kind: 'extension',
+      dialStatus: 'unavailable',
+    });
+    await bed.engine.calls.settled();
+    const call = await waitForCall(bed, callId, () => true);
+    expect(call).to.include({ state: 'bridged', answeredBy: '101' });
+    expect(call).to.not.have.property('transfer');
+    expect(operatorLegOf(call, '102')).to.include({ outcome: 'unavailable' });
+    expect(await bridgedChannels(bed, callId)).to.deep.equal([callerChannelId, op101].sort());
+    expect(typesOf(bed, callId)).to.not.include.members(['call.transferred', 'call.ended']);
+
+    bed.sim.hangup(callerChannelId);
+    const end = await bed.crm.waitForEnded(callId);
+    expect(end.body.data).to.include({
+      disposition: 'answered',
+      answeredBy: '101',
+      hangupBy: 'caller',
+    });
+    expect(end.body.data).to.not.have.property('endReason');
+  });
+
+  it('a blind transfer that rings out or finds the target busy goes on with the first operator; a second transfer while one rings is 409 transfer_in_progress', async () => {
+    bed = await startTestBed({ RING_TIMEOUT_SEC: '60' }); // 1.2 s of real time
+    const { callId, callerChannelId } = await bridgedInbound(bed, '79161112238');
+    const op101 = operatorLegOf(await waitForCall(bed, callId, () => true), '101').channelId;
+    bed.sim.phones.set('102', { mode: 'ring' });
+    const res = await post(bed, `/v1/calls/${callId}/transfer`, { to: '102', kind: 'extension' });
+    expect(res.status).to.equal(202);
+    const again = await post(bed, `/v1/calls/${callId}/transfer`, { to: '103', kind: 'extension' });
+    expect(again.status).to.equal(409);
+    expect(again.body).to.include({ code: 'transfer_in_progress' });
+    const service = await post(bed, `/v1/calls/${callId}/transfer`, { to: '9999' });
+    expect(service.status).to.equal(409);
+    expect(service.body).to.include({ code: 'transfer_in_progress' });
+    const noAnswer = await bed.crm.waitForWebhook(
+      (w) => w.body.callId === callId && w.body.type === 'call.transfer_failed',
+    );
+    expect(noAnswer.body.data).to.include({ to: '102', dialStatus: 'no_answer', cause: 19 });
+
+    bed.sim.phones.set('103', { mode: 'busy' });
+    const busy = await post(bed, `/v1/calls/${callId}/transfer`, { to: '103', kind: 'extension' });
+    expect(busy.status).to.equal(202);
+    const refused = await bed.crm.waitForWebhook(
+      (w) =>
+        w.body.callId === callId &&
+        w.body.type === 'call.transfer_failed' &&
+        w.body.data.to === '103',
+    );
+    expect(refused.body.data).to.include({ dialStatus: 'busy', cause: 17 });
+    await bed.engine.calls.settled();
+    const call = await waitForCall(bed, callId, () => true);
+    expect(call).to.include({ state: 'bridged', answeredBy: '101' });
+    expect(await bridgedChannels(bed, callId)).to.deep.equal([callerChannelId, op101].sort());
+    expect(typesOf(bed, callId)).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.answered',
+      'call.ringing',
+      'call.transfer_failed',
+      'call.transfer_failed',
+    ]);
+    // The call can still be transferred once the earlier attempts are over.
+    bed.sim.phones.set('102', { mode: 'answer', answerAfterMs: 200 });
+    const ok = await post(bed, `/v1/calls/${callId}/transfer`, { to: '102', kind: 'extension' });
+    expect(ok.status).to.equal(202);
+    await bed.crm.waitForWebhook(
+      (w) => w.body.callId === callId && w.body.type === 'call.transferred',
+    );
+    await waitForCall(bed, callId, (c) => c.answeredBy === '102');
+  });
+
+  for (const who of ['caller', 'operator'] as const) {
+    it(`the ${who} hanging up while a blind transfer rings ends the call and stops the ringing`, async () => {
+      bed = await startTestBed();
+      const { callId, callerChannelId } = await bridgedInbound(bed, '79161112239');
+      const op101 = operatorLegOf(await waitForCall(bed, callId, () => true), '101').channelId;
+      bed.sim.phones.set('102', { mode: 'ring' });
+      const res = await post(bed, `/v1/calls/${callId}/transfer`, { to: '102', kind: 'extension' });
+      expect(res.status).to.equal(202);
+      await bed.crm.waitForWebhook(
+        (w) =>
+          w.body.callId === callId &&
+          w.body.type === 'call.ringing' &&
+          w.body.data.extension === '102',
+      );
+      bed.sim.hangup(who === 'caller' ? callerChannelId : op101);
+      const end = await bed.crm.waitForEnded(callId);
+      expect(end.body.data).to.include({
+        disposition: 'answered',
+        answeredBy: '101',
+        hangupBy: who,
+      });
+      await until(() => bed.sim.channels().length === 0, 'every channel to be gone');
+      expect(typesOf(bed, callId)).to.not.include('call.transfer_failed');
+      await callReleased(bed, callId);
+      const stored = await apiRequest<CallBody>(bed.engine.httpUrl, `/v1/calls/${callId}`);
+      expect(operatorLegOf(stored.body, '102')).to.include({ outcome: 'canceled' });
+    });
+  }
+
+  it("call.ended carries the call's endReason (api_hangup)", async () => {
+    bed = await startTestBed();
+    const { callId } = await bridgedInbound(bed, '79161112240');
+    const res = await post(bed, `/v1/calls/${callId}/hangup`, undefined);
+    expect(res.body).to.include({ endReason: 'api_hangup' });
+    const end = await bed.crm.waitForEnded(callId);
+    expect(end.body.data).to.include({ endReason: 'api_hangup', hangupBy: 'system' });
   });
 
   it('refuses to transfer a call that is not bridged (409 call_not_bridged)', async () => {

@@ -99,6 +99,7 @@ describe('OpenAPI document', function () {
       'call.ringing',
       'call.answered',
       'call.transferred',
+      'call.transfer_failed',
       'call.recovered',
       'call.ended',
       'recording.ready',

@@ -424,7 +424,7 @@ describe('API /v1 routes (fake call control)', () => {
       const ext = await apiRequest(app.url, '/v1/calls/call-1/transfer', {
         body: { to: '102', kind: 'extension' },
       });
-      expect(ext.status).to.equal(200);
+      expect(ext.status).to.equal(202); // the target rings; the outcome follows by webhook
       expect(app.control.transfers).to.deep.equal([
         { callId: 'call-1', request: { kind: 'service', to: '9999' } },
         { callId: 'call-1', request: { kind: 'extension', to: '102' } },
@@ -444,7 +444,12 @@ describe('API /v1 routes (fake call control)', () => {
       });
       expect(missing.status).to.equal(404);
       expect(missing.body).to.include({ code: 'call_not_found' });
-      for (const code of ['call_not_bridged', 'transfer_in_progress', 'call_ended'] as const) {
+      for (const code of [
+        'call_not_bridged',
+        'transfer_in_progress',
+        'transfer_failed',
+        'call_ended',
+      ] as const) {
         app.control.transferError = new CallStateError(code, code);
         const res = await apiRequest(app.url, '/v1/calls/call-1/transfer', {
           body: { to: '9999' },

@@ -279,12 +279,21 @@ describe('transfers and current call (e2e)', function () {
       'call.started',
       'call.ringing',
       'call.answered',
-      'call.transferred',
-      'call.ringing',
+      'call.ringing', // 102 rings while 101 still talks with the customer
+      'call.transferred', // 102 answered and took over
       'call.answered',
       'call.ended',
     ]);
     expect(cdr(end)).to.include({ disposition: 'answered', hangupBy: 'caller' });
+    // 102 talked last; the call's legs keep both operators.
+    expect(cdr(end)).to.include({ answeredBy: '102' });
+    const stored = await releasedCall(bed, callId);
+    expect(stored).to.include({ answeredBy: '102' });
+    const operators = stored.legs.filter((l) => l.role === 'operator');
+    expect(operators.map((l) => [l.extension, l.outcome])).to.deep.equal([
+      ['101', 'answered'],
+      ['102', 'answered'],
+    ]);
     expect(bed.sim.channels()).to.have.length(0);
   });
 

@@ -58,6 +58,62 @@ describe('operator dials out (e2e)', function () {
     expect(bed.sim.channels()).to.have.length(0);
   });
 
+  it('blind-transfers to 103: the operator who dialled out stays on until 103 answers, then 103 has the customer', async () => {
+    bed = await startTestBed();
+    bed.sim.customers.set('*', { mode: 'answer', answerAfterMs: 200 });
+    const { channelId: phone } = await bed.sim.injectOperatorCall({
+      extension: '102',
+      to: '79161234568',
+    });
+    const started = await bed.crm.waitForWebhook(
+      (w) => w.body.type === 'call.started' && w.body.data.to === '79161234568',
+    );
+    const callId = started.body.callId;
+    await bed.crm.waitForWebhook(
+      (w) => w.body.callId === callId && w.body.type === 'call.answered',
+    );
+    await bed.engine.calls.settled();
+    bed.sim.phones.set('103', { mode: 'answer', answerAfterMs: 500 });
+    const ringing = await bed.engine.calls.transferCall(callId, { kind: 'extension', to: '103' });
+    expect(ringing).to.deep.include({ state: 'bridged', answeredBy: '102' });
+    expect(ringing.transfer).to.include({ to: '103', state: 'ringing' });
+    expect(bed.sim.channels().some((c) => c.id === phone)).to.equal(true);
+    await bed.crm.waitForWebhook(
+      (w) =>
+        w.body.callId === callId &&
+        w.body.type === 'call.answered' &&
+        w.body.data.extension === '103',
+    );
+    await bed.engine.calls.settled();
+    const call = bed.engine.calls.getCall(callId)!;
+    expect(call).to.include({ state: 'bridged', answeredBy: '103' });
+    const customer = call.legs.find((l) => l.role === 'customer')!.channelId;
+    const op103 = call.legs.find((l) => l.extension === '103')!.channelId;
+    const bridge = (await bed.engine.gateway.bridges.list()).find(
+      (b) => b.name === `call-${callId}`,
+    );
+    expect([...bridge!.channels].sort()).to.deep.equal([customer, op103].sort());
+    expect(bed.engine.calls.currentCallOf('102')).to.equal(undefined);
+    bed.sim.hangup(op103);
+    const end = await bed.crm.waitForEnded(callId);
+    expect(end.body.data).to.include({ answeredBy: '103', hangupBy: 'operator' });
+    expect(bed.crm.eventsOf(callId).map((w) => w.body.type)).to.deep.equal([
+      'call.started',
+      'call.answered',
+      'call.ringing',
+      'call.transferred',
+      'call.answered',
+      'call.ended',
+    ]);
+    const stored = await releasedCall(bed, callId);
+    expect(stored.legs.map((l) => [l.role, l.extension])).to.deep.equal([
+      ['caller', '102'],
+      ['customer', undefined],
+      ['operator', '103'],
+    ]);
+    expect(bed.sim.channels()).to.have.length(0);
+  });
+
   it('hangs the operator up with reason busy when the customer is busy', async () => {
     bed = await startTestBed();
     bed.sim.customers.set('79161234500', { mode: 'busy' });

@@ -250,6 +250,10 @@ describe('resilience (e2e): ARI outage and engine restart', function () {
     await bed.engine.journal.flush();
     const store = bed.engine.store.calls;
     expect(await store.getCall(callerLeaves.callId)).to.deep.include({ endReason: 'reconciled' });
+    // The CRM is told too: who hung up and when are unknown for these calls.
+    expect(webhook(bed, callerLeaves.callId, 'call.ended').body.data).to.include({
+      endReason: 'reconciled',
+    });
     expect(await store.getCall(bothLeave.callId)).to.deep.include({ endReason: 'reconciled' });
     expect(await store.getCall(abandons.callId)).to.deep.include({ endReason: 'abandoned' });
     expect(await store.getCall(ringsOut.callId)).to.deep.include({ endReason: 'nobody_answered' });
@@ -365,6 +369,55 @@ describe('resilience (e2e): ARI outage and engine restart', function () {
     expect(ended.status).to.equal(200);
     const end = await waitFor(bed, callId, 'call.ended');
     expect(end.body.data).to.include({ disposition: 'answered', answeredBy: '101' });
+  });
+
+  it('a blind transfer ringing across an engine restart: the customer stays with the first operator, and the target takes over when it answers after the restart', async () => {
+    bed = await startTestBed({ RING_TIMEOUT_SEC: '600' }); // 12 s of real time: rings throughout
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
+    bed.sim.phones.set('102', { mode: 'ring' });
+    const from = nextCaller();
+    const { channelId: customer } = await bed.sim.injectInboundCall({ from, to: DID });
+    const callId = await callIdOf(bed, from);
+    await waitFor(bed, callId, 'call.answered');
+    await bed.engine.calls.settled();
+    const op101 = legOf(bed.engine.calls.getCall(callId), 'operator');
+    await bed.engine.calls.transferCall(callId, { kind: 'extension', to: '102' });
+    await bed.crm.waitForWebhook(
+      (w) =>
+        w.body.callId === callId &&
+        w.body.type === 'call.ringing' &&
+        w.body.data.extension === '102',
+    );
+    await bed.engine.calls.settled();
+    await bed.engine.journal.flush();
+
+    const { config, logger } = bed.engine;
+    await bed.engine.stop();
+    restarted = await startEngine(config, { logger, simulator: bed.sim });
+    const recovered = await waitFor(bed, callId, 'call.recovered');
+    expect(recovered.body.data).to.include({ state: 'bridged', answeredBy: '101' });
+    expect(restarted.calls.getCall(callId)?.transfer).to.include({ to: '102', state: 'ringing' });
+    const bridgeOf = async (): Promise<string[]> => {
+      const bridges = await ariGet<Array<{ name: string; channels: string[] }>>(bed, '/bridges');
+      return [...(bridges.find((b) => b.name === `call-${callId}`)?.channels ?? [])].sort();
+    };
+    expect(await bridgeOf()).to.deep.equal([customer, op101].sort());
+
+    bed.sim.phones.set('102', { mode: 'answer', answerAfterMs: 100 }); // 102 picks up now
+    await waitFor(bed, callId, 'call.transferred');
+    await until(() => !channelIds(bed).has(op101), "101's channel to be hung up");
+    const call = restarted.calls.getCall(callId)!;
+    expect(call).to.include({ state: 'bridged', answeredBy: '102' });
+    const op102 = call.legs.find((l) => l.extension === '102')!.channelId;
+    expect(await bridgeOf()).to.deep.equal([customer, op102].sort());
+    bed.sim.hangup(customer);
+    const end = await waitFor(bed, callId, 'call.ended');
+    expect(end.body.data).to.include({ answeredBy: '102', hangupBy: 'caller' });
+    expect(typesOf(bed, callId).slice(-3)).to.deep.equal([
+      'call.transferred',
+      'call.answered',
+      'call.ended',
+    ]);
   });
 
   it('adopts the calls of a stopped engine on restart and finishes them with the right CDR', async () => {

@@ -415,6 +415,51 @@ describe('reconciliation', () => {
       expect(adopted.anchorChannelId).to.equal('cu');
     });
 
+    it('adopts a bridged click-to-call whose blind transfer was ringing: anchored on the talking operator, the transfer still on', () => {
+      const adopted = adoptedCallFromRecord(
+        record({
+          direction: 'out',
+          from: '101',
+          to: '+74957654321',
+          state: 'bridged',
+          legs: [
+            {
+              channelId: 'op-1',
+              role: 'operator',
+              extension: '101',
+              outcome: 'answered',
+              createdAt: '2025-01-31T09:15:00.000Z',
+              answeredAt: '2025-01-31T09:15:02.000Z',
+            },
+            {
+              channelId: 'cu',
+              role: 'customer',
+              outcome: 'answered',
+              createdAt: '2025-01-31T09:15:03.000Z',
+              answeredAt: '2025-01-31T09:15:05.000Z',
+            },
+            {
+              channelId: 'op-2',
+              role: 'operator',
+              extension: '102',
+              createdAt: '2025-01-31T09:15:09.000Z',
+            },
+          ],
+        }),
+      );
+      expect(adopted.flow).to.equal('click2call');
+      expect(adopted.transferring).to.equal(false);
+      expect(adopted.anchorChannelId).to.equal('op-1');
+      expect(adopted.call.callerChannelId).to.equal('op-1');
+      expect(adopted.call.transfer).to.deep.equal({
+        kind: 'extension',
+        to: '102',
+        channelId: 'op-2',
+        fromChannelId: 'op-1',
+        startedAt: Date.parse('2025-01-31T09:15:09.000Z'),
+      });
+    });
+
     it('finds the bridge again, and does not ring twice for a leg the stored state says rang', async () => {
       const { call: c, flow, anchorChannelId } = adoptedCallFromRecord(record({}));
       const t = fakeTarget(c, { flow, anchor: anchorChannelId, adoptedState: 'bridged' });
