@@ -30,8 +30,12 @@ export default tseslint.config(
         'error',
         { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
       ],
-      // no-floating-promises lets `void promise` through (ignoreVoid): it marks a promise that
-      // never rejects (its failures are caught and logged inside, like CallService.run's steps).
+      // The promise rules, spelled out (recommendedTypeChecked has them too). `void promise` is
+      // let through: it marks a promise that never rejects (its failures are caught and logged
+      // inside, like the call steps of CallService.run).
+      '@typescript-eslint/no-floating-promises': ['error', { ignoreVoid: true }],
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/await-thenable': 'error',
       // `try { return promise; } catch` does not catch the promise's rejection: awaited there.
       '@typescript-eslint/return-await': ['error', 'in-try-catch'],
       // Off: churn without catching bugs. `async` without `await` is how an implementation of a
@@ -46,8 +50,8 @@ export default tseslint.config(
   },
   {
     // Plain JavaScript (this config, the SQLite worker threads) is not in tsconfig.json's
-    // program: linted without type information. None of it uses promises.
-    files: ['**/*.js'],
+    // program: linted without type information (none of these files uses promises today).
+    files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
     ...tseslint.configs.disableTypeChecked,
   },
 );
