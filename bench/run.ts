@@ -156,13 +156,14 @@ function parseOptions(): Options {
     onlyRaw ? (onlyRaw.split(',').map((s) => s.trim()) as Scenario[]) : SCENARIOS,
   );
   for (const s of only)
-    if (!SCENARIOS.includes(s)) throw new Error(`--only: unknown scenario ${s} (${SCENARIOS})`);
+    if (!SCENARIOS.includes(s))
+      throw new Error(`--only: unknown scenario ${s} (${SCENARIOS.join(',')})`);
   const profile = values.profile ?? env.BENCH_PROFILE;
   const snapshots = values['heap-snapshots'] ?? env.BENCH_HEAP_SNAPSHOTS;
   const logLevel = (values.log ?? env.BENCH_LOG) as LogLevel | undefined;
   const LEVELS: LogLevel[] = ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'];
   if (logLevel !== undefined && !LEVELS.includes(logLevel))
-    throw new Error(`--log: unknown level ${logLevel} (${LEVELS})`);
+    throw new Error(`--log: unknown level ${logLevel} (${LEVELS.join(',')})`);
   return {
     ...numbers,
     only,

@@ -38,7 +38,6 @@ import {
   type AriEndpoint,
   type AriEvent,
   type AriEventListener,
-  type AriEventType,
   type AriGateway,
   type AriLiveRecording,
   type AriPlayback,
@@ -667,7 +666,7 @@ class Gateway implements AriGateway {
       return;
     }
     const event = parsed as AriEvent;
-    this.metrics.events.inc({ type: type as AriEventType });
+    this.metrics.events.inc({ type: type });
     this.dispatch(event);
   }
 

@@ -106,6 +106,7 @@ function install(): void {
   };
 
   // (2)(3) request_error forwarding, guarded callbacks.
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called with .call(this, obj)
   const originalExecute = swagger.ShredHttpClient.prototype.execute;
   swagger.ShredHttpClient.prototype.execute = function execute(
     this: unknown,

@@ -20,7 +20,7 @@ interface ZodLike {
 function formatDefault(value: unknown): string {
   if (Array.isArray(value)) {
     return value
-      .map((item) =>
+      .map((item: unknown) =>
         typeof item === 'object' && item !== null && 'prefix' in item && 'template' in item
           ? `${String(item.prefix)}=${String(item.template)}`
           : String(item),

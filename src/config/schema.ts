@@ -414,7 +414,7 @@ export const configSchema = z.object({
   DEFAULT_REGION: z
     .string()
     .refine((s) => isSupportedCountry(s), 'expected an ISO 3166-1 alpha-2 country code, e.g. RU')
-    .transform((s) => s as CountryCode)
+    .transform((s): CountryCode => s)
     .default('RU')
     .describe(
       'Country (ISO 3166-1 alpha-2) in which numbers written without + are read, e.g. 8 (495) 765-43-21 in RU → +74957654321.',

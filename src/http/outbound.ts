@@ -139,8 +139,8 @@ export function createOutboundClient(options: OutboundClientOptions = {}): Outbo
       for (const pool of pools) if ((pool as Pool).destroyed) pools.delete(pool);
       const pool =
         (opts as Pool.Options).connections === 1
-          ? new Client(origin, opts as Client.Options)
-          : new Pool(origin, opts as Pool.Options);
+          ? new Client(origin, opts)
+          : new Pool(origin, opts);
       pools.add(pool);
       return pool;
     },

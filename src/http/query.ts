@@ -34,7 +34,7 @@ export function parseIsoInstant(text: string): Date | undefined {
   if (!Number.isFinite(instant.getTime())) return undefined;
   // Reject impossible dates that Date would roll over (2025-02-30 → March 2).
   const [y, mo, d] = date!.split('-').map(Number);
-  const local = new Date(Date.UTC(y!, mo! - 1, d!));
+  const local = new Date(Date.UTC(y!, mo! - 1, d));
   if (local.getUTCMonth() !== mo! - 1 || local.getUTCDate() !== d) return undefined;
   const iso = instant.toISOString();
   return iso.length === 24 ? instant : undefined;

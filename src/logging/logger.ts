@@ -120,7 +120,7 @@ const redactFormat = winston.format((info) => {
     const value = info[key];
     info[key] = SECRET_KEY.test(key) && value !== undefined && value !== '' ? '***' : redact(value);
   }
-  if (typeof info.message === 'string') info.message = redact(info.message) as string;
+  if (typeof info.message === 'string') info.message = redact(info.message);
   return info;
 });
 
@@ -163,7 +163,7 @@ export function createLogger(options: LoggerOptions): Logger {
 
 /** A log method that writes nothing and returns `logger` (winston's methods chain). */
 function dropped(logger: Logger): winston.LeveledLogMethod {
-  return (() => logger) as unknown as winston.LeveledLogMethod;
+  return () => logger;
 }
 
 /** A logger that writes nothing (tests, benchmarks). */

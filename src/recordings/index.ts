@@ -58,7 +58,7 @@ export interface RecordingHttp {
   /** Wraps the `/v1` API key check so that signed links reach the route. */
   allowSignedLinks(keyCheck: RequestHandler): RequestHandler;
   /** `recording.url` of stored calls (call details), see {@link RecordingService.storedRecordingUrl}. */
-  recordingUrl(callId: string): string | undefined;
+  recordingUrl: (callId: string) => string | undefined;
 }
 
 /** The wired recordings domain. */

@@ -137,7 +137,7 @@ export function createRecordingRoutes(deps: RecordingRoutesDeps): Router {
     });
     const range = decision.kind === 'partial' ? decision : undefined;
     if (range) {
-      res.status(206).set('Content-Range', contentRange(decision, file.bytes)!);
+      res.status(206).set('Content-Range', contentRange(decision, file.bytes));
       res.set('Content-Length', String(range.end - range.start + 1));
     } else {
       res.status(200).set('Content-Length', String(file.bytes));

@@ -427,6 +427,8 @@ export function createEventRepository(
           .selectAll('e')
           .where('e.status', '=', 'pending')
           .where('e.next_attempt_at', '<=', nowIso)
+          // Kysely's expression builder is documented to be destructured (its helpers are bound).
+          // eslint-disable-next-line @typescript-eslint/unbound-method
           .where(({ not, exists, selectFrom }) =>
             not(
               exists(

@@ -233,7 +233,7 @@ export function storeMigrations(dialect: StoreDialect): Record<string, Migration
           .execute();
         await db
           .insertInto('journal_state' as never)
-          .values({ id: 1, seq: 0 } as never)
+          .values({ id: 1, seq: 0 })
           .execute();
       },
       async down(db: Kysely<unknown>): Promise<void> {

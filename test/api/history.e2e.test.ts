@@ -11,7 +11,7 @@ import { expect } from 'chai';
 import { sql } from 'kysely';
 import type { LifecycleEvent } from '../../src/events/types.ts';
 import { createSilentLogger } from '../../src/logging/logger.ts';
-import { createStore, type StoreDialect } from '../../src/store/index.ts';
+import { createStore } from '../../src/store/index.ts';
 import { apiRequest } from '../support/api.ts';
 import { startTestBed, type TestBed } from '../support/engine.ts';
 import type { ReceivedWebhook } from '../support/fake-crm.ts';
@@ -57,7 +57,7 @@ async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean
   }
 }
 
-for (const dialect of DIALECTS as StoreDialect[]) {
+for (const dialect of DIALECTS) {
   describe(`API call history and event feed (e2e) [${dialect}]`, function () {
     this.timeout(60_000);
     let bed: TestBed;

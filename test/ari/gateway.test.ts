@@ -124,7 +124,7 @@ describe('ARI gateway (scripted ARI server)', function () {
         .join('')
         .split('\n')
         .filter((l) => l.trim())) {
-        expect(() => JSON.parse(line), `stdout line: ${line}`).not.to.throw();
+        expect(() => JSON.parse(line) as unknown, `stdout line: ${line}`).not.to.throw();
       }
       expect(logSpy.called).to.equal(false);
       // swagger-client's "deprecated version of Swagger" line went to the debug log instead.

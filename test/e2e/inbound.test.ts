@@ -445,7 +445,7 @@ describe('inbound call flow details (e2e)', function () {
 
   it('ends a call whose caller hung up before it was rung as abandoned, not as a failure', async () => {
     bed = await startTestBed();
-    const ring = bed.engine.gateway.channels.ring;
+    const ring = bed.engine.gateway.channels.ring.bind(bed.engine.gateway.channels);
     // The caller cancels while the engine's ring command is on its way: Asterisk answers 404.
     bed.engine.gateway.channels.ring = async (channelId) => {
       bed.sim.hangup(channelId);
@@ -470,7 +470,7 @@ describe('inbound call flow details (e2e)', function () {
   it('cleans the call up and counts the failure when a call step throws, and keeps serving calls', async () => {
     bed = await startTestBed();
     bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 100, hangupAfterMs: 100 });
-    const original = bed.engine.gateway.bridges.create;
+    const original = bed.engine.gateway.bridges.create.bind(bed.engine.gateway.bridges);
     let failures = 0;
     bed.engine.gateway.bridges.create = async (params) => {
       if (failures++ === 0) throw new Error('simulated bug in a call step');

@@ -267,7 +267,7 @@ describe('resilience (e2e): ARI outage and engine restart', function () {
     bed = await startTestBed({ ARI_RECONNECT_MAX_DELAY_MS: '200' });
     bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
     const gateway = bed.engine.gateway;
-    const addChannel = gateway.bridges.addChannel;
+    const addChannel = gateway.bridges.addChannel.bind(gateway.bridges);
     let cut = false;
     gateway.bridges.addChannel = (bridgeId, ids) => {
       if (!cut) {

@@ -48,7 +48,9 @@ describe('lifecycle event envelope', () => {
     });
     if (event.type !== 'call.ended') throw new Error('unreachable');
     expect(event.data.disposition).to.equal('no_answer');
-    expect(JSON.parse(JSON.stringify(event)).data).not.to.have.property('answeredAt');
+    expect((JSON.parse(JSON.stringify(event)) as { data: unknown }).data).not.to.have.property(
+      'answeredAt',
+    );
   });
 
   it('rejects a sequence that is not a positive integer', () => {

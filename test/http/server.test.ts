@@ -15,6 +15,7 @@ import { parseExposition, valueOf } from '../ops/support/exposition.ts';
 
 setFlagsFromString('--allow-natives-syntax');
 /** V8's own answer: do two objects have the same hidden class (map)? */
+// eslint-disable-next-line @typescript-eslint/no-implied-eval -- V8's %-syntax needs a runtime-compiled function
 const haveSameMap = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (
   a: object,
   b: object,

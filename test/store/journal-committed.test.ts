@@ -120,13 +120,13 @@ forEachDialect('call journal: whenCommitted, whenWritten', ({ store }) => {
     a.answeredAt = T0 + 500;
     j.record(a);
     let early = false;
-    const fired = new Promise<{ committed: number; state?: string }>((resolve) =>
+    const fired = new Promise<{ committed: number; state?: string }>((resolve, reject) =>
       j.whenCommitted('call-a', () => {
         const committed = target.committed;
         if (committed < 2) early = true;
-        void store()
+        store()
           .calls.getCall('call-a')
-          .then((r) => resolve({ committed, state: r?.state }));
+          .then((r) => resolve({ committed, state: r?.state }), reject);
       }),
     );
     target.open(1);
@@ -164,12 +164,12 @@ forEachDialect('call journal: whenCommitted, whenWritten', ({ store }) => {
 
     const a = call('call-a');
     j.record(a);
-    const fired = new Promise<{ committed: number; state?: string }>((resolve) =>
+    const fired = new Promise<{ committed: number; state?: string }>((resolve, reject) =>
       j.whenWritten('call-a', () => {
         const committed = target.committed;
-        void store()
+        store()
           .calls.getCall('call-a')
-          .then((r) => resolve({ committed, state: r?.state }));
+          .then((r) => resolve({ committed, state: r?.state }), reject);
       }),
     );
     await new Promise((resolve) => setImmediate(resolve)); // the first write is now in flight

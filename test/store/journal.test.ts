@@ -48,7 +48,7 @@ function retryingJournal(
   return {
     journal,
     notifier: new CallNotifier([], logger, Date.now, journal),
-    errors: sinon.spy(logger, 'error') as unknown as sinon.SinonSpy,
+    errors: sinon.spy(logger, 'error'),
   };
 }
 
@@ -211,7 +211,7 @@ forEachDialect('call journal', ({ store }) => {
     const registry = new Registry();
     const target = flakyStore(store());
     let batches = 0;
-    const flaky = target.writeBatch;
+    const flaky = target.writeBatch.bind(target);
     target.writeBatch = (fn, options) => {
       batches++;
       return flaky(fn, options);

@@ -33,7 +33,7 @@ function adaptResponse(response: Response): OutboundResponse {
     header: (name) => response.headers.get(name) ?? undefined,
     text: async (maxBytes, options) => {
       if (!response.body) return '';
-      const reader = response.body.getReader();
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
       const chunks: Uint8Array[] = [];
       let size = 0;
       try {

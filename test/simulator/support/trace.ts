@@ -71,7 +71,7 @@ export class IdMap {
   /** Deep-map every string of a JSON value. */
   deep<T>(value: T): T {
     if (typeof value === 'string') return this.str(value) as T;
-    if (Array.isArray(value)) return value.map((v) => this.deep(v)) as T;
+    if (Array.isArray(value)) return value.map((v: unknown) => this.deep(v)) as T;
     if (value && typeof value === 'object') {
       const out: Json = {};
       for (const [k, v] of Object.entries(value as Json)) out[k] = this.deep(v);
