@@ -145,7 +145,7 @@ describe('simulator control router', function () {
       method = 'PUT',
     ): Promise<{ status: number; body: unknown }> {
       const res = await fetch(`${base}${path}`, { method, headers, body });
-      return { status: res.status, body: (await res.json()) as unknown };
+      return { status: res.status, body: (await res.json()) };
     }
     const behaviour = JSON.stringify({ mode: 'busy' });
     expect(
