@@ -17,7 +17,7 @@ import { CallNotifier, type EventSink } from './calls/notifier.ts';
 import { CallService } from './calls/service.ts';
 import { registerReconciliation } from './calls/reconcile.ts';
 import { registerCallStasisHandlers } from './calls/stasis.ts';
-import { ConfigError, loadConfig } from './config/load.ts';
+import { ConfigError, loadConfig, type ConfigCheck } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { createRouteClient, parseRouteSpec } from './crm/index.ts';
 import { createWebhookDispatcher, type WebhookDispatcher } from './events/dispatcher.ts';
@@ -29,6 +29,7 @@ import type { StoredCallCreation } from './calls/routes.ts';
 import { createHttpApp } from './http/app.ts';
 import { createHttpServer } from './http/server.ts';
 import { createLogger, type Logger } from './logging/logger.ts';
+import { recordingsConfigCheck } from './recordings/config.ts';
 import { createRecordings } from './recordings/index.ts';
 import { collectProcessMetrics } from './metrics/process.ts';
 import { securityConfigCheck } from './security/config.ts';
@@ -383,20 +384,39 @@ function storeUrl(config: Config): string {
   return config.DATABASE_URL ?? `sqlite:${join(config.DATA_DIR, 'ari-crm.sqlite')}`;
 }
 
+/**
+ * Every check of the configuration the engine makes before it starts, beyond the schema: the
+ * security settings (API_KEYS in production, destination patterns), the recordings settings
+ * (RECORDING_LINK_SECRET in production) and FALLBACK_ROUTE. `npm start` and `node dist/main.js`
+ * run them all; so does the test that checks docker/compose.yaml with docker/env.example.
+ */
+export const ENGINE_CONFIG_CHECKS: readonly ConfigCheck[] = [
+  securityConfigCheck,
+  recordingsConfigCheck,
+  (c) => {
+    try {
+      parseRouteSpec(c.FALLBACK_ROUTE, c.RING_TIMEOUT_SEC);
+      return [];
+    } catch (err) {
+      return [`FALLBACK_ROUTE: ${err instanceof Error ? err.message : String(err)}`];
+    }
+  },
+];
+
+/**
+ * The engine's configuration from `env` (default: the process environment over `./.env`), with
+ * every start-up check of {@link ENGINE_CONFIG_CHECKS}.
+ *
+ * @throws ConfigError naming each bad or missing variable
+ */
+export function loadEngineConfig(env?: Record<string, string | undefined>): Config {
+  return loadConfig(env, [...ENGINE_CONFIG_CHECKS]);
+}
+
 async function main(): Promise<void> {
   let config: Config;
   try {
-    config = loadConfig(undefined, [
-      securityConfigCheck,
-      (c) => {
-        try {
-          parseRouteSpec(c.FALLBACK_ROUTE, c.RING_TIMEOUT_SEC);
-          return [];
-        } catch (err) {
-          return [`FALLBACK_ROUTE: ${err instanceof Error ? err.message : String(err)}`];
-        }
-      },
-    ]);
+    config = loadEngineConfig();
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
