@@ -54,16 +54,21 @@ import {
 } from './control.ts';
 import type { CallSnapshot, Disposition } from './model.ts';
 
+/** An operator extension: 2-10 digits. */
+const EXTENSION = /^\d{2,10}$/;
+/** A service number: 1-20 of digits, `*`, `#`. */
+const SERVICE_NUMBER = /^[0-9*#]{1,20}$/;
+
 /** An operator extension: 2-10 digits (as SIM_EXTENSIONS / OPERATOR_IP_MAP). */
 export const extensionSchema = z
   .string()
-  .regex(/^\d{2,10}$/, 'must be an extension of 2-10 digits')
+  .regex(EXTENSION, 'must be an extension of 2-10 digits')
   .describe('Operator extension, e.g. 101.');
 
 /** A service number (dialplan extension in SERVICE_CONTEXT): digits, `*`, `#`. */
 export const serviceNumberSchema = z
   .string()
-  .regex(/^[0-9*#]{1,20}$/, 'must be a service number of 1-20 digits, * or #')
+  .regex(SERVICE_NUMBER, 'must be a service number of 1-20 digits, * or #')
   .describe('Service number, e.g. 9999.');
 
 const variableValue = z.union([z.string().max(1024), z.number(), z.boolean()]);
@@ -126,6 +131,12 @@ export const transferBodySchema = z
     const result = check.safeParse(body.to);
     if (!result.success)
       ctx.addIssue({ code: 'custom', path: ['to'], message: result.error.issues[0]!.message });
+  })
+  // The check above, in the JSON Schema of the OpenAPI document: `to`'s pattern by `kind`.
+  .meta({
+    if: { properties: { kind: { const: 'extension' } }, required: ['kind'] },
+    then: { properties: { to: { pattern: EXTENSION.source } } },
+    else: { properties: { to: { pattern: SERVICE_NUMBER.source } } },
   });
 
 /** `Idempotency-Key` header: 1-255 visible ASCII characters. */
@@ -177,7 +188,7 @@ export const callListQuerySchema = z
     since: isoTimeParam
       .optional()
       .describe(
-        'Calls that started at or after this instant: ISO 8601 with Z or an offset, or a date (midnight UTC).',
+        'Calls that started at or after this instant: an RFC 3339 date-time with seconds and Z or an offset (2025-01-31T09:15:00Z, 2025-01-31T12:15:00+03:00), or a date (2025-01-31: midnight UTC).',
       ),
     until: isoTimeParam
       .optional()
