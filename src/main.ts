@@ -136,7 +136,7 @@ export async function startEngine(
     registry,
   });
 
-  // The store (issue 4): calls, legs, the event outbox and the delivery log. Migrated before
+  // The store: calls, legs, the event outbox and the delivery log. Migrated before
   // anything runs; undelivered events of an earlier run are resumed by the dispatcher.
   const store = createStore({
     url: storeUrl(config),
@@ -222,13 +222,13 @@ export async function startEngine(
     },
   });
   registerCallStasisHandlers(gateway, calls);
-  // Resilience (issue 5): calls left unfinished by an earlier run are adopted before ARI
+  // Resilience: calls left unfinished by an earlier run are adopted before ARI
   // connects; every (re)connect reconciles the live calls with Asterisk's channels and bridges.
   const adopted = calls.adoptCalls(await startStep(store.calls.unfinishedCalls()));
   if (adopted > 0) logger.info('adopting calls left unfinished by an earlier run', { adopted });
   registerReconciliation(gateway, calls, logger.child({ component: 'reconcile' }));
 
-  // Recordings (BRIEF F5, src/recordings/): bridges recorded per RECORD_CALLS (or per call), files
+  // Recordings (src/recordings/): bridges recorded per RECORD_CALLS (or per call), files
   // fetched over ARI into RECORDINGS_DIR, served at GET /v1/calls/{id}/recording. Recordings an
   // earlier run left unsettled are taken up before ARI connects.
   const recordings = createRecordings({
@@ -261,8 +261,8 @@ export async function startEngine(
     })),
   );
 
-  // The public API (BRIEF F2, F7, F8, F13): API keys, IP allow-list, toll-fraud guard, /v1 call
-  // routes, the seed-003 compatibility path, /openapi.json.
+  // The public API: API keys, IP allow-list, toll-fraud guard, /v1 call
+  // routes, the asterisk.fcgi compatibility path, /openapi.json.
   const httpLogger = logger.child({ component: 'http' });
   let shuttingDown = false;
   const app = createHttpApp({

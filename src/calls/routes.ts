@@ -1,10 +1,10 @@
 /**
- * The `/v1` call routes (issue 3; BRIEF F2 click-to-call, F7 transfer, F8 current call), over the
+ * The `/v1` call routes (click-to-call, hang-up, transfer, current call, history), over the
  * {@link CallControl} contract. Mounted behind the API key check; request bodies are validated
  * with the zod schemas below (also the OpenAPI request schemas).
  *
  * - `POST /v1/calls` → 202 {@link AcceptedCall} + `Location`; `Idempotency-Key` aware
- * - `GET /v1/calls` → 200 {@link CallPageView}: stored calls (issue 4, F6), filtered, newest
+ * - `GET /v1/calls` → 200 {@link CallPageView}: stored calls, filtered, newest
  *   first, cursor-paginated | 400 `invalid_query` / `invalid_cursor`
  * - `GET /v1/calls/{id}` → 200 CallSnapshot while live, else the stored call (legs with times,
  *   recording) | 404 `call_not_found`
@@ -182,7 +182,7 @@ type _EveryDisposition = Assert<
 >;
 const dispositionList = new RegExp(`^(${DISPOSITIONS.join('|')})(,(${DISPOSITIONS.join('|')}))*$`);
 
-/** Query of `GET /v1/calls` (F6 filters; every given condition must hold). */
+/** Query of `GET /v1/calls` (filters; every given condition must hold). */
 export const callListQuerySchema = z
   .strictObject({
     since: isoTimeParam
@@ -276,13 +276,13 @@ export interface CallRoutesDeps {
    */
   storeWaitMs?: number;
   /**
-   * Stored calls (issue 4): `GET /v1/calls`, `GET /v1/calls/{id}` of calls no longer live, and
+   * Stored calls: `GET /v1/calls`, `GET /v1/calls/{id}` of calls no longer live, and
    * 409 `call_ended` (not 404) for commands on them. Without it `GET /v1/calls` answers 503
    * `store_not_configured` and only calls the service holds are found.
    */
   calls?: Pick<CallRepository, 'getCall' | 'listCalls'>;
   /**
-   * Download link of a call's recording (BRIEF F5): asked for every stored call that has
+   * Download link of a call's recording: asked for every stored call that has
    * recording fields; undefined when there is nothing to download. Its answer becomes
    * `recording.url`.
    */

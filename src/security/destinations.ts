@@ -1,6 +1,6 @@
 /**
- * The destination allow-list of the toll-fraud guard (BRIEF F13 "a destination allow-list … on
- * originate"; issue 3 "prefixes or patterns; default: the default region's numbers only").
+ * The destination allow-list of the toll-fraud guard, checked on every originate: prefixes or
+ * patterns; by default the default region's numbers only.
  */
 import type { CountryCode, NumberForms } from '../numbers/phone.ts';
 

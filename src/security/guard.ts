@@ -1,5 +1,5 @@
 /**
- * The toll-fraud guard on call creation (BRIEF F13; issue 3 "Toll-fraud guard"): a destination
+ * The toll-fraud guard on call creation: a destination
  * allow-list, a per-API-key rate limit and a cap on engine-originated calls in progress. Every
  * refusal is logged with the key's name and counted (`aricrm_call_guard_refusals_total{reason}`).
  */
