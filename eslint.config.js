@@ -7,6 +7,8 @@ export default tseslint.config(
       'node_modules/**',
       'data/**',
       '.scratch/**',
+      'dist/**',
+      '.build-test-*/**',
       // Deliberate mistakes: test/lint/lint.test.ts checks that each is reported.
       'test/lint/unhandled-promises.fixture.ts',
     ],

@@ -1,5 +1,5 @@
 /**
- * API benchmark (issue 3 "Benchmark"): `POST /v1/calls` latency at a sustained rate against the
+ * API benchmark: `POST /v1/calls` latency at a sustained rate against the
  * engine on the PBX simulator (its own process, as Asterisk would be, with the CRM stub that
  * receives the webhooks: a CRM is never in the engine's process), load from the `loadtest`
  * package in a third process at an even rate, after a 3 s warm-up that is not measured

@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: the engine's performance figures (issue 5 "Benchmarks") against the PBX
+ * `npm run bench`: the engine's performance figures against the PBX
  * simulator, on this machine. Prints figures with their targets; asserts nothing.
  *
  * The engine runs in this process, alone; the simulator, a CRM stub (route lookups, webhook
@@ -47,7 +47,7 @@
  *                            summary of each
  *   --heap-snapshots DIR     heap snapshots of the engine before and after the soak and after the
  *                            live calls ended, and what grew
- *   --api                    afterwards, the API benchmark of bench/api.ts (issue 3)
+ *   --api                    afterwards, the API benchmark of bench/api.ts
  *   --log LEVEL              the engine logs at LEVEL (e.g. info, as in production) as JSON lines
  *                            to /dev/null, formatting and redaction included; default silent
  *                            (about 0.3 ms of CPU per call less than info, measured)

@@ -17,7 +17,7 @@ import { CallNotifier, type EventSink } from './calls/notifier.ts';
 import { CallService } from './calls/service.ts';
 import { registerReconciliation } from './calls/reconcile.ts';
 import { registerCallStasisHandlers } from './calls/stasis.ts';
-import { ConfigError, loadConfig } from './config/load.ts';
+import { ConfigError, loadConfig, type ConfigCheck } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { createRouteClient, parseRouteSpec } from './crm/index.ts';
 import { createWebhookDispatcher, type WebhookDispatcher } from './events/dispatcher.ts';
@@ -29,6 +29,7 @@ import type { StoredCallCreation } from './calls/routes.ts';
 import { createHttpApp } from './http/app.ts';
 import { createHttpServer } from './http/server.ts';
 import { createLogger, type Logger } from './logging/logger.ts';
+import { recordingsConfigCheck } from './recordings/config.ts';
 import { createRecordings } from './recordings/index.ts';
 import { collectProcessMetrics } from './metrics/process.ts';
 import { securityConfigCheck } from './security/config.ts';
@@ -143,7 +144,7 @@ export async function startEngine(
     registry,
   });
 
-  // The store (issue 4): calls, legs, the event outbox and the delivery log. Migrated before
+  // The store: calls, legs, the event outbox and the delivery log. Migrated before
   // anything runs; undelivered events of an earlier run are resumed by the dispatcher.
   const store = createStore({
     url: storeUrl(config),
@@ -231,13 +232,13 @@ export async function startEngine(
     },
   });
   registerCallStasisHandlers(gateway, calls);
-  // Resilience (issue 5): calls left unfinished by an earlier run are adopted before ARI
+  // Resilience: calls left unfinished by an earlier run are adopted before ARI
   // connects; every (re)connect reconciles the live calls with Asterisk's channels and bridges.
   const adopted = calls.adoptCalls(await startStep(store.calls.unfinishedCalls()));
   if (adopted > 0) logger.info('adopting calls left unfinished by an earlier run', { adopted });
   registerReconciliation(gateway, calls, logger.child({ component: 'reconcile' }));
 
-  // Recordings (BRIEF F5, src/recordings/): bridges recorded per RECORD_CALLS (or per call), files
+  // Recordings (src/recordings/): bridges recorded per RECORD_CALLS (or per call), files
   // fetched over ARI into RECORDINGS_DIR, served at GET /v1/calls/{id}/recording. Recordings an
   // earlier run left unsettled are taken up before ARI connects.
   const recordings = createRecordings({
@@ -270,8 +271,8 @@ export async function startEngine(
     })),
   );
 
-  // The public API (BRIEF F2, F7, F8, F13): API keys, IP allow-list, toll-fraud guard, /v1 call
-  // routes, the seed-003 compatibility path, /openapi.json.
+  // The public API: API keys, IP allow-list, toll-fraud guard, /v1 call
+  // routes, the asterisk.fcgi compatibility path, /openapi.json.
   const httpLogger = logger.child({ component: 'http' });
   let shuttingDown = false;
   const app = createHttpApp({
@@ -414,20 +415,39 @@ function storeUrl(config: Config): string {
   return config.DATABASE_URL ?? `sqlite:${join(config.DATA_DIR, 'ari-crm.sqlite')}`;
 }
 
+/**
+ * Every check of the configuration the engine makes before it starts, beyond the schema: the
+ * security settings (API_KEYS in production, destination patterns), the recordings settings
+ * (RECORDING_LINK_SECRET in production) and FALLBACK_ROUTE. `npm start` and `node dist/main.js`
+ * run them all; so does the test that checks docker/compose.yaml with docker/env.example.
+ */
+export const ENGINE_CONFIG_CHECKS: readonly ConfigCheck[] = [
+  securityConfigCheck,
+  recordingsConfigCheck,
+  (c) => {
+    try {
+      parseRouteSpec(c.FALLBACK_ROUTE, c.RING_TIMEOUT_SEC);
+      return [];
+    } catch (err) {
+      return [`FALLBACK_ROUTE: ${err instanceof Error ? err.message : String(err)}`];
+    }
+  },
+];
+
+/**
+ * The engine's configuration from `env` (default: the process environment over `./.env`), with
+ * every start-up check of {@link ENGINE_CONFIG_CHECKS}.
+ *
+ * @throws ConfigError naming each bad or missing variable
+ */
+export function loadEngineConfig(env?: Record<string, string | undefined>): Config {
+  return loadConfig(env, [...ENGINE_CONFIG_CHECKS]);
+}
+
 async function main(): Promise<void> {
   let config: Config;
   try {
-    config = loadConfig(undefined, [
-      securityConfigCheck,
-      (c) => {
-        try {
-          parseRouteSpec(c.FALLBACK_ROUTE, c.RING_TIMEOUT_SEC);
-          return [];
-        } catch (err) {
-          return [`FALLBACK_ROUTE: ${err instanceof Error ? err.message : String(err)}`];
-        }
-      },
-    ]);
+    config = loadEngineConfig();
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);

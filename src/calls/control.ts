@@ -1,7 +1,7 @@
 /**
- * The call-control contract the HTTP API (and the seed-003 compatibility path) uses: click-to-call
- * (BRIEF F2), hang-up, transfer to a service number or an extension (F7), and an operator's
- * current call (F8). Implemented by {@link import('./service.ts').CallService}.
+ * The call-control contract the HTTP API (and the asterisk.fcgi compatibility path) uses:
+ * click-to-call, hang-up, transfer to a service number or an extension, and an operator's
+ * current call. Implemented by {@link import('./service.ts').CallService}.
  */
 import type { CallSnapshot } from './model.ts';
 
@@ -17,7 +17,7 @@ export interface ClickToCallRequest {
   tries: number;
   /** Seconds between operator tries (1-10). */
   triesPeriodSec: number;
-  /** Record the bridged conversation (BRIEF F5); absent: RECORD_CALLS decides. */
+  /** Record the bridged conversation; absent: RECORD_CALLS decides. */
   record?: boolean;
   /** API key name that asked (logs only). */
   requestedBy?: string;
@@ -39,7 +39,8 @@ export interface TransferRequest {
 export interface CurrentCall {
   callId: string;
   /**
-   * Asterisk UniqueID of the customer's channel (seed 003 `get_uniqueid_callerid`); empty while
+   * Asterisk UniqueID of the customer's channel (asterisk.fcgi `get_uniqueid_callerid`); empty
+   * while
    * a click-to-call is still ringing the operator (no customer channel exists yet).
    */
   customerChannelId: string;
@@ -102,7 +103,7 @@ export interface CallControl {
   watchCall(callId: string, listener: (call: CallSnapshot) => void): () => void;
   /**
    * The live call one of whose channels has this id (Asterisk UniqueID, or the engine's client
-   * id), or undefined (seed 003 `transfer=UNIQUEID`).
+   * id), or undefined (asterisk.fcgi `transfer=UNIQUEID`).
    */
   findCallByChannel(channelId: string): CallSnapshot | undefined;
   /** The call the operator at `extension` is on (ringing or talking), or undefined. */

@@ -5,8 +5,8 @@
 import { tryNumberForms, type CountryCode, type NumberForms } from '../numbers/phone.ts';
 
 /**
- * Placeholders of a trunk template (issue 3: "each trunk's dial string template decides the form
- * sent to it"), shown for `+74957654321`:
+ * Placeholders of a trunk template (each trunk's template decides the form of the number sent to
+ * it), shown for `+74957654321`:
  * - `{number}`: the number without a leading `+` (`74957654321`); a number dialled by an operator
  *   without `+` is used as dialled (the meaning `{number}` always had);
  * - `{e164}`: E.164 with `+` (`+74957654321`);

@@ -1,7 +1,7 @@
 /**
- * The call journal (issue 4 "Calls are written at every state change … so a crash loses no
- * finished fact"; "Every webhook event is written to the store in the same transaction as the
- * state change that caused it, then delivered by a dispatcher").
+ * The call journal: calls are written at every state change, so a crash loses nothing that was
+ * finished; every webhook event is written to the store in the same transaction as the state
+ * change that caused it, then delivered by a dispatcher.
  *
  * The call service and the notifier report every change of a call with {@link CallJournal.record}
  * (the live `Call`, plus the lifecycle event the change produced, if any). The journal snapshots

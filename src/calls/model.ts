@@ -3,7 +3,7 @@
  * direction, numbers, times and final disposition. Pure data and pure functions only; the flows
  * that change it live in `service.ts`.
  *
- * Vocabulary (BRIEF "Words"): the caller leg is the channel Asterisk handed us from the dialplan;
+ * Vocabulary: the caller leg is the channel Asterisk handed us from the dialplan;
  * operator legs ring operators' extensions; a customer leg dials a customer through a trunk.
  */
 
@@ -190,7 +190,8 @@ export function secondsBetween(fromMs: number, toMs: number): number {
 }
 
 /**
- * Wait time (ring time before answer; the seeds' `hold`) in seconds: start → answer, or
+ * Wait time (ring time before answer; `hold` in the retailCRM module) in seconds: start → answer,
+ * or
  * start → end for unanswered calls.
  */
 export function waitSeconds(

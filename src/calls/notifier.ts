@@ -1,5 +1,5 @@
 /**
- * Calls → lifecycle events (BRIEF F3): builds `call.*` events with a per-call sequence number and
+ * Calls → lifecycle events: builds `call.*` events with a per-call sequence number and
  * hands them to the call journal (store, then the webhook dispatcher) and to extra sinks.
  * Never throws into call handling: a failing sink is logged.
  */
@@ -65,7 +65,7 @@ export class CallNotifier {
 
   /**
    * `call.transferred`: moved to a service number, or blind-transferred to an extension whose
-   * operator answered (F7).
+   * operator answered.
    */
   transferred(call: Call, transfer: { to: string; kind: 'service' | 'extension' }): void {
     this.emit(call, 'call.transferred', transfer);
@@ -120,7 +120,7 @@ export class CallNotifier {
   }
 
   /**
-   * `recording.ready` (BRIEF F5): the call's recording is stored and playable. Sent by the
+   * `recording.ready`: the call's recording is stored and playable. Sent by the
    * recordings domain after `call.ended`, on the same `Call` (kept by it until then) so the
    * per-call sequence continues without gaps.
    */

@@ -1,5 +1,5 @@
 /**
- * Reconciliation (issue 5, BRIEF "Shape": calls survive an ARI outage and an engine restart):
+ * Reconciliation (calls survive an ARI outage and an engine restart):
  * making the engine's calls match what Asterisk shows again after the engine lost sight of them.
  *
  * - **ARI reconnect.** When the event WebSocket drops, Asterisk keeps the app's channels in

@@ -1,10 +1,10 @@
 /**
- * The `/v1` call routes (issue 3; BRIEF F2 click-to-call, F7 transfer, F8 current call), over the
+ * The `/v1` call routes (click-to-call, hang-up, transfer, current call, history), over the
  * {@link CallControl} contract. Mounted behind the API key check; request bodies are validated
  * with the zod schemas below (also the OpenAPI request schemas).
  *
  * - `POST /v1/calls` → 202 {@link AcceptedCall} + `Location`; `Idempotency-Key` aware
- * - `GET /v1/calls` → 200 {@link CallPageView}: stored calls (issue 4, F6), filtered, newest
+ * - `GET /v1/calls` → 200 {@link CallPageView}: stored calls, filtered, newest
  *   first, cursor-paginated | 400 `invalid_query` / `invalid_cursor`
  * - `GET /v1/calls/{id}` → 200 CallSnapshot while live, else the stored call (legs with times,
  *   recording) | 404 `call_not_found`
@@ -55,16 +55,21 @@ import {
 } from './control.ts';
 import type { CallSnapshot, Disposition } from './model.ts';
 
+/** An operator extension: 2-10 digits. */
+const EXTENSION = /^\d{2,10}$/;
+/** A service number: 1-20 of digits, `*`, `#`. */
+const SERVICE_NUMBER = /^[0-9*#]{1,20}$/;
+
 /** An operator extension: 2-10 digits (as SIM_EXTENSIONS / OPERATOR_IP_MAP). */
 export const extensionSchema = z
   .string()
-  .regex(/^\d{2,10}$/, 'must be an extension of 2-10 digits')
+  .regex(EXTENSION, 'must be an extension of 2-10 digits')
   .describe('Operator extension, e.g. 101.');
 
 /** A service number (dialplan extension in SERVICE_CONTEXT): digits, `*`, `#`. */
 export const serviceNumberSchema = z
   .string()
-  .regex(/^[0-9*#]{1,20}$/, 'must be a service number of 1-20 digits, * or #')
+  .regex(SERVICE_NUMBER, 'must be a service number of 1-20 digits, * or #')
   .describe('Service number, e.g. 9999.');
 
 const variableValue = z.union([z.string().max(1024), z.number(), z.boolean()]);
@@ -127,6 +132,12 @@ export const transferBodySchema = z
     const result = check.safeParse(body.to);
     if (!result.success)
       ctx.addIssue({ code: 'custom', path: ['to'], message: result.error.issues[0]!.message });
+  })
+  // The check above, in the JSON Schema of the OpenAPI document: `to`'s pattern by `kind`.
+  .meta({
+    if: { properties: { kind: { const: 'extension' } }, required: ['kind'] },
+    then: { properties: { to: { pattern: EXTENSION.source } } },
+    else: { properties: { to: { pattern: SERVICE_NUMBER.source } } },
   });
 
 /** `Idempotency-Key` header: 1-255 visible ASCII characters. */
@@ -193,13 +204,13 @@ type _EveryDisposition = Assert<
 >;
 const dispositionList = new RegExp(`^(${DISPOSITIONS.join('|')})(,(${DISPOSITIONS.join('|')}))*$`);
 
-/** Query of `GET /v1/calls` (F6 filters; every given condition must hold). */
+/** Query of `GET /v1/calls` (filters; every given condition must hold). */
 export const callListQuerySchema = z
   .strictObject({
     since: isoTimeParam
       .optional()
       .describe(
-        'Calls that started at or after this instant: ISO 8601 with Z or an offset, or a date (midnight UTC).',
+        'Calls that started at or after this instant: an RFC 3339 date-time with seconds and Z or an offset (2025-01-31T09:15:00Z, 2025-01-31T12:15:00+03:00), or a date (2025-01-31: midnight UTC).',
       ),
     until: isoTimeParam
       .optional()
@@ -287,13 +298,13 @@ export interface CallRoutesDeps {
    */
   storeWaitMs?: number;
   /**
-   * Stored calls (issue 4): `GET /v1/calls`, `GET /v1/calls/{id}` of calls no longer live, and
+   * Stored calls: `GET /v1/calls`, `GET /v1/calls/{id}` of calls no longer live, and
    * 409 `call_ended` (not 404) for commands on them. Without it `GET /v1/calls` answers 503
    * `store_not_configured` and only calls the service holds are found.
    */
   calls?: Pick<CallRepository, 'getCall' | 'listCalls'>;
   /**
-   * Download link of a call's recording (BRIEF F5): asked for every stored call that has
+   * Download link of a call's recording: asked for every stored call that has
    * recording fields; undefined when there is nothing to download. Its answer becomes
    * `recording.url`.
    */

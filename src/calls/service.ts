@@ -1,14 +1,14 @@
 /**
- * Call flows over the ARI gateway (BRIEF "Shape": the engine owns every channel and bridge of its
+ * Call flows over the ARI gateway (the engine owns every channel and bridge of its
  * calls; Asterisk never hangs up the other leg nor destroys a bridge, fixtures fact 9):
  *
- * - inbound (F1): `Stasis(crm-app,inbound,<DID>)`: ring the caller, ask the CRM, optionally greet,
+ * - inbound: `Stasis(crm-app,inbound,<DID>)`: ring the caller, ask the CRM, optionally greet,
  *   ring operators (ring-all or sequential), bridge the first answer, cancel the others;
  * - outbound: `Stasis(crm-app,outbound,<number>)` from an operator's phone: dial the customer
  *   through the trunk chosen by prefix and bridge;
- * - click-to-call (F2): originate the operator leg first (retried when busy or not answering),
+ * - click-to-call: originate the operator leg first (retried when busy or not answering),
  *   then dial the customer leg and bridge; a failed customer leg gets a short beep to the operator;
- * - hang-up, transfer to a service number or blind to an extension (F7), current call (F8).
+ * - hang-up, transfer to a service number or blind to an extension, current call.
  *
  * Concurrency: events of one call are handled one at a time, in arrival order (a per-call promise
  * chain), so a flow never sees half-applied state. Long waits (the CRM lookup, a greeting, the
@@ -70,7 +70,7 @@ export interface RouteSource {
 }
 
 /**
- * The recordings domain (BRIEF F5, src/recordings/), plugged in with
+ * The recordings domain (src/recordings/), plugged in with
  * {@link CallService.setRecorder}. The service hands it the call's live `Call` when the bridge is
  * created and tells it when `call.ended` was emitted: from then on the recorder holds that `Call`
  * (for `recording.ready`, which continues the call's event sequence) until its recording is
@@ -172,7 +172,7 @@ interface CallContext {
     tries: number;
     triesPeriodSec: number;
     attempt: number;
-    /** Per-call recording override of the request (F5). */
+    /** Per-call recording override of the request. */
     record?: boolean;
   };
   retryTimer?: NodeJS.Timeout;
@@ -242,7 +242,7 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
   }
 
   /**
-   * Plug in the recordings domain (BRIEF F5; see {@link CallRecorder}). Calls bridged from now on
+   * Plug in the recordings domain (see {@link CallRecorder}). Calls bridged from now on
    * are offered to it.
    */
   setRecorder(recorder: CallRecorder): void {
@@ -272,7 +272,7 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
   }
 
   /**
-   * What the service holds in memory (leak checks; issue 5 "no heap growth"): `calls` held (live,
+   * What the service holds in memory (leak checks: no heap growth): `calls` held (live,
    * and ended ones waiting for their store commit), `channels` and `playbacks` mapped to a call,
    * `watchedCalls` with a {@link watchCall} listener. All 0 once every call ended and was stored.
    */
@@ -323,7 +323,7 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
   }
 
   /**
-   * Click-to-call (F2, seed 003 makecall): originate the operator leg with CALLERID
+   * Click-to-call (also asterisk.fcgi `makecall`): originate the operator leg with CALLERID
    * `"<clickToCallCallerIdName>" <customer number>`; once the operator answers, dial the customer
    * through the trunk and bridge. The operator leg is retried `tries` times, `triesPeriodSec`
    * apart, when busy or not answering. Returns at once.
@@ -434,7 +434,7 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     };
   }
 
-  /** The call the operator at `extension` is on, ringing or talking (F8). */
+  /** The call the operator at `extension` is on, ringing or talking. */
   currentCallOf(extension: string): CurrentCall | undefined {
     for (const ctx of this.active.values()) {
       const { call } = ctx;
@@ -576,7 +576,7 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     return ctx;
   }
 
-  /** Inbound (F1): ring the caller, ask the CRM, optionally greet, then ring operators. */
+  /** Inbound: ring the caller, ask the CRM, optionally greet, then ring operators. */
   private async startInbound(channel: AriChannel, did: string): Promise<void> {
     const ctx = this.dialplanCall(channel, 'inbound', 'in', channel.caller.number, did);
     const { call } = ctx;
@@ -1083,7 +1083,7 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     } else if (leg.role === 'customer') {
       await this.customerFailed(ctx, unansweredDisposition([outcome]));
     } else {
-      // Click-to-call operator leg: retry while busy / not answering (F2: tries, period).
+      // Click-to-call operator leg: retry while busy / not answering (tries, period).
       const c2c = ctx.clickToCall!;
       if ((outcome === 'busy' || outcome === 'no_answer') && c2c.attempt < c2c.tries) {
         ctx.log.info('operator did not answer; retrying', {

@@ -1,5 +1,5 @@
 /**
- * The text answers of the asterisk.fcgi daemon (seed 003), byte for byte: `Key: value` lines,
+ * The text answers of the asterisk.fcgi daemon, byte for byte: `Key: value` lines,
  * each ended by `\n`, the first always `Answer: OK`, `Answer: Error` or `Answer: Busy`.
  *
  * - `?get_uniqueid_callerid`: `Answer: OK` / `CallerID: <number or unknown>` /
@@ -11,7 +11,7 @@
 import type { CurrentCall } from '../calls/control.ts';
 import type { CallSnapshot } from '../calls/model.ts';
 
-/** The seed's three answers. */
+/** The daemon's three answers. */
 export type CompatAnswer = 'OK' | 'Error' | 'Busy';
 
 /** Media type of every compat answer. */
@@ -27,7 +27,7 @@ export function formatAnswer(
 }
 
 /**
- * `CallerID` as the seed's clients expect it: the number (digits, maybe with `+`), or `unknown`
+ * `CallerID` as the daemon's clients expect it: the number (digits, maybe with `+`), or `unknown`
  * when there is none (anonymous, empty, a name).
  */
 export function compatCallerId(number: string): string {
@@ -37,7 +37,8 @@ export function compatCallerId(number: string): string {
 /**
  * Answer of `?get_uniqueid_callerid` for the operator's current call: `OK` with `CallerID` and
  * `UniqueID` (the customer channel's Asterisk UniqueID) when a customer channel exists, else
- * `Error` (seed: "if the connection is not established yet, only one pair: Answer: Error").
+ * `Error` (the daemon's manual: "if the connection is not established yet, only one pair: Answer:
+ * Error").
  */
 export function uniqueIdCallerIdAnswer(current: CurrentCall | undefined): string {
   if (!current || current.customerChannelId === '') return formatAnswer('Error');
@@ -49,7 +50,8 @@ export function uniqueIdCallerIdAnswer(current: CurrentCall | undefined): string
 
 /**
  * What `?makecall` answers for a click-to-call in this state, or undefined while undecided:
- * `OK` once the customer's line rings or the parties are bridged (seed: the operator was found
+ * `OK` once the customer's line rings or the parties are bridged (the daemon's manual: the operator
+ * was found
  * and the number is not busy); `Busy` when the call ended busy (the operator through every try,
  * or the customer); `Error` when it ended otherwise (no answer, unreachable, failed), unless it
  * had been answered.

@@ -1,11 +1,11 @@
 /**
- * The asterisk.fcgi-compatible path (seed 003; issue 3 "Compatibility with the daemon users
- * already have"): `GET <COMPAT_PATH>?makecall=N`, `?get_uniqueid_callerid`,
- * `?transfer=UNIQUEID&dest=N`, answered in the seed's text format ({@link ./answers.ts}), mapped
+ * The asterisk.fcgi-compatible path, for the daemon's existing clients:
+ * `GET <COMPAT_PATH>?makecall=N`, `?get_uniqueid_callerid`, `?transfer=UNIQUEID&dest=N`, answered
+ * in the daemon's text format ({@link ./answers.ts}), mapped
  * onto the same {@link CallControl} as `/v1`, the operator taken from OPERATOR_IP_MAP.
  *
  * Authentication: the same API keys, as `Authorization: Bearer <key>` or the query parameter
- * {@link COMPAT_KEY_PARAMETER}. HTTP statuses: 200 for every answer the seed defines (including
+ * {@link COMPAT_KEY_PARAMETER}. HTTP statuses: 200 for every answer the daemon defines (including
  * `Answer: Error` when no operator sits at the client's address or no call is found); the
  * engine's own refusals keep their status (401/403 auth, 403 `ip_not_allowed` /
  * `destination_not_allowed` / `destination_type_not_allowed`, 429 `rate_limited` with `Retry-After` / `too_many_calls`, 400 bad
@@ -58,7 +58,10 @@ export interface CompatRouterDeps {
   workstations: WorkstationMap;
   /** DEFAULT_REGION. */
   region: CountryCode;
-  /** CLICK_TO_CALL_TRIES, CLICK_TO_CALL_TRIES_PERIOD_SEC (seed: Make Call Tries Count/Period). */
+  /**
+   * CLICK_TO_CALL_TRIES, CLICK_TO_CALL_TRIES_PERIOD_SEC (the daemon's Make Call Tries
+   * Count/Period).
+   */
   defaults: { tries: number; triesPeriodSec: number };
   /**
    * Longest a `makecall` waits for its outcome, in milliseconds (longer than every operator try
@@ -221,7 +224,7 @@ export function createCompatRouter(deps: CompatRouterDeps): Router {
 }
 
 /**
- * Errors on the compat path in the seed's text format: the HTTP status of the refusal, the body
+ * Errors on the compat path in the daemon's text format: the HTTP status of the refusal, the body
  * `Answer: Error`, the machine code in `X-Error-Code` (also for refusals raised before the compat
  * router runs, e.g. 503 `shutting_down` or 403 `ip_not_allowed`: the app mounts this on the path).
  */

@@ -637,7 +637,7 @@ export const configSchema = z.object({
     )
     .default('/asterisk.fcgi')
     .describe(
-      'Path of the asterisk.fcgi-compatible API (seed 003: ?makecall=, ?get_uniqueid_callerid, ?transfer=&dest=), e.g. /fcgi-bin/asterisk.fcgi to keep existing client URLs.',
+      'Path of the API compatible with the asterisk.fcgi FastCGI daemon (?makecall=, ?get_uniqueid_callerid, ?transfer=&dest=), e.g. /fcgi-bin/asterisk.fcgi to keep existing client URLs.',
     ),
   API_STORE_WAIT_MS: z.coerce
     .number()

@@ -1,5 +1,5 @@
 /**
- * CRM integration, route lookup part (BRIEF F1): route types and the FALLBACK_ROUTE parser,
+ * CRM integration, route lookup part: route types and the FALLBACK_ROUTE parser,
  * the CRM answer schema and the route client. Contract: docs/crm-routing.md.
  */
 export type {

@@ -1,6 +1,6 @@
 /**
- * The CRM's answer to a route lookup (BRIEF F1; the JSON counterpart of seed 004 §2.2.1's
- * `result/callerId` + `result/phone`), validated with zod. Reference: docs/crm-routing.md.
+ * The CRM's answer to a route lookup (the JSON counterpart of the retailCRM Asterisk
+ * module's `result/callerId` + `result/phone`), validated with zod. Reference: docs/crm-routing.md.
  *
  * ```json
  * {"customer":{"id":"42","name":"Ivan Petrov"},"action":"dial","strategy":"ringall",

@@ -1,5 +1,5 @@
 /**
- * CRM route lookup (BRIEF F1, seed 004 §2.2.1, seed 001 "CRM-driven routing" / "А вдруг..."):
+ * CRM route lookup:
  * an inbound call asks the CRM who is calling and where the call goes. The CRM may be slow,
  * down or answer garbage; the call must still go somewhere, so every failure becomes the
  * configured fallback route, logged at warn and counted. Contract: docs/crm-routing.md.

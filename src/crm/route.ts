@@ -1,5 +1,5 @@
 /**
- * Routes of inbound calls (BRIEF F1, seed 004 §2.2.1): where a call goes once the engine knows
+ * Routes of inbound calls: where a call goes once the engine knows
  * who is calling. A route is what the CRM answered (see `route-answer.ts`) or the configured
  * fallback (`FALLBACK_ROUTE`, parsed by {@link parseRouteSpec}). Pure data, no telephony.
  */

@@ -1,5 +1,5 @@
 /**
- * Types of the CRM route lookup (BRIEF F1, seed 004 §2.2.1): the route an inbound call takes,
+ * Types of the CRM route lookup: the route an inbound call takes,
  * the lookup request, and the decision the route client returns. Pure data, no telephony.
  * Contract: docs/crm-routing.md.
  */
@@ -38,7 +38,7 @@ export interface Route {
    * `sound:hello-world`, `recording:welcome`, `digits:123`.
    */
   greeting?: { media: string[] };
-  /** Record the bridged conversation (BRIEF F5). Absent: the engine's default. */
+  /** Record the bridged conversation. Absent: the engine's default. */
   record?: boolean;
   action: DialAction | HangupAction;
 }

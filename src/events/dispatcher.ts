@@ -1,6 +1,6 @@
 /**
- * Webhook delivery of lifecycle events to the CRM (BRIEF F3: "delivered as signed webhooks with
- * retries, never lost, never reordered within a call"; F13 signed webhooks; seed 004 §2.2.2).
+ * Webhook delivery of lifecycle events to the CRM: signed, retried, never lost, never reordered
+ * within a call.
  *
  * - Each event is a `POST <CRM_WEBHOOK_URL>` with the event JSON as body and the headers
  *   `Content-Type: application/json`, `X-Signature` (see `signature.ts`), `X-Event-Id`,

@@ -1,5 +1,5 @@
 /**
- * Call lifecycle events and their webhook delivery (BRIEF F3, F13). Reference: docs/webhooks.md.
+ * Call lifecycle events and their webhook delivery. Reference: docs/webhooks.md.
  */
 export * from './types.ts';
 export {

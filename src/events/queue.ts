@@ -1,8 +1,8 @@
 /**
- * The webhook outbox (BRIEF F3 "never lost, never reordered within a call"): undelivered events,
+ * The webhook outbox (never lost, never reordered within a call): undelivered events,
  * one FIFO per call. The dispatcher only talks to the {@link EventQueue} interface, so the
- * in-memory implementation here can be replaced by a durable store (BRIEF "Shape": undelivered
- * events survive a restart) without touching delivery logic. The interface is synchronous: a
+ * in-memory implementation here can be replaced by a durable store (undelivered events
+ * survive a restart) without touching delivery logic. The interface is synchronous: a
  * durable implementation keeps this working set in memory, persists writes through, and reloads
  * it at start-up (the dispatcher resumes every call returned by {@link EventQueue.calls}).
  */
@@ -38,7 +38,7 @@ export interface RetryInfo {
 /** Outcome of one delivery attempt, as the delivery log records it. */
 export type AttemptOutcomeKind = 'delivered' | 'failed' | 'rejected';
 
-/** One finished delivery attempt (the per-endpoint delivery log, issue 4). */
+/** One finished delivery attempt (the per-endpoint delivery log). */
 export interface AttemptInfo {
   /** When the attempt started, epoch milliseconds. */
   at: number;

@@ -1,5 +1,5 @@
 /**
- * The `/v1` event routes (issue 4 "Event outbox", BRIEF F3): the pull feed for CRMs that cannot
+ * The `/v1` event routes: the pull feed for CRMs that cannot
  * receive webhooks, and the webhook delivery log. Both read the store's outbox
  * (`src/store/events.ts`); mounted behind the API key check like the other `/v1` routes.
  *

@@ -1,5 +1,5 @@
 /**
- * Webhook signatures (BRIEF F3 "signed webhooks", F13). Every webhook carries
+ * Webhook signatures. Every webhook carries
  *
  * ```
  * X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>

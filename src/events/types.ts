@@ -1,5 +1,5 @@
 /**
- * Call lifecycle events pushed to the CRM as webhooks (BRIEF F3, seed 004 §2.2.2: the `in` /
+ * Call lifecycle events pushed to the CRM as webhooks (the retailCRM Asterisk module's `in` /
  * `out` / `hangup` events with `phone`, `code`, `status`, `direct`, `date`, `hold`, `duration`,
  * `path`, here as typed JSON). Reference with examples: docs/webhooks.md.
  *
@@ -154,8 +154,8 @@ export type EventCallState =
   | 'bridged';
 
 /**
- * `call.recovered`: the engine lost sight of this call and took it back (BRIEF "Shape":
- * resilience). `ari_reconnect`: the ARI WebSocket dropped and came back; Asterisk replays nothing
+ * `call.recovered`: the engine lost sight of this call and took it back.
+ * `ari_reconnect`: the ARI WebSocket dropped and came back; Asterisk replays nothing
  * (fixtures fact 13), so the engine listed channels and bridges and corrected the call (events it
  * missed, e.g. an answer, are sent before this one). `engine_restart`: the engine restarted and
  * adopted the call from its store. Only calls still alive get it; calls found over are ended
@@ -176,8 +176,8 @@ export interface CallRecoveredData {
 }
 
 /**
- * `recording.ready`: the conversation's recording is stored by the engine and can be played
- * (BRIEF F5). Sent after `call.ended` (whose `recordingUrl` already points at it), once the file
+ * `recording.ready`: the conversation's recording is stored by the engine and can be played.
+ * Sent after `call.ended` (whose `recordingUrl` already points at it), once the file
  * was downloaded from Asterisk, checked and stored; a recording that could not be stored gets no
  * event (the call's record says `recording.status: failed`).
  */

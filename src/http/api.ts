@@ -1,7 +1,7 @@
 /**
  * The public API's parts, built from the configuration over a {@link CallControl}: API keys and
- * the IP allow-list (BRIEF F13), the toll-fraud guard, the `/v1` call routes (F2, F7, F8), the
- * seed-003 compatibility path and the OpenAPI document. `main.ts` hands them to
+ * the IP allow-list, the toll-fraud guard, the `/v1` call routes, the
+ * asterisk.fcgi compatibility path and the OpenAPI document. `main.ts` hands them to
  * {@link createHttpApp}; tests do the same with a fake CallControl.
  */
 import express from 'express';
@@ -49,7 +49,7 @@ export interface ApiDeps {
   registry: Registry;
   logger: Logger;
   /**
-   * The durable store (issue 4): call history, stored call details, the pull feed and the
+   * The durable store: call history, stored call details, the pull feed and the
    * delivery log read it (a `Store` fits). Without it those routes answer 503
    * `store_not_configured`.
    */
@@ -60,7 +60,7 @@ export interface ApiDeps {
   /** Download link of a call's recording (`recording.url` of stored calls), when served. */
   recordingUrl?: (callId: string) => string | undefined;
   /**
-   * The recordings domain (BRIEF F5): `GET /v1/calls/{id}/recording`, reachable with an API key
+   * The recordings domain: `GET /v1/calls/{id}/recording`, reachable with an API key
    * or a signed link; also the default of `recordingUrl`.
    */
   recordings?: RecordingHttp;

@@ -2,13 +2,13 @@
  * The Express application: health and readiness, Prometheus metrics, the OpenAPI document, the
  * domains' routers behind the API key check, and the JSON error model of {@link ./errors.ts}.
  *
- * Order of a request (BRIEF F13): every request is timed
+ * Order of a request: every request is timed
  * (`aricrm_http_request_duration_seconds`); `/healthz` and `/readyz` answer anyone (probes of the
  * orchestrator or load balancer, which reveal nothing); then the optional global IP allow-list;
  * then `/metrics`, `/openapi.json` and the public routers (`/sim` in simulator mode) without a
  * key; then, while the engine shuts down, 503 `shutting_down` for everything else; then the API
  * routers, each behind the API key check and a JSON body parser; then the routers that
- * authenticate themselves (the seed-003 compat path).
+ * authenticate themselves (the asterisk.fcgi compatibility path).
  */
 import express, { type ErrorRequestHandler, type RequestHandler, type Router } from 'express';
 import type { Registry } from 'prom-client';

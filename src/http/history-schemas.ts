@@ -1,6 +1,6 @@
 /**
- * zod schemas of what the read API answers (issue 4: call details F6, the pull feed and the
- * webhook delivery log F3), for the OpenAPI document. Each is checked at compile time against the
+ * zod schemas of what the read API answers (call details, the pull feed and the webhook
+ * delivery log), for the OpenAPI document. Each is checked at compile time against the
  * type the routes send (`StoredCallView`, `FeedItemView`, `DeliveryRecord`), so the document
  * cannot drift from the code.
  */
@@ -52,7 +52,7 @@ export const legRecordSchema = snapshotLeg.extend({
   endedAt: isoTime.optional().describe('When it hung up, ISO 8601 UTC.'),
 });
 
-/** A call's recording (BRIEF F5). */
+/** A call's recording. */
 export const recordingSchema = z.object({
   name: z.string().optional().describe("Asterisk's stored recording name."),
   path: z.string().optional().describe("Path or key in the engine's recording storage."),
@@ -63,7 +63,7 @@ export const recordingSchema = z.object({
 });
 type _RecordingMatches = Assert<Same<z.infer<typeof recordingSchema>, RecordingView>>;
 
-/** `CallRecord`: a stored call (call details, F6). */
+/** `CallRecord`: a stored call (call details). */
 export const callRecordSchema = callSnapshotSchema.omit({ legs: true }).extend({
   recording: recordingSchema.optional(),
   updatedAt: isoTime.describe('Last time the engine wrote this call, ISO 8601 UTC.'),

@@ -1,6 +1,7 @@
 /**
- * Idempotency of call creation (issue 3: "the same key within 24 h returns the same call instead
- * of dialling twice"). Keys are scoped by API key name; a request is identified by a fingerprint
+ * Idempotency of call creation: the same key within IDEMPOTENCY_TTL_MS returns the same call
+ * instead of dialling twice. Keys are scoped by API key name; a request is identified by a
+ * fingerprint
  * of its normalised content. The working set is in memory (lookups are synchronous); each
  * completed answer is also handed to an optional `persist` callback (the engine writes it to the
  * store, `src/store/idempotency.ts`) and {@link IdempotencyStore.restore} reloads them at start-up,

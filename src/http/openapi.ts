@@ -1,5 +1,6 @@
 /**
- * The OpenAPI 3.1 document served at `GET /openapi.json` (issue 3 "OpenAPI"): every public route,
+ * The OpenAPI 3.1 document served at `GET /openapi.json`: every public route, with an
+ * `operationId` and tags,
  * request schemas generated from the same zod schemas the routes validate with
  * (`z.toJSONSchema`), responses, the `{code, message}` error model, the security schemes, and
  * the webhook payloads (OAS 3.1 `webhooks`). A test compares its paths with Express's routes.
@@ -127,6 +128,34 @@ const textAnswer = (description: string, headers: JsonObject = {}): JsonObject =
   content: { 'text/plain': { schema: { type: 'string' } } },
 });
 
+/** The tags grouping the operations. */
+const TAG = {
+  calls: 'Calls',
+  recordings: 'Recordings',
+  events: 'Events',
+  operators: 'Operators',
+  compat: 'asterisk.fcgi compatibility',
+  webhooks: 'Webhooks',
+  operations: 'Operations',
+} as const;
+
+/** 413 of a route with a JSON body (express.json's limit, src/http/app.ts). */
+const payloadTooLarge: JsonObject = errorResponse(
+  '`payload_too_large`: the request body is larger than 256 KiB.',
+);
+
+/** A HEAD operation from a GET one: the same parameters, statuses and headers, no bodies. */
+function headOf(get: JsonObject, texts: JsonObject): JsonObject {
+  const responses = Object.fromEntries(
+    Object.entries(get.responses as Record<string, JsonObject>).map(([status, response]) => {
+      const { content: _content, ...rest } = response;
+      return [status, rest];
+    }),
+  );
+  const { summary: _s, description: _d, operationId: _o, ...rest } = get;
+  return { ...rest, ...texts, responses };
+}
+
 function readVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
     version?: unknown;
@@ -167,20 +196,34 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
     'output',
   );
 
-  const publicGet = (summary: string, description: string, content: JsonObject): JsonObject => ({
+  const publicGet = (
+    operationId: string,
+    summary: string,
+    description: string,
+    content: JsonObject,
+    errors: Record<string, JsonObject> = {},
+  ): JsonObject => ({
     get: {
+      operationId,
+      tags: [TAG.operations],
       summary,
       security: [],
-      responses: { '200': { description, content } },
+      responses: { '200': { description, content }, ...errors },
     },
   });
+  // /metrics and /openapi.json are behind the IP allow-list (not /healthz, /readyz).
+  const outsideAllowList = {
+    '403': errorResponse('`ip_not_allowed`: the client is outside HTTP_ALLOWED_CIDRS.'),
+  };
 
   const paths: Record<string, JsonObject> = {
-    '/healthz': publicGet('Liveness', 'The process answers.', {
+    '/healthz': publicGet('getHealth', 'Liveness', 'The process answers.', {
       'application/json': { schema: { type: 'object', properties: { status: { const: 'ok' } } } },
     }),
     '/readyz': {
       get: {
+        operationId: 'getReadiness',
+        tags: [TAG.operations],
         summary: 'Readiness',
         description:
           'Ready when every check passes: `ari` (the ARI WebSocket is open), `store` (store writes succeed), `shutdown` (the engine is not stopping). `checks` lists each as `{status: "ok"}` or `{status: "failed", reason}`. Not subject to HTTP_ALLOWED_CIDRS.',
@@ -193,17 +236,27 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
         },
       },
     },
-    '/metrics': publicGet('Prometheus metrics', 'Prometheus text format (`aricrm_*`).', {
-      'text/plain': { schema: { type: 'string' } },
-    }),
-    '/openapi.json': publicGet('This document', 'OpenAPI 3.1 document.', {
-      'application/json': { schema: { type: 'object' } },
-    }),
+    '/metrics': publicGet(
+      'getMetrics',
+      'Prometheus metrics',
+      'Prometheus text format (`aricrm_*`).',
+      { 'text/plain': { schema: { type: 'string' } } },
+      outsideAllowList,
+    ),
+    '/openapi.json': publicGet(
+      'getOpenApiDocument',
+      'This document',
+      'OpenAPI 3.1 document.',
+      { 'application/json': { schema: { type: 'object' } } },
+      outsideAllowList,
+    ),
     '/v1/calls': {
       get: {
+        operationId: 'listCalls',
+        tags: [TAG.calls],
         summary: 'Call history',
         description:
-          'Stored calls (BRIEF F6), newest first (by startedAt, then id), live ones included with their last stored state. Filters combine (all must hold). Cursor pagination: pass `nextCursor` back as `cursor` with the same filters; pages neither repeat nor skip calls while new ones arrive. Times ISO 8601 UTC; waitSec/talkSec whole seconds; recording bytes and whole seconds.',
+          'Stored calls, newest first (by startedAt, then id), live ones included with their last stored state. Filters combine (all must hold). Cursor pagination: pass `nextCursor` back as `cursor` with the same filters; pages neither repeat nor skip calls while new ones arrive. Times ISO 8601 UTC; waitSec/talkSec whole seconds; recording bytes and whole seconds.',
         parameters: queryParameters(callListQuerySchema),
         responses: {
           '200': { description: 'A page of calls.', content: json('CallPage') },
@@ -217,6 +270,8 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
         },
       },
       post: {
+        operationId: 'createCall',
+        tags: [TAG.calls],
         summary: 'Click-to-call',
         description:
           "Rings the operator first (CALLERID name CLICK_TO_CALL_CALLERID_NAME, number the customer's); once answered dials the customer through the trunk chosen by prefix and bridges them. Answers at once, once the call is in the store (a 202 is never lost to an engine crash; a commit slower than API_STORE_WAIT_MS, default 2000 ms, is not waited for; 0 = never waits). Toll-fraud guard: destination allow-list, per-key rate limit, cap of live originated calls.",
@@ -249,6 +304,7 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
           '409': errorResponse(
             '`idempotency_conflict`: the key was used for a different request; `idempotency_in_progress`.',
           ),
+          '413': payloadTooLarge,
           '415': errorResponse('`unsupported_media_type`: the body is not JSON.'),
           '429': {
             description:
@@ -264,6 +320,8 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
     },
     '/v1/calls/{id}': {
       get: {
+        operationId: 'getCall',
+        tags: [TAG.calls],
         summary: 'A call',
         description:
           'A live call: its live state (`Call`). Otherwise the stored call (`CallRecord`): disposition, times, wait and talk seconds, legs with their times, and the recording (with `url` when the engine serves it). Times ISO 8601 UTC; waitSec/talkSec whole seconds.',
@@ -282,6 +340,8 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
     },
     '/v1/calls/{id}/hangup': {
       post: {
+        operationId: 'hangupCall',
+        tags: [TAG.calls],
         summary: 'Hang up a call',
         parameters: [callIdParameter],
         responses: {
@@ -290,11 +350,14 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
           '404': errorResponse('`call_not_found`.'),
           '409': errorResponse('`call_ended`.'),
           '503': commandUnavailable(),
+          '413': payloadTooLarge,
         },
       },
     },
     '/v1/calls/{id}/recording': {
       get: {
+        operationId: 'getCallRecording',
+        tags: [TAG.recordings],
         summary: "A call's recording (audio)",
         description:
           'The recorded conversation as `audio/wav` (RIFF PCM 8 kHz 16-bit mono), with HTTP Range (`Accept-Ranges: bytes`: one range per request, 206 + Content-Range). Authorised by an API key, or by a signed link as `call.ended` / `recording.ready` carry it (`?expires=<unix seconds>&sig=<hex HMAC-SHA256>`), so a CRM audio player can fetch it without a key. HEAD answers the headers only. See docs/recordings.md.',
@@ -395,6 +458,8 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
     },
     '/v1/calls/{id}/transfer': {
       post: {
+        operationId: 'transferCall',
+        tags: [TAG.calls],
         summary: 'Transfer a bridged call',
         description:
           'kind `service`: the customer continues at SERVICE_CONTEXT,<to>,1 and the operator is hung up (`call.transferred`, then `call.ended`); answers 200 with the ended call. kind `extension`: blind transfer to another operator, same call id: the target is rung (`call.ringing`) while the customer goes on talking with the first operator; answers 202 with the call, whose `transfer` says the target rings. When the target answers it joins the customer and the first operator is hung up (`call.transferred`, then `call.answered` for the target, who becomes `answeredBy`). When it is busy, does not answer within DEFAULT_RING_TIMEOUT_SEC or cannot be reached, the call goes on with the first operator (`call.transfer_failed` with `dialStatus`). The customer or the first operator hanging up while the target rings ends the call as usual (the target stops ringing).',
@@ -416,6 +481,7 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
           '409': errorResponse(
             '`call_ended`, `call_not_bridged`, `transfer_in_progress` (a blind transfer still rings its target), `transfer_failed` (the target extension cannot be reached at all, e.g. offline: the call goes on with the first operator; `call.transfer_failed` is sent too).',
           ),
+          '413': payloadTooLarge,
           '415': errorResponse('`unsupported_media_type`.'),
           '503': commandUnavailable(),
         },
@@ -423,6 +489,8 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
     },
     '/v1/events': {
       get: {
+        operationId: 'listEvents',
+        tags: [TAG.events],
         summary: 'Event feed (pull)',
         description:
           "For CRMs that cannot receive webhooks: every lifecycle event, delivered or not, in outbox order (a call's events by `sequence`), each exactly as its webhook body. Read from the start without `after`, then keep passing `nextCursor` as `after`; an empty page returns the same cursor.",
@@ -439,6 +507,8 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
     },
     '/v1/webhooks/deliveries': {
       get: {
+        operationId: 'listWebhookDeliveries',
+        tags: [TAG.events],
         summary: 'Webhook delivery log',
         description:
           'One row per delivery attempt to the webhook endpoint, newest first: event, attempt number, endpoint URL (without credentials), time (ISO 8601 UTC), outcome, HTTP status, error, duration (ms). `status=failed` lists the attempts that did not deliver.',
@@ -455,6 +525,8 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
     },
     '/v1/operators/{extension}/current-call': {
       get: {
+        operationId: 'getOperatorCurrentCall',
+        tags: [TAG.operators],
         summary: "An operator's current call",
         parameters: [
           {
@@ -475,6 +547,8 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
     },
     '/v1/operators/me/current-call': {
       get: {
+        operationId: 'getWorkstationCurrentCall',
+        tags: [TAG.operators],
         summary: 'The current call of the operator at this workstation',
         description: "The extension comes from OPERATOR_IP_MAP and the requester's address.",
         responses: {
@@ -486,9 +560,11 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
     },
     [options.compatPath]: {
       get: {
-        summary: 'asterisk.fcgi compatibility (seed 003)',
+        operationId: 'asteriskFcgi',
+        tags: [TAG.compat],
+        summary: 'asterisk.fcgi compatibility',
         description:
-          'Exactly one of `makecall`, `get_uniqueid_callerid`, `transfer` (with `dest`). Answers are text lines: `Answer: OK|Error|Busy` then `Key: value` lines. The operator is the one mapped to the client address (OPERATOR_IP_MAP). makecall waits until the customer rings (OK), the line stays busy through every try (Busy), or the call fails (Error); `X-Call-Id` names the call.',
+          'The protocol of the asterisk.fcgi daemon this engine replaces, for workstation software written against it. Exactly one of `makecall`, `get_uniqueid_callerid`, `transfer` (with `dest`). Answers are text lines: `Answer: OK|Error|Busy` then `Key: value` lines. The operator is the one mapped to the client address (OPERATOR_IP_MAP). makecall waits until the customer rings (OK), the line stays busy through every try (Busy), or the call fails (Error); `X-Call-Id` names the call.',
         security: [{ bearerAuth: [] }, { compatKey: [] }],
         parameters: [
           {
@@ -525,7 +601,9 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
           },
         ],
         responses: {
-          '200': textAnswer('`Answer: OK|Error|Busy` and its lines, as seed 003 defines them.'),
+          '200': textAnswer(
+            '`Answer: OK|Error|Busy` and its `Key: value` lines, as the asterisk.fcgi daemon answered.',
+          ),
           '400': textAnswer(
             '`Answer: Error`: bad parameters (`X-Error-Code: invalid_request|invalid_number`).',
           ),
@@ -546,10 +624,22 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
     },
   };
 
+  // HEAD of the recording (a player learns the size before fetching ranges): GET's answers
+  // without their bodies.
+  const recording = paths['/v1/calls/{id}/recording']!;
+  recording.head = headOf(recording.get as JsonObject, {
+    operationId: 'headCallRecording',
+    summary: "A call's recording: headers only",
+    description:
+      'The headers GET answers (`Content-Length`, `Accept-Ranges`, `ETag`, `Last-Modified`; `Content-Range` for a range) without the body. Same authorisation, parameters and statuses as GET.',
+  });
+
   const webhooks: Record<string, JsonObject> = {};
   for (const [type, id] of Object.entries(webhookIds)) {
     webhooks[type] = {
       post: {
+        operationId: `${id.charAt(0).toLowerCase()}${id.slice(1)}Webhook`,
+        tags: [TAG.webhooks],
         summary: `${type} lifecycle event`,
         description:
           'POSTed to CRM_WEBHOOK_URL, signed (X-Signature: t=<unix s>,v1=<hex HMAC-SHA256(WEBHOOK_SECRET, "<t>.<raw body>")>); retried until a 2xx; per-call order by `sequence`. See docs/webhooks.md.',
@@ -571,8 +661,23 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
       version: readVersion(),
       description:
         'Call-control engine for Asterisk: click-to-call, transfer, current call, lifecycle webhooks. Every error is `{"code", "message"}` (validation errors add `field`). See docs/api.md.',
+      license: { name: 'MIT', identifier: 'MIT' },
     },
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
+    // Relative: the engine that serves this document (behind a proxy, the proxy's address).
+    servers: [{ url: '/', description: 'The engine serving this document' }],
+    tags: [
+      { name: TAG.calls, description: 'Click-to-call, call state, hang-up, transfer, history.' },
+      { name: TAG.recordings, description: 'Recorded conversations (docs/recordings.md).' },
+      { name: TAG.events, description: 'The event feed and the webhook delivery log.' },
+      { name: TAG.operators, description: "An operator's current call (screen pop)." },
+      {
+        name: TAG.compat,
+        description: "The asterisk.fcgi daemon's protocol, for software written against it.",
+      },
+      { name: TAG.webhooks, description: 'Events POSTed to CRM_WEBHOOK_URL (docs/webhooks.md).' },
+      { name: TAG.operations, description: 'Probes, metrics and this document; no API key.' },
+    ],
     security: [{ bearerAuth: [] }],
     paths,
     webhooks,

@@ -5,7 +5,7 @@
  * Why not the global `fetch`: Node's fetch is built on undici but adds the WHATWG layer (Request,
  * Headers, Response objects, web streams). Measured on the target machine: ~270-330 µs CPU per
  * POST with fetch versus ~60 µs with undici's `request` over a keep-alive `Agent`. Every call
- * makes about 5 webhook POSTs and 1 route lookup, so under load (issue 5 benchmark: ≥ 300
+ * makes about 5 webhook POSTs and 1 route lookup, so under load (the benchmark: ≥ 300
  * calls/s) fetch was the largest single CPU cost of the engine.
  *
  * Behaviour, as the callers relied on with fetch (`redirect: 'manual'`): a POST is never

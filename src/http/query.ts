@@ -1,6 +1,6 @@
 /**
- * Query-string validation of the read API (issue 4: `GET /v1/calls`, `GET /v1/events`,
- * `GET /v1/webhooks/deliveries`): zod schemas of the shared parameters (ISO 8601 times, page
+ * Query-string validation of the read API (`GET /v1/calls`, `GET /v1/events`,
+ * `GET /v1/webhooks/deliveries`): zod schemas of the shared parameters (RFC 3339 times, page
  * sizes, cursors) and {@link validateQuery}, which turns a failed parse into a 400 naming the
  * parameter, like {@link validate} does for bodies.
  */
@@ -9,27 +9,33 @@ import { InvalidCursorError } from '../store/errors.ts';
 import { HttpError } from './errors.ts';
 import { fieldOfIssue } from './validation.ts';
 
-/** An ISO 8601 date (`2025-01-31`) or date-time with `Z` or an offset (`…T09:15:00+03:00`). */
-const ISO_TIME =
-  /^(\d{4}-\d{2}-\d{2})(?:T(\d{2}:\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(Z|[+-]\d{2}(?::?\d{2})?))?$/i;
+/**
+ * An RFC 3339 date-time (`2025-01-31T09:15:00Z`, `2025-01-31T12:15:00.5+03:00`; seconds and a
+ * zone required, `T`/`Z` in either case) or full-date (`2025-01-31`): exactly JSON Schema's
+ * `date-time` and `date` formats, as the OpenAPI document declares the parameters.
+ */
+const RFC3339_TIME =
+  /^(\d{4}-\d{2}-\d{2})(?:[Tt](\d{2}:\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2}))?$/;
 
 /**
- * Parse an ISO 8601 instant as the query parameters accept it: a date (midnight UTC), or a
- * date-time with `Z` or a UTC offset; seconds and fractions optional. A time without a zone is
- * refused (it would depend on the server's time zone).
+ * Parse an instant as the query parameters accept it: an RFC 3339 date-time (with `Z` or a UTC
+ * offset; fractions of a second optional), or a full-date (midnight UTC). A time without a zone
+ * is refused (it would depend on the server's time zone), as are the other ISO 8601 spellings
+ * RFC 3339 leaves out (`09:15Z` without seconds, `+0300`, `,5`).
  *
- * @returns the instant, or undefined when `text` is not such a time or is outside years 0-9999
+ * @returns the instant (to the millisecond), or undefined when `text` is not such a time or is
+ *   outside years 0-9999
  */
 export function parseIsoInstant(text: string): Date | undefined {
-  const m = ISO_TIME.exec(text);
+  const m = RFC3339_TIME.exec(text);
   if (!m) return undefined;
   const [, date, hm, sec, fraction, zone] = m;
+  // RFC 3339's ranges: hours 00-23 (Date would read 24:00 as the next day), minutes 00-59.
+  const [hour, minute] = (hm ?? '00:00').split(':').map(Number);
+  const [zoneHour, zoneMinute] = (zone?.slice(1) ?? '00:00').split(':').map(Number);
+  if (hour! > 23 || minute! > 59 || zoneHour! > 23 || (zoneMinute ?? 0) > 59) return undefined;
   let normalised = `${date}T${hm ?? '00:00'}:${sec ?? '00'}.${(fraction ?? '').padEnd(3, '0').slice(0, 3)}`;
-  if (!zone || zone.toUpperCase() === 'Z') normalised += 'Z';
-  else {
-    const digits = zone.slice(1).replace(':', '');
-    normalised += `${zone[0]}${digits.slice(0, 2)}:${digits.slice(2, 4).padEnd(2, '0')}`;
-  }
+  normalised += !zone || zone.toUpperCase() === 'Z' ? 'Z' : zone;
   const instant = new Date(normalised);
   if (!Number.isFinite(instant.getTime())) return undefined;
   // Reject impossible dates that Date would roll over (2025-02-30 → March 2).
@@ -40,7 +46,10 @@ export function parseIsoInstant(text: string): Date | undefined {
   return iso.length === 24 ? instant : undefined;
 }
 
-/** A query parameter holding an ISO 8601 instant; parses to a `Date`. */
+/**
+ * A query parameter holding an instant (see {@link parseIsoInstant}); parses to a `Date`. Its
+ * JSON Schema: a string of format `date-time` or `date`.
+ */
 export const isoTimeParam = z
   .string()
   .transform((text, ctx) => {
@@ -49,11 +58,14 @@ export const isoTimeParam = z
     ctx.addIssue({
       code: 'custom',
       message:
-        'must be an ISO 8601 time with Z or an offset (2025-01-31T09:15:00Z, 2025-01-31T12:15:00+03:00) or a date (2025-01-31, midnight UTC)',
+        'must be an RFC 3339 time with seconds and Z or an offset (2025-01-31T09:15:00Z, 2025-01-31T12:15:00+03:00) or a date (2025-01-31, midnight UTC)',
     });
     return z.NEVER;
   })
-  .meta({ type: 'string', format: 'date-time' });
+  .meta({
+    type: 'string',
+    anyOf: [{ format: 'date-time' }, { format: 'date' }],
+  });
 
 /** A page size parameter: an integer 1..`max`, `defaultValue` when absent. */
 export function limitParam(max: number, defaultValue: number) {

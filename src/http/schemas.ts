@@ -124,7 +124,7 @@ export const currentCallSchema = z.object({
   customerChannelId: z
     .string()
     .describe(
-      "Asterisk UniqueID of the customer's channel (seed 003 UniqueID); empty while a click-to-call still rings the operator.",
+      "Asterisk UniqueID of the customer's channel (the UniqueID the asterisk.fcgi daemon answered); empty while a click-to-call still rings the operator.",
     ),
   callerId: z
     .object({ number: z.string(), name: z.string() })

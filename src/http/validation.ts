@@ -1,6 +1,6 @@
 /**
  * Request validation with zod: a failed parse becomes a 400 `invalid_request` whose message and
- * `field` name the first offending field (issue 3 "validation errors name the field").
+ * `field` name the first offending field.
  */
 import type { z } from 'zod';
 import { HttpError } from './errors.ts';

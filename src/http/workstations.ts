@@ -1,7 +1,7 @@
 /**
  * Operators' workstations (OPERATOR_IP_MAP): the extension of the operator sitting at a client
- * address (BRIEF F8 "also resolvable from the operator's workstation IP"; seed 003: "the IP
- * address of the computer the client came from identifies the connection").
+ * address: as with the asterisk.fcgi daemon, the IP address of the computer the client came from
+ * identifies the operator.
  */
 import type { WorkstationEntry } from '../config/schema.ts';
 import { canonicalIp } from '../security/ip.ts';

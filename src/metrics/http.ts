@@ -1,6 +1,6 @@
 /**
  * `aricrm_http_request_duration_seconds{method,route,status}`: one observation per HTTP request
- * the engine answers (BRIEF "Metrics and health"). `route` is the Express route template the
+ * the engine answers. `route` is the Express route template the
  * request matched (`/v1/calls/:id`, `/healthz`), never the concrete path, so a call id or a phone
  * number never becomes a label value; a request that reached no route (404, refused by the API
  * key check or the IP allow-list, `shutting_down`) is labelled {@link UNMATCHED_ROUTE}.

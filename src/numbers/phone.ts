@@ -1,8 +1,7 @@
 /**
  * Phone numbers: any human-written customer number (`+7 495 765-43-21`, `8 (495) 765-43-21`,
  * `74957654321`, `4957654321` with region RU) to E.164 (`+74957654321`) with libphonenumber-js,
- * and the forms a trunk may want (issue 3 "Numbers are normalised with a well-kept library…
- * each trunk's dial string template decides the form sent to it").
+ * and the forms a trunk may want (each trunk's dial string template decides the form sent to it).
  */
 import {
   isSupportedCountry,

@@ -1,5 +1,5 @@
 /**
- * Which calls are recorded (BRIEF F5 "every bridged call can be recorded") and the recordings
+ * Which calls are recorded and the recordings
  * settings taken from the configuration. Pure functions. Reference: docs/recordings.md.
  */
 import { join } from 'node:path';

@@ -1,5 +1,5 @@
 /**
- * The recordings domain (BRIEF F5): record bridged calls, take the files from Asterisk over ARI,
+ * The recordings domain: record bridged calls, take the files from Asterisk over ARI,
  * keep them in the engine's storage and serve them with HTTP Range behind an API key or a signed
  * expiring link. Reference: docs/recordings.md.
  *

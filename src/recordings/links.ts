@@ -1,6 +1,6 @@
 /**
- * Signed, expiring recording links (BRIEF F5 "signed expiring links", F13 "signed webhooks and
- * links"): a CRM's audio player can fetch `GET /v1/calls/{id}/recording` without an API key when
+ * Signed, expiring recording links: a CRM's audio player can fetch `GET /v1/calls/{id}/recording`
+ * without an API key when
  * the URL carries `?expires=<unix seconds>&sig=<hex HMAC-SHA256>`.
  *
  * The signed message is `recording:<callId>:<expires>` (UTF-8), keyed with RECORDING_LINK_SECRET;

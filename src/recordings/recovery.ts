@@ -1,6 +1,6 @@
 /**
  * Rebuilding what an earlier run of the engine held in memory for a recording it had not
- * settled (issue 4 "nothing accepted is ever lost"): the recordings service resumes such
+ * settled (nothing accepted is ever lost): the recordings service resumes such
  * recordings at start-up from the store (`store.calls.unsettledRecordings()`), and for a call
  * that had already ended it needs the call's model to send `recording.ready` on, continuing the
  * call's event sequence. Pure functions. Reference: docs/recordings.md "After a restart".

@@ -1,6 +1,6 @@
 /**
- * `GET /v1/calls/{id}/recording` (BRIEF F5 "served to the CRM's audio player: HTTP Range, signed
- * expiring links or API key"). Mounted in the `/v1` router behind
+ * `GET /v1/calls/{id}/recording`: served to the CRM's audio player with HTTP Range, behind a
+ * signed expiring link or an API key. Mounted in the `/v1` router behind
  * {@link allowSignedRecordingLinks}, which lets a request carrying a link signature past the API
  * key check so that this route verifies the link instead.
  *

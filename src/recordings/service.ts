@@ -1,6 +1,6 @@
 /**
- * The recordings service (BRIEF F5 "every bridged call can be recorded; the file is taken from
- * Asterisk over ARI, stored by the engine and served to the CRM's audio player"). It is the
+ * The recordings service: every bridged call can be recorded; the file is taken from Asterisk
+ * over ARI, stored by the engine and served to the CRM's audio player. It is the
  * call service's {@link CallRecorder}:
  *
  * 1. `bridgeCreated`: when RECORD_CALLS (or the call's override) says so, the bridge is recorded

@@ -1,5 +1,5 @@
 /**
- * Where the engine keeps recording files (BRIEF F5 "stored by the engine"). The service and the
+ * Where the engine keeps recording files. The service and the
  * HTTP route only see {@link RecordingStorage}; the default is a local directory
  * (RECORDINGS_DIR, default `<DATA_DIR>/recordings`). Another backend (S3, NFS…) implements the
  * same interface.

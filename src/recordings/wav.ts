@@ -1,5 +1,5 @@
 /**
- * Checking a downloaded recording before it is kept (issue 4: "verifies the size"). ARI's
+ * Checking a downloaded recording before it is kept (its size is verified). ARI's
  * `StoredRecording` has no size, so the file is checked against itself and against the
  * RecordingFinished event: Asterisk's `wav` format is RIFF/WAVE PCM (8 kHz, 16-bit, mono:
  * 16 000 bytes per second after a 44-byte header; a 3 s recording is 48 044 bytes, as in the

@@ -1,6 +1,6 @@
 /**
- * API keys (BRIEF F13 "API keys per CRM client"; issue 3 "keys come from config with a name
- * each, compared in constant time"). The key's name travels with the request (logs, rate limits,
+ * API keys, one per CRM client, from the config with a name each, compared in constant time. The
+ * key's name travels with the request (logs, rate limits,
  * idempotency scope); the key itself is never logged nor echoed.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -55,7 +55,7 @@ export interface RequireApiKeyOptions {
   logger: Logger;
   metrics: SecurityMetrics;
   /**
-   * Also accept the key as this query parameter (the seed-003 compatibility path only, whose
+   * Also accept the key as this query parameter (the asterisk.fcgi compatibility path only, whose
    * clients can change a URL but not add headers), e.g. `api_key`.
    */
   queryParameter?: string;

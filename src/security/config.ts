@@ -1,6 +1,6 @@
 /**
- * Configuration rules of the security settings that span several variables (BRIEF F13 "strong
- * secrets"): API keys are required in production; destination patterns must compile.
+ * Configuration rules of the security settings that span several variables (strong
+ * secrets): API keys are required in production; destination patterns must compile.
  */
 import type { ConfigCheck } from '../config/load.ts';
 import { DestinationPolicy } from './destinations.ts';

@@ -1,8 +1,8 @@
 /**
- * The destination allow-list of the toll-fraud guard (BRIEF F13 "a destination allow-list … on
- * originate"; issue 3 "prefixes or patterns; default: the default region's numbers only"), and
- * the number types it denies even inside the allow-list (premium-rate and other high-cost ranges,
- * told by libphonenumber-js's numbering-plan metadata).
+ * The destination allow-list of the toll-fraud guard, checked on every originate: prefixes or
+ * patterns; by default the default region's numbers only. And the number types it denies even
+ * inside the allow-list (premium-rate and other high-cost ranges, told by libphonenumber-js's
+ * numbering-plan metadata).
  */
 import {
   numberTypeOf,

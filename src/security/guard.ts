@@ -1,6 +1,6 @@
 /**
- * The toll-fraud guard on call creation (BRIEF F13; issue 3 "Toll-fraud guard"): a destination
- * allow-list with denied number types (premium-rate…), a per-API-key rate limit and a cap on engine-originated calls in progress. Every
+ * The toll-fraud guard on call creation: a destination allow-list with denied number types
+ * (premium-rate…), a per-API-key rate limit and a cap on engine-originated calls in progress. Every
  * refusal is logged with the key's name and counted (`aricrm_call_guard_refusals_total{reason}`).
  */
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';

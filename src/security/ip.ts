@@ -1,6 +1,6 @@
 /**
  * Client addresses: canonical forms for comparison, and the optional global allow-list
- * (`HTTP_ALLOWED_CIDRS`, BRIEF F13 "IP allow-list") over node:net's BlockList.
+ * (`HTTP_ALLOWED_CIDRS`) over node:net's BlockList.
  */
 import { BlockList, isIP } from 'node:net';
 import type { RequestHandler } from 'express';

@@ -1,6 +1,6 @@
 /**
- * Security counters on the engine's registry (BRIEF F13: violations are "logged with the key
- * name and counted"). Create once per registry.
+ * Security counters on the engine's registry: violations are logged with the key
+ * name and counted. Create once per registry.
  */
 import type { Counter, Registry } from 'prom-client';
 import { counter } from '../metrics/registry.ts';

@@ -1,6 +1,6 @@
 /**
- * Call details (BRIEF F6, issue 4 "Calls are written at every state change … so a crash loses
- * no finished fact"; seed 004 §2.2.2: direction, date, hold/wait, duration, status, record path).
+ * Call details, written at every state change so a crash loses nothing finished (the fields a
+ * CRM expects: direction, date, hold/wait, duration, status, record path).
  *
  * Times in and out are ISO 8601 UTC strings (`toIsoTime`), durations whole seconds, recording
  * sizes bytes. Every write is idempotent: writing the same snapshot twice leaves the same rows.
@@ -51,7 +51,7 @@ export interface LegInput {
   endedAt?: TimeInput;
 }
 
-/** Recording of a call (BRIEF F5); every field optional so partial updates are possible. */
+/** Recording of a call; every field optional so partial updates are possible. */
 export interface RecordingFields {
   /** Asterisk's stored recording name (`GET /recordings/stored/{name}`). */
   name?: string;
@@ -116,7 +116,7 @@ export interface UnsettledRecordingRecord extends CallRecord {
   recordingReadyStored: boolean;
 }
 
-/** Filter of {@link CallRepository.listCalls} (F6). All given conditions must hold. */
+/** Filter of {@link CallRepository.listCalls}. All given conditions must hold. */
 export interface CallFilter {
   /** Calls that started at or after this instant. */
   from?: Date;

@@ -1,5 +1,5 @@
 /**
- * Statements compiled once (issue 5 throughput: Kysely's builder and compiler were ~30 % of the
+ * Statements compiled once (throughput: Kysely's builder and compiler were ~30 % of the
  * engine's CPU on the per-call writes). A statement's shape is still written once, with Kysely;
  * its SQL text is compiled on first use per dialect instance and later runs bind new values to
  * that text with `executeQuery(CompiledQuery.raw(sql, parameters))`. There is no second SQL

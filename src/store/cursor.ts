@@ -1,5 +1,5 @@
 /**
- * Opaque pagination cursors (issue 4: "cursor pagination with a limit", pull feed `after`).
+ * Opaque pagination cursors (pages of a limit, the pull feed's `after`).
  * Clients must treat them as opaque strings; they are base64url JSON so that a typo is detected
  * ({@link InvalidCursorError}) rather than silently returning another page.
  */

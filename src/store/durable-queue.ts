@@ -1,6 +1,6 @@
 /**
- * A durable {@link EventQueue} over the store's outbox (issue 4 "delivery resumes after a
- * restart"; BRIEF F3 "never lost"). It keeps the dispatcher's working set (per-call FIFOs of
+ * A durable {@link EventQueue} over the store's outbox (delivery resumes after a
+ * restart; nothing is lost). It keeps the dispatcher's working set (per-call FIFOs of
  * pending events) in memory, as the synchronous `EventQueue` contract requires, reloads it from
  * the outbox at {@link DurableEventQueue.open}, and persists every change write-behind, in call
  * order, through one promise chain ({@link DurableEventQueue.flush} waits for it).

@@ -1,5 +1,5 @@
 /**
- * Errors the store throws on purpose (issue 4). Driver errors (connection refused, disk full)
+ * Errors the store throws on purpose. Driver errors (connection refused, disk full)
  * are passed through unchanged; these are the ones a caller can act on.
  */
 
@@ -31,7 +31,7 @@ export class InvalidCursorError extends StoreError {
 
 /**
  * A write conflicts with what is stored: e.g. an event with a new id but the same
- * (call id, sequence) as a stored one (sequences are gap-free and unique per call, BRIEF F3).
+ * (call id, sequence) as a stored one (sequences are gap-free and unique per call).
  */
 export class StoreConflictError extends StoreError {
   override name = 'StoreConflictError';

@@ -1,6 +1,6 @@
 /**
- * The event outbox (BRIEF F3 "never lost, never reordered within a call"; issue 4 "Event
- * outbox"): lifecycle events written in the same transaction as the call change that caused
+ * The event outbox (never lost, never reordered within a call): lifecycle events written in the
+ * same transaction as the call change that caused
  * them, their delivery state, the per-attempt delivery log, and the pull feed.
  *
  * Event states: `pending` (to deliver) → `delivered` (2xx) | `rejected` (permanent 4xx) |
@@ -207,7 +207,7 @@ export interface EventRepository {
   }): Promise<DeliveryPage>;
 }
 
-// Hot statements (issue 5 throughput: run for every event of every call), compiled once per
+// Hot statements (throughput: run for every event of every call), compiled once per
 // dialect instance (./compiled.ts). Each `build` passes its values to Kysely unchanged.
 
 /** Append one event, pending and due at `next_attempt_at`; an event id already stored is skipped. */

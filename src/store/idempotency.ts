@@ -1,6 +1,6 @@
 /**
- * Remembered `Idempotency-Key` answers (issue 3 F2: "the same key within 24 h returns the same
- * call instead of dialling twice", also across a restart). The HTTP layer keeps the working set
+ * Remembered `Idempotency-Key` answers (the same key within IDEMPOTENCY_TTL_MS returns the same
+ * call instead of dialling twice, also across a restart). The HTTP layer keeps the working set
  * in memory (`src/http/idempotency.ts`) and writes each completed answer here; start-up reloads
  * the unexpired ones.
  */

@@ -1,5 +1,5 @@
 /**
- * The durable store (issue 4; BRIEF F3, F5, F6): call details, the event outbox, the delivery
+ * The durable store: call details, the event outbox, the delivery
  * log and the pull feed, on SQLite or PostgreSQL. Reference: docs/store.md.
  */
 export {

@@ -1,7 +1,7 @@
 /**
  * The journal log: a write-ahead file in front of the SQLite store for the call journal's urgent
- * writes (issue 3 "Answers `202` … at once"; issue 5 screen pop p99 ≤ 5 ms; issue 4 "nothing
- * accepted is ever lost"). docs/store.md "The journal log" explains it for operators.
+ * writes (`202` at once, screen pop p99 ≤ 5 ms, and nothing accepted is ever lost). docs/store.md
+ * "The journal log" explains it for operators.
  *
  * The SQLite store commits in its own thread (src/store/sqlite-worker.ts). A commit itself takes
  * ~0.1 ms, but its round trip waits twice for a core and an event loop (the SQLite thread's, then

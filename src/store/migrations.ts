@@ -1,5 +1,5 @@
 /**
- * Versioned schema migrations (issue 4 "versioned migrations run at start-up"), provided in code
+ * Versioned schema migrations, run at start-up, provided in code
  * to Kysely's `Migrator` (no filesystem globbing, so bundling or a read-only install cannot lose
  * one). Migrations are append-only: never edit a released one, add `0002_…` instead. Names sort
  * in the order they run. The same migration builds the same tables on both dialects; only the
@@ -56,7 +56,7 @@ export function storeMigrations(dialect: StoreDialect): Record<string, Migration
           .addColumn('recording_duration_sec', 'integer')
           .addColumn('updated_at', 'text', (col) => col.notNull())
           .execute();
-        // Keyset pagination, newest first (F6), and the filters combined with a time range.
+        // Keyset pagination, newest first, and the filters combined with a time range.
         await db.schema
           .createIndex('calls_started_idx')
           .on('calls')
@@ -183,8 +183,8 @@ export function storeMigrations(dialect: StoreDialect): Record<string, Migration
         await db.schema.dropTable('calls').execute();
       },
     },
-    // Idempotency-Key answers of POST /v1/calls survive a restart (issue 3: "the same key within
-    // 24 h returns the same call instead of dialling twice").
+    // Idempotency-Key answers of POST /v1/calls survive a restart (the same key within
+    // IDEMPOTENCY_TTL_MS returns the same call instead of dialling twice).
     '0002_idempotency_keys': {
       async up(db: Kysely<unknown>): Promise<void> {
         await db.schema

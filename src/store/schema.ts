@@ -1,5 +1,5 @@
 /**
- * Table types of the store (issue 4), shared by both dialects. Column conventions (docs/store.md):
+ * Table types of the store, shared by both dialects. Column conventions (docs/store.md):
  *
  * - Times are ISO 8601 UTC text with milliseconds, always 24 characters
  *   (`2025-01-31T09:15:02.123Z`), in SQLite and PostgreSQL alike, so text order is time order and
@@ -10,7 +10,7 @@
  */
 import type { ColumnType, Generated } from 'kysely';
 
-/** `calls`: one row per call (the CDR, BRIEF F6; seed 004 §2.2.2 fields). */
+/** `calls`: one row per call (the CDR a CRM expects). */
 export interface CallsTable {
   id: string;
   direction: string;
@@ -57,7 +57,7 @@ export interface CallLegsTable {
   ended_at: string | null;
 }
 
-/** `events`: the outbox of lifecycle events (BRIEF F3), also the pull feed. */
+/** `events`: the outbox of lifecycle events, also the pull feed. */
 export interface EventsTable {
   /** Global monotonic id: the pull-feed cursor. PostgreSQL returns bigint as text. */
   id: ColumnType<number | string, never, never>;

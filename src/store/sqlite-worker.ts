@@ -1,6 +1,6 @@
 /**
- * SQLite in a worker thread (issue 5: "full inbound calls per second … with event-loop lag p99
- * <= 20 ms"). better-sqlite3 is synchronous: on the engine's thread every statement, every
+ * SQLite in a worker thread (full inbound calls per second with an event-loop lag p99 ≤ 20 ms).
+ * better-sqlite3 is synchronous: on the engine's thread every statement, every
  * commit (the WAL pages of a group commit, ~0.8 ms under load) and every WAL checkpoint (with
  * its fsyncs) stopped call control for as long as it took; under `npm run bench` SQLite was
  * ~18 % of the engine's thread. Here the store's only SQLite connection lives in a worker thread

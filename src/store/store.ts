@@ -1,5 +1,5 @@
 /**
- * The store (issue 4; BRIEF "Shape": state that must survive a restart lives in a store, SQLite
+ * The store (state that must survive a restart lives in a store, SQLite
  * embedded by default, PostgreSQL when several instances share the work). One Kysely schema, two
  * dialects, versioned in-code migrations. Reference: docs/store.md.
  */
@@ -87,7 +87,7 @@ export interface Store extends StoreRepositories {
   migrate(): Promise<MigrationReport>;
   /**
    * Run `fn` in one transaction with repositories bound to it: all its writes commit together
-   * or none do (issue 4: an event is written in the same transaction as the state change that
+   * or none do (an event is written in the same transaction as the state change that
    * caused it). Rejects with `fn`'s error after rolling back. On SQLite transactions are
    * serialised; inside `fn` use only the given repositories (the store's own would wait for
    * the transaction and deadlock).

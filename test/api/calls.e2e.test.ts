@@ -1,5 +1,5 @@
 /**
- * The /v1 API end to end (issue 3 "Tests this issue must have"): the engine, the PBX simulator
+ * The /v1 API end to end: the engine, the PBX simulator
  * with the real ari-client, a real local CRM, real HTTP with API keys. Every webhook the CRM
  * receives is also checked against the OpenAPI webhook schemas.
  */

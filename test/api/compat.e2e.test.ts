@@ -1,5 +1,5 @@
 /**
- * The asterisk.fcgi-compatible path end to end (seed 003): the engine, the simulator, a client
+ * The asterisk.fcgi-compatible path end to end: the engine, the simulator, a client
  * on a mapped workstation (127.0.0.1 = 101) sending the API key as `?api_key=`.
  */
 import { expect } from 'chai';

@@ -1,5 +1,5 @@
 /**
- * The asterisk.fcgi-compatible path (seed 003) over a fake CallControl: text answers, operator
+ * The asterisk.fcgi-compatible path over a fake CallControl: text answers, operator
  * from the client address, API key in the query, the same guard as /v1.
  */
 import { expect } from 'chai';

@@ -1,6 +1,6 @@
 /**
- * Call history and the event feed end to end (issue 4: "call details filters and pagination";
- * "the pull feed returns the same events the webhooks carried"): the engine with its store, the
+ * Call history and the event feed end to end (call details filters and pagination;
+ * the pull feed returns the same events the webhooks carried): the engine with its store, the
  * PBX simulator through the real ari-client, a real local CRM receiving signed webhooks, and the
  * API over real HTTP. Four calls are placed through the simulator, then listed, filtered, paged
  * and read back. On SQLite (the engine's default file in a temporary DATA_DIR) and, when

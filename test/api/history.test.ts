@@ -1,5 +1,5 @@
 /**
- * The read API over the store (issue 4, BRIEF F6 call details and F3 pull feed / delivery log):
+ * The read API over the store (call details, the pull feed, the delivery log):
  * `GET /v1/calls` filters and cursor pages, `GET /v1/calls/{id}` live or stored,
  * `GET /v1/events`, `GET /v1/webhooks/deliveries`, and their 400s naming the parameter. Real
  * HTTP against the app as the engine builds it (createApi + createHttpApp), the store populated

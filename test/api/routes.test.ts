@@ -1,5 +1,5 @@
 /**
- * The /v1 routes over a fake CallControl (issue 3): authentication, the toll-fraud guard,
+ * The /v1 routes over a fake CallControl: authentication, the toll-fraud guard,
  * validation naming the field, idempotency, error mapping, current call by extension and by IP.
  * Real HTTP against the app as the engine builds it.
  */

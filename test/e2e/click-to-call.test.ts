@@ -1,5 +1,5 @@
 /**
- * Click-to-call, transfer and an operator's current call (BRIEF F2, F7, F8), through the call
+ * Click-to-call, transfer and an operator's current call, through the call
  * service against the simulator with the real ari-client. (The HTTP API over the same service is
  * tested in test/api.)
  */
@@ -222,7 +222,7 @@ describe('transfers and current call (e2e)', function () {
       state: 'bridged',
     });
     expect(bed.engine.calls.currentCallOf('102')).to.equal(undefined);
-    // The customer's UniqueID finds the call too (seed 003 transfer=UNIQUEID).
+    // The customer's UniqueID finds the call too (asterisk.fcgi transfer=UNIQUEID).
     expect(bed.engine.calls.findCallByChannel(callerChannelId)?.id).to.equal(callId);
     expect(bed.engine.calls.findCallByChannel('no-such-channel')).to.equal(undefined);
   });

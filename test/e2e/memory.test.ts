@@ -1,6 +1,6 @@
 /**
- * Nothing of a call stays in memory after it (issue 5 "heap after 50,000 calls vs before: no
- * growth"): a batch of calls of every flow runs through the simulator, and afterwards the call
+ * Nothing of a call stays in memory after it (heap after 50,000 calls vs before: no
+ * growth): a batch of calls of every flow runs through the simulator, and afterwards the call
  * service holds no call, channel, playback or watcher, the journal has nothing pending, the
  * webhook queue is empty and the gateway's per-channel listeners are back to their idle count.
  * Every call is still answered by the API, from the store.

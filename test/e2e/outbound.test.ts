@@ -1,5 +1,5 @@
 /**
- * Operators dialling out from their phones (issue 2 §4): `Stasis(crm-app,outbound,<number>)`,
+ * Operators dialling out from their phones: `Stasis(crm-app,outbound,<number>)`,
  * the customer dialled through the trunk chosen by prefix, bridged, cleaned up.
  */
 import { expect } from 'chai';

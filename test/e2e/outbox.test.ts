@@ -1,5 +1,5 @@
 /**
- * The durable store end to end (issue 4): every state change of a call is in the store before
+ * The durable store end to end: every state change of a call is in the store before
  * its webhook leaves; the event outbox survives a CRM outage (connection refused, then 500) and
  * an engine restart, delivering every event in per-call order, at least once; the delivery log
  * shows the failed attempts.

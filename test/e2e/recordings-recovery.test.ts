@@ -1,6 +1,6 @@
 /**
- * Recordings survive an engine restart and an ARI outage (BRIEF F5, issue 4 "nothing accepted is
- * ever lost"), end to end on the PBX simulator with the real ari-client: a recording the engine
+ * Recordings survive an engine restart and an ARI outage (nothing accepted is
+ * ever lost), end to end on the PBX simulator with the real ari-client: a recording the engine
  * was making or downloading when it stopped is taken up by the next engine on the same store
  * and the same Asterisk (downloaded, stored, deleted from Asterisk, `recording.ready` once, after
  * `call.ended`, continuing the call's sequence); a RecordingFinished lost while the WebSocket was

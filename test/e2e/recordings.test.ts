@@ -1,5 +1,5 @@
 /**
- * Recordings (BRIEF F5, issue 4), end to end: the engine on the PBX simulator through the real
+ * Recordings, end to end: the engine on the PBX simulator through the real
  * ari-client records the bridge of a call, takes the WAV from Asterisk over ARI into its storage,
  * tells the CRM (`call.ended` with the link, then `recording.ready`), and serves the audio with
  * HTTP Range to an API key or a signed expiring link, as a CRM's audio player would fetch it.

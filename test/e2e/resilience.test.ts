@@ -1,5 +1,5 @@
 /**
- * Resilience (issue 5), end to end on the simulator with the real ari-client: the ARI WebSocket
+ * Resilience, end to end on the simulator with the real ari-client: the ARI WebSocket
  * drops or Asterisk becomes unreachable during live calls, and the engine restarts with calls
  * up. Asterisk replays nothing (fixtures fact 13): the engine must list channels and bridges and
  * put its calls right, keep those still up (`call.recovered`), and end with the right

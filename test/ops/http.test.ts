@@ -1,5 +1,5 @@
 /**
- * The operations surface of the HTTP app (issue 5 "Metrics and health"): /readyz lists every
+ * The operations surface of the HTTP app (metrics and health): /readyz lists every
  * check (async checks, failures, timeouts), request durations are labelled with the Express route
  * template, and a shutting-down app refuses API requests but keeps /healthz and /metrics.
  * Real HTTP against createHttpApp on a local port.

@@ -1,5 +1,5 @@
 /**
- * GET /metrics of a real engine after calls went through it (issue 5 "Metrics and health"): the
+ * GET /metrics of a real engine after calls went through it: the
  * exposition passes `promtool check metrics`, and the series an operator graphs exist with the
  * right values: live calls and ended calls by direction and disposition, CRM request duration,
  * webhook deliveries and outbox depth, ARI connection, events and errors, HTTP request duration by

@@ -1,5 +1,5 @@
 /**
- * The real process (issue 5 "Resilience"): `node --import tsx src/main.ts` on the built-in PBX
+ * The real process: `node --import tsx src/main.ts` on the built-in PBX
  * simulator, a call in progress, a CRM that fails its webhooks, then SIGTERM: while webhooks are
  * still pending the process refuses new API requests (503 shutting_down) and /readyz, keeps
  * /healthz; once the CRM recovers it delivers them, logs `stopped` as its last line and exits 0.

@@ -1,5 +1,5 @@
 /**
- * Graceful stop (issue 5 "Resilience": SIGTERM): the engine stops taking API requests at once
+ * Graceful stop (SIGTERM): the engine stops taking API requests at once
  * (503 shutting_down, /readyz 503 so a load balancer drains it, /healthz and /metrics still
  * answer), keeps delivering pending webhooks to a slow, failing, then recovering CRM until they
  * are all delivered (or SHUTDOWN_TIMEOUT_MS passed), and never hangs up calls in progress.
@@ -76,7 +76,7 @@ describe('graceful stop (e2e)', function () {
       engine.httpUrl,
       `${engine.config.COMPAT_PATH}?action=makecall&from=101&to=74957654321`,
     );
-    // The compat path answers in the seed's text format, the code in X-Error-Code.
+    // The compat path answers in the asterisk.fcgi daemon's text format, the code in X-Error-Code.
     expect(compat.status).to.equal(503);
     expect(compat.text.trim()).to.equal('Answer: Error');
     expect(compat.headers.get('x-error-code')).to.equal('shutting_down');

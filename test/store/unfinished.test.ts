@@ -1,5 +1,5 @@
 /**
- * `unfinishedCalls()` for restart reconciliation (issue 5): each unfinished call comes with the
+ * `unfinishedCalls()` for restart reconciliation: each unfinished call comes with the
  * highest event sequence stored for it, so an adopted call's next event continues the sequence
  * instead of colliding with a stored one.
  */

@@ -6,7 +6,7 @@ import {
   uniqueIdCallerIdAnswer,
 } from '../../../src/compat/answers.ts';
 
-describe('compat answers (seed 003 text format)', () => {
+describe('compat answers (asterisk.fcgi text format)', () => {
   it('writes Answer first, then Key: value lines, each ended by a newline', () => {
     expect(formatAnswer('OK')).to.equal('Answer: OK\n');
     expect(formatAnswer('Busy')).to.equal('Answer: Busy\n');
