@@ -79,6 +79,8 @@ describe('the production build', function () {
     const httpUrl = String(started.httpUrl);
 
     expect((await apiRequest(httpUrl, '/healthz', { key: null })).status).to.equal(200);
+    // The API listens before ARI connects (to the built-in simulator here): ready once it has.
+    await engine.waitForLine((l) => l.message === 'ARI connected', 30_000);
     expect((await apiRequest(httpUrl, '/readyz', { key: null })).status).to.equal(200);
     // The OpenAPI document reads package.json at run time (its version).
     const openapi = await apiRequest<{ info: { version: string } }>(httpUrl, '/openapi.json', {
