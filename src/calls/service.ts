@@ -388,8 +388,10 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
    * target's leg exists (the answer's `transfer` says it rings).
    *
    * @throws CallStateError `call_ended`, `call_not_bridged`, `transfer_in_progress` (a blind
-   *   transfer still rings its target), `transfer_failed` (the target's leg could not even be
-   *   created, e.g. an offline extension: the call goes on with the first operator)
+   *   transfer still rings its target, be it the same extension or another), `transfer_to_self`
+   *   (`to` is the extension of the call's current operator: nothing would change),
+   *   `transfer_failed` (the target's leg could not even be created, e.g. an offline extension:
+   *   the call goes on with the first operator)
    */
   async transferCall(callId: string, request: TransferRequest): Promise<CallSnapshot> {
     const ctx = this.liveContext(callId);
@@ -406,6 +408,11 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
         problem = new CallStateError('call_not_bridged', `call ${callId} is not bridged yet`);
       } else if (request.kind === 'service') {
         await this.transferToService(ctx, request.to);
+      } else if (this.operatorLeg(ctx)!.extension === request.to) {
+        problem = new CallStateError(
+          'transfer_to_self',
+          `extension ${request.to} is already the operator of call ${callId}`,
+        );
       } else {
         problem = await this.transferToExtension(ctx, request.to);
       }
