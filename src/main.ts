@@ -33,6 +33,9 @@ import { recordingsConfigCheck } from './recordings/config.ts';
 import { createRecordings } from './recordings/index.ts';
 import { collectProcessMetrics } from './metrics/process.ts';
 import { securityConfigCheck } from './security/config.ts';
+import { DestinationPolicy } from './security/destinations.ts';
+import { OperatorDialGuard } from './security/guard.ts';
+import { createSecurityMetrics } from './security/metrics.ts';
 import { startSimulator, type PbxSimulator } from './simulator/index.ts';
 import { DurableEventQueue } from './store/durable-queue.ts';
 import { JournalLog, journalLogPath, recoverJournalLog } from './store/journal-log.ts';
@@ -216,6 +219,18 @@ export async function startEngine(
     routes,
     notifier,
     journal,
+    // The toll-fraud guard's destination policy, for numbers operators dial from their phones
+    // (the API applies it to click-to-call, src/http/api.ts).
+    outboundGuard: new OperatorDialGuard({
+      destinations: new DestinationPolicy(
+        config.DESTINATION_ALLOWLIST,
+        config.DEFAULT_REGION,
+        config.DESTINATION_DENIED_TYPES,
+      ),
+      region: config.DEFAULT_REGION,
+      logger,
+      metrics: createSecurityMetrics(registry),
+    }),
     logger,
     registry,
     options: {

@@ -71,7 +71,12 @@ export class CallNotFoundError extends Error {
 export class CallStateError extends Error {
   override readonly name = 'CallStateError';
   constructor(
-    readonly code: 'call_ended' | 'call_not_bridged' | 'transfer_in_progress' | 'transfer_failed',
+    readonly code:
+      | 'call_ended'
+      | 'call_not_bridged'
+      | 'transfer_in_progress'
+      | 'transfer_failed'
+      | 'transfer_to_self',
     message: string,
   ) {
     super(message);

@@ -11,7 +11,7 @@
  * - `POST /v1/calls/{id}/hangup` → 200 CallSnapshot | 404 | 409 `call_ended`
  * - `POST /v1/calls/{id}/transfer` → 200 CallSnapshot (service) | 202 CallSnapshot with
  *   `transfer` (extension: the target rings) | 404 | 409 (`call_ended`, `call_not_bridged`,
- *   `transfer_in_progress`, `transfer_failed`)
+ *   `transfer_in_progress`, `transfer_failed`, `transfer_to_self`)
  *
  * The call service holds a call in memory while it is live and, once ended, until the call
  * journal has committed its end (src/calls/journal.ts); after that only the store knows it. So

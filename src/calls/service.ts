@@ -113,11 +113,36 @@ export interface CallServiceOptions {
   serviceContext?: string;
 }
 
+/**
+ * The toll-fraud guard of numbers operators dial from their phones (src/security/guard.ts
+ * `OperatorDialGuard`): the destination allow-list and denied number types, checked before the
+ * engine dials the trunk. It logs and counts its refusals itself.
+ */
+export interface OutboundDialGuard {
+  /**
+   * @param request `number` as dialled (`Stasis(crm-app,outbound,<number>)`), the operator's
+   *   `extension` when known, the call's id
+   * @returns undefined when the number may be dialled; else the refusal's `reason`, the call's
+   *   `endReason` (`destination_not_allowed`, `destination_type_not_allowed`)
+   */
+  check(request: {
+    number: string;
+    extension?: string;
+    callId: string;
+  }): { reason: string } | undefined;
+}
+
 /** What the service needs. */
 export interface CallServiceDeps {
   gateway: AriGateway;
   routes: RouteSource;
   notifier: CallNotifier;
+  /**
+   * Checks numbers operators dial from their phones before the trunk is dialled; a refused call
+   * ends `failed` with the refusal as `endReason` and the operator's phone is hung up with cause
+   * congestion. Unset (unit tests): every number is dialled.
+   */
+  outboundGuard?: OutboundDialGuard;
   /**
    * Told after every per-call step that the call may have changed (legs created, answered,
    * ended…), so the store holds each state change (src/calls/journal.ts). Optional in tests.
@@ -388,8 +413,10 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
    * target's leg exists (the answer's `transfer` says it rings).
    *
    * @throws CallStateError `call_ended`, `call_not_bridged`, `transfer_in_progress` (a blind
-   *   transfer still rings its target), `transfer_failed` (the target's leg could not even be
-   *   created, e.g. an offline extension: the call goes on with the first operator)
+   *   transfer still rings its target, be it the same extension or another), `transfer_to_self`
+   *   (`to` is the extension of the call's current operator: nothing would change),
+   *   `transfer_failed` (the target's leg could not even be created, e.g. an offline extension:
+   *   the call goes on with the first operator)
    */
   async transferCall(callId: string, request: TransferRequest): Promise<CallSnapshot> {
     const ctx = this.liveContext(callId);
@@ -406,6 +433,11 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
         problem = new CallStateError('call_not_bridged', `call ${callId} is not bridged yet`);
       } else if (request.kind === 'service') {
         await this.transferToService(ctx, request.to);
+      } else if (this.operatorLeg(ctx)!.extension === request.to) {
+        problem = new CallStateError(
+          'transfer_to_self',
+          `extension ${request.to} is already the operator of call ${callId}`,
+        );
       } else {
         problem = await this.transferToExtension(ctx, request.to);
       }
@@ -697,10 +729,27 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
         });
         return;
       }
+      if (await this.outboundRefused(ctx)) return;
       if (!(await this.ringCaller(ctx))) return;
       call.phase = 'dialing';
       await this.placeCustomerLeg(ctx);
     });
+  }
+
+  /**
+   * The toll-fraud guard of operator-dialled numbers ({@link OutboundDialGuard}): when it refuses
+   * the number, end the call `failed` with its reason (the operator's phone is hung up with
+   * cause congestion: the operator hears a fast busy or sees "service unavailable") and say true.
+   */
+  private async outboundRefused(ctx: CallContext): Promise<boolean> {
+    const refused = this.deps.outboundGuard?.check({
+      number: ctx.call.to,
+      extension: ctx.call.operatorExtension,
+      callId: ctx.call.id,
+    });
+    if (!refused) return false;
+    await this.endCall(ctx, { disposition: 'failed', hangupBy: 'system', reason: refused.reason });
+    return true;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1687,6 +1736,7 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     if (ctx.flow === 'outbound') {
       await this.run(ctx, async () => {
         if (call.phase !== 'routing') return;
+        if (await this.outboundRefused(ctx)) return;
         call.phase = 'dialing';
         await this.placeCustomerLeg(ctx);
       });

@@ -561,12 +561,12 @@ export const configSchema = z.object({
   DESTINATION_ALLOWLIST: destinationList
     .optional()
     .describe(
-      'Toll-fraud guard: numbers click-to-call may dial. Comma-separated: * (any), a country (RU), an E.164 prefix (+7495) or an Asterisk-style pattern over the E.164 digits (_79XXXXXXXXX). Unset: the numbers of DEFAULT_REGION only.',
+      'Toll-fraud guard: numbers the engine may dial to customers (click-to-call, compat makecall, and numbers operators dial from their phones through Stasis outbound). Comma-separated: * (any), a country (RU), an E.164 prefix (+7495) or an Asterisk-style pattern over the E.164 digits (_79XXXXXXXXX). Unset: the numbers of DEFAULT_REGION only.',
     ),
   DESTINATION_DENIED_TYPES: numberTypeList
     .default([...DEFAULT_DENIED_NUMBER_TYPES])
     .describe(
-      "Toll-fraud guard: number types refused even inside DESTINATION_ALLOWLIST (403 destination_type_not_allowed), by the numbering plan of the number's country. Comma-separated, of FIXED_LINE, MOBILE, FIXED_LINE_OR_MOBILE, TOLL_FREE, PREMIUM_RATE, SHARED_COST, VOIP, PERSONAL_NUMBER, PAGER, UAN, VOICEMAIL; none: deny none. Default: the ranges where the caller pays above an ordinary call, partly to the number's holder (what toll fraud dials): premium-rate (e.g. +7 809, +44 9, +1 900), shared-cost, personal numbers (UK 070) and universal access numbers. Toll-free numbers cost the caller nothing and are allowed.",
+      "Toll-fraud guard: number types refused even inside DESTINATION_ALLOWLIST (API: 403 destination_type_not_allowed; an operator's phone call: hung up, endReason destination_type_not_allowed), by the numbering plan of the number's country. Comma-separated, of FIXED_LINE, MOBILE, FIXED_LINE_OR_MOBILE, TOLL_FREE, PREMIUM_RATE, SHARED_COST, VOIP, PERSONAL_NUMBER, PAGER, UAN, VOICEMAIL; none: deny none. Default: the ranges where the caller pays above an ordinary call, partly to the number's holder (what toll fraud dials): premium-rate (e.g. +7 809, +44 9, +1 900), shared-cost, personal numbers (UK 070) and universal access numbers. Toll-free numbers cost the caller nothing and are allowed.",
     ),
   CALLS_RATE_LIMIT_PER_MIN: z.coerce
     .number()
@@ -584,7 +584,7 @@ export const configSchema = z.object({
     .max(1_000_000)
     .default(50)
     .describe(
-      'Toll-fraud guard: engine-originated calls (click-to-call) that may be in progress at once; more get 429 too_many_calls.',
+      'Toll-fraud guard: engine-originated calls (click-to-call) that may be in progress at once; more get 429 too_many_calls. Calls operators dial from their phones neither count nor are capped.',
     ),
   CLICK_TO_CALL_TRIES: z.coerce
     .number()

@@ -479,7 +479,7 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
           ...authErrors,
           '404': errorResponse('`call_not_found`.'),
           '409': errorResponse(
-            '`call_ended`, `call_not_bridged`, `transfer_in_progress` (a blind transfer still rings its target), `transfer_failed` (the target extension cannot be reached at all, e.g. offline: the call goes on with the first operator; `call.transfer_failed` is sent too).',
+            '`call_ended`, `call_not_bridged`, `transfer_in_progress` (a blind transfer still rings its target, the same extension or another), `transfer_to_self` (kind `extension`: `to` is the extension of the operator already on the call; nothing changes), `transfer_failed` (the target extension cannot be reached at all, e.g. offline: the call goes on with the first operator; `call.transfer_failed` is sent too).',
           ),
           '413': payloadTooLarge,
           '415': errorResponse('`unsupported_media_type`.'),

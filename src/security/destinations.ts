@@ -94,7 +94,10 @@ export function compileDialPattern(pattern: string): RegExp {
   }
 }
 
-/** Which customer numbers click-to-call (and every other engine originate) may dial. */
+/**
+ * Which customer numbers the engine may dial: click-to-call (and every other engine originate) and
+ * the numbers operators dial from their phones (Stasis `outbound`).
+ */
 export class DestinationPolicy {
   private readonly rules: Rule[];
   /** The entries as configured (or the default), for messages and docs. */

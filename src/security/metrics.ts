@@ -9,6 +9,12 @@ import { counter } from '../metrics/registry.ts';
 export type AuthRefusal =
   'unauthorized' | 'forbidden' | 'ip_not_allowed' | 'api_keys_not_configured';
 
+/**
+ * Where a call refused by the toll-fraud guard came from: `api` (click-to-call, compat
+ * makecall), `operator_phone` (a number an operator dialled from their phone).
+ */
+export type GuardSource = 'api' | 'operator_phone';
+
 /** Why the toll-fraud guard refused to create a call. */
 export type GuardRefusal =
   'destination_not_allowed' | 'destination_type_not_allowed' | 'rate_limited' | 'too_many_calls';
@@ -17,8 +23,8 @@ export type GuardRefusal =
 export interface SecurityMetrics {
   /** `aricrm_http_auth_refusals_total{reason}`. */
   authRefusals: Counter<'reason'>;
-  /** `aricrm_call_guard_refusals_total{reason}`. */
-  guardRefusals: Counter<'reason'>;
+  /** `aricrm_call_guard_refusals_total{source,reason}` (see {@link GuardSource}). */
+  guardRefusals: Counter<'source' | 'reason'>;
 }
 
 /** The security counters on `registry` (created on first use). */
@@ -31,8 +37,8 @@ export function createSecurityMetrics(registry: Registry): SecurityMetrics {
     }),
     guardRefusals: counter(registry, {
       name: 'aricrm_call_guard_refusals_total',
-      help: 'Call creations refused by the toll-fraud guard, by reason.',
-      labelNames: ['reason'],
+      help: 'Calls refused by the toll-fraud guard, by source (api, operator_phone) and reason.',
+      labelNames: ['source', 'reason'],
     }),
   };
 }

@@ -535,6 +535,48 @@ describe('API /v1 (e2e)', function () {
     await waitForCall(bed, callId, (c) => c.answeredBy === '102');
   });
 
+  it('a blind transfer to the operator already on the call is 409 transfer_to_self and rings nobody; after a transfer, to the new operator too', async () => {
+    bed = await startTestBed({ RING_TIMEOUT_SEC: '60' }); // 1.2 s of real time
+    const { callId, callerChannelId } = await bridgedInbound(bed, '79161112239');
+    const op101 = operatorLegOf(await waitForCall(bed, callId, () => true), '101').channelId;
+    const creates = () => bed.sim.requests.filter((r) => r.path === '/channels/create').length;
+    const createdBefore = creates();
+    const self = await post(bed, `/v1/calls/${callId}/transfer`, { to: '101', kind: 'extension' });
+    expect(self.status).to.equal(409);
+    expect(self.body).to.include({ code: 'transfer_to_self' });
+    expect(String(self.body.message)).to.include('101');
+    expect(creates()).to.equal(createdBefore);
+    await bed.engine.calls.settled();
+    const unchanged = await waitForCall(bed, callId, () => true);
+    expect(unchanged).to.include({ state: 'bridged', answeredBy: '101' });
+    expect(unchanged).to.not.have.property('transfer');
+    expect(await bridgedChannels(bed, callId)).to.deep.equal([callerChannelId, op101].sort());
+
+    // The extension already ringing for the transfer: the transfer in progress answers.
+    bed.sim.phones.set('102', { mode: 'answer', answerAfterMs: 500 });
+    const res = await post(bed, `/v1/calls/${callId}/transfer`, { to: '102', kind: 'extension' });
+    expect(res.status).to.equal(202);
+    const twice = await post(bed, `/v1/calls/${callId}/transfer`, { to: '102', kind: 'extension' });
+    expect([twice.status, twice.body.code]).to.deep.equal([409, 'transfer_in_progress']);
+    await bed.crm.waitForWebhook(
+      (w) => w.body.callId === callId && w.body.type === 'call.transferred',
+    );
+    await waitForCall(bed, callId, (c) => c.answeredBy === '102');
+    const again = await post(bed, `/v1/calls/${callId}/transfer`, { to: '102', kind: 'extension' });
+    expect([again.status, again.body.code]).to.deep.equal([409, 'transfer_to_self']);
+    expect(typesOf(bed, callId)).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.answered',
+      'call.ringing',
+      'call.transferred',
+      'call.answered',
+    ]);
+    expect(
+      legsOf(await waitForCall(bed, callId, () => true)).map((l) => l.extension),
+    ).to.deep.equal([undefined, '101', '102']);
+  });
+
   for (const who of ['caller', 'operator'] as const) {
     it(`the ${who} hanging up while a blind transfer rings ends the call and stops the ringing`, async () => {
       bed = await startTestBed();

@@ -152,4 +152,65 @@ describe('operator dials out (e2e)', function () {
     ).to.equal(true);
     expect(bed.sim.channels()).to.have.length(0);
   });
+
+  it('toll fraud from a desk phone: premium-rate +7 809 and a number outside the allow-list are refused before the trunk is dialled (congestion to the phone); an ordinary number connects', async () => {
+    bed = await startTestBed();
+    bed.sim.customers.set('*', { mode: 'answer', answerAfterMs: 200, hangupAfterMs: 500 });
+    // As a Russian operator dials them: 8 809… (premium-rate), 810 1 213… (the USA).
+    const refusals = [
+      { to: '88095051234', endReason: 'destination_type_not_allowed', e164: '+78095051234' },
+      { to: '81012133734253', endReason: 'destination_not_allowed', e164: '+12133734253' },
+    ];
+    for (const { to, endReason, e164 } of refusals) {
+      const { channelId } = await bed.sim.injectOperatorCall({ extension: '102', to });
+      const started = await bed.crm.waitForWebhook(
+        (w) => w.body.type === 'call.started' && w.body.data.to === to,
+      );
+      const end = await bed.crm.waitForEnded(started.body.callId);
+      expect(end.body.data, to).to.include({
+        disposition: 'failed',
+        hangupBy: 'system',
+        endReason,
+        talkSec: 0,
+      });
+      expect(bed.crm.eventsOf(started.body.callId).map((w) => w.body.type)).to.deep.equal([
+        'call.started',
+        'call.ended',
+      ]);
+      const hangup = bed.sim.requests.find(
+        (r) => r.method === 'DELETE' && r.path === `/channels/${channelId}`,
+      );
+      expect(hangup?.query, to).to.include({ reason: 'congestion' });
+      expect(
+        bed.logs.some(
+          (l) =>
+            l.message === 'call refused by the toll-fraud guard' &&
+            l.source === 'operator_phone' &&
+            l.reason === endReason &&
+            l.operator === '102' &&
+            l.to === e164,
+        ),
+        to,
+      ).to.equal(true);
+    }
+    // Nothing was dialled: no channel towards the trunk, the phones were never even rung.
+    expect(bed.sim.requests.filter((r) => r.path === '/channels/create')).to.have.length(0);
+    expect(bed.sim.requests.filter((r) => r.path.endsWith('/ring'))).to.have.length(0);
+    const metrics = await bed.engine.registry.getSingleMetricAsString(
+      'aricrm_call_guard_refusals_total',
+    );
+    for (const { endReason } of refusals)
+      expect(metrics).to.include(`source="operator_phone",reason="${endReason}"} 1`);
+
+    await bed.sim.injectOperatorCall({ extension: '102', to: '89161234567' });
+    const started = await bed.crm.waitForWebhook(
+      (w) => w.body.type === 'call.started' && w.body.data.to === '89161234567',
+    );
+    const end = await bed.crm.waitForEnded(started.body.callId);
+    expect(end.body.data).to.include({ disposition: 'answered', answeredBy: '102' });
+    expect(end.body.data).to.not.have.property('endReason');
+    const create = bed.sim.requests.find((r) => r.path === '/channels/create');
+    expect(create?.query.endpoint).to.equal('PJSIP/89161234567@client-trunk');
+    expect(bed.sim.channels()).to.have.length(0);
+  });
 });

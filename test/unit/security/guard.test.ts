@@ -5,7 +5,7 @@ import { HttpError } from '../../../src/http/errors.ts';
 import { createSilentLogger } from '../../../src/logging/logger.ts';
 import { parseCustomerNumber } from '../../../src/numbers/phone.ts';
 import { compileDialPattern, DestinationPolicy } from '../../../src/security/destinations.ts';
-import { CallGuard } from '../../../src/security/guard.ts';
+import { CallGuard, OperatorDialGuard } from '../../../src/security/guard.ts';
 import { createSecurityMetrics } from '../../../src/security/metrics.ts';
 import { securityConfigCheck } from '../../../src/security/config.ts';
 
@@ -133,9 +133,11 @@ describe('toll-fraud guard', () => {
       const foreign = await refusal(g.admit(request('shop', '+442079460958')));
       expect(foreign).to.include({ status: 403, code: 'destination_not_allowed' });
       const text = await registry.metrics();
-      expect(text).to.include('aricrm_call_guard_refusals_total{reason="rate_limited"} 1');
       expect(text).to.include(
-        'aricrm_call_guard_refusals_total{reason="destination_not_allowed"} 1',
+        'aricrm_call_guard_refusals_total{source="api",reason="rate_limited"} 1',
+      );
+      expect(text).to.include(
+        'aricrm_call_guard_refusals_total{source="api",reason="destination_not_allowed"} 1',
       );
     });
 
@@ -150,7 +152,7 @@ describe('toll-fraud guard', () => {
       await g.admit(request('crm', '+78001234567')); // toll-free
       await g.admit(request('crm', '+79161234567')); // mobile
       expect(await registry.getSingleMetricAsString('aricrm_call_guard_refusals_total')).to.include(
-        'aricrm_call_guard_refusals_total{reason="destination_type_not_allowed"} 1',
+        'aricrm_call_guard_refusals_total{source="api",reason="destination_type_not_allowed"} 1',
       );
     });
 
@@ -160,6 +162,53 @@ describe('toll-fraud guard', () => {
         status: 429,
         code: 'too_many_calls',
       });
+    });
+  });
+
+  describe('OperatorDialGuard (numbers dialled from operator phones)', () => {
+    function dialGuard(entries?: string[]): { guard: OperatorDialGuard; registry: Registry } {
+      const registry = new Registry();
+      return {
+        registry,
+        guard: new OperatorDialGuard({
+          destinations: new DestinationPolicy(entries, 'RU'),
+          region: 'RU',
+          logger: createSilentLogger(),
+          metrics: createSecurityMetrics(registry),
+        }),
+      };
+    }
+    const dial = (g: OperatorDialGuard, number: string) =>
+      g.check({ number, extension: '101', callId: 'c1' });
+
+    it('reads numbers as dialled in DEFAULT_REGION and applies the allow-list and denied types', async () => {
+      const { guard: g, registry } = dialGuard();
+      expect(dial(g, '89161234567')).to.equal(undefined);
+      expect(dial(g, '74957654321')).to.equal(undefined);
+      expect(dial(g, '88001234567')).to.equal(undefined); // toll-free
+      expect(dial(g, '88091234567')).to.deep.equal({
+        reason: 'destination_type_not_allowed',
+        message:
+          'calls to +78091234567 are not allowed: it is a premium-rate number (PREMIUM_RATE, denied by DESTINATION_DENIED_TYPES)',
+        numberType: 'PREMIUM_RATE',
+      });
+      expect(dial(g, '81012133734253')).to.include({ reason: 'destination_not_allowed' });
+      const text = await registry.metrics();
+      expect(text).to.include(
+        'aricrm_call_guard_refusals_total{source="operator_phone",reason="destination_type_not_allowed"} 1',
+      );
+      expect(text).to.include(
+        'aricrm_call_guard_refusals_total{source="operator_phone",reason="destination_not_allowed"} 1',
+      );
+    });
+
+    it('checks a number it cannot read by its digits: refused by a country rule, admitted by * or a matching prefix', () => {
+      expect(dial(dialGuard().guard, '12133734253')).to.include({
+        reason: 'destination_not_allowed',
+        message: 'calls to +12133734253 are not allowed (destination allow-list)',
+      });
+      expect(dial(dialGuard(['*']).guard, '12133734253')).to.equal(undefined);
+      expect(dial(dialGuard(['RU', '1213']).guard, '12133734253')).to.equal(undefined);
     });
   });
 });
