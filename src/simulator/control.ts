@@ -1,15 +1,20 @@
 /**
  * The simulator's control API (JSON), mounted by the engine under `/sim` in simulator mode:
  *
- * - `POST /calls` `{from, to, callerName?, app?, hangupAfterMs?, abandonAfterMs?}` → 201 `{channelId}`,
- *   409 `{code:'app_not_connected'}` when the Stasis app has no WebSocket (fixtures fact 14)
- * - `POST /operator-calls` `{extension, to, app?, hangupAfterMs?, abandonAfterMs?}` → 201
+ * - `POST /calls` `{from, to, callerName?, app?, hangupAfterMs?, abandonAfterMs?, dtmf?}` → 201
+ *   `{channelId}`, 409 `{code:'app_not_connected'}` when the Stasis app has no WebSocket (fixtures
+ *   fact 14); `dtmf` `{digits, afterMs, durationMs?, gapMs?}`: the caller presses digits after the
+ *   answer
+ * - `POST /operator-calls` `{extension, to, app?, hangupAfterMs?, abandonAfterMs?, dtmf?}` → 201
  *   `{channelId}`: the operator dials a customer from their phone (`Stasis(app,outbound,<to>)`)
  * - `GET /phones` → `[{extension, behaviour, channelIds}]`
- * - `PUT /phones/:extension` body = PhoneBehaviour → 200 `{extension, behaviour}`
+ * - `PUT /phones/:extension` body = PhoneBehaviour → 200 `{extension, behaviour}` (an answering
+ *   phone's `dtmf` plan: digits it presses after answering)
  * - `PUT /customers/:number` body = PhoneBehaviour (`*` = default) → 200 `{number, behaviour}`
  * - `GET /channels` → live channels as ARI shows them
  * - `POST /channels/:id/hangup` → 204 (the far end hangs up)
+ * - `POST /channels/:id/dtmf` `{digits, afterMs?, durationMs?, gapMs?}` → 204: the phone behind
+ *   the channel presses digits (`ChannelDtmfReceived` as each ends)
  * - `POST /ari/drop` → 204: close the app WebSockets (server side); channels stay (fact 13)
  * - `POST /ari/refuse` `{forMs?}` → 204: ARI outage, every HTTP/WebSocket connection cut and
  *   refused (for `forMs` real milliseconds, or until `POST /ari/accept`); the PBX keeps running
@@ -20,8 +25,8 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { z } from 'zod';
 import { SimCallRejectedError } from './errors.ts';
-import { phoneBehaviourSchema } from './phones.ts';
-import type { PbxSimulator } from './types.ts';
+import { dtmfPlanSchema, phoneBehaviourSchema } from './phones.ts';
+import type { DtmfPlan, PbxSimulator } from './types.ts';
 
 const ms = z.number().finite().nonnegative();
 const number = z
@@ -39,6 +44,7 @@ const inboundCallSchema = z
     app: z.string().min(1).max(80).optional(),
     hangupAfterMs: ms.optional(),
     abandonAfterMs: ms.optional(),
+    dtmf: dtmfPlanSchema.optional(),
   })
   .strict();
 
@@ -51,8 +57,19 @@ const operatorCallSchema = z
     app: z.string().min(1).max(80).optional(),
     hangupAfterMs: ms.optional(),
     abandonAfterMs: ms.optional(),
+    dtmf: dtmfPlanSchema.optional(),
   })
   .strict();
+
+const dtmfSchema = dtmfPlanSchema.partial({ afterMs: true });
+
+/** A parsed DTMF plan without the keys zod leaves undefined (exactOptionalPropertyTypes). */
+function dtmfPlan(input: z.infer<typeof dtmfPlanSchema>): DtmfPlan {
+  const plan: DtmfPlan = { digits: input.digits, afterMs: input.afterMs };
+  if (input.durationMs !== undefined) plan.durationMs = input.durationMs;
+  if (input.gapMs !== undefined) plan.gapMs = input.gapMs;
+  return plan;
+}
 
 function fail(res: Response, status: number, code: string, message: string): void {
   res.status(status).json({ code, message });
@@ -85,6 +102,7 @@ export function createControlRouter(sim: PbxSimulator): Router {
       if (parsed.data.hangupAfterMs !== undefined) call.hangupAfterMs = parsed.data.hangupAfterMs;
       if (parsed.data.abandonAfterMs !== undefined)
         call.abandonAfterMs = parsed.data.abandonAfterMs;
+      if (parsed.data.dtmf) call.dtmf = dtmfPlan(parsed.data.dtmf);
       const { channelId } = await sim.injectInboundCall(call);
       res.status(201).json({ channelId });
     } catch (err) {
@@ -113,6 +131,7 @@ export function createControlRouter(sim: PbxSimulator): Router {
       if (parsed.data.hangupAfterMs !== undefined) call.hangupAfterMs = parsed.data.hangupAfterMs;
       if (parsed.data.abandonAfterMs !== undefined)
         call.abandonAfterMs = parsed.data.abandonAfterMs;
+      if (parsed.data.dtmf) call.dtmf = dtmfPlan(parsed.data.dtmf);
       const { channelId } = await sim.injectOperatorCall(call);
       res.status(201).json({ channelId });
     } catch (err) {
@@ -156,6 +175,16 @@ export function createControlRouter(sim: PbxSimulator): Router {
     if (!sim.channels().some((c) => c.id === id))
       return fail(res, 404, 'channel_not_found', `no channel ${id}`);
     sim.hangup(id);
+    res.status(204).end();
+  });
+
+  router.post('/channels/:id/dtmf', (req: Request, res: Response) => {
+    const id = String(req.params.id);
+    const parsed = dtmfSchema.safeParse(req.body ?? {});
+    if (!parsed.success) return validation(res, parsed.error);
+    if (!sim.channels().some((c) => c.id === id))
+      return fail(res, 404, 'channel_not_found', `no channel ${id}`);
+    sim.pressDigits(id, dtmfPlan({ ...parsed.data, afterMs: parsed.data.afterMs ?? 0 }));
     res.status(204).end();
   });
 
