@@ -99,6 +99,7 @@ export class Pbx implements MediaHost {
     notInStasisProbability: 0,
   };
   private readonly lastDeviceState = new Map<string, string>();
+  private readonly lastEndpointSnapshot = new Map<string, string>();
   private readonly startupTime: string;
 
   constructor(
@@ -194,8 +195,14 @@ export class Pbx implements MediaHost {
   /** Publish endpoint and device-state changes after a channel of `endpoint` changed. */
   private endpointChanged(endpoint: string): void {
     const resource = endpoint.slice('PJSIP/'.length);
-    if (this.events.targets({ endpoint }).size > 0) {
-      this.emit('EndpointStateChange', { endpoint: this.endpointJson(resource) }, { endpoint });
+    // Asterisk publishes an endpoint snapshot when its state or its channels change (a channel
+    // added or removed), not on every channel state change (device-endpoint-state trace).
+    const json = this.endpointJson(resource);
+    const snapshot = `${json.state}|${json.channel_ids.join(',')}`;
+    if (this.lastEndpointSnapshot.get(endpoint) !== snapshot) {
+      this.lastEndpointSnapshot.set(endpoint, snapshot);
+      if (this.events.targets({ endpoint }).size > 0)
+        this.emit('EndpointStateChange', { endpoint: json }, { endpoint });
     }
     const state = this.deviceState(endpoint);
     if (this.lastDeviceState.get(endpoint) !== state) {
@@ -567,10 +574,23 @@ export class Pbx implements MediaHost {
     });
     ch.dialplan.app_name = 'AppDial2';
     ch.dialplan.app_data = '(Outgoing Line)';
+    // Published before the app subscribes to the channel: only endpoint subscribers (and
+    // subscribeAll apps) see them (device-endpoint-state trace).
+    this.emitChannel('ChannelDialplan', ch, {
+      dialplan_app: 'AppDial2',
+      dialplan_app_data: '(Outgoing Line)',
+    });
     if (opts.callerId) {
       const id = parseCallerId(opts.callerId);
-      ch.caller = { ...id };
+      // A number without a name keeps the endpoint's caller name (device-endpoint-state trace:
+      // "Operator 101" <74957654321>); the connected line is the caller ID as given.
+      ch.caller = { name: id.name || ch.caller.name, number: id.number };
+      this.emitChannel('ChannelCallerId', ch, {
+        caller_presentation: 0,
+        caller_presentation_txt: 'Presentation Allowed, Not Screened',
+      });
       ch.connected = { ...id };
+      this.emitChannel('ChannelConnectedLine', ch);
     }
     this.applyVariables(ch, opts.variables, false);
     if (opts.app && this.apps.isActive(opts.app)) ch.subscribers.add(opts.app);

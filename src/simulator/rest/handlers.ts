@@ -134,9 +134,11 @@ function applicationJson(pbx: Pbx, name: string): Record<string, unknown> {
     endpoint_ids: sources
       .filter((s) => s.startsWith('endpoint:'))
       .map((s) => s.slice('endpoint:'.length)),
+    // Newest first, as Asterisk 22 listed them (device-endpoint-state trace).
     device_names: sources
       .filter((s) => s.startsWith('deviceState:'))
-      .map((s) => s.slice('deviceState:'.length)),
+      .map((s) => s.slice('deviceState:'.length))
+      .reverse(),
     events_allowed: pbx.apps.filter(name).allowed,
     events_disallowed: pbx.apps.filter(name).disallowed,
   };

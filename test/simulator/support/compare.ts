@@ -14,11 +14,19 @@ const VOLATILE = new Set([
   'last_reload_time',
 ]);
 
-/** A REST answer without what legitimately differs between runs (times, SIP Call-IDs, name counters). */
+/**
+ * A REST answer without what legitimately differs between runs (times, SIP Call-IDs, name
+ * counters). A new playback is answered `queued`, or `playing` when Asterisk's playback thread
+ * started it before the answer was written (a race: dtmf-received shows `playing`,
+ * autocall-playback `queued`), so both read `queued`.
+ */
 export function normalizeRest(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(normalizeRest);
   if (value && typeof value === 'object') {
     const out: Json = {};
+    const obj = value as Json;
+    if ('media_uri' in obj && 'target_uri' in obj && obj.state === 'playing')
+      return normalizeRest({ ...obj, state: 'queued' });
     for (const [k, v] of Object.entries(value as Json)) {
       if (VOLATILE.has(k)) continue;
       out[k] =
