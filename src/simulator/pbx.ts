@@ -1171,13 +1171,12 @@ export class Pbx implements MediaHost {
     this.settleBridge(bridge);
   }
 
-  /** A channel leaves: BRIDGEPEER cleared, ChannelLeftBridge (technology as it was, channels as they are now). */
+  /** A channel leaves: BRIDGEPEER/BRIDGEPVTCALLID cleared, ChannelLeftBridge (technology as it was, channels as they are now). */
   private leaveBridge(bridge: SimBridge, ch: SimChannel): void {
     if (ch.bridgeId !== bridge.id) return;
-    if (bridge.channels.length + bridge.internal.length > 1) {
-      this.setVar(ch, 'BRIDGEPEER', '');
-      if (ch.vars.get('BRIDGEPVTCALLID')) this.setVar(ch, 'BRIDGEPVTCALLID', '');
-    }
+    // Cleared when set, also for the last one out (click-to-call-answered trace).
+    if (ch.vars.get('BRIDGEPEER')) this.setVar(ch, 'BRIDGEPEER', '');
+    if (ch.vars.get('BRIDGEPVTCALLID')) this.setVar(ch, 'BRIDGEPVTCALLID', '');
     bridge.channels = bridge.channels.filter((id) => id !== ch.id);
     ch.bridgeId = null;
     ch.vars.delete('__SIM_INHIBIT_CONNECTED_LINE');

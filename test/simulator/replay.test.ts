@@ -15,7 +15,7 @@ import {
   type PbxSimulator,
 } from '../../src/simulator/index.ts';
 import { DECLARED_EVENT_TYPES } from '../../src/simulator/swagger/declarations.ts';
-import { expectSameEvents, expectSameRest } from './support/compare.ts';
+import { expectSameEvents, expectSameRest, expectSameVolume } from './support/compare.ts';
 import { ari, AppSocket, replay, type ReplayedCall } from './support/driver.ts';
 import { IdMap, loadTrace, type Json, type TraceLine } from './support/trace.ts';
 
@@ -70,6 +70,7 @@ describe('simulator fidelity: trace replay', function () {
     await setup(trace, ids);
     const calls = await replay(sim, socket, trace, ids);
     await expectSameEvents(socket, trace, ids);
+    expectSameVolume(socket, trace);
     return { calls, ids };
   }
 
@@ -90,6 +91,7 @@ describe('simulator fidelity: trace replay', function () {
     const calls = await replay(sim, socket, trace, ids);
     await callerHangsUp;
     await expectSameEvents(socket, trace, ids);
+    expectSameVolume(socket, trace);
     expectSameRest(calls, ids, {
       binary: ({ result }) => {
         expect(result.contentType).to.equal('audio/wav');
@@ -244,6 +246,7 @@ describe('simulator fidelity: trace replay', function () {
       notes: { 'inbound call in a': injectCaller },
     });
     await expectSameEvents(socket, trace, ids);
+    expectSameVolume(socket, trace);
     expectSameRest(calls, ids);
     const digits = socket.events.filter((e) => e.type === 'ChannelDtmfReceived');
     expect(digits.map((e) => [e.digit, e.duration_ms])).to.deep.equal([
@@ -299,6 +302,7 @@ describe('simulator fidelity: trace replay', function () {
       const started = Date.now();
       const calls = await replay(sim, socket, trace, ids);
       await expectSameEvents(socket, trace, ids);
+      expectSameVolume(socket, trace);
       expectSameRest(calls, ids);
       expect(served).to.deep.equal(['GET /prompt.wav', 'GET /prompt.wav', 'GET /missing.wav']);
       // Two 2 s files on the simulated clock (20x faster): at least 200 real ms.
@@ -331,6 +335,7 @@ describe('simulator fidelity: trace replay', function () {
       },
     });
     await expectSameEvents(socket, trace, ids);
+    expectSameVolume(socket, trace);
     expectSameRest(calls, ids);
     expect(socket.events.filter((e) => e.type === 'ChannelVarset')).to.deep.equal([]);
   });

@@ -106,3 +106,24 @@ export function expectSameRest(
     }
   }
 }
+
+/** Events per type, ChannelVarset per variable (`ChannelVarset:BRIDGEPEER`), sorted. */
+export function eventVolume(events: Json[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const e of events) {
+    const key = e.type === 'ChannelVarset' ? `ChannelVarset:${String(e.variable)}` : String(e.type);
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return Object.fromEntries(Object.entries(counts).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+/**
+ * The simulator sent as many events of each type (and ChannelVarset of each variable) as the
+ * real Asterisk did in the trace: the event volume an engine handles per call is the real one.
+ */
+export function expectSameVolume(socket: AppSocket, trace: TraceLine[]): void {
+  const real = trace
+    .filter((l): l is Extract<TraceLine, { kind: 'event' }> => l.kind === 'event')
+    .map((l) => l.event);
+  expect(eventVolume(socket.events), 'events per type').to.deep.equal(eventVolume(real));
+}
