@@ -94,6 +94,11 @@ export interface LoadReport {
   memory: { rss: number; heapUsed: number };
   /** True when the order stopped because nothing moved for `stallMs`. */
   stalled: boolean;
+  /**
+   * ARI events of the order: addressed to the engine's app (`offered`: what Asterisk sends
+   * without an event filter) and written to its WebSocket (`delivered`: after the engine's filter).
+   */
+  events: { offered: number; delivered: number };
 }
 
 /** One screen pop, absolute times (performance.timeOrigin + now, ms), for the split. */
@@ -135,6 +140,8 @@ interface ActiveOrder {
   lastDoneAt: number;
   lastProgressAt: number;
   cpuStart: NodeJS.CpuUsage;
+  /** The simulator's event counts when the order started. */
+  eventsStart: { offered: number; delivered: number };
   pops: PopSample[];
   /** Calls of this order not done yet. */
   outstanding: number;
@@ -289,6 +296,7 @@ function emptyReport(id: number): LoadReport {
     held: 0,
     memory: { rss: 0, heapUsed: 0 },
     stalled: false,
+    events: { offered: 0, delivered: 0 },
   };
 }
 
@@ -323,6 +331,7 @@ function startOrder(id: number, finish: (order: ActiveOrder) => void): ActiveOrd
     lastDoneAt: absNow(),
     lastProgressAt: absNow(),
     cpuStart: process.cpuUsage(),
+    eventsStart: sim.eventCounts(),
     pops: [],
     outstanding: 0,
     onDone: () => {
@@ -335,6 +344,11 @@ function startOrder(id: number, finish: (order: ActiveOrder) => void): ActiveOrd
       const cpu = process.cpuUsage(order.cpuStart);
       const r = order.report;
       r.cpuMs = (cpu.user + cpu.system) / 1000;
+      const events = sim.eventCounts();
+      r.events = {
+        offered: events.offered - order.eventsStart.offered,
+        delivered: events.delivered - order.eventsStart.delivered,
+      };
       r.elapsedMs = order.lastDoneAt - order.startedAt;
       r.completingMs = order.lastDoneAt - (order.firstDoneAt ?? order.lastDoneAt);
       r.routeLookups = routeLookups - routeLookupsBefore;

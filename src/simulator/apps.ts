@@ -36,7 +36,9 @@ export class AppRegistry {
   /** Connections corked until the end of the current tick. */
   private readonly corked = new WeakSet<Duplex>();
 
-  /** Events written to app WebSockets since start (after filtering): the simulator's event volume. */
+  /** Events addressed to a connected app since start, before its event filter. */
+  offered = 0;
+  /** Events written to app WebSockets since start (after each app's event filter). */
   delivered = 0;
 
   /** Names of the apps known (with a WebSocket, or without one but not yet forgotten). */
@@ -160,6 +162,7 @@ export class AppRegistry {
     const state = this.apps.get(app);
     const socket = state?.socket;
     if (!state || !socket || socket.readyState !== socket.OPEN) return Promise.resolve();
+    this.offered++;
     if (!this.allows(state, event.type)) return Promise.resolve();
     this.delivered++;
     const text = JSON.stringify(event);

@@ -180,8 +180,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
       if (!ch) throw new RangeError(`no channel ${channelId}`);
       pbx.remoteHangup(ch);
     },
-    eventsDelivered(): number {
-      return apps.delivered;
+    eventCounts(): { offered: number; delivered: number } {
+      return { offered: apps.offered, delivered: apps.delivered };
     },
     pressDigits(channelId: string, plan: DtmfPlan): void {
       const ch = pbx.channels.get(channelId);

@@ -198,8 +198,12 @@ export interface PbxSimulator {
    * now). Throws `RangeError` for an unknown channel.
    */
   pressDigits(channelId: string, plan: DtmfPlan): void;
-  /** Events written to app WebSockets so far (after each app's event filter): the event volume. */
-  eventsDelivered(): number;
+  /**
+   * The event volume so far: events addressed to connected apps (`offered`, what Asterisk would
+   * send without an event filter) and events written to their WebSockets (`delivered`, after
+   * each app's `eventFilter`).
+   */
+  eventCounts(): { offered: number; delivered: number };
   /** Every event sent on an app WebSocket. Returns the unsubscribe function. */
   onEvent(listener: (event: SimEvent) => void): () => void;
   /** Send an arbitrary event to the app's WebSocket(s) (`application`/`timestamp` are filled in when missing). */
