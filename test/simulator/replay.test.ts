@@ -316,7 +316,7 @@ describe('simulator fidelity: trace replay', function () {
     expectSameRest(calls, ids);
   });
 
-  it('event-filter: a disallowed list keeps ChannelVarset and ChannelDialplan away, an allowed list lets only its types through; bad filters 400', async () => {
+  it('event-filter: a disallowed list keeps ChannelVarset and ChannelDialplan away, an allowed list lets only its types through; bad filters 400; forgotten with the app', async () => {
     sim.phones.set('101', { mode: 'answer', answerAfterMs: 1000 });
     sim.customers.set('79161234567', { mode: 'answer', answerAfterMs: 300 });
     const trace = loadTrace('event-filter');
@@ -332,6 +332,11 @@ describe('simulator fidelity: trace replay', function () {
           hangupAfterMs: 2000,
         });
         ids.set(callerTraceId as string, channelId);
+      },
+      // With nothing in it and no WebSocket the app is forgotten, its filter with it.
+      notes: {
+        'closing the app WebSocket': () => socket.close(),
+        'WebSocket reopened': () => socket.connect(),
       },
     });
     await expectSameEvents(socket, trace, ids);

@@ -424,7 +424,8 @@ async function deviceEndpointState(ctx: Ctx): Promise<void> {
 /**
  * event-filter: `PUT /applications/{app}/eventFilter` (disallow ChannelVarset, then an allowed
  * list, then reset, then a bad body); an inbound call bridged with 101 under the disallow filter
- * shows which events still arrive.
+ * shows which events still arrive; a filter is forgotten with the application (WebSocket closed,
+ * nothing in the app).
  */
 async function eventFilter(ctx: Ctx): Promise<void> {
   const rec = new Recorder(ctx.kit, 'event-filter');
@@ -499,6 +500,17 @@ async function eventFilter(ctx: Ctx): Promise<void> {
   });
   await rec.rest('PUT', '/applications/no-such-app/eventFilter', undefined, {});
   await rec.rest('PUT', `/applications/${APP}/eventFilter`);
+  await rec.rest('GET', `/applications/${APP}`);
+  rec.note('a filter, then the WebSocket closes with nothing in the app');
+  await rec.rest('PUT', `/applications/${APP}/eventFilter`, undefined, {
+    disallowed: [{ type: 'ChannelVarset' }],
+  });
+  rec.note('closing the app WebSocket');
+  await rec.close();
+  await rec.settle(300);
+  await rec.rest('GET', `/applications/${APP}`);
+  await rec.connect();
+  rec.note('WebSocket reopened');
   await rec.rest('GET', `/applications/${APP}`);
   await rec.close();
   rec.write();
