@@ -461,24 +461,36 @@ class Gateway implements AriGateway {
           reject(new AriConnectionError('connect', 'stopped'));
           return;
         }
-        opened = true;
-        const reconnected = this.everConnected;
-        this.everConnected = true;
-        this.openedAt = Date.now();
-        this.metrics.connected.set(1);
-        if (reconnected) this.metrics.reconnects.inc();
-        this.startPing(ws, liveness);
-        this.log.info(reconnected ? 'ARI reconnected' : 'ARI connected', {
-          host: this.host,
-          app: this.app,
-        });
-        this.setState('connected');
-        void this.applyEventFilter();
-        if (this.settleStart) {
-          this.settleStart.resolve();
-          this.settleStart = undefined;
-        }
-        resolve();
+        const connected = (): void => {
+          if (!this.running || this.ws !== ws || ws.readyState !== WebSocket.OPEN) {
+            // Closed or stopped while the filter was set (the close handler rejected already).
+            reject(new AriConnectionError('connect', 'WebSocket closed while connecting'));
+            return;
+          }
+          opened = true;
+          const reconnected = this.everConnected;
+          this.everConnected = true;
+          this.openedAt = Date.now();
+          this.metrics.connected.set(1);
+          if (reconnected) this.metrics.reconnects.inc();
+          this.startPing(ws, liveness);
+          this.log.info(reconnected ? 'ARI reconnected' : 'ARI connected', {
+            host: this.host,
+            app: this.app,
+          });
+          this.setState('connected');
+          if (this.settleStart) {
+            this.settleStart.resolve();
+            this.settleStart = undefined;
+          }
+          resolve();
+        };
+        // The application exists now: its event filter is set before the connection is
+        // reported, so that what follows (listing calls after a reconnect, the first call) runs
+        // filtered.
+        const filter = this.eventFilterToSet();
+        if (filter) void this.applyEventFilter(filter).then(connected);
+        else connected();
       });
       ws.on('message', (data: WebSocket.RawData) => {
         liveness.alive = true;
@@ -995,23 +1007,36 @@ class Gateway implements AriGateway {
   };
 
   /**
-   * Set the configured event filter once the WebSocket is open (the application exists from
-   * then on; Asterisk forgets it, filter included, when it has no WebSocket and nothing in it, so
-   * it is set again at every connect). A failure is logged and the engine runs unfiltered: an
-   * Asterisk older than 13.26 has no such operation.
+   * The event filter to set at connect: the configured one, unless it is `null` or this Asterisk
+   * has no `applications.filter` operation (older than 13.26: logged, every event is received).
    */
-  private async applyEventFilter(): Promise<void> {
+  private eventFilterToSet(): AriEventFilter | undefined {
     const filter =
       this.options.eventFilter === undefined ? ENGINE_EVENT_FILTER : this.options.eventFilter;
-    if (filter === null) return;
+    if (filter === null) return undefined;
     if (!this.operations?.has('applications.filter')) {
       this.log.info('ARI has no application eventFilter; every event type is received', {
         app: this.app,
       });
-      return;
+      return undefined;
     }
+    return filter;
+  }
+
+  /**
+   * Set the configured event filter once the WebSocket is open (the application exists from
+   * then on; Asterisk forgets it, filter included, when it has no WebSocket and nothing in it, so
+   * it is set again at every connect). Never throws: a failure or no answer within
+   * `apiLoadTimeoutMs` is logged and the engine runs unfiltered (an Asterisk older than 13.26 has
+   * no such operation).
+   */
+  private async applyEventFilter(filter: AriEventFilter): Promise<void> {
     try {
-      const app = await this.applications.setEventFilter(filter);
+      const app = await withTimeout(
+        this.applications.setEventFilter(filter),
+        this.apiLoadTimeoutMs,
+        () => new AriConnectionError('applications.setEventFilter', 'no answer'),
+      );
       this.log.debug('ARI event filter set', {
         app: this.app,
         allowed: app.events_allowed?.map((e) => e.type),
