@@ -430,7 +430,7 @@ function describe(m: Measured, label: string): string[] {
     `  ${pad('', 34)} webhooks: ${webhooks || 'none'}; route lookups ${r.routeLookups}; recorded ${r.recorded}`,
     `  ${pad('', 34)} engine: CPU ${fixed((m.engineCpuMs / Math.max(1, r.elapsedMs)) * 100, 0)} % of a core, event loop busy ${fixed(m.engineLoopBusy * 100, 0)} %, lag p50 / p99 / max ${fixed(m.engineLag.p50, 2)} / ${fixed(m.engineLag.p99, 2)} / ${fixed(m.engineLag.max, 1)} ms`,
     `  ${pad('', 34)} simulator + CRM stub: CPU ${fixed((r.cpuMs / Math.max(1, r.elapsedMs)) * 100, 0)} % of a core, event-loop lag p99 ${fixed(r.lagMs.p99, 2)} ms, heap ${mib(r.memory.heapUsed)}, RSS ${mib(r.memory.rss)}`,
-    eventVolumeLine(r),
+    ...eventVolumeLines(r),
     // Steadier than calls/s on a shared machine: CPU time each call cost, whatever else ran.
     `  ${pad('', 34)} per call: engine CPU ${fixed(m.engineCpuMs / Math.max(1, r.done), 2)} ms (event loop busy ${fixed((m.engineLoopBusy * r.elapsedMs) / Math.max(1, r.done), 2)} ms), simulator + CRM stub CPU ${fixed(r.cpuMs / Math.max(1, r.done), 2)} ms`,
   ];
@@ -463,16 +463,17 @@ const REAL_CALL = realCallVolume();
 /**
  * Events per call in the run next to a real call's: the simulator emits what Asterisk 22 emits
  * (ChannelVarset included), so the engine's event load is the real one; the engine's event filter
- * keeps the types it never reads off its WebSocket, on Asterisk as in the simulator.
+ * keeps the types it never reads off its WebSocket, on Asterisk as in the simulator. Only for
+ * orders whose calls all ended (held calls have not had their hang-up events yet).
  */
-function eventVolumeLine(r: LoadReport): string {
-  const done = Math.max(1, r.done);
-  return (
-    `  ${pad('', 34)} ARI events per call: ${fixed(r.events.offered / done, 1)} emitted, ` +
-    `${fixed(r.events.delivered / done, 1)} sent to the engine after its event filter ` +
-    `(a real Asterisk 22 call like these: ${REAL_CALL.events} emitted, ${REAL_CALL.varsets} of ` +
-    `them ChannelVarset; ${REAL_CALL.afterFilter} after the filter)`
-  );
+function eventVolumeLines(r: LoadReport): string[] {
+  if (r.held > 0 || r.done === 0) return [];
+  return [
+    `  ${pad('', 34)} ARI events per call: ${fixed(r.events.offered / r.done, 1)} emitted, ` +
+      `${fixed(r.events.delivered / r.done, 1)} sent to the engine after its event filter ` +
+      `(a real Asterisk 22 call like these: ${REAL_CALL.events} emitted, ${REAL_CALL.varsets} of ` +
+      `them ChannelVarset; ${REAL_CALL.afterFilter} after the filter)`,
+  ];
 }
 
 /**

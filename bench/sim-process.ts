@@ -96,7 +96,8 @@ export interface LoadReport {
   stalled: boolean;
   /**
    * ARI events of the order: addressed to the engine's app (`offered`: what Asterisk sends
-   * without an event filter) and written to its WebSocket (`delivered`: after the engine's filter).
+   * without an event filter) and written to its WebSocket (`delivered`: after the engine's filter);
+   * when no call is held, up to the moment the simulator has no channel left.
    */
   events: { offered: number; delivered: number };
 }
@@ -319,6 +320,13 @@ function callDone(call: TrackedCall, now: number): void {
   order.onDone();
 }
 
+/** Resolves once the simulator has no channel left, or after 3 s. */
+async function simulatorIdle(): Promise<void> {
+  const deadline = Date.now() + 3000;
+  while (sim.channels().length > 0 && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
 function startOrder(id: number, finish: (order: ActiveOrder) => void): ActiveOrder {
   const routeLookupsBefore = routeLookups;
   lag.reset();
@@ -344,11 +352,6 @@ function startOrder(id: number, finish: (order: ActiveOrder) => void): ActiveOrd
       const cpu = process.cpuUsage(order.cpuStart);
       const r = order.report;
       r.cpuMs = (cpu.user + cpu.system) / 1000;
-      const events = sim.eventCounts();
-      r.events = {
-        offered: events.offered - order.eventsStart.offered,
-        delivered: events.delivered - order.eventsStart.delivered,
-      };
       r.elapsedMs = order.lastDoneAt - order.startedAt;
       r.completingMs = order.lastDoneAt - (order.firstDoneAt ?? order.lastDoneAt);
       r.routeLookups = routeLookups - routeLookupsBefore;
@@ -361,7 +364,16 @@ function startOrder(id: number, finish: (order: ActiveOrder) => void): ActiveOrd
       const { rss, heapUsed } = process.memoryUsage();
       r.memory = { rss, heapUsed };
       lastPops = order.pops;
-      finish(order);
+      // A call is done at its call.ended webhook; its last events (the other leg's hang-up, the
+      // bridge, the recording) follow. Counted once every channel is gone (no call held).
+      void (r.held === 0 ? simulatorIdle() : Promise.resolve()).then(() => {
+        const events = sim.eventCounts();
+        r.events = {
+          offered: events.offered - order.eventsStart.offered,
+          delivered: events.delivered - order.eventsStart.delivered,
+        };
+        finish(order);
+      });
     },
   };
   current = order;
