@@ -54,7 +54,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -69,6 +69,7 @@ import {
   type Logger,
   type LogLevel,
 } from '../src/logging/logger.ts';
+import { ENGINE_EVENT_FILTER } from '../src/ari/gateway.ts';
 import { startEngine, type Engine } from '../src/main.ts';
 import type { LoadOrder, LoadReport, PopSample } from './sim-process.ts';
 import { summariseHeapGrowth } from './heap-diff.ts';
@@ -430,8 +431,49 @@ function describe(m: Measured, label: string): string[] {
     `  ${pad('', 34)} webhooks: ${webhooks || 'none'}; route lookups ${r.routeLookups}; recorded ${r.recorded}`,
     `  ${pad('', 34)} engine: CPU ${fixed((m.engineCpuMs / Math.max(1, r.elapsedMs)) * 100, 0)} % of a core, event loop busy ${fixed(m.engineLoopBusy * 100, 0)} %, lag p50 / p99 / max ${fixed(m.engineLag.p50, 2)} / ${fixed(m.engineLag.p99, 2)} / ${fixed(m.engineLag.max, 1)} ms`,
     `  ${pad('', 34)} simulator + CRM stub: CPU ${fixed((r.cpuMs / Math.max(1, r.elapsedMs)) * 100, 0)} % of a core, event-loop lag p99 ${fixed(r.lagMs.p99, 2)} ms, heap ${mib(r.memory.heapUsed)}, RSS ${mib(r.memory.rss)}`,
+    ...eventVolumeLines(r),
     // Steadier than calls/s on a shared machine: CPU time each call cost, whatever else ran.
     `  ${pad('', 34)} per call: engine CPU ${fixed(m.engineCpuMs / Math.max(1, r.done), 2)} ms (event loop busy ${fixed((m.engineLoopBusy * r.elapsedMs) / Math.max(1, r.done), 2)} ms), simulator + CRM stub CPU ${fixed(r.cpuMs / Math.max(1, r.done), 2)} ms`,
+  ];
+}
+
+/**
+ * The ARI events of one real call of the bench's shape (inbound, operator dialled and answered,
+ * bridged, recorded, caller hangs up), from the trace recorded on a real Asterisk 22
+ * (`test/simulator/traces/inbound-answered.jsonl`): all of them, ChannelVarset among them, and
+ * those the engine's event filter lets through.
+ */
+function realCallVolume(): { events: number; varsets: number; afterFilter: number } {
+  const file = new URL('../test/simulator/traces/inbound-answered.jsonl', import.meta.url);
+  const types = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as { kind: string; event?: { type: string } })
+    .filter((l) => l.kind === 'event')
+    .map((l) => l.event?.type ?? '');
+  const disallowed = new Set<string>(ENGINE_EVENT_FILTER.disallowed ?? []);
+  return {
+    events: types.length,
+    varsets: types.filter((t) => t === 'ChannelVarset').length,
+    afterFilter: types.filter((t) => !disallowed.has(t)).length,
+  };
+}
+
+const REAL_CALL = realCallVolume();
+
+/**
+ * Events per call in the run next to a real call's: the simulator emits what Asterisk 22 emits
+ * (ChannelVarset included), so the engine's event load is the real one; the engine's event filter
+ * keeps the types it never reads off its WebSocket, on Asterisk as in the simulator. Only for
+ * orders whose calls all ended (held calls have not had their hang-up events yet).
+ */
+function eventVolumeLines(r: LoadReport): string[] {
+  if (r.held > 0 || r.done === 0) return [];
+  return [
+    `  ${pad('', 34)} ARI events per call: ${fixed(r.events.offered / r.done, 1)} emitted, ` +
+      `${fixed(r.events.delivered / r.done, 1)} sent to the engine after its event filter ` +
+      `(a real Asterisk 22 call like these: ${REAL_CALL.events} emitted, ${REAL_CALL.varsets} of ` +
+      `them ChannelVarset; ${REAL_CALL.afterFilter} after the filter)`,
   ];
 }
 

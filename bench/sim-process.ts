@@ -94,6 +94,12 @@ export interface LoadReport {
   memory: { rss: number; heapUsed: number };
   /** True when the order stopped because nothing moved for `stallMs`. */
   stalled: boolean;
+  /**
+   * ARI events of the order: addressed to the engine's app (`offered`: what Asterisk sends
+   * without an event filter) and written to its WebSocket (`delivered`: after the engine's filter);
+   * when no call is held, up to the moment the simulator has no channel left.
+   */
+  events: { offered: number; delivered: number };
 }
 
 /** One screen pop, absolute times (performance.timeOrigin + now, ms), for the split. */
@@ -135,6 +141,8 @@ interface ActiveOrder {
   lastDoneAt: number;
   lastProgressAt: number;
   cpuStart: NodeJS.CpuUsage;
+  /** The simulator's event counts when the order started. */
+  eventsStart: { offered: number; delivered: number };
   pops: PopSample[];
   /** Calls of this order not done yet. */
   outstanding: number;
@@ -289,6 +297,7 @@ function emptyReport(id: number): LoadReport {
     held: 0,
     memory: { rss: 0, heapUsed: 0 },
     stalled: false,
+    events: { offered: 0, delivered: 0 },
   };
 }
 
@@ -311,6 +320,13 @@ function callDone(call: TrackedCall, now: number): void {
   order.onDone();
 }
 
+/** Resolves once the simulator has no channel left, or after 3 s. */
+async function simulatorIdle(): Promise<void> {
+  const deadline = Date.now() + 3000;
+  while (sim.channels().length > 0 && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
 function startOrder(id: number, finish: (order: ActiveOrder) => void): ActiveOrder {
   const routeLookupsBefore = routeLookups;
   lag.reset();
@@ -323,6 +339,7 @@ function startOrder(id: number, finish: (order: ActiveOrder) => void): ActiveOrd
     lastDoneAt: absNow(),
     lastProgressAt: absNow(),
     cpuStart: process.cpuUsage(),
+    eventsStart: sim.eventCounts(),
     pops: [],
     outstanding: 0,
     onDone: () => {
@@ -347,7 +364,16 @@ function startOrder(id: number, finish: (order: ActiveOrder) => void): ActiveOrd
       const { rss, heapUsed } = process.memoryUsage();
       r.memory = { rss, heapUsed };
       lastPops = order.pops;
-      finish(order);
+      // A call is done at its call.ended webhook; its last events (the other leg's hang-up, the
+      // bridge, the recording) follow. Counted once every channel is gone (no call held).
+      void (r.held === 0 ? simulatorIdle() : Promise.resolve()).then(() => {
+        const events = sim.eventCounts();
+        r.events = {
+          offered: events.offered - order.eventsStart.offered,
+          delivered: events.delivered - order.eventsStart.delivered,
+        };
+        finish(order);
+      });
     },
   };
   current = order;

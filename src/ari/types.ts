@@ -113,6 +113,20 @@ export interface AriApplication {
   bridge_ids: string[];
   endpoint_ids: string[];
   device_names: string[];
+  /** Event types sent to the application (`[{type}]`; empty: all), Asterisk 13.26+. */
+  events_allowed?: Array<{ type: string }>;
+  /** Event types not sent to the application (`[{type}]`), Asterisk 13.26+. */
+  events_disallowed?: Array<{ type: string }>;
+}
+
+/**
+ * An application event filter (`PUT /applications/{app}/eventFilter`): a list given replaces the
+ * application's; an event is sent when its type is not disallowed and the allowed list is empty
+ * or holds it. Asterisk 22 honours it (recorded on the real thing: the event-filter trace).
+ */
+export interface AriEventFilter {
+  allowed?: readonly AriEventType[];
+  disallowed?: readonly AriEventType[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -484,5 +498,11 @@ export interface AriGateway {
   applications: {
     list(): Promise<AriApplication[]>;
     get(name: string): Promise<AriApplication>;
+    /**
+     * Set this gateway's application event filter (`PUT /applications/{app}/eventFilter`);
+     * resolves with the application as Asterisk lists it. AriNotFoundError when the application
+     * is not registered (no WebSocket and nothing in it).
+     */
+    setEventFilter(filter: AriEventFilter): Promise<AriApplication>;
   };
 }

@@ -14,6 +14,18 @@ interface AppState {
   subscribeAll: boolean;
   /** Event sources subscribed with `POST /applications/{app}/subscription`: `endpoint:PJSIP/101`, `deviceState:PJSIP/101`. */
   sources: Set<string>;
+  /** `PUT /applications/{app}/eventFilter`: the lists as given (`[{type}]`), see {@link EventFilter}. */
+  filter: EventFilter;
+}
+
+/**
+ * An application's event type filter (`PUT /applications/{app}/eventFilter`, Asterisk 13.26+):
+ * an event is sent when its type is not in `disallowed` and `allowed` is empty or holds it.
+ * Kept while the application exists (across WebSocket reconnects), lost when Asterisk forgets it.
+ */
+export interface EventFilter {
+  allowed: Array<{ type: string }>;
+  disallowed: Array<{ type: string }>;
 }
 
 export class AppRegistry {
@@ -23,6 +35,11 @@ export class AppRegistry {
   private readonly transports = new WeakMap<WebSocket, Duplex>();
   /** Connections corked until the end of the current tick. */
   private readonly corked = new WeakSet<Duplex>();
+
+  /** Events addressed to a connected app since start, before its event filter. */
+  offered = 0;
+  /** Events written to app WebSockets since start (after each app's event filter). */
+  delivered = 0;
 
   /** Names of the apps known (with a WebSocket, or without one but not yet forgotten). */
   names(): string[] {
@@ -52,6 +69,26 @@ export class AppRegistry {
   /** Subscribe the app to an endpoint or device event source. */
   addSource(app: string, source: string): void {
     this.state(app).sources.add(source);
+  }
+
+  /** The app's event filter (empty lists when none is set). */
+  filter(app: string): EventFilter {
+    const f = this.apps.get(app)?.filter;
+    return { allowed: [...(f?.allowed ?? [])], disallowed: [...(f?.disallowed ?? [])] };
+  }
+
+  /** Replace one or both lists of the app's event filter. */
+  setFilter(app: string, filter: Partial<EventFilter>): void {
+    const state = this.state(app);
+    if (filter.allowed) state.filter.allowed = filter.allowed;
+    if (filter.disallowed) state.filter.disallowed = filter.disallowed;
+  }
+
+  /** Whether the app's filter lets an event type through. */
+  private allows(state: AppState, type: string): boolean {
+    const { allowed, disallowed } = state.filter;
+    if (disallowed.length > 0 && disallowed.some((f) => f.type === type)) return false;
+    return allowed.length === 0 || allowed.some((f) => f.type === type);
   }
 
   /** Unsubscribe; false when it was not subscribed. */
@@ -122,8 +159,12 @@ export class AppRegistry {
    * (resolves at once) when the app has no WebSocket.
    */
   deliver(app: string, event: SimEvent): Promise<void> {
-    const socket = this.apps.get(app)?.socket;
-    if (!socket || socket.readyState !== socket.OPEN) return Promise.resolve();
+    const state = this.apps.get(app);
+    const socket = state?.socket;
+    if (!state || !socket || socket.readyState !== socket.OPEN) return Promise.resolve();
+    this.offered++;
+    if (!this.allows(state, event.type)) return Promise.resolve();
+    this.delivered++;
     const text = JSON.stringify(event);
     for (const listener of this.listeners) {
       try {
@@ -157,7 +198,13 @@ export class AppRegistry {
   private state(app: string): AppState {
     let state = this.apps.get(app);
     if (!state) {
-      state = { name: app, socket: null, subscribeAll: false, sources: new Set() };
+      state = {
+        name: app,
+        socket: null,
+        subscribeAll: false,
+        sources: new Set(),
+        filter: { allowed: [], disallowed: [] },
+      };
       this.apps.set(app, state);
     }
     return state;

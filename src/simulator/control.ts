@@ -1,15 +1,20 @@
 /**
  * The simulator's control API (JSON), mounted by the engine under `/sim` in simulator mode:
  *
- * - `POST /calls` `{from, to, callerName?, app?, hangupAfterMs?, abandonAfterMs?}` → 201 `{channelId}`,
- *   409 `{code:'app_not_connected'}` when the Stasis app has no WebSocket (fixtures fact 14)
- * - `POST /operator-calls` `{extension, to, app?, hangupAfterMs?, abandonAfterMs?}` → 201
+ * - `POST /calls` `{from, to, callerName?, app?, hangupAfterMs?, abandonAfterMs?, dtmf?}` → 201
+ *   `{channelId}`, 409 `{code:'app_not_connected'}` when the Stasis app has no WebSocket (fixtures
+ *   fact 14); `dtmf` `{digits, afterMs, durationMs?, gapMs?}`: the caller presses digits after the
+ *   answer
+ * - `POST /operator-calls` `{extension, to, app?, hangupAfterMs?, abandonAfterMs?, dtmf?}` → 201
  *   `{channelId}`: the operator dials a customer from their phone (`Stasis(app,outbound,<to>)`)
  * - `GET /phones` → `[{extension, behaviour, channelIds}]`
- * - `PUT /phones/:extension` body = PhoneBehaviour → 200 `{extension, behaviour}`
+ * - `PUT /phones/:extension` body = PhoneBehaviour → 200 `{extension, behaviour}` (an answering
+ *   phone's `dtmf` plan: digits it presses after answering)
  * - `PUT /customers/:number` body = PhoneBehaviour (`*` = default) → 200 `{number, behaviour}`
  * - `GET /channels` → live channels as ARI shows them
  * - `POST /channels/:id/hangup` → 204 (the far end hangs up)
+ * - `POST /channels/:id/dtmf` `{digits, afterMs?, durationMs?, gapMs?}` → 204: the phone behind
+ *   the channel presses digits (`ChannelDtmfReceived` as each ends)
  * - `POST /ari/drop` → 204: close the app WebSockets (server side); channels stay (fact 13)
  * - `POST /ari/refuse` `{forMs?}` → 204: ARI outage, every HTTP/WebSocket connection cut and
  *   refused (for `forMs` real milliseconds, or until `POST /ari/accept`); the PBX keeps running
@@ -25,8 +30,8 @@ import { errorHandler, HttpError } from '../http/errors.ts';
 import { validate } from '../http/validation.ts';
 import { createSilentLogger, type Logger } from '../logging/logger.ts';
 import { SimCallRejectedError } from './errors.ts';
-import { phoneBehaviourSchema, simDurationMsSchema } from './phones.ts';
-import type { PbxSimulator } from './types.ts';
+import { dtmfPlanSchema, phoneBehaviourSchema, simDurationMsSchema } from './phones.ts';
+import type { DtmfPlan, PbxSimulator } from './types.ts';
 
 const ms = simDurationMsSchema;
 const number = z
@@ -44,6 +49,7 @@ const inboundCallSchema = z
     app: z.string().min(1).max(80).optional(),
     hangupAfterMs: ms.optional(),
     abandonAfterMs: ms.optional(),
+    dtmf: dtmfPlanSchema.optional(),
   })
   .strict();
 
@@ -56,8 +62,19 @@ const operatorCallSchema = z
     app: z.string().min(1).max(80).optional(),
     hangupAfterMs: ms.optional(),
     abandonAfterMs: ms.optional(),
+    dtmf: dtmfPlanSchema.optional(),
   })
   .strict();
+
+const dtmfSchema = dtmfPlanSchema.partial({ afterMs: true });
+
+/** A parsed DTMF plan without the keys zod leaves undefined (exactOptionalPropertyTypes). */
+function dtmfPlan(input: z.infer<typeof dtmfPlanSchema>): DtmfPlan {
+  const plan: DtmfPlan = { digits: input.digits, afterMs: input.afterMs };
+  if (input.durationMs !== undefined) plan.durationMs = input.durationMs;
+  if (input.gapMs !== undefined) plan.gapMs = input.gapMs;
+  return plan;
+}
 
 /** The simulator refused the call (no app WebSocket, …): 409 with its reason as the code. */
 function rejected(err: unknown): unknown {
@@ -88,6 +105,7 @@ export function createControlRouter(sim: PbxSimulator, logger?: Logger): Router 
       if (body.app !== undefined) call.app = body.app;
       if (body.hangupAfterMs !== undefined) call.hangupAfterMs = body.hangupAfterMs;
       if (body.abandonAfterMs !== undefined) call.abandonAfterMs = body.abandonAfterMs;
+      if (body.dtmf) call.dtmf = dtmfPlan(body.dtmf);
       const { channelId } = await sim.injectInboundCall(call);
       res.status(201).json({ channelId });
     } catch (err) {
@@ -107,6 +125,7 @@ export function createControlRouter(sim: PbxSimulator, logger?: Logger): Router 
       if (body.app !== undefined) call.app = body.app;
       if (body.hangupAfterMs !== undefined) call.hangupAfterMs = body.hangupAfterMs;
       if (body.abandonAfterMs !== undefined) call.abandonAfterMs = body.abandonAfterMs;
+      if (body.dtmf) call.dtmf = dtmfPlan(body.dtmf);
       const { channelId } = await sim.injectOperatorCall(call);
       res.status(201).json({ channelId });
     } catch (err) {
@@ -147,6 +166,15 @@ export function createControlRouter(sim: PbxSimulator, logger?: Logger): Router 
     if (!sim.channels().some((c) => c.id === id))
       throw new HttpError(404, 'channel_not_found', `no channel ${id}`);
     sim.hangup(id);
+    res.status(204).end();
+  });
+
+  router.post('/channels/:id/dtmf', (req: Request, res: Response) => {
+    const id = String(req.params.id);
+    const body = validate(dtmfSchema, req.body ?? {}, 'body');
+    if (!sim.channels().some((c) => c.id === id))
+      throw new HttpError(404, 'channel_not_found', `no channel ${id}`);
+    sim.pressDigits(id, dtmfPlan({ ...body, afterMs: body.afterMs ?? 0 }));
     res.status(204).end();
   });
 

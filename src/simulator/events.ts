@@ -59,35 +59,56 @@ export class EventBus {
 
   /** Apps an event about `scope` reaches. */
   targets(scope: Scope): Set<string> {
-    const out = new Set<string>();
+    return new Set(this.copies('', scope).keys());
+  }
+
+  /**
+   * How many copies of an event each app gets. Asterisk forwards a channel's topic into its
+   * endpoint's topic, so an app subscribed to a channel (in Stasis, created, originated) *and*
+   * to its endpoint (`endpoint:PJSIP/101`) receives each channel event twice, except StasisStart
+   * and StasisEnd, which are sent to the app directly (device-endpoint-state trace). Bridge
+   * events travel on the bridge's topic only.
+   */
+  private copies(type: string, scope: Scope): Map<string, number> {
+    const out = new Map<string, number>();
+    const add = (app: string, n = 1) => out.set(app, (out.get(app) ?? 0) + n);
+    const direct = type === 'StasisStart' || type === 'StasisEnd';
     for (const ch of scope.channels ?? []) {
-      if (ch.stasis) out.add(ch.stasis.app);
-      for (const app of ch.subscribers) out.add(app);
+      const viaChannel = new Set(ch.subscribers);
+      if (ch.stasis) viaChannel.add(ch.stasis.app);
+      for (const app of viaChannel) add(app);
+      if (scope.bridge || direct) continue;
+      const tech = ch.endpoint.split('/')[0] ?? '';
+      for (const app of new Set([
+        ...this.apps.subscribersOf(`endpoint:${ch.endpoint}`),
+        ...this.apps.subscribersOf(`endpoint:${tech}`),
+      ]))
+        add(app);
     }
-    if (scope.bridge) for (const app of scope.bridge.subscribers) out.add(app);
+    if (scope.bridge) for (const app of scope.bridge.subscribers) if (!out.has(app)) add(app);
     if (scope.endpoint) {
-      for (const app of this.apps.subscribersOf(`endpoint:${scope.endpoint}`)) out.add(app);
+      for (const app of this.apps.subscribersOf(`endpoint:${scope.endpoint}`)) out.set(app, 1);
       const tech = scope.endpoint.split('/')[0];
-      for (const app of this.apps.subscribersOf(`endpoint:${tech}`)) out.add(app);
+      for (const app of this.apps.subscribersOf(`endpoint:${tech}`)) out.set(app, 1);
     }
     if (scope.device) {
-      for (const app of this.apps.subscribersOf(`deviceState:${scope.device}`)) out.add(app);
+      for (const app of this.apps.subscribersOf(`deviceState:${scope.device}`)) out.set(app, 1);
     }
-    for (const app of this.apps.subscribeAllApps()) out.add(app);
+    for (const app of this.apps.subscribeAllApps()) if (!out.has(app)) add(app);
     return out;
   }
 
   /** Emit an event to every app the scope reaches (payload snapshots are taken by the caller, now). */
   emit(type: string, fields: Record<string, unknown>, scope: Scope): void {
-    const targets = this.targets(scope);
-    this.log?.debug('sim event', { type, apps: [...targets] });
+    const targets = this.copies(type, scope);
+    this.log?.debug('sim event', { type, apps: [...targets.keys()] });
     if (targets.size === 0) return;
     const timestamp = this.clock.timestamp();
     // Key order as Asterisk writes it: ChannelVarset and ChannelHangupRequest start with their
     // own fields (`variable`/`value`, `cause`/`soft`), the others with `type` and `timestamp`.
     const { channel, ...own } = fields;
     const leading = BLOB_FIRST.has(type);
-    for (const app of targets) {
+    for (const [app, count] of targets) {
       const event: SimEvent = leading
         ? {
             ...own,
@@ -98,9 +119,11 @@ export class EventBus {
             application: app,
           }
         : { type, timestamp, ...fields, asterisk_id: ASTERISK_ID, application: app };
-      const delivery = () => this.apps.deliver(app, event);
-      if (this.sink) this.sink.push(delivery);
-      else void delivery();
+      for (let i = 0; i < count; i++) {
+        const delivery = () => this.apps.deliver(app, event);
+        if (this.sink) this.sink.push(delivery);
+        else void delivery();
+      }
     }
   }
 

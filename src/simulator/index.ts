@@ -24,6 +24,7 @@ import { Pbx } from './pbx.ts';
 import { PhoneBook } from './phones.ts';
 import { createAriHandler } from './rest/router.ts';
 import type {
+  DtmfPlan,
   InboundCall,
   OperatorCall,
   PbxSimulator,
@@ -37,6 +38,7 @@ import type {
 import { attachEventWebSocket } from './ws.ts';
 
 export type {
+  DtmfPlan,
   InboundCall,
   OperatorCall,
   PbxSimulator,
@@ -158,6 +160,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
       if (call.callerName !== undefined) request.callerName = call.callerName;
       if (call.hangupAfterMs !== undefined) request.hangupAfterMs = call.hangupAfterMs;
       if (call.abandonAfterMs !== undefined) request.abandonAfterMs = call.abandonAfterMs;
+      if (call.dtmf) request.dtmf = call.dtmf;
       return accepted(app, () => pbx.inboundCall(request));
     },
     async injectOperatorCall(call: OperatorCall): Promise<{ channelId: string }> {
@@ -169,12 +172,21 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
       };
       if (call.hangupAfterMs !== undefined) request.hangupAfterMs = call.hangupAfterMs;
       if (call.abandonAfterMs !== undefined) request.abandonAfterMs = call.abandonAfterMs;
+      if (call.dtmf) request.dtmf = call.dtmf;
       return accepted(app, () => pbx.operatorCall(request));
     },
     hangup(channelId: string): void {
       const ch = pbx.channels.get(channelId);
       if (!ch) throw new RangeError(`no channel ${channelId}`);
       pbx.remoteHangup(ch);
+    },
+    eventCounts(): { offered: number; delivered: number } {
+      return { offered: apps.offered, delivered: apps.delivered };
+    },
+    pressDigits(channelId: string, plan: DtmfPlan): void {
+      const ch = pbx.channels.get(channelId);
+      if (!ch) throw new RangeError(`no channel ${channelId}`);
+      pbx.pressDigits(ch, plan);
     },
     onEvent(listener: (event: SimEvent) => void): () => void {
       return apps.onEvent(listener);

@@ -4,6 +4,7 @@
  * Other sounds last 2 s; `sound:silence/<n>` n seconds; `digits:`/`characters:` 0.5 s per symbol;
  * `number:` 0.4 s per digit plus 0.6 s; `recording:<name>` the stored recording's length;
  * `tone:` plays until stopped. Unknown schemes and missing recordings fail (`state: failed`).
+ * `sound:http(s)://…` is fetched and lasts as long as the WAV file (see `playbacks.ts`).
  */
 
 const SOUND_MS: Record<string, number> = {
@@ -16,6 +17,15 @@ const SOUND_MS: Record<string, number> = {
   'queue-thankyou': 1800,
   'pls-hold-while-try': 2300,
 };
+
+/**
+ * The URL of `sound:http://…` / `sound:https://…` media (played from a web server through
+ * Asterisk's HTTP media cache), undefined for other media.
+ */
+export function httpMediaUrl(uri: string): string | undefined {
+  const m = /^sound:(https?:\/\/.+)$/i.exec(uri);
+  return m ? m[1] : undefined;
+}
 
 /** Default length of a sound not in the table. */
 export const DEFAULT_SOUND_MS = 2000;

@@ -11,7 +11,7 @@ import type {
   ChannelState,
 } from '../ari/types.ts';
 import type { SimTimer } from './clock.ts';
-import type { PhoneBehaviour } from './types.ts';
+import type { DtmfPlan, PhoneBehaviour } from './types.ts';
 
 /** Who is behind a channel. */
 export type Party =
@@ -82,11 +82,15 @@ export interface SimChannel {
   /** Playbacks targeting this channel, the first one playing. */
   playbacks: SimPlayback[];
   /** Inbound calls: the app the dialplan sends them to and the caller's hang-up plans (simulated ms). */
-  inbound?: { app: string; hangupAfterMs?: number; abandonAfterMs?: number };
+  inbound?: { app: string; hangupAfterMs?: number; abandonAfterMs?: number; dtmf?: DtmfPlan };
   /** Hang-up cause Asterisk keeps on the channel (`ast_channel_hangupcause`). */
   hangupCause: number;
   /** Technology cause (SIP status) if the far end gave one. */
   techCause?: number;
+  /** Simulated ms when the channel went Up (media flowing: RTPAUDIOQOS counts from there). */
+  answeredAtMs?: number;
+  /** RTP SSRC of the channel's media (RTPAUDIOQOS). */
+  ssrc?: number;
 }
 
 /** A non-channel participant of a bridge (recorder, announcer): counts for technology, hidden from `channels`. */
@@ -108,6 +112,8 @@ export interface SimBridge {
   videoMode: string;
   subscribers: Set<string>;
   vars: Map<string, string>;
+  /** Participants (channel ids, internal names) when BRIDGEPEER was last announced. */
+  peerKey?: string[];
 }
 
 export interface SimPlayback {

@@ -36,7 +36,7 @@ import {
   type SimChannel,
 } from './model.ts';
 import type { PhoneBook } from './phones.ts';
-import type { PhoneBehaviour, SimulatorRaces } from './types.ts';
+import type { DtmfPlan, PhoneBehaviour, SimulatorRaces } from './types.ts';
 
 const EMPTY_ID: AriCallerId = { name: '', number: '' };
 
@@ -99,6 +99,7 @@ export class Pbx implements MediaHost {
     notInStasisProbability: 0,
   };
   private readonly lastDeviceState = new Map<string, string>();
+  private readonly lastEndpointSnapshot = new Map<string, string>();
   private readonly startupTime: string;
 
   constructor(
@@ -194,8 +195,14 @@ export class Pbx implements MediaHost {
   /** Publish endpoint and device-state changes after a channel of `endpoint` changed. */
   private endpointChanged(endpoint: string): void {
     const resource = endpoint.slice('PJSIP/'.length);
-    if (this.events.targets({ endpoint }).size > 0) {
-      this.emit('EndpointStateChange', { endpoint: this.endpointJson(resource) }, { endpoint });
+    // Asterisk publishes an endpoint snapshot when its state or its channels change (a channel
+    // added or removed), not on every channel state change (device-endpoint-state trace).
+    const json = this.endpointJson(resource);
+    const snapshot = `${json.state}|${json.channel_ids.join(',')}`;
+    if (this.lastEndpointSnapshot.get(endpoint) !== snapshot) {
+      this.lastEndpointSnapshot.set(endpoint, snapshot);
+      if (this.events.targets({ endpoint }).size > 0)
+        this.emit('EndpointStateChange', { endpoint: json }, { endpoint });
     }
     const state = this.deviceState(endpoint);
     if (this.lastDeviceState.get(endpoint) !== state) {
@@ -333,6 +340,7 @@ export class Pbx implements MediaHost {
   private setState(ch: SimChannel, state: ChannelState): void {
     if (ch.state === state) return;
     ch.state = state;
+    if (state === 'Up') ch.answeredAtMs = this.clock.nowMs();
     this.emitChannel('ChannelStateChange', ch);
     this.endpointChanged(ch.endpoint);
   }
@@ -566,10 +574,23 @@ export class Pbx implements MediaHost {
     });
     ch.dialplan.app_name = 'AppDial2';
     ch.dialplan.app_data = '(Outgoing Line)';
+    // Published before the app subscribes to the channel: only endpoint subscribers (and
+    // subscribeAll apps) see them (device-endpoint-state trace).
+    this.emitChannel('ChannelDialplan', ch, {
+      dialplan_app: 'AppDial2',
+      dialplan_app_data: '(Outgoing Line)',
+    });
     if (opts.callerId) {
       const id = parseCallerId(opts.callerId);
-      ch.caller = { ...id };
+      // A number without a name keeps the endpoint's caller name (device-endpoint-state trace:
+      // "Operator 101" <74957654321>); the connected line is the caller ID as given.
+      ch.caller = { name: id.name || ch.caller.name, number: id.number };
+      this.emitChannel('ChannelCallerId', ch, {
+        caller_presentation: 0,
+        caller_presentation_txt: 'Presentation Allowed, Not Screened',
+      });
       ch.connected = { ...id };
+      this.emitChannel('ChannelConnectedLine', ch);
     }
     this.applyVariables(ch, opts.variables, false);
     if (opts.app && this.apps.isActive(opts.app)) ch.subscribers.add(opts.app);
@@ -723,6 +744,8 @@ export class Pbx implements MediaHost {
       const talkMs = hangupAfterMs + Math.random() * hangupSpreadMs;
       this.channelTimer(ch, talkMs, () => this.farEndHangsUp(ch));
     }
+    if (attempt.behaviour.mode === 'answer' && attempt.behaviour.dtmf)
+      this.pressDigits(ch, attempt.behaviour.dtmf);
     const next = attempt.onAnswer;
     if (attempt.via === 'originate' && next) {
       if ('app' in next) {
@@ -781,6 +804,7 @@ export class Pbx implements MediaHost {
   /** The far end of an answered channel sends BYE: HangupRequest without cause, then the hang-up (synchronously). */
   farEndHangsUp(ch: SimChannel): void {
     if (ch.phase !== 'alive') return;
+    this.rtpQos(ch);
     this.emitChannel('ChannelHangupRequest', ch);
     ch.phase = 'terminating';
     this.destroy(ch, CAUSE.NORMAL_CLEARING);
@@ -809,6 +833,7 @@ export class Pbx implements MediaHost {
   appHangup(ch: SimChannel, cause: number): void {
     if (ch.phase !== 'alive') return;
     ch.hangupCause = cause;
+    this.rtpQos(ch);
     this.emitChannel('ChannelHangupRequest', ch, { cause: 32, soft: true });
     ch.phase = 'terminating';
     const attempt = ch.dial;
@@ -879,6 +904,30 @@ export class Pbx implements MediaHost {
     this.setState(ch, 'Up');
     const after = ch.inbound?.hangupAfterMs;
     if (after !== undefined) this.channelTimer(ch, after, () => this.farEndHangsUp(ch));
+    if (ch.inbound?.dtmf) this.pressDigits(ch, ch.inbound.dtmf);
+  }
+
+  /**
+   * The phone behind `ch` presses `plan.digits` (RFC 2833) from `plan.afterMs` on: each digit is
+   * reported as it ends, `ChannelDtmfReceived {digit, duration_ms}`, unless the channel is then in
+   * a two-channel native_rtp bridge, where Asterisk relays the RTP without seeing the digits
+   * (recorded: dtmf-received trace).
+   */
+  pressDigits(ch: SimChannel, plan: DtmfPlan): void {
+    const durationMs = plan.durationMs ?? 280;
+    const gapMs = plan.gapMs ?? 200;
+    [...plan.digits].forEach((digit, i) => {
+      const at = plan.afterMs + i * (durationMs + gapMs) + durationMs;
+      this.channelTimer(ch, at, () => this.dtmfReceived(ch, digit, durationMs));
+    });
+  }
+
+  /** One DTMF digit from the phone behind `ch` ended (see {@link pressDigits}). */
+  dtmfReceived(ch: SimChannel, digit: string, durationMs: number): void {
+    if (ch.phase !== 'alive' || ch.state !== 'Up') return;
+    const bridge = ch.bridgeId ? this.bridges.get(ch.bridgeId) : undefined;
+    if (bridge && this.technologyOf(bridge) === 'native_rtp') return;
+    this.emitChannel('ChannelDtmfReceived', ch, { digit, duration_ms: durationMs });
   }
 
   /**
@@ -951,6 +1000,7 @@ export class Pbx implements MediaHost {
     app: string;
     hangupAfterMs?: number;
     abandonAfterMs?: number;
+    dtmf?: DtmfPlan;
   }): { channel: SimChannel; accepted: boolean } {
     return this.dialplanCall(call, {
       party: { kind: 'pstn', number: call.from },
@@ -971,6 +1021,7 @@ export class Pbx implements MediaHost {
     app: string;
     hangupAfterMs?: number;
     abandonAfterMs?: number;
+    dtmf?: DtmfPlan;
   }): { channel: SimChannel; accepted: boolean } {
     return this.dialplanCall(call, {
       party: { kind: 'operator', extension: call.extension },
@@ -982,7 +1033,13 @@ export class Pbx implements MediaHost {
 
   /** A phone call entering the dialplan (state Ring) at `context`, extension `call.to`. */
   private dialplanCall(
-    call: { to: string; app: string; hangupAfterMs?: number; abandonAfterMs?: number },
+    call: {
+      to: string;
+      app: string;
+      hangupAfterMs?: number;
+      abandonAfterMs?: number;
+      dtmf?: DtmfPlan;
+    },
     from: {
       party: SimChannel['party'];
       resource: string;
@@ -1004,6 +1061,7 @@ export class Pbx implements MediaHost {
     });
     ch.inbound = { app: call.app };
     if (call.hangupAfterMs !== undefined) ch.inbound.hangupAfterMs = call.hangupAfterMs;
+    if (call.dtmf) ch.inbound.dtmf = { ...call.dtmf };
     if (call.abandonAfterMs !== undefined) {
       ch.inbound.abandonAfterMs = call.abandonAfterMs;
       this.channelTimer(ch, call.abandonAfterMs, () => {
@@ -1113,10 +1171,12 @@ export class Pbx implements MediaHost {
     this.settleBridge(bridge);
   }
 
-  /** A channel leaves: BRIDGEPEER cleared, ChannelLeftBridge (technology as it was, channels as they are now). */
+  /** A channel leaves: BRIDGEPEER/BRIDGEPVTCALLID cleared, ChannelLeftBridge (technology as it was, channels as they are now). */
   private leaveBridge(bridge: SimBridge, ch: SimChannel): void {
     if (ch.bridgeId !== bridge.id) return;
-    if (bridge.channels.length + bridge.internal.length > 1) this.setVar(ch, 'BRIDGEPEER', '');
+    // Cleared when set, also for the last one out (click-to-call-answered trace).
+    if (ch.vars.get('BRIDGEPEER')) this.setVar(ch, 'BRIDGEPEER', '');
+    if (ch.vars.get('BRIDGEPVTCALLID')) this.setVar(ch, 'BRIDGEPVTCALLID', '');
     bridge.channels = bridge.channels.filter((id) => id !== ch.id);
     ch.bridgeId = null;
     ch.vars.delete('__SIM_INHIBIT_CONNECTED_LINE');
@@ -1138,11 +1198,7 @@ export class Pbx implements MediaHost {
       .map((id) => this.channels.get(id))
       .filter((c): c is SimChannel => c !== undefined);
     bridge.technology = this.technologyOf(bridge);
-    if (members.length === 2 && bridge.internal.length === 0) {
-      const [a, b] = members as [SimChannel, SimChannel];
-      if (a.vars.get('BRIDGEPEER') !== b.name) this.setVar(a, 'BRIDGEPEER', b.name);
-      if (b.vars.get('BRIDGEPEER') !== a.name) this.setVar(b, 'BRIDGEPEER', a.name);
-    }
+    this.announcePeers(bridge, members);
     if (members.length + bridge.internal.length === 2) {
       for (const ch of members) {
         if (ch.vars.get('__SIM_INHIBIT_CONNECTED_LINE') === bridge.id) continue;
@@ -1158,6 +1214,71 @@ export class Pbx implements MediaHost {
       this.recordings.finishFor(`bridge:${bridge.id}`);
       this.playbacks.endForBridge(bridge);
       this.refreshTechnology(bridge);
+    }
+  }
+
+  /**
+   * BRIDGEPEER / BRIDGEPVTCALLID after the participants of a bridge changed, as Asterisk's bridge
+   * core sets them (and publishes a ChannelVarset each time) on every re-evaluation of the bridge:
+   * a two-channel bridge gives each channel its peer's name and SIP Call-ID, three times over for
+   * native_rtp (join, technology change, native start), once for simple_bridge; with a recorder or
+   * announcer or 3+ channels, BRIDGEPEER lists the others (internal participants first, e.g.
+   * `Recorder/ARI-00000003;2,PJSIP/101-…`) and BRIDGEPVTCALLID is emptied; after someone left,
+   * each channel that still has company is told once. A channel left alone gets nothing.
+   */
+  private announcePeers(bridge: SimBridge, members: SimChannel[]): void {
+    const key = [...members.map((m) => m.id), ...bridge.internal.map((p) => p.name)];
+    const previous = bridge.peerKey ?? [];
+    if (key.length === previous.length && key.every((k, i) => k === previous[i])) return;
+    bridge.peerKey = key;
+    if (key.length < 2) return;
+    const grew = key.some((k) => !previous.includes(k));
+    if (members.length === 2 && bridge.internal.length === 0) {
+      const rounds = grew && bridge.technology === 'native_rtp' ? 3 : 1;
+      const [a, b] = members as [SimChannel, SimChannel];
+      for (let i = 0; i < rounds; i++) {
+        for (const [ch, peer] of [
+          [b, a],
+          [a, b],
+        ] as const) {
+          this.setVar(ch, 'BRIDGEPEER', peer.name);
+          this.setVar(ch, 'BRIDGEPVTCALLID', peer.protocolId);
+        }
+      }
+      return;
+    }
+    const rounds = grew ? 3 : 1;
+    for (let i = 0; i < rounds; i++) {
+      for (const ch of members) {
+        const others = [
+          ...bridge.internal.map((p) => `${p.name};2`),
+          ...members.filter((m) => m !== ch).map((m) => m.name),
+        ];
+        this.setVar(ch, 'BRIDGEPEER', others.join(','));
+        if (i === 0 && ch.vars.get('BRIDGEPVTCALLID')) this.setVar(ch, 'BRIDGEPVTCALLID', '');
+      }
+    }
+  }
+
+  /**
+   * RTCP statistics chan_pjsip sets on a channel with media as it hangs up (RTPAUDIOQOS,
+   * …JITTER, …LOSS, …RTT, …MES), each a ChannelVarset before the ChannelHangupRequest; the peer
+   * of a two-channel bridge gets the same values as `…BRIDGED` variables, interleaved. Counts
+   * assume 50 packets a second since the answer.
+   */
+  private rtpQos(ch: SimChannel): void {
+    if (ch.state !== 'Up' || ch.answeredAtMs === undefined) return;
+    const bridge = ch.bridgeId ? this.bridges.get(ch.bridgeId) : undefined;
+    const peerId =
+      bridge && bridge.channels.length === 2 && bridge.internal.length === 0
+        ? bridge.channels.find((id) => id !== ch.id)
+        : undefined;
+    const peer = peerId ? this.channels.get(peerId) : undefined;
+    ch.ssrc ??= Math.floor(Math.random() * 2 ** 31);
+    const packets = Math.round(((this.clock.nowMs() - ch.answeredAtMs) / 1000) * 50);
+    for (const [name, value] of rtpQosValues(ch.ssrc, packets)) {
+      this.setVar(ch, name, value);
+      if (peer) this.setVar(peer, `${name}BRIDGED`, value);
     }
   }
 
@@ -1210,6 +1331,25 @@ export class Pbx implements MediaHost {
     this.bridges.clear();
     this.recordings.live.clear();
   }
+}
+
+/** The five RTCP statistics variables of a hung-up channel (format of chan_pjsip / res_rtp_asterisk). */
+function rtpQosValues(ssrc: number, packets: number): Array<[string, string]> {
+  const zero = '000.000000';
+  const stats = (pad: string, names: string[]) =>
+    names
+      .map((n) => ['min', 'max', 'avg', 'stdev'].map((m) => `${pad}${m}${n}=${zero};`).join(''))
+      .join('');
+  return [
+    [
+      'RTPAUDIOQOS',
+      `ssrc=${ssrc};themssrc=${ssrc};lp=0;rxjitter=0.000000;rxcount=${packets};txjitter=0.000125;txcount=${packets};rlp=0;rtt=0.000000;rxmes=0.000000;txmes=0.000000`,
+    ],
+    ['RTPAUDIOQOSJITTER', stats('', ['rxjitter', 'txjitter'])],
+    ['RTPAUDIOQOSLOSS', stats('  ', ['rxlost', 'txlost'])],
+    ['RTPAUDIOQOSRTT', stats('     ', ['rtt'])],
+    ['RTPAUDIOQOSMES', stats('   ', ['rxmes', 'txmes'])],
+  ];
 }
 
 /** `ast_callerid_parse`: `"Name" <num>`, `Name <num>`, `<num>` or a bare number/name. */

@@ -25,6 +25,20 @@ export const simDurationMsSchema = z
 
 const ms = simDurationMsSchema;
 
+/** zod schema of `DtmfPlan` (control API input). */
+export const dtmfPlanSchema = z
+  .object({
+    digits: z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(/^[0-9*#A-D]+$/, 'DTMF digits: 0-9, *, #, A-D'),
+    afterMs: ms,
+    durationMs: ms.min(40).max(10_000).optional(),
+    gapMs: ms.max(60_000).optional(),
+  })
+  .strict();
+
 /** zod schema of {@link PhoneBehaviour} (control API input). */
 export const phoneBehaviourSchema = z.discriminatedUnion('mode', [
   z
@@ -33,6 +47,7 @@ export const phoneBehaviourSchema = z.discriminatedUnion('mode', [
       answerAfterMs: ms,
       hangupAfterMs: ms.optional(),
       hangupSpreadMs: ms.optional(),
+      dtmf: dtmfPlanSchema.optional(),
     })
     .strict()
     .refine((b) => b.hangupSpreadMs === undefined || b.hangupAfterMs !== undefined, {
@@ -46,7 +61,9 @@ export const phoneBehaviourSchema = z.discriminatedUnion('mode', [
 ]);
 
 function copy(behaviour: PhoneBehaviour): PhoneBehaviour {
-  return { ...behaviour };
+  const out = { ...behaviour };
+  if (out.mode === 'answer' && out.dtmf) out.dtmf = { ...out.dtmf };
+  return out;
 }
 
 export class PhoneBook {

@@ -9,7 +9,11 @@
 import { ariError } from './errors.ts';
 import type { Scope } from './events.ts';
 import { splitUri, type MediaHost } from './host.ts';
-import { mediaDurationMs } from './media.ts';
+import { httpMediaUrl, mediaDurationMs } from './media.ts';
+import { wavDurationMs } from './wav.ts';
+
+/** How long a `sound:http://…` fetch may take before the playback fails (real ms). */
+const HTTP_MEDIA_TIMEOUT_MS = 10_000;
 import { playbackJson, type SimBridge, type SimChannel, type SimPlayback } from './model.ts';
 
 export class Playbacks {
@@ -133,12 +137,42 @@ export class Playbacks {
     if (!scope) return;
     pb.state = 'playing';
     this.host.events.emit('PlaybackStarted', { playback: playbackJson(pb) }, scope);
-    const ms = mediaDurationMs(pb.media[pb.index] ?? '', this.recordingMs);
+    const uri = pb.media[pb.index] ?? '';
+    const url = httpMediaUrl(uri);
+    if (url) {
+      void this.fetchAndPlay(pb, uri, url);
+      return;
+    }
+    const ms = mediaDurationMs(uri, this.recordingMs);
     if (ms === undefined) {
       this.end(pb, 'failed');
       return;
     }
     if (Number.isFinite(ms)) pb.timer = this.host.clock.after(ms, () => this.mediaDone(pb));
+  }
+
+  /**
+   * `sound:http(s)://…` (res_http_media_cache): Asterisk fetches the URL after PlaybackStarted,
+   * every time when the server sends no caching headers, and plays the file for its length; a
+   * server that cannot be reached or answers an error ends the playback `failed` at once
+   * (play-http-media trace). The fetch takes real time; the file plays on the simulated clock.
+   */
+  private async fetchAndPlay(pb: SimPlayback, uri: string, url: string): Promise<void> {
+    let ms: number | undefined;
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(HTTP_MEDIA_TIMEOUT_MS) });
+      const body = Buffer.from(await res.arrayBuffer());
+      ms = res.ok ? wavDurationMs(body) : undefined;
+    } catch {
+      ms = undefined;
+    }
+    // Stopped, hung up or moved on while the file was being fetched.
+    if (pb.state !== 'playing' || pb.media[pb.index] !== uri || !this.byId.has(pb.id)) return;
+    if (ms === undefined) {
+      this.end(pb, 'failed');
+      return;
+    }
+    pb.timer = this.host.clock.after(ms, () => this.mediaDone(pb));
   }
 
   private mediaDone(pb: SimPlayback): void {

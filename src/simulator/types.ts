@@ -50,13 +50,40 @@ export interface SimulatorOptions {
  *   500 `{"error":"Allocation failed"}` like Asterisk 22 (`ast_request` fails in chan_pjsip), and
  *   the endpoint is listed `offline`.
  * - `congestion`: answers 503 after `afterMs`: cause 34 "Circuit/channel congestion", tech_cause 503.
+ *
+ * An answering phone can press digits (`dtmf`), see {@link DtmfPlan}.
  */
 export type PhoneBehaviour =
-  | { mode: 'answer'; answerAfterMs: number; hangupAfterMs?: number; hangupSpreadMs?: number }
+  | {
+      mode: 'answer';
+      answerAfterMs: number;
+      hangupAfterMs?: number;
+      hangupSpreadMs?: number;
+      /** Digits the phone presses once it has answered (RFC 2833, like SIPp `uas_answer_dtmf1`). */
+      dtmf?: DtmfPlan;
+    }
   | { mode: 'busy'; afterMs?: number }
   | { mode: 'ring' }
   | { mode: 'unavailable' }
   | { mode: 'congestion'; afterMs?: number };
+
+/**
+ * Digits a phone presses after its call is answered (RFC 2833 telephone-events). Each digit is
+ * reported when it ends, as Asterisk does: `ChannelDtmfReceived {digit, duration_ms}` on the
+ * phone's channel. A real Asterisk sees no DTMF from a channel in a two-channel `native_rtp`
+ * bridge (the RTP is relayed without being decoded: a bridge needs the `dtmf_events` type for
+ * that); neither does the simulator. Durations in simulated milliseconds.
+ */
+export interface DtmfPlan {
+  /** Digits to press, `0-9`, `*`, `#`, `A-D`, e.g. `1` or `42#`. */
+  digits: string;
+  /** When the first digit is pressed, after the answer. */
+  afterMs: number;
+  /** How long each digit is held (`duration_ms` of the event). Default 280 (SIPp's recording). */
+  durationMs?: number;
+  /** Pause between two digits. Default 200. */
+  gapMs?: number;
+}
 
 /** An inbound call from the PSTN (endpoint `pstn-in`, context `from-pstn`). */
 export interface InboundCall {
@@ -72,6 +99,8 @@ export interface InboundCall {
   hangupAfterMs?: number;
   /** The caller hangs up (CANCEL, cause 127/487) this long after the call starts if not answered by then (simulated ms). */
   abandonAfterMs?: number;
+  /** Digits the caller presses once the call is answered. */
+  dtmf?: DtmfPlan;
 }
 
 /** An operator dialling a customer from their phone (endpoint `PJSIP/<ext>`, context `from-internal`). */
@@ -86,6 +115,8 @@ export interface OperatorCall {
   hangupAfterMs?: number;
   /** The operator hangs up (CANCEL) this long after dialling if not answered by then (simulated ms). */
   abandonAfterMs?: number;
+  /** Digits the operator presses once the call is answered. */
+  dtmf?: DtmfPlan;
 }
 
 /** One ARI REST request as the simulator served it (api-docs fetches are not recorded). */
@@ -162,6 +193,17 @@ export interface PbxSimulator {
   injectOperatorCall(call: OperatorCall): Promise<{ channelId: string }>;
   /** The far end of that channel hangs up (BYE when answered, CANCEL for an unanswered inbound call, 603 for a ringing outbound one). Throws `RangeError` for an unknown channel. */
   hangup(channelId: string): void;
+  /**
+   * The phone behind that channel presses digits (see {@link DtmfPlan}; `afterMs` counts from
+   * now). Throws `RangeError` for an unknown channel.
+   */
+  pressDigits(channelId: string, plan: DtmfPlan): void;
+  /**
+   * The event volume so far: events addressed to connected apps (`offered`, what Asterisk would
+   * send without an event filter) and events written to their WebSockets (`delivered`, after
+   * each app's `eventFilter`).
+   */
+  eventCounts(): { offered: number; delivered: number };
   /** Every event sent on an app WebSocket. Returns the unsubscribe function. */
   onEvent(listener: (event: SimEvent) => void): () => void;
   /** Send an arbitrary event to the app's WebSocket(s) (`application`/`timestamp` are filled in when missing). */

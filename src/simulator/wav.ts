@@ -105,3 +105,28 @@ export function audioFile(format: string, frames: number): Buffer {
   if (PCM16.has(format)) return faintNoise(dataBytes);
   return Buffer.alloc(dataBytes, SILENCE_BYTE[format] ?? 0);
 }
+
+/**
+ * Length in ms of a RIFF/WAVE file: the `data` chunk's size divided by the `fmt ` chunk's byte
+ * rate. Undefined when the bytes are not a WAV file Asterisk could play (no RIFF/WAVE header,
+ * no `fmt ` or `data` chunk, or a zero byte rate).
+ */
+export function wavDurationMs(file: Buffer): number | undefined {
+  if (file.length < 12) return undefined;
+  if (file.toString('ascii', 0, 4) !== 'RIFF' || file.toString('ascii', 8, 12) !== 'WAVE')
+    return undefined;
+  let byteRate = 0;
+  let offset = 12;
+  while (offset + 8 <= file.length) {
+    const id = file.toString('ascii', offset, offset + 4);
+    const size = file.readUInt32LE(offset + 4);
+    if (id === 'fmt ' && offset + 16 <= file.length) byteRate = file.readUInt32LE(offset + 16);
+    if (id === 'data') {
+      if (byteRate === 0) return undefined;
+      const bytes = Math.min(size, file.length - offset - 8);
+      return Math.round((bytes / byteRate) * 1000);
+    }
+    offset += 8 + size + (size % 2);
+  }
+  return undefined;
+}

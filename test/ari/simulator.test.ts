@@ -8,6 +8,7 @@ import { Registry } from 'prom-client';
 import sinon from 'sinon';
 import {
   createAriGateway,
+  ENGINE_EVENT_FILTER,
   newBridgeId,
   newChannelId,
   type AriGatewayOptions,
@@ -217,11 +218,42 @@ describe('ARI gateway against the PBX simulator', function () {
     s.clearRequests();
     await rejection(gw.channels.answer('does-not-exist'));
     await rejection(gw.channels.hangup('does-not-exist'));
-    expect(s.requests.map((r) => `${r.method} ${r.path} ${r.status}`)).to.deep.equal([
+    const channelRequests = s.requests.filter((r) => r.path.startsWith('/channels'));
+    expect(channelRequests.map((r) => `${r.method} ${r.path} ${r.status}`)).to.deep.equal([
       'POST /channels/does-not-exist/answer 404',
       'DELETE /channels/does-not-exist 404',
     ]);
     expect(await metricValue(registry, 'aricrm_ari_command_retries_total')).to.equal(0);
+  });
+
+  it('asks Asterisk not to send the event types the engine never reads (eventFilter) before reporting the connection, again after a reconnect', async () => {
+    const s = await connected();
+    // Set before the connection is reported.
+    const expected = ENGINE_EVENT_FILTER.disallowed?.map((type) => ({ type }));
+    expect((await gw.applications.get(APP)).events_disallowed).to.deep.equal(expected);
+    const seen: AriEvent[] = [];
+    gw.onEvent((e) => void seen.push(e));
+    // An answered, bridged call is rich in ChannelVarset (BRIDGEPEER, RTPAUDIOQOS…).
+    const caller = await inbound(s);
+    const leg = newChannelId();
+    await gw.channels.create({ endpoint: 'PJSIP/101', channelId: leg, appArgs: ['op'] });
+    await gw.channels.dial(leg, { caller: caller.channel.id });
+    await nextEvent(gw, (e) => e.type === 'Dial' && e.dialstatus === 'ANSWER');
+    const bridge = newBridgeId();
+    await gw.bridges.create({ bridgeId: bridge, type: ['mixing'] });
+    await gw.bridges.addChannel(bridge, [caller.channel.id, leg]);
+    await gw.channels.hangup(leg);
+    await nextEvent(gw, (e) => e.type === 'ChannelDestroyed' && e.channel.id === leg);
+    expect(seen.map((e) => e.type)).to.include.members(['StasisStart', 'Dial', 'ChannelDestroyed']);
+    expect(seen.filter((e) => ENGINE_EVENT_FILTER.disallowed?.includes(e.type))).to.deep.equal([]);
+    await gw.channels.hangup(caller.channel.id);
+    await nextEvent(gw, (e) => e.type === 'StasisEnd' && e.channel.id === caller.channel.id);
+    await gw.bridges.destroy(bridge);
+    // Without a WebSocket and with nothing in it the app is forgotten, its filter with it.
+    s.dropWebSockets();
+    const watch = watchStates(gw);
+    await watch.waitFor('connected');
+    expect((await gw.applications.get(APP)).events_disallowed).to.deep.equal(expected);
   });
 
   it('reconnects after the WebSocket is dropped; events resume and live channels are still listed', async () => {

@@ -145,7 +145,7 @@ describe('simulator control router', function () {
       method = 'PUT',
     ): Promise<{ status: number; body: unknown }> {
       const res = await fetch(`${base}${path}`, { method, headers, body });
-      return { status: res.status, body: (await res.json()) };
+      return { status: res.status, body: await res.json() };
     }
     const behaviour = JSON.stringify({ mode: 'busy' });
     expect(
@@ -239,5 +239,83 @@ describe('simulator control router', function () {
         hangupAfterMs: 86_400_000,
       }),
     ).to.deep.include({ status: 200 });
+  });
+
+  it('DTMF: a phone presses digits after answering (/phones), a caller once answered (/calls), any channel on demand (/channels/:id/dtmf)', async () => {
+    const press = (digits: string, afterMs: number) => ({ digits, afterMs, gapMs: 100 });
+    expect(
+      (
+        await call('PUT', '/phones/201', {
+          mode: 'answer',
+          answerAfterMs: 100,
+          dtmf: press('1x', 0),
+        })
+      ).status,
+    ).to.equal(400);
+    expect(
+      await call('PUT', '/phones/201', {
+        mode: 'answer',
+        answerAfterMs: 100,
+        dtmf: press('42', 500),
+      }),
+    ).to.deep.include({ status: 200 });
+    const socket = await AppSocket.open(sim);
+    const digitsOf = (id: string): string =>
+      socket.events
+        .filter((e) => e.type === 'ChannelDtmfReceived' && (e.channel as Json).id === id)
+        .map((e) => String(e.digit))
+        .join('');
+    try {
+      // The caller presses 7 once answered.
+      const created = await call('POST', '/calls', {
+        from: '79161234567',
+        to: '74951234567',
+        dtmf: { digits: '7', afterMs: 200, durationMs: 120 },
+      });
+      const callerId = (created.body as { channelId: string }).channelId;
+      await socket.next((e) => e.type === 'StasisStart', 'caller StasisStart');
+      await fetch(`${sim.url}/ari/channels/${callerId}/answer`, {
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${Buffer.from(`${sim.username}:${sim.password}`).toString('base64')}`,
+        },
+      });
+      const seven = await socket.next(
+        (e) => e.type === 'ChannelDtmfReceived' && (e.channel as Json).id === callerId,
+        'the caller pressing 7',
+      );
+      expect(seven).to.deep.include({ digit: '7', duration_ms: 120 });
+      // Operator 201 presses 4 then 2 after answering an originate.
+      const op = await fetch(`${sim.url}/ari/channels?endpoint=PJSIP/201&app=crm-app`, {
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${Buffer.from(`${sim.username}:${sim.password}`).toString('base64')}`,
+        },
+      });
+      const opId = ((await op.json()) as { id: string }).id;
+      await socket.until(
+        (events) =>
+          events.some(
+            (e) =>
+              e.type === 'ChannelDtmfReceived' &&
+              (e.channel as Json).id === opId &&
+              e.digit === '2',
+          ),
+        'operator pressing 4, 2',
+      );
+      expect(digitsOf(opId)).to.equal('42');
+      // On demand.
+      expect(await call('POST', `/channels/${callerId}/dtmf`, { digits: '#' })).to.deep.equal({
+        status: 204,
+        body: undefined,
+      });
+      await socket.until(() => digitsOf(callerId) === '7#', 'the caller pressing #');
+      expect((await call('POST', '/channels/nope/dtmf', { digits: '1' })).status).to.equal(404);
+      expect((await call('POST', `/channels/${callerId}/dtmf`, { digits: '' })).status).to.equal(
+        400,
+      );
+    } finally {
+      await socket.close();
+    }
   });
 });

@@ -6,6 +6,7 @@
  * (types, order, states, causes, dial statuses, caller/connected, dialplan, args). Only
  * ChannelVarset noise, ids, timestamps and the order of the racy ringing events are ignored.
  */
+import { createServer, type Server } from 'node:http';
 import { expect } from 'chai';
 import {
   SimCallRejectedError,
@@ -14,7 +15,7 @@ import {
   type PbxSimulator,
 } from '../../src/simulator/index.ts';
 import { DECLARED_EVENT_TYPES } from '../../src/simulator/swagger/declarations.ts';
-import { expectSameEvents, expectSameRest } from './support/compare.ts';
+import { expectSameEvents, expectSameRest, expectSameVolume } from './support/compare.ts';
 import { ari, AppSocket, replay, type ReplayedCall } from './support/driver.ts';
 import { IdMap, loadTrace, type Json, type TraceLine } from './support/trace.ts';
 
@@ -69,6 +70,7 @@ describe('simulator fidelity: trace replay', function () {
     await setup(trace, ids);
     const calls = await replay(sim, socket, trace, ids);
     await expectSameEvents(socket, trace, ids);
+    expectSameVolume(socket, trace);
     return { calls, ids };
   }
 
@@ -89,6 +91,7 @@ describe('simulator fidelity: trace replay', function () {
     const calls = await replay(sim, socket, trace, ids);
     await callerHangsUp;
     await expectSameEvents(socket, trace, ids);
+    expectSameVolume(socket, trace);
     expectSameRest(calls, ids, {
       binary: ({ result }) => {
         expect(result.contentType).to.equal('audio/wav');
@@ -212,6 +215,134 @@ describe('simulator fidelity: trace replay', function () {
     const after = await ari(sim, 'GET', '/channels');
     expect(after.status).to.equal(channels!.kind === 'rest' ? channels!.status : 0);
     expect(after.body).to.deep.equal([]);
+  });
+
+  /** The pstn-in channel ids of the trace's inbound calls, in order. */
+  function inboundIds(trace: TraceLine[]): string[] {
+    return trace
+      .filter((l) => l.kind === 'event' && l.event.type === 'StasisStart')
+      .map((l) => (l as { event: Json }).event.channel as Json)
+      .filter((c) => String(c.name).startsWith('PJSIP/pstn-in-'))
+      .map((c) => String(c.id));
+  }
+
+  it('dtmf-received: a customer presses 1 during a playback; in a native_rtp bridge no DTMF is seen, in a dtmf_events bridge it is', async () => {
+    const press = { digits: '1', afterMs: 1500, durationMs: 280 };
+    sim.customers.set('79161234567', { mode: 'answer', answerAfterMs: 500, dtmf: press });
+    sim.phones.set('101', { mode: 'answer', answerAfterMs: 500, dtmf: press });
+    const trace = loadTrace('dtmf-received');
+    const ids = new IdMap();
+    const callers = inboundIds(trace);
+    let next = 0;
+    const injectCaller = async (): Promise<void> => {
+      const { channelId } = await sim.injectInboundCall({
+        from: CALLER,
+        to: DID,
+        hangupAfterMs: 4000,
+      });
+      ids.set(callers[next++] as string, channelId);
+    };
+    const calls = await replay(sim, socket, trace, ids, {
+      notes: { 'inbound call in a': injectCaller },
+    });
+    await expectSameEvents(socket, trace, ids);
+    expectSameVolume(socket, trace);
+    expectSameRest(calls, ids);
+    const digits = socket.events.filter((e) => e.type === 'ChannelDtmfReceived');
+    expect(digits.map((e) => [e.digit, e.duration_ms])).to.deep.equal([
+      ['1', 280],
+      ['1', 280],
+    ]);
+  });
+
+  describe('with a media server', () => {
+    let media: Server;
+    let mediaUrl: string;
+    const served: string[] = [];
+
+    beforeEach(async () => {
+      // A 2 s WAV (8 kHz 16-bit mono) at /prompt.wav, 404 elsewhere.
+      const wav = Buffer.alloc(44 + 32000);
+      wav.write('RIFF', 0, 'ascii');
+      wav.writeUInt32LE(wav.length - 8, 4);
+      wav.write('WAVEfmt ', 8, 'ascii');
+      wav.writeUInt32LE(16, 16);
+      wav.writeUInt16LE(1, 20);
+      wav.writeUInt16LE(1, 22);
+      wav.writeUInt32LE(8000, 24);
+      wav.writeUInt32LE(16000, 28);
+      wav.writeUInt16LE(2, 32);
+      wav.writeUInt16LE(16, 34);
+      wav.write('data', 36, 'ascii');
+      wav.writeUInt32LE(32000, 40);
+      served.length = 0;
+      media = createServer((req, res) => {
+        served.push(`${req.method} ${req.url}`);
+        if (req.url === '/prompt.wav') res.writeHead(200, { 'content-type': 'audio/wav' }).end(wav);
+        else res.writeHead(404).end('not found');
+      });
+      await new Promise<void>((resolve) => media.listen(0, '127.0.0.1', resolve));
+      const addr = media.address();
+      mediaUrl = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+    });
+
+    afterEach(() => new Promise<void>((resolve) => media.close(() => resolve())));
+
+    it('play-http-media: sound:http:// is fetched (each time) and plays for the WAV length; 404 and unreachable URLs fail at once', async () => {
+      sim.customers.set('79161234567', { mode: 'answer', answerAfterMs: 300 });
+      const trace = loadTrace('play-http-media');
+      const ids = new IdMap();
+      const recorded = trace.find(
+        (l) => l.kind === 'rest' && String(l.query.media ?? '').includes('/prompt.wav'),
+      );
+      const traceUrl = /http:\/\/127\.0\.0\.1:\d+/.exec(
+        String(recorded?.kind === 'rest' ? recorded.query.media : ''),
+      )?.[0];
+      ids.set(traceUrl as string, mediaUrl);
+      const started = Date.now();
+      const calls = await replay(sim, socket, trace, ids);
+      await expectSameEvents(socket, trace, ids);
+      expectSameVolume(socket, trace);
+      expectSameRest(calls, ids);
+      expect(served).to.deep.equal(['GET /prompt.wav', 'GET /prompt.wav', 'GET /missing.wav']);
+      // Two 2 s files on the simulated clock (20x faster): at least 200 real ms.
+      expect(Date.now() - started).to.be.at.least((2 * 2000 * TIME_SCALE) | 0);
+    });
+  });
+
+  it('device-endpoint-state: endpoint and device subscriptions, their events (channel events twice via the endpoint), unsubscribe', async () => {
+    sim.phones.set('101', { mode: 'answer', answerAfterMs: 1000 });
+    const { calls, ids } = await run('device-endpoint-state');
+    expectSameRest(calls, ids);
+  });
+
+  it('event-filter: a disallowed list keeps ChannelVarset and ChannelDialplan away, an allowed list lets only its types through; bad filters 400; forgotten with the app', async () => {
+    sim.phones.set('101', { mode: 'answer', answerAfterMs: 1000 });
+    sim.customers.set('79161234567', { mode: 'answer', answerAfterMs: 300 });
+    const trace = loadTrace('event-filter');
+    const ids = new IdMap();
+    const [callerTraceId] = inboundIds(trace);
+    const calls = await replay(sim, socket, trace, ids, {
+      // The caller calls once the filter is set, just before the trace's first answer to it.
+      beforeRest: async (line) => {
+        if (line.path !== `/channels/${String(callerTraceId)}/ring`) return;
+        const { channelId } = await sim.injectInboundCall({
+          from: CALLER,
+          to: DID,
+          hangupAfterMs: 2000,
+        });
+        ids.set(callerTraceId as string, channelId);
+      },
+      // With nothing in it and no WebSocket the app is forgotten, its filter with it.
+      notes: {
+        'closing the app WebSocket': () => socket.close(),
+        'WebSocket reopened': () => socket.connect(),
+      },
+    });
+    await expectSameEvents(socket, trace, ids);
+    expectSameVolume(socket, trace);
+    expectSameRest(calls, ids);
+    expect(socket.events.filter((e) => e.type === 'ChannelVarset')).to.deep.equal([]);
   });
 
   it('errors: error bodies for unknown ids, missing/invalid parameters, unknown endpoints; listings', async () => {

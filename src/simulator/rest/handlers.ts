@@ -13,6 +13,7 @@ import {
   type SimChannel,
 } from '../model.ts';
 import { ASTERISK_ID } from '../events.ts';
+import type { EventFilter } from '../apps.ts';
 import type { Pbx } from '../pbx.ts';
 import type { RecordOptions } from '../recordings.ts';
 import { audioFile, contentTypeOf, isKnownFormat } from '../wav.ts';
@@ -133,11 +134,13 @@ function applicationJson(pbx: Pbx, name: string): Record<string, unknown> {
     endpoint_ids: sources
       .filter((s) => s.startsWith('endpoint:'))
       .map((s) => s.slice('endpoint:'.length)),
+    // Newest first, as Asterisk 22 listed them (device-endpoint-state trace).
     device_names: sources
       .filter((s) => s.startsWith('deviceState:'))
-      .map((s) => s.slice('deviceState:'.length)),
-    events_allowed: [],
-    events_disallowed: [],
+      .map((s) => s.slice('deviceState:'.length))
+      .reverse(),
+    events_allowed: pbx.apps.filter(name).allowed,
+    events_disallowed: pbx.apps.filter(name).disallowed,
   };
 }
 
@@ -527,7 +530,7 @@ export const HANDLERS: Record<string, Handler> = {
           : kind === 'bridge'
             ? (pbx.bridges.get(id)?.subscribers.has(app) ?? false)
             : pbx.apps.sources(app).includes(`${kind}:${id}`);
-      if (!subscribed) throw ariError(409, 'Application not subscribed to event source');
+      if (!subscribed) throw ariError(422, 'Event source was not subscribed to');
     }
     for (const { kind, id } of parsed) {
       if (kind === 'channel') pbx.channels.get(id)?.subscribers.delete(app);
@@ -536,7 +539,39 @@ export const HANDLERS: Record<string, Handler> = {
     }
     return { status: 200, body: applicationJson(pbx, app) };
   },
+  'applications.filter': (p, pbx) => {
+    const app = requireApp(pbx, p.str('applicationName'));
+    pbx.apps.setFilter(app, eventFilter(p.body));
+    return { status: 200, body: applicationJson(pbx, app) };
+  },
 };
+
+/**
+ * The body of `PUT /applications/{app}/eventFilter` as Asterisk reads it (stasis/app.c): no body
+ * or `{}` empties both lists; otherwise each list given (`allowed`, `disallowed`) replaces the
+ * app's, and must be an array of objects with a string `type` (400 "Invalid format definition").
+ * Type names are not checked against the known events.
+ */
+function eventFilter(body: unknown): Partial<EventFilter> {
+  if (body === undefined || body === null) return { allowed: [], disallowed: [] };
+  if (typeof body !== 'object' || Array.isArray(body)) throw invalidFilter();
+  const obj = body as Record<string, unknown>;
+  if (Object.keys(obj).length === 0) return { allowed: [], disallowed: [] };
+  const out: Partial<EventFilter> = {};
+  for (const key of ['allowed', 'disallowed'] as const) {
+    if (!(key in obj)) continue;
+    const list = obj[key];
+    if (!Array.isArray(list)) throw invalidFilter();
+    out[key] = list.map((item: unknown) => {
+      const type = (item as { type?: unknown } | null)?.type;
+      if (!item || typeof item !== 'object' || typeof type !== 'string') throw invalidFilter();
+      return { type };
+    });
+  }
+  return out;
+}
+
+const invalidFilter = () => ariError(400, 'Invalid format definition');
 
 function createBridge(p: Params, pbx: Pbx, bridgeId: string | undefined): SimBridge {
   const opts: { bridgeId?: string; type?: string; name?: string } = {};

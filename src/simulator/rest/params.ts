@@ -14,6 +14,8 @@ export interface RequestParams {
   values: Map<string, ParamValue>;
   /** `variables` of the JSON body as ordered [name, value] pairs. */
   variables: Array<[string, string]>;
+  /** The JSON body itself (undefined when the request had none), for `paramType: body` objects. */
+  body?: unknown;
 }
 
 /** C `atoi`: leading integer, 0 when none. */
@@ -102,7 +104,7 @@ export function parseParams(
       }
     }
   }
-  return { values, variables };
+  return jsonBody === undefined ? { values, variables } : { values, variables, body: jsonBody };
 }
 
 /** Typed accessors over {@link RequestParams}. */
@@ -111,6 +113,11 @@ export class Params {
 
   get variables(): Array<[string, string]> {
     return this.parsed.variables;
+  }
+
+  /** The request's JSON body (undefined when none was sent). */
+  get body(): unknown {
+    return this.parsed.body;
   }
 
   has(name: string): boolean {

@@ -1399,6 +1399,33 @@ export const RESOURCES: readonly ResourceDecl[] = [
           ),
         ],
       },
+      {
+        path: '/applications/{applicationName}/eventFilter',
+        description: 'Stasis application',
+        operations: [
+          op(
+            'PUT',
+            'filter',
+            'Filter application events types.',
+            'Application',
+            [
+              path('applicationName', "Application's name"),
+              {
+                name: 'filter',
+                description: 'Specify which event types to allow/disallow',
+                paramType: 'body',
+                required: false,
+                allowMultiple: false,
+                dataType: 'object',
+              },
+            ],
+            [
+              [400, 'Bad request.'],
+              [404, 'Application does not exist.'],
+            ],
+          ),
+        ],
+      },
     ],
     models: [applicationModel],
   },

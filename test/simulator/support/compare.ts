@@ -14,11 +14,19 @@ const VOLATILE = new Set([
   'last_reload_time',
 ]);
 
-/** A REST answer without what legitimately differs between runs (times, SIP Call-IDs, name counters). */
+/**
+ * A REST answer without what legitimately differs between runs (times, SIP Call-IDs, name
+ * counters). A new playback is answered `queued`, or `playing` when Asterisk's playback thread
+ * started it before the answer was written (a race: dtmf-received shows `playing`,
+ * autocall-playback `queued`), so both read `queued`.
+ */
 export function normalizeRest(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(normalizeRest);
   if (value && typeof value === 'object') {
     const out: Json = {};
+    const obj = value as Json;
+    if ('media_uri' in obj && 'target_uri' in obj && obj.state === 'playing')
+      return normalizeRest({ ...obj, state: 'queued' });
     for (const [k, v] of Object.entries(value as Json)) {
       if (VOLATILE.has(k)) continue;
       out[k] =
@@ -97,4 +105,25 @@ export function expectSameRest(
       );
     }
   }
+}
+
+/** Events per type, ChannelVarset per variable (`ChannelVarset:BRIDGEPEER`), sorted. */
+export function eventVolume(events: Json[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const e of events) {
+    const key = e.type === 'ChannelVarset' ? `ChannelVarset:${String(e.variable)}` : String(e.type);
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return Object.fromEntries(Object.entries(counts).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+/**
+ * The simulator sent as many events of each type (and ChannelVarset of each variable) as the
+ * real Asterisk did in the trace: the event volume an engine handles per call is the real one.
+ */
+export function expectSameVolume(socket: AppSocket, trace: TraceLine[]): void {
+  const real = trace
+    .filter((l): l is Extract<TraceLine, { kind: 'event' }> => l.kind === 'event')
+    .map((l) => l.event);
+  expect(eventVolume(socket.events), 'events per type').to.deep.equal(eventVolume(real));
 }

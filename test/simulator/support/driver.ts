@@ -143,6 +143,8 @@ export interface ReplayedCall {
 export interface ReplayHooks {
   /** Run at a trace note whose text starts with the key (e.g. closing/reopening the WebSocket). */
   notes?: Record<string, () => Promise<void>>;
+  /** Run before each REST call is awaited and sent (e.g. to start a call the trace reacts to). */
+  beforeRest?: (line: RestLine) => Promise<void>;
 }
 
 /**
@@ -166,6 +168,7 @@ export async function replay(
       continue;
     }
     if (line.kind !== 'rest') continue;
+    await hooks.beforeRest?.(line);
     const trigger = triggerOf(trace, i);
     if (trigger) {
       const key = waitKey(ids.deep(trigger.line.event));

@@ -81,7 +81,10 @@ export class IdMap {
   }
 }
 
-/** The entities an event is about: `channel:<id>`, `bridge:<id>`, `playback:<id>`, `recording:<name>`. */
+/**
+ * The entities an event is about: `channel:<id>`, `bridge:<id>`, `playback:<id>`,
+ * `recording:<name>`, `device:<name>`, `endpoint:<tech>/<resource>`.
+ */
 export function entitiesOf(event: Json): string[] {
   const out: string[] = [];
   const ch = (event.channel ?? event.peer) as Json | undefined;
@@ -92,6 +95,11 @@ export function entitiesOf(event: Json): string[] {
   if (pb && typeof pb.id === 'string') out.push(`playback:${pb.id}`);
   const rec = event.recording as Json | undefined;
   if (rec && typeof rec.name === 'string') out.push(`recording:${rec.name}`);
+  const device = event.device_state as Json | undefined;
+  if (device && typeof device.name === 'string') out.push(`device:${device.name}`);
+  const endpoint = event.endpoint as Json | undefined;
+  if (endpoint && typeof endpoint.resource === 'string')
+    out.push(`endpoint:${String(endpoint.technology)}/${endpoint.resource}`);
   return out;
 }
 
@@ -164,6 +172,12 @@ export function eventView(event: Json): Json {
   }
   if (event.playback) view.playback = event.playback;
   if (event.recording) view.recording = event.recording;
+  if (event.device_state) view.device_state = event.device_state;
+  if (event.endpoint) view.endpoint = event.endpoint;
+  if (event.type === 'ChannelDtmfReceived') {
+    view.digit = event.digit;
+    view.duration_ms = event.duration_ms;
+  }
   return view;
 }
 
@@ -297,6 +311,12 @@ export function isEffectOf(event: Json, line: RestLine): boolean {
   const targets = restTargets(line);
   const ids = entitiesOf(event);
   if (ids.some((e) => targets.created.has(e.slice(e.indexOf(':') + 1)))) return true;
+  // Device and endpoint states follow the channels a call creates, dials or hangs up.
+  if (
+    (event.type === 'DeviceStateChanged' || event.type === 'EndpointStateChange') &&
+    (targets.channels.size > 0 || targets.created.size > 0)
+  )
+    return true;
   const types = effectTypes(line);
   if (!types.includes(String(event.type))) return false;
   const rec = event.recording as Json | undefined;
