@@ -3,14 +3,13 @@
  * (src/calls/flows/): what the call service needs (its dependencies and settings), the per-call
  * working state ({@link CallContext}) and the interface a flow implements ({@link Flow}).
  */
-import type { AriChannel, AriGateway } from '../ari/types.ts';
+import type { AriChannel, AriEvent, AriGateway } from '../ari/types.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { Registry } from 'prom-client';
 import type { Route, RouteDecision } from '../crm/types.ts';
 import type { Call, CallSnapshot, Disposition, Leg } from './model.ts';
 import type { TrunkRoute } from './dialstrings.ts';
 import type { CallNotifier, EventJournal } from './notifier.ts';
-import type { CallFlow } from './reconcile.ts';
 
 /** Where the service asks for inbound routes (the CRM route client). */
 export interface RouteSource {
@@ -114,10 +113,12 @@ export interface CallServiceDeps {
 
 /**
  * Which flow drives a call: `inbound` (`Stasis(crm-app,inbound,<DID>)`), `outbound`
- * (`Stasis(crm-app,outbound,<number>)` from an operator's phone), `click2call` (`POST /v1/calls`).
- * Stored in the call's context; the runtime dispatches the call's events to that flow.
+ * (`Stasis(crm-app,outbound,<number>)` from an operator's phone), `click2call` (`POST /v1/calls`),
+ * or the name another flow registered with (`CallRuntime.registerFlow`). Stored in the call's
+ * context; the runtime dispatches the call's events to that flow. Calls adopted after a restart
+ * are of the flows in `CallFlow` (src/calls/reconcile.ts).
  */
-export type FlowName = CallFlow;
+export type FlowName = string;
 
 /**
  * What the call's caller channel (`Call.callerChannelId`, the leg with role `caller` or the
@@ -172,7 +173,7 @@ export interface CallContext {
   adoption?: { state: CallSnapshot['state']; sinceMs: number };
   /** A step failed because ARI was unreachable: the call waits for a reconciliation. */
   needsRepair?: boolean;
-  /** {@link CallRuntime.forget} ran: no channel maps to the call any more. */
+  /** `CallRuntime.forget` ran: no channel maps to the call any more. */
   forgotten?: boolean;
 }
 
@@ -196,10 +197,12 @@ export interface Flow {
   /** A channel entered Stasis with one of {@link stasisRoles}: create its call and drive it. */
   start?(channel: AriChannel, args: string[]): Promise<void>;
   /**
-   * An engine leg of a dialling call entered Stasis (not a transfer target). Absent: it is
-   * dialled once its create was answered.
+   * An engine leg of a dialling call entered Stasis (not a transfer target; a leg of a call
+   * that is not `dialing` any more is hung up before). `args`: its Stasis arguments (empty
+   * when a reconciliation found it in Stasis). Absent: it is dialled once its create was
+   * answered.
    */
-  legInStasis?(ctx: CallContext, leg: Leg): Promise<void>;
+  legInStasis?(ctx: CallContext, leg: Leg, args: string[]): Promise<void>;
   /**
    * A leg of a dialling call answered (not a transfer target). Absent: the first answer is
    * bridged with the anchor and the other legs cancelled (`CallRuntime.connect`).
@@ -207,7 +210,14 @@ export interface Flow {
   legAnswered?(ctx: CallContext, leg: Leg): Promise<void>;
   /** A dialled leg of a dialling call ended unanswered (or was never created): go on or end. */
   legUnanswered(ctx: CallContext, leg: Leg): Promise<void>;
-  /** `PlaybackFinished` of one of the call's playbacks. */
+  /**
+   * An event about one of the call's channels that the runtime does not act on itself (e.g.
+   * `ChannelDtmfReceived`, `ChannelHold`); the runtime acts on StasisStart, `Dial`,
+   * `ChannelStateChange` (`Ringing`, `Up`), `ChannelDestroyed` and `StasisEnd`, calling the
+   * methods above.
+   */
+  channelEvent?(ctx: CallContext, leg: Leg, event: AriEvent): Promise<void>;
+  /** `PlaybackFinished` of one of the call's playbacks (`CallRuntime.trackPlayback`). */
   playbackFinished?(ctx: CallContext, playbackId: string): Promise<void>;
   /**
    * An adopted call with nobody being dialled and no leg that ended unanswered. Absent: the

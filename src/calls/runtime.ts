@@ -172,7 +172,7 @@ export class CallRuntime {
     }
     const ctx = this.byChannel.get(channel.id);
     if (ctx) {
-      void this.run(ctx, () => this.onLegStasisStart(ctx, channel.id));
+      void this.run(ctx, () => this.onLegStasisStart(ctx, channel.id, args));
       return;
     }
     this.deps.logger.warn('channel entered Stasis for no known call; hanging it up', {
@@ -420,8 +420,11 @@ export class CallRuntime {
     });
   }
 
-  /** StasisStart of an engine leg: dial it, or hang it up if the call moved on. */
-  async onLegStasisStart(ctx: CallContext, channelId: string): Promise<void> {
+  /**
+   * StasisStart of an engine leg (`args`: its Stasis arguments, e.g. `operator,<callId>`; none
+   * when a reconciliation found it in Stasis): dial it, or hang it up if the call moved on.
+   */
+  async onLegStasisStart(ctx: CallContext, channelId: string, args: string[] = []): Promise<void> {
     const leg = ctx.call.legs.get(channelId);
     if (!leg) return;
     leg.inStasis = true;
@@ -435,7 +438,7 @@ export class CallRuntime {
       return;
     }
     const flow = this.flowOf(ctx);
-    if (flow.legInStasis) await flow.legInStasis(ctx, leg);
+    if (flow.legInStasis) await flow.legInStasis(ctx, leg, args);
     else await this.maybeDial(ctx, leg);
   }
 
@@ -480,6 +483,8 @@ export class CallRuntime {
         await this.onCallerGone(ctx, leg);
       } else if (event.type === 'ChannelStateChange' && event.channel.state === 'Up') {
         ctx.callerAnswered = true;
+      } else {
+        await this.flowOf(ctx).channelEvent?.(ctx, leg, event);
       }
       this.maybeForget(ctx);
       return;
@@ -508,6 +513,7 @@ export class CallRuntime {
         }
         return;
       default:
+        await this.flowOf(ctx).channelEvent?.(ctx, leg, event);
         return;
     }
   }
