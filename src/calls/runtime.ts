@@ -484,7 +484,7 @@ export class CallRuntime {
       } else if (event.type === 'ChannelStateChange' && event.channel.state === 'Up') {
         ctx.callerAnswered = true;
       } else {
-        await this.flowOf(ctx).channelEvent?.(ctx, leg, event);
+        await this.toFlow(ctx, leg, event);
       }
       this.maybeForget(ctx);
       return;
@@ -513,9 +513,15 @@ export class CallRuntime {
         }
         return;
       default:
-        await this.flowOf(ctx).channelEvent?.(ctx, leg, event);
+        await this.toFlow(ctx, leg, event);
         return;
     }
+  }
+
+  /** An event the runtime does not act on: to the flow's {@link Flow.channelEvent}, if any. */
+  private async toFlow(ctx: CallContext, leg: Leg, event: AriEvent): Promise<void> {
+    const flow = this.flowOf(ctx);
+    if (flow.channelEvent) await flow.channelEvent(ctx, leg, event);
   }
 
   /** `Dial RINGING` of a leg: `call.ringing` for an operator (the screen pop). */
@@ -846,6 +852,24 @@ export class CallRuntime {
       });
     ctx.tail = next;
     return next;
+  }
+
+  /**
+   * Call `listener` with the call's snapshot after each of its steps, until it ended
+   * (`CallControl.watchCall`). Returns the unsubscribe function; a no-op for an unknown or
+   * ended call.
+   */
+  watch(callId: string, listener: (call: CallSnapshot) => void): () => void {
+    const ctx = this.active.get(callId);
+    // Nothing to follow for an unknown call, nor for an ended one (its watchers are let go).
+    if (!ctx || ctx.call.phase === 'ended') return () => undefined;
+    let set = this.watchers.get(callId);
+    if (!set) this.watchers.set(callId, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.watchers.get(callId) === set) this.watchers.delete(callId);
+    };
   }
 
   /** Hand the call's snapshot to its watchers (only computed when someone watches). */

@@ -196,17 +196,7 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
 
   /** Follow a call's changes (see {@link CallControl.watchCall}). */
   watchCall(callId: string, listener: (call: CallSnapshot) => void): () => void {
-    const ctx = this.runtime.active.get(callId);
-    // Nothing to follow for an unknown call, nor for an ended one (its watchers are let go).
-    if (!ctx || ctx.call.phase === 'ended') return () => undefined;
-    let set = this.runtime.watchers.get(callId);
-    if (!set) this.runtime.watchers.set(callId, (set = new Set()));
-    set.add(listener);
-    return () => {
-      set.delete(listener);
-      if (set.size === 0 && this.runtime.watchers.get(callId) === set)
-        this.runtime.watchers.delete(callId);
-    };
+    return this.runtime.watch(callId, listener);
   }
 
   /** The call the operator at `extension` is on, ringing or talking. */
