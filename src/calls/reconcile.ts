@@ -52,7 +52,7 @@ import {
   callState,
 } from './model.ts';
 
-/** Which flow drives a call (as in the call service). */
+/** The flows whose calls an engine restart can adopt (see {@link adoptedCallFromRecord}). */
 export type CallFlow = 'inbound' | 'outbound' | 'click2call';
 
 /** Why the engine lost sight of a call (`call.recovered` `reason`). */
@@ -86,7 +86,11 @@ export function inStasisOf(channel: AriChannel, app: string): boolean {
  */
 export interface ReconcileTarget {
   readonly call: Call;
-  readonly flow: CallFlow;
+  /**
+   * The name of the flow driving the call (src/calls/context.ts `FlowName`): `inbound`,
+   * `outbound`, `click2call` have their own rules here; another flow gets the common ones.
+   */
+  readonly flow: string;
   /** The channel that stays while others are dialled (inbound caller, operator phone, …). */
   readonly anchorChannelId: string;
   /**

@@ -1,0 +1,236 @@
+/**
+ * Recovery of the live calls, whatever their flow: the reconciliation after an ARI reconnect (or
+ * a command cut by an outage) and the adoption of unfinished calls at an engine restart. The
+ * pure part (what to do with each call given what Asterisk shows) is src/calls/reconcile.ts;
+ * this module runs it over the runtime's calls (src/calls/runtime.ts) with the flows' own
+ * handlers (docs/architecture.md, "Reconciliation: ARI outages and restarts").
+ */
+import { randomUUID } from 'node:crypto';
+import { AriNotFoundError } from '../ari/errors.ts';
+import type { Leg } from './model.ts';
+import type { UnfinishedCallRecord } from '../store/calls.ts';
+import {
+  adoptedCallFromRecord,
+  reconcileAll,
+  type ReconcileReport,
+  type ReconcileTarget,
+} from './reconcile.ts';
+import type { CallContext } from './context.ts';
+import { type CallRuntime, isGone } from './runtime.ts';
+
+/** Reconciliation and adoption over the call runtime. */
+export class CallRecovery {
+  private repairTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly rt: CallRuntime) {
+    rt.repairNeeded = () => this.repairSoon();
+  }
+
+  /**
+   * Reconcile every live call with what Asterisk shows now (after an ARI reconnect; at the first
+   * connect for calls adopted by {@link adoptCalls}): list channels and bridges, then correct
+   * each call in its per-call chain; `call.recovered` for each call kept. `lostSinceMs`: when
+   * the WebSocket dropped (epoch ms), for `outageSec`. Never rejects.
+   */
+  reconcile(lostSinceMs?: number): Promise<ReconcileReport> {
+    return this.reconcileContexts([...this.rt.active.values()], lostSinceMs, false);
+  }
+
+  /**
+   * Reconcile `contexts` (live calls, and ended ones whose channels never reported their end).
+   * `silent`: a repair after a failed command, not an outage: no `call.recovered`.
+   */
+  private reconcileContexts(
+    contexts: CallContext[],
+    lostSinceMs: number | undefined,
+    silent: boolean,
+  ): Promise<ReconcileReport> {
+    const entries = contexts
+      .filter(
+        (ctx) =>
+          ctx.call.phase !== 'ended' ||
+          [...ctx.call.legs.values()].some((leg) => !leg.ended && leg.hangupRequested),
+      )
+      .map((ctx) => {
+        // Legs that exist in Asterisk before the listing is asked for (not those being created).
+        const eligible = new Set(
+          [...ctx.call.legs.values()]
+            .filter((leg) => !leg.ended && (leg.created || leg.role === 'caller'))
+            .map((leg) => leg.channelId),
+        );
+        return {
+          run: (step: () => Promise<void>) =>
+            this.rt.run(ctx, async () => {
+              ctx.reconciling = true;
+              try {
+                await step();
+              } finally {
+                ctx.reconciling = false;
+              }
+            }),
+          target: () => this.reconcileTarget(ctx, eligible, lostSinceMs, silent),
+        };
+      });
+    return reconcileAll(this.rt.deps.gateway, entries, {
+      logger: this.rt.deps.logger,
+      registry: this.rt.deps.registry,
+    }).then((report) => {
+      // A repair that could not list Asterisk is tried again (a reconnect covers the others).
+      if (silent && report.skipped > 0) this.repairSoon();
+      return report;
+    });
+  }
+
+  /**
+   * Engine restart: take over the calls the store says are unfinished (`store.calls
+   * .unfinishedCalls()`), rebuilt by {@link adoptedCallFromRecord}, so their hang-ups, bridges
+   * and transfers keep working. Call before the gateway connects: the first {@link reconcile}
+   * checks them against Asterisk (ends those whose channels are gone). Returns how many calls
+   * were adopted (calls already tracked are skipped).
+   */
+  adoptCalls(records: readonly UnfinishedCallRecord[]): number {
+    let adopted = 0;
+    for (const record of records) {
+      if (this.rt.active.has(record.id) || record.state === 'ended') continue;
+      const found = adoptedCallFromRecord(record);
+      const ctx = this.rt.register(found.call, found.flow, found.anchorChannelId);
+      ctx.transferring = found.transferring;
+      if (found.clickToCall) ctx.clickToCall = found.clickToCall;
+      ctx.adoption = { state: record.state, sinceMs: Date.parse(record.updatedAt) };
+      for (const leg of found.call.legs.values())
+        if (!leg.ended) this.rt.byChannel.set(leg.channelId, ctx);
+      ctx.log.info('call adopted from the store', {
+        state: record.state,
+        legs: found.call.legs.size,
+        updatedAt: record.updatedAt,
+      });
+      adopted++;
+    }
+    return adopted;
+  }
+
+  /**
+   * Reconcile the calls a failed command left unsure ({@link CallContext.needsRepair}) in a
+   * second, if ARI is connected by then (otherwise the reconnect reconciles every call).
+   */
+  private repairSoon(): void {
+    if (this.repairTimer) return;
+    this.repairTimer = setTimeout(() => {
+      this.repairTimer = undefined;
+      if (!this.rt.deps.gateway.isConnected()) return;
+      const contexts = [...this.rt.active.values()].filter((ctx) => ctx.needsRepair);
+      void this.reconcileContexts(contexts, undefined, true);
+    }, 1000);
+    this.repairTimer.unref();
+  }
+
+  /** The call's flow handlers, for one reconciliation step (see {@link ReconcileTarget}). */
+  private reconcileTarget(
+    ctx: CallContext,
+    eligible: ReadonlySet<string>,
+    lostSinceMs: number | undefined,
+    silent: boolean,
+  ): ReconcileTarget {
+    const { rt } = this;
+    const adoption = ctx.adoption;
+    ctx.adoption = undefined;
+    ctx.needsRepair = false;
+    const sinceMs = adoption?.sinceMs ?? lostSinceMs;
+    const markGone = (leg: Leg): void => {
+      leg.ended = true;
+      leg.endedAt ??= rt.now();
+      if (rt.byChannel.get(leg.channelId) === ctx) rt.byChannel.delete(leg.channelId);
+    };
+    const flow = rt.flowOf(ctx);
+    return {
+      call: ctx.call,
+      flow: ctx.flow,
+      anchorChannelId: ctx.anchorChannelId,
+      eligible: adoption
+        ? new Set([...ctx.call.legs.values()].filter((l) => !l.ended).map((l) => l.channelId))
+        : eligible,
+      adoptedState: adoption?.state,
+      awaitedPlaybackId:
+        ctx.call.phase === 'greeting'
+          ? ctx.greetingPlaybackId
+          : ctx.endAfterBeep
+            ? ctx.beepPlaybackId
+            : undefined,
+      isReleased: (channelId) => ctx.released.has(channelId),
+      playbackExists: async (playbackId) => {
+        try {
+          await rt.deps.gateway.playbacks.get(playbackId);
+          return true;
+        } catch (err) {
+          return !(err instanceof AriNotFoundError);
+        }
+      },
+      callerAnswered: () => {
+        ctx.callerAnswered = true;
+      },
+      legEnteredStasis: (leg) => rt.onLegStasisStart(ctx, leg.channelId),
+      legRinging: (leg) => rt.onLegRinging(ctx, leg),
+      legAnswered: (leg) => rt.onLegAnswered(ctx, leg),
+      legGone: (leg) => rt.onLegGone(ctx, leg),
+      callerGone: async (leg) => {
+        markGone(leg);
+        await rt.onCallerGone(ctx, leg);
+        rt.maybeForget(ctx);
+      },
+      legVanished: markGone,
+      playbackDone: (playbackId) => {
+        rt.byPlayback.delete(playbackId);
+        return rt.onPlaybackDone(ctx, playbackId);
+      },
+      nothingLive: async (lastEnded) => {
+        if (lastEnded) await rt.afterUnansweredLeg(ctx, lastEnded);
+        else if (flow.nobodyDialled) await flow.nobodyDialled(ctx);
+        else await rt.endCall(ctx, { disposition: 'failed', hangupBy: 'system' });
+      },
+      resumeRouting: () => void flow.resume?.(ctx),
+      bridge: async (channelIds, bridgeExists) => {
+        const { call } = ctx;
+        await rt.answerCaller(ctx);
+        if (!bridgeExists || call.bridgeId === undefined) {
+          const bridgeId = call.bridgeId ?? `br-${randomUUID()}`;
+          await rt.deps.gateway.bridges.create({
+            bridgeId,
+            type: ['mixing'],
+            name: `call-${call.id}`,
+          });
+          call.bridgeId = bridgeId;
+        }
+        await rt.deps.gateway.bridges.addChannel(call.bridgeId, channelIds);
+        ctx.log.info('call bridged again after reconciliation', { channelIds });
+        // The bridging was cut before the recorder heard of it (an adopted call's recording is
+        // the recordings domain's own business after a restart).
+        if (!adoption)
+          await rt.recorder?.bridgeCreated(call, call.bridgeId, rt.recordOverride(ctx));
+      },
+      hangup: async (leg) => {
+        leg.hangupRequested = false;
+        await rt.hangupLeg(ctx, leg);
+      },
+      destroyBridge: async () => {
+        try {
+          if (ctx.call.bridgeId) await rt.deps.gateway.bridges.destroy(ctx.call.bridgeId);
+        } catch (err) {
+          if (!isGone(err)) throw err;
+        }
+      },
+      forgetIfDone: () => rt.maybeForget(ctx),
+      end: (outcome) => rt.endCall(ctx, outcome),
+      recovered: (state) => {
+        if (silent) return;
+        rt.deps.notifier.recovered(ctx.call, {
+          reason: adoption ? 'engine_restart' : 'ari_reconnect',
+          state,
+          outageSec:
+            sinceMs === undefined || !Number.isFinite(sinceMs)
+              ? 0
+              : Math.max(0, Math.round((rt.now() - sinceMs) / 1000)),
+        });
+      },
+    };
+  }
+}
