@@ -6,9 +6,14 @@ import { describeError } from '../../http/outbound.ts';
 import type { DialVerb, TransferVerb } from './schema.ts';
 import type { HostVerbResult, Verb, VerbContext, VerbResult } from './types.ts';
 
-function fromHost(result: HostVerbResult, signal: AbortSignal): VerbResult {
+/**
+ * The verb result of a host's answer. A dial that completed while the channel hung up is a
+ * `hangup`; a transfer is not (the channel leaving Stasis is what a transfer does).
+ */
+function fromHost(result: HostVerbResult, signal: AbortSignal, hangupWins: boolean): VerbResult {
   return {
-    outcome: signal.aborted && result.outcome !== 'failed' ? 'hangup' : result.outcome,
+    outcome:
+      hangupWins && signal.aborted && result.outcome !== 'failed' ? 'hangup' : result.outcome,
     ...(result.reason !== undefined ? { reason: result.reason } : {}),
     ...(result.detail !== undefined ? { detail: result.detail } : {}),
     host: result,
@@ -20,6 +25,7 @@ async function delegate(
   ctx: VerbContext,
   signal: AbortSignal,
   run: () => Promise<HostVerbResult>,
+  hangupWins: boolean,
 ): Promise<VerbResult> {
   if (!ctx.host) {
     return {
@@ -30,7 +36,7 @@ async function delegate(
   }
   if (signal.aborted) return { outcome: 'hangup' };
   try {
-    return fromHost(await run(), signal);
+    return fromHost(await run(), signal, hangupWins);
   } catch (err) {
     ctx.logger.error('the call flow failed a verb', { callId: ctx.callId, err });
     return { outcome: 'failed', reason: 'host_error', detail: describeError(err) };
@@ -42,7 +48,7 @@ export class Dial implements Verb {
   readonly name = 'dial' as const;
   constructor(private readonly spec: DialVerb) {}
   exec(ctx: VerbContext, signal: AbortSignal): Promise<VerbResult> {
-    return delegate(ctx, signal, () => ctx.host!.dial(this.spec, ctx.channel.id, signal));
+    return delegate(ctx, signal, () => ctx.host!.dial(this.spec, ctx.channel.id, signal), true);
   }
 }
 
@@ -51,8 +57,11 @@ export class Transfer implements Verb {
   readonly name = 'transfer' as const;
   constructor(private readonly spec: TransferVerb) {}
   async exec(ctx: VerbContext, signal: AbortSignal): Promise<VerbResult> {
-    const result = await delegate(ctx, signal, () =>
-      ctx.host!.transfer(this.spec, ctx.channel.id, signal),
+    const result = await delegate(
+      ctx,
+      signal,
+      () => ctx.host!.transfer(this.spec, ctx.channel.id, signal),
+      false,
     );
     return result.outcome === 'completed' ? { ...result, end: true } : result;
   }

@@ -15,6 +15,7 @@
  * ({@link scriptIssues}).
  */
 import { z } from 'zod';
+import { HttpError } from '../../http/errors.ts';
 import { EXTENSION_PATTERN, MAX_RING_TIMEOUT_SEC, MIN_RING_TIMEOUT_SEC } from '../../crm/route.ts';
 
 /** Most verbs one script (or one CRM answer) may hold. */
@@ -257,10 +258,35 @@ export function formatIssuePath(path: readonly PropertyKey[], prefix = ''): stri
 
 /** The issues of a failed parse, paths under `prefix`, at most `limit` (10). */
 export function scriptIssues(error: z.ZodError, prefix = 'verbs', limit = 10): ScriptIssue[] {
-  return error.issues.slice(0, limit).map((issue) => ({
-    path: formatIssuePath(issue.path, prefix),
-    message: issue.message,
-  }));
+  return error.issues.slice(0, limit).map((issue) => {
+    // An unknown field is named by its own path (`verbs[1].colour`), as the API's validation does.
+    if (issue.code === 'unrecognized_keys' && issue.keys.length > 0) {
+      return {
+        path: formatIssuePath([...issue.path, ...issue.keys.slice(0, 1)], prefix),
+        message: 'is not a known field',
+      };
+    }
+    return { path: formatIssuePath(issue.path, prefix), message: issue.message };
+  });
+}
+
+/**
+ * Validate a call script for an HTTP API: the verbs, or an `HttpError` 400 `invalid_script`
+ * whose message names the first bad field (`verbs[2].timeoutSec: Too small…`), with `field`
+ * (that path) and `issues` (up to 10 `{path, message}`) in the body.
+ *
+ * @param root the name of the list in the request body (`verbs`)
+ * @throws HttpError 400 `invalid_script`
+ */
+export function parseScriptOrThrow(input: unknown, root = 'verbs'): ScriptVerb[] {
+  const parsed = verbListSchema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const issues = scriptIssues(parsed.error, root);
+  const first = issues[0]!;
+  throw new HttpError(400, 'invalid_script', `${first.path}: ${first.message}`, {
+    field: first.path,
+    issues,
+  });
 }
 
 /** The result of {@link parseScript}. */

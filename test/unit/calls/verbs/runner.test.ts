@@ -414,6 +414,27 @@ describe('call script runner', function () {
     });
   });
 
+  it('a transfer is not a hang-up although the channel leaves Stasis before the host answers', async () => {
+    const host: VerbHost = {
+      dial: () => Promise.resolve({ outcome: 'failed', reason: 'unused' }),
+      transfer: async () => {
+        // Asterisk sends StasisEnd for the continue before the request's answer arrives.
+        channel.emit({ type: 'StasisEnd', channel: { id: channel.id } });
+        await new Promise((r) => setTimeout(r, 5));
+        return { outcome: 'completed' };
+      },
+    };
+    const run = await runScript(
+      { ...ctx, host },
+      script([
+        { verb: 'transfer', to: 'service' },
+        { verb: 'play', media: ['sound:never'] },
+      ]),
+    );
+    expect(run.results.map((r) => [r.verb, r.outcome])).to.deep.equal([['transfer', 'completed']]);
+    expect(run.ended).to.equal('ended_by_verb');
+  });
+
   it('the caller stopping the script stops the verb running', async () => {
     channel.endless.add('sound:long');
     const stop = new AbortController();

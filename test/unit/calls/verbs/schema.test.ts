@@ -4,9 +4,11 @@
  * unsafe for Asterisk are refused.
  */
 import { expect } from 'chai';
+import { HttpError } from '../../../../src/http/errors.ts';
 import {
   mediaUri,
   parseScript,
+  parseScriptOrThrow,
   verbsAnswerSchema,
   type ScriptIssue,
 } from '../../../../src/calls/verbs/schema.ts';
@@ -62,9 +64,11 @@ describe('call script schema', () => {
     ]);
     const paths = issues.map((i) => i.path);
     expect(paths).to.include('verbs[0].prompts[0].media[1]');
-    expect(paths).to.include('verbs[1]');
+    expect(paths).to.include('verbs[1].colour');
     expect(paths).to.include('verbs[2].verb');
-    expect(issues.find((i) => i.path === 'verbs[1]')!.message).to.match(/colour/);
+    expect(issues.find((i) => i.path === 'verbs[1].colour')!.message).to.equal(
+      'is not a known field',
+    );
   });
 
   it('bounds every number', () => {
@@ -131,6 +135,28 @@ describe('call script schema', () => {
   it('refuses an empty script and one that is not a list', () => {
     expect(issuesOf([]).map((i) => i.path)).to.deep.equal(['verbs']);
     expect(issuesOf({ verb: 'hangup' }).map((i) => i.path)).to.deep.equal(['verbs']);
+  });
+
+  it('refuses a bad script for the API with a 400 invalid_script naming the field', () => {
+    const thrown = (() => {
+      try {
+        parseScriptOrThrow([{ verb: 'hangup' }, { verb: 'record', maxSec: 0 }]);
+      } catch (err) {
+        return err;
+      }
+      return undefined;
+    })();
+    expect(thrown).to.be.instanceOf(HttpError);
+    expect(thrown).to.deep.include({
+      status: 400,
+      code: 'invalid_script',
+      message: 'verbs[1].maxSec: Too small: expected number to be >=1',
+    });
+    expect((thrown as HttpError).details).to.deep.equal({
+      field: 'verbs[1].maxSec',
+      issues: [{ path: 'verbs[1].maxSec', message: 'Too small: expected number to be >=1' }],
+    });
+    expect(parseScriptOrThrow([{ verb: 'hangup' }])).to.deep.equal([{ verb: 'hangup' }]);
   });
 
   it('plays a URL as sound:<url> and a sound as is', () => {
