@@ -322,4 +322,22 @@ describe('call scripts on the PBX simulator', function () {
     expect(await gw.recordings.getStored(name)).to.deep.equal({ name, format: 'wav' });
     expect(run.ended).to.equal('ended_by_verb');
   });
+
+  it('record with finishOnKey: the customer pressing # ends the recording', async () => {
+    const channelId = await callCustomer({
+      mode: 'answer',
+      answerAfterMs: 500,
+      dtmf: { digits: '#', afterMs: 3000 },
+    });
+    const run = await runScript(
+      context(channelId),
+      script([{ verb: 'record', maxSec: 60, finishOnKey: '#' }, { verb: 'hangup' }]),
+    );
+    const result = run.results[0]!;
+    expect(result.outcome).to.equal('completed');
+    expect(result.record).to.deep.include({ reason: 'finishOnKey' });
+    // Pressed about 3.3 s after the answer (the key is held 280 ms); well before maxSec.
+    expect(result.record!.durationSec).to.be.within(2, 4);
+    expect(run.ended).to.equal('ended_by_verb');
+  });
 });
