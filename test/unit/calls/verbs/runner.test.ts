@@ -248,6 +248,48 @@ describe('call script runner', function () {
       expect(channel.ops.at(-1)).to.deep.equal({ op: 'hangup' });
     });
 
+    it('with actionUrl, posts also when nothing was pressed (digits "", reason timeout)', async () => {
+      const crm = fakeCrm([]);
+      const run = await runScript(
+        { ...ctx, crm },
+        script([
+          { verb: 'gather', numDigits: 1, timeoutSec: 1, actionUrl: 'https://crm.example/menu' },
+          { verb: 'play', media: ['sound:never'] },
+        ]),
+      );
+      expect(crm.requests.map((r) => [r.request.digits, r.request.reason])).to.deep.equal([
+        ['', 'timeout'],
+      ]);
+      expect(run.results.map((r) => [r.verb, r.outcome])).to.deep.equal([['gather', 'completed']]);
+      expect(channel.played()).to.deep.equal([]);
+    });
+
+    it('a prompt that cannot be played is skipped and the gather still listens', async () => {
+      channel.unreachable.add('sound:http://down.example/menu.wav');
+      const running = runScript(
+        ctx,
+        script([
+          {
+            verb: 'gather',
+            numDigits: 1,
+            timeoutSec: 5,
+            prompts: [{ media: ['http://down.example/menu.wav'] }],
+          },
+        ]),
+      );
+      await channel.playing_('sound:http://down.example/menu.wav');
+      await new Promise((r) => setTimeout(r, 20));
+      channel.press('3');
+      const run = await running;
+      expect(run.results[0]).to.deep.include({
+        outcome: 'completed',
+        gather: { digits: '3', reason: 'numDigits' },
+      });
+      expect(run.results[0]!.play!.failedMedia.map((f) => f.media)).to.deep.equal([
+        'http://down.example/menu.wav',
+      ]);
+    });
+
     it('a failing CRM fails the gather and the script goes on with its rest', async () => {
       const crm = fakeCrm({
         ok: false,
