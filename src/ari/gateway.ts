@@ -1055,8 +1055,10 @@ function recordParams(p: RecordParams): Record<string, unknown> {
     name: p.name,
     format: p.format,
     maxDurationSeconds: p.maxDurationSec,
+    maxSilenceSeconds: p.maxSilenceSec,
     ifExists: p.ifExists,
     beep: p.beep,
+    terminateOn: p.terminateOn,
   };
 }
 

@@ -389,6 +389,10 @@ export interface RecordParams {
   maxDurationSec?: number;
   ifExists?: 'fail' | 'overwrite' | 'append';
   beep?: boolean;
+  /** Seconds of silence that end the recording (ARI `maxSilenceSeconds`, 0 = none). */
+  maxSilenceSec?: number;
+  /** DTMF that ends the recording (ARI `terminateOn`: none, any, * or #). */
+  terminateOn?: 'none' | 'any' | '*' | '#';
 }
 
 /** `POST /bridges/{id}` (create with a client id). */

@@ -137,6 +137,8 @@ export interface SimLiveRecording {
   startedAtMs: number;
   maxDurationSec: number;
   ifExists: 'fail' | 'overwrite' | 'append';
+  /** ARI `terminateOn`: the DTMF that ends a channel recording (`none` by default). */
+  terminateOn?: 'none' | 'any' | '*' | '#';
   timer: SimTimer | null;
   /** Bridge recorder participant, for bridge recordings. */
   recorder?: InternalParticipant;

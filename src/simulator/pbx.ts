@@ -928,6 +928,7 @@ export class Pbx implements MediaHost {
     const bridge = ch.bridgeId ? this.bridges.get(ch.bridgeId) : undefined;
     if (bridge && this.technologyOf(bridge) === 'native_rtp') return;
     this.emitChannel('ChannelDtmfReceived', ch, { digit, duration_ms: durationMs });
+    this.recordings.dtmf(ch.id, digit);
   }
 
   /**

@@ -25,6 +25,8 @@ export interface RecordOptions {
   format: string;
   maxDurationSec: number;
   ifExists: 'fail' | 'overwrite' | 'append';
+  /** DTMF that ends a channel recording: `none` (default), `any`, `*` or `#`. */
+  terminateOn?: 'none' | 'any' | '*' | '#';
 }
 
 export class Recordings {
@@ -54,6 +56,7 @@ export class Recordings {
       startedAtMs: this.host.clock.nowMs(),
       maxDurationSec: opts.maxDurationSec,
       ifExists: opts.ifExists,
+      ...(opts.terminateOn ? { terminateOn: opts.terminateOn } : {}),
       timer: null,
     };
     this.live.set(rec.name, rec);
@@ -120,6 +123,19 @@ export class Recordings {
   finishFor(targetUri: string): void {
     for (const rec of [...this.live.values()])
       if (rec.targetUri === targetUri) this.finish(rec, 'done', false);
+  }
+
+  /**
+   * A DTMF digit ended on channel `channelId` (after its ChannelDtmfReceived): each recording of
+   * that channel whose `terminateOn` matches (`any`, or the digit) ends `done`, as Asterisk's
+   * recording stops on its terminate key.
+   */
+  dtmf(channelId: string, digit: string): void {
+    for (const rec of [...this.live.values()]) {
+      if (rec.targetUri !== `channel:${channelId}`) continue;
+      if (rec.terminateOn === 'any' || (rec.terminateOn !== undefined && rec.terminateOn === digit))
+        this.finish(rec, 'done', false);
+    }
   }
 
   /** Length of a stored recording in simulated ms (for `recording:` playback). */

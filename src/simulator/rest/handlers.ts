@@ -78,14 +78,15 @@ function recordOptions(p: Params): RecordOptions {
 /** Validate terminateOn/ifExists/format in Asterisk's order. */
 function validateRecording(p: Params, opts: RecordOptions): RecordOptions {
   const terminateOn = p.str('terminateOn') ?? 'none';
-  if (!['none', 'any', '*', '#'].includes(terminateOn)) throw ariError(400, 'terminateOn invalid');
+  if (terminateOn !== 'none' && terminateOn !== 'any' && terminateOn !== '*' && terminateOn !== '#')
+    throw ariError(400, 'terminateOn invalid');
   const ifExists = p.str('ifExists') ?? 'fail';
   if (ifExists !== 'fail' && ifExists !== 'overwrite' && ifExists !== 'append')
     throw ariError(400, 'ifExists invalid');
   if (!isKnownFormat(opts.format))
     throw ariError(422, 'specified format is unknown on this system');
   if (!opts.name) throw ariError(500, 'Error parsing request');
-  return { ...opts, ifExists };
+  return { ...opts, ifExists, terminateOn };
 }
 
 function playMedia(p: Params): string[] {
