@@ -25,6 +25,7 @@ import {
 } from './kit.ts';
 import { freePortBlock } from './ports.ts';
 import { TcpProxy } from './proxy.ts';
+import { stopAllSipp } from './sipp.ts';
 
 /** The kit's reference ARI user (conf/ari.conf). */
 export const KIT_ARI = { user: 'crm', password: 'crm-secret' };
@@ -124,6 +125,7 @@ export class AcceptanceBed {
       MAX_LIVE_ORIGINATED_CALLS: '100',
       RECORDING_RETRY_DELAY_MS: '200',
       SHUTDOWN_TIMEOUT_MS: '3000',
+      NO_ANSWER_DIALPLAN: 'service,9999,1',
       ...extra,
     };
   }
@@ -205,6 +207,23 @@ export class AcceptanceBed {
     return (await this.waitFor(callId, 'call.ended', timeoutMs)).body.data;
   }
 
+  /**
+   * Between tests: stop every SIPp phone, start the engine again if a test left it stopped, and
+   * hang up whatever a failed test left in Asterisk, so that one failure does not cascade.
+   */
+  async reset(): Promise<void> {
+    await stopAllSipp();
+    this.proxy.restore();
+    const child = this.engine?.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) await this.startEngine();
+    const channels = await this.asterisk.ari<Array<{ id: string }>>('/channels');
+    for (const channel of channels.body)
+      await this.asterisk.ari(`/channels/${channel.id}`, 'DELETE');
+    const bridges = await this.asterisk.ari<Array<{ id: string }>>('/bridges');
+    for (const bridge of bridges.body) await this.asterisk.ari(`/bridges/${bridge.id}`, 'DELETE');
+    await this.asterisk.waitIdle();
+  }
+
   /** Stop everything this bed started (engine, proxy, CRM, Asterisk) and delete its folders. */
   async stop(): Promise<void> {
     await this.killEngine();
@@ -213,4 +232,34 @@ export class AcceptanceBed {
     await this.asterisk.stop();
     await rm(this.dataDir, { recursive: true, force: true });
   }
+}
+
+let shared: Promise<AcceptanceBed> | undefined;
+
+/**
+ * The bed the scenario files share (one Asterisk and one engine for the whole run: starting the
+ * engine process takes seconds), started on first use with the engine's `NO_ANSWER_DIALPLAN`
+ * pointing at the kit's service number 9999 (answer, hello-world, hang up).
+ */
+export function sharedBed(): Promise<AcceptanceBed> {
+  shared ??= (async () => {
+    const bed = await AcceptanceBed.start();
+    try {
+      await bed.startEngine();
+    } catch (error) {
+      await bed.stop();
+      throw error;
+    }
+    return bed;
+  })();
+  return shared;
+}
+
+/** Stop the shared bed (a root `after` hook of each scenario file; idempotent). */
+export async function stopSharedBed(): Promise<void> {
+  const bed = shared;
+  shared = undefined;
+  if (!bed) return;
+  await stopAllSipp();
+  await (await bed.catch(() => undefined))?.stop();
 }

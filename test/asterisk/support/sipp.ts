@@ -20,6 +20,7 @@ export interface SipMessage {
 }
 
 const live = new Set<Sipp>();
+const created = new Set<Sipp>();
 onProcessExit(() => {
   for (const sipp of live) sipp.child.kill('SIGKILL');
 });
@@ -38,6 +39,7 @@ export class Sipp {
     readonly cwd: string,
   ) {
     live.add(this);
+    created.add(this);
     child.stdout!.setEncoding('utf8').on('data', (c: string) => (this.stdout += c));
     child.stderr!.setEncoding('utf8').on('data', (c: string) => (this.stderr += c));
     this.exited = once(child, 'exit').then(([code]) => {
@@ -224,5 +226,7 @@ export class Sipp {
 
 /** Stop every SIPp process still running (a test's clean-up). */
 export async function stopAllSipp(): Promise<void> {
-  await Promise.all([...live].map((s) => s.stop()));
+  const all = [...created];
+  created.clear();
+  await Promise.all(all.map((s) => s.stop()));
 }
