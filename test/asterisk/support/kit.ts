@@ -6,7 +6,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -185,6 +185,8 @@ export class KitAsterisk {
     } catch (error) {
       const e = error as { stdout?: string; stderr?: string; message: string };
       await KitAsterisk.stopHome(home);
+      await rm(home, { recursive: true, force: true });
+      await rm(confDir, { recursive: true, force: true });
       throw new Error(`run.sh start failed: ${e.message}\n${e.stdout ?? ''}${e.stderr ?? ''}`);
     }
     return new KitAsterisk(home, confDir, ports, ari.user, ari.password);
@@ -259,6 +261,16 @@ export class KitAsterisk {
  */
 export async function writeReferenceConf(ports: KitPorts): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'ari-crm-asterisk-conf-'));
+  try {
+    await writeReferenceFiles(dir, ports);
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+  return dir;
+}
+
+async function writeReferenceFiles(dir: string, ports: KitPorts): Promise<void> {
   const source = join(KIT_DIR, 'conf');
   for (const file of await readdir(source)) {
     if (!file.endsWith('.conf')) continue;
@@ -297,6 +309,4 @@ export async function writeReferenceConf(ports: KitPorts): Promise<string> {
     }
     await writeFile(join(dir, file), text);
   }
-  await mkdir(dir, { recursive: true });
-  return dir;
 }
