@@ -23,7 +23,8 @@ if (kitAvailable()) {
       this.timeout(180_000);
       bed = await sharedBed();
     });
-    afterEach(async () => {
+    afterEach(async function () {
+      if (this.currentTest?.state === 'failed' && bed) console.log(bed.engineLog());
       await bed?.reset();
     });
 

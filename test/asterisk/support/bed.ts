@@ -207,6 +207,17 @@ export class AcceptanceBed {
     return (await this.waitFor(callId, 'call.ended', timeoutMs)).body.data;
   }
 
+  /** The engine's log lines about `callId` (or its last 80 lines), for a failed test's report. */
+  engineLog(callId?: string): string {
+    const lines = (this.engine?.lines ?? []).filter(
+      (l) => !callId || JSON.stringify(l).includes(callId),
+    );
+    return lines
+      .slice(-80)
+      .map((l) => JSON.stringify(l))
+      .join('\n');
+  }
+
   /**
    * Between tests: stop every SIPp phone, start the engine again if a test left it stopped, and
    * hang up whatever a failed test left in Asterisk, so that one failure does not cascade.

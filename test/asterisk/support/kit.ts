@@ -6,7 +6,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -178,6 +178,9 @@ export class KitAsterisk {
     hookExit();
     const home = await mkdtemp(join(tmpdir(), 'ari-crm-asterisk-'));
     liveHomes.add(home);
+    // Where bridge and channel recordings go (an installed Asterisk has it; run.sh does not make
+    // it, and ARI `record` then fails with 500 "No such file or directory").
+    await mkdir(join(home, 'spool', 'recording'), { recursive: true });
     try {
       await execFileAsync(RUN_SH, ['start', '--conf', confDir, '--home', home, '--sipp'], {
         timeout: 120_000,
