@@ -192,12 +192,19 @@ export class AcceptanceBed {
 
   /**
    * The webhook types of `callId` in order, after checking that each carries a valid
-   * X-Signature and that their sequence numbers run 1, 2, 3, … without gaps or repeats.
+   * X-Signature and that their sequence numbers run 1, 2, 3, … without gaps. Webhooks are
+   * delivered at least once: a redelivery (same event id, e.g. after an engine crash) must be the
+   * same event and is counted once.
    */
   webhookTypes(callId: string): string[] {
-    const events = this.crm.eventsOf(callId).sort((a, b) => a.body.sequence - b.body.sequence);
-    for (const event of events)
+    const byId = new Map<string, ReceivedWebhook>();
+    for (const event of this.crm.eventsOf(callId)) {
       expect(event.signatureValid, `X-Signature of ${event.body.type}`).to.equal(true);
+      const first = byId.get(event.body.id);
+      if (first) expect(event.body, 'a redelivered event').to.deep.equal(first.body);
+      else byId.set(event.body.id, event);
+    }
+    const events = [...byId.values()].sort((a, b) => a.body.sequence - b.body.sequence);
     expect(events.map((e) => e.body.sequence)).to.deep.equal(events.map((_, i) => i + 1));
     return events.map((e) => e.body.type);
   }
