@@ -183,7 +183,14 @@ if (kitAvailable()) {
       const { callId } = (await bed.nextCallStarted()).body;
       const ended = await bed.ended(callId);
       await Promise.all([caller.passed(), operator.passed()]);
-      const ready = (await bed.waitFor(callId, 'recording.ready', 30_000)).body.data;
+      const ready = (
+        await bed.waitFor(callId, 'recording.ready', 30_000).catch(async (error: Error) => {
+          const { recording } = await bed.call(callId);
+          throw new Error(
+            `${error.message}; recording: ${JSON.stringify(recording)}; engine log:\n${bed.engineLog(callId)}`,
+          );
+        })
+      ).body.data;
       expect(bed.webhookTypes(callId)).to.deep.equal([
         'call.started',
         'call.ringing',
