@@ -7,6 +7,7 @@
  * the `${STASISSTATUS}` fallback must ring the operator directly.
  */
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,7 @@ import {
   PROJECT_DIR,
   kitAvailable,
   layOutPorts,
+  onProcessExit,
   rewrite,
   type KitPorts,
 } from './support/kit.ts';
@@ -125,6 +127,8 @@ if (kitAvailable())
       asterisk = await KitAsterisk.start(conf, ports, { user: 'ari-crm', password: secrets.ari });
       crm = await FakeCrm.start();
       dataDir = await mkdtemp(join(tmpdir(), 'ari-crm-accept-conf-data-'));
+      const ownDataDir = dataDir;
+      onProcessExit(() => rmSync(ownDataDir, { recursive: true, force: true }));
       env = {
         NODE_ENV: 'development',
         LOG_LEVEL: 'info',

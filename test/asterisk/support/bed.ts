@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -94,6 +95,7 @@ export class AcceptanceBed {
       const proxy = await TcpProxy.start(ports.http);
       const crm = await FakeCrm.start();
       const dataDir = await mkdtemp(join(tmpdir(), 'ari-crm-accept-data-'));
+      onProcessExit(() => rmSync(dataDir, { recursive: true, force: true }));
       return new AcceptanceBed(asterisk, proxy, crm, dataDir);
     } catch (error) {
       await asterisk.stop();

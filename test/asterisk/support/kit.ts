@@ -5,7 +5,7 @@
  * SIGINT/SIGTERM so that no Asterisk outlives the run (also when a test fails).
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -113,8 +113,8 @@ export function layOutPorts(base: number): KitPorts {
 /** Ports one Asterisk, its phones and its RTP range take (400 RTP ports: 100 channels). */
 export const KIT_PORT_BLOCK = 520;
 
-/** Every Asterisk home started by this process and not stopped yet. */
-const liveHomes = new Set<string>();
+/** Every Asterisk home started by this process and not stopped yet, with its conf folder. */
+const liveHomes = new Map<string, string>();
 /** Clean-ups to run synchronously when the process exits (SIPp, engine processes). */
 const exitCleanups = new Set<() => void>();
 let exitHooked = false;
@@ -137,9 +137,11 @@ function hookExit(): void {
         // best effort on the way out
       }
     }
-    for (const home of liveHomes) {
+    for (const [home, confDir] of liveHomes) {
       try {
         execFileSync(RUN_SH, ['stop', '--home', home], { stdio: 'ignore', timeout: 15_000 });
+        rmSync(home, { recursive: true, force: true });
+        rmSync(confDir, { recursive: true, force: true });
       } catch {
         // best effort on the way out
       }
@@ -177,7 +179,7 @@ export class KitAsterisk {
   ): Promise<KitAsterisk> {
     hookExit();
     const home = await mkdtemp(join(tmpdir(), 'ari-crm-asterisk-'));
-    liveHomes.add(home);
+    liveHomes.set(home, confDir);
     // Where bridge and channel recordings go (an installed Asterisk has it; run.sh does not make
     // it, and ARI `record` then fails with 500 "No such file or directory").
     await mkdir(join(home, 'spool', 'recording'), { recursive: true });

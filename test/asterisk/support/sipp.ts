@@ -23,6 +23,7 @@ const live = new Set<Sipp>();
 const created = new Set<Sipp>();
 onProcessExit(() => {
   for (const sipp of live) sipp.child.kill('SIGKILL');
+  for (const sipp of created) rmSync(sipp.cwd, { recursive: true, force: true });
 });
 
 let slot = 0;
