@@ -120,6 +120,48 @@ if (kitAvailable()) {
       await bed.asterisk.waitIdle();
     });
 
+    it('ARI WebSocket cut and back at once: the bridged call is recovered and still controlled', async () => {
+      const { ports } = bed;
+      route(['101']);
+      const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
+        pauseMs: 500,
+      });
+      const caller = Sipp.caller('caller', 'uac_wait_bye.xml', ports, {
+        did: DID,
+        caller: CALLER,
+      });
+      const { callId } = (await bed.nextCallStarted()).body;
+      await bed.waitFor(callId, 'call.answered');
+      const reconnects = (): number =>
+        bed.engine!.lines.filter((l) => l.message === 'ARI reconnected').length;
+      const before = reconnects();
+      bed.proxy.cut(false);
+      const recovered = await bed.waitFor(callId, 'call.recovered', 30_000);
+      expect(reconnects()).to.be.greaterThan(before);
+      expect(recovered.body.data).to.include({
+        reason: 'ari_reconnect',
+        state: 'bridged',
+        answeredBy: '101',
+      });
+      // Still the engine's call: the API hangs both parties up.
+      const hangup = await bed.api(`/v1/calls/${callId}/hangup`, { method: 'POST' });
+      expect(hangup.status, hangup.text).to.equal(200);
+      const ended = await bed.ended(callId);
+      await Promise.all([caller.passed(), operator.passed()]);
+
+      expect(bed.webhookTypes(callId)).to.deep.equal([
+        'call.started',
+        'call.ringing',
+        'call.answered',
+        'call.recovered',
+        'call.ended',
+      ]);
+      expect(ended).to.include({ answeredBy: '101', disposition: 'answered' });
+      expect(caller.receivedRequests()).to.deep.equal(['BYE']);
+      expect(operator.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
+      await bed.asterisk.waitIdle();
+    });
+
     it('50 simultaneous inbound calls: all answered by 101, all ended, nothing left', async function () {
       this.timeout(180_000);
       const { ports } = bed;
