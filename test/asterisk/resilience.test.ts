@@ -162,6 +162,45 @@ if (kitAvailable()) {
       await bed.asterisk.waitIdle();
     });
 
+    it('the answer to the bridge creation is lost (connection cut): bridged after the reconnect, nothing leaks', async () => {
+      const { ports } = bed;
+      route(['101']);
+      // Asterisk creates the call's bridge, then every connection to the engine drops.
+      // (bridges.createWithId: POST /ari/bridges/<bridgeId>?type=mixing&name=…)
+      const lost = bed.proxy.loseAnswerTo(/^POST \/ari\/bridges\/[^/?\s]+[? ]/);
+      const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
+        pauseMs: 500,
+      });
+      const caller = Sipp.caller('caller', 'uac_wait_bye.xml', ports, {
+        did: DID,
+        caller: CALLER,
+      });
+      const { callId } = (await bed.nextCallStarted()).body;
+      await Promise.race([
+        lost,
+        new Promise((_, reject) =>
+          setTimeout(() => reject(new Error('no bridge creation seen')), 20_000),
+        ),
+      ]);
+      await bed.waitFor(callId, 'call.recovered', 30_000);
+      // The two parties end up in one bridge, and it is the only one.
+      await until(
+        async () => {
+          const bridges = await bed.asterisk.ari<Array<{ channels: string[] }>>('/bridges');
+          return bridges.body.length === 1 && bridges.body[0]!.channels.length === 2;
+        },
+        'caller and operator in the one bridge of the call',
+        20_000,
+      );
+      const hangup = await bed.api(`/v1/calls/${callId}/hangup`, { method: 'POST' });
+      expect(hangup.status, hangup.text).to.equal(200);
+      const ended = await bed.ended(callId);
+      await Promise.all([caller.passed(), operator.passed()]);
+      expect(ended).to.include({ answeredBy: '101', disposition: 'answered' });
+      // No bridge left behind in Asterisk (the one whose creation was not confirmed included).
+      await bed.asterisk.waitIdle(5_000);
+    });
+
     it('50 simultaneous inbound calls: all answered by 101, all ended, nothing left', async function () {
       this.timeout(180_000);
       const { ports } = bed;

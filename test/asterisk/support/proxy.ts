@@ -66,7 +66,35 @@ export class TcpProxy {
     };
     client.on('error', drop).on('close', drop);
     upstream.on('error', drop).on('close', drop);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    let answerLost = false;
+    client.on('data', (chunk: Buffer) => {
+      const trap = this.trap;
+      if (trap && trap.request.test(chunk.toString('latin1'))) {
+        this.trap = undefined;
+        answerLost = true;
+        upstream.once('data', () => {
+          // Asterisk has done what was asked; its answer never reaches the engine.
+          this.cut(false);
+          trap.sprung();
+        });
+      }
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (!answerLost) client.write(chunk);
+    });
+  }
+
+  private trap: { request: RegExp; sprung: () => void } | undefined;
+
+  /**
+   * Let the next request matching `request` (its first line, e.g. `/^POST \/ari\/bridges\?/`)
+   * through to Asterisk, then cut every connection as soon as Asterisk starts answering it: the
+   * request took effect, the engine never learns so. Resolves when that happened.
+   */
+  loseAnswerTo(request: RegExp): Promise<void> {
+    return new Promise((resolve) => {
+      this.trap = { request, sprung: resolve };
+    });
   }
 }
