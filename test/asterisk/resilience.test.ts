@@ -47,6 +47,7 @@ if (kitAvailable()) {
       });
       const { callId } = (await bed.nextCallStarted()).body;
       await bed.waitFor(callId, 'call.answered');
+      await bed.waitBridged();
       await bed.killEngine();
       // Asterisk keeps both channels bridged while no engine is connected.
       const bridges = await bed.asterisk.ari<Array<{ channels: string[] }>>('/bridges');
@@ -93,6 +94,7 @@ if (kitAvailable()) {
       });
       const { callId } = (await bed.nextCallStarted()).body;
       await bed.waitFor(callId, 'call.answered');
+      await bed.waitBridged();
       // Every connection between the engine and Asterisk dropped, new ones refused.
       bed.proxy.cut(true);
       await caller.passed();
@@ -132,6 +134,7 @@ if (kitAvailable()) {
       });
       const { callId } = (await bed.nextCallStarted()).body;
       await bed.waitFor(callId, 'call.answered');
+      await bed.waitBridged();
       const reconnects = (): number =>
         bed.engine!.lines.filter((l) => l.message === 'ARI reconnected').length;
       const before = reconnects();

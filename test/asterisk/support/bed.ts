@@ -184,6 +184,21 @@ export class AcceptanceBed {
     );
   }
 
+  /**
+   * Wait until Asterisk holds exactly one bridge with both parties in it (the engine emits
+   * `call.answered` before it has bridged them).
+   */
+  async waitBridged(timeoutMs = 15_000): Promise<void> {
+    await until(
+      async () => {
+        const bridges = await this.asterisk.ari<Array<{ channels: string[] }>>('/bridges');
+        return bridges.body.length === 1 && bridges.body[0]!.channels.length === 2;
+      },
+      'caller and operator bridged in Asterisk',
+      timeoutMs,
+    );
+  }
+
   /** Wait for the `type` webhook of `callId`. */
   waitFor(callId: string, type: string, timeoutMs = 20_000): Promise<ReceivedWebhook> {
     return this.crm.waitForWebhook(
