@@ -247,7 +247,8 @@ export class AcceptanceBed {
    * hang up whatever a failed test left in Asterisk, so that one failure does not cascade.
    */
   async reset(): Promise<void> {
-    await stopAllSipp();
+    // Hang up first, while the phones still answer the BYEs: a BYE to a phone already gone is
+    // retransmitted for half a minute and would reach the next test's phone on the same port.
     this.proxy.restore();
     const child = this.engine?.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) await this.startEngine();
@@ -257,6 +258,7 @@ export class AcceptanceBed {
     const bridges = await this.asterisk.ari<Array<{ id: string }>>('/bridges');
     for (const bridge of bridges.body) await this.asterisk.ari(`/bridges/${bridge.id}`, 'DELETE');
     await this.asterisk.waitIdle();
+    await stopAllSipp();
   }
 
   /** Stop everything this bed started (engine, proxy, CRM, Asterisk) and delete its folders. */
