@@ -23,7 +23,7 @@ import type { Registry } from 'prom-client';
 import type { Logger } from '../logging/logger.ts';
 import { computeBackoffDelay, notInStasisRetryDelay } from './backoff.ts';
 import { classifyAriError } from './classify.ts';
-import { AriConnectionError, AriError } from './errors.ts';
+import { AriConflictError, AriConnectionError, AriError } from './errors.ts';
 import { ChannelListenerRegistry } from './listeners.ts';
 import { createAriMetrics, type AriMetrics } from './metrics.ts';
 import { AriRestClient, operationsFromSwagger, type AriRestOperation } from './rest.ts';
@@ -913,12 +913,22 @@ class Gateway implements AriGateway {
   readonly bridges: AriGateway['bridges'] = {
     list: () => this.json<AriBridge[]>('bridges.list', 'bridges', 'list'),
     get: (bridgeId) => this.json<AriBridge>('bridges.get', 'bridges', 'get', { bridgeId }),
-    create: (p: CreateBridgeParams) =>
-      this.json<AriBridge>('bridges.create', 'bridges', 'createWithId', {
-        bridgeId: p.bridgeId,
-        type: p.type?.join(','),
-        name: p.name,
-      }),
+    create: async (p: CreateBridgeParams) => {
+      try {
+        return await this.json<AriBridge>('bridges.create', 'bridges', 'createWithId', {
+          bridgeId: p.bridgeId,
+          type: p.type?.join(','),
+          name: p.name,
+        });
+      } catch (err) {
+        // The id is the engine's own (a fresh UUID): "already exists" means an earlier try of
+        // this very create reached Asterisk and only its answer was lost (a connection cut); the
+        // request is retried after a reconnect. The bridge is ours: answer it.
+        if (p.bridgeId && err instanceof AriConflictError && /already exists/i.test(err.message))
+          return this.bridges.get(p.bridgeId);
+        throw err;
+      }
+    },
     destroy: (bridgeId) => this.void('bridges.destroy', 'bridges', 'destroy', { bridgeId }),
     addChannel: (bridgeId, channelIds) =>
       this.void('bridges.addChannel', 'bridges', 'addChannel', {

@@ -468,6 +468,12 @@ export interface AriGateway {
   bridges: {
     list(): Promise<AriBridge[]>;
     get(bridgeId: string): Promise<AriBridge>;
+    /**
+     * `POST /bridges/{bridgeId}` (createWithId). When Asterisk answers 409 "already exists" for
+     * the engine's own `bridgeId`, an earlier try of this create took effect and only its answer
+     * was lost (a connection cut, then the retry): the existing bridge is answered
+     * (`GET /bridges/{bridgeId}`) instead of an error.
+     */
     create(params: CreateBridgeParams): Promise<AriBridge>;
     destroy(bridgeId: string): Promise<void>;
     addChannel(bridgeId: string, channelIds: string[]): Promise<void>;

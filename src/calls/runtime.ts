@@ -597,6 +597,10 @@ export class CallRuntime {
         });
         return;
       }
+      // No answer from Asterisk: the create may have taken effect. The id is ours, so keep it:
+      // the reconciliation then finds that bridge (or creates it under this id) and the end of
+      // the call destroys it, instead of leaving an unknown bridge behind in Asterisk.
+      if (err instanceof AriConnectionError) call.bridgeId ??= bridgeId;
       throw err;
     }
     ctx.log.info('call answered and bridged', { extension, legChannelId: leg.channelId, bridgeId });

@@ -1,0 +1,100 @@
+/**
+ * A TCP proxy on 127.0.0.1 in front of Asterisk's HTTP port, between the engine and ARI: the
+ * engine's REST requests and its ARI WebSocket pass through it, so a test can cut them from
+ * outside the engine (as a network failure would) and refuse new connections for a while.
+ */
+import { once } from 'node:events';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+
+export class TcpProxy {
+  private readonly sockets = new Set<Socket>();
+  private refusing = false;
+
+  private constructor(private readonly server: Server) {}
+
+  /** Start a proxy to `127.0.0.1:targetPort` on a free port. */
+  static async start(targetPort: number): Promise<TcpProxy> {
+    const holder: { proxy?: TcpProxy } = {};
+    const server = createServer((client) => holder.proxy!.accept(client, targetPort));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    holder.proxy = new TcpProxy(server);
+    return holder.proxy;
+  }
+
+  /** The proxy's port. */
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  /** Connections open now. */
+  get connections(): number {
+    return this.sockets.size / 2;
+  }
+
+  /** Destroy every open connection (both sides) and, while `refuse`, every new one at once. */
+  cut(refuse: boolean): void {
+    this.refusing = refuse;
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+  }
+
+  /** Accept connections again after {@link cut}. */
+  restore(): void {
+    this.refusing = false;
+  }
+
+  async close(): Promise<void> {
+    this.cut(true);
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private accept(client: Socket, targetPort: number): void {
+    if (this.refusing) {
+      client.destroy();
+      return;
+    }
+    const upstream = createConnection(targetPort, '127.0.0.1');
+    this.sockets.add(client);
+    this.sockets.add(upstream);
+    const drop = (): void => {
+      client.destroy();
+      upstream.destroy();
+      this.sockets.delete(client);
+      this.sockets.delete(upstream);
+    };
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+    let answerLost = false;
+    client.on('data', (chunk: Buffer) => {
+      const trap = this.trap;
+      if (trap && trap.request.test(chunk.toString('latin1'))) {
+        this.trap = undefined;
+        answerLost = true;
+        upstream.once('data', () => {
+          // Asterisk has done what was asked; its answer never reaches the engine.
+          this.cut(false);
+          trap.sprung();
+        });
+      }
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (!answerLost) client.write(chunk);
+    });
+  }
+
+  private trap: { request: RegExp; sprung: () => void } | undefined;
+
+  /**
+   * Let the next request matching `request` (its first line, e.g. `/^POST \/ari\/bridges\?/`)
+   * through to Asterisk, then cut every connection as soon as Asterisk starts answering it: the
+   * request took effect, the engine never learns so. Resolves when that happened.
+   */
+  loseAnswerTo(request: RegExp): Promise<void> {
+    return new Promise((resolve) => {
+      this.trap = { request, sprung: resolve };
+    });
+  }
+}
