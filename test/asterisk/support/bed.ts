@@ -62,6 +62,9 @@ export async function startEngineProcess(
   const forget = onProcessExit(() => child.kill('SIGKILL'));
   child.once('exit', forget);
   const started = await engine.waitForLine((l) => l.message === 'ari-crm started', 60_000);
+  // The API listens before ARI connects and refuses call commands (503) until the gateway is
+  // connected: its event filter set, after Asterisk already lists the application.
+  await engine.waitForLine((l) => l.message === 'ARI connected', 60_000);
   await until(
     async () => (await asterisk.ari(`/applications/${env.ARI_APP ?? 'crm-app'}`)).status === 200,
     'the engine to register its Stasis application',
