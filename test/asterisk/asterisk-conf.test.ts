@@ -217,7 +217,7 @@ if (kitAvailable())
       expect(ended.body.data).to.include({ did: DID, answeredBy: '101', disposition: 'answered' });
       expect(crm.eventsOf(started.body.callId).every((w) => w.signatureValid)).to.equal(true);
       await until(() => phone!.receivedRequests().includes('BYE'), 'the BYE to 101', 10_000);
-      expect(phone!.receivedRequests().filter((m) => m !== 'OPTIONS')).to.deep.equal([
+      expect(phone.receivedRequests().filter((m) => m !== 'OPTIONS')).to.deep.equal([
         'INVITE',
         'ACK',
         'BYE',

@@ -108,7 +108,9 @@ if (kitAvailable()) {
       const call = await bed.call(callId);
       expect(call.answeredBy).to.equal('102');
       const legs = Object.fromEntries(
-        call.legs.filter((l) => l.extension).map((l) => [l.extension, l.outcome]),
+        call.legs
+          .filter((l) => l.extension)
+          .map((l): [string, string | undefined] => [l.extension ?? '', l.outcome]),
       );
       expect(legs).to.deep.equal({ '101': 'busy', '102': 'answered' });
       expect(busy.receivedRequests()).to.deep.equal(['INVITE', 'ACK']);
