@@ -585,7 +585,6 @@ export class AutocallStore {
       if (!row) return changes;
       const ours = row.status === 'in_progress' && row.lease_owner === owner;
       const takenBack = !ours && row.status === 'queued' && row.attempts_made === attemptNo;
-      if (!ours && !takenBack && row.status === 'in_progress') return changes;
       const startedAt = row.attempt_started_at ?? toIsoTime(now);
       await this.writeAttempt(trx, id, attemptNo, startedAt, outcome, now);
       if (!ours && !takenBack) return changes;
