@@ -40,6 +40,11 @@ export interface AutocallSchedulerOptions {
   leaseMs?: number;
   /** Time between passes, ms. Default {@link DEFAULT_AUTOCALL_POLL_MS}. */
   pollMs?: number;
+  /**
+   * Whether new attempts may start (e.g. ARI connected and the store writing); while false,
+   * nothing is claimed (leases are still renewed and reclaimed). Default: always.
+   */
+  ready?: () => boolean;
   /** Clock, epoch ms. */
   now?: () => number;
 }
@@ -129,7 +134,7 @@ export class AutocallScheduler {
       this.lastRenewal = now;
     }
     for (const id of await store.jobsToStop(owner, ids)) this.running.get(id)?.controller.abort();
-    if (this.stopped) return;
+    if (this.stopped || !(this.options.ready?.() ?? true)) return;
 
     const campaigns = await store.activeCampaigns();
     const start = campaigns.length === 0 ? 0 : this.rotation++ % campaigns.length;

@@ -14,7 +14,7 @@
  * transaction; the methods return them so the caller hands them to the webhook dispatcher after
  * the commit. Times in are epoch milliseconds, stored ISO 8601 UTC.
  */
-import { sql, type Kysely, type Selectable } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import {
   createEventEnvelope,
   type AutocallAttemptData,

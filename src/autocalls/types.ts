@@ -91,7 +91,8 @@ export interface CampaignDefaults {
   tries?: number;
   triesPeriodSec?: number;
   callerId?: string;
-  variables?: Record<string, string>;
+  /** Numbers and booleans become strings on the jobs. */
+  variables?: Record<string, string | number | boolean>;
 }
 
 /** A campaign as the API shows it. */

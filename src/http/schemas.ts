@@ -237,7 +237,10 @@ const recordingReadyData = z.object({
 type _RecordingReadyMatches = Assert<Same<z.infer<typeof recordingReadyData>, RecordingReadyData>>;
 
 const autocallAttemptData = z.object({
-  jobId: z.int().min(1).describe('The notification call (job) id; also the asterisk.fcgi AutoCallID.'),
+  jobId: z
+    .int()
+    .min(1)
+    .describe('The notification call (job) id; also the asterisk.fcgi AutoCallID.'),
   campaignId: z.int().min(1).optional(),
   to: z.string().describe('Customer number, E.164.'),
   attempt: z.int().min(1).describe('1-based attempt number.'),
@@ -245,7 +248,9 @@ const autocallAttemptData = z.object({
   endedAt: isoTime,
   dialStatus: z
     .string()
-    .describe('Asterisk dial status: ANSWER, BUSY, NOANSWER, CANCEL, CONGESTION, CHANUNAVAIL or FAILED.'),
+    .describe(
+      'Asterisk dial status: ANSWER, BUSY, NOANSWER, CANCEL, CONGESTION, CHANUNAVAIL or FAILED.',
+    ),
   cause: z.int().optional().describe('Q.850 hang-up cause, when known.'),
   causeText: z.string().optional(),
   answeredAt: isoTime.optional(),
@@ -259,7 +264,9 @@ const autocallAttemptData = z.object({
   callId: z.string().optional().describe('Engine call id of the attempt, when a call was created.'),
   nextAttemptAt: isoTime.optional().describe('When the next attempt is due, if there is one.'),
 });
-type _AutocallAttemptMatches = Assert<Same<z.infer<typeof autocallAttemptData>, AutocallAttemptData>>;
+type _AutocallAttemptMatches = Assert<
+  Same<z.infer<typeof autocallAttemptData>, AutocallAttemptData>
+>;
 
 const autocallFinishedData = z.object({
   jobId: z.int().min(1),

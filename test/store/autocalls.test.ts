@@ -305,8 +305,8 @@ if (PG_URL) {
     let one: Store;
     let two: Store;
     before(async () => {
-      one = createStore({ url: PG_URL, logger, schema, poolSize: 8 });
-      two = createStore({ url: PG_URL, logger, schema, poolSize: 8 });
+      one = createStore({ url: PG_URL!, logger, schema, poolSize: 8 });
+      two = createStore({ url: PG_URL!, logger, schema, poolSize: 8 });
       await one.migrate();
     });
     after(async () => {
