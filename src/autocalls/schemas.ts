@@ -4,7 +4,14 @@
  */
 import { z } from 'zod';
 import { cursorParam, limitParam } from '../http/query.ts';
-import { AUTOCALL_STATUSES, isKnownTimezone, WEEKDAYS } from './model.ts';
+import {
+  ATTEMPT_RESULTS,
+  AUTOCALL_STATUSES,
+  DIAL_STATUSES,
+  isKnownTimezone,
+  MAX_AUTOCALL_ID,
+  WEEKDAYS,
+} from './model.ts';
 import { MAX_JOBS_PAGE } from './store.ts';
 
 /** Most jobs in one `POST /v1/campaigns/{id}/jobs`. */
@@ -202,3 +209,90 @@ export const idParamSchema = z
   .string()
   .regex(/^[1-9][0-9]{0,9}$/, 'must be a positive integer')
   .transform(Number);
+
+// Answers (the OpenAPI document's response schemas; the types are in ./types.ts).
+
+const isoTime = z.string().describe('ISO 8601 UTC, e.g. 2025-01-31T09:15:02.123Z');
+
+/** One attempt of a job. */
+export const autocallAttemptSchema = z.object({
+  attempt: z.int().min(1).describe('1-based.'),
+  startedAt: isoTime,
+  endedAt: isoTime,
+  dialStatus: z.enum(DIAL_STATUSES).describe('Asterisk dial status of the customer channel.'),
+  cause: z.int().optional().describe('Q.850 hang-up cause, when known.'),
+  causeText: z.string().optional(),
+  answeredAt: isoTime.optional(),
+  digits: z.string().describe('DTMF digits pressed, in order.'),
+  playedSec: z.int().min(0).describe('Whole seconds of the message that played.'),
+  outcome: z.enum(ATTEMPT_RESULTS).describe('What the attempt achieved (docs/autocalls.md).'),
+  callId: z.string().optional().describe('Engine call id of the attempt.'),
+});
+
+/** A job as the API answers it. */
+export const autocallJobSchema = z.object({
+  id: z.int().min(1).max(MAX_AUTOCALL_ID).describe('Job id; also the asterisk.fcgi AutoCallID.'),
+  campaignId: z.int().min(1).optional(),
+  status: z.enum(AUTOCALL_STATUSES),
+  to: z.string().describe('Customer number, E.164.'),
+  script: z.object({
+    files: files.optional(),
+    verbs: verbs.optional(),
+    confirm: confirm.optional(),
+  }),
+  callerId: z.string().optional(),
+  variables: z.record(z.string(), z.string()).optional(),
+  tries: z.int(),
+  triesPeriodSec: z.int(),
+  attemptsMade: z.int().min(0),
+  nextAttemptAt: isoTime.optional().describe('When the next attempt is due (queued jobs).'),
+  createdAt: isoTime,
+  updatedAt: isoTime,
+  finishedAt: isoTime.optional(),
+  attempts: z
+    .array(autocallAttemptSchema)
+    .optional()
+    .describe('Every attempt, oldest first (GET /v1/autocalls/{id}).'),
+});
+
+/** A campaign as the API answers it. */
+export const campaignSchema = z.object({
+  id: z.int().min(1),
+  name: z.string(),
+  maxConcurrent: z.int(),
+  callsPerSecond: z.number(),
+  window: windowSchema.optional(),
+  defaults: campaignBodySchema.shape.defaults,
+  state: z.enum(['active', 'paused', 'canceled']),
+  createdAt: isoTime,
+  updatedAt: isoTime,
+  counts: z
+    .object({
+      queued: z.int().min(0),
+      in_progress: z.int().min(0),
+      delivered: z.int().min(0),
+      busy: z.int().min(0),
+      no_answer: z.int().min(0),
+      failed: z.int().min(0),
+      canceled: z.int().min(0),
+      machine: z.int().min(0),
+    })
+    .optional()
+    .describe('Jobs per status (GET /v1/campaigns/{id}).'),
+});
+
+/** A page of a campaign's jobs. */
+export const autocallJobPageSchema = z.object({
+  items: z.array(autocallJobSchema).describe('Jobs in creation order.'),
+  nextCursor: z
+    .string()
+    .optional()
+    .describe('Next page: `cursor=<this>`; absent on the last page.'),
+});
+
+/** The answer of `POST /v1/campaigns/{id}/jobs`. */
+export const campaignJobsAcceptedSchema = z.object({
+  campaignId: z.int().min(1),
+  count: z.int().min(1).describe('Jobs stored.'),
+  ids: z.array(z.int().min(1)).describe('Their ids, in the order of the request.'),
+});
