@@ -295,6 +295,7 @@ export async function startEngine(
         ready: () => gateway.isConnected() && !journal.failing(),
       })
     : undefined;
+  if (scheduler) autocallNotifier.countLiveCalls(() => scheduler.liveCalls());
   const autocallService = new AutocallService({
     store: autocallStore,
     notifier: autocallNotifier,

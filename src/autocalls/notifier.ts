@@ -6,7 +6,7 @@
 import type { Registry } from 'prom-client';
 import type { LifecycleEvent } from '../events/types.ts';
 import type { Logger } from '../logging/logger.ts';
-import { counter } from '../metrics/registry.ts';
+import { counter, gauge } from '../metrics/registry.ts';
 import type { AutocallChanges } from './store.ts';
 
 /** Publishes what the store committed. */
@@ -14,6 +14,7 @@ export class AutocallNotifier {
   private readonly attempts;
   private readonly finished;
   private readonly created;
+  private liveCalls: () => number = () => 0;
 
   /**
    * @param deliver where committed events go (the webhook dispatcher's `enqueue`); absent: the
@@ -38,6 +39,19 @@ export class AutocallNotifier {
       name: 'aricrm_autocall_jobs_created_total',
       help: 'Notification calls created (API and asterisk.fcgi).',
     });
+    const live = (): number => this.liveCalls();
+    gauge(registry, {
+      name: 'aricrm_autocall_live_calls',
+      help: 'Notification calls this engine has in progress (AUTOCALL_MAX_LIVE_CALLS caps it).',
+      collect() {
+        this.set(live());
+      },
+    });
+  }
+
+  /** Where the live-call gauge reads its value (the scheduler's `liveCalls`). */
+  countLiveCalls(liveCalls: () => number): void {
+    this.liveCalls = liveCalls;
   }
 
   /** Count `n` new jobs. */

@@ -248,7 +248,11 @@ export function storeMigrations(dialect: StoreDialect): Record<string, Migration
         await autoId(db.schema.createTable('autocall_campaigns'))
           .addColumn('name', 'text', (col) => col.notNull())
           .addColumn('max_concurrent', 'integer', (col) => col.notNull())
-          .addColumn('calls_per_second', 'real', (col) => col.notNull())
+          .addColumn(
+            'calls_per_second',
+            dialect === 'postgres' ? 'double precision' : 'real',
+            (col) => col.notNull(),
+          )
           .addColumn('window', 'text')
           .addColumn('defaults', 'text')
           .addColumn('state', 'text', (col) => col.notNull())
