@@ -8,6 +8,9 @@
 import { expect } from 'chai';
 import type { AutocallJobView, CampaignView } from '../../src/autocalls/index.ts';
 import { apiRequest } from '../support/api.ts';
+import { PassThrough } from 'node:stream';
+import { createLogger } from '../../src/logging/logger.ts';
+import { startEngine, type Engine } from '../../src/main.ts';
 import { startTestBed, TEST_API_KEY, type TestBed } from '../support/engine.ts';
 import { until } from '../support/until.ts';
 import { OUTCOMES, ScriptedDialer } from '../autocalls/scripted-dialer.ts';
@@ -235,6 +238,40 @@ describe('notification calls (e2e)', function () {
       pad: 'x'.repeat(300_000),
     });
     expect([big.status, big.body.code]).to.deep.equal([413, 'payload_too_large']);
+  });
+
+  it('answers a repeated Idempotency-Key after a restart with the same job, queued once', async () => {
+    await start();
+    const request = {
+      body: { to: '+74950000001', files: ['hello-world'] },
+      headers: { 'idempotency-key': 'crm-notice-restart-1' },
+    };
+    const first = await apiRequest<AutocallJobView>(bed.engine.httpUrl, '/v1/autocalls', request);
+    expect(first.status).to.equal(202);
+    await until(statusIs(first.body.id, 'delivered'), 'delivered');
+    await bed.engine.stop();
+    const logs = new PassThrough();
+    logs.resume();
+    let second: Engine | undefined;
+    try {
+      second = await startEngine(bed.engine.config, {
+        logger: createLogger({ level: 'error', stream: logs }),
+        simulator: bed.sim,
+        notificationDialer: dialer,
+      });
+      const again = await apiRequest<AutocallJobView>(second.httpUrl, '/v1/autocalls', request);
+      expect([again.status, again.body.id]).to.deep.equal([202, first.body.id]);
+      expect(again.headers.get('idempotent-replayed')).to.equal('true');
+      // The same key on click-to-call is another request: the scopes are apart.
+      const call = await apiRequest(second.httpUrl, '/v1/calls', {
+        body: { operator: '101', to: '+74957654321' },
+        headers: request.headers,
+      });
+      expect(call.status).to.equal(202);
+      expect(dialer.dials).to.have.length(1);
+    } finally {
+      await second?.stop();
+    }
   });
 
   it('a busy number is retried after triesPeriodSec, then ends busy', async () => {
