@@ -10,7 +10,17 @@ import type { Server } from 'node:http';
 import type { Express } from 'express';
 import { pathToFileURL } from 'node:url';
 import { Registry } from 'prom-client';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { createAriGateway } from './ari/gateway.ts';
+import {
+  AutocallNotifier,
+  AutocallScheduler,
+  AutocallService,
+  AutocallStore,
+  type NotificationDialer,
+  type StoredAutocallCreation,
+} from './autocalls/index.ts';
 import type { AriGateway } from './ari/types.ts';
 import { CallJournal } from './calls/journal.ts';
 import { CallNotifier, type EventSink } from './calls/notifier.ts';
@@ -62,6 +72,11 @@ export interface Engine {
   /** The HTTP server of the API (benchmarks time requests on it). */
   readonly server: Server;
   /**
+   * Notification calls: the service behind `/v1/autocalls` and `/v1/campaigns`, and the scheduler
+   * when a dialer was given ({@link EngineOverrides.notificationDialer}).
+   */
+  readonly autocalls: { service: AutocallService; scheduler?: AutocallScheduler };
+  /**
    * Graceful stop (SIGTERM): new API requests answer 503 `shutting_down` and `/readyz` 503 at
    * once (`/healthz` and `/metrics` keep answering); pending webhooks are delivered for up to
    * SHUTDOWN_TIMEOUT_MS while ARI stays connected; then the engine disconnects from ARI, closes
@@ -83,6 +98,12 @@ export interface EngineOverrides {
    * false: resolve as soon as the API listens, ARI connecting in the background (`npm start`).
    */
   waitForAri?: boolean;
+  /**
+   * Places notification-call attempts (the notification-call flow). Without it the engine runs
+   * no notification-call scheduler: jobs can be read but not created (503
+   * `autocalls_unavailable`).
+   */
+  notificationDialer?: NotificationDialer;
 }
 
 /**
@@ -268,6 +289,40 @@ export async function startEngine(
   });
   await startStep(recordings.resume());
 
+  // Notification calls (src/autocalls/): jobs and campaigns in the store; the scheduler runs only
+  // with a dialer (the notification-call flow), so nothing half-built dials in production.
+  const autocallStore = new AutocallStore(store, { skipDelivery: !config.CRM_WEBHOOK_URL });
+  const autocallNotifier = new AutocallNotifier(
+    registry,
+    logger.child({ component: 'autocalls' }),
+    (event) => webhooks.enqueue(event),
+  );
+  const dialer = overrides.notificationDialer;
+  const scheduler = dialer
+    ? new AutocallScheduler({
+        store: autocallStore,
+        dialer,
+        notifier: autocallNotifier,
+        logger: logger.child({ component: 'autocalls' }),
+        owner: `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`,
+        maxLiveCalls: config.AUTOCALL_MAX_LIVE_CALLS,
+        ready: () => gateway.isConnected() && !journal.failing(),
+      })
+    : undefined;
+  if (scheduler) autocallNotifier.countLiveCalls(() => scheduler.liveCalls());
+  const autocallService = new AutocallService({
+    store: autocallStore,
+    notifier: autocallNotifier,
+    destinations: new DestinationPolicy(
+      config.DESTINATION_ALLOWLIST,
+      config.DEFAULT_REGION,
+      config.DESTINATION_DENIED_TYPES,
+    ),
+    trunks: config.TRUNKS.map((trunk) => ({ ...trunk, region: config.DEFAULT_REGION })),
+    region: config.DEFAULT_REGION,
+    ...(scheduler ? { wake: () => scheduler.wake() } : {}),
+  });
+
   // Idempotency-Key answers survive a restart: written through to the store, reloaded here.
   const idempotency = new IdempotencyStore<StoredCallCreation>(
     config.IDEMPOTENCY_TTL_MS,
@@ -278,12 +333,33 @@ export async function startEngine(
       });
     },
   );
+  // `POST /v1/autocalls` answers, stored with the scope `autocalls/<API key name>`.
+  const autocallIdempotency = new IdempotencyStore<StoredAutocallCreation>(
+    config.IDEMPOTENCY_TTL_MS,
+    Date.now,
+    ({ value, scope, ...rest }) => {
+      store.idempotency
+        .save({ ...rest, scope: `${AUTOCALL_SCOPE}${scope}`, value: JSON.stringify(value) })
+        .catch((err: unknown) => {
+          logger.error('could not store an idempotency key answer', { err });
+        });
+    },
+  );
   await startStep(store.idempotency.purgeExpired(Date.now()));
+  const remembered = await startStep(store.idempotency.loadLive(Date.now()));
   idempotency.restore(
-    (await startStep(store.idempotency.loadLive(Date.now()))).map(({ value, ...rest }) => ({
-      ...rest,
-      value: JSON.parse(value) as StoredCallCreation,
-    })),
+    remembered
+      .filter((r) => !r.scope.startsWith(AUTOCALL_SCOPE))
+      .map(({ value, ...rest }) => ({ ...rest, value: JSON.parse(value) as StoredCallCreation })),
+  );
+  autocallIdempotency.restore(
+    remembered
+      .filter((r) => r.scope.startsWith(AUTOCALL_SCOPE))
+      .map(({ value, scope, ...rest }) => ({
+        ...rest,
+        scope: scope.slice(AUTOCALL_SCOPE.length),
+        value: JSON.parse(value) as StoredAutocallCreation,
+      })),
   );
 
   // The public API: API keys, IP allow-list, toll-fraud guard, /v1 call
@@ -312,6 +388,7 @@ export async function startEngine(
       store,
       idempotency,
       recordings: recordings.http,
+      autocalls: { service: autocallService, idempotency: autocallIdempotency },
     }),
   });
 
@@ -333,6 +410,8 @@ export async function startEngine(
   // ARI connects in the background (the gateway retries forever; start() rejects only when the
   // engine stops first).
   const ariConnected = gateway.start();
+  // Claims nothing until ARI is connected (its `ready`).
+  scheduler?.start();
   logger.info('ari-crm started', {
     httpUrl,
     app: config.ARI_APP,
@@ -354,6 +433,9 @@ export async function startEngine(
       // One budget for the whole drain: SHUTDOWN_TIMEOUT_MS from now.
       const deadline = Date.now() + config.SHUTDOWN_TIMEOUT_MS;
       const left = (): number => Math.max(0, deadline - Date.now());
+      // No new notification call. Attempts in progress are recorded if they end while webhooks
+      // drain; the others' leases expire and the next engine reclaims them (recorded `lost`).
+      await scheduler?.stop();
       // Events recorded but not yet committed reach the dispatcher when their write commits.
       await journal.flush(left());
       const drained = await webhooks.drain(left());
@@ -402,9 +484,13 @@ export async function startEngine(
     logger,
     app,
     server,
+    autocalls: { service: autocallService, ...(scheduler ? { scheduler } : {}) },
     stop,
   };
 }
+
+/** Scope prefix of the stored `Idempotency-Key` answers of `POST /v1/autocalls`. */
+const AUTOCALL_SCOPE = 'autocalls/';
 
 /**
  * Replay the journal log of the SQLite database file, if any (whatever SQLITE_SYNCHRONOUS is now),

@@ -6,13 +6,19 @@
  *   `UniqueID: <channel id>`, or just `Answer: Error` when no connection is established;
  * - `?makecall=N`: `Answer: OK`, `Answer: Error` (no operator at the client's address),
  *   `Answer: Busy` (the line was busy through every try);
- * - `?transfer=UNIQUEID&dest=N`: `Answer: OK` or `Answer: Error`.
+ * - `?transfer=UNIQUEID&dest=N`: `Answer: OK` or `Answer: Error`;
+ * - `?autocall=N&file1=…&file10=…`: `Answer: OK` / `AutoCallID: <id>`, or `Answer: Error`;
+ * - `?autocallstatus=ID`: see {@link autocallStatusAnswer}.
  */
+import type { AutocallStatus } from '../autocalls/model.ts';
 import type { CurrentCall } from '../calls/control.ts';
 import type { CallSnapshot } from '../calls/model.ts';
 
-/** The daemon's three answers. */
-export type CompatAnswer = 'OK' | 'Error' | 'Busy';
+/**
+ * The daemon's answers: `OK`, `Error`, `Busy`; `?autocallstatus` also `OK (Sent)`, `Queued` and
+ * `NO ANSWER` (the daemon's spelling).
+ */
+export type CompatAnswer = 'OK' | 'Error' | 'Busy' | 'OK (Sent)' | 'Queued' | 'NO ANSWER';
 
 /** Media type of every compat answer. */
 export const COMPAT_CONTENT_TYPE = 'text/plain; charset=utf-8';
@@ -72,5 +78,29 @@ export function makecallOutcome(
           : 'Error';
     default:
       return undefined;
+  }
+}
+
+/**
+ * Answer of `?autocallstatus=ID` for a notification call in `status`: `OK (Sent)` (delivered),
+ * `Busy`, `Queued` (queued or in progress), `NO ANSWER` (no answer, or no confirm digit; also an
+ * answering machine: the person was not reached), `Error` for `failed` and `canceled` (the
+ * daemon had no answer for those; `X-Autocall-Status` tells which).
+ */
+export function autocallStatusAnswer(status: AutocallStatus): CompatAnswer {
+  switch (status) {
+    case 'delivered':
+      return 'OK (Sent)';
+    case 'busy':
+      return 'Busy';
+    case 'queued':
+    case 'in_progress':
+      return 'Queued';
+    case 'no_answer':
+    case 'machine':
+      return 'NO ANSWER';
+    case 'failed':
+    case 'canceled':
+      return 'Error';
   }
 }

@@ -9,7 +9,8 @@
  * `Answer: Error` when no operator sits at the client's address or no call is found); the
  * engine's own refusals keep their status (401/403 auth, 403 `ip_not_allowed` /
  * `destination_not_allowed` / `destination_type_not_allowed`, 429 `rate_limited` with `Retry-After` / `too_many_calls`, 400 bad
- * parameters, 501 `not_implemented` for autocall) with the body `Answer: Error`. The machine code
+ * parameters, 501 `not_implemented` for autocall on an engine without notification calls, 503
+ * `autocalls_unavailable` without a dialer) with the body `Answer: Error`. The machine code
  * of every `Answer: Error` is in the `X-Error-Code` header; `makecall` gives the call id in
  * `X-Call-Id`.
  */
@@ -20,6 +21,8 @@ import express, {
   type Response,
   type Router,
 } from 'express';
+import type { AutocallService } from '../autocalls/service.ts';
+import { soundSchema } from '../autocalls/schemas.ts';
 import type { CallControl } from '../calls/control.ts';
 import type { CallSnapshot } from '../calls/model.ts';
 import { CallNotFoundError, CallStateError } from '../calls/control.ts';
@@ -37,6 +40,7 @@ import { apiKeyNameOf } from '../security/api-keys.ts';
 import type { CallGuard } from '../security/guard.ts';
 import { canonicalIp } from '../security/ip.ts';
 import {
+  autocallStatusAnswer,
   COMPAT_CONTENT_TYPE,
   formatAnswer,
   makecallOutcome,
@@ -68,6 +72,11 @@ export interface CompatRouterDeps {
    * plus the customer's ring time); after it the answer is `Error` (`X-Error-Code: timeout`).
    */
   maxWaitMs: number;
+  /**
+   * Notification calls, for `autocall` / `autocallstatus` (answered 501 `not_implemented`
+   * without): the service and the toll-fraud guard of notification calls.
+   */
+  autocalls?: { service: AutocallService; guard: CallGuard };
   logger: Logger;
 }
 
@@ -203,15 +212,71 @@ export function createCompatRouter(deps: CompatRouterDeps): Router {
     send(res, 'OK');
   };
 
+  const autocall = async (req: Request, res: Response, number: string): Promise<void> => {
+    const { service, guard: autocallGuard } = deps.autocalls!;
+    const files: string[] = [];
+    for (let i = 1; i <= 10; i++) {
+      const file = param(req, `file${i}`);
+      if (file === undefined) continue;
+      if (!soundSchema.safeParse(file).success)
+        throw new HttpError(400, 'invalid_request', `file${i}: must be an Asterisk sound name`, {
+          field: `file${i}`,
+        });
+      files.push(file);
+    }
+    if (files.length === 0)
+      throw new HttpError(400, 'invalid_request', 'file1: at least one file is required', {
+        field: 'file1',
+      });
+    if (!service.dialling)
+      throw new HttpError(503, 'autocalls_unavailable', 'notification calls are not available');
+    const keyName = apiKeyNameOf(res);
+    const { job, forms } = service.prepare({ to: number, files }, '', { requestedBy: keyName });
+    await autocallGuard.admit({
+      keyName,
+      number: forms,
+      operator: 'autocall',
+      ip: canonicalIp(req.ip) ?? req.ip,
+    });
+    const [created] = await service.createJobs([job]);
+    logger.info('compat autocall accepted', { jobId: created!.id, keyName });
+    send(res, 'OK', { fields: [['AutoCallID', String(created!.id)]] });
+  };
+
+  const autocallStatus = async (res: Response, text: string): Promise<void> => {
+    const id = /^[1-9][0-9]{0,9}$/.test(text) ? Number(text) : NaN;
+    if (!(id <= 2 ** 32 - 1))
+      throw new HttpError(400, 'invalid_request', 'autocallstatus: must be an AutoCallID', {
+        field: 'autocallstatus',
+      });
+    let status;
+    try {
+      status = (await deps.autocalls!.service.getJob(id)).status;
+    } catch (err) {
+      if (err instanceof HttpError && err.status === 404) {
+        send(res, 'Error', { code: 'autocall_not_found' });
+        return;
+      }
+      throw err;
+    }
+    res.set('X-Autocall-Status', status);
+    const answer = autocallStatusAnswer(status);
+    send(res, answer, answer === 'Error' ? { code: status } : {});
+  };
+
   router.get(deps.path, deps.authenticate, async (req, res) => {
     const makecallNumber = param(req, 'makecall');
     const transferId = param(req, 'transfer');
     if (makecallNumber !== undefined) await makecall(req, res, makecallNumber);
     else if (param(req, 'get_uniqueid_callerid') !== undefined) currentCall(req, res);
     else if (transferId !== undefined) await transfer(req, res, transferId);
-    else if (param(req, 'autocall') !== undefined || param(req, 'autocallstatus') !== undefined)
-      throw new HttpError(501, 'not_implemented', 'autocall is not available yet');
-    else
+    else if (param(req, 'autocall') !== undefined || param(req, 'autocallstatus') !== undefined) {
+      if (!deps.autocalls)
+        throw new HttpError(501, 'not_implemented', 'autocall is not available on this engine');
+      const number = param(req, 'autocall');
+      if (number !== undefined) await autocall(req, res, number);
+      else await autocallStatus(res, param(req, 'autocallstatus')!);
+    } else
       throw new HttpError(
         400,
         'invalid_request',

@@ -586,6 +586,15 @@ export const configSchema = z.object({
     .describe(
       'Toll-fraud guard: engine-originated calls (click-to-call) that may be in progress at once; more get 429 too_many_calls. Calls operators dial from their phones neither count nor are capped.',
     ),
+  AUTOCALL_MAX_LIVE_CALLS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(100_000)
+    .default(30)
+    .describe(
+      'Toll-fraud guard of notification calls: notification calls this engine has in progress at once, at most (its own cap, apart from MAX_LIVE_ORIGINATED_CALLS); due jobs wait meanwhile.',
+    ),
   CLICK_TO_CALL_TRIES: z.coerce
     .number()
     .int()

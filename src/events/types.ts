@@ -199,8 +199,58 @@ export interface RecordingReadyData {
   format: 'wav';
 }
 
+/**
+ * `autocall.attempt`: one attempt of a notification call ended. The envelope's `callId` is the
+ * job's key `autocall-<id>` (its events are numbered like a call's).
+ */
+export interface AutocallAttemptData {
+  /** The job's id (also the asterisk.fcgi AutoCallID). */
+  jobId: number;
+  campaignId?: number;
+  /** The customer number, E.164. */
+  to: string;
+  /** 1-based attempt number. */
+  attempt: number;
+  startedAt: string;
+  endedAt: string;
+  /** Asterisk's dial status: ANSWER, BUSY, NOANSWER, CANCEL, CONGESTION, CHANUNAVAIL or FAILED. */
+  dialStatus: string;
+  /** Q.850 hang-up cause, when known. */
+  cause?: number;
+  causeText?: string;
+  answeredAt?: string;
+  /** DTMF digits pressed, in order. */
+  digits: string;
+  /** Whole seconds of the message that played. */
+  playedSec: number;
+  /**
+   * What the attempt achieved: delivered, not_confirmed, cut_short, busy, no_answer, congestion,
+   * rejected, machine, canceled, failed, lost.
+   */
+  outcome: string;
+  /** The engine's call id of the attempt, when a call was created. */
+  callId?: string;
+  /** When the next attempt is due, when there is one (else `autocall.finished` follows). */
+  nextAttemptAt?: string;
+}
+
+/** `autocall.finished`: a notification call reached its final status (exactly once per job). */
+export interface AutocallFinishedData {
+  jobId: number;
+  campaignId?: number;
+  to: string;
+  /** delivered, busy, no_answer, failed, canceled or machine. */
+  status: string;
+  /** Attempts made. */
+  attempts: number;
+  finishedAt: string;
+  variables?: Record<string, string>;
+}
+
 /** `data` of each event type. */
 export interface EventDataMap {
+  'autocall.attempt': AutocallAttemptData;
+  'autocall.finished': AutocallFinishedData;
   'call.started': CallStartedData;
   'call.ringing': CallRingingData;
   'call.answered': CallAnsweredData;
@@ -242,6 +292,8 @@ export const LIFECYCLE_EVENT_TYPES: readonly LifecycleEventType[] = [
   'call.recovered',
   'call.ended',
   'recording.ready',
+  'autocall.attempt',
+  'autocall.finished',
 ];
 
 /**

@@ -6,6 +6,11 @@
  */
 import express from 'express';
 import type { Registry } from 'prom-client';
+import {
+  createAutocallRoutes,
+  type AutocallService,
+  type StoredAutocallCreation,
+} from '../autocalls/index.ts';
 import type { CallControl } from '../calls/control.ts';
 import { createCallRoutes, type StoredCallCreation } from '../calls/routes.ts';
 import { COMPAT_KEY_PARAMETER, compatErrorHandler, createCompatRouter } from '../compat/router.ts';
@@ -69,6 +74,15 @@ export interface ApiDeps {
    * default: a fresh in-memory one with IDEMPOTENCY_TTL_MS.
    */
   idempotency?: IdempotencyStore<StoredCallCreation>;
+  /**
+   * Notification calls: `/v1/autocalls`, `/v1/campaigns` and the compat path's `autocall` /
+   * `autocallstatus` (answered 501 without it).
+   */
+  autocalls?: {
+    service: AutocallService;
+    /** Remembered `POST /v1/autocalls` answers; default a fresh in-memory one. */
+    idempotency?: IdempotencyStore<StoredAutocallCreation>;
+  };
 }
 
 /** The parts of {@link HttpAppOptions} the public API fills. */
@@ -82,7 +96,7 @@ export type ApiParts = Required<
     | 'openApiDocument'
   >
 > &
-  Pick<HttpAppOptions, 'clientFilter'>;
+  Pick<HttpAppOptions, 'clientFilter' | 'largeBodies'>;
 
 /**
  * Build the API. Logs a warning once when API_KEYS is empty (every API route then answers 503
@@ -96,12 +110,13 @@ export function createApi(deps: ApiDeps): ApiParts {
     logger.warn(
       'API_KEYS is not set: every API route answers 503 api_keys_not_configured (set API_KEYS=name:key)',
     );
+  const destinations = new DestinationPolicy(
+    config.DESTINATION_ALLOWLIST,
+    config.DEFAULT_REGION,
+    config.DESTINATION_DENIED_TYPES,
+  );
   const guard = new CallGuard({
-    destinations: new DestinationPolicy(
-      config.DESTINATION_ALLOWLIST,
-      config.DEFAULT_REGION,
-      config.DESTINATION_DENIED_TYPES,
-    ),
+    destinations,
     callsPerMinute: config.CALLS_RATE_LIMIT_PER_MIN,
     maxLiveCalls: config.MAX_LIVE_ORIGINATED_CALLS,
     liveCalls: () => control.liveOriginatedCalls(),
@@ -129,6 +144,31 @@ export function createApi(deps: ApiDeps): ApiParts {
   const v1 = express.Router();
   if (deps.recordings) v1.use(deps.recordings.router);
   v1.use(calls, createEventRoutes({ events: deps.store?.events }));
+  // Notification calls get the same destination policy and per-key rate (a budget of their
+  // own); their live-call cap is the scheduler's (AUTOCALL_MAX_LIVE_CALLS): jobs queue.
+  const autocalls = deps.autocalls
+    ? {
+        service: deps.autocalls.service,
+        guard: new CallGuard({
+          destinations,
+          callsPerMinute: config.CALLS_RATE_LIMIT_PER_MIN,
+          maxLiveCalls: Number.MAX_SAFE_INTEGER,
+          liveCalls: () => 0,
+          logger,
+          metrics,
+        }),
+      }
+    : undefined;
+  if (autocalls)
+    v1.use(
+      createAutocallRoutes({
+        ...autocalls,
+        idempotency:
+          deps.autocalls!.idempotency ??
+          new IdempotencyStore<StoredAutocallCreation>(config.IDEMPOTENCY_TTL_MS),
+        logger,
+      }),
+    );
   const compat = createCompatRouter({
     path: config.COMPAT_PATH,
     control,
@@ -137,6 +177,7 @@ export function createApi(deps: ApiDeps): ApiParts {
     workstations,
     region: config.DEFAULT_REGION,
     defaults,
+    ...(autocalls ? { autocalls } : {}),
     // Every operator try rings and waits, then the customer rings; one more minute of margin.
     maxWaitMs:
       (config.CLICK_TO_CALL_TRIES *
@@ -156,5 +197,15 @@ export function createApi(deps: ApiDeps): ApiParts {
     errorRenderers: { [config.COMPAT_PATH]: compatErrorHandler(logger) },
     openApiDocument: buildOpenApiDocument({ compatPath: config.COMPAT_PATH }),
     clientFilter: allowList.enabled ? allowListFilter({ allowList, logger, metrics }) : undefined,
+    // Up to MAX_JOBS_PER_REQUEST jobs in one request: 8 MiB.
+    ...(deps.autocalls
+      ? {
+          largeBodies: {
+            applies: (method: string, path: string) =>
+              method === 'POST' && /^\/campaigns\/[^/]+\/jobs\/?$/.test(path),
+            limitBytes: 8 * 1024 * 1024,
+          },
+        }
+      : {}),
   };
 }

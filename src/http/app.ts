@@ -56,6 +56,12 @@ export interface HttpAppOptions {
   routers?: Record<string, Router>;
   /** Routers behind `authenticate`, mounted under their path, e.g. `{'/v1': callRoutes}`. */
   apiRouters?: Record<string, Router>;
+  /**
+   * Requests to `apiRouters` that may carry a larger JSON body than {@link API_BODY_LIMIT_BYTES}
+   * (bulk job uploads): `applies` tells them (method and path below the mount), `limitBytes` is
+   * their limit.
+   */
+  largeBodies?: { applies: (method: string, path: string) => boolean; limitBytes: number };
   /** Routers mounted at `/` that check credentials themselves (the compat path). */
   selfAuthenticatingRouters?: Router[];
   /**
@@ -151,12 +157,19 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
   const apiRouters = Object.entries(options.apiRouters ?? {});
   if (apiRouters.length > 0 && !options.authenticate)
     throw new TypeError('createHttpApp: apiRouters need an authenticate middleware');
+  const large = options.largeBodies;
+  const isLarge = (req: express.Request): boolean =>
+    large !== undefined && large.applies(req.method, req.path);
+  const smallParser = express.json({ limit: API_BODY_LIMIT_BYTES });
+  const largeParser = large ? express.json({ limit: large.limitBytes }) : smallParser;
+  const refuseSmall = refuseDeclaredOversize(API_BODY_LIMIT_BYTES);
+  const refuseLarge = large ? refuseDeclaredOversize(large.limitBytes) : refuseSmall;
   for (const [path, router] of apiRouters)
     app.use(
       path,
-      refuseDeclaredOversize(API_BODY_LIMIT_BYTES),
+      (req, res, next) => (isLarge(req) ? refuseLarge : refuseSmall)(req, res, next),
       options.authenticate!,
-      express.json({ limit: API_BODY_LIMIT_BYTES }),
+      (req, res, next) => (isLarge(req) ? largeParser : smallParser)(req, res, next),
       router,
     );
   for (const router of options.selfAuthenticatingRouters ?? []) app.use(router);

@@ -17,6 +17,8 @@ import type {
   CallTransferredData,
   LifecycleEvent,
   RecordingReadyData,
+  AutocallAttemptData,
+  AutocallFinishedData,
 } from '../events/types.ts';
 
 /** True when A and B are assignable to each other. */
@@ -234,12 +236,59 @@ const recordingReadyData = z.object({
 });
 type _RecordingReadyMatches = Assert<Same<z.infer<typeof recordingReadyData>, RecordingReadyData>>;
 
+const autocallAttemptData = z.object({
+  jobId: z
+    .int()
+    .min(1)
+    .describe('The notification call (job) id; also the asterisk.fcgi AutoCallID.'),
+  campaignId: z.int().min(1).optional(),
+  to: z.string().describe('Customer number, E.164.'),
+  attempt: z.int().min(1).describe('1-based attempt number.'),
+  startedAt: isoTime,
+  endedAt: isoTime,
+  dialStatus: z
+    .string()
+    .describe(
+      'Asterisk dial status: ANSWER, BUSY, NOANSWER, CANCEL, CONGESTION, CHANUNAVAIL or FAILED.',
+    ),
+  cause: z.int().optional().describe('Q.850 hang-up cause, when known.'),
+  causeText: z.string().optional(),
+  answeredAt: isoTime.optional(),
+  digits: z.string().describe('DTMF digits pressed, in order.'),
+  playedSec: seconds.describe('Whole seconds of the message that played.'),
+  outcome: z
+    .string()
+    .describe(
+      'delivered, not_confirmed, cut_short, busy, no_answer, congestion, rejected, machine, canceled, failed or lost.',
+    ),
+  callId: z.string().optional().describe('Engine call id of the attempt, when a call was created.'),
+  nextAttemptAt: isoTime.optional().describe('When the next attempt is due, if there is one.'),
+});
+type _AutocallAttemptMatches = Assert<
+  Same<z.infer<typeof autocallAttemptData>, AutocallAttemptData>
+>;
+
+const autocallFinishedData = z.object({
+  jobId: z.int().min(1),
+  campaignId: z.int().min(1).optional(),
+  to: z.string(),
+  status: z.string().describe('delivered, busy, no_answer, failed, canceled or machine.'),
+  attempts: z.int().min(0).describe('Attempts made.'),
+  finishedAt: isoTime,
+  variables: z.record(z.string(), z.string()).optional(),
+});
+type _AutocallFinishedMatches = Assert<
+  Same<z.infer<typeof autocallFinishedData>, AutocallFinishedData>
+>;
+
 function envelope<T extends string, D extends z.ZodType>(type: T, data: D) {
   return z.object({
     id: z.string().describe('Event UUID; the idempotency key (also X-Event-Id).'),
     type: z.literal(type).describe('Event type (also X-Event-Type).'),
     occurredAt: isoTime,
-    callId: z.string().describe('Engine call id.'),
+    callId: z
+      .string()
+      .describe('Engine call id; for autocall.* events the job key autocall-<jobId>.'),
     sequence: z.int().min(1).describe("Position in this call's events: 1, 2, 3, … without gaps."),
     data,
   });
@@ -255,6 +304,8 @@ export const webhookSchemas = {
   'call.recovered': envelope('call.recovered', callRecoveredData),
   'call.ended': envelope('call.ended', callEndedData),
   'recording.ready': envelope('recording.ready', recordingReadyData),
+  'autocall.attempt': envelope('autocall.attempt', autocallAttemptData),
+  'autocall.finished': envelope('autocall.finished', autocallFinishedData),
 } as const;
 
 /** Any webhook body; `type` discriminates. */
@@ -267,5 +318,7 @@ export const lifecycleEventSchema = z.discriminatedUnion('type', [
   webhookSchemas['call.recovered'],
   webhookSchemas['call.ended'],
   webhookSchemas['recording.ready'],
+  webhookSchemas['autocall.attempt'],
+  webhookSchemas['autocall.finished'],
 ]);
 type _EventMatches = Assert<Same<z.infer<typeof lifecycleEventSchema>, LifecycleEvent>>;

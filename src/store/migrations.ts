@@ -240,6 +240,92 @@ export function storeMigrations(dialect: StoreDialect): Record<string, Migration
         await db.schema.dropTable('journal_state').execute();
       },
     },
+    // Notification calls (src/autocalls/): campaigns, jobs (one per number to call; the id is
+    // also the asterisk.fcgi AutoCallID) and every attempt of a job. Due jobs are found through
+    // `autocall_jobs_due_idx`; expired leases through `autocall_jobs_lease_idx`.
+    '0005_autocalls': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await autoId(db.schema.createTable('autocall_campaigns'))
+          .addColumn('name', 'text', (col) => col.notNull())
+          .addColumn('max_concurrent', 'integer', (col) => col.notNull())
+          .addColumn(
+            'calls_per_second',
+            dialect === 'postgres' ? 'double precision' : 'real',
+            (col) => col.notNull(),
+          )
+          .addColumn('window', 'text')
+          .addColumn('defaults', 'text')
+          .addColumn('state', 'text', (col) => col.notNull())
+          .addColumn('next_slot_at', 'text', (col) => col.notNull())
+          .addColumn('requested_by', 'text')
+          .addColumn('created_at', 'text', (col) => col.notNull())
+          .addColumn('updated_at', 'text', (col) => col.notNull())
+          .execute();
+        await autoId(db.schema.createTable('autocall_jobs'))
+          .addColumn('campaign_id', int64, (col) =>
+            col.references('autocall_campaigns.id').onDelete('cascade'),
+          )
+          .addColumn('to_number', 'text', (col) => col.notNull())
+          .addColumn('endpoint', 'text', (col) => col.notNull())
+          .addColumn('script', 'text', (col) => col.notNull())
+          .addColumn('caller_id', 'text')
+          .addColumn('variables', 'text')
+          .addColumn('tries', 'integer', (col) => col.notNull())
+          .addColumn('tries_period_sec', 'integer', (col) => col.notNull())
+          .addColumn('attempts_made', 'integer', (col) => col.notNull().defaultTo(0))
+          .addColumn('status', 'text', (col) => col.notNull())
+          .addColumn('cancel_requested', 'integer', (col) => col.notNull().defaultTo(0))
+          .addColumn('next_attempt_at', 'text', (col) => col.notNull())
+          .addColumn('attempt_started_at', 'text')
+          .addColumn('lease_owner', 'text')
+          .addColumn('lease_until', 'text')
+          .addColumn('event_seq', 'integer', (col) => col.notNull().defaultTo(0))
+          .addColumn('requested_by', 'text')
+          .addColumn('created_at', 'text', (col) => col.notNull())
+          .addColumn('updated_at', 'text', (col) => col.notNull())
+          .addColumn('finished_at', 'text')
+          .execute();
+        await db.schema
+          .createIndex('autocall_jobs_due_idx')
+          .on('autocall_jobs')
+          .columns(['status', 'campaign_id', 'next_attempt_at'])
+          .execute();
+        await db.schema
+          .createIndex('autocall_jobs_lease_idx')
+          .on('autocall_jobs')
+          .column('lease_until')
+          .where(sql.ref('status'), '=', 'in_progress')
+          .execute();
+        await db.schema
+          .createIndex('autocall_jobs_campaign_idx')
+          .on('autocall_jobs')
+          .columns(['campaign_id', 'id'])
+          .execute();
+        await db.schema
+          .createTable('autocall_attempts')
+          .addColumn('job_id', int64, (col) =>
+            col.notNull().references('autocall_jobs.id').onDelete('cascade'),
+          )
+          .addColumn('attempt', 'integer', (col) => col.notNull())
+          .addColumn('started_at', 'text', (col) => col.notNull())
+          .addColumn('ended_at', 'text', (col) => col.notNull())
+          .addColumn('call_id', 'text')
+          .addColumn('dial_status', 'text', (col) => col.notNull())
+          .addColumn('cause', 'integer')
+          .addColumn('cause_text', 'text')
+          .addColumn('answered_at', 'text')
+          .addColumn('digits', 'text', (col) => col.notNull())
+          .addColumn('played_sec', 'integer', (col) => col.notNull())
+          .addColumn('outcome', 'text', (col) => col.notNull())
+          .addPrimaryKeyConstraint('autocall_attempts_pk', ['job_id', 'attempt'])
+          .execute();
+      },
+      async down(db: Kysely<unknown>): Promise<void> {
+        await db.schema.dropTable('autocall_attempts').execute();
+        await db.schema.dropTable('autocall_jobs').execute();
+        await db.schema.dropTable('autocall_campaigns').execute();
+      },
+    },
   };
 }
 

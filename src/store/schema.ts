@@ -111,8 +111,78 @@ export interface JournalStateTable {
   seq: ColumnType<number | string, number, number>;
 }
 
+/** `autocall_campaigns`: notification-call campaigns (migration 0005, src/autocalls/). */
+export interface AutocallCampaignsTable {
+  /** bigint as text on PostgreSQL. */
+  id: Generated<number | string>;
+  name: string;
+  max_concurrent: number;
+  calls_per_second: number;
+  /** JSON `{from, to, timezone, days}` or null (always open). */
+  window: string | null;
+  /** JSON job defaults or null. */
+  defaults: string | null;
+  /** `active`, `paused` or `canceled`. */
+  state: string;
+  /** Pacing: the earliest time the next call of the campaign may be placed. */
+  next_slot_at: string;
+  requested_by: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** `autocall_jobs`: one notification call to place (migration 0005). */
+export interface AutocallJobsTable {
+  /** 1..2^32-1, also the asterisk.fcgi AutoCallID; bigint as text on PostgreSQL. */
+  id: Generated<number | string>;
+  campaign_id: ColumnType<number | string | null, number | null, number | null>;
+  to_number: string;
+  /** The dial string of the trunk chosen by the number's prefix (TRUNKS). */
+  endpoint: string;
+  /** JSON `{files?, verbs?, confirm?}`. */
+  script: string;
+  caller_id: string | null;
+  variables: string | null;
+  tries: number;
+  tries_period_sec: number;
+  attempts_made: number;
+  status: string;
+  /** 1 when a cancel arrived while an attempt was in progress. */
+  cancel_requested: number;
+  next_attempt_at: string;
+  /** When the attempt in progress started. */
+  attempt_started_at: string | null;
+  lease_owner: string | null;
+  lease_until: string | null;
+  /** Sequence of the job's last `autocall.*` event. */
+  event_seq: number;
+  requested_by: string | null;
+  created_at: string;
+  updated_at: string;
+  finished_at: string | null;
+}
+
+/** `autocall_attempts`: every attempt of a job; primary key (job_id, attempt) (migration 0005). */
+export interface AutocallAttemptsTable {
+  job_id: ColumnType<number | string, number, number>;
+  attempt: number;
+  started_at: string;
+  ended_at: string;
+  call_id: string | null;
+  dial_status: string;
+  cause: number | null;
+  cause_text: string | null;
+  answered_at: string | null;
+  digits: string;
+  played_sec: number;
+  outcome: string;
+}
+
 /** The whole database as Kysely sees it. */
 export interface Database {
+  autocall_campaigns: AutocallCampaignsTable;
+  autocall_jobs: AutocallJobsTable;
+  autocall_attempts: AutocallAttemptsTable;
   calls: CallsTable;
   call_legs: CallLegsTable;
   events: EventsTable;

@@ -126,6 +126,8 @@ describe('OpenAPI document', function () {
       'call.recovered',
       'call.ended',
       'recording.ready',
+      'autocall.attempt',
+      'autocall.finished',
     ]);
     expect(doc.components.schemas).to.include.keys(
       'CallEndedEvent',

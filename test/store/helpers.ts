@@ -64,6 +64,9 @@ export function forEachDialect(
 
 /** Delete every row (children first). */
 export async function truncate(store: Store): Promise<void> {
+  await store.db.deleteFrom('autocall_attempts').execute();
+  await store.db.deleteFrom('autocall_jobs').execute();
+  await store.db.deleteFrom('autocall_campaigns').execute();
   await store.db.deleteFrom('webhook_deliveries').execute();
   await store.db.deleteFrom('call_legs').execute();
   await store.db.deleteFrom('events').execute();

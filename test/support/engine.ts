@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { loadConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/logging/logger.ts';
-import { startEngine, type Engine } from '../../src/main.ts';
+import { startEngine, type Engine, type EngineOverrides } from '../../src/main.ts';
 import { startSimulator, type PbxSimulator } from '../../src/simulator/index.ts';
 import { FakeCrm } from './fake-crm.ts';
 
@@ -37,7 +37,11 @@ export const scaled = (ms: number): number => ms * TIME_SCALE;
  * the environment); CRM_ROUTE_URL / CRM_WEBHOOK_URL point at the fake CRM and API_KEYS holds
  * {@link TEST_API_KEY} unless overridden.
  */
-export async function startTestBed(env: Record<string, string | undefined> = {}): Promise<TestBed> {
+export async function startTestBed(
+  env: Record<string, string | undefined> = {},
+  /** Engine hooks beyond the test bed's own (e.g. a notification dialer). */
+  overrides: Pick<EngineOverrides, 'notificationDialer'> = {},
+): Promise<TestBed> {
   const ownDataDir = env.DATA_DIR === undefined;
   const dataDir = env.DATA_DIR ?? mkdtempSync(join(tmpdir(), 'ari-crm-test-'));
   const crm = await FakeCrm.start();
@@ -60,7 +64,7 @@ export async function startTestBed(env: Record<string, string | undefined> = {})
     DATA_DIR: dataDir,
     ...env,
   });
-  const engine = await startEngine(config, { logger, simulator: sim });
+  const engine = await startEngine(config, { ...overrides, logger, simulator: sim });
   return {
     engine,
     sim,

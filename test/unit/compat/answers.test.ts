@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import {
+  autocallStatusAnswer,
   compatCallerId,
   formatAnswer,
   makecallOutcome,
@@ -52,5 +53,34 @@ describe('compat answers (asterisk.fcgi text format)', () => {
     expect(makecallOutcome({ state: 'ended', disposition: 'no_answer' })).to.equal('Error');
     expect(makecallOutcome({ state: 'ended', disposition: 'failed' })).to.equal('Error');
     expect(makecallOutcome(undefined)).to.equal('Error');
+  });
+});
+
+describe('compat answers: autocallstatus', () => {
+  it('answers each notification-call status in the daemon’s words', () => {
+    const answers = Object.fromEntries(
+      (
+        [
+          'queued',
+          'in_progress',
+          'delivered',
+          'busy',
+          'no_answer',
+          'failed',
+          'canceled',
+          'machine',
+        ] as const
+      ).map((s) => [s, formatAnswer(autocallStatusAnswer(s))]),
+    );
+    expect(answers).to.deep.equal({
+      queued: 'Answer: Queued\n',
+      in_progress: 'Answer: Queued\n',
+      delivered: 'Answer: OK (Sent)\n',
+      busy: 'Answer: Busy\n',
+      no_answer: 'Answer: NO ANSWER\n',
+      failed: 'Answer: Error\n',
+      canceled: 'Answer: Error\n',
+      machine: 'Answer: NO ANSWER\n',
+    });
   });
 });
