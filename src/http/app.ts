@@ -160,8 +160,8 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
   const large = options.largeBodies;
   const isLarge = (req: express.Request): boolean =>
     large !== undefined && large.applies(req.method, req.path);
-  const smallParser = express.json({ limit: API_BODY_LIMIT_BYTES });
-  const largeParser = large ? express.json({ limit: large.limitBytes }) : smallParser;
+  const smallParser = jsonBody(API_BODY_LIMIT_BYTES);
+  const largeParser = large ? jsonBody(large.limitBytes) : smallParser;
   const refuseSmall = refuseDeclaredOversize(API_BODY_LIMIT_BYTES);
   const refuseLarge = large ? refuseDeclaredOversize(large.limitBytes) : refuseSmall;
   for (const [path, router] of apiRouters)
@@ -188,7 +188,7 @@ export const API_BODY_LIMIT_BYTES = 256 * 1024;
  * 413 `payload_too_large` at once for a body whose `Content-Length` is over `limitBytes`, with
  * `Connection: close`: the connection is closed once the answer is sent instead of reading (and
  * discarding) the body to its end, as the JSON parser does before it answers. A chunked body
- * over the limit is still refused by the JSON parser (413, `Connection: close` too).
+ * over the limit is cut short by {@link jsonBody}.
  */
 function refuseDeclaredOversize(limitBytes: number): RequestHandler {
   return (req, _res, next) => {
@@ -200,6 +200,41 @@ function refuseDeclaredOversize(limitBytes: number): RequestHandler {
           })
         : undefined,
     );
+  };
+}
+
+/**
+ * The JSON body parser (`express.json`, limit `limitBytes`) behind a guard for bodies sent without
+ * a `Content-Length` (chunked): the parser, on going over its limit, reads and discards the rest of
+ * the body before it answers, so a client could make the engine swallow any amount of data. The
+ * guard counts the bytes as they arrive (beside the parser, on the same stream) and, past the
+ * limit, answers 413 `payload_too_large` with `Connection: close` at once and closes the connection
+ * once the answer is sent. (A declared oversize body never gets here: {@link refuseDeclaredOversize}.)
+ */
+function jsonBody(limitBytes: number): RequestHandler {
+  const parse = express.json({ limit: limitBytes });
+  return (req, res, next) => {
+    if (
+      req.headers['transfer-encoding'] !== undefined &&
+      req.headers['content-length'] === undefined
+    ) {
+      let received = 0;
+      const count = (chunk: Buffer): void => {
+        received += chunk.length;
+        if (received <= limitBytes) return;
+        req.off('data', count);
+        req.pause(); // read no more of it; Node closes the connection once the 413 is sent
+        if (!res.headersSent)
+          res
+            .status(413)
+            .set('Connection', 'close')
+            .json({ code: 'payload_too_large', message: 'the request body is too large' });
+      };
+      // Attached in the same turn as the parser's own listener (the parser attaches it
+      // synchronously below), so both see every chunk.
+      req.on('data', count);
+    }
+    parse(req, res, next);
   };
 }
 

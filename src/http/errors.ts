@@ -66,6 +66,8 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       res.status(err.status).json({ code: err.code, message: err.message, ...err.details });
       return;
     }
+    // Already answered (a body cut short past its limit): nothing more to say on this request.
+    if (res.headersSent) return;
     const status =
       typeof err === 'object' && err !== null && 'status' in err ? Number(err.status) : 500;
     const type = typeof err === 'object' && err !== null && 'type' in err ? String(err.type) : '';

@@ -177,6 +177,40 @@ describe('the API HTTP server against misbehaving clients', function () {
       expect(answer.body).to.deep.include({ code: 'payload_too_large' });
       expect(conn.socket.bytesWritten).to.be.below(20 * 1024 * 1024);
     });
+
+    it('answers 413 and closes the connection as soon as a chunked body passes the limit, without reading the rest', async () => {
+      app = await startApp({}, (a) => createHttpServer(a, LIMITS, registry));
+      const conn = await open(app.url);
+      conn.socket.write(
+        'POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n',
+      );
+      // An endless chunked upload: without the guard the JSON parser reads it all before answering.
+      const chunk = 'x'.repeat(64 * 1024);
+      trickle(conn, () => `${chunk.length.toString(16)}\r\n${chunk}\r\n`, 1);
+      await conn.closed;
+      const answer = parseAnswer(conn.received());
+      expect(answer.status).to.equal(413);
+      expect(answer.headers.connection).to.equal('close');
+      expect(answer.body).to.deep.equal({
+        code: 'payload_too_large',
+        message: 'the request body is too large',
+      });
+      expect(conn.socket.bytesWritten).to.be.below(20 * 1024 * 1024);
+    });
+
+    it('still parses a chunked JSON body under the limit', async () => {
+      app = await startApp({}, (a) => createHttpServer(a, LIMITS, registry));
+      const json = JSON.stringify({ to: '79161234567', note: 'y'.repeat(100_000) });
+      const parts = [json.slice(0, 50_000), json.slice(50_000)];
+      const answer = await exchange(
+        app.url,
+        'POST /v1/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n' +
+          parts.map((p) => `${Buffer.byteLength(p).toString(16)}\r\n${p}\r\n`).join('') +
+          '0\r\n\r\n',
+      );
+      expect(answer.status).to.equal(200);
+      expect(answer.body).to.deep.equal({ body: JSON.parse(json) as unknown });
+    });
   });
 
   describe('the engine', () => {

@@ -22,7 +22,7 @@ export interface TestApp {
 }
 
 /**
- * The app with a `/v1` router (`/items/:id`), a compat-like router and `options` on top, served by
+ * The app with a `/v1` router (`/items/:id`, `POST /echo` answering the parsed body), a compat-like router and `options` on top, served by
  * `makeServer` (default: the engine's `createHttpServer`).
  */
 export async function startApp(
@@ -37,6 +37,9 @@ export async function startApp(
   });
   v1.post('/items', (_req, res) => {
     res.status(201).json({ created: true });
+  });
+  v1.post('/echo', (req, res) => {
+    res.json({ body: req.body as unknown });
   });
   const compat = express.Router();
   compat.get('/asterisk.fcgi', (_req, res) => {
