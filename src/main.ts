@@ -15,6 +15,7 @@ import type { AriGateway } from './ari/types.ts';
 import { CallJournal } from './calls/journal.ts';
 import { CallNotifier, type EventSink } from './calls/notifier.ts';
 import { CallService } from './calls/service.ts';
+import { createVerbCrm } from './calls/verbs/crm.ts';
 import { registerReconciliation } from './calls/reconcile.ts';
 import { registerCallStasisHandlers } from './calls/stasis.ts';
 import { ConfigError, loadConfig, type ConfigCheck } from './config/load.ts';
@@ -214,9 +215,20 @@ export async function startEngine(
     ...journalLog,
   });
   const notifier = new CallNotifier(overrides.eventSinks ?? [], logger, Date.now, journal);
+  // Call scripts' CRM requests (gather actionUrl, redirect): the route lookup's timeout and key,
+  // signed like the webhooks (docs/verbs.md).
+  const verbCrm = createVerbCrm({
+    timeoutMs: config.CRM_TIMEOUT_MS,
+    ...(config.CRM_API_KEY ? { apiKey: config.CRM_API_KEY } : {}),
+    ...(config.WEBHOOK_SECRET ? { secret: config.WEBHOOK_SECRET } : {}),
+    post: outbound.post,
+    logger: logger.child({ component: 'crm' }),
+    registry,
+  });
   const calls = new CallService({
     gateway,
     routes,
+    verbCrm,
     notifier,
     journal,
     // The toll-fraud guard's destination policy, for numbers operators dial from their phones
