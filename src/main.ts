@@ -374,6 +374,8 @@ export async function startEngine(
           pending: webhooks.pending(),
         });
       recordings.stop();
+      // Call scripts stop where they are (their calls stay up for the next engine to adopt).
+      calls.stopScripts();
       await gateway.stop();
       webhooks.stop();
       // Changes made while ARI was closing; a healthy store commits them at once.

@@ -5,10 +5,12 @@
  * (pressing digits, hanging up) and checks what the CRM and Asterisk saw.
  */
 import { expect } from 'chai';
+import { startEngine, type Engine } from '../../src/main.ts';
 import { startTestBed, type TestBed } from '../support/engine.ts';
 import type { ReceivedWebhook } from '../support/fake-crm.ts';
 import { apiRequest } from '../support/api.ts';
 import { releasedCall } from '../support/released.ts';
+import { until } from '../support/until.ts';
 
 const DID = '74951234567';
 const CRM_KEY = 'crm-key-0123456789abcdef';
@@ -60,8 +62,11 @@ function menu(bed: TestBed): unknown[] {
 describe('inbound calls routed to a call script (e2e: engine + simulator + CRM)', function () {
   this.timeout(20_000);
   let bed: TestBed;
+  let restarted: Engine | undefined;
 
   afterEach(async function () {
+    await restarted?.stop();
+    restarted = undefined;
     if (process.env.DUMP && this.currentTest?.state === 'failed')
       for (const l of bed.logs) console.log(JSON.stringify(l));
     await bed?.stop();
@@ -279,5 +284,133 @@ describe('inbound calls routed to a call script (e2e: engine + simulator + CRM)'
     expect(String(warn!.detail)).to.include('verbs[1].timeoutSec');
     const metrics = (await apiRequest(bed.engine.httpUrl, '/metrics', { key: null })).text;
     expect(metrics).to.match(/aricrm_crm_route_fallbacks_total\{reason="invalid_body"\} 1/);
+  });
+
+  it('transfer to service: the caller continues in the dialplan at the service context', async () => {
+    bed = await startTestBed({ SERVICE_CONTEXT: 'ivr-service' });
+    bed.crm.onRoute(() => ({
+      body: {
+        verbs: [
+          { verb: 'play', media: ['sound:beep'] },
+          { verb: 'transfer', to: 'service' },
+          { verb: 'play', media: ['sound:never-played'] },
+        ],
+      },
+    }));
+    const from = nextCaller();
+    const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
+    const callId = await startedCall(bed, from);
+    const end = await bed.crm.waitForEnded(callId);
+    expect(data(end)).to.include({
+      disposition: 'no_answer',
+      hangupBy: 'system',
+      endReason: 'transferred',
+    });
+    const cont = bed.sim.requests.find((r) => r.path === `/channels/${channelId}/continue`);
+    expect(cont?.query).to.include({ context: 'ivr-service', extension: DID });
+    // Handed to the dialplan: the engine neither hangs the caller up nor plays the rest.
+    expect(indexOf(bed, 'DELETE', `/channels/${channelId}`)).to.equal(-1);
+    expect(
+      bed.sim.requests.some((r) => JSON.stringify(r.query ?? {}).includes('never-played')),
+    ).to.equal(false);
+  });
+
+  it('transfer to an extension rings it; answered, the caller is bridged with it', async () => {
+    bed = await startTestBed();
+    bed.crm.onRoute(() => ({
+      body: {
+        verbs: [
+          { verb: 'play', media: ['sound:beep'] },
+          { verb: 'transfer', to: '103' },
+          { verb: 'play', media: ['sound:never-played'] },
+        ],
+      },
+    }));
+    bed.sim.phones.set('103', { mode: 'answer', answerAfterMs: 300, hangupAfterMs: 300 });
+    const from = nextCaller();
+    await bed.sim.injectInboundCall({ from, to: DID });
+    const callId = await startedCall(bed, from);
+    const end = await bed.crm.waitForEnded(callId);
+    expect(typesOf(bed, callId)).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.answered',
+      'call.ended',
+    ]);
+    expect(data(end)).to.include({ disposition: 'answered', answeredBy: '103' });
+    expect(
+      bed.sim.requests.some((r) => JSON.stringify(r.query ?? {}).includes('never-played')),
+    ).to.equal(false);
+  });
+
+  it('a script that runs out of verbs ends the call (no silence)', async () => {
+    bed = await startTestBed();
+    bed.crm.onRoute(() => ({ body: { verbs: [{ verb: 'play', media: ['sound:beep'] }] } }));
+    const from = nextCaller();
+    const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
+    const callId = await startedCall(bed, from);
+    const end = await bed.crm.waitForEnded(callId);
+    expect(data(end)).to.include({
+      disposition: 'no_answer',
+      hangupBy: 'system',
+      endReason: 'script_ended',
+    });
+    expect(indexOf(bed, 'DELETE', `/channels/${channelId}`)).to.be.at.least(0);
+    expect(bed.sim.channels()).to.have.length(0);
+  });
+
+  it('an engine restart in the middle of a script: the new engine asks the CRM again and runs its answer', async () => {
+    this.timeout(40_000);
+    bed = await startTestBed({ RING_TIMEOUT_SEC: '60' });
+    // First answer: a long message (20 × 16 s), then 101; asked again after the restart: 101.
+    bed.crm.onRoute(() => ({
+      body: {
+        verbs:
+          bed.crm.routeRequests.length === 1
+            ? [
+                { verb: 'play', media: ['sound:demo-congrats'], loop: 20 },
+                { verb: 'dial', extensions: ['101'], ringTimeoutSec: 10 },
+              ]
+            : [{ verb: 'dial', extensions: ['101'], ringTimeoutSec: 10 }],
+      },
+    }));
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 300, hangupAfterMs: 500 });
+    const from = nextCaller();
+    await bed.sim.injectInboundCall({ from, to: DID });
+    const callId = await startedCall(bed, from);
+    await until(
+      () => bed.logs.some((l) => l.callId === callId && l.message === 'route decided'),
+      'the route',
+    );
+    await bed.engine.calls.settled();
+    await bed.engine.journal.flush();
+    const { config, logger } = bed.engine;
+    await bed.engine.stop();
+    // The stopped engine stopped the script where it was (no verb runs on a closed ARI
+    // connection), and neither ended the call nor rang anyone.
+    await until(
+      () => bed.logs.some((l) => l.callId === callId && l.message === 'call script ended'),
+      'the script to stop',
+    );
+    expect(
+      bed.logs.find((l) => l.callId === callId && l.message === 'call script ended'),
+    ).to.include({ ended: 'stopped' });
+    expect(typesOf(bed, callId)).to.deep.equal(['call.started']);
+    expect(indexOf(bed, 'POST', '/channels/create')).to.equal(-1);
+
+    restarted = await startEngine(config, { logger, simulator: bed.sim });
+    const end = await bed.crm.waitForEnded(callId, 15_000);
+    expect(typesOf(bed, callId)).to.deep.equal([
+      'call.started',
+      'call.recovered',
+      'call.ringing',
+      'call.answered',
+      'call.ended',
+    ]);
+    const recovered = bed.crm.eventsOf(callId)[1]!;
+    expect(data(recovered)).to.include({ state: 'greeting' });
+    expect(bed.crm.routeRequests.map((r) => r.body.callId)).to.deep.equal([callId, callId]);
+    expect(data(end)).to.include({ disposition: 'answered', answeredBy: '101' });
+    expect(bed.sim.channels()).to.have.length(0);
   });
 });

@@ -62,7 +62,15 @@ export class InboundFlow implements Flow {
   readonly stasisRoles = ['inbound'];
   readonly callerChannel = 'customer';
 
+  /** Aborted at engine shutdown: running scripts stop without ending their calls. */
+  private readonly shutdown = new AbortController();
+
   constructor(private readonly rt: CallRuntime) {}
+
+  /** Engine shutdown: stop every call script; their calls stay up for the next engine. */
+  stopScripts(): void {
+    this.shutdown.abort();
+  }
 
   /** Inbound: ring the caller, ask the CRM, optionally greet, then ring operators. */
   async start(channel: AriChannel, args: string[]): Promise<void> {
@@ -247,6 +255,7 @@ export class InboundFlow implements Flow {
       },
       verbs,
       {
+        signal: this.shutdown.signal,
         beforeVerb: async (verb) => {
           if (!MEDIA_VERBS.has(verb.verb) || ctx.callerAnswered) return;
           await this.rt.run(ctx, async () => {
@@ -262,7 +271,8 @@ export class InboundFlow implements Flow {
       },
     );
     ctx.log.info('call script ended', { ended: run.ended, verbs: run.results.length });
-    if (run.ended === 'completed' || run.ended === 'verb_limit' || run.ended === 'stopped') {
+    // `stopped`: the engine is shutting down; the call stays up for the next engine to adopt.
+    if (run.ended === 'completed' || run.ended === 'verb_limit') {
       await this.rt.run(ctx, () => this.endScriptCall(ctx, 'script_ended'));
     }
   }
