@@ -215,7 +215,7 @@ const callEndedData = z.object({
     .string()
     .optional()
     .describe(
-      'Why it ended when not simply by a party hanging up, e.g. transferred, operator_unreachable, nobody_answered, api_hangup, reconciled.',
+      'Why it ended when not simply by a party hanging up, e.g. transferred, operator_unreachable, nobody_answered, api_hangup, script_hangup, reconciled.',
     ),
   recordingUrl: z.string().optional(),
 });
