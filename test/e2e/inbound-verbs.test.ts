@@ -263,6 +263,41 @@ describe('inbound calls routed to a call script (e2e: engine + simulator + CRM)'
     expect(indexOf(bed, 'POST', `/channels/${channelId}/answer`)).to.be.greaterThan(create);
   });
 
+  it('the caller hanging up while a script dial rings: the operators are hung up, the script stops', async () => {
+    bed = await startTestBed();
+    bed.crm.onRoute(() => ({
+      body: {
+        verbs: [
+          { verb: 'dial', extensions: ['101'], ringTimeoutSec: 60 },
+          { verb: 'play', media: ['sound:never-played'] },
+        ],
+      },
+    }));
+    bed.sim.phones.set('101', { mode: 'ring' });
+    const from = nextCaller();
+    const { channelId } = await bed.sim.injectInboundCall({ from, to: DID, abandonAfterMs: 3000 });
+    const callId = await startedCall(bed, from);
+    const end = await bed.crm.waitForEnded(callId);
+    expect(typesOf(bed, callId)).to.deep.equal(['call.started', 'call.ringing', 'call.ended']);
+    expect(data(end)).to.include({
+      disposition: 'canceled',
+      hangupBy: 'caller',
+      endReason: 'abandoned',
+    });
+    await until(
+      () => bed.logs.some((l) => l.callId === callId && l.message === 'call script ended'),
+      'the script to end',
+    );
+    expect(
+      bed.logs.find((l) => l.callId === callId && l.message === 'call script ended'),
+    ).to.include({ ended: 'hangup' });
+    expect(
+      bed.logs.find((l) => l.callId === callId && l.message === 'verb result' && l.verb === 'dial'),
+    ).to.include({ outcome: 'hangup' });
+    expect(indexOf(bed, 'POST', `/channels/${channelId}/play`)).to.equal(-1);
+    await until(() => bed.sim.channels().length === 0, 'every channel to be gone');
+  });
+
   it('takes the fallback route when the verbs answer is invalid, naming the bad field', async () => {
     bed = await startTestBed({ FALLBACK_ROUTE: 'sequential:102' });
     bed.crm.onRoute(() => ({
