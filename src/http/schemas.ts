@@ -50,7 +50,7 @@ export const callStateSchema = z
     'ended',
   ])
   .describe(
-    'routing (asking the CRM), greeting, dialing_operator, operator_ringing, dialing_customer, customer_ringing, bridged, ended.',
+    'routing (asking the CRM), greeting (a greeting or the CRM call script plays, no operator ringing), dialing_operator, operator_ringing, dialing_customer, customer_ringing, bridged, ended.',
   );
 
 /** `CallSnapshot`: a call as `GET /v1/calls/{id}` shows it. */
