@@ -25,6 +25,7 @@ import type { AriGateway } from './ari/types.ts';
 import { CallJournal } from './calls/journal.ts';
 import { CallNotifier, type EventSink } from './calls/notifier.ts';
 import { CallService } from './calls/service.ts';
+import { createVerbCrm } from './calls/verbs/crm.ts';
 import { registerReconciliation } from './calls/reconcile.ts';
 import { registerCallStasisHandlers } from './calls/stasis.ts';
 import { ConfigError, loadConfig, type ConfigCheck } from './config/load.ts';
@@ -235,9 +236,20 @@ export async function startEngine(
     ...journalLog,
   });
   const notifier = new CallNotifier(overrides.eventSinks ?? [], logger, Date.now, journal);
+  // Call scripts' CRM requests (gather actionUrl, redirect): the route lookup's timeout and key,
+  // signed like the webhooks (docs/verbs.md).
+  const verbCrm = createVerbCrm({
+    timeoutMs: config.CRM_TIMEOUT_MS,
+    ...(config.CRM_API_KEY ? { apiKey: config.CRM_API_KEY } : {}),
+    ...(config.WEBHOOK_SECRET ? { secret: config.WEBHOOK_SECRET } : {}),
+    post: outbound.post,
+    logger: logger.child({ component: 'crm' }),
+    registry,
+  });
   const calls = new CallService({
     gateway,
     routes,
+    verbCrm,
     notifier,
     journal,
     // The toll-fraud guard's destination policy, for numbers operators dial from their phones
@@ -444,6 +456,8 @@ export async function startEngine(
           pending: webhooks.pending(),
         });
       recordings.stop();
+      // Call scripts stop where they are (their calls stay up for the next engine to adopt).
+      calls.stopScripts();
       await gateway.stop();
       webhooks.stop();
       // Changes made while ARI was closing; a healthy store commits them at once.

@@ -10,6 +10,7 @@ import type { Route, RouteDecision } from '../crm/types.ts';
 import type { Call, CallSnapshot, Disposition, Leg } from './model.ts';
 import type { TrunkRoute } from './dialstrings.ts';
 import type { CallNotifier, EventJournal } from './notifier.ts';
+import type { HostVerbResult, VerbCrm } from './verbs/types.ts';
 
 /** Where the service asks for inbound routes (the CRM route client). */
 export interface RouteSource {
@@ -105,6 +106,11 @@ export interface CallServiceDeps {
     /** The call left memory: the journal may forget what it wrote of it. */
     release?(callId: string): void;
   };
+  /**
+   * The CRM client of call scripts (`gather.actionUrl`, `redirect`; src/calls/verbs/crm.ts).
+   * Unset: those verbs fail with `crm_failed` (`not_configured`) and the script goes on.
+   */
+  verbCrm?: VerbCrm;
   logger: Logger;
   registry: Registry;
   options: CallServiceOptions;
@@ -167,6 +173,12 @@ export interface CallContext {
   };
   retryTimer?: NodeJS.Timeout;
   forgetTimer?: NodeJS.Timeout;
+  /**
+   * A call script runs on the caller's channel (an inbound call whose CRM route is `verbs`).
+   * `dial`: the `dial` verb (or `transfer` to an extension, `blind`) whose operators ring; it
+   * is settled once the call is bridged or nobody rings any more.
+   */
+  script?: { dial?: { done: (result: HostVerbResult) => void; blind: boolean } };
   /** A reconciliation step runs (src/calls/reconcile.ts): calls it ends get `reconciled`. */
   reconciling?: boolean;
   /** Adopted from the store at start-up, not yet reconciled: its stored state and when. */

@@ -59,6 +59,7 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
   private readonly recovery: CallRecovery;
   private readonly clickToCall: ClickToCallFlow;
   private readonly transfer: TransferFlow;
+  private readonly inbound: InboundFlow;
 
   constructor(deps: CallServiceDeps) {
     super();
@@ -69,9 +70,19 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     this.recovery = new CallRecovery(this.runtime);
     this.clickToCall = new ClickToCallFlow(this.runtime);
     this.transfer = new TransferFlow(this.runtime);
-    this.runtime.registerFlow(new InboundFlow(this.runtime));
+    this.inbound = new InboundFlow(this.runtime);
+    this.runtime.registerFlow(this.inbound);
     this.runtime.registerFlow(new OutboundFlow(this.runtime));
     this.runtime.registerFlow(this.clickToCall);
+  }
+
+  /**
+   * Engine shutdown: stop the call scripts running (the verb running stops its playback or
+   * recording; no further verb runs) without ending their calls, which the next engine adopts
+   * (an adopted call in the middle of a script is routed again: docs/crm-routing.md).
+   */
+  stopScripts(): void {
+    this.inbound.stopScripts();
   }
 
   /**

@@ -356,14 +356,21 @@ export const configSchema = z.object({
     .describe(
       'Where inbound calls ask the CRM for a route (POST {callId, from, did}). Unset: FALLBACK_ROUTE.',
     ),
-  CRM_API_KEY: z.string().optional().describe('Bearer token sent to CRM_ROUTE_URL. Never logged.'),
+  CRM_API_KEY: z
+    .string()
+    .optional()
+    .describe(
+      "Bearer token sent to CRM_ROUTE_URL and with call scripts' CRM requests (gather actionUrl, redirect). Never logged.",
+    ),
   CRM_TIMEOUT_MS: z.coerce
     .number()
     .int()
     .min(100)
     .max(10_000)
     .default(1500)
-    .describe('Hard timeout of a route lookup (connect + answer), in milliseconds.'),
+    .describe(
+      "Hard timeout of a route lookup and of a call script's CRM request (connect + answer), in milliseconds.",
+    ),
   CRM_ROUTE_CACHE_TTL_MS: z.coerce
     .number()
     .int()

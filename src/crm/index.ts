@@ -19,6 +19,8 @@ export {
 } from './route.ts';
 export {
   routeAnswerSchema,
+  parseRouteAnswer,
+  verbsRouteAnswerSchema,
   routeFromAnswer,
   MEDIA_PATTERN,
   MAX_CUSTOMER_NAME_LENGTH,

@@ -7,7 +7,13 @@
  *  "extensions":["101","102"],"ringTimeoutSec":20,"greeting":["sound:hello-world"],"record":true}
  * {"action":"hangup"}
  * {"customer":{"name":"Ivan Petrov"},"action":"fallback"}
+ * {"customer":{"id":"42"},"verbs":[{"verb":"play","media":["sound:hello-world"]},
+ *  {"verb":"gather","numDigits":1,"timeoutSec":5,"actionUrl":"https://crm.example/ivr"}]}
  * ```
+ *
+ * An answer with `verbs` is a call script (src/calls/verbs/schema.ts, docs/verbs.md): it is
+ * validated as a whole, and any bad verb rejects the whole answer (the fallback route, like any
+ * other invalid answer). An answer may carry `verbs` or `action`, not both.
  *
  * Fields that decide where the call goes (`action`, `strategy`, `extensions`, `ringTimeoutSec`,
  * `greeting`, `record`) are strict: a bad value rejects the whole answer and the call takes the
@@ -16,6 +22,7 @@
  * (so a CRM may send more than the engine understands).
  */
 import { z } from 'zod';
+import { formatIssuePath, verbListSchema } from '../calls/verbs/schema.ts';
 import { EXTENSION_PATTERN, MAX_RING_TIMEOUT_SEC, MIN_RING_TIMEOUT_SEC } from './route.ts';
 import type { Route } from './types.ts';
 
@@ -80,8 +87,36 @@ export const routeAnswerSchema = z.discriminatedUnion('action', [
   z.object({ action: z.literal('fallback'), ...common }),
 ]);
 
-/** A validated CRM answer (output of {@link routeAnswerSchema}). */
-export type RouteAnswer = z.output<typeof routeAnswerSchema>;
+/**
+ * Zod schema of a call-script answer `{"customer"?, "record"?, "verbs": [...]}`: `verbs` is a
+ * call script (1-100 verbs, docs/verbs.md); `record` is the default of its `dial` verbs.
+ */
+export const verbsRouteAnswerSchema = z.object({
+  customer,
+  record: z.boolean().nullish(),
+  verbs: verbListSchema,
+  action: z.undefined({ message: 'an answer carries either verbs or action, not both' }).optional(),
+});
+
+/** A validated CRM answer (output of {@link parseRouteAnswer}). */
+export type RouteAnswer =
+  z.output<typeof routeAnswerSchema> | z.output<typeof verbsRouteAnswerSchema>;
+
+/**
+ * Validate the CRM's answer: a call script when it has `verbs` (not null), else an `action`
+ * answer. Never throws.
+ */
+export function parseRouteAnswer(
+  json: unknown,
+): { success: true; data: RouteAnswer } | { success: false; error: z.ZodError } {
+  const isScript =
+    typeof json === 'object' &&
+    json !== null &&
+    'verbs' in json &&
+    json.verbs !== null &&
+    json.verbs !== undefined;
+  return isScript ? verbsRouteAnswerSchema.safeParse(json) : routeAnswerSchema.safeParse(json);
+}
 
 /**
  * Turn a validated answer into a {@link Route}. `action: "fallback"` takes the action of the
@@ -96,16 +131,18 @@ export function routeFromAnswer(
 ): Route {
   const route: Route = {
     action:
-      answer.action === 'dial'
-        ? {
-            type: 'dial',
-            strategy: answer.strategy,
-            extensions: [...new Set(answer.extensions)],
-            ringTimeoutSec: answer.ringTimeoutSec ?? defaultRingTimeoutSec,
-          }
-        : answer.action === 'hangup'
-          ? { type: 'hangup' }
-          : structuredClone(fallback.action),
+      'verbs' in answer
+        ? { type: 'verbs', verbs: answer.verbs }
+        : answer.action === 'dial'
+          ? {
+              type: 'dial',
+              strategy: answer.strategy,
+              extensions: [...new Set(answer.extensions)],
+              ringTimeoutSec: answer.ringTimeoutSec ?? defaultRingTimeoutSec,
+            }
+          : answer.action === 'hangup'
+            ? { type: 'hangup' }
+            : structuredClone(fallback.action),
   };
   const id = answer.customer?.id ?? undefined;
   const name = answer.customer?.name || undefined;
@@ -114,7 +151,8 @@ export function routeFromAnswer(
     if (id !== undefined) route.customer.id = id;
     if (name !== undefined) route.customer.name = name;
   }
-  if (answer.greeting && answer.greeting.length > 0) route.greeting = { media: answer.greeting };
+  if ('greeting' in answer && answer.greeting && answer.greeting.length > 0)
+    route.greeting = { media: answer.greeting };
   const record = answer.record ?? fallback.record;
   if (record !== undefined) route.record = record;
   return route;
@@ -124,6 +162,6 @@ export function routeFromAnswer(
 export function describeIssues(error: z.ZodError): string {
   return error.issues
     .slice(0, 3)
-    .map((issue) => `${issue.path.length > 0 ? issue.path.join('.') : '(root)'}: ${issue.message}`)
+    .map((issue) => `${formatIssuePath(issue.path)}: ${issue.message}`)
     .join('; ');
 }

@@ -17,7 +17,7 @@ import {
 } from '../http/outbound.ts';
 import { counter, histogram } from '../metrics/registry.ts';
 import type { Logger } from '../logging/logger.ts';
-import { describeIssues, routeAnswerSchema, routeFromAnswer } from './route-answer.ts';
+import { describeIssues, parseRouteAnswer, routeFromAnswer } from './route-answer.ts';
 import type {
   Route,
   RouteClient,
@@ -161,7 +161,7 @@ export function createRouteClient(options: RouteClientOptions): RouteClient {
     } catch {
       return { ok: false, reason: 'invalid_body', detail: `not JSON (${text.length} characters)` };
     }
-    const parsed = routeAnswerSchema.safeParse(json);
+    const parsed = parseRouteAnswer(json);
     if (!parsed.success)
       return { ok: false, reason: 'invalid_body', detail: describeIssues(parsed.error) };
     return { ok: true, route: routeFromAnswer(parsed.data, fallback, defaultRingTimeoutSec) };

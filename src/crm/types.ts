@@ -3,6 +3,7 @@
  * the lookup request, and the decision the route client returns. Pure data, no telephony.
  * Contract: docs/crm-routing.md.
  */
+import type { ScriptVerb } from '../calls/verbs/schema.ts';
 
 /** Ring operator extensions. */
 export interface DialAction {
@@ -26,6 +27,17 @@ export interface HangupAction {
   type: 'hangup';
 }
 
+/**
+ * Run a call script on the caller's channel (the CRM answered `{"verbs": [...]}`): a menu, a
+ * message, operators rung by a `dial` verb… Format and behaviour: docs/verbs.md; what an inbound
+ * call does with it: docs/crm-routing.md.
+ */
+export interface VerbsAction {
+  type: 'verbs';
+  /** The validated script (1-100 verbs). */
+  verbs: ScriptVerb[];
+}
+
 /** Where an inbound call goes, and what happens before. */
 export interface Route {
   /**
@@ -40,7 +52,7 @@ export interface Route {
   greeting?: { media: string[] };
   /** Record the bridged conversation. Absent: the engine's default. */
   record?: boolean;
-  action: DialAction | HangupAction;
+  action: DialAction | HangupAction | VerbsAction;
 }
 
 /** What the engine sends: `POST <CRM_ROUTE_URL>` with this JSON body. */

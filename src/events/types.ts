@@ -132,6 +132,8 @@ export interface CallEndedData {
    * Why the call ended when it was not simply a party hanging up (as `endReason` of
    * `GET /v1/calls/{id}`): e.g. `transferred` (sent to a service number), `operator_unreachable`,
    * `customer_unreachable`, `nobody_answered`, `abandoned`, `api_hangup`, `route_hangup`,
+   * `script_hangup` / `script_ended` (the CRM's call script hung up or ran out of verbs before
+   * an operator answered),
    * `destination_not_allowed` / `destination_type_not_allowed` (the toll-fraud guard refused a
    * number an operator dialled from their phone),
    * `reconciled` (the engine found the call over after losing sight of it: who hung up and when

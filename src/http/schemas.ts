@@ -52,7 +52,7 @@ export const callStateSchema = z
     'ended',
   ])
   .describe(
-    'routing (asking the CRM), greeting, dialing_operator, operator_ringing, dialing_customer, customer_ringing, bridged, ended.',
+    'routing (asking the CRM), greeting (a greeting or the CRM call script plays, no operator ringing), dialing_operator, operator_ringing, dialing_customer, customer_ringing, bridged, ended.',
   );
 
 /** `CallSnapshot`: a call as `GET /v1/calls/{id}` shows it. */
@@ -217,7 +217,7 @@ const callEndedData = z.object({
     .string()
     .optional()
     .describe(
-      'Why it ended when not simply by a party hanging up, e.g. transferred, operator_unreachable, nobody_answered, api_hangup, reconciled.',
+      'Why it ended when not simply by a party hanging up, e.g. transferred, operator_unreachable, nobody_answered, api_hangup, script_hangup, reconciled.',
     ),
   recordingUrl: z.string().optional(),
 });

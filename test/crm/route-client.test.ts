@@ -102,6 +102,41 @@ describe('CRM route client', () => {
     expect(server.requests[0]!.headers.authorization).to.equal(undefined);
   });
 
+  it('parses a call-script answer {verbs}: the customer, the record flag and the validated verbs', async () => {
+    server = await startServer((_req, res) =>
+      json(res, 200, {
+        customer: { id: 42, name: 'Ivan Petrov' },
+        record: true,
+        verbs: [
+          { verb: 'play', media: ['sound:hello-world'] },
+          { verb: 'gather', numDigits: 1, timeoutSec: 5, actionUrl: 'https://crm.example/ivr' },
+          { verb: 'dial', extensions: ['101'], ringTimeoutSec: 15 },
+        ],
+        greeting: null,
+      }),
+    );
+    const decision = await client().lookup(REQUEST);
+    expect(decision.source).to.equal('crm');
+    expect(decision.route).to.deep.equal({
+      customer: { id: '42', name: 'Ivan Petrov' },
+      record: true,
+      action: {
+        type: 'verbs',
+        verbs: [
+          { verb: 'play', media: ['sound:hello-world'] },
+          {
+            verb: 'gather',
+            numDigits: 1,
+            timeoutSec: 5,
+            prompts: [],
+            actionUrl: 'https://crm.example/ivr',
+          },
+          { verb: 'dial', extensions: ['101'], strategy: 'ringall', ringTimeoutSec: 15 },
+        ],
+      },
+    });
+  });
+
   it('"fallback" answers keep the CRM customer and take the fallback action', async () => {
     server = await startServer((_req, res) =>
       json(res, 200, {
@@ -301,8 +336,8 @@ describe('CRM route client', () => {
   const schemaInvalid: Array<[string, unknown, RegExp]> = [
     ['unknown action', { action: 'transfer' }, /action/],
     ['missing action', { extensions: ['101'] }, /action/],
-    ['non-digit extension', { action: 'dial', extensions: ['101', 'abc'] }, /extensions\.1/],
-    ['one-digit extension', { action: 'dial', extensions: ['1'] }, /extensions\.0/],
+    ['non-digit extension', { action: 'dial', extensions: ['101', 'abc'] }, /extensions\[1\]/],
+    ['one-digit extension', { action: 'dial', extensions: ['1'] }, /extensions\[0\]/],
     ['no extensions', { action: 'dial', extensions: [] }, /extensions/],
     [
       'ring timeout too long',
@@ -319,6 +354,23 @@ describe('CRM route client', () => {
     ['media without scheme', { action: 'hangup', greeting: ['hello world'] }, /greeting/],
     ['record not boolean', { action: 'hangup', record: 'yes' }, /record/],
     ['array instead of object', [{ action: 'hangup' }], /\(root\)|action/],
+    ['empty verbs', { verbs: [] }, /verbs: a script holds at least one verb/],
+    [
+      'verb with a bad field',
+      {
+        verbs: [
+          { verb: 'play', media: ['sound:hello-world'] },
+          { verb: 'pause', sec: 9999 },
+        ],
+      },
+      /verbs\[1\]\.sec/,
+    ],
+    ['unknown verb', { verbs: [{ verb: 'sing' }] }, /verbs\[0\]/],
+    [
+      'both verbs and action',
+      { action: 'hangup', verbs: [{ verb: 'hangup' }] },
+      /action: an answer carries either verbs or action, not both/,
+    ],
   ];
   for (const [name, body, detail] of schemaInvalid) {
     it(`falls back with reason "invalid_body" on a schema-invalid answer: ${name}`, async () => {

@@ -1,6 +1,6 @@
 /**
- * A real local HTTP server playing the CRM: answers route lookups (POST /route) as a test says,
- * and receives lifecycle webhooks (POST /hooks), checking each X-Signature independently of the
+ * A real local HTTP server playing the CRM: answers route lookups (POST /route) and call
+ * scripts' requests (POST /verbs…) as a test says, and receives lifecycle webhooks (POST /hooks), checking each X-Signature independently of the
  * engine's own code (HMAC-SHA256 over "<t>.<raw body>").
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
@@ -30,6 +30,15 @@ export interface ReceivedRouteRequest {
   headers: IncomingMessage['headers'];
 }
 
+/** A call script's request (`gather.actionUrl`, `redirect.url` pointing at `/verbs…`). */
+export interface ReceivedVerbsRequest {
+  /** The path with its query, e.g. `/verbs?menu=main`. */
+  url: string;
+  body: Record<string, unknown>;
+  headers: IncomingMessage['headers'];
+  signatureValid: boolean;
+}
+
 /** How the fake CRM answers a route lookup. */
 export interface RouteAnswer {
   status?: number;
@@ -44,10 +53,15 @@ export interface RouteAnswer {
 export class FakeCrm extends EventEmitter {
   readonly webhooks: ReceivedWebhook[] = [];
   readonly routeRequests: ReceivedRouteRequest[] = [];
+  /** Call scripts' requests to `/verbs…` (see {@link verbsUrl}). */
+  readonly verbsRequests: ReceivedVerbsRequest[] = [];
   /** Status the webhook endpoint answers (tests of retries set e.g. 500). */
   webhookStatus = 200;
   private routeAnswer: (req: ReceivedRouteRequest['body']) => RouteAnswer = () => ({
     body: { action: 'dial', strategy: 'ringall', extensions: ['101'], ringTimeoutSec: 20 },
+  });
+  private verbsAnswer: (req: ReceivedVerbsRequest) => RouteAnswer = () => ({
+    body: { verbs: [] },
   });
   private readonly timers = new Set<NodeJS.Timeout>();
 
@@ -79,6 +93,16 @@ export class FakeCrm extends EventEmitter {
   }
   get webhookUrl(): string {
     return `${this.url}/hooks`;
+  }
+
+  /** Where a script's `actionUrl` or `redirect` may point: `<url>/verbs<suffix>`. */
+  verbsUrl(suffix = ''): string {
+    return `${this.url}/verbs${suffix}`;
+  }
+
+  /** Decide how call scripts' requests to {@link verbsUrl} are answered (default `{verbs: []}`). */
+  onVerbs(answer: (req: ReceivedVerbsRequest) => RouteAnswer): void {
+    this.verbsAnswer = answer;
   }
 
   /** Decide how route lookups are answered. */
@@ -132,10 +156,24 @@ export class FakeCrm extends EventEmitter {
   }
 
   private handle(req: IncomingMessage, raw: string, res: import('node:http').ServerResponse): void {
-    if (req.method === 'POST' && req.url === '/route') {
-      const body = JSON.parse(raw) as ReceivedRouteRequest['body'];
-      this.routeRequests.push({ body, headers: req.headers });
-      const answer = this.routeAnswer(body);
+    const isRoute = req.method === 'POST' && req.url === '/route';
+    const isVerbs = req.method === 'POST' && (req.url ?? '').startsWith('/verbs');
+    if (isRoute || isVerbs) {
+      let answer: RouteAnswer;
+      if (isRoute) {
+        const body = JSON.parse(raw) as ReceivedRouteRequest['body'];
+        this.routeRequests.push({ body, headers: req.headers });
+        answer = this.routeAnswer(body);
+      } else {
+        const request: ReceivedVerbsRequest = {
+          url: req.url ?? '',
+          body: JSON.parse(raw) as Record<string, unknown>,
+          headers: req.headers,
+          signatureValid: verify(this.secret, String(req.headers['x-signature'] ?? ''), raw),
+        };
+        this.verbsRequests.push(request);
+        answer = this.verbsAnswer(request);
+      }
       const send = (): void => {
         if (res.destroyed) return;
         res.writeHead(answer.status ?? 200, { 'content-type': 'application/json' });

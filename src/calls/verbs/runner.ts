@@ -34,6 +34,12 @@ export interface RunScriptOptions {
   onVerb?: (report: VerbReport) => void;
   /** Aborting it stops the script like a hang-up (the verb running stops), `ended: "stopped"`. */
   signal?: AbortSignal;
+  /**
+   * Awaited before each verb starts, e.g. to answer the channel before the first verb that
+   * needs media (the inbound flow). A throw is reported as the verb failing, reason
+   * `internal_error`.
+   */
+  beforeVerb?: (verb: ScriptVerb) => Promise<void>;
 }
 
 /** The outcome of one verb of a run, as reported. */
@@ -114,6 +120,7 @@ export async function runScript(
       const startedAt = performance.now();
       let result: VerbResult;
       try {
+        await options.beforeVerb?.(spec);
         result = await createVerb(spec).exec(ctx, signal);
       } catch (err) {
         ctx.logger.error('a verb crashed', { callId: ctx.callId, verb: spec.verb, err });
