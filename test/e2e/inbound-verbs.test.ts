@@ -380,7 +380,9 @@ describe('inbound calls routed to a call script (e2e: engine + simulator + CRM)'
   });
 
   it("record: the caller's message is stored, its signed link sent to the CRM, served with Range after the call", async () => {
-    bed = await startTestBed();
+    bed = await startTestBed({
+      RECORDING_LINK_SECRET: 'verb-recording-link-secret-0123456789abcdef',
+    });
     bed.crm.onRoute(() => ({
       body: {
         verbs: [
@@ -448,6 +450,14 @@ describe('inbound calls routed to a call script (e2e: engine + simulator + CRM)'
     expect(unknown.body.code).to.equal('recording_not_found');
     // Stored by the engine, so deleted from Asterisk.
     expect(indexOf(bed, 'DELETE', `/recordings/stored/${name}`)).to.be.at.least(0);
+
+    // After an engine restart the same link still plays the same file.
+    const { config, logger } = bed.engine;
+    await bed.engine.stop();
+    restarted = await startEngine(config, { logger, simulator: bed.sim });
+    const again = await fetch(`${restarted.httpUrl}${url.pathname}${url.search}`);
+    expect(again.status).to.equal(200);
+    expect(Buffer.from(await again.arrayBuffer()).equals(bytes)).to.equal(true);
   });
 
   it('a script that runs out of verbs ends the call (no silence)', async () => {
