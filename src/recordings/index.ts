@@ -23,7 +23,7 @@ import { allowSignedRecordingLinks, createRecordingRoutes } from './routes.ts';
 import { RecordingService } from './service.ts';
 import { registerRecordingStasisHandlers } from './stasis.ts';
 import { LocalRecordingStorage, type RecordingStorage } from './storage.ts';
-import { VerbRecordings } from './verb-recordings.ts';
+import { VerbRecordings, type StoredVerbRecording } from './verb-recordings.ts';
 
 export {
   recordingSettings,
@@ -57,6 +57,7 @@ export {
   VerbRecordings,
   verbRecordingKey,
   type KeptVerbRecording,
+  type StoredVerbRecording,
   type VerbRecordingFailureStage,
   type VerbRecordingsDeps,
 } from './verb-recordings.ts';
@@ -69,6 +70,8 @@ export interface RecordingHttp {
   allowSignedLinks(keyCheck: RequestHandler): RequestHandler;
   /** `recording.url` of stored calls (call details), see {@link RecordingService.storedRecordingUrl}. */
   recordingUrl: (callId: string) => string | undefined;
+  /** `scriptRecordings` of call details: the call's stored call script recordings, with links. */
+  scriptRecordings: (callId: string) => Promise<StoredVerbRecording[]>;
 }
 
 /** The wired recordings domain. */
@@ -193,6 +196,7 @@ export function createRecordings(deps: CreateRecordingsDeps): Recordings {
       router: createRecordingRoutes({ service, storage, links, logger, verbs }),
       allowSignedLinks: allowSignedRecordingLinks,
       recordingUrl: (callId) => service.storedRecordingUrl(callId),
+      scriptRecordings: (callId) => verbs.list(callId),
     },
     setListenUrl(url) {
       if (!settings.publicUrl) links.setBaseUrl(url);

@@ -51,6 +51,18 @@ export interface KeptVerbRecording {
   durationSec: number;
 }
 
+/** A stored call script recording as call details list it (`scriptRecordings`). */
+export interface StoredVerbRecording {
+  /** Asterisk's recording name (`vrec-<uuid>`). */
+  name: string;
+  /** File size, bytes. */
+  bytes: number;
+  /** Fresh signed link to `GET /v1/calls/{id}/recordings/{name}`. */
+  url: string;
+  /** When `url` stops working, ISO 8601 UTC. */
+  expiresAt: string;
+}
+
 /** Where keeping a call script recording failed (label of `aricrm_verb_recording_failures_total`). */
 export type VerbRecordingFailureStage = 'missing' | 'download' | 'verify' | 'storage' | 'stopped';
 
@@ -173,6 +185,34 @@ export class VerbRecordings {
   async lookup(callId: string, name: string): Promise<StoredObject | undefined> {
     if (!VERB_RECORDING_NAME.test(name)) return undefined;
     return this.deps.storage.stat(verbRecordingKey(callId, name));
+  }
+
+  /**
+   * The call script recordings stored for call `callId`, oldest first, each with a fresh signed
+   * link ([] when none, or when the storage cannot list).
+   *
+   * @throws the storage's error when it cannot be read
+   */
+  async list(callId: string): Promise<StoredVerbRecording[]> {
+    const { storage, links } = this.deps;
+    if (!storage.list || !/^[A-Za-z0-9_-]{1,128}$/.test(callId)) return [];
+    const files = await storage.list(`verbs/${callId}`);
+    return files
+      .map((file) => ({
+        file,
+        name: file.key.slice(file.key.lastIndexOf('/') + 1, -'.wav'.length),
+      }))
+      .filter(({ file, name }) => file.key.endsWith('.wav') && VERB_RECORDING_NAME.test(name))
+      .sort((a, b) => a.file.modifiedAt.getTime() - b.file.modifiedAt.getTime())
+      .map(({ file, name }) => {
+        const link = links.sign(callId, name);
+        return {
+          name,
+          bytes: file.bytes,
+          url: link.url,
+          expiresAt: new Date(link.expiresAtSec * 1000).toISOString(),
+        };
+      });
   }
 
   /** Stop: downloads waiting for a retry give up (their recordings stay in Asterisk). */

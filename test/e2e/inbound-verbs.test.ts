@@ -448,6 +448,16 @@ describe('inbound calls routed to a call script (e2e: engine + simulator + CRM)'
     );
     expect(unknown.status).to.equal(404);
     expect(unknown.body.code).to.equal('recording_not_found');
+    // The call's details list it, with a fresh link to the same file.
+    await until(
+      async () =>
+        (await apiRequest(bed.engine.httpUrl, `/v1/calls/${callId}`)).body.state === 'ended',
+      'the call to be stored',
+    );
+    const details = await apiRequest(bed.engine.httpUrl, `/v1/calls/${callId}`);
+    const listed = details.body.scriptRecordings as Array<Record<string, unknown>>;
+    expect(listed.map((r) => [r.name, r.bytes])).to.deep.equal([[name, bytes.length]]);
+    expect(new URL(String(listed[0]!.url)).pathname).to.equal(url.pathname);
     // Stored by the engine, so deleted from Asterisk.
     expect(indexOf(bed, 'DELETE', `/recordings/stored/${name}`)).to.be.at.least(0);
 

@@ -100,6 +100,11 @@ describe('call script recordings (VerbRecordings)', () => {
     expect(verbRecordingKey(CALL, NAME)).to.equal(`verbs/${CALL}/${NAME}.wav`);
     const file = await service().lookup(CALL, NAME);
     expect(file?.bytes).to.equal(wav.length);
+    // Call details list it (other calls and unknown calls: nothing).
+    const listed = await service().list(CALL);
+    expect(listed.map((r) => [r.name, r.bytes])).to.deep.equal([[NAME, wav.length]]);
+    expect(new URL(listed[0]!.url).pathname).to.equal(`/v1/calls/${CALL}/recordings/${NAME}`);
+    expect(await service().list('0b0b0b0b-0000-4000-8000-00000000000b')).to.deep.equal([]);
     expect(await metric('aricrm_verb_recordings_stored_total')).to.equal(1);
   });
 
