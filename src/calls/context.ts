@@ -10,7 +10,7 @@ import type { Route, RouteDecision } from '../crm/types.ts';
 import type { Call, CallSnapshot, Disposition, Leg } from './model.ts';
 import type { TrunkRoute } from './dialstrings.ts';
 import type { CallNotifier, EventJournal } from './notifier.ts';
-import type { HostVerbResult, VerbCrm } from './verbs/types.ts';
+import type { HostVerbResult, KeptRecording, VerbCrm } from './verbs/types.ts';
 
 /** Where the service asks for inbound routes (the CRM route client). */
 export interface RouteSource {
@@ -35,6 +35,14 @@ export interface CallRecorder {
   recordingUrl(callId: string): string | undefined;
   /** `call.ended` of this call was just emitted (the last `call.*` event). Must not throw. */
   callEnded(call: Call): void;
+  /**
+   * Keep the finished call script recording `name` of call `callId` (the `record` verb): fetch
+   * it from Asterisk, verify, store, and sign a link (`src/recordings/verb-recordings.ts`).
+   * `durationSec`: Asterisk's RecordingFinished duration. Absent: scripts report only the name.
+   *
+   * @throws an Error when it could not be kept (the recording stays in Asterisk)
+   */
+  keepVerbRecording?(callId: string, name: string, durationSec?: number): Promise<KeptRecording>;
 }
 
 /** Behaviour settings of the call flows (from the configuration). */

@@ -25,7 +25,7 @@ import express, { type Request, type Router } from 'express';
 import { z } from 'zod';
 import { HttpError } from '../http/errors.ts';
 import { fingerprintOf, type IdempotencyStore } from '../http/idempotency.ts';
-import type { StoredCallView } from '../http/history-schemas.ts';
+import type { ScriptRecordingView, StoredCallView } from '../http/history-schemas.ts';
 import {
   cursorParam,
   isoTimeParam,
@@ -309,6 +309,11 @@ export interface CallRoutesDeps {
    * `recording.url`.
    */
   recordingUrl?: (callId: string) => string | undefined;
+  /**
+   * The call script recordings (`record` verb) stored for a call, with fresh signed links:
+   * `scriptRecordings` of `GET /v1/calls/{id}` for a stored call (omitted when none).
+   */
+  scriptRecordings?: (callId: string) => Promise<ScriptRecordingView[]>;
 }
 
 /**
@@ -493,7 +498,9 @@ export function createCallRoutes(deps: CallRoutesDeps): Router {
     // The service holds an ended call until the journal has committed its end: while the store
     // still shows it live (or not at all), it is answered from memory.
     if (record && (record.state === 'ended' || !live)) {
-      res.json(present(record));
+      const scripts = deps.scriptRecordings ? await deps.scriptRecordings(record.id) : [];
+      const view = present(record);
+      res.json(scripts.length > 0 ? { ...view, scriptRecordings: scripts } : view);
       return;
     }
     if (live) {

@@ -140,6 +140,7 @@ export function createApi(deps: ApiDeps): ApiParts {
     storeWaitMs: config.API_STORE_WAIT_MS,
     calls: deps.store?.calls,
     recordingUrl: deps.recordingUrl ?? deps.recordings?.recordingUrl,
+    ...(deps.recordings ? { scriptRecordings: deps.recordings.scriptRecordings } : {}),
   });
   const v1 = express.Router();
   if (deps.recordings) v1.use(deps.recordings.router);

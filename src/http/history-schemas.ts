@@ -27,8 +27,26 @@ export type RecordingView = RecordingFields & {
   url?: string;
 };
 
-/** A stored call as `GET /v1/calls` and `GET /v1/calls/{id}` show it. */
-export type StoredCallView = Omit<CallRecord, 'recording'> & { recording?: RecordingView };
+/** A call script recording (`record` verb) as call details list it. */
+export interface ScriptRecordingView {
+  /** The recording name (`vrec-<uuid>`). */
+  name: string;
+  /** File size, bytes. */
+  bytes: number;
+  /** Signed link to `GET /v1/calls/{id}/recordings/{name}`. */
+  url: string;
+  /** When `url` stops working, ISO 8601 UTC. */
+  expiresAt: string;
+}
+
+/**
+ * A stored call as `GET /v1/calls` and `GET /v1/calls/{id}` show it (`scriptRecordings`: only
+ * `GET /v1/calls/{id}`, when the call has any).
+ */
+export type StoredCallView = Omit<CallRecord, 'recording'> & {
+  recording?: RecordingView;
+  scriptRecordings?: ScriptRecordingView[];
+};
 
 /** One item of `GET /v1/events`. */
 export interface FeedItemView {
@@ -63,9 +81,30 @@ export const recordingSchema = z.object({
 });
 type _RecordingMatches = Assert<Same<z.infer<typeof recordingSchema>, RecordingView>>;
 
+/** A call script recording in call details. */
+export const scriptRecordingSchema = z.object({
+  name: z.string().describe('The recording name (`vrec-<uuid>`), as the record verb reported it.'),
+  bytes: z.int().min(0).describe('File size, bytes.'),
+  url: z
+    .string()
+    .describe(
+      'Signed link GET /v1/calls/{id}/recordings/{name}?expires=…&sig=…: plays without an API key.',
+    ),
+  expiresAt: isoTime.describe('When url stops working, ISO 8601 UTC.'),
+});
+type _ScriptRecordingMatches = Assert<
+  Same<z.infer<typeof scriptRecordingSchema>, ScriptRecordingView>
+>;
+
 /** `CallRecord`: a stored call (call details). */
 export const callRecordSchema = callSnapshotSchema.omit({ legs: true }).extend({
   recording: recordingSchema.optional(),
+  scriptRecordings: z
+    .array(scriptRecordingSchema)
+    .optional()
+    .describe(
+      'GET /v1/calls/{id} only: what the call scripts recorded of the caller (record verb), oldest first, with fresh links.',
+    ),
   updatedAt: isoTime.describe('Last time the engine wrote this call, ISO 8601 UTC.'),
   legs: z.array(legRecordSchema).describe('The channels of the call, in creation order.'),
 });

@@ -892,6 +892,57 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
       'The headers GET answers (`Content-Length`, `Accept-Ranges`, `ETag`, `Last-Modified`; `Content-Range` for a range) without the body. Same authorisation, parameters and statuses as GET.',
   });
 
+  // A call script recording (record verb): served like the call's recording, by name.
+  const callRecordingGet = recording.get as JsonObject;
+  const scriptRecordingGet: JsonObject = {
+    ...callRecordingGet,
+    operationId: 'getCallScriptRecording',
+    summary: "A call script's recording of the caller (audio)",
+    description:
+      'A recording the `record` verb of a call script made (`vrec-<uuid>`), taken from Asterisk and stored by the engine: `audio/wav` with HTTP Range, ETag and 304 exactly like the call recording. Authorised by an API key, or by the signed link the verb result carries (`record.url`, also sent to the CRM as `recording.url` with the next gather actionUrl or redirect request). Served after the call ended and after an engine restart. See docs/recordings.md.',
+    parameters: (callRecordingGet.parameters as JsonObject[]).flatMap((parameter) => {
+      if (parameter.name === 'id')
+        return [
+          parameter,
+          {
+            name: 'name',
+            in: 'path',
+            required: true,
+            description: 'The recording name the verb result gives (`vrec-<uuid>`).',
+            schema: { type: 'string' },
+          },
+        ];
+      if (parameter.name === 'sig')
+        return [
+          {
+            ...parameter,
+            description:
+              'Signed link: hex HMAC-SHA256(RECORDING_LINK_SECRET, "recording:<id>/<name>:<expires>"). With it no API key is needed.',
+          },
+        ];
+      return [parameter];
+    }),
+    responses: {
+      ...(callRecordingGet.responses as JsonObject),
+      '403': errorResponse(
+        '`link_expired`, `link_invalid` (altered id, name, expiry or signature); `forbidden`, `ip_not_allowed`.',
+      ),
+      '404': errorResponse(
+        '`call_not_found` (not a call id), `recording_not_found` (the call has no stored recording of that name).',
+      ),
+    },
+  };
+  delete (scriptRecordingGet.responses as JsonObject)['409'];
+  paths['/v1/calls/{id}/recordings/{name}'] = {
+    get: scriptRecordingGet,
+    head: headOf(scriptRecordingGet, {
+      operationId: 'headCallScriptRecording',
+      summary: "A call script's recording: headers only",
+      description:
+        'The headers GET answers without the body. Same authorisation, parameters and statuses as GET.',
+    }),
+  };
+
   const webhooks: Record<string, JsonObject> = {};
   for (const [type, id] of Object.entries(webhookIds)) {
     webhooks[type] = {

@@ -23,6 +23,7 @@ import { allowSignedRecordingLinks, createRecordingRoutes } from './routes.ts';
 import { RecordingService } from './service.ts';
 import { registerRecordingStasisHandlers } from './stasis.ts';
 import { LocalRecordingStorage, type RecordingStorage } from './storage.ts';
+import { VerbRecordings, type StoredVerbRecording } from './verb-recordings.ts';
 
 export {
   recordingSettings,
@@ -50,20 +51,34 @@ export {
   type StoredObject,
 } from './storage.ts';
 export { RecordingVerifyError, verifyWav, type WavInfo } from './wav.ts';
+export {
+  VERB_RECORDING_NAME,
+  VerbRecordingError,
+  VerbRecordings,
+  verbRecordingKey,
+  type KeptVerbRecording,
+  type StoredVerbRecording,
+  type VerbRecordingFailureStage,
+  type VerbRecordingsDeps,
+} from './verb-recordings.ts';
 
 /** What the HTTP API mounts (see `src/http/api.ts`). */
 export interface RecordingHttp {
-  /** `GET /calls/{id}/recording`, to mount in the `/v1` router. */
+  /** `GET /calls/{id}/recording` and `GET /calls/{id}/recordings/{name}`, for the `/v1` router. */
   router: Router;
   /** Wraps the `/v1` API key check so that signed links reach the route. */
   allowSignedLinks(keyCheck: RequestHandler): RequestHandler;
   /** `recording.url` of stored calls (call details), see {@link RecordingService.storedRecordingUrl}. */
   recordingUrl: (callId: string) => string | undefined;
+  /** `scriptRecordings` of call details: the call's stored call script recordings, with links. */
+  scriptRecordings: (callId: string) => Promise<StoredVerbRecording[]>;
 }
 
 /** The wired recordings domain. */
 export interface Recordings {
   service: RecordingService;
+  /** Call script recordings (the `record` verb), kept and served like call recordings. */
+  verbs: VerbRecordings;
   links: RecordingLinks;
   storage: RecordingStorage;
   http: RecordingHttp;
@@ -147,7 +162,20 @@ export function createRecordings(deps: CreateRecordingsDeps): Recordings {
       download: settings.download,
     },
   });
-  deps.calls.setRecorder(service);
+  const verbs = new VerbRecordings({
+    gateway,
+    storage,
+    links,
+    logger,
+    registry: deps.registry,
+    options: { deleteFromAsterisk: settings.deleteFromAsterisk, download: settings.download },
+  });
+  deps.calls.setRecorder({
+    bridgeCreated: (call, bridgeId, record) => service.bridgeCreated(call, bridgeId, record),
+    recordingUrl: (callId) => service.recordingUrl(callId),
+    callEnded: (call) => service.callEnded(call),
+    keepVerbRecording: (callId, name, durationSec) => verbs.keep(callId, name, durationSec),
+  });
   const unsubscribe = registerRecordingStasisHandlers(gateway, service);
   // Every (re)connect: recordings whose RecordingFinished may have been lost are looked up.
   const unsubscribeConnection = gateway.onConnectionChange((state) => {
@@ -161,12 +189,14 @@ export function createRecordings(deps: CreateRecordingsDeps): Recordings {
   });
   return {
     service,
+    verbs,
     links,
     storage,
     http: {
-      router: createRecordingRoutes({ service, storage, links, logger }),
+      router: createRecordingRoutes({ service, storage, links, logger, verbs }),
       allowSignedLinks: allowSignedRecordingLinks,
       recordingUrl: (callId) => service.storedRecordingUrl(callId),
+      scriptRecordings: (callId) => verbs.list(callId),
     },
     setListenUrl(url) {
       if (!settings.publicUrl) links.setBaseUrl(url);
@@ -181,6 +211,7 @@ export function createRecordings(deps: CreateRecordingsDeps): Recordings {
       unsubscribe();
       unsubscribeConnection();
       service.stop();
+      verbs.stop();
     },
   };
 }

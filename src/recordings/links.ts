@@ -1,10 +1,11 @@
 /**
  * Signed, expiring recording links: a CRM's audio player can fetch `GET /v1/calls/{id}/recording`
- * without an API key when
+ * (or a call script's recording, `GET /v1/calls/{id}/recordings/{name}`) without an API key when
  * the URL carries `?expires=<unix seconds>&sig=<hex HMAC-SHA256>`.
  *
- * The signed message is `recording:<callId>:<expires>` (UTF-8), keyed with RECORDING_LINK_SECRET;
- * `sig` is the 64-character lower-case hex digest. Verification recomputes it and compares in
+ * The signed message is `recording:<callId>:<expires>` for the call recording and
+ * `recording:<callId>/<name>:<expires>` for a script recording (UTF-8; call ids never hold a
+ * `/`), keyed with RECORDING_LINK_SECRET; `sig` is the 64-character lower-case hex digest. Verification recomputes it and compares in
  * constant time. Reference: docs/recordings.md "Links".
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
@@ -67,17 +68,26 @@ export class RecordingLinks {
     return this.base;
   }
 
-  /** Path of a call's recording (URL-encoded id). */
-  static path(callId: string): string {
-    return `/v1/calls/${encodeURIComponent(callId)}/recording`;
+  /**
+   * Path of a call's recording (URL-encoded id), or with `name` of the call script recording
+   * `name` (`/v1/calls/{id}/recordings/{name}`).
+   */
+  static path(callId: string, name?: string): string {
+    const call = `/v1/calls/${encodeURIComponent(callId)}`;
+    return name === undefined
+      ? `${call}/recording`
+      : `${call}/recordings/${encodeURIComponent(name)}`;
   }
 
-  /** A link to the recording of `callId`, valid for the configured TTL from now. */
-  sign(callId: string): SignedLink {
+  /**
+   * A link to the recording of `callId` (with `name`: to that call script recording of the
+   * call), valid for the configured TTL from now.
+   */
+  sign(callId: string, name?: string): SignedLink {
     const expiresAtSec = Math.floor(this.now() / 1000) + this.ttlSec;
-    const sig = this.digest(callId, String(expiresAtSec)).toString('hex');
+    const sig = this.digest(subject(callId, name), String(expiresAtSec)).toString('hex');
     return {
-      url: `${this.base}${RecordingLinks.path(callId)}?expires=${expiresAtSec}&sig=${sig}`,
+      url: `${this.base}${RecordingLinks.path(callId, name)}?expires=${expiresAtSec}&sig=${sig}`,
       expiresAtSec,
     };
   }
@@ -86,21 +96,27 @@ export class RecordingLinks {
    * Check the `expires` and `sig` query values of a link to `callId`. `invalid`: missing or
    * malformed values, or a signature that does not match (an altered id, expiry or signature);
    * `expired`: a genuine link past its expiry. The signature is checked first, so `expired` is
-   * only ever said of links this engine signed.
+   * only ever said of links this engine signed. `name`: a link to that call script recording (a
+   * link to the call recording, or to another name, is `invalid` for it).
    */
-  verify(callId: string, expires: unknown, sig: unknown): LinkVerdict {
+  verify(callId: string, expires: unknown, sig: unknown, name?: string): LinkVerdict {
     if (typeof expires !== 'string' || typeof sig !== 'string') return 'invalid';
     if (!EXPIRES_PATTERN.test(expires) || !SIG_PATTERN.test(sig)) return 'invalid';
-    const expected = this.digest(callId, expires);
+    const expected = this.digest(subject(callId, name), expires);
     if (!timingSafeEqual(expected, Buffer.from(sig, 'hex'))) return 'invalid';
     return Number(expires) * 1000 <= this.now() ? 'expired' : 'valid';
   }
 
-  private digest(callId: string, expires: string): Buffer {
+  private digest(subjectText: string, expires: string): Buffer {
     return createHmac('sha256', this.secret)
-      .update(`recording:${callId}:${expires}`, 'utf8')
+      .update(`recording:${subjectText}:${expires}`, 'utf8')
       .digest();
   }
+}
+
+/** What a link names: `<callId>`, or `<callId>/<name>` for a call script recording. */
+function subject(callId: string, name: string | undefined): string {
+  return name === undefined ? callId : `${callId}/${name}`;
 }
 
 function trimBase(url: string): string {

@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream, writeFile as writeFileCallback } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 
@@ -47,6 +47,11 @@ export interface RecordingStorage {
   read(key: string, range?: ByteRange): Readable;
   /** Delete the file (no error when it does not exist). */
   remove(key: string): Promise<void>;
+  /**
+   * The files directly under the folder `prefix` (e.g. `verbs/<callId>`), any order; [] when
+   * there is none. Optional: without it, call script recordings are not listed in call details.
+   */
+  list?(prefix: string): Promise<StoredObject[]>;
 }
 
 const KEY_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9._-]*(\/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$/;
@@ -142,5 +147,22 @@ export class LocalRecordingStorage implements RecordingStorage {
 
   async remove(key: string): Promise<void> {
     await rm(this.pathOf(key), { force: true });
+  }
+
+  async list(prefix: string): Promise<StoredObject[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.pathOf(prefix));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+      throw err;
+    }
+    const found = await Promise.all(
+      names
+        .filter((name) => KEY_PATTERN.test(name) && !name.endsWith('.part'))
+        .map((name) => this.stat(`${prefix}/${name}`)),
+    );
+    return found.filter((file): file is StoredObject => file !== undefined);
   }
 }

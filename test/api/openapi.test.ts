@@ -89,7 +89,10 @@ describe('OpenAPI document', function () {
     // Express answers HEAD on every GET route; the document names it where clients use it.
     const heads = documented.filter((r) => r.startsWith('HEAD '));
     for (const head of heads) expect(served).to.include(head.replace(/^HEAD/, 'GET'));
-    expect(heads).to.deep.equal(['HEAD /v1/calls/{id}/recording']);
+    expect(heads).to.deep.equal([
+      'HEAD /v1/calls/{id}/recording',
+      'HEAD /v1/calls/{id}/recordings/{name}',
+    ]);
     expect(documented.filter((r) => !heads.includes(r))).to.deep.equal(served);
     expect(served).to.include('GET /fcgi-bin/asterisk.fcgi');
   });

@@ -11,6 +11,7 @@ import type { ReceivedWebhook } from '../support/fake-crm.ts';
 import { apiRequest } from '../support/api.ts';
 import { releasedCall } from '../support/released.ts';
 import { until } from '../support/until.ts';
+import { verifyWav } from '../../src/recordings/wav.ts';
 
 const DID = '74951234567';
 const CRM_KEY = 'crm-key-0123456789abcdef';
@@ -376,6 +377,97 @@ describe('inbound calls routed to a call script (e2e: engine + simulator + CRM)'
     expect(
       bed.sim.requests.some((r) => JSON.stringify(r.query ?? {}).includes('never-played')),
     ).to.equal(false);
+  });
+
+  it("record: the caller's message is stored, its signed link sent to the CRM, served with Range after the call", async () => {
+    bed = await startTestBed({
+      RECORDING_LINK_SECRET: 'verb-recording-link-secret-0123456789abcdef',
+    });
+    bed.crm.onRoute(() => ({
+      body: {
+        verbs: [
+          { verb: 'record', maxSec: 2 },
+          { verb: 'redirect', url: bed.crm.verbsUrl('?after=record') },
+        ],
+      },
+    }));
+    bed.crm.onVerbs(() => ({ body: { verbs: [{ verb: 'hangup' }] } }));
+    const from = nextCaller();
+    await bed.sim.injectInboundCall({ from, to: DID });
+    const callId = await startedCall(bed, from);
+    await bed.crm.waitForEnded(callId);
+
+    // The redirect after the record told the CRM about the recording, with its link.
+    expect(bed.crm.verbsRequests).to.have.length(1);
+    const recording = bed.crm.verbsRequests[0]!.body.recording as Record<string, unknown>;
+    expect(recording).to.include({ format: 'wav', durationSec: 2, reason: 'maxSec' });
+    const name = String(recording.name);
+    expect(name).to.match(/^vrec-[0-9a-f-]{36}$/);
+    const url = new URL(String(recording.url));
+    expect(url.origin + url.pathname).to.equal(
+      `${bed.engine.httpUrl}/v1/calls/${callId}/recordings/${name}`,
+    );
+    expect(Date.parse(String(recording.expiresAt))).to.be.greaterThan(Date.now());
+
+    // The call is over: the link still plays, without an API key, a WAV of 2 s.
+    const whole = await fetch(url);
+    expect(whole.status).to.equal(200);
+    expect(whole.headers.get('content-type')).to.equal('audio/wav');
+    expect(whole.headers.get('accept-ranges')).to.equal('bytes');
+    const bytes = Buffer.from(await whole.arrayBuffer());
+    expect(bytes.length).to.equal(recording.bytes);
+    expect(verifyWav(bytes, 2).durationMs).to.be.within(1900, 2100);
+
+    // A player seeks (206) and revalidates its copy (304).
+    const part = await fetch(url, { headers: { range: 'bytes=0-3' } });
+    expect(part.status).to.equal(206);
+    expect(part.headers.get('content-range')).to.equal(`bytes 0-3/${bytes.length}`);
+    expect(Buffer.from(await part.arrayBuffer()).toString()).to.equal('RIFF');
+    const etag = whole.headers.get('etag')!;
+    const cached = await fetch(url, { headers: { 'if-none-match': etag } });
+    expect(cached.status).to.equal(304);
+
+    // An altered signature, or the link of another name, is refused; no key nor link → 401.
+    const sig = url.searchParams.get('sig')!;
+    const altered = new URL(url);
+    altered.searchParams.set('sig', (sig[0] === '0' ? '1' : '0') + sig.slice(1));
+    const otherName = new URL(url.href.replace(name, 'vrec-00000000-0000-4000-8000-000000000000'));
+    for (const link of [altered, otherName]) {
+      const refused = await apiRequest(link.origin, link.pathname + link.search, { key: null });
+      expect(refused.status, link.href).to.equal(403);
+      expect(refused.body.code).to.equal('link_invalid');
+    }
+    const path = `/v1/calls/${callId}/recordings/${name}`;
+    const bare = await apiRequest(bed.engine.httpUrl, path, { key: null });
+    expect(bare.status).to.equal(401);
+    // With the API key it is served too; an unknown name is 404.
+    expect((await apiRequest(bed.engine.httpUrl, path)).status).to.equal(200);
+    const unknown = await apiRequest(
+      bed.engine.httpUrl,
+      `/v1/calls/${callId}/recordings/vrec-00000000-0000-4000-8000-000000000000`,
+    );
+    expect(unknown.status).to.equal(404);
+    expect(unknown.body.code).to.equal('recording_not_found');
+    // The call's details list it, with a fresh link to the same file.
+    await until(
+      async () =>
+        (await apiRequest(bed.engine.httpUrl, `/v1/calls/${callId}`)).body.state === 'ended',
+      'the call to be stored',
+    );
+    const details = await apiRequest(bed.engine.httpUrl, `/v1/calls/${callId}`);
+    const listed = details.body.scriptRecordings as Array<Record<string, unknown>>;
+    expect(listed.map((r) => [r.name, r.bytes])).to.deep.equal([[name, bytes.length]]);
+    expect(new URL(String(listed[0]!.url)).pathname).to.equal(url.pathname);
+    // Stored by the engine, so deleted from Asterisk.
+    expect(indexOf(bed, 'DELETE', `/recordings/stored/${name}`)).to.be.at.least(0);
+
+    // After an engine restart the same link still plays the same file.
+    const { config, logger } = bed.engine;
+    await bed.engine.stop();
+    restarted = await startEngine(config, { logger, simulator: bed.sim });
+    const again = await fetch(`${restarted.httpUrl}${url.pathname}${url.search}`);
+    expect(again.status).to.equal(200);
+    expect(Buffer.from(await again.arrayBuffer()).equals(bytes)).to.equal(true);
   });
 
   it('a script that runs out of verbs ends the call (no silence)', async () => {

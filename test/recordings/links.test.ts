@@ -34,6 +34,26 @@ describe('recording links', () => {
     expect(url.searchParams.get('sig')).to.equal(expected);
   });
 
+  it('signs a call script recording as /v1/calls/{id}/recordings/{name}; links do not open each other', () => {
+    const name = 'vrec-11111111-2222-4333-8444-555555555555';
+    const signer = links();
+    const url = new URL(signer.sign(CALL, name).url);
+    const expires = String(nowMs / 1000 + 3600);
+    expect(url.origin + url.pathname).to.equal(
+      `https://engine.example.com/v1/calls/${CALL}/recordings/${name}`,
+    );
+    const sig = url.searchParams.get('sig');
+    expect(sig).to.equal(
+      createHmac('sha256', SECRET).update(`recording:${CALL}/${name}:${expires}`).digest('hex'),
+    );
+    expect(signer.verify(CALL, expires, sig, name)).to.equal('valid');
+    // Not for another name, nor for the call's own recording; nor the call's link for the name.
+    expect(signer.verify(CALL, expires, sig, `${name.slice(0, -1)}6`)).to.equal('invalid');
+    expect(signer.verify(CALL, expires, sig)).to.equal('invalid');
+    const callSig = new URL(signer.sign(CALL).url).searchParams.get('sig');
+    expect(signer.verify(CALL, expires, callSig, name)).to.equal('invalid');
+  });
+
   it('accepts its own link until it expires, then says expired', () => {
     const signer = links();
     const url = new URL(signer.sign(CALL).url);

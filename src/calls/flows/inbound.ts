@@ -244,12 +244,19 @@ export class InboundFlow implements Flow {
       hangup: () => this.rt.run(ctx, () => this.endScriptCall(ctx, 'script_hangup')),
     };
     const host = this.hostFor(ctx);
+    const recorder = this.rt.recorder;
     const run = await runScript(
       {
         callId: call.id,
         channel,
         host,
         ...(this.rt.deps.verbCrm ? { crm: this.rt.deps.verbCrm } : {}),
+        ...(recorder?.keepVerbRecording
+          ? {
+              keepRecording: (name: string, durationSec?: number) =>
+                recorder.keepVerbRecording!(call.id, name, durationSec),
+            }
+          : {}),
         call: { from: call.from, to: call.did ?? call.to },
         logger: ctx.log,
       },
@@ -455,6 +462,7 @@ function logVerb(ctx: CallContext, report: VerbReport): void {
     dialStatus: report.host?.dialStatus,
     answeredExtension: report.host?.answeredExtension,
     recording: report.record?.name,
+    recordingStored: report.record ? report.record.url !== undefined : undefined,
     failedMedia: report.play?.failedMedia.length || undefined,
   });
 }

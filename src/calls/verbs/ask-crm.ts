@@ -18,6 +18,7 @@ export async function askCrm(
     channelId: ctx.channel.id,
     ...extra,
     ...(ctx.call ? { call: ctx.call } : {}),
+    ...(ctx.lastRecording ? { recording: ctx.lastRecording } : {}),
   };
   if (!ctx.crm) {
     ctx.logger.warn('a script asked the CRM for verbs but no CRM client is configured', {

@@ -5,8 +5,10 @@
  * RecordingFailed: outcome `failed`, reason `recording_failed`). A hang-up stops it
  * (`POST /recordings/live/{name}/stop`) and the verb reports what was recorded (outcome
  * `hangup`). The result names the recording as Asterisk stored it (`record.name`, `.wav`) with
- * its duration; taking the file from Asterisk and serving it is the caller's (see
- * docs/verbs.md).
+ * its duration. Once Asterisk finished it, `ctx.keepRecording` (when the engine keeps script
+ * recordings) takes the file from Asterisk, stores it and signs a link: the result carries
+ * `url`, `expiresAt` and `bytes`; when it could not be kept, `storeError` (a completed recording
+ * then ends `failed`, reason `recording_not_stored`). See docs/verbs.md, docs/recordings.md.
  */
 import { randomUUID } from 'node:crypto';
 import { describeError } from '../../http/outbound.ts';
@@ -28,6 +30,8 @@ export class Record implements Verb {
     const details: RecordDetails = { name, format: 'wav', reason: 'ended' };
     if (signal.aborted) return { outcome: 'hangup', record: { ...details, reason: 'hangup' } };
     let sawFinishKey = false;
+    /** Asterisk finished the recording (RecordingFinished): there is a file to keep. */
+    let finished = false;
     let stopRequested = false;
     let settle: (r: VerbResult) => void = () => undefined;
     const done = new Promise<VerbResult>((resolve) => (settle = resolve));
@@ -59,6 +63,7 @@ export class Record implements Verb {
           });
           return;
         }
+        finished = true;
         details.reason = signal.aborted ? 'hangup' : endReason(spec, details, sawFinishKey);
         settle({ outcome: signal.aborted ? 'hangup' : 'completed', record: details });
       }
@@ -107,13 +112,44 @@ export class Record implements Verb {
           record: details,
         };
       }
-      return await done;
+      const result = await done;
+      return finished ? await keep(ctx, result, details) : result;
     } finally {
       off();
       clearTimeout(guard);
       clearTimeout(stopTimer);
       signal.removeEventListener('abort', onAbort);
     }
+  }
+}
+
+/**
+ * Keep the finished recording (`ctx.keepRecording`): its link goes into `details`; when it
+ * could not be kept, `details.storeError`, and a completed verb becomes `failed`.
+ */
+async function keep(
+  ctx: VerbContext,
+  result: VerbResult,
+  details: RecordDetails,
+): Promise<VerbResult> {
+  if (!ctx.keepRecording) return result;
+  try {
+    const kept = await ctx.keepRecording(details.name, details.durationSec);
+    details.url = kept.url;
+    details.expiresAt = kept.expiresAt;
+    details.bytes = kept.bytes;
+    details.durationSec ??= kept.durationSec;
+    return result;
+  } catch (err) {
+    details.storeError = describeError(err);
+    ctx.logger.warn('call script recording not stored', { callId: ctx.callId, err });
+    if (result.outcome !== 'completed') return result;
+    return {
+      ...result,
+      outcome: 'failed',
+      reason: 'recording_not_stored',
+      detail: details.storeError,
+    };
   }
 }
 

@@ -103,6 +103,8 @@ export async function runScript(
   });
   const signal = options.signal ? AbortSignal.any([hungUp.signal, options.signal]) : hungUp.signal;
   let queue: readonly ScriptVerb[] = verbs;
+  // The verbs' context; a `record` result goes along with the next CRM request.
+  let verbCtx: VerbContext = ctx;
   let round = 0;
   let index = 0;
   try {
@@ -121,11 +123,12 @@ export async function runScript(
       let result: VerbResult;
       try {
         await options.beforeVerb?.(spec);
-        result = await createVerb(spec).exec(ctx, signal);
+        result = await createVerb(spec).exec(verbCtx, signal);
       } catch (err) {
         ctx.logger.error('a verb crashed', { callId: ctx.callId, verb: spec.verb, err });
         result = { outcome: 'failed', reason: 'internal_error', detail: describeError(err) };
       }
+      if (result.record) verbCtx = { ...ctx, lastRecording: result.record };
       const { next, ...rest } = result;
       const report: VerbReport = {
         verb: spec.verb,

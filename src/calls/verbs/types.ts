@@ -61,6 +61,8 @@ export interface VerbCrmRequest {
   channelId: string;
   /** The verb that asks. */
   verb: 'gather' | 'redirect';
+  /** The latest `record` verb result of the script run (with its link once stored). */
+  recording?: RecordDetails;
   /** gather: the digits pressed (without the finishOnKey), possibly ''. */
   digits?: string;
   /** gather: why the gather ended. */
@@ -128,6 +130,23 @@ export interface VerbHost {
   transfer(verb: TransferVerb, channelId: string, signal: AbortSignal): Promise<HostVerbResult>;
 }
 
+/**
+ * A call script recording the engine took from Asterisk and keeps, served like call
+ * recordings (src/recordings/verb-recordings.ts).
+ */
+export interface KeptRecording {
+  /** Asterisk's recording name (`vrec-<uuid>`). */
+  name: string;
+  /** Signed link to `GET /v1/calls/{id}/recordings/{name}` (no API key needed). */
+  url: string;
+  /** When `url` stops working, ISO 8601 UTC. */
+  expiresAt: string;
+  /** File size, bytes. */
+  bytes: number;
+  /** Length, seconds. */
+  durationSec: number;
+}
+
 /** Everything a verb may use. */
 export interface VerbContext {
   /** Engine call id (UUID), for logs and CRM requests. */
@@ -140,6 +159,17 @@ export interface VerbContext {
   readonly host?: VerbHost;
   /** Facts about the call sent along with CRM requests (e.g. `{from, to}`). */
   readonly call?: Readonly<Record<string, string>>;
+  /**
+   * Keep a finished `record` verb recording (fetch it from Asterisk, verify, store, sign a
+   * link); `durationSec` as Asterisk reported it. Rejects when it could not be kept. Absent:
+   * the result names the recording in Asterisk only.
+   */
+  readonly keepRecording?: (name: string, durationSec?: number) => Promise<KeptRecording>;
+  /**
+   * The latest `record` result of this script run (set by the runner): sent along with the
+   * next CRM request (`gather.actionUrl`, `redirect`) as `recording`.
+   */
+  readonly lastRecording?: RecordDetails;
   readonly logger: Logger;
 }
 
@@ -191,6 +221,18 @@ export interface RecordDetails {
    * with `maxSilenceSec` set), `hangup`, or `ended` (Asterisk ended it for another reason).
    */
   reason: 'maxSec' | 'finishOnKey' | 'silence' | 'hangup' | 'ended';
+  /**
+   * Signed link to the recording the engine stored (`GET /v1/calls/{id}/recordings/{name}`),
+   * present once it is kept; absent when it could not be (`storeError` says why) or the engine
+   * does not keep script recordings.
+   */
+  url?: string;
+  /** When `url` stops working, ISO 8601 UTC. */
+  expiresAt?: string;
+  /** Size of the stored file, bytes. */
+  bytes?: number;
+  /** Why the recording could not be stored (it stays in Asterisk). */
+  storeError?: string;
 }
 
 /** The details of a CRM request made by `gather.actionUrl` or `redirect`. */

@@ -412,6 +412,89 @@ describe('call script runner', function () {
     });
   });
 
+  describe('record: the recording kept by the engine', () => {
+    const kept = (name: string, durationSec = 0) => ({
+      name,
+      url: `http://engine/v1/calls/call-1/recordings/${name}?expires=1&sig=x`,
+      expiresAt: '2030-01-01T00:00:00.000Z',
+      bytes: 44 + durationSec * 16_000,
+      durationSec,
+    });
+
+    it('the result carries the link, and the next CRM request the result', async () => {
+      const asked: Array<[string, number | undefined]> = [];
+      const crm = fakeCrm([]);
+      const run = await runScript(
+        {
+          ...ctx,
+          crm,
+          keepRecording: (name, durationSec) => {
+            asked.push([name, durationSec]);
+            return Promise.resolve(kept(name, durationSec));
+          },
+        },
+        script([
+          { verb: 'record', maxSec: 2 },
+          { verb: 'redirect', url: 'http://crm.example/next' },
+        ]),
+      );
+      const record = run.results[0]!.record!;
+      expect(asked).to.deep.equal([[record.name, 2]]);
+      expect(run.results[0]!.outcome).to.equal('completed');
+      expect(record).to.deep.include({
+        url: kept(record.name).url,
+        expiresAt: '2030-01-01T00:00:00.000Z',
+        bytes: 32_044,
+        durationSec: 2,
+        reason: 'maxSec',
+      });
+      expect(crm.requests[0]!.request.recording).to.deep.equal(record);
+    });
+
+    it('a recording that cannot be kept fails the verb (recording_not_stored); the script goes on', async () => {
+      const run = await runScript(
+        {
+          ...ctx,
+          keepRecording: () => Promise.reject(new Error('Asterisk has no recording')),
+        },
+        script([
+          { verb: 'record', maxSec: 1 },
+          { verb: 'pause', sec: 0.1 },
+        ]),
+      );
+      expect(outcomes(run)).to.deep.equal([
+        ['record', 'failed', 'recording_not_stored'],
+        ['pause', 'completed', undefined],
+      ]);
+      expect(run.results[0]!.record).to.deep.include({ storeError: 'Asterisk has no recording' });
+      expect(run.results[0]!.record!.url).to.equal(undefined);
+    });
+
+    it('a caller hanging up during the recording still gets it kept', async () => {
+      channel.recordSec = 1000;
+      const names: string[] = [];
+      const running = runScript(
+        {
+          ...ctx,
+          keepRecording: (name, durationSec) => {
+            names.push(name);
+            return Promise.resolve(kept(name, durationSec));
+          },
+        },
+        script([{ verb: 'record', maxSec: 600 }]),
+      );
+      await new Promise((r) => setTimeout(r, 20));
+      channel.farEndHangup();
+      const run = await running;
+      expect(run.results[0]!.outcome).to.equal('hangup');
+      expect(names).to.have.length(1);
+      expect(run.results[0]!.record).to.deep.include({
+        reason: 'hangup',
+        url: kept(names[0]!).url,
+      });
+    });
+  });
+
   describe('dial and transfer', () => {
     it('without a host they fail not_supported and the script goes on', async () => {
       const run = await runScript(
