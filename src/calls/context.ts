@@ -58,6 +58,8 @@ export interface CallServiceOptions {
   clickToCallRingTimeoutSec?: number;
   /** Dialplan context of service numbers for transfers (default `service`). */
   serviceContext?: string;
+  /** Ring time of a notification call's customer channel, in seconds (default 30). */
+  notificationRingTimeoutSec?: number;
 }
 
 /**
