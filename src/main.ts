@@ -13,6 +13,7 @@ import { Registry } from 'prom-client';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { createAriGateway } from './ari/gateway.ts';
+import { createVerbCrm } from './calls/verbs/crm.ts';
 import {
   AutocallNotifier,
   AutocallScheduler,
@@ -235,9 +236,19 @@ export async function startEngine(
     ...journalLog,
   });
   const notifier = new CallNotifier(overrides.eventSinks ?? [], logger, Date.now, journal);
+  // The CRM client of call scripts (`gather.actionUrl`, `redirect`): signed like the webhooks.
+  const verbCrm = createVerbCrm({
+    timeoutMs: config.CRM_TIMEOUT_MS,
+    post: outbound.post,
+    ...(config.CRM_API_KEY ? { apiKey: config.CRM_API_KEY } : {}),
+    ...(config.WEBHOOK_SECRET !== undefined ? { secret: config.WEBHOOK_SECRET } : {}),
+    logger: logger.child({ component: 'crm' }),
+    registry,
+  });
   const calls = new CallService({
     gateway,
     routes,
+    verbCrm,
     notifier,
     journal,
     // The toll-fraud guard's destination policy, for numbers operators dial from their phones

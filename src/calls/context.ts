@@ -10,6 +10,7 @@ import type { Route, RouteDecision } from '../crm/types.ts';
 import type { Call, CallSnapshot, Disposition, Leg } from './model.ts';
 import type { TrunkRoute } from './dialstrings.ts';
 import type { CallNotifier, EventJournal } from './notifier.ts';
+import type { VerbCrm } from './verbs/types.ts';
 
 /** Where the service asks for inbound routes (the CRM route client). */
 export interface RouteSource {
@@ -86,6 +87,11 @@ export interface CallServiceDeps {
   gateway: AriGateway;
   routes: RouteSource;
   notifier: CallNotifier;
+  /**
+   * The CRM client of call scripts (`gather.actionUrl`, `redirect`; src/calls/verbs/crm.ts).
+   * Unset (unit tests): those verbs fail `not_configured` and the script goes on.
+   */
+  verbCrm?: VerbCrm;
   /**
    * Checks numbers operators dial from their phones before the trunk is dialled; a refused call
    * ends `failed` with the refusal as `endReason` and the operator's phone is hung up with cause

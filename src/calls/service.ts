@@ -83,6 +83,7 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     this.notification = new NotificationFlow(this.runtime, {
       ringTimeoutSec: deps.options.notificationRingTimeoutSec,
       defaultCallerId: deps.options.companyCallerId,
+      ...(deps.verbCrm ? { crm: deps.verbCrm } : {}),
     });
     this.runtime.registerFlow(this.notification);
   }
