@@ -233,6 +233,12 @@ export interface Flow {
    */
   nobodyDialled?(ctx: CallContext): Promise<void>;
   /**
+   * An adopted call (after an engine restart) the reconciliation kept: the flow may finish it
+   * when its progress was lost with the old process (a notification call's script). Runs in
+   * the per-call chain, after the reconciliation step.
+   */
+  adopted?(ctx: CallContext): Promise<void>;
+  /**
    * An adopted call whose route was lost with the old process (`routing`/`greeting`): route it
    * again. Runs outside the per-call chain (it may wait for the CRM); queue the steps with
    * `CallRuntime.run`.

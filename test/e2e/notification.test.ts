@@ -8,13 +8,17 @@ import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import type { AutocallJobView } from '../../src/autocalls/index.ts';
 import { apiRequest } from '../support/api.ts';
+import { startEngine, type Engine } from '../../src/main.ts';
 import { startTestBed, TEST_API_KEY, type TestBed } from '../support/engine.ts';
 import { until } from '../support/until.ts';
 
 describe('notification calls on the simulator (e2e)', function () {
   this.timeout(30_000);
   let bed: TestBed;
+  let restarted: Engine | undefined;
   afterEach(async () => {
+    await restarted?.stop();
+    restarted = undefined;
     await bed?.stop();
   });
 
@@ -277,6 +281,37 @@ describe('notification calls on the simulator (e2e)', function () {
     } finally {
       await new Promise((resolve) => menu.close(resolve));
     }
+  });
+
+  it('a notification call in progress when the engine restarts is adopted, hung up and ended (engine_restart)', async () => {
+    await start();
+    bed.sim.customers.set('74950000011', { mode: 'answer', answerAfterMs: 200 });
+    const id = await create({ to: '+74950000011', verbs: [{ verb: 'pause', sec: 120 }] });
+    await until(
+      async () =>
+        (await jobOf(id)).status === 'in_progress' &&
+        bed.sim.channels().some((c) => c.state === 'Up'),
+      'the customer answered',
+    );
+    const started = await bed.crm.waitForWebhook(
+      (w) =>
+        w.body.type === 'call.started' &&
+        (w.body.data.variables as Record<string, string> | undefined)?.autocallId === String(id),
+    );
+    const callId = started.body.callId;
+    const { config, logger } = bed.engine;
+    await bed.engine.stop();
+    expect(bed.sim.channels()).to.have.length(1); // Asterisk keeps the channel in the app
+    restarted = await startEngine(config, { logger, simulator: bed.sim });
+    const ended = await bed.crm.waitForWebhook(
+      (w) => w.body.type === 'call.ended' && w.body.callId === callId,
+    );
+    expect(ended.body.data).to.deep.include({
+      disposition: 'answered',
+      hangupBy: 'system',
+      endReason: 'engine_restart',
+    });
+    await until(() => bed.sim.channels().length === 0, 'the channel is hung up');
   });
 
   it('asterisk.fcgi: autocall, then autocallstatus answers Answer: OK (Sent) once delivered', async () => {

@@ -351,6 +351,22 @@ export class NotificationFlow implements Flow, NotificationDialer {
   }
 
   /**
+   * A notification call adopted after an engine restart: its script (and the attempt waiting
+   * for it) went with the old process, so the engine hangs the channel up and ends the call
+   * (`engine_restart`). The job's attempt is reclaimed from its expired lease (`lost`) and
+   * retried per the job.
+   */
+  async adopted(ctx: CallContext): Promise<void> {
+    if (this.attempts.has(ctx.call.id) || ctx.call.phase === 'ended') return;
+    ctx.log.info('adopted notification call: its script was lost; hanging up');
+    await this.rt.endCall(ctx, {
+      disposition: ctx.call.answeredAt !== undefined ? 'answered' : 'canceled',
+      hangupBy: 'system',
+      reason: 'engine_restart',
+    });
+  }
+
+  /**
    * The runtime let go of the call (it ended and its channels are gone, and the store has it):
    * the attempt resolves. Called by the call service for every released call.
    */
