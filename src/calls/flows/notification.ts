@@ -305,7 +305,12 @@ export class NotificationFlow implements Flow, NotificationDialer {
       signal,
       onVerb: (report) => {
         if (report.play) attempt.playedMs += report.play.playedMs;
-        if (report.play?.failedMedia.length) attempt.mediaFailed = true;
+        if (report.play?.failedMedia.length) {
+          attempt.mediaFailed = true;
+          ctx.log.warn('notification message media could not be played', {
+            failedMedia: report.play.failedMedia.map((m) => ({ index: m.index, detail: m.detail })),
+          });
+        }
       },
     });
     if (run.ended === 'completed' || run.ended === 'ended_by_verb') {
