@@ -158,6 +158,22 @@ describe('notification calls on the simulator (e2e)', function () {
     expect(bed.sim.channels()).to.have.length(0);
   });
 
+  it('a channel Asterisk cannot allocate (trunk offline) is retried as congestion, then failed', async () => {
+    await start();
+    bed.sim.customers.set('74950000012', { mode: 'unavailable' });
+    const id = await create({
+      to: '+74950000012',
+      files: ['hello-world'],
+      tries: 2,
+      triesPeriodSec: 1,
+    });
+    const job = await finalJob(id, 'failed');
+    expect(job.attempts!.map((a) => [a.dialStatus, a.outcome])).to.deep.equal([
+      ['CHANUNAVAIL', 'congestion'],
+      ['CHANUNAVAIL', 'congestion'],
+    ]);
+  });
+
   it('the customer hangs up mid-message: cut_short with the seconds played, retried, then no_answer', async () => {
     await start();
     bed.sim.customers.set('74950000006', {

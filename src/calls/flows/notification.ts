@@ -27,6 +27,7 @@
  * nor `call.answered`: those are about operators). Reference: docs/autocalls.md.
  */
 import { randomUUID } from 'node:crypto';
+import { AriConnectionError, AriServerError } from '../../ari/errors.ts';
 import type { AriEvent } from '../../ari/types.ts';
 import type { DialJob, NotificationDialer } from '../../autocalls/dialer.ts';
 import {
@@ -78,6 +79,11 @@ interface Attempt {
   canceled: boolean;
   /** The originate request failed: no channel. */
   originateError?: string;
+  /**
+   * The originate failure may pass: Asterisk unreachable, or it could not allocate the channel
+   * (500, e.g. the trunk is offline). The attempt is then `congestion` (retried), else `failed`.
+   */
+  originateTransient?: boolean;
   /** Stops the script (cancel). */
   stop: AbortController;
   resolve: (outcome: AttemptOutcome) => void;
@@ -214,6 +220,8 @@ export class NotificationFlow implements Flow, NotificationDialer {
       if (callEnded(ctx)) await this.rt.hangupLeg(ctx, leg);
     } catch (err) {
       attempt.originateError = err instanceof Error ? err.message : String(err);
+      attempt.originateTransient =
+        err instanceof AriConnectionError || err instanceof AriServerError;
       this.rt.legNotCreated(ctx, leg, err);
       await this.rt.afterUnansweredLeg(ctx, leg);
       this.rt.maybeForget(ctx);
@@ -414,8 +422,8 @@ function attemptOutcome(attempt: Attempt): AttemptOutcome {
   if (attempt.originateError !== undefined)
     return {
       ...base,
-      dialStatus: 'FAILED',
-      outcome: 'failed',
+      dialStatus: attempt.originateTransient ? 'CHANUNAVAIL' : 'FAILED',
+      outcome: attempt.originateTransient ? 'congestion' : 'failed',
       causeText: attempt.originateError.slice(0, 200),
     };
   if (answeredAt !== undefined) {
