@@ -13,6 +13,7 @@ import { Registry } from 'prom-client';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { createAriGateway } from './ari/gateway.ts';
+import { createVerbCrm } from './calls/verbs/crm.ts';
 import {
   AutocallNotifier,
   AutocallScheduler,
@@ -25,7 +26,6 @@ import type { AriGateway } from './ari/types.ts';
 import { CallJournal } from './calls/journal.ts';
 import { CallNotifier, type EventSink } from './calls/notifier.ts';
 import { CallService } from './calls/service.ts';
-import { createVerbCrm } from './calls/verbs/crm.ts';
 import { registerReconciliation } from './calls/reconcile.ts';
 import { registerCallStasisHandlers } from './calls/stasis.ts';
 import { ConfigError, loadConfig, type ConfigCheck } from './config/load.ts';
@@ -74,9 +74,10 @@ export interface Engine {
   readonly server: Server;
   /**
    * Notification calls: the service behind `/v1/autocalls` and `/v1/campaigns`, and the scheduler
-   * when a dialer was given ({@link EngineOverrides.notificationDialer}).
+   * that places their attempts through the notification-call flow (or
+   * {@link EngineOverrides.notificationDialer}).
    */
-  readonly autocalls: { service: AutocallService; scheduler?: AutocallScheduler };
+  readonly autocalls: { service: AutocallService; scheduler: AutocallScheduler };
   /**
    * Graceful stop (SIGTERM): new API requests answer 503 `shutting_down` and `/readyz` 503 at
    * once (`/healthz` and `/metrics` keep answering); pending webhooks are delivered for up to
@@ -100,9 +101,8 @@ export interface EngineOverrides {
    */
   waitForAri?: boolean;
   /**
-   * Places notification-call attempts (the notification-call flow). Without it the engine runs
-   * no notification-call scheduler: jobs can be read but not created (503
-   * `autocalls_unavailable`).
+   * Places notification-call attempts instead of the engine's own notification-call flow
+   * (src/calls/flows/notification.ts): tests script outcomes with it.
    */
   notificationDialer?: NotificationDialer;
 }
@@ -277,6 +277,7 @@ export async function startEngine(
       clickToCallCallerIdName: config.CLICK_TO_CALL_CALLERID_NAME,
       clickToCallRingTimeoutSec: config.CLICK_TO_CALL_RING_TIMEOUT_SEC,
       serviceContext: config.SERVICE_CONTEXT,
+      notificationRingTimeoutSec: config.AUTOCALL_RING_TIMEOUT_SEC,
     },
   });
   registerCallStasisHandlers(gateway, calls);
@@ -301,27 +302,26 @@ export async function startEngine(
   });
   await startStep(recordings.resume());
 
-  // Notification calls (src/autocalls/): jobs and campaigns in the store; the scheduler runs only
-  // with a dialer (the notification-call flow), so nothing half-built dials in production.
+  // Notification calls (src/autocalls/): jobs and campaigns in the store; the scheduler places
+  // each attempt through the notification-call flow of the call runtime (a test may give its own
+  // dialer).
   const autocallStore = new AutocallStore(store, { skipDelivery: !config.CRM_WEBHOOK_URL });
   const autocallNotifier = new AutocallNotifier(
     registry,
     logger.child({ component: 'autocalls' }),
     (event) => webhooks.enqueue(event),
   );
-  const dialer = overrides.notificationDialer;
-  const scheduler = dialer
-    ? new AutocallScheduler({
-        store: autocallStore,
-        dialer,
-        notifier: autocallNotifier,
-        logger: logger.child({ component: 'autocalls' }),
-        owner: `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`,
-        maxLiveCalls: config.AUTOCALL_MAX_LIVE_CALLS,
-        ready: () => gateway.isConnected() && !journal.failing(),
-      })
-    : undefined;
-  if (scheduler) autocallNotifier.countLiveCalls(() => scheduler.liveCalls());
+  const dialer = overrides.notificationDialer ?? calls.notificationDialer;
+  const scheduler = new AutocallScheduler({
+    store: autocallStore,
+    dialer,
+    notifier: autocallNotifier,
+    logger: logger.child({ component: 'autocalls' }),
+    owner: `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`,
+    maxLiveCalls: config.AUTOCALL_MAX_LIVE_CALLS,
+    ready: () => gateway.isConnected() && !journal.failing(),
+  });
+  autocallNotifier.countLiveCalls(() => scheduler.liveCalls());
   const autocallService = new AutocallService({
     store: autocallStore,
     notifier: autocallNotifier,
@@ -332,7 +332,7 @@ export async function startEngine(
     ),
     trunks: config.TRUNKS.map((trunk) => ({ ...trunk, region: config.DEFAULT_REGION })),
     region: config.DEFAULT_REGION,
-    ...(scheduler ? { wake: () => scheduler.wake() } : {}),
+    wake: () => scheduler.wake(),
   });
 
   // Idempotency-Key answers survive a restart: written through to the store, reloaded here.
@@ -423,7 +423,7 @@ export async function startEngine(
   // engine stops first).
   const ariConnected = gateway.start();
   // Claims nothing until ARI is connected (its `ready`).
-  scheduler?.start();
+  scheduler.start();
   logger.info('ari-crm started', {
     httpUrl,
     app: config.ARI_APP,
@@ -447,7 +447,7 @@ export async function startEngine(
       const left = (): number => Math.max(0, deadline - Date.now());
       // No new notification call. Attempts in progress are recorded if they end while webhooks
       // drain; the others' leases expire and the next engine reclaims them (recorded `lost`).
-      await scheduler?.stop();
+      await scheduler.stop();
       // Events recorded but not yet committed reach the dispatcher when their write commits.
       await journal.flush(left());
       const drained = await webhooks.drain(left());
@@ -498,7 +498,7 @@ export async function startEngine(
     logger,
     app,
     server,
-    autocalls: { service: autocallService, ...(scheduler ? { scheduler } : {}) },
+    autocalls: { service: autocallService, scheduler },
     stop,
   };
 }

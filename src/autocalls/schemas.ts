@@ -13,6 +13,7 @@ import {
   WEEKDAYS,
 } from './model.ts';
 import { MAX_JOBS_PAGE } from './store.ts';
+import { verbListSchema } from '../calls/verbs/schema.ts';
 
 /** Most jobs in one `POST /v1/campaigns/{id}/jobs`. */
 export const MAX_JOBS_PER_REQUEST = 10_000;
@@ -68,19 +69,23 @@ const confirm = z
   })
   .describe('Play the files only after the customer pressed `digit`; without it: not delivered.');
 
-const verbs = z
-  .array(
-    z
-      .looseObject({
-        verb: z
-          .enum(['play', 'pause', 'gather', 'record', 'dial', 'transfer', 'redirect', 'hangup'])
-          .describe('The verb.'),
-      })
-      .describe('One verb of a call script; its other fields are the verb’s own.'),
-  )
-  .min(1, 'must list 1-50 verbs')
-  .max(50, 'must list 1-50 verbs')
-  .describe('A call script run once the customer answers, instead of `files`.');
+/** Verbs a notification call cannot run: it has no operator to ring or transfer to. */
+const OPERATOR_VERBS: ReadonlySet<string> = new Set(['dial', 'transfer']);
+
+const verbs = verbListSchema
+  .superRefine((list, ctx) => {
+    list.forEach((verb, index) => {
+      if (OPERATOR_VERBS.has(verb.verb))
+        ctx.addIssue({
+          code: 'custom',
+          path: [index, 'verb'],
+          message: `${verb.verb} is not available in notification calls (no operator takes part)`,
+        });
+    });
+  })
+  .describe(
+    'A call script (docs/verbs.md) run once the customer answers, instead of `files`; `dial` and `transfer` are not available.',
+  );
 
 const variables = z
   .record(

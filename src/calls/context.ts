@@ -67,6 +67,8 @@ export interface CallServiceOptions {
   clickToCallRingTimeoutSec?: number;
   /** Dialplan context of service numbers for transfers (default `service`). */
   serviceContext?: string;
+  /** Ring time of a notification call's customer channel, in seconds (default 30). */
+  notificationRingTimeoutSec?: number;
 }
 
 /**
@@ -94,6 +96,11 @@ export interface CallServiceDeps {
   routes: RouteSource;
   notifier: CallNotifier;
   /**
+   * The CRM client of call scripts (`gather.actionUrl`, `redirect`; src/calls/verbs/crm.ts).
+   * Unset (unit tests): those verbs fail `not_configured` and the script goes on.
+   */
+  verbCrm?: VerbCrm;
+  /**
    * Checks numbers operators dial from their phones before the trunk is dialled; a refused call
    * ends `failed` with the refusal as `endReason` and the operator's phone is hung up with cause
    * congestion. Unset (unit tests): every number is dialled.
@@ -114,11 +121,6 @@ export interface CallServiceDeps {
     /** The call left memory: the journal may forget what it wrote of it. */
     release?(callId: string): void;
   };
-  /**
-   * The CRM client of call scripts (`gather.actionUrl`, `redirect`; src/calls/verbs/crm.ts).
-   * Unset: those verbs fail with `crm_failed` (`not_configured`) and the script goes on.
-   */
-  verbCrm?: VerbCrm;
   logger: Logger;
   registry: Registry;
   options: CallServiceOptions;
@@ -244,6 +246,12 @@ export interface Flow {
    * call ends `failed`.
    */
   nobodyDialled?(ctx: CallContext): Promise<void>;
+  /**
+   * An adopted call (after an engine restart) the reconciliation kept: the flow may finish it
+   * when its progress was lost with the old process (a notification call's script). Runs in
+   * the per-call chain, after the reconciliation step.
+   */
+  adopted?(ctx: CallContext): Promise<void>;
   /**
    * An adopted call whose route was lost with the old process (`routing`/`greeting`): route it
    * again. Runs outside the per-call chain (it may wait for the CRM); queue the steps with

@@ -53,7 +53,7 @@ import {
 } from './model.ts';
 
 /** The flows whose calls an engine restart can adopt (see {@link adoptedCallFromRecord}). */
-export type CallFlow = 'inbound' | 'outbound' | 'click2call';
+export type CallFlow = 'inbound' | 'outbound' | 'click2call' | 'notification';
 
 /** Why the engine lost sight of a call (`call.recovered` `reason`). */
 export type RecoveryReason = 'ari_reconnect' | 'engine_restart';
@@ -394,7 +394,13 @@ export function adoptedCallFromRecord(record: UnfinishedCallRecord): AdoptedCall
   const all = [...legs.values()];
   const callerLeg = all.find((leg) => leg.role === 'caller');
   const flow: CallFlow =
-    record.direction === 'in' ? 'inbound' : callerLeg ? 'outbound' : 'click2call';
+    record.direction === 'in'
+      ? 'inbound'
+      : callerLeg
+        ? 'outbound'
+        : record.variables?.autocallId !== undefined && !all.some((l) => l.role === 'operator')
+          ? 'notification'
+          : 'click2call';
   const phase = PHASE_OF_STATE[record.state];
   const answeredAt = epochMs(record.answeredAt);
   const transferring = answeredAt !== undefined && phase === 'dialing';

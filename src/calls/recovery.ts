@@ -221,6 +221,7 @@ export class CallRecovery {
       forgetIfDone: () => rt.maybeForget(ctx),
       end: (outcome) => rt.endCall(ctx, outcome),
       recovered: (state) => {
+        if (adoption && flow.adopted) void rt.run(ctx, () => flow.adopted!(ctx));
         if (silent) return;
         rt.deps.notifier.recovered(ctx.call, {
           reason: adoption ? 'engine_restart' : 'ari_reconnect',

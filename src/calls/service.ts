@@ -12,6 +12,8 @@
  * - src/calls/flows/click-to-call.ts: originate the operator leg first (retried when busy or not
  *   answering), then dial the customer leg and bridge; a failed customer leg gets a short beep;
  * - src/calls/flows/transfer.ts: transfer to a service number or blind to an extension;
+ * - src/calls/flows/notification.ts: notification calls (autocalls): originate the customer,
+ *   run the confirm prompt and the message with the verb runner, report the attempt;
  * - src/calls/recovery.ts: reconciliation after an ARI outage, adoption after a restart.
  *
  * Concurrency: events of one call are handled one at a time, in arrival order (a per-call promise
@@ -30,6 +32,8 @@ import { InboundFlow } from './flows/inbound.ts';
 import { OutboundFlow } from './flows/outbound.ts';
 import { ClickToCallFlow } from './flows/click-to-call.ts';
 import { TransferFlow } from './flows/transfer.ts';
+import { NotificationFlow } from './flows/notification.ts';
+import type { NotificationDialer } from '../autocalls/dialer.ts';
 
 export type {
   CallRecorder,
@@ -60,12 +64,16 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
   private readonly clickToCall: ClickToCallFlow;
   private readonly transfer: TransferFlow;
   private readonly inbound: InboundFlow;
+  private readonly notification: NotificationFlow;
 
   constructor(deps: CallServiceDeps) {
     super();
     this.runtime = new CallRuntime(deps, {
       ended: (call) => this.emit('ended', call),
-      released: (callId) => this.emit('released', callId),
+      released: (callId) => {
+        this.notification.released(callId);
+        this.emit('released', callId);
+      },
     });
     this.recovery = new CallRecovery(this.runtime);
     this.clickToCall = new ClickToCallFlow(this.runtime);
@@ -74,6 +82,20 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     this.runtime.registerFlow(this.inbound);
     this.runtime.registerFlow(new OutboundFlow(this.runtime));
     this.runtime.registerFlow(this.clickToCall);
+    this.notification = new NotificationFlow(this.runtime, {
+      ringTimeoutSec: deps.options.notificationRingTimeoutSec,
+      defaultCallerId: deps.options.companyCallerId,
+      ...(deps.verbCrm ? { crm: deps.verbCrm } : {}),
+    });
+    this.runtime.registerFlow(this.notification);
+  }
+
+  /**
+   * The notification-call flow as the scheduler's dialer (src/autocalls/dialer.ts): each
+   * `dial` places one attempt of a job and resolves once its call ended and its channel is gone.
+   */
+  get notificationDialer(): NotificationDialer {
+    return this.notification;
   }
 
   /**

@@ -602,6 +602,15 @@ export const configSchema = z.object({
     .describe(
       'Toll-fraud guard of notification calls: notification calls this engine has in progress at once, at most (its own cap, apart from MAX_LIVE_ORIGINATED_CALLS); due jobs wait meanwhile.',
     ),
+  AUTOCALL_RING_TIMEOUT_SEC: z.coerce
+    .number()
+    .int()
+    .min(5)
+    .max(300)
+    .default(30)
+    .describe(
+      'Seconds a notification call rings the customer before giving up (the attempt is then no_answer and retried per the job).',
+    ),
   CLICK_TO_CALL_TRIES: z.coerce
     .number()
     .int()

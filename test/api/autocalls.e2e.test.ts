@@ -412,16 +412,17 @@ describe('notification calls (e2e)', function () {
     expect((await fcgi(`autocallstatus=${none.body.id}`)).text).to.equal('Answer: NO ANSWER\n');
   });
 
-  it('without a notification dialer: reads work, creating jobs answers 503 autocalls_unavailable', async () => {
+  it('without a dialer of its own the engine places the calls through its notification-call flow', async () => {
     bed = await startTestBed({ COMPAT_PATH: '/fcgi-bin/asterisk.fcgi' });
-    const res = await api('/v1/autocalls', { to: '+74950000001', files: ['a'] });
-    expect([res.status, res.body.code]).to.deep.equal([503, 'autocalls_unavailable']);
-    expect((await api('/v1/autocalls/1')).status).to.equal(404);
-    const compat = await apiRequest(
-      bed.engine.httpUrl,
-      `/fcgi-bin/asterisk.fcgi?autocall=84950000001&file1=a&api_key=${TEST_API_KEY}`,
-      { key: null },
-    );
-    expect([compat.status, compat.text]).to.deep.equal([503, 'Answer: Error\n']);
+    const res = await api<AutocallJobView>('/v1/autocalls', {
+      to: '+74950000001',
+      files: ['hello-world'],
+    });
+    expect(res.status).to.equal(202);
+    await until(statusIs(res.body.id, 'delivered'), 'delivered by the simulator customer');
+    expect((await jobOf(res.body.id)).attempts![0]).to.deep.include({
+      dialStatus: 'ANSWER',
+      outcome: 'delivered',
+    });
   });
 });

@@ -1,0 +1,490 @@
+/**
+ * The notification-call flow (automatic calls, `POST /v1/autocalls` and campaigns): one attempt
+ * of a job, placed by the scheduler (src/autocalls/scheduler.ts) through
+ * {@link NotificationFlow.dial}. Top to bottom:
+ *
+ * 1. {@link NotificationFlow.dial}: the call is created (direction `out`, no operator), the
+ *    customer channel is originated through the job's trunk endpoint (`POST /channels` with the
+ *    job's caller ID, its variables, a client-generated id and Stasis args
+ *    `notify,<jobId>,<callId>`) and a ring timeout; its `Dial` events (RINGING, then ANSWER or
+ *    BUSY/NOANSWER/CONGESTION/CHANUNAVAIL) come before its StasisStart, which comes only once the
+ *    customer answered;
+ * 2. {@link NotificationFlow.legUnanswered}: busy, rang out, unreachable: the call ends
+ *    (`busy`, `no_answer`, `failed`) and the attempt resolves with the dial status and cause;
+ * 3. {@link NotificationFlow.legInStasis}: answered and in Stasis: the script runs outside the
+ *    per-call chain ({@link NotificationFlow.runMessage}) with the verb runner: the confirm
+ *    prompt first (a one-digit `gather`, played up to `repeats` times until the confirm digit),
+ *    then the message (`play` of the files, or the job's verbs);
+ * 4. the message played to its end: the engine hangs up (`delivered`); the customer hanging up
+ *    first: `cut_short` (or `not_confirmed` during the confirm prompt); a cancel (the `signal`)
+ *    hangs up at once (`canceled`).
+ *
+ * An attempt resolves only once its call ended and its channel is gone (the runtime let go of
+ * the call), so a retry never overlaps the channel of the attempt before.
+ *
+ * The call is a call like the others: journaled in the store with its legs, disposition, wait
+ * and talk time, and announced with `call.started` / `call.ended` webhooks (no `call.ringing`
+ * nor `call.answered`: those are about operators). Reference: docs/autocalls.md.
+ */
+import { randomUUID } from 'node:crypto';
+import { AriConnectionError, AriServerError } from '../../ari/errors.ts';
+import type { AriEvent } from '../../ari/types.ts';
+import type { DialJob, NotificationDialer } from '../../autocalls/dialer.ts';
+import {
+  type AttemptOutcome,
+  type AttemptResult,
+  type AutocallDialStatus,
+  unansweredResult,
+} from '../../autocalls/model.ts';
+import type { AutocallScript } from '../../autocalls/types.ts';
+import { type Call, type Leg } from '../model.ts';
+import type { CallContext, Flow } from '../context.ts';
+import type { CallRuntime } from '../runtime.ts';
+import { gatewayVerbChannel } from '../verbs/channel.ts';
+import { runScript, type ScriptRun } from '../verbs/runner.ts';
+import { type ScriptVerb, verbListSchema } from '../verbs/schema.ts';
+import type { VerbContext, VerbCrm } from '../verbs/types.ts';
+
+/** Default ring time of a notification call's customer channel, seconds. */
+export const DEFAULT_NOTIFICATION_RING_TIMEOUT_SEC = 30;
+
+/** The Stasis role of notification-call channels: `Stasis(crm-app,notify,<jobId>,<callId>)`. */
+export const NOTIFICATION_STASIS_ROLE = 'notify';
+
+/** Options of the {@link NotificationFlow}. */
+export interface NotificationFlowOptions {
+  /** Seconds the customer channel rings before Asterisk gives up (ARI originate `timeout`). */
+  ringTimeoutSec?: number;
+  /** Caller ID number when the job sets none (the company's). */
+  defaultCallerId: string;
+  /** The CRM client for `gather.actionUrl` and `redirect` verbs; absent: those verbs fail. */
+  crm?: VerbCrm;
+}
+
+/** What one attempt gathers while it runs. */
+interface Attempt {
+  job: DialJob;
+  ctx: CallContext;
+  leg: Leg;
+  /** The last final dial status of the channel's `Dial` events. */
+  dialStatus?: AutocallDialStatus;
+  digits: string;
+  /** The script started on the answered channel. */
+  scriptStarted: boolean;
+  confirmed: boolean;
+  playedMs: number;
+  delivered: boolean;
+  /** A message item could not be played (unreachable media, unknown sound). */
+  mediaFailed: boolean;
+  canceled: boolean;
+  /** The originate request failed: no channel. */
+  originateError?: string;
+  /**
+   * The originate failure may pass: Asterisk unreachable, or it could not allocate the channel
+   * (500, e.g. the trunk is offline). The attempt is then `congestion` (retried), else `failed`.
+   */
+  originateTransient?: boolean;
+  /** Stops the script (cancel). */
+  stop: AbortController;
+  resolve: (outcome: AttemptOutcome) => void;
+  offChannel?: () => void;
+  settled: boolean;
+}
+
+const FINAL_DIAL_STATUSES: ReadonlySet<string> = new Set([
+  'ANSWER',
+  'BUSY',
+  'NOANSWER',
+  'CANCEL',
+  'CONGESTION',
+  'CHANUNAVAIL',
+]);
+
+/**
+ * The notification-call flow. Registered with the runtime by the call service; the engine gives
+ * it to the notification-call scheduler as its {@link NotificationDialer}.
+ */
+export class NotificationFlow implements Flow, NotificationDialer {
+  readonly name = 'notification';
+  readonly stasisRoles = [NOTIFICATION_STASIS_ROLE];
+  // The customer leg is an engine leg the engine originated and never answers itself.
+  readonly callerChannel = 'operator-leg';
+  private readonly attempts = new Map<string, Attempt>();
+  private readonly ringTimeoutSec: number;
+
+  constructor(
+    private readonly rt: CallRuntime,
+    private readonly options: NotificationFlowOptions,
+  ) {
+    this.ringTimeoutSec = options.ringTimeoutSec ?? DEFAULT_NOTIFICATION_RING_TIMEOUT_SEC;
+  }
+
+  /**
+   * Place attempt `attemptNo` of `job` (see {@link NotificationDialer.dial}). Resolves once the
+   * call ended and its channel is gone; never rejects.
+   */
+  dial(job: DialJob, attemptNo: number, signal: AbortSignal): Promise<AttemptOutcome> {
+    const now = this.rt.now();
+    const call: Call = {
+      id: randomUUID(),
+      direction: 'out',
+      from: job.callerId ?? this.options.defaultCallerId,
+      to: job.to,
+      phase: 'dialing',
+      legs: new Map(),
+      callerChannelId: '',
+      startedAt: now,
+      nextSequence: 1,
+      variables: {
+        ...job.variables,
+        autocallId: String(job.id),
+        autocallAttempt: String(attemptNo),
+      },
+    };
+    const ctx = this.rt.register(call, this.name, '');
+    ctx.ringTimeoutSec = this.ringTimeoutSec;
+    const leg = this.rt.addEngineLeg(ctx, 'customer', job.endpoint, undefined);
+    leg.dialed = true; // an originate dials by itself
+    call.callerChannelId = leg.channelId;
+    ctx.anchorChannelId = leg.channelId;
+    ctx.log.info('notification call', {
+      autocallId: job.id,
+      attempt: attemptNo,
+      tries: job.tries,
+      to: job.to,
+      legChannelId: leg.channelId,
+    });
+    return new Promise<AttemptOutcome>((resolve) => {
+      const attempt: Attempt = {
+        job,
+        ctx,
+        leg,
+        digits: '',
+        scriptStarted: false,
+        confirmed: false,
+        playedMs: 0,
+        delivered: false,
+        mediaFailed: false,
+        canceled: false,
+        stop: new AbortController(),
+        resolve,
+        settled: false,
+      };
+      this.attempts.set(call.id, attempt);
+      attempt.offChannel = this.rt.deps.gateway.onChannel(leg.channelId, (event) =>
+        this.onChannelEvent(attempt, event),
+      );
+      this.rt.deps.notifier.started(call);
+      const onAbort = (): void => {
+        attempt.canceled = true;
+        attempt.stop.abort();
+        void this.rt.run(ctx, () => this.cancel(attempt));
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+      void this.rt.run(ctx, () => this.originate(attempt, attemptNo));
+    });
+  }
+
+  /** Dial status and digits, straight from the channel's events (the runtime acts on the rest). */
+  private onChannelEvent(attempt: Attempt, event: AriEvent): void {
+    if (event.type === 'Dial' && event.peer.id === attempt.leg.channelId) {
+      if (FINAL_DIAL_STATUSES.has(event.dialstatus))
+        attempt.dialStatus = event.dialstatus as AutocallDialStatus;
+    } else if (event.type === 'ChannelDtmfReceived') {
+      attempt.digits += event.digit;
+    }
+  }
+
+  /** `POST /channels` (originate): the customer channel through the job's trunk. */
+  private async originate(attempt: Attempt, attemptNo: number): Promise<void> {
+    const { ctx, leg, job } = attempt;
+    if (ctx.call.phase !== 'dialing') return; // canceled before the originate went out
+    const variables: Record<string, string> = {
+      ...job.variables,
+      AUTOCALL_ID: String(job.id),
+      AUTOCALL_ATTEMPT: String(attemptNo),
+    };
+    try {
+      await this.rt.deps.gateway.channels.originate({
+        endpoint: job.endpoint,
+        channelId: leg.channelId,
+        appArgs: [NOTIFICATION_STASIS_ROLE, String(job.id), ctx.call.id],
+        callerId: ctx.call.from,
+        timeoutSec: this.ringTimeoutSec,
+        variables,
+      });
+      leg.created = true;
+      ctx.log.info('notification channel originated', { legChannelId: leg.channelId });
+      // Canceled while the originate was on its way: the channel rings, hang it up.
+      if (callEnded(ctx)) await this.rt.hangupLeg(ctx, leg);
+    } catch (err) {
+      attempt.originateError = err instanceof Error ? err.message : String(err);
+      attempt.originateTransient =
+        err instanceof AriConnectionError || err instanceof AriServerError;
+      this.rt.legNotCreated(ctx, leg, err);
+      await this.rt.afterUnansweredLeg(ctx, leg);
+      this.rt.maybeForget(ctx);
+    }
+  }
+
+  /** The customer answered (`Dial ANSWER`): the script starts once the channel is in Stasis. */
+  async legAnswered(ctx: CallContext, leg: Leg): Promise<void> {
+    leg.outcome = 'answered';
+    ctx.call.answeredAt ??= leg.answeredAt;
+    await this.maybeStartScript(ctx, leg);
+  }
+
+  /** The answered customer channel entered Stasis: run the script. */
+  async legInStasis(ctx: CallContext, leg: Leg): Promise<void> {
+    await this.maybeStartScript(ctx, leg);
+  }
+
+  private async maybeStartScript(ctx: CallContext, leg: Leg): Promise<void> {
+    const attempt = this.attempts.get(ctx.call.id);
+    if (!attempt || attempt.scriptStarted) return;
+    if (!leg.answered || !leg.inStasis || leg.ended || ctx.call.phase !== 'dialing') return;
+    attempt.scriptStarted = true;
+    ctx.call.phase = 'bridged'; // answered: the call is in conversation with the script
+    ctx.callerAnswered = true;
+    ctx.log.info('notification call answered; running the script', {
+      legChannelId: leg.channelId,
+    });
+    // Outside the per-call chain: the script takes the whole call.
+    void this.runMessage(attempt).catch((err: unknown) => {
+      ctx.log.error('notification script failed', { err });
+      void this.rt.run(ctx, () =>
+        this.rt.endCall(ctx, {
+          disposition: 'answered',
+          hangupBy: 'system',
+          reason: 'handler_error',
+        }),
+      );
+    });
+  }
+
+  /**
+   * The script on the answered channel: the confirm prompt (when the job has one), then the
+   * message; then the engine hangs up. A hang-up by the customer ends the call through the
+   * runtime (its ChannelDestroyed).
+   */
+  private async runMessage(attempt: Attempt): Promise<void> {
+    const { ctx, leg, job } = attempt;
+    const verbCtx: VerbContext = {
+      callId: ctx.call.id,
+      channel: gatewayVerbChannel(this.rt.deps.gateway, leg.channelId),
+      logger: ctx.log,
+      call: { from: ctx.call.from, to: ctx.call.to, autocallId: String(job.id) },
+      ...(this.options.crm ? { crm: this.options.crm } : {}),
+    };
+    const signal = attempt.stop.signal;
+    const confirm = job.script.confirm;
+    if (confirm) {
+      for (let i = 0; i < confirm.repeats && !attempt.confirmed; i++) {
+        const run = await runScript(
+          verbCtx,
+          [
+            {
+              verb: 'gather',
+              numDigits: 1,
+              timeoutSec: confirm.timeoutSec,
+              prompts: [{ media: confirm.prompt.map(mediaItem) }],
+            },
+          ],
+          { signal },
+        );
+        if (run.results[0]?.gather?.digits === confirm.digit) attempt.confirmed = true;
+        if (run.ended !== 'completed') return; // hung up or canceled
+      }
+      if (!attempt.confirmed) {
+        ctx.log.info('confirm digit not pressed; hanging up', { digits: attempt.digits });
+        await this.hangUp(ctx, 'not_confirmed');
+        return;
+      }
+    }
+    const verbs = messageVerbs(job.script);
+    if (!verbs) {
+      ctx.log.warn('notification job has no valid message; hanging up');
+      attempt.mediaFailed = true;
+      await this.hangUp(ctx, 'invalid_script');
+      return;
+    }
+    const run: ScriptRun = await runScript(verbCtx, verbs, {
+      signal,
+      onVerb: (report) => {
+        if (report.play) attempt.playedMs += report.play.playedMs;
+        if (report.play?.failedMedia.length) {
+          attempt.mediaFailed = true;
+          ctx.log.warn('notification message media could not be played', {
+            failedMedia: report.play.failedMedia.map((m) => ({ index: m.index, detail: m.detail })),
+          });
+        }
+      },
+    });
+    if (run.ended === 'completed' || run.ended === 'ended_by_verb') {
+      attempt.delivered = !attempt.mediaFailed;
+      await this.hangUp(ctx, attempt.delivered ? 'delivered' : 'media_failed');
+    }
+  }
+
+  /** The engine ends the answered call (the script is over). */
+  private hangUp(ctx: CallContext, reason: string): Promise<void> {
+    return this.rt.run(ctx, () =>
+      this.rt.endCall(ctx, { disposition: 'answered', hangupBy: 'system', reason }),
+    );
+  }
+
+  /** The job (or its campaign) was canceled, or the scheduler stops: hang up now. */
+  private async cancel(attempt: Attempt): Promise<void> {
+    const { ctx } = attempt;
+    if (ctx.call.phase === 'ended') return;
+    ctx.log.info('notification call canceled; hanging up');
+    await this.rt.endCall(ctx, {
+      disposition: ctx.call.answeredAt !== undefined ? 'answered' : 'canceled',
+      hangupBy: 'system',
+      reason: 'autocall_canceled',
+    });
+  }
+
+  /** The customer channel ended unanswered (or was never created): the call ends. */
+  async legUnanswered(ctx: CallContext, leg: Leg): Promise<void> {
+    const outcome = leg.outcome ?? 'failed';
+    await this.rt.endCall(ctx, {
+      disposition:
+        outcome === 'busy'
+          ? 'busy'
+          : outcome === 'no_answer'
+            ? 'no_answer'
+            : outcome === 'canceled'
+              ? 'canceled'
+              : 'failed',
+      hangupBy: 'system',
+      reason: 'customer_unreachable',
+    });
+  }
+
+  /**
+   * A notification call adopted after an engine restart: its script (and the attempt waiting
+   * for it) went with the old process, so the engine hangs the channel up and ends the call
+   * (`engine_restart`). The job's attempt is reclaimed from its expired lease (`lost`) and
+   * retried per the job.
+   */
+  async adopted(ctx: CallContext): Promise<void> {
+    if (this.attempts.has(ctx.call.id) || ctx.call.phase === 'ended') return;
+    ctx.log.info('adopted notification call: its script was lost; hanging up');
+    await this.rt.endCall(ctx, {
+      disposition: ctx.call.answeredAt !== undefined ? 'answered' : 'canceled',
+      hangupBy: 'system',
+      reason: 'engine_restart',
+    });
+  }
+
+  /**
+   * The runtime let go of the call (it ended and its channels are gone, and the store has it):
+   * the attempt resolves. Called by the call service for every released call.
+   */
+  released(callId: string): void {
+    const attempt = this.attempts.get(callId);
+    if (!attempt || attempt.settled) return;
+    attempt.settled = true;
+    this.attempts.delete(callId);
+    attempt.offChannel?.();
+    attempt.stop.abort();
+    const outcome = attemptOutcome(attempt);
+    attempt.ctx.log.info('notification attempt over', {
+      autocallId: attempt.job.id,
+      outcome: outcome.outcome,
+      dialStatus: outcome.dialStatus,
+      cause: outcome.cause,
+      digits: outcome.digits,
+      playedSec: outcome.playedSec,
+    });
+    attempt.resolve(outcome);
+  }
+}
+
+/** The call ended (read afresh: an `await` may have changed it). */
+function callEnded(ctx: CallContext): boolean {
+  return ctx.call.phase === 'ended';
+}
+
+/** What the attempt achieved, from what it gathered (see {@link AttemptResult}). */
+function attemptOutcome(attempt: Attempt): AttemptOutcome {
+  const { leg, ctx } = attempt;
+  const answeredAt = ctx.call.answeredAt;
+  const base = {
+    digits: attempt.digits,
+    playedSec: Math.floor(attempt.playedMs / 1000),
+    callId: ctx.call.id,
+    ...(leg.cause !== undefined ? { cause: leg.cause } : {}),
+    ...(leg.causeText ? { causeText: leg.causeText } : {}),
+  };
+  if (attempt.originateError !== undefined)
+    return {
+      ...base,
+      dialStatus: attempt.originateTransient ? 'CHANUNAVAIL' : 'FAILED',
+      outcome: attempt.originateTransient ? 'congestion' : 'failed',
+      causeText: attempt.originateError.slice(0, 200),
+    };
+  if (answeredAt !== undefined) {
+    let outcome: AttemptResult;
+    if (attempt.delivered) outcome = 'delivered';
+    else if (attempt.canceled) outcome = 'canceled';
+    else if (attempt.job.script.confirm && !attempt.confirmed) outcome = 'not_confirmed';
+    else if (attempt.mediaFailed) outcome = 'failed';
+    else outcome = 'cut_short';
+    return { ...base, dialStatus: 'ANSWER', answeredAt, outcome };
+  }
+  const dialStatus: AutocallDialStatus = attempt.canceled
+    ? 'CANCEL'
+    : (attempt.dialStatus ?? dialStatusOfCause(leg.cause));
+  return {
+    ...base,
+    dialStatus,
+    outcome: attempt.canceled ? 'canceled' : unansweredResult(dialStatus, leg.cause),
+  };
+}
+
+/**
+ * Asterisk's dial status for a channel that ended without a `Dial` event telling it (an
+ * originate whose ring timeout expired hangs the channel up with cause 19).
+ */
+function dialStatusOfCause(cause: number | undefined): AutocallDialStatus {
+  switch (cause) {
+    case 17:
+      return 'BUSY';
+    case 18:
+    case 19:
+      return 'NOANSWER';
+    case 34:
+    case 38:
+    case 41:
+    case 42:
+    case 44:
+    case 47:
+      return 'CONGESTION';
+    default:
+      return 'CHANUNAVAIL';
+  }
+}
+
+/**
+ * A job's sound as a media item of the `play` verb: `sound:NAME` and `http(s)://` URLs as is,
+ * `sound:http(s)://…` as its URL, a bare name as `sound:NAME`.
+ */
+export function mediaItem(sound: string): string {
+  if (/^sound:https?:\/\//i.test(sound)) return sound.slice('sound:'.length);
+  if (/^https?:\/\//i.test(sound) || sound.startsWith('sound:')) return sound;
+  return `sound:${sound}`;
+}
+
+/** The message of a job: a `play` of its files, or its verbs (validated); undefined when none. */
+export function messageVerbs(script: AutocallScript): ScriptVerb[] | undefined {
+  if (script.files && script.files.length > 0)
+    return [{ verb: 'play', media: script.files.map(mediaItem) }];
+  if (script.verbs) {
+    const parsed = verbListSchema.safeParse(script.verbs);
+    return parsed.success ? parsed.data : undefined;
+  }
+  return undefined;
+}
