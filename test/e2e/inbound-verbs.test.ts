@@ -276,8 +276,12 @@ describe('inbound calls routed to a call script (e2e: engine + simulator + CRM)'
     }));
     bed.sim.phones.set('101', { mode: 'ring' });
     const from = nextCaller();
-    const { channelId } = await bed.sim.injectInboundCall({ from, to: DID, abandonAfterMs: 3000 });
+    const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
     const callId = await startedCall(bed, from);
+    // The caller gives up once 101 rings (not after a fixed time: on a loaded machine the route
+    // lookup and the dial may take longer than any such time).
+    await bed.crm.waitForWebhook((w) => w.body.callId === callId && w.body.type === 'call.ringing');
+    bed.sim.hangup(channelId);
     const end = await bed.crm.waitForEnded(callId);
     expect(typesOf(bed, callId)).to.deep.equal(['call.started', 'call.ringing', 'call.ended']);
     expect(data(end)).to.include({
@@ -486,7 +490,7 @@ describe('inbound calls routed to a call script (e2e: engine + simulator + CRM)'
     expect(bed.sim.channels()).to.have.length(0);
   });
 
-  it('an engine restart in the middle of a script: the new engine asks the CRM again and runs its answer', async () => {
+  it('an engine restart in the middle of a script: the new engine asks the CRM again and runs its answer', async function () {
     this.timeout(40_000);
     bed = await startTestBed({ RING_TIMEOUT_SEC: '60' });
     // First answer: a long message (20 × 16 s), then 101; asked again after the restart: 101.
