@@ -9,11 +9,10 @@
 import { createRequire } from 'node:module';
 import type { Counter, Histogram, Registry } from 'prom-client';
 import {
-  BodyTooLargeError,
   describeError,
+  postForJson,
   sharedOutboundPost,
   type OutboundPost,
-  type OutboundResponse,
 } from '../http/outbound.ts';
 import { counter, histogram } from '../metrics/registry.ts';
 import type { Logger } from '../logging/logger.ts';
@@ -128,40 +127,18 @@ export function createRouteClient(options: RouteClientOptions): RouteClient {
     request: RouteLookupRequest,
     signal: AbortSignal,
   ): Promise<AttemptResult> {
-    let response: OutboundResponse;
-    try {
-      response = await post(url, {
+    const answer = await postForJson(
+      post,
+      url,
+      {
         headers,
         body: JSON.stringify({ callId: request.callId, from: request.from, did: request.did }),
         signal,
-      });
-    } catch (err) {
-      return { ok: false, reason: 'connection', detail: describeError(err) };
-    }
-    if (response.status < 200 || response.status > 299) {
-      response.discard();
-      return { ok: false, reason: 'http_status', detail: `HTTP ${response.status}` };
-    }
-    let text: string;
-    try {
-      text = await response.text(MAX_ROUTE_ANSWER_BYTES);
-    } catch (err) {
-      if (err instanceof BodyTooLargeError)
-        return { ok: false, reason: 'invalid_body', detail: err.message };
-      return {
-        ok: false,
-        reason: 'connection',
-        detail: `reading the answer failed: ${describeError(err)}`,
-      };
-    }
-    if (text.trim() === '') return { ok: false, reason: 'invalid_body', detail: 'empty body' };
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      return { ok: false, reason: 'invalid_body', detail: `not JSON (${text.length} characters)` };
-    }
-    const parsed = parseRouteAnswer(json);
+      },
+      { maxBytes: MAX_ROUTE_ANSWER_BYTES, rejectBlank: true },
+    );
+    if (!answer.ok) return answer;
+    const parsed = parseRouteAnswer(answer.json);
     if (!parsed.success)
       return { ok: false, reason: 'invalid_body', detail: describeIssues(parsed.error) };
     return { ok: true, route: routeFromAnswer(parsed.data, fallback, defaultRingTimeoutSec) };

@@ -11,11 +11,10 @@
 import type { Counter, Histogram, Registry } from 'prom-client';
 import { signWebhook, type WebhookSecret } from '../../events/signature.ts';
 import {
-  BodyTooLargeError,
   describeError,
+  postForJson,
   sharedOutboundPost,
   type OutboundPost,
-  type OutboundResponse,
 } from '../../http/outbound.ts';
 import type { Logger } from '../../logging/logger.ts';
 import { counter, histogram } from '../../metrics/registry.ts';
@@ -77,35 +76,14 @@ export function createVerbCrm(options: VerbCrmOptions): VerbCrm {
     };
     if (options.apiKey) headers.authorization = `Bearer ${options.apiKey}`;
     if (options.secret !== undefined) headers['x-signature'] = signWebhook(options.secret, body);
-    let response: OutboundResponse;
-    try {
-      response = await post(url, { headers, body, signal });
-    } catch (err) {
-      return { ok: false, reason: 'connection', detail: describeError(err) };
-    }
-    if (response.status < 200 || response.status > 299) {
-      response.discard();
-      return { ok: false, reason: 'http_status', detail: `HTTP ${response.status}` };
-    }
-    let text: string;
-    try {
-      text = await response.text(MAX_VERBS_ANSWER_BYTES);
-    } catch (err) {
-      if (err instanceof BodyTooLargeError)
-        return { ok: false, reason: 'invalid_body', detail: err.message };
-      return {
-        ok: false,
-        reason: 'connection',
-        detail: `reading the answer failed: ${describeError(err)}`,
-      };
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      return { ok: false, reason: 'invalid_body', detail: `not JSON (${text.length} characters)` };
-    }
-    const parsed = verbsAnswerSchema.safeParse(json);
+    const answer = await postForJson(
+      post,
+      url,
+      { headers, body, signal },
+      { maxBytes: MAX_VERBS_ANSWER_BYTES },
+    );
+    if (!answer.ok) return answer;
+    const parsed = verbsAnswerSchema.safeParse(answer.json);
     if (!parsed.success) {
       const issues = scriptIssues(parsed.error, '');
       return { ok: false, reason: 'invalid_body', detail: describeScriptIssues(issues) };
