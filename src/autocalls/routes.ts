@@ -18,11 +18,7 @@
  */
 import express, { type Request, type Response, type Router } from 'express';
 import { HttpError } from '../http/errors.ts';
-import {
-  beginIdempotentCreation,
-  fingerprintOf,
-  type IdempotencyStore,
-} from '../http/idempotency.ts';
+import { beginIdempotentCreation, type IdempotencyStore } from '../http/idempotency.ts';
 import { validateQuery, withCursor } from '../http/query.ts';
 import { validate } from '../http/validation.ts';
 import type { Logger } from '../logging/logger.ts';
@@ -119,14 +115,13 @@ export function createAutocallRoutes(deps: AutocallRoutesDeps): Router {
       ...(campaign ? { campaign } : {}),
       requestedBy: keyName,
     });
-    const fingerprint = headerKey ? fingerprintOf({ ...job, requestedBy: undefined }) : '';
+    const content = { ...job, requestedBy: undefined };
     if (
-      headerKey &&
       beginIdempotentCreation(
         idempotency,
         keyName,
         headerKey,
-        fingerprint,
+        content,
         res,
         (id) => `/v1/autocalls/${id}`,
       )

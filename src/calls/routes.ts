@@ -24,11 +24,7 @@
 import express, { type Request, type Router } from 'express';
 import { z } from 'zod';
 import { HttpError } from '../http/errors.ts';
-import {
-  beginIdempotentCreation,
-  fingerprintOf,
-  type IdempotencyStore,
-} from '../http/idempotency.ts';
+import { beginIdempotentCreation, type IdempotencyStore } from '../http/idempotency.ts';
 import type { StoredCallView } from '../http/history-schemas.ts';
 import {
   cursorParam,
@@ -422,14 +418,13 @@ export function createCallRoutes(deps: CallRoutesDeps): Router {
       ...(body.record === undefined ? {} : { record: body.record }),
       requestedBy: keyName,
     };
-    const fingerprint = idempotencyKey ? fingerprintOf({ ...request, requestedBy: undefined }) : '';
+    const content = { ...request, requestedBy: undefined };
     if (
-      idempotencyKey &&
       beginIdempotentCreation(
         idempotency,
         keyName,
         idempotencyKey,
-        fingerprint,
+        content,
         res,
         (id) => `/v1/calls/${id}`,
       )

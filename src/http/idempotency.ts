@@ -149,13 +149,15 @@ export interface IdempotentCreation {
 }
 
 /**
- * Start a creation request (POST /v1/calls, POST /v1/autocalls) that carries `key` in its
- * Idempotency-Key header, for the API key named `scope`, its content hashing to `fingerprint`.
+ * Start a creation request (POST /v1/calls, POST /v1/autocalls) for the API key named `scope`,
+ * carrying `key` in its Idempotency-Key header (undefined: no header, nothing to do) and creating
+ * `content` (its normalised request, identified by {@link fingerprintOf}).
  *
- * @returns `false` when the key is now reserved for this request: the caller creates, then calls
- *   `store.complete` with its answer, or `store.abandon` when the creation fails. `true` when the
- *   key already answered the same request: `res` has been sent the remembered status and body,
- *   with `Location: locationOf(body.id)` and `Idempotent-Replayed: true`.
+ * @returns `false` when there is no key, or the key is now reserved for this request: the caller
+ *   creates, then calls `store.complete` with its answer, or `store.abandon` when the creation
+ *   fails. `true` when the key already answered the same request: `res` has been sent the
+ *   remembered status and body, with `Location: locationOf(body.id)` and
+ *   `Idempotent-Replayed: true`.
  * @throws HttpError 409 `idempotency_conflict` (the key was used for a different request) or 409
  *   `idempotency_in_progress` (a request with the key is still being processed), both with
  *   `field: Idempotency-Key`.
@@ -163,12 +165,13 @@ export interface IdempotentCreation {
 export function beginIdempotentCreation<T extends IdempotentCreation>(
   store: IdempotencyStore<T>,
   scope: string,
-  key: string,
-  fingerprint: string,
+  key: string | undefined,
+  content: unknown,
   res: Response,
   locationOf: (id: string | number) => string,
 ): boolean {
-  const found = store.begin(scope, key, fingerprint);
+  if (!key) return false;
+  const found = store.begin(scope, key, fingerprintOf(content));
   if (found.kind === 'conflict')
     throw new HttpError(
       409,
