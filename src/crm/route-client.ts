@@ -14,7 +14,8 @@ import {
   sharedOutboundPost,
   type OutboundPost,
 } from '../http/outbound.ts';
-import { counter, histogram } from '../metrics/registry.ts';
+import { counter } from '../metrics/registry.ts';
+import { crmRequestDuration } from './metrics.ts';
 import type { Logger } from '../logging/logger.ts';
 import { describeIssues, parseRouteAnswer, routeFromAnswer } from './route-answer.ts';
 import type {
@@ -271,12 +272,7 @@ interface RouteMetrics {
 }
 
 function routeMetrics(registry: Registry): RouteMetrics {
-  const duration = histogram(registry, {
-    name: 'aricrm_crm_request_duration_seconds',
-    help: 'Duration of requests to the CRM, by operation and outcome (ok, timeout, connection, http_status, invalid_body).',
-    labelNames: ['operation', 'outcome'] as const,
-    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 5, 10],
-  });
+  const duration = crmRequestDuration(registry);
   const fallbacks = counter(registry, {
     name: 'aricrm_crm_route_fallbacks_total',
     help: 'Inbound calls that took the fallback route, by reason.',

@@ -16,8 +16,9 @@ import {
   sharedOutboundPost,
   type OutboundPost,
 } from '../../http/outbound.ts';
+import { crmRequestDuration } from '../../crm/metrics.ts';
 import type { Logger } from '../../logging/logger.ts';
-import { counter, histogram } from '../../metrics/registry.ts';
+import { counter } from '../../metrics/registry.ts';
 import {
   describeScriptIssues,
   scriptIssues,
@@ -151,12 +152,7 @@ interface VerbCrmMetrics {
 }
 
 function verbCrmMetrics(registry: Registry): VerbCrmMetrics {
-  const duration = histogram(registry, {
-    name: 'aricrm_crm_request_duration_seconds',
-    help: 'Duration of requests to the CRM, by operation and outcome (ok, timeout, connection, http_status, invalid_body).',
-    labelNames: ['operation', 'outcome'] as const,
-    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 5, 10],
-  });
+  const duration = crmRequestDuration(registry);
   const failures = counter(registry, {
     name: 'aricrm_verb_crm_failures_total',
     help: 'Call-script requests to the CRM (gather actionUrl, redirect) that gave no verbs, by reason.',
