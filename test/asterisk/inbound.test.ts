@@ -7,7 +7,14 @@
  */
 import { expect } from 'chai';
 import { type AcceptanceBed } from './support/bed.ts';
-import { CALLER, DID, describeOnAsterisk, routeTo, useAcceptanceBed } from './support/suite.ts';
+import {
+  CALLER,
+  DID,
+  callIn,
+  describeOnAsterisk,
+  routeTo,
+  useAcceptanceBed,
+} from './support/suite.ts';
 import { Sipp } from './support/sipp.ts';
 
 describeOnAsterisk('real Asterisk: inbound calls', () => {
@@ -20,12 +27,7 @@ describeOnAsterisk('real Asterisk: inbound calls', () => {
     const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
       pauseMs: 1000,
     });
-    const caller = Sipp.caller('caller', 'uac.xml', ports, {
-      did: DID,
-      caller: CALLER,
-      pauseMs: 2000,
-    });
-    const { callId } = (await bed.nextCallStarted()).body;
+    const { caller, callId } = await callIn(bed, 'uac.xml', 2000);
     const ended = await bed.ended(callId);
     await caller.passed();
     await operator.passed();
@@ -62,12 +64,7 @@ describeOnAsterisk('real Asterisk: inbound calls', () => {
     const answering = Sipp.phone('op102', 'uas_answer.xml', ports, ports.operators['102'], {
       pauseMs: 500,
     });
-    const caller = Sipp.caller('caller', 'uac.xml', ports, {
-      did: DID,
-      caller: CALLER,
-      pauseMs: 1500,
-    });
-    const { callId } = (await bed.nextCallStarted()).body;
+    const { caller, callId } = await callIn(bed, 'uac.xml', 1500);
     const ended = await bed.ended(callId);
     await Promise.all([caller.passed(), busy.passed(), answering.passed()]);
 
@@ -101,12 +98,7 @@ describeOnAsterisk('real Asterisk: inbound calls', () => {
       pauseMs: 1500,
     });
     const ring103 = Sipp.phone('op103', 'uas_ring.xml', ports, ports.operators['103']);
-    const caller = Sipp.caller('caller', 'uac.xml', ports, {
-      did: DID,
-      caller: CALLER,
-      pauseMs: 1500,
-    });
-    const { callId } = (await bed.nextCallStarted()).body;
+    const { caller, callId } = await callIn(bed, 'uac.xml', 1500);
     const ended = await bed.ended(callId);
     await Promise.all([caller.passed(), ring101.passed(), answer102.passed(), ring103.passed()]);
 
@@ -139,11 +131,7 @@ describeOnAsterisk('real Asterisk: inbound calls', () => {
     routeTo(bed, ['101'], { ringTimeoutSec: 2 });
     const ringing = Sipp.phone('op101', 'uas_ring.xml', ports, ports.operators['101']);
     // The engine's NO_ANSWER_DIALPLAN is service,9999,1: Answer, Playback(hello-world), Hangup.
-    const caller = Sipp.caller('caller', 'uac_wait_bye.xml', ports, {
-      did: DID,
-      caller: CALLER,
-    });
-    const { callId } = (await bed.nextCallStarted()).body;
+    const { caller, callId } = await callIn(bed, 'uac_wait_bye.xml');
     const ended = await bed.ended(callId);
     await Promise.all([caller.passed(), ringing.passed()]);
 
@@ -165,12 +153,7 @@ describeOnAsterisk('real Asterisk: inbound calls', () => {
     const { ports } = bed;
     routeTo(bed, ['101']);
     const ringing = Sipp.phone('op101', 'uas_ring.xml', ports, ports.operators['101']);
-    const caller = Sipp.caller('caller', 'uac_cancel.xml', ports, {
-      did: DID,
-      caller: CALLER,
-      pauseMs: 1500,
-    });
-    const { callId } = (await bed.nextCallStarted()).body;
+    const { caller, callId } = await callIn(bed, 'uac_cancel.xml', 1500);
     const ended = await bed.ended(callId);
     await Promise.all([caller.passed(), ringing.passed()]);
 
@@ -189,8 +172,7 @@ describeOnAsterisk('real Asterisk: inbound calls', () => {
     const operator = Sipp.phone('op101', 'uas_answer_bye.xml', ports, ports.operators['101'], {
       pauseMs: 1500,
     });
-    const caller = Sipp.caller('caller', 'uac_wait_bye.xml', ports, { did: DID, caller: CALLER });
-    const { callId } = (await bed.nextCallStarted()).body;
+    const { caller, callId } = await callIn(bed, 'uac_wait_bye.xml');
     const ended = await bed.ended(callId);
     await Promise.all([caller.passed(), operator.passed()]);
 

@@ -14,6 +14,7 @@ import {
   describeOnAsterisk,
   hangUpByApi,
   routeTo,
+  callIn,
   useAcceptanceBed,
 } from './support/suite.ts';
 import { Sipp } from './support/sipp.ts';
@@ -64,12 +65,7 @@ describeOnAsterisk('real Asterisk: resilience and load', function () {
     const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
       pauseMs: 500,
     });
-    const caller = Sipp.caller('caller', 'uac.xml', ports, {
-      did: DID,
-      caller: CALLER,
-      pauseMs: 3000,
-    });
-    const { callId } = (await bed.nextCallStarted()).body;
+    const { caller, callId } = await callIn(bed, 'uac.xml', 3000);
     await bed.waitFor(callId, 'call.answered');
     await bed.waitBridged();
     // Every connection between the engine and Asterisk dropped, new ones refused.
@@ -139,11 +135,7 @@ describeOnAsterisk('real Asterisk: resilience and load', function () {
     const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
       pauseMs: 500,
     });
-    const caller = Sipp.caller('caller', 'uac_wait_bye.xml', ports, {
-      did: DID,
-      caller: CALLER,
-    });
-    const { callId } = (await bed.nextCallStarted()).body;
+    const { caller, callId } = await callIn(bed, 'uac_wait_bye.xml');
     await Promise.race([
       lost,
       new Promise((_, reject) =>

@@ -7,12 +7,11 @@
 import { expect } from 'chai';
 import { type AcceptanceBed } from './support/bed.ts';
 import {
-  CALLER,
-  DID,
   callAnsweredBy101,
   describeOnAsterisk,
   hangUpByApi,
   routeTo,
+  callIn,
   useAcceptanceBed,
 } from './support/suite.ts';
 import { Sipp } from './support/sipp.ts';
@@ -78,11 +77,7 @@ describeOnAsterisk('real Asterisk: transfers and recordings', () => {
     const target = Sipp.phone('op102', 'uas_answer.xml', ports, ports.operators['102'], {
       pauseMs: 1000,
     });
-    const caller = Sipp.caller('caller', 'uac_wait_bye.xml', ports, {
-      did: DID,
-      caller: CALLER,
-    });
-    const { callId } = (await bed.nextCallStarted()).body;
+    const { caller, callId } = await callIn(bed, 'uac_wait_bye.xml');
     await bed.waitFor(callId, 'call.answered');
     const transfer = await bed.api(`/v1/calls/${callId}/transfer`, {
       body: { to: '102', kind: 'extension' },
@@ -149,12 +144,7 @@ describeOnAsterisk('real Asterisk: transfers and recordings', () => {
     const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
       pauseMs: 500,
     });
-    const caller = Sipp.caller('caller', 'uac.xml', ports, {
-      did: DID,
-      caller: CALLER,
-      pauseMs: 3000,
-    });
-    const { callId } = (await bed.nextCallStarted()).body;
+    const { caller, callId } = await callIn(bed, 'uac.xml', 3000);
     const ended = await bed.ended(callId);
     await Promise.all([caller.passed(), operator.passed()]);
     const ready = (

@@ -69,6 +69,26 @@ export function routeTo(
 }
 
 /**
+ * An inbound caller: a SIPp `caller` running `scenario` (uac.xml, uac_cancel.xml,
+ * uac_wait_bye.xml) from the pstn-in port, dialling {@link DID} as {@link CALLER}, with `pauseMs`
+ * its talk or ring time (see `Sipp.caller`). Resolves with the phone and the call id of the next
+ * `call.started` webhook.
+ */
+export async function callIn(
+  bed: AcceptanceBed,
+  scenario: string,
+  pauseMs?: number,
+): Promise<{ caller: Sipp; callId: string }> {
+  const caller = Sipp.caller('caller', scenario, bed.ports, {
+    did: DID,
+    caller: CALLER,
+    ...(pauseMs === undefined ? {} : { pauseMs }),
+  });
+  const { callId } = (await bed.nextCallStarted()).body;
+  return { caller, callId };
+}
+
+/**
  * An inbound call routed to operator 101, whose phone answers after 500 ms; the caller runs
  * `uac_wait_bye.xml` (stays on the line until it gets a BYE). Resolves with both phones and the
  * call id once the `call.answered` webhook arrived.
@@ -81,8 +101,7 @@ export async function callAnsweredBy101(
   const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
     pauseMs: 500,
   });
-  const caller = Sipp.caller('caller', 'uac_wait_bye.xml', ports, { did: DID, caller: CALLER });
-  const { callId } = (await bed.nextCallStarted()).body;
+  const { caller, callId } = await callIn(bed, 'uac_wait_bye.xml');
   await bed.waitFor(callId, 'call.answered');
   return { callId, operator, caller };
 }
