@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import type { Counter, Histogram, Registry } from 'prom-client';
 import {
   describeError,
+  outboundDeadline,
   postForJson,
   sharedOutboundPost,
   type OutboundPost,
@@ -151,23 +152,13 @@ export function createRouteClient(options: RouteClientOptions): RouteClient {
     request: RouteLookupRequest,
   ): Promise<AttemptResult> {
     const controller = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<AttemptResult>((resolve) => {
-      timer = setTimeout(() => {
-        resolve({
-          ok: false,
-          reason: 'timeout',
-          detail: `no complete answer within ${timeoutMs} ms`,
-        });
-        controller.abort();
-      }, timeoutMs);
-    });
+    const deadline = outboundDeadline(timeoutMs, controller);
     let settled = false;
     const work = attempt(url, request, controller.signal).finally(() => (settled = true));
     try {
-      return await Promise.race([work, deadline]);
+      return await Promise.race([work, deadline.promise]);
     } finally {
-      clearTimeout(timer);
+      deadline.clear();
       // A settled attempt has read or discarded its answer: nothing to cancel. (An abort costs a
       // DOMException with its stack trace, ~1 % of the engine's time at capacity.)
       if (!settled) controller.abort();

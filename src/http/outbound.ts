@@ -325,3 +325,35 @@ export async function postForJson(
     return { ok: false, reason: 'invalid_body', detail: `not JSON (${text.length} characters)` };
   }
 }
+
+/** The failure an {@link outboundDeadline} resolves with. */
+export interface DeadlineFailure {
+  ok: false;
+  reason: 'timeout';
+  /** `no complete answer within <timeoutMs> ms`. */
+  detail: string;
+}
+
+/**
+ * A hard deadline for one outbound request (connect + headers + body): `promise` resolves after
+ * `timeoutMs` milliseconds with a {@link DeadlineFailure} and aborts `controller` then. Race it
+ * with the request, so the race settles at the deadline even when the request ignores its signal;
+ * call `clear()` once the race settled (the timer is stopped, `controller` is left alone).
+ */
+export function outboundDeadline(
+  timeoutMs: number,
+  controller: AbortController,
+): { promise: Promise<DeadlineFailure>; clear: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  const promise = new Promise<DeadlineFailure>((resolve) => {
+    timer = setTimeout(() => {
+      resolve({
+        ok: false,
+        reason: 'timeout',
+        detail: `no complete answer within ${timeoutMs} ms`,
+      });
+      controller.abort();
+    }, timeoutMs);
+  });
+  return { promise, clear: () => clearTimeout(timer) };
+}

@@ -12,6 +12,7 @@ import type { Counter, Histogram, Registry } from 'prom-client';
 import { signWebhook, type WebhookSecret } from '../../events/signature.ts';
 import {
   describeError,
+  outboundDeadline,
   postForJson,
   sharedOutboundPost,
   type OutboundPost,
@@ -101,26 +102,19 @@ export function createVerbCrm(options: VerbCrmOptions): VerbCrm {
     const controller = new AbortController();
     const onAbort = (): void => controller.abort();
     signal.addEventListener('abort', onAbort, { once: true });
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<Attempt>((resolve) => {
-      timer = setTimeout(() => {
-        resolve({
-          ok: false,
-          reason: 'timeout',
-          detail: `no complete answer within ${timeoutMs} ms`,
-        });
-        controller.abort();
-      }, timeoutMs);
-    });
+    const deadline = outboundDeadline(timeoutMs, controller);
     let result: Attempt;
     try {
       result = signal.aborted
         ? { ok: false, reason: 'connection', detail: 'the channel hung up' }
-        : await Promise.race([attempt(url, JSON.stringify(request), controller.signal), deadline]);
+        : await Promise.race([
+            attempt(url, JSON.stringify(request), controller.signal),
+            deadline.promise,
+          ]);
     } catch (err) {
       result = { ok: false, reason: 'connection', detail: `internal error: ${describeError(err)}` };
     } finally {
-      clearTimeout(timer);
+      deadline.clear();
       signal.removeEventListener('abort', onAbort);
       controller.abort();
     }
