@@ -18,7 +18,7 @@
  */
 import express, { type Request, type Response, type Router } from 'express';
 import { HttpError } from '../http/errors.ts';
-import { fingerprintOf, type IdempotencyStore } from '../http/idempotency.ts';
+import { beginIdempotentCreation, type IdempotencyStore } from '../http/idempotency.ts';
 import { validateQuery, withCursor } from '../http/query.ts';
 import { validate } from '../http/validation.ts';
 import type { Logger } from '../logging/logger.ts';
@@ -115,32 +115,18 @@ export function createAutocallRoutes(deps: AutocallRoutesDeps): Router {
       ...(campaign ? { campaign } : {}),
       requestedBy: keyName,
     });
-    const fingerprint = headerKey ? fingerprintOf({ ...job, requestedBy: undefined }) : '';
-    if (headerKey) {
-      const found = idempotency.begin(keyName, headerKey, fingerprint);
-      if (found.kind === 'conflict')
-        throw new HttpError(
-          409,
-          'idempotency_conflict',
-          'this Idempotency-Key was used for a different request',
-          { field: 'Idempotency-Key' },
-        );
-      if (found.kind === 'pending')
-        throw new HttpError(
-          409,
-          'idempotency_in_progress',
-          'a request with this Idempotency-Key is being processed; retry shortly',
-          { field: 'Idempotency-Key' },
-        );
-      if (found.kind === 'hit') {
-        res
-          .status(found.value.status)
-          .location(`/v1/autocalls/${found.value.body.id}`)
-          .set('Idempotent-Replayed', 'true')
-          .json(found.value.body);
-        return;
-      }
-    }
+    const content = { ...job, requestedBy: undefined };
+    if (
+      beginIdempotentCreation(
+        idempotency,
+        keyName,
+        headerKey,
+        content,
+        res,
+        (id) => `/v1/autocalls/${id}`,
+      )
+    )
+      return;
     let created: AutocallJobView;
     try {
       const ip = canonicalIp(req.ip) ?? req.ip;

@@ -24,7 +24,7 @@
 import express, { type Request, type Router } from 'express';
 import { z } from 'zod';
 import { HttpError } from '../http/errors.ts';
-import { fingerprintOf, type IdempotencyStore } from '../http/idempotency.ts';
+import { beginIdempotentCreation, type IdempotencyStore } from '../http/idempotency.ts';
 import type { ScriptRecordingView, StoredCallView } from '../http/history-schemas.ts';
 import {
   cursorParam,
@@ -423,32 +423,18 @@ export function createCallRoutes(deps: CallRoutesDeps): Router {
       ...(body.record === undefined ? {} : { record: body.record }),
       requestedBy: keyName,
     };
-    const fingerprint = idempotencyKey ? fingerprintOf({ ...request, requestedBy: undefined }) : '';
-    if (idempotencyKey) {
-      const found = idempotency.begin(keyName, idempotencyKey, fingerprint);
-      if (found.kind === 'conflict')
-        throw new HttpError(
-          409,
-          'idempotency_conflict',
-          'this Idempotency-Key was used for a different request',
-          { field: 'Idempotency-Key' },
-        );
-      if (found.kind === 'pending')
-        throw new HttpError(
-          409,
-          'idempotency_in_progress',
-          'a request with this Idempotency-Key is being processed; retry shortly',
-          { field: 'Idempotency-Key' },
-        );
-      if (found.kind === 'hit') {
-        res
-          .status(found.value.status)
-          .location(`/v1/calls/${found.value.body.id}`)
-          .set('Idempotent-Replayed', 'true')
-          .json(found.value.body);
-        return;
-      }
-    }
+    const content = { ...request, requestedBy: undefined };
+    if (
+      beginIdempotentCreation(
+        idempotency,
+        keyName,
+        idempotencyKey,
+        content,
+        res,
+        (id) => `/v1/calls/${id}`,
+      )
+    )
+      return;
     let answer: AcceptedCall;
     try {
       refuseWhileAriDown(control);

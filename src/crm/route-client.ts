@@ -9,13 +9,14 @@
 import { createRequire } from 'node:module';
 import type { Counter, Histogram, Registry } from 'prom-client';
 import {
-  BodyTooLargeError,
   describeError,
+  outboundDeadline,
+  postForJson,
   sharedOutboundPost,
   type OutboundPost,
-  type OutboundResponse,
 } from '../http/outbound.ts';
-import { counter, histogram } from '../metrics/registry.ts';
+import { counter } from '../metrics/registry.ts';
+import { crmRequestDuration } from './metrics.ts';
 import type { Logger } from '../logging/logger.ts';
 import { describeIssues, parseRouteAnswer, routeFromAnswer } from './route-answer.ts';
 import type {
@@ -128,40 +129,18 @@ export function createRouteClient(options: RouteClientOptions): RouteClient {
     request: RouteLookupRequest,
     signal: AbortSignal,
   ): Promise<AttemptResult> {
-    let response: OutboundResponse;
-    try {
-      response = await post(url, {
+    const answer = await postForJson(
+      post,
+      url,
+      {
         headers,
         body: JSON.stringify({ callId: request.callId, from: request.from, did: request.did }),
         signal,
-      });
-    } catch (err) {
-      return { ok: false, reason: 'connection', detail: describeError(err) };
-    }
-    if (response.status < 200 || response.status > 299) {
-      response.discard();
-      return { ok: false, reason: 'http_status', detail: `HTTP ${response.status}` };
-    }
-    let text: string;
-    try {
-      text = await response.text(MAX_ROUTE_ANSWER_BYTES);
-    } catch (err) {
-      if (err instanceof BodyTooLargeError)
-        return { ok: false, reason: 'invalid_body', detail: err.message };
-      return {
-        ok: false,
-        reason: 'connection',
-        detail: `reading the answer failed: ${describeError(err)}`,
-      };
-    }
-    if (text.trim() === '') return { ok: false, reason: 'invalid_body', detail: 'empty body' };
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      return { ok: false, reason: 'invalid_body', detail: `not JSON (${text.length} characters)` };
-    }
-    const parsed = parseRouteAnswer(json);
+      },
+      { maxBytes: MAX_ROUTE_ANSWER_BYTES, rejectBlank: true },
+    );
+    if (!answer.ok) return answer;
+    const parsed = parseRouteAnswer(answer.json);
     if (!parsed.success)
       return { ok: false, reason: 'invalid_body', detail: describeIssues(parsed.error) };
     return { ok: true, route: routeFromAnswer(parsed.data, fallback, defaultRingTimeoutSec) };
@@ -173,23 +152,13 @@ export function createRouteClient(options: RouteClientOptions): RouteClient {
     request: RouteLookupRequest,
   ): Promise<AttemptResult> {
     const controller = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<AttemptResult>((resolve) => {
-      timer = setTimeout(() => {
-        resolve({
-          ok: false,
-          reason: 'timeout',
-          detail: `no complete answer within ${timeoutMs} ms`,
-        });
-        controller.abort();
-      }, timeoutMs);
-    });
+    const deadline = outboundDeadline(timeoutMs, controller);
     let settled = false;
     const work = attempt(url, request, controller.signal).finally(() => (settled = true));
     try {
-      return await Promise.race([work, deadline]);
+      return await Promise.race([work, deadline.promise]);
     } finally {
-      clearTimeout(timer);
+      deadline.clear();
       // A settled attempt has read or discarded its answer: nothing to cancel. (An abort costs a
       // DOMException with its stack trace, ~1 % of the engine's time at capacity.)
       if (!settled) controller.abort();
@@ -294,12 +263,7 @@ interface RouteMetrics {
 }
 
 function routeMetrics(registry: Registry): RouteMetrics {
-  const duration = histogram(registry, {
-    name: 'aricrm_crm_request_duration_seconds',
-    help: 'Duration of requests to the CRM, by operation and outcome (ok, timeout, connection, http_status, invalid_body).',
-    labelNames: ['operation', 'outcome'] as const,
-    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 5, 10],
-  });
+  const duration = crmRequestDuration(registry);
   const fallbacks = counter(registry, {
     name: 'aricrm_crm_route_fallbacks_total',
     help: 'Inbound calls that took the fallback route, by reason.',

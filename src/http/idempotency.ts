@@ -8,6 +8,8 @@
  * so a key still answers the same call after a restart.
  */
 import { createHash } from 'node:crypto';
+import type { Response } from 'express';
+import { HttpError } from './errors.ts';
 
 /**
  * What {@link IdempotencyStore.begin} found: `new` (the key is now reserved for this request:
@@ -138,4 +140,57 @@ export class IdempotencyStore<T> {
       this.entries.delete(id);
     }
   }
+}
+
+/** A remembered creation answer: its HTTP status and a JSON body carrying the created `id`. */
+export interface IdempotentCreation {
+  status: number;
+  body: { id: string | number };
+}
+
+/**
+ * Start a creation request (POST /v1/calls, POST /v1/autocalls) for the API key named `scope`,
+ * carrying `key` in its Idempotency-Key header (undefined: no header, nothing to do) and creating
+ * `content` (its normalised request, identified by {@link fingerprintOf}).
+ *
+ * @returns `false` when there is no key, or the key is now reserved for this request: the caller
+ *   creates, then calls `store.complete` with its answer, or `store.abandon` when the creation
+ *   fails. `true` when the key already answered the same request: `res` has been sent the
+ *   remembered status and body, with `Location: locationOf(body.id)` and
+ *   `Idempotent-Replayed: true`.
+ * @throws HttpError 409 `idempotency_conflict` (the key was used for a different request) or 409
+ *   `idempotency_in_progress` (a request with the key is still being processed), both with
+ *   `field: Idempotency-Key`.
+ */
+export function beginIdempotentCreation<T extends IdempotentCreation>(
+  store: IdempotencyStore<T>,
+  scope: string,
+  key: string | undefined,
+  content: unknown,
+  res: Response,
+  locationOf: (id: string | number) => string,
+): boolean {
+  if (!key) return false;
+  const found = store.begin(scope, key, fingerprintOf(content));
+  if (found.kind === 'conflict')
+    throw new HttpError(
+      409,
+      'idempotency_conflict',
+      'this Idempotency-Key was used for a different request',
+      { field: 'Idempotency-Key' },
+    );
+  if (found.kind === 'pending')
+    throw new HttpError(
+      409,
+      'idempotency_in_progress',
+      'a request with this Idempotency-Key is being processed; retry shortly',
+      { field: 'Idempotency-Key' },
+    );
+  if (found.kind === 'new') return false;
+  res
+    .status(found.value.status)
+    .location(locationOf(found.value.body.id))
+    .set('Idempotent-Replayed', 'true')
+    .json(found.value.body);
+  return true;
 }

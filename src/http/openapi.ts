@@ -119,6 +119,15 @@ const authErrors: Record<string, JsonObject> = {
   ),
 };
 
+/** The optional `Idempotency-Key` header of the creating POSTs (calls, notification calls). */
+const idempotencyKeyParameter: JsonObject = {
+  name: 'Idempotency-Key',
+  in: 'header',
+  required: false,
+  description: idempotencyKeySchema.description,
+  schema: inline(idempotencyKeySchema),
+};
+
 const callIdParameter: JsonObject = {
   name: 'id',
   in: 'path',
@@ -315,15 +324,7 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
         summary: 'Click-to-call',
         description:
           "Rings the operator first (CALLERID name CLICK_TO_CALL_CALLERID_NAME, number the customer's); once answered dials the customer through the trunk chosen by prefix and bridges them. Answers at once, once the call is in the store (a 202 is never lost to an engine crash; a commit slower than API_STORE_WAIT_MS, default 2000 ms, is not waited for; 0 = never waits). Toll-fraud guard: destination allow-list, per-key rate limit, cap of live originated calls.",
-        parameters: [
-          {
-            name: 'Idempotency-Key',
-            in: 'header',
-            required: false,
-            description: idempotencyKeySchema.description,
-            schema: inline(idempotencyKeySchema),
-          },
-        ],
+        parameters: [idempotencyKeyParameter],
         requestBody: { required: true, content: json('ClickToCallRequest') },
         responses: {
           '202': {
@@ -605,15 +606,7 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
         summary: 'Create a notification call',
         description:
           'Queues a notification call: once due it is dialled on the trunk chosen by the number’s prefix (TRUNKS); when answered (and, with `confirm`, after the confirm digit) the files (or verbs) play. Busy or unanswered attempts are retried up to `tries` times, `triesPeriodSec` apart. Every job ends in one final status: delivered, busy, no_answer, failed, canceled (machine with answering-machine detection). `autocall.attempt` and `autocall.finished` webhooks follow. Safe to retry with `Idempotency-Key`. See docs/autocalls.md.',
-        parameters: [
-          {
-            name: 'Idempotency-Key',
-            in: 'header',
-            required: false,
-            description: idempotencyKeySchema.description,
-            schema: inline(idempotencyKeySchema),
-          },
-        ],
+        parameters: [idempotencyKeyParameter],
         requestBody: { required: true, content: json('AutocallRequest') },
         responses: {
           '202': {

@@ -1,6 +1,8 @@
 /**
  * Outbound HTTP of the engine: webhook delivery (`src/events/dispatcher.ts`) and CRM route
- * lookups (`src/crm/route-client.ts`), over undici's `request` API with one keep-alive `Agent`.
+ * lookups (`src/crm/route-client.ts`) and the CRM requests of call scripts
+ * (`src/calls/verbs/crm.ts`, both through {@link postForJson}), over undici's `request` API with
+ * one keep-alive `Agent`.
  *
  * Why not the global `fetch`: Node's fetch is built on undici but adds the WHATWG layer (Request,
  * Headers, Response objects, web streams). Measured on the target machine: ~270-330 µs CPU per
@@ -262,4 +264,96 @@ class UndiciResponse implements OutboundResponse {
   discard(): void {
     this.body.dump({ limit: DISCARD_LIMIT_BYTES }).catch(() => undefined);
   }
+}
+
+/** Why a {@link postForJson} got no JSON answer. */
+export type JsonAnswerFailureReason = 'connection' | 'http_status' | 'invalid_body';
+
+/** What {@link postForJson} resolves with: the parsed JSON, or why there is none. */
+export type JsonAnswer =
+  { ok: true; json: unknown } | { ok: false; reason: JsonAnswerFailureReason; detail: string };
+
+/** Options of {@link postForJson}. */
+export interface PostForJsonOptions {
+  /** Largest answer body read, bytes; a bigger one is `invalid_body`. */
+  maxBytes: number;
+  /** A blank answer (empty or white space only) is `invalid_body` "empty body" rather than "not JSON". */
+  rejectBlank?: boolean;
+}
+
+/**
+ * POST with `post` and read a 2xx JSON answer (the CRM route lookup, the CRM requests of call
+ * scripts). Never throws: the failure is returned with a human `detail` —
+ * `connection` (the request failed, or reading the answer did: `describeError` of the cause),
+ * `http_status` (a non-2xx status, `HTTP 503`; the body is discarded), `invalid_body` (over
+ * `maxBytes`, blank when `rejectBlank`, or not JSON). No deadline of its own: abort `init.signal`
+ * for one.
+ */
+export async function postForJson(
+  post: OutboundPost,
+  url: string,
+  init: OutboundPostInit,
+  options: PostForJsonOptions,
+): Promise<JsonAnswer> {
+  let response: OutboundResponse;
+  try {
+    response = await post(url, init);
+  } catch (err) {
+    return { ok: false, reason: 'connection', detail: describeError(err) };
+  }
+  if (response.status < 200 || response.status > 299) {
+    response.discard();
+    return { ok: false, reason: 'http_status', detail: `HTTP ${response.status}` };
+  }
+  let text: string;
+  try {
+    text = await response.text(options.maxBytes);
+  } catch (err) {
+    if (err instanceof BodyTooLargeError)
+      return { ok: false, reason: 'invalid_body', detail: err.message };
+    return {
+      ok: false,
+      reason: 'connection',
+      detail: `reading the answer failed: ${describeError(err)}`,
+    };
+  }
+  if (options.rejectBlank && text.trim() === '')
+    return { ok: false, reason: 'invalid_body', detail: 'empty body' };
+  try {
+    return { ok: true, json: JSON.parse(text) as unknown };
+  } catch {
+    return { ok: false, reason: 'invalid_body', detail: `not JSON (${text.length} characters)` };
+  }
+}
+
+/** The failure an {@link outboundDeadline} resolves with. */
+export interface DeadlineFailure {
+  ok: false;
+  reason: 'timeout';
+  /** `no complete answer within <timeoutMs> ms`. */
+  detail: string;
+}
+
+/**
+ * A hard deadline for one outbound request (connect + headers + body): `promise` resolves after
+ * `timeoutMs` milliseconds with a {@link DeadlineFailure} and aborts `controller` then. Race it
+ * with the request, so the race settles at the deadline even when the request ignores its signal;
+ * call `clear()` once the race settled (the timer is stopped, `controller` is left alone).
+ */
+export function outboundDeadline(
+  timeoutMs: number,
+  controller: AbortController,
+): { promise: Promise<DeadlineFailure>; clear: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  const promise = new Promise<DeadlineFailure>((resolve) => {
+    timer = setTimeout(() => {
+      resolve({
+        ok: false,
+        reason: 'timeout',
+        detail: `no complete answer within ${timeoutMs} ms`,
+      });
+      controller.abort();
+    }, timeoutMs);
+  });
+  return { promise, clear: () => clearTimeout(timer) };
 }

@@ -210,46 +210,31 @@ export interface EventRepository {
 // Hot statements (throughput: run for every event of every call), compiled once per
 // dialect instance (./compiled.ts). Each `build` passes its values to Kysely unchanged.
 
+/** The columns of a new event row that its writer gives (status and attempts are the statement's). */
+type NewEventRow = Pick<
+  EventsTable,
+  | 'event_id'
+  | 'call_id'
+  | 'type'
+  | 'sequence'
+  | 'occurred_at'
+  | 'payload'
+  | 'next_attempt_at'
+  | 'created_at'
+>;
+
 /** Append one event, pending and due at `next_attempt_at`; an event id already stored is skipped. */
-const insertEvent = compiledStatement(
-  'events.insert',
-  (
-    db,
-    row: Pick<
-      EventsTable,
-      | 'event_id'
-      | 'call_id'
-      | 'type'
-      | 'sequence'
-      | 'occurred_at'
-      | 'payload'
-      | 'next_attempt_at'
-      | 'created_at'
-    >,
-  ) =>
-    db
-      .insertInto('events')
-      .values({ ...row, status: 'pending', attempts: 0 })
-      .onConflict((oc) => oc.column('event_id').doNothing()),
+const insertEvent = compiledStatement('events.insert', (db, row: NewEventRow) =>
+  db
+    .insertInto('events')
+    .values({ ...row, status: 'pending', attempts: 0 })
+    .onConflict((oc) => oc.column('event_id').doNothing()),
 );
 
 /** Insert an event not to be sent (no webhook URL configured), settled when stored. */
 const insertSkippedEvent = compiledStatement(
   'events.insert-skipped',
-  (
-    db,
-    row: Pick<
-      EventsTable,
-      | 'event_id'
-      | 'call_id'
-      | 'type'
-      | 'sequence'
-      | 'occurred_at'
-      | 'payload'
-      | 'next_attempt_at'
-      | 'created_at'
-    > & { settled_at: string },
-  ) =>
+  (db, row: NewEventRow & { settled_at: string }) =>
     db
       .insertInto('events')
       .values({ ...row, status: 'skipped', attempts: 0 })

@@ -4,162 +4,150 @@
  * busy, operator busy then answered on the retry, and the compat `asterisk.fcgi?makecall=`.
  */
 import { expect } from 'chai';
-import { sharedBed, stopSharedBed, type AcceptanceBed } from './support/bed.ts';
-import { kitAvailable } from './support/kit.ts';
+import { type AcceptanceBed } from './support/bed.ts';
+import { describeOnAsterisk, useAcceptanceBed } from './support/suite.ts';
 import { Sipp } from './support/sipp.ts';
 
 const CUSTOMER = '+74957654321';
 
-if (kitAvailable()) {
-  after(stopSharedBed);
-  describe('real Asterisk: click-to-call', function () {
-    this.timeout(90_000);
-    let bed: AcceptanceBed;
+describeOnAsterisk('real Asterisk: click-to-call', () => {
+  let bed!: AcceptanceBed;
+  useAcceptanceBed((b) => (bed = b));
 
-    before(async function () {
-      this.timeout(180_000);
-      bed = await sharedBed();
+  async function clickToCall(body: Record<string, unknown>): Promise<string> {
+    const answer = await bed.api('/v1/calls', {
+      body: { operator: '101', to: CUSTOMER, ...body },
     });
-    afterEach(async function () {
-      if (this.currentTest?.state === 'failed' && bed) console.log(bed.engineLog());
-      await bed?.reset();
+    expect(answer.status, answer.text).to.equal(202);
+    return String(answer.body.id);
+  }
+
+  it('answered: operator 101 answers, the customer answers and hangs up, 101 gets a BYE', async () => {
+    const { ports } = bed;
+    const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
+      pauseMs: 500,
     });
-
-    async function clickToCall(body: Record<string, unknown>): Promise<string> {
-      const answer = await bed.api('/v1/calls', {
-        body: { operator: '101', to: CUSTOMER, ...body },
-      });
-      expect(answer.status, answer.text).to.equal(202);
-      return String(answer.body.id);
-    }
-
-    it('answered: operator 101 answers, the customer answers and hangs up, 101 gets a BYE', async () => {
-      const { ports } = bed;
-      const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
-        pauseMs: 500,
-      });
-      const customer = Sipp.phone('customer', 'uas_answer_bye.xml', ports, ports.trunk, {
-        pauseMs: 2000,
-      });
-      const callId = await clickToCall({ variables: { dealId: 'D-17' } });
-      const ended = await bed.ended(callId);
-      await Promise.all([operator.passed(), customer.passed()]);
-
-      expect(bed.webhookTypes(callId)).to.deep.equal([
-        'call.started',
-        'call.ringing',
-        'call.answered',
-        'call.ended',
-      ]);
-      expect(bed.crm.eventsOf(callId)[0]!.body.data).to.deep.include({
-        direction: 'out',
-        from: '101',
-        to: CUSTOMER,
-        variables: { dealId: 'D-17' },
-      });
-      expect(ended).to.include({
-        direction: 'out',
-        answeredBy: '101',
-        disposition: 'answered',
-        hangupBy: 'customer',
-      });
-      expect(ended.talkSec).to.be.within(1, 4);
-      const call = await bed.call(callId);
-      expect(call).to.include({ state: 'ended', disposition: 'answered', answeredBy: '101' });
-      expect(call.legs.map((l) => [l.role, l.outcome])).to.deep.equal([
-        ['operator', 'answered'],
-        ['customer', 'answered'],
-      ]);
-      expect(operator.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
-      expect(customer.sentRequests()).to.deep.equal(['BYE']);
-      await bed.asterisk.waitIdle();
+    const customer = Sipp.phone('customer', 'uas_answer_bye.xml', ports, ports.trunk, {
+      pauseMs: 2000,
     });
+    const callId = await clickToCall({ variables: { dealId: 'D-17' } });
+    const ended = await bed.ended(callId);
+    await Promise.all([operator.passed(), customer.passed()]);
 
-    it('customer busy: the call ends busy, the operator gets a BYE', async () => {
-      const { ports } = bed;
-      const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
-        pauseMs: 500,
-      });
-      const customer = Sipp.phone('customer', 'uas_busy.xml', ports, ports.trunk);
-      const callId = await clickToCall({});
-      const ended = await bed.ended(callId);
-      await Promise.all([operator.passed(), customer.passed()]);
-
-      const types = bed.webhookTypes(callId);
-      expect(types[0]).to.equal('call.started');
-      expect(types.at(-1)).to.equal('call.ended');
-      expect(types).to.not.include('call.answered');
-      expect(ended).to.include({ direction: 'out', disposition: 'busy', talkSec: 0 });
-      expect(operator.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
-      expect(customer.receivedRequests()).to.deep.equal(['INVITE', 'ACK']);
-      const call = await bed.call(callId);
-      expect(call).to.include({ disposition: 'busy' });
-      expect(call.legs.find((l) => l.role === 'customer')?.outcome).to.equal('busy');
-      await bed.asterisk.waitIdle();
+    expect(bed.webhookTypes(callId)).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.answered',
+      'call.ended',
+    ]);
+    expect(bed.crm.eventsOf(callId)[0]!.body.data).to.deep.include({
+      direction: 'out',
+      from: '101',
+      to: CUSTOMER,
+      variables: { dealId: 'D-17' },
     });
-
-    it('operator busy on the first try, answers the retry; the customer answers', async () => {
-      const { ports } = bed;
-      const busy = Sipp.phone('op101-busy', 'uas_busy.xml', ports, ports.operators['101']);
-      const customer = Sipp.phone('customer', 'uas_answer_bye.xml', ports, ports.trunk, {
-        pauseMs: 1500,
-      });
-      const callId = await clickToCall({ tries: 2, triesPeriodSec: 2 });
-      await busy.passed();
-      // The same phone, answering now (the retry comes triesPeriodSec after the busy).
-      const answering = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
-        pauseMs: 500,
-      });
-      const ended = await bed.ended(callId);
-      await Promise.all([answering.passed(), customer.passed()]);
-
-      expect(bed.webhookTypes(callId).at(-1)).to.equal('call.ended');
-      expect(ended).to.include({
-        disposition: 'answered',
-        answeredBy: '101',
-        hangupBy: 'customer',
-      });
-      const call = await bed.call(callId);
-      expect(call.legs.filter((l) => l.role === 'operator').map((l) => l.outcome)).to.deep.equal([
-        'busy',
-        'answered',
-      ]);
-      expect(busy.receivedRequests()).to.deep.equal(['INVITE', 'ACK']);
-      expect(answering.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
-      await bed.asterisk.waitIdle();
+    expect(ended).to.include({
+      direction: 'out',
+      answeredBy: '101',
+      disposition: 'answered',
+      hangupBy: 'customer',
     });
-
-    it('compat asterisk.fcgi?makecall= answers "Answer: OK" once the customer rings', async () => {
-      const { ports } = bed;
-      const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
-        pauseMs: 500,
-      });
-      const customer = Sipp.phone('customer', 'uas_answer_bye.xml', ports, ports.trunk, {
-        pauseMs: 1500,
-      });
-      // OPERATOR_IP_MAP=127.0.0.1=101: this workstation is operator 101's.
-      const answer = await bed.api('/asterisk.fcgi?makecall=84957654321');
-      expect(answer.status, answer.text).to.equal(200);
-      expect(answer.text.trim()).to.equal('Answer: OK');
-      const callId = answer.headers.get('x-call-id');
-      expect(callId).to.be.a('string');
-      const ended = await bed.ended(callId!);
-      await Promise.all([operator.passed(), customer.passed()]);
-
-      expect(bed.webhookTypes(callId!)).to.deep.equal([
-        'call.started',
-        'call.ringing',
-        'call.answered',
-        'call.ended',
-      ]);
-      expect(ended).to.include({
-        direction: 'out',
-        to: CUSTOMER,
-        answeredBy: '101',
-        disposition: 'answered',
-      });
-      expect(operator.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
-      await bed.asterisk.waitIdle();
-    });
+    expect(ended.talkSec).to.be.within(1, 4);
+    const call = await bed.call(callId);
+    expect(call).to.include({ state: 'ended', disposition: 'answered', answeredBy: '101' });
+    expect(call.legs.map((l) => [l.role, l.outcome])).to.deep.equal([
+      ['operator', 'answered'],
+      ['customer', 'answered'],
+    ]);
+    expect(operator.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
+    expect(customer.sentRequests()).to.deep.equal(['BYE']);
+    await bed.asterisk.waitIdle();
   });
-}
+
+  it('customer busy: the call ends busy, the operator gets a BYE', async () => {
+    const { ports } = bed;
+    const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
+      pauseMs: 500,
+    });
+    const customer = Sipp.phone('customer', 'uas_busy.xml', ports, ports.trunk);
+    const callId = await clickToCall({});
+    const ended = await bed.ended(callId);
+    await Promise.all([operator.passed(), customer.passed()]);
+
+    const types = bed.webhookTypes(callId);
+    expect(types[0]).to.equal('call.started');
+    expect(types.at(-1)).to.equal('call.ended');
+    expect(types).to.not.include('call.answered');
+    expect(ended).to.include({ direction: 'out', disposition: 'busy', talkSec: 0 });
+    expect(operator.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
+    expect(customer.receivedRequests()).to.deep.equal(['INVITE', 'ACK']);
+    const call = await bed.call(callId);
+    expect(call).to.include({ disposition: 'busy' });
+    expect(call.legs.find((l) => l.role === 'customer')?.outcome).to.equal('busy');
+    await bed.asterisk.waitIdle();
+  });
+
+  it('operator busy on the first try, answers the retry; the customer answers', async () => {
+    const { ports } = bed;
+    const busy = Sipp.phone('op101-busy', 'uas_busy.xml', ports, ports.operators['101']);
+    const customer = Sipp.phone('customer', 'uas_answer_bye.xml', ports, ports.trunk, {
+      pauseMs: 1500,
+    });
+    const callId = await clickToCall({ tries: 2, triesPeriodSec: 2 });
+    await busy.passed();
+    // The same phone, answering now (the retry comes triesPeriodSec after the busy).
+    const answering = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
+      pauseMs: 500,
+    });
+    const ended = await bed.ended(callId);
+    await Promise.all([answering.passed(), customer.passed()]);
+
+    expect(bed.webhookTypes(callId).at(-1)).to.equal('call.ended');
+    expect(ended).to.include({
+      disposition: 'answered',
+      answeredBy: '101',
+      hangupBy: 'customer',
+    });
+    const call = await bed.call(callId);
+    expect(call.legs.filter((l) => l.role === 'operator').map((l) => l.outcome)).to.deep.equal([
+      'busy',
+      'answered',
+    ]);
+    expect(busy.receivedRequests()).to.deep.equal(['INVITE', 'ACK']);
+    expect(answering.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
+    await bed.asterisk.waitIdle();
+  });
+
+  it('compat asterisk.fcgi?makecall= answers "Answer: OK" once the customer rings', async () => {
+    const { ports } = bed;
+    const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
+      pauseMs: 500,
+    });
+    const customer = Sipp.phone('customer', 'uas_answer_bye.xml', ports, ports.trunk, {
+      pauseMs: 1500,
+    });
+    // OPERATOR_IP_MAP=127.0.0.1=101: this workstation is operator 101's.
+    const answer = await bed.api('/asterisk.fcgi?makecall=84957654321');
+    expect(answer.status, answer.text).to.equal(200);
+    expect(answer.text.trim()).to.equal('Answer: OK');
+    const callId = answer.headers.get('x-call-id');
+    expect(callId).to.be.a('string');
+    const ended = await bed.ended(callId!);
+    await Promise.all([operator.passed(), customer.passed()]);
+
+    expect(bed.webhookTypes(callId!)).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.answered',
+      'call.ended',
+    ]);
+    expect(ended).to.include({
+      direction: 'out',
+      to: CUSTOMER,
+      answeredBy: '101',
+      disposition: 'answered',
+    });
+    expect(operator.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
+    await bed.asterisk.waitIdle();
+  });
+});

@@ -6,244 +6,192 @@
  * channel or bridge left.
  */
 import { expect } from 'chai';
-import { sharedBed, stopSharedBed, type AcceptanceBed } from './support/bed.ts';
-import { kitAvailable } from './support/kit.ts';
+import { type AcceptanceBed } from './support/bed.ts';
+import {
+  CALLER,
+  DID,
+  callIn,
+  describeOnAsterisk,
+  routeTo,
+  useAcceptanceBed,
+} from './support/suite.ts';
 import { Sipp } from './support/sipp.ts';
 
-const DID = '74951234567';
-const CALLER = '79161234567';
+describeOnAsterisk('real Asterisk: inbound calls', () => {
+  let bed!: AcceptanceBed;
+  useAcceptanceBed((b) => (bed = b));
 
-if (kitAvailable()) {
-  after(stopSharedBed);
-  describe('real Asterisk: inbound calls', function () {
-    this.timeout(90_000);
-    let bed: AcceptanceBed;
-
-    before(async function () {
-      this.timeout(180_000);
-      bed = await sharedBed();
+  it('answered: the operator answers, the caller hangs up, the operator gets a BYE', async () => {
+    const { ports } = bed;
+    routeTo(bed, ['101']);
+    const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
+      pauseMs: 1000,
     });
-    afterEach(async function () {
-      if (this.currentTest?.state === 'failed' && bed) console.log(bed.engineLog());
-      await bed?.reset();
+    const { caller, callId } = await callIn(bed, 'uac.xml', 2000);
+    const ended = await bed.ended(callId);
+    await caller.passed();
+    await operator.passed();
+
+    expect(bed.webhookTypes(callId)).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.answered',
+      'call.ended',
+    ]);
+    expect(ended).to.include({
+      direction: 'in',
+      from: CALLER,
+      did: DID,
+      answeredBy: '101',
+      disposition: 'answered',
+      hangupBy: 'caller',
     });
-
-    /** Route every lookup to `extensions` with `strategy`. */
-    function route(
-      extensions: string[],
-      strategy: 'ringall' | 'sequential' = 'ringall',
-      ringTimeoutSec = 20,
-    ): void {
-      bed.crm.onRoute(() => ({
-        body: { action: 'dial', strategy, extensions, ringTimeoutSec },
-      }));
-    }
-
-    it('answered: the operator answers, the caller hangs up, the operator gets a BYE', async () => {
-      const { ports } = bed;
-      route(['101']);
-      const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
-        pauseMs: 1000,
-      });
-      const caller = Sipp.caller('caller', 'uac.xml', ports, {
-        did: DID,
-        caller: CALLER,
-        pauseMs: 2000,
-      });
-      const { callId } = (await bed.nextCallStarted()).body;
-      const ended = await bed.ended(callId);
-      await caller.passed();
-      await operator.passed();
-
-      expect(bed.webhookTypes(callId)).to.deep.equal([
-        'call.started',
-        'call.ringing',
-        'call.answered',
-        'call.ended',
-      ]);
-      expect(ended).to.include({
-        direction: 'in',
-        from: CALLER,
-        did: DID,
-        answeredBy: '101',
-        disposition: 'answered',
-        hangupBy: 'caller',
-      });
-      expect(ended.waitSec).to.be.within(1, 3);
-      expect(ended.talkSec).to.be.within(1, 4);
-      const call = await bed.call(callId);
-      expect(call).to.include({ state: 'ended', answeredBy: '101', disposition: 'answered' });
-      expect(call.waitSec).to.equal(ended.waitSec);
-      expect(call.talkSec).to.equal(ended.talkSec);
-      expect(caller.sentRequests()).to.include('BYE');
-      expect(operator.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
-      await bed.asterisk.waitIdle();
-    });
-
-    it('sequential: operator 101 is busy (486), 102 is rung next and answers', async () => {
-      const { ports } = bed;
-      route(['101', '102'], 'sequential');
-      const busy = Sipp.phone('op101', 'uas_busy.xml', ports, ports.operators['101']);
-      const answering = Sipp.phone('op102', 'uas_answer.xml', ports, ports.operators['102'], {
-        pauseMs: 500,
-      });
-      const caller = Sipp.caller('caller', 'uac.xml', ports, {
-        did: DID,
-        caller: CALLER,
-        pauseMs: 1500,
-      });
-      const { callId } = (await bed.nextCallStarted()).body;
-      const ended = await bed.ended(callId);
-      await Promise.all([caller.passed(), busy.passed(), answering.passed()]);
-
-      const types = bed.webhookTypes(callId);
-      expect(types[0]).to.equal('call.started');
-      expect(types.slice(-3)).to.deep.equal(['call.ringing', 'call.answered', 'call.ended']);
-      const ringing = bed.crm
-        .eventsOf(callId)
-        .filter((w) => w.body.type === 'call.ringing')
-        .map((w) => w.body.data.extension);
-      expect(ringing.at(-1)).to.equal('102');
-      expect(ended).to.include({ answeredBy: '102', disposition: 'answered', hangupBy: 'caller' });
-      const call = await bed.call(callId);
-      expect(call.answeredBy).to.equal('102');
-      const legs = Object.fromEntries(
-        call.legs
-          .filter((l) => l.extension)
-          .map((l): [string, string | undefined] => [l.extension ?? '', l.outcome]),
-      );
-      expect(legs).to.deep.equal({ '101': 'busy', '102': 'answered' });
-      expect(busy.receivedRequests()).to.deep.equal(['INVITE', 'ACK']);
-      expect(answering.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
-      await bed.asterisk.waitIdle();
-    });
-
-    it('ring-all: 101, 102, 103 ring, 102 answers, 101 and 103 get a CANCEL', async () => {
-      const { ports } = bed;
-      route(['101', '102', '103']);
-      const ring101 = Sipp.phone('op101', 'uas_ring.xml', ports, ports.operators['101']);
-      const answer102 = Sipp.phone('op102', 'uas_answer.xml', ports, ports.operators['102'], {
-        pauseMs: 1500,
-      });
-      const ring103 = Sipp.phone('op103', 'uas_ring.xml', ports, ports.operators['103']);
-      const caller = Sipp.caller('caller', 'uac.xml', ports, {
-        did: DID,
-        caller: CALLER,
-        pauseMs: 1500,
-      });
-      const { callId } = (await bed.nextCallStarted()).body;
-      const ended = await bed.ended(callId);
-      await Promise.all([caller.passed(), ring101.passed(), answer102.passed(), ring103.passed()]);
-
-      const types = bed.webhookTypes(callId);
-      expect(types).to.deep.equal([
-        'call.started',
-        'call.ringing',
-        'call.ringing',
-        'call.ringing',
-        'call.answered',
-        'call.ended',
-      ]);
-      const ringing = bed.crm
-        .eventsOf(callId)
-        .filter((w) => w.body.type === 'call.ringing')
-        .map((w) => w.body.data.extension);
-      expect([...ringing].sort()).to.deep.equal(['101', '102', '103']);
-      expect(ended).to.include({ answeredBy: '102', disposition: 'answered', hangupBy: 'caller' });
-      expect(ended.waitSec).to.be.within(1, 4);
-      expect(ring101.receivedRequests()).to.deep.equal(['INVITE', 'CANCEL', 'ACK']);
-      expect(ring103.receivedRequests()).to.deep.equal(['INVITE', 'CANCEL', 'ACK']);
-      expect(answer102.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
-      const call = await bed.call(callId);
-      expect(call.answeredBy).to.equal('102');
-      await bed.asterisk.waitIdle();
-    });
-
-    it('nobody answers: 101 rings out (CANCEL), the caller goes to the no-answer dialplan', async () => {
-      const { ports } = bed;
-      route(['101'], 'ringall', 2);
-      const ringing = Sipp.phone('op101', 'uas_ring.xml', ports, ports.operators['101']);
-      // The engine's NO_ANSWER_DIALPLAN is service,9999,1: Answer, Playback(hello-world), Hangup.
-      const caller = Sipp.caller('caller', 'uac_wait_bye.xml', ports, {
-        did: DID,
-        caller: CALLER,
-      });
-      const { callId } = (await bed.nextCallStarted()).body;
-      const ended = await bed.ended(callId);
-      await Promise.all([caller.passed(), ringing.passed()]);
-
-      expect(bed.webhookTypes(callId)).to.deep.equal([
-        'call.started',
-        'call.ringing',
-        'call.ended',
-      ]);
-      expect(ended).to.include({ disposition: 'no_answer' });
-      expect(ended).to.not.have.property('answeredBy');
-      expect(ended.talkSec).to.equal(0);
-      expect(ended.waitSec).to.be.within(2, 4);
-      expect(ringing.receivedRequests()).to.deep.equal(['INVITE', 'CANCEL', 'ACK']);
-      // Answered by the service number's dialplan, hung up by it after the playback.
-      expect(caller.receivedResponses()).to.include('200');
-      expect(caller.receivedRequests()).to.deep.equal(['BYE']);
-      const call = await bed.call(callId);
-      expect(call).to.include({ disposition: 'no_answer', talkSec: 0 });
-      await bed.asterisk.waitIdle();
-    });
-
-    it('the caller abandons while 101 rings: 101 gets a CANCEL, disposition canceled', async () => {
-      const { ports } = bed;
-      route(['101']);
-      const ringing = Sipp.phone('op101', 'uas_ring.xml', ports, ports.operators['101']);
-      const caller = Sipp.caller('caller', 'uac_cancel.xml', ports, {
-        did: DID,
-        caller: CALLER,
-        pauseMs: 1500,
-      });
-      const { callId } = (await bed.nextCallStarted()).body;
-      const ended = await bed.ended(callId);
-      await Promise.all([caller.passed(), ringing.passed()]);
-
-      expect(bed.webhookTypes(callId)).to.deep.equal([
-        'call.started',
-        'call.ringing',
-        'call.ended',
-      ]);
-      expect(ended).to.include({ disposition: 'canceled', hangupBy: 'caller', talkSec: 0 });
-      expect(ringing.receivedRequests()).to.deep.equal(['INVITE', 'CANCEL', 'ACK']);
-      expect(caller.receivedResponses()).to.include.members(['180', '487']);
-      const call = await bed.call(callId);
-      expect(call).to.include({ disposition: 'canceled', hangupBy: 'caller' });
-      await bed.asterisk.waitIdle();
-    });
-
-    it('the operator hangs up first: the caller gets a BYE', async () => {
-      const { ports } = bed;
-      route(['101']);
-      const operator = Sipp.phone('op101', 'uas_answer_bye.xml', ports, ports.operators['101'], {
-        pauseMs: 1500,
-      });
-      const caller = Sipp.caller('caller', 'uac_wait_bye.xml', ports, { did: DID, caller: CALLER });
-      const { callId } = (await bed.nextCallStarted()).body;
-      const ended = await bed.ended(callId);
-      await Promise.all([caller.passed(), operator.passed()]);
-
-      expect(bed.webhookTypes(callId)).to.deep.equal([
-        'call.started',
-        'call.ringing',
-        'call.answered',
-        'call.ended',
-      ]);
-      expect(ended).to.include({
-        answeredBy: '101',
-        disposition: 'answered',
-        hangupBy: 'operator',
-      });
-      expect(ended.talkSec).to.be.within(1, 3);
-      expect(operator.sentRequests()).to.deep.equal(['BYE']);
-      expect(caller.receivedRequests()).to.deep.equal(['BYE']);
-      const call = await bed.call(callId);
-      expect(call).to.include({ hangupBy: 'operator', disposition: 'answered' });
-      await bed.asterisk.waitIdle();
-    });
+    expect(ended.waitSec).to.be.within(1, 3);
+    expect(ended.talkSec).to.be.within(1, 4);
+    const call = await bed.call(callId);
+    expect(call).to.include({ state: 'ended', answeredBy: '101', disposition: 'answered' });
+    expect(call.waitSec).to.equal(ended.waitSec);
+    expect(call.talkSec).to.equal(ended.talkSec);
+    expect(caller.sentRequests()).to.include('BYE');
+    expect(operator.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
+    await bed.asterisk.waitIdle();
   });
-}
+
+  it('sequential: operator 101 is busy (486), 102 is rung next and answers', async () => {
+    const { ports } = bed;
+    routeTo(bed, ['101', '102'], { strategy: 'sequential' });
+    const busy = Sipp.phone('op101', 'uas_busy.xml', ports, ports.operators['101']);
+    const answering = Sipp.phone('op102', 'uas_answer.xml', ports, ports.operators['102'], {
+      pauseMs: 500,
+    });
+    const { caller, callId } = await callIn(bed, 'uac.xml', 1500);
+    const ended = await bed.ended(callId);
+    await Promise.all([caller.passed(), busy.passed(), answering.passed()]);
+
+    const types = bed.webhookTypes(callId);
+    expect(types[0]).to.equal('call.started');
+    expect(types.slice(-3)).to.deep.equal(['call.ringing', 'call.answered', 'call.ended']);
+    const ringing = bed.crm
+      .eventsOf(callId)
+      .filter((w) => w.body.type === 'call.ringing')
+      .map((w) => w.body.data.extension);
+    expect(ringing.at(-1)).to.equal('102');
+    expect(ended).to.include({ answeredBy: '102', disposition: 'answered', hangupBy: 'caller' });
+    const call = await bed.call(callId);
+    expect(call.answeredBy).to.equal('102');
+    const legs = Object.fromEntries(
+      call.legs
+        .filter((l) => l.extension)
+        .map((l): [string, string | undefined] => [l.extension ?? '', l.outcome]),
+    );
+    expect(legs).to.deep.equal({ '101': 'busy', '102': 'answered' });
+    expect(busy.receivedRequests()).to.deep.equal(['INVITE', 'ACK']);
+    expect(answering.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
+    await bed.asterisk.waitIdle();
+  });
+
+  it('ring-all: 101, 102, 103 ring, 102 answers, 101 and 103 get a CANCEL', async () => {
+    const { ports } = bed;
+    routeTo(bed, ['101', '102', '103']);
+    const ring101 = Sipp.phone('op101', 'uas_ring.xml', ports, ports.operators['101']);
+    const answer102 = Sipp.phone('op102', 'uas_answer.xml', ports, ports.operators['102'], {
+      pauseMs: 1500,
+    });
+    const ring103 = Sipp.phone('op103', 'uas_ring.xml', ports, ports.operators['103']);
+    const { caller, callId } = await callIn(bed, 'uac.xml', 1500);
+    const ended = await bed.ended(callId);
+    await Promise.all([caller.passed(), ring101.passed(), answer102.passed(), ring103.passed()]);
+
+    const types = bed.webhookTypes(callId);
+    expect(types).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.ringing',
+      'call.ringing',
+      'call.answered',
+      'call.ended',
+    ]);
+    const ringing = bed.crm
+      .eventsOf(callId)
+      .filter((w) => w.body.type === 'call.ringing')
+      .map((w) => w.body.data.extension);
+    expect([...ringing].sort()).to.deep.equal(['101', '102', '103']);
+    expect(ended).to.include({ answeredBy: '102', disposition: 'answered', hangupBy: 'caller' });
+    expect(ended.waitSec).to.be.within(1, 4);
+    expect(ring101.receivedRequests()).to.deep.equal(['INVITE', 'CANCEL', 'ACK']);
+    expect(ring103.receivedRequests()).to.deep.equal(['INVITE', 'CANCEL', 'ACK']);
+    expect(answer102.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
+    const call = await bed.call(callId);
+    expect(call.answeredBy).to.equal('102');
+    await bed.asterisk.waitIdle();
+  });
+
+  it('nobody answers: 101 rings out (CANCEL), the caller goes to the no-answer dialplan', async () => {
+    const { ports } = bed;
+    routeTo(bed, ['101'], { ringTimeoutSec: 2 });
+    const ringing = Sipp.phone('op101', 'uas_ring.xml', ports, ports.operators['101']);
+    // The engine's NO_ANSWER_DIALPLAN is service,9999,1: Answer, Playback(hello-world), Hangup.
+    const { caller, callId } = await callIn(bed, 'uac_wait_bye.xml');
+    const ended = await bed.ended(callId);
+    await Promise.all([caller.passed(), ringing.passed()]);
+
+    expect(bed.webhookTypes(callId)).to.deep.equal(['call.started', 'call.ringing', 'call.ended']);
+    expect(ended).to.include({ disposition: 'no_answer' });
+    expect(ended).to.not.have.property('answeredBy');
+    expect(ended.talkSec).to.equal(0);
+    expect(ended.waitSec).to.be.within(2, 4);
+    expect(ringing.receivedRequests()).to.deep.equal(['INVITE', 'CANCEL', 'ACK']);
+    // Answered by the service number's dialplan, hung up by it after the playback.
+    expect(caller.receivedResponses()).to.include('200');
+    expect(caller.receivedRequests()).to.deep.equal(['BYE']);
+    const call = await bed.call(callId);
+    expect(call).to.include({ disposition: 'no_answer', talkSec: 0 });
+    await bed.asterisk.waitIdle();
+  });
+
+  it('the caller abandons while 101 rings: 101 gets a CANCEL, disposition canceled', async () => {
+    const { ports } = bed;
+    routeTo(bed, ['101']);
+    const ringing = Sipp.phone('op101', 'uas_ring.xml', ports, ports.operators['101']);
+    const { caller, callId } = await callIn(bed, 'uac_cancel.xml', 1500);
+    const ended = await bed.ended(callId);
+    await Promise.all([caller.passed(), ringing.passed()]);
+
+    expect(bed.webhookTypes(callId)).to.deep.equal(['call.started', 'call.ringing', 'call.ended']);
+    expect(ended).to.include({ disposition: 'canceled', hangupBy: 'caller', talkSec: 0 });
+    expect(ringing.receivedRequests()).to.deep.equal(['INVITE', 'CANCEL', 'ACK']);
+    expect(caller.receivedResponses()).to.include.members(['180', '487']);
+    const call = await bed.call(callId);
+    expect(call).to.include({ disposition: 'canceled', hangupBy: 'caller' });
+    await bed.asterisk.waitIdle();
+  });
+
+  it('the operator hangs up first: the caller gets a BYE', async () => {
+    const { ports } = bed;
+    routeTo(bed, ['101']);
+    const operator = Sipp.phone('op101', 'uas_answer_bye.xml', ports, ports.operators['101'], {
+      pauseMs: 1500,
+    });
+    const { caller, callId } = await callIn(bed, 'uac_wait_bye.xml');
+    const ended = await bed.ended(callId);
+    await Promise.all([caller.passed(), operator.passed()]);
+
+    expect(bed.webhookTypes(callId)).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.answered',
+      'call.ended',
+    ]);
+    expect(ended).to.include({
+      answeredBy: '101',
+      disposition: 'answered',
+      hangupBy: 'operator',
+    });
+    expect(ended.talkSec).to.be.within(1, 3);
+    expect(operator.sentRequests()).to.deep.equal(['BYE']);
+    expect(caller.receivedRequests()).to.deep.equal(['BYE']);
+    const call = await bed.call(callId);
+    expect(call).to.include({ hangupBy: 'operator', disposition: 'answered' });
+    await bed.asterisk.waitIdle();
+  });
+});

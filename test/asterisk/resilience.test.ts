@@ -6,261 +6,213 @@
  * when it gets back), and 50 simultaneous inbound calls, all answered and cleaned up.
  */
 import { expect } from 'chai';
-import { sharedBed, stopSharedBed, type AcceptanceBed } from './support/bed.ts';
-import { kitAvailable } from './support/kit.ts';
+import { type AcceptanceBed } from './support/bed.ts';
+import {
+  CALLER,
+  DID,
+  callAnsweredBy101,
+  describeOnAsterisk,
+  hangUpByApi,
+  routeTo,
+  callIn,
+  useAcceptanceBed,
+} from './support/suite.ts';
 import { Sipp } from './support/sipp.ts';
 import { until } from '../support/until.ts';
 
-const DID = '74951234567';
-const CALLER = '79161234567';
+describeOnAsterisk('real Asterisk: resilience and load', function () {
+  this.timeout(120_000);
+  let bed!: AcceptanceBed;
+  useAcceptanceBed((b) => (bed = b));
 
-if (kitAvailable()) {
-  after(stopSharedBed);
-  describe('real Asterisk: resilience and load', function () {
-    this.timeout(120_000);
-    let bed: AcceptanceBed;
+  it('engine killed -9 during a bridged call: restarted, it adopts the call and hangs it up', async () => {
+    const { callId, operator, caller } = await callAnsweredBy101(bed);
+    await bed.waitBridged();
+    await bed.killEngine();
+    // Asterisk keeps both channels bridged while no engine is connected.
+    const bridges = await bed.asterisk.ari<Array<{ channels: string[] }>>('/bridges');
+    expect(bridges.body.map((b) => b.channels.length)).to.deep.equal([2]);
 
-    before(async function () {
-      this.timeout(180_000);
-      bed = await sharedBed();
+    await bed.startEngine();
+    const recovered = await bed.waitFor(callId, 'call.recovered');
+    expect(recovered.body.data).to.include({
+      reason: 'engine_restart',
+      state: 'bridged',
+      answeredBy: '101',
     });
-    afterEach(async function () {
-      if (this.currentTest?.state === 'failed' && bed) console.log(bed.engineLog());
-      await bed?.reset();
-    });
+    expect((await bed.call(callId)).state).to.equal('bridged');
+    const ended = await hangUpByApi(bed, callId);
+    await Promise.all([caller.passed(), operator.passed()]);
 
-    function route(extensions: string[]): void {
-      bed.crm.onRoute(() => ({
-        body: { action: 'dial', strategy: 'ringall', extensions, ringTimeoutSec: 20 },
-      }));
-    }
-
-    it('engine killed -9 during a bridged call: restarted, it adopts the call and hangs it up', async () => {
-      const { ports } = bed;
-      route(['101']);
-      const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
-        pauseMs: 500,
-      });
-      const caller = Sipp.caller('caller', 'uac_wait_bye.xml', ports, {
-        did: DID,
-        caller: CALLER,
-      });
-      const { callId } = (await bed.nextCallStarted()).body;
-      await bed.waitFor(callId, 'call.answered');
-      await bed.waitBridged();
-      await bed.killEngine();
-      // Asterisk keeps both channels bridged while no engine is connected.
-      const bridges = await bed.asterisk.ari<Array<{ channels: string[] }>>('/bridges');
-      expect(bridges.body.map((b) => b.channels.length)).to.deep.equal([2]);
-
-      await bed.startEngine();
-      const recovered = await bed.waitFor(callId, 'call.recovered');
-      expect(recovered.body.data).to.include({
-        reason: 'engine_restart',
-        state: 'bridged',
-        answeredBy: '101',
-      });
-      expect((await bed.call(callId)).state).to.equal('bridged');
-      const hangup = await bed.api(`/v1/calls/${callId}/hangup`, { method: 'POST' });
-      expect(hangup.status, hangup.text).to.equal(200);
-      const ended = await bed.ended(callId);
-      await Promise.all([caller.passed(), operator.passed()]);
-
-      expect(bed.webhookTypes(callId)).to.deep.equal([
-        'call.started',
-        'call.ringing',
-        'call.answered',
-        'call.recovered',
-        'call.ended',
-      ]);
-      expect(ended).to.include({ answeredBy: '101', disposition: 'answered' });
-      const call = await bed.call(callId);
-      expect(call).to.include({ state: 'ended', endReason: 'api_hangup' });
-      expect(caller.receivedRequests()).to.deep.equal(['BYE']);
-      expect(operator.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
-      await bed.asterisk.waitIdle();
-    });
-
-    it('ARI WebSocket cut while bridged, the caller hangs up meanwhile: reconciled on reconnect', async () => {
-      const { ports } = bed;
-      route(['101']);
-      const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
-        pauseMs: 500,
-      });
-      const caller = Sipp.caller('caller', 'uac.xml', ports, {
-        did: DID,
-        caller: CALLER,
-        pauseMs: 3000,
-      });
-      const { callId } = (await bed.nextCallStarted()).body;
-      await bed.waitFor(callId, 'call.answered');
-      await bed.waitBridged();
-      // Every connection between the engine and Asterisk dropped, new ones refused.
-      bed.proxy.cut(true);
-      await caller.passed();
-      // Asterisk never hangs up the other party of a bridge: the operator is still on the line.
-      expect(operator.receivedRequests()).to.deep.equal(['INVITE', 'ACK']);
-      expect(bed.crm.eventsOf(callId).map((w) => w.body.type)).to.not.include('call.ended');
-      bed.proxy.restore();
-      const ended = await bed.ended(callId, 30_000);
-      await operator.passed();
-
-      expect(bed.engine!.lines.map((l) => l.message)).to.include.members([
-        'ARI WebSocket closed; reconnecting',
-        'ARI reconnected',
-      ]);
-      expect(bed.webhookTypes(callId)).to.deep.equal([
-        'call.started',
-        'call.ringing',
-        'call.answered',
-        'call.ended',
-      ]);
-      expect(ended).to.include({ answeredBy: '101', disposition: 'answered' });
-      expect(ended.hangupBy).to.be.oneOf(['caller', 'system']);
-      expect(operator.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
-      expect((await bed.call(callId)).state).to.equal('ended');
-      await bed.asterisk.waitIdle();
-    });
-
-    it('ARI WebSocket cut and back at once: the bridged call is recovered and still controlled', async () => {
-      const { ports } = bed;
-      route(['101']);
-      const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
-        pauseMs: 500,
-      });
-      const caller = Sipp.caller('caller', 'uac_wait_bye.xml', ports, {
-        did: DID,
-        caller: CALLER,
-      });
-      const { callId } = (await bed.nextCallStarted()).body;
-      await bed.waitFor(callId, 'call.answered');
-      await bed.waitBridged();
-      const reconnects = (): number =>
-        bed.engine!.lines.filter((l) => l.message === 'ARI reconnected').length;
-      const before = reconnects();
-      bed.proxy.cut(false);
-      const recovered = await bed.waitFor(callId, 'call.recovered', 30_000);
-      expect(reconnects()).to.be.greaterThan(before);
-      expect(recovered.body.data).to.include({
-        reason: 'ari_reconnect',
-        state: 'bridged',
-        answeredBy: '101',
-      });
-      // Still the engine's call: the API hangs both parties up.
-      const hangup = await bed.api(`/v1/calls/${callId}/hangup`, { method: 'POST' });
-      expect(hangup.status, hangup.text).to.equal(200);
-      const ended = await bed.ended(callId);
-      await Promise.all([caller.passed(), operator.passed()]);
-
-      expect(bed.webhookTypes(callId)).to.deep.equal([
-        'call.started',
-        'call.ringing',
-        'call.answered',
-        'call.recovered',
-        'call.ended',
-      ]);
-      expect(ended).to.include({ answeredBy: '101', disposition: 'answered' });
-      expect(caller.receivedRequests()).to.deep.equal(['BYE']);
-      expect(operator.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
-      await bed.asterisk.waitIdle();
-    });
-
-    it('the answer to the bridge creation is lost (connection cut): bridged after the reconnect, nothing leaks', async () => {
-      const { ports } = bed;
-      route(['101']);
-      // Asterisk creates the call's bridge, then every connection to the engine drops.
-      // (bridges.createWithId: POST /ari/bridges/<bridgeId>?type=mixing&name=…)
-      const lost = bed.proxy.loseAnswerTo(/^POST \/ari\/bridges\/[^/?\s]+[? ]/);
-      const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
-        pauseMs: 500,
-      });
-      const caller = Sipp.caller('caller', 'uac_wait_bye.xml', ports, {
-        did: DID,
-        caller: CALLER,
-      });
-      const { callId } = (await bed.nextCallStarted()).body;
-      await Promise.race([
-        lost,
-        new Promise((_, reject) =>
-          setTimeout(() => reject(new Error('no bridge creation seen')), 20_000),
-        ),
-      ]);
-      await bed.waitFor(callId, 'call.recovered', 30_000);
-      // The two parties end up in one bridge, and it is the only one.
-      await until(
-        async () => {
-          const bridges = await bed.asterisk.ari<Array<{ channels: string[] }>>('/bridges');
-          return bridges.body.length === 1 && bridges.body[0]!.channels.length === 2;
-        },
-        'caller and operator in the one bridge of the call',
-        20_000,
-      );
-      const hangup = await bed.api(`/v1/calls/${callId}/hangup`, { method: 'POST' });
-      expect(hangup.status, hangup.text).to.equal(200);
-      const ended = await bed.ended(callId);
-      await Promise.all([caller.passed(), operator.passed()]);
-      expect(ended).to.include({ answeredBy: '101', disposition: 'answered' });
-      // No bridge left behind in Asterisk (the one whose creation was not confirmed included).
-      await bed.asterisk.waitIdle(5_000);
-    });
-
-    it('50 simultaneous inbound calls: all answered by 101, all ended, nothing left', async function () {
-      this.timeout(180_000);
-      const { ports } = bed;
-      route(['101']);
-      const CALLS = 50;
-      const startedBefore = new Set(
-        bed.crm.webhooks.filter((w) => w.body.type === 'call.started').map((w) => w.body.callId),
-      );
-      const operator = Sipp.phone('op101-load', 'uas_answer.xml', ports, ports.operators['101'], {
-        calls: CALLS,
-        pauseMs: 200,
-      });
-      // 50 calls within one second, each talking 8 s: all 50 are up at the same time.
-      const callers = Sipp.caller('callers', 'uac.xml', ports, {
-        did: DID,
-        caller: CALLER,
-        pauseMs: 8000,
-        extra: ['-m', String(CALLS), '-r', String(CALLS), '-rp', '1000', '-l', String(CALLS)],
-      });
-      const newCalls = (): string[] => [
-        ...new Set(
-          bed.crm.webhooks
-            .filter((w) => w.body.type === 'call.started' && !startedBefore.has(w.body.callId))
-            .map((w) => w.body.callId),
-        ),
-      ];
-      const endedCount = (): number =>
-        newCalls().filter((id) => bed.crm.eventsOf(id).some((w) => w.body.type === 'call.ended'))
-          .length;
-      await until(() => endedCount() === CALLS, `${CALLS} calls to end`, 90_000);
-      await Promise.all([callers.passed(60_000), operator.passed(60_000)]);
-
-      const ids = newCalls();
-      expect(ids).to.have.length(CALLS);
-      const spans: Array<[number, number]> = [];
-      for (const id of ids) {
-        expect(bed.webhookTypes(id)).to.deep.equal([
-          'call.started',
-          'call.ringing',
-          'call.answered',
-          'call.ended',
-        ]);
-        const events = bed.crm.eventsOf(id);
-        const ended = events.find((w) => w.body.type === 'call.ended')!.body.data;
-        expect(ended).to.include({
-          answeredBy: '101',
-          disposition: 'answered',
-          hangupBy: 'caller',
-        });
-        const answeredAt = Date.parse(String(ended.answeredAt));
-        spans.push([answeredAt, Date.parse(String(ended.endedAt))]);
-      }
-      const peak = Math.max(
-        ...spans.map(([t]) => spans.filter(([a, e]) => a <= t && t < e).length),
-      );
-      expect(peak, 'calls bridged at the same moment').to.equal(CALLS);
-      await bed.asterisk.waitIdle(30_000);
-    });
+    expect(bed.webhookTypes(callId)).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.answered',
+      'call.recovered',
+      'call.ended',
+    ]);
+    expect(ended).to.include({ answeredBy: '101', disposition: 'answered' });
+    const call = await bed.call(callId);
+    expect(call).to.include({ state: 'ended', endReason: 'api_hangup' });
+    expect(caller.receivedRequests()).to.deep.equal(['BYE']);
+    expect(operator.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
+    await bed.asterisk.waitIdle();
   });
-}
+
+  it('ARI WebSocket cut while bridged, the caller hangs up meanwhile: reconciled on reconnect', async () => {
+    const { ports } = bed;
+    routeTo(bed, ['101']);
+    const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
+      pauseMs: 500,
+    });
+    const { caller, callId } = await callIn(bed, 'uac.xml', 3000);
+    await bed.waitFor(callId, 'call.answered');
+    await bed.waitBridged();
+    // Every connection between the engine and Asterisk dropped, new ones refused.
+    bed.proxy.cut(true);
+    await caller.passed();
+    // Asterisk never hangs up the other party of a bridge: the operator is still on the line.
+    expect(operator.receivedRequests()).to.deep.equal(['INVITE', 'ACK']);
+    expect(bed.crm.eventsOf(callId).map((w) => w.body.type)).to.not.include('call.ended');
+    bed.proxy.restore();
+    const ended = await bed.ended(callId, 30_000);
+    await operator.passed();
+
+    expect(bed.engine!.lines.map((l) => l.message)).to.include.members([
+      'ARI WebSocket closed; reconnecting',
+      'ARI reconnected',
+    ]);
+    expect(bed.webhookTypes(callId)).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.answered',
+      'call.ended',
+    ]);
+    expect(ended).to.include({ answeredBy: '101', disposition: 'answered' });
+    expect(ended.hangupBy).to.be.oneOf(['caller', 'system']);
+    expect(operator.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
+    expect((await bed.call(callId)).state).to.equal('ended');
+    await bed.asterisk.waitIdle();
+  });
+
+  it('ARI WebSocket cut and back at once: the bridged call is recovered and still controlled', async () => {
+    const { callId, operator, caller } = await callAnsweredBy101(bed);
+    await bed.waitBridged();
+    const reconnects = (): number =>
+      bed.engine!.lines.filter((l) => l.message === 'ARI reconnected').length;
+    const before = reconnects();
+    bed.proxy.cut(false);
+    const recovered = await bed.waitFor(callId, 'call.recovered', 30_000);
+    expect(reconnects()).to.be.greaterThan(before);
+    expect(recovered.body.data).to.include({
+      reason: 'ari_reconnect',
+      state: 'bridged',
+      answeredBy: '101',
+    });
+    // Still the engine's call: the API hangs both parties up.
+    const ended = await hangUpByApi(bed, callId);
+    await Promise.all([caller.passed(), operator.passed()]);
+
+    expect(bed.webhookTypes(callId)).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.answered',
+      'call.recovered',
+      'call.ended',
+    ]);
+    expect(ended).to.include({ answeredBy: '101', disposition: 'answered' });
+    expect(caller.receivedRequests()).to.deep.equal(['BYE']);
+    expect(operator.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
+    await bed.asterisk.waitIdle();
+  });
+
+  it('the answer to the bridge creation is lost (connection cut): bridged after the reconnect, nothing leaks', async () => {
+    const { ports } = bed;
+    routeTo(bed, ['101']);
+    // Asterisk creates the call's bridge, then every connection to the engine drops.
+    // (bridges.createWithId: POST /ari/bridges/<bridgeId>?type=mixing&name=…)
+    const lost = bed.proxy.loseAnswerTo(/^POST \/ari\/bridges\/[^/?\s]+[? ]/);
+    const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
+      pauseMs: 500,
+    });
+    const { caller, callId } = await callIn(bed, 'uac_wait_bye.xml');
+    await Promise.race([
+      lost,
+      new Promise((_, reject) =>
+        setTimeout(() => reject(new Error('no bridge creation seen')), 20_000),
+      ),
+    ]);
+    await bed.waitFor(callId, 'call.recovered', 30_000);
+    // The two parties end up in one bridge, and it is the only one.
+    await until(
+      async () => {
+        const bridges = await bed.asterisk.ari<Array<{ channels: string[] }>>('/bridges');
+        return bridges.body.length === 1 && bridges.body[0]!.channels.length === 2;
+      },
+      'caller and operator in the one bridge of the call',
+      20_000,
+    );
+    const ended = await hangUpByApi(bed, callId);
+    await Promise.all([caller.passed(), operator.passed()]);
+    expect(ended).to.include({ answeredBy: '101', disposition: 'answered' });
+    // No bridge left behind in Asterisk (the one whose creation was not confirmed included).
+    await bed.asterisk.waitIdle(5_000);
+  });
+
+  it('50 simultaneous inbound calls: all answered by 101, all ended, nothing left', async function () {
+    this.timeout(180_000);
+    const { ports } = bed;
+    routeTo(bed, ['101']);
+    const CALLS = 50;
+    const startedBefore = new Set(
+      bed.crm.webhooks.filter((w) => w.body.type === 'call.started').map((w) => w.body.callId),
+    );
+    const operator = Sipp.phone('op101-load', 'uas_answer.xml', ports, ports.operators['101'], {
+      calls: CALLS,
+      pauseMs: 200,
+    });
+    // 50 calls within one second, each talking 8 s: all 50 are up at the same time.
+    const callers = Sipp.caller('callers', 'uac.xml', ports, {
+      did: DID,
+      caller: CALLER,
+      pauseMs: 8000,
+      extra: ['-m', String(CALLS), '-r', String(CALLS), '-rp', '1000', '-l', String(CALLS)],
+    });
+    const newCalls = (): string[] => [
+      ...new Set(
+        bed.crm.webhooks
+          .filter((w) => w.body.type === 'call.started' && !startedBefore.has(w.body.callId))
+          .map((w) => w.body.callId),
+      ),
+    ];
+    const endedCount = (): number =>
+      newCalls().filter((id) => bed.crm.eventsOf(id).some((w) => w.body.type === 'call.ended'))
+        .length;
+    await until(() => endedCount() === CALLS, `${CALLS} calls to end`, 90_000);
+    await Promise.all([callers.passed(60_000), operator.passed(60_000)]);
+
+    const ids = newCalls();
+    expect(ids).to.have.length(CALLS);
+    const spans: Array<[number, number]> = [];
+    for (const id of ids) {
+      expect(bed.webhookTypes(id)).to.deep.equal([
+        'call.started',
+        'call.ringing',
+        'call.answered',
+        'call.ended',
+      ]);
+      const events = bed.crm.eventsOf(id);
+      const ended = events.find((w) => w.body.type === 'call.ended')!.body.data;
+      expect(ended).to.include({
+        answeredBy: '101',
+        disposition: 'answered',
+        hangupBy: 'caller',
+      });
+      const answeredAt = Date.parse(String(ended.answeredAt));
+      spans.push([answeredAt, Date.parse(String(ended.endedAt))]);
+    }
+    const peak = Math.max(...spans.map(([t]) => spans.filter(([a, e]) => a <= t && t < e).length));
+    expect(peak, 'calls bridged at the same moment').to.equal(CALLS);
+    await bed.asterisk.waitIdle(30_000);
+  });
+});

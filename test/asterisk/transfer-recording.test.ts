@@ -5,235 +5,198 @@
  * engine fetched from Asterisk and serves with HTTP Range.
  */
 import { expect } from 'chai';
-import { sharedBed, stopSharedBed, type AcceptanceBed } from './support/bed.ts';
-import { kitAvailable } from './support/kit.ts';
+import { type AcceptanceBed } from './support/bed.ts';
+import {
+  callAnsweredBy101,
+  describeOnAsterisk,
+  hangUpByApi,
+  routeTo,
+  callIn,
+  useAcceptanceBed,
+} from './support/suite.ts';
 import { Sipp } from './support/sipp.ts';
 import { until } from '../support/until.ts';
 
-const DID = '74951234567';
-const CALLER = '79161234567';
+describeOnAsterisk('real Asterisk: transfers and recordings', () => {
+  let bed!: AcceptanceBed;
+  useAcceptanceBed((b) => (bed = b));
 
-if (kitAvailable()) {
-  after(stopSharedBed);
-  describe('real Asterisk: transfers and recordings', function () {
-    this.timeout(90_000);
-    let bed: AcceptanceBed;
+  /** Wait until Asterisk has operator 102's channel up (answered). */
+  async function target102Up(): Promise<void> {
+    await until(
+      async () =>
+        (await bed.asterisk.ari<Array<{ name: string; state: string }>>('/channels')).body.some(
+          (c) => c.name.startsWith('PJSIP/102-') && c.state === 'Up',
+        ),
+      'operator 102 to be on the call',
+      20_000,
+    );
+  }
 
-    before(async function () {
-      this.timeout(180_000);
-      bed = await sharedBed();
-    });
-    afterEach(async function () {
-      if (this.currentTest?.state === 'failed' && bed) console.log(bed.engineLog());
-      await bed?.reset();
-    });
+  /** The extensions of the `call.ringing` webhooks of `callId` after its first answer. */
+  function ringingAfterAnswer(callId: string): unknown[] {
+    const events = bed.crm.eventsOf(callId).sort((a, b) => a.body.sequence - b.body.sequence);
+    const answered = events.findIndex((w) => w.body.type === 'call.answered');
+    return events
+      .slice(answered + 1)
+      .filter((w) => w.body.type === 'call.ringing')
+      .map((w) => w.body.data.extension);
+  }
 
-    function route(extensions: string[], record = false): void {
-      bed.crm.onRoute(() => ({
-        body: { action: 'dial', strategy: 'ringall', extensions, ringTimeoutSec: 20, record },
-      }));
-    }
+  it('inbound call transferred to the service number 9999: operator BYE, caller hears it', async () => {
+    const { callId, operator, caller } = await callAnsweredBy101(bed);
+    const transfer = await bed.api(`/v1/calls/${callId}/transfer`, { body: { to: '9999' } });
+    expect(transfer.status, transfer.text).to.equal(200);
+    const ended = await bed.ended(callId);
+    // The service dialplan answers the caller again? No: it continues the answered channel,
+    // plays hello-world and hangs up: the caller gets the BYE from there.
+    await Promise.all([caller.passed(), operator.passed()]);
 
-    /** Wait until Asterisk has operator 102's channel up (answered). */
-    async function target102Up(): Promise<void> {
-      await until(
-        async () =>
-          (await bed.asterisk.ari<Array<{ name: string; state: string }>>('/channels')).body.some(
-            (c) => c.name.startsWith('PJSIP/102-') && c.state === 'Up',
-          ),
-        'operator 102 to be on the call',
-        20_000,
-      );
-    }
-
-    /** The extensions of the `call.ringing` webhooks of `callId` after its first answer. */
-    function ringingAfterAnswer(callId: string): unknown[] {
-      const events = bed.crm.eventsOf(callId).sort((a, b) => a.body.sequence - b.body.sequence);
-      const answered = events.findIndex((w) => w.body.type === 'call.answered');
-      return events
-        .slice(answered + 1)
-        .filter((w) => w.body.type === 'call.ringing')
-        .map((w) => w.body.data.extension);
-    }
-
-    it('inbound call transferred to the service number 9999: operator BYE, caller hears it', async () => {
-      const { ports } = bed;
-      route(['101']);
-      const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
-        pauseMs: 500,
-      });
-      const caller = Sipp.caller('caller', 'uac_wait_bye.xml', ports, {
-        did: DID,
-        caller: CALLER,
-      });
-      const { callId } = (await bed.nextCallStarted()).body;
-      await bed.waitFor(callId, 'call.answered');
-      const transfer = await bed.api(`/v1/calls/${callId}/transfer`, { body: { to: '9999' } });
-      expect(transfer.status, transfer.text).to.equal(200);
-      const ended = await bed.ended(callId);
-      // The service dialplan answers the caller again? No: it continues the answered channel,
-      // plays hello-world and hangs up: the caller gets the BYE from there.
-      await Promise.all([caller.passed(), operator.passed()]);
-
-      expect(bed.webhookTypes(callId)).to.deep.equal([
-        'call.started',
-        'call.ringing',
-        'call.answered',
-        'call.transferred',
-        'call.ended',
-      ]);
-      expect(bed.crm.eventsOf(callId)[3]!.body.data).to.deep.equal({ to: '9999', kind: 'service' });
-      expect(ended).to.include({ answeredBy: '101', disposition: 'answered' });
-      const call = await bed.call(callId);
-      expect(call).to.include({ disposition: 'answered', endReason: 'transferred' });
-      expect(operator.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
-      expect(caller.receivedRequests()).to.deep.equal(['BYE']);
-      await bed.asterisk.waitIdle();
-    });
-
-    it('inbound call blind-transferred to operator 102: 102 rings and answers, 101 gets a BYE', async () => {
-      const { ports } = bed;
-      route(['101']);
-      const first = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
-        pauseMs: 500,
-      });
-      const target = Sipp.phone('op102', 'uas_answer.xml', ports, ports.operators['102'], {
-        pauseMs: 1000,
-      });
-      const caller = Sipp.caller('caller', 'uac_wait_bye.xml', ports, {
-        did: DID,
-        caller: CALLER,
-      });
-      const { callId } = (await bed.nextCallStarted()).body;
-      await bed.waitFor(callId, 'call.answered');
-      const transfer = await bed.api(`/v1/calls/${callId}/transfer`, {
-        body: { to: '102', kind: 'extension' },
-      });
-      expect(transfer.status, transfer.text).to.be.oneOf([200, 202]);
-      const transferred = await bed.waitFor(callId, 'call.transferred');
-      expect(transferred.body.data).to.deep.equal({ to: '102', kind: 'extension' });
-      await first.passed();
-      await target102Up();
-      expect((await bed.call(callId)).state).to.equal('bridged');
-      const hangup = await bed.api(`/v1/calls/${callId}/hangup`, { method: 'POST' });
-      expect(hangup.status, hangup.text).to.equal(200);
-      const ended = await bed.ended(callId);
-      await Promise.all([caller.passed(), target.passed()]);
-
-      const types = bed.webhookTypes(callId);
-      expect(types.slice(0, 3)).to.deep.equal(['call.started', 'call.ringing', 'call.answered']);
-      expect(types).to.include('call.transferred');
-      expect(types.at(-1)).to.equal('call.ended');
-      expect(ringingAfterAnswer(callId)).to.deep.equal(['102']);
-      expect(ended).to.include({ answeredBy: '102', disposition: 'answered' });
-      expect(first.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
-      expect(target.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
-      expect(caller.receivedRequests()).to.deep.equal(['BYE']);
-      await bed.asterisk.waitIdle();
-    });
-
-    it('click-to-call blind-transferred to operator 102: the customer ends up with 102', async () => {
-      const { ports } = bed;
-      const first = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
-        pauseMs: 500,
-      });
-      const customer = Sipp.phone('customer', 'uas_answer.xml', ports, ports.trunk, {
-        pauseMs: 500,
-      });
-      const target = Sipp.phone('op102', 'uas_answer.xml', ports, ports.operators['102'], {
-        pauseMs: 1000,
-      });
-      const created = await bed.api('/v1/calls', { body: { operator: '101', to: '+74957654321' } });
-      expect(created.status, created.text).to.equal(202);
-      const callId = String(created.body.id);
-      await bed.waitFor(callId, 'call.answered');
-      const transfer = await bed.api(`/v1/calls/${callId}/transfer`, {
-        body: { to: '102', kind: 'extension' },
-      });
-      expect(transfer.status, transfer.text).to.be.oneOf([200, 202]);
-      const transferred = await bed.waitFor(callId, 'call.transferred');
-      expect(transferred.body.data).to.deep.equal({ to: '102', kind: 'extension' });
-      await first.passed();
-      await target102Up();
-      const hangup = await bed.api(`/v1/calls/${callId}/hangup`, { method: 'POST' });
-      expect(hangup.status, hangup.text).to.equal(200);
-      const ended = await bed.ended(callId);
-      await Promise.all([customer.passed(), target.passed()]);
-
-      expect(bed.webhookTypes(callId)).to.include('call.transferred');
-      expect(ringingAfterAnswer(callId)).to.deep.equal(['102']);
-      expect(ended).to.include({ direction: 'out', answeredBy: '102', disposition: 'answered' });
-      expect(first.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
-      expect(target.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
-      expect(customer.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
-      await bed.asterisk.waitIdle();
-    });
-
-    it('a recorded call: fetched from Asterisk, served with Range, deleted from Asterisk', async () => {
-      const { ports } = bed;
-      route(['101'], true);
-      const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
-        pauseMs: 500,
-      });
-      const caller = Sipp.caller('caller', 'uac.xml', ports, {
-        did: DID,
-        caller: CALLER,
-        pauseMs: 3000,
-      });
-      const { callId } = (await bed.nextCallStarted()).body;
-      const ended = await bed.ended(callId);
-      await Promise.all([caller.passed(), operator.passed()]);
-      const ready = (
-        await bed.waitFor(callId, 'recording.ready', 30_000).catch(async (error: Error) => {
-          const { recording } = await bed.call(callId);
-          throw new Error(
-            `${error.message}; recording: ${JSON.stringify(recording)}; engine log:\n${bed.engineLog(callId)}`,
-          );
-        })
-      ).body.data;
-      expect(bed.webhookTypes(callId)).to.deep.equal([
-        'call.started',
-        'call.ringing',
-        'call.answered',
-        'call.ended',
-        'recording.ready',
-      ]);
-      expect(ended.recordingUrl).to.be.a('string');
-      expect(ready).to.include({ format: 'wav' });
-      expect(ready.durationSec).to.be.within(2, 4);
-      const bytes = Number(ready.bytes);
-      // 8 kHz 16-bit mono: about 16 000 bytes a second of talk.
-      expect(bytes).to.be.within(2 * 16_000, 5 * 16_000);
-
-      const head = await fetch(`${bed.httpUrl}/v1/calls/${callId}/recording`, {
-        headers: {
-          authorization: `Bearer ${'test-api-key-0123456789abcdef'}`,
-          range: 'bytes=0-43',
-        },
-      });
-      expect(head.status).to.equal(206);
-      expect(head.headers.get('content-range')).to.equal(`bytes 0-43/${bytes}`);
-      const header = Buffer.from(await head.arrayBuffer());
-      expect(header.length).to.equal(44);
-      expect(header.subarray(0, 4).toString('ascii')).to.equal('RIFF');
-      expect(header.subarray(8, 12).toString('ascii')).to.equal('WAVE');
-      expect(header.readUInt32LE(24), 'sample rate').to.equal(8000);
-      // The signed link works without a key, for a suffix range too.
-      const tail = await fetch(String(ready.recordingUrl), { headers: { range: 'bytes=-100' } });
-      expect(tail.status).to.equal(206);
-      expect(tail.headers.get('content-range')).to.equal(
-        `bytes ${bytes - 100}-${bytes - 1}/${bytes}`,
-      );
-      expect((await tail.arrayBuffer()).byteLength).to.equal(100);
-      const call = await bed.call(callId);
-      expect(call.recording).to.include({ status: 'stored', bytes });
-      // Stored by the engine, so deleted from Asterisk.
-      await until(
-        async () => (await bed.asterisk.ari<unknown[]>('/recordings/stored')).body.length === 0,
-        'the recording to be deleted from Asterisk',
-        10_000,
-      );
-      await bed.asterisk.waitIdle();
-    });
+    expect(bed.webhookTypes(callId)).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.answered',
+      'call.transferred',
+      'call.ended',
+    ]);
+    expect(bed.crm.eventsOf(callId)[3]!.body.data).to.deep.equal({ to: '9999', kind: 'service' });
+    expect(ended).to.include({ answeredBy: '101', disposition: 'answered' });
+    const call = await bed.call(callId);
+    expect(call).to.include({ disposition: 'answered', endReason: 'transferred' });
+    expect(operator.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
+    expect(caller.receivedRequests()).to.deep.equal(['BYE']);
+    await bed.asterisk.waitIdle();
   });
-}
+
+  it('inbound call blind-transferred to operator 102: 102 rings and answers, 101 gets a BYE', async () => {
+    const { ports } = bed;
+    routeTo(bed, ['101']);
+    const first = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
+      pauseMs: 500,
+    });
+    const target = Sipp.phone('op102', 'uas_answer.xml', ports, ports.operators['102'], {
+      pauseMs: 1000,
+    });
+    const { caller, callId } = await callIn(bed, 'uac_wait_bye.xml');
+    await bed.waitFor(callId, 'call.answered');
+    const transfer = await bed.api(`/v1/calls/${callId}/transfer`, {
+      body: { to: '102', kind: 'extension' },
+    });
+    expect(transfer.status, transfer.text).to.be.oneOf([200, 202]);
+    const transferred = await bed.waitFor(callId, 'call.transferred');
+    expect(transferred.body.data).to.deep.equal({ to: '102', kind: 'extension' });
+    await first.passed();
+    await target102Up();
+    expect((await bed.call(callId)).state).to.equal('bridged');
+    const ended = await hangUpByApi(bed, callId);
+    await Promise.all([caller.passed(), target.passed()]);
+
+    const types = bed.webhookTypes(callId);
+    expect(types.slice(0, 3)).to.deep.equal(['call.started', 'call.ringing', 'call.answered']);
+    expect(types).to.include('call.transferred');
+    expect(types.at(-1)).to.equal('call.ended');
+    expect(ringingAfterAnswer(callId)).to.deep.equal(['102']);
+    expect(ended).to.include({ answeredBy: '102', disposition: 'answered' });
+    expect(first.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
+    expect(target.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
+    expect(caller.receivedRequests()).to.deep.equal(['BYE']);
+    await bed.asterisk.waitIdle();
+  });
+
+  it('click-to-call blind-transferred to operator 102: the customer ends up with 102', async () => {
+    const { ports } = bed;
+    const first = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
+      pauseMs: 500,
+    });
+    const customer = Sipp.phone('customer', 'uas_answer.xml', ports, ports.trunk, {
+      pauseMs: 500,
+    });
+    const target = Sipp.phone('op102', 'uas_answer.xml', ports, ports.operators['102'], {
+      pauseMs: 1000,
+    });
+    const created = await bed.api('/v1/calls', { body: { operator: '101', to: '+74957654321' } });
+    expect(created.status, created.text).to.equal(202);
+    const callId = String(created.body.id);
+    await bed.waitFor(callId, 'call.answered');
+    const transfer = await bed.api(`/v1/calls/${callId}/transfer`, {
+      body: { to: '102', kind: 'extension' },
+    });
+    expect(transfer.status, transfer.text).to.be.oneOf([200, 202]);
+    const transferred = await bed.waitFor(callId, 'call.transferred');
+    expect(transferred.body.data).to.deep.equal({ to: '102', kind: 'extension' });
+    await first.passed();
+    await target102Up();
+    const ended = await hangUpByApi(bed, callId);
+    await Promise.all([customer.passed(), target.passed()]);
+
+    expect(bed.webhookTypes(callId)).to.include('call.transferred');
+    expect(ringingAfterAnswer(callId)).to.deep.equal(['102']);
+    expect(ended).to.include({ direction: 'out', answeredBy: '102', disposition: 'answered' });
+    expect(first.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
+    expect(target.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
+    expect(customer.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
+    await bed.asterisk.waitIdle();
+  });
+
+  it('a recorded call: fetched from Asterisk, served with Range, deleted from Asterisk', async () => {
+    const { ports } = bed;
+    routeTo(bed, ['101'], { record: true });
+    const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
+      pauseMs: 500,
+    });
+    const { caller, callId } = await callIn(bed, 'uac.xml', 3000);
+    const ended = await bed.ended(callId);
+    await Promise.all([caller.passed(), operator.passed()]);
+    const ready = (
+      await bed.waitFor(callId, 'recording.ready', 30_000).catch(async (error: Error) => {
+        const { recording } = await bed.call(callId);
+        throw new Error(
+          `${error.message}; recording: ${JSON.stringify(recording)}; engine log:\n${bed.engineLog(callId)}`,
+        );
+      })
+    ).body.data;
+    expect(bed.webhookTypes(callId)).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.answered',
+      'call.ended',
+      'recording.ready',
+    ]);
+    expect(ended.recordingUrl).to.be.a('string');
+    expect(ready).to.include({ format: 'wav' });
+    expect(ready.durationSec).to.be.within(2, 4);
+    const bytes = Number(ready.bytes);
+    // 8 kHz 16-bit mono: about 16 000 bytes a second of talk.
+    expect(bytes).to.be.within(2 * 16_000, 5 * 16_000);
+
+    const head = await fetch(`${bed.httpUrl}/v1/calls/${callId}/recording`, {
+      headers: {
+        authorization: `Bearer ${'test-api-key-0123456789abcdef'}`,
+        range: 'bytes=0-43',
+      },
+    });
+    expect(head.status).to.equal(206);
+    expect(head.headers.get('content-range')).to.equal(`bytes 0-43/${bytes}`);
+    const header = Buffer.from(await head.arrayBuffer());
+    expect(header.length).to.equal(44);
+    expect(header.subarray(0, 4).toString('ascii')).to.equal('RIFF');
+    expect(header.subarray(8, 12).toString('ascii')).to.equal('WAVE');
+    expect(header.readUInt32LE(24), 'sample rate').to.equal(8000);
+    // The signed link works without a key, for a suffix range too.
+    const tail = await fetch(String(ready.recordingUrl), { headers: { range: 'bytes=-100' } });
+    expect(tail.status).to.equal(206);
+    expect(tail.headers.get('content-range')).to.equal(
+      `bytes ${bytes - 100}-${bytes - 1}/${bytes}`,
+    );
+    expect((await tail.arrayBuffer()).byteLength).to.equal(100);
+    const call = await bed.call(callId);
+    expect(call.recording).to.include({ status: 'stored', bytes });
+    // Stored by the engine, so deleted from Asterisk.
+    await until(
+      async () => (await bed.asterisk.ari<unknown[]>('/recordings/stored')).body.length === 0,
+      'the recording to be deleted from Asterisk',
+      10_000,
+    );
+    await bed.asterisk.waitIdle();
+  });
+});

@@ -26,6 +26,21 @@ async function startedCall(bed: TestBed, from: string): Promise<string> {
   return started.body.callId;
 }
 
+/**
+ * An inbound call from a fresh caller number to {@link DID}, injected into the simulator with
+ * `options` (DTMF, hang-up or abandon times); resolves with the caller number, the caller's
+ * channel id and the call id of its `call.started` webhook.
+ */
+async function callIn(
+  bed: TestBed,
+  options: Omit<Parameters<TestBed['sim']['injectInboundCall']>[0], 'from' | 'to'> = {},
+): Promise<{ from: string; channelId: string; callId: string }> {
+  const from = nextCaller();
+  const { channelId } = await bed.sim.injectInboundCall({ from, to: DID, ...options });
+  const callId = await startedCall(bed, from);
+  return { from, channelId, callId };
+}
+
 function typesOf(bed: TestBed, callId: string): string[] {
   return bed.crm.eventsOf(callId).map((w) => w.body.type);
 }
@@ -85,14 +100,10 @@ describe('inbound calls routed to a call script (e2e: engine + simulator + CRM)'
       },
     }));
     bed.sim.phones.set('102', { mode: 'answer', answerAfterMs: 500, hangupAfterMs: 2000 });
-    const from = nextCaller();
     // The caller presses 2 during the prompt.
-    const { channelId } = await bed.sim.injectInboundCall({
-      from,
-      to: DID,
+    const { from, channelId, callId } = await callIn(bed, {
       dtmf: { digits: '2', afterMs: DIGIT_AFTER_MS },
     });
-    const callId = await startedCall(bed, from);
     const end = await bed.crm.waitForEnded(callId);
 
     expect(typesOf(bed, callId)).to.deep.equal([
@@ -167,13 +178,9 @@ describe('inbound calls routed to a call script (e2e: engine + simulator + CRM)'
     }));
     bed.sim.phones.set('101', { mode: 'ring' });
     bed.sim.phones.set('103', { mode: 'ring' });
-    const from = nextCaller();
-    const { channelId } = await bed.sim.injectInboundCall({
-      from,
-      to: DID,
+    const { channelId, callId } = await callIn(bed, {
       dtmf: { digits: '1', afterMs: DIGIT_AFTER_MS },
     });
-    const callId = await startedCall(bed, from);
     const end = await bed.crm.waitForEnded(callId);
 
     expect(typesOf(bed, callId)).to.deep.equal([
@@ -223,9 +230,7 @@ describe('inbound calls routed to a call script (e2e: engine + simulator + CRM)'
         ],
       },
     }));
-    const from = nextCaller();
-    const { channelId } = await bed.sim.injectInboundCall({ from, to: DID, hangupAfterMs: 1000 });
-    const callId = await startedCall(bed, from);
+    const { channelId, callId } = await callIn(bed, { hangupAfterMs: 1000 });
     const end = await bed.crm.waitForEnded(callId);
 
     expect(typesOf(bed, callId)).to.deep.equal(['call.started', 'call.ended']);
@@ -253,9 +258,7 @@ describe('inbound calls routed to a call script (e2e: engine + simulator + CRM)'
       body: { verbs: [{ verb: 'dial', extensions: ['101'], ringTimeoutSec: 10 }] },
     }));
     bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 500, hangupAfterMs: 500 });
-    const from = nextCaller();
-    const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
-    const callId = await startedCall(bed, from);
+    const { channelId, callId } = await callIn(bed);
     const end = await bed.crm.waitForEnded(callId);
     expect(data(end)).to.include({ disposition: 'answered', answeredBy: '101' });
     // The caller was answered only when bridged, after the operator's leg was created.
@@ -275,9 +278,7 @@ describe('inbound calls routed to a call script (e2e: engine + simulator + CRM)'
       },
     }));
     bed.sim.phones.set('101', { mode: 'ring' });
-    const from = nextCaller();
-    const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
-    const callId = await startedCall(bed, from);
+    const { channelId, callId } = await callIn(bed);
     // The caller gives up once 101 rings (not after a fixed time: on a loaded machine the route
     // lookup and the dial may take longer than any such time).
     await bed.crm.waitForWebhook((w) => w.body.callId === callId && w.body.type === 'call.ringing');
@@ -309,9 +310,7 @@ describe('inbound calls routed to a call script (e2e: engine + simulator + CRM)'
       body: { verbs: [{ verb: 'play', media: ['sound:hello-world'] }, { verb: 'gather' }] },
     }));
     bed.sim.phones.set('102', { mode: 'answer', answerAfterMs: 100, hangupAfterMs: 100 });
-    const from = nextCaller();
-    const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
-    const callId = await startedCall(bed, from);
+    const { channelId, callId } = await callIn(bed);
     const end = await bed.crm.waitForEnded(callId);
     expect(data(end)).to.include({ disposition: 'answered', answeredBy: '102' });
     // Nothing of the script played.
@@ -337,9 +336,7 @@ describe('inbound calls routed to a call script (e2e: engine + simulator + CRM)'
         ],
       },
     }));
-    const from = nextCaller();
-    const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
-    const callId = await startedCall(bed, from);
+    const { channelId, callId } = await callIn(bed);
     const end = await bed.crm.waitForEnded(callId);
     expect(data(end)).to.include({
       disposition: 'no_answer',
@@ -367,9 +364,7 @@ describe('inbound calls routed to a call script (e2e: engine + simulator + CRM)'
       },
     }));
     bed.sim.phones.set('103', { mode: 'answer', answerAfterMs: 300, hangupAfterMs: 300 });
-    const from = nextCaller();
-    await bed.sim.injectInboundCall({ from, to: DID });
-    const callId = await startedCall(bed, from);
+    const { callId } = await callIn(bed);
     const end = await bed.crm.waitForEnded(callId);
     expect(typesOf(bed, callId)).to.deep.equal([
       'call.started',
@@ -477,9 +472,7 @@ describe('inbound calls routed to a call script (e2e: engine + simulator + CRM)'
   it('a script that runs out of verbs ends the call (no silence)', async () => {
     bed = await startTestBed();
     bed.crm.onRoute(() => ({ body: { verbs: [{ verb: 'play', media: ['sound:beep'] }] } }));
-    const from = nextCaller();
-    const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
-    const callId = await startedCall(bed, from);
+    const { channelId, callId } = await callIn(bed);
     const end = await bed.crm.waitForEnded(callId);
     expect(data(end)).to.include({
       disposition: 'no_answer',
@@ -506,9 +499,7 @@ describe('inbound calls routed to a call script (e2e: engine + simulator + CRM)'
       },
     }));
     bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 300, hangupAfterMs: 500 });
-    const from = nextCaller();
-    await bed.sim.injectInboundCall({ from, to: DID });
-    const callId = await startedCall(bed, from);
+    const { callId } = await callIn(bed);
     await until(
       () => bed.logs.some((l) => l.callId === callId && l.message === 'route decided'),
       'the route',

@@ -11,14 +11,15 @@
 import type { Counter, Histogram, Registry } from 'prom-client';
 import { signWebhook, type WebhookSecret } from '../../events/signature.ts';
 import {
-  BodyTooLargeError,
   describeError,
+  outboundDeadline,
+  postForJson,
   sharedOutboundPost,
   type OutboundPost,
-  type OutboundResponse,
 } from '../../http/outbound.ts';
+import { crmRequestDuration } from '../../crm/metrics.ts';
 import type { Logger } from '../../logging/logger.ts';
-import { counter, histogram } from '../../metrics/registry.ts';
+import { counter } from '../../metrics/registry.ts';
 import {
   describeScriptIssues,
   scriptIssues,
@@ -77,35 +78,14 @@ export function createVerbCrm(options: VerbCrmOptions): VerbCrm {
     };
     if (options.apiKey) headers.authorization = `Bearer ${options.apiKey}`;
     if (options.secret !== undefined) headers['x-signature'] = signWebhook(options.secret, body);
-    let response: OutboundResponse;
-    try {
-      response = await post(url, { headers, body, signal });
-    } catch (err) {
-      return { ok: false, reason: 'connection', detail: describeError(err) };
-    }
-    if (response.status < 200 || response.status > 299) {
-      response.discard();
-      return { ok: false, reason: 'http_status', detail: `HTTP ${response.status}` };
-    }
-    let text: string;
-    try {
-      text = await response.text(MAX_VERBS_ANSWER_BYTES);
-    } catch (err) {
-      if (err instanceof BodyTooLargeError)
-        return { ok: false, reason: 'invalid_body', detail: err.message };
-      return {
-        ok: false,
-        reason: 'connection',
-        detail: `reading the answer failed: ${describeError(err)}`,
-      };
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      return { ok: false, reason: 'invalid_body', detail: `not JSON (${text.length} characters)` };
-    }
-    const parsed = verbsAnswerSchema.safeParse(json);
+    const answer = await postForJson(
+      post,
+      url,
+      { headers, body, signal },
+      { maxBytes: MAX_VERBS_ANSWER_BYTES },
+    );
+    if (!answer.ok) return answer;
+    const parsed = verbsAnswerSchema.safeParse(answer.json);
     if (!parsed.success) {
       const issues = scriptIssues(parsed.error, '');
       return { ok: false, reason: 'invalid_body', detail: describeScriptIssues(issues) };
@@ -122,26 +102,19 @@ export function createVerbCrm(options: VerbCrmOptions): VerbCrm {
     const controller = new AbortController();
     const onAbort = (): void => controller.abort();
     signal.addEventListener('abort', onAbort, { once: true });
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<Attempt>((resolve) => {
-      timer = setTimeout(() => {
-        resolve({
-          ok: false,
-          reason: 'timeout',
-          detail: `no complete answer within ${timeoutMs} ms`,
-        });
-        controller.abort();
-      }, timeoutMs);
-    });
+    const deadline = outboundDeadline(timeoutMs, controller);
     let result: Attempt;
     try {
       result = signal.aborted
         ? { ok: false, reason: 'connection', detail: 'the channel hung up' }
-        : await Promise.race([attempt(url, JSON.stringify(request), controller.signal), deadline]);
+        : await Promise.race([
+            attempt(url, JSON.stringify(request), controller.signal),
+            deadline.promise,
+          ]);
     } catch (err) {
       result = { ok: false, reason: 'connection', detail: `internal error: ${describeError(err)}` };
     } finally {
-      clearTimeout(timer);
+      deadline.clear();
       signal.removeEventListener('abort', onAbort);
       controller.abort();
     }
@@ -173,12 +146,7 @@ interface VerbCrmMetrics {
 }
 
 function verbCrmMetrics(registry: Registry): VerbCrmMetrics {
-  const duration = histogram(registry, {
-    name: 'aricrm_crm_request_duration_seconds',
-    help: 'Duration of requests to the CRM, by operation and outcome (ok, timeout, connection, http_status, invalid_body).',
-    labelNames: ['operation', 'outcome'] as const,
-    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 5, 10],
-  });
+  const duration = crmRequestDuration(registry);
   const failures = counter(registry, {
     name: 'aricrm_verb_crm_failures_total',
     help: 'Call-script requests to the CRM (gather actionUrl, redirect) that gave no verbs, by reason.',

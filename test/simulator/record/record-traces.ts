@@ -199,6 +199,32 @@ function phone(ctx: Ctx, scenario: string, args: string[], echo = true): Phone {
 }
 
 /**
+ * A phone answering on `port` (SIPp `scenario`, one call), `pauseMs` its talk time (`-d`) as the
+ * scenario uses it.
+ */
+function answeringPhone(ctx: Ctx, scenario: string, port: number, pauseMs: number): Phone {
+  return phone(ctx, scenario, ['-p', String(port), '-m', '1', '-d', String(pauseMs)]);
+}
+
+/**
+ * Originate a call to the customer through `client-trunk` into the app with `appArgs` (POST
+ * /channels) and wait for its StasisStart (among the events from index `from`); resolves with the
+ * channel id.
+ */
+async function originateCustomer(rec: Recorder, appArgs: string, from = 0): Promise<string> {
+  const orig = await rec.rest('POST', '/channels', {
+    endpoint: `PJSIP/${CALLER}@client-trunk`,
+    app: APP,
+    appArgs,
+    callerId: COMPANY,
+    timeout: 30,
+  });
+  const id = String((orig.body as Json).id);
+  await rec.next(isType('StasisStart', id), 'StasisStart', 15_000, from);
+  return id;
+}
+
+/**
  * An inbound caller through pstn-in (SIPp uac.xml), talking `talkMs` after the answer; `echo`
  * false: it does not send back the RTP (and DTMF) it receives.
  */
@@ -236,23 +262,8 @@ async function dtmfReceived(ctx: Ctx): Promise<void> {
   ctx.current.rec = rec;
   await rec.connect();
   const { trunk, operators } = ctx.kit.ports;
-  const customer = phone(ctx, 'uas_answer_dtmf1.xml', [
-    '-p',
-    String(trunk),
-    '-m',
-    '1',
-    '-d',
-    '500',
-  ]);
-  const orig = await rec.rest('POST', '/channels', {
-    endpoint: `PJSIP/${CALLER}@client-trunk`,
-    app: APP,
-    appArgs: 'autocall,dtmf',
-    callerId: COMPANY,
-    timeout: 30,
-  });
-  const id = String((orig.body as Json).id);
-  await rec.next(isType('StasisStart', id), 'StasisStart');
+  const customer = answeringPhone(ctx, 'uas_answer_dtmf1.xml', trunk, 500);
+  const id = await originateCustomer(rec, 'autocall,dtmf');
   await rec.rest('POST', `/channels/${id}/play`, { media: 'sound:hello-world' });
   const dtmf = await rec.next(isType('ChannelDtmfReceived', id), 'ChannelDtmfReceived');
   rec.note(`customer pressed ${String(dtmf.digit)} (${String(dtmf.duration_ms)} ms)`);
@@ -262,14 +273,7 @@ async function dtmfReceived(ctx: Ctx): Promise<void> {
 
   for (const type of ['mixing', 'mixing,dtmf_events']) {
     rec.note(`inbound call in a ${type} bridge with operator 101, who presses 1`);
-    const op = phone(ctx, 'uas_answer_dtmf1.xml', [
-      '-p',
-      String(operators[0]),
-      '-m',
-      '1',
-      '-d',
-      '500',
-    ]);
+    const op = answeringPhone(ctx, 'uas_answer_dtmf1.xml', operators[0], 500);
     const from = rec.events.length;
     const caller = inboundCaller(ctx, 4000, false);
     const start = await rec.next(isType('StasisStart'), 'inbound StasisStart', 15_000, from);
@@ -312,23 +316,8 @@ async function playHttpMedia(ctx: Ctx): Promise<void> {
   const rec = new Recorder(ctx.kit, 'play-http-media');
   ctx.current.rec = rec;
   await rec.connect();
-  const customer = phone(ctx, 'uas_answer.xml', [
-    '-p',
-    String(ctx.kit.ports.trunk),
-    '-m',
-    '1',
-    '-d',
-    '300',
-  ]);
-  const orig = await rec.rest('POST', '/channels', {
-    endpoint: `PJSIP/${CALLER}@client-trunk`,
-    app: APP,
-    appArgs: 'autocall,http',
-    callerId: COMPANY,
-    timeout: 30,
-  });
-  const id = String((orig.body as Json).id);
-  await rec.next(isType('StasisStart', id), 'StasisStart');
+  const customer = answeringPhone(ctx, 'uas_answer.xml', ctx.kit.ports.trunk, 300);
+  const id = await originateCustomer(rec, 'autocall,http');
   const base = `http://127.0.0.1:${ctx.mediaPort}`;
   for (const [label, media] of [
     ['a 2 s WAV over HTTP', `sound:${base}/prompt.wav`],
@@ -380,7 +369,7 @@ async function deviceEndpointState(ctx: Ctx): Promise<void> {
   const { operators } = ctx.kit.ports;
   const call = async (label: string): Promise<void> => {
     rec.note(label);
-    const op = phone(ctx, 'uas_answer.xml', ['-p', String(operators[0]), '-m', '1', '-d', '1000']);
+    const op = answeringPhone(ctx, 'uas_answer.xml', operators[0], 1000);
     const from = rec.events.length;
     const orig = await rec.rest('POST', '/channels', {
       endpoint: 'PJSIP/101',
@@ -436,7 +425,7 @@ async function eventFilter(ctx: Ctx): Promise<void> {
   });
   await rec.rest('GET', `/applications/${APP}`);
   const { operators } = ctx.kit.ports;
-  const op = phone(ctx, 'uas_answer.xml', ['-p', String(operators[0]), '-m', '1', '-d', '1000']);
+  const op = answeringPhone(ctx, 'uas_answer.xml', operators[0], 1000);
   const caller = inboundCaller(ctx, 2000);
   const start = await rec.next(isType('StasisStart'), 'inbound StasisStart');
   const callerId = String(chan(start).id);
@@ -469,24 +458,9 @@ async function eventFilter(ctx: Ctx): Promise<void> {
     allowed: [{ type: 'StasisStart' }, { type: 'StasisEnd' }],
     disallowed: [{ type: 'StasisEnd' }],
   });
-  const customer = phone(ctx, 'uas_answer.xml', [
-    '-p',
-    String(ctx.kit.ports.trunk),
-    '-m',
-    '1',
-    '-d',
-    '300',
-  ]);
+  const customer = answeringPhone(ctx, 'uas_answer.xml', ctx.kit.ports.trunk, 300);
   const from = rec.events.length;
-  const orig = await rec.rest('POST', '/channels', {
-    endpoint: `PJSIP/${CALLER}@client-trunk`,
-    app: APP,
-    appArgs: 'filtered',
-    callerId: COMPANY,
-    timeout: 30,
-  });
-  const id = String((orig.body as Json).id);
-  await rec.next(isType('StasisStart', id), 'StasisStart', 15_000, from);
+  const id = await originateCustomer(rec, 'filtered', from);
   await rec.rest('DELETE', `/channels/${id}`);
   await customer.done;
   await rec.settle(1000);
