@@ -28,6 +28,16 @@
  *    bench caller is new: a bounded cache filling up is not a leak). The heap before follows a
  *    warm-up of 3000 calls at the soak's concurrency (settled JIT code, the same connections).
  *
+ * 4. Autocall (`--autocall`, or `--only autocall`): a campaign of `--autocall-jobs` notification
+ *    jobs (2000) with `maxConcurrent` 256 and `callsPerSecond` 100 (the most a campaign allows),
+ *    placed by the engine's notification-call flow on the simulator (the customer answers after
+ *    1 s, one 1.4 s sound plays, the engine hangs up: delivered). Jobs per second (jobs finished
+ *    over the run), scheduler lag p99 (each attempt's pacing slot, the first attempt's start plus
+ *    k / callsPerSecond, → the scheduler handing it to the flow, which sends the originate at
+ *    once), engine CPU per job, store size after (the DATA_DIR's files). Then pacing: a campaign
+ *    of `--pacing-jobs` (400) at `callsPerSecond: 20`, the rate achieved over the window from the
+ *    first attempt to the last (target 20 ± 5 %).
+ *
  * Held calls (screen pop, heap) are answered and bridged but not recorded (see sim-process.ts).
  *
  * First it prints what this machine charges for a wake-up (bench/machine.ts): on a virtual
@@ -38,9 +48,12 @@
  * to compare: the screen pop then waits for the `call.ringing` commit.
  *
  * Options (also as environment variables BENCH_<NAME>, e.g. BENCH_SOAK=5000):
- *   --quick                  smaller counts (pop-calls 300, calls 1000, soak 5000, live 1000)
- *   --only pop,throughput,heap   run only these scenarios
+ *   --quick                  smaller counts (pop-calls 300, calls 1000, soak 5000, live 1000,
+ *                            autocall-jobs 500, pacing-jobs 160)
+ *   --only pop,throughput,heap,autocall   run only these scenarios
  *   --pop-live N --pop-calls N --pop-rate N --calls N --rate N --concurrency N --soak N --live N
+ *   --autocall-jobs N --pacing-jobs N
+ *   --autocall               run only the autocall scenario
  *   --profile DIR            CPU profiles of both processes while the screen-pop calls arrive,
  *                            during the throughput capacity run and while the live calls are
  *                            placed (.cpuprofile files, open them in Chrome DevTools), and a
@@ -54,7 +67,15 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -70,7 +91,8 @@ import {
   type LogLevel,
 } from '../src/logging/logger.ts';
 import { ENGINE_EVENT_FILTER } from '../src/ari/gateway.ts';
-import { startEngine, type Engine } from '../src/main.ts';
+import { startEngine, type Engine, type EngineOverrides } from '../src/main.ts';
+import type { NotificationDialer } from '../src/autocalls/dialer.ts';
 import type { LoadOrder, LoadReport, PopSample } from './sim-process.ts';
 import { summariseHeapGrowth } from './heap-diff.ts';
 import { describeWakeups, measureWakeups } from './machine.ts';
@@ -89,6 +111,8 @@ const NUMERIC = [
   'concurrency',
   'soak',
   'live',
+  'autocall-jobs',
+  'pacing-jobs',
 ] as const;
 type NumericOption = (typeof NUMERIC)[number];
 
@@ -101,14 +125,18 @@ const FULL: Record<NumericOption, number> = {
   concurrency: 100,
   soak: 50_000,
   live: 5000,
+  'autocall-jobs': 2000,
+  'pacing-jobs': 400,
 };
 const QUICK: Partial<Record<NumericOption, number>> = {
   'pop-calls': 300,
   calls: 1000,
   soak: 5000,
   live: 1000,
+  'autocall-jobs': 500,
+  'pacing-jobs': 160,
 };
-const SCENARIOS = ['pop', 'throughput', 'heap'] as const;
+const SCENARIOS = ['pop', 'throughput', 'heap', 'autocall'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 interface Options extends Record<NumericOption, number> {
@@ -135,6 +163,7 @@ function parseOptions(): Options {
       'heap-snapshots': { type: 'string' },
       log: { type: 'string' },
       api: { type: 'boolean' },
+      autocall: { type: 'boolean' },
       ...Object.fromEntries(NUMERIC.map((name) => [name, { type: 'string' as const }])),
     },
     strict: true,
@@ -152,7 +181,8 @@ function parseOptions(): Options {
     if (!Number.isFinite(value) || value < 0) throw new Error(`--${name}: not a number: ${raw}`);
     numbers[name] = Math.floor(value);
   }
-  const onlyRaw = values.only ?? env.BENCH_ONLY;
+  // `--autocall` alone runs the notification-call scenario only (as `--only autocall`).
+  const onlyRaw = values.only ?? env.BENCH_ONLY ?? (flag('autocall') ? 'autocall' : undefined);
   const only = new Set<Scenario>(
     onlyRaw ? (onlyRaw.split(',').map((s) => s.trim()) as Scenario[]) : SCENARIOS,
   );
@@ -366,6 +396,7 @@ function engineLogger(): Logger {
 async function startBenchEngine(
   peer: Peer,
   env: Record<string, string> = {},
+  overrides: Pick<EngineOverrides, 'notificationDialer'> = {},
 ): Promise<{ engine: Engine; dataDir: string }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'ari-crm-bench-'));
   const config = loadConfig({
@@ -386,6 +417,7 @@ async function startBenchEngine(
     ...env,
   });
   const engine = await startEngine(config, {
+    ...overrides,
     logger: engineLogger(),
     eventSinks: [
       {
@@ -723,6 +755,173 @@ async function heap(peer: Peer, o: Options): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Notification calls: a campaign on the simulator
+// ---------------------------------------------------------------------------------------------
+
+const BENCH_KEY = 'bench-api-key-0123456789abcdef';
+
+/** `POST`/`GET` on the engine's API with the bench key; the JSON answer. */
+async function api<T>(engine: Engine, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(`${engine.httpUrl}${path}`, {
+    method: body === undefined ? 'GET' : 'POST',
+    headers: { authorization: `Bearer ${BENCH_KEY}`, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const json = (await res.json()) as T;
+  if (!res.ok) throw new Error(`${path}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+/** Bytes of the files in `dir` (the SQLite database, its WAL, the journal log). */
+function dirBytes(dir: string): number {
+  let total = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true }))
+    total += entry.isDirectory()
+      ? dirBytes(join(dir, entry.name))
+      : statSync(join(dir, entry.name)).size;
+  return total;
+}
+
+/**
+ * Run one campaign of `jobs` jobs to its end: the time each attempt was handed to the flow
+ * (absolute ms, in order), the run's wall time and the engine's CPU over it.
+ */
+async function runCampaign(
+  run: { engine: Engine },
+  dials: number[],
+  jobs: number,
+  callsPerSecond: number,
+): Promise<{ wallMs: number; cpuMs: number; counts: Record<string, number> }> {
+  dials.length = 0;
+  const campaign = await api<{ id: number }>(run.engine, '/v1/campaigns', {
+    name: `bench ${callsPerSecond}/s`,
+    maxConcurrent: 256,
+    callsPerSecond,
+    defaults: { files: ['hello-world'], tries: 1 },
+  });
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  for (let i = 0; i < jobs; i += 10_000) {
+    const batch = Array.from({ length: Math.min(10_000, jobs - i) }, (_, k) => ({
+      to: `+7495${String(6_000_000 + i + k).padStart(7, '0')}`,
+    }));
+    await api(run.engine, `/v1/campaigns/${campaign.id}/jobs`, { jobs: batch });
+  }
+  let counts: Record<string, number> = {};
+  for (;;) {
+    counts = (
+      await api<{ counts: Record<string, number> }>(run.engine, `/v1/campaigns/${campaign.id}`)
+    ).counts;
+    if ((counts.queued ?? 0) === 0 && (counts.in_progress ?? 0) === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const wallMs = performance.now() - started;
+  const used = process.cpuUsage(cpu);
+  return { wallMs, cpuMs: (used.user + used.system) / 1000, counts };
+}
+
+async function autocall(peer: Peer, o: Options): Promise<void> {
+  // The scheduler hands each attempt to the engine's own flow through this wrapper, which notes
+  // the time (the flow sends the originate at once).
+  const dials: number[] = [];
+  const flow: { dialer?: NotificationDialer } = {};
+  const timed: NotificationDialer = {
+    dial(job, attemptNo, signal) {
+      dials.push(absNow());
+      return flow.dialer!.dial(job, attemptNo, signal);
+    },
+  };
+  const run = await startBenchEngine(
+    peer,
+    {
+      API_KEYS: `bench:${BENCH_KEY}`,
+      AUTOCALL_MAX_LIVE_CALLS: '300',
+      CALLS_RATE_LIMIT_PER_MIN: '1000000',
+    },
+    { notificationDialer: timed },
+  );
+  flow.dialer = run.engine.calls.notificationDialer;
+  try {
+    const cps = 100;
+    out(
+      `Autocall: a campaign of ${o['autocall-jobs']} notification jobs, maxConcurrent 256, callsPerSecond ${cps} (answer after 1 s, one 1.4 s sound, delivered)`,
+    );
+    const big = await runCampaign(run, dials, o['autocall-jobs'], cps);
+    const finished = Object.entries(big.counts)
+      .filter(([status]) => status !== 'queued' && status !== 'in_progress')
+      .reduce((n, [, c]) => n + c, 0);
+    const jobsPerSec = finished / (big.wallMs / 1000);
+    const first = dials[0] ?? 0;
+    const lags = dials.map((t, k) => Math.max(0, t - (first + (k * 1000) / cps)));
+    const lagP99 = percentile(lags, 99);
+    const cpuPerJob = big.cpuMs / Math.max(1, finished);
+    await quiesce(run.engine);
+    const storeBytes = dirBytes(run.dataDir);
+    out(
+      `  ${pad('jobs:', 34)} ${finished} finished of ${o['autocall-jobs']} (${Object.entries(
+        big.counts,
+      )
+        .filter(([, c]) => c > 0)
+        .map(([s, c]) => `${s} ${c}`)
+        .join(', ')}) in ${fixed(big.wallMs / 1000)} s = ${fixed(jobsPerSec)} jobs/s`,
+    );
+    out(
+      `  ${pad('scheduler lag (slot → originate):', 34)} p50 ${fixed(percentile(lags, 50), 1)} ms, p99 ${fixed(lagP99, 1)} ms, max ${fixed(Math.max(0, ...lags), 1)} ms`,
+    );
+    out(`  ${pad('engine CPU per job:', 34)} ${fixed(cpuPerJob, 2)} ms`);
+    out(
+      `  ${pad('store size after:', 34)} ${mib(storeBytes)} (${fixed(storeBytes / Math.max(1, finished) / 1024, 2)} KiB per job)`,
+    );
+
+    const pacedCps = 20;
+    const paced = await runCampaign(run, dials, o['pacing-jobs'], pacedCps);
+    const windowMs = (dials[dials.length - 1] ?? 0) - (dials[0] ?? 0);
+    const achieved = dials.length > 1 ? (dials.length - 1) / (windowMs / 1000) : 0;
+    out(
+      `  ${pad(`pacing (callsPerSecond ${pacedCps}):`, 34)} ${dials.length} attempts in ${fixed(windowMs / 1000, 2)} s = ${fixed(achieved, 2)} calls/s (${fixed(((achieved - pacedCps) / pacedCps) * 100, 1)} %); ${paced.counts.delivered ?? 0} delivered`,
+    );
+    out();
+    summary.push({
+      scenario: 'autocall',
+      figure: `jobs/s (${o['autocall-jobs']} jobs, callsPerSecond ${cps})`,
+      result: `${fixed(jobsPerSec)} jobs/s`,
+      target: `>= ${fixed(cps * 0.95, 0)} (the pace)`,
+      ok: finished === o['autocall-jobs'] && jobsPerSec >= cps * 0.95,
+    });
+    summary.push({
+      scenario: '',
+      figure: '  scheduler lag p99 (slot → originate)',
+      result: `${fixed(lagP99, 1)} ms`,
+      target: '<= 100 ms',
+      ok: lagP99 <= 100,
+    });
+    summary.push({
+      scenario: '',
+      figure: '  engine CPU per job',
+      result: `${fixed(cpuPerJob, 2)} ms`,
+      target: '',
+      ok: undefined,
+    });
+    summary.push({
+      scenario: '',
+      figure: '  store size after',
+      result: mib(storeBytes),
+      target: '',
+      ok: undefined,
+    });
+    summary.push({
+      scenario: '',
+      figure: `pacing at callsPerSecond ${pacedCps}`,
+      result: `${fixed(achieved, 2)} calls/s`,
+      target: `${pacedCps} ± 5 %`,
+      ok: Math.abs(achieved - pacedCps) <= pacedCps * 0.05,
+    });
+  } finally {
+    await stopBenchEngine(run);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
   const o = parseOptions();
@@ -742,6 +941,7 @@ async function main(): Promise<void> {
     if (o.only.has('pop')) await screenPop(peer, o);
     if (o.only.has('throughput')) await throughput(peer, o);
     if (o.only.has('heap')) await heap(peer, o);
+    if (o.only.has('autocall')) await autocall(peer, o);
   } finally {
     peer.child.send({ type: 'close' });
     await once(peer.child, 'exit');

@@ -319,6 +319,7 @@ export async function startEngine(
     logger: logger.child({ component: 'autocalls' }),
     owner: `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`,
     maxLiveCalls: config.AUTOCALL_MAX_LIVE_CALLS,
+    leaseMs: config.AUTOCALL_LEASE_MS,
     ready: () => gateway.isConnected() && !journal.failing(),
   });
   autocallNotifier.countLiveCalls(() => scheduler.liveCalls());

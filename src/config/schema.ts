@@ -602,6 +602,15 @@ export const configSchema = z.object({
     .describe(
       'Toll-fraud guard of notification calls: notification calls this engine has in progress at once, at most (its own cap, apart from MAX_LIVE_ORIGINATED_CALLS); due jobs wait meanwhile.',
     ),
+  AUTOCALL_LEASE_MS: z.coerce
+    .number()
+    .int()
+    .min(1_000)
+    .max(3_600_000)
+    .default(60_000)
+    .describe(
+      'Lease of a notification call attempt, ms: the engine placing it renews it every third of this while the call runs; an engine killed mid-attempt loses it after this long, and another engine (or the next start) then records the attempt lost and retries the job.',
+    ),
   AUTOCALL_RING_TIMEOUT_SEC: z.coerce
     .number()
     .int()
