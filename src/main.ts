@@ -246,6 +246,14 @@ export async function startEngine(
     logger: logger.child({ component: 'crm' }),
     registry,
   });
+  // The toll-fraud guard's destination policy (allow-list, denied number types), shared by the
+  // numbers operators dial from their phones and notification calls (the API builds its own from
+  // the same settings, src/http/api.ts).
+  const destinations = new DestinationPolicy(
+    config.DESTINATION_ALLOWLIST,
+    config.DEFAULT_REGION,
+    config.DESTINATION_DENIED_TYPES,
+  );
   const calls = new CallService({
     gateway,
     routes,
@@ -255,11 +263,7 @@ export async function startEngine(
     // The toll-fraud guard's destination policy, for numbers operators dial from their phones
     // (the API applies it to click-to-call, src/http/api.ts).
     outboundGuard: new OperatorDialGuard({
-      destinations: new DestinationPolicy(
-        config.DESTINATION_ALLOWLIST,
-        config.DEFAULT_REGION,
-        config.DESTINATION_DENIED_TYPES,
-      ),
+      destinations,
       region: config.DEFAULT_REGION,
       logger,
       metrics: createSecurityMetrics(registry),
@@ -326,11 +330,7 @@ export async function startEngine(
   const autocallService = new AutocallService({
     store: autocallStore,
     notifier: autocallNotifier,
-    destinations: new DestinationPolicy(
-      config.DESTINATION_ALLOWLIST,
-      config.DEFAULT_REGION,
-      config.DESTINATION_DENIED_TYPES,
-    ),
+    destinations,
     trunks: config.TRUNKS.map((trunk) => ({ ...trunk, region: config.DEFAULT_REGION })),
     region: config.DEFAULT_REGION,
     wake: () => scheduler.wake(),
