@@ -9,7 +9,6 @@
  */
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,11 +37,7 @@ describe('campaign across a kill -9 of the engine (e2e, real process)', function
 
   afterEach(async () => {
     clearInterval(sampler);
-    const proc = child?.child;
-    if (proc && proc.exitCode === null && proc.signalCode === null) {
-      proc.kill('SIGKILL');
-      await once(proc, 'exit');
-    }
+    await child?.kill();
     await restarted?.stop();
     await sim?.close();
     await crm?.close();
@@ -135,8 +130,7 @@ describe('campaign across a kill -9 of the engine (e2e, real process)', function
       const c = await counts(firstUrl);
       return c.delivered >= 3 && c.in_progress >= 3;
     }, 'the campaign under way');
-    proc.kill('SIGKILL');
-    await once(proc, 'exit');
+    await child.kill();
     expect(liveSim.channels().length, 'calls left in Asterisk by the killed engine').to.be.above(0);
 
     const stream = new PassThrough();

@@ -8,7 +8,6 @@
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,11 +31,7 @@ describe('journal log (e2e): a click-to-call accepted before its commit survives
   let dataDir = '';
 
   afterEach(async () => {
-    const proc = child?.child;
-    if (proc && proc.exitCode === null && proc.signalCode === null) {
-      proc.kill('SIGKILL');
-      await once(proc, 'exit');
-    }
+    await child?.kill();
     await restarted?.stop();
     await sim?.close();
     await crm?.close();
@@ -92,8 +87,7 @@ describe('journal log (e2e): a click-to-call accepted before its commit survives
       await crm.waitForWebhook((w) => w.body.callId === callId && w.body.type === 'call.ringing');
       expect(other.prepare('SELECT id FROM calls WHERE id = ?').get(callId)).to.equal(undefined);
 
-      proc.kill('SIGKILL');
-      await once(proc, 'exit');
+      await child.kill();
       other.exec('ROLLBACK');
     } finally {
       other.close();

@@ -3,6 +3,7 @@
  * process shows: signals, exit codes, a crash (SIGKILL).
  */
 import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 
 /** The engine's entry point. */
@@ -55,5 +56,13 @@ export class EngineProcess {
       this.waiters.add(check);
       check();
     });
+  }
+
+  /** Kill the process with SIGKILL (a crash) and wait until it has exited; nothing if it has. */
+  async kill(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = once(this.child, 'exit');
+    this.child.kill('SIGKILL');
+    await exited;
   }
 }
