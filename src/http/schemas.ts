@@ -33,6 +33,10 @@ const disposition = z.enum(['answered', 'busy', 'no_answer', 'canceled', 'failed
 const hangupBy = z.enum(['caller', 'operator', 'customer', 'system']);
 const customer = z.object({
   id: z.string().optional().describe("The CRM's id of the customer."),
+  link: z
+    .string()
+    .optional()
+    .describe("The customer's page in the CRM (http(s) URL), from the route answer."),
   name: z.string().optional().describe('Customer name.'),
 });
 const variables = z
