@@ -165,6 +165,9 @@ const callRingingData = z.object({
   extension: z.string().describe('The ringing operator (screen pop).'),
   from: z.string(),
   to: z.string(),
+  customer: customer
+    .optional()
+    .describe('The customer card: as in call.started, when the CRM recognised the caller.'),
 });
 type _RingingMatches = Assert<Same<z.infer<typeof callRingingData>, CallRingingData>>;
 
