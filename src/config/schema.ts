@@ -754,7 +754,7 @@ export const configSchema = z.object({
     .max(60_000)
     .default(1000)
     .describe(
-      'While sockets are connected, the live stream also reads the stored events this often, in milliseconds, for events this engine was not told about (another instance sharing a PostgreSQL store). Events of this engine are sent as soon as they are committed.',
+      'While sockets are connected, the live stream also reads the stored events this often, in milliseconds, as a safety net; events are normally sent as soon as their store commit is done.',
     ),
   IDEMPOTENCY_TTL_MS: z.coerce
     .number()
