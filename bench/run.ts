@@ -1014,6 +1014,9 @@ async function liveStream(o: Options): Promise<void> {
       `  ${pad('ringing → stream message p50 / p99:', 34)} ${msPair(latency)} (max ${fixed(Math.max(...latency), 2)} ms; ${latency.length} samples, ${m.report.streamMissing} missing)`,
     );
     out(
+      `  ${pad('  same calls, call.ringing webhook:', 34)} ${msPair(m.report.popMs)} (the screen pop to the CRM, for comparison)`,
+    );
+    out(
       `  ${pad('messages:', 34)} ${messages} sent by the engine, ${closed.messages} received by the sockets`,
     );
     out(

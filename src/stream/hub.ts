@@ -253,6 +253,8 @@ export class StreamHub {
       this.deps.logger.error('live stream could not read the stored events; retrying', { err });
     } finally {
       this.reading = false;
+      // Asked again while a read of a stopped run was giving up: read for the current run.
+      if (run !== this.run && this.again && this.position !== undefined) this.kick();
     }
   }
 
