@@ -6,7 +6,7 @@
  * allowed (403 `origin_not_allowed`), a client address outside HTTP_ALLOWED_CIDRS (403
  * `ip_not_allowed`), a bad `after` (400 `invalid_cursor`), and while the engine shuts down (503
  * `shutting_down`). Credentials are checked after the upgrade, so a browser sees why in the close
- * code: `?token=` or `Authorization: Bearer` (operator token or API key), or a first message
+ * code: `?token=` (operator tokens only) or `Authorization: Bearer` (operator token or API key), or a first message
  * `{"type": "auth", "token": "…"}` within `authTimeoutMs`.
  *
  * Then: `{"type": "stream.welcome", …}`, the replay (`?after=`) or the snapshot of calls in
@@ -192,7 +192,10 @@ export class StreamServer {
       }
     }
     const header = /^Bearer +([^\s]+) *$/i.exec(req.headers.authorization ?? '')?.[1];
-    const credential = url.searchParams.get('token') ?? header ?? undefined;
+    const query = url.searchParams.get('token') ?? undefined;
+    // An API key never travels in a URL (proxies log URLs): in the query only operator tokens.
+    const credential =
+      query !== undefined ? { text: query, fromUrl: true } : header ? { text: header } : undefined;
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const connection = new StreamConnection(ws, this.options, this.metrics, after, () =>
         this.forget(connection),
@@ -280,9 +283,13 @@ class StreamConnection implements StreamSubscriber {
     ws.on('error', () => this.gone());
   }
 
-  start(credential: string | undefined): void {
+  start(credential: { text: string; fromUrl?: boolean } | undefined): void {
     if (credential !== undefined) {
-      void this.authenticate(credential);
+      if (credential.fromUrl && !isOperatorToken(credential.text)) {
+        this.close(STREAM_CLOSE.forbidden, 'only operator tokens may be given in the URL');
+        return;
+      }
+      void this.authenticate(credential.text);
       return;
     }
     this.authTimer = setTimeout(

@@ -221,6 +221,9 @@ describe('live stream (e2e: GET /v1/stream over WebSocket)', function () {
     expect((await expired.closed).code).to.equal(4001);
     const silent = await open();
     expect((await silent.closed).code).to.equal(4002);
+    // An API key never travels in a URL.
+    const keyInUrl = await open({ token: TEST_API_KEY });
+    expect((await keyInUrl.closed).code).to.equal(4003);
 
     // A token 1.5 s from its expiry: the socket closes with 4001 then…
     const soon = new OperatorTokens({ secrets: [SECRET], now: () => Date.now() - 58_500 });
@@ -240,6 +243,18 @@ describe('live stream (e2e: GET /v1/stream over WebSocket)', function () {
     // A renewal for another extension is refused.
     renewing.send({ type: 'renew', token: await tokenFor('102') });
     expect((await renewing.closed).code).to.equal(4003);
+  });
+
+  it('drops a socket that stops answering pings', async () => {
+    await start({ STREAM_PING_INTERVAL_MS: '200' });
+    const alive = await operatorStream('101');
+    const dead = await operatorStream('102');
+    // The network under 102 goes away: it reads nothing, answers no ping.
+    (dead.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    await until(() => bed.engine.stream.size === 1, 'the engine to drop the dead socket');
+    // The live one answered every ping and is still served.
+    alive.send({ type: 'ping' });
+    await alive.next((m) => m.type === 'pong', 'pong');
   });
 
   it('refuses a page of an origin not allowed, and lets an allowed one in', async () => {
