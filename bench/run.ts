@@ -992,8 +992,28 @@ async function liveStream(o: Options): Promise<void> {
     const rssAfter = process.memoryUsage().rss;
     const engineSockets = run.engine.stream.size;
     const messagesBefore = await counterValue(run.engine, 'aricrm_stream_messages_total');
+    trace.on = true;
     const m = await profiled(peer, o, 'stream', () => load(peer, { calls: callCount, rate }));
+    trace.on = false;
     await quiesce(run.engine);
+    // The stream's own part: from the engine having `call.ringing` durable (the journal's
+    // hand-off, as for the webhook) to the message on the socket.
+    const { samples } = await request<{ id: number; samples: PopSample[] }>(
+      peer,
+      { type: 'pop-samples' },
+      'pop-samples',
+    );
+    const durableToStream: number[] = [];
+    const durableToWebhook: number[] = [];
+    for (const s of samples) {
+      const committed = trace.ringingCommitted.get(s.from);
+      if (committed === undefined) continue;
+      if (s.streamAt !== undefined) durableToStream.push(s.streamAt - committed);
+      durableToWebhook.push(s.webhookAt - committed);
+    }
+    trace.ringingReceived.clear();
+    trace.ringingEmitted.clear();
+    trace.ringingCommitted.clear();
     const messages =
       (await counterValue(run.engine, 'aricrm_stream_messages_total')) - messagesBefore;
     const closed = await request<{ id: number; messages: number }>(
@@ -1017,6 +1037,10 @@ async function liveStream(o: Options): Promise<void> {
       `  ${pad('  same calls, call.ringing webhook:', 34)} ${msPair(m.report.popMs)} (the screen pop to the CRM, for comparison)`,
     );
     out(
+      `  ${pad('  durable → stream message:', 34)} ${msPair(durableToStream)} (store commit, outbox read, fan-out, socket)`,
+    );
+    out(`  ${pad('  durable → webhook arrives:', 34)} ${msPair(durableToWebhook)}`);
+    out(
       `  ${pad('messages:', 34)} ${messages} sent by the engine, ${closed.messages} received by the sockets`,
     );
     out(
@@ -1032,6 +1056,13 @@ async function liveStream(o: Options): Promise<void> {
       result: `${fixed(percentile(latency, 99), 2)} ms`,
       target: '≤ 20 ms',
       ok: percentile(latency, 99) <= 20 && m.report.streamMissing === 0 && latency.length > 0,
+    });
+    summary.push({
+      scenario: '',
+      figure: '  durable → stream message p99',
+      result: `${fixed(percentile(durableToStream, 99), 2)} ms`,
+      target: '',
+      ok: undefined,
     });
     summary.push({
       scenario: '',

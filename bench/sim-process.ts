@@ -123,6 +123,8 @@ export interface PopSample {
   ringingAt: number;
   /** The `call.ringing` webhook arrived. */
   webhookAt: number;
+  /** The `call.ringing` message arrived on a live stream socket (with sockets open). */
+  streamAt?: number;
 }
 
 type Command =
@@ -325,7 +327,12 @@ function callDone(call: TrackedCall, now: number): void {
   if (call.ringingAt !== undefined) {
     if (call.popAt !== undefined) {
       order.report.popMs.push(call.popAt - call.ringingAt);
-      order.pops.push({ from: call.from, ringingAt: call.ringingAt, webhookAt: call.popAt });
+      order.pops.push({
+        from: call.from,
+        ringingAt: call.ringingAt,
+        webhookAt: call.popAt,
+        ...(call.streamAt === undefined ? {} : { streamAt: call.streamAt }),
+      });
     } else order.report.popMissing++;
     if (streamSockets.length > 0) {
       if (call.streamAt !== undefined) order.report.streamMs.push(call.streamAt - call.ringingAt);
