@@ -280,7 +280,9 @@ export function acceptOperatorTokens(
       return;
     }
     const { principal } = verdict;
-    const route = routes.find((r) => r.method === req.method && r.path.test(req.path));
+    // HEAD is answered by the GET routes (Express does the same).
+    const method = req.method === 'HEAD' ? 'GET' : req.method;
+    const route = routes.find((r) => r.method === method && r.path.test(req.path));
     if (!route) {
       next(new HttpError(403, 'token_not_allowed', 'an operator token cannot use this route'));
       return;
