@@ -233,6 +233,26 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
   }
 
   /** The call the operator at `extension` is on, ringing or talking. */
+  /**
+   * Ids of the calls in progress that involve the operator at `extension` (a leg of theirs not
+   * ended: ringing, talking, placing the call), or of every call in progress when `extension` is
+   * undefined. The live stream's snapshot of a socket opened without `?after=`.
+   */
+  liveCallIds(extension?: string): string[] {
+    const ids: string[] = [];
+    for (const ctx of this.runtime.active.values()) {
+      const { call } = ctx;
+      if (call.phase === 'ended') continue;
+      if (
+        extension === undefined ||
+        call.answeredBy === extension ||
+        [...call.legs.values()].some((leg) => !leg.ended && leg.extension === extension)
+      )
+        ids.push(call.id);
+    }
+    return ids;
+  }
+
   currentCallOf(extension: string): CurrentCall | undefined {
     for (const ctx of this.runtime.active.values()) {
       const { call } = ctx;

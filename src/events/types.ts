@@ -25,6 +25,8 @@ export interface EventCustomer {
   id?: string;
   /** Customer name, as shown on the operator's phone. */
   name?: string;
+  /** The customer's page in the CRM (http(s) URL), when the route answer gave one. */
+  link?: string;
 }
 
 /** `call.started`: the call exists (inbound: it entered the Stasis app; outbound: dialling began). Seed `type=in|out`. */
@@ -50,6 +52,8 @@ export interface CallRingingData {
   from: string;
   /** Called number (as in `call.started`). */
   to: string;
+  /** The customer, when the CRM recognised the caller (as in `call.started`): the screen pop's card. */
+  customer?: EventCustomer;
 }
 
 /** `call.answered`: operator `extension` answered (inbound) or the customer answered (outbound). */

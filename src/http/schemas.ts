@@ -33,6 +33,10 @@ const disposition = z.enum(['answered', 'busy', 'no_answer', 'canceled', 'failed
 const hangupBy = z.enum(['caller', 'operator', 'customer', 'system']);
 const customer = z.object({
   id: z.string().optional().describe("The CRM's id of the customer."),
+  link: z
+    .string()
+    .optional()
+    .describe("The customer's page in the CRM (http(s) URL), from the route answer."),
   name: z.string().optional().describe('Customer name.'),
 });
 const variables = z
@@ -161,6 +165,9 @@ const callRingingData = z.object({
   extension: z.string().describe('The ringing operator (screen pop).'),
   from: z.string(),
   to: z.string(),
+  customer: customer
+    .optional()
+    .describe('The customer card: as in call.started, when the CRM recognised the caller.'),
 });
 type _RingingMatches = Assert<Same<z.infer<typeof callRingingData>, CallRingingData>>;
 
