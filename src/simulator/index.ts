@@ -24,6 +24,7 @@ import { Pbx } from './pbx.ts';
 import { PhoneBook } from './phones.ts';
 import { createAriHandler } from './rest/router.ts';
 import type {
+  AnswerVoice,
   DtmfPlan,
   InboundCall,
   OperatorCall,
@@ -38,6 +39,7 @@ import type {
 import { attachEventWebSocket } from './ws.ts';
 
 export type {
+  AnswerVoice,
   DtmfPlan,
   InboundCall,
   OperatorCall,

@@ -53,7 +53,13 @@ export const DEFAULT_PORTS: KitPorts = {
 };
 
 /** The project's shipped Asterisk configuration (`asterisk-conf/`). */
-const PROJECT_CONF = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'asterisk-conf');
+const PROJECT_CONF = resolve(
+  dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  '..',
+  'asterisk-conf',
+);
 
 /**
  * The answering-machine detection context of the project's `extensions.conf` (`[crm-amd]`, to

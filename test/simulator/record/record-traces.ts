@@ -509,13 +509,18 @@ async function amdContinue(ctx: Ctx): Promise<void> {
     rec.note(`AMD with ${run.what}`);
     const from = rec.events.length;
     const customer = answeringPhone(ctx, 'uas_answer.xml', ctx.kit.ports.trunk, 300);
-    const orig = await rec.rest('POST', '/channels', {
-      endpoint: `PJSIP/${CALLER}@client-trunk`,
-      app: APP,
-      appArgs: 'notify,1,amd',
-      callerId: COMPANY,
-      timeout: 30,
-    }, { variables: { AUTOCALL_ID: '1', ...run.variables } });
+    const orig = await rec.rest(
+      'POST',
+      '/channels',
+      {
+        endpoint: `PJSIP/${CALLER}@client-trunk`,
+        app: APP,
+        appArgs: 'notify,1,amd',
+        callerId: COMPANY,
+        timeout: 30,
+      },
+      { variables: { AUTOCALL_ID: '1', ...run.variables } },
+    );
     const id = String((orig.body as Json).id);
     await rec.next(isType('StasisStart', id), 'StasisStart', 15_000, from);
     await rec.rest('POST', `/channels/${id}/continue`, {
