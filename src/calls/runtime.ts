@@ -432,12 +432,23 @@ export class CallRuntime {
       await this.maybeDial(ctx, leg);
       return;
     }
+    const flow = this.flowOf(ctx);
+    if (
+      leg.inDialplan &&
+      flow.legBackInStasis &&
+      !leg.hangupRequested &&
+      ctx.call.phase !== 'ended'
+    ) {
+      // An answered leg the flow had sent into the dialplan (`continue`) came back.
+      leg.inDialplan = false;
+      await flow.legBackInStasis(ctx, leg, args);
+      return;
+    }
     if (ctx.call.phase !== 'dialing' || leg.hangupRequested) {
       // The call moved on (answered elsewhere, abandoned) while this leg was being created.
       if (!leg.hangupRequested) await this.hangupLeg(ctx, leg);
       return;
     }
-    const flow = this.flowOf(ctx);
     if (flow.legInStasis) await flow.legInStasis(ctx, leg, args);
     else await this.maybeDial(ctx, leg);
   }
