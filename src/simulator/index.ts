@@ -24,7 +24,6 @@ import { Pbx } from './pbx.ts';
 import { PhoneBook } from './phones.ts';
 import { createAriHandler } from './rest/router.ts';
 import type {
-  AnswerVoice,
   DtmfPlan,
   InboundCall,
   OperatorCall,
