@@ -207,6 +207,32 @@ describe('notification calls with answering-machine detection on the simulator (
     expect(ended.body.data).to.deep.include({ disposition: 'answered', hangupBy: 'customer' });
   });
 
+  it('cancel while AMD listens: the channel is hung up in the dialplan, the job is canceled', async () => {
+    await start();
+    // No audio: AMD would listen for its whole 30 s (0.6 s of real time here).
+    bed.sim.customers.set('74950000109', { mode: 'answer', answerAfterMs: 300 });
+    const id = await create({
+      to: '+74950000109',
+      files: ['hello-world'],
+      amd: { enabled: true, totalAnalysisTimeMs: 30_000 },
+      tries: 3,
+    });
+    await until(async () => continues().length === 1, 'the channel sent to crm-amd');
+    const cancel = await api(`/v1/autocalls/${id}/cancel`, {});
+    expect(cancel.status, JSON.stringify(cancel.body)).to.be.oneOf([200, 202]);
+    const job = await finalJob(id, 'canceled');
+    expect(job.attempts!.map((a) => [a.dialStatus, a.outcome, a.amdStatus])).to.deep.equal([
+      ['ANSWER', 'canceled', undefined],
+    ]);
+    const callId = job.attempts![0]!.callId!;
+    await bed.crm.waitForWebhook((w) => w.body.type === 'call.ended' && w.body.callId === callId);
+    expect(bed.crm.eventsOf(callId).map((w) => w.body.type)).to.deep.equal([
+      'call.started',
+      'call.ended',
+    ]);
+    await until(async () => bed.sim.channels().length === 0, 'no channel left');
+  });
+
   it('a campaign default turns AMD on for its jobs; a job may turn it off', async () => {
     await start();
     bed.sim.customers.set('*', { mode: 'answer', answerAfterMs: 300, voice: 'machine' });

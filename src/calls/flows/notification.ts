@@ -40,12 +40,13 @@ import { AriConnectionError, AriServerError } from '../../ari/errors.ts';
 import type { AriEvent } from '../../ari/types.ts';
 import type { DialJob, NotificationDialer } from '../../autocalls/dialer.ts';
 import {
+  AMD_STATUSES,
+  type AmdStatus,
   type AttemptOutcome,
   type AttemptResult,
   type AutocallDialStatus,
   unansweredResult,
 } from '../../autocalls/model.ts';
-import { AMD_STATUSES, type AmdStatus } from '../../autocalls/model.ts';
 import type { AutocallAmd, AutocallScript } from '../../autocalls/types.ts';
 import { type Call, type Leg } from '../model.ts';
 import type { CallContext, Flow } from '../context.ts';
