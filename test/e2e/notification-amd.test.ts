@@ -14,7 +14,10 @@ import { until } from '../support/until.ts';
 describe('notification calls with answering-machine detection on the simulator (e2e)', function () {
   this.timeout(30_000);
   let bed: TestBed;
-  afterEach(async () => {
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed' && bed)
+      for (const line of bed.logs.filter((l) => l.level !== 'debug').slice(-60))
+        console.log(JSON.stringify(line));
     await bed?.stop();
   });
 
@@ -53,7 +56,7 @@ describe('notification calls with answering-machine detection on the simulator (
     });
     const job = await finalJob(id, 'machine');
     expect(job.script.amd).to.deep.equal({ enabled: true, onMachine: 'hangup' });
-    expect(job.attempts).to.have.length(1);
+    expect(job.attempts, JSON.stringify(job.attempts)).to.have.length(1);
     expect(job.attempts![0]).to.deep.include({
       dialStatus: 'ANSWER',
       outcome: 'machine',
