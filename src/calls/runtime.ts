@@ -427,12 +427,15 @@ export class CallRuntime {
   async onLegStasisStart(ctx: CallContext, channelId: string, args: string[] = []): Promise<void> {
     const leg = ctx.call.legs.get(channelId);
     if (!leg) return;
+    const flow = this.flowOf(ctx);
+    // Back from the dialplan, and already handled (a reconciliation found it in Stasis before
+    // its StasisStart came): nothing more to do.
+    if (flow.legBackInStasis && leg.answered && leg.inStasis && !leg.inDialplan) return;
     leg.inStasis = true;
     if (this.isTransferLeg(ctx, leg)) {
       await this.maybeDial(ctx, leg);
       return;
     }
-    const flow = this.flowOf(ctx);
     if (
       leg.inDialplan &&
       flow.legBackInStasis &&

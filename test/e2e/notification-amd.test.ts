@@ -236,6 +236,34 @@ describe('notification calls with answering-machine detection on the simulator (
     await until(async () => bed.sim.channels().length === 0, 'no channel left');
   });
 
+  it('ARI unreachable when AMD hands the channel back: Asterisk hangs it up, the attempt is cut_short and retried', async () => {
+    await start();
+    bed.sim.customers.set('74950000110', { mode: 'answer', answerAfterMs: 300, voice: 'human' });
+    const id = await create({
+      to: '+74950000110',
+      files: ['hello-world'],
+      // HUMAN 10.5 simulated seconds after the answer (0.2 s of real time): ARI goes away first.
+      amd: { enabled: true, afterGreetingSilenceMs: 10_000, totalAnalysisTimeMs: 30_000 },
+      tries: 2,
+      triesPeriodSec: 1,
+    });
+    await until(async () => continues().length === 1, 'the channel sent to crm-amd');
+    bed.sim.refuseConnections();
+    bed.sim.dropWebSockets();
+    // Stasis(crm-app,amd,…) finds no WebSocket (STASISSTATUS=FAILED): the dialplan hangs up.
+    await until(async () => bed.sim.channels().length === 0, 'the channel hung up by Asterisk');
+    bed.sim.acceptConnections();
+    const job = await finalJob(id, 'delivered');
+    expect(job.attempts!.map((a) => [a.outcome, a.amdStatus])).to.deep.equal([
+      ['cut_short', undefined],
+      ['delivered', 'HUMAN'],
+    ]);
+    expect(job.attempts![1]!.amdCause).to.equal('HUMAN-10000-10000');
+    const callId = job.attempts![0]!.callId!;
+    await bed.crm.waitForWebhook((w) => w.body.type === 'call.ended' && w.body.callId === callId);
+    expect(bed.crm.eventsOf(callId).filter((w) => w.body.type === 'call.ended')).to.have.length(1);
+  });
+
   it('a campaign default turns AMD on for its jobs; a job may turn it off', async () => {
     await start();
     bed.sim.customers.set('*', { mode: 'answer', answerAfterMs: 300, voice: 'machine' });

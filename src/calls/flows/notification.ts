@@ -327,7 +327,16 @@ export class NotificationFlow implements Flow, NotificationDialer {
     attempt.offChannel = this.rt.deps.gateway.onChannel(leg.channelId, (event) =>
       this.onChannelEvent(attempt, event),
     );
-    const [role, status = '', cause = ''] = args;
+    let [role, status = '', cause = ''] = args;
+    if (role !== AMD_STASIS_ROLE) {
+      // Found back in Stasis by a reconciliation (the StasisStart came while the WebSocket was
+      // down): no arguments, so the verdict is read from the channel.
+      [status, cause] = await Promise.all([
+        this.channelVariable(leg.channelId, 'AMDSTATUS'),
+        this.channelVariable(leg.channelId, 'AMDCAUSE'),
+      ]);
+      role = AMD_STASIS_ROLE;
+    }
     if (role === AMD_STASIS_ROLE && (AMD_STATUSES as readonly string[]).includes(status)) {
       attempt.amdStatus = status as AmdStatus;
       if (cause) attempt.amdCause = cause.slice(0, 200);
@@ -351,6 +360,15 @@ export class NotificationFlow implements Flow, NotificationDialer {
       return;
     }
     this.startMessage(attempt, false);
+  }
+
+  /** A channel variable (`GET /channels/{id}/variable`); `''` when it cannot be read. */
+  private async channelVariable(channelId: string, variable: string): Promise<string> {
+    try {
+      return await this.rt.deps.gateway.channels.getVariable(channelId, variable);
+    } catch {
+      return '';
+    }
   }
 
   /** Run the script outside the per-call chain (it takes the whole call). */
