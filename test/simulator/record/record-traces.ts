@@ -8,7 +8,8 @@
  *
  * Scenarios: dtmf-received, play-http-media, device-endpoint-state, event-filter, amd-continue.
  * The Asterisk runs in its own home (`/tmp/h-simfid-ast`, or $RECORD_HOME) on the ports of
- * {@link DEFAULT_PORTS}; it and every SIPp process are stopped at the end, also on failure.
+ * {@link DEFAULT_PORTS} (each shifted by $RECORD_PORT_SHIFT); it and every SIPp process are
+ * stopped at the end, also on failure.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { writeFileSync } from 'node:fs';
