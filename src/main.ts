@@ -287,6 +287,7 @@ export async function startEngine(
       clickToCallRingTimeoutSec: config.CLICK_TO_CALL_RING_TIMEOUT_SEC,
       serviceContext: config.SERVICE_CONTEXT,
       notificationRingTimeoutSec: config.AUTOCALL_RING_TIMEOUT_SEC,
+      amdContext: config.AUTOCALL_AMD_CONTEXT,
     },
   });
   registerCallStasisHandlers(gateway, calls);

@@ -84,6 +84,7 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     this.runtime.registerFlow(this.clickToCall);
     this.notification = new NotificationFlow(this.runtime, {
       ringTimeoutSec: deps.options.notificationRingTimeoutSec,
+      ...(deps.options.amdContext ? { amdContext: deps.options.amdContext } : {}),
       defaultCallerId: deps.options.companyCallerId,
       ...(deps.verbCrm ? { crm: deps.verbCrm } : {}),
     });

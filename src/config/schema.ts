@@ -648,6 +648,13 @@ export const configSchema = z.object({
     .describe(
       'Seconds a notification call rings the customer before giving up (the attempt is then no_answer and retried per the job).',
     ),
+  AUTOCALL_AMD_CONTEXT: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,79}$/, 'must be a dialplan context name (letters, digits, _ and -)')
+    .default('crm-amd')
+    .describe(
+      'Dialplan context a notification call with answering-machine detection ("amd": {"enabled": true}) is continued to once answered, at extension s, priority 1: it runs AMD() and returns with Stasis(<app>,amd,${AMDSTATUS},${AMDCAUSE}) (asterisk-conf/extensions.conf ships it).',
+    ),
   CLICK_TO_CALL_TRIES: z.coerce
     .number()
     .int()

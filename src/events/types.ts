@@ -236,6 +236,10 @@ export interface AutocallAttemptData {
   outcome: string;
   /** The engine's call id of the attempt, when a call was created. */
   callId?: string;
+  /** Answering-machine detection's verdict (AMDSTATUS: MACHINE, HUMAN, NOTSURE), when it ran. */
+  amdStatus?: string;
+  /** Its reason (AMDCAUSE), e.g. `LONGGREETING-1500-1500`. */
+  amdCause?: string;
   /** When the next attempt is due, when there is one (else `autocall.finished` follows). */
   nextAttemptAt?: string;
 }
@@ -250,6 +254,10 @@ export interface AutocallFinishedData {
   /** Attempts made. */
   attempts: number;
   finishedAt: string;
+  /** The last attempt's answering-machine detection verdict (AMDSTATUS), when it ran. */
+  amdStatus?: string;
+  /** Its reason (AMDCAUSE). */
+  amdCause?: string;
   variables?: Record<string, string>;
 }
 

@@ -269,6 +269,11 @@ const autocallAttemptData = z.object({
       'delivered, not_confirmed, cut_short, busy, no_answer, congestion, rejected, machine, canceled, failed or lost.',
     ),
   callId: z.string().optional().describe('Engine call id of the attempt, when a call was created.'),
+  amdStatus: z
+    .string()
+    .optional()
+    .describe('Answering-machine detection verdict (AMDSTATUS): MACHINE, HUMAN or NOTSURE.'),
+  amdCause: z.string().optional().describe('Its reason (AMDCAUSE), e.g. LONGGREETING-1500-1500.'),
   nextAttemptAt: isoTime.optional().describe('When the next attempt is due, if there is one.'),
 });
 type _AutocallAttemptMatches = Assert<
@@ -282,6 +287,11 @@ const autocallFinishedData = z.object({
   status: z.string().describe('delivered, busy, no_answer, failed, canceled or machine.'),
   attempts: z.int().min(0).describe('Attempts made.'),
   finishedAt: isoTime,
+  amdStatus: z
+    .string()
+    .optional()
+    .describe("The last attempt's answering-machine detection verdict (AMDSTATUS), when it ran."),
+  amdCause: z.string().optional().describe('Its reason (AMDCAUSE).'),
   variables: z.record(z.string(), z.string()).optional(),
 });
 type _AutocallFinishedMatches = Assert<
