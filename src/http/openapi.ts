@@ -226,6 +226,7 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
     'recording.ready': 'RecordingReadyEvent',
     'autocall.attempt': 'AutocallAttemptEvent',
     'autocall.finished': 'AutocallFinishedEvent',
+    'operator.state': 'OperatorStateEvent',
   };
   const responseSchemas = componentSchemas(
     {

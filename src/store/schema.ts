@@ -178,6 +178,22 @@ export interface AutocallAttemptsTable {
   outcome: string;
 }
 
+/** `operators`: operator presence, one row per extension (migration 0006, src/operators/). */
+export interface OperatorsTable {
+  extension: string;
+  /** `available`, `break` or `dnd`. */
+  status: string;
+  /** `offline`, `idle`, `ringing` or `on_call`: the last state the engine published. */
+  state: string;
+  /** When `state` or `status` last changed. */
+  since: string;
+  /** The call ringing the operator or the operator is on. */
+  call_id: string | null;
+  /** Sequence of the operator's last `operator.state` event. */
+  event_seq: number;
+  updated_at: string;
+}
+
 /** The whole database as Kysely sees it. */
 export interface Database {
   autocall_campaigns: AutocallCampaignsTable;
@@ -189,6 +205,7 @@ export interface Database {
   webhook_deliveries: WebhookDeliveriesTable;
   idempotency_keys: IdempotencyKeysTable;
   journal_state: JournalStateTable;
+  operators: OperatorsTable;
 }
 
 /**
