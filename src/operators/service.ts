@@ -115,11 +115,16 @@ export class PresenceService extends EventEmitter<PresenceEvents> {
 
   /**
    * Whether inbound routing may ring `extension` now: `available`, not offline, not on a call.
-   * An extension that is not an operator's (not configured) is always rung.
+   * An extension that is not an operator's (not configured) is always rung; so is an available
+   * operator whose phone Asterisk has not been asked about yet since the engine started (the
+   * state it has is the last one stored, maybe stale).
    */
   takesCalls(extension: string): boolean {
     const operator = this.operators.get(extension);
-    return operator === undefined || takesCalls(operator);
+    if (operator === undefined) return true;
+    if (!this.asterisk.has(extension) && this.deps.engineView?.(extension) === undefined)
+      return operator.status === 'available';
+    return takesCalls(operator);
   }
 
   /**
@@ -257,7 +262,10 @@ export class PresenceService extends EventEmitter<PresenceEvents> {
    * Make `next` the operator's presence: `since` now, the next event sequence; emit `change`,
    * then store it with its event and deliver the event once committed.
    */
-  private apply(extension: string, next: Omit<StoredOperator, 'since' | 'eventSeq'>): Promise<void> {
+  private apply(
+    extension: string,
+    next: Omit<StoredOperator, 'since' | 'eventSeq'>,
+  ): Promise<void> {
     const before = this.require(extension);
     const now = this.now();
     const operator: StoredOperator = {
@@ -307,7 +315,8 @@ function publicView(operator: StoredOperator): Operator {
     state: operator.state,
     status: operator.status,
     since: operator.since,
-    ...(operator.callId !== undefined && (operator.state === 'ringing' || operator.state === 'on_call')
+    ...(operator.callId !== undefined &&
+    (operator.state === 'ringing' || operator.state === 'on_call')
       ? { callId: operator.callId }
       : {}),
   };

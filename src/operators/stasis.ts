@@ -59,7 +59,13 @@ export function registerPresenceStasisHandlers(
   const offConnection = gateway.onConnectionChange((state) => {
     if (state !== 'connected') return;
     const mine = ++generation;
-    void refresh(gateway, service, byDevice, log, () => mine === generation && gateway.isConnected());
+    void refresh(
+      gateway,
+      service,
+      byDevice,
+      log,
+      () => mine === generation && gateway.isConnected(),
+    );
   });
   return () => {
     offEvent();
