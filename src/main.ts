@@ -248,24 +248,23 @@ export async function startEngine(
     ...journalLog,
   });
   // Operator presence (src/operators/): learned from Asterisk's device states (stasis.ts) and
-  // the engine's calls (read through `callsView`, set once the call service exists below, and
+  // the engine's calls (read through `engineCalls`, set once the call service exists below, and
   // told of every call event through the notifier's sinks); statuses from the store.
-  let callsView: CallService | undefined;
-  const operatorStore = new OperatorStore(store, { skipDelivery: !config.CRM_WEBHOOK_URL });
-  let presence: PresenceService | undefined;
+  const engineCalls: { service?: CallService } = {};
+  const presence = new PresenceService({
+    extensions: operatorExtensions(config, simulator !== undefined && !config.ARI_URL),
+    store: new OperatorStore(store, { skipDelivery: !config.CRM_WEBHOOK_URL }),
+    logger: logger.child({ component: 'operators' }),
+    engineView: (extension) => engineCalls.service?.operatorActivity(extension),
+    // Called once a change is committed, long after the notifier below exists.
+    committed: (event) => operatorNotifier.committed(event),
+  });
   const operatorNotifier = new OperatorNotifier(
     registry,
     logger.child({ component: 'operators' }),
-    () => presence?.list() ?? [],
+    () => presence.list(),
     (event) => webhooks.enqueue(event),
   );
-  presence = new PresenceService({
-    extensions: operatorExtensions(config, simulator !== undefined && !config.ARI_URL),
-    store: operatorStore,
-    logger: logger.child({ component: 'operators' }),
-    engineView: (extension) => callsView?.operatorActivity(extension),
-    committed: (event) => operatorNotifier.committed(event),
-  });
   await startStep(presence.load());
   const presenceSink: EventSink = { enqueue: (event) => presence.callEvent(event) };
   const notifier = new CallNotifier(
@@ -325,7 +324,7 @@ export async function startEngine(
     },
   });
   registerCallStasisHandlers(gateway, calls);
-  callsView = calls;
+  engineCalls.service = calls;
   // Subscribed to the operators' device states at every (re)connect, read afresh each time.
   registerPresenceStasisHandlers(gateway, presence, {
     endpointTemplate: config.OPERATOR_ENDPOINT,

@@ -38,7 +38,7 @@ export class OperatorNotFoundError extends Error {
 export interface PresenceServiceDeps {
   /** The operator extensions (OPERATOR_EXTENSIONS, or what the configuration implies). */
   extensions: readonly string[];
-  store: OperatorStore;
+  store: Pick<OperatorStore, 'loadAll' | 'saveChange'>;
   logger: Logger;
   /**
    * What the engine's live calls say about an extension (CallService.operatorActivity); absent:
