@@ -8,14 +8,16 @@
  *    in progress) → `on_call`;
  * 2. Asterisk's device state says the phone is in use (`INUSE`, `BUSY`, `ONHOLD`, `RINGINUSE`)
  *    → `on_call`;
- * 3. the engine rings the phone, or the device state is `RINGING` → `ringing`;
+ * 3. the engine rings the phone (Asterisk reported its leg ringing), or the device state is
+ *    `RINGING` → `ringing`;
  * 4. the device is `UNAVAILABLE` / `INVALID` (a PJSIP endpoint without a registered contact)
  *    → `offline`; any other device state → `idle`;
  * 5. without a device state (or `UNKNOWN`), the endpoint state: `online` (or `unknown`) →
  *    `idle`, `offline` or nothing known yet → `offline`.
  *
  * The engine's knowledge wins where it is more precise: it knows which call rings the phone
- * (`callId`) and sees an answer as soon as Asterisk reports it on the channel.
+ * (`callId`, also when the device state says `RINGING` before the leg's own ringing event) and
+ * sees an answer as soon as Asterisk reports it on the channel.
  */
 
 /** What the operator's phone is doing. */
@@ -55,12 +57,14 @@ export interface AsteriskView {
 
 /**
  * What the engine's own calls say about the operator's phone: the call that rings it
- * (`answered: false`) or that it is on (`answered: true`). Undefined: no call of the engine
- * involves the phone.
+ * (`answered: false`) or that it is on (`answered: true`); `dialing`: the call's leg to the phone
+ * exists but Asterisk has not reported it ringing yet (it only names the call of a ringing or
+ * busy device). Undefined: no call of the engine involves the phone.
  */
 export interface EngineView {
   callId: string;
   answered: boolean;
+  dialing?: boolean;
 }
 
 const IN_USE = new Set(['INUSE', 'BUSY', 'ONHOLD', 'RINGINUSE']);
@@ -79,7 +83,7 @@ export function deriveState(
   if (engine?.answered) return withCall('on_call');
   const device = asterisk.deviceState?.toUpperCase();
   if (device !== undefined && IN_USE.has(device)) return withCall('on_call');
-  if (engine || device === 'RINGING') return withCall('ringing');
+  if ((engine && !engine.dialing) || device === 'RINGING') return withCall('ringing');
   // The device state is the live one; the endpoint state decides only without it.
   if (device !== undefined && device !== 'UNKNOWN')
     return UNREACHABLE.has(device) ? { state: 'offline' } : { state: 'idle' };

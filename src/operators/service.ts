@@ -238,7 +238,8 @@ export class PresenceService extends EventEmitter<PresenceEvents> {
   ): void {
     const device = asterisk.deviceState?.toUpperCase();
     const deviceBusy = device !== undefined && device !== 'NOT_INUSE' && device !== 'UNAVAILABLE';
-    const disagree = engine !== undefined ? device !== undefined && !deviceBusy : false;
+    const disagree =
+      engine !== undefined && !engine.dialing ? device !== undefined && !deviceBusy : false;
     const pending = this.rechecks.get(extension);
     if (!disagree || this.stopped) {
       if (pending) {

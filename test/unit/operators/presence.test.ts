@@ -45,6 +45,13 @@ describe('operator presence: the state machine', () => {
       callId: 'c-1',
     });
     expect(deriveState({ deviceState: 'RINGING' }, ringing).callId).to.equal('c-1');
+    // A leg being dialled names the call of a ringing device, but does not ring by itself.
+    const dialing: EngineView = { callId: 'c-2', answered: false, dialing: true };
+    expect(deriveState({ deviceState: 'NOT_INUSE' }, dialing)).to.deep.equal({ state: 'idle' });
+    expect(deriveState({ deviceState: 'RINGING' }, dialing)).to.deep.equal({
+      state: 'ringing',
+      callId: 'c-2',
+    });
   });
 
   it('is on_call when the device is in use or the engine saw the answer first', () => {
