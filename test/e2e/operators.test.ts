@@ -29,6 +29,11 @@ async function untilState(bed: TestBed, extension: string, state: string): Promi
   );
 }
 
+/** Wait until the engine has read every phone from the simulator: all idle. */
+async function allIdle(bed: TestBed): Promise<void> {
+  for (const ext of ['101', '102', '103']) await untilState(bed, ext, 'idle');
+}
+
 /** The `operator.state` webhooks of `extension` received so far. */
 function stateWebhooks(bed: TestBed, extension: string): ReceivedWebhook[] {
   return bed.crm.webhooks.filter(
@@ -70,7 +75,7 @@ describe('operator presence (e2e: engine + simulator + CRM)', function () {
 
   it('lists every operator, follows a phone unregistering and registering (API, webhooks, feed, emitter)', async function () {
     bed = await startTestBed();
-    await untilState(bed, '101', 'idle');
+    await allIdle(bed);
     const list = await apiRequest<{ items: Operator[] }>(bed.engine.httpUrl, '/v1/operators');
     expect(list.status).to.equal(200);
     expect(list.body.items.map((o) => [o.extension, o.state, o.status])).to.deep.equal([
@@ -123,7 +128,7 @@ describe('operator presence (e2e: engine + simulator + CRM)', function () {
 
   it('shows a call ringing the operator, then on_call, then idle, with the call id', async function () {
     bed = await startTestBed();
-    await untilState(bed, '101', 'idle');
+    await allIdle(bed);
     bed.crm.onRoute(() => ({
       body: { action: 'dial', strategy: 'ringall', extensions: ['101'], ringTimeoutSec: 20 },
     }));
@@ -148,7 +153,7 @@ describe('operator presence (e2e: engine + simulator + CRM)', function () {
 
   it('skips an operator on a break in a ring-all route; status errors are 400/404', async function () {
     bed = await startTestBed();
-    await untilState(bed, '102', 'idle');
+    await allIdle(bed);
     const put = await apiRequest<Operator>(bed.engine.httpUrl, '/v1/operators/101/status', {
       method: 'PUT',
       body: { status: 'break' },
@@ -198,9 +203,45 @@ describe('operator presence (e2e: engine + simulator + CRM)', function () {
     expect(creates).to.deep.equal(['PJSIP/102']);
   });
 
+  it('does not ring an operator already on a call; the next call goes to the free one', async function () {
+    bed = await startTestBed();
+    await allIdle(bed);
+    bed.crm.onRoute(() => ({
+      body: { action: 'dial', strategy: 'ringall', extensions: ['101', '102'], ringTimeoutSec: 20 },
+    }));
+    // First call: only 101 answers (102 keeps ringing until 101's answer cancels it).
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 300 });
+    bed.sim.phones.set('102', { mode: 'ring' });
+    const first = nextCaller();
+    await bed.sim.injectInboundCall({ from: first, to: DID, hangupAfterMs: 20_000 });
+    const firstId = await startedCall(bed, first);
+    await bed.crm.waitForWebhook(
+      (w) => w.body.callId === firstId && w.body.type === 'call.answered',
+    );
+    await untilState(bed, '101', 'on_call');
+    await untilState(bed, '102', 'idle');
+    expect(await operator(bed, '101')).to.include({ callId: firstId });
+
+    bed.sim.phones.set('102', { mode: 'answer', answerAfterMs: 300 });
+    const second = nextCaller();
+    await bed.sim.injectInboundCall({ from: second, to: DID, hangupAfterMs: 500 });
+    const secondId = await startedCall(bed, second);
+    const end = await bed.crm.waitForEnded(secondId);
+    expect(end.body.data).to.include({ disposition: 'answered', answeredBy: '102' });
+    const rung = bed.crm
+      .eventsOf(secondId)
+      .filter((w) => w.body.type === 'call.ringing')
+      .map((w) => w.body.data.extension);
+    expect(rung).to.deep.equal(['102']);
+    const logged = bed.logs.find(
+      (l) => l.message === 'operator skipped: not taking calls now' && l.callId === secondId,
+    );
+    expect(logged).to.include({ extension: '101' });
+  });
+
   it('runs the no-answer path at once when no operator of the route takes calls', async function () {
     bed = await startTestBed({ NO_ANSWER_DIALPLAN: 'service,9999,1' });
-    await untilState(bed, '102', 'idle');
+    await allIdle(bed);
     await apiRequest(bed.engine.httpUrl, '/v1/operators/101/status', {
       method: 'PUT',
       body: { status: 'dnd' },
@@ -233,7 +274,7 @@ describe('operator presence (e2e: engine + simulator + CRM)', function () {
 
   it('keeps presence right across an ARI reconnect: re-subscribes and reads the phones again', async function () {
     bed = await startTestBed();
-    await untilState(bed, '103', 'idle');
+    await allIdle(bed);
     const subscriptions = (): number =>
       bed.sim.requests.filter(
         (r) => r.method === 'POST' && r.path === '/applications/crm-app/subscription',
