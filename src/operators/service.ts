@@ -218,6 +218,10 @@ export class PresenceService extends EventEmitter<PresenceEvents> {
     const next = deriveState(asterisk, engine);
     this.scheduleRecheck(extension, asterisk, engine);
     if (next.state === operator.state && next.callId === operator.callId) return;
+    // Still ringing or on the call once the engine let go of its leg (the device's state follows
+    // a moment later): the call it was is still the best answer; no change.
+    if (next.state === operator.state && next.callId === undefined && operator.state !== 'idle')
+      return;
     const { callId: _old, ...rest } = operator;
     void this.apply(extension, {
       ...rest,
