@@ -202,7 +202,10 @@ export class PresenceService extends EventEmitter<PresenceEvents> {
     await this.writes;
   }
 
-  /** Stop rechecking (engine shutdown). Changes already made are still written. */
+  /**
+   * Stop following the phones (engine shutdown): no more state changes or rechecks; changes
+   * already made are still written ({@link flush}). Statuses can still be set.
+   */
   stop(): void {
     this.stopped = true;
     for (const r of this.rechecks.values()) clearTimeout(r.timer);
@@ -212,7 +215,7 @@ export class PresenceService extends EventEmitter<PresenceEvents> {
   /** Decide the extension's state again from what is known now; publish it when it changed. */
   recompute(extension: string): void {
     const operator = this.operators.get(extension);
-    if (!operator) return;
+    if (!operator || this.stopped) return;
     const asterisk = this.asterisk.get(extension) ?? {};
     const engine = this.deps.engineView?.(extension);
     const next = deriveState(asterisk, engine);
