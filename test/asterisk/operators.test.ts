@@ -2,7 +2,8 @@
  * Operator presence on a real Asterisk 22 (the kit) with the shipped `asterisk-conf/`, where
  * operator phones register with their passwords: a phone that has not registered is `offline`;
  * a SIPp phone registering makes its operator `idle`; a call to it shows `ringing`, `on_call`,
- * then `idle` again, from Asterisk's device states and the engine's call.
+ * then `idle` again, from Asterisk's device states and the engine's call; logging out (REGISTER
+ * with Expires: 0) makes it `offline` again.
  */
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
@@ -121,7 +122,7 @@ describeOnAsterisk('real Asterisk: operator presence', function () {
     expect(app.body.device_names).to.include.members(['PJSIP/101', 'PJSIP/102']);
   });
 
-  it('makes a registering phone idle, then ringing, on_call and idle again for a call to it', async () => {
+  it('makes a registering phone idle, ringing, on_call and idle for a call to it, offline once it logs out', async () => {
     const ports = asterisk.ports;
     const phone = Sipp.start('op101-presence', 'register.xml', ports, [
       `127.0.0.1:${ports.sip}`,
@@ -176,5 +177,24 @@ describeOnAsterisk('real Asterisk: operator presence', function () {
       ['idle', undefined],
     ]);
     expect(await operator('101')).to.include({ state: 'idle' });
+
+    // The phone logs out (REGISTER with Expires: 0 for the same contact): Asterisk drops it.
+    await phone.stop();
+    const logout = Sipp.start('op101-logout', 'unregister.xml', ports, [
+      `127.0.0.1:${ports.sip}`,
+      '-p',
+      String(ports.operators['101']),
+      '-s',
+      '101',
+      '-au',
+      '101',
+      '-ap',
+      secrets.operators['101'],
+      '-m',
+      '1',
+    ]);
+    await logout.passed();
+    await stateWebhook('101', { state: 'offline', previousState: 'idle' }, back.body.sequence);
+    expect(await operator('101')).to.include({ state: 'offline' });
   });
 });
