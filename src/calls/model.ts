@@ -86,7 +86,7 @@ export interface Call {
   did?: string;
   /** Caller ID name Asterisk gave the caller leg. */
   callerName?: string;
-  customer?: { id?: string; name?: string };
+  customer?: { id?: string; name?: string; link?: string };
   phase: CallPhase;
   legs: Map<string, Leg>;
   /** Channel id of the caller leg. */
@@ -215,7 +215,7 @@ export interface CallSnapshot {
   from: string;
   to: string;
   did?: string;
-  customer?: { id?: string; name?: string };
+  customer?: { id?: string; name?: string; link?: string };
   answeredBy?: string;
   disposition?: Disposition;
   hangupBy?: HangupBy;

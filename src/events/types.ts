@@ -25,6 +25,8 @@ export interface EventCustomer {
   id?: string;
   /** Customer name, as shown on the operator's phone. */
   name?: string;
+  /** Link to the customer's card in the CRM, when a connector's lookup gave one (retailCRM `links.customerLink`). */
+  link?: string;
 }
 
 /** `call.started`: the call exists (inbound: it entered the Stasis app; outbound: dialling began). Seed `type=in|out`. */
@@ -50,6 +52,11 @@ export interface CallRingingData {
   from: string;
   /** Called number (as in `call.started`). */
   to: string;
+  /**
+   * The customer the route lookup recognised (inbound; `call.started` is sent before the
+   * lookup answers), with the link to their card when the CRM gave one. Absent when unknown.
+   */
+  customer?: EventCustomer;
 }
 
 /** `call.answered`: operator `extension` answered (inbound) or the customer answered (outbound). */

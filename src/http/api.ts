@@ -12,7 +12,13 @@ import {
   type StoredAutocallCreation,
 } from '../autocalls/index.ts';
 import type { CallControl } from '../calls/control.ts';
-import { createCallRoutes, type StoredCallCreation } from '../calls/routes.ts';
+import {
+  createCallRoutes,
+  normaliseNumberOrThrow,
+  startGuardedClickToCall,
+  type StoredCallCreation,
+} from '../calls/routes.ts';
+import type { Connector, ConnectorDeps } from '../connectors/types.ts';
 import { COMPAT_KEY_PARAMETER, compatErrorHandler, createCompatRouter } from '../compat/router.ts';
 import type { Config } from '../config/schema.ts';
 import { createEventRoutes } from '../events/routes.ts';
@@ -82,6 +88,15 @@ export interface ApiDeps {
     service: AutocallService;
     /** Remembered `POST /v1/autocalls` answers; default a fresh in-memory one. */
     idempotency?: IdempotencyStore<StoredAutocallCreation>;
+  };
+  /**
+   * The CRM connector (CRM_CONNECTOR): its endpoints for the CRM (click-to-call, status
+   * changes) are mounted at `/` and authenticate themselves; their click-to-calls pass the same
+   * toll-fraud guard as `POST /v1/calls`.
+   */
+  connector?: {
+    connector: Pick<Connector, 'router'>;
+    setOperatorStatus?: ConnectorDeps['setOperatorStatus'];
   };
 }
 
@@ -188,13 +203,39 @@ export function createApi(deps: ApiDeps): ApiParts {
       1000,
     logger,
   });
+  const connectorRouters = deps.connector
+    ? [
+        deps.connector.connector.router({
+          async startClickToCall(request) {
+            const forms = normaliseNumberOrThrow(request.to, config.DEFAULT_REGION, 'phone');
+            const { id } = await startGuardedClickToCall(
+              { control, guard, logger, storeWaitMs: config.API_STORE_WAIT_MS },
+              {
+                operator: request.operator,
+                to: forms.e164,
+                variables: request.variables,
+                tries: defaults.tries,
+                triesPeriodSec: defaults.triesPeriodSec,
+                requestedBy: request.requestedBy,
+              },
+              forms,
+              request.ip,
+            );
+            return { id };
+          },
+          ...(deps.connector.setOperatorStatus
+            ? { setOperatorStatus: deps.connector.setOperatorStatus }
+            : {}),
+        }),
+      ]
+    : [];
   const allowList = new IpAllowList(config.HTTP_ALLOWED_CIDRS);
   return {
     authenticate: deps.recordings
       ? deps.recordings.allowSignedLinks(requireApiKey({ keys, logger, metrics }))
       : requireApiKey({ keys, logger, metrics }),
     apiRouters: { '/v1': v1 },
-    selfAuthenticatingRouters: [compat],
+    selfAuthenticatingRouters: [compat, ...connectorRouters],
     errorRenderers: { [config.COMPAT_PATH]: compatErrorHandler(logger) },
     openApiDocument: buildOpenApiDocument({ compatPath: config.COMPAT_PATH }),
     clientFilter: allowList.enabled ? allowListFilter({ allowList, logger, metrics }) : undefined,
