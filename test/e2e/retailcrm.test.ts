@@ -259,6 +259,14 @@ describe('retailCRM connector (e2e)', function () {
     expect(answer.body).to.include({ code: 'invalid_client_id' });
     expect(b.engine.calls.liveOriginatedCalls()).to.equal(0);
     expect(b.sim.requests.some((r) => r.path === '/channels/create')).to.equal(false);
+    // The endpoints are in the OpenAPI document of an engine with the connector.
+    const doc = await apiRequest<{ paths: Record<string, Record<string, unknown>> }>(
+      b.engine.httpUrl,
+      '/openapi.json',
+      { key: null },
+    );
+    for (const path of ['/connectors/retailcrm/make-call', '/connectors/retailcrm/user-status'])
+      expect(Object.keys(doc.body.paths[path] ?? {})).to.deep.equal(['get', 'post']);
   });
 
   it('refuses a click-to-call to a number the toll-fraud guard denies', async () => {
