@@ -253,6 +253,26 @@ describe('amoCRM / Kommo connector (e2e: engine + simulator + fake amoCRM)', fun
     });
     // An outbound call pops no incoming-call notification.
     expect(amo.requestsTo('POST /api/v2/events')).to.have.length(0);
+    // The endpoint is in the OpenAPI document.
+    const doc = await apiRequest<{ paths: Record<string, Record<string, unknown>> }>(
+      b.engine.httpUrl,
+      '/openapi.json',
+      { key: null },
+    );
+    expect(Object.keys(doc.body.paths['/connectors/amocrm/click-to-call'] ?? {})).to.deep.equal([
+      'post',
+    ]);
+  });
+
+  it('click-to-call from the widget passes the toll-fraud guard of POST /v1/calls', async () => {
+    const b = await start({ DESTINATION_ALLOWLIST: 'RU' });
+    const answer = await apiRequest(b.engine.httpUrl, '/connectors/amocrm/click-to-call', {
+      body: 'user_id=1001&phone=%2B4930123456',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(answer.status).to.equal(403);
+    expect(answer.body).to.include({ code: 'destination_not_allowed' });
+    expect(b.sim.requests.filter((r) => r.path === '/channels')).to.have.length(0);
   });
 
   it('recorded call: added once the recording is stored, with the signed link that plays it', async () => {
