@@ -295,8 +295,8 @@ describe('retailCRM connector (e2e)', function () {
       if (answer.status !== 400) break;
       await new Promise((r) => setTimeout(r, 50));
     }
-    expect(answer!.status).to.equal(200);
-    expect(answer!.body).to.deep.equal({
+    expect(answer.status).to.equal(200);
+    expect(answer.body).to.deep.equal({
       success: true,
       extension: '101',
       status: 'break',
@@ -386,7 +386,7 @@ describe('retailCRM connector (e2e)', function () {
       if (log.body.items.some((d) => d.callId === callId)) break;
       await new Promise((r) => setTimeout(r, 50));
     }
-    const rejected = log!.body.items.find((d) => d.callId === callId)!;
+    const rejected = log.body.items.find((d) => d.callId === callId)!;
     expect(rejected).to.include({ outcome: 'rejected', statusCode: 400, eventType: 'call.ended' });
     expect(String(rejected.error)).to.include('Phone is invalid');
     expect(String(rejected.url)).to.equal(crm.url + UPLOAD);
