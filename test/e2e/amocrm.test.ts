@@ -6,6 +6,9 @@
  * recording link; the widget's click-to-call; and how vendor failures show in the delivery log.
  */
 import { expect } from 'chai';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { apiRequest } from '../support/api.ts';
 import { startTestBed, type TestBed } from '../support/engine.ts';
 import { FakeAmoCrm, type AmoCrmRequest } from '../support/fake-amocrm.ts';
@@ -34,12 +37,12 @@ describe('amoCRM / Kommo connector (e2e: engine + simulator + fake amoCRM)', fun
   let bed: TestBed | undefined;
   let amo: FakeAmoCrm;
 
-  async function start(env: Record<string, string> = {}): Promise<TestBed> {
-    amo = await FakeAmoCrm.start(TOKEN);
+  async function start(env: Record<string, string> = {}, reuse = false): Promise<TestBed> {
+    if (!reuse) amo = await FakeAmoCrm.start(TOKEN);
     bed = await startTestBed({
       CRM_CONNECTOR: 'amocrm',
       AMOCRM_URL: amo.url,
-      AMOCRM_TOKEN: TOKEN,
+      AMOCRM_TOKEN: amo.token,
       AMOCRM_USERS: '101:1001,102:1002,103:1003',
       FALLBACK_ROUTE: 'ringall:101:timeout=1',
       WEBHOOK_RETRY_INITIAL_DELAY_MS: '50',
@@ -385,5 +388,39 @@ describe('amoCRM / Kommo connector (e2e: engine + simulator + fake amoCRM)', fun
     expect(
       amo.requestsTo('POST /api/v4/calls').filter((r) => JSON.stringify(r.body).includes(thirdId)),
     ).to.have.length(1);
+  });
+
+  it('a revoked token: the calls wait in the outbox; with a new token after a restart they go, in order', async function () {
+    const dataDir = mkdtempSync(join(tmpdir(), 'ari-crm-amocrm-'));
+    try {
+      const b = await start({ DATA_DIR: dataDir, SHUTDOWN_TIMEOUT_MS: '200' });
+      amo.token = 'amocrm-new-long-lived-token-987654321';
+      b.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
+      const from = nextCaller();
+      await b.sim.injectInboundCall({ from, to: DID, hangupAfterMs: 1000 });
+      const callId = await startedCall(b, from);
+      await b.crm.waitForEnded(callId, 20_000);
+      await until(() => amo.requests.some((r) => r.status === 401), 'a refused request');
+      expect(b.engine.connector!.delivery.pending()).to.be.greaterThan(0);
+      await b.stop();
+      bed = undefined;
+      expect(amo.requestsTo('POST /api/v4/calls').filter((r) => r.status === 200)).to.have.length(
+        0,
+      );
+
+      // The administrator generates a new token, sets AMOCRM_TOKEN and restarts the engine.
+      const restarted = await start({ DATA_DIR: dataDir }, true);
+      expect(restarted).to.not.equal(undefined);
+      const call = await amo.waitForCall(callId, 20_000);
+      expect(call).to.include({ uniq: callId, call_status: 4, phone: from });
+      const accepted = amo.requests.filter((r) => r.status !== 401);
+      const notified = accepted.findIndex((r) => r.path === '/api/v2/events');
+      const added = accepted.findIndex((r) => r.path === '/api/v4/calls');
+      expect(notified).to.be.within(0, added - 1);
+    } finally {
+      await bed?.stop();
+      bed = undefined;
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });

@@ -4,13 +4,13 @@
  * query of the contact search, and amoCRM's problem JSON as the rejection message.
  */
 import { expect } from 'chai';
-import { createAmoCrmConnector } from '../../../src/connectors/amocrm/connector.ts';
-import { callResult, callStatus, phoneQuery } from '../../../src/connectors/amocrm/mapping.ts';
-import { TranslationDeferred } from '../../../src/connectors/delivery.ts';
-import type { LifecycleEvent } from '../../../src/events/types.ts';
-import { createLogger } from '../../../src/logging/logger.ts';
-import type { CallRecord } from '../../../src/store/index.ts';
-import { FakeAmoCrm } from '../../support/fake-amocrm.ts';
+import { createAmoCrmConnector } from '../../src/connectors/amocrm/connector.ts';
+import { callResult, callStatus, phoneQuery } from '../../src/connectors/amocrm/mapping.ts';
+import { TranslationDeferred } from '../../src/connectors/delivery.ts';
+import type { LifecycleEvent } from '../../src/events/types.ts';
+import { createLogger } from '../../src/logging/logger.ts';
+import type { CallRecord } from '../../src/store/index.ts';
+import { FakeAmoCrm } from '../support/fake-amocrm.ts';
 
 const TOKEN = 'amocrm-long-lived-token-0123456789';
 const ENDED_AT = '2026-12-06T09:00:00.000Z';
