@@ -31,6 +31,7 @@ import { registerCallStasisHandlers } from './calls/stasis.ts';
 import { ConfigError, loadConfig, type ConfigCheck } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import {
+  connectorBaseUrl,
   connectorConfigCheck,
   createConnector,
   createConnectorDelivery,
@@ -290,7 +291,7 @@ export async function startEngine(
     const connectorQueue = await startStep(
       DurableEventQueue.open(store.connectorOutbox!, {
         logger: connectorLogger,
-        url: config.RETAILCRM_URL,
+        url: connectorBaseUrl(config),
         persistAppends: false, // the journal commits each event with its connector row
         transaction: (fn) => store.writeBatch((repos) => fn(repos.connectorOutbox!)),
       }),
@@ -303,7 +304,7 @@ export async function startEngine(
       connector,
       client: connector.client,
       queue: connectorQueue,
-      url: config.RETAILCRM_URL ?? connector.name,
+      url: connectorBaseUrl(config) ?? connector.name,
       timeoutMs: config.CONNECTOR_TIMEOUT_MS * 3,
       retry: {
         initialDelayMs: config.WEBHOOK_RETRY_INITIAL_DELAY_MS,

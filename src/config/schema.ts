@@ -677,6 +677,61 @@ export const configSchema = z.object({
     .max(1000)
     .default(40)
     .describe('retailCRM: most /api/v5/telephony/* requests per second with the key.'),
+  AMOCRM_URL: httpUrl
+    .optional()
+    .describe(
+      'amoCRM / Kommo: the account URL, e.g. https://example.amocrm.ru or https://example.kommo.com (CRM_CONNECTOR=amocrm).',
+    ),
+  AMOCRM_TOKEN: z
+    .string()
+    .min(20, 'must be at least 20 characters')
+    .optional()
+    .describe(
+      "amoCRM / Kommo: the private integration's long-lived token, sent as Authorization: Bearer. Never logged.",
+    ),
+  AMOCRM_USERS: z
+    .string()
+    .transform((s, ctx) => {
+      const entries: Array<{ userId: string; extension: string }> = [];
+      for (const part of splitList(s)) {
+        const match = /^(\d{2,10}):(\d+)$/.exec(part);
+        if (!match) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `bad entry "${part}": expected extension:userId, e.g. 101:123456`,
+          });
+          return z.NEVER;
+        }
+        entries.push({ userId: match[2]!, extension: match[1]! });
+      }
+      return entries;
+    })
+    .default([])
+    .describe(
+      "amoCRM / Kommo: operator extension ↔ amoCRM user id, extension:userId,… (e.g. 101:123456,102:234567): whose phone rings gets the incoming-call notification, a contact's responsible user's extension is rung first, a widget's click-to-call rings the user's extension.",
+    ),
+  AMOCRM_CALL_SOURCE: z
+    .string()
+    .min(1)
+    .max(64)
+    .default('ari-crm')
+    .describe('amoCRM / Kommo: the source name of the calls the engine adds to the CRM.'),
+  AMOCRM_RECORDING_WAIT_SEC: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(3600)
+    .default(120)
+    .describe(
+      'amoCRM / Kommo: how long the finished call of a recorded conversation waits for its recording to be stored before it is added to the CRM anyway, in seconds (amoCRM cannot add the link later).',
+    ),
+  AMOCRM_RATE_LIMIT_PER_SEC: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .default(7)
+    .describe('amoCRM / Kommo: most API requests per second (amoCRM allows 7 per integration).'),
   SHUTDOWN_TIMEOUT_MS: z.coerce
     .number()
     .int()

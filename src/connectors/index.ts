@@ -8,12 +8,22 @@ import type { ConfigCheck } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { CallRepository } from '../store/index.ts';
+import { createAmoCrmConnector, type AmoCrmConnector } from './amocrm/connector.ts';
 import { createRetailCrmConnector, type RetailCrmConnector } from './retailcrm/connector.ts';
 import type { Connector } from './types.ts';
 
 export type * from './types.ts';
 export { CONNECTOR_NAMES } from './types.ts';
-export { createConnectorDelivery, type ConnectorDeliveryOptions } from './delivery.ts';
+export {
+  createConnectorDelivery,
+  TranslationDeferred,
+  type ConnectorDeliveryOptions,
+} from './delivery.ts';
+export {
+  createAmoCrmConnector,
+  type AmoCrmConnector,
+  type AmoCrmOptions,
+} from './amocrm/connector.ts';
 export { ExtensionDirectory, type ExtensionDirectoryOptions } from './extensions.ts';
 export { createVendorHttpClient, type VendorHttpClientOptions } from './http.ts';
 export {
@@ -25,7 +35,23 @@ export {
 /** The variables each connector requires. */
 const REQUIRED: Readonly<Record<string, ReadonlyArray<keyof Config>>> = {
   retailcrm: ['RETAILCRM_URL', 'RETAILCRM_API_KEY', 'RETAILCRM_CLIENT_ID'],
+  amocrm: ['AMOCRM_URL', 'AMOCRM_TOKEN'],
 };
+
+/**
+ * The base URL of the CRM the configured connector talks to (the delivery log's label of
+ * events that need no request); undefined for `webhook`.
+ */
+export function connectorBaseUrl(config: Config): string | undefined {
+  switch (config.CRM_CONNECTOR) {
+    case 'retailcrm':
+      return config.RETAILCRM_URL;
+    case 'amocrm':
+      return config.AMOCRM_URL;
+    default:
+      return undefined;
+  }
+}
 
 /**
  * Problems of the connector settings, one line each: a variable the chosen connector requires
@@ -62,6 +88,8 @@ export function createConnector(config: Config, deps: ConnectorFactoryDeps): Con
       return undefined;
     case 'retailcrm':
       return retailCrmFromConfig(config, deps);
+    case 'amocrm':
+      return amoCrmFromConfig(config, deps);
     default:
       throw new Error(`the ${config.CRM_CONNECTOR} connector is not available in this version`);
   }
@@ -87,6 +115,23 @@ export function retailCrmFromConfig(
     defaultRingTimeoutSec: config.RING_TIMEOUT_SEC,
     calls: deps.calls,
     logger: deps.logger.child({ component: 'connector', connector: 'retailcrm' }),
+    ...(deps.dispatcher ? { dispatcher: deps.dispatcher } : {}),
+  });
+}
+
+/** The amoCRM / Kommo connector from the configuration (AMOCRM_*). */
+export function amoCrmFromConfig(config: Config, deps: ConnectorFactoryDeps): AmoCrmConnector {
+  return createAmoCrmConnector({
+    url: config.AMOCRM_URL!,
+    token: config.AMOCRM_TOKEN!,
+    users: config.AMOCRM_USERS,
+    source: config.AMOCRM_CALL_SOURCE,
+    recordingWaitSec: config.AMOCRM_RECORDING_WAIT_SEC,
+    timeoutMs: config.CONNECTOR_TIMEOUT_MS,
+    ratePerSec: config.AMOCRM_RATE_LIMIT_PER_SEC,
+    defaultRingTimeoutSec: config.RING_TIMEOUT_SEC,
+    calls: deps.calls,
+    logger: deps.logger.child({ component: 'connector', connector: 'amocrm' }),
     ...(deps.dispatcher ? { dispatcher: deps.dispatcher } : {}),
   });
 }

@@ -268,6 +268,7 @@ export function createApi(deps: ApiDeps): ApiParts {
           ...(deps.connector.setOperatorStatus
             ? { setOperatorStatus: deps.connector.setOperatorStatus }
             : {}),
+          authenticate: requireApiKey({ keys, logger, metrics }),
         }),
       ]
     : [];

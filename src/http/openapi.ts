@@ -40,6 +40,7 @@ import {
   USER_STATUS_PATH,
   userStatusParamsSchema,
 } from '../connectors/retailcrm/routes.ts';
+import { amoCrmClickToCallSchema, CLICK_TO_CALL_PATH } from '../connectors/amocrm/routes.ts';
 import { historyResponseSchemas } from './history-schemas.ts';
 import {
   acceptedCallSchema,
@@ -1042,6 +1043,7 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
   };
 
   if (options.connector === 'retailcrm') Object.assign(paths, retailCrmPaths());
+  if (options.connector === 'amocrm') Object.assign(paths, amoCrmPaths());
 
   // HEAD of the recording (a player learns the size before fetching ranges): GET's answers
   // without their bodies.
@@ -1308,5 +1310,45 @@ function retailCrmPaths(): Record<string, JsonObject> {
   return {
     [MAKE_CALL_PATH]: { get: makeCall('get'), post: makeCall('post') },
     [USER_STATUS_PATH]: { get: userStatus('get'), post: userStatus('post') },
+  };
+}
+
+/** The amoCRM connector's endpoint: click-to-call from a widget, behind the API key. */
+function amoCrmPaths(): Record<string, JsonObject> {
+  const json = inline(amoCrmClickToCallSchema);
+  return {
+    [CLICK_TO_CALL_PATH]: {
+      post: {
+        operationId: 'amoCrmClickToCall',
+        tags: [TAG.connectors],
+        summary: 'amoCRM click-to-call (widget)',
+        description:
+          "An amoCRM widget (or the account's backend) asks the engine to call `phone` from the extension of amoCRM user `user_id` (AMOCRM_USERS): a click-to-call with every rule of POST /v1/calls (toll-fraud guard, the API key's rate limit, live-call cap). The operator's phone rings first, then the customer's.",
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': { schema: json },
+            'application/x-www-form-urlencoded': { schema: json },
+          },
+        },
+        responses: {
+          '202': {
+            description:
+              '`{"id", "status": "accepted", "operator"}`; follow the call at `Location`.',
+            headers: {
+              Location: { description: '/v1/calls/{id}', schema: { type: 'string' } },
+            },
+            content: { 'application/json': { schema: { type: 'object' } } },
+          },
+          '400': errorResponse('`invalid_request`, `invalid_number` or `unknown_user`.'),
+          '401': errorResponse('`unauthorized`: no API key.'),
+          '403': errorResponse(
+            '`forbidden` (the API key is not valid), `destination_not_allowed` or `destination_type_not_allowed`.',
+          ),
+          '429': errorResponse('`rate_limited` or `too_many_calls`, with `Retry-After` seconds.'),
+          '503': errorResponse('`ari_unavailable`, `store_unavailable` or `shutting_down`.'),
+        },
+      },
+    },
   };
 }
