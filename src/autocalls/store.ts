@@ -24,7 +24,7 @@ import {
 import { checkLimit, decodeCursor, encodeCursor } from '../store/cursor.ts';
 import type { AutocallJobsTable, AutocallCampaignsTable, Database } from '../store/schema.ts';
 import { toIsoTime } from '../store/schema.ts';
-import { createEventRepository, type EventRepository } from '../store/events.ts';
+import type { EventRepository } from '../store/events.ts';
 import type { Store } from '../store/store.ts';
 import type { DialJob } from './dialer.ts';
 import {
@@ -168,7 +168,7 @@ export class AutocallStore {
   private readonly postgres: boolean;
 
   constructor(
-    private readonly store: Pick<Store, 'db' | 'dialect'>,
+    private readonly store: Pick<Store, 'db' | 'dialect' | 'transaction'>,
     private readonly options: AutocallStoreOptions = {},
   ) {
     this.postgres = store.dialect === 'postgres';
@@ -813,9 +813,7 @@ export class AutocallStore {
   private tx<T>(
     fn: (trx: Kysely<Database>, repos: { events: EventRepository }) => Promise<T>,
   ): Promise<T> {
-    return this.store.db
-      .transaction()
-      .execute((trx) => fn(trx, { events: createEventRepository(trx, this.store.dialect) }));
+    return this.store.transaction((repos, trx) => fn(trx, repos));
   }
 }
 

@@ -4,11 +4,8 @@
  * A change and its event are written in one transaction, so the outbox never holds an event for
  * a change the table does not (and the reverse).
  */
-import type { Kysely } from 'kysely';
 import { createEventEnvelope, type LifecycleEvent } from '../events/types.ts';
-import { createEventRepository } from '../store/events.ts';
-import type { StoreDialect } from '../store/migrations.ts';
-import type { Database } from '../store/schema.ts';
+import type { Store } from '../store/index.ts';
 import { toIsoTime } from '../store/schema.ts';
 import type { Operator, OperatorState, OperatorStatus } from './model.ts';
 
@@ -35,7 +32,7 @@ export interface OperatorStoreOptions {
 /** Operators over a store's Kysely instance (SQLite or PostgreSQL). */
 export class OperatorStore {
   constructor(
-    private readonly store: { db: Kysely<Database>; dialect: StoreDialect },
+    private readonly store: Pick<Store, 'db' | 'dialect' | 'transaction'>,
     private readonly options: OperatorStoreOptions = {},
   ) {}
 
@@ -92,7 +89,7 @@ export class OperatorStore {
       event_seq: operator.eventSeq,
       updated_at: toIsoTime(now),
     };
-    await this.store.db.transaction().execute(async (trx) => {
+    await this.store.transaction(async (repos, trx) => {
       await trx
         .insertInto('operators')
         .values(row)
@@ -107,7 +104,7 @@ export class OperatorStore {
           }),
         )
         .execute();
-      await createEventRepository(trx, this.store.dialect).appendEvents([event], now, {
+      await repos.events.appendEvents([event], now, {
         skipDelivery: this.options.skipDelivery ?? false,
       });
     });

@@ -103,9 +103,11 @@ export interface Store extends StoreRepositories {
    * or none do (an event is written in the same transaction as the state change that
    * caused it). Rejects with `fn`'s error after rolling back. On SQLite transactions are
    * serialised; inside `fn` use only the given repositories (the store's own would wait for
-   * the transaction and deadlock).
+   * the transaction and deadlock). `trx` is the transaction itself, for a domain's own tables
+   * (operators, notification jobs); events appended through `repos.events` reach the connector
+   * outbox and wake the live stream like every other event.
    */
-  transaction<T>(fn: (repos: StoreRepositories) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (repos: StoreRepositories, trx: Kysely<Database>) => Promise<T>): Promise<T>;
   /**
    * Run the writes of `fn` as one transaction, like {@link Store.transaction}, for code that only
    * writes (the call journal, the webhook outbox). On SQLite the statements are collected first
@@ -282,7 +284,7 @@ export function createStore(options: StoreOptions): Store {
     },
 
     transaction(fn) {
-      return tracking((bindTo) => db.transaction().execute((trx) => fn(bindTo(trx))));
+      return tracking((bindTo) => db.transaction().execute((trx) => fn(bindTo(trx), trx)));
     },
 
     pipelinedWrites: sqlite !== undefined,
