@@ -202,7 +202,8 @@ export class VerbRecordings {
     } catch (err) {
       // Nothing to fetch: forgotten. Any other failure (the engine stopping included) stays
       // noted and is tried again at the next start or ARI reconnect.
-      if (err instanceof VerbRecordingError && err.stage === 'missing') await this.forget(name, log);
+      if (err instanceof VerbRecordingError && err.stage === 'missing')
+        await this.forget(name, log);
       throw err;
     } finally {
       this.inFlight.delete(name);
