@@ -214,28 +214,70 @@ export class AutocallScheduler {
     for (const id of await store.jobsToStop(owner, ids)) this.running.get(id)?.controller.abort();
   }
 
-  private launch(claimed: readonly ClaimedJob[]): void {
-    for (const { job, attemptNo } of claimed) {
-      const controller = new AbortController();
-      const entry: Running = { controller, done: Promise.resolve() };
-      this.running.set(job.id, entry);
-      entry.done = this.attempt(job, attemptNo, controller.signal).finally(() => {
-        this.running.delete(job.id);
-        if (this.running.size === 0) {
-          const waiters = this.idleWaiters;
-          this.idleWaiters = [];
-          for (const resolve of waiters) resolve();
-        }
-        this.wake(false);
+  /**
+   * Engine restart, before ARI connects: take over the attempts whose calls the engine adopted
+   * (`calls`: the call's id, its job and attempt number, from the call's variables), so that
+   * their leases are renewed here (not reclaimed as `lost`) and their outcomes recorded as for
+   * any attempt; the dialer's `resumeAttempt` goes on with each call. Returns the call ids taken over;
+   * the others (job no longer in progress at that attempt, or no `resumeAttempt`) are not.
+   */
+  async adoptAttempts(
+    calls: ReadonlyArray<{ callId: string; jobId: number; attemptNo: number }>,
+  ): Promise<string[]> {
+    const { dialer, store, owner, logger } = this.options;
+    const resume = dialer.resumeAttempt?.bind(dialer);
+    if (!resume) return [];
+    const taken: string[] = [];
+    for (const { callId, jobId, attemptNo } of calls) {
+      if (this.running.has(jobId)) continue;
+      const job = await store.adoptAttempt(jobId, attemptNo, owner, this.now() + this.leaseMs);
+      if (!job) continue;
+      logger.info('taking over a notification call in progress from an earlier run', {
+        jobId,
+        attempt: attemptNo,
+        callId,
       });
+      this.track(job, attemptNo, (signal) => resume(callId, job, attemptNo, signal));
+      taken.push(callId);
     }
+    return taken;
   }
 
-  private async attempt(job: DialJob, attemptNo: number, signal: AbortSignal): Promise<void> {
-    const { dialer, store, notifier, owner, logger } = this.options;
+  private launch(claimed: readonly ClaimedJob[]): void {
+    for (const { job, attemptNo } of claimed)
+      this.track(job, attemptNo, (signal) => this.options.dialer.dial(job, attemptNo, signal));
+  }
+
+  /** Run one attempt (placed, or taken over), recording its outcome; see {@link attempt}. */
+  private track(
+    job: DialJob,
+    attemptNo: number,
+    run: (signal: AbortSignal) => Promise<AttemptOutcome>,
+  ): void {
+    const controller = new AbortController();
+    const entry: Running = { controller, done: Promise.resolve() };
+    this.running.set(job.id, entry);
+    entry.done = this.attempt(job, attemptNo, controller.signal, run).finally(() => {
+      this.running.delete(job.id);
+      if (this.running.size === 0) {
+        const waiters = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const resolve of waiters) resolve();
+      }
+      this.wake(false);
+    });
+  }
+
+  private async attempt(
+    job: DialJob,
+    attemptNo: number,
+    signal: AbortSignal,
+    run: (signal: AbortSignal) => Promise<AttemptOutcome>,
+  ): Promise<void> {
+    const { store, notifier, owner, logger } = this.options;
     let outcome: AttemptOutcome;
     try {
-      outcome = checkOutcome(await dialer.dial(job, attemptNo, signal));
+      outcome = checkOutcome(await run(signal));
     } catch (err) {
       logger.error('notification call attempt failed in the dialer', {
         jobId: job.id,

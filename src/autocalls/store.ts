@@ -596,6 +596,30 @@ export class AutocallStore {
     });
   }
 
+  /**
+   * Engine restart: take over attempt `attemptNo` of job `jobId` whose call this engine adopted
+   * (the lease moves to `owner` until `until`, epoch ms), provided the job is still in progress
+   * at that attempt (not reclaimed as `lost`, not canceled).
+   *
+   * @returns the job to finish the attempt of, undefined when it cannot be taken over
+   */
+  async adoptAttempt(
+    jobId: number,
+    attemptNo: number,
+    owner: string,
+    until: number,
+  ): Promise<DialJob | undefined> {
+    const row = await this.store.db
+      .updateTable('autocall_jobs')
+      .set({ lease_owner: owner, lease_until: toIsoTime(until) })
+      .where('id', '=', jobId)
+      .where('status', '=', 'in_progress')
+      .where('attempts_made', '=', attemptNo)
+      .returningAll()
+      .executeTakeFirst();
+    return row ? toDialJob(row) : undefined;
+  }
+
   /** Extend the leases `owner` holds on `ids` to `until` (epoch ms); returns how many it holds. */
   async renewLeases(owner: string, ids: readonly number[], until: number): Promise<number> {
     if (ids.length === 0) return 0;
