@@ -903,8 +903,13 @@ async function autocall(peer: Peer, o: Options): Promise<void> {
     const paced = await runCampaign(run, dials, o['pacing-jobs'], pacedCps);
     const windowMs = (dials[dials.length - 1] ?? 0) - (dials[0] ?? 0);
     const achieved = dials.length > 1 ? (dials.length - 1) / (windowMs / 1000) : 0;
+    const pacedFirst = dials[0] ?? 0;
+    const pacedLags = dials.map((t, k) => Math.max(0, t - (pacedFirst + (k * 1000) / pacedCps)));
     out(
       `  ${pad(`pacing (callsPerSecond ${pacedCps}):`, 34)} ${dials.length} attempts in ${fixed(windowMs / 1000, 2)} s = ${fixed(achieved, 2)} calls/s (${fixed(((achieved - pacedCps) / pacedCps) * 100, 1)} %); ${paced.counts.delivered ?? 0} delivered`,
+    );
+    out(
+      `  ${pad(`  scheduler lag at ${pacedCps}/s:`, 34)} p50 ${fixed(percentile(pacedLags, 50), 1)} ms, p99 ${fixed(percentile(pacedLags, 99), 1)} ms, max ${fixed(Math.max(0, ...pacedLags), 1)} ms`,
     );
     out();
     summary.push({

@@ -74,8 +74,13 @@ else
 		"container's address and phones outside this host will have no audio" >&2
 fi
 
+# Asterisk downloads http(s) media (play of a URL) into its cache folder, asterisk.conf
+# astcachedir, /var/cache/asterisk by default; without it every such play fails at once.
+mkdir -p /var/cache/asterisk
+
 if id asterisk >/dev/null 2>&1; then
 	chown -R asterisk:asterisk "$DST"
+	chown asterisk:asterisk /var/cache/asterisk
 fi
 
 echo "asterisk-entrypoint: config from $SRC installed (ARI user $ARI_USERNAME," \

@@ -456,6 +456,11 @@ export async function startEngine(
     ready: () => gateway.isConnected() && !journal.failing(),
   });
   autocallNotifier.countLiveCalls(() => scheduler.liveCalls());
+  // Notification calls an earlier run left in progress (adopted above): their attempts are taken
+  // over (leases moved to this engine) before the scheduler's first pass could reclaim them.
+  const takenOver = await startStep(scheduler.adoptAttempts(calls.adoptedNotificationAttempts()));
+  if (takenOver.length > 0)
+    logger.info('taking over notification calls in progress', { calls: takenOver.length });
   const autocallService = new AutocallService({
     store: autocallStore,
     notifier: autocallNotifier,

@@ -43,4 +43,16 @@ export interface NotificationDialer {
    * unless the message was already delivered).
    */
   dial(job: DialJob, attemptNo: number, signal: AbortSignal): Promise<AttemptOutcome>;
+
+  /**
+   * Engine restart: go on with attempt `attemptNo` of `job`, whose call `callId` (still up in
+   * Asterisk) this engine adopted, and resolve with its outcome as {@link dial} does. Optional:
+   * without it, adopted attempts are left to their leases (reclaimed as `lost`).
+   */
+  resumeAttempt?(
+    callId: string,
+    job: DialJob,
+    attemptNo: number,
+    signal: AbortSignal,
+  ): Promise<AttemptOutcome>;
 }

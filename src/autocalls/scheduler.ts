@@ -11,14 +11,18 @@
  * It renews the leases of its attempts, reclaims expired ones (an engine killed mid-attempt) and
  * records each outcome, which moves the job on (retry or final status).
  *
- * It runs a pass every `pollMs` and at once after {@link AutocallScheduler.wake} (new jobs, a
- * resumed campaign, an attempt ended). Clock and timers are injectable for tests.
+ * It runs a pass at once after {@link AutocallScheduler.wake} (new jobs, a resumed campaign, an
+ * attempt ended: a concurrency slot freed), and otherwise sleeps until the next moment a claim
+ * can succeed, as the store tells it with each claim (a campaign's next pacing slot, the due time
+ * of the next queued job: {@link ClaimResult.nextAt}), but never longer than `pollMs` (the
+ * safety net: calling windows opening, other engines' changes, expired leases). Clock and timers
+ * are injectable for tests.
  */
 import type { Logger } from '../logging/logger.ts';
 import type { DialJob, NotificationDialer } from './dialer.ts';
 import { ATTEMPT_RESULTS, DIAL_STATUSES, windowOpen, type AttemptOutcome } from './model.ts';
 import type { AutocallNotifier } from './notifier.ts';
-import type { AutocallStore, ClaimedJob } from './store.ts';
+import type { ActiveCampaign, AutocallStore, ClaimedJob, ClaimResult } from './store.ts';
 
 /** Default lease of an attempt, ms (renewed every third of it while the attempt runs). */
 export const DEFAULT_AUTOCALL_LEASE_MS = 60_000;
@@ -68,6 +72,12 @@ export class AutocallScheduler {
   private lastRenewal = 0;
   private rotation = 0;
   private idleWaiters: Array<() => void> = [];
+  /** The earliest {@link ClaimResult.nextAt} of the last pass, epoch ms. */
+  private nextWakeAt: number | undefined;
+  /** The next loop pass is a full one (see {@link runPass}). */
+  private fullPassDue = true;
+  private lastFullPass = -Infinity;
+  private campaigns: ActiveCampaign[] = [];
 
   constructor(private readonly options: AutocallSchedulerOptions) {
     this.leaseMs = options.leaseMs ?? DEFAULT_AUTOCALL_LEASE_MS;
@@ -87,8 +97,12 @@ export class AutocallScheduler {
     this.wake();
   }
 
-  /** Run a pass soon (new jobs, a resumed campaign). */
-  wake(): void {
+  /**
+   * Run a pass soon: new jobs, a resumed campaign, a canceled job (a full pass); with `full`
+   * false, one of this engine's attempts ended (a concurrency slot freed: claims only).
+   */
+  wake(full = true): void {
+    if (full) this.fullPassDue = true;
     if (!this.started || this.stopped) return;
     if (this.pass) {
       this.again = true;
@@ -100,17 +114,48 @@ export class AutocallScheduler {
 
   private loop(): void {
     this.timer = undefined;
-    this.pass = this.runOnce()
+    const full = this.fullPassDue || this.now() - this.lastFullPass >= this.pollMs;
+    this.fullPassDue = false;
+    this.pass = this.runPass(full)
       .catch((err: unknown) => {
         this.options.logger.error('autocall scheduler pass failed', { err });
       })
       .finally(() => {
         this.pass = undefined;
         if (this.stopped) return;
-        const delay = this.again ? 0 : this.pollMs;
+        const delay = this.again ? 0 : this.delayToNextPass();
         this.again = false;
         this.timer = setTimeout(() => this.loop(), delay);
       });
+  }
+
+  /**
+   * Time until the next pass, ms: until the earliest moment the last pass's claims said more can
+   * be claimed, at most `pollMs`.
+   */
+  private delayToNextPass(): number {
+    const at = this.nextWakeAt;
+    if (at === undefined) return this.pollMs;
+    return Math.min(this.pollMs, Math.max(0, Math.ceil(at - this.now())));
+  }
+
+  /** Claim for one campaign (or jobs of no campaign) and note when to come back. */
+  private async claim(
+    campaignId: number | null,
+    limit: number,
+    now: number,
+  ): Promise<ClaimedJob[]> {
+    const { store, owner } = this.options;
+    const result: ClaimResult = await store.claimDue({
+      owner,
+      now,
+      leaseMs: this.leaseMs,
+      limit,
+      campaignId,
+    });
+    if (result.nextAt !== undefined)
+      this.nextWakeAt = Math.min(this.nextWakeAt ?? Infinity, result.nextAt);
+    return result.claimed;
   }
 
   /**
@@ -118,9 +163,42 @@ export class AutocallScheduler {
    * then claim and start due jobs (campaigns first, in turn, then jobs of no campaign) up to the
    * live-call cap. Tests call it directly with an injected clock.
    */
-  async runOnce(): Promise<void> {
-    const { store, notifier, owner } = this.options;
+  runOnce(): Promise<void> {
+    return this.runPass(true);
+  }
+
+  /**
+   * A pass. A full one ({@link runOnce}) runs at least every `pollMs` and after an outside
+   * {@link wake}; the passes in between (a pacing slot, a due time, an attempt that ended) only
+   * claim, for the campaigns the last full pass found active (each claim checks its campaign's
+   * state again), which keeps the store's work per pass small at high call rates.
+   */
+  private async runPass(full: boolean): Promise<void> {
     const now = this.now();
+    this.nextWakeAt = undefined;
+    if (full) await this.housekeeping(now);
+    if (this.stopped || !(this.options.ready?.() ?? true)) return;
+    if (full) {
+      this.campaigns = await this.options.store.activeCampaigns();
+      this.lastFullPass = now;
+    }
+    const campaigns = this.campaigns;
+    const start = campaigns.length === 0 ? 0 : this.rotation++ % campaigns.length;
+    const ordered = [...campaigns.slice(start), ...campaigns.slice(0, start)];
+    for (const campaign of ordered) {
+      const free = this.options.maxLiveCalls - this.running.size;
+      if (free <= 0 || this.stopped) return;
+      if (!windowOpen(campaign.window, now)) continue;
+      this.launch(await this.claim(campaign.id, Math.min(free, campaign.maxConcurrent), now));
+    }
+    const free = this.options.maxLiveCalls - this.running.size;
+    if (free <= 0 || this.stopped) return;
+    this.launch(await this.claim(null, free, now));
+  }
+
+  /** Reclaim expired leases, renew this engine's, stop attempts whose job was canceled. */
+  private async housekeeping(now: number): Promise<void> {
+    const { store, notifier, owner } = this.options;
     const reclaimed = await store.reclaimExpired(now);
     if (reclaimed.events.length > 0) {
       this.options.logger.warn('reclaimed notification calls whose engine stopped mid-attempt', {
@@ -134,54 +212,72 @@ export class AutocallScheduler {
       this.lastRenewal = now;
     }
     for (const id of await store.jobsToStop(owner, ids)) this.running.get(id)?.controller.abort();
-    if (this.stopped || !(this.options.ready?.() ?? true)) return;
+  }
 
-    const campaigns = await store.activeCampaigns();
-    const start = campaigns.length === 0 ? 0 : this.rotation++ % campaigns.length;
-    const ordered = [...campaigns.slice(start), ...campaigns.slice(0, start)];
-    for (const campaign of ordered) {
-      const free = this.options.maxLiveCalls - this.running.size;
-      if (free <= 0 || this.stopped) return;
-      if (!windowOpen(campaign.window, now)) continue;
-      this.launch(
-        await store.claim({
-          owner,
-          now,
-          leaseMs: this.leaseMs,
-          limit: Math.min(free, campaign.maxConcurrent),
-          campaignId: campaign.id,
-        }),
-      );
+  /**
+   * Engine restart, before ARI connects: take over the attempts whose calls the engine adopted
+   * (`calls`: the call's id, its job and attempt number, from the call's variables), so that
+   * their leases are renewed here (not reclaimed as `lost`) and their outcomes recorded as for
+   * any attempt; the dialer's `resumeAttempt` goes on with each call. Returns the call ids taken over;
+   * the others (job no longer in progress at that attempt, or no `resumeAttempt`) are not.
+   */
+  async adoptAttempts(
+    calls: ReadonlyArray<{ callId: string; jobId: number; attemptNo: number }>,
+  ): Promise<string[]> {
+    const { dialer, store, owner, logger } = this.options;
+    const resume = dialer.resumeAttempt?.bind(dialer);
+    if (!resume) return [];
+    const taken: string[] = [];
+    for (const { callId, jobId, attemptNo } of calls) {
+      if (this.running.has(jobId)) continue;
+      const job = await store.adoptAttempt(jobId, attemptNo, owner, this.now() + this.leaseMs);
+      if (!job) continue;
+      logger.info('taking over a notification call in progress from an earlier run', {
+        jobId,
+        attempt: attemptNo,
+        callId,
+      });
+      this.track(job, attemptNo, (signal) => resume(callId, job, attemptNo, signal));
+      taken.push(callId);
     }
-    const free = this.options.maxLiveCalls - this.running.size;
-    if (free <= 0 || this.stopped) return;
-    this.launch(
-      await store.claim({ owner, now, leaseMs: this.leaseMs, limit: free, campaignId: null }),
-    );
+    return taken;
   }
 
   private launch(claimed: readonly ClaimedJob[]): void {
-    for (const { job, attemptNo } of claimed) {
-      const controller = new AbortController();
-      const entry: Running = { controller, done: Promise.resolve() };
-      this.running.set(job.id, entry);
-      entry.done = this.attempt(job, attemptNo, controller.signal).finally(() => {
-        this.running.delete(job.id);
-        if (this.running.size === 0) {
-          const waiters = this.idleWaiters;
-          this.idleWaiters = [];
-          for (const resolve of waiters) resolve();
-        }
-        this.wake();
-      });
-    }
+    for (const { job, attemptNo } of claimed)
+      this.track(job, attemptNo, (signal) => this.options.dialer.dial(job, attemptNo, signal));
   }
 
-  private async attempt(job: DialJob, attemptNo: number, signal: AbortSignal): Promise<void> {
-    const { dialer, store, notifier, owner, logger } = this.options;
+  /** Run one attempt (placed, or taken over), recording its outcome; see {@link attempt}. */
+  private track(
+    job: DialJob,
+    attemptNo: number,
+    run: (signal: AbortSignal) => Promise<AttemptOutcome>,
+  ): void {
+    const controller = new AbortController();
+    const entry: Running = { controller, done: Promise.resolve() };
+    this.running.set(job.id, entry);
+    entry.done = this.attempt(job, attemptNo, controller.signal, run).finally(() => {
+      this.running.delete(job.id);
+      if (this.running.size === 0) {
+        const waiters = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const resolve of waiters) resolve();
+      }
+      this.wake(false);
+    });
+  }
+
+  private async attempt(
+    job: DialJob,
+    attemptNo: number,
+    signal: AbortSignal,
+    run: (signal: AbortSignal) => Promise<AttemptOutcome>,
+  ): Promise<void> {
+    const { store, notifier, owner, logger } = this.options;
     let outcome: AttemptOutcome;
     try {
-      outcome = checkOutcome(await dialer.dial(job, attemptNo, signal));
+      outcome = checkOutcome(await run(signal));
     } catch (err) {
       logger.error('notification call attempt failed in the dialer', {
         jobId: job.id,

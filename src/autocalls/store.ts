@@ -65,6 +65,18 @@ export interface ClaimedJob {
   startedAt: number;
 }
 
+/** What {@link AutocallStore.claimDue} claimed, and when a claim may find more. */
+export interface ClaimResult {
+  claimed: ClaimedJob[];
+  /**
+   * When the next job of this campaign (or of no campaign) can be claimed, epoch ms: its next
+   * pacing slot, or the due time of its next queued job, whichever is later; at most `now` when
+   * more jobs are due and may be claimed at once. Undefined when nothing is waiting, or when the
+   * campaign is at its `maxConcurrent` (an attempt ending frees a slot) or not active.
+   */
+  nextAt?: number;
+}
+
 /** What a write produced: events to deliver after the commit, jobs that reached a final status. */
 export interface AutocallChanges {
   events: LifecycleEvent[];
@@ -480,8 +492,16 @@ export class AutocallStore {
    * `now + leaseMs` and its attempt count raised by one.
    */
   async claim(options: ClaimOptions): Promise<ClaimedJob[]> {
+    return (await this.claimDue(options)).claimed;
+  }
+
+  /**
+   * {@link claim}, also telling when the next claim of the same campaign (or of jobs of no
+   * campaign) can succeed ({@link ClaimResult.nextAt}), so that the scheduler sleeps until then.
+   */
+  async claimDue(options: ClaimOptions): Promise<ClaimResult> {
     const { owner, now, leaseMs, campaignId } = options;
-    if (options.limit <= 0) return [];
+    if (options.limit <= 0) return { claimed: [] };
     return this.tx(async (trx) => {
       let limit = options.limit;
       let campaign: CampaignRow | undefined;
@@ -489,7 +509,7 @@ export class AutocallStore {
         let q = trx.selectFrom('autocall_campaigns').selectAll().where('id', '=', campaignId);
         if (this.postgres) q = q.forUpdate();
         campaign = await q.executeTakeFirst();
-        if (!campaign || campaign.state !== 'active') return [];
+        if (!campaign || campaign.state !== 'active') return { claimed: [] };
         const busy = await trx
           .selectFrom('autocall_jobs')
           .select((eb) => eb.fn.countAll<number | string>().as('n'))
@@ -497,7 +517,16 @@ export class AutocallStore {
           .where('status', '=', 'in_progress')
           .executeTakeFirstOrThrow();
         limit = Math.min(limit, campaign.max_concurrent - num(busy.n));
-        if (limit <= 0) return [];
+        if (limit <= 0) return { claimed: [] };
+      }
+      // Pacing first: no more rows are read than the campaign's free slots allow now.
+      const slotAt0 = campaign ? Date.parse(campaign.next_slot_at) : now;
+      const cps = campaign ? Number(campaign.calls_per_second) : 0;
+      if (campaign) {
+        const slots = takeSlots(slotAt0, cps, now, limit);
+        // No slot free yet: come back at the next one.
+        if (slots.allowed === 0) return { claimed: [], nextAt: slots.nextSlotAt };
+        limit = slots.allowed;
       }
       let due = trx
         .selectFrom('autocall_jobs')
@@ -507,25 +536,38 @@ export class AutocallStore {
         .where('campaign_id', campaignId === null ? 'is' : '=', campaignId)
         .orderBy('next_attempt_at')
         .orderBy('id')
-        .limit(limit);
+        .limit(limit + 1); // one more: are more jobs due than this claim takes?
       if (this.postgres) due = due.forUpdate().skipLocked();
       let rows = await due.execute();
+      const moreDue = rows.length > limit;
+      rows = rows.slice(0, limit);
+      let slotAt = slotAt0;
       if (campaign && rows.length > 0) {
-        const slots = takeSlots(
-          Date.parse(campaign.next_slot_at),
-          Number(campaign.calls_per_second),
-          now,
-          rows.length,
-        );
-        rows = rows.slice(0, slots.allowed);
-        if (rows.length > 0)
-          await trx
-            .updateTable('autocall_campaigns')
-            .set({ next_slot_at: toIsoTime(Math.round(slots.nextSlotAt)) })
-            .where('id', '=', campaign.id)
-            .execute();
+        const slots = takeSlots(slotAt0, cps, now, rows.length);
+        slotAt = slots.nextSlotAt;
+        await trx
+          .updateTable('autocall_campaigns')
+          .set({ next_slot_at: toIsoTime(Math.round(slots.nextSlotAt)) })
+          .where('id', '=', campaign.id)
+          .execute();
       }
-      if (rows.length === 0) return [];
+      // When to come back: more due jobs wait for the next pacing slot (or a free concurrency
+      // slot: the claim then finds none and an ending attempt wakes the scheduler); otherwise
+      // the next queued job's due time, not before the pacing slot.
+      let nextAt: number | undefined;
+      if (moreDue) nextAt = Math.max(slotAt, now);
+      else {
+        const next = await trx
+          .selectFrom('autocall_jobs')
+          .select((eb) => eb.fn.min('next_attempt_at').as('at'))
+          .where('status', '=', 'queued')
+          .where('campaign_id', campaignId === null ? 'is' : '=', campaignId)
+          .where('next_attempt_at', '>', toIsoTime(now))
+          .executeTakeFirst();
+        if (next?.at) nextAt = Math.max(Date.parse(String(next.at)), slotAt);
+      }
+      const hint = nextAt === undefined ? {} : { nextAt };
+      if (rows.length === 0) return { claimed: [], ...hint };
       const at = toIsoTime(now);
       const claimed = await trx
         .updateTable('autocall_jobs')
@@ -546,12 +588,39 @@ export class AutocallStore {
         .returningAll()
         .execute();
       claimed.sort((a, b) => num(a.id) - num(b.id));
-      return claimed.map((row) => ({
-        job: toDialJob(row),
-        attemptNo: row.attempts_made,
-        startedAt: now,
-      }));
+      return {
+        claimed: claimed.map((row) => ({
+          job: toDialJob(row),
+          attemptNo: row.attempts_made,
+          startedAt: now,
+        })),
+        ...hint,
+      };
     });
+  }
+
+  /**
+   * Engine restart: take over attempt `attemptNo` of job `jobId` whose call this engine adopted
+   * (the lease moves to `owner` until `until`, epoch ms), provided the job is still in progress
+   * at that attempt (not reclaimed as `lost`, not canceled).
+   *
+   * @returns the job to finish the attempt of, undefined when it cannot be taken over
+   */
+  async adoptAttempt(
+    jobId: number,
+    attemptNo: number,
+    owner: string,
+    until: number,
+  ): Promise<DialJob | undefined> {
+    const row = await this.store.db
+      .updateTable('autocall_jobs')
+      .set({ lease_owner: owner, lease_until: toIsoTime(until) })
+      .where('id', '=', jobId)
+      .where('status', '=', 'in_progress')
+      .where('attempts_made', '=', attemptNo)
+      .returningAll()
+      .executeTakeFirst();
+    return row ? toDialJob(row) : undefined;
   }
 
   /** Extend the leases `owner` holds on `ids` to `until` (epoch ms); returns how many it holds. */

@@ -100,6 +100,14 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
   }
 
   /**
+   * The adopted notification calls (after {@link adoptCalls}) with their job and attempt, for
+   * the scheduler to take their attempts over before ARI connects.
+   */
+  adoptedNotificationAttempts(): Array<{ callId: string; jobId: number; attemptNo: number }> {
+    return this.notification.adoptedAttempts();
+  }
+
+  /**
    * Engine shutdown: stop the call scripts running (the verb running stops its playback or
    * recording; no further verb runs) without ending their calls, which the next engine adopts
    * (an adopted call in the middle of a script is routed again: docs/crm-routing.md).

@@ -23,7 +23,13 @@ import { allowSignedRecordingLinks, createRecordingRoutes } from './routes.ts';
 import { RecordingService } from './service.ts';
 import { registerRecordingStasisHandlers } from './stasis.ts';
 import { LocalRecordingStorage, type RecordingStorage } from './storage.ts';
-import { VerbRecordings, type StoredVerbRecording } from './verb-recordings.ts';
+import type { Kysely } from 'kysely';
+import type { Database } from '../store/schema.ts';
+import {
+  VerbRecordingDownloads,
+  VerbRecordings,
+  type StoredVerbRecording,
+} from './verb-recordings.ts';
 
 export {
   recordingSettings,
@@ -53,9 +59,11 @@ export {
 export { RecordingVerifyError, verifyWav, type WavInfo } from './wav.ts';
 export {
   VERB_RECORDING_NAME,
+  VerbRecordingDownloads,
   VerbRecordingError,
   VerbRecordings,
   verbRecordingKey,
+  type PendingVerbRecording,
   type KeptVerbRecording,
   type StoredVerbRecording,
   type VerbRecordingFailureStage,
@@ -105,8 +113,14 @@ export interface CreateRecordingsDeps {
   notifier: CallNotifier;
   /** The call service: it gets the recorder and answers whether a call exists. */
   calls: Pick<CallService, 'setRecorder' | 'getCall'>;
-  /** The store (recording fields of the calls table). */
-  store: { calls: Pick<CallRepository, 'setRecording' | 'getCall' | 'unsettledRecordings'> };
+  /**
+   * The store: recording fields of the calls table; `db` keeps call script recording downloads
+   * still to do (`verb_recording_downloads`), not kept when absent.
+   */
+  store: {
+    calls: Pick<CallRepository, 'setRecording' | 'getCall' | 'unsettledRecordings'>;
+    db?: Kysely<Database>;
+  };
   /**
    * The call journal: recording statuses go into its transactions, `stored` in the commit of
    * `recording.ready`, and Asterisk's copy is deleted after that commit. Without it, they are
@@ -168,6 +182,7 @@ export function createRecordings(deps: CreateRecordingsDeps): Recordings {
     links,
     logger,
     registry: deps.registry,
+    ...(deps.store.db ? { pending: new VerbRecordingDownloads(deps.store.db) } : {}),
     options: { deleteFromAsterisk: settings.deleteFromAsterisk, download: settings.download },
   });
   deps.calls.setRecorder({
@@ -179,7 +194,10 @@ export function createRecordings(deps: CreateRecordingsDeps): Recordings {
   const unsubscribe = registerRecordingStasisHandlers(gateway, service);
   // Every (re)connect: recordings whose RecordingFinished may have been lost are looked up.
   const unsubscribeConnection = gateway.onConnectionChange((state) => {
-    if (state === 'connected') service.connected();
+    if (state === 'connected') {
+      service.connected();
+      void verbs.resumePending();
+    }
   });
   logger.info('recordings', {
     recordCalls: settings.mode,

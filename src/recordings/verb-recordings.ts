@@ -9,13 +9,20 @@
  * call recording's download settings); a recording Asterisk does not have (404) fails at once.
  *
  * The stored file is the record: it is served after the call ended and after a restart without
- * a row of its own in the store. Reference: docs/recordings.md "Call script recordings".
+ * a row of its own in the store. Until it is stored, the download is kept in the store
+ * (`verb_recording_downloads`, {@link VerbRecordingDownloads}) from before the first try: a
+ * download cut by an engine stop (or a crash, or every try failing) is taken up again by the
+ * next start once ARI is connected ({@link VerbRecordings.resumePending}), so the recording
+ * does not stay in Asterisk. Reference: docs/recordings.md "Call script recordings".
  */
 import type { Counter, Registry } from 'prom-client';
 import { computeBackoffDelay } from '../ari/backoff.ts';
 import { AriNotFoundError } from '../ari/errors.ts';
 import type { AriGateway } from '../ari/types.ts';
+import type { Kysely } from 'kysely';
 import type { Logger } from '../logging/logger.ts';
+import type { Database } from '../store/schema.ts';
+import { toIsoTime } from '../store/schema.ts';
 import { counter } from '../metrics/registry.ts';
 import type { RecordingLinks } from './links.ts';
 import type { RecordingStorage, StoredObject } from './storage.ts';
@@ -77,6 +84,56 @@ export class VerbRecordingError extends Error {
   }
 }
 
+/** A call script recording Asterisk finished and the engine has not stored yet. */
+export interface PendingVerbRecording {
+  callId: string;
+  name: string;
+  /** Asterisk's RecordingFinished duration, seconds. */
+  durationSec?: number;
+}
+
+/**
+ * The downloads still to do, in the store (`verb_recording_downloads`, one row per recording
+ * name): added before the first try, removed once the file is stored (or Asterisk has none).
+ */
+export class VerbRecordingDownloads {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  /** Note that `pending` is to be fetched (idempotent). */
+  async add(pending: PendingVerbRecording, now = Date.now()): Promise<void> {
+    await this.db
+      .insertInto('verb_recording_downloads')
+      .values({
+        name: pending.name,
+        call_id: pending.callId,
+        duration_sec: pending.durationSec ?? null,
+        created_at: toIsoTime(now),
+      })
+      .onConflict((oc) => oc.column('name').doNothing())
+      .execute();
+  }
+
+  /** The download of `name` is over (stored, or nothing to fetch). */
+  async remove(name: string): Promise<void> {
+    await this.db.deleteFrom('verb_recording_downloads').where('name', '=', name).execute();
+  }
+
+  /** Every download still to do, oldest first. */
+  async list(): Promise<PendingVerbRecording[]> {
+    const rows = await this.db
+      .selectFrom('verb_recording_downloads')
+      .selectAll()
+      .orderBy('created_at')
+      .orderBy('name')
+      .execute();
+    return rows.map((row) => ({
+      callId: row.call_id,
+      name: row.name,
+      ...(row.duration_sec === null ? {} : { durationSec: Number(row.duration_sec) }),
+    }));
+  }
+}
+
 /** What {@link VerbRecordings} needs. */
 export interface VerbRecordingsDeps {
   gateway: Pick<AriGateway, 'recordings'>;
@@ -84,6 +141,8 @@ export interface VerbRecordingsDeps {
   links: Pick<RecordingLinks, 'sign'>;
   logger: Logger;
   registry: Registry;
+  /** Where downloads still to do are kept across restarts; absent: not kept. */
+  pending?: VerbRecordingDownloads;
   options: {
     /** Delete the recording from Asterisk once stored (RECORDING_DELETE_FROM_ASTERISK). */
     deleteFromAsterisk: boolean;
@@ -95,7 +154,10 @@ export interface VerbRecordingsDeps {
 /** See the module comment. */
 export class VerbRecordings {
   private readonly stopping = new AbortController();
-  private readonly metrics: { stored: Counter; failures: Counter<'stage'> };
+  /** Recordings being fetched now (never fetched twice at once). */
+  private readonly inFlight = new Set<string>();
+  private resuming = false;
+  private readonly metrics: { stored: Counter; failures: Counter<'stage'>; resumed: Counter };
 
   constructor(private readonly deps: VerbRecordingsDeps) {
     this.metrics = {
@@ -107,6 +169,10 @@ export class VerbRecordings {
         name: 'aricrm_verb_recording_failures_total',
         help: 'Call script recordings that could not be stored, by stage (missing, download, verify, storage, stopped).',
         labelNames: ['stage'] as const,
+      }),
+      resumed: counter(deps.registry, {
+        name: 'aricrm_verb_recordings_resumed_total',
+        help: 'Call script recordings an earlier run did not store, fetched and stored at start-up.',
       }),
     };
   }
@@ -120,9 +186,94 @@ export class VerbRecordings {
    *   engine is stopping); the recording then stays in Asterisk
    */
   async keep(callId: string, name: string, durationSec?: number): Promise<KeptVerbRecording> {
-    const { gateway, storage, options } = this.deps;
     const log = this.deps.logger.child({ callId, recordingName: name });
     const key = verbRecordingKey(callId, name);
+    const { pending } = this.deps;
+    try {
+      await pending?.add({ callId, name, ...(durationSec === undefined ? {} : { durationSec }) });
+    } catch (err) {
+      log.warn('could not note the call script recording download in the store', { err });
+    }
+    this.inFlight.add(name);
+    try {
+      const kept = await this.download(callId, name, key, durationSec, log);
+      await this.forget(name, log);
+      return kept;
+    } catch (err) {
+      // Nothing to fetch: forgotten. Any other failure (the engine stopping included) stays
+      // noted and is tried again at the next start or ARI reconnect.
+      if (err instanceof VerbRecordingError && err.stage === 'missing')
+        await this.forget(name, log);
+      throw err;
+    } finally {
+      this.inFlight.delete(name);
+    }
+  }
+
+  /**
+   * Engine start-up (and every ARI reconnect), once ARI is connected: complete the downloads an
+   * earlier run (or an earlier try of this one) noted and did not finish (stopped, killed, or
+   * every try failed); those being fetched right now are left to their own tries. Resolves with how many were stored;
+   * never rejects. Each runs as {@link keep} (the same tries, verification, deletion from
+   * Asterisk); one Asterisk no longer has is forgotten.
+   */
+  async resumePending(): Promise<number> {
+    const { pending, logger } = this.deps;
+    if (!pending || this.resuming) return 0;
+    this.resuming = true;
+    try {
+      return await this.resumeRows(pending, logger);
+    } finally {
+      this.resuming = false;
+    }
+  }
+
+  private async resumeRows(pending: VerbRecordingDownloads, logger: Logger): Promise<number> {
+    let rows: PendingVerbRecording[];
+    try {
+      rows = (await pending.list()).filter((row) => !this.inFlight.has(row.name));
+    } catch (err) {
+      logger.error('could not list the call script recordings still to fetch', { err });
+      return 0;
+    }
+    if (rows.length === 0) return 0;
+    logger.info('fetching call script recordings an earlier run did not store', {
+      recordings: rows.length,
+    });
+    let stored = 0;
+    for (const row of rows) {
+      if (this.stopping.signal.aborted) break;
+      try {
+        await this.keep(row.callId, row.name, row.durationSec);
+        this.metrics.resumed.inc();
+        stored++;
+      } catch (err) {
+        logger.warn('a call script recording an earlier run left could not be stored', {
+          callId: row.callId,
+          recordingName: row.name,
+          err,
+        });
+      }
+    }
+    return stored;
+  }
+
+  private async forget(name: string, log: Logger): Promise<void> {
+    try {
+      await this.deps.pending?.remove(name);
+    } catch (err) {
+      log.warn('could not clear the call script recording download in the store', { err });
+    }
+  }
+
+  private async download(
+    callId: string,
+    name: string,
+    key: string,
+    durationSec: number | undefined,
+    log: Logger,
+  ): Promise<KeptVerbRecording> {
+    const { gateway, storage, options } = this.deps;
     const { attempts, initialDelayMs, maxDelayMs } = options.download;
     let stored: { file: StoredObject; durationMs: number } | undefined;
     for (let attempt = 1; !stored; attempt++) {

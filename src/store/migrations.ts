@@ -390,6 +390,23 @@ export function storeMigrations(dialect: StoreDialect): Record<string, Migration
         await db.schema.dropTable('connector_outbox').execute();
       },
     },
+    // Call script recordings (the record verb) still to fetch from Asterisk: one row from
+    // RecordingFinished until the file is stored, so that a download cut by an engine stop or
+    // crash is completed at the next start (src/recordings/verb-recordings.ts).
+    '0009_recordings_verb_downloads': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await db.schema
+          .createTable('verb_recording_downloads')
+          .addColumn('name', 'text', (col) => col.primaryKey())
+          .addColumn('call_id', 'text', (col) => col.notNull())
+          .addColumn('duration_sec', 'integer')
+          .addColumn('created_at', 'text', (col) => col.notNull())
+          .execute();
+      },
+      async down(db: Kysely<unknown>): Promise<void> {
+        await db.schema.dropTable('verb_recording_downloads').execute();
+      },
+    },
   };
 }
 

@@ -131,6 +131,19 @@ export interface JournalStateTable {
   seq: ColumnType<number | string, number, number>;
 }
 
+/**
+ * `verb_recording_downloads`: call script recordings (record verb) Asterisk finished and the
+ * engine has not stored yet (migration 0006, src/recordings/verb-recordings.ts).
+ */
+export interface VerbRecordingDownloadsTable {
+  /** Asterisk's recording name (`vrec-<uuid>`). */
+  name: string;
+  call_id: string;
+  /** Asterisk's RecordingFinished duration, seconds; null when it gave none. */
+  duration_sec: number | null;
+  created_at: string;
+}
+
 /** `autocall_campaigns`: notification-call campaigns (migration 0005, src/autocalls/). */
 export interface AutocallCampaignsTable {
   /** bigint as text on PostgreSQL. */
@@ -231,6 +244,7 @@ export interface Database {
   idempotency_keys: IdempotencyKeysTable;
   journal_state: JournalStateTable;
   operators: OperatorsTable;
+  verb_recording_downloads: VerbRecordingDownloadsTable;
 }
 
 /**

@@ -1,12 +1,17 @@
 /**
  * Notification calls on a real Asterisk 22 (the kit): the engine originates the customer's SIPp
  * phone through the `client-trunk` endpoint, plays the confirm prompt, waits for the digit (RFC
- * 2833 DTMF from SIPp), plays the message and hangs up; a busy customer is retried, then busy;
- * with answering-machine detection the channel goes through the project's `[crm-amd]` context
- * (added to the kit's configuration by the bed) and back.
+ * 2833 DTMF from SIPp), plays the message (Asterisk sounds and WAV files it fetches over HTTP)
+ * and hangs up; a WAV that cannot be fetched fails its item, not the call; a busy customer is
+ * retried, then busy; with answering-machine detection the channel goes through the project's
+ * `[crm-amd]` context (added to the kit's configuration by the bed) and back.
  */
 import { expect } from 'chai';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { AutocallJobView } from '../../src/autocalls/index.ts';
+import { audioFile, framesIn } from '../../src/simulator/wav.ts';
+import { closedPort } from '../crm/helpers.ts';
 import { until } from '../support/until.ts';
 import { sharedBed, stopSharedBed, type AcceptanceBed } from './support/bed.ts';
 import { kitAvailable } from './support/kit.ts';
@@ -101,6 +106,89 @@ if (kitAvailable()) {
       );
       expect(endedEvents).to.have.length(1);
       await bed.asterisk.waitIdle();
+    });
+
+    /** A media server of the CRM: `GET /msg.wav` answers a 2 s WAV (`audio/wav`); requests kept. */
+    async function mediaServer(): Promise<{ server: Server; origin: string; paths: string[] }> {
+      const wav = audioFile('wav', framesIn(2000));
+      const paths: string[] = [];
+      const server = createServer((req, res) => {
+        paths.push(`${req.method} ${req.url}`);
+        if (req.url === '/msg.wav') {
+          res.writeHead(200, { 'content-type': 'audio/wav', 'content-length': wav.length });
+          res.end(req.method === 'HEAD' ? undefined : wav);
+        } else {
+          res.writeHead(404, { 'content-type': 'text/plain' });
+          res.end('not found');
+        }
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const { port } = server.address() as AddressInfo;
+      return { server, origin: `http://127.0.0.1:${port}`, paths };
+    }
+
+    it('the customer presses 1: hello-world and a WAV served over HTTP play, delivered', async function () {
+      const media = await mediaServer();
+      try {
+        const customer = Sipp.phone(
+          'customer',
+          'uas_answer_dtmf1.xml',
+          bed.ports,
+          bed.ports.trunk,
+          {
+            pauseMs: 500,
+          },
+        );
+        // A short URL: Asterisk fetches it into its media cache and plays the cached file.
+        const id = await createJob({
+          files: ['sound:hello-world', `${media.origin}/msg.wav`],
+          confirm: { digit: '1', prompt: ['hello-world'], timeoutSec: 5, repeats: 2 },
+          tries: 1,
+        });
+        const job = await finalJob(id, 'delivered');
+        await customer.passed();
+        const attempt = job.attempts![0]!;
+        expect(attempt).to.deep.include({
+          dialStatus: 'ANSWER',
+          digits: '1',
+          outcome: 'delivered',
+        });
+        expect(attempt.playedSec).to.be.within(3, 4); // hello-world about 1.4 s, the WAV 2 s
+        // The media server was asked for the URL as given.
+        expect(media.paths).to.include('GET /msg.wav');
+        expect(media.paths.every((p) => p === 'GET /msg.wav')).to.equal(true);
+        const ended = await bed.ended(attempt.callId!);
+        expect(ended).to.include({ direction: 'out', disposition: 'answered', hangupBy: 'system' });
+        await bed.asterisk.waitIdle();
+      } finally {
+        media.server.close();
+      }
+    });
+
+    it('a WAV that cannot be fetched fails its item, not the call: the next sound plays, the job ends failed', async function () {
+      const media = await mediaServer();
+      try {
+        const customer = Sipp.phone('customer', 'uas_answer.xml', bed.ports, bed.ports.trunk, {
+          pauseMs: 300,
+        });
+        const down = `http://127.0.0.1:${await closedPort()}/gone.wav`;
+        const id = await createJob({
+          files: [down, `${media.origin}/missing.wav`, 'sound:hello-world'],
+          tries: 1,
+        });
+        const job = await finalJob(id, 'failed');
+        await customer.passed();
+        const attempt = job.attempts![0]!;
+        expect(attempt).to.deep.include({ dialStatus: 'ANSWER', outcome: 'failed' });
+        // The call went on after the failed items: hello-world played to its end.
+        expect(attempt.playedSec).to.be.within(1, 2);
+        expect(media.paths).to.include('GET /missing.wav');
+        const ended = await bed.ended(attempt.callId!);
+        expect(ended).to.include({ disposition: 'answered', hangupBy: 'system' });
+        await bed.asterisk.waitIdle();
+      } finally {
+        media.server.close();
+      }
     });
 
     it('a busy customer is retried tries times, then the job ends busy', async () => {

@@ -9,6 +9,8 @@ import { createSilentLogger } from '../../src/logging/logger.ts';
 import { createStore, type Store } from '../../src/store/index.ts';
 import { OUTCOMES, ScriptedDialer, type ScriptedAttempt } from './scripted-dialer.ts';
 import type { DialJob } from '../../src/autocalls/dialer.ts';
+import type { AttemptOutcome } from '../../src/autocalls/model.ts';
+import { until } from '../support/until.ts';
 
 const logger = createSilentLogger();
 const T0 = Date.UTC(2025, 0, 31, 9, 0, 0); // Friday 09:00 UTC
@@ -266,5 +268,80 @@ describe('autocalls: scheduler (scripted dialer, manual clock)', () => {
     expect(da.holding()).to.equal(1);
     da.release(OUTCOMES.delivered);
     await a.whenIdle();
+  });
+});
+
+describe('autocalls: scheduler wake-ups (real clock, the poll an hour away)', function () {
+  this.timeout(30_000);
+  let store: Store;
+  let ac: AutocallStore;
+  let scheduler: AutocallScheduler | undefined;
+  const held: Array<() => void> = [];
+
+  beforeEach(async () => {
+    store = createStore({ url: 'sqlite::memory:', logger });
+    await store.migrate();
+    ac = new AutocallStore(store);
+  });
+  afterEach(async () => {
+    for (const release of held.splice(0)) release();
+    await scheduler?.whenIdle();
+    await scheduler?.stop();
+    scheduler = undefined;
+    await store.close();
+  });
+
+  /**
+   * A scheduler whose poll never comes during the test: every pass after the first is one it
+   * woke up for. Its dialer notes each dial's time; attempts answer `outcome`, or are held (calls
+   * in progress, so that no attempt end wakes the scheduler) until the test ends.
+   */
+  function start(outcome: AttemptOutcome | 'hold'): Array<{ id: number; at: number }> {
+    const dials: Array<{ id: number; at: number }> = [];
+    scheduler = new AutocallScheduler({
+      store: ac,
+      dialer: {
+        dial: (dialJob) => {
+          dials.push({ id: dialJob.id, at: Date.now() });
+          if (outcome !== 'hold') return Promise.resolve(outcome);
+          return new Promise((resolve) => held.push(() => resolve(OUTCOMES.delivered)));
+        },
+      },
+      notifier: new AutocallNotifier(new Registry(), logger, () => undefined),
+      logger,
+      owner: 'engine-a',
+      maxLiveCalls: 100,
+      pollMs: 3_600_000,
+    });
+    scheduler.start();
+    return dials;
+  }
+
+  it('wakes for each pacing slot of a campaign (calls in progress, none ending)', async () => {
+    const c = await ac.createCampaign(
+      { name: 'paced', maxConcurrent: 10, callsPerSecond: 4 },
+      Date.now(),
+    );
+    await ac.createJobs(
+      Array.from({ length: 4 }, (_, i) => job(`+7495000004${i}`, { campaignId: c.id })),
+      Date.now(),
+    );
+    const dials = start('hold');
+    await until(() => dials.length === 4, 'the four jobs dialled, one per pacing slot', 20_000);
+    // Paced: 4 calls per second, one slot every 250 ms.
+    for (let i = 1; i < dials.length; i++)
+      expect(dials[i]!.at - dials[i - 1]!.at).to.be.at.least(200);
+  });
+
+  it('wakes when a retry becomes due (triesPeriodSec after the busy attempt)', async () => {
+    const created = Date.now();
+    await ac.createJobs([job('+74950000050', { tries: 2, triesPeriodSec: 1 })], created);
+    const dials = start(OUTCOMES.busy);
+    await until(() => dials.length === 2, 'the retry dialled', 20_000);
+    expect(dials[1]!.at - dials[0]!.at).to.be.at.least(900);
+    await until(
+      async () => (await ac.getJob(dials[0]!.id))?.status === 'busy',
+      'the job final (busy)',
+    );
   });
 });

@@ -1,9 +1,10 @@
 /**
  * A campaign across a crash, end to end: a real engine process places a campaign's notification
  * calls on the simulator (which runs in the test process, so its calls outlive the engine); the
- * process is killed (SIGKILL) mid-campaign; a new engine on the same DATA_DIR adopts and hangs up
- * the calls left in Asterisk, reclaims the expired leases (`AUTOCALL_LEASE_MS`, short here) and
- * finishes the campaign. Every job reaches exactly one final status, and no job is ever dialled
+ * process is killed (SIGKILL) mid-campaign; a new engine on the same DATA_DIR adopts the calls
+ * left in Asterisk and takes their attempts over (their scripts run again from the start on the
+ * same calls), reclaims the expired leases of attempts that had no call yet (`AUTOCALL_LEASE_MS`,
+ * short here) and finishes the campaign. Every job reaches exactly one final status, and no job is ever dialled
  * twice at the same time (the simulator's live channels are sampled throughout, and each job's
  * attempts are checked not to overlap).
  */
@@ -130,6 +131,7 @@ describe('campaign across a kill -9 of the engine (e2e, real process)', function
       const c = await counts(firstUrl);
       return c.delivered >= 3 && c.in_progress >= 3;
     }, 'the campaign under way');
+    const killTime = new Date().toISOString();
     await child.kill();
     expect(liveSim.channels().length, 'calls left in Asterisk by the killed engine').to.be.above(0);
 
@@ -169,14 +171,95 @@ describe('campaign across a kill -9 of the engine (e2e, real process)', function
       for (let i = 1; i < spans.length; i++)
         expect(spans[i]![0], `job ${job.id} attempts overlap`).to.be.at.least(spans[i - 1]![1]);
     }
-    // The calls the killed engine had in progress were lost, then retried and delivered.
-    expect(lost.length, 'attempts lost in the crash').to.be.at.least(1);
-    for (const job of jobs.filter((j) => lost.includes(j.id))) {
-      expect(job.status, `job ${job.id}`).to.equal('delivered');
-      expect(job.attempts!.map((a) => a.outcome)).to.deep.equal(['lost', 'delivered']);
-    }
-    const final = await counts(url);
-    expect(final.delivered).to.equal(30);
+    // The calls the killed engine had in progress were taken over by the new one (their
+    // attempts end with a real outcome); an attempt whose call was not yet in the store at the
+    // kill is lost when its lease expires, and retried.
+    const killedAt = Date.parse(killTime);
+    const spanning = jobs.flatMap((j) =>
+      (j.attempts ?? []).filter(
+        (a) =>
+          Date.parse(a.startedAt) < killedAt && Date.parse(a.endedAt ?? a.startedAt) > killedAt,
+      ),
+    );
+    expect(spanning.length, 'attempts in progress across the restart').to.be.at.least(1);
+    expect(
+      spanning.filter((a) => a.outcome !== 'lost').length,
+      'attempts taken over',
+    ).to.be.at.least(1);
+    for (const job of jobs.filter((j) => lost.includes(j.id)))
+      expect(job.attempts!.at(-1)!.outcome, `job ${job.id}`).to.not.equal('lost');
     expect(maxPerJob, 'a job dialled twice at once').to.equal(1);
+  });
+
+  it('a notification call in progress when the engine is killed is taken over: its message plays to the end, one attempt, delivered', async function () {
+    dataDir = mkdtempSync(join(tmpdir(), 'ari-crm-autocall-kill-'));
+    sim = await startSimulator({ timeScale: 1 });
+    crm = await FakeCrm.start();
+    sim.customers.set('*', { mode: 'answer', answerAfterMs: 300 });
+    const env: Record<string, string> = {
+      HTTP_HOST: '127.0.0.1',
+      HTTP_PORT: '0',
+      API_KEYS: `test:${TEST_API_KEY}`,
+      DATA_DIR: dataDir,
+      ARI_URL: sim.url,
+      ARI_USERNAME: sim.username,
+      ARI_PASSWORD: sim.password,
+      CRM_ROUTE_URL: crm.routeUrl,
+      CRM_WEBHOOK_URL: crm.webhookUrl,
+      WEBHOOK_SECRET: crm.secret,
+      AUTOCALL_LEASE_MS: '60000',
+    };
+    const proc = spawn(process.execPath, ['--import', TSX_LOADER, MAIN], {
+      cwd: dataDir,
+      env: { PATH: process.env.PATH, NODE_ENV: 'development', LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child = new EngineProcess(proc);
+    const firstUrl = String(
+      (await child.waitForLine((l) => l.message === 'ari-crm started')).httpUrl,
+    );
+    await until(
+      async () => (await apiRequest(firstUrl, '/readyz', { key: null })).status === 200,
+      'the engine ready',
+    );
+    // Four sounds of 1.4 s: the engine is killed while the first plays.
+    const created = await apiRequest<{ id: number }>(firstUrl, '/v1/autocalls', {
+      body: { to: '+74957000001', files: Array<string>(4).fill('hello-world'), tries: 3 },
+    });
+    expect(created.status).to.equal(202);
+    const id = created.body.id;
+    const liveSim = sim;
+    await until(() => liveSim.channels().some((ch) => ch.state === 'Up'), 'the customer answered');
+    await child.waitForLine((l) => l.message === 'notification call answered; running the script');
+    await child.kill();
+    const channelsAtKill = liveSim.channels().map((ch) => ch.id);
+    expect(channelsAtKill.length, 'the call stays up in Asterisk').to.equal(1);
+
+    const stream = new PassThrough();
+    stream.resume();
+    restarted = await startEngine(loadConfig({ NODE_ENV: 'test', ...env }), {
+      logger: createLogger({ level: 'warn', stream }),
+      simulator: sim,
+    });
+    let job: AutocallJobView | undefined;
+    await until(
+      async () => {
+        job = (await apiRequest<AutocallJobView>(restarted!.httpUrl, `/v1/autocalls/${id}`)).body;
+        return job.status !== 'queued' && job.status !== 'in_progress';
+      },
+      'the job final after the restart',
+      30_000,
+    );
+    expect(job!.status).to.equal('delivered');
+    expect(job!.attempts!.map((a) => [a.attempt, a.dialStatus, a.outcome])).to.deep.equal([
+      [1, 'ANSWER', 'delivered'],
+    ]);
+    // The message played again from its start on the same call: four sounds after the restart.
+    expect(job!.attempts![0]!.playedSec).to.be.within(5, 7);
+    expect(job!.attempts![0]!.callId).to.be.a('string');
+    // Never dialled again: the one customer channel of the first engine, hung up by the new one.
+    await until(() => liveSim.channels().length === 0, 'the call hung up');
+    const originates = sim.requests.filter((r) => r.method === 'POST' && r.path === '/channels');
+    expect(originates.length, 'originates').to.equal(1);
   });
 });

@@ -301,7 +301,7 @@ describe('notification calls on the simulator (e2e)', function () {
     }
   });
 
-  it('a notification call in progress when the engine restarts is adopted, hung up and ended (engine_restart)', async () => {
+  it('a notification call in progress when the engine restarts is taken over: the same call goes on, one attempt, never dialled again', async () => {
     await start();
     bed.sim.customers.set('74950000011', { mode: 'answer', answerAfterMs: 200 });
     const id = await create({ to: '+74950000011', verbs: [{ verb: 'pause', sec: 120 }] });
@@ -320,15 +320,35 @@ describe('notification calls on the simulator (e2e)', function () {
     const { config, logger } = bed.engine;
     await bed.engine.stop();
     expect(bed.sim.channels()).to.have.length(1); // Asterisk keeps the channel in the app
+    bed.sim.clearRequests();
     restarted = await startEngine(config, { logger, simulator: bed.sim });
+    await bed.crm.waitForWebhook(
+      (w) => w.body.type === 'call.recovered' && w.body.callId === callId,
+    );
+    // The script runs again on the same call: still in progress, nothing hung up, nothing dialled.
+    const api2 = <T>(path: string, body?: unknown) =>
+      apiRequest<T>(restarted!.httpUrl, path, body === undefined ? {} : { body });
+    expect((await api2<AutocallJobView>(`/v1/autocalls/${id}`)).body.status).to.equal(
+      'in_progress',
+    );
+    expect(bed.sim.channels()).to.have.length(1);
+    expect(bed.sim.requests.some((r) => r.method === 'POST' && r.path === '/channels')).to.equal(
+      false,
+    );
+    // The new engine owns the attempt: canceling the job ends it and hangs the call up.
+    expect((await api2(`/v1/autocalls/${id}/cancel`, {})).status).to.be.below(300);
+    let job: AutocallJobView | undefined;
+    await until(async () => {
+      job = (await api2<AutocallJobView>(`/v1/autocalls/${id}`)).body;
+      return job.status === 'canceled';
+    }, 'the job canceled');
+    expect(job!.attempts!.map((a) => [a.attempt, a.outcome, a.callId])).to.deep.equal([
+      [1, 'canceled', callId],
+    ]);
     const ended = await bed.crm.waitForWebhook(
       (w) => w.body.type === 'call.ended' && w.body.callId === callId,
     );
-    expect(ended.body.data).to.deep.include({
-      disposition: 'answered',
-      hangupBy: 'system',
-      endReason: 'engine_restart',
-    });
+    expect(ended.body.data).to.deep.include({ hangupBy: 'system', endReason: 'autocall_canceled' });
     await until(() => bed.sim.channels().length === 0, 'the channel is hung up');
   });
 

@@ -9,6 +9,7 @@ import { expect } from 'chai';
 import { Registry } from 'prom-client';
 import { createAriGateway, ENGINE_EVENT_FILTER, newChannelId } from '../../src/ari/gateway.ts';
 import type { AriGateway, StasisStartEvent } from '../../src/ari/types.ts';
+import { mediaUri } from '../../src/calls/verbs/schema.ts';
 import { createSilentLogger } from '../../src/logging/logger.ts';
 import {
   createVerbCrm,
@@ -156,7 +157,7 @@ describe('call scripts on the PBX simulator', function () {
     // hello-world is 1.4 s and the WAV 2 s on Asterisk's clock, plus the WAV's fetch (Asterisk
     // sends PlaybackStarted before it fetches the URL).
     expect(play.playedMs).to.be.at.least(3380);
-    expect(plays(channelId)).to.deep.equal(['sound:hello-world', `sound:${wav}`]);
+    expect(plays(channelId)).to.deep.equal(['sound:hello-world', mediaUri(wav)]);
     expect(media.requests.map((r) => [r.method, r.url])).to.deep.equal([['GET', '/short.wav']]);
     expect(
       sim.requests.some((r) => r.method === 'DELETE' && r.path === `/channels/${channelId}`),
@@ -174,7 +175,7 @@ describe('call scripts on the PBX simulator', function () {
         { verb: 'hangup' },
       ]),
     );
-    await playbackStarted(channelId, `sound:${prompt}`);
+    await playbackStarted(channelId, mediaUri(prompt));
     sim.pressDigits(channelId, { digits: '1', afterMs: 500 });
     const run = await running;
     expect(run.results[0]).to.deep.include({
@@ -222,14 +223,14 @@ describe('call scripts on the PBX simulator', function () {
         { verb: 'pause', sec: 30 },
       ]),
     );
-    await playbackStarted(channelId, `sound:${long}`);
+    await playbackStarted(channelId, mediaUri(long));
     sim.hangup(channelId);
     const run: ScriptRun = await running;
     expect(run.ended).to.equal('hangup');
     expect(run.hangup?.event).to.equal('ChannelHangupRequest');
     expect(run.results.map((r) => [r.verb, r.outcome])).to.deep.equal([['play', 'hangup']]);
     expect(run.results[0]!.play!.playedItems).to.equal(0);
-    expect(plays(channelId)).to.deep.equal([`sound:${long}`]);
+    expect(plays(channelId)).to.deep.equal([mediaUri(long)]);
     // The playback was stopped through ARI (Asterisk may already have ended it: 404 is fine).
     await until(
       () => sim.requests.some((r) => r.method === 'DELETE' && r.path.startsWith('/playbacks/')),

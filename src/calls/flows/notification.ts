@@ -487,14 +487,114 @@ export class NotificationFlow implements Flow, NotificationDialer {
   }
 
   /**
-   * A notification call adopted after an engine restart: its script (and the attempt waiting
-   * for it) went with the old process, so the engine hangs the channel up and ends the call
-   * (`engine_restart`). The job's attempt is reclaimed from its expired lease (`lost`) and
-   * retried per the job.
+   * Engine restart, before ARI connects: the notification calls adopted from the store whose
+   * attempt is not taken over yet, with their job and attempt number (from the call's
+   * variables), for the scheduler's {@link AutocallScheduler.adoptAttempts}.
+   */
+  adoptedAttempts(): Array<{ callId: string; jobId: number; attemptNo: number }> {
+    const found: Array<{ callId: string; jobId: number; attemptNo: number }> = [];
+    for (const ctx of this.rt.active.values()) {
+      if (ctx.flow !== this.name || this.attempts.has(ctx.call.id)) continue;
+      const jobId = Number(ctx.call.variables?.autocallId);
+      const attemptNo = Number(ctx.call.variables?.autocallAttempt);
+      if (Number.isInteger(jobId) && Number.isInteger(attemptNo) && attemptNo > 0)
+        found.push({ callId: ctx.call.id, jobId, attemptNo });
+    }
+    return found;
+  }
+
+  /**
+   * Go on with attempt `attemptNo` of `job` on the adopted call `callId` (see
+   * {@link NotificationDialer.resumeAttempt}): the attempt is tracked again from here (digits pressed
+   * and seconds played from now on) and resolves with its outcome once the call is released,
+   * like a placed one. What the call does is decided once ARI shows it ({@link adopted}).
+   */
+  resumeAttempt(
+    callId: string,
+    job: DialJob,
+    attemptNo: number,
+    signal: AbortSignal,
+  ): Promise<AttemptOutcome> {
+    const ctx = this.rt.active.get(callId);
+    const leg = ctx
+      ? (ctx.call.legs.get(ctx.anchorChannelId) ??
+        [...ctx.call.legs.values()].find((l) => l.role === 'customer'))
+      : undefined;
+    if (!ctx || !leg || ctx.call.phase === 'ended')
+      return Promise.resolve({
+        dialStatus: 'FAILED',
+        outcome: 'failed',
+        digits: '',
+        playedSec: 0,
+        causeText: 'the adopted call was no longer there',
+      });
+    ctx.log.info('notification attempt taken over after an engine restart', {
+      autocallId: job.id,
+      attempt: attemptNo,
+    });
+    return new Promise<AttemptOutcome>((resolve) => {
+      const attempt: Attempt = {
+        job,
+        ctx,
+        leg,
+        digits: '',
+        scriptStarted: false,
+        confirmed: false,
+        playedMs: 0,
+        delivered: false,
+        machine: false,
+        mediaFailed: false,
+        canceled: false,
+        stop: new AbortController(),
+        resolve,
+        settled: false,
+      };
+      this.attempts.set(callId, attempt);
+      attempt.offChannel = this.rt.deps.gateway.onChannel(leg.channelId, (event) =>
+        this.onChannelEvent(attempt, event),
+      );
+      const onAbort = (): void => {
+        attempt.canceled = true;
+        attempt.stop.abort();
+        void this.rt.run(ctx, () => this.cancel(attempt));
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /**
+   * A notification call adopted after an engine restart, once ARI shows it still up. When the
+   * new engine took over its attempt ({@link resumeAttempt}): a customer channel still ringing goes on
+   * as a placed one (the script runs once answered); an answered one runs the script again from
+   * its beginning on the same call (after whatever Asterisk was still playing: the confirm
+   * prompt again, then the message), and the attempt ends with that run's outcome. Otherwise
+   * (the job was canceled or moved on meanwhile) the engine hangs the channel up and ends the
+   * call (`engine_restart`).
    */
   async adopted(ctx: CallContext): Promise<void> {
-    if (this.attempts.has(ctx.call.id) || ctx.call.phase === 'ended') return;
-    ctx.log.info('adopted notification call: its script was lost; hanging up');
+    if (ctx.call.phase === 'ended') return;
+    const attempt = this.attempts.get(ctx.call.id);
+    if (attempt) {
+      if (attempt.scriptStarted || attempt.settled) return;
+      if (ctx.call.answeredAt === undefined && !attempt.leg.answered) return; // still ringing
+      attempt.scriptStarted = true;
+      ctx.call.phase = 'bridged';
+      ctx.callerAnswered = true;
+      ctx.log.info('adopted notification call: running its script again from the beginning');
+      void this.runMessage(attempt).catch((err: unknown) => {
+        ctx.log.error('notification script failed', { err });
+        void this.rt.run(ctx, () =>
+          this.rt.endCall(ctx, {
+            disposition: 'answered',
+            hangupBy: 'system',
+            reason: 'handler_error',
+          }),
+        );
+      });
+      return;
+    }
+    ctx.log.info('adopted notification call: its attempt was not taken over; hanging up');
     await this.rt.endCall(ctx, {
       disposition: ctx.call.answeredAt !== undefined ? 'answered' : 'canceled',
       hangupBy: 'system',

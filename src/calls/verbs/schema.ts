@@ -105,9 +105,41 @@ export const mediaItemSchema = z
     });
   });
 
-/** The Asterisk media URI of a media item: `sound:NAME` as is, a URL as `sound:<url>`. */
+/**
+ * The shortest `sound:http(s)://…` URI the engine asks Asterisk to play, characters after
+ * `sound:`. Asterisk 22 plays a URL from its media cache (res_http_media_cache) by copying the
+ * cached file's path (`<astcachedir>/bucket-XXXXXX.wav`) into a buffer sized after the URL's
+ * own length: when the URL is shorter than that path, the path is cut, and the playback fails
+ * with "File http://… does not exist in any format" although the file was fetched. URLs shorter
+ * than this are padded with a fragment ({@link mediaUri}), which is never sent to the server, so
+ * any cache folder path of up to about 240 characters works.
+ */
+export const MIN_HTTP_MEDIA_URL_LENGTH = 256;
+
+/**
+ * The Asterisk media URI of a media item: `sound:NAME` as is, a URL as `sound:<url>`; a URL
+ * shorter than {@link MIN_HTTP_MEDIA_URL_LENGTH} gets a fragment of `_` characters up to that
+ * length, ending with the extension of the URL's path (`.wav`), so that Asterisk still finds
+ * the file's format from the end of the URL. HTTP clients (Asterisk's libcurl) never send the
+ * fragment: the media server sees the URL as given.
+ */
 export function mediaUri(item: string): string {
-  return item.startsWith('sound:') ? item : `sound:${item}`;
+  if (item.startsWith('sound:')) return item;
+  return `sound:${padMediaUrl(item)}`;
+}
+
+function padMediaUrl(url: string): string {
+  if (url.length >= MIN_HTTP_MEDIA_URL_LENGTH) return url;
+  let extension = '';
+  try {
+    extension = /\.[A-Za-z0-9]{1,8}$/.exec(new URL(url).pathname)?.[0] ?? '';
+  } catch {
+    // not a URL: sent as given (the schema refuses such items)
+    return url;
+  }
+  const hash = url.includes('#') ? '' : '#';
+  const filler = MIN_HTTP_MEDIA_URL_LENGTH - url.length - hash.length - extension.length;
+  return `${url}${hash}${'_'.repeat(Math.max(0, filler))}${extension}`;
 }
 
 const playFields = {

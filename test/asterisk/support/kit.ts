@@ -202,7 +202,49 @@ export class KitAsterisk {
       await rm(confDir, { recursive: true, force: true });
       throw new Error(`run.sh start failed: ${e.message}\n${e.stdout ?? ''}${e.stderr ?? ''}`);
     }
-    return new KitAsterisk(home, confDir, ports, ari.user, ari.password);
+    const asterisk = new KitAsterisk(home, confDir, ports, ari.user, ari.password);
+    try {
+      await asterisk.useOwnCacheDir();
+    } catch (error) {
+      await asterisk.stop();
+      throw error;
+    }
+    return asterisk;
+  }
+
+  /**
+   * Give Asterisk a media cache folder inside its home and restart it to read it.
+   *
+   * `sound:http://…` playbacks (res_http_media_cache) download into `astcachedir` (asterisk.conf
+   * `[directories]`), by default `/var/cache/asterisk`. run.sh writes an asterisk.conf without
+   * it and the kit's tree has no such folder, so without this every HTTP media play fails before
+   * any request is sent ("Failed to create temporary storage", then "File http://… does not exist
+   * in any format"). run.sh rewrites asterisk.conf at each start, so the line is added after it
+   * and Asterisk re-reads it through `core restart now` (same process, same arguments).
+   */
+  private async useOwnCacheDir(): Promise<void> {
+    const cacheDir = join(this.home, 'cache');
+    await mkdir(cacheDir, { recursive: true });
+    const confFile = join(this.home, 'etc', 'asterisk.conf');
+    const conf = await readFile(confFile, 'utf8');
+    await writeFile(
+      confFile,
+      rewrite(conf, '[directories]\n', `[directories]\nastcachedir => ${cacheDir}\n`, confFile),
+    );
+    await this.cli('core restart now').catch(() => undefined); // the CLI connection drops
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      try {
+        const settings = await this.cli('core show settings');
+        if (settings.includes(cacheDir) && (await this.ari('/asterisk/info')).status === 200)
+          return;
+      } catch {
+        // restarting
+      }
+      if (Date.now() > deadline)
+        throw new Error(`Asterisk in ${this.home} did not come back with astcachedir ${cacheDir}`);
+    }
   }
 
   private static async stopHome(home: string): Promise<void> {

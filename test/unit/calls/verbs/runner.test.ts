@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { createSilentLogger } from '../../../../src/logging/logger.ts';
 import { runScript, type ScriptRun } from '../../../../src/calls/verbs/runner.ts';
-import { parseScript, type ScriptVerb } from '../../../../src/calls/verbs/schema.ts';
+import { mediaUri, parseScript, type ScriptVerb } from '../../../../src/calls/verbs/schema.ts';
 import type {
   VerbContext,
   VerbCrm,
@@ -56,7 +56,7 @@ describe('call script runner', function () {
 
   const outcomes = (run: ScriptRun) => run.results.map((r) => [r.verb, r.outcome, r.reason]);
 
-  it('plays the media in order, one playback each, a URL as sound:<url>', async () => {
+  it('plays the media in order, one playback each, a URL as sound:<url> (padded)', async () => {
     const run = await runScript(
       ctx,
       script([
@@ -67,9 +67,9 @@ describe('call script runner', function () {
     expect(run.ended).to.equal('completed');
     expect(channel.played()).to.deep.equal([
       'sound:hello-world',
-      'sound:http://media.example/a.wav',
+      mediaUri('http://media.example/a.wav'),
       'sound:hello-world',
-      'sound:http://media.example/a.wav',
+      mediaUri('http://media.example/a.wav'),
     ]);
     expect(outcomes(run)).to.deep.equal([
       ['play', 'completed', undefined],
@@ -80,7 +80,7 @@ describe('call script runner', function () {
   });
 
   it('unreachable media fails the play verb with the item, the other items play and the script goes on', async () => {
-    channel.unreachable.add('sound:http://down.example/a.wav');
+    channel.unreachable.add(mediaUri('http://down.example/a.wav'));
     const run = await runScript(
       ctx,
       script([
@@ -101,7 +101,7 @@ describe('call script runner', function () {
       },
     ]);
     expect(channel.played()).to.deep.equal([
-      'sound:http://down.example/a.wav',
+      mediaUri('http://down.example/a.wav'),
       'sound:beep',
       'sound:hello-world',
     ]);
@@ -265,7 +265,7 @@ describe('call script runner', function () {
     });
 
     it('a prompt that cannot be played is skipped and the gather still listens', async () => {
-      channel.unreachable.add('sound:http://down.example/menu.wav');
+      channel.unreachable.add(mediaUri('http://down.example/menu.wav'));
       const running = runScript(
         ctx,
         script([
@@ -277,7 +277,7 @@ describe('call script runner', function () {
           },
         ]),
       );
-      await channel.playing_('sound:http://down.example/menu.wav');
+      await channel.playing_(mediaUri('http://down.example/menu.wav'));
       await new Promise((r) => setTimeout(r, 20));
       channel.press('3');
       const run = await running;

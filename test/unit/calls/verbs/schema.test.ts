@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import { HttpError } from '../../../../src/http/errors.ts';
 import {
   mediaUri,
+  MIN_HTTP_MEDIA_URL_LENGTH,
   parseScript,
   parseScriptOrThrow,
   verbsAnswerSchema,
@@ -161,7 +162,21 @@ describe('call script schema', () => {
 
   it('plays a URL as sound:<url> and a sound as is', () => {
     expect(mediaUri('sound:hello-world')).to.equal('sound:hello-world');
-    expect(mediaUri('http://h.example/a.wav')).to.equal('sound:http://h.example/a.wav');
+    const long = `http://h.example/${'a'.repeat(MIN_HTTP_MEDIA_URL_LENGTH)}.wav`;
+    expect(mediaUri(long)).to.equal(`sound:${long}`);
+  });
+
+  it('pads a short URL with a fragment ending in its extension (Asterisk cuts the cached file path to the URL length)', () => {
+    const uri = mediaUri('http://h.example/a.wav?v=2');
+    expect(uri).to.match(/^sound:http:\/\/h\.example\/a\.wav\?v=2#_+\.wav$/);
+    expect(uri.length - 'sound:'.length).to.equal(MIN_HTTP_MEDIA_URL_LENGTH);
+    // What the media server is asked for is the URL as given (clients drop the fragment).
+    const url = new URL(uri.slice('sound:'.length));
+    expect(`${url.origin}${url.pathname}${url.search}`).to.equal('http://h.example/a.wav?v=2');
+    expect(mediaUri('https://h.example/play')).to.match(/^sound:https:\/\/h\.example\/play#_+$/);
+    expect(mediaUri('http://h.example/a.wav#t')).to.match(
+      /^sound:http:\/\/h\.example\/a\.wav#t_+\.wav$/,
+    );
   });
 
   it('accepts a CRM answer with an empty list (it ends the script)', () => {
