@@ -43,7 +43,7 @@ export const CONSOLE_HTML = `<!doctype html>
       <section id="dial" aria-labelledby="dial-title">
         <h2 id="dial-title">Call a number</h2>
         <form id="dial-form">
-          <label for="dial-number">Number</label>
+          <label for="dial-number">Number to call</label>
           <input id="dial-number" name="number" type="tel" autocomplete="off" required maxlength="64" />
           <button type="submit" disabled>Call</button>
         </form>

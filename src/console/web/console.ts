@@ -26,6 +26,7 @@ const STORAGE = {
   expiresAt: 'ari-crm.console.expiresAt',
   extension: 'ari-crm.console.extension',
   cursor: 'ari-crm.console.cursor',
+  cards: 'ari-crm.console.cards',
 } as const;
 /** How many recent calls are listed. */
 const HISTORY_SIZE = 20;
@@ -127,6 +128,7 @@ function takeCredentials(): { token?: string; extension?: string; expiresAt?: nu
     else sessionStorage.removeItem(STORAGE.expiresAt);
     // A new link is a new session: what an earlier token of this tab saw does not apply.
     sessionStorage.removeItem(STORAGE.cursor);
+    sessionStorage.removeItem(STORAGE.cards);
     for (const name of ['token', 'extension', 'expiresAt']) params.delete(name);
     const rest = params.toString();
     history.replaceState(null, '', `${location.pathname}${rest ? `?${rest}` : ''}${location.hash}`);
@@ -178,6 +180,7 @@ class Console {
       onStatus: (status) => this.onStatus(status),
     });
     if (credentials.extension) this.setExtension(credentials.extension);
+    this.restoreCards();
   }
 
   start(): void {
@@ -297,6 +300,32 @@ class Console {
     this.cards.delete(callId);
     card.element.remove();
     this.noCall.hidden = this.cards.size > 0;
+    this.saveCards();
+  }
+
+  /**
+   * The cards shown are kept in sessionStorage with the cursor: after a refresh the stream
+   * resumes after that cursor (it sends only what came since), so the cards come back from here.
+   */
+  private saveCards(): void {
+    const saved = [...this.cards.values()].map(({ element: _element, ...card }) => card);
+    sessionStorage.setItem(STORAGE.cards, JSON.stringify(saved));
+  }
+
+  private restoreCards(): void {
+    let saved: unknown;
+    try {
+      saved = JSON.parse(sessionStorage.getItem(STORAGE.cards) ?? '[]');
+    } catch {
+      saved = [];
+    }
+    if (!Array.isArray(saved)) return;
+    for (const item of saved as Array<Omit<CallCard, 'element'>>) {
+      if (typeof item?.callId !== 'string') continue;
+      const card: CallCard = { ...item, element: el('article') };
+      this.cards.set(card.callId, card);
+      this.renderCard(card);
+    }
   }
 
   private renderCard(card: CallCard): void {
@@ -338,6 +367,7 @@ class Console {
     element.replaceChildren(...parts);
     if (!element.isConnected) this.cardList.append(element);
     this.noCall.hidden = true;
+    this.saveCards();
   }
 
   private talkTime(card: CallCard): string {

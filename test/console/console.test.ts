@@ -1,0 +1,215 @@
+/**
+ * The operator console in a real browser (Chromium through playwright-core), against the whole
+ * engine on the PBX simulator over real HTTP and WebSocket: the page is opened with a token link
+ * the way a CRM opens it (docs/console.md), and the tests look at what the operator sees.
+ *
+ * `UPDATE_CONSOLE_SCREENSHOT=1 npx mocha test/console/console.test.ts` also writes the
+ * screenshot of the docs (docs/images/console.png) while a call rings.
+ */
+import { expect } from 'chai';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { apiRequest } from '../support/api.ts';
+import { startTestBed, type TestBed } from '../support/engine.ts';
+import { describeInBrowser, launchBrowser } from './support/browser.ts';
+import { startProxy, type CuttableProxy } from './support/proxy.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const DID = '74951234567';
+const CRM_LINK = 'https://crm.example.com/customers/42';
+let caller = 79165550000;
+/** A fresh caller number per call, so the calls of different tests never mix. */
+const nextCaller = (): string => String(++caller);
+
+describeInBrowser(
+  'the operator console in a browser (Chromium, engine on the simulator)',
+  function () {
+    this.timeout(120_000);
+    let bed: TestBed;
+    let browser: Browser;
+    const contexts: BrowserContext[] = [];
+
+    before(async function () {
+      this.timeout(180_000);
+      bed = await startTestBed({ NODE_ENV: 'development' });
+      browser = await launchBrowser();
+    });
+
+    after(async () => {
+      await browser?.close();
+      await bed?.stop();
+    });
+
+    beforeEach(() => {
+      // Every call rings until the test ends it (ringTimeoutSec 600: 12 s of simulated time here).
+      bed.crm.onRoute(() => ({
+        body: {
+          customer: { id: '42', name: 'Ivan Petrov', link: CRM_LINK },
+          action: 'dial',
+          strategy: 'ringall',
+          extensions: ['101'],
+          ringTimeoutSec: 600,
+        },
+      }));
+      bed.sim.phones.set('101', { mode: 'ring' });
+      bed.sim.phones.set('102', { mode: 'ring' });
+    });
+
+    afterEach(async function () {
+      for (const context of contexts.splice(0)) await context.close();
+      bed.sim.phones.reset();
+    });
+
+    /** A token for `extension` minted with the API key, as the CRM does. */
+    async function mintToken(extension: string): Promise<{ token: string; expiresAt: string }> {
+      const res = await apiRequest<{ token: string; expiresAt: string }>(
+        bed.engine.httpUrl,
+        `/v1/operators/${extension}/tokens`,
+        { body: { ttlSec: 600 } },
+      );
+      expect(res.status, res.text).to.be.oneOf([200, 201]);
+      return res.body;
+    }
+
+    /** Open the console of `extension` in a fresh browser context; resolves once it is live. */
+    async function openConsole(
+      extension: string,
+      baseUrl = bed.engine.httpUrl,
+    ): Promise<{ page: Page; context: BrowserContext }> {
+      const { token, expiresAt } = await mintToken(extension);
+      const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+      contexts.push(context);
+      const page = await context.newPage();
+      const link = new URL('/console', baseUrl);
+      link.search = new URLSearchParams({ extension, token, expiresAt }).toString();
+      await page.goto(link.href);
+      await page.locator('#connection[data-state="live"]').waitFor();
+      // The token left the address bar at once.
+      expect(page.url()).to.equal(new URL('/console', baseUrl).href);
+      return { page, context };
+    }
+
+    /** A customer calls the DID; resolves with the caller's channel and the call's id once 101 rings. */
+    async function ring101(from = nextCaller()): Promise<{ channelId: string; callId: string }> {
+      const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
+      const ringing = await bed.crm.waitForWebhook(
+        (w) => w.body.type === 'call.ringing' && w.body.data.from === from,
+        20_000,
+      );
+      return { channelId, callId: ringing.body.callId };
+    }
+
+    it('a call ringing 101 shows its card (number, name, CRM link) within 1 s; the hang-up removes it', async function () {
+      const { page } = await openConsole('101');
+      const from = nextCaller();
+      const { channelId } = await ring101(from);
+      const card = page.locator('.call-card.ringing');
+      // The stream message and the webhook leave together: the card is up within a second.
+      await card.waitFor({ state: 'visible', timeout: 1000 });
+      expect(await card.locator('.number').textContent()).to.equal(from);
+      expect(await card.locator('.customer').textContent()).to.equal('Ivan Petrov');
+      expect(await card.locator('a.crm-link').getAttribute('href')).to.equal(CRM_LINK);
+      expect(await page.locator('#phone-state').textContent()).to.match(/Ringing/);
+      if (process.env.UPDATE_CONSOLE_SCREENSHOT) {
+        mkdirSync(join(ROOT, 'docs/images'), { recursive: true });
+        await page.screenshot({ path: join(ROOT, 'docs/images/console.png'), fullPage: true });
+      }
+
+      bed.sim.hangup(channelId);
+      await card.waitFor({ state: 'detached', timeout: 15_000 });
+      await page.locator('#no-call').waitFor({ state: 'visible' });
+    });
+
+    it("another operator's console (102) shows nothing of a call ringing 101, then its own call", async function () {
+      const { page: page101 } = await openConsole('101');
+      const { page: page102 } = await openConsole('102');
+      // Every card that ever appears on 102's page is counted (evaluated in the page, not a
+      // script of the page: the page's CSP allows none).
+      // (Page code as text: the tests are compiled without the DOM's types.)
+      await page102.evaluate(`
+      window.seenCards = [];
+      new MutationObserver((records) => {
+        for (const record of records)
+          for (const node of record.addedNodes) window.seenCards.push(node.dataset?.callId ?? '?');
+      }).observe(document.getElementById('call-cards'), { childList: true });
+    `);
+      const { channelId, callId } = await ring101();
+      await page101.locator(`.call-card[data-call-id="${callId}"]`).waitFor();
+      bed.sim.hangup(channelId);
+      await page101.locator(`.call-card[data-call-id="${callId}"]`).waitFor({ state: 'detached' });
+
+      // Then a call for 102: its card shows on 102's page (its stream is live and in order).
+      bed.crm.onRoute(() => ({
+        body: { action: 'dial', strategy: 'ringall', extensions: ['102'], ringTimeoutSec: 600 },
+      }));
+      const from = nextCaller();
+      const own = await bed.sim.injectInboundCall({ from, to: DID });
+      const card102 = page102.locator('.call-card.ringing');
+      await card102.waitFor();
+      expect(await card102.locator('.number').textContent()).to.equal(from);
+      const seen = await page102.evaluate<string[]>('window.seenCards');
+      expect(seen, "cards 102's page showed").to.have.length(1);
+      expect(seen[0]).to.not.equal(callId);
+      bed.sim.hangup(own.channelId);
+      await card102.waitFor({ state: 'detached' });
+    });
+
+    it('the connection is cut while a call starts ringing: once it is back, the card appears', async function () {
+      const proxy: CuttableProxy = await startProxy(bed.engine.httpUrl);
+      try {
+        const { page } = await openConsole('101', proxy.url);
+        proxy.cut();
+        await page.locator('#connection:not([data-state="live"])').waitFor();
+        // 101 rings while the console cannot hear of it.
+        const { channelId, callId } = await ring101();
+        proxy.restore();
+        const card = page.locator(`.call-card.ringing[data-call-id="${callId}"]`);
+        await card.waitFor({ timeout: 20_000 });
+        await page.locator('#connection[data-state="live"]').waitFor();
+        bed.sim.hangup(channelId);
+        await card.waitFor({ state: 'detached' });
+      } finally {
+        await proxy.close();
+      }
+    });
+
+    it("click-to-call from the page rings the operator's own phone (101) first", async function () {
+      const { page } = await openConsole('101');
+      await page.getByLabel('Number to call').fill('+7 495 765-43-21');
+      await page.getByRole('button', { name: 'Call' }).click();
+      const ringing = await bed.crm.waitForWebhook(
+        (w) => w.body.type === 'call.ringing' && w.body.data.to === '+74957654321',
+        20_000,
+      );
+      expect(ringing.body.data.extension).to.equal('101');
+      await page.locator('#dial-message').filter({ hasText: 'Your phone rings first' }).waitFor();
+      const card = page.locator(`.call-card.ringing[data-call-id="${ringing.body.callId}"]`);
+      await card.waitFor();
+      expect(await card.locator('.number').textContent()).to.equal('+74957654321');
+      const hangup = await apiRequest(
+        bed.engine.httpUrl,
+        `/v1/calls/${ringing.body.callId}/hangup`,
+        { method: 'POST' },
+      );
+      expect(hangup.status, hangup.text).to.equal(200);
+      await card.waitFor({ state: 'detached' });
+    });
+
+    it('the status selector sets the operator status (GET /v1/operators/101 shows it)', async function () {
+      const { page } = await openConsole('101');
+      await page.getByLabel('Status').selectOption('break');
+      await page.locator('#status-message').filter({ hasText: 'Status saved.' }).waitFor();
+      const operator = await apiRequest<{ status: string }>(
+        bed.engine.httpUrl,
+        '/v1/operators/101',
+      );
+      expect(operator.status, operator.text).to.equal(200);
+      expect(operator.body.status).to.equal('break');
+      // Back to available for the other tests (the page shows the stored status).
+      await page.getByLabel('Status').selectOption('available');
+      await page.locator('#status-message').filter({ hasText: 'Status saved.' }).waitFor();
+    });
+  },
+);
