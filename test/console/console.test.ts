@@ -60,6 +60,11 @@ describeInBrowser(
     afterEach(async function () {
       for (const context of contexts.splice(0)) await context.close();
       bed.sim.phones.reset();
+      // Operator 101 back to available (a failed status test must not keep it on a break).
+      await apiRequest(bed.engine.httpUrl, '/v1/operators/101/status', {
+        method: 'PUT',
+        body: { status: 'available' },
+      });
     });
 
     /** A token for `extension` minted with the API key, as the CRM does. */
@@ -195,6 +200,43 @@ describeInBrowser(
       );
       expect(hangup.status, hangup.text).to.equal(200);
       await card.waitFor({ state: 'detached' });
+    });
+
+    it('a recorded call shows in the recent calls with its recording playable in the page', async function () {
+      const { page } = await openConsole('101');
+      bed.crm.onRoute(() => ({
+        body: {
+          customer: { id: '42', name: 'Ivan Petrov' },
+          action: 'dial',
+          strategy: 'ringall',
+          extensions: ['101'],
+          ringTimeoutSec: 600,
+          record: true,
+        },
+      }));
+      bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 500, hangupAfterMs: 3000 });
+      const from = nextCaller();
+      await bed.sim.injectInboundCall({ from, to: DID });
+      const ready = await bed.crm.waitForWebhook(
+        (w) => w.body.type === 'recording.ready' && w.body.data.recordingUrl !== undefined,
+        30_000,
+      );
+      const callId = ready.body.callId;
+      await page.getByRole('button', { name: 'Refresh' }).click();
+      const row = page.locator(`#history-body tr[data-call-id="${callId}"]`);
+      await row.locator('audio').waitFor();
+      expect(await row.locator('td').nth(2).textContent()).to.equal(from);
+      expect(await row.locator('td').nth(4).textContent()).to.equal('Answered');
+      // The player loads the audio (the signed link, from the engine's own origin: the CSP lets
+      // it through).
+      const durationSec = await page.evaluate<number>(`new Promise((resolve) => {
+      const audio = document.querySelector('#history-body tr[data-call-id="${callId}"] audio');
+      audio.addEventListener('loadedmetadata', () => resolve(audio.duration));
+      audio.addEventListener('error', () => resolve(-1));
+      audio.preload = 'metadata';
+      audio.load();
+    })`);
+      expect(durationSec).to.be.greaterThan(0);
     });
 
     it('the status selector sets the operator status (GET /v1/operators/101 shows it)', async function () {
