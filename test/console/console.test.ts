@@ -88,7 +88,7 @@ describeInBrowser(
       contexts.push(context);
       const page = await context.newPage();
       const link = new URL('/console', baseUrl);
-      link.search = new URLSearchParams({ extension, token, expiresAt }).toString();
+      link.search = new URLSearchParams({ token, expiresAt }).toString();
       await page.goto(link.href);
       await page.locator('#connection[data-state="live"]').waitFor();
       // The token left the address bar at once.

@@ -89,9 +89,20 @@ export class ConsoleApi {
     return parsed as T;
   }
 
-  /** The operator's presence. */
-  operator(extension: string): Promise<OperatorView> {
-    return this.request('GET', `/v1/operators/${encodeURIComponent(extension)}`);
+  /**
+   * The operator's presence: `GET /v1/operators/{extension}`, or the operator's item of
+   * `GET /v1/operators` where a token may only list.
+   */
+  async operator(extension: string): Promise<OperatorView> {
+    try {
+      return await this.request('GET', `/v1/operators/${encodeURIComponent(extension)}`);
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.status !== 403) throw err;
+      const list = await this.request<{ items: OperatorView[] }>('GET', '/v1/operators');
+      const own = list.items.find((item) => item.extension === extension);
+      if (!own) throw err;
+      return own;
+    }
   }
 
   /** Set the operator's status (`available`, `break`, `dnd`). */

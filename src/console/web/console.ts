@@ -1,8 +1,8 @@
 /**
  * The operator console in the browser (served by the engine at `/console`, see docs/console.md).
  *
- * Opened with a link the CRM builds: `/console?extension=101&token=<operator token>` (optionally
- * `&expiresAt=<ISO time>`). The token is moved into sessionStorage (this tab only; a refresh keeps
+ * Opened with a link the CRM builds: `/console?token=<operator token>` (optionally
+ * `&expiresAt=<ISO time>`; `&extension=101` shows the extension before the stream confirms it). The token is moved into sessionStorage (this tab only; a refresh keeps
  * it) and removed from the address bar at once. Then the page:
  * - shows the operator's phone state and status (`GET /v1/operators/{ext}`, `operator.state`
  *   messages) and sets the status (`PUT /v1/operators/{ext}/status`);
@@ -230,9 +230,13 @@ class Console {
 
   private onMessage(message: StreamMessage): void {
     if (message.cursor !== undefined) sessionStorage.setItem(STORAGE.cursor, message.cursor);
+    if (message.type === 'stream.welcome' || message.type === 'stream.renewed') {
+      if (message.extension) this.setExtension(message.extension);
+      const expiry = Date.parse(message.expiresAt ?? '');
+      if (Number.isFinite(expiry)) this.setExpiry(expiry);
+      return;
+    }
     const data = message.data ?? {};
-    const expiry = Date.parse(str(data.expiresAt) ?? '');
-    if (message.cursor === undefined && Number.isFinite(expiry)) this.setExpiry(expiry);
     const extension = str(data.extension);
     if (!this.extension && extension && message.type !== 'call.transferred')
       this.setExtension(extension);

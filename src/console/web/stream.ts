@@ -7,10 +7,16 @@
  *
  * Reconnection: after a drop, again after 0.5 s, 1 s, 2 s, … up to 10 s (with jitter), and at
  * once when the browser comes back online. An expired token (close code 4001) does not
- * reconnect until {@link StreamClient.renew} gives a new one; a refused token (4003) stops.
+ * reconnect until {@link StreamClient.renew} gives a new one; a refused token (4003) stops. Every
+ * other close (the engine restarting, 4008 for a client that read too slowly, a network drop)
+ * reconnects. The close codes are those of the engine's stream (docs/stream.md).
+ *
+ * The engine's own messages: `stream.welcome` (credentials accepted: `extension`, `expiresAt`),
+ * `stream.synced` (what was missed has been sent; its `cursor` is the position reached),
+ * `stream.renewed` (`expiresAt` of the renewed token); they are handed on like events.
  */
 
-/** One message of the stream. */
+/** One message of the stream: an event (with its cursor) or one of the engine's own. */
 export interface StreamMessage {
   /** The event's cursor: resume after it with `?after=`. */
   cursor?: string;
@@ -21,12 +27,16 @@ export interface StreamMessage {
   /** When it happened, ISO 8601 UTC. */
   occurredAt?: string;
   data?: Record<string, unknown>;
+  /** `stream.welcome`: the token's extension. */
+  extension?: string;
+  /** `stream.welcome`, `stream.renewed`: when the token expires, ISO 8601 UTC. */
+  expiresAt?: string;
 }
 
 /** Close code of an expired token: renew it (the page asks the CRM for a new one). */
 export const CLOSE_TOKEN_EXPIRED = 4001;
-/** Close codes after which reconnecting with the same token cannot help. */
-const CLOSE_REFUSED = new Set([4003, 4401, 4403]);
+/** Close code of a refused token: reconnecting with it cannot help. */
+export const CLOSE_FORBIDDEN = 4003;
 
 /** What the connection is doing, for the page's status line. */
 export type StreamStatus =
@@ -113,8 +123,6 @@ export class StreamClient {
     socket.addEventListener('open', () => {
       if (this.socket !== socket) return;
       socket.send(JSON.stringify({ type: 'auth', token: this.options.token() }));
-      this.failures = 0;
-      this.options.onStatus({ kind: 'live' });
     });
     socket.addEventListener('message', (event: MessageEvent) => {
       if (this.socket !== socket || typeof event.data !== 'string') return;
@@ -124,8 +132,12 @@ export class StreamClient {
       } catch {
         return;
       }
-      if (typeof message === 'object' && message !== null && 'type' in message)
-        this.options.onMessage(message as StreamMessage);
+      if (typeof message !== 'object' || message === null || !('type' in message)) return;
+      const { type } = message as StreamMessage;
+      if (type === 'stream.welcome') this.failures = 0;
+      this.options.onMessage(message as StreamMessage);
+      // Caught up: what happened while the console was away has been shown.
+      if (type === 'stream.synced') this.options.onStatus({ kind: 'live' });
     });
     socket.addEventListener('close', (event: CloseEvent) => {
       if (this.socket !== socket) return;
@@ -135,7 +147,7 @@ export class StreamClient {
         this.options.onStatus({ kind: 'expired' });
         return;
       }
-      if (CLOSE_REFUSED.has(event.code)) {
+      if (event.code === CLOSE_FORBIDDEN) {
         this.halted = true;
         this.options.onStatus({ kind: 'refused', code: event.code, reason: event.reason });
         return;
