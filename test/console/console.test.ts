@@ -117,10 +117,6 @@ describeInBrowser(
       expect(await card.locator('.customer').textContent()).to.equal('Ivan Petrov');
       expect(await card.locator('a.crm-link').getAttribute('href')).to.equal(CRM_LINK);
       expect(await page.locator('#phone-state').textContent()).to.match(/Ringing/);
-      if (process.env.UPDATE_CONSOLE_SCREENSHOT) {
-        mkdirSync(join(ROOT, 'docs/images'), { recursive: true });
-        await page.screenshot({ path: join(ROOT, 'docs/images/console.png'), fullPage: true });
-      }
 
       bed.sim.hangup(channelId);
       await card.waitFor({ state: 'detached', timeout: 15_000 });
@@ -214,9 +210,10 @@ describeInBrowser(
           record: true,
         },
       }));
-      bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 500, hangupAfterMs: 3000 });
+      // 101 answers; the caller hangs up after 10 s of simulated talk (200 ms here).
+      bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 500 });
       const from = nextCaller();
-      await bed.sim.injectInboundCall({ from, to: DID });
+      await bed.sim.injectInboundCall({ from, to: DID, hangupAfterMs: 10_000 });
       const ready = await bed.crm.waitForWebhook(
         (w) => w.body.type === 'recording.ready' && w.body.data.recordingUrl !== undefined,
         30_000,
@@ -252,6 +249,19 @@ describeInBrowser(
       // Back to available for the other tests (the page shows the stored status).
       await page.getByLabel('Status').selectOption('available');
       await page.locator('#status-message').filter({ hasText: 'Status saved.' }).waitFor();
+    });
+
+    it('the screenshot of the docs: a call ringing, with recent calls (UPDATE_CONSOLE_SCREENSHOT=1)', async function () {
+      if (!process.env.UPDATE_CONSOLE_SCREENSHOT) this.skip();
+      const { page } = await openConsole('101');
+      // The calls of the tests above are the recent calls; one more rings now.
+      await page.locator('#history-body tr').first().waitFor();
+      const { channelId } = await ring101('79161234567');
+      await page.locator('.call-card.ringing').waitFor();
+      mkdirSync(join(ROOT, 'docs/images'), { recursive: true });
+      await page.screenshot({ path: join(ROOT, 'docs/images/console.png'), fullPage: true });
+      bed.sim.hangup(channelId);
+      await page.locator('.call-card').waitFor({ state: 'detached' });
     });
   },
 );
