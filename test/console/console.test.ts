@@ -33,7 +33,8 @@ describeInBrowser(
 
     before(async function () {
       this.timeout(180_000);
-      bed = await startTestBed({ NODE_ENV: 'development' });
+      // Click-to-call rings the operator as long as inbound calls do (12 s of real time).
+      bed = await startTestBed({ NODE_ENV: 'development', CLICK_TO_CALL_RING_TIMEOUT_SEC: '600' });
       browser = await launchBrowser();
     });
 
@@ -57,7 +58,27 @@ describeInBrowser(
       bed.sim.phones.set('102', { mode: 'ring' });
     });
 
+    /** Callers' channels of the test, hung up after it if still there (a failed test's call). */
+    const channels: string[] = [];
+    /** A customer `from` calls the DID (and hangs up after `hangupAfterMs` simulated, if given). */
+    async function call(from: string, hangupAfterMs?: number): Promise<{ channelId: string }> {
+      const placed = await bed.sim.injectInboundCall({
+        from,
+        to: DID,
+        ...(hangupAfterMs === undefined ? {} : { hangupAfterMs }),
+      });
+      channels.push(placed.channelId);
+      return placed;
+    }
+
     afterEach(async function () {
+      for (const channelId of channels.splice(0)) {
+        try {
+          bed.sim.hangup(channelId);
+        } catch {
+          // already gone
+        }
+      }
       for (const context of contexts.splice(0)) await context.close();
       bed.sim.phones.reset();
       // Operator 101 back to available (a failed status test must not keep it on a break).
@@ -98,7 +119,7 @@ describeInBrowser(
 
     /** A customer calls the DID; resolves with the caller's channel and the call's id once 101 rings. */
     async function ring101(from = nextCaller()): Promise<{ channelId: string; callId: string }> {
-      const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
+      const { channelId } = await call(from);
       const ringing = await bed.crm.waitForWebhook(
         (w) => w.body.type === 'call.ringing' && w.body.data.from === from,
         20_000,
@@ -146,7 +167,7 @@ describeInBrowser(
         body: { action: 'dial', strategy: 'ringall', extensions: ['102'], ringTimeoutSec: 600 },
       }));
       const from = nextCaller();
-      const own = await bed.sim.injectInboundCall({ from, to: DID });
+      const own = await call(from);
       const card102 = page102.locator('.call-card.ringing');
       await card102.waitFor();
       expect(await card102.locator('.number').textContent()).to.equal(from);
@@ -213,7 +234,7 @@ describeInBrowser(
       // 101 answers; the caller hangs up after 10 s of simulated talk (200 ms here).
       bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 500 });
       const from = nextCaller();
-      await bed.sim.injectInboundCall({ from, to: DID, hangupAfterMs: 10_000 });
+      await call(from, 10_000);
       const ready = await bed.crm.waitForWebhook(
         (w) => w.body.type === 'recording.ready' && w.body.data.recordingUrl !== undefined,
         30_000,
