@@ -108,6 +108,7 @@ h3 { font-size: 1.05rem; margin: 0 0 0.3rem; }
 #phone-since { color: var(--muted); }
 .call-card { border: 2px solid var(--line); border-radius: 6px; padding: 0.7rem 1rem; margin: 0.5rem 0; }
 .call-card.ringing { background: var(--ring); border-color: var(--ring-edge); }
+.call-card.dialing { border-color: var(--accent); }
 .call-card.on-call { background: var(--talk); border-color: var(--talk-edge); }
 .call-card dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.1rem 1rem; margin: 0.3rem 0; }
 .call-card dt { color: var(--muted); }

@@ -219,6 +219,20 @@ describeInBrowser(
       await card.waitFor({ state: 'detached' });
     });
 
+    it('an answered call shows as the call in progress with a talk timer until it ends', async function () {
+      const { page } = await openConsole('101');
+      // 101 answers after 1 s of simulated time; the caller talks until the test hangs up.
+      bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 1000 });
+      const from = nextCaller();
+      const { channelId } = await call(from);
+      const card = page.locator('.call-card.on-call');
+      await card.waitFor();
+      expect(await card.locator('.number').textContent()).to.equal(from);
+      expect(await card.getByRole('timer').textContent()).to.match(/^\d+:\d\d$/);
+      bed.sim.hangup(channelId);
+      await card.waitFor({ state: 'detached' });
+    });
+
     it('a recorded call shows in the recent calls with its recording playable in the page', async function () {
       const { page } = await openConsole('101');
       bed.crm.onRoute(() => ({

@@ -50,7 +50,8 @@ const OUTCOME_TEXT: Record<string, string> = {
 /** A call shown as a card: ringing, or in progress. */
 interface CallCard {
   callId: string;
-  phase: 'ringing' | 'on_call';
+  /** `dialing`: the operator picked up a click-to-call and the customer's phone rings. */
+  phase: 'ringing' | 'dialing' | 'on_call';
   /** The customer's number. */
   number: string;
   customerName?: string;
@@ -245,6 +246,7 @@ class Console {
     switch (message.type) {
       case 'operator.state':
         if (mine) this.showPresence(data);
+        if (mine && data.state === 'on_call') this.pickedUp(str(data.callId));
         break;
       case 'call.ringing':
         if (callId && mine) this.ringing(callId, data);
@@ -298,6 +300,14 @@ class Console {
     this.renderCard(card);
   }
 
+  /** The operator's phone went off hook for a click-to-call: now the customer's phone rings. */
+  private pickedUp(callId: string | undefined): void {
+    const card = callId === undefined ? undefined : this.cards.get(callId);
+    if (!card || !card.outgoing || card.phase !== 'ringing') return;
+    card.phase = 'dialing';
+    this.renderCard(card);
+  }
+
   private removeCard(callId: string): void {
     const card = this.cards.get(callId);
     if (!card) return;
@@ -335,16 +345,15 @@ class Console {
   private renderCard(card: CallCard): void {
     const { element } = card;
     const titleId = `call-${card.callId}-title`;
-    element.className = `call-card ${card.phase === 'ringing' ? 'ringing' : 'on-call'}`;
+    element.className = `call-card ${card.phase.replace('_', '-')}`;
     element.dataset.callId = card.callId;
     element.dataset.phase = card.phase;
     element.setAttribute('aria-labelledby', titleId);
-    const title =
-      card.phase === 'on_call'
-        ? 'On call'
-        : card.outgoing
-          ? 'Your phone is ringing: pick up to call'
-          : 'Incoming call';
+    const title = {
+      on_call: 'On call',
+      dialing: 'Calling the customer…',
+      ringing: card.outgoing ? 'Your phone is ringing: pick up to call' : 'Incoming call',
+    }[card.phase];
     const details = el('dl');
     details.append(el('dt', 'Number'), el('dd', card.number || 'unknown', { class: 'number' }));
     details.append(
