@@ -89,11 +89,14 @@ describeInBrowser(
     });
 
     /** A token for `extension` minted with the API key, as the CRM does. */
-    async function mintToken(extension: string): Promise<{ token: string; expiresAt: string }> {
+    async function mintToken(
+      extension: string,
+      ttlSec = 600,
+    ): Promise<{ token: string; expiresAt: string }> {
       const res = await apiRequest<{ token: string; expiresAt: string }>(
         bed.engine.httpUrl,
         `/v1/operators/${extension}/tokens`,
-        { body: { ttlSec: 600 } },
+        { body: { ttlSec } },
       );
       expect(res.status, res.text).to.be.oneOf([200, 201]);
       return res.body;
@@ -229,6 +232,47 @@ describeInBrowser(
       await card.waitFor();
       expect(await card.locator('.number').textContent()).to.equal(from);
       expect(await card.getByRole('timer').textContent()).to.match(/^\d+:\d\d$/);
+      bed.sim.hangup(channelId);
+      await card.waitFor({ state: 'detached' });
+    });
+
+    it('renews its token through the CRM window that opened it', async function () {
+      // A token about to expire (the shortest the engine mints), and the CRM's next one.
+      const first = await mintToken('101', 60);
+      const next = await mintToken('101', 600);
+      const context = await browser.newContext();
+      contexts.push(context);
+      // The CRM's page (another origin) opens the console and answers its token requests.
+      const crmPage = `<!doctype html><title>CRM</title><script>
+        window.requests = 0;
+        window.addEventListener('message', (event) => {
+          if (event.data?.type !== 'ari-crm:token-request') return;
+          window.requests += 1;
+          event.source.postMessage(
+            { type: 'ari-crm:token', token: ${JSON.stringify(next.token)}, expiresAt: ${JSON.stringify(next.expiresAt)} },
+            event.origin,
+          );
+        });
+      </script>`;
+      await context.route('https://crm.example.com/**', (route) =>
+        route.fulfill({ contentType: 'text/html', body: crmPage }),
+      );
+      const crm = await context.newPage();
+      await crm.goto('https://crm.example.com/operator');
+      const link = new URL('/console', bed.engine.httpUrl);
+      link.search = new URLSearchParams(first).toString();
+      const [page] = await Promise.all([
+        context.waitForEvent('page'),
+        crm.evaluate(`void window.open(${JSON.stringify(link.href)}, 'console')`),
+      ]);
+      // The engine confirmed the new token's expiry on the open stream.
+      const renewed = new Date(next.expiresAt).toISOString();
+      await page.locator(`#connection[data-expires-at="${renewed}"]`).waitFor();
+      expect(await crm.evaluate<number>('window.requests')).to.be.at.least(1);
+      // Calls still pop up.
+      const { channelId } = await ring101();
+      const card = page.locator('.call-card.ringing');
+      await card.waitFor();
       bed.sim.hangup(channelId);
       await card.waitFor({ state: 'detached' });
     });

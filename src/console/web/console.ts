@@ -234,7 +234,11 @@ class Console {
     if (message.type === 'stream.welcome' || message.type === 'stream.renewed') {
       if (message.extension) this.setExtension(message.extension);
       const expiry = Date.parse(message.expiresAt ?? '');
-      if (Number.isFinite(expiry)) this.setExpiry(expiry);
+      if (Number.isFinite(expiry)) {
+        this.setExpiry(expiry);
+        // What the engine holds the session to (the token renewal is confirmed).
+        this.connection.dataset.expiresAt = new Date(expiry).toISOString();
+      }
       return;
     }
     const data = message.data ?? {};

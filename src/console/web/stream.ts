@@ -82,15 +82,17 @@ export class StreamClient {
   }
 
   /**
-   * A new token: sent on the open socket (`{type: "renew", token}`, the connection stays), or,
-   * when the old one had expired, used to reconnect at once.
+   * A new token: sent on the open socket (`{type: "renew", token}`, the connection stays); a
+   * socket still connecting authenticates with it ({@link StreamOptions.token}); after an
+   * expiry, used to reconnect at once.
    */
   renew(token: string): void {
     const socket = this.socket;
-    if (socket && socket.readyState === WebSocket.OPEN) {
+    if (socket?.readyState === WebSocket.OPEN) {
       socket.send(JSON.stringify({ type: 'renew', token }));
       return;
     }
+    if (socket?.readyState === WebSocket.CONNECTING) return;
     this.halted = false;
     this.reconnectNow();
   }
