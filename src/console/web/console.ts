@@ -224,8 +224,13 @@ class Console {
     this.connection.dataset.state = status.kind;
     if (status.kind === 'live' && this.extension) void this.loadPresence();
     if (status.kind === 'expired') {
-      if (!this.requestToken())
-        this.connection.textContent = 'Session expired: open the console again from the CRM.';
+      const giveUp = (): void => {
+        if (this.connection.dataset.state === 'expired')
+          this.connection.textContent = 'Session expired: open the console again from the CRM.';
+      };
+      // The CRM window gets a while to answer with a new token.
+      if (this.requestToken()) window.setTimeout(giveUp, 15_000);
+      else giveUp();
     }
   }
 
