@@ -49,6 +49,9 @@ import { DestinationPolicy } from './security/destinations.ts';
 import { OperatorDialGuard } from './security/guard.ts';
 import { createSecurityMetrics } from './security/metrics.ts';
 import { startSimulator, type PbxSimulator } from './simulator/index.ts';
+import { ApiKeyRing } from './security/api-keys.ts';
+import { IpAllowList } from './security/ip.ts';
+import { createStream, operatorTokensFromConfig, type StreamServer } from './stream/index.ts';
 import { DurableEventQueue } from './store/durable-queue.ts';
 import { JournalLog, journalLogPath, recoverJournalLog } from './store/journal-log.ts';
 import { createStore, parseStoreUrl, type Store } from './store/store.ts';
@@ -73,6 +76,8 @@ export interface Engine {
   readonly app: Express;
   /** The HTTP server of the API (benchmarks time requests on it). */
   readonly server: Server;
+  /** The live stream's WebSocket server (`GET /v1/stream`, src/stream/). */
+  readonly stream: StreamServer;
   /**
    * Notification calls: the service behind `/v1/autocalls` and `/v1/campaigns`, and the scheduler
    * that places their attempts through the notification-call flow (or
@@ -283,6 +288,7 @@ export async function startEngine(
       clickToCallRingTimeoutSec: config.CLICK_TO_CALL_RING_TIMEOUT_SEC,
       serviceContext: config.SERVICE_CONTEXT,
       notificationRingTimeoutSec: config.AUTOCALL_RING_TIMEOUT_SEC,
+      amdContext: config.AUTOCALL_AMD_CONTEXT,
     },
   });
   registerCallStasisHandlers(gateway, calls);
@@ -379,6 +385,9 @@ export async function startEngine(
   // The public API: API keys, IP allow-list, toll-fraud guard, /v1 call
   // routes, the asterisk.fcgi compatibility path, /openapi.json.
   const httpLogger = logger.child({ component: 'http' });
+  // Operator tokens (src/security/operator-tokens.ts): minted by the API, accepted by the API's
+  // console routes and the live stream.
+  const tokens = operatorTokensFromConfig(config, logger);
   let shuttingDown = false;
   const app = createHttpApp({
     logger: httpLogger,
@@ -405,6 +414,7 @@ export async function startEngine(
       registry,
       logger: httpLogger,
       store,
+      tokens,
       idempotency,
       recordings: recordings.http,
       autocalls: { service: autocallService, idempotency: autocallIdempotency },
@@ -421,6 +431,29 @@ export async function startEngine(
     },
     registry,
   ).listen(config.HTTP_PORT, config.HTTP_HOST);
+  // The live stream (src/stream/): WebSocket upgrades of GET /v1/stream on the same server.
+  const allowList = new IpAllowList(config.HTTP_ALLOWED_CIDRS);
+  const stream = createStream({
+    config,
+    tokens,
+    apiKeys: new ApiKeyRing(config.API_KEYS),
+    store,
+    liveCalls: (extension) => calls.liveCallIds(extension),
+    callExtensions: async (callId) => {
+      const call = calls.getCall(callId) ?? (await store.calls.getCall(callId));
+      if (!call) return undefined;
+      const extensions = new Set<string>();
+      for (const leg of call.legs) if (leg.extension) extensions.add(leg.extension);
+      if (call.answeredBy) extensions.add(call.answeredBy);
+      if (call.direction === 'out') extensions.add(call.from);
+      return [...extensions];
+    },
+    ...(allowList.enabled ? { allowsIp: (ip: string | undefined) => allowList.allows(ip) } : {}),
+    isShuttingDown: () => shuttingDown,
+    logger: logger.child({ component: 'stream' }),
+    registry,
+  });
+  stream.server.attach(server);
   await startStep(once(server, 'listening'));
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -445,6 +478,8 @@ export async function startEngine(
       // New API requests get 503 shutting_down, /readyz 503; calls in progress stay up and are
       // still handled (ARI stays connected) while pending webhooks are delivered.
       shuttingDown = true;
+      // Browsers reconnect (to another instance, or to this one once it is back) with ?after=.
+      stream.server.close();
       logger.info('stopping: new API requests are refused, delivering pending webhooks', {
         pendingWebhooks: webhooks.pending(),
         timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
@@ -505,6 +540,7 @@ export async function startEngine(
     logger,
     app,
     server,
+    stream: stream.server,
     autocalls: { service: autocallService, scheduler },
     stop,
   };

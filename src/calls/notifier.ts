@@ -55,7 +55,12 @@ export class CallNotifier {
   /** `call.ringing`: an operator's phone (`leg.extension`) rings for this call (screen pop). */
   ringing(call: Call, leg: Leg): void {
     if (!leg.extension) return;
-    this.emit(call, 'call.ringing', { extension: leg.extension, from: call.from, to: call.to });
+    this.emit(call, 'call.ringing', {
+      extension: leg.extension,
+      from: call.from,
+      to: call.to,
+      ...(call.customer ? { customer: call.customer } : {}),
+    });
   }
 
   /** `call.answered`: answered by the operator at `extension`; `waitSec` = ring time before. */

@@ -84,6 +84,7 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     this.runtime.registerFlow(this.clickToCall);
     this.notification = new NotificationFlow(this.runtime, {
       ringTimeoutSec: deps.options.notificationRingTimeoutSec,
+      ...(deps.options.amdContext ? { amdContext: deps.options.amdContext } : {}),
       defaultCallerId: deps.options.companyCallerId,
       ...(deps.verbCrm ? { crm: deps.verbCrm } : {}),
     });
@@ -233,6 +234,26 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
   }
 
   /** The call the operator at `extension` is on, ringing or talking. */
+  /**
+   * Ids of the calls in progress that involve the operator at `extension` (a leg of theirs not
+   * ended: ringing, talking, placing the call), or of every call in progress when `extension` is
+   * undefined. The live stream's snapshot of a socket opened without `?after=`.
+   */
+  liveCallIds(extension?: string): string[] {
+    const ids: string[] = [];
+    for (const ctx of this.runtime.active.values()) {
+      const { call } = ctx;
+      if (call.phase === 'ended') continue;
+      if (
+        extension === undefined ||
+        call.answeredBy === extension ||
+        [...call.legs.values()].some((leg) => !leg.ended && leg.extension === extension)
+      )
+        ids.push(call.id);
+    }
+    return ids;
+  }
+
   currentCallOf(extension: string): CurrentCall | undefined {
     for (const ctx of this.runtime.active.values()) {
       const { call } = ctx;

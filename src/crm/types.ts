@@ -42,9 +42,11 @@ export interface VerbsAction {
 export interface Route {
   /**
    * The customer the CRM recognised. `name` is shown on the operator's phone as
-   * CALLERID(name) behind OPERATOR_CALLERID_PREFIX; `id` travels in `call.started`.
+   * CALLERID(name) behind OPERATOR_CALLERID_PREFIX; `id` travels in `call.started`; `link`
+   * (the customer's page in the CRM, an http(s) URL) in `call.started` and `call.ringing` (the
+   * card of the live stream).
    */
-  customer?: { id?: string; name?: string };
+  customer?: { id?: string; name?: string; link?: string };
   /**
    * Media played to the caller before dialling, in order: Asterisk media URIs such as
    * `sound:hello-world`, `recording:welcome`, `digits:123`.

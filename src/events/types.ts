@@ -25,6 +25,8 @@ export interface EventCustomer {
   id?: string;
   /** Customer name, as shown on the operator's phone. */
   name?: string;
+  /** The customer's page in the CRM (http(s) URL), when the route answer gave one. */
+  link?: string;
 }
 
 /** `call.started`: the call exists (inbound: it entered the Stasis app; outbound: dialling began). Seed `type=in|out`. */
@@ -50,6 +52,8 @@ export interface CallRingingData {
   from: string;
   /** Called number (as in `call.started`). */
   to: string;
+  /** The customer, when the CRM recognised the caller (as in `call.started`): the screen pop's card. */
+  customer?: EventCustomer;
 }
 
 /** `call.answered`: operator `extension` answered (inbound) or the customer answered (outbound). */
@@ -232,6 +236,10 @@ export interface AutocallAttemptData {
   outcome: string;
   /** The engine's call id of the attempt, when a call was created. */
   callId?: string;
+  /** Answering-machine detection's verdict (AMDSTATUS: MACHINE, HUMAN, NOTSURE), when it ran. */
+  amdStatus?: string;
+  /** Its reason (AMDCAUSE), e.g. `LONGGREETING-1500-1500`. */
+  amdCause?: string;
   /** When the next attempt is due, when there is one (else `autocall.finished` follows). */
   nextAttemptAt?: string;
 }
@@ -246,6 +254,10 @@ export interface AutocallFinishedData {
   /** Attempts made. */
   attempts: number;
   finishedAt: string;
+  /** The last attempt's answering-machine detection verdict (AMDSTATUS), when it ran. */
+  amdStatus?: string;
+  /** Its reason (AMDCAUSE). */
+  amdCause?: string;
   variables?: Record<string, string>;
 }
 

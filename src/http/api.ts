@@ -23,6 +23,12 @@ import { DestinationPolicy } from '../security/destinations.ts';
 import { CallGuard } from '../security/guard.ts';
 import { allowListFilter, IpAllowList } from '../security/ip.ts';
 import { createSecurityMetrics } from '../security/metrics.ts';
+import {
+  acceptOperatorTokens,
+  OperatorTokens,
+  type CallParties,
+} from '../security/operator-tokens.ts';
+import { createStreamRoutes } from '../stream/routes.ts';
 import type { CallRepository, EventRepository } from '../store/index.ts';
 import type { HttpAppOptions } from './app.ts';
 import { IdempotencyStore } from './idempotency.ts';
@@ -48,7 +54,15 @@ export interface ApiDeps {
     | 'COMPAT_PATH'
     | 'IDEMPOTENCY_TTL_MS'
     | 'API_STORE_WAIT_MS'
+    | 'OPERATOR_TOKEN_DEFAULT_TTL_SEC'
   >;
+  /**
+   * Operator tokens (src/security/operator-tokens.ts): minted by
+   * `POST /v1/operators/{extension}/tokens` and accepted instead of an API key on the routes a
+   * browser console needs. Absent: the route answers 503 `operator_tokens_not_configured` and
+   * only API keys are accepted.
+   */
+  tokens?: OperatorTokens;
   control: CallControl;
   /** The engine's registry: the security counters go there. */
   registry: Registry;
@@ -188,11 +202,23 @@ export function createApi(deps: ApiDeps): ApiParts {
       1000,
     logger,
   });
+  const tokens = deps.tokens ?? new OperatorTokens({ secrets: [] });
+  v1.use(
+    createStreamRoutes({
+      tokens,
+      defaultTtlSec: config.OPERATOR_TOKEN_DEFAULT_TTL_SEC,
+      logger,
+    }),
+  );
+  /** A call's parties for the operator token's ownership check: live first, then stored. */
+  const callParties = async (callId: string): Promise<CallParties | undefined> =>
+    control.getCall(callId) ?? (await deps.store?.calls.getCall(callId));
   const allowList = new IpAllowList(config.HTTP_ALLOWED_CIDRS);
+  const apiKeyAuth = deps.recordings
+    ? deps.recordings.allowSignedLinks(requireApiKey({ keys, logger, metrics }))
+    : requireApiKey({ keys, logger, metrics });
   return {
-    authenticate: deps.recordings
-      ? deps.recordings.allowSignedLinks(requireApiKey({ keys, logger, metrics }))
-      : requireApiKey({ keys, logger, metrics }),
+    authenticate: acceptOperatorTokens(apiKeyAuth, { tokens, callParties }),
     apiRouters: { '/v1': v1 },
     selfAuthenticatingRouters: [compat],
     errorRenderers: { [config.COMPAT_PATH]: compatErrorHandler(logger) },

@@ -28,6 +28,7 @@ import {
 } from '../autocalls/schemas.ts';
 import { COMPAT_KEY_PARAMETER } from '../compat/router.ts';
 import { deliveryLogQuerySchema, eventFeedQuerySchema } from '../events/routes.ts';
+import { tokenRequestSchema } from '../stream/routes.ts';
 import { historyResponseSchemas } from './history-schemas.ts';
 import {
   acceptedCallSchema,
@@ -170,6 +171,7 @@ const TAG = {
   recordings: 'Recordings',
   events: 'Events',
   operators: 'Operators',
+  stream: 'Live stream',
   autocalls: 'Notification calls',
   compat: 'asterisk.fcgi compatibility',
   webhooks: 'Webhooks',
@@ -212,6 +214,7 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
       AutocallRequest: autocallBodySchema,
       CampaignRequest: campaignBodySchema,
       CampaignJobsRequest: campaignJobsBodySchema,
+      OperatorTokenRequest: tokenRequestSchema,
     },
     'input',
   );
@@ -265,7 +268,92 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
     '403': errorResponse('`ip_not_allowed`: the client is outside HTTP_ALLOWED_CIDRS.'),
   };
 
+  const extensionParameter: JsonObject = {
+    name: 'extension',
+    in: 'path',
+    required: true,
+    description: extensionSchema.description,
+    schema: inline(extensionSchema),
+  };
   const paths: Record<string, JsonObject> = {
+    '/v1/operators/{extension}/tokens': {
+      post: {
+        operationId: 'createOperatorToken',
+        tags: [TAG.stream],
+        summary: 'Issue an operator token',
+        description:
+          "A short-lived token scoped to one operator extension, for that operator's browser: the live stream (`GET /v1/stream?token=`), and `Authorization: Bearer <token>` on click-to-call from that extension, its call history, its calls and their recordings, and its presence. Signed with OPERATOR_TOKEN_SECRET (stateless: it survives a restart; it cannot be revoked before it expires). API keys only. See docs/stream.md.",
+        security: [{ bearerAuth: [] }],
+        parameters: [extensionParameter],
+        requestBody: { required: false, content: json('OperatorTokenRequest') },
+        responses: {
+          '201': {
+            description: 'The token (`Cache-Control: no-store`).',
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['token', 'expiresAt'],
+                  properties: {
+                    token: {
+                      type: 'string',
+                      description:
+                        'The operator token (`ot1.<payload>.<signature>`); never logged.',
+                    },
+                    expiresAt: {
+                      type: 'string',
+                      format: 'date-time',
+                      description: 'When it stops working, ISO 8601 UTC.',
+                    },
+                  },
+                },
+              },
+            },
+          },
+          '400': errorResponse(
+            '`invalid_request` (field named: extension, ttlSec), `invalid_json`.',
+          ),
+          ...authErrors,
+          '403': errorResponse(
+            '`token_not_allowed`: asked with an operator token; `forbidden`, `ip_not_allowed`.',
+          ),
+          '413': payloadTooLarge,
+          '415': errorResponse('`unsupported_media_type`.'),
+          '503': errorResponse(
+            '`operator_tokens_not_configured`: OPERATOR_TOKEN_SECRET is not set (production); `shutting_down`; `api_keys_not_configured`.',
+          ),
+        },
+      },
+    },
+    '/v1/stream': {
+      get: {
+        operationId: 'openStream',
+        tags: [TAG.stream],
+        summary: 'The live stream (WebSocket)',
+        description:
+          'A WebSocket (`Upgrade: websocket`), not a plain GET: live lifecycle events for operators\' browsers. Credentials: `?token=<operator token>` (that extension\'s events only), `Authorization: Bearer <API key or token>`, or a first message `{"type":"auth","token":"…"}` within 5 s; an API key opens an admin stream of every event. Messages are JSON: `{"type":"stream.welcome"}`, the missed events (`?after=`) or the calls in progress, `{"type":"stream.synced","cursor"}`, then each event as its webhook body plus its feed `cursor`. Close codes: 4000 bad message, 4001 token expired, 4002 no credentials in time, 4003 credentials refused, 4008 the client reads too slowly, 1001 the engine stops, 1011 stored events unreadable. Renew with `{"type":"renew","token"}`. Pages of origins outside STREAM_ALLOWED_ORIGINS are refused. See docs/stream.md.',
+        security: [{ bearerAuth: [] }, { operatorToken: [] }, { streamToken: [] }, {}],
+        parameters: [
+          {
+            name: 'after',
+            in: 'query',
+            required: false,
+            description:
+              'Resume after this cursor (of a stream message or of GET /v1/events): the missed events first, then live ones, without duplicates.',
+            schema: { type: 'string' },
+          },
+        ],
+        responses: {
+          '101': { description: 'Switching Protocols: the WebSocket is open.' },
+          '400': errorResponse('`invalid_cursor` (`after`).'),
+          '403': errorResponse(
+            "`origin_not_allowed`: the page's Origin is not in STREAM_ALLOWED_ORIGINS; `ip_not_allowed`.",
+          ),
+          '426': errorResponse('`upgrade_required`: a plain GET without the WebSocket upgrade.'),
+          '503': errorResponse('`shutting_down`.'),
+        },
+      },
+    },
     '/healthz': publicGet('getHealth', 'Liveness', 'The process answers.', {
       'application/json': { schema: { type: 'object', properties: { status: { const: 'ok' } } } },
     }),
@@ -936,6 +1024,26 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
     }),
   };
 
+  // The routes a browser console reaches with an operator token (src/security/operator-tokens.ts).
+  const tokenNote =
+    ' With an operator token instead of an API key: only calls of its own extension (others: 404 `call_not_found`; click-to-call from another extension: 403 `extension_not_allowed`; expired token: 401 `token_expired`).';
+  for (const [path, method] of [
+    ['/v1/calls', 'get'],
+    ['/v1/calls', 'post'],
+    ['/v1/calls/{id}', 'get'],
+    ['/v1/calls/{id}/recording', 'get'],
+    ['/v1/calls/{id}/recordings/{name}', 'get'],
+  ] as const) {
+    const operation = (paths[path] as Record<string, JsonObject>)[method]!;
+    const security = (operation.security as JsonObject[] | undefined) ?? [{ bearerAuth: [] }];
+    operation.security = [
+      ...security.filter((s) => Object.keys(s).length > 0),
+      { operatorToken: [] },
+      ...security.filter((s) => Object.keys(s).length === 0),
+    ];
+    operation.description = `${String(operation.description ?? operation.summary)}${tokenNote}`;
+  }
+
   const webhooks: Record<string, JsonObject> = {};
   for (const [type, id] of Object.entries(webhookIds)) {
     webhooks[type] = {
@@ -974,6 +1082,10 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
       { name: TAG.events, description: 'The event feed and the webhook delivery log.' },
       { name: TAG.operators, description: "An operator's current call (screen pop)." },
       {
+        name: TAG.stream,
+        description: "Operator tokens and the live stream to operators' browsers (docs/stream.md).",
+      },
+      {
         name: TAG.autocalls,
         description: 'Notification calls and campaigns (docs/autocalls.md).',
       },
@@ -994,6 +1106,18 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
           type: 'http',
           scheme: 'bearer',
           description: 'An API key of API_KEYS: `Authorization: Bearer <key>`.',
+        },
+        operatorToken: {
+          type: 'http',
+          scheme: 'bearer',
+          description:
+            'An operator token (POST /v1/operators/{extension}/tokens): `Authorization: Bearer <token>`, on the routes that say so, for its own extension only.',
+        },
+        streamToken: {
+          type: 'apiKey',
+          in: 'query',
+          name: 'token',
+          description: 'An operator token as a query parameter; the live stream only.',
         },
         compatKey: {
           type: 'apiKey',

@@ -33,6 +33,10 @@ const disposition = z.enum(['answered', 'busy', 'no_answer', 'canceled', 'failed
 const hangupBy = z.enum(['caller', 'operator', 'customer', 'system']);
 const customer = z.object({
   id: z.string().optional().describe("The CRM's id of the customer."),
+  link: z
+    .string()
+    .optional()
+    .describe("The customer's page in the CRM (http(s) URL), from the route answer."),
   name: z.string().optional().describe('Customer name.'),
 });
 const variables = z
@@ -161,6 +165,9 @@ const callRingingData = z.object({
   extension: z.string().describe('The ringing operator (screen pop).'),
   from: z.string(),
   to: z.string(),
+  customer: customer
+    .optional()
+    .describe('The customer card: as in call.started, when the CRM recognised the caller.'),
 });
 type _RingingMatches = Assert<Same<z.infer<typeof callRingingData>, CallRingingData>>;
 
@@ -262,6 +269,11 @@ const autocallAttemptData = z.object({
       'delivered, not_confirmed, cut_short, busy, no_answer, congestion, rejected, machine, canceled, failed or lost.',
     ),
   callId: z.string().optional().describe('Engine call id of the attempt, when a call was created.'),
+  amdStatus: z
+    .string()
+    .optional()
+    .describe('Answering-machine detection verdict (AMDSTATUS): MACHINE, HUMAN or NOTSURE.'),
+  amdCause: z.string().optional().describe('Its reason (AMDCAUSE), e.g. LONGGREETING-1500-1500.'),
   nextAttemptAt: isoTime.optional().describe('When the next attempt is due, if there is one.'),
 });
 type _AutocallAttemptMatches = Assert<
@@ -275,6 +287,11 @@ const autocallFinishedData = z.object({
   status: z.string().describe('delivered, busy, no_answer, failed, canceled or machine.'),
   attempts: z.int().min(0).describe('Attempts made.'),
   finishedAt: isoTime,
+  amdStatus: z
+    .string()
+    .optional()
+    .describe("The last attempt's answering-machine detection verdict (AMDSTATUS), when it ran."),
+  amdCause: z.string().optional().describe('Its reason (AMDCAUSE).'),
   variables: z.record(z.string(), z.string()).optional(),
 });
 type _AutocallFinishedMatches = Assert<

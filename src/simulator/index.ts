@@ -38,6 +38,7 @@ import type {
 import { attachEventWebSocket } from './ws.ts';
 
 export type {
+  AnswerVoice,
   DtmfPlan,
   InboundCall,
   OperatorCall,

@@ -48,6 +48,7 @@ export const phoneBehaviourSchema = z.discriminatedUnion('mode', [
       hangupAfterMs: ms.optional(),
       hangupSpreadMs: ms.optional(),
       dtmf: dtmfPlanSchema.optional(),
+      voice: z.enum(['none', 'human', 'machine']).optional(),
     })
     .strict()
     .refine((b) => b.hangupSpreadMs === undefined || b.hangupAfterMs !== undefined, {

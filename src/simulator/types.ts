@@ -61,11 +61,26 @@ export type PhoneBehaviour =
       hangupSpreadMs?: number;
       /** Digits the phone presses once it has answered (RFC 2833, like SIPp `uas_answer_dtmf1`). */
       dtmf?: DtmfPlan;
+      /** What Asterisk's `AMD()` hears once it answered (see {@link AnswerVoice}); default `none`. */
+      voice?: AnswerVoice;
     }
   | { mode: 'busy'; afterMs?: number }
   | { mode: 'ring' }
   | { mode: 'unavailable' }
   | { mode: 'congestion'; afterMs?: number };
+
+/**
+ * What answers a call, as Asterisk's answering-machine detection (`AMD()` in a dialplan the
+ * channel was continued to) judges it; the verdict comes back as `AMDSTATUS`/`AMDCAUSE`:
+ * - `none`: the phone sends no audio (like the kit's SIPp `uas_answer`): `NOTSURE`,
+ *   `TOOLONG-<ms analysed>` once the total analysis time is over (recorded: amd-continue);
+ * - `human`: a short "hello" (500 ms) then silence: `HUMAN`,
+ *   `HUMAN-<afterGreetingSilence>-<afterGreetingSilence>` after 500 ms + the after-greeting silence;
+ * - `machine`: a long recorded greeting: `MACHINE`, `LONGGREETING-<greeting>-<greeting>` after
+ *   `greeting` ms of voice.
+ * A verdict that would come after the total analysis time is `NOTSURE` (`TOOLONG-…`).
+ */
+export type AnswerVoice = 'none' | 'human' | 'machine';
 
 /**
  * Digits a phone presses after its call is answered (RFC 2833 telephone-events). Each digit is

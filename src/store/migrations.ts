@@ -326,6 +326,18 @@ export function storeMigrations(dialect: StoreDialect): Record<string, Migration
         await db.schema.dropTable('autocall_campaigns').execute();
       },
     },
+    // Answering-machine detection of notification calls: Asterisk's verdict on each attempt
+    // (AMDSTATUS: MACHINE, HUMAN, NOTSURE; AMDCAUSE, e.g. LONGGREETING-1500-1500).
+    '0006_autocalls_amd': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await db.schema.alterTable('autocall_attempts').addColumn('amd_status', 'text').execute();
+        await db.schema.alterTable('autocall_attempts').addColumn('amd_cause', 'text').execute();
+      },
+      async down(db: Kysely<unknown>): Promise<void> {
+        await db.schema.alterTable('autocall_attempts').dropColumn('amd_cause').execute();
+        await db.schema.alterTable('autocall_attempts').dropColumn('amd_status').execute();
+      },
+    },
   };
 }
 

@@ -176,6 +176,10 @@ export interface AutocallAttemptsTable {
   digits: string;
   played_sec: number;
   outcome: string;
+  /** AMDSTATUS of answering-machine detection (migration 0006), null when it did not run. */
+  amd_status: ColumnType<string | null, string | null | undefined, string | null>;
+  /** AMDCAUSE (migration 0006). */
+  amd_cause: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** The whole database as Kysely sees it. */

@@ -177,6 +177,12 @@ if (kitAvailable())
       expect((await asterisk.ari('/asterisk/info')).status).to.equal(200);
       const modules = await asterisk.cli('module show like stasis');
       expect(modules).to.include('app_stasis.so').and.to.include('res_stasis.so');
+      // Answering-machine detection of notification calls: the context and app_amd (which
+      // loads only with amd.conf).
+      const amd = await asterisk.cli('dialplan show s@crm-amd');
+      expect(amd).to.include('AMD(${CRM_AMD_INITIAL_SILENCE_MS}');
+      expect(amd).to.include('Stasis(crm-app,amd,${AMDSTATUS},${AMDCAUSE})');
+      expect(await asterisk.cli('module show like app_amd')).to.include('app_amd.so');
     });
 
     it('operator 101 registers with its password; a DID call reaches it through Stasis', async () => {

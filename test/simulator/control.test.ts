@@ -69,6 +69,16 @@ describe('simulator control router', function () {
     expect(await call('PUT', '/phones/999', { mode: 'ring' })).to.deep.include({ status: 404 });
     expect((await call('PUT', '/customers/*', { mode: 'ring' })).status).to.equal(200);
     expect((await call('PUT', '/customers/abc', { mode: 'ring' })).status).to.equal(400);
+    // An answering machine (for answering-machine detection); an unknown voice is refused.
+    const machine = { mode: 'answer', answerAfterMs: 500, voice: 'machine' };
+    const set = await call('PUT', '/customers/74951110000', machine);
+    expect([set.status, set.body]).to.deep.equal([
+      200,
+      { number: '74951110000', behaviour: machine },
+    ]);
+    const robot = await call('PUT', '/customers/74951110000', { ...machine, voice: 'robot' });
+    expect(robot.status).to.equal(400);
+    expect(JSON.stringify(robot.body)).to.contain('voice');
   });
 
   it('injects calls (409 app_not_connected without a WebSocket), lists channels and hangs up the far end', async () => {
