@@ -41,6 +41,13 @@ import type { StoredCallCreation } from './calls/routes.ts';
 import { createHttpApp } from './http/app.ts';
 import { createHttpServer } from './http/server.ts';
 import { createLogger, type Logger } from './logging/logger.ts';
+import {
+  OperatorNotifier,
+  OperatorStore,
+  PresenceService,
+  registerPresenceStasisHandlers,
+} from './operators/index.ts';
+import { operatorExtensions } from './operators/config.ts';
 import { recordingsConfigCheck } from './recordings/config.ts';
 import { createRecordings } from './recordings/index.ts';
 import { collectProcessMetrics } from './metrics/process.ts';
@@ -84,6 +91,11 @@ export interface Engine {
    * {@link EngineOverrides.notificationDialer}).
    */
   readonly autocalls: { service: AutocallService; scheduler: AutocallScheduler };
+  /**
+   * Operator presence (src/operators/): the state of every operator's phone and the status they
+   * chose, behind `/v1/operators`; `presence.on('change', …)` follows every change.
+   */
+  readonly presence: PresenceService;
   /**
    * Graceful stop (SIGTERM): new API requests answer 503 `shutting_down` and `/readyz` 503 at
    * once (`/healthz` and `/metrics` keep answering); pending webhooks are delivered for up to
@@ -241,7 +253,32 @@ export async function startEngine(
     skipDelivery: !config.CRM_WEBHOOK_URL,
     ...journalLog,
   });
-  const notifier = new CallNotifier(overrides.eventSinks ?? [], logger, Date.now, journal);
+  // Operator presence (src/operators/): learned from Asterisk's device states (stasis.ts) and
+  // the engine's calls (read through `engineCalls`, set once the call service exists below, and
+  // told of every call event through the notifier's sinks); statuses from the store.
+  const engineCalls: { service?: CallService } = {};
+  const presence = new PresenceService({
+    extensions: operatorExtensions(config, simulator !== undefined && !config.ARI_URL),
+    store: new OperatorStore(store, { skipDelivery: !config.CRM_WEBHOOK_URL }),
+    logger: logger.child({ component: 'operators' }),
+    engineView: (extension) => engineCalls.service?.operatorActivity(extension),
+    // Called once a change is committed, long after the notifier below exists.
+    committed: (event) => operatorNotifier.committed(event),
+  });
+  const operatorNotifier = new OperatorNotifier(
+    registry,
+    logger.child({ component: 'operators' }),
+    () => presence.list(),
+    (event) => webhooks.enqueue(event),
+  );
+  await startStep(presence.load());
+  const presenceSink: EventSink = { enqueue: (event) => presence.callEvent(event) };
+  const notifier = new CallNotifier(
+    [...(overrides.eventSinks ?? []), presenceSink],
+    logger,
+    Date.now,
+    journal,
+  );
   // Call scripts' CRM requests (gather actionUrl, redirect): the route lookup's timeout and key,
   // signed like the webhooks (docs/verbs.md).
   const verbCrm = createVerbCrm({
@@ -276,6 +313,8 @@ export async function startEngine(
     }),
     logger,
     registry,
+    // Inbound routing skips operators who do not take calls now (OPERATOR_PRESENCE_ROUTING).
+    ...(config.OPERATOR_PRESENCE_ROUTING ? { presence } : {}),
     options: {
       operatorEndpoint: config.OPERATOR_ENDPOINT,
       callerIdPrefix: config.OPERATOR_CALLERID_PREFIX,
@@ -292,6 +331,12 @@ export async function startEngine(
     },
   });
   registerCallStasisHandlers(gateway, calls);
+  engineCalls.service = calls;
+  // Subscribed to the operators' device states at every (re)connect, read afresh each time.
+  registerPresenceStasisHandlers(gateway, presence, {
+    endpointTemplate: config.OPERATOR_ENDPOINT,
+    logger: logger.child({ component: 'operators' }),
+  });
   // Resilience: calls left unfinished by an earlier run are adopted before ARI
   // connects; every (re)connect reconciles the live calls with Asterisk's channels and bridges.
   const adopted = calls.adoptCalls(await startStep(store.calls.unfinishedCalls()));
@@ -418,6 +463,7 @@ export async function startEngine(
       idempotency,
       recordings: recordings.http,
       autocalls: { service: autocallService, idempotency: autocallIdempotency },
+      operators: { presence },
     }),
   });
 
@@ -498,6 +544,7 @@ export async function startEngine(
           pending: webhooks.pending(),
         });
       recordings.stop();
+      presence.stop();
       // Call scripts stop where they are (their calls stay up for the next engine to adopt).
       calls.stopScripts();
       await gateway.stop();
@@ -505,6 +552,8 @@ export async function startEngine(
       // Changes made while ARI was closing; a healthy store commits them at once.
       await journal.close(Math.max(left(), 1000));
       journalLog.log?.close();
+      // Presence changes made meanwhile are stored (and their events queued) before the end.
+      await presence.flush();
       await webhooks.flush();
       // Webhooks are stopped and ARI is closed: no more CRM requests (route lookups still in
       // flight end within CRM_TIMEOUT_MS).
@@ -542,6 +591,7 @@ export async function startEngine(
     server,
     stream: stream.server,
     autocalls: { service: autocallService, scheduler },
+    presence,
     stop,
   };
 }

@@ -123,6 +123,11 @@ export interface CallServiceDeps {
     /** The call left memory: the journal may forget what it wrote of it. */
     release?(callId: string): void;
   };
+  /**
+   * Operator presence (src/operators/): inbound routing rings only operators who take calls now
+   * (available, not offline, not on a call). Unset: every extension of a route is rung.
+   */
+  presence?: { takesCalls(extension: string): boolean };
   logger: Logger;
   registry: Registry;
   options: CallServiceOptions;

@@ -282,6 +282,31 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
   }
 
   /**
+   * What the engine's live calls say about the phone at `extension`, for operator presence
+   * (src/operators/): the call the phone is on (`answered: true`: an answered operator leg, or
+   * the call the phone itself placed); else the call ringing it (`answered: false`, a leg
+   * Asterisk reported ringing); else a call dialling it (`dialing: true`: the leg exists, Asterisk
+   * has not reported it ringing yet). Legs the engine is hanging up are left out. Undefined: none.
+   */
+  operatorActivity(
+    extension: string,
+  ): { callId: string; answered: boolean; dialing?: true } | undefined {
+    let ringing: { callId: string; answered: boolean } | undefined;
+    let dialing: { callId: string; answered: boolean; dialing: true } | undefined;
+    for (const ctx of this.runtime.active.values()) {
+      const { call } = ctx;
+      if (call.phase === 'ended') continue;
+      for (const leg of call.legs.values()) {
+        if (leg.extension !== extension || leg.ended || leg.hangupRequested) continue;
+        if (leg.role === 'caller' || leg.answered) return { callId: call.id, answered: true };
+        if (leg.ringing) ringing ??= { callId: call.id, answered: false };
+        else dialing ??= { callId: call.id, answered: false, dialing: true };
+      }
+    }
+    return ringing ?? dialing;
+  }
+
+  /**
    * Entry point for ARI events (subscribe it to the gateway). Never throws: failures of a call's
    * handler are logged, counted and the call is cleaned up.
    */

@@ -437,6 +437,16 @@ export const configSchema = z.object({
     .regex(/\{extension\}/, 'must contain {extension}')
     .default('PJSIP/{extension}')
     .describe('Dial string of an operator phone; {extension} is replaced.'),
+  OPERATOR_EXTENSIONS: extensionList
+    .optional()
+    .describe(
+      "Operators whose presence the engine follows (GET /v1/operators, operator.state webhooks): comma-separated extensions, e.g. 101,102,103. Unset: the extensions of FALLBACK_ROUTE and OPERATOR_IP_MAP, and on the simulator SIM_EXTENSIONS. Each one's phone is OPERATOR_ENDPOINT's device (PJSIP/101).",
+    ),
+  OPERATOR_PRESENCE_ROUTING: bool
+    .default(true)
+    .describe(
+      "Inbound routing skips operators who are offline, on a break or dnd, or already on a call (ring-all and sequential routes, a call script's dial); when nobody is left the no-answer path runs at once. false: every extension of the route is rung whatever its presence. Extensions not in OPERATOR_EXTENSIONS are always rung.",
+    ),
   OPERATOR_CALLERID_PREFIX: z
     .string()
     .default('CRM: ')

@@ -261,10 +261,31 @@ export interface AutocallFinishedData {
   variables?: Record<string, string>;
 }
 
+/**
+ * `operator.state`: an operator's presence changed (src/operators/, docs/operators.md): the
+ * phone's `state` or the `status` set through the API. The envelope's `callId` is the operator's
+ * key `operator-<extension>` (its events are numbered like a call's).
+ */
+export interface OperatorStateData {
+  /** The operator's extension. */
+  extension: string;
+  /** What the phone is doing now: offline (not registered), idle, ringing, on_call. */
+  state: 'offline' | 'idle' | 'ringing' | 'on_call';
+  /** What the operator chose: available, break, dnd. */
+  status: 'available' | 'break' | 'dnd';
+  /** When the state or status changed, ISO 8601 UTC. */
+  since: string;
+  /** The engine call ringing the operator or the operator is on (ringing and on_call). */
+  callId?: string;
+  /** The state before, when the state changed (absent when only the status did). */
+  previousState?: 'offline' | 'idle' | 'ringing' | 'on_call';
+}
+
 /** `data` of each event type. */
 export interface EventDataMap {
   'autocall.attempt': AutocallAttemptData;
   'autocall.finished': AutocallFinishedData;
+  'operator.state': OperatorStateData;
   'call.started': CallStartedData;
   'call.ringing': CallRingingData;
   'call.answered': CallAnsweredData;
@@ -308,6 +329,7 @@ export const LIFECYCLE_EVENT_TYPES: readonly LifecycleEventType[] = [
   'recording.ready',
   'autocall.attempt',
   'autocall.finished',
+  'operator.state',
 ];
 
 /**

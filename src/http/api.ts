@@ -17,6 +17,11 @@ import { COMPAT_KEY_PARAMETER, compatErrorHandler, createCompatRouter } from '..
 import type { Config } from '../config/schema.ts';
 import { createEventRoutes } from '../events/routes.ts';
 import type { Logger } from '../logging/logger.ts';
+import {
+  createOperatorRoutes,
+  type OperatorAuthorizer,
+  type PresenceService,
+} from '../operators/index.ts';
 import type { RecordingHttp } from '../recordings/index.ts';
 import { ApiKeyRing, requireApiKey } from '../security/api-keys.ts';
 import { DestinationPolicy } from '../security/destinations.ts';
@@ -97,6 +102,11 @@ export interface ApiDeps {
     /** Remembered `POST /v1/autocalls` answers; default a fresh in-memory one. */
     idempotency?: IdempotencyStore<StoredAutocallCreation>;
   };
+  /**
+   * Operator presence: `/v1/operators` (list, one, status). `authorize` decides what a request's
+   * principal may do on an extension (default: an API key may do everything).
+   */
+  operators?: { presence: PresenceService; authorize?: OperatorAuthorizer };
 }
 
 /** The parts of {@link HttpAppOptions} the public API fills. */
@@ -174,6 +184,13 @@ export function createApi(deps: ApiDeps): ApiParts {
         }),
       }
     : undefined;
+  if (deps.operators)
+    v1.use(
+      createOperatorRoutes({
+        presence: deps.operators.presence,
+        ...(deps.operators.authorize ? { authorize: deps.operators.authorize } : {}),
+      }),
+    );
   if (autocalls)
     v1.use(
       createAutocallRoutes({

@@ -29,6 +29,11 @@ import {
 import { COMPAT_KEY_PARAMETER } from '../compat/router.ts';
 import { deliveryLogQuerySchema, eventFeedQuerySchema } from '../events/routes.ts';
 import { tokenRequestSchema } from '../stream/routes.ts';
+import {
+  operatorListSchema,
+  operatorSchema,
+  operatorStatusBodySchema,
+} from '../operators/schemas.ts';
 import { historyResponseSchemas } from './history-schemas.ts';
 import {
   acceptedCallSchema,
@@ -165,6 +170,15 @@ const textAnswer = (description: string, headers: JsonObject = {}): JsonObject =
   content: { 'text/plain': { schema: { type: 'string' } } },
 });
 
+/** The `{extension}` of the operators routes. */
+const operatorExtensionParameter: JsonObject = {
+  name: 'extension',
+  in: 'path',
+  required: true,
+  description: "The operator's extension, e.g. 101.",
+  schema: { type: 'string', pattern: '^\\d{2,10}$' },
+};
+
 /** The tags grouping the operations. */
 const TAG = {
   calls: 'Calls',
@@ -216,6 +230,7 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
       CampaignRequest: campaignBodySchema,
       CampaignJobsRequest: campaignJobsBodySchema,
       OperatorTokenRequest: tokenRequestSchema,
+      OperatorStatusRequest: operatorStatusBodySchema,
     },
     'input',
   );
@@ -230,12 +245,15 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
     'recording.ready': 'RecordingReadyEvent',
     'autocall.attempt': 'AutocallAttemptEvent',
     'autocall.finished': 'AutocallFinishedEvent',
+    'operator.state': 'OperatorStateEvent',
   };
   const responseSchemas = componentSchemas(
     {
       Call: callSnapshotSchema,
       AcceptedCall: acceptedCallSchema,
       CurrentCall: currentCallSchema,
+      Operator: operatorSchema,
+      OperatorList: operatorListSchema,
       Error: errorSchema,
       AutocallJob: autocallJobSchema,
       AutocallJobPage: autocallJobPageSchema,
@@ -710,6 +728,57 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
         },
       },
     },
+    '/v1/operators': {
+      get: {
+        operationId: 'listOperators',
+        tags: [TAG.operators],
+        summary: 'Every operator with its presence',
+        description:
+          "Each configured operator (OPERATOR_EXTENSIONS): what the phone is doing (`state`: offline, idle, ringing, on_call, from Asterisk's device states and the engine's calls), the status the operator chose (`status`: available, break, dnd), since when, and the current call. See docs/operators.md.",
+        responses: {
+          '200': {
+            description: 'The operators, in configuration order.',
+            content: json('OperatorList'),
+          },
+          ...authErrors,
+        },
+      },
+    },
+    '/v1/operators/{extension}': {
+      get: {
+        operationId: 'getOperator',
+        tags: [TAG.operators],
+        summary: "An operator's presence",
+        parameters: [operatorExtensionParameter],
+        responses: {
+          '200': { description: 'The operator.', content: json('Operator') },
+          '400': errorResponse('`invalid_request`: not an extension.'),
+          ...authErrors,
+          '404': errorResponse('`operator_not_found`: the extension is not an operator.'),
+        },
+      },
+    },
+    '/v1/operators/{extension}/status': {
+      put: {
+        operationId: 'setOperatorStatus',
+        tags: [TAG.operators],
+        summary: "Set an operator's status",
+        description:
+          'available: takes calls; break, dnd: inbound routing skips the operator (OPERATOR_PRESENCE_ROUTING). The status is stored (it survives a restart) and an `operator.state` webhook follows a change.',
+        parameters: [operatorExtensionParameter],
+        requestBody: { required: true, content: json('OperatorStatusRequest') },
+        responses: {
+          '200': { description: 'The operator, with its new status.', content: json('Operator') },
+          '400': errorResponse(
+            '`invalid_request` (field named: extension, body, status), `invalid_json`.',
+          ),
+          ...authErrors,
+          '404': errorResponse('`operator_not_found`: the extension is not an operator.'),
+          '413': payloadTooLarge,
+          '415': errorResponse('`unsupported_media_type`: the body is not JSON.'),
+        },
+      },
+    },
     '/v1/operators/{extension}/current-call': {
       get: {
         operationId: 'getOperatorCurrentCall',
@@ -1138,7 +1207,10 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
       { name: TAG.calls, description: 'Click-to-call, call state, hang-up, transfer, history.' },
       { name: TAG.recordings, description: 'Recorded conversations (docs/recordings.md).' },
       { name: TAG.events, description: 'The event feed and the webhook delivery log.' },
-      { name: TAG.operators, description: "An operator's current call (screen pop)." },
+      {
+        name: TAG.operators,
+        description: "Operator presence and status, an operator's current call (screen pop).",
+      },
       {
         name: TAG.stream,
         description: "Operator tokens and the live stream to operators' browsers (docs/stream.md).",

@@ -19,6 +19,7 @@ import type {
   RecordingReadyData,
   AutocallAttemptData,
   AutocallFinishedData,
+  OperatorStateData,
 } from '../events/types.ts';
 
 /** True when A and B are assignable to each other. */
@@ -298,6 +299,24 @@ type _AutocallFinishedMatches = Assert<
   Same<z.infer<typeof autocallFinishedData>, AutocallFinishedData>
 >;
 
+const operatorStateEnum = z.enum(['offline', 'idle', 'ringing', 'on_call']);
+const operatorStateData = z.object({
+  extension: z.string().describe("The operator's extension."),
+  state: operatorStateEnum.describe(
+    'What the phone is doing: offline (not registered), idle, ringing, on_call.',
+  ),
+  status: z.enum(['available', 'break', 'dnd']).describe('What the operator chose.'),
+  since: isoTime.describe('When the state or status changed.'),
+  callId: z
+    .string()
+    .optional()
+    .describe('The call ringing the operator or the operator is on (ringing, on_call).'),
+  previousState: operatorStateEnum
+    .optional()
+    .describe('The state before, when the state changed (absent when only the status did).'),
+});
+type _OperatorStateMatches = Assert<Same<z.infer<typeof operatorStateData>, OperatorStateData>>;
+
 function envelope<T extends string, D extends z.ZodType>(type: T, data: D) {
   return z.object({
     id: z.string().describe('Event UUID; the idempotency key (also X-Event-Id).'),
@@ -305,7 +324,9 @@ function envelope<T extends string, D extends z.ZodType>(type: T, data: D) {
     occurredAt: isoTime,
     callId: z
       .string()
-      .describe('Engine call id; for autocall.* events the job key autocall-<jobId>.'),
+      .describe(
+        'Engine call id; for autocall.* events the job key autocall-<jobId>, for operator.state the operator key operator-<extension>.',
+      ),
     sequence: z.int().min(1).describe("Position in this call's events: 1, 2, 3, … without gaps."),
     data,
   });
@@ -323,6 +344,7 @@ export const webhookSchemas = {
   'recording.ready': envelope('recording.ready', recordingReadyData),
   'autocall.attempt': envelope('autocall.attempt', autocallAttemptData),
   'autocall.finished': envelope('autocall.finished', autocallFinishedData),
+  'operator.state': envelope('operator.state', operatorStateData),
 } as const;
 
 /** Any webhook body; `type` discriminates. */
@@ -337,5 +359,6 @@ export const lifecycleEventSchema = z.discriminatedUnion('type', [
   webhookSchemas['recording.ready'],
   webhookSchemas['autocall.attempt'],
   webhookSchemas['autocall.finished'],
+  webhookSchemas['operator.state'],
 ]);
 type _EventMatches = Assert<Same<z.infer<typeof lifecycleEventSchema>, LifecycleEvent>>;

@@ -164,8 +164,7 @@ export class Pbx implements MediaHost {
 
   endpointJson(resource: string): AriEndpoint {
     const endpoint = `PJSIP/${resource}`;
-    const offline =
-      this.phones.isExtension(resource) && this.phones.operator(resource).mode === 'unavailable';
+    const offline = this.phones.isExtension(resource) && !this.phones.isReachable(resource);
     return {
       technology: 'PJSIP',
       resource,
@@ -181,7 +180,7 @@ export class Pbx implements MediaHost {
     const resource = match?.[1];
     if (!resource) return 'INVALID';
     if (this.phones.isExtension(resource)) {
-      if (this.phones.operator(resource).mode === 'unavailable') return 'UNAVAILABLE';
+      if (!this.phones.isReachable(resource)) return 'UNAVAILABLE';
     } else if (resource !== this.trunk && resource !== 'pstn-in') return 'INVALID';
     const states = [...(this.byEndpoint.get(name) ?? [])].map((c) => c.state);
     const up = states.some((s) => s === 'Up');
@@ -263,7 +262,7 @@ export class Pbx implements MediaHost {
     }
     if (!this.phones.isExtension(resource)) throw allocationFailed();
     // A PJSIP endpoint without a contact: chan_pjsip cannot create the outgoing session.
-    if (this.phones.operator(resource).mode === 'unavailable') throw allocationFailed();
+    if (!this.phones.isReachable(resource)) throw allocationFailed();
     return {
       party: { kind: 'operator', extension: resource },
       endpoint: `PJSIP/${resource}`,

@@ -167,6 +167,8 @@ export interface SimulatorRaces {
 export interface PhoneInfo {
   extension: string;
   behaviour: PhoneBehaviour;
+  /** The phone is registered (see `phones.setRegistered`). */
+  registered: boolean;
   /** Live channels on endpoint `PJSIP/<extension>`. */
   channelIds: string[];
 }
@@ -187,9 +189,17 @@ export interface PbxSimulator {
     /** Set the behaviour of an operator extension; throws `RangeError` for an unknown extension. A phone ringing in `ring` mode adopts the new behaviour at once. */
     set(extension: string, behaviour: PhoneBehaviour): void;
     get(extension: string): PhoneBehaviour;
-    /** Every extension back to the default (answer after 1000 ms). */
+    /** Every extension back to the default (answer after 1000 ms), registered. */
     reset(): void;
     list(): PhoneInfo[];
+    /**
+     * Register (`true`) or unregister (`false`) an operator's phone, as a SIP phone does with
+     * REGISTER (and `Expires: 0`): unregistered, its endpoint is `offline`, its device state
+     * `UNAVAILABLE` (DeviceStateChanged / EndpointStateChange to subscribed apps) and dialling it
+     * fails as for mode `unavailable`. Every phone starts registered. RangeError for an unknown
+     * extension.
+     */
+    setRegistered(extension: string, registered: boolean): void;
   };
   /** Customers behind the trunk, by dialled number or `*` (default: answer after 1000 ms). */
   customers: {

@@ -338,6 +338,26 @@ export function storeMigrations(dialect: StoreDialect): Record<string, Migration
         await db.schema.alterTable('autocall_attempts').dropColumn('amd_status').execute();
       },
     },
+    // Operator presence (src/operators/): one row per operator extension, its status set through
+    // the API (available, break, dnd), its last state and the sequence of its `operator.state`
+    // events (outbox key `operator-<extension>`).
+    '0007_operators': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await db.schema
+          .createTable('operators')
+          .addColumn('extension', 'text', (col) => col.primaryKey())
+          .addColumn('status', 'text', (col) => col.notNull().defaultTo('available'))
+          .addColumn('state', 'text', (col) => col.notNull().defaultTo('offline'))
+          .addColumn('since', 'text', (col) => col.notNull())
+          .addColumn('call_id', 'text')
+          .addColumn('event_seq', 'integer', (col) => col.notNull().defaultTo(0))
+          .addColumn('updated_at', 'text', (col) => col.notNull())
+          .execute();
+      },
+      async down(db: Kysely<unknown>): Promise<void> {
+        await db.schema.dropTable('operators').execute();
+      },
+    },
   };
 }
 

@@ -135,6 +135,7 @@ describe('OpenAPI document', function () {
       'recording.ready',
       'autocall.attempt',
       'autocall.finished',
+      'operator.state',
     ]);
     expect(doc.components.schemas).to.include.keys(
       'CallEndedEvent',
