@@ -31,6 +31,14 @@ import { registerCallStasisHandlers } from './calls/stasis.ts';
 import { ConfigError, loadConfig, type ConfigCheck } from './config/load.ts';
 import { createConsoleRoutes } from './console/routes.ts';
 import type { Config } from './config/schema.ts';
+import {
+  connectorBaseUrl,
+  connectorConfigCheck,
+  createConnector,
+  createConnectorDelivery,
+  type Connector,
+  type ConnectorDeps,
+} from './connectors/index.ts';
 import { createRouteClient, parseRouteSpec } from './crm/index.ts';
 import { createWebhookDispatcher, type WebhookDispatcher } from './events/dispatcher.ts';
 import type { EventQueue } from './events/queue.ts';
@@ -39,9 +47,11 @@ import { IdempotencyStore } from './http/idempotency.ts';
 import { createOutboundClient } from './http/outbound.ts';
 import type { StoredCallCreation } from './calls/routes.ts';
 import { createHttpApp } from './http/app.ts';
+import { HttpError } from './http/errors.ts';
 import { createHttpServer } from './http/server.ts';
 import { createLogger, type Logger } from './logging/logger.ts';
 import {
+  OperatorNotFoundError,
   OperatorNotifier,
   OperatorStore,
   PresenceService,
@@ -73,6 +83,11 @@ export interface Engine {
   readonly gateway: AriGateway;
   readonly calls: CallService;
   readonly webhooks: WebhookDispatcher;
+  /**
+   * The CRM connector (CRM_CONNECTOR other than `webhook`) and the delivery of its vendor
+   * requests over its durable outbox; undefined with the default `webhook`.
+   */
+  readonly connector?: { connector: Connector; delivery: WebhookDispatcher };
   /** The durable store (calls, legs, the event outbox, the delivery log). */
   readonly store: Store;
   /** Writes each call change and its events to the store before webhooks are sent. */
@@ -123,6 +138,13 @@ export interface EngineOverrides {
    * (src/calls/flows/notification.ts): tests script outcomes with it.
    */
   notificationDialer?: NotificationDialer;
+  /**
+   * Set an operator's status for the connectors' status endpoints (retailCRM
+   * `changeUserStatusUrl`); absent: status changes from the CRM are validated and logged only.
+   */
+  setOperatorStatus?: ConnectorDeps['setOperatorStatus'];
+  /** undici dispatcher of the connector's vendor requests (tests); default undici's global one. */
+  connectorDispatcher?: import('undici').Dispatcher;
 }
 
 /**
@@ -137,7 +159,7 @@ export async function startEngine(
   config: Config,
   overrides: EngineOverrides = {},
 ): Promise<Engine> {
-  const securityProblems = securityConfigCheck(config);
+  const securityProblems = [...securityConfigCheck(config), ...connectorConfigCheck(config)];
   if (securityProblems.length > 0) throw new ConfigError(securityProblems);
   const logger =
     overrides.logger ??
@@ -174,15 +196,30 @@ export async function startEngine(
     reconnect: { maxDelayMs: config.ARI_RECONNECT_MAX_DELAY_MS },
   });
 
+  // The CRM connector (CRM_CONNECTOR, src/connectors/): route lookups, call events and the
+  // call history in the vendor's API. It reads stored calls through `storeRef` (set below).
+  const storeRef: { store?: Store } = {};
+  const connector = createConnector(config, {
+    calls: { getCall: (id) => storeRef.store!.calls.getCall(id) },
+    logger,
+    ...(overrides.connectorDispatcher ? { dispatcher: overrides.connectorDispatcher } : {}),
+  });
+  const fallbackRoute = parseRouteSpec(config.FALLBACK_ROUTE, config.RING_TIMEOUT_SEC);
+
   // One keep-alive undici pool for the CRM (route lookups and webhooks), closed at stop.
   const outbound = createOutboundClient();
   const routes = createRouteClient({
-    url: config.CRM_ROUTE_URL,
+    url: connector ? undefined : config.CRM_ROUTE_URL,
+    ...(connector
+      ? {
+          source: (request, signal) => connector.lookupRoute(request, fallbackRoute, signal),
+        }
+      : {}),
     post: outbound.post,
     apiKey: config.CRM_API_KEY,
     timeoutMs: config.CRM_TIMEOUT_MS,
     cacheTtlMs: config.CRM_ROUTE_CACHE_TTL_MS,
-    fallback: parseRouteSpec(config.FALLBACK_ROUTE, config.RING_TIMEOUT_SEC),
+    fallback: fallbackRoute,
     logger: logger.child({ component: 'crm' }),
     registry,
   });
@@ -194,7 +231,11 @@ export async function startEngine(
     logger: logger.child({ component: 'store' }),
     synchronous: config.SQLITE_SYNCHRONOUS,
     ...(config.DATABASE_SCHEMA ? { schema: config.DATABASE_SCHEMA } : {}),
+    ...(connector
+      ? { connectorOutbox: { name: connector.name, types: connector.eventTypes } }
+      : {}),
   });
+  storeRef.store = store;
   // The journal log, once opened (below).
   let journalLog: { log?: JournalLog; lastSeq?: number } = {};
   // A start-up step that fails closes what is already open (store, journal log, ARI, own
@@ -244,11 +285,48 @@ export async function startEngine(
     ...(queue ? { queue } : {}),
   });
 
+  // The connector's vendor requests: the same outbox machinery, over its own delivery state.
+  let connectorDelivery: WebhookDispatcher | undefined;
+  if (connector) {
+    const connectorLogger = logger.child({ component: 'connector', connector: connector.name });
+    const connectorQueue = await startStep(
+      DurableEventQueue.open(store.connectorOutbox!, {
+        logger: connectorLogger,
+        url: connectorBaseUrl(config),
+        persistAppends: false, // the journal commits each event with its connector row
+        transaction: (fn) => store.writeBatch((repos) => fn(repos.connectorOutbox!)),
+      }),
+    );
+    if (connectorQueue.size() > 0)
+      logger.info('resuming undelivered CRM connector requests of an earlier run', {
+        events: connectorQueue.size(),
+      });
+    connectorDelivery = createConnectorDelivery({
+      connector,
+      client: connector.client,
+      queue: connectorQueue,
+      url: connectorBaseUrl(config) ?? connector.name,
+      timeoutMs: config.CONNECTOR_TIMEOUT_MS * 3,
+      retry: {
+        initialDelayMs: config.WEBHOOK_RETRY_INITIAL_DELAY_MS,
+        maxDelayMs: config.WEBHOOK_RETRY_MAX_DELAY_MS,
+        maxAgeMs: config.WEBHOOK_MAX_AGE_MS,
+      },
+      logger: connectorLogger,
+      registry,
+    });
+    connector.start();
+  }
+  const connectorTypes = connector?.eventTypes;
+
   const journal = new CallJournal({
     store,
     logger: logger.child({ component: 'store' }),
     registry,
-    deliver: (event) => webhooks.enqueue(event),
+    deliver: (event) => {
+      webhooks.enqueue(event);
+      if (connectorDelivery && connectorTypes?.has(event.type)) connectorDelivery.enqueue(event);
+    },
     // Without a URL events are for the pull feed only: a URL set later does not get old calls.
     skipDelivery: !config.CRM_WEBHOOK_URL,
     ...journalLog,
@@ -464,6 +542,30 @@ export async function startEngine(
       recordings: recordings.http,
       autocalls: { service: autocallService, idempotency: autocallIdempotency },
       operators: { presence },
+      ...(connector
+        ? {
+            connector: {
+              connector,
+              // A status the CRM sets (retailCRM's changeUserStatusUrl) is the operator's
+              // status of the presence service, as PUT /v1/operators/{extension}/status sets it.
+              setOperatorStatus:
+                overrides.setOperatorStatus ??
+                (async (extension, status) => {
+                  try {
+                    await presence.setStatus(extension, status);
+                  } catch (err) {
+                    if (err instanceof OperatorNotFoundError)
+                      throw new HttpError(
+                        404,
+                        'operator_not_found',
+                        `extension ${extension} is not an operator of this engine`,
+                      );
+                    throw err;
+                  }
+                }),
+            },
+          }
+        : {}),
     }),
   });
 
@@ -514,7 +616,12 @@ export async function startEngine(
     httpUrl,
     app: config.ARI_APP,
     ari: gateway.isConnected() ? 'connected' : 'connecting',
-    crmRoute: config.CRM_ROUTE_URL ? 'configured' : 'not configured (fallback route)',
+    crmConnector: config.CRM_CONNECTOR,
+    crmRoute: connector
+      ? `${connector.name} connector`
+      : config.CRM_ROUTE_URL
+        ? 'configured'
+        : 'not configured (fallback route)',
     webhooks: config.CRM_WEBHOOK_URL ? 'configured' : 'not configured',
   });
 
@@ -543,18 +650,25 @@ export async function startEngine(
         logger.warn('pending webhooks were not all delivered before shutdown', {
           pending: webhooks.pending(),
         });
+      if (connectorDelivery && !(await connectorDelivery.drain(left())))
+        logger.warn('pending CRM connector requests were not all delivered before shutdown', {
+          pending: connectorDelivery.pending(),
+        });
+      connector?.stop();
       recordings.stop();
       presence.stop();
       // Call scripts stop where they are (their calls stay up for the next engine to adopt).
       calls.stopScripts();
       await gateway.stop();
       webhooks.stop();
+      connectorDelivery?.stop();
       // Changes made while ARI was closing; a healthy store commits them at once.
       await journal.close(Math.max(left(), 1000));
       journalLog.log?.close();
       // Presence changes made meanwhile are stored (and their events queued) before the end.
       await presence.flush();
       await webhooks.flush();
+      await connectorDelivery?.flush();
       // Webhooks are stopped and ARI is closed: no more CRM requests (route lookups still in
       // flight end within CRM_TIMEOUT_MS).
       await outbound.close();
@@ -583,6 +697,9 @@ export async function startEngine(
     gateway,
     calls,
     webhooks,
+    ...(connector && connectorDelivery
+      ? { connector: { connector, delivery: connectorDelivery } }
+      : {}),
     store,
     journal,
     registry,
@@ -631,6 +748,7 @@ function storeUrl(config: Config): string {
  */
 export const ENGINE_CONFIG_CHECKS: readonly ConfigCheck[] = [
   securityConfigCheck,
+  connectorConfigCheck,
   recordingsConfigCheck,
   (c) => {
     try {

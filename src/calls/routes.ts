@@ -373,6 +373,43 @@ function stringifyVariables(
   return Object.fromEntries(Object.entries(variables).map(([k, v]) => [k, String(v)]));
 }
 
+/**
+ * Start a click-to-call with the rules of `POST /v1/calls` after its body was validated: ARI
+ * and the store must be up, the toll-fraud guard (destination policy, per-key rate, live-call
+ * cap) must admit it; then the call starts and, when `storeWaitMs` > 0, the answer waits (at
+ * most that long) until the store holds the call, so an engine crash after it cannot lose it.
+ * Also used by the CRM connectors' click-to-call endpoints (src/connectors/).
+ *
+ * @throws HttpError 503 (`ari_unavailable`, store failing), 403/429 from the guard
+ */
+export async function startGuardedClickToCall(
+  deps: Pick<CallRoutesDeps, 'control' | 'guard' | 'logger' | 'storeWaitMs'>,
+  request: ClickToCallRequest,
+  number: NumberForms,
+  ip: string | undefined,
+): Promise<AcceptedCall> {
+  const { control, guard, logger } = deps;
+  const storeWaitMs = deps.storeWaitMs ?? DEFAULT_STORE_WAIT_MS;
+  refuseWhileAriDown(control);
+  refuseWhileStoreFails(control);
+  await guard.admit({
+    keyName: request.requestedBy ?? 'unknown',
+    number,
+    operator: request.operator,
+    ip,
+  });
+  const { id, ...rest } = control.startClickToCall(request);
+  const answer: AcceptedCall = { id, status: 'accepted', ...rest };
+  // 202 once the store holds the call: an engine crash after the answer cannot lose it. The
+  // operator leg is being originated meanwhile (the commit is one event-loop turn plus a write).
+  if (storeWaitMs > 0 && !(await control.whenStored(answer.id, storeWaitMs)))
+    logger.warn('click-to-call accepted before the store committed it (store slow)', {
+      callId: answer.id,
+      waitedMs: storeWaitMs,
+    });
+  return answer;
+}
+
 /** Build the router; mount it at `/v1` behind the API key check and a JSON body parser. */
 export function createCallRoutes(deps: CallRoutesDeps): Router {
   const { control, guard, idempotency, region, defaults, workstations, logger } = deps;
@@ -450,23 +487,16 @@ export function createCallRoutes(deps: CallRoutesDeps): Router {
       return;
     let answer: AcceptedCall;
     try {
-      refuseWhileAriDown(control);
-      refuseWhileStoreFails(control);
-      const ip = canonicalIp(req.ip) ?? req.ip;
-      await guard.admit({ keyName, number: forms, operator: body.operator, ip });
-      const { id, ...rest } = control.startClickToCall(request);
-      answer = { id, status: 'accepted', ...rest };
+      answer = await startGuardedClickToCall(
+        { control, guard, logger, storeWaitMs },
+        request,
+        forms,
+        canonicalIp(req.ip) ?? req.ip,
+      );
     } catch (err) {
       if (idempotencyKey) idempotency.abandon(keyName, idempotencyKey);
       throw err;
     }
-    // 202 once the store holds the call: an engine crash after the answer cannot lose it. The
-    // operator leg is being originated meanwhile (the commit is one event-loop turn plus a write).
-    if (storeWaitMs > 0 && !(await control.whenStored(answer.id, storeWaitMs)))
-      logger.warn('click-to-call accepted before the store committed it (store slow)', {
-        callId: answer.id,
-        waitedMs: storeWaitMs,
-      });
     if (idempotencyKey)
       idempotency.complete(keyName, idempotencyKey, { status: 202, body: answer });
     res.status(202).location(`/v1/calls/${answer.id}`).json(answer);

@@ -580,6 +580,158 @@ export const configSchema = z.object({
     .max(3_600_000)
     .default(30_000)
     .describe('Largest webhook retry delay bound, in milliseconds.'),
+
+  CRM_CONNECTOR: z
+    .enum(['webhook', 'retailcrm', 'bitrix24', 'amocrm'])
+    .default('webhook')
+    .describe(
+      "Which CRM the engine talks to: webhook (the engine's own route lookup CRM_ROUTE_URL and signed webhooks) or a built-in connector for retailcrm, bitrix24 or amocrm, which translates route lookups, call events and finished calls into that CRM's API. Webhooks and the pull feed keep working beside a connector.",
+    ),
+  CONNECTOR_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .max(60_000)
+    .default(5000)
+    .describe(
+      "Timeout of one request to the connector's CRM API (events, call history, extensions), in milliseconds. Route lookups use CRM_TIMEOUT_MS.",
+    ),
+  CONNECTOR_EXTENSIONS_REFRESH_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(86_400_000)
+    .default(300_000)
+    .describe(
+      'How often the connector reads the employee ↔ extension map from the CRM again, in milliseconds (0 = only at start).',
+    ),
+  RETAILCRM_URL: httpUrl
+    .optional()
+    .describe(
+      'retailCRM: the account URL, e.g. https://shop.retailcrm.ru (CRM_CONNECTOR=retailcrm).',
+    ),
+  RETAILCRM_API_KEY: z
+    .string()
+    .optional()
+    .describe(
+      'retailCRM: API key (sent as X-API-KEY) with the telephony, users, customers and integration-modules methods allowed. Never logged.',
+    ),
+  RETAILCRM_CLIENT_ID: z
+    .string()
+    .min(16, 'must be at least 16 characters')
+    .optional()
+    .describe(
+      "retailCRM: the secret the CRM sends as clientId with click-to-call and status changes (the telephony module's clientId); the engine refuses requests without it. Never logged.",
+    ),
+  RETAILCRM_MODULE_CODE: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, - and _')
+    .default('ari-crm')
+    .describe('retailCRM: code of the telephony integration module the engine registers.'),
+  RETAILCRM_EXTENSIONS: z
+    .string()
+    .transform((s, ctx) => {
+      const entries: Array<{ userId: string; extension: string }> = [];
+      for (const part of splitList(s)) {
+        const match = /^(\d+)=(\d{2,10})$/.exec(part);
+        if (!match) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `bad entry "${part}": expected userId=extension, e.g. 12=101`,
+          });
+          return z.NEVER;
+        }
+        entries.push({ userId: match[1]!, extension: match[2]! });
+      }
+      return entries;
+    })
+    .default([])
+    .describe(
+      "retailCRM: employee ↔ extension overrides, userId=extension,… (e.g. 12=101,14=102); they win over the module's extension codes read from the CRM and are sent as additionalCodes when registering.",
+    ),
+  RETAILCRM_TIME_ZONE: z
+    .string()
+    .refine((tz) => {
+      try {
+        new Intl.DateTimeFormat('en-GB', { timeZone: tz });
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'expected an IANA time zone such as Europe/Moscow')
+    .default('UTC')
+    .describe(
+      'retailCRM: time zone of the call dates uploaded to the call history ("Y-m-d H:i:s"), e.g. Europe/Moscow.',
+    ),
+  RETAILCRM_RATE_LIMIT_PER_SEC: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .default(10)
+    .describe('retailCRM: most API requests per second with the key (telephony methods excepted).'),
+  RETAILCRM_TELEPHONY_RATE_LIMIT_PER_SEC: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .default(40)
+    .describe('retailCRM: most /api/v5/telephony/* requests per second with the key.'),
+  AMOCRM_URL: httpUrl
+    .optional()
+    .describe(
+      'amoCRM / Kommo: the account URL, e.g. https://example.amocrm.ru or https://example.kommo.com (CRM_CONNECTOR=amocrm).',
+    ),
+  AMOCRM_TOKEN: z
+    .string()
+    .min(20, 'must be at least 20 characters')
+    .optional()
+    .describe(
+      "amoCRM / Kommo: the private integration's long-lived token, sent as Authorization: Bearer. Never logged.",
+    ),
+  AMOCRM_USERS: z
+    .string()
+    .transform((s, ctx) => {
+      const entries: Array<{ userId: string; extension: string }> = [];
+      for (const part of splitList(s)) {
+        const match = /^(\d{2,10}):(\d+)$/.exec(part);
+        if (!match) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `bad entry "${part}": expected extension:userId, e.g. 101:123456`,
+          });
+          return z.NEVER;
+        }
+        entries.push({ userId: match[2]!, extension: match[1]! });
+      }
+      return entries;
+    })
+    .default([])
+    .describe(
+      "amoCRM / Kommo: operator extension ↔ amoCRM user id, extension:userId,… (e.g. 101:123456,102:234567): whose phone rings gets the incoming-call notification, a contact's responsible user's extension is rung first, a widget's click-to-call rings the user's extension.",
+    ),
+  AMOCRM_CALL_SOURCE: z
+    .string()
+    .min(1)
+    .max(64)
+    .default('ari-crm')
+    .describe('amoCRM / Kommo: the source name of the calls the engine adds to the CRM.'),
+  AMOCRM_RECORDING_WAIT_SEC: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(3600)
+    .default(120)
+    .describe(
+      'amoCRM / Kommo: how long the finished call of a recorded conversation waits for its recording to be stored before it is added to the CRM anyway, in seconds (amoCRM cannot add the link later).',
+    ),
+  AMOCRM_RATE_LIMIT_PER_SEC: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .default(7)
+    .describe('amoCRM / Kommo: most API requests per second (amoCRM allows 7 per integration).'),
   SHUTDOWN_TIMEOUT_MS: z.coerce
     .number()
     .int()

@@ -32,4 +32,5 @@ export {
   createRouteClient,
   MAX_ROUTE_ANSWER_BYTES,
   type RouteClientOptions,
+  type RouteSource,
 } from './route-client.ts';

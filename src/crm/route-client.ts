@@ -54,7 +54,22 @@ export interface RouteClientOptions {
    * default the process-wide shared client (tests).
    */
   post?: OutboundPost;
+  /**
+   * Ask this instead of POSTing to `url` (a CRM connector's vendor lookup, src/connectors/):
+   * the lookup keeps this client's hard timeout (`signal` aborts at the deadline), cache,
+   * fallback and metrics. A throw counts as a `connection` failure.
+   */
+  source?: RouteSource;
 }
+
+/** A route lookup other than the engine's own `POST <CRM_ROUTE_URL>` (see `RouteClientOptions.source`). */
+export type RouteSource = (
+  request: RouteLookupRequest,
+  signal: AbortSignal,
+) => Promise<
+  | { ok: true; route: Route }
+  | { ok: false; reason: 'connection' | 'http_status' | 'invalid_body'; detail: string }
+>;
 
 /** Largest answer body read, in bytes; a bigger one is `invalid_body`. */
 export const MAX_ROUTE_ANSWER_BYTES = 64 * 1024;
@@ -129,6 +144,13 @@ export function createRouteClient(options: RouteClientOptions): RouteClient {
     request: RouteLookupRequest,
     signal: AbortSignal,
   ): Promise<AttemptResult> {
+    if (options.source) {
+      try {
+        return await options.source(request, signal);
+      } catch (err) {
+        return { ok: false, reason: 'connection', detail: describeError(err) };
+      }
+    }
     const answer = await postForJson(
       post,
       url,
@@ -168,7 +190,8 @@ export function createRouteClient(options: RouteClientOptions): RouteClient {
   async function lookup(request: RouteLookupRequest): Promise<RouteDecision> {
     const startedAt = performance.now();
     try {
-      if (!options.url) {
+      const url = options.url ?? (options.source ? 'connector' : undefined);
+      if (!url) {
         logger.debug('CRM_ROUTE_URL not set, using the fallback route', { callId: request.callId });
         return fallbackDecision('not_configured', 'CRM_ROUTE_URL is not set', startedAt);
       }
@@ -178,7 +201,7 @@ export function createRouteClient(options: RouteClientOptions): RouteClient {
         metrics.cacheHits.inc();
         return { route: structuredClone(cached), source: 'cache', durationMs: since(startedAt) };
       }
-      const result = await requestWithDeadline(options.url, request);
+      const result = await requestWithDeadline(url, request);
       const durationMs = since(startedAt);
       metrics.duration.observe(
         { operation: 'route', outcome: result.ok ? 'ok' : result.reason },

@@ -74,7 +74,30 @@ export interface WebhookDispatcherOptions {
   queue?: EventQueue;
   /** Random source in [0, 1) for the backoff jitter (tests); default Math.random. */
   random?: () => number;
+  /**
+   * Deliver with this instead of the signed JSON POST to `url` (a CRM connector's vendor
+   * requests, src/connectors/delivery.ts). `url` is then only the target's label (set: events are
+   * delivered) and no secret is needed. Ordering, retries, backoff, `Retry-After`, the age limit
+   * and the delivery log stay the dispatcher's. A throw counts as a retryable failure.
+   */
+  send?: (entry: QueuedEvent, signal: AbortSignal) => Promise<DeliveryResult>;
+  /**
+   * Metric name part: `aricrm_<name>_deliveries_total`, `aricrm_<name>_delivery_duration_seconds`,
+   * `aricrm_<name>_queue_depth`. Default `webhook`.
+   */
+  metricsName?: string;
 }
+
+/**
+ * The result of one attempt of a custom transport ({@link WebhookDispatcherOptions.send}):
+ * `delivered` settles the event; `rejected` settles it as refused (a permanent error, e.g. the
+ * vendor's validation message); `retry` schedules another attempt (backoff, at least
+ * `retryAfterMs`). `url` is the endpoint the attempt went to (the delivery log).
+ */
+export type DeliveryResult =
+  | { kind: 'delivered'; status: number; url?: string }
+  | { kind: 'rejected'; status: number; detail: string; url?: string }
+  | { kind: 'retry'; detail: string; retryAfterMs?: number; status?: number; url?: string };
 
 /** Sends lifecycle events to the CRM. */
 export interface WebhookDispatcher {
@@ -108,11 +131,7 @@ const MAX_ERROR_BODY_BYTES = 1024;
 const DEFAULT_CONCURRENCY = 16;
 const OUTCOMES = ['delivered', 'retried', 'rejected', 'dead'] as const;
 
-type AttemptOutcome =
-  | { kind: 'delivered'; status: number }
-  | { kind: 'rejected'; status: number; detail: string }
-  | { kind: 'retry'; detail: string; retryAfterMs?: number; status?: number }
-  | { kind: 'aborted' };
+type AttemptOutcome = DeliveryResult | { kind: 'aborted' };
 
 /**
  * Create the dispatcher. Metrics (on `options.registry`): `aricrm_webhook_deliveries_total{outcome}`
@@ -138,12 +157,13 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   const secrets = (
     typeof options.secret === 'string' ? [options.secret] : [...options.secret]
   ).filter(Boolean);
-  if (url && secrets.length === 0)
+  if (url && secrets.length === 0 && !options.send)
     throw new Error('a webhook secret is required when the webhook URL is set');
+  const send = options.send;
   const post = options.post ?? sharedOutboundPost();
   const random = options.random ?? Math.random;
   const queue: EventQueue = options.queue ?? new MemoryEventQueue();
-  const metrics = webhookMetrics(options.registry);
+  const metrics = webhookMetrics(options.registry, options.metricsName ?? 'webhook');
   const userAgent = `ari-crm/${PACKAGE_VERSION}`;
 
   /** Calls whose head event may be sent now, oldest first. */
@@ -199,8 +219,10 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     if (outcome.kind === 'aborted' || stopped) return;
     const durationMs = performance.now() - startedAt;
     metrics.duration.observe(durationMs / 1000);
+    // A connector's event that needed no vendor request has no attempt to log.
+    const nothingSent = send !== undefined && outcome.kind === 'delivered' && !outcome.url;
     try {
-      queue.recordAttempt?.(entry, attemptInfo(outcome, startedAtMs, durationMs));
+      if (!nothingSent) queue.recordAttempt?.(entry, attemptInfo(outcome, startedAtMs, durationMs));
     } catch (err) {
       logger.error('webhook delivery log write failed', { callId, eventId: entry.event.id, err });
     }
@@ -309,6 +331,28 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     entry: QueuedEvent,
     controller: AbortController,
   ): Promise<AttemptOutcome> {
+    let timer: NodeJS.Timeout | undefined;
+    if (send) {
+      const deadline = new Promise<AttemptOutcome>((resolve) => {
+        timer = setTimeout(() => {
+          resolve({ kind: 'retry', detail: `timeout after ${timeoutMs} ms` });
+          controller.abort();
+        }, timeoutMs);
+      });
+      const work = async (): Promise<AttemptOutcome> => {
+        try {
+          return await send(entry, controller.signal);
+        } catch (err) {
+          if (stopped) return { kind: 'aborted' };
+          return { kind: 'retry', detail: describeError(err) };
+        }
+      };
+      try {
+        return await Promise.race([work(), deadline]);
+      } finally {
+        clearTimeout(timer);
+      }
+    }
     const headers = {
       'content-type': 'application/json',
       'user-agent': userAgent,
@@ -317,7 +361,6 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       // Signed per attempt, so a retry hours later still passes the receiver's replay window.
       'x-signature': signWebhook(secrets, entry.body, Date.now() / 1000),
     };
-    let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<AttemptOutcome>((resolve) => {
       timer = setTimeout(() => {
         resolve({ kind: 'retry', detail: `timeout after ${timeoutMs} ms` });
@@ -435,9 +478,10 @@ function attemptInfo(
   durationMs: number,
 ): AttemptInfo {
   const ms = Math.round(durationMs);
+  const target = outcome.url === undefined ? {} : { url: outcome.url };
   switch (outcome.kind) {
     case 'delivered':
-      return { at, outcome: 'delivered', statusCode: outcome.status, durationMs: ms };
+      return { at, outcome: 'delivered', statusCode: outcome.status, durationMs: ms, ...target };
     case 'rejected':
       return {
         at,
@@ -445,6 +489,7 @@ function attemptInfo(
         statusCode: outcome.status,
         error: outcome.detail,
         durationMs: ms,
+        ...target,
       };
     case 'retry':
       return {
@@ -453,6 +498,7 @@ function attemptInfo(
         ...(outcome.status === undefined ? {} : { statusCode: outcome.status }),
         error: outcome.detail,
         durationMs: ms,
+        ...target,
       };
   }
 }
@@ -463,21 +509,22 @@ interface WebhookMetrics {
   depth: Gauge;
 }
 
-function webhookMetrics(registry: Registry): WebhookMetrics {
+function webhookMetrics(registry: Registry, name: string): WebhookMetrics {
+  const what = name === 'webhook' ? 'Webhook' : 'CRM connector';
   const deliveries = counter(registry, {
-    name: 'aricrm_webhook_deliveries_total',
-    help: 'Webhook delivery results: delivered, retried (a retry was scheduled), rejected (4xx), dead (gave up).',
+    name: `aricrm_${name}_deliveries_total`,
+    help: `${what} delivery results: delivered, retried (a retry was scheduled), rejected (4xx), dead (gave up).`,
     labelNames: ['outcome'] as const,
   });
   for (const outcome of OUTCOMES) deliveries.inc({ outcome }, 0);
   const duration = histogram(registry, {
-    name: 'aricrm_webhook_delivery_duration_seconds',
-    help: 'Duration of one webhook delivery attempt, in seconds.',
+    name: `aricrm_${name}_delivery_duration_seconds`,
+    help: `Duration of one ${what.toLowerCase()} delivery attempt, in seconds.`,
     buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
   });
   const depth = gauge(registry, {
-    name: 'aricrm_webhook_queue_depth',
-    help: 'Webhook events not yet delivered, rejected or dead (including those in flight).',
+    name: `aricrm_${name}_queue_depth`,
+    help: `${what} events not yet delivered, rejected or dead (including those in flight).`,
   });
   return { deliveries, duration, depth };
 }

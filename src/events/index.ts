@@ -14,6 +14,7 @@ export { MemoryEventQueue, type EventQueue, type QueuedEvent } from './queue.ts'
 export {
   createWebhookDispatcher,
   parseRetryAfter,
+  type DeliveryResult,
   type WebhookDispatcher,
   type WebhookDispatcherOptions,
   type WebhookRetryOptions,

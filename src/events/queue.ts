@@ -17,6 +17,12 @@ export interface QueuedEvent {
   enqueuedAt: number;
   /** Delivery attempts made so far. */
   attempts: number;
+  /**
+   * Vendor requests of this event already answered (a CRM connector may turn one event into
+   * several requests; a retry resumes after them). In memory only: after a restart the event's
+   * requests are sent again from the first (at-least-once).
+   */
+  progress?: number;
 }
 
 /** How the head of a call's FIFO was settled. */
@@ -49,6 +55,11 @@ export interface AttemptInfo {
   error?: string;
   /** Duration of the attempt, ms. */
   durationMs: number;
+  /**
+   * Where the attempt went, when not the queue's own URL (a CRM connector's vendor endpoint,
+   * e.g. `https://shop.retailcrm.ru/api/v5/telephony/call/event`).
+   */
+  url?: string;
 }
 
 /** Per-call FIFOs of undelivered events. Implementations must not throw for valid use. */

@@ -52,7 +52,10 @@ export interface CallRingingData {
   from: string;
   /** Called number (as in `call.started`). */
   to: string;
-  /** The customer, when the CRM recognised the caller (as in `call.started`): the screen pop's card. */
+  /**
+   * The customer the route lookup recognised (inbound; `call.started` is sent before the
+   * lookup answers), with the link to their card when the CRM gave one. Absent when unknown.
+   */
   customer?: EventCustomer;
 }
 

@@ -12,7 +12,13 @@ import {
   type StoredAutocallCreation,
 } from '../autocalls/index.ts';
 import type { CallControl } from '../calls/control.ts';
-import { createCallRoutes, type StoredCallCreation } from '../calls/routes.ts';
+import {
+  createCallRoutes,
+  normaliseNumberOrThrow,
+  startGuardedClickToCall,
+  type StoredCallCreation,
+} from '../calls/routes.ts';
+import type { Connector, ConnectorDeps } from '../connectors/types.ts';
 import { COMPAT_KEY_PARAMETER, compatErrorHandler, createCompatRouter } from '../compat/router.ts';
 import type { Config } from '../config/schema.ts';
 import { createEventRoutes } from '../events/routes.ts';
@@ -107,6 +113,15 @@ export interface ApiDeps {
    * principal may do on an extension (default: an API key may do everything).
    */
   operators?: { presence: PresenceService; authorize?: OperatorAuthorizer };
+  /**
+   * The CRM connector (CRM_CONNECTOR): its endpoints for the CRM (click-to-call, status
+   * changes) are mounted at `/` and authenticate themselves; their click-to-calls pass the same
+   * toll-fraud guard as `POST /v1/calls`.
+   */
+  connector?: {
+    connector: Pick<Connector, 'name' | 'router'>;
+    setOperatorStatus?: ConnectorDeps['setOperatorStatus'];
+  };
 }
 
 /** The parts of {@link HttpAppOptions} the public API fills. */
@@ -230,6 +245,33 @@ export function createApi(deps: ApiDeps): ApiParts {
   /** A call's parties for the operator token's ownership check: live first, then stored. */
   const callParties = async (callId: string): Promise<CallParties | undefined> =>
     control.getCall(callId) ?? (await deps.store?.calls.getCall(callId));
+  const connectorRouters = deps.connector
+    ? [
+        deps.connector.connector.router({
+          async startClickToCall(request) {
+            const forms = normaliseNumberOrThrow(request.to, config.DEFAULT_REGION, 'phone');
+            const { id } = await startGuardedClickToCall(
+              { control, guard, logger, storeWaitMs: config.API_STORE_WAIT_MS },
+              {
+                operator: request.operator,
+                to: forms.e164,
+                variables: request.variables,
+                tries: defaults.tries,
+                triesPeriodSec: defaults.triesPeriodSec,
+                requestedBy: request.requestedBy,
+              },
+              forms,
+              request.ip,
+            );
+            return { id };
+          },
+          ...(deps.connector.setOperatorStatus
+            ? { setOperatorStatus: deps.connector.setOperatorStatus }
+            : {}),
+          authenticate: requireApiKey({ keys, logger, metrics }),
+        }),
+      ]
+    : [];
   const allowList = new IpAllowList(config.HTTP_ALLOWED_CIDRS);
   const apiKeyAuth = deps.recordings
     ? deps.recordings.allowSignedLinks(requireApiKey({ keys, logger, metrics }))
@@ -237,9 +279,12 @@ export function createApi(deps: ApiDeps): ApiParts {
   return {
     authenticate: acceptOperatorTokens(apiKeyAuth, { tokens, callParties }),
     apiRouters: { '/v1': v1 },
-    selfAuthenticatingRouters: [compat],
+    selfAuthenticatingRouters: [compat, ...connectorRouters],
     errorRenderers: { [config.COMPAT_PATH]: compatErrorHandler(logger) },
-    openApiDocument: buildOpenApiDocument({ compatPath: config.COMPAT_PATH }),
+    openApiDocument: buildOpenApiDocument({
+      compatPath: config.COMPAT_PATH,
+      ...(deps.connector ? { connector: deps.connector.connector.name } : {}),
+    }),
     clientFilter: allowList.enabled ? allowListFilter({ allowList, logger, metrics }) : undefined,
     // Up to MAX_JOBS_PER_REQUEST jobs in one request: 8 MiB.
     ...(deps.autocalls

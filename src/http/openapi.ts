@@ -34,6 +34,13 @@ import {
   operatorSchema,
   operatorStatusBodySchema,
 } from '../operators/schemas.ts';
+import {
+  MAKE_CALL_PATH,
+  makeCallParamsSchema,
+  USER_STATUS_PATH,
+  userStatusParamsSchema,
+} from '../connectors/retailcrm/routes.ts';
+import { amoCrmClickToCallSchema, CLICK_TO_CALL_PATH } from '../connectors/amocrm/routes.ts';
 import { historyResponseSchemas } from './history-schemas.ts';
 import {
   acceptedCallSchema,
@@ -50,6 +57,8 @@ export type JsonObject = { [key: string]: unknown };
 export interface OpenApiOptions {
   /** COMPAT_PATH, e.g. `/asterisk.fcgi`. */
   compatPath: string;
+  /** CRM_CONNECTOR: its endpoints for the CRM are documented when it is `retailcrm`. */
+  connector?: string;
 }
 
 type SchemaMap = Record<string, z.ZodType>;
@@ -188,6 +197,7 @@ const TAG = {
   stream: 'Live stream',
   autocalls: 'Notification calls',
   compat: 'asterisk.fcgi compatibility',
+  connectors: 'CRM connectors',
   webhooks: 'Webhooks',
   operations: 'Operations',
   console: 'Operator console',
@@ -1090,6 +1100,9 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
     },
   };
 
+  if (options.connector === 'retailcrm') Object.assign(paths, retailCrmPaths());
+  if (options.connector === 'amocrm') Object.assign(paths, amoCrmPaths());
+
   // HEAD of the recording (a player learns the size before fetching ranges): GET's answers
   // without their bodies.
   const recording = paths['/v1/calls/{id}/recording']!;
@@ -1223,6 +1236,15 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
         name: TAG.compat,
         description: "The asterisk.fcgi daemon's protocol, for software written against it.",
       },
+      ...(options.connector && options.connector !== 'webhook'
+        ? [
+            {
+              name: TAG.connectors,
+              description:
+                'Endpoints the CRM of CRM_CONNECTOR calls; they authenticate with its own secret (docs/connectors.md).',
+            },
+          ]
+        : []),
       { name: TAG.webhooks, description: 'Events POSTed to CRM_WEBHOOK_URL (docs/webhooks.md).' },
       { name: TAG.operations, description: 'Probes, metrics and this document; no API key.' },
       {
@@ -1259,6 +1281,135 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
           in: 'query',
           name: COMPAT_KEY_PARAMETER,
           description: 'The same API key as a query parameter; the compat path only.',
+        },
+      },
+    },
+  };
+}
+
+/**
+ * The retailCRM connector's endpoints (`makeCallUrl`, `changeUserStatusUrl`): parameters in the
+ * query (GET) or a form / JSON body (POST); `clientId` authenticates.
+ */
+function retailCrmPaths(): Record<string, JsonObject> {
+  const operation = (
+    method: 'get' | 'post',
+    operationId: string,
+    summary: string,
+    description: string,
+    schema: z.ZodObject,
+    ok: string,
+    errors: Record<string, JsonObject>,
+  ): JsonObject => {
+    const json = inline(schema);
+    const properties = (json.properties ?? {}) as Record<string, JsonObject>;
+    const required = new Set((json.required ?? []) as string[]);
+    return {
+      operationId: `${operationId}${method === 'get' ? 'Get' : 'Post'}`,
+      tags: [TAG.connectors],
+      summary,
+      description,
+      security: [],
+      ...(method === 'get'
+        ? {
+            parameters: Object.entries(properties).map(([name, property]) => ({
+              name,
+              in: 'query',
+              required: required.has(name),
+              schema: property,
+            })),
+          }
+        : {
+            requestBody: {
+              required: true,
+              content: {
+                'application/x-www-form-urlencoded': { schema: json },
+                'application/json': { schema: json },
+              },
+            },
+          }),
+      responses: {
+        '200': {
+          description: ok,
+          content: { 'application/json': { schema: { type: 'object' } } },
+        },
+        ...errors,
+      },
+    };
+  };
+  const clientIdRefused = errorResponse(
+    '`invalid_client_id`: clientId is not RETAILCRM_CLIENT_ID.',
+  );
+  const makeCall = (method: 'get' | 'post'): JsonObject =>
+    operation(
+      method,
+      'retailCrmMakeCall',
+      'retailCRM click-to-call (makeCallUrl)',
+      'retailCRM asks the engine to call `phone` from extension `code` (or the extension of retailCRM user `userId`): a click-to-call with every rule of POST /v1/calls (toll-fraud guard, rate limit, live-call cap).',
+      makeCallParamsSchema,
+      '`{"success": true, "callId"}`: the operator\'s phone rings, then the customer\'s.',
+      {
+        '400': errorResponse('`invalid_request`, `invalid_number` or `unknown_user`.'),
+        '403': errorResponse(
+          '`invalid_client_id`, `destination_not_allowed` or `destination_type_not_allowed`.',
+        ),
+        '429': errorResponse('`rate_limited` or `too_many_calls`, with `Retry-After` seconds.'),
+        '503': errorResponse('`ari_unavailable`, `store_unavailable` or `shutting_down`.'),
+      },
+    );
+  const userStatus = (method: 'get' | 'post'): JsonObject =>
+    operation(
+      method,
+      'retailCrmUserStatus',
+      'retailCRM user status (changeUserStatusUrl)',
+      "A retailCRM user's status changed: free → available, busy → dnd, dinner and break → break for the user's extension.",
+      userStatusParamsSchema,
+      '`{"success": true, "extension", "status", "applied"}`; `applied: false` when the engine keeps no operator statuses (the change is logged only).',
+      {
+        '400': errorResponse('`invalid_request` or `unknown_user`.'),
+        '403': clientIdRefused,
+      },
+    );
+  return {
+    [MAKE_CALL_PATH]: { get: makeCall('get'), post: makeCall('post') },
+    [USER_STATUS_PATH]: { get: userStatus('get'), post: userStatus('post') },
+  };
+}
+
+/** The amoCRM connector's endpoint: click-to-call from a widget, behind the API key. */
+function amoCrmPaths(): Record<string, JsonObject> {
+  const json = inline(amoCrmClickToCallSchema);
+  return {
+    [CLICK_TO_CALL_PATH]: {
+      post: {
+        operationId: 'amoCrmClickToCall',
+        tags: [TAG.connectors],
+        summary: 'amoCRM click-to-call (widget)',
+        description:
+          "An amoCRM widget (or the account's backend) asks the engine to call `phone` from the extension of amoCRM user `user_id` (AMOCRM_USERS): a click-to-call with every rule of POST /v1/calls (toll-fraud guard, the API key's rate limit, live-call cap). The operator's phone rings first, then the customer's.",
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': { schema: json },
+            'application/x-www-form-urlencoded': { schema: json },
+          },
+        },
+        responses: {
+          '202': {
+            description:
+              '`{"id", "status": "accepted", "operator"}`; follow the call at `Location`.',
+            headers: {
+              Location: { description: '/v1/calls/{id}', schema: { type: 'string' } },
+            },
+            content: { 'application/json': { schema: { type: 'object' } } },
+          },
+          '400': errorResponse('`invalid_request`, `invalid_number` or `unknown_user`.'),
+          '401': errorResponse('`unauthorized`: no API key.'),
+          '403': errorResponse(
+            '`forbidden` (the API key is not valid), `destination_not_allowed` or `destination_type_not_allowed`.',
+          ),
+          '429': errorResponse('`rate_limited` or `too_many_calls`, with `Retry-After` seconds.'),
+          '503': errorResponse('`ari_unavailable`, `store_unavailable` or `shutting_down`.'),
         },
       },
     },

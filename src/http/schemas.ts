@@ -37,7 +37,7 @@ const customer = z.object({
   link: z
     .string()
     .optional()
-    .describe("The customer's page in the CRM (http(s) URL), from the route answer."),
+    .describe("The customer's page in the CRM (http(s) URL), from the route answer or a CRM connector's lookup."),
   name: z.string().optional().describe('Customer name.'),
 });
 const variables = z
@@ -168,7 +168,9 @@ const callRingingData = z.object({
   to: z.string(),
   customer: customer
     .optional()
-    .describe('The customer card: as in call.started, when the CRM recognised the caller.'),
+    .describe(
+      'The customer card (name, CRM id, link to their page in the CRM) when the route lookup recognised the caller.',
+    ),
 });
 type _RingingMatches = Assert<Same<z.infer<typeof callRingingData>, CallRingingData>>;
 

@@ -30,6 +30,22 @@ import type { EventRepository } from './events.ts';
 
 export type { AttemptInfo, RetryInfo, Settlement } from '../events/queue.ts';
 
+/**
+ * What the queue reads and writes: the webhook outbox (`EventRepository`) or a CRM connector's
+ * outbox (`createConnectorOutbox`, src/store/connector-outbox.ts).
+ */
+export type OutboxRepository = Pick<
+  EventRepository,
+  | 'appendEvents'
+  | 'loadPending'
+  | 'markDelivered'
+  | 'markRetry'
+  | 'setAttempts'
+  | 'markDead'
+  | 'markRejected'
+  | 'recordAttempt'
+>;
+
 /** The queue contract with every optional part implemented. */
 export interface SettlingEventQueue extends EventQueue {
   recordAttempt(entry: QueuedEvent, attempt: AttemptInfo): void;
@@ -51,7 +67,7 @@ export interface DurableEventQueueOptions {
    * Run writes in one transaction (`(fn) => store.writeBatch((repos) => fn(repos.events))`);
    * without it every write commits on its own.
    */
-  transaction?: (fn: (events: EventRepository) => Promise<void>) => Promise<void>;
+  transaction?: (fn: (events: OutboxRepository) => Promise<void>) => Promise<void>;
 }
 
 /** The durable queue (see the module comment). */
@@ -62,7 +78,7 @@ export class DurableEventQueue implements SettlingEventQueue {
   private pendingWrites: Array<{
     op: string;
     eventId: string;
-    write: (events: EventRepository) => Promise<unknown>;
+    write: (events: OutboxRepository) => Promise<unknown>;
   }> = [];
   private batchScheduled = false;
   /** Attempt numbers already written by `recordAttempt`, per event still queued. */
@@ -71,7 +87,7 @@ export class DurableEventQueue implements SettlingEventQueue {
   private readonly url: string | undefined;
 
   private constructor(
-    private readonly events: EventRepository,
+    private readonly events: OutboxRepository,
     private readonly logger: Logger,
     url: string | undefined,
     private readonly persistAppends: boolean,
@@ -88,7 +104,7 @@ export class DurableEventQueue implements SettlingEventQueue {
    * @throws the store's error when the outbox cannot be read (start-up must fail)
    */
   static async open(
-    events: EventRepository,
+    events: OutboxRepository,
     options: DurableEventQueueOptions,
   ): Promise<DurableEventQueue> {
     const queue = new DurableEventQueue(
@@ -169,7 +185,11 @@ export class DurableEventQueue implements SettlingEventQueue {
       at: attempt.at,
       outcome: attempt.outcome,
       durationMs: attempt.durationMs,
-      ...(this.url === undefined ? {} : { url: this.url }),
+      ...(attempt.url !== undefined
+        ? { url: stripCredentials(attempt.url) }
+        : this.url === undefined
+          ? {}
+          : { url: this.url }),
       ...(attempt.statusCode === undefined ? {} : { statusCode: attempt.statusCode }),
       ...(attempt.error === undefined ? {} : { error: attempt.error }),
     };
@@ -209,7 +229,7 @@ export class DurableEventQueue implements SettlingEventQueue {
   private persist(
     op: string,
     eventId: string,
-    write: (events: EventRepository) => Promise<unknown>,
+    write: (events: OutboxRepository) => Promise<unknown>,
   ): void {
     this.pendingWrites.push({ op, eventId, write });
     if (this.batchScheduled) return;

@@ -34,6 +34,18 @@ const OUTBOX_LOCK_KEY = 0x415249434d4556n;
 /** Delivery state of an outbox event. */
 export type OutboxStatus = 'pending' | 'delivered' | 'dead' | 'rejected' | 'skipped';
 
+/**
+ * A CRM connector's delivery target (src/connectors/): events of these types get a row of their
+ * own in `connector_outbox`, written in the same transaction as the event (also when the webhook
+ * is not configured), so the vendor gets them even after a crash right after the commit.
+ */
+export interface ConnectorOutboxTarget {
+  /** The connector's name, e.g. `retailcrm`. */
+  name: string;
+  /** The event types it translates (others are never queued for it). */
+  types: ReadonlySet<LifecycleEventType>;
+}
+
 /** Options of {@link EventRepository.appendEvents}. */
 export interface AppendEventsOptions {
   /**
@@ -349,6 +361,7 @@ const raiseAttemptsStatement = compiledStatement(
 export function createEventRepository(
   db: Kysely<Database>,
   dialect: StoreDialect,
+  connector?: ConnectorOutboxTarget,
   /**
    * Told after {@link EventRepository.appendEvents} ran: on a store-bound repository the events
    * are committed then; on a transaction-bound one the owner of the transaction tells its own
@@ -404,6 +417,21 @@ export function createEventRepository(
             };
             if (skip) await insertSkippedEvent.run(trx, { ...row, settled_at: createdAt });
             else await insertEvent.run(trx, row);
+            if (connector?.types.has(event.type))
+              await trx
+                .insertInto('connector_outbox')
+                .values({
+                  connector: connector.name,
+                  event_id: event.id,
+                  call_id: event.callId,
+                  sequence: event.sequence,
+                  status: 'pending',
+                  attempts: 0,
+                  next_attempt_at: createdAt,
+                  created_at: createdAt,
+                })
+                .onConflict((oc) => oc.columns(['connector', 'event_id']).doNothing())
+                .execute();
           }
         });
       } catch (err) {

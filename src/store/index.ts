@@ -44,8 +44,10 @@ export {
   type AppendEventsOptions,
   type OutboxStatus,
 } from './events.ts';
+export { createConnectorOutbox, type ConnectorOutboxTarget } from './connector-outbox.ts';
 export {
   DurableEventQueue,
+  type OutboxRepository,
   type AttemptInfo,
   type DurableEventQueueOptions,
   type RetryInfo,

@@ -358,6 +358,38 @@ export function storeMigrations(dialect: StoreDialect): Record<string, Migration
         await db.schema.dropTable('operators').execute();
       },
     },
+    // CRM connectors (src/connectors/): each lifecycle event a connector translates for its
+    // vendor has its own delivery state here, beside the webhook's in `events` (the same event
+    // may be delivered to the webhook and rejected by the vendor). Attempts go to the
+    // delivery log (`webhook_deliveries`, with the vendor URL).
+    '0008_connectors_outbox': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await autoId(db.schema.createTable('connector_outbox'))
+          .addColumn('connector', 'text', (col) => col.notNull())
+          .addColumn('event_id', 'text', (col) =>
+            col.notNull().references('events.event_id').onDelete('cascade'),
+          )
+          .addColumn('call_id', 'text', (col) => col.notNull())
+          .addColumn('sequence', 'integer', (col) => col.notNull())
+          .addColumn('status', 'text', (col) => col.notNull().defaultTo('pending'))
+          .addColumn('attempts', 'integer', (col) => col.notNull().defaultTo(0))
+          .addColumn('next_attempt_at', 'text', (col) => col.notNull())
+          .addColumn('last_error', 'text')
+          .addColumn('last_status', 'integer')
+          .addColumn('created_at', 'text', (col) => col.notNull())
+          .addColumn('settled_at', 'text')
+          .addUniqueConstraint('connector_outbox_event_uq', ['connector', 'event_id'])
+          .execute();
+        await db.schema
+          .createIndex('connector_outbox_pending_idx')
+          .on('connector_outbox')
+          .columns(['connector', 'status', 'id'])
+          .execute();
+      },
+      async down(db: Kysely<unknown>): Promise<void> {
+        await db.schema.dropTable('connector_outbox').execute();
+      },
+    },
   };
 }
 

@@ -78,6 +78,26 @@ export interface EventsTable {
   settled_at: string | null;
 }
 
+/**
+ * `connector_outbox`: the delivery state of a lifecycle event for one CRM connector (the vendor
+ * target beside the webhook): same states as `events.status` except `skipped`.
+ */
+export interface ConnectorOutboxTable {
+  id: Generated<number | string>;
+  /** The connector's name, e.g. `retailcrm`. */
+  connector: string;
+  event_id: string;
+  call_id: string;
+  sequence: number;
+  status: string;
+  attempts: number;
+  next_attempt_at: string;
+  last_error: string | null;
+  last_status: number | null;
+  created_at: string;
+  settled_at: string | null;
+}
+
 /** `webhook_deliveries`: one row per delivery attempt (the delivery log). */
 export interface WebhookDeliveriesTable {
   id: Generated<number | string>;
@@ -206,6 +226,7 @@ export interface Database {
   calls: CallsTable;
   call_legs: CallLegsTable;
   events: EventsTable;
+  connector_outbox: ConnectorOutboxTable;
   webhook_deliveries: WebhookDeliveriesTable;
   idempotency_keys: IdempotencyKeysTable;
   journal_state: JournalStateTable;

@@ -10,7 +10,13 @@ import pg from 'pg';
 import type { Logger } from '../logging/logger.ts';
 import { createCallRepository, type CallRepository } from './calls.ts';
 import { StoreError, StoreUrlError } from './errors.ts';
-import { createEventRepository, type EventRepository } from './events.ts';
+import {
+  createEventRepository,
+  type ConnectorOutboxTarget,
+  type EventRepository,
+} from './events.ts';
+import { createConnectorOutbox } from './connector-outbox.ts';
+import type { OutboxRepository } from './durable-queue.ts';
 import { createIdempotencyRepository, type IdempotencyRepository } from './idempotency.ts';
 import { storeMigrationProvider, type StoreDialect } from './migrations.ts';
 import { claimStore, type StoreClaim } from './ownership.ts';
@@ -42,6 +48,11 @@ export interface StoreOptions {
    * waiting for the disk.
    */
   synchronous?: 'normal' | 'full';
+  /**
+   * The CRM connector's delivery target (CRM_CONNECTOR other than `webhook`): its events are
+   * queued in `connector_outbox` with the event itself (src/store/connector-outbox.ts).
+   */
+  connectorOutbox?: ConnectorOutboxTarget;
 }
 
 /** The repositories, bound to the store or to one transaction. */
@@ -49,6 +60,8 @@ export interface StoreRepositories {
   calls: CallRepository;
   events: EventRepository;
   idempotency: IdempotencyRepository;
+  /** The CRM connector's outbox, when {@link StoreOptions.connectorOutbox} is set. */
+  connectorOutbox?: OutboxRepository;
 }
 
 /** What {@link Store.migrate} did. */
@@ -204,8 +217,11 @@ export function createStore(options: StoreOptions): Store {
   /** Repositories over `k`; `onAppend` is told when their `appendEvents` ran. */
   const bind = (k: Kysely<Database>, onAppend?: () => void): StoreRepositories => ({
     calls: createCallRepository(k),
-    events: createEventRepository(k, dialect, onAppend),
+    events: createEventRepository(k, dialect, options.connectorOutbox, onAppend),
     idempotency: createIdempotencyRepository(k),
+    ...(options.connectorOutbox
+      ? { connectorOutbox: createConnectorOutbox(k, options.connectorOutbox.name) }
+      : {}),
   });
   /** Run `fn` with repositories bound to `k`; tell the listeners once it committed events. */
   const tracking = async <T>(

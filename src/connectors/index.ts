@@ -1,0 +1,137 @@
+/**
+ * CRM connectors (`CRM_CONNECTOR`): the contract (./types.ts), the vendor HTTP client
+ * (./http.ts), the delivery target over the durable outbox (./delivery.ts), the employee ↔
+ * extension directory (./extensions.ts), and one folder per vendor. Guide: docs/connectors.md.
+ */
+import type { Dispatcher } from 'undici';
+import type { ConfigCheck } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
+import type { Logger } from '../logging/logger.ts';
+import type { CallRepository } from '../store/index.ts';
+import { createAmoCrmConnector, type AmoCrmConnector } from './amocrm/connector.ts';
+import { createRetailCrmConnector, type RetailCrmConnector } from './retailcrm/connector.ts';
+import type { Connector } from './types.ts';
+
+export type * from './types.ts';
+export { CONNECTOR_NAMES } from './types.ts';
+export {
+  createConnectorDelivery,
+  TranslationDeferred,
+  type ConnectorDeliveryOptions,
+} from './delivery.ts';
+export {
+  createAmoCrmConnector,
+  type AmoCrmConnector,
+  type AmoCrmOptions,
+} from './amocrm/connector.ts';
+export { ExtensionDirectory, type ExtensionDirectoryOptions } from './extensions.ts';
+export { createVendorHttpClient, type VendorHttpClientOptions } from './http.ts';
+export {
+  createRetailCrmConnector,
+  type RetailCrmConnector,
+  type RetailCrmOptions,
+} from './retailcrm/connector.ts';
+
+/** The variables each connector requires. */
+const REQUIRED: Readonly<Record<string, ReadonlyArray<keyof Config>>> = {
+  retailcrm: ['RETAILCRM_URL', 'RETAILCRM_API_KEY', 'RETAILCRM_CLIENT_ID'],
+  amocrm: ['AMOCRM_URL', 'AMOCRM_TOKEN'],
+};
+
+/**
+ * The base URL of the CRM the configured connector talks to (the delivery log's label of
+ * events that need no request); undefined for `webhook`.
+ */
+export function connectorBaseUrl(config: Config): string | undefined {
+  switch (config.CRM_CONNECTOR) {
+    case 'retailcrm':
+      return config.RETAILCRM_URL;
+    case 'amocrm':
+      return config.AMOCRM_URL;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Problems of the connector settings, one line each: a variable the chosen connector requires
+ * is missing, or the connector is not available in this version.
+ */
+export const connectorConfigCheck: ConfigCheck = (config) => {
+  const name = config.CRM_CONNECTOR;
+  if (name === 'webhook') return [];
+  const required = REQUIRED[name];
+  if (!required) return [`CRM_CONNECTOR: the ${name} connector is not available in this version`];
+  return required
+    .filter((key) => config[key] === undefined || config[key] === '')
+    .map((key) => `${key}: required when CRM_CONNECTOR=${name}`);
+};
+
+/** What {@link createConnector} needs besides the configuration. */
+export interface ConnectorFactoryDeps {
+  calls: Pick<CallRepository, 'getCall'>;
+  logger: Logger;
+  /** undici dispatcher for vendor requests (tests); default undici's global one. */
+  dispatcher?: Dispatcher;
+}
+
+/**
+ * The connector `CRM_CONNECTOR` names; undefined for `webhook` (no connector).
+ *
+ * @throws Error when the connector's settings are incomplete (see {@link connectorConfigCheck})
+ */
+export function createConnector(config: Config, deps: ConnectorFactoryDeps): Connector | undefined {
+  const problems = connectorConfigCheck(config);
+  if (problems.length > 0) throw new Error(problems.join('; '));
+  switch (config.CRM_CONNECTOR) {
+    case 'webhook':
+      return undefined;
+    case 'retailcrm':
+      return retailCrmFromConfig(config, deps);
+    case 'amocrm':
+      return amoCrmFromConfig(config, deps);
+    default:
+      throw new Error(`the ${config.CRM_CONNECTOR} connector is not available in this version`);
+  }
+}
+
+/** The retailCRM connector from the configuration (RETAILCRM_*). */
+export function retailCrmFromConfig(
+  config: Config,
+  deps: ConnectorFactoryDeps,
+): RetailCrmConnector {
+  return createRetailCrmConnector({
+    url: config.RETAILCRM_URL!,
+    apiKey: config.RETAILCRM_API_KEY!,
+    clientId: config.RETAILCRM_CLIENT_ID!,
+    moduleCode: config.RETAILCRM_MODULE_CODE,
+    timeZone: config.RETAILCRM_TIME_ZONE,
+    ...(config.PUBLIC_URL ? { publicUrl: config.PUBLIC_URL } : {}),
+    overrides: config.RETAILCRM_EXTENSIONS,
+    refreshMs: config.CONNECTOR_EXTENSIONS_REFRESH_MS,
+    timeoutMs: config.CONNECTOR_TIMEOUT_MS,
+    ratePerSec: config.RETAILCRM_RATE_LIMIT_PER_SEC,
+    telephonyRatePerSec: config.RETAILCRM_TELEPHONY_RATE_LIMIT_PER_SEC,
+    defaultRingTimeoutSec: config.RING_TIMEOUT_SEC,
+    calls: deps.calls,
+    logger: deps.logger.child({ component: 'connector', connector: 'retailcrm' }),
+    ...(deps.dispatcher ? { dispatcher: deps.dispatcher } : {}),
+  });
+}
+
+/** The amoCRM / Kommo connector from the configuration (AMOCRM_*). */
+export function amoCrmFromConfig(config: Config, deps: ConnectorFactoryDeps): AmoCrmConnector {
+  return createAmoCrmConnector({
+    url: config.AMOCRM_URL!,
+    token: config.AMOCRM_TOKEN!,
+    users: config.AMOCRM_USERS,
+    source: config.AMOCRM_CALL_SOURCE,
+    recordingWaitSec: config.AMOCRM_RECORDING_WAIT_SEC,
+    timeoutMs: config.CONNECTOR_TIMEOUT_MS,
+    ratePerSec: config.AMOCRM_RATE_LIMIT_PER_SEC,
+    defaultRingTimeoutSec: config.RING_TIMEOUT_SEC,
+    calls: deps.calls,
+    logger: deps.logger.child({ component: 'connector', connector: 'amocrm' }),
+    ...(deps.dispatcher ? { dispatcher: deps.dispatcher } : {}),
+  });
+}
