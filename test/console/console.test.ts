@@ -17,32 +17,6 @@ import { describeInBrowser, launchBrowser } from './support/browser.ts';
 import { startProxy, type CuttableProxy } from './support/proxy.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-/** The APIs of the engine the console uses that it does not serve, each with why it is missing. */
-interface MissingApis {
-  /** Operator tokens and the live stream. */
-  tokens?: string;
-  /** Operator presence. */
-  presence?: string;
-}
-
-/**
- * What the engine at `baseUrl` lacks of what the console uses: a route it answers 404 "no route"
- * for. The tests that need it are then pending with that reason instead of failing.
- */
-async function missingApis(baseUrl: string): Promise<MissingApis> {
-  const noRoute = async (method: string, path: string, body?: unknown): Promise<boolean> => {
-    const res = await apiRequest<{ message?: string }>(baseUrl, path, { method, body });
-    return res.status === 404 && /^no route/.test(res.body?.message ?? '');
-  };
-  const missing: MissingApis = {};
-  if (await noRoute('POST', '/v1/operators/103/tokens', { ttlSec: 60 }))
-    missing.tokens =
-      'the engine has no operator tokens (POST /v1/operators/{extension}/tokens) nor live stream (GET /v1/stream) yet';
-  if (await noRoute('GET', '/v1/operators/103'))
-    missing.presence = 'the engine has no operator presence (GET /v1/operators/{extension}) yet';
-  return missing;
-}
 const DID = '74951234567';
 const CRM_LINK = 'https://crm.example.com/customers/42';
 let caller = 79165550000;
@@ -55,7 +29,6 @@ describeInBrowser(
     this.timeout(120_000);
     let bed: TestBed;
     let browser: Browser;
-    let missing: MissingApis = {};
     const contexts: BrowserContext[] = [];
 
     before(async function () {
@@ -63,16 +36,7 @@ describeInBrowser(
       // Click-to-call rings the operator as long as inbound calls do (12 s of real time).
       bed = await startTestBed({ NODE_ENV: 'development', CLICK_TO_CALL_RING_TIMEOUT_SEC: '600' });
       browser = await launchBrowser();
-      missing = await missingApis(bed.engine.httpUrl);
     });
-
-    /** Pend the current test when the engine lacks an API it needs (see {@link missingApis}). */
-    function needs(context: Mocha.Context, ...apis: Array<keyof MissingApis>): void {
-      const reasons = apis.map((api) => missing[api]).filter((r) => r !== undefined);
-      if (reasons.length === 0) return;
-      console.log(`      pending: ${reasons.join('; ')}`);
-      context.skip();
-    }
 
     after(async () => {
       await browser?.close();
@@ -80,7 +44,7 @@ describeInBrowser(
     });
 
     beforeEach(() => {
-      // Every call rings until the test ends it (ringTimeoutSec 600: 12 s of simulated time here).
+      // Every call rings until the test ends it (ringTimeoutSec 600 simulated: 12 s of real time).
       bed.crm.onRoute(() => ({
         body: {
           customer: { id: '42', name: 'Ivan Petrov', link: CRM_LINK },
@@ -167,7 +131,6 @@ describeInBrowser(
     }
 
     it('a call ringing 101 shows its card (number, name, CRM link) within 1 s; the hang-up removes it', async function () {
-      needs(this, 'tokens');
       const { page } = await openConsole('101');
       const from = nextCaller();
       const { channelId } = await ring101(from);
@@ -177,8 +140,7 @@ describeInBrowser(
       expect(await card.locator('.number').textContent()).to.equal(from);
       expect(await card.locator('.customer').textContent()).to.equal('Ivan Petrov');
       expect(await card.locator('a.crm-link').getAttribute('href')).to.equal(CRM_LINK);
-      if (!missing.presence)
-        expect(await page.locator('#phone-state').textContent()).to.match(/Ringing/);
+      expect(await page.locator('#phone-state').textContent()).to.match(/Ringing/);
 
       bed.sim.hangup(channelId);
       await card.waitFor({ state: 'detached', timeout: 15_000 });
@@ -186,7 +148,6 @@ describeInBrowser(
     });
 
     it("another operator's console (102) shows nothing of a call ringing 101, then its own call", async function () {
-      needs(this, 'tokens');
       const { page: page101 } = await openConsole('101');
       const { page: page102 } = await openConsole('102');
       // Every card that ever appears on 102's page is counted (evaluated in the page, not a
@@ -221,7 +182,6 @@ describeInBrowser(
     });
 
     it('the connection is cut while a call starts ringing: once it is back, the card appears', async function () {
-      needs(this, 'tokens');
       const proxy: CuttableProxy = await startProxy(bed.engine.httpUrl);
       try {
         const { page } = await openConsole('101', proxy.url);
@@ -241,7 +201,6 @@ describeInBrowser(
     });
 
     it("click-to-call from the page rings the operator's own phone (101) first", async function () {
-      needs(this, 'tokens');
       const { page } = await openConsole('101');
       await page.getByLabel('Number to call').fill('+7 495 765-43-21');
       await page.getByRole('button', { name: 'Call' }).click();
@@ -264,7 +223,6 @@ describeInBrowser(
     });
 
     it('an answered call shows as the call in progress with a talk timer until it ends', async function () {
-      needs(this, 'tokens');
       const { page } = await openConsole('101');
       // 101 answers after 1 s of simulated time; the caller talks until the test hangs up.
       bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 1000 });
@@ -279,7 +237,6 @@ describeInBrowser(
     });
 
     it('renews its token through the CRM window that opened it', async function () {
-      needs(this, 'tokens');
       // A token about to expire (the shortest the engine mints), and the CRM's next one.
       const first = await mintToken('101', 60);
       const next = await mintToken('101', 600);
@@ -321,7 +278,6 @@ describeInBrowser(
     });
 
     it('a recorded call shows in the recent calls with its recording playable in the page', async function () {
-      needs(this, 'tokens');
       const { page } = await openConsole('101');
       bed.crm.onRoute(() => ({
         body: {
@@ -360,7 +316,6 @@ describeInBrowser(
     });
 
     it('the status selector sets the operator status (GET /v1/operators/101 shows it)', async function () {
-      needs(this, 'tokens', 'presence');
       const { page } = await openConsole('101');
       await page.getByLabel('Status').selectOption('break');
       await page.locator('#status-message').filter({ hasText: 'Status saved.' }).waitFor();
@@ -376,7 +331,6 @@ describeInBrowser(
     });
 
     it('the screenshot of the docs: a call ringing, with recent calls (UPDATE_CONSOLE_SCREENSHOT=1)', async function () {
-      needs(this, 'tokens', 'presence');
       if (!process.env.UPDATE_CONSOLE_SCREENSHOT) this.skip();
       const { page } = await openConsole('101');
       // The calls of the tests above are the recent calls; one more rings now.
