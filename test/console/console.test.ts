@@ -36,6 +36,12 @@ describeInBrowser(
       // Click-to-call rings the operator as long as inbound calls do (12 s of real time).
       bed = await startTestBed({ NODE_ENV: 'development', CLICK_TO_CALL_RING_TIMEOUT_SEC: '600' });
       browser = await launchBrowser();
+      // Run from the sources, the engine transpiles the browser modules on first use (seconds on
+      // a busy machine): done here, not in the first test's page load.
+      for (const module of ['console', 'stream', 'api'])
+        expect((await fetch(`${bed.engine.httpUrl}/console/assets/${module}.js`)).status).to.equal(
+          200,
+        );
     });
 
     after(async () => {
