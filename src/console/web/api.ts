@@ -29,14 +29,6 @@ export interface OperatorView {
   callId?: string;
 }
 
-/** `GET /v1/operators/{extension}/current-call`. */
-export interface CurrentCallView {
-  callId: string;
-  callerId: { number: string; name: string };
-  direction: 'in' | 'out';
-  state: string;
-}
-
 /** One stored call of `GET /v1/calls`, the fields the console shows. */
 export interface CallView {
   id: string;
@@ -110,19 +102,6 @@ export class ConsoleApi {
     return this.request('PUT', `/v1/operators/${encodeURIComponent(extension)}/status`, {
       status,
     });
-  }
-
-  /** The call the operator is on (or rung for); undefined when none. */
-  async currentCall(extension: string): Promise<CurrentCallView | undefined> {
-    try {
-      return await this.request<CurrentCallView>(
-        'GET',
-        `/v1/operators/${encodeURIComponent(extension)}/current-call`,
-      );
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 404) return undefined;
-      throw err;
-    }
   }
 
   /** Click-to-call: the operator's phone rings first, then `to`. */

@@ -422,26 +422,12 @@ class Console {
   private async loadPresence(): Promise<void> {
     if (!this.extension) return;
     try {
-      const operator = await this.api.operator(this.extension);
-      this.showPresence(operator);
-      // Opened while the phone rings (no event of it seen yet): show the card from the call.
-      if (operator.callId && !this.cards.has(operator.callId)) await this.showCurrentCall();
+      // (The cards come from the stream only: opened while the phone rings, its snapshot of the
+      // calls in progress shows the call; a card from a second source could outlive its call.)
+      this.showPresence(await this.api.operator(this.extension));
     } catch (err) {
       this.statusMessage.textContent = `Could not read the state: ${errorText(err)}`;
     }
-  }
-
-  private async showCurrentCall(): Promise<void> {
-    if (!this.extension) return;
-    const current = await this.api.currentCall(this.extension).catch(() => undefined);
-    if (!current || this.cards.has(current.callId)) return;
-    const outgoing = current.direction === 'out';
-    this.ringing(current.callId, {
-      from: outgoing ? this.extension : current.callerId.number,
-      to: outgoing ? current.callerId.number : '',
-      customer: current.callerId.name ? { name: current.callerId.name } : {},
-    });
-    if (current.state === 'bridged') this.answered(current.callId);
   }
 
   private showPresence(view: Partial<OperatorView> | Record<string, unknown>): void {
