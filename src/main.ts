@@ -29,6 +29,7 @@ import { CallService } from './calls/service.ts';
 import { registerReconciliation } from './calls/reconcile.ts';
 import { registerCallStasisHandlers } from './calls/stasis.ts';
 import { ConfigError, loadConfig, type ConfigCheck } from './config/load.ts';
+import { createConsoleRoutes } from './console/routes.ts';
 import type { Config } from './config/schema.ts';
 import {
   connectorBaseUrl,
@@ -529,7 +530,12 @@ export async function startEngine(
         return undefined;
       },
     },
-    routers: simulator ? { '/sim': simulator.controlRouter() } : {},
+    // The operator console (src/console/, docs/console.md): a public page; its data comes from the
+    // API with the operator token of its link.
+    routers: {
+      ...(simulator ? { '/sim': simulator.controlRouter() } : {}),
+      '/console': createConsoleRoutes(),
+    },
     ...createApi({
       config,
       control: calls,

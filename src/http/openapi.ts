@@ -200,6 +200,7 @@ const TAG = {
   connectors: 'CRM connectors',
   webhooks: 'Webhooks',
   operations: 'Operations',
+  console: 'Operator console',
 } as const;
 
 /** 413 of a route with a JSON body (express.json's limit, src/http/app.ts). */
@@ -408,6 +409,63 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
       { 'text/plain': { schema: { type: 'string' } } },
       outsideAllowList,
     ),
+    '/console': {
+      get: {
+        operationId: 'getConsole',
+        tags: [TAG.console],
+        summary: 'The operator console',
+        description:
+          'The page an operator opens with a link the CRM builds: `/console?token=<operator token>&expiresAt=<ISO time>` (docs/console.md). The page keeps the token in the tab and removes it from the address bar. Served with a Content-Security-Policy that lets it load and connect to this engine only, `Referrer-Policy: no-referrer` and `Cache-Control: no-store`.',
+        security: [],
+        responses: {
+          '200': {
+            description: 'The page.',
+            content: { 'text/html': { schema: { type: 'string' } } },
+          },
+          ...outsideAllowList,
+        },
+      },
+    },
+    '/console/assets/console.css': {
+      get: {
+        operationId: 'getConsoleStyleSheet',
+        tags: [TAG.console],
+        summary: "The console's style sheet",
+        security: [],
+        responses: {
+          '200': {
+            description: 'The style sheet.',
+            content: { 'text/css': { schema: { type: 'string' } } },
+          },
+          ...outsideAllowList,
+        },
+      },
+    },
+    '/console/assets/{file}': {
+      get: {
+        operationId: 'getConsoleScript',
+        tags: [TAG.console],
+        summary: "A module of the console's browser code",
+        security: [],
+        parameters: [
+          {
+            name: 'file',
+            in: 'path',
+            required: true,
+            description: 'A JavaScript module of the console, e.g. console.js.',
+            schema: { type: 'string', pattern: '^[a-z][a-z0-9-]*\\.js$' },
+          },
+        ],
+        responses: {
+          '200': {
+            description: 'The module (an ES module).',
+            content: { 'text/javascript': { schema: { type: 'string' } } },
+          },
+          '404': errorResponse('`not_found`: no such module.'),
+          ...outsideAllowList,
+        },
+      },
+    },
     '/openapi.json': publicGet(
       'getOpenApiDocument',
       'This document',
@@ -1189,6 +1247,11 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
         : []),
       { name: TAG.webhooks, description: 'Events POSTed to CRM_WEBHOOK_URL (docs/webhooks.md).' },
       { name: TAG.operations, description: 'Probes, metrics and this document; no API key.' },
+      {
+        name: TAG.console,
+        description:
+          "The operator console's page and assets (docs/console.md): public, no API key; opened with an operator token link.",
+      },
     ],
     security: [{ bearerAuth: [] }],
     paths,

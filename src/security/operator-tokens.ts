@@ -217,7 +217,7 @@ export interface TokenRoute {
  * The routes a browser console needs, open to operator tokens: click-to-call and the call
  * history (narrowed to the operator's calls by the call routes), one call and its recordings,
  * the operator's current call, and the presence routes (`GET /v1/operators`,
- * `PUT /v1/operators/{extension}/status`, own extension only).
+ * `GET /v1/operators/{extension}` and `PUT /v1/operators/{extension}/status`, own extension only).
  */
 export const TOKEN_ROUTES: readonly TokenRoute[] = [
   { method: 'POST', path: /^\/calls\/?$/ },
@@ -227,6 +227,7 @@ export const TOKEN_ROUTES: readonly TokenRoute[] = [
   { method: 'GET', path: /^\/calls\/([^/]+)\/recordings\/[^/]+\/?$/, scope: 'call' },
   { method: 'GET', path: /^\/operators\/?$/ },
   { method: 'GET', path: /^\/stream\/?$/ },
+  { method: 'GET', path: /^\/operators\/(\d{2,10})\/?$/, scope: 'extension' },
   { method: 'GET', path: /^\/operators\/(\d{2,10})\/[^/]+\/?$/, scope: 'extension' },
   { method: 'PUT', path: /^\/operators\/(\d{2,10})\/status\/?$/, scope: 'extension' },
 ];

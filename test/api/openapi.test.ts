@@ -36,7 +36,11 @@ function expressRoutes(app: Express): string[] {
         for (const [method, on] of Object.entries(layer.route.methods))
           if (on && method !== '_all')
             out.push(
-              `${method.toUpperCase()} ${prefix}${layer.route.path}`.replace(/:(\w+)/g, '{$1}'),
+              // A router's `/` route is its mount path itself (`/console`).
+              `${method.toUpperCase()} ${prefix}${prefix && layer.route.path === '/' ? '' : layer.route.path}`.replace(
+                /:(\w+)/g,
+                '{$1}',
+              ),
             );
       } else if (layer.handle?.stack) {
         const path =

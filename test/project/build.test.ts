@@ -52,6 +52,9 @@ describe('the production build', function () {
       'main.js',
       join('store', 'sqlite-thread.js'),
       join('store', 'sqlite-checkpointer.js'),
+      // The operator console's browser code, compiled by its own TypeScript program (DOM types).
+      join('console', 'web', 'console.js'),
+      join('console', 'web', 'stream.js'),
     ]);
     expect(files.filter((f) => /\.ts$|\.test\.js$/.test(f) && !f.endsWith('.d.ts'))).to.deep.equal(
       [],
@@ -91,6 +94,15 @@ describe('the production build', function () {
       version: string;
     };
     expect(openapi.body.info.version).to.equal(pkg.version);
+    // The operator console: its page and the browser modules compiled by the build (no tsx or
+    // TypeScript compiler at run time), which import each other as .js.
+    const page = await apiRequest(httpUrl, '/console', { key: null });
+    expect(page.status).to.equal(200);
+    expect(page.headers.get('content-security-policy')).to.include("default-src 'self'");
+    const script = await apiRequest(httpUrl, '/console/assets/console.js', { key: null });
+    expect(script.status).to.equal(200);
+    expect(script.headers.get('content-type')).to.match(/^text\/javascript/);
+    expect(script.text).to.match(/from ['"]\.\/stream\.js['"]/);
     // The store (SQLite in its worker thread) answers through the API.
     expect((await apiRequest(httpUrl, '/v1/calls')).status).to.equal(200);
 
@@ -114,7 +126,7 @@ describe('the production build', function () {
     expect(runtime).to.match(/^CMD \["node", "--enable-source-maps", "dist\/main\.js"\]$/m);
     expect(runtime).to.not.match(/tsx|esbuild|COPY src/);
     // The files the build stage copies are what `npm run build` reads.
-    for (const file of ['tsconfig.json', 'tsconfig.build.json'])
+    for (const file of ['tsconfig.json', 'tsconfig.build.json', 'scripts/build.mjs'])
       expect(existsSync(join(ROOT, file)) && dockerfile.includes(file), file).to.equal(true);
   });
 });
