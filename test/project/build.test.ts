@@ -126,7 +126,7 @@ describe('the production build', function () {
     expect(runtime).to.match(/^CMD \["node", "--enable-source-maps", "dist\/main\.js"\]$/m);
     expect(runtime).to.not.match(/tsx|esbuild|COPY src/);
     // The files the build stage copies are what `npm run build` reads.
-    for (const file of ['tsconfig.json', 'tsconfig.build.json', 'scripts/build.mjs'])
+    for (const file of ['tsconfig.json', 'tsconfig.build.json', 'src/build.mjs'])
       expect(existsSync(join(ROOT, file)) && dockerfile.includes(file), file).to.equal(true);
   });
 });
