@@ -32,6 +32,7 @@ import { ConfigError, loadConfig, type ConfigCheck } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import {
   connectorConfigCheck,
+  connectorUrl,
   createConnector,
   createConnectorDelivery,
   type Connector,
@@ -57,6 +58,7 @@ import { createSecurityMetrics } from './security/metrics.ts';
 import { startSimulator, type PbxSimulator } from './simulator/index.ts';
 import { DurableEventQueue } from './store/durable-queue.ts';
 import { JournalLog, journalLogPath, recoverJournalLog } from './store/journal-log.ts';
+import { createConnectorState } from './store/connector-state.ts';
 import { createStore, parseStoreUrl, type Store } from './store/store.ts';
 
 /** A running engine. */
@@ -180,6 +182,7 @@ export async function startEngine(
   let storeRef: Store | undefined;
   const connector = createConnector(config, {
     calls: { getCall: (id) => storeRef!.calls.getCall(id) },
+    state: () => (storeRef ? createConnectorState(storeRef.db, config.CRM_CONNECTOR) : undefined),
     logger,
     ...(overrides.connectorDispatcher ? { dispatcher: overrides.connectorDispatcher } : {}),
   });
@@ -271,7 +274,7 @@ export async function startEngine(
     const connectorQueue = await startStep(
       DurableEventQueue.open(store.connectorOutbox!, {
         logger: connectorLogger,
-        url: config.RETAILCRM_URL,
+        url: connectorUrl(config),
         persistAppends: false, // the journal commits each event with its connector row
         transaction: (fn) => store.writeBatch((repos) => fn(repos.connectorOutbox!)),
       }),
@@ -284,7 +287,7 @@ export async function startEngine(
       connector,
       client: connector.client,
       queue: connectorQueue,
-      url: config.RETAILCRM_URL ?? connector.name,
+      url: connectorUrl(config) ?? connector.name,
       timeoutMs: config.CONNECTOR_TIMEOUT_MS * 3,
       retry: {
         initialDelayMs: config.WEBHOOK_RETRY_INITIAL_DELAY_MS,
