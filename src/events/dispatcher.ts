@@ -329,14 +329,6 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     entry: QueuedEvent,
     controller: AbortController,
   ): Promise<AttemptOutcome> {
-    const headers = {
-      'content-type': 'application/json',
-      'user-agent': userAgent,
-      'x-event-id': entry.event.id,
-      'x-event-type': entry.event.type,
-      // Signed per attempt, so a retry hours later still passes the receiver's replay window.
-      'x-signature': signWebhook(secrets, entry.body, Date.now() / 1000),
-    };
     let timer: NodeJS.Timeout | undefined;
     if (send) {
       const deadline = new Promise<AttemptOutcome>((resolve) => {
@@ -359,6 +351,14 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
         clearTimeout(timer);
       }
     }
+    const headers = {
+      'content-type': 'application/json',
+      'user-agent': userAgent,
+      'x-event-id': entry.event.id,
+      'x-event-type': entry.event.type,
+      // Signed per attempt, so a retry hours later still passes the receiver's replay window.
+      'x-signature': signWebhook(secrets, entry.body, Date.now() / 1000),
+    };
     const deadline = new Promise<AttemptOutcome>((resolve) => {
       timer = setTimeout(() => {
         resolve({ kind: 'retry', detail: `timeout after ${timeoutMs} ms` });

@@ -95,7 +95,7 @@ export interface ApiDeps {
    * toll-fraud guard as `POST /v1/calls`.
    */
   connector?: {
-    connector: Pick<Connector, 'router'>;
+    connector: Pick<Connector, 'name' | 'router'>;
     setOperatorStatus?: ConnectorDeps['setOperatorStatus'];
   };
 }
@@ -237,7 +237,10 @@ export function createApi(deps: ApiDeps): ApiParts {
     apiRouters: { '/v1': v1 },
     selfAuthenticatingRouters: [compat, ...connectorRouters],
     errorRenderers: { [config.COMPAT_PATH]: compatErrorHandler(logger) },
-    openApiDocument: buildOpenApiDocument({ compatPath: config.COMPAT_PATH }),
+    openApiDocument: buildOpenApiDocument({
+      compatPath: config.COMPAT_PATH,
+      ...(deps.connector ? { connector: deps.connector.connector.name } : {}),
+    }),
     clientFilter: allowList.enabled ? allowListFilter({ allowList, logger, metrics }) : undefined,
     // Up to MAX_JOBS_PER_REQUEST jobs in one request: 8 MiB.
     ...(deps.autocalls

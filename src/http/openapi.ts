@@ -28,6 +28,12 @@ import {
 } from '../autocalls/schemas.ts';
 import { COMPAT_KEY_PARAMETER } from '../compat/router.ts';
 import { deliveryLogQuerySchema, eventFeedQuerySchema } from '../events/routes.ts';
+import {
+  MAKE_CALL_PATH,
+  makeCallParamsSchema,
+  USER_STATUS_PATH,
+  userStatusParamsSchema,
+} from '../connectors/retailcrm/routes.ts';
 import { historyResponseSchemas } from './history-schemas.ts';
 import {
   acceptedCallSchema,
@@ -44,6 +50,8 @@ export type JsonObject = { [key: string]: unknown };
 export interface OpenApiOptions {
   /** COMPAT_PATH, e.g. `/asterisk.fcgi`. */
   compatPath: string;
+  /** CRM_CONNECTOR: its endpoints for the CRM are documented when it is `retailcrm`. */
+  connector?: string;
 }
 
 type SchemaMap = Record<string, z.ZodType>;
@@ -172,6 +180,7 @@ const TAG = {
   operators: 'Operators',
   autocalls: 'Notification calls',
   compat: 'asterisk.fcgi compatibility',
+  connectors: 'CRM connectors',
   webhooks: 'Webhooks',
   operations: 'Operations',
 } as const;
@@ -875,6 +884,8 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
     },
   };
 
+  if (options.connector === 'retailcrm') Object.assign(paths, retailCrmPaths());
+
   // HEAD of the recording (a player learns the size before fetching ranges): GET's answers
   // without their bodies.
   const recording = paths['/v1/calls/{id}/recording']!;
@@ -981,6 +992,15 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
         name: TAG.compat,
         description: "The asterisk.fcgi daemon's protocol, for software written against it.",
       },
+      ...(options.connector && options.connector !== 'webhook'
+        ? [
+            {
+              name: TAG.connectors,
+              description:
+                'Endpoints the CRM of CRM_CONNECTOR calls; they authenticate with its own secret (docs/connectors.md).',
+            },
+          ]
+        : []),
       { name: TAG.webhooks, description: 'Events POSTed to CRM_WEBHOOK_URL (docs/webhooks.md).' },
       { name: TAG.operations, description: 'Probes, metrics and this document; no API key.' },
     ],
@@ -1003,5 +1023,94 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
         },
       },
     },
+  };
+}
+
+/**
+ * The retailCRM connector's endpoints (`makeCallUrl`, `changeUserStatusUrl`): parameters in the
+ * query (GET) or a form / JSON body (POST); `clientId` authenticates.
+ */
+function retailCrmPaths(): Record<string, JsonObject> {
+  const operation = (
+    method: 'get' | 'post',
+    operationId: string,
+    summary: string,
+    description: string,
+    schema: z.ZodObject,
+    ok: string,
+    errors: Record<string, JsonObject>,
+  ): JsonObject => {
+    const json = inline(schema);
+    const properties = (json.properties ?? {}) as Record<string, JsonObject>;
+    const required = new Set((json.required ?? []) as string[]);
+    return {
+      operationId: `${operationId}${method === 'get' ? 'Get' : 'Post'}`,
+      tags: [TAG.connectors],
+      summary,
+      description,
+      security: [],
+      ...(method === 'get'
+        ? {
+            parameters: Object.entries(properties).map(([name, property]) => ({
+              name,
+              in: 'query',
+              required: required.has(name),
+              schema: property,
+            })),
+          }
+        : {
+            requestBody: {
+              required: true,
+              content: {
+                'application/x-www-form-urlencoded': { schema: json },
+                'application/json': { schema: json },
+              },
+            },
+          }),
+      responses: {
+        '200': {
+          description: ok,
+          content: { 'application/json': { schema: { type: 'object' } } },
+        },
+        ...errors,
+      },
+    };
+  };
+  const clientIdRefused = errorResponse(
+    '`invalid_client_id`: clientId is not RETAILCRM_CLIENT_ID.',
+  );
+  const makeCall = (method: 'get' | 'post'): JsonObject =>
+    operation(
+      method,
+      'retailCrmMakeCall',
+      'retailCRM click-to-call (makeCallUrl)',
+      'retailCRM asks the engine to call `phone` from extension `code` (or the extension of retailCRM user `userId`): a click-to-call with every rule of POST /v1/calls (toll-fraud guard, rate limit, live-call cap).',
+      makeCallParamsSchema,
+      '`{"success": true, "callId"}`: the operator\'s phone rings, then the customer\'s.',
+      {
+        '400': errorResponse('`invalid_request`, `invalid_number` or `unknown_user`.'),
+        '403': errorResponse(
+          '`invalid_client_id`, `destination_not_allowed` or `destination_type_not_allowed`.',
+        ),
+        '429': errorResponse('`rate_limited` or `too_many_calls`, with `Retry-After` seconds.'),
+        '503': errorResponse('`ari_unavailable`, `store_unavailable` or `shutting_down`.'),
+      },
+    );
+  const userStatus = (method: 'get' | 'post'): JsonObject =>
+    operation(
+      method,
+      'retailCrmUserStatus',
+      'retailCRM user status (changeUserStatusUrl)',
+      "A retailCRM user's status changed: free → available, busy → dnd, dinner and break → break for the user's extension.",
+      userStatusParamsSchema,
+      '`{"success": true, "extension", "status", "applied"}`; `applied: false` when the engine keeps no operator statuses (the change is logged only).',
+      {
+        '400': errorResponse('`invalid_request` or `unknown_user`.'),
+        '403': clientIdRefused,
+      },
+    );
+  return {
+    [MAKE_CALL_PATH]: { get: makeCall('get'), post: makeCall('post') },
+    [USER_STATUS_PATH]: { get: userStatus('get'), post: userStatus('post') },
   };
 }

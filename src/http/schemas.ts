@@ -34,6 +34,10 @@ const hangupBy = z.enum(['caller', 'operator', 'customer', 'system']);
 const customer = z.object({
   id: z.string().optional().describe("The CRM's id of the customer."),
   name: z.string().optional().describe('Customer name.'),
+  link: z
+    .string()
+    .optional()
+    .describe("Link to the customer's card in the CRM (given by a CRM connector's lookup)."),
 });
 const variables = z
   .record(z.string(), z.string())
@@ -161,6 +165,9 @@ const callRingingData = z.object({
   extension: z.string().describe('The ringing operator (screen pop).'),
   from: z.string(),
   to: z.string(),
+  customer: customer
+    .optional()
+    .describe('The customer the route lookup recognised (inbound), with the card link when known.'),
 });
 type _RingingMatches = Assert<Same<z.infer<typeof callRingingData>, CallRingingData>>;
 

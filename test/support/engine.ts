@@ -40,7 +40,7 @@ export const scaled = (ms: number): number => ms * TIME_SCALE;
 export async function startTestBed(
   env: Record<string, string | undefined> = {},
   /** Engine hooks beyond the test bed's own (e.g. a notification dialer). */
-  overrides: Pick<EngineOverrides, 'notificationDialer'> = {},
+  overrides: Pick<EngineOverrides, 'notificationDialer' | 'setOperatorStatus'> = {},
 ): Promise<TestBed> {
   const ownDataDir = env.DATA_DIR === undefined;
   const dataDir = env.DATA_DIR ?? mkdtempSync(join(tmpdir(), 'ari-crm-test-'));

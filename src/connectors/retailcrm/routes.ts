@@ -15,7 +15,7 @@
  *   has no operator statuses: the change is validated and logged only).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import express, { type Request, type Router } from 'express';
+import express, { type Request, type RequestHandler, type Router } from 'express';
 import { z } from 'zod';
 import { EXTENSION_PATTERN } from '../../crm/index.ts';
 import { HttpError } from '../../http/errors.ts';
@@ -107,9 +107,7 @@ export function createRetailCrmRoutes(options: RetailCrmRoutesDeps): Router {
     );
   };
 
-  router.all(MAKE_CALL_PATH, ...parsers, async (req, res) => {
-    if (req.method !== 'GET' && req.method !== 'POST')
-      throw new HttpError(405, 'method_not_allowed', 'use GET or POST');
+  const makeCall: RequestHandler = async (req, res) => {
     const raw = params(req);
     authenticate(raw, req);
     const body = validate(makeCallParamsSchema, raw, 'query');
@@ -130,11 +128,11 @@ export function createRetailCrmRoutes(options: RetailCrmRoutesDeps): Router {
     });
     logger.info('retailCRM click-to-call started', { callId: id, operator });
     res.json({ success: true, callId: id });
-  });
+  };
+  router.get(MAKE_CALL_PATH, makeCall);
+  router.post(MAKE_CALL_PATH, ...parsers, makeCall);
 
-  router.all(USER_STATUS_PATH, ...parsers, async (req, res) => {
-    if (req.method !== 'GET' && req.method !== 'POST')
-      throw new HttpError(405, 'method_not_allowed', 'use GET or POST');
+  const userStatus: RequestHandler = async (req, res) => {
     const raw = params(req);
     authenticate(raw, req);
     const body = validate(userStatusParamsSchema, raw, 'query');
@@ -151,7 +149,9 @@ export function createRetailCrmRoutes(options: RetailCrmRoutesDeps): Router {
       });
     }
     res.json({ success: true, extension, status, applied });
-  });
+  };
+  router.get(USER_STATUS_PATH, userStatus);
+  router.post(USER_STATUS_PATH, ...parsers, userStatus);
 
   return router;
 }
