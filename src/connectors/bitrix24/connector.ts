@@ -415,8 +415,10 @@ export function createBitrix24Connector(options: Bitrix24Options): Bitrix24Conne
     const ended = new Set<string>();
     for (const leg of record?.legs ?? []) {
       if (leg.role !== 'operator' || !leg.extension) continue;
-      if (leg.outcome === undefined && leg.endedAt === undefined) live.add(leg.extension);
-      else ended.add(leg.extension);
+      // A leg that stopped ringing has ended, or has an outcome other than answered.
+      const over =
+        leg.endedAt !== undefined || (leg.outcome !== undefined && leg.outcome !== 'answered');
+      (over ? ended : live).add(leg.extension);
     }
     for (const ext of live) ended.delete(ext);
     return ended;
