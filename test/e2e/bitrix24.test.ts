@@ -183,17 +183,10 @@ describe('Bitrix24 connector (e2e)', function () {
     await b.sim.injectInboundCall({ from, to: DID, hangupAfterMs: 3000 });
     const callId = await callOf(b, from);
     const { finish, b24 } = await finishOf(callId);
-    const ready = await b.crm
-      .waitForWebhook((w) => w.body.type === 'recording.ready' && w.body.callId === callId, 15_000)
-      .catch((e: unknown) => {
-        console.log(
-          b.logs
-            .filter((l) => /record|warn|error/i.test(String(l.message) + String(l.level)))
-            .map((l) => JSON.stringify(l).slice(0, 300))
-            .join('\n'),
-        );
-        throw e;
-      });
+    const ready = await b.crm.waitForWebhook(
+      (w) => w.body.type === 'recording.ready' && w.body.callId === callId,
+      15_000,
+    );
     const attach = await portal.waitFor((r) => r.method === ATTACH && r.form.CALL_ID === b24);
     expect(fields(attach)).to.deep.equal({
       CALL_ID: b24,
