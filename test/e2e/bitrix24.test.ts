@@ -52,7 +52,7 @@ describe('Bitrix24 connector (e2e)', function () {
     await portal.close();
   });
 
-  async function start(env: Record<string, string> = {}): Promise<TestBed> {
+  async function start(env: Record<string, string> = {}, awaitUsers = true): Promise<TestBed> {
     bed = await startTestBed({
       CRM_CONNECTOR: 'bitrix24',
       BITRIX24_URL: portal.url,
@@ -69,7 +69,7 @@ describe('Bitrix24 connector (e2e)', function () {
       ...env,
     });
     const connector = bed.engine.connector!.connector as Bitrix24Connector;
-    await until(() => connector.directory.fromCrm, 'the Bitrix24 users read');
+    if (awaitUsers) await until(() => connector.directory.fromCrm, 'the Bitrix24 users read');
     return bed;
   }
 
@@ -361,6 +361,43 @@ describe('Bitrix24 connector (e2e)', function () {
     expect(answer.status).to.equal(403);
     expect(answer.body).to.include({ code: 'invalid_application_token' });
     expect(b.sim.requests.some((r) => r.path === '/channels/create')).to.equal(false);
+    // The endpoints are in the OpenAPI document of an engine with the connector.
+    const doc = await apiRequest<{ paths: Record<string, Record<string, unknown>> }>(
+      b.engine.httpUrl,
+      '/openapi.json',
+      { key: null },
+    );
+    for (const path of ['/connectors/bitrix24/events', '/connectors/bitrix24/install'])
+      expect(Object.keys(doc.body.paths[path] ?? {})).to.deep.equal(['post']);
+  });
+
+  it('install handler: keeps the tokens the portal accepts (app.info), refuses others', async () => {
+    const b = await start({ BITRIX24_ACCESS_TOKEN: '', BITRIX24_REFRESH_TOKEN: '' }, false);
+    const install = (form: Record<string, string>) =>
+      apiRequest(b.engine.httpUrl, '/connectors/bitrix24/install', {
+        method: 'POST',
+        key: null,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(form).toString(),
+      });
+    const forged = await install({ AUTH_ID: 'forged', REFRESH_ID: 'forged', AUTH_EXPIRES: '3600' });
+    expect(forged.status).to.equal(403);
+    expect(forged.body).to.include({ code: 'invalid_token' });
+    const ok = await install({
+      AUTH_ID: portal.accessToken,
+      REFRESH_ID: portal.refreshToken,
+      AUTH_EXPIRES: '3600',
+      member_id: '00168f0dd11ff00b4aeb8ce5befaa139',
+    });
+    expect(ok.status).to.equal(200);
+    expect(ok.headers.get('content-type')).to.match(/^text\/html/);
+    const stored = await createConnectorState(b.engine.store.db, 'bitrix24').get<
+      Record<string, unknown>
+    >('oauth');
+    expect(stored).to.include({
+      accessToken: portal.accessToken,
+      refreshToken: portal.refreshToken,
+    });
   });
 
   it('expired_token: the tokens are refreshed at the OAuth server, the request retried with the new one, and the new pair kept in the store', async () => {

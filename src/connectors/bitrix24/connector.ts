@@ -670,6 +670,7 @@ export function createBitrix24Connector(options: Bitrix24Options): Bitrix24Conne
               const check = await verifyToken(tokens.accessToken);
               if (check) throw new Error(check);
               await oauth.install(tokens);
+              void directory.refresh();
             }
           : undefined,
       });
