@@ -179,10 +179,11 @@ export async function startEngine(
 
   // The CRM connector (CRM_CONNECTOR, src/connectors/): route lookups, call events and the
   // call history in the vendor's API. It reads stored calls through `storeRef` (set below).
-  let storeRef: Store | undefined;
+  const storeRef: { store?: Store } = {};
   const connector = createConnector(config, {
-    calls: { getCall: (id) => storeRef!.calls.getCall(id) },
-    state: () => (storeRef ? createConnectorState(storeRef.db, config.CRM_CONNECTOR) : undefined),
+    calls: { getCall: (id) => storeRef.store!.calls.getCall(id) },
+    state: () =>
+      storeRef.store ? createConnectorState(storeRef.store.db, config.CRM_CONNECTOR) : undefined,
     logger,
     ...(overrides.connectorDispatcher ? { dispatcher: overrides.connectorDispatcher } : {}),
   });
@@ -217,7 +218,7 @@ export async function startEngine(
       ? { connectorOutbox: { name: connector.name, types: connector.eventTypes } }
       : {}),
   });
-  storeRef = store;
+  storeRef.store = store;
   // The journal log, once opened (below).
   let journalLog: { log?: JournalLog; lastSeq?: number } = {};
   // A start-up step that fails closes what is already open (store, journal log, ARI, own

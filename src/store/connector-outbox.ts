@@ -13,7 +13,7 @@ import type { Kysely, Selectable } from 'kysely';
 import type { LifecycleEvent } from '../events/types.ts';
 import type { TimeInput } from './calls.ts';
 import type { OutboxRepository } from './durable-queue.ts';
-import type { AttemptInput, ConnectorOutboxTarget, OutboxEvent, OutboxStatus } from './events.ts';
+import type { AttemptInput, OutboxEvent, OutboxStatus } from './events.ts';
 import type { ConnectorOutboxTable, Database, EventsTable } from './schema.ts';
 import { toIsoTime } from './schema.ts';
 

@@ -6,6 +6,9 @@
  * durable outbox and the delivery log, and the module registration command.
  */
 import { expect } from 'chai';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { runConnectorCommand } from '../../src/connectors/cli.ts';
 import { apiRequest } from '../support/api.ts';
 import { startTestBed, type TestBed } from '../support/engine.ts';
@@ -285,7 +288,7 @@ describe('retailCRM connector (e2e)', function () {
     const b = await start();
     await crm.waitFor((r) => r.path === '/api/v5/integration-modules/ari-crm');
     // The directory loads asynchronously at start: retry until the user is known.
-    let answer;
+    let answer = { status: 0, body: {} as Record<string, unknown> };
     for (let i = 0; i < 50; i++) {
       answer = await apiRequest(
         b.engine.httpUrl,
@@ -295,8 +298,8 @@ describe('retailCRM connector (e2e)', function () {
       if (answer.status !== 400) break;
       await new Promise((r) => setTimeout(r, 50));
     }
-    expect(answer!.status).to.equal(200);
-    expect(answer!.body).to.deep.equal({
+    expect(answer.status).to.equal(200);
+    expect(answer.body).to.deep.equal({
       success: true,
       extension: '101',
       status: 'break',
@@ -377,7 +380,7 @@ describe('retailCRM connector (e2e)', function () {
     const callId = await callOf(b, from);
     await uploadOf(callId);
     // Rejected: not retried.
-    let log;
+    let log = { body: { items: [] as Array<Record<string, unknown>> } };
     for (let i = 0; i < 100; i++) {
       log = await apiRequest<{ items: Array<Record<string, unknown>> }>(
         b.engine.httpUrl,
@@ -386,7 +389,7 @@ describe('retailCRM connector (e2e)', function () {
       if (log.body.items.some((d) => d.callId === callId)) break;
       await new Promise((r) => setTimeout(r, 50));
     }
-    const rejected = log!.body.items.find((d) => d.callId === callId)!;
+    const rejected = log.body.items.find((d) => d.callId === callId)!;
     expect(rejected).to.include({ outcome: 'rejected', statusCode: 400, eventType: 'call.ended' });
     expect(String(rejected.error)).to.include('Phone is invalid');
     expect(String(rejected.url)).to.equal(crm.url + UPLOAD);
@@ -395,6 +398,36 @@ describe('retailCRM connector (e2e)', function () {
     expect(crm.to(EVENT, callId).map((r) => r.event!.type)).to.deep.equal(['in', 'hangup']);
     // The webhook of the same event was delivered: the targets are independent.
     await b.crm.waitForEnded(callId);
+  });
+
+  it('keeps undelivered retailCRM requests across a restart and sends them once the CRM is back', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'ari-crm-retailcrm-'));
+    try {
+      crm.down = { status: 503, body: { success: false, errorMsg: 'maintenance' } };
+      const b = await start({ DATA_DIR: dataDir, SHUTDOWN_TIMEOUT_MS: '200' });
+      b.sim.phones.set('102', { mode: 'answer', answerAfterMs: 200, hangupAfterMs: 300 });
+      const from = nextCaller();
+      await b.sim.injectInboundCall({ from, to: DID });
+      const callId = await callOf(b, from);
+      await b.crm.waitForEnded(callId, 15_000);
+      expect(b.engine.connector!.delivery.pending()).to.be.greaterThan(0);
+      await b.stop();
+      bed = undefined;
+      expect(crm.to(UPLOAD, callId)).to.have.length(0);
+
+      crm.down = undefined;
+      await start({ DATA_DIR: dataDir });
+      const upload = await uploadOf(callId);
+      expect(upload.calls![0]).to.include({ type: 'in', phone: from, result: 'answered' });
+      const delivered = crm.requests.filter(
+        (r) => r.event?.callExternalId === callId && r.headers['x-api-key'] === crm.apiKey,
+      );
+      // In order: the incoming-call event, then the hang-up (the route lookup was not queued).
+      const kinds = delivered.filter((r) => r.at >= delivered[0]!.at).map((r) => r.event!.type);
+      expect(kinds.slice(-2)).to.deep.equal(['in', 'hangup']);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('npm run connector -- retailcrm register: POSTs integration-modules/{code}/edit with the telephony module', async () => {

@@ -41,6 +41,8 @@ export class FakeRetailCrm extends EventEmitter {
   manager: (phone: string) => RetailCrmAnswer = () => ({ status: 200, body: { success: true } });
   /** The module's `additionalCodes` (`GET /api/v5/integration-modules/{code}`); undefined: 404. */
   additionalCodes: Array<{ userId: number; code: string }> | undefined;
+  /** When set, every request is answered with this (the CRM is down). */
+  down: RetailCrmAnswer | undefined;
   private readonly scripted = new Map<string, RetailCrmAnswer[]>();
 
   private constructor(private readonly server: Server) {
@@ -142,6 +144,7 @@ export class FakeRetailCrm extends EventEmitter {
   private answer(request: RetailCrmRequest): RetailCrmAnswer {
     if (request.headers['x-api-key'] !== this.apiKey)
       return { status: 403, body: { success: false, errorMsg: 'Wrong "apiKey" value.' } };
+    if (this.down) return this.down;
     const queued = this.scripted.get(request.path);
     if (queued && queued.length > 0) return queued.shift()!;
     const p = request.path;

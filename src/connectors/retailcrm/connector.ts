@@ -101,6 +101,8 @@ const EVENT_TYPES: ReadonlySet<LifecycleEventType> = new Set([
 ]);
 
 const API = '/api/v5';
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]+/g;
 
 /** Create the connector (see the module comment). */
 export function createRetailCrmConnector(options: RetailCrmOptions): RetailCrmConnector {
@@ -317,6 +319,9 @@ export function createRetailCrmConnector(options: RetailCrmOptions): RetailCrmCo
     translate,
     checkAnswer(request: VendorRequest, json: unknown): string | undefined {
       if (dig(json, ['success']) === false) return errorMessage(json) ?? 'success: false';
+      const duplicates = dig(json, ['duplicateCalls']);
+      if (Array.isArray(duplicates) && duplicates.length > 0)
+        logger.warn('retailCRM reports uploaded calls as duplicates', { calls: duplicates });
       const missing = dig(json, ['notExistCodes']);
       if (Array.isArray(missing) && missing.length > 0)
         logger.warn('retailCRM does not know these extension codes (set them in the module)', {
@@ -427,11 +432,7 @@ function customerOf(json: object): Route['customer'] {
   const name =
     names.join(' ') || scalar(dig(customer, ['nickName'])) || scalar(dig(customer, ['names']));
   if (name) {
-    // eslint-disable-next-line no-control-regex
-    const clean = name
-      .replace(/[\u0000-\u001f\u007f]+/g, ' ')
-      .trim()
-      .slice(0, MAX_CUSTOMER_NAME_LENGTH);
+    const clean = name.replace(CONTROL_CHARS, ' ').trim().slice(0, MAX_CUSTOMER_NAME_LENGTH);
     if (clean) out.name = clean;
   }
   const link = scalar(dig(json, ['links', 'customerLink']));
