@@ -631,7 +631,7 @@ async function openJournalLog(
 }
 
 /** DATABASE_URL, or the SQLite file in DATA_DIR. */
-function storeUrl(config: Config): string {
+export function storeUrl(config: Config): string {
   return config.DATABASE_URL ?? `sqlite:${join(config.DATA_DIR, 'ari-crm.sqlite')}`;
 }
 

@@ -8,6 +8,10 @@
  * into the delivery log, and the inbound webhook URL whose secret stays out of the log.
  */
 import { expect } from 'chai';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runConnectorCommand } from '../../src/connectors/cli.ts';
 import type { Bitrix24Connector } from '../../src/connectors/index.ts';
 import { createConnectorState } from '../../src/store/connector-state.ts';
 import { apiRequest } from '../support/api.ts';
@@ -489,5 +493,51 @@ describe('Bitrix24 connector (e2e)', function () {
     const [failed] = await failedDeliveries(b, callId);
     expect(String(failed!.url)).to.equal(`${portal.url}/rest/1/***/${REGISTER}.json`);
     expect(JSON.stringify(b.logs)).to.not.include(portal.webhookSecret);
+  });
+
+  it('npm run connector -- bitrix24 bind: event.bind ONEXTERNALCALLSTART to the engine; extensions prints the map', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'ari-crm-b24-cli-'));
+    try {
+      const env = {
+        NODE_ENV: 'test',
+        DATA_DIR: dataDir,
+        BITRIX24_URL: portal.url,
+        BITRIX24_CLIENT_ID: portal.clientId,
+        BITRIX24_CLIENT_SECRET: portal.clientSecret,
+        BITRIX24_ACCESS_TOKEN: portal.accessToken,
+        BITRIX24_REFRESH_TOKEN: portal.refreshToken,
+        BITRIX24_OAUTH_URL: portal.oauthUrl,
+        BITRIX24_EXTENSIONS: '7=107',
+        PUBLIC_URL: 'https://pbx.example.com/',
+      };
+      const out: string[] = [];
+      const err: string[] = [];
+      const status = await runConnectorCommand(
+        ['bitrix24', 'bind'],
+        (l) => out.push(l),
+        (l) => err.push(l),
+        env,
+      );
+      expect(err).to.deep.equal([]);
+      expect(status).to.equal(0);
+      const bind = portal.requests.find((r) => r.method === 'event.bind')!;
+      expect(bind.form).to.deep.equal({
+        event: 'ONEXTERNALCALLSTART',
+        handler: 'https://pbx.example.com/connectors/bitrix24/events',
+        auth: 'access-token-1',
+      });
+      const lines: string[] = [];
+      expect(
+        await runConnectorCommand(
+          ['bitrix24', 'extensions'],
+          (l) => lines.push(l),
+          () => {},
+          env,
+        ),
+      ).to.equal(0);
+      expect(lines).to.deep.equal(['5=101', '6=102', '7=107']);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
