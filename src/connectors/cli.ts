@@ -68,8 +68,11 @@ export async function runConnectorCommand(
     return 0;
   }
   const answer = await connector.register();
-  if (!answer.ok) {
-    err(`retailCRM refused the module registration: ${answer.detail}`);
+  const problem = answer.ok
+    ? connector.checkAnswer?.({ method: 'POST', path: 'integration-modules' }, answer.json)
+    : answer.detail;
+  if (problem !== undefined) {
+    err(`retailCRM refused the module registration: ${problem}`);
     return 1;
   }
   out(

@@ -26,7 +26,7 @@ export interface ConnectorDeliveryOptions {
   client: VendorHttpClient;
   /** The connector's durable queue (`DurableEventQueue` over `createConnectorOutbox`); default memory. */
   queue?: EventQueue;
-  /** Label of the target in logs and for events that need no request: the vendor's base URL. */
+  /** Label of the target (the vendor's base URL): set, events are delivered. */
   url: string;
   /** Timeout of one attempt (every request of the event, rate-limit waits included), ms. */
   timeoutMs: number;
@@ -46,7 +46,8 @@ export function createConnectorDelivery(options: ConnectorDeliveryOptions): Webh
 
   async function send(entry: QueuedEvent, signal: AbortSignal): Promise<DeliveryResult> {
     const requests = await connector.translate(entry.event);
-    let last: DeliveryResult = { kind: 'delivered', status: 200, url: options.url };
+    // Without a request (the vendor needs nothing for this event): no url, no delivery-log row.
+    let last: DeliveryResult = { kind: 'delivered', status: 200 };
     for (let i = entry.progress ?? 0; i < requests.length; i++) {
       const request = requests[i]!;
       const answer = await client.request(request, signal);

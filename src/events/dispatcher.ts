@@ -219,8 +219,10 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     if (outcome.kind === 'aborted' || stopped) return;
     const durationMs = performance.now() - startedAt;
     metrics.duration.observe(durationMs / 1000);
+    // A connector's event that needed no vendor request has no attempt to log.
+    const nothingSent = send !== undefined && outcome.kind === 'delivered' && !outcome.url;
     try {
-      queue.recordAttempt?.(entry, attemptInfo(outcome, startedAtMs, durationMs));
+      if (!nothingSent) queue.recordAttempt?.(entry, attemptInfo(outcome, startedAtMs, durationMs));
     } catch (err) {
       logger.error('webhook delivery log write failed', { callId, eventId: entry.event.id, err });
     }
@@ -508,20 +510,21 @@ interface WebhookMetrics {
 }
 
 function webhookMetrics(registry: Registry, name: string): WebhookMetrics {
+  const what = name === 'webhook' ? 'Webhook' : 'CRM connector';
   const deliveries = counter(registry, {
     name: `aricrm_${name}_deliveries_total`,
-    help: 'Webhook delivery results: delivered, retried (a retry was scheduled), rejected (4xx), dead (gave up).',
+    help: `${what} delivery results: delivered, retried (a retry was scheduled), rejected (4xx), dead (gave up).`,
     labelNames: ['outcome'] as const,
   });
   for (const outcome of OUTCOMES) deliveries.inc({ outcome }, 0);
   const duration = histogram(registry, {
     name: `aricrm_${name}_delivery_duration_seconds`,
-    help: 'Duration of one webhook delivery attempt, in seconds.',
+    help: `Duration of one ${what.toLowerCase()} delivery attempt, in seconds.`,
     buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
   });
   const depth = gauge(registry, {
     name: `aricrm_${name}_queue_depth`,
-    help: 'Webhook events not yet delivered, rejected or dead (including those in flight).',
+    help: `${what} events not yet delivered, rejected or dead (including those in flight).`,
   });
   return { deliveries, duration, depth };
 }
