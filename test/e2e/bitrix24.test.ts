@@ -123,7 +123,8 @@ describe('Bitrix24 connector (e2e)', function () {
     b.sim.phones.set('101', { mode: 'answer', answerAfterMs: 10_000 });
     b.sim.phones.set('102', { mode: 'ring' });
     const from = nextCaller();
-    await b.sim.injectInboundCall({ from, to: DID, hangupAfterMs: 20_000 });
+    // A talk of more than a second (simulated time runs 50 times faster).
+    await b.sim.injectInboundCall({ from, to: DID, hangupAfterMs: 80_000 });
     const callId = await callOf(b, from);
     const { finish, b24 } = await finishOf(callId);
     const end = await b.crm.waitForEnded(callId, 15_000);
@@ -184,7 +185,7 @@ describe('Bitrix24 connector (e2e)', function () {
     const b = await start({ RECORD_CALLS: 'all', RECORDING_LINK_SECRET: 'x'.repeat(32) });
     b.sim.phones.set('102', { mode: 'answer', answerAfterMs: 500 });
     const from = nextCaller();
-    await b.sim.injectInboundCall({ from, to: DID, hangupAfterMs: 3000 });
+    await b.sim.injectInboundCall({ from, to: DID, hangupAfterMs: 60_000 });
     const callId = await callOf(b, from);
     const { finish, b24 } = await finishOf(callId);
     const ready = await b.crm.waitForWebhook(
