@@ -38,6 +38,16 @@
  *    of `--pacing-jobs` (400) at `callsPerSecond: 20`, the rate achieved over the window from the
  *    first attempt to the last (target 20 ± 5 %).
  *
+ * 5. Live stream (`--stream`, or `--only stream`): `--stream-sockets` (1000) operators, each with
+ *    its own extension and one live stream socket (`GET /v1/stream?token=`, opened in the
+ *    simulator's process as the operators' browsers), while `--stream-calls` calls (2000) arrive
+ *    at `--stream-rate` calls/s (100), each ringing one of them. Latency: the simulator handing the
+ *    operator leg's `Dial RINGING` to its WebSocket → the `call.ringing` message arriving on that
+ *    operator's socket (one clock; target p99 ≤ 20 ms). Memory per connected socket: the engine's
+ *    heap (after full collections) and RSS with the sockets open against before (target heap
+ *    ≤ 50 KB per socket). Engine CPU per message: the same calls are placed without sockets first;
+ *    the CPU time added by the sockets over the stream messages sent.
+ *
  * Held calls (screen pop, heap) are answered and bridged but not recorded (see sim-process.ts).
  *
  * First it prints what this machine charges for a wake-up (bench/machine.ts): on a virtual
@@ -54,6 +64,8 @@
  *   --pop-live N --pop-calls N --pop-rate N --calls N --rate N --concurrency N --soak N --live N
  *   --autocall-jobs N --pacing-jobs N
  *   --autocall               run only the autocall scenario
+ *   --stream                 run only the live stream scenario
+ *   --stream-sockets N --stream-calls N --stream-rate N
  *   --profile DIR            CPU profiles of both processes while the screen-pop calls arrive,
  *                            during the throughput capacity run and while the live calls are
  *                            placed (.cpuprofile files, open them in Chrome DevTools), and a
@@ -66,6 +78,7 @@
  *                            (about 0.3 ms of CPU per call less than info, measured)
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import {
   mkdirSync,
@@ -97,6 +110,7 @@ import type { LoadOrder, LoadReport, PopSample } from './sim-process.ts';
 import { summariseHeapGrowth } from './heap-diff.ts';
 import { describeWakeups, measureWakeups } from './machine.ts';
 import { summariseProfile } from './profile-summary.ts';
+import { OperatorTokens } from '../src/security/operator-tokens.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -113,6 +127,9 @@ const NUMERIC = [
   'live',
   'autocall-jobs',
   'pacing-jobs',
+  'stream-sockets',
+  'stream-calls',
+  'stream-rate',
 ] as const;
 type NumericOption = (typeof NUMERIC)[number];
 
@@ -127,6 +144,9 @@ const FULL: Record<NumericOption, number> = {
   live: 5000,
   'autocall-jobs': 2000,
   'pacing-jobs': 400,
+  'stream-sockets': 1000,
+  'stream-calls': 2000,
+  'stream-rate': 100,
 };
 const QUICK: Partial<Record<NumericOption, number>> = {
   'pop-calls': 300,
@@ -135,8 +155,9 @@ const QUICK: Partial<Record<NumericOption, number>> = {
   live: 1000,
   'autocall-jobs': 500,
   'pacing-jobs': 160,
+  'stream-calls': 600,
 };
-const SCENARIOS = ['pop', 'throughput', 'heap', 'autocall'] as const;
+const SCENARIOS = ['pop', 'throughput', 'heap', 'autocall', 'stream'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 interface Options extends Record<NumericOption, number> {
@@ -164,6 +185,7 @@ function parseOptions(): Options {
       log: { type: 'string' },
       api: { type: 'boolean' },
       autocall: { type: 'boolean' },
+      stream: { type: 'boolean' },
       ...Object.fromEntries(NUMERIC.map((name) => [name, { type: 'string' as const }])),
     },
     strict: true,
@@ -182,7 +204,11 @@ function parseOptions(): Options {
     numbers[name] = Math.floor(value);
   }
   // `--autocall` alone runs the notification-call scenario only (as `--only autocall`).
-  const onlyRaw = values.only ?? env.BENCH_ONLY ?? (flag('autocall') ? 'autocall' : undefined);
+  // `--stream` alone runs the live stream scenario only.
+  const onlyRaw =
+    values.only ??
+    env.BENCH_ONLY ??
+    (flag('autocall') ? 'autocall' : flag('stream') ? 'stream' : undefined);
   const only = new Set<Scenario>(
     onlyRaw ? (onlyRaw.split(',').map((s) => s.trim()) as Scenario[]) : SCENARIOS,
   );
@@ -299,12 +325,12 @@ const TIME_SCALE = 0.05;
 const TALK_SIM_MS = 2000;
 let nextOrderId = 1;
 
-async function startPeer(): Promise<Peer> {
+async function startPeer(extensions: readonly string[] = OPERATORS): Promise<Peer> {
   const child = fork(new URL('./sim-process.ts', import.meta.url), {
     execArgv: ['--import', 'tsx'],
     env: {
       ...process.env,
-      BENCH_EXTENSIONS: OPERATORS.join(','),
+      BENCH_EXTENSIONS: extensions.join(','),
       BENCH_TIME_SCALE: String(TIME_SCALE),
     },
   });
@@ -921,6 +947,151 @@ async function autocall(peer: Peer, o: Options): Promise<void> {
   }
 }
 
+/** The value of a counter of the engine's registry. */
+async function counterValue(engine: Engine, name: string): Promise<number> {
+  const metric = engine.registry.getSingleMetric(name);
+  if (!metric) return 0;
+  const { values } = await metric.get();
+  return values.reduce((sum, v) => sum + v.value, 0);
+}
+
+async function liveStream(o: Options): Promise<void> {
+  const sockets = o['stream-sockets'];
+  const rate = o['stream-rate'];
+  const callCount = o['stream-calls'];
+  const extensions = Array.from({ length: sockets }, (_, i) => String(2000 + i));
+  // Its own simulator and CRM stub: one operator per socket, the calls spread over all of them.
+  const peer = await startPeer(extensions);
+  const secret = randomBytes(32).toString('hex');
+  const run = await startBenchEngine(peer, {
+    OPERATOR_TOKEN_SECRET: secret,
+    HTTP_MAX_CONNECTIONS: String(sockets + 1024),
+  });
+  try {
+    out(
+      `Live stream: ${sockets} operator sockets, ${callCount} calls at ${rate} calls/s, each ringing one of them`,
+    );
+    await load(peer, { calls: Math.min(300, callCount), rate });
+    await quiesce(run.engine);
+    // The same calls without sockets: what the calls alone cost the engine.
+    const base = await load(peer, { calls: callCount, rate });
+    await quiesce(run.engine);
+    const heapBefore = await settledHeap();
+    const rssBefore = process.memoryUsage().rss;
+    const tokens = new OperatorTokens({ secrets: [secret] });
+    const opened = await request<{ id: number; opened: number; failed: number }>(
+      peer,
+      {
+        type: 'stream-open',
+        url: `${run.engine.httpUrl.replace(/^http/, 'ws')}/v1/stream`,
+        tokens: extensions.map((extension) => tokens.mint(extension, 3600, 'bench').token),
+      },
+      'stream-opened',
+    );
+    const heapAfter = await settledHeap();
+    const rssAfter = process.memoryUsage().rss;
+    const engineSockets = run.engine.stream.size;
+    const messagesBefore = await counterValue(run.engine, 'aricrm_stream_messages_total');
+    trace.on = true;
+    const m = await profiled(peer, o, 'stream', () => load(peer, { calls: callCount, rate }));
+    trace.on = false;
+    await quiesce(run.engine);
+    // The stream's own part: from the engine having `call.ringing` durable (the journal's
+    // hand-off, as for the webhook) to the message on the socket.
+    const { samples } = await request<{ id: number; samples: PopSample[] }>(
+      peer,
+      { type: 'pop-samples' },
+      'pop-samples',
+    );
+    const durableToStream: number[] = [];
+    const durableToWebhook: number[] = [];
+    for (const s of samples) {
+      const committed = trace.ringingCommitted.get(s.from);
+      if (committed === undefined) continue;
+      if (s.streamAt !== undefined) durableToStream.push(s.streamAt - committed);
+      durableToWebhook.push(s.webhookAt - committed);
+    }
+    trace.ringingReceived.clear();
+    trace.ringingEmitted.clear();
+    trace.ringingCommitted.clear();
+    const messages =
+      (await counterValue(run.engine, 'aricrm_stream_messages_total')) - messagesBefore;
+    const closed = await request<{ id: number; messages: number }>(
+      peer,
+      { type: 'stream-close' },
+      'stream-closed',
+    );
+    const latency = m.report.streamMs;
+    const heapPerSocket = (heapAfter - heapBefore) / Math.max(1, opened.opened);
+    const rssPerSocket = (rssAfter - rssBefore) / Math.max(1, opened.opened);
+    const cpuPerMessageMs = (m.engineCpuMs - base.engineCpuMs) / Math.max(1, messages);
+    out(
+      `  ${pad('sockets:', 34)} ${opened.opened} open (${opened.failed} failed); engine stream sockets ${engineSockets}`,
+    );
+    for (const line of describe(base, 'calls without sockets:')) out(line);
+    for (const line of describe(m, 'calls with sockets:')) out(line);
+    out(
+      `  ${pad('ringing → stream message p50 / p99:', 34)} ${msPair(latency)} (max ${fixed(Math.max(...latency), 2)} ms; ${latency.length} samples, ${m.report.streamMissing} missing)`,
+    );
+    out(
+      `  ${pad('  same calls, call.ringing webhook:', 34)} ${msPair(m.report.popMs)} (the screen pop to the CRM, for comparison)`,
+    );
+    out(
+      `  ${pad('  durable → stream message:', 34)} ${msPair(durableToStream)} (store commit, outbox read, fan-out, socket)`,
+    );
+    out(`  ${pad('  durable → webhook arrives:', 34)} ${msPair(durableToWebhook)}`);
+    out(
+      `  ${pad('messages:', 34)} ${messages} sent by the engine, ${closed.messages} received by the sockets`,
+    );
+    out(
+      `  ${pad('memory per socket:', 34)} heap ${fixed(heapPerSocket / 1024, 1)} KB, RSS ${fixed(rssPerSocket / 1024, 1)} KB`,
+    );
+    out(
+      `  ${pad('engine CPU:', 34)} ${fixed(base.engineCpuMs, 0)} ms without sockets, ${fixed(m.engineCpuMs, 0)} ms with: ${fixed(cpuPerMessageMs * 1000, 1)} µs per message`,
+    );
+    out();
+    summary.push({
+      scenario: 'stream',
+      figure: `ringing → stream message p99 (${sockets} sockets, ${rate} calls/s)`,
+      result: `${fixed(percentile(latency, 99), 2)} ms`,
+      target: '≤ 20 ms',
+      ok: percentile(latency, 99) <= 20 && m.report.streamMissing === 0 && latency.length > 0,
+    });
+    summary.push({
+      scenario: '',
+      figure: '  durable → stream message p99',
+      result: `${fixed(percentile(durableToStream, 99), 2)} ms`,
+      target: '',
+      ok: undefined,
+    });
+    summary.push({
+      scenario: '',
+      figure: '  p50',
+      result: `${fixed(percentile(latency, 50), 2)} ms`,
+      target: '',
+      ok: undefined,
+    });
+    summary.push({
+      scenario: '',
+      figure: 'engine heap per connected socket',
+      result: `${fixed(heapPerSocket / 1024, 1)} KB`,
+      target: '≤ 50 KB',
+      ok: heapPerSocket <= 50 * 1024,
+    });
+    summary.push({
+      scenario: '',
+      figure: 'engine CPU per stream message',
+      result: `${fixed(cpuPerMessageMs * 1000, 1)} µs`,
+      target: '',
+      ok: undefined,
+    });
+  } finally {
+    await stopBenchEngine(run);
+    peer.child.send({ type: 'close' });
+    await once(peer.child, 'exit');
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
@@ -942,6 +1113,7 @@ async function main(): Promise<void> {
     if (o.only.has('throughput')) await throughput(peer, o);
     if (o.only.has('heap')) await heap(peer, o);
     if (o.only.has('autocall')) await autocall(peer, o);
+    if (o.only.has('stream')) await liveStream(o);
   } finally {
     peer.child.send({ type: 'close' });
     await once(peer.child, 'exit');

@@ -31,8 +31,8 @@ import { registerCallStasisHandlers } from './calls/stasis.ts';
 import { ConfigError, loadConfig, type ConfigCheck } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import {
+  connectorBaseUrl,
   connectorConfigCheck,
-  connectorUrl,
   createConnector,
   createConnectorDelivery,
   type Connector,
@@ -46,8 +46,17 @@ import { IdempotencyStore } from './http/idempotency.ts';
 import { createOutboundClient } from './http/outbound.ts';
 import type { StoredCallCreation } from './calls/routes.ts';
 import { createHttpApp } from './http/app.ts';
+import { HttpError } from './http/errors.ts';
 import { createHttpServer } from './http/server.ts';
 import { createLogger, type Logger } from './logging/logger.ts';
+import {
+  OperatorNotFoundError,
+  OperatorNotifier,
+  OperatorStore,
+  PresenceService,
+  registerPresenceStasisHandlers,
+} from './operators/index.ts';
+import { operatorExtensions } from './operators/config.ts';
 import { recordingsConfigCheck } from './recordings/config.ts';
 import { createRecordings } from './recordings/index.ts';
 import { collectProcessMetrics } from './metrics/process.ts';
@@ -56,6 +65,9 @@ import { DestinationPolicy } from './security/destinations.ts';
 import { OperatorDialGuard } from './security/guard.ts';
 import { createSecurityMetrics } from './security/metrics.ts';
 import { startSimulator, type PbxSimulator } from './simulator/index.ts';
+import { ApiKeyRing } from './security/api-keys.ts';
+import { IpAllowList } from './security/ip.ts';
+import { createStream, operatorTokensFromConfig, type StreamServer } from './stream/index.ts';
 import { DurableEventQueue } from './store/durable-queue.ts';
 import { JournalLog, journalLogPath, recoverJournalLog } from './store/journal-log.ts';
 import { createConnectorState } from './store/connector-state.ts';
@@ -86,12 +98,19 @@ export interface Engine {
   readonly app: Express;
   /** The HTTP server of the API (benchmarks time requests on it). */
   readonly server: Server;
+  /** The live stream's WebSocket server (`GET /v1/stream`, src/stream/). */
+  readonly stream: StreamServer;
   /**
    * Notification calls: the service behind `/v1/autocalls` and `/v1/campaigns`, and the scheduler
    * that places their attempts through the notification-call flow (or
    * {@link EngineOverrides.notificationDialer}).
    */
   readonly autocalls: { service: AutocallService; scheduler: AutocallScheduler };
+  /**
+   * Operator presence (src/operators/): the state of every operator's phone and the status they
+   * chose, behind `/v1/operators`; `presence.on('change', …)` follows every change.
+   */
+  readonly presence: PresenceService;
   /**
    * Graceful stop (SIGTERM): new API requests answer 503 `shutting_down` and `/readyz` 503 at
    * once (`/healthz` and `/metrics` keep answering); pending webhooks are delivered for up to
@@ -275,7 +294,7 @@ export async function startEngine(
     const connectorQueue = await startStep(
       DurableEventQueue.open(store.connectorOutbox!, {
         logger: connectorLogger,
-        url: connectorUrl(config),
+        url: connectorBaseUrl(config),
         persistAppends: false, // the journal commits each event with its connector row
         transaction: (fn) => store.writeBatch((repos) => fn(repos.connectorOutbox!)),
       }),
@@ -288,7 +307,7 @@ export async function startEngine(
       connector,
       client: connector.client,
       queue: connectorQueue,
-      url: connectorUrl(config) ?? connector.name,
+      url: connectorBaseUrl(config) ?? connector.name,
       timeoutMs: config.CONNECTOR_TIMEOUT_MS * 3,
       retry: {
         initialDelayMs: config.WEBHOOK_RETRY_INITIAL_DELAY_MS,
@@ -314,7 +333,32 @@ export async function startEngine(
     skipDelivery: !config.CRM_WEBHOOK_URL,
     ...journalLog,
   });
-  const notifier = new CallNotifier(overrides.eventSinks ?? [], logger, Date.now, journal);
+  // Operator presence (src/operators/): learned from Asterisk's device states (stasis.ts) and
+  // the engine's calls (read through `engineCalls`, set once the call service exists below, and
+  // told of every call event through the notifier's sinks); statuses from the store.
+  const engineCalls: { service?: CallService } = {};
+  const presence = new PresenceService({
+    extensions: operatorExtensions(config, simulator !== undefined && !config.ARI_URL),
+    store: new OperatorStore(store, { skipDelivery: !config.CRM_WEBHOOK_URL }),
+    logger: logger.child({ component: 'operators' }),
+    engineView: (extension) => engineCalls.service?.operatorActivity(extension),
+    // Called once a change is committed, long after the notifier below exists.
+    committed: (event) => operatorNotifier.committed(event),
+  });
+  const operatorNotifier = new OperatorNotifier(
+    registry,
+    logger.child({ component: 'operators' }),
+    () => presence.list(),
+    (event) => webhooks.enqueue(event),
+  );
+  await startStep(presence.load());
+  const presenceSink: EventSink = { enqueue: (event) => presence.callEvent(event) };
+  const notifier = new CallNotifier(
+    [...(overrides.eventSinks ?? []), presenceSink],
+    logger,
+    Date.now,
+    journal,
+  );
   // Call scripts' CRM requests (gather actionUrl, redirect): the route lookup's timeout and key,
   // signed like the webhooks (docs/verbs.md).
   const verbCrm = createVerbCrm({
@@ -349,6 +393,8 @@ export async function startEngine(
     }),
     logger,
     registry,
+    // Inbound routing skips operators who do not take calls now (OPERATOR_PRESENCE_ROUTING).
+    ...(config.OPERATOR_PRESENCE_ROUTING ? { presence } : {}),
     options: {
       operatorEndpoint: config.OPERATOR_ENDPOINT,
       callerIdPrefix: config.OPERATOR_CALLERID_PREFIX,
@@ -361,9 +407,16 @@ export async function startEngine(
       clickToCallRingTimeoutSec: config.CLICK_TO_CALL_RING_TIMEOUT_SEC,
       serviceContext: config.SERVICE_CONTEXT,
       notificationRingTimeoutSec: config.AUTOCALL_RING_TIMEOUT_SEC,
+      amdContext: config.AUTOCALL_AMD_CONTEXT,
     },
   });
   registerCallStasisHandlers(gateway, calls);
+  engineCalls.service = calls;
+  // Subscribed to the operators' device states at every (re)connect, read afresh each time.
+  registerPresenceStasisHandlers(gateway, presence, {
+    endpointTemplate: config.OPERATOR_ENDPOINT,
+    logger: logger.child({ component: 'operators' }),
+  });
   // Resilience: calls left unfinished by an earlier run are adopted before ARI
   // connects; every (re)connect reconciles the live calls with Asterisk's channels and bridges.
   const adopted = calls.adoptCalls(await startStep(store.calls.unfinishedCalls()));
@@ -457,6 +510,9 @@ export async function startEngine(
   // The public API: API keys, IP allow-list, toll-fraud guard, /v1 call
   // routes, the asterisk.fcgi compatibility path, /openapi.json.
   const httpLogger = logger.child({ component: 'http' });
+  // Operator tokens (src/security/operator-tokens.ts): minted by the API, accepted by the API's
+  // console routes and the live stream.
+  const tokens = operatorTokensFromConfig(config, logger);
   let shuttingDown = false;
   const app = createHttpApp({
     logger: httpLogger,
@@ -478,16 +534,32 @@ export async function startEngine(
       registry,
       logger: httpLogger,
       store,
+      tokens,
       idempotency,
       recordings: recordings.http,
       autocalls: { service: autocallService, idempotency: autocallIdempotency },
+      operators: { presence },
       ...(connector
         ? {
             connector: {
               connector,
-              ...(overrides.setOperatorStatus
-                ? { setOperatorStatus: overrides.setOperatorStatus }
-                : {}),
+              // A status the CRM sets (retailCRM's changeUserStatusUrl) is the operator's
+              // status of the presence service, as PUT /v1/operators/{extension}/status sets it.
+              setOperatorStatus:
+                overrides.setOperatorStatus ??
+                (async (extension, status) => {
+                  try {
+                    await presence.setStatus(extension, status);
+                  } catch (err) {
+                    if (err instanceof OperatorNotFoundError)
+                      throw new HttpError(
+                        404,
+                        'operator_not_found',
+                        `extension ${extension} is not an operator of this engine`,
+                      );
+                    throw err;
+                  }
+                }),
             },
           }
         : {}),
@@ -504,6 +576,29 @@ export async function startEngine(
     },
     registry,
   ).listen(config.HTTP_PORT, config.HTTP_HOST);
+  // The live stream (src/stream/): WebSocket upgrades of GET /v1/stream on the same server.
+  const allowList = new IpAllowList(config.HTTP_ALLOWED_CIDRS);
+  const stream = createStream({
+    config,
+    tokens,
+    apiKeys: new ApiKeyRing(config.API_KEYS),
+    store,
+    liveCalls: (extension) => calls.liveCallIds(extension),
+    callExtensions: async (callId) => {
+      const call = calls.getCall(callId) ?? (await store.calls.getCall(callId));
+      if (!call) return undefined;
+      const extensions = new Set<string>();
+      for (const leg of call.legs) if (leg.extension) extensions.add(leg.extension);
+      if (call.answeredBy) extensions.add(call.answeredBy);
+      if (call.direction === 'out') extensions.add(call.from);
+      return [...extensions];
+    },
+    ...(allowList.enabled ? { allowsIp: (ip: string | undefined) => allowList.allows(ip) } : {}),
+    isShuttingDown: () => shuttingDown,
+    logger: logger.child({ component: 'stream' }),
+    registry,
+  });
+  stream.server.attach(server);
   await startStep(once(server, 'listening'));
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -533,6 +628,8 @@ export async function startEngine(
       // New API requests get 503 shutting_down, /readyz 503; calls in progress stay up and are
       // still handled (ARI stays connected) while pending webhooks are delivered.
       shuttingDown = true;
+      // Browsers reconnect (to another instance, or to this one once it is back) with ?after=.
+      stream.server.close();
       logger.info('stopping: new API requests are refused, delivering pending webhooks', {
         pendingWebhooks: webhooks.pending(),
         timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
@@ -556,6 +653,7 @@ export async function startEngine(
         });
       connector?.stop();
       recordings.stop();
+      presence.stop();
       // Call scripts stop where they are (their calls stay up for the next engine to adopt).
       calls.stopScripts();
       await gateway.stop();
@@ -564,6 +662,8 @@ export async function startEngine(
       // Changes made while ARI was closing; a healthy store commits them at once.
       await journal.close(Math.max(left(), 1000));
       journalLog.log?.close();
+      // Presence changes made meanwhile are stored (and their events queued) before the end.
+      await presence.flush();
       await webhooks.flush();
       await connectorDelivery?.flush();
       // Webhooks are stopped and ARI is closed: no more CRM requests (route lookups still in
@@ -603,7 +703,9 @@ export async function startEngine(
     logger,
     app,
     server,
+    stream: stream.server,
     autocalls: { service: autocallService, scheduler },
+    presence,
     stop,
   };
 }

@@ -997,6 +997,8 @@ class Gateway implements AriGateway {
 
   readonly deviceStates: AriGateway['deviceStates'] = {
     list: () => this.json<AriDeviceState[]>('deviceStates.list', 'deviceStates', 'list'),
+    get: (deviceName) =>
+      this.json<AriDeviceState>('deviceStates.get', 'deviceStates', 'get', { deviceName }),
   };
 
   readonly applications: AriGateway['applications'] = {
@@ -1012,6 +1014,11 @@ class Gateway implements AriGateway {
           ...(filter.allowed ? { allowed: filter.allowed.map((type) => ({ type })) } : {}),
           ...(filter.disallowed ? { disallowed: filter.disallowed.map((type) => ({ type })) } : {}),
         },
+      }),
+    subscribe: (eventSources) =>
+      this.json<AriApplication>('applications.subscribe', 'applications', 'subscribe', {
+        applicationName: this.app,
+        eventSource: eventSources.join(','),
       }),
   };
 

@@ -504,6 +504,11 @@ export interface AriGateway {
   };
   deviceStates: {
     list(): Promise<AriDeviceState[]>;
+    /**
+     * `GET /deviceStates/{deviceName}`: the current state of any device, e.g. `PJSIP/101` →
+     * `NOT_INUSE`, `INUSE`, `RINGING`, `UNAVAILABLE` (no registered contact), `INVALID`.
+     */
+    get(deviceName: string): Promise<AriDeviceState>;
   };
   applications: {
     list(): Promise<AriApplication[]>;
@@ -514,5 +519,13 @@ export interface AriGateway {
      * is not registered (no WebSocket and nothing in it).
      */
     setEventFilter(filter: AriEventFilter): Promise<AriApplication>;
+    /**
+     * Subscribe this gateway's application to event sources (`POST /applications/{app}/
+     * subscription?eventSource=…`), e.g. `deviceState:PJSIP/101` (DeviceStateChanged) or
+     * `endpoint:PJSIP/101` (EndpointStateChange, and every channel event of the endpoint).
+     * Subscribing again to a subscribed source is harmless. AriError 400 for a bad scheme, 422
+     * (AriUnprocessableError) for a source that does not exist (device-endpoint-state trace).
+     */
+    subscribe(eventSources: readonly string[]): Promise<AriApplication>;
   };
 }

@@ -79,7 +79,8 @@ export const DIAL_STATUSES: readonly AutocallDialStatus[] = [
  *   34/38/41/42/44/47): worth retrying;
  * - `rejected`: the destination refuses the call for good (cause 1 unallocated number, 3 no route,
  *   21 call rejected, 22 number changed, 28 invalid number format): never retried;
- * - `machine`: answering-machine detection found a machine;
+ * - `machine`: answering-machine detection found a machine (the message was not played, or
+ *   played to the machine with `amd.onMachine: "message"`);
  * - `canceled`: the attempt was stopped because the job or its campaign was canceled;
  * - `failed`: anything else (the originate failed, an engine error): not retried;
  * - `lost`: the engine that held the attempt stopped (its lease expired); what happened is
@@ -134,7 +135,20 @@ export interface AttemptOutcome {
   outcome: AttemptResult;
   /** The engine's id of the call that carried the attempt, when one was created. */
   callId?: string;
+  /**
+   * Asterisk's answering-machine detection verdict (`AMDSTATUS`), when it ran on the attempt
+   * and came back: `MACHINE`, `HUMAN` or `NOTSURE`.
+   */
+  amdStatus?: AmdStatus;
+  /** Asterisk's reason for it (`AMDCAUSE`), e.g. `LONGGREETING-1500-1500`, `TOOLONG-4800`. */
+  amdCause?: string;
 }
+
+/** Verdicts of Asterisk's `AMD()` (`AMDSTATUS`) an attempt records. */
+export const AMD_STATUSES = ['MACHINE', 'HUMAN', 'NOTSURE'] as const;
+
+/** One of {@link AMD_STATUSES}. */
+export type AmdStatus = (typeof AMD_STATUSES)[number];
 
 /** Q.850 causes for which a destination refuses calls for good (never retried). */
 const PERMANENT_CAUSES: ReadonlySet<number> = new Set([1, 2, 3, 21, 22, 28]);

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { cursorParam, limitParam } from '../http/query.ts';
 import {
+  AMD_STATUSES,
   ATTEMPT_RESULTS,
   AUTOCALL_STATUSES,
   DIAL_STATUSES,
@@ -69,6 +70,43 @@ const confirm = z
   })
   .describe('Play the files only after the customer pressed `digit`; without it: not delivered.');
 
+const amdMs = (what: string, min: number, max: number) =>
+  z
+    .int('must be an integer')
+    .min(min)
+    .max(max)
+    .optional()
+    .describe(`${what} (${min}-${max} ms); default amd.conf's.`);
+
+/** Answering-machine detection of a job (Asterisk's AMD() in the `[crm-amd]` context). */
+export const amdSchema = z
+  .strictObject({
+    enabled: z.boolean().describe('Run answering-machine detection once the customer answers.'),
+    onMachine: z
+      .enum(['hangup', 'message'])
+      .default('hangup')
+      .describe(
+        'A machine answered: `hangup` (default; nothing plays) or `message` (the message plays at once, without the confirm prompt). Either way the job ends `machine`, not retried.',
+      ),
+    initialSilenceMs: amdMs('Silence before the greeting after which it is a machine', 100, 10_000),
+    greetingMs: amdMs('A greeting longer than this is a machine', 100, 10_000),
+    afterGreetingSilenceMs: amdMs(
+      'Silence after the greeting after which it is a person',
+      100,
+      10_000,
+    ),
+    totalAnalysisTimeMs: amdMs('Longest time AMD listens before it answers NOTSURE', 500, 30_000),
+    maximumNumberOfWords: z
+      .int('must be an integer')
+      .min(1)
+      .max(20)
+      .optional()
+      .describe("More words than this in the greeting is a machine (1-20); default amd.conf's."),
+  })
+  .describe(
+    'Answering-machine detection (off by default): MACHINE ends the job `machine`; HUMAN and NOTSURE go on with the confirm prompt and the message.',
+  );
+
 /** Verbs a notification call cannot run: it has no operator to ring or transfer to. */
 const OPERATOR_VERBS: ReadonlySet<string> = new Set(['dial', 'transfer']);
 
@@ -124,6 +162,7 @@ const jobFields = {
   files: files.optional(),
   verbs: verbs.optional(),
   confirm: confirm.optional(),
+  amd: amdSchema.optional(),
   tries: tries.optional(),
   triesPeriodSec: triesPeriodSec.optional(),
   callerId: callerId.optional(),
@@ -193,6 +232,7 @@ export const campaignBodySchema = z.strictObject({
       files: files.optional(),
       verbs: verbs.optional(),
       confirm: confirm.optional(),
+      amd: amdSchema.optional(),
       tries: tries.optional(),
       triesPeriodSec: triesPeriodSec.optional(),
       callerId: callerId.optional(),
@@ -232,6 +272,14 @@ export const autocallAttemptSchema = z.object({
   playedSec: z.int().min(0).describe('Whole seconds of the message that played.'),
   outcome: z.enum(ATTEMPT_RESULTS).describe('What the attempt achieved (docs/autocalls.md).'),
   callId: z.string().optional().describe('Engine call id of the attempt.'),
+  amdStatus: z
+    .enum(AMD_STATUSES)
+    .optional()
+    .describe('Answering-machine detection verdict (AMDSTATUS), when it ran and came back.'),
+  amdCause: z
+    .string()
+    .optional()
+    .describe('Its reason (AMDCAUSE), e.g. LONGGREETING-1500-1500 or TOOLONG-4800.'),
 });
 
 /** A job as the API answers it. */
@@ -244,6 +292,7 @@ export const autocallJobSchema = z.object({
     files: files.optional(),
     verbs: verbs.optional(),
     confirm: confirm.optional(),
+    amd: amdSchema.optional(),
   }),
   callerId: z.string().optional(),
   variables: z.record(z.string(), z.string()).optional(),

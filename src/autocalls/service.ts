@@ -19,6 +19,7 @@ import type { AutocallNotifier } from './notifier.ts';
 import { DEFAULT_AUTOCALL_TRIES, DEFAULT_AUTOCALL_TRIES_PERIOD_SEC } from './schemas.ts';
 import type { AutocallStore } from './store.ts';
 import type {
+  AutocallAmd,
   AutocallConfirm,
   AutocallJobView,
   AutocallVerb,
@@ -34,6 +35,7 @@ export interface AutocallInput {
   files?: string[];
   verbs?: AutocallVerb[];
   confirm?: AutocallConfirm;
+  amd?: AutocallAmd;
   tries?: number;
   triesPeriodSec?: number;
   callerId?: string;
@@ -128,6 +130,7 @@ export class AutocallService {
         { field: `${field}files` },
       );
     const confirm = input.confirm ?? defaults.confirm;
+    const amd = input.amd ?? defaults.amd;
     const variables = input.variables ?? defaults.variables;
     const callerId = input.callerId ?? defaults.callerId;
     return {
@@ -139,6 +142,7 @@ export class AutocallService {
           ...(files ? { files } : {}),
           ...(verbs ? { verbs } : {}),
           ...(confirm ? { confirm } : {}),
+          ...(amd ? { amd } : {}),
         },
         ...(callerId === undefined ? {} : { callerId }),
         ...(variables === undefined

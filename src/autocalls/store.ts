@@ -31,6 +31,7 @@ import {
   AUTOCALL_STATUSES,
   nextStep,
   takeSlots,
+  type AmdStatus,
   type AttemptOutcome,
   type AttemptResult,
   type AutocallDialStatus,
@@ -254,6 +255,8 @@ export class AutocallStore {
         playedSec: a.played_sec,
         outcome: a.outcome as AttemptResult,
         ...(a.call_id === null ? {} : { callId: a.call_id }),
+        ...(a.amd_status === null ? {} : { amdStatus: a.amd_status as AmdStatus }),
+        ...(a.amd_cause === null ? {} : { amdCause: a.amd_cause }),
       })),
     };
   }
@@ -657,6 +660,8 @@ export class AutocallStore {
       digits: outcome.digits,
       played_sec: Math.max(0, Math.round(outcome.playedSec)),
       outcome: outcome.outcome,
+      amd_status: outcome.amdStatus ?? null,
+      amd_cause: outcome.amdCause ?? null,
     };
     await trx
       .insertInto('autocall_attempts')
@@ -674,6 +679,8 @@ export class AutocallStore {
             digits: row.digits,
             played_sec: row.played_sec,
             outcome: row.outcome,
+            amd_status: row.amd_status,
+            amd_cause: row.amd_cause,
           })
           .where('autocall_attempts.outcome', '=', 'lost'),
       )
@@ -716,6 +723,7 @@ export class AutocallStore {
       playedSec: Math.max(0, Math.round(outcome.playedSec)),
       outcome: outcome.outcome,
       ...(outcome.callId === undefined ? {} : { callId: outcome.callId }),
+      ...amdFields(outcome),
       ...(step.kind === 'retry' ? { nextAttemptAt: toIsoTime(step.nextAttemptAt) } : {}),
     };
     let seq = row.event_seq;
@@ -730,7 +738,13 @@ export class AutocallStore {
     );
     if (step.kind === 'final') {
       changes.events.push(
-        this.finishedEvent({ ...row, attempts_made: attemptNo }, step.status, ++seq, now),
+        this.finishedEvent(
+          { ...row, attempts_made: attemptNo },
+          step.status,
+          ++seq,
+          now,
+          amdFields(outcome),
+        ),
       );
       changes.finished.push({ id: num(row.id), status: step.status });
     }
@@ -758,6 +772,7 @@ export class AutocallStore {
     status: AutocallFinalStatus,
     sequence: number,
     now: number,
+    amd: { amdStatus?: AmdStatus; amdCause?: string } = {},
   ): LifecycleEvent {
     const data: AutocallFinishedData = {
       jobId: num(row.id),
@@ -766,6 +781,7 @@ export class AutocallStore {
       status,
       attempts: row.attempts_made,
       finishedAt: toIsoTime(now),
+      ...amd,
       ...(row.variables === null
         ? {}
         : { variables: JSON.parse(row.variables) as Record<string, string> }),
@@ -801,4 +817,12 @@ export class AutocallStore {
       .transaction()
       .execute((trx) => fn(trx, { events: createEventRepository(trx, this.store.dialect) }));
   }
+}
+
+/** The answering-machine detection verdict of an attempt, for its webhooks (absent: none). */
+function amdFields(outcome: AttemptOutcome): { amdStatus?: AmdStatus; amdCause?: string } {
+  return {
+    ...(outcome.amdStatus === undefined ? {} : { amdStatus: outcome.amdStatus }),
+    ...(outcome.amdCause === undefined ? {} : { amdCause: outcome.amdCause }),
+  };
 }

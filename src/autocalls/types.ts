@@ -2,7 +2,13 @@
  * Notification-call shapes shared by the store, the scheduler and the API: the script of a job,
  * a job with its attempts, a campaign. Times are ISO 8601 UTC strings, durations whole seconds.
  */
-import type { AttemptResult, AutocallDialStatus, AutocallStatus, CallingWindow } from './model.ts';
+import type {
+  AmdStatus,
+  AttemptResult,
+  AutocallDialStatus,
+  AutocallStatus,
+  CallingWindow,
+} from './model.ts';
 
 /**
  * The confirm step (the daemon's "Notification from company X. Press 1 to hear the message"):
@@ -21,6 +27,31 @@ export interface AutocallConfirm {
   repeats: number;
 }
 
+/**
+ * Answering-machine detection of a notification call (Asterisk's `AMD()`, run by the
+ * `[crm-amd]` dialplan context once the customer answered). Absent or `enabled: false`: none.
+ * The `…Ms` settings override amd.conf for this call (each optional).
+ */
+export interface AutocallAmd {
+  enabled: boolean;
+  /**
+   * What to do when a machine answers: `hangup` (default: the attempt is `machine`, nothing
+   * plays) or `message` (the message plays at once, without the confirm prompt, and the attempt
+   * is `machine` all the same).
+   */
+  onMachine?: 'hangup' | 'message';
+  /** Silence before the greeting after which it is a machine (amd.conf initial_silence). */
+  initialSilenceMs?: number;
+  /** A greeting longer than this is a machine (greeting). */
+  greetingMs?: number;
+  /** Silence after the greeting after which it is a person (after_greeting_silence). */
+  afterGreetingSilenceMs?: number;
+  /** Longest time AMD listens, then NOTSURE (total_analysis_time). */
+  totalAnalysisTimeMs?: number;
+  /** More words than this is a machine (maximum_number_of_words). */
+  maximumNumberOfWords?: number;
+}
+
 /** One verb of a call script: `{verb: 'play', …}` (the verbs are the call-script verbs). */
 export interface AutocallVerb {
   verb: string;
@@ -36,6 +67,8 @@ export interface AutocallScript {
   files?: string[];
   verbs?: AutocallVerb[];
   confirm?: AutocallConfirm;
+  /** Answering-machine detection first, when enabled. */
+  amd?: AutocallAmd;
 }
 
 /** One attempt of a job as the API shows it. */
@@ -55,6 +88,10 @@ export interface AutocallAttemptView {
   outcome: AttemptResult;
   /** The engine's call id of the attempt, when a call was created. */
   callId?: string;
+  /** Answering-machine detection's verdict (AMDSTATUS), when it ran. */
+  amdStatus?: AmdStatus;
+  /** Its reason (AMDCAUSE), e.g. `LONGGREETING-1500-1500`. */
+  amdCause?: string;
 }
 
 /** A job as `GET /v1/autocalls/{id}` answers it. */
@@ -88,6 +125,7 @@ export interface CampaignDefaults {
   files?: string[];
   verbs?: AutocallVerb[];
   confirm?: AutocallConfirm;
+  amd?: AutocallAmd;
   tries?: number;
   triesPeriodSec?: number;
   callerId?: string;

@@ -69,6 +69,8 @@ export interface CallServiceOptions {
   serviceContext?: string;
   /** Ring time of a notification call's customer channel, in seconds (default 30). */
   notificationRingTimeoutSec?: number;
+  /** Dialplan context running AMD() for notification calls that ask for it (default `crm-amd`). */
+  amdContext?: string;
 }
 
 /**
@@ -121,6 +123,11 @@ export interface CallServiceDeps {
     /** The call left memory: the journal may forget what it wrote of it. */
     release?(callId: string): void;
   };
+  /**
+   * Operator presence (src/operators/): inbound routing rings only operators who take calls now
+   * (available, not offline, not on a call). Unset: every extension of a route is rung.
+   */
+  presence?: { takesCalls(extension: string): boolean };
   logger: Logger;
   registry: Registry;
   options: CallServiceOptions;
@@ -225,6 +232,14 @@ export interface Flow {
    * answered.
    */
   legInStasis?(ctx: CallContext, leg: Leg, args: string[]): Promise<void>;
+  /**
+   * An answered engine leg of a call in progress entered Stasis again: the flow had sent it to
+   * the dialplan (`POST /channels/{id}/continue`, e.g. to run `AMD()`), whose
+   * `Stasis(<app>,<args>)` brought it back; `args` are those Stasis arguments. The StasisEnd
+   * before it did not end the call (the runtime ends a call on an engine leg's ChannelDestroyed,
+   * never on its StasisEnd). Absent: such a leg is hung up.
+   */
+  legBackInStasis?(ctx: CallContext, leg: Leg, args: string[]): Promise<void>;
   /**
    * A leg of a dialling call answered (not a transfer target). Absent: the first answer is
    * bridged with the anchor and the other legs cancelled (`CallRuntime.connect`).

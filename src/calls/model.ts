@@ -64,6 +64,11 @@ export interface Leg {
   ended: boolean;
   /** The engine asked Asterisk to hang this leg up. */
   hangupRequested: boolean;
+  /**
+   * The flow sent this answered leg into the dialplan (`continue`) and expects it back in
+   * Stasis (e.g. after `AMD()`); cleared when it is back.
+   */
+  inDialplan?: boolean;
   outcome?: LegOutcome;
   /** Q.850 cause and text from ChannelDestroyed. */
   cause?: number;
@@ -86,6 +91,7 @@ export interface Call {
   did?: string;
   /** Caller ID name Asterisk gave the caller leg. */
   callerName?: string;
+  /** The customer as the CRM's route answer named it (`link`: its page in the CRM). */
   customer?: { id?: string; name?: string; link?: string };
   phase: CallPhase;
   legs: Map<string, Leg>;

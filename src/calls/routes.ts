@@ -20,6 +20,10 @@
  * - `GET /v1/operators/{extension}/current-call` → 200 CurrentCall | 404 `no_active_call`
  * - `GET /v1/operators/me/current-call` → same, extension from OPERATOR_IP_MAP | 404
  *   `unknown_workstation`
+ *
+ * With an operator token (src/security/operator-tokens.ts) instead of an API key: `POST /v1/calls`
+ * only from the token's extension (403 `extension_not_allowed`), `GET /v1/calls` only that
+ * extension's calls, `GET /v1/calls/{id}` only its calls (checked before the routes run).
  */
 import express, { type Request, type Router } from 'express';
 import { z } from 'zod';
@@ -44,6 +48,7 @@ import {
   type NumberForms,
 } from '../numbers/phone.ts';
 import { apiKeyNameOf } from '../security/api-keys.ts';
+import { operatorOf, requireOwnExtension } from '../security/operator-tokens.ts';
 import type { CallGuard } from '../security/guard.ts';
 import { canonicalIp } from '../security/ip.ts';
 import { MAX_CALLS_PAGE, type CallRecord, type CallRepository } from '../store/index.ts';
@@ -424,6 +429,12 @@ export function createCallRoutes(deps: CallRoutesDeps): Router {
     const raw: Record<string, unknown> = { ...req.query };
     if (Array.isArray(raw.disposition)) raw.disposition = raw.disposition.join(',');
     const query = validateQuery(callListQuerySchema, raw, ['cursor']);
+    // An operator token sees its own extension's calls only.
+    const operator = operatorOf(res);
+    if (operator) {
+      if (query.extension !== undefined) requireOwnExtension(res, query.extension);
+      query.extension = operator.extension;
+    }
     if (!stored) throw storeNotConfigured();
     const page = await withCursor('cursor', () =>
       stored.listCalls({
@@ -444,6 +455,8 @@ export function createCallRoutes(deps: CallRoutesDeps): Router {
 
   router.post('/calls', async (req, res) => {
     const body = validate(clickToCallBodySchema, jsonBody(req), 'body');
+    // An operator token places calls from its own extension only.
+    requireOwnExtension(res, body.operator);
     const headerKey = req.get('idempotency-key');
     const idempotencyKey =
       headerKey === undefined

@@ -427,9 +427,24 @@ export class CallRuntime {
   async onLegStasisStart(ctx: CallContext, channelId: string, args: string[] = []): Promise<void> {
     const leg = ctx.call.legs.get(channelId);
     if (!leg) return;
+    const flow = this.flowOf(ctx);
+    // Back from the dialplan, and already handled (a reconciliation found it in Stasis before
+    // its StasisStart came): nothing more to do.
+    if (flow.legBackInStasis && leg.answered && leg.inStasis && !leg.inDialplan) return;
     leg.inStasis = true;
     if (this.isTransferLeg(ctx, leg)) {
       await this.maybeDial(ctx, leg);
+      return;
+    }
+    if (
+      leg.inDialplan &&
+      flow.legBackInStasis &&
+      !leg.hangupRequested &&
+      ctx.call.phase !== 'ended'
+    ) {
+      // An answered leg the flow had sent into the dialplan (`continue`) came back.
+      leg.inDialplan = false;
+      await flow.legBackInStasis(ctx, leg, args);
       return;
     }
     if (ctx.call.phase !== 'dialing' || leg.hangupRequested) {
@@ -437,7 +452,6 @@ export class CallRuntime {
       if (!leg.hangupRequested) await this.hangupLeg(ctx, leg);
       return;
     }
-    const flow = this.flowOf(ctx);
     if (flow.legInStasis) await flow.legInStasis(ctx, leg, args);
     else await this.maybeDial(ctx, leg);
   }

@@ -84,6 +84,7 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     this.runtime.registerFlow(this.clickToCall);
     this.notification = new NotificationFlow(this.runtime, {
       ringTimeoutSec: deps.options.notificationRingTimeoutSec,
+      ...(deps.options.amdContext ? { amdContext: deps.options.amdContext } : {}),
       defaultCallerId: deps.options.companyCallerId,
       ...(deps.verbCrm ? { crm: deps.verbCrm } : {}),
     });
@@ -233,6 +234,26 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
   }
 
   /** The call the operator at `extension` is on, ringing or talking. */
+  /**
+   * Ids of the calls in progress that involve the operator at `extension` (a leg of theirs not
+   * ended: ringing, talking, placing the call), or of every call in progress when `extension` is
+   * undefined. The live stream's snapshot of a socket opened without `?after=`.
+   */
+  liveCallIds(extension?: string): string[] {
+    const ids: string[] = [];
+    for (const ctx of this.runtime.active.values()) {
+      const { call } = ctx;
+      if (call.phase === 'ended') continue;
+      if (
+        extension === undefined ||
+        call.answeredBy === extension ||
+        [...call.legs.values()].some((leg) => !leg.ended && leg.extension === extension)
+      )
+        ids.push(call.id);
+    }
+    return ids;
+  }
+
   currentCallOf(extension: string): CurrentCall | undefined {
     for (const ctx of this.runtime.active.values()) {
       const { call } = ctx;
@@ -258,6 +279,31 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
       };
     }
     return undefined;
+  }
+
+  /**
+   * What the engine's live calls say about the phone at `extension`, for operator presence
+   * (src/operators/): the call the phone is on (`answered: true`: an answered operator leg, or
+   * the call the phone itself placed); else the call ringing it (`answered: false`, a leg
+   * Asterisk reported ringing); else a call dialling it (`dialing: true`: the leg exists, Asterisk
+   * has not reported it ringing yet). Legs the engine is hanging up are left out. Undefined: none.
+   */
+  operatorActivity(
+    extension: string,
+  ): { callId: string; answered: boolean; dialing?: true } | undefined {
+    let ringing: { callId: string; answered: boolean } | undefined;
+    let dialing: { callId: string; answered: boolean; dialing: true } | undefined;
+    for (const ctx of this.runtime.active.values()) {
+      const { call } = ctx;
+      if (call.phase === 'ended') continue;
+      for (const leg of call.legs.values()) {
+        if (leg.extension !== extension || leg.ended || leg.hangupRequested) continue;
+        if (leg.role === 'caller' || leg.answered) return { callId: call.id, answered: true };
+        if (leg.ringing) ringing ??= { callId: call.id, answered: false };
+        else dialing ??= { callId: call.id, answered: false, dialing: true };
+      }
+    }
+    return ringing ?? dialing;
   }
 
   /**

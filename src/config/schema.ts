@@ -60,6 +60,34 @@ const userExtensionMap = z.string().transform((s, ctx) => {
  * significant number) and `{national_prefixed}` (with the national prefix, e.g. `8…` in Russia)
  * are replaced by that form of the dialled number, e.g. `7=PJSIP/{number}@client-trunk`.
  */
+/** Comma-separated secrets of at least 32 characters each (several for rotation). */
+const secretList = z.string().transform((s, ctx) => {
+  const entries = splitList(s);
+  if (entries.length === 0 || entries.some((e) => e.length < 32))
+    ctx.addIssue({ code: 'custom', message: 'each key must be at least 32 characters' });
+  return entries;
+});
+
+/** Comma-separated web origins (scheme://host[:port]) or `*`. */
+const originList = z.string().transform((s, ctx) => {
+  const entries = splitList(s);
+  for (const entry of entries) {
+    if (entry === '*') continue;
+    let origin: string | undefined;
+    try {
+      origin = new URL(entry).origin;
+    } catch {
+      origin = undefined;
+    }
+    if (origin === undefined || origin === 'null' || origin !== entry.replace(/\/$/, ''))
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${entry}" is not an origin like https://crm.example.com`,
+      });
+  }
+  return entries.map((e) => (e === '*' ? e : new URL(e).origin));
+});
+
 const trunkMap = z.string().transform((s, ctx) => {
   const entries: Array<{ prefix: string; template: string }> = [];
   for (const part of s
@@ -428,6 +456,16 @@ export const configSchema = z.object({
     .regex(/\{extension\}/, 'must contain {extension}')
     .default('PJSIP/{extension}')
     .describe('Dial string of an operator phone; {extension} is replaced.'),
+  OPERATOR_EXTENSIONS: extensionList
+    .optional()
+    .describe(
+      "Operators whose presence the engine follows (GET /v1/operators, operator.state webhooks): comma-separated extensions, e.g. 101,102,103. Unset: the extensions of FALLBACK_ROUTE and OPERATOR_IP_MAP, and on the simulator SIM_EXTENSIONS. Each one's phone is OPERATOR_ENDPOINT's device (PJSIP/101).",
+    ),
+  OPERATOR_PRESENCE_ROUTING: bool
+    .default(true)
+    .describe(
+      "Inbound routing skips operators who are offline, on a break or dnd, or already on a call (ring-all and sequential routes, a call script's dial); when nobody is left the no-answer path runs at once. false: every extension of the route is rung whatever its presence. Extensions not in OPERATOR_EXTENSIONS are always rung.",
+    ),
   OPERATOR_CALLERID_PREFIX: z
     .string()
     .default('CRM: ')
@@ -748,6 +786,61 @@ export const configSchema = z.object({
     .describe(
       'Bitrix24: most REST requests per second (the cloud portals allow 2 per second per application on most plans).',
     ),
+  AMOCRM_URL: httpUrl
+    .optional()
+    .describe(
+      'amoCRM / Kommo: the account URL, e.g. https://example.amocrm.ru or https://example.kommo.com (CRM_CONNECTOR=amocrm).',
+    ),
+  AMOCRM_TOKEN: z
+    .string()
+    .min(20, 'must be at least 20 characters')
+    .optional()
+    .describe(
+      "amoCRM / Kommo: the private integration's long-lived token, sent as Authorization: Bearer. Never logged.",
+    ),
+  AMOCRM_USERS: z
+    .string()
+    .transform((s, ctx) => {
+      const entries: Array<{ userId: string; extension: string }> = [];
+      for (const part of splitList(s)) {
+        const match = /^(\d{2,10}):(\d+)$/.exec(part);
+        if (!match) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `bad entry "${part}": expected extension:userId, e.g. 101:123456`,
+          });
+          return z.NEVER;
+        }
+        entries.push({ userId: match[2]!, extension: match[1]! });
+      }
+      return entries;
+    })
+    .default([])
+    .describe(
+      "amoCRM / Kommo: operator extension ↔ amoCRM user id, extension:userId,… (e.g. 101:123456,102:234567): whose phone rings gets the incoming-call notification, a contact's responsible user's extension is rung first, a widget's click-to-call rings the user's extension.",
+    ),
+  AMOCRM_CALL_SOURCE: z
+    .string()
+    .min(1)
+    .max(64)
+    .default('ari-crm')
+    .describe('amoCRM / Kommo: the source name of the calls the engine adds to the CRM.'),
+  AMOCRM_RECORDING_WAIT_SEC: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(3600)
+    .default(120)
+    .describe(
+      'amoCRM / Kommo: how long the finished call of a recorded conversation waits for its recording to be stored before it is added to the CRM anyway, in seconds (amoCRM cannot add the link later).',
+    ),
+  AMOCRM_RATE_LIMIT_PER_SEC: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .default(7)
+    .describe('amoCRM / Kommo: most API requests per second (amoCRM allows 7 per integration).'),
   SHUTDOWN_TIMEOUT_MS: z.coerce
     .number()
     .int()
@@ -826,6 +919,13 @@ export const configSchema = z.object({
     .describe(
       'Seconds a notification call rings the customer before giving up (the attempt is then no_answer and retried per the job).',
     ),
+  AUTOCALL_AMD_CONTEXT: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,79}$/, 'must be a dialplan context name (letters, digits, _ and -)')
+    .default('crm-amd')
+    .describe(
+      'Dialplan context a notification call with answering-machine detection ("amd": {"enabled": true}) is continued to once answered, at extension s, priority 1: it runs AMD() and returns with Stasis(<app>,amd,${AMDSTATUS},${AMDCAUSE}) (asterisk-conf/extensions.conf ships it).',
+    ),
   CLICK_TO_CALL_TRIES: z.coerce
     .number()
     .int()
@@ -887,6 +987,52 @@ export const configSchema = z.object({
     .default(2000)
     .describe(
       'Longest POST /v1/calls waits for the store to commit a new call before answering 202 anyway (logged at warn), in milliseconds. 0 = answer at once, without waiting for the commit (an engine crash right after the answer can then lose the call).',
+    ),
+  OPERATOR_TOKEN_SECRET: secretList
+    .optional()
+    .describe(
+      'HMAC-SHA256 keys of operator tokens (POST /v1/operators/{extension}/tokens, the live stream and the console), comma-separated, each at least 32 characters (openssl rand -hex 32): the first signs new tokens, every one is accepted (rotation: put the new key first, drop the old one once its tokens expired). Unset in development: a random key per run (tokens die on restart); unset in production: operator tokens are refused (503 operator_tokens_not_configured) and the stream takes API keys only. Never logged.',
+    ),
+  OPERATOR_TOKEN_DEFAULT_TTL_SEC: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(86_400)
+    .default(3600)
+    .describe(
+      'Lifetime of an operator token when POST /v1/operators/{extension}/tokens gives no ttlSec, in seconds (60-86400; default 1 hour).',
+    ),
+  STREAM_ALLOWED_ORIGINS: originList
+    .default([])
+    .describe(
+      'Web origins whose pages may open the live stream (GET /v1/stream), comma-separated, e.g. https://crm.example.com,https://engine.example.com; * allows any. A request without an Origin header (not a browser) is allowed; its token or API key still decides. Empty: only pages served by the engine itself (PUBLIC_URL or the Host the request came to).',
+    ),
+  STREAM_PING_INTERVAL_MS: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .max(300_000)
+    .default(30_000)
+    .describe(
+      'How often the live stream pings each socket, in milliseconds; a socket that did not answer the previous ping is closed (dead connection).',
+    ),
+  STREAM_MAX_BUFFERED_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(67_108_864)
+    .default(1_048_576)
+    .describe(
+      'Most bytes the live stream keeps queued for one socket that does not read fast enough; over it the socket is closed with code 4008 (the client reconnects with ?after= and misses nothing).',
+    ),
+  STREAM_POLL_INTERVAL_MS: z.coerce
+    .number()
+    .int()
+    .min(50)
+    .max(60_000)
+    .default(1000)
+    .describe(
+      'While sockets are connected, the live stream also reads the stored events this often, in milliseconds, as a safety net; events are normally sent as soon as their store commit is done.',
     ),
   IDEMPOTENCY_TTL_MS: z.coerce
     .number()

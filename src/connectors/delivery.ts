@@ -18,7 +18,25 @@ import {
 } from '../events/dispatcher.ts';
 import type { EventQueue, QueuedEvent } from '../events/queue.ts';
 import type { Logger } from '../logging/logger.ts';
-import type { Connector, VendorHttpClient } from './types.ts';
+import type { Connector, EventTranslation, VendorHttpClient } from './types.ts';
+
+/**
+ * Thrown by a connector's {@link Connector.translate} when an event is not ready to be sent yet
+ * (amoCRM: a finished call waits for its recording, because the link cannot be added later):
+ * the attempt counts as failed with this message in the delivery log and the event is tried
+ * again no sooner than `retryAfterMs` (with the usual backoff, within WEBHOOK_MAX_AGE_MS). Later
+ * events of the same call wait behind it (in order per call).
+ */
+export class TranslationDeferred extends Error {
+  constructor(
+    message: string,
+    /** Earliest next attempt, ms from now. */
+    readonly retryAfterMs: number,
+  ) {
+    super(message);
+    this.name = 'TranslationDeferred';
+  }
+}
 
 /** Options of {@link createConnectorDelivery}. */
 export interface ConnectorDeliveryOptions {
@@ -45,7 +63,18 @@ export function createConnectorDelivery(options: ConnectorDeliveryOptions): Webh
   const rejections = new Map<string, { status: number; details: string[] }>();
 
   async function send(entry: QueuedEvent, signal: AbortSignal): Promise<DeliveryResult> {
-    const requests = await connector.translate(entry.event);
+    let requests: EventTranslation;
+    try {
+      requests = await connector.translate(entry.event);
+    } catch (err) {
+      if (!(err instanceof TranslationDeferred)) throw err;
+      return {
+        kind: 'retry',
+        detail: err.message,
+        retryAfterMs: err.retryAfterMs,
+        url: options.url,
+      };
+    }
     // Without a request (the vendor needs nothing for this event): no url, no delivery-log row.
     let last: DeliveryResult = { kind: 'delivered', status: 200 };
     for (let i = entry.progress ?? 0; i < requests.length; i++) {

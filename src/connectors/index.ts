@@ -8,13 +8,23 @@ import type { ConfigCheck } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { CallRepository, ConnectorStateRepository } from '../store/index.ts';
+import { createAmoCrmConnector, type AmoCrmConnector } from './amocrm/connector.ts';
 import { createBitrix24Connector, type Bitrix24Connector } from './bitrix24/connector.ts';
 import { createRetailCrmConnector, type RetailCrmConnector } from './retailcrm/connector.ts';
 import type { Connector } from './types.ts';
 
 export type * from './types.ts';
 export { CONNECTOR_NAMES } from './types.ts';
-export { createConnectorDelivery, type ConnectorDeliveryOptions } from './delivery.ts';
+export {
+  createConnectorDelivery,
+  TranslationDeferred,
+  type ConnectorDeliveryOptions,
+} from './delivery.ts';
+export {
+  createAmoCrmConnector,
+  type AmoCrmConnector,
+  type AmoCrmOptions,
+} from './amocrm/connector.ts';
 export { ExtensionDirectory, type ExtensionDirectoryOptions } from './extensions.ts';
 export { createVendorHttpClient, type VendorHttpClientOptions } from './http.ts';
 export {
@@ -32,7 +42,28 @@ export { ringFirst } from './route.ts';
 /** The variables each connector requires. */
 const REQUIRED: Readonly<Record<string, ReadonlyArray<keyof Config>>> = {
   retailcrm: ['RETAILCRM_URL', 'RETAILCRM_API_KEY', 'RETAILCRM_CLIENT_ID'],
+  amocrm: ['AMOCRM_URL', 'AMOCRM_TOKEN'],
 };
+
+/**
+ * The base URL of the CRM the configured connector talks to (the delivery log's label of
+ * events that need no request); undefined for `webhook`.
+ */
+export function connectorBaseUrl(config: Config): string | undefined {
+  switch (config.CRM_CONNECTOR) {
+    case 'retailcrm':
+      return config.RETAILCRM_URL;
+    case 'amocrm':
+      return config.AMOCRM_URL;
+    case 'bitrix24':
+      return (
+        config.BITRIX24_URL ??
+        (config.BITRIX24_WEBHOOK_URL ? new URL(config.BITRIX24_WEBHOOK_URL).origin : undefined)
+      );
+    default:
+      return undefined;
+  }
+}
 
 /**
  * Problems of the connector settings, one line each: a variable the chosen connector requires
@@ -93,6 +124,8 @@ export function createConnector(config: Config, deps: ConnectorFactoryDeps): Con
       return retailCrmFromConfig(config, deps);
     case 'bitrix24':
       return bitrix24FromConfig(config, deps);
+    case 'amocrm':
+      return amoCrmFromConfig(config, deps);
     default:
       throw new Error(`the ${config.CRM_CONNECTOR} connector is not available in this version`);
   }
@@ -120,21 +153,6 @@ export function retailCrmFromConfig(
     logger: deps.logger.child({ component: 'connector', connector: 'retailcrm' }),
     ...(deps.dispatcher ? { dispatcher: deps.dispatcher } : {}),
   });
-}
-
-/** The vendor base URL of the connector `CRM_CONNECTOR` names (delivery log label). */
-export function connectorUrl(config: Config): string | undefined {
-  switch (config.CRM_CONNECTOR) {
-    case 'retailcrm':
-      return config.RETAILCRM_URL;
-    case 'bitrix24':
-      return (
-        config.BITRIX24_URL ??
-        (config.BITRIX24_WEBHOOK_URL ? new URL(config.BITRIX24_WEBHOOK_URL).origin : undefined)
-      );
-    default:
-      return undefined;
-  }
 }
 
 /** The Bitrix24 connector from the configuration (BITRIX24_*). */
@@ -172,6 +190,23 @@ export function bitrix24FromConfig(config: Config, deps: ConnectorFactoryDeps): 
     calls: deps.calls,
     state: deps.state ?? (() => undefined),
     logger: deps.logger.child({ component: 'connector', connector: 'bitrix24' }),
+    ...(deps.dispatcher ? { dispatcher: deps.dispatcher } : {}),
+  });
+}
+
+/** The amoCRM / Kommo connector from the configuration (AMOCRM_*). */
+export function amoCrmFromConfig(config: Config, deps: ConnectorFactoryDeps): AmoCrmConnector {
+  return createAmoCrmConnector({
+    url: config.AMOCRM_URL!,
+    token: config.AMOCRM_TOKEN!,
+    users: config.AMOCRM_USERS,
+    source: config.AMOCRM_CALL_SOURCE,
+    recordingWaitSec: config.AMOCRM_RECORDING_WAIT_SEC,
+    timeoutMs: config.CONNECTOR_TIMEOUT_MS,
+    ratePerSec: config.AMOCRM_RATE_LIMIT_PER_SEC,
+    defaultRingTimeoutSec: config.RING_TIMEOUT_SEC,
+    calls: deps.calls,
+    logger: deps.logger.child({ component: 'connector', connector: 'amocrm' }),
     ...(deps.dispatcher ? { dispatcher: deps.dispatcher } : {}),
   });
 }

@@ -34,7 +34,7 @@
  *   retried until the token is replaced), JSON bodies (`POST /api/v2/events`,
  *   `POST /api/v4/calls`); extensions from configuration only.
  */
-import type { Router } from 'express';
+import type { RequestHandler, Router } from 'express';
 import type { Route, RouteLookupRequest } from '../crm/types.ts';
 import type { LifecycleEvent, LifecycleEventType } from '../events/types.ts';
 
@@ -126,6 +126,13 @@ export interface ConnectorDeps {
    * statuses: status changes from the CRM are then accepted, validated and logged only.
    */
   setOperatorStatus?: (extension: string, status: OperatorStatus) => Promise<void>;
+  /**
+   * The engine's API key check (`Authorization: Bearer <key>`, API_KEYS), for endpoints a CRM's
+   * widget or backend calls with an API key (amoCRM click-to-call): answers 401/403/503 itself;
+   * after it, `apiKeyNameOf(res)` (src/security/api-keys.ts) names the key. Absent: such
+   * endpoints refuse every request.
+   */
+  authenticate?: RequestHandler;
 }
 
 /** A CRM connector (see the module comment). */
@@ -151,8 +158,9 @@ export interface Connector {
   /**
    * The vendor requests of one event, in order; empty when the vendor needs nothing for it
    * (the event is then settled as delivered without a request). May read the store (e.g. the
-   * call's record for a recording that became ready later). Throws only on a bug or a store
-   * failure (the event is retried).
+   * call's record for a recording that became ready later). Throws `TranslationDeferred`
+   * (./delivery.ts) when the event must wait (tried again later, in order); otherwise throws
+   * only on a bug or a store failure (the event is retried).
    */
   translate(event: LifecycleEvent): Promise<EventTranslation>;
   /**

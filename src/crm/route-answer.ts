@@ -43,6 +43,20 @@ export const MEDIA_PATTERN =
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]+/g;
 
+/** Longest customer link kept, characters. */
+export const MAX_CUSTOMER_LINK_LENGTH = 2000;
+
+/** An absolute http(s) URL of at most {@link MAX_CUSTOMER_LINK_LENGTH} characters. */
+function isHttpUrl(text: string): boolean {
+  if (text.length > MAX_CUSTOMER_LINK_LENGTH) return false;
+  try {
+    const url = new URL(text);
+    return url.protocol === 'https:' || url.protocol === 'http:';
+  } catch {
+    return false;
+  }
+}
+
 const extension = z
   .union([z.string().trim(), z.number().int().nonnegative()])
   .transform(String)
@@ -63,6 +77,11 @@ const customer = z
       .string()
       .transform((s) => s.replace(CONTROL_CHARS, ' ').trim().slice(0, MAX_CUSTOMER_NAME_LENGTH))
       .nullish(),
+    // Cosmetic like the name: a link that is not an http(s) URL is dropped, not an error.
+    link: z
+      .unknown()
+      .transform((v) => (typeof v === 'string' && isHttpUrl(v) ? v : undefined))
+      .optional(),
   })
   .nullish();
 
@@ -146,10 +165,12 @@ export function routeFromAnswer(
   };
   const id = answer.customer?.id ?? undefined;
   const name = answer.customer?.name || undefined;
-  if (id !== undefined || name !== undefined) {
+  const link = answer.customer?.link;
+  if (id !== undefined || name !== undefined || link !== undefined) {
     route.customer = {};
     if (id !== undefined) route.customer.id = id;
     if (name !== undefined) route.customer.name = name;
+    if (link !== undefined) route.customer.link = link;
   }
   if ('greeting' in answer && answer.greeting && answer.greeting.length > 0)
     route.greeting = { media: answer.greeting };

@@ -43,7 +43,8 @@ export interface Route {
   /**
    * The customer the CRM recognised. `name` is shown on the operator's phone as
    * CALLERID(name) behind OPERATOR_CALLERID_PREFIX; `id` travels in `call.started`; `link`
-   * (the customer's card in the CRM, from a connector) travels in `call.ringing`.
+   * (the customer's page in the CRM, an http(s) URL) in `call.started` and `call.ringing` (the
+   * card of the live stream).
    */
   customer?: { id?: string; name?: string; link?: string };
   /**

@@ -25,7 +25,7 @@ export interface EventCustomer {
   id?: string;
   /** Customer name, as shown on the operator's phone. */
   name?: string;
-  /** Link to the customer's card in the CRM, when a connector's lookup gave one (retailCRM `links.customerLink`). */
+  /** The customer's page in the CRM (http(s) URL), when the route answer gave one. */
   link?: string;
 }
 
@@ -239,6 +239,10 @@ export interface AutocallAttemptData {
   outcome: string;
   /** The engine's call id of the attempt, when a call was created. */
   callId?: string;
+  /** Answering-machine detection's verdict (AMDSTATUS: MACHINE, HUMAN, NOTSURE), when it ran. */
+  amdStatus?: string;
+  /** Its reason (AMDCAUSE), e.g. `LONGGREETING-1500-1500`. */
+  amdCause?: string;
   /** When the next attempt is due, when there is one (else `autocall.finished` follows). */
   nextAttemptAt?: string;
 }
@@ -253,13 +257,38 @@ export interface AutocallFinishedData {
   /** Attempts made. */
   attempts: number;
   finishedAt: string;
+  /** The last attempt's answering-machine detection verdict (AMDSTATUS), when it ran. */
+  amdStatus?: string;
+  /** Its reason (AMDCAUSE). */
+  amdCause?: string;
   variables?: Record<string, string>;
+}
+
+/**
+ * `operator.state`: an operator's presence changed (src/operators/, docs/operators.md): the
+ * phone's `state` or the `status` set through the API. The envelope's `callId` is the operator's
+ * key `operator-<extension>` (its events are numbered like a call's).
+ */
+export interface OperatorStateData {
+  /** The operator's extension. */
+  extension: string;
+  /** What the phone is doing now: offline (not registered), idle, ringing, on_call. */
+  state: 'offline' | 'idle' | 'ringing' | 'on_call';
+  /** What the operator chose: available, break, dnd. */
+  status: 'available' | 'break' | 'dnd';
+  /** When the state or status changed, ISO 8601 UTC. */
+  since: string;
+  /** The engine call ringing the operator or the operator is on (ringing and on_call). */
+  callId?: string;
+  /** The state before, when the state changed (absent when only the status did). */
+  previousState?: 'offline' | 'idle' | 'ringing' | 'on_call';
 }
 
 /** `data` of each event type. */
 export interface EventDataMap {
   'autocall.attempt': AutocallAttemptData;
   'autocall.finished': AutocallFinishedData;
+  'operator.state': OperatorStateData;
   'call.started': CallStartedData;
   'call.ringing': CallRingingData;
   'call.answered': CallAnsweredData;
@@ -303,6 +332,7 @@ export const LIFECYCLE_EVENT_TYPES: readonly LifecycleEventType[] = [
   'recording.ready',
   'autocall.attempt',
   'autocall.finished',
+  'operator.state',
 ];
 
 /**

@@ -23,12 +23,23 @@ import { COMPAT_KEY_PARAMETER, compatErrorHandler, createCompatRouter } from '..
 import type { Config } from '../config/schema.ts';
 import { createEventRoutes } from '../events/routes.ts';
 import type { Logger } from '../logging/logger.ts';
+import {
+  createOperatorRoutes,
+  type OperatorAuthorizer,
+  type PresenceService,
+} from '../operators/index.ts';
 import type { RecordingHttp } from '../recordings/index.ts';
 import { ApiKeyRing, requireApiKey } from '../security/api-keys.ts';
 import { DestinationPolicy } from '../security/destinations.ts';
 import { CallGuard } from '../security/guard.ts';
 import { allowListFilter, IpAllowList } from '../security/ip.ts';
 import { createSecurityMetrics } from '../security/metrics.ts';
+import {
+  acceptOperatorTokens,
+  OperatorTokens,
+  type CallParties,
+} from '../security/operator-tokens.ts';
+import { createStreamRoutes } from '../stream/routes.ts';
 import type { CallRepository, EventRepository } from '../store/index.ts';
 import type { HttpAppOptions } from './app.ts';
 import { IdempotencyStore } from './idempotency.ts';
@@ -54,7 +65,15 @@ export interface ApiDeps {
     | 'COMPAT_PATH'
     | 'IDEMPOTENCY_TTL_MS'
     | 'API_STORE_WAIT_MS'
+    | 'OPERATOR_TOKEN_DEFAULT_TTL_SEC'
   >;
+  /**
+   * Operator tokens (src/security/operator-tokens.ts): minted by
+   * `POST /v1/operators/{extension}/tokens` and accepted instead of an API key on the routes a
+   * browser console needs. Absent: the route answers 503 `operator_tokens_not_configured` and
+   * only API keys are accepted.
+   */
+  tokens?: OperatorTokens;
   control: CallControl;
   /** The engine's registry: the security counters go there. */
   registry: Registry;
@@ -89,6 +108,11 @@ export interface ApiDeps {
     /** Remembered `POST /v1/autocalls` answers; default a fresh in-memory one. */
     idempotency?: IdempotencyStore<StoredAutocallCreation>;
   };
+  /**
+   * Operator presence: `/v1/operators` (list, one, status). `authorize` decides what a request's
+   * principal may do on an extension (default: an API key may do everything).
+   */
+  operators?: { presence: PresenceService; authorize?: OperatorAuthorizer };
   /**
    * The CRM connector (CRM_CONNECTOR): its endpoints for the CRM (click-to-call, status
    * changes) are mounted at `/` and authenticate themselves; their click-to-calls pass the same
@@ -175,6 +199,13 @@ export function createApi(deps: ApiDeps): ApiParts {
         }),
       }
     : undefined;
+  if (deps.operators)
+    v1.use(
+      createOperatorRoutes({
+        presence: deps.operators.presence,
+        ...(deps.operators.authorize ? { authorize: deps.operators.authorize } : {}),
+      }),
+    );
   if (autocalls)
     v1.use(
       createAutocallRoutes({
@@ -203,6 +234,17 @@ export function createApi(deps: ApiDeps): ApiParts {
       1000,
     logger,
   });
+  const tokens = deps.tokens ?? new OperatorTokens({ secrets: [] });
+  v1.use(
+    createStreamRoutes({
+      tokens,
+      defaultTtlSec: config.OPERATOR_TOKEN_DEFAULT_TTL_SEC,
+      logger,
+    }),
+  );
+  /** A call's parties for the operator token's ownership check: live first, then stored. */
+  const callParties = async (callId: string): Promise<CallParties | undefined> =>
+    control.getCall(callId) ?? (await deps.store?.calls.getCall(callId));
   const connectorRouters = deps.connector
     ? [
         deps.connector.connector.router({
@@ -226,14 +268,16 @@ export function createApi(deps: ApiDeps): ApiParts {
           ...(deps.connector.setOperatorStatus
             ? { setOperatorStatus: deps.connector.setOperatorStatus }
             : {}),
+          authenticate: requireApiKey({ keys, logger, metrics }),
         }),
       ]
     : [];
   const allowList = new IpAllowList(config.HTTP_ALLOWED_CIDRS);
+  const apiKeyAuth = deps.recordings
+    ? deps.recordings.allowSignedLinks(requireApiKey({ keys, logger, metrics }))
+    : requireApiKey({ keys, logger, metrics });
   return {
-    authenticate: deps.recordings
-      ? deps.recordings.allowSignedLinks(requireApiKey({ keys, logger, metrics }))
-      : requireApiKey({ keys, logger, metrics }),
+    authenticate: acceptOperatorTokens(apiKeyAuth, { tokens, callParties }),
     apiRouters: { '/v1': v1 },
     selfAuthenticatingRouters: [compat, ...connectorRouters],
     errorRenderers: { [config.COMPAT_PATH]: compatErrorHandler(logger) },

@@ -28,12 +28,19 @@ import {
 } from '../autocalls/schemas.ts';
 import { COMPAT_KEY_PARAMETER } from '../compat/router.ts';
 import { deliveryLogQuerySchema, eventFeedQuerySchema } from '../events/routes.ts';
+import { tokenRequestSchema } from '../stream/routes.ts';
+import {
+  operatorListSchema,
+  operatorSchema,
+  operatorStatusBodySchema,
+} from '../operators/schemas.ts';
 import {
   MAKE_CALL_PATH,
   makeCallParamsSchema,
   USER_STATUS_PATH,
   userStatusParamsSchema,
 } from '../connectors/retailcrm/routes.ts';
+import { amoCrmClickToCallSchema, CLICK_TO_CALL_PATH } from '../connectors/amocrm/routes.ts';
 import {
   EVENTS_PATH as BITRIX24_EVENTS_PATH,
   externalCallStartSchema,
@@ -55,7 +62,7 @@ export type JsonObject = { [key: string]: unknown };
 export interface OpenApiOptions {
   /** COMPAT_PATH, e.g. `/asterisk.fcgi`. */
   compatPath: string;
-  /** CRM_CONNECTOR: its endpoints for the CRM are documented when it is `retailcrm` or `bitrix24`. */
+  /** CRM_CONNECTOR: the endpoints its CRM calls are documented (retailcrm, bitrix24, amocrm). */
   connector?: string;
 }
 
@@ -177,12 +184,22 @@ const textAnswer = (description: string, headers: JsonObject = {}): JsonObject =
   content: { 'text/plain': { schema: { type: 'string' } } },
 });
 
+/** The `{extension}` of the operators routes. */
+const operatorExtensionParameter: JsonObject = {
+  name: 'extension',
+  in: 'path',
+  required: true,
+  description: "The operator's extension, e.g. 101.",
+  schema: { type: 'string', pattern: '^\\d{2,10}$' },
+};
+
 /** The tags grouping the operations. */
 const TAG = {
   calls: 'Calls',
   recordings: 'Recordings',
   events: 'Events',
   operators: 'Operators',
+  stream: 'Live stream',
   autocalls: 'Notification calls',
   compat: 'asterisk.fcgi compatibility',
   connectors: 'CRM connectors',
@@ -226,6 +243,8 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
       AutocallRequest: autocallBodySchema,
       CampaignRequest: campaignBodySchema,
       CampaignJobsRequest: campaignJobsBodySchema,
+      OperatorTokenRequest: tokenRequestSchema,
+      OperatorStatusRequest: operatorStatusBodySchema,
     },
     'input',
   );
@@ -240,12 +259,15 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
     'recording.ready': 'RecordingReadyEvent',
     'autocall.attempt': 'AutocallAttemptEvent',
     'autocall.finished': 'AutocallFinishedEvent',
+    'operator.state': 'OperatorStateEvent',
   };
   const responseSchemas = componentSchemas(
     {
       Call: callSnapshotSchema,
       AcceptedCall: acceptedCallSchema,
       CurrentCall: currentCallSchema,
+      Operator: operatorSchema,
+      OperatorList: operatorListSchema,
       Error: errorSchema,
       AutocallJob: autocallJobSchema,
       AutocallJobPage: autocallJobPageSchema,
@@ -279,7 +301,92 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
     '403': errorResponse('`ip_not_allowed`: the client is outside HTTP_ALLOWED_CIDRS.'),
   };
 
+  const extensionParameter: JsonObject = {
+    name: 'extension',
+    in: 'path',
+    required: true,
+    description: extensionSchema.description,
+    schema: inline(extensionSchema),
+  };
   const paths: Record<string, JsonObject> = {
+    '/v1/operators/{extension}/tokens': {
+      post: {
+        operationId: 'createOperatorToken',
+        tags: [TAG.stream],
+        summary: 'Issue an operator token',
+        description:
+          "A short-lived token scoped to one operator extension, for that operator's browser: the live stream (`GET /v1/stream?token=`), and `Authorization: Bearer <token>` on click-to-call from that extension, its call history, its calls and their recordings, and its presence. Signed with OPERATOR_TOKEN_SECRET (stateless: it survives a restart; it cannot be revoked before it expires). API keys only. See docs/stream.md.",
+        security: [{ bearerAuth: [] }],
+        parameters: [extensionParameter],
+        requestBody: { required: false, content: json('OperatorTokenRequest') },
+        responses: {
+          '201': {
+            description: 'The token (`Cache-Control: no-store`).',
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['token', 'expiresAt'],
+                  properties: {
+                    token: {
+                      type: 'string',
+                      description:
+                        'The operator token (`ot1.<payload>.<signature>`); never logged.',
+                    },
+                    expiresAt: {
+                      type: 'string',
+                      format: 'date-time',
+                      description: 'When it stops working, ISO 8601 UTC.',
+                    },
+                  },
+                },
+              },
+            },
+          },
+          '400': errorResponse(
+            '`invalid_request` (field named: extension, ttlSec), `invalid_json`.',
+          ),
+          ...authErrors,
+          '403': errorResponse(
+            '`token_not_allowed`: asked with an operator token; `forbidden`, `ip_not_allowed`.',
+          ),
+          '413': payloadTooLarge,
+          '415': errorResponse('`unsupported_media_type`.'),
+          '503': errorResponse(
+            '`operator_tokens_not_configured`: OPERATOR_TOKEN_SECRET is not set (production); `shutting_down`; `api_keys_not_configured`.',
+          ),
+        },
+      },
+    },
+    '/v1/stream': {
+      get: {
+        operationId: 'openStream',
+        tags: [TAG.stream],
+        summary: 'The live stream (WebSocket)',
+        description:
+          'A WebSocket (`Upgrade: websocket`), not a plain GET: live lifecycle events for operators\' browsers. Credentials: `?token=<operator token>` (that extension\'s events only), `Authorization: Bearer <API key or token>`, or a first message `{"type":"auth","token":"…"}` within 5 s; an API key opens an admin stream of every event. Messages are JSON: `{"type":"stream.welcome"}`, the missed events (`?after=`) or the calls in progress, `{"type":"stream.synced","cursor"}`, then each event as its webhook body plus its feed `cursor`. Close codes: 4000 bad message, 4001 token expired, 4002 no credentials in time, 4003 credentials refused, 4008 the client reads too slowly, 1001 the engine stops, 1011 stored events unreadable. Renew with `{"type":"renew","token"}`. Pages of origins outside STREAM_ALLOWED_ORIGINS are refused. See docs/stream.md.',
+        security: [{ bearerAuth: [] }, { operatorToken: [] }, { streamToken: [] }, {}],
+        parameters: [
+          {
+            name: 'after',
+            in: 'query',
+            required: false,
+            description:
+              'Resume after this cursor (of a stream message or of GET /v1/events): the missed events first, then live ones, without duplicates.',
+            schema: { type: 'string' },
+          },
+        ],
+        responses: {
+          '101': { description: 'Switching Protocols: the WebSocket is open.' },
+          '400': errorResponse('`invalid_cursor` (`after`).'),
+          '403': errorResponse(
+            "`origin_not_allowed`: the page's Origin is not in STREAM_ALLOWED_ORIGINS; `ip_not_allowed`.",
+          ),
+          '426': errorResponse('`upgrade_required`: a plain GET without the WebSocket upgrade.'),
+          '503': errorResponse('`shutting_down`.'),
+        },
+      },
+    },
     '/healthz': publicGet('getHealth', 'Liveness', 'The process answers.', {
       'application/json': { schema: { type: 'object', properties: { status: { const: 'ok' } } } },
     }),
@@ -575,6 +682,57 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
           ),
           ...authErrors,
           '503': errorResponse('`store_not_configured`, `api_keys_not_configured`.'),
+        },
+      },
+    },
+    '/v1/operators': {
+      get: {
+        operationId: 'listOperators',
+        tags: [TAG.operators],
+        summary: 'Every operator with its presence',
+        description:
+          "Each configured operator (OPERATOR_EXTENSIONS): what the phone is doing (`state`: offline, idle, ringing, on_call, from Asterisk's device states and the engine's calls), the status the operator chose (`status`: available, break, dnd), since when, and the current call. See docs/operators.md.",
+        responses: {
+          '200': {
+            description: 'The operators, in configuration order.',
+            content: json('OperatorList'),
+          },
+          ...authErrors,
+        },
+      },
+    },
+    '/v1/operators/{extension}': {
+      get: {
+        operationId: 'getOperator',
+        tags: [TAG.operators],
+        summary: "An operator's presence",
+        parameters: [operatorExtensionParameter],
+        responses: {
+          '200': { description: 'The operator.', content: json('Operator') },
+          '400': errorResponse('`invalid_request`: not an extension.'),
+          ...authErrors,
+          '404': errorResponse('`operator_not_found`: the extension is not an operator.'),
+        },
+      },
+    },
+    '/v1/operators/{extension}/status': {
+      put: {
+        operationId: 'setOperatorStatus',
+        tags: [TAG.operators],
+        summary: "Set an operator's status",
+        description:
+          'available: takes calls; break, dnd: inbound routing skips the operator (OPERATOR_PRESENCE_ROUTING). The status is stored (it survives a restart) and an `operator.state` webhook follows a change.',
+        parameters: [operatorExtensionParameter],
+        requestBody: { required: true, content: json('OperatorStatusRequest') },
+        responses: {
+          '200': { description: 'The operator, with its new status.', content: json('Operator') },
+          '400': errorResponse(
+            '`invalid_request` (field named: extension, body, status), `invalid_json`.',
+          ),
+          ...authErrors,
+          '404': errorResponse('`operator_not_found`: the extension is not an operator.'),
+          '413': payloadTooLarge,
+          '415': errorResponse('`unsupported_media_type`: the body is not JSON.'),
         },
       },
     },
@@ -890,6 +1048,7 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
   };
 
   if (options.connector === 'retailcrm') Object.assign(paths, retailCrmPaths());
+  if (options.connector === 'amocrm') Object.assign(paths, amoCrmPaths());
   if (options.connector === 'bitrix24') Object.assign(paths, bitrix24Paths());
 
   // HEAD of the recording (a player learns the size before fetching ranges): GET's answers
@@ -953,6 +1112,26 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
     }),
   };
 
+  // The routes a browser console reaches with an operator token (src/security/operator-tokens.ts).
+  const tokenNote =
+    ' With an operator token instead of an API key: only calls of its own extension (others: 404 `call_not_found`; click-to-call from another extension: 403 `extension_not_allowed`; expired token: 401 `token_expired`).';
+  for (const [path, method] of [
+    ['/v1/calls', 'get'],
+    ['/v1/calls', 'post'],
+    ['/v1/calls/{id}', 'get'],
+    ['/v1/calls/{id}/recording', 'get'],
+    ['/v1/calls/{id}/recordings/{name}', 'get'],
+  ] as const) {
+    const operation = (paths[path] as Record<string, JsonObject>)[method]!;
+    const security = (operation.security as JsonObject[] | undefined) ?? [{ bearerAuth: [] }];
+    operation.security = [
+      ...security.filter((s) => Object.keys(s).length > 0),
+      { operatorToken: [] },
+      ...security.filter((s) => Object.keys(s).length === 0),
+    ];
+    operation.description = `${String(operation.description ?? operation.summary)}${tokenNote}`;
+  }
+
   const webhooks: Record<string, JsonObject> = {};
   for (const [type, id] of Object.entries(webhookIds)) {
     webhooks[type] = {
@@ -989,7 +1168,14 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
       { name: TAG.calls, description: 'Click-to-call, call state, hang-up, transfer, history.' },
       { name: TAG.recordings, description: 'Recorded conversations (docs/recordings.md).' },
       { name: TAG.events, description: 'The event feed and the webhook delivery log.' },
-      { name: TAG.operators, description: "An operator's current call (screen pop)." },
+      {
+        name: TAG.operators,
+        description: "Operator presence and status, an operator's current call (screen pop).",
+      },
+      {
+        name: TAG.stream,
+        description: "Operator tokens and the live stream to operators' browsers (docs/stream.md).",
+      },
       {
         name: TAG.autocalls,
         description: 'Notification calls and campaigns (docs/autocalls.md).',
@@ -1020,6 +1206,18 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
           type: 'http',
           scheme: 'bearer',
           description: 'An API key of API_KEYS: `Authorization: Bearer <key>`.',
+        },
+        operatorToken: {
+          type: 'http',
+          scheme: 'bearer',
+          description:
+            'An operator token (POST /v1/operators/{extension}/tokens): `Authorization: Bearer <token>`, on the routes that say so, for its own extension only.',
+        },
+        streamToken: {
+          type: 'apiKey',
+          in: 'query',
+          name: 'token',
+          description: 'An operator token as a query parameter; the live stream only.',
         },
         compatKey: {
           type: 'apiKey',
@@ -1118,6 +1316,46 @@ function retailCrmPaths(): Record<string, JsonObject> {
   return {
     [MAKE_CALL_PATH]: { get: makeCall('get'), post: makeCall('post') },
     [USER_STATUS_PATH]: { get: userStatus('get'), post: userStatus('post') },
+  };
+}
+
+/** The amoCRM connector's endpoint: click-to-call from a widget, behind the API key. */
+function amoCrmPaths(): Record<string, JsonObject> {
+  const json = inline(amoCrmClickToCallSchema);
+  return {
+    [CLICK_TO_CALL_PATH]: {
+      post: {
+        operationId: 'amoCrmClickToCall',
+        tags: [TAG.connectors],
+        summary: 'amoCRM click-to-call (widget)',
+        description:
+          "An amoCRM widget (or the account's backend) asks the engine to call `phone` from the extension of amoCRM user `user_id` (AMOCRM_USERS): a click-to-call with every rule of POST /v1/calls (toll-fraud guard, the API key's rate limit, live-call cap). The operator's phone rings first, then the customer's.",
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': { schema: json },
+            'application/x-www-form-urlencoded': { schema: json },
+          },
+        },
+        responses: {
+          '202': {
+            description:
+              '`{"id", "status": "accepted", "operator"}`; follow the call at `Location`.',
+            headers: {
+              Location: { description: '/v1/calls/{id}', schema: { type: 'string' } },
+            },
+            content: { 'application/json': { schema: { type: 'object' } } },
+          },
+          '400': errorResponse('`invalid_request`, `invalid_number` or `unknown_user`.'),
+          '401': errorResponse('`unauthorized`: no API key.'),
+          '403': errorResponse(
+            '`forbidden` (the API key is not valid), `destination_not_allowed` or `destination_type_not_allowed`.',
+          ),
+          '429': errorResponse('`rate_limited` or `too_many_calls`, with `Retry-After` seconds.'),
+          '503': errorResponse('`ari_unavailable`, `store_unavailable` or `shutting_down`.'),
+        },
+      },
+    },
   };
 }
 

@@ -19,6 +19,7 @@ import type {
   RecordingReadyData,
   AutocallAttemptData,
   AutocallFinishedData,
+  OperatorStateData,
 } from '../events/types.ts';
 
 /** True when A and B are assignable to each other. */
@@ -33,11 +34,11 @@ const disposition = z.enum(['answered', 'busy', 'no_answer', 'canceled', 'failed
 const hangupBy = z.enum(['caller', 'operator', 'customer', 'system']);
 const customer = z.object({
   id: z.string().optional().describe("The CRM's id of the customer."),
-  name: z.string().optional().describe('Customer name.'),
   link: z
     .string()
     .optional()
-    .describe("Link to the customer's card in the CRM (given by a CRM connector's lookup)."),
+    .describe("The customer's page in the CRM (http(s) URL), from the route answer or a CRM connector's lookup."),
+  name: z.string().optional().describe('Customer name.'),
 });
 const variables = z
   .record(z.string(), z.string())
@@ -167,7 +168,9 @@ const callRingingData = z.object({
   to: z.string(),
   customer: customer
     .optional()
-    .describe('The customer the route lookup recognised (inbound), with the card link when known.'),
+    .describe(
+      'The customer card (name, CRM id, link to their page in the CRM) when the route lookup recognised the caller.',
+    ),
 });
 type _RingingMatches = Assert<Same<z.infer<typeof callRingingData>, CallRingingData>>;
 
@@ -269,6 +272,11 @@ const autocallAttemptData = z.object({
       'delivered, not_confirmed, cut_short, busy, no_answer, congestion, rejected, machine, canceled, failed or lost.',
     ),
   callId: z.string().optional().describe('Engine call id of the attempt, when a call was created.'),
+  amdStatus: z
+    .string()
+    .optional()
+    .describe('Answering-machine detection verdict (AMDSTATUS): MACHINE, HUMAN or NOTSURE.'),
+  amdCause: z.string().optional().describe('Its reason (AMDCAUSE), e.g. LONGGREETING-1500-1500.'),
   nextAttemptAt: isoTime.optional().describe('When the next attempt is due, if there is one.'),
 });
 type _AutocallAttemptMatches = Assert<
@@ -282,11 +290,34 @@ const autocallFinishedData = z.object({
   status: z.string().describe('delivered, busy, no_answer, failed, canceled or machine.'),
   attempts: z.int().min(0).describe('Attempts made.'),
   finishedAt: isoTime,
+  amdStatus: z
+    .string()
+    .optional()
+    .describe("The last attempt's answering-machine detection verdict (AMDSTATUS), when it ran."),
+  amdCause: z.string().optional().describe('Its reason (AMDCAUSE).'),
   variables: z.record(z.string(), z.string()).optional(),
 });
 type _AutocallFinishedMatches = Assert<
   Same<z.infer<typeof autocallFinishedData>, AutocallFinishedData>
 >;
+
+const operatorStateEnum = z.enum(['offline', 'idle', 'ringing', 'on_call']);
+const operatorStateData = z.object({
+  extension: z.string().describe("The operator's extension."),
+  state: operatorStateEnum.describe(
+    'What the phone is doing: offline (not registered), idle, ringing, on_call.',
+  ),
+  status: z.enum(['available', 'break', 'dnd']).describe('What the operator chose.'),
+  since: isoTime.describe('When the state or status changed.'),
+  callId: z
+    .string()
+    .optional()
+    .describe('The call ringing the operator or the operator is on (ringing, on_call).'),
+  previousState: operatorStateEnum
+    .optional()
+    .describe('The state before, when the state changed (absent when only the status did).'),
+});
+type _OperatorStateMatches = Assert<Same<z.infer<typeof operatorStateData>, OperatorStateData>>;
 
 function envelope<T extends string, D extends z.ZodType>(type: T, data: D) {
   return z.object({
@@ -295,7 +326,9 @@ function envelope<T extends string, D extends z.ZodType>(type: T, data: D) {
     occurredAt: isoTime,
     callId: z
       .string()
-      .describe('Engine call id; for autocall.* events the job key autocall-<jobId>.'),
+      .describe(
+        'Engine call id; for autocall.* events the job key autocall-<jobId>, for operator.state the operator key operator-<extension>.',
+      ),
     sequence: z.int().min(1).describe("Position in this call's events: 1, 2, 3, … without gaps."),
     data,
   });
@@ -313,6 +346,7 @@ export const webhookSchemas = {
   'recording.ready': envelope('recording.ready', recordingReadyData),
   'autocall.attempt': envelope('autocall.attempt', autocallAttemptData),
   'autocall.finished': envelope('autocall.finished', autocallFinishedData),
+  'operator.state': envelope('operator.state', operatorStateData),
 } as const;
 
 /** Any webhook body; `type` discriminates. */
@@ -327,5 +361,6 @@ export const lifecycleEventSchema = z.discriminatedUnion('type', [
   webhookSchemas['recording.ready'],
   webhookSchemas['autocall.attempt'],
   webhookSchemas['autocall.finished'],
+  webhookSchemas['operator.state'],
 ]);
 type _EventMatches = Assert<Same<z.infer<typeof lifecycleEventSchema>, LifecycleEvent>>;

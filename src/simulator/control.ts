@@ -7,7 +7,9 @@
  *   answer
  * - `POST /operator-calls` `{extension, to, app?, hangupAfterMs?, abandonAfterMs?, dtmf?}` → 201
  *   `{channelId}`: the operator dials a customer from their phone (`Stasis(app,outbound,<to>)`)
- * - `GET /phones` → `[{extension, behaviour, channelIds}]`
+ * - `GET /phones` → `[{extension, behaviour, registered, channelIds}]`
+ * - `POST /phones/:extension/register` | `…/unregister` → 200 the phone: it registers (endpoint
+ *   `online`, device `NOT_INUSE`) or unregisters (`offline`, `UNAVAILABLE`, dialling it fails)
  * - `PUT /phones/:extension` body = PhoneBehaviour → 200 `{extension, behaviour}` (an answering
  *   phone's `dtmf` plan: digits it presses after answering)
  * - `PUT /customers/:number` body = PhoneBehaviour (`*` = default) → 200 `{number, behaviour}`
@@ -144,6 +146,21 @@ export function createControlRouter(sim: PbxSimulator, logger?: Logger): Router 
     sim.phones.set(extension, validate(phoneBehaviourSchema, req.body, 'body'));
     res.json({ extension, behaviour: sim.phones.get(extension) });
   });
+
+  // A phone registers (REGISTER) or unregisters (Expires: 0): endpoint online/offline, device
+  // state NOT_INUSE/UNAVAILABLE.
+  for (const [action, registered] of [
+    ['register', true],
+    ['unregister', false],
+  ] as const) {
+    router.post(`/phones/:extension/${action}`, (req: Request, res: Response) => {
+      const extension = String(req.params.extension);
+      if (!sim.phones.list().some((p) => p.extension === extension))
+        throw unknownExtension(extension);
+      sim.phones.setRegistered(extension, registered);
+      res.json(sim.phones.list().find((p) => p.extension === extension));
+    });
+  }
 
   router.put('/customers/:number', (req: Request, res: Response) => {
     const customer = String(req.params.number);

@@ -12,6 +12,11 @@
  * exten => 9999,1,Answer()
  *  same => n,Playback(hello-world)
  *  same => n,Hangup()
+ * [crm-amd]                                       ; as in asterisk-conf/extensions.conf
+ * exten => s,1,NoOp(Answering-machine detection on ${CHANNEL})
+ *  same => n,AMD(${CRM_AMD_INITIAL_SILENCE_MS},…,${CRM_AMD_MAX_WORD_MS})
+ *  same => n,Stasis(crm-app,amd,${AMDSTATUS},${AMDCAUSE})
+ *  same => n,Hangup()
  * ```
  *
  * The Stasis app of `from-pstn` is the one the inbound call was injected for (default `crm-app`).
@@ -21,9 +26,28 @@
 
 /** One priority of an extension. `data` may depend on the channel (EXTEN, injected app). */
 export interface DialplanStep {
-  app: 'NoOp' | 'Answer' | 'Playback' | 'Hangup' | 'Stasis';
-  data: (ctx: { exten: string; app: string }) => string;
+  app: 'NoOp' | 'Answer' | 'Playback' | 'Hangup' | 'Stasis' | 'AMD';
+  /** The application's data, variables substituted (`vars`: the channel's, `''` when unset). */
+  data: (ctx: {
+    exten: string;
+    app: string;
+    channel: string;
+    vars: (name: string) => string;
+  }) => string;
 }
+
+/** The AMD() arguments of the `[crm-amd]` context, in AMD's order (channel variables). */
+export const AMD_ARG_VARIABLES = [
+  'CRM_AMD_INITIAL_SILENCE_MS',
+  'CRM_AMD_GREETING_MS',
+  'CRM_AMD_AFTER_GREETING_SILENCE_MS',
+  'CRM_AMD_TOTAL_ANALYSIS_MS',
+  'CRM_AMD_MIN_WORD_MS',
+  'CRM_AMD_BETWEEN_WORDS_SILENCE_MS',
+  'CRM_AMD_MAX_WORDS',
+  'CRM_AMD_SILENCE_THRESHOLD',
+  'CRM_AMD_MAX_WORD_MS',
+] as const;
 
 interface Extension {
   pattern: string;
@@ -46,6 +70,20 @@ const CONTEXTS: Record<string, Extension[]> = {
       steps: [
         { app: 'NoOp', data: () => '' },
         { app: 'Stasis', data: ({ exten, app }) => `${app},outbound,${exten}` },
+      ],
+    },
+  ],
+  'crm-amd': [
+    {
+      pattern: 's',
+      steps: [
+        { app: 'NoOp', data: ({ channel }) => `Answering-machine detection on ${channel}` },
+        { app: 'AMD', data: ({ vars }) => AMD_ARG_VARIABLES.map(vars).join(',') },
+        {
+          app: 'Stasis',
+          data: ({ app, vars }) => `${app},amd,${vars('AMDSTATUS')},${vars('AMDCAUSE')}`,
+        },
+        { app: 'Hangup', data: () => '' },
       ],
     },
   ],

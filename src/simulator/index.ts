@@ -38,6 +38,7 @@ import type {
 import { attachEventWebSocket } from './ws.ts';
 
 export type {
+  AnswerVoice,
   DtmfPlan,
   InboundCall,
   OperatorCall,
@@ -138,10 +139,15 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
         phones.resetOperators();
         for (const ext of extensions) pbx.phoneChanged(ext);
       },
+      setRegistered(extension: string, registered: boolean): void {
+        phones.setRegistered(extension, registered);
+        pbx.phoneChanged(extension);
+      },
       list(): PhoneInfo[] {
         return extensions.map((extension) => ({
           extension,
           behaviour: phones.operator(extension),
+          registered: phones.isRegistered(extension),
           channelIds: pbx.endpointJson(extension).channel_ids,
         }));
       },

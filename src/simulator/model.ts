@@ -77,6 +77,11 @@ export interface SimChannel {
   timers: Set<SimTimer>;
   /** Race (b): channel commands still to refuse with 409 after the last StasisStart. */
   notInStasisBudget: number;
+  /**
+   * Stasis() sessions of an originated channel that returned (`continue`) and the channel came
+   * back into Stasis from the dialplan: each sets STASISSTATUS=SUCCESS again at the hang-up.
+   */
+  stasisReturns: number;
   /** Simulated ms of the last StasisStart (race (b) probability window). */
   stasisStartedAtMs: number;
   /** Playbacks targeting this channel, the first one playing. */

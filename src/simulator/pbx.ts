@@ -18,6 +18,7 @@ import type { AriCallerId, AriEndpoint, ChannelState } from '../ari/types.ts';
 import type { AppRegistry } from './apps.ts';
 import { CAUSE, causeText, dialStatusOfCause } from './causes.ts';
 import type { SimClock, SimTimer } from './clock.ts';
+import { amdSettings, amdVerdict } from './amd.ts';
 import { findExtension } from './dialplan.ts';
 import { allocationFailed, ariError } from './errors.ts';
 import type { IdFactory } from './ids.ts';
@@ -163,8 +164,7 @@ export class Pbx implements MediaHost {
 
   endpointJson(resource: string): AriEndpoint {
     const endpoint = `PJSIP/${resource}`;
-    const offline =
-      this.phones.isExtension(resource) && this.phones.operator(resource).mode === 'unavailable';
+    const offline = this.phones.isExtension(resource) && !this.phones.isReachable(resource);
     return {
       technology: 'PJSIP',
       resource,
@@ -180,7 +180,7 @@ export class Pbx implements MediaHost {
     const resource = match?.[1];
     if (!resource) return 'INVALID';
     if (this.phones.isExtension(resource)) {
-      if (this.phones.operator(resource).mode === 'unavailable') return 'UNAVAILABLE';
+      if (!this.phones.isReachable(resource)) return 'UNAVAILABLE';
     } else if (resource !== this.trunk && resource !== 'pstn-in') return 'INVALID';
     const states = [...(this.byEndpoint.get(name) ?? [])].map((c) => c.state);
     const up = states.some((s) => s === 'Up');
@@ -262,7 +262,7 @@ export class Pbx implements MediaHost {
     }
     if (!this.phones.isExtension(resource)) throw allocationFailed();
     // A PJSIP endpoint without a contact: chan_pjsip cannot create the outgoing session.
-    if (this.phones.operator(resource).mode === 'unavailable') throw allocationFailed();
+    if (!this.phones.isReachable(resource)) throw allocationFailed();
     return {
       party: { kind: 'operator', extension: resource },
       endpoint: `PJSIP/${resource}`,
@@ -315,6 +315,7 @@ export class Pbx implements MediaHost {
       dial: null,
       timers: new Set(),
       notInStasisBudget: 0,
+      stasisReturns: 0,
       stasisStartedAtMs: 0,
       playbacks: [],
       hangupCause: 0,
@@ -878,7 +879,8 @@ export class Pbx implements MediaHost {
     if (bridge) this.leaveBridge(bridge, ch);
     const wasInStasis = ch.stasis !== null;
     this.leaveStasis(ch);
-    if (wasInStasis) this.setVar(ch, 'STASISSTATUS', 'SUCCESS');
+    if (wasInStasis)
+      for (let i = 0; i <= ch.stasisReturns; i++) this.setVar(ch, 'STASISSTATUS', 'SUCCESS');
     if (ch.kind === 'created') {
       ch.dialplan.app_name = '';
       ch.dialplan.app_data = '';
@@ -932,9 +934,9 @@ export class Pbx implements MediaHost {
   }
 
   /**
-   * `POST /channels/{id}/continue`: StasisEnd; a dialplan channel runs the dialplan at the new
-   * location, an ARI-created/originated one is hung up (its Stasis thread ends; Asterisk never
-   * runs the dialplan for those).
+   * `POST /channels/{id}/continue`: StasisEnd; a dialplan channel, or one originated into the
+   * app, runs the dialplan at the new location (recorded: transfer-to-service, amd-continue); an
+   * ARI-created one is hung up (its Stasis thread ends).
    */
   continueInDialplan(ch: SimChannel, context: string, exten: string, priority: number): void {
     const bridge = ch.bridgeId ? this.bridges.get(ch.bridgeId) : undefined;
@@ -942,7 +944,10 @@ export class Pbx implements MediaHost {
     if (bridge) this.leaveBridge(bridge, ch);
     this.leaveStasis(ch);
     if (bridge) this.settleBridge(bridge);
-    if (ch.kind === 'inbound') {
+    if (ch.kind === 'inbound' || ch.kind === 'originated') {
+      // An originated channel's first Stasis() returns too: it sets STASISSTATUS as the channel
+      // hangs up, beside the one it is in then (amd-continue: two SUCCESS at the end).
+      if (ch.kind === 'originated') ch.stasisReturns += 1;
       setImmediate(() => {
         if (ch.phase === 'alive') this.runDialplan(ch, context, exten, priority);
       });
@@ -961,7 +966,12 @@ export class Pbx implements MediaHost {
       this.destroy(ch, CAUSE.NORMAL_CLEARING);
       return;
     }
-    const data = step.data({ exten, app: ch.inbound?.app ?? 'crm-app' });
+    const data = step.data({
+      exten,
+      app: ch.inbound?.app ?? originatedApp(ch) ?? 'crm-app',
+      channel: ch.name,
+      vars: (name) => ch.vars.get(name) ?? '',
+    });
     ch.dialplan = { context, exten, priority, app_name: step.app, app_data: data };
     this.emitChannel('ChannelDialplan', ch, { dialplan_app: step.app, dialplan_app_data: data });
     const next = () => this.runDialplan(ch, context, exten, priority + 1);
@@ -981,6 +991,17 @@ export class Pbx implements MediaHost {
       case 'Hangup':
         this.destroy(ch, CAUSE.NORMAL_CLEARING);
         return;
+      case 'AMD': {
+        const behaviour = ch.dial?.behaviour;
+        const voice = behaviour?.mode === 'answer' ? (behaviour.voice ?? 'none') : 'none';
+        const verdict = amdVerdict(voice, amdSettings(data));
+        this.channelTimer(ch, verdict.afterMs, () => {
+          this.setVar(ch, 'AMDSTATUS', verdict.status);
+          this.setVar(ch, 'AMDCAUSE', verdict.cause);
+          next();
+        });
+        return;
+      }
       case 'Stasis': {
         const [app = '', ...rest] = data.split(',');
         if (!this.enterStasis(ch, app, rest.length > 0 ? rest.join(',') : undefined, false)) next();
@@ -1360,4 +1381,10 @@ export function parseCallerId(text: string): AriCallerId {
   const trimmed = text.trim().replace(/^"(.*)"$/, '$1');
   if (/^[+\d*#-]+$/.test(trimmed)) return { name: '', number: trimmed.replace(/-/g, '') };
   return { name: trimmed, number: '' };
+}
+
+/** The app an originated channel was sent to on answer (`POST /channels` `app`), if any. */
+function originatedApp(ch: SimChannel): string | undefined {
+  const next = ch.dial?.onAnswer;
+  return next && 'app' in next ? next.app : undefined;
 }

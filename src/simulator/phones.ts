@@ -48,6 +48,7 @@ export const phoneBehaviourSchema = z.discriminatedUnion('mode', [
       hangupAfterMs: ms.optional(),
       hangupSpreadMs: ms.optional(),
       dtmf: dtmfPlanSchema.optional(),
+      voice: z.enum(['none', 'human', 'machine']).optional(),
     })
     .strict()
     .refine((b) => b.hangupSpreadMs === undefined || b.hangupAfterMs !== undefined, {
@@ -69,6 +70,8 @@ function copy(behaviour: PhoneBehaviour): PhoneBehaviour {
 export class PhoneBook {
   private readonly operators = new Map<string, PhoneBehaviour>();
   private readonly customers = new Map<string, PhoneBehaviour>();
+  /** Operator extensions whose phone is not registered (no contact): every one is at start. */
+  private readonly unregistered = new Set<string>();
 
   constructor(readonly extensions: readonly string[]) {
     this.resetOperators();
@@ -90,7 +93,29 @@ export class PhoneBook {
     this.operators.set(extension, copy(phoneBehaviourSchema.parse(behaviour)));
   }
 
+  /**
+   * Whether the operator's phone is registered and reachable: registered, and not in mode
+   * `unavailable` (both mean the PJSIP endpoint has no contact).
+   */
+  isReachable(extension: string): boolean {
+    return !this.unregistered.has(extension) && this.operator(extension).mode !== 'unavailable';
+  }
+
+  /** Whether the operator's phone is registered (see {@link setRegistered}). */
+  isRegistered(extension: string): boolean {
+    if (!this.operators.has(extension)) throw new RangeError(`unknown extension ${extension}`);
+    return !this.unregistered.has(extension);
+  }
+
+  /** Register or unregister an operator's phone; throws RangeError for an unknown extension. */
+  setRegistered(extension: string, registered: boolean): void {
+    if (!this.operators.has(extension)) throw new RangeError(`unknown extension ${extension}`);
+    if (registered) this.unregistered.delete(extension);
+    else this.unregistered.add(extension);
+  }
+
   resetOperators(): void {
+    this.unregistered.clear();
     this.operators.clear();
     for (const ext of this.extensions) this.operators.set(ext, copy(DEFAULT_BEHAVIOUR));
   }

@@ -6,6 +6,11 @@
  * destroyed, when `maxDurationSeconds` is reached or on `stop`; RecordingFinished then carries
  * `duration` in whole seconds of simulated time and the file is stored (20 ms frames of 8 kHz
  * audio, faint noise: 3 s → 48044-byte WAV). `cancel` ends it `canceled` without a file.
+ *
+ * `maxDurationSeconds` is counted as Asterisk counts it (`ast_play_and_record_full`: `time()` at
+ * the start, and the recording stops once `maxtime < now - start` in whole seconds of the clock):
+ * it ends at the second tick after the limit, so a recording of `maxDurationSeconds: 3` holds
+ * between 3 and 4 s of audio, its `duration` 3. The kit's Asterisk shows it (3.2 to 3.9 s files).
  */
 import { ariError } from './errors.ts';
 import type { Scope } from './events.ts';
@@ -64,7 +69,7 @@ export class Recordings {
       'channel' in target ? { channels: [target.channel] } : { bridge: target.bridge };
     this.host.events.emit('RecordingStarted', { recording: liveRecordingJson(rec) }, scope);
     if (opts.maxDurationSec > 0) {
-      rec.timer = this.host.clock.after(opts.maxDurationSec * 1000, () =>
+      rec.timer = this.host.clock.after(maxLengthMs(rec), () =>
         this.finish(rec, 'done', true, true),
       );
     }
@@ -78,10 +83,10 @@ export class Recordings {
 
   /**
    * End a live recording: `done` stores the file (whole 20 ms frames of the simulated elapsed
-   * time, capped by `maxDurationSeconds`) and sends RecordingFinished with `duration`; `canceled`
-   * discards it. `settle` re-evaluates the bridge the recorder leaves. `reachedMax`: the
-   * `maxDurationSeconds` timer ended it, so it is exactly that long (a timer may fire a fraction
-   * of a millisecond before the clock reads the limit).
+   * time, capped by `maxDurationSeconds` as Asterisk counts it, see {@link maxLengthMs}) and sends
+   * RecordingFinished with `duration`; `canceled` discards it. `settle` re-evaluates the bridge
+   * the recorder leaves. `reachedMax`: the `maxDurationSeconds` timer ended it, so it is exactly
+   * that long (a timer may fire a fraction of a millisecond before the clock reads the limit).
    */
   finish(
     rec: SimLiveRecording,
@@ -94,9 +99,9 @@ export class Recordings {
     rec.timer?.cancel();
     rec.timer = null;
     let frames = reachedMax
-      ? rec.maxDurationSec * 50
+      ? framesIn(maxLengthMs(rec))
       : framesIn(this.host.clock.nowMs() - rec.startedAtMs);
-    if (rec.maxDurationSec > 0) frames = Math.min(frames, rec.maxDurationSec * 50);
+    if (rec.maxDurationSec > 0) frames = Math.min(frames, framesIn(maxLengthMs(rec)));
     rec.state = state;
     rec.durationSec = Math.floor((frames * 20) / 1000);
     if (state === 'done') {
@@ -143,4 +148,14 @@ export class Recordings {
     const rec = this.stored.get(name);
     return rec ? rec.frames * 20 : undefined;
   }
+}
+
+/**
+ * How long a recording with `maxDurationSeconds` lasts, in simulated ms: until the clock's whole
+ * second is more than `maxDurationSec` past the whole second it started in (Asterisk compares
+ * `time()` values), i.e. between `maxDurationSec` and `maxDurationSec + 1` seconds.
+ */
+export function maxLengthMs(rec: Pick<SimLiveRecording, 'startedAtMs' | 'maxDurationSec'>): number {
+  const startSec = Math.floor(rec.startedAtMs / 1000);
+  return (startSec + rec.maxDurationSec + 1) * 1000 - rec.startedAtMs;
 }

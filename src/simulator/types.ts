@@ -61,11 +61,26 @@ export type PhoneBehaviour =
       hangupSpreadMs?: number;
       /** Digits the phone presses once it has answered (RFC 2833, like SIPp `uas_answer_dtmf1`). */
       dtmf?: DtmfPlan;
+      /** What Asterisk's `AMD()` hears once it answered (see {@link AnswerVoice}); default `none`. */
+      voice?: AnswerVoice;
     }
   | { mode: 'busy'; afterMs?: number }
   | { mode: 'ring' }
   | { mode: 'unavailable' }
   | { mode: 'congestion'; afterMs?: number };
+
+/**
+ * What answers a call, as Asterisk's answering-machine detection (`AMD()` in a dialplan the
+ * channel was continued to) judges it; the verdict comes back as `AMDSTATUS`/`AMDCAUSE`:
+ * - `none`: the phone sends no audio (like the kit's SIPp `uas_answer`): `NOTSURE`,
+ *   `TOOLONG-<ms analysed>` once the total analysis time is over (recorded: amd-continue);
+ * - `human`: a short "hello" (500 ms) then silence: `HUMAN`,
+ *   `HUMAN-<afterGreetingSilence>-<afterGreetingSilence>` after 500 ms + the after-greeting silence;
+ * - `machine`: a long recorded greeting: `MACHINE`, `LONGGREETING-<greeting>-<greeting>` after
+ *   `greeting` ms of voice.
+ * A verdict that would come after the total analysis time is `NOTSURE` (`TOOLONG-…`).
+ */
+export type AnswerVoice = 'none' | 'human' | 'machine';
 
 /**
  * Digits a phone presses after its call is answered (RFC 2833 telephone-events). Each digit is
@@ -152,6 +167,8 @@ export interface SimulatorRaces {
 export interface PhoneInfo {
   extension: string;
   behaviour: PhoneBehaviour;
+  /** The phone is registered (see `phones.setRegistered`). */
+  registered: boolean;
   /** Live channels on endpoint `PJSIP/<extension>`. */
   channelIds: string[];
 }
@@ -172,9 +189,17 @@ export interface PbxSimulator {
     /** Set the behaviour of an operator extension; throws `RangeError` for an unknown extension. A phone ringing in `ring` mode adopts the new behaviour at once. */
     set(extension: string, behaviour: PhoneBehaviour): void;
     get(extension: string): PhoneBehaviour;
-    /** Every extension back to the default (answer after 1000 ms). */
+    /** Every extension back to the default (answer after 1000 ms), registered. */
     reset(): void;
     list(): PhoneInfo[];
+    /**
+     * Register (`true`) or unregister (`false`) an operator's phone, as a SIP phone does with
+     * REGISTER (and `Expires: 0`): unregistered, its endpoint is `offline`, its device state
+     * `UNAVAILABLE` (DeviceStateChanged / EndpointStateChange to subscribed apps) and dialling it
+     * fails as for mode `unavailable`. Every phone starts registered. RangeError for an unknown
+     * extension.
+     */
+    setRegistered(extension: string, registered: boolean): void;
   };
   /** Customers behind the trunk, by dialled number or `*` (default: answer after 1000 ms). */
   customers: {

@@ -207,6 +207,18 @@ export interface EventRepository {
    */
   feed(options: { after?: string; limit: number }): Promise<FeedPage>;
   /**
+   * The cursor of the newest stored event (the feed's end): a reader that resumes `after` it
+   * gets only events appended later. An empty outbox gives the cursor before the first event.
+   */
+  head(): Promise<string>;
+  /**
+   * Every stored event of the given calls, in outbox order, as feed items (the live stream's
+   * snapshot of an operator's calls in progress). At most {@link MAX_EVENTS_PAGE} call ids.
+   *
+   * @throws RangeError on more call ids than that
+   */
+  callEvents(callIds: readonly string[]): Promise<FeedItem[]>;
+  /**
    * The delivery log, newest attempt first. `failed`: attempts that did not deliver (retried or
    * rejected); `delivered`: 2xx attempts.
    *
@@ -350,6 +362,12 @@ export function createEventRepository(
   db: Kysely<Database>,
   dialect: StoreDialect,
   connector?: ConnectorOutboxTarget,
+  /**
+   * Told after {@link EventRepository.appendEvents} ran: on a store-bound repository the events
+   * are committed then; on a transaction-bound one the owner of the transaction tells its own
+   * listeners once it committed (src/store/store.ts).
+   */
+  onAppend?: () => void,
 ): EventRepository {
   async function inTransaction<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
     return db.isTransaction ? fn(db) : db.transaction().execute(fn);
@@ -425,6 +443,7 @@ export function createEventRepository(
         }
         throw err;
       }
+      onAppend?.();
     },
 
     async claimDue(now, limit, leaseMs = DEFAULT_CLAIM_LEASE_MS) {
@@ -590,6 +609,31 @@ export function createEventRepository(
       return { items, nextCursor: last ? last.cursor : encodeCursor('feed', [afterId]) };
     },
 
+    async head() {
+      const row = await db
+        .selectFrom('events')
+        .select((eb) => eb.fn.max('id').as('last'))
+        .executeTakeFirst();
+      return encodeCursor('feed', [Number(row?.last ?? 0)]);
+    },
+
+    async callEvents(callIds) {
+      if (callIds.length > MAX_EVENTS_PAGE)
+        throw new RangeError(`at most ${MAX_EVENTS_PAGE} call ids, got ${callIds.length}`);
+      if (callIds.length === 0) return [];
+      const rows = await db
+        .selectFrom('events')
+        .selectAll()
+        .where('call_id', 'in', [...callIds])
+        .orderBy('id')
+        .execute();
+      return rows.map((row) => ({
+        cursor: encodeCursor('feed', [Number(row.id)]),
+        event: JSON.parse(row.payload) as LifecycleEvent,
+        status: row.status as OutboxStatus,
+      }));
+    },
+
     async deliveries({ status, limit, cursor }) {
       checkLimit(limit, MAX_EVENTS_PAGE);
       let query = db
@@ -657,4 +701,19 @@ function toOutboxEvent(row: Selectable<EventsTable>): OutboxEvent {
   if (row.delivered_at !== null) out.deliveredAt = row.delivered_at;
   if (row.settled_at !== null) out.settledAt = row.settled_at;
   return out;
+}
+
+/**
+ * The outbox position (global event id) a feed cursor stands for: cursors of later events give
+ * greater numbers (the live stream compares them to skip what it already sent).
+ *
+ * @throws InvalidCursorError on a cursor the feed did not issue
+ */
+export function feedPosition(cursor: string): number {
+  return decodeCursor('feed', cursor, ['number'] as const)[0];
+}
+
+/** The feed cursor of outbox position `position` (inverse of {@link feedPosition}). */
+export function feedCursor(position: number): string {
+  return encodeCursor('feed', [position]);
 }

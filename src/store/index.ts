@@ -31,6 +31,8 @@ export {
   DEFAULT_CLAIM_LEASE_MS,
   MAX_EVENTS_PAGE,
   createEventRepository,
+  feedCursor,
+  feedPosition,
   type AttemptInput,
   type AttemptOutcome,
   type DeliveryPage,

@@ -326,11 +326,43 @@ export function storeMigrations(dialect: StoreDialect): Record<string, Migration
         await db.schema.dropTable('autocall_campaigns').execute();
       },
     },
+    // Answering-machine detection of notification calls: Asterisk's verdict on each attempt
+    // (AMDSTATUS: MACHINE, HUMAN, NOTSURE; AMDCAUSE, e.g. LONGGREETING-1500-1500).
+    '0006_autocalls_amd': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await db.schema.alterTable('autocall_attempts').addColumn('amd_status', 'text').execute();
+        await db.schema.alterTable('autocall_attempts').addColumn('amd_cause', 'text').execute();
+      },
+      async down(db: Kysely<unknown>): Promise<void> {
+        await db.schema.alterTable('autocall_attempts').dropColumn('amd_cause').execute();
+        await db.schema.alterTable('autocall_attempts').dropColumn('amd_status').execute();
+      },
+    },
+    // Operator presence (src/operators/): one row per operator extension, its status set through
+    // the API (available, break, dnd), its last state and the sequence of its `operator.state`
+    // events (outbox key `operator-<extension>`).
+    '0007_operators': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await db.schema
+          .createTable('operators')
+          .addColumn('extension', 'text', (col) => col.primaryKey())
+          .addColumn('status', 'text', (col) => col.notNull().defaultTo('available'))
+          .addColumn('state', 'text', (col) => col.notNull().defaultTo('offline'))
+          .addColumn('since', 'text', (col) => col.notNull())
+          .addColumn('call_id', 'text')
+          .addColumn('event_seq', 'integer', (col) => col.notNull().defaultTo(0))
+          .addColumn('updated_at', 'text', (col) => col.notNull())
+          .execute();
+      },
+      async down(db: Kysely<unknown>): Promise<void> {
+        await db.schema.dropTable('operators').execute();
+      },
+    },
     // CRM connectors (src/connectors/): each lifecycle event a connector translates for its
     // vendor has its own delivery state here, beside the webhook's in `events` (the same event
     // may be delivered to the webhook and rejected by the vendor). Attempts go to the
     // delivery log (`webhook_deliveries`, with the vendor URL).
-    '0006_connectors_outbox': {
+    '0008_connectors_outbox': {
       async up(db: Kysely<unknown>): Promise<void> {
         await autoId(db.schema.createTable('connector_outbox'))
           .addColumn('connector', 'text', (col) => col.notNull())
@@ -360,7 +392,7 @@ export function storeMigrations(dialect: StoreDialect): Record<string, Migration
     },
     // CRM connectors: state a connector keeps across restarts (src/store/connector-state.ts),
     // e.g. Bitrix24's refreshed OAuth tokens and the CALL_ID it registered for each call.
-    '0007_connectors_bitrix24_state': {
+    '0009_connectors_bitrix24_state': {
       async up(db: Kysely<unknown>): Promise<void> {
         await db.schema
           .createTable('connector_state')

@@ -208,6 +208,26 @@ export interface AutocallAttemptsTable {
   digits: string;
   played_sec: number;
   outcome: string;
+  /** AMDSTATUS of answering-machine detection (migration 0006), null when it did not run. */
+  amd_status: ColumnType<string | null, string | null | undefined, string | null>;
+  /** AMDCAUSE (migration 0006). */
+  amd_cause: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+/** `operators`: operator presence, one row per extension (migration 0006, src/operators/). */
+export interface OperatorsTable {
+  extension: string;
+  /** `available`, `break` or `dnd`. */
+  status: string;
+  /** `offline`, `idle`, `ringing` or `on_call`: the last state the engine published. */
+  state: string;
+  /** When `state` or `status` last changed. */
+  since: string;
+  /** The call ringing the operator or the operator is on. */
+  call_id: string | null;
+  /** Sequence of the operator's last `operator.state` event. */
+  event_seq: number;
+  updated_at: string;
 }
 
 /** The whole database as Kysely sees it. */
@@ -223,6 +243,7 @@ export interface Database {
   webhook_deliveries: WebhookDeliveriesTable;
   idempotency_keys: IdempotencyKeysTable;
   journal_state: JournalStateTable;
+  operators: OperatorsTable;
 }
 
 /**

@@ -132,6 +132,13 @@ export interface Store extends StoreRepositories {
    * this is true.
    */
   readonly pipelinedWrites: boolean;
+  /**
+   * Call `listener` after every commit that appended lifecycle events to the outbox (through the
+   * store's `events`, {@link Store.transaction} or {@link Store.writeBatch}): the live stream
+   * (src/stream/) then reads the feed on. Not told of events another engine instance appended.
+   * Listeners must not throw. Returns the function that removes it.
+   */
+  onEventsAppended(listener: () => void): () => void;
   /** Resolves when the database answers a trivial query (readiness); rejects otherwise. */
   ping(): Promise<void>;
   /** Close connections. Idempotent. */
@@ -203,14 +210,28 @@ export function createStore(options: StoreOptions): Store {
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   }
   const dialect = target.dialect;
-  const bind = (k: Kysely<Database>): StoreRepositories => ({
+  const appendListeners = new Set<() => void>();
+  const appended = (): void => {
+    for (const listener of appendListeners) listener();
+  };
+  /** Repositories over `k`; `onAppend` is told when their `appendEvents` ran. */
+  const bind = (k: Kysely<Database>, onAppend?: () => void): StoreRepositories => ({
     calls: createCallRepository(k),
-    events: createEventRepository(k, dialect, options.connectorOutbox),
+    events: createEventRepository(k, dialect, options.connectorOutbox, onAppend),
     idempotency: createIdempotencyRepository(k),
     ...(options.connectorOutbox
       ? { connectorOutbox: createConnectorOutbox(k, options.connectorOutbox.name) }
       : {}),
   });
+  /** Run `fn` with repositories bound to `k`; tell the listeners once it committed events. */
+  const tracking = async <T>(
+    run: (bindTo: (k: Kysely<Database>) => StoreRepositories) => Promise<T>,
+  ): Promise<T> => {
+    let events = false;
+    const result = await run((k) => bind(k, () => (events = true)));
+    if (events) appended();
+    return result;
+  };
   const postgresStreams = new WriteStreams();
   let closed: Promise<void> | undefined;
   let claiming: Promise<StoreClaim> | undefined;
@@ -218,7 +239,12 @@ export function createStore(options: StoreOptions): Store {
   return {
     dialect,
     db,
-    ...bind(db),
+    ...bind(db, appended),
+
+    onEventsAppended(listener) {
+      appendListeners.add(listener);
+      return () => appendListeners.delete(listener);
+    },
 
     async claim() {
       claiming ??= claimStore(target, options.schema, logger);
@@ -256,7 +282,7 @@ export function createStore(options: StoreOptions): Store {
     },
 
     transaction(fn) {
-      return db.transaction().execute((trx) => fn(bind(trx)));
+      return tracking((bindTo) => db.transaction().execute((trx) => fn(bindTo(trx))));
     },
 
     pipelinedWrites: sqlite !== undefined,
@@ -267,7 +293,8 @@ export function createStore(options: StoreOptions): Store {
     ): Promise<T> {
       const { stream, resume = false } = options;
       if (!sqlite) {
-        const run = (): Promise<T> => db.transaction().execute((trx) => fn(bind(trx)));
+        const run = (): Promise<T> =>
+          tracking((bindTo) => db.transaction().execute((trx) => fn(bindTo(trx))));
         if (stream === undefined) return run();
         // One after another: a pool gives no order between connections.
         const place = postgresStreams.enter(stream);
@@ -286,8 +313,9 @@ export function createStore(options: StoreOptions): Store {
       // The place is taken now, in call order; collecting the statements awaits.
       const place = stream === undefined ? undefined : driver.reserve(stream);
       let collected;
+      let events = false;
       try {
-        collected = await sqlite.batches.collect((trx) => fn(bind(trx)));
+        collected = await sqlite.batches.collect((trx) => fn(bind(trx, () => (events = true))));
       } catch (err) {
         if (place) {
           // Nothing of it is sent: the stream's later batches must not be written either.
@@ -301,6 +329,7 @@ export function createStore(options: StoreOptions): Store {
         ...(stream === undefined ? {} : { stream, resume }),
         ...(place ? { place } : {}),
       });
+      if (events) appended();
       return collected.result;
     },
 

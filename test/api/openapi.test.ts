@@ -131,6 +131,7 @@ describe('OpenAPI document', function () {
       'recording.ready',
       'autocall.attempt',
       'autocall.finished',
+      'operator.state',
     ]);
     expect(doc.components.schemas).to.include.keys(
       'CallEndedEvent',
@@ -261,8 +262,10 @@ describe('OpenAPI document', function () {
         (p) => `${p.severity} ${p.ruleId} ${p.location[0]?.pointer}`,
       );
       expect(report.totals.errors, `${problems.join('\n')}\n${err}`).to.equal(0);
-      // The probes answer 200 or 503 only: they have no 4xx to describe.
+      // The probes answer 200 or 503 only: they have no 4xx to describe. The live stream's
+      // success is 101 Switching Protocols (a WebSocket), never a 2xx.
       expect(problems).to.deep.equal([
+        'warn operation-2xx-response #/paths/~1v1~1stream/get/responses',
         'warn operation-4xx-response #/paths/~1healthz/get/responses',
         'warn operation-4xx-response #/paths/~1readyz/get/responses',
       ]);

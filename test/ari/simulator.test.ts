@@ -256,6 +256,28 @@ describe('ARI gateway against the PBX simulator', function () {
     expect((await gw.applications.get(APP)).events_disallowed).to.deep.equal(expected);
   });
 
+  it('subscribes the app to device states (presence): DeviceStateChanged passes the event filter; reads a device state', async () => {
+    const s = await connected();
+    const app = await gw.applications.subscribe(['deviceState:PJSIP/101', 'deviceState:PJSIP/102']);
+    expect(app.device_names).to.include.members(['PJSIP/101', 'PJSIP/102']);
+    expect(await gw.deviceStates.get('PJSIP/101')).to.deep.equal({
+      name: 'PJSIP/101',
+      state: 'NOT_INUSE',
+    });
+    const offline = nextEvent(
+      gw,
+      (e) => e.type === 'DeviceStateChanged' && e.device_state.name === 'PJSIP/101',
+    );
+    s.phones.setRegistered('101', false);
+    const event = await offline;
+    expect(event.type === 'DeviceStateChanged' && event.device_state.state).to.equal('UNAVAILABLE');
+    expect(await gw.deviceStates.get('PJSIP/101')).to.include({ state: 'UNAVAILABLE' });
+    expect(await gw.endpoints.get('PJSIP', '101')).to.include({ state: 'offline' });
+    s.phones.setRegistered('101', true);
+    expect(ENGINE_EVENT_FILTER.disallowed).to.not.include('DeviceStateChanged');
+    expect(ENGINE_EVENT_FILTER.disallowed).to.not.include('EndpointStateChange');
+  });
+
   it('reconnects after the WebSocket is dropped; events resume and live channels are still listed', async () => {
     const s = await connected();
     const watch = watchStates(gw);

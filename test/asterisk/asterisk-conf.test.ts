@@ -8,21 +8,19 @@
  */
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { startEngineProcess } from './support/bed.ts';
+import { SHIPPED, writeShippedConf, type Secrets } from './support/shipped.ts';
 import {
   KIT_PORT_BLOCK,
   KitAsterisk,
   OWN_SIPP_DIR,
-  PROJECT_DIR,
   kitAvailable,
   layOutPorts,
   onProcessExit,
-  rewrite,
-  type KitPorts,
 } from './support/kit.ts';
 import { freePortBlock } from './support/ports.ts';
 import { Sipp, stopAllSipp } from './support/sipp.ts';
@@ -31,46 +29,7 @@ import type { EngineProcess } from '../support/engine-process.ts';
 import { FakeCrm } from '../support/fake-crm.ts';
 import { until } from '../support/until.ts';
 
-const SHIPPED = join(PROJECT_DIR, 'asterisk-conf');
 const DID = '74951234567';
-
-interface Secrets {
-  ari: string;
-  operators: Record<'101' | '102' | '103', string>;
-}
-
-/**
- * Copy the shipped asterisk-conf/ with ports, passwords and the provider/gateway addresses
- * replaced: the transport on 127.0.0.1:<sip>, ARI on <http>, the RTP range, the trunk's contact
- * and identify on the customers' SIPp port, pstn-in identified by the callers' SIPp address.
- */
-async function writeShippedConf(ports: KitPorts, secrets: Secrets): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'ari-crm-asterisk-conf-shipped-'));
-  for (const file of await readdir(SHIPPED)) {
-    if (!file.endsWith('.conf')) continue;
-    let text = await readFile(join(SHIPPED, file), 'utf8');
-    const sub = (from: string, to: string): void => {
-      text = rewrite(text, from, to, `asterisk-conf/${file}`);
-    };
-    if (file === 'http.conf') sub('bindport = 8088', `bindport = ${ports.http}`);
-    if (file === 'ari.conf')
-      sub('password = CHANGE_ME_openssl_rand_hex_32', `password = ${secrets.ari}`);
-    if (file === 'rtp.conf') {
-      sub('rtpstart = 10000', `rtpstart = ${ports.rtpStart}`);
-      sub('rtpend = 20000', `rtpend = ${ports.rtpEnd}`);
-    }
-    if (file === 'pjsip.conf') {
-      sub('bind = 0.0.0.0:5060', `bind = 127.0.0.1:${ports.sip}`);
-      for (const [ext, password] of Object.entries(secrets.operators))
-        sub(`password = CHANGE_ME_${ext}`, `password = ${password}`);
-      sub('contact = sip:sip.provider.example:5060', `contact = sip:127.0.0.1:${ports.trunk}`);
-      sub('match = 192.0.2.10', `match = 127.0.0.1:${ports.trunk}`);
-      sub('match = 192.0.2.20', `match = 127.0.0.1:${ports.pstn}`);
-    }
-    await writeFile(join(dir, file), text);
-  }
-  return dir;
-}
 
 /**
  * ERROR and WARNING lines of the console log that concern the shipped files: lines of the modules
@@ -177,6 +136,12 @@ if (kitAvailable())
       expect((await asterisk.ari('/asterisk/info')).status).to.equal(200);
       const modules = await asterisk.cli('module show like stasis');
       expect(modules).to.include('app_stasis.so').and.to.include('res_stasis.so');
+      // Answering-machine detection of notification calls: the context and app_amd (which
+      // loads only with amd.conf).
+      const amd = await asterisk.cli('dialplan show s@crm-amd');
+      expect(amd).to.include('AMD(${CRM_AMD_INITIAL_SILENCE_MS}');
+      expect(amd).to.include('Stasis(crm-app,amd,${AMDSTATUS},${AMDCAUSE})');
+      expect(await asterisk.cli('module show like app_amd')).to.include('app_amd.so');
     });
 
     it('operator 101 registers with its password; a DID call reaches it through Stasis', async () => {

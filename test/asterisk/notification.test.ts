@@ -1,7 +1,9 @@
 /**
  * Notification calls on a real Asterisk 22 (the kit): the engine originates the customer's SIPp
  * phone through the `client-trunk` endpoint, plays the confirm prompt, waits for the digit (RFC
- * 2833 DTMF from SIPp), plays the message and hangs up; a busy customer is retried, then busy.
+ * 2833 DTMF from SIPp), plays the message and hangs up; a busy customer is retried, then busy;
+ * with answering-machine detection the channel goes through the project's `[crm-amd]` context
+ * (added to the kit's configuration by the bed) and back.
  */
 import { expect } from 'chai';
 import type { AutocallJobView } from '../../src/autocalls/index.ts';
@@ -65,6 +67,39 @@ if (kitAvailable()) {
       expect(customer.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
       const ended = await bed.ended(attempt.callId!);
       expect(ended).to.include({ direction: 'out', disposition: 'answered', hangupBy: 'system' });
+      await bed.asterisk.waitIdle();
+    });
+
+    it('answering-machine detection: the channel leaves Stasis for [crm-amd], comes back NOTSURE (a phone sending no audio), the message plays, delivered', async () => {
+      const { ports } = bed;
+      // uas_answer sends no audio: AMD() is not sure once its total analysis time is over.
+      const customer = Sipp.phone('customer', 'uas_answer.xml', ports, ports.trunk, {
+        pauseMs: 300,
+      });
+      const id = await createJob({
+        files: ['sound:hello-world'],
+        amd: { enabled: true, totalAnalysisTimeMs: 2000 },
+        tries: 1,
+      });
+      const job = await finalJob(id, 'delivered');
+      await customer.passed();
+      const attempt = job.attempts![0]!;
+      expect(attempt).to.deep.include({
+        dialStatus: 'ANSWER',
+        outcome: 'delivered',
+        amdStatus: 'NOTSURE',
+      });
+      expect(attempt.amdCause).to.match(/^TOOLONG-\d+$/);
+      expect(attempt.playedSec).to.be.within(1, 2);
+      expect(customer.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
+      // The StasisEnd on the way to the dialplan did not end the call: it ended once, answered,
+      // hung up by the engine after the message.
+      const ended = await bed.ended(attempt.callId!);
+      expect(ended).to.include({ direction: 'out', disposition: 'answered', hangupBy: 'system' });
+      const endedEvents = bed.crm.webhooks.filter(
+        (w) => w.body.type === 'call.ended' && w.body.callId === attempt.callId,
+      );
+      expect(endedEvents).to.have.length(1);
       await bed.asterisk.waitIdle();
     });
 

@@ -155,7 +155,7 @@ describe('simulator with the real ari-client', function () {
       state: string;
     };
     expect(rec.state).to.equal('queued');
-    await recStarted;
+    const started = (await recStarted) as { timestamp: string };
     const finished = await nextEvent(client, 'RecordingFinished');
     expect(finished.recording).to.deep.include({ name: 'rec-1', state: 'done', duration: 3 });
 
@@ -166,9 +166,15 @@ describe('simulator with the real ari-client', function () {
     expect(stored).to.include({ name: 'rec-1', format: 'wav' });
     const file = await op(client, 'recordings', 'getStoredFile')({ recordingName: 'rec-1' });
     expect(Buffer.isBuffer(file)).to.equal(true);
-    // 3 s of 8 kHz 16-bit mono after a 44-byte header, as in the inbound-answered trace.
-    expect((file as Buffer).length).to.equal(48044);
-    expect((file as Buffer).subarray(0, 12).toString('hex')).to.equal('52494646a4bb000057415645');
+    // 8 kHz 16-bit mono after a 44-byte header, as in the inbound-answered trace, up to the
+    // clock's whole-second tick after 3 s (Asterisk compares time() values): 3 to 4 s.
+    const startMs = Date.parse(started.timestamp.replace('+0000', 'Z'));
+    const frames = Math.floor(((Math.floor(startMs / 1000) + 4) * 1000 - startMs) / 20);
+    const bytes = (file as Buffer).length;
+    expect(bytes).to.be.within(44 + 320 * (frames - 1), 44 + 320 * (frames + 1));
+    expect((file as Buffer).readUInt32LE(4)).to.equal(bytes - 8);
+    expect((file as Buffer).subarray(0, 4).toString('ascii')).to.equal('RIFF');
+    expect((file as Buffer).subarray(8, 12).toString('ascii')).to.equal('WAVE');
   });
 
   it("rejects with Asterisk's raw JSON error body as the message (fact 10)", async () => {

@@ -402,7 +402,7 @@ describe('simulator behaviour', function () {
     });
   });
 
-  it('recording: 3 s → 48044-byte WAV; ifExists=fail answers 409; stop and cancel; unknown format 422', async () => {
+  it("recording: maxDurationSeconds 3 ends at the clock's whole-second tick after 3 s (a 3-4 s WAV, duration 3, as Asterisk's); ifExists=fail answers 409; stop and cancel; unknown format 422", async () => {
     await ari(sim, 'POST', '/bridges/rb', { type: 'mixing' });
     const { channelId } = await sim.injectInboundCall({ from: CALLER, to: DID });
     await socket.next((e) => e.type === 'StasisStart', 'StasisStart');
@@ -423,6 +423,7 @@ describe('simulator behaviour', function () {
       status: 201,
       body: { name: 'r', format: 'wav', state: 'queued', target_uri: 'bridge:rb' },
     });
+    const started = await socket.next((e) => e.type === 'RecordingStarted', 'RecordingStarted');
     const done = await socket.next((e) => e.type === 'RecordingFinished', 'RecordingFinished');
     expect(done.recording).to.deep.equal({
       name: 'r',
@@ -433,7 +434,13 @@ describe('simulator behaviour', function () {
     });
     const file = await ari(sim, 'GET', '/recordings/stored/r/file');
     expect(file.contentType).to.equal('audio/wav');
-    expect(file.bytes.length).to.equal(48044);
+    // Asterisk stops once its time() is more than 3 whole seconds past the start's: the file
+    // holds the audio up to that tick (the start is known to the millisecond: ±1 frame).
+    const startMs = Date.parse(String(started.timestamp).replace('+0000', 'Z'));
+    const lengthMs = (Math.floor(startMs / 1000) + 4) * 1000 - startMs;
+    expect(lengthMs).to.be.within(3001, 4000);
+    const frames = Math.floor(lengthMs / 20);
+    expect(file.bytes.length).to.be.within(44 + 320 * (frames - 1), 44 + 320 * (frames + 1));
     expect(
       await ari(sim, 'POST', '/bridges/rb/record', { name: 'r', format: 'wav' }),
     ).to.deep.include({

@@ -44,11 +44,42 @@ describe('simulator control router', function () {
     return { status: res.status, body: text ? (JSON.parse(text) as unknown) : undefined };
   }
 
+  it('unregisters and registers a phone: endpoint offline/online, device UNAVAILABLE/NOT_INUSE', async () => {
+    const off = await call('POST', '/phones/201/unregister');
+    expect(off.status).to.equal(200);
+    expect(off.body).to.include({ extension: '201', registered: false });
+    expect(sim.phones.list().find((p) => p.extension === '201')?.registered).to.equal(false);
+    const ari = async (path: string): Promise<Record<string, unknown>> => {
+      const res = await fetch(`${sim.url}/ari${path}`, {
+        headers: {
+          authorization: `Basic ${Buffer.from(`${sim.username}:${sim.password}`).toString('base64')}`,
+        },
+      });
+      return (await res.json()) as Record<string, unknown>;
+    };
+    expect(await ari('/endpoints/PJSIP/201')).to.include({ state: 'offline' });
+    expect(await ari('/deviceStates/PJSIP%2F201')).to.include({ state: 'UNAVAILABLE' });
+    expect((await call('POST', '/phones/201/register')).body).to.include({ registered: true });
+    expect(await ari('/endpoints/PJSIP/201')).to.include({ state: 'online' });
+    expect(await ari('/deviceStates/PJSIP%2F201')).to.include({ state: 'NOT_INUSE' });
+    expect((await call('POST', '/phones/299/register')).status).to.equal(404);
+  });
+
   it('lists the configured phones and validates behaviours with zod', async () => {
     const phones = await call('GET', '/phones');
     expect(phones.body).to.deep.equal([
-      { extension: '201', behaviour: { mode: 'answer', answerAfterMs: 1000 }, channelIds: [] },
-      { extension: '202', behaviour: { mode: 'answer', answerAfterMs: 1000 }, channelIds: [] },
+      {
+        extension: '201',
+        behaviour: { mode: 'answer', answerAfterMs: 1000 },
+        registered: true,
+        channelIds: [],
+      },
+      {
+        extension: '202',
+        behaviour: { mode: 'answer', answerAfterMs: 1000 },
+        registered: true,
+        channelIds: [],
+      },
     ]);
     expect(await call('PUT', '/phones/202', { mode: 'busy', afterMs: 200 })).to.deep.equal({
       status: 200,
@@ -69,6 +100,16 @@ describe('simulator control router', function () {
     expect(await call('PUT', '/phones/999', { mode: 'ring' })).to.deep.include({ status: 404 });
     expect((await call('PUT', '/customers/*', { mode: 'ring' })).status).to.equal(200);
     expect((await call('PUT', '/customers/abc', { mode: 'ring' })).status).to.equal(400);
+    // An answering machine (for answering-machine detection); an unknown voice is refused.
+    const machine = { mode: 'answer', answerAfterMs: 500, voice: 'machine' };
+    const set = await call('PUT', '/customers/74951110000', machine);
+    expect([set.status, set.body]).to.deep.equal([
+      200,
+      { number: '74951110000', behaviour: machine },
+    ]);
+    const robot = await call('PUT', '/customers/74951110000', { ...machine, voice: 'robot' });
+    expect(robot.status).to.equal(400);
+    expect(JSON.stringify(robot.body)).to.contain('voice');
   });
 
   it('injects calls (409 app_not_connected without a WebSocket), lists channels and hangs up the far end', async () => {

@@ -154,6 +154,21 @@ describe('simulator fidelity: trace replay', function () {
     expectSameRest(calls, ids);
   });
 
+  it('amd-continue: an originated customer continued to [crm-amd] leaves Stasis, runs AMD() and comes back with amd,NOTSURE,TOOLONG-…', async () => {
+    // The kit's SIPp uas_answer sends no audio: AMD is not sure once its total analysis time
+    // (5000 ms, then 1000 ms from CRM_AMD_TOTAL_ANALYSIS_MS) is over.
+    sim.customers.set(CALLER, { mode: 'answer', answerAfterMs: 300, voice: 'none' });
+    const { calls, ids } = await run('amd-continue');
+    expectSameRest(calls, ids);
+    const back = socket.events.filter(
+      (e) => e.type === 'StasisStart' && (e.args as string[])[0] === 'amd',
+    );
+    expect(back.map((e) => e.args)).to.deep.equal([
+      ['amd', 'NOTSURE', 'TOOLONG-4800'],
+      ['amd', 'NOTSURE', 'TOOLONG-900'],
+    ]);
+  });
+
   it('transfer-to-service: the caller leaves the bridge and continues to service,9999,1', async () => {
     sim.phones.set('101', { mode: 'answer', answerAfterMs: 500 });
     const { calls, ids } = await run('transfer-to-service', (trace, map) =>

@@ -226,6 +226,36 @@ forEachDialect('store: event outbox', ({ store }) => {
     expect(error).to.be.instanceOf(InvalidCursorError);
   });
 
+  it("tells the live stream after each commit that appended events, and gives the feed's end and a call's events", async () => {
+    const a = callId();
+    const b = callId();
+    let told = 0;
+    const stop = store().onEventsAppended(() => told++);
+    const start = await events().head();
+    expect((await events().feed({ after: start, limit: 10 })).items).to.deep.equal([]);
+    const [a1, a2] = callEvents(a, 2);
+    await events().appendEvents([a1!], NOW);
+    expect(told, 'a store-bound append').to.equal(1);
+    await store().writeBatch(async (repos) => {
+      await repos.events.appendEvents(callEvents(b, 1), NOW);
+      await repos.events.appendEvents([a2!], NOW);
+    });
+    expect(told, 'one batch').to.equal(2);
+    await store().transaction(async (repos) => repos.events.markDelivered(a1!.id, 200));
+    expect(told, 'a transaction that appended nothing').to.equal(2);
+    const head = await events().head();
+    const feed = await events().feed({ after: start, limit: 10 });
+    expect(head).to.equal(feed.nextCursor);
+    const ofA = await events().callEvents([a]);
+    expect(ofA.map((item) => item.event.id)).to.deep.equal([a1!.id, a2!.id]);
+    expect(ofA.map((item) => item.cursor)).to.deep.equal(
+      feed.items.filter((item) => item.event.callId === a).map((item) => item.cursor),
+    );
+    stop();
+    await events().appendEvents(callEvents(b, 1, 2), NOW);
+    expect(told).to.equal(2);
+  });
+
   it('the delivery log records attempts, filters failed/delivered and paginates newest first', async () => {
     const id = callId();
     const ended = createEventEnvelope('call.transferred', id, 1, { to: '500', kind: 'service' });

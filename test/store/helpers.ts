@@ -72,6 +72,7 @@ export async function truncate(store: Store): Promise<void> {
   await store.db.deleteFrom('events').execute();
   await store.db.deleteFrom('calls').execute();
   await store.db.deleteFrom('connector_state').execute();
+  await store.db.deleteFrom('operators').execute();
 }
 
 /** A temporary directory removed by the returned cleanup. */

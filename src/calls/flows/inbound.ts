@@ -17,6 +17,11 @@
  * 6. {@link InboundFlow.legUnanswered}: a busy or unanswered leg makes the next extension ring;
  *    with nobody left the caller goes to `NO_ANSWER_DIALPLAN` or is hung up.
  *
+ * Operator presence (OPERATOR_PRESENCE_ROUTING, src/operators/): operators who do not take calls
+ * now (offline, on a break or dnd, already on a call) are skipped when the dialling starts and
+ * when a sequential route moves on; when that leaves nobody, step 6's no-answer path runs at once
+ * (`nobody_answered`, disposition `no_answer`; a script's `dial` reports `NOANSWER`).
+ *
  * Hang-ups (either side), transfers and the end of the call are the runtime's
  * (src/calls/runtime.ts) and the transfer flow's (src/calls/flows/transfer.ts).
  *
@@ -156,12 +161,32 @@ export class InboundFlow implements Flow {
       });
       return;
     }
-    if (action.strategy === 'sequential') {
-      ctx.pending = extensions.slice(1);
-      await this.rt.placeOperatorLeg(ctx, extensions[0]!);
-    } else {
-      await Promise.all(extensions.map((ext) => this.rt.placeOperatorLeg(ctx, ext)));
+    const free = extensions.filter((ext) => this.takesCalls(ctx, ext));
+    if (free.length === 0) {
+      // Nobody takes calls now: the no-answer path at once (a sequential route's later
+      // extensions were looked at too).
+      ctx.pending = [];
+      await this.nobodyDialled(ctx);
+      return;
     }
+    if (action.strategy === 'sequential') {
+      ctx.pending = free.slice(1);
+      await this.rt.placeOperatorLeg(ctx, free[0]!);
+    } else {
+      await Promise.all(free.map((ext) => this.rt.placeOperatorLeg(ctx, ext)));
+    }
+  }
+
+  /**
+   * Whether the operator at `extension` may be rung now (operator presence: available, not
+   * offline, not on a call); always true without presence routing. A skipped operator is
+   * logged.
+   */
+  private takesCalls(ctx: CallContext, extension: string): boolean {
+    const presence = this.rt.deps.presence;
+    if (!presence || presence.takesCalls(extension)) return true;
+    ctx.log.info('operator skipped: not taking calls now', { extension });
+    return false;
   }
 
   /**
@@ -195,13 +220,16 @@ export class InboundFlow implements Flow {
     const { call } = ctx;
     const dialled = [...call.legs.values()].filter((l) => l.role === 'operator');
     if (dialled.some((l) => !l.ended)) return;
-    const next = ctx.pending.shift();
+    // The next extension of a sequential route that takes calls now.
+    let next = ctx.pending.shift();
+    while (next !== undefined && !this.takesCalls(ctx, next)) next = ctx.pending.shift();
     if (next !== undefined) {
       await this.rt.placeOperatorLeg(ctx, next);
       return;
     }
     const outcomes = dialled.map((l) => l.outcome).filter((o): o is LegOutcome => o !== undefined);
-    const disposition = unansweredDisposition(outcomes);
+    // Nobody dialled (presence left no operator to ring): nobody answered.
+    const disposition = dialled.length === 0 ? 'no_answer' : unansweredDisposition(outcomes);
     const scriptDial = ctx.script?.dial;
     if (scriptDial) {
       ctx.script!.dial = undefined;

@@ -19,6 +19,15 @@
  *    first: `cut_short` (or `not_confirmed` during the confirm prompt); a cancel (the `signal`)
  *    hangs up at once (`canceled`).
  *
+ * Answering-machine detection (a job with `amd.enabled`): once answered and in Stasis, the
+ * channel is continued to the AMD context ({@link startAmd}: `POST /channels/{id}/continue`
+ * to `<amdContext>,s,1`), which runs `AMD()` with the job's settings (the `CRM_AMD_*` variables
+ * set at originate) and comes back with `Stasis(crm-app,amd,<AMDSTATUS>,<AMDCAUSE>)`. The
+ * StasisEnd in between is not the end of the call (the runtime ends it on the channel's
+ * ChannelDestroyed only). Back in Stasis ({@link NotificationFlow.legBackInStasis}): MACHINE
+ * hangs up (`machine`), or plays the message without the confirm prompt with
+ * `onMachine: "message"` (`machine` all the same); HUMAN and NOTSURE run the script as above.
+ *
  * An attempt resolves only once its call ended and its channel is gone (the runtime let go of
  * the call), so a retry never overlaps the channel of the attempt before.
  *
@@ -31,19 +40,27 @@ import { AriConnectionError, AriServerError } from '../../ari/errors.ts';
 import type { AriEvent } from '../../ari/types.ts';
 import type { DialJob, NotificationDialer } from '../../autocalls/dialer.ts';
 import {
+  AMD_STATUSES,
+  type AmdStatus,
   type AttemptOutcome,
   type AttemptResult,
   type AutocallDialStatus,
   unansweredResult,
 } from '../../autocalls/model.ts';
-import type { AutocallScript } from '../../autocalls/types.ts';
+import type { AutocallAmd, AutocallScript } from '../../autocalls/types.ts';
 import { type Call, type Leg } from '../model.ts';
 import type { CallContext, Flow } from '../context.ts';
-import type { CallRuntime } from '../runtime.ts';
+import { isGone, type CallRuntime } from '../runtime.ts';
 import { gatewayVerbChannel } from '../verbs/channel.ts';
 import { runScript, type ScriptRun } from '../verbs/runner.ts';
 import { type ScriptVerb, verbListSchema } from '../verbs/schema.ts';
 import type { VerbContext, VerbCrm } from '../verbs/types.ts';
+
+/** Default dialplan context that runs `AMD()` (asterisk-conf/extensions.conf `[crm-amd]`). */
+export const DEFAULT_AMD_CONTEXT = 'crm-amd';
+
+/** The Stasis role of a channel back from AMD: `Stasis(crm-app,amd,<AMDSTATUS>,<AMDCAUSE>)`. */
+export const AMD_STASIS_ROLE = 'amd';
 
 /** Default ring time of a notification call's customer channel, seconds. */
 export const DEFAULT_NOTIFICATION_RING_TIMEOUT_SEC = 30;
@@ -59,6 +76,8 @@ export interface NotificationFlowOptions {
   defaultCallerId: string;
   /** The CRM client for `gather.actionUrl` and `redirect` verbs; absent: those verbs fail. */
   crm?: VerbCrm;
+  /** Dialplan context running `AMD()` ({@link DEFAULT_AMD_CONTEXT}). */
+  amdContext?: string;
 }
 
 /** What one attempt gathers while it runs. */
@@ -69,8 +88,13 @@ interface Attempt {
   /** The last final dial status of the channel's `Dial` events. */
   dialStatus?: AutocallDialStatus;
   digits: string;
-  /** The script started on the answered channel. */
+  /** The script (or answering-machine detection) started on the answered channel. */
   scriptStarted: boolean;
+  /** Answering-machine detection's verdict, once the channel came back (AMDSTATUS, AMDCAUSE). */
+  amdStatus?: AmdStatus;
+  amdCause?: string;
+  /** AMD found a machine: the attempt is `machine` whatever plays afterwards. */
+  machine: boolean;
   confirmed: boolean;
   playedMs: number;
   delivered: boolean;
@@ -161,6 +185,7 @@ export class NotificationFlow implements Flow, NotificationDialer {
         leg,
         digits: '',
         scriptStarted: false,
+        machine: false,
         confirmed: false,
         playedMs: 0,
         delivered: false,
@@ -204,6 +229,7 @@ export class NotificationFlow implements Flow, NotificationDialer {
       ...job.variables,
       AUTOCALL_ID: String(job.id),
       AUTOCALL_ATTEMPT: String(attemptNo),
+      ...amdVariables(job.script.amd),
     };
     try {
       await this.rt.deps.gateway.channels.originate({
@@ -247,11 +273,108 @@ export class NotificationFlow implements Flow, NotificationDialer {
     attempt.scriptStarted = true;
     ctx.call.phase = 'bridged'; // answered: the call is in conversation with the script
     ctx.callerAnswered = true;
+    if (attempt.job.script.amd?.enabled) {
+      await this.startAmd(attempt);
+      return;
+    }
     ctx.log.info('notification call answered; running the script', {
       legChannelId: leg.channelId,
     });
-    // Outside the per-call chain: the script takes the whole call.
-    void this.runMessage(attempt).catch((err: unknown) => {
+    this.startMessage(attempt, false);
+  }
+
+  /**
+   * Answering-machine detection: `POST /channels/{id}/continue` to `<amdContext>,s,1`. The
+   * channel leaves Stasis (StasisEnd, which does not end the call) and comes back with
+   * `amd,<AMDSTATUS>,<AMDCAUSE>` ({@link legBackInStasis}). When the continue fails for another
+   * reason than a hang-up, the script runs without detection.
+   */
+  private async startAmd(attempt: Attempt): Promise<void> {
+    const { ctx, leg } = attempt;
+    const context = this.options.amdContext ?? DEFAULT_AMD_CONTEXT;
+    ctx.log.info('notification call answered; answering-machine detection', {
+      legChannelId: leg.channelId,
+      context,
+    });
+    leg.inDialplan = true;
+    try {
+      await this.rt.deps.gateway.channels.continueInDialplan(leg.channelId, {
+        context,
+        extension: 's',
+        priority: 1,
+      });
+      leg.inStasis = false;
+    } catch (err) {
+      leg.inDialplan = false;
+      if (isGone(err)) return; // hung up: its ChannelDestroyed ends the call
+      if (err instanceof AriConnectionError) throw err; // the runtime repairs the call
+      ctx.log.warn('could not start answering-machine detection; running the script without', {
+        err,
+      });
+      this.startMessage(attempt, false);
+    }
+  }
+
+  /**
+   * The customer channel came back from the AMD context: `args` = `amd,<AMDSTATUS>,<AMDCAUSE>`.
+   * MACHINE: hang up, or play the message (`onMachine: "message"`); else run the script.
+   */
+  async legBackInStasis(ctx: CallContext, leg: Leg, args: string[]): Promise<void> {
+    const attempt = this.attempts.get(ctx.call.id);
+    if (!attempt || ctx.call.phase === 'ended') return;
+    // The listener of the attempt may have been dropped while the channel was out of Stasis.
+    attempt.offChannel?.();
+    attempt.offChannel = this.rt.deps.gateway.onChannel(leg.channelId, (event) =>
+      this.onChannelEvent(attempt, event),
+    );
+    let [role, status = '', cause = ''] = args;
+    if (role !== AMD_STASIS_ROLE) {
+      // Found back in Stasis by a reconciliation (the StasisStart came while the WebSocket was
+      // down): no arguments, so the verdict is read from the channel.
+      [status, cause] = await Promise.all([
+        this.channelVariable(leg.channelId, 'AMDSTATUS'),
+        this.channelVariable(leg.channelId, 'AMDCAUSE'),
+      ]);
+      role = AMD_STASIS_ROLE;
+    }
+    if (role === AMD_STASIS_ROLE && (AMD_STATUSES as readonly string[]).includes(status)) {
+      attempt.amdStatus = status as AmdStatus;
+      if (cause) attempt.amdCause = cause.slice(0, 200);
+    }
+    ctx.log.info('answering-machine detection done', {
+      amdStatus: status,
+      amdCause: cause,
+      legChannelId: leg.channelId,
+    });
+    if (attempt.amdStatus === 'MACHINE') {
+      attempt.machine = true;
+      if (attempt.job.script.amd?.onMachine === 'message') {
+        this.startMessage(attempt, true);
+        return;
+      }
+      await this.rt.endCall(ctx, {
+        disposition: 'answered',
+        hangupBy: 'system',
+        reason: 'answering_machine',
+      });
+      return;
+    }
+    this.startMessage(attempt, false);
+  }
+
+  /** A channel variable (`GET /channels/{id}/variable`); `''` when it cannot be read. */
+  private async channelVariable(channelId: string, variable: string): Promise<string> {
+    try {
+      return await this.rt.deps.gateway.channels.getVariable(channelId, variable);
+    } catch {
+      return '';
+    }
+  }
+
+  /** Run the script outside the per-call chain (it takes the whole call). */
+  private startMessage(attempt: Attempt, skipConfirm: boolean): void {
+    const { ctx } = attempt;
+    void this.runMessage(attempt, skipConfirm).catch((err: unknown) => {
       ctx.log.error('notification script failed', { err });
       void this.rt.run(ctx, () =>
         this.rt.endCall(ctx, {
@@ -268,7 +391,7 @@ export class NotificationFlow implements Flow, NotificationDialer {
    * message; then the engine hangs up. A hang-up by the customer ends the call through the
    * runtime (its ChannelDestroyed).
    */
-  private async runMessage(attempt: Attempt): Promise<void> {
+  private async runMessage(attempt: Attempt, skipConfirm = false): Promise<void> {
     const { ctx, leg, job } = attempt;
     const verbCtx: VerbContext = {
       callId: ctx.call.id,
@@ -278,7 +401,7 @@ export class NotificationFlow implements Flow, NotificationDialer {
       ...(this.options.crm ? { crm: this.options.crm } : {}),
     };
     const signal = attempt.stop.signal;
-    const confirm = job.script.confirm;
+    const confirm = skipConfirm ? undefined : job.script.confirm;
     if (confirm) {
       for (let i = 0; i < confirm.repeats && !attempt.confirmed; i++) {
         const run = await runScript(
@@ -403,6 +526,24 @@ export class NotificationFlow implements Flow, NotificationDialer {
   }
 }
 
+/**
+ * The channel variables that carry a job's AMD settings to `AMD()` in the AMD context
+ * (`CRM_AMD_*`; an unset one leaves amd.conf's value). None without detection.
+ */
+export function amdVariables(amd: AutocallAmd | undefined): Record<string, string> {
+  if (!amd?.enabled) return {};
+  const out: Record<string, string> = {};
+  const set = (name: string, value: number | undefined): void => {
+    if (value !== undefined) out[name] = String(value);
+  };
+  set('CRM_AMD_INITIAL_SILENCE_MS', amd.initialSilenceMs);
+  set('CRM_AMD_GREETING_MS', amd.greetingMs);
+  set('CRM_AMD_AFTER_GREETING_SILENCE_MS', amd.afterGreetingSilenceMs);
+  set('CRM_AMD_TOTAL_ANALYSIS_MS', amd.totalAnalysisTimeMs);
+  set('CRM_AMD_MAX_WORDS', amd.maximumNumberOfWords);
+  return out;
+}
+
 /** The call ended (read afresh: an `await` may have changed it). */
 function callEnded(ctx: CallContext): boolean {
   return ctx.call.phase === 'ended';
@@ -418,6 +559,8 @@ function attemptOutcome(attempt: Attempt): AttemptOutcome {
     callId: ctx.call.id,
     ...(leg.cause !== undefined ? { cause: leg.cause } : {}),
     ...(leg.causeText ? { causeText: leg.causeText } : {}),
+    ...(attempt.amdStatus ? { amdStatus: attempt.amdStatus } : {}),
+    ...(attempt.amdCause ? { amdCause: attempt.amdCause } : {}),
   };
   if (attempt.originateError !== undefined)
     return {
@@ -428,7 +571,8 @@ function attemptOutcome(attempt: Attempt): AttemptOutcome {
     };
   if (answeredAt !== undefined) {
     let outcome: AttemptResult;
-    if (attempt.delivered) outcome = 'delivered';
+    if (attempt.machine) outcome = 'machine';
+    else if (attempt.delivered) outcome = 'delivered';
     else if (attempt.canceled) outcome = 'canceled';
     else if (attempt.job.script.confirm && !attempt.confirmed) outcome = 'not_confirmed';
     else if (attempt.mediaFailed) outcome = 'failed';

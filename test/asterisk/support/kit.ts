@@ -267,10 +267,15 @@ export class KitAsterisk {
   }
 }
 
+/** The project's shipped Asterisk configuration (`asterisk-conf/`). */
+const PROJECT_CONF = join(PROJECT_DIR, 'asterisk-conf');
+
 /**
  * Write the kit's reference configuration (`../shared/asterisk/conf`: operators 101-103 without
  * authentication, the customer trunk, the pstn-in callers) into a new folder, with `ports`
  * instead of the defaults. Each rewrite must find its line, so a changed template fails loudly.
+ * The project's answering-machine detection context (`[crm-amd]` of asterisk-conf/extensions.conf,
+ * with its amd.conf) is added: the reference configuration has none.
  */
 export async function writeReferenceConf(ports: KitPorts): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'ari-crm-asterisk-conf-'));
@@ -320,6 +325,16 @@ async function writeReferenceFiles(dir: string, ports: KitPorts): Promise<void> 
       );
       text = rewrite(text, 'match = 127.0.0.1:5090', `match = 127.0.0.1:${ports.pstn}`, file);
     }
+    if (file === 'extensions.conf') text += `\n${await projectAmdContext()}`;
     await writeFile(join(dir, file), text);
   }
+  await writeFile(join(dir, 'amd.conf'), await readFile(join(PROJECT_CONF, 'amd.conf'), 'utf8'));
+}
+
+/** `[crm-amd]` to the end of the project's extensions.conf. */
+async function projectAmdContext(): Promise<string> {
+  const text = await readFile(join(PROJECT_CONF, 'extensions.conf'), 'utf8');
+  const start = text.indexOf('[crm-amd]');
+  if (start < 0) throw new Error('asterisk-conf/extensions.conf has no [crm-amd] context');
+  return text.slice(start);
 }

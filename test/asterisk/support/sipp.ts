@@ -133,6 +133,33 @@ export class Sipp {
   }
 
   /**
+   * An operator dialling from the desk phone: `scenario` (uac.xml, uac_refused.xml) sent from
+   * the operator's phone port with `extension` as the From user (Asterisk identifies endpoint
+   * `extension` by it, context from-internal), dialling `number`; `pauseMs` as for
+   * {@link Sipp.caller}.
+   */
+  static deskPhone(
+    name: string,
+    scenario: string,
+    ports: KitPorts,
+    opts: { extension: keyof KitPorts['operators']; number: string; pauseMs?: number },
+  ): Sipp {
+    return Sipp.start(name, scenario, ports, [
+      `127.0.0.1:${ports.sip}`,
+      '-p',
+      String(ports.operators[opts.extension]),
+      '-s',
+      opts.number,
+      '-key',
+      'caller',
+      opts.extension,
+      ...(opts.pauseMs === undefined ? [] : ['-d', String(opts.pauseMs)]),
+      '-m',
+      '1',
+    ]);
+  }
+
+  /**
    * Wait for SIPp to exit; resolves with its exit code (0: every call passed the scenario).
    *
    * @throws Error with SIPp's output and the messages it saw after `timeoutMs`

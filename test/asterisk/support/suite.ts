@@ -32,7 +32,9 @@ export function describeOnAsterisk(title: string, fn: (this: Mocha.Suite) => voi
 /**
  * Registers the hooks of a suite on the shared bed: `before` starts it (or awaits the one already
  * started, up to 180 s) and hands it to `set`; `afterEach` prints the engine log when the test
- * failed and resets the bed (CRM answers, webhooks, SIPp phones, Asterisk channels).
+ * failed and resets the bed (the engine restarted if a test killed it, Asterisk's channels and bridges
+ * hung up, SIPp phones stopped). The CRM's route answer and received webhooks are kept: each test
+ * sets its own answer and filters webhooks by its call id.
  */
 export function useAcceptanceBed(set: (bed: AcceptanceBed) => void): void {
   let bed: AcceptanceBed | undefined;

@@ -40,14 +40,41 @@ export interface KitPorts {
   rtp: [number, number];
 }
 
+/** Added to every default port: `$RECORD_PORT_SHIFT` (0 when unset), to run two recorders at once. */
+export const PORT_SHIFT = Number(process.env.RECORD_PORT_SHIFT ?? 0) || 0;
+
 export const DEFAULT_PORTS: KitPorts = {
-  http: 38088,
-  sip: 35060,
-  operators: [35071, 35072, 35073],
-  trunk: 35080,
-  pstn: 35090,
-  rtp: [36000, 36999],
+  http: 38088 + PORT_SHIFT,
+  sip: 35060 + PORT_SHIFT,
+  operators: [35071 + PORT_SHIFT, 35072 + PORT_SHIFT, 35073 + PORT_SHIFT],
+  trunk: 35080 + PORT_SHIFT,
+  pstn: 35090 + PORT_SHIFT,
+  rtp: [36000 + PORT_SHIFT, 36999 + PORT_SHIFT],
 };
+
+/** The project's shipped Asterisk configuration (`asterisk-conf/`). */
+const PROJECT_CONF = resolve(
+  dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  '..',
+  'asterisk-conf',
+);
+
+/**
+ * The answering-machine detection context of the project's `extensions.conf` (`[crm-amd]`, to
+ * the end of the file) and its `amd.conf`: added to the reference configuration, which has
+ * neither.
+ */
+function amdConf(): { dialplan: string; amdConf: string } {
+  const text = readFileSync(join(PROJECT_CONF, 'extensions.conf'), 'utf8');
+  const start = text.indexOf('[crm-amd]');
+  if (start < 0) throw new Error('asterisk-conf/extensions.conf has no [crm-amd] context');
+  return {
+    dialplan: text.slice(start),
+    amdConf: readFileSync(join(PROJECT_CONF, 'amd.conf'), 'utf8'),
+  };
+}
 
 /** Rewrite the reference configuration's ports. */
 function portConf(name: string, text: string, p: KitPorts): string {
@@ -95,9 +122,11 @@ export class Kit {
     for (const name of readdirSync(join(KIT_DIR, 'conf'))) {
       if (!name.endsWith('.conf')) continue;
       const text = readFileSync(join(KIT_DIR, 'conf', name), 'utf8');
-      writeFileSync(join(conf, name), portConf(name, text, this.ports));
+      const extra = name === 'extensions.conf' ? `\n${amdConf().dialplan}` : '';
+      writeFileSync(join(conf, name), portConf(name, text, this.ports) + extra);
     }
-    await run(join(KIT_DIR, 'run.sh'), ['start', '--conf', conf, '--home', this.home]);
+    writeFileSync(join(conf, 'amd.conf'), amdConf().amdConf);
+    await run(join(KIT_DIR, 'run.sh'), ['start', '--conf', conf, '--home', this.home, '--sipp']);
     // run.sh's asterisk.conf sets no astcachedir: Asterisk then uses the compiled-in
     // /var/cache/asterisk, which does not exist on this machine kind, and every `sound:http://…`
     // playback fails at once ("Failed to create temporary storage" in res_http_media_cache).
@@ -143,7 +172,7 @@ export class Kit {
 }
 
 /** SIPp media (`-mp`, which also takes the next ports) and control (`-cp`) ports. */
-let nextSippPort = 37100;
+let nextSippPort = 37100 + PORT_SHIFT;
 
 /** One SIPp process (a phone). */
 export class Phone {

@@ -6,9 +6,10 @@
  *
  *   npx tsx test/simulator/record/record-traces.ts [scenario ...]   # all when none given
  *
- * Scenarios: dtmf-received, play-http-media, device-endpoint-state, event-filter.
+ * Scenarios: dtmf-received, play-http-media, device-endpoint-state, event-filter, amd-continue.
  * The Asterisk runs in its own home (`/tmp/h-simfid-ast`, or $RECORD_HOME) on the ports of
- * {@link DEFAULT_PORTS}; it and every SIPp process are stopped at the end, also on failure.
+ * {@link DEFAULT_PORTS} (each shifted by $RECORD_PORT_SHIFT); it and every SIPp process are
+ * stopped at the end, also on failure.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { writeFileSync } from 'node:fs';
@@ -490,11 +491,73 @@ async function eventFilter(ctx: Ctx): Promise<void> {
   rec.write();
 }
 
+/**
+ * amd-continue: answering-machine detection. A customer (SIPp uas_answer: answers, sends no
+ * audio) is originated into Stasis with the CRM_AMD_* variables; once in Stasis the app continues
+ * it to the `[crm-amd]` context of the project's extensions.conf (AMD(), then
+ * `Stasis(crm-app,amd,${AMDSTATUS},${AMDCAUSE})`). Twice: with the defaults (2.5 s of initial
+ * silence), then with a total analysis time of 1 s. The app hangs up after the verdict.
+ */
+async function amdContinue(ctx: Ctx): Promise<void> {
+  const rec = new Recorder(ctx.kit, 'amd-continue');
+  ctx.current.rec = rec;
+  await rec.connect();
+  const runs: Array<{ what: string; variables: Record<string, string> }> = [
+    { what: 'amd.conf defaults', variables: {} },
+    { what: 'total analysis time 1000 ms', variables: { CRM_AMD_TOTAL_ANALYSIS_MS: '1000' } },
+  ];
+  for (const run of runs) {
+    rec.note(`AMD with ${run.what}`);
+    const from = rec.events.length;
+    const customer = answeringPhone(ctx, 'uas_answer.xml', ctx.kit.ports.trunk, 300);
+    const orig = await rec.rest(
+      'POST',
+      '/channels',
+      {
+        endpoint: `PJSIP/${CALLER}@client-trunk`,
+        app: APP,
+        appArgs: 'notify,1,amd',
+        callerId: COMPANY,
+        timeout: 30,
+      },
+      { variables: { AUTOCALL_ID: '1', ...run.variables } },
+    );
+    const id = String((orig.body as Json).id);
+    await rec.next(isType('StasisStart', id), 'StasisStart', 15_000, from);
+    await rec.rest('POST', `/channels/${id}/continue`, {
+      context: 'crm-amd',
+      extension: 's',
+      priority: 1,
+    });
+    const back = await rec.next(
+      (e) =>
+        (isType('StasisStart', id)(e) && (e.args as string[])[0] === 'amd') ||
+        isType('ChannelDestroyed', id)(e),
+      'back in Stasis or destroyed',
+      20_000,
+      from,
+    );
+    if (back.type === 'StasisStart') {
+      rec.note(`back in Stasis with args ${JSON.stringify(back.args)}`);
+      await rec.rest('GET', `/channels/${id}/variable`, { variable: 'AMDSTATUS' });
+      await rec.rest('DELETE', `/channels/${id}`);
+      await rec.next(isType('ChannelDestroyed', id), 'ChannelDestroyed', 15_000, from);
+    } else {
+      rec.note(`the channel was destroyed after continue: cause ${String(back.cause)}`);
+    }
+    await customer.done;
+    await rec.settle(300);
+  }
+  await rec.close();
+  rec.write();
+}
+
 const SCENARIOS: Record<string, (ctx: Ctx) => Promise<void>> = {
   'dtmf-received': dtmfReceived,
   'play-http-media': playHttpMedia,
   'device-endpoint-state': deviceEndpointState,
   'event-filter': eventFilter,
+  'amd-continue': amdContinue,
 };
 
 async function main(): Promise<void> {

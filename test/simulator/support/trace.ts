@@ -299,7 +299,7 @@ function effectTypes(line: RestLine): string[] {
     case 'POST play':
       return ['PlaybackStarted'];
     case 'POST continue':
-      return ['StasisEnd', 'ChannelLeftBridge'];
+      return ['StasisEnd', 'ChannelLeftBridge', 'ChannelDialplan'];
     default:
       return [];
   }

@@ -3,7 +3,7 @@
  * message a job plays.
  */
 import { expect } from 'chai';
-import { mediaItem, messageVerbs } from '../../../src/calls/flows/notification.ts';
+import { amdVariables, mediaItem, messageVerbs } from '../../../src/calls/flows/notification.ts';
 
 describe('notification flow: the message of a job', () => {
   it('turns every form of sound a job accepts into a play media item', () => {
@@ -23,5 +23,29 @@ describe('notification flow: the message of a job', () => {
     ).to.deep.equal([{ verb: 'play', media: ['sound:beep'] }, { verb: 'hangup' }]);
     expect(messageVerbs({ verbs: [{ verb: 'pause', sec: 0 }] })).to.equal(undefined);
     expect(messageVerbs({})).to.equal(undefined);
+  });
+});
+
+describe('notification flow: answering-machine detection settings', () => {
+  it('sends the job AMD settings to AMD() as CRM_AMD_* channel variables, only those set', () => {
+    expect(
+      amdVariables({
+        enabled: true,
+        initialSilenceMs: 3000,
+        greetingMs: 2000,
+        afterGreetingSilenceMs: 900,
+        totalAnalysisTimeMs: 4000,
+        maximumNumberOfWords: 3,
+      }),
+    ).to.deep.equal({
+      CRM_AMD_INITIAL_SILENCE_MS: '3000',
+      CRM_AMD_GREETING_MS: '2000',
+      CRM_AMD_AFTER_GREETING_SILENCE_MS: '900',
+      CRM_AMD_TOTAL_ANALYSIS_MS: '4000',
+      CRM_AMD_MAX_WORDS: '3',
+    });
+    expect(amdVariables({ enabled: true })).to.deep.equal({});
+    expect(amdVariables({ enabled: false, greetingMs: 2000 })).to.deep.equal({});
+    expect(amdVariables(undefined)).to.deep.equal({});
   });
 });

@@ -1,0 +1,525 @@
+/**
+ * `GET /v1/stream`: the live stream to browsers and other clients over a WebSocket (the `ws`
+ * package, on the engine's HTTP server). Reference: docs/stream.md.
+ *
+ * Opening: the HTTP upgrade is refused with a JSON `{code, message}` answer for an origin not
+ * allowed (403 `origin_not_allowed`), a client address outside HTTP_ALLOWED_CIDRS (403
+ * `ip_not_allowed`), a bad `after` (400 `invalid_cursor`), and while the engine shuts down (503
+ * `shutting_down`). Credentials are checked after the upgrade, so a browser sees why in the close
+ * code: `?token=` (operator tokens only) or `Authorization: Bearer` (operator token or API key), or a first message
+ * `{"type": "auth", "token": "…"}` within `authTimeoutMs`.
+ *
+ * Then: `{"type": "stream.welcome", …}`, the replay (`?after=`) or the snapshot of calls in
+ * progress, `{"type": "stream.synced", "cursor": …}`, then live events, each `{cursor, …envelope}`.
+ *
+ * Close codes ({@link STREAM_CLOSE}): 4000 bad message, 4001 token expired, 4002 no credentials in
+ * time, 4003 credentials refused, 4008 the client does not read fast enough, 1001 the engine
+ * stops, 1011 the engine could not read its stored events.
+ */
+import type { IncomingMessage, Server } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Registry } from 'prom-client';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import type { Logger } from '../logging/logger.ts';
+import { counter, gauge } from '../metrics/registry.ts';
+import type { ApiKeyRing } from '../security/api-keys.ts';
+import { canonicalIp } from '../security/ip.ts';
+import { isOperatorToken, type OperatorTokens } from '../security/operator-tokens.ts';
+import { feedCursor, feedPosition } from '../store/events.ts';
+import type { StreamHub, StreamItem, StreamSubscriber } from './hub.ts';
+
+/** Path of the stream. */
+export const STREAM_PATH = '/v1/stream';
+
+/** Close codes of the stream. */
+export const STREAM_CLOSE = {
+  /** The engine stops (reconnect to another instance or later). */
+  goingAway: 1001,
+  /** The engine could not read its stored events (reconnect with `?after=`). */
+  internalError: 1011,
+  /** A message that is not JSON, or of an unknown type. */
+  badMessage: 4000,
+  /** The operator token expired (renew before it does, or reconnect with a new token). */
+  tokenExpired: 4001,
+  /** No credentials within the time allowed after opening. */
+  authTimeout: 4002,
+  /** The token or API key is not valid (or a renewal is for another extension). */
+  forbidden: 4003,
+  /** The client did not read fast enough: its send buffer went over STREAM_MAX_BUFFERED_BYTES. */
+  slowConsumer: 4008,
+} as const;
+
+/** Options of {@link StreamServer}. */
+export interface StreamServerOptions {
+  hub: StreamHub;
+  tokens: OperatorTokens;
+  apiKeys: ApiKeyRing;
+  /** STREAM_ALLOWED_ORIGINS (`*` allows any). */
+  allowedOrigins: readonly string[];
+  /** PUBLIC_URL: its origin is always allowed (the console the engine serves). */
+  publicUrl?: string;
+  /** Ping interval, ms (STREAM_PING_INTERVAL_MS). */
+  pingIntervalMs: number;
+  /** Send buffer cap per socket, bytes (STREAM_MAX_BUFFERED_BYTES). */
+  maxBufferedBytes: number;
+  /** Time to authenticate with a first message, ms. Default 5000. */
+  authTimeoutMs?: number;
+  /**
+   * Ids of the calls in progress (ringing or talking) that involve `extension`, or of every call
+   * in progress when undefined: the snapshot of a socket opened without `?after=`.
+   */
+  liveCalls: (extension: string | undefined) => string[];
+  /** HTTP_ALLOWED_CIDRS, when set: the upgrade is refused to other addresses. */
+  allowsIp?: (ip: string | undefined) => boolean;
+  /** True once the engine is shutting down. */
+  isShuttingDown?: () => boolean;
+  /** Trust `X-Forwarded-For` from one proxy (TRUST_PROXY), for the address check. */
+  trustProxy?: boolean;
+  logger: Logger;
+  registry: Registry;
+}
+
+/** Default of {@link StreamServerOptions.authTimeoutMs}. */
+export const DEFAULT_STREAM_AUTH_TIMEOUT_MS = 5000;
+
+/** Most events kept for a socket while its replay runs; past it the socket is slow (4008). */
+const MAX_PENDING = 10_000;
+
+/** Largest message a client may send, bytes. */
+const MAX_CLIENT_MESSAGE_BYTES = 16 * 1024;
+
+interface StreamMetrics {
+  connections: ReturnType<typeof gauge>;
+  messages: ReturnType<typeof counter>;
+  closes: ReturnType<typeof counter<'code'>>;
+}
+
+/** The WebSocket side of the live stream. */
+export class StreamServer {
+  private readonly wss = new WebSocketServer({
+    noServer: true,
+    clientTracking: false,
+    perMessageDeflate: false,
+    maxPayload: MAX_CLIENT_MESSAGE_BYTES,
+  });
+  private readonly connections = new Set<StreamConnection>();
+  private readonly pinger: NodeJS.Timeout;
+  private readonly metrics: StreamMetrics;
+  private closed = false;
+
+  constructor(private readonly options: StreamServerOptions) {
+    this.metrics = {
+      connections: gauge(options.registry, {
+        name: 'aricrm_stream_connections',
+        help: 'Live stream sockets open (GET /v1/stream), authenticated or not.',
+      }),
+      messages: counter(options.registry, {
+        name: 'aricrm_stream_messages_total',
+        help: 'Event messages sent on live stream sockets (replayed and live).',
+      }),
+      closes: counter(options.registry, {
+        name: 'aricrm_stream_closes_total',
+        help: 'Live stream sockets the engine closed, by close code (4001 token expired, 4003 refused, 4008 slow client, …; see docs/stream.md).',
+        labelNames: ['code'] as const,
+      }),
+    };
+    this.pinger = setInterval(() => {
+      for (const connection of this.connections) connection.ping();
+    }, options.pingIntervalMs);
+    this.pinger.unref();
+  }
+
+  /** Sockets open. */
+  get size(): number {
+    return this.connections.size;
+  }
+
+  /** Take over WebSocket upgrades of `server` (`GET /v1/stream`; others are answered 404). */
+  attach(server: Server): void {
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.upgrade(req, socket, head),
+    );
+  }
+
+  /** Close every socket with 1001 and refuse new ones. */
+  close(): void {
+    this.closed = true;
+    clearInterval(this.pinger);
+    for (const connection of [...this.connections])
+      connection.close(STREAM_CLOSE.goingAway, 'the engine is stopping');
+    this.options.hub.close();
+  }
+
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    const url = new URL(req.url ?? '/', 'http://stream.invalid');
+    if (url.pathname !== STREAM_PATH && url.pathname !== `${STREAM_PATH}/`) {
+      refuse(socket, 404, 'not_found', 'no WebSocket endpoint here (the stream is /v1/stream)');
+      return;
+    }
+    if (this.closed || this.options.isShuttingDown?.()) {
+      refuse(socket, 503, 'shutting_down', 'the engine is shutting down');
+      return;
+    }
+    const ip = this.clientIp(req);
+    if (this.options.allowsIp && !this.options.allowsIp(ip)) {
+      this.options.logger.warn('live stream refused: address not allowed', {
+        ip: canonicalIp(ip) ?? ip,
+      });
+      refuse(socket, 403, 'ip_not_allowed', 'this client address is not allowed');
+      return;
+    }
+    const origin = req.headers.origin;
+    if (origin !== undefined && !this.originAllowed(origin, req.headers.host)) {
+      this.options.logger.warn('live stream refused: origin not allowed', { origin });
+      refuse(
+        socket,
+        403,
+        'origin_not_allowed',
+        `pages of ${origin} may not open the stream (STREAM_ALLOWED_ORIGINS)`,
+      );
+      return;
+    }
+    let after: number | undefined;
+    const afterText = url.searchParams.get('after');
+    if (afterText !== null) {
+      try {
+        after = feedPosition(afterText);
+      } catch {
+        refuse(socket, 400, 'invalid_cursor', 'after: not a cursor of this stream');
+        return;
+      }
+    }
+    const header = /^Bearer +([^\s]+) *$/i.exec(req.headers.authorization ?? '')?.[1];
+    const query = url.searchParams.get('token') ?? undefined;
+    // An API key never travels in a URL (proxies log URLs): in the query only operator tokens.
+    const credential =
+      query !== undefined ? { text: query, fromUrl: true } : header ? { text: header } : undefined;
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const connection = new StreamConnection(ws, this.options, this.metrics, after, () =>
+        this.forget(connection),
+      );
+      this.connections.add(connection);
+      this.metrics.connections.set(this.connections.size);
+      connection.start(credential);
+    });
+  }
+
+  private forget(connection: StreamConnection): void {
+    this.connections.delete(connection);
+    this.metrics.connections.set(this.connections.size);
+  }
+
+  private clientIp(req: IncomingMessage): string | undefined {
+    if (this.options.trustProxy) {
+      const forwarded = req.headers['x-forwarded-for'];
+      const last = (Array.isArray(forwarded) ? forwarded.join(',') : (forwarded ?? ''))
+        .split(',')
+        .map((part) => part.trim())
+        .filter(Boolean)
+        .at(-1);
+      if (last) return last;
+    }
+    return req.socket.remoteAddress;
+  }
+
+  /**
+   * An `Origin` is allowed when STREAM_ALLOWED_ORIGINS has it (or `*`), when it is PUBLIC_URL's,
+   * or when it names the host the request came to (a page the engine served itself).
+   */
+  private originAllowed(origin: string, host: string | undefined): boolean {
+    const allowed = this.options.allowedOrigins;
+    if (allowed.includes('*') || allowed.includes(origin)) return true;
+    if (this.options.publicUrl && new URL(this.options.publicUrl).origin === origin) return true;
+    try {
+      return host !== undefined && new URL(origin).host === host;
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** Answer a refused upgrade with the API's JSON error model and close the socket. */
+function refuse(socket: Duplex, status: number, code: string, message: string): void {
+  const body = JSON.stringify({ code, message });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
+      'Content-Type: application/json; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      'Connection: close\r\n\r\n' +
+      body,
+  );
+  setTimeout(() => socket.destroy(), 1000).unref();
+}
+
+/** One socket: authentication, replay, live events, renewals, pings, the send buffer cap. */
+class StreamConnection implements StreamSubscriber {
+  extension: string | undefined;
+  private authenticated = false;
+  private expiresAtMs: number | undefined;
+  private expiry: NodeJS.Timeout | undefined;
+  private authTimer: NodeJS.Timeout | undefined;
+  /** Live events that arrived before the replay finished. */
+  private pending: StreamItem[] | undefined = [];
+  /** Last position sent (live events at or before it were replayed already). */
+  private sentUpTo = 0;
+  /** Positions of snapshot events sent (they are not contiguous). */
+  private snapshotSent: Set<number> | undefined;
+  private alive = true;
+  private closing = false;
+  private subscribed = false;
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly options: StreamServerOptions,
+    private readonly metrics: StreamMetrics,
+    private readonly after: number | undefined,
+    private readonly onGone: () => void,
+  ) {
+    ws.on('pong', () => (this.alive = true));
+    ws.on('message', (data: RawData, isBinary: boolean) => this.message(data, isBinary));
+    ws.on('close', () => this.gone());
+    ws.on('error', () => this.gone());
+  }
+
+  start(credential: { text: string; fromUrl?: boolean } | undefined): void {
+    if (credential !== undefined) {
+      if (credential.fromUrl && !isOperatorToken(credential.text)) {
+        this.close(STREAM_CLOSE.forbidden, 'only operator tokens may be given in the URL');
+        return;
+      }
+      void this.authenticate(credential.text);
+      return;
+    }
+    this.authTimer = setTimeout(
+      () => this.close(STREAM_CLOSE.authTimeout, 'no credentials received'),
+      this.options.authTimeoutMs ?? DEFAULT_STREAM_AUTH_TIMEOUT_MS,
+    );
+  }
+
+  /** Ping it; close it when it did not answer the previous ping. */
+  ping(): void {
+    if (!this.alive) {
+      this.metrics.closes.inc({ code: 'dead' });
+      this.ws.terminate();
+      return;
+    }
+    this.alive = false;
+    this.ws.ping();
+  }
+
+  deliver(item: StreamItem): void {
+    if (this.pending) {
+      this.pending.push(item);
+      if (this.pending.length > MAX_PENDING)
+        this.close(STREAM_CLOSE.slowConsumer, 'too many events queued');
+      return;
+    }
+    if (item.position <= this.sentUpTo) return;
+    this.sendEvent(item);
+    this.checkBuffer();
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.metrics.closes.inc({ code: String(code) });
+    this.ws.close(code, reason);
+    // A client that does not read does not answer the close either.
+    setTimeout(() => this.ws.terminate(), 5000).unref();
+    this.gone();
+  }
+
+  private gone(): void {
+    clearTimeout(this.expiry);
+    clearTimeout(this.authTimer);
+    if (this.subscribed) this.options.hub.unsubscribe(this);
+    this.subscribed = false;
+    this.pending = undefined;
+    this.onGone();
+  }
+
+  private get open(): boolean {
+    return !this.closing && this.ws.readyState === this.ws.OPEN;
+  }
+
+  private sendEvent(item: StreamItem): void {
+    this.sentUpTo = Math.max(this.sentUpTo, item.position);
+    this.ws.send(item.text);
+    this.metrics.messages.inc();
+  }
+
+  private sendControl(message: Record<string, unknown>): void {
+    if (this.open) this.ws.send(JSON.stringify(message));
+  }
+
+  private checkBuffer(): void {
+    if (this.ws.bufferedAmount > this.options.maxBufferedBytes)
+      this.close(STREAM_CLOSE.slowConsumer, 'the client does not read fast enough');
+  }
+
+  private message(data: RawData, isBinary: boolean): void {
+    if (this.closing) return;
+    let message: { type?: unknown; token?: unknown } | undefined;
+    try {
+      message = isBinary
+        ? undefined
+        : (JSON.parse(rawText(data)) as { type?: unknown; token?: unknown });
+    } catch {
+      message = undefined;
+    }
+    const token = typeof message?.token === 'string' ? message.token : undefined;
+    if (message?.type === 'auth' && token !== undefined && !this.authenticated) {
+      clearTimeout(this.authTimer);
+      void this.authenticate(token);
+    } else if (message?.type === 'renew' && token !== undefined && this.authenticated) {
+      this.renew(token);
+    } else if (message?.type === 'ping') {
+      this.sendControl({ type: 'pong' });
+    } else {
+      this.close(
+        STREAM_CLOSE.badMessage,
+        'expected {"type":"auth"|"renew","token":…} or {"type":"ping"}',
+      );
+    }
+  }
+
+  /** Check the credential (operator token or API key); then subscribe and catch up. */
+  private async authenticate(credential: string): Promise<void> {
+    this.authenticated = true;
+    if (isOperatorToken(credential)) {
+      const verdict = this.options.tokens.verify(credential);
+      if (!verdict.ok) {
+        this.close(
+          verdict.reason === 'expired' ? STREAM_CLOSE.tokenExpired : STREAM_CLOSE.forbidden,
+          verdict.reason === 'expired' ? 'token expired' : 'invalid token',
+        );
+        return;
+      }
+      this.extension = verdict.principal.extension;
+      this.scheduleExpiry(verdict.principal.expiresAtMs);
+    } else {
+      const keyName = this.options.apiKeys.verify(credential);
+      if (keyName === undefined) {
+        this.close(STREAM_CLOSE.forbidden, 'invalid token or API key');
+        return;
+      }
+    }
+    this.sendControl({
+      type: 'stream.welcome',
+      ...(this.extension === undefined ? { admin: true } : { extension: this.extension }),
+      ...(this.expiresAtMs === undefined
+        ? {}
+        : { expiresAt: new Date(this.expiresAtMs).toISOString() }),
+    });
+    try {
+      await this.catchUp();
+    } catch (err) {
+      this.options.logger.error('live stream could not replay stored events', { err });
+      this.close(STREAM_CLOSE.internalError, 'could not read stored events');
+    }
+  }
+
+  /**
+   * Subscribe (live events are kept meanwhile), send the replay or the snapshot, then what was
+   * kept that is newer, then go live.
+   */
+  private async catchUp(): Promise<void> {
+    const { hub } = this.options;
+    if (!this.open) return;
+    const livePosition = await hub.subscribe(this);
+    this.subscribed = true;
+    if (!this.open) {
+      this.gone();
+      return;
+    }
+    let synced: number;
+    if (this.after !== undefined) {
+      synced = await hub.replay(
+        this.after,
+        this.extension,
+        (item) => {
+          if (!this.open) return false;
+          this.sendEvent(item);
+          return true;
+        },
+        () => this.drained(),
+      );
+    } else {
+      const items = await hub.snapshot(this.options.liveCalls(this.extension), this.extension);
+      this.snapshotSent = new Set();
+      for (const item of items) {
+        if (!this.open) return;
+        this.snapshotSent.add(item.position);
+        this.ws.send(item.text);
+        this.metrics.messages.inc();
+      }
+      synced = livePosition;
+      this.sentUpTo = livePosition;
+    }
+    if (!this.open) return;
+    this.sentUpTo = Math.max(this.sentUpTo, synced);
+    const kept = this.pending ?? [];
+    this.pending = undefined;
+    const newer = kept.filter(
+      (item) => item.position > this.sentUpTo && !this.snapshotSent?.has(item.position),
+    );
+    this.snapshotSent = undefined;
+    this.sendControl({ type: 'stream.synced', cursor: feedCursor(this.sentUpTo) });
+    for (const item of newer) this.sendEvent(item);
+    this.checkBuffer();
+  }
+
+  /** Resolves once what was sent so far left the engine (false: the socket closed). */
+  private drained(): Promise<boolean> {
+    if (!this.open) return Promise.resolve(false);
+    // A ping's callback runs once it (and everything sent before it) was written out.
+    return new Promise((resolve) => {
+      this.ws.ping(undefined, undefined, (err) => resolve(!err && this.open));
+    });
+  }
+
+  private scheduleExpiry(expiresAtMs: number): void {
+    clearTimeout(this.expiry);
+    this.expiresAtMs = expiresAtMs;
+    this.expiry = setTimeout(
+      () => this.close(STREAM_CLOSE.tokenExpired, 'token expired'),
+      Math.max(0, Math.min(expiresAtMs - Date.now(), 2 ** 31 - 1)),
+    );
+  }
+
+  /** `{"type": "renew", "token"}`: a newer token of the same extension extends the socket. */
+  private renew(token: string): void {
+    if (this.extension === undefined) {
+      this.sendControl({
+        type: 'error',
+        code: 'not_renewable',
+        message: 'an API key stream does not expire',
+      });
+      return;
+    }
+    const verdict = this.options.tokens.verify(token);
+    if (!verdict.ok) {
+      this.close(
+        verdict.reason === 'expired' ? STREAM_CLOSE.tokenExpired : STREAM_CLOSE.forbidden,
+        verdict.reason === 'expired' ? 'renewal token expired' : 'invalid renewal token',
+      );
+      return;
+    }
+    if (verdict.principal.extension !== this.extension) {
+      this.close(STREAM_CLOSE.forbidden, 'the renewal token is for another extension');
+      return;
+    }
+    this.scheduleExpiry(verdict.principal.expiresAtMs);
+    this.sendControl({
+      type: 'stream.renewed',
+      expiresAt: new Date(verdict.principal.expiresAtMs).toISOString(),
+    });
+  }
+}
+
+function rawText(data: RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data as Buffer).toString('utf8');
+}

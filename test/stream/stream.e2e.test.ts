@@ -1,0 +1,359 @@
+/**
+ * The live stream end to end: the engine on the simulator, a fake CRM, real HTTP and real
+ * WebSockets to `GET /v1/stream`. Each test follows what an operator's browser would see.
+ */
+import { expect } from 'chai';
+import { randomUUID } from 'node:crypto';
+import { OperatorTokens } from '../../src/security/operator-tokens.ts';
+import { apiRequest } from '../support/api.ts';
+import { startTestBed, TEST_API_KEY, type TestBed } from '../support/engine.ts';
+import { StreamClient } from '../support/stream-client.ts';
+import { until } from '../support/until.ts';
+
+const SECRET = 'stream-test-secret-0123456789abcdef0123456789';
+const DID = '74951234567';
+let caller = 79260000000;
+const nextCaller = (): string => String(++caller);
+
+describe('live stream (e2e: GET /v1/stream over WebSocket)', function () {
+  this.timeout(30_000);
+  let bed: TestBed;
+  const clients: StreamClient[] = [];
+
+  async function start(env: Record<string, string> = {}): Promise<TestBed> {
+    bed = await startTestBed({ OPERATOR_TOKEN_SECRET: SECRET, ...env });
+    return bed;
+  }
+
+  async function tokenFor(extension: string, ttlSec = 600): Promise<string> {
+    const answer = await apiRequest<{ token: string; expiresAt: string }>(
+      bed.engine.httpUrl,
+      `/v1/operators/${extension}/tokens`,
+      { body: { ttlSec } },
+    );
+    expect(answer.status, answer.text).to.equal(201);
+    expect(Date.parse(answer.body.expiresAt) - Date.now()).to.be.within(
+      (ttlSec - 5) * 1000,
+      (ttlSec + 1) * 1000,
+    );
+    return answer.body.token;
+  }
+
+  async function open(
+    options: Parameters<typeof StreamClient.open>[1] = {},
+  ): Promise<StreamClient> {
+    const client = await StreamClient.open(bed.engine.httpUrl, options);
+    clients.push(client);
+    return client;
+  }
+
+  /** An operator's stream, once it is synced (live from now on). */
+  async function operatorStream(extension: string, after?: string): Promise<StreamClient> {
+    const client = await open({
+      token: await tokenFor(extension),
+      ...(after === undefined ? {} : { after }),
+    });
+    await client.next((m) => m.type === 'stream.synced', 'stream.synced');
+    return client;
+  }
+
+  /** Route every call to `extensions`, ringing for a long time (10 s of real time). */
+  function routeTo(extensions: string[]): void {
+    bed.crm.onRoute(() => ({
+      body: {
+        customer: { id: 'c-42', name: 'Ivan Petrov', link: 'https://crm.example.com/customers/42' },
+        action: 'dial',
+        strategy: 'ringall',
+        extensions,
+        ringTimeoutSec: 500,
+      },
+    }));
+  }
+
+  async function ringingCall(
+    extension: string,
+  ): Promise<{ callId: string; channelId: string; from: string }> {
+    const from = nextCaller();
+    const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
+    const ringing = await bed.crm.waitForWebhook(
+      (w) =>
+        w.body.type === 'call.ringing' &&
+        w.body.data.from === from &&
+        w.body.data.extension === extension,
+      10_000,
+    );
+    return { callId: ringing.body.callId, channelId, from };
+  }
+
+  afterEach(async () => {
+    for (const client of clients.splice(0)) client.ws.terminate();
+    await bed?.stop();
+  });
+
+  it("pops the customer card on the ringing operator's stream only, and hides it on hang-up", async () => {
+    await start();
+    routeTo(['101']);
+    bed.sim.phones.set('101', { mode: 'ring' });
+    bed.sim.phones.set('102', { mode: 'ring' });
+    const s101 = await operatorStream('101');
+    const s102 = await operatorStream('102');
+
+    const { callId, channelId, from } = await ringingCall('101');
+    const ringing = await s101.event('call.ringing', callId);
+    expect(ringing.data).to.include({ extension: '101', from, to: DID });
+    expect(ringing.data!.customer).to.deep.equal({
+      id: 'c-42',
+      name: 'Ivan Petrov',
+      link: 'https://crm.example.com/customers/42',
+    });
+    expect(ringing.cursor).to.be.a('string');
+    expect(ringing.sequence).to.equal(2);
+
+    bed.sim.hangup(channelId);
+    const ended = await s101.event('call.ended', callId);
+    expect(ended.data).to.include({ disposition: 'canceled' });
+
+    // 102's stream is live (it gets its own call) and never saw 101's.
+    routeTo(['102']);
+    const second = await ringingCall('102');
+    await s102.event('call.ringing', second.callId);
+    expect(s102.events().filter((m) => m.callId === callId)).to.deep.equal([]);
+    expect(s101.events().filter((m) => m.callId === second.callId)).to.deep.equal([]);
+    // The messages are the stored events with their feed cursors, as GET /v1/events gives them.
+    const feed = await apiRequest<{ items: Array<{ cursor: string; event: { id: string } }> }>(
+      bed.engine.httpUrl,
+      '/v1/events?limit=1000',
+    );
+    const stored = feed.body.items.find((item) => item.event.id === ringing.id);
+    expect(stored?.cursor).to.equal(ringing.cursor);
+  });
+
+  it('a call answered by a colleague still ends on the stream of every operator it rang', async () => {
+    await start();
+    routeTo(['101', '102']);
+    bed.sim.phones.set('101', { mode: 'ring' });
+    bed.sim.phones.set('102', { mode: 'answer', answerAfterMs: 20_000 });
+    const s101 = await operatorStream('101');
+    const from = nextCaller();
+    const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
+    const ringing = await s101.next(
+      (m) => m.type === 'call.ringing' && m.data?.from === from,
+      'ringing of 101',
+    );
+    const callId = ringing.callId!;
+    const answered = await s101.event('call.answered', callId);
+    expect(answered.data).to.include({ extension: '102' });
+    bed.sim.hangup(channelId);
+    const ended = await s101.event('call.ended', callId);
+    expect(ended.data).to.include({ answeredBy: '102' });
+  });
+
+  it('a reconnect with ?after= gets what it missed exactly once, then live events', async () => {
+    await start();
+    routeTo(['101']);
+    // 101 answers after 2 s of real time: the socket is away meanwhile.
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 100_000 });
+    const first = await operatorStream('101');
+    const from = nextCaller();
+    const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
+    const ringing = await first.next(
+      (m) => m.type === 'call.ringing' && m.data?.from === from,
+      'ringing',
+    );
+    const callId = ringing.callId!;
+    first.ws.terminate(); // the network drops
+
+    await bed.crm.waitForWebhook(
+      (w) => w.body.type === 'call.answered' && w.body.callId === callId,
+      10_000,
+    );
+    const again = await operatorStream('101', ringing.cursor);
+    const missed = await again.event('call.answered', callId);
+    const synced = again.messages.findIndex((m) => m.type === 'stream.synced');
+    expect(again.messages.indexOf(missed), 'replayed before stream.synced').to.be.below(synced);
+    bed.sim.hangup(channelId);
+    await again.event('call.ended', callId);
+    const ofCall = again.events().filter((m) => m.callId === callId);
+    expect(ofCall.map((m) => m.type)).to.deep.equal(['call.answered', 'call.ended']);
+    expect(new Set(ofCall.map((m) => m.id)).size).to.equal(ofCall.length);
+  });
+
+  it('a socket opened while the phone rings shows the ringing call (browser refresh)', async () => {
+    await start();
+    routeTo(['101']);
+    bed.sim.phones.set('101', { mode: 'ring' });
+    const { callId, channelId } = await ringingCall('101');
+    const fresh = await operatorStream('101');
+    const ringing = fresh.events().find((m) => m.type === 'call.ringing' && m.callId === callId);
+    expect(ringing, 'the snapshot holds the ringing call').to.not.equal(undefined);
+    expect(ringing!.data!.customer).to.include({ name: 'Ivan Petrov' });
+    bed.sim.hangup(channelId);
+    await fresh.event('call.ended', callId);
+    expect(fresh.events().filter((m) => m.type === 'call.ringing')).to.have.length(1);
+  });
+
+  it('an admin stream (API key) gets every event; the first message may carry the credential', async () => {
+    await start();
+    routeTo(['101']);
+    bed.sim.phones.set('101', { mode: 'ring' });
+    const admin = await open({ headers: { authorization: `Bearer ${TEST_API_KEY}` } });
+    await admin.next((m) => m.type === 'stream.synced', 'synced');
+    expect(admin.messages[0]).to.include({ type: 'stream.welcome', admin: true });
+    const byMessage = await open();
+    byMessage.send({ type: 'auth', token: await tokenFor('101') });
+    await byMessage.next((m) => m.type === 'stream.synced', 'synced after the auth message');
+    const { callId, channelId } = await ringingCall('101');
+    await admin.event('call.started', callId);
+    await byMessage.event('call.ringing', callId);
+    bed.sim.hangup(channelId);
+    await admin.event('call.ended', callId);
+    expect(byMessage.events().some((m) => m.type === 'call.started')).to.equal(false);
+  });
+
+  it('refuses bad and expired tokens with their close codes, closes at expiry, renews in place', async () => {
+    await start();
+    const bad = await open({ token: `${(await tokenFor('101')).slice(0, -4)}AAAA` });
+    expect((await bad.closed).code).to.equal(4003);
+    const wrongKey = await open({ headers: { authorization: 'Bearer not-a-key-of-this-engine' } });
+    expect((await wrongKey.closed).code).to.equal(4003);
+    const past = new OperatorTokens({ secrets: [SECRET], now: () => Date.now() - 3_600_000 });
+    const expired = await open({ token: past.mint('101', 60, 'test').token });
+    expect((await expired.closed).code).to.equal(4001);
+    const silent = await open();
+    expect((await silent.closed).code).to.equal(4002);
+    // An API key never travels in a URL.
+    const keyInUrl = await open({ token: TEST_API_KEY });
+    expect((await keyInUrl.closed).code).to.equal(4003);
+
+    // A token 1.5 s from its expiry: the socket closes with 4001 then…
+    const soon = new OperatorTokens({ secrets: [SECRET], now: () => Date.now() - 58_500 });
+    const expiring = await open({ token: soon.mint('101', 60, 'test').token });
+    await expiring.next((m) => m.type === 'stream.synced', 'synced');
+    expect((await expiring.closed).code).to.equal(4001);
+    // …unless renewed before.
+    const renewing = await open({ token: soon.mint('101', 60, 'test').token });
+    await renewing.next((m) => m.type === 'stream.synced', 'synced');
+    const firstExpiry = Date.parse(String(renewing.messages[0]!.expiresAt));
+    renewing.send({ type: 'renew', token: await tokenFor('101', 3600) });
+    const renewed = await renewing.next((m) => m.type === 'stream.renewed', 'renewed');
+    expect(Date.parse(String(renewed.expiresAt))).to.be.above(firstExpiry + 3_000_000);
+    await until(() => Date.now() > firstExpiry + 500, 'the first expiry to pass', 5000);
+    renewing.send({ type: 'ping' });
+    await renewing.next((m) => m.type === 'pong', 'pong after the first expiry');
+    // A renewal for another extension is refused.
+    renewing.send({ type: 'renew', token: await tokenFor('102') });
+    expect((await renewing.closed).code).to.equal(4003);
+  });
+
+  it('drops a socket that stops answering pings', async () => {
+    await start({ STREAM_PING_INTERVAL_MS: '200' });
+    const alive = await operatorStream('101');
+    const dead = await operatorStream('102');
+    // The network under 102 goes away: it reads nothing, answers no ping.
+    (dead.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    await until(() => bed.engine.stream.size === 1, 'the engine to drop the dead socket');
+    // The live one answered every ping and is still served.
+    alive.send({ type: 'ping' });
+    await alive.next((m) => m.type === 'pong', 'pong');
+  });
+
+  it('refuses a page of an origin not allowed, and lets an allowed one in', async () => {
+    await start({ STREAM_ALLOWED_ORIGINS: 'https://crm.example.com' });
+    const token = await tokenFor('101');
+    const refused = await StreamClient.open(bed.engine.httpUrl, {
+      token,
+      origin: 'https://evil.example.net',
+    }).then(
+      () => undefined,
+      (err: { status?: number; body?: string }) => err,
+    );
+    expect(refused?.status).to.equal(403);
+    expect(JSON.parse(refused!.body!)).to.include({ code: 'origin_not_allowed' });
+    const allowed = await open({ token, origin: 'https://crm.example.com' });
+    await allowed.next((m) => m.type === 'stream.synced', 'synced');
+  });
+
+  it('closes a client that does not read (4008) instead of queueing without bound', async () => {
+    await start({ STREAM_MAX_BUFFERED_BYTES: '65536' });
+    const admin = await open({ headers: { authorization: `Bearer ${TEST_API_KEY}` } });
+    await admin.next((m) => m.type === 'stream.synced', 'synced');
+    const socket = (admin.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    socket.pause();
+    // Large events (100 KB each) straight into the outbox: far more than the socket buffers hold.
+    const callId = randomUUID();
+    const big = 'x'.repeat(100_000);
+    for (let batch = 0; batch < 20; batch++) {
+      await bed.engine.store.events.appendEvents(
+        Array.from({ length: 10 }, (_, i) => ({
+          id: randomUUID(),
+          type: 'call.started' as const,
+          occurredAt: new Date().toISOString(),
+          callId,
+          sequence: batch * 10 + i + 1,
+          data: { direction: 'in' as const, from: '1', to: '2', variables: { big } },
+        })),
+      );
+      if (bed.engine.registry.getSingleMetric('aricrm_stream_closes_total')) {
+        const closes = await bed.engine.registry
+          .getSingleMetric('aricrm_stream_closes_total')!
+          .get();
+        if (closes.values.some((v) => v.labels.code === '4008' && v.value > 0)) break;
+      }
+    }
+    await until(async () => {
+      const closes = await bed.engine.registry.getSingleMetric('aricrm_stream_closes_total')!.get();
+      return closes.values.some((v) => v.labels.code === '4008' && v.value > 0);
+    }, 'the engine to close the slow socket');
+    socket.resume();
+    expect((await admin.closed).code).to.equal(4008);
+  });
+
+  it('an operator token clicks to call from its own extension only and sees only its calls', async () => {
+    await start();
+    const token = await tokenFor('101');
+    const asOperator = { key: token };
+    const other = await apiRequest(bed.engine.httpUrl, '/v1/calls', {
+      ...asOperator,
+      body: { operator: '102', to: '+74957654321' },
+    });
+    expect(other.status).to.equal(403);
+    expect(other.body).to.include({ code: 'extension_not_allowed' });
+    bed.sim.phones.set('101', { mode: 'ring' });
+    const own = await apiRequest<{ id: string }>(bed.engine.httpUrl, '/v1/calls', {
+      ...asOperator,
+      body: { operator: '101', to: '+74957654321' },
+    });
+    expect(own.status, own.text).to.equal(202);
+    const mine = await apiRequest(bed.engine.httpUrl, `/v1/calls/${own.body.id}`, asOperator);
+    expect(mine.status).to.equal(200);
+    const theirs = await apiRequest(bed.engine.httpUrl, `/v1/calls/${own.body.id}`, {
+      key: await tokenFor('102'),
+    });
+    expect(theirs.status).to.equal(404);
+    const list = await apiRequest<{ items: Array<{ id: string }> }>(
+      bed.engine.httpUrl,
+      '/v1/calls',
+      asOperator,
+    );
+    expect(list.status).to.equal(200);
+    expect(
+      (await apiRequest(bed.engine.httpUrl, '/v1/calls?extension=102', asOperator)).status,
+    ).to.equal(403);
+    // A token cannot mint tokens nor use API-key-only routes.
+    const mint = await apiRequest(bed.engine.httpUrl, '/v1/operators/101/tokens', {
+      ...asOperator,
+      body: {},
+    });
+    expect(mint.body).to.include({ code: 'token_not_allowed' });
+    const events = await apiRequest(bed.engine.httpUrl, '/v1/events', asOperator);
+    expect(events.status).to.equal(403);
+    const expired = new OperatorTokens({ secrets: [SECRET], now: () => Date.now() - 3_600_000 });
+    const late = await apiRequest(bed.engine.httpUrl, '/v1/calls', {
+      key: expired.mint('101', 60, 'test').token,
+    });
+    expect(late.status).to.equal(401);
+    expect(late.body).to.include({ code: 'token_expired' });
+    // No token in the logs.
+    expect(JSON.stringify(bed.logs)).to.not.include(token.split('.')[2]);
+  });
+});

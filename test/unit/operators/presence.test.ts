@@ -1,0 +1,221 @@
+import { expect } from 'chai';
+import type { LifecycleEvent } from '../../../src/events/types.ts';
+import { createSilentLogger } from '../../../src/logging/logger.ts';
+import { operatorExtensions } from '../../../src/operators/config.ts';
+import {
+  deriveState,
+  takesCalls,
+  type EngineView,
+  type OperatorState,
+} from '../../../src/operators/model.ts';
+import { OperatorNotFoundError, PresenceService } from '../../../src/operators/service.ts';
+import type { StoredOperator } from '../../../src/operators/store.ts';
+import { createEventEnvelope } from '../../../src/events/types.ts';
+
+describe('operator presence: the state machine', () => {
+  const ringing: EngineView = { callId: 'c-1', answered: false };
+  const talking: EngineView = { callId: 'c-1', answered: true };
+
+  it('is offline until Asterisk says anything, and when the phone has no registered contact', () => {
+    expect(deriveState({}, undefined)).to.deep.equal({ state: 'offline' });
+    expect(deriveState({ deviceState: 'UNAVAILABLE' }, undefined).state).to.equal('offline');
+    expect(deriveState({ deviceState: 'INVALID' }, undefined).state).to.equal('offline');
+    expect(deriveState({ endpointState: 'offline' }, undefined).state).to.equal('offline');
+    expect(
+      deriveState({ deviceState: 'UNAVAILABLE', endpointState: 'online' }, undefined).state,
+    ).to.equal('offline');
+  });
+
+  it('is idle when the registered phone is not in use', () => {
+    expect(deriveState({ deviceState: 'NOT_INUSE' }, undefined)).to.deep.equal({ state: 'idle' });
+    expect(deriveState({ endpointState: 'online' }, undefined).state).to.equal('idle');
+    expect(
+      deriveState({ deviceState: 'UNKNOWN', endpointState: 'online' }, undefined).state,
+    ).to.equal('idle');
+    // The live device state wins over an endpoint state read earlier.
+    expect(
+      deriveState({ deviceState: 'NOT_INUSE', endpointState: 'offline' }, undefined).state,
+    ).to.equal('idle');
+  });
+
+  it('is ringing while the device rings or the engine rings it (with the call id)', () => {
+    expect(deriveState({ deviceState: 'RINGING' }, undefined)).to.deep.equal({ state: 'ringing' });
+    expect(deriveState({ deviceState: 'NOT_INUSE' }, ringing)).to.deep.equal({
+      state: 'ringing',
+      callId: 'c-1',
+    });
+    expect(deriveState({ deviceState: 'RINGING' }, ringing).callId).to.equal('c-1');
+    // A leg being dialled names the call of a ringing device, but does not ring by itself.
+    const dialing: EngineView = { callId: 'c-2', answered: false, dialing: true };
+    expect(deriveState({ deviceState: 'NOT_INUSE' }, dialing)).to.deep.equal({ state: 'idle' });
+    expect(deriveState({ deviceState: 'RINGING' }, dialing)).to.deep.equal({
+      state: 'ringing',
+      callId: 'c-2',
+    });
+  });
+
+  it('is on_call when the device is in use or the engine saw the answer first', () => {
+    for (const device of ['INUSE', 'BUSY', 'ONHOLD', 'RINGINUSE', 'inuse'])
+      expect(deriveState({ deviceState: device }, undefined).state, device).to.equal('on_call');
+    expect(deriveState({ deviceState: 'RINGING' }, talking)).to.deep.equal({
+      state: 'on_call',
+      callId: 'c-1',
+    });
+    expect(deriveState({ deviceState: 'INUSE' }, ringing).state).to.equal('on_call');
+  });
+
+  it('takes calls only when available, and neither offline nor on a call', () => {
+    const cases: Array<[OperatorState, 'available' | 'break' | 'dnd', boolean]> = [
+      ['idle', 'available', true],
+      ['ringing', 'available', true],
+      ['offline', 'available', false],
+      ['on_call', 'available', false],
+      ['idle', 'break', false],
+      ['idle', 'dnd', false],
+    ];
+    for (const [state, status, expected] of cases)
+      expect(takesCalls({ state, status }), `${state}/${status}`).to.equal(expected);
+  });
+
+  it('knows the operators from OPERATOR_EXTENSIONS, else from the rest of the configuration', () => {
+    const base = {
+      FALLBACK_ROUTE: 'sequential:105,101:timeout=10',
+      RING_TIMEOUT_SEC: 20,
+      OPERATOR_IP_MAP: [{ ip: '10.0.0.5', extension: '107' }],
+      SIM_EXTENSIONS: ['101', '102'],
+    };
+    expect(
+      operatorExtensions({ ...base, OPERATOR_EXTENSIONS: ['201', '202'] }, true),
+    ).to.deep.equal(['201', '202']);
+    expect(operatorExtensions(base, false)).to.deep.equal(['105', '101', '107']);
+    expect(operatorExtensions(base, true)).to.deep.equal(['105', '101', '107', '102']);
+    expect(operatorExtensions({ ...base, FALLBACK_ROUTE: 'hangup' }, false)).to.deep.equal(['107']);
+  });
+});
+
+/** A presence service over an in-memory store that records what it was asked to write. */
+function service(options: { stored?: StoredOperator[]; engine?: Map<string, EngineView> } = {}) {
+  const saved: Array<{ op: StoredOperator; previousState?: OperatorState }> = [];
+  const committed: LifecycleEvent[] = [];
+  let clock = Date.UTC(2025, 0, 31, 9, 0, 0);
+  const presence = new PresenceService({
+    extensions: ['101', '102'],
+    store: {
+      loadAll: () => Promise.resolve(new Map((options.stored ?? []).map((o) => [o.extension, o]))),
+      saveChange: (op, previousState, now) => {
+        saved.push({ op: { ...op }, ...(previousState ? { previousState } : {}) });
+        return Promise.resolve(
+          createEventEnvelope(
+            'operator.state',
+            `operator-${op.extension}`,
+            op.eventSeq,
+            {
+              extension: op.extension,
+              state: op.state,
+              status: op.status,
+              since: op.since,
+              ...(previousState ? { previousState } : {}),
+            },
+            now,
+          ),
+        );
+      },
+    },
+    logger: createSilentLogger(),
+    engineView: (ext) => options.engine?.get(ext),
+    committed: (event) => committed.push(event),
+    now: () => (clock += 1000),
+    recheckDelayMs: 5,
+  });
+  return { presence, saved, committed };
+}
+
+describe('operator presence: the service', () => {
+  it('starts offline and available, follows Asterisk, numbers and commits each change', async () => {
+    const { presence, saved, committed } = service();
+    await presence.load();
+    expect(presence.list().map((o) => [o.extension, o.state, o.status])).to.deep.equal([
+      ['101', 'offline', 'available'],
+      ['102', 'offline', 'available'],
+    ]);
+    const changes: string[] = [];
+    presence.on('change', (op) => changes.push(`${op.extension}:${op.state}`));
+    presence.asteriskSaid('101', { deviceState: 'NOT_INUSE', endpointState: 'online' });
+    presence.asteriskSaid('101', { deviceState: 'NOT_INUSE' }); // no change: no event
+    presence.asteriskSaid('101', { deviceState: 'RINGING' });
+    presence.asteriskSaid('101', { deviceState: 'INUSE' });
+    presence.asteriskSaid('999', { deviceState: 'INUSE' }); // not an operator
+    await presence.flush();
+    expect(changes).to.deep.equal(['101:idle', '101:ringing', '101:on_call']);
+    expect(saved.map((s) => [s.op.state, s.op.eventSeq, s.previousState])).to.deep.equal([
+      ['idle', 1, 'offline'],
+      ['ringing', 2, 'idle'],
+      ['on_call', 3, 'ringing'],
+    ]);
+    expect(committed.map((e) => e.sequence)).to.deep.equal([1, 2, 3]);
+    expect(presence.get('101').since).to.equal(saved[2]!.op.since);
+    expect(() => presence.get('103')).to.throw(OperatorNotFoundError);
+  });
+
+  it('sets a status (stored, once), and routing skips operators who do not take calls', async () => {
+    const { presence, saved } = service({
+      stored: [
+        {
+          extension: '102',
+          state: 'on_call',
+          status: 'dnd',
+          since: '2025-01-31T08:00:00.000Z',
+          eventSeq: 7,
+        },
+      ],
+    });
+    await presence.load();
+    // Not read from Asterisk yet: the stored state may be stale, only the status counts.
+    expect(presence.takesCalls('101')).to.equal(true);
+    expect(presence.takesCalls('102')).to.equal(false);
+    expect(presence.takesCalls('555')).to.equal(true); // not an operator: always rung
+    presence.asteriskSaid('101', { deviceState: 'NOT_INUSE' });
+    presence.asteriskSaid('102', { deviceState: 'NOT_INUSE' });
+    const onBreak = await presence.setStatus('101', 'break');
+    expect(onBreak).to.include({ extension: '101', status: 'break', state: 'idle' });
+    expect(presence.takesCalls('101')).to.equal(false);
+    await presence.setStatus('101', 'break'); // the same status: nothing written
+    await presence.setStatus('102', 'available');
+    expect(presence.takesCalls('102')).to.equal(true);
+    presence.asteriskSaid('102', { deviceState: 'INUSE' });
+    expect(presence.takesCalls('102')).to.equal(false);
+    await presence.flush();
+    const of102 = saved.filter((s) => s.op.extension === '102').map((s) => s.op.eventSeq);
+    expect(of102).to.deep.equal([8, 9, 10]);
+    const statusOnly = saved.find((s) => s.op.status === 'break')!;
+    expect(statusOnly).to.not.have.property('previousState');
+    let missing: unknown;
+    try {
+      await presence.setStatus('103', 'dnd');
+    } catch (err) {
+      missing = err;
+    }
+    expect(missing).to.be.instanceOf(OperatorNotFoundError);
+  });
+
+  it("takes the engine's call id, and looks again when a call event arrives", async () => {
+    const engine = new Map<string, EngineView>();
+    const { presence } = service({ engine });
+    await presence.load();
+    presence.asteriskSaid('101', { deviceState: 'NOT_INUSE' });
+    engine.set('101', { callId: 'call-9', answered: false });
+    const next = new Promise((resolve) => presence.once('change', resolve));
+    presence.callEvent(
+      createEventEnvelope('call.ringing', 'call-9', 2, { extension: '101', from: '1', to: '2' }),
+    );
+    await next;
+    expect(presence.get('101')).to.include({ state: 'ringing', callId: 'call-9' });
+    // The engine lets go of the leg after Asterisk already said idle: a recheck catches up.
+    engine.delete('101');
+    const idle = new Promise((resolve) => presence.once('change', resolve));
+    await idle;
+    expect(presence.get('101')).to.deep.include({ state: 'idle' });
+    expect(presence.get('101')).to.not.have.property('callId');
+    presence.stop();
+  });
+});
