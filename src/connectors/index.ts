@@ -126,8 +126,10 @@ export function createConnector(config: Config, deps: ConnectorFactoryDeps): Con
       return bitrix24FromConfig(config, deps);
     case 'amocrm':
       return amoCrmFromConfig(config, deps);
-    default:
-      throw new Error(`the ${config.CRM_CONNECTOR} connector is not available in this version`);
+    default: {
+      const unknown: never = config.CRM_CONNECTOR;
+      throw new Error(`unknown connector ${String(unknown)}`);
+    }
   }
 }
 
