@@ -71,6 +71,7 @@ import { IpAllowList } from './security/ip.ts';
 import { createStream, operatorTokensFromConfig, type StreamServer } from './stream/index.ts';
 import { DurableEventQueue } from './store/durable-queue.ts';
 import { JournalLog, journalLogPath, recoverJournalLog } from './store/journal-log.ts';
+import { createConnectorState } from './store/connector-state.ts';
 import { createStore, parseStoreUrl, type Store } from './store/store.ts';
 
 /** A running engine. */
@@ -201,6 +202,8 @@ export async function startEngine(
   const storeRef: { store?: Store } = {};
   const connector = createConnector(config, {
     calls: { getCall: (id) => storeRef.store!.calls.getCall(id) },
+    state: () =>
+      storeRef.store ? createConnectorState(storeRef.store.db, config.CRM_CONNECTOR) : undefined,
     logger,
     ...(overrides.connectorDispatcher ? { dispatcher: overrides.connectorDispatcher } : {}),
   });
@@ -741,7 +744,7 @@ async function openJournalLog(
 }
 
 /** DATABASE_URL, or the SQLite file in DATA_DIR. */
-function storeUrl(config: Config): string {
+export function storeUrl(config: Config): string {
   return config.DATABASE_URL ?? `sqlite:${join(config.DATA_DIR, 'ari-crm.sqlite')}`;
 }
 

@@ -36,6 +36,25 @@ const splitList = (s: string): string[] =>
     .filter(Boolean);
 
 /**
+ * Employee ↔ extension overrides of a CRM connector, `userId=extension,…` (e.g. `12=101,14=102`).
+ */
+const userExtensionMap = z.string().transform((s, ctx) => {
+  const entries: Array<{ userId: string; extension: string }> = [];
+  for (const part of splitList(s)) {
+    const match = /^(\d+)=(\d{2,10})$/.exec(part);
+    if (!match) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `bad entry "${part}": expected userId=extension, e.g. 12=101`,
+      });
+      return z.NEVER;
+    }
+    entries.push({ userId: match[1]!, extension: match[2]! });
+  }
+  return entries;
+});
+
+/**
  * Trunk map `prefix=template,…`, longest prefix wins, `*` is the default. The template's
  * placeholders `{number}` (digits without `+`), `{e164}` (`+7…`), `{national}` (national
  * significant number) and `{national_prefixed}` (with the national prefix, e.g. `8…` in Russia)
@@ -677,6 +696,96 @@ export const configSchema = z.object({
     .max(1000)
     .default(40)
     .describe('retailCRM: most /api/v5/telephony/* requests per second with the key.'),
+  BITRIX24_URL: httpUrl
+    .optional()
+    .describe(
+      'Bitrix24: the portal URL, e.g. https://company.bitrix24.ru (CRM_CONNECTOR=bitrix24 with a local application; REST methods are called at <portal>/rest/<method>.json).',
+    ),
+  BITRIX24_WEBHOOK_URL: httpUrl
+    .optional()
+    .describe(
+      'Bitrix24: an inbound webhook URL, https://<portal>/rest/<user id>/<secret>/ (scopes telephony, crm, user), instead of a local application; Bitrix24 may refuse the telephony register/finish methods through a webhook on newer portals. Never logged.',
+    ),
+  BITRIX24_CLIENT_ID: z
+    .string()
+    .optional()
+    .describe("Bitrix24: the local application's client_id (application code, local.…)."),
+  BITRIX24_CLIENT_SECRET: z
+    .string()
+    .optional()
+    .describe(
+      "Bitrix24: the local application's client_secret (refreshes the OAuth tokens). Never logged.",
+    ),
+  BITRIX24_ACCESS_TOKEN: z
+    .string()
+    .optional()
+    .describe(
+      'Bitrix24: the first OAuth access token of the local application, when the install handler (/connectors/bitrix24/install) was not used; refreshed tokens are kept in the store and win over it. Never logged.',
+    ),
+  BITRIX24_REFRESH_TOKEN: z
+    .string()
+    .optional()
+    .describe(
+      'Bitrix24: the first OAuth refresh token of the local application (see BITRIX24_ACCESS_TOKEN). Never logged.',
+    ),
+  BITRIX24_OAUTH_URL: httpUrl
+    .default('https://oauth.bitrix.info/oauth/token/')
+    .describe(
+      "Bitrix24: the OAuth server that refreshes tokens (grant_type=refresh_token); an on-premise portal's is https://<portal>/oauth/token/.",
+    ),
+  BITRIX24_APPLICATION_TOKEN: z
+    .string()
+    .min(16, 'must be at least 16 characters')
+    .optional()
+    .describe(
+      'Bitrix24: the application token Bitrix24 sends as auth[application_token] with its events (click-to-call ONEXTERNALCALLSTART); the engine refuses events without it. Unset: the token received by the install handler is used. Never logged.',
+    ),
+  BITRIX24_CRM_CREATE: bool
+    .default(true)
+    .describe(
+      'Bitrix24: create a lead (or contact) for a number the CRM does not know when a call is registered (CRM_CREATE).',
+    ),
+  BITRIX24_ADD_TO_CHAT: bool
+    .default(true)
+    .describe(
+      "Bitrix24: post the finished call into the operator's chat (ADD_TO_CHAT of telephony.externalcall.finish).",
+    ),
+  BITRIX24_ENTITY_TYPES: z
+    .string()
+    .transform((s, ctx) => {
+      const types = splitList(s).map((t) => t.toUpperCase());
+      for (const type of types)
+        if (!['CONTACT', 'COMPANY', 'LEAD'].includes(type)) {
+          ctx.addIssue({ code: 'custom', message: `unknown entity type "${type}"` });
+          return z.NEVER;
+        }
+      return types as Array<'CONTACT' | 'COMPANY' | 'LEAD'>;
+    })
+    .default(['CONTACT', 'COMPANY', 'LEAD'])
+    .describe(
+      'Bitrix24: the CRM entities a caller is looked up in (crm.duplicate.findbycomm), in order of preference: CONTACT, COMPANY, LEAD; the first found gives the responsible manager.',
+    ),
+  BITRIX24_DEFAULT_USER_ID: z
+    .string()
+    .regex(/^\d+$/, 'a Bitrix24 user id (digits)')
+    .default('1')
+    .describe(
+      "Bitrix24: the user a call is registered to when no operator's phone rang for it (e.g. the caller hung up during the greeting), so the CRM still lists it.",
+    ),
+  BITRIX24_EXTENSIONS: userExtensionMap
+    .default([])
+    .describe(
+      "Bitrix24: employee ↔ extension overrides, userId=extension,… (e.g. 1=101,5=102); they win over the users' internal numbers (UF_PHONE_INNER) read from the portal.",
+    ),
+  BITRIX24_RATE_LIMIT_PER_SEC: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .default(2)
+    .describe(
+      'Bitrix24: most REST requests per second (the cloud portals allow 2 per second per application on most plans).',
+    ),
   AMOCRM_URL: httpUrl
     .optional()
     .describe(

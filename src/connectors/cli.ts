@@ -8,6 +8,7 @@
  *   (`additionalCodes`: those already in the module, RETAILCRM_EXTENSIONS overriding them).
  * - `retailcrm show`: print the module JSON `register` would send, without sending it.
  * - `retailcrm extensions`: print the employee ↔ extension map (the CRM's and the overrides).
+ * - `bitrix24 bind` / `bitrix24 extensions`: see ./bitrix24/cli.ts.
  *
  * Exit status: 0 done, 1 the CRM refused or could not be reached, 2 bad usage or configuration.
  */
@@ -15,9 +16,11 @@ import { pathToFileURL } from 'node:url';
 import { ConfigError } from '../config/load.ts';
 import { createLogger } from '../logging/logger.ts';
 import { loadEngineConfig } from '../main.ts';
+import { runBitrix24Command } from './bitrix24/cli.ts';
 import { retailCrmFromConfig } from './index.ts';
 
-const USAGE = 'usage: npm run connector -- retailcrm register|show|extensions';
+const USAGE =
+  'usage: npm run connector -- retailcrm register|show|extensions | bitrix24 bind|extensions';
 
 /**
  * Run a command; resolves with the exit status. `out` / `err` receive the output lines.
@@ -31,6 +34,7 @@ export async function runConnectorCommand(
   env?: Record<string, string | undefined>,
 ): Promise<number> {
   const [name, command] = args;
+  if (name === 'bitrix24') return runBitrix24Command(command, out, err, env ?? process.env);
   if (name !== 'retailcrm' || !['register', 'show', 'extensions'].includes(command ?? '')) {
     err(USAGE);
     return 2;

@@ -37,6 +37,16 @@ export interface VendorHttpClientOptions {
    * `errors`); default: the body text, cut.
    */
   errorMessage?: (json: unknown) => string | undefined;
+  /**
+   * Classify an error answer (non-2xx) by its JSON before its status does, for vendors that
+   * name the problem in the body (Bitrix24 `{"error": "expired_token"}`, `QUERY_LIMIT_EXCEEDED`):
+   * `unauthorized` is handled like a 401 (credentials refreshed, then a retry), `retry` is
+   * retried with backoff, `rejected` settles the event; undefined: the status decides.
+   */
+  classifyError?: (
+    status: number,
+    json: unknown,
+  ) => 'unauthorized' | 'retry' | 'rejected' | undefined;
   /** undici dispatcher (tests, a shared pool); default undici's global one. */
   dispatcher?: Dispatcher;
 }
@@ -126,7 +136,10 @@ export function createVendorHttpClient(options: VendorHttpClientOptions): Vendor
       url: logUrl,
       ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
     });
-    if (status === 401) {
+    const kind = json === undefined ? undefined : options.classifyError?.(status, json);
+    if (kind === 'retry') return retry();
+    if (kind === 'rejected') return { ok: false, kind: 'rejected', status, detail, url: logUrl };
+    if (status === 401 || kind === 'unauthorized') {
       if (!options.onUnauthorized) return retry();
       try {
         await options.onUnauthorized();

@@ -7,8 +7,9 @@ import type { Dispatcher } from 'undici';
 import type { ConfigCheck } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../logging/logger.ts';
-import type { CallRepository } from '../store/index.ts';
+import type { CallRepository, ConnectorStateRepository } from '../store/index.ts';
 import { createAmoCrmConnector, type AmoCrmConnector } from './amocrm/connector.ts';
+import { createBitrix24Connector, type Bitrix24Connector } from './bitrix24/connector.ts';
 import { createRetailCrmConnector, type RetailCrmConnector } from './retailcrm/connector.ts';
 import type { Connector } from './types.ts';
 
@@ -31,6 +32,12 @@ export {
   type RetailCrmConnector,
   type RetailCrmOptions,
 } from './retailcrm/connector.ts';
+export {
+  createBitrix24Connector,
+  type Bitrix24Connector,
+  type Bitrix24Options,
+} from './bitrix24/connector.ts';
+export { ringFirst } from './route.ts';
 
 /** The variables each connector requires. */
 const REQUIRED: Readonly<Record<string, ReadonlyArray<keyof Config>>> = {
@@ -48,6 +55,11 @@ export function connectorBaseUrl(config: Config): string | undefined {
       return config.RETAILCRM_URL;
     case 'amocrm':
       return config.AMOCRM_URL;
+    case 'bitrix24':
+      return (
+        config.BITRIX24_URL ??
+        (config.BITRIX24_WEBHOOK_URL ? new URL(config.BITRIX24_WEBHOOK_URL).origin : undefined)
+      );
     default:
       return undefined;
   }
@@ -60,6 +72,7 @@ export function connectorBaseUrl(config: Config): string | undefined {
 export const connectorConfigCheck: ConfigCheck = (config) => {
   const name = config.CRM_CONNECTOR;
   if (name === 'webhook') return [];
+  if (name === 'bitrix24') return bitrix24ConfigProblems(config);
   const required = REQUIRED[name];
   if (!required) return [`CRM_CONNECTOR: the ${name} connector is not available in this version`];
   return required
@@ -67,12 +80,33 @@ export const connectorConfigCheck: ConfigCheck = (config) => {
     .map((key) => `${key}: required when CRM_CONNECTOR=${name}`);
 };
 
+/**
+ * Bitrix24 needs an inbound webhook URL, or the portal with the local application (its client
+ * id and secret; tokens come from the configuration or the install handler).
+ */
+function bitrix24ConfigProblems(config: Config): string[] {
+  if (config.BITRIX24_WEBHOOK_URL) return [];
+  if (!config.BITRIX24_URL)
+    return [
+      'BITRIX24_URL (with BITRIX24_CLIENT_ID and BITRIX24_CLIENT_SECRET) or BITRIX24_WEBHOOK_URL: required when CRM_CONNECTOR=bitrix24',
+    ];
+  return (['BITRIX24_CLIENT_ID', 'BITRIX24_CLIENT_SECRET'] as const)
+    .filter((key) => !config[key])
+    .map((key) => `${key}: required when CRM_CONNECTOR=bitrix24 with BITRIX24_URL`);
+}
+
 /** What {@link createConnector} needs besides the configuration. */
 export interface ConnectorFactoryDeps {
   calls: Pick<CallRepository, 'getCall'>;
   logger: Logger;
   /** undici dispatcher for vendor requests (tests); default undici's global one. */
   dispatcher?: Dispatcher;
+  /**
+   * The connector's state in the store (`connector_state`: Bitrix24's OAuth tokens and
+   * CALL_IDs), read lazily because the store opens after the connector is built; undefined:
+   * in memory only.
+   */
+  state?: () => ConnectorStateRepository | undefined;
 }
 
 /**
@@ -88,10 +122,14 @@ export function createConnector(config: Config, deps: ConnectorFactoryDeps): Con
       return undefined;
     case 'retailcrm':
       return retailCrmFromConfig(config, deps);
+    case 'bitrix24':
+      return bitrix24FromConfig(config, deps);
     case 'amocrm':
       return amoCrmFromConfig(config, deps);
-    default:
-      throw new Error(`the ${config.CRM_CONNECTOR} connector is not available in this version`);
+    default: {
+      const unknown: never = config.CRM_CONNECTOR;
+      throw new Error(`unknown connector ${String(unknown)}`);
+    }
   }
 }
 
@@ -115,6 +153,45 @@ export function retailCrmFromConfig(
     defaultRingTimeoutSec: config.RING_TIMEOUT_SEC,
     calls: deps.calls,
     logger: deps.logger.child({ component: 'connector', connector: 'retailcrm' }),
+    ...(deps.dispatcher ? { dispatcher: deps.dispatcher } : {}),
+  });
+}
+
+/** The Bitrix24 connector from the configuration (BITRIX24_*). */
+export function bitrix24FromConfig(config: Config, deps: ConnectorFactoryDeps): Bitrix24Connector {
+  const webhook = Boolean(config.BITRIX24_WEBHOOK_URL);
+  return createBitrix24Connector({
+    ...(webhook ? { webhookUrl: config.BITRIX24_WEBHOOK_URL! } : {}),
+    ...(config.BITRIX24_URL ? { url: config.BITRIX24_URL } : {}),
+    ...(!webhook && config.BITRIX24_CLIENT_ID && config.BITRIX24_CLIENT_SECRET
+      ? {
+          oauth: {
+            clientId: config.BITRIX24_CLIENT_ID,
+            clientSecret: config.BITRIX24_CLIENT_SECRET,
+            oauthUrl: config.BITRIX24_OAUTH_URL,
+            ...(config.BITRIX24_ACCESS_TOKEN ? { accessToken: config.BITRIX24_ACCESS_TOKEN } : {}),
+            ...(config.BITRIX24_REFRESH_TOKEN
+              ? { refreshToken: config.BITRIX24_REFRESH_TOKEN }
+              : {}),
+          },
+        }
+      : {}),
+    ...(config.BITRIX24_APPLICATION_TOKEN
+      ? { applicationToken: config.BITRIX24_APPLICATION_TOKEN }
+      : {}),
+    crmCreate: config.BITRIX24_CRM_CREATE,
+    addToChat: config.BITRIX24_ADD_TO_CHAT,
+    entityTypes: config.BITRIX24_ENTITY_TYPES,
+    defaultUserId: config.BITRIX24_DEFAULT_USER_ID,
+    ...(config.PUBLIC_URL ? { publicUrl: config.PUBLIC_URL } : {}),
+    overrides: config.BITRIX24_EXTENSIONS,
+    refreshMs: config.CONNECTOR_EXTENSIONS_REFRESH_MS,
+    timeoutMs: config.CONNECTOR_TIMEOUT_MS,
+    ratePerSec: config.BITRIX24_RATE_LIMIT_PER_SEC,
+    defaultRingTimeoutSec: config.RING_TIMEOUT_SEC,
+    calls: deps.calls,
+    state: deps.state ?? (() => undefined),
+    logger: deps.logger.child({ component: 'connector', connector: 'bitrix24' }),
     ...(deps.dispatcher ? { dispatcher: deps.dispatcher } : {}),
   });
 }

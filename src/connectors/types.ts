@@ -26,7 +26,8 @@
  *   refresh token for a new access token, kept in the store, before the retry), or an inbound
  *   webhook URL. Form-encoded requests (`telephony.externalcall.register` / `.show` / `.hide` /
  *   `.finish` / `.attachRecord`); `register` returns a `CALL_ID` the connector keeps per call
- *   (in its own state, keyed by the engine's call id). Click-to-call arrives as the
+ *   (the store's `connector_state`, src/store/connector-state.ts, keyed by the engine's call
+ *   id; `ConnectorFactoryDeps.state`). Click-to-call arrives as the
  *   form-encoded `ONEXTERNALCALLSTART` event (`data[...]`, `auth[application_token]`) at the
  *   connector's router. Extensions from `user.get` (`UF_PHONE_INNER`).
  * - **amoCRM / Kommo**: a long-lived bearer token (no refresh: `refreshAuth` absent, a 401 is

@@ -41,6 +41,11 @@ import {
   userStatusParamsSchema,
 } from '../connectors/retailcrm/routes.ts';
 import { amoCrmClickToCallSchema, CLICK_TO_CALL_PATH } from '../connectors/amocrm/routes.ts';
+import {
+  EVENTS_PATH as BITRIX24_EVENTS_PATH,
+  externalCallStartSchema,
+  INSTALL_PATH as BITRIX24_INSTALL_PATH,
+} from '../connectors/bitrix24/routes.ts';
 import { historyResponseSchemas } from './history-schemas.ts';
 import {
   acceptedCallSchema,
@@ -57,7 +62,7 @@ export type JsonObject = { [key: string]: unknown };
 export interface OpenApiOptions {
   /** COMPAT_PATH, e.g. `/asterisk.fcgi`. */
   compatPath: string;
-  /** CRM_CONNECTOR: its endpoints for the CRM are documented when it is `retailcrm`. */
+  /** CRM_CONNECTOR: the endpoints its CRM calls are documented (retailcrm, bitrix24, amocrm). */
   connector?: string;
 }
 
@@ -1102,6 +1107,7 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
 
   if (options.connector === 'retailcrm') Object.assign(paths, retailCrmPaths());
   if (options.connector === 'amocrm') Object.assign(paths, amoCrmPaths());
+  if (options.connector === 'bitrix24') Object.assign(paths, bitrix24Paths());
 
   // HEAD of the recording (a player learns the size before fetching ranges): GET's answers
   // without their bodies.
@@ -1410,6 +1416,101 @@ function amoCrmPaths(): Record<string, JsonObject> {
           ),
           '429': errorResponse('`rate_limited` or `too_many_calls`, with `Retry-After` seconds.'),
           '503': errorResponse('`ari_unavailable`, `store_unavailable` or `shutting_down`.'),
+        },
+      },
+    },
+  };
+}
+
+/**
+ * The Bitrix24 connector's endpoints: Bitrix24's outgoing events (form-encoded, PHP-style
+ * nested fields; `auth[application_token]` authenticates) and the local application's install
+ * handler.
+ */
+function bitrix24Paths(): Record<string, JsonObject> {
+  const event = inline(externalCallStartSchema);
+  const eventSchema: JsonObject = {
+    ...event,
+    properties: {
+      ...((event.properties ?? {}) as Record<string, JsonObject>),
+      auth: {
+        type: 'object',
+        description: 'Sent as `auth[application_token]` (and `auth[domain]`, `auth[member_id]`…).',
+        properties: { application_token: { type: 'string' } },
+        required: ['application_token'],
+      },
+    },
+    required: [...((event.required ?? []) as string[]), 'auth'],
+  };
+  return {
+    [BITRIX24_EVENTS_PATH]: {
+      post: {
+        operationId: 'bitrix24Event',
+        tags: [TAG.connectors],
+        summary: 'Bitrix24 event (ONEXTERNALCALLSTART: click-to-call)',
+        description:
+          'Bitrix24 POSTs its events here, form-encoded with nested fields written `data[PHONE_NUMBER]`. `ONEXTERNALCALLSTART` (a user clicked a number in the CRM; Bitrix24 already registered the call as `data[CALL_ID]`) becomes a click-to-call from the extension of `data[USER_ID]` to `data[PHONE_NUMBER]` with every rule of POST /v1/calls (toll-fraud guard, rate limit, live-call cap); the call reports to Bitrix24 under that CALL_ID. Other events are acknowledged and ignored.',
+        security: [],
+        requestBody: {
+          required: true,
+          content: { 'application/x-www-form-urlencoded': { schema: eventSchema } },
+        },
+        responses: {
+          '200': {
+            description:
+              '`{"result": true, "callId"}`: the operator\'s phone rings, then the customer\'s; `{"result": false}` for an event the engine does not use.',
+            content: { 'application/json': { schema: { type: 'object' } } },
+          },
+          '400': errorResponse('`invalid_request`, `invalid_number` or `unknown_user`.'),
+          '403': errorResponse(
+            '`invalid_application_token`, `destination_not_allowed` or `destination_type_not_allowed`.',
+          ),
+          '429': errorResponse('`rate_limited` or `too_many_calls`, with `Retry-After` seconds.'),
+          '503': errorResponse('`ari_unavailable`, `store_unavailable` or `shutting_down`.'),
+        },
+      },
+    },
+    [BITRIX24_INSTALL_PATH]: {
+      post: {
+        operationId: 'bitrix24Install',
+        tags: [TAG.connectors],
+        summary: 'Bitrix24 local application install handler',
+        description:
+          'Bitrix24 opens this page when the local application is installed (`AUTH_ID`, `REFRESH_ID`, `AUTH_EXPIRES`), or POSTs the ONAPPINSTALL event (`auth[access_token]`, `auth[refresh_token]`, `auth[application_token]`). The engine checks the access token with the portal (`app.info`) and keeps the tokens in its store; they are refreshed from then on.',
+        security: [],
+        requestBody: {
+          required: true,
+          content: {
+            'application/x-www-form-urlencoded': {
+              schema: {
+                type: 'object',
+                properties: {
+                  AUTH_ID: { type: 'string' },
+                  REFRESH_ID: { type: 'string' },
+                  AUTH_EXPIRES: { type: 'string' },
+                  auth: {
+                    type: 'object',
+                    properties: {
+                      access_token: { type: 'string' },
+                      refresh_token: { type: 'string' },
+                      application_token: { type: 'string' },
+                    },
+                  },
+                },
+              },
+            },
+          },
+        },
+        responses: {
+          '200': {
+            description: 'A page that finishes the installation in Bitrix24.',
+            content: { 'text/html': { schema: { type: 'string' } } },
+          },
+          '400': errorResponse('`invalid_request`: no tokens.'),
+          '403': errorResponse('`invalid_token`: the portal did not accept the access token.'),
+          '404': errorResponse(
+            '`not_found`: the connector uses a webhook URL, not an application.',
+          ),
         },
       },
     },

@@ -45,6 +45,7 @@ export {
   type OutboxStatus,
 } from './events.ts';
 export { createConnectorOutbox, type ConnectorOutboxTarget } from './connector-outbox.ts';
+export { createConnectorState, type ConnectorStateRepository } from './connector-state.ts';
 export {
   DurableEventQueue,
   type OutboxRepository,

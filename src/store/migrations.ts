@@ -407,6 +407,23 @@ export function storeMigrations(dialect: StoreDialect): Record<string, Migration
         await db.schema.dropTable('verb_recording_downloads').execute();
       },
     },
+    // CRM connectors: state a connector keeps across restarts (src/store/connector-state.ts),
+    // e.g. Bitrix24's refreshed OAuth tokens and the CALL_ID it registered for each call.
+    '0010_connectors_bitrix24_state': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await db.schema
+          .createTable('connector_state')
+          .addColumn('connector', 'text', (col) => col.notNull())
+          .addColumn('key', 'text', (col) => col.notNull())
+          .addColumn('value', 'text', (col) => col.notNull())
+          .addColumn('updated_at', 'text', (col) => col.notNull())
+          .addPrimaryKeyConstraint('connector_state_pk', ['connector', 'key'])
+          .execute();
+      },
+      async down(db: Kysely<unknown>): Promise<void> {
+        await db.schema.dropTable('connector_state').execute();
+      },
+    },
   };
 }
 

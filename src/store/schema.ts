@@ -98,6 +98,18 @@ export interface ConnectorOutboxTable {
   settled_at: string | null;
 }
 
+/**
+ * `connector_state`: what a CRM connector keeps across restarts, one JSON text value per key
+ * (Bitrix24: the OAuth tokens, the CALL_ID of each call). Times ISO 8601 UTC.
+ */
+export interface ConnectorStateTable {
+  /** The connector's name, e.g. `bitrix24`. */
+  connector: string;
+  key: string;
+  value: string;
+  updated_at: string;
+}
+
 /** `webhook_deliveries`: one row per delivery attempt (the delivery log). */
 export interface WebhookDeliveriesTable {
   id: Generated<number | string>;
@@ -240,6 +252,7 @@ export interface Database {
   call_legs: CallLegsTable;
   events: EventsTable;
   connector_outbox: ConnectorOutboxTable;
+  connector_state: ConnectorStateTable;
   webhook_deliveries: WebhookDeliveriesTable;
   idempotency_keys: IdempotencyKeysTable;
   journal_state: JournalStateTable;

@@ -71,6 +71,7 @@ export async function truncate(store: Store): Promise<void> {
   await store.db.deleteFrom('call_legs').execute();
   await store.db.deleteFrom('events').execute();
   await store.db.deleteFrom('calls').execute();
+  await store.db.deleteFrom('connector_state').execute();
   await store.db.deleteFrom('operators').execute();
 }
 
