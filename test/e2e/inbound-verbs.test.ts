@@ -220,6 +220,30 @@ describe('inbound calls routed to a call script (e2e: engine + simulator + CRM)'
     expect(bed.sim.channels()).to.have.length(0);
   });
 
+  it('a dial with noAnswer "end": nobody answers, the caller takes the no-answer dialplan and the verbs after it never run', async () => {
+    bed = await startTestBed({ NO_ANSWER_DIALPLAN: 'service,9999,1' });
+    bed.crm.onRoute(() => ({
+      body: {
+        verbs: [
+          { verb: 'dial', extensions: ['101'], ringTimeoutSec: 2, noAnswer: 'end' },
+          { verb: 'play', media: ['sound:vm-goodbye'] },
+        ],
+      },
+    }));
+    bed.sim.phones.set('101', { mode: 'ring' });
+    const { channelId, callId } = await callIn(bed);
+    const end = await bed.crm.waitForEnded(callId);
+    expect(typesOf(bed, callId)).to.deep.equal(['call.started', 'call.ringing', 'call.ended']);
+    expect(data(end)).to.include({ disposition: 'no_answer', endReason: 'nobody_answered' });
+    const cont = bed.sim.requests.find((r) => r.path === `/channels/${channelId}/continue`);
+    expect(cont?.query).to.include({ context: 'service', extension: '9999' });
+    const goodbye = bed.sim.requests.find(
+      (r) =>
+        r.path === `/channels/${channelId}/play` && JSON.stringify(r.query).includes('vm-goodbye'),
+    );
+    expect(goodbye, 'the verb after the dial did not run').to.equal(undefined);
+  });
+
   it('the caller hanging up during the menu ends the call; no operator is rung', async () => {
     bed = await startTestBed();
     bed.crm.onRoute(() => ({

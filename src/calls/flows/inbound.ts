@@ -333,7 +333,7 @@ export class InboundFlow implements Flow {
   private hostFor(ctx: CallContext): VerbHost {
     return {
       dial: (verb: DialVerb, _channelId: string, signal: AbortSignal) =>
-        this.scriptDial(ctx, verb, false, signal),
+        this.scriptDial(ctx, verb, verb.noAnswer === 'end', signal),
       transfer: async (verb: TransferVerb, _channelId: string, signal: AbortSignal) => {
         if (verb.to !== 'service') {
           const dial: DialVerb = {
@@ -341,6 +341,7 @@ export class InboundFlow implements Flow {
             extensions: [verb.to],
             strategy: 'ringall',
             ringTimeoutSec: this.rt.deps.options.defaultRingTimeoutSec,
+            noAnswer: 'end',
           };
           return this.scriptDial(ctx, dial, true, signal);
         }
@@ -350,10 +351,10 @@ export class InboundFlow implements Flow {
   }
 
   /**
-   * Ring the operators of a script's `dial` (or the extension of a `transfer`, `blind`) as a
-   * dial route does. Resolves once an operator answered and was bridged (`end: true`), nobody
-   * answered (the dial status; a blind transfer then ends the call, `end: true`), or the caller
-   * hung up.
+   * Ring the operators of a script's `dial` (or the extension of a `transfer`) as a dial route
+   * does. Resolves once an operator answered and was bridged (`end: true`), nobody answered (the
+   * dial status; with `blind` — a transfer, or a dial with `noAnswer: "end"` — the call then takes
+   * the no-answer path of a dial route, `end: true`), or the caller hung up.
    */
   private scriptDial(
     ctx: CallContext,

@@ -203,6 +203,12 @@ export const dialVerbSchema = z
     strategy: z.enum(['ringall', 'sequential']).default('ringall'),
     ringTimeoutSec: z.number().int().min(MIN_RING_TIMEOUT_SEC).max(MAX_RING_TIMEOUT_SEC),
     record: z.boolean().optional(),
+    noAnswer: z
+      .enum(['continue', 'end'])
+      .default('continue')
+      .describe(
+        'When nobody answers: continue (the next verb runs) or end (the no-answer path of a dial route: NO_ANSWER_DIALPLAN, else hang up).',
+      ),
   })
   .strict();
 

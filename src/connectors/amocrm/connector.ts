@@ -30,9 +30,8 @@
  */
 import type { Router } from 'express';
 import type { Dispatcher } from 'undici';
-import { EXTENSION_PATTERN, MAX_CUSTOMER_NAME_LENGTH } from '../../crm/index.ts';
+import { MAX_CUSTOMER_NAME_LENGTH } from '../../crm/index.ts';
 import type { Route, RouteLookupRequest } from '../../crm/types.ts';
-import type { ScriptVerb } from '../../calls/verbs/schema.ts';
 import type { CallEndedData, LifecycleEvent, LifecycleEventType } from '../../events/types.ts';
 import type { Logger } from '../../logging/logger.ts';
 import type { CallRecord, CallRepository } from '../../store/index.ts';
@@ -46,6 +45,7 @@ import type {
   ExtensionEntry,
   VendorRequest,
 } from '../types.ts';
+import { ringFirst } from '../route.ts';
 import { callResult, callStatus, phoneQuery, unixSeconds } from './mapping.ts';
 import { createAmoCrmRoutes } from './routes.ts';
 
@@ -141,10 +141,15 @@ export function createAmoCrmConnector(options: AmoCrmOptions): AmoCrmConnector {
     if (typeof answer.json !== 'object' || answer.json === null)
       return { ok: false, reason: 'invalid_body', detail: 'not a JSON object' };
     if (contact === undefined) return { ok: true, route: structuredClone(fallback) };
-    const route = routeOf(fallback, extensionOfContact(contact), options.defaultRingTimeoutSec);
-    const customer = customerOf(contact, baseUrl);
-    if (customer) route.customer = customer;
-    return { ok: true, route };
+    return {
+      ok: true,
+      route: ringFirst(
+        fallback,
+        extensionOfContact(contact),
+        customerOf(contact, baseUrl),
+        options.defaultRingTimeoutSec,
+      ),
+    };
   }
 
   /** The extension of a contact's responsible user, if AMOCRM_USERS has one. */
@@ -299,34 +304,6 @@ function rung(record: CallRecord | undefined): string[] {
     if (leg.role === 'operator' && leg.extension && !out.includes(leg.extension))
       out.push(leg.extension);
   return out;
-}
-
-/**
- * The route for a contact: the responsible user's extension first, then the fallback route (a
- * call script of two `dial`s); the fallback alone without such an extension.
- */
-function routeOf(
-  fallback: Route,
-  extension: string | undefined,
-  defaultRingTimeoutSec: number,
-): Route {
-  const route: Route = structuredClone(fallback);
-  if (!extension || !EXTENSION_PATTERN.test(extension)) return route;
-  const fallbackDial = fallback.action.type === 'dial' ? fallback.action : undefined;
-  const ringTimeoutSec = fallbackDial?.ringTimeoutSec ?? defaultRingTimeoutSec;
-  const verbs: ScriptVerb[] = [
-    { verb: 'dial', extensions: [extension], strategy: 'ringall', ringTimeoutSec },
-  ];
-  const rest = fallbackDial?.extensions.filter((ext) => ext !== extension) ?? [];
-  if (fallbackDial && rest.length > 0)
-    verbs.push({
-      verb: 'dial',
-      extensions: rest,
-      strategy: fallbackDial.strategy,
-      ringTimeoutSec: fallbackDial.ringTimeoutSec,
-    });
-  route.action = { type: 'verbs', verbs };
-  return route;
 }
 
 /** The customer card of a contact: id, name, link to the contact in amoCRM. */

@@ -26,7 +26,6 @@ import type { Router } from 'express';
 import type { Dispatcher } from 'undici';
 import { EXTENSION_PATTERN, MAX_CUSTOMER_NAME_LENGTH } from '../../crm/index.ts';
 import type { Route, RouteLookupRequest } from '../../crm/types.ts';
-import type { ScriptVerb } from '../../calls/verbs/schema.ts';
 import type { CallEndedData, LifecycleEvent, LifecycleEventType } from '../../events/types.ts';
 import type { Logger } from '../../logging/logger.ts';
 import type { CallRecord, CallRepository } from '../../store/index.ts';
@@ -41,6 +40,7 @@ import type {
   VendorRequest,
   VendorResponse,
 } from '../types.ts';
+import { ringFirst } from '../route.ts';
 import { callResult, HANGUP_STATUS, retailCrmDate } from './mapping.ts';
 import { createRetailCrmRoutes, MAKE_CALL_PATH, USER_STATUS_PATH } from './routes.ts';
 
@@ -175,7 +175,12 @@ export function createRetailCrmConnector(options: RetailCrmOptions): RetailCrmCo
       return { ok: false, reason: 'invalid_body', detail: 'not a JSON object' };
     if (dig(json, ['success']) === false)
       return { ok: false, reason: 'http_status', detail: errorMessage(json) ?? 'success: false' };
-    const route = routeOf(json, fallback, options.defaultRingTimeoutSec);
+    const route = ringFirst(
+      fallback,
+      scalar(dig(json, ['manager', 'code'])),
+      customerOf(json),
+      options.defaultRingTimeoutSec,
+    );
     return { ok: true, route };
   }
 
@@ -388,34 +393,6 @@ function hangupCodes(data: CallEndedData, record: CallRecord | undefined): strin
   const own = data.answeredBy ?? (data.direction === 'out' ? data.from : undefined);
   if (own !== undefined && !codes.includes(own)) codes.push(own);
   return codes;
-}
-
-/**
- * The route of a `telephony/manager` answer: the manager's code first, then the fallback route
- * (a call script of two `dial`s); the fallback alone when there is no usable code. The
- * customer's name and card link are kept.
- */
-function routeOf(json: object, fallback: Route, defaultRingTimeoutSec: number): Route {
-  const route: Route = structuredClone(fallback);
-  const customer = customerOf(json);
-  if (customer) route.customer = customer;
-  const code = scalar(dig(json, ['manager', 'code']));
-  if (!code || !EXTENSION_PATTERN.test(code)) return route;
-  const fallbackDial = fallback.action.type === 'dial' ? fallback.action : undefined;
-  const ringTimeoutSec = fallbackDial?.ringTimeoutSec ?? defaultRingTimeoutSec;
-  const verbs: ScriptVerb[] = [
-    { verb: 'dial', extensions: [code], strategy: 'ringall', ringTimeoutSec },
-  ];
-  const rest = fallbackDial?.extensions.filter((ext) => ext !== code) ?? [];
-  if (fallbackDial && rest.length > 0)
-    verbs.push({
-      verb: 'dial',
-      extensions: rest,
-      strategy: fallbackDial.strategy,
-      ringTimeoutSec: fallbackDial.ringTimeoutSec,
-    });
-  route.action = { type: 'verbs', verbs };
-  return route;
 }
 
 /** The customer of a `telephony/manager` answer: id, name, card link. */
