@@ -456,10 +456,11 @@ export const configSchema = z.object({
     .regex(/\{extension\}/, 'must contain {extension}')
     .default('PJSIP/{extension}')
     .describe('Dial string of an operator phone; {extension} is replaced.'),
-  OPERATOR_EXTENSIONS: extensionList
+  OPERATOR_EXTENSIONS: z
+    .union([z.literal('none').transform((): string[] => []), extensionList])
     .optional()
     .describe(
-      "Operators whose presence the engine follows (GET /v1/operators, operator.state webhooks): comma-separated extensions, e.g. 101,102,103. Unset: the extensions of FALLBACK_ROUTE and OPERATOR_IP_MAP, and on the simulator SIM_EXTENSIONS. Each one's phone is OPERATOR_ENDPOINT's device (PJSIP/101).",
+      "Operators whose presence the engine follows (GET /v1/operators, operator.state webhooks): comma-separated extensions, e.g. 101,102,103; none: no presence at all (no operator.state, every extension of a route is rung). Unset: the extensions of FALLBACK_ROUTE and OPERATOR_IP_MAP, and on the simulator SIM_EXTENSIONS. Each one's phone is OPERATOR_ENDPOINT's device (PJSIP/101).",
     ),
   OPERATOR_PRESENCE_ROUTING: bool
     .default(true)

@@ -36,6 +36,7 @@ import { allowListFilter, IpAllowList } from '../security/ip.ts';
 import { createSecurityMetrics } from '../security/metrics.ts';
 import {
   acceptOperatorTokens,
+  CONNECTOR_TOKEN_ROUTES,
   OperatorTokens,
   type CallParties,
 } from '../security/operator-tokens.ts';
@@ -268,7 +269,13 @@ export function createApi(deps: ApiDeps): ApiParts {
           ...(deps.connector.setOperatorStatus
             ? { setOperatorStatus: deps.connector.setOperatorStatus }
             : {}),
-          authenticate: requireApiKey({ keys, logger, metrics }),
+          // An API key, or an operator token for a click-to-call from its own extension (a CRM
+          // widget in the operator's browser).
+          authenticate: acceptOperatorTokens(requireApiKey({ keys, logger, metrics }), {
+            tokens,
+            callParties,
+            routes: CONNECTOR_TOKEN_ROUTES,
+          }),
         }),
       ]
     : [];

@@ -232,6 +232,15 @@ export const TOKEN_ROUTES: readonly TokenRoute[] = [
   { method: 'PUT', path: /^\/operators\/(\d{2,10})\/status\/?$/, scope: 'extension' },
 ];
 
+/**
+ * The CRM connector endpoints open to operator tokens (paths from the server's root): amoCRM's
+ * widget click-to-call, for the token's own extension only (the route checks the user's
+ * extension with {@link requireOwnExtension}).
+ */
+export const CONNECTOR_TOKEN_ROUTES: readonly TokenRoute[] = [
+  { method: 'POST', path: /^\/connectors\/amocrm\/click-to-call\/?$/ },
+];
+
 /** Options of {@link acceptOperatorTokens}. */
 export interface AcceptOperatorTokensOptions {
   tokens: OperatorTokens;

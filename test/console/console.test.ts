@@ -34,7 +34,11 @@ describeInBrowser(
     before(async function () {
       this.timeout(180_000);
       // Click-to-call rings the operator as long as inbound calls do (12 s of real time).
-      bed = await startTestBed({ NODE_ENV: 'development', CLICK_TO_CALL_RING_TIMEOUT_SEC: '600' });
+      bed = await startTestBed({
+        NODE_ENV: 'development',
+        CLICK_TO_CALL_RING_TIMEOUT_SEC: '600',
+        OPERATOR_EXTENSIONS: '101,102,103',
+      });
       browser = await launchBrowser();
       // Run from the sources, the engine transpiles the browser modules on first use (seconds on
       // a busy machine): done here, not in the first test's page load.

@@ -267,6 +267,42 @@ describe('amoCRM / Kommo connector (e2e: engine + simulator + fake amoCRM)', fun
     ]);
   });
 
+  it("click-to-call from a widget in the operator's browser: an operator token calls from its own extension only", async () => {
+    const b = await start();
+    b.sim.phones.set('101', { mode: 'answer', answerAfterMs: 300 });
+    b.sim.customers.set('*', { mode: 'answer', answerAfterMs: 300, hangupAfterMs: 1000 });
+    const minted = await apiRequest<{ token: string }>(
+      b.engine.httpUrl,
+      '/v1/operators/101/tokens',
+      {
+        body: { ttlSec: 300 },
+      },
+    );
+    expect(minted.status).to.equal(201);
+    const withToken = { authorization: `Bearer ${minted.body.token}` };
+    // Another user's extension: refused, no call.
+    const other = await apiRequest(b.engine.httpUrl, '/connectors/amocrm/click-to-call', {
+      body: { user_id: 1002, phone: '+74957654321' },
+      key: null,
+      headers: withToken,
+    });
+    expect(other.status).to.equal(403);
+    expect(other.body).to.include({ code: 'extension_not_allowed' });
+    expect(
+      b.sim.requests.filter((r) => r.method === 'POST' && r.path === '/channels'),
+    ).to.have.length(0);
+    // Its own: 101 rings first.
+    const own = await apiRequest<{ id: string; operator: string }>(
+      b.engine.httpUrl,
+      '/connectors/amocrm/click-to-call',
+      { body: { user_id: 1001, phone: '+74957654321' }, key: null, headers: withToken },
+    );
+    expect(own.status).to.equal(202);
+    expect(own.body).to.include({ operator: '101' });
+    const end = await b.crm.waitForEnded(own.body.id, 20_000);
+    expect(end.body.data).to.include({ disposition: 'answered', answeredBy: '101' });
+  });
+
   it('click-to-call from the widget passes the toll-fraud guard of POST /v1/calls', async () => {
     const b = await start({ DESTINATION_ALLOWLIST: 'RU' });
     const answer = await apiRequest(b.engine.httpUrl, '/connectors/amocrm/click-to-call', {

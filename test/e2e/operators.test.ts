@@ -11,6 +11,8 @@ import type { ReceivedWebhook } from '../support/fake-crm.ts';
 import { until } from '../support/until.ts';
 
 const DID = '74951234567';
+/** The operators whose presence these tests follow (the test bed turns presence off by default). */
+const PRESENCE = { OPERATOR_EXTENSIONS: '101,102,103' };
 let caller = 79170000000;
 const nextCaller = (): string => String(++caller);
 
@@ -74,7 +76,7 @@ describe('operator presence (e2e: engine + simulator + CRM)', function () {
   });
 
   it('lists every operator, follows a phone unregistering and registering (API, webhooks, feed, emitter)', async function () {
-    bed = await startTestBed();
+    bed = await startTestBed(PRESENCE);
     await allIdle(bed);
     const list = await apiRequest<{ items: Operator[] }>(bed.engine.httpUrl, '/v1/operators');
     expect(list.status).to.equal(200);
@@ -127,7 +129,7 @@ describe('operator presence (e2e: engine + simulator + CRM)', function () {
   });
 
   it('shows a call ringing the operator, then on_call, then idle, with the call id', async function () {
-    bed = await startTestBed();
+    bed = await startTestBed(PRESENCE);
     await allIdle(bed);
     bed.crm.onRoute(() => ({
       body: { action: 'dial', strategy: 'ringall', extensions: ['101'], ringTimeoutSec: 20 },
@@ -152,7 +154,7 @@ describe('operator presence (e2e: engine + simulator + CRM)', function () {
   });
 
   it('skips an operator on a break in a ring-all route; status errors are 400/404', async function () {
-    bed = await startTestBed();
+    bed = await startTestBed(PRESENCE);
     await allIdle(bed);
     const put = await apiRequest<Operator>(bed.engine.httpUrl, '/v1/operators/101/status', {
       method: 'PUT',
@@ -204,7 +206,7 @@ describe('operator presence (e2e: engine + simulator + CRM)', function () {
   });
 
   it('does not ring an operator already on a call; the next call goes to the free one', async function () {
-    bed = await startTestBed();
+    bed = await startTestBed(PRESENCE);
     await allIdle(bed);
     bed.crm.onRoute(() => ({
       body: { action: 'dial', strategy: 'ringall', extensions: ['101', '102'], ringTimeoutSec: 20 },
@@ -242,7 +244,7 @@ describe('operator presence (e2e: engine + simulator + CRM)', function () {
   });
 
   it('runs the no-answer path at once when no operator of the route takes calls', async function () {
-    bed = await startTestBed({ NO_ANSWER_DIALPLAN: 'service,9999,1' });
+    bed = await startTestBed({ ...PRESENCE, NO_ANSWER_DIALPLAN: 'service,9999,1' });
     await allIdle(bed);
     await apiRequest(bed.engine.httpUrl, '/v1/operators/101/status', {
       method: 'PUT',
@@ -275,7 +277,7 @@ describe('operator presence (e2e: engine + simulator + CRM)', function () {
   });
 
   it('keeps presence right across an ARI reconnect: re-subscribes and reads the phones again', async function () {
-    bed = await startTestBed();
+    bed = await startTestBed(PRESENCE);
     await allIdle(bed);
     const subscriptions = (): number =>
       bed.sim.requests.filter(

@@ -21,7 +21,11 @@ describe('live stream (e2e: GET /v1/stream over WebSocket)', function () {
   const clients: StreamClient[] = [];
 
   async function start(env: Record<string, string> = {}): Promise<TestBed> {
-    bed = await startTestBed({ OPERATOR_TOKEN_SECRET: SECRET, ...env });
+    bed = await startTestBed({
+      OPERATOR_TOKEN_SECRET: SECRET,
+      OPERATOR_EXTENSIONS: '101,102,103',
+      ...env,
+    });
     return bed;
   }
 

@@ -62,6 +62,9 @@ export async function startTestBed(
     CRM_ROUTE_CACHE_TTL_MS: '0',
     API_KEYS: `test:${TEST_API_KEY}`,
     DATA_DIR: dataDir,
+    // Presence off unless a test asks for it: its operator.state events would mix with the call
+    // events the tests count, and its routing would skip an operator already on a call.
+    OPERATOR_EXTENSIONS: 'none',
     ...env,
   });
   const engine = await startEngine(config, { ...overrides, logger, simulator: sim });

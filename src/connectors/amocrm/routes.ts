@@ -1,13 +1,15 @@
 /**
  * The endpoint an amoCRM widget (or the account's own backend) calls for click-to-call, behind
- * the engine's API key (`Authorization: Bearer <key>`, API_KEYS):
+ * the engine's API key (`Authorization: Bearer <key>`, API_KEYS) or an operator token of the user's
+ * own extension (`POST /v1/operators/{extension}/tokens`, for a widget in the operator's browser):
  *
  * `POST /connectors/amocrm/click-to-call` (JSON or form body): `user_id` (the amoCRM user who
  * clicked; `userId` is accepted too) and `phone` → a click-to-call from that user's extension
  * (AMOCRM_USERS) to `phone` with every rule of `POST /v1/calls` (number normalisation,
  * toll-fraud guard with the key's rate limit, live-call cap): the operator's phone rings first,
  * then the customer is dialled. Answers 202 `{"id", "status": "accepted", "operator"}`; 400
- * `invalid_request` / `invalid_number` / `unknown_user`; 401/403 (key); the guard's 403/429; 503.
+ * `invalid_request` / `invalid_number` / `unknown_user`; 401/403 (key or token; 403
+ * `extension_not_allowed` for another user's extension); the guard's 403/429; 503.
  */
 import express, { type Router } from 'express';
 import { z } from 'zod';
@@ -16,6 +18,7 @@ import { validate } from '../../http/validation.ts';
 import type { Logger } from '../../logging/logger.ts';
 import { apiKeyNameOf } from '../../security/api-keys.ts';
 import { canonicalIp } from '../../security/ip.ts';
+import { requireOwnExtension } from '../../security/operator-tokens.ts';
 import type { ExtensionDirectory } from '../extensions.ts';
 import type { ConnectorDeps } from '../types.ts';
 
@@ -66,6 +69,8 @@ export function createAmoCrmRoutes(options: AmoCrmRoutesDeps): Router {
           `no extension is known for amoCRM user ${userId} (set it in AMOCRM_USERS)`,
           { field: 'user_id' },
         );
+      // An operator token (a widget in the operator's browser) calls only from its own phone.
+      requireOwnExtension(res, operator);
       const { id } = await deps.startClickToCall({
         operator,
         to: body.phone,

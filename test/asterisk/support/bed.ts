@@ -131,6 +131,9 @@ export class AcceptanceBed {
       RECORDING_RETRY_DELAY_MS: '200',
       SHUTDOWN_TIMEOUT_MS: '3000',
       NO_ANSWER_DIALPLAN: 'service,9999,1',
+      // Presence has its own scenario file (operators.test.ts, its own engine); here one
+      // operator takes many calls at once (the load scenario).
+      OPERATOR_EXTENSIONS: 'none',
       ...extra,
     };
   }
