@@ -46,6 +46,7 @@ import type {
   VendorRequest,
 } from '../types.ts';
 import { ringFirst } from '../route.ts';
+import { dig, rung, scalar } from '../read.ts';
 import { callResult, callStatus, phoneQuery, unixSeconds } from './mapping.ts';
 import { createAmoCrmRoutes } from './routes.ts';
 
@@ -297,15 +298,6 @@ export function createAmoCrmConnector(options: AmoCrmOptions): AmoCrmConnector {
   };
 }
 
-/** Extensions rung for the call, in order (operator legs). */
-function rung(record: CallRecord | undefined): string[] {
-  const out: string[] = [];
-  for (const leg of record?.legs ?? [])
-    if (leg.role === 'operator' && leg.extension && !out.includes(leg.extension))
-      out.push(leg.extension);
-  return out;
-}
-
 /** The customer card of a contact: id, name, link to the contact in amoCRM. */
 function customerOf(contact: unknown, baseUrl: string): Route['customer'] {
   const out: NonNullable<Route['customer']> = {};
@@ -348,19 +340,4 @@ function errorMessage(json: unknown): string | undefined {
     }
   const text = [head, details.join('; ')].filter(Boolean).join(' — ');
   return text ? text.slice(0, 500) : undefined;
-}
-
-function dig(value: unknown, path: readonly string[]): unknown {
-  let current = value;
-  for (const key of path) {
-    if (typeof current !== 'object' || current === null) return undefined;
-    current = (current as Record<string, unknown>)[key];
-  }
-  return current;
-}
-
-function scalar(value: unknown): string | undefined {
-  if (typeof value === 'string') return value.trim() || undefined;
-  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
-  return undefined;
 }

@@ -38,6 +38,7 @@ import type { CallRecord, CallRepository } from '../../store/index.ts';
 import { ExtensionDirectory } from '../extensions.ts';
 import { createVendorHttpClient } from '../http.ts';
 import { ringFirst } from '../route.ts';
+import { dig, scalar } from '../read.ts';
 import type {
   Connector,
   ConnectorDeps,
@@ -733,19 +734,4 @@ function errorMessage(json: unknown): string | undefined {
 
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-function dig(value: unknown, path: readonly string[]): unknown {
-  let current = value;
-  for (const key of path) {
-    if (typeof current !== 'object' || current === null) return undefined;
-    current = (current as Record<string, unknown>)[key];
-  }
-  return current;
-}
-
-function scalar(value: unknown): string | undefined {
-  if (typeof value === 'string') return value.trim() || undefined;
-  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
-  return undefined;
 }

@@ -41,6 +41,7 @@ import type {
   VendorResponse,
 } from '../types.ts';
 import { ringFirst } from '../route.ts';
+import { dig, rung, scalar } from '../read.ts';
 import { callResult, HANGUP_STATUS, retailCrmDate } from './mapping.ts';
 import { createRetailCrmRoutes, MAKE_CALL_PATH, USER_STATUS_PATH } from './routes.ts';
 
@@ -375,15 +376,6 @@ function externalPhone(data: Pick<CallEndedData, 'did'>): { externalPhone?: stri
   return data.did === undefined ? {} : { externalPhone: data.did };
 }
 
-/** Extensions rung for the call, in order (operator legs). */
-function rung(record: CallRecord | undefined): string[] {
-  const out: string[] = [];
-  for (const leg of record?.legs ?? [])
-    if (leg.role === 'operator' && leg.extension && !out.includes(leg.extension))
-      out.push(leg.extension);
-  return out;
-}
-
 /**
  * `codes` of the hang-up event: every operator whose phone rang for an inbound call (their
  * cards close), else the operator on the call.
@@ -431,19 +423,4 @@ function errorMessage(json: unknown): string | undefined {
       : '';
   const text = [msg, details].filter(Boolean).join(' — ');
   return text ? text.slice(0, 500) : undefined;
-}
-
-function dig(value: unknown, path: readonly string[]): unknown {
-  let current = value;
-  for (const key of path) {
-    if (typeof current !== 'object' || current === null) return undefined;
-    current = (current as Record<string, unknown>)[key];
-  }
-  return current;
-}
-
-function scalar(value: unknown): string | undefined {
-  if (typeof value === 'string') return value.trim() || undefined;
-  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
-  return undefined;
 }
