@@ -37,7 +37,9 @@ const customer = z.object({
   link: z
     .string()
     .optional()
-    .describe("The customer's page in the CRM (http(s) URL), from the route answer or a CRM connector's lookup."),
+    .describe(
+      "The customer's page in the CRM (http(s) URL), from the route answer or a CRM connector's lookup.",
+    ),
   name: z.string().optional().describe('Customer name.'),
 });
 const variables = z

@@ -6,23 +6,14 @@
  * `from-pstn` must reach it through the engine's Stasis application, and with the engine stopped
  * the `${STASISSTATUS}` fallback must ring the operator directly.
  */
-import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { startEngineProcess } from './support/bed.ts';
-import { SHIPPED, writeShippedConf, type Secrets } from './support/shipped.ts';
-import {
-  KIT_PORT_BLOCK,
-  KitAsterisk,
-  OWN_SIPP_DIR,
-  kitAvailable,
-  layOutPorts,
-  onProcessExit,
-} from './support/kit.ts';
-import { freePortBlock } from './support/ports.ts';
+import { SHIPPED, startShippedAsterisk, type Secrets } from './support/shipped.ts';
+import { type KitAsterisk, OWN_SIPP_DIR, kitAvailable, onProcessExit } from './support/kit.ts';
 import { Sipp, stopAllSipp } from './support/sipp.ts';
 import { TEST_API_KEY } from '../support/engine.ts';
 import type { EngineProcess } from '../support/engine-process.ts';
@@ -73,17 +64,7 @@ if (kitAvailable())
 
     before(async function () {
       this.timeout(180_000);
-      secrets = {
-        ari: randomBytes(32).toString('hex'),
-        operators: {
-          '101': randomBytes(16).toString('hex'),
-          '102': randomBytes(16).toString('hex'),
-          '103': randomBytes(16).toString('hex'),
-        },
-      };
-      const ports = layOutPorts(await freePortBlock(KIT_PORT_BLOCK));
-      const conf = await writeShippedConf(ports, secrets);
-      asterisk = await KitAsterisk.start(conf, ports, { user: 'ari-crm', password: secrets.ari });
+      ({ asterisk, secrets } = await startShippedAsterisk());
       crm = await FakeCrm.start();
       dataDir = await mkdtemp(join(tmpdir(), 'ari-crm-accept-conf-data-'));
       const ownDataDir = dataDir;

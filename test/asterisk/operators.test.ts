@@ -5,7 +5,6 @@
  * then `idle` again, from Asterisk's device states and the engine's call; logging out (REGISTER
  * with Expires: 0) makes it `offline` again.
  */
-import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,15 +17,8 @@ import type { EngineProcess } from '../support/engine-process.ts';
 import { FakeCrm, type ReceivedWebhook } from '../support/fake-crm.ts';
 import { until } from '../support/until.ts';
 import { startEngineProcess } from './support/bed.ts';
-import {
-  KIT_PORT_BLOCK,
-  KitAsterisk,
-  OWN_SIPP_DIR,
-  layOutPorts,
-  onProcessExit,
-} from './support/kit.ts';
-import { freePortBlock } from './support/ports.ts';
-import { writeShippedConf, type Secrets } from './support/shipped.ts';
+import { type KitAsterisk, OWN_SIPP_DIR, onProcessExit } from './support/kit.ts';
+import { startShippedAsterisk, type Secrets } from './support/shipped.ts';
 import { Sipp, stopAllSipp } from './support/sipp.ts';
 import { describeOnAsterisk } from './support/suite.ts';
 
@@ -61,17 +53,7 @@ describeOnAsterisk('real Asterisk: operator presence', function () {
 
   before(async function () {
     this.timeout(180_000);
-    secrets = {
-      ari: randomBytes(32).toString('hex'),
-      operators: {
-        '101': randomBytes(16).toString('hex'),
-        '102': randomBytes(16).toString('hex'),
-        '103': randomBytes(16).toString('hex'),
-      },
-    };
-    const ports = layOutPorts(await freePortBlock(KIT_PORT_BLOCK));
-    const conf = await writeShippedConf(ports, secrets);
-    asterisk = await KitAsterisk.start(conf, ports, { user: 'ari-crm', password: secrets.ari });
+    ({ asterisk, secrets } = await startShippedAsterisk());
     crm = await FakeCrm.start();
     dataDir = await mkdtemp(join(tmpdir(), 'ari-crm-accept-operators-'));
     const ownDataDir = dataDir;

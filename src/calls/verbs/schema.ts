@@ -205,9 +205,9 @@ export const dialVerbSchema = z
     record: z.boolean().optional(),
     noAnswer: z
       .enum(['continue', 'end'])
-      .default('continue')
+      .optional()
       .describe(
-        'When nobody answers: continue (the next verb runs) or end (the no-answer path of a dial route: NO_ANSWER_DIALPLAN, else hang up).',
+        'When nobody answers: continue (the next verb runs; the default) or end (the no-answer path of a dial route: NO_ANSWER_DIALPLAN, else hang up).',
       ),
   })
   .strict();

@@ -3,10 +3,19 @@
  * ports, the passwords and the provider/gateway addresses rewritten (each rewrite must find its
  * line exactly once, so a changed line fails). Operators register with their passwords there.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PROJECT_DIR, rewrite, type KitPorts } from './kit.ts';
+import {
+  KIT_PORT_BLOCK,
+  KitAsterisk,
+  layOutPorts,
+  PROJECT_DIR,
+  rewrite,
+  type KitPorts,
+} from './kit.ts';
+import { freePortBlock } from './ports.ts';
 
 /** The shipped configuration folder. */
 export const SHIPPED = join(PROJECT_DIR, 'asterisk-conf');
@@ -48,4 +57,27 @@ export async function writeShippedConf(ports: KitPorts, secrets: Secrets): Promi
     await writeFile(join(dir, file), text);
   }
   return dir;
+}
+
+/**
+ * Start the kit's Asterisk on the shipped configuration: fresh random passwords (ARI user
+ * `ari-crm`, operators 101-103), free ports. Stop it with `asterisk.stop()`.
+ */
+export async function startShippedAsterisk(): Promise<{
+  asterisk: KitAsterisk;
+  ports: KitPorts;
+  secrets: Secrets;
+}> {
+  const secrets: Secrets = {
+    ari: randomBytes(32).toString('hex'),
+    operators: {
+      '101': randomBytes(16).toString('hex'),
+      '102': randomBytes(16).toString('hex'),
+      '103': randomBytes(16).toString('hex'),
+    },
+  };
+  const ports = layOutPorts(await freePortBlock(KIT_PORT_BLOCK));
+  const conf = await writeShippedConf(ports, secrets);
+  const asterisk = await KitAsterisk.start(conf, ports, { user: 'ari-crm', password: secrets.ari });
+  return { asterisk, ports, secrets };
 }
