@@ -408,7 +408,7 @@ describe('amoCRM / Kommo connector (e2e: engine + simulator + fake amoCRM)', fun
     const third = nextCaller();
     await b.sim.injectInboundCall({ from: third, to: DID, hangupAfterMs: 1000 });
     const thirdId = await startedCall(b, third);
-    await amo.waitForRequest(
+    await amo.waitFor(
       (r) => r.path === '/api/v4/calls' && r.status === 400,
       20_000,
       'the refused call',

@@ -10,9 +10,10 @@
  * - `POST /api/v4/calls` (JSON array) → 200 `{"_total_items", "_embedded": {"calls": [...]}}`,
  *   a call without `direction`, `duration`, `source` or `phone` → 400 with `validation-errors`.
  */
-import { EventEmitter, once } from 'node:events';
+import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { FakeVendor } from './fake-vendor.ts';
 
 /** A request as amoCRM received it. */
 export interface AmoCrmRequest {
@@ -43,8 +44,7 @@ export interface FakeContact {
   phone: string;
 }
 
-export class FakeAmoCrm extends EventEmitter {
-  readonly requests: AmoCrmRequest[] = [];
+export class FakeAmoCrm extends FakeVendor<AmoCrmRequest> {
   /** The token amoCRM accepts (a test revokes it by changing this). */
   token: string;
   /** The account's contacts. */
@@ -53,11 +53,11 @@ export class FakeAmoCrm extends EventEmitter {
   private readonly scripted = new Map<string, AmoCrmAnswer[]>();
 
   private constructor(
-    private readonly server: Server,
+    server: Server,
     readonly url: string,
     token: string,
   ) {
-    super();
+    super(server, 'amoCRM');
     this.token = token;
   }
 
@@ -116,32 +116,9 @@ export class FakeAmoCrm extends EventEmitter {
     return this.requests.filter((r) => `${r.method} ${r.path}` === route);
   }
 
-  /** The first recorded (or future) request matching `predicate`. */
-  async waitForRequest(
-    predicate: (r: AmoCrmRequest) => boolean,
-    timeoutMs = 15_000,
-    what = 'an amoCRM request',
-  ): Promise<AmoCrmRequest> {
-    const seen = this.requests.find(predicate);
-    if (seen) return seen;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.off('request', onRequest);
-        reject(new Error(`timed out waiting for ${what}`));
-      }, timeoutMs);
-      const onRequest = (r: AmoCrmRequest): void => {
-        if (!predicate(r)) return;
-        clearTimeout(timer);
-        this.off('request', onRequest);
-        resolve(r);
-      };
-      this.on('request', onRequest);
-    });
-  }
-
   /** The `POST /api/v4/calls` call with `uniq` = `callId`, once amoCRM accepted it. */
   async waitForCall(callId: string, timeoutMs = 15_000): Promise<Record<string, unknown>> {
-    const request = await this.waitForRequest(
+    const request = await this.waitFor(
       (r) =>
         r.path === '/api/v4/calls' &&
         r.status === 200 &&
@@ -151,11 +128,6 @@ export class FakeAmoCrm extends EventEmitter {
       `the call ${callId} in POST /api/v4/calls`,
     );
     return (request.body as Array<Record<string, unknown>>).find((c) => c.uniq === callId)!;
-  }
-
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
   private answer(req: IncomingMessage, body: unknown): AmoCrmAnswer {

@@ -7,9 +7,10 @@
  * spent), answers `{"result": …}` and errors `{"error", "error_description"}`. Records every
  * request; a test scripts answers per method (400/429/500/503) and the CRM's contacts and users.
  */
-import { EventEmitter, once } from 'node:events';
+import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { FakeVendor } from './fake-vendor.ts';
 
 /** One request as the portal received it. */
 export interface Bitrix24Request {
@@ -43,7 +44,7 @@ export interface FakeEntity {
   TITLE?: string;
 }
 
-export class FakeBitrix24 extends EventEmitter {
+export class FakeBitrix24 extends FakeVendor<Bitrix24Request> {
   readonly clientId = 'local.6667fc928a50a9.70414732';
   readonly clientSecret = 'bitrix24-client-secret-0123456789';
   readonly webhookUser = '1';
@@ -52,7 +53,6 @@ export class FakeBitrix24 extends EventEmitter {
   refreshToken = 'refresh-token-1';
   /** Access tokens that worked once: now `expired_token`. */
   readonly expired = new Set<string>();
-  readonly requests: Bitrix24Request[] = [];
   /** Portal users: id → internal number (UF_PHONE_INNER). */
   users = new Map<number, string>();
   entities: FakeEntity[] = [];
@@ -61,8 +61,8 @@ export class FakeBitrix24 extends EventEmitter {
   private tokenSeq = 1;
   private readonly scripted = new Map<string, Bitrix24Answer[]>();
 
-  private constructor(private readonly server: Server) {
-    super();
+  private constructor(server: Server) {
+    super(server, 'Bitrix24');
   }
 
   static async start(): Promise<FakeBitrix24> {
@@ -151,33 +151,6 @@ export class FakeBitrix24 extends EventEmitter {
     const id = `externalCall.${(this.nextCall++).toString(16).padStart(8, '0')}.click`;
     this.registered.set(id, params);
     return id;
-  }
-
-  /** Resolve with the first request (already received or coming) matching `predicate`. */
-  waitFor(
-    predicate: (r: Bitrix24Request) => boolean,
-    timeoutMs = 15_000,
-  ): Promise<Bitrix24Request> {
-    const seen = this.requests.find(predicate);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.off('request', listener);
-        reject(new Error(`no matching Bitrix24 request within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const listener = (r: Bitrix24Request): void => {
-        if (!predicate(r)) return;
-        clearTimeout(timer);
-        this.off('request', listener);
-        resolve(r);
-      };
-      this.on('request', listener);
-    });
-  }
-
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
   private answer(request: Bitrix24Request, rest: RegExpExecArray | null): Bitrix24Answer {

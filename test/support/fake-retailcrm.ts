@@ -6,9 +6,10 @@
  * form; a test scripts answers per path (429, 500, validation errors) and the
  * `telephony/manager` answer.
  */
-import { EventEmitter, once } from 'node:events';
+import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { FakeVendor } from './fake-vendor.ts';
 
 /** One request as retailCRM received it. */
 export interface RetailCrmRequest {
@@ -34,9 +35,8 @@ export interface RetailCrmAnswer {
   headers?: Record<string, string>;
 }
 
-export class FakeRetailCrm extends EventEmitter {
+export class FakeRetailCrm extends FakeVendor<RetailCrmRequest> {
   readonly apiKey = 'retailcrm-test-key-0123456789';
-  readonly requests: RetailCrmRequest[] = [];
   /** The `telephony/manager` answer for a phone (default: nobody known). */
   manager: (phone: string) => RetailCrmAnswer = () => ({ status: 200, body: { success: true } });
   /** The module's `additionalCodes` (`GET /api/v5/integration-modules/{code}`); undefined: 404. */
@@ -45,8 +45,8 @@ export class FakeRetailCrm extends EventEmitter {
   down: RetailCrmAnswer | undefined;
   private readonly scripted = new Map<string, RetailCrmAnswer[]>();
 
-  private constructor(private readonly server: Server) {
-    super();
+  private constructor(server: Server) {
+    super(server, 'retailCRM');
   }
 
   static async start(): Promise<FakeRetailCrm> {
@@ -112,33 +112,6 @@ export class FakeRetailCrm extends EventEmitter {
           r.event?.callExternalId === callId ||
           r.calls?.some((c) => c.externalId === callId)),
     );
-  }
-
-  /** Resolve with the first request (already received or coming) matching `predicate`. */
-  waitFor(
-    predicate: (r: RetailCrmRequest) => boolean,
-    timeoutMs = 15_000,
-  ): Promise<RetailCrmRequest> {
-    const seen = this.requests.find(predicate);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.off('request', listener);
-        reject(new Error(`no matching retailCRM request within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const listener = (r: RetailCrmRequest): void => {
-        if (!predicate(r)) return;
-        clearTimeout(timer);
-        this.off('request', listener);
-        resolve(r);
-      };
-      this.on('request', listener);
-    });
-  }
-
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
   private answer(request: RetailCrmRequest): RetailCrmAnswer {
