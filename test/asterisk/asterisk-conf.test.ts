@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { startEngineProcess } from './support/bed.ts';
-import { SHIPPED, startShippedAsterisk, type Secrets } from './support/shipped.ts';
-import { type KitAsterisk, OWN_SIPP_DIR, kitAvailable, onProcessExit } from './support/kit.ts';
+import { SHIPPED, operator101, startShippedAsterisk, type Secrets } from './support/shipped.ts';
+import { type KitAsterisk, kitAvailable, onProcessExit } from './support/kit.ts';
 import { Sipp, stopAllSipp } from './support/sipp.ts';
 import { TEST_API_KEY } from '../support/engine.ts';
 import type { EngineProcess } from '../support/engine-process.ts';
@@ -127,21 +127,7 @@ if (kitAvailable())
 
     it('operator 101 registers with its password; a DID call reaches it through Stasis', async () => {
       const ports = asterisk.ports;
-      const registered = Sipp.start('op101-registered', 'register.xml', ports, [
-        `127.0.0.1:${ports.sip}`,
-        '-p',
-        String(ports.operators['101']),
-        '-s',
-        '101',
-        '-au',
-        '101',
-        '-ap',
-        secrets.operators['101'],
-        '-oocsf',
-        join(OWN_SIPP_DIR, 'operator_ooc.xml'),
-        '-m',
-        '1',
-      ]);
+      const registered = operator101('op101-registered', 'register.xml', asterisk, secrets);
       phone = registered;
       await until(
         () => registered.receivedResponses().includes('200'),

@@ -17,8 +17,8 @@ import type { EngineProcess } from '../support/engine-process.ts';
 import { FakeCrm, type ReceivedWebhook } from '../support/fake-crm.ts';
 import { until } from '../support/until.ts';
 import { startEngineProcess } from './support/bed.ts';
-import { type KitAsterisk, OWN_SIPP_DIR, onProcessExit } from './support/kit.ts';
-import { startShippedAsterisk, type Secrets } from './support/shipped.ts';
+import { type KitAsterisk, onProcessExit } from './support/kit.ts';
+import { operator101, startShippedAsterisk, type Secrets } from './support/shipped.ts';
 import { Sipp, stopAllSipp } from './support/sipp.ts';
 import { describeOnAsterisk } from './support/suite.ts';
 
@@ -106,21 +106,7 @@ describeOnAsterisk('real Asterisk: operator presence', function () {
 
   it('makes a registering phone idle, ringing, on_call and idle for a call to it, offline once it logs out', async () => {
     const ports = asterisk.ports;
-    const phone = Sipp.start('op101-presence', 'register.xml', ports, [
-      `127.0.0.1:${ports.sip}`,
-      '-p',
-      String(ports.operators['101']),
-      '-s',
-      '101',
-      '-au',
-      '101',
-      '-ap',
-      secrets.operators['101'],
-      '-oocsf',
-      join(OWN_SIPP_DIR, 'operator_ooc.xml'),
-      '-m',
-      '1',
-    ]);
+    const phone = operator101('op101-presence', 'register.xml', asterisk, secrets);
     await until(
       () => phone.receivedResponses().includes('200'),
       'the REGISTER of 101 to be accepted',
@@ -162,19 +148,7 @@ describeOnAsterisk('real Asterisk: operator presence', function () {
 
     // The phone logs out (REGISTER with Expires: 0 for the same contact): Asterisk drops it.
     await phone.stop();
-    const logout = Sipp.start('op101-logout', 'unregister.xml', ports, [
-      `127.0.0.1:${ports.sip}`,
-      '-p',
-      String(ports.operators['101']),
-      '-s',
-      '101',
-      '-au',
-      '101',
-      '-ap',
-      secrets.operators['101'],
-      '-m',
-      '1',
-    ]);
+    const logout = operator101('op101-logout', 'unregister.xml', asterisk, secrets);
     await logout.passed();
     await stateWebhook('101', { state: 'offline', previousState: 'idle' }, back.body.sequence);
     expect(await operator('101')).to.include({ state: 'offline' });

@@ -11,11 +11,13 @@ import {
   KIT_PORT_BLOCK,
   KitAsterisk,
   layOutPorts,
+  OWN_SIPP_DIR,
   PROJECT_DIR,
   rewrite,
   type KitPorts,
 } from './kit.ts';
 import { freePortBlock } from './ports.ts';
+import { Sipp } from './sipp.ts';
 
 /** The shipped configuration folder. */
 export const SHIPPED = join(PROJECT_DIR, 'asterisk-conf');
@@ -80,4 +82,32 @@ export async function startShippedAsterisk(): Promise<{
   const conf = await writeShippedConf(ports, secrets);
   const asterisk = await KitAsterisk.start(conf, ports, { user: 'ari-crm', password: secrets.ari });
   return { asterisk, ports, secrets };
+}
+
+/**
+ * Operator 101's SIPp phone on the shipped configuration: `register.xml` registers it with its
+ * password (then it answers calls, out-of-call requests by `operator_ooc.xml`), or
+ * `unregister.xml` logs it out (REGISTER with Expires: 0).
+ */
+export function operator101(
+  name: string,
+  scenario: 'register.xml' | 'unregister.xml',
+  asterisk: KitAsterisk,
+  secrets: Secrets,
+): Sipp {
+  const { ports } = asterisk;
+  return Sipp.start(name, scenario, ports, [
+    `127.0.0.1:${ports.sip}`,
+    '-p',
+    String(ports.operators['101']),
+    '-s',
+    '101',
+    '-au',
+    '101',
+    '-ap',
+    secrets.operators['101'],
+    ...(scenario === 'register.xml' ? ['-oocsf', join(OWN_SIPP_DIR, 'operator_ooc.xml')] : []),
+    '-m',
+    '1',
+  ]);
 }
