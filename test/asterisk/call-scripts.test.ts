@@ -192,6 +192,37 @@ describeOnAsterisk('real Asterisk: call scripts (verbs)', () => {
     await bed.asterisk.waitIdle();
   });
 
+  it('a dial with noAnswer "end": 101 rings out, the caller goes to the no-answer dialplan, the next verb never runs', async () => {
+    const { ports } = bed;
+    bed.crm.onRoute(() => ({
+      body: {
+        verbs: [
+          { verb: 'dial', extensions: ['101'], ringTimeoutSec: 2, noAnswer: 'end' },
+          { verb: 'dial', extensions: ['102'], ringTimeoutSec: 10 },
+        ],
+      },
+    }));
+    const ringing = Sipp.phone('op101', 'uas_ring.xml', ports, ports.operators['101']);
+    // The bed's NO_ANSWER_DIALPLAN is service,9999,1: Answer, Playback(hello-world), Hangup.
+    const { caller, callId } = await callIn(bed, 'uac_wait_bye.xml');
+    const ended = await bed.ended(callId, 30_000);
+    await Promise.all([caller.passed(), ringing.passed()]);
+
+    expect(bed.webhookTypes(callId)).to.deep.equal(['call.started', 'call.ringing', 'call.ended']);
+    expect(ended).to.include({
+      disposition: 'no_answer',
+      endReason: 'nobody_answered',
+      talkSec: 0,
+    });
+    expect(ringing.receivedRequests()).to.deep.equal(['INVITE', 'CANCEL', 'ACK']);
+    // Answered by the service number's dialplan, hung up by it after the playback; 102 never rang.
+    expect(caller.receivedResponses()).to.include('200');
+    expect(caller.receivedRequests()).to.deep.equal(['BYE']);
+    const results = await verbResults(callId);
+    expect(results.map((l) => [l.verb, l.dialStatus])).to.deep.equal([['dial', 'NOANSWER']]);
+    await bed.asterisk.waitIdle();
+  });
+
   it("record: the caller's speech is recorded, stored, its signed link sent to the CRM and served as a WAV", async () => {
     bed.crm.onRoute(() => ({
       body: {
