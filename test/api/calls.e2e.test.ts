@@ -553,11 +553,13 @@ describe('API /v1 (e2e)', function () {
     expect(await bridgedChannels(bed, callId)).to.deep.equal([callerChannelId, op101].sort());
 
     // The extension already ringing for the transfer: the transfer in progress answers.
-    bed.sim.phones.set('102', { mode: 'answer', answerAfterMs: 500 });
+    // 102 rings until both requests are answered (then picks up), whatever the machine's load.
+    bed.sim.phones.set('102', { mode: 'ring' });
     const res = await post(bed, `/v1/calls/${callId}/transfer`, { to: '102', kind: 'extension' });
     expect(res.status).to.equal(202);
     const twice = await post(bed, `/v1/calls/${callId}/transfer`, { to: '102', kind: 'extension' });
     expect([twice.status, twice.body.code]).to.deep.equal([409, 'transfer_in_progress']);
+    bed.sim.phones.set('102', { mode: 'answer', answerAfterMs: 200 });
     await bed.crm.waitForWebhook(
       (w) => w.body.callId === callId && w.body.type === 'call.transferred',
     );
