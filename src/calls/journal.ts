@@ -193,6 +193,11 @@ export class CallJournal {
   private seq: number;
   /** Events handed to the dispatcher when their write was logged, until that write commits. */
   private readonly deliveredEarly = new Set<LifecycleEvent>();
+  /**
+   * SQLite: each event's outbox position, allocated when its first transaction is made and kept
+   * through retries (the live stream may have sent it at that position already).
+   */
+  private readonly positions = new WeakMap<LifecycleEvent, number>();
 
   constructor(private readonly options: CallJournalOptions) {
     this.now = options.now ?? Date.now;
@@ -427,6 +432,7 @@ export class CallJournal {
       }
       return;
     }
+    const live = this.options.store.outboxPositions;
     for (const write of writes) {
       write.durable = true;
       for (const pending of write.pending.values()) {
@@ -439,7 +445,28 @@ export class CallJournal {
           this.handOff(event);
         }
       }
+      // The live stream takes them now, at the positions they are written at.
+      const positions = write.entry?.positions;
+      if (live && positions) {
+        const events = write.entry!.events;
+        live.durable(positions.map((position, i) => ({ position, event: events[i]! })));
+      }
     }
+  }
+
+  /**
+   * SQLite: the outbox positions of `events` (kept from an earlier try, else allocated now, in
+   * order); undefined on PostgreSQL or before the store numbers its outbox.
+   */
+  private positionsOf(events: readonly LifecycleEvent[]): number[] | undefined {
+    const live = this.options.store.outboxPositions;
+    if (!live?.started || events.length === 0) return undefined;
+    const missing = events.filter((event) => !this.positions.has(event));
+    if (missing.length > 0) {
+      const fresh = live.allocate(missing.length);
+      missing.forEach((event, i) => this.positions.set(event, fresh[i]!));
+    }
+    return events.map((event) => this.positions.get(event)!);
   }
 
   /** Give `event` to the dispatcher (it never throws into the journal). */
@@ -605,6 +632,8 @@ export class CallJournal {
       events,
     };
     if (this.options.skipDelivery && events.length > 0) entry.skipDelivery = true;
+    const positions = this.positionsOf(events);
+    if (positions) entry.positions = positions;
     // With a journal log every transaction commits its seq (what start-up must replay).
     const seq = !empty && this.options.log ? ++this.seq : undefined;
     if (seq !== undefined) {

@@ -1033,7 +1033,7 @@ export const configSchema = z.object({
     .max(60_000)
     .default(1000)
     .describe(
-      'While sockets are connected, the live stream also reads the stored events this often, in milliseconds, as a safety net; events are normally sent as soon as their store commit is done.',
+      'PostgreSQL store: while sockets are connected, the live stream also reads the stored events this often, in milliseconds (events of other engine instances sharing the database); its own events are sent as soon as their commit is done. Unused with SQLite, where events are sent as soon as they are durable.',
     ),
   IDEMPOTENCY_TTL_MS: z.coerce
     .number()

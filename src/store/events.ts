@@ -21,6 +21,7 @@ import type { StoreDialect } from './migrations.ts';
 import type { Database, EventsTable, WebhookDeliveriesTable } from './schema.ts';
 import { toIsoTime } from './schema.ts';
 import type { TimeInput } from './calls.ts';
+import type { OutboxPositions, PositionedEvent } from './outbox-positions.ts';
 
 /** Largest page of the feed, the delivery log and {@link EventRepository.claimDue}. */
 export const MAX_EVENTS_PAGE = 1000;
@@ -53,6 +54,12 @@ export interface AppendEventsOptions {
    * no webhook URL was configured. Default false: `pending`.
    */
   skipDelivery?: boolean;
+  /**
+   * SQLite: the events' outbox positions (`events.id`), one per event, allocated by the caller
+   * from `Store.livePositions` (the call journal, whose events are handed to the live stream
+   * before they commit). Absent: the repository allocates them itself. Ignored on PostgreSQL.
+   */
+  positions?: readonly number[];
 }
 
 /** One outbox row. Times ISO 8601 UTC. */
@@ -265,6 +272,26 @@ const insertSkippedEvent = compiledStatement(
       .onConflict((oc) => oc.column('event_id').doNothing()),
 );
 
+/** {@link insertEvent} at an outbox position the engine assigned (SQLite). */
+const insertEventAt = compiledStatement(
+  'events.insert-at',
+  (db, row: NewEventRow & { id: number }) =>
+    db
+      .insertInto('events')
+      .values({ ...row, status: 'pending', attempts: 0 })
+      .onConflict((oc) => oc.column('event_id').doNothing()),
+);
+
+/** {@link insertSkippedEvent} at an outbox position the engine assigned (SQLite). */
+const insertSkippedEventAt = compiledStatement(
+  'events.insert-skipped-at',
+  (db, row: NewEventRow & { settled_at: string; id: number }) =>
+    db
+      .insertInto('events')
+      .values({ ...row, status: 'skipped', attempts: 0 })
+      .onConflict((oc) => oc.column('event_id').doNothing()),
+);
+
 type RetryParams = {
   event_id: string;
   next_attempt_at: string;
@@ -357,18 +384,37 @@ const raiseAttemptsStatement = compiledStatement(
       .where('attempts', '<', p.attempts),
 );
 
+/**
+ * How {@link EventRepository.appendEvents} numbers the events it writes and reports them
+ * (src/store/store.ts binds the repositories with these).
+ */
+export interface AppendHooks {
+  /** SQLite: the engine's outbox numbering (absent on PostgreSQL, where the database numbers). */
+  positions?: OutboxPositions;
+  /**
+   * Transaction-bound repository: told of the positions `appendEvents` allocated itself, at once;
+   * the owner of the transaction settles them (`committed` or `abandoned`) when it ends. A
+   * store-bound repository settles its own.
+   */
+  allocated?: (positions: readonly number[]) => void;
+  /**
+   * Told after the statements of `appendEvents` ran, with the events at their positions
+   * (undefined on PostgreSQL): on a store-bound repository they are committed then; on a
+   * transaction-bound one, once the owner's transaction commits.
+   */
+  appended?: (items: readonly PositionedEvent[] | undefined) => void;
+}
+
 /** The outbox repository over `db` (a Kysely instance or a transaction). */
 export function createEventRepository(
   db: Kysely<Database>,
   dialect: StoreDialect,
   connector?: ConnectorOutboxTarget,
-  /**
-   * Told after {@link EventRepository.appendEvents} ran: on a store-bound repository the events
-   * are committed then; on a transaction-bound one the owner of the transaction tells its own
-   * listeners once it committed (src/store/store.ts).
-   */
-  onAppend?: () => void,
+  hooks: AppendHooks = {},
 ): EventRepository {
+  /** The engine's numbering once started (the store was migrated); else the database numbers. */
+  const numbering = (): OutboxPositions | undefined =>
+    hooks.positions?.started ? hooks.positions : undefined;
   async function inTransaction<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
     return db.isTransaction ? fn(db) : db.transaction().execute(fn);
   }
@@ -397,14 +443,36 @@ export function createEventRepository(
       if (events.length === 0) return;
       const createdAt = toIsoTime(now ?? Date.now());
       const skip = options?.skipDelivery === true;
+      const own = !db.isTransaction;
+      // SQLite: the positions given (the journal's), or allocated now; in the store's own
+      // transaction below they are allocated while it holds the connection.
+      let at: readonly number[] | undefined;
+      let allocated: number[] = [];
+      const positions = numbering();
+      const place = (): readonly number[] | undefined => {
+        if (!positions) return undefined;
+        if (options?.positions) {
+          if (options.positions.length !== events.length)
+            throw new RangeError(
+              `${options.positions.length} positions given for ${events.length} events`,
+            );
+          positions.observe(options.positions);
+          return options.positions;
+        }
+        allocated = positions.allocate(events.length);
+        if (!own) hooks.allocated?.(allocated);
+        return allocated;
+      };
       try {
         await inTransaction(async (trx) => {
+          at = place();
           if (dialect === 'postgres') {
             await sql`select pg_advisory_xact_lock(${sql.lit(OUTBOX_LOCK_KEY.toString())}::bigint)`.execute(
               trx,
             );
           }
-          for (const event of events) {
+          for (let i = 0; i < events.length; i++) {
+            const event = events[i]!;
             const row = {
               event_id: event.id,
               call_id: event.callId,
@@ -415,7 +483,11 @@ export function createEventRepository(
               next_attempt_at: createdAt,
               created_at: createdAt,
             };
-            if (skip) await insertSkippedEvent.run(trx, { ...row, settled_at: createdAt });
+            const id = at?.[i];
+            if (id !== undefined) {
+              if (skip) await insertSkippedEventAt.run(trx, { ...row, settled_at: createdAt, id });
+              else await insertEventAt.run(trx, { ...row, id });
+            } else if (skip) await insertSkippedEvent.run(trx, { ...row, settled_at: createdAt });
             else await insertEvent.run(trx, row);
             if (connector?.types.has(event.type))
               await trx
@@ -435,6 +507,7 @@ export function createEventRepository(
           }
         });
       } catch (err) {
+        if (own && allocated.length > 0) positions?.abandoned(allocated);
         if (isUniqueViolation(err)) {
           throw new StoreConflictError(
             'an event with this call id and sequence is already stored under another event id',
@@ -443,7 +516,10 @@ export function createEventRepository(
         }
         throw err;
       }
-      onAppend?.();
+      const placed = at;
+      const items = placed?.map((position, i) => ({ position, event: events[i]! }));
+      if (own && items) positions?.committed(items);
+      hooks.appended?.(items);
     },
 
     async claimDue(now, limit, leaseMs = DEFAULT_CLAIM_LEASE_MS) {
@@ -593,13 +669,11 @@ export function createEventRepository(
     async feed({ after, limit }) {
       checkLimit(limit, MAX_EVENTS_PAGE);
       const afterId = after === undefined ? 0 : decodeCursor('feed', after, ['number'] as const)[0];
-      const rows = await db
-        .selectFrom('events')
-        .selectAll()
-        .where('id', '>', afterId)
-        .orderBy('id')
-        .limit(limit)
-        .execute();
+      let query = db.selectFrom('events').selectAll().where('id', '>', afterId);
+      // SQLite: nothing after a position that may still commit (positions commit out of order).
+      const positions = numbering();
+      if (positions) query = query.where('id', '<=', positions.committedThrough);
+      const rows = await query.orderBy('id').limit(limit).execute();
       const items = rows.map((row) => ({
         cursor: encodeCursor('feed', [Number(row.id)]),
         event: JSON.parse(row.payload) as LifecycleEvent,
@@ -610,6 +684,8 @@ export function createEventRepository(
     },
 
     async head() {
+      const positions = numbering();
+      if (positions) return encodeCursor('feed', [positions.committedThrough]);
       const row = await db
         .selectFrom('events')
         .select((eb) => eb.fn.max('id').as('last'))

@@ -51,6 +51,12 @@ export interface JournalLogEntry {
   /** Lifecycle events to insert into the outbox (`EventRepository.appendEvents`). */
   events: LifecycleEvent[];
   /**
+   * SQLite: the events' outbox positions, one per event (`Store.outboxPositions`): a replay
+   * writes them where the live stream already announced them. Absent in logs of earlier
+   * versions: the replay numbers them anew.
+   */
+  positions?: number[];
+  /**
    * The events are not to be sent (no webhook URL was configured when they were recorded): they
    * are stored `skipped`, also when replayed by a start that has a URL. Absent: `pending`.
    */
@@ -289,9 +295,8 @@ export async function writeJournalEntry(
     await repos.calls.upsertCall(snapshot, { legs, at: entry.at });
   for (const [callId, fields] of entry.recordings) await repos.calls.setRecording(callId, fields);
   if (entry.events.length > 0)
-    await repos.events.appendEvents(
-      entry.events,
-      entry.at,
-      entry.skipDelivery ? { skipDelivery: true } : undefined,
-    );
+    await repos.events.appendEvents(entry.events, entry.at, {
+      ...(entry.skipDelivery ? { skipDelivery: true } : {}),
+      ...(entry.positions ? { positions: entry.positions } : {}),
+    });
 }

@@ -59,8 +59,11 @@ export interface CallLegsTable {
 
 /** `events`: the outbox of lifecycle events, also the pull feed. */
 export interface EventsTable {
-  /** Global monotonic id: the pull-feed cursor. PostgreSQL returns bigint as text. */
-  id: ColumnType<number | string, never, never>;
+  /**
+   * Global monotonic id: the pull-feed cursor. PostgreSQL returns bigint as text. Assigned by
+   * the database on PostgreSQL, by the engine on SQLite (src/store/outbox-positions.ts).
+   */
+  id: ColumnType<number | string, number | undefined, never>;
   event_id: string;
   call_id: string;
   type: string;

@@ -12,9 +12,11 @@ import { createCallRepository, type CallRepository } from './calls.ts';
 import { StoreError, StoreUrlError } from './errors.ts';
 import {
   createEventRepository,
+  type AppendHooks,
   type ConnectorOutboxTarget,
   type EventRepository,
 } from './events.ts';
+import { OutboxPositions, type PositionedEvent } from './outbox-positions.ts';
 import { createConnectorOutbox } from './connector-outbox.ts';
 import type { OutboxRepository } from './durable-queue.ts';
 import { createIdempotencyRepository, type IdempotencyRepository } from './idempotency.ts';
@@ -141,6 +143,13 @@ export interface Store extends StoreRepositories {
    * Listeners must not throw. Returns the function that removes it.
    */
   onEventsAppended(listener: () => void): () => void;
+  /**
+   * SQLite only: the engine's numbering of the outbox (src/store/outbox-positions.ts), started
+   * by {@link migrate}. The call journal allocates its events' positions from it and tells it
+   * when they are in the journal log; the live stream takes events from it as they become
+   * durable, without reading them back. Undefined on PostgreSQL.
+   */
+  readonly outboxPositions?: OutboxPositions;
   /** Resolves when the database answers a trivial query (readiness); rejects otherwise. */
   ping(): Promise<void>;
   /** Close connections. Idempotent. */
@@ -212,26 +221,74 @@ export function createStore(options: StoreOptions): Store {
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   }
   const dialect = target.dialect;
+  // SQLite: the engine numbers the outbox (started by migrate()).
+  const positions = dialect === 'sqlite' ? new OutboxPositions() : undefined;
   const appendListeners = new Set<() => void>();
   const appended = (): void => {
     for (const listener of appendListeners) listener();
   };
-  /** Repositories over `k`; `onAppend` is told when their `appendEvents` ran. */
-  const bind = (k: Kysely<Database>, onAppend?: () => void): StoreRepositories => ({
+  /** Repositories over `k`; `hooks` number and report what their `appendEvents` write. */
+  const bind = (k: Kysely<Database>, hooks: AppendHooks): StoreRepositories => ({
     calls: createCallRepository(k),
-    events: createEventRepository(k, dialect, options.connectorOutbox, onAppend),
+    events: createEventRepository(k, dialect, options.connectorOutbox, hooks),
     idempotency: createIdempotencyRepository(k),
     ...(options.connectorOutbox
       ? { connectorOutbox: createConnectorOutbox(k, options.connectorOutbox.name) }
       : {}),
   });
-  /** Run `fn` with repositories bound to `k`; tell the listeners once it committed events. */
+  /**
+   * The events of one transaction: what its `appendEvents` wrote and the positions they
+   * allocated, settled once it committed ({@link settleAppends}) or failed ({@link dropAppends}).
+   */
+  const trackAppends = (): {
+    hooks: AppendHooks;
+    items: PositionedEvent[];
+    owned: number[];
+    appended: boolean;
+  } => {
+    const tracked = {
+      items: [] as PositionedEvent[],
+      owned: [] as number[],
+      appended: false,
+      hooks: {} as AppendHooks,
+    };
+    tracked.hooks = {
+      ...(positions ? { positions } : {}),
+      allocated: (owned) => tracked.owned.push(...owned),
+      appended: (items) => {
+        tracked.appended = true;
+        if (items) tracked.items.push(...items);
+      },
+    };
+    return tracked;
+  };
+  const settleAppends = (tracked: ReturnType<typeof trackAppends>): void => {
+    if (positions && (tracked.items.length > 0 || tracked.owned.length > 0)) {
+      positions.committed(tracked.items);
+      // Allocated by an append whose error `fn` caught: never written.
+      const written = new Set(tracked.items.map((item) => item.position));
+      const unused = tracked.owned.filter((position) => !written.has(position));
+      if (unused.length > 0) positions.abandoned(unused);
+    }
+    if (tracked.appended) appended();
+  };
+  const dropAppends = (tracked: ReturnType<typeof trackAppends>): void => {
+    // The caller's own positions (the journal's) stay open: it writes them again.
+    if (positions && tracked.owned.length > 0) positions.abandoned(tracked.owned);
+  };
+  /** Run `fn` with repositories bound to `k`; settle its appended events once it committed. */
   const tracking = async <T>(
     run: (bindTo: (k: Kysely<Database>) => StoreRepositories) => Promise<T>,
   ): Promise<T> => {
-    let events = false;
-    const result = await run((k) => bind(k, () => (events = true)));
-    if (events) appended();
+    const tracked = trackAppends();
+    let result: T;
+    try {
+      result = await run((k) => bind(k, tracked.hooks));
+    } catch (err) {
+      dropAppends(tracked);
+      throw err;
+    }
+    settleAppends(tracked);
     return result;
   };
   const postgresStreams = new WriteStreams();
@@ -241,7 +298,8 @@ export function createStore(options: StoreOptions): Store {
   return {
     dialect,
     db,
-    ...bind(db, appended),
+    ...bind(db, { ...(positions ? { positions } : {}), appended }),
+    ...(positions ? { outboxPositions: positions } : {}),
 
     onEventsAppended(listener) {
       appendListeners.add(listener);
@@ -280,6 +338,13 @@ export function createStore(options: StoreOptions): Store {
       }
       const applied = results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
       if (applied.length > 0) logger.info('store migrated', { dialect, applied });
+      if (positions && !positions.started) {
+        const row = await db
+          .selectFrom('events')
+          .select((eb) => eb.fn.max('id').as('last'))
+          .executeTakeFirst();
+        positions.start(Number(row?.last ?? 0));
+      }
       return { applied };
     },
 
@@ -315,10 +380,11 @@ export function createStore(options: StoreOptions): Store {
       // The place is taken now, in call order; collecting the statements awaits.
       const place = stream === undefined ? undefined : driver.reserve(stream);
       let collected;
-      let events = false;
+      const tracked = trackAppends();
       try {
-        collected = await sqlite.batches.collect((trx) => fn(bind(trx, () => (events = true))));
+        collected = await sqlite.batches.collect((trx) => fn(bind(trx, tracked.hooks)));
       } catch (err) {
+        dropAppends(tracked);
         if (place) {
           // Nothing of it is sent: the stream's later batches must not be written either.
           await place.turn;
@@ -327,11 +393,16 @@ export function createStore(options: StoreOptions): Store {
         }
         throw err;
       }
-      await driver.batch(collected.ops, {
-        ...(stream === undefined ? {} : { stream, resume }),
-        ...(place ? { place } : {}),
-      });
-      if (events) appended();
+      try {
+        await driver.batch(collected.ops, {
+          ...(stream === undefined ? {} : { stream, resume }),
+          ...(place ? { place } : {}),
+        });
+      } catch (err) {
+        dropAppends(tracked);
+        throw err;
+      }
+      settleAppends(tracked);
       return collected.result;
     },
 

@@ -4,20 +4,28 @@
  * connected sockets it is for: every admin socket, and the sockets of the operators it involves
  * (src/stream/involvement.ts).
  *
- * How it learns of new events: the store tells it after every commit that appended events
- * (`Store.onEventsAppended`), and it then reads the feed on from the last position it handed
- * out, so a message's cursor is the event's real outbox cursor and the order is the outbox's.
- * It also reads every `pollIntervalMs` (events of another engine instance sharing a PostgreSQL
- * store). It reads only while sockets are connected: the first subscriber starts it at the
- * outbox's end, the last one leaving stops it.
+ * How it learns of new events:
+ * - SQLite: the engine numbers the outbox itself (src/store/outbox-positions.ts) and hands the
+ *   hub each event, at its outbox position and in position order, the moment it is durable (in
+ *   the journal log, or committed): the same moment the webhook dispatcher gets it, with no read
+ *   of the store. A message's cursor is the event's outbox cursor.
+ * - PostgreSQL: the store tells it after every commit that appended events
+ *   (`Store.onEventsAppended`), and it then reads the feed on from the last position it handed
+ *   out; it also reads every `pollIntervalMs` (events of another engine instance sharing the
+ *   store).
+ * It follows only while sockets are connected: the first subscriber starts it at the outbox's
+ * end, the last one leaving stops it.
  *
  * Replay (`?after=`) and the snapshot of calls in progress read the store for one socket
  * ({@link StreamHub.replay}, {@link StreamHub.snapshot}); the socket subscribes first and keeps
- * what arrives meanwhile, then skips what the replay already sent (src/stream/server.ts).
+ * what arrives meanwhile, then skips what the replay already sent (src/stream/server.ts). On
+ * SQLite they first wait until everything handed out live so far is committed, so the stored
+ * events reach at least where the live ones start.
  */
 import type { Logger } from '../logging/logger.ts';
 import { feedCursor, feedPosition } from '../store/events.ts';
 import type { EventRepository, FeedItem } from '../store/index.ts';
+import type { LiveOutbox, PositionedEvent } from '../store/outbox-positions.ts';
 import { Involvement, type StreamEvent } from './involvement.ts';
 
 /** One event as the stream sends it. */
@@ -45,6 +53,11 @@ export interface StreamHubDeps {
   /** Subscribe to "events were committed" (`Store.onEventsAppended`); returns the unsubscribe. */
   onAppended: (listener: () => void) => () => void;
   /**
+   * SQLite: the engine's outbox numbering (`Store.outboxPositions`): events are taken from it as
+   * they become durable instead of read after each commit. Absent (PostgreSQL): read.
+   */
+  live?: LiveOutbox;
+  /**
    * The extensions a call involves (its legs' extensions, who answered, who placed it), from the
    * engine's memory or the store; undefined for an unknown call.
    */
@@ -57,7 +70,7 @@ export interface StreamHubDeps {
 }
 
 /** Make the message text of a feed item. */
-export function streamItem(item: FeedItem): StreamItem {
+export function streamItem(item: Pick<FeedItem, 'cursor' | 'event'>): StreamItem {
   const envelope = JSON.stringify(item.event);
   return {
     position: feedPosition(item.cursor),
@@ -83,6 +96,9 @@ export class StreamHub {
   private again = false;
   private unlisten: (() => void) | undefined;
   private poll: NodeJS.Timeout | undefined;
+  /** SQLite: events handed over and not yet fanned out (one waits for a call lookup). */
+  private queue: PositionedEvent[] = [];
+  private draining = false;
   private readonly pageSize: number;
 
   constructor(private readonly deps: StreamHubDeps) {
@@ -99,7 +115,9 @@ export class StreamHub {
    * event after it is delivered to it (when it is for it), none before.
    */
   async subscribe(subscriber: StreamSubscriber): Promise<number> {
-    const position = this.position ?? (await (this.starting ??= this.start()));
+    const { live } = this.deps;
+    const position =
+      this.position ?? (live ? this.startLive(live) : await (this.starting ??= this.start()));
     if (subscriber.extension === undefined) this.admins.add(subscriber);
     else {
       let set = this.operators.get(subscriber.extension);
@@ -127,7 +145,8 @@ export class StreamHub {
 
   /** Read the feed now (the store committed events). */
   kick(): void {
-    if (this.position === undefined) return;
+    // SQLite: events come from the engine's numbering (offer), never from a read.
+    if (this.position === undefined || this.deps.live) return;
     if (this.reading) {
       this.again = true;
       return;
@@ -150,6 +169,7 @@ export class StreamHub {
     send: (item: StreamItem) => boolean,
     drained: () => Promise<boolean>,
   ): Promise<number> {
+    await this.committedSoFar();
     const tracker = new Involvement();
     let position = after;
     for (;;) {
@@ -177,6 +197,7 @@ export class StreamHub {
    */
   async snapshot(callIds: readonly string[], extension: string | undefined): Promise<StreamItem[]> {
     if (callIds.length === 0) return [];
+    await this.committedSoFar();
     const items = await this.deps.events.callEvents(callIds.slice(0, 1000));
     const tracker = new Involvement();
     const out: StreamItem[] = [];
@@ -197,6 +218,15 @@ export class StreamHub {
     this.stop();
   }
 
+  /**
+   * SQLite: wait until every event handed out live so far is committed (the stored events then
+   * reach at least where a new subscriber's live events start).
+   */
+  private async committedSoFar(): Promise<void> {
+    const { live } = this.deps;
+    if (live) await live.whenCommitted(this.position ?? live.durableThrough);
+  }
+
   private async start(): Promise<number> {
     const run = ++this.run;
     try {
@@ -215,13 +245,53 @@ export class StreamHub {
     }
   }
 
+  /** SQLite: follow the engine's numbering; every event after the position returned comes live. */
+  private startLive(live: LiveOutbox): number {
+    const run = ++this.run;
+    this.position = live.durableThrough;
+    this.involvement = new Involvement();
+    this.queue = [];
+    this.unlisten = live.onDurable((items) => this.offer(items, run));
+    return this.position;
+  }
+
   private stop(): void {
     this.run++;
     this.position = undefined;
+    this.queue = [];
     this.unlisten?.();
     this.unlisten = undefined;
     if (this.poll) clearInterval(this.poll);
     this.poll = undefined;
+  }
+
+  /** SQLite: events became durable (in position order): fan them out in that order. */
+  private offer(items: readonly PositionedEvent[], run: number): void {
+    if (run !== this.run) return;
+    this.queue.push(...items);
+    if (!this.draining) void this.drain(run);
+  }
+
+  /**
+   * Fan the queued events out in order. Synchronous unless an event's call must be looked up
+   * (a call the hub has not seen yet that the engine no longer holds).
+   */
+  private async drain(run: number): Promise<void> {
+    this.draining = true;
+    try {
+      while (run === this.run && this.queue.length > 0) {
+        const { position, event } = this.queue.shift()!;
+        if (this.position === undefined || position <= this.position) continue;
+        if (this.involvement.needsLookup(event)) await this.seed(this.involvement, event);
+        if (run !== this.run) return;
+        this.position = position;
+        this.fanOut(streamItem({ cursor: feedCursor(position), event }));
+      }
+    } catch (err) {
+      this.deps.logger.error('live stream could not hand an event out', { err });
+    } finally {
+      this.draining = false;
+    }
   }
 
   /** Read pages after the position until the outbox's end, handing each event out. */

@@ -9,6 +9,7 @@ import type { Logger } from '../logging/logger.ts';
 import type { ApiKeyRing } from '../security/api-keys.ts';
 import { OperatorTokens } from '../security/operator-tokens.ts';
 import type { EventRepository } from '../store/index.ts';
+import type { LiveOutbox } from '../store/outbox-positions.ts';
 import { StreamHub } from './hub.ts';
 import { StreamServer } from './server.ts';
 
@@ -55,6 +56,8 @@ export interface StreamDeps {
   store: {
     events: Pick<EventRepository, 'feed' | 'head' | 'callEvents'>;
     onEventsAppended(listener: () => void): () => void;
+    /** SQLite: the engine's outbox numbering (see `StreamHubDeps.live`). */
+    outboxPositions?: LiveOutbox;
   };
   /** See {@link StreamServerOptions.liveCalls}. */
   liveCalls: (extension: string | undefined) => string[];
@@ -71,6 +74,7 @@ export function createStream(deps: StreamDeps): { hub: StreamHub; server: Stream
   const hub = new StreamHub({
     events: deps.store.events,
     onAppended: (listener) => deps.store.onEventsAppended(listener),
+    ...(deps.store.outboxPositions ? { live: deps.store.outboxPositions } : {}),
     callExtensions: deps.callExtensions,
     pollIntervalMs: deps.config.STREAM_POLL_INTERVAL_MS,
     logger: deps.logger,
