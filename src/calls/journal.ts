@@ -75,7 +75,9 @@ export interface CallJournalOptions {
   retryMaxDelayMs?: number;
   /**
    * Most transactions in flight at once (sent, not yet answered). Default
-   * {@link DEFAULT_WRITES_IN_FLIGHT} when the store pipelines writes (SQLite), else 1.
+   * {@link DEFAULT_WRITES_IN_FLIGHT} when the store pipelines writes (SQLite), else 1. With the
+   * journal log, a transaction someone waits for is sent even when this many are in flight (it is
+   * durable once logged; waiting for a place would hold the screen pop behind the SQLite thread).
    */
   maxWritesInFlight?: number;
   /**
@@ -592,7 +594,10 @@ export class CallJournal {
 
   private async write(): Promise<void> {
     if (this.dirty.size === 0 || this.closed || this.failed.length > 0) return;
-    if (this.inFlight.length >= this.maxInFlight) return;
+    // With the journal log, changes someone waits for (a screen pop, a 202) do not wait for a
+    // free place: they are logged at once, and their commit queues behind the others.
+    if (this.inFlight.length >= this.maxInFlight && !(this.log && someAwaited(this.dirty.values())))
+      return;
     const pending = this.dirty;
     this.dirty = new Map();
     const batch = [...pending.values()];
@@ -744,6 +749,12 @@ export class CallJournal {
 function isAwaited(pending: Pending): boolean {
   if (pending.written !== undefined) return true;
   for (const event of pending.events) if (event.type === 'call.ringing') return true;
+  return false;
+}
+
+/** Whether someone waits for any of `pendings` ({@link isAwaited}). */
+function someAwaited(pendings: Iterable<Pending>): boolean {
+  for (const pending of pendings) if (isAwaited(pending)) return true;
   return false;
 }
 
