@@ -57,7 +57,9 @@ export function renderEnvExample(): string {
 
 /** The text of `docs/configuration.md`. */
 export function renderConfigDoc(): string {
-  const escape = (s: string): string => s.replace(/\|/g, '\\|');
+  // `|` would end the table cell; `<path>` or `<user id>` would be read as an HTML tag (and
+  // dropped by the renderer), so both are escaped.
+  const escape = (s: string): string => s.replace(/\|/g, '\\|').replace(/</g, '\\<');
   const lines = [
     '# Configuration reference',
     '',
@@ -69,7 +71,12 @@ export function renderConfigDoc(): string {
     '| --- | --- | --- |',
   ];
   for (const entry of configEntries()) {
-    const def = entry.defaultValue === undefined ? '(unset)' : `\`${escape(entry.defaultValue)}\``;
+    const def =
+      entry.defaultValue === undefined
+        ? '(unset)'
+        : entry.defaultValue === ''
+          ? '(empty)'
+          : `\`${entry.defaultValue.replace(/\|/g, '\\|')}\``;
     lines.push(`| \`${entry.key}\` | ${def} | ${escape(entry.description)} |`);
   }
   lines.push('');

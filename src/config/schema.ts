@@ -551,7 +551,7 @@ export const configSchema = z.object({
   CRM_WEBHOOK_URL: httpUrl
     .optional()
     .describe(
-      'Where lifecycle events are POSTed (signed). Unset: events are only logged at debug level.',
+      'Where lifecycle events are POSTed (signed). Unset: events are only stored for the pull feed (GET /v1/events) and logged at debug level, never sent.',
     ),
   WEBHOOK_SECRET: z
     .string()
