@@ -285,7 +285,9 @@ export const configSchema = z.object({
   NODE_ENV: z
     .enum(['development', 'production', 'test'])
     .default('development')
-    .describe('development | production | test. In production ARI_URL is required.'),
+    .describe(
+      'development | production | test. Production requires ARI_URL, an ARI_PASSWORD other than the default, API_KEYS, and RECORDING_LINK_SECRET when calls are recorded.',
+    ),
   LOG_LEVEL: z
     .enum(['error', 'warn', 'info', 'http', 'verbose', 'debug'])
     .default('info')
@@ -371,7 +373,7 @@ export const configSchema = z.object({
     .string()
     .min(1)
     .default('asterisk')
-    .describe('ARI password (ari.conf). Never logged.'),
+    .describe('ARI password (ari.conf). The default is refused in production. Never logged.'),
   ARI_APP: z
     .string()
     .regex(/^[A-Za-z0-9_-]+$/)
@@ -424,7 +426,7 @@ export const configSchema = z.object({
     .min(0)
     .default(60_000)
     .describe(
-      'How long a successful route answer is reused for the same caller number, in milliseconds (0 = no cache).',
+      'How long a successful route answer is reused for the same caller number and DID, in milliseconds (0 = no cache).',
     ),
   FALLBACK_ROUTE: z
     .string()
