@@ -510,7 +510,7 @@ export const configSchema = z.object({
     .min(32, 'must be at least 32 characters')
     .optional()
     .describe(
-      'HMAC-SHA256 key of signed recording links (?expires=&sig=), e.g. openssl rand -hex 32. Required in production when RECORD_CALLS is not none; unset in development: a random key per run (links die on restart). Never logged.',
+      'HMAC-SHA256 key of signed recording links (?expires=&sig=), at least 32 characters, e.g. openssl rand -hex 32. Required in production when RECORD_CALLS is not none; unset in development: a random key per run (links die on restart). Never logged.',
     ),
   RECORDING_LINK_TTL_SEC: z.coerce
     .number()
