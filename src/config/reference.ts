@@ -4,6 +4,16 @@
  */
 import { configSchema } from './schema.ts';
 
+/** What an installation beside a real Asterisk sets, at the top of both files. */
+const PRODUCTION_CHECKLIST = [
+  'Beside a real Asterisk, set at least NODE_ENV=production, ARI_URL, ARI_USERNAME and',
+  'ARI_PASSWORD (as in ari.conf) and API_KEYS: production refuses to start without ARI_URL',
+  'or API_KEYS, or with the default ARI password. Then, as you use them: CRM_ROUTE_URL,',
+  'CRM_WEBHOOK_URL with WEBHOOK_SECRET, PUBLIC_URL (recording links, CRM connectors),',
+  'RECORDING_LINK_SECRET (required when RECORD_CALLS is not none) and OPERATOR_TOKEN_SECRET',
+  '(the operator console and live stream).',
+];
+
 /** One variable of the reference. */
 export interface ConfigEntry {
   key: string;
@@ -45,6 +55,8 @@ export function renderEnvExample(): string {
   const lines = [
     '# ari-crm configuration. Every variable, with its default; uncomment to change.',
     '# Generated from src/config/schema.ts by `npm run config:docs`.',
+    '#',
+    ...PRODUCTION_CHECKLIST.map((line) => `# ${line}`),
     '',
   ];
   for (const entry of configEntries()) {
@@ -57,7 +69,9 @@ export function renderEnvExample(): string {
 
 /** The text of `docs/configuration.md`. */
 export function renderConfigDoc(): string {
-  const escape = (s: string): string => s.replace(/\|/g, '\\|');
+  // `|` would end the table cell; `<path>` or `<user id>` would be read as an HTML tag (and
+  // dropped by the renderer), so both are escaped.
+  const escape = (s: string): string => s.replace(/\|/g, '\\|').replace(/</g, '\\<');
   const lines = [
     '# Configuration reference',
     '',
@@ -65,11 +79,18 @@ export function renderConfigDoc(): string {
     'Variables come from the environment, or a `.env` file in the working directory (the',
     'environment wins). An invalid value stops the engine with one line naming the variable.',
     '',
+    ...PRODUCTION_CHECKLIST,
+    '',
     '| variable | default | meaning |',
     '| --- | --- | --- |',
   ];
   for (const entry of configEntries()) {
-    const def = entry.defaultValue === undefined ? '(unset)' : `\`${escape(entry.defaultValue)}\``;
+    const def =
+      entry.defaultValue === undefined
+        ? '(unset)'
+        : entry.defaultValue === ''
+          ? '(empty)'
+          : `\`${entry.defaultValue.replace(/\|/g, '\\|')}\``;
     lines.push(`| \`${entry.key}\` | ${def} | ${escape(entry.description)} |`);
   }
   lines.push('');

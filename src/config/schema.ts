@@ -285,7 +285,9 @@ export const configSchema = z.object({
   NODE_ENV: z
     .enum(['development', 'production', 'test'])
     .default('development')
-    .describe('development | production | test. In production ARI_URL is required.'),
+    .describe(
+      'development | production | test. Production requires ARI_URL, an ARI_PASSWORD other than the default, API_KEYS, and RECORDING_LINK_SECRET when calls are recorded.',
+    ),
   LOG_LEVEL: z
     .enum(['error', 'warn', 'info', 'http', 'verbose', 'debug'])
     .default('info')
@@ -371,7 +373,7 @@ export const configSchema = z.object({
     .string()
     .min(1)
     .default('asterisk')
-    .describe('ARI password (ari.conf). Never logged.'),
+    .describe('ARI password (ari.conf). The default is refused in production. Never logged.'),
   ARI_APP: z
     .string()
     .regex(/^[A-Za-z0-9_-]+$/)
@@ -424,7 +426,7 @@ export const configSchema = z.object({
     .min(0)
     .default(60_000)
     .describe(
-      'How long a successful route answer is reused for the same caller number, in milliseconds (0 = no cache).',
+      'How long a successful route answer is reused for the same caller number and DID, in milliseconds (0 = no cache).',
     ),
   FALLBACK_ROUTE: z
     .string()
@@ -508,7 +510,7 @@ export const configSchema = z.object({
     .min(32, 'must be at least 32 characters')
     .optional()
     .describe(
-      'HMAC-SHA256 key of signed recording links (?expires=&sig=), e.g. openssl rand -hex 32. Required in production when RECORD_CALLS is not none; unset in development: a random key per run (links die on restart). Never logged.',
+      'HMAC-SHA256 key of signed recording links (?expires=&sig=), at least 32 characters, e.g. openssl rand -hex 32. Required in production when RECORD_CALLS is not none; unset in development: a random key per run (links die on restart). Never logged.',
     ),
   RECORDING_LINK_TTL_SEC: z.coerce
     .number()
@@ -551,7 +553,7 @@ export const configSchema = z.object({
   CRM_WEBHOOK_URL: httpUrl
     .optional()
     .describe(
-      'Where lifecycle events are POSTed (signed). Unset: events are only logged at debug level.',
+      'Where lifecycle events are POSTed (signed). Unset: events are only stored for the pull feed (GET /v1/events) and logged at debug level, never sent.',
     ),
   WEBHOOK_SECRET: z
     .string()
