@@ -4,6 +4,7 @@
  */
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
+import { startEngine, type Engine } from '../../src/main.ts';
 import { OperatorTokens } from '../../src/security/operator-tokens.ts';
 import { apiRequest } from '../support/api.ts';
 import { startTestBed, TEST_API_KEY, type TestBed } from '../support/engine.ts';
@@ -18,7 +19,11 @@ const nextCaller = (): string => String(++caller);
 describe('live stream (e2e: GET /v1/stream over WebSocket)', function () {
   this.timeout(30_000);
   let bed: TestBed;
+  /** The engine started again on the same data (a restart test), when there is one. */
+  let restarted: Engine | undefined;
   const clients: StreamClient[] = [];
+  /** The engine serving now: the restarted one, or the test bed's. */
+  const engineUrl = (): string => (restarted ?? bed.engine).httpUrl;
 
   async function start(env: Record<string, string> = {}): Promise<TestBed> {
     bed = await startTestBed({
@@ -31,7 +36,7 @@ describe('live stream (e2e: GET /v1/stream over WebSocket)', function () {
 
   async function tokenFor(extension: string, ttlSec = 600): Promise<string> {
     const answer = await apiRequest<{ token: string; expiresAt: string }>(
-      bed.engine.httpUrl,
+      engineUrl(),
       `/v1/operators/${extension}/tokens`,
       { body: { ttlSec } },
     );
@@ -46,7 +51,7 @@ describe('live stream (e2e: GET /v1/stream over WebSocket)', function () {
   async function open(
     options: Parameters<typeof StreamClient.open>[1] = {},
   ): Promise<StreamClient> {
-    const client = await StreamClient.open(bed.engine.httpUrl, options);
+    const client = await StreamClient.open(engineUrl(), options);
     clients.push(client);
     return client;
   }
@@ -91,6 +96,8 @@ describe('live stream (e2e: GET /v1/stream over WebSocket)', function () {
 
   afterEach(async () => {
     for (const client of clients.splice(0)) client.ws.terminate();
+    await restarted?.stop();
+    restarted = undefined;
     await bed?.stop();
   });
 
@@ -194,6 +201,68 @@ describe('live stream (e2e: GET /v1/stream over WebSocket)', function () {
     bed.sim.hangup(channelId);
     await fresh.event('call.ended', callId);
     expect(fresh.events().filter((m) => m.type === 'call.ringing')).to.have.length(1);
+  });
+
+  it("a call ringing across an engine restart keeps the customer's link: API, history, stream, webhooks", async () => {
+    await start();
+    routeTo(['101']);
+    bed.sim.phones.set('101', { mode: 'ring' });
+    bed.sim.phones.set('102', { mode: 'ring' });
+    const card = {
+      id: 'c-42',
+      name: 'Ivan Petrov',
+      link: 'https://crm.example.com/customers/42',
+    };
+    const { callId, channelId, from } = await ringingCall('101');
+    await bed.engine.calls.settled();
+    await bed.engine.journal.flush();
+
+    const { config, logger } = bed.engine;
+    await bed.engine.stop();
+    restarted = await startEngine(config, { logger, simulator: bed.sim });
+    const recovered = await bed.crm.waitForWebhook(
+      (w) => w.body.callId === callId && w.body.type === 'call.recovered',
+      10_000,
+    );
+    expect(recovered.body.data).to.include({ state: 'operator_ringing' });
+    // The call details of the adopted call.
+    const details = await apiRequest<{ customer?: unknown }>(engineUrl(), `/v1/calls/${callId}`);
+    expect(details.status).to.equal(200);
+    expect(details.body.customer).to.deep.equal(card);
+    // A console opened after the restart: the card of the ringing call, link included.
+    const s101 = await operatorStream('101');
+    const ringing = s101.events().find((m) => m.type === 'call.ringing' && m.callId === callId);
+    expect(ringing?.data?.customer).to.deep.equal(card);
+
+    // 101 answers after the restart and hands the caller to 102: the new ringing carries the card.
+    const s102 = await operatorStream('102');
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 100 });
+    await s101.event('call.answered', callId);
+    await restarted.calls.settled();
+    const transfer = await apiRequest(engineUrl(), `/v1/calls/${callId}/transfer`, {
+      body: { kind: 'extension', to: '102' },
+    });
+    expect(transfer.status, transfer.text).to.equal(202);
+    const toTarget = await s102.event('call.ringing', callId);
+    expect(toTarget.data).to.include({ extension: '102' });
+    expect(toTarget.data!.customer).to.deep.equal(card);
+    const webhook = await bed.crm.waitForWebhook(
+      (w) =>
+        w.body.callId === callId &&
+        w.body.type === 'call.ringing' &&
+        w.body.data.extension === '102',
+    );
+    expect(webhook.body.data.customer).to.deep.equal(card);
+
+    // Once ended, the call history still has it.
+    bed.sim.hangup(channelId);
+    await s101.event('call.ended', callId);
+    const history = await apiRequest<{ items: Array<{ id: string; customer?: unknown }> }>(
+      engineUrl(),
+      `/v1/calls?number=${from}`,
+    );
+    expect(history.status).to.equal(200);
+    expect(history.body.items.find((c) => c.id === callId)?.customer).to.deep.equal(card);
   });
 
   it('an admin stream (API key) gets every event; the first message may carry the credential', async () => {
