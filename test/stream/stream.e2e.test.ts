@@ -4,6 +4,9 @@
  */
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import type { IncomingHttpHeaders } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { startEngine, type Engine } from '../../src/main.ts';
 import { OperatorTokens } from '../../src/security/operator-tokens.ts';
 import { apiRequest } from '../support/api.ts';
@@ -15,6 +18,52 @@ const SECRET = 'stream-test-secret-0123456789abcdef0123456789';
 const DID = '74951234567';
 let caller = 79260000000;
 const nextCaller = (): string => String(++caller);
+
+/** An HTTP/1.1 keep-alive connection of its own (not pooled) to the engine at `baseUrl`. */
+interface RawHttp {
+  socket: Socket;
+  /** Send `GET path`; resolves with the status and body, or undefined when the engine closed the connection instead. */
+  get(path: string): Promise<{ status: number; body: string } | undefined>;
+}
+
+async function rawHttp(baseUrl: string): Promise<RawHttp> {
+  const { hostname, port } = new URL(baseUrl);
+  const socket = connect(Number(port), hostname);
+  socket.on('error', () => undefined); // a reset is a refusal too
+  await once(socket, 'connect');
+  let text = '';
+  let wake: (() => void) | undefined;
+  socket.setEncoding('latin1');
+  socket.on('data', (chunk: string) => {
+    text += chunk;
+    wake?.();
+  });
+  socket.on('close', () => wake?.());
+  return {
+    socket,
+    async get(path) {
+      text = '';
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: engine\r\n\r\n`);
+      for (;;) {
+        const head = text.indexOf('\r\n\r\n');
+        const length = /content-length: *(\d+)/i.exec(text)?.[1];
+        if (head >= 0 && length !== undefined && text.length >= head + 4 + Number(length))
+          return {
+            status: Number(text.split(' ')[1]),
+            body: text.slice(head + 4, head + 4 + Number(length)),
+          };
+        if (socket.destroyed) return undefined;
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    },
+  };
+}
+
+/** The value of a metric sample in the Prometheus text `metrics`, undefined when absent. */
+function sample(metrics: string, name: string): number | undefined {
+  const line = metrics.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.slice(name.length + 1));
+}
 
 describe('live stream (e2e: GET /v1/stream over WebSocket)', function () {
   this.timeout(30_000);
@@ -316,6 +365,69 @@ describe('live stream (e2e: GET /v1/stream over WebSocket)', function () {
     // A renewal for another extension is refused.
     renewing.send({ type: 'renew', token: await tokenFor('102') });
     expect((await renewing.closed).code).to.equal(4003);
+  });
+
+  it('caps the stream sockets on their own: at the cap new ones get 503 stream_full, and the API keeps its HTTP connections', async () => {
+    // Tiny limits: 3 stream sockets, 2 HTTP connections (each stream socket would have taken one).
+    await start({
+      STREAM_MAX_SOCKETS: '3',
+      HTTP_MAX_CONNECTIONS: '2',
+      HTTP_KEEP_ALIVE_TIMEOUT_MS: '60000',
+    });
+    const signer = new OperatorTokens({ secrets: [SECRET] });
+    const consoleOf = async (extension: string): Promise<StreamClient> => {
+      const client = await open({ token: signer.mint(extension, 600, 'test').token });
+      await client.next((m) => m.type === 'stream.synced', `synced of ${extension}`);
+      return client;
+    };
+    const s101 = await consoleOf('101');
+    await consoleOf('102');
+    const admin = await open({ headers: { authorization: `Bearer ${TEST_API_KEY}` } });
+    await admin.next((m) => m.type === 'stream.synced', 'synced of the admin stream');
+
+    // The stream is full: one more console is refused before the upgrade.
+    const refused = await open({ token: signer.mint('103', 600, 'test').token }).then(
+      () => undefined,
+      (err: { status?: number; headers?: IncomingHttpHeaders; body?: string }) => err,
+    );
+    expect(refused?.status).to.equal(503);
+    expect(refused?.headers?.['retry-after']).to.equal('5');
+    expect(JSON.parse(refused!.body!)).to.include({ code: 'stream_full' });
+
+    // The API still has its 2 connections: the CRM's requests and Prometheus are served.
+    const crm = await rawHttp(engineUrl());
+    const prometheus = await rawHttp(engineUrl());
+    expect((await crm.get('/healthz'))?.status).to.equal(200);
+    const metrics = await prometheus.get('/metrics');
+    expect(metrics?.status).to.equal(200);
+    expect(sample(metrics!.body, 'aricrm_stream_connections')).to.equal(3);
+    expect(sample(metrics!.body, 'aricrm_stream_max_sockets')).to.equal(3);
+    expect(sample(metrics!.body, 'aricrm_stream_refusals_total{code="stream_full"}')).to.equal(1);
+    // HTTP_MAX_CONNECTIONS still holds for HTTP: a third connection is closed unanswered.
+    const third = await rawHttp(engineUrl());
+    expect(await third.get('/healthz')).to.equal(undefined);
+    expect((await crm.get('/healthz'))?.status, 'the held connections still work').to.equal(200);
+
+    // A console that closes frees its place for the next one (whose upgrade request is HTTP: it
+    // needs a free HTTP connection for that moment).
+    crm.socket.destroy();
+    s101.close();
+    await until(() => bed.engine.stream.size === 2, 'the closed socket to be gone');
+    const s103 = await consoleOf('103');
+    s103.close();
+    admin.close();
+    await until(() => bed.engine.stream.size === 1, 'the sockets to be gone');
+    // With the stream sockets gone the HTTP limit is back where it was: 2, not more.
+    const after = await prometheus.get('/metrics');
+    expect(sample(after!.body, 'aricrm_stream_connections')).to.equal(1);
+    expect(
+      sample(after!.body, 'aricrm_http_client_errors_total{code="connection_limit"}'),
+    ).to.equal(1);
+    const again = await rawHttp(engineUrl());
+    expect((await again.get('/healthz'))?.status).to.equal(200);
+    const extra = await rawHttp(engineUrl());
+    expect(await extra.get('/healthz')).to.equal(undefined);
+    for (const conn of [prometheus, again, third, extra]) conn.socket.destroy();
   });
 
   it('drops a socket that stops answering pings', async () => {
