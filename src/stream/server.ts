@@ -6,9 +6,10 @@
  * allowed (403 `origin_not_allowed`), a client address outside HTTP_ALLOWED_CIDRS (403
  * `ip_not_allowed`), a bad `after` (400 `invalid_cursor`), while the engine shuts down (503
  * `shutting_down`) and while `maxSockets` sockets are open (503 `stream_full` with `Retry-After`).
- * An upgraded socket no longer counts against HTTP_MAX_CONNECTIONS (the stream has its own cap,
- * so operators' consoles cannot take the connections of the API). Credentials are checked after the upgrade, so a browser sees why in the close
- * code: `?token=` (operator tokens only) or `Authorization: Bearer` (operator token or API key), or a first message
+ * An upgraded socket does not count against HTTP_MAX_CONNECTIONS (the stream has its own cap, so
+ * operators' consoles cannot take the connections of the API). Credentials are checked after the
+ * upgrade, so a browser sees why in the close code: `?token=` (operator tokens only) or
+ * `Authorization: Bearer` (operator token or API key), or a first message
  * `{"type": "auth", "token": "…"}` within `authTimeoutMs`.
  *
  * Then: `{"type": "stream.welcome", …}`, the replay (`?after=`) or the snapshot of calls in
