@@ -360,7 +360,7 @@ export const configSchema = z.object({
     .max(1_000_000)
     .default(1024)
     .describe(
-      'HTTP connections open at once (API, probes, metrics, recording downloads); more are closed as soon as they are accepted.',
+      'HTTP connections open at once (API, probes, metrics, recording downloads); more are closed as soon as they are accepted. Live stream sockets are not counted once open (they have their own cap, STREAM_MAX_SOCKETS).',
     ),
 
   ARI_URL: httpUrl
@@ -1027,6 +1027,15 @@ export const configSchema = z.object({
     .default(1_048_576)
     .describe(
       'Most bytes the live stream keeps queued for one socket that does not read fast enough; over it the socket is closed with code 4008 (the client reconnects with ?after= and misses nothing).',
+    ),
+  STREAM_MAX_SOCKETS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(1000)
+    .describe(
+      'Live stream sockets (GET /v1/stream) open at once, authenticated or not; more are refused with 503 stream_full and Retry-After. They have their own cap: they do not count against HTTP_MAX_CONNECTIONS, so consoles left open never take the connections of the API. Size it above the operators times the console tabs each keeps open, plus the admin streams.',
     ),
   STREAM_POLL_INTERVAL_MS: z.coerce
     .number()

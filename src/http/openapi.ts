@@ -384,7 +384,12 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
             "`origin_not_allowed`: the page's Origin is not in STREAM_ALLOWED_ORIGINS; `ip_not_allowed`.",
           ),
           '426': errorResponse('`upgrade_required`: a plain GET without the WebSocket upgrade.'),
-          '503': errorResponse('`shutting_down`.'),
+          '503': {
+            description:
+              '`stream_full`: STREAM_MAX_SOCKETS sockets are open, retry after `Retry-After` seconds (stream sockets do not count against HTTP_MAX_CONNECTIONS; they have this cap of their own); `shutting_down`.',
+            headers: retryAfterHeader,
+            content: json('Error'),
+          },
         },
       },
     },

@@ -23,6 +23,7 @@ import {
   type Server,
 } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Express } from 'express';
 import type { Registry } from 'prom-client';
 import { httpClientErrors, type HttpClientErrorCode } from '../metrics/http.ts';
@@ -66,7 +67,10 @@ export interface HttpServerLimits {
   requestTimeoutMs: number;
   /** An idle keep-alive connection is closed after this long. */
   keepAliveTimeoutMs: number;
-  /** Connections open at once; more are closed as soon as they are accepted. */
+  /**
+   * HTTP connections open at once; more are closed as soon as they are accepted. Live stream
+   * sockets are not counted once upgraded ({@link exemptFromConnectionLimit}).
+   */
   maxConnections: number;
 }
 
@@ -123,6 +127,26 @@ export function createHttpServer(
   });
   server.on('drop', () => count('connection_limit'));
   return server;
+}
+
+/**
+ * Stop counting `socket`, a connection of `server` taken over by a protocol upgrade (the live
+ * stream's WebSockets, which have their own cap, STREAM_MAX_SOCKETS), against the server's
+ * connection limit (HTTP_MAX_CONNECTIONS) for as long as it stays open.
+ *
+ * Node's `net.Server` counts every socket it accepted, upgraded or not, and drops new ones once
+ * that count reaches `server.maxConnections` (its `drop` event, counted as `connection_limit`).
+ * The limit is therefore raised by one while `socket` is open and lowered again when it closes
+ * (Node lowers its count before the socket's `close` event), so only HTTP connections use it up.
+ * Nothing happens when the server has no limit or the socket is already closed.
+ */
+export function exemptFromConnectionLimit(server: Server, socket: Duplex): void {
+  const limit = server.maxConnections;
+  if (limit === undefined || !Number.isFinite(limit) || socket.destroyed) return;
+  server.maxConnections = limit + 1;
+  socket.once('close', () => {
+    server.maxConnections -= 1;
+  });
 }
 
 /** `{code, message}` and status of an error of Node's HTTP parser or of a timeout. */

@@ -256,6 +256,7 @@ const upsertCallRow = compiledStatement('calls.upsert', (db, row: CallRow) =>
           did: eb.ref('excluded.did'),
           customer_id: eb.ref('excluded.customer_id'),
           customer_name: eb.ref('excluded.customer_name'),
+          customer_link: eb.ref('excluded.customer_link'),
           state: eb.ref('excluded.state'),
           disposition: eb.ref('excluded.disposition'),
           answered_by: eb.ref('excluded.answered_by'),
@@ -382,6 +383,7 @@ export function createCallRepository(db: Kysely<Database>): CallRepository {
         did: snapshot.did ?? null,
         customer_id: snapshot.customer?.id ?? null,
         customer_name: snapshot.customer?.name ?? null,
+        customer_link: snapshot.customer?.link ?? null,
         state: snapshot.state,
         disposition: snapshot.disposition ?? null,
         answered_by: snapshot.answeredBy ?? null,
@@ -608,10 +610,11 @@ function toCallRecord(row: Selectable<CallsTable>, legs: LegRecord[]): CallRecor
     legs,
   };
   put(call, 'did', row.did);
-  if (row.customer_id !== null || row.customer_name !== null) {
+  if (row.customer_id !== null || row.customer_name !== null || row.customer_link !== null) {
     call.customer = {};
     put(call.customer, 'id', row.customer_id);
     put(call.customer, 'name', row.customer_name);
+    put(call.customer, 'link', row.customer_link);
   }
   put(call, 'answeredBy', row.answered_by);
   put(call, 'disposition', row.disposition as Disposition | null);

@@ -424,6 +424,17 @@ export function storeMigrations(dialect: StoreDialect): Record<string, Migration
         await db.schema.dropTable('connector_state').execute();
       },
     },
+    // The customer card's link (the customer's page in the CRM, from the route answer) kept with
+    // the call, so a call adopted after an engine restart still shows it (API, live stream,
+    // events emitted after the restart).
+    '0011_calls_customer_link': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await db.schema.alterTable('calls').addColumn('customer_link', 'text').execute();
+      },
+      async down(db: Kysely<unknown>): Promise<void> {
+        await db.schema.alterTable('calls').dropColumn('customer_link').execute();
+      },
+    },
   };
 }
 

@@ -19,6 +19,8 @@ export interface CallsTable {
   did: string | null;
   customer_id: string | null;
   customer_name: string | null;
+  /** The customer's page in the CRM, an http(s) URL (migration 0011). */
+  customer_link: string | null;
   state: string;
   disposition: string | null;
   answered_by: string | null;

@@ -47,6 +47,7 @@ export interface StreamDeps {
     | 'STREAM_ALLOWED_ORIGINS'
     | 'STREAM_PING_INTERVAL_MS'
     | 'STREAM_MAX_BUFFERED_BYTES'
+    | 'STREAM_MAX_SOCKETS'
     | 'STREAM_POLL_INTERVAL_MS'
     | 'PUBLIC_URL'
     | 'TRUST_PROXY'
@@ -87,6 +88,7 @@ export function createStream(deps: StreamDeps): { hub: StreamHub; server: Stream
     ...(deps.config.PUBLIC_URL ? { publicUrl: deps.config.PUBLIC_URL } : {}),
     pingIntervalMs: deps.config.STREAM_PING_INTERVAL_MS,
     maxBufferedBytes: deps.config.STREAM_MAX_BUFFERED_BYTES,
+    maxSockets: deps.config.STREAM_MAX_SOCKETS,
     liveCalls: deps.liveCalls,
     ...(deps.allowsIp ? { allowsIp: deps.allowsIp } : {}),
     ...(deps.isShuttingDown ? { isShuttingDown: deps.isShuttingDown } : {}),

@@ -4,9 +4,12 @@
  *
  * Opening: the HTTP upgrade is refused with a JSON `{code, message}` answer for an origin not
  * allowed (403 `origin_not_allowed`), a client address outside HTTP_ALLOWED_CIDRS (403
- * `ip_not_allowed`), a bad `after` (400 `invalid_cursor`), and while the engine shuts down (503
- * `shutting_down`). Credentials are checked after the upgrade, so a browser sees why in the close
- * code: `?token=` (operator tokens only) or `Authorization: Bearer` (operator token or API key), or a first message
+ * `ip_not_allowed`), a bad `after` (400 `invalid_cursor`), while the engine shuts down (503
+ * `shutting_down`) and while `maxSockets` sockets are open (503 `stream_full` with `Retry-After`).
+ * An upgraded socket does not count against HTTP_MAX_CONNECTIONS (the stream has its own cap, so
+ * operators' consoles cannot take the connections of the API). Credentials are checked after the
+ * upgrade, so a browser sees why in the close code: `?token=` (operator tokens only) or
+ * `Authorization: Bearer` (operator token or API key), or a first message
  * `{"type": "auth", "token": "…"}` within `authTimeoutMs`.
  *
  * Then: `{"type": "stream.welcome", …}`, the replay (`?after=`) or the snapshot of calls in
@@ -22,6 +25,7 @@ import type { Duplex } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Logger } from '../logging/logger.ts';
+import { exemptFromConnectionLimit } from '../http/server.ts';
 import { counter, gauge } from '../metrics/registry.ts';
 import type { ApiKeyRing } from '../security/api-keys.ts';
 import { canonicalIp } from '../security/ip.ts';
@@ -63,6 +67,11 @@ export interface StreamServerOptions {
   pingIntervalMs: number;
   /** Send buffer cap per socket, bytes (STREAM_MAX_BUFFERED_BYTES). */
   maxBufferedBytes: number;
+  /**
+   * Sockets open at once (STREAM_MAX_SOCKETS), authenticated or not, from the upgrade until the
+   * TCP connection is closed; past it the upgrade is refused with 503 `stream_full`.
+   */
+  maxSockets: number;
   /** Time to authenticate with a first message, ms. Default 5000. */
   authTimeoutMs?: number;
   /**
@@ -89,10 +98,26 @@ const MAX_PENDING = 10_000;
 /** Largest message a client may send, bytes. */
 const MAX_CLIENT_MESSAGE_BYTES = 16 * 1024;
 
+/** `Retry-After` of a 503 `stream_full`, seconds. */
+export const STREAM_FULL_RETRY_AFTER_SEC = 5;
+
+/** Least time between two warnings that upgrades are refused at the cap, ms. */
+const FULL_WARNING_INTERVAL_MS = 60_000;
+
+/** `code` of an upgrade the stream refused (the JSON answer's `code`). */
+export type StreamRefusalCode =
+  | 'not_found'
+  | 'shutting_down'
+  | 'ip_not_allowed'
+  | 'origin_not_allowed'
+  | 'invalid_cursor'
+  | 'stream_full';
+
 interface StreamMetrics {
   connections: ReturnType<typeof gauge>;
   messages: ReturnType<typeof counter>;
   closes: ReturnType<typeof counter<'code'>>;
+  refusals: ReturnType<typeof counter<'code'>>;
 }
 
 /** The WebSocket side of the live stream. */
@@ -107,12 +132,19 @@ export class StreamServer {
   private readonly pinger: NodeJS.Timeout;
   private readonly metrics: StreamMetrics;
   private closed = false;
+  /** Upgraded sockets whose TCP connection is not closed yet (what `maxSockets` caps). */
+  private sockets = 0;
+  /** The HTTP server attached (its connection limit does not count stream sockets). */
+  private server: Server | undefined;
+  /** Upgrades refused at the cap since the last warning, and when that warning was. */
+  private refusedFull = 0;
+  private lastFullWarningMs = -Infinity;
 
   constructor(private readonly options: StreamServerOptions) {
     this.metrics = {
       connections: gauge(options.registry, {
         name: 'aricrm_stream_connections',
-        help: 'Live stream sockets open (GET /v1/stream), authenticated or not.',
+        help: 'Live stream sockets open (GET /v1/stream), authenticated or not, until their TCP connection is closed.',
       }),
       messages: counter(options.registry, {
         name: 'aricrm_stream_messages_total',
@@ -123,20 +155,33 @@ export class StreamServer {
         help: 'Live stream sockets the engine closed, by close code (4001 token expired, 4003 refused, 4008 slow client, …; see docs/stream.md).',
         labelNames: ['code'] as const,
       }),
+      refusals: counter(options.registry, {
+        name: 'aricrm_stream_refusals_total',
+        help: 'Live stream upgrades refused before the WebSocket opened, by code: stream_full (STREAM_MAX_SOCKETS open, 503), shutting_down (503), origin_not_allowed, ip_not_allowed (403), invalid_cursor (400), not_found (404).',
+        labelNames: ['code'] as const,
+      }),
     };
+    gauge(options.registry, {
+      name: 'aricrm_stream_max_sockets',
+      help: 'Live stream sockets allowed open at once (STREAM_MAX_SOCKETS); more are refused with 503 stream_full.',
+    }).set(options.maxSockets);
     this.pinger = setInterval(() => {
       for (const connection of this.connections) connection.ping();
     }, options.pingIntervalMs);
     this.pinger.unref();
   }
 
-  /** Sockets open. */
+  /** Sockets open (upgraded, TCP connection not closed yet). */
   get size(): number {
-    return this.connections.size;
+    return this.sockets;
   }
 
-  /** Take over WebSocket upgrades of `server` (`GET /v1/stream`; others are answered 404). */
+  /**
+   * Take over WebSocket upgrades of `server` (`GET /v1/stream`; others are answered 404). Its
+   * connection limit stops counting a stream socket once upgraded.
+   */
   attach(server: Server): void {
+    this.server = server;
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.upgrade(req, socket, head),
     );
@@ -155,11 +200,16 @@ export class StreamServer {
     socket.on('error', () => socket.destroy());
     const url = new URL(req.url ?? '/', 'http://stream.invalid');
     if (url.pathname !== STREAM_PATH && url.pathname !== `${STREAM_PATH}/`) {
-      refuse(socket, 404, 'not_found', 'no WebSocket endpoint here (the stream is /v1/stream)');
+      this.refuse(
+        socket,
+        404,
+        'not_found',
+        'no WebSocket endpoint here (the stream is /v1/stream)',
+      );
       return;
     }
     if (this.closed || this.options.isShuttingDown?.()) {
-      refuse(socket, 503, 'shutting_down', 'the engine is shutting down');
+      this.refuse(socket, 503, 'shutting_down', 'the engine is shutting down');
       return;
     }
     const ip = this.clientIp(req);
@@ -167,13 +217,13 @@ export class StreamServer {
       this.options.logger.warn('live stream refused: address not allowed', {
         ip: canonicalIp(ip) ?? ip,
       });
-      refuse(socket, 403, 'ip_not_allowed', 'this client address is not allowed');
+      this.refuse(socket, 403, 'ip_not_allowed', 'this client address is not allowed');
       return;
     }
     const origin = req.headers.origin;
     if (origin !== undefined && !this.originAllowed(origin, req.headers.host)) {
       this.options.logger.warn('live stream refused: origin not allowed', { origin });
-      refuse(
+      this.refuse(
         socket,
         403,
         'origin_not_allowed',
@@ -187,7 +237,7 @@ export class StreamServer {
       try {
         after = feedPosition(afterText);
       } catch {
-        refuse(socket, 400, 'invalid_cursor', 'after: not a cursor of this stream');
+        this.refuse(socket, 400, 'invalid_cursor', 'after: not a cursor of this stream');
         return;
       }
     }
@@ -196,19 +246,61 @@ export class StreamServer {
     // An API key never travels in a URL (proxies log URLs): in the query only operator tokens.
     const credential =
       query !== undefined ? { text: query, fromUrl: true } : header ? { text: header } : undefined;
+    if (this.sockets >= this.options.maxSockets) {
+      this.warnFull();
+      this.refuse(
+        socket,
+        503,
+        'stream_full',
+        `the live stream has its ${this.options.maxSockets} sockets open (STREAM_MAX_SOCKETS): retry later`,
+        { 'Retry-After': String(STREAM_FULL_RETRY_AFTER_SEC) },
+      );
+      return;
+    }
+    // The slot is taken until the TCP connection is gone (a socket closing still holds it).
+    this.sockets += 1;
+    this.metrics.connections.set(this.sockets);
+    socket.once('close', () => {
+      this.sockets -= 1;
+      this.metrics.connections.set(this.sockets);
+    });
     this.wss.handleUpgrade(req, socket, head, (ws) => {
+      if (this.server) exemptFromConnectionLimit(this.server, socket);
       const connection = new StreamConnection(ws, this.options, this.metrics, after, () =>
         this.forget(connection),
       );
       this.connections.add(connection);
-      this.metrics.connections.set(this.connections.size);
       connection.start(credential);
     });
   }
 
+  /** Answer a refused upgrade (counted by code) with the API's JSON error model. */
+  private refuse(
+    socket: Duplex,
+    status: number,
+    code: StreamRefusalCode,
+    message: string,
+    headers: Record<string, string> = {},
+  ): void {
+    this.metrics.refusals.inc({ code });
+    refuse(socket, status, code, message, headers);
+  }
+
+  /** Log that upgrades are refused at the cap, at most once a minute (with how many). */
+  private warnFull(): void {
+    this.refusedFull += 1;
+    const now = Date.now();
+    if (now - this.lastFullWarningMs < FULL_WARNING_INTERVAL_MS) return;
+    this.options.logger.warn('live stream full: upgrades refused with 503 stream_full', {
+      maxSockets: this.options.maxSockets,
+      refused: this.refusedFull,
+    });
+    this.refusedFull = 0;
+    this.lastFullWarningMs = now;
+  }
+
   private forget(connection: StreamConnection): void {
     this.connections.delete(connection);
-    this.metrics.connections.set(this.connections.size);
   }
 
   private clientIp(req: IncomingMessage): string | undefined {
@@ -241,12 +333,21 @@ export class StreamServer {
 }
 
 /** Answer a refused upgrade with the API's JSON error model and close the socket. */
-function refuse(socket: Duplex, status: number, code: string, message: string): void {
+function refuse(
+  socket: Duplex,
+  status: number,
+  code: string,
+  message: string,
+  headers: Record<string, string> = {},
+): void {
   const body = JSON.stringify({ code, message });
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
       'Content-Type: application/json; charset=utf-8\r\n' +
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      Object.entries(headers)
+        .map(([name, value]) => `${name}: ${value}\r\n`)
+        .join('') +
       'Connection: close\r\n\r\n' +
       body,
   );

@@ -208,6 +208,30 @@ forEachDialect('store: calls', ({ store }) => {
     expect(live[1]?.legs).to.have.length(2);
   });
 
+  it("keeps the customer card's link for the call details, the history and restart reconciliation", async () => {
+    const link = 'https://crm.example.com/customers/42?tab=deals';
+    const call = newInboundCall(callId());
+    call.customer = { id: 'c-42', name: 'Ivan Petrov', link };
+    call.phase = 'dialing';
+    await store().calls.upsertCall(snapshotCall(call, T0), { at: T0 });
+    const card = { id: 'c-42', name: 'Ivan Petrov', link };
+    expect((await store().calls.getCall(call.id))?.customer).to.deep.equal(card);
+    const live = await store().calls.unfinishedCalls();
+    expect(live.find((c) => c.id === call.id)?.customer).to.deep.equal(card);
+    const page = await store().calls.listCalls({ limit: 10 });
+    expect(page.items.find((c) => c.id === call.id)?.customer).to.deep.equal(card);
+
+    // A card with only a link is still a card; a later snapshot without one clears it.
+    call.customer = { link };
+    await store().calls.upsertCall(snapshotCall(call, T0 + 1000), { at: T0 + 1000 });
+    expect((await store().calls.getCall(call.id))?.customer).to.deep.equal({ link });
+    call.customer = { name: 'Ivan Petrov' };
+    await store().calls.upsertCall(snapshotCall(call, T0 + 2000), { at: T0 + 2000 });
+    expect((await store().calls.getCall(call.id))?.customer).to.deep.equal({
+      name: 'Ivan Petrov',
+    });
+  });
+
   describe('listCalls', () => {
     const minute = (m: number): string => new Date(T0 + m * 60_000).toISOString();
     let calls: Record<string, string>;

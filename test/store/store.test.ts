@@ -1,8 +1,9 @@
 import { expect } from 'chai';
 import { join } from 'node:path';
-import { sql } from 'kysely';
+import { Migrator, sql } from 'kysely';
 import {
   createStore,
+  storeMigrationProvider,
   parseStoreUrl,
   storeMigrations,
   StoreUrlError,
@@ -105,6 +106,38 @@ forEachDialect('store: migrations and transactions', ({ store, dialect }) => {
       expect(report.applied).to.deep.equal(Object.keys(storeMigrations('sqlite')));
     } finally {
       await fresh.close();
+    }
+  });
+
+  it('an existing database upgrades to the customer link column: its calls keep their card', async () => {
+    if (dialect !== 'sqlite') return;
+    const old = createStore({ url: 'sqlite::memory:', logger });
+    try {
+      const migrator = new Migrator({ db: old.db, provider: storeMigrationProvider('sqlite') });
+      const before = await migrator.migrateTo('0010_connectors_bitrix24_state');
+      expect(before.error).to.equal(undefined);
+      const call = endedCall();
+      const at = '2025-01-31T09:16:07.000Z';
+      // A call written by a release without the column.
+      await sql`insert into calls (id, direction, from_number, to_number, customer_id,
+        customer_name, state, started_at, wait_sec, talk_sec, updated_at)
+        values (${call.id}, 'in', ${call.from}, ${call.to}, 'c-7', 'Ivan', 'ended',
+        ${call.startedAt}, 7, 60, ${at})`.execute(old.db);
+      const report = await old.migrate();
+      expect(report.applied).to.deep.equal(['0011_calls_customer_link']);
+      expect((await old.calls.getCall(call.id))?.customer).to.deep.equal({
+        id: 'c-7',
+        name: 'Ivan',
+      });
+      const link = 'https://crm.example.com/customers/7';
+      await old.calls.upsertCall({ ...call, customer: { id: 'c-7', name: 'Ivan', link } });
+      expect((await old.calls.getCall(call.id))?.customer).to.deep.equal({
+        id: 'c-7',
+        name: 'Ivan',
+        link,
+      });
+    } finally {
+      await old.close();
     }
   });
 

@@ -4,6 +4,10 @@
  */
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import type { IncomingHttpHeaders } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { startEngine, type Engine } from '../../src/main.ts';
 import { OperatorTokens } from '../../src/security/operator-tokens.ts';
 import { apiRequest } from '../support/api.ts';
 import { startTestBed, TEST_API_KEY, type TestBed } from '../support/engine.ts';
@@ -15,10 +19,60 @@ const DID = '74951234567';
 let caller = 79260000000;
 const nextCaller = (): string => String(++caller);
 
+/** An HTTP/1.1 keep-alive connection of its own (not pooled) to the engine at `baseUrl`. */
+interface RawHttp {
+  socket: Socket;
+  /** Send `GET path`; resolves with the status and body, or undefined when the engine closed the connection instead. */
+  get(path: string): Promise<{ status: number; body: string } | undefined>;
+}
+
+async function rawHttp(baseUrl: string): Promise<RawHttp> {
+  const { hostname, port } = new URL(baseUrl);
+  const socket = connect(Number(port), hostname);
+  socket.on('error', () => undefined); // a reset is a refusal too
+  await once(socket, 'connect');
+  let text = '';
+  let wake: (() => void) | undefined;
+  socket.setEncoding('latin1');
+  socket.on('data', (chunk: string) => {
+    text += chunk;
+    wake?.();
+  });
+  socket.on('close', () => wake?.());
+  return {
+    socket,
+    async get(path) {
+      text = '';
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: engine\r\n\r\n`);
+      for (;;) {
+        const head = text.indexOf('\r\n\r\n');
+        const length = /content-length: *(\d+)/i.exec(text)?.[1];
+        if (head >= 0 && length !== undefined && text.length >= head + 4 + Number(length))
+          return {
+            status: Number(text.split(' ')[1]),
+            body: text.slice(head + 4, head + 4 + Number(length)),
+          };
+        if (socket.destroyed) return undefined;
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    },
+  };
+}
+
+/** The value of a metric sample in the Prometheus text `metrics`, undefined when absent. */
+function sample(metrics: string, name: string): number | undefined {
+  const line = metrics.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.slice(name.length + 1));
+}
+
 describe('live stream (e2e: GET /v1/stream over WebSocket)', function () {
   this.timeout(30_000);
   let bed: TestBed;
+  /** The engine started again on the same data (a restart test), when there is one. */
+  let restarted: Engine | undefined;
   const clients: StreamClient[] = [];
+  /** The engine serving now: the restarted one, or the test bed's. */
+  const engineUrl = (): string => (restarted ?? bed.engine).httpUrl;
 
   async function start(env: Record<string, string> = {}): Promise<TestBed> {
     bed = await startTestBed({
@@ -31,7 +85,7 @@ describe('live stream (e2e: GET /v1/stream over WebSocket)', function () {
 
   async function tokenFor(extension: string, ttlSec = 600): Promise<string> {
     const answer = await apiRequest<{ token: string; expiresAt: string }>(
-      bed.engine.httpUrl,
+      engineUrl(),
       `/v1/operators/${extension}/tokens`,
       { body: { ttlSec } },
     );
@@ -46,7 +100,7 @@ describe('live stream (e2e: GET /v1/stream over WebSocket)', function () {
   async function open(
     options: Parameters<typeof StreamClient.open>[1] = {},
   ): Promise<StreamClient> {
-    const client = await StreamClient.open(bed.engine.httpUrl, options);
+    const client = await StreamClient.open(engineUrl(), options);
     clients.push(client);
     return client;
   }
@@ -91,6 +145,8 @@ describe('live stream (e2e: GET /v1/stream over WebSocket)', function () {
 
   afterEach(async () => {
     for (const client of clients.splice(0)) client.ws.terminate();
+    await restarted?.stop();
+    restarted = undefined;
     await bed?.stop();
   });
 
@@ -196,6 +252,68 @@ describe('live stream (e2e: GET /v1/stream over WebSocket)', function () {
     expect(fresh.events().filter((m) => m.type === 'call.ringing')).to.have.length(1);
   });
 
+  it("a call ringing across an engine restart keeps the customer's link: API, history, stream, webhooks", async () => {
+    await start();
+    routeTo(['101']);
+    bed.sim.phones.set('101', { mode: 'ring' });
+    bed.sim.phones.set('102', { mode: 'ring' });
+    const card = {
+      id: 'c-42',
+      name: 'Ivan Petrov',
+      link: 'https://crm.example.com/customers/42',
+    };
+    const { callId, channelId, from } = await ringingCall('101');
+    await bed.engine.calls.settled();
+    await bed.engine.journal.flush();
+
+    const { config, logger } = bed.engine;
+    await bed.engine.stop();
+    restarted = await startEngine(config, { logger, simulator: bed.sim });
+    const recovered = await bed.crm.waitForWebhook(
+      (w) => w.body.callId === callId && w.body.type === 'call.recovered',
+      10_000,
+    );
+    expect(recovered.body.data).to.include({ state: 'operator_ringing' });
+    // The call details of the adopted call.
+    const details = await apiRequest<{ customer?: unknown }>(engineUrl(), `/v1/calls/${callId}`);
+    expect(details.status).to.equal(200);
+    expect(details.body.customer).to.deep.equal(card);
+    // A console opened after the restart: the card of the ringing call, link included.
+    const s101 = await operatorStream('101');
+    const ringing = s101.events().find((m) => m.type === 'call.ringing' && m.callId === callId);
+    expect(ringing?.data?.customer).to.deep.equal(card);
+
+    // 101 answers after the restart and hands the caller to 102: the new ringing carries the card.
+    const s102 = await operatorStream('102');
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 100 });
+    await s101.event('call.answered', callId);
+    await restarted.calls.settled();
+    const transfer = await apiRequest(engineUrl(), `/v1/calls/${callId}/transfer`, {
+      body: { kind: 'extension', to: '102' },
+    });
+    expect(transfer.status, transfer.text).to.equal(202);
+    const toTarget = await s102.event('call.ringing', callId);
+    expect(toTarget.data).to.include({ extension: '102' });
+    expect(toTarget.data!.customer).to.deep.equal(card);
+    const webhook = await bed.crm.waitForWebhook(
+      (w) =>
+        w.body.callId === callId &&
+        w.body.type === 'call.ringing' &&
+        w.body.data.extension === '102',
+    );
+    expect(webhook.body.data.customer).to.deep.equal(card);
+
+    // Once ended, the call history still has it.
+    bed.sim.hangup(channelId);
+    await s101.event('call.ended', callId);
+    const history = await apiRequest<{ items: Array<{ id: string; customer?: unknown }> }>(
+      engineUrl(),
+      `/v1/calls?number=${from}`,
+    );
+    expect(history.status).to.equal(200);
+    expect(history.body.items.find((c) => c.id === callId)?.customer).to.deep.equal(card);
+  });
+
   it('an admin stream (API key) gets every event; the first message may carry the credential', async () => {
     await start();
     routeTo(['101']);
@@ -247,6 +365,69 @@ describe('live stream (e2e: GET /v1/stream over WebSocket)', function () {
     // A renewal for another extension is refused.
     renewing.send({ type: 'renew', token: await tokenFor('102') });
     expect((await renewing.closed).code).to.equal(4003);
+  });
+
+  it('caps the stream sockets on their own: at the cap new ones get 503 stream_full, and the API keeps its HTTP connections', async () => {
+    // Tiny limits: 3 stream sockets, 2 HTTP connections (each stream socket would have taken one).
+    await start({
+      STREAM_MAX_SOCKETS: '3',
+      HTTP_MAX_CONNECTIONS: '2',
+      HTTP_KEEP_ALIVE_TIMEOUT_MS: '60000',
+    });
+    const signer = new OperatorTokens({ secrets: [SECRET] });
+    const consoleOf = async (extension: string): Promise<StreamClient> => {
+      const client = await open({ token: signer.mint(extension, 600, 'test').token });
+      await client.next((m) => m.type === 'stream.synced', `synced of ${extension}`);
+      return client;
+    };
+    const s101 = await consoleOf('101');
+    await consoleOf('102');
+    const admin = await open({ headers: { authorization: `Bearer ${TEST_API_KEY}` } });
+    await admin.next((m) => m.type === 'stream.synced', 'synced of the admin stream');
+
+    // The stream is full: one more console is refused before the upgrade.
+    const refused = await open({ token: signer.mint('103', 600, 'test').token }).then(
+      () => undefined,
+      (err: { status?: number; headers?: IncomingHttpHeaders; body?: string }) => err,
+    );
+    expect(refused?.status).to.equal(503);
+    expect(refused?.headers?.['retry-after']).to.equal('5');
+    expect(JSON.parse(refused!.body!)).to.include({ code: 'stream_full' });
+
+    // The API still has its 2 connections: the CRM's requests and Prometheus are served.
+    const crm = await rawHttp(engineUrl());
+    const prometheus = await rawHttp(engineUrl());
+    expect((await crm.get('/healthz'))?.status).to.equal(200);
+    const metrics = await prometheus.get('/metrics');
+    expect(metrics?.status).to.equal(200);
+    expect(sample(metrics!.body, 'aricrm_stream_connections')).to.equal(3);
+    expect(sample(metrics!.body, 'aricrm_stream_max_sockets')).to.equal(3);
+    expect(sample(metrics!.body, 'aricrm_stream_refusals_total{code="stream_full"}')).to.equal(1);
+    // HTTP_MAX_CONNECTIONS still holds for HTTP: a third connection is closed unanswered.
+    const third = await rawHttp(engineUrl());
+    expect(await third.get('/healthz')).to.equal(undefined);
+    expect((await crm.get('/healthz'))?.status, 'the held connections still work').to.equal(200);
+
+    // A console that closes frees its place for the next one (whose upgrade request is HTTP: it
+    // needs a free HTTP connection for that moment).
+    crm.socket.destroy();
+    s101.close();
+    await until(() => bed.engine.stream.size === 2, 'the closed socket to be gone');
+    const s103 = await consoleOf('103');
+    s103.close();
+    admin.close();
+    await until(() => bed.engine.stream.size === 1, 'the sockets to be gone');
+    // With the stream sockets gone the HTTP limit is back where it was: 2, not more.
+    const after = await prometheus.get('/metrics');
+    expect(sample(after!.body, 'aricrm_stream_connections')).to.equal(1);
+    expect(
+      sample(after!.body, 'aricrm_http_client_errors_total{code="connection_limit"}'),
+    ).to.equal(1);
+    const again = await rawHttp(engineUrl());
+    expect((await again.get('/healthz'))?.status).to.equal(200);
+    const extra = await rawHttp(engineUrl());
+    expect(await extra.get('/healthz')).to.equal(undefined);
+    for (const conn of [prometheus, again, third, extra]) conn.socket.destroy();
   });
 
   it('drops a socket that stops answering pings', async () => {

@@ -59,7 +59,11 @@ export class StreamClient {
         res.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
         res.on('end', () =>
           reject(
-            Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode, body }),
+            Object.assign(new Error(`HTTP ${res.statusCode}`), {
+              status: res.statusCode,
+              headers: res.headers,
+              body,
+            }),
           ),
         );
       });
