@@ -10,13 +10,14 @@ import { CallJournal } from '../../src/calls/journal.ts';
 import { snapshotCall } from '../../src/calls/model.ts';
 import { CallNotifier } from '../../src/calls/notifier.ts';
 import type { LifecycleEvent } from '../../src/events/types.ts';
-import { createStore, feedPosition, type Store } from '../../src/store/index.ts';
+import { createStore, feedCursor, feedPosition, type Store } from '../../src/store/index.ts';
 import {
   JournalLog,
   recoverJournalLog,
   type JournalLogEntry,
 } from '../../src/store/journal-log.ts';
 import { OutboxPositions, type PositionedEvent } from '../../src/store/outbox-positions.ts';
+import { StreamHub } from '../../src/stream/hub.ts';
 import { callEvents, logger, modelInboundCall, modelLeg, tempDir } from './helpers.ts';
 
 const T0 = Date.UTC(2025, 0, 31, 9, 15, 0);
@@ -186,6 +187,56 @@ describe('outbox positions with the call journal and the store [sqlite]', () => 
     const feed = await store.events.feed({ limit: 10 });
     expect(feed.items.map((i) => i.event.id)).to.deep.equal([kept!.id]);
     expect(feedPosition(feed.items[0]!.cursor)).to.equal(live[0]!.position);
+  });
+
+  it('a console opened after a rolled-back event gets a cursor that stays exact across a restart', async () => {
+    const [kept] = callEvents('call-kept', 1);
+    await store.events.appendEvents([kept!], T0);
+    // An operator's status change fails after its event got position 2: given up.
+    const [lost] = callEvents('operator-lost', 1);
+    await store
+      .transaction(async (repos) => {
+        await repos.events.appendEvents([lost!], T0);
+        throw new Error('rolled back');
+      })
+      .catch(() => undefined);
+    // A console opens now: where its live events start is the cursor of its `stream.synced`.
+    const hub = new StreamHub({
+      events: store.events,
+      onAppended: (listener) => store.onEventsAppended(listener),
+      live: store.outboxPositions!,
+      callExtensions: () => Promise.resolve([]),
+      pollIntervalMs: 1000,
+      logger,
+    });
+    const synced = await hub.subscribe({ extension: undefined, deliver: () => {} });
+    hub.close();
+    await store.close();
+
+    // The next run numbers after the greatest stored position.
+    store = createStore({ url: `sqlite:${join(dir.dir, 'db.sqlite')}`, logger });
+    await store.migrate();
+    const [next] = callEvents('call-next', 1);
+    await store.events.appendEvents([next!], T0);
+    const resumed = await store.events.feed({ after: feedCursor(synced), limit: 10 });
+    expect(
+      resumed.items.map((i) => i.event.id),
+      'nothing missed after the cursor',
+    ).to.deep.equal([next!.id]);
+  });
+
+  it('positions of deleted events are not numbered again after a restart', async () => {
+    const events = callEvents('call-deleted', 2);
+    await store.events.appendEvents(events, T0);
+    const { nextCursor } = await store.events.feed({ limit: 10 });
+    await store.db.deleteFrom('events').execute();
+    await store.close();
+    store = createStore({ url: `sqlite:${join(dir.dir, 'db.sqlite')}`, logger });
+    await store.migrate();
+    const [next] = callEvents('call-after-delete', 1);
+    await store.events.appendEvents([next!], T0);
+    const resumed = await store.events.feed({ after: nextCursor, limit: 10 });
+    expect(resumed.items.map((i) => i.event.id)).to.deep.equal([next!.id]);
   });
 
   it('a journal log replayed at start-up writes its events at the positions it logged', async () => {
