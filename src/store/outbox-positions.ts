@@ -38,7 +38,7 @@ export interface LiveOutbox {
   readonly durableThrough: number;
   /**
    * The last position that holds an event among those up to {@link durableThrough} (the ones
-   * after it were given up), or the outbox's last stored position at start. The place a new
+   * after it were given up), or where the numbering started. The place a new
    * reader of the live events starts from: unlike {@link durableThrough} it is never a position
    * that was given up, which the next run of the engine may number again (it numbers after the
    * greatest stored one), so a cursor made from it stays exact across a restart.
