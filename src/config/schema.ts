@@ -286,7 +286,7 @@ export const configSchema = z.object({
     .enum(['development', 'production', 'test'])
     .default('development')
     .describe(
-      'development | production | test. Production requires ARI_URL, an ARI_PASSWORD other than the default, API_KEYS, and RECORDING_LINK_SECRET when calls are recorded.',
+      'development | production | test. Production requires ARI_URL, an ARI_PASSWORD other than the default, API_KEYS, RECORDING_LINK_SECRET when calls are recorded, and PUBLIC_URL when HTTP_HOST is a wildcard or loopback address (0.0.0.0, ::, 127.0.0.1) and calls are recorded or CRM_CONNECTOR is retailcrm or bitrix24 (with BITRIX24_URL).',
     ),
   LOG_LEVEL: z
     .enum(['error', 'warn', 'info', 'http', 'verbose', 'debug'])
@@ -524,7 +524,7 @@ export const configSchema = z.object({
   PUBLIC_URL: httpUrl
     .optional()
     .describe(
-      'Base URL the CRM and its users reach this engine at, e.g. https://pbx-engine.example.com (recording links start with it). Unset: the HTTP listen address.',
+      'Base URL the CRM and its users reach this engine at, e.g. https://pbx-engine.example.com: recording links start with it, and the retailCRM and Bitrix24 connectors register it. Unset: links start with the HTTP listen address (http://HTTP_HOST:HTTP_PORT); when that is a wildcard or loopback address (0.0.0.0, ::, 127.0.0.1), production refuses to start if calls are recorded or CRM_CONNECTOR is retailcrm or bitrix24 (with BITRIX24_URL), and other setups log a warning at start.',
     ),
   RECORDING_DOWNLOAD_ATTEMPTS: z.coerce
     .number()
