@@ -177,6 +177,7 @@ export async function startEngine(
     logger.info('ARI_URL is not set: running on the built-in PBX simulator', {
       extensions: config.SIM_EXTENSIONS,
       timeScale: config.SIM_TIME_SCALE,
+      answerStaggerMs: config.SIM_ANSWER_STAGGER_MS,
     });
     simulator = await startSimulator({
       port: config.SIM_ARI_PORT,
@@ -184,6 +185,7 @@ export async function startEngine(
       password: config.ARI_PASSWORD,
       extensions: config.SIM_EXTENSIONS,
       timeScale: config.SIM_TIME_SCALE,
+      operatorAnswerStaggerMs: config.SIM_ANSWER_STAGGER_MS,
       logger: logger.child({ component: 'simulator' }),
     });
     ownSimulator = true;

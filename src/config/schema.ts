@@ -396,6 +396,15 @@ export const configSchema = z.object({
     .max(100)
     .default(1)
     .describe('Simulator only: 1 = real time; 0.1 makes every simulated delay 10x shorter.'),
+  SIM_ANSWER_STAGGER_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(60_000)
+    .default(700)
+    .describe(
+      'Simulator only: each operator phone answers this much later than the one before it in SIM_EXTENSIONS, in simulated milliseconds (101 after 1000, 102 after 1700, 103 after 2400 by default), so on a ring-all call one operator answers first and the other phones stop ringing, as with real people. 0: every phone answers after 1000 ms.',
+    ),
   SIM_ARI_PORT: port
     .default(0)
     .describe('Simulator only: port of its ARI server (0 = any free port).'),
