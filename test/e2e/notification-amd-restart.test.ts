@@ -180,6 +180,37 @@ describe('notification calls with answering-machine detection across an engine r
     await until(() => bed.sim.channels().length === 0, 'no channel left');
   });
 
+  it('restart while AMD listens, the customer hangs up before the verdict: the new engine hears it, cut_short, retried', async () => {
+    await start();
+    bed.sim.customers.set('74950000206', { mode: 'answer', answerAfterMs: 500 });
+    const id = await create({
+      to: '+74950000206',
+      files: ['hello-world'],
+      amd: { enabled: true, totalAnalysisTimeMs: 30_000 },
+      tries: 2,
+      triesPeriodSec: 1,
+    });
+    const callId = await callOf(id);
+    const channel = await inAmd();
+    await restart();
+    await bed.crm.waitForWebhook(
+      (w) => w.body.type === 'call.recovered' && w.body.callId === callId,
+    );
+    // The retry reaches a person.
+    bed.sim.customers.set('74950000206', { mode: 'answer', answerAfterMs: 500, voice: 'human' });
+    bed.sim.hangup(channel.id);
+    const ended = await bed.crm.waitForWebhook(
+      (w) => w.body.type === 'call.ended' && w.body.callId === callId,
+    );
+    expect(ended.body.data).to.deep.include({ disposition: 'answered', hangupBy: 'customer' });
+    const job = await finalJob(id, 'delivered');
+    expect(job.attempts!.map((a) => [a.callId === callId, a.outcome, a.amdStatus])).to.deep.equal([
+      [true, 'cut_short', undefined],
+      [false, 'delivered', 'HUMAN'],
+    ]);
+    expect(webhookTypes(callId)).to.deep.equal(['call.started', 'call.recovered', 'call.ended']);
+  });
+
   it('the verdict comes while no engine is connected: Asterisk hangs up, the new engine ends the call and retries the job', async () => {
     await start();
     bed.sim.customers.set('74950000203', { mode: 'answer', answerAfterMs: 500 });
