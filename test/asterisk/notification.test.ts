@@ -198,7 +198,11 @@ if (kitAvailable()) {
       await bed.asterisk.waitIdle();
       await bed.startEngine();
       const ended = await bed.ended(callId);
-      expect(ended).to.include({ disposition: 'answered', hangupBy: 'system' });
+      expect(ended).to.include({
+        disposition: 'answered',
+        hangupBy: 'system',
+        endReason: 'reconciled',
+      });
       const job = await finalJob(id, 'no_answer');
       expect(job.attempts!.map((a) => [a.callId, a.outcome, a.amdStatus])).to.deep.equal([
         [callId, 'cut_short', undefined],

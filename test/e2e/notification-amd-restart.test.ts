@@ -243,7 +243,11 @@ describe('notification calls with answering-machine detection across an engine r
     const ended = await bed.crm.waitForWebhook(
       (w) => w.body.type === 'call.ended' && w.body.callId === callId,
     );
-    expect(ended.body.data).to.deep.include({ disposition: 'answered', hangupBy: 'system' });
+    expect(ended.body.data).to.deep.include({
+      disposition: 'answered',
+      hangupBy: 'system',
+      endReason: 'reconciled',
+    });
     expect(webhookTypes(callId)).to.deep.equal(['call.started', 'call.ended']);
     await until(() => bed.sim.channels().length === 0, 'no channel left');
   });
