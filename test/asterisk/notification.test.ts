@@ -4,7 +4,9 @@
  * 2833 DTMF from SIPp), plays the message (Asterisk sounds and WAV files it fetches over HTTP)
  * and hangs up; a WAV that cannot be fetched fails its item, not the call; a busy customer is
  * retried, then busy; with answering-machine detection the channel goes through the project's
- * `[crm-amd]` context (added to the kit's configuration by the bed) and back.
+ * `[crm-amd]` context (added to the kit's configuration by the bed) and back, also across an
+ * engine crash while `AMD()` listens (the verdict after the restart, while no engine runs, or the
+ * customer hanging up meanwhile).
  */
 import { expect } from 'chai';
 import { createServer, type Server } from 'node:http';

@@ -27,6 +27,10 @@
  * ChannelDestroyed only). Back in Stasis ({@link NotificationFlow.legBackInStasis}): MACHINE
  * hangs up (`machine`), or plays the message without the confirm prompt with
  * `onMachine: "message"` (`machine` all the same); HUMAN and NOTSURE run the script as above.
+ * After an engine restart ({@link NotificationFlow.adopted}), an answered call of such a job still
+ * in the AMD context is awaited there (its return into Stasis carries the verdict, whenever it
+ * comes); one already back in Stasis acts on the verdict the channel holds (`AMDSTATUS`), the
+ * script running from its beginning; one never sent to AMD is sent now.
  *
  * An attempt resolves only once its call ended and its channel is gone (the runtime let go of
  * the call), so a retry never overlaps the channel of the attempt before.
@@ -574,7 +578,8 @@ export class NotificationFlow implements Flow, NotificationDialer {
    * new engine took over its attempt ({@link resumeAttempt}): a customer channel still ringing goes on
    * as a placed one (the script runs once answered); an answered one runs the script again from
    * its beginning on the same call (after whatever Asterisk was still playing: the confirm
-   * prompt again, then the message), and the attempt ends with that run's outcome. Otherwise
+   * prompt again, then the message), and the attempt ends with that run's outcome; with
+   * answering-machine detection, see {@link resumeDetection}. Otherwise
    * (the job was canceled or moved on meanwhile) the engine hangs the channel up and ends the
    * call (`engine_restart`).
    */
