@@ -24,6 +24,7 @@ import { Pbx } from './pbx.ts';
 import { MAX_ANSWER_STAGGER_MS, PhoneBook } from './phones.ts';
 import { createAriHandler } from './rest/router.ts';
 import type {
+  AnswerVoice,
   DtmfPlan,
   InboundCall,
   OperatorCall,
@@ -203,6 +204,11 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
       const ch = pbx.channels.get(channelId);
       if (!ch) throw new RangeError(`no channel ${channelId}`);
       pbx.pressDigits(ch, plan);
+    },
+    speak(channelId: string, voice: AnswerVoice): void {
+      const ch = pbx.channels.get(channelId);
+      if (!ch) throw new RangeError(`no channel ${channelId}`);
+      pbx.speak(ch, voice);
     },
     onEvent(listener: (event: SimEvent) => void): () => void {
       return apps.onEvent(listener);

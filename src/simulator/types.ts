@@ -232,6 +232,14 @@ export interface PbxSimulator {
    */
   pressDigits(channelId: string, plan: DtmfPlan): void;
   /**
+   * The phone behind that channel starts sending audio now (see {@link AnswerVoice}: `human` a
+   * short hello then silence, `machine` a long greeting), after sending none so far (`voice`
+   * `none`). An `AMD()` listening to the channel judges it from now on, within what is left of
+   * its total analysis time, so a test decides when the verdict comes. Nothing to observe when
+   * no `AMD()` listens. Throws `RangeError` for an unknown channel.
+   */
+  speak(channelId: string, voice: AnswerVoice): void;
+  /**
    * The event volume so far: events addressed to connected apps (`offered`, what Asterisk would
    * send without an event filter) and events written to their WebSockets (`delivered`, after
    * each app's `eventFilter`).
