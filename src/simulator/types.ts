@@ -29,6 +29,14 @@ export interface SimulatorOptions {
    * 3 s (48044-byte) recording. Default `1`.
    */
   timeScale?: number;
+  /**
+   * How much later each operator phone answers than the one before it in `extensions`, in
+   * simulated ms: by default the n-th extension (0-based) answers after 1000 + n × this, so on a
+   * ring-all call one operator answers first and the others' phones stop ringing, as with real
+   * people. Whole ms, 0 to 60 000. Default `0`: every phone answers after 1000 ms (test beds
+   * rely on it). Phones set through {@link PbxSimulator.phones} keep what they were given.
+   */
+  operatorAnswerStaggerMs?: number;
   /** Where the simulator logs (debug level for every REST request and event). Default: silent. */
   logger?: Logger;
   /** At most this many entries are kept in {@link PbxSimulator.requests} (oldest dropped), so a long-running demo does not grow without bound. Default 10000. */
