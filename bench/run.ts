@@ -1042,7 +1042,7 @@ async function liveStream(o: Options): Promise<void> {
       `  ${pad('  same calls, call.ringing webhook:', 34)} ${msPair(m.report.popMs)} (the screen pop to the CRM, for comparison)`,
     );
     out(
-      `  ${pad('  durable → stream message:', 34)} ${msPair(durableToStream)} (store commit, outbox read, fan-out, socket)`,
+      `  ${pad('  durable → stream message:', 34)} ${msPair(durableToStream)} (hand-off, fan-out, socket)`,
     );
     out(`  ${pad('  durable → webhook arrives:', 34)} ${msPair(durableToWebhook)}`);
     out(

@@ -29,6 +29,7 @@ import { CallService } from './calls/service.ts';
 import { registerReconciliation } from './calls/reconcile.ts';
 import { registerCallStasisHandlers } from './calls/stasis.ts';
 import { ConfigError, loadConfig, type ConfigCheck } from './config/load.ts';
+import { publicUrlConfigCheck, publicUrlWarning } from './config/public-url.ts';
 import { createConsoleRoutes } from './console/routes.ts';
 import type { Config } from './config/schema.ts';
 import {
@@ -154,13 +155,18 @@ export interface EngineOverrides {
  * store's routes answer, call commands answer 503 `ari_unavailable`, and the gateway retries
  * forever; calls an earlier run left unfinished are reconciled when it connects.
  *
- * @throws ConfigError when the security settings are unusable (e.g. no API_KEYS in production)
+ * @throws ConfigError when the security settings are unusable (e.g. no API_KEYS in production),
+ *   or PUBLIC_URL is missing where production needs it (see src/config/public-url.ts)
  */
 export async function startEngine(
   config: Config,
   overrides: EngineOverrides = {},
 ): Promise<Engine> {
-  const securityProblems = [...securityConfigCheck(config), ...connectorConfigCheck(config)];
+  const securityProblems = [
+    ...securityConfigCheck(config),
+    ...connectorConfigCheck(config),
+    ...publicUrlConfigCheck(config),
+  ];
   if (securityProblems.length > 0) throw new ConfigError(securityProblems);
   const logger =
     overrides.logger ??
@@ -171,6 +177,7 @@ export async function startEngine(
     logger.info('ARI_URL is not set: running on the built-in PBX simulator', {
       extensions: config.SIM_EXTENSIONS,
       timeScale: config.SIM_TIME_SCALE,
+      answerStaggerMs: config.SIM_ANSWER_STAGGER_MS,
     });
     simulator = await startSimulator({
       port: config.SIM_ARI_PORT,
@@ -178,6 +185,7 @@ export async function startEngine(
       password: config.ARI_PASSWORD,
       extensions: config.SIM_EXTENSIONS,
       timeScale: config.SIM_TIME_SCALE,
+      operatorAnswerStaggerMs: config.SIM_ANSWER_STAGGER_MS,
       logger: logger.child({ component: 'simulator' }),
     });
     ownSimulator = true;
@@ -615,6 +623,8 @@ export async function startEngine(
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const httpUrl = `http://${host}:${address.port}`;
   recordings.setListenUrl(httpUrl);
+  const linkWarning = publicUrlWarning(config, httpUrl);
+  if (linkWarning) logger.warn(linkWarning.message, { linkBase: httpUrl, uses: linkWarning.uses });
   // ARI connects in the background (the gateway retries forever; start() rejects only when the
   // engine stops first).
   const ariConnected = gateway.start();
@@ -751,13 +761,15 @@ export function storeUrl(config: Config): string {
 /**
  * Every check of the configuration the engine makes before it starts, beyond the schema: the
  * security settings (API_KEYS in production, destination patterns), the recordings settings
- * (RECORDING_LINK_SECRET in production) and FALLBACK_ROUTE. `npm start` and `node dist/main.js`
+ * (RECORDING_LINK_SECRET in production), PUBLIC_URL (in production, when links would name a
+ * wildcard or loopback listen address) and FALLBACK_ROUTE. `npm start` and `node dist/main.js`
  * run them all; so does the test that checks docker/compose.yaml with docker/env.example.
  */
 export const ENGINE_CONFIG_CHECKS: readonly ConfigCheck[] = [
   securityConfigCheck,
   connectorConfigCheck,
   recordingsConfigCheck,
+  publicUrlConfigCheck,
   (c) => {
     try {
       parseRouteSpec(c.FALLBACK_ROUTE, c.RING_TIMEOUT_SEC);

@@ -294,24 +294,34 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
    * (src/operators/): the call the phone is on (`answered: true`: an answered operator leg, or
    * the call the phone itself placed); else the call ringing it (`answered: false`, a leg
    * Asterisk reported ringing); else a call dialling it (`dialing: true`: the leg exists, Asterisk
-   * has not reported it ringing yet). Legs the engine is hanging up are left out. Undefined: none.
+   * has not reported it ringing yet); else a leg the engine is hanging up before it was ever
+   * connected (`releasing: true`: a ring-all call another operator answered, this phone still
+   * ringing or answering a moment too late), whose ringing or in-use device state is not a call
+   * of the operator's. Other legs the engine is hanging up (a party dropped by a transfer) are
+   * left out. Undefined: none.
    */
   operatorActivity(
     extension: string,
-  ): { callId: string; answered: boolean; dialing?: true } | undefined {
+  ): { callId: string; answered: boolean; dialing?: true; releasing?: true } | undefined {
     let ringing: { callId: string; answered: boolean } | undefined;
     let dialing: { callId: string; answered: boolean; dialing: true } | undefined;
+    let releasing: { callId: string; answered: boolean; releasing: true } | undefined;
     for (const ctx of this.runtime.active.values()) {
       const { call } = ctx;
       if (call.phase === 'ended') continue;
       for (const leg of call.legs.values()) {
-        if (leg.extension !== extension || leg.ended || leg.hangupRequested) continue;
+        if (leg.extension !== extension || leg.ended) continue;
+        if (leg.hangupRequested) {
+          if (leg.role !== 'caller' && leg.outcome !== 'answered')
+            releasing ??= { callId: call.id, answered: false, releasing: true };
+          continue;
+        }
         if (leg.role === 'caller' || leg.answered) return { callId: call.id, answered: true };
         if (leg.ringing) ringing ??= { callId: call.id, answered: false };
         else dialing ??= { callId: call.id, answered: false, dialing: true };
       }
     }
-    return ringing ?? dialing;
+    return ringing ?? dialing ?? releasing;
   }
 
   /**

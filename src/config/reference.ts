@@ -9,7 +9,8 @@ const PRODUCTION_CHECKLIST = [
   'Beside a real Asterisk, set at least NODE_ENV=production, ARI_URL, ARI_USERNAME and',
   'ARI_PASSWORD (as in ari.conf) and API_KEYS: production refuses to start without ARI_URL',
   'or API_KEYS, or with the default ARI password. Then, as you use them: CRM_ROUTE_URL,',
-  'CRM_WEBHOOK_URL with WEBHOOK_SECRET, PUBLIC_URL (recording links, CRM connectors),',
+  'CRM_WEBHOOK_URL with WEBHOOK_SECRET, PUBLIC_URL (recording links, CRM connectors; required',
+  'for them when HTTP_HOST is 0.0.0.0, :: or a loopback address, as in a Docker container),',
   'RECORDING_LINK_SECRET (required when RECORD_CALLS is not none) and OPERATOR_TOKEN_SECRET',
   '(the operator console and live stream).',
 ];

@@ -286,7 +286,7 @@ export const configSchema = z.object({
     .enum(['development', 'production', 'test'])
     .default('development')
     .describe(
-      'development | production | test. Production requires ARI_URL, an ARI_PASSWORD other than the default, API_KEYS, and RECORDING_LINK_SECRET when calls are recorded.',
+      'development | production | test. Production requires ARI_URL, an ARI_PASSWORD other than the default, API_KEYS, RECORDING_LINK_SECRET when calls are recorded, and PUBLIC_URL when HTTP_HOST is a wildcard or loopback address (0.0.0.0, ::, 127.0.0.1) and calls are recorded or CRM_CONNECTOR is retailcrm or bitrix24 (with BITRIX24_URL).',
     ),
   LOG_LEVEL: z
     .enum(['error', 'warn', 'info', 'http', 'verbose', 'debug'])
@@ -396,6 +396,15 @@ export const configSchema = z.object({
     .max(100)
     .default(1)
     .describe('Simulator only: 1 = real time; 0.1 makes every simulated delay 10x shorter.'),
+  SIM_ANSWER_STAGGER_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(60_000)
+    .default(700)
+    .describe(
+      'Simulator only: each operator phone answers this much later than the one before it in SIM_EXTENSIONS, in simulated milliseconds (101 after 1000, 102 after 1700, 103 after 2400 by default), so on a ring-all call one operator answers first and the other phones stop ringing, as with real people. 0: every phone answers after 1000 ms.',
+    ),
   SIM_ARI_PORT: port
     .default(0)
     .describe('Simulator only: port of its ARI server (0 = any free port).'),
@@ -524,7 +533,7 @@ export const configSchema = z.object({
   PUBLIC_URL: httpUrl
     .optional()
     .describe(
-      'Base URL the CRM and its users reach this engine at, e.g. https://pbx-engine.example.com (recording links start with it). Unset: the HTTP listen address.',
+      'Base URL the CRM and its users reach this engine at, e.g. https://pbx-engine.example.com: recording links start with it, and the retailCRM and Bitrix24 connectors register it. Unset: links start with the HTTP listen address (http://HTTP_HOST:HTTP_PORT); when that is a wildcard or loopback address (0.0.0.0, ::, 127.0.0.1), production refuses to start if calls are recorded or CRM_CONNECTOR is retailcrm or bitrix24 (with BITRIX24_URL), and other setups log a warning at start.',
     ),
   RECORDING_DOWNLOAD_ATTEMPTS: z.coerce
     .number()

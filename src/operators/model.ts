@@ -18,6 +18,11 @@
  * The engine's knowledge wins where it is more precise: it knows which call rings the phone
  * (`callId`, also when the device state says `RINGING` before the leg's own ringing event) and
  * sees an answer as soon as Asterisk reports it on the channel.
+ *
+ * While the engine hangs up a leg it rang on the phone and never connected (`releasing`: another
+ * operator answered the ring-all call first, and this phone, still ringing, may even pick up a
+ * moment too late), a `RINGING` or `INUSE` device state is that leg's: the operator stays
+ * `ringing` for that call until the phone is idle again, never `on_call` without a call.
  */
 
 /** What the operator's phone is doing. */
@@ -65,6 +70,11 @@ export interface EngineView {
   callId: string;
   answered: boolean;
   dialing?: boolean;
+  /**
+   * The engine is hanging up its leg to the phone, a leg it rang and never connected (see the
+   * module comment); only when no other leg of the engine involves the phone.
+   */
+  releasing?: boolean;
 }
 
 const IN_USE = new Set(['INUSE', 'BUSY', 'ONHOLD', 'RINGINUSE']);
@@ -80,8 +90,13 @@ export function deriveState(
 ): { state: OperatorState; callId?: string } {
   const withCall = (state: OperatorState): { state: OperatorState; callId?: string } =>
     engine ? { state, callId: engine.callId } : { state };
-  if (engine?.answered) return withCall('on_call');
   const device = asterisk.deviceState?.toUpperCase();
+  if (engine?.releasing) {
+    // The phone rings, or picked up just as the engine let go of it: that leg, going away.
+    if (device === 'RINGING' || device === 'INUSE') return withCall('ringing');
+    return deriveState(asterisk, undefined);
+  }
+  if (engine?.answered) return withCall('on_call');
   if (device !== undefined && IN_USE.has(device)) return withCall('on_call');
   if ((engine && !engine.dialing) || device === 'RINGING') return withCall('ringing');
   // The device state is the live one; the endpoint state decides only without it.

@@ -225,6 +225,10 @@ export class PresenceService extends EventEmitter<PresenceEvents> {
     // a moment later): the call it was is still the best answer; no change.
     if (next.state === operator.state && next.callId === undefined && operator.state !== 'idle')
       return;
+    // The phone picked up a call the engine is now hanging up (it was too late): on that call
+    // until the phone is idle, rather than back to ringing.
+    if (engine?.releasing && operator.state === 'on_call' && operator.callId === next.callId)
+      return;
     const { callId: _old, ...rest } = operator;
     void this.apply(extension, {
       ...rest,
@@ -246,7 +250,9 @@ export class PresenceService extends EventEmitter<PresenceEvents> {
     const device = asterisk.deviceState?.toUpperCase();
     const deviceBusy = device !== undefined && device !== 'NOT_INUSE' && device !== 'UNAVAILABLE';
     const disagree =
-      engine !== undefined && !engine.dialing ? device !== undefined && !deviceBusy : false;
+      engine !== undefined && !engine.dialing && !engine.releasing
+        ? device !== undefined && !deviceBusy
+        : false;
     const pending = this.rechecks.get(extension);
     if (!disagree || this.stopped) {
       if (pending) {

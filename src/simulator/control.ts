@@ -17,6 +17,8 @@
  * - `POST /channels/:id/hangup` → 204 (the far end hangs up)
  * - `POST /channels/:id/dtmf` `{digits, afterMs?, durationMs?, gapMs?}` → 204: the phone behind
  *   the channel presses digits (`ChannelDtmfReceived` as each ends)
+ * - `POST /channels/:id/speak` `{voice: 'human'|'machine'}` → 204: the phone behind the channel
+ *   starts sending audio; an `AMD()` listening to it gives its verdict from what it hears now
  * - `POST /ari/drop` → 204: close the app WebSockets (server side); channels stay (fact 13)
  * - `POST /ari/refuse` `{forMs?}` → 204: ARI outage, every HTTP/WebSocket connection cut and
  *   refused (for `forMs` real milliseconds, or until `POST /ari/accept`); the PBX keeps running
@@ -69,6 +71,8 @@ const operatorCallSchema = z
   .strict();
 
 const dtmfSchema = dtmfPlanSchema.partial({ afterMs: true });
+
+const speakSchema = z.object({ voice: z.enum(['human', 'machine']) }).strict();
 
 /** A parsed DTMF plan without the keys zod leaves undefined (exactOptionalPropertyTypes). */
 function dtmfPlan(input: z.infer<typeof dtmfPlanSchema>): DtmfPlan {
@@ -192,6 +196,15 @@ export function createControlRouter(sim: PbxSimulator, logger?: Logger): Router 
     if (!sim.channels().some((c) => c.id === id))
       throw new HttpError(404, 'channel_not_found', `no channel ${id}`);
     sim.pressDigits(id, dtmfPlan({ ...body, afterMs: body.afterMs ?? 0 }));
+    res.status(204).end();
+  });
+
+  router.post('/channels/:id/speak', (req: Request, res: Response) => {
+    const id = String(req.params.id);
+    const { voice } = validate(speakSchema, req.body ?? {}, 'body');
+    if (!sim.channels().some((c) => c.id === id))
+      throw new HttpError(404, 'channel_not_found', `no channel ${id}`);
+    sim.speak(id, voice);
     res.status(204).end();
   });
 

@@ -21,9 +21,10 @@ import { SimCallRejectedError } from './errors.ts';
 import { IdFactory } from './ids.ts';
 import { channelJson } from './model.ts';
 import { Pbx } from './pbx.ts';
-import { PhoneBook } from './phones.ts';
+import { MAX_ANSWER_STAGGER_MS, PhoneBook } from './phones.ts';
 import { createAriHandler } from './rest/router.ts';
 import type {
+  AnswerVoice,
   DtmfPlan,
   InboundCall,
   OperatorCall,
@@ -51,7 +52,12 @@ export type {
   SimulatorRaces,
 } from './types.ts';
 export { SimCallRejectedError, AriHttpError } from './errors.ts';
-export { phoneBehaviourSchema, DEFAULT_BEHAVIOUR } from './phones.ts';
+export {
+  phoneBehaviourSchema,
+  DEFAULT_BEHAVIOUR,
+  MAX_ANSWER_STAGGER_MS,
+  operatorDefaultBehaviour,
+} from './phones.ts';
 
 /**
  * Start a simulated Asterisk listening on `host:port` (ephemeral port by default).
@@ -67,7 +73,12 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
   const clock = new SimClock(options.timeScale ?? 1);
   const ids = new IdFactory(clock);
   const apps = new AppRegistry();
-  const phones = new PhoneBook(extensions);
+  const stagger = options.operatorAnswerStaggerMs ?? 0;
+  if (!Number.isInteger(stagger) || stagger < 0 || stagger > MAX_ANSWER_STAGGER_MS)
+    throw new RangeError(
+      `operatorAnswerStaggerMs must be whole ms from 0 to ${MAX_ANSWER_STAGGER_MS}, got ${stagger}`,
+    );
+  const phones = new PhoneBook(extensions, stagger);
   const pbx = new Pbx(clock, ids, apps, phones, trunk, log);
   const requests: RecordedRequest[] = [];
   const creds = { username, password };
@@ -193,6 +204,11 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
       const ch = pbx.channels.get(channelId);
       if (!ch) throw new RangeError(`no channel ${channelId}`);
       pbx.pressDigits(ch, plan);
+    },
+    speak(channelId: string, voice: AnswerVoice): void {
+      const ch = pbx.channels.get(channelId);
+      if (!ch) throw new RangeError(`no channel ${channelId}`);
+      pbx.speak(ch, voice);
     },
     onEvent(listener: (event: SimEvent) => void): () => void {
       return apps.onEvent(listener);

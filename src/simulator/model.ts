@@ -10,6 +10,7 @@ import type {
   AriPlayback,
   ChannelState,
 } from '../ari/types.ts';
+import type { AmdSettings } from './amd.ts';
 import type { SimTimer } from './clock.ts';
 import type { DtmfPlan, PhoneBehaviour } from './types.ts';
 
@@ -84,6 +85,11 @@ export interface SimChannel {
   stasisReturns: number;
   /** Simulated ms of the last StasisStart (race (b) probability window). */
   stasisStartedAtMs: number;
+  /**
+   * `AMD()` listening in the dialplan: its settings, when it started (simulated ms), its pending
+   * verdict and the dialplan step after it. Absent otherwise.
+   */
+  amd?: { settings: AmdSettings; startedAtMs: number; timer?: SimTimer; next: () => void };
   /** Playbacks targeting this channel, the first one playing. */
   playbacks: SimPlayback[];
   /** Inbound calls: the app the dialplan sends them to and the caller's hang-up plans (simulated ms). */

@@ -37,7 +37,7 @@ import {
   type SimChannel,
 } from './model.ts';
 import type { PhoneBook } from './phones.ts';
-import type { DtmfPlan, PhoneBehaviour, SimulatorRaces } from './types.ts';
+import type { AnswerVoice, DtmfPlan, PhoneBehaviour, SimulatorRaces } from './types.ts';
 
 const EMPTY_ID: AriCallerId = { name: '', number: '' };
 
@@ -910,6 +910,41 @@ export class Pbx implements MediaHost {
   }
 
   /**
+   * The verdict of the `AMD()` listening on `ch` to `voice`, due within what is left of its total
+   * analysis time (`NOTSURE` once it is over): sets `AMDSTATUS`, `AMDCAUSE` and goes on with the
+   * dialplan. Replaces the verdict scheduled before.
+   */
+  private scheduleAmdVerdict(
+    ch: SimChannel,
+    amd: NonNullable<SimChannel['amd']>,
+    voice: AnswerVoice,
+  ): void {
+    const leftMs = Math.max(
+      0,
+      amd.settings.totalAnalysisMs - (this.clock.nowMs() - amd.startedAtMs),
+    );
+    const heard = amdVerdict(voice, { ...amd.settings, totalAnalysisMs: leftMs });
+    const verdict =
+      heard.status === 'NOTSURE' ? { ...amdVerdict('none', amd.settings), afterMs: leftMs } : heard;
+    amd.timer?.cancel();
+    amd.timer = this.channelTimer(ch, verdict.afterMs, () => {
+      if (ch.amd === amd) ch.amd = undefined;
+      this.setVar(ch, 'AMDSTATUS', verdict.status);
+      this.setVar(ch, 'AMDCAUSE', verdict.cause);
+      amd.next();
+    });
+  }
+
+  /**
+   * The phone behind `ch` starts sending `voice` now (a phone that sent no audio so far): an
+   * `AMD()` listening to it judges what it hears from now on, within what is left of its total
+   * analysis time. Nothing to observe otherwise.
+   */
+  speak(ch: SimChannel, voice: AnswerVoice): void {
+    if (ch.amd && ch.phase === 'alive') this.scheduleAmdVerdict(ch, ch.amd, voice);
+  }
+
+  /**
    * The phone behind `ch` presses `plan.digits` (RFC 2833) from `plan.afterMs` on: each digit is
    * reported as it ends, `ChannelDtmfReceived {digit, duration_ms}`, unless the channel is then in
    * a two-channel native_rtp bridge, where Asterisk relays the RTP without seeing the digits
@@ -994,12 +1029,8 @@ export class Pbx implements MediaHost {
       case 'AMD': {
         const behaviour = ch.dial?.behaviour;
         const voice = behaviour?.mode === 'answer' ? (behaviour.voice ?? 'none') : 'none';
-        const verdict = amdVerdict(voice, amdSettings(data));
-        this.channelTimer(ch, verdict.afterMs, () => {
-          this.setVar(ch, 'AMDSTATUS', verdict.status);
-          this.setVar(ch, 'AMDCAUSE', verdict.cause);
-          next();
-        });
+        ch.amd = { settings: amdSettings(data), startedAtMs: this.clock.nowMs(), next };
+        this.scheduleAmdVerdict(ch, ch.amd, voice);
         return;
       }
       case 'Stasis': {

@@ -1,13 +1,34 @@
 /**
  * Simulated phones: operator extensions (`PJSIP/<ext>`) and customers behind the trunk
  * (`PJSIP/<number>@<trunk>`), each with a {@link PhoneBehaviour} that decides what happens when it
- * is dialled. Defaults (brief): operators and customers answer after 1000 ms.
+ * is dialled. Defaults: customers answer after 1000 ms; the n-th operator extension (0-based)
+ * after 1000 + n × `answerStaggerMs` ms (0 by default: all after 1000 ms), see
+ * {@link operatorDefaultBehaviour}.
  */
 import { z } from 'zod';
 import type { PhoneBehaviour } from './types.ts';
 
-/** Default behaviour of every phone: answer after 1000 simulated ms. */
-export const DEFAULT_BEHAVIOUR: PhoneBehaviour = { mode: 'answer', answerAfterMs: 1000 };
+/** How long a phone rings before it answers by default, simulated ms. */
+export const DEFAULT_ANSWER_AFTER_MS = 1000;
+
+/** Default behaviour of every customer (and, without a stagger, every operator): answer after 1000 simulated ms. */
+export const DEFAULT_BEHAVIOUR: PhoneBehaviour = {
+  mode: 'answer',
+  answerAfterMs: DEFAULT_ANSWER_AFTER_MS,
+};
+
+/** Largest {@link PhoneBook} answer stagger accepted, simulated ms. */
+export const MAX_ANSWER_STAGGER_MS = 60_000;
+
+/**
+ * The default behaviour of the operator extension at `index` (0-based, in the simulator's
+ * `extensions` order): answer after 1000 + `index` × `answerStaggerMs` simulated ms. With a
+ * stagger, the phones of a ring-all call answer one after the other, as people do, instead of
+ * all at the same instant.
+ */
+export function operatorDefaultBehaviour(index: number, answerStaggerMs: number): PhoneBehaviour {
+  return { mode: 'answer', answerAfterMs: DEFAULT_ANSWER_AFTER_MS + index * answerStaggerMs };
+}
 
 /** The longest simulated duration the control API accepts: 24 h, in ms. */
 export const MAX_SIM_DURATION_MS = 86_400_000;
@@ -73,7 +94,15 @@ export class PhoneBook {
   /** Operator extensions whose phone is not registered (no contact): every one is at start. */
   private readonly unregistered = new Set<string>();
 
-  constructor(readonly extensions: readonly string[]) {
+  /**
+   * @param extensions the operator extensions, in order
+   * @param answerStaggerMs how much later each operator phone answers by default than the one
+   *   before it, simulated ms (see {@link operatorDefaultBehaviour})
+   */
+  constructor(
+    readonly extensions: readonly string[],
+    private readonly answerStaggerMs = 0,
+  ) {
     this.resetOperators();
   }
 
@@ -114,10 +143,13 @@ export class PhoneBook {
     else this.unregistered.add(extension);
   }
 
+  /** Every operator phone back to its default behaviour, registered. */
   resetOperators(): void {
     this.unregistered.clear();
     this.operators.clear();
-    for (const ext of this.extensions) this.operators.set(ext, copy(DEFAULT_BEHAVIOUR));
+    this.extensions.forEach((ext, index) =>
+      this.operators.set(ext, operatorDefaultBehaviour(index, this.answerStaggerMs)),
+    );
   }
 
   /** Behaviour of a customer number: its own, else the `*` default, else answer after 1000 ms. */

@@ -29,6 +29,14 @@ export interface SimulatorOptions {
    * 3 s (48044-byte) recording. Default `1`.
    */
   timeScale?: number;
+  /**
+   * How much later each operator phone answers than the one before it in `extensions`, in
+   * simulated ms: by default the n-th extension (0-based) answers after 1000 + n × this, so on a
+   * ring-all call one operator answers first and the others' phones stop ringing, as with real
+   * people. Whole ms, 0 to 60 000. Default `0`: every phone answers after 1000 ms (test beds
+   * rely on it). Phones set through {@link PbxSimulator.phones} keep what they were given.
+   */
+  operatorAnswerStaggerMs?: number;
   /** Where the simulator logs (debug level for every REST request and event). Default: silent. */
   logger?: Logger;
   /** At most this many entries are kept in {@link PbxSimulator.requests} (oldest dropped), so a long-running demo does not grow without bound. Default 10000. */
@@ -223,6 +231,14 @@ export interface PbxSimulator {
    * now). Throws `RangeError` for an unknown channel.
    */
   pressDigits(channelId: string, plan: DtmfPlan): void;
+  /**
+   * The phone behind that channel starts sending audio now (see {@link AnswerVoice}: `human` a
+   * short hello then silence, `machine` a long greeting), after sending none so far (`voice`
+   * `none`). An `AMD()` listening to the channel judges it from now on, within what is left of
+   * its total analysis time, so a test decides when the verdict comes. Nothing to observe when
+   * no `AMD()` listens. Throws `RangeError` for an unknown channel.
+   */
+  speak(channelId: string, voice: AnswerVoice): void;
   /**
    * The event volume so far: events addressed to connected apps (`offered`, what Asterisk would
    * send without an event filter) and events written to their WebSockets (`delivered`, after

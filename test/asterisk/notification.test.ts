@@ -4,7 +4,9 @@
  * 2833 DTMF from SIPp), plays the message (Asterisk sounds and WAV files it fetches over HTTP)
  * and hangs up; a WAV that cannot be fetched fails its item, not the call; a busy customer is
  * retried, then busy; with answering-machine detection the channel goes through the project's
- * `[crm-amd]` context (added to the kit's configuration by the bed) and back.
+ * `[crm-amd]` context (added to the kit's configuration by the bed) and back, also across an
+ * engine crash while `AMD()` listens (the verdict after the restart, while no engine runs, or the
+ * customer hanging up meanwhile).
  */
 import { expect } from 'chai';
 import { createServer, type Server } from 'node:http';
@@ -105,6 +107,142 @@ if (kitAvailable()) {
         (w) => w.body.type === 'call.ended' && w.body.callId === attempt.callId,
       );
       expect(endedEvents).to.have.length(1);
+      await bed.asterisk.waitIdle();
+    });
+
+    /** The customer channel once `AMD()` listens to it in `[crm-amd]` (Asterisk's own listing). */
+    async function channelInAmd(): Promise<string> {
+      let id: string | undefined;
+      await until(
+        async () => {
+          const channels =
+            await bed.asterisk.ari<
+              Array<{ id: string; dialplan: { context: string; app_name: string } }>
+            >('/channels');
+          id = channels.body.find(
+            (c) => c.dialplan.context === 'crm-amd' && c.dialplan.app_name === 'AMD',
+          )?.id;
+          return id !== undefined;
+        },
+        'the customer channel in [crm-amd], AMD() listening',
+        20_000,
+      );
+      return id!;
+    }
+    /** The call id of the job's call (its `call.started` webhook). */
+    async function callOfJob(id: number): Promise<string> {
+      const started = await bed.crm.waitForWebhook(
+        (w) =>
+          w.body.type === 'call.started' &&
+          (w.body.data.variables as Record<string, string> | undefined)?.autocallId === String(id),
+        20_000,
+      );
+      return started.body.callId;
+    }
+
+    it('answering-machine detection across an engine crash: killed while AMD() listens, started again before the verdict; the new engine gets it, the message plays, delivered', async () => {
+      const { ports } = bed;
+      const customer = Sipp.phone('customer', 'uas_answer.xml', ports, ports.trunk, {
+        pauseMs: 300,
+      });
+      const id = await createJob({
+        files: ['sound:hello-world'],
+        // No audio from SIPp: NOTSURE after 20 s, long enough for the engine to start again.
+        amd: { enabled: true, totalAnalysisTimeMs: 20_000 },
+        tries: 1,
+      });
+      const callId = await callOfJob(id);
+      const channelId = await channelInAmd();
+      await bed.killEngine();
+      await bed.startEngine();
+      const recovered = await bed.waitFor(callId, 'call.recovered');
+      expect(recovered.body.data).to.include({ reason: 'engine_restart' });
+      // Still in AMD(): the new engine waits for the verdict.
+      expect(await channelInAmd()).to.equal(channelId);
+      const job = await finalJob(id, 'delivered');
+      await customer.passed();
+      expect(job.attempts, JSON.stringify(job.attempts)).to.have.length(1);
+      expect(job.attempts![0]).to.deep.include({
+        callId,
+        dialStatus: 'ANSWER',
+        outcome: 'delivered',
+        amdStatus: 'NOTSURE',
+      });
+      expect(job.attempts![0]!.amdCause).to.match(/^TOOLONG-\d+$/);
+      expect(job.attempts![0]!.playedSec).to.be.within(1, 2);
+      expect(customer.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
+      expect(await bed.ended(callId)).to.include({ disposition: 'answered', hangupBy: 'system' });
+      expect(bed.webhookTypes(callId)).to.deep.equal([
+        'call.started',
+        'call.recovered',
+        'call.ended',
+      ]);
+      await bed.asterisk.waitIdle();
+    });
+
+    it('answering-machine detection across an engine crash: the verdict comes while no engine runs, Stasis() fails and the dialplan hangs up; the new engine ends the call, the attempt is cut_short', async () => {
+      const { ports } = bed;
+      const customer = Sipp.phone('customer', 'uas_answer.xml', ports, ports.trunk, {
+        pauseMs: 300,
+      });
+      const id = await createJob({
+        files: ['sound:hello-world'],
+        amd: { enabled: true, totalAnalysisTimeMs: 2000 },
+        tries: 1,
+      });
+      const callId = await callOfJob(id);
+      await channelInAmd();
+      await bed.killEngine();
+      // Stasis(crm-app,amd,NOTSURE,…) with no WebSocket for the app: the next priority,
+      // Hangup(), sends the customer a BYE.
+      await customer.passed();
+      expect(customer.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
+      await bed.asterisk.waitIdle();
+      await bed.startEngine();
+      const ended = await bed.ended(callId);
+      expect(ended).to.include({
+        disposition: 'answered',
+        hangupBy: 'system',
+        endReason: 'reconciled',
+      });
+      const job = await finalJob(id, 'no_answer');
+      expect(job.attempts!.map((a) => [a.callId, a.outcome, a.amdStatus])).to.deep.equal([
+        [callId, 'cut_short', undefined],
+      ]);
+      expect(bed.webhookTypes(callId)).to.deep.equal(['call.started', 'call.ended']);
+    });
+
+    it('answering-machine detection across an engine crash: the customer hangs up while AMD() listens, after the new engine started; it hears the hang-up, cut_short', async () => {
+      const { ports } = bed;
+      // Answers, then hangs up (BYE) 12 s later, before AMD's 20 s are over.
+      const customer = Sipp.phone('customer', 'uas_answer_bye.xml', ports, ports.trunk, {
+        pauseMs: 12_000,
+      });
+      const id = await createJob({
+        files: ['sound:hello-world'],
+        amd: { enabled: true, totalAnalysisTimeMs: 20_000 },
+        tries: 1,
+      });
+      const callId = await callOfJob(id);
+      await channelInAmd();
+      await bed.killEngine();
+      await bed.startEngine();
+      await bed.waitFor(callId, 'call.recovered');
+      await customer.passed();
+      // The engine hears the hang-up of a channel out of Stasis (its ChannelDestroyed).
+      expect(await bed.ended(callId)).to.include({
+        disposition: 'answered',
+        hangupBy: 'customer',
+      });
+      const job = await finalJob(id, 'no_answer');
+      expect(job.attempts!.map((a) => [a.callId, a.outcome, a.amdStatus])).to.deep.equal([
+        [callId, 'cut_short', undefined],
+      ]);
+      expect(bed.webhookTypes(callId)).to.deep.equal([
+        'call.started',
+        'call.recovered',
+        'call.ended',
+      ]);
       await bed.asterisk.waitIdle();
     });
 

@@ -6,7 +6,14 @@
 import { expect } from 'chai';
 import type { Operator } from '../../src/operators/index.ts';
 import { apiRequest } from '../support/api.ts';
-import { startTestBed, type TestBed } from '../support/engine.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/config/load.ts';
+import { createSilentLogger } from '../../src/logging/logger.ts';
+import { startEngine, type Engine } from '../../src/main.ts';
+import { startTestBed, TIME_SCALE, type TestBed } from '../support/engine.ts';
+import { FakeCrm } from '../support/fake-crm.ts';
 import type { ReceivedWebhook } from '../support/fake-crm.ts';
 import { until } from '../support/until.ts';
 
@@ -274,6 +281,113 @@ describe('operator presence (e2e: engine + simulator + CRM)', function () {
     expect(bed.sim.requests.filter((r) => r.path === '/channels/create')).to.have.length(0);
     const cont = bed.sim.requests.find((r) => r.path === `/channels/${channelId}/continue`);
     expect(cont?.query).to.include({ context: 'service', extension: '9999' });
+  });
+
+  it('two phones of a ring-all answer at the same instant: the loser is hung up and never shows on_call without the call', async function () {
+    bed = await startTestBed(PRESENCE);
+    await allIdle(bed);
+    bed.crm.onRoute(() => ({
+      body: { action: 'dial', strategy: 'ringall', extensions: ['101', '102'], ringTimeoutSec: 20 },
+    }));
+    bed.sim.phones.set('101', { mode: 'ring' });
+    bed.sim.phones.set('102', { mode: 'ring' });
+    const from = nextCaller();
+    await bed.sim.injectInboundCall({ from, to: DID, hangupAfterMs: 5_000_000 });
+    const callId = await startedCall(bed, from);
+    const rang = {
+      '101': await stateWebhook(bed, '101', { state: 'ringing', callId }),
+      '102': await stateWebhook(bed, '102', { state: 'ringing', callId }),
+    };
+    // Both operators pick up in the same tick.
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 0 });
+    bed.sim.phones.set('102', { mode: 'answer', answerAfterMs: 0 });
+    const answered = await bed.crm.waitForWebhook(
+      (w) => w.body.callId === callId && w.body.type === 'call.answered',
+    );
+    const winner = String(answered.body.data.extension);
+    expect(['101', '102']).to.include(winner);
+    const loser = winner === '101' ? '102' : '101';
+    await until(
+      () =>
+        bed.logs.some((l) => l.message === 'leg answered after the call moved on; hanging it up'),
+      'the late answer hung up',
+    );
+    const ringSeq = rang[loser].body.sequence;
+    const idle = await stateWebhook(bed, loser, { state: 'idle' }, ringSeq);
+    expect(await operator(bed, winner)).to.include({ state: 'on_call', callId });
+    // From ringing to idle, every state the loser showed named the call (Asterisk may report its
+    // phone in use before the engine knows it lost: on_call for that call, then idle).
+    const between = stateWebhooks(bed, loser)
+      .filter((w) => w.body.sequence > ringSeq && w.body.sequence < idle.body.sequence)
+      .map((w) => [w.body.data.state, w.body.data.callId]);
+    for (const [state, id] of between) {
+      expect(state).to.equal('on_call');
+      expect(id).to.equal(callId);
+    }
+    expect(between.length).to.be.at.most(1);
+    expect(await operator(bed, loser)).to.include({ state: 'idle' });
+  });
+
+  it('the demo simulator: on a ring-all call one operator answers first and the other phones just stop ringing', async function () {
+    const crm = await FakeCrm.start();
+    const dataDir = mkdtempSync(join(tmpdir(), 'ari-crm-demo-'));
+    let engine: Engine | undefined;
+    try {
+      // As `npm start` runs it: no ARI_URL (the built-in simulator with its defaults), no
+      // CRM_ROUTE_URL (the fallback route ringall:101,102,103).
+      engine = await startEngine(
+        loadConfig({
+          NODE_ENV: 'test',
+          HTTP_PORT: '0',
+          DATA_DIR: dataDir,
+          SIM_TIME_SCALE: String(TIME_SCALE),
+          CRM_WEBHOOK_URL: crm.webhookUrl,
+          WEBHOOK_SECRET: crm.secret,
+          OPERATOR_EXTENSIONS: '101,102,103',
+        }),
+        { logger: createSilentLogger() },
+      );
+      const sim = engine.simulator!;
+      expect(sim.phones.list().map((p) => p.behaviour)).to.deep.equal([
+        { mode: 'answer', answerAfterMs: 1000 },
+        { mode: 'answer', answerAfterMs: 1700 },
+        { mode: 'answer', answerAfterMs: 2400 },
+      ]);
+      for (const ext of ['101', '102', '103'])
+        await crm.waitForWebhook(
+          (w) => w.body.type === 'operator.state' && w.body.data.extension === ext,
+        );
+      const from = nextCaller();
+      await sim.injectInboundCall({ from, to: DID, hangupAfterMs: 2000 });
+      const started = await crm.waitForWebhook(
+        (w) => w.body.type === 'call.started' && w.body.data.from === from,
+      );
+      const callId = started.body.callId;
+      const end = await crm.waitForEnded(callId);
+      expect(end.body.data).to.include({ disposition: 'answered', answeredBy: '101' });
+      expect(crm.eventsOf(callId).filter((w) => w.body.type === 'call.answered')).to.have.length(1);
+      // 102 and 103 rang for the call and went idle without ever being on it.
+      for (const ext of ['102', '103']) {
+        await crm.waitForWebhook(
+          (w) =>
+            w.body.type === 'operator.state' &&
+            w.body.data.extension === ext &&
+            w.body.data.state === 'idle' &&
+            w.body.data.previousState === 'ringing',
+        );
+        const states = crm.webhooks
+          .filter((w) => w.body.type === 'operator.state' && w.body.data.extension === ext)
+          .map((w) => w.body.data.state);
+        expect(states, ext).to.not.include('on_call');
+      }
+      // Their phones never picked up: no ANSWER but 101's reached the engine.
+      const answers = sim.requests.filter((r) => r.path.endsWith('/answer'));
+      expect(answers.length).to.be.at.most(1);
+    } finally {
+      await engine?.stop();
+      await crm.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('keeps presence right across an ARI reconnect: re-subscribes and reads the phones again', async function () {

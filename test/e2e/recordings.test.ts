@@ -206,6 +206,17 @@ describe('recordings (e2e: engine + simulator + CRM + HTTP)', function () {
       expect(await metric(bed, 'aricrm_recordings_stored_total')).to.equal(1);
     });
 
+    it('warns once at start that PUBLIC_URL is not set, naming the address links start with', () => {
+      const warnings = bed.logs.filter((l) =>
+        String(l.message).startsWith('PUBLIC_URL is not set'),
+      );
+      expect(warnings).to.have.length(1);
+      expect(warnings[0]).to.include({ level: 'warn', linkBase: bed.engine.httpUrl });
+      expect(String(warnings[0]!.message))
+        .to.include('recording links (RECORD_CALLS=all)')
+        .and.include(`${bed.engine.httpUrl}, which only this machine can open`);
+    });
+
     it('serves the audio with HTTP Range: exact bytes in a 206, 416 outside, the whole file in a 200', async () => {
       const url = String((ready.body.data as { recordingUrl: string }).recordingUrl);
       const size = (ready.body.data as { bytes: number }).bytes;

@@ -134,13 +134,24 @@ describe('docker/compose.yaml with docker/env.example', () => {
     expect(config.API_KEYS.map((k) => k.name)).to.deep.equal(['crm']);
   });
 
-  it('still starts when recording and webhooks are switched on in .env', () => {
+  it('still starts when recording and webhooks are switched on in .env, with PUBLIC_URL', () => {
     const { text } = quickStartDotEnv();
     const edited = text
       .replace(/^RECORD_CALLS=.*$/m, 'RECORD_CALLS=all')
-      .replace(/^CRM_WEBHOOK_URL=.*$/m, 'CRM_WEBHOOK_URL=https://crm.example.com/hooks');
+      .replace(/^CRM_WEBHOOK_URL=.*$/m, 'CRM_WEBHOOK_URL=https://crm.example.com/hooks')
+      .replace(/^PUBLIC_URL=.*$/m, 'PUBLIC_URL=https://pbx-engine.example.com');
     const config = loadEngineConfig(engineEnvironment(edited, { strict: true }));
     expect(config.RECORD_CALLS).to.equal('all');
+    expect(config.PUBLIC_URL).to.equal('https://pbx-engine.example.com');
+  });
+
+  it('refuses to record without PUBLIC_URL: links would name http://0.0.0.0:3000', () => {
+    const { text } = quickStartDotEnv();
+    const edited = text.replace(/^RECORD_CALLS=.*$/m, 'RECORD_CALLS=all');
+    expect(() => loadEngineConfig(engineEnvironment(edited, { strict: true })))
+      .to.throw(ConfigError, /PUBLIC_URL: required when NODE_ENV=production/)
+      .with.property('problems')
+      .that.has.length(1);
   });
 
   it('lists, with a comment, every variable production refuses to start without', () => {
@@ -158,7 +169,7 @@ describe('docker/compose.yaml with docker/env.example', () => {
       problems = err.problems;
     }
     const asked = problems.map((p) => p.split(':')[0]!);
-    expect(asked).to.include('API_KEYS');
+    expect(asked).to.include.members(['API_KEYS', 'PUBLIC_URL']);
     const lines = shipped.split('\n');
     for (const name of asked) {
       const at = lines.findIndex((l) => l.startsWith(`${name}=`));

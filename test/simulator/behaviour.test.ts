@@ -619,3 +619,87 @@ describe('simulator behaviour', function () {
     });
   });
 });
+
+describe('simulator: operator answer stagger (the demo)', function () {
+  this.timeout(10_000);
+  let sim: PbxSimulator | undefined;
+  let socket: AppSocket | undefined;
+
+  afterEach(async () => {
+    await socket?.close();
+    await sim?.close();
+    sim = undefined;
+    socket = undefined;
+  });
+
+  it('answers each operator phone later than the one before it, so a ring-all call has one answer first', async () => {
+    // 2 s apart in simulated time, 400 ms in real time: room to hang the others up.
+    sim = await startSimulator({ timeScale: 0.2, operatorAnswerStaggerMs: 2000 });
+    socket = await AppSocket.open(sim);
+    expect(sim.phones.list().map((p) => [p.extension, p.behaviour])).to.deep.equal([
+      ['101', { mode: 'answer', answerAfterMs: 1000 }],
+      ['102', { mode: 'answer', answerAfterMs: 3000 }],
+      ['103', { mode: 'answer', answerAfterMs: 5000 }],
+    ]);
+    // The three phones of a ring-all, dialled at once (as the engine does: create, then dial).
+    const ids = ['101', '102', '103'];
+    for (const ext of ids)
+      await ari(sim, 'POST', '/channels/create', {
+        endpoint: `PJSIP/${ext}`,
+        app: 'crm-app',
+        channelId: `ring-${ext}`,
+      });
+    for (const ext of ids)
+      await socket.next(
+        (e) => e.type === 'StasisStart' && about(`ring-${ext}`)(e),
+        `${ext} StasisStart`,
+      );
+    await Promise.all(ids.map((ext) => ari(sim!, 'POST', `/channels/ring-${ext}/dial`)));
+    const first = await socket.next(
+      (e) => e.type === 'Dial' && e.dialstatus === 'ANSWER',
+      'the first answer',
+    );
+    expect(String((first.peer as Json).id)).to.equal('ring-101');
+    // The app hangs up the phones still ringing, as the engine does for the losers.
+    await Promise.all(['102', '103'].map((ext) => ari(sim!, 'DELETE', `/channels/ring-${ext}`)));
+    for (const ext of ['102', '103'])
+      await socket.next(
+        (e) => e.type === 'ChannelDestroyed' && about(`ring-${ext}`)(e),
+        `${ext} destroyed`,
+      );
+    const answers = socket.events.filter((e) => e.type === 'Dial' && e.dialstatus === 'ANSWER');
+    expect(answers).to.have.length(1);
+  });
+
+  it('keeps every phone at 1000 ms without a stagger; reset goes back to the staggered defaults', async () => {
+    const plain = await startSimulator({ timeScale: 0.02 });
+    try {
+      expect(plain.phones.list().map((p) => p.behaviour)).to.deep.equal(
+        Array(3).fill({ mode: 'answer', answerAfterMs: 1000 }),
+      );
+    } finally {
+      await plain.close();
+    }
+    sim = await startSimulator({ timeScale: 0.02, operatorAnswerStaggerMs: 700 });
+    sim.phones.set('102', { mode: 'busy' });
+    sim.phones.reset();
+    expect(sim.phones.get('102')).to.deep.equal({ mode: 'answer', answerAfterMs: 1700 });
+    await expectRejects(startSimulator({ operatorAnswerStaggerMs: -1 }), /operatorAnswerStaggerMs/);
+    await expectRejects(
+      startSimulator({ operatorAnswerStaggerMs: 1.5 }),
+      /operatorAnswerStaggerMs/,
+    );
+  });
+});
+
+async function expectRejects(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
+  try {
+    const started = await promise;
+    await (started as PbxSimulator).close();
+  } catch (err) {
+    expect(err).to.be.instanceOf(RangeError);
+    expect((err as Error).message).to.match(pattern);
+    return;
+  }
+  expect.fail('should have been refused');
+}

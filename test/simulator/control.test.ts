@@ -359,4 +359,78 @@ describe('simulator control router', function () {
       await socket.close();
     }
   });
+
+  it('speak: a phone that sent no audio starts speaking while AMD() listens; the verdict comes from what it hears now (/channels/:id/speak)', async () => {
+    const auth = {
+      authorization: `Basic ${Buffer.from(`${sim.username}:${sim.password}`).toString('base64')}`,
+    };
+    const socket = await AppSocket.open(sim);
+    /** A customer answering with no audio, sent to [crm-amd] (30 s of analysis) once in Stasis. */
+    const toAmd = async (number: string): Promise<string> => {
+      const res = await fetch(
+        `${sim.url}/ari/channels?endpoint=PJSIP/${number}@carrier&app=crm-app&appArgs=notify`,
+        {
+          method: 'POST',
+          headers: { ...auth, 'content-type': 'application/json' },
+          body: JSON.stringify({ variables: { CRM_AMD_TOTAL_ANALYSIS_MS: '30000' } }),
+        },
+      );
+      const id = ((await res.json()) as { id: string }).id;
+      await socket.next(
+        (e) => e.type === 'StasisStart' && (e.channel as Json).id === id,
+        'the customer in Stasis',
+      );
+      await fetch(`${sim.url}/ari/channels/${id}/continue?context=crm-amd&extension=s&priority=1`, {
+        method: 'POST',
+        headers: auth,
+      });
+      await socket.next(
+        (e) => e.type === 'StasisEnd' && (e.channel as Json).id === id,
+        'the customer sent to crm-amd',
+      );
+      return id;
+    };
+    const verdict = async (id: string): Promise<{ args: unknown; afterMs: number }> => {
+      const back = await socket.next(
+        (e) =>
+          e.type === 'StasisStart' &&
+          (e.channel as Json).id === id &&
+          (e.args as string[])[0] === 'amd',
+        'back from AMD',
+      );
+      const left = socket.events.find(
+        (e) => e.type === 'StasisEnd' && (e.channel as Json).id === id,
+      )!;
+      return {
+        args: back.args,
+        afterMs: Date.parse(String(back.timestamp)) - Date.parse(String(left.timestamp)),
+      };
+    };
+    try {
+      sim.customers.set('*', { mode: 'answer', answerAfterMs: 100 });
+      const machine = await toAmd('74950000001');
+      expect(await call('POST', `/channels/${machine}/speak`, { voice: 'machine' })).to.deep.equal({
+        status: 204,
+        body: undefined,
+      });
+      const m = await verdict(machine);
+      expect(m.args).to.deep.equal(['amd', 'MACHINE', 'LONGGREETING-1500-1500']);
+      expect(m.afterMs).to.be.within(1500, 29_000);
+      const human = await toAmd('74950000002');
+      sim.speak(human, 'human');
+      const h = await verdict(human);
+      expect(h.args).to.deep.equal(['amd', 'HUMAN', 'HUMAN-800-800']);
+      expect(h.afterMs).to.be.within(1300, 29_000);
+      // Not in AMD(): nothing happens. Unknown channel, unknown voice: refused.
+      expect((await call('POST', `/channels/${human}/speak`, { voice: 'human' })).status).to.equal(
+        204,
+      );
+      expect((await call('POST', '/channels/nope/speak', { voice: 'human' })).status).to.equal(404);
+      expect((await call('POST', `/channels/${human}/speak`, { voice: 'robot' })).status).to.equal(
+        400,
+      );
+    } finally {
+      await socket.close();
+    }
+  });
 });

@@ -41,11 +41,13 @@ export async function startTestBed(
   env: Record<string, string | undefined> = {},
   /** Engine hooks beyond the test bed's own (e.g. a notification dialer). */
   overrides: Pick<EngineOverrides, 'notificationDialer' | 'setOperatorStatus'> = {},
+  /** `timeScale` of the simulator (default {@link TIME_SCALE}). */
+  options: { timeScale?: number } = {},
 ): Promise<TestBed> {
   const ownDataDir = env.DATA_DIR === undefined;
   const dataDir = env.DATA_DIR ?? mkdtempSync(join(tmpdir(), 'ari-crm-test-'));
   const crm = await FakeCrm.start();
-  const sim = await startSimulator({ timeScale: TIME_SCALE });
+  const sim = await startSimulator({ timeScale: options.timeScale ?? TIME_SCALE });
   const logs: Array<Record<string, unknown>> = [];
   const stream = new PassThrough();
   stream.on('data', (chunk: Buffer) => {

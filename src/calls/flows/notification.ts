@@ -27,6 +27,10 @@
  * ChannelDestroyed only). Back in Stasis ({@link NotificationFlow.legBackInStasis}): MACHINE
  * hangs up (`machine`), or plays the message without the confirm prompt with
  * `onMachine: "message"` (`machine` all the same); HUMAN and NOTSURE run the script as above.
+ * After an engine restart ({@link NotificationFlow.adopted}), an answered call of such a job still
+ * in the AMD context is awaited there (its return into Stasis carries the verdict, whenever it
+ * comes); one already back in Stasis acts on the verdict the channel holds (`AMDSTATUS`), the
+ * script running from its beginning; one never sent to AMD is sent now.
  *
  * An attempt resolves only once its call ended and its channel is gone (the runtime let go of
  * the call), so a retry never overlaps the channel of the attempt before.
@@ -322,6 +326,7 @@ export class NotificationFlow implements Flow, NotificationDialer {
   async legBackInStasis(ctx: CallContext, leg: Leg, args: string[]): Promise<void> {
     const attempt = this.attempts.get(ctx.call.id);
     if (!attempt || ctx.call.phase === 'ended') return;
+    attempt.scriptStarted = true;
     // The listener of the attempt may have been dropped while the channel was out of Stasis.
     attempt.offChannel?.();
     attempt.offChannel = this.rt.deps.gateway.onChannel(leg.channelId, (event) =>
@@ -550,6 +555,11 @@ export class NotificationFlow implements Flow, NotificationDialer {
         settled: false,
       };
       this.attempts.set(callId, attempt);
+      // An answered call of a job with detection may be in the AMD context: when it comes back
+      // into Stasis (as soon as the new engine's WebSocket is open, before the calls are
+      // reconciled), its Stasis arguments carry the verdict ({@link legBackInStasis}).
+      if (job.script.amd?.enabled && (leg.answered || ctx.call.answeredAt !== undefined))
+        leg.inDialplan = true;
       attempt.offChannel = this.rt.deps.gateway.onChannel(leg.channelId, (event) =>
         this.onChannelEvent(attempt, event),
       );
@@ -568,7 +578,8 @@ export class NotificationFlow implements Flow, NotificationDialer {
    * new engine took over its attempt ({@link resumeAttempt}): a customer channel still ringing goes on
    * as a placed one (the script runs once answered); an answered one runs the script again from
    * its beginning on the same call (after whatever Asterisk was still playing: the confirm
-   * prompt again, then the message), and the attempt ends with that run's outcome. Otherwise
+   * prompt again, then the message), and the attempt ends with that run's outcome; with
+   * answering-machine detection, see {@link resumeDetection}. Otherwise
    * (the job was canceled or moved on meanwhile) the engine hangs the channel up and ends the
    * call (`engine_restart`).
    */
@@ -578,9 +589,13 @@ export class NotificationFlow implements Flow, NotificationDialer {
     if (attempt) {
       if (attempt.scriptStarted || attempt.settled) return;
       if (ctx.call.answeredAt === undefined && !attempt.leg.answered) return; // still ringing
-      attempt.scriptStarted = true;
       ctx.call.phase = 'bridged';
       ctx.callerAnswered = true;
+      if (attempt.job.script.amd?.enabled) {
+        await this.resumeDetection(attempt);
+        return;
+      }
+      attempt.scriptStarted = true;
       ctx.log.info('adopted notification call: running its script again from the beginning');
       void this.runMessage(attempt).catch((err: unknown) => {
         ctx.log.error('notification script failed', { err });
@@ -600,6 +615,41 @@ export class NotificationFlow implements Flow, NotificationDialer {
       hangupBy: 'system',
       reason: 'engine_restart',
     });
+  }
+
+  /**
+   * An adopted answered call of a job with answering-machine detection ({@link adopted}), as
+   * ARI listed it. Out of Stasis: `AMD()` is still listening in the AMD context, and the channel's
+   * return into Stasis brings the verdict ({@link legBackInStasis}). In Stasis: the verdict the
+   * channel holds (`AMDSTATUS`, `AMDCAUSE`: it came back before the new engine saw it, or the old
+   * engine was playing the script after it) decides as if it had just come back, the script
+   * running from its beginning; no verdict: detection never ran, it starts now.
+   */
+  private async resumeDetection(attempt: Attempt): Promise<void> {
+    const { ctx, leg } = attempt;
+    if (!leg.inStasis) {
+      leg.inDialplan = true;
+      ctx.log.info(
+        'adopted notification call: answering-machine detection still running; awaiting its verdict',
+        { legChannelId: leg.channelId },
+      );
+      return;
+    }
+    const [status, cause] = await Promise.all([
+      this.channelVariable(leg.channelId, 'AMDSTATUS'),
+      this.channelVariable(leg.channelId, 'AMDCAUSE'),
+    ]);
+    if (ctx.call.phase === 'ended' || attempt.scriptStarted) return;
+    leg.inDialplan = false;
+    if (status) {
+      ctx.log.info('adopted notification call: verdict read from the channel', {
+        amdStatus: status,
+      });
+      await this.legBackInStasis(ctx, leg, [AMD_STASIS_ROLE, status, cause]);
+      return;
+    }
+    attempt.scriptStarted = true;
+    await this.startAmd(attempt);
   }
 
   /**

@@ -64,6 +64,26 @@ describe('operator presence: the state machine', () => {
     expect(deriveState({ deviceState: 'INUSE' }, ringing).state).to.equal('on_call');
   });
 
+  it('a leg the engine hangs up unconnected (a ring-all another operator won) keeps ringing with its call, never on_call', () => {
+    const releasing: EngineView = { callId: 'c-3', answered: false, releasing: true };
+    // Still ringing as the engine cancels it, or picked up a moment too late: that call's leg.
+    expect(deriveState({ deviceState: 'RINGING' }, releasing)).to.deep.equal({
+      state: 'ringing',
+      callId: 'c-3',
+    });
+    expect(deriveState({ deviceState: 'INUSE' }, releasing)).to.deep.equal({
+      state: 'ringing',
+      callId: 'c-3',
+    });
+    // Once the phone is idle (or gone), the leg says nothing more.
+    expect(deriveState({ deviceState: 'NOT_INUSE' }, releasing)).to.deep.equal({ state: 'idle' });
+    expect(deriveState({ deviceState: 'UNAVAILABLE' }, releasing)).to.deep.equal({
+      state: 'offline',
+    });
+    // On hold or busy is another call of the phone.
+    expect(deriveState({ deviceState: 'ONHOLD' }, releasing)).to.deep.equal({ state: 'on_call' });
+  });
+
   it('takes calls only when available, and neither offline nor on a call', () => {
     const cases: Array<[OperatorState, 'available' | 'break' | 'dnd', boolean]> = [
       ['idle', 'available', true],
@@ -216,6 +236,47 @@ describe('operator presence: the service', () => {
     await idle;
     expect(presence.get('101')).to.deep.include({ state: 'idle' });
     expect(presence.get('101')).to.not.have.property('callId');
+    presence.stop();
+  });
+
+  it('a late answer the engine hangs up: no on_call without a call; on that call until idle when Asterisk said so first', async () => {
+    const engine = new Map<string, EngineView>();
+    const { presence, saved } = service({ engine });
+    await presence.load();
+    presence.asteriskSaid('101', { deviceState: 'NOT_INUSE' });
+    presence.asteriskSaid('102', { deviceState: 'NOT_INUSE' });
+    engine.set('101', { callId: 'call-5', answered: false });
+    engine.set('102', { callId: 'call-5', answered: false });
+    presence.asteriskSaid('101', { deviceState: 'RINGING' });
+    presence.asteriskSaid('102', { deviceState: 'RINGING' });
+    // 101 won: the engine hangs up 102's leg, then 102's phone reports the answer it sent anyway.
+    engine.set('101', { callId: 'call-5', answered: true });
+    engine.set('102', { callId: 'call-5', answered: false, releasing: true });
+    presence.asteriskSaid('101', { deviceState: 'INUSE' });
+    presence.asteriskSaid('102', { deviceState: 'INUSE' });
+    expect(presence.get('102')).to.include({ state: 'ringing', callId: 'call-5' });
+    engine.delete('102');
+    presence.asteriskSaid('102', { deviceState: 'NOT_INUSE' });
+    // The other order: 102's phone is in use before the engine decided; then it loses.
+    engine.set('102', { callId: 'call-6', answered: false });
+    presence.asteriskSaid('102', { deviceState: 'RINGING' });
+    presence.asteriskSaid('102', { deviceState: 'INUSE' });
+    engine.set('102', { callId: 'call-6', answered: false, releasing: true });
+    presence.recompute('102');
+    engine.delete('102');
+    presence.asteriskSaid('102', { deviceState: 'NOT_INUSE' });
+    await presence.flush();
+    const of102 = saved
+      .filter((s) => s.op.extension === '102')
+      .map((s) => [s.op.state, s.op.callId]);
+    expect(of102).to.deep.equal([
+      ['idle', undefined],
+      ['ringing', 'call-5'],
+      ['idle', undefined],
+      ['ringing', 'call-6'],
+      ['on_call', 'call-6'],
+      ['idle', undefined],
+    ]);
     presence.stop();
   });
 });
