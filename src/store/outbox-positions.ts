@@ -36,6 +36,14 @@ export interface PositionedEvent {
 export interface LiveOutbox {
   /** Every position up to this one has been handed to the {@link onDurable} listeners. */
   readonly durableThrough: number;
+  /**
+   * The last position that holds an event among those up to {@link durableThrough} (the ones
+   * after it were given up), or where the numbering started. The place a new
+   * reader of the live events starts from: unlike {@link durableThrough} it is never a position
+   * that was given up, which the next run of the engine may number again (it numbers after the
+   * greatest stored one), so a cursor made from it stays exact across a restart.
+   */
+  readonly lastEventThrough: number;
   /** Every position up to this one is committed (or abandoned). */
   readonly committedThrough: number;
   /**
@@ -71,6 +79,8 @@ export class OutboxPositions implements LiveOutbox {
   private last = 0;
   private durableMark = 0;
   private committedMark = 0;
+  /** See {@link LiveOutbox.lastEventThrough}. */
+  private lastEventMark = 0;
   /** Positions after one of the watermarks. */
   private readonly slots = new Map<number, Slot>();
   private readonly listeners = new Set<(items: readonly PositionedEvent[]) => void>();
@@ -83,7 +93,7 @@ export class OutboxPositions implements LiveOutbox {
   start(lastId: number): void {
     if (this.isStarted) return;
     this.isStarted = true;
-    this.last = this.durableMark = this.committedMark = lastId;
+    this.last = this.durableMark = this.committedMark = this.lastEventMark = lastId;
   }
 
   /** Whether {@link start} ran (before it the database numbers the outbox). */
@@ -97,6 +107,10 @@ export class OutboxPositions implements LiveOutbox {
 
   get committedThrough(): number {
     return this.committedMark;
+  }
+
+  get lastEventThrough(): number {
+    return this.lastEventMark;
   }
 
   /**
@@ -184,8 +198,10 @@ export class OutboxPositions implements LiveOutbox {
       const slot = this.slots.get(this.durableMark + 1);
       if (!slot || !(slot.durable || slot.abandoned)) break;
       this.durableMark++;
-      if (!slot.abandoned && slot.event)
+      if (!slot.abandoned && slot.event) {
         out.push({ position: this.durableMark, event: slot.event });
+        this.lastEventMark = this.durableMark;
+      }
       if (this.durableMark <= this.committedMark) this.slots.delete(this.durableMark);
     }
     const committedBefore = this.committedMark;

@@ -343,7 +343,12 @@ export function createStore(options: StoreOptions): Store {
           .selectFrom('events')
           .select((eb) => eb.fn.max('id').as('last'))
           .executeTakeFirst();
-        positions.start(Number(row?.last ?? 0));
+        // AUTOINCREMENT's high-water mark (explicit ids raise it too): positions of events
+        // deleted since are not numbered again, as SQLite's own numbering guaranteed.
+        const sequence = await sql<{
+          seq: number;
+        }>`select seq from sqlite_sequence where name = 'events'`.execute(db);
+        positions.start(Math.max(Number(row?.last ?? 0), Number(sequence.rows[0]?.seq ?? 0)));
       }
       return { applied };
     },

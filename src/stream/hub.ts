@@ -98,7 +98,11 @@ export class StreamHub {
   private poll: NodeJS.Timeout | undefined;
   /** SQLite: events handed over and not yet fanned out (one waits for a call lookup). */
   private queue: PositionedEvent[] = [];
-  private draining = false;
+  /**
+   * The run whose {@link drain} is going on, if any. Per run: a drain of a stopped run may still
+   * wait for a call lookup when a new run starts, and must not keep the new run's events waiting.
+   */
+  private drainingRun: number | undefined;
   private readonly pageSize: number;
 
   constructor(private readonly deps: StreamHubDeps) {
@@ -248,7 +252,9 @@ export class StreamHub {
   /** SQLite: follow the engine's numbering; every event after the position returned comes live. */
   private startLive(live: LiveOutbox): number {
     const run = ++this.run;
-    this.position = live.durableThrough;
+    // Not durableThrough: a position given up at the top may be numbered again after a restart,
+    // and a fresh socket's `stream.synced` cursor is this position.
+    this.position = live.lastEventThrough;
     this.involvement = new Involvement();
     this.queue = [];
     this.unlisten = live.onDurable((items) => this.offer(items, run));
@@ -269,7 +275,7 @@ export class StreamHub {
   private offer(items: readonly PositionedEvent[], run: number): void {
     if (run !== this.run) return;
     this.queue.push(...items);
-    if (!this.draining) void this.drain(run);
+    if (this.drainingRun !== run) void this.drain(run);
   }
 
   /**
@@ -277,7 +283,7 @@ export class StreamHub {
    * (a call the hub has not seen yet that the engine no longer holds).
    */
   private async drain(run: number): Promise<void> {
-    this.draining = true;
+    this.drainingRun = run;
     try {
       while (run === this.run && this.queue.length > 0) {
         const { position, event } = this.queue.shift()!;
@@ -290,7 +296,7 @@ export class StreamHub {
     } catch (err) {
       this.deps.logger.error('live stream could not hand an event out', { err });
     } finally {
-      this.draining = false;
+      if (this.drainingRun === run) this.drainingRun = undefined;
     }
   }
 

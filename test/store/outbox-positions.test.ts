@@ -6,18 +6,23 @@
 import { expect } from 'chai';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
+import sinon from 'sinon';
 import { CallJournal } from '../../src/calls/journal.ts';
 import { snapshotCall } from '../../src/calls/model.ts';
 import { CallNotifier } from '../../src/calls/notifier.ts';
 import type { LifecycleEvent } from '../../src/events/types.ts';
-import { createStore, feedPosition, type Store } from '../../src/store/index.ts';
+import { createStore, feedCursor, feedPosition, type Store } from '../../src/store/index.ts';
 import {
   JournalLog,
+  JournalLogWriteError,
+  readJournalLog,
   recoverJournalLog,
   type JournalLogEntry,
 } from '../../src/store/journal-log.ts';
 import { OutboxPositions, type PositionedEvent } from '../../src/store/outbox-positions.ts';
-import { callEvents, logger, modelInboundCall, modelLeg, tempDir } from './helpers.ts';
+import { StreamHub } from '../../src/stream/hub.ts';
+import { until } from '../support/until.ts';
+import { callEvents, flakyStore, logger, modelInboundCall, modelLeg, tempDir } from './helpers.ts';
 
 const T0 = Date.UTC(2025, 0, 31, 9, 15, 0);
 
@@ -103,6 +108,8 @@ describe('outbox positions with the call journal and the store [sqlite]', () => 
     dir.cleanup();
   });
 
+  afterEach(() => sinon.restore());
+
   function journalOn(
     target: Store,
     log?: JournalLog,
@@ -112,6 +119,8 @@ describe('outbox positions with the call journal and the store [sqlite]', () => 
       logger,
       registry: new Registry(),
       deliver: () => {},
+      retryInitialDelayMs: 5,
+      retryMaxDelayMs: 20,
       ...(log ? { log } : {}),
     });
     return { journal, notifier: new CallNotifier([], logger, () => T0, journal) };
@@ -188,6 +197,56 @@ describe('outbox positions with the call journal and the store [sqlite]', () => 
     expect(feedPosition(feed.items[0]!.cursor)).to.equal(live[0]!.position);
   });
 
+  it('a console opened after a rolled-back event gets a cursor that stays exact across a restart', async () => {
+    const [kept] = callEvents('call-kept', 1);
+    await store.events.appendEvents([kept!], T0);
+    // An operator's status change fails after its event got position 2: given up.
+    const [lost] = callEvents('operator-lost', 1);
+    await store
+      .transaction(async (repos) => {
+        await repos.events.appendEvents([lost!], T0);
+        throw new Error('rolled back');
+      })
+      .catch(() => undefined);
+    // A console opens now: where its live events start is the cursor of its `stream.synced`.
+    const hub = new StreamHub({
+      events: store.events,
+      onAppended: (listener) => store.onEventsAppended(listener),
+      live: store.outboxPositions!,
+      callExtensions: () => Promise.resolve([]),
+      pollIntervalMs: 1000,
+      logger,
+    });
+    const synced = await hub.subscribe({ extension: undefined, deliver: () => {} });
+    hub.close();
+    await store.close();
+
+    // The next run numbers after the greatest stored position.
+    store = createStore({ url: `sqlite:${join(dir.dir, 'db.sqlite')}`, logger });
+    await store.migrate();
+    const [next] = callEvents('call-next', 1);
+    await store.events.appendEvents([next!], T0);
+    const resumed = await store.events.feed({ after: feedCursor(synced), limit: 10 });
+    expect(
+      resumed.items.map((i) => i.event.id),
+      'nothing missed after the cursor',
+    ).to.deep.equal([next!.id]);
+  });
+
+  it('positions of deleted events are not numbered again after a restart', async () => {
+    const events = callEvents('call-deleted', 2);
+    await store.events.appendEvents(events, T0);
+    const { nextCursor } = await store.events.feed({ limit: 10 });
+    await store.db.deleteFrom('events').execute();
+    await store.close();
+    store = createStore({ url: `sqlite:${join(dir.dir, 'db.sqlite')}`, logger });
+    await store.migrate();
+    const [next] = callEvents('call-after-delete', 1);
+    await store.events.appendEvents([next!], T0);
+    const resumed = await store.events.feed({ after: nextCursor, limit: 10 });
+    expect(resumed.items.map((i) => i.event.id)).to.deep.equal([next!.id]);
+  });
+
   it('a journal log replayed at start-up writes its events at the positions it logged', async () => {
     const path = join(dir.dir, 'db.sqlite.journal-log');
     const call = modelInboundCall('call-replay', { startedAt: T0 });
@@ -216,5 +275,154 @@ describe('outbox positions with the call journal and the store [sqlite]', () => 
     expect(feedPosition(await store.events.head())).to.equal(9);
     const after = await store.events.feed({ after: feed.nextCursor, limit: 10 });
     expect(after.items.map((i) => feedPosition(i.cursor))).to.deep.equal([9]);
+  });
+
+  /** The first append to `log` goes through; the next ones fail as with a full disk. */
+  function failAppendsAfterTheFirst(log: JournalLog): void {
+    const real = log.append.bind(log);
+    let calls = 0;
+    sinon.stub(log, 'append').callsFake((entries) => {
+      if (calls++ > 0) throw new JournalLogWriteError(new Error('ENOSPC: no space left on device'));
+      real(entries);
+    });
+  }
+
+  /** A call ringing operator 101, recorded through `notifier`. */
+  function ring(notifier: CallNotifier, id: string): void {
+    const call = modelInboundCall(id, { startedAt: T0, phase: 'dialing' });
+    const operator = modelLeg(`op-${id}`, 'operator', { extension: '101', createdAt: T0 });
+    call.legs.set(operator.channelId, operator);
+    operator.ringing = true;
+    notifier.started(call);
+    notifier.ringing(call, operator);
+  }
+
+  /** The feed read to its end, as [position, event id]. */
+  async function feedOf(target: Store): Promise<Array<[number, string]>> {
+    const feed = await target.events.feed({ limit: 1000 });
+    return feed.items.map((i) => [feedPosition(i.cursor), i.event.id]);
+  }
+
+  it('a ringing call whose commit fails is announced once, and committed where it was announced when the store recovers', async () => {
+    const flaky = flakyStore(store);
+    flaky.failing = true;
+    const errors = sinon.stub(logger, 'error');
+    const log = JournalLog.open(join(dir.dir, 'db.sqlite.journal-log'));
+    const { journal, notifier } = journalOn(flaky, log);
+    const live: PositionedEvent[] = [];
+    store.outboxPositions!.onDurable((items) => live.push(...items));
+    ring(notifier, 'call-retry');
+    await until(() => errors.callCount >= 3, 'the write failed and was retried');
+    // Meanwhile an operator's status change commits (its own transaction, a later position).
+    const [operatorEvent] = callEvents('operator-101', 1);
+    await store.events.appendEvents([operatorEvent!], T0);
+    ring(notifier, 'call-later');
+    await until(() => errors.callCount >= 5, 'more retries');
+    flaky.failing = false;
+    expect(await journal.flush(5000)).to.equal(true);
+    errors.restore();
+
+    const feed = await feedOf(store);
+    expect(feed.map(([, id]) => id)).to.have.length(5);
+    expect(
+      live.map((i) => [i.position, i.event.id]),
+      'each announced once, where it is',
+    ).to.deep.equal(feed);
+    log.close();
+  });
+
+  it('after a crash while the commit kept failing, the replay writes each event once where it was announced, though the retries were logged again', async () => {
+    const flaky = flakyStore(store);
+    flaky.failing = true;
+    const errors = sinon.stub(logger, 'error');
+    const path = join(dir.dir, 'db.sqlite.journal-log');
+    const log = JournalLog.open(path);
+    const { journal, notifier } = journalOn(flaky, log);
+    const live: PositionedEvent[] = [];
+    store.outboxPositions!.onDurable((items) => live.push(...items));
+    ring(notifier, 'call-crash');
+    await until(() => errors.callCount >= 3, 'the write failed and was retried');
+    ring(notifier, 'call-crash-2');
+    await until(() => errors.callCount >= 5, 'more retries');
+    // The engine dies: nothing was committed; the log holds the writes (some more than once).
+    await journal.close(0);
+    log.close();
+    errors.restore();
+    const logged = readJournalLog(path).entries;
+    const ringing = live.find((i) => i.event.type === 'call.ringing')!.event.id;
+    expect(
+      logged.filter((e) => e.events.some((ev) => ev.id === ringing)).length,
+      'logged again by its retries',
+    ).to.be.greaterThan(1);
+    await store.close();
+
+    store = createStore({ url: `sqlite:${join(dir.dir, 'db.sqlite')}`, logger });
+    await store.migrate();
+    await recoverJournalLog(store, path, logger);
+    expect(await feedOf(store)).to.deep.equal(live.map((i) => [i.position, i.event.id]));
+    expect(live).to.have.length(4);
+  });
+
+  it('a journal log turned off by a write error after an event was announced: it commits where it was announced, also after a crash', async () => {
+    const flaky = flakyStore(store);
+    flaky.failing = true;
+    const errors = sinon.stub(logger, 'error');
+    const path = join(dir.dir, 'db.sqlite.journal-log');
+    const log = JournalLog.open(path);
+    // The first append goes through; then the disk is full and the log is off for good.
+    failAppendsAfterTheFirst(log);
+    const { journal, notifier } = journalOn(flaky, log);
+    const live: PositionedEvent[] = [];
+    store.outboxPositions!.onDurable((items) => live.push(...items));
+    ring(notifier, 'call-off');
+    await until(() => errors.callCount >= 3, 'the write failed and was retried');
+    expect(live, 'announced from the log').to.have.length(2);
+    expect(errors.getCalls().map((c) => c.args[0])).to.include(
+      'journal log write failed; writes now wait for their commit',
+    );
+    ring(notifier, 'call-after-off');
+    await until(() => errors.callCount >= 5, 'more retries');
+    expect(live, 'nothing more is durable until it commits').to.have.length(2);
+
+    // Killed now: the replay puts the announced events where they were announced.
+    await journal.close(0);
+    errors.restore();
+    log.close();
+    await store.close();
+    store = createStore({ url: `sqlite:${join(dir.dir, 'db.sqlite')}`, logger });
+    await store.migrate();
+    await recoverJournalLog(store, path, logger);
+    expect(await feedOf(store)).to.deep.equal(live.map((i) => [i.position, i.event.id]));
+    // A console resuming after the last event it got sees the next one (call-after-off was
+    // never announced, nor stored: reconciliation finds such calls again).
+    const [next] = callEvents('call-next', 1);
+    await store.events.appendEvents([next!], T0);
+    const resumed = await store.events.feed({
+      after: feedCursor(live.at(-1)!.position),
+      limit: 10,
+    });
+    expect(resumed.items.map((i) => i.event.id)).to.deep.equal([next!.id]);
+  });
+
+  it('a journal log turned off by a write error: the retry without it commits the events where they were announced', async () => {
+    const flaky = flakyStore(store);
+    flaky.failing = true;
+    const errors = sinon.stub(logger, 'error');
+    const log = JournalLog.open(join(dir.dir, 'db.sqlite.journal-log'));
+    failAppendsAfterTheFirst(log);
+    const { journal, notifier } = journalOn(flaky, log);
+    const live: PositionedEvent[] = [];
+    store.outboxPositions!.onDurable((items) => live.push(...items));
+    ring(notifier, 'call-off');
+    await until(() => errors.callCount >= 3, 'the write failed and was retried');
+    ring(notifier, 'call-after-off');
+    await until(() => errors.callCount >= 5, 'more retries');
+    flaky.failing = false;
+    expect(await journal.flush(5000)).to.equal(true);
+    errors.restore();
+    const feed = await feedOf(store);
+    expect(feed).to.have.length(4);
+    expect(live.map((i) => [i.position, i.event.id])).to.deep.equal(feed);
+    log.close();
   });
 });
