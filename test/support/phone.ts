@@ -32,14 +32,29 @@ export function onPlaybackStarted(
 }
 
 /**
- * Every phone presses `digits[n - 1]` when the n-th playback on its channel starts (no digit
- * for an empty string or past the list): `['2', '1']` presses 2 during the first prompt, then 1
- * during the second. Each digit ends 280 simulated ms after the playback started. Returns the
- * function that stops listening.
+ * Every phone (or those of the channels `only` accepts) presses `digits[n - 1]` when the n-th
+ * playback on its channel starts (no digit for an empty string or past the list): `['2', '1']`
+ * presses 2 during the first prompt, then 1 during the second. Each digit ends 280 simulated ms
+ * after the playback started. Returns the function that stops listening.
  */
-export function pressOnPlayback(sim: PbxSimulator, digits: readonly string[]): () => void {
+export function pressOnPlayback(
+  sim: PbxSimulator,
+  digits: readonly string[],
+  only: (channelId: string) => boolean = () => true,
+): () => void {
   return onPlaybackStarted(sim, (channelId, n) => {
     const pressed = digits[n - 1];
-    if (pressed) sim.pressDigits(channelId, { digits: pressed, afterMs: 0 });
+    if (pressed && only(channelId)) sim.pressDigits(channelId, { digits: pressed, afterMs: 0 });
   });
+}
+
+/**
+ * The number a channel originated through the trunk dials (`PJSIP/<number>@<trunk>` of its
+ * `POST /channels`), from the simulator's request log; undefined for another channel.
+ */
+export function dialledNumber(sim: PbxSimulator, channelId: string): string | undefined {
+  const originate = sim.requests.find(
+    (r) => r.method === 'POST' && r.path === '/channels' && r.query.channelId === channelId,
+  );
+  return /^PJSIP\/([^@]+)@/.exec(originate?.query.endpoint ?? '')?.[1];
 }
