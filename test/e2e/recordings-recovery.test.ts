@@ -17,6 +17,7 @@ import { apiRequest } from '../support/api.ts';
 import { startTestBed, type TestBed } from '../support/engine.ts';
 import type { ReceivedWebhook } from '../support/fake-crm.ts';
 import { AriFaultProxy } from '../recordings/support/fault-proxy.ts';
+import { simulatedTimePasses } from '../support/sim-time.ts';
 import { until } from '../support/until.ts';
 
 const DID = '74951234567';
@@ -62,19 +63,6 @@ async function ari<T>(
   });
   const text = await response.text();
   return { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
-}
-
-/**
- * Resolve once `ms` of simulated time has passed on the simulator's clock (the timestamp of
- * `GET /asterisk/ping`), however fast or slow the machine runs it.
- */
-async function simulatedTimePasses(sim: PbxSimulator, ms: number): Promise<void> {
-  const simNow = async (): Promise<number> => {
-    const { body } = await ari<{ timestamp: string }>(sim, '/asterisk/ping');
-    return Date.parse(body.timestamp.replace('+0000', 'Z'));
-  };
-  const from = await simNow();
-  await until(async () => (await simNow()) - from >= ms, `${ms} ms of simulated time`);
 }
 
 /** The stored recordings Asterisk holds (`GET /recordings/stored`). */
