@@ -6,6 +6,8 @@
  * less of the message than the test meant before the hang-up.
  */
 import type { PbxSimulator } from '../../src/simulator/index.ts';
+import type { TestBed } from './engine.ts';
+import { simulatedTimePasses } from './sim-time.ts';
 
 /**
  * Call `react(channelId, n)` on the n-th (from 1) playback that starts on a channel (ARI
@@ -57,4 +59,31 @@ export function dialledNumber(sim: PbxSimulator, channelId: string): string | un
     (r) => r.method === 'POST' && r.path === '/channels' && r.query.channelId === channelId,
   );
   return /^PJSIP\/([^@]+)@/.exec(originate?.query.endpoint ?? '')?.[1];
+}
+
+/**
+ * Hang up `who`'s phone (the caller's, or that of the operator who answered) `talkMs` simulated
+ * ms after the call was answered and bridged (its `call.answered` webhook). A phone behaviour's
+ * `hangupAfterMs` counts from the phone's own answer instead, which a loaded engine may still be
+ * bridging: the call then ends before `call.answered`.
+ */
+export async function hangUpAfterAnswer(
+  bed: TestBed,
+  callId: string,
+  who: 'caller' | 'operator',
+  talkMs = 0,
+): Promise<void> {
+  const answered = await bed.crm.waitForWebhook(
+    (w) => w.body.type === 'call.answered' && w.body.callId === callId,
+  );
+  if (talkMs > 0) await simulatedTimePasses(bed.sim, talkMs);
+  const leg = bed.engine.calls
+    .getCall(callId)
+    ?.legs.find((l) =>
+      who === 'caller'
+        ? l.role === 'caller'
+        : l.role === 'operator' && l.extension === answered.body.data.extension,
+    );
+  if (!leg) throw new Error(`no ${who} leg in call ${callId}`);
+  bed.sim.hangup(leg.channelId);
 }
