@@ -196,20 +196,25 @@ export class AutocallScheduler {
     this.launch(await this.claim(null, free, now));
   }
 
-  /** Reclaim expired leases, renew this engine's, stop attempts whose job was canceled. */
+  /**
+   * Renew this engine's leases, reclaim expired ones, stop attempts whose job was canceled (or
+   * was reclaimed by another engine). Renewal comes first: a pass that comes late (a busy
+   * engine, longer than the lease since the last renewal) must not take this engine's own calls
+   * in progress for those of a dead one, record them `lost` and hang them up.
+   */
   private async housekeeping(now: number): Promise<void> {
     const { store, notifier, owner } = this.options;
+    const ids = [...this.running.keys()];
+    if (ids.length > 0 && now - this.lastRenewal >= this.leaseMs / 3) {
+      await store.renewLeases(owner, ids, now + this.leaseMs);
+      this.lastRenewal = now;
+    }
     const reclaimed = await store.reclaimExpired(now);
     if (reclaimed.events.length > 0) {
       this.options.logger.warn('reclaimed notification calls whose engine stopped mid-attempt', {
         jobs: reclaimed.attempts.length,
       });
       notifier.publish(reclaimed);
-    }
-    const ids = [...this.running.keys()];
-    if (ids.length > 0 && now - this.lastRenewal >= this.leaseMs / 3) {
-      await store.renewLeases(owner, ids, now + this.leaseMs);
-      this.lastRenewal = now;
     }
     for (const id of await store.jobsToStop(owner, ids)) this.running.get(id)?.controller.abort();
   }

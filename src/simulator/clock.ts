@@ -3,6 +3,19 @@
  * starts at the wall-clock time the simulator started. Every duration the simulator models
  * (answer delays, dial timeouts, playback lengths, caller hang-up delays, recording lengths) is
  * expressed in simulated milliseconds and scheduled with {@link SimClock.after}.
+ *
+ * Simulated time never runs past a timer that is due but has not run yet: while a due timer
+ * waits for a busy event loop, the clock stands still at its due time, and what the simulator
+ * does meanwhile (an ARI request it answers) happens at that time. Without that, on a loaded
+ * machine every millisecond a timer fires late would become `1 / timeScale` simulated
+ * milliseconds (50 ms at 0.02) added to whatever it ends: a 1.4 s playback would show 3 s between
+ * its PlaybackStarted and PlaybackFinished. A loaded machine thus slows the simulation down
+ * instead of stretching the durations it simulates.
+ *
+ * For the same reason the simulated time is read once per turn of the event loop: what one
+ * action does (the events it emits, the timers it arms) happens at one simulated moment, even
+ * when the operating system suspends the process in the middle of it (a 5 ms pause of a loaded
+ * machine would otherwise be 250 ms at 0.02 between an event and the timer armed right after it).
  */
 
 /** A pending simulated timer. */
@@ -10,10 +23,28 @@ export interface SimTimer {
   cancel(): void;
 }
 
+/** A timer in the clock's queue of due times. */
+interface Pending {
+  dueMs: number;
+  /** False once run or cancelled (left in the queue until it reaches the top). */
+  active: boolean;
+}
+
 export class SimClock {
   private readonly startWallMs = Date.now();
   private readonly startPerfMs = performance.now();
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** Pending timers, a binary min-heap on `dueMs`. */
+  private readonly queue: Pending[] = [];
+  /** Real ms the simulated clock stood still: the lateness of the timers run late. */
+  private stalledRealMs = 0;
+  /** The latest simulated time handed out by {@link nowMs}: the clock never goes back. */
+  private lastMs = -Infinity;
+  /** The simulated time of the current turn of the event loop (see {@link nowMs}). */
+  private turnMs: number | undefined;
+  private readonly endTurn = (): void => {
+    this.turnMs = undefined;
+  };
 
   /** @param timeScale real milliseconds per simulated millisecond (1 = real time). */
   constructor(readonly timeScale: number) {
@@ -22,9 +53,17 @@ export class SimClock {
     }
   }
 
-  /** Simulated epoch milliseconds. */
+  /**
+   * Simulated epoch milliseconds: never past the due time of a timer that has not run yet, and
+   * the same throughout the current turn of the event loop (until its `process.nextTick` queue).
+   */
   nowMs(): number {
-    return this.startWallMs + (performance.now() - this.startPerfMs) / this.timeScale;
+    if (this.turnMs === undefined) {
+      this.lastMs = Math.max(this.lastMs, Math.min(this.runningMs(), this.earliestDueMs()));
+      this.turnMs = this.lastMs;
+      process.nextTick(this.endTurn);
+    }
+    return this.turnMs;
   }
 
   /** Asterisk's timestamp format of the simulated now: `2026-11-21T16:05:33.356+0000`. */
@@ -37,23 +76,34 @@ export class SimClock {
    * Node's timers count from the event loop's cached time and may fire a fraction of a
    * millisecond early; scaled up by `1 / timeScale` that would be an answer or a timeout visibly
    * before its time in the event timestamps, which a real Asterisk never shows. A timer that
-   * fires early is therefore re-armed for the rest of its delay.
+   * fires early (or before an earlier one that is still to run) is therefore re-armed for the
+   * rest of its delay. A timer that fires late (a busy event loop) runs at its due simulated
+   * time, and the clock goes on from there: what `fn` emits carries the moment it was due.
    */
   after(delaySimMs: number, fn: () => void): SimTimer {
-    const dueMs = this.nowMs() + Math.max(0, delaySimMs);
+    const pending: Pending = { dueMs: this.nowMs() + Math.max(0, delaySimMs), active: true };
+    this.push(pending);
     let handle: NodeJS.Timeout;
     const arm = (delayRealMs: number): void => {
       handle = setTimeout(() => {
         this.timers.delete(handle);
-        const leftSimMs = dueMs - this.nowMs();
-        if (leftSimMs > 0) arm(leftSimMs * this.timeScale);
-        else fn();
+        this.turnMs = undefined; // a new turn of the event loop
+        const nowMs = this.nowMs();
+        if (nowMs < pending.dueMs) {
+          arm((pending.dueMs - nowMs) * this.timeScale);
+          return;
+        }
+        pending.active = false;
+        // Late: simulated time stood still at the due time meanwhile.
+        this.stalledRealMs += Math.max(0, this.runningMs() - pending.dueMs) * this.timeScale;
+        fn();
       }, delayRealMs);
       this.timers.add(handle);
     };
     arm(Math.max(0, delaySimMs * this.timeScale));
     return {
       cancel: () => {
+        pending.active = false;
         clearTimeout(handle);
         this.timers.delete(handle);
       },
@@ -64,5 +114,52 @@ export class SimClock {
   cancelAll(): void {
     for (const handle of this.timers) clearTimeout(handle);
     this.timers.clear();
+    for (const pending of this.queue) pending.active = false;
+    this.queue.length = 0;
+  }
+
+  /** Simulated epoch milliseconds from the wall clock, less the time the clock stood still. */
+  private runningMs(): number {
+    const realMs = performance.now() - this.startPerfMs - this.stalledRealMs;
+    return this.startWallMs + realMs / this.timeScale;
+  }
+
+  /** The due time of the earliest timer still to run (Infinity when none). */
+  private earliestDueMs(): number {
+    const q = this.queue;
+    while (q.length > 0 && !q[0]!.active) {
+      const last = q.pop()!;
+      if (q.length === 0) break;
+      q[0] = last;
+      this.siftDown(0);
+    }
+    return q[0]?.active ? q[0].dueMs : Infinity;
+  }
+
+  private push(pending: Pending): void {
+    const q = this.queue;
+    q.push(pending);
+    let i = q.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (q[parent]!.dueMs <= q[i]!.dueMs) break;
+      [q[parent], q[i]] = [q[i]!, q[parent]!];
+      i = parent;
+    }
+  }
+
+  private siftDown(start: number): void {
+    const q = this.queue;
+    let i = start;
+    for (;;) {
+      const left = 2 * i + 1;
+      const right = left + 1;
+      let smallest = i;
+      if (left < q.length && q[left]!.dueMs < q[smallest]!.dueMs) smallest = left;
+      if (right < q.length && q[right]!.dueMs < q[smallest]!.dueMs) smallest = right;
+      if (smallest === i) return;
+      [q[smallest], q[i]] = [q[i]!, q[smallest]!];
+      i = smallest;
+    }
   }
 }

@@ -26,7 +26,9 @@ export interface SimulatorOptions {
    * dial timeouts, playback lengths, caller hang-up delays, recording lengths) 100x shorter in
    * real time. Event timestamps, `creationtime`, UniqueIDs and recording durations/WAV lengths all
    * follow the simulated clock, so a 3 s call at `0.01` still shows 3 s between timestamps and a
-   * 3 s (48044-byte) recording. Default `1`.
+   * 3 s (48044-byte) recording. Simulated time stands still while a due timer waits for a busy
+   * event loop, so a loaded machine slows the simulation down rather than stretching the
+   * durations it shows. Default `1`.
    */
   timeScale?: number;
   /**

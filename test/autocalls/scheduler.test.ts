@@ -269,6 +269,22 @@ describe('autocalls: scheduler (scripted dialer, manual clock)', () => {
     da.release(OUTCOMES.delivered);
     await a.whenIdle();
   });
+
+  it('a pass that comes after its own leases expired (a busy engine) renews them before reclaiming: its calls in progress go on', async () => {
+    const [j] = await ac.createJobs([job('+74950000091')], now);
+    const { s: a, dialer: da } = scheduler(() => 'hold', { owner: 'a', leaseMs: 9_000 });
+    await a.runOnce();
+    expect(da.holding()).to.equal(1);
+    now += 9_001; // no pass for longer than the lease
+    await a.runOnce();
+    expect(da.holding(), 'the call is not stopped').to.equal(1);
+    expect((await ac.getJob(j!.id))!.status).to.equal('in_progress');
+    da.release(OUTCOMES.delivered);
+    await a.whenIdle();
+    const stored = await ac.getJob(j!.id);
+    expect(stored!.status).to.equal('delivered');
+    expect(stored!.attempts!.map((x) => x.outcome)).to.deep.equal(['delivered']);
+  });
 });
 
 describe('autocalls: scheduler wake-ups (real clock, the poll an hour away)', function () {

@@ -23,12 +23,14 @@ import { apiRequest } from '../support/api.ts';
 import { EngineProcess, MAIN, TSX_LOADER } from '../support/engine-process.ts';
 import { TEST_API_KEY } from '../support/engine.ts';
 import { FakeCrm } from '../support/fake-crm.ts';
+import { pressOnPlayback } from '../support/phone.ts';
 import { until } from '../support/until.ts';
 
 const FINAL = ['delivered', 'busy', 'no_answer', 'failed', 'canceled', 'machine'];
 
 describe('campaign across a kill -9 of the engine (e2e, real process)', function () {
-  this.timeout(90_000);
+  // A loaded machine takes tens of seconds to start an engine process (tsx compiles it).
+  this.timeout(180_000);
   let sim: PbxSimulator | undefined;
   let crm: FakeCrm | undefined;
   let child: EngineProcess | undefined;
@@ -51,12 +53,11 @@ describe('campaign across a kill -9 of the engine (e2e, real process)', function
     dataDir = mkdtempSync(join(tmpdir(), 'ari-crm-campaign-kill-'));
     sim = await startSimulator({ timeScale: 0.05 });
     crm = await FakeCrm.start();
-    // Every customer answers and presses 1; ten sounds make a call of about 0.8 s real time.
-    sim.customers.set('*', {
-      mode: 'answer',
-      answerAfterMs: 500,
-      dtmf: { digits: '1', afterMs: 200 },
-    });
+    // Every customer answers and presses 1 when the confirm prompt plays (not at a fixed time
+    // after the answer, which a loaded engine may not have started the prompt by); ten sounds
+    // make a call of about 0.8 s real time.
+    sim.customers.set('*', { mode: 'answer', answerAfterMs: 500 });
+    pressOnPlayback(sim, ['1']);
     const env: Record<string, string> = {
       HTTP_HOST: '127.0.0.1',
       HTTP_PORT: '0',
@@ -92,12 +93,11 @@ describe('campaign across a kill -9 of the engine (e2e, real process)', function
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child = new EngineProcess(proc);
-    const firstUrl = String(
-      (await child.waitForLine((l) => l.message === 'ari-crm started')).httpUrl,
-    );
+    const firstUrl = String((await child.started()).httpUrl);
     await until(
       async () => (await apiRequest(firstUrl, '/readyz', { key: null })).status === 200,
       'the engine ready',
+      30_000,
     );
     const created = await apiRequest<CampaignView>(firstUrl, '/v1/campaigns', {
       body: {
@@ -127,10 +127,14 @@ describe('campaign across a kill -9 of the engine (e2e, real process)', function
       (await apiRequest<CampaignView>(url, `/v1/campaigns/${id}`)).body.counts!;
 
     // Mid-campaign: some jobs delivered, calls in progress in Asterisk.
-    await until(async () => {
-      const c = await counts(firstUrl);
-      return c.delivered >= 3 && c.in_progress >= 3;
-    }, 'the campaign under way');
+    await until(
+      async () => {
+        const c = await counts(firstUrl);
+        return c.delivered >= 3 && c.in_progress >= 3;
+      },
+      'the campaign under way',
+      60_000,
+    );
     const killTime = new Date().toISOString();
     await child.kill();
     expect(liveSim.channels().length, 'calls left in Asterisk by the killed engine').to.be.above(0);
@@ -215,12 +219,11 @@ describe('campaign across a kill -9 of the engine (e2e, real process)', function
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child = new EngineProcess(proc);
-    const firstUrl = String(
-      (await child.waitForLine((l) => l.message === 'ari-crm started')).httpUrl,
-    );
+    const firstUrl = String((await child.started()).httpUrl);
     await until(
       async () => (await apiRequest(firstUrl, '/readyz', { key: null })).status === 200,
       'the engine ready',
+      30_000,
     );
     // Four sounds of 1.4 s: the engine is killed while the first plays.
     const created = await apiRequest<{ id: number }>(firstUrl, '/v1/autocalls', {
@@ -229,7 +232,11 @@ describe('campaign across a kill -9 of the engine (e2e, real process)', function
     expect(created.status).to.equal(202);
     const id = created.body.id;
     const liveSim = sim;
-    await until(() => liveSim.channels().some((ch) => ch.state === 'Up'), 'the customer answered');
+    await until(
+      () => liveSim.channels().some((ch) => ch.state === 'Up'),
+      'the customer answered',
+      30_000,
+    );
     await child.waitForLine((l) => l.message === 'notification call answered; running the script');
     await child.kill();
     const channelsAtKill = liveSim.channels().map((ch) => ch.id);

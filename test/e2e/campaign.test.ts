@@ -9,6 +9,7 @@ import { expect } from 'chai';
 import type { AutocallJobView, CampaignView } from '../../src/autocalls/index.ts';
 import { apiRequest } from '../support/api.ts';
 import { startTestBed, type TestBed } from '../support/engine.ts';
+import { dialledNumber, pressOnPlayback } from '../support/phone.ts';
 import { until } from '../support/until.ts';
 
 /** The job id of a notification call in the Stasis app (`crm-app,notify,<job>,<call>`), or undefined. */
@@ -90,8 +91,13 @@ describe('campaigns on the simulator (e2e, real notification flow)', function ()
 
   it('50 jobs with mixed outcomes: one final status each, counts match the customers, no double dial', async () => {
     await start();
-    // 12 busy, 12 ringing out, 14 answering and pressing 1, 12 answering without pressing.
+    // 12 busy, 12 ringing out, 14 answering and pressing 1 when the confirm prompt plays, 12
+    // answering without pressing.
     const behaviours: Array<[string, string, number]> = [];
+    const pressing = new Set<string>();
+    pressOnPlayback(bed.sim, ['1'], (channelId) =>
+      pressing.has(dialledNumber(bed.sim, channelId) ?? ''),
+    );
     for (let i = 0; i < 50; i++) {
       const number = `749560000${String(i).padStart(2, '0')}`;
       if (i < 12) {
@@ -101,11 +107,8 @@ describe('campaigns on the simulator (e2e, real notification flow)', function ()
         bed.sim.customers.set(number, { mode: 'ring' });
         behaviours.push([number, 'no_answer', 1]);
       } else if (i < 38) {
-        bed.sim.customers.set(number, {
-          mode: 'answer',
-          answerAfterMs: 200,
-          dtmf: { digits: '1', afterMs: 300 },
-        });
+        bed.sim.customers.set(number, { mode: 'answer', answerAfterMs: 200 });
+        pressing.add(number);
         behaviours.push([number, 'delivered', 1]);
       } else {
         bed.sim.customers.set(number, { mode: 'answer', answerAfterMs: 200 });
@@ -163,11 +166,8 @@ describe('campaigns on the simulator (e2e, real notification flow)', function ()
 
   it('pause stops new calls while calls in progress finish, resume continues, cancel ends the rest canceled', async () => {
     await start();
-    bed.sim.customers.set('*', {
-      mode: 'answer',
-      answerAfterMs: 300,
-      dtmf: { digits: '1', afterMs: 200 },
-    });
+    bed.sim.customers.set('*', { mode: 'answer', answerAfterMs: 300 });
+    pressOnPlayback(bed.sim, ['1']); // 1 when the confirm prompt plays
     const id = await createCampaign({
       name: 'paused',
       maxConcurrent: 2,
@@ -185,7 +185,9 @@ describe('campaigns on the simulator (e2e, real notification flow)', function ()
     expect(paused.body.state).to.equal('paused');
     const atPause = await counts(id);
     const started = 12 - atPause.queued;
-    expect(started).to.be.within(2, 4);
+    // The two, and those claimed as calls ended before the pause was answered (how many depends
+    // on the machine's speed); some are left queued.
+    expect(started).to.be.at.least(2).and.below(12);
     // The two calls in progress finish (delivered), and nothing new starts.
     await until(async () => (await counts(id)).in_progress === 0, 'calls in progress finished');
     const afterPause = await counts(id);
@@ -212,14 +214,17 @@ describe('campaigns on the simulator (e2e, real notification flow)', function ()
     await until(async () => (await counts(id)).delivered > started, 'the campaign dialling again');
     const canceled = await api<CampaignView>(`/v1/campaigns/${id}/cancel`, {});
     expect(canceled.body.state).to.equal('canceled');
+    const atCancel = await counts(id);
     await until(async () => {
       const c = await counts(id);
       return c.queued === 0 && c.in_progress === 0;
     }, 'every job final');
     const final = await counts(id);
     expect(final.delivered + final.canceled).to.equal(12);
-    expect(final.delivered).to.be.within(started + 1, started + 4);
-    expect(final.canceled).to.be.at.least(12 - started - 4);
+    // Nothing new after the cancel: only a call in progress then may still have been delivered.
+    expect(final.delivered).to.be.at.least(started + 1);
+    expect(final.delivered).to.be.at.most(atCancel.delivered + atCancel.in_progress);
+    expect(final.canceled).to.be.at.least(atCancel.queued);
     const jobs = await Promise.all(ids.map(jobOf));
     for (const job of jobs) {
       expect(['delivered', 'canceled']).to.include(job.status);

@@ -10,6 +10,7 @@ import { startTestBed, type TestBed } from '../support/engine.ts';
 import type { ReceivedWebhook } from '../support/fake-crm.ts';
 import { apiRequest } from '../support/api.ts';
 import { releasedCall } from '../support/released.ts';
+import { onPlaybackStarted, pressOnPlayback } from '../support/phone.ts';
 import { until } from '../support/until.ts';
 import { verifyWav } from '../../src/recordings/wav.ts';
 
@@ -56,10 +57,11 @@ function indexOf(bed: TestBed, method: string, path: string | RegExp): number {
 
 /**
  * The menu: a welcome (1.4 s), then one digit with its prompt (16 s, cut by the digit), sent to
- * the CRM's actionUrl. Callers press their digit 8 s into the prompt: well inside it even on a
- * loaded machine (the gather's own timeout runs on the engine's real clock).
+ * the CRM's actionUrl. Callers press their digit when the prompt (the second playback) starts
+ * (a digit at a fixed time after the answer could come before a loaded engine started it).
  */
-const DIGIT_AFTER_MS = 9400;
+const pressDuringPrompt = (bed: TestBed, digit: string): void =>
+  void pressOnPlayback(bed.sim, ['', digit]);
 /** The menu script, its actionUrl at the fake CRM. */
 function menu(bed: TestBed): unknown[] {
   return [
@@ -100,10 +102,8 @@ describe('inbound calls routed to a call script (e2e: engine + simulator + CRM)'
       },
     }));
     bed.sim.phones.set('102', { mode: 'answer', answerAfterMs: 500, hangupAfterMs: 2000 });
-    // The caller presses 2 during the prompt.
-    const { from, channelId, callId } = await callIn(bed, {
-      dtmf: { digits: '2', afterMs: DIGIT_AFTER_MS },
-    });
+    pressDuringPrompt(bed, '2');
+    const { from, channelId, callId } = await callIn(bed);
     const end = await bed.crm.waitForEnded(callId);
 
     expect(typesOf(bed, callId)).to.deep.equal([
@@ -178,9 +178,8 @@ describe('inbound calls routed to a call script (e2e: engine + simulator + CRM)'
     }));
     bed.sim.phones.set('101', { mode: 'ring' });
     bed.sim.phones.set('103', { mode: 'ring' });
-    const { channelId, callId } = await callIn(bed, {
-      dtmf: { digits: '1', afterMs: DIGIT_AFTER_MS },
-    });
+    pressDuringPrompt(bed, '1');
+    const { channelId, callId } = await callIn(bed);
     const end = await bed.crm.waitForEnded(callId);
 
     expect(typesOf(bed, callId)).to.deep.equal([
@@ -254,7 +253,10 @@ describe('inbound calls routed to a call script (e2e: engine + simulator + CRM)'
         ],
       },
     }));
-    const { channelId, callId } = await callIn(bed, { hangupAfterMs: 1000 });
+    // The caller hangs up while the menu plays (not at a fixed time after the answer, which
+    // could come before a loaded engine started the menu).
+    onPlaybackStarted(bed.sim, (channel) => bed.sim.hangup(channel));
+    const { channelId, callId } = await callIn(bed);
     const end = await bed.crm.waitForEnded(callId);
 
     expect(typesOf(bed, callId)).to.deep.equal(['call.started', 'call.ended']);

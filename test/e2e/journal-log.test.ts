@@ -64,9 +64,7 @@ describe('journal log (e2e): a click-to-call accepted before its commit survives
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child = new EngineProcess(proc);
-    const httpUrl = String(
-      (await child.waitForLine((l) => l.message === 'ari-crm started')).httpUrl,
-    );
+    const httpUrl = String((await child.started()).httpUrl);
     await until(
       async () => (await apiRequest(httpUrl, '/readyz', { key: null })).status === 200,
       'the engine ready',

@@ -10,6 +10,7 @@ import type { AutocallJobView } from '../../src/autocalls/index.ts';
 import { apiRequest } from '../support/api.ts';
 import { startEngine, type Engine } from '../../src/main.ts';
 import { startTestBed, TEST_API_KEY, type TestBed } from '../support/engine.ts';
+import { onPlaybackStarted, pressOnPlayback } from '../support/phone.ts';
 import { until } from '../support/until.ts';
 
 describe('notification calls on the simulator (e2e)', function () {
@@ -46,11 +47,8 @@ describe('notification calls on the simulator (e2e)', function () {
 
   it('confirm pressed: the message plays to its end, delivered with digit 1, a call record and webhooks', async () => {
     await start();
-    bed.sim.customers.set('74950000001', {
-      mode: 'answer',
-      answerAfterMs: 1000,
-      dtmf: { digits: '1', afterMs: 500 },
-    });
+    bed.sim.customers.set('74950000001', { mode: 'answer', answerAfterMs: 1000 });
+    pressOnPlayback(bed.sim, ['1']); // 1 during the confirm prompt
     const id = await create({
       to: '+74950000001',
       files: ['hello-world', 'sound:hello-world'],
@@ -113,11 +111,8 @@ describe('notification calls on the simulator (e2e)', function () {
 
   it('a wrong digit is not the confirm digit: the prompt plays again and 1 then delivers', async () => {
     await start();
-    bed.sim.customers.set('74950000003', {
-      mode: 'answer',
-      answerAfterMs: 500,
-      dtmf: { digits: '21', afterMs: 300, gapMs: 3000 },
-    });
+    bed.sim.customers.set('74950000003', { mode: 'answer', answerAfterMs: 500 });
+    pressOnPlayback(bed.sim, ['2', '1']); // 2 during the prompt, 1 during the prompt played again
     const id = await create({
       to: '+74950000003',
       files: ['hello-world'],
@@ -127,6 +122,15 @@ describe('notification calls on the simulator (e2e)', function () {
     const job = await finalJob(id, 'delivered');
     expect(job.attempts![0]).to.deep.include({ digits: '21', outcome: 'delivered' });
     expect(job.attempts![0]!.playedSec).to.be.within(1, 2);
+    // The prompt twice, then the message.
+    const plays = bed.sim.requests.filter(
+      (r) => r.method === 'POST' && /^\/channels\/[^/]+\/play$/.test(r.path),
+    );
+    expect(plays.map((r) => r.query.media)).to.deep.equal([
+      'sound:hello-world',
+      'sound:hello-world',
+      'sound:hello-world',
+    ]);
   });
 
   it('busy: retried tries times, triesPeriodSec apart, then busy; ringing out is no_answer', async () => {
@@ -176,13 +180,12 @@ describe('notification calls on the simulator (e2e)', function () {
 
   it('the customer hangs up mid-message: cut_short with the seconds played, retried, then no_answer', async () => {
     await start();
-    bed.sim.customers.set('74950000006', {
-      mode: 'answer',
-      answerAfterMs: 500,
-      hangupAfterMs: 4000,
+    bed.sim.customers.set('74950000006', { mode: 'answer', answerAfterMs: 500 });
+    // 8 × 1.4 s of message; the customer hangs up as the third sound starts: 2.8 s played, and
+    // whatever of the third the simulator plays before the hang-up comes through.
+    onPlaybackStarted(bed.sim, (channelId, n) => {
+      if (n === 3) bed.sim.hangup(channelId);
     });
-    // 8 × 1.4 s of message; the customer hangs up 4 s after answering, which leaves a second or
-    // more played even when a loaded machine delays the start of the playback.
     const id = await create({
       to: '+74950000006',
       files: Array.from({ length: 8 }, () => 'hello-world'),
@@ -191,7 +194,7 @@ describe('notification calls on the simulator (e2e)', function () {
     });
     const job = await finalJob(id, 'no_answer');
     expect(job.attempts!.map((a) => a.outcome)).to.deep.equal(['cut_short', 'cut_short']);
-    for (const a of job.attempts!) expect(a.playedSec).to.be.within(1, 4);
+    for (const a of job.attempts!) expect(a.playedSec).to.be.within(2, 4);
     const call = await api<Record<string, unknown>>(`/v1/calls/${job.attempts![0]!.callId!}`);
     expect(call.body).to.deep.include({ disposition: 'answered', hangupBy: 'customer' });
   });
@@ -268,11 +271,8 @@ describe('notification calls on the simulator (e2e)', function () {
     await new Promise<void>((resolve) => menu.listen(0, '127.0.0.1', resolve));
     try {
       const url = `http://127.0.0.1:${(menu.address() as AddressInfo).port}/menu`;
-      bed.sim.customers.set('74950000010', {
-        mode: 'answer',
-        answerAfterMs: 500,
-        dtmf: { digits: '2', afterMs: 300 },
-      });
+      bed.sim.customers.set('74950000010', { mode: 'answer', answerAfterMs: 500 });
+      pressOnPlayback(bed.sim, ['2']); // 2 during the gather's prompt
       const id = await create({
         to: '+74950000010',
         verbs: [

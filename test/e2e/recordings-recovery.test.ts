@@ -17,6 +17,7 @@ import { apiRequest } from '../support/api.ts';
 import { startTestBed, type TestBed } from '../support/engine.ts';
 import type { ReceivedWebhook } from '../support/fake-crm.ts';
 import { AriFaultProxy } from '../recordings/support/fault-proxy.ts';
+import { simulatedTimePasses } from '../support/sim-time.ts';
 import { until } from '../support/until.ts';
 
 const DID = '74951234567';
@@ -87,10 +88,9 @@ async function metric(engine: Engine, line: string): Promise<number> {
 async function bridgedRecordedCall(
   bed: Pick<TestBed, 'sim' | 'crm'>,
   engine: Engine,
-  hangupAfterMs?: number,
 ): Promise<{ callId: string; callerChannel: string; operatorChannel: string }> {
   const from = nextCaller();
-  const { channelId } = await bed.sim.injectInboundCall({ from, to: DID, hangupAfterMs });
+  const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
   const started = await bed.crm.waitForWebhook(
     (w) => w.body.type === 'call.started' && w.body.data.from === from,
   );
@@ -171,7 +171,7 @@ describe('recordings across an engine restart and an ARI outage (e2e)', function
 
     // While no engine listens, both parties hang up: Asterisk finishes the recording and keeps
     // it; its RecordingFinished reaches nobody.
-    await new Promise((resolve) => setTimeout(resolve, 60)); // ≈ 3 s of simulated talk
+    await simulatedTimePasses(bed.sim, 3000); // 3 s more of talk
     bed.sim.hangup(call.callerChannel);
     bed.sim.hangup(call.operatorChannel);
     await recordingFinished(bed.sim, `rec-${call.callId}`);
@@ -248,7 +248,11 @@ describe('recordings across an engine restart and an ARI outage (e2e)', function
     crmBed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
     const FILE = /^\/ari\/recordings\/stored\/[^/]+\/file$/;
     proxy.fail('GET', FILE, 1, 403, { message: 'The recording file could not be opened' });
-    const call = await bridgedRecordedCall(crmBed, first, 3000);
+    const call = await bridgedRecordedCall(crmBed, first);
+    // 3 s of talk, then the caller hangs up (once the recording runs: a hang-up at a fixed time
+    // after the answer could come before a loaded engine started recording).
+    await simulatedTimePasses(crmBed.sim, 3000);
+    crmBed.sim.hangup(call.callerChannel);
     await waitFor(crmBed, call.callId, 'call.ended');
     await until(() => proxy.seen(FILE).length === 1, 'the first download try');
     expect(await first.webhooks.drain(5000)).to.equal(true);
@@ -332,8 +336,17 @@ describe('recordings across an engine restart and an ARI outage (e2e)', function
       format: 'wav',
     });
 
-    // Well before the 30 s safety timer: the reconnect itself finds the stored recording.
-    await waitFor(bed, over.callId, 'recording.ready', 5000);
+    // Before the 30 s safety timer (armed at the reconnect, when the engine learns the call
+    // ended): the reconnect itself finds the stored recording.
+    await waitFor(bed, over.callId, 'recording.ready', 20_000);
+    expect(
+      bed.logs.filter(
+        (l) =>
+          l.callId === over.callId &&
+          l.message === 'no RecordingFinished after the call ended; fetching the recording',
+      ),
+      'fetched by the safety timer',
+    ).to.deep.equal([]);
     await expectStored(bed, bed.engine, over.callId, LIFECYCLE);
     await waitFor(bed, kept.callId, 'call.recovered');
     expect(

@@ -319,8 +319,11 @@ describe('resilience (e2e): ARI outage and engine restart', function () {
       status: 'failed',
       reason: 'ARI WebSocket is not connected',
     });
-    // Still down a while later: the engine keeps trying, Asterisk keeps refusing.
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Still down after more tries: the engine keeps trying, Asterisk keeps refusing.
+    const refused = (): number =>
+      bed.logs.filter((l) => l.message === 'ARI connection failed; retrying').length;
+    const triedBefore = refused();
+    await until(() => refused() >= triedBefore + 2, 'two more refused reconnects');
     expect((await readiness(bed.engine)).status).to.equal(503);
     bed.sim.acceptConnections();
     await until(async () => (await readiness(bed.engine)).status === 200, '/readyz 200');
@@ -496,7 +499,10 @@ describe('resilience (e2e): ARI outage and engine restart', function () {
     });
 
     // Hang-ups after the restart: the talk time runs from the answer before the restart.
-    await new Promise((resolve) => setTimeout(resolve, 1200)); // a conversation of > 1 s
+    await until(
+      () => Date.now() - Date.parse(String(before.answeredAt)) >= 1200,
+      'a conversation of more than 1 s',
+    );
     bed.sim.hangup(talking.channelId);
     const end = (await waitFor(bed, talking.callId, 'call.ended')).body.data;
     expect(end).to.include({

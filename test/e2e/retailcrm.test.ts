@@ -17,6 +17,7 @@ import {
   validationError,
   type RetailCrmRequest,
 } from '../support/fake-retailcrm.ts';
+import { until } from '../support/until.ts';
 
 const DID = '74951234567';
 const CLIENT_ID = 'retailcrm-client-id-0123456789';
@@ -289,15 +290,14 @@ describe('retailCRM connector (e2e)', function () {
     await crm.waitFor((r) => r.path === '/api/v5/integration-modules/ari-crm');
     // The directory loads asynchronously at start: retry until the user is known.
     let answer = { status: 0, body: {} as Record<string, unknown> };
-    for (let i = 0; i < 50; i++) {
+    await until(async () => {
       answer = await apiRequest(
         b.engine.httpUrl,
         `/connectors/retailcrm/user-status?clientId=${CLIENT_ID}&userId=7&status=dinner`,
         { key: null },
       );
-      if (answer.status !== 400) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+      return answer.status !== 400;
+    }, 'the user directory loaded');
     expect(answer.status).to.equal(200);
     expect(answer.body).to.deep.equal({
       success: true,
@@ -381,14 +381,13 @@ describe('retailCRM connector (e2e)', function () {
     await uploadOf(callId);
     // Rejected: not retried.
     let log = { body: { items: [] as Array<Record<string, unknown>> } };
-    for (let i = 0; i < 100; i++) {
+    await until(async () => {
       log = await apiRequest<{ items: Array<Record<string, unknown>> }>(
         b.engine.httpUrl,
         '/v1/webhooks/deliveries?status=failed',
       );
-      if (log.body.items.some((d) => d.callId === callId)) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+      return log.body.items.some((d) => d.callId === callId);
+    }, 'the rejected delivery in the log');
     const rejected = log.body.items.find((d) => d.callId === callId)!;
     expect(rejected).to.include({ outcome: 'rejected', statusCode: 400, eventType: 'call.ended' });
     expect(String(rejected.error)).to.include('Phone is invalid');

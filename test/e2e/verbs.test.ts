@@ -25,6 +25,7 @@ import { startSimulator, type PbxSimulator } from '../../src/simulator/index.ts'
 import { audioFile, framesIn } from '../../src/simulator/wav.ts';
 import type { PhoneBehaviour } from '../../src/simulator/types.ts';
 import { closedPort, json, startServer, type TestServer } from '../crm/helpers.ts';
+import { pressOnPlayback } from '../support/phone.ts';
 import { until } from '../support/until.ts';
 
 const CUSTOMER = '79161234567';
@@ -251,12 +252,9 @@ describe('call scripts on the PBX simulator', function () {
         }
       });
     });
-    // The customer calls in and presses 2 one second after the answer.
-    await sim.injectInboundCall({
-      from: CUSTOMER,
-      to: DID,
-      dtmf: { digits: '2', afterMs: 1000 },
-    });
+    // The customer calls in and presses 2 when the menu prompt plays.
+    const offPress = pressOnPlayback(sim, ['2']);
+    await sim.injectInboundCall({ from: CUSTOMER, to: DID });
     const channelId = (await started).channel.id;
     await gw.channels.answer(channelId);
     const verbCrm = createVerbCrm({
@@ -268,10 +266,17 @@ describe('call scripts on the PBX simulator', function () {
     const run = await runScript(
       context(channelId, { crm: verbCrm, call: { from: CUSTOMER, to: DID } }),
       script([
-        { verb: 'gather', numDigits: 1, timeoutSec: 5, actionUrl: `${crm.url}?menu=main` },
+        {
+          verb: 'gather',
+          numDigits: 1,
+          timeoutSec: 5,
+          prompts: [{ media: ['sound:demo-congrats'] }],
+          actionUrl: `${crm.url}?menu=main`,
+        },
         { verb: 'play', media: ['sound:never-played'] },
       ]),
     );
+    offPress();
     expect(crm.requests).to.have.length(1);
     const request = crm.requests[0]!;
     expect(request.url).to.equal('/route?menu=main');
@@ -291,7 +296,7 @@ describe('call scripts on the PBX simulator', function () {
       [1, 'hangup', 'completed'],
     ]);
     expect(run.ended).to.equal('ended_by_verb');
-    expect(plays(channelId)).to.deep.equal([]);
+    expect(plays(channelId)).to.deep.equal(['sound:demo-congrats']); // never-played: not played
     await until(() => !alive(channelId), 'the channel to be gone');
   });
 
@@ -325,10 +330,15 @@ describe('call scripts on the PBX simulator', function () {
   });
 
   it('record with finishOnKey: the customer pressing # ends the recording', async () => {
-    const channelId = await callCustomer({
-      mode: 'answer',
-      answerAfterMs: 500,
-      dtmf: { digits: '#', afterMs: 3000 },
+    const channelId = await callCustomer({ mode: 'answer', answerAfterMs: 500 });
+    // The customer presses # 3 s into the recording (not at a fixed time after the answer,
+    // which could come before a loaded machine started the recording).
+    const offPress = sim.onEvent((e) => {
+      if (
+        e.type === 'RecordingStarted' &&
+        (e.recording as { target_uri?: string }).target_uri === `channel:${channelId}`
+      )
+        sim.pressDigits(channelId, { digits: '#', afterMs: 3000 });
     });
     const run = await runScript(
       context(channelId),
@@ -336,8 +346,9 @@ describe('call scripts on the PBX simulator', function () {
     );
     const result = run.results[0]!;
     expect(result.outcome).to.equal('completed');
+    offPress();
     expect(result.record).to.deep.include({ reason: 'finishOnKey' });
-    // Pressed about 3.3 s after the answer (the key is held 280 ms); well before maxSec.
+    // Pressed 3.3 s into the recording (the key is held 280 ms); well before maxSec.
     expect(result.record!.durationSec).to.be.within(2, 4);
     expect(run.ended).to.equal('ended_by_verb');
   });

@@ -83,7 +83,7 @@ describe('the engine process (e2e)', function () {
     engine = new EngineProcess(child);
     const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
 
-    const started = await engine.waitForLine((l) => l.message === 'ari-crm started');
+    const started = await engine.started();
     const httpUrl = String(started.httpUrl);
     expect(httpUrl).to.match(/^http:\/\/127\.0\.0\.1:\d+$/);
     // The API listens before ARI connects: ready once the simulator's ARI is connected.
@@ -160,7 +160,7 @@ describe('the engine process (e2e)', function () {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     engine = new EngineProcess(child);
-    const started = await engine.waitForLine((l) => l.message === 'ari-crm started');
+    const started = await engine.started();
     const httpUrl = String(started.httpUrl);
     expect(started.ari).to.equal('connecting');
 

@@ -18,6 +18,7 @@ import { DECLARED_EVENT_TYPES } from '../../src/simulator/swagger/declarations.t
 import { expectSameEvents, expectSameRest, expectSameVolume } from './support/compare.ts';
 import { ari, AppSocket, replay, type ReplayedCall } from './support/driver.ts';
 import { IdMap, loadTrace, type Json, type TraceLine } from './support/trace.ts';
+import { asteriskTime, untilSimulatedTime } from '../support/sim-time.ts';
 
 /** Simulated time runs 20x faster than real time. */
 const TIME_SCALE = 0.05;
@@ -76,8 +77,8 @@ describe('simulator fidelity: trace replay', function () {
 
   it('inbound-answered: ring, create+dial 101 with CALLERID, answer, bridge, record, caller hangs up, real WAV', async () => {
     // The trace's recording lasts 3.006 s (duration 3, 48044 bytes): here the caller hangs up
-    // 3.2 simulated seconds after RecordingStarted (a scenario step on the simulated clock), so
-    // the recording lasts 3.x s whatever the real-time latency of the replaying app.
+    // once the simulator's clock reads 3.2 s after RecordingStarted, so the recording lasts 3.x s
+    // whatever the real-time latency of the replaying app.
     const scale = 0.1;
     await start(scale);
     sim.phones.set('101', { mode: 'answer', answerAfterMs: 1000 });
@@ -86,7 +87,7 @@ describe('simulator fidelity: trace replay', function () {
     const callerId = await inbound(trace, ids);
     const callerHangsUp = socket
       .next((e) => e.type === 'RecordingStarted', 'RecordingStarted', 0, 10_000)
-      .then(() => new Promise((resolve) => setTimeout(resolve, 3200 * scale)))
+      .then((e) => untilSimulatedTime(sim, asteriskTime(String(e.timestamp)) + 3200))
       .then(() => sim.hangup(callerId));
     const calls = await replay(sim, socket, trace, ids);
     await callerHangsUp;

@@ -3,9 +3,10 @@
  * of a job, placed by the scheduler (src/autocalls/scheduler.ts) through
  * {@link NotificationFlow.dial}. Top to bottom:
  *
- * 1. {@link NotificationFlow.dial}: the call is created (direction `out`, no operator), the
- *    customer channel is originated through the job's trunk endpoint (`POST /channels` with the
- *    job's caller ID, its variables, a client-generated id and Stasis args
+ * 1. {@link NotificationFlow.dial}: the call is created (direction `out`, no operator) and, once
+ *    the store holds it (an engine killed from then on leaves a call the next engine adopts),
+ *    the customer channel is originated through the job's trunk endpoint (`POST /channels` with
+ *    the job's caller ID, its variables, a client-generated id and Stasis args
  *    `notify,<jobId>,<callId>`) and a ring timeout; its `Dial` events (RINGING, then ANSWER or
  *    BUSY/NOANSWER/CONGESTION/CHANUNAVAIL) come before its StasisStart, which comes only once the
  *    customer answered;
@@ -65,6 +66,12 @@ export const DEFAULT_AMD_CONTEXT = 'crm-amd';
 
 /** The Stasis role of a channel back from AMD: `Stasis(crm-app,amd,<AMDSTATUS>,<AMDCAUSE>)`. */
 export const AMD_STASIS_ROLE = 'amd';
+
+/**
+ * Longest wait, ms, for the store to hold a new notification call before its channel is
+ * originated; past it (the store is failing) the call is placed all the same.
+ */
+export const NOTIFICATION_STORE_WAIT_MS = 5000;
 
 /** Default ring time of a notification call's customer channel, seconds. */
 export const DEFAULT_NOTIFICATION_RING_TIMEOUT_SEC = 30;
@@ -225,10 +232,18 @@ export class NotificationFlow implements Flow, NotificationDialer {
     }
   }
 
-  /** `POST /channels` (originate): the customer channel through the job's trunk. */
+  /**
+   * `POST /channels` (originate): the customer channel through the job's trunk, once the store
+   * holds the call ({@link stored}).
+   */
   private async originate(attempt: Attempt, attemptNo: number): Promise<void> {
     const { ctx, leg, job } = attempt;
     if (ctx.call.phase !== 'dialing') return; // canceled before the originate went out
+    if (!(await this.stored(ctx)))
+      ctx.log.warn('notification call placed before the store holds it (store slow)', {
+        waitedMs: NOTIFICATION_STORE_WAIT_MS,
+      });
+    if (ctx.call.phase !== 'dialing') return;
     const variables: Record<string, string> = {
       ...job.variables,
       AUTOCALL_ID: String(job.id),
@@ -256,6 +271,26 @@ export class NotificationFlow implements Flow, NotificationDialer {
       await this.rt.afterUnansweredLeg(ctx, leg);
       this.rt.maybeForget(ctx);
     }
+  }
+
+  /**
+   * Resolves true once the store holds the call with its customer leg (the call journal's
+   * `whenWritten`: committed, or in the journal log), false after
+   * {@link NOTIFICATION_STORE_WAIT_MS}. Waited for before the originate: an engine killed
+   * once the channel exists leaves a call the next engine adopts (it takes the attempt over, or
+   * hangs up), never a channel no engine knows of, left up with the customer on it while the job's
+   * lease expires and the job is dialled again.
+   */
+  private stored(ctx: CallContext): Promise<boolean> {
+    const whenWritten = this.rt.deps.journal?.whenWritten?.bind(this.rt.deps.journal);
+    if (!whenWritten) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), NOTIFICATION_STORE_WAIT_MS);
+      whenWritten(ctx.call.id, () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
   }
 
   /** The customer answered (`Dial ANSWER`): the script starts once the channel is in Stasis. */

@@ -1,9 +1,25 @@
 /**
- * The notification-call flow's pure helpers: how a job's sounds become `play` media and what
- * message a job plays.
+ * The notification-call flow's pure helpers (how a job's sounds become `play` media and what
+ * message a job plays), and the order of its first steps: the call is in the store before its
+ * channel is originated.
  */
 import { expect } from 'chai';
-import { amdVariables, mediaItem, messageVerbs } from '../../../src/calls/flows/notification.ts';
+import { Registry } from 'prom-client';
+import sinon from 'sinon';
+import type { AriGateway } from '../../../src/ari/types.ts';
+import type { DialJob } from '../../../src/autocalls/dialer.ts';
+import {
+  amdVariables,
+  mediaItem,
+  messageVerbs,
+  NOTIFICATION_STORE_WAIT_MS,
+  NotificationFlow,
+} from '../../../src/calls/flows/notification.ts';
+import { CallNotifier } from '../../../src/calls/notifier.ts';
+import { CallRuntime } from '../../../src/calls/runtime.ts';
+import { once } from 'node:events';
+import { PassThrough } from 'node:stream';
+import { createLogger } from '../../../src/logging/logger.ts';
 
 describe('notification flow: the message of a job', () => {
   it('turns every form of sound a job accepts into a play media item', () => {
@@ -47,5 +63,100 @@ describe('notification flow: answering-machine detection settings', () => {
     expect(amdVariables({ enabled: true })).to.deep.equal({});
     expect(amdVariables({ enabled: false, greetingMs: 2000 })).to.deep.equal({});
     expect(amdVariables(undefined)).to.deep.equal({});
+  });
+});
+
+describe('notification flow: the call is stored before its channel exists', () => {
+  const JOB: DialJob = {
+    id: 7,
+    to: '+74957654321',
+    endpoint: 'PJSIP/74957654321@client-trunk',
+    script: { files: ['hello-world'] },
+    tries: 1,
+  };
+
+  /** The flow on a runtime whose journal writes only when the test says so. */
+  function setUp() {
+    const lines: Array<Record<string, unknown>> = [];
+    const stream = new PassThrough();
+    stream.on('data', (chunk: Buffer) => {
+      for (const line of chunk.toString('utf8').split('\n'))
+        if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
+    });
+    const logger = createLogger({ level: 'warn', stream });
+    const originate = sinon.stub().returns(new Promise(() => undefined)); // rings on
+    const gateway = {
+      channels: { originate },
+      onChannel: () => () => undefined,
+    } as unknown as AriGateway;
+    const waiting: Array<() => void> = [];
+    const journal = {
+      record: () => undefined,
+      whenWritten: (_callId: string, written: () => void) => void waiting.push(written),
+    };
+    const rt = new CallRuntime(
+      {
+        gateway,
+        routes: { lookup: () => Promise.reject(new Error('no CRM in this test')) },
+        notifier: new CallNotifier([], logger, Date.now, journal),
+        journal,
+        logger,
+        registry: new Registry(),
+        options: {
+          operatorEndpoint: 'PJSIP/{extension}',
+          callerIdPrefix: '',
+          defaultRingTimeoutSec: 20,
+          outboundRingTimeoutSec: 40,
+          trunks: [],
+          companyCallerId: '74950000000',
+        },
+      },
+      { ended: () => undefined, released: () => undefined },
+    );
+    const flow = new NotificationFlow(rt, { defaultCallerId: '74950000000' });
+    rt.registerFlow(flow);
+    return {
+      flow,
+      originate,
+      lines,
+      stream,
+      waiting,
+      writeAll: () => waiting.splice(0).forEach((w) => w()),
+    };
+  }
+
+  /** Let the flow's promise chains run. */
+  const settle = async (): Promise<void> => {
+    for (let i = 0; i < 10; i++) await Promise.resolve();
+  };
+
+  afterEach(() => sinon.restore());
+
+  it('originates the customer channel only once the journal has written the call (an engine killed before leaves no channel that no engine knows of)', async () => {
+    const { flow, originate, waiting, writeAll } = setUp();
+    void flow.dial(JOB, 1, new AbortController().signal);
+    await settle();
+    expect(waiting, 'waiting for the store').to.have.length.at.least(1);
+    expect(originate.called, 'originated before the store held the call').to.equal(false);
+    writeAll();
+    await settle();
+    expect(originate.calledOnce).to.equal(true);
+    expect(originate.firstCall.args[0]).to.deep.include({ endpoint: JOB.endpoint });
+  });
+
+  it('places the call all the same, with a warning, when the store does not write it in time', async () => {
+    const clock = sinon.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const { flow, originate, lines, stream } = setUp();
+    void flow.dial(JOB, 1, new AbortController().signal);
+    await settle();
+    await clock.tickAsync(NOTIFICATION_STORE_WAIT_MS - 1);
+    expect(originate.called).to.equal(false);
+    await clock.tickAsync(1);
+    await settle();
+    expect(originate.calledOnce).to.equal(true);
+    if (lines.length === 0) await once(stream, 'data');
+    expect(lines.map((l) => [l.level, l.message])).to.deep.equal([
+      ['warn', 'notification call placed before the store holds it (store slow)'],
+    ]);
   });
 });

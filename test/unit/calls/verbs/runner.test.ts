@@ -5,6 +5,7 @@
  * replace the rest of the script, dial and transfer go to the call's flow.
  */
 import { expect } from 'chai';
+import sinon from 'sinon';
 import { createSilentLogger } from '../../../../src/logging/logger.ts';
 import { runScript, type ScriptRun } from '../../../../src/calls/verbs/runner.ts';
 import { mediaUri, parseScript, type ScriptVerb } from '../../../../src/calls/verbs/schema.ts';
@@ -183,15 +184,24 @@ describe('call script runner', function () {
     });
 
     it('timeoutSec is the wait after the prompts and between digits', async () => {
-      const running = runScript(ctx, script([{ verb: 'gather', numDigits: 3, timeoutSec: 1 }]));
-      const started = Date.now();
-      await new Promise((r) => setTimeout(r, 600));
-      channel.press('7');
-      const run = await running;
-      const elapsed = Date.now() - started;
-      expect(run.results[0]!.gather).to.deep.equal({ digits: '7', reason: 'timeout' });
-      // 600 ms to the digit, then a whole second without another.
-      expect(elapsed).to.be.within(1550, 2500);
+      const clock = sinon.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+      try {
+        let over = false;
+        const running = runScript(
+          ctx,
+          script([{ verb: 'gather', numDigits: 3, timeoutSec: 1 }]),
+        ).finally(() => (over = true));
+        await clock.tickAsync(600);
+        channel.press('7');
+        // 600 ms to the digit, then a whole second without another (not 1 s from the start).
+        await clock.tickAsync(999);
+        expect(over, 'over before a whole second after the digit').to.equal(false);
+        await clock.tickAsync(1);
+        const run = await running;
+        expect(run.results[0]!.gather).to.deep.equal({ digits: '7', reason: 'timeout' });
+      } finally {
+        clock.restore();
+      }
     });
 
     it('a hang-up ends it with reason hangup and the digits so far', async () => {
