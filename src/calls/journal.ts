@@ -113,7 +113,8 @@ interface Pending {
   written?: Array<() => void>;
   /**
    * These changes are in the journal log: until they commit (also through the retry of a failed
-   * transaction, which is not logged again) the log must not be emptied.
+   * transaction) the log must not be emptied. A retry someone waits for is logged again; a replay
+   * writes it once (calls are upserted, events inserted by event id at their logged positions).
    */
   logged?: boolean;
 }
