@@ -528,19 +528,28 @@ export class AutocallStore {
         if (slots.allowed === 0) return { claimed: [], nextAt: slots.nextSlotAt };
         limit = slots.allowed;
       }
-      let due = trx
+      const dueJobs = trx
         .selectFrom('autocall_jobs')
-        .selectAll()
         .where('status', '=', 'queued')
         .where('next_attempt_at', '<=', toIsoTime(now))
-        .where('campaign_id', campaignId === null ? 'is' : '=', campaignId)
+        .where('campaign_id', campaignId === null ? 'is' : '=', campaignId);
+      // SQLite: one more than this claim takes says whether more jobs are due. PostgreSQL: only
+      // the rows taken are locked (SKIP LOCKED: another engine's claim skips a locked row, so
+      // an extra locked one would be left to neither); more due is asked without locking.
+      let due = dueJobs
+        .selectAll()
         .orderBy('next_attempt_at')
         .orderBy('id')
-        .limit(limit + 1); // one more: are more jobs due than this claim takes?
+        .limit(this.postgres ? limit : limit + 1);
       if (this.postgres) due = due.forUpdate().skipLocked();
       let rows = await due.execute();
-      const moreDue = rows.length > limit;
+      let moreDue = rows.length > limit;
       rows = rows.slice(0, limit);
+      if (this.postgres && rows.length === limit) {
+        const taken = rows.map((r) => num(r.id));
+        const another = await dueJobs.select('id').where('id', 'not in', taken).limit(1).execute();
+        moreDue = another.length > 0;
+      }
       let slotAt = slotAt0;
       if (campaign && rows.length > 0) {
         const slots = takeSlots(slotAt0, cps, now, rows.length);
