@@ -6,10 +6,9 @@
  * comes exactly when the test wants: after the new engine is up, or while no engine is connected.
  */
 import { expect } from 'chai';
-import type { AutocallJobView } from '../../src/autocalls/index.ts';
 import type { AriChannel } from '../../src/ari/types.ts';
 import { startEngine, type Engine } from '../../src/main.ts';
-import { apiRequest } from '../support/api.ts';
+import { autocallClient } from '../support/autocalls.ts';
 import { startTestBed, type TestBed } from '../support/engine.ts';
 import { until } from '../support/until.ts';
 
@@ -34,19 +33,10 @@ describe('notification calls with answering-machine detection across an engine r
     return bed;
   };
   /** The API of the engine running now (the restarted one once there is one). */
-  const api = <T = Record<string, unknown>>(path: string, body?: unknown) =>
-    apiRequest<T>((restarted ?? bed.engine).httpUrl, path, { body });
-  const create = async (body: Record<string, unknown>): Promise<number> => {
-    const res = await api<AutocallJobView>('/v1/autocalls', body);
-    expect(res.status, JSON.stringify(res.body)).to.equal(202);
-    return res.body.id;
-  };
-  const jobOf = async (id: number): Promise<AutocallJobView> =>
-    (await api<AutocallJobView>(`/v1/autocalls/${id}`)).body;
-  const finalJob = async (id: number, status: string): Promise<AutocallJobView> => {
-    await until(async () => (await jobOf(id)).status === status, `job ${id} ${status}`, 20_000);
-    return jobOf(id);
-  };
+  const { create, jobOf, finalJob } = autocallClient(
+    () => (restarted ?? bed.engine).httpUrl,
+    20_000,
+  );
   /** The customer channel, once AMD() listens to it in the crm-amd context. */
   const inAmd = async (): Promise<AriChannel> => {
     let channel: AriChannel | undefined;

@@ -6,8 +6,8 @@
  * end of the call.
  */
 import { expect } from 'chai';
-import type { AutocallJobView } from '../../src/autocalls/index.ts';
 import { apiRequest } from '../support/api.ts';
+import { autocallClient } from '../support/autocalls.ts';
 import { startTestBed, type TestBed } from '../support/engine.ts';
 import { pressOnPlayback } from '../support/phone.ts';
 import { until } from '../support/until.ts';
@@ -26,19 +26,7 @@ describe('notification calls with answering-machine detection on the simulator (
     bed = await startTestBed({ AUTOCALL_RING_TIMEOUT_SEC: '5', ...env });
     return bed;
   };
-  const api = <T = Record<string, unknown>>(path: string, body?: unknown) =>
-    apiRequest<T>(bed.engine.httpUrl, path, { body });
-  const create = async (body: Record<string, unknown>): Promise<number> => {
-    const res = await api<AutocallJobView>('/v1/autocalls', body);
-    expect(res.status, JSON.stringify(res.body)).to.equal(202);
-    return res.body.id;
-  };
-  const jobOf = async (id: number): Promise<AutocallJobView> =>
-    (await api<AutocallJobView>(`/v1/autocalls/${id}`)).body;
-  const finalJob = async (id: number, status: string): Promise<AutocallJobView> => {
-    await until(async () => (await jobOf(id)).status === status, `job ${id} ${status}`);
-    return jobOf(id);
-  };
+  const { api, create, finalJob } = autocallClient(() => bed.engine.httpUrl);
   /** The `continue` requests the engine sent to the simulated Asterisk. */
   const continues = () =>
     bed.sim.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/continue'));

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import type { AutocallJobView } from '../../src/autocalls/index.ts';
 import { apiRequest } from '../support/api.ts';
+import { autocallClient } from '../support/autocalls.ts';
 import { startEngine, type Engine } from '../../src/main.ts';
 import { startTestBed, TEST_API_KEY, type TestBed } from '../support/engine.ts';
 import { onPlaybackStarted, pressOnPlayback } from '../support/phone.ts';
@@ -31,19 +32,7 @@ describe('notification calls on the simulator (e2e)', function () {
     });
     return bed;
   };
-  const api = <T = Record<string, unknown>>(path: string, body?: unknown) =>
-    apiRequest<T>(bed.engine.httpUrl, path, { body });
-  const create = async (body: Record<string, unknown>): Promise<number> => {
-    const res = await api<AutocallJobView>('/v1/autocalls', body);
-    expect(res.status, JSON.stringify(res.body)).to.equal(202);
-    return res.body.id;
-  };
-  const jobOf = async (id: number): Promise<AutocallJobView> =>
-    (await api<AutocallJobView>(`/v1/autocalls/${id}`)).body;
-  const finalJob = async (id: number, status: string): Promise<AutocallJobView> => {
-    await until(async () => (await jobOf(id)).status === status, `job ${id} ${status}`);
-    return jobOf(id);
-  };
+  const { api, create, jobOf, finalJob } = autocallClient(() => bed.engine.httpUrl);
 
   it('confirm pressed: the message plays to its end, delivered with digit 1, a call record and webhooks', async () => {
     await start();
