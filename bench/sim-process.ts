@@ -17,11 +17,6 @@
  *   writes it to `file`. Answered with `{type:'profile', id}`.
  * - `{type:'webhooks', id}`: answered with `{type:'webhooks', id, total}`: every webhook the CRM
  *   stub received since the process started (bench/api.ts, whose calls are not placed here).
- * - `{type:'stream-open', id, url, tokens}`: open one live stream socket (`GET /v1/stream`) per
- *   operator token, as the operators' browsers would; answered with
- *   `{type:'stream-opened', id, opened, failed}` once every socket is synced. From then on each
- *   load report carries the stream latency of its calls (`streamMs`).
- * - `{type:'stream-close', id}`: close them; answered with `{type:'stream-closed', id, messages}`.
  * - `{type:'close'}`: stop and exit.
  *
  * child → parent: `{type:'ready', url, username, password, crmUrl}` first.
@@ -40,7 +35,6 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { Session } from 'node:inspector/promises';
 import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import WebSocket from 'ws';
 import { startSimulator, type PhoneBehaviour } from '../src/simulator/index.ts';
 
 /** What a load order asks for. Durations are real milliseconds unless named `Sim`. */
@@ -84,13 +78,6 @@ export interface LoadReport {
   popMs: number[];
   /** Calls of this order that rang but got no `call.ringing` webhook. */
   popMissing: number;
-  /**
-   * With stream sockets open: from the simulator handing `Dial RINGING` to the `call.ringing`
-   * message arriving on the ringing operator's socket, ms, per call that rang.
-   */
-  streamMs: number[];
-  /** Calls that rang but whose `call.ringing` reached no socket before the call was done. */
-  streamMissing: number;
   /** Webhooks received during the order, by event type. */
   webhooks: Record<string, number>;
   /** Calls whose `call.ended` carried a `recordingUrl`. */
@@ -123,8 +110,6 @@ export interface PopSample {
   ringingAt: number;
   /** The `call.ringing` webhook arrived. */
   webhookAt: number;
-  /** The `call.ringing` message arrived on a live stream socket (with sockets open). */
-  streamAt?: number;
 }
 
 type Command =
@@ -133,8 +118,6 @@ type Command =
   | { type: 'pop-samples'; id: number }
   | { type: 'profile'; id: number; action: 'start' | 'stop'; file?: string }
   | { type: 'webhooks'; id: number }
-  | { type: 'stream-open'; id: number; url: string; tokens: string[] }
-  | { type: 'stream-close'; id: number }
   | { type: 'close' };
 
 interface TrackedCall {
@@ -143,8 +126,6 @@ interface TrackedCall {
   channelId?: string;
   ringingAt?: number;
   popAt?: number;
-  /** The `call.ringing` message arrived on a stream socket. */
-  streamAt?: number;
   /** Stays up until `release`. */
   held: boolean;
   /** Already counted done for its current order. */
@@ -308,8 +289,6 @@ function emptyReport(id: number): LoadReport {
     completingMs: 0,
     popMs: [],
     popMissing: 0,
-    streamMs: [],
-    streamMissing: 0,
     webhooks: {},
     recorded: 0,
     routeLookups: 0,
@@ -331,13 +310,8 @@ function callDone(call: TrackedCall, now: number): void {
         from: call.from,
         ringingAt: call.ringingAt,
         webhookAt: call.popAt,
-        ...(call.streamAt === undefined ? {} : { streamAt: call.streamAt }),
       });
     } else order.report.popMissing++;
-    if (streamSockets.length > 0) {
-      if (call.streamAt !== undefined) order.report.streamMs.push(call.streamAt - call.ringingAt);
-      else order.report.streamMissing++;
-    }
   }
   // Sampled once per call: a held call is done at its answer, its end belongs to the release.
   call.ringingAt = undefined;
@@ -497,67 +471,6 @@ function release(id: number): void {
   if (held.length === 0) order.finish();
 }
 
-// ---------------------------------------------------------------------------------------------
-// Operators' browsers: live stream sockets.
-// ---------------------------------------------------------------------------------------------
-
-const streamSockets: WebSocket[] = [];
-let streamMessages = 0;
-
-function onStreamMessage(data: Buffer): void {
-  streamMessages++;
-  // Only ringing messages are parsed: the others are counted.
-  if (!data.includes('"type":"call.ringing"')) return;
-  const now = absNow();
-  const message = JSON.parse(data.toString('utf8')) as { data?: { from?: string } };
-  const from = message.data?.from;
-  const call = from === undefined ? undefined : calls.get(from);
-  if (call && call.streamAt === undefined) call.streamAt = now;
-}
-
-async function openStreams(
-  url: string,
-  tokens: string[],
-): Promise<{ opened: number; failed: number }> {
-  let failed = 0;
-  // In batches, as browsers of a call centre would arrive (not 1000 handshakes at once).
-  for (let i = 0; i < tokens.length; i += 50) {
-    await Promise.all(
-      tokens.slice(i, i + 50).map(
-        (token) =>
-          new Promise<void>((resolve) => {
-            const ws = new WebSocket(`${url}?token=${encodeURIComponent(token)}`);
-            ws.on('message', (data: Buffer) => {
-              if (data.includes('"type":"stream.synced"')) {
-                streamSockets.push(ws);
-                resolve();
-              } else onStreamMessage(data);
-            });
-            ws.once('error', () => {
-              failed++;
-              resolve();
-            });
-            ws.once('close', () => resolve());
-          }),
-      ),
-    );
-  }
-  streamMessages = 0;
-  return { opened: streamSockets.length, failed };
-}
-
-async function closeStreams(): Promise<number> {
-  const sockets = streamSockets.splice(0);
-  await Promise.all(
-    sockets.map((ws) => {
-      const closed = once(ws, 'close');
-      ws.close();
-      return closed;
-    }),
-  );
-  return streamMessages;
-}
-
 let session: Session | undefined;
 
 /** CPU profile of this process (`start`, then `stop` writes the .cpuprofile to `file`). */
@@ -594,16 +507,6 @@ process.on('message', (message: Command) => {
       break;
     case 'webhooks':
       process.send!({ type: 'webhooks', id: message.id, total: webhooksReceived });
-      break;
-    case 'stream-open':
-      void openStreams(message.url, message.tokens).then((result) =>
-        process.send!({ type: 'stream-opened', id: message.id, ...result }),
-      );
-      break;
-    case 'stream-close':
-      void closeStreams().then((messages) =>
-        process.send!({ type: 'stream-closed', id: message.id, messages }),
-      );
       break;
     case 'close':
       crm.closeAllConnections();

@@ -159,6 +159,13 @@ export interface CallContext {
   flow: FlowName;
   log: Logger;
   tail: Promise<void>;
+  /**
+   * Steps queued or running in the per-call chain that may change the call (everything but
+   * a leg's set-up on its StasisStart and the events that can only mark a leg ringing): while
+   * there are none, a leg's ringing is announced at once instead of in its turn
+   * (`CallRuntime.handleEvent`).
+   */
+  changingSteps: number;
   route?: Route;
   /** Extensions still to try (sequential strategy). */
   pending: string[];

@@ -15,6 +15,11 @@
  * Concurrency: events of one call are handled one at a time, in arrival order (a per-call promise
  * chain), so a flow never sees half-applied state. Long waits (the CRM lookup, a greeting, the
  * period between operator tries) happen outside that chain; every step re-checks the phase.
+ * One exception keeps the screen pop fast: a leg's ringing (`ChannelStateChange` Ringing,
+ * `Dial` RINGING) is announced on arrival when the only steps ahead of it are legs' set-up
+ * (a leg's StasisStart waiting for ARI's answer to its `dial`, a click-to-call originate) and
+ * other ringing signals, none of which can make the ringing wrong; its own turn in the chain
+ * then finds it done.
  */
 import { randomUUID } from 'node:crypto';
 import type { Counter, Gauge } from 'prom-client';
@@ -157,7 +162,25 @@ export class CallRuntime {
     if (!channelId) return;
     const ctx = this.byChannel.get(channelId);
     if (!ctx) return;
-    void this.run(ctx, () => this.onChannelEvent(ctx, channelId, event));
+    const leg = ctx.call.legs.get(channelId);
+    const quiet = leg !== undefined && leg.role !== 'caller' && isQuietLegEvent(event, channelId);
+    if (quiet && ctx.changingSteps === 0 && isRingingSignal(event, channelId))
+      this.ringingNow(ctx, leg);
+    void this.run(
+      ctx,
+      () => this.onChannelEvent(ctx, channelId, event),
+      quiet ? 'quiet' : 'change',
+    );
+  }
+
+  /**
+   * Announce a leg's ringing now, outside the per-call chain (see the header): nothing queued
+   * before it may change the call. Otherwise (or when it is no news) its turn in the chain does.
+   */
+  private ringingNow(ctx: CallContext, leg: Leg): void {
+    if (leg.hangupRequested || !this.markRinging(ctx, leg)) return;
+    this.deps.journal?.record(ctx.call);
+    this.notifyWatchers(ctx);
   }
 
   /**
@@ -172,7 +195,7 @@ export class CallRuntime {
     }
     const ctx = this.byChannel.get(channel.id);
     if (ctx) {
-      void this.run(ctx, () => this.onLegStasisStart(ctx, channel.id, args));
+      void this.run(ctx, () => this.onLegStasisStart(ctx, channel.id, args), 'leg-setup');
       return;
     }
     this.deps.logger.warn('channel entered Stasis for no known call; hanging it up', {
@@ -201,6 +224,7 @@ export class CallRuntime {
         anchorChannelId ? { callId: call.id, channelId: anchorChannelId } : { callId: call.id },
       ),
       tail: Promise.resolve(),
+      changingSteps: 0,
       pending: [],
       ringTimeoutSec: this.deps.options.defaultRingTimeoutSec,
       anchorChannelId,
@@ -540,7 +564,12 @@ export class CallRuntime {
 
   /** `Dial RINGING` of a leg: `call.ringing` for an operator (the screen pop). */
   async onLegRinging(ctx: CallContext, leg: Leg): Promise<void> {
-    if (leg.ringing || leg.answered || leg.ended) return;
+    this.markRinging(ctx, leg);
+  }
+
+  /** Mark the leg ringing and announce an operator's; false when that was no news. */
+  private markRinging(ctx: CallContext, leg: Leg): boolean {
+    if (leg.ringing || leg.answered || leg.ended) return false;
     leg.ringing = true;
     ctx.log.info('leg ringing', {
       legChannelId: leg.channelId,
@@ -549,6 +578,7 @@ export class CallRuntime {
     });
     if (leg.role === 'operator' && (ctx.call.phase === 'dialing' || this.isTransferLeg(ctx, leg)))
       this.deps.notifier.ringing(ctx.call, leg);
+    return true;
   }
 
   /** `Dial ANSWER` of a leg: the transfer target, the flow's answer, or too late. */
@@ -858,13 +888,24 @@ export class CallRuntime {
 
   /**
    * Run `step` after the call's earlier steps; a failure ends the call and is never thrown.
-   * After each step the call goes to the journal (the store) and its watchers.
+   * After each step the call goes to the journal (the store) and its watchers. `kind`: `change`
+   * (default) for a step that may change the call; `leg-setup` for a step that dials a leg or
+   * hangs it up (a leg's StasisStart, a click-to-call originate) and `quiet` for an event that
+   * can at most mark a leg ringing: those two let a ringing signal be announced ahead of them
+   * (see the header).
    */
-  run(ctx: CallContext, step: () => Promise<void> | void): Promise<void> {
+  run(
+    ctx: CallContext,
+    step: () => Promise<void> | void,
+    kind: 'change' | 'leg-setup' | 'quiet' = 'change',
+  ): Promise<void> {
+    const changing = kind === 'change';
+    if (changing) ctx.changingSteps++;
     const next = ctx.tail
       .then(step)
       .catch((err: unknown) => this.fail(ctx, err))
       .then(() => {
+        if (changing) ctx.changingSteps--;
         this.deps.journal?.record(ctx.call);
         this.notifyWatchers(ctx);
       });
@@ -940,6 +981,22 @@ export function isGone(err: unknown): boolean {
 }
 
 /** The channel an event is about: `channel`, or `peer` for Dial events. */
+/**
+ * An event of an engine leg (not the caller) that can at most mark the leg ringing: a `Dial`
+ * other than ANSWER, a `ChannelStateChange` other than Up (see `onChannelEvent`).
+ */
+function isQuietLegEvent(event: AriEvent, channelId: string): boolean {
+  if (event.type === 'Dial') return event.peer.id === channelId && event.dialstatus !== 'ANSWER';
+  if (event.type === 'ChannelStateChange') return event.channel.state !== 'Up';
+  return false;
+}
+
+/** `Dial` RINGING or `ChannelStateChange` Ringing of the leg: its phone rings. */
+function isRingingSignal(event: AriEvent, channelId: string): boolean {
+  if (event.type === 'Dial') return event.peer.id === channelId && event.dialstatus === 'RINGING';
+  return event.type === 'ChannelStateChange' && event.channel.state === 'Ringing';
+}
+
 function channelIdOf(event: AriEvent): string | undefined {
   if ('channel' in event && event.channel) return event.channel.id;
   if (event.type === 'Dial') return event.peer.id;

@@ -676,11 +676,11 @@ export class Pbx implements MediaHost {
     const b = attempt.behaviour;
     switch (b.mode) {
       case 'answer':
-        if (!alreadyRinging) this.ringing(ch, attempt);
+        if (!alreadyRinging) this.ringSoon(ch, attempt);
         attempt.timers.push(this.channelTimer(ch, b.answerAfterMs, () => this.answerOutgoing(ch)));
         return;
       case 'ring':
-        if (!alreadyRinging) this.ringing(ch, attempt);
+        if (!alreadyRinging) this.ringSoon(ch, attempt);
         return;
       case 'busy':
         attempt.timers.push(
@@ -702,6 +702,15 @@ export class Pbx implements MediaHost {
         );
         return;
     }
+  }
+
+  /**
+   * The phone's 180 Ringing comes a SIP round trip after the INVITE, so after ARI answered the
+   * `dial` or the originate (trace inbound-answered: the `dial`'s 204, then `Dial` RINGING 2 ms
+   * later): the next timer turn, never in the request's own turn.
+   */
+  private ringSoon(ch: SimChannel, attempt: DialAttempt): void {
+    attempt.timers.push(this.channelTimer(ch, 0, () => this.ringing(ch, attempt)));
   }
 
   /** 180 Ringing: order as in the traces (ARI dial and trunk originate: state first; extension originate: Dial first). */

@@ -281,6 +281,13 @@ describe('live stream reconnects under heavy call traffic (e2e)', function () {
     await flips;
     await engine.calls.settled();
     await engine.journal.flush();
+    // Presence follows the phones a moment after the calls (device states, its own writes):
+    // every phone idle and every change stored before the outbox is read as final.
+    await until(
+      () => engine.presence.list().every((o) => o.state === 'idle'),
+      'every phone idle again',
+    );
+    await engine.presence.flush();
 
     const feed = await readFeed(url, start);
     expect(new Set(feed.map((e) => e.id)).size, 'no event stored twice').to.equal(feed.length);

@@ -79,7 +79,7 @@ export class ClickToCallFlow implements Flow {
       requestedBy: request.requestedBy,
     });
     this.rt.deps.notifier.started(call);
-    void this.rt.run(ctx, () => this.originateOperator(ctx));
+    void this.rt.run(ctx, () => this.originateOperator(ctx), 'leg-setup');
     return snapshotCall(call, now);
   }
 
@@ -164,7 +164,7 @@ export class ClickToCallFlow implements Flow {
       });
       ctx.retryTimer = setTimeout(() => {
         ctx.retryTimer = undefined;
-        void this.rt.run(ctx, () => this.originateOperator(ctx));
+        void this.rt.run(ctx, () => this.originateOperator(ctx), 'leg-setup');
       }, c2c.triesPeriodSec * 1000);
       return;
     }

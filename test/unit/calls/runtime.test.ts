@@ -12,16 +12,21 @@ import { CallNotifier } from '../../../src/calls/notifier.ts';
 import { CallRuntime } from '../../../src/calls/runtime.ts';
 import type { CallContext, Flow } from '../../../src/calls/context.ts';
 import type { Leg } from '../../../src/calls/model.ts';
+import type { LifecycleEvent } from '../../../src/events/types.ts';
 import { ariChannel, ev } from '../../ari/support/events.ts';
 
-function runtimeWith(hangup: sinon.SinonStub): CallRuntime {
+function runtimeWith(
+  hangup: sinon.SinonStub,
+  extra: { dial?: sinon.SinonStub; events?: LifecycleEvent[] } = {},
+): CallRuntime {
   const logger = createSilentLogger();
-  const gateway = { channels: { hangup } } as unknown as AriGateway;
+  const gateway = { channels: { hangup, dial: extra.dial } } as unknown as AriGateway;
+  const sinks = extra.events ? [{ enqueue: (e: LifecycleEvent) => extra.events!.push(e) }] : [];
   return new CallRuntime(
     {
       gateway,
       routes: { lookup: () => Promise.reject(new Error('no CRM in this test')) },
-      notifier: new CallNotifier([], logger),
+      notifier: new CallNotifier(sinks, logger),
       logger,
       registry: new Registry(),
       options: {
@@ -111,5 +116,75 @@ describe('call runtime: flows registered by Stasis role', () => {
     rt.registerFlow(new ProbeFlow(rt));
     rt.handleEvent(ev.stasisStart('ch-9', ['inbound', '74951234567']));
     expect(hangup.calledOnceWith('ch-9')).to.equal(true);
+  });
+});
+
+/** `Dial` RINGING of the dialled leg `id`, as Asterisk sends it once the phone sends 180. */
+function dialRinging(id: string): AriEvent {
+  return {
+    timestamp: '2026-11-21T16:05:33.399+0000',
+    application: 'crm-app',
+    type: 'Dial',
+    dialstatus: 'RINGING',
+    forward: '',
+    dialstring: '',
+    peer: ariChannel(id, 'Ringing'),
+  };
+}
+
+describe('call runtime: the screen pop does not wait for ARI answers', () => {
+  /**
+   * A call of the probe flow dialling operator 101: the leg's StasisStart runs its set-up
+   * step, which waits for the `dial` answer `release` resolves.
+   */
+  async function dialling(): Promise<{
+    rt: CallRuntime;
+    ctx: CallContext;
+    leg: Leg;
+    events: LifecycleEvent[];
+    releaseDial: () => void;
+  }> {
+    const events: LifecycleEvent[] = [];
+    let releaseDial!: () => void;
+    const dial = sinon.stub().returns(new Promise<void>((resolve) => (releaseDial = resolve)));
+    const rt = runtimeWith(sinon.stub().resolves(), { dial, events });
+    const probe = new ProbeFlow(rt);
+    rt.registerFlow(probe);
+    rt.handleEvent(ev.stasisStart('ch-1', ['probe', '42']));
+    const ctx = probe.started[0]!.ctx;
+    ctx.call.phase = 'dialing';
+    const leg = rt.addEngineLeg(ctx, 'operator', 'PJSIP/101', '101');
+    leg.created = true;
+    rt.handleEvent(ev.stasisStart(leg.channelId, ['operator', ctx.call.id]));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(dial.calledOnce, 'the leg is dialled').to.equal(true);
+    return { rt, ctx, leg, events, releaseDial };
+  }
+
+  const ringings = (events: LifecycleEvent[]) => events.filter((e) => e.type === 'call.ringing');
+
+  it("announces call.ringing as the event arrives, while the leg's dial request is still unanswered", async () => {
+    const { rt, ctx, leg, events, releaseDial } = await dialling();
+    // Asterisk may report the ringing before its answer to the `dial` is read (a loaded engine).
+    rt.handleEvent(ev.stateChange(leg.channelId, 'Ringing'));
+    rt.handleEvent(dialRinging(leg.channelId));
+    expect(ringings(events), 'announced before the dial answer').to.have.length(1);
+    expect(ringings(events)[0]!.data).to.include({ extension: '101', from: ctx.call.from });
+    releaseDial();
+    await ctx.tail;
+    expect(ringings(events), 'announced once').to.have.length(1);
+    expect(leg.ringing).to.equal(true);
+  });
+
+  it('keeps the ringing in its turn behind a change of the call: the caller hung up first', async () => {
+    const { rt, ctx, leg, events, releaseDial } = await dialling();
+    rt.handleEvent(ev.stasisEnd('ch-1')); // the caller abandons before the phone rings
+    rt.handleEvent(dialRinging(leg.channelId));
+    expect(ringings(events), 'not ahead of the hang-up').to.have.length(0);
+    releaseDial();
+    await ctx.tail;
+    expect(ctx.call.phase).to.equal('ended');
+    expect(ringings(events), 'no screen pop for an abandoned call').to.have.length(0);
+    expect(events.map((e) => e.type)).to.include('call.ended');
   });
 });
