@@ -980,7 +980,6 @@ export function isGone(err: unknown): boolean {
   return err instanceof AriBadRequestError && /^Channel not found$/i.test(err.asteriskMessage);
 }
 
-/** The channel an event is about: `channel`, or `peer` for Dial events. */
 /**
  * An event of an engine leg (not the caller) that can at most mark the leg ringing: a `Dial`
  * other than ANSWER, a `ChannelStateChange` other than Up (see `onChannelEvent`).
@@ -997,6 +996,7 @@ function isRingingSignal(event: AriEvent, channelId: string): boolean {
   return event.type === 'ChannelStateChange' && event.channel.state === 'Ringing';
 }
 
+/** The channel an event is about: `channel`, or `peer` for Dial events. */
 function channelIdOf(event: AriEvent): string | undefined {
   if ('channel' in event && event.channel) return event.channel.id;
   if (event.type === 'Dial') return event.peer.id;
