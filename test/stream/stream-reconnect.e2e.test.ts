@@ -254,6 +254,15 @@ describe('live stream reconnects under heavy call traffic (e2e)', function () {
       injected.push(sim.injectInboundCall({ from: String(79260000000 + n), to: DID }));
       if (n % 25 === 24) await new Promise((resolve) => setTimeout(resolve, 50));
       if (n === CALLS / 2) {
+        // Cancelled while some of its jobs are being called (their attempts end afterwards).
+        await until(
+          () =>
+            crm.webhooks.some(
+              (w) => w.body.type === 'call.started' && w.body.data.direction === 'out',
+            ),
+          'the campaign calling',
+          20_000,
+        );
         const cancel = await apiRequest(url, `/v1/campaigns/${campaign.body.id}/cancel`, {
           method: 'POST',
         });
