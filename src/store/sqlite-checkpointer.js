@@ -16,12 +16,10 @@ import process from 'node:process';
 import { clearInterval, setInterval } from 'node:timers';
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { STORE_THREAD_NICE, lowerThreadPriority } from './thread-priority.js';
 
 const port = parentPort;
 if (!port) throw new Error('sqlite-checkpointer.js must run in a worker thread');
 const options = /** @type {{ filename: string, intervalMs: number }} */ (workerData);
-lowerThreadPriority(STORE_THREAD_NICE);
 
 /** @type {import('better-sqlite3').Database} */
 let db;

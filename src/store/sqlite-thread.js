@@ -21,7 +21,6 @@
 import process from 'node:process';
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { STORE_THREAD_NICE, lowerThreadPriority } from './thread-priority.js';
 
 /**
  * @typedef {{ filename: string, synchronous: 'normal' | 'full', busyTimeoutMs: number, walAutocheckpointPages?: number }} ThreadOptions
@@ -32,7 +31,6 @@ import { STORE_THREAD_NICE, lowerThreadPriority } from './thread-priority.js';
 const port = parentPort;
 if (!port) throw new Error('sqlite-thread.js must run in a worker thread');
 const options = /** @type {ThreadOptions} */ (workerData);
-lowerThreadPriority(STORE_THREAD_NICE);
 
 /** @param {unknown} err @param {number} [index] */
 function describe(err, index) {
