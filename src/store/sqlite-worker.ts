@@ -62,6 +62,11 @@ export interface BatchOptions {
   place?: StreamPlace;
   /** Write even though an earlier batch of the stream failed, and clear that state. */
   resume?: boolean;
+  /**
+   * The batch's place in the connection's line, from {@link SqliteWorkerDriver.reserveConnection}
+   * (taken when the batch was asked for); without it the batch queues when it is sent.
+   */
+  ticket?: MutexTicket;
 }
 
 /** What the SQLite thread is started with (its `workerData`: plain data only). */
@@ -249,26 +254,63 @@ class Checkpointer {
 }
 
 /**
+ * A place in a {@link ConnectionMutex}'s line, taken before its holder is ready to use the
+ * connection: `acquire` resolves once every earlier place was released; `cancel` gives up a place
+ * never acquired. Every place must be acquired (then unlocked) or cancelled, or the line stops.
+ */
+export interface MutexTicket {
+  acquire(): Promise<void>;
+  cancel(): void;
+}
+
+/**
  * A single-connection mutex, as in Kysely's SqliteDriver (also used by src/store/write-batch.ts),
- * first come first served: `unlock` hands the connection to the oldest waiter, so no later
- * `lock` can overtake it (write batches of a stream rely on their order).
+ * first come first served: the connection goes to places in the order they were taken, so no
+ * later `lock` can overtake an earlier one (write batches of a stream rely on their order). A
+ * place can be taken ahead of use ({@link reserve}): a write batch takes its place when it is
+ * asked for, before its statements are collected, so that a batch asked for later (the webhook
+ * queue settling an event the journal handed on early) never reaches the thread first.
  */
 export class ConnectionMutex {
-  private locked = false;
-  private readonly waiters: Array<() => void> = [];
+  private held = false;
+  private readonly line: Array<{ grant?: () => void; cancelled: boolean }> = [];
+
+  /** Take the next place in line now; use it later (see {@link MutexTicket}). */
+  reserve(): MutexTicket {
+    const place: { grant?: () => void; cancelled: boolean } = { cancelled: false };
+    this.line.push(place);
+    return {
+      acquire: () =>
+        new Promise<void>((resolve) => {
+          place.grant = resolve;
+          this.next();
+        }),
+      cancel: () => {
+        if (place.grant) return; // acquired: unlock it instead
+        place.cancelled = true;
+        this.next();
+      },
+    };
+  }
 
   lock(): Promise<void> {
-    if (!this.locked) {
-      this.locked = true;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => this.waiters.push(resolve));
+    return this.reserve().acquire();
   }
 
   unlock(): void {
-    const next = this.waiters.shift();
-    if (next) next();
-    else this.locked = false;
+    this.held = false;
+    this.next();
+  }
+
+  /** Hand the connection to the first place in line, once it asks for it. */
+  private next(): void {
+    if (this.held) return;
+    while (this.line[0]?.cancelled) this.line.shift();
+    const first = this.line[0];
+    if (!first?.grant) return;
+    this.line.shift();
+    this.held = true;
+    first.grant();
   }
 }
 
@@ -540,6 +582,15 @@ export class SqliteWorkerDriver implements Driver {
   }
 
   /**
+   * Take the batch's place in the connection's line now, synchronously: give it to {@link batch}
+   * (`options.ticket`), or cancel it when the batch is not sent. Batches then reach the thread in
+   * the order they were asked for, whatever their collecting and their stream turns took.
+   */
+  reserveConnection(): MutexTicket {
+    return this.mutex.reserve();
+  }
+
+  /**
    * A batch of `stream` failed before it could be sent (its statements could not be collected):
    * the stream's later batches are refused until one resumes it.
    */
@@ -564,12 +615,15 @@ export class SqliteWorkerDriver implements Driver {
    *   transaction was rolled back; StreamBrokenError (see above)
    */
   async batch(ops: readonly SqliteOp[], options: BatchOptions = {}): Promise<number[]> {
-    const { stream, place } = options;
-    if (ops.length === 0 && stream === undefined) return [];
+    const { stream, place, ticket } = options;
+    if (ops.length === 0 && stream === undefined) {
+      ticket?.cancel();
+      return [];
+    }
     let answer: Promise<OpResult[]>;
     try {
       if (place) await place.turn;
-      await this.mutex.lock();
+      await (ticket ? ticket.acquire() : this.mutex.lock());
       try {
         const thread = await this.usableThread();
         if (stream !== undefined) this.streams.admit(stream, options.resume === true);

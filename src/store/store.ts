@@ -382,13 +382,16 @@ export function createStore(options: StoreOptions): Store {
         }
       }
       const { driver } = sqlite.dialect;
-      // The place is taken now, in call order; collecting the statements awaits.
+      // The places are taken now, in call order (in the stream, in the connection's line);
+      // collecting the statements awaits.
       const place = stream === undefined ? undefined : driver.reserve(stream);
+      const ticket = driver.reserveConnection();
       let collected;
       const tracked = trackAppends();
       try {
         collected = await sqlite.batches.collect((trx) => fn(bind(trx, tracked.hooks)));
       } catch (err) {
+        ticket.cancel();
         dropAppends(tracked);
         if (place) {
           // Nothing of it is sent: the stream's later batches must not be written either.
@@ -402,6 +405,7 @@ export function createStore(options: StoreOptions): Store {
         await driver.batch(collected.ops, {
           ...(stream === undefined ? {} : { stream, resume }),
           ...(place ? { place } : {}),
+          ticket,
         });
       } catch (err) {
         dropAppends(tracked);

@@ -153,6 +153,46 @@ forEachDialect('store: write batches', ({ store, dialect }) => {
   });
 
   if (dialect === 'sqlite') {
+    it('batches reach SQLite in the order they were asked for, also behind a stream turn', async () => {
+      // The journal's second batch (an event) waits for its stream turn behind the first, which
+      // waits for the connection (a transaction holds it). A batch asked for after both (the
+      // webhook queue recording the delivery of that event, handed on early from the journal
+      // log) must not overtake it: its row references the event (a foreign key).
+      const call = endedCall();
+      const [event] = callEvents(call.id, 1);
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let holding!: () => void;
+      const holds = new Promise<void>((resolve) => (holding = resolve));
+      const transaction = store().transaction(async (repos) => {
+        await repos.calls.getCall(call.id);
+        holding();
+        await held;
+      });
+      await holds;
+      const first = store().writeBatch((repos) => repos.calls.upsertCall(call), {
+        stream: 'journal',
+      });
+      const second = store().writeBatch(
+        (repos) => repos.events.appendEvents([event!], Date.now()),
+        { stream: 'journal' },
+      );
+      await new Promise((resolve) => setImmediate(resolve));
+      const later = store().writeBatch((repos) =>
+        repos.events.recordAttempt({
+          eventId: event!.id,
+          attempt: 1,
+          outcome: 'delivered',
+          statusCode: 204,
+          durationMs: 3,
+        }),
+      );
+      release();
+      await transaction;
+      await Promise.all([first, second, later]);
+      expect((await store().events.getEvent(event!.id))?.attempts).to.equal(1);
+    });
+
     it('a batch cannot read: the read throws WriteBatchError and nothing is written', async () => {
       const call = endedCall();
       let error: unknown;
