@@ -63,8 +63,8 @@ export interface BatchOptions {
   /** Write even though an earlier batch of the stream failed, and clear that state. */
   resume?: boolean;
   /**
-   * The batch's place in the connection's line, from {@link SqliteWorkerDriver.reserveConnection}
-   * (taken when the batch was asked for); without it the batch queues when it is sent.
+   * The batch's place among the batches, from {@link SqliteWorkerDriver.reserveBatch} (taken
+   * when the batch was asked for); without it the batch queues when it is sent.
    */
   ticket?: MutexTicket;
 }
@@ -267,9 +267,9 @@ export interface MutexTicket {
  * A single-connection mutex, as in Kysely's SqliteDriver (also used by src/store/write-batch.ts),
  * first come first served: the connection goes to places in the order they were taken, so no
  * later `lock` can overtake an earlier one (write batches of a stream rely on their order). A
- * place can be taken ahead of use ({@link reserve}): a write batch takes its place when it is
- * asked for, before its statements are collected, so that a batch asked for later (the webhook
- * queue settling an event the journal handed on early) never reaches the thread first.
+ * place can be taken ahead of use ({@link reserve}): the driver's line of batches does, so that
+ * a batch asked for later (the webhook queue recording the delivery of an event the journal
+ * handed on early) never reaches the thread before an earlier one still being collected.
  */
 export class ConnectionMutex {
   private held = false;
@@ -493,6 +493,8 @@ function toQueryResult<R>(result: OpResult): QueryResult<R> {
  */
 export class SqliteWorkerDriver implements Driver {
   private readonly mutex = new ConnectionMutex();
+  /** The order batches are sent in: the order they were asked for ({@link reserveBatch}). */
+  private readonly batchLine = new ConnectionMutex();
   /** Order and broken state of the write streams (see {@link batch}). */
   private readonly streams = new WriteStreams();
   private thread: Promise<SqliteThread> | undefined;
@@ -582,12 +584,14 @@ export class SqliteWorkerDriver implements Driver {
   }
 
   /**
-   * Take the batch's place in the connection's line now, synchronously: give it to {@link batch}
+   * Take the batch's place among the batches now, synchronously: give it to {@link batch}
    * (`options.ticket`), or cancel it when the batch is not sent. Batches then reach the thread in
    * the order they were asked for, whatever their collecting and their stream turns took.
+   * Queries and transactions do not wait for batches still being collected: they only queue
+   * for the connection, as before.
    */
-  reserveConnection(): MutexTicket {
-    return this.mutex.reserve();
+  reserveBatch(): MutexTicket {
+    return this.batchLine.reserve();
   }
 
   /**
@@ -623,18 +627,23 @@ export class SqliteWorkerDriver implements Driver {
     let answer: Promise<OpResult[]>;
     try {
       if (place) await place.turn;
-      await (ticket ? ticket.acquire() : this.mutex.lock());
+      await (ticket ? ticket.acquire() : this.batchLine.lock());
       try {
-        const thread = await this.usableThread();
-        if (stream !== undefined) this.streams.admit(stream, options.resume === true);
-        // Posted before send() returns: the next place of the stream may go now.
-        answer = thread.send<OpResult[]>({
-          kind: 'batch',
-          ops,
-          ...(stream === undefined ? {} : { stream, resume: options.resume === true }),
-        });
+        await this.mutex.lock();
+        try {
+          const thread = await this.usableThread();
+          if (stream !== undefined) this.streams.admit(stream, options.resume === true);
+          // Posted before send() returns: the next place of the stream may go now.
+          answer = thread.send<OpResult[]>({
+            kind: 'batch',
+            ops,
+            ...(stream === undefined ? {} : { stream, resume: options.resume === true }),
+          });
+        } finally {
+          this.mutex.unlock();
+        }
       } finally {
-        this.mutex.unlock();
+        this.batchLine.unlock();
       }
     } catch (err) {
       // Not sent (no thread, or refused): later batches of the stream must not be written.

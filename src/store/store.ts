@@ -382,10 +382,10 @@ export function createStore(options: StoreOptions): Store {
         }
       }
       const { driver } = sqlite.dialect;
-      // The places are taken now, in call order (in the stream, in the connection's line);
-      // collecting the statements awaits.
+      // The places are taken now, in call order (in the stream, among the batches); collecting
+      // the statements awaits.
       const place = stream === undefined ? undefined : driver.reserve(stream);
-      const ticket = driver.reserveConnection();
+      const ticket = driver.reserveBatch();
       let collected;
       const tracked = trackAppends();
       try {
