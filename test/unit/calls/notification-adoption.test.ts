@@ -8,15 +8,14 @@
  */
 import { expect } from 'chai';
 import sinon from 'sinon';
-import { Registry } from 'prom-client';
 import type { AriChannel, AriEvent, AriEventListener, AriGateway } from '../../../src/ari/types.ts';
 import type { AttemptOutcome } from '../../../src/autocalls/model.ts';
 import type { DialJob } from '../../../src/autocalls/dialer.ts';
-import { CallNotifier } from '../../../src/calls/notifier.ts';
 import { CallService } from '../../../src/calls/service.ts';
 import { createSilentLogger } from '../../../src/logging/logger.ts';
 import type { UnfinishedCallRecord } from '../../../src/store/calls.ts';
 import { ev } from '../../ari/support/events.ts';
+import { unitCallDeps } from '../../support/call-deps.ts';
 
 const CALL_ID = 'call-amd-1';
 const CHANNEL_ID = 'cu-amd-1';
@@ -116,21 +115,9 @@ function restartedService(opts: { listing: AriChannel[]; amdStatus?: string; amd
     },
   } as unknown as AriGateway;
   const logger = createSilentLogger();
-  const service = new CallService({
-    gateway,
-    routes: { lookup: () => Promise.reject(new Error('no CRM in this test')) },
-    notifier: new CallNotifier([], logger),
-    logger,
-    registry: new Registry(),
-    options: {
-      operatorEndpoint: 'PJSIP/{extension}',
-      callerIdPrefix: '',
-      defaultRingTimeoutSec: 20,
-      outboundRingTimeoutSec: 40,
-      trunks: [],
-      companyCallerId: '74957654321',
-    },
-  });
+  const service = new CallService(
+    unitCallDeps(gateway, { logger, companyCallerId: '74957654321' }),
+  );
   /** An ARI event as the gateway delivers it: to the channel's listeners, then the service. */
   const deliver = (event: AriEvent): void => {
     const id = 'channel' in event ? (event.channel as AriChannel).id : undefined;

@@ -4,7 +4,6 @@
  * channel is originated.
  */
 import { expect } from 'chai';
-import { Registry } from 'prom-client';
 import sinon from 'sinon';
 import type { AriGateway } from '../../../src/ari/types.ts';
 import type { DialJob } from '../../../src/autocalls/dialer.ts';
@@ -20,6 +19,7 @@ import { CallRuntime } from '../../../src/calls/runtime.ts';
 import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 import { createLogger } from '../../../src/logging/logger.ts';
+import { unitCallDeps } from '../../support/call-deps.ts';
 
 describe('notification flow: the message of a job', () => {
   it('turns every form of sound a job accepts into a play media item', () => {
@@ -95,22 +95,11 @@ describe('notification flow: the call is stored before its channel exists', () =
       whenWritten: (_callId: string, written: () => void) => void waiting.push(written),
     };
     const rt = new CallRuntime(
-      {
-        gateway,
-        routes: { lookup: () => Promise.reject(new Error('no CRM in this test')) },
+      unitCallDeps(gateway, {
         notifier: new CallNotifier([], logger, Date.now, journal),
         journal,
         logger,
-        registry: new Registry(),
-        options: {
-          operatorEndpoint: 'PJSIP/{extension}',
-          callerIdPrefix: '',
-          defaultRingTimeoutSec: 20,
-          outboundRingTimeoutSec: 40,
-          trunks: [],
-          companyCallerId: '74950000000',
-        },
-      },
+      }),
       { ended: () => undefined, released: () => undefined },
     );
     const flow = new NotificationFlow(rt, { defaultCallerId: '74950000000' });

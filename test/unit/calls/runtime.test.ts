@@ -5,7 +5,6 @@
  */
 import { expect } from 'chai';
 import sinon from 'sinon';
-import { Registry } from 'prom-client';
 import type { AriChannel, AriEvent, AriGateway } from '../../../src/ari/types.ts';
 import { createSilentLogger } from '../../../src/logging/logger.ts';
 import { CallNotifier } from '../../../src/calls/notifier.ts';
@@ -14,6 +13,7 @@ import type { CallContext, Flow } from '../../../src/calls/context.ts';
 import type { Leg } from '../../../src/calls/model.ts';
 import type { LifecycleEvent } from '../../../src/events/types.ts';
 import { ariChannel, ev } from '../../ari/support/events.ts';
+import { unitCallDeps } from '../../support/call-deps.ts';
 
 function runtimeWith(
   hangup: sinon.SinonStub,
@@ -23,21 +23,7 @@ function runtimeWith(
   const gateway = { channels: { hangup, dial: extra.dial } } as unknown as AriGateway;
   const sinks = extra.events ? [{ enqueue: (e: LifecycleEvent) => extra.events!.push(e) }] : [];
   return new CallRuntime(
-    {
-      gateway,
-      routes: { lookup: () => Promise.reject(new Error('no CRM in this test')) },
-      notifier: new CallNotifier(sinks, logger),
-      logger,
-      registry: new Registry(),
-      options: {
-        operatorEndpoint: 'PJSIP/{extension}',
-        callerIdPrefix: '',
-        defaultRingTimeoutSec: 20,
-        outboundRingTimeoutSec: 40,
-        trunks: [],
-        companyCallerId: '74950000000',
-      },
-    },
+    unitCallDeps(gateway, { logger, notifier: new CallNotifier(sinks, logger) }),
     { ended: () => undefined, released: () => undefined },
   );
 }
