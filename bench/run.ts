@@ -69,9 +69,10 @@
  *   --stream                 run only the live stream scenario
  *   --stream-sockets N --stream-calls N --stream-rate N
  *   --profile DIR            CPU profiles of both processes while the screen-pop calls arrive,
- *                            during the throughput capacity run and while the live calls are
- *                            placed (.cpuprofile files, open them in Chrome DevTools), and a
- *                            summary of each
+ *                            during the throughput capacity run, while the live calls are
+ *                            placed and during both live stream runs (`stream-base`: without
+ *                            sockets, `stream`: with them) (.cpuprofile files, open them in
+ *                            Chrome DevTools), and a summary of each
  *   --heap-snapshots DIR     heap snapshots of the engine before and after the soak and after the
  *                            live calls ended, and what grew
  *   --api                    afterwards, the API benchmark of bench/api.ts
@@ -989,7 +990,9 @@ async function liveStream(o: Options): Promise<void> {
     await load(peer, { calls: Math.min(300, callCount), rate });
     await quiesce(run.engine);
     // The same calls without sockets: what the calls alone cost the engine.
-    const base = await load(peer, { calls: callCount, rate });
+    const base = await profiled(peer, o, 'stream-base', () =>
+      load(peer, { calls: callCount, rate }),
+    );
     await quiesce(run.engine);
     const heapBefore = await settledHeap();
     const rssBefore = process.memoryUsage().rss;
