@@ -15,8 +15,14 @@
  * [crm-amd]                                       ; as in asterisk-conf/extensions.conf
  * exten => s,1,NoOp(Answering-machine detection on ${CHANNEL})
  *  same => n,AMD(${CRM_AMD_INITIAL_SILENCE_MS},…,${CRM_AMD_MAX_WORD_MS})
- *  same => n,Stasis(crm-app,amd,${AMDSTATUS},${AMDCAUSE})
- *  same => n,Hangup()
+ *  same => n,Set(CRM_AMD_RETURN_TRIES=0)
+ *  same => n(back),Stasis(crm-app,amd,${AMDSTATUS},${AMDCAUSE})   ; priority 4
+ *  same => n,GotoIf($["${STASISSTATUS}" != "FAILED"]?done)
+ *  same => n,Set(CRM_AMD_RETURN_TRIES=$[${CRM_AMD_RETURN_TRIES} + 1])
+ *  same => n,GotoIf($[${CRM_AMD_RETURN_TRIES} >= 20]?done)
+ *  same => n,Wait(0.5)
+ *  same => n,Goto(back)
+ *  same => n(done),Hangup()                                       ; priority 10
  * ```
  *
  * The Stasis app of `from-pstn` is the one the inbound call was injected for (default `crm-app`).
@@ -26,15 +32,39 @@
 
 /** One priority of an extension. `data` may depend on the channel (EXTEN, injected app). */
 export interface DialplanStep {
-  app: 'NoOp' | 'Answer' | 'Playback' | 'Hangup' | 'Stasis' | 'AMD';
-  /** The application's data, variables substituted (`vars`: the channel's, `''` when unset). */
-  data: (ctx: {
-    exten: string;
-    app: string;
-    channel: string;
-    vars: (name: string) => string;
-  }) => string;
+  app:
+    | 'NoOp'
+    | 'Answer'
+    | 'Playback'
+    | 'Hangup'
+    | 'Stasis'
+    | 'AMD'
+    | 'Set'
+    | 'GotoIf'
+    | 'Goto'
+    | 'Wait';
+  /**
+   * The application's data, variables and expressions substituted (`vars`: the channel's, `''`
+   * when unset): `Set` gives `NAME=value`, `Wait` the seconds.
+   */
+  data: (ctx: DialplanContext) => string;
+  /** `GotoIf`, `Goto`: the priority to go to; undefined: the next one. */
+  jump?: (ctx: DialplanContext) => number | undefined;
 }
+
+/** What a step's data may depend on. */
+export interface DialplanContext {
+  exten: string;
+  app: string;
+  channel: string;
+  vars: (name: string) => string;
+}
+
+/** `[crm-amd]`: the priority of `Stasis()` (label `back`) and of the final `Hangup()` (`done`). */
+const AMD_BACK = 4;
+const AMD_DONE = 10;
+/** `[crm-amd]`: how many times a failed `Stasis()` is tried again, 0.5 s apart. */
+export const AMD_RETURN_TRIES = 20;
 
 /** The AMD() arguments of the `[crm-amd]` context, in AMD's order (channel variables). */
 export const AMD_ARG_VARIABLES = [
@@ -79,10 +109,29 @@ const CONTEXTS: Record<string, Extension[]> = {
       steps: [
         { app: 'NoOp', data: ({ channel }) => `Answering-machine detection on ${channel}` },
         { app: 'AMD', data: ({ vars }) => AMD_ARG_VARIABLES.map(vars).join(',') },
+        { app: 'Set', data: () => 'CRM_AMD_RETURN_TRIES=0' },
         {
           app: 'Stasis',
           data: ({ app, vars }) => `${app},amd,${vars('AMDSTATUS')},${vars('AMDCAUSE')}`,
         },
+        {
+          app: 'GotoIf',
+          data: ({ vars }) => `${vars('STASISSTATUS') !== 'FAILED' ? 1 : 0}?done`,
+          jump: ({ vars }) => (vars('STASISSTATUS') !== 'FAILED' ? AMD_DONE : undefined),
+        },
+        {
+          app: 'Set',
+          data: ({ vars }) => `CRM_AMD_RETURN_TRIES=${Number(vars('CRM_AMD_RETURN_TRIES')) + 1}`,
+        },
+        {
+          app: 'GotoIf',
+          data: ({ vars }) =>
+            `${Number(vars('CRM_AMD_RETURN_TRIES')) >= AMD_RETURN_TRIES ? 1 : 0}?done`,
+          jump: ({ vars }) =>
+            Number(vars('CRM_AMD_RETURN_TRIES')) >= AMD_RETURN_TRIES ? AMD_DONE : undefined,
+        },
+        { app: 'Wait', data: () => '0.5' },
+        { app: 'Goto', data: () => 'back', jump: () => AMD_BACK },
         { app: 'Hangup', data: () => '' },
       ],
     },

@@ -19,7 +19,7 @@ import type { AppRegistry } from './apps.ts';
 import { CAUSE, causeText, dialStatusOfCause } from './causes.ts';
 import type { SimClock, SimTimer } from './clock.ts';
 import { amdSettings, amdVerdict } from './amd.ts';
-import { findExtension } from './dialplan.ts';
+import { type DialplanContext, findExtension } from './dialplan.ts';
 import { allocationFailed, ariError } from './errors.ts';
 import type { IdFactory } from './ids.ts';
 import { mediaDurationMs } from './media.ts';
@@ -1010,12 +1010,13 @@ export class Pbx implements MediaHost {
       this.destroy(ch, CAUSE.NORMAL_CLEARING);
       return;
     }
-    const data = step.data({
+    const dialplanContext: DialplanContext = {
       exten,
       app: ch.inbound?.app ?? originatedApp(ch) ?? 'crm-app',
       channel: ch.name,
       vars: (name) => ch.vars.get(name) ?? '',
-    });
+    };
+    const data = step.data(dialplanContext);
     ch.dialplan = { context, exten, priority, app_name: step.app, app_data: data };
     this.emitChannel('ChannelDialplan', ch, { dialplan_app: step.app, dialplan_app_data: data });
     const next = () => this.runDialplan(ch, context, exten, priority + 1);
@@ -1034,6 +1035,22 @@ export class Pbx implements MediaHost {
       }
       case 'Hangup':
         this.destroy(ch, CAUSE.NORMAL_CLEARING);
+        return;
+      case 'Set': {
+        const at = data.indexOf('=');
+        this.setVar(ch, data.slice(0, at), data.slice(at + 1));
+        next();
+        return;
+      }
+      case 'GotoIf':
+      case 'Goto': {
+        const target = step.jump?.(dialplanContext);
+        if (target === undefined) next();
+        else this.runDialplan(ch, context, exten, target);
+        return;
+      }
+      case 'Wait':
+        this.channelTimer(ch, Number(data) * 1000, next);
         return;
       case 'AMD': {
         const behaviour = ch.dial?.behaviour;

@@ -110,8 +110,11 @@ if (kitAvailable()) {
       await bed.asterisk.waitIdle();
     });
 
-    /** The customer channel once `AMD()` listens to it in `[crm-amd]` (Asterisk's own listing). */
-    async function channelInAmd(): Promise<string> {
+    /**
+     * The customer channel once it runs `app` in `[crm-amd]` (Asterisk's own listing): `AMD()`
+     * listening, or `Wait()` between two tries of a failed `Stasis()`.
+     */
+    async function channelInAmd(app: 'AMD' | 'Wait' = 'AMD'): Promise<string> {
       let id: string | undefined;
       await until(
         async () => {
@@ -120,11 +123,11 @@ if (kitAvailable()) {
               Array<{ id: string; dialplan: { context: string; app_name: string } }>
             >('/channels');
           id = channels.body.find(
-            (c) => c.dialplan.context === 'crm-amd' && c.dialplan.app_name === 'AMD',
+            (c) => c.dialplan.context === 'crm-amd' && c.dialplan.app_name === app,
           )?.id;
           return id !== undefined;
         },
-        'the customer channel in [crm-amd], AMD() listening',
+        `the customer channel in [crm-amd], running ${app}()`,
         20_000,
       );
       return id!;
@@ -180,7 +183,7 @@ if (kitAvailable()) {
       await bed.asterisk.waitIdle();
     });
 
-    it('answering-machine detection across an engine crash: the verdict comes while no engine runs, Stasis() fails and the dialplan hangs up; the new engine ends the call, the attempt is cut_short', async () => {
+    it('answering-machine detection across an engine crash: the verdict comes while no engine runs, Stasis() fails, the context tries again for 10 s and hangs up; the engine started after that ends the call, the attempt is cut_short', async () => {
       const { ports } = bed;
       const customer = Sipp.phone('customer', 'uas_answer.xml', ports, ports.trunk, {
         pauseMs: 300,
@@ -193,8 +196,9 @@ if (kitAvailable()) {
       const callId = await callOfJob(id);
       await channelInAmd();
       await bed.killEngine();
-      // Stasis(crm-app,amd,NOTSURE,…) with no WebSocket for the app: the next priority,
-      // Hangup(), sends the customer a BYE.
+      // Stasis(crm-app,amd,NOTSURE,…) with no WebSocket for the app fails: the context tries
+      // again every 0.5 s for 10 s, then its Hangup() sends the customer a BYE.
+      await channelInAmd('Wait');
       await customer.passed();
       expect(customer.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
       await bed.asterisk.waitIdle();
@@ -210,6 +214,43 @@ if (kitAvailable()) {
         [callId, 'cut_short', undefined],
       ]);
       expect(bed.webhookTypes(callId)).to.deep.equal(['call.started', 'call.ended']);
+    });
+
+    it('answering-machine detection across an engine crash: the verdict comes while no engine runs, Stasis() fails and the context tries again; the engine started within its 10 s gets the channel with the verdict, the message plays, delivered', async () => {
+      const { ports } = bed;
+      const customer = Sipp.phone('customer', 'uas_answer.xml', ports, ports.trunk, {
+        pauseMs: 300,
+      });
+      const id = await createJob({
+        files: ['sound:hello-world'],
+        amd: { enabled: true, totalAnalysisTimeMs: 2000 },
+        tries: 1,
+      });
+      const callId = await callOfJob(id);
+      const channelId = await channelInAmd();
+      await bed.killEngine();
+      // The verdict came, Stasis() failed: the channel waits in [crm-amd] for the next try.
+      expect(await channelInAmd('Wait')).to.equal(channelId);
+      await bed.startEngine();
+      const job = await finalJob(id, 'delivered');
+      await customer.passed();
+      expect(job.attempts, JSON.stringify(job.attempts)).to.have.length(1);
+      expect(job.attempts![0]).to.deep.include({
+        callId,
+        dialStatus: 'ANSWER',
+        outcome: 'delivered',
+        amdStatus: 'NOTSURE',
+      });
+      expect(job.attempts![0]!.amdCause).to.match(/^TOOLONG-\d+$/);
+      expect(job.attempts![0]!.playedSec).to.be.within(1, 2);
+      expect(customer.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
+      expect(await bed.ended(callId)).to.include({ disposition: 'answered', hangupBy: 'system' });
+      expect(bed.webhookTypes(callId)).to.deep.equal([
+        'call.started',
+        'call.recovered',
+        'call.ended',
+      ]);
+      await bed.asterisk.waitIdle();
     });
 
     it('answering-machine detection across an engine crash: the customer hangs up while AMD() listens, after the new engine started; it hears the hang-up, cut_short', async () => {

@@ -216,7 +216,7 @@ describe('notification calls with answering-machine detection across an engine r
     await restart(async () => {
       bed.sim.speak(channel.id, 'machine');
       // Stasis(crm-app,amd,MACHINE,…) finds no engine (STASISSTATUS=FAILED): the dialplan
-      // hangs the channel up.
+      // tries again for 10 simulated seconds, then hangs the channel up.
       await until(() => bed.sim.channels().length === 0, 'the channel hung up by the dialplan');
       // The retry reaches the machine again, this time with an engine to hear the verdict.
       bed.sim.customers.set('74950000203', {
@@ -239,6 +239,42 @@ describe('notification calls with answering-machine detection across an engine r
       endReason: 'reconciled',
     });
     expect(webhookTypes(callId)).to.deep.equal(['call.started', 'call.ended']);
+    await until(() => bed.sim.channels().length === 0, 'no channel left');
+  });
+
+  it("the verdict comes while no engine is connected, the new engine starts within the dialplan's wait: it gets the channel with the verdict at the next try; machine on the first attempt", async () => {
+    await start();
+    bed.sim.customers.set('74950000204', { mode: 'answer', answerAfterMs: 500 });
+    const id = await create({
+      to: '+74950000204',
+      files: ['hello-world'],
+      amd: { enabled: true, totalAnalysisTimeMs: 30_000 },
+      tries: 2,
+      triesPeriodSec: 1,
+    });
+    const callId = await callOf(id);
+    const channel = await inAmd();
+    await restart(async () => {
+      bed.sim.speak(channel.id, 'machine');
+      // Stasis() failed (no engine): the channel waits in [crm-amd] to try again.
+      await until(
+        () => bed.sim.channels().find((c) => c.id === channel.id)?.dialplan?.app_name === 'Wait',
+        'the channel waiting in crm-amd for an engine',
+      );
+    });
+    const job = await finalJob(id, 'machine');
+    expect(job.attempts!.map((a) => [a.callId === callId, a.outcome, a.amdStatus])).to.deep.equal([
+      [true, 'machine', 'MACHINE'],
+    ]);
+    const ended = await bed.crm.waitForWebhook(
+      (w) => w.body.type === 'call.ended' && w.body.callId === callId,
+    );
+    expect(ended.body.data).to.deep.include({
+      disposition: 'answered',
+      hangupBy: 'system',
+      endReason: 'answering_machine',
+    });
+    expect(webhookTypes(callId)).to.deep.equal(['call.started', 'call.recovered', 'call.ended']);
     await until(() => bed.sim.channels().length === 0, 'no channel left');
   });
 

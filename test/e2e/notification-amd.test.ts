@@ -234,7 +234,8 @@ describe('notification calls with answering-machine detection on the simulator (
     await until(async () => continues().length === 1, 'the channel sent to crm-amd');
     bed.sim.refuseConnections();
     bed.sim.dropWebSockets();
-    // Stasis(crm-app,amd,…) finds no WebSocket (STASISSTATUS=FAILED): the dialplan hangs up.
+    // Stasis(crm-app,amd,…) finds no WebSocket (STASISSTATUS=FAILED): the dialplan tries again
+    // for 10 simulated seconds, then hangs up.
     await until(async () => bed.sim.channels().length === 0, 'the channel hung up by Asterisk');
     bed.sim.acceptConnections();
     const job = await finalJob(id, 'delivered');
@@ -243,6 +244,38 @@ describe('notification calls with answering-machine detection on the simulator (
       ['delivered', 'HUMAN'],
     ]);
     expect(job.attempts![1]!.amdCause).to.equal('HUMAN-10000-10000');
+    const callId = job.attempts![0]!.callId!;
+    await bed.crm.waitForWebhook((w) => w.body.type === 'call.ended' && w.body.callId === callId);
+    expect(bed.crm.eventsOf(callId).filter((w) => w.body.type === 'call.ended')).to.have.length(1);
+  });
+
+  it("ARI back within the dialplan's wait after AMD handed the channel back: the engine reconnects, gets the channel with the verdict, delivered on the first attempt", async () => {
+    // Simulated time 5 times faster than real time: the dialplan's 10 s of tries last 2 s, longer
+    // than the engine's first reconnect delay.
+    bed = await startTestBed({ AUTOCALL_RING_TIMEOUT_SEC: '5' }, {}, { timeScale: 0.2 });
+    bed.sim.customers.set('74950000111', { mode: 'answer', answerAfterMs: 300, voice: 'human' });
+    const id = await create({
+      to: '+74950000111',
+      files: ['hello-world'],
+      // HUMAN 10.5 simulated seconds after the answer (2.1 s of real time): ARI goes away first.
+      amd: { enabled: true, afterGreetingSilenceMs: 10_000, totalAnalysisTimeMs: 30_000 },
+      tries: 2,
+      triesPeriodSec: 1,
+    });
+    await until(async () => continues().length === 1, 'the channel sent to crm-amd');
+    bed.sim.refuseConnections();
+    bed.sim.dropWebSockets();
+    // Stasis(crm-app,amd,…) finds no WebSocket: the channel waits in crm-amd to try again.
+    await until(
+      async () => bed.sim.channels().some((c) => c.dialplan?.app_name === 'Wait'),
+      'the channel waiting in crm-amd for an engine',
+    );
+    bed.sim.acceptConnections();
+    const job = await finalJob(id, 'delivered');
+    expect(job.attempts!.map((a) => [a.outcome, a.amdStatus])).to.deep.equal([
+      ['delivered', 'HUMAN'],
+    ]);
+    expect(job.attempts![0]!.amdCause).to.equal('HUMAN-10000-10000');
     const callId = job.attempts![0]!.callId!;
     await bed.crm.waitForWebhook((w) => w.body.type === 'call.ended' && w.body.callId === callId);
     expect(bed.crm.eventsOf(callId).filter((w) => w.body.type === 'call.ended')).to.have.length(1);

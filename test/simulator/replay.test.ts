@@ -165,7 +165,7 @@ describe('simulator fidelity: trace replay', function () {
       (e) => e.type === 'StasisStart' && (e.args as string[])[0] === 'amd',
     );
     expect(back.map((e) => e.args)).to.deep.equal([
-      ['amd', 'NOTSURE', 'TOOLONG-4800'],
+      ['amd', 'NOTSURE', 'TOOLONG-4900'],
       ['amd', 'NOTSURE', 'TOOLONG-900'],
     ]);
   });

@@ -17,10 +17,10 @@ describe('simulator: AMD() verdicts', () => {
   });
 
   it('a phone sending no audio is NOTSURE with the analysed time the kit reports', () => {
-    // Recorded on the kit (amd-continue): TOOLONG-4800 for 5000 ms, TOOLONG-900 for 1000 ms.
+    // Recorded on the kit (amd-continue): TOOLONG-4900 for 5000 ms, TOOLONG-900 for 1000 ms.
     expect(amdVerdict('none', AMD_DEFAULTS)).to.deep.equal({
       status: 'NOTSURE',
-      cause: 'TOOLONG-4800',
+      cause: 'TOOLONG-4900',
       afterMs: 5000,
     });
     expect(amdVerdict('none', { ...AMD_DEFAULTS, totalAnalysisMs: 1000 }).cause).to.equal(
