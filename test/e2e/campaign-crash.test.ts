@@ -9,20 +9,9 @@
  * attempts are checked not to overlap).
  */
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import type { AutocallJobView, CampaignView } from '../../src/autocalls/index.ts';
-import { loadConfig } from '../../src/config/load.ts';
-import { createLogger } from '../../src/logging/logger.ts';
-import { startEngine, type Engine } from '../../src/main.ts';
-import { startSimulator, type PbxSimulator } from '../../src/simulator/index.ts';
 import { apiRequest } from '../support/api.ts';
-import { EngineProcess, MAIN, TSX_LOADER } from '../support/engine-process.ts';
-import { TEST_API_KEY } from '../support/engine.ts';
-import { FakeCrm } from '../support/fake-crm.ts';
+import { CrashBed } from '../support/crash-bed.ts';
 import { pressOnPlayback } from '../support/phone.ts';
 import { until } from '../support/until.ts';
 
@@ -31,54 +20,30 @@ const FINAL = ['delivered', 'busy', 'no_answer', 'failed', 'canceled', 'machine'
 describe('campaign across a kill -9 of the engine (e2e, real process)', function () {
   // A loaded machine takes tens of seconds to start an engine process (tsx compiles it).
   this.timeout(180_000);
-  let sim: PbxSimulator | undefined;
-  let crm: FakeCrm | undefined;
-  let child: EngineProcess | undefined;
-  let restarted: Engine | undefined;
+  let bed: CrashBed | undefined;
   let sampler: NodeJS.Timeout | undefined;
-  let dataDir = '';
 
   afterEach(async () => {
     clearInterval(sampler);
-    await child?.kill();
-    await restarted?.stop();
-    await sim?.close();
-    await crm?.close();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-    child = restarted = sim = crm = undefined;
-    dataDir = '';
+    await bed?.close();
+    bed = undefined;
   });
 
   it('every job reaches exactly one final status and none is dialled twice at once', async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'ari-crm-campaign-kill-'));
-    sim = await startSimulator({ timeScale: 0.05 });
-    crm = await FakeCrm.start();
+    bed = await CrashBed.start({ timeScale: 0.05 }, { AUTOCALL_LEASE_MS: '2000' });
+    const { sim } = bed;
     // Every customer answers and presses 1 when the confirm prompt plays (not at a fixed time
     // after the answer, which a loaded engine may not have started the prompt by); ten sounds
     // make a call of about 0.8 s real time.
     sim.customers.set('*', { mode: 'answer', answerAfterMs: 500 });
     pressOnPlayback(sim, ['1']);
-    const env: Record<string, string> = {
-      HTTP_HOST: '127.0.0.1',
-      HTTP_PORT: '0',
-      API_KEYS: `test:${TEST_API_KEY}`,
-      DATA_DIR: dataDir,
-      ARI_URL: sim.url,
-      ARI_USERNAME: sim.username,
-      ARI_PASSWORD: sim.password,
-      CRM_ROUTE_URL: crm.routeUrl,
-      CRM_WEBHOOK_URL: crm.webhookUrl,
-      WEBHOOK_SECRET: crm.secret,
-      AUTOCALL_LEASE_MS: '2000',
-    };
 
     // The most answered notification channels of one job at once, from the Stasis app arguments
     // (`crm-app,notify,<job>,<call>`), over both engines' lifetimes.
     let maxPerJob = 0;
-    const liveSim = sim;
     sampler = setInterval(() => {
       const live = new Map<string, number>();
-      for (const ch of liveSim.channels()) {
+      for (const ch of sim.channels()) {
         const job = /^crm-app,notify,(\d+),/.exec(ch.dialplan.app_data ?? '')?.[1];
         if (job === undefined) continue;
         const n = (live.get(job) ?? 0) + 1;
@@ -87,18 +52,7 @@ describe('campaign across a kill -9 of the engine (e2e, real process)', function
       }
     }, 5);
 
-    const proc = spawn(process.execPath, ['--import', TSX_LOADER, MAIN], {
-      cwd: dataDir,
-      env: { PATH: process.env.PATH, NODE_ENV: 'development', LOG_LEVEL: 'info', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child = new EngineProcess(proc);
-    const firstUrl = String((await child.started()).httpUrl);
-    await until(
-      async () => (await apiRequest(firstUrl, '/readyz', { key: null })).status === 200,
-      'the engine ready',
-      30_000,
-    );
+    const { engine: child, httpUrl: firstUrl } = await bed.startProcess();
     const created = await apiRequest<CampaignView>(firstUrl, '/v1/campaigns', {
       body: {
         name: 'crash',
@@ -137,15 +91,9 @@ describe('campaign across a kill -9 of the engine (e2e, real process)', function
     );
     const killTime = new Date().toISOString();
     await child.kill();
-    expect(liveSim.channels().length, 'calls left in Asterisk by the killed engine').to.be.above(0);
+    expect(sim.channels().length, 'calls left in Asterisk by the killed engine').to.be.above(0);
 
-    const stream = new PassThrough();
-    stream.resume();
-    restarted = await startEngine(loadConfig({ NODE_ENV: 'test', ...env }), {
-      logger: createLogger({ level: 'warn', stream }),
-      simulator: sim,
-    });
-    const url = restarted.httpUrl;
+    const url = (await bed.restart()).httpUrl;
     await until(
       async () => {
         const c = await counts(url);
@@ -155,7 +103,7 @@ describe('campaign across a kill -9 of the engine (e2e, real process)', function
       60_000,
     );
     clearInterval(sampler);
-    await until(async () => liveSim.channels().length === 0, 'every channel hung up');
+    await until(async () => sim.channels().length === 0, 'every channel hung up');
 
     const jobs = await Promise.all(
       ids.map(async (job) => (await apiRequest<AutocallJobView>(url, `/v1/autocalls/${job}`)).body),
@@ -196,62 +144,31 @@ describe('campaign across a kill -9 of the engine (e2e, real process)', function
   });
 
   it('a notification call in progress when the engine is killed is taken over: its message plays to the end, one attempt, delivered', async function () {
-    dataDir = mkdtempSync(join(tmpdir(), 'ari-crm-autocall-kill-'));
-    sim = await startSimulator({ timeScale: 1 });
-    crm = await FakeCrm.start();
+    bed = await CrashBed.start({ timeScale: 1 }, { AUTOCALL_LEASE_MS: '60000' });
+    const { sim } = bed;
     sim.customers.set('*', { mode: 'answer', answerAfterMs: 300 });
-    const env: Record<string, string> = {
-      HTTP_HOST: '127.0.0.1',
-      HTTP_PORT: '0',
-      API_KEYS: `test:${TEST_API_KEY}`,
-      DATA_DIR: dataDir,
-      ARI_URL: sim.url,
-      ARI_USERNAME: sim.username,
-      ARI_PASSWORD: sim.password,
-      CRM_ROUTE_URL: crm.routeUrl,
-      CRM_WEBHOOK_URL: crm.webhookUrl,
-      WEBHOOK_SECRET: crm.secret,
-      AUTOCALL_LEASE_MS: '60000',
-    };
-    const proc = spawn(process.execPath, ['--import', TSX_LOADER, MAIN], {
-      cwd: dataDir,
-      env: { PATH: process.env.PATH, NODE_ENV: 'development', LOG_LEVEL: 'info', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child = new EngineProcess(proc);
-    const firstUrl = String((await child.started()).httpUrl);
-    await until(
-      async () => (await apiRequest(firstUrl, '/readyz', { key: null })).status === 200,
-      'the engine ready',
-      30_000,
-    );
+    const { engine: child, httpUrl: firstUrl } = await bed.startProcess();
     // Four sounds of 1.4 s: the engine is killed while the first plays.
     const created = await apiRequest<{ id: number }>(firstUrl, '/v1/autocalls', {
       body: { to: '+74957000001', files: Array<string>(4).fill('hello-world'), tries: 3 },
     });
     expect(created.status).to.equal(202);
     const id = created.body.id;
-    const liveSim = sim;
     await until(
-      () => liveSim.channels().some((ch) => ch.state === 'Up'),
+      () => sim.channels().some((ch) => ch.state === 'Up'),
       'the customer answered',
       30_000,
     );
     await child.waitForLine((l) => l.message === 'notification call answered; running the script');
     await child.kill();
-    const channelsAtKill = liveSim.channels().map((ch) => ch.id);
+    const channelsAtKill = sim.channels().map((ch) => ch.id);
     expect(channelsAtKill.length, 'the call stays up in Asterisk').to.equal(1);
 
-    const stream = new PassThrough();
-    stream.resume();
-    restarted = await startEngine(loadConfig({ NODE_ENV: 'test', ...env }), {
-      logger: createLogger({ level: 'warn', stream }),
-      simulator: sim,
-    });
+    const restarted = await bed.restart();
     let job: AutocallJobView | undefined;
     await until(
       async () => {
-        job = (await apiRequest<AutocallJobView>(restarted!.httpUrl, `/v1/autocalls/${id}`)).body;
+        job = (await apiRequest<AutocallJobView>(restarted.httpUrl, `/v1/autocalls/${id}`)).body;
         return job.status !== 'queued' && job.status !== 'in_progress';
       },
       'the job final after the restart',
@@ -265,7 +182,7 @@ describe('campaign across a kill -9 of the engine (e2e, real process)', function
     expect(job!.attempts![0]!.playedSec).to.be.within(5, 7);
     expect(job!.attempts![0]!.callId).to.be.a('string');
     // Never dialled again: the one customer channel of the first engine, hung up by the new one.
-    await until(() => liveSim.channels().length === 0, 'the call hung up');
+    await until(() => sim.channels().length === 0, 'the call hung up');
     const originates = sim.requests.filter((r) => r.method === 'POST' && r.path === '/channels');
     expect(originates.length, 'originates').to.equal(1);
   });

@@ -7,68 +7,27 @@
  */
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
-import { loadConfig } from '../../src/config/load.ts';
-import { createLogger } from '../../src/logging/logger.ts';
-import { startEngine, type Engine } from '../../src/main.ts';
-import { startSimulator, type PbxSimulator } from '../../src/simulator/index.ts';
 import { apiRequest } from '../support/api.ts';
-import { EngineProcess, MAIN, TSX_LOADER } from '../support/engine-process.ts';
-import { TEST_API_KEY } from '../support/engine.ts';
-import { FakeCrm } from '../support/fake-crm.ts';
+import { CrashBed } from '../support/crash-bed.ts';
 import { until } from '../support/until.ts';
 
 describe('journal log (e2e): a click-to-call accepted before its commit survives a crash', function () {
   this.timeout(60_000);
-  let sim: PbxSimulator | undefined;
-  let crm: FakeCrm | undefined;
-  let child: EngineProcess | undefined;
-  let restarted: Engine | undefined;
-  let dataDir = '';
+  let bed: CrashBed | undefined;
 
   afterEach(async () => {
-    await child?.kill();
-    await restarted?.stop();
-    await sim?.close();
-    await crm?.close();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-    child = restarted = sim = crm = undefined;
-    dataDir = '';
+    await bed?.close();
+    bed = undefined;
   });
 
   it('a killed engine loses nothing it answered 202 for: the next start replays the log and adopts the call', async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'ari-crm-jlog-'));
     // Real time: the operator's phone rings for the whole test (click-to-call ring timeout 20 s).
-    sim = await startSimulator({ timeScale: 1 });
-    crm = await FakeCrm.start();
+    bed = await CrashBed.start({ timeScale: 1 });
+    const { sim, crm, dataDir } = bed;
     sim.phones.set('101', { mode: 'ring' });
-    const env: Record<string, string> = {
-      HTTP_HOST: '127.0.0.1',
-      HTTP_PORT: '0',
-      API_KEYS: `test:${TEST_API_KEY}`,
-      DATA_DIR: dataDir,
-      ARI_URL: sim.url,
-      ARI_USERNAME: sim.username,
-      ARI_PASSWORD: sim.password,
-      CRM_ROUTE_URL: crm.routeUrl,
-      CRM_WEBHOOK_URL: crm.webhookUrl,
-      WEBHOOK_SECRET: crm.secret,
-    };
-    const proc = spawn(process.execPath, ['--import', TSX_LOADER, MAIN], {
-      cwd: dataDir,
-      env: { PATH: process.env.PATH, NODE_ENV: 'development', LOG_LEVEL: 'info', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child = new EngineProcess(proc);
-    const httpUrl = String((await child.started()).httpUrl);
-    await until(
-      async () => (await apiRequest(httpUrl, '/readyz', { key: null })).status === 200,
-      'the engine ready',
-    );
+    const { engine: child, httpUrl } = await bed.startProcess();
 
     // Another connection holds the write lock: the engine cannot commit anything from now on.
     const dbFile = join(dataDir, 'ari-crm.sqlite');
@@ -95,17 +54,8 @@ describe('journal log (e2e): a click-to-call accepted before its commit survives
     const delivered = crm.eventsOf(callId).map((w) => w.body.id);
 
     // The next start, on the same DATA_DIR and the same Asterisk (the operator's phone still rings).
-    const logs: Array<Record<string, unknown>> = [];
-    const stream = new PassThrough();
-    stream.on('data', (chunk: Buffer) => {
-      for (const line of chunk.toString('utf8').split('\n'))
-        if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
-    });
-    restarted = await startEngine(loadConfig({ NODE_ENV: 'test', ...env }), {
-      logger: createLogger({ level: 'info', stream }),
-      simulator: sim,
-    });
-    const replay = logs.find(
+    const restarted = await bed.restart();
+    const replay = bed.logs.find(
       (l) => l.message === 'replayed journal log entries the store had not committed',
     );
     expect(replay).to.include({ calls: 1 });
@@ -131,7 +81,7 @@ describe('journal log (e2e): a click-to-call accepted before its commit survives
     expect(ended.body.data).to.include({ direction: 'out' });
     expect(ended.body.data.disposition).to.be.a('string');
     await until(async () => {
-      const stored = await restarted!.store.calls.getCall(callId);
+      const stored = await restarted.store.calls.getCall(callId);
       return stored?.state === 'ended';
     }, 'the ended call stored');
 

@@ -10,15 +10,11 @@
  */
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { startSimulator, type PbxSimulator } from '../../src/simulator/index.ts';
 import { apiRequest } from '../support/api.ts';
-import { EngineProcess, MAIN, TSX_LOADER } from '../support/engine-process.ts';
+import { CrashBed } from '../support/crash-bed.ts';
 import { TEST_API_KEY } from '../support/engine.ts';
-import { FakeCrm } from '../support/fake-crm.ts';
 import { StreamClient, type StreamMessage } from '../support/stream-client.ts';
 import { until } from '../support/until.ts';
 
@@ -66,39 +62,14 @@ function seen(messages: readonly StreamMessage[]): Seen[] {
 
 describe('live stream across a kill -9 of the engine (e2e, real process)', function () {
   this.timeout(90_000);
-  let sim: PbxSimulator | undefined;
-  let crm: FakeCrm | undefined;
-  const engines: EngineProcess[] = [];
+  let bed: CrashBed | undefined;
   const clients: StreamClient[] = [];
-  let dataDir = '';
 
   afterEach(async () => {
     for (const client of clients.splice(0)) client.ws.terminate();
-    for (const engine of engines.splice(0)) await engine.kill();
-    await sim?.close();
-    await crm?.close();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-    sim = crm = undefined;
-    dataDir = '';
+    await bed?.close();
+    bed = undefined;
   });
-
-  async function startEngineProcess(env: Record<string, string>): Promise<string> {
-    const proc = spawn(process.execPath, ['--import', TSX_LOADER, MAIN], {
-      cwd: dataDir,
-      env: { PATH: process.env.PATH, NODE_ENV: 'development', LOG_LEVEL: 'info', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const engine = new EngineProcess(proc);
-    engines.push(engine);
-    const httpUrl = String(
-      (await engine.waitForLine((l) => l.message === 'ari-crm started')).httpUrl,
-    );
-    await until(
-      async () => (await apiRequest(httpUrl, '/readyz', { key: null })).status === 200,
-      'the engine ready',
-    );
-    return httpUrl;
-  }
 
   async function admin(baseUrl: string, after?: string): Promise<StreamClient> {
     const client = await StreamClient.open(baseUrl, {
@@ -111,10 +82,12 @@ describe('live stream across a kill -9 of the engine (e2e, real process)', funct
   }
 
   it('a console reconnecting after the crash gets exactly the events it had not seen, in order; the feed agrees', async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'ari-crm-stream-kill-'));
     // Real time: the phones ring for the whole test.
-    sim = await startSimulator({ timeScale: 1, extensions: EXTENSIONS });
-    crm = await FakeCrm.start();
+    bed = await CrashBed.start(
+      { timeScale: 1, extensions: EXTENSIONS },
+      { OPERATOR_EXTENSIONS: 'none' },
+    );
+    const { sim, crm, dataDir } = bed;
     for (const extension of EXTENSIONS) sim.phones.set(extension, { mode: 'ring' });
     // Each caller rings an extension of its own (the last digit of its number).
     crm.onRoute((req) => ({
@@ -125,24 +98,11 @@ describe('live stream across a kill -9 of the engine (e2e, real process)', funct
         ringTimeoutSec: 500,
       },
     }));
-    const env: Record<string, string> = {
-      HTTP_HOST: '127.0.0.1',
-      HTTP_PORT: '0',
-      API_KEYS: `test:${TEST_API_KEY}`,
-      DATA_DIR: dataDir,
-      ARI_URL: sim.url,
-      ARI_USERNAME: sim.username,
-      ARI_PASSWORD: sim.password,
-      CRM_ROUTE_URL: crm.routeUrl,
-      CRM_WEBHOOK_URL: crm.webhookUrl,
-      WEBHOOK_SECRET: crm.secret,
-      OPERATOR_EXTENSIONS: 'none',
-    };
-    const firstUrl = await startEngineProcess(env);
+    const { engine: first, httpUrl: firstUrl } = await bed.startProcess();
     const channels: string[] = [];
     const ring = async (console: StreamClient, n: number): Promise<void> => {
       const from = `7926000000${n}`;
-      const { channelId } = await sim!.injectInboundCall({ from, to: DID });
+      const { channelId } = await sim.injectInboundCall({ from, to: DID });
       channels.push(channelId);
       await console.next(
         (m) => m.type === 'call.ringing' && m.data?.from === from,
@@ -180,7 +140,7 @@ describe('live stream across a kill -9 of the engine (e2e, real process)', funct
       expect(
         other.prepare("SELECT count(*) AS n FROM events WHERE type = 'call.ringing'").get(),
       ).to.deep.equal({ n: 2 });
-      await engines[0]!.kill();
+      await first.kill();
       other.exec('ROLLBACK');
     } finally {
       other.close();
@@ -196,7 +156,7 @@ describe('live stream across a kill -9 of the engine (e2e, real process)', funct
     );
 
     // The next engine on the same data: it replays the journal log and adopts the ringing calls.
-    const url = await startEngineProcess(env);
+    const { httpUrl: url } = await bed.startProcess();
     const again = new Map<StreamClient, StreamClient>();
     for (const [client, events] of before)
       again.set(client, await admin(url, events.at(-1)!.cursor));

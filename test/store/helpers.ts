@@ -190,3 +190,19 @@ export function flakyStore(store: Store): Store & { failing: boolean } {
     wrapper.failing ? Promise.reject(new Error('disk I/O error')) : store.writeBatch(fn, options);
   return wrapper;
 }
+
+/** A store whose write batches wait until {@link HeldStore.release} (a busy SQLite thread); reads go through. */
+export type HeldStore = Store & { release(): void };
+
+/** `store` held as {@link HeldStore} describes until `release()` is called. */
+export function heldStore(store: Store): HeldStore {
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  const wrapper = Object.create(store) as HeldStore;
+  wrapper.writeBatch = async (fn, options) => {
+    await gate;
+    return store.writeBatch(fn, options);
+  };
+  wrapper.release = () => open();
+  return wrapper;
+}

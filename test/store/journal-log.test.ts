@@ -23,24 +23,17 @@ import {
 } from '../../src/store/journal-log.ts';
 import { createStore, type Store } from '../../src/store/index.ts';
 import { until } from '../support/until.ts';
-import { callEvents, flakyStore, logger, modelInboundCall, modelLeg, tempDir } from './helpers.ts';
+import {
+  callEvents,
+  flakyStore,
+  heldStore,
+  logger,
+  modelInboundCall,
+  modelLeg,
+  tempDir,
+} from './helpers.ts';
 
 const T0 = Date.parse('2026-11-22T10:00:00.000Z');
-
-/** A store whose write batches wait until {@link HeldStore.release} (reads go through). */
-type HeldStore = Store & { release(): void };
-
-function heldStore(store: Store): HeldStore {
-  let open!: () => void;
-  const gate = new Promise<void>((resolve) => (open = resolve));
-  const wrapper = Object.create(store) as HeldStore;
-  wrapper.writeBatch = async (fn, options) => {
-    await gate;
-    return store.writeBatch(fn, options);
-  };
-  wrapper.release = () => open();
-  return wrapper;
-}
 
 /**
  * A journal on `target` with `log`, handing events to `delivered`, and its notifier (clock T0).

@@ -22,25 +22,20 @@ import {
 import { OutboxPositions, type PositionedEvent } from '../../src/store/outbox-positions.ts';
 import { StreamHub } from '../../src/stream/hub.ts';
 import { until } from '../support/until.ts';
-import { callEvents, flakyStore, logger, modelInboundCall, modelLeg, tempDir } from './helpers.ts';
+import {
+  callEvents,
+  flakyStore,
+  heldStore,
+  logger,
+  modelInboundCall,
+  modelLeg,
+  tempDir,
+} from './helpers.ts';
 
 const T0 = Date.UTC(2025, 0, 31, 9, 15, 0);
 
 /** Let queued microtasks and one turn of the event loop run. */
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-/** `store` whose write batches wait until `release()` (a busy SQLite thread). */
-function heldStore(store: Store): Store & { release(): void } {
-  let open!: () => void;
-  const gate = new Promise<void>((resolve) => (open = resolve));
-  const wrapper = Object.create(store) as Store & { release(): void };
-  wrapper.writeBatch = async (fn, options) => {
-    await gate;
-    return store.writeBatch(fn, options);
-  };
-  wrapper.release = () => open();
-  return wrapper;
-}
 
 describe('outbox positions: numbering and watermarks', () => {
   const event = (n: number): LifecycleEvent => callEvents(`call-${n}`, 1)[0]!;
@@ -100,8 +95,7 @@ describe('outbox positions with the call journal and the store [sqlite]', () => 
   let store: Store;
   beforeEach(async () => {
     dir = tempDir();
-    store = createStore({ url: `sqlite:${join(dir.dir, 'db.sqlite')}`, logger });
-    await store.migrate();
+    store = await openStore();
   });
   afterEach(async () => {
     await store.close();
@@ -126,18 +120,64 @@ describe('outbox positions with the call journal and the store [sqlite]', () => 
     return { journal, notifier: new CallNotifier([], logger, () => T0, journal) };
   }
 
-  it('a call.ringing in the journal log reaches the live listeners before its commit, at the position the feed then shows', async () => {
-    const held = heldStore(store);
-    const log = JournalLog.open(join(dir.dir, 'db.sqlite.journal-log'));
-    const { journal, notifier } = journalOn(held, log);
+  /** The SQLite store on the test's file, migrated: a fresh one, or the next run's after a restart. */
+  async function openStore(): Promise<Store> {
+    const opened = createStore({ url: `sqlite:${join(dir.dir, 'db.sqlite')}`, logger });
+    await opened.migrate();
+    return opened;
+  }
+
+  /** What `target` hands to the live listeners from now on, in order. */
+  function liveEvents(target: Store): PositionedEvent[] {
     const live: PositionedEvent[] = [];
-    store.outboxPositions!.onDurable((items) => live.push(...items));
-    const call = modelInboundCall('call-live', { startedAt: T0, phase: 'dialing' });
-    const operator = modelLeg('op-live', 'operator', { extension: '101', createdAt: T0 });
+    target.outboxPositions!.onDurable((items) => live.push(...items));
+    return live;
+  }
+
+  /**
+   * `journal` and `notifier` ({@link journalOn}, logging to `log`) on `flaky`, the store whose
+   * commits fail until `flaky.failing` is set false; `errors`, the logger's `error` stubbed
+   * (restore it before the test ends); `live`, as {@link liveEvents}.
+   */
+  function failingJournal(log: JournalLog) {
+    const flaky = flakyStore(store);
+    flaky.failing = true;
+    const errors = sinon.stub(logger, 'error');
+    return { ...journalOn(flaky, log), flaky, errors, live: liveEvents(store) };
+  }
+
+  /** The first append to `log` goes through; the next ones fail as with a full disk. */
+  function failAppendsAfterTheFirst(log: JournalLog): void {
+    const real = log.append.bind(log);
+    let calls = 0;
+    sinon.stub(log, 'append').callsFake((entries) => {
+      if (calls++ > 0) throw new JournalLogWriteError(new Error('ENOSPC: no space left on device'));
+      real(entries);
+    });
+  }
+
+  /** A call ringing operator 101, recorded through `notifier`. */
+  function ring(notifier: CallNotifier, id: string): void {
+    const call = modelInboundCall(id, { startedAt: T0, phase: 'dialing' });
+    const operator = modelLeg(`op-${id}`, 'operator', { extension: '101', createdAt: T0 });
     call.legs.set(operator.channelId, operator);
     operator.ringing = true;
     notifier.started(call);
     notifier.ringing(call, operator);
+  }
+
+  /** The feed read to its end, as [position, event id]. */
+  async function feedOf(target: Store): Promise<Array<[number, string]>> {
+    const feed = await target.events.feed({ limit: 1000 });
+    return feed.items.map((i) => [feedPosition(i.cursor), i.event.id]);
+  }
+
+  it('a call.ringing in the journal log reaches the live listeners before its commit, at the position the feed then shows', async () => {
+    const held = heldStore(store);
+    const log = JournalLog.open(join(dir.dir, 'db.sqlite.journal-log'));
+    const { journal, notifier } = journalOn(held, log);
+    const live = liveEvents(store);
+    ring(notifier, 'call-live');
     await nextTurn();
 
     // Durable in the log, not committed: handed out, not in the feed yet.
@@ -156,8 +196,7 @@ describe('outbox positions with the call journal and the store [sqlite]', () => 
   it('an event that commits before an earlier position stays out of the feed until that one commits', async () => {
     const held = heldStore(store);
     const { journal, notifier } = journalOn(held);
-    const live: PositionedEvent[] = [];
-    store.outboxPositions!.onDurable((items) => live.push(...items));
+    const live = liveEvents(store);
     const call = modelInboundCall('call-slow', { startedAt: T0 });
     notifier.started(call);
     await nextTurn();
@@ -181,8 +220,7 @@ describe('outbox positions with the call journal and the store [sqlite]', () => 
   });
 
   it('a transaction that rolls back gives its positions up: later events are not held behind them', async () => {
-    const live: PositionedEvent[] = [];
-    store.outboxPositions!.onDurable((items) => live.push(...items));
+    const live = liveEvents(store);
     const [lost, kept] = callEvents('call-rb', 2);
     await store
       .transaction(async (repos) => {
@@ -222,8 +260,7 @@ describe('outbox positions with the call journal and the store [sqlite]', () => 
     await store.close();
 
     // The next run numbers after the greatest stored position.
-    store = createStore({ url: `sqlite:${join(dir.dir, 'db.sqlite')}`, logger });
-    await store.migrate();
+    store = await openStore();
     const [next] = callEvents('call-next', 1);
     await store.events.appendEvents([next!], T0);
     const resumed = await store.events.feed({ after: feedCursor(synced), limit: 10 });
@@ -239,8 +276,7 @@ describe('outbox positions with the call journal and the store [sqlite]', () => 
     const { nextCursor } = await store.events.feed({ limit: 10 });
     await store.db.deleteFrom('events').execute();
     await store.close();
-    store = createStore({ url: `sqlite:${join(dir.dir, 'db.sqlite')}`, logger });
-    await store.migrate();
+    store = await openStore();
     const [next] = callEvents('call-after-delete', 1);
     await store.events.appendEvents([next!], T0);
     const resumed = await store.events.feed({ after: nextCursor, limit: 10 });
@@ -277,40 +313,9 @@ describe('outbox positions with the call journal and the store [sqlite]', () => 
     expect(after.items.map((i) => feedPosition(i.cursor))).to.deep.equal([9]);
   });
 
-  /** The first append to `log` goes through; the next ones fail as with a full disk. */
-  function failAppendsAfterTheFirst(log: JournalLog): void {
-    const real = log.append.bind(log);
-    let calls = 0;
-    sinon.stub(log, 'append').callsFake((entries) => {
-      if (calls++ > 0) throw new JournalLogWriteError(new Error('ENOSPC: no space left on device'));
-      real(entries);
-    });
-  }
-
-  /** A call ringing operator 101, recorded through `notifier`. */
-  function ring(notifier: CallNotifier, id: string): void {
-    const call = modelInboundCall(id, { startedAt: T0, phase: 'dialing' });
-    const operator = modelLeg(`op-${id}`, 'operator', { extension: '101', createdAt: T0 });
-    call.legs.set(operator.channelId, operator);
-    operator.ringing = true;
-    notifier.started(call);
-    notifier.ringing(call, operator);
-  }
-
-  /** The feed read to its end, as [position, event id]. */
-  async function feedOf(target: Store): Promise<Array<[number, string]>> {
-    const feed = await target.events.feed({ limit: 1000 });
-    return feed.items.map((i) => [feedPosition(i.cursor), i.event.id]);
-  }
-
   it('a ringing call whose commit fails is announced once, and committed where it was announced when the store recovers', async () => {
-    const flaky = flakyStore(store);
-    flaky.failing = true;
-    const errors = sinon.stub(logger, 'error');
     const log = JournalLog.open(join(dir.dir, 'db.sqlite.journal-log'));
-    const { journal, notifier } = journalOn(flaky, log);
-    const live: PositionedEvent[] = [];
-    store.outboxPositions!.onDurable((items) => live.push(...items));
+    const { journal, notifier, flaky, errors, live } = failingJournal(log);
     ring(notifier, 'call-retry');
     await until(() => errors.callCount >= 3, 'the write failed and was retried');
     // Meanwhile an operator's status change commits (its own transaction, a later position).
@@ -332,14 +337,9 @@ describe('outbox positions with the call journal and the store [sqlite]', () => 
   });
 
   it('after a crash while the commit kept failing, the replay writes each event once where it was announced, though the retries were logged again', async () => {
-    const flaky = flakyStore(store);
-    flaky.failing = true;
-    const errors = sinon.stub(logger, 'error');
     const path = join(dir.dir, 'db.sqlite.journal-log');
     const log = JournalLog.open(path);
-    const { journal, notifier } = journalOn(flaky, log);
-    const live: PositionedEvent[] = [];
-    store.outboxPositions!.onDurable((items) => live.push(...items));
+    const { journal, notifier, errors, live } = failingJournal(log);
     ring(notifier, 'call-crash');
     await until(() => errors.callCount >= 3, 'the write failed and was retried');
     ring(notifier, 'call-crash-2');
@@ -356,24 +356,18 @@ describe('outbox positions with the call journal and the store [sqlite]', () => 
     ).to.be.greaterThan(1);
     await store.close();
 
-    store = createStore({ url: `sqlite:${join(dir.dir, 'db.sqlite')}`, logger });
-    await store.migrate();
+    store = await openStore();
     await recoverJournalLog(store, path, logger);
     expect(await feedOf(store)).to.deep.equal(live.map((i) => [i.position, i.event.id]));
     expect(live).to.have.length(4);
   });
 
   it('a journal log turned off by a write error after an event was announced: it commits where it was announced, also after a crash', async () => {
-    const flaky = flakyStore(store);
-    flaky.failing = true;
-    const errors = sinon.stub(logger, 'error');
     const path = join(dir.dir, 'db.sqlite.journal-log');
     const log = JournalLog.open(path);
     // The first append goes through; then the disk is full and the log is off for good.
     failAppendsAfterTheFirst(log);
-    const { journal, notifier } = journalOn(flaky, log);
-    const live: PositionedEvent[] = [];
-    store.outboxPositions!.onDurable((items) => live.push(...items));
+    const { journal, notifier, errors, live } = failingJournal(log);
     ring(notifier, 'call-off');
     await until(() => errors.callCount >= 3, 'the write failed and was retried');
     expect(live, 'announced from the log').to.have.length(2);
@@ -389,8 +383,7 @@ describe('outbox positions with the call journal and the store [sqlite]', () => 
     errors.restore();
     log.close();
     await store.close();
-    store = createStore({ url: `sqlite:${join(dir.dir, 'db.sqlite')}`, logger });
-    await store.migrate();
+    store = await openStore();
     await recoverJournalLog(store, path, logger);
     expect(await feedOf(store)).to.deep.equal(live.map((i) => [i.position, i.event.id]));
     // A console resuming after the last event it got sees the next one (call-after-off was
@@ -405,14 +398,9 @@ describe('outbox positions with the call journal and the store [sqlite]', () => 
   });
 
   it('a journal log turned off by a write error: the retry without it commits the events where they were announced', async () => {
-    const flaky = flakyStore(store);
-    flaky.failing = true;
-    const errors = sinon.stub(logger, 'error');
     const log = JournalLog.open(join(dir.dir, 'db.sqlite.journal-log'));
     failAppendsAfterTheFirst(log);
-    const { journal, notifier } = journalOn(flaky, log);
-    const live: PositionedEvent[] = [];
-    store.outboxPositions!.onDurable((items) => live.push(...items));
+    const { journal, notifier, flaky, errors, live } = failingJournal(log);
     ring(notifier, 'call-off');
     await until(() => errors.callCount >= 3, 'the write failed and was retried');
     ring(notifier, 'call-after-off');

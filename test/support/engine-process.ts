@@ -2,7 +2,7 @@
  * The engine as a child process (`node --import tsx src/main.ts`), for tests of what only a real
  * process shows: signals, exit codes, a crash (SIGKILL).
  */
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 
@@ -28,6 +28,20 @@ export class EngineProcess {
 
   /** Set once the process exited and its output is read to the end. */
   private closed: string | undefined;
+
+  /**
+   * Start `node --import tsx src/main.ts` in `env.DATA_DIR` (so no .env is read) with `env` as
+   * its whole environment, plus PATH, NODE_ENV=development and LOG_LEVEL=info unless `env` sets
+   * them.
+   */
+  static spawn(env: Record<string, string>): EngineProcess {
+    const child = spawn(process.execPath, ['--import', TSX_LOADER, MAIN], {
+      cwd: env.DATA_DIR,
+      env: { PATH: process.env.PATH, NODE_ENV: 'development', LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return new EngineProcess(child);
+  }
 
   constructor(readonly child: ChildProcess) {
     child.once('close', (code: number | null, signal: NodeJS.Signals | null) => {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { loadConfig } from '../../src/config/load.ts';
-import { createLogger } from '../../src/logging/logger.ts';
+import { createLogger, type Logger, type LogLevel } from '../../src/logging/logger.ts';
 import { startEngine, type Engine, type EngineOverrides } from '../../src/main.ts';
 import { startSimulator, type PbxSimulator } from '../../src/simulator/index.ts';
 import { FakeCrm } from './fake-crm.ts';
@@ -33,6 +33,22 @@ export const TIME_SCALE = 0.02;
 export const scaled = (ms: number): number => ms * TIME_SCALE;
 
 /**
+ * A logger writing at `level` and up whose JSON lines are pushed, parsed, to `logs` (a new array
+ * unless given), in order.
+ */
+export function collectingLogger(
+  level: LogLevel,
+  logs: Array<Record<string, unknown>> = [],
+): { logger: Logger; logs: Array<Record<string, unknown>> } {
+  const stream = new PassThrough();
+  stream.on('data', (chunk: Buffer) => {
+    for (const line of chunk.toString('utf8').split('\n'))
+      if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
+  });
+  return { logger: createLogger({ level, stream }), logs };
+}
+
+/**
  * Start simulator + fake CRM + engine. `env` overrides configuration variables (strings, as in
  * the environment); CRM_ROUTE_URL / CRM_WEBHOOK_URL point at the fake CRM and API_KEYS holds
  * {@link TEST_API_KEY} unless overridden.
@@ -48,13 +64,7 @@ export async function startTestBed(
   const dataDir = env.DATA_DIR ?? mkdtempSync(join(tmpdir(), 'ari-crm-test-'));
   const crm = await FakeCrm.start();
   const sim = await startSimulator({ timeScale: options.timeScale ?? TIME_SCALE });
-  const logs: Array<Record<string, unknown>> = [];
-  const stream = new PassThrough();
-  stream.on('data', (chunk: Buffer) => {
-    for (const line of chunk.toString('utf8').split('\n'))
-      if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
-  });
-  const logger = createLogger({ level: 'debug', stream });
+  const { logger, logs } = collectingLogger('debug');
   const config = loadConfig({
     NODE_ENV: 'test',
     HTTP_PORT: '0',
