@@ -1046,6 +1046,15 @@ export const configSchema = z.object({
     .describe(
       'Live stream sockets (GET /v1/stream) open at once, authenticated or not; more are refused with 503 stream_full and Retry-After. They have their own cap: they do not count against HTTP_MAX_CONNECTIONS, so consoles left open never take the connections of the API. Size it above the operators times the console tabs each keeps open, plus the admin streams.',
     ),
+  STREAM_ADMIN_RESERVE: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(999_999)
+    .default(10)
+    .describe(
+      "Places of STREAM_MAX_SOCKETS kept for admin streams (opened with an API key: the CRM's server, wallboards), so operators' consoles cannot lock them out: operator sockets hold at most STREAM_MAX_SOCKETS minus this many. Past that an operator's upgrade with the token in the URL or header is refused with 503 stream_full, and a socket whose first message brings an operator token is closed with code 1013 (try again later). 0 keeps no places. Must be below STREAM_MAX_SOCKETS.",
+    ),
   STREAM_POLL_INTERVAL_MS: z.coerce
     .number()
     .int()
