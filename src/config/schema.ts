@@ -533,7 +533,7 @@ export const configSchema = z.object({
   PUBLIC_URL: httpUrl
     .optional()
     .describe(
-      'Base URL the CRM and its users reach this engine at, e.g. https://pbx-engine.example.com: recording links start with it, and the retailCRM and Bitrix24 connectors register it. Unset: links start with the HTTP listen address (http://HTTP_HOST:HTTP_PORT); when that is a wildcard or loopback address (0.0.0.0, ::, 127.0.0.1), production refuses to start if calls are recorded or CRM_CONNECTOR is retailcrm or bitrix24 (with BITRIX24_URL), and other setups log a warning at start.',
+      'Base URL the CRM and its users reach this engine at, e.g. https://pbx-engine.example.com: recording links start with it, and the retailCRM and Bitrix24 connectors register it. Unset: links start with the HTTP listen address (http://HTTP_HOST:HTTP_PORT); when that is a wildcard or loopback address (0.0.0.0, ::, 127.0.0.1), production refuses to start if calls are recorded or CRM_CONNECTOR is retailcrm or bitrix24 (with BITRIX24_URL), and other setups log a warning at start. On another address (e.g. 10.0.0.5) links are plain http:// to it, which a CRM reaching the engine through a reverse proxy with TLS or a NAT cannot use: production logs a warning at start naming PUBLIC_URL. Behind a proxy or NAT, set it to the address the CRM uses.',
     ),
   RECORDING_DOWNLOAD_ATTEMPTS: z.coerce
     .number()
