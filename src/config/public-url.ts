@@ -8,6 +8,9 @@
  *   ({@link publicUrlConfigCheck}): calls are recorded (RECORD_CALLS), or the CRM connector has
  *   the CRM call the engine back (retailCRM's click-to-call, Bitrix24's events);
  * - otherwise it logs one warning at start ({@link publicUrlWarning}).
+ * A specific address others may reach (`10.0.0.5`) makes links that work only where that address
+ * does, over plain HTTP: not through a reverse proxy with TLS or a NAT, often how the CRM reaches
+ * the engine. Production logs one warning at start for it too (development stays quiet).
  * Pure functions.
  */
 import { isIPv4, isIPv6 } from 'node:net';
@@ -73,11 +76,14 @@ export function publicUrlConfigCheck(config: PublicUrlSettings): string[] {
 }
 
 /**
- * The warning the engine logs once at start when its links start with `listenUrl` (the HTTP
- * listen address, e.g. `http://0.0.0.0:3000`) and that address is a wildcard or loopback one:
- * when a feature of {@link absoluteLinkUses} needs the links, or, without one, when the address
- * is a wildcard (call script recordings still get links). Undefined when there is nothing to say
- * (PUBLIC_URL set, or a reachable address).
+ * The warning the engine logs once at start when PUBLIC_URL is unset and its links start with
+ * `listenUrl` (the HTTP listen address, e.g. `http://0.0.0.0:3000`), one line naming PUBLIC_URL
+ * and the links (`uses`: {@link absoluteLinkUses}):
+ * - a wildcard or loopback address: when a feature of {@link absoluteLinkUses} needs the links,
+ *   or, without one, when the address is a wildcard (call script recordings still get links);
+ * - any other address, in production only: links are plain `http://` to that address, which the
+ *   CRM may not reach (a reverse proxy with TLS, a NAT); development stays quiet.
+ * Undefined when there is nothing to say.
  */
 export function publicUrlWarning(
   config: PublicUrlSettings,
@@ -85,10 +91,16 @@ export function publicUrlWarning(
 ): { message: string; uses: string[] } | undefined {
   if (config.PUBLIC_URL) return undefined;
   const kind = listenAddressKind(new URL(listenUrl).hostname);
-  if (!kind) return undefined;
   const uses = absoluteLinkUses(config);
-  if (uses.length === 0 && kind !== 'wildcard') return undefined;
   const what = uses.length > 0 ? uses.join(', ') : 'links to call script recordings';
+  if (!kind) {
+    if (config.NODE_ENV !== 'production') return undefined;
+    return {
+      message: `PUBLIC_URL is not set: ${what} start with the listen address, ${listenUrl}/v1/…, plain HTTP to this address; if the CRM reaches the engine another way (a reverse proxy with TLS, a NAT), set PUBLIC_URL to that address, e.g. PUBLIC_URL=https://pbx-engine.example.com`,
+      uses,
+    };
+  }
+  if (uses.length === 0 && kind !== 'wildcard') return undefined;
   const who = kind === 'wildcard' ? 'nobody can open' : 'only this machine can open';
   return {
     message: `PUBLIC_URL is not set: ${what} start with the listen address ${listenUrl}, which ${who}; set PUBLIC_URL to the address the CRM reaches the engine at`,

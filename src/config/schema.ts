@@ -533,7 +533,7 @@ export const configSchema = z.object({
   PUBLIC_URL: httpUrl
     .optional()
     .describe(
-      'Base URL the CRM and its users reach this engine at, e.g. https://pbx-engine.example.com: recording links start with it, and the retailCRM and Bitrix24 connectors register it. Unset: links start with the HTTP listen address (http://HTTP_HOST:HTTP_PORT); when that is a wildcard or loopback address (0.0.0.0, ::, 127.0.0.1), production refuses to start if calls are recorded or CRM_CONNECTOR is retailcrm or bitrix24 (with BITRIX24_URL), and other setups log a warning at start.',
+      'Base URL the CRM and its users reach this engine at, e.g. https://pbx-engine.example.com: recording links start with it, and the retailCRM and Bitrix24 connectors register it. Unset: links start with the HTTP listen address (http://HTTP_HOST:HTTP_PORT); when that is a wildcard or loopback address (0.0.0.0, ::, 127.0.0.1), production refuses to start if calls are recorded or CRM_CONNECTOR is retailcrm or bitrix24 (with BITRIX24_URL), and other setups log a warning at start. On another address (e.g. 10.0.0.5) links are plain http:// to it, which a CRM reaching the engine through a reverse proxy with TLS or a NAT cannot use: production logs a warning at start naming PUBLIC_URL. Behind a proxy or NAT, set it to the address the CRM uses.',
     ),
   RECORDING_DOWNLOAD_ATTEMPTS: z.coerce
     .number()
@@ -1045,6 +1045,15 @@ export const configSchema = z.object({
     .default(1000)
     .describe(
       'Live stream sockets (GET /v1/stream) open at once, authenticated or not; more are refused with 503 stream_full and Retry-After. They have their own cap: they do not count against HTTP_MAX_CONNECTIONS, so consoles left open never take the connections of the API. Size it above the operators times the console tabs each keeps open, plus the admin streams.',
+    ),
+  STREAM_ADMIN_RESERVE: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(999_999)
+    .default(10)
+    .describe(
+      "Places of STREAM_MAX_SOCKETS kept for admin streams (opened with an API key: the CRM's server, wallboards), so operators' consoles cannot lock them out: operator sockets hold at most STREAM_MAX_SOCKETS minus this many. Past that an operator's upgrade with the token in the URL or header is refused with 503 stream_full, and a socket whose first message brings an operator token is closed with code 1013 (try again later). 0 keeps no places. Must be below STREAM_MAX_SOCKETS.",
     ),
   STREAM_POLL_INTERVAL_MS: z.coerce
     .number()

@@ -365,7 +365,7 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
         tags: [TAG.stream],
         summary: 'The live stream (WebSocket)',
         description:
-          'A WebSocket (`Upgrade: websocket`), not a plain GET: live lifecycle events for operators\' browsers. Credentials: `?token=<operator token>` (that extension\'s events only), `Authorization: Bearer <API key or token>`, or a first message `{"type":"auth","token":"…"}` within 5 s; an API key opens an admin stream of every event. Messages are JSON: `{"type":"stream.welcome"}`, the missed events (`?after=`) or the calls in progress, `{"type":"stream.synced","cursor"}`, then each event as its webhook body plus its feed `cursor`. Close codes: 4000 bad message, 4001 token expired, 4002 no credentials in time, 4003 credentials refused, 4008 the client reads too slowly, 1001 the engine stops, 1011 stored events unreadable. Renew with `{"type":"renew","token"}`. Pages of origins outside STREAM_ALLOWED_ORIGINS are refused. See docs/stream.md.',
+          'A WebSocket (`Upgrade: websocket`), not a plain GET: live lifecycle events for operators\' browsers. Credentials: `?token=<operator token>` (that extension\'s events only), `Authorization: Bearer <API key or token>`, or a first message `{"type":"auth","token":"…"}` within 5 s; an API key opens an admin stream of every event. Messages are JSON: `{"type":"stream.welcome"}`, the missed events (`?after=`) or the calls in progress, `{"type":"stream.synced","cursor"}`, then each event as its webhook body plus its feed `cursor`. Close codes: 4000 bad message, 4001 token expired, 4002 no credentials in time, 4003 credentials refused, 4008 the client reads too slowly, 1001 the engine stops, 1011 stored events unreadable, 1013 an operator token authenticated while the places for operators are taken (STREAM_ADMIN_RESERVE places are kept for API key streams; reconnect with a back-off). Renew with `{"type":"renew","token"}`. Pages of origins outside STREAM_ALLOWED_ORIGINS are refused. See docs/stream.md.',
         security: [{ bearerAuth: [] }, { operatorToken: [] }, { streamToken: [] }, {}],
         parameters: [
           {
@@ -386,7 +386,7 @@ export function buildOpenApiDocument(options: OpenApiOptions): JsonObject {
           '426': errorResponse('`upgrade_required`: a plain GET without the WebSocket upgrade.'),
           '503': {
             description:
-              '`stream_full`: STREAM_MAX_SOCKETS sockets are open, retry after `Retry-After` seconds (stream sockets do not count against HTTP_MAX_CONNECTIONS; they have this cap of their own); `shutting_down`.',
+              '`stream_full`: STREAM_MAX_SOCKETS sockets are open, or the token in the URL or `Authorization` header is an operator token and operators hold all their places (STREAM_MAX_SOCKETS less STREAM_ADMIN_RESERVE, kept for API key streams); retry after `Retry-After` seconds (stream sockets do not count against HTTP_MAX_CONNECTIONS; they have this cap of their own); `shutting_down`.',
             headers: retryAfterHeader,
             content: json('Error'),
           },

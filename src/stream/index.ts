@@ -48,6 +48,7 @@ export interface StreamDeps {
     | 'STREAM_PING_INTERVAL_MS'
     | 'STREAM_MAX_BUFFERED_BYTES'
     | 'STREAM_MAX_SOCKETS'
+    | 'STREAM_ADMIN_RESERVE'
     | 'STREAM_POLL_INTERVAL_MS'
     | 'PUBLIC_URL'
     | 'TRUST_PROXY'
@@ -89,6 +90,7 @@ export function createStream(deps: StreamDeps): { hub: StreamHub; server: Stream
     pingIntervalMs: deps.config.STREAM_PING_INTERVAL_MS,
     maxBufferedBytes: deps.config.STREAM_MAX_BUFFERED_BYTES,
     maxSockets: deps.config.STREAM_MAX_SOCKETS,
+    adminReserve: deps.config.STREAM_ADMIN_RESERVE,
     liveCalls: deps.liveCalls,
     ...(deps.allowsIp ? { allowsIp: deps.allowsIp } : {}),
     ...(deps.isShuttingDown ? { isShuttingDown: deps.isShuttingDown } : {}),

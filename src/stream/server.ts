@@ -12,12 +12,21 @@
  * `Authorization: Bearer` (operator token or API key), or a first message
  * `{"type": "auth", "token": "…"}` within `authTimeoutMs`.
  *
+ * Places kept for admin streams (`adminReserve`, STREAM_ADMIN_RESERVE): operator sockets hold at
+ * most `maxSockets - adminReserve` places, so consoles cannot lock out the API key streams (the
+ * CRM's server, wallboards). A socket is an operator's from the moment its credential is known to
+ * be an operator token: at the upgrade when it is in the URL or the `Authorization` header (past
+ * the operators' places the upgrade is refused with 503 `stream_full`), else at its first message
+ * (past them the socket is closed with 1013, try again later). Until then a socket holds a place
+ * of the whole cap only, which is all an admin socket ever holds.
+ *
  * Then: `{"type": "stream.welcome", …}`, the replay (`?after=`) or the snapshot of calls in
  * progress, `{"type": "stream.synced", "cursor": …}`, then live events, each `{cursor, …envelope}`.
  *
  * Close codes ({@link STREAM_CLOSE}): 4000 bad message, 4001 token expired, 4002 no credentials in
  * time, 4003 credentials refused, 4008 the client does not read fast enough, 1001 the engine
- * stops, 1011 the engine could not read its stored events.
+ * stops, 1011 the engine could not read its stored events, 1013 an operator past the places not
+ * kept for admin streams.
  */
 import type { IncomingMessage, Server } from 'node:http';
 import { STATUS_CODES } from 'node:http';
@@ -42,6 +51,12 @@ export const STREAM_CLOSE = {
   goingAway: 1001,
   /** The engine could not read its stored events (reconnect with `?after=`). */
   internalError: 1011,
+  /**
+   * An operator token authenticated (first message) while the operators' places are all taken
+   * (the rest are kept for admin streams, STREAM_ADMIN_RESERVE): reconnect later, with a back-off.
+   * The WebSocket registry's "Try Again Later".
+   */
+  tryAgainLater: 1013,
   /** A message that is not JSON, or of an unknown type. */
   badMessage: 4000,
   /** The operator token expired (renew before it does, or reconnect with a new token). */
@@ -72,6 +87,12 @@ export interface StreamServerOptions {
    * TCP connection is closed; past it the upgrade is refused with 503 `stream_full`.
    */
   maxSockets: number;
+  /**
+   * Places of `maxSockets` operator sockets may not take, kept for admin (API key) streams
+   * (STREAM_ADMIN_RESERVE); 0 (the default) keeps none. Must be below `maxSockets` (else the
+   * constructor throws a RangeError).
+   */
+  adminReserve?: number;
   /** Time to authenticate with a first message, ms. Default 5000. */
   authTimeoutMs?: number;
   /**
@@ -115,6 +136,7 @@ export type StreamRefusalCode =
 
 interface StreamMetrics {
   connections: ReturnType<typeof gauge>;
+  operatorConnections: ReturnType<typeof gauge>;
   messages: ReturnType<typeof counter>;
   closes: ReturnType<typeof counter<'code'>>;
   refusals: ReturnType<typeof counter<'code'>>;
@@ -134,17 +156,35 @@ export class StreamServer {
   private closed = false;
   /** Upgraded sockets whose TCP connection is not closed yet (what `maxSockets` caps). */
   private sockets = 0;
+  /** Of {@link sockets}, those known to be operators' (what {@link operatorPlaces} caps). */
+  private operatorSockets = 0;
+  /** Places operator sockets may hold: `maxSockets` less the admin reserve. */
+  private readonly operatorPlaces: number;
   /** The HTTP server attached (its connection limit does not count stream sockets). */
   private server: Server | undefined;
-  /** Upgrades refused at the cap since the last warning, and when that warning was. */
-  private refusedFull = 0;
+  /**
+   * Sockets turned away at the cap since the last warning (`refused`: 503 `stream_full` at the
+   * upgrade; `closed`: operators closed with 1013 at their first message), and when that warning
+   * was.
+   */
+  private turnedAway = { refused: 0, closed: 0 };
   private lastFullWarningMs = -Infinity;
 
   constructor(private readonly options: StreamServerOptions) {
+    const adminReserve = options.adminReserve ?? 0;
+    if (!Number.isInteger(adminReserve) || adminReserve < 0 || adminReserve >= options.maxSockets)
+      throw new RangeError(
+        `adminReserve (${adminReserve}) must be an integer from 0 to maxSockets - 1 (${options.maxSockets - 1})`,
+      );
+    this.operatorPlaces = options.maxSockets - adminReserve;
     this.metrics = {
       connections: gauge(options.registry, {
         name: 'aricrm_stream_connections',
         help: 'Live stream sockets open (GET /v1/stream), authenticated or not, until their TCP connection is closed.',
+      }),
+      operatorConnections: gauge(options.registry, {
+        name: 'aricrm_stream_operator_connections',
+        help: 'Of aricrm_stream_connections, the sockets of operator tokens; at most STREAM_MAX_SOCKETS - STREAM_ADMIN_RESERVE (the rest is kept for API key streams).',
       }),
       messages: counter(options.registry, {
         name: 'aricrm_stream_messages_total',
@@ -152,12 +192,12 @@ export class StreamServer {
       }),
       closes: counter(options.registry, {
         name: 'aricrm_stream_closes_total',
-        help: 'Live stream sockets the engine closed, by close code (4001 token expired, 4003 refused, 4008 slow client, …; see docs/stream.md).',
+        help: 'Live stream sockets the engine closed, by close code (4001 token expired, 4003 refused, 4008 slow client, 1013 operator past the places not kept for admin streams, …; see docs/stream.md).',
         labelNames: ['code'] as const,
       }),
       refusals: counter(options.registry, {
         name: 'aricrm_stream_refusals_total',
-        help: 'Live stream upgrades refused before the WebSocket opened, by code: stream_full (STREAM_MAX_SOCKETS open, 503), shutting_down (503), origin_not_allowed, ip_not_allowed (403), invalid_cursor (400), not_found (404).',
+        help: 'Live stream upgrades refused before the WebSocket opened, by code: stream_full (503: STREAM_MAX_SOCKETS open, or an operator token past STREAM_MAX_SOCKETS - STREAM_ADMIN_RESERVE), shutting_down (503), origin_not_allowed, ip_not_allowed (403), invalid_cursor (400), not_found (404).',
         labelNames: ['code'] as const,
       }),
     };
@@ -165,6 +205,10 @@ export class StreamServer {
       name: 'aricrm_stream_max_sockets',
       help: 'Live stream sockets allowed open at once (STREAM_MAX_SOCKETS); more are refused with 503 stream_full.',
     }).set(options.maxSockets);
+    gauge(options.registry, {
+      name: 'aricrm_stream_admin_reserve',
+      help: 'Live stream places kept for API key (admin) streams (STREAM_ADMIN_RESERVE): operator sockets are refused past STREAM_MAX_SOCKETS minus it.',
+    }).set(adminReserve);
     this.pinger = setInterval(() => {
       for (const connection of this.connections) connection.ping();
     }, options.pingIntervalMs);
@@ -246,28 +290,50 @@ export class StreamServer {
     // An API key never travels in a URL (proxies log URLs): in the query only operator tokens.
     const credential =
       query !== undefined ? { text: query, fromUrl: true } : header ? { text: header } : undefined;
-    if (this.sockets >= this.options.maxSockets) {
-      this.warnFull();
-      this.refuse(
-        socket,
-        503,
-        'stream_full',
-        `the live stream has its ${this.options.maxSockets} sockets open (STREAM_MAX_SOCKETS): retry later`,
-        { 'Retry-After': String(STREAM_FULL_RETRY_AFTER_SEC) },
-      );
+    const operator = credential !== undefined && isOperatorToken(credential.text);
+    if (this.sockets >= this.options.maxSockets || (operator && !this.operatorPlaceFree())) {
+      const message =
+        this.sockets >= this.options.maxSockets
+          ? `the live stream has its ${this.options.maxSockets} sockets open (STREAM_MAX_SOCKETS): retry later`
+          : `the live stream has its ${this.operatorPlaces} places for operators taken (STREAM_MAX_SOCKETS less STREAM_ADMIN_RESERVE): retry later`;
+      this.warnFull('refused');
+      this.refuse(socket, 503, 'stream_full', message, {
+        'Retry-After': String(STREAM_FULL_RETRY_AFTER_SEC),
+      });
       return;
     }
-    // The slot is taken until the TCP connection is gone (a socket closing still holds it).
+    // The places are taken until the TCP connection is gone (a socket closing still holds them).
     this.sockets += 1;
     this.metrics.connections.set(this.sockets);
+    let operatorPlace = false;
+    const takeOperatorPlace = (): boolean => {
+      if (operatorPlace) return true;
+      if (!this.operatorPlaceFree()) {
+        this.warnFull('closed');
+        return false;
+      }
+      operatorPlace = true;
+      this.operatorSockets += 1;
+      this.metrics.operatorConnections.set(this.operatorSockets);
+      return true;
+    };
+    if (operator) takeOperatorPlace();
     socket.once('close', () => {
       this.sockets -= 1;
       this.metrics.connections.set(this.sockets);
+      if (!operatorPlace) return;
+      this.operatorSockets -= 1;
+      this.metrics.operatorConnections.set(this.operatorSockets);
     });
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       if (this.server) exemptFromConnectionLimit(this.server, socket);
-      const connection = new StreamConnection(ws, this.options, this.metrics, after, () =>
-        this.forget(connection),
+      const connection = new StreamConnection(
+        ws,
+        this.options,
+        this.metrics,
+        after,
+        takeOperatorPlace,
+        () => this.forget(connection),
       );
       this.connections.add(connection);
       connection.start(credential);
@@ -286,16 +352,31 @@ export class StreamServer {
     refuse(socket, status, code, message, headers);
   }
 
-  /** Log that upgrades are refused at the cap, at most once a minute (with how many). */
-  private warnFull(): void {
-    this.refusedFull += 1;
+  /** True while operator sockets hold fewer than their places (the cap less the admin reserve). */
+  private operatorPlaceFree(): boolean {
+    return this.operatorSockets < this.operatorPlaces;
+  }
+
+  /**
+   * Log that sockets are turned away at the cap (`refused` at the upgrade, or an operator
+   * `closed` at its first message), at most once a minute, with how many of each.
+   */
+  private warnFull(how: 'refused' | 'closed'): void {
+    this.turnedAway[how] += 1;
     const now = Date.now();
     if (now - this.lastFullWarningMs < FULL_WARNING_INTERVAL_MS) return;
-    this.options.logger.warn('live stream full: upgrades refused with 503 stream_full', {
-      maxSockets: this.options.maxSockets,
-      refused: this.refusedFull,
-    });
-    this.refusedFull = 0;
+    this.options.logger.warn(
+      'live stream full: upgrades refused with 503 stream_full, operators past their places closed with 1013',
+      {
+        maxSockets: this.options.maxSockets,
+        adminReserve: this.options.maxSockets - this.operatorPlaces,
+        sockets: this.sockets,
+        operatorSockets: this.operatorSockets,
+        refused: this.turnedAway.refused,
+        closed: this.turnedAway.closed,
+      },
+    );
+    this.turnedAway = { refused: 0, closed: 0 };
     this.lastFullWarningMs = now;
   }
 
@@ -376,6 +457,11 @@ class StreamConnection implements StreamSubscriber {
     private readonly options: StreamServerOptions,
     private readonly metrics: StreamMetrics,
     private readonly after: number | undefined,
+    /**
+     * Take a place of the operators' for this socket (true), or false when they are all taken;
+     * true again when it holds one already (taken at the upgrade).
+     */
+    private readonly takeOperatorPlace: () => boolean,
     private readonly onGone: () => void,
   ) {
     ws.on('pong', () => (this.alive = true));
@@ -495,6 +581,13 @@ class StreamConnection implements StreamSubscriber {
         this.close(
           verdict.reason === 'expired' ? STREAM_CLOSE.tokenExpired : STREAM_CLOSE.forbidden,
           verdict.reason === 'expired' ? 'token expired' : 'invalid token',
+        );
+        return;
+      }
+      if (!this.takeOperatorPlace()) {
+        this.close(
+          STREAM_CLOSE.tryAgainLater,
+          'the places for operators are taken (the rest are kept for admin streams): retry later',
         );
         return;
       }

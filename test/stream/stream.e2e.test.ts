@@ -368,9 +368,11 @@ describe('live stream (e2e: GET /v1/stream over WebSocket)', function () {
   });
 
   it('caps the stream sockets on their own: at the cap new ones get 503 stream_full, and the API keeps its HTTP connections', async () => {
-    // Tiny limits: 3 stream sockets, 2 HTTP connections (each stream socket would have taken one).
+    // Tiny limits: 3 stream sockets, 2 HTTP connections (each stream socket would have taken one);
+    // no places kept for admin streams (the next test is about those).
     await start({
       STREAM_MAX_SOCKETS: '3',
+      STREAM_ADMIN_RESERVE: '0',
       HTTP_MAX_CONNECTIONS: '2',
       HTTP_KEEP_ALIVE_TIMEOUT_MS: '60000',
     });
@@ -428,6 +430,86 @@ describe('live stream (e2e: GET /v1/stream over WebSocket)', function () {
     const extra = await rawHttp(engineUrl());
     expect(await extra.get('/healthz')).to.equal(undefined);
     for (const conn of [prometheus, again, third, extra]) conn.socket.destroy();
+  });
+
+  it('keeps STREAM_ADMIN_RESERVE places for API key streams: operators past theirs get 503 stream_full or close 1013, admin streams still open', async () => {
+    // 4 stream sockets, 2 of them kept for admin streams: operators have 2 places.
+    await start({ STREAM_MAX_SOCKETS: '4', STREAM_ADMIN_RESERVE: '2' });
+    const signer = new OperatorTokens({ secrets: [SECRET] });
+    const tokenOf = (extension: string): string => signer.mint(extension, 600, 'test').token;
+    const refusal = (
+      options: Parameters<typeof StreamClient.open>[1],
+    ): Promise<{ status?: number; headers?: IncomingHttpHeaders; body?: string } | undefined> =>
+      open(options).then(
+        () => undefined,
+        (err: { status?: number; headers?: IncomingHttpHeaders; body?: string }) => err,
+      );
+    const metrics = async (): Promise<string> =>
+      (await apiRequest(engineUrl(), '/metrics', { key: null })).text;
+
+    // The operators fill their places: one with the token in the URL, one in its first message.
+    const s101 = await open({ token: tokenOf('101') });
+    await s101.next((m) => m.type === 'stream.synced', 'synced of 101');
+    const s102 = await open();
+    s102.send({ type: 'auth', token: tokenOf('102') });
+    await s102.next((m) => m.type === 'stream.synced', 'synced of 102');
+
+    // The next operator: with the token in the URL or the header, refused before the upgrade…
+    for (const options of [
+      { token: tokenOf('103') },
+      { headers: { authorization: `Bearer ${tokenOf('103')}` } },
+    ]) {
+      const refused = await refusal(options);
+      expect(refused?.status).to.equal(503);
+      expect(refused?.headers?.['retry-after']).to.equal('5');
+      const body = JSON.parse(refused!.body!) as { code: string; message: string };
+      expect(body.code).to.equal('stream_full');
+      expect(body.message).to.include('STREAM_ADMIN_RESERVE');
+    }
+    // …with it in the first message, opened (who it is is not known yet), then closed with 1013
+    // once the token is read, without a welcome.
+    const late = await open();
+    late.send({ type: 'auth', token: tokenOf('103') });
+    expect((await late.closed).code).to.equal(1013);
+    expect(late.messages).to.deep.equal([]);
+    await until(() => bed.engine.stream.size === 2, 'the closed socket to be gone');
+
+    // The places kept are there for admin streams: the CRM's server (API key in the header) and a
+    // wallboard page (API key in its first message).
+    const crm = await open({ headers: { authorization: `Bearer ${TEST_API_KEY}` } });
+    await crm.next((m) => m.type === 'stream.synced', 'synced of the CRM');
+    const wallboard = await open();
+    wallboard.send({ type: 'auth', token: TEST_API_KEY });
+    await wallboard.next((m) => m.type === 'stream.synced', 'synced of the wallboard');
+    expect(crm.messages[0]).to.include({ type: 'stream.welcome', admin: true });
+    expect(wallboard.messages[0]).to.include({ type: 'stream.welcome', admin: true });
+    // Now the whole cap is reached: anyone is refused.
+    const full = await refusal({ headers: { authorization: `Bearer ${TEST_API_KEY}` } });
+    expect(full?.status).to.equal(503);
+    expect(JSON.parse(full!.body!)).to.include({ code: 'stream_full' });
+
+    const seen = await metrics();
+    expect(sample(seen, 'aricrm_stream_connections')).to.equal(4);
+    expect(sample(seen, 'aricrm_stream_operator_connections')).to.equal(2);
+    expect(sample(seen, 'aricrm_stream_admin_reserve')).to.equal(2);
+    expect(sample(seen, 'aricrm_stream_closes_total{code="1013"}')).to.equal(1);
+    expect(sample(seen, 'aricrm_stream_refusals_total{code="stream_full"}')).to.equal(3);
+    const warned = bed.logs.filter((l) => String(l.message).startsWith('live stream full'));
+    expect(warned, 'one warning a minute at most').to.have.length(1);
+    expect(warned[0]).to.include({ level: 'warn', maxSockets: 4, adminReserve: 2 });
+
+    // An operator who leaves frees a place for the next, which opens in its first message too.
+    s101.close();
+    await until(() => bed.engine.stream.size === 3, 'the operator socket to be gone');
+    const s103 = await open();
+    s103.send({ type: 'auth', token: tokenOf('103') });
+    await s103.next((m) => m.type === 'stream.synced', 'synced of 103');
+    expect(s103.messages[0]).to.include({ type: 'stream.welcome', extension: '103' });
+    expect(sample(await metrics(), 'aricrm_stream_operator_connections')).to.equal(2);
+    // An admin stream that leaves frees a kept place, not one for operators.
+    wallboard.close();
+    await until(() => bed.engine.stream.size === 3, 'the wallboard socket to be gone');
+    expect((await refusal({ token: tokenOf('101') }))?.status).to.equal(503);
   });
 
   it('drops a socket that stops answering pings', async () => {

@@ -60,6 +60,24 @@ describe('configuration', () => {
     );
   });
 
+  it('keeps 10 live stream places for admin streams by default, and refuses a reserve that leaves operators none', () => {
+    expect(loadConfig({}).STREAM_ADMIN_RESERVE).to.equal(10);
+    expect(loadConfig({ STREAM_ADMIN_RESERVE: '0' }).STREAM_ADMIN_RESERVE).to.equal(0);
+    expect(
+      loadConfig({ STREAM_MAX_SOCKETS: '5', STREAM_ADMIN_RESERVE: '4' }).STREAM_ADMIN_RESERVE,
+    ).to.equal(4);
+    expect(() => loadConfig({ STREAM_MAX_SOCKETS: '5', STREAM_ADMIN_RESERVE: '5' })).to.throw(
+      ConfigError,
+      /STREAM_ADMIN_RESERVE: must be below STREAM_MAX_SOCKETS \(5 >= 5\)/,
+    );
+    // The default reserve does not fit a stream of 10 sockets or fewer: the message says how.
+    expect(() => loadConfig({ STREAM_MAX_SOCKETS: '10' })).to.throw(ConfigError, /lower it/);
+    expect(() => loadConfig({ STREAM_ADMIN_RESERVE: '-1' })).to.throw(
+      ConfigError,
+      /STREAM_ADMIN_RESERVE/,
+    );
+  });
+
   it('parses the no-answer dialplan location', () => {
     expect(loadConfig({ NO_ANSWER_DIALPLAN: 'voicemail,s' }).NO_ANSWER_DIALPLAN).to.deep.equal({
       context: 'voicemail',

@@ -121,9 +121,44 @@ describe('PUBLIC_URL and the links the engine hands out', () => {
       'call script recordings',
     );
     expect(publicUrlWarning(quiet, 'http://127.0.0.1:3000')).to.equal(undefined);
+    // A specific address others may reach: development stays quiet (production: the next test).
     expect(publicUrlWarning(dev, 'http://10.0.0.5:3000')).to.equal(undefined);
     expect(
       publicUrlWarning({ ...dev, PUBLIC_URL: 'https://e.example.com' }, 'http://0.0.0.0:3000'),
     ).to.equal(undefined);
+  });
+
+  it('warns in production on a specific listen address: the links are plain HTTP to it', () => {
+    const onLan = { ...DOCKER, HTTP_HOST: '10.0.0.5' };
+    // Production starts there (the address may be the one the CRM reaches)…
+    expect(publicUrlConfigCheck(onLan)).to.deep.equal([]);
+    // …and says what the links look like and how to set PUBLIC_URL.
+    const warning = publicUrlWarning(onLan, 'http://10.0.0.5:3000');
+    expect(warning?.message).to.match(
+      /^PUBLIC_URL is not set: recording links \(RECORD_CALLS=all\)/,
+    );
+    expect(warning?.message)
+      .to.include('http://10.0.0.5:3000/v1/…, plain HTTP')
+      .and.include('a reverse proxy with TLS, a NAT')
+      .and.include('PUBLIC_URL=https://');
+    expect(warning?.message).to.not.include('\n');
+    expect(warning?.uses).to.deep.equal(['recording links (RECORD_CALLS=all)']);
+    expect(
+      publicUrlWarning({ ...onLan, CRM_CONNECTOR: 'retailcrm' }, 'http://[fd00::5]:3000')?.message,
+    )
+      .to.include('CRM_CONNECTOR=retailcrm')
+      .and.include('http://[fd00::5]:3000/v1/…');
+    // Without a feature needing them, call script recordings still get links.
+    expect(
+      publicUrlWarning({ ...onLan, RECORD_CALLS: 'none' }, 'http://10.0.0.5:3000')?.message,
+    ).to.include('links to call script recordings');
+    // Quiet with PUBLIC_URL, and outside production.
+    expect(
+      publicUrlWarning({ ...onLan, PUBLIC_URL: 'https://e.example.com' }, 'http://10.0.0.5:3000'),
+    ).to.equal(undefined);
+    for (const env of ['development', 'test'] as const)
+      expect(publicUrlWarning({ ...onLan, NODE_ENV: env }, 'http://10.0.0.5:3000')).to.equal(
+        undefined,
+      );
   });
 });
