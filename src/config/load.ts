@@ -50,7 +50,10 @@ export function loadConfig(
   if (config.NODE_ENV === 'production' && config.ARI_PASSWORD === 'asterisk') {
     problems.push('ARI_PASSWORD: the default password is not allowed in production');
   }
-  if (config.STREAM_ADMIN_RESERVE >= config.STREAM_MAX_SOCKETS) {
+  if (
+    config.STREAM_ADMIN_RESERVE !== undefined &&
+    config.STREAM_ADMIN_RESERVE >= config.STREAM_MAX_SOCKETS
+  ) {
     problems.push(
       `STREAM_ADMIN_RESERVE: must be below STREAM_MAX_SOCKETS (${config.STREAM_ADMIN_RESERVE} >= ${config.STREAM_MAX_SOCKETS}), or operators would have no place on the live stream; lower it (0 keeps no places for admin streams) or raise STREAM_MAX_SOCKETS`,
     );

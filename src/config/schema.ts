@@ -1051,9 +1051,9 @@ export const configSchema = z.object({
     .int()
     .min(0)
     .max(999_999)
-    .default(10)
+    .optional()
     .describe(
-      "Places of STREAM_MAX_SOCKETS kept for admin streams (opened with an API key: the CRM's server, wallboards), so operators' consoles cannot lock them out: operator sockets hold at most STREAM_MAX_SOCKETS minus this many. Past that an operator's upgrade with the token in the URL or header is refused with 503 stream_full, and a socket whose first message brings an operator token is closed with code 1013 (try again later). 0 keeps no places. Must be below STREAM_MAX_SOCKETS.",
+      "Places of STREAM_MAX_SOCKETS kept for admin streams (opened with an API key: the CRM's server, wallboards), so operators' consoles cannot lock them out: operator sockets hold at most STREAM_MAX_SOCKETS minus this many. Past that an operator's upgrade with the token in the URL or header is refused with 503 stream_full, and a socket whose first message brings an operator token is closed with code 1013 (try again later). 0 keeps no places. Unset: a tenth of STREAM_MAX_SOCKETS, at most 10 (10 for the default cap). When set, must be below STREAM_MAX_SOCKETS.",
     ),
   STREAM_POLL_INTERVAL_MS: z.coerce
     .number()

@@ -90,7 +90,7 @@ export function createStream(deps: StreamDeps): { hub: StreamHub; server: Stream
     pingIntervalMs: deps.config.STREAM_PING_INTERVAL_MS,
     maxBufferedBytes: deps.config.STREAM_MAX_BUFFERED_BYTES,
     maxSockets: deps.config.STREAM_MAX_SOCKETS,
-    adminReserve: deps.config.STREAM_ADMIN_RESERVE,
+    adminReserve: streamAdminReserve(deps.config),
     liveCalls: deps.liveCalls,
     ...(deps.allowsIp ? { allowsIp: deps.allowsIp } : {}),
     ...(deps.isShuttingDown ? { isShuttingDown: deps.isShuttingDown } : {}),
@@ -99,4 +99,15 @@ export function createStream(deps: StreamDeps): { hub: StreamHub; server: Stream
     registry: deps.registry,
   });
   return { hub, server };
+}
+
+/**
+ * The places of STREAM_MAX_SOCKETS kept for admin (API key) streams: STREAM_ADMIN_RESERVE, or
+ * unset a tenth of the cap, at most 10 (so a small cap set before the reserve existed still
+ * leaves its operators their places).
+ */
+export function streamAdminReserve(
+  config: Pick<Config, 'STREAM_ADMIN_RESERVE' | 'STREAM_MAX_SOCKETS'>,
+): number {
+  return config.STREAM_ADMIN_RESERVE ?? Math.min(10, Math.floor(config.STREAM_MAX_SOCKETS / 10));
 }

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig } from '../../../src/config/load.ts';
+import { streamAdminReserve } from '../../../src/stream/index.ts';
 import { CONFIG_KEYS } from '../../../src/config/schema.ts';
 import { renderConfigDoc, renderEnvExample } from '../../../src/config/reference.ts';
 
@@ -60,8 +61,11 @@ describe('configuration', () => {
     );
   });
 
-  it('keeps 10 live stream places for admin streams by default, and refuses a reserve that leaves operators none', () => {
-    expect(loadConfig({}).STREAM_ADMIN_RESERVE).to.equal(10);
+  it('keeps a tenth of the live stream places (at most 10) for admin streams by default, and refuses a reserve that leaves operators none', () => {
+    expect(streamAdminReserve(loadConfig({}))).to.equal(10);
+    expect(streamAdminReserve(loadConfig({ STREAM_MAX_SOCKETS: '50' }))).to.equal(5);
+    // A small cap set before the reserve existed still starts and leaves operators every place.
+    expect(streamAdminReserve(loadConfig({ STREAM_MAX_SOCKETS: '9' }))).to.equal(0);
     expect(loadConfig({ STREAM_ADMIN_RESERVE: '0' }).STREAM_ADMIN_RESERVE).to.equal(0);
     expect(
       loadConfig({ STREAM_MAX_SOCKETS: '5', STREAM_ADMIN_RESERVE: '4' }).STREAM_ADMIN_RESERVE,
@@ -70,8 +74,10 @@ describe('configuration', () => {
       ConfigError,
       /STREAM_ADMIN_RESERVE: must be below STREAM_MAX_SOCKETS \(5 >= 5\)/,
     );
-    // The default reserve does not fit a stream of 10 sockets or fewer: the message says how.
-    expect(() => loadConfig({ STREAM_MAX_SOCKETS: '10' })).to.throw(ConfigError, /lower it/);
+    expect(() => loadConfig({ STREAM_MAX_SOCKETS: '10', STREAM_ADMIN_RESERVE: '10' })).to.throw(
+      ConfigError,
+      /lower it/,
+    );
     expect(() => loadConfig({ STREAM_ADMIN_RESERVE: '-1' })).to.throw(
       ConfigError,
       /STREAM_ADMIN_RESERVE/,
