@@ -68,4 +68,39 @@ forEachDialect('store: operators', ({ store }) => {
     expect(feed.items.map((i) => i.status)).to.deep.equal(['skipped']);
     expect((await ops.loadAll()).get('102')).to.not.have.property('callId');
   });
+
+  it('the operators repository inserts a row, then replaces all of it, also inside a write batch', async () => {
+    const since = new Date(NOW).toISOString();
+    await store().writeBatch(async (repos) => {
+      await repos.operators.save(
+        { extension: '103', state: 'on_call', status: 'dnd', since, callId: 'c-7', eventSeq: 4 },
+        NOW,
+      );
+    });
+    expect(await store().operators.list()).to.deep.equal([
+      { extension: '103', state: 'on_call', status: 'dnd', since, callId: 'c-7', eventSeq: 4 },
+    ]);
+    const later = new Date(NOW + 5000).toISOString();
+    await store().writeBatch(async (repos) => {
+      await repos.operators.save(
+        { extension: '103', state: 'idle', status: 'available', since: later, eventSeq: 5 },
+        NOW + 5000,
+      );
+      await repos.operators.save(
+        { extension: '101', state: 'offline', status: 'break', since: later, eventSeq: 1 },
+        NOW + 5000,
+      );
+    });
+    // The call id is cleared, not kept from the row before.
+    expect(await store().operators.list()).to.deep.equal([
+      { extension: '101', state: 'offline', status: 'break', since: later, eventSeq: 1 },
+      { extension: '103', state: 'idle', status: 'available', since: later, eventSeq: 5 },
+    ]);
+    const row = await store()
+      .db.selectFrom('operators')
+      .select(['updated_at'])
+      .where('extension', '=', '103')
+      .executeTakeFirstOrThrow();
+    expect(row.updated_at).to.equal(later);
+  });
 });
