@@ -20,4 +20,4 @@ export {
 export { OperatorNotifier } from './notifier.ts';
 export { OperatorNotFoundError, PresenceService, type PresenceServiceDeps } from './service.ts';
 export { registerPresenceStasisHandlers } from './stasis.ts';
-export { OperatorStore, operatorEventKey } from './store.ts';
+export { OperatorStore, operatorEventKey, type OperatorChange } from './store.ts';

@@ -6,9 +6,24 @@
  *
  * Every change (state or status) is published three ways, in this order:
  * 1. the in-process `change` event (`service.on('change', (op) => …)`), synchronously;
- * 2. the store: the operator's row and its `operator.state` event in one transaction (writes of
- *    all operators are chained, so events commit in the order the changes happened);
+ * 2. the store: the operator's row and its `operator.state` event in one transaction;
  * 3. the committed event to `committed` (the notifier: webhooks, notifier.ts).
+ *
+ * Changes are group-committed: one write to the store is in flight at a time, and the changes
+ * made while it is (of every operator) are written together by the next one, as one write batch
+ * of the store (`OperatorStore.saveChanges`: one transaction, one round trip to the SQLite
+ * thread). So a burst of changes (many calls ending at once) costs a few writes, not one each,
+ * and the events do not lag behind the phones. Events commit in the order the changes happened:
+ * per operator with strictly increasing sequences (two changes of one operator in a batch are
+ * two events, the row ends at the last), and across operators in change order; `committed` gets
+ * them in that order. {@link PresenceService.setStatus} resolves once its own change committed.
+ *
+ * A failed write is logged and its changes are written again, in front of the changes made
+ * since, after a short delay that doubles with each failure in a row
+ * ({@link PresenceServiceDeps.retryDelayMs}); a change whose write failed
+ * {@link PresenceServiceDeps.maxWriteAttempts} times is given up (logged as an error: its
+ * `operator.state` event is lost, its operator's row catches up with the operator's next change)
+ * and its `setStatus` rejects with the store's error. The changes behind it are written as usual.
  *
  * Inbound routing asks {@link PresenceService.takesCalls} before ringing an operator.
  */
@@ -24,7 +39,7 @@ import {
   type Operator,
   type OperatorStatus,
 } from './model.ts';
-import type { OperatorStore, StoredOperator } from './store.ts';
+import type { OperatorChange, OperatorStore, StoredOperator } from './store.ts';
 
 /** No operator has this extension. HTTP 404 `operator_not_found`. */
 export class OperatorNotFoundError extends Error {
@@ -38,7 +53,7 @@ export class OperatorNotFoundError extends Error {
 export interface PresenceServiceDeps {
   /** The operator extensions (OPERATOR_EXTENSIONS, or what the configuration implies). */
   extensions: readonly string[];
-  store: Pick<OperatorStore, 'loadAll' | 'saveChange'>;
+  store: Pick<OperatorStore, 'loadAll' | 'saveChanges'>;
   logger: Logger;
   /**
    * What the engine's live calls say about an extension (CallService.operatorActivity); absent:
@@ -53,10 +68,28 @@ export interface PresenceServiceDeps {
    * already idle), the state is looked at again after this long, ms (default 500).
    */
   recheckDelayMs?: number;
+  /**
+   * After a failed write, its changes are written again after this long, ms, doubled with each
+   * failure in a row up to {@link MAX_RETRY_DELAY_MS} (default 100).
+   */
+  retryDelayMs?: number;
+  /** How many times a change's write may fail before the change is given up (default 5). */
+  maxWriteAttempts?: number;
 }
+
+/** Longest wait before writing again after failed writes, ms. */
+const MAX_RETRY_DELAY_MS = 5000;
 
 /** How many times in a row a disagreement is looked at again before waiting for news. */
 const MAX_RECHECKS = 20;
+
+/** A change waiting for its write, or in it. */
+interface PendingChange extends OperatorChange {
+  /** Failed writes so far. */
+  attempts: number;
+  /** Settles the change's promise: committed (undefined) or given up (the store's error). */
+  settle: (err?: Error) => void;
+}
 
 /** Events of {@link PresenceService}. */
 export interface PresenceEvents {
@@ -71,7 +104,14 @@ export class PresenceService extends EventEmitter<PresenceEvents> {
   /** The calls each operator was last seen in (from call events), to look at again at their end. */
   private readonly callsOf = new Map<string, Set<string>>();
   private readonly rechecks = new Map<string, { timer?: NodeJS.Timeout; count: number }>();
-  private writes: Promise<unknown> = Promise.resolve();
+  /** Changes made since the write in flight was sent, in change order. */
+  private queue: PendingChange[] = [];
+  /** A write is in flight, or waits to be retried. */
+  private writing = false;
+  /** Writes failed in a row (the retry delay doubles with each). */
+  private failuresInARow = 0;
+  /** Settles once the last change made so far is stored or given up. */
+  private written: Promise<void> = Promise.resolve();
   private readonly now: () => number;
   private readonly log: Logger;
   private stopped = false;
@@ -131,16 +171,16 @@ export class PresenceService extends EventEmitter<PresenceEvents> {
    * Set an operator's status; resolves once the change (and its `operator.state` event) is
    * stored. Setting the status it already has changes nothing (no event).
    *
-   * @throws OperatorNotFoundError; the store's error when the write failed
+   * @throws OperatorNotFoundError; the store's error when the change was given up (its write
+   *   failed {@link PresenceServiceDeps.maxWriteAttempts} times, see the module comment)
    */
   async setStatus(extension: string, status: OperatorStatus): Promise<Operator> {
     const operator = this.require(extension);
     if (operator.status === status) {
-      await this.writes;
+      await this.written;
       return publicView(operator);
     }
-    const written = this.apply(extension, { ...operator, status });
-    await written;
+    await this.apply(extension, { ...operator, status });
     return publicView(this.require(extension));
   }
 
@@ -197,9 +237,12 @@ export class PresenceService extends EventEmitter<PresenceEvents> {
     });
   }
 
-  /** Resolves once every change made so far is stored (tests, shutdown). */
+  /**
+   * Resolves once every change made so far is stored, or given up after failed writes (tests,
+   * shutdown). Never rejects.
+   */
   async flush(): Promise<void> {
-    await this.writes;
+    await this.written;
   }
 
   /**
@@ -274,7 +317,10 @@ export class PresenceService extends EventEmitter<PresenceEvents> {
 
   /**
    * Make `next` the operator's presence: `since` now, the next event sequence; emit `change`,
-   * then store it with its event and deliver the event once committed.
+   * then queue it for the next write (see the module comment).
+   *
+   * @returns settles once the change committed (and its event went to `committed`); rejects
+   *   with the store's error once it was given up
    */
   private apply(
     extension: string,
@@ -302,17 +348,104 @@ export class PresenceService extends EventEmitter<PresenceEvents> {
     } catch (err) {
       this.log.error('an operator change listener failed', { extension, err });
     }
-    const write = this.writes.then(() =>
-      this.deps.store.saveChange(operator, previousState, now).then(
-        (event) => this.deps.committed?.(event),
-        (err: unknown) => {
-          this.log.error('could not store an operator change', { extension, err });
-          throw err;
-        },
-      ),
+    let settle!: (err?: Error) => void;
+    const stored = new Promise<void>((resolve, reject) => {
+      settle = (err) => (err === undefined ? resolve() : reject(err));
+    });
+    this.queue.push({
+      operator,
+      ...(previousState !== undefined ? { previousState } : {}),
+      atMs: now,
+      attempts: 0,
+      settle,
+    });
+    this.written = stored.catch(() => undefined);
+    if (!this.writing) {
+      this.writing = true;
+      // The other changes of this turn (a call's end recomputes every operator it named) join.
+      queueMicrotask(() => void this.writeQueued());
+    }
+    return stored;
+  }
+
+  /**
+   * Write every queued change as one batch; once it is answered, write what was queued
+   * meanwhile, or retry the batch's changes after a failure.
+   */
+  private async writeQueued(): Promise<void> {
+    const batch = this.queue;
+    this.queue = [];
+    let events: LifecycleEvent[];
+    try {
+      events = await this.deps.store.saveChanges(batch);
+    } catch (err) {
+      this.failed(batch, err);
+      return;
+    }
+    this.failuresInARow = 0;
+    for (let i = 0; i < batch.length; i++) {
+      try {
+        this.deps.committed?.(events[i]!);
+      } catch (err) {
+        this.log.error('the consumer of a committed operator event failed', {
+          extension: batch[i]!.operator.extension,
+          err,
+        });
+      }
+      batch[i]!.settle();
+    }
+    this.next();
+  }
+
+  /**
+   * A batch's write failed: give up the changes that failed too often, put the others back in
+   * front of the queue and write again after a delay.
+   */
+  private failed(batch: PendingChange[], err: unknown): void {
+    this.failuresInARow += 1;
+    const maxAttempts = this.deps.maxWriteAttempts ?? 5;
+    const retry: PendingChange[] = [];
+    for (const change of batch) {
+      change.attempts += 1;
+      if (change.attempts < maxAttempts) {
+        retry.push(change);
+        continue;
+      }
+      this.log.error('gave up storing an operator change: its operator.state event is lost', {
+        extension: change.operator.extension,
+        sequence: change.operator.eventSeq,
+        attempts: change.attempts,
+        err,
+      });
+      change.settle(
+        err instanceof Error
+          ? err
+          : new Error(`the operator change could not be stored: ${String(err)}`),
+      );
+    }
+    this.queue = [...retry, ...this.queue];
+    if (this.queue.length === 0) {
+      this.log.error('could not store operator changes', { changes: batch.length, err });
+      this.writing = false;
+      return;
+    }
+    const delayMs = Math.min(
+      (this.deps.retryDelayMs ?? 100) * 2 ** (this.failuresInARow - 1),
+      MAX_RETRY_DELAY_MS,
     );
-    this.writes = write.catch(() => undefined);
-    return write;
+    this.log.error('could not store operator changes; writing them again', {
+      changes: batch.length,
+      retried: retry.length,
+      retryInMs: delayMs,
+      err,
+    });
+    setTimeout(() => void this.writeQueued(), delayMs);
+  }
+
+  /** The write in flight was answered: write what was queued meanwhile, if anything. */
+  private next(): void {
+    if (this.queue.length > 0) void this.writeQueued();
+    else this.writing = false;
   }
 
   private require(extension: string): StoredOperator {

@@ -1,12 +1,13 @@
 /**
- * Operators in the store (`operators`, migration 0006): each operator's status (set through the
- * API), the last state the engine published, and the sequence of its `operator.state` events.
- * A change and its event are written in one transaction, so the outbox never holds an event for
- * a change the table does not (and the reverse).
+ * Operators in the store (`operators`, migration 0007, src/store/operators.ts): each operator's
+ * status (set through the API), the last state the engine published, and the sequence of its
+ * `operator.state` events. Changes are written in batches ({@link OperatorStore.saveChanges}):
+ * the rows and the events of a batch are one write batch of the store (`Store.writeBatch`: one
+ * transaction, one round trip to the SQLite thread), so the outbox never holds an event for a
+ * change the table does not (and the reverse).
  */
 import { createEventEnvelope, type LifecycleEvent } from '../events/types.ts';
 import type { Store } from '../store/index.ts';
-import { toIsoTime } from '../store/schema.ts';
 import type { Operator, OperatorState, OperatorStatus } from './model.ts';
 
 /** The outbox key (`callId` of the envelope) of an operator's events: `operator-<extension>`. */
@@ -20,6 +21,16 @@ export interface StoredOperator extends Operator {
   eventSeq: number;
 }
 
+/** One change of an operator's presence, to store with its `operator.state` event. */
+export interface OperatorChange {
+  /** The operator as it is after the change; its event has sequence `operator.eventSeq`. */
+  operator: StoredOperator;
+  /** The state before the change, when the state changed (the event's `previousState`). */
+  previousState?: OperatorState;
+  /** When the change happened, epoch ms (the event's `occurredAt`). */
+  atMs: number;
+}
+
 /** Options of {@link OperatorStore}. */
 export interface OperatorStoreOptions {
   /**
@@ -29,16 +40,16 @@ export interface OperatorStoreOptions {
   skipDelivery?: boolean;
 }
 
-/** Operators over a store's Kysely instance (SQLite or PostgreSQL). */
+/** Operators over a store (SQLite or PostgreSQL). */
 export class OperatorStore {
   constructor(
-    private readonly store: Pick<Store, 'db' | 'dialect' | 'transaction'>,
+    private readonly store: Pick<Store, 'operators' | 'writeBatch'>,
     private readonly options: OperatorStoreOptions = {},
   ) {}
 
   /** Every stored operator, by extension. */
   async loadAll(): Promise<Map<string, StoredOperator>> {
-    const rows = await this.store.db.selectFrom('operators').selectAll().execute();
+    const rows = await this.store.operators.list();
     return new Map(
       rows.map((row) => [
         row.extension,
@@ -47,67 +58,50 @@ export class OperatorStore {
           state: row.state as OperatorState,
           status: row.status as OperatorStatus,
           since: row.since,
-          ...(row.call_id !== null ? { callId: row.call_id } : {}),
-          eventSeq: Number(row.event_seq),
+          ...(row.callId !== undefined ? { callId: row.callId } : {}),
+          eventSeq: row.eventSeq,
         },
       ]),
     );
   }
 
   /**
-   * Save the operator as it is now and append its `operator.state` event (sequence
-   * `operator.eventSeq`), in one transaction.
+   * Store `changes` (in the order they happened) in one write batch of the store: each
+   * operator's row as its last change left it, and every change's `operator.state` event, in
+   * change order. Two changes of one operator are two events (their sequences must increase).
+   * The events' outbox time (`created_at`) and the rows' `updated_at` are the last change's time.
    *
-   * @returns the event, committed
+   * @returns the events, committed, in change order
    * @throws the driver's error (nothing written)
    */
-  async saveChange(
-    operator: StoredOperator,
-    previousState: OperatorState | undefined,
-    now: number,
-  ): Promise<LifecycleEvent> {
-    const event = createEventEnvelope(
-      'operator.state',
-      operatorEventKey(operator.extension),
-      operator.eventSeq,
-      {
-        extension: operator.extension,
-        state: operator.state,
-        status: operator.status,
-        since: operator.since,
-        ...(operator.callId !== undefined ? { callId: operator.callId } : {}),
-        ...(previousState !== undefined ? { previousState } : {}),
-      },
-      now,
+  async saveChanges(changes: readonly OperatorChange[]): Promise<LifecycleEvent[]> {
+    if (changes.length === 0) return [];
+    const events = changes.map(({ operator, previousState, atMs }) =>
+      createEventEnvelope(
+        'operator.state',
+        operatorEventKey(operator.extension),
+        operator.eventSeq,
+        {
+          extension: operator.extension,
+          state: operator.state,
+          status: operator.status,
+          since: operator.since,
+          ...(operator.callId !== undefined ? { callId: operator.callId } : {}),
+          ...(previousState !== undefined ? { previousState } : {}),
+        },
+        atMs,
+      ),
     );
-    const row = {
-      extension: operator.extension,
-      status: operator.status,
-      state: operator.state,
-      since: operator.since,
-      call_id: operator.callId ?? null,
-      event_seq: operator.eventSeq,
-      updated_at: toIsoTime(now),
-    };
-    await this.store.transaction(async (repos, trx) => {
-      await trx
-        .insertInto('operators')
-        .values(row)
-        .onConflict((oc) =>
-          oc.column('extension').doUpdateSet({
-            status: row.status,
-            state: row.state,
-            since: row.since,
-            call_id: row.call_id,
-            event_seq: row.event_seq,
-            updated_at: row.updated_at,
-          }),
-        )
-        .execute();
-      await repos.events.appendEvents([event], now, {
+    // The row of each operator's last change (a Map keeps the first change's place).
+    const rows = new Map<string, StoredOperator>();
+    for (const { operator } of changes) rows.set(operator.extension, operator);
+    const nowMs = changes[changes.length - 1]!.atMs;
+    await this.store.writeBatch(async (repos) => {
+      for (const row of rows.values()) await repos.operators.save(row, nowMs);
+      await repos.events.appendEvents(events, nowMs, {
         skipDelivery: this.options.skipDelivery ?? false,
       });
     });
-    return event;
+    return events;
   }
 }

@@ -44,6 +44,11 @@ export {
   type AppendEventsOptions,
   type OutboxStatus,
 } from './events.ts';
+export {
+  createOperatorRepository,
+  type OperatorRepository,
+  type OperatorRow,
+} from './operators.ts';
 export { createConnectorOutbox, type ConnectorOutboxTarget } from './connector-outbox.ts';
 export { createConnectorState, type ConnectorStateRepository } from './connector-state.ts';
 export {

@@ -21,6 +21,7 @@ import { createConnectorOutbox } from './connector-outbox.ts';
 import type { OutboxRepository } from './durable-queue.ts';
 import { createIdempotencyRepository, type IdempotencyRepository } from './idempotency.ts';
 import { storeMigrationProvider, type StoreDialect } from './migrations.ts';
+import { createOperatorRepository, type OperatorRepository } from './operators.ts';
 import { claimStore, type StoreClaim } from './ownership.ts';
 import type { Database } from './schema.ts';
 import { SqliteWorkerDialect } from './sqlite-worker.ts';
@@ -62,6 +63,8 @@ export interface StoreRepositories {
   calls: CallRepository;
   events: EventRepository;
   idempotency: IdempotencyRepository;
+  /** Operator presence rows (src/store/operators.ts). */
+  operators: OperatorRepository;
   /** The CRM connector's outbox, when {@link StoreOptions.connectorOutbox} is set. */
   connectorOutbox?: OutboxRepository;
 }
@@ -106,7 +109,7 @@ export interface Store extends StoreRepositories {
    * caused it). Rejects with `fn`'s error after rolling back. On SQLite transactions are
    * serialised; inside `fn` use only the given repositories (the store's own would wait for
    * the transaction and deadlock). `trx` is the transaction itself, for a domain's own tables
-   * (operators, notification jobs); events appended through `repos.events` reach the connector
+   * (notification jobs); events appended through `repos.events` reach the connector
    * outbox and wake the live stream like every other event.
    */
   transaction<T>(fn: (repos: StoreRepositories, trx: Kysely<Database>) => Promise<T>): Promise<T>;
@@ -232,6 +235,7 @@ export function createStore(options: StoreOptions): Store {
     calls: createCallRepository(k),
     events: createEventRepository(k, dialect, options.connectorOutbox, hooks),
     idempotency: createIdempotencyRepository(k),
+    operators: createOperatorRepository(k),
     ...(options.connectorOutbox
       ? { connectorOutbox: createConnectorOutbox(k, options.connectorOutbox.name) }
       : {}),

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import sinon from 'sinon';
 import type { LifecycleEvent } from '../../../src/events/types.ts';
 import { createSilentLogger } from '../../../src/logging/logger.ts';
 import { operatorExtensions } from '../../../src/operators/config.ts';
@@ -9,7 +10,7 @@ import {
   type OperatorState,
 } from '../../../src/operators/model.ts';
 import { OperatorNotFoundError, PresenceService } from '../../../src/operators/service.ts';
-import type { StoredOperator } from '../../../src/operators/store.ts';
+import type { OperatorChange, StoredOperator } from '../../../src/operators/store.ts';
 import { createEventEnvelope } from '../../../src/events/types.ts';
 
 describe('operator presence: the state machine', () => {
@@ -113,6 +114,23 @@ describe('operator presence: the state machine', () => {
   });
 });
 
+/** The `operator.state` event OperatorStore.saveChanges makes of a change. */
+function eventOf({ operator, previousState, atMs }: OperatorChange): LifecycleEvent {
+  return createEventEnvelope(
+    'operator.state',
+    `operator-${operator.extension}`,
+    operator.eventSeq,
+    {
+      extension: operator.extension,
+      state: operator.state,
+      status: operator.status,
+      since: operator.since,
+      ...(previousState ? { previousState } : {}),
+    },
+    atMs,
+  );
+}
+
 /** A presence service over an in-memory store that records what it was asked to write. */
 function service(options: { stored?: StoredOperator[]; engine?: Map<string, EngineView> } = {}) {
   const saved: Array<{ op: StoredOperator; previousState?: OperatorState }> = [];
@@ -122,23 +140,10 @@ function service(options: { stored?: StoredOperator[]; engine?: Map<string, Engi
     extensions: ['101', '102'],
     store: {
       loadAll: () => Promise.resolve(new Map((options.stored ?? []).map((o) => [o.extension, o]))),
-      saveChange: (op, previousState, now) => {
-        saved.push({ op: { ...op }, ...(previousState ? { previousState } : {}) });
-        return Promise.resolve(
-          createEventEnvelope(
-            'operator.state',
-            `operator-${op.extension}`,
-            op.eventSeq,
-            {
-              extension: op.extension,
-              state: op.state,
-              status: op.status,
-              since: op.since,
-              ...(previousState ? { previousState } : {}),
-            },
-            now,
-          ),
-        );
+      saveChanges: (changes) => {
+        for (const { operator, previousState } of changes)
+          saved.push({ op: { ...operator }, ...(previousState ? { previousState } : {}) });
+        return Promise.resolve(changes.map(eventOf));
       },
     },
     logger: createSilentLogger(),
@@ -278,5 +283,198 @@ describe('operator presence: the service', () => {
       ['idle', undefined],
     ]);
     presence.stop();
+  });
+});
+
+/**
+ * A presence service over a store whose writes wait until the test answers them (each
+ * `saveChanges` call is one write, counted by a sinon spy).
+ */
+function gatedService(options: { maxWriteAttempts?: number } = {}) {
+  const writes: Array<{ changes: OperatorChange[]; answer: (err?: Error) => void }> = [];
+  let sent: (() => void) | undefined;
+  const saveChanges = sinon.spy(
+    (changes: readonly OperatorChange[]) =>
+      new Promise<LifecycleEvent[]>((resolve, reject) => {
+        writes.push({
+          changes: changes.map((c) => ({ ...c, operator: { ...c.operator } })),
+          answer: (err) => (err ? reject(err) : resolve(changes.map(eventOf))),
+        });
+        sent?.();
+      }),
+  );
+  const logger = createSilentLogger();
+  // winston's overloads hide the (message, fields) one from sinon's types.
+  const errors = sinon.spy(logger, 'error') as unknown as sinon.SinonSpy<[string, object?]>;
+  const committed: string[] = [];
+  let clock = Date.UTC(2025, 0, 31, 9, 0, 0);
+  const presence = new PresenceService({
+    extensions: ['101', '102', '103'],
+    store: { loadAll: () => Promise.resolve(new Map()), saveChanges },
+    logger,
+    committed: (event) => committed.push(`${event.callId}#${event.sequence}`),
+    now: () => (clock += 1000),
+    retryDelayMs: 1,
+    ...options,
+  });
+  /** The `index`th write (0 first), once the service sent it. */
+  const write = async (index: number) => {
+    while (writes.length <= index) await new Promise<void>((resolve) => (sent = resolve));
+    return writes[index]!;
+  };
+  /** What a write holds: `<extension>:<state>/<status>#<sequence>`. */
+  const shown = (w: { changes: OperatorChange[] }) =>
+    w.changes.map(({ operator: o }) => `${o.extension}:${o.state}/${o.status}#${o.eventSeq}`);
+  return { presence, saveChanges, write, shown, committed, errors };
+}
+
+/** Settles once the event loop went round (promises chained on what happened so far ran). */
+const aTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+/** Whether `promise` has settled yet (after a turn), without waiting for it. */
+async function settled(promise: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  promise.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  await aTurn();
+  return done;
+}
+
+describe('operator presence: group commit', () => {
+  it('changes made while a write is in flight go to the store together in the next write', async () => {
+    const { presence, saveChanges, write, shown, committed } = gatedService();
+    await presence.load();
+    presence.asteriskSaid('101', { deviceState: 'INUSE' });
+    const first = await write(0);
+    expect(shown(first)).to.deep.equal(['101:on_call/available#1']);
+    // Calls end at once while it is in flight: phones go idle, one rings again, a status is set.
+    const changes: string[] = [];
+    presence.on('change', (op) => changes.push(`${op.extension}:${op.state}/${op.status}`));
+    presence.asteriskSaid('102', { deviceState: 'INUSE' });
+    presence.asteriskSaid('101', { deviceState: 'NOT_INUSE' });
+    presence.asteriskSaid('102', { deviceState: 'NOT_INUSE' });
+    const onBreak = presence.setStatus('103', 'break');
+    presence.asteriskSaid('103', { deviceState: 'NOT_INUSE' });
+    presence.asteriskSaid('101', { deviceState: 'RINGING' });
+    // The in-process event is synchronous, with every change.
+    expect(changes).to.deep.equal([
+      '102:on_call/available',
+      '101:idle/available',
+      '102:idle/available',
+      '103:offline/break',
+      '103:idle/break',
+      '101:ringing/available',
+    ]);
+    expect(saveChanges.callCount).to.equal(1);
+    expect(await settled(onBreak)).to.equal(false);
+    first.answer();
+    const second = await write(1);
+    expect(shown(second)).to.deep.equal([
+      '102:on_call/available#1',
+      '101:idle/available#2',
+      '102:idle/available#2',
+      '103:offline/break#1',
+      '103:idle/break#2',
+      '101:ringing/available#3',
+    ]);
+    expect(second.changes.map((c) => c.previousState)).to.deep.equal([
+      'offline',
+      'on_call',
+      'on_call',
+      undefined,
+      'offline',
+      'idle',
+    ]);
+    // Its own change is not stored yet.
+    expect(await settled(onBreak)).to.equal(false);
+    expect(committed).to.deep.equal(['operator-101#1']);
+    second.answer();
+    expect(await onBreak).to.include({ extension: '103', status: 'break', state: 'idle' });
+    await presence.flush();
+    expect(saveChanges.callCount).to.equal(2);
+    expect(committed).to.deep.equal([
+      'operator-101#1',
+      'operator-102#1',
+      'operator-101#2',
+      'operator-102#2',
+      'operator-103#1',
+      'operator-103#2',
+      'operator-101#3',
+    ]);
+  });
+
+  it('flush waits for the changes queued behind the write in flight', async () => {
+    const { presence, write } = gatedService();
+    await presence.load();
+    presence.asteriskSaid('101', { deviceState: 'NOT_INUSE' });
+    const first = await write(0);
+    presence.asteriskSaid('102', { deviceState: 'NOT_INUSE' });
+    const flushed = presence.flush();
+    first.answer();
+    expect(await settled(flushed)).to.equal(false);
+    (await write(1)).answer();
+    await flushed;
+  });
+
+  it('a failed write is logged and its changes are written again in front of the later ones', async () => {
+    const { presence, saveChanges, write, shown, committed, errors } = gatedService();
+    await presence.load();
+    const onBreak = presence.setStatus('101', 'break');
+    const first = await write(0);
+    presence.asteriskSaid('102', { deviceState: 'NOT_INUSE' });
+    first.answer(new Error('disk I/O error'));
+    const second = await write(1);
+    expect(errors.calledWithMatch('could not store operator changes; writing them again')).to.equal(
+      true,
+    );
+    expect(shown(second)).to.deep.equal(['101:offline/break#1', '102:idle/available#1']);
+    expect(await settled(onBreak)).to.equal(false);
+    second.answer();
+    expect(await onBreak).to.include({ status: 'break' });
+    await presence.flush();
+    expect(committed).to.deep.equal(['operator-101#1', 'operator-102#1']);
+    expect(saveChanges.callCount).to.equal(2);
+  });
+
+  it('a change whose writes keep failing is given up: its setStatus rejects with the store error, later changes are stored', async () => {
+    const { presence, write, shown, committed, errors } = gatedService({ maxWriteAttempts: 2 });
+    await presence.load();
+    const dnd = presence.setStatus('101', 'dnd');
+    (await write(0)).answer(new Error('disk full'));
+    presence.asteriskSaid('102', { deviceState: 'NOT_INUSE' });
+    const second = await write(1);
+    expect(shown(second)).to.deep.equal(['101:offline/dnd#1', '102:idle/available#1']);
+    const failure = new Error('disk still full');
+    second.answer(failure);
+    let rejected: unknown;
+    try {
+      await dnd;
+    } catch (err) {
+      rejected = err;
+    }
+    expect(rejected).to.equal(failure);
+    expect(
+      errors.calledWithMatch(
+        'gave up storing an operator change: its operator.state event is lost',
+        {
+          extension: '101',
+          sequence: 1,
+        },
+      ),
+    ).to.equal(true);
+    const third = await write(2);
+    expect(shown(third)).to.deep.equal(['102:idle/available#1']);
+    third.answer();
+    await presence.flush();
+    expect(committed).to.deep.equal(['operator-102#1']);
+    // The operator's next change is stored (the row catches up), with the next sequence.
+    const available = presence.setStatus('101', 'available');
+    const fourth = await write(3);
+    expect(shown(fourth)).to.deep.equal(['101:offline/available#2']);
+    fourth.answer();
+    await available;
+    expect(committed).to.deep.equal(['operator-102#1', 'operator-101#2']);
   });
 });
