@@ -73,7 +73,11 @@ export interface PresenceServiceDeps {
    * failure in a row up to {@link MAX_RETRY_DELAY_MS} (default 100).
    */
   retryDelayMs?: number;
-  /** How many times a change's write may fail before the change is given up (default 5). */
+  /**
+   * How many times a change's write may fail before the change is given up (default 10: with the
+   * default delays, a store unreachable for about 20 s loses nothing, and a status request
+   * waiting for its change answers within about 21 s, before common HTTP client time-outs).
+   */
   maxWriteAttempts?: number;
 }
 
@@ -403,7 +407,7 @@ export class PresenceService extends EventEmitter<PresenceEvents> {
    */
   private failed(batch: PendingChange[], err: unknown): void {
     this.failuresInARow += 1;
-    const maxAttempts = this.deps.maxWriteAttempts ?? 5;
+    const maxAttempts = this.deps.maxWriteAttempts ?? 10;
     const retry: PendingChange[] = [];
     for (const change of batch) {
       change.attempts += 1;
