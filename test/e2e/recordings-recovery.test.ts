@@ -292,11 +292,54 @@ describe('recordings across an engine restart and an ARI outage (e2e)', function
     ).to.deep.equal([...LIFECYCLE, 'recording.ready']);
   });
 
-  it('a download that finishes while the engine stops: recording.ready, committed after the webhook dispatcher stopped, is left pending (not dead) and the next engine delivers it once', async () => {
+  it('a download in progress when the engine stops: the stop waits for it; recording.ready is delivered and Asterisk cleaned up before the engine is gone', async () => {
     bed = await startTestBed(RECORDING);
     const first = bed.engine;
     bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
-    // The file is being stored when the engine is told to stop; it is stored while ARI closes.
+    // The file is being stored when the engine is told to stop.
+    const storing = signal();
+    const stored = signal();
+    const put = sinon.stub(LocalRecordingStorage.prototype, 'put').callsFake(async function (
+      this: LocalRecordingStorage,
+      key: string,
+      data: Buffer,
+    ) {
+      storing.resolve();
+      await stored.promise;
+      return put.wrappedMethod.call(this, key, data);
+    });
+    const call = await bridgedRecordedCall(bed, first);
+    await simulatedTimePasses(bed.sim, 3000);
+    bed.sim.hangup(call.callerChannel);
+    await waitFor(bed, call.callId, 'call.ended');
+    await storing.promise;
+    const stopping = first.stop();
+    stored.resolve();
+    await stopping;
+
+    expect(typesOf(bed, call.callId)).to.deep.equal([...LIFECYCLE, 'recording.ready']);
+    expect(await storedInAsterisk(bed.sim)).to.deep.equal([]);
+    expect(
+      bed.logs.filter((l) => l.callId === call.callId && l.level !== 'info' && l.level !== 'debug'),
+      'warnings and errors of the call',
+    ).to.deep.equal([]);
+    // The next engine has nothing left of it to do.
+    sinon.restore();
+    second = await startEngine(first.config, { logger: first.logger, simulator: bed.sim });
+    expect(await second.webhooks.drain(5000)).to.equal(true);
+    expect(await metricValue(second.registry, 'aricrm_recordings_resumed_total')).to.equal(0);
+    expect((await second.store.calls.getCall(call.callId))?.recording).to.deep.include({
+      status: 'stored',
+    });
+    expect(typesOf(bed, call.callId)).to.deep.equal([...LIFECYCLE, 'recording.ready']);
+  });
+
+  it('a download that outlasts the shutdown budget and finishes while the engine disconnects: recording.ready, committed after the webhook dispatcher stopped, is left pending (not dead) and the next engine delivers it once', async () => {
+    bed = await startTestBed({ ...RECORDING, SHUTDOWN_TIMEOUT_MS: '200' });
+    const first = bed.engine;
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
+    // The file is still being stored when the shutdown budget is over; it is stored while ARI
+    // closes.
     const storing = signal();
     const stored = signal();
     const put = sinon.stub(LocalRecordingStorage.prototype, 'put').callsFake(async function (
