@@ -5,8 +5,10 @@
  * and the same Asterisk (downloaded, stored, deleted from Asterisk, `recording.ready` once, after
  * `call.ended`, continuing the call's sequence); a RecordingFinished lost while the WebSocket was
  * down is made up for at the reconnect; a recording Asterisk no longer has ends failed, counted.
- * A download that finishes while the engine stops: its `recording.ready`, committed after the
- * webhook dispatcher stopped, waits in the outbox for the next engine (not logged or counted dead).
+ * A download in progress when the engine stops is finished before it disconnects; one that
+ * outlasts the shutdown budget and finishes while the engine disconnects has its
+ * `recording.ready`, committed after the webhook dispatcher stopped, wait in the outbox for the
+ * next engine (not logged or counted dead).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
