@@ -115,10 +115,10 @@ export interface Engine {
   readonly presence: PresenceService;
   /**
    * Graceful stop (SIGTERM): new API requests answer 503 `shutting_down` and `/readyz` 503 at
-   * once (`/healthz` and `/metrics` keep answering); pending webhooks are delivered for up to
-   * SHUTDOWN_TIMEOUT_MS while ARI stays connected; then the engine disconnects from ARI, closes
-   * the HTTP server and stops the simulator. Calls in progress stay up in Asterisk (never hung
-   * up). Idempotent: later calls return the same promise.
+   * once (`/healthz` and `/metrics` keep answering); recording downloads in progress finish and
+   * pending webhooks are delivered, within SHUTDOWN_TIMEOUT_MS in all, while ARI stays connected;
+   * then the engine disconnects from ARI, closes the HTTP server and stops the simulator. Calls in
+   * progress stay up in Asterisk (never hung up). Idempotent: later calls return the same promise.
    */
   stop(): Promise<void>;
 }
@@ -661,6 +661,10 @@ export async function startEngine(
       // No new notification call. Attempts in progress are recorded if they end while webhooks
       // drain; the others' leases expire and the next engine reclaims them (recorded `lost`).
       await scheduler.stop();
+      // Recording downloads in progress finish: their recording.ready goes out with the pending
+      // webhooks below and Asterisk's copy is deleted. Retries waiting for their delay do not
+      // hold the stop (the next start takes them up).
+      await recordings.finishDownloads(left());
       // Events recorded but not yet committed reach the dispatcher when their write commits.
       await journal.flush(left());
       const drained = await webhooks.drain(left());
@@ -680,7 +684,8 @@ export async function startEngine(
       await gateway.stop();
       webhooks.stop();
       connectorDelivery?.stop();
-      // Changes made while ARI was closing; a healthy store commits them at once.
+      // Changes made while ARI was closing; a healthy store commits them at once. Their events
+      // are not sent by this run: pending in the outbox, the next start sends them.
       await journal.close(Math.max(left(), 1000));
       journalLog.log?.close();
       // Presence changes made meanwhile are stored (and their events queued) before the end.

@@ -859,7 +859,9 @@ export const configSchema = z.object({
     .min(0)
     .max(600_000)
     .default(10_000)
-    .describe('On SIGTERM, how long pending webhooks may still be delivered, in milliseconds.'),
+    .describe(
+      'On SIGTERM, how long recording downloads in progress may finish and pending webhooks still be delivered, in milliseconds.',
+    ),
   TRUST_PROXY: bool
     .default(false)
     .describe(

@@ -13,6 +13,9 @@
  *   A 4xx other than 408/429 is permanent: the event is logged, counted as `rejected` and
  *   skipped. An event still undelivered `maxAgeMs` after it was enqueued is `dead`: logged at
  *   error, counted, skipped.
+ * - After {@link WebhookDispatcher.stop} nothing is sent. An event enqueued then (one the engine
+ *   committed while it was closing) stays pending in a durable queue's outbox for the next start
+ *   (logged at info, not dead); only a queue in memory loses it (logged at error, counted dead).
  * - At-least-once: an event may arrive twice (e.g. the CRM's 2xx got lost); the event id
  *   (`X-Event-Id`, body `id`) is the idempotency key.
  * - Sent with the engine's outbound client (`src/http/outbound.ts`: undici `request` over a
@@ -113,7 +116,9 @@ export interface WebhookDispatcher {
   drain(timeoutMs: number): Promise<boolean>;
   /**
    * Stop delivering: cancel retry timers and abort requests in flight. Undelivered events stay
-   * in the queue (a durable queue keeps them for the next start); later `enqueue` calls are
+   * in the queue (a durable queue keeps them for the next start). Later `enqueue` calls: with a
+   * durable queue ({@link EventQueue.durable}) the event is queued without being sent and logged
+   * at info (left in the outbox for the next start); with a queue in memory only it is lost,
    * logged at error and counted as dead.
    */
   stop(): void;
@@ -403,7 +408,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
         logger.debug('webhook URL not set, event not sent', { event });
         return;
       }
-      if (stopped) {
+      if (stopped && !queue.durable) {
         metrics.deliveries.inc({ outcome: 'dead' });
         logger.error('webhook dispatcher stopped, event is dead', {
           callId: event.callId,
@@ -416,6 +421,17 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       const body = JSON.stringify(event);
       queue.append({ event, body, enqueuedAt: Date.now(), attempts: 0 });
       updateDepth();
+      if (stopped) {
+        // Pending in the store's outbox (the engine's events are committed before they are
+        // queued; a queue that writes its appends writes it now): the next start delivers it.
+        logger.info('webhook dispatcher stopped, event left in the outbox for the next start', {
+          callId: event.callId,
+          eventId: event.id,
+          eventType: event.type,
+          sequence: event.sequence,
+        });
+        return;
+      }
       wake(event.callId);
     } catch (err) {
       try {

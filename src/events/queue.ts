@@ -64,6 +64,13 @@ export interface AttemptInfo {
 
 /** Per-call FIFOs of undelivered events. Implementations must not throw for valid use. */
 export interface EventQueue {
+  /**
+   * True when what the queue holds survives a restart: every event appended is (or, appended, will
+   * be) pending in the store's outbox, and the next start reloads it (`DurableEventQueue`). The
+   * dispatcher then leaves an event that arrives after its stop in the queue, for the next start;
+   * absent or false (memory only), such an event is lost and counted dead.
+   */
+  readonly durable?: boolean;
   /** Add an event at the tail of its call's FIFO. */
   append(entry: QueuedEvent): void;
   /** The oldest undelivered event of a call, or undefined when the call has none. */
@@ -90,6 +97,8 @@ export interface EventQueue {
 
 /** The default {@link EventQueue}: plain memory, lost on restart. */
 export class MemoryEventQueue implements EventQueue {
+  /** Memory only: what it holds is lost with the process. */
+  readonly durable: boolean = false;
   private readonly fifos = new Map<string, QueuedEvent[]>();
   private count = 0;
 

@@ -102,6 +102,12 @@ export interface Recordings {
    * @throws the store's error when it cannot be read
    */
   resume(): Promise<number>;
+  /**
+   * Engine shutdown, before {@link stop}: wait up to `timeoutMs` (ms) for the downloads in
+   * progress to be stored, announced (`recording.ready`) and deleted from Asterisk (see
+   * {@link RecordingService.finishDownloads}). Resolves false when some were still in progress.
+   */
+  finishDownloads(timeoutMs: number): Promise<boolean>;
   /** Abandon pending download retries (the files stay in Asterisk) and stop listening. */
   stop(): void;
 }
@@ -225,6 +231,7 @@ export function createRecordings(deps: CreateRecordingsDeps): Recordings {
         logger.info('taking up recordings an earlier run left unsettled', { recordings: resumed });
       return resumed;
     },
+    finishDownloads: (timeoutMs) => service.finishDownloads(timeoutMs),
     stop() {
       unsubscribe();
       unsubscribeConnection();

@@ -184,6 +184,11 @@ export class RecordingService implements CallRecorder {
   private readonly byName = new Map<string, Entry>();
   private readonly sleepers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
   private readonly evictions = new Set<NodeJS.Timeout>();
+  /**
+   * Downloads in progress ({@link finishDownloads}): each try in flight, then the `stored` write,
+   * `recording.ready` and the clean-up in Asterisk that follow a stored file.
+   */
+  private readonly busy = new Set<Promise<unknown>>();
   private stopped = false;
   private readonly metrics: {
     started: Counter;
@@ -562,6 +567,29 @@ export class RecordingService implements CallRecorder {
   }
 
   /**
+   * Engine shutdown, before {@link stop}: wait until the downloads in progress are done (a try in
+   * flight, then the storing of the file, `recording.ready` once committed and the deletion from
+   * Asterisk), those that start meanwhile included. A download waiting for its retry delay is not
+   * waited for (it stays in Asterisk for the next start). Resolves true when none is left in
+   * progress, false when `timeoutMs` (ms) passed first. Never rejects.
+   */
+  async finishDownloads(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.busy.size > 0) {
+      const leftMs = deadline - Date.now();
+      if (leftMs <= 0) return false;
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        Promise.allSettled([...this.busy]).then(() => false),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), leftMs))),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) return this.busy.size === 0;
+    }
+    return true;
+  }
+
+  /**
    * Stop: pending retries are abandoned (the recordings stay in Asterisk; nothing is deleted),
    * no more recordings start, and a `stored` not yet written is left to the next start (which
    * finds the recording unsettled and takes it up). Idempotent.
@@ -631,7 +659,7 @@ export class RecordingService implements CallRecorder {
     const { attempts, initialDelayMs, maxDelayMs } = this.deps.options.download;
     for (let attempt = 1; !this.stopped; attempt++) {
       try {
-        await this.fetchAndStore(entry);
+        await this.track(this.fetchAndStore(entry));
         return;
       } catch (err) {
         const stage = err instanceof StageError ? err.stage : 'download';
@@ -757,9 +785,26 @@ export class RecordingService implements CallRecorder {
     entry.call = undefined;
     // Through the journal, `stored` is recorded in this turn: it commits with `recording.ready`.
     const stored = this.deps.journal?.recordRecording ? this.persist(entry, 'stored') : undefined;
-    const finalize = (): void => void this.finalize(entry, stored);
-    if (this.deps.journal) this.deps.journal.whenCommitted(entry.callId, finalize);
-    else finalize();
+    const journal = this.deps.journal;
+    if (!journal) {
+      void this.track(this.finalize(entry, stored));
+      return;
+    }
+    // Tracked from now (within the try that stored the file): a shutdown waits for the commit too.
+    let finalized!: () => void;
+    void this.track(new Promise<void>((resolve) => (finalized = resolve)));
+    journal.whenCommitted(
+      entry.callId,
+      () => void this.finalize(entry, stored).then(finalized, finalized),
+    );
+  }
+
+  /** `work` counts as a download in progress until it settles ({@link finishDownloads}). */
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.busy.add(work);
+    const done = (): void => void this.busy.delete(work);
+    work.then(done, done);
+    return work;
   }
 
   /**

@@ -72,6 +72,8 @@ export interface DurableEventQueueOptions {
 
 /** The durable queue (see the module comment). */
 export class DurableEventQueue implements SettlingEventQueue {
+  /** Its events are pending in the outbox until settled: the next start resumes them. */
+  readonly durable = true;
   private readonly fifos = new Map<string, QueuedEvent[]>();
   private count = 0;
   private tail: Promise<void> = Promise.resolve();

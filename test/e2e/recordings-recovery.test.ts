@@ -5,17 +5,24 @@
  * and the same Asterisk (downloaded, stored, deleted from Asterisk, `recording.ready` once, after
  * `call.ended`, continuing the call's sequence); a RecordingFinished lost while the WebSocket was
  * down is made up for at the reconnect; a recording Asterisk no longer has ends failed, counted.
+ * A download in progress when the engine stops is finished before it disconnects; one that
+ * outlasts the shutdown budget and finishes while the engine disconnects has its
+ * `recording.ready`, committed after the webhook dispatcher stopped, wait in the outbox for the
+ * next engine (not logged or counted dead).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import sinon from 'sinon';
 import type { Config } from '../../src/config/schema.ts';
 import { startEngine, type Engine } from '../../src/main.ts';
+import { LocalRecordingStorage } from '../../src/recordings/index.ts';
 import type { PbxSimulator } from '../../src/simulator/index.ts';
 import { audioFile } from '../../src/simulator/wav.ts';
 import { apiRequest } from '../support/api.ts';
 import { startTestBed, type TestBed } from '../support/engine.ts';
 import type { ReceivedWebhook } from '../support/fake-crm.ts';
+import { metricValue } from '../events/receiver.ts';
 import { AriFaultProxy } from '../recordings/support/fault-proxy.ts';
 import { simulatedTimePasses } from '../support/sim-time.ts';
 import { until } from '../support/until.ts';
@@ -76,6 +83,13 @@ function recordingFinished(sim: PbxSimulator, name: string): Promise<void> {
     async () => (await storedInAsterisk(sim)).some((r) => r.name === name),
     `Asterisk to store ${name}`,
   );
+}
+
+/** A promise and its resolve function. */
+function signal(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
 }
 
 async function metric(engine: Engine, line: string): Promise<number> {
@@ -154,6 +168,7 @@ describe('recordings across an engine restart and an ARI outage (e2e)', function
   let cleanup: (() => Promise<void>) | undefined;
 
   afterEach(async () => {
+    sinon.restore();
     await second?.stop();
     second = undefined;
     await bed?.stop();
@@ -277,6 +292,125 @@ describe('recordings across an engine restart and an ARI outage (e2e)', function
     expect(
       feed.items.filter((i) => i.event.callId === call.callId).map((i) => i.event.type),
     ).to.deep.equal([...LIFECYCLE, 'recording.ready']);
+  });
+
+  it('a download in progress when the engine stops: the stop waits for it; recording.ready is delivered and Asterisk cleaned up before the engine is gone', async () => {
+    bed = await startTestBed(RECORDING);
+    const first = bed.engine;
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
+    // The file is being stored when the engine is told to stop.
+    const storing = signal();
+    const stored = signal();
+    const put = sinon.stub(LocalRecordingStorage.prototype, 'put').callsFake(async function (
+      this: LocalRecordingStorage,
+      key: string,
+      data: Buffer,
+    ) {
+      storing.resolve();
+      await stored.promise;
+      return put.wrappedMethod.call(this, key, data);
+    });
+    const call = await bridgedRecordedCall(bed, first);
+    await simulatedTimePasses(bed.sim, 3000);
+    bed.sim.hangup(call.callerChannel);
+    await waitFor(bed, call.callId, 'call.ended');
+    await storing.promise;
+    const stopping = first.stop();
+    stored.resolve();
+    await stopping;
+
+    expect(typesOf(bed, call.callId)).to.deep.equal([...LIFECYCLE, 'recording.ready']);
+    expect(await storedInAsterisk(bed.sim)).to.deep.equal([]);
+    expect(
+      bed.logs.filter((l) => l.callId === call.callId && l.level !== 'info' && l.level !== 'debug'),
+      'warnings and errors of the call',
+    ).to.deep.equal([]);
+    // The next engine has nothing left of it to do.
+    sinon.restore();
+    second = await startEngine(first.config, { logger: first.logger, simulator: bed.sim });
+    expect(await second.webhooks.drain(5000)).to.equal(true);
+    expect(await metricValue(second.registry, 'aricrm_recordings_resumed_total')).to.equal(0);
+    expect((await second.store.calls.getCall(call.callId))?.recording).to.deep.include({
+      status: 'stored',
+    });
+    expect(typesOf(bed, call.callId)).to.deep.equal([...LIFECYCLE, 'recording.ready']);
+  });
+
+  it('a download that outlasts the shutdown budget and finishes while the engine disconnects: recording.ready, committed after the webhook dispatcher stopped, is left pending (not dead) and the next engine delivers it once', async () => {
+    bed = await startTestBed({ ...RECORDING, SHUTDOWN_TIMEOUT_MS: '200' });
+    const first = bed.engine;
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
+    // The file is still being stored when the shutdown budget is over; it is stored while ARI
+    // closes.
+    const storing = signal();
+    const stored = signal();
+    const put = sinon.stub(LocalRecordingStorage.prototype, 'put').callsFake(async function (
+      this: LocalRecordingStorage,
+      key: string,
+      data: Buffer,
+    ) {
+      storing.resolve();
+      await stored.promise;
+      return put.wrappedMethod.call(this, key, data);
+    });
+    // The engine's own steps, observed: recording.ready is recorded while ARI closes, and the
+    // call journal commits it (a busy store) only after the webhook dispatcher stopped.
+    const readyRecorded = signal();
+    const record = sinon.stub(first.journal, 'record').callsFake((call, event) => {
+      record.wrappedMethod.call(first.journal, call, event);
+      if (event?.type === 'recording.ready') readyRecorded.resolve();
+    });
+    const heldCommits: Array<() => void> = [];
+    let holdCommits = false;
+    const writeBatch = sinon.stub(first.store, 'writeBatch').callsFake((fn, options) => {
+      const go = (): Promise<unknown> => writeBatch.wrappedMethod.call(first.store, fn, options);
+      if (!holdCommits || options?.stream !== 'journal') return go();
+      return new Promise((resolve, reject) =>
+        heldCommits.push(() => void go().then(resolve, reject)),
+      );
+    });
+    const gatewayStop = sinon.stub(first.gateway, 'stop').callsFake(async () => {
+      holdCommits = true;
+      stored.resolve();
+      await readyRecorded.promise;
+      await gatewayStop.wrappedMethod.call(first.gateway);
+    });
+    const dispatcherStop = sinon.stub(first.webhooks, 'stop').callsFake(() => {
+      dispatcherStop.wrappedMethod.call(first.webhooks);
+      holdCommits = false;
+      for (const commit of heldCommits.splice(0)) commit();
+    });
+
+    const call = await bridgedRecordedCall(bed, first);
+    await simulatedTimePasses(bed.sim, 3000);
+    bed.sim.hangup(call.callerChannel);
+    await waitFor(bed, call.callId, 'call.ended');
+    await storing.promise;
+    const { config, logger } = first;
+    await first.stop();
+    expect(dispatcherStop.calledOnce, 'the dispatcher stopped').to.equal(true);
+    expect(typesOf(bed, call.callId)).to.deep.equal(LIFECYCLE);
+    const left = bed.logs.filter(
+      (l) => l.callId === call.callId && l.eventType === 'recording.ready',
+    );
+    expect(left.map((l) => [l.level, l.message])).to.deep.equal([
+      ['info', 'webhook dispatcher stopped, event left in the outbox for the next start'],
+    ]);
+    expect(
+      await metricValue(first.registry, 'aricrm_webhook_deliveries_total', { outcome: 'dead' }),
+    ).to.equal(0);
+    sinon.restore();
+
+    second = await startEngine(config, { logger, simulator: bed.sim });
+    const ready = await waitFor(bed, call.callId, 'recording.ready');
+    expect(await second.webhooks.drain(5000)).to.equal(true);
+    expect(typesOf(bed, call.callId)).to.deep.equal([...LIFECYCLE, 'recording.ready']);
+    expect(await second.store.events.getEvent(ready.body.id)).to.deep.include({
+      status: 'delivered',
+    });
+    expect((await second.store.calls.getCall(call.callId))?.recording).to.deep.include({
+      status: 'stored',
+    });
   });
 
   it('a recording Asterisk no longer has after the restart: failed in the call record, counted, no recording.ready', async () => {

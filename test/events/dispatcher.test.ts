@@ -301,6 +301,46 @@ describe('webhook dispatcher', () => {
       expect(d.pending()).to.equal(1);
       expect(await deliveries('dead')).to.equal(1);
     });
+
+    it('an event enqueued after stop(): lost and counted dead with a queue in memory; left queued for the next start, not dead, with a durable one', async () => {
+      receiver = await Receiver.start();
+      const logger = createSilentLogger();
+      const error = sinon.spy(logger, 'error');
+      const info = sinon.spy(logger, 'info');
+      const inMemory = create({ logger });
+      inMemory.stop();
+      const [lost] = callEvents(CALL_A, 1);
+      inMemory.enqueue(lost!);
+      expect(inMemory.pending()).to.equal(0);
+      expect(await deliveries('dead')).to.equal(1);
+      expect(error.calledOnce).to.equal(true);
+      expect(error.lastCall.args[0]).to.equal('webhook dispatcher stopped, event is dead');
+      expect(fieldsOf(error.lastCall)).to.include({ eventId: lost!.id, eventType: 'call.started' });
+
+      /** Stands in for the store's outbox queue (src/store/durable-queue.ts). */
+      class OutboxQueue extends MemoryEventQueue {
+        override readonly durable = true;
+      }
+      const queue = new OutboxQueue();
+      const append = sinon.spy(queue, 'append');
+      registry = new Registry();
+      error.resetHistory();
+      const durable = create({ logger, queue });
+      durable.stop();
+      const [kept] = callEvents(CALL_B, 1);
+      durable.enqueue(kept!);
+      expect(append.calledOnce).to.equal(true);
+      expect(queue.head(CALL_B)?.event).to.deep.equal(kept);
+      expect(durable.pending()).to.equal(1);
+      expect(await deliveries('dead')).to.equal(0);
+      expect(error.called).to.equal(false);
+      const left = info.getCalls().filter((c) => fieldsOf(c)?.eventId === kept!.id);
+      expect(left.map((c) => c.args[0])).to.deep.equal([
+        'webhook dispatcher stopped, event left in the outbox for the next start',
+      ]);
+      // Not sent by this dispatcher: the next start's delivers it.
+      expect(await durable.drain(1000)).to.equal(false);
+    });
   });
 
   describe('without a URL', () => {

@@ -4,7 +4,8 @@
  * `finishTimeoutMs` when RecordingFinished never comes, a live recording of an ended call
  * stopped, a download while ARI is unreachable that waits for the reconnect without using up
  * tries, `stored` written and Asterisk's copy deleted only once `recording.ready` is committed,
- * and a resumed recording whose `recording.ready` an earlier run already sent.
+ * a shutdown waiting for the downloads in progress, and a resumed recording whose
+ * `recording.ready` an earlier run already sent.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -347,6 +348,70 @@ describe('recordings service: recovery paths', () => {
     journal.commit();
     await until(() => !asterisk.stored.has(`rec-${call.id}`), 'the delete from Asterisk');
     expect(rows.get(call.id)?.status).to.equal('stored');
+  });
+
+  /** Hold every file download (`requested` once one is asked for) until `release()`. */
+  function holdDownloads(): { requested: Promise<void>; release: () => void } {
+    const recordings = asterisk.gateway.recordings;
+    const getStoredFile = recordings.getStoredFile;
+    let release!: () => void;
+    let requested!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const asked = new Promise<void>((resolve) => (requested = resolve));
+    recordings.getStoredFile = async (name: string) => {
+      requested();
+      await released;
+      return getStoredFile(name);
+    };
+    return { requested: asked, release };
+  }
+
+  it('finishDownloads (engine shutdown) waits for a download in progress until recording.ready is committed and Asterisk cleaned up', async () => {
+    const journal = new ManualJournal();
+    const svc = start({}, journal);
+    expect(await svc.finishDownloads(5000)).to.equal(true); // nothing in progress
+    const call = await recorded(svc);
+    end(svc, call);
+    const download = holdDownloads();
+    asterisk.finish(`rec-${call.id}`, 3, true);
+    await download.requested;
+    let finished = false;
+    const finishing = svc.finishDownloads(5000).then((done) => {
+      finished = true;
+      return done;
+    });
+    download.release();
+    await until(() => ready.length === 1, 'recording.ready');
+    await until(() => journal.pending() === 1, 'the wait for its commit');
+    expect(finished, 'finished before the commit').to.equal(false);
+    journal.commit();
+    expect(await finishing).to.equal(true);
+    expect(asterisk.stored.has(`rec-${call.id}`)).to.equal(false);
+    expect(rows.get(call.id)?.status).to.equal('stored');
+  });
+
+  it('finishDownloads does not wait for a download waiting for its retry, and gives up on one still in flight at the timeout', async () => {
+    const svc = start({ download: { attempts: 3, initialDelayMs: 60_000, maxDelayMs: 60_000 } });
+    const failing = await recorded(svc);
+    end(svc, failing);
+    const recordings = asterisk.gateway.recordings;
+    const getStoredFile = recordings.getStoredFile;
+    recordings.getStoredFile = () => Promise.reject(new Error('HTTP 500'));
+    asterisk.finish(`rec-${failing.id}`, 3, true);
+    await until(
+      async () =>
+        (await metric('aricrm_recording_download_retries_total', '{stage="download"}')) === 1,
+      'the retry to be scheduled',
+    );
+    expect(await svc.finishDownloads(5000)).to.equal(true);
+
+    recordings.getStoredFile = getStoredFile;
+    const hanging = await recorded(svc);
+    end(svc, hanging);
+    const download = holdDownloads();
+    asterisk.finish(`rec-${hanging.id}`, 3, true);
+    await download.requested;
+    expect(await svc.finishDownloads(50)).to.equal(false);
   });
 
   it('a resumed recording whose recording.ready an earlier run sent: stored and cleaned up, recording.ready not sent again', async () => {

@@ -282,4 +282,52 @@ describe('store: crash safety (SQLite file)', () => {
     expect(got).to.deep.equal([1, 2, 3]);
     expect(await second.events.pending()).to.equal(0);
   });
+
+  for (const persistAppends of [false, true]) {
+    const how = persistAppends
+      ? 'appended by the queue itself'
+      : 'committed by the caller first, as the engine does';
+    it(`an event enqueued after the dispatcher stopped (${how}) stays pending, not dead, and the next start delivers it once`, async () => {
+      const first = await open();
+      const queue1 = await DurableEventQueue.open(first.events, { logger, persistAppends });
+      const registry = new Registry();
+      const options = {
+        url: 'http://crm.test/hook',
+        secret: SECRET,
+        timeoutMs: 1000,
+        retry: { initialDelayMs: 1000, maxDelayMs: 1000, maxAgeMs: 60_000 },
+        logger,
+      };
+      const d1 = createWebhookDispatcher({ ...options, registry, queue: queue1 });
+      d1.stop();
+      const [event] = callEvents(callId(), 1);
+      if (!persistAppends) await first.events.appendEvents([event!]);
+      d1.enqueue(event!);
+      await d1.flush();
+      const dead = (await registry.getSingleMetric('aricrm_webhook_deliveries_total')!.get())
+        .values;
+      expect(dead.find((v) => v.labels.outcome === 'dead')?.value).to.equal(0);
+      expect(await first.events.getEvent(event!.id)).to.deep.include({ status: 'pending' });
+      await first.close();
+
+      const second = await open();
+      const queue2 = await DurableEventQueue.open(second.events, { logger });
+      const got: string[] = [];
+      const up = (async (_url: string, init: RequestInit) => {
+        got.push((JSON.parse(String(init.body)) as LifecycleEvent).id);
+        return new Response(null, { status: 200 });
+      }) as typeof fetch;
+      const d2 = createWebhookDispatcher({
+        ...options,
+        registry: new Registry(),
+        post: postFromFetch(up),
+        queue: queue2,
+      });
+      expect(await d2.drain(5000)).to.equal(true);
+      d2.stop();
+      await queue2.flush();
+      expect(got).to.deep.equal([event!.id]);
+      expect(await second.events.getEvent(event!.id)).to.deep.include({ status: 'delivered' });
+    });
+  }
 });
