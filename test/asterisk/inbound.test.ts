@@ -1,6 +1,7 @@
 /**
  * Inbound calls on a real Asterisk 22 (the kit), SIPp phones as operators and callers, the engine
- * as a real process: answered, busy then the next operator, ring-all, nobody answers, the caller
+ * as a real process: answered, busy then the next operator, ring-all (also two operators answering
+ * at the same moment), nobody answers, the caller
  * abandons, the operator hangs up first. Each checks the webhooks (order, sequence, signatures),
  * the call record of GET /v1/calls/{id}, what each SIPp phone received, and that Asterisk has no
  * channel or bridge left.
@@ -16,6 +17,7 @@ import {
   useAcceptanceBed,
 } from './support/suite.ts';
 import { Sipp } from './support/sipp.ts';
+import { until } from '../support/until.ts';
 
 describeOnAsterisk('real Asterisk: inbound calls', () => {
   let bed!: AcceptanceBed;
@@ -123,6 +125,63 @@ describeOnAsterisk('real Asterisk: inbound calls', () => {
     expect(answer102.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
     const call = await bed.call(callId);
     expect(call.answeredBy).to.equal('102');
+    await bed.asterisk.waitIdle();
+  });
+
+  it('ring-all, 101 and 102 answer at the same moment: one is bridged with the caller, the other hung up at once; one call.answered', async () => {
+    const { ports } = bed;
+    routeTo(bed, ['101', '102']);
+    // Both phones ring for the same time, so their 200 OKs reach Asterisk within milliseconds.
+    const answer101 = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
+      pauseMs: 1000,
+    });
+    const answer102 = Sipp.phone('op102', 'uas_answer.xml', ports, ports.operators['102'], {
+      pauseMs: 1000,
+    });
+    const { caller, callId } = await callIn(bed, 'uac.xml', 4000);
+    await bed.crm.waitForWebhook(
+      (w) => w.body.type === 'call.answered' && w.body.callId === callId,
+      15_000,
+    );
+    // While the caller talks: one bridge with the caller and one operator, and the other
+    // operator's channel gone.
+    let bridges: Array<{ channels: string[] }> = [];
+    let channels: Array<{ id: string; name: string }> = [];
+    await until(
+      async () => {
+        bridges = (await bed.asterisk.ari<Array<{ channels: string[] }>>('/bridges')).body;
+        channels = (await bed.asterisk.ari<Array<{ id: string; name: string }>>('/channels')).body;
+        return bridges.length === 1 && bridges[0]!.channels.length === 2 && channels.length === 2;
+      },
+      'one bridge of two channels and nothing else',
+      10_000,
+    );
+    const ended = await bed.ended(callId);
+    await Promise.all([caller.passed(), answer101.passed(), answer102.passed()]);
+
+    expect(bed.webhookTypes(callId)).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.ringing',
+      'call.answered',
+      'call.ended',
+    ]);
+    const winner = ended.answeredBy as string;
+    expect(['101', '102']).to.include(winner);
+    expect(ended).to.include({ disposition: 'answered', hangupBy: 'caller' });
+    const answered = bed.crm.eventsOf(callId).find((w) => w.body.type === 'call.answered')!;
+    expect(answered.body.data.extension).to.equal(winner);
+    // Both phones answered; each got its BYE: the winner when the caller hung up, the other
+    // right after its answer.
+    expect(answer101.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
+    expect(answer102.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
+    const call = await bed.call(callId);
+    expect(call.answeredBy).to.equal(winner);
+    const legs = (call.legs ?? []).filter((l) => l.role === 'operator');
+    expect(legs.map((l) => l.extension).sort()).to.deep.equal(['101', '102']);
+    expect(legs.filter((l) => l.outcome === 'answered').map((l) => l.extension)).to.deep.equal([
+      winner,
+    ]);
     await bed.asterisk.waitIdle();
   });
 
