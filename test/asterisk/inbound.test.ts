@@ -1,8 +1,7 @@
 /**
  * Inbound calls on a real Asterisk 22 (the kit), SIPp phones as operators and callers, the engine
  * as a real process: answered, busy then the next operator, ring-all (also two operators answering
- * at the same moment), nobody answers, the caller
- * abandons, the operator hangs up first. Each checks the webhooks (order, sequence, signatures),
+ * at the same moment), nobody answers, the caller abandons, the operator hangs up first. Each checks the webhooks (order, sequence, signatures),
  * the call record of GET /v1/calls/{id}, what each SIPp phone received, and that Asterisk has no
  * channel or bridge left.
  */
