@@ -961,6 +961,8 @@ class Gateway implements AriGateway {
   };
 
   readonly recordings: AriGateway['recordings'] = {
+    listStored: () =>
+      this.json<AriStoredRecording[]>('recordings.listStored', 'recordings', 'listStored'),
     getStored: (name) =>
       this.json<AriStoredRecording>('recordings.getStored', 'recordings', 'getStored', {
         recordingName: name,

@@ -486,6 +486,8 @@ export interface AriGateway {
     stop(playbackId: string): Promise<void>;
   };
   recordings: {
+    /** Every stored recording (`GET /recordings/stored`). */
+    listStored(): Promise<AriStoredRecording[]>;
     getStored(name: string): Promise<AriStoredRecording>;
     /** The stored file's bytes (`GET /recordings/stored/{name}/file`). */
     getStoredFile(name: string): Promise<Buffer>;

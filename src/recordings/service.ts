@@ -30,7 +30,9 @@
  * up in Asterisk (`GET /recordings/live/{name}`, then `/recordings/stored/{name}`): still live →
  * wait for RecordingFinished (a live recording of an ended call is stopped); stored → download
  * (its RecordingFinished was lost); gone → failed. ARI unreachable during a download does not use
- * up tries: the download waits for the reconnect.
+ * up tries: the download waits for the reconnect. At the first connect of a run, the copies left
+ * in Asterisk of recordings the store already says are `stored` are deleted
+ * ({@link RecordingService.sweepStored}).
  *
  * Nothing here throws into the call flows. Reference: docs/recordings.md.
  */
@@ -190,6 +192,8 @@ export class RecordingService implements CallRecorder {
    */
   private readonly busy = new Set<Promise<unknown>>();
   private stopped = false;
+  /** Asterisk's stored recordings were swept once this run ({@link sweepStored}). */
+  private swept = false;
   private readonly metrics: {
     started: Counter;
     stored: Counter;
@@ -370,6 +374,49 @@ export class RecordingService implements CallRecorder {
     if (this.stopped) return;
     for (const entry of this.byCall.values())
       if (entry.status === 'recording') void this.check(entry);
+    if (!this.swept && this.deps.options.deleteFromAsterisk) {
+      this.swept = true;
+      void this.sweepStored();
+    }
+  }
+
+  /**
+   * Delete from Asterisk the copies an earlier run stored but could not delete (it stopped or
+   * crashed between the two, or `DELETE /recordings/stored/{name}` failed): every stored
+   * recording named `rec-<callId>` whose call the store says is `stored`, and that this run does
+   * not hold. Other recordings (other names, calls the store does not know, recordings not
+   * stored) are left alone. Once per run, at the first connect, with `deleteFromAsterisk`.
+   * Resolves with how many were deleted; never throws (logged, tried again at the next start).
+   */
+  async sweepStored(): Promise<number> {
+    let deleted = 0;
+    try {
+      const recordings = await this.deps.gateway.recordings.listStored();
+      for (const { name } of recordings) {
+        const callId = /^rec-([0-9a-f-]{36})$/.exec(name)?.[1];
+        if (callId === undefined || this.byCall.has(callId) || this.stopped) continue;
+        const call = await this.deps.calls.getCall(callId);
+        if (call?.recording?.status !== 'stored') continue;
+        try {
+          await this.deps.gateway.recordings.deleteStored(name);
+          deleted++;
+        } catch (err) {
+          if (err instanceof AriNotFoundError) continue;
+          this.metrics.cleanupFailures.inc();
+          this.deps.logger.warn('stored recording could not be deleted from Asterisk', {
+            callId,
+            err,
+          });
+        }
+      }
+    } catch (err) {
+      this.deps.logger.warn('could not look for stored recordings left in Asterisk', { err });
+    }
+    if (deleted > 0)
+      this.deps.logger.info('deleted recordings an earlier run had stored but left in Asterisk', {
+        deleted,
+      });
+    return deleted;
   }
 
   private async check(entry: Entry): Promise<void> {
@@ -813,7 +860,11 @@ export class RecordingService implements CallRecorder {
    */
   private async finalize(entry: Entry, stored?: Promise<boolean>): Promise<void> {
     if (this.stopped) {
-      entry.log.info('engine stopping: the recording is marked stored at the next start');
+      entry.log.info(
+        stored
+          ? "engine stopping: the recording is stored; Asterisk's copy is deleted at the next start"
+          : 'engine stopping: the recording is marked stored at the next start',
+      );
       return;
     }
     const written = await (stored ?? this.persist(entry, 'stored'));

@@ -411,6 +411,13 @@ describe('recordings across an engine restart and an ARI outage (e2e)', function
     expect((await second.store.calls.getCall(call.callId))?.recording).to.deep.include({
       status: 'stored',
     });
+    // The first engine stored the file but stopped before deleting Asterisk's copy: the next
+    // one deletes it once connected.
+    const { sim } = bed;
+    await until(
+      async () => !(await storedInAsterisk(sim)).some((r) => r.name === `rec-${call.callId}`),
+      `rec-${call.callId} deleted from Asterisk by the next engine`,
+    );
   });
 
   it('a recording Asterisk no longer has after the restart: failed in the call record, counted, no recording.ready', async () => {

@@ -25,7 +25,11 @@ import {
 } from '../../src/recordings/service.ts';
 import { LocalRecordingStorage, recordingKey } from '../../src/recordings/storage.ts';
 import { audioFile } from '../../src/simulator/wav.ts';
-import type { RecordingFields, UnsettledRecordingRecord } from '../../src/store/calls.ts';
+import type {
+  CallRecord,
+  RecordingFields,
+  UnsettledRecordingRecord,
+} from '../../src/store/calls.ts';
 import { until } from '../support/until.ts';
 
 /** Asterisk's recordings as ARI shows them; `reachable: false` = connection refused. */
@@ -81,6 +85,10 @@ class FakeAsterisk {
       },
     },
     recordings: {
+      listStored: () => {
+        this.ask('GET stored');
+        return Promise.resolve([...this.stored.keys()].map((name) => ({ name, format: 'wav' })));
+      },
       getLive: (name: string) => {
         this.ask(`GET live/${name}`);
         this.has(this.live.has(name) ? true : undefined, 'recordings.getLive');
@@ -149,8 +157,11 @@ describe('recordings service: recovery paths', () => {
   let ready: Array<{ call: Call; data: RecordingReadyData }>;
   let registry: Registry;
   let service: RecordingService | undefined;
+  /** What the store says of calls of earlier runs (`calls.getCall`): call id → recording status. */
+  let storedCalls: Map<string, string>;
 
   beforeEach(() => {
+    storedCalls = new Map();
     dir = mkdtempSync(join(tmpdir(), 'ari-crm-rec-service-'));
     asterisk = new FakeAsterisk();
     rows = new Map();
@@ -180,7 +191,14 @@ describe('recordings service: recovery paths', () => {
           rows.set(callId, { ...rows.get(callId), ...fields });
           return Promise.resolve(true);
         },
-        getCall: () => Promise.resolve(undefined),
+        getCall: (callId) => {
+          const status = storedCalls.get(callId);
+          return Promise.resolve(
+            status === undefined
+              ? undefined
+              : ({ id: callId, recording: { status } } as unknown as CallRecord),
+          );
+        },
       },
       ...(journal ? { journal } : {}),
       storage: new LocalRecordingStorage(dir),
@@ -224,6 +242,42 @@ describe('recordings service: recovery paths', () => {
     call.endedAt = Date.now();
     svc.callEnded(call);
   }
+
+  it('at the first connect, deletes the copies in Asterisk of recordings the store says are stored, and nothing else; once per run', async () => {
+    const storedOne = '00000000-0000-4000-8000-00000000a001';
+    const stillRecording = '00000000-0000-4000-8000-00000000a002';
+    const unknown = '00000000-0000-4000-8000-00000000a003';
+    storedCalls.set(storedOne, 'stored');
+    storedCalls.set(stillRecording, 'recording');
+    for (const name of [`rec-${storedOne}`, `rec-${stillRecording}`, `rec-${unknown}`, 'voicemail'])
+      asterisk.stored.set(name, Buffer.alloc(0));
+    const svc = start();
+    svc.connected();
+    await until(
+      () => asterisk.requests.includes(`DELETE stored/rec-${storedOne}`),
+      'the stored copy deleted',
+    );
+    expect([...asterisk.stored.keys()].sort()).to.deep.equal(
+      [`rec-${stillRecording}`, `rec-${unknown}`, 'voicemail'].sort(),
+    );
+    svc.connected();
+    await svc.sweepStored();
+    expect(asterisk.requests.filter((r) => r === 'GET stored')).to.have.length(2);
+    expect(asterisk.requests.filter((r) => r.startsWith('DELETE'))).to.deep.equal([
+      `DELETE stored/rec-${storedOne}`,
+    ]);
+  });
+
+  it('keeps every copy in Asterisk when the engine does not delete recordings from it', async () => {
+    const id = '00000000-0000-4000-8000-00000000a004';
+    storedCalls.set(id, 'stored');
+    asterisk.stored.set(`rec-${id}`, Buffer.alloc(0));
+    const svc = start({ deleteFromAsterisk: false });
+    svc.connected();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(asterisk.requests).to.deep.equal([]);
+    expect([...asterisk.stored.keys()]).to.deep.equal([`rec-${id}`]);
+  });
 
   it('a bridge gone before the recording started: not recorded, and no failure', async () => {
     const svc = start();
