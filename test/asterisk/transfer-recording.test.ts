@@ -1,8 +1,9 @@
 /**
  * Transfers and recordings on a real Asterisk 22 (the kit): a caller transferred to the service
  * number 9999 (the kit's dialplan answers, plays hello-world and hangs up), blind transfers to
- * operator 102 of an inbound call and of a click-to-call, and a recorded call whose file the
- * engine fetched from Asterisk and serves with HTTP Range.
+ * operator 102 of an inbound call and of a click-to-call, a recorded call whose file the
+ * engine fetched from Asterisk and serves with HTTP Range, and a copy an earlier engine left in
+ * Asterisk deleted by the next one.
  */
 import { expect } from 'chai';
 import { type AcceptanceBed } from './support/bed.ts';
@@ -196,6 +197,41 @@ describeOnAsterisk('real Asterisk: transfers and recordings', () => {
       async () => (await bed.asterisk.ari<unknown[]>('/recordings/stored')).body.length === 0,
       'the recording to be deleted from Asterisk',
       10_000,
+    );
+    await bed.asterisk.waitIdle();
+  });
+
+  it('a copy left in Asterisk of a recording the store says is stored: the next engine deletes it once connected', async () => {
+    const { ports } = bed;
+    const storedInAsterisk = async (): Promise<string[]> =>
+      (await bed.asterisk.ari<Array<{ name: string }>>('/recordings/stored')).body.map(
+        (r) => r.name,
+      );
+    try {
+      // An engine that keeps Asterisk's copies: the recording is stored and left there.
+      await bed.stopEngine();
+      await bed.startEngine({ RECORDING_DELETE_FROM_ASTERISK: 'false' });
+      routeTo(bed, ['101'], { record: true });
+      const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
+        pauseMs: 500,
+      });
+      const { caller, callId } = await callIn(bed, 'uac.xml', 2000);
+      await bed.waitFor(callId, 'recording.ready', 30_000);
+      await Promise.all([caller.passed(), operator.passed()]);
+      expect((await bed.call(callId)).recording).to.include({ status: 'stored' });
+      expect(await storedInAsterisk()).to.deep.equal([`rec-${callId}`]);
+    } finally {
+      // The next engine deletes copies (the suite's default): the copy goes at its connect.
+      await bed.stopEngine();
+      await bed.startEngine();
+    }
+    await until(
+      async () => (await storedInAsterisk()).length === 0,
+      'the copy deleted from Asterisk by the next engine',
+      10_000,
+    );
+    expect(bed.engineLog()).to.include(
+      'deleted recordings an earlier run had stored but left in Asterisk',
     );
     await bed.asterisk.waitIdle();
   });
