@@ -132,6 +132,36 @@ if (kitAvailable()) {
       );
       return id!;
     }
+    /**
+     * The job's one attempt, taken over by the engine started again, ends delivered with
+     * Asterisk's NOTSURE verdict (a phone sending no audio) and the message played; the call is
+     * started, recovered and ended once, and nothing is left in Asterisk.
+     */
+    async function deliveredAcrossRestart(
+      id: number,
+      callId: string,
+      customer: Sipp,
+    ): Promise<void> {
+      const job = await finalJob(id, 'delivered');
+      await customer.passed();
+      expect(job.attempts, JSON.stringify(job.attempts)).to.have.length(1);
+      expect(job.attempts![0]).to.deep.include({
+        callId,
+        dialStatus: 'ANSWER',
+        outcome: 'delivered',
+        amdStatus: 'NOTSURE',
+      });
+      expect(job.attempts![0]!.amdCause).to.match(/^TOOLONG-\d+$/);
+      expect(job.attempts![0]!.playedSec).to.be.within(1, 2);
+      expect(customer.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
+      expect(await bed.ended(callId)).to.include({ disposition: 'answered', hangupBy: 'system' });
+      expect(bed.webhookTypes(callId)).to.deep.equal([
+        'call.started',
+        'call.recovered',
+        'call.ended',
+      ]);
+      await bed.asterisk.waitIdle();
+    }
     /** The call id of the job's call (its `call.started` webhook). */
     async function callOfJob(id: number): Promise<string> {
       const started = await bed.crm.waitForWebhook(
@@ -162,25 +192,7 @@ if (kitAvailable()) {
       expect(recovered.body.data).to.include({ reason: 'engine_restart' });
       // Still in AMD(): the new engine waits for the verdict.
       expect(await channelInAmd()).to.equal(channelId);
-      const job = await finalJob(id, 'delivered');
-      await customer.passed();
-      expect(job.attempts, JSON.stringify(job.attempts)).to.have.length(1);
-      expect(job.attempts![0]).to.deep.include({
-        callId,
-        dialStatus: 'ANSWER',
-        outcome: 'delivered',
-        amdStatus: 'NOTSURE',
-      });
-      expect(job.attempts![0]!.amdCause).to.match(/^TOOLONG-\d+$/);
-      expect(job.attempts![0]!.playedSec).to.be.within(1, 2);
-      expect(customer.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
-      expect(await bed.ended(callId)).to.include({ disposition: 'answered', hangupBy: 'system' });
-      expect(bed.webhookTypes(callId)).to.deep.equal([
-        'call.started',
-        'call.recovered',
-        'call.ended',
-      ]);
-      await bed.asterisk.waitIdle();
+      await deliveredAcrossRestart(id, callId, customer);
     });
 
     it('answering-machine detection across an engine crash: the verdict comes while no engine runs, Stasis() fails, the context tries again for 10 s and hangs up; the engine started after that ends the call, the attempt is cut_short', async () => {
@@ -232,25 +244,7 @@ if (kitAvailable()) {
       // The verdict came, Stasis() failed: the channel waits in [crm-amd] for the next try.
       expect(await channelInAmd('Wait')).to.equal(channelId);
       await bed.startEngine();
-      const job = await finalJob(id, 'delivered');
-      await customer.passed();
-      expect(job.attempts, JSON.stringify(job.attempts)).to.have.length(1);
-      expect(job.attempts![0]).to.deep.include({
-        callId,
-        dialStatus: 'ANSWER',
-        outcome: 'delivered',
-        amdStatus: 'NOTSURE',
-      });
-      expect(job.attempts![0]!.amdCause).to.match(/^TOOLONG-\d+$/);
-      expect(job.attempts![0]!.playedSec).to.be.within(1, 2);
-      expect(customer.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
-      expect(await bed.ended(callId)).to.include({ disposition: 'answered', hangupBy: 'system' });
-      expect(bed.webhookTypes(callId)).to.deep.equal([
-        'call.started',
-        'call.recovered',
-        'call.ended',
-      ]);
-      await bed.asterisk.waitIdle();
+      await deliveredAcrossRestart(id, callId, customer);
     });
 
     it('answering-machine detection across an engine crash: the customer hangs up while AMD() listens, after the new engine started; it hears the hang-up, cut_short', async () => {
