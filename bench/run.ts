@@ -982,6 +982,8 @@ async function liveStream(o: Options): Promise<void> {
   const run = await startBenchEngine(peer, {
     OPERATOR_TOKEN_SECRET: secret,
     HTTP_MAX_CONNECTIONS: String(sockets + 1024),
+    // Every operator gets its socket; the places kept for admin streams come on top.
+    STREAM_MAX_SOCKETS: String(sockets + 10),
   });
   try {
     out(

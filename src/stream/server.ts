@@ -41,6 +41,7 @@ import { canonicalIp } from '../security/ip.ts';
 import { isOperatorToken, type OperatorTokens } from '../security/operator-tokens.ts';
 import { feedCursor, feedPosition } from '../store/events.ts';
 import type { StreamHub, StreamItem, StreamSubscriber } from './hub.ts';
+import { PingWheel } from './ping-wheel.ts';
 
 /** Path of the stream. */
 export const STREAM_PATH = '/v1/stream';
@@ -151,7 +152,8 @@ export class StreamServer {
     maxPayload: MAX_CLIENT_MESSAGE_BYTES,
   });
   private readonly connections = new Set<StreamConnection>();
-  private readonly pinger: NodeJS.Timeout;
+  /** Pings every socket once per STREAM_PING_INTERVAL_MS, a few at a time. */
+  private readonly pinger: PingWheel<StreamConnection>;
   private readonly metrics: StreamMetrics;
   private closed = false;
   /** Upgraded sockets whose TCP connection is not closed yet (what `maxSockets` caps). */
@@ -209,10 +211,7 @@ export class StreamServer {
       name: 'aricrm_stream_admin_reserve',
       help: 'Live stream places kept for API key (admin) streams (STREAM_ADMIN_RESERVE): operator sockets are refused past STREAM_MAX_SOCKETS minus it.',
     }).set(adminReserve);
-    this.pinger = setInterval(() => {
-      for (const connection of this.connections) connection.ping();
-    }, options.pingIntervalMs);
-    this.pinger.unref();
+    this.pinger = new PingWheel(options.pingIntervalMs);
   }
 
   /** Sockets open (upgraded, TCP connection not closed yet). */
@@ -234,7 +233,7 @@ export class StreamServer {
   /** Close every socket with 1001 and refuse new ones. */
   close(): void {
     this.closed = true;
-    clearInterval(this.pinger);
+    this.pinger.stop();
     for (const connection of [...this.connections])
       connection.close(STREAM_CLOSE.goingAway, 'the engine is stopping');
     this.options.hub.close();
@@ -336,6 +335,7 @@ export class StreamServer {
         () => this.forget(connection),
       );
       this.connections.add(connection);
+      this.pinger.add(connection);
       connection.start(credential);
     });
   }
@@ -382,6 +382,7 @@ export class StreamServer {
 
   private forget(connection: StreamConnection): void {
     this.connections.delete(connection);
+    this.pinger.delete(connection);
   }
 
   private clientIp(req: IncomingMessage): string | undefined {

@@ -524,6 +524,25 @@ describe('live stream (e2e: GET /v1/stream over WebSocket)', function () {
     await alive.next((m) => m.type === 'pong', 'pong');
   });
 
+  it('pings its sockets spread over the interval, not all at once', async () => {
+    // 1 s: ticks every 100 ms, ten slots. Twelve consoles opened together.
+    await start({ STREAM_PING_INTERVAL_MS: '1000' });
+    const token = await tokenFor('101');
+    const consoles = await Promise.all(Array.from({ length: 12 }, () => open({ token })));
+    const pingedAt: number[][] = consoles.map(() => []);
+    consoles.forEach((c, i) => c.ws.on('ping', () => pingedAt[i]!.push(performance.now())));
+    await until(
+      () => pingedAt.every((times) => times.length >= 2),
+      'every console to be pinged twice',
+      5000,
+    );
+    // Each console once per interval...
+    for (const times of pingedAt) expect(times[1]! - times[0]!).to.be.within(800, 1300);
+    // ...but not all in the same tick: the first pings span most of the interval.
+    const firsts = pingedAt.map((times) => times[0]!);
+    expect(Math.max(...firsts) - Math.min(...firsts)).to.be.above(500);
+  });
+
   it('refuses a page of an origin not allowed, and lets an allowed one in', async () => {
     await start({ STREAM_ALLOWED_ORIGINS: 'https://crm.example.com' });
     const token = await tokenFor('101');
