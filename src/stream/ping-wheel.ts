@@ -4,7 +4,7 @@
  * Every socket is pinged once per STREAM_PING_INTERVAL_MS (a WebSocket ping frame, RFC 6455
  * §5.5.2) and closed when it did not answer the previous one. Pinging every socket in one timer
  * tick would stall the engine's event loop once per interval for as long as those writes take
- * (about 60 µs each on a small virtual machine: some 60 ms for 1 000 consoles, and the pongs
+ * (35-70 ms for 1 000 consoles, measured on a two-core virtual machine, and the pongs
  * come back in one burst too), and a call ringing then would pop up that much later. So the
  * sockets are dealt round-robin into slots, one slot per tick of at least
  * {@link PING_TICK_MS}, and each tick pings one slot: a few sockets at a time, each still once
