@@ -233,9 +233,11 @@ describeOnAsterisk('real Asterisk: transfers and recordings', () => {
       'the copy deleted from Asterisk by the next engine',
       10_000,
     );
-    const cleanUp = (bed.engine?.lines ?? []).filter(
-      (l) => l.message === 'deleted recordings an earlier run had stored but left in Asterisk',
-    );
+    // The engine logs the clean-up once Asterisk answered its DELETE: the list of stored
+    // recordings can be empty a moment before that line arrives.
+    const cleanUpLine = 'deleted recordings an earlier run had stored but left in Asterisk';
+    await bed.engine!.waitForLine((l) => l.message === cleanUpLine, 10_000);
+    const cleanUp = (bed.engine?.lines ?? []).filter((l) => l.message === cleanUpLine);
     expect(cleanUp.map((l) => l.deleted)).to.deep.equal([1]);
     await bed.asterisk.waitIdle();
   });
