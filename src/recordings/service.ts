@@ -13,7 +13,9 @@
  *    `duration` ({@link verifyWav}), keep it in the {@link RecordingStorage}. A failed try is
  *    retried with doubling delays; when every try failed the recording is `failed` in the store
  *    and counted (`aricrm_recording_failures_total{stage}`). A recording Asterisk does not have
- *    (404, neither live nor stored) fails at once (`stage="missing"`).
+ *    (404, neither live nor stored) fails at once (`stage="missing"`). No RecordingFinished
+ *    `finishCheckMs` after `call.ended`: the recording is looked up in Asterisk (stored → fetched,
+ *    live → stopped); none `finishTimeoutMs` after it: the file is fetched anyway.
  * 4. `recording.ready` goes out through the call notifier once the file is stored AND `call.ended`
  *    was emitted, on the call's own `Call` object (handed over by the call service, held here
  *    until the recording is settled) so the call's event sequence continues without a gap.
@@ -96,6 +98,14 @@ export interface RecordingServiceOptions {
    */
   finishTimeoutMs?: number;
   /**
+   * After `call.ended`, how long to wait for RecordingFinished before looking the recording up in
+   * Asterisk (`GET /recordings/live/{name}`, then `/recordings/stored/{name}`): stored, it is
+   * fetched at once (its RecordingFinished was lost: seen on Asterisk 22 about once in 30 recorded
+   * calls, the recording ending as the engine destroys the call's bridge); still live, it is
+   * stopped. The fetch after `finishTimeoutMs` stays as the last resort. ms, default 2 000.
+   */
+  finishCheckMs?: number;
+  /**
    * How long a settled recording stays in memory, ms. Default: until its final status is written
    * to the store, which answers afterwards.
    */
@@ -165,6 +175,8 @@ interface Entry {
    */
   startUnconfirmed?: boolean;
   finishTimer?: NodeJS.Timeout;
+  /** The look-up in Asterisk `finishCheckMs` after the call's end. */
+  checkTimer?: NodeJS.Timeout;
   /** Store writes of this recording, one after another. */
   writes: Promise<void>;
 }
@@ -306,8 +318,10 @@ export class RecordingService implements CallRecorder {
     entry.callEnded = true;
     if (entry.status === 'failed' || entry.readySent) return;
     entry.call = call;
-    if (!entry.finished && (entry.status === 'recording' || entry.status === 'starting'))
+    if (!entry.finished && (entry.status === 'recording' || entry.status === 'starting')) {
       this.armFinishTimer(entry);
+      this.armFinishCheck(entry);
+    }
     this.maybeReady(entry);
   }
 
@@ -541,8 +555,7 @@ export class RecordingService implements CallRecorder {
       return;
     }
     entry.finished = true;
-    if (entry.finishTimer) clearTimeout(entry.finishTimer);
-    entry.finishTimer = undefined;
+    this.clearFinishTimers(entry);
     if (event.type === 'RecordingFailed' || rec.state === 'failed' || rec.state === 'canceled') {
       this.fail(entry, 'asterisk', new Error(`Asterisk says the recording ${rec.state}`), {
         cause: rec.cause,
@@ -651,8 +664,7 @@ export class RecordingService implements CallRecorder {
     for (const timer of this.evictions) clearTimeout(timer);
     this.evictions.clear();
     for (const entry of this.byCall.values()) {
-      if (entry.finishTimer) clearTimeout(entry.finishTimer);
-      entry.finishTimer = undefined;
+      this.clearFinishTimers(entry);
       if (entry.status !== 'stored' && entry.status !== 'failed')
         entry.log.warn('engine stopping: recording left in Asterisk', { status: entry.status });
     }
@@ -694,10 +706,36 @@ export class RecordingService implements CallRecorder {
     entry.finishTimer.unref();
   }
 
-  private download(entry: Entry): void {
-    if (this.stopped || (entry.status !== 'starting' && entry.status !== 'recording')) return;
+  /**
+   * Soon after the call's end: look the recording up in Asterisk if no RecordingFinished came by
+   * then (see `finishCheckMs`), so that a lost event costs seconds, not `finishTimeoutMs`.
+   */
+  private armFinishCheck(entry: Entry): void {
+    if (this.stopped) return;
+    if (entry.checkTimer) clearTimeout(entry.checkTimer);
+    const waitMs = this.deps.options.finishCheckMs ?? 2_000;
+    entry.checkTimer = setTimeout(() => {
+      entry.checkTimer = undefined;
+      if (entry.finished || this.stopped || entry.status !== 'recording') return;
+      entry.log.info('no RecordingFinished yet after the call ended; looking the recording up', {
+        waitedMs: waitMs,
+      });
+      void this.check(entry);
+    }, waitMs);
+    entry.checkTimer.unref();
+  }
+
+  /** Clear the timers that wait for RecordingFinished. */
+  private clearFinishTimers(entry: Entry): void {
     if (entry.finishTimer) clearTimeout(entry.finishTimer);
     entry.finishTimer = undefined;
+    if (entry.checkTimer) clearTimeout(entry.checkTimer);
+    entry.checkTimer = undefined;
+  }
+
+  private download(entry: Entry): void {
+    if (this.stopped || (entry.status !== 'starting' && entry.status !== 'recording')) return;
+    this.clearFinishTimers(entry);
     entry.status = 'downloading';
     void this.downloadLoop(entry);
   }
@@ -797,8 +835,7 @@ export class RecordingService implements CallRecorder {
     entry.finished = true;
     entry.bytes = bytes;
     entry.durationSec ??= Math.floor(durationMs / 1000);
-    if (entry.finishTimer) clearTimeout(entry.finishTimer);
-    entry.finishTimer = undefined;
+    this.clearFinishTimers(entry);
     this.metrics.stored.inc();
     entry.log.info('recording stored', {
       bytes: entry.bytes,
@@ -902,8 +939,7 @@ export class RecordingService implements CallRecorder {
    */
   private settle(entry: Entry): void {
     entry.call = undefined;
-    if (entry.finishTimer) clearTimeout(entry.finishTimer);
-    entry.finishTimer = undefined;
+    this.clearFinishTimers(entry);
     if (this.stopped) return;
     const retainMs = this.deps.options.retainMs;
     if (retainMs === undefined) {

@@ -344,6 +344,40 @@ describe('recordings service: recovery paths', () => {
     expect(asterisk.stored.size).to.equal(0);
   });
 
+  it('a RecordingFinished lost after the call ended: the recording is looked up finishCheckMs later, fetched and ready long before finishTimeoutMs', async () => {
+    const svc = start({ finishCheckMs: 20, finishTimeoutMs: 60_000 });
+    const call = await recorded(svc);
+    const name = `rec-${call.id}`;
+    // Asterisk finished the recording as the call's bridge was destroyed; its event never came.
+    asterisk.finish(name, 3, false);
+    const endedAt = Date.now();
+    end(svc, call);
+    await until(() => ready.length === 1, 'recording.ready', 5_000);
+    expect(Date.now() - endedAt).to.be.below(5_000);
+    expect(ready[0]!.data).to.include({ bytes: 48_044, durationSec: 3, format: 'wav' });
+    await until(() => rows.get(call.id)?.status === 'stored', 'stored');
+    expect(asterisk.requests.filter((r) => r.includes(name))).to.deep.equal([
+      `GET live/${name}`,
+      `GET stored/${name}`,
+      `GET stored/${name}/file`,
+      `DELETE stored/${name}`,
+    ]);
+  });
+
+  it('a recording still live when looked up finishCheckMs after the call ended is stopped and fetched at its RecordingFinished', async () => {
+    const svc = start({ finishCheckMs: 20, finishTimeoutMs: 60_000 });
+    const call = await recorded(svc);
+    end(svc, call); // the bridge outlived the call: Asterisk keeps recording
+    await until(() => ready.length === 1, 'recording.ready', 5_000);
+    const name = `rec-${call.id}`;
+    expect(asterisk.requests.filter((r) => r.includes(name))).to.deep.equal([
+      `GET live/${name}`,
+      `POST live/${name}/stop`,
+      `GET stored/${name}/file`,
+      `DELETE stored/${name}`,
+    ]);
+  });
+
   it('stops a recording still live when the timer fires (the bridge outlived the call) and fetches it at its RecordingFinished', async () => {
     const svc = start();
     const call = await recorded(svc);
