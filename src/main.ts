@@ -117,8 +117,11 @@ export interface Engine {
    * Graceful stop (SIGTERM): new API requests answer 503 `shutting_down` and `/readyz` 503 at
    * once (`/healthz` and `/metrics` keep answering); recording downloads in progress finish and
    * pending webhooks are delivered, within SHUTDOWN_TIMEOUT_MS in all, while ARI stays connected;
-   * then the engine disconnects from ARI, closes the HTTP server and stops the simulator. Calls in
-   * progress stay up in Asterisk (never hung up). Idempotent: later calls return the same promise.
+   * then the engine disconnects from ARI, lets CRM requests and call steps in flight finish (for
+   * the rest of that time, at least 1 s), commits and closes the call journal (a change recorded
+   * later is logged and counted, not stored), closes the store and the HTTP server and stops the
+   * simulator. Calls in progress stay up in Asterisk (never hung up). Idempotent: later calls
+   * return the same promise.
    */
   stop(): Promise<void>;
 }
@@ -684,6 +687,16 @@ export async function startEngine(
       await gateway.stop();
       webhooks.stop();
       connectorDelivery?.stop();
+      // Webhooks are stopped and ARI is closed: no more CRM requests (route lookups still in
+      // flight end within CRM_TIMEOUT_MS).
+      await outbound.close();
+      // The call steps still running finish before the journal closes: a route answer that came
+      // while ARI was closing (a `hangup` route ends its call), an ARI command's answer. Their
+      // changes are committed below, not dropped (the journal logs a change after its close).
+      if (!(await calls.settled(Math.max(left(), 1000))))
+        logger.warn('call steps still running at shutdown; their later changes are not stored', {
+          calls: calls.activeCalls().length,
+        });
       // Changes made while ARI was closing; a healthy store commits them at once. Their events
       // are not sent by this run: pending in the outbox, the next start sends them.
       await journal.close(Math.max(left(), 1000));
@@ -692,9 +705,6 @@ export async function startEngine(
       await presence.flush();
       await webhooks.flush();
       await connectorDelivery?.flush();
-      // Webhooks are stopped and ARI is closed: no more CRM requests (route lookups still in
-      // flight end within CRM_TIMEOUT_MS).
-      await outbound.close();
       await store.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -36,6 +36,12 @@
  * (`aricrm_store_write_failures_total`) and retried with capped backoff, together with the
  * writes that were in flight behind it; nothing recorded is dropped, and the events wait in
  * memory until their write commits (webhooks pause meanwhile).
+ *
+ * At shutdown the engine closes the journal last, just before the store ({@link CallJournal.close}),
+ * once the call steps and route lookups still running have finished. A change recorded after that
+ * is not stored by this run: it is logged at warn (call id, event type) and counted
+ * (`aricrm_store_dropped_changes_total`), never dropped silently; the next start reconciles the
+ * calls the store still has unfinished and takes up unsettled recordings.
  */
 import type { Counter, Gauge, Registry } from 'prom-client';
 import { computeBackoffDelay } from '../ari/backoff.ts';
@@ -162,6 +168,8 @@ interface JournalMetrics {
   commits: Counter;
   failures: Counter;
   backlog: Gauge;
+  /** Changes this run did not store, by `event` type (`none`: a state change, `recording`). */
+  dropped: Counter<'event'>;
 }
 
 /** Writes call state and lifecycle events to the store (see the module comment). */
@@ -223,15 +231,23 @@ export class CallJournal {
         name: 'aricrm_store_backlog_calls',
         help: 'Calls with changes not yet committed to the store.',
       }),
+      dropped: counter(options.registry, {
+        name: 'aricrm_store_dropped_changes_total',
+        help: 'Call changes the call journal did not store because it had closed at shutdown (or closed with its store failing), by event type (none: a change of state or legs alone; recording: a recording status). Each is logged at warn or error.',
+        labelNames: ['event'],
+      }),
     };
   }
 
   /**
    * Record that `call` changed, with the lifecycle `event` the change produced (if any). Never
    * throws, never waits: the write happens on a later turn of the event loop. Events of a call
-   * must be recorded in sequence order.
+   * must be recorded in sequence order. After {@link close} the change is not stored: logged at
+   * warn with the call id and event type and counted (a call whose state did not change is
+   * ignored).
    */
   record(call: Call, event?: LifecycleEvent): void {
+    if (this.closed && !this.recordedAfterClose(call, event)) return;
     const pending = this.pendingOf(call.id);
     pending.call = call;
     if (event) pending.events.push(event);
@@ -248,12 +264,46 @@ export class CallJournal {
    * committed; the update is written after that row in the same or a later transaction). Set in
    * the same turn as the `recording.ready` event ({@link record}), `stored` commits with it.
    * Fields left `undefined` keep their value. Never throws, never waits (see {@link record});
-   * {@link whenCommitted} tells when it is in the store.
+   * {@link whenCommitted} tells when it is in the store. After {@link close} it is not stored
+   * (logged at warn and counted, as {@link record}); the next start takes the recording up.
    */
   recordRecording(callId: string, fields: RecordingFields): void {
+    if (this.closed)
+      this.droppedAfterClose(callId, 'recording', { recordingStatus: fields.status });
     const pending = this.pendingOf(callId);
     pending.recording = mergeRecording(pending.recording, fields);
     this.schedule();
+  }
+
+  /**
+   * A change recorded after {@link close}: whether it holds anything the store lacks (an event, a
+   * column of the call or a leg); if so it is logged and counted as dropped (a change of state
+   * once per call: later ones join it). It is kept with the unwritten changes, so
+   * {@link whenWritten} and {@link whenCommitted} never answer for it.
+   */
+  private recordedAfterClose(call: Call, event: LifecycleEvent | undefined): boolean {
+    if (!event) {
+      if (this.dirty.has(call.id)) return true;
+      const { callChanged, legs, snapshot } = this.changesOf(call, this.now());
+      if (!callChanged && legs.length === 0) return false;
+      this.droppedAfterClose(call.id, 'none', { state: snapshot.state });
+      return true;
+    }
+    this.droppedAfterClose(call.id, event.type, { eventId: event.id, sequence: event.sequence });
+    return true;
+  }
+
+  /** Log (warn) and count a change recorded after {@link close}. */
+  private droppedAfterClose(callId: string, event: string, details: Record<string, unknown>): void {
+    this.metrics.dropped.inc({ event });
+    this.options.logger.warn(
+      'call change recorded after the call journal closed: not stored by this run',
+      {
+        callId,
+        ...(event === 'none' || event === 'recording' ? { change: event } : { eventType: event }),
+        ...details,
+      },
+    );
   }
 
   private pendingOf(callId: string): Pending {
@@ -356,17 +406,27 @@ export class CallJournal {
   }
 
   /**
-   * Flush (for up to `timeoutMs`) and stop writing. Changes still unwritten after that are
-   * logged at error with their call ids (lost: the store is unusable).
+   * Flush (for up to `timeoutMs`) and stop writing (the engine's stop calls it last, before
+   * closing the store). Changes still unwritten after that are logged at error with their call
+   * ids and counted in `aricrm_store_dropped_changes_total` (lost: the store is unusable). Changes
+   * recorded later are not stored either: each is logged at warn and counted ({@link record}).
    */
   async close(timeoutMs: number): Promise<void> {
     const flushed = await this.flush(timeoutMs);
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (!flushed) {
+      const unwritten = [...this.dirty.values()];
+      for (const pending of unwritten) {
+        if (pending.events.length === 0)
+          this.metrics.dropped.inc({
+            event: pending.recording && !pending.call ? 'recording' : 'none',
+          });
+        for (const event of pending.events) this.metrics.dropped.inc({ event: event.type });
+      }
       this.options.logger.error('call journal closed with unwritten changes', {
         calls: [...this.dirty.keys()],
-        events: [...this.dirty.values()].reduce((n, p) => n + p.events.length, 0),
+        events: unwritten.reduce((n, p) => n + p.events.length, 0),
       });
     }
   }

@@ -79,6 +79,11 @@ export class CallRuntime {
   readonly byPlayback = new Map<string, CallContext>();
   /** Calls held, by call id: in progress, or ended and not yet committed to the store. */
   readonly active = new Map<string, CallContext>();
+  /**
+   * Calls still starting in their flow (`Flow.start`, e.g. an inbound call waiting for its CRM
+   * route), until that start has run: `CallService.settled` waits for them.
+   */
+  readonly starting = new Set<Promise<void>>();
   /** Listeners of `CallService.watchCall`, by call id. */
   readonly watchers = new Map<string, Set<(call: CallSnapshot) => void>>();
   readonly now: () => number;
@@ -190,7 +195,9 @@ export class CallRuntime {
   private onStasisStart(channel: AriChannel, args: string[]): void {
     const flow = args[0] === undefined ? undefined : this.flowByRole.get(args[0]);
     if (flow?.start) {
-      void flow.start(channel, args);
+      const started = flow.start(channel, args);
+      this.starting.add(started);
+      void started.finally(() => this.starting.delete(started));
       return;
     }
     const ctx = this.byChannel.get(channel.id);

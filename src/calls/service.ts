@@ -160,9 +160,35 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
     };
   }
 
-  /** Wait until every call's queued work has run (tests and shutdown). */
-  async settled(): Promise<void> {
-    await Promise.all([...this.runtime.active.values()].map((ctx) => ctx.tail));
+  /**
+   * Wait until every call's queued work has run, including calls still starting (an inbound call
+   * waiting for its CRM route) and the steps queued meanwhile (tests and shutdown). Resolves true
+   * once nothing is left, false when `timeoutMs` passed first; without it, waits as long as it
+   * takes.
+   */
+  async settled(timeoutMs?: number): Promise<boolean> {
+    const work = async (): Promise<true> => {
+      const waited = new Set<Promise<void>>();
+      for (;;) {
+        const pending = [
+          ...[...this.runtime.active.values()].map((ctx) => ctx.tail),
+          ...this.runtime.starting,
+        ].filter((step) => !waited.has(step));
+        if (pending.length === 0) return true;
+        for (const step of pending) waited.add(step);
+        await Promise.allSettled(pending);
+      }
+    };
+    if (timeoutMs === undefined) return work();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    try {
+      return await Promise.race([work(), timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** See {@link CallControl.whenStored}: the journal's commit of the call, bounded by `timeoutMs`. */

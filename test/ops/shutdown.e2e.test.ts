@@ -7,8 +7,10 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
+import { startEngine, type Engine } from '../../src/main.ts';
 import { apiRequest } from '../support/api.ts';
-import { startTestBed, type TestBed } from '../support/engine.ts';
+import { collectingLogger, startTestBed, type TestBed } from '../support/engine.ts';
+import { until } from '../support/until.ts';
 import { Receiver } from '../events/receiver.ts';
 
 const DID = '74951234567';
@@ -30,7 +32,10 @@ describe('graceful stop (e2e)', function () {
   this.timeout(30_000);
   let bed: TestBed | undefined;
   let receiver: Receiver | undefined;
+  let restarted: Engine | undefined;
   afterEach(async () => {
+    await restarted?.stop();
+    restarted = undefined;
     await bed?.stop();
     await receiver?.close();
     bed = undefined;
@@ -154,5 +159,51 @@ describe('graceful stop (e2e)', function () {
     expect(warning?.level).to.equal('warn');
     expect(warning?.pending).to.be.greaterThan(0);
     expect(bed.logs.at(-1)?.message).to.equal('stopped');
+  });
+
+  it('stores the route a CRM answers while the engine disconnects from ARI: its call.ended is sent by the next start, not a reconciled end', async () => {
+    bed = await startTestBed({ CRM_TIMEOUT_MS: '5000' });
+    const { engine, sim, crm } = bed;
+    // The CRM answers the route lookup only once the stopping engine has disconnected from ARI.
+    const gatewayStopped = until(
+      () => bed!.logs.some((l) => l.message === 'ARI gateway stopped'),
+      'the engine to disconnect from ARI',
+    );
+    crm.onRoute(() => ({
+      body: { action: 'hangup' },
+      hold: gatewayStopped,
+    }));
+    await sim.injectInboundCall({ from: '79165550203', to: DID });
+    await until(() => crm.routeRequests.length === 1, 'the route lookup');
+    const callId = crm.routeRequests[0]!.body.callId;
+    await crm.waitForWebhook((w) => w.body.callId === callId && w.body.type === 'call.started');
+
+    await engine.stop();
+    const messages = bed.logs.map((l) => String(l.message));
+    expect(messages.indexOf('route decided')).to.be.greaterThan(
+      messages.indexOf('ARI gateway stopped'),
+    );
+    // Nothing was dropped (or warned about) during the stop.
+    const duringStop = bed.logs.slice(messages.findIndex((m) => m.startsWith('stopping')));
+    expect(duringStop.filter((l) => l.level === 'warn' || l.level === 'error')).to.deep.equal([]);
+    expect(crm.eventsOf(callId).map((w) => w.body.type)).to.deep.equal(['call.started']);
+
+    // The next start sends the stored end: the CRM's hang-up, not a call the caller abandoned.
+    const { logger } = collectingLogger('info');
+    restarted = await startEngine(engine.config, { logger, simulator: sim });
+    const ended = await crm.waitForEnded(callId);
+    expect(ended.body.data).to.include({
+      disposition: 'failed',
+      hangupBy: 'system',
+      endReason: 'route_hangup',
+    });
+    expect(crm.eventsOf(callId).map((w) => w.body.type)).to.deep.equal([
+      'call.started',
+      'call.ended',
+    ]);
+    expect(await restarted.store.calls.getCall(callId)).to.include({
+      state: 'ended',
+      endReason: 'route_hangup',
+    });
   });
 });

@@ -274,4 +274,69 @@ forEachDialect('call journal', ({ store }) => {
       await journal.close(1000);
     }
   });
+
+  it('does not store a change recorded after it closed, but logs it at warn with its call id and event type and counts it; an unchanged call is not reported', async () => {
+    const delivered: LifecycleEvent[] = [];
+    const registry = new Registry();
+    const journal = new CallJournal({
+      store: store(),
+      logger,
+      registry,
+      deliver: (event) => delivered.push(event),
+      now: () => T0 + 5000,
+    });
+    const emitted: LifecycleEvent[] = [];
+    const notifier = new CallNotifier(
+      [{ enqueue: (event) => emitted.push(event) }],
+      logger,
+      () => T0 + 5000,
+      journal,
+    );
+    const warnings = sinon.spy(logger, 'warn');
+    try {
+      const call = inboundCall('call-late');
+      notifier.started(call);
+      await journal.close(1000);
+      // Nothing changed since the commit: nothing to report.
+      journal.record(call);
+      expect(warnings.called).to.equal(false);
+
+      call.phase = 'ended';
+      call.disposition = 'failed';
+      call.hangupBy = 'system';
+      call.endReason = 'route_hangup';
+      call.endedAt = T0 + 4000;
+      notifier.ended(call);
+      journal.record(call); // the step's own record after the event: reported once, with it
+      journal.recordRecording('call-late', { status: 'stored', bytes: 100, durationSec: 1 });
+      let committed = false;
+      journal.whenCommitted('call-late', () => (committed = true));
+      await new Promise((resolve) => setImmediate(resolve));
+
+      const message = 'call change recorded after the call journal closed: not stored by this run';
+      expect(warnings.getCalls().map((c) => c.args as unknown[])).to.deep.equal([
+        [
+          message,
+          {
+            callId: 'call-late',
+            eventType: 'call.ended',
+            eventId: emitted.find((e) => e.type === 'call.ended')!.id,
+            sequence: 2,
+          },
+        ],
+        [message, { callId: 'call-late', change: 'recording', recordingStatus: 'stored' }],
+      ]);
+      const dropped = await registry.getSingleMetric('aricrm_store_dropped_changes_total')!.get();
+      expect(dropped.values.map((v) => [v.labels.event, v.value])).to.deep.equal([
+        ['call.ended', 1],
+        ['recording', 1],
+      ]);
+      // Not stored, not handed on, and never reported as committed.
+      expect(delivered.map((e) => e.type)).to.deep.equal(['call.started']);
+      expect((await store().calls.getCall('call-late'))!.state).to.not.equal('ended');
+      expect(committed).to.equal(false);
+    } finally {
+      warnings.restore();
+    }
+  });
 });

@@ -48,6 +48,8 @@ export interface RouteAnswer {
   raw?: string;
   /** Answer only after this long (timeouts). */
   delayMs?: number;
+  /** Answer only once this settles (after `delayMs`, if both are given). */
+  hold?: Promise<unknown>;
 }
 
 export class FakeCrm extends EventEmitter {
@@ -179,10 +181,14 @@ export class FakeCrm extends EventEmitter {
         res.writeHead(answer.status ?? 200, { 'content-type': 'application/json' });
         res.end(answer.raw ?? JSON.stringify(answer.body ?? {}));
       };
-      if (answer.delayMs) {
-        const t = setTimeout(send, answer.delayMs);
-        this.timers.add(t);
-      } else send();
+      const delayed = (): void => {
+        if (answer.delayMs) {
+          const t = setTimeout(send, answer.delayMs);
+          this.timers.add(t);
+        } else send();
+      };
+      if (answer.hold) void answer.hold.then(delayed, delayed);
+      else delayed();
       return;
     }
     if (req.method === 'POST' && req.url === '/hooks') {
