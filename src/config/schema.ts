@@ -860,7 +860,7 @@ export const configSchema = z.object({
     .max(600_000)
     .default(10_000)
     .describe(
-      'On SIGTERM, how long recording downloads in progress may finish and pending webhooks still be delivered, in milliseconds.',
+      'On SIGTERM, how long recording downloads in progress may finish and pending webhooks still be delivered, in milliseconds; after the engine disconnects from Asterisk, what is left of it (at least 1 s) lets CRM requests and call steps in flight finish so that their changes are stored. Calls in progress stay up in Asterisk.',
     ),
   TRUST_PROXY: bool
     .default(false)
