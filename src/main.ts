@@ -120,8 +120,11 @@ export interface Engine {
    * then the engine disconnects from ARI, lets CRM requests and call steps in flight finish (for
    * the rest of that time, at least 1 s), commits and closes the call journal (a change recorded
    * later is logged and counted, not stored), closes the store and the HTTP server and stops the
-   * simulator. Calls in progress stay up in Asterisk (never hung up). Idempotent: later calls
-   * return the same promise.
+   * simulator. Calls in progress stay up in Asterisk (never hung up). Once it resolves, the
+   * engine acts no more: its timers are cleared (a click-to-call retry, the notification-call
+   * scheduler, webhook retries...) and its ARI gateway is sealed (a late command is refused with
+   * `AriConnectionError`), so nothing further is sent to Asterisk or the CRM. Idempotent: later
+   * calls return the same promise.
    */
   stop(): Promise<void>;
 }
@@ -257,7 +260,7 @@ export async function startEngine(
   const startStep = <T>(step: Promise<T>): Promise<T> =>
     step.catch(async (err: unknown) => {
       journalLog.log?.close();
-      await gateway.stop().catch(() => undefined);
+      await gateway.seal().catch(() => undefined);
       await store.close().catch(() => undefined);
       await outbound.close().catch(() => undefined);
       if (ownSimulator) await simulator!.close().catch(() => undefined);
@@ -682,8 +685,9 @@ export async function startEngine(
       connector?.stop();
       recordings.stop();
       presence.stop();
-      // Call scripts stop where they are (their calls stay up for the next engine to adopt).
-      calls.stopScripts();
+      // Call scripts stop where they are (their calls stay up for the next engine to adopt); a
+      // click-to-call waiting to ring its operator again is not retried.
+      calls.stop();
       await gateway.stop();
       webhooks.stop();
       connectorDelivery?.stop();
@@ -701,6 +705,9 @@ export async function startEngine(
       // are not sent by this run: pending in the outbox, the next start sends them.
       await journal.close(Math.max(left(), 1000));
       journalLog.log?.close();
+      // Closed for good: from now on nothing is sent to Asterisk (a late step's command is
+      // refused). Every timer of the engine that could act was cleared above.
+      await gateway.seal();
       // Presence changes made meanwhile are stored (and their events queued) before the end.
       await presence.flush();
       await webhooks.flush();

@@ -140,6 +140,13 @@ export function newPlaybackId(): string {
 /**
  * Create the ARI gateway (nothing happens until {@link AriGateway.start}). The `url` must be an
  * http(s) URL; throws TypeError otherwise.
+ *
+ * Lifetime: `start()` connects (and reconnects); `stop()` disconnects the event WebSocket, but
+ * REST commands still reach Asterisk, so the call steps under way while the engine stops finish
+ * their commands; `seal()` is the point of no return, called at the very end of the engine's
+ * stop (after its call steps settled and its call journal closed): from then on every command
+ * rejects with {@link AriConnectionError} "the engine has stopped" and nothing more is sent to
+ * Asterisk, whatever timer or late answer of the stopped engine asks for it.
  */
 export function createAriGateway(options: AriGatewayOptions): AriGateway {
   return new Gateway(options);
@@ -201,6 +208,8 @@ class Gateway implements AriGateway {
   private pingTimer: NodeJS.Timeout | undefined;
   private state: AriConnectionState = 'disconnected';
   private running = false;
+  /** Closed for good ({@link seal}): no command reaches Asterisk any more. */
+  private sealed = false;
   private everConnected = false;
   /** When the current socket opened (ms) and how many short-lived connections in a row dropped. */
   private openedAt = 0;
@@ -268,6 +277,7 @@ class Gateway implements AriGateway {
   // ------------------------------------------------------------------------------------------
 
   start(): Promise<void> {
+    if (this.sealed) return Promise.reject(this.sealedError('start'));
     if (this.startPromise) return this.startPromise;
     this.running = true;
     this.startPromise = new Promise<void>((resolve, reject) => {
@@ -310,6 +320,17 @@ class Gateway implements AriGateway {
     this.connectionListeners.clear();
     this.registry.clear();
     if (wasActive) this.log.info('ARI gateway stopped', { app: this.app });
+  }
+
+  async seal(): Promise<void> {
+    if (this.sealed) return;
+    await this.stop();
+    this.sealed = true;
+  }
+
+  /** The error of a command (or start) after {@link seal}. */
+  private sealedError(operation: string): AriConnectionError {
+    return new AriConnectionError(operation, 'the engine has stopped');
   }
 
   isConnected(): boolean {
@@ -770,6 +791,8 @@ class Gateway implements AriGateway {
     params: Record<string, unknown> | undefined,
   ): Promise<unknown> {
     for (let attempt = 1; ; attempt++) {
+      // Sealed (the engine stopped): nothing goes out, not even the retry of a command sent before.
+      if (this.sealed) throw this.sealedError(operation);
       try {
         const op = this.operation(operation, resource, nickname);
         return await this.rest.execute(op, params, {

@@ -426,8 +426,20 @@ export interface AriGateway {
    * the first time; keeps reconnecting forever with capped exponential backoff afterwards.
    */
   start(): Promise<void>;
-  /** Close the WebSocket, stop reconnecting, drop listeners. */
+  /**
+   * Close the WebSocket, stop reconnecting, drop listeners. REST commands still work afterwards
+   * (each opens a new connection): call steps already under way when the engine stops finish
+   * their commands (e.g. the hang-up of a route the CRM answers while ARI closes). {@link seal}
+   * ends that.
+   */
   stop(): Promise<void>;
+  /**
+   * Close the gateway for good (the engine's stop calls it last, once its call steps settled and
+   * its call journal closed): stops it as {@link stop} does if it is not stopped yet; from then
+   * on every REST command rejects with `AriConnectionError` ("the engine has stopped") without
+   * reaching Asterisk, and {@link start} rejects with it too. Idempotent.
+   */
+  seal(): Promise<void>;
   /** True while the event WebSocket is open. */
   isConnected(): boolean;
   /**

@@ -94,6 +94,11 @@ export class CallRuntime {
    * {@link CallContext.needsRepair}): the reconciliation (src/calls/recovery.ts) repairs it.
    */
   repairNeeded: () => void = () => undefined;
+  /**
+   * The engine is stopping (`CallService.stop`): no call step starts on its own any more (a
+   * click-to-call operator is not rung again); steps already under way go on.
+   */
+  stopping = false;
   private readonly flows = new Map<FlowName, Flow>();
   private readonly flowByRole = new Map<string, Flow>();
   private transfer: TransferTargetHandlers | undefined;

@@ -117,6 +117,26 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
   }
 
   /**
+   * Engine shutdown, as ARI disconnects: call scripts stop where they are ({@link stopScripts})
+   * and no call step starts on its own any more: a click-to-call waiting to ring its operator
+   * again (`tries`, `triesPeriodSec`) is not retried, now or later. Its call stays unfinished in
+   * the store; the next engine adopts it and, its operator leg being gone, ends it. Steps
+   * already under way go on ({@link settled}). Idempotent.
+   */
+  stop(): void {
+    this.stopScripts();
+    this.runtime.stopping = true;
+    for (const ctx of this.runtime.active.values()) {
+      if (!ctx.retryTimer) continue;
+      clearTimeout(ctx.retryTimer);
+      ctx.retryTimer = undefined;
+      ctx.log.info('engine stopping: the operator is not rung again', {
+        attempt: ctx.clickToCall?.attempt,
+      });
+    }
+  }
+
+  /**
    * Plug in the recordings domain (see {@link CallRecorder}). Calls bridged from now on
    * are offered to it.
    */

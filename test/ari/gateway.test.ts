@@ -888,6 +888,40 @@ describe('ARI gateway (scripted ARI server)', function () {
       }
     });
 
+    it('still sends commands after stop() (steps under way finish), and refuses every one once sealed', async () => {
+      fake.handler = () => ({ status: 204 });
+      await gw.stop();
+      // Stopped: a step still under way can hang its caller up.
+      await gw.channels.hangup('c-1');
+      expect(last()).to.include({ method: 'DELETE', path: '/ari/channels/c-1' });
+      const before = fake.restRequests.length;
+
+      await gw.seal();
+      const refused = async (command: () => Promise<unknown>): Promise<AriError> => {
+        const err = await command().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(err).to.be.instanceOf(AriConnectionError);
+        return err as AriError;
+      };
+      const err = await refused(() =>
+        gw.channels.originate({ endpoint: 'PJSIP/101', channelId: 'c-2', appArgs: ['click2call'] }),
+      );
+      expect(err.operation).to.equal('channels.originate');
+      expect(err.asteriskMessage).to.equal('the engine has stopped');
+      await refused(() => gw.channels.hangup('c-1'));
+      await refused(() => gw.recordings.getStoredFile('r-1'));
+      await refused(() => gw.bridges.list());
+      // Nothing reached Asterisk, and the sealed gateway does not connect again.
+      expect(fake.restRequests.length).to.equal(before);
+      const restart = await refused(() => gw.start());
+      expect(restart.asteriskMessage).to.equal('the engine has stopped');
+      expect(fake.wsConnections).to.have.length(1);
+      expect(gw.isConnected()).to.equal(false);
+      await gw.seal(); // idempotent
+    });
+
     it('an empty id is a bad request that never reaches Asterisk', async () => {
       const before = fake.restRequests.length;
       const err = await gw.channels.get('').then(

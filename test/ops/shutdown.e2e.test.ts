@@ -7,6 +7,7 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
+import { AriConnectionError } from '../../src/ari/errors.ts';
 import { startEngine, type Engine } from '../../src/main.ts';
 import { apiRequest } from '../support/api.ts';
 import { collectingLogger, startTestBed, type TestBed } from '../support/engine.ts';
@@ -159,6 +160,53 @@ describe('graceful stop (e2e)', function () {
     expect(warning?.level).to.equal('warn');
     expect(warning?.pending).to.be.greaterThan(0);
     expect(bed.logs.at(-1)?.message).to.equal('stopped');
+  });
+
+  it('does not ring a click-to-call operator again once the engine stopped, and the next start ends the call', async () => {
+    bed = await startTestBed();
+    const { engine, sim, crm } = bed;
+    const originates = (): number =>
+      sim.requests.filter((r) => r.method === 'POST' && r.path === '/channels').length;
+    // The operator is busy: the engine waits `triesPeriodSec` to ring them again.
+    sim.phones.set('101', { mode: 'busy' });
+    const triesPeriodSec = 3;
+    const res = await apiRequest(engine.httpUrl, '/v1/calls', {
+      body: { operator: '101', to: '84957654321', tries: 2, triesPeriodSec },
+    });
+    expect(res.status).to.equal(202);
+    const callId = res.body.id as string;
+    await until(
+      () => bed!.logs.some((l) => l.message === 'operator did not answer; retrying'),
+      'the retry to be scheduled',
+    );
+    const retryAt = Date.now() + triesPeriodSec * 1000;
+    expect(originates()).to.equal(1);
+    // The operator would answer now.
+    sim.phones.set('101', { mode: 'answer', answerAfterMs: 100 });
+
+    await engine.stop();
+    expect(Date.now()).to.be.below(retryAt - 500); // stopped well before the retry was due
+    // Past the retry time: the stopped engine placed no call.
+    await new Promise((resolve) => setTimeout(resolve, retryAt + 500 - Date.now()));
+    expect(originates()).to.equal(1);
+    expect(sim.channels()).to.deep.equal([]);
+    expect(bed.logs.at(-1)?.message).to.equal('stopped');
+    // A command of the stopped engine is refused, not sent.
+    const requests = sim.requests.length;
+    const late = await engine.gateway.channels.list().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(late).to.be.instanceOf(AriConnectionError);
+    expect((late as AriConnectionError).asteriskMessage).to.equal('the engine has stopped');
+    expect(sim.requests.length).to.equal(requests);
+
+    // The call was not lost: the next start adopts it and ends it (its operator is gone).
+    const { logger } = collectingLogger('info');
+    restarted = await startEngine(engine.config, { logger, simulator: sim });
+    const ended = await crm.waitForEnded(callId);
+    expect(ended.body.data).to.include({ endReason: 'operator_unreachable' });
+    expect(originates()).to.equal(1);
   });
 
   it('stores the route a CRM answers while the engine disconnects from ARI: its call.ended is sent by the next start, not a reconciled end', async () => {

@@ -156,6 +156,14 @@ export class ClickToCallFlow implements Flow {
     }
     const c2c = ctx.clickToCall!;
     if ((outcome === 'busy' || outcome === 'no_answer') && c2c.attempt < c2c.tries) {
+      if (this.rt.stopping) {
+        // The engine is stopping: no new operator leg (the next engine adopts the call).
+        ctx.log.info('operator did not answer; engine stopping: not rung again', {
+          outcome,
+          attempt: c2c.attempt,
+        });
+        return;
+      }
       ctx.log.info('operator did not answer; retrying', {
         outcome,
         attempt: c2c.attempt,
