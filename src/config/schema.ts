@@ -1066,6 +1066,15 @@ export const configSchema = z.object({
     .describe(
       'PostgreSQL store: while sockets are connected, the live stream also reads the stored events this often, in milliseconds (events of other engine instances sharing the database); its own events are sent as soon as their commit is done. Unused with SQLite, where events are sent as soon as they are durable.',
     ),
+  STREAM_COMMIT_WAIT_MS: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .max(3_600_000)
+    .default(30_000)
+    .describe(
+      'SQLite store: longest a new live stream socket waits, after stream.welcome, for the store to commit the events already sent live before its replay or the calls in progress are read, in milliseconds. Only a store outage (a full disk, failing writes the journal keeps retrying) makes it wait longer than a moment; past it the socket is closed with code 1013 (try again later) and the console reconnects with a back-off. A socket closed while waiting is let go at once.',
+    ),
   IDEMPOTENCY_TTL_MS: z.coerce
     .number()
     .int()

@@ -52,8 +52,13 @@ export interface LiveOutbox {
    * and dropped). Returns the function that removes it.
    */
   onDurable(listener: (items: readonly PositionedEvent[]) => void): () => void;
-  /** Resolves once {@link committedThrough} reaches `position`. */
-  whenCommitted(position: number): Promise<void>;
+  /**
+   * Resolves once {@link committedThrough} reaches `position` (at once when it has). While the
+   * store cannot commit (a full disk) that may be minutes: a caller that stops waiting aborts
+   * `signal`, and the wait then rejects with `signal.reason` and is forgotten (nothing of the
+   * caller is kept until the store recovers).
+   */
+  whenCommitted(position: number, signal?: AbortSignal): Promise<void>;
 }
 
 /** State of one allocated position until both watermarks passed it. */
@@ -84,7 +89,8 @@ export class OutboxPositions implements LiveOutbox {
   /** Positions after one of the watermarks. */
   private readonly slots = new Map<number, Slot>();
   private readonly listeners = new Set<(items: readonly PositionedEvent[]) => void>();
-  private waiters: Array<{ position: number; resolve: () => void }> = [];
+  /** Pending {@link whenCommitted} calls. */
+  private readonly waiters = new Set<{ position: number; resolve: () => void }>();
 
   /**
    * Start numbering after `lastId` (the outbox's greatest `events.id`, read when the store is
@@ -111,6 +117,11 @@ export class OutboxPositions implements LiveOutbox {
 
   get lastEventThrough(): number {
     return this.lastEventMark;
+  }
+
+  /** Calls of {@link whenCommitted} not answered yet (each holds its caller until then). */
+  get waiting(): number {
+    return this.waiters.size;
   }
 
   /**
@@ -186,9 +197,24 @@ export class OutboxPositions implements LiveOutbox {
     return () => this.listeners.delete(listener);
   }
 
-  whenCommitted(position: number): Promise<void> {
+  whenCommitted(position: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(signal.reason as Error);
     if (position <= this.committedMark) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push({ position, resolve }));
+    return new Promise((resolve, reject) => {
+      const abort = (): void => {
+        this.waiters.delete(waiter);
+        reject(signal!.reason as Error);
+      };
+      const waiter = {
+        position,
+        resolve: () => {
+          signal?.removeEventListener('abort', abort);
+          resolve();
+        },
+      };
+      this.waiters.add(waiter);
+      signal?.addEventListener('abort', abort, { once: true });
+    });
   }
 
   /** Move both watermarks as far as the slots allow; hand out what became durable. */
@@ -211,10 +237,12 @@ export class OutboxPositions implements LiveOutbox {
       this.committedMark++;
       if (this.committedMark <= this.durableMark) this.slots.delete(this.committedMark);
     }
-    if (this.committedMark > committedBefore && this.waiters.length > 0) {
-      const due = this.waiters.filter((w) => w.position <= this.committedMark);
-      this.waiters = this.waiters.filter((w) => w.position > this.committedMark);
-      for (const waiter of due) waiter.resolve();
+    if (this.committedMark > committedBefore && this.waiters.size > 0) {
+      for (const waiter of [...this.waiters]) {
+        if (waiter.position > this.committedMark) continue;
+        this.waiters.delete(waiter);
+        waiter.resolve();
+      }
     }
     if (out.length === 0) return;
     for (const listener of this.listeners) {

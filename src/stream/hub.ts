@@ -20,7 +20,10 @@
  * ({@link StreamHub.replay}, {@link StreamHub.snapshot}); the socket subscribes first and keeps
  * what arrives meanwhile, then skips what the replay already sent (src/stream/server.ts). On
  * SQLite they first wait until everything handed out live so far is committed, so the stored
- * events reach at least where the live ones start.
+ * events reach at least where the live ones start. While the store cannot commit (a full disk,
+ * the journal retrying) that wait lasts: the socket's `signal` ends it when the socket goes
+ * (nothing of the socket is kept until the store recovers), and past `commitWaitMs` it fails
+ * with {@link CommitWaitTimeoutError}.
  */
 import type { Logger } from '../logging/logger.ts';
 import { feedCursor, feedPosition } from '../store/events.ts';
@@ -67,6 +70,23 @@ export interface StreamHubDeps {
   logger: Logger;
   /** Feed page size; default 500. */
   pageSize?: number;
+  /**
+   * SQLite: longest a replay or snapshot waits for the store to commit the events already sent
+   * live, ms (STREAM_COMMIT_WAIT_MS); past it they throw {@link CommitWaitTimeoutError}.
+   * Undefined: no bound.
+   */
+  commitWaitMs?: number;
+}
+
+/**
+ * A replay or snapshot waited `commitWaitMs` for the store to commit the events already sent
+ * live, and it did not (the store is failing or stalled): the socket should try again later.
+ */
+export class CommitWaitTimeoutError extends Error {
+  override readonly name = 'CommitWaitTimeoutError';
+  constructor(readonly waitedMs: number) {
+    super(`the store did not commit the events sent live within ${waitedMs} ms`);
+  }
 }
 
 /** Make the message text of a feed item. */
@@ -166,14 +186,18 @@ export class StreamHub {
    * @param send sends one event; false: stop (the socket closed)
    * @param drained after each page: resolves true once the socket took what was sent (false:
    *   stop), so a long replay never queues more than a page
+   * @param signal aborted when the socket goes: a wait for the commit ends at once
+   * @throws CommitWaitTimeoutError when the store did not commit within `commitWaitMs`
+   * @throws `signal.reason` when `signal` is aborted during the wait for the commit
    */
   async replay(
     after: number,
     extension: string | undefined,
     send: (item: StreamItem) => boolean,
     drained: () => Promise<boolean>,
+    signal?: AbortSignal,
   ): Promise<number> {
-    await this.committedSoFar();
+    await this.committedSoFar(signal);
     const tracker = new Involvement();
     let position = after;
     for (;;) {
@@ -197,11 +221,15 @@ export class StreamHub {
   /**
    * The stored events of calls in progress (`callIds`) that are for `extension` (undefined:
    * all), in outbox order: what a socket opened without `?after=` gets first (the card of a call
-   * ringing when the page was refreshed).
+   * ringing when the page was refreshed). `signal` and errors as {@link replay}'s.
    */
-  async snapshot(callIds: readonly string[], extension: string | undefined): Promise<StreamItem[]> {
+  async snapshot(
+    callIds: readonly string[],
+    extension: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<StreamItem[]> {
     if (callIds.length === 0) return [];
-    await this.committedSoFar();
+    await this.committedSoFar(signal);
     const items = await this.deps.events.callEvents(callIds.slice(0, 1000));
     const tracker = new Involvement();
     const out: StreamItem[] = [];
@@ -224,11 +252,29 @@ export class StreamHub {
 
   /**
    * SQLite: wait until every event handed out live so far is committed (the stored events then
-   * reach at least where a new subscriber's live events start).
+   * reach at least where a new subscriber's live events start). Ends early when `signal` is
+   * aborted (rejects with its reason), and fails past `commitWaitMs`.
    */
-  private async committedSoFar(): Promise<void> {
-    const { live } = this.deps;
-    if (live) await live.whenCommitted(this.position ?? live.durableThrough);
+  private async committedSoFar(signal?: AbortSignal): Promise<void> {
+    const { live, commitWaitMs } = this.deps;
+    if (!live) return;
+    const position = this.position ?? live.durableThrough;
+    if (position <= live.committedThrough) return;
+    if (commitWaitMs === undefined) return live.whenCommitted(position, signal);
+    const stop = new AbortController();
+    const timer = setTimeout(
+      () => stop.abort(new CommitWaitTimeoutError(commitWaitMs)),
+      commitWaitMs,
+    );
+    const gone = (): void => stop.abort(signal!.reason);
+    if (signal?.aborted) gone();
+    else signal?.addEventListener('abort', gone, { once: true });
+    try {
+      await live.whenCommitted(position, stop.signal);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', gone);
+    }
   }
 
   private async start(): Promise<number> {

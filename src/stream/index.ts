@@ -50,6 +50,7 @@ export interface StreamDeps {
     | 'STREAM_MAX_SOCKETS'
     | 'STREAM_ADMIN_RESERVE'
     | 'STREAM_POLL_INTERVAL_MS'
+    | 'STREAM_COMMIT_WAIT_MS'
     | 'PUBLIC_URL'
     | 'TRUST_PROXY'
   >;
@@ -79,6 +80,7 @@ export function createStream(deps: StreamDeps): { hub: StreamHub; server: Stream
     ...(deps.store.outboxPositions ? { live: deps.store.outboxPositions } : {}),
     callExtensions: deps.callExtensions,
     pollIntervalMs: deps.config.STREAM_POLL_INTERVAL_MS,
+    commitWaitMs: deps.config.STREAM_COMMIT_WAIT_MS,
     logger: deps.logger,
   });
   const server = new StreamServer({

@@ -23,10 +23,15 @@
  * Then: `{"type": "stream.welcome", …}`, the replay (`?after=`) or the snapshot of calls in
  * progress, `{"type": "stream.synced", "cursor": …}`, then live events, each `{cursor, …envelope}`.
  *
+ * On SQLite the replay or snapshot first waits for the store to commit the events already sent
+ * live (src/stream/hub.ts). During a store outage a socket is welcomed and then waits: a socket
+ * closed meanwhile stops waiting at once (nothing of it is kept), and one still waiting after
+ * STREAM_COMMIT_WAIT_MS is closed with 1013 (try again later).
+ *
  * Close codes ({@link STREAM_CLOSE}): 4000 bad message, 4001 token expired, 4002 no credentials in
  * time, 4003 credentials refused, 4008 the client does not read fast enough, 1001 the engine
  * stops, 1011 the engine could not read its stored events, 1013 an operator past the places not
- * kept for admin streams.
+ * kept for admin streams, or the store not committing (an outage).
  */
 import type { IncomingMessage, Server } from 'node:http';
 import { STATUS_CODES } from 'node:http';
@@ -40,7 +45,12 @@ import type { ApiKeyRing } from '../security/api-keys.ts';
 import { canonicalIp } from '../security/ip.ts';
 import { isOperatorToken, type OperatorTokens } from '../security/operator-tokens.ts';
 import { feedCursor, feedPosition } from '../store/events.ts';
-import type { StreamHub, StreamItem, StreamSubscriber } from './hub.ts';
+import {
+  CommitWaitTimeoutError,
+  type StreamHub,
+  type StreamItem,
+  type StreamSubscriber,
+} from './hub.ts';
 import { PingWheel } from './ping-wheel.ts';
 
 /** Path of the stream. */
@@ -54,7 +64,8 @@ export const STREAM_CLOSE = {
   internalError: 1011,
   /**
    * An operator token authenticated (first message) while the operators' places are all taken
-   * (the rest are kept for admin streams, STREAM_ADMIN_RESERVE): reconnect later, with a back-off.
+   * (the rest are kept for admin streams, STREAM_ADMIN_RESERVE), or the store did not commit
+   * within STREAM_COMMIT_WAIT_MS before the replay (an outage): reconnect later, with a back-off.
    * The WebSocket registry's "Try Again Later".
    */
   tryAgainLater: 1013,
@@ -452,6 +463,8 @@ class StreamConnection implements StreamSubscriber {
   private alive = true;
   private closing = false;
   private subscribed = false;
+  /** Aborted when the socket goes: ends its wait for the store's commit. */
+  private readonly leaving = new AbortController();
 
   constructor(
     private readonly ws: WebSocket,
@@ -525,6 +538,7 @@ class StreamConnection implements StreamSubscriber {
     if (this.subscribed) this.options.hub.unsubscribe(this);
     this.subscribed = false;
     this.pending = undefined;
+    this.leaving.abort();
     this.onGone();
   }
 
@@ -611,6 +625,15 @@ class StreamConnection implements StreamSubscriber {
     try {
       await this.catchUp();
     } catch (err) {
+      // Closed while waiting for the store: nothing to tell anyone.
+      if (this.leaving.signal.aborted) return;
+      if (err instanceof CommitWaitTimeoutError) {
+        this.close(
+          STREAM_CLOSE.tryAgainLater,
+          'the store is not committing events (an outage): retry later',
+        );
+        return;
+      }
       this.options.logger.error('live stream could not replay stored events', { err });
       this.close(STREAM_CLOSE.internalError, 'could not read stored events');
     }
@@ -640,9 +663,14 @@ class StreamConnection implements StreamSubscriber {
           return true;
         },
         () => this.drained(),
+        this.leaving.signal,
       );
     } else {
-      const items = await hub.snapshot(this.options.liveCalls(this.extension), this.extension);
+      const items = await hub.snapshot(
+        this.options.liveCalls(this.extension),
+        this.extension,
+        this.leaving.signal,
+      );
       this.snapshotSent = new Set();
       for (const item of items) {
         if (!this.open) return;

@@ -76,6 +76,36 @@ describe('outbox positions: numbering and watermarks', () => {
     expect(positions.committedThrough).to.equal(2);
   });
 
+  it('a whenCommitted whose caller gave up (aborted) rejects at once and is not kept', async () => {
+    const positions = new OutboxPositions();
+    positions.start(0);
+    const [a] = positions.allocate(1);
+    const leaving = new AbortController();
+    const gaveUp = positions.whenCommitted(a!, leaving.signal);
+    let stays = false;
+    void positions.whenCommitted(a!).then(() => (stays = true));
+    expect(positions.waiting).to.equal(2);
+    leaving.abort(new Error('socket closed'));
+    expect(
+      await gaveUp.then(
+        () => 'resolved',
+        (err: Error) => err.message,
+      ),
+    ).to.equal('socket closed');
+    expect(positions.waiting, 'only the one still waiting').to.equal(1);
+    positions.committed([{ position: a!, event: event(1) }]);
+    await nextTurn();
+    expect(stays).to.equal(true);
+    expect(positions.waiting).to.equal(0);
+    const late = positions.whenCommitted(1, leaving.signal);
+    expect(
+      await late.then(
+        () => 'resolved',
+        (err: Error) => err.message,
+      ),
+    ).to.equal('socket closed');
+  });
+
   it('numbering goes on after positions a replayed journal log carries', () => {
     const positions = new OutboxPositions();
     positions.start(5);

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import type { IncomingHttpHeaders } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import sinon from 'sinon';
 import { startEngine, type Engine } from '../../src/main.ts';
 import { OperatorTokens } from '../../src/security/operator-tokens.ts';
 import { apiRequest } from '../support/api.ts';
@@ -250,6 +251,94 @@ describe('live stream (e2e: GET /v1/stream over WebSocket)', function () {
     bed.sim.hangup(channelId);
     await fresh.event('call.ended', callId);
     expect(fresh.events().filter((m) => m.type === 'call.ringing')).to.have.length(1);
+  });
+
+  it('during a store outage a new socket waits for the commit; one closed while waiting is let go at once', async () => {
+    await start();
+    routeTo(['101']);
+    bed.sim.phones.set('101', { mode: 'ring' });
+    const connected = await operatorStream('101');
+    const positions = bed.engine.store.outboxPositions!;
+    const token = await tokenFor('101');
+    // The store stops committing (a full disk); the journal keeps retrying.
+    const failing = sinon
+      .stub(bed.engine.store, 'writeBatch')
+      .rejects(new Error('database or disk is full'));
+    let recovered = false;
+    let waiting: StreamClient;
+    try {
+      // The card still pops on a console already connected: the event is in the journal log.
+      const { callId } = await ringingCall('101');
+      await connected.event('call.ringing', callId);
+      expect(positions.committedThrough).to.be.below(positions.durableThrough);
+
+      // Consoles reconnect again and again during the outage; each is welcomed, then waits.
+      const reconnects = await Promise.all(Array.from({ length: 20 }, () => open({ token })));
+      for (const client of reconnects)
+        await client.next((m) => m.type === 'stream.welcome', 'welcome');
+      await until(() => positions.waiting === 20, 'every socket waiting for the commit');
+      expect(reconnects.every((c) => !c.messages.some((m) => m.type === 'stream.synced'))).to.equal(
+        true,
+      );
+      // Their clients give up: the engine keeps nothing of them while the store is still down.
+      for (const client of reconnects) client.close();
+      await Promise.all(reconnects.map((c) => c.closed));
+      await until(
+        () => positions.waiting === 0,
+        'the closed sockets to be let go before the store recovers',
+        3000,
+      );
+      expect(bed.engine.stream.size).to.equal(1);
+
+      // One still open when the store recovers gets the ringing call, then goes live.
+      waiting = await open({ token });
+      await waiting.next((m) => m.type === 'stream.welcome', 'welcome');
+      await until(() => positions.waiting === 1, 'the new socket waiting');
+      expect(waiting.messages.map((m) => m.type)).to.deep.equal(['stream.welcome']);
+      failing.restore();
+      recovered = true;
+      await waiting.next((m) => m.type === 'stream.synced', 'synced once the store recovered');
+      expect(waiting.events().map((m) => [m.type, m.callId])).to.deep.include([
+        'call.ringing',
+        callId,
+      ]);
+      expect(positions.waiting).to.equal(0);
+    } finally {
+      if (!recovered) failing.restore();
+    }
+  });
+
+  it('closes a socket still waiting for the store after STREAM_COMMIT_WAIT_MS with 1013; a reconnect after the outage syncs', async () => {
+    await start({ STREAM_COMMIT_WAIT_MS: '300' });
+    routeTo(['101']);
+    bed.sim.phones.set('101', { mode: 'ring' });
+    const connected = await operatorStream('101');
+    const positions = bed.engine.store.outboxPositions!;
+    const token = await tokenFor('101');
+    const failing = sinon
+      .stub(bed.engine.store, 'writeBatch')
+      .rejects(new Error('database or disk is full'));
+    let callId: string;
+    try {
+      ({ callId } = await ringingCall('101'));
+      await connected.event('call.ringing', callId);
+      const refreshed = await open({ token });
+      await refreshed.next((m) => m.type === 'stream.welcome', 'welcome');
+      await until(() => refreshed.ws.readyState === refreshed.ws.CLOSED, 'the close', 5000);
+      const closed = await refreshed.closed;
+      expect(closed.code).to.equal(1013);
+      expect(closed.reason).to.match(/store.*retry later/);
+      expect(refreshed.messages.map((m) => m.type)).to.deep.equal(['stream.welcome']);
+      expect(positions.waiting).to.equal(0);
+      // A console already live is not touched.
+      expect(connected.ws.readyState).to.equal(connected.ws.OPEN);
+      const metrics = await bed.engine.registry.metrics();
+      expect(metrics).to.match(/aricrm_stream_closes_total\{code="1013"\} 1$/m);
+    } finally {
+      failing.restore();
+    }
+    const again = await operatorStream('101');
+    expect(again.events().map((m) => [m.type, m.callId])).to.deep.include(['call.ringing', callId]);
   });
 
   it("a call ringing across an engine restart keeps the customer's link: API, history, stream, webhooks", async () => {
