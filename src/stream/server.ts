@@ -625,8 +625,9 @@ class StreamConnection implements StreamSubscriber {
     try {
       await this.catchUp();
     } catch (err) {
-      // Closed while waiting for the store: nothing to tell anyone.
-      if (this.leaving.signal.aborted) return;
+      // Closed while waiting for the store: nothing to tell anyone (a failed read is still
+      // logged below, socket or not).
+      if (this.leaving.signal.aborted && err === this.leaving.signal.reason) return;
       if (err instanceof CommitWaitTimeoutError) {
         this.close(
           STREAM_CLOSE.tryAgainLater,
