@@ -6,7 +6,9 @@
  * what the console missed, then live events.
  *
  * Reconnection: after a drop, again after 0.5 s, 1 s, 2 s, … up to 10 s (with jitter), and at
- * once when the browser comes back online. An expired token (close code 4001) does not
+ * once when the browser comes back online. The delays start over once a connection has caught up
+ * (`stream.synced`); a welcome alone does not count, so a console the engine welcomes but cannot
+ * serve (a store outage: it closes with 1013 after a while) keeps spacing its tries. An expired token (close code 4001) does not
  * reconnect until {@link StreamClient.renew} gives a new one; a refused token (4003) stops. Every
  * other close (the engine restarting, 4008 for a client that read too slowly, a network drop)
  * reconnects. The close codes are those of the engine's stream (docs/stream.md).
@@ -136,7 +138,9 @@ export class StreamClient {
       }
       if (typeof message !== 'object' || message === null || !('type' in message)) return;
       const { type } = message as StreamMessage;
-      if (type === 'stream.welcome') this.failures = 0;
+      // A connection that worked: caught up (welcomed alone is not enough: during a store outage
+      // the engine welcomes, then closes with 1013 after a while, and the back-off must grow).
+      if (type === 'stream.synced') this.failures = 0;
       this.options.onMessage(message as StreamMessage);
       // Caught up: what happened while the console was away has been shown.
       if (type === 'stream.synced') this.options.onStatus({ kind: 'live' });
