@@ -2,7 +2,8 @@
  * Transfers and recordings on a real Asterisk 22 (the kit): a caller transferred to the service
  * number 9999 (the kit's dialplan answers, plays hello-world and hangs up), blind transfers to
  * operator 102 of an inbound call and of a click-to-call, a recorded call whose file the
- * engine fetched from Asterisk and serves with HTTP Range, and a copy an earlier engine left in
+ * engine fetched from Asterisk and serves with HTTP Range, a recorded call that ended while the
+ * engine was cut off from ARI, and a copy an earlier engine left in
  * Asterisk deleted by the next one.
  */
 import { expect } from 'chai';
@@ -198,6 +199,33 @@ describeOnAsterisk('real Asterisk: transfers and recordings', () => {
       'the recording to be deleted from Asterisk',
       10_000,
     );
+    await bed.asterisk.waitIdle();
+  });
+
+  it('a recorded call ended while ARI was cut: reconciled on reconnect, its recording stored and recording.ready within seconds', async () => {
+    const { ports } = bed;
+    routeTo(bed, ['101'], { record: true });
+    const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
+      pauseMs: 500,
+    });
+    const { caller, callId } = await callIn(bed, 'uac.xml', 3000);
+    await bed.waitFor(callId, 'call.answered');
+    await bed.waitBridged();
+    // The engine loses Asterisk while the call is recorded; the caller hangs up meanwhile, so
+    // the engine sees neither the hang-up nor what becomes of the recording.
+    bed.proxy.cut(true);
+    await caller.passed();
+    bed.proxy.restore();
+    // Reconnected, the engine ends the call (the operator is hung up, the bridge destroyed: the
+    // recording ends then, and its RecordingFinished may never reach the engine).
+    await bed.ended(callId, 30_000);
+    const endedAt = Date.now();
+    await operator.passed();
+    const ready = (await bed.waitFor(callId, 'recording.ready', 15_000)).body.data;
+    expect(Date.now() - endedAt, 'recording.ready after call.ended, ms').to.be.below(10_000);
+    expect(ready).to.include({ format: 'wav' });
+    expect(ready.durationSec).to.be.within(1, 6);
+    expect((await bed.call(callId)).recording).to.include({ status: 'stored' });
     await bed.asterisk.waitIdle();
   });
 
