@@ -75,6 +75,11 @@ export interface Leg {
   causeText?: string;
   createdAt: number;
   answeredAt?: number;
+  /**
+   * When the channel ended (its ChannelDestroyed, or StasisEnd of a dialplan channel). A leg
+   * still up when its call ends gets the call's end time until that report comes (it may never
+   * come, e.g. when the engine stops), so every leg of an ended call has one.
+   */
   endedAt?: number;
 }
 

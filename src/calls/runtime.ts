@@ -812,6 +812,10 @@ export class CallRuntime {
     call.disposition = outcome.disposition;
     call.hangupBy = outcome.hangupBy;
     call.endReason = outcome.reason ?? (ctx.reconciling ? 'reconciled' : undefined);
+    // A finished call's legs all have an end time: a leg still up gets the call's, replaced by
+    // the time Asterisk reports its channel gone if that report comes (it may not: the engine
+    // stopping closes ARI first, docs/operations.md "What a stop guarantees").
+    for (const leg of call.legs.values()) if (!leg.ended) leg.endedAt ??= call.endedAt;
     ctx.pending = [];
     ctx.transferring = false;
     call.transfer = undefined;

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load.ts';
 import { createSilentLogger } from '../../src/logging/logger.ts';
 import { startEngine, type Engine } from '../../src/main.ts';
-import { startTestBed, TIME_SCALE, type TestBed } from '../support/engine.ts';
+import { collectingLogger, startTestBed, TIME_SCALE, type TestBed } from '../support/engine.ts';
 import { FakeCrm } from '../support/fake-crm.ts';
 import type { ReceivedWebhook } from '../support/fake-crm.ts';
 import { until } from '../support/until.ts';
@@ -77,8 +77,11 @@ async function startedCall(bed: TestBed, from: string): Promise<string> {
 describe('operator presence (e2e: engine + simulator + CRM)', function () {
   this.timeout(30_000);
   let bed: TestBed;
+  let restarted: Engine | undefined;
 
   afterEach(async () => {
+    await restarted?.stop();
+    restarted = undefined;
     await bed?.stop();
   });
 
@@ -388,6 +391,70 @@ describe('operator presence (e2e: engine + simulator + CRM)', function () {
       await crm.close();
       rmSync(dataDir, { recursive: true, force: true });
     }
+  });
+
+  it('across a restart: a phone that went idle while the engine was stopped gets one operator.state, the others none', async function () {
+    bed = await startTestBed(PRESENCE);
+    await allIdle(bed);
+    // 101 takes one call, 102 rings for another (it never answers).
+    bed.crm.onRoute((req) => ({
+      body: {
+        action: 'dial',
+        strategy: 'ringall',
+        extensions: [req.from === onCallFrom ? '101' : '102'],
+        ringTimeoutSec: 600,
+      },
+    }));
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 0 });
+    bed.sim.phones.set('102', { mode: 'ring' });
+    const onCallFrom = nextCaller();
+    await bed.sim.injectInboundCall({ from: onCallFrom, to: DID });
+    const onCall = await startedCall(bed, onCallFrom);
+    await stateWebhook(bed, '101', { state: 'on_call', callId: onCall });
+    const ringingFrom = nextCaller();
+    await bed.sim.injectInboundCall({ from: ringingFrom, to: DID });
+    const ringing = await startedCall(bed, ringingFrom);
+    await stateWebhook(bed, '102', { state: 'ringing', callId: ringing });
+
+    // The engine stops with both calls up; meanwhile the calls end (every channel hung up).
+    const { engine, sim, crm } = bed;
+    await engine.stop();
+    const stoppedAt = crm.webhooks.length;
+    const before = new Map(
+      ['101', '102', '103'].map((ext) => [ext, stateWebhooks(bed, ext).at(-1)?.body.sequence ?? 0]),
+    );
+    for (const channel of sim.channels()) sim.hangup(channel.id);
+    await until(() => sim.channels().length === 0, 'the calls to end');
+
+    // The next start reads the phones again: 101 and 102 are idle, 103 did not change.
+    const { logger } = collectingLogger('info');
+    restarted = await startEngine(engine.config, { logger, simulator: sim });
+    await crm.waitForEnded(onCall);
+    await crm.waitForEnded(ringing);
+    const idle101 = await stateWebhook(bed, '101', { state: 'idle' }, before.get('101'));
+    const idle102 = await stateWebhook(bed, '102', { state: 'idle' }, before.get('102'));
+    expect(idle101.body.data).to.include({ previousState: 'on_call' });
+    expect(idle102.body.data).to.include({ previousState: 'ringing' });
+    await restarted.presence.flush();
+    // Everything the restarted engine stored is delivered: the operator events are these two.
+    const feed = await apiRequest<{ items: Array<{ event: { id: string; type: string } }> }>(
+      restarted.httpUrl,
+      '/v1/events?limit=1000',
+    );
+    const stored = feed.body.items.map((i) => i.event).filter((e) => e.type === 'operator.state');
+    await until(
+      () => stored.every((e) => crm.webhooks.some((w) => w.body.id === e.id)),
+      'the stored events to be delivered',
+    );
+    const sinceStop = crm.webhooks
+      .slice(stoppedAt)
+      .filter((w) => w.body.type === 'operator.state')
+      .map((w) => [w.body.data.extension, w.body.data.state]);
+    expect(sinceStop).to.have.deep.members([
+      ['101', 'idle'],
+      ['102', 'idle'],
+    ]);
+    expect(await operator({ ...bed, engine: restarted }, '103')).to.include({ state: 'idle' });
   });
 
   it('keeps presence right across an ARI reconnect: re-subscribes and reads the phones again', async function () {

@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { AriConnectionError } from '../../src/ari/errors.ts';
 import { startEngine, type Engine } from '../../src/main.ts';
+import type { CallRecord } from '../../src/store/calls.ts';
 import { apiRequest } from '../support/api.ts';
 import { collectingLogger, startTestBed, type TestBed } from '../support/engine.ts';
 import { until } from '../support/until.ts';
@@ -253,5 +254,13 @@ describe('graceful stop (e2e)', function () {
       state: 'ended',
       endReason: 'route_hangup',
     });
+    // The caller's channel was hung up while ARI was closed (its end never reported): the call's
+    // details still show it ended, when the call did.
+    const details = await apiRequest<CallRecord>(restarted.httpUrl, `/v1/calls/${callId}`);
+    expect(details.status).to.equal(200);
+    expect(details.body.endedAt).to.be.a('string');
+    expect(details.body.legs.map((leg) => [leg.role, leg.endedAt])).to.deep.equal([
+      ['caller', details.body.endedAt],
+    ]);
   });
 });
