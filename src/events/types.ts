@@ -40,7 +40,7 @@ export interface CallStartedData {
   did?: string;
   /** The customer, when the CRM recognised the caller. */
   customer?: EventCustomer;
-  /** Variables that travel with the call (e.g. a deal id given to click-to-call, BRIEF F2). */
+  /** Variables that travel with the call (e.g. a deal id given to click-to-call). */
   variables?: Record<string, string>;
 }
 
@@ -68,7 +68,7 @@ export interface CallAnsweredData {
 }
 
 /**
- * `call.transferred`: the call left its operator (BRIEF F7): sent to a service number (then
+ * `call.transferred`: the call left its operator: sent to a service number (then
  * `call.ended` follows), or blind-transferred to an extension whose operator answered and took
  * the call over (then `call.answered` for that extension follows).
  */
