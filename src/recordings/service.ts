@@ -15,7 +15,9 @@
  *    and counted (`aricrm_recording_failures_total{stage}`). A recording Asterisk does not have
  *    (404, neither live nor stored) fails at once (`stage="missing"`). No RecordingFinished
  *    `finishCheckMs` after `call.ended`: the recording is looked up in Asterisk (stored → fetched,
- *    live → stopped); none `finishTimeoutMs` after it: the file is fetched anyway.
+ *    live → stopped; the record request still unanswered then → looked up at its answer); none
+ *    `finishTimeoutMs` after it: the file is fetched anyway. Without the event, `durationSec`
+ *    comes from the file, rounded down to whole seconds as Asterisk counts it.
  * 4. `recording.ready` goes out through the call notifier once the file is stored AND `call.ended`
  *    was emitted, on the call's own `Call` object (handed over by the call service, held here
  *    until the recording is settled) so the call's event sequence continues without a gap.
@@ -102,7 +104,9 @@ export interface RecordingServiceOptions {
    * Asterisk (`GET /recordings/live/{name}`, then `/recordings/stored/{name}`): stored, it is
    * fetched at once (its RecordingFinished was lost: seen on Asterisk 22 about once in 30 recorded
    * calls, the recording ending as the engine destroys the call's bridge); still live, it is
-   * stopped. The fetch after `finishTimeoutMs` stays as the last resort. ms, default 2 000.
+   * stopped. When `POST /bridges/{id}/record` is still unanswered at that point, the look-up is
+   * made as soon as it is answered. The fetch after `finishTimeoutMs` stays as the last resort.
+   * ms, default 2 000.
    */
   finishCheckMs?: number;
   /**
@@ -177,6 +181,11 @@ interface Entry {
   finishTimer?: NodeJS.Timeout;
   /** The look-up in Asterisk `finishCheckMs` after the call's end. */
   checkTimer?: NodeJS.Timeout;
+  /**
+   * `finishCheckMs` after the call's end came while `POST /bridges/{id}/record` was still
+   * unanswered (status `starting`): the look-up is made as soon as the request is answered.
+   */
+  checkDue?: boolean;
   /** Store writes of this recording, one after another. */
   writes: Promise<void>;
 }
@@ -287,6 +296,7 @@ export class RecordingService implements CallRecorder {
           // is fetched in due course; missing, it failed.
           entry.status = 'recording';
           entry.startUnconfirmed = true;
+          entry.checkDue = false;
           entry.log.warn('no answer to the recording start; looking it up in Asterisk', { err });
           void this.persist(entry, 'recording');
           if (!this.stopped && this.deps.gateway.isConnected()) void this.check(entry);
@@ -299,6 +309,17 @@ export class RecordingService implements CallRecorder {
       this.metrics.started.inc();
       entry.log.info('recording the call', { bridgeId, format: RECORDING_FORMAT });
       void this.persist(entry, 'recording');
+      if (entry.checkDue) {
+        // The call ended and finishCheckMs passed while the request was unanswered: look the
+        // recording up now rather than wait finishTimeoutMs. A RecordingFinished that comes
+        // meanwhile (or came already) starts the download itself; check() and download() act
+        // only on a recording still waiting (`recording`), so the file is fetched once.
+        entry.checkDue = false;
+        if (!entry.finished && !this.stopped) {
+          entry.log.info('recording start answered after the call ended; looking it up');
+          void this.check(entry);
+        }
+      }
     } catch (err) {
       this.deps.logger.error('recording could not be started', { callId: call.id, err });
     }
@@ -522,7 +543,7 @@ export class RecordingService implements CallRecorder {
       try {
         const info = verifyWav(kept);
         entry.log.info('Asterisk no longer has the recording; the storage already holds it');
-        this.complete(entry, kept.length, info.durationMs);
+        this.complete(entry, kept.length, info.durationSec);
         return;
       } catch (err) {
         entry.log.warn('the file in the storage is not a complete recording', { err });
@@ -708,7 +729,10 @@ export class RecordingService implements CallRecorder {
 
   /**
    * Soon after the call's end: look the recording up in Asterisk if no RecordingFinished came by
-   * then (see `finishCheckMs`), so that a lost event costs seconds, not `finishTimeoutMs`.
+   * then (see `finishCheckMs`), so that a lost event costs seconds, not `finishTimeoutMs`. When
+   * `POST /bridges/{id}/record` is still unanswered then, the look-up is made at its answer
+   * ({@link bridgeCreated}); no answer at all (connection cut, timeout) is looked up at once
+   * there too.
    */
   private armFinishCheck(entry: Entry): void {
     if (this.stopped) return;
@@ -716,7 +740,16 @@ export class RecordingService implements CallRecorder {
     const waitMs = this.deps.options.finishCheckMs ?? 2_000;
     entry.checkTimer = setTimeout(() => {
       entry.checkTimer = undefined;
-      if (entry.finished || this.stopped || entry.status !== 'recording') return;
+      if (entry.finished || this.stopped) return;
+      if (entry.status === 'starting') {
+        // Asterisk has not answered the record request yet: look up once it has.
+        entry.checkDue = true;
+        entry.log.info('no answer to the recording start yet after the call ended', {
+          waitedMs: waitMs,
+        });
+        return;
+      }
+      if (entry.status !== 'recording') return;
       entry.log.info('no RecordingFinished yet after the call ended; looking the recording up', {
         waitedMs: waitMs,
       });
@@ -814,9 +847,9 @@ export class RecordingService implements CallRecorder {
     } catch (err) {
       throw new StageError('download', err);
     }
-    let durationMs: number;
+    let durationSec: number;
     try {
-      durationMs = verifyWav(file, entry.durationSec).durationMs;
+      durationSec = verifyWav(file, entry.durationSec).durationSec;
     } catch (err) {
       throw new StageError('verify', err);
     }
@@ -825,16 +858,21 @@ export class RecordingService implements CallRecorder {
     } catch (err) {
       throw new StageError('storage', err);
     }
-    this.complete(entry, file.length, durationMs);
+    this.complete(entry, file.length, durationSec);
   }
 
-  /** The file is in the engine's storage. */
-  private complete(entry: Entry, bytes: number, durationMs: number): void {
+  /**
+   * The file is in the engine's storage. `durationSec` is the file's length in whole seconds,
+   * rounded down as Asterisk rounds its RecordingFinished `duration` (`WavInfo.durationSec`):
+   * it is used only when no RecordingFinished gave the length, so a recording reports the same
+   * `durationSec` whether or not its event came.
+   */
+  private complete(entry: Entry, bytes: number, durationSec: number): void {
     if (entry.status === 'stored' || entry.status === 'failed') return;
     entry.status = 'stored';
     entry.finished = true;
     entry.bytes = bytes;
-    entry.durationSec ??= Math.floor(durationMs / 1000);
+    entry.durationSec ??= durationSec;
     this.clearFinishTimers(entry);
     this.metrics.stored.inc();
     entry.log.info('recording stored', {

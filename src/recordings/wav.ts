@@ -16,8 +16,16 @@ export interface WavInfo {
   sampleRate: number;
   channels: number;
   bitsPerSample: number;
-  /** Audio length, milliseconds (`dataBytes / byteRate`). */
+  /** Audio length, milliseconds (`dataBytes / byteRate`, rounded). */
   durationMs: number;
+  /**
+   * Audio length in whole seconds, counted as Asterisk counts the `duration` of RecordingFinished:
+   * rounded down (`main/app.c`, `__ast_play_and_record`: `ast_tellstream() / 8000`, samples
+   * written divided by the rate in integer arithmetic; checked on Asterisk 22: a 1.90 s bridge
+   * recording is reported as 1 s, a 2.02 s one as 2 s). Taken from the exact byte count, not from
+   * `durationMs`, so that 1.99990 s is 1, not 2.
+   */
+  durationSec: number;
 }
 
 /** The file is not a complete WAV recording; `message` says what does not add up. */
@@ -81,6 +89,7 @@ export function verifyWav(file: Buffer, expectedDurationSec?: number): WavInfo {
         channels: fmt.channels,
         bitsPerSample: fmt.bits,
         durationMs,
+        durationSec: Math.floor(size / fmt.byteRate),
       };
     }
     offset = body + size + (size % 2);

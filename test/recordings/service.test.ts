@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { Registry } from 'prom-client';
+import sinon from 'sinon';
 import { AriConnectionError, AriNotFoundError } from '../../src/ari/errors.ts';
 import type { AriLiveRecording } from '../../src/ari/types.ts';
 import type { Call } from '../../src/calls/model.ts';
@@ -168,7 +169,10 @@ describe('recordings service: recovery paths', () => {
     ready = [];
     registry = new Registry();
   });
+  let clock: sinon.SinonFakeTimers | undefined;
   afterEach(() => {
+    clock?.restore();
+    clock = undefined;
     service?.stop();
     service = undefined;
     rmSync(dir, { recursive: true, force: true });
@@ -362,6 +366,123 @@ describe('recordings service: recovery paths', () => {
       `GET stored/${name}/file`,
       `DELETE stored/${name}`,
     ]);
+  });
+
+  /**
+   * Hold the answer to `POST /bridges/{id}/record` (Asterisk starts the recording at once): the
+   * request is answered when the returned function is called.
+   */
+  function holdRecordAnswer(): () => void {
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    const record = asterisk.gateway.bridges.record;
+    asterisk.gateway.bridges.record = async (bridgeId, params) => {
+      const result = record(bridgeId, params);
+      await answered;
+      return result;
+    };
+    return answer;
+  }
+
+  it('a record request answered only after finishCheckMs past the call end: the recording is looked up at the answer, fetched and ready long before finishTimeoutMs; a late RecordingFinished changes nothing', async () => {
+    clock = sinon.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    let call: Call;
+    let name: string;
+    try {
+      const svc = start({ finishCheckMs: 20, finishTimeoutMs: 60_000 });
+      const answer = holdRecordAnswer();
+      call = liveCall();
+      name = `rec-${call.id}`;
+      const starting = svc.bridgeCreated(call, 'br-1', undefined);
+      // The call is over at once; Asterisk finished the recording and its event was lost.
+      asterisk.finish(name, 3, false);
+      end(svc, call);
+      await clock.tickAsync(25); // finishCheckMs passes with the request unanswered
+      expect(asterisk.requests.filter((r) => r.includes(name))).to.deep.equal([]);
+      answer();
+      await starting;
+    } finally {
+      // finishTimeoutMs (60 s, fake) can no longer fire: only the look-up can bring the file.
+      clock.restore();
+      clock = undefined;
+    }
+    await until(() => ready.length === 1, 'recording.ready', 2_000);
+    expect(ready[0]!.data).to.include({ bytes: 48_044, durationSec: 3, format: 'wav' });
+    await until(() => rows.get(call.id)?.status === 'stored', 'stored');
+    // Its RecordingFinished after all, late: no second fetch, no second recording.ready.
+    asterisk.onFinished({
+      name,
+      format: 'wav',
+      state: 'done',
+      target_uri: 'bridge:br-1',
+      duration: 3,
+    });
+    expect(ready).to.have.length(1);
+    expect(asterisk.requests.filter((r) => r.includes(name))).to.deep.equal([
+      `GET live/${name}`,
+      `GET stored/${name}`,
+      `GET stored/${name}/file`,
+      `DELETE stored/${name}`,
+    ]);
+    expect(await metric('aricrm_recordings_started_total')).to.equal(1);
+  });
+
+  it('a RecordingFinished that comes while the look-up made at a late record answer is in flight: fetched once, one recording.ready', async () => {
+    clock = sinon.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    let call: Call;
+    let name: string;
+    try {
+      const svc = start({ finishCheckMs: 20, finishTimeoutMs: 60_000 });
+      const answer = holdRecordAnswer();
+      // The look-up's first request is held until the event has come.
+      let lookedUp!: () => void;
+      const lookingUp = new Promise<void>((resolve) => (lookedUp = resolve));
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const getLive = asterisk.gateway.recordings.getLive;
+      asterisk.gateway.recordings.getLive = async (recording) => {
+        lookedUp();
+        await released;
+        return getLive(recording);
+      };
+      call = liveCall();
+      name = `rec-${call.id}`;
+      const starting = svc.bridgeCreated(call, 'br-1', undefined);
+      end(svc, call);
+      await clock.tickAsync(25);
+      answer();
+      await starting;
+      await lookingUp;
+      asterisk.finish(name, 3, true); // the bridge is destroyed: RecordingFinished
+      release();
+    } finally {
+      clock.restore();
+      clock = undefined;
+    }
+    await until(() => rows.get(call.id)?.status === 'stored', 'stored', 2_000);
+    await until(() => !asterisk.stored.has(name), "Asterisk's copy deleted");
+    expect(ready).to.have.length(1);
+    expect(ready[0]!.data).to.include({ durationSec: 3 });
+    expect(asterisk.requests.filter((r) => r.endsWith('/file'))).to.deep.equal([
+      `GET stored/${name}/file`,
+    ]);
+  });
+
+  it('without RecordingFinished, durationSec is the file length rounded down, as Asterisk counts it', async () => {
+    const svc = start({ finishCheckMs: 20, finishTimeoutMs: 60_000 });
+    const call = await recorded(svc);
+    const name = `rec-${call.id}`;
+    // 15 999 samples (1.999875 s): Asterisk's event would say 1.
+    const file = Buffer.concat([audioFile('wav', 0), Buffer.alloc(31_998)]);
+    file.writeUInt32LE(36 + 31_998, 4);
+    file.writeUInt32LE(31_998, 40);
+    asterisk.live.delete(name);
+    asterisk.stored.set(name, file); // finished; its event lost
+    end(svc, call);
+    await until(() => ready.length === 1, 'recording.ready', 5_000);
+    expect(ready[0]!.data).to.include({ bytes: 32_042, durationSec: 1 });
+    await until(() => rows.get(call.id)?.status === 'stored', 'stored');
+    expect(rows.get(call.id)).to.deep.include({ bytes: 32_042, durationSec: 1 });
   });
 
   it('a recording still live when looked up finishCheckMs after the call ended is stopped and fetched at its RecordingFinished', async () => {

@@ -13,8 +13,19 @@ describe('recording verification (WAV)', () => {
       channels: 1,
       bitsPerSample: 16,
       durationMs: 3000,
+      durationSec: 3,
     });
     expect(verifyWav(audioFile('wav', 0)).durationMs).to.equal(0);
+  });
+
+  it('counts whole seconds as Asterisk counts the duration of RecordingFinished: rounded down', () => {
+    // 1.94 s (97 frames of 20 ms) and 1.999875 s (15 999 samples): Asterisk says 1 for both.
+    expect(verifyWav(audioFile('wav', 97))).to.include({ durationMs: 1940, durationSec: 1 });
+    const almostTwo = Buffer.concat([audioFile('wav', 0), Buffer.alloc(31_998)]);
+    almostTwo.writeUInt32LE(36 + 31_998, 4);
+    almostTwo.writeUInt32LE(31_998, 40);
+    expect(verifyWav(almostTwo)).to.include({ durationMs: 2000, durationSec: 1 });
+    expect(verifyWav(audioFile('wav', 100))).to.include({ durationSec: 2 });
   });
 
   it('rejects a download cut short, or padded, by the RIFF and data sizes', () => {
