@@ -6,7 +6,7 @@
  * exten => _X.,1,NoOp()
  *  same => n,Stasis(crm-app,inbound,${EXTEN})     ; priority 2, as in the traces
  * [from-internal]                                 ; operators' phones
- * exten => _XXXXX.,1,NoOp()
+ * exten => _XXXX.,1,NoOp()                       ; 5 digits or more
  *  same => n,Stasis(crm-app,outbound,${EXTEN})    ; as in asterisk-conf/extensions.conf
  * [service]
  * exten => 9999,1,Answer()
@@ -96,7 +96,7 @@ const CONTEXTS: Record<string, Extension[]> = {
   ],
   'from-internal': [
     {
-      pattern: '_XXXXX.',
+      pattern: '_XXXX.',
       steps: [
         { app: 'NoOp', data: () => '' },
         { app: 'Stasis', data: ({ exten, app }) => `${app},outbound,${exten}` },

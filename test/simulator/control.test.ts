@@ -173,6 +173,13 @@ describe('simulator control router', function () {
         exten: '79161234567',
         priority: 2,
       });
+      // `_XXXX.` as in asterisk-conf/extensions.conf: five digits are a customer number too.
+      await call('POST', '/operator-calls', { extension: '201', to: '12345' });
+      const short = await socket.next(
+        (e) => e.type === 'StasisStart' && (e.args as string[])[1] === '12345',
+        'StasisStart of a 5-digit number',
+      );
+      expect(short.args).to.deep.equal(['outbound', '12345']);
     } finally {
       await socket.close();
     }
