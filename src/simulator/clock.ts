@@ -68,8 +68,17 @@ export class SimClock {
 
   /** Asterisk's timestamp format of the simulated now: `2026-11-21T16:05:33.356+0000`. */
   timestamp(ms: number = this.nowMs()): string {
-    return new Date(Math.floor(ms)).toISOString().replace('Z', '+0000');
+    const whole = Math.floor(ms);
+    if (whole !== this.stampMs) {
+      this.stampMs = whole;
+      this.stamp = new Date(whole).toISOString().replace('Z', '+0000');
+    }
+    return this.stamp;
   }
+
+  /** The millisecond of the last {@link timestamp} and its text (events of a turn share one). */
+  private stampMs = NaN;
+  private stamp = '';
 
   /**
    * Run `fn` once `delaySimMs` simulated milliseconds have passed on {@link SimClock.nowMs}.
