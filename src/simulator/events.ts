@@ -125,6 +125,11 @@ export class EventBus {
     await Promise.all(deliveries.map((d) => d()));
   }
 
+  /** Whether an event about `scope` reaches any app ({@link targets} is not empty). */
+  reaches(scope: Scope): boolean {
+    return this.copies('', scope).size > 0;
+  }
+
   /** Apps an event about `scope` reaches. */
   targets(scope: Scope): Set<string> {
     return new Set(this.copies('', scope).keys());

@@ -208,7 +208,7 @@ export class Pbx implements MediaHost {
     const snapshot = `${json.state}|${json.channel_ids.join(',')}`;
     if (this.lastEndpointSnapshot.get(endpoint) !== snapshot) {
       this.lastEndpointSnapshot.set(endpoint, snapshot);
-      if (this.events.targets({ endpoint }).size > 0)
+      if (this.events.reaches({ endpoint }))
         this.emit('EndpointStateChange', { endpoint: json }, { endpoint });
     }
     const state = this.deviceState(endpoint);
