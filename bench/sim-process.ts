@@ -174,12 +174,15 @@ let routeLookups = 0;
 let nextExtension = 0;
 const lag = monitorEventLoopDelay({ resolution: 1 });
 
-sim.onEvent((event) => {
-  if (event.type !== 'Dial' || (event as { dialstatus?: string }).dialstatus !== 'RINGING') return;
-  const from = (event as { peer?: { caller?: { number?: string } } }).peer?.caller?.number;
-  const call = from === undefined ? undefined : calls.get(from);
-  if (call && call.ringingAt === undefined) call.ringingAt = absNow();
-});
+sim.onEvent(
+  (event) => {
+    if ((event as { dialstatus?: string }).dialstatus !== 'RINGING') return;
+    const from = (event as { peer?: { caller?: { number?: string } } }).peer?.caller?.number;
+    const call = from === undefined ? undefined : calls.get(from);
+    if (call && call.ringingAt === undefined) call.ringingAt = absNow();
+  },
+  ['Dial'],
+);
 
 // ---------------------------------------------------------------------------------------------
 // The CRM stub: route lookups and webhooks.

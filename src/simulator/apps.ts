@@ -30,7 +30,11 @@ export interface EventFilter {
 
 export class AppRegistry {
   private readonly apps = new Map<string, AppState>();
-  private readonly listeners = new Set<(event: SimEvent) => void>();
+  private readonly listeners = new Set<{
+    listener: (event: SimEvent) => void;
+    /** Only events of these types (all when undefined). */
+    types: Set<string> | undefined;
+  }>();
   /** The TCP connection under each app WebSocket (see {@link deliver}). */
   private readonly transports = new WeakMap<WebSocket, Duplex>();
   /** Connections corked until the end of the current tick. */
@@ -53,7 +57,9 @@ export class AppRegistry {
 
   /** Apps connected with `subscribeAll=true`: they get every event. */
   subscribeAllApps(): string[] {
-    return [...this.apps.values()].filter((a) => a.socket && a.subscribeAll).map((a) => a.name);
+    const out: string[] = [];
+    for (const a of this.apps.values()) if (a.socket && a.subscribeAll) out.push(a.name);
+    return out;
   }
 
   /** Apps with an explicit subscription to `source` (e.g. `endpoint:PJSIP/101`). */
@@ -148,10 +154,14 @@ export class AppRegistry {
     ];
   }
 
-  /** Observe every event sent on an app WebSocket; returns the unsubscribe function. */
-  onEvent(listener: (event: SimEvent) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+  /**
+   * Observe every event sent on an app WebSocket, or only those of `types`; returns the
+   * unsubscribe function.
+   */
+  onEvent(listener: (event: SimEvent) => void, types?: readonly string[]): () => void {
+    const entry = { listener, types: types ? new Set(types) : undefined };
+    this.listeners.add(entry);
+    return () => this.listeners.delete(entry);
   }
 
   /**
@@ -159,22 +169,51 @@ export class AppRegistry {
    * (resolves at once) when the app has no WebSocket.
    */
   deliver(app: string, event: SimEvent): Promise<void> {
+    const socket = this.admit(app, event.type);
+    if (!socket) return Promise.resolve();
+    return this.send(socket, event.type, JSON.stringify(event), () => event);
+  }
+
+  /**
+   * The first half of {@link deliver}: counts an event of `type` offered to `app` (when it has an
+   * open WebSocket) and, when the app's event filter lets it through, counts it delivered and
+   * returns the WebSocket to {@link send} it on (which the caller must then do). Undefined when the
+   * event is dropped: nothing of it needs to be built.
+   */
+  admit(app: string, type: string): WebSocket | undefined {
     const state = this.apps.get(app);
     const socket = state?.socket;
-    if (!state || !socket || socket.readyState !== socket.OPEN) return Promise.resolve();
+    if (!state || !socket || socket.readyState !== socket.OPEN) return undefined;
     this.offered++;
-    if (!this.allows(state, event.type)) return Promise.resolve();
+    if (!this.allows(state, type)) return undefined;
     this.delivered++;
-    const text = JSON.stringify(event);
-    for (const listener of this.listeners) {
+    return socket;
+  }
+
+  /**
+   * The second half of {@link deliver}: hand the event (of `type`, JSON `text`) to the listeners
+   * (as the object `event()` returns, built only when a listener wants it) and write it on
+   * `socket`; resolves once it is written.
+   */
+  send(socket: WebSocket, type: string, text: string, event: () => SimEvent): Promise<void> {
+    let object: SimEvent | undefined;
+    for (const { listener, types } of this.listeners) {
+      if (types && !types.has(type)) continue;
+      object ??= event();
       try {
-        listener(event);
+        listener(object);
       } catch {
         // a test listener's failure must not break delivery
       }
     }
     this.coalesce(socket);
     return new Promise((resolve) => socket.send(text, () => resolve()));
+  }
+
+  /** Whether any app has an explicit endpoint/device subscription (events.ts skips the lookups when none has). */
+  hasSources(): boolean {
+    for (const state of this.apps.values()) if (state.sources.size > 0) return true;
+    return false;
   }
 
   /**

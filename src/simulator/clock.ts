@@ -68,8 +68,26 @@ export class SimClock {
 
   /** Asterisk's timestamp format of the simulated now: `2026-11-21T16:05:33.356+0000`. */
   timestamp(ms: number = this.nowMs()): string {
-    return new Date(Math.floor(ms)).toISOString().replace('Z', '+0000');
+    const whole = Math.floor(ms);
+    if (whole === this.stampMs) return this.stamp;
+    // The date and time up to the second are formatted once per simulated second.
+    const millis = ((whole % 1000) + 1000) % 1000;
+    const second = whole - millis;
+    if (second !== this.prefixSecond) {
+      this.prefixSecond = second;
+      this.prefix = new Date(second).toISOString().slice(0, -4); // up to the `.`
+    }
+    this.stampMs = whole;
+    this.stamp = `${this.prefix}${String(millis).padStart(3, '0')}+0000`;
+    return this.stamp;
   }
+
+  /** The millisecond of the last {@link timestamp} and its text (events of a turn share one). */
+  private stampMs = NaN;
+  private stamp = '';
+  /** The second (epoch ms) of the last {@link timestamp} and its text up to the `.`. */
+  private prefixSecond = NaN;
+  private prefix = '';
 
   /**
    * Run `fn` once `delaySimMs` simulated milliseconds have passed on {@link SimClock.nowMs}.

@@ -148,6 +148,16 @@ const CONTEXTS: Record<string, Extension[]> = {
   ],
 };
 
+/** Compiled extension patterns (the dialplan's patterns are fixed). */
+const compiled = new Map<string, RegExp>();
+
+/** {@link patternToRegExp}, compiled once per pattern. */
+function patternRegExp(pattern: string): RegExp {
+  let re = compiled.get(pattern);
+  if (!re) compiled.set(pattern, (re = patternToRegExp(pattern)));
+  return re;
+}
+
 /** Asterisk extension pattern (`_X.`, `_NXX`, `_[1-5]!`) or literal → RegExp. */
 function patternToRegExp(pattern: string): RegExp {
   if (!pattern.startsWith('_'))
@@ -174,5 +184,5 @@ function patternToRegExp(pattern: string): RegExp {
 export function findExtension(context: string, exten: string): DialplanStep[] | undefined {
   const extensions = CONTEXTS[context];
   if (!extensions) return undefined;
-  return extensions.find((e) => patternToRegExp(e.pattern).test(exten))?.steps;
+  return extensions.find((e) => patternRegExp(e.pattern).test(exten))?.steps;
 }

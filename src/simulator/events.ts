@@ -25,6 +25,74 @@ export interface Scope {
 /** Event types whose own fields come before `type` in Asterisk's JSON. */
 const BLOB_FIRST = new Set(['ChannelVarset', 'ChannelHangupRequest']);
 
+/** Keys the bus writes itself: an event whose fields hold one is serialised from its object. */
+const RESERVED = ['type', 'timestamp', 'asterisk_id', 'application'];
+
+/** `JSON.stringify(value)` without its braces (`''` for an empty object). */
+function members(value: Record<string, unknown>): string {
+  const json = JSON.stringify(value);
+  return json.length > 2 ? json.slice(1, -1) : '';
+}
+
+/**
+ * One emitted event: its object and its JSON for each app, built once (the same text for every
+ * copy and app but for `application`). The JSON is exactly `JSON.stringify` of the object.
+ */
+class EventText {
+  private head: string | undefined;
+  private objects: Map<string, SimEvent> | undefined;
+
+  constructor(
+    private readonly type: string,
+    private readonly fields: Record<string, unknown>,
+    private readonly ms: number,
+  ) {}
+
+  /**
+   * The event as sent to `app`. Key order as Asterisk writes it: ChannelVarset and
+   * ChannelHangupRequest start with their own fields (`variable`/`value`, `cause`/`soft`), the
+   * others with `type` and `timestamp`.
+   */
+  object(app: string, clock: SimClock): SimEvent {
+    let event = this.objects?.get(app);
+    if (event) return event;
+    const { type, fields } = this;
+    const timestamp = clock.timestamp(this.ms);
+    if (BLOB_FIRST.has(type)) {
+      const { channel, ...own } = fields;
+      event = {
+        ...own,
+        type,
+        timestamp,
+        ...(channel === undefined ? {} : { channel }),
+        asterisk_id: ASTERISK_ID,
+        application: app,
+      };
+    } else event = { type, timestamp, ...fields, asterisk_id: ASTERISK_ID, application: app };
+    (this.objects ??= new Map()).set(app, event);
+    return event;
+  }
+
+  /** `JSON.stringify(this.object(app))`, without building the object. */
+  text(app: string, clock: SimClock): string {
+    if (this.head === undefined) {
+      const { type, fields } = this;
+      if (RESERVED.some((key) => key in fields)) return JSON.stringify(this.object(app, clock));
+      const stamp = `"type":${JSON.stringify(type)},"timestamp":${JSON.stringify(clock.timestamp(this.ms))}`;
+      if (BLOB_FIRST.has(type)) {
+        const { channel, ...own } = fields;
+        const lead = members(own);
+        this.head = `{${lead}${lead ? ',' : ''}${stamp}${channel === undefined ? '' : `,"channel":${JSON.stringify(channel)}`}`;
+      } else {
+        const rest = members(fields);
+        this.head = `{${stamp}${rest ? ',' : ''}${rest}`;
+      }
+      this.head += `,"asterisk_id":${JSON.stringify(ASTERISK_ID)},"application":`;
+    }
+    return `${this.head}${JSON.stringify(app)}}`;
+  }
+}
+
 /** A pending event delivery (see {@link EventBus.collect}). */
 export type Delivery = () => Promise<void>;
 
@@ -57,6 +125,11 @@ export class EventBus {
     await Promise.all(deliveries.map((d) => d()));
   }
 
+  /** Whether an event about `scope` reaches any app ({@link targets} is not empty). */
+  reaches(scope: Scope): boolean {
+    return this.copies('', scope).size > 0;
+  }
+
   /** Apps an event about `scope` reaches. */
   targets(scope: Scope): Set<string> {
     return new Set(this.copies('', scope).keys());
@@ -71,58 +144,82 @@ export class EventBus {
    */
   private copies(type: string, scope: Scope): Map<string, number> {
     const out = new Map<string, number>();
-    const add = (app: string, n = 1) => out.set(app, (out.get(app) ?? 0) + n);
     const direct = type === 'StasisStart' || type === 'StasisEnd';
+    // Endpoint and device topics are only looked up when some app subscribed to one.
+    const sources = this.apps.hasSources();
     for (const ch of scope.channels ?? []) {
-      const viaChannel = new Set(ch.subscribers);
-      if (ch.stasis) viaChannel.add(ch.stasis.app);
-      for (const app of viaChannel) add(app);
-      if (scope.bridge || direct) continue;
+      // The channel's topic: its subscribers, then its Stasis app (once per app).
+      for (const app of ch.subscribers) out.set(app, (out.get(app) ?? 0) + 1);
+      const stasis = ch.stasis?.app;
+      if (stasis !== undefined && !ch.subscribers.has(stasis))
+        out.set(stasis, (out.get(stasis) ?? 0) + 1);
+      if (scope.bridge || direct || !sources) continue;
       const tech = ch.endpoint.split('/')[0] ?? '';
       for (const app of new Set([
         ...this.apps.subscribersOf(`endpoint:${ch.endpoint}`),
         ...this.apps.subscribersOf(`endpoint:${tech}`),
       ]))
-        add(app);
+        out.set(app, (out.get(app) ?? 0) + 1);
     }
-    if (scope.bridge) for (const app of scope.bridge.subscribers) if (!out.has(app)) add(app);
-    if (scope.endpoint) {
+    if (scope.bridge) {
+      for (const app of scope.bridge.subscribers) if (!out.has(app)) out.set(app, 1);
+    }
+    if (scope.endpoint && sources) {
       for (const app of this.apps.subscribersOf(`endpoint:${scope.endpoint}`)) out.set(app, 1);
       const tech = scope.endpoint.split('/')[0];
       for (const app of this.apps.subscribersOf(`endpoint:${tech}`)) out.set(app, 1);
     }
-    if (scope.device) {
+    if (scope.device && sources) {
       for (const app of this.apps.subscribersOf(`deviceState:${scope.device}`)) out.set(app, 1);
     }
-    for (const app of this.apps.subscribeAllApps()) if (!out.has(app)) add(app);
+    for (const app of this.apps.subscribeAllApps()) if (!out.has(app)) out.set(app, 1);
     return out;
   }
 
-  /** Emit an event to every app the scope reaches (payload snapshots are taken by the caller, now). */
-  emit(type: string, fields: Record<string, unknown>, scope: Scope): void {
+  /**
+   * Emit an event to every app the scope reaches. `fields` are the event's own fields, a snapshot
+   * taken now; pass a function returning them to have them built only when some app's WebSocket
+   * and event filter let the event through (they are built at once when events are held back).
+   * The JSON of an event is written once and shared by every copy and app (only `application`
+   * differs); the event object is only built for {@link AppRegistry.onEvent} listeners.
+   */
+  emit(
+    type: string,
+    fields: Record<string, unknown> | (() => Record<string, unknown>),
+    scope: Scope,
+  ): void {
     const targets = this.copies(type, scope);
-    this.log?.debug('sim event', { type, apps: [...targets.keys()] });
+    if (this.log) this.log.debug('sim event', { type, apps: [...targets.keys()] });
     if (targets.size === 0) return;
-    const timestamp = this.clock.timestamp();
-    // Key order as Asterisk writes it: ChannelVarset and ChannelHangupRequest start with their
-    // own fields (`variable`/`value`, `cause`/`soft`), the others with `type` and `timestamp`.
-    const { channel, ...own } = fields;
-    const leading = BLOB_FIRST.has(type);
+    const ms = this.clock.nowMs();
+    let event: EventText | undefined;
+    if (this.sink) {
+      const built = new EventText(type, typeof fields === 'function' ? fields() : fields, ms);
+      for (const [app, count] of targets) {
+        for (let i = 0; i < count; i++) {
+          this.sink.push(() => {
+            const socket = this.apps.admit(app, type);
+            if (!socket) return Promise.resolve();
+            return this.apps.send(socket, type, built.text(app, this.clock), () =>
+              built.object(app, this.clock),
+            );
+          });
+        }
+      }
+      return;
+    }
     for (const [app, count] of targets) {
-      const event: SimEvent = leading
-        ? {
-            ...own,
-            type,
-            timestamp,
-            ...(channel === undefined ? {} : { channel }),
-            asterisk_id: ASTERISK_ID,
-            application: app,
-          }
-        : { type, timestamp, ...fields, asterisk_id: ASTERISK_ID, application: app };
       for (let i = 0; i < count; i++) {
-        const delivery = () => this.apps.deliver(app, event);
-        if (this.sink) this.sink.push(delivery);
-        else void delivery();
+        const socket = this.apps.admit(app, type);
+        if (!socket) continue;
+        const built = (event ??= new EventText(
+          type,
+          typeof fields === 'function' ? fields() : fields,
+          ms,
+        ));
+        void this.apps.send(socket, type, built.text(app, this.clock), () =>
+          built.object(app, this.clock),
+        );
       }
     }
   }

@@ -88,7 +88,9 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
     requests.push(r);
     if (requests.length > requestLogLimit) requests.splice(0, requests.length - requestLogLimit);
   };
-  const server = createServer(createAriHandler({ pbx, creds, record, log }));
+  const server = createServer(
+    createAriHandler({ pbx, creds, record: requestLogLimit > 0 ? record : undefined, log }),
+  );
   const wss = attachEventWebSocket(server, pbx, creds, log);
   // Outage (refuseConnections): every new TCP connection is reset at once, REST and WebSocket
   // alike (Asterisk serves both on one HTTP server); the PBX itself keeps running.
@@ -210,8 +212,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
       if (!ch) throw new RangeError(`no channel ${channelId}`);
       pbx.speak(ch, voice);
     },
-    onEvent(listener: (event: SimEvent) => void): () => void {
-      return apps.onEvent(listener);
+    onEvent(listener: (event: SimEvent) => void, types?: readonly string[]): () => void {
+      return apps.onEvent(listener, types);
     },
     emitRawEvent(app: string, event: Record<string, unknown>): void {
       pbx.emitRaw(app, event);

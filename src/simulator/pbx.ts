@@ -134,7 +134,12 @@ export class Pbx implements MediaHost {
     return this.events.flush(deliveries);
   }
 
-  private emit(type: string, fields: Record<string, unknown>, scope: Scope): void {
+  /** Emit an event; `fields` may be a function building them only when some app receives it. */
+  private emit(
+    type: string,
+    fields: Record<string, unknown> | (() => Record<string, unknown>),
+    scope: Scope,
+  ): void {
     this.events.emit(type, fields, scope);
   }
 
@@ -144,13 +149,15 @@ export class Pbx implements MediaHost {
   }
 
   private emitChannel(type: string, ch: SimChannel, fields: Record<string, unknown> = {}): void {
-    this.emit(type, { ...fields, channel: channelJson(ch) }, { channels: [ch] });
+    this.emit(type, () => ({ ...fields, channel: channelJson(ch) }), { channels: [ch] });
   }
 
   private setVar(ch: SimChannel, variable: string, value: string, emitEvent = true): void {
     ch.vars.set(variable, value);
     if (emitEvent)
-      this.emit('ChannelVarset', { variable, value, channel: channelJson(ch) }, { channels: [ch] });
+      this.emit('ChannelVarset', () => ({ variable, value, channel: channelJson(ch) }), {
+        channels: [ch],
+      });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -201,7 +208,7 @@ export class Pbx implements MediaHost {
     const snapshot = `${json.state}|${json.channel_ids.join(',')}`;
     if (this.lastEndpointSnapshot.get(endpoint) !== snapshot) {
       this.lastEndpointSnapshot.set(endpoint, snapshot);
-      if (this.events.targets({ endpoint }).size > 0)
+      if (this.events.reaches({ endpoint }))
         this.emit('EndpointStateChange', { endpoint: json }, { endpoint });
     }
     const state = this.deviceState(endpoint);

@@ -247,8 +247,11 @@ export interface PbxSimulator {
    * each app's `eventFilter`).
    */
   eventCounts(): { offered: number; delivered: number };
-  /** Every event sent on an app WebSocket. Returns the unsubscribe function. */
-  onEvent(listener: (event: SimEvent) => void): () => void;
+  /**
+   * Every event sent on an app WebSocket (only those of the given `types` when set: the others
+   * are then not turned into objects for the listener). Returns the unsubscribe function.
+   */
+  onEvent(listener: (event: SimEvent) => void, types?: readonly string[]): () => void;
   /** Send an arbitrary event to the app's WebSocket(s) (`application`/`timestamp` are filled in when missing). */
   emitRawEvent(app: string, event: Record<string, unknown>): void;
   /** Every ARI REST request served, oldest first (the last `requestLogLimit` ones). */

@@ -69,13 +69,19 @@ function computeNoise(bytes: number): Buffer {
 
 /**
  * `bytes` of faint 16-bit noise (amplitude ±64, about -54 dBFS), from a fixed xorshift32 seed: a
- * fresh copy, cut from the longest noise made so far (making it sample by sample was the
+ * fresh copy (written into `into`, `bytes` long, when given), cut from the longest noise made so far (making it sample by sample was the
  * simulator's largest CPU cost under `npm run bench`).
  */
-function faintNoise(bytes: number): Buffer {
-  if (bytes > MAX_CACHED_NOISE_BYTES) return computeNoise(bytes);
+function faintNoise(bytes: number, into?: Buffer): Buffer {
+  if (bytes > MAX_CACHED_NOISE_BYTES) {
+    const noise = computeNoise(bytes);
+    if (!into) return noise;
+    noise.copy(into, 0, 0, bytes);
+    return into;
+  }
   if (noiseCache.length < bytes) noiseCache = computeNoise(Math.max(bytes, 64 * 1024) + 1);
-  const out = Buffer.from(noiseCache.subarray(0, bytes));
+  const out = into ?? Buffer.allocUnsafe(bytes);
+  noiseCache.copy(out, 0, 0, bytes);
   if (bytes % 2 === 1) out[bytes - 1] = 0;
   return out;
 }
@@ -86,7 +92,9 @@ export function audioFile(format: string, frames: number): Buffer {
   const dataBytes = frames * frameBytes;
   if (format === 'wav' || format === 'wav16') {
     const sampleRate = format === 'wav16' ? 16000 : 8000;
-    const header = Buffer.alloc(44);
+    const file = Buffer.allocUnsafe(44 + dataBytes);
+    const header = file.subarray(0, 44);
+    header.fill(0);
     header.write('RIFF', 0, 'ascii');
     header.writeUInt32LE(36 + dataBytes, 4);
     header.write('WAVE', 8, 'ascii');
@@ -100,7 +108,8 @@ export function audioFile(format: string, frames: number): Buffer {
     header.writeUInt16LE(16, 34); // bits per sample
     header.write('data', 36, 'ascii');
     header.writeUInt32LE(dataBytes, 40);
-    return Buffer.concat([header, faintNoise(dataBytes)]);
+    faintNoise(dataBytes, file.subarray(44));
+    return file;
   }
   if (PCM16.has(format)) return faintNoise(dataBytes);
   return Buffer.alloc(dataBytes, SILENCE_BYTE[format] ?? 0);

@@ -1,6 +1,7 @@
 /**
  * The simulator's event WebSockets (src/simulator/apps.ts): the events of one tick go out in one
- * TCP write (the connection is corked until the tick ends), in order and unchanged.
+ * TCP write (the connection is corked until the tick ends), in order and unchanged; `onEvent`
+ * listeners can ask for some event types only.
  */
 import { expect } from 'chai';
 import { PassThrough } from 'node:stream';
@@ -39,5 +40,25 @@ describe('simulator app WebSockets', () => {
     ]);
     await apps.deliver('crm-app', { type: 'StasisStart' });
     expect(transport.writableCorked).to.equal(0);
+  });
+
+  it('a listener given event types sees only those, every one still goes out', async () => {
+    const transport = new PassThrough();
+    const written: string[] = [];
+    transport.on('data', (chunk: Buffer) => written.push(String(chunk)));
+    const apps = new AppRegistry();
+    apps.attach('crm-app', fakeSocket(transport), false, '2026-11-22T00:00:00.000+0000', transport);
+    const dials: string[] = [];
+    const all: string[] = [];
+    apps.onEvent((event) => dials.push(event.type), ['Dial']);
+    apps.onEvent((event) => all.push(event.type));
+    await Promise.all(
+      ['ChannelVarset', 'Dial', 'ChannelStateChange', 'Dial'].map((type) =>
+        apps.deliver('crm-app', { type, dialstatus: 'RINGING' }),
+      ),
+    );
+    expect(dials).to.deep.equal(['Dial', 'Dial']);
+    expect(all).to.deep.equal(['ChannelVarset', 'Dial', 'ChannelStateChange', 'Dial']);
+    expect(written.join('').trim().split('\n')).to.have.length(4);
   });
 });
