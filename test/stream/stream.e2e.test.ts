@@ -253,23 +253,37 @@ describe('live stream (e2e: GET /v1/stream over WebSocket)', function () {
     expect(fresh.events().filter((m) => m.type === 'call.ringing')).to.have.length(1);
   });
 
-  it('during a store outage a new socket waits for the commit; one closed while waiting is let go at once', async () => {
-    await start();
+  /**
+   * The engine with operator 101's console live and a call ringing 101, then the store stops
+   * committing (a full disk; the journal keeps retrying): the console already connected still
+   * gets the card, from the journal log. `failing.restore()` ends the outage.
+   */
+  async function ringingDuringOutage(env: Record<string, string> = {}) {
+    await start(env);
     routeTo(['101']);
     bed.sim.phones.set('101', { mode: 'ring' });
     const connected = await operatorStream('101');
     const positions = bed.engine.store.outboxPositions!;
     const token = await tokenFor('101');
-    // The store stops committing (a full disk); the journal keeps retrying.
     const failing = sinon
       .stub(bed.engine.store, 'writeBatch')
       .rejects(new Error('database or disk is full'));
+    try {
+      const { callId } = await ringingCall('101');
+      await connected.event('call.ringing', callId);
+      return { connected, positions, token, failing, callId };
+    } catch (err) {
+      failing.restore();
+      throw err;
+    }
+  }
+
+  it('during a store outage a new socket waits for the commit; one closed while waiting is let go at once', async () => {
+    // The card still pops on a console already connected: the event is in the journal log.
+    const { positions, token, failing, callId } = await ringingDuringOutage();
     let recovered = false;
     let waiting: StreamClient;
     try {
-      // The card still pops on a console already connected: the event is in the journal log.
-      const { callId } = await ringingCall('101');
-      await connected.event('call.ringing', callId);
       expect(positions.committedThrough).to.be.below(positions.durableThrough);
 
       // Consoles reconnect again and again during the outage; each is welcomed, then waits.
@@ -309,19 +323,10 @@ describe('live stream (e2e: GET /v1/stream over WebSocket)', function () {
   });
 
   it('closes a socket still waiting for the store after STREAM_COMMIT_WAIT_MS with 1013; a reconnect after the outage syncs', async () => {
-    await start({ STREAM_COMMIT_WAIT_MS: '300' });
-    routeTo(['101']);
-    bed.sim.phones.set('101', { mode: 'ring' });
-    const connected = await operatorStream('101');
-    const positions = bed.engine.store.outboxPositions!;
-    const token = await tokenFor('101');
-    const failing = sinon
-      .stub(bed.engine.store, 'writeBatch')
-      .rejects(new Error('database or disk is full'));
-    let callId: string;
+    const { connected, positions, token, failing, callId } = await ringingDuringOutage({
+      STREAM_COMMIT_WAIT_MS: '300',
+    });
     try {
-      ({ callId } = await ringingCall('101'));
-      await connected.event('call.ringing', callId);
       const refreshed = await open({ token });
       await refreshed.next((m) => m.type === 'stream.welcome', 'welcome');
       await until(() => refreshed.ws.readyState === refreshed.ws.CLOSED, 'the close', 5000);
