@@ -60,13 +60,9 @@ describeOnAsterisk('real Asterisk: resilience and load', function () {
   });
 
   it('ARI WebSocket cut while bridged, the caller hangs up meanwhile: reconciled on reconnect', async () => {
-    const { ports } = bed;
-    routeTo(bed, ['101']);
-    const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
-      pauseMs: 500,
+    const { caller, callId, operator } = await callAnsweredBy101(bed, {
+      callerHangsUpAfterMs: 3000,
     });
-    const { caller, callId } = await callIn(bed, 'uac.xml', 3000);
-    await bed.waitFor(callId, 'call.answered');
     await bed.waitBridged();
     // Every connection between the engine and Asterisk dropped, new ones refused.
     bed.proxy.cut(true);

@@ -203,13 +203,10 @@ describeOnAsterisk('real Asterisk: transfers and recordings', () => {
   });
 
   it('a recorded call ended while ARI was cut: reconciled on reconnect, its recording stored and recording.ready within seconds', async () => {
-    const { ports } = bed;
-    routeTo(bed, ['101'], { record: true });
-    const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
-      pauseMs: 500,
+    const { caller, callId, operator } = await callAnsweredBy101(bed, {
+      callerHangsUpAfterMs: 3000,
+      record: true,
     });
-    const { caller, callId } = await callIn(bed, 'uac.xml', 3000);
-    await bed.waitFor(callId, 'call.answered');
     await bed.waitBridged();
     // The engine loses Asterisk while the call is recorded; the caller hangs up meanwhile, so
     // the engine sees neither the hang-up nor what becomes of the recording.

@@ -161,6 +161,28 @@ async function expectStored(
   expect(Buffer.from(await played.arrayBuffer())).to.deep.equal(expected.subarray(0, 100));
 }
 
+/**
+ * Hold the engine's storage of recording files: `storing` resolves when a file is handed to it,
+ * and the file is written once the test resolves `stored`.
+ */
+function holdStoragePut(): {
+  storing: ReturnType<typeof signal>;
+  stored: ReturnType<typeof signal>;
+} {
+  const storing = signal();
+  const stored = signal();
+  const put = sinon.stub(LocalRecordingStorage.prototype, 'put').callsFake(async function (
+    this: LocalRecordingStorage,
+    key: string,
+    data: Buffer,
+  ) {
+    storing.resolve();
+    await stored.promise;
+    return put.wrappedMethod.call(this, key, data);
+  });
+  return { storing, stored };
+}
+
 describe('recordings across an engine restart and an ARI outage (e2e)', function () {
   this.timeout(60_000);
   let bed: TestBed | undefined;
@@ -299,17 +321,7 @@ describe('recordings across an engine restart and an ARI outage (e2e)', function
     const first = bed.engine;
     bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
     // The file is being stored when the engine is told to stop.
-    const storing = signal();
-    const stored = signal();
-    const put = sinon.stub(LocalRecordingStorage.prototype, 'put').callsFake(async function (
-      this: LocalRecordingStorage,
-      key: string,
-      data: Buffer,
-    ) {
-      storing.resolve();
-      await stored.promise;
-      return put.wrappedMethod.call(this, key, data);
-    });
+    const { storing, stored } = holdStoragePut();
     const call = await bridgedRecordedCall(bed, first);
     await simulatedTimePasses(bed.sim, 3000);
     bed.sim.hangup(call.callerChannel);
@@ -342,17 +354,7 @@ describe('recordings across an engine restart and an ARI outage (e2e)', function
     bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
     // The file is still being stored when the shutdown budget is over; it is stored while ARI
     // closes.
-    const storing = signal();
-    const stored = signal();
-    const put = sinon.stub(LocalRecordingStorage.prototype, 'put').callsFake(async function (
-      this: LocalRecordingStorage,
-      key: string,
-      data: Buffer,
-    ) {
-      storing.resolve();
-      await stored.promise;
-      return put.wrappedMethod.call(this, key, data);
-    });
+    const { storing, stored } = holdStoragePut();
     // The engine's own steps, observed: recording.ready is recorded while ARI closes, and the
     // call journal commits it (a busy store) only after the webhook dispatcher stopped.
     const readyRecorded = signal();

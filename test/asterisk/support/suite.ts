@@ -91,19 +91,23 @@ export async function callIn(
 }
 
 /**
- * An inbound call routed to operator 101, whose phone answers after 500 ms; the caller runs
- * `uac_wait_bye.xml` (stays on the line until it gets a BYE). Resolves with both phones and the
- * call id once the `call.answered` webhook arrived.
+ * An inbound call routed to 101, who answers after 0.5 s: resolves once `call.answered` came.
+ * By default the caller stays until a BYE (`uac_wait_bye.xml`); with `callerHangsUpAfterMs` it
+ * hangs up that long after the answer (`uac.xml`). `record`: the route answer asks for it.
  */
 export async function callAnsweredBy101(
   bed: AcceptanceBed,
+  options: { callerHangsUpAfterMs?: number; record?: boolean } = {},
 ): Promise<{ callId: string; operator: Sipp; caller: Sipp }> {
   const { ports } = bed;
-  routeTo(bed, ['101']);
+  routeTo(bed, ['101'], options.record === undefined ? {} : { record: options.record });
   const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
     pauseMs: 500,
   });
-  const { caller, callId } = await callIn(bed, 'uac_wait_bye.xml');
+  const { caller, callId } =
+    options.callerHangsUpAfterMs === undefined
+      ? await callIn(bed, 'uac_wait_bye.xml')
+      : await callIn(bed, 'uac.xml', options.callerHangsUpAfterMs);
   await bed.waitFor(callId, 'call.answered');
   return { callId, operator, caller };
 }
