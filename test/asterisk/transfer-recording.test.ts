@@ -208,6 +208,13 @@ describeOnAsterisk('real Asterisk: transfers and recordings', () => {
       record: true,
     });
     await bed.waitBridged();
+    // Asterisk records it (the engine's record request has been carried out: cutting before
+    // that would lose the request itself, and with it the recording).
+    await until(
+      async () => (await bed.asterisk.ari(`/recordings/live/rec-${callId}`)).status === 200,
+      'the call recorded in Asterisk',
+      10_000,
+    );
     // The engine loses Asterisk while the call is recorded; the caller hangs up meanwhile, so
     // the engine sees neither the hang-up nor what becomes of the recording.
     bed.proxy.cut(true);

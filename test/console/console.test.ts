@@ -150,6 +150,9 @@ describeInBrowser(
       expect(await card.locator('.number').textContent()).to.equal(from);
       expect(await card.locator('.customer').textContent()).to.equal('Ivan Petrov');
       expect(await card.locator('a.crm-link').getAttribute('href')).to.equal(CRM_LINK);
+      // The phone's state is its own message (from Asterisk's device state), which may come a
+      // moment after the card.
+      await page.locator('#phone-state[data-state="ringing"]').waitFor({ timeout: 5000 });
       expect(await page.locator('#phone-state').textContent()).to.match(/Ringing/);
 
       bed.sim.hangup(channelId);
