@@ -6,7 +6,9 @@
  * 1. `bridgeCreated`: when RECORD_CALLS (or the call's override) says so, the bridge is recorded
  *    (`POST /bridges/{id}/record`, format `wav`, name `rec-<callId>`, as in the inbound-answered
  *    trace). The store row gets `recording.status: recording`. No answer to the request
- *    (connection cut, timeout) leads to a look-up in Asterisk instead of a failure.
+ *    (connection cut, timeout) leads to a look-up in Asterisk instead of a failure; when
+ *    Asterisk has no such recording while the call still goes on, the request never reached it
+ *    and is made again (at most {@link START_TRIES} requests in all).
  * 2. `call.ended` carries the signed link ({@link RecordingService.recordingUrl}).
  * 3. RecordingFinished (Asterisk sends it when the bridge empties or is destroyed) → download:
  *    `GET /recordings/stored/{name}/file`, check the WAV against itself and the event's
@@ -33,16 +35,17 @@
  * with its download pending); on every ARI (re)connect each recording not yet finished is looked
  * up in Asterisk (`GET /recordings/live/{name}`, then `/recordings/stored/{name}`): still live →
  * wait for RecordingFinished (a live recording of an ended call is stopped); stored → download
- * (its RecordingFinished was lost); gone → failed. ARI unreachable during a download does not use
- * up tries: the download waits for the reconnect. At the first connect of a run, the copies left
- * in Asterisk of recordings the store already says are `stored` are deleted
- * ({@link RecordingService.sweepStored}).
+ * (its RecordingFinished was lost); gone → failed, unless this run's request to start it got no
+ * answer and the call still goes on: then the request never reached Asterisk and is made again.
+ * ARI unreachable during a download does not use up tries: the download waits for the reconnect.
+ * At the first connect of a run, the copies left in Asterisk of recordings the store already says
+ * are `stored` are deleted ({@link RecordingService.sweepStored}).
  *
  * Nothing here throws into the call flows. Reference: docs/recordings.md.
  */
 import type { Counter, Registry } from 'prom-client';
 import { computeBackoffDelay } from '../ari/backoff.ts';
-import { AriConnectionError, AriNotFoundError } from '../ari/errors.ts';
+import { AriConflictError, AriConnectionError, AriNotFoundError } from '../ari/errors.ts';
 import type { AriEvent, AriGateway, AriLiveRecording } from '../ari/types.ts';
 import type { CallJournal } from '../calls/journal.ts';
 import type { Call } from '../calls/model.ts';
@@ -51,6 +54,7 @@ import type { CallRecorder } from '../calls/service.ts';
 import type { Logger } from '../logging/logger.ts';
 import { counter } from '../metrics/registry.ts';
 import type { CallRepository, RecordingFields, UnsettledRecordingRecord } from '../store/calls.ts';
+import { bridgeState, locateRecording, type AsteriskLocation } from './asterisk.ts';
 import { shouldRecord, type RecordMode } from './config.ts';
 import type { RecordingLinks } from './links.ts';
 import { endedCallFromRecord } from './recovery.ts';
@@ -143,8 +147,12 @@ export interface RecordingServiceDeps {
 
 type EntryStatus = 'starting' | 'recording' | 'downloading' | 'stored' | 'failed';
 
-/** Where Asterisk has a recording: still being recorded, finished and stored, or nowhere. */
-type AsteriskLocation = 'live' | 'stored' | 'missing';
+/**
+ * `POST /bridges/{id}/record` requests for one call's recording, the first included, when the
+ * earlier ones got no answer and Asterisk turned out not to have the recording (the request never
+ * reached it). Once they are used up, the recording failed (`stage="missing"`).
+ */
+export const START_TRIES = 3;
 
 /** One recorded call, while it is recorded, downloaded and (for `retainMs`) after. */
 interface Entry {
@@ -178,6 +186,10 @@ interface Entry {
    * counts it as started (`aricrm_recordings_started_total`).
    */
   startUnconfirmed?: boolean;
+  /** The bridge this run asked Asterisk to record (the call's own `bridgeId` is used first). */
+  bridgeId?: string;
+  /** `POST /bridges/{id}/record` requests this run made for the recording ({@link START_TRIES}). */
+  startTries?: number;
   finishTimer?: NodeJS.Timeout;
   /** The look-up in Asterisk `finishCheckMs` after the call's end. */
   checkTimer?: NodeJS.Timeout;
@@ -275,6 +287,8 @@ export class RecordingService implements CallRecorder {
         callEnded: false,
         readySent: false,
       });
+      entry.bridgeId = bridgeId;
+      entry.startTries = 1;
       try {
         await this.deps.gateway.bridges.record(bridgeId, {
           name,
@@ -293,7 +307,8 @@ export class RecordingService implements CallRecorder {
         if (err instanceof AriConnectionError || this.stopped) {
           // No answer: Asterisk may have started it or not. Like a recording taken up at
           // start-up, it is looked up in Asterisk (now, or at the reconnect): live or stored, it
-          // is fetched in due course; missing, it failed.
+          // is fetched in due course; missing, it is started again while the call goes on
+          // (startAgain), else it failed.
           entry.status = 'recording';
           entry.startUnconfirmed = true;
           entry.checkDue = false;
@@ -403,7 +418,9 @@ export class RecordingService implements CallRecorder {
    * every recording not yet fetched, since its RecordingFinished may have been lost meanwhile
    * (fixtures fact 13: nothing is replayed). Live: wait for RecordingFinished (a live recording
    * of an ended call is stopped so it finishes); stored: download it now; missing: failed
-   * (`stage="missing"`) unless the engine's storage already holds the file. Never throws.
+   * (`stage="missing"`) unless the engine's storage already holds the file, or unless this run's
+   * request to start it got no answer and the call still goes on ({@link startAgain}). Never
+   * throws.
    */
   connected(): void {
     if (this.stopped) return;
@@ -454,19 +471,33 @@ export class RecordingService implements CallRecorder {
     return deleted;
   }
 
+  /**
+   * Look the recording up in Asterisk and act on what is found ({@link connected}); one look-up
+   * at a time per recording. A start of the recording tried again meanwhile is followed by a new
+   * look-up at once when ARI is connected (its outcome decides), else at the reconnect.
+   */
   private async check(entry: Entry): Promise<void> {
     if (entry.checking || entry.status !== 'recording' || this.stopped) return;
     entry.checking = true;
-    let where: AsteriskLocation;
+    let again = false;
     try {
-      where = await this.locate(entry.name);
-    } catch (err) {
-      entry.log.warn('could not look the recording up in Asterisk; tried again later', { err });
-      return;
+      again = await this.lookUp(entry);
     } finally {
       entry.checking = false;
     }
-    if (entry.status !== 'recording' || this.stopped) return;
+    if (again && !this.stopped && this.deps.gateway.isConnected()) void this.check(entry);
+  }
+
+  /** One look-up for {@link check}. Resolves true when another should follow at once. */
+  private async lookUp(entry: Entry): Promise<boolean> {
+    let where: AsteriskLocation;
+    try {
+      where = await locateRecording(this.deps.gateway.recordings, entry.name);
+    } catch (err) {
+      entry.log.warn('could not look the recording up in Asterisk; tried again later', { err });
+      return false;
+    }
+    if (entry.status !== 'recording' || this.stopped) return false;
     if (entry.startUnconfirmed && where !== 'missing') {
       entry.startUnconfirmed = false;
       this.metrics.started.inc();
@@ -477,37 +508,100 @@ export class RecordingService implements CallRecorder {
           entry.log.info('the recording finished while the engine was not listening');
         entry.finished = true;
         this.download(entry);
-        return;
+        return false;
       case 'live':
         entry.finished = false;
         if (entry.callEnded) await this.stopLive(entry);
         else entry.log.debug('the recording is still being made in Asterisk');
-        return;
+        return false;
       case 'missing':
+        if (entry.startUnconfirmed && !entry.callEnded) return this.startAgain(entry);
         await this.missing(entry);
-        return;
+        return false;
     }
   }
 
   /**
-   * Where Asterisk has the recording: live first (a file being written may already be listed as
-   * stored), then stored. Throws the gateway's error when Asterisk cannot answer.
+   * This run's request to start the recording got no answer and Asterisk has no recording of that
+   * name: the request never reached it. While the call goes on (bridged for the engine, and its
+   * bridge in Asterisk still holding two channels or more), the recording is asked for again on
+   * the call's bridge under the same name, with `ifExists=fail`: a recording of that name that
+   * appeared meanwhile is the first request's after all, and is looked up rather than
+   * overwritten. At most {@link START_TRIES} requests in all. Otherwise (the call ended, its
+   * bridge gone or left with one party, the tries used up) the recording failed as any recording
+   * Asterisk does not have ({@link missing}: `stage="missing"`); Asterisk refusing the request
+   * fails it with `stage="start"`, as a refused first request. Resolves true when the recording
+   * should be looked up again at once: no answer again, a recording of that name in the way, or
+   * the call ended while the request was in flight (a live recording is then stopped).
    */
-  private async locate(name: string): Promise<AsteriskLocation> {
-    const { recordings } = this.deps.gateway;
-    try {
-      await recordings.getLive(name);
-      return 'live';
-    } catch (err) {
-      if (!(err instanceof AriNotFoundError)) throw err;
+  private async startAgain(entry: Entry): Promise<boolean> {
+    const call = entry.call;
+    const bridgeId = call?.bridgeId ?? entry.bridgeId;
+    const tries = entry.startTries ?? START_TRIES;
+    if (call?.phase !== 'bridged' || bridgeId === undefined) {
+      await this.missing(entry);
+      return false;
     }
-    try {
-      await recordings.getStored(name);
-      return 'stored';
-    } catch (err) {
-      if (!(err instanceof AriNotFoundError)) throw err;
-      return 'missing';
+    if (tries >= START_TRIES) {
+      entry.log.warn('the recording start never reached Asterisk; no tries left', { tries });
+      await this.missing(entry);
+      return false;
     }
+    const { gateway } = this.deps;
+    let bridge: Awaited<ReturnType<typeof bridgeState>>;
+    try {
+      bridge = await bridgeState(gateway.bridges, bridgeId);
+    } catch (err) {
+      entry.log.warn("could not look the call's bridge up in Asterisk; tried again later", {
+        err,
+      });
+      return false;
+    }
+    if (entry.status !== 'recording' || this.stopped) return false;
+    if (bridge !== 'talking' || entry.callEnded) {
+      entry.log.info('the call ended before its recording could be started again', {
+        bridgeId,
+        bridge,
+      });
+      await this.missing(entry);
+      return false;
+    }
+    entry.startTries = tries + 1;
+    entry.log.warn('the recording start never reached Asterisk; starting the recording again', {
+      bridgeId,
+      attempt: entry.startTries,
+      attempts: START_TRIES,
+    });
+    try {
+      await gateway.bridges.record(bridgeId, {
+        name: entry.name,
+        format: RECORDING_FORMAT,
+        ifExists: 'fail',
+      });
+    } catch (err) {
+      if (entry.status !== 'recording' || this.stopped) return false;
+      if (err instanceof AriNotFoundError) {
+        entry.log.info('bridge gone before its recording started again', { bridgeId });
+        await this.missing(entry);
+        return false;
+      }
+      if (err instanceof AriConnectionError) {
+        entry.log.warn('no answer to the recording start again; looking it up in Asterisk', {
+          err,
+        });
+        return true;
+      }
+      if (err instanceof AriConflictError) {
+        entry.log.warn('Asterisk has a recording of that name after all; looking it up', { err });
+        return true;
+      }
+      this.fail(entry, 'start', err);
+      return false;
+    }
+    entry.startUnconfirmed = false;
+    this.metrics.started.inc();
+    entry.log.info('recording the call', { bridgeId, format: RECORDING_FORMAT, restarted: true });
+    return entry.status === 'recording' && entry.callEnded && !entry.finished;
   }
 
   /**
@@ -820,7 +914,7 @@ export class RecordingService implements CallRecorder {
   private async notInAsterisk(entry: Entry): Promise<boolean> {
     let where: AsteriskLocation;
     try {
-      where = await this.locate(entry.name);
+      where = await locateRecording(this.deps.gateway.recordings, entry.name);
     } catch {
       return false;
     }

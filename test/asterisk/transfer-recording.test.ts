@@ -3,9 +3,11 @@
  * number 9999 (the kit's dialplan answers, plays hello-world and hangs up), blind transfers to
  * operator 102 of an inbound call and of a click-to-call, a recorded call whose file the
  * engine fetched from Asterisk and serves with HTTP Range, a recorded call that ended while the
- * engine was cut off from ARI, and a copy an earlier engine left in
- * Asterisk deleted by the next one.
+ * engine was cut off from ARI, a recording whose start was lost as ARI was cut (recorded once the
+ * engine reconnected), and a copy an earlier engine left in Asterisk deleted by the next one.
  */
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { expect } from 'chai';
 import { type AcceptanceBed } from './support/bed.ts';
 import {
@@ -229,6 +231,36 @@ describeOnAsterisk('real Asterisk: transfers and recordings', () => {
     expect(Date.now() - endedAt, 'recording.ready after call.ended, ms').to.be.below(10_000);
     expect(ready).to.include({ format: 'wav' });
     expect(ready.durationSec).to.be.within(1, 6);
+    expect((await bed.call(callId)).recording).to.include({ status: 'stored' });
+    await bed.asterisk.waitIdle();
+  });
+
+  it('a recording start lost as the ARI connection is cut: once reconnected, the engine records the call still going on; recording.ready at its end', async () => {
+    // The connection to Asterisk is cut as the engine's record request goes out: Asterisk never
+    // gets it (armed before the call comes in, so it catches the call's first record request).
+    const lost = bed.proxy.loseRequest(/^POST \/ari\/bridges\/[^/?\s]+\/record/);
+    const { callId, operator, caller } = await callAnsweredBy101(bed, { record: true });
+    await lost;
+    const name = `rec-${callId}`;
+    // Reconnected, the engine finds no recording in Asterisk while the call goes on: it records
+    // the call's bridge then.
+    await until(
+      async () => (await bed.asterisk.ari(`/recordings/live/${name}`)).status === 200,
+      'the call recorded in Asterisk after the reconnect',
+      20_000,
+    );
+    // Some of the call in the recording (8 kHz 16-bit mono: 16 000 bytes a second) before the end.
+    const file = join(bed.asterisk.home, 'spool', 'recording', `${name}.wav`);
+    await until(
+      async () => ((await stat(file).catch(() => undefined))?.size ?? 0) >= 44 + 24_000,
+      '1.5 s of the call recorded',
+      10_000,
+    );
+    await hangUpByApi(bed, callId);
+    await Promise.all([caller.passed(), operator.passed()]);
+    const ready = (await bed.waitFor(callId, 'recording.ready', 30_000)).body.data;
+    expect(ready).to.include({ format: 'wav' });
+    expect(ready.durationSec).to.be.at.least(1);
     expect((await bed.call(callId)).recording).to.include({ status: 'stored' });
     await bed.asterisk.waitIdle();
   });

@@ -1,8 +1,9 @@
 /**
  * The recordings service's recovery paths, against a small in-memory Asterisk (live and stored
  * recordings, reachable or not) where the e2e tests cannot set the timing: the fetch after
- * `finishTimeoutMs` when RecordingFinished never comes, a live recording of an ended call
- * stopped, a download while ARI is unreachable that waits for the reconnect without using up
+ * `finishTimeoutMs` when RecordingFinished never comes, a record request lost before it reached
+ * Asterisk (started again while the call goes on, failed once it ended), a live recording of an
+ * ended call stopped, a download while ARI is unreachable that waits for the reconnect without using up
  * tries, `stored` written and Asterisk's copy deleted only once `recording.ready` is committed,
  * a shutdown waiting for the downloads in progress, and a resumed recording whose
  * `recording.ready` an earlier run already sent.
@@ -13,7 +14,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { Registry } from 'prom-client';
 import sinon from 'sinon';
-import { AriConnectionError, AriNotFoundError } from '../../src/ari/errors.ts';
+import { AriConflictError, AriConnectionError, AriNotFoundError } from '../../src/ari/errors.ts';
 import type { AriLiveRecording } from '../../src/ari/types.ts';
 import type { Call } from '../../src/calls/model.ts';
 import type { RecordingReadyData } from '../../src/events/types.ts';
@@ -23,6 +24,7 @@ import {
   RecordingService,
   type RecordingServiceDeps,
   type RecordingServiceOptions,
+  START_TRIES,
 } from '../../src/recordings/service.ts';
 import { LocalRecordingStorage, recordingKey } from '../../src/recordings/storage.ts';
 import { audioFile } from '../../src/simulator/wav.ts';
@@ -33,6 +35,8 @@ import type {
 } from '../../src/store/calls.ts';
 import { until } from '../support/until.ts';
 
+type RecordOutcome = 'ok' | 'gone' | 'lost' | 'dropped' | 'cut';
+
 /** Asterisk's recordings as ARI shows them; `reachable: false` = connection refused. */
 class FakeAsterisk {
   readonly live = new Set<string>();
@@ -42,9 +46,16 @@ class FakeAsterisk {
   /**
    * What `POST /bridges/{id}/record` does besides starting the recording: `gone` = 404 (the
    * bridge went away, nothing recorded); `lost` = Asterisk starts it but the answer never comes
-   * (a connection error reaches the engine).
+   * (a connection error reaches the engine); `dropped` = the connection is cut before the request
+   * reaches Asterisk (a connection error, nothing recorded); `cut` = as `dropped`, and ARI stays
+   * unreachable (the WebSocket dropped with it). `recordOutcomes` are used first, one a request.
    */
-  recordOutcome: 'ok' | 'gone' | 'lost' = 'ok';
+  recordOutcome: RecordOutcome = 'ok';
+  recordOutcomes: RecordOutcome[] = [];
+  /** Asterisk's bridges and the channels in each (`GET /bridges/{id}`). */
+  readonly bridges = new Map<string, string[]>([['br-1', ['caller-1', 'operator-1']]]);
+  /** Query strings of the `POST /bridges/{id}/record` requests that reached the fake. */
+  readonly recordParams: Array<{ name: string; ifExists?: string }> = [];
   /** Delivers RecordingFinished to the service (set by the test). */
   onFinished: (recording: AriLiveRecording) => void = () => undefined;
 
@@ -75,12 +86,29 @@ class FakeAsterisk {
   readonly gateway = {
     isConnected: () => this.reachable,
     bridges: {
-      record: (bridgeId: string, params: { name: string }) => {
+      get: (bridgeId: string) => {
+        this.ask(`GET /bridges/${bridgeId}`);
+        const channels = this.has(this.bridges.get(bridgeId), 'bridges.get');
+        return Promise.resolve({ id: bridgeId, channels });
+      },
+      record: (bridgeId: string, params: { name: string; ifExists?: string }) => {
         this.ask(`POST /bridges/${bridgeId}/record`);
-        if (this.recordOutcome === 'gone')
+        const outcome = this.recordOutcomes.shift() ?? this.recordOutcome;
+        if (outcome === 'dropped' || outcome === 'cut') {
+          if (outcome === 'cut') this.reachable = false;
+          throw new AriConnectionError('bridges.record', 'socket hang up (ECONNRESET)');
+        }
+        this.recordParams.push(params);
+        if (outcome === 'gone' || !this.bridges.has(bridgeId))
           throw new AriNotFoundError('bridges.record', 'Bridge not found');
+        const exists = this.live.has(params.name) || this.stored.has(params.name);
+        if (exists && (params.ifExists === 'fail' || this.live.has(params.name)))
+          throw new AriConflictError(
+            'bridges.record',
+            'A recording with the same name already exists on the system',
+          );
         this.live.add(params.name);
-        if (this.recordOutcome === 'lost')
+        if (outcome === 'lost')
           throw new AriConnectionError('bridges.record', 'no answer from Asterisk within 10000 ms');
         return Promise.resolve({} as AriLiveRecording);
       },
@@ -313,25 +341,147 @@ describe('recordings service: recovery paths', () => {
     await until(() => rows.get(call.id)?.status === 'stored', 'stored');
   });
 
-  it('no answer to the record request and Asterisk never started it: the recording failed', async () => {
-    const svc = start();
-    asterisk.recordOutcome = 'lost';
+  /** The requests about `call`'s recording and bridge, in order. */
+  function requestsOf(call: Call): string[] {
+    return asterisk.requests.filter((r) => r.includes(`rec-${call.id}`) || r.includes('/bridges/'));
+  }
+
+  it("a record request lost before it reached Asterisk while the call goes on: the recording is started again on the call's bridge, without overwriting, then fetched and ready as any other", async () => {
+    const svc = start({ finishCheckMs: 20, finishTimeoutMs: 60_000 });
+    asterisk.recordOutcomes = ['dropped'];
     const call = liveCall();
-    const record = asterisk.gateway.bridges.record;
-    // The request was lost before Asterisk acted on it.
-    asterisk.gateway.bridges.record = (bridgeId, params) => {
-      try {
-        return record(bridgeId, params);
-      } finally {
-        asterisk.live.delete(params.name);
-      }
+    const name = `rec-${call.id}`;
+    await svc.bridgeCreated(call, 'br-1', undefined);
+    await until(() => asterisk.live.has(name), 'the recording started again in Asterisk');
+    expect(requestsOf(call)).to.deep.equal([
+      'POST /bridges/br-1/record',
+      `GET live/${name}`,
+      `GET stored/${name}`,
+      'GET /bridges/br-1',
+      'POST /bridges/br-1/record',
+    ]);
+    expect(asterisk.recordParams).to.deep.equal([{ name, format: 'wav', ifExists: 'fail' }]);
+    expect(rows.get(call.id)?.status).to.equal('recording');
+    expect(svc.recordingUrl(call.id)).to.be.a('string');
+    await until(
+      async () => (await metric('aricrm_recordings_started_total')) === 1,
+      'the recording counted as started',
+    );
+    // The call ends: the bridge is destroyed, Asterisk finishes the recording.
+    asterisk.finish(name, 4, true);
+    end(svc, call);
+    await until(() => ready.length === 1, 'recording.ready');
+    expect(ready[0]!.data).to.include({ durationSec: 4, format: 'wav' });
+    await until(() => rows.get(call.id)?.status === 'stored', 'stored');
+    expect(await metric('aricrm_recordings_started_total')).to.equal(1);
+    expect(await metric('aricrm_recording_failures_total', '{stage="missing"}')).to.equal(0);
+  });
+
+  it('a record request lost as the ARI connection drops: started again once ARI is back, its file fetched without RecordingFinished, durationSec from the file', async () => {
+    const svc = start({ finishCheckMs: 20, finishTimeoutMs: 60_000 });
+    asterisk.recordOutcomes = ['cut'];
+    const call = liveCall();
+    const name = `rec-${call.id}`;
+    await svc.bridgeCreated(call, 'br-1', undefined);
+    expect(rows.get(call.id)?.status).to.equal('recording');
+    expect(requestsOf(call)).to.deep.equal(['POST /bridges/br-1/record']);
+    // ARI is back.
+    asterisk.reachable = true;
+    svc.connected();
+    await until(() => asterisk.live.has(name), 'the recording started again in Asterisk');
+    expect(await metric('aricrm_recordings_started_total')).to.equal(1);
+    // The call ends; the bridge is destroyed and its RecordingFinished lost.
+    asterisk.finish(name, 2, false);
+    end(svc, call);
+    await until(() => ready.length === 1, 'recording.ready');
+    expect(ready[0]!.data).to.include({ durationSec: 2 });
+    await until(() => rows.get(call.id)?.status === 'stored', 'stored');
+    // A reconnect later changes nothing.
+    svc.connected();
+    expect(await metric('aricrm_recordings_started_total')).to.equal(1);
+  });
+
+  it('record requests of several calls lost as the ARI connection drops: at the reconnect only the call still going on is recorded; a call that ended meanwhile (for the engine, its parties gone, its bridge gone) has its recording failed', async () => {
+    const svc = start();
+    const calls = {
+      up: liveCall(),
+      ended: liveCall(),
+      onePartyLeft: liveCall(),
+      bridgeGone: liveCall(),
     };
+    const bridgeOf = (call: Call): string => `br-${call.id}`;
+    for (const call of Object.values(calls)) {
+      asterisk.bridges.set(bridgeOf(call), ['caller', 'operator']);
+      asterisk.recordOutcomes = ['cut'];
+      asterisk.reachable = true;
+      await svc.bridgeCreated(call, bridgeOf(call), undefined);
+    }
+    // While ARI is away: one call is ended by the engine; in the others the engine has not heard
+    // of yet, one party hung up, or the call ended and its bridge was destroyed.
+    end(svc, calls.ended);
+    asterisk.bridges.set(bridgeOf(calls.onePartyLeft), ['operator']);
+    asterisk.bridges.delete(bridgeOf(calls.bridgeGone));
+    asterisk.reachable = true;
+    svc.connected();
+    const { up, ...over } = calls;
+    for (const call of Object.values(over))
+      await until(() => rows.get(call.id)?.status === 'failed', 'failed');
+    await until(() => asterisk.live.has(`rec-${up.id}`), 'the call still going on recorded');
+    expect([...asterisk.live]).to.deep.equal([`rec-${up.id}`]);
+    expect(asterisk.recordParams.map((p) => p.name)).to.deep.equal([`rec-${up.id}`]);
+    expect(rows.get(up.id)?.status).to.equal('recording');
+    expect(await metric('aricrm_recording_failures_total', '{stage="missing"}')).to.equal(3);
+    expect(await metric('aricrm_recordings_started_total')).to.equal(1);
+    for (const call of Object.values(over)) expect(svc.recordingUrl(call.id)).to.equal(undefined);
+  });
+
+  it(`a record request that never reaches Asterisk, every time: ${START_TRIES} requests in all, then the recording failed`, async () => {
+    const svc = start();
+    asterisk.recordOutcome = 'dropped';
+    const call = liveCall();
     await svc.bridgeCreated(call, 'br-1', undefined);
     await until(() => rows.get(call.id)?.status === 'failed', 'failed');
+    expect(asterisk.requests.filter((r) => r.startsWith('POST /bridges'))).to.have.length(
+      START_TRIES,
+    );
     expect(await metric('aricrm_recording_failures_total', '{stage="missing"}')).to.equal(1);
     expect(await metric('aricrm_recordings_started_total')).to.equal(0);
+    // Later reconnects do not try again.
+    svc.connected();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(asterisk.requests.filter((r) => r.startsWith('POST /bridges'))).to.have.length(
+      START_TRIES,
+    );
     end(svc, call);
     expect(ready).to.have.length(0);
+  });
+
+  it('the first record request reached Asterisk late, as it is started again: the recording is not overwritten, and counted as started once', async () => {
+    const svc = start();
+    const call = liveCall();
+    const name = `rec-${call.id}`;
+    asterisk.recordOutcomes = ['dropped'];
+    // The bridge look-up before the second request: meanwhile the first request took effect.
+    const get = asterisk.gateway.bridges.get;
+    asterisk.gateway.bridges.get = (bridgeId) => {
+      asterisk.live.add(name);
+      return get(bridgeId);
+    };
+    await svc.bridgeCreated(call, 'br-1', undefined);
+    await until(
+      async () => (await metric('aricrm_recordings_started_total')) === 1,
+      'the recording counted as started',
+    );
+    await until(
+      () => asterisk.requests.filter((r) => r === `GET live/${name}`).length === 2,
+      'the second look-up',
+    );
+    expect(asterisk.recordParams).to.deep.equal([{ name, format: 'wav', ifExists: 'fail' }]);
+    asterisk.finish(name, 3, true);
+    end(svc, call);
+    await until(() => ready.length === 1, 'recording.ready');
+    expect(await metric('aricrm_recordings_started_total')).to.equal(1);
+    expect(await metric('aricrm_recording_failures_total', '{stage="start"}')).to.equal(0);
   });
 
   it('fetches the file finishTimeoutMs after call.ended when RecordingFinished never comes', async () => {

@@ -256,6 +256,7 @@ export class AcceptanceBed {
     // Hang up first, while the phones still answer the BYEs: a BYE to a phone already gone is
     // retransmitted for half a minute and would reach the next test's phone on the same port.
     this.proxy.restore();
+    this.proxy.disarm();
     const child = this.engine?.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) await this.startEngine();
     const channels = await this.asterisk.ari<Array<{ id: string }>>('/channels');

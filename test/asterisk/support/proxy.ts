@@ -45,6 +45,12 @@ export class TcpProxy {
     this.refusing = false;
   }
 
+  /** Forget the traps of {@link loseAnswerTo} and {@link loseRequest} not sprung yet. */
+  disarm(): void {
+    this.trap = undefined;
+    this.lost = undefined;
+  }
+
   async close(): Promise<void> {
     this.cut(true);
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -68,6 +74,23 @@ export class TcpProxy {
     upstream.on('error', drop).on('close', drop);
     let answerLost = false;
     client.on('data', (chunk: Buffer) => {
+      const lost = this.lost;
+      if (lost) {
+        const text = chunk.toString('latin1');
+        const line = text.slice(0, text.indexOf('\r\n'));
+        if (lost.line === undefined && lost.request.test(text)) {
+          // The request never reaches Asterisk; the engine's connections are cut as it goes out.
+          lost.line = line;
+          this.cut(false);
+          lost.sprung();
+          return;
+        }
+        if (lost.line !== undefined && line === lost.line) {
+          // The HTTP client sends it again on a new connection: lost too.
+          drop();
+          return;
+        }
+      }
       const trap = this.trap;
       if (trap && trap.request.test(chunk.toString('latin1'))) {
         this.trap = undefined;
@@ -86,6 +109,7 @@ export class TcpProxy {
   }
 
   private trap: { request: RegExp; sprung: () => void } | undefined;
+  private lost: { request: RegExp; sprung: () => void; line?: string } | undefined;
 
   /**
    * Let the next request matching `request` (its first line, e.g. `/^POST \/ari\/bridges\?/`)
@@ -95,6 +119,21 @@ export class TcpProxy {
   loseAnswerTo(request: RegExp): Promise<void> {
     return new Promise((resolve) => {
       this.trap = { request, sprung: resolve };
+    });
+  }
+
+  /**
+   * Drop the next request matching `request` (its first line, e.g.
+   * `/^POST \/ari\/bridges\/[^/\s]+\/record/`) before it reaches Asterisk, and cut every
+   * connection at once, the ARI WebSocket included (new ones are accepted): the engine's request
+   * failed with a connection error and had no effect. The same request sent again (the same first
+   * line: the engine's HTTP client resends a request once when its kept-alive connection turns out
+   * dead) is dropped too, its connection closed, until {@link disarm}; other requests pass.
+   * Resolves when the first one was dropped.
+   */
+  loseRequest(request: RegExp): Promise<void> {
+    return new Promise((resolve) => {
+      this.lost = { request, sprung: resolve };
     });
   }
 }
