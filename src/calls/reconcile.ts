@@ -81,6 +81,21 @@ export function inStasisOf(channel: AriChannel, app: string): boolean {
 }
 
 /**
+ * The channels in the Stasis app `app` that belong to no call the engine tracks (`isTracked`,
+ * by channel id): the caller of a call the store has as ended whose hang-up never reached
+ * Asterisk (the engine stopping closed ARI first), a leg of a call forgotten before its channel
+ * went. Channels outside Stasis (an originate still ringing, a channel handed to the dialplan,
+ * a recorder) are not the app's.
+ */
+export function strayChannels(
+  channels: readonly AriChannel[],
+  app: string,
+  isTracked: (channelId: string) => boolean,
+): AriChannel[] {
+  return channels.filter((ch) => inStasisOf(ch, app) && !isTracked(ch.id));
+}
+
+/**
  * One call as the call service lets reconciliation see and drive it: its model, and the normal
  * flow's own handlers (implemented in `service.ts` over its private per-call context).
  */

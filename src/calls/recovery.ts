@@ -12,11 +12,18 @@ import type { UnfinishedCallRecord } from '../store/calls.ts';
 import {
   adoptedCallFromRecord,
   reconcileAll,
+  strayChannels,
   type ReconcileReport,
   type ReconcileTarget,
 } from './reconcile.ts';
 import type { CallContext } from './context.ts';
 import { type CallRuntime, isGone } from './runtime.ts';
+
+/**
+ * How long a channel found in the app with no call must stay so before it is hung up, in ms:
+ * a channel listed just as it enters Stasis gets its call from its StasisStart meanwhile.
+ */
+export const STRAY_CHANNEL_GRACE_MS = 2000;
 
 /** Reconciliation and adoption over the call runtime. */
 export class CallRecovery {
@@ -30,10 +37,57 @@ export class CallRecovery {
    * Reconcile every live call with what Asterisk shows now (after an ARI reconnect; at the first
    * connect for calls adopted by {@link adoptCalls}): list channels and bridges, then correct
    * each call in its per-call chain; `call.recovered` for each call kept. `lostSinceMs`: when
-   * the WebSocket dropped (epoch ms), for `outageSec`. Never rejects.
+   * the WebSocket dropped (epoch ms), for `outageSec`. Then, in the background, hang up the
+   * channels left in the app that belong to no call ({@link hangUpStrayChannels}). Never rejects.
    */
-  reconcile(lostSinceMs?: number): Promise<ReconcileReport> {
-    return this.reconcileContexts([...this.rt.active.values()], lostSinceMs, false);
+  async reconcile(lostSinceMs?: number): Promise<ReconcileReport> {
+    const report = await this.reconcileContexts([...this.rt.active.values()], lostSinceMs, false);
+    void this.hangUpStrayChannels();
+    return report;
+  }
+
+  /**
+   * Hang up the channels in the Stasis app that belong to no call this engine tracks, e.g. the
+   * caller of a call the store has as ended whose hang-up was lost as the previous run closed
+   * ARI (docs/operations.md, "What a stop guarantees"): `GET /channels` twice,
+   * {@link STRAY_CHANNEL_GRACE_MS} apart, then `DELETE /channels/{id}` for each channel with no
+   * call both times, logged at `warn` with its id and Stasis arguments. Channels of live calls
+   * (adopted ones included), of originates and notification calls in progress are tracked and
+   * left alone. Never rejects: a failed listing or hang-up is logged and left to the next connect.
+   */
+  private async hangUpStrayChannels(): Promise<void> {
+    const { gateway, logger } = this.rt.deps;
+    const tracked = (channelId: string): boolean => this.rt.byChannel.has(channelId);
+    const stillConnected = (): boolean => !this.rt.stopping && gateway.isConnected();
+    try {
+      const first = strayChannels(await gateway.channels.list(), gateway.app, tracked);
+      if (first.length === 0) return;
+      await new Promise((resolve) => setTimeout(resolve, STRAY_CHANNEL_GRACE_MS).unref());
+      if (!stillConnected()) return;
+      const again = new Set(
+        strayChannels(await gateway.channels.list(), gateway.app, tracked).map((ch) => ch.id),
+      );
+      for (const channel of first) {
+        if (!again.has(channel.id) || !stillConnected()) continue;
+        logger.warn('hanging up a channel of no live call', {
+          channelId: channel.id,
+          channel: channel.name,
+          stasisArgs: channel.dialplan.app_data?.split(',').slice(1).join(','),
+          reason: 'the channel is in the app but belongs to no call in progress',
+        });
+        try {
+          await gateway.channels.hangup(channel.id);
+        } catch (err) {
+          if (!isGone(err))
+            logger.warn('could not hang up a channel of no live call', {
+              channelId: channel.id,
+              err,
+            });
+        }
+      }
+    } catch (err) {
+      logger.warn('could not look for channels of no live call', { err });
+    }
   }
 
   /**

@@ -680,7 +680,9 @@ export class CallRuntime {
       if (call.phase !== 'ended')
         await this.onPartyGone(ctx, leg.role === 'customer' ? 'customer' : 'operator');
     } else {
-      leg.outcome ??= legOutcomeFromCause(leg.cause, leg.hangupRequested);
+      // `canceled` may be the end of the call's stand-in (endCall): the report decides.
+      if (leg.outcome === undefined || leg.outcome === 'canceled')
+        leg.outcome = legOutcomeFromCause(leg.cause, leg.hangupRequested);
       ctx.log.info('leg ended without answer', {
         legChannelId: leg.channelId,
         extension: leg.extension,
@@ -814,8 +816,14 @@ export class CallRuntime {
     call.endReason = outcome.reason ?? (ctx.reconciling ? 'reconciled' : undefined);
     // A finished call's legs all have an end time: a leg still up gets the call's, replaced by
     // the time Asterisk reports its channel gone if that report comes (it may not: the engine
-    // stopping closes ARI first, docs/operations.md "What a stop guarantees").
-    for (const leg of call.legs.values()) if (!leg.ended) leg.endedAt ??= call.endedAt;
+    // stopping closes ARI first, docs/operations.md "What a stop guarantees"). A dialled leg
+    // with no outcome yet is cancelled by this end: `canceled`, what its ChannelDestroyed after
+    // the hang-up gives (onLegGone), which replaces it if it comes.
+    for (const leg of call.legs.values()) {
+      if (leg.ended) continue;
+      leg.endedAt ??= call.endedAt;
+      if (leg.role !== 'caller' && !ctx.released.has(leg.channelId)) leg.outcome ??= 'canceled';
+    }
     ctx.pending = [];
     ctx.transferring = false;
     call.transfer = undefined;

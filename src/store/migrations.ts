@@ -435,6 +435,20 @@ export function storeMigrations(dialect: StoreDialect): Record<string, Migration
         await db.schema.alterTable('calls').dropColumn('customer_link').execute();
       },
     },
+    // Every leg of an ended call has an end time: the engine gives a leg still up when its call
+    // ends the call's end time. Ended calls stored before it did may have legs without one (e.g.
+    // a caller hung up while the engine was closing ARI): they get the call's end time too.
+    // Data only: `down` leaves the times (the table is the same either way).
+    '0012_call_legs_end_time': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await sql`update call_legs
+          set ended_at = (select c.ended_at from calls c where c.id = call_legs.call_id)
+          where ended_at is null
+            and exists (select 1 from calls c where c.id = call_legs.call_id
+              and c.state = 'ended' and c.ended_at is not null)`.execute(db);
+      },
+      async down(): Promise<void> {},
+    },
   };
 }
 

@@ -729,6 +729,8 @@ describe('API /v1 (e2e)', function () {
     expect(missing.body).to.include({ code: 'invalid_request', field: 'operator' });
     const broken = await post(bed, '/v1/calls', '{"operator":');
     expect(broken.body).to.include({ code: 'invalid_json' });
-    expect(bed.sim.requests.some((r) => r.path === '/channels')).to.equal(false);
+    expect(bed.sim.requests.some((r) => r.method === 'POST' && r.path === '/channels')).to.equal(
+      false,
+    );
   });
 });

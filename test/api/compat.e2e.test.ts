@@ -67,7 +67,9 @@ describe('compat asterisk.fcgi (e2e)', function () {
     bed = await start({ OPERATOR_IP_MAP: '10.0.0.5=101' });
     const res = await fcgi(bed, 'makecall=84957654321');
     expect(res.text).to.equal('Answer: Error\n');
-    expect(bed.sim.requests.some((r) => r.path === '/channels')).to.equal(false);
+    expect(bed.sim.requests.some((r) => r.method === 'POST' && r.path === '/channels')).to.equal(
+      false,
+    );
   });
 
   it('get_uniqueid_callerid and transfer=UNIQUEID&dest=9999 on a live inbound call', async () => {

@@ -155,6 +155,43 @@ describeOnAsterisk('real Asterisk: resilience and load', function () {
     await bed.asterisk.waitIdle(5_000);
   });
 
+  it('a caller whose hang-up was lost while the stopping engine closed ARI is hung up by the next start', async () => {
+    // The CRM answers `hangup` only once the stopping engine has disconnected from ARI, and by
+    // then Asterisk is unreachable: the hang-up of the caller is lost.
+    await bed.stopEngine();
+    await bed.startEngine({ CRM_TIMEOUT_MS: '8000' });
+    const engine = bed.engine!;
+    bed.crm.onRoute(() => ({
+      body: { action: 'hangup' },
+      hold: engine
+        .waitForLine((l) => l.message === 'ARI gateway stopped', 60_000)
+        .then(() => bed.proxy.cut(true)),
+    }));
+    // The caller is never answered: hung up with the normal cause, it gets 603 Decline.
+    const { caller, callId } = await callIn(bed, 'uac_declined.xml');
+    await until(() => bed.crm.routeRequests.some((r) => r.body.callId === callId), 'the lookup');
+    await bed.stopEngine();
+    const failed = engine.lines.find((l) => l.message === 'hangup failed');
+    expect(failed).to.include({ callId });
+    const channelId = String(failed!.legChannelId);
+    const inAsterisk =
+      await bed.asterisk.ari<Array<{ id: string; dialplan: { app_data: string } }>>('/channels');
+    expect(inAsterisk.body.map((c) => [c.id, c.dialplan.app_data])).to.deep.equal([
+      [channelId, `crm-app,inbound,${DID}`],
+    ]);
+
+    bed.proxy.restore();
+    await bed.startEngine();
+    await caller.passed();
+    const line = await bed.engine!.waitForLine(
+      (l) => l.message === 'hanging up a channel of no live call',
+    );
+    expect(line).to.include({ channelId, stasisArgs: `inbound,${DID}` });
+    expect(await bed.call(callId)).to.include({ state: 'ended', endReason: 'route_hangup' });
+    expect(bed.webhookTypes(callId)).to.deep.equal(['call.started', 'call.ended']);
+    await bed.asterisk.waitIdle();
+  });
+
   it('50 simultaneous inbound calls: all answered by 101, all ended, nothing left', async function () {
     this.timeout(180_000);
     const { ports } = bed;

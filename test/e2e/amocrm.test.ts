@@ -311,7 +311,9 @@ describe('amoCRM / Kommo connector (e2e: engine + simulator + fake amoCRM)', fun
     });
     expect(answer.status).to.equal(403);
     expect(answer.body).to.include({ code: 'destination_not_allowed' });
-    expect(b.sim.requests.filter((r) => r.path === '/channels')).to.have.length(0);
+    expect(
+      b.sim.requests.filter((r) => r.method === 'POST' && r.path === '/channels'),
+    ).to.have.length(0);
   });
 
   it('recorded call: added once the recording is stored, with the signed link that plays it', async () => {

@@ -4,6 +4,9 @@
  * user would and checks what the CRM and Asterisk saw.
  */
 import { expect } from 'chai';
+import { ENGINE_EVENT_FILTER } from '../../src/ari/gateway.ts';
+import type { CallRecord } from '../../src/store/calls.ts';
+import { apiRequest } from '../support/api.ts';
 import { scaled, startTestBed, type TestBed } from '../support/engine.ts';
 import type { ReceivedWebhook } from '../support/fake-crm.ts';
 import { hangUpAfterAnswer } from '../support/phone.ts';
@@ -282,6 +285,46 @@ describe('inbound calls (e2e: engine + simulator + CRM)', function () {
       .map((l) => l.channelId);
     for (const id of legIds) expect(requestsFor(bed, id)).to.include('DELETE /channels/{id}');
     expect(bed.sim.channels()).to.have.length(0);
+  });
+
+  it("shows an operator leg the caller's abandon cancelled as canceled, though its ChannelDestroyed never came", async () => {
+    bed = await startTestBed();
+    bed.crm.onRoute(() => ({
+      body: { action: 'dial', strategy: 'ringall', extensions: ['101'], ringTimeoutSec: 20 },
+    }));
+    bed.sim.phones.set('101', { mode: 'ring' });
+    // Asterisk's reports of destroyed channels are lost from now on (as when the connection drops).
+    const filter = await fetch(`${bed.sim.url}/ari/applications/crm-app/eventFilter`, {
+      method: 'PUT',
+      headers: {
+        authorization: `Basic ${Buffer.from(`${bed.sim.username}:${bed.sim.password}`).toString('base64')}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({
+        disallowed: [...ENGINE_EVENT_FILTER.disallowed!, 'ChannelDestroyed'].map((type) => ({
+          type,
+        })),
+      }),
+    });
+    expect(filter.status).to.equal(200);
+    const from = nextCaller();
+    const { channelId } = await bed.sim.injectInboundCall({ from, to: DID });
+    const callId = await startedCall(bed, from);
+    await bed.crm.waitForWebhook((w) => w.body.callId === callId && w.body.type === 'call.ringing');
+    bed.sim.hangup(channelId);
+    await bed.crm.waitForEnded(callId);
+    expect(await bed.engine.calls.whenStored(callId, 5000)).to.equal(true);
+
+    const details = await apiRequest<CallRecord>(bed.engine.httpUrl, `/v1/calls/${callId}`);
+    expect(details.status).to.equal(200);
+    const operator = details.body.legs.find((l) => l.role === 'operator');
+    expect(operator).to.include({ extension: '101', outcome: 'canceled' });
+    expect(operator?.cause).to.equal(undefined); // no report from Asterisk
+    const stored = await bed.engine.store.calls.getCall(callId);
+    expect(stored?.legs.find((l) => l.role === 'operator')).to.include({
+      outcome: 'canceled',
+      endedAt: stored?.endedAt,
+    });
   });
 
   it('takes the fallback route when the CRM does not answer in time: the operator rings once the timeout passed, without waiting for the late answer', async () => {

@@ -263,4 +263,56 @@ describe('graceful stop (e2e)', function () {
       ['caller', details.body.endedAt],
     ]);
   });
+
+  it('hangs up at the next start a caller whose hang-up was lost while ARI closed, and only that channel', async () => {
+    bed = await startTestBed({ CRM_TIMEOUT_MS: '5000' });
+    const { engine, sim, crm } = bed;
+    // A call that stays up across the restart: its channels must survive the clean-up.
+    sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
+    crm.onRoute(() => ({ body: { action: 'dial', strategy: 'ringall', extensions: ['101'] } }));
+    const bridged = simEvents(bed, 'ChannelEnteredBridge', 2);
+    await sim.injectInboundCall({ from: '79165550204', to: DID });
+    await bridged;
+    await engine.calls.settled();
+    const liveChannels = sim.channels().map((c) => c.id);
+    expect(liveChannels).to.have.length(2);
+
+    // The CRM answers `hangup` once the engine has disconnected from ARI, and Asterisk's HTTP
+    // server is unreachable by then: the hang-up of the caller never reaches Asterisk.
+    const gatewayStopped = until(
+      () => bed!.logs.some((l) => l.message === 'ARI gateway stopped'),
+      'the engine to disconnect from ARI',
+    );
+    crm.onRoute(() => ({
+      body: { action: 'hangup' },
+      hold: gatewayStopped.then(() => sim.refuseConnections()),
+    }));
+    const { channelId } = await sim.injectInboundCall({ from: '79165550205', to: DID });
+    await until(() => crm.routeRequests.length === 2, 'the route lookup');
+    const callId = crm.routeRequests[1]!.body.callId;
+    await engine.stop();
+    expect(bed.logs.find((l) => l.message === 'hangup failed')).to.include({
+      callId,
+      legChannelId: channelId,
+    });
+    // The store has the call as ended, Asterisk still has its caller in the app.
+    expect(sim.channels().map((c) => c.id)).to.have.members([...liveChannels, channelId]);
+    sim.acceptConnections();
+
+    // The next start hangs the caller up, says so, and leaves the live call alone.
+    const { logger, logs } = collectingLogger('info');
+    restarted = await startEngine(engine.config, { logger, simulator: sim });
+    await until(() => !sim.channels().some((c) => c.id === channelId), 'the caller hung up');
+    const line = logs.find((l) => l.channelId === channelId && l.level === 'warn');
+    expect(line?.message).to.equal('hanging up a channel of no live call');
+    expect(line).to.include({ stasisArgs: `inbound,${DID}` });
+    expect(sim.channels().map((c) => c.id)).to.have.members(liveChannels);
+    expect(restarted.calls.activeCalls().map((c) => c.state)).to.deep.equal(['bridged']);
+    // No new call for that channel: the ended call is the only one it had.
+    expect(await restarted.store.calls.getCall(callId)).to.include({
+      state: 'ended',
+      endReason: 'route_hangup',
+    });
+    expect(crm.routeRequests).to.have.length(2);
+  });
 });

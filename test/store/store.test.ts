@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Migrator, sql } from 'kysely';
 import {
@@ -9,7 +10,15 @@ import {
   StoreUrlError,
   toIsoTime,
 } from '../../src/store/index.ts';
-import { endedCall, callEvents, forEachDialect, logger, tempDir } from './helpers.ts';
+import {
+  DIALECTS,
+  PG_URL,
+  endedCall,
+  callEvents,
+  forEachDialect,
+  logger,
+  tempDir,
+} from './helpers.ts';
 
 describe('store: URLs and SQLite settings', () => {
   it('parses sqlite file, memory and postgres URLs', () => {
@@ -124,7 +133,7 @@ forEachDialect('store: migrations and transactions', ({ store, dialect }) => {
         values (${call.id}, 'in', ${call.from}, ${call.to}, 'c-7', 'Ivan', 'ended',
         ${call.startedAt}, 7, 60, ${at})`.execute(old.db);
       const report = await old.migrate();
-      expect(report.applied).to.deep.equal(['0011_calls_customer_link']);
+      expect(report.applied).to.include('0011_calls_customer_link');
       expect((await old.calls.getCall(call.id))?.customer).to.deep.equal({
         id: 'c-7',
         name: 'Ivan',
@@ -170,3 +179,56 @@ forEachDialect('store: migrations and transactions', ({ store, dialect }) => {
     expect(await store().events.pending()).to.equal(0);
   });
 });
+
+for (const dialect of DIALECTS) {
+  describe(`store: an earlier version's ended calls [${dialect}]`, () => {
+    it('a leg stored without an end time gets the end time of its ended call once migrated; other legs keep theirs', async () => {
+      const schema = `t_${process.pid}_${randomBytes(4).toString('hex')}`;
+      const old =
+        dialect === 'sqlite'
+          ? createStore({ url: 'sqlite::memory:', logger })
+          : createStore({ url: PG_URL!, logger, schema, poolSize: 2 });
+      try {
+        // A store at the previous schema version.
+        if (dialect === 'postgres') await sql`create schema ${sql.id(schema)}`.execute(old.db);
+        const migrator = new Migrator({
+          db: old.db,
+          provider: storeMigrationProvider(dialect),
+          ...(dialect === 'postgres' ? { migrationTableSchema: schema } : {}),
+        });
+        expect((await migrator.migrateTo('0011_calls_customer_link')).error).to.equal(undefined);
+        // Written by that version: an ended call whose caller never reported its end, beside an
+        // operator leg that did, and a call still in progress.
+        const ended = endedCall();
+        const live = endedCall({ state: 'bridged', endedAt: undefined, disposition: undefined });
+        await old.calls.upsertCall(ended);
+        await old.calls.upsertCall(live);
+        const [caller, operator] = ended.legs;
+        const operatorEnd = '2025-01-31T09:16:05.000Z';
+        await sql`update call_legs set ended_at = ${operatorEnd}
+          where channel_id = ${operator!.channelId}`.execute(old.db);
+        expect((await old.calls.getCall(ended.id))?.legs.map((l) => l.endedAt)).to.deep.equal([
+          undefined,
+          operatorEnd,
+        ]);
+
+        const report = await old.migrate();
+        expect(report.applied).to.deep.equal(['0012_call_legs_end_time']);
+        const migrated = await old.calls.getCall(ended.id);
+        expect(migrated?.legs.map((l) => [l.channelId, l.endedAt])).to.deep.equal([
+          [caller!.channelId, ended.endedAt],
+          [operator!.channelId, operatorEnd],
+        ]);
+        // A call in progress keeps its open legs.
+        expect((await old.calls.getCall(live.id))?.legs.map((l) => l.endedAt)).to.deep.equal([
+          undefined,
+          undefined,
+        ]);
+      } finally {
+        if (dialect === 'postgres')
+          await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(old.db);
+        await old.close();
+      }
+    });
+  });
+}

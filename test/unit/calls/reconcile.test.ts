@@ -10,6 +10,7 @@ import {
   ariView,
   inStasisOf,
   reconcileCall,
+  strayChannels,
   type AriView,
   type CallFlow,
   type ReconcileTarget,
@@ -137,6 +138,27 @@ describe('reconciliation', () => {
     expect(inStasisOf(channel('a', 'Up'), APP)).to.equal(true);
     expect(inStasisOf(channel('a', 'Up', false), APP)).to.equal(false);
     expect(inStasisOf(channel('a', 'Up'), 'other-app')).to.equal(false);
+  });
+
+  it('finds the channels in the app that no call tracks, and only those', () => {
+    const tracked = new Set(['live-caller', 'live-operator', 'c2c-ringing']);
+    const stray = strayChannels(
+      [
+        channel('live-caller', 'Up'),
+        channel('live-operator', 'Up'),
+        // An originate still ringing is not in Stasis yet (tracked anyway).
+        channel('c2c-ringing', 'Ringing', false),
+        // A channel handed to the dialplan is no longer the app's.
+        channel('in-dialplan', 'Up', false),
+        channel('ended-caller', 'Ring'),
+      ],
+      APP,
+      (id) => tracked.has(id),
+    );
+    expect(stray.map((ch) => ch.id)).to.deep.equal(['ended-caller']);
+    expect(
+      strayChannels([channel('ended-caller', 'Ring')], 'other-app', () => false),
+    ).to.deep.equal([]);
   });
 
   describe('a live call after a reconnect', () => {

@@ -10,20 +10,24 @@ import { createSilentLogger } from '../../../src/logging/logger.ts';
 import { CallNotifier } from '../../../src/calls/notifier.ts';
 import { CallRuntime } from '../../../src/calls/runtime.ts';
 import type { CallContext, Flow } from '../../../src/calls/context.ts';
-import type { Leg } from '../../../src/calls/model.ts';
+import { type Leg, snapshotCall } from '../../../src/calls/model.ts';
 import type { LifecycleEvent } from '../../../src/events/types.ts';
 import { ariChannel, ev } from '../../ari/support/events.ts';
 import { unitCallDeps } from '../../support/call-deps.ts';
 
 function runtimeWith(
   hangup: sinon.SinonStub,
-  extra: { dial?: sinon.SinonStub; events?: LifecycleEvent[] } = {},
+  extra: { dial?: sinon.SinonStub; events?: LifecycleEvent[]; now?: () => number } = {},
 ): CallRuntime {
   const logger = createSilentLogger();
   const gateway = { channels: { hangup, dial: extra.dial } } as unknown as AriGateway;
   const sinks = extra.events ? [{ enqueue: (e: LifecycleEvent) => extra.events!.push(e) }] : [];
   return new CallRuntime(
-    unitCallDeps(gateway, { logger, notifier: new CallNotifier(sinks, logger) }),
+    unitCallDeps(gateway, {
+      logger,
+      notifier: new CallNotifier(sinks, logger),
+      ...(extra.now ? { now: extra.now } : {}),
+    }),
     { ended: () => undefined, released: () => undefined },
   );
 }
@@ -172,5 +176,55 @@ describe('call runtime: the screen pop does not wait for ARI answers', () => {
     expect(ctx.call.phase).to.equal('ended');
     expect(ringings(events), 'no screen pop for an abandoned call').to.have.length(0);
     expect(events.map((e) => e.type)).to.include('call.ended');
+  });
+});
+
+describe('call runtime: legs the end of a call cancels', () => {
+  const clock = { ms: Date.UTC(2026, 10, 21, 16, 5, 33) };
+  /** A call of the probe flow whose operator 101 rings; `create` false: its create is unanswered. */
+  function ringing(options: { created?: boolean } = {}): {
+    rt: CallRuntime;
+    ctx: CallContext;
+    leg: Leg;
+  } {
+    const rt = runtimeWith(sinon.stub().resolves(), { now: () => clock.ms });
+    const probe = new ProbeFlow(rt);
+    rt.registerFlow(probe);
+    rt.handleEvent(ev.stasisStart('ch-1', ['probe', '42']));
+    const ctx = probe.started[0]!.ctx;
+    ctx.call.phase = 'dialing';
+    const leg = rt.addEngineLeg(ctx, 'operator', 'PJSIP/101', '101');
+    leg.created = options.created ?? true;
+    leg.dialed = leg.created;
+    leg.ringing = leg.created;
+    return { rt, ctx, leg };
+  }
+
+  const end = (rt: CallRuntime, ctx: CallContext): Promise<void> =>
+    rt.run(ctx, () => rt.endCall(ctx, { disposition: 'canceled', hangupBy: 'caller' }));
+
+  it('a ringing leg gets canceled with the end of the call; its ChannelDestroyed, if it comes, gives its end time and cause', async () => {
+    const { rt, ctx, leg } = ringing();
+    await end(rt, ctx);
+    const operator = snapshotCall(ctx.call, rt.now()).legs.find((l) => l.role === 'operator');
+    expect(operator?.outcome).to.equal('canceled');
+    expect(leg).to.include({ ended: false, endedAt: ctx.call.endedAt });
+
+    clock.ms += 1500;
+    rt.handleEvent(ev.destroyed(leg.channelId, 16, 'Normal Clearing'));
+    await ctx.tail;
+    expect(leg).to.include({ ended: true, outcome: 'canceled', cause: 16 });
+    expect(leg.endedAt).to.equal(ctx.call.endedAt! + 1500);
+  });
+
+  it('a leg the end could not hang up (its create unanswered) takes the outcome its ChannelDestroyed reports', async () => {
+    const { rt, ctx, leg } = ringing({ created: false });
+    await end(rt, ctx);
+    expect(leg.outcome).to.equal('canceled');
+    // Its create went through after all and the phone rang out.
+    leg.created = true;
+    rt.handleEvent(ev.destroyed(leg.channelId, 19, 'User alerting, no answer'));
+    await ctx.tail;
+    expect(leg).to.include({ ended: true, outcome: 'no_answer', cause: 19 });
   });
 });
