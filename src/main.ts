@@ -410,6 +410,9 @@ export async function startEngine(
     registry,
     // Inbound routing skips operators who do not take calls now (OPERATOR_PRESENCE_ROUTING).
     ...(config.OPERATOR_PRESENCE_ROUTING ? { presence } : {}),
+    // At each connect: a channel in the app of no live call is a leftover of a stored call (hung
+    // up) or a caller whose StasisStart was missed (routed).
+    knownChannels: (channelIds) => store.calls.knownChannels(channelIds),
     options: {
       operatorEndpoint: config.OPERATOR_ENDPOINT,
       callerIdPrefix: config.OPERATOR_CALLERID_PREFIX,

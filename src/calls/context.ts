@@ -128,6 +128,14 @@ export interface CallServiceDeps {
    * (available, not offline, not on a call). Unset: every extension of a route is rung.
    */
   presence?: { takesCalls(extension: string): boolean };
+  /**
+   * Which of these channel ids the store has as a leg of some call, ended or not
+   * (`store.calls.knownChannels`): at each connect, a channel in the app that no live call
+   * tracks is hung up when the store knows it (a leftover of an ended call), routed as a new
+   * call when it does not (a caller whose StasisStart was missed). Unset (unit tests): no
+   * channel is known to the store.
+   */
+  knownChannels?(channelIds: readonly string[]): Promise<ReadonlySet<string>>;
   logger: Logger;
   registry: Registry;
   options: CallServiceOptions;

@@ -81,6 +81,28 @@ export function inStasisOf(channel: AriChannel, app: string): boolean {
 }
 
 /**
+ * The Stasis arguments of a channel in Stasis, from `dialplan.app_data` without the app name:
+ * `crm-app,inbound,74951234567` → `['inbound', '74951234567']`; none for a channel outside
+ * Stasis.
+ */
+export function stasisArgsOf(channel: AriChannel): string[] {
+  if (channel.dialplan?.app_name !== 'Stasis') return [];
+  const data = channel.dialplan.app_data ?? '';
+  return data === '' ? [] : data.split(',').slice(1);
+}
+
+/**
+ * States of a caller's channel that a call can still be made of: `Ring` (an incoming call not
+ * answered yet), `Ringing`, `Up`. Not `Down` or `Busy`, nor anything hanging up.
+ */
+const CALLER_UP_STATES: ReadonlySet<string> = new Set(['Ring', 'Ringing', 'Up']);
+
+/** Whether a caller's channel is still up or ringing (see {@link CALLER_UP_STATES}). */
+export function isCallerUp(channel: AriChannel): boolean {
+  return CALLER_UP_STATES.has(channel.state);
+}
+
+/**
  * The channels in the Stasis app `app` that belong to no call the engine tracks (`isTracked`,
  * by channel id): the caller of a call the store has as ended whose hang-up never reached
  * Asterisk (the engine stopping closed ARI first), a leg of a call forgotten before its channel

@@ -7,11 +7,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { AriNotFoundError } from '../ari/errors.ts';
+import type { AriChannel } from '../ari/types.ts';
 import type { Leg } from './model.ts';
 import type { UnfinishedCallRecord } from '../store/calls.ts';
 import {
   adoptedCallFromRecord,
+  isCallerUp,
   reconcileAll,
+  stasisArgsOf,
   strayChannels,
   type ReconcileReport,
   type ReconcileTarget,
@@ -47,13 +50,21 @@ export class CallRecovery {
   }
 
   /**
-   * Hang up the channels in the Stasis app that belong to no call this engine tracks, e.g. the
-   * caller of a call the store has as ended whose hang-up was lost as the previous run closed
-   * ARI (docs/operations.md, "What a stop guarantees"): `GET /channels` twice,
-   * {@link STRAY_CHANNEL_GRACE_MS} apart, then `DELETE /channels/{id}` for each channel with no
-   * call both times, logged at `warn` with its id and Stasis arguments. Channels of live calls
-   * (adopted ones included), of originates and notification calls in progress are tracked and
-   * left alone. Never rejects: a failed listing or hang-up is logged and left to the next connect.
+   * The channels in the Stasis app that belong to no call this engine tracks: `GET /channels`
+   * twice, {@link STRAY_CHANNEL_GRACE_MS} apart (a channel listed just as it enters Stasis gets
+   * its call from its StasisStart meanwhile); each channel with no call both times is
+   * - routed as a new call ({@link CallRuntime.startMissedCall}, logged at `warn`, `routing a
+   *   caller whose StasisStart was missed`) when it is a caller never seen (see
+   *   {@link missedCallers}): its StasisStart was lost, e.g. written by Asterisk into a
+   *   connection that had silently died, or received by a previous run killed before it stored
+   *   the call;
+   * - hung up otherwise (`DELETE /channels/{id}`, logged at `warn`, `hanging up a channel of no
+   *   live call`, with its id and Stasis arguments): e.g. the caller of a call the store has as
+   *   ended whose hang-up was lost as the previous run closed ARI (docs/operations.md, "What a
+   *   stop guarantees"), or an engine leg of a call no longer held.
+   * Channels of live calls (adopted ones included), of originates and notification calls in
+   * progress are tracked and left alone. Never rejects: a failed listing, store look-up or
+   * hang-up is logged and left to the next connect.
    */
   private async hangUpStrayChannels(): Promise<void> {
     const { gateway, logger } = this.rt.deps;
@@ -64,15 +75,33 @@ export class CallRecovery {
       if (first.length === 0) return;
       await new Promise((resolve) => setTimeout(resolve, STRAY_CHANNEL_GRACE_MS).unref());
       if (!stillConnected()) return;
-      const again = new Set(
-        strayChannels(await gateway.channels.list(), gateway.app, tracked).map((ch) => ch.id),
+      const firstIds = new Set(first.map((ch) => ch.id));
+      const stray = strayChannels(await gateway.channels.list(), gateway.app, tracked).filter(
+        (ch) => firstIds.has(ch.id),
       );
-      for (const channel of first) {
-        if (!again.has(channel.id) || !stillConnected()) continue;
+      if (stray.length === 0) return;
+      let callers: Map<string, string[]>;
+      try {
+        callers = await this.missedCallers(stray);
+      } catch (err) {
+        logger.warn('could not look channels of no live call up in the store; left for now', {
+          channels: stray.length,
+          err,
+        });
+        return;
+      }
+      for (const channel of stray) {
+        if (!stillConnected()) return;
+        const args = callers.get(channel.id);
+        if (args) {
+          this.rt.startMissedCall(channel, args);
+          continue;
+        }
+        if (tracked(channel.id)) continue; // its StasisStart came meanwhile
         logger.warn('hanging up a channel of no live call', {
           channelId: channel.id,
           channel: channel.name,
-          stasisArgs: channel.dialplan.app_data?.split(',').slice(1).join(','),
+          stasisArgs: stasisArgsOf(channel).join(','),
           reason: 'the channel is in the app but belongs to no call in progress',
         });
         try {
@@ -88,6 +117,32 @@ export class CallRecovery {
     } catch (err) {
       logger.warn('could not look for channels of no live call', { err });
     }
+  }
+
+  /**
+   * Of channels in the app with no call, the callers whose StasisStart was missed, with their
+   * Stasis arguments (by channel id): Stasis arguments that start a call (`inbound,<DID>`,
+   * `outbound,<number>`: never an engine leg's), a channel still up or ringing ({@link
+   * isCallerUp}), and a channel id neither a call held in memory nor the store
+   * (`deps.knownChannels`) has as a leg. Rejects when the store cannot be read.
+   */
+  private async missedCallers(channels: readonly AriChannel[]): Promise<Map<string, string[]>> {
+    const candidates = new Map<string, string[]>();
+    for (const channel of channels) {
+      const args = stasisArgsOf(channel);
+      if (this.rt.startingFlow(args) && isCallerUp(channel) && !this.heldLeg(channel.id))
+        candidates.set(channel.id, args);
+    }
+    if (candidates.size === 0 || !this.rt.deps.knownChannels) return candidates;
+    const known = await this.rt.deps.knownChannels([...candidates.keys()]);
+    for (const id of known) candidates.delete(id);
+    return candidates;
+  }
+
+  /** A call held in memory (ended ones not yet stored included) has a leg on this channel. */
+  private heldLeg(channelId: string): boolean {
+    for (const ctx of this.rt.active.values()) if (ctx.call.legs.has(channelId)) return true;
+    return false;
   }
 
   /**

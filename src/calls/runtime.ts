@@ -195,14 +195,21 @@ export class CallRuntime {
 
   /**
    * A channel entered Stasis: a registered role (`args[0]`) starts a call of its flow; a
-   * channel of a known call is one of its engine legs; anything else is hung up.
+   * channel of a known call is one of its engine legs; anything else is hung up. A StasisStart
+   * of a caller already routed by {@link startMissedCall} (it came late) is ignored.
    */
   private onStasisStart(channel: AriChannel, args: string[]): void {
-    const flow = args[0] === undefined ? undefined : this.flowByRole.get(args[0]);
-    if (flow?.start) {
-      const started = flow.start(channel, args);
-      this.starting.add(started);
-      void started.finally(() => this.starting.delete(started));
+    const flow = this.startingFlow(args);
+    if (flow) {
+      const owner = this.byChannel.get(channel.id);
+      const leg = owner?.call.legs.get(channel.id);
+      if (owner && leg?.role === 'caller' && !leg.ended && !owner.released.has(channel.id)) {
+        owner.log.info('StasisStart of a caller already routed; ignored', {
+          stasisArgs: args.join(','),
+        });
+        return;
+      }
+      this.startFlow(flow, channel, args);
       return;
     }
     const ctx = this.byChannel.get(channel.id);
@@ -215,6 +222,44 @@ export class CallRuntime {
       args,
     });
     void this.deps.gateway.channels.hangup(channel.id).catch(() => undefined);
+  }
+
+  /**
+   * The flow a channel entering Stasis with `args` starts a call of (`args[0]` a role of its
+   * {@link Flow.stasisRoles}, the flow having a `start`: `inbound`, `outbound`), if any. The
+   * engine's own channels (operator and customer legs, originates, notification calls) carry
+   * roles no flow starts calls with.
+   */
+  startingFlow(args: readonly string[]): Flow | undefined {
+    const flow = args[0] === undefined ? undefined : this.flowByRole.get(args[0]);
+    return flow?.start ? flow : undefined;
+  }
+
+  /**
+   * Route a channel found in the app whose StasisStart never reached the engine (the event was
+   * lost with the connection, or with a previous run before it stored the call) as that
+   * StasisStart would have: `channel` as `GET /channels` shows it, `args` its Stasis arguments
+   * (`inbound,<DID>`). False, doing nothing, when a call already holds the channel (its
+   * StasisStart came meanwhile), when `args` start no call, or while the engine stops.
+   */
+  startMissedCall(channel: AriChannel, args: string[]): boolean {
+    const flow = this.startingFlow(args);
+    if (!flow || this.stopping || this.byChannel.has(channel.id)) return false;
+    this.deps.logger.warn('routing a caller whose StasisStart was missed', {
+      channelId: channel.id,
+      channel: channel.name,
+      state: channel.state,
+      stasisArgs: args.join(','),
+    });
+    this.startFlow(flow, channel, args);
+    return true;
+  }
+
+  /** Start a call of `flow` for `channel` ({@link Flow.start}), tracked in {@link starting}. */
+  private startFlow(flow: Flow, channel: AriChannel, args: string[]): void {
+    const started = flow.start!(channel, args);
+    this.starting.add(started);
+    void started.finally(() => this.starting.delete(started));
   }
 
   /** The playback finished (or was found gone by a reconciliation): the flow goes on. */

@@ -39,6 +39,8 @@ export class AppRegistry {
   private readonly transports = new WeakMap<WebSocket, Duplex>();
   /** Connections corked until the end of the current tick. */
   private readonly corked = new WeakSet<Duplex>();
+  /** WebSockets gone silent ({@link stall}): open, but whatever is written to them is lost. */
+  private readonly stalled = new WeakSet<WebSocket>();
 
   /** Events addressed to a connected app since start, before its event filter. */
   offered = 0;
@@ -118,7 +120,12 @@ export class AppRegistry {
     const previous = state.socket;
     state.socket = socket;
     state.subscribeAll = subscribeAll;
-    if (previous && previous !== socket && previous.readyState === previous.OPEN) {
+    if (
+      previous &&
+      previous !== socket &&
+      previous.readyState === previous.OPEN &&
+      !this.stalled.has(previous)
+    ) {
       previous.send(JSON.stringify({ type: 'ApplicationReplaced', timestamp, application: app }));
     }
   }
@@ -143,6 +150,16 @@ export class AppRegistry {
       state.sources.clear();
       this.apps.delete(app);
     }
+  }
+
+  /**
+   * Every app WebSocket open now goes silent without closing, as when the network between the
+   * app and Asterisk starts dropping packets: the app stays active (`Stasis()` succeeds, a
+   * StasisStart is sent) but every event written to those WebSockets is lost. A WebSocket
+   * attached later is not affected; a stalled one stays open until closed (dropWebSockets).
+   */
+  stall(): void {
+    for (const state of this.apps.values()) if (state.socket) this.stalled.add(state.socket);
   }
 
   /** Every open WebSocket (for dropWebSockets / close). */
@@ -185,6 +202,7 @@ export class AppRegistry {
     const socket = state?.socket;
     if (!state || !socket || socket.readyState !== socket.OPEN) return undefined;
     this.offered++;
+    if (this.stalled.has(socket)) return undefined;
     if (!this.allows(state, type)) return undefined;
     this.delivered++;
     return socket;

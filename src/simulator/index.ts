@@ -228,6 +228,10 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
     dropWebSockets(): void {
       for (const socket of apps.sockets()) socket.terminate();
     },
+    stallWebSockets(): void {
+      log?.info('sim ARI WebSockets stalled: events are lost');
+      apps.stall();
+    },
     refuseConnections(forMs?: number): void {
       if (closed) return;
       if (refuseTimer) clearTimeout(refuseTimer);

@@ -265,6 +265,16 @@ export interface PbxSimulator {
    */
   dropWebSockets(): void;
   /**
+   * The app WebSockets open now go silent without closing, as when the network between the
+   * engine and Asterisk silently drops packets (a partition, a firewall or NAT forgetting the
+   * connection) before either side notices: Asterisk still counts the app as connected, so a call
+   * reaching `Stasis(<app>)` enters it and its StasisStart is sent, but every event written to
+   * those WebSockets is lost (never replayed). REST keeps working. The simulator still answers
+   * the app's WebSocket pings: end the silence with {@link dropWebSockets} (what the engine's
+   * ping timeout does against a real Asterisk).
+   */
+  stallWebSockets(): void;
+  /**
    * ARI outage: the simulated Asterisk's HTTP server becomes unreachable, as when the network
    * between the engine and Asterisk fails or Asterisk's HTTP server restarts (`module reload
    * http`). Every open HTTP and WebSocket connection is cut, and every new TCP connection is

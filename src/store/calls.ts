@@ -183,6 +183,13 @@ export interface CallRepository {
    */
   unsettledRecordings(): Promise<UnsettledRecordingRecord[]>;
   /**
+   * Which of `channelIds` (ARI channel ids) are the channel of a leg of some stored call, ended
+   * or not: the reconciliation tells a leftover of a known call (hung up) from a caller it never
+   * heard of (routed). Found through the index `call_legs_channel_idx` (migration 0001), in
+   * batches of 500 ids; an empty list asks nothing.
+   */
+  knownChannels(channelIds: readonly string[]): Promise<Set<string>>;
+  /**
    * `seq` of the last committed call journal transaction (`journal_state`, migration 0004; 0
    * before the first): which journal log entries start-up must replay (src/store/journal-log.ts).
    */
@@ -190,6 +197,9 @@ export interface CallRepository {
   /** Set {@link journalSeq} (with the journal transaction of that `seq`). */
   setJournalSeq(seq: number): Promise<void>;
 }
+
+/** Channel ids per query of {@link CallRepository.knownChannels} (bound parameters stay few). */
+const KNOWN_CHANNELS_BATCH = 500;
 
 /** A `calls` row as {@link upsertCallRow} writes it: every column, `null` for none. */
 type CallRow = Required<Insertable<CallsTable>>;
@@ -532,6 +542,21 @@ export function createCallRepository(db: Kysely<Database>): CallRepository {
         .execute();
       const last = new Map(sequences.map((row) => [row.call_id, Number(row.last)]));
       return records.map((record) => ({ ...record, lastSequence: last.get(record.id) ?? 0 }));
+    },
+
+    async knownChannels(channelIds) {
+      const known = new Set<string>();
+      const ids = [...new Set(channelIds)];
+      for (let i = 0; i < ids.length; i += KNOWN_CHANNELS_BATCH) {
+        const rows = await db
+          .selectFrom('call_legs')
+          .select('channel_id')
+          .distinct()
+          .where('channel_id', 'in', ids.slice(i, i + KNOWN_CHANNELS_BATCH))
+          .execute();
+        for (const row of rows) known.add(row.channel_id);
+      }
+      return known;
     },
 
     async unsettledRecordings() {

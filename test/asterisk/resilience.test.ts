@@ -192,6 +192,115 @@ describeOnAsterisk('real Asterisk: resilience and load', function () {
     await bed.asterisk.waitIdle();
   });
 
+  it('a caller arriving while the WebSocket is closed is rejected by Asterisk, even though the app still holds channels', async () => {
+    const { ports } = bed;
+    const customer = Sipp.phone('customer', 'uas_answer.xml', ports, ports.trunk, {
+      pauseMs: 300,
+    });
+    const firstStarted = bed.nextCallStarted();
+    const desk = Sipp.deskPhone('op103-desk', 'uac_wait_bye.xml', ports, {
+      extension: '103',
+      number: '89161234567',
+    });
+    const liveId = (await firstStarted).body.callId;
+    await bed.waitFor(liveId, 'call.answered');
+    await bed.waitBridged();
+    bed.proxy.cut(true);
+    // Asterisk keeps the app (it holds the live call's channels) but deactivated: Stasis() fails
+    // at once ("Stasis app 'crm-app' not active"), STASISSTATUS=FAILED; without a dialplan
+    // fallback the caller is declined.
+    await until(
+      async () =>
+        (await bed.asterisk.ari<Array<{ name: string }>>('/applications')).body.length === 1,
+      'the app still listed',
+    );
+    const caller = Sipp.caller('caller', 'uac_declined.xml', ports, { did: DID, caller: CALLER });
+    await caller.passed();
+    const channels = await bed.asterisk.ari<Array<{ dialplan: { app_data: string } }>>('/channels');
+    expect(channels.body.map((c) => c.dialplan.app_data).sort()).to.deep.equal([
+      `crm-app,customer,${liveId}`,
+      'crm-app,outbound,89161234567',
+    ]);
+    bed.proxy.restore();
+    await bed.waitFor(liveId, 'call.recovered', 30_000);
+    await hangUpByApi(bed, liveId);
+    await Promise.all([desk.passed(), customer.passed()]);
+    await bed.asterisk.waitIdle();
+  });
+
+  it('a caller whose StasisStart was lost with a silently dead WebSocket is routed at the reconnect and answered, not hung up', async function () {
+    this.timeout(120_000);
+    const { ports } = bed;
+    // A live call across the outage: operator 103 dialled a customer, bridged.
+    const customer = Sipp.phone('customer', 'uas_answer.xml', ports, ports.trunk, {
+      pauseMs: 300,
+    });
+    const firstStarted = bed.nextCallStarted();
+    const desk = Sipp.deskPhone('op103-desk', 'uac_wait_bye.xml', ports, {
+      extension: '103',
+      number: '89161234567',
+    });
+    const liveId = (await firstStarted).body.callId;
+    await bed.waitFor(liveId, 'call.answered');
+    await bed.waitBridged();
+
+    // The ARI WebSocket goes silent (packets dropped, nobody closes anything): Asterisk still has
+    // the app connected, lets the next caller in and writes its StasisStart into the void.
+    routeTo(bed, ['101']);
+    const operator = Sipp.phone('op101', 'uas_answer.xml', ports, ports.operators['101'], {
+      pauseMs: 500,
+    });
+    bed.proxy.silenceEvents();
+    const startedBefore = bed.crm.webhooks.length;
+    const caller = Sipp.caller('caller', 'uac_wait_bye.xml', ports, { did: DID, caller: CALLER });
+    const inApp = async (): Promise<string | undefined> => {
+      const channels =
+        await bed.asterisk.ari<Array<{ id: string; dialplan: { app_data: string } }>>('/channels');
+      return channels.body.find((c) => c.dialplan.app_data === `crm-app,inbound,${DID}`)?.id;
+    };
+    await until(async () => (await inApp()) !== undefined, 'the caller in the Stasis app');
+    const channelId = (await inApp())!;
+    expect(bed.crm.webhooks.slice(startedBefore).map((w) => w.body.type)).to.deep.equal([]);
+
+    // The engine's ping timeout drops the connection; it reconnects and finds the caller.
+    const engine = bed.engine!;
+    await engine.waitForLine(
+      (l) => l.message === 'ARI WebSocket peer did not answer ping; dropping the connection',
+      40_000,
+    );
+    const started = await bed.nextCallStarted(30_000);
+    const callId = started.body.callId;
+    expect(started.body.data).to.include({ direction: 'in', from: CALLER, did: DID });
+    await bed.waitFor(callId, 'call.answered');
+    const line = await engine.waitForLine(
+      (l) => l.message === 'routing a caller whose StasisStart was missed',
+    );
+    expect(line).to.include({ channelId, stasisArgs: `inbound,${DID}` });
+    expect(
+      engine.lines.some(
+        (l) => l.message === 'hanging up a channel of no live call' && l.channelId === channelId,
+      ),
+    ).to.equal(false);
+    expect(bed.crm.routeRequests.filter((r) => r.body.callId === callId)).to.have.length(1);
+    // The live call was kept through it.
+    await bed.waitFor(liveId, 'call.recovered');
+
+    const ended = await hangUpByApi(bed, callId);
+    expect(ended).to.include({ answeredBy: '101', disposition: 'answered' });
+    expect(bed.webhookTypes(callId)).to.deep.equal([
+      'call.started',
+      'call.ringing',
+      'call.answered',
+      'call.ended',
+    ]);
+    expect((await bed.call(callId)).legs.find((l) => l.role === 'caller')?.channelId).to.equal(
+      channelId,
+    );
+    await hangUpByApi(bed, liveId);
+    await Promise.all([caller.passed(), operator.passed(), desk.passed(), customer.passed()]);
+    await bed.asterisk.waitIdle();
+  });
+
   it('50 simultaneous inbound calls: all answered by 101, all ended, nothing left', async function () {
     this.timeout(180_000);
     const { ports } = bed;

@@ -263,6 +263,72 @@ describe('resilience (e2e): ARI outage and engine restart', function () {
     expect(ringsOutLeg).to.include({ outcome: 'no_answer' });
   });
 
+  it('routes a caller whose StasisStart was lost with a WebSocket that had silently died, and leaves the live call alone', async () => {
+    bed = await startTestBed({ ARI_RECONNECT_MAX_DELAY_MS: '200' });
+    const extensionOf = new Map<string, string>();
+    bed.crm.onRoute((req) => ({
+      body: {
+        action: 'dial',
+        strategy: 'ringall',
+        extensions: [extensionOf.get(req.from) ?? '101'],
+        ringTimeoutSec: 20,
+      },
+    }));
+    bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });
+    bed.sim.phones.set('102', { mode: 'answer', answerAfterMs: 200 });
+    const first = nextCaller();
+    const live = await bed.sim.injectInboundCall({ from: first, to: DID });
+    const liveId = await callIdOf(bed, first);
+    await waitFor(bed, liveId, 'call.answered');
+
+    // The connection goes silent: Asterisk still has the app connected and lets a new caller in,
+    // but its StasisStart never reaches the engine.
+    bed.sim.stallWebSockets();
+    const second = nextCaller();
+    extensionOf.set(second, '102');
+    const { channelId } = await bed.sim.injectInboundCall({ from: second, to: DID });
+    expect(channelIds(bed).has(channelId)).to.equal(true);
+    expect(bed.crm.routeRequests.some((r) => r.body.from === second)).to.equal(false);
+    expect(bed.engine.calls.activeCalls()).to.have.length(1);
+
+    // The engine's ping timeout drops the connection; it reconnects and finds the caller.
+    bed.sim.dropWebSockets();
+    const callId = await callIdOf(bed, second);
+    const answered = await waitFor(bed, callId, 'call.answered');
+    expect(answered.body.data).to.include({ extension: '102' });
+    expect(typesOf(bed, callId)).to.deep.equal(['call.started', 'call.ringing', 'call.answered']);
+    expect(webhook(bed, callId, 'call.started').body.data).to.include({
+      direction: 'in',
+      from: second,
+      did: DID,
+    });
+    const line = bed.logs.find(
+      (l) => l.message === 'routing a caller whose StasisStart was missed',
+    );
+    expect(line).to.include({ channelId, stasisArgs: `inbound,${DID}` });
+    expect(bed.logs.some((l) => l.message === 'hanging up a channel of no live call')).to.equal(
+      false,
+    );
+    // One call for that caller, and the live call kept.
+    expect(bed.crm.routeRequests.filter((r) => r.body.from === second)).to.have.length(1);
+    expect(legOf(bed.engine.calls.getCall(callId), 'caller')).to.equal(channelId);
+    await waitFor(bed, liveId, 'call.recovered');
+    expect(bed.engine.calls.activeCalls().map((c) => c.state)).to.deep.equal([
+      'bridged',
+      'bridged',
+    ]);
+    expect(channelIds(bed).has(live.channelId)).to.equal(true);
+
+    // Still the engine's call: the caller hangs up, the call ends normally.
+    bed.sim.hangup(channelId);
+    const ended = await waitFor(bed, callId, 'call.ended');
+    expect(ended.body.data).to.include({
+      answeredBy: '102',
+      disposition: 'answered',
+      hangupBy: 'caller',
+    });
+  });
+
   it('finishes a bridging the outage cut short once ARI is back, instead of tearing the call down', async () => {
     bed = await startTestBed({ ARI_RECONNECT_MAX_DELAY_MS: '200' });
     bed.sim.phones.set('101', { mode: 'answer', answerAfterMs: 200 });

@@ -176,6 +176,29 @@ describe('simulator behaviour', function () {
     expect(error).to.have.property('reason', 'app_not_connected');
   });
 
+  it('a silent WebSocket (stallWebSockets): a new call enters the app, its StasisStart is lost, GET /channels shows it in Stasis; a new WebSocket gets events again', async () => {
+    const first = await sim.injectInboundCall({ from: CALLER, to: DID });
+    await socket.next((e) => e.type === 'StasisStart', 'StasisStart');
+    sim.stallWebSockets();
+    // Asterisk still has the app connected: the call is accepted and enters Stasis.
+    const { channelId } = await sim.injectInboundCall({ from: '79160000002', to: DID });
+    sim.hangup(first.channelId);
+    const listed = (await ari(sim, 'GET', '/channels')).body as Json[];
+    expect(listed.map((c) => [c.id, c.state, (c.dialplan as Json).app_data])).to.deep.equal([
+      [channelId, 'Ring', `crm-app,inbound,${DID}`],
+    ]);
+    // The app heard nothing of it: neither its StasisStart nor the other caller's hang-up.
+    expect(socket.events.filter(about(channelId))).to.deep.equal([]);
+    expect(typesOf(first.channelId)).to.deep.equal(['StasisStart']);
+
+    // The stalled connection dropped (the app's ping timeout), a new one opened.
+    sim.dropWebSockets();
+    await socket.close();
+    socket = await AppSocket.open(sim);
+    sim.hangup(channelId);
+    await socket.next((e) => e.type === 'StasisEnd' && about(channelId)(e), 'StasisEnd');
+  });
+
   it('fact 14: without WebSocket and channels the app is unregistered and inbound calls are rejected', async () => {
     expect((await ari(sim, 'GET', '/applications')).body).to.deep.equal([
       {

@@ -380,4 +380,33 @@ forEachDialect('store: calls', ({ store }) => {
     const order = [...expected.slice(0, 8).sort().reverse(), ...expected.slice(8)];
     expect(seen).to.deep.equal(order);
   });
+  it('tells which channel ids are legs of a stored call, ended or not (a leftover is not a new caller)', async () => {
+    const ended = endedCall({
+      legs: [
+        { channelId: 'known-caller', role: 'caller' },
+        { channelId: 'op-known', role: 'operator', extension: '101', outcome: 'answered' },
+      ],
+    });
+    await store().calls.upsertCall(ended);
+    const live = modelInboundCall(callId(), {
+      legs: new Map([['live-caller', leg('live-caller', 'caller')]]),
+      callerChannelId: 'live-caller',
+    });
+    await store().calls.upsertCall(snapshotCall(live, T0), { legs: [...live.legs.values()] });
+
+    const known = await store().calls.knownChannels([
+      'known-caller',
+      'never-seen',
+      'live-caller',
+      'op-known',
+      'known-caller',
+    ]);
+    expect([...known].sort()).to.deep.equal(['known-caller', 'live-caller', 'op-known']);
+    expect(await store().calls.knownChannels([])).to.deep.equal(new Set());
+    // More ids than one query takes.
+    const many = Array.from({ length: 1200 }, (_, i) => `unknown-${i}`);
+    expect([...(await store().calls.knownChannels([...many, 'op-known']))]).to.deep.equal([
+      'op-known',
+    ]);
+  });
 });

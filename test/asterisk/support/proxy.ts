@@ -10,6 +10,8 @@ import type { AddressInfo } from 'node:net';
 export class TcpProxy {
   private readonly sockets = new Set<Socket>();
   private refusing = false;
+  /** The open connections carrying the ARI WebSocket (`GET /ari/events`), by their client side. */
+  private readonly eventConnections = new Map<Socket, { silent: boolean }>();
 
   private constructor(private readonly server: Server) {}
 
@@ -38,6 +40,17 @@ export class TcpProxy {
     this.refusing = refuse;
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
+  }
+
+  /**
+   * The ARI WebSocket connections open now go silent without closing, as a network that starts
+   * dropping packets (a partition, a firewall or NAT forgetting the connection): nothing passes
+   * either way any more, Asterisk still counts the app as connected (a call reaching `Stasis()`
+   * enters it, its StasisStart is written into the void), and the engine's pings get no answer
+   * until its ping timeout drops the connection. REST requests and new connections pass.
+   */
+  silenceEvents(): void {
+    for (const connection of this.eventConnections.values()) connection.silent = true;
   }
 
   /** Accept connections again after {@link cut}. */
@@ -69,11 +82,21 @@ export class TcpProxy {
       upstream.destroy();
       this.sockets.delete(client);
       this.sockets.delete(upstream);
+      this.eventConnections.delete(client);
     };
     client.on('error', drop).on('close', drop);
     upstream.on('error', drop).on('close', drop);
     let answerLost = false;
+    let firstChunk = true;
+    const events = { silent: false };
     client.on('data', (chunk: Buffer) => {
+      if (firstChunk) {
+        firstChunk = false;
+        if (chunk.toString('latin1').startsWith('GET /ari/events')) {
+          this.eventConnections.set(client, events);
+        }
+      }
+      if (events.silent) return;
       const lost = this.lost;
       if (lost) {
         const text = chunk.toString('latin1');
@@ -104,7 +127,7 @@ export class TcpProxy {
       upstream.write(chunk);
     });
     upstream.on('data', (chunk: Buffer) => {
-      if (!answerLost) client.write(chunk);
+      if (!answerLost && !events.silent) client.write(chunk);
     });
   }
 
