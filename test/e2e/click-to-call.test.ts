@@ -250,9 +250,12 @@ describe('click-to-call hung up while the operator leg is being placed (e2e)', f
     // the originate fails with a connection error, though the phone rings.
     bed.sim.refuseConnections(300);
     hold.release();
-    expect(await hungUp).to.include({ state: 'ended' });
+    // The engine could not know the operator was rung: their leg failed.
+    expect(await hungUp).to.include({ state: 'ended', disposition: 'failed' });
     await bed.crm.waitForEnded(callId);
     const stored = await releasedCall(bed, callId);
+    expect(stored).to.include({ endReason: 'operator_unreachable' });
+    expect(stored.legs[0]).to.include({ role: 'operator', outcome: 'failed' });
     const operatorId = stored.legs[0]!.channelId;
     // Once ARI answers again, the engine hangs the channel up: the phone stops ringing (with the
     // 600 s ring time it would ring on for minutes otherwise).
