@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import { type AcceptanceBed } from './support/bed.ts';
 import { describeOnAsterisk, useAcceptanceBed } from './support/suite.ts';
 import { Sipp } from './support/sipp.ts';
+import { until } from '../support/until.ts';
 
 const CUSTOMER = '+74957654321';
 
@@ -139,8 +140,12 @@ describeOnAsterisk('real Asterisk: click-to-call', () => {
   it("the originate's answer is lost as the CRM hangs up: the operator's phone still gets a CANCEL within seconds", async () => {
     const { ports } = bed;
     const operator = Sipp.phone('op101', 'uas_ring.xml', ports, ports.operators['101']);
+    const reconnects = (): number =>
+      bed.engine!.lines.filter((l) => l.message === 'ARI reconnected').length;
+    const before = reconnects();
     // Asterisk originates the operator leg (the phone rings), then every connection to the
-    // engine drops before its answer arrives: the engine never learns that the channel exists.
+    // engine drops before its answer arrives: the engine gets a connection error, or a 409
+    // "already exists" when its HTTP client sends the request again on a new connection.
     const lost = bed.proxy.loseAnswerTo(/^POST \/ari\/channels\?/);
     const callId = await clickToCall({});
     const hungUp = await bed.api(`/v1/calls/${callId}/hangup`, { method: 'POST' });
@@ -152,6 +157,7 @@ describeOnAsterisk('real Asterisk: click-to-call', () => {
     expect(operator.receivedRequests()).to.deep.equal(['INVITE', 'CANCEL', 'ACK']);
     expect(bed.webhookTypes(callId).filter((t) => t === 'call.ended')).to.have.length(1);
     await bed.asterisk.waitIdle();
+    await until(() => reconnects() > before, 'the engine connected to ARI again', 20_000);
   });
 
   it('compat asterisk.fcgi?makecall= answers "Answer: OK" once the customer rings', async () => {
