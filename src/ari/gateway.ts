@@ -859,29 +859,55 @@ class Gateway implements AriGateway {
     await this.command(operation, resource, nickname, params);
   }
 
+  /**
+   * The answer of a create or originate with the engine's own `channelId` (a fresh UUID). A 409
+   * "Channel with given unique ID already exists" means an earlier try of this very request
+   * reached Asterisk and only its answer was lost (the connection was cut, and the HTTP client
+   * sent the request again on a new one): the channel is ours, answered with
+   * `GET /channels/{id}` instead of an error (like `bridges.create`).
+   */
+  private async ownChannel(
+    channelId: string | undefined,
+    request: Promise<AriChannel>,
+  ): Promise<AriChannel> {
+    try {
+      return await request;
+    } catch (err) {
+      if (channelId && err instanceof AriConflictError && /already exists/i.test(err.message))
+        return this.channels.get(channelId);
+      throw err;
+    }
+  }
+
   readonly channels: AriGateway['channels'] = {
     list: () => this.json<AriChannel[]>('channels.list', 'channels', 'list'),
     get: (channelId) => this.json<AriChannel>('channels.get', 'channels', 'get', { channelId }),
     create: (p: CreateChannelParams) =>
-      this.json<AriChannel>('channels.create', 'channels', 'create', {
-        endpoint: p.endpoint,
-        app: this.app,
-        appArgs: p.appArgs.join(','),
-        channelId: p.channelId,
-        originator: p.originator,
-        variables: p.variables,
-      }),
+      this.ownChannel(
+        p.channelId,
+        this.json<AriChannel>('channels.create', 'channels', 'create', {
+          endpoint: p.endpoint,
+          app: this.app,
+          appArgs: p.appArgs.join(','),
+          channelId: p.channelId,
+          originator: p.originator,
+          variables: p.variables,
+        }),
+      ),
     originate: (p: OriginateParams) =>
-      this.json<AriChannel>('channels.originate', 'channels', 'originate', {
-        endpoint: p.endpoint,
-        app: this.app,
-        appArgs: p.appArgs.join(','),
-        channelId: p.channelId,
-        callerId: p.callerId,
-        timeout: p.timeoutSec,
-        originator: p.originator,
-        variables: p.variables,
-      }),
+      this.ownChannel(
+        p.channelId,
+        this.json<AriChannel>('channels.originate', 'channels', 'originate', {
+          endpoint: p.endpoint,
+          app: this.app,
+          appArgs: p.appArgs.join(','),
+          channelId: p.channelId,
+          callerId: p.callerId,
+          timeout: p.timeoutSec,
+          originator: p.originator,
+          variables: p.variables,
+        }),
+      ),
     dial: (channelId, p?: DialParams) =>
       this.void('channels.dial', 'channels', 'dial', {
         channelId,

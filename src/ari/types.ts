@@ -464,7 +464,13 @@ export interface AriGateway {
   channels: {
     list(): Promise<AriChannel[]>;
     get(channelId: string): Promise<AriChannel>;
+    /**
+     * `POST /channels/create`. When Asterisk answers 409 "already exists" for the engine's own
+     * `channelId`, an earlier try of this create took effect and only its answer was lost: the
+     * existing channel is answered (`GET /channels/{channelId}`) instead of an error.
+     */
     create(params: CreateChannelParams): Promise<AriChannel>;
+    /** `POST /channels` (originate); a 409 "already exists" for its `channelId` as for {@link create}. */
     originate(params: OriginateParams): Promise<AriChannel>;
     dial(channelId: string, params?: DialParams): Promise<void>;
     answer(channelId: string): Promise<void>;

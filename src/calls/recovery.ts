@@ -41,9 +41,12 @@ export class CallRecovery {
    * connect for calls adopted by {@link adoptCalls}): list channels and bridges, then correct
    * each call in its per-call chain; `call.recovered` for each call kept. `lostSinceMs`: when
    * the WebSocket dropped (epoch ms), for `outageSec`. Then, in the background, hang up the
-   * channels left in the app that belong to no call ({@link hangUpStrayChannels}). Never rejects.
+   * channels left in the app that belong to no call ({@link hangUpStrayChannels}). The channels
+   * of legs whose create or originate got no answer are hung up first
+   * (`CallRuntime.hangUpUnconfirmedChannels`). Never rejects.
    */
   async reconcile(lostSinceMs?: number): Promise<ReconcileReport> {
+    void this.rt.hangUpUnconfirmedChannels();
     const report = await this.reconcileContexts([...this.rt.active.values()], lostSinceMs, false);
     void this.hangUpStrayChannels();
     return report;

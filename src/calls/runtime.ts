@@ -25,6 +25,7 @@ import { randomUUID } from 'node:crypto';
 import type { Counter, Gauge } from 'prom-client';
 import { counter, gauge } from '../metrics/registry.ts';
 import type { AriChannel, AriEvent, HangupParams } from '../ari/types.ts';
+import type { Logger } from '../logging/logger.ts';
 import {
   AriBadRequestError,
   AriConnectionError,
@@ -99,6 +100,12 @@ export class CallRuntime {
    * click-to-call operator is not rung again); steps already under way go on.
    */
   stopping = false;
+  /**
+   * Channels the engine may have left in Asterisk: engine legs whose create or originate got no
+   * answer from ARI (AriConnectionError, the request may have been carried out), given up on and
+   * not hung up yet, by channel id, with their call's logger. See {@link hangUpUnconfirmed}.
+   */
+  readonly unconfirmedChannels = new Map<string, Logger>();
   private readonly flows = new Map<FlowName, Flow>();
   private readonly flowByRole = new Map<string, Flow>();
   private transfer: TransferTargetHandlers | undefined;
@@ -488,7 +495,15 @@ export class CallRuntime {
     await this.maybeDial(ctx, leg);
   }
 
-  /** Asterisk refused the channel (500 "Allocation failed" for an offline endpoint, fact 10). */
+  /**
+   * The create or originate of an engine leg failed (`POST /channels/create`, `POST /channels`):
+   * the leg ended unanswered without a channel (`unavailable` when Asterisk refused the channel,
+   * 500 "Allocation failed" for an offline endpoint, fact 10; else `failed`). When ARI gave no
+   * answer (AriConnectionError: the connection dropped, or no answer within the command timeout)
+   * Asterisk may have carried the request out all the same, so a channel with the leg's id may
+   * exist, ringing the phone for an originate: it is hung up by that id
+   * ({@link hangUpUnconfirmed}).
+   */
   legNotCreated(ctx: CallContext, leg: Leg, err: unknown): void {
     leg.ended = true;
     leg.endedAt = this.now();
@@ -499,6 +514,48 @@ export class CallRuntime {
       endpoint: leg.endpoint,
       err,
     });
+    if (err instanceof AriConnectionError) this.hangUpUnconfirmed(ctx.log, leg.channelId);
+  }
+
+  /**
+   * Make sure no channel `channelId` stays in Asterisk (a leg given up on whose create or
+   * originate got no answer, {@link legNotCreated}): `DELETE /channels/{id}` now if ARI is
+   * connected, and again at every connect ({@link hangUpUnconfirmedChannels}) until Asterisk
+   * answers: hung up (logged at info), or 404 (the request never took effect). Never throws.
+   */
+  hangUpUnconfirmed(log: Logger, channelId: string): void {
+    this.unconfirmedChannels.set(channelId, log);
+    if (this.deps.gateway.isConnected()) void this.tryUnconfirmedHangup(channelId);
+  }
+
+  /**
+   * ARI connected (again): hang up the channels of {@link unconfirmedChannels} (see
+   * {@link hangUpUnconfirmed}). Resolves once each was tried; never rejects.
+   */
+  async hangUpUnconfirmedChannels(): Promise<void> {
+    await Promise.all(
+      [...this.unconfirmedChannels.keys()].map((id) => this.tryUnconfirmedHangup(id)),
+    );
+  }
+
+  private async tryUnconfirmedHangup(channelId: string): Promise<void> {
+    const log = this.unconfirmedChannels.get(channelId);
+    if (!log) return;
+    try {
+      await this.deps.gateway.channels.hangup(channelId);
+      this.unconfirmedChannels.delete(channelId);
+      log.info('hung up the channel of a leg whose creation got no answer from Asterisk', {
+        legChannelId: channelId,
+      });
+    } catch (err) {
+      if (err instanceof AriConnectionError) return; // tried again at the next connect
+      this.unconfirmedChannels.delete(channelId);
+      if (!isGone(err))
+        log.warn('could not hang up the channel of a leg whose creation got no answer', {
+          legChannelId: channelId,
+          err,
+        });
+    }
   }
 
   /**

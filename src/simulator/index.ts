@@ -32,6 +32,7 @@ import type {
   PhoneBehaviour,
   PhoneInfo,
   RecordedRequest,
+  ResponseHold,
   SimEvent,
   SimulatorOptions,
   SimulatorRaces,
@@ -47,6 +48,7 @@ export type {
   PhoneBehaviour,
   PhoneInfo,
   RecordedRequest,
+  ResponseHold,
   SimEvent,
   SimulatorOptions,
   SimulatorRaces,
@@ -58,6 +60,17 @@ export {
   MAX_ANSWER_STAGGER_MS,
   operatorDefaultBehaviour,
 } from './phones.ts';
+
+/** A hold of {@link PbxSimulator.holdResponses} in force. */
+interface ActiveHold {
+  method: string;
+  path: string;
+  /** The held answers' go-aheads, oldest first. */
+  waiting: Array<() => void>;
+  /** Requests held since the hold began. */
+  count: number;
+  watchers: Set<{ count: number; resolve: () => void }>;
+}
 
 /**
  * Start a simulated Asterisk listening on `host:port` (ephemeral port by default).
@@ -88,8 +101,22 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
     requests.push(r);
     if (requests.length > requestLogLimit) requests.splice(0, requests.length - requestLogLimit);
   };
+  const holds: ActiveHold[] = [];
+  const hold = (method: string, path: string): Promise<void> | undefined => {
+    const h = holds.find((x) => x.method === method && x.path === path);
+    if (!h) return undefined;
+    return new Promise<void>((resolve) => {
+      h.waiting.push(resolve);
+      h.count++;
+      for (const w of [...h.watchers]) {
+        if (h.count < w.count) continue;
+        h.watchers.delete(w);
+        w.resolve();
+      }
+    });
+  };
   const server = createServer(
-    createAriHandler({ pbx, creds, record: requestLogLimit > 0 ? record : undefined, log }),
+    createAriHandler({ pbx, creds, record: requestLogLimit > 0 ? record : undefined, log, hold }),
   );
   const wss = attachEventWebSocket(server, pbx, creds, log);
   // Outage (refuseConnections): every new TCP connection is reset at once, REST and WebSocket
@@ -225,6 +252,30 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
     setRaces(races: SimulatorRaces): void {
       pbx.races = { ...pbx.races, ...races };
     },
+    holdResponses(method: string, path: string): ResponseHold {
+      const h: ActiveHold = {
+        method: method.toUpperCase(),
+        path,
+        waiting: [],
+        count: 0,
+        watchers: new Set(),
+      };
+      holds.push(h);
+      return {
+        get held() {
+          return h.waiting.length;
+        },
+        whenHeld(count = 1): Promise<void> {
+          if (h.count >= count) return Promise.resolve();
+          return new Promise((resolve) => h.watchers.add({ count, resolve }));
+        },
+        release(): void {
+          const i = holds.indexOf(h);
+          if (i >= 0) holds.splice(i, 1);
+          for (const resolve of h.waiting.splice(0)) resolve();
+        },
+      };
+    },
     dropWebSockets(): void {
       for (const socket of apps.sockets()) socket.terminate();
     },
@@ -264,6 +315,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
       if (closed) return;
       closed = true;
       if (refuseTimer) clearTimeout(refuseTimer);
+      for (const h of holds.splice(0)) for (const resolve of h.waiting.splice(0)) resolve();
       pbx.shutdown();
       for (const socket of apps.sockets()) socket.terminate();
       for (const client of wss.clients) client.terminate();

@@ -173,6 +173,22 @@ export interface SimulatorRaces {
   notInStasisProbability?: number;
 }
 
+/**
+ * Answers held back by {@link PbxSimulator.holdResponses}: the requests it matches are carried
+ * out at once, their HTTP answers are written once it is released.
+ */
+export interface ResponseHold {
+  /** How many answers are held now. */
+  readonly held: number;
+  /** Resolves once `count` (default 1) matching requests have been held since the hold began. */
+  whenHeld(count?: number): Promise<void>;
+  /**
+   * Write the held answers (in the order the requests came) and stop holding: requests from now
+   * on are answered at once. Idempotent.
+   */
+  release(): void;
+}
+
 /** A simulated phone line and what it does when dialled. */
 export interface PhoneInfo {
   extension: string;
@@ -258,6 +274,17 @@ export interface PbxSimulator {
   readonly requests: RecordedRequest[];
   clearRequests(): void;
   setRaces(races: SimulatorRaces): void;
+  /**
+   * Hold back the HTTP answers of the ARI requests with this method and path (without `/ari`,
+   * e.g. `POST /channels`, the originate), as a loaded Asterisk or a slow network does: each
+   * such request is carried out at once (an originated channel is created and dialled, its
+   * events go out on the WebSocket, its phone rings and may answer) but its answer is written
+   * only on {@link ResponseHold.release} (or never, for a client that gives up first, or when
+   * the connection is cut meanwhile). Asterisk itself answers an originate only once the channel
+   * exists and its dial has been handed to its own thread, so the dial's events may come before
+   * the answer. Several holds may be active; a request matching one is held by the first.
+   */
+  holdResponses(method: string, path: string): ResponseHold;
   /**
    * Close every app WebSocket (server side), e.g. for reconnect tests. Like a real Asterisk
    * (fixtures fact 13): the app's channels stay in Stasis and bridged, events meanwhile are

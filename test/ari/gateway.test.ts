@@ -649,6 +649,44 @@ describe('ARI gateway (scripted ARI server)', function () {
       expectCall('DELETE', '/ari/recordings/stored/call%201', {});
     });
 
+    it("answers a create or originate whose id Asterisk already holds with that channel (an earlier try's answer was lost)", async () => {
+      // The answer to the first try was lost with its connection and the request went out again:
+      // Asterisk has the channel (ringing an operator, for an originate) and refuses the retry.
+      fake.handler = (req) => {
+        if (req.method === 'POST')
+          return { status: 409, body: { message: 'Channel with given unique ID already exists' } };
+        if (req.method === 'GET' && req.path === '/ari/channels/op-1')
+          return { status: 200, body: ariChannel('op-1', 'Ringing') };
+        if (req.method === 'GET' && req.path === '/ari/channels/cu-1')
+          return { status: 200, body: ariChannel('cu-1', 'Down') };
+        return { status: 404, body: { message: 'Channel not found' } };
+      };
+      const originated = await gw.channels.originate({
+        endpoint: 'PJSIP/101',
+        channelId: 'op-1',
+        appArgs: ['click2call', 'operator', 'call-1'],
+      });
+      expect(originated).to.include({ id: 'op-1', state: 'Ringing' });
+      const created = await gw.channels.create({
+        endpoint: 'PJSIP/74957654321@client-trunk',
+        channelId: 'cu-1',
+        appArgs: ['customer', 'call-1'],
+      });
+      expect(created).to.include({ id: 'cu-1', state: 'Down' });
+      // Any other conflict stays an error.
+      fake.handler = () => ({
+        status: 409,
+        body: { message: "Channel is not in the 'Down' state" },
+      });
+      const err = await gw.channels
+        .originate({ endpoint: 'PJSIP/101', channelId: 'op-2', appArgs: [] })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(err).to.be.instanceOf(AriConflictError);
+    });
+
     it('returns plain JSON for lists and gets (no ari-client instances)', async () => {
       fake.handler = (req) => {
         if (req.path === '/ari/channels')

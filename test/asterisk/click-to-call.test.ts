@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import { type AcceptanceBed } from './support/bed.ts';
 import { describeOnAsterisk, useAcceptanceBed } from './support/suite.ts';
 import { Sipp } from './support/sipp.ts';
+import { until } from '../support/until.ts';
 
 const CUSTOMER = '+74957654321';
 
@@ -116,6 +117,47 @@ describeOnAsterisk('real Asterisk: click-to-call', () => {
     expect(busy.receivedRequests()).to.deep.equal(['INVITE', 'ACK']);
     expect(answering.receivedRequests()).to.deep.equal(['INVITE', 'ACK', 'BYE']);
     await bed.asterisk.waitIdle();
+  });
+
+  it("hung up right after it was placed: the operator's ringing phone gets a CANCEL, nothing is left", async () => {
+    const { ports } = bed;
+    const operator = Sipp.phone('op101', 'uas_ring.xml', ports, ports.operators['101']);
+    const callId = await clickToCall({});
+    const hungUp = await bed.api(`/v1/calls/${callId}/hangup`, { method: 'POST' });
+    expect(hungUp.status, hungUp.text).to.equal(200);
+    // uas_ring rings until CANCEL: it passes once it got one (and the ACK of its 487).
+    await operator.passed(5_000);
+    expect(operator.receivedRequests()).to.deep.equal(['INVITE', 'CANCEL', 'ACK']);
+    const ended = await bed.ended(callId);
+    expect(ended).to.include({ disposition: 'canceled', hangupBy: 'system', talkSec: 0 });
+    expect(bed.webhookTypes(callId)).to.not.include('call.answered');
+    const call = await bed.call(callId);
+    expect(call).to.include({ endReason: 'api_hangup' });
+    expect(call.legs.map((l) => [l.role, l.outcome])).to.deep.equal([['operator', 'canceled']]);
+    await bed.asterisk.waitIdle();
+  });
+
+  it("the originate's answer is lost as the CRM hangs up: the operator's phone still gets a CANCEL within seconds", async () => {
+    const { ports } = bed;
+    const operator = Sipp.phone('op101', 'uas_ring.xml', ports, ports.operators['101']);
+    const reconnects = (): number =>
+      bed.engine!.lines.filter((l) => l.message === 'ARI reconnected').length;
+    const before = reconnects();
+    // Asterisk originates the operator leg (the phone rings), then every connection to the
+    // engine drops before its answer arrives: the engine gets a connection error, or a 409
+    // "already exists" when its HTTP client sends the request again on a new connection.
+    const lost = bed.proxy.loseAnswerTo(/^POST \/ari\/channels\?/);
+    const callId = await clickToCall({});
+    const hungUp = await bed.api(`/v1/calls/${callId}/hangup`, { method: 'POST' });
+    expect(hungUp.status, hungUp.text).to.equal(200);
+    await lost;
+    await bed.ended(callId);
+    // Without its hang-up the phone would ring on for the 20 s ring time of the originate.
+    await operator.passed(8_000);
+    expect(operator.receivedRequests()).to.deep.equal(['INVITE', 'CANCEL', 'ACK']);
+    expect(bed.webhookTypes(callId).filter((t) => t === 'call.ended')).to.have.length(1);
+    await bed.asterisk.waitIdle();
+    await until(() => reconnects() > before, 'the engine connected to ARI again', 20_000);
   });
 
   it('compat asterisk.fcgi?makecall= answers "Answer: OK" once the customer rings', async () => {

@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import { startTestBed, type TestBed } from '../support/engine.ts';
 import type { ReceivedWebhook } from '../support/fake-crm.ts';
 import { callReleased, releasedCall } from '../support/released.ts';
+import { until } from '../support/until.ts';
 
 const CUSTOMER = '+74957654321';
 
@@ -186,6 +187,83 @@ describe('click-to-call (e2e)', function () {
     expect(await bed.engine.store.calls.getCall(call.id)).to.include({ state: 'ended' });
     await expectRejects(bed.engine.calls.hangupCall(call.id), 'call_not_found');
     await expectRejects(bed.engine.calls.hangupCall('no-such-call'), 'call_not_found');
+  });
+});
+
+describe('click-to-call hung up while the operator leg is being placed (e2e)', function () {
+  this.timeout(20_000);
+  let bed: TestBed;
+  afterEach(async () => {
+    await bed?.stop();
+  });
+
+  /**
+   * A click-to-call whose operator phone rings for good (600 s ring time), the answer to its
+   * originate (`POST /channels`) held back by the simulator; resolves once Asterisk has it.
+   */
+  async function placedAndHeld(): Promise<{
+    callId: string;
+    hold: ReturnType<TestBed['sim']['holdResponses']>;
+  }> {
+    bed = await startTestBed({ CLICK_TO_CALL_RING_TIMEOUT_SEC: '600' });
+    bed.sim.phones.set('101', { mode: 'ring' });
+    const hold = bed.sim.holdResponses('POST', '/channels');
+    const call = bed.engine.calls.startClickToCall({
+      operator: '101',
+      to: CUSTOMER,
+      tries: 1,
+      triesPeriodSec: 1,
+    });
+    await hold.whenHeld();
+    expect(bed.sim.channels()).to.have.length(1); // the operator's phone rings meanwhile
+    return { callId: call.id, hold };
+  }
+
+  function operatorHangups(operatorId: string): number {
+    return bed.sim.requests.filter(
+      (r) => r.method === 'DELETE' && r.path === `/channels/${operatorId}`,
+    ).length;
+  }
+
+  it("hangs up the operator's phone once Asterisk answers the originate", async () => {
+    const { callId, hold } = await placedAndHeld();
+    const hungUp = bed.engine.calls.hangupCall(callId);
+    hold.release();
+    expect(await hungUp).to.include({ state: 'ended', disposition: 'canceled' });
+    await bed.crm.waitForEnded(callId);
+    const stored = await releasedCall(bed, callId);
+    expect(stored).to.include({ endReason: 'api_hangup', disposition: 'canceled' });
+    const [operator] = stored.legs;
+    expect(operator).to.include({ role: 'operator', outcome: 'canceled' });
+    expect(operatorHangups(operator!.channelId)).to.equal(1);
+    expect(bed.sim.channels()).to.have.length(0);
+    const types = typesOf(bed, callId);
+    expect(types.filter((t) => t === 'call.ended')).to.have.length(1);
+    expect(types.at(-1)).to.equal('call.ended');
+    expect(types).to.not.include('call.answered');
+  });
+
+  it("hangs up the operator's phone by its id when the originate's answer is lost", async () => {
+    const { callId, hold } = await placedAndHeld();
+    const hungUp = bed.engine.calls.hangupCall(callId);
+    // The connection drops before Asterisk's answer reaches the engine (back 300 ms later):
+    // the originate fails with a connection error, though the phone rings.
+    bed.sim.refuseConnections(300);
+    hold.release();
+    // The engine could not know the operator was rung: their leg failed.
+    expect(await hungUp).to.include({ state: 'ended', disposition: 'failed' });
+    await bed.crm.waitForEnded(callId);
+    const stored = await releasedCall(bed, callId);
+    expect(stored).to.include({ endReason: 'operator_unreachable' });
+    expect(stored.legs[0]).to.include({ role: 'operator', outcome: 'failed' });
+    const operatorId = stored.legs[0]!.channelId;
+    // Once ARI answers again, the engine hangs the channel up: the phone stops ringing (with the
+    // 600 s ring time it would ring on for minutes otherwise).
+    await until(() => bed.sim.channels().length === 0, 'the operator channel hung up', 5000);
+    expect(operatorHangups(operatorId)).to.equal(1);
+    const types = typesOf(bed, callId);
+    expect(types.filter((t) => t === 'call.ended')).to.have.length(1);
+    expect(types.at(-1)).to.equal('call.ended');
   });
 });
 

@@ -207,6 +207,27 @@ describe('notification calls on the simulator (e2e)', function () {
     expect(call.body).to.deep.include({ disposition: 'canceled', endReason: 'autocall_canceled' });
   });
 
+  it("the originate's answer is lost: the ringing customer channel is hung up once ARI is back", async () => {
+    await start({ AUTOCALL_RING_TIMEOUT_SEC: '300' });
+    bed.sim.customers.set('74950000013', { mode: 'ring' });
+    const hold = bed.sim.holdResponses('POST', '/channels');
+    const id = await create({ to: '+74950000013', files: ['hello-world'], tries: 1 });
+    await hold.whenHeld();
+    // The customer's phone rings, then the connection drops before the answer reaches the
+    // engine (back 300 ms later): the attempt failed as far as the engine can tell.
+    bed.sim.refuseConnections(300);
+    hold.release();
+    const job = await finalJob(id, 'failed');
+    expect(job.attempts!.map((a) => a.outcome)).to.deep.equal(['congestion']);
+    // With the 300 s ring time the phone would ring on for minutes otherwise.
+    await until(() => bed.sim.channels().length === 0, 'the customer channel hung up', 5000);
+    const channelId = (await bed.engine.store.calls.getCall(job.attempts![0]!.callId!))!.legs[0]!
+      .channelId;
+    expect(
+      bed.sim.requests.filter((r) => r.method === 'DELETE' && r.path === `/channels/${channelId}`),
+    ).to.have.length(1);
+  });
+
   it('runs a verbs script instead of files; refuses a bad script with 400 naming the path', async () => {
     await start();
     const id = await create({

@@ -109,6 +109,9 @@ export class ClickToCallFlow implements Flow {
         legChannelId: leg.channelId,
         attempt: c2c.attempt,
       });
+      // Ended while the originate was on its way (the end of a call leaves a leg not created
+      // yet alone): the operator's phone rings for nothing, hang it up.
+      if (ctx.call.phase === 'ended') await this.rt.hangupLeg(ctx, leg);
     } catch (err) {
       this.rt.legNotCreated(ctx, leg, err);
       await this.rt.afterUnansweredLeg(ctx, leg);

@@ -167,6 +167,11 @@ export interface AriHandlerDeps {
   /** Keeps each request served (not api-docs); none when the request log is off. */
   record: ((request: RecordedRequest) => void) | undefined;
   log: Logger | undefined;
+  /**
+   * Resolves when the answer to `method path` may be written; undefined: at once (see
+   * `PbxSimulator.holdResponses`).
+   */
+  hold?: (method: string, path: string) => Promise<void> | undefined;
 }
 
 /** A node `request` listener serving everything under `/ari` (anything else: 404). */
@@ -251,6 +256,10 @@ async function handle(
     }
   }
   if (result.beforeResponse) await result.beforeResponse();
+  const held = deps.hold?.(method, path);
+  if (held) await held;
+  // The client gave up, or the connection was cut, while the answer was held: nothing to write.
+  if (res.destroyed || req.socket.destroyed) return;
   const headers: Record<string, string> = {};
   if (result.location) headers.Location = result.location;
   if (result.status === 401) headers['WWW-Authenticate'] = 'Basic realm="Asterisk REST Interface"';
