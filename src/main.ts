@@ -1,78 +1,52 @@
 /**
  * Composition root: config → logger → (PBX simulator) → ARI gateway → domains → HTTP.
- * The only module that wires objects together. Run directly (`npm start`) it starts the engine
- * from the environment and stops it cleanly on SIGTERM/SIGINT; tests call {@link startEngine}.
+ * The only module that wires objects together. Each domain wires its own parts in its `index.ts`
+ * factory from the dependencies given here; this module connects the domains to each other,
+ * decides the order of start-up and of {@link Engine.stop}. Run directly (`npm start`) it starts
+ * the engine from the environment and stops it cleanly on SIGTERM/SIGINT; tests call
+ * {@link startEngine}.
  */
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
 import type { Express } from 'express';
 import { pathToFileURL } from 'node:url';
 import { Registry } from 'prom-client';
-import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import { createAriGateway } from './ari/gateway.ts';
-import { createVerbCrm } from './calls/verbs/crm.ts';
-import {
-  AutocallNotifier,
-  AutocallScheduler,
-  AutocallService,
-  AutocallStore,
-  type NotificationDialer,
-  type StoredAutocallCreation,
-} from './autocalls/index.ts';
 import type { AriGateway } from './ari/types.ts';
-import { CallJournal } from './calls/journal.ts';
-import { CallNotifier, type EventSink } from './calls/notifier.ts';
-import { CallService } from './calls/service.ts';
-import { registerReconciliation } from './calls/reconcile.ts';
-import { registerCallStasisHandlers } from './calls/stasis.ts';
+import {
+  createAutocalls,
+  type AutocallScheduler,
+  type AutocallService,
+  type NotificationDialer,
+} from './autocalls/index.ts';
+import { createCalls } from './calls/index.ts';
+import type { CallJournal } from './calls/journal.ts';
+import type { EventSink } from './calls/notifier.ts';
+import type { CallService } from './calls/service.ts';
 import { ConfigError, loadConfig, type ConfigCheck } from './config/load.ts';
 import { publicUrlConfigCheck, publicUrlWarning } from './config/public-url.ts';
-import { createConsoleRoutes } from './console/routes.ts';
 import type { Config } from './config/schema.ts';
 import {
-  connectorBaseUrl,
   connectorConfigCheck,
   createConnector,
-  createConnectorDelivery,
+  openConnectorDelivery,
   type Connector,
   type ConnectorDeps,
 } from './connectors/index.ts';
-import { createRouteClient, parseRouteSpec } from './crm/index.ts';
-import { createWebhookDispatcher, type WebhookDispatcher } from './events/dispatcher.ts';
-import type { EventQueue } from './events/queue.ts';
-import { createApi } from './http/api.ts';
-import { IdempotencyStore } from './http/idempotency.ts';
-import { createOutboundClient } from './http/outbound.ts';
-import type { StoredCallCreation } from './calls/routes.ts';
-import { createHttpApp } from './http/app.ts';
-import { HttpError } from './http/errors.ts';
-import { createHttpServer } from './http/server.ts';
+import { createRouteClient, parseRouteSpec, type RouteClient } from './crm/index.ts';
+import { openWebhooks, type WebhookDispatcher } from './events/index.ts';
+import { createHttp, restoreIdempotency } from './http/index.ts';
+import { createOutboundClient, type OutboundClient } from './http/outbound.ts';
 import { createLogger, type Logger } from './logging/logger.ts';
-import {
-  OperatorNotFoundError,
-  OperatorNotifier,
-  OperatorStore,
-  PresenceService,
-  registerPresenceStasisHandlers,
-} from './operators/index.ts';
-import { operatorExtensions } from './operators/config.ts';
-import { recordingsConfigCheck } from './recordings/config.ts';
-import { createRecordings } from './recordings/index.ts';
 import { collectProcessMetrics } from './metrics/process.ts';
-import { securityConfigCheck } from './security/config.ts';
-import { DestinationPolicy } from './security/destinations.ts';
-import { OperatorDialGuard } from './security/guard.ts';
-import { createSecurityMetrics } from './security/metrics.ts';
+import { createOperators, type PresenceService } from './operators/index.ts';
+import { recordingsConfigCheck } from './recordings/config.ts';
+import { createRecordings, type Recordings } from './recordings/index.ts';
+import { createSecurity, securityConfigCheck } from './security/index.ts';
 import { startSimulator, type PbxSimulator } from './simulator/index.ts';
-import { ApiKeyRing } from './security/api-keys.ts';
-import { IpAllowList } from './security/ip.ts';
 import { createStream, operatorTokensFromConfig, type StreamServer } from './stream/index.ts';
-import { DurableEventQueue } from './store/durable-queue.ts';
-import { JournalLog, journalLogPath, recoverJournalLog } from './store/journal-log.ts';
 import { createConnectorState } from './store/connector-state.ts';
+import { JournalLog, journalLogPath, recoverJournalLog } from './store/journal-log.ts';
 import { createStore, parseStoreUrl, type Store } from './store/store.ts';
 
 /** A running engine. */
@@ -161,6 +135,12 @@ export interface EngineOverrides {
  * store's routes answer, call commands answer 503 `ari_unavailable`, and the gateway retries
  * forever; calls an earlier run left unfinished are reconciled when it connects.
  *
+ * The steps, in order (docs/architecture.md): the checks, the logger, the simulator, the ARI
+ * gateway, the CRM clients, the store (claimed, migrated, its journal log replayed), the
+ * deliveries (webhooks, the connector's), operators, security, calls (adopted), recordings
+ * (resumed), notification calls (taken over), the HTTP API and the live stream; then ARI
+ * connects and the scheduler starts.
+ *
  * @throws ConfigError when the security settings are unusable (e.g. no API_KEYS in production),
  *   or PUBLIC_URL is missing where production needs it (see src/config/public-url.ts)
  */
@@ -177,32 +157,14 @@ export async function startEngine(
   const logger =
     overrides.logger ??
     createLogger({ level: config.LOG_LEVEL, defaultMeta: { service: 'ari-crm' } });
-  let simulator = overrides.simulator;
-  let ownSimulator = false;
-  if (!config.ARI_URL && !simulator) {
-    logger.info('ARI_URL is not set: running on the built-in PBX simulator', {
-      extensions: config.SIM_EXTENSIONS,
-      timeScale: config.SIM_TIME_SCALE,
-      answerStaggerMs: config.SIM_ANSWER_STAGGER_MS,
-    });
-    simulator = await startSimulator({
-      port: config.SIM_ARI_PORT,
-      username: config.ARI_USERNAME,
-      password: config.ARI_PASSWORD,
-      extensions: config.SIM_EXTENSIONS,
-      timeScale: config.SIM_TIME_SCALE,
-      operatorAnswerStaggerMs: config.SIM_ANSWER_STAGGER_MS,
-      logger: logger.child({ component: 'simulator' }),
-    });
-    ownSimulator = true;
-  }
-  const ariUrl = config.ARI_URL ?? simulator!.url;
+  const { simulator, ownSimulator } = await simulatorFor(config, overrides, logger);
+  const onSimulator = simulator !== undefined && !config.ARI_URL;
 
   const registry = new Registry();
   collectProcessMetrics(registry);
 
   const gateway = createAriGateway({
-    url: ariUrl,
+    url: config.ARI_URL ?? simulator!.url,
     username: simulator && !config.ARI_URL ? simulator.username : config.ARI_USERNAME,
     password: simulator && !config.ARI_URL ? simulator.password : config.ARI_PASSWORD,
     app: config.ARI_APP,
@@ -211,35 +173,8 @@ export async function startEngine(
     reconnect: { maxDelayMs: config.ARI_RECONNECT_MAX_DELAY_MS },
   });
 
-  // The CRM connector (CRM_CONNECTOR, src/connectors/): route lookups, call events and the
-  // call history in the vendor's API. It reads stored calls through `storeRef` (set below).
-  const storeRef: { store?: Store } = {};
-  const connector = createConnector(config, {
-    calls: { getCall: (id) => storeRef.store!.calls.getCall(id) },
-    state: () =>
-      storeRef.store ? createConnectorState(storeRef.store.db, config.CRM_CONNECTOR) : undefined,
-    logger,
-    ...(overrides.connectorDispatcher ? { dispatcher: overrides.connectorDispatcher } : {}),
-  });
-  const fallbackRoute = parseRouteSpec(config.FALLBACK_ROUTE, config.RING_TIMEOUT_SEC);
-
-  // One keep-alive undici pool for the CRM (route lookups and webhooks), closed at stop.
-  const outbound = createOutboundClient();
-  const routes = createRouteClient({
-    url: connector ? undefined : config.CRM_ROUTE_URL,
-    ...(connector
-      ? {
-          source: (request, signal) => connector.lookupRoute(request, fallbackRoute, signal),
-        }
-      : {}),
-    post: outbound.post,
-    apiKey: config.CRM_API_KEY,
-    timeoutMs: config.CRM_TIMEOUT_MS,
-    cacheTtlMs: config.CRM_ROUTE_CACHE_TTL_MS,
-    fallback: fallbackRoute,
-    logger: logger.child({ component: 'crm' }),
-    registry,
-  });
+  const crm = createCrmClients(config, overrides, logger, registry);
+  const { connector, outbound } = crm;
 
   // The store: calls, legs, the event outbox and the delivery log. Migrated before
   // anything runs; undelivered events of an earlier run are resumed by the dispatcher.
@@ -252,7 +187,7 @@ export async function startEngine(
       ? { connectorOutbox: { name: connector.name, types: connector.eventTypes } }
       : {}),
   });
-  storeRef.store = store;
+  crm.storeOpened(store);
   // The journal log, once opened (below).
   let journalLog: { log?: JournalLog; lastSeq?: number } = {};
   // A start-up step that fails closes what is already open (store, journal log, ARI, own
@@ -272,174 +207,57 @@ export async function startEngine(
   // The journal log (src/store/journal-log.ts): what an earlier run logged and did not commit is
   // replayed before anything reads the store (webhook outbox, unfinished calls).
   journalLog = await startStep(openJournalLog(config, store, logger.child({ component: 'store' })));
-  let queue: EventQueue | undefined;
-  if (config.CRM_WEBHOOK_URL) {
-    queue = await startStep(
-      DurableEventQueue.open(store.events, {
-        logger: logger.child({ component: 'webhooks' }),
-        url: config.CRM_WEBHOOK_URL,
-        persistAppends: false, // the journal commits every event before it is queued
-        transaction: (fn) => store.writeBatch((repos) => fn(repos.events)),
-      }),
-    );
-    if (queue.size() > 0)
-      logger.info('resuming undelivered webhooks of an earlier run', { events: queue.size() });
-  }
 
-  const webhooks = createWebhookDispatcher({
-    url: config.CRM_WEBHOOK_URL,
-    secret: config.WEBHOOK_SECRET ?? '',
-    timeoutMs: config.WEBHOOK_TIMEOUT_MS,
-    concurrency: config.WEBHOOK_CONCURRENCY,
-    retry: {
-      initialDelayMs: config.WEBHOOK_RETRY_INITIAL_DELAY_MS,
-      maxDelayMs: config.WEBHOOK_RETRY_MAX_DELAY_MS,
-      maxAgeMs: config.WEBHOOK_MAX_AGE_MS,
-    },
-    logger: logger.child({ component: 'webhooks' }),
-    registry,
-    post: outbound.post,
-    ...(queue ? { queue } : {}),
-  });
+  // Deliveries: webhooks (CRM_WEBHOOK_URL) and the connector's vendor requests, each over its
+  // durable outbox; what an earlier run did not deliver is resumed.
+  const deliveryDeps = { config, store, post: outbound.post, logger, registry };
+  const webhooks = await startStep(openWebhooks(deliveryDeps));
+  const connectorDelivery = connector
+    ? await startStep(openConnectorDelivery(connector, deliveryDeps))
+    : undefined;
+  connector?.start();
 
-  // The connector's vendor requests: the same outbox machinery, over its own delivery state.
-  let connectorDelivery: WebhookDispatcher | undefined;
-  if (connector) {
-    const connectorLogger = logger.child({ component: 'connector', connector: connector.name });
-    const connectorQueue = await startStep(
-      DurableEventQueue.open(store.connectorOutbox!, {
-        logger: connectorLogger,
-        url: connectorBaseUrl(config),
-        persistAppends: false, // the journal commits each event with its connector row
-        transaction: (fn) => store.writeBatch((repos) => fn(repos.connectorOutbox!)),
-      }),
-    );
-    if (connectorQueue.size() > 0)
-      logger.info('resuming undelivered CRM connector requests of an earlier run', {
-        events: connectorQueue.size(),
-      });
-    connectorDelivery = createConnectorDelivery({
-      connector,
-      client: connector.client,
-      queue: connectorQueue,
-      url: connectorBaseUrl(config) ?? connector.name,
-      timeoutMs: config.CONNECTOR_TIMEOUT_MS * 3,
-      retry: {
-        initialDelayMs: config.WEBHOOK_RETRY_INITIAL_DELAY_MS,
-        maxDelayMs: config.WEBHOOK_RETRY_MAX_DELAY_MS,
-        maxAgeMs: config.WEBHOOK_MAX_AGE_MS,
-      },
-      logger: connectorLogger,
-      registry,
-    });
-    connector.start();
-  }
-  const connectorTypes = connector?.eventTypes;
-
-  const journal = new CallJournal({
+  // Operator presence (src/operators/): learned from Asterisk's device states and the engine's
+  // calls (told of every call event through the call notifier's sinks); statuses from the store.
+  const operators = createOperators({
+    config,
+    onSimulator,
+    gateway,
     store,
-    logger: logger.child({ component: 'store' }),
+    deliver: (event) => webhooks.enqueue(event),
+    logger,
     registry,
+  });
+  await startStep(operators.load());
+  const { presence } = operators;
+  // The toll-fraud guard's destination policy (allow-list, denied number types), shared by the
+  // numbers operators dial from their phones and notification calls (the API builds its own from
+  // the same settings, src/http/api.ts).
+  const security = createSecurity({ config, logger, registry });
+
+  // Calls (src/calls/): each change is committed by the journal, then its events are delivered
+  // to the webhooks and, for the types it takes, to the connector.
+  const connectorTypes = connector?.eventTypes;
+  const calls = createCalls({
+    config,
+    gateway,
+    store,
+    journalLog,
     deliver: (event) => {
       webhooks.enqueue(event);
       if (connectorDelivery && connectorTypes?.has(event.type)) connectorDelivery.enqueue(event);
     },
-    // Without a URL events are for the pull feed only: a URL set later does not get old calls.
-    skipDelivery: !config.CRM_WEBHOOK_URL,
-    ...journalLog,
-  });
-  // Operator presence (src/operators/): learned from Asterisk's device states (stasis.ts) and
-  // the engine's calls (read through `engineCalls`, set once the call service exists below, and
-  // told of every call event through the notifier's sinks); statuses from the store.
-  const engineCalls: { service?: CallService } = {};
-  const presence = new PresenceService({
-    extensions: operatorExtensions(config, simulator !== undefined && !config.ARI_URL),
-    store: new OperatorStore(store, { skipDelivery: !config.CRM_WEBHOOK_URL }),
-    logger: logger.child({ component: 'operators' }),
-    engineView: (extension) => engineCalls.service?.operatorActivity(extension),
-    // Called once a change is committed, long after the notifier below exists.
-    committed: (event) => operatorNotifier.committed(event),
-  });
-  const operatorNotifier = new OperatorNotifier(
-    registry,
-    logger.child({ component: 'operators' }),
-    () => presence.list(),
-    (event) => webhooks.enqueue(event),
-  );
-  await startStep(presence.load());
-  const presenceSink: EventSink = { enqueue: (event) => presence.callEvent(event) };
-  const notifier = new CallNotifier(
-    [...(overrides.eventSinks ?? []), presenceSink],
-    logger,
-    Date.now,
-    journal,
-  );
-  // Call scripts' CRM requests (gather actionUrl, redirect): the route lookup's timeout and key,
-  // signed like the webhooks (docs/verbs.md).
-  const verbCrm = createVerbCrm({
-    timeoutMs: config.CRM_TIMEOUT_MS,
-    ...(config.CRM_API_KEY ? { apiKey: config.CRM_API_KEY } : {}),
-    ...(config.WEBHOOK_SECRET ? { secret: config.WEBHOOK_SECRET } : {}),
+    routes: crm.routes,
     post: outbound.post,
-    logger: logger.child({ component: 'crm' }),
-    registry,
-  });
-  // The toll-fraud guard's destination policy (allow-list, denied number types), shared by the
-  // numbers operators dial from their phones and notification calls (the API builds its own from
-  // the same settings, src/http/api.ts).
-  const destinations = new DestinationPolicy(
-    config.DESTINATION_ALLOWLIST,
-    config.DEFAULT_REGION,
-    config.DESTINATION_DENIED_TYPES,
-  );
-  const calls = new CallService({
-    gateway,
-    routes,
-    verbCrm,
-    notifier,
-    journal,
-    // The toll-fraud guard's destination policy, for numbers operators dial from their phones
-    // (the API applies it to click-to-call, src/http/api.ts).
-    outboundGuard: new OperatorDialGuard({
-      destinations,
-      region: config.DEFAULT_REGION,
-      logger,
-      metrics: createSecurityMetrics(registry),
-    }),
+    sinks: [...(overrides.eventSinks ?? []), operators.callEvents],
+    presence,
+    outboundGuard: security.operatorDialGuard,
     logger,
     registry,
-    // Inbound routing skips operators who do not take calls now (OPERATOR_PRESENCE_ROUTING).
-    ...(config.OPERATOR_PRESENCE_ROUTING ? { presence } : {}),
-    // At each connect: a channel in the app of no live call is a leftover of a stored call (hung
-    // up) or a caller whose StasisStart was missed (routed).
-    knownChannels: (channelIds) => store.calls.knownChannels(channelIds),
-    options: {
-      operatorEndpoint: config.OPERATOR_ENDPOINT,
-      callerIdPrefix: config.OPERATOR_CALLERID_PREFIX,
-      defaultRingTimeoutSec: config.RING_TIMEOUT_SEC,
-      outboundRingTimeoutSec: config.OUTBOUND_RING_TIMEOUT_SEC,
-      noAnswerDialplan: config.NO_ANSWER_DIALPLAN,
-      trunks: config.TRUNKS.map((trunk) => ({ ...trunk, region: config.DEFAULT_REGION })),
-      companyCallerId: config.COMPANY_CALLER_ID,
-      clickToCallCallerIdName: config.CLICK_TO_CALL_CALLERID_NAME,
-      clickToCallRingTimeoutSec: config.CLICK_TO_CALL_RING_TIMEOUT_SEC,
-      serviceContext: config.SERVICE_CONTEXT,
-      notificationRingTimeoutSec: config.AUTOCALL_RING_TIMEOUT_SEC,
-      amdContext: config.AUTOCALL_AMD_CONTEXT,
-    },
   });
-  registerCallStasisHandlers(gateway, calls);
-  engineCalls.service = calls;
-  // Subscribed to the operators' device states at every (re)connect, read afresh each time.
-  registerPresenceStasisHandlers(gateway, presence, {
-    endpointTemplate: config.OPERATOR_ENDPOINT,
-    logger: logger.child({ component: 'operators' }),
-  });
-  // Resilience: calls left unfinished by an earlier run are adopted before ARI
-  // connects; every (re)connect reconciles the live calls with Asterisk's channels and bridges.
-  const adopted = calls.adoptCalls(await startStep(store.calls.unfinishedCalls()));
-  if (adopted > 0) logger.info('adopting calls left unfinished by an earlier run', { adopted });
-  registerReconciliation(gateway, calls, logger.child({ component: 'reconcile' }));
+  const { journal } = calls;
+  operators.followCalls(calls.service);
+  await startStep(calls.adoptUnfinished());
 
   // Recordings (src/recordings/): bridges recorded per RECORD_CALLS (or per call), files
   // fetched over ARI into RECORDINGS_DIR, served at GET /v1/calls/{id}/recording. Recordings an
@@ -447,8 +265,8 @@ export async function startEngine(
   const recordings = createRecordings({
     config,
     gateway,
-    notifier,
-    calls,
+    notifier: calls.notifier,
+    calls: calls.service,
     store,
     journal,
     logger,
@@ -456,189 +274,79 @@ export async function startEngine(
   });
   await startStep(recordings.resume());
 
-  // Notification calls (src/autocalls/): jobs and campaigns in the store; the scheduler places
-  // each attempt through the notification-call flow of the call runtime (a test may give its own
-  // dialer).
-  const autocallStore = new AutocallStore(store, { skipDelivery: !config.CRM_WEBHOOK_URL });
-  const autocallNotifier = new AutocallNotifier(
-    registry,
-    logger.child({ component: 'autocalls' }),
-    (event) => webhooks.enqueue(event),
-  );
-  const dialer = overrides.notificationDialer ?? calls.notificationDialer;
-  const scheduler = new AutocallScheduler({
-    store: autocallStore,
-    dialer,
-    notifier: autocallNotifier,
-    logger: logger.child({ component: 'autocalls' }),
-    owner: `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`,
-    maxLiveCalls: config.AUTOCALL_MAX_LIVE_CALLS,
-    leaseMs: config.AUTOCALL_LEASE_MS,
+  // Notification calls (src/autocalls/): the scheduler places each attempt through the
+  // notification-call flow of the call service (a test may give its own dialer). Those an
+  // earlier run left in progress (adopted above) are taken over before its first pass.
+  const autocalls = createAutocalls({
+    config,
+    store,
+    dialer: overrides.notificationDialer ?? calls.service.notificationDialer,
+    deliver: (event) => webhooks.enqueue(event),
     ready: () => gateway.isConnected() && !journal.failing(),
+    destinations: security.destinations,
+    logger,
+    registry,
   });
-  autocallNotifier.countLiveCalls(() => scheduler.liveCalls());
-  // Notification calls an earlier run left in progress (adopted above): their attempts are taken
-  // over (leases moved to this engine) before the scheduler's first pass could reclaim them.
-  const takenOver = await startStep(scheduler.adoptAttempts(calls.adoptedNotificationAttempts()));
-  if (takenOver.length > 0)
-    logger.info('taking over notification calls in progress', { calls: takenOver.length });
-  const autocallService = new AutocallService({
-    store: autocallStore,
-    notifier: autocallNotifier,
-    destinations,
-    trunks: config.TRUNKS.map((trunk) => ({ ...trunk, region: config.DEFAULT_REGION })),
-    region: config.DEFAULT_REGION,
-    wake: () => scheduler.wake(),
-  });
+  await startStep(autocalls.takeOver(calls.service.adoptedNotificationAttempts()));
 
-  // Idempotency-Key answers survive a restart: written through to the store, reloaded here.
-  const idempotency = new IdempotencyStore<StoredCallCreation>(
-    config.IDEMPOTENCY_TTL_MS,
-    Date.now,
-    ({ value, ...rest }) => {
-      store.idempotency.save({ ...rest, value: JSON.stringify(value) }).catch((err: unknown) => {
-        logger.error('could not store an idempotency key answer', { err });
-      });
-    },
-  );
-  // `POST /v1/autocalls` answers, stored with the scope `autocalls/<API key name>`.
-  const autocallIdempotency = new IdempotencyStore<StoredAutocallCreation>(
-    config.IDEMPOTENCY_TTL_MS,
-    Date.now,
-    ({ value, scope, ...rest }) => {
-      store.idempotency
-        .save({ ...rest, scope: `${AUTOCALL_SCOPE}${scope}`, value: JSON.stringify(value) })
-        .catch((err: unknown) => {
-          logger.error('could not store an idempotency key answer', { err });
-        });
-    },
-  );
-  await startStep(store.idempotency.purgeExpired(Date.now()));
-  const remembered = await startStep(store.idempotency.loadLive(Date.now()));
-  idempotency.restore(
-    remembered
-      .filter((r) => !r.scope.startsWith(AUTOCALL_SCOPE))
-      .map(({ value, ...rest }) => ({ ...rest, value: JSON.parse(value) as StoredCallCreation })),
-  );
-  autocallIdempotency.restore(
-    remembered
-      .filter((r) => r.scope.startsWith(AUTOCALL_SCOPE))
-      .map(({ value, scope, ...rest }) => ({
-        ...rest,
-        scope: scope.slice(AUTOCALL_SCOPE.length),
-        value: JSON.parse(value) as StoredAutocallCreation,
-      })),
-  );
-
-  // The public API: API keys, IP allow-list, toll-fraud guard, /v1 call
-  // routes, the asterisk.fcgi compatibility path, /openapi.json.
-  const httpLogger = logger.child({ component: 'http' });
-  // Operator tokens (src/security/operator-tokens.ts): minted by the API, accepted by the API's
-  // console routes and the live stream.
+  // The HTTP API (src/http/) and, on the same server, the live stream (src/stream/). Operator
+  // tokens (src/security/operator-tokens.ts) are minted by the API and accepted by its console
+  // routes and the live stream.
+  const idempotency = await startStep(restoreIdempotency({ config, store, logger }));
   const tokens = operatorTokensFromConfig(config, logger);
   let shuttingDown = false;
-  const app = createHttpApp({
-    logger: httpLogger,
-    registry,
-    trustProxy: config.TRUST_PROXY,
+  const http = createHttp({
+    config,
+    gateway,
+    journal,
+    store,
+    calls: calls.service,
+    ...(simulator ? { simulator } : {}),
+    tokens,
+    idempotency,
+    recordings: recordings.http,
+    autocalls: autocalls.service,
+    presence,
+    ...(connector
+      ? {
+          connector: {
+            connector,
+            // A status the CRM sets (retailCRM's changeUserStatusUrl) is the operator's status
+            // of the presence service, as PUT /v1/operators/{extension}/status sets it.
+            setOperatorStatus: overrides.setOperatorStatus ?? operators.setStatusFromCrm,
+          },
+        }
+      : {}),
     isShuttingDown: () => shuttingDown,
-    readiness: {
-      ari: () => (gateway.isConnected() ? undefined : 'ARI WebSocket is not connected'),
-      store: async () => {
-        if (journal.failing()) return 'store writes are failing (see the logs)';
-        await store.ping(); // the database answers even when nothing is being written
-        return undefined;
-      },
-    },
-    // The operator console (src/console/, docs/console.md): a public page; its data comes from the
-    // API with the operator token of its link.
-    routers: {
-      ...(simulator ? { '/sim': simulator.controlRouter() } : {}),
-      '/console': createConsoleRoutes(),
-    },
-    ...createApi({
-      config,
-      control: calls,
-      registry,
-      logger: httpLogger,
-      store,
-      tokens,
-      idempotency,
-      recordings: recordings.http,
-      autocalls: { service: autocallService, idempotency: autocallIdempotency },
-      operators: { presence },
-      ...(connector
-        ? {
-            connector: {
-              connector,
-              // A status the CRM sets (retailCRM's changeUserStatusUrl) is the operator's
-              // status of the presence service, as PUT /v1/operators/{extension}/status sets it.
-              setOperatorStatus:
-                overrides.setOperatorStatus ??
-                (async (extension, status) => {
-                  try {
-                    await presence.setStatus(extension, status);
-                  } catch (err) {
-                    if (err instanceof OperatorNotFoundError)
-                      throw new HttpError(
-                        404,
-                        'operator_not_found',
-                        `extension ${extension} is not an operator of this engine`,
-                      );
-                    throw err;
-                  }
-                }),
-            },
-          }
-        : {}),
-    }),
-  });
-
-  const server: Server = createHttpServer(
-    app,
-    {
-      headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS,
-      requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
-      keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
-      maxConnections: config.HTTP_MAX_CONNECTIONS,
-    },
+    logger,
     registry,
-  ).listen(config.HTTP_PORT, config.HTTP_HOST);
-  // The live stream (src/stream/): WebSocket upgrades of GET /v1/stream on the same server.
-  const allowList = new IpAllowList(config.HTTP_ALLOWED_CIDRS);
+  });
+  const { app, server } = http;
   const stream = createStream({
     config,
     tokens,
-    apiKeys: new ApiKeyRing(config.API_KEYS),
+    apiKeys: security.apiKeys,
     store,
-    liveCalls: (extension) => calls.liveCallIds(extension),
-    callExtensions: async (callId) => {
-      const call = calls.getCall(callId) ?? (await store.calls.getCall(callId));
-      if (!call) return undefined;
-      const extensions = new Set<string>();
-      for (const leg of call.legs) if (leg.extension) extensions.add(leg.extension);
-      if (call.answeredBy) extensions.add(call.answeredBy);
-      if (call.direction === 'out') extensions.add(call.from);
-      return [...extensions];
-    },
-    ...(allowList.enabled ? { allowsIp: (ip: string | undefined) => allowList.allows(ip) } : {}),
+    liveCalls: (extension) => calls.service.liveCallIds(extension),
+    callExtensions: (callId) => calls.extensionsOf(callId),
+    ...(security.allowList.enabled
+      ? { allowsIp: (ip: string | undefined) => security.allowList.allows(ip) }
+      : {}),
     isShuttingDown: () => shuttingDown,
     logger: logger.child({ component: 'stream' }),
     registry,
   });
   stream.server.attach(server);
-  await startStep(once(server, 'listening'));
-  const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const httpUrl = `http://${host}:${address.port}`;
+  const httpUrl = await startStep(http.listening());
   recordings.setListenUrl(httpUrl);
   const linkWarning = publicUrlWarning(config, httpUrl);
   if (linkWarning) logger.warn(linkWarning.message, { linkBase: httpUrl, uses: linkWarning.uses });
+
   // ARI connects in the background (the gateway retries forever; start() rejects only when the
   // engine stops first).
   const ariConnected = gateway.start();
   // Claims nothing until ARI is connected (its `ready`).
-  scheduler.start();
+  autocalls.scheduler.start();
   logger.info('ari-crm started', {
     httpUrl,
     app: config.ARI_APP,
@@ -652,14 +360,191 @@ export async function startEngine(
     webhooks: config.CRM_WEBHOOK_URL ? 'configured' : 'not configured',
   });
 
+  const stop = stopOnce({
+    config,
+    logger,
+    refuseRequests: () => {
+      shuttingDown = true;
+    },
+    stream: stream.server,
+    scheduler: autocalls.scheduler,
+    recordings,
+    journal,
+    journalLog,
+    webhooks,
+    connector,
+    connectorDelivery,
+    presence,
+    calls: calls.service,
+    gateway,
+    outbound,
+    store,
+    server,
+    ...(ownSimulator ? { ownSimulator: simulator } : {}),
+  });
+
+  if (overrides.waitForAri ?? true) {
+    try {
+      await ariConnected;
+    } catch (err) {
+      await stop();
+      throw err;
+    }
+  }
+
+  return {
+    config,
+    httpUrl,
+    simulator,
+    gateway,
+    calls: calls.service,
+    webhooks,
+    ...(connector && connectorDelivery
+      ? { connector: { connector, delivery: connectorDelivery } }
+      : {}),
+    store,
+    journal,
+    registry,
+    logger,
+    app,
+    server,
+    stream: stream.server,
+    autocalls: { service: autocalls.service, scheduler: autocalls.scheduler },
+    presence,
+    stop,
+  };
+}
+
+/**
+ * The PBX simulator the engine runs on: the one of {@link EngineOverrides.simulator}; else, with
+ * ARI_URL unset, one started here on SIM_ARI_PORT with the SIM_* settings (`ownSimulator`: the
+ * engine stops it); else none.
+ */
+async function simulatorFor(
+  config: Config,
+  overrides: EngineOverrides,
+  logger: Logger,
+): Promise<{ simulator?: PbxSimulator; ownSimulator: boolean }> {
+  if (config.ARI_URL || overrides.simulator)
+    return {
+      ...(overrides.simulator ? { simulator: overrides.simulator } : {}),
+      ownSimulator: false,
+    };
+  logger.info('ARI_URL is not set: running on the built-in PBX simulator', {
+    extensions: config.SIM_EXTENSIONS,
+    timeScale: config.SIM_TIME_SCALE,
+    answerStaggerMs: config.SIM_ANSWER_STAGGER_MS,
+  });
+  const simulator = await startSimulator({
+    port: config.SIM_ARI_PORT,
+    username: config.ARI_USERNAME,
+    password: config.ARI_PASSWORD,
+    extensions: config.SIM_EXTENSIONS,
+    timeScale: config.SIM_TIME_SCALE,
+    operatorAnswerStaggerMs: config.SIM_ANSWER_STAGGER_MS,
+    logger: logger.child({ component: 'simulator' }),
+  });
+  return { simulator, ownSimulator: true };
+}
+
+/** The engine's clients of the CRM, see {@link createCrmClients}. */
+interface CrmClients {
+  /** The CRM connector (CRM_CONNECTOR other than `webhook`), not started yet. */
+  connector?: Connector;
+  /** The keep-alive undici pool of every CRM request (route lookups, webhooks), closed at stop. */
+  outbound: OutboundClient;
+  /** Route lookups: the connector's, else CRM_ROUTE_URL's, with FALLBACK_ROUTE. */
+  routes: RouteClient;
+  /** Give the connector the store once it exists (it reads stored calls and keeps its state). */
+  storeOpened(store: Store): void;
+}
+
+/**
+ * The CRM connector (CRM_CONNECTOR, src/connectors/: route lookups, call events and the call
+ * history in the vendor's API) and the route client over it or CRM_ROUTE_URL (src/crm/). Built
+ * before the store opens: the connector reads stored calls and its state through it once
+ * `storeOpened` gave it.
+ */
+function createCrmClients(
+  config: Config,
+  overrides: EngineOverrides,
+  logger: Logger,
+  registry: Registry,
+): CrmClients {
+  const storeRef: { store?: Store } = {};
+  const connector = createConnector(config, {
+    calls: { getCall: (id) => storeRef.store!.calls.getCall(id) },
+    state: () =>
+      storeRef.store ? createConnectorState(storeRef.store.db, config.CRM_CONNECTOR) : undefined,
+    logger,
+    ...(overrides.connectorDispatcher ? { dispatcher: overrides.connectorDispatcher } : {}),
+  });
+  const fallbackRoute = parseRouteSpec(config.FALLBACK_ROUTE, config.RING_TIMEOUT_SEC);
+  const outbound = createOutboundClient();
+  const routes = createRouteClient({
+    url: connector ? undefined : config.CRM_ROUTE_URL,
+    ...(connector
+      ? {
+          source: (request, signal) => connector.lookupRoute(request, fallbackRoute, signal),
+        }
+      : {}),
+    post: outbound.post,
+    apiKey: config.CRM_API_KEY,
+    timeoutMs: config.CRM_TIMEOUT_MS,
+    cacheTtlMs: config.CRM_ROUTE_CACHE_TTL_MS,
+    fallback: fallbackRoute,
+    logger: logger.child({ component: 'crm' }),
+    registry,
+  });
+  return {
+    ...(connector ? { connector } : {}),
+    outbound,
+    routes,
+    storeOpened(store) {
+      storeRef.store = store;
+    },
+  };
+}
+
+/** What {@link stopOnce} stops. */
+interface StopParts {
+  config: Config;
+  logger: Logger;
+  /** From now on new API requests answer 503 `shutting_down` and `/readyz` 503. */
+  refuseRequests(): void;
+  stream: StreamServer;
+  scheduler: AutocallScheduler;
+  recordings: Recordings;
+  journal: CallJournal;
+  journalLog: { log?: JournalLog };
+  webhooks: WebhookDispatcher;
+  connector: Connector | undefined;
+  connectorDelivery: WebhookDispatcher | undefined;
+  presence: PresenceService;
+  calls: CallService;
+  gateway: AriGateway;
+  outbound: OutboundClient;
+  store: Store;
+  server: Server;
+  /** The simulator the engine started itself (stopped last). */
+  ownSimulator?: PbxSimulator;
+}
+
+/**
+ * The engine's {@link Engine.stop}: the order of the graceful stop, documented in
+ * docs/operations.md ("Shutdown"). Idempotent: later calls return the same promise.
+ */
+function stopOnce(parts: StopParts): () => Promise<void> {
+  const { config, logger, stream, scheduler, recordings, journal, webhooks } = parts;
+  const { connector, connectorDelivery, presence, calls, gateway, store, server } = parts;
   let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
+  return () => {
     stopping ??= (async () => {
       // New API requests get 503 shutting_down, /readyz 503; calls in progress stay up and are
       // still handled (ARI stays connected) while pending webhooks are delivered.
-      shuttingDown = true;
+      parts.refuseRequests();
       // Browsers reconnect (to another instance, or to this one once it is back) with ?after=.
-      stream.server.close();
+      stream.close();
       logger.info('stopping: new API requests are refused, delivering pending webhooks', {
         pendingWebhooks: webhooks.pending(),
         timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
@@ -696,7 +581,7 @@ export async function startEngine(
       connectorDelivery?.stop();
       // Webhooks are stopped and ARI is closed: no more CRM requests (route lookups still in
       // flight end within CRM_TIMEOUT_MS).
-      await outbound.close();
+      await parts.outbound.close();
       // The call steps still running finish before the journal closes: a route answer that came
       // while ARI was closing (a `hangup` route ends its call), an ARI command's answer. Their
       // changes are committed below, not dropped (the journal logs a change after its close).
@@ -707,7 +592,7 @@ export async function startEngine(
       // Changes made while ARI was closing; a healthy store commits them at once. Their events
       // are not sent by this run: pending in the outbox, the next start sends them.
       await journal.close(Math.max(left(), 1000));
-      journalLog.log?.close();
+      parts.journalLog.log?.close();
       // Closed for good: from now on nothing is sent to Asterisk (a late step's command is
       // refused). Every timer of the engine that could act was cleared above.
       await gateway.seal();
@@ -718,46 +603,12 @@ export async function startEngine(
       await store.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      if (ownSimulator) await simulator!.close();
+      if (parts.ownSimulator) await parts.ownSimulator.close();
       logger.info('stopped');
     })();
     return stopping;
   };
-
-  if (overrides.waitForAri ?? true) {
-    try {
-      await ariConnected;
-    } catch (err) {
-      await stop();
-      throw err;
-    }
-  }
-
-  return {
-    config,
-    httpUrl,
-    simulator,
-    gateway,
-    calls,
-    webhooks,
-    ...(connector && connectorDelivery
-      ? { connector: { connector, delivery: connectorDelivery } }
-      : {}),
-    store,
-    journal,
-    registry,
-    logger,
-    app,
-    server,
-    stream: stream.server,
-    autocalls: { service: autocallService, scheduler },
-    presence,
-    stop,
-  };
 }
-
-/** Scope prefix of the stored `Idempotency-Key` answers of `POST /v1/autocalls`. */
-const AUTOCALL_SCOPE = 'autocalls/';
 
 /**
  * Replay the journal log of the SQLite database file, if any (whatever SQLITE_SYNCHRONOUS is now),

@@ -3,11 +3,16 @@
  * (./http.ts), the delivery target over the durable outbox (./delivery.ts), the employee ↔
  * extension directory (./extensions.ts), and one folder per vendor. Guide: docs/connectors.md.
  */
+import type { Registry } from 'prom-client';
 import type { Dispatcher } from 'undici';
 import type { ConfigCheck } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
+import type { WebhookDispatcher } from '../events/dispatcher.ts';
 import type { Logger } from '../logging/logger.ts';
+import { DurableEventQueue } from '../store/durable-queue.ts';
+import type { Store } from '../store/store.ts';
 import type { CallRepository, ConnectorStateRepository } from '../store/index.ts';
+import { createConnectorDelivery } from './delivery.ts';
 import { createAmoCrmConnector, type AmoCrmConnector } from './amocrm/connector.ts';
 import { createBitrix24Connector, type Bitrix24Connector } from './bitrix24/connector.ts';
 import { createRetailCrmConnector, type RetailCrmConnector } from './retailcrm/connector.ts';
@@ -210,5 +215,57 @@ export function amoCrmFromConfig(config: Config, deps: ConnectorFactoryDeps): Am
     calls: deps.calls,
     logger: deps.logger.child({ component: 'connector', connector: 'amocrm' }),
     ...(deps.dispatcher ? { dispatcher: deps.dispatcher } : {}),
+  });
+}
+
+/** What {@link openConnectorDelivery} needs besides the connector. */
+export interface ConnectorDeliveryDeps {
+  config: Config;
+  /**
+   * The store, claimed and migrated, opened with the connector's outbox
+   * (`StoreOptions.connectorOutbox`).
+   */
+  store: Pick<Store, 'connectorOutbox' | 'writeBatch'>;
+  logger: Logger;
+  registry: Registry;
+}
+
+/**
+ * The delivery of the connector's vendor requests: the webhooks' outbox machinery over the
+ * connector's own durable outbox, whose events an earlier run did not deliver are resumed (logged
+ * when there are some). Attempts time out after three times CONNECTOR_TIMEOUT_MS and are retried
+ * like webhooks (WEBHOOK_RETRY_*, WEBHOOK_MAX_AGE_MS).
+ *
+ * @throws the store's error when the outbox cannot be read
+ */
+export async function openConnectorDelivery(
+  connector: Connector,
+  deps: ConnectorDeliveryDeps,
+): Promise<WebhookDispatcher> {
+  const { config, store } = deps;
+  const logger = deps.logger.child({ component: 'connector', connector: connector.name });
+  const queue = await DurableEventQueue.open(store.connectorOutbox!, {
+    logger,
+    url: connectorBaseUrl(config),
+    persistAppends: false, // the journal commits each event with its connector row
+    transaction: (fn) => store.writeBatch((repos) => fn(repos.connectorOutbox!)),
+  });
+  if (queue.size() > 0)
+    deps.logger.info('resuming undelivered CRM connector requests of an earlier run', {
+      events: queue.size(),
+    });
+  return createConnectorDelivery({
+    connector,
+    client: connector.client,
+    queue,
+    url: connectorBaseUrl(config) ?? connector.name,
+    timeoutMs: config.CONNECTOR_TIMEOUT_MS * 3,
+    retry: {
+      initialDelayMs: config.WEBHOOK_RETRY_INITIAL_DELAY_MS,
+      maxDelayMs: config.WEBHOOK_RETRY_MAX_DELAY_MS,
+      maxAgeMs: config.WEBHOOK_MAX_AGE_MS,
+    },
+    logger,
+    registry: deps.registry,
   });
 }

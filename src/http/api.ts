@@ -1,8 +1,8 @@
 /**
  * The public API's parts, built from the configuration over a {@link CallControl}: API keys and
- * the IP allow-list, the toll-fraud guard, the `/v1` call routes, the
- * asterisk.fcgi compatibility path and the OpenAPI document. `main.ts` hands them to
- * {@link createHttpApp}; tests do the same with a fake CallControl.
+ * the IP allow-list, the toll-fraud guard, the `/v1` call routes, the asterisk.fcgi compatibility
+ * path and the OpenAPI document. `createHttp` (./index.ts) hands them to {@link createHttpApp};
+ * tests do the same with a fake CallControl.
  */
 import express from 'express';
 import type { Registry } from 'prom-client';
