@@ -270,11 +270,24 @@ export class AcceptanceBed {
 
   /** Stop everything this bed started (engine, proxy, CRM, Asterisk) and delete its folders. */
   async stop(): Promise<void> {
-    await this.killEngine();
-    await this.proxy.close();
-    await this.crm.close();
-    await this.asterisk.stop();
-    await rm(this.dataDir, { recursive: true, force: true });
+    // Each step is timed: a slow stop (Asterisk's `core stop now` can take its time) names the
+    // step in the test output instead of only failing the hook's timeout.
+    const took: Record<string, number> = {};
+    const step = async (name: string, run: () => Promise<unknown>): Promise<void> => {
+      const started = Date.now();
+      try {
+        await run();
+      } finally {
+        took[name] = Date.now() - started;
+      }
+    };
+    await step('engine', () => this.killEngine());
+    await step('proxy', () => this.proxy.close());
+    await step('crm', () => this.crm.close());
+    await step('asterisk', () => this.asterisk.stop());
+    await step('data', () => rm(this.dataDir, { recursive: true, force: true }));
+    const totalMs = Object.values(took).reduce((a, b) => a + b, 0);
+    if (totalMs > 5000) console.warn(`acceptance bed stop took ${totalMs} ms:`, took);
   }
 }
 
@@ -299,8 +312,12 @@ export function sharedBed(): Promise<AcceptanceBed> {
   return shared;
 }
 
-/** Stop the shared bed (a root `after` hook of each scenario file; idempotent). */
-export async function stopSharedBed(): Promise<void> {
+/**
+ * Stop the shared bed (a root `after` hook of each scenario file; idempotent). Allowed a minute:
+ * `run.sh stop` alone may take up to 30 s (Asterisk's `core stop now`, then SIGKILL).
+ */
+export async function stopSharedBed(this: Mocha.Context | void): Promise<void> {
+  this?.timeout(60_000);
   const bed = shared;
   shared = undefined;
   if (!bed) return;
