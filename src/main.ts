@@ -230,9 +230,9 @@ export async function startEngine(
   });
   await startStep(operators.load());
   const { presence } = operators;
-  // The toll-fraud guard's destination policy (allow-list, denied number types), shared by the
-  // numbers operators dial from their phones and notification calls (the API builds its own from
-  // the same settings, src/http/api.ts).
+  // API keys, the IP allow-list and the toll-fraud guard's destination policy (allow-list,
+  // denied number types), one set shared by the HTTP API, the live stream, the numbers operators
+  // dial from their phones and notification calls.
   const security = createSecurity({ config, logger, registry });
 
   // Calls (src/calls/): each change is committed by the journal, then its events are delivered
@@ -302,6 +302,7 @@ export async function startEngine(
     store,
     calls: calls.service,
     ...(simulator ? { simulator } : {}),
+    security,
     tokens,
     idempotency,
     recordings: recordings.http,

@@ -1,8 +1,9 @@
 /**
- * The public API's parts, built from the configuration over a {@link CallControl}: API keys and
- * the IP allow-list, the toll-fraud guard, the `/v1` call routes, the asterisk.fcgi compatibility
- * path and the OpenAPI document. `createHttp` (./index.ts) hands them to {@link createHttpApp};
- * tests do the same with a fake CallControl.
+ * The public API's parts, built from the configuration over a {@link CallControl} and the
+ * engine's shared security objects (src/security/index.ts `createSecurity`): API keys and the IP
+ * allow-list, the toll-fraud guard, the `/v1` call routes, the asterisk.fcgi compatibility path
+ * and the OpenAPI document. `createHttp` (./index.ts) hands them to {@link createHttpApp}; tests
+ * do the same with a fake CallControl.
  */
 import express from 'express';
 import type { Registry } from 'prom-client';
@@ -29,10 +30,10 @@ import {
   type PresenceService,
 } from '../operators/index.ts';
 import type { RecordingHttp } from '../recordings/index.ts';
-import { ApiKeyRing, requireApiKey } from '../security/api-keys.ts';
-import { DestinationPolicy } from '../security/destinations.ts';
+import { requireApiKey } from '../security/api-keys.ts';
 import { CallGuard } from '../security/guard.ts';
-import { allowListFilter, IpAllowList } from '../security/ip.ts';
+import type { Security } from '../security/index.ts';
+import { allowListFilter } from '../security/ip.ts';
 import { createSecurityMetrics } from '../security/metrics.ts';
 import {
   acceptOperatorTokens,
@@ -51,11 +52,7 @@ import { WorkstationMap } from './workstations.ts';
 export interface ApiDeps {
   config: Pick<
     Config,
-    | 'API_KEYS'
-    | 'HTTP_ALLOWED_CIDRS'
     | 'DEFAULT_REGION'
-    | 'DESTINATION_ALLOWLIST'
-    | 'DESTINATION_DENIED_TYPES'
     | 'CALLS_RATE_LIMIT_PER_MIN'
     | 'MAX_LIVE_ORIGINATED_CALLS'
     | 'CLICK_TO_CALL_TRIES'
@@ -68,6 +65,12 @@ export interface ApiDeps {
     | 'API_STORE_WAIT_MS'
     | 'OPERATOR_TOKEN_DEFAULT_TTL_SEC'
   >;
+  /**
+   * The engine's security objects (src/security/index.ts `createSecurity`), the same ones the
+   * live stream and the operators' dial guard use: API_KEYS (`apiKeys`), HTTP_ALLOWED_CIDRS
+   * (`allowList`) and the toll-fraud guard's destination policy (`destinations`).
+   */
+  security: Pick<Security, 'apiKeys' | 'allowList' | 'destinations'>;
   /**
    * Operator tokens (src/security/operator-tokens.ts): minted by
    * `POST /v1/operators/{extension}/tokens` and accepted instead of an API key on the routes a
@@ -144,17 +147,12 @@ export type ApiParts = Required<
  */
 export function createApi(deps: ApiDeps): ApiParts {
   const { config, control, registry, logger } = deps;
+  const { apiKeys: keys, allowList, destinations } = deps.security;
   const metrics = createSecurityMetrics(registry);
-  const keys = new ApiKeyRing(config.API_KEYS);
   if (!keys.configured)
     logger.warn(
       'API_KEYS is not set: every API route answers 503 api_keys_not_configured (set API_KEYS=name:key)',
     );
-  const destinations = new DestinationPolicy(
-    config.DESTINATION_ALLOWLIST,
-    config.DEFAULT_REGION,
-    config.DESTINATION_DENIED_TYPES,
-  );
   const guard = new CallGuard({
     destinations,
     callsPerMinute: config.CALLS_RATE_LIMIT_PER_MIN,
@@ -279,7 +277,6 @@ export function createApi(deps: ApiDeps): ApiParts {
         }),
       ]
     : [];
-  const allowList = new IpAllowList(config.HTTP_ALLOWED_CIDRS);
   const apiKeyAuth = deps.recordings
     ? deps.recordings.allowSignedLinks(requireApiKey({ keys, logger, metrics }))
     : requireApiKey({ keys, logger, metrics });

@@ -21,6 +21,7 @@ import { createConsoleRoutes } from '../console/routes.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { PresenceService } from '../operators/index.ts';
 import type { RecordingHttp } from '../recordings/index.ts';
+import type { Security } from '../security/index.ts';
 import type { OperatorTokens } from '../security/operator-tokens.ts';
 import type { Store } from '../store/store.ts';
 import { createApi } from './api.ts';
@@ -104,6 +105,11 @@ export interface CreateHttpDeps {
   calls: CallService;
   /** The built-in PBX simulator (its control routes at `/sim`), when the engine runs on one. */
   simulator?: { controlRouter(): Router };
+  /**
+   * The engine's security objects (`createSecurity`): the API checks API keys, the IP allow-list
+   * and call destinations with the same ones as the live stream and the operators' dial guard.
+   */
+  security: Pick<Security, 'apiKeys' | 'allowList' | 'destinations'>;
   /** Operator tokens: minted by the API, accepted on the console's routes. */
   tokens: OperatorTokens;
   idempotency: EngineIdempotency;
@@ -167,6 +173,7 @@ export function createHttp(deps: CreateHttpDeps): Http {
       registry,
       logger,
       store,
+      security: deps.security,
       tokens: deps.tokens,
       idempotency: deps.idempotency.calls,
       recordings: deps.recordings,

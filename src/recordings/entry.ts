@@ -81,6 +81,13 @@ export interface Entry {
   /** The look-up in Asterisk `finishCheckMs` after the call's end (`BridgeRecorder.armFinishCheck`). */
   checkTimer?: NodeJS.Timeout;
   /**
+   * The look-up in Asterisk tried again after one failed while ARI stayed connected
+   * (`RecordingRecovery.check`, recovery.ts).
+   */
+  lookUpTimer?: NodeJS.Timeout;
+  /** Look-ups in Asterisk that failed in a row (the delay before the next one grows with it). */
+  lookUpFailures?: number;
+  /**
    * `finishCheckMs` after the call's end came while `POST /bridges/{id}/record` was still
    * unanswered (status `starting`): the look-up is made as soon as the request is answered.
    */
@@ -89,10 +96,20 @@ export interface Entry {
   writes: Promise<void>;
 }
 
-/** Clear the timers that wait for RecordingFinished after the call's end. */
+/**
+ * Clear the timers that wait for RecordingFinished after the call's end, and a look-up in
+ * Asterisk waiting to be tried again.
+ */
 export function clearFinishTimers(entry: Entry): void {
   if (entry.finishTimer) clearTimeout(entry.finishTimer);
   entry.finishTimer = undefined;
   if (entry.checkTimer) clearTimeout(entry.checkTimer);
   entry.checkTimer = undefined;
+  clearLookUpRetry(entry);
+}
+
+/** Clear the look-up in Asterisk waiting to be tried again ({@link Entry.lookUpTimer}). */
+export function clearLookUpRetry(entry: Entry): void {
+  if (entry.lookUpTimer) clearTimeout(entry.lookUpTimer);
+  entry.lookUpTimer = undefined;
 }

@@ -11,21 +11,44 @@
  *   over the look-ups of asterisk.ts): still live → wait for RecordingFinished (a live recording of
  *   an ended call is stopped); stored → download (its RecordingFinished was lost); gone → failed,
  *   unless this run's request to start it got no answer and the call still goes on: then the
- *   request never reached Asterisk and is made again ({@link RecordingRecovery.startAgain});
+ *   request never reached Asterisk and is made again ({@link RecordingRecovery.startAgain}). A
+ *   look-up that fails while ARI stays connected (no answer in time, a 5xx) is tried again after
+ *   {@link LOOK_UP_RETRY} delays until it gets an answer or the recording is settled; one that
+ *   fails as ARI drops is made again at the reconnect;
  * - at the first connect of a run, the copies left in Asterisk of recordings the store already
  *   says are `stored` are deleted ({@link RecordingRecovery.sweepStored}).
  *
  * Reference: docs/recordings.md "After a restart or an ARI outage". Nothing here throws.
  */
+import { computeBackoffDelay } from '../ari/backoff.ts';
 import { AriConflictError, AriConnectionError, AriNotFoundError } from '../ari/errors.ts';
 import type { Call } from '../calls/model.ts';
 import { adoptedCallFromRecord } from '../calls/reconcile.ts';
 import type { UnsettledRecordingRecord } from '../store/calls.ts';
 import { bridgeState, locateRecording, type AsteriskLocation } from './asterisk.ts';
 import type { RecordingDownloads } from './download.ts';
-import { RECORDING_FORMAT, START_TRIES, type Entry } from './entry.ts';
+import { clearLookUpRetry, RECORDING_FORMAT, START_TRIES, type Entry } from './entry.ts';
 import type { RecordingRuntime } from './runtime.ts';
 import { recordingKey } from './storage.ts';
+
+/**
+ * Delays before a look-up in Asterisk is tried again after it failed while ARI stayed connected
+ * (a command timeout, a 5xx): 1 s before the first retry, doubled each time up to 15 s, as long as
+ * the recording is not settled (ms).
+ */
+export const LOOK_UP_RETRY = { initialDelayMs: 1_000, maxDelayMs: 15_000 } as const;
+
+/** A look-up in Asterisk that got no usable answer: what was asked, and the gateway's error. */
+interface LookUpFailure {
+  failed: string;
+  err: unknown;
+}
+
+/**
+ * What follows one look-up ({@link RecordingRecovery.check}): nothing (`done`), another look-up
+ * at once (`again`), or, after a failure, one after a delay.
+ */
+type LookUpOutcome = 'done' | 'again' | LookUpFailure;
 
 /**
  * The model of an ended call rebuilt from its stored record: numbers, DID, customer, variables,
@@ -163,30 +186,72 @@ export class RecordingRecovery {
   /**
    * Look the recording up in Asterisk and act on what is found ({@link connected}); one look-up
    * at a time per recording. A start of the recording tried again meanwhile is followed by a new
-   * look-up at once when ARI is connected (its outcome decides), else at the reconnect.
+   * look-up at once when ARI is connected (its outcome decides), else at the reconnect. A
+   * look-up that fails (the recording's, or the bridge's before a start tried again) is tried
+   * again after a delay while ARI is connected ({@link LOOK_UP_RETRY}: 1 s, doubled each time,
+   * at most 15 s), and at the reconnect otherwise; a settled recording or the engine's stop
+   * cancels it.
    */
   async check(entry: Entry): Promise<void> {
     if (entry.checking || entry.status !== 'recording' || this.rt.stopped) return;
+    clearLookUpRetry(entry);
     entry.checking = true;
-    let again = false;
+    let outcome: LookUpOutcome = 'done';
     try {
-      again = await this.lookUp(entry);
+      outcome = await this.lookUp(entry);
     } finally {
       entry.checking = false;
     }
-    if (again && !this.rt.stopped && this.rt.deps.gateway.isConnected()) void this.check(entry);
+    if (typeof outcome === 'object') {
+      this.retryLater(entry, outcome);
+      return;
+    }
+    entry.lookUpFailures = 0;
+    if (outcome === 'again' && !this.rt.stopped && this.rt.deps.gateway.isConnected())
+      void this.check(entry);
   }
 
-  /** One look-up for {@link check}. Resolves true when another should follow at once. */
-  private async lookUp(entry: Entry): Promise<boolean> {
+  /**
+   * A look-up failed: while ARI is connected and the recording still waits (`recording`), try
+   * {@link check} again after {@link LOOK_UP_RETRY}'s delay for the failures so far; with ARI
+   * disconnected, leave it to the reconnect ({@link connected}).
+   */
+  private retryLater(entry: Entry, failure: LookUpFailure): void {
+    const { rt } = this;
+    if (rt.stopped || entry.status !== 'recording') return;
+    const { failed, err } = failure;
+    if (!rt.deps.gateway.isConnected()) {
+      entry.log.warn(`could not look ${failed} up in Asterisk; looked up again at the reconnect`, {
+        err,
+      });
+      return;
+    }
+    const attempt = (entry.lookUpFailures ?? 0) + 1;
+    entry.lookUpFailures = attempt;
+    const delayMs = computeBackoffDelay(attempt - 1, { ...LOOK_UP_RETRY, jitter: 0 });
+    entry.log.warn(`could not look ${failed} up in Asterisk; trying again`, {
+      failures: attempt,
+      retryInMs: delayMs,
+      err,
+    });
+    clearLookUpRetry(entry);
+    entry.lookUpTimer = setTimeout(() => {
+      entry.lookUpTimer = undefined;
+      // ARI dropped meanwhile: the reconnect looks it up.
+      if (!rt.stopped && rt.deps.gateway.isConnected()) void this.check(entry);
+    }, delayMs);
+    entry.lookUpTimer.unref();
+  }
+
+  /** One look-up for {@link check}: what should follow. */
+  private async lookUp(entry: Entry): Promise<LookUpOutcome> {
     let where: AsteriskLocation;
     try {
       where = await locateRecording(this.rt.deps.gateway.recordings, entry.name);
     } catch (err) {
-      entry.log.warn('could not look the recording up in Asterisk; tried again later', { err });
-      return false;
+      return { failed: 'the recording', err };
     }
-    if (entry.status !== 'recording' || this.rt.stopped) return false;
+    if (entry.status !== 'recording' || this.rt.stopped) return 'done';
     if (entry.startUnconfirmed && where !== 'missing') {
       entry.startUnconfirmed = false;
       this.rt.metrics.started.inc();
@@ -197,16 +262,16 @@ export class RecordingRecovery {
           entry.log.info('the recording finished while the engine was not listening');
         entry.finished = true;
         this.downloads.download(entry);
-        return false;
+        return 'done';
       case 'live':
         entry.finished = false;
         if (entry.callEnded) await this.downloads.stopLive(entry);
         else entry.log.debug('the recording is still being made in Asterisk');
-        return false;
+        return 'done';
       case 'missing':
         if (entry.startUnconfirmed && !entry.callEnded) return this.startAgain(entry);
         await this.downloads.missing(entry);
-        return false;
+        return 'done';
     }
   }
 
@@ -219,42 +284,40 @@ export class RecordingRecovery {
    * overwritten. At most {@link START_TRIES} requests in all. Otherwise (the call ended, its
    * bridge gone or left with one party, the tries used up) the recording failed as any recording
    * Asterisk does not have (`RecordingDownloads.missing`: `stage="missing"`); Asterisk refusing
-   * the request fails it with `stage="start"`, as a refused first request. Resolves true when the
-   * recording should be looked up again at once: no answer again, a recording of that name in the
-   * way, or the call ended while the request was in flight (a live recording is then stopped).
+   * the request fails it with `stage="start"`, as a refused first request. Resolves `again` when
+   * the recording should be looked up again at once: no answer again, a recording of that name in
+   * the way, or the call ended while the request was in flight (a live recording is then stopped);
+   * a failure when the bridge could not be looked up (tried again later, {@link check}).
    */
-  private async startAgain(entry: Entry): Promise<boolean> {
+  private async startAgain(entry: Entry): Promise<LookUpOutcome> {
     const { rt, downloads } = this;
     const call = entry.call;
     const bridgeId = call?.bridgeId ?? entry.bridgeId;
     const tries = entry.startTries ?? START_TRIES;
     if (call?.phase !== 'bridged' || bridgeId === undefined) {
       await downloads.missing(entry);
-      return false;
+      return 'done';
     }
     if (tries >= START_TRIES) {
       entry.log.warn('the recording start never reached Asterisk; no tries left', { tries });
       await downloads.missing(entry);
-      return false;
+      return 'done';
     }
     const { gateway } = rt.deps;
     let bridge: Awaited<ReturnType<typeof bridgeState>>;
     try {
       bridge = await bridgeState(gateway.bridges, bridgeId);
     } catch (err) {
-      entry.log.warn("could not look the call's bridge up in Asterisk; tried again later", {
-        err,
-      });
-      return false;
+      return { failed: "the call's bridge", err };
     }
-    if (entry.status !== 'recording' || rt.stopped) return false;
+    if (entry.status !== 'recording' || rt.stopped) return 'done';
     if (bridge !== 'talking' || entry.callEnded) {
       entry.log.info('the call ended before its recording could be started again', {
         bridgeId,
         bridge,
       });
       await downloads.missing(entry);
-      return false;
+      return 'done';
     }
     entry.startTries = tries + 1;
     entry.log.warn('the recording start never reached Asterisk; starting the recording again', {
@@ -269,28 +332,28 @@ export class RecordingRecovery {
         ifExists: 'fail',
       });
     } catch (err) {
-      if (entry.status !== 'recording' || rt.stopped) return false;
+      if (entry.status !== 'recording' || rt.stopped) return 'done';
       if (err instanceof AriNotFoundError) {
         entry.log.info('bridge gone before its recording started again', { bridgeId });
         await downloads.missing(entry);
-        return false;
+        return 'done';
       }
       if (err instanceof AriConnectionError) {
         entry.log.warn('no answer to the recording start again; looking it up in Asterisk', {
           err,
         });
-        return true;
+        return 'again';
       }
       if (err instanceof AriConflictError) {
         entry.log.warn('Asterisk has a recording of that name after all; looking it up', { err });
-        return true;
+        return 'again';
       }
       rt.fail(entry, 'start', err);
-      return false;
+      return 'done';
     }
     entry.startUnconfirmed = false;
     rt.metrics.started.inc();
     entry.log.info('recording the call', { bridgeId, format: RECORDING_FORMAT, restarted: true });
-    return entry.status === 'recording' && entry.callEnded && !entry.finished;
+    return entry.status === 'recording' && entry.callEnded && !entry.finished ? 'again' : 'done';
   }
 }

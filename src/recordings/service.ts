@@ -38,7 +38,9 @@
  * `/recordings/stored/{name}`, asterisk.ts): still live → wait for RecordingFinished (a live
  * recording of an ended call is stopped); stored → download (its RecordingFinished was lost);
  * gone → failed, unless this run's request to start it got no answer and the call still goes on:
- * then the request never reached Asterisk and is made again. ARI unreachable during a download
+ * then the request never reached Asterisk and is made again. A look-up that fails while ARI stays
+ * connected is made again after a growing delay (1 s, doubled, at most 15 s apart) until the
+ * recording is settled. ARI unreachable during a download
  * does not use up tries: the download waits for the reconnect. At the first connect of a run,
  * the copies left in Asterisk of recordings the store already says are `stored` are deleted
  * ({@link RecordingService.sweepStored}).

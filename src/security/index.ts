@@ -3,8 +3,8 @@
  * policy, rate limit, live-call cap), with their counters. Reference: docs/api.md
  * (Authentication, IP allow-list, Toll-fraud guard).
  *
- * `main.ts` builds the objects the engine's domains share with {@link createSecurity}; the HTTP
- * API builds its own request checks from the same settings (src/http/api.ts).
+ * `main.ts` builds the objects the engine's domains share with {@link createSecurity} once: the
+ * HTTP API (src/http/api.ts), the live stream, the call service and notification calls use them.
  */
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.ts';

@@ -16,6 +16,7 @@ import { createEventEnvelope, type LifecycleEvent } from '../../src/events/types
 import { createApi, type ApiDeps } from '../../src/http/api.ts';
 import { createHttpApp } from '../../src/http/app.ts';
 import { createSilentLogger } from '../../src/logging/logger.ts';
+import { createSecurity } from '../../src/security/index.ts';
 import { apiRequest } from '../support/api.ts';
 import { TEST_API_KEY } from '../support/engine.ts';
 import { callEvents, callId, endedCall, forEachDialect } from '../store/helpers.ts';
@@ -50,7 +51,15 @@ async function startHistoryApp(
     logger,
     registry,
     readiness: {},
-    ...createApi({ config, control, registry, logger, store, ...extra }),
+    ...createApi({
+      config,
+      control,
+      registry,
+      logger,
+      store,
+      security: createSecurity({ config, logger, registry }),
+      ...extra,
+    }),
   });
   const server: Server = app.listen(0, '127.0.0.1');
   await once(server, 'listening');

@@ -14,7 +14,12 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { Registry } from 'prom-client';
 import sinon from 'sinon';
-import { AriConflictError, AriConnectionError, AriNotFoundError } from '../../src/ari/errors.ts';
+import {
+  AriConflictError,
+  AriConnectionError,
+  AriNotFoundError,
+  AriServerError,
+} from '../../src/ari/errors.ts';
 import type { AriLiveRecording } from '../../src/ari/types.ts';
 import type { Call } from '../../src/calls/model.ts';
 import type { RecordingReadyData } from '../../src/events/types.ts';
@@ -616,6 +621,123 @@ describe('recordings service: recovery paths', () => {
     expect(asterisk.requests.filter((r) => r.endsWith('/file'))).to.deep.equal([
       `GET stored/${name}/file`,
     ]);
+  });
+
+  /**
+   * Make `GET /recordings/live/{name}` fail with `failures`, one a look-up, then answer as
+   * Asterisk does; the fake clock's time of every look-up is kept in `times`.
+   */
+  function failLiveLookUps(failures: Error[], fake: sinon.SinonFakeTimers): { times: number[] } {
+    const times: number[] = [];
+    const getLive = asterisk.gateway.recordings.getLive;
+    asterisk.gateway.recordings.getLive = (name: string) => {
+      times.push(fake.now);
+      const failure = failures.shift();
+      return failure ? Promise.reject(failure) : getLive(name);
+    };
+    return { times };
+  }
+
+  /** Let real I/O (the storage's file writes) run under fake timers until `condition` holds. */
+  async function untilIo(condition: () => boolean, what: string): Promise<void> {
+    const deadline = Date.now() + 5_000;
+    while (!condition()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  const commandTimeout = (operation: string): AriConnectionError =>
+    new AriConnectionError(operation, 'no answer from Asterisk within 10000 ms');
+
+  it('a look-up in Asterisk that fails while ARI stays connected (a command timeout, then a 5xx) is tried again 1 s, then 2 s later: the recording is fetched and ready long before finishTimeoutMs, and not looked up again', async () => {
+    clock = sinon.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const svc = start({ finishCheckMs: 20, finishTimeoutMs: 60_000 });
+    const call = liveCall();
+    const name = `rec-${call.id}`;
+    await svc.bridgeCreated(call, 'br-1', undefined);
+    // Asterisk finished the recording as the call's bridge was destroyed; its event never came.
+    asterisk.finish(name, 3, false);
+    const lookUps = failLiveLookUps(
+      [
+        commandTimeout('recordings.getLive'),
+        new AriServerError('recordings.getLive', 'Internal Server Error'),
+      ],
+      clock,
+    );
+    const endedAt = clock.now;
+    end(svc, call);
+    await clock.tickAsync(20); // finishCheckMs: the look-up gets no answer
+    expect(lookUps.times).to.have.length(1);
+    await clock.tickAsync(999);
+    expect(lookUps.times).to.have.length(1);
+    await clock.tickAsync(1 + 2_000);
+    expect(lookUps.times.map((t) => t - endedAt)).to.deep.equal([20, 1_020, 3_020]);
+    await untilIo(() => ready.length === 1, 'recording.ready');
+    expect(ready[0]!.data).to.include({ bytes: 48_044, durationSec: 3, format: 'wav' });
+    await untilIo(() => rows.get(call.id)?.status === 'stored', 'stored');
+    await untilIo(() => !asterisk.stored.has(name), "Asterisk's copy deleted");
+    await clock.tickAsync(120_000);
+    expect(lookUps.times).to.have.length(3);
+    expect(asterisk.requests.filter((r) => r.includes(name))).to.deep.equal([
+      `GET live/${name}`,
+      `GET stored/${name}`,
+      `GET stored/${name}/file`,
+      `DELETE stored/${name}`,
+    ]);
+    expect(ready).to.have.length(1);
+  });
+
+  it("the look-up of the call's bridge before its recording is started again fails while ARI stays connected: tried again a second later, and the recording is started again while the call goes on", async () => {
+    clock = sinon.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const svc = start({ finishCheckMs: 20, finishTimeoutMs: 60_000 });
+    asterisk.recordOutcomes = ['dropped'];
+    const get = asterisk.gateway.bridges.get;
+    let failures = 1;
+    asterisk.gateway.bridges.get = (bridgeId: string) => {
+      if (failures-- <= 0) return get(bridgeId);
+      asterisk.requests.push(`GET /bridges/${bridgeId} (5xx)`);
+      return Promise.reject(new AriServerError('bridges.get', 'Internal Server Error'));
+    };
+    const call = liveCall();
+    const name = `rec-${call.id}`;
+    await svc.bridgeCreated(call, 'br-1', undefined);
+    await clock.tickAsync(0);
+    expect(asterisk.live.has(name)).to.equal(false);
+    await clock.tickAsync(1_000);
+    expect(asterisk.live.has(name), 'the recording started again').to.equal(true);
+    expect(requestsOf(call)).to.deep.equal([
+      'POST /bridges/br-1/record',
+      `GET live/${name}`,
+      `GET stored/${name}`,
+      'GET /bridges/br-1 (5xx)',
+      `GET live/${name}`,
+      `GET stored/${name}`,
+      'GET /bridges/br-1',
+      'POST /bridges/br-1/record',
+    ]);
+    expect(asterisk.recordParams).to.deep.equal([{ name, format: 'wav', ifExists: 'fail' }]);
+    expect(await metric('aricrm_recordings_started_total')).to.equal(1);
+    expect(rows.get(call.id)?.status).to.equal('recording');
+  });
+
+  it('look-ups that keep failing while ARI stays connected: tried again after 1, 2, 4, 8, 15, 15 s (at most 15 s apart); none after the engine stops', async () => {
+    clock = sinon.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const svc = start({ finishCheckMs: 20, finishTimeoutMs: 600_000 });
+    const call = liveCall();
+    await svc.bridgeCreated(call, 'br-1', undefined);
+    const lookUps = failLiveLookUps(
+      Array.from({ length: 20 }, () => new AriServerError('recordings.getLive', 'Bad Gateway')),
+      clock,
+    );
+    end(svc, call);
+    await clock.tickAsync(20 + 1_000 + 2_000 + 4_000 + 8_000 + 15_000 + 15_000);
+    const gaps = lookUps.times.slice(1).map((t, i) => t - lookUps.times[i]!);
+    expect(gaps).to.deep.equal([1_000, 2_000, 4_000, 8_000, 15_000, 15_000]);
+    expect(rows.get(call.id)?.status).to.equal('recording');
+    svc.stop();
+    await clock.tickAsync(120_000);
+    expect(lookUps.times).to.have.length(7);
   });
 
   it('without RecordingFinished, durationSec is the file length rounded down, as Asterisk counts it', async () => {

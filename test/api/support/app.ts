@@ -1,6 +1,7 @@
 /**
- * The HTTP app as the engine builds it (createApi + createHttpApp), over a fake CallControl, on a
- * real local port. Configuration comes from environment-style strings, as in production.
+ * The HTTP app as the engine builds it (createSecurity + createApi + createHttpApp), over a fake
+ * CallControl, on a real local port. Configuration comes from environment-style strings, as in
+ * production.
  */
 import { once } from 'node:events';
 import type { Server } from 'node:http';
@@ -11,6 +12,7 @@ import { loadConfig } from '../../../src/config/load.ts';
 import { createApi } from '../../../src/http/api.ts';
 import { createHttpApp } from '../../../src/http/app.ts';
 import { createLogger } from '../../../src/logging/logger.ts';
+import { createSecurity } from '../../../src/security/index.ts';
 import { TEST_API_KEY } from '../../support/engine.ts';
 import { FakeCallControl } from './fake-control.ts';
 
@@ -48,7 +50,13 @@ export async function startApiApp(
     registry,
     readiness: {},
     trustProxy: config.TRUST_PROXY,
-    ...createApi({ config, control, registry, logger }),
+    ...createApi({
+      config,
+      control,
+      registry,
+      logger,
+      security: createSecurity({ config, logger, registry }),
+    }),
   });
   const server: Server = app.listen(0, '127.0.0.1');
   await once(server, 'listening');
