@@ -20,18 +20,25 @@
  * (a leg's StasisStart waiting for ARI's answer to its `dial`, a click-to-call originate) and
  * other ringing signals, none of which can make the ringing wrong; its own turn in the chain
  * then finds it done.
+ *
+ * This file is the entry: {@link CallRuntime}, the object the flows, the call service and the
+ * reconciliation use, with the state of the live calls, the flows registered, the per-call
+ * ordering and the watchers. It delegates the rest to its parts, each read top to bottom:
+ *
+ * - `routing.ts` ({@link CallEventRouter}): ARI events to calls (StasisStart, playbacks, the
+ *   channel events of a call's legs), and the early announcement of a leg's ringing;
+ * - `legs.ts` ({@link CallLegs}): creating, dialling and hanging up legs, ringing and answering
+ *   the caller, and hanging up the channels of legs whose create got no answer from ARI;
+ * - `leg-states.ts` ({@link LegStates}): what a leg's ringing, answer (the bridge of
+ *   {@link CallRuntime.connect}) and end do to the call;
+ * - `lifecycle.ts` ({@link CallLifecycle}): holding a new call, ending it, forgetting it, and
+ *   the call metrics.
  */
-import { randomUUID } from 'node:crypto';
-import type { Counter, Gauge } from 'prom-client';
-import { counter, gauge } from '../metrics/registry.ts';
+import type { Counter } from 'prom-client';
+import { counter } from '../metrics/registry.ts';
 import type { AriChannel, AriEvent, HangupParams } from '../ari/types.ts';
 import type { Logger } from '../logging/logger.ts';
-import {
-  AriBadRequestError,
-  AriConnectionError,
-  AriNotFoundError,
-  AriServerError,
-} from '../ari/errors.ts';
+import { AriConnectionError } from '../ari/errors.ts';
 import {
   type Call,
   type CallSnapshot,
@@ -39,10 +46,8 @@ import {
   type Disposition,
   type HangupBy,
   type Leg,
-  legOutcomeFromCause,
   snapshotCall,
 } from './model.ts';
-import { customerEndpoint, operatorEndpoint } from './dialstrings.ts';
 import { CallNotFoundError, CallStateError } from './control.ts';
 import type {
   CallContext,
@@ -52,14 +57,12 @@ import type {
   FlowName,
   TransferTargetHandlers,
 } from './context.ts';
+import { LegStates } from './leg-states.ts';
+import { CallLegs } from './legs.ts';
+import { CallLifecycle } from './lifecycle.ts';
+import { CallEventRouter } from './routing.ts';
 
-const HANGUP_REASON: Record<Disposition, HangupParams['reason']> = {
-  answered: 'normal',
-  busy: 'busy',
-  no_answer: 'no_answer',
-  canceled: 'normal',
-  failed: 'congestion',
-};
+export { isGone } from './legs.ts';
 
 /** What the runtime tells the call service's in-process listeners. */
 export interface RuntimeEvents {
@@ -108,31 +111,30 @@ export class CallRuntime {
   readonly unconfirmedChannels = new Map<string, Logger>();
   private readonly flows = new Map<FlowName, Flow>();
   private readonly flowByRole = new Map<string, Flow>();
-  private transfer: TransferTargetHandlers | undefined;
-  private readonly activeGauge: Gauge<'direction'>;
-  private readonly endedCounter: Counter<'direction' | 'disposition'>;
   private readonly failures: Counter;
+  private readonly lifecycle: CallLifecycle;
+  private readonly legs: CallLegs;
+  private readonly legStates: LegStates;
+  private readonly router: CallEventRouter;
 
   constructor(
     readonly deps: CallServiceDeps,
-    private readonly events: RuntimeEvents,
+    events: RuntimeEvents,
   ) {
     this.now = deps.now ?? Date.now;
-    this.activeGauge = gauge(deps.registry, {
-      name: 'aricrm_calls_active',
-      help: 'Calls in progress, by direction.',
-      labelNames: ['direction'] as const,
-    });
-    this.endedCounter = counter(deps.registry, {
-      name: 'aricrm_calls_ended_total',
-      help: 'Calls ended, by direction and disposition.',
-      labelNames: ['direction', 'disposition'] as const,
-    });
+    this.lifecycle = new CallLifecycle(this, events);
     this.failures = counter(deps.registry, {
       name: 'aricrm_call_handler_errors_total',
       help: 'Call flow steps that failed unexpectedly (the call was cleaned up).',
     });
+    this.legs = new CallLegs(this);
+    this.legStates = new LegStates(this);
+    this.router = new CallEventRouter(this, this.legStates);
   }
+
+  // -------------------------------------------------------------------------------------------
+  // Flows
+  // -------------------------------------------------------------------------------------------
 
   /**
    * Make `flow` drive the calls whose context names it, and start its calls on a StasisStart of
@@ -148,7 +150,7 @@ export class CallRuntime {
 
   /** Let the blind transfer handle the leg ringing a transfer target ({@link isTransferLeg}). */
   setTransferHandlers(handlers: TransferTargetHandlers): void {
-    this.transfer = handlers;
+    this.legStates.transfer = handlers;
   }
 
   /** The flow driving the call. Throws for a flow nobody registered (a wiring bug). */
@@ -156,79 +158,6 @@ export class CallRuntime {
     const flow = this.flows.get(ctx.flow);
     if (!flow) throw new Error(`no flow ${ctx.flow} registered`);
     return flow;
-  }
-
-  /**
-   * Entry point for ARI events (subscribe it to the gateway). Never throws: failures of a call's
-   * handler are logged, counted and the call is cleaned up.
-   */
-  handleEvent(event: AriEvent): void {
-    if (event.type === 'StasisStart') {
-      this.onStasisStart(event.channel, event.args);
-      return;
-    }
-    if (event.type === 'PlaybackFinished') {
-      const ctx = this.byPlayback.get(event.playback.id);
-      if (ctx) {
-        this.byPlayback.delete(event.playback.id);
-        void this.run(ctx, () => this.onPlaybackDone(ctx, event.playback.id));
-      }
-      return;
-    }
-    const channelId = channelIdOf(event);
-    if (!channelId) return;
-    const ctx = this.byChannel.get(channelId);
-    if (!ctx) return;
-    const leg = ctx.call.legs.get(channelId);
-    const quiet = leg !== undefined && leg.role !== 'caller' && isQuietLegEvent(event, channelId);
-    if (quiet && ctx.changingSteps === 0 && isRingingSignal(event, channelId))
-      this.ringingNow(ctx, leg);
-    void this.run(
-      ctx,
-      () => this.onChannelEvent(ctx, channelId, event),
-      quiet ? 'quiet' : 'change',
-    );
-  }
-
-  /**
-   * Announce a leg's ringing now, outside the per-call chain (see the header): nothing queued
-   * before it may change the call. Otherwise (or when it is no news) its turn in the chain does.
-   */
-  private ringingNow(ctx: CallContext, leg: Leg): void {
-    if (leg.hangupRequested || !this.markRinging(ctx, leg)) return;
-    this.deps.journal?.record(ctx.call);
-    this.notifyWatchers(ctx);
-  }
-
-  /**
-   * A channel entered Stasis: a registered role (`args[0]`) starts a call of its flow; a
-   * channel of a known call is one of its engine legs; anything else is hung up. A StasisStart
-   * of a caller already routed by {@link startMissedCall} (it came late) is ignored.
-   */
-  private onStasisStart(channel: AriChannel, args: string[]): void {
-    const flow = this.startingFlow(args);
-    if (flow) {
-      const owner = this.byChannel.get(channel.id);
-      const leg = owner?.call.legs.get(channel.id);
-      if (owner && leg?.role === 'caller' && !leg.ended && !owner.released.has(channel.id)) {
-        owner.log.info('StasisStart of a caller already routed; ignored', {
-          stasisArgs: args.join(','),
-        });
-        return;
-      }
-      this.startFlow(flow, channel, args);
-      return;
-    }
-    const ctx = this.byChannel.get(channel.id);
-    if (ctx) {
-      void this.run(ctx, () => this.onLegStasisStart(ctx, channel.id, args), 'leg-setup');
-      return;
-    }
-    this.deps.logger.warn('channel entered Stasis for no known call; hanging it up', {
-      channelId: channel.id,
-      args,
-    });
-    void this.deps.gateway.channels.hangup(channel.id).catch(() => undefined);
   }
 
   /**
@@ -242,37 +171,30 @@ export class CallRuntime {
     return flow?.start ? flow : undefined;
   }
 
+  // -------------------------------------------------------------------------------------------
+  // ARI events (routing.ts)
+  // -------------------------------------------------------------------------------------------
+
   /**
-   * Route a channel found in the app whose StasisStart never reached the engine (the event was
-   * lost with the connection, or with a previous run before it stored the call) as that
-   * StasisStart would have: `channel` as `GET /channels` shows it, `args` its Stasis arguments
-   * (`inbound,<DID>`). False, doing nothing, when a call already holds the channel (its
-   * StasisStart came meanwhile), when `args` start no call, or while the engine stops.
+   * Entry point for ARI events (subscribe it to the gateway). Never throws: failures of a call's
+   * handler are logged, counted and the call is cleaned up. See {@link CallEventRouter}.
    */
-  startMissedCall(channel: AriChannel, args: string[]): boolean {
-    const flow = this.startingFlow(args);
-    if (!flow || this.stopping || this.byChannel.has(channel.id)) return false;
-    this.deps.logger.warn('routing a caller whose StasisStart was missed', {
-      channelId: channel.id,
-      channel: channel.name,
-      state: channel.state,
-      stasisArgs: args.join(','),
-    });
-    this.startFlow(flow, channel, args);
-    return true;
+  handleEvent(event: AriEvent): void {
+    this.router.handleEvent(event);
   }
 
-  /** Start a call of `flow` for `channel` ({@link Flow.start}), tracked in {@link starting}. */
-  private startFlow(flow: Flow, channel: AriChannel, args: string[]): void {
-    const started = flow.start!(channel, args);
-    this.starting.add(started);
-    void started.finally(() => this.starting.delete(started));
+  /**
+   * Route a channel found in the app whose StasisStart never reached the engine as that
+   * StasisStart would have; false, doing nothing, when it starts no call
+   * ({@link CallEventRouter.startMissedCall}).
+   */
+  startMissedCall(channel: AriChannel, args: string[]): boolean {
+    return this.router.startMissedCall(channel, args);
   }
 
   /** The playback finished (or was found gone by a reconciliation): the flow goes on. */
   onPlaybackDone(ctx: CallContext, playbackId: string): Promise<void> {
-    ctx.playbacks.delete(playbackId);
-    return this.flowOf(ctx).playbackFinished?.(ctx, playbackId) ?? Promise.resolve();
+    return this.router.onPlaybackDone(ctx, playbackId);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -281,25 +203,7 @@ export class CallRuntime {
 
   /** Hold a new call driven by `flow` (counted in `aricrm_calls_active`). */
   register(call: Call, flow: FlowName, anchorChannelId: string): CallContext {
-    const ctx: CallContext = {
-      call,
-      flow,
-      log: this.deps.logger.child(
-        anchorChannelId ? { callId: call.id, channelId: anchorChannelId } : { callId: call.id },
-      ),
-      tail: Promise.resolve(),
-      changingSteps: 0,
-      pending: [],
-      ringTimeoutSec: this.deps.options.defaultRingTimeoutSec,
-      anchorChannelId,
-      playbacks: new Set(),
-      callerAnswered: false,
-      released: new Set(),
-      transferring: false,
-    };
-    this.active.set(call.id, ctx);
-    this.activeGauge.inc({ direction: call.direction });
-    return ctx;
+    return this.lifecycle.register(call, flow, anchorChannelId);
   }
 
   /** A call whose first channel came from the dialplan (inbound, outbound). */
@@ -310,40 +214,7 @@ export class CallRuntime {
     from: string,
     to: string,
   ): CallContext {
-    const now = this.now();
-    const call: Call = {
-      id: randomUUID(),
-      direction,
-      from,
-      to,
-      callerName:
-        channel.caller.name && channel.caller.name !== channel.caller.number
-          ? channel.caller.name
-          : undefined,
-      phase: 'routing',
-      legs: new Map(),
-      callerChannelId: channel.id,
-      startedAt: now,
-      nextSequence: 1,
-    };
-    call.legs.set(channel.id, {
-      channelId: channel.id,
-      role: 'caller',
-      endpoint: channel.name,
-      createdByEngine: false,
-      created: true,
-      inStasis: true,
-      dialed: false,
-      ringing: false,
-      answered: channel.state === 'Up',
-      ended: false,
-      hangupRequested: false,
-      createdAt: now,
-    });
-    const ctx = this.register(call, flow, channel.id);
-    ctx.callerAnswered = channel.state === 'Up';
-    this.byChannel.set(channel.id, ctx);
-    return ctx;
+    return this.lifecycle.dialplanCall(channel, flow, direction, from, to);
   }
 
   /**
@@ -395,7 +266,7 @@ export class CallRuntime {
   }
 
   // -------------------------------------------------------------------------------------------
-  // Legs
+  // Legs (legs.ts)
   // -------------------------------------------------------------------------------------------
 
   /** A new engine leg (`op-<uuid>`, `cu-<uuid>`), registered before it is created. */
@@ -405,418 +276,110 @@ export class CallRuntime {
     endpoint: string,
     extension: string | undefined,
   ): Leg {
-    const prefix = role === 'operator' ? 'op' : 'cu';
-    const leg: Leg = {
-      channelId: `${prefix}-${randomUUID()}`,
-      role,
-      extension,
-      endpoint,
-      createdByEngine: true,
-      created: false,
-      inStasis: false,
-      dialed: false,
-      ringing: false,
-      answered: false,
-      ended: false,
-      hangupRequested: false,
-      createdAt: this.now(),
-    };
-    // Registered before the create so that a StasisStart arriving before the create's answer
-    // (fixtures fact 1) already finds its call.
-    ctx.call.legs.set(leg.channelId, leg);
-    this.byChannel.set(leg.channelId, ctx);
-    return leg;
+    return this.legs.addEngineLeg(ctx, role, endpoint, extension);
   }
 
   /**
-   * Create an operator leg with CALLERID set at create time (fixtures fact 3), then dial it.
-   * `beforeCreate` runs once the leg exists in the call, before the create is sent (a blind
-   * transfer marks it as its target there). Returns the leg.
+   * Create an operator leg with CALLERID set at create time, then dial it; `beforeCreate` runs
+   * once the leg is in the call, before the create is sent ({@link CallLegs.placeOperatorLeg}).
    */
-  async placeOperatorLeg(
+  placeOperatorLeg(
     ctx: CallContext,
     extension: string,
     beforeCreate?: (leg: Leg) => void,
   ): Promise<Leg> {
-    const { call } = ctx;
-    const name = call.customer?.name ?? call.callerName ?? this.customerNumber(ctx);
-    const endpoint = operatorEndpoint(extension, this.deps.options.operatorEndpoint);
-    const leg = this.addEngineLeg(ctx, 'operator', endpoint, extension);
-    beforeCreate?.(leg);
-    await this.createLeg(ctx, leg, ['operator', call.id], {
-      'CALLERID(name)': `${this.deps.options.callerIdPrefix}${name}`,
-      'CALLERID(num)': this.customerNumber(ctx),
-    });
-    return leg;
+    return this.legs.placeOperatorLeg(ctx, extension, beforeCreate);
   }
 
   /** Create the customer leg through the trunk chosen by prefix, with the company caller ID. */
-  async placeCustomerLeg(ctx: CallContext): Promise<void> {
-    let endpoint: string;
-    try {
-      endpoint = customerEndpoint(ctx.call.to, this.deps.options.trunks);
-    } catch {
-      await this.endCall(ctx, { disposition: 'failed', hangupBy: 'system', reason: 'no_trunk' });
-      return;
-    }
-    ctx.ringTimeoutSec = this.deps.options.outboundRingTimeoutSec;
-    const leg = this.addEngineLeg(ctx, 'customer', endpoint, undefined);
-    await this.createLeg(
-      ctx,
-      leg,
-      ['customer', ctx.call.id],
-      { 'CALLERID(num)': this.deps.options.companyCallerId },
-      ctx.anchorChannelId,
-    );
-  }
-
-  /** `POST /channels/create`, then dial once in Stasis; a refused create ends the leg. */
-  private async createLeg(
-    ctx: CallContext,
-    leg: Leg,
-    appArgs: string[],
-    variables: Record<string, string>,
-    originator?: string,
-  ): Promise<void> {
-    try {
-      await this.deps.gateway.channels.create({
-        endpoint: leg.endpoint!,
-        channelId: leg.channelId,
-        appArgs,
-        variables,
-        ...(originator ? { originator } : {}),
-      });
-      leg.created = true;
-    } catch (err) {
-      this.legNotCreated(ctx, leg, err);
-      await this.afterUnansweredLeg(ctx, leg);
-      return;
-    }
-    await this.maybeDial(ctx, leg);
+  placeCustomerLeg(ctx: CallContext): Promise<void> {
+    return this.legs.placeCustomerLeg(ctx);
   }
 
   /**
-   * The create or originate of an engine leg failed (`POST /channels/create`, `POST /channels`):
-   * the leg ended unanswered without a channel (`unavailable` when Asterisk refused the channel,
-   * 500 "Allocation failed" for an offline endpoint, fact 10; else `failed`). When ARI gave no
-   * answer (AriConnectionError: the connection dropped, or no answer within the command timeout)
-   * Asterisk may have carried the request out all the same, so a channel with the leg's id may
-   * exist, ringing the phone for an originate: it is hung up by that id
-   * ({@link hangUpUnconfirmed}).
+   * The create or originate of an engine leg failed: the leg ended unanswered without a channel;
+   * without an answer from ARI its channel is hung up by id ({@link CallLegs.legNotCreated}).
    */
   legNotCreated(ctx: CallContext, leg: Leg, err: unknown): void {
-    leg.ended = true;
-    leg.endedAt = this.now();
-    leg.outcome = err instanceof AriServerError ? 'unavailable' : 'failed';
-    this.byChannel.delete(leg.channelId);
-    ctx.log.warn('could not create leg', {
-      legChannelId: leg.channelId,
-      endpoint: leg.endpoint,
-      err,
-    });
-    if (err instanceof AriConnectionError) this.hangUpUnconfirmed(ctx.log, leg.channelId);
+    this.legs.legNotCreated(ctx, leg, err);
   }
 
   /**
-   * Make sure no channel `channelId` stays in Asterisk (a leg given up on whose create or
-   * originate got no answer, {@link legNotCreated}): `DELETE /channels/{id}` now if ARI is
-   * connected, and again at every connect ({@link hangUpUnconfirmedChannels}) until Asterisk
-   * answers: hung up (logged at info), or 404 (the request never took effect). Never throws.
+   * Make sure no channel `channelId` stays in Asterisk: hung up now if ARI is connected, and
+   * again at every connect until Asterisk answers ({@link CallLegs.hangUpUnconfirmed}).
    */
   hangUpUnconfirmed(log: Logger, channelId: string): void {
-    this.unconfirmedChannels.set(channelId, log);
-    if (this.deps.gateway.isConnected()) void this.tryUnconfirmedHangup(channelId);
+    this.legs.hangUpUnconfirmed(log, channelId);
   }
 
   /**
-   * ARI connected (again): hang up the channels of {@link unconfirmedChannels} (see
-   * {@link hangUpUnconfirmed}). Resolves once each was tried; never rejects.
+   * ARI connected (again): hang up the channels of {@link unconfirmedChannels}. Resolves once
+   * each was tried; never rejects ({@link CallLegs.hangUpUnconfirmedChannels}).
    */
-  async hangUpUnconfirmedChannels(): Promise<void> {
-    await Promise.all(
-      [...this.unconfirmedChannels.keys()].map((id) => this.tryUnconfirmedHangup(id)),
-    );
-  }
-
-  private async tryUnconfirmedHangup(channelId: string): Promise<void> {
-    const log = this.unconfirmedChannels.get(channelId);
-    if (!log) return;
-    try {
-      await this.deps.gateway.channels.hangup(channelId);
-      this.unconfirmedChannels.delete(channelId);
-      log.info('hung up the channel of a leg whose creation got no answer from Asterisk', {
-        legChannelId: channelId,
-      });
-    } catch (err) {
-      if (err instanceof AriConnectionError) return; // tried again at the next connect
-      this.unconfirmedChannels.delete(channelId);
-      if (!isGone(err))
-        log.warn('could not hang up the channel of a leg whose creation got no answer', {
-          legChannelId: channelId,
-          err,
-        });
-    }
+  hangUpUnconfirmedChannels(): Promise<void> {
+    return this.legs.hangUpUnconfirmedChannels();
   }
 
   /**
-   * StasisStart of an engine leg (`args`: its Stasis arguments, e.g. `operator,<callId>`; none
-   * when a reconciliation found it in Stasis): dial it, or hang it up if the call moved on.
+   * StasisStart of an engine leg (`args`: its Stasis arguments; none when a reconciliation found
+   * it in Stasis): dial it, or hang it up if the call moved on ({@link CallLegs.onLegStasisStart}).
    */
-  async onLegStasisStart(ctx: CallContext, channelId: string, args: string[] = []): Promise<void> {
-    const leg = ctx.call.legs.get(channelId);
-    if (!leg) return;
-    const flow = this.flowOf(ctx);
-    // Back from the dialplan, and already handled (a reconciliation found it in Stasis before
-    // its StasisStart came): nothing more to do.
-    if (flow.legBackInStasis && leg.answered && leg.inStasis && !leg.inDialplan) return;
-    leg.inStasis = true;
-    if (this.isTransferLeg(ctx, leg)) {
-      await this.maybeDial(ctx, leg);
-      return;
-    }
-    if (
-      leg.inDialplan &&
-      flow.legBackInStasis &&
-      !leg.hangupRequested &&
-      ctx.call.phase !== 'ended'
-    ) {
-      // An answered leg the flow had sent into the dialplan (`continue`) came back.
-      leg.inDialplan = false;
-      await flow.legBackInStasis(ctx, leg, args);
-      return;
-    }
-    if (ctx.call.phase !== 'dialing' || leg.hangupRequested) {
-      // The call moved on (answered elsewhere, abandoned) while this leg was being created.
-      if (!leg.hangupRequested) await this.hangupLeg(ctx, leg);
-      return;
-    }
-    if (flow.legInStasis) await flow.legInStasis(ctx, leg, args);
-    else await this.maybeDial(ctx, leg);
+  onLegStasisStart(ctx: CallContext, channelId: string, args?: string[]): Promise<void> {
+    return this.legs.onLegStasisStart(ctx, channelId, args);
   }
 
-  /** Dial once both the create was answered and the channel is in Stasis (facts 1, 2). */
-  async maybeDial(ctx: CallContext, leg: Leg): Promise<void> {
-    if (!leg.created || !leg.inStasis || leg.dialed || leg.ended || leg.hangupRequested) return;
-    const transfer = this.isTransferLeg(ctx, leg);
-    if (ctx.call.phase !== 'dialing' && !transfer) {
-      await this.hangupLeg(ctx, leg);
-      return;
-    }
-    leg.dialed = true;
-    try {
-      // A transfer target rings on behalf of the customer, for the default operator ring time.
-      await this.deps.gateway.channels.dial(leg.channelId, {
-        caller: transfer
-          ? (this.customerLeg(ctx)?.channelId ?? ctx.anchorChannelId)
-          : ctx.anchorChannelId,
-        timeoutSec: transfer ? this.deps.options.defaultRingTimeoutSec : ctx.ringTimeoutSec,
-      });
-      ctx.log.debug('leg dialled', { legChannelId: leg.channelId, endpoint: leg.endpoint });
-    } catch (err) {
-      if (isGone(err)) return; // its ChannelDestroyed follows
-      ctx.log.warn('dial failed; hanging the leg up', { legChannelId: leg.channelId, err });
-      leg.outcome = 'failed';
-      await this.hangupLeg(ctx, leg);
-    }
+  /** Dial once both the create was answered and the channel is in Stasis. */
+  maybeDial(ctx: CallContext, leg: Leg): Promise<void> {
+    return this.legs.maybeDial(ctx, leg);
   }
 
-  private async onChannelEvent(
-    ctx: CallContext,
-    channelId: string,
-    event: AriEvent,
-  ): Promise<void> {
-    const leg = ctx.call.legs.get(channelId);
-    if (!leg) return;
-    if (leg.role === 'caller') {
-      if ((event.type === 'StasisEnd' || event.type === 'ChannelDestroyed') && !leg.ended) {
-        leg.ended = true;
-        leg.endedAt = this.now();
-        this.byChannel.delete(channelId);
-        await this.onCallerGone(ctx, leg);
-      } else if (event.type === 'ChannelStateChange' && event.channel.state === 'Up') {
-        ctx.callerAnswered = true;
-      } else {
-        await this.toFlow(ctx, leg, event);
-      }
-      this.maybeForget(ctx);
-      return;
-    }
-    switch (event.type) {
-      case 'Dial':
-        if (event.peer.id !== channelId) return;
-        if (event.dialstatus === 'RINGING') await this.onLegRinging(ctx, leg);
-        else if (event.dialstatus === 'ANSWER') await this.onLegAnswered(ctx, leg);
-        return;
-      case 'ChannelStateChange':
-        if (event.channel.state === 'Ringing') await this.onLegRinging(ctx, leg);
-        else if (event.channel.state === 'Up') await this.onLegAnswered(ctx, leg);
-        return;
-      case 'ChannelDestroyed':
-        leg.cause = event.cause;
-        leg.causeText = event.cause_txt;
-        await this.onLegGone(ctx, leg);
-        return;
-      case 'StasisEnd':
-        if (ctx.released.has(channelId)) {
-          // Handed to the dialplan by a transfer: no longer ours.
-          leg.ended = true;
-          this.byChannel.delete(channelId);
-          this.maybeForget(ctx);
-        }
-        return;
-      default:
-        await this.toFlow(ctx, leg, event);
-        return;
-    }
+  /** Ring the caller's channel (180) unless answered; false when the caller already hung up. */
+  ringCaller(ctx: CallContext): Promise<boolean> {
+    return this.legs.ringCaller(ctx);
   }
 
-  /** An event the runtime does not act on: to the flow's {@link Flow.channelEvent}, if any. */
-  private async toFlow(ctx: CallContext, leg: Leg, event: AriEvent): Promise<void> {
-    const flow = this.flowOf(ctx);
-    if (flow.channelEvent) await flow.channelEvent(ctx, leg, event);
+  /** Answer the caller's channel (not an engine-originated operator leg: it answered itself). */
+  answerCaller(ctx: CallContext): Promise<void> {
+    return this.legs.answerCaller(ctx);
   }
+
+  /** Ask Asterisk to hang a leg up; a leg already gone (404) counts as done. */
+  hangupLeg(ctx: CallContext, leg: Leg, reason?: HangupParams['reason']): Promise<void> {
+    return this.legs.hangupLeg(ctx, leg, reason);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Leg states (leg-states.ts)
+  // -------------------------------------------------------------------------------------------
 
   /** `Dial RINGING` of a leg: `call.ringing` for an operator (the screen pop). */
-  async onLegRinging(ctx: CallContext, leg: Leg): Promise<void> {
-    this.markRinging(ctx, leg);
-  }
-
-  /** Mark the leg ringing and announce an operator's; false when that was no news. */
-  private markRinging(ctx: CallContext, leg: Leg): boolean {
-    if (leg.ringing || leg.answered || leg.ended) return false;
-    leg.ringing = true;
-    ctx.log.info('leg ringing', {
-      legChannelId: leg.channelId,
-      extension: leg.extension,
-      endpoint: leg.endpoint,
-    });
-    if (leg.role === 'operator' && (ctx.call.phase === 'dialing' || this.isTransferLeg(ctx, leg)))
-      this.deps.notifier.ringing(ctx.call, leg);
-    return true;
+  onLegRinging(ctx: CallContext, leg: Leg): Promise<void> {
+    return this.legStates.onLegRinging(ctx, leg);
   }
 
   /** `Dial ANSWER` of a leg: the transfer target, the flow's answer, or too late. */
-  async onLegAnswered(ctx: CallContext, leg: Leg): Promise<void> {
-    if (leg.answered || leg.ended) return;
-    leg.answered = true;
-    leg.answeredAt = this.now();
-    if (this.isTransferLeg(ctx, leg) && !leg.hangupRequested) {
-      await this.transfer?.targetAnswered(ctx, leg);
-      return;
-    }
-    if (ctx.call.phase !== 'dialing' || leg.hangupRequested) {
-      ctx.log.info('leg answered after the call moved on; hanging it up', {
-        legChannelId: leg.channelId,
-      });
-      await this.hangupLeg(ctx, leg);
-      return;
-    }
-    const flow = this.flowOf(ctx);
-    if (flow.legAnswered) await flow.legAnswered(ctx, leg);
-    else await this.connect(ctx, leg);
+  onLegAnswered(ctx: CallContext, leg: Leg): Promise<void> {
+    return this.legStates.onLegAnswered(ctx, leg);
   }
 
   /** First answer wins: bridge it with the anchor, cancel the other dialled legs. */
-  async connect(ctx: CallContext, leg: Leg): Promise<void> {
-    const { call } = ctx;
-    call.phase = 'bridged';
-    call.answeredAt ??= leg.answeredAt;
-    leg.outcome = 'answered';
-    const extension = leg.role === 'operator' ? leg.extension : call.operatorExtension;
-    call.answeredBy ??= extension;
-    ctx.pending = [];
-    ctx.transferring = false;
-    if (extension) this.deps.notifier.answered(call, extension);
-    const others = [...call.legs.values()].filter(
-      (l) => l !== leg && l.channelId !== ctx.anchorChannelId && l.role !== 'caller' && !l.ended,
-    );
-    await Promise.all(others.map((other) => this.hangupLeg(ctx, other)));
-    const bridgeId = call.bridgeId ?? `br-${randomUUID()}`;
-    try {
-      await this.answerCaller(ctx);
-      if (call.bridgeId) {
-        await this.deps.gateway.bridges.addChannel(bridgeId, [leg.channelId]);
-      } else {
-        await this.deps.gateway.bridges.create({
-          bridgeId,
-          type: ['mixing'],
-          name: `call-${call.id}`,
-        });
-        call.bridgeId = bridgeId;
-        await this.deps.gateway.bridges.addChannel(bridgeId, [ctx.anchorChannelId, leg.channelId]);
-        await this.recorder?.bridgeCreated(call, bridgeId, this.recordOverride(ctx));
-      }
-    } catch (err) {
-      // A party hung up while we were bridging: its StasisEnd/ChannelDestroyed is queued behind
-      // this step and ends the call with the right side as the one who hung up.
-      if (isGone(err)) {
-        ctx.log.info('a party hung up while the call was being bridged', {
-          legChannelId: leg.channelId,
-        });
-        return;
-      }
-      // No answer from Asterisk: the create may have taken effect. The id is ours, so keep it:
-      // the reconciliation then finds that bridge (or creates it under this id) and the end of
-      // the call destroys it, instead of leaving an unknown bridge behind in Asterisk.
-      if (err instanceof AriConnectionError) call.bridgeId ??= bridgeId;
-      throw err;
-    }
-    ctx.log.info('call answered and bridged', { extension, legChannelId: leg.channelId, bridgeId });
+  connect(ctx: CallContext, leg: Leg): Promise<void> {
+    return this.legStates.connect(ctx, leg);
   }
 
   /** The per-call recording override: the CRM route's or the click-to-call request's. */
   recordOverride(ctx: CallContext): boolean | undefined {
-    return ctx.route?.record ?? ctx.clickToCall?.record;
+    return this.legStates.recordOverride(ctx);
   }
 
   /** `ChannelDestroyed` of an engine leg. */
-  async onLegGone(ctx: CallContext, leg: Leg): Promise<void> {
-    if (leg.ended) return;
-    leg.ended = true;
-    leg.endedAt = this.now();
-    this.byChannel.delete(leg.channelId);
-    const { call } = ctx;
-    if (call.phase !== 'ended' && leg.hangupRequested && leg.outcome === 'answered') {
-      // We dropped this party on purpose (transfer); the call goes on.
-    } else if (leg.outcome === 'answered') {
-      if (call.phase !== 'ended')
-        await this.onPartyGone(ctx, leg.role === 'customer' ? 'customer' : 'operator');
-    } else {
-      // `canceled` may be the end of the call's stand-in (endCall): the report decides.
-      if (leg.outcome === undefined || leg.outcome === 'canceled')
-        leg.outcome = legOutcomeFromCause(leg.cause, leg.hangupRequested);
-      ctx.log.info('leg ended without answer', {
-        legChannelId: leg.channelId,
-        extension: leg.extension,
-        outcome: leg.outcome,
-        cause: leg.cause,
-      });
-      if (this.isTransferLeg(ctx, leg)) await this.transfer?.targetFailed(ctx, leg);
-      else if (call.phase === 'dialing') await this.afterUnansweredLeg(ctx, leg);
-    }
-    this.maybeForget(ctx);
+  onLegGone(ctx: CallContext, leg: Leg): Promise<void> {
+    return this.legStates.onLegGone(ctx, leg);
   }
 
   /** `StasisEnd` of the caller channel (the dialplan leg). */
-  async onCallerGone(ctx: CallContext, leg: Leg): Promise<void> {
-    if (ctx.call.phase === 'ended') return;
-    if (leg.hangupRequested) return; // dropped by a blind transfer
-    await this.onPartyGone(
-      ctx,
-      this.flowOf(ctx).callerChannel === 'customer' ? 'caller' : 'operator',
-    );
-  }
-
-  /** A party that had answered (or the caller) left: end the call. */
-  private async onPartyGone(ctx: CallContext, by: HangupBy): Promise<void> {
-    if (ctx.endAfterBeep) {
-      await this.endCall(ctx, { ...ctx.endAfterBeep, hangupBy: 'system' });
-    } else if (ctx.call.answeredAt !== undefined) {
-      await this.endCall(ctx, { disposition: 'answered', hangupBy: by });
-    } else {
-      // Abandoned while ringing: every dialled leg is hung up at once (fixtures fact 6).
-      await this.endCall(ctx, { disposition: 'canceled', hangupBy: by, reason: 'abandoned' });
-    }
+  onCallerGone(ctx: CallContext, leg: Leg): Promise<void> {
+    return this.legStates.onCallerGone(ctx, leg);
   }
 
   /**
@@ -824,80 +387,17 @@ export class CallRuntime {
    * adopted call's transfer with nobody left ringing ends, else the flow goes on
    * ({@link Flow.legUnanswered}: retry, next extension, or end the call).
    */
-  async afterUnansweredLeg(ctx: CallContext, leg: Leg): Promise<void> {
-    const { call } = ctx;
-    if (this.isTransferLeg(ctx, leg)) {
-      await this.transfer?.targetFailed(ctx, leg);
-      return;
-    }
-    if (call.phase !== 'dialing') return;
-    if (ctx.transferring) {
-      if (
-        [...call.legs.values()].some((l) => l.role === 'operator' && !l.ended && !l.hangupRequested)
-      )
-        return;
-      await this.endCall(ctx, {
-        disposition: 'answered',
-        hangupBy: 'system',
-        reason: 'transfer_failed',
-      });
-      return;
-    }
-    await this.flowOf(ctx).legUnanswered(ctx, leg);
+  afterUnansweredLeg(ctx: CallContext, leg: Leg): Promise<void> {
+    return this.legStates.afterUnansweredLeg(ctx, leg);
   }
 
   /** The leg is the target of the blind transfer in progress. */
   isTransferLeg(ctx: CallContext, leg: Leg): boolean {
-    return ctx.call.phase !== 'ended' && ctx.call.transfer?.channelId === leg.channelId;
+    return this.legStates.isTransferLeg(ctx, leg);
   }
 
   // -------------------------------------------------------------------------------------------
-  // Channels of the caller
-  // -------------------------------------------------------------------------------------------
-
-  /**
-   * Ring the caller's channel (180) unless it is answered. False when the caller already hung up
-   * (404): its StasisEnd, queued behind this step, ends the call as abandoned.
-   */
-  async ringCaller(ctx: CallContext): Promise<boolean> {
-    if (ctx.callerAnswered) return true;
-    try {
-      await this.deps.gateway.channels.ring(ctx.call.callerChannelId);
-      return true;
-    } catch (err) {
-      if (!isGone(err)) throw err;
-      ctx.log.info('the caller hung up before the call was rung');
-      return false;
-    }
-  }
-
-  /** Answer the caller's channel (not an engine-originated operator leg: it answered itself). */
-  async answerCaller(ctx: CallContext): Promise<void> {
-    if (ctx.callerAnswered || this.flowOf(ctx).callerChannel === 'operator-leg') return;
-    await this.deps.gateway.channels.answer(ctx.call.callerChannelId);
-    ctx.callerAnswered = true;
-  }
-
-  /** Ask Asterisk to hang a leg up; a leg already gone (404) counts as done. */
-  async hangupLeg(ctx: CallContext, leg: Leg, reason?: HangupParams['reason']): Promise<void> {
-    if (leg.ended || leg.hangupRequested) return;
-    leg.hangupRequested = true;
-    try {
-      await this.deps.gateway.channels.hangup(leg.channelId, reason ? { reason } : undefined);
-    } catch (err) {
-      if (isGone(err)) {
-        if (leg.role === 'caller') {
-          leg.ended = true;
-          this.byChannel.delete(leg.channelId);
-        }
-        return;
-      }
-      ctx.log.warn('hangup failed', { legChannelId: leg.channelId, err });
-    }
-  }
-
-  // -------------------------------------------------------------------------------------------
-  // Ending
+  // Ending (lifecycle.ts)
   // -------------------------------------------------------------------------------------------
 
   /**
@@ -905,107 +405,24 @@ export class CallRuntime {
    * destroy the bridge, `call.ended` (with the recording link), then forget the call once its
    * channels are gone. No-op for an ended call.
    */
-  async endCall(
+  endCall(
     ctx: CallContext,
     outcome: { disposition: Disposition; hangupBy: HangupBy; reason?: string },
   ): Promise<void> {
-    const { call } = ctx;
-    if (call.phase === 'ended') return;
-    call.phase = 'ended';
-    call.endedAt = this.now();
-    call.disposition = outcome.disposition;
-    call.hangupBy = outcome.hangupBy;
-    call.endReason = outcome.reason ?? (ctx.reconciling ? 'reconciled' : undefined);
-    // A finished call's legs all have an end time: a leg still up gets the call's, replaced by
-    // the time Asterisk reports its channel gone if that report comes (it may not: the engine
-    // stopping closes ARI first, docs/operations.md "What a stop guarantees"). A dialled leg
-    // with no outcome yet is cancelled by this end: `canceled`, what its ChannelDestroyed after
-    // the hang-up gives (onLegGone), which replaces it if it comes.
-    for (const leg of call.legs.values()) {
-      if (leg.ended) continue;
-      leg.endedAt ??= call.endedAt;
-      if (leg.role !== 'caller' && !ctx.released.has(leg.channelId)) leg.outcome ??= 'canceled';
-    }
-    ctx.pending = [];
-    ctx.transferring = false;
-    call.transfer = undefined;
-    if (ctx.retryTimer) clearTimeout(ctx.retryTimer);
-    for (const id of ctx.playbacks) this.byPlayback.delete(id);
-    const reason = HANGUP_REASON[outcome.disposition];
-    const cleanup: Array<Promise<void>> = [];
-    for (const leg of call.legs.values()) {
-      if (leg.ended || leg.hangupRequested || ctx.released.has(leg.channelId)) continue;
-      if (leg.role !== 'caller' && !leg.created) continue; // its StasisStart finds no dialling call
-      cleanup.push(this.hangupLeg(ctx, leg, leg.role === 'caller' ? reason : undefined));
-    }
-    await Promise.all(cleanup);
-    if (call.bridgeId) {
-      try {
-        await this.deps.gateway.bridges.destroy(call.bridgeId);
-      } catch (err) {
-        if (!isGone(err))
-          ctx.log.warn('could not destroy the bridge', { bridgeId: call.bridgeId, err });
-      }
-    }
-    this.activeGauge.dec({ direction: call.direction });
-    this.endedCounter.inc({ direction: call.direction, disposition: outcome.disposition });
-    const snapshot = snapshotCall(call, this.now());
-    ctx.log.info('call ended', {
-      disposition: snapshot.disposition,
-      hangupBy: snapshot.hangupBy,
-      endReason: snapshot.endReason,
-      answeredBy: snapshot.answeredBy,
-      waitSec: snapshot.waitSec,
-      talkSec: snapshot.talkSec,
-    });
-    this.deps.notifier.ended(call, this.recorder?.recordingUrl(call.id));
-    this.recorder?.callEnded(call);
-    this.events.ended(snapshot);
-    // Safety net: stop tracking channels whose end events never come.
-    ctx.forgetTimer = setTimeout(() => this.forget(ctx), 60_000);
-    ctx.forgetTimer.unref();
-    this.maybeForget(ctx);
+    return this.lifecycle.endCall(ctx, outcome);
   }
 
   /** Stop tracking a call once it has ended and all its channels are gone. */
   maybeForget(ctx: CallContext): void {
-    if (ctx.call.phase !== 'ended') return;
-    const open = [...ctx.call.legs.values()].some(
-      (leg) =>
-        !leg.ended && !ctx.released.has(leg.channelId) && (leg.created || leg.role === 'caller'),
-    );
-    if (!open) this.forget(ctx);
+    this.lifecycle.maybeForget(ctx);
   }
 
   /**
-   * Stop tracking a call: at once its channels and playbacks (its watchers went with its end,
-   * {@link notifyWatchers}); the call itself once the journal has committed its last change
-   * (until then `CallService.getCall` and the API answer it from memory, so it is never missing
-   * while the store lags a turn behind, or fails). Nothing of the call stays in the runtime
-   * afterwards.
+   * Stop tracking a call: at once its channels and playbacks, the call itself once the journal
+   * has committed its last change ({@link CallLifecycle.forget}).
    */
   forget(ctx: CallContext): void {
-    if (ctx.forgetTimer) clearTimeout(ctx.forgetTimer);
-    ctx.forgetTimer = undefined;
-    for (const leg of ctx.call.legs.values()) {
-      if (this.byChannel.get(leg.channelId) === ctx) this.byChannel.delete(leg.channelId);
-    }
-    for (const id of ctx.playbacks) if (this.byPlayback.get(id) === ctx) this.byPlayback.delete(id);
-    if (ctx.forgotten) return;
-    ctx.forgotten = true;
-    const drop = (): void => {
-      if (this.active.get(ctx.call.id) !== ctx) return;
-      this.active.delete(ctx.call.id);
-      this.deps.journal?.release?.(ctx.call.id);
-      this.events.released(ctx.call.id);
-    };
-    const journal = this.deps.journal;
-    if (!journal?.whenCommitted) {
-      drop();
-      return;
-    }
-    journal.record(ctx.call); // the last legs' ends, with whatever of the call is pending
-    journal.whenCommitted(ctx.call.id, drop);
+    this.lifecycle.forget(ctx);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1032,11 +449,19 @@ export class CallRuntime {
       .catch((err: unknown) => this.fail(ctx, err))
       .then(() => {
         if (changing) ctx.changingSteps--;
-        this.deps.journal?.record(ctx.call);
-        this.notifyWatchers(ctx);
+        this.handOff(ctx);
       });
     ctx.tail = next;
     return next;
+  }
+
+  /**
+   * Hand the call as it is now to the journal (the store) and its watchers: after each step of
+   * {@link run}, and after a ringing announced ahead of its turn (src/calls/routing.ts).
+   */
+  handOff(ctx: CallContext): void {
+    this.deps.journal?.record(ctx.call);
+    this.notifyWatchers(ctx);
   }
 
   /**
@@ -1095,36 +520,4 @@ export class CallRuntime {
       this.forget(ctx);
     }
   }
-}
-
-/**
- * The channel or bridge an ARI command was about no longer exists: 404, or the 400 "Channel not
- * found" that `POST /bridges/{id}/addChannel` answers for a channel that hung up (ARI docs).
- */
-export function isGone(err: unknown): boolean {
-  if (err instanceof AriNotFoundError) return true;
-  return err instanceof AriBadRequestError && /^Channel not found$/i.test(err.asteriskMessage);
-}
-
-/**
- * An event of an engine leg (not the caller) that can at most mark the leg ringing: a `Dial`
- * other than ANSWER, a `ChannelStateChange` other than Up (see `onChannelEvent`).
- */
-function isQuietLegEvent(event: AriEvent, channelId: string): boolean {
-  if (event.type === 'Dial') return event.peer.id === channelId && event.dialstatus !== 'ANSWER';
-  if (event.type === 'ChannelStateChange') return event.channel.state !== 'Up';
-  return false;
-}
-
-/** `Dial` RINGING or `ChannelStateChange` Ringing of the leg: its phone rings. */
-function isRingingSignal(event: AriEvent, channelId: string): boolean {
-  if (event.type === 'Dial') return event.peer.id === channelId && event.dialstatus === 'RINGING';
-  return event.type === 'ChannelStateChange' && event.channel.state === 'Ringing';
-}
-
-/** The channel an event is about: `channel`, or `peer` for Dial events. */
-function channelIdOf(event: AriEvent): string | undefined {
-  if ('channel' in event && event.channel) return event.channel.id;
-  if (event.type === 'Dial') return event.peer.id;
-  return undefined;
 }

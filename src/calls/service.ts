@@ -4,7 +4,8 @@
  * adoption). It wires the call runtime and the flows together and delegates to them:
  *
  * - src/calls/runtime.ts: legs, bridge, end of a call, journal and notifier hand-off, per-call
- *   ordering, the live calls, the dispatch of ARI events to the flows;
+ *   ordering, the live calls, the dispatch of ARI events to the flows (the parts it delegates
+ *   to, `routing.ts`, `legs.ts`, `leg-states.ts` and `lifecycle.ts`, are named in its header);
  * - src/calls/flows/inbound.ts: `Stasis(crm-app,inbound,<DID>)`: ring the caller, ask the CRM,
  *   optionally greet, ring operators (ring-all or sequential), bridge the first answer;
  * - src/calls/flows/outbound.ts: `Stasis(crm-app,outbound,<number>)` from an operator's phone:
