@@ -3,7 +3,8 @@
  * jitter, forever) and the 409 "Channel not in Stasis application" command retry (short, capped
  * number of tries, doubling; fixtures fact 2). {@link computeBackoffDelay} with `jitter: 0` is
  * also the call journal's store-write retry, the recording download and store-write retries, and
- * the reconciliation's channel/bridge listing.
+ * the reconciliation's channel/bridge listing. {@link CancellableSleeps}: retry waits that a stop
+ * cuts short.
  */
 
 /** Reconnect backoff settings, in milliseconds. */
@@ -54,4 +55,41 @@ export interface NotInStasisRetryOptions {
  */
 export function notInStasisRetryDelay(retry: number, options: NotInStasisRetryOptions): number {
   return Math.max(0, options.delayMs) * 2 ** Math.max(0, retry - 1);
+}
+
+/**
+ * Retry delays that a stop can cut short: {@link sleep} resolves after `ms`, or at once when
+ * {@link wakeAll} runs (the owner stopping: its loops then see that they must give up). Used by
+ * the ARI connection (reconnect backoff, command retries) and the recordings (download and
+ * look-up retries). Never rejects.
+ */
+export class CancellableSleeps {
+  private readonly sleepers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
+
+  /** @param unref do not keep the process alive for these timers */
+  constructor(private readonly unref = false) {}
+
+  /** Resolves after `ms` milliseconds, or when {@link wakeAll} runs first. */
+  sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const sleeper = {
+        timer: setTimeout(() => {
+          this.sleepers.delete(sleeper);
+          resolve();
+        }, ms),
+        resolve,
+      };
+      if (this.unref) sleeper.timer.unref();
+      this.sleepers.add(sleeper);
+    });
+  }
+
+  /** Clear every pending timer and resolve its sleep now. */
+  wakeAll(): void {
+    for (const sleeper of this.sleepers) {
+      clearTimeout(sleeper.timer);
+      sleeper.resolve();
+    }
+    this.sleepers.clear();
+  }
 }

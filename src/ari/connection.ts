@@ -19,7 +19,7 @@
 import WebSocket from 'ws';
 import type { Logger } from '../logging/logger.ts';
 import { loadApi, type ApiDocsSource } from './api-docs.ts';
-import { computeBackoffDelay } from './backoff.ts';
+import { CancellableSleeps, computeBackoffDelay } from './backoff.ts';
 import type { CommandConnection } from './commands.ts';
 import { AriConnectionError } from './errors.ts';
 import type { EventDispatcher } from './events.ts';
@@ -87,7 +87,7 @@ export class AriConnection implements CommandConnection {
   private loopActive = false;
   private startPromise: Promise<void> | undefined;
   private settleStart: { resolve: () => void; reject: (err: unknown) => void } | undefined;
-  private readonly sleepers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
+  private readonly sleeps = new CancellableSleeps();
 
   constructor(private readonly options: AriConnectionOptions) {
     this.app = options.app;
@@ -131,11 +131,7 @@ export class AriConnection implements CommandConnection {
     this.events.drainInbox(Infinity);
     const wasActive = this.running || this.startPromise !== undefined;
     this.running = false;
-    for (const s of this.sleepers) {
-      clearTimeout(s.timer);
-      s.resolve();
-    }
-    this.sleepers.clear();
+    this.sleeps.wakeAll();
     this.stopPing();
     const ws = this.ws;
     this.ws = undefined;
@@ -432,15 +428,6 @@ export class AriConnection implements CommandConnection {
   /** Wait `ms`; stop() cuts every wait short (resolves at once when not running). */
   sleep(ms: number): Promise<void> {
     if (!this.running) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const sleeper = {
-        timer: setTimeout(() => {
-          this.sleepers.delete(sleeper);
-          resolve();
-        }, ms),
-        resolve,
-      };
-      this.sleepers.add(sleeper);
-    });
+    return this.sleeps.sleep(ms);
   }
 }

@@ -5,6 +5,7 @@
  * recording with: failing it, settling it (letting go of the call, forgetting the entry once its
  * final status is in the store) and the waits that a stop cuts short.
  */
+import { CancellableSleeps } from '../ari/backoff.ts';
 import { clearFinishTimers, type Entry, type RecordingFailureStage } from './entry.ts';
 import { createRecordingMetrics, type RecordingMetrics } from './metrics.ts';
 import type { RecordingServiceDeps } from './service.ts';
@@ -19,7 +20,7 @@ export class RecordingRuntime {
   readonly metrics: RecordingMetrics;
   /** The engine is stopping ({@link stop}): nothing new starts, waits end at once. */
   stopped = false;
-  private readonly sleepers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
+  private readonly sleeps = new CancellableSleeps(true);
   private readonly evictions = new Set<NodeJS.Timeout>();
 
   constructor(readonly deps: RecordingServiceDeps) {
@@ -93,17 +94,7 @@ export class RecordingRuntime {
   /** Resolves after `ms` (a retry delay), or at once when the engine stops. Never rejects. */
   sleep(ms: number): Promise<void> {
     if (this.stopped) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const sleeper = {
-        timer: setTimeout(() => {
-          this.sleepers.delete(sleeper);
-          resolve();
-        }, ms),
-        resolve,
-      };
-      sleeper.timer.unref();
-      this.sleepers.add(sleeper);
-    });
+    return this.sleeps.sleep(ms);
   }
 
   /**
@@ -113,11 +104,7 @@ export class RecordingRuntime {
    */
   stop(): void {
     this.stopped = true;
-    for (const sleeper of this.sleepers) {
-      clearTimeout(sleeper.timer);
-      sleeper.resolve();
-    }
-    this.sleepers.clear();
+    this.sleeps.wakeAll();
     for (const timer of this.evictions) clearTimeout(timer);
     this.evictions.clear();
     for (const entry of this.byCall.values()) {

@@ -1,5 +1,10 @@
 import { expect } from 'chai';
-import { computeBackoffDelay, notInStasisRetryDelay } from '../../src/ari/backoff.ts';
+import sinon from 'sinon';
+import {
+  CancellableSleeps,
+  computeBackoffDelay,
+  notInStasisRetryDelay,
+} from '../../src/ari/backoff.ts';
 
 describe('ARI backoff', () => {
   const opts = { initialDelayMs: 500, maxDelayMs: 10_000, jitter: 0 };
@@ -41,5 +46,28 @@ describe('ARI backoff', () => {
     expect([1, 2, 3, 4, 5].map((r) => notInStasisRetryDelay(r, o))).to.deep.equal([
       25, 50, 100, 200, 400,
     ]);
+  });
+
+  it('a stop cuts retry waits short: wakeAll resolves every pending sleep at once, later sleeps wait again', async () => {
+    const clock = sinon.useFakeTimers();
+    try {
+      const sleeps = new CancellableSleeps();
+      const woke: string[] = [];
+      void sleeps.sleep(10_000).then(() => woke.push('long'));
+      void sleeps.sleep(50).then(() => woke.push('short'));
+      await clock.tickAsync(50);
+      expect(woke).to.deep.equal(['short']);
+      sleeps.wakeAll();
+      await clock.tickAsync(0);
+      expect(woke).to.deep.equal(['short', 'long']);
+      expect(clock.countTimers()).to.equal(0);
+      void sleeps.sleep(100).then(() => woke.push('after'));
+      await clock.tickAsync(99);
+      expect(woke).to.have.length(2);
+      await clock.tickAsync(1);
+      expect(woke.at(-1)).to.equal('after');
+    } finally {
+      clock.restore();
+    }
   });
 });

@@ -25,6 +25,26 @@ describeOnAsterisk('real Asterisk: resilience and load', function () {
   let bed!: AcceptanceBed;
   useAcceptanceBed((b) => (bed = b));
 
+  /**
+   * Operator 103 dials a customer from the desk phone (the caller waits for a BYE, the customer
+   * answers after 300 ms); resolves once the call is answered and bridged in Asterisk.
+   */
+  async function deskCallBridged(): Promise<{ liveId: string; desk: Sipp; customer: Sipp }> {
+    const { ports } = bed;
+    const customer = Sipp.phone('customer', 'uas_answer.xml', ports, ports.trunk, {
+      pauseMs: 300,
+    });
+    const firstStarted = bed.nextCallStarted();
+    const desk = Sipp.deskPhone('op103-desk', 'uac_wait_bye.xml', ports, {
+      extension: '103',
+      number: '89161234567',
+    });
+    const liveId = (await firstStarted).body.callId;
+    await bed.waitFor(liveId, 'call.answered');
+    await bed.waitBridged();
+    return { liveId, desk, customer };
+  }
+
   it('engine killed -9 during a bridged call: restarted, it adopts the call and hangs it up', async () => {
     const { callId, operator, caller } = await callAnsweredBy101(bed);
     await bed.waitBridged();
@@ -194,17 +214,7 @@ describeOnAsterisk('real Asterisk: resilience and load', function () {
 
   it('a caller arriving while the WebSocket is closed is rejected by Asterisk, even though the app still holds channels', async () => {
     const { ports } = bed;
-    const customer = Sipp.phone('customer', 'uas_answer.xml', ports, ports.trunk, {
-      pauseMs: 300,
-    });
-    const firstStarted = bed.nextCallStarted();
-    const desk = Sipp.deskPhone('op103-desk', 'uac_wait_bye.xml', ports, {
-      extension: '103',
-      number: '89161234567',
-    });
-    const liveId = (await firstStarted).body.callId;
-    await bed.waitFor(liveId, 'call.answered');
-    await bed.waitBridged();
+    const { liveId, desk, customer } = await deskCallBridged();
     bed.proxy.cut(true);
     // Asterisk keeps the app (it holds the live call's channels) but deactivated: Stasis() fails
     // at once ("Stasis app 'crm-app' not active"), STASISSTATUS=FAILED; without a dialplan
@@ -232,17 +242,7 @@ describeOnAsterisk('real Asterisk: resilience and load', function () {
     this.timeout(120_000);
     const { ports } = bed;
     // A live call across the outage: operator 103 dialled a customer, bridged.
-    const customer = Sipp.phone('customer', 'uas_answer.xml', ports, ports.trunk, {
-      pauseMs: 300,
-    });
-    const firstStarted = bed.nextCallStarted();
-    const desk = Sipp.deskPhone('op103-desk', 'uac_wait_bye.xml', ports, {
-      extension: '103',
-      number: '89161234567',
-    });
-    const liveId = (await firstStarted).body.callId;
-    await bed.waitFor(liveId, 'call.answered');
-    await bed.waitBridged();
+    const { liveId, desk, customer } = await deskCallBridged();
 
     // The ARI WebSocket goes silent (packets dropped, nobody closes anything): Asterisk still has
     // the app connected, lets the next caller in and writes its StasisStart into the void.
