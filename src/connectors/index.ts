@@ -8,6 +8,7 @@ import type { Dispatcher } from 'undici';
 import type { ConfigCheck } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import type { WebhookDispatcher } from '../events/dispatcher.ts';
+import { deliveryRetry } from '../events/index.ts';
 import type { Logger } from '../logging/logger.ts';
 import { DurableEventQueue } from '../store/durable-queue.ts';
 import type { Store } from '../store/store.ts';
@@ -260,11 +261,7 @@ export async function openConnectorDelivery(
     queue,
     url: connectorBaseUrl(config) ?? connector.name,
     timeoutMs: config.CONNECTOR_TIMEOUT_MS * 3,
-    retry: {
-      initialDelayMs: config.WEBHOOK_RETRY_INITIAL_DELAY_MS,
-      maxDelayMs: config.WEBHOOK_RETRY_MAX_DELAY_MS,
-      maxAgeMs: config.WEBHOOK_MAX_AGE_MS,
-    },
+    retry: deliveryRetry(config),
     logger,
     registry: deps.registry,
   });

@@ -9,7 +9,11 @@ import type { OutboundPost } from '../http/outbound.ts';
 import type { Logger } from '../logging/logger.ts';
 import { DurableEventQueue } from '../store/durable-queue.ts';
 import type { Store } from '../store/store.ts';
-import { createWebhookDispatcher, type WebhookDispatcher } from './dispatcher.ts';
+import {
+  createWebhookDispatcher,
+  type WebhookDispatcher,
+  type WebhookRetryOptions,
+} from './dispatcher.ts';
 
 export * from './types.ts';
 export {
@@ -76,14 +80,27 @@ export async function openWebhooks(deps: OpenWebhooksDeps): Promise<WebhookDispa
     secret: config.WEBHOOK_SECRET ?? '',
     timeoutMs: config.WEBHOOK_TIMEOUT_MS,
     concurrency: config.WEBHOOK_CONCURRENCY,
-    retry: {
-      initialDelayMs: config.WEBHOOK_RETRY_INITIAL_DELAY_MS,
-      maxDelayMs: config.WEBHOOK_RETRY_MAX_DELAY_MS,
-      maxAgeMs: config.WEBHOOK_MAX_AGE_MS,
-    },
+    retry: deliveryRetry(config),
     logger,
     registry: deps.registry,
     post: deps.post,
     ...(queue ? { queue } : {}),
   });
+}
+
+/**
+ * The retry bounds of every delivery to the CRM (webhooks and a connector's vendor requests):
+ * WEBHOOK_RETRY_INITIAL_DELAY_MS, WEBHOOK_RETRY_MAX_DELAY_MS and WEBHOOK_MAX_AGE_MS, in ms.
+ */
+export function deliveryRetry(
+  config: Pick<
+    Config,
+    'WEBHOOK_RETRY_INITIAL_DELAY_MS' | 'WEBHOOK_RETRY_MAX_DELAY_MS' | 'WEBHOOK_MAX_AGE_MS'
+  >,
+): WebhookRetryOptions {
+  return {
+    initialDelayMs: config.WEBHOOK_RETRY_INITIAL_DELAY_MS,
+    maxDelayMs: config.WEBHOOK_RETRY_MAX_DELAY_MS,
+    maxAgeMs: config.WEBHOOK_MAX_AGE_MS,
+  };
 }
