@@ -26,8 +26,13 @@ export interface SimTimer {
 /** A timer in the clock's queue of due times. */
 interface Pending {
   dueMs: number;
+  /** Arming order: timers due at the same moment run in the order they were armed. */
+  seq: number;
   /** False once run or cancelled (left in the queue until it reaches the top). */
   active: boolean;
+  run: () => void;
+  /** The real timer that wakes the clock for it. */
+  handle?: NodeJS.Timeout;
 }
 
 export class SimClock {
@@ -36,6 +41,7 @@ export class SimClock {
   private readonly timers = new Set<NodeJS.Timeout>();
   /** Pending timers, a binary min-heap on `dueMs`. */
   private readonly queue: Pending[] = [];
+  private nextSeq = 0;
   /** Real ms the simulated clock stood still: the lateness of the timers run late. */
   private stalledRealMs = 0;
   /** The latest simulated time handed out by {@link nowMs}: the clock never goes back. */
@@ -99,33 +105,60 @@ export class SimClock {
    * time, and the clock goes on from there: what `fn` emits carries the moment it was due.
    */
   after(delaySimMs: number, fn: () => void): SimTimer {
-    const pending: Pending = { dueMs: this.nowMs() + Math.max(0, delaySimMs), active: true };
+    const pending: Pending = {
+      dueMs: this.nowMs() + Math.max(0, delaySimMs),
+      seq: this.nextSeq++,
+      active: true,
+      run: fn,
+    };
     this.push(pending);
-    let handle: NodeJS.Timeout;
     const arm = (delayRealMs: number): void => {
-      handle = setTimeout(() => {
+      const handle = setTimeout(() => {
         this.timers.delete(handle);
+        if (!pending.active) return; // already run with others due at the same moment
         this.turnMs = undefined; // a new turn of the event loop
         const nowMs = this.nowMs();
         if (nowMs < pending.dueMs) {
           arm((pending.dueMs - nowMs) * this.timeScale);
           return;
         }
-        pending.active = false;
         // Late: simulated time stood still at the due time meanwhile.
         this.stalledRealMs += Math.max(0, this.runningMs() - pending.dueMs) * this.timeScale;
-        fn();
+        this.runDue(nowMs);
       }, delayRealMs);
+      pending.handle = handle;
       this.timers.add(handle);
     };
     arm(Math.max(0, delaySimMs * this.timeScale));
     return {
       cancel: () => {
         pending.active = false;
-        clearTimeout(handle);
-        this.timers.delete(handle);
+        if (pending.handle) {
+          clearTimeout(pending.handle);
+          this.timers.delete(pending.handle);
+        }
       },
     };
+  }
+
+  /**
+   * Run, in one turn, every timer due at `nowMs` (the moment of the turn): timers due at the
+   * same simulated moment (two phones answering at once) happen together, in the order they
+   * were armed, as their own real timers could otherwise fire in different turns of the event
+   * loop with I/O between them. Timers armed meanwhile run in a later turn.
+   */
+  private runDue(nowMs: number): void {
+    const due: Pending[] = [];
+    while (this.earliestDueMs() <= nowMs) {
+      const top = this.popTop();
+      top.active = false;
+      if (top.handle) {
+        clearTimeout(top.handle);
+        this.timers.delete(top.handle);
+      }
+      due.push(top);
+    }
+    for (const pending of due) pending.run();
   }
 
   /** Cancel every pending timer (on close). */
@@ -145,13 +178,20 @@ export class SimClock {
   /** The due time of the earliest timer still to run (Infinity when none). */
   private earliestDueMs(): number {
     const q = this.queue;
-    while (q.length > 0 && !q[0]!.active) {
-      const last = q.pop()!;
-      if (q.length === 0) break;
+    while (q.length > 0 && !q[0]!.active) this.popTop();
+    return q[0]?.active ? q[0].dueMs : Infinity;
+  }
+
+  /** Remove and return the top of the queue (the caller knows it is there). */
+  private popTop(): Pending {
+    const q = this.queue;
+    const top = q[0]!;
+    const last = q.pop()!;
+    if (q.length > 0) {
       q[0] = last;
       this.siftDown(0);
     }
-    return q[0]?.active ? q[0].dueMs : Infinity;
+    return top;
   }
 
   private push(pending: Pending): void {
@@ -160,7 +200,7 @@ export class SimClock {
     let i = q.length - 1;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (q[parent]!.dueMs <= q[i]!.dueMs) break;
+      if (!before(q[i]!, q[parent]!)) break;
       [q[parent], q[i]] = [q[i]!, q[parent]!];
       i = parent;
     }
@@ -173,11 +213,16 @@ export class SimClock {
       const left = 2 * i + 1;
       const right = left + 1;
       let smallest = i;
-      if (left < q.length && q[left]!.dueMs < q[smallest]!.dueMs) smallest = left;
-      if (right < q.length && q[right]!.dueMs < q[smallest]!.dueMs) smallest = right;
+      if (left < q.length && before(q[left]!, q[smallest]!)) smallest = left;
+      if (right < q.length && before(q[right]!, q[smallest]!)) smallest = right;
       if (smallest === i) return;
       [q[smallest], q[i]] = [q[i]!, q[smallest]!];
       i = smallest;
     }
   }
+}
+
+/** Heap order: earlier due time first, then the one armed first. */
+function before(a: Pending, b: Pending): boolean {
+  return a.dueMs < b.dueMs || (a.dueMs === b.dueMs && a.seq < b.seq);
 }

@@ -110,6 +110,25 @@ describe('simulated clock', () => {
     ]);
   });
 
+  it('timers due at the same simulated moment run together in one turn, in the order they were armed', async () => {
+    const clock = new SimClock(0.02);
+    const startSimMs = clock.nowMs();
+    const fired: Array<[string, number]> = [];
+    const at = (name: string) => () => fired.push([name, clock.nowMs() - startSimMs]);
+    clock.after(1_000, at('first')); // real timer in 20 ms
+    await nextTurn();
+    perfNowMs += 1; // 50 simulated ms later
+    clock.after(950, at('second')); // the same moment, its real timer in 19 ms
+    perfNowMs += 19;
+    timers.tick(19); // only the second's real timer fires: I/O could come before the first's
+    expect(fired, 'both, with nothing between them').to.deep.equal([
+      ['first', 1_000],
+      ['second', 1_000],
+    ]);
+    timers.tick(5);
+    expect(fired, 'each runs once').to.have.length(2);
+  });
+
   it('one action happens at one simulated moment, even when the process is suspended in the middle of it', async () => {
     const clock = new SimClock(0.02);
     const startSimMs = clock.nowMs();
