@@ -27,6 +27,7 @@ import type { UnfinishedCallRecord } from '../store/calls.ts';
 import type { ReconcileReport } from './reconcile.ts';
 import type { CallControl, ClickToCallRequest, CurrentCall, TransferRequest } from './control.ts';
 import type { CallRecorder, CallServiceDeps } from './context.ts';
+import { apiHangupOutcome } from './lifecycle.ts';
 import { CallRuntime } from './runtime.ts';
 import { CallRecovery } from './recovery.ts';
 import { InboundFlow } from './flows/inbound.ts';
@@ -257,13 +258,9 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
   /** Hang up every leg of a live call (API). */
   async hangupCall(callId: string): Promise<CallSnapshot> {
     const ctx = this.runtime.liveContext(callId);
-    await this.runtime.run(ctx, () =>
-      this.runtime.endCall(ctx, {
-        disposition: ctx.call.answeredAt !== undefined ? 'answered' : 'canceled',
-        hangupBy: 'system',
-        reason: 'api_hangup',
-      }),
-    );
+    // Steps queued before this one (e.g. an originate waiting for its answer) see the request.
+    ctx.apiHangup = true;
+    await this.runtime.run(ctx, () => this.runtime.endCall(ctx, apiHangupOutcome(ctx.call)));
     return snapshotCall(ctx.call, this.runtime.now());
   }
 

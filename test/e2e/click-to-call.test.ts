@@ -243,18 +243,24 @@ describe('click-to-call hung up while the operator leg is being placed (e2e)', f
     expect(types).to.not.include('call.answered');
   });
 
-  it("hangs up the operator's phone by its id when the originate's answer is lost", async () => {
+  it("ends as the CRM asked and hangs up the operator's phone by its id when the originate's answer is lost", async () => {
     const { callId, hold } = await placedAndHeld();
     const hungUp = bed.engine.calls.hangupCall(callId);
     // The connection drops before Asterisk's answer reaches the engine (back 300 ms later):
     // the originate fails with a connection error, though the phone rings.
     bed.sim.refuseConnections(300);
     hold.release();
-    // The engine could not know the operator was rung: their leg failed.
-    expect(await hungUp).to.include({ state: 'ended', disposition: 'failed' });
-    await bed.crm.waitForEnded(callId);
+    // The engine could not know the operator was rung (their leg failed), but the CRM's hang-up
+    // decides how the call ends.
+    expect(await hungUp).to.include({
+      state: 'ended',
+      disposition: 'canceled',
+      endReason: 'api_hangup',
+    });
+    const ended = await bed.crm.waitForEnded(callId);
+    expect(cdr(ended)).to.include({ disposition: 'canceled', endReason: 'api_hangup' });
     const stored = await releasedCall(bed, callId);
-    expect(stored).to.include({ endReason: 'operator_unreachable' });
+    expect(stored).to.include({ disposition: 'canceled', endReason: 'api_hangup' });
     expect(stored.legs[0]).to.include({ role: 'operator', outcome: 'failed' });
     const operatorId = stored.legs[0]!.channelId;
     // Once ARI answers again, the engine hangs the channel up: the phone stops ringing (with the
