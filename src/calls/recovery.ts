@@ -43,10 +43,10 @@ export class CallRecovery {
    * the WebSocket dropped (epoch ms), for `outageSec`. Then, in the background, hang up the
    * channels left in the app that belong to no call ({@link hangUpStrayChannels}). The channels
    * of legs whose create or originate got no answer are hung up first
-   * (`CallRuntime.hangUpUnconfirmedChannels`). Never rejects.
+   * (`CallRuntime.unconfirmed`). Never rejects.
    */
   async reconcile(lostSinceMs?: number): Promise<ReconcileReport> {
-    void this.rt.hangUpUnconfirmedChannels();
+    void this.rt.unconfirmed.retryAll();
     const report = await this.reconcileContexts([...this.rt.active.values()], lostSinceMs, false);
     void this.hangUpStrayChannels();
     return report;

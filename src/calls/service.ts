@@ -122,12 +122,14 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
    * Engine shutdown, as ARI disconnects: call scripts stop where they are ({@link stopScripts})
    * and no call step starts on its own any more: a click-to-call waiting to ring its operator
    * again (`tries`, `triesPeriodSec`) is not retried, now or later. Its call stays unfinished in
-   * the store; the next engine adopts it and, its operator leg being gone, ends it. Steps
-   * already under way go on ({@link settled}). Idempotent.
+   * the store; the next engine adopts it and, its operator leg being gone, ends it. A hang-up of
+   * a leg given up on is not sent again (the next start hangs such channels up). Steps already
+   * under way go on ({@link settled}). Idempotent.
    */
   stop(): void {
     this.stopScripts();
     this.runtime.stopping = true;
+    this.runtime.unconfirmed.stop();
     for (const ctx of this.runtime.active.values()) {
       if (!ctx.retryTimer) continue;
       clearTimeout(ctx.retryTimer);
