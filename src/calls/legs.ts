@@ -259,3 +259,13 @@ export function isGone(err: unknown): boolean {
   if (err instanceof AriNotFoundError) return true;
   return err instanceof AriBadRequestError && /^Channel not found$/i.test(err.asteriskMessage);
 }
+
+const ENGINE_LEG_ID = /^(?:op|cu)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * The id names a leg the engine creates or originates: `op-<uuid>` (operator) or `cu-<uuid>`
+ * (customer), as {@link CallLegs.addEngineLeg} names them (src/ari/ids.ts `newChannelId`).
+ */
+export function isEngineLegId(channelId: string): boolean {
+  return ENGINE_LEG_ID.test(channelId);
+}
