@@ -217,6 +217,12 @@ export interface CallContext {
   adoption?: { state: CallSnapshot['state']; sinceMs: number };
   /** A step failed because ARI was unreachable: the call waits for a reconciliation. */
   needsRepair?: boolean;
+  /**
+   * The CRM asked to hang the call up (`POST /v1/calls/{id}/hangup`) and that step waits its
+   * turn: a leg ending unanswered meanwhile ends the call as the CRM asked (`apiHangupOutcome`,
+   * src/calls/lifecycle.ts) instead of letting the flow go on.
+   */
+  apiHangup?: boolean;
   /** `CallRuntime.forget` ran: no channel maps to the call any more. */
   forgotten?: boolean;
 }

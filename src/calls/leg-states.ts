@@ -15,6 +15,7 @@ import { AriConnectionError } from '../ari/errors.ts';
 import { type HangupBy, type Leg, legOutcomeFromCause } from './model.ts';
 import type { CallContext, TransferTargetHandlers } from './context.ts';
 import { isGone } from './legs.ts';
+import { apiHangupOutcome } from './lifecycle.ts';
 import type { CallRuntime } from './runtime.ts';
 
 /** The handlers of the legs' ringing, answer and end. */
@@ -172,9 +173,10 @@ export class LegStates {
   }
 
   /**
-   * A dialled leg ended unanswered (or was never created): the transfer is called off, an
-   * adopted call's transfer with nobody left ringing ends, else the flow goes on
-   * (`Flow.legUnanswered`: retry, next extension, or end the call).
+   * A dialled leg ended unanswered (or was never created): the transfer is called off; a call
+   * the CRM is hanging up ({@link CallContext.apiHangup}) ends as the CRM asked; an adopted
+   * call's transfer with nobody left ringing ends; else the flow goes on (`Flow.legUnanswered`:
+   * retry, next extension, or end the call).
    */
   async afterUnansweredLeg(ctx: CallContext, leg: Leg): Promise<void> {
     const { call } = ctx;
@@ -183,6 +185,11 @@ export class LegStates {
       return;
     }
     if (call.phase !== 'dialing') return;
+    if (ctx.apiHangup) {
+      // The CRM's hang-up, queued behind this step, decides: no retry, no next operator.
+      await this.rt.endCall(ctx, apiHangupOutcome(call));
+      return;
+    }
     if (ctx.transferring) {
       if (
         [...call.legs.values()].some((l) => l.role === 'operator' && !l.ended && !l.hangupRequested)

@@ -8,12 +8,10 @@
  * - the caller's channel: rung (180) and answered;
  * - hanging a leg up (`DELETE /channels/{id}`);
  * - the unconfirmed channels: an engine leg whose create or originate got no answer from ARI may
- *   exist in Asterisk all the same; it is hung up by its id now and at every connect until
- *   Asterisk answers ({@link CallLegs.hangUpUnconfirmed}).
+ *   exist in Asterisk all the same; it is hung up by its id (src/calls/unconfirmed.ts).
  */
-import { randomUUID } from 'node:crypto';
+import { newChannelId } from '../ari/ids.ts';
 import type { HangupParams } from '../ari/types.ts';
-import type { Logger } from '../logging/logger.ts';
 import {
   AriBadRequestError,
   AriConnectionError,
@@ -36,9 +34,8 @@ export class CallLegs {
     endpoint: string,
     extension: string | undefined,
   ): Leg {
-    const prefix = role === 'operator' ? 'op' : 'cu';
     const leg: Leg = {
-      channelId: `${prefix}-${randomUUID()}`,
+      channelId: newChannelId(role === 'operator' ? 'op' : 'cu'),
       role,
       extension,
       endpoint,
@@ -135,7 +132,7 @@ export class CallLegs {
    * answer (AriConnectionError: the connection dropped, or no answer within the command timeout)
    * Asterisk may have carried the request out all the same, so a channel with the leg's id may
    * exist, ringing the phone for an originate: it is hung up by that id
-   * ({@link hangUpUnconfirmed}).
+   * (`CallRuntime.unconfirmed`, src/calls/unconfirmed.ts).
    */
   legNotCreated(ctx: CallContext, leg: Leg, err: unknown): void {
     leg.ended = true;
@@ -147,50 +144,7 @@ export class CallLegs {
       endpoint: leg.endpoint,
       err,
     });
-    if (err instanceof AriConnectionError) this.hangUpUnconfirmed(ctx.log, leg.channelId);
-  }
-
-  /**
-   * Make sure no channel `channelId` stays in Asterisk (a leg given up on whose create or
-   * originate got no answer, {@link legNotCreated}): `DELETE /channels/{id}` now if ARI is
-   * connected, and again at every connect ({@link hangUpUnconfirmedChannels}) until Asterisk
-   * answers: hung up (logged at info), or 404 (the request never took effect). The channels
-   * wait in `CallRuntime.unconfirmedChannels`. Never throws.
-   */
-  hangUpUnconfirmed(log: Logger, channelId: string): void {
-    this.rt.unconfirmedChannels.set(channelId, log);
-    if (this.rt.deps.gateway.isConnected()) void this.tryUnconfirmedHangup(channelId);
-  }
-
-  /**
-   * ARI connected (again): hang up the channels of `CallRuntime.unconfirmedChannels` (see
-   * {@link hangUpUnconfirmed}). Resolves once each was tried; never rejects.
-   */
-  async hangUpUnconfirmedChannels(): Promise<void> {
-    await Promise.all(
-      [...this.rt.unconfirmedChannels.keys()].map((id) => this.tryUnconfirmedHangup(id)),
-    );
-  }
-
-  private async tryUnconfirmedHangup(channelId: string): Promise<void> {
-    const unconfirmed = this.rt.unconfirmedChannels;
-    const log = unconfirmed.get(channelId);
-    if (!log) return;
-    try {
-      await this.rt.deps.gateway.channels.hangup(channelId);
-      unconfirmed.delete(channelId);
-      log.info('hung up the channel of a leg whose creation got no answer from Asterisk', {
-        legChannelId: channelId,
-      });
-    } catch (err) {
-      if (err instanceof AriConnectionError) return; // tried again at the next connect
-      unconfirmed.delete(channelId);
-      if (!isGone(err))
-        log.warn('could not hang up the channel of a leg whose creation got no answer', {
-          legChannelId: channelId,
-          err,
-        });
-    }
+    if (err instanceof AriConnectionError) this.rt.unconfirmed.hangUp(ctx.log, leg.channelId);
   }
 
   /**
@@ -304,4 +258,14 @@ export class CallLegs {
 export function isGone(err: unknown): boolean {
   if (err instanceof AriNotFoundError) return true;
   return err instanceof AriBadRequestError && /^Channel not found$/i.test(err.asteriskMessage);
+}
+
+const ENGINE_LEG_ID = /^(?:op|cu)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * The id names a leg the engine creates or originates: `op-<uuid>` (operator) or `cu-<uuid>`
+ * (customer), as {@link CallLegs.addEngineLeg} names them (src/ari/ids.ts `newChannelId`).
+ */
+export function isEngineLegId(channelId: string): boolean {
+  return ENGINE_LEG_ID.test(channelId);
 }

@@ -28,6 +28,22 @@ const HANGUP_REASON: Record<Disposition, HangupParams['reason']> = {
   failed: 'congestion',
 };
 
+/**
+ * How a call the CRM hangs up (`POST /v1/calls/{id}/hangup`) ends: `answered` once answered,
+ * else `canceled`; hung up by `system`, `endReason: api_hangup`.
+ */
+export function apiHangupOutcome(call: Call): {
+  disposition: Disposition;
+  hangupBy: HangupBy;
+  reason: string;
+} {
+  return {
+    disposition: call.answeredAt !== undefined ? 'answered' : 'canceled',
+    hangupBy: 'system',
+    reason: 'api_hangup',
+  };
+}
+
 /** Holding, ending and forgetting the runtime's calls, with their metrics. */
 export class CallLifecycle {
   private readonly activeGauge: Gauge<'direction'>;

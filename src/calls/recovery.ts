@@ -12,6 +12,7 @@ import type { Leg } from './model.ts';
 import type { UnfinishedCallRecord } from '../store/calls.ts';
 import {
   adoptedCallFromRecord,
+  inStasisOf,
   isCallerUp,
   reconcileAll,
   stasisArgsOf,
@@ -21,12 +22,30 @@ import {
 } from './reconcile.ts';
 import type { CallContext } from './context.ts';
 import { type CallRuntime, isGone } from './runtime.ts';
+import { isEngineLegId } from './legs.ts';
 
 /**
  * How long a channel found in the app with no call must stay so before it is hung up, in ms:
  * a channel listed just as it enters Stasis gets its call from its StasisStart meanwhile.
  */
 export const STRAY_CHANNEL_GRACE_MS = 2000;
+
+/**
+ * The channels outside the Stasis app `app` that are engine legs (`op-<uuid>`, `cu-<uuid>`,
+ * {@link isEngineLegId}) no call tracks (`isTracked`) and that were never answered (not `Up`):
+ * an originate still ringing whose leg was given up on (its originate got no answer, and the
+ * hang-up by id never reached Asterisk before the engine stopped) or whose call ended. An
+ * answered engine leg outside the app is one a transfer handed to the dialplan: left alone.
+ */
+export function legsOutsideApp(
+  channels: readonly AriChannel[],
+  app: string,
+  isTracked: (channelId: string) => boolean,
+): AriChannel[] {
+  return channels.filter(
+    (ch) => !inStasisOf(ch, app) && isEngineLegId(ch.id) && ch.state !== 'Up' && !isTracked(ch.id),
+  );
+}
 
 /** Reconciliation and adoption over the call runtime. */
 export class CallRecovery {
@@ -43,10 +62,10 @@ export class CallRecovery {
    * the WebSocket dropped (epoch ms), for `outageSec`. Then, in the background, hang up the
    * channels left in the app that belong to no call ({@link hangUpStrayChannels}). The channels
    * of legs whose create or originate got no answer are hung up first
-   * (`CallRuntime.hangUpUnconfirmedChannels`). Never rejects.
+   * (`CallRuntime.unconfirmed`). Never rejects.
    */
   async reconcile(lostSinceMs?: number): Promise<ReconcileReport> {
-    void this.rt.hangUpUnconfirmedChannels();
+    void this.rt.unconfirmed.retryAll();
     const report = await this.reconcileContexts([...this.rt.active.values()], lostSinceMs, false);
     void this.hangUpStrayChannels();
     return report;
@@ -65,6 +84,11 @@ export class CallRecovery {
    *   live call`, with its id and Stasis arguments): e.g. the caller of a call the store has as
    *   ended whose hang-up was lost as the previous run closed ARI (docs/operations.md, "What a
    *   stop guarantees"), or an engine leg of a call no longer held.
+   * Also hung up: the engine's own legs ringing outside the app with no call
+   * ({@link legsOutsideApp}, known to this engine: {@link ownLegsAmong}), e.g. the operator's
+   * phone rung by an originate whose answer was lost and whose hang-up by id never reached
+   * Asterisk before the previous run stopped (src/calls/unconfirmed.ts keeps that list in memory
+   * only).
    * Channels of live calls (adopted ones included), of originates and notification calls in
    * progress are tracked and left alone. Never rejects: a failed listing, store look-up or
    * hang-up is logged and left to the next connect.
@@ -73,22 +97,26 @@ export class CallRecovery {
     const { gateway, logger } = this.rt.deps;
     const tracked = (channelId: string): boolean => this.rt.byChannel.has(channelId);
     const stillConnected = (): boolean => !this.rt.stopping && gateway.isConnected();
+    const leftovers = (channels: readonly AriChannel[]): AriChannel[] => [
+      ...strayChannels(channels, gateway.app, tracked),
+      ...legsOutsideApp(channels, gateway.app, tracked),
+    ];
     try {
-      const first = strayChannels(await gateway.channels.list(), gateway.app, tracked);
+      const first = leftovers(await gateway.channels.list());
       if (first.length === 0) return;
       await new Promise((resolve) => setTimeout(resolve, STRAY_CHANNEL_GRACE_MS).unref());
       if (!stillConnected()) return;
       const firstIds = new Set(first.map((ch) => ch.id));
-      const stray = strayChannels(await gateway.channels.list(), gateway.app, tracked).filter(
-        (ch) => firstIds.has(ch.id),
-      );
-      if (stray.length === 0) return;
+      const listed = leftovers(await gateway.channels.list()).filter((ch) => firstIds.has(ch.id));
+      if (listed.length === 0) return;
       let callers: Map<string, string[]>;
+      let stray: AriChannel[];
       try {
-        callers = await this.missedCallers(stray);
+        callers = await this.missedCallers(listed.filter((ch) => inStasisOf(ch, gateway.app)));
+        stray = await this.ownLegsAmong(listed);
       } catch (err) {
         logger.warn('could not look channels of no live call up in the store; left for now', {
-          channels: stray.length,
+          channels: listed.length,
           err,
         });
         return;
@@ -101,11 +129,14 @@ export class CallRecovery {
           continue;
         }
         if (tracked(channel.id)) continue; // its StasisStart came meanwhile
+        const inApp = inStasisOf(channel, gateway.app);
         logger.warn('hanging up a channel of no live call', {
           channelId: channel.id,
           channel: channel.name,
           stasisArgs: stasisArgsOf(channel).join(','),
-          reason: 'the channel is in the app but belongs to no call in progress',
+          reason: inApp
+            ? 'the channel is in the app but belongs to no call in progress'
+            : 'a leg of the engine given up on or of an ended call, still ringing outside the app',
         });
         try {
           await gateway.channels.hangup(channel.id);
@@ -140,6 +171,23 @@ export class CallRecovery {
     const known = await this.rt.deps.knownChannels([...candidates.keys()]);
     for (const id of known) candidates.delete(id);
     return candidates;
+  }
+
+  /**
+   * Of the channels listed, those to hang up: every channel in the app (the callers to route
+   * are set apart by the caller), and the engine legs outside it ({@link legsOutsideApp}) that
+   * this engine created: a call held in memory or the store (`deps.knownChannels`) has them as a
+   * leg. An engine leg nobody here knows (another engine's, on the same Asterisk) is left alone.
+   * Rejects when the store cannot be read.
+   */
+  private async ownLegsAmong(channels: readonly AriChannel[]): Promise<AriChannel[]> {
+    const app = this.rt.deps.gateway.app;
+    const outside = channels.filter((ch) => !inStasisOf(ch, app) && !this.heldLeg(ch.id));
+    const known =
+      outside.length > 0 && this.rt.deps.knownChannels
+        ? await this.rt.deps.knownChannels(outside.map((ch) => ch.id))
+        : new Set<string>();
+    return channels.filter((ch) => inStasisOf(ch, app) || this.heldLeg(ch.id) || known.has(ch.id));
   }
 
   /** A call held in memory (ended ones not yet stored included) has a leg on this channel. */

@@ -6,6 +6,8 @@
  *   a StasisStart of a known call's channel is one of its engine legs entering Stasis (to dial);
  *   any other channel entering Stasis is hung up;
  * - a `PlaybackFinished` goes to the call waiting for it, then to its flow;
+ * - an event of a channel no call tracks is dropped, unless the channel is a leg the engine gave
+ *   up on that Asterisk created late: it is hung up (src/calls/unconfirmed.ts);
  * - every other event goes to the call owning its channel, in the call's per-call chain
  *   (`CallRuntime.run`): the caller's StasisEnd or ChannelDestroyed, a leg's ringing, answer and
  *   end go to the leg handlers (src/calls/leg-states.ts); what the runtime does not act on goes
@@ -47,7 +49,11 @@ export class CallEventRouter {
     const channelId = channelIdOf(event);
     if (!channelId) return;
     const ctx = this.rt.byChannel.get(channelId);
-    if (!ctx) return;
+    if (!ctx) {
+      // A leg given up on whose channel Asterisk created late: hung up (src/calls/unconfirmed.ts).
+      this.rt.unconfirmed.chase(channelId, event.type);
+      return;
+    }
     const leg = ctx.call.legs.get(channelId);
     const quiet = leg !== undefined && leg.role !== 'caller' && isQuietLegEvent(event, channelId);
     if (quiet && ctx.changingSteps === 0 && isRingingSignal(event, channelId))
@@ -92,6 +98,7 @@ export class CallEventRouter {
       void this.rt.run(ctx, () => this.rt.onLegStasisStart(ctx, channel.id, args), 'leg-setup');
       return;
     }
+    if (this.rt.unconfirmed.chase(channel.id, 'StasisStart')) return;
     this.rt.deps.logger.warn('channel entered Stasis for no known call; hanging it up', {
       channelId: channel.id,
       args,

@@ -28,7 +28,9 @@
  * - `routing.ts` ({@link CallEventRouter}): ARI events to calls (StasisStart, playbacks, the
  *   channel events of a call's legs), and the early announcement of a leg's ringing;
  * - `legs.ts` ({@link CallLegs}): creating, dialling and hanging up legs, ringing and answering
- *   the caller, and hanging up the channels of legs whose create got no answer from ARI;
+ *   the caller;
+ * - `unconfirmed.ts` ({@link UnconfirmedChannels}): hanging up the channels of legs whose create
+ *   or originate got no answer from ARI, and chasing those that show up later;
  * - `leg-states.ts` ({@link LegStates}): what a leg's ringing, answer (the bridge of
  *   {@link CallRuntime.connect}) and end do to the call;
  * - `lifecycle.ts` ({@link CallLifecycle}): holding a new call, ending it, forgetting it, and
@@ -37,7 +39,6 @@
 import type { Counter } from 'prom-client';
 import { counter } from '../metrics/registry.ts';
 import type { AriChannel, AriEvent, HangupParams } from '../ari/types.ts';
-import type { Logger } from '../logging/logger.ts';
 import { AriConnectionError } from '../ari/errors.ts';
 import {
   type Call,
@@ -61,6 +62,7 @@ import { LegStates } from './leg-states.ts';
 import { CallLegs } from './legs.ts';
 import { CallLifecycle } from './lifecycle.ts';
 import { CallEventRouter } from './routing.ts';
+import { UnconfirmedChannels } from './unconfirmed.ts';
 
 export { isGone } from './legs.ts';
 
@@ -105,10 +107,9 @@ export class CallRuntime {
   stopping = false;
   /**
    * Channels the engine may have left in Asterisk: engine legs whose create or originate got no
-   * answer from ARI (AriConnectionError, the request may have been carried out), given up on and
-   * not hung up yet, by channel id, with their call's logger. See {@link hangUpUnconfirmed}.
+   * answer from ARI, given up on, hung up by id until Asterisk confirms (src/calls/unconfirmed.ts).
    */
-  readonly unconfirmedChannels = new Map<string, Logger>();
+  readonly unconfirmed: UnconfirmedChannels;
   private readonly flows = new Map<FlowName, Flow>();
   private readonly flowByRole = new Map<string, Flow>();
   private readonly failures: Counter;
@@ -122,6 +123,7 @@ export class CallRuntime {
     events: RuntimeEvents,
   ) {
     this.now = deps.now ?? Date.now;
+    this.unconfirmed = new UnconfirmedChannels(deps.gateway, this.now);
     this.lifecycle = new CallLifecycle(this, events);
     this.failures = counter(deps.registry, {
       name: 'aricrm_call_handler_errors_total',
@@ -302,22 +304,6 @@ export class CallRuntime {
    */
   legNotCreated(ctx: CallContext, leg: Leg, err: unknown): void {
     this.legs.legNotCreated(ctx, leg, err);
-  }
-
-  /**
-   * Make sure no channel `channelId` stays in Asterisk: hung up now if ARI is connected, and
-   * again at every connect until Asterisk answers ({@link CallLegs.hangUpUnconfirmed}).
-   */
-  hangUpUnconfirmed(log: Logger, channelId: string): void {
-    this.legs.hangUpUnconfirmed(log, channelId);
-  }
-
-  /**
-   * ARI connected (again): hang up the channels of {@link unconfirmedChannels}. Resolves once
-   * each was tried; never rejects ({@link CallLegs.hangUpUnconfirmedChannels}).
-   */
-  hangUpUnconfirmedChannels(): Promise<void> {
-    return this.legs.hangUpUnconfirmedChannels();
   }
 
   /**

@@ -27,6 +27,7 @@ import type { UnfinishedCallRecord } from '../store/calls.ts';
 import type { ReconcileReport } from './reconcile.ts';
 import type { CallControl, ClickToCallRequest, CurrentCall, TransferRequest } from './control.ts';
 import type { CallRecorder, CallServiceDeps } from './context.ts';
+import { apiHangupOutcome } from './lifecycle.ts';
 import { CallRuntime } from './runtime.ts';
 import { CallRecovery } from './recovery.ts';
 import { InboundFlow } from './flows/inbound.ts';
@@ -121,12 +122,14 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
    * Engine shutdown, as ARI disconnects: call scripts stop where they are ({@link stopScripts})
    * and no call step starts on its own any more: a click-to-call waiting to ring its operator
    * again (`tries`, `triesPeriodSec`) is not retried, now or later. Its call stays unfinished in
-   * the store; the next engine adopts it and, its operator leg being gone, ends it. Steps
-   * already under way go on ({@link settled}). Idempotent.
+   * the store; the next engine adopts it and, its operator leg being gone, ends it. A hang-up of
+   * a leg given up on is not sent again (the next start hangs such channels up). Steps already
+   * under way go on ({@link settled}). Idempotent.
    */
   stop(): void {
     this.stopScripts();
     this.runtime.stopping = true;
+    this.runtime.unconfirmed.stop();
     for (const ctx of this.runtime.active.values()) {
       if (!ctx.retryTimer) continue;
       clearTimeout(ctx.retryTimer);
@@ -257,13 +260,9 @@ export class CallService extends EventEmitter<CallServiceEvents> implements Call
   /** Hang up every leg of a live call (API). */
   async hangupCall(callId: string): Promise<CallSnapshot> {
     const ctx = this.runtime.liveContext(callId);
-    await this.runtime.run(ctx, () =>
-      this.runtime.endCall(ctx, {
-        disposition: ctx.call.answeredAt !== undefined ? 'answered' : 'canceled',
-        hangupBy: 'system',
-        reason: 'api_hangup',
-      }),
-    );
+    // Steps queued before this one (e.g. an originate waiting for its answer) see the request.
+    ctx.apiHangup = true;
+    await this.runtime.run(ctx, () => this.runtime.endCall(ctx, apiHangupOutcome(ctx.call)));
     return snapshotCall(ctx.call, this.runtime.now());
   }
 

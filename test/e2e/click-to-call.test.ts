@@ -4,6 +4,7 @@
  * tested in test/api.)
  */
 import { expect } from 'chai';
+import { startEngine, type Engine } from '../../src/main.ts';
 import { startTestBed, type TestBed } from '../support/engine.ts';
 import type { ReceivedWebhook } from '../support/fake-crm.ts';
 import { callReleased, releasedCall } from '../support/released.ts';
@@ -243,18 +244,24 @@ describe('click-to-call hung up while the operator leg is being placed (e2e)', f
     expect(types).to.not.include('call.answered');
   });
 
-  it("hangs up the operator's phone by its id when the originate's answer is lost", async () => {
+  it("ends as the CRM asked and hangs up the operator's phone by its id when the originate's answer is lost", async () => {
     const { callId, hold } = await placedAndHeld();
     const hungUp = bed.engine.calls.hangupCall(callId);
     // The connection drops before Asterisk's answer reaches the engine (back 300 ms later):
     // the originate fails with a connection error, though the phone rings.
     bed.sim.refuseConnections(300);
     hold.release();
-    // The engine could not know the operator was rung: their leg failed.
-    expect(await hungUp).to.include({ state: 'ended', disposition: 'failed' });
-    await bed.crm.waitForEnded(callId);
+    // The engine could not know the operator was rung (their leg failed), but the CRM's hang-up
+    // decides how the call ends.
+    expect(await hungUp).to.include({
+      state: 'ended',
+      disposition: 'canceled',
+      endReason: 'api_hangup',
+    });
+    const ended = await bed.crm.waitForEnded(callId);
+    expect(cdr(ended)).to.include({ disposition: 'canceled', endReason: 'api_hangup' });
     const stored = await releasedCall(bed, callId);
-    expect(stored).to.include({ endReason: 'operator_unreachable' });
+    expect(stored).to.include({ disposition: 'canceled', endReason: 'api_hangup' });
     expect(stored.legs[0]).to.include({ role: 'operator', outcome: 'failed' });
     const operatorId = stored.legs[0]!.channelId;
     // Once ARI answers again, the engine hangs the channel up: the phone stops ringing (with the
@@ -264,6 +271,55 @@ describe('click-to-call hung up while the operator leg is being placed (e2e)', f
     const types = typesOf(bed, callId);
     expect(types.filter((t) => t === 'call.ended')).to.have.length(1);
     expect(types.at(-1)).to.equal('call.ended');
+  });
+});
+
+describe('click-to-call whose lost originate the engine could not hang up before it stopped (e2e)', function () {
+  this.timeout(30_000);
+  let bed: TestBed;
+  let restarted: Engine | undefined;
+  afterEach(async () => {
+    await restarted?.stop();
+    restarted = undefined;
+    await bed?.stop();
+  });
+
+  it("the next start hangs up the operator's phone still ringing outside the app", async () => {
+    // 600 s of ring time is a minute of real time here: the phone rings throughout the test.
+    bed = await startTestBed({ CLICK_TO_CALL_RING_TIMEOUT_SEC: '600' }, {}, { timeScale: 0.1 });
+    bed.sim.phones.set('101', { mode: 'ring' });
+    const hold = bed.sim.holdResponses('POST', '/channels');
+    const call = bed.engine.calls.startClickToCall({
+      operator: '101',
+      to: CUSTOMER,
+      tries: 1,
+      triesPeriodSec: 1,
+    });
+    await hold.whenHeld();
+    // Asterisk goes away before its answer reaches the engine: the originate fails with a
+    // connection error, the hang-up by id cannot be sent, and the engine stops meanwhile.
+    bed.sim.refuseConnections();
+    hold.release();
+    const ended = await bed.crm.waitForEnded(call.id);
+    expect(cdr(ended)).to.include({ endReason: 'operator_unreachable' });
+    const { config, logger } = bed.engine;
+    await bed.engine.stop();
+    const [ringing] = bed.sim.channels();
+    expect(ringing).to.include({ state: 'Ringing' });
+    expect(ringing!.dialplan.app_name).to.not.equal('Stasis'); // rung, not answered yet
+
+    bed.sim.acceptConnections();
+    restarted = await startEngine(config, { logger, simulator: bed.sim });
+    await until(() => bed.sim.channels().length === 0, "the operator's phone hung up", 10_000);
+    expect(
+      bed.sim.requests.filter(
+        (r) => r.method === 'DELETE' && r.path === `/channels/${ringing!.id}`,
+      ),
+    ).to.have.length(1);
+    const line = bed.logs.find(
+      (l) => l.message === 'hanging up a channel of no live call' && l.channelId === ringing!.id,
+    );
+    expect(line).to.include({ level: 'warn' });
   });
 });
 

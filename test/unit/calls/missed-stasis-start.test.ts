@@ -211,4 +211,34 @@ describe('calls: channels in the app that no call holds, at a connect', () => {
     expect(t.service.activeCalls()).to.have.length(1);
     expect(t.events.map((e) => e.type)).to.deep.equal(['call.started']);
   });
+
+  /** An engine leg outside the app, as an originate still ringing shows in `GET /channels`. */
+  function outsideApp(id: string, state: AriChannel['state'] = 'Ringing'): AriChannel {
+    const ch = inApp(id, '', { state, name: 'PJSIP/101-00000003' });
+    return {
+      ...ch,
+      dialplan: { ...ch.dialplan, app_name: 'AppDial2', app_data: '(Outgoing Line)' },
+    };
+  }
+
+  it("hangs up the engine's own legs ringing outside the app for no call; leaves others' and answered ones alone", async () => {
+    const ours = 'op-0b6a3f0e-5d1c-4c52-9a57-0e7d0b1f2a11';
+    const another = 'op-7c1e2d3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f'; // another engine's, same Asterisk
+    const transferred = 'cu-1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d'; // handed to the dialplan
+    const foreign = '1796593135.20'; // not an engine leg id
+    const t = connectedService({
+      listing: [
+        outsideApp(ours),
+        outsideApp(another),
+        outsideApp(transferred, 'Up'),
+        outsideApp(foreign),
+      ],
+      known: [ours, transferred, foreign],
+    });
+    await connect(t.service);
+    expect(t.channels.hangup.args.map((a) => String(a[0]))).to.deep.equal([ours]);
+    expect(t.lookups).to.have.length(0);
+    const line = t.logs.find((l) => l.message === 'hanging up a channel of no live call');
+    expect(line).to.include({ level: 'warn', channelId: ours });
+  });
 });

@@ -9,6 +9,7 @@ import sinon from 'sinon';
 import { AriConnectionError, AriNotFoundError } from '../../../src/ari/errors.ts';
 import type { AriGateway, CreateChannelParams, OriginateParams } from '../../../src/ari/types.ts';
 import { CallService } from '../../../src/calls/service.ts';
+import { RETRY_MS } from '../../../src/calls/unconfirmed.ts';
 import { ev } from '../../ari/support/events.ts';
 import { unitCallDeps } from '../../support/call-deps.ts';
 
@@ -147,5 +148,88 @@ describe('legs whose create or originate got no answer from ARI', () => {
     expect(create.callCount).to.equal(1);
     const customerId = (create.firstCall.args[0] as CreateChannelParams).channelId;
     expect(hungUpIds(hangup)).to.include(customerId);
+  });
+});
+
+describe('a channel given up on that Asterisk creates after its hang-up answered 404', () => {
+  /** A click-to-call whose originate got no answer and whose hang-up by id answered 404. */
+  async function givenUp(): Promise<{
+    calls: CallService;
+    hangup: sinon.SinonStub;
+    legId: string;
+    callId: string;
+  }> {
+    const originate = sinon
+      .stub()
+      .rejects(
+        new AriConnectionError('channels.originate', 'no answer from Asterisk within 10000 ms'),
+      );
+    const hangup = sinon.stub();
+    hangup.onFirstCall().rejects(new AriNotFoundError('channels.hangup', 'Channel not found'));
+    hangup.resolves(undefined);
+    const calls = service(fakeGateway({ originate, hangup }, { value: true }));
+    const callId = clickToCall(calls);
+    await settle(calls);
+    const legId = (originate.firstCall.args[0] as OriginateParams).channelId;
+    expect(hungUpIds(hangup)).to.deep.equal([legId]);
+    expect(calls.getCall(callId)?.state ?? 'ended').to.equal('ended');
+    return { calls, hangup, legId, callId };
+  }
+
+  it('hangs it up when its phone starts ringing', async () => {
+    const { calls, hangup, legId } = await givenUp();
+    // Asterisk carried the originate out late: the app hears of the channel ringing.
+    calls.handleEvent(ev.stateChange(legId, 'Ringing'));
+    await settle(calls);
+    expect(hungUpIds(hangup)).to.deep.equal([legId, legId]);
+    // Hung up: a later event of the channel sends nothing more.
+    calls.handleEvent(ev.stateChange(legId, 'Up'));
+    await settle(calls);
+    expect(hangup.callCount).to.equal(2);
+  });
+
+  it('hangs it up when it enters Stasis (the operator answered), also when the first try gets no answer', async () => {
+    const { calls, hangup, legId, callId } = await givenUp();
+    hangup.onSecondCall().rejects(new AriConnectionError('channels.hangup', 'ECONNRESET'));
+    calls.handleEvent(ev.stasisStart(legId, ['click2call', 'operator', callId]));
+    await settle(calls);
+    expect(hungUpIds(hangup)).to.deep.equal([legId, legId]);
+    await calls.reconcile(); // the next connect tries it again
+    await settle(calls);
+    expect(hungUpIds(hangup)).to.deep.equal([legId, legId, legId]);
+  });
+
+  it('leaves the channels of others alone', async () => {
+    const { calls, hangup } = await givenUp();
+    calls.handleEvent(ev.stateChange('op-someone-else', 'Ringing'));
+    await settle(calls);
+    expect(hangup.callCount).to.equal(1);
+  });
+});
+
+describe('a hang-up by id that gets no answer while ARI stays connected', () => {
+  let clock: sinon.SinonFakeTimers;
+  beforeEach(() => {
+    clock = sinon.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+  });
+  afterEach(() => clock.restore());
+
+  it(`is sent again ${RETRY_MS} ms later, until Asterisk answers`, async () => {
+    const originate = sinon.stub().rejects(noAnswer());
+    const hangup = sinon.stub();
+    hangup
+      .onFirstCall()
+      .rejects(new AriConnectionError('channels.hangup', 'no answer within 10000 ms'));
+    hangup.resolves(undefined);
+    const calls = service(fakeGateway({ originate, hangup }, { value: true }));
+    clickToCall(calls);
+    await settle(calls);
+    expect(hangup.callCount).to.equal(1);
+    await clock.tickAsync(RETRY_MS);
+    await settle(calls);
+    const legId = (originate.firstCall.args[0] as OriginateParams).channelId;
+    expect(hungUpIds(hangup)).to.deep.equal([legId, legId]);
+    await clock.tickAsync(RETRY_MS * 2);
+    expect(hangup.callCount).to.equal(2); // confirmed: done
   });
 });
