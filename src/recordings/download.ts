@@ -271,23 +271,34 @@ export class RecordingDownloads {
     // Still being recorded: fetched too early (the timer after call.ended). Wait again.
     entry.status = 'recording';
     entry.finished = false;
-    if (entry.callEnded) await this.stopLive(entry);
+    if (entry.callEnded) {
+      const err = await this.stopLive(entry);
+      if (err !== undefined && !this.rt.stopped) this.onStopFailed(entry, err);
+    }
     return true;
   }
 
   /**
-   * The call has ended but Asterisk still records it (its bridge was not destroyed): stop the
-   * recording (RecordingFinished follows) and wait for it as after any `call.ended`.
+   * A stop of a live recording asked for by the download ({@link stopLive}) failed: the service
+   * wires this to the recovery, which tries it again (`RecordingRecovery.stopFailed`).
    */
-  async stopLive(entry: Entry): Promise<void> {
+  onStopFailed: (entry: Entry, err: unknown) => void = () => undefined;
+
+  /**
+   * The call has ended but Asterisk still records it (its bridge was not destroyed): stop the
+   * recording (`POST /recordings/live/{name}/stop`; RecordingFinished follows) and wait for it as
+   * after any `call.ended`. Resolves undefined when Asterisk stopped it, or answered 404 (it
+   * finished meanwhile: its RecordingFinished, or the timer, fetches it); otherwise resolves the
+   * gateway's error (a 5xx, no answer, ARI dropped), for the caller to try again. Never rejects.
+   */
+  async stopLive(entry: Entry): Promise<unknown> {
     entry.log.warn('the call has ended but Asterisk still records it; stopping the recording');
     if (!entry.finishTimer) this.armFinishTimer(entry);
     try {
       await this.rt.deps.gateway.recordings.stopLive(entry.name);
+      return undefined;
     } catch (err) {
-      // 404: it finished meanwhile (its RecordingFinished, or the timer, fetches it).
-      if (!(err instanceof AriNotFoundError))
-        entry.log.warn('could not stop the recording in Asterisk', { err });
+      return err instanceof AriNotFoundError ? undefined : err;
     }
   }
 

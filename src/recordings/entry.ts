@@ -85,8 +85,16 @@ export interface Entry {
    * (`RecordingRecovery.check`, recovery.ts).
    */
   lookUpTimer?: NodeJS.Timeout;
-  /** Look-ups in Asterisk that failed in a row (the delay before the next one grows with it). */
+  /**
+   * Look-ups in Asterisk (or stops of the live recording of an ended call) that failed in a row:
+   * the delay before the next one grows with it; back to 0 at each ARI (re)connect.
+   */
   lookUpFailures?: number;
+  /**
+   * ARI (re)connected while a look-up was in flight (`checking`): the reconnect's own look-up was
+   * not made, so the recording is looked up again as soon as that one ends.
+   */
+  recheck?: boolean;
   /**
    * `finishCheckMs` after the call's end came while `POST /bridges/{id}/record` was still
    * unanswered (status `starting`): the look-up is made as soon as the request is answered.

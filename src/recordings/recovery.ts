@@ -12,9 +12,11 @@
  *   an ended call is stopped); stored → download (its RecordingFinished was lost); gone → failed,
  *   unless this run's request to start it got no answer and the call still goes on: then the
  *   request never reached Asterisk and is made again ({@link RecordingRecovery.startAgain}). A
- *   look-up that fails while ARI stays connected (no answer in time, a 5xx) is tried again after
- *   {@link LOOK_UP_RETRY} delays until it gets an answer or the recording is settled; one that
- *   fails as ARI drops is made again at the reconnect;
+ *   look-up that fails while ARI stays connected (no answer in time, a 5xx), or a stop of a live
+ *   recording that Asterisk does not carry out, is tried again after {@link LOOK_UP_RETRY} delays
+ *   (from 1 s again after each reconnect) until it gets an answer or the recording is settled;
+ *   one that fails as ARI drops is made again at the reconnect (at once after it, when ARI came
+ *   back while it was in flight);
  * - at the first connect of a run, the copies left in Asterisk of recordings the store already
  *   says are `stored` are deleted ({@link RecordingRecovery.sweepStored}).
  *
@@ -32,16 +34,22 @@ import type { RecordingRuntime } from './runtime.ts';
 import { recordingKey } from './storage.ts';
 
 /**
- * Delays before a look-up in Asterisk is tried again after it failed while ARI stayed connected
- * (a command timeout, a 5xx): 1 s before the first retry, doubled each time up to 15 s, as long as
- * the recording is not settled (ms).
+ * Delays before a look-up in Asterisk (or the stop of the live recording of an ended call) is
+ * tried again after it failed while ARI stayed connected (a command timeout, a 5xx): 1 s before
+ * the first retry, doubled each time up to 15 s, as long as the recording is not settled; back to
+ * 1 s after each ARI (re)connect (ms).
  */
 export const LOOK_UP_RETRY = { initialDelayMs: 1_000, maxDelayMs: 15_000 } as const;
 
-/** A look-up in Asterisk that got no usable answer: what was asked, and the gateway's error. */
+/**
+ * A look-up in Asterisk that got no usable answer, or a stop Asterisk did not carry out: what
+ * could not be done (`look the recording up`, `stop the recording`…), and the error. `unexpected`:
+ * the error was thrown by the engine's own code or a dependency, not answered by Asterisk.
+ */
 interface LookUpFailure {
   failed: string;
   err: unknown;
+  unexpected?: boolean;
 }
 
 /**
@@ -129,7 +137,8 @@ export class RecordingRecovery {
   /**
    * ARI is connected (the first time, or again after the WebSocket dropped): look up in Asterisk
    * every recording not yet fetched, since its RecordingFinished may have been lost meanwhile
-   * (fixtures fact 13: nothing is replayed). Live: wait for RecordingFinished (a live recording
+   * (fixtures fact 13: nothing is replayed); a recording whose look-up is in flight is looked up
+   * again once it ends; the retry delays start again from 1 s ({@link LOOK_UP_RETRY}). Live: wait for RecordingFinished (a live recording
    * of an ended call is stopped so it finishes); stored: download it now; missing: failed
    * (`stage="missing"`) unless the engine's storage already holds the file, or unless this run's
    * request to start it got no answer and the call still goes on ({@link startAgain}). Then, once
@@ -137,8 +146,14 @@ export class RecordingRecovery {
    */
   connected(): void {
     if (this.rt.stopped) return;
-    for (const entry of this.rt.byCall.values())
-      if (entry.status === 'recording') void this.check(entry);
+    for (const entry of this.rt.byCall.values()) {
+      // The failures before the outage say nothing of the Asterisk now answering.
+      entry.lookUpFailures = 0;
+      if (entry.status !== 'recording') continue;
+      // A look-up in flight began before the reconnect: look up again once it ends.
+      if (entry.checking) entry.recheck = true;
+      else void this.check(entry);
+    }
     if (!this.swept && this.rt.deps.options.deleteFromAsterisk) {
       this.swept = true;
       void this.sweepStored();
@@ -187,28 +202,95 @@ export class RecordingRecovery {
    * Look the recording up in Asterisk and act on what is found ({@link connected}); one look-up
    * at a time per recording. A start of the recording tried again meanwhile is followed by a new
    * look-up at once when ARI is connected (its outcome decides), else at the reconnect. A
-   * look-up that fails (the recording's, or the bridge's before a start tried again) is tried
-   * again after a delay while ARI is connected ({@link LOOK_UP_RETRY}: 1 s, doubled each time,
-   * at most 15 s), and at the reconnect otherwise; a settled recording or the engine's stop
-   * cancels it.
+   * look-up that fails (the recording's, or the bridge's before a start tried again), or a stop
+   * of the live recording of an ended call that Asterisk does not carry out (any answer but 404,
+   * or none), is tried again after a delay while ARI is connected ({@link LOOK_UP_RETRY}: 1 s,
+   * doubled each time, at most 15 s), and at the reconnect otherwise (at once when ARI reconnected
+   * while it was in flight); a settled recording or the engine's stop cancels it. Anything thrown
+   * unexpectedly meanwhile is logged at error and retried the same way. Never rejects.
    */
   async check(entry: Entry): Promise<void> {
-    if (entry.checking || entry.status !== 'recording' || this.rt.stopped) return;
-    clearLookUpRetry(entry);
-    entry.checking = true;
-    let outcome: LookUpOutcome = 'done';
     try {
-      outcome = await this.lookUp(entry);
-    } finally {
-      entry.checking = false;
+      if (entry.checking || entry.status !== 'recording' || this.rt.stopped) return;
+      clearLookUpRetry(entry);
+      entry.checking = true;
+      entry.recheck = false;
+      let outcome: LookUpOutcome;
+      try {
+        outcome = await this.lookUp(entry);
+      } catch (err) {
+        outcome = { failed: 'look the recording up', err, unexpected: true };
+      } finally {
+        entry.checking = false;
+      }
+      this.follow(entry, outcome);
+    } catch (err) {
+      // Even the logging or the retry failed: the next reconnect looks the recording up.
+      try {
+        this.rt.deps.logger.error('recording look-up failed unexpectedly', {
+          callId: entry.callId,
+          err,
+        });
+      } catch {
+        // The logger itself fails: nothing left to tell.
+      }
     }
+  }
+
+  /**
+   * A stop of the live recording of an ended call, asked for by the download
+   * (`RecordingDownloads.stopLive`), failed: tried again as a failed look-up ({@link check}).
+   */
+  stopFailed(entry: Entry, err: unknown): void {
+    try {
+      this.retryLater(entry, { failed: 'stop the recording', err });
+    } catch (thrown) {
+      this.rt.deps.logger.error('recording stop could not be retried', {
+        callId: entry.callId,
+        err: thrown,
+      });
+    }
+  }
+
+  /**
+   * What follows a look-up ({@link check}): a failure is tried again ({@link retryLater}), at
+   * once when ARI reconnected while it was in flight; `again`, or a reconnect meanwhile, looks
+   * the recording up again at once (when ARI is connected).
+   */
+  private follow(entry: Entry, outcome: LookUpOutcome): void {
+    const { rt } = this;
+    const reconnected = entry.recheck === true;
+    entry.recheck = false;
+    const now = reconnected && !rt.stopped && rt.deps.gateway.isConnected();
     if (typeof outcome === 'object') {
-      this.retryLater(entry, outcome);
+      if (!now) {
+        this.retryLater(entry, outcome);
+        return;
+      }
+      this.logFailure(entry, outcome, 'ARI reconnected meanwhile; trying again now', {});
+      void this.check(entry);
       return;
     }
     entry.lookUpFailures = 0;
-    if (outcome === 'again' && !this.rt.stopped && this.rt.deps.gateway.isConnected())
+    if (now || (outcome === 'again' && !rt.stopped && rt.deps.gateway.isConnected()))
       void this.check(entry);
+  }
+
+  /** Log a failed look-up or stop: at error when unexpected (a bug, a dependency), else warn. */
+  private logFailure(
+    entry: Entry,
+    failure: LookUpFailure,
+    next: string,
+    fields: Record<string, unknown>,
+  ): void {
+    const { failed, err, unexpected } = failure;
+    if (unexpected)
+      entry.log.error(`unexpected error as the engine tried to ${failed} in Asterisk; ${next}`, {
+        callId: entry.callId,
+        ...fields,
+        err,
+      });
+    else entry.log.warn(`could not ${failed} in Asterisk; ${next}`, { ...fields, err });
   }
 
   /**
@@ -219,21 +301,14 @@ export class RecordingRecovery {
   private retryLater(entry: Entry, failure: LookUpFailure): void {
     const { rt } = this;
     if (rt.stopped || entry.status !== 'recording') return;
-    const { failed, err } = failure;
     if (!rt.deps.gateway.isConnected()) {
-      entry.log.warn(`could not look ${failed} up in Asterisk; looked up again at the reconnect`, {
-        err,
-      });
+      this.logFailure(entry, failure, 'tried again at the reconnect', {});
       return;
     }
     const attempt = (entry.lookUpFailures ?? 0) + 1;
     entry.lookUpFailures = attempt;
     const delayMs = computeBackoffDelay(attempt - 1, { ...LOOK_UP_RETRY, jitter: 0 });
-    entry.log.warn(`could not look ${failed} up in Asterisk; trying again`, {
-      failures: attempt,
-      retryInMs: delayMs,
-      err,
-    });
+    this.logFailure(entry, failure, 'trying again', { failures: attempt, retryInMs: delayMs });
     clearLookUpRetry(entry);
     entry.lookUpTimer = setTimeout(() => {
       entry.lookUpTimer = undefined;
@@ -249,7 +324,7 @@ export class RecordingRecovery {
     try {
       where = await locateRecording(this.rt.deps.gateway.recordings, entry.name);
     } catch (err) {
-      return { failed: 'the recording', err };
+      return { failed: 'look the recording up', err };
     }
     if (entry.status !== 'recording' || this.rt.stopped) return 'done';
     if (entry.startUnconfirmed && where !== 'missing') {
@@ -263,11 +338,15 @@ export class RecordingRecovery {
         entry.finished = true;
         this.downloads.download(entry);
         return 'done';
-      case 'live':
+      case 'live': {
         entry.finished = false;
-        if (entry.callEnded) await this.downloads.stopLive(entry);
-        else entry.log.debug('the recording is still being made in Asterisk');
-        return 'done';
+        if (!entry.callEnded) {
+          entry.log.debug('the recording is still being made in Asterisk');
+          return 'done';
+        }
+        const err = await this.downloads.stopLive(entry);
+        return err === undefined ? 'done' : { failed: 'stop the recording', err };
+      }
       case 'missing':
         if (entry.startUnconfirmed && !entry.callEnded) return this.startAgain(entry);
         await this.downloads.missing(entry);
@@ -308,7 +387,7 @@ export class RecordingRecovery {
     try {
       bridge = await bridgeState(gateway.bridges, bridgeId);
     } catch (err) {
-      return { failed: "the call's bridge", err };
+      return { failed: "look the call's bridge up", err };
     }
     if (entry.status !== 'recording' || rt.stopped) return 'done';
     if (bridge !== 'talking' || entry.callEnded) {

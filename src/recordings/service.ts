@@ -39,8 +39,9 @@
  * recording of an ended call is stopped); stored → download (its RecordingFinished was lost);
  * gone → failed, unless this run's request to start it got no answer and the call still goes on:
  * then the request never reached Asterisk and is made again. A look-up that fails while ARI stays
- * connected is made again after a growing delay (1 s, doubled, at most 15 s apart) until the
- * recording is settled. ARI unreachable during a download
+ * connected, or a stop Asterisk does not carry out, is made again after a growing delay (1 s,
+ * doubled, at most 15 s apart; from 1 s again after each reconnect) until the recording is
+ * settled, and at the reconnect when ARI dropped. ARI unreachable during a download
  * does not use up tries: the download waits for the reconnect. At the first connect of a run,
  * the copies left in Asterisk of recordings the store already says are `stored` are deleted
  * ({@link RecordingService.sweepStored}).
@@ -148,6 +149,7 @@ export class RecordingService implements CallRecorder {
     this.rt = new RecordingRuntime(deps);
     this.downloads = new RecordingDownloads(this.rt);
     this.recovery = new RecordingRecovery(this.rt, this.downloads);
+    this.downloads.onStopFailed = (entry, err) => this.recovery.stopFailed(entry, err);
     this.recorder = new BridgeRecorder(this.rt, this.downloads, this.recovery);
   }
 

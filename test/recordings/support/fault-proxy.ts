@@ -1,11 +1,18 @@
 /**
  * A real HTTP + WebSocket proxy in front of the PBX simulator's ARI that can answer chosen
  * requests with an error instead of forwarding them, the way a real Asterisk answers when a stored
- * recording cannot be read (`403 {"message":"The recording file could not be opened"}`). The
- * engine talks to it as its ARI_URL; everything else (REST, the events WebSocket) passes through.
+ * recording cannot be read (`403 {"message":"The recording file could not be opened"}`), or cut
+ * ARI at a chosen request ({@link AriFaultProxy.cutAt}). The engine talks to it as its ARI_URL;
+ * everything else (REST, the events WebSocket) passes through.
  */
 import { once } from 'node:events';
-import { createServer, request, type IncomingMessage, type Server } from 'node:http';
+import {
+  createServer,
+  request,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 
 /** A request the proxy saw. */
@@ -21,6 +28,25 @@ interface FaultRule {
   remaining: number;
   status: number;
   body: unknown;
+  /** Cut ARI instead of answering ({@link AriFaultProxy.cutAt}). */
+  cut?: CutRule;
+}
+
+/** What {@link AriFaultProxy.cutAt} hands the test. */
+export interface AriCut {
+  /** Resolves once a matching request came and the events WebSockets were cut. */
+  readonly cut: Promise<void>;
+  /**
+   * Cut the connection of the request held since the cut in the middle of its answer (the status
+   * line and the start of a body, then the connection closes): its client gets no usable answer,
+   * and cannot take the request for one the server never saw.
+   */
+  drop(): void;
+}
+
+interface CutRule {
+  cutDone: () => void;
+  held: ServerResponse[];
 }
 
 export class AriFaultProxy {
@@ -43,6 +69,15 @@ export class AriFaultProxy {
       const path = new URL(req.url ?? '/', 'http://x').pathname;
       const rule = proxy.rules.find((r) => r.remaining > 0 && r.matches(method, path));
       proxy.requests.push({ method, path, faulted: rule !== undefined });
+      if (rule?.cut) {
+        rule.remaining--;
+        req.resume();
+        // Not forwarded: the request waits for an answer that never comes, the WebSockets drop.
+        rule.cut.held.push(res);
+        for (const socket of proxy.sockets) socket.destroy();
+        rule.cut.cutDone();
+        return;
+      }
       if (rule) {
         rule.remaining--;
         req.resume();
@@ -107,6 +142,34 @@ export class AriFaultProxy {
       status,
       body,
     });
+  }
+
+  /**
+   * Cut ARI at the next request matching `method` and `path` (a RegExp on the path): it is not
+   * forwarded (Asterisk never sees it) and gets no answer, and the events WebSockets open through
+   * the proxy are dropped at once (the client reconnects through the proxy as usual). The held
+   * request waits until the test calls `drop()` (its answer is then cut short).
+   */
+  cutAt(method: string, path: RegExp): AriCut {
+    let cutDone!: () => void;
+    const cut = new Promise<void>((resolve) => (cutDone = resolve));
+    const rule: CutRule = { cutDone, held: [] };
+    this.rules.push({
+      matches: (m, p) => m === method && path.test(p),
+      remaining: 1,
+      status: 0,
+      body: undefined,
+      cut: rule,
+    });
+    return {
+      cut,
+      drop: () => {
+        for (const res of rule.held.splice(0)) {
+          res.writeHead(200, { 'content-type': 'application/json', 'content-length': '64' });
+          res.write('{"', () => res.socket?.destroy());
+        }
+      },
+    };
   }
 
   /** Requests seen for paths matching `path` (and `method`, when given). */
