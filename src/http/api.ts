@@ -45,7 +45,7 @@ import { createStreamRoutes } from '../stream/routes.ts';
 import type { CallRepository, EventRepository } from '../store/index.ts';
 import type { HttpAppOptions } from './app.ts';
 import { IdempotencyStore } from './idempotency.ts';
-import { buildOpenApiDocument } from './openapi.ts';
+import { buildOpenApiDocument } from './openapi/index.ts';
 import { WorkstationMap } from './workstations.ts';
 
 /** What {@link createApi} needs. */
