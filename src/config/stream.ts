@@ -12,9 +12,12 @@ const secretList = z.string().transform((s, ctx) => {
 
 /** Comma-separated web origins (scheme://host[:port]) or `*`. */
 const originList = z.string().transform((s, ctx) => {
-  const entries = splitList(s);
-  for (const entry of entries) {
-    if (entry === '*') continue;
+  const origins: string[] = [];
+  for (const entry of splitList(s)) {
+    if (entry === '*') {
+      origins.push(entry);
+      continue;
+    }
     let origin: string | undefined;
     try {
       origin = new URL(entry).origin;
@@ -26,8 +29,9 @@ const originList = z.string().transform((s, ctx) => {
         code: 'custom',
         message: `"${entry}" is not an origin like https://crm.example.com`,
       });
+    else origins.push(origin);
   }
-  return entries.map((e) => (e === '*' ? e : new URL(e).origin));
+  return origins;
 });
 
 /** OPERATOR_TOKEN_*, STREAM_*. */

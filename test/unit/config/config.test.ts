@@ -29,6 +29,17 @@ describe('configuration', () => {
     }
   });
 
+  it('names a bad stream origin in the one-line error instead of crashing on it', () => {
+    expect(() =>
+      loadConfig({ STREAM_ALLOWED_ORIGINS: 'https://crm.example.com,nope,https://x.test/path' }),
+    ).to.throw(
+      ConfigError,
+      /STREAM_ALLOWED_ORIGINS: "nope" is not an origin like https:\/\/crm\.example\.com.*"https:\/\/x\.test\/path" is not an origin/,
+    );
+    const config = loadConfig({ STREAM_ALLOWED_ORIGINS: 'https://crm.example.com/, *' });
+    expect(config.STREAM_ALLOWED_ORIGINS).to.deep.equal(['https://crm.example.com', '*']);
+  });
+
   it('refuses to run on the simulator in production', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).to.throw(
       ConfigError,
