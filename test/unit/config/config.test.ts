@@ -40,6 +40,19 @@ describe('configuration', () => {
     expect(config.STREAM_ALLOWED_ORIGINS).to.deep.equal(['https://crm.example.com', '*']);
   });
 
+  it('any malformed value of any variable is a one-line ConfigError naming it, never a crash', () => {
+    const malformed = ['nope', '', ' ', '%%%', '-1', '1e308', 'x=y=z', ',,,', '*', 'http://', '['];
+    for (const key of CONFIG_KEYS)
+      for (const value of malformed) {
+        try {
+          loadConfig({ [key]: value });
+        } catch (err) {
+          expect(err, `${key}=${JSON.stringify(value)}`).to.be.instanceOf(ConfigError);
+          expect((err as Error).message, `${key}=${JSON.stringify(value)}`).to.include(key);
+        }
+      }
+  });
+
   it('refuses to run on the simulator in production', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).to.throw(
       ConfigError,
