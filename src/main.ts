@@ -6,7 +6,6 @@
  * the engine from the environment and stops it cleanly on SIGTERM/SIGINT; tests call
  * {@link startEngine}.
  */
-import { join } from 'node:path';
 import type { Server } from 'node:http';
 import type { Express } from 'express';
 import { pathToFileURL } from 'node:url';
@@ -23,31 +22,31 @@ import { createCalls } from './calls/index.ts';
 import type { CallJournal } from './calls/journal.ts';
 import type { EventSink } from './calls/notifier.ts';
 import type { CallService } from './calls/service.ts';
-import { ConfigError, loadConfig, type ConfigCheck } from './config/load.ts';
+import { ConfigError } from './config/load.ts';
 import { publicUrlConfigCheck, publicUrlWarning } from './config/public-url.ts';
 import type { Config } from './config/schema.ts';
 import {
   connectorConfigCheck,
-  createConnector,
   openConnectorDelivery,
   type Connector,
   type ConnectorDeps,
 } from './connectors/index.ts';
-import { createRouteClient, parseRouteSpec, type RouteClient } from './crm/index.ts';
 import { openWebhooks, type WebhookDispatcher } from './events/index.ts';
 import { createHttp, restoreIdempotency } from './http/index.ts';
-import { createOutboundClient, type OutboundClient } from './http/outbound.ts';
 import { createLogger, type Logger } from './logging/logger.ts';
 import { collectProcessMetrics } from './metrics/process.ts';
 import { createOperators, type PresenceService } from './operators/index.ts';
-import { recordingsConfigCheck } from './recordings/config.ts';
-import { createRecordings, type Recordings } from './recordings/index.ts';
+import { createRecordings } from './recordings/index.ts';
 import { createSecurity, securityConfigCheck } from './security/index.ts';
 import { startSimulator, type PbxSimulator } from './simulator/index.ts';
 import { createStream, operatorTokensFromConfig, type StreamServer } from './stream/index.ts';
-import { createConnectorState } from './store/connector-state.ts';
 import { JournalLog, journalLogPath, recoverJournalLog } from './store/journal-log.ts';
 import { createStore, parseStoreUrl, type Store } from './store/store.ts';
+import { loadEngineConfig, storeUrl } from './engine/config.ts';
+import { createCrmClients } from './engine/crm-clients.ts';
+import { stopOnce } from './engine/stop.ts';
+
+export { ENGINE_CONFIG_CHECKS, loadEngineConfig, storeUrl } from './engine/config.ts';
 
 /** A running engine. */
 export interface Engine {
@@ -173,7 +172,7 @@ export async function startEngine(
     reconnect: { maxDelayMs: config.ARI_RECONNECT_MAX_DELAY_MS },
   });
 
-  const crm = createCrmClients(config, overrides, logger, registry);
+  const crm = createCrmClients(config, logger, registry, overrides.connectorDispatcher);
   const { connector, outbound } = crm;
 
   // The store: calls, legs, the event outbox and the delivery log. Migrated before
@@ -448,169 +447,6 @@ async function simulatorFor(
   return { simulator, ownSimulator: true };
 }
 
-/** The engine's clients of the CRM, see {@link createCrmClients}. */
-interface CrmClients {
-  /** The CRM connector (CRM_CONNECTOR other than `webhook`), not started yet. */
-  connector?: Connector;
-  /** The keep-alive undici pool of every CRM request (route lookups, webhooks), closed at stop. */
-  outbound: OutboundClient;
-  /** Route lookups: the connector's, else CRM_ROUTE_URL's, with FALLBACK_ROUTE. */
-  routes: RouteClient;
-  /** Give the connector the store once it exists (it reads stored calls and keeps its state). */
-  storeOpened(store: Store): void;
-}
-
-/**
- * The CRM connector (CRM_CONNECTOR, src/connectors/: route lookups, call events and the call
- * history in the vendor's API) and the route client over it or CRM_ROUTE_URL (src/crm/). Built
- * before the store opens: the connector reads stored calls and its state through it once
- * `storeOpened` gave it.
- */
-function createCrmClients(
-  config: Config,
-  overrides: EngineOverrides,
-  logger: Logger,
-  registry: Registry,
-): CrmClients {
-  const storeRef: { store?: Store } = {};
-  const connector = createConnector(config, {
-    calls: { getCall: (id) => storeRef.store!.calls.getCall(id) },
-    state: () =>
-      storeRef.store ? createConnectorState(storeRef.store.db, config.CRM_CONNECTOR) : undefined,
-    logger,
-    ...(overrides.connectorDispatcher ? { dispatcher: overrides.connectorDispatcher } : {}),
-  });
-  const fallbackRoute = parseRouteSpec(config.FALLBACK_ROUTE, config.RING_TIMEOUT_SEC);
-  const outbound = createOutboundClient();
-  const routes = createRouteClient({
-    url: connector ? undefined : config.CRM_ROUTE_URL,
-    ...(connector
-      ? {
-          source: (request, signal) => connector.lookupRoute(request, fallbackRoute, signal),
-        }
-      : {}),
-    post: outbound.post,
-    apiKey: config.CRM_API_KEY,
-    timeoutMs: config.CRM_TIMEOUT_MS,
-    cacheTtlMs: config.CRM_ROUTE_CACHE_TTL_MS,
-    fallback: fallbackRoute,
-    logger: logger.child({ component: 'crm' }),
-    registry,
-  });
-  return {
-    ...(connector ? { connector } : {}),
-    outbound,
-    routes,
-    storeOpened(store) {
-      storeRef.store = store;
-    },
-  };
-}
-
-/** What {@link stopOnce} stops. */
-interface StopParts {
-  config: Config;
-  logger: Logger;
-  /** From now on new API requests answer 503 `shutting_down` and `/readyz` 503. */
-  refuseRequests(): void;
-  stream: StreamServer;
-  scheduler: AutocallScheduler;
-  recordings: Recordings;
-  journal: CallJournal;
-  journalLog: { log?: JournalLog };
-  webhooks: WebhookDispatcher;
-  connector: Connector | undefined;
-  connectorDelivery: WebhookDispatcher | undefined;
-  presence: PresenceService;
-  calls: CallService;
-  gateway: AriGateway;
-  outbound: OutboundClient;
-  store: Store;
-  server: Server;
-  /** The simulator the engine started itself (stopped last). */
-  ownSimulator?: PbxSimulator;
-}
-
-/**
- * The engine's {@link Engine.stop}: the order of the graceful stop, documented in
- * docs/operations.md ("Shutdown"). Idempotent: later calls return the same promise.
- */
-function stopOnce(parts: StopParts): () => Promise<void> {
-  const { config, logger, stream, scheduler, recordings, journal, webhooks } = parts;
-  const { connector, connectorDelivery, presence, calls, gateway, store, server } = parts;
-  let stopping: Promise<void> | undefined;
-  return () => {
-    stopping ??= (async () => {
-      // New API requests get 503 shutting_down, /readyz 503; calls in progress stay up and are
-      // still handled (ARI stays connected) while pending webhooks are delivered.
-      parts.refuseRequests();
-      // Browsers reconnect (to another instance, or to this one once it is back) with ?after=.
-      stream.close();
-      logger.info('stopping: new API requests are refused, delivering pending webhooks', {
-        pendingWebhooks: webhooks.pending(),
-        timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-      });
-      // One budget for the whole drain: SHUTDOWN_TIMEOUT_MS from now.
-      const deadline = Date.now() + config.SHUTDOWN_TIMEOUT_MS;
-      const left = (): number => Math.max(0, deadline - Date.now());
-      // No new notification call. Attempts in progress are recorded if they end while webhooks
-      // drain; the others' leases expire and the next engine reclaims them (recorded `lost`).
-      await scheduler.stop();
-      // Recording downloads in progress finish: their recording.ready goes out with the pending
-      // webhooks below and Asterisk's copy is deleted. Retries waiting for their delay do not
-      // hold the stop (the next start takes them up).
-      await recordings.finishDownloads(left());
-      // Events recorded but not yet committed reach the dispatcher when their write commits.
-      await journal.flush(left());
-      const drained = await webhooks.drain(left());
-      if (!drained)
-        logger.warn('pending webhooks were not all delivered before shutdown', {
-          pending: webhooks.pending(),
-        });
-      if (connectorDelivery && !(await connectorDelivery.drain(left())))
-        logger.warn('pending CRM connector requests were not all delivered before shutdown', {
-          pending: connectorDelivery.pending(),
-        });
-      connector?.stop();
-      recordings.stop();
-      presence.stop();
-      // Call scripts stop where they are (their calls stay up for the next engine to adopt); a
-      // click-to-call waiting to ring its operator again is not retried.
-      calls.stop();
-      await gateway.stop();
-      webhooks.stop();
-      connectorDelivery?.stop();
-      // Webhooks are stopped and ARI is closed: no more CRM requests (route lookups still in
-      // flight end within CRM_TIMEOUT_MS).
-      await parts.outbound.close();
-      // The call steps still running finish before the journal closes: a route answer that came
-      // while ARI was closing (a `hangup` route ends its call), an ARI command's answer. Their
-      // changes are committed below, not dropped (the journal logs a change after its close).
-      if (!(await calls.settled(Math.max(left(), 1000))))
-        logger.warn('call steps still running at shutdown; their later changes are not stored', {
-          calls: calls.activeCalls().length,
-        });
-      // Changes made while ARI was closing; a healthy store commits them at once. Their events
-      // are not sent by this run: pending in the outbox, the next start sends them.
-      await journal.close(Math.max(left(), 1000));
-      parts.journalLog.log?.close();
-      // Closed for good: from now on nothing is sent to Asterisk (a late step's command is
-      // refused). Every timer of the engine that could act was cleared above.
-      await gateway.seal();
-      // Presence changes made meanwhile are stored (and their events queued) before the end.
-      await presence.flush();
-      await webhooks.flush();
-      await connectorDelivery?.flush();
-      await store.close();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      if (parts.ownSimulator) await parts.ownSimulator.close();
-      logger.info('stopped');
-    })();
-    return stopping;
-  };
-}
-
 /**
  * Replay the journal log of the SQLite database file, if any (whatever SQLITE_SYNCHRONOUS is now),
  * and open it for the journal when SQLITE_SYNCHRONOUS=normal and JOURNAL_LOG is on.
@@ -628,43 +464,6 @@ async function openJournalLog(
   const { lastSeq } = await recoverJournalLog(store, path, logger);
   if (config.SQLITE_SYNCHRONOUS !== 'normal' || !config.JOURNAL_LOG) return {};
   return { log: JournalLog.open(path), lastSeq };
-}
-
-/** DATABASE_URL, or the SQLite file in DATA_DIR. */
-export function storeUrl(config: Config): string {
-  return config.DATABASE_URL ?? `sqlite:${join(config.DATA_DIR, 'ari-crm.sqlite')}`;
-}
-
-/**
- * Every check of the configuration the engine makes before it starts, beyond the schema: the
- * security settings (API_KEYS in production, destination patterns), the recordings settings
- * (RECORDING_LINK_SECRET in production), PUBLIC_URL (in production, when links would name a
- * wildcard or loopback listen address) and FALLBACK_ROUTE. `npm start` and `node dist/main.js`
- * run them all; so does the test that checks docker/compose.yaml with docker/env.example.
- */
-export const ENGINE_CONFIG_CHECKS: readonly ConfigCheck[] = [
-  securityConfigCheck,
-  connectorConfigCheck,
-  recordingsConfigCheck,
-  publicUrlConfigCheck,
-  (c) => {
-    try {
-      parseRouteSpec(c.FALLBACK_ROUTE, c.RING_TIMEOUT_SEC);
-      return [];
-    } catch (err) {
-      return [`FALLBACK_ROUTE: ${err instanceof Error ? err.message : String(err)}`];
-    }
-  },
-];
-
-/**
- * The engine's configuration from `env` (default: the process environment over `./.env`), with
- * every start-up check of {@link ENGINE_CONFIG_CHECKS}.
- *
- * @throws ConfigError naming each bad or missing variable
- */
-export function loadEngineConfig(env?: Record<string, string | undefined>): Config {
-  return loadConfig(env, [...ENGINE_CONFIG_CHECKS]);
 }
 
 async function main(): Promise<void> {

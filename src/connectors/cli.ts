@@ -15,7 +15,7 @@
 import { pathToFileURL } from 'node:url';
 import { ConfigError } from '../config/load.ts';
 import { createLogger } from '../logging/logger.ts';
-import { loadEngineConfig } from '../main.ts';
+import { loadEngineConfig } from '../engine/config.ts';
 import { runBitrix24Command } from './bitrix24/cli.ts';
 import { retailCrmFromConfig } from './index.ts';
 

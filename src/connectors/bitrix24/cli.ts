@@ -10,7 +10,7 @@
  */
 import { ConfigError } from '../../config/load.ts';
 import { createLogger } from '../../logging/logger.ts';
-import { loadEngineConfig, storeUrl } from '../../main.ts';
+import { loadEngineConfig, storeUrl } from '../../engine/config.ts';
 import { createConnectorState } from '../../store/connector-state.ts';
 import { createStore } from '../../store/index.ts';
 import { bitrix24FromConfig } from '../index.ts';
