@@ -151,13 +151,54 @@ describeOnAsterisk('real Asterisk: click-to-call', () => {
     const hungUp = await bed.api(`/v1/calls/${callId}/hangup`, { method: 'POST' });
     expect(hungUp.status, hungUp.text).to.equal(200);
     await lost;
-    await bed.ended(callId);
+    const ended = await bed.ended(callId);
+    // The CRM's hang-up decides how the call ends, whether the engine learnt of the channel (409
+    // "already exists" on the resent request) or gave the leg up (a connection error).
+    expect(ended).to.include({ disposition: 'canceled', hangupBy: 'system' });
+    expect(await bed.call(callId)).to.include({ endReason: 'api_hangup' });
     // Without its hang-up the phone would ring on for the 20 s ring time of the originate.
     await operator.passed(8_000);
     expect(operator.receivedRequests()).to.deep.equal(['INVITE', 'CANCEL', 'ACK']);
     expect(bed.webhookTypes(callId).filter((t) => t === 'call.ended')).to.have.length(1);
     await bed.asterisk.waitIdle();
     await until(() => reconnects() > before, 'the engine connected to ARI again', 20_000);
+  });
+
+  it("the originate's answer is lost and the engine stops before it could hang the phone up: the next start does", async () => {
+    const { ports } = bed;
+    const operator = Sipp.phone('op101', 'uas_ring.xml', ports, ports.operators['101']);
+    // Asterisk originates the operator leg (the phone rings), then ARI stays unreachable: the
+    // engine gives the leg up and cannot send its hang-up by id before it stops.
+    const lost = bed.proxy.loseAnswerTo(/^POST \/ari\/channels\?/).then(() => bed.proxy.cut(true));
+    const callId = await clickToCall({});
+    await lost;
+    const engine = bed.engine!;
+    const givenUp = await engine.waitForLine(
+      (l) => l.message === 'could not create leg' && l.callId === callId,
+    );
+    const channelId = String(givenUp.legChannelId);
+    await bed.ended(callId);
+    await bed.stopEngine();
+    const ringing = await bed.asterisk.ari<Array<{ id: string; state: string }>>(
+      `/channels/${channelId}`,
+    );
+    expect(ringing.body, 'the phone still rings after the stop').to.include({
+      id: channelId,
+      state: 'Ringing',
+    });
+    expect(operator.receivedRequests()).to.deep.equal(['INVITE']);
+
+    bed.proxy.restore();
+    await bed.startEngine();
+    const hungUp = await bed.engine!.waitForLine(
+      (l) => l.message === 'hanging up a channel of no live call' && l.channelId === channelId,
+    );
+    expect(hungUp.reason).to.match(/outside the app/);
+    // Well before the originate's own 20 s ring time.
+    await operator.passed(5_000);
+    expect(operator.receivedRequests()).to.deep.equal(['INVITE', 'CANCEL', 'ACK']);
+    expect(bed.webhookTypes(callId).filter((t) => t === 'call.ended')).to.have.length(1);
+    await bed.asterisk.waitIdle();
   });
 
   it('compat asterisk.fcgi?makecall= answers "Answer: OK" once the customer rings', async () => {
