@@ -70,23 +70,7 @@ export const connectorFields = {
     .regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, - and _')
     .default('ari-crm')
     .describe('retailCRM: code of the telephony integration module the engine registers.'),
-  RETAILCRM_EXTENSIONS: z
-    .string()
-    .transform((s, ctx) => {
-      const entries: Array<{ userId: string; extension: string }> = [];
-      for (const part of splitList(s)) {
-        const match = /^(\d+)=(\d{2,10})$/.exec(part);
-        if (!match) {
-          ctx.addIssue({
-            code: 'custom',
-            message: `bad entry "${part}": expected userId=extension, e.g. 12=101`,
-          });
-          return z.NEVER;
-        }
-        entries.push({ userId: match[1]!, extension: match[2]! });
-      }
-      return entries;
-    })
+  RETAILCRM_EXTENSIONS: userExtensionMap
     .default([])
     .describe(
       "retailCRM: employee ↔ extension overrides, userId=extension,… (e.g. 12=101,14=102); they win over the module's extension codes read from the CRM and are sent as additionalCodes when registering.",
