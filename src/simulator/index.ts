@@ -188,7 +188,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
           extension,
           behaviour: phones.operator(extension),
           registered: phones.isRegistered(extension),
-          channelIds: pbx.endpointJson(extension).channel_ids,
+          channelIds: pbx.endpoints.endpointJson(extension).channel_ids,
         }));
       },
     },

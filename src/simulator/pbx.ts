@@ -14,7 +14,7 @@
  * Asterisk never hangs up the other leg nor destroys bridges by itself (fact 9): neither does this.
  */
 import type { Logger } from 'winston';
-import type { AriCallerId, AriEndpoint, ChannelState } from '../ari/types.ts';
+import type { AriCallerId, ChannelState } from '../ari/types.ts';
 import type { AppRegistry } from './apps.ts';
 import { CAUSE, causeText, dialStatusOfCause } from './causes.ts';
 import type { SimClock, SimTimer } from './clock.ts';
@@ -25,6 +25,7 @@ import type { IdFactory } from './ids.ts';
 import { mediaDurationMs } from './media.ts';
 import { ASTERISK_ID, EventBus, type Delivery, type Scope } from './events.ts';
 import type { MediaHost } from './host.ts';
+import { Endpoints } from './endpoints.ts';
 import { Playbacks } from './playbacks.ts';
 import { Recordings } from './recordings.ts';
 import {
@@ -86,21 +87,16 @@ export interface OriginateOptions {
 /** The model of one simulated Asterisk; REST handlers, the WebSocket and the public API drive it. */
 export class Pbx implements MediaHost {
   readonly channels = new Map<string, SimChannel>();
-  /** Live channels by endpoint (`PJSIP/101`): endpoint and device states without scanning all. */
-  private readonly byEndpoint = new Map<string, Set<SimChannel>>();
   readonly bridges = new Map<string, SimBridge>();
   readonly events: EventBus;
   readonly playbacks: Playbacks;
   readonly recordings: Recordings;
-  /** ARI-controlled device states (`Stasis:<name>`). */
-  readonly customDeviceStates = new Map<string, string>();
+  readonly endpoints: Endpoints;
   races: Required<SimulatorRaces> = {
     stasisStartBeforeCreateResponse: false,
     notInStasisAfterStasisStart: 0,
     notInStasisProbability: 0,
   };
-  private readonly lastDeviceState = new Map<string, string>();
-  private readonly lastEndpointSnapshot = new Map<string, string>();
   private readonly startupTime: string;
 
   constructor(
@@ -114,10 +110,8 @@ export class Pbx implements MediaHost {
     this.events = new EventBus(apps, clock, log);
     this.recordings = new Recordings(this);
     this.playbacks = new Playbacks(this, (name) => this.recordings.lengthMs(name));
+    this.endpoints = new Endpoints(phones, trunk, this.events);
     this.startupTime = clock.timestamp();
-    for (const resource of this.endpointNames()) {
-      this.lastDeviceState.set(`PJSIP/${resource}`, this.deviceState(`PJSIP/${resource}`));
-    }
   }
 
   // -------------------------------------------------------------------------------------------
@@ -160,72 +154,10 @@ export class Pbx implements MediaHost {
       });
   }
 
-  // -------------------------------------------------------------------------------------------
-  // Endpoints and device states
-  // -------------------------------------------------------------------------------------------
-
-  /** Endpoints in the order Asterisk lists them (errors trace): trunk, pstn-in, extensions reversed. */
-  endpointNames(): string[] {
-    return [this.trunk, 'pstn-in', ...[...this.phones.extensions].reverse()];
-  }
-
-  endpointJson(resource: string): AriEndpoint {
-    const endpoint = `PJSIP/${resource}`;
-    const offline = this.phones.isExtension(resource) && !this.phones.isReachable(resource);
-    return {
-      technology: 'PJSIP',
-      resource,
-      state: offline ? 'offline' : 'online',
-      channel_ids: [...(this.byEndpoint.get(endpoint) ?? [])].map((c) => c.id),
-    };
-  }
-
-  /** Device state of `PJSIP/<ext>`, an ARI-controlled `Stasis:` device, or INVALID. */
-  deviceState(name: string): string {
-    if (name.startsWith('Stasis:')) return this.customDeviceStates.get(name.slice(7)) ?? 'UNKNOWN';
-    const match = /^PJSIP\/(.+)$/.exec(name);
-    const resource = match?.[1];
-    if (!resource) return 'INVALID';
-    if (this.phones.isExtension(resource)) {
-      if (!this.phones.isReachable(resource)) return 'UNAVAILABLE';
-    } else if (resource !== this.trunk && resource !== 'pstn-in') return 'INVALID';
-    const states = [...(this.byEndpoint.get(name) ?? [])].map((c) => c.state);
-    const up = states.some((s) => s === 'Up');
-    const ringing = states.some((s) => s === 'Ringing' || s === 'Ring');
-    if (up && ringing) return 'RINGINUSE';
-    if (up) return 'INUSE';
-    if (ringing) return 'RINGING';
-    if (states.some((s) => s === 'Busy')) return 'BUSY';
-    return 'NOT_INUSE';
-  }
-
-  /** Publish endpoint and device-state changes after a channel of `endpoint` changed. */
-  private endpointChanged(endpoint: string): void {
-    const resource = endpoint.slice('PJSIP/'.length);
-    // Asterisk publishes an endpoint snapshot when its state or its channels change (a channel
-    // added or removed), not on every channel state change (device-endpoint-state trace).
-    const json = this.endpointJson(resource);
-    const snapshot = `${json.state}|${json.channel_ids.join(',')}`;
-    if (this.lastEndpointSnapshot.get(endpoint) !== snapshot) {
-      this.lastEndpointSnapshot.set(endpoint, snapshot);
-      if (this.events.reaches({ endpoint }))
-        this.emit('EndpointStateChange', { endpoint: json }, { endpoint });
-    }
-    const state = this.deviceState(endpoint);
-    if (this.lastDeviceState.get(endpoint) !== state) {
-      this.lastDeviceState.set(endpoint, state);
-      this.emit(
-        'DeviceStateChanged',
-        { device_state: { name: endpoint, state } },
-        { device: endpoint },
-      );
-    }
-  }
-
   /** A phone's behaviour changed: refresh its endpoint/device state; a ringing `ring`-mode leg adopts it. */
   phoneChanged(extension: string): void {
     const endpoint = `PJSIP/${extension}`;
-    this.endpointChanged(endpoint);
+    this.endpoints.endpointChanged(endpoint);
     const behaviour = this.phones.operator(extension);
     for (const ch of this.channels.values()) {
       if (ch.endpoint !== endpoint || !ch.dial || ch.dial.answered || ch.phase !== 'alive')
@@ -234,12 +166,6 @@ export class Pbx implements MediaHost {
       ch.dial.behaviour = behaviour;
       this.runBehaviour(ch, ch.dial, true);
     }
-  }
-
-  /** Set an ARI-controlled device state (`PUT /deviceStates/Stasis:<name>`). */
-  setCustomDeviceState(device: string, state: string): void {
-    this.customDeviceStates.set(device.slice(7), state);
-    this.emit('DeviceStateChanged', { device_state: { name: device, state } }, { device });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -328,9 +254,7 @@ export class Pbx implements MediaHost {
       hangupCause: 0,
     };
     this.channels.set(ch.id, ch);
-    let sameEndpoint = this.byEndpoint.get(ch.endpoint);
-    if (!sameEndpoint) this.byEndpoint.set(ch.endpoint, (sameEndpoint = new Set()));
-    sameEndpoint.add(ch);
+    this.endpoints.addChannel(ch);
     // Published at allocation, before any app subscribes: only subscribeAll apps see it.
     this.emitChannel('ChannelCreated', ch);
     return ch;
@@ -350,7 +274,7 @@ export class Pbx implements MediaHost {
     ch.state = state;
     if (state === 'Up') ch.answeredAtMs = this.clock.nowMs();
     this.emitChannel('ChannelStateChange', ch);
-    this.endpointChanged(ch.endpoint);
+    this.endpoints.endpointChanged(ch.endpoint);
   }
 
   private assertNewId(id: string | undefined): void {
@@ -527,7 +451,7 @@ export class Pbx implements MediaHost {
       const originator = opts.originator ? this.channels.get(opts.originator) : undefined;
       originator?.subscribers.add(opts.app);
     }
-    this.endpointChanged(ch.endpoint);
+    this.endpoints.endpointChanged(ch.endpoint);
     this.applyVariables(ch, opts.variables, true);
     return ch;
   }
@@ -613,7 +537,7 @@ export class Pbx implements MediaHost {
     };
     if (onAnswer) attempt.onAnswer = onAnswer;
     ch.dial = attempt;
-    this.endpointChanged(ch.endpoint);
+    this.endpoints.endpointChanged(ch.endpoint);
     // The dial runs in its own thread: events follow the HTTP answer.
     setImmediate(() => {
       if (ch.phase !== 'alive') return;
@@ -908,11 +832,9 @@ export class Pbx implements MediaHost {
     if (techCause !== undefined) fields.tech_cause = techCause;
     this.emitChannel('ChannelDestroyed', ch, fields);
     this.channels.delete(ch.id);
-    const sameEndpoint = this.byEndpoint.get(ch.endpoint);
-    sameEndpoint?.delete(ch);
-    if (sameEndpoint?.size === 0) this.byEndpoint.delete(ch.endpoint);
+    this.endpoints.removeChannel(ch);
     for (const app of ch.subscribers) this.forgetAppIfIdle(app);
-    this.endpointChanged(ch.endpoint);
+    this.endpoints.endpointChanged(ch.endpoint);
     if (bridge && this.bridges.has(bridge.id)) this.settleBridge(bridge);
   }
 
@@ -1154,7 +1076,7 @@ export class Pbx implements MediaHost {
         if (ch.state !== 'Up') this.callerCancels(ch);
       });
     }
-    this.endpointChanged(ch.endpoint);
+    this.endpoints.endpointChanged(ch.endpoint);
     this.runDialplan(ch, from.context, call.to, 1);
     return { channel: ch, accepted: ch.stasis !== null };
   }
@@ -1413,7 +1335,7 @@ export class Pbx implements MediaHost {
   shutdown(): void {
     this.clock.cancelAll();
     this.channels.clear();
-    this.byEndpoint.clear();
+    this.endpoints.clear();
     this.bridges.clear();
     this.recordings.live.clear();
   }

@@ -156,7 +156,7 @@ function requireApp(pbx: Pbx, name: string | undefined): string {
 }
 
 function knownEndpoint(pbx: Pbx, resource: string): boolean {
-  return pbx.endpointNames().includes(resource);
+  return pbx.endpoints.endpointNames().includes(resource);
 }
 
 /** Validate an `applications/subscription` event source: 400 bad scheme, 422 unknown source. */
@@ -212,20 +212,23 @@ export const HANDLERS: Record<string, Handler> = {
   // ---- endpoints -----------------------------------------------------------------------------
   'endpoints.list': (_p, pbx) => ({
     status: 200,
-    body: pbx.endpointNames().map((r) => pbx.endpointJson(r)),
+    body: pbx.endpoints.endpointNames().map((r) => pbx.endpoints.endpointJson(r)),
   }),
   'endpoints.listByTech': (p, pbx) => {
     const tech = p.str('tech') ?? '';
     if (tech.toUpperCase() !== 'PJSIP')
       throw ariError(404, `No Endpoints found - invalid tech ${tech}`);
-    return { status: 200, body: pbx.endpointNames().map((r) => pbx.endpointJson(r)) };
+    return {
+      status: 200,
+      body: pbx.endpoints.endpointNames().map((r) => pbx.endpoints.endpointJson(r)),
+    };
   },
   'endpoints.get': (p, pbx) => {
     const tech = p.str('tech') ?? '';
     const resource = p.str('resource') ?? '';
     if (tech.toUpperCase() !== 'PJSIP' || !knownEndpoint(pbx, resource))
       throw ariError(404, 'Endpoint not found');
-    return { status: 200, body: pbx.endpointJson(resource) };
+    return { status: 200, body: pbx.endpoints.endpointJson(resource) };
   },
 
   // ---- channels ------------------------------------------------------------------------------
@@ -476,24 +479,30 @@ export const HANDLERS: Record<string, Handler> = {
   // ---- deviceStates --------------------------------------------------------------------------
   'deviceStates.list': (_p, pbx) => ({
     status: 200,
-    body: [...pbx.customDeviceStates].map(([name, state]) => ({ name: `Stasis:${name}`, state })),
+    body: [...pbx.endpoints.customDeviceStates].map(([name, state]) => ({
+      name: `Stasis:${name}`,
+      state,
+    })),
   }),
   'deviceStates.get': (p, pbx) => {
     const name = p.str('deviceName') ?? '';
-    return { status: 200, body: { name, state: pbx.deviceState(name) } };
+    return { status: 200, body: { name, state: pbx.endpoints.deviceState(name) } };
   },
   'deviceStates.update': (p, pbx) => {
     const name = p.str('deviceName') ?? '';
     if (!name.startsWith('Stasis:')) throw ariError(409, 'Uncontrolled device specified');
     if (name === 'Stasis:') throw ariError(404, 'Device name is missing');
     const requested = (p.str('deviceState') ?? '').toUpperCase();
-    pbx.setCustomDeviceState(name, DEVICE_STATES.includes(requested) ? requested : 'UNKNOWN');
+    pbx.endpoints.setCustomDeviceState(
+      name,
+      DEVICE_STATES.includes(requested) ? requested : 'UNKNOWN',
+    );
     return noContent;
   },
   'deviceStates.delete': (p, pbx) => {
     const name = p.str('deviceName') ?? '';
     if (!name.startsWith('Stasis:')) throw ariError(409, 'Uncontrolled device specified');
-    if (!pbx.customDeviceStates.delete(name.slice(7)))
+    if (!pbx.endpoints.customDeviceStates.delete(name.slice(7)))
       throw ariError(404, 'Device name is missing');
     return noContent;
   },
