@@ -9,6 +9,7 @@ import type { EventBus } from './events.ts';
 import type { SimChannel } from './model.ts';
 import type { PhoneBook } from './phones.ts';
 
+/** The endpoints of a PBX (its trunk, `pstn-in`, the extensions of the phone book) and their states. */
 export class Endpoints {
   /** Live channels by endpoint (`PJSIP/101`): endpoint and device states without scanning all. */
   private readonly byEndpoint = new Map<string, Set<SimChannel>>();

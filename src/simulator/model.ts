@@ -14,6 +14,9 @@ import type { AmdSettings } from './amd.ts';
 import type { SimTimer } from './clock.ts';
 import type { DtmfPlan, PhoneBehaviour } from './types.ts';
 
+/** An empty caller ID / connected line (`{name: '', number: ''}`). */
+export const EMPTY_CALLER_ID: AriCallerId = { name: '', number: '' };
+
 /** Who is behind a channel. */
 export type Party =
   | { kind: 'operator'; extension: string }

@@ -25,12 +25,13 @@ import type { IdFactory } from './ids.ts';
 import { mediaDurationMs } from './media.ts';
 import { ASTERISK_ID, EventBus, type Delivery, type Scope } from './events.ts';
 import type { MediaHost } from './host.ts';
+import { Bridging } from './bridges.ts';
 import { Endpoints } from './endpoints.ts';
 import { Playbacks } from './playbacks.ts';
 import { Recordings } from './recordings.ts';
 import {
-  bridgeJson,
   channelJson,
+  EMPTY_CALLER_ID,
   type ChannelKind,
   type DialAttempt,
   type Party,
@@ -39,8 +40,6 @@ import {
 } from './model.ts';
 import type { PhoneBook } from './phones.ts';
 import type { AnswerVoice, DtmfPlan, PhoneBehaviour, SimulatorRaces } from './types.ts';
-
-const EMPTY_ID: AriCallerId = { name: '', number: '' };
 
 /** A parsed dial target (`PJSIP/101`, `PJSIP/79161234567@client-trunk`). */
 interface EndpointTarget {
@@ -92,6 +91,7 @@ export class Pbx implements MediaHost {
   readonly playbacks: Playbacks;
   readonly recordings: Recordings;
   readonly endpoints: Endpoints;
+  readonly bridging: Bridging;
   races: Required<SimulatorRaces> = {
     stasisStartBeforeCreateResponse: false,
     notInStasisAfterStasisStart: 0,
@@ -111,6 +111,7 @@ export class Pbx implements MediaHost {
     this.recordings = new Recordings(this);
     this.playbacks = new Playbacks(this, (name) => this.recordings.lengthMs(name));
     this.endpoints = new Endpoints(phones, trunk, this.events);
+    this.bridging = new Bridging(this);
     this.startupTime = clock.timestamp();
   }
 
@@ -129,7 +130,7 @@ export class Pbx implements MediaHost {
   }
 
   /** Emit an event; `fields` may be a function building them only when some app receives it. */
-  private emit(
+  emit(
     type: string,
     fields: Record<string, unknown> | (() => Record<string, unknown>),
     scope: Scope,
@@ -142,11 +143,11 @@ export class Pbx implements MediaHost {
     this.events.emitRaw(app, event);
   }
 
-  private emitChannel(type: string, ch: SimChannel, fields: Record<string, unknown> = {}): void {
+  emitChannel(type: string, ch: SimChannel, fields: Record<string, unknown> = {}): void {
     this.emit(type, () => ({ ...fields, channel: channelJson(ch) }), { channels: [ch] });
   }
 
-  private setVar(ch: SimChannel, variable: string, value: string, emitEvent = true): void {
+  setVar(ch: SimChannel, variable: string, value: string, emitEvent = true): void {
     ch.vars.set(variable, value);
     if (emitEvent)
       this.emit('ChannelVarset', () => ({ variable, value, channel: channelJson(ch) }), {
@@ -190,7 +191,7 @@ export class Pbx implements MediaHost {
         nameResource: trunk,
         dialstring: resource,
         context: 'from-pstn',
-        defaultCaller: { ...EMPTY_ID },
+        defaultCaller: { ...EMPTY_CALLER_ID },
       };
     }
     if (!this.phones.isExtension(resource)) throw allocationFailed();
@@ -225,7 +226,7 @@ export class Pbx implements MediaHost {
       state: init.state,
       protocolId: init.protocolId,
       caller: { ...init.caller },
-      connected: { ...EMPTY_ID },
+      connected: { ...EMPTY_CALLER_ID },
       accountcode: '',
       dialplan: {
         context: init.context,
@@ -816,7 +817,7 @@ export class Pbx implements MediaHost {
     if (ch.dial) this.clearDialTimers(ch.dial);
     this.stopChannelMedia(ch);
     const bridge = ch.bridgeId ? this.bridges.get(ch.bridgeId) : undefined;
-    if (bridge) this.leaveBridge(bridge, ch);
+    if (bridge) this.bridging.leave(bridge, ch);
     const wasInStasis = ch.stasis !== null;
     this.leaveStasis(ch);
     if (wasInStasis)
@@ -835,7 +836,7 @@ export class Pbx implements MediaHost {
     this.endpoints.removeChannel(ch);
     for (const app of ch.subscribers) this.forgetAppIfIdle(app);
     this.endpoints.endpointChanged(ch.endpoint);
-    if (bridge && this.bridges.has(bridge.id)) this.settleBridge(bridge);
+    if (bridge && this.bridges.has(bridge.id)) this.bridging.settle(bridge);
   }
 
   /** The inbound channel is answered (ARI answer or dialplan Answer): state Up; the caller's BYE timer starts. */
@@ -901,7 +902,7 @@ export class Pbx implements MediaHost {
   dtmfReceived(ch: SimChannel, digit: string, durationMs: number): void {
     if (ch.phase !== 'alive' || ch.state !== 'Up') return;
     const bridge = ch.bridgeId ? this.bridges.get(ch.bridgeId) : undefined;
-    if (bridge && this.technologyOf(bridge) === 'native_rtp') return;
+    if (bridge && this.bridging.technologyOf(bridge) === 'native_rtp') return;
     this.emitChannel('ChannelDtmfReceived', ch, { digit, duration_ms: durationMs });
     this.recordings.dtmf(ch.id, digit);
   }
@@ -914,9 +915,9 @@ export class Pbx implements MediaHost {
   continueInDialplan(ch: SimChannel, context: string, exten: string, priority: number): void {
     const bridge = ch.bridgeId ? this.bridges.get(ch.bridgeId) : undefined;
     this.stopChannelMedia(ch);
-    if (bridge) this.leaveBridge(bridge, ch);
+    if (bridge) this.bridging.leave(bridge, ch);
     this.leaveStasis(ch);
-    if (bridge) this.settleBridge(bridge);
+    if (bridge) this.bridging.settle(bridge);
     if (ch.kind === 'inbound' || ch.kind === 'originated') {
       // An originated channel's first Stasis() returns too: it sets STASISSTATUS as the channel
       // hangs up, beside the one it is in then (amd-continue: two SUCCESS at the end).
@@ -1081,193 +1082,6 @@ export class Pbx implements MediaHost {
     return { channel: ch, accepted: ch.stasis !== null };
   }
 
-  // -------------------------------------------------------------------------------------------
-  // Bridges
-  // -------------------------------------------------------------------------------------------
-
-  /** `POST /bridges`: type is a comma list (mixing, holding, dtmf_events, proxy_media, video_sfu, video_single, sdp_label). */
-  createBridge(opts: { bridgeId?: string; type?: string; name?: string }): SimBridge {
-    const features = new Set(
-      (opts.type ?? '')
-        .split(',')
-        .map((t) => t.trim())
-        .filter(Boolean),
-    );
-    const known = [
-      'mixing',
-      'holding',
-      'dtmf_events',
-      'proxy_media',
-      'video_sfu',
-      'video_single',
-      'sdp_label',
-    ];
-    for (const f of features)
-      if (!known.includes(f)) throw ariError(500, 'Unable to create bridge');
-    const holding = features.has('holding');
-    const bridge: SimBridge = {
-      id: opts.bridgeId ?? this.ids.uuid(),
-      technology: holding ? 'holding_bridge' : 'simple_bridge',
-      bridgeType: holding ? 'holding' : 'mixing',
-      features,
-      name: opts.name ?? '',
-      channels: [],
-      internal: [],
-      creationtime: this.clock.timestamp(),
-      videoMode: holding
-        ? 'none'
-        : features.has('video_sfu')
-          ? 'sfu'
-          : features.has('video_single')
-            ? 'single'
-            : 'talker',
-      subscribers: new Set(),
-      vars: new Map(),
-    };
-    if (features.has('video_sfu')) bridge.technology = 'softmix';
-    this.bridges.set(bridge.id, bridge);
-    this.emit('BridgeCreated', { bridge: bridgeJson(bridge) }, { bridge });
-    return bridge;
-  }
-
-  /** Re-evaluate the bridging technology (after participants changed). */
-  refreshTechnology(bridge: SimBridge): void {
-    bridge.technology = this.technologyOf(bridge);
-  }
-
-  private technologyOf(bridge: SimBridge): string {
-    if (bridge.bridgeType === 'holding') return 'holding_bridge';
-    if (bridge.features.has('video_sfu')) return 'softmix';
-    const n = bridge.channels.length + bridge.internal.length;
-    if (n >= 3) return 'softmix';
-    if (
-      n === 2 &&
-      bridge.internal.length === 0 &&
-      !bridge.features.has('dtmf_events') &&
-      !bridge.features.has('proxy_media')
-    ) {
-      return 'native_rtp';
-    }
-    return 'simple_bridge';
-  }
-
-  /** `addChannel`: channels (leaving any other bridge first) enter in order, then the bridge settles. */
-  addToBridge(bridge: SimBridge, chans: SimChannel[], inhibitConnectedLine: boolean): void {
-    for (const ch of chans) {
-      if (ch.bridgeId === bridge.id) continue;
-      const previous = ch.bridgeId ? this.bridges.get(ch.bridgeId) : undefined;
-      if (previous) {
-        this.leaveBridge(previous, ch);
-        this.settleBridge(previous);
-      }
-      bridge.channels.push(ch.id);
-      ch.bridgeId = bridge.id;
-      if (inhibitConnectedLine) ch.vars.set('__SIM_INHIBIT_CONNECTED_LINE', bridge.id);
-      if (ch.stasis) bridge.subscribers.add(ch.stasis.app);
-      this.emit(
-        'ChannelEnteredBridge',
-        { bridge: bridgeJson(bridge), channel: channelJson(ch) },
-        { channels: [ch], bridge },
-      );
-    }
-    this.settleBridge(bridge);
-  }
-
-  /** `removeChannel` (channels stay in Stasis). */
-  removeFromBridge(bridge: SimBridge, chans: SimChannel[]): void {
-    for (const ch of chans) this.leaveBridge(bridge, ch);
-    this.settleBridge(bridge);
-  }
-
-  /** A channel leaves: BRIDGEPEER/BRIDGEPVTCALLID cleared, ChannelLeftBridge (technology as it was, channels as they are now). */
-  private leaveBridge(bridge: SimBridge, ch: SimChannel): void {
-    if (ch.bridgeId !== bridge.id) return;
-    // Cleared when set, also for the last one out (click-to-call-answered trace).
-    if (ch.vars.get('BRIDGEPEER')) this.setVar(ch, 'BRIDGEPEER', '');
-    if (ch.vars.get('BRIDGEPVTCALLID')) this.setVar(ch, 'BRIDGEPVTCALLID', '');
-    bridge.channels = bridge.channels.filter((id) => id !== ch.id);
-    ch.bridgeId = null;
-    ch.vars.delete('__SIM_INHIBIT_CONNECTED_LINE');
-    this.emit(
-      'ChannelLeftBridge',
-      { bridge: bridgeJson(bridge), channel: channelJson(ch) },
-      { channels: [ch], bridge },
-    );
-  }
-
-  /**
-   * After membership changed: BRIDGEPEER of a two-party bridge, technology re-evaluated
-   * (simple_bridge → native_rtp for two RTP channels → softmix for three participants incl. a
-   * recorder), connected line of each channel set to its only peer's caller ID, and recorders or
-   * announcers left alone in the bridge leave it (they are "lonely" participants).
-   */
-  settleBridge(bridge: SimBridge): void {
-    const members = bridge.channels
-      .map((id) => this.channels.get(id))
-      .filter((c): c is SimChannel => c !== undefined);
-    bridge.technology = this.technologyOf(bridge);
-    this.announcePeers(bridge, members);
-    if (members.length + bridge.internal.length === 2) {
-      for (const ch of members) {
-        if (ch.vars.get('__SIM_INHIBIT_CONNECTED_LINE') === bridge.id) continue;
-        const peer = members.find((m) => m !== ch);
-        const id = peer ? { ...peer.caller } : { ...EMPTY_ID };
-        if (id.name !== ch.connected.name || id.number !== ch.connected.number) {
-          ch.connected = id;
-          this.emitChannel('ChannelConnectedLine', ch);
-        }
-      }
-    }
-    if (members.length === 0 && bridge.internal.length > 0) {
-      this.recordings.finishFor(`bridge:${bridge.id}`);
-      this.playbacks.endForBridge(bridge);
-      this.refreshTechnology(bridge);
-    }
-  }
-
-  /**
-   * BRIDGEPEER / BRIDGEPVTCALLID after the participants of a bridge changed, as Asterisk's bridge
-   * core sets them (and publishes a ChannelVarset each time) on every re-evaluation of the bridge:
-   * a two-channel bridge gives each channel its peer's name and SIP Call-ID, three times over for
-   * native_rtp (join, technology change, native start), once for simple_bridge; with a recorder or
-   * announcer or 3+ channels, BRIDGEPEER lists the others (internal participants first, e.g.
-   * `Recorder/ARI-00000003;2,PJSIP/101-…`) and BRIDGEPVTCALLID is emptied; after someone left,
-   * each channel that still has company is told once. A channel left alone gets nothing.
-   */
-  private announcePeers(bridge: SimBridge, members: SimChannel[]): void {
-    const key = [...members.map((m) => m.id), ...bridge.internal.map((p) => p.name)];
-    const previous = bridge.peerKey ?? [];
-    if (key.length === previous.length && key.every((k, i) => k === previous[i])) return;
-    bridge.peerKey = key;
-    if (key.length < 2) return;
-    const grew = key.some((k) => !previous.includes(k));
-    if (members.length === 2 && bridge.internal.length === 0) {
-      const rounds = grew && bridge.technology === 'native_rtp' ? 3 : 1;
-      const [a, b] = members as [SimChannel, SimChannel];
-      for (let i = 0; i < rounds; i++) {
-        for (const [ch, peer] of [
-          [b, a],
-          [a, b],
-        ] as const) {
-          this.setVar(ch, 'BRIDGEPEER', peer.name);
-          this.setVar(ch, 'BRIDGEPVTCALLID', peer.protocolId);
-        }
-      }
-      return;
-    }
-    const rounds = grew ? 3 : 1;
-    for (let i = 0; i < rounds; i++) {
-      for (const ch of members) {
-        const others = [
-          ...bridge.internal.map((p) => `${p.name};2`),
-          ...members.filter((m) => m !== ch).map((m) => m.name),
-        ];
-        this.setVar(ch, 'BRIDGEPEER', others.join(','));
-        if (i === 0 && ch.vars.get('BRIDGEPVTCALLID')) this.setVar(ch, 'BRIDGEPVTCALLID', '');
-      }
-    }
-  }
-
   /**
    * RTCP statistics chan_pjsip sets on a channel with media as it hangs up (RTPAUDIOQOS,
    * …JITTER, …LOSS, …RTT, …MES), each a ChannelVarset before the ChannelHangupRequest; the peer
@@ -1290,24 +1104,20 @@ export class Pbx implements MediaHost {
     }
   }
 
-  /** `DELETE /bridges/{id}`: channels leave (staying in Stasis), recordings end, BridgeDestroyed. */
-  destroyBridge(bridge: SimBridge): void {
-    for (const id of [...bridge.channels]) {
-      const ch = this.channels.get(id);
-      if (ch) this.leaveBridge(bridge, ch);
-    }
-    this.recordings.finishFor(`bridge:${bridge.id}`);
-    this.playbacks.endForBridge(bridge);
-    this.refreshTechnology(bridge);
-    this.emit('BridgeDestroyed', { bridge: bridgeJson(bridge) }, { bridge });
-    this.bridges.delete(bridge.id);
-    for (const app of bridge.subscribers) this.forgetAppIfIdle(app);
-  }
-
   /** A channel hangs up or leaves Stasis: its playback and recordings end. */
-  private stopChannelMedia(ch: SimChannel): void {
+  stopChannelMedia(ch: SimChannel): void {
     this.playbacks.stopForChannel(ch);
     this.recordings.finishFor(`channel:${ch.id}`);
+  }
+
+  /** {@link MediaHost.settleBridge}: see {@link Bridging.settle}. */
+  settleBridge(bridge: SimBridge): void {
+    this.bridging.settle(bridge);
+  }
+
+  /** {@link MediaHost.refreshTechnology}: see {@link Bridging.refreshTechnology}. */
+  refreshTechnology(bridge: SimBridge): void {
+    this.bridging.refreshTechnology(bridge);
   }
 
   // -------------------------------------------------------------------------------------------

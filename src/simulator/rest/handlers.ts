@@ -392,13 +392,13 @@ export const HANDLERS: Record<string, Handler> = {
     body: bridgeJson(requireBridge(pbx, p.str('bridgeId'))),
   }),
   'bridges.destroy': (p, pbx) => {
-    pbx.destroyBridge(requireBridge(pbx, p.str('bridgeId')));
+    pbx.bridging.destroy(requireBridge(pbx, p.str('bridgeId')));
     return noContent;
   },
   'bridges.addChannel': (p, pbx) => {
     const bridge = requireBridge(pbx, p.str('bridgeId'));
     const chans = bridgeChannels(pbx, p.list('channel'));
-    pbx.addToBridge(bridge, chans, p.bool('inhibitConnectedLineUpdates', false));
+    pbx.bridging.add(bridge, chans, p.bool('inhibitConnectedLineUpdates', false));
     return noContent;
   },
   'bridges.removeChannel': (p, pbx) => {
@@ -406,7 +406,7 @@ export const HANDLERS: Record<string, Handler> = {
     const chans = bridgeChannels(pbx, p.list('channel'));
     if (chans.some((c) => c.bridgeId !== bridge.id))
       throw ariError(422, 'Channel not in this bridge');
-    pbx.removeFromBridge(bridge, chans);
+    pbx.bridging.remove(bridge, chans);
     return noContent;
   },
   'bridges.play': (p, pbx) => playOnBridge(p, pbx, p.str('playbackId')),
@@ -590,7 +590,7 @@ function createBridge(p: Params, pbx: Pbx, bridgeId: string | undefined): SimBri
   if (type) opts.type = type;
   const name = p.str('name');
   if (name) opts.name = name;
-  return pbx.createBridge(opts);
+  return pbx.bridging.create(opts);
 }
 
 function playOnChannel(p: Params, pbx: Pbx, playbackId: string | undefined): HandlerResult {
