@@ -224,7 +224,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
     hangup(channelId: string): void {
       const ch = pbx.channels.get(channelId);
       if (!ch) throw new RangeError(`no channel ${channelId}`);
-      pbx.remoteHangup(ch);
+      pbx.hangups.remoteHangup(ch);
     },
     eventCounts(): { offered: number; delivered: number } {
       return { offered: apps.offered, delivered: apps.delivered };

@@ -41,6 +41,12 @@ export interface DialAttempt {
   onAnswer?: { app: string; args: string[] } | { context: string; exten: string; priority: number };
 }
 
+/** Cancel the timers of a dial attempt (ring, answer, refusal, timeout). */
+export function clearDialTimers(attempt: DialAttempt): void {
+  for (const t of attempt.timers) t.cancel();
+  attempt.timers = [];
+}
+
 /** A dialplan location plus the application running there. */
 export interface DialplanState {
   context: string;

@@ -16,7 +16,7 @@
 import type { Logger } from 'winston';
 import type { AriCallerId, ChannelState } from '../ari/types.ts';
 import type { AppRegistry } from './apps.ts';
-import { CAUSE, causeText, dialStatusOfCause } from './causes.ts';
+import { CAUSE } from './causes.ts';
 import type { SimClock, SimTimer } from './clock.ts';
 import { amdSettings, amdVerdict } from './amd.ts';
 import { type DialplanContext, findExtension } from './dialplan.ts';
@@ -27,10 +27,12 @@ import { ASTERISK_ID, EventBus, type Delivery, type Scope } from './events.ts';
 import type { MediaHost } from './host.ts';
 import { Bridging } from './bridges.ts';
 import { Endpoints } from './endpoints.ts';
+import { Hangups } from './hangups.ts';
 import { Playbacks } from './playbacks.ts';
 import { Recordings } from './recordings.ts';
 import {
   channelJson,
+  clearDialTimers,
   EMPTY_CALLER_ID,
   type ChannelKind,
   type DialAttempt,
@@ -92,6 +94,7 @@ export class Pbx implements MediaHost {
   readonly recordings: Recordings;
   readonly endpoints: Endpoints;
   readonly bridging: Bridging;
+  readonly hangups: Hangups;
   races: Required<SimulatorRaces> = {
     stasisStartBeforeCreateResponse: false,
     notInStasisAfterStasisStart: 0,
@@ -112,6 +115,7 @@ export class Pbx implements MediaHost {
     this.playbacks = new Playbacks(this, (name) => this.recordings.lengthMs(name));
     this.endpoints = new Endpoints(phones, trunk, this.events);
     this.bridging = new Bridging(this);
+    this.hangups = new Hangups(this);
     this.startupTime = clock.timestamp();
   }
 
@@ -374,7 +378,7 @@ export class Pbx implements MediaHost {
     return true;
   }
 
-  private leaveStasis(ch: SimChannel): void {
+  leaveStasis(ch: SimChannel): void {
     if (!ch.stasis) return;
     this.emitChannel('StasisEnd', ch);
     const app = ch.stasis.app;
@@ -459,7 +463,8 @@ export class Pbx implements MediaHost {
 
   /** Second half of create: the channel runs `Stasis(app,appArgs)` (a failed Stasis hangs it up). */
   startCreated(ch: SimChannel, app: string, appArgs: string | undefined): void {
-    if (!this.enterStasis(ch, app, appArgs, true)) this.scheduleDestroy(ch, CAUSE.NORMAL_CLEARING);
+    if (!this.enterStasis(ch, app, appArgs, true))
+      this.hangups.scheduleDestroy(ch, CAUSE.NORMAL_CLEARING);
   }
 
   /**
@@ -616,20 +621,22 @@ export class Pbx implements MediaHost {
         return;
       case 'busy':
         attempt.timers.push(
-          this.channelTimer(ch, b.afterMs ?? 0, () => this.farEndRejects(ch, CAUSE.USER_BUSY, 486)),
+          this.channelTimer(ch, b.afterMs ?? 0, () =>
+            this.hangups.farEndRejects(ch, CAUSE.USER_BUSY, 486),
+          ),
         );
         return;
       case 'congestion':
         attempt.timers.push(
           this.channelTimer(ch, b.afterMs ?? 0, () =>
-            this.farEndRejects(ch, CAUSE.NORMAL_CIRCUIT_CONGESTION, 503),
+            this.hangups.farEndRejects(ch, CAUSE.NORMAL_CIRCUIT_CONGESTION, 503),
           ),
         );
         return;
       case 'unavailable':
         attempt.timers.push(
           this.channelTimer(ch, 0, () =>
-            this.farEndRejects(ch, CAUSE.NO_ROUTE_DESTINATION, undefined),
+            this.hangups.farEndRejects(ch, CAUSE.NO_ROUTE_DESTINATION, undefined),
           ),
         );
         return;
@@ -663,17 +670,12 @@ export class Pbx implements MediaHost {
     }
   }
 
-  private clearDialTimers(attempt: DialAttempt): void {
-    for (const t of attempt.timers) t.cancel();
-    attempt.timers = [];
-  }
-
   /** The dialled phone answers: state Up, `Dial ANSWER`; an originate then enters Stasis or the dialplan. */
   private answerOutgoing(ch: SimChannel): void {
     const attempt = ch.dial;
     if (!attempt || attempt.answered) return;
     attempt.answered = true;
-    this.clearDialTimers(attempt);
+    clearDialTimers(attempt);
     this.setState(ch, 'Up');
     const dialstring = attempt.via === 'originate' ? attempt.device : '';
     this.emit(
@@ -684,7 +686,7 @@ export class Pbx implements MediaHost {
     if (attempt.behaviour.mode === 'answer' && attempt.behaviour.hangupAfterMs !== undefined) {
       const { hangupAfterMs, hangupSpreadMs = 0 } = attempt.behaviour;
       const talkMs = hangupAfterMs + Math.random() * hangupSpreadMs;
-      this.channelTimer(ch, talkMs, () => this.farEndHangsUp(ch));
+      this.channelTimer(ch, talkMs, () => this.hangups.farEndHangsUp(ch));
     }
     if (attempt.behaviour.mode === 'answer' && attempt.behaviour.dtmf)
       this.pressDigits(ch, attempt.behaviour.dtmf);
@@ -693,7 +695,7 @@ export class Pbx implements MediaHost {
       if ('app' in next) {
         const appArgs = next.args.length > 0 ? next.args.join(',') : undefined;
         if (!this.enterStasis(ch, next.app, appArgs, false))
-          this.scheduleDestroy(ch, CAUSE.NORMAL_CLEARING);
+          this.hangups.scheduleDestroy(ch, CAUSE.NORMAL_CLEARING);
       } else {
         this.runDialplan(ch, next.context, next.exten, next.priority);
       }
@@ -703,140 +705,17 @@ export class Pbx implements MediaHost {
   /** Originate: the ring timeout expired (ast_dial hangs the channel up). */
   private originateTimeout(ch: SimChannel): void {
     if (!ch.dial || ch.dial.answered) return;
-    this.clearDialTimers(ch.dial);
-    this.destroy(ch, CAUSE.NO_ANSWER, 480);
+    clearDialTimers(ch.dial);
+    this.hangups.destroy(ch, CAUSE.NO_ANSWER, 480);
   }
 
   /** ARI dial timeout (fact 5): HangupRequest cause 32 soft, then ChannelDestroyed 19 tech_cause 480. */
   private dialTimeout(ch: SimChannel): void {
     if (!ch.dial || ch.dial.answered) return;
-    this.clearDialTimers(ch.dial);
+    clearDialTimers(ch.dial);
     this.emitChannel('ChannelHangupRequest', ch, { cause: 32, soft: true });
     ch.phase = 'terminating';
-    this.destroy(ch, CAUSE.NO_ANSWER, 480);
-  }
-
-  /**
-   * The dialled phone refuses (486 busy, 503 congestion, 603 decline): HangupRequest with cause and
-   * tech_cause (fact 4); an originate also reports `Dial BUSY|CONGESTION|…` before ChannelDestroyed.
-   */
-  private farEndRejects(ch: SimChannel, cause: number, techCause: number | undefined): void {
-    const attempt = ch.dial;
-    if (!attempt || attempt.answered || ch.phase !== 'alive') return;
-    this.clearDialTimers(attempt);
-    const fields: Record<string, unknown> = { cause };
-    if (techCause !== undefined) fields.tech_cause = techCause;
-    this.emitChannel('ChannelHangupRequest', ch, fields);
-    ch.phase = 'terminating';
-    if (attempt.via === 'originate') {
-      this.emit(
-        'Dial',
-        {
-          dialstatus: dialStatusOfCause(cause),
-          forward: '',
-          dialstring: attempt.device,
-          peer: channelJson(ch),
-        },
-        { channels: [ch] },
-      );
-    }
-    this.destroy(ch, cause, techCause);
-  }
-
-  /** The far end of an answered channel sends BYE: HangupRequest without cause, then the hang-up (synchronously). */
-  farEndHangsUp(ch: SimChannel): void {
-    if (ch.phase !== 'alive') return;
-    this.rtpQos(ch);
-    this.emitChannel('ChannelHangupRequest', ch);
-    ch.phase = 'terminating';
-    this.destroy(ch, CAUSE.NORMAL_CLEARING);
-  }
-
-  /** An unanswered inbound caller gives up (CANCEL): HangupRequest 127 tech_cause 487 (fact 6). */
-  callerCancels(ch: SimChannel): void {
-    if (ch.phase !== 'alive') return;
-    this.emitChannel('ChannelHangupRequest', ch, { cause: CAUSE.INTERWORKING, tech_cause: 487 });
-    ch.phase = 'terminating';
-    this.destroy(ch, CAUSE.INTERWORKING, 487);
-  }
-
-  /** `PbxSimulator.hangup`: the far end hangs up whatever the call state (BYE, CANCEL or 603). */
-  remoteHangup(ch: SimChannel): void {
-    if (ch.phase !== 'alive') return;
-    if (ch.state === 'Up') this.farEndHangsUp(ch);
-    else if (ch.kind === 'inbound') this.callerCancels(ch);
-    else if (ch.dial && !ch.dial.answered) this.farEndRejects(ch, CAUSE.USER_BUSY, 603);
-  }
-
-  /**
-   * `DELETE /channels/{id}`: HangupRequest {cause 32, soft} at once, the rest right after
-   * (ChannelDestroyed with the reason's cause, 16 "Normal Clearing" by default).
-   */
-  appHangup(ch: SimChannel, cause: number): void {
-    if (ch.phase !== 'alive') return;
-    ch.hangupCause = cause;
-    this.rtpQos(ch);
-    this.emitChannel('ChannelHangupRequest', ch, { cause: 32, soft: true });
-    ch.phase = 'terminating';
-    const attempt = ch.dial;
-    if (attempt && attempt.via === 'originate' && !attempt.answered) {
-      this.clearDialTimers(attempt);
-      setImmediate(() => {
-        this.emit(
-          'Dial',
-          {
-            dialstatus: dialStatusOfCause(cause),
-            forward: '',
-            dialstring: attempt.device,
-            peer: channelJson(ch),
-          },
-          { channels: [ch] },
-        );
-        this.destroy(ch, cause);
-      });
-      return;
-    }
-    this.scheduleDestroy(ch, cause);
-  }
-
-  private scheduleDestroy(ch: SimChannel, cause: number, techCause?: number): void {
-    if (ch.phase === 'alive') ch.phase = 'terminating';
-    setImmediate(() => this.destroy(ch, cause, techCause));
-  }
-
-  /**
-   * Everything after a hang-up request: media stop, ChannelLeftBridge, StasisEnd,
-   * STASISSTATUS=SUCCESS, ChannelDestroyed (seen only by apps subscribed to the channel), then the
-   * bridge it left settles (connected line of the remaining party, recorder leaving an empty bridge).
-   */
-  private destroy(ch: SimChannel, cause: number, techCause?: number): void {
-    if (ch.phase === 'gone' || !this.channels.has(ch.id)) return;
-    ch.phase = 'gone';
-    for (const t of ch.timers) t.cancel();
-    ch.timers.clear();
-    if (ch.dial) this.clearDialTimers(ch.dial);
-    this.stopChannelMedia(ch);
-    const bridge = ch.bridgeId ? this.bridges.get(ch.bridgeId) : undefined;
-    if (bridge) this.bridging.leave(bridge, ch);
-    const wasInStasis = ch.stasis !== null;
-    this.leaveStasis(ch);
-    if (wasInStasis)
-      for (let i = 0; i <= ch.stasisReturns; i++) this.setVar(ch, 'STASISSTATUS', 'SUCCESS');
-    if (ch.kind === 'created') {
-      ch.dialplan.app_name = '';
-      ch.dialplan.app_data = '';
-    } else if (ch.kind === 'originated') {
-      ch.dialplan.app_name = 'AppDial2';
-      ch.dialplan.app_data = '(Outgoing Line)';
-    }
-    const fields: Record<string, unknown> = { cause, cause_txt: causeText(cause) };
-    if (techCause !== undefined) fields.tech_cause = techCause;
-    this.emitChannel('ChannelDestroyed', ch, fields);
-    this.channels.delete(ch.id);
-    this.endpoints.removeChannel(ch);
-    for (const app of ch.subscribers) this.forgetAppIfIdle(app);
-    this.endpoints.endpointChanged(ch.endpoint);
-    if (bridge && this.bridges.has(bridge.id)) this.bridging.settle(bridge);
+    this.hangups.destroy(ch, CAUSE.NO_ANSWER, 480);
   }
 
   /** The inbound channel is answered (ARI answer or dialplan Answer): state Up; the caller's BYE timer starts. */
@@ -844,7 +723,7 @@ export class Pbx implements MediaHost {
     if (ch.state === 'Up') return;
     this.setState(ch, 'Up');
     const after = ch.inbound?.hangupAfterMs;
-    if (after !== undefined) this.channelTimer(ch, after, () => this.farEndHangsUp(ch));
+    if (after !== undefined) this.channelTimer(ch, after, () => this.hangups.farEndHangsUp(ch));
     if (ch.inbound?.dtmf) this.pressDigits(ch, ch.inbound.dtmf);
   }
 
@@ -927,7 +806,7 @@ export class Pbx implements MediaHost {
       });
     } else {
       this.setVar(ch, 'STASISSTATUS', 'SUCCESS');
-      this.scheduleDestroy(ch, CAUSE.NORMAL_CLEARING);
+      this.hangups.scheduleDestroy(ch, CAUSE.NORMAL_CLEARING);
     }
   }
 
@@ -937,7 +816,7 @@ export class Pbx implements MediaHost {
     const step = findExtension(context, exten)?.[priority - 1];
     if (!step) {
       ch.dialplan = { ...ch.dialplan, context, exten, priority };
-      this.destroy(ch, CAUSE.NORMAL_CLEARING);
+      this.hangups.destroy(ch, CAUSE.NORMAL_CLEARING);
       return;
     }
     const dialplanContext: DialplanContext = {
@@ -964,7 +843,7 @@ export class Pbx implements MediaHost {
         return;
       }
       case 'Hangup':
-        this.destroy(ch, CAUSE.NORMAL_CLEARING);
+        this.hangups.destroy(ch, CAUSE.NORMAL_CLEARING);
         return;
       case 'Set': {
         const at = data.indexOf('=');
@@ -1074,34 +953,12 @@ export class Pbx implements MediaHost {
     if (call.abandonAfterMs !== undefined) {
       ch.inbound.abandonAfterMs = call.abandonAfterMs;
       this.channelTimer(ch, call.abandonAfterMs, () => {
-        if (ch.state !== 'Up') this.callerCancels(ch);
+        if (ch.state !== 'Up') this.hangups.callerCancels(ch);
       });
     }
     this.endpoints.endpointChanged(ch.endpoint);
     this.runDialplan(ch, from.context, call.to, 1);
     return { channel: ch, accepted: ch.stasis !== null };
-  }
-
-  /**
-   * RTCP statistics chan_pjsip sets on a channel with media as it hangs up (RTPAUDIOQOS,
-   * …JITTER, …LOSS, …RTT, …MES), each a ChannelVarset before the ChannelHangupRequest; the peer
-   * of a two-channel bridge gets the same values as `…BRIDGED` variables, interleaved. Counts
-   * assume 50 packets a second since the answer.
-   */
-  private rtpQos(ch: SimChannel): void {
-    if (ch.state !== 'Up' || ch.answeredAtMs === undefined) return;
-    const bridge = ch.bridgeId ? this.bridges.get(ch.bridgeId) : undefined;
-    const peerId =
-      bridge && bridge.channels.length === 2 && bridge.internal.length === 0
-        ? bridge.channels.find((id) => id !== ch.id)
-        : undefined;
-    const peer = peerId ? this.channels.get(peerId) : undefined;
-    ch.ssrc ??= Math.floor(Math.random() * 2 ** 31);
-    const packets = Math.round(((this.clock.nowMs() - ch.answeredAtMs) / 1000) * 50);
-    for (const [name, value] of rtpQosValues(ch.ssrc, packets)) {
-      this.setVar(ch, name, value);
-      if (peer) this.setVar(peer, `${name}BRIDGED`, value);
-    }
   }
 
   /** A channel hangs up or leaves Stasis: its playback and recordings end. */
@@ -1149,25 +1006,6 @@ export class Pbx implements MediaHost {
     this.bridges.clear();
     this.recordings.live.clear();
   }
-}
-
-/** The five RTCP statistics variables of a hung-up channel (format of chan_pjsip / res_rtp_asterisk). */
-function rtpQosValues(ssrc: number, packets: number): Array<[string, string]> {
-  const zero = '000.000000';
-  const stats = (pad: string, names: string[]) =>
-    names
-      .map((n) => ['min', 'max', 'avg', 'stdev'].map((m) => `${pad}${m}${n}=${zero};`).join(''))
-      .join('');
-  return [
-    [
-      'RTPAUDIOQOS',
-      `ssrc=${ssrc};themssrc=${ssrc};lp=0;rxjitter=0.000000;rxcount=${packets};txjitter=0.000125;txcount=${packets};rlp=0;rtt=0.000000;rxmes=0.000000;txmes=0.000000`,
-    ],
-    ['RTPAUDIOQOSJITTER', stats('', ['rxjitter', 'txjitter'])],
-    ['RTPAUDIOQOSLOSS', stats('  ', ['rxlost', 'txlost'])],
-    ['RTPAUDIOQOSRTT', stats('     ', ['rtt'])],
-    ['RTPAUDIOQOSMES', stats('   ', ['rxmes', 'txmes'])],
-  ];
 }
 
 /** `ast_callerid_parse`: `"Name" <num>`, `Name <num>`, `<num>` or a bare number/name. */

@@ -289,7 +289,7 @@ export const HANDLERS: Record<string, Handler> = {
       if (mapped === undefined) throw ariError(400, 'Invalid reason for hangup provided');
       cause = mapped;
     }
-    pbx.appHangup(ch, cause);
+    pbx.hangups.appHangup(ch, cause);
     return noContent;
   },
   'channels.continueInDialplan': (p, pbx) => {
