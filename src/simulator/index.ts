@@ -232,12 +232,12 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
     pressDigits(channelId: string, plan: DtmfPlan): void {
       const ch = pbx.channels.get(channelId);
       if (!ch) throw new RangeError(`no channel ${channelId}`);
-      pbx.pressDigits(ch, plan);
+      pbx.phoneMedia.pressDigits(ch, plan);
     },
     speak(channelId: string, voice: AnswerVoice): void {
       const ch = pbx.channels.get(channelId);
       if (!ch) throw new RangeError(`no channel ${channelId}`);
-      pbx.speak(ch, voice);
+      pbx.phoneMedia.speak(ch, voice);
     },
     onEvent(listener: (event: SimEvent) => void, types?: readonly string[]): () => void {
       return apps.onEvent(listener, types);

@@ -18,7 +18,6 @@ import type { AriCallerId, ChannelState } from '../ari/types.ts';
 import type { AppRegistry } from './apps.ts';
 import { CAUSE } from './causes.ts';
 import type { SimClock, SimTimer } from './clock.ts';
-import { amdSettings, amdVerdict } from './amd.ts';
 import { type DialplanContext, findExtension } from './dialplan.ts';
 import { allocationFailed, ariError } from './errors.ts';
 import type { IdFactory } from './ids.ts';
@@ -28,6 +27,7 @@ import type { MediaHost } from './host.ts';
 import { Bridging } from './bridges.ts';
 import { Endpoints } from './endpoints.ts';
 import { Hangups } from './hangups.ts';
+import { PhoneMedia } from './phoneMedia.ts';
 import { Playbacks } from './playbacks.ts';
 import { Recordings } from './recordings.ts';
 import {
@@ -41,7 +41,7 @@ import {
   type SimChannel,
 } from './model.ts';
 import type { PhoneBook } from './phones.ts';
-import type { AnswerVoice, DtmfPlan, PhoneBehaviour, SimulatorRaces } from './types.ts';
+import type { DtmfPlan, PhoneBehaviour, SimulatorRaces } from './types.ts';
 
 /** A parsed dial target (`PJSIP/101`, `PJSIP/79161234567@client-trunk`). */
 interface EndpointTarget {
@@ -95,6 +95,7 @@ export class Pbx implements MediaHost {
   readonly endpoints: Endpoints;
   readonly bridging: Bridging;
   readonly hangups: Hangups;
+  readonly phoneMedia: PhoneMedia;
   races: Required<SimulatorRaces> = {
     stasisStartBeforeCreateResponse: false,
     notInStasisAfterStasisStart: 0,
@@ -116,6 +117,7 @@ export class Pbx implements MediaHost {
     this.endpoints = new Endpoints(phones, trunk, this.events);
     this.bridging = new Bridging(this);
     this.hangups = new Hangups(this);
+    this.phoneMedia = new PhoneMedia(this);
     this.startupTime = clock.timestamp();
   }
 
@@ -211,7 +213,7 @@ export class Pbx implements MediaHost {
     };
   }
 
-  private newChannel(init: {
+  newChannel(init: {
     id?: string;
     kind: ChannelKind;
     party: Party;
@@ -265,7 +267,7 @@ export class Pbx implements MediaHost {
     return ch;
   }
 
-  private channelTimer(ch: SimChannel, delayMs: number, fn: () => void): SimTimer {
+  channelTimer(ch: SimChannel, delayMs: number, fn: () => void): SimTimer {
     const timer = this.clock.after(delayMs, () => {
       ch.timers.delete(timer);
       if (ch.phase === 'alive') fn();
@@ -274,7 +276,7 @@ export class Pbx implements MediaHost {
     return timer;
   }
 
-  private setState(ch: SimChannel, state: ChannelState): void {
+  setState(ch: SimChannel, state: ChannelState): void {
     if (ch.state === state) return;
     ch.state = state;
     if (state === 'Up') ch.answeredAtMs = this.clock.nowMs();
@@ -282,7 +284,7 @@ export class Pbx implements MediaHost {
     this.endpoints.endpointChanged(ch.endpoint);
   }
 
-  private assertNewId(id: string | undefined): void {
+  assertNewId(id: string | undefined): void {
     if (id !== undefined && (this.channels.has(id) || this.bridges.has(id))) {
       throw ariError(409, 'Channel with given unique ID already exists');
     }
@@ -354,7 +356,7 @@ export class Pbx implements MediaHost {
    * StasisStart is sent. Returns false (STASISSTATUS=FAILED) when the app has no WebSocket
    * (fixtures fact 14).
    */
-  private enterStasis(
+  enterStasis(
     ch: SimChannel,
     app: string,
     appArgs: string | undefined,
@@ -689,7 +691,7 @@ export class Pbx implements MediaHost {
       this.channelTimer(ch, talkMs, () => this.hangups.farEndHangsUp(ch));
     }
     if (attempt.behaviour.mode === 'answer' && attempt.behaviour.dtmf)
-      this.pressDigits(ch, attempt.behaviour.dtmf);
+      this.phoneMedia.pressDigits(ch, attempt.behaviour.dtmf);
     const next = attempt.onAnswer;
     if (attempt.via === 'originate' && next) {
       if ('app' in next) {
@@ -724,66 +726,7 @@ export class Pbx implements MediaHost {
     this.setState(ch, 'Up');
     const after = ch.inbound?.hangupAfterMs;
     if (after !== undefined) this.channelTimer(ch, after, () => this.hangups.farEndHangsUp(ch));
-    if (ch.inbound?.dtmf) this.pressDigits(ch, ch.inbound.dtmf);
-  }
-
-  /**
-   * The verdict of the `AMD()` listening on `ch` to `voice`, due within what is left of its total
-   * analysis time (`NOTSURE` once it is over): sets `AMDSTATUS`, `AMDCAUSE` and goes on with the
-   * dialplan. Replaces the verdict scheduled before.
-   */
-  private scheduleAmdVerdict(
-    ch: SimChannel,
-    amd: NonNullable<SimChannel['amd']>,
-    voice: AnswerVoice,
-  ): void {
-    const leftMs = Math.max(
-      0,
-      amd.settings.totalAnalysisMs - (this.clock.nowMs() - amd.startedAtMs),
-    );
-    const heard = amdVerdict(voice, { ...amd.settings, totalAnalysisMs: leftMs });
-    const verdict =
-      heard.status === 'NOTSURE' ? { ...amdVerdict('none', amd.settings), afterMs: leftMs } : heard;
-    amd.timer?.cancel();
-    amd.timer = this.channelTimer(ch, verdict.afterMs, () => {
-      if (ch.amd === amd) ch.amd = undefined;
-      this.setVar(ch, 'AMDSTATUS', verdict.status);
-      this.setVar(ch, 'AMDCAUSE', verdict.cause);
-      amd.next();
-    });
-  }
-
-  /**
-   * The phone behind `ch` starts sending `voice` now (a phone that sent no audio so far): an
-   * `AMD()` listening to it judges what it hears from now on, within what is left of its total
-   * analysis time. Nothing to observe otherwise.
-   */
-  speak(ch: SimChannel, voice: AnswerVoice): void {
-    if (ch.amd && ch.phase === 'alive') this.scheduleAmdVerdict(ch, ch.amd, voice);
-  }
-
-  /**
-   * The phone behind `ch` presses `plan.digits` (RFC 2833) from `plan.afterMs` on: each digit is
-   * reported as it ends, `ChannelDtmfReceived {digit, duration_ms}`, unless the channel is then in
-   * a two-channel native_rtp bridge, where Asterisk relays the RTP without seeing the digits
-   * (recorded: dtmf-received trace).
-   */
-  pressDigits(ch: SimChannel, plan: DtmfPlan): void {
-    const durationMs = plan.durationMs ?? 280;
-    const gapMs = plan.gapMs ?? 200;
-    [...plan.digits].forEach((digit, i) => {
-      const at = plan.afterMs + i * (durationMs + gapMs) + durationMs;
-      this.channelTimer(ch, at, () => this.dtmfReceived(ch, digit, durationMs));
-    });
-  }
-
-  /** One DTMF digit from the phone behind `ch` ended (see {@link pressDigits}). */
-  dtmfReceived(ch: SimChannel, digit: string, durationMs: number): void {
-    if (ch.phase !== 'alive' || ch.state !== 'Up') return;
-    const bridge = ch.bridgeId ? this.bridges.get(ch.bridgeId) : undefined;
-    if (bridge && this.bridging.technologyOf(bridge) === 'native_rtp') return;
-    this.emitChannel('ChannelDtmfReceived', ch, { digit, duration_ms: durationMs });
-    this.recordings.dtmf(ch.id, digit);
+    if (ch.inbound?.dtmf) this.phoneMedia.pressDigits(ch, ch.inbound.dtmf);
   }
 
   /**
@@ -861,13 +804,9 @@ export class Pbx implements MediaHost {
       case 'Wait':
         this.channelTimer(ch, Number(data) * 1000, next);
         return;
-      case 'AMD': {
-        const behaviour = ch.dial?.behaviour;
-        const voice = behaviour?.mode === 'answer' ? (behaviour.voice ?? 'none') : 'none';
-        ch.amd = { settings: amdSettings(data), startedAtMs: this.clock.nowMs(), next };
-        this.scheduleAmdVerdict(ch, ch.amd, voice);
+      case 'AMD':
+        this.phoneMedia.startAmd(ch, data, next);
         return;
-      }
       case 'Stasis': {
         const [app = '', ...rest] = data.split(',');
         if (!this.enterStasis(ch, app, rest.length > 0 ? rest.join(',') : undefined, false)) next();
