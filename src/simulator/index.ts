@@ -202,16 +202,20 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
     },
     async injectInboundCall(call: InboundCall): Promise<{ channelId: string }> {
       const app = call.app ?? 'crm-app';
-      const request: Parameters<Pbx['inboundCall']>[0] = { from: call.from, to: call.to, app };
+      const request: Parameters<Pbx['dialplan']['inboundCall']>[0] = {
+        from: call.from,
+        to: call.to,
+        app,
+      };
       if (call.callerName !== undefined) request.callerName = call.callerName;
       if (call.hangupAfterMs !== undefined) request.hangupAfterMs = call.hangupAfterMs;
       if (call.abandonAfterMs !== undefined) request.abandonAfterMs = call.abandonAfterMs;
       if (call.dtmf) request.dtmf = call.dtmf;
-      return accepted(app, () => pbx.inboundCall(request));
+      return accepted(app, () => pbx.dialplan.inboundCall(request));
     },
     async injectOperatorCall(call: OperatorCall): Promise<{ channelId: string }> {
       const app = call.app ?? 'crm-app';
-      const request: Parameters<Pbx['operatorCall']>[0] = {
+      const request: Parameters<Pbx['dialplan']['operatorCall']>[0] = {
         extension: call.extension,
         to: call.to,
         app,
@@ -219,7 +223,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
       if (call.hangupAfterMs !== undefined) request.hangupAfterMs = call.hangupAfterMs;
       if (call.abandonAfterMs !== undefined) request.abandonAfterMs = call.abandonAfterMs;
       if (call.dtmf) request.dtmf = call.dtmf;
-      return accepted(app, () => pbx.operatorCall(request));
+      return accepted(app, () => pbx.dialplan.operatorCall(request));
     },
     hangup(channelId: string): void {
       const ch = pbx.channels.get(channelId);

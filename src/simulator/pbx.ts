@@ -18,10 +18,9 @@ import type { AriCallerId, ChannelState } from '../ari/types.ts';
 import type { AppRegistry } from './apps.ts';
 import { CAUSE } from './causes.ts';
 import type { SimClock, SimTimer } from './clock.ts';
-import { type DialplanContext, findExtension } from './dialplan.ts';
+import { DialplanRunner } from './dialplanRunner.ts';
 import { allocationFailed, ariError } from './errors.ts';
 import type { IdFactory } from './ids.ts';
-import { mediaDurationMs } from './media.ts';
 import { ASTERISK_ID, EventBus, type Delivery, type Scope } from './events.ts';
 import type { MediaHost } from './host.ts';
 import { Bridging } from './bridges.ts';
@@ -41,7 +40,7 @@ import {
   type SimChannel,
 } from './model.ts';
 import type { PhoneBook } from './phones.ts';
-import type { DtmfPlan, PhoneBehaviour, SimulatorRaces } from './types.ts';
+import type { PhoneBehaviour, SimulatorRaces } from './types.ts';
 
 /** A parsed dial target (`PJSIP/101`, `PJSIP/79161234567@client-trunk`). */
 interface EndpointTarget {
@@ -96,6 +95,7 @@ export class Pbx implements MediaHost {
   readonly bridging: Bridging;
   readonly hangups: Hangups;
   readonly phoneMedia: PhoneMedia;
+  readonly dialplan: DialplanRunner;
   races: Required<SimulatorRaces> = {
     stasisStartBeforeCreateResponse: false,
     notInStasisAfterStasisStart: 0,
@@ -118,6 +118,7 @@ export class Pbx implements MediaHost {
     this.bridging = new Bridging(this);
     this.hangups = new Hangups(this);
     this.phoneMedia = new PhoneMedia(this);
+    this.dialplan = new DialplanRunner(this);
     this.startupTime = clock.timestamp();
   }
 
@@ -699,7 +700,7 @@ export class Pbx implements MediaHost {
         if (!this.enterStasis(ch, next.app, appArgs, false))
           this.hangups.scheduleDestroy(ch, CAUSE.NORMAL_CLEARING);
       } else {
-        this.runDialplan(ch, next.context, next.exten, next.priority);
+        this.dialplan.run(ch, next.context, next.exten, next.priority);
       }
     }
   }
@@ -718,186 +719,6 @@ export class Pbx implements MediaHost {
     this.emitChannel('ChannelHangupRequest', ch, { cause: 32, soft: true });
     ch.phase = 'terminating';
     this.hangups.destroy(ch, CAUSE.NO_ANSWER, 480);
-  }
-
-  /** The inbound channel is answered (ARI answer or dialplan Answer): state Up; the caller's BYE timer starts. */
-  answer(ch: SimChannel): void {
-    if (ch.state === 'Up') return;
-    this.setState(ch, 'Up');
-    const after = ch.inbound?.hangupAfterMs;
-    if (after !== undefined) this.channelTimer(ch, after, () => this.hangups.farEndHangsUp(ch));
-    if (ch.inbound?.dtmf) this.phoneMedia.pressDigits(ch, ch.inbound.dtmf);
-  }
-
-  /**
-   * `POST /channels/{id}/continue`: StasisEnd; a dialplan channel, or one originated into the
-   * app, runs the dialplan at the new location (recorded: transfer-to-service, amd-continue); an
-   * ARI-created one is hung up (its Stasis thread ends).
-   */
-  continueInDialplan(ch: SimChannel, context: string, exten: string, priority: number): void {
-    const bridge = ch.bridgeId ? this.bridges.get(ch.bridgeId) : undefined;
-    this.stopChannelMedia(ch);
-    if (bridge) this.bridging.leave(bridge, ch);
-    this.leaveStasis(ch);
-    if (bridge) this.bridging.settle(bridge);
-    if (ch.kind === 'inbound' || ch.kind === 'originated') {
-      // An originated channel's first Stasis() returns too: it sets STASISSTATUS as the channel
-      // hangs up, beside the one it is in then (amd-continue: two SUCCESS at the end).
-      if (ch.kind === 'originated') ch.stasisReturns += 1;
-      setImmediate(() => {
-        if (ch.phase === 'alive') this.runDialplan(ch, context, exten, priority);
-      });
-    } else {
-      this.setVar(ch, 'STASISSTATUS', 'SUCCESS');
-      this.hangups.scheduleDestroy(ch, CAUSE.NORMAL_CLEARING);
-    }
-  }
-
-  /** Run the simulated dialplan from a location; a missing extension/priority hangs the channel up. */
-  runDialplan(ch: SimChannel, context: string, exten: string, priority: number): void {
-    if (ch.phase !== 'alive') return;
-    const step = findExtension(context, exten)?.[priority - 1];
-    if (!step) {
-      ch.dialplan = { ...ch.dialplan, context, exten, priority };
-      this.hangups.destroy(ch, CAUSE.NORMAL_CLEARING);
-      return;
-    }
-    const dialplanContext: DialplanContext = {
-      exten,
-      app: ch.inbound?.app ?? originatedApp(ch) ?? 'crm-app',
-      channel: ch.name,
-      vars: (name) => ch.vars.get(name) ?? '',
-    };
-    const data = step.data(dialplanContext);
-    ch.dialplan = { context, exten, priority, app_name: step.app, app_data: data };
-    this.emitChannel('ChannelDialplan', ch, { dialplan_app: step.app, dialplan_app_data: data });
-    const next = () => this.runDialplan(ch, context, exten, priority + 1);
-    switch (step.app) {
-      case 'NoOp':
-        next();
-        return;
-      case 'Answer':
-        this.answer(ch);
-        next();
-        return;
-      case 'Playback': {
-        const ms = mediaDurationMs(`sound:${data}`, () => undefined) ?? 0;
-        this.channelTimer(ch, ms, next);
-        return;
-      }
-      case 'Hangup':
-        this.hangups.destroy(ch, CAUSE.NORMAL_CLEARING);
-        return;
-      case 'Set': {
-        const at = data.indexOf('=');
-        this.setVar(ch, data.slice(0, at), data.slice(at + 1));
-        next();
-        return;
-      }
-      case 'GotoIf':
-      case 'Goto': {
-        const target = step.jump?.(dialplanContext);
-        if (target === undefined) next();
-        else this.runDialplan(ch, context, exten, target);
-        return;
-      }
-      case 'Wait':
-        this.channelTimer(ch, Number(data) * 1000, next);
-        return;
-      case 'AMD':
-        this.phoneMedia.startAmd(ch, data, next);
-        return;
-      case 'Stasis': {
-        const [app = '', ...rest] = data.split(',');
-        if (!this.enterStasis(ch, app, rest.length > 0 ? rest.join(',') : undefined, false)) next();
-        return;
-      }
-    }
-  }
-
-  /**
-   * A call arrives on `pstn-in` into `from-pstn` (state Ring, caller name = number unless given)
-   * and reaches `Stasis(app,inbound,<DID>)` at priority 2. Returns false when Stasis failed (no
-   * WebSocket, fact 14): the call is then hung up at once.
-   */
-  inboundCall(call: {
-    from: string;
-    to: string;
-    callerName?: string;
-    app: string;
-    hangupAfterMs?: number;
-    abandonAfterMs?: number;
-    dtmf?: DtmfPlan;
-  }): { channel: SimChannel; accepted: boolean } {
-    return this.dialplanCall(call, {
-      party: { kind: 'pstn', number: call.from },
-      resource: 'pstn-in',
-      caller: { name: call.callerName ?? call.from, number: call.from },
-      context: 'from-pstn',
-    });
-  }
-
-  /**
-   * An operator dials a customer from their phone: `PJSIP/<ext>` into `from-internal`, which
-   * sends numbers of 5+ digits to `Stasis(app,outbound,<number>)` (asterisk-conf/extensions.conf).
-   * The caller ID is the endpoint's own (`"Operator 101" <101>`, as in the traces).
-   */
-  operatorCall(call: {
-    extension: string;
-    to: string;
-    app: string;
-    hangupAfterMs?: number;
-    abandonAfterMs?: number;
-    dtmf?: DtmfPlan;
-  }): { channel: SimChannel; accepted: boolean } {
-    return this.dialplanCall(call, {
-      party: { kind: 'operator', extension: call.extension },
-      resource: call.extension,
-      caller: { name: `Operator ${call.extension}`, number: call.extension },
-      context: 'from-internal',
-    });
-  }
-
-  /** A phone call entering the dialplan (state Ring) at `context`, extension `call.to`. */
-  private dialplanCall(
-    call: {
-      to: string;
-      app: string;
-      hangupAfterMs?: number;
-      abandonAfterMs?: number;
-      dtmf?: DtmfPlan;
-    },
-    from: {
-      party: SimChannel['party'];
-      resource: string;
-      caller: { name: string; number: string };
-      context: string;
-    },
-  ): { channel: SimChannel; accepted: boolean } {
-    const ch = this.newChannel({
-      kind: 'inbound',
-      party: from.party,
-      endpoint: `PJSIP/${from.resource}`,
-      nameResource: from.resource,
-      protocolId: this.ids.inboundCallId(),
-      state: 'Ring',
-      caller: from.caller,
-      context: from.context,
-      exten: call.to,
-      dialstring: null,
-    });
-    ch.inbound = { app: call.app };
-    if (call.hangupAfterMs !== undefined) ch.inbound.hangupAfterMs = call.hangupAfterMs;
-    if (call.dtmf) ch.inbound.dtmf = { ...call.dtmf };
-    if (call.abandonAfterMs !== undefined) {
-      ch.inbound.abandonAfterMs = call.abandonAfterMs;
-      this.channelTimer(ch, call.abandonAfterMs, () => {
-        if (ch.state !== 'Up') this.hangups.callerCancels(ch);
-      });
-    }
-    this.endpoints.endpointChanged(ch.endpoint);
-    this.runDialplan(ch, from.context, call.to, 1);
-    return { channel: ch, accepted: ch.stasis !== null };
   }
 
   /** A channel hangs up or leaves Stasis: its playback and recordings end. */
@@ -954,10 +775,4 @@ export function parseCallerId(text: string): AriCallerId {
   const trimmed = text.trim().replace(/^"(.*)"$/, '$1');
   if (/^[+\d*#-]+$/.test(trimmed)) return { name: '', number: trimmed.replace(/-/g, '') };
   return { name: trimmed, number: '' };
-}
-
-/** The app an originated channel was sent to on answer (`POST /channels` `app`), if any. */
-function originatedApp(ch: SimChannel): string | undefined {
-  const next = ch.dial?.onAnswer;
-  return next && 'app' in next ? next.app : undefined;
 }

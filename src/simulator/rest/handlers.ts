@@ -312,13 +312,13 @@ export const HANDLERS: Record<string, Handler> = {
     } else {
       priority = 1;
     }
-    pbx.continueInDialplan(ch, context, exten, priority);
+    pbx.dialplan.continueInDialplan(ch, context, exten, priority);
     return noContent;
   },
   'channels.answer': (p, pbx) => {
     const ch = pbx.control(p.str('channelId') ?? '');
     pbx.assertValidState(ch);
-    pbx.answer(ch);
+    pbx.dialplan.answer(ch);
     return noContent;
   },
   'channels.ring': (p, pbx) => {
