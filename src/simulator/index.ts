@@ -170,18 +170,18 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
     phones: {
       set(extension: string, behaviour: PhoneBehaviour): void {
         phones.setOperator(extension, behaviour);
-        pbx.phoneChanged(extension);
+        pbx.dialling.phoneChanged(extension);
       },
       get(extension: string): PhoneBehaviour {
         return phones.operator(extension);
       },
       reset(): void {
         phones.resetOperators();
-        for (const ext of extensions) pbx.phoneChanged(ext);
+        for (const ext of extensions) pbx.dialling.phoneChanged(ext);
       },
       setRegistered(extension: string, registered: boolean): void {
         phones.setRegistered(extension, registered);
-        pbx.phoneChanged(extension);
+        pbx.dialling.phoneChanged(extension);
       },
       list(): PhoneInfo[] {
         return extensions.map((extension) => ({

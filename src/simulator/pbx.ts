@@ -19,6 +19,7 @@ import type { AppRegistry } from './apps.ts';
 import { CAUSE } from './causes.ts';
 import type { SimClock, SimTimer } from './clock.ts';
 import { DialplanRunner } from './dialplanRunner.ts';
+import { Dialling } from './dialling.ts';
 import { allocationFailed, ariError } from './errors.ts';
 import type { IdFactory } from './ids.ts';
 import { ASTERISK_ID, EventBus, type Delivery, type Scope } from './events.ts';
@@ -31,7 +32,6 @@ import { Playbacks } from './playbacks.ts';
 import { Recordings } from './recordings.ts';
 import {
   channelJson,
-  clearDialTimers,
   EMPTY_CALLER_ID,
   type ChannelKind,
   type DialAttempt,
@@ -96,6 +96,7 @@ export class Pbx implements MediaHost {
   readonly hangups: Hangups;
   readonly phoneMedia: PhoneMedia;
   readonly dialplan: DialplanRunner;
+  readonly dialling: Dialling;
   races: Required<SimulatorRaces> = {
     stasisStartBeforeCreateResponse: false,
     notInStasisAfterStasisStart: 0,
@@ -119,6 +120,7 @@ export class Pbx implements MediaHost {
     this.hangups = new Hangups(this);
     this.phoneMedia = new PhoneMedia(this);
     this.dialplan = new DialplanRunner(this);
+    this.dialling = new Dialling(this);
     this.startupTime = clock.timestamp();
   }
 
@@ -160,20 +162,6 @@ export class Pbx implements MediaHost {
       this.emit('ChannelVarset', () => ({ variable, value, channel: channelJson(ch) }), {
         channels: [ch],
       });
-  }
-
-  /** A phone's behaviour changed: refresh its endpoint/device state; a ringing `ring`-mode leg adopts it. */
-  phoneChanged(extension: string): void {
-    const endpoint = `PJSIP/${extension}`;
-    this.endpoints.endpointChanged(endpoint);
-    const behaviour = this.phones.operator(extension);
-    for (const ch of this.channels.values()) {
-      if (ch.endpoint !== endpoint || !ch.dial || ch.dial.answered || ch.phase !== 'alive')
-        continue;
-      if (ch.dial.behaviour.mode !== 'ring' || behaviour.mode === 'ring') continue;
-      ch.dial.behaviour = behaviour;
-      this.runBehaviour(ch, ch.dial, true);
-    }
   }
 
   // -------------------------------------------------------------------------------------------
@@ -557,10 +545,10 @@ export class Pbx implements MediaHost {
       );
       if (timeoutSec > 0) {
         attempt.timers.push(
-          this.channelTimer(ch, timeoutSec * 1000, () => this.originateTimeout(ch)),
+          this.channelTimer(ch, timeoutSec * 1000, () => this.dialling.originateTimeout(ch)),
         );
       }
-      this.runBehaviour(ch, attempt, false);
+      this.dialling.runBehaviour(ch, attempt, false);
     });
     return ch;
   }
@@ -601,124 +589,16 @@ export class Pbx implements MediaHost {
       { channels: [ch] },
     );
     if (timeoutSec > 0)
-      attempt.timers.push(this.channelTimer(ch, timeoutSec * 1000, () => this.dialTimeout(ch)));
-    this.runBehaviour(ch, attempt, false);
+      attempt.timers.push(
+        this.channelTimer(ch, timeoutSec * 1000, () => this.dialling.dialTimeout(ch)),
+      );
+    this.dialling.runBehaviour(ch, attempt, false);
   }
 
   private behaviourOf(party: Party): PhoneBehaviour {
     if (party.kind === 'operator') return this.phones.operator(party.extension);
     if (party.kind === 'customer') return this.phones.customer(party.number);
     return { mode: 'answer', answerAfterMs: 0 };
-  }
-
-  /** Play a phone's behaviour on a dialled leg (`alreadyRinging` when re-planned while ringing). */
-  private runBehaviour(ch: SimChannel, attempt: DialAttempt, alreadyRinging: boolean): void {
-    const b = attempt.behaviour;
-    switch (b.mode) {
-      case 'answer':
-        if (!alreadyRinging) this.ringSoon(ch, attempt);
-        attempt.timers.push(this.channelTimer(ch, b.answerAfterMs, () => this.answerOutgoing(ch)));
-        return;
-      case 'ring':
-        if (!alreadyRinging) this.ringSoon(ch, attempt);
-        return;
-      case 'busy':
-        attempt.timers.push(
-          this.channelTimer(ch, b.afterMs ?? 0, () =>
-            this.hangups.farEndRejects(ch, CAUSE.USER_BUSY, 486),
-          ),
-        );
-        return;
-      case 'congestion':
-        attempt.timers.push(
-          this.channelTimer(ch, b.afterMs ?? 0, () =>
-            this.hangups.farEndRejects(ch, CAUSE.NORMAL_CIRCUIT_CONGESTION, 503),
-          ),
-        );
-        return;
-      case 'unavailable':
-        attempt.timers.push(
-          this.channelTimer(ch, 0, () =>
-            this.hangups.farEndRejects(ch, CAUSE.NO_ROUTE_DESTINATION, undefined),
-          ),
-        );
-        return;
-    }
-  }
-
-  /**
-   * The phone's 180 Ringing comes a SIP round trip after the INVITE, so after ARI answered the
-   * `dial` or the originate (trace inbound-answered: the `dial`'s 204, then `Dial` RINGING 2 ms
-   * later): the next timer turn, never in the request's own turn.
-   */
-  private ringSoon(ch: SimChannel, attempt: DialAttempt): void {
-    attempt.timers.push(this.channelTimer(ch, 0, () => this.ringing(ch, attempt)));
-  }
-
-  /** 180 Ringing: order as in the traces (ARI dial and trunk originate: state first; extension originate: Dial first). */
-  private ringing(ch: SimChannel, attempt: DialAttempt): void {
-    const dialstring = attempt.via === 'originate' ? attempt.device : '';
-    const dialEvent = () =>
-      this.emit(
-        'Dial',
-        { dialstatus: 'RINGING', forward: '', dialstring, peer: channelJson(ch) },
-        { channels: [ch] },
-      );
-    if (attempt.via === 'originate' && ch.party.kind === 'operator') {
-      dialEvent();
-      this.setState(ch, 'Ringing');
-    } else {
-      this.setState(ch, 'Ringing');
-      dialEvent();
-    }
-  }
-
-  /** The dialled phone answers: state Up, `Dial ANSWER`; an originate then enters Stasis or the dialplan. */
-  private answerOutgoing(ch: SimChannel): void {
-    const attempt = ch.dial;
-    if (!attempt || attempt.answered) return;
-    attempt.answered = true;
-    clearDialTimers(attempt);
-    this.setState(ch, 'Up');
-    const dialstring = attempt.via === 'originate' ? attempt.device : '';
-    this.emit(
-      'Dial',
-      { dialstatus: 'ANSWER', forward: '', dialstring, peer: channelJson(ch) },
-      { channels: [ch] },
-    );
-    if (attempt.behaviour.mode === 'answer' && attempt.behaviour.hangupAfterMs !== undefined) {
-      const { hangupAfterMs, hangupSpreadMs = 0 } = attempt.behaviour;
-      const talkMs = hangupAfterMs + Math.random() * hangupSpreadMs;
-      this.channelTimer(ch, talkMs, () => this.hangups.farEndHangsUp(ch));
-    }
-    if (attempt.behaviour.mode === 'answer' && attempt.behaviour.dtmf)
-      this.phoneMedia.pressDigits(ch, attempt.behaviour.dtmf);
-    const next = attempt.onAnswer;
-    if (attempt.via === 'originate' && next) {
-      if ('app' in next) {
-        const appArgs = next.args.length > 0 ? next.args.join(',') : undefined;
-        if (!this.enterStasis(ch, next.app, appArgs, false))
-          this.hangups.scheduleDestroy(ch, CAUSE.NORMAL_CLEARING);
-      } else {
-        this.dialplan.run(ch, next.context, next.exten, next.priority);
-      }
-    }
-  }
-
-  /** Originate: the ring timeout expired (ast_dial hangs the channel up). */
-  private originateTimeout(ch: SimChannel): void {
-    if (!ch.dial || ch.dial.answered) return;
-    clearDialTimers(ch.dial);
-    this.hangups.destroy(ch, CAUSE.NO_ANSWER, 480);
-  }
-
-  /** ARI dial timeout (fact 5): HangupRequest cause 32 soft, then ChannelDestroyed 19 tech_cause 480. */
-  private dialTimeout(ch: SimChannel): void {
-    if (!ch.dial || ch.dial.answered) return;
-    clearDialTimers(ch.dial);
-    this.emitChannel('ChannelHangupRequest', ch, { cause: 32, soft: true });
-    ch.phase = 'terminating';
-    this.hangups.destroy(ch, CAUSE.NO_ANSWER, 480);
   }
 
   /** A channel hangs up or leaves Stasis: its playback and recordings end. */
