@@ -30,6 +30,7 @@ import { Hangups } from './hangups.ts';
 import { PhoneMedia } from './phoneMedia.ts';
 import { Playbacks } from './playbacks.ts';
 import { Recordings } from './recordings.ts';
+import { parseCallerId, Variables } from './variables.ts';
 import {
   channelJson,
   EMPTY_CALLER_ID,
@@ -97,6 +98,7 @@ export class Pbx implements MediaHost {
   readonly phoneMedia: PhoneMedia;
   readonly dialplan: DialplanRunner;
   readonly dialling: Dialling;
+  readonly variables: Variables;
   races: Required<SimulatorRaces> = {
     stasisStartBeforeCreateResponse: false,
     notInStasisAfterStasisStart: 0,
@@ -121,6 +123,7 @@ export class Pbx implements MediaHost {
     this.phoneMedia = new PhoneMedia(this);
     this.dialplan = new DialplanRunner(this);
     this.dialling = new Dialling(this);
+    this.variables = new Variables(this);
     this.startupTime = clock.timestamp();
   }
 
@@ -279,67 +282,6 @@ export class Pbx implements MediaHost {
     }
   }
 
-  /** Apply channel variables (create/originate body); CALLERID() functions change the caller ID. */
-  private applyVariables(
-    ch: SimChannel,
-    variables: Array<[string, string]>,
-    emitEvents: boolean,
-  ): void {
-    for (const [name, value] of variables) this.writeVariable(ch, name, value, emitEvents);
-  }
-
-  /**
-   * Set a variable or dialplan function. `CALLERID(name|num|number|all)` and
-   * `CONNECTEDLINE(name|num|number)` change the IDs (ChannelCallerId / ChannelConnectedLine);
-   * other functions fail (false).
-   */
-  writeVariable(ch: SimChannel, name: string, value: string, emitEvents = true): boolean {
-    const fn = /^([A-Z_]+)\(([^)]*)\)$/i.exec(name);
-    if (!fn) {
-      this.setVar(ch, name, value, emitEvents);
-      return true;
-    }
-    const func = (fn[1] ?? '').toUpperCase();
-    const arg = (fn[2] ?? '').toLowerCase();
-    if (func === 'CALLERID') {
-      if (arg === 'name') ch.caller.name = value;
-      else if (arg === 'num' || arg === 'number') ch.caller.number = value;
-      else if (arg === 'all') ch.caller = parseCallerId(value);
-      else return false;
-      if (emitEvents) {
-        this.emitChannel('ChannelCallerId', ch, {
-          caller_presentation: 0,
-          caller_presentation_txt: 'Presentation Allowed, Not Screened',
-        });
-      }
-      return true;
-    }
-    if (func === 'CONNECTEDLINE') {
-      if (arg === 'name') ch.connected.name = value;
-      else if (arg === 'num' || arg === 'number') ch.connected.number = value;
-      else if (arg === 'all') ch.connected = parseCallerId(value);
-      else return false;
-      if (emitEvents) this.emitChannel('ChannelConnectedLine', ch);
-      return true;
-    }
-    return false;
-  }
-
-  /** Read a variable or `CALLERID()`/`CONNECTEDLINE()`; undefined when not set, null for an unknown function. */
-  readVariable(ch: SimChannel, name: string): string | undefined | null {
-    const fn = /^([A-Z_]+)\(([^)]*)\)$/i.exec(name);
-    if (!fn) return ch.vars.get(name);
-    const func = (fn[1] ?? '').toUpperCase();
-    const arg = (fn[2] ?? '').toLowerCase();
-    const id =
-      func === 'CALLERID' ? ch.caller : func === 'CONNECTEDLINE' ? ch.connected : undefined;
-    if (!id) return null;
-    if (arg === 'name') return id.name;
-    if (arg === 'num' || arg === 'number') return id.number;
-    if (arg === 'all') return id.name ? `"${id.name}" <${id.number}>` : id.number;
-    return null;
-  }
-
   /**
    * Put a channel in Stasis: `dialplan` shows `Stasis(app,args)`, `STASISSTATUS` is cleared and
    * StasisStart is sent. Returns false (STASISSTATUS=FAILED) when the app has no WebSocket
@@ -448,7 +390,7 @@ export class Pbx implements MediaHost {
       originator?.subscribers.add(opts.app);
     }
     this.endpoints.endpointChanged(ch.endpoint);
-    this.applyVariables(ch, opts.variables, true);
+    this.variables.apply(ch, opts.variables, true);
     return ch;
   }
 
@@ -521,7 +463,7 @@ export class Pbx implements MediaHost {
       ch.connected = { ...id };
       this.emitChannel('ChannelConnectedLine', ch);
     }
-    this.applyVariables(ch, opts.variables, false);
+    this.variables.apply(ch, opts.variables, false);
     if (opts.app && this.apps.isActive(opts.app)) ch.subscribers.add(opts.app);
     const timeoutSec = opts.timeoutSec > 0 ? opts.timeoutSec : opts.timeoutSec === -1 ? 0 : 30;
     const behaviour = this.behaviourOf(ch.party);
@@ -646,13 +588,4 @@ export class Pbx implements MediaHost {
     this.bridges.clear();
     this.recordings.live.clear();
   }
-}
-
-/** `ast_callerid_parse`: `"Name" <num>`, `Name <num>`, `<num>` or a bare number/name. */
-export function parseCallerId(text: string): AriCallerId {
-  const angle = /^\s*(?:"([^"]*)"|([^<]*?))\s*<([^>]*)>\s*$/.exec(text);
-  if (angle) return { name: (angle[1] ?? angle[2] ?? '').trim(), number: (angle[3] ?? '').trim() };
-  const trimmed = text.trim().replace(/^"(.*)"$/, '$1');
-  if (/^[+\d*#-]+$/.test(trimmed)) return { name: '', number: trimmed.replace(/-/g, '') };
-  return { name: trimmed, number: '' };
 }

@@ -347,7 +347,7 @@ export const HANDLERS: Record<string, Handler> = {
     if (!variable) throw ariError(400, 'Variable name is required');
     const ch = pbx.channels.get(p.str('channelId') ?? '');
     if (!ch) throw ariError(404, 'Provided channel was not found');
-    const value = pbx.readVariable(ch, variable);
+    const value = pbx.variables.read(ch, variable);
     if (value === null) throw ariError(500, 'Unable to read provided function');
     if (value === undefined) throw ariError(404, 'Provided variable was not found');
     return { status: 200, body: { value } };
@@ -356,7 +356,7 @@ export const HANDLERS: Record<string, Handler> = {
     const variable = p.str('variable');
     if (!variable) throw ariError(400, 'Variable name is required');
     const ch = pbx.control(p.str('channelId') ?? '');
-    if (!pbx.writeVariable(ch, variable, p.str('value') ?? ''))
+    if (!pbx.variables.write(ch, variable, p.str('value') ?? ''))
       throw ariError(400, 'Failed to execute function');
     return noContent;
   },
