@@ -12,20 +12,6 @@ import type { Pbx } from './pbx.ts';
 export class Dialling {
   constructor(private readonly pbx: Pbx) {}
 
-  /** A phone's behaviour changed: refresh its endpoint/device state; a ringing `ring`-mode leg adopts it. */
-  phoneChanged(extension: string): void {
-    const endpoint = `PJSIP/${extension}`;
-    this.pbx.endpoints.endpointChanged(endpoint);
-    const behaviour = this.pbx.phones.operator(extension);
-    for (const ch of this.pbx.channels.values()) {
-      if (ch.endpoint !== endpoint || !ch.dial || ch.dial.answered || ch.phase !== 'alive')
-        continue;
-      if (ch.dial.behaviour.mode !== 'ring' || behaviour.mode === 'ring') continue;
-      ch.dial.behaviour = behaviour;
-      this.runBehaviour(ch, ch.dial, true);
-    }
-  }
-
   /** Play a phone's behaviour on a dialled leg (`alreadyRinging` when re-planned while ringing). */
   runBehaviour(ch: SimChannel, attempt: DialAttempt, alreadyRinging: boolean): void {
     const b = attempt.behaviour;
@@ -136,5 +122,19 @@ export class Dialling {
     this.pbx.emitChannel('ChannelHangupRequest', ch, { cause: 32, soft: true });
     ch.phase = 'terminating';
     this.pbx.hangups.destroy(ch, CAUSE.NO_ANSWER, 480);
+  }
+
+  /** A phone's behaviour changed: refresh its endpoint/device state; a ringing `ring`-mode leg adopts it. */
+  phoneChanged(extension: string): void {
+    const endpoint = `PJSIP/${extension}`;
+    this.pbx.endpoints.endpointChanged(endpoint);
+    const behaviour = this.pbx.phones.operator(extension);
+    for (const ch of this.pbx.channels.values()) {
+      if (ch.endpoint !== endpoint || !ch.dial || ch.dial.answered || ch.phase !== 'alive')
+        continue;
+      if (ch.dial.behaviour.mode !== 'ring' || behaviour.mode === 'ring') continue;
+      ch.dial.behaviour = behaviour;
+      this.runBehaviour(ch, ch.dial, true);
+    }
   }
 }

@@ -1,8 +1,17 @@
 /**
- * The simulated Asterisk: channels (inbound, created, originated; dial, answer, hang-ups,
- * continue), bridges, endpoints and device states, behaving like Asterisk 22 in
- * `shared/fixtures/ari/traces/`. Playbacks and recordings live in `playbacks.ts`/`recordings.ts`,
- * event delivery in `events.ts`.
+ * The simulated Asterisk: the live channels and bridges, the event emission every part shares,
+ * a channel's allocation, timers, state and Stasis, composed with the parts that act on them,
+ * behaving like Asterisk 22 in `shared/fixtures/ari/traces/`:
+ *
+ * - `legs.ts`: ARI create, dial and originate of outgoing legs;
+ * - `dialling.ts`: what a dialled phone does (ring, answer, refusal) and dial timeouts;
+ * - `dialplanRunner.ts`: calls entering the dialplan (inbound, operator), its execution, continue;
+ * - `hangups.ts`: every kind of hang-up and what follows it;
+ * - `bridges.ts`: bridges, their technology, BRIDGEPEER and connected lines;
+ * - `phoneMedia.ts`: the voice AMD() listens to and the DTMF of the phones;
+ * - `variables.ts`: channel variables, CALLERID() and CONNECTEDLINE();
+ * - `endpoints.ts`: endpoints and device states;
+ * - `playbacks.ts`, `recordings.ts`: media; `events.ts`: event delivery.
  *
  * Event routing follows Stasis subscriptions: an app gets the events of a channel while the
  * channel is in its Stasis app, plus those of channels it subscribed to explicitly (channels it
@@ -16,74 +25,31 @@
 import type { Logger } from 'winston';
 import type { AriCallerId, ChannelState } from '../ari/types.ts';
 import type { AppRegistry } from './apps.ts';
-import { CAUSE } from './causes.ts';
-import type { SimClock, SimTimer } from './clock.ts';
-import { DialplanRunner } from './dialplanRunner.ts';
-import { Dialling } from './dialling.ts';
-import { allocationFailed, ariError } from './errors.ts';
-import type { IdFactory } from './ids.ts';
-import { ASTERISK_ID, EventBus, type Delivery, type Scope } from './events.ts';
-import type { MediaHost } from './host.ts';
 import { Bridging } from './bridges.ts';
+import type { SimClock, SimTimer } from './clock.ts';
+import { Dialling } from './dialling.ts';
+import { DialplanRunner } from './dialplanRunner.ts';
 import { Endpoints } from './endpoints.ts';
+import { ariError } from './errors.ts';
+import { ASTERISK_ID, EventBus, type Delivery, type Scope } from './events.ts';
 import { Hangups } from './hangups.ts';
-import { PhoneMedia } from './phoneMedia.ts';
-import { Playbacks } from './playbacks.ts';
-import { Recordings } from './recordings.ts';
-import { parseCallerId, Variables } from './variables.ts';
+import type { MediaHost } from './host.ts';
+import type { IdFactory } from './ids.ts';
+import { Legs } from './legs.ts';
 import {
   channelJson,
   EMPTY_CALLER_ID,
   type ChannelKind,
-  type DialAttempt,
   type Party,
   type SimBridge,
   type SimChannel,
 } from './model.ts';
+import { PhoneMedia } from './phoneMedia.ts';
 import type { PhoneBook } from './phones.ts';
-import type { PhoneBehaviour, SimulatorRaces } from './types.ts';
-
-/** A parsed dial target (`PJSIP/101`, `PJSIP/79161234567@client-trunk`). */
-interface EndpointTarget {
-  party: Party;
-  /** Endpoint the channel belongs to (`PJSIP/101`, `PJSIP/client-trunk`). */
-  endpoint: string;
-  /** Resource used in the channel name (`101`, `client-trunk`). */
-  nameResource: string;
-  /** What follows `PJSIP/`: Asterisk's dial string (`101`, `79161234567@client-trunk`). */
-  dialstring: string;
-  context: string;
-  defaultCaller: AriCallerId;
-}
-
-/** Options of `POST /channels/create`. */
-export interface CreateOptions {
-  endpoint?: string;
-  app?: string;
-  appArgs?: string;
-  channelId?: string;
-  originator?: string;
-  formats?: string;
-  variables: Array<[string, string]>;
-}
-
-/** Options of `POST /channels` (originate). */
-export interface OriginateOptions {
-  endpoint?: string;
-  extension?: string;
-  context?: string;
-  priority?: number;
-  label?: string;
-  app?: string;
-  appArgs?: string;
-  callerId?: string;
-  /** Seconds; 0 = default 30 s; -1 = no timeout. */
-  timeoutSec: number;
-  channelId?: string;
-  originator?: string;
-  formats?: string;
-  variables: Array<[string, string]>;
-}
+import { Playbacks } from './playbacks.ts';
+import { Recordings } from './recordings.ts';
+import type { SimulatorRaces } from './types.ts';
+import { Variables } from './variables.ts';
 
 /** The model of one simulated Asterisk; REST handlers, the WebSocket and the public API drive it. */
 export class Pbx implements MediaHost {
@@ -93,12 +59,13 @@ export class Pbx implements MediaHost {
   readonly playbacks: Playbacks;
   readonly recordings: Recordings;
   readonly endpoints: Endpoints;
-  readonly bridging: Bridging;
-  readonly hangups: Hangups;
-  readonly phoneMedia: PhoneMedia;
-  readonly dialplan: DialplanRunner;
-  readonly dialling: Dialling;
   readonly variables: Variables;
+  readonly legs: Legs;
+  readonly dialling: Dialling;
+  readonly dialplan: DialplanRunner;
+  readonly bridging: Bridging;
+  readonly phoneMedia: PhoneMedia;
+  readonly hangups: Hangups;
   races: Required<SimulatorRaces> = {
     stasisStartBeforeCreateResponse: false,
     notInStasisAfterStasisStart: 0,
@@ -118,12 +85,13 @@ export class Pbx implements MediaHost {
     this.recordings = new Recordings(this);
     this.playbacks = new Playbacks(this, (name) => this.recordings.lengthMs(name));
     this.endpoints = new Endpoints(phones, trunk, this.events);
-    this.bridging = new Bridging(this);
-    this.hangups = new Hangups(this);
-    this.phoneMedia = new PhoneMedia(this);
-    this.dialplan = new DialplanRunner(this);
-    this.dialling = new Dialling(this);
     this.variables = new Variables(this);
+    this.legs = new Legs(this);
+    this.dialling = new Dialling(this);
+    this.dialplan = new DialplanRunner(this);
+    this.bridging = new Bridging(this);
+    this.phoneMedia = new PhoneMedia(this);
+    this.hangups = new Hangups(this);
     this.startupTime = clock.timestamp();
   }
 
@@ -155,10 +123,12 @@ export class Pbx implements MediaHost {
     this.events.emitRaw(app, event);
   }
 
+  /** Emit a channel event (`channel` snapshot taken only when some app receives it). */
   emitChannel(type: string, ch: SimChannel, fields: Record<string, unknown> = {}): void {
     this.emit(type, () => ({ ...fields, channel: channelJson(ch) }), { channels: [ch] });
   }
 
+  /** Set a plain channel variable; ChannelVarset unless `emitEvent` is false. */
   setVar(ch: SimChannel, variable: string, value: string, emitEvent = true): void {
     ch.vars.set(variable, value);
     if (emitEvent)
@@ -168,43 +138,10 @@ export class Pbx implements MediaHost {
   }
 
   // -------------------------------------------------------------------------------------------
-  // Channels
+  // Channels and Stasis
   // -------------------------------------------------------------------------------------------
 
-  /** Parse an ARI endpoint; throws 500 Allocation failed like `ast_request` failing. */
-  private resolveEndpoint(endpoint: string): EndpointTarget {
-    const slash = endpoint.indexOf('/');
-    const tech = endpoint.slice(0, slash);
-    const resource = endpoint.slice(slash + 1);
-    if (tech.toUpperCase() !== 'PJSIP' || !resource) throw allocationFailed();
-    const at = resource.indexOf('@');
-    if (at >= 0) {
-      const number = resource.slice(0, at);
-      const trunk = resource.slice(at + 1);
-      if (trunk !== this.trunk || !number) throw allocationFailed();
-      if (this.phones.customer(number).mode === 'unavailable') throw allocationFailed();
-      return {
-        party: { kind: 'customer', number },
-        endpoint: `PJSIP/${trunk}`,
-        nameResource: trunk,
-        dialstring: resource,
-        context: 'from-pstn',
-        defaultCaller: { ...EMPTY_CALLER_ID },
-      };
-    }
-    if (!this.phones.isExtension(resource)) throw allocationFailed();
-    // A PJSIP endpoint without a contact: chan_pjsip cannot create the outgoing session.
-    if (!this.phones.isReachable(resource)) throw allocationFailed();
-    return {
-      party: { kind: 'operator', extension: resource },
-      endpoint: `PJSIP/${resource}`,
-      nameResource: resource,
-      dialstring: resource,
-      context: 'from-internal',
-      defaultCaller: { name: `Operator ${resource}`, number: resource },
-    };
-  }
-
+  /** Allocate a channel on its endpoint (ChannelCreated); the caller sets it going. */
   newChannel(init: {
     id?: string;
     kind: ChannelKind;
@@ -259,6 +196,7 @@ export class Pbx implements MediaHost {
     return ch;
   }
 
+  /** A timer of the channel: cancelled when it is destroyed, runs only while it is alive. */
   channelTimer(ch: SimChannel, delayMs: number, fn: () => void): SimTimer {
     const timer = this.clock.after(delayMs, () => {
       ch.timers.delete(timer);
@@ -268,6 +206,7 @@ export class Pbx implements MediaHost {
     return timer;
   }
 
+  /** Change the channel state (ChannelStateChange, endpoint/device state); Up records the answer time. */
   setState(ch: SimChannel, state: ChannelState): void {
     if (ch.state === state) return;
     ch.state = state;
@@ -276,6 +215,7 @@ export class Pbx implements MediaHost {
     this.endpoints.endpointChanged(ch.endpoint);
   }
 
+  /** 409 when a channel or bridge already has the id asked for. */
   assertNewId(id: string | undefined): void {
     if (id !== undefined && (this.channels.has(id) || this.bridges.has(id))) {
       throw ariError(409, 'Channel with given unique ID already exists');
@@ -311,6 +251,7 @@ export class Pbx implements MediaHost {
     return true;
   }
 
+  /** StasisEnd when the channel is in Stasis; the app is forgotten if it has nothing left. */
   leaveStasis(ch: SimChannel): void {
     if (!ch.stasis) return;
     this.emitChannel('StasisEnd', ch);
@@ -327,6 +268,7 @@ export class Pbx implements MediaHost {
     return false;
   }
 
+  /** Forget an app without a WebSocket once it has no channels or bridges (fact 13). */
   forgetAppIfIdle(app: string): void {
     if (this.apps.isActive(app)) return; // connected: never forgotten (no scan of every channel)
     this.apps.forgetIfIdle(app, this.appHasResources(app));
@@ -357,190 +299,6 @@ export class Pbx implements MediaHost {
     if (ch.state === 'Down' || ch.state === 'Rsrvd' || ch.state === 'Ringing') {
       throw ariError(412, 'Channel in invalid state');
     }
-  }
-
-  /**
-   * `POST /channels/create`: the channel enters Stasis at once in state Down (fact 1); variables
-   * (e.g. CALLERID(name), fact 3) are applied first. Returns the snapshot the HTTP answer carries.
-   */
-  create(opts: CreateOptions): SimChannel {
-    if (!opts.endpoint) throw ariError(400, 'Endpoint must be specified');
-    if (!opts.app) throw ariError(400, 'Application name is required');
-    if (opts.originator && opts.formats)
-      throw ariError(400, "Originator and formats can't both be specified");
-    const target = this.resolveEndpoint(opts.endpoint);
-    this.assertNewId(opts.channelId);
-    const ch = this.newChannel({
-      id: opts.channelId,
-      kind: 'created',
-      party: target.party,
-      endpoint: target.endpoint,
-      nameResource: target.nameResource,
-      protocolId: this.ids.uuid(),
-      state: 'Down',
-      caller: target.defaultCaller,
-      context: target.context,
-      exten: 's',
-      dialstring: target.dialstring,
-    });
-    const active = this.apps.isActive(opts.app);
-    if (active) {
-      ch.subscribers.add(opts.app);
-      const originator = opts.originator ? this.channels.get(opts.originator) : undefined;
-      originator?.subscribers.add(opts.app);
-    }
-    this.endpoints.endpointChanged(ch.endpoint);
-    this.variables.apply(ch, opts.variables, true);
-    return ch;
-  }
-
-  /** Second half of create: the channel runs `Stasis(app,appArgs)` (a failed Stasis hangs it up). */
-  startCreated(ch: SimChannel, app: string, appArgs: string | undefined): void {
-    if (!this.enterStasis(ch, app, appArgs, true))
-      this.hangups.scheduleDestroy(ch, CAUSE.NORMAL_CLEARING);
-  }
-
-  /**
-   * `POST /channels` / `POST /channels/{id}` (originate): dials at once; with `app` the channel
-   * enters Stasis only when answered (fact 8), with `extension` it runs the dialplan.
-   */
-  originate(opts: OriginateOptions): SimChannel {
-    if (!opts.endpoint) throw ariError(400, 'Endpoint must be specified');
-    if (opts.originator && opts.formats)
-      throw ariError(400, "Originator and formats can't both be specified");
-    const slash = opts.endpoint.indexOf('/');
-    if (slash <= 0 || slash === opts.endpoint.length - 1)
-      throw ariError(400, 'Invalid endpoint specified');
-    let onAnswer: DialAttempt['onAnswer'];
-    if (opts.app) {
-      onAnswer = { app: opts.app, args: opts.appArgs ? opts.appArgs.split(',') : [] };
-    } else if (opts.extension) {
-      let priority = opts.priority && opts.priority > 0 ? opts.priority : 1;
-      if (opts.label) {
-        if (!/^\d+$/.test(opts.label)) throw ariError(404, 'Requested label can not be found');
-        priority = Number(opts.label);
-        if (priority === 0) throw ariError(400, 'Requested priority is illegal');
-      }
-      onAnswer = { context: opts.context || 'default', exten: opts.extension, priority };
-    } else {
-      throw ariError(400, 'Application or extension must be specified');
-    }
-    const originator = opts.originator ? this.channels.get(opts.originator) : undefined;
-    if (opts.originator && !originator)
-      throw ariError(400, 'Provided originator channel was not found');
-    const target = this.resolveEndpoint(opts.endpoint);
-    this.assertNewId(opts.channelId);
-    const ch = this.newChannel({
-      id: opts.channelId,
-      kind: 'originated',
-      party: target.party,
-      endpoint: target.endpoint,
-      nameResource: target.nameResource,
-      protocolId: this.ids.uuid(),
-      state: 'Down',
-      caller: target.defaultCaller,
-      context: target.context,
-      exten: 's',
-      dialstring: null,
-    });
-    ch.dialplan.app_name = 'AppDial2';
-    ch.dialplan.app_data = '(Outgoing Line)';
-    // Published before the app subscribes to the channel: only endpoint subscribers (and
-    // subscribeAll apps) see them (device-endpoint-state trace).
-    this.emitChannel('ChannelDialplan', ch, {
-      dialplan_app: 'AppDial2',
-      dialplan_app_data: '(Outgoing Line)',
-    });
-    if (opts.callerId) {
-      const id = parseCallerId(opts.callerId);
-      // A number without a name keeps the endpoint's caller name (device-endpoint-state trace:
-      // "Operator 101" <74957654321>); the connected line is the caller ID as given.
-      ch.caller = { name: id.name || ch.caller.name, number: id.number };
-      this.emitChannel('ChannelCallerId', ch, {
-        caller_presentation: 0,
-        caller_presentation_txt: 'Presentation Allowed, Not Screened',
-      });
-      ch.connected = { ...id };
-      this.emitChannel('ChannelConnectedLine', ch);
-    }
-    this.variables.apply(ch, opts.variables, false);
-    if (opts.app && this.apps.isActive(opts.app)) ch.subscribers.add(opts.app);
-    const timeoutSec = opts.timeoutSec > 0 ? opts.timeoutSec : opts.timeoutSec === -1 ? 0 : 30;
-    const behaviour = this.behaviourOf(ch.party);
-    const attempt: DialAttempt = {
-      via: 'originate',
-      behaviour,
-      device: target.dialstring,
-      answered: false,
-      timers: [],
-    };
-    if (onAnswer) attempt.onAnswer = onAnswer;
-    ch.dial = attempt;
-    this.endpoints.endpointChanged(ch.endpoint);
-    // The dial runs in its own thread: events follow the HTTP answer.
-    setImmediate(() => {
-      if (ch.phase !== 'alive') return;
-      this.emit(
-        'Dial',
-        { dialstatus: '', forward: '', dialstring: attempt.device, peer: channelJson(ch) },
-        { channels: [ch] },
-      );
-      if (timeoutSec > 0) {
-        attempt.timers.push(
-          this.channelTimer(ch, timeoutSec * 1000, () => this.dialling.originateTimeout(ch)),
-        );
-      }
-      this.dialling.runBehaviour(ch, attempt, false);
-    });
-    return ch;
-  }
-
-  /**
-   * `POST /channels/{id}/dial` of a created channel: connected line from `caller`, `Dial ""`, then
-   * what the phone does (see {@link PhoneBehaviour}); `timeoutSec` > 0 ends an unanswered dial with
-   * HangupRequest 32 and ChannelDestroyed 19 "User alerting, no answer" (fact 5).
-   */
-  dial(ch: SimChannel, callerId: string | undefined, timeoutSec: number): void {
-    const caller = callerId ? this.channels.get(callerId) : undefined;
-    if (ch.state !== 'Down' && ch.state !== 'Rsrvd')
-      throw ariError(409, "Channel is not in the 'Down' state");
-    if (ch.kind !== 'created' || ch.dialstring === null || ch.dial)
-      throw ariError(409, 'Dialing a channel not created by ARI');
-    if (caller) {
-      for (const [name, value] of caller.vars) {
-        if (name.startsWith('__')) ch.vars.set(name, value);
-        else if (name.startsWith('_')) ch.vars.set(name.slice(1), value);
-      }
-      const connected = { ...caller.caller };
-      if (connected.name !== ch.connected.name || connected.number !== ch.connected.number) {
-        ch.connected = connected;
-        this.emitChannel('ChannelConnectedLine', ch);
-      }
-    }
-    const attempt: DialAttempt = {
-      via: 'dial',
-      behaviour: this.behaviourOf(ch.party),
-      device: ch.dialstring,
-      answered: false,
-      timers: [],
-    };
-    ch.dial = attempt;
-    this.emit(
-      'Dial',
-      { dialstatus: '', forward: '', dialstring: attempt.device, peer: channelJson(ch) },
-      { channels: [ch] },
-    );
-    if (timeoutSec > 0)
-      attempt.timers.push(
-        this.channelTimer(ch, timeoutSec * 1000, () => this.dialling.dialTimeout(ch)),
-      );
-    this.dialling.runBehaviour(ch, attempt, false);
-  }
-
-  private behaviourOf(party: Party): PhoneBehaviour {
-    if (party.kind === 'operator') return this.phones.operator(party.extension);
-    if (party.kind === 'customer') return this.phones.customer(party.number);
-    return { mode: 'answer', answerAfterMs: 0 };
   }
 
   /** A channel hangs up or leaves Stasis: its playback and recordings end. */

@@ -98,7 +98,7 @@ function playMedia(p: Params): string[] {
 }
 
 function originate(p: Params, pbx: Pbx, channelId: string | undefined): HandlerResult {
-  const opts: Parameters<Pbx['originate']>[0] = {
+  const opts: Parameters<Pbx['legs']['originate']>[0] = {
     timeoutSec: p.int('timeout', 0),
     variables: p.variables,
   };
@@ -120,7 +120,7 @@ function originate(p: Params, pbx: Pbx, channelId: string | undefined): HandlerR
   const priority = p.int('priority', 0);
   if (priority) opts.priority = priority;
   if (channelId !== undefined) opts.channelId = channelId;
-  const ch = pbx.originate(opts);
+  const ch = pbx.legs.originate(opts);
   return { status: 200, body: channelJson(ch) };
 }
 
@@ -241,7 +241,7 @@ export const HANDLERS: Record<string, Handler> = {
   'channels.create': (p, pbx) => {
     const app = p.str('app');
     const appArgs = p.str('appArgs');
-    const opts: Parameters<Pbx['create']>[0] = { variables: p.variables };
+    const opts: Parameters<Pbx['legs']['create']>[0] = { variables: p.variables };
     for (const key of [
       'endpoint',
       'app',
@@ -254,9 +254,9 @@ export const HANDLERS: Record<string, Handler> = {
       if (v !== undefined) opts[key] = v;
     }
     const { result: body, deliveries } = pbx.collect(() => {
-      const ch = pbx.create(opts);
+      const ch = pbx.legs.create(opts);
       const snapshot = channelJson(ch);
-      pbx.startCreated(ch, app ?? '', appArgs);
+      pbx.legs.startCreated(ch, app ?? '', appArgs);
       return snapshot;
     });
     if (pbx.races.stasisStartBeforeCreateResponse) {
@@ -362,7 +362,7 @@ export const HANDLERS: Record<string, Handler> = {
   },
   'channels.dial': (p, pbx) => {
     const ch = pbx.control(p.str('channelId') ?? '');
-    pbx.dial(ch, p.str('caller'), p.int('timeout', 0));
+    pbx.legs.dial(ch, p.str('caller'), p.int('timeout', 0));
     return noContent;
   },
 
