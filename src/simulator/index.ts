@@ -170,25 +170,25 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
     phones: {
       set(extension: string, behaviour: PhoneBehaviour): void {
         phones.setOperator(extension, behaviour);
-        pbx.phoneChanged(extension);
+        pbx.dialling.phoneChanged(extension);
       },
       get(extension: string): PhoneBehaviour {
         return phones.operator(extension);
       },
       reset(): void {
         phones.resetOperators();
-        for (const ext of extensions) pbx.phoneChanged(ext);
+        for (const ext of extensions) pbx.dialling.phoneChanged(ext);
       },
       setRegistered(extension: string, registered: boolean): void {
         phones.setRegistered(extension, registered);
-        pbx.phoneChanged(extension);
+        pbx.dialling.phoneChanged(extension);
       },
       list(): PhoneInfo[] {
         return extensions.map((extension) => ({
           extension,
           behaviour: phones.operator(extension),
           registered: phones.isRegistered(extension),
-          channelIds: pbx.endpointJson(extension).channel_ids,
+          channelIds: pbx.endpoints.endpointJson(extension).channel_ids,
         }));
       },
     },
@@ -202,16 +202,20 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
     },
     async injectInboundCall(call: InboundCall): Promise<{ channelId: string }> {
       const app = call.app ?? 'crm-app';
-      const request: Parameters<Pbx['inboundCall']>[0] = { from: call.from, to: call.to, app };
+      const request: Parameters<Pbx['dialplan']['inboundCall']>[0] = {
+        from: call.from,
+        to: call.to,
+        app,
+      };
       if (call.callerName !== undefined) request.callerName = call.callerName;
       if (call.hangupAfterMs !== undefined) request.hangupAfterMs = call.hangupAfterMs;
       if (call.abandonAfterMs !== undefined) request.abandonAfterMs = call.abandonAfterMs;
       if (call.dtmf) request.dtmf = call.dtmf;
-      return accepted(app, () => pbx.inboundCall(request));
+      return accepted(app, () => pbx.dialplan.inboundCall(request));
     },
     async injectOperatorCall(call: OperatorCall): Promise<{ channelId: string }> {
       const app = call.app ?? 'crm-app';
-      const request: Parameters<Pbx['operatorCall']>[0] = {
+      const request: Parameters<Pbx['dialplan']['operatorCall']>[0] = {
         extension: call.extension,
         to: call.to,
         app,
@@ -219,12 +223,12 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
       if (call.hangupAfterMs !== undefined) request.hangupAfterMs = call.hangupAfterMs;
       if (call.abandonAfterMs !== undefined) request.abandonAfterMs = call.abandonAfterMs;
       if (call.dtmf) request.dtmf = call.dtmf;
-      return accepted(app, () => pbx.operatorCall(request));
+      return accepted(app, () => pbx.dialplan.operatorCall(request));
     },
     hangup(channelId: string): void {
       const ch = pbx.channels.get(channelId);
       if (!ch) throw new RangeError(`no channel ${channelId}`);
-      pbx.remoteHangup(ch);
+      pbx.hangups.remoteHangup(ch);
     },
     eventCounts(): { offered: number; delivered: number } {
       return { offered: apps.offered, delivered: apps.delivered };
@@ -232,12 +236,12 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Pb
     pressDigits(channelId: string, plan: DtmfPlan): void {
       const ch = pbx.channels.get(channelId);
       if (!ch) throw new RangeError(`no channel ${channelId}`);
-      pbx.pressDigits(ch, plan);
+      pbx.phoneMedia.pressDigits(ch, plan);
     },
     speak(channelId: string, voice: AnswerVoice): void {
       const ch = pbx.channels.get(channelId);
       if (!ch) throw new RangeError(`no channel ${channelId}`);
-      pbx.speak(ch, voice);
+      pbx.phoneMedia.speak(ch, voice);
     },
     onEvent(listener: (event: SimEvent) => void, types?: readonly string[]): () => void {
       return apps.onEvent(listener, types);

@@ -14,6 +14,9 @@ import type { AmdSettings } from './amd.ts';
 import type { SimTimer } from './clock.ts';
 import type { DtmfPlan, PhoneBehaviour } from './types.ts';
 
+/** An empty caller ID / connected line (`{name: '', number: ''}`). */
+export const EMPTY_CALLER_ID: AriCallerId = { name: '', number: '' };
+
 /** Who is behind a channel. */
 export type Party =
   | { kind: 'operator'; extension: string }
@@ -36,6 +39,12 @@ export interface DialAttempt {
   timers: SimTimer[];
   /** What an originated channel does once answered. */
   onAnswer?: { app: string; args: string[] } | { context: string; exten: string; priority: number };
+}
+
+/** Cancel the timers of a dial attempt (ring, answer, refusal, timeout). */
+export function clearDialTimers(attempt: DialAttempt): void {
+  for (const t of attempt.timers) t.cancel();
+  attempt.timers = [];
 }
 
 /** A dialplan location plus the application running there. */

@@ -1,8 +1,17 @@
 /**
- * The simulated Asterisk: channels (inbound, created, originated; dial, answer, hang-ups,
- * continue), bridges, endpoints and device states, behaving like Asterisk 22 in
- * `shared/fixtures/ari/traces/`. Playbacks and recordings live in `playbacks.ts`/`recordings.ts`,
- * event delivery in `events.ts`.
+ * The simulated Asterisk: the live channels and bridges, the event emission every part shares,
+ * a channel's allocation, timers, state and Stasis, composed with the parts that act on them,
+ * behaving like Asterisk 22 in `shared/fixtures/ari/traces/`:
+ *
+ * - `legs.ts`: ARI create, dial and originate of outgoing legs;
+ * - `dialling.ts`: what a dialled phone does (ring, answer, refusal) and dial timeouts;
+ * - `dialplanRunner.ts`: calls entering the dialplan (inbound, operator), its execution, continue;
+ * - `hangups.ts`: every kind of hang-up and what follows it;
+ * - `bridges.ts`: bridges, their technology, BRIDGEPEER and connected lines;
+ * - `phoneMedia.ts`: the voice AMD() listens to and the DTMF of the phones;
+ * - `variables.ts`: channel variables, CALLERID() and CONNECTEDLINE();
+ * - `endpoints.ts`: endpoints and device states;
+ * - `playbacks.ts`, `recordings.ts`: media; `events.ts`: event delivery.
  *
  * Event routing follows Stasis subscriptions: an app gets the events of a channel while the
  * channel is in its Stasis app, plus those of channels it subscribed to explicitly (channels it
@@ -14,93 +23,54 @@
  * Asterisk never hangs up the other leg nor destroys bridges by itself (fact 9): neither does this.
  */
 import type { Logger } from 'winston';
-import type { AriCallerId, AriEndpoint, ChannelState } from '../ari/types.ts';
+import type { AriCallerId, ChannelState } from '../ari/types.ts';
 import type { AppRegistry } from './apps.ts';
-import { CAUSE, causeText, dialStatusOfCause } from './causes.ts';
+import { Bridging } from './bridges.ts';
 import type { SimClock, SimTimer } from './clock.ts';
-import { amdSettings, amdVerdict } from './amd.ts';
-import { type DialplanContext, findExtension } from './dialplan.ts';
-import { allocationFailed, ariError } from './errors.ts';
-import type { IdFactory } from './ids.ts';
-import { mediaDurationMs } from './media.ts';
+import { Dialling } from './dialling.ts';
+import { DialplanRunner } from './dialplanRunner.ts';
+import { Endpoints } from './endpoints.ts';
+import { ariError } from './errors.ts';
 import { ASTERISK_ID, EventBus, type Delivery, type Scope } from './events.ts';
+import { Hangups } from './hangups.ts';
 import type { MediaHost } from './host.ts';
-import { Playbacks } from './playbacks.ts';
-import { Recordings } from './recordings.ts';
+import type { IdFactory } from './ids.ts';
+import { Legs } from './legs.ts';
 import {
-  bridgeJson,
   channelJson,
+  EMPTY_CALLER_ID,
   type ChannelKind,
-  type DialAttempt,
   type Party,
   type SimBridge,
   type SimChannel,
 } from './model.ts';
+import { PhoneMedia } from './phoneMedia.ts';
 import type { PhoneBook } from './phones.ts';
-import type { AnswerVoice, DtmfPlan, PhoneBehaviour, SimulatorRaces } from './types.ts';
-
-const EMPTY_ID: AriCallerId = { name: '', number: '' };
-
-/** A parsed dial target (`PJSIP/101`, `PJSIP/79161234567@client-trunk`). */
-interface EndpointTarget {
-  party: Party;
-  /** Endpoint the channel belongs to (`PJSIP/101`, `PJSIP/client-trunk`). */
-  endpoint: string;
-  /** Resource used in the channel name (`101`, `client-trunk`). */
-  nameResource: string;
-  /** What follows `PJSIP/`: Asterisk's dial string (`101`, `79161234567@client-trunk`). */
-  dialstring: string;
-  context: string;
-  defaultCaller: AriCallerId;
-}
-
-/** Options of `POST /channels/create`. */
-export interface CreateOptions {
-  endpoint?: string;
-  app?: string;
-  appArgs?: string;
-  channelId?: string;
-  originator?: string;
-  formats?: string;
-  variables: Array<[string, string]>;
-}
-
-/** Options of `POST /channels` (originate). */
-export interface OriginateOptions {
-  endpoint?: string;
-  extension?: string;
-  context?: string;
-  priority?: number;
-  label?: string;
-  app?: string;
-  appArgs?: string;
-  callerId?: string;
-  /** Seconds; 0 = default 30 s; -1 = no timeout. */
-  timeoutSec: number;
-  channelId?: string;
-  originator?: string;
-  formats?: string;
-  variables: Array<[string, string]>;
-}
+import { Playbacks } from './playbacks.ts';
+import { Recordings } from './recordings.ts';
+import type { SimulatorRaces } from './types.ts';
+import { Variables } from './variables.ts';
 
 /** The model of one simulated Asterisk; REST handlers, the WebSocket and the public API drive it. */
 export class Pbx implements MediaHost {
   readonly channels = new Map<string, SimChannel>();
-  /** Live channels by endpoint (`PJSIP/101`): endpoint and device states without scanning all. */
-  private readonly byEndpoint = new Map<string, Set<SimChannel>>();
   readonly bridges = new Map<string, SimBridge>();
   readonly events: EventBus;
   readonly playbacks: Playbacks;
   readonly recordings: Recordings;
-  /** ARI-controlled device states (`Stasis:<name>`). */
-  readonly customDeviceStates = new Map<string, string>();
+  readonly endpoints: Endpoints;
+  readonly variables: Variables;
+  readonly legs: Legs;
+  readonly dialling: Dialling;
+  readonly dialplan: DialplanRunner;
+  readonly bridging: Bridging;
+  readonly phoneMedia: PhoneMedia;
+  readonly hangups: Hangups;
   races: Required<SimulatorRaces> = {
     stasisStartBeforeCreateResponse: false,
     notInStasisAfterStasisStart: 0,
     notInStasisProbability: 0,
   };
-  private readonly lastDeviceState = new Map<string, string>();
-  private readonly lastEndpointSnapshot = new Map<string, string>();
   private readonly startupTime: string;
 
   constructor(
@@ -114,10 +84,15 @@ export class Pbx implements MediaHost {
     this.events = new EventBus(apps, clock, log);
     this.recordings = new Recordings(this);
     this.playbacks = new Playbacks(this, (name) => this.recordings.lengthMs(name));
+    this.endpoints = new Endpoints(phones, trunk, this.events);
+    this.variables = new Variables(this);
+    this.legs = new Legs(this);
+    this.dialling = new Dialling(this);
+    this.dialplan = new DialplanRunner(this);
+    this.bridging = new Bridging(this);
+    this.phoneMedia = new PhoneMedia(this);
+    this.hangups = new Hangups(this);
     this.startupTime = clock.timestamp();
-    for (const resource of this.endpointNames()) {
-      this.lastDeviceState.set(`PJSIP/${resource}`, this.deviceState(`PJSIP/${resource}`));
-    }
   }
 
   // -------------------------------------------------------------------------------------------
@@ -135,7 +110,7 @@ export class Pbx implements MediaHost {
   }
 
   /** Emit an event; `fields` may be a function building them only when some app receives it. */
-  private emit(
+  emit(
     type: string,
     fields: Record<string, unknown> | (() => Record<string, unknown>),
     scope: Scope,
@@ -148,11 +123,13 @@ export class Pbx implements MediaHost {
     this.events.emitRaw(app, event);
   }
 
-  private emitChannel(type: string, ch: SimChannel, fields: Record<string, unknown> = {}): void {
+  /** Emit a channel event (`channel` snapshot taken only when some app receives it). */
+  emitChannel(type: string, ch: SimChannel, fields: Record<string, unknown> = {}): void {
     this.emit(type, () => ({ ...fields, channel: channelJson(ch) }), { channels: [ch] });
   }
 
-  private setVar(ch: SimChannel, variable: string, value: string, emitEvent = true): void {
+  /** Set a plain channel variable; ChannelVarset unless `emitEvent` is false. */
+  setVar(ch: SimChannel, variable: string, value: string, emitEvent = true): void {
     ch.vars.set(variable, value);
     if (emitEvent)
       this.emit('ChannelVarset', () => ({ variable, value, channel: channelJson(ch) }), {
@@ -161,126 +138,11 @@ export class Pbx implements MediaHost {
   }
 
   // -------------------------------------------------------------------------------------------
-  // Endpoints and device states
+  // Channels and Stasis
   // -------------------------------------------------------------------------------------------
 
-  /** Endpoints in the order Asterisk lists them (errors trace): trunk, pstn-in, extensions reversed. */
-  endpointNames(): string[] {
-    return [this.trunk, 'pstn-in', ...[...this.phones.extensions].reverse()];
-  }
-
-  endpointJson(resource: string): AriEndpoint {
-    const endpoint = `PJSIP/${resource}`;
-    const offline = this.phones.isExtension(resource) && !this.phones.isReachable(resource);
-    return {
-      technology: 'PJSIP',
-      resource,
-      state: offline ? 'offline' : 'online',
-      channel_ids: [...(this.byEndpoint.get(endpoint) ?? [])].map((c) => c.id),
-    };
-  }
-
-  /** Device state of `PJSIP/<ext>`, an ARI-controlled `Stasis:` device, or INVALID. */
-  deviceState(name: string): string {
-    if (name.startsWith('Stasis:')) return this.customDeviceStates.get(name.slice(7)) ?? 'UNKNOWN';
-    const match = /^PJSIP\/(.+)$/.exec(name);
-    const resource = match?.[1];
-    if (!resource) return 'INVALID';
-    if (this.phones.isExtension(resource)) {
-      if (!this.phones.isReachable(resource)) return 'UNAVAILABLE';
-    } else if (resource !== this.trunk && resource !== 'pstn-in') return 'INVALID';
-    const states = [...(this.byEndpoint.get(name) ?? [])].map((c) => c.state);
-    const up = states.some((s) => s === 'Up');
-    const ringing = states.some((s) => s === 'Ringing' || s === 'Ring');
-    if (up && ringing) return 'RINGINUSE';
-    if (up) return 'INUSE';
-    if (ringing) return 'RINGING';
-    if (states.some((s) => s === 'Busy')) return 'BUSY';
-    return 'NOT_INUSE';
-  }
-
-  /** Publish endpoint and device-state changes after a channel of `endpoint` changed. */
-  private endpointChanged(endpoint: string): void {
-    const resource = endpoint.slice('PJSIP/'.length);
-    // Asterisk publishes an endpoint snapshot when its state or its channels change (a channel
-    // added or removed), not on every channel state change (device-endpoint-state trace).
-    const json = this.endpointJson(resource);
-    const snapshot = `${json.state}|${json.channel_ids.join(',')}`;
-    if (this.lastEndpointSnapshot.get(endpoint) !== snapshot) {
-      this.lastEndpointSnapshot.set(endpoint, snapshot);
-      if (this.events.reaches({ endpoint }))
-        this.emit('EndpointStateChange', { endpoint: json }, { endpoint });
-    }
-    const state = this.deviceState(endpoint);
-    if (this.lastDeviceState.get(endpoint) !== state) {
-      this.lastDeviceState.set(endpoint, state);
-      this.emit(
-        'DeviceStateChanged',
-        { device_state: { name: endpoint, state } },
-        { device: endpoint },
-      );
-    }
-  }
-
-  /** A phone's behaviour changed: refresh its endpoint/device state; a ringing `ring`-mode leg adopts it. */
-  phoneChanged(extension: string): void {
-    const endpoint = `PJSIP/${extension}`;
-    this.endpointChanged(endpoint);
-    const behaviour = this.phones.operator(extension);
-    for (const ch of this.channels.values()) {
-      if (ch.endpoint !== endpoint || !ch.dial || ch.dial.answered || ch.phase !== 'alive')
-        continue;
-      if (ch.dial.behaviour.mode !== 'ring' || behaviour.mode === 'ring') continue;
-      ch.dial.behaviour = behaviour;
-      this.runBehaviour(ch, ch.dial, true);
-    }
-  }
-
-  /** Set an ARI-controlled device state (`PUT /deviceStates/Stasis:<name>`). */
-  setCustomDeviceState(device: string, state: string): void {
-    this.customDeviceStates.set(device.slice(7), state);
-    this.emit('DeviceStateChanged', { device_state: { name: device, state } }, { device });
-  }
-
-  // -------------------------------------------------------------------------------------------
-  // Channels
-  // -------------------------------------------------------------------------------------------
-
-  /** Parse an ARI endpoint; throws 500 Allocation failed like `ast_request` failing. */
-  private resolveEndpoint(endpoint: string): EndpointTarget {
-    const slash = endpoint.indexOf('/');
-    const tech = endpoint.slice(0, slash);
-    const resource = endpoint.slice(slash + 1);
-    if (tech.toUpperCase() !== 'PJSIP' || !resource) throw allocationFailed();
-    const at = resource.indexOf('@');
-    if (at >= 0) {
-      const number = resource.slice(0, at);
-      const trunk = resource.slice(at + 1);
-      if (trunk !== this.trunk || !number) throw allocationFailed();
-      if (this.phones.customer(number).mode === 'unavailable') throw allocationFailed();
-      return {
-        party: { kind: 'customer', number },
-        endpoint: `PJSIP/${trunk}`,
-        nameResource: trunk,
-        dialstring: resource,
-        context: 'from-pstn',
-        defaultCaller: { ...EMPTY_ID },
-      };
-    }
-    if (!this.phones.isExtension(resource)) throw allocationFailed();
-    // A PJSIP endpoint without a contact: chan_pjsip cannot create the outgoing session.
-    if (!this.phones.isReachable(resource)) throw allocationFailed();
-    return {
-      party: { kind: 'operator', extension: resource },
-      endpoint: `PJSIP/${resource}`,
-      nameResource: resource,
-      dialstring: resource,
-      context: 'from-internal',
-      defaultCaller: { name: `Operator ${resource}`, number: resource },
-    };
-  }
-
-  private newChannel(init: {
+  /** Allocate a channel on its endpoint (ChannelCreated); the caller sets it going. */
+  newChannel(init: {
     id?: string;
     kind: ChannelKind;
     party: Party;
@@ -299,7 +161,7 @@ export class Pbx implements MediaHost {
       state: init.state,
       protocolId: init.protocolId,
       caller: { ...init.caller },
-      connected: { ...EMPTY_ID },
+      connected: { ...EMPTY_CALLER_ID },
       accountcode: '',
       dialplan: {
         context: init.context,
@@ -328,15 +190,14 @@ export class Pbx implements MediaHost {
       hangupCause: 0,
     };
     this.channels.set(ch.id, ch);
-    let sameEndpoint = this.byEndpoint.get(ch.endpoint);
-    if (!sameEndpoint) this.byEndpoint.set(ch.endpoint, (sameEndpoint = new Set()));
-    sameEndpoint.add(ch);
+    this.endpoints.addChannel(ch);
     // Published at allocation, before any app subscribes: only subscribeAll apps see it.
     this.emitChannel('ChannelCreated', ch);
     return ch;
   }
 
-  private channelTimer(ch: SimChannel, delayMs: number, fn: () => void): SimTimer {
+  /** A timer of the channel: cancelled when it is destroyed, runs only while it is alive. */
+  channelTimer(ch: SimChannel, delayMs: number, fn: () => void): SimTimer {
     const timer = this.clock.after(delayMs, () => {
       ch.timers.delete(timer);
       if (ch.phase === 'alive') fn();
@@ -345,79 +206,20 @@ export class Pbx implements MediaHost {
     return timer;
   }
 
-  private setState(ch: SimChannel, state: ChannelState): void {
+  /** Change the channel state (ChannelStateChange, endpoint/device state); Up records the answer time. */
+  setState(ch: SimChannel, state: ChannelState): void {
     if (ch.state === state) return;
     ch.state = state;
     if (state === 'Up') ch.answeredAtMs = this.clock.nowMs();
     this.emitChannel('ChannelStateChange', ch);
-    this.endpointChanged(ch.endpoint);
+    this.endpoints.endpointChanged(ch.endpoint);
   }
 
-  private assertNewId(id: string | undefined): void {
+  /** 409 when a channel or bridge already has the id asked for. */
+  assertNewId(id: string | undefined): void {
     if (id !== undefined && (this.channels.has(id) || this.bridges.has(id))) {
       throw ariError(409, 'Channel with given unique ID already exists');
     }
-  }
-
-  /** Apply channel variables (create/originate body); CALLERID() functions change the caller ID. */
-  private applyVariables(
-    ch: SimChannel,
-    variables: Array<[string, string]>,
-    emitEvents: boolean,
-  ): void {
-    for (const [name, value] of variables) this.writeVariable(ch, name, value, emitEvents);
-  }
-
-  /**
-   * Set a variable or dialplan function. `CALLERID(name|num|number|all)` and
-   * `CONNECTEDLINE(name|num|number)` change the IDs (ChannelCallerId / ChannelConnectedLine);
-   * other functions fail (false).
-   */
-  writeVariable(ch: SimChannel, name: string, value: string, emitEvents = true): boolean {
-    const fn = /^([A-Z_]+)\(([^)]*)\)$/i.exec(name);
-    if (!fn) {
-      this.setVar(ch, name, value, emitEvents);
-      return true;
-    }
-    const func = (fn[1] ?? '').toUpperCase();
-    const arg = (fn[2] ?? '').toLowerCase();
-    if (func === 'CALLERID') {
-      if (arg === 'name') ch.caller.name = value;
-      else if (arg === 'num' || arg === 'number') ch.caller.number = value;
-      else if (arg === 'all') ch.caller = parseCallerId(value);
-      else return false;
-      if (emitEvents) {
-        this.emitChannel('ChannelCallerId', ch, {
-          caller_presentation: 0,
-          caller_presentation_txt: 'Presentation Allowed, Not Screened',
-        });
-      }
-      return true;
-    }
-    if (func === 'CONNECTEDLINE') {
-      if (arg === 'name') ch.connected.name = value;
-      else if (arg === 'num' || arg === 'number') ch.connected.number = value;
-      else if (arg === 'all') ch.connected = parseCallerId(value);
-      else return false;
-      if (emitEvents) this.emitChannel('ChannelConnectedLine', ch);
-      return true;
-    }
-    return false;
-  }
-
-  /** Read a variable or `CALLERID()`/`CONNECTEDLINE()`; undefined when not set, null for an unknown function. */
-  readVariable(ch: SimChannel, name: string): string | undefined | null {
-    const fn = /^([A-Z_]+)\(([^)]*)\)$/i.exec(name);
-    if (!fn) return ch.vars.get(name);
-    const func = (fn[1] ?? '').toUpperCase();
-    const arg = (fn[2] ?? '').toLowerCase();
-    const id =
-      func === 'CALLERID' ? ch.caller : func === 'CONNECTEDLINE' ? ch.connected : undefined;
-    if (!id) return null;
-    if (arg === 'name') return id.name;
-    if (arg === 'num' || arg === 'number') return id.number;
-    if (arg === 'all') return id.name ? `"${id.name}" <${id.number}>` : id.number;
-    return null;
   }
 
   /**
@@ -425,7 +227,7 @@ export class Pbx implements MediaHost {
    * StasisStart is sent. Returns false (STASISSTATUS=FAILED) when the app has no WebSocket
    * (fixtures fact 14).
    */
-  private enterStasis(
+  enterStasis(
     ch: SimChannel,
     app: string,
     appArgs: string | undefined,
@@ -449,7 +251,8 @@ export class Pbx implements MediaHost {
     return true;
   }
 
-  private leaveStasis(ch: SimChannel): void {
+  /** StasisEnd when the channel is in Stasis; the app is forgotten if it has nothing left. */
+  leaveStasis(ch: SimChannel): void {
     if (!ch.stasis) return;
     this.emitChannel('StasisEnd', ch);
     const app = ch.stasis.app;
@@ -465,6 +268,7 @@ export class Pbx implements MediaHost {
     return false;
   }
 
+  /** Forget an app without a WebSocket once it has no channels or bridges (fact 13). */
   forgetAppIfIdle(app: string): void {
     if (this.apps.isActive(app)) return; // connected: never forgotten (no scan of every channel)
     this.apps.forgetIfIdle(app, this.appHasResources(app));
@@ -497,895 +301,20 @@ export class Pbx implements MediaHost {
     }
   }
 
-  /**
-   * `POST /channels/create`: the channel enters Stasis at once in state Down (fact 1); variables
-   * (e.g. CALLERID(name), fact 3) are applied first. Returns the snapshot the HTTP answer carries.
-   */
-  create(opts: CreateOptions): SimChannel {
-    if (!opts.endpoint) throw ariError(400, 'Endpoint must be specified');
-    if (!opts.app) throw ariError(400, 'Application name is required');
-    if (opts.originator && opts.formats)
-      throw ariError(400, "Originator and formats can't both be specified");
-    const target = this.resolveEndpoint(opts.endpoint);
-    this.assertNewId(opts.channelId);
-    const ch = this.newChannel({
-      id: opts.channelId,
-      kind: 'created',
-      party: target.party,
-      endpoint: target.endpoint,
-      nameResource: target.nameResource,
-      protocolId: this.ids.uuid(),
-      state: 'Down',
-      caller: target.defaultCaller,
-      context: target.context,
-      exten: 's',
-      dialstring: target.dialstring,
-    });
-    const active = this.apps.isActive(opts.app);
-    if (active) {
-      ch.subscribers.add(opts.app);
-      const originator = opts.originator ? this.channels.get(opts.originator) : undefined;
-      originator?.subscribers.add(opts.app);
-    }
-    this.endpointChanged(ch.endpoint);
-    this.applyVariables(ch, opts.variables, true);
-    return ch;
-  }
-
-  /** Second half of create: the channel runs `Stasis(app,appArgs)` (a failed Stasis hangs it up). */
-  startCreated(ch: SimChannel, app: string, appArgs: string | undefined): void {
-    if (!this.enterStasis(ch, app, appArgs, true)) this.scheduleDestroy(ch, CAUSE.NORMAL_CLEARING);
-  }
-
-  /**
-   * `POST /channels` / `POST /channels/{id}` (originate): dials at once; with `app` the channel
-   * enters Stasis only when answered (fact 8), with `extension` it runs the dialplan.
-   */
-  originate(opts: OriginateOptions): SimChannel {
-    if (!opts.endpoint) throw ariError(400, 'Endpoint must be specified');
-    if (opts.originator && opts.formats)
-      throw ariError(400, "Originator and formats can't both be specified");
-    const slash = opts.endpoint.indexOf('/');
-    if (slash <= 0 || slash === opts.endpoint.length - 1)
-      throw ariError(400, 'Invalid endpoint specified');
-    let onAnswer: DialAttempt['onAnswer'];
-    if (opts.app) {
-      onAnswer = { app: opts.app, args: opts.appArgs ? opts.appArgs.split(',') : [] };
-    } else if (opts.extension) {
-      let priority = opts.priority && opts.priority > 0 ? opts.priority : 1;
-      if (opts.label) {
-        if (!/^\d+$/.test(opts.label)) throw ariError(404, 'Requested label can not be found');
-        priority = Number(opts.label);
-        if (priority === 0) throw ariError(400, 'Requested priority is illegal');
-      }
-      onAnswer = { context: opts.context || 'default', exten: opts.extension, priority };
-    } else {
-      throw ariError(400, 'Application or extension must be specified');
-    }
-    const originator = opts.originator ? this.channels.get(opts.originator) : undefined;
-    if (opts.originator && !originator)
-      throw ariError(400, 'Provided originator channel was not found');
-    const target = this.resolveEndpoint(opts.endpoint);
-    this.assertNewId(opts.channelId);
-    const ch = this.newChannel({
-      id: opts.channelId,
-      kind: 'originated',
-      party: target.party,
-      endpoint: target.endpoint,
-      nameResource: target.nameResource,
-      protocolId: this.ids.uuid(),
-      state: 'Down',
-      caller: target.defaultCaller,
-      context: target.context,
-      exten: 's',
-      dialstring: null,
-    });
-    ch.dialplan.app_name = 'AppDial2';
-    ch.dialplan.app_data = '(Outgoing Line)';
-    // Published before the app subscribes to the channel: only endpoint subscribers (and
-    // subscribeAll apps) see them (device-endpoint-state trace).
-    this.emitChannel('ChannelDialplan', ch, {
-      dialplan_app: 'AppDial2',
-      dialplan_app_data: '(Outgoing Line)',
-    });
-    if (opts.callerId) {
-      const id = parseCallerId(opts.callerId);
-      // A number without a name keeps the endpoint's caller name (device-endpoint-state trace:
-      // "Operator 101" <74957654321>); the connected line is the caller ID as given.
-      ch.caller = { name: id.name || ch.caller.name, number: id.number };
-      this.emitChannel('ChannelCallerId', ch, {
-        caller_presentation: 0,
-        caller_presentation_txt: 'Presentation Allowed, Not Screened',
-      });
-      ch.connected = { ...id };
-      this.emitChannel('ChannelConnectedLine', ch);
-    }
-    this.applyVariables(ch, opts.variables, false);
-    if (opts.app && this.apps.isActive(opts.app)) ch.subscribers.add(opts.app);
-    const timeoutSec = opts.timeoutSec > 0 ? opts.timeoutSec : opts.timeoutSec === -1 ? 0 : 30;
-    const behaviour = this.behaviourOf(ch.party);
-    const attempt: DialAttempt = {
-      via: 'originate',
-      behaviour,
-      device: target.dialstring,
-      answered: false,
-      timers: [],
-    };
-    if (onAnswer) attempt.onAnswer = onAnswer;
-    ch.dial = attempt;
-    this.endpointChanged(ch.endpoint);
-    // The dial runs in its own thread: events follow the HTTP answer.
-    setImmediate(() => {
-      if (ch.phase !== 'alive') return;
-      this.emit(
-        'Dial',
-        { dialstatus: '', forward: '', dialstring: attempt.device, peer: channelJson(ch) },
-        { channels: [ch] },
-      );
-      if (timeoutSec > 0) {
-        attempt.timers.push(
-          this.channelTimer(ch, timeoutSec * 1000, () => this.originateTimeout(ch)),
-        );
-      }
-      this.runBehaviour(ch, attempt, false);
-    });
-    return ch;
-  }
-
-  /**
-   * `POST /channels/{id}/dial` of a created channel: connected line from `caller`, `Dial ""`, then
-   * what the phone does (see {@link PhoneBehaviour}); `timeoutSec` > 0 ends an unanswered dial with
-   * HangupRequest 32 and ChannelDestroyed 19 "User alerting, no answer" (fact 5).
-   */
-  dial(ch: SimChannel, callerId: string | undefined, timeoutSec: number): void {
-    const caller = callerId ? this.channels.get(callerId) : undefined;
-    if (ch.state !== 'Down' && ch.state !== 'Rsrvd')
-      throw ariError(409, "Channel is not in the 'Down' state");
-    if (ch.kind !== 'created' || ch.dialstring === null || ch.dial)
-      throw ariError(409, 'Dialing a channel not created by ARI');
-    if (caller) {
-      for (const [name, value] of caller.vars) {
-        if (name.startsWith('__')) ch.vars.set(name, value);
-        else if (name.startsWith('_')) ch.vars.set(name.slice(1), value);
-      }
-      const connected = { ...caller.caller };
-      if (connected.name !== ch.connected.name || connected.number !== ch.connected.number) {
-        ch.connected = connected;
-        this.emitChannel('ChannelConnectedLine', ch);
-      }
-    }
-    const attempt: DialAttempt = {
-      via: 'dial',
-      behaviour: this.behaviourOf(ch.party),
-      device: ch.dialstring,
-      answered: false,
-      timers: [],
-    };
-    ch.dial = attempt;
-    this.emit(
-      'Dial',
-      { dialstatus: '', forward: '', dialstring: attempt.device, peer: channelJson(ch) },
-      { channels: [ch] },
-    );
-    if (timeoutSec > 0)
-      attempt.timers.push(this.channelTimer(ch, timeoutSec * 1000, () => this.dialTimeout(ch)));
-    this.runBehaviour(ch, attempt, false);
-  }
-
-  private behaviourOf(party: Party): PhoneBehaviour {
-    if (party.kind === 'operator') return this.phones.operator(party.extension);
-    if (party.kind === 'customer') return this.phones.customer(party.number);
-    return { mode: 'answer', answerAfterMs: 0 };
-  }
-
-  /** Play a phone's behaviour on a dialled leg (`alreadyRinging` when re-planned while ringing). */
-  private runBehaviour(ch: SimChannel, attempt: DialAttempt, alreadyRinging: boolean): void {
-    const b = attempt.behaviour;
-    switch (b.mode) {
-      case 'answer':
-        if (!alreadyRinging) this.ringSoon(ch, attempt);
-        attempt.timers.push(this.channelTimer(ch, b.answerAfterMs, () => this.answerOutgoing(ch)));
-        return;
-      case 'ring':
-        if (!alreadyRinging) this.ringSoon(ch, attempt);
-        return;
-      case 'busy':
-        attempt.timers.push(
-          this.channelTimer(ch, b.afterMs ?? 0, () => this.farEndRejects(ch, CAUSE.USER_BUSY, 486)),
-        );
-        return;
-      case 'congestion':
-        attempt.timers.push(
-          this.channelTimer(ch, b.afterMs ?? 0, () =>
-            this.farEndRejects(ch, CAUSE.NORMAL_CIRCUIT_CONGESTION, 503),
-          ),
-        );
-        return;
-      case 'unavailable':
-        attempt.timers.push(
-          this.channelTimer(ch, 0, () =>
-            this.farEndRejects(ch, CAUSE.NO_ROUTE_DESTINATION, undefined),
-          ),
-        );
-        return;
-    }
-  }
-
-  /**
-   * The phone's 180 Ringing comes a SIP round trip after the INVITE, so after ARI answered the
-   * `dial` or the originate (trace inbound-answered: the `dial`'s 204, then `Dial` RINGING 2 ms
-   * later): the next timer turn, never in the request's own turn.
-   */
-  private ringSoon(ch: SimChannel, attempt: DialAttempt): void {
-    attempt.timers.push(this.channelTimer(ch, 0, () => this.ringing(ch, attempt)));
-  }
-
-  /** 180 Ringing: order as in the traces (ARI dial and trunk originate: state first; extension originate: Dial first). */
-  private ringing(ch: SimChannel, attempt: DialAttempt): void {
-    const dialstring = attempt.via === 'originate' ? attempt.device : '';
-    const dialEvent = () =>
-      this.emit(
-        'Dial',
-        { dialstatus: 'RINGING', forward: '', dialstring, peer: channelJson(ch) },
-        { channels: [ch] },
-      );
-    if (attempt.via === 'originate' && ch.party.kind === 'operator') {
-      dialEvent();
-      this.setState(ch, 'Ringing');
-    } else {
-      this.setState(ch, 'Ringing');
-      dialEvent();
-    }
-  }
-
-  private clearDialTimers(attempt: DialAttempt): void {
-    for (const t of attempt.timers) t.cancel();
-    attempt.timers = [];
-  }
-
-  /** The dialled phone answers: state Up, `Dial ANSWER`; an originate then enters Stasis or the dialplan. */
-  private answerOutgoing(ch: SimChannel): void {
-    const attempt = ch.dial;
-    if (!attempt || attempt.answered) return;
-    attempt.answered = true;
-    this.clearDialTimers(attempt);
-    this.setState(ch, 'Up');
-    const dialstring = attempt.via === 'originate' ? attempt.device : '';
-    this.emit(
-      'Dial',
-      { dialstatus: 'ANSWER', forward: '', dialstring, peer: channelJson(ch) },
-      { channels: [ch] },
-    );
-    if (attempt.behaviour.mode === 'answer' && attempt.behaviour.hangupAfterMs !== undefined) {
-      const { hangupAfterMs, hangupSpreadMs = 0 } = attempt.behaviour;
-      const talkMs = hangupAfterMs + Math.random() * hangupSpreadMs;
-      this.channelTimer(ch, talkMs, () => this.farEndHangsUp(ch));
-    }
-    if (attempt.behaviour.mode === 'answer' && attempt.behaviour.dtmf)
-      this.pressDigits(ch, attempt.behaviour.dtmf);
-    const next = attempt.onAnswer;
-    if (attempt.via === 'originate' && next) {
-      if ('app' in next) {
-        const appArgs = next.args.length > 0 ? next.args.join(',') : undefined;
-        if (!this.enterStasis(ch, next.app, appArgs, false))
-          this.scheduleDestroy(ch, CAUSE.NORMAL_CLEARING);
-      } else {
-        this.runDialplan(ch, next.context, next.exten, next.priority);
-      }
-    }
-  }
-
-  /** Originate: the ring timeout expired (ast_dial hangs the channel up). */
-  private originateTimeout(ch: SimChannel): void {
-    if (!ch.dial || ch.dial.answered) return;
-    this.clearDialTimers(ch.dial);
-    this.destroy(ch, CAUSE.NO_ANSWER, 480);
-  }
-
-  /** ARI dial timeout (fact 5): HangupRequest cause 32 soft, then ChannelDestroyed 19 tech_cause 480. */
-  private dialTimeout(ch: SimChannel): void {
-    if (!ch.dial || ch.dial.answered) return;
-    this.clearDialTimers(ch.dial);
-    this.emitChannel('ChannelHangupRequest', ch, { cause: 32, soft: true });
-    ch.phase = 'terminating';
-    this.destroy(ch, CAUSE.NO_ANSWER, 480);
-  }
-
-  /**
-   * The dialled phone refuses (486 busy, 503 congestion, 603 decline): HangupRequest with cause and
-   * tech_cause (fact 4); an originate also reports `Dial BUSY|CONGESTION|…` before ChannelDestroyed.
-   */
-  private farEndRejects(ch: SimChannel, cause: number, techCause: number | undefined): void {
-    const attempt = ch.dial;
-    if (!attempt || attempt.answered || ch.phase !== 'alive') return;
-    this.clearDialTimers(attempt);
-    const fields: Record<string, unknown> = { cause };
-    if (techCause !== undefined) fields.tech_cause = techCause;
-    this.emitChannel('ChannelHangupRequest', ch, fields);
-    ch.phase = 'terminating';
-    if (attempt.via === 'originate') {
-      this.emit(
-        'Dial',
-        {
-          dialstatus: dialStatusOfCause(cause),
-          forward: '',
-          dialstring: attempt.device,
-          peer: channelJson(ch),
-        },
-        { channels: [ch] },
-      );
-    }
-    this.destroy(ch, cause, techCause);
-  }
-
-  /** The far end of an answered channel sends BYE: HangupRequest without cause, then the hang-up (synchronously). */
-  farEndHangsUp(ch: SimChannel): void {
-    if (ch.phase !== 'alive') return;
-    this.rtpQos(ch);
-    this.emitChannel('ChannelHangupRequest', ch);
-    ch.phase = 'terminating';
-    this.destroy(ch, CAUSE.NORMAL_CLEARING);
-  }
-
-  /** An unanswered inbound caller gives up (CANCEL): HangupRequest 127 tech_cause 487 (fact 6). */
-  callerCancels(ch: SimChannel): void {
-    if (ch.phase !== 'alive') return;
-    this.emitChannel('ChannelHangupRequest', ch, { cause: CAUSE.INTERWORKING, tech_cause: 487 });
-    ch.phase = 'terminating';
-    this.destroy(ch, CAUSE.INTERWORKING, 487);
-  }
-
-  /** `PbxSimulator.hangup`: the far end hangs up whatever the call state (BYE, CANCEL or 603). */
-  remoteHangup(ch: SimChannel): void {
-    if (ch.phase !== 'alive') return;
-    if (ch.state === 'Up') this.farEndHangsUp(ch);
-    else if (ch.kind === 'inbound') this.callerCancels(ch);
-    else if (ch.dial && !ch.dial.answered) this.farEndRejects(ch, CAUSE.USER_BUSY, 603);
-  }
-
-  /**
-   * `DELETE /channels/{id}`: HangupRequest {cause 32, soft} at once, the rest right after
-   * (ChannelDestroyed with the reason's cause, 16 "Normal Clearing" by default).
-   */
-  appHangup(ch: SimChannel, cause: number): void {
-    if (ch.phase !== 'alive') return;
-    ch.hangupCause = cause;
-    this.rtpQos(ch);
-    this.emitChannel('ChannelHangupRequest', ch, { cause: 32, soft: true });
-    ch.phase = 'terminating';
-    const attempt = ch.dial;
-    if (attempt && attempt.via === 'originate' && !attempt.answered) {
-      this.clearDialTimers(attempt);
-      setImmediate(() => {
-        this.emit(
-          'Dial',
-          {
-            dialstatus: dialStatusOfCause(cause),
-            forward: '',
-            dialstring: attempt.device,
-            peer: channelJson(ch),
-          },
-          { channels: [ch] },
-        );
-        this.destroy(ch, cause);
-      });
-      return;
-    }
-    this.scheduleDestroy(ch, cause);
-  }
-
-  private scheduleDestroy(ch: SimChannel, cause: number, techCause?: number): void {
-    if (ch.phase === 'alive') ch.phase = 'terminating';
-    setImmediate(() => this.destroy(ch, cause, techCause));
-  }
-
-  /**
-   * Everything after a hang-up request: media stop, ChannelLeftBridge, StasisEnd,
-   * STASISSTATUS=SUCCESS, ChannelDestroyed (seen only by apps subscribed to the channel), then the
-   * bridge it left settles (connected line of the remaining party, recorder leaving an empty bridge).
-   */
-  private destroy(ch: SimChannel, cause: number, techCause?: number): void {
-    if (ch.phase === 'gone' || !this.channels.has(ch.id)) return;
-    ch.phase = 'gone';
-    for (const t of ch.timers) t.cancel();
-    ch.timers.clear();
-    if (ch.dial) this.clearDialTimers(ch.dial);
-    this.stopChannelMedia(ch);
-    const bridge = ch.bridgeId ? this.bridges.get(ch.bridgeId) : undefined;
-    if (bridge) this.leaveBridge(bridge, ch);
-    const wasInStasis = ch.stasis !== null;
-    this.leaveStasis(ch);
-    if (wasInStasis)
-      for (let i = 0; i <= ch.stasisReturns; i++) this.setVar(ch, 'STASISSTATUS', 'SUCCESS');
-    if (ch.kind === 'created') {
-      ch.dialplan.app_name = '';
-      ch.dialplan.app_data = '';
-    } else if (ch.kind === 'originated') {
-      ch.dialplan.app_name = 'AppDial2';
-      ch.dialplan.app_data = '(Outgoing Line)';
-    }
-    const fields: Record<string, unknown> = { cause, cause_txt: causeText(cause) };
-    if (techCause !== undefined) fields.tech_cause = techCause;
-    this.emitChannel('ChannelDestroyed', ch, fields);
-    this.channels.delete(ch.id);
-    const sameEndpoint = this.byEndpoint.get(ch.endpoint);
-    sameEndpoint?.delete(ch);
-    if (sameEndpoint?.size === 0) this.byEndpoint.delete(ch.endpoint);
-    for (const app of ch.subscribers) this.forgetAppIfIdle(app);
-    this.endpointChanged(ch.endpoint);
-    if (bridge && this.bridges.has(bridge.id)) this.settleBridge(bridge);
-  }
-
-  /** The inbound channel is answered (ARI answer or dialplan Answer): state Up; the caller's BYE timer starts. */
-  answer(ch: SimChannel): void {
-    if (ch.state === 'Up') return;
-    this.setState(ch, 'Up');
-    const after = ch.inbound?.hangupAfterMs;
-    if (after !== undefined) this.channelTimer(ch, after, () => this.farEndHangsUp(ch));
-    if (ch.inbound?.dtmf) this.pressDigits(ch, ch.inbound.dtmf);
-  }
-
-  /**
-   * The verdict of the `AMD()` listening on `ch` to `voice`, due within what is left of its total
-   * analysis time (`NOTSURE` once it is over): sets `AMDSTATUS`, `AMDCAUSE` and goes on with the
-   * dialplan. Replaces the verdict scheduled before.
-   */
-  private scheduleAmdVerdict(
-    ch: SimChannel,
-    amd: NonNullable<SimChannel['amd']>,
-    voice: AnswerVoice,
-  ): void {
-    const leftMs = Math.max(
-      0,
-      amd.settings.totalAnalysisMs - (this.clock.nowMs() - amd.startedAtMs),
-    );
-    const heard = amdVerdict(voice, { ...amd.settings, totalAnalysisMs: leftMs });
-    const verdict =
-      heard.status === 'NOTSURE' ? { ...amdVerdict('none', amd.settings), afterMs: leftMs } : heard;
-    amd.timer?.cancel();
-    amd.timer = this.channelTimer(ch, verdict.afterMs, () => {
-      if (ch.amd === amd) ch.amd = undefined;
-      this.setVar(ch, 'AMDSTATUS', verdict.status);
-      this.setVar(ch, 'AMDCAUSE', verdict.cause);
-      amd.next();
-    });
-  }
-
-  /**
-   * The phone behind `ch` starts sending `voice` now (a phone that sent no audio so far): an
-   * `AMD()` listening to it judges what it hears from now on, within what is left of its total
-   * analysis time. Nothing to observe otherwise.
-   */
-  speak(ch: SimChannel, voice: AnswerVoice): void {
-    if (ch.amd && ch.phase === 'alive') this.scheduleAmdVerdict(ch, ch.amd, voice);
-  }
-
-  /**
-   * The phone behind `ch` presses `plan.digits` (RFC 2833) from `plan.afterMs` on: each digit is
-   * reported as it ends, `ChannelDtmfReceived {digit, duration_ms}`, unless the channel is then in
-   * a two-channel native_rtp bridge, where Asterisk relays the RTP without seeing the digits
-   * (recorded: dtmf-received trace).
-   */
-  pressDigits(ch: SimChannel, plan: DtmfPlan): void {
-    const durationMs = plan.durationMs ?? 280;
-    const gapMs = plan.gapMs ?? 200;
-    [...plan.digits].forEach((digit, i) => {
-      const at = plan.afterMs + i * (durationMs + gapMs) + durationMs;
-      this.channelTimer(ch, at, () => this.dtmfReceived(ch, digit, durationMs));
-    });
-  }
-
-  /** One DTMF digit from the phone behind `ch` ended (see {@link pressDigits}). */
-  dtmfReceived(ch: SimChannel, digit: string, durationMs: number): void {
-    if (ch.phase !== 'alive' || ch.state !== 'Up') return;
-    const bridge = ch.bridgeId ? this.bridges.get(ch.bridgeId) : undefined;
-    if (bridge && this.technologyOf(bridge) === 'native_rtp') return;
-    this.emitChannel('ChannelDtmfReceived', ch, { digit, duration_ms: durationMs });
-    this.recordings.dtmf(ch.id, digit);
-  }
-
-  /**
-   * `POST /channels/{id}/continue`: StasisEnd; a dialplan channel, or one originated into the
-   * app, runs the dialplan at the new location (recorded: transfer-to-service, amd-continue); an
-   * ARI-created one is hung up (its Stasis thread ends).
-   */
-  continueInDialplan(ch: SimChannel, context: string, exten: string, priority: number): void {
-    const bridge = ch.bridgeId ? this.bridges.get(ch.bridgeId) : undefined;
-    this.stopChannelMedia(ch);
-    if (bridge) this.leaveBridge(bridge, ch);
-    this.leaveStasis(ch);
-    if (bridge) this.settleBridge(bridge);
-    if (ch.kind === 'inbound' || ch.kind === 'originated') {
-      // An originated channel's first Stasis() returns too: it sets STASISSTATUS as the channel
-      // hangs up, beside the one it is in then (amd-continue: two SUCCESS at the end).
-      if (ch.kind === 'originated') ch.stasisReturns += 1;
-      setImmediate(() => {
-        if (ch.phase === 'alive') this.runDialplan(ch, context, exten, priority);
-      });
-    } else {
-      this.setVar(ch, 'STASISSTATUS', 'SUCCESS');
-      this.scheduleDestroy(ch, CAUSE.NORMAL_CLEARING);
-    }
-  }
-
-  /** Run the simulated dialplan from a location; a missing extension/priority hangs the channel up. */
-  runDialplan(ch: SimChannel, context: string, exten: string, priority: number): void {
-    if (ch.phase !== 'alive') return;
-    const step = findExtension(context, exten)?.[priority - 1];
-    if (!step) {
-      ch.dialplan = { ...ch.dialplan, context, exten, priority };
-      this.destroy(ch, CAUSE.NORMAL_CLEARING);
-      return;
-    }
-    const dialplanContext: DialplanContext = {
-      exten,
-      app: ch.inbound?.app ?? originatedApp(ch) ?? 'crm-app',
-      channel: ch.name,
-      vars: (name) => ch.vars.get(name) ?? '',
-    };
-    const data = step.data(dialplanContext);
-    ch.dialplan = { context, exten, priority, app_name: step.app, app_data: data };
-    this.emitChannel('ChannelDialplan', ch, { dialplan_app: step.app, dialplan_app_data: data });
-    const next = () => this.runDialplan(ch, context, exten, priority + 1);
-    switch (step.app) {
-      case 'NoOp':
-        next();
-        return;
-      case 'Answer':
-        this.answer(ch);
-        next();
-        return;
-      case 'Playback': {
-        const ms = mediaDurationMs(`sound:${data}`, () => undefined) ?? 0;
-        this.channelTimer(ch, ms, next);
-        return;
-      }
-      case 'Hangup':
-        this.destroy(ch, CAUSE.NORMAL_CLEARING);
-        return;
-      case 'Set': {
-        const at = data.indexOf('=');
-        this.setVar(ch, data.slice(0, at), data.slice(at + 1));
-        next();
-        return;
-      }
-      case 'GotoIf':
-      case 'Goto': {
-        const target = step.jump?.(dialplanContext);
-        if (target === undefined) next();
-        else this.runDialplan(ch, context, exten, target);
-        return;
-      }
-      case 'Wait':
-        this.channelTimer(ch, Number(data) * 1000, next);
-        return;
-      case 'AMD': {
-        const behaviour = ch.dial?.behaviour;
-        const voice = behaviour?.mode === 'answer' ? (behaviour.voice ?? 'none') : 'none';
-        ch.amd = { settings: amdSettings(data), startedAtMs: this.clock.nowMs(), next };
-        this.scheduleAmdVerdict(ch, ch.amd, voice);
-        return;
-      }
-      case 'Stasis': {
-        const [app = '', ...rest] = data.split(',');
-        if (!this.enterStasis(ch, app, rest.length > 0 ? rest.join(',') : undefined, false)) next();
-        return;
-      }
-    }
-  }
-
-  /**
-   * A call arrives on `pstn-in` into `from-pstn` (state Ring, caller name = number unless given)
-   * and reaches `Stasis(app,inbound,<DID>)` at priority 2. Returns false when Stasis failed (no
-   * WebSocket, fact 14): the call is then hung up at once.
-   */
-  inboundCall(call: {
-    from: string;
-    to: string;
-    callerName?: string;
-    app: string;
-    hangupAfterMs?: number;
-    abandonAfterMs?: number;
-    dtmf?: DtmfPlan;
-  }): { channel: SimChannel; accepted: boolean } {
-    return this.dialplanCall(call, {
-      party: { kind: 'pstn', number: call.from },
-      resource: 'pstn-in',
-      caller: { name: call.callerName ?? call.from, number: call.from },
-      context: 'from-pstn',
-    });
-  }
-
-  /**
-   * An operator dials a customer from their phone: `PJSIP/<ext>` into `from-internal`, which
-   * sends numbers of 5+ digits to `Stasis(app,outbound,<number>)` (asterisk-conf/extensions.conf).
-   * The caller ID is the endpoint's own (`"Operator 101" <101>`, as in the traces).
-   */
-  operatorCall(call: {
-    extension: string;
-    to: string;
-    app: string;
-    hangupAfterMs?: number;
-    abandonAfterMs?: number;
-    dtmf?: DtmfPlan;
-  }): { channel: SimChannel; accepted: boolean } {
-    return this.dialplanCall(call, {
-      party: { kind: 'operator', extension: call.extension },
-      resource: call.extension,
-      caller: { name: `Operator ${call.extension}`, number: call.extension },
-      context: 'from-internal',
-    });
-  }
-
-  /** A phone call entering the dialplan (state Ring) at `context`, extension `call.to`. */
-  private dialplanCall(
-    call: {
-      to: string;
-      app: string;
-      hangupAfterMs?: number;
-      abandonAfterMs?: number;
-      dtmf?: DtmfPlan;
-    },
-    from: {
-      party: SimChannel['party'];
-      resource: string;
-      caller: { name: string; number: string };
-      context: string;
-    },
-  ): { channel: SimChannel; accepted: boolean } {
-    const ch = this.newChannel({
-      kind: 'inbound',
-      party: from.party,
-      endpoint: `PJSIP/${from.resource}`,
-      nameResource: from.resource,
-      protocolId: this.ids.inboundCallId(),
-      state: 'Ring',
-      caller: from.caller,
-      context: from.context,
-      exten: call.to,
-      dialstring: null,
-    });
-    ch.inbound = { app: call.app };
-    if (call.hangupAfterMs !== undefined) ch.inbound.hangupAfterMs = call.hangupAfterMs;
-    if (call.dtmf) ch.inbound.dtmf = { ...call.dtmf };
-    if (call.abandonAfterMs !== undefined) {
-      ch.inbound.abandonAfterMs = call.abandonAfterMs;
-      this.channelTimer(ch, call.abandonAfterMs, () => {
-        if (ch.state !== 'Up') this.callerCancels(ch);
-      });
-    }
-    this.endpointChanged(ch.endpoint);
-    this.runDialplan(ch, from.context, call.to, 1);
-    return { channel: ch, accepted: ch.stasis !== null };
-  }
-
-  // -------------------------------------------------------------------------------------------
-  // Bridges
-  // -------------------------------------------------------------------------------------------
-
-  /** `POST /bridges`: type is a comma list (mixing, holding, dtmf_events, proxy_media, video_sfu, video_single, sdp_label). */
-  createBridge(opts: { bridgeId?: string; type?: string; name?: string }): SimBridge {
-    const features = new Set(
-      (opts.type ?? '')
-        .split(',')
-        .map((t) => t.trim())
-        .filter(Boolean),
-    );
-    const known = [
-      'mixing',
-      'holding',
-      'dtmf_events',
-      'proxy_media',
-      'video_sfu',
-      'video_single',
-      'sdp_label',
-    ];
-    for (const f of features)
-      if (!known.includes(f)) throw ariError(500, 'Unable to create bridge');
-    const holding = features.has('holding');
-    const bridge: SimBridge = {
-      id: opts.bridgeId ?? this.ids.uuid(),
-      technology: holding ? 'holding_bridge' : 'simple_bridge',
-      bridgeType: holding ? 'holding' : 'mixing',
-      features,
-      name: opts.name ?? '',
-      channels: [],
-      internal: [],
-      creationtime: this.clock.timestamp(),
-      videoMode: holding
-        ? 'none'
-        : features.has('video_sfu')
-          ? 'sfu'
-          : features.has('video_single')
-            ? 'single'
-            : 'talker',
-      subscribers: new Set(),
-      vars: new Map(),
-    };
-    if (features.has('video_sfu')) bridge.technology = 'softmix';
-    this.bridges.set(bridge.id, bridge);
-    this.emit('BridgeCreated', { bridge: bridgeJson(bridge) }, { bridge });
-    return bridge;
-  }
-
-  /** Re-evaluate the bridging technology (after participants changed). */
-  refreshTechnology(bridge: SimBridge): void {
-    bridge.technology = this.technologyOf(bridge);
-  }
-
-  private technologyOf(bridge: SimBridge): string {
-    if (bridge.bridgeType === 'holding') return 'holding_bridge';
-    if (bridge.features.has('video_sfu')) return 'softmix';
-    const n = bridge.channels.length + bridge.internal.length;
-    if (n >= 3) return 'softmix';
-    if (
-      n === 2 &&
-      bridge.internal.length === 0 &&
-      !bridge.features.has('dtmf_events') &&
-      !bridge.features.has('proxy_media')
-    ) {
-      return 'native_rtp';
-    }
-    return 'simple_bridge';
-  }
-
-  /** `addChannel`: channels (leaving any other bridge first) enter in order, then the bridge settles. */
-  addToBridge(bridge: SimBridge, chans: SimChannel[], inhibitConnectedLine: boolean): void {
-    for (const ch of chans) {
-      if (ch.bridgeId === bridge.id) continue;
-      const previous = ch.bridgeId ? this.bridges.get(ch.bridgeId) : undefined;
-      if (previous) {
-        this.leaveBridge(previous, ch);
-        this.settleBridge(previous);
-      }
-      bridge.channels.push(ch.id);
-      ch.bridgeId = bridge.id;
-      if (inhibitConnectedLine) ch.vars.set('__SIM_INHIBIT_CONNECTED_LINE', bridge.id);
-      if (ch.stasis) bridge.subscribers.add(ch.stasis.app);
-      this.emit(
-        'ChannelEnteredBridge',
-        { bridge: bridgeJson(bridge), channel: channelJson(ch) },
-        { channels: [ch], bridge },
-      );
-    }
-    this.settleBridge(bridge);
-  }
-
-  /** `removeChannel` (channels stay in Stasis). */
-  removeFromBridge(bridge: SimBridge, chans: SimChannel[]): void {
-    for (const ch of chans) this.leaveBridge(bridge, ch);
-    this.settleBridge(bridge);
-  }
-
-  /** A channel leaves: BRIDGEPEER/BRIDGEPVTCALLID cleared, ChannelLeftBridge (technology as it was, channels as they are now). */
-  private leaveBridge(bridge: SimBridge, ch: SimChannel): void {
-    if (ch.bridgeId !== bridge.id) return;
-    // Cleared when set, also for the last one out (click-to-call-answered trace).
-    if (ch.vars.get('BRIDGEPEER')) this.setVar(ch, 'BRIDGEPEER', '');
-    if (ch.vars.get('BRIDGEPVTCALLID')) this.setVar(ch, 'BRIDGEPVTCALLID', '');
-    bridge.channels = bridge.channels.filter((id) => id !== ch.id);
-    ch.bridgeId = null;
-    ch.vars.delete('__SIM_INHIBIT_CONNECTED_LINE');
-    this.emit(
-      'ChannelLeftBridge',
-      { bridge: bridgeJson(bridge), channel: channelJson(ch) },
-      { channels: [ch], bridge },
-    );
-  }
-
-  /**
-   * After membership changed: BRIDGEPEER of a two-party bridge, technology re-evaluated
-   * (simple_bridge → native_rtp for two RTP channels → softmix for three participants incl. a
-   * recorder), connected line of each channel set to its only peer's caller ID, and recorders or
-   * announcers left alone in the bridge leave it (they are "lonely" participants).
-   */
-  settleBridge(bridge: SimBridge): void {
-    const members = bridge.channels
-      .map((id) => this.channels.get(id))
-      .filter((c): c is SimChannel => c !== undefined);
-    bridge.technology = this.technologyOf(bridge);
-    this.announcePeers(bridge, members);
-    if (members.length + bridge.internal.length === 2) {
-      for (const ch of members) {
-        if (ch.vars.get('__SIM_INHIBIT_CONNECTED_LINE') === bridge.id) continue;
-        const peer = members.find((m) => m !== ch);
-        const id = peer ? { ...peer.caller } : { ...EMPTY_ID };
-        if (id.name !== ch.connected.name || id.number !== ch.connected.number) {
-          ch.connected = id;
-          this.emitChannel('ChannelConnectedLine', ch);
-        }
-      }
-    }
-    if (members.length === 0 && bridge.internal.length > 0) {
-      this.recordings.finishFor(`bridge:${bridge.id}`);
-      this.playbacks.endForBridge(bridge);
-      this.refreshTechnology(bridge);
-    }
-  }
-
-  /**
-   * BRIDGEPEER / BRIDGEPVTCALLID after the participants of a bridge changed, as Asterisk's bridge
-   * core sets them (and publishes a ChannelVarset each time) on every re-evaluation of the bridge:
-   * a two-channel bridge gives each channel its peer's name and SIP Call-ID, three times over for
-   * native_rtp (join, technology change, native start), once for simple_bridge; with a recorder or
-   * announcer or 3+ channels, BRIDGEPEER lists the others (internal participants first, e.g.
-   * `Recorder/ARI-00000003;2,PJSIP/101-…`) and BRIDGEPVTCALLID is emptied; after someone left,
-   * each channel that still has company is told once. A channel left alone gets nothing.
-   */
-  private announcePeers(bridge: SimBridge, members: SimChannel[]): void {
-    const key = [...members.map((m) => m.id), ...bridge.internal.map((p) => p.name)];
-    const previous = bridge.peerKey ?? [];
-    if (key.length === previous.length && key.every((k, i) => k === previous[i])) return;
-    bridge.peerKey = key;
-    if (key.length < 2) return;
-    const grew = key.some((k) => !previous.includes(k));
-    if (members.length === 2 && bridge.internal.length === 0) {
-      const rounds = grew && bridge.technology === 'native_rtp' ? 3 : 1;
-      const [a, b] = members as [SimChannel, SimChannel];
-      for (let i = 0; i < rounds; i++) {
-        for (const [ch, peer] of [
-          [b, a],
-          [a, b],
-        ] as const) {
-          this.setVar(ch, 'BRIDGEPEER', peer.name);
-          this.setVar(ch, 'BRIDGEPVTCALLID', peer.protocolId);
-        }
-      }
-      return;
-    }
-    const rounds = grew ? 3 : 1;
-    for (let i = 0; i < rounds; i++) {
-      for (const ch of members) {
-        const others = [
-          ...bridge.internal.map((p) => `${p.name};2`),
-          ...members.filter((m) => m !== ch).map((m) => m.name),
-        ];
-        this.setVar(ch, 'BRIDGEPEER', others.join(','));
-        if (i === 0 && ch.vars.get('BRIDGEPVTCALLID')) this.setVar(ch, 'BRIDGEPVTCALLID', '');
-      }
-    }
-  }
-
-  /**
-   * RTCP statistics chan_pjsip sets on a channel with media as it hangs up (RTPAUDIOQOS,
-   * …JITTER, …LOSS, …RTT, …MES), each a ChannelVarset before the ChannelHangupRequest; the peer
-   * of a two-channel bridge gets the same values as `…BRIDGED` variables, interleaved. Counts
-   * assume 50 packets a second since the answer.
-   */
-  private rtpQos(ch: SimChannel): void {
-    if (ch.state !== 'Up' || ch.answeredAtMs === undefined) return;
-    const bridge = ch.bridgeId ? this.bridges.get(ch.bridgeId) : undefined;
-    const peerId =
-      bridge && bridge.channels.length === 2 && bridge.internal.length === 0
-        ? bridge.channels.find((id) => id !== ch.id)
-        : undefined;
-    const peer = peerId ? this.channels.get(peerId) : undefined;
-    ch.ssrc ??= Math.floor(Math.random() * 2 ** 31);
-    const packets = Math.round(((this.clock.nowMs() - ch.answeredAtMs) / 1000) * 50);
-    for (const [name, value] of rtpQosValues(ch.ssrc, packets)) {
-      this.setVar(ch, name, value);
-      if (peer) this.setVar(peer, `${name}BRIDGED`, value);
-    }
-  }
-
-  /** `DELETE /bridges/{id}`: channels leave (staying in Stasis), recordings end, BridgeDestroyed. */
-  destroyBridge(bridge: SimBridge): void {
-    for (const id of [...bridge.channels]) {
-      const ch = this.channels.get(id);
-      if (ch) this.leaveBridge(bridge, ch);
-    }
-    this.recordings.finishFor(`bridge:${bridge.id}`);
-    this.playbacks.endForBridge(bridge);
-    this.refreshTechnology(bridge);
-    this.emit('BridgeDestroyed', { bridge: bridgeJson(bridge) }, { bridge });
-    this.bridges.delete(bridge.id);
-    for (const app of bridge.subscribers) this.forgetAppIfIdle(app);
-  }
-
   /** A channel hangs up or leaves Stasis: its playback and recordings end. */
-  private stopChannelMedia(ch: SimChannel): void {
+  stopChannelMedia(ch: SimChannel): void {
     this.playbacks.stopForChannel(ch);
     this.recordings.finishFor(`channel:${ch.id}`);
+  }
+
+  /** {@link MediaHost.settleBridge}: see {@link Bridging.settle}. */
+  settleBridge(bridge: SimBridge): void {
+    this.bridging.settle(bridge);
+  }
+
+  /** {@link MediaHost.refreshTechnology}: see {@link Bridging.refreshTechnology}. */
+  refreshTechnology(bridge: SimBridge): void {
+    this.bridging.refreshTechnology(bridge);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1413,42 +342,8 @@ export class Pbx implements MediaHost {
   shutdown(): void {
     this.clock.cancelAll();
     this.channels.clear();
-    this.byEndpoint.clear();
+    this.endpoints.clear();
     this.bridges.clear();
     this.recordings.live.clear();
   }
-}
-
-/** The five RTCP statistics variables of a hung-up channel (format of chan_pjsip / res_rtp_asterisk). */
-function rtpQosValues(ssrc: number, packets: number): Array<[string, string]> {
-  const zero = '000.000000';
-  const stats = (pad: string, names: string[]) =>
-    names
-      .map((n) => ['min', 'max', 'avg', 'stdev'].map((m) => `${pad}${m}${n}=${zero};`).join(''))
-      .join('');
-  return [
-    [
-      'RTPAUDIOQOS',
-      `ssrc=${ssrc};themssrc=${ssrc};lp=0;rxjitter=0.000000;rxcount=${packets};txjitter=0.000125;txcount=${packets};rlp=0;rtt=0.000000;rxmes=0.000000;txmes=0.000000`,
-    ],
-    ['RTPAUDIOQOSJITTER', stats('', ['rxjitter', 'txjitter'])],
-    ['RTPAUDIOQOSLOSS', stats('  ', ['rxlost', 'txlost'])],
-    ['RTPAUDIOQOSRTT', stats('     ', ['rtt'])],
-    ['RTPAUDIOQOSMES', stats('   ', ['rxmes', 'txmes'])],
-  ];
-}
-
-/** `ast_callerid_parse`: `"Name" <num>`, `Name <num>`, `<num>` or a bare number/name. */
-export function parseCallerId(text: string): AriCallerId {
-  const angle = /^\s*(?:"([^"]*)"|([^<]*?))\s*<([^>]*)>\s*$/.exec(text);
-  if (angle) return { name: (angle[1] ?? angle[2] ?? '').trim(), number: (angle[3] ?? '').trim() };
-  const trimmed = text.trim().replace(/^"(.*)"$/, '$1');
-  if (/^[+\d*#-]+$/.test(trimmed)) return { name: '', number: trimmed.replace(/-/g, '') };
-  return { name: trimmed, number: '' };
-}
-
-/** The app an originated channel was sent to on answer (`POST /channels` `app`), if any. */
-function originatedApp(ch: SimChannel): string | undefined {
-  const next = ch.dial?.onAnswer;
-  return next && 'app' in next ? next.app : undefined;
 }

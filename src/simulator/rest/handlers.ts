@@ -98,7 +98,7 @@ function playMedia(p: Params): string[] {
 }
 
 function originate(p: Params, pbx: Pbx, channelId: string | undefined): HandlerResult {
-  const opts: Parameters<Pbx['originate']>[0] = {
+  const opts: Parameters<Pbx['legs']['originate']>[0] = {
     timeoutSec: p.int('timeout', 0),
     variables: p.variables,
   };
@@ -120,7 +120,7 @@ function originate(p: Params, pbx: Pbx, channelId: string | undefined): HandlerR
   const priority = p.int('priority', 0);
   if (priority) opts.priority = priority;
   if (channelId !== undefined) opts.channelId = channelId;
-  const ch = pbx.originate(opts);
+  const ch = pbx.legs.originate(opts);
   return { status: 200, body: channelJson(ch) };
 }
 
@@ -156,7 +156,7 @@ function requireApp(pbx: Pbx, name: string | undefined): string {
 }
 
 function knownEndpoint(pbx: Pbx, resource: string): boolean {
-  return pbx.endpointNames().includes(resource);
+  return pbx.endpoints.endpointNames().includes(resource);
 }
 
 /** Validate an `applications/subscription` event source: 400 bad scheme, 422 unknown source. */
@@ -212,20 +212,23 @@ export const HANDLERS: Record<string, Handler> = {
   // ---- endpoints -----------------------------------------------------------------------------
   'endpoints.list': (_p, pbx) => ({
     status: 200,
-    body: pbx.endpointNames().map((r) => pbx.endpointJson(r)),
+    body: pbx.endpoints.endpointNames().map((r) => pbx.endpoints.endpointJson(r)),
   }),
   'endpoints.listByTech': (p, pbx) => {
     const tech = p.str('tech') ?? '';
     if (tech.toUpperCase() !== 'PJSIP')
       throw ariError(404, `No Endpoints found - invalid tech ${tech}`);
-    return { status: 200, body: pbx.endpointNames().map((r) => pbx.endpointJson(r)) };
+    return {
+      status: 200,
+      body: pbx.endpoints.endpointNames().map((r) => pbx.endpoints.endpointJson(r)),
+    };
   },
   'endpoints.get': (p, pbx) => {
     const tech = p.str('tech') ?? '';
     const resource = p.str('resource') ?? '';
     if (tech.toUpperCase() !== 'PJSIP' || !knownEndpoint(pbx, resource))
       throw ariError(404, 'Endpoint not found');
-    return { status: 200, body: pbx.endpointJson(resource) };
+    return { status: 200, body: pbx.endpoints.endpointJson(resource) };
   },
 
   // ---- channels ------------------------------------------------------------------------------
@@ -238,7 +241,7 @@ export const HANDLERS: Record<string, Handler> = {
   'channels.create': (p, pbx) => {
     const app = p.str('app');
     const appArgs = p.str('appArgs');
-    const opts: Parameters<Pbx['create']>[0] = { variables: p.variables };
+    const opts: Parameters<Pbx['legs']['create']>[0] = { variables: p.variables };
     for (const key of [
       'endpoint',
       'app',
@@ -251,9 +254,9 @@ export const HANDLERS: Record<string, Handler> = {
       if (v !== undefined) opts[key] = v;
     }
     const { result: body, deliveries } = pbx.collect(() => {
-      const ch = pbx.create(opts);
+      const ch = pbx.legs.create(opts);
       const snapshot = channelJson(ch);
-      pbx.startCreated(ch, app ?? '', appArgs);
+      pbx.legs.startCreated(ch, app ?? '', appArgs);
       return snapshot;
     });
     if (pbx.races.stasisStartBeforeCreateResponse) {
@@ -286,7 +289,7 @@ export const HANDLERS: Record<string, Handler> = {
       if (mapped === undefined) throw ariError(400, 'Invalid reason for hangup provided');
       cause = mapped;
     }
-    pbx.appHangup(ch, cause);
+    pbx.hangups.appHangup(ch, cause);
     return noContent;
   },
   'channels.continueInDialplan': (p, pbx) => {
@@ -309,13 +312,13 @@ export const HANDLERS: Record<string, Handler> = {
     } else {
       priority = 1;
     }
-    pbx.continueInDialplan(ch, context, exten, priority);
+    pbx.dialplan.continueInDialplan(ch, context, exten, priority);
     return noContent;
   },
   'channels.answer': (p, pbx) => {
     const ch = pbx.control(p.str('channelId') ?? '');
     pbx.assertValidState(ch);
-    pbx.answer(ch);
+    pbx.dialplan.answer(ch);
     return noContent;
   },
   'channels.ring': (p, pbx) => {
@@ -344,7 +347,7 @@ export const HANDLERS: Record<string, Handler> = {
     if (!variable) throw ariError(400, 'Variable name is required');
     const ch = pbx.channels.get(p.str('channelId') ?? '');
     if (!ch) throw ariError(404, 'Provided channel was not found');
-    const value = pbx.readVariable(ch, variable);
+    const value = pbx.variables.read(ch, variable);
     if (value === null) throw ariError(500, 'Unable to read provided function');
     if (value === undefined) throw ariError(404, 'Provided variable was not found');
     return { status: 200, body: { value } };
@@ -353,13 +356,13 @@ export const HANDLERS: Record<string, Handler> = {
     const variable = p.str('variable');
     if (!variable) throw ariError(400, 'Variable name is required');
     const ch = pbx.control(p.str('channelId') ?? '');
-    if (!pbx.writeVariable(ch, variable, p.str('value') ?? ''))
+    if (!pbx.variables.write(ch, variable, p.str('value') ?? ''))
       throw ariError(400, 'Failed to execute function');
     return noContent;
   },
   'channels.dial': (p, pbx) => {
     const ch = pbx.control(p.str('channelId') ?? '');
-    pbx.dial(ch, p.str('caller'), p.int('timeout', 0));
+    pbx.legs.dial(ch, p.str('caller'), p.int('timeout', 0));
     return noContent;
   },
 
@@ -389,13 +392,13 @@ export const HANDLERS: Record<string, Handler> = {
     body: bridgeJson(requireBridge(pbx, p.str('bridgeId'))),
   }),
   'bridges.destroy': (p, pbx) => {
-    pbx.destroyBridge(requireBridge(pbx, p.str('bridgeId')));
+    pbx.bridging.destroy(requireBridge(pbx, p.str('bridgeId')));
     return noContent;
   },
   'bridges.addChannel': (p, pbx) => {
     const bridge = requireBridge(pbx, p.str('bridgeId'));
     const chans = bridgeChannels(pbx, p.list('channel'));
-    pbx.addToBridge(bridge, chans, p.bool('inhibitConnectedLineUpdates', false));
+    pbx.bridging.add(bridge, chans, p.bool('inhibitConnectedLineUpdates', false));
     return noContent;
   },
   'bridges.removeChannel': (p, pbx) => {
@@ -403,7 +406,7 @@ export const HANDLERS: Record<string, Handler> = {
     const chans = bridgeChannels(pbx, p.list('channel'));
     if (chans.some((c) => c.bridgeId !== bridge.id))
       throw ariError(422, 'Channel not in this bridge');
-    pbx.removeFromBridge(bridge, chans);
+    pbx.bridging.remove(bridge, chans);
     return noContent;
   },
   'bridges.play': (p, pbx) => playOnBridge(p, pbx, p.str('playbackId')),
@@ -476,24 +479,30 @@ export const HANDLERS: Record<string, Handler> = {
   // ---- deviceStates --------------------------------------------------------------------------
   'deviceStates.list': (_p, pbx) => ({
     status: 200,
-    body: [...pbx.customDeviceStates].map(([name, state]) => ({ name: `Stasis:${name}`, state })),
+    body: [...pbx.endpoints.customDeviceStates].map(([name, state]) => ({
+      name: `Stasis:${name}`,
+      state,
+    })),
   }),
   'deviceStates.get': (p, pbx) => {
     const name = p.str('deviceName') ?? '';
-    return { status: 200, body: { name, state: pbx.deviceState(name) } };
+    return { status: 200, body: { name, state: pbx.endpoints.deviceState(name) } };
   },
   'deviceStates.update': (p, pbx) => {
     const name = p.str('deviceName') ?? '';
     if (!name.startsWith('Stasis:')) throw ariError(409, 'Uncontrolled device specified');
     if (name === 'Stasis:') throw ariError(404, 'Device name is missing');
     const requested = (p.str('deviceState') ?? '').toUpperCase();
-    pbx.setCustomDeviceState(name, DEVICE_STATES.includes(requested) ? requested : 'UNKNOWN');
+    pbx.endpoints.setCustomDeviceState(
+      name,
+      DEVICE_STATES.includes(requested) ? requested : 'UNKNOWN',
+    );
     return noContent;
   },
   'deviceStates.delete': (p, pbx) => {
     const name = p.str('deviceName') ?? '';
     if (!name.startsWith('Stasis:')) throw ariError(409, 'Uncontrolled device specified');
-    if (!pbx.customDeviceStates.delete(name.slice(7)))
+    if (!pbx.endpoints.customDeviceStates.delete(name.slice(7)))
       throw ariError(404, 'Device name is missing');
     return noContent;
   },
@@ -581,7 +590,7 @@ function createBridge(p: Params, pbx: Pbx, bridgeId: string | undefined): SimBri
   if (type) opts.type = type;
   const name = p.str('name');
   if (name) opts.name = name;
-  return pbx.createBridge(opts);
+  return pbx.bridging.create(opts);
 }
 
 function playOnChannel(p: Params, pbx: Pbx, playbackId: string | undefined): HandlerResult {
