@@ -5,10 +5,10 @@
  *
  * - `legs.ts`: ARI create, dial and originate of outgoing legs;
  * - `dialling.ts`: what a dialled phone does (ring, answer, refusal) and dial timeouts;
- * - `dialplanRunner.ts`: calls entering the dialplan (inbound, operator), its execution, continue;
+ * - `dialplan-runner.ts`: calls entering the dialplan (inbound, operator), its execution, continue;
  * - `hangups.ts`: every kind of hang-up and what follows it;
  * - `bridges.ts`: bridges, their technology, BRIDGEPEER and connected lines;
- * - `phoneMedia.ts`: the voice AMD() listens to and the DTMF of the phones;
+ * - `phone-media.ts`: the voice AMD() listens to and the DTMF of the phones;
  * - `variables.ts`: channel variables, CALLERID() and CONNECTEDLINE();
  * - `endpoints.ts`: endpoints and device states;
  * - `playbacks.ts`, `recordings.ts`: media; `events.ts`: event delivery.
@@ -28,7 +28,7 @@ import type { AppRegistry } from './apps.ts';
 import { Bridging } from './bridges.ts';
 import type { SimClock, SimTimer } from './clock.ts';
 import { Dialling } from './dialling.ts';
-import { DialplanRunner } from './dialplanRunner.ts';
+import { DialplanRunner } from './dialplan-runner.ts';
 import { Endpoints } from './endpoints.ts';
 import { ariError } from './errors.ts';
 import { ASTERISK_ID, EventBus, type Delivery, type Scope } from './events.ts';
@@ -44,7 +44,7 @@ import {
   type SimBridge,
   type SimChannel,
 } from './model.ts';
-import { PhoneMedia } from './phoneMedia.ts';
+import { PhoneMedia } from './phone-media.ts';
 import type { PhoneBook } from './phones.ts';
 import { Playbacks } from './playbacks.ts';
 import { Recordings } from './recordings.ts';
