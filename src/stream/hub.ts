@@ -18,7 +18,7 @@
  *
  * Replay (`?after=`) and the snapshot of calls in progress read the store for one socket
  * ({@link StreamHub.replay}, {@link StreamHub.snapshot}); the socket subscribes first and keeps
- * what arrives meanwhile, then skips what the replay already sent (src/stream/server.ts). On
+ * what arrives meanwhile, then skips what the replay already sent (src/stream/feed.ts). On
  * SQLite they first wait until everything handed out live so far is committed, so the stored
  * events reach at least where the live ones start. While the store cannot commit (a full disk,
  * the journal retrying) that wait lasts: the socket's `signal` ends it when the socket goes

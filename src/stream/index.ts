@@ -14,7 +14,8 @@ import { StreamHub } from './hub.ts';
 import { StreamServer } from './server.ts';
 
 export { StreamHub, type StreamItem, type StreamSubscriber } from './hub.ts';
-export { STREAM_CLOSE, STREAM_PATH, StreamServer, type StreamServerOptions } from './server.ts';
+export { STREAM_CLOSE } from './close-codes.ts';
+export { STREAM_PATH, StreamServer, type StreamServerOptions } from './server.ts';
 export { createStreamRoutes, tokenRequestSchema, type TokenView } from './routes.ts';
 
 /**

@@ -7,13 +7,10 @@ import { expect } from 'chai';
 import sinon from 'sinon';
 import type { AriGateway } from '../../../src/ari/types.ts';
 import type { DialJob } from '../../../src/autocalls/dialer.ts';
-import {
-  amdVariables,
-  mediaItem,
-  messageVerbs,
-  NOTIFICATION_STORE_WAIT_MS,
-  NotificationFlow,
-} from '../../../src/calls/flows/notification.ts';
+import { NotificationFlow } from '../../../src/calls/flows/notification.ts';
+import { amdVariables } from '../../../src/calls/flows/notification-amd.ts';
+import { NOTIFICATION_STORE_WAIT_MS } from '../../../src/calls/flows/notification-originate.ts';
+import { mediaItem, messageVerbs } from '../../../src/calls/flows/notification-script.ts';
 import { CallNotifier } from '../../../src/calls/notifier.ts';
 import { CallRuntime } from '../../../src/calls/runtime.ts';
 import { once } from 'node:events';
