@@ -1,8 +1,9 @@
 /**
  * Appending to the outbox ({@link EventRepository.appendEvents}): the insert statements, the
- * outbox positions of the new events (SQLite: the engine's numbering, src/store/outbox-positions.ts;
- * PostgreSQL: `bigserial` behind a transaction-level advisory lock, so ids follow commit order),
- * and the rows of a CRM connector's own outbox written in the same transaction.
+ * outbox positions of the new events (SQLite: the engine's numbering,
+ * src/store/outbox-positions.ts; PostgreSQL: `bigserial` behind a transaction-level advisory
+ * lock, so ids follow commit order), and the rows of a CRM connector's own outbox written in the
+ * same transaction.
  */
 import { sql } from 'kysely';
 import { compiledStatement } from './compiled.ts';
