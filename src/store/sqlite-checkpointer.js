@@ -1,7 +1,7 @@
 // @ts-check
 /**
- * The WAL checkpointer (started by src/store/sqlite-worker.ts next to the SQLite thread, for a
- * database file): its own connection copies the WAL back into the database file every
+ * The WAL checkpointer (started by src/store/sqlite-thread-client.ts next to the SQLite thread,
+ * for a database file): its own connection copies the WAL back into the database file every
  * `intervalMs` with `PRAGMA wal_checkpoint(PASSIVE)`, which never waits for and never blocks
  * the writer. Without it the writer checkpoints inside a commit every 1000 WAL pages, and that
  * commit then also waits for the copy and its fsync: under `npm run bench` a batch's p99 went

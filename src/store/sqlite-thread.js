@@ -5,7 +5,7 @@
  * CPU time (statements, commits, WAL checkpoints with their fsyncs) never blocks call control.
  *
  * Plain JavaScript (type-checked through JSDoc) because a worker thread does not inherit the tsx
- * loader the engine runs under; the message shapes are declared in sqlite-worker.ts.
+ * loader the engine runs under; the message shapes are declared in sqlite-protocol.ts.
  *
  * Requests, one per message, run in arrival order: `{ id, kind: 'query', op }` (one statement),
  * `{ id, kind: 'batch', ops, stream?, resume? }` (all statements in one transaction, rolled back

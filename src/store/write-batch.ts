@@ -28,7 +28,8 @@ import {
 import { collectCompiledStatements } from './compiled.ts';
 import { StoreError } from './errors.ts';
 import type { Database } from './schema.ts';
-import { ConnectionMutex, type SqliteOp } from './sqlite-worker.ts';
+import { ConnectionMutex } from './connection-mutex.ts';
+import type { SqliteOp } from './sqlite-protocol.ts';
 
 /** A write batch tried to read, or to run a statement outside its transaction. */
 export class WriteBatchError extends StoreError {
