@@ -147,7 +147,7 @@ export interface CallServiceDeps {
  * (`Stasis(crm-app,outbound,<number>)` from an operator's phone), `click2call` (`POST /v1/calls`),
  * or the name another flow registered with (`CallRuntime.registerFlow`). Stored in the call's
  * context; the runtime dispatches the call's events to that flow. Calls adopted after a restart
- * are of the flows in `CallFlow` (src/calls/reconcile.ts).
+ * are of the flows in `CallFlow` (src/calls/adoption.ts).
  */
 export type FlowName = string;
 

@@ -18,7 +18,7 @@ import type { Store } from '../store/store.ts';
 import type { OutboundDialGuard, RouteSource } from './context.ts';
 import { CallJournal } from './journal.ts';
 import { CallNotifier, type EventSink } from './notifier.ts';
-import { registerReconciliation } from './reconcile.ts';
+import { registerReconciliation } from './reconcile-pass.ts';
 import { CallService } from './service.ts';
 import { registerCallStasisHandlers } from './stasis.ts';
 import { createVerbCrm } from './verbs/crm.ts';

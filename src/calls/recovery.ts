@@ -1,25 +1,20 @@
 /**
  * Recovery of the live calls, whatever their flow: the reconciliation after an ARI reconnect (or
  * a command cut by an outage) and the adoption of unfinished calls at an engine restart. The
- * pure part (what to do with each call given what Asterisk shows) is src/calls/reconcile.ts;
- * this module runs it over the runtime's calls (src/calls/runtime.ts) with the flows' own
- * handlers (docs/architecture.md, "Reconciliation: ARI outages and restarts").
+ * pure part (what to do with each call given what Asterisk shows) is src/calls/reconcile.ts
+ * (with ari-view.ts and adoption.ts); this module runs it over the runtime's calls
+ * (src/calls/runtime.ts) with the flows' own handlers (docs/architecture.md, "Reconciliation:
+ * ARI outages and restarts").
  */
 import { randomUUID } from 'node:crypto';
 import { AriNotFoundError } from '../ari/errors.ts';
 import type { AriChannel } from '../ari/types.ts';
 import type { Leg } from './model.ts';
 import type { UnfinishedCallRecord } from '../store/calls.ts';
-import {
-  adoptedCallFromRecord,
-  inStasisOf,
-  isCallerUp,
-  reconcileAll,
-  stasisArgsOf,
-  strayChannels,
-  type ReconcileReport,
-  type ReconcileTarget,
-} from './reconcile.ts';
+import { adoptedCallFromRecord } from './adoption.ts';
+import { inStasisOf, isCallerUp, stasisArgsOf, strayChannels } from './ari-view.ts';
+import type { ReconcileTarget } from './reconcile.ts';
+import { reconcileAll, type ReconcileReport } from './reconcile-pass.ts';
 import type { CallContext } from './context.ts';
 import { type CallRuntime, isGone } from './runtime.ts';
 import { isEngineLegId } from './legs.ts';

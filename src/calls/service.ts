@@ -24,7 +24,7 @@ import { EventEmitter } from 'node:events';
 import type { AriEvent } from '../ari/types.ts';
 import { type CallSnapshot, callState, snapshotCall } from './model.ts';
 import type { UnfinishedCallRecord } from '../store/calls.ts';
-import type { ReconcileReport } from './reconcile.ts';
+import type { ReconcileReport } from './reconcile-pass.ts';
 import type { CallControl, ClickToCallRequest, CurrentCall, TransferRequest } from './control.ts';
 import type { CallRecorder, CallServiceDeps } from './context.ts';
 import { apiHangupOutcome } from './lifecycle.ts';

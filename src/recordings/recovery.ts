@@ -25,7 +25,7 @@
 import { computeBackoffDelay } from '../ari/backoff.ts';
 import { AriConflictError, AriConnectionError, AriNotFoundError } from '../ari/errors.ts';
 import type { Call } from '../calls/model.ts';
-import { adoptedCallFromRecord } from '../calls/reconcile.ts';
+import { adoptedCallFromRecord } from '../calls/adoption.ts';
 import type { UnsettledRecordingRecord } from '../store/calls.ts';
 import { bridgeState, locateRecording, type AsteriskLocation } from './asterisk.ts';
 import type { RecordingDownloads } from './download.ts';
@@ -63,7 +63,7 @@ type LookUpOutcome = 'done' | 'again' | LookUpFailure;
  * times, operator, disposition, who hung up, end reason and legs as stored, and
  * `nextSequence` = the last stored event sequence + 1. Its snapshot (`snapshotCall`) equals the
  * stored call, so the call journal writing it again with `recording.ready` changes nothing else.
- * (Built with the restart adoption of src/calls/reconcile.ts, then ended.) Pure.
+ * (Built with the restart adoption of src/calls/adoption.ts, then ended.) Pure.
  */
 export function endedCallFromRecord(record: UnsettledRecordingRecord): Call {
   const { call } = adoptedCallFromRecord(record);
