@@ -163,11 +163,20 @@ if (kitAvailable())
       const child = engine!.child;
       child.kill('SIGTERM');
       await new Promise((resolve) => child.once('exit', resolve));
-      await until(
-        async () => (await asterisk.ari('/applications/crm-app')).status === 404,
-        'crm-app to be unregistered',
-        10_000,
-      );
+      try {
+        await until(
+          async () => (await asterisk.ari('/applications/crm-app')).status === 404,
+          'crm-app to be unregistered',
+          20_000,
+        );
+      } catch (err) {
+        // What keeps the application registered (its channels, bridges, subscriptions).
+        const app = await asterisk.ari('/applications/crm-app');
+        const shown = await asterisk.cli('ari show app crm-app').catch((e: unknown) => String(e));
+        throw new Error(
+          `${(err as Error).message}: ${app.status} ${JSON.stringify(app.body)}\n${shown}`,
+        );
+      }
       const webhooksBefore = crm.webhooks.length;
       const invitesBefore = phone!.receivedRequests().filter((m) => m === 'INVITE').length;
       const caller = Sipp.caller('caller-fallback', 'uac.xml', ports, {

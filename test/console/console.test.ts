@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { apiRequest } from '../support/api.ts';
+import { until } from '../support/until.ts';
 import { startTestBed, type TestBed } from '../support/engine.ts';
 import { describeInBrowser, launchBrowser } from './support/browser.ts';
 import { startProxy, type CuttableProxy } from './support/proxy.ts';
@@ -158,6 +159,48 @@ describeInBrowser(
       bed.sim.hangup(channelId);
       await card.waitFor({ state: 'detached', timeout: 15_000 });
       await page.locator('#no-call').waitFor({ state: 'visible' });
+    });
+
+    it('a read of the phone state answered after the phone started ringing does not show it idle again', async function () {
+      // The console reads the state (GET /v1/operators/101) as it connects; here those answers
+      // are read from the engine at once (idle) but reach the page only after the stream has
+      // said the phone rings, as on a slow network.
+      const { token, expiresAt } = await mintToken('101');
+      const context = await browser.newContext();
+      contexts.push(context);
+      const held: Array<() => Promise<void>> = [];
+      await context.route(`${bed.engine.httpUrl}/v1/operators/101`, async (route) => {
+        const response = await route.fetch();
+        held.push(() => route.fulfill({ response }));
+      });
+      const page = await context.newPage();
+      // Counts the answers of the state reads the page has read.
+      await page.addInitScript(`
+        window.stateReads = 0;
+        const text = Response.prototype.text;
+        Response.prototype.text = async function () {
+          try {
+            return await text.call(this);
+          } finally {
+            if (this.url.endsWith('/v1/operators/101')) window.stateReads += 1;
+          }
+        };
+      `);
+      const link = new URL('/console', bed.engine.httpUrl);
+      link.search = new URLSearchParams({ token, expiresAt }).toString();
+      await page.goto(link.href);
+      await page.locator('#connection[data-state="live"]').waitFor();
+      await until(() => held.length > 0, 'the console to read the state');
+      await ring101();
+      await page.locator('#phone-state[data-state="ringing"]').waitFor({ timeout: 5000 });
+      const readBefore = Number(await page.evaluate('window.stateReads'));
+      const stale = held.splice(0);
+      for (const release of stale) await release();
+      await until(
+        async () => Number(await page.evaluate('window.stateReads')) >= readBefore + stale.length,
+        'the page to read the late answers',
+      );
+      expect(await page.locator('#phone-state').getAttribute('data-state')).to.equal('ringing');
     });
 
     it("another operator's console (102) shows nothing of a call ringing 101, then its own call", async function () {

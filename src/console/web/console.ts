@@ -157,6 +157,8 @@ class Console {
   private readonly connection = byId<HTMLParagraphElement>('connection');
   private readonly extensionLabel = byId<HTMLSpanElement>('operator-extension');
   private readonly phoneState = byId<HTMLElement>('phone-state');
+  /** `operator.state` messages of this operator so far (a read of the state older than one is dropped). */
+  private presenceMessages = 0;
   private readonly phoneSince = byId<HTMLElement>('phone-since');
   private readonly statusSelect = byId<HTMLSelectElement>('status-select');
   private readonly statusMessage = byId<HTMLParagraphElement>('status-message');
@@ -254,7 +256,10 @@ class Console {
     const callId = message.callId ?? str(data.callId);
     switch (message.type) {
       case 'operator.state':
-        if (mine) this.showPresence(data);
+        if (mine) {
+          this.presenceMessages += 1;
+          this.showPresence(data);
+        }
         if (mine && data.state === 'on_call') this.pickedUp(str(data.callId));
         break;
       case 'call.ringing':
@@ -421,10 +426,15 @@ class Console {
 
   private async loadPresence(): Promise<void> {
     if (!this.extension) return;
+    const seen = this.presenceMessages;
     try {
       // (The cards come from the stream only: opened while the phone rings, its snapshot of the
       // calls in progress shows the call; a card from a second source could outlive its call.)
-      this.showPresence(await this.api.operator(this.extension));
+      const view = await this.api.operator(this.extension);
+      // An `operator.state` came over the stream while the request was out: the answer may be
+      // older than it (read before the phone rang), and the stream brings every later change.
+      if (this.presenceMessages !== seen) return;
+      this.showPresence(view);
     } catch (err) {
       this.statusMessage.textContent = `Could not read the state: ${errorText(err)}`;
     }
