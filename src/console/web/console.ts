@@ -426,18 +426,25 @@ class Console {
 
   private async loadPresence(): Promise<void> {
     if (!this.extension) return;
-    const seen = this.presenceMessages;
+    const extension = this.extension;
     try {
       // (The cards come from the stream only: opened while the phone rings, its snapshot of the
       // calls in progress shows the call; a card from a second source could outlive its call.)
-      const view = await this.api.operator(this.extension);
-      // An `operator.state` came over the stream while the request was out: the answer may be
-      // older than it (read before the phone rang), and the stream brings every later change.
-      if (this.presenceMessages !== seen) return;
-      this.showPresence(view);
+      await this.showAnswer(() => this.api.operator(extension));
     } catch (err) {
       this.statusMessage.textContent = `Could not read the state: ${errorText(err)}`;
     }
+  }
+
+  /**
+   * Show the operator view a request answers, unless an `operator.state` came over the stream
+   * while it was out: the answer may be older than that message (read before the phone rang),
+   * and the stream brings every later change.
+   */
+  private async showAnswer(request: () => Promise<OperatorView>): Promise<void> {
+    const seen = this.presenceMessages;
+    const view = await request();
+    if (this.presenceMessages === seen) this.showPresence(view);
   }
 
   private showPresence(view: Partial<OperatorView> | Record<string, unknown>): void {
@@ -463,7 +470,8 @@ class Console {
     const status = this.statusSelect.value;
     this.statusMessage.textContent = 'Saving…';
     try {
-      this.showPresence(await this.api.setStatus(this.extension, status));
+      const extension = this.extension;
+      await this.showAnswer(() => this.api.setStatus(extension, status));
       this.statusMessage.textContent = 'Status saved.';
     } catch (err) {
       this.statusMessage.textContent = `Could not change the status: ${errorText(err)}`;
