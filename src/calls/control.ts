@@ -54,7 +54,7 @@ export interface CurrentCall {
 /**
  * The call-control side does not hold the call: it never existed, or it ended and only the store
  * knows it now (see {@link CallControl.getCall}). HTTP 404 `call_not_found`, or 409 `call_ended`
- * when the store has the call ended (src/calls/routes.ts).
+ * when the store has the call ended (src/calls/call-command-routes.ts).
  */
 export class CallNotFoundError extends Error {
   override readonly name = 'CallNotFoundError';

@@ -222,7 +222,7 @@ export class CallRuntime {
   /**
    * The context of a call in progress. Throws CallStateError('call_ended') for an ended call the
    * service still holds, CallNotFoundError otherwise (unknown, or ended and only in the store:
-   * the API tells those two apart from the store, src/calls/routes.ts).
+   * the API tells those two apart from the store, src/calls/call-command-routes.ts).
    */
   liveContext(callId: string): CallContext {
     const ctx = this.active.get(callId);

@@ -23,26 +23,21 @@
  *   never followed (a 3xx is a retryable failure).
  *
  * Receiver guide: docs/webhooks.md.
+ *
+ * The parts: `delivery-lanes.ts` (the per-call lanes: scheduling, settling, retries, drain,
+ * stop), `delivery-attempt.ts` (one request: signing, timeout, what the answer means) and
+ * `delivery-metrics.ts`. This file holds the contract, the option checks and the enqueue.
  */
-import { createRequire } from 'node:module';
-import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import {
-  describeError,
-  sharedOutboundPost,
-  type OutboundPost,
-  type OutboundResponse,
-} from '../http/outbound.ts';
-import { counter, gauge, histogram } from '../metrics/registry.ts';
+import type { Registry } from 'prom-client';
+import { sharedOutboundPost, type OutboundPost } from '../http/outbound.ts';
 import type { Logger } from '../logging/logger.ts';
-import {
-  MemoryEventQueue,
-  type AttemptInfo,
-  type EventQueue,
-  type QueuedEvent,
-  type Settlement,
-} from './queue.ts';
-import { signWebhook, type WebhookSecret } from './signature.ts';
+import { createDeliveryLanes } from './delivery-lanes.ts';
+import { webhookMetrics } from './delivery-metrics.ts';
+import { MemoryEventQueue, type EventQueue, type QueuedEvent } from './queue.ts';
+import type { WebhookSecret } from './signature.ts';
 import type { LifecycleEvent } from './types.ts';
+
+export { parseRetryAfter } from './delivery-attempt.ts';
 
 /** Backoff and give-up policy of webhook retries. */
 export interface WebhookRetryOptions {
@@ -131,12 +126,7 @@ export interface WebhookDispatcher {
   flush(): Promise<void>;
 }
 
-/** Most bytes of an error answer read (for the log). */
-const MAX_ERROR_BODY_BYTES = 1024;
 const DEFAULT_CONCURRENCY = 16;
-const OUTCOMES = ['delivered', 'retried', 'rejected', 'dead'] as const;
-
-type AttemptOutcome = DeliveryResult | { kind: 'aborted' };
 
 /**
  * Create the dispatcher. Metrics (on `options.registry`): `aricrm_webhook_deliveries_total{outcome}`
@@ -169,238 +159,17 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   const random = options.random ?? Math.random;
   const queue: EventQueue = options.queue ?? new MemoryEventQueue();
   const metrics = webhookMetrics(options.registry, options.metricsName ?? 'webhook');
-  const userAgent = `ari-crm/${PACKAGE_VERSION}`;
-
-  /** Calls whose head event may be sent now, oldest first. */
-  const ready = new Set<string>();
-  /** Calls with a request in flight, and how to abort it. */
-  const inFlight = new Map<string, AbortController>();
-  /** Calls waiting for a retry. */
-  const retryTimers = new Map<string, NodeJS.Timeout>();
-  const drainWaiters = new Set<(drained: boolean) => void>();
-  let stopped = false;
-  let pumpScheduled = false;
-
   const updateDepth = (): void => metrics.depth.set(queue.size());
-
-  function schedulePump(): void {
-    if (pumpScheduled || stopped) return;
-    pumpScheduled = true;
-    queueMicrotask(pump);
-  }
-
-  function pump(): void {
-    pumpScheduled = false;
-    while (!stopped && url && inFlight.size < concurrency && ready.size > 0) {
-      const callId = ready.values().next().value as string;
-      ready.delete(callId);
-      void deliverHead(url, callId);
-    }
-  }
-
-  function wake(callId: string): void {
-    if (ready.has(callId) || inFlight.has(callId) || retryTimers.has(callId)) return;
-    if (queue.head(callId) === undefined) return;
-    ready.add(callId);
-    schedulePump();
-  }
-
-  async function deliverHead(target: string, callId: string): Promise<void> {
-    const entry = queue.head(callId);
-    if (!entry) return;
-    const controller = new AbortController();
-    inFlight.set(callId, controller);
-    entry.attempts++;
-    const startedAtMs = Date.now();
-    const startedAt = performance.now();
-    let outcome: AttemptOutcome;
-    try {
-      outcome = await attempt(target, entry, controller);
-    } catch (err) {
-      outcome = { kind: 'retry', detail: describeError(err) };
-    } finally {
-      inFlight.delete(callId);
-    }
-    if (outcome.kind === 'aborted' || stopped) return;
-    const durationMs = performance.now() - startedAt;
-    metrics.duration.observe(durationMs / 1000);
-    // A connector's event that needed no vendor request has no attempt to log.
-    const nothingSent = send !== undefined && outcome.kind === 'delivered' && !outcome.url;
-    try {
-      if (!nothingSent) queue.recordAttempt?.(entry, attemptInfo(outcome, startedAtMs, durationMs));
-    } catch (err) {
-      logger.error('webhook delivery log write failed', { callId, eventId: entry.event.id, err });
-    }
-    try {
-      settle(callId, entry, outcome);
-    } catch (err) {
-      // Bookkeeping must not kill the call's lane; retry the same event later.
-      logger.error('webhook bookkeeping failed', { callId, eventId: entry.event.id, err });
-      scheduleRetry(callId, initialDelayMs);
-    }
-    schedulePump();
-  }
-
-  function settle(
-    callId: string,
-    entry: QueuedEvent,
-    outcome: Exclude<AttemptOutcome, { kind: 'aborted' }>,
-  ): void {
-    const { event } = entry;
-    const fields = {
-      callId,
-      eventId: event.id,
-      eventType: event.type,
-      sequence: event.sequence,
-      attempts: entry.attempts,
-    };
-    if (outcome.kind === 'delivered') {
-      metrics.deliveries.inc({ outcome: 'delivered' });
-      logger.debug('webhook delivered', { ...fields, status: outcome.status });
-      finish(callId, event.id, { kind: 'delivered', status: outcome.status });
-      return;
-    }
-    if (outcome.kind === 'rejected') {
-      metrics.deliveries.inc({ outcome: 'rejected' });
-      logger.warn('webhook rejected by the CRM, skipping the event', {
-        ...fields,
-        status: outcome.status,
-        detail: outcome.detail,
-      });
-      finish(callId, event.id, {
-        kind: 'rejected',
-        status: outcome.status,
-        error: outcome.detail,
-      });
-      return;
-    }
-    const now = Date.now();
-    const remainingMs = entry.enqueuedAt + maxAgeMs - now;
-    if (remainingMs <= 0) {
-      metrics.deliveries.inc({ outcome: 'dead' });
-      logger.error('webhook undeliverable, event is dead', {
-        ...fields,
-        ageMs: now - entry.enqueuedAt,
-        detail: outcome.detail,
-      });
-      finish(callId, event.id, {
-        kind: 'dead',
-        reason: `undelivered after ${now - entry.enqueuedAt} ms and ${entry.attempts} attempts; last error: ${outcome.detail}`,
-      });
-      return;
-    }
-    const bound = Math.min(maxDelayMs, initialDelayMs * 2 ** Math.min(entry.attempts - 1, 30));
-    let delayMs = Math.floor(random() * bound);
-    if (outcome.retryAfterMs !== undefined) delayMs = Math.max(delayMs, outcome.retryAfterMs);
-    delayMs = Math.min(delayMs, remainingMs);
-    metrics.deliveries.inc({ outcome: 'retried' });
-    const log = entry.attempts === 1 ? logger.warn.bind(logger) : logger.debug.bind(logger);
-    log('webhook delivery failed, will retry', {
-      ...fields,
-      detail: outcome.detail,
-      retryInMs: delayMs,
-    });
-    queue.update(entry, {
-      nextAttemptAt: now + delayMs,
-      error: outcome.detail,
-      ...(outcome.status === undefined ? {} : { status: outcome.status }),
-    });
-    scheduleRetry(callId, delayMs);
-  }
-
-  function scheduleRetry(callId: string, delayMs: number): void {
-    if (stopped) return;
-    if (delayMs <= 0) {
-      wake(callId);
-      return;
-    }
-    const timer = setTimeout(() => {
-      retryTimers.delete(callId);
-      wake(callId);
-    }, delayMs);
-    retryTimers.set(callId, timer);
-  }
-
-  function finish(callId: string, eventId: string, settlement: Settlement): void {
-    queue.removeHead(callId, eventId, settlement);
-    updateDepth();
-    wake(callId);
-    if (queue.size() === 0) {
-      for (const resolve of drainWaiters) resolve(true);
-      drainWaiters.clear();
-    }
-  }
-
-  async function attempt(
-    target: string,
-    entry: QueuedEvent,
-    controller: AbortController,
-  ): Promise<AttemptOutcome> {
-    let timer: NodeJS.Timeout | undefined;
-    if (send) {
-      const deadline = new Promise<AttemptOutcome>((resolve) => {
-        timer = setTimeout(() => {
-          resolve({ kind: 'retry', detail: `timeout after ${timeoutMs} ms` });
-          controller.abort();
-        }, timeoutMs);
-      });
-      const work = async (): Promise<AttemptOutcome> => {
-        try {
-          return await send(entry, controller.signal);
-        } catch (err) {
-          if (stopped) return { kind: 'aborted' };
-          return { kind: 'retry', detail: describeError(err) };
-        }
-      };
-      try {
-        return await Promise.race([work(), deadline]);
-      } finally {
-        clearTimeout(timer);
-      }
-    }
-    const headers = {
-      'content-type': 'application/json',
-      'user-agent': userAgent,
-      'x-event-id': entry.event.id,
-      'x-event-type': entry.event.type,
-      // Signed per attempt, so a retry hours later still passes the receiver's replay window.
-      'x-signature': signWebhook(secrets, entry.body, Date.now() / 1000),
-    };
-    const deadline = new Promise<AttemptOutcome>((resolve) => {
-      timer = setTimeout(() => {
-        resolve({ kind: 'retry', detail: `timeout after ${timeoutMs} ms` });
-        controller.abort();
-      }, timeoutMs);
-    });
-    const work = async (): Promise<AttemptOutcome> => {
-      let response: OutboundResponse;
-      try {
-        response = await post(target, { headers, body: entry.body, signal: controller.signal });
-      } catch (err) {
-        if (stopped) return { kind: 'aborted' };
-        return { kind: 'retry', detail: describeError(err) };
-      }
-      const status = response.status;
-      if (status >= 200 && status <= 299) {
-        response.discard();
-        return { kind: 'delivered', status };
-      }
-      const snippet = await readSnippet(response, MAX_ERROR_BODY_BYTES);
-      const detail = snippet ? `HTTP ${status}: ${snippet}` : `HTTP ${status}`;
-      if (status >= 400 && status <= 499 && status !== 408 && status !== 429) {
-        return { kind: 'rejected', status, detail };
-      }
-      const retryAfterMs = parseRetryAfter(response.header('retry-after'), Date.now());
-      return retryAfterMs === undefined
-        ? { kind: 'retry', detail, status }
-        : { kind: 'retry', detail, retryAfterMs, status };
-    };
-    try {
-      return await Promise.race([work(), deadline]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
+  const lanes = createDeliveryLanes({
+    url,
+    queue,
+    concurrency,
+    retry: options.retry,
+    random,
+    transport: { ...(send ? { send } : {}), post, secrets, timeoutMs },
+    metrics,
+    logger,
+  });
 
   function enqueue(event: LifecycleEvent): void {
     try {
@@ -408,7 +177,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
         logger.debug('webhook URL not set, event not sent', { event });
         return;
       }
-      if (stopped && !queue.durable) {
+      if (lanes.isStopped() && !queue.durable) {
         metrics.deliveries.inc({ outcome: 'dead' });
         logger.error('webhook dispatcher stopped, event is dead', {
           callId: event.callId,
@@ -421,7 +190,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       const body = JSON.stringify(event);
       queue.append({ event, body, enqueuedAt: Date.now(), attempts: 0 });
       updateDepth();
-      if (stopped) {
+      if (lanes.isStopped()) {
         // Pending in the store's outbox (the engine's events are committed before they are
         // queued; a queue that writes its appends writes it now): the next start delivers it.
         logger.info('webhook dispatcher stopped, event left in the outbox for the next start', {
@@ -432,7 +201,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
         });
         return;
       }
-      wake(event.callId);
+      lanes.wake(event.callId);
     } catch (err) {
       try {
         metrics.deliveries.inc({ outcome: 'dead' });
@@ -447,39 +216,14 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
     }
   }
 
-  function drain(drainTimeoutMs: number): Promise<boolean> {
-    if (queue.size() === 0) return Promise.resolve(true);
-    if (stopped || !url) return Promise.resolve(false);
-    return new Promise<boolean>((resolve) => {
-      const done = (drained: boolean): void => {
-        clearTimeout(timer);
-        drainWaiters.delete(done);
-        resolve(drained);
-      };
-      const timer = setTimeout(() => done(false), Math.max(0, drainTimeoutMs));
-      drainWaiters.add(done);
-    });
-  }
-
-  function stop(): void {
-    if (stopped) return;
-    stopped = true;
-    for (const timer of retryTimers.values()) clearTimeout(timer);
-    retryTimers.clear();
-    ready.clear();
-    for (const controller of inFlight.values()) controller.abort();
-    for (const resolve of [...drainWaiters]) resolve(false);
-    drainWaiters.clear();
-  }
-
   // Resume events a durable queue already held at start-up.
   updateDepth();
-  for (const callId of queue.calls()) wake(callId);
+  for (const callId of queue.calls()) lanes.wake(callId);
 
   return {
     enqueue,
-    drain,
-    stop,
+    drain: (drainTimeoutMs) => lanes.drain(drainTimeoutMs),
+    stop: () => lanes.stop(),
     pending: () => queue.size(),
     flush: async () => {
       await queue.flush?.();
@@ -487,114 +231,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   };
 }
 
-/** The delivery-log row of one finished attempt. */
-function attemptInfo(
-  outcome: Exclude<AttemptOutcome, { kind: 'aborted' }>,
-  at: number,
-  durationMs: number,
-): AttemptInfo {
-  const ms = Math.round(durationMs);
-  const target = outcome.url === undefined ? {} : { url: outcome.url };
-  switch (outcome.kind) {
-    case 'delivered':
-      return { at, outcome: 'delivered', statusCode: outcome.status, durationMs: ms, ...target };
-    case 'rejected':
-      return {
-        at,
-        outcome: 'rejected',
-        statusCode: outcome.status,
-        error: outcome.detail,
-        durationMs: ms,
-        ...target,
-      };
-    case 'retry':
-      return {
-        at,
-        outcome: 'failed',
-        ...(outcome.status === undefined ? {} : { statusCode: outcome.status }),
-        error: outcome.detail,
-        durationMs: ms,
-        ...target,
-      };
-  }
-}
-
-interface WebhookMetrics {
-  deliveries: Counter<'outcome'>;
-  duration: Histogram;
-  depth: Gauge;
-}
-
-/** The metric names of each delivery target (spelt out: docs/operations.md lists them). */
-const METRIC_NAMES = {
-  webhook: {
-    deliveries: 'aricrm_webhook_deliveries_total',
-    duration: 'aricrm_webhook_delivery_duration_seconds',
-    depth: 'aricrm_webhook_queue_depth',
-  },
-  connector: {
-    deliveries: 'aricrm_connector_deliveries_total',
-    duration: 'aricrm_connector_delivery_duration_seconds',
-    depth: 'aricrm_connector_queue_depth',
-  },
-} as const;
-
-function webhookMetrics(registry: Registry, name: 'webhook' | 'connector'): WebhookMetrics {
-  const what = name === 'webhook' ? 'Webhook' : 'CRM connector';
-  const names = METRIC_NAMES[name];
-  const deliveries = counter(registry, {
-    name: names.deliveries,
-    help: `${what} delivery results: delivered, retried (a retry was scheduled), rejected (4xx), dead (gave up).`,
-    labelNames: ['outcome'] as const,
-  });
-  for (const outcome of OUTCOMES) deliveries.inc({ outcome }, 0);
-  const duration = histogram(registry, {
-    name: names.duration,
-    help: `Duration of one ${what.toLowerCase()} delivery attempt, in seconds.`,
-    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-  });
-  const depth = gauge(registry, {
-    name: names.depth,
-    help: `${what} events not yet delivered, rejected or dead (including those in flight).`,
-  });
-  return { deliveries, duration, depth };
-}
-
-/** Retry-After as delay in ms: delta-seconds or an HTTP date; undefined when absent or unparsable. */
-export function parseRetryAfter(
-  value: string | null | undefined,
-  nowMs: number,
-): number | undefined {
-  if (!value) return undefined;
-  const trimmed = value.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  const at = Date.parse(trimmed);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
-}
-
-/**
- * Up to `maxBytes` of a body as text for logs (whitespace collapsed, at most 200 characters); a
- * larger body is cut, a broken one gives ''. Never throws.
- */
-async function readSnippet(response: OutboundResponse, maxBytes: number): Promise<string> {
-  try {
-    const text = await response.text(maxBytes, { overflow: 'truncate' });
-    return text.replace(/\s+/g, ' ').trim().slice(0, 200);
-  } catch {
-    return ''; // a broken body only loses the log snippet
-  }
-}
-
 function positive(name: string, value: number): void {
   if (!Number.isFinite(value) || value <= 0)
     throw new RangeError(`${name} must be > 0, got ${value}`);
 }
-
-const PACKAGE_VERSION = ((): string => {
-  try {
-    const pkg = createRequire(import.meta.url)('../../package.json') as { version?: unknown };
-    return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
-  } catch {
-    return '0.0.0';
-  }
-})();

@@ -236,8 +236,8 @@ export class RecordingService implements CallRecorder {
 
   /**
    * Link for `recording.url` of a stored call that has recording fields (the call details of
-   * `src/calls/routes.ts`): undefined when the recording is known to have failed; otherwise a
-   * fresh signed link (it answers 409 until the file is stored).
+   * `src/calls/call-query-routes.ts`): undefined when the recording is known to have failed;
+   * otherwise a fresh signed link (it answers 409 until the file is stored).
    */
   storedRecordingUrl(callId: string): string | undefined {
     const entry = this.rt.byCall.get(callId);
