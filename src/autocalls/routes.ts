@@ -35,6 +35,7 @@ import {
   MAX_JOBS_PER_REQUEST,
 } from './schemas.ts';
 import type { AutocallService } from './service.ts';
+import { jsonBody } from '../http/request-body.ts';
 
 /** A remembered `POST /v1/autocalls` answer (Idempotency-Key). */
 export interface StoredAutocallCreation {
@@ -58,25 +59,6 @@ export interface AutocallRoutesDeps {
  * `Idempotency-Key` header: 1-255 visible ASCII characters (as on `POST /v1/calls`).
  */
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
-
-/**
- * The parsed JSON body; undefined when the request has none (validation then names `body`).
- *
- * @throws HttpError 415 `unsupported_media_type` for a body that is not JSON
- */
-function jsonBody(req: Request): unknown {
-  const hasBody =
-    req.headers['transfer-encoding'] !== undefined ||
-    (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
-  if (!hasBody) return undefined;
-  if (!req.is('application/json'))
-    throw new HttpError(
-      415,
-      'unsupported_media_type',
-      'the body must be JSON (Content-Type: application/json)',
-    );
-  return req.body;
-}
 
 /** The `{id}` path parameter; 400 `invalid_request` naming `id`. */
 function idParam(req: Request): number {

@@ -10,7 +10,8 @@ import { HttpError } from '../http/errors.ts';
 import { validate } from '../http/validation.ts';
 import { apiKeyNameOf } from '../security/api-keys.ts';
 import { CallNotFoundError } from './control.ts';
-import { controlErrorToHttp, jsonBody, refuseWhileAriDown } from './route-checks.ts';
+import { jsonBody } from '../http/request-body.ts';
+import { controlErrorToHttp, refuseWhileAriDown } from './route-checks.ts';
 import { transferBodySchema } from './route-schemas.ts';
 import type { CallRoutesDeps } from './routes.ts';
 

@@ -13,8 +13,8 @@ import { requireOwnExtension } from '../security/operator-tokens.ts';
 import { canonicalIp } from '../security/ip.ts';
 import type { ClickToCallRequest } from './control.ts';
 import type { CallSnapshot } from './model.ts';
+import { jsonBody } from '../http/request-body.ts';
 import {
-  jsonBody,
   normaliseNumberOrThrow,
   refuseWhileAriDown,
   refuseWhileStoreFails,

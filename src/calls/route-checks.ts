@@ -1,10 +1,9 @@
 /**
  * The checks every call command makes before it runs, shared by the call routes
  * (src/calls/routes.ts), the compatibility path (src/compat/) and the connectors' click-to-call:
- * refusals while Asterisk or the store is down, a customer number read or refused, a JSON body
- * read or refused, and the call-control contract's errors as HTTP errors.
+ * refusals while Asterisk or the store is down, a customer number read or refused, and the
+ * call-control contract's errors as HTTP errors.
  */
-import type { Request } from 'express';
 import { HttpError } from '../http/errors.ts';
 import {
   InvalidNumberError,
@@ -76,23 +75,4 @@ export function controlErrorToHttp(err: unknown): unknown {
   if (err instanceof CallNotFoundError) return new HttpError(404, err.code, err.message);
   if (err instanceof CallStateError) return new HttpError(409, err.code, err.message);
   return err;
-}
-
-/**
- * The parsed JSON body; undefined when the request has none (validation then names `body`).
- *
- * @throws HttpError 415 `unsupported_media_type` for a body that is not JSON
- */
-export function jsonBody(req: Request): unknown {
-  const hasBody =
-    req.headers['transfer-encoding'] !== undefined ||
-    (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
-  if (!hasBody) return undefined;
-  if (!req.is('application/json'))
-    throw new HttpError(
-      415,
-      'unsupported_media_type',
-      'the body must be JSON (Content-Type: application/json)',
-    );
-  return req.body;
 }

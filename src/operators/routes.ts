@@ -13,6 +13,7 @@ import { HttpError } from '../http/errors.ts';
 import { validate } from '../http/validation.ts';
 import { extensionSchema, operatorStatusBodySchema } from './schemas.ts';
 import { OperatorNotFoundError, type PresenceService } from './service.ts';
+import { jsonBody } from '../http/request-body.ts';
 
 /** What a request wants to do: list every operator, read one, set one's status. */
 export type OperatorAction = 'list' | 'read' | 'set_status';
@@ -76,23 +77,4 @@ function found<T>(fn: () => T): T {
       throw new HttpError(404, 'operator_not_found', err.message, { extension: err.extension });
     throw err;
   }
-}
-
-/**
- * The parsed JSON body; undefined when the request has none (validation then names `body`).
- *
- * @throws HttpError 415 `unsupported_media_type` for a body that is not JSON
- */
-function jsonBody(req: Request): unknown {
-  const hasBody =
-    req.headers['transfer-encoding'] !== undefined ||
-    (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
-  if (!hasBody) return undefined;
-  if (!req.is('application/json'))
-    throw new HttpError(
-      415,
-      'unsupported_media_type',
-      'the body must be JSON (Content-Type: application/json)',
-    );
-  return req.body;
 }
