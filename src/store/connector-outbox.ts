@@ -9,12 +9,13 @@
  * States: `pending` → `delivered` | `rejected` (the vendor refused the request, e.g. a
  * validation error) | `dead` (undelivered too long). Times ISO 8601 UTC.
  */
-import type { Kysely, Selectable } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { LifecycleEvent } from '../events/types.ts';
 import type { TimeInput } from './calls.ts';
 import type { OutboxRepository } from './durable-queue.ts';
-import type { AttemptInput, OutboxEvent, OutboxStatus } from './events.ts';
-import type { ConnectorOutboxTable, Database, EventsTable } from './schema.ts';
+import type { AttemptInput, OutboxStatus } from './events.ts';
+import { finalSettlements, toDeliveryRow, toOutboxEvent } from './outbox-rows.ts';
+import type { ConnectorOutboxTable, Database } from './schema.ts';
 import { toIsoTime } from './schema.ts';
 
 export type { ConnectorOutboxTarget } from './events.ts';
@@ -114,56 +115,10 @@ export function createConnectorOutbox(db: Kysely<Database>, name: string): Outbo
       return Number(result.numUpdatedRows) > 0;
     },
 
-    markDead(eventId, reason, now) {
-      return settle(eventId, {
-        status: 'dead',
-        last_error: reason,
-        settled_at: toIsoTime(now ?? Date.now()),
-      });
-    },
-
-    markRejected(eventId, status, error, now) {
-      return settle(eventId, {
-        status: 'rejected',
-        last_status: status,
-        last_error: error,
-        settled_at: toIsoTime(now ?? Date.now()),
-      });
-    },
+    ...finalSettlements(settle),
 
     async recordAttempt(input: AttemptInput) {
-      await db
-        .insertInto('webhook_deliveries')
-        .values({
-          event_id: input.eventId,
-          attempt: input.attempt,
-          url: input.url ?? null,
-          at: toIsoTime(input.at ?? Date.now()),
-          outcome: input.outcome,
-          status_code: input.statusCode ?? null,
-          error: input.error ?? null,
-          duration_ms: Math.max(0, Math.round(input.durationMs)),
-        })
-        .execute();
+      await db.insertInto('webhook_deliveries').values(toDeliveryRow(input)).execute();
     },
   };
-}
-
-/** A connector's outbox row as the durable queue loads it (the event from `events`). */
-function toOutboxEvent(
-  row: Selectable<ConnectorOutboxTable> & Pick<Selectable<EventsTable>, 'payload'>,
-): OutboxEvent {
-  const out: OutboxEvent = {
-    seq: Number(row.id),
-    event: JSON.parse(row.payload) as LifecycleEvent,
-    body: row.payload,
-    status: row.status as OutboxStatus,
-    attempts: Number(row.attempts),
-    nextAttemptAt: row.next_attempt_at,
-    createdAt: row.created_at,
-  };
-  if (row.last_error !== null) out.lastError = row.last_error;
-  if (row.last_status !== null) out.lastStatus = Number(row.last_status);
-  if (row.settled_at !== null) out.settledAt = row.settled_at;
-  return out;
 }

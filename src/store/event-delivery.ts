@@ -7,8 +7,14 @@
 import type { Insertable } from 'kysely';
 import { affectedRows, compiledStatement } from './compiled.ts';
 import { checkLimit } from './cursor.ts';
-import { MAX_EVENTS_PAGE, toOutboxEvent, type EventContext } from './event-rows.ts';
-import type { EventRepository, OutboxStatus } from './events.ts';
+import { MAX_EVENTS_PAGE, type EventContext } from './event-rows.ts';
+import type { EventRepository } from './events.ts';
+import {
+  finalSettlements,
+  toDeliveryRow,
+  toOutboxEvent,
+  type FinalSettlement,
+} from './outbox-rows.ts';
 import type { WebhookDeliveriesTable } from './schema.ts';
 import { toIsoTime } from './schema.ts';
 
@@ -127,16 +133,7 @@ export type EventDelivery = Pick<
 
 /** The delivery side of a repository in `ctx` (see the module comment). */
 export function eventDelivery({ db, dialect, inTransaction }: EventContext): EventDelivery {
-  async function settle(
-    eventId: string,
-    set: {
-      status: OutboxStatus;
-      last_error?: string | null;
-      last_status?: number | null;
-      delivered_at?: string | null;
-      settled_at: string;
-    },
-  ): Promise<boolean> {
+  async function settle(eventId: string, set: FinalSettlement): Promise<boolean> {
     const result = await db
       .updateTable('events')
       .set(set)
@@ -242,38 +239,14 @@ export function eventDelivery({ db, dialect, inTransaction }: EventContext): Eve
       return affectedRows(result) > 0;
     },
 
-    markDead(eventId, reason, now) {
-      return settle(eventId, {
-        status: 'dead',
-        last_error: reason,
-        settled_at: toIsoTime(now ?? Date.now()),
-      });
-    },
-
-    markRejected(eventId, status, error, now) {
-      return settle(eventId, {
-        status: 'rejected',
-        last_status: status,
-        last_error: error,
-        settled_at: toIsoTime(now ?? Date.now()),
-      });
-    },
+    ...finalSettlements(settle),
 
     async recordAttempt(input) {
       if (!Number.isInteger(input.attempt) || input.attempt < 1) {
         throw new RangeError(`attempt must be a positive integer, got ${input.attempt}`);
       }
       await inTransaction(async (trx) => {
-        await insertDeliveryStatement.run(trx, {
-          event_id: input.eventId,
-          attempt: input.attempt,
-          url: input.url ?? null,
-          at: toIsoTime(input.at ?? Date.now()),
-          outcome: input.outcome,
-          status_code: input.statusCode ?? null,
-          error: input.error ?? null,
-          duration_ms: Math.max(0, Math.round(input.durationMs)),
-        });
+        await insertDeliveryStatement.run(trx, toDeliveryRow(input));
         if (input.raiseAttempts !== false)
           await raiseAttemptsStatement.run(trx, {
             event_id: input.eventId,

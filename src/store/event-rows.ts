@@ -1,13 +1,13 @@
 /**
- * The outbox's rows and what the parts of the event repository share: the mapping of `events`
- * rows to {@link OutboxEvent} and {@link FeedItem}, the {@link EventContext} each part
+ * What the parts of the event repository share: the mapping of `events` rows to
+ * {@link FeedItem} (to `OutboxEvent`: outbox-rows.ts), the {@link EventContext} each part
  * (event-append.ts, event-delivery.ts, event-feed.ts) works in, and the largest page they
  * return. Times ISO 8601 UTC.
  */
 import type { Kysely, Selectable } from 'kysely';
 import type { LifecycleEvent } from '../events/types.ts';
 import { encodeCursor } from './cursor.ts';
-import type { FeedItem, OutboxEvent, OutboxStatus } from './events.ts';
+import type { FeedItem, OutboxStatus } from './events.ts';
 import type { StoreDialect } from './migrations.ts';
 import type { OutboxPositions } from './outbox-positions.ts';
 import type { Database, EventsTable } from './schema.ts';
@@ -42,24 +42,6 @@ export function createEventContext(
     inTransaction: async <T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> =>
       db.isTransaction ? fn(db) : db.transaction().execute(fn),
   };
-}
-
-/** An `events` row as the delivery side sees it. */
-export function toOutboxEvent(row: Selectable<EventsTable>): OutboxEvent {
-  const out: OutboxEvent = {
-    seq: Number(row.id),
-    event: JSON.parse(row.payload) as LifecycleEvent,
-    body: row.payload,
-    status: row.status as OutboxStatus,
-    attempts: Number(row.attempts),
-    nextAttemptAt: row.next_attempt_at,
-    createdAt: row.created_at,
-  };
-  if (row.last_error !== null) out.lastError = row.last_error;
-  if (row.last_status !== null) out.lastStatus = Number(row.last_status);
-  if (row.delivered_at !== null) out.deliveredAt = row.delivered_at;
-  if (row.settled_at !== null) out.settledAt = row.settled_at;
-  return out;
 }
 
 /** An `events` row as an item of the pull feed (its cursor is its outbox position). */

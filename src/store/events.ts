@@ -15,8 +15,8 @@
  * This file: the outbox's types, the repository's contract and {@link createEventRepository},
  * which composes its parts: event-append.ts (appending, outbox positions), event-delivery.ts
  * (claims under a lease, retries, settling, the delivery log's writes), event-feed.ts (the pull
- * feed, the live stream's snapshot, the delivery log's reads), event-rows.ts (row mapping and
- * what the parts share).
+ * feed, the live stream's snapshot, the delivery log's reads), event-rows.ts (feed row mapping
+ * and what the parts share); outbox-rows.ts holds what it shares with the connectors' outboxes.
  */
 import type { Kysely } from 'kysely';
 import type { LifecycleEvent, LifecycleEventType } from '../events/types.ts';

@@ -191,6 +191,36 @@ describe('click-to-call (e2e)', function () {
   });
 });
 
+/** A click-to-call placed by {@link startPlacedAndHeld}, its originate's answer held back. */
+interface PlacedAndHeld {
+  callId: string;
+  hold: ReturnType<TestBed['sim']['holdResponses']>;
+}
+
+/**
+ * Start a test bed (`options` of `startTestBed`) and a click-to-call on it whose operator phone
+ * (101) rings for good (600 s ring time), the answer to its originate (`POST /channels`) held
+ * back by the simulator; resolves once Asterisk has it. `started` gets the bed as soon as it runs
+ * (for the test's clean-up, even when the rest never comes).
+ */
+async function startPlacedAndHeld(
+  started: (bed: TestBed) => void,
+  options: { timeScale?: number } = {},
+): Promise<PlacedAndHeld> {
+  const bed = await startTestBed({ CLICK_TO_CALL_RING_TIMEOUT_SEC: '600' }, {}, options);
+  started(bed);
+  bed.sim.phones.set('101', { mode: 'ring' });
+  const hold = bed.sim.holdResponses('POST', '/channels');
+  const call = bed.engine.calls.startClickToCall({
+    operator: '101',
+    to: CUSTOMER,
+    tries: 1,
+    triesPeriodSec: 1,
+  });
+  await hold.whenHeld();
+  return { callId: call.id, hold };
+}
+
 describe('click-to-call hung up while the operator leg is being placed (e2e)', function () {
   this.timeout(20_000);
   let bed: TestBed;
@@ -198,26 +228,11 @@ describe('click-to-call hung up while the operator leg is being placed (e2e)', f
     await bed?.stop();
   });
 
-  /**
-   * A click-to-call whose operator phone rings for good (600 s ring time), the answer to its
-   * originate (`POST /channels`) held back by the simulator; resolves once Asterisk has it.
-   */
-  async function placedAndHeld(): Promise<{
-    callId: string;
-    hold: ReturnType<TestBed['sim']['holdResponses']>;
-  }> {
-    bed = await startTestBed({ CLICK_TO_CALL_RING_TIMEOUT_SEC: '600' });
-    bed.sim.phones.set('101', { mode: 'ring' });
-    const hold = bed.sim.holdResponses('POST', '/channels');
-    const call = bed.engine.calls.startClickToCall({
-      operator: '101',
-      to: CUSTOMER,
-      tries: 1,
-      triesPeriodSec: 1,
-    });
-    await hold.whenHeld();
+  /** {@link startPlacedAndHeld}, the operator's phone ringing meanwhile. */
+  async function placedAndHeld(): Promise<PlacedAndHeld> {
+    const placed = await startPlacedAndHeld((started) => (bed = started));
     expect(bed.sim.channels()).to.have.length(1); // the operator's phone rings meanwhile
-    return { callId: call.id, hold };
+    return placed;
   }
 
   function operatorHangups(operatorId: string): number {
@@ -286,21 +301,14 @@ describe('click-to-call whose lost originate the engine could not hang up before
 
   it("the next start hangs up the operator's phone still ringing outside the app", async () => {
     // 600 s of ring time is a minute of real time here: the phone rings throughout the test.
-    bed = await startTestBed({ CLICK_TO_CALL_RING_TIMEOUT_SEC: '600' }, {}, { timeScale: 0.1 });
-    bed.sim.phones.set('101', { mode: 'ring' });
-    const hold = bed.sim.holdResponses('POST', '/channels');
-    const call = bed.engine.calls.startClickToCall({
-      operator: '101',
-      to: CUSTOMER,
-      tries: 1,
-      triesPeriodSec: 1,
+    const { callId, hold } = await startPlacedAndHeld((started) => (bed = started), {
+      timeScale: 0.1,
     });
-    await hold.whenHeld();
     // Asterisk goes away before its answer reaches the engine: the originate fails with a
     // connection error, the hang-up by id cannot be sent, and the engine stops meanwhile.
     bed.sim.refuseConnections();
     hold.release();
-    const ended = await bed.crm.waitForEnded(call.id);
+    const ended = await bed.crm.waitForEnded(callId);
     expect(cdr(ended)).to.include({ endReason: 'operator_unreachable' });
     const { config, logger } = bed.engine;
     await bed.engine.stop();
