@@ -162,6 +162,19 @@ if (kitAvailable()) {
       ]);
       await bed.asterisk.waitIdle();
     }
+    /** Resolves once the store holds the call's answer (`GET /v1/calls` reads the store). */
+    async function storedAnswered(callId: string): Promise<void> {
+      await until(
+        async () => {
+          const page = await bed.api<{ items: Array<{ id: string; answeredAt?: string }> }>(
+            '/v1/calls?direction=out&limit=20',
+          );
+          return page.body.items.some((c) => c.id === callId && c.answeredAt !== undefined);
+        },
+        'the store to hold the answer',
+        10_000,
+      );
+    }
     /** The call id of the job's call (its `call.started` webhook). */
     async function callOfJob(id: number): Promise<string> {
       const started = await bed.crm.waitForWebhook(
@@ -207,6 +220,10 @@ if (kitAvailable()) {
       });
       const callId = await callOfJob(id);
       await channelInAmd();
+      // What the next engine knows of a call whose channel is gone is what the store holds: the
+      // crash comes once the answer is stored (killed a moment earlier, the next engine would
+      // end the call failed, not knowing the customer answered).
+      await storedAnswered(callId);
       await bed.killEngine();
       // Stasis(crm-app,amd,NOTSURE,…) with no WebSocket for the app fails: the context tries
       // again every 0.5 s for 10 s, then its Hangup() sends the customer a BYE.
