@@ -74,21 +74,7 @@ export class Legs {
     if (!opts.app) throw ariError(400, 'Application name is required');
     if (opts.originator && opts.formats)
       throw ariError(400, "Originator and formats can't both be specified");
-    const target = this.resolveEndpoint(opts.endpoint);
-    this.pbx.assertNewId(opts.channelId);
-    const ch = this.pbx.newChannel({
-      id: opts.channelId,
-      kind: 'created',
-      party: target.party,
-      endpoint: target.endpoint,
-      nameResource: target.nameResource,
-      protocolId: this.pbx.ids.uuid(),
-      state: 'Down',
-      caller: target.defaultCaller,
-      context: target.context,
-      exten: 's',
-      dialstring: target.dialstring,
-    });
+    const { ch } = this.newOutgoing(opts.endpoint, opts.channelId, 'created');
     const active = this.pbx.apps.isActive(opts.app);
     if (active) {
       ch.subscribers.add(opts.app);
@@ -134,21 +120,7 @@ export class Legs {
     const originator = opts.originator ? this.pbx.channels.get(opts.originator) : undefined;
     if (opts.originator && !originator)
       throw ariError(400, 'Provided originator channel was not found');
-    const target = this.resolveEndpoint(opts.endpoint);
-    this.pbx.assertNewId(opts.channelId);
-    const ch = this.pbx.newChannel({
-      id: opts.channelId,
-      kind: 'originated',
-      party: target.party,
-      endpoint: target.endpoint,
-      nameResource: target.nameResource,
-      protocolId: this.pbx.ids.uuid(),
-      state: 'Down',
-      caller: target.defaultCaller,
-      context: target.context,
-      exten: 's',
-      dialstring: null,
-    });
+    const { ch, target } = this.newOutgoing(opts.endpoint, opts.channelId, 'originated');
     ch.dialplan.app_name = 'AppDial2';
     ch.dialplan.app_data = '(Outgoing Line)';
     // Published before the app subscribes to the channel: only endpoint subscribers (and
@@ -243,6 +215,35 @@ export class Legs {
         this.pbx.channelTimer(ch, timeoutSec * 1000, () => this.pbx.dialling.dialTimeout(ch)),
       );
     this.pbx.dialling.runBehaviour(ch, attempt, false);
+  }
+
+  /**
+   * A new outgoing channel to `endpoint` (`Down`, in the endpoint's context at `s`), as
+   * `ast_request` makes it for a create (`dialstring` kept for the later `dial`) or an originate
+   * (dialled at once, no dialstring), with the endpoint it resolved to. Throws like
+   * {@link resolveEndpoint} and for an id in use.
+   */
+  private newOutgoing(
+    endpoint: string,
+    channelId: string | undefined,
+    kind: 'created' | 'originated',
+  ): { ch: SimChannel; target: EndpointTarget } {
+    const target = this.resolveEndpoint(endpoint);
+    this.pbx.assertNewId(channelId);
+    const ch = this.pbx.newChannel({
+      id: channelId,
+      kind,
+      party: target.party,
+      endpoint: target.endpoint,
+      nameResource: target.nameResource,
+      protocolId: this.pbx.ids.uuid(),
+      state: 'Down',
+      caller: target.defaultCaller,
+      context: target.context,
+      exten: 's',
+      dialstring: kind === 'created' ? target.dialstring : null,
+    });
+    return { ch, target };
   }
 
   /** Parse an ARI endpoint; throws 500 Allocation failed like `ast_request` failing. */
